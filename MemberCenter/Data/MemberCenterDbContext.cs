@@ -1,0 +1,27 @@
+using MemberCenter.Features.Auth;
+using MemberCenter.Features.Lists;
+using MemberCenter.Features.Outbox;
+using MemberCenter.Features.Subscriptions;
+using MemberCenter.Features.Tenants;
+using Microsoft.EntityFrameworkCore;
+
+namespace MemberCenter.Data;
+
+public sealed class MemberCenterDbContext(DbContextOptions<MemberCenterDbContext> options) : DbContext(options)
+{
+    public DbSet<Tenant> Tenants => Set<Tenant>();
+    public DbSet<ApiClient> ApiClients => Set<ApiClient>();
+    public DbSet<SigningKey> SigningKeys => Set<SigningKey>();
+    public DbSet<MailingList> MailingLists => Set<MailingList>();
+    public DbSet<Subscriber> Subscribers => Set<Subscriber>();
+    public DbSet<Subscription> Subscriptions => Set<Subscription>();
+    public DbSet<SubscriptionToken> SubscriptionTokens => Set<SubscriptionToken>();
+    public DbSet<ConsentRecord> ConsentRecords => Set<ConsentRecord>();
+    public DbSet<OutboxMessage> OutboxMessages => Set<OutboxMessage>();
+
+    protected override void OnModelCreating(ModelBuilder modelBuilder)
+    {
+        modelBuilder.UseOpenIddict();
+        modelBuilder.ApplyConfigurationsFromAssembly(typeof(MemberCenterDbContext).Assembly);
+    }
+}

@@ -1,0 +1,69 @@
+using System.Security.Cryptography;
+using MemberCenter.Data;
+using MemberCenter.Features.Auth;
+using Microsoft.Extensions.Options;
+using Microsoft.IdentityModel.Tokens;
+using Newsletter.Contracts;
+using OpenIddict.Server;
+using OpenIddict.Validation.AspNetCore;
+
+namespace MemberCenter.Extensions;
+
+public static class AuthorizationServerExtensions
+{
+    /// <summary>OpenIddict as a client_credentials-only authority issuing signed, unencrypted JWTs.</summary>
+    public static WebApplicationBuilder AddAuthorizationServer(this WebApplicationBuilder builder)
+    {
+        var services = builder.Services;
+        services.AddOptions<AuthOptions>().BindConfiguration(AuthOptions.Section).ValidateDataAnnotations().ValidateOnStart();
+        services.AddOptions<SigningKeyOptions>().BindConfiguration(SigningKeyOptions.Section).ValidateDataAnnotations().ValidateOnStart();
+        services.AddOptions<BootstrapOptions>().BindConfiguration(BootstrapOptions.Section)
+            .Validate(o => (o.AdminClientId is null) == (o.AdminClientSecret is null), "Bootstrap:AdminClientId and Bootstrap:AdminClientSecret go together.")
+            .Validate(o => (o.SendEngineClientId is null) == (o.SendEngineClientSecret is null), "Bootstrap:SendEngineClientId and Bootstrap:SendEngineClientSecret go together.")
+            .Validate(o => (o.AdminClientSecret?.Length ?? 32) >= 16 && (o.SendEngineClientSecret?.Length ?? 32) >= 16, "Bootstrap client secrets must be at least 16 characters.")
+            .ValidateOnStart();
+
+        // Bound here (not through IOptions) because OpenIddict's builder needs the values while services are registered.
+        var auth = builder.Configuration.GetSection(AuthOptions.Section).Get<AuthOptions>() ?? new AuthOptions();
+
+        services.AddSingleton<SigningKeyRing>();
+        services.AddHostedService(sp => sp.GetRequiredService<SigningKeyRing>());
+        services.AddSingleton<IConfigureOptions<OpenIddictServerOptions>>(sp => sp.GetRequiredService<SigningKeyRing>());
+        services.AddScoped<ApiClientRegistry>();
+
+        services.AddOpenIddict()
+            .AddCore(o => o.UseEntityFrameworkCore().UseDbContext<MemberCenterDbContext>())
+            .AddServer(o =>
+            {
+                o.SetIssuer(new Uri(auth.Issuer, UriKind.Absolute));
+                o.SetTokenEndpointUris("oauth/token");
+                o.SetJsonWebKeySetEndpointUris(".well-known/jwks");
+                o.AllowClientCredentialsFlow();
+                o.SetAccessTokenLifetime(auth.AccessTokenLifetime);
+                o.RegisterScopes([.. ClientUsagePolicy.AllScopes]);
+                // Scopes are checked against the client's usage by TokenEndpoint (answering invalid_scope).
+                o.IgnoreScopePermissions();
+                // Tenants verify tokens with the JWKS alone, so access tokens are signed JWTs, not JWE.
+                o.DisableAccessTokenEncryption();
+                // Send Engine validates tokens locally; a token table would cost a write per token and revoke nothing.
+                o.DisableTokenStorage();
+                // OpenIddict insists on an encryption key even though no token it issues here is encrypted.
+                o.AddEncryptionKey(new SymmetricSecurityKey(RandomNumberGenerator.GetBytes(32)));
+                var aspnet = o.UseAspNetCore().EnableTokenEndpointPassthrough();
+                if (!auth.RequireHttps)
+                {
+                    aspnet.DisableTransportSecurityRequirement();
+                }
+            })
+            .AddValidation(o =>
+            {
+                o.UseLocalServer();
+                o.AddAudiences(Audiences.MemberCenterApi, Audiences.MemberCenterAdmin, Audiences.MemberCenterInternal);
+                o.UseAspNetCore();
+            });
+
+        services.AddAuthentication(OpenIddictValidationAspNetCoreDefaults.AuthenticationScheme);
+        services.AddMemberCenterAuthorization();
+        return builder;
+    }
+}

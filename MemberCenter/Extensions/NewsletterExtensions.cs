@@ -1,0 +1,26 @@
+using MemberCenter.Features.Admin;
+using MemberCenter.Features.Outbox;
+using MemberCenter.Features.Subscriptions;
+using Newsletter.ServiceDefaults.Mail;
+
+namespace MemberCenter.Extensions;
+
+public static class NewsletterExtensions
+{
+    public static WebApplicationBuilder AddNewsletter(this WebApplicationBuilder builder)
+    {
+        var services = builder.Services;
+        services.AddOptions<NewsletterOptions>().BindConfiguration(NewsletterOptions.Section).ValidateDataAnnotations().ValidateOnStart();
+        services.AddOptions<PublicUrlOptions>().BindConfiguration(PublicUrlOptions.Section).ValidateDataAnnotations().ValidateOnStart();
+        services.AddOptions<SmtpOptions>().BindConfiguration(SmtpOptions.Section).ValidateDataAnnotations().ValidateOnStart();
+        services.AddOptions<OutboxOptions>().BindConfiguration(OutboxOptions.Section).ValidateDataAnnotations().ValidateOnStart();
+        services.AddOptions<DemoOptions>().BindConfiguration(DemoOptions.Section);
+
+        services.AddScoped<SubscriptionService>();
+        services.AddScoped<ConfirmationMailComposer>();
+        services.AddScoped<PlatformSeeder>();
+        services.AddSingleton<OutboxSignal>();
+        services.AddHostedService<OutboxDispatcher>();
+        return builder;
+    }
+}

@@ -1,0 +1,45 @@
+using System.Security.Claims;
+using Microsoft.AspNetCore.Authorization;
+using Newsletter.Contracts;
+using OpenIddict.Abstractions;
+using OpenIddict.Validation.AspNetCore;
+
+namespace MemberCenter.Extensions;
+
+/// <summary>Authorization policies: each route group needs its audience and a scope; tenant routes also a tenant_id.</summary>
+public static class Policies
+{
+    public const string SubscriptionsRead = "tenant:" + Scopes.SubscriptionsRead;
+    public const string SubscriptionsWrite = "tenant:" + Scopes.SubscriptionsWrite;
+    public const string ListsRead = "tenant:" + Scopes.ListsRead;
+    public const string ListsWrite = "tenant:" + Scopes.ListsWrite;
+    public const string Admin = "admin";
+    public const string InternalRecipients = "internal:" + Scopes.InternalRecipientsRead;
+    public const string InternalSuppressions = "internal:" + Scopes.InternalSuppressionsWrite;
+
+    public static IServiceCollection AddMemberCenterAuthorization(this IServiceCollection services)
+    {
+        services.AddAuthorizationBuilder()
+            .AddPolicy(SubscriptionsRead, p => Require(p, Audiences.MemberCenterApi, Scopes.SubscriptionsRead, tenant: true))
+            .AddPolicy(SubscriptionsWrite, p => Require(p, Audiences.MemberCenterApi, Scopes.SubscriptionsWrite, tenant: true))
+            .AddPolicy(ListsRead, p => Require(p, Audiences.MemberCenterApi, Scopes.ListsRead, tenant: true))
+            .AddPolicy(ListsWrite, p => Require(p, Audiences.MemberCenterApi, Scopes.ListsWrite, tenant: true))
+            .AddPolicy(Admin, p => Require(p, Audiences.MemberCenterAdmin, Scopes.PlatformAdmin, tenant: false))
+            .AddPolicy(InternalRecipients, p => Require(p, Audiences.MemberCenterInternal, Scopes.InternalRecipientsRead, tenant: false))
+            .AddPolicy(InternalSuppressions, p => Require(p, Audiences.MemberCenterInternal, Scopes.InternalSuppressionsWrite, tenant: false));
+        return services;
+    }
+
+    private static void Require(AuthorizationPolicyBuilder policy, string audience, string scope, bool tenant)
+    {
+        policy.AddAuthenticationSchemes(OpenIddictValidationAspNetCoreDefaults.AuthenticationScheme);
+        policy.RequireAuthenticatedUser();
+        policy.RequireAssertion(ctx =>
+            ctx.User.HasScope(scope)
+            && ctx.User.GetAudiences().Contains(audience)
+            && (!tenant || Guid.TryParse(ctx.User.FindFirst(ClaimNames.TenantId)?.Value, out _)));
+    }
+
+    /// <summary>The caller's tenant; only called behind a tenant policy, which guarantees the claim.</summary>
+    public static Guid TenantId(this ClaimsPrincipal user) => Guid.Parse(user.FindFirst(ClaimNames.TenantId)!.Value);
+}

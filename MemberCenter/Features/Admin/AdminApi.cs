@@ -1,0 +1,160 @@
+using MemberCenter.Data;
+using MemberCenter.Extensions;
+using MemberCenter.Features.Auth;
+using MemberCenter.Features.Lists;
+using MemberCenter.Features.Tenants;
+using Microsoft.AspNetCore.Http.HttpResults;
+using Microsoft.EntityFrameworkCore;
+using Newsletter.Contracts;
+using Newsletter.ServiceDefaults;
+
+namespace MemberCenter.Features.Admin;
+
+/// <summary>Platform administration (scope platform:admin): tenants, their lists and clients, signing keys.</summary>
+public static class AdminApi
+{
+    private static readonly string[] TenantUsages = [ClientUsages.SendApi, ClientUsages.TenantApi];
+
+    public static IEndpointRouteBuilder MapAdminApi(this IEndpointRouteBuilder app)
+    {
+        var admin = app.MapGroup("/admin").WithTags("Admin").RequireAuthorization(Policies.Admin);
+        admin.MapPost("/tenants", CreateTenant);
+        admin.MapGet("/tenants", ListTenants);
+        admin.MapPost("/tenants/{tenantId:guid}/lists", CreateList);
+        admin.MapGet("/tenants/{tenantId:guid}/lists", ListLists);
+        admin.MapPost("/tenants/{tenantId:guid}/clients", CreateClient);
+        admin.MapGet("/tenants/{tenantId:guid}/clients", ListClients);
+        admin.MapPost("/clients/{clientId}/rotate-secret", RotateSecret);
+        admin.MapPost("/clients/{clientId}/disable", DisableClient);
+        admin.MapGet("/signing-keys", ListSigningKeys);
+        admin.MapPost("/signing-keys/rotate", RotateSigningKey);
+        return app;
+    }
+
+    private static async Task<Results<Created<TenantResponse>, ValidationProblem>> CreateTenant(CreateTenantRequest request, MemberCenterDbContext db, TimeProvider clock, CancellationToken ct)
+    {
+        var v = new Validation().Required("name", request.Name);
+        if (request.Name?.Length > 200)
+        {
+            v.Add("name", "The name must be at most 200 characters.");
+        }
+        if (!v.IsValid)
+        {
+            return TypedResults.ValidationProblem(v.Errors);
+        }
+        var tenant = new Tenant { Id = Guid.CreateVersion7(), Name = request.Name!.Trim(), CreatedAt = clock.GetUtcNow() };
+        db.Tenants.Add(tenant);
+        await db.SaveChangesAsync(ct);
+        return TypedResults.Created($"/admin/tenants/{tenant.Id}", ToResponse(tenant));
+    }
+
+    private static async Task<Ok<List<TenantResponse>>> ListTenants(MemberCenterDbContext db, CancellationToken ct)
+    {
+        var tenants = await db.Tenants.AsNoTracking().OrderBy(t => t.CreatedAt).ToListAsync(ct);
+        return TypedResults.Ok(tenants.Select(ToResponse).ToList());
+    }
+
+    private static async Task<Results<Created<MailingListResponse>, ValidationProblem, ProblemHttpResult>> CreateList(Guid tenantId, CreateListRequest request, MemberCenterDbContext db, TimeProvider clock, CancellationToken ct)
+    {
+        var v = new Validation().Required("name", request.Name);
+        if (request.Name?.Length > 200)
+        {
+            v.Add("name", "The name must be at most 200 characters.");
+        }
+        if (!v.IsValid)
+        {
+            return TypedResults.ValidationProblem(v.Errors);
+        }
+        if (!await db.Tenants.AnyAsync(t => t.Id == tenantId, ct))
+        {
+            return TenantNotFound();
+        }
+        var list = new MailingList { Id = Guid.CreateVersion7(), TenantId = tenantId, Name = request.Name!.Trim(), CreatedAt = clock.GetUtcNow() };
+        db.MailingLists.Add(list);
+        await db.SaveChangesAsync(ct);
+        return TypedResults.Created($"/admin/tenants/{tenantId}/lists", ToResponse(list));
+    }
+
+    private static async Task<Results<Ok<List<MailingListResponse>>, ProblemHttpResult>> ListLists(Guid tenantId, MemberCenterDbContext db, CancellationToken ct)
+    {
+        if (!await db.Tenants.AnyAsync(t => t.Id == tenantId, ct))
+        {
+            return TenantNotFound();
+        }
+        var lists = await db.MailingLists.AsNoTracking().Where(l => l.TenantId == tenantId).OrderBy(l => l.CreatedAt).ToListAsync(ct);
+        return TypedResults.Ok(lists.Select(ToResponse).ToList());
+    }
+
+    private static async Task<Results<Created<ApiClientSecretResponse>, ValidationProblem, ProblemHttpResult>> CreateClient(Guid tenantId, CreateClientRequest request, MemberCenterDbContext db, ApiClientRegistry registry, CancellationToken ct)
+    {
+        var v = new Validation().Required("usage", request.Usage);
+        if (request.Usage is { Length: > 0 } usage && !TenantUsages.Contains(usage))
+        {
+            v.Add("usage", $"The usage must be one of: {string.Join(", ", TenantUsages)}.");
+        }
+        if (request.Name?.Length > 200)
+        {
+            v.Add("name", "The name must be at most 200 characters.");
+        }
+        if (!v.IsValid)
+        {
+            return TypedResults.ValidationProblem(v.Errors);
+        }
+        if (!await db.Tenants.AnyAsync(t => t.Id == tenantId, ct))
+        {
+            return TenantNotFound();
+        }
+        var secret = ApiClientRegistry.NewSecret();
+        var clientId = $"{request.Usage!.Replace('_', '-')}-{Guid.NewGuid():N}";
+        var client = await registry.CreateAsync(clientId, tenantId, request.Usage, request.Name?.Trim() is { Length: > 0 } n ? n : clientId, secret, ct);
+        return TypedResults.Created($"/admin/tenants/{tenantId}/clients",
+            new ApiClientSecretResponse(client.ClientId, tenantId.ToString(), client.Usage, secret, ClientUsagePolicy.ScopesOf(client.Usage)));
+    }
+
+    private static async Task<Results<Ok<List<ApiClientResponse>>, ProblemHttpResult>> ListClients(Guid tenantId, MemberCenterDbContext db, CancellationToken ct)
+    {
+        if (!await db.Tenants.AnyAsync(t => t.Id == tenantId, ct))
+        {
+            return TenantNotFound();
+        }
+        var clients = await db.ApiClients.AsNoTracking().Where(c => c.TenantId == tenantId).OrderBy(c => c.CreatedAt).ToListAsync(ct);
+        return TypedResults.Ok(clients.Select(c => new ApiClientResponse(c.ClientId, tenantId.ToString(), c.Usage, c.Name, ClientUsagePolicy.ScopesOf(c.Usage), c.DisabledAt is not null, c.CreatedAt)).ToList());
+    }
+
+    private static async Task<Results<Ok<ApiClientSecretResponse>, ProblemHttpResult>> RotateSecret(string clientId, MemberCenterDbContext db, ApiClientRegistry registry, CancellationToken ct)
+    {
+        var client = await db.ApiClients.AsNoTracking().FirstOrDefaultAsync(c => c.ClientId == clientId && c.TenantId != null, ct);
+        var secret = client is null ? null : await registry.RotateSecretAsync(clientId, ct);
+        return client is null || secret is null
+            ? ClientNotFound()
+            : TypedResults.Ok(new ApiClientSecretResponse(client.ClientId, client.TenantId!.Value.ToString(), client.Usage, secret, ClientUsagePolicy.ScopesOf(client.Usage)));
+    }
+
+    private static async Task<Results<NoContent, ProblemHttpResult>> DisableClient(string clientId, MemberCenterDbContext db, TimeProvider clock, CancellationToken ct)
+    {
+        // Platform clients come from configuration; disabling them here would be undone on the next start.
+        var updated = await db.ApiClients.Where(c => c.ClientId == clientId && c.TenantId != null)
+            .ExecuteUpdateAsync(u => u.SetProperty(c => c.DisabledAt, c => c.DisabledAt ?? clock.GetUtcNow()), ct);
+        return updated == 0 ? ClientNotFound() : TypedResults.NoContent();
+    }
+
+    private static Ok<List<SigningKeyResponse>> ListSigningKeys(SigningKeyRing ring, TimeProvider clock)
+    {
+        var now = clock.GetUtcNow();
+        return TypedResults.Ok(ring.Keys.Select(k => new SigningKeyResponse(k.Id, k.NotBefore, k.NotAfter,
+            k.NotBefore > now ? "published" : k.NotAfter > now ? "signing" : "retired")).ToList());
+    }
+
+    /// <summary>Creates the next key; it is published at once and signs after the pre-publication delay (or now with ?immediately=true).</summary>
+    private static async Task<Created<SigningKeyResponse>> RotateSigningKey(bool? immediately, SigningKeyRing ring, TimeProvider clock, CancellationToken ct)
+    {
+        var key = await ring.RotateAsync(immediately ?? false, ct);
+        var state = key.NotBefore > clock.GetUtcNow() ? "published" : "signing";
+        return TypedResults.Created("/admin/signing-keys", new SigningKeyResponse(key.Id, key.NotBefore, key.NotAfter, state));
+    }
+
+    private static TenantResponse ToResponse(Tenant t) => new(t.Id.ToString(), t.Name, t.CreatedAt);
+    private static MailingListResponse ToResponse(MailingList l) => new(l.Id.ToString(), l.TenantId.ToString(), l.Name, l.CreatedAt);
+    private static ProblemHttpResult TenantNotFound() => TypedResults.Problem(statusCode: 404, title: "Tenant not found");
+    private static ProblemHttpResult ClientNotFound() => TypedResults.Problem(statusCode: 404, title: "Client not found");
+}

@@ -1,0 +1,67 @@
+using MemberCenter.Features.Tenants;
+using Microsoft.EntityFrameworkCore;
+using Microsoft.EntityFrameworkCore.Metadata.Builders;
+using Newsletter.Contracts;
+
+namespace MemberCenter.Features.Auth;
+
+/// <summary>
+/// An OAuth client as the platform sees it: whose it is and what it is for. Its secret lives, hashed,
+/// in the OpenIddict application with the same client_id.
+/// </summary>
+public sealed class ApiClient
+{
+    public Guid Id { get; set; }
+    public required string ClientId { get; set; }
+    /// <summary>Null for platform clients (admin, Send Engine).</summary>
+    public Guid? TenantId { get; set; }
+    public required string Usage { get; set; }
+    public required string Name { get; set; }
+    public DateTimeOffset CreatedAt { get; set; }
+    public DateTimeOffset? SecretRotatedAt { get; set; }
+    public DateTimeOffset? DisabledAt { get; set; }
+}
+
+/// <summary>The scopes and audience each usage grants. Tenants choose a usage, never single scopes.</summary>
+public static class ClientUsagePolicy
+{
+    public const string PlatformAdmin = "platform_admin";
+    public const string SendEngineService = "send_engine_service";
+
+    private static readonly Dictionary<string, string[]> ScopesByUsage = new(StringComparer.Ordinal)
+    {
+        [ClientUsages.SendApi] = [Scopes.SendWrite, Scopes.SendRead],
+        [ClientUsages.TenantApi] = [Scopes.SubscriptionsRead, Scopes.SubscriptionsWrite, Scopes.ListsRead, Scopes.ListsWrite],
+        [PlatformAdmin] = [Scopes.PlatformAdmin],
+        [SendEngineService] = [Scopes.InternalRecipientsRead, Scopes.InternalSuppressionsWrite],
+    };
+
+    public static IReadOnlyCollection<string> AllScopes { get; } = ScopesByUsage.Values.SelectMany(s => s).Distinct().ToArray();
+
+    public static bool IsTenantUsage(string usage) => usage is ClientUsages.SendApi or ClientUsages.TenantApi;
+
+    public static IReadOnlyList<string> ScopesOf(string usage) => ScopesByUsage.TryGetValue(usage, out var s) ? s : [];
+
+    public static string AudienceOf(string usage, AuthOptions auth) => usage switch
+    {
+        ClientUsages.SendApi => auth.SendEngineAudience,
+        ClientUsages.TenantApi => Audiences.MemberCenterApi,
+        PlatformAdmin => Audiences.MemberCenterAdmin,
+        SendEngineService => Audiences.MemberCenterInternal,
+        _ => throw new ArgumentOutOfRangeException(nameof(usage), usage, "Unknown client usage."),
+    };
+}
+
+internal sealed class ApiClientConfiguration : IEntityTypeConfiguration<ApiClient>
+{
+    public void Configure(EntityTypeBuilder<ApiClient> b)
+    {
+        b.ToTable("api_clients");
+        b.Property(c => c.ClientId).HasMaxLength(100);
+        b.Property(c => c.Usage).HasMaxLength(40);
+        b.Property(c => c.Name).HasMaxLength(200);
+        b.HasIndex(c => c.ClientId).IsUnique();
+        b.HasIndex(c => c.TenantId);
+        b.HasOne<Tenant>().WithMany().HasForeignKey(c => c.TenantId).OnDelete(DeleteBehavior.Restrict);
+    }
+}

@@ -1,0 +1,82 @@
+using System.Security.Cryptography;
+using MemberCenter.Data;
+using Microsoft.EntityFrameworkCore;
+using OpenIddict.Abstractions;
+using static OpenIddict.Abstractions.OpenIddictConstants;
+
+namespace MemberCenter.Features.Auth;
+
+/// <summary>Creates clients and manages their secrets: the ApiClient row and its OpenIddict application together.</summary>
+public sealed class ApiClientRegistry(MemberCenterDbContext db, IOpenIddictApplicationManager applications, TimeProvider clock)
+{
+    /// <summary>256 bits from the CSPRNG, base64url: what a generated client secret looks like.</summary>
+    public static string NewSecret() => Base64Url(RandomNumberGenerator.GetBytes(32));
+
+    public static string Base64Url(byte[] bytes) => Convert.ToBase64String(bytes).TrimEnd('=').Replace('+', '-').Replace('/', '_');
+
+    public async Task<ApiClient> CreateAsync(string clientId, Guid? tenantId, string usage, string name, string secret, CancellationToken ct)
+    {
+        var client = new ApiClient
+        {
+            Id = Guid.CreateVersion7(),
+            ClientId = clientId,
+            TenantId = tenantId,
+            Usage = usage,
+            Name = name,
+            CreatedAt = clock.GetUtcNow(),
+        };
+        await using var tx = await db.Database.BeginTransactionAsync(ct);
+        db.ApiClients.Add(client);
+        await db.SaveChangesAsync(ct);
+        await applications.CreateAsync(Descriptor(clientId, name, secret), ct);
+        await tx.CommitAsync(ct);
+        return client;
+    }
+
+    /// <summary>Creates the client if missing, otherwise makes its secret the given one. For configured clients.</summary>
+    public async Task EnsureAsync(string clientId, Guid? tenantId, string usage, string name, string secret, CancellationToken ct)
+    {
+        var existing = await db.ApiClients.FirstOrDefaultAsync(c => c.ClientId == clientId, ct);
+        if (existing is null)
+        {
+            await CreateAsync(clientId, tenantId, usage, name, secret, ct);
+            return;
+        }
+        var app = await applications.FindByClientIdAsync(clientId, ct)
+            ?? throw new InvalidOperationException($"Client '{clientId}' has no OpenIddict application.");
+        if (!await applications.ValidateClientSecretAsync(app, secret, ct))
+        {
+            await applications.UpdateAsync(app, secret, ct);
+        }
+    }
+
+    public async Task<string?> RotateSecretAsync(string clientId, CancellationToken ct)
+    {
+        var client = await db.ApiClients.FirstOrDefaultAsync(c => c.ClientId == clientId, ct);
+        var app = client is null ? null : await applications.FindByClientIdAsync(clientId, ct);
+        if (client is null || app is null)
+        {
+            return null;
+        }
+        var secret = NewSecret();
+        await applications.UpdateAsync(app, secret, ct);
+        client.SecretRotatedAt = clock.GetUtcNow();
+        await db.SaveChangesAsync(ct);
+        return secret;
+    }
+
+    private static OpenIddictApplicationDescriptor Descriptor(string clientId, string name, string secret)
+    {
+        var descriptor = new OpenIddictApplicationDescriptor
+        {
+            ClientId = clientId,
+            ClientSecret = secret,
+            ClientType = ClientTypes.Confidential,
+            DisplayName = name,
+        };
+        // Scopes are checked against the client's usage in the token handler, which answers invalid_scope.
+        descriptor.Permissions.Add(Permissions.Endpoints.Token);
+        descriptor.Permissions.Add(Permissions.GrantTypes.ClientCredentials);
+        return descriptor;
+    }
+}

@@ -1,0 +1,72 @@
+using System.Collections.Immutable;
+using System.Security.Claims;
+using MemberCenter.Data;
+using Microsoft.AspNetCore;
+using Microsoft.AspNetCore.Authentication;
+using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.Options;
+using Microsoft.IdentityModel.Tokens;
+using Newsletter.Contracts;
+using OpenIddict.Abstractions;
+using OpenIddict.Server.AspNetCore;
+using static OpenIddict.Abstractions.OpenIddictConstants;
+
+namespace MemberCenter.Features.Auth;
+
+/// <summary>
+/// POST /oauth/token. OpenIddict has already authenticated the client (secret, grant type) when this runs;
+/// here the client's usage decides its scopes, audience and tenant claim.
+/// </summary>
+public static class TokenEndpoint
+{
+    public static IEndpointRouteBuilder MapTokenEndpoint(this IEndpointRouteBuilder app)
+    {
+        app.MapPost("/oauth/token", Exchange).ExcludeFromDescription();
+        return app;
+    }
+
+    private static async Task<IResult> Exchange(HttpContext http, MemberCenterDbContext db, IOptions<AuthOptions> auth, CancellationToken ct)
+    {
+        var request = http.GetOpenIddictServerRequest()
+            ?? throw new InvalidOperationException("The OpenIddict server request cannot be retrieved.");
+        if (!request.IsClientCredentialsGrantType())
+        {
+            return Reject(Errors.UnsupportedGrantType, "Only the client_credentials grant is supported.");
+        }
+
+        var client = await db.ApiClients.AsNoTracking().FirstOrDefaultAsync(c => c.ClientId == request.ClientId, ct);
+        if (client is null || client.DisabledAt is not null)
+        {
+            return Reject(Errors.InvalidClient, "The client is disabled or unknown.");
+        }
+
+        var allowed = ClientUsagePolicy.ScopesOf(client.Usage);
+        var requested = request.GetScopes();
+        var denied = requested.Where(s => !allowed.Contains(s)).ToArray();
+        if (denied.Length > 0)
+        {
+            return Reject(Errors.InvalidScope, $"The client's usage '{client.Usage}' does not allow: {string.Join(' ', denied)}.");
+        }
+        var granted = requested.IsEmpty ? allowed.ToImmutableArray() : requested;
+
+        var identity = new ClaimsIdentity(TokenValidationParameters.DefaultAuthenticationType, Claims.Name, Claims.Role);
+        identity.SetClaim(Claims.Subject, client.ClientId);
+        if (client.TenantId is { } tenantId)
+        {
+            identity.SetClaim(ClaimNames.TenantId, tenantId.ToString());
+        }
+        identity.SetScopes(granted);
+        identity.SetResources(ClientUsagePolicy.AudienceOf(client.Usage, auth.Value));
+        identity.SetDestinations(static _ => [Destinations.AccessToken]);
+
+        return Results.SignIn(new ClaimsPrincipal(identity), authenticationScheme: OpenIddictServerAspNetCoreDefaults.AuthenticationScheme);
+    }
+
+    private static IResult Reject(string error, string description) => Results.Forbid(
+        authenticationSchemes: [OpenIddictServerAspNetCoreDefaults.AuthenticationScheme],
+        properties: new AuthenticationProperties(new Dictionary<string, string?>
+        {
+            [OpenIddictServerAspNetCoreConstants.Properties.Error] = error,
+            [OpenIddictServerAspNetCoreConstants.Properties.ErrorDescription] = description,
+        }));
+}

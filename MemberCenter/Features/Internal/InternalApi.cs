@@ -1,0 +1,179 @@
+using MemberCenter.Data;
+using MemberCenter.Extensions;
+using MemberCenter.Features.Subscriptions;
+using Microsoft.AspNetCore.Http.HttpResults;
+using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.Options;
+using Newsletter.Contracts;
+using Newsletter.ServiceDefaults;
+
+namespace MemberCenter.Features.Internal;
+
+/// <summary>
+/// Send Engine's API (audience member_center_internal, internal:* scopes; tenant tokens are refused).
+/// Documented in docs/internal-api.md.
+/// </summary>
+public static class InternalApi
+{
+    public const int MaxPageSize = 5000;
+
+    public static IEndpointRouteBuilder MapInternalApi(this IEndpointRouteBuilder app)
+    {
+        var api = app.MapGroup("/internal").WithTags("Internal (Send Engine)");
+        api.MapGet("/lists/{listId:guid}/recipients", Recipients).RequireAuthorization(Policies.InternalRecipients);
+        api.MapPost("/lists/{listId:guid}/not-sendable", NotSendable).RequireAuthorization(Policies.InternalRecipients);
+        api.MapPost("/suppressions", ReportSuppression).RequireAuthorization(Policies.InternalSuppressions);
+        return app;
+    }
+
+    /// <summary>
+    /// One page of confirmed, deliverable subscribers ordered by subscriber id; pass next_cursor back as after.
+    /// tenant_id must be the list's tenant, so a job can only read its own tenant's list.
+    /// </summary>
+    private static async Task<Results<Ok<RecipientPage>, ValidationProblem, ProblemHttpResult>> Recipients(
+        Guid listId, Guid? tenant_id, Guid? after, int? limit,
+        MemberCenterDbContext db, SubscriptionService subscriptions, IOptions<PublicUrlOptions> urls, CancellationToken ct)
+    {
+        var v = new Validation();
+        if (tenant_id is null)
+        {
+            v.Add("tenant_id", "The tenant_id query parameter is required.");
+        }
+        var size = limit ?? 1000;
+        if (size is < 1 or > MaxPageSize)
+        {
+            v.Add("limit", $"The limit must be between 1 and {MaxPageSize}.");
+        }
+        if (!v.IsValid)
+        {
+            return TypedResults.ValidationProblem(v.Errors);
+        }
+        if (!await db.MailingLists.AnyAsync(l => l.Id == listId && l.TenantId == tenant_id, ct))
+        {
+            return SubscriptionsApi.ListNotFound();
+        }
+
+        var cursor = after ?? Guid.Empty;
+        var rows = await (from s in db.Subscriptions
+                          join p in db.Subscribers on s.SubscriberId equals p.Id
+                          where s.ListId == listId && s.Status == SubscriptionStatus.Confirmed && s.SubscriberId.CompareTo(cursor) > 0
+                                && p.UndeliverableAt == null
+                          orderby s.SubscriberId
+                          select new { SubscriptionId = s.Id, s.SubscriberId, p.Email, s.Preferences })
+            .Take(size).AsNoTracking().ToListAsync(ct);
+
+        var tokens = await subscriptions.IssueUnsubscribeTokensAsync(rows.Select(r => r.SubscriptionId).ToArray(), ct);
+        var items = rows.Select(r => new Recipient(
+            r.SubscriberId.ToString(),
+            r.Email,
+            SubscriptionService.ParsePreferences(r.Preferences),
+            urls.Value.Link("/newsletter/unsubscribe?token=" + tokens[r.SubscriptionId]))).ToList();
+        var next = rows.Count == size ? rows[^1].SubscriberId.ToString() : null;
+        return TypedResults.Ok(new RecipientPage(tenant_id!.Value.ToString(), listId.ToString(), items, next));
+    }
+
+    /// <summary>Of the given addresses, those that must not be mailed now (left the list, or undeliverable): Send Engine's re-check before a batch.</summary>
+    private static async Task<Results<Ok<SubscriptionStatusResult>, ValidationProblem, ProblemHttpResult>> NotSendable(
+        Guid listId, SubscriptionStatusQuery query, MemberCenterDbContext db, CancellationToken ct)
+    {
+        var v = new Validation();
+        if (!Guid.TryParse(query.TenantId, out var tenantId))
+        {
+            v.Add("tenant_id", "The tenant_id field is required (a UUID).");
+        }
+        if (query.Emails is null || query.Emails.Count is 0 or > MaxPageSize)
+        {
+            v.Add("emails", $"Give 1 to {MaxPageSize} addresses.");
+        }
+        if (!v.IsValid)
+        {
+            return TypedResults.ValidationProblem(v.Errors);
+        }
+        if (!await db.MailingLists.AnyAsync(l => l.Id == listId && l.TenantId == tenantId, ct))
+        {
+            return SubscriptionsApi.ListNotFound();
+        }
+        var keys = query.Emails!.Select(e => EmailAddress.TryParse(e, out var a, out _) ? a.Key : e.Trim().ToLowerInvariant()).Distinct().ToArray();
+        var sendable = await (from s in db.Subscriptions
+                              join p in db.Subscribers on s.SubscriberId equals p.Id
+                              where s.ListId == listId && p.TenantId == tenantId && keys.Contains(p.EmailKey)
+                                    && s.Status == SubscriptionStatus.Confirmed && p.UndeliverableAt == null
+                              select p.EmailKey).ToListAsync(ct);
+        var ok = sendable.ToHashSet(StringComparer.Ordinal);
+        var notSendable = query.Emails!.Where(e => !ok.Contains(EmailAddress.TryParse(e, out var a, out _) ? a.Key : e.Trim().ToLowerInvariant())).ToList();
+        return TypedResults.Ok(new SubscriptionStatusResult(listId.ToString(), notSendable));
+    }
+
+    /// <summary>
+    /// Delivery feedback. hard_bounce marks the subscriber undeliverable on all the tenant's lists; complaint
+    /// unsubscribes from all of them; unsubscribe leaves list_id (or all lists without one). Audited with source "esp".
+    /// </summary>
+    private static async Task<Results<Ok<SuppressionReportResult>, ValidationProblem, ProblemHttpResult>> ReportSuppression(
+        SuppressionReport report, HttpContext http, MemberCenterDbContext db, SubscriptionService subscriptions, TimeProvider clock, CancellationToken ct)
+    {
+        var v = new Validation();
+        if (!Guid.TryParse(report.TenantId, out var tenantId))
+        {
+            v.Add("tenant_id", "The tenant_id field is required (a UUID).");
+        }
+        var email = SubscriptionsApi.ParseEmail(report.Email, v);
+        if (report.Reason is not (SuppressionReasons.HardBounce or SuppressionReasons.Complaint or SuppressionReasons.Unsubscribe))
+        {
+            v.Add("reason", "The reason must be hard_bounce, complaint or unsubscribe.");
+        }
+        Guid? listId = null;
+        if (report.ListId is { Length: > 0 })
+        {
+            if (Guid.TryParse(report.ListId, out var l))
+            {
+                listId = l;
+            }
+            else
+            {
+                v.Add("list_id", "The list_id must be a UUID.");
+            }
+        }
+        if (!v.IsValid)
+        {
+            return TypedResults.ValidationProblem(v.Errors);
+        }
+
+        var subscriber = await db.Subscribers.FirstOrDefaultAsync(p => p.TenantId == tenantId && p.EmailKey == email.Key, ct);
+        if (subscriber is null)
+        {
+            return TypedResults.Problem(statusCode: 404, title: "Subscriber not found", detail: "The tenant has no subscriber with this email.");
+        }
+        var now = clock.GetUtcNow();
+        var origin = RequestOrigin.From(http, ConsentSources.Esp) with { IpAddress = null };
+        await using var tx = await db.Database.BeginTransactionAsync(ct);
+        var changed = 0;
+        var ids = await db.Subscriptions
+            .Where(s => s.SubscriberId == subscriber.Id && (listId == null || s.ListId == listId))
+            .Select(s => s.Id).ToListAsync(ct);
+        foreach (var id in ids)
+        {
+            var subscription = await subscriptions.LockAsync(id, ct);
+            if (report.Reason == SuppressionReasons.HardBounce)
+            {
+                if (subscriber.UndeliverableAt is null)
+                {
+                    subscriptions.AddConsent(tenantId, subscription.ListId, subscriber.Id, ConsentActions.MarkedUndeliverable, origin, now, null);
+                    changed++;
+                }
+            }
+            else if (subscription.Status != SubscriptionStatus.Unsubscribed)
+            {
+                await subscriptions.UnsubscribeLockedAsync(subscription, tenantId, origin, now, ct);
+                changed++;
+            }
+        }
+        if (report.Reason == SuppressionReasons.HardBounce && subscriber.UndeliverableAt is null)
+        {
+            subscriber.UndeliverableAt = report.OccurredAt ?? now;
+            subscriber.UndeliverableReason = SuppressionReasons.HardBounce;
+        }
+        await db.SaveChangesAsync(ct);
+        await tx.CommitAsync(ct);
+        return TypedResults.Ok(new SuppressionReportResult(tenantId.ToString(), email.Value, report.Reason!, changed));
+    }
+}

@@ -1,0 +1,339 @@
+using System.Text.Json;
+using MemberCenter.Data;
+using MemberCenter.Features.Outbox;
+using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.Options;
+using Newsletter.Contracts;
+
+namespace MemberCenter.Features.Subscriptions;
+
+/// <summary>Where a consent change came from, for the audit.</summary>
+public sealed record RequestOrigin(string Source, string? IpAddress, string? UserAgent)
+{
+    public static RequestOrigin From(HttpContext http, string source) => new(
+        source,
+        http.Connection.RemoteIpAddress?.ToString(),
+        http.Request.Headers.UserAgent.ToString() is { Length: > 0 } ua ? ua[..Math.Min(ua.Length, 512)] : null);
+}
+
+public enum TokenOutcome { Done, AlreadyDone, Expired, Invalid }
+
+public sealed record TokenResult(TokenOutcome Outcome, Guid? ListId = null, string? ListName = null, string? Email = null, DateTimeOffset? At = null);
+
+/// <summary>A subscription seen through one of its tokens, for the end-user pages.</summary>
+public sealed record SubscriptionView(Guid SubscriptionId, Guid ListId, string ListName, string Email, SubscriptionStatus Status, Dictionary<string, JsonElement> Preferences);
+
+public sealed class SubscriptionService(
+    MemberCenterDbContext db,
+    IOptions<NewsletterOptions> options,
+    OutboxSignal outboxSignal,
+    TimeProvider clock)
+{
+    public async Task<SubscribeResponse?> SubscribeAsync(Guid tenantId, Guid listId, EmailAddress email, Dictionary<string, JsonElement>? preferences, RequestOrigin origin, CancellationToken ct)
+    {
+        await using var tx = await db.Database.BeginTransactionAsync(ct);
+        if (!await db.MailingLists.AnyAsync(l => l.Id == listId && l.TenantId == tenantId, ct))
+        {
+            return null;
+        }
+        var now = clock.GetUtcNow();
+        // Upserts keep concurrent subscribes of one address from failing on the unique keys.
+        var subscriberId = (await db.Database.SqlQuery<Guid>($"""
+            INSERT INTO subscribers (id, tenant_id, email, email_key, created_at)
+            VALUES ({Guid.CreateVersion7()}, {tenantId}, {email.Value}, {email.Key}, {now})
+            ON CONFLICT (tenant_id, email_key) DO UPDATE SET email_key = EXCLUDED.email_key
+            RETURNING id AS "Value"
+            """).ToListAsync(ct)).Single();
+        var prefsJson = preferences is null ? "{}" : JsonSerializer.Serialize(preferences);
+        await db.Database.ExecuteSqlAsync($"""
+            INSERT INTO subscriptions (id, list_id, subscriber_id, status, preferences, created_at, updated_at)
+            VALUES ({Guid.CreateVersion7()}, {listId}, {subscriberId}, {(int)SubscriptionStatus.Pending}, {prefsJson}::jsonb, {now}, {now})
+            ON CONFLICT (list_id, subscriber_id) DO NOTHING
+            """, ct);
+        var subscription = await LockAsync(listId, subscriberId, ct);
+
+        if (subscription.Status == SubscriptionStatus.Confirmed)
+        {
+            // A confirmed reader is not put back through opt-in because someone typed the address again.
+            await tx.CommitAsync(ct);
+            return new SubscribeResponse(listId.ToString(), email.Value, SubscriptionStatuses.Confirmed, null, null);
+        }
+
+        subscription.Status = SubscriptionStatus.Pending;
+        subscription.UpdatedAt = now;
+        if (preferences is not null)
+        {
+            subscription.Preferences = prefsJson;
+        }
+        var (token, expiresAt) = AddToken(subscription.Id, TokenPurpose.Confirm, options.Value.ConfirmTokenLifetime, now);
+        db.OutboxMessages.Add(new OutboxMessage { SubscriptionId = subscription.Id, CreatedAt = now, NextAttemptAt = now });
+        AddConsent(tenantId, listId, subscriberId, ConsentActions.Subscribe, origin, now, preferences is null ? null : prefsJson);
+        await db.SaveChangesAsync(ct);
+        await tx.CommitAsync(ct);
+        outboxSignal.Notify();
+        return new SubscribeResponse(listId.ToString(), email.Value, SubscriptionStatuses.Pending, token, expiresAt);
+    }
+
+    public async Task<TokenResult> ConfirmAsync(string token, RequestOrigin origin, CancellationToken ct)
+    {
+        if (!SubscriptionTokens.IsWellFormed(token))
+        {
+            return new TokenResult(TokenOutcome.Invalid);
+        }
+        var hash = SubscriptionTokens.Hash(token);
+        var row = await db.SubscriptionTokens.AsNoTracking().FirstOrDefaultAsync(t => t.Hash == hash && t.Purpose == TokenPurpose.Confirm, ct);
+        if (row is null)
+        {
+            return new TokenResult(TokenOutcome.Invalid);
+        }
+
+        await using var tx = await db.Database.BeginTransactionAsync(ct);
+        var subscription = await LockAsync(row.SubscriptionId, ct);
+        var (list, subscriber) = await ContextOfAsync(subscription, ct);
+        // Re-read under the subscription lock: a concurrent click may have consumed it.
+        var consumed = await db.SubscriptionTokens.Where(t => t.Id == row.Id).Select(t => t.ConsumedAt).SingleAsync(ct);
+        var now = clock.GetUtcNow();
+        if (consumed is not null)
+        {
+            return subscription.Status == SubscriptionStatus.Confirmed
+                ? new TokenResult(TokenOutcome.AlreadyDone, list.Id, list.Name, subscriber.Email, subscription.ConfirmedAt)
+                : new TokenResult(TokenOutcome.Invalid);
+        }
+        if (row.ExpiresAt <= now)
+        {
+            return new TokenResult(TokenOutcome.Expired, list.Id, list.Name, subscriber.Email);
+        }
+
+        subscription.Status = SubscriptionStatus.Confirmed;
+        subscription.ConfirmedAt = now;
+        subscription.UpdatedAt = now;
+        // Confirming proves the mailbox works again.
+        subscriber.UndeliverableAt = null;
+        subscriber.UndeliverableReason = null;
+        AddConsent(list.TenantId, list.Id, subscriber.Id, ConsentActions.Confirm, origin, now, null);
+        await db.SaveChangesAsync(ct);
+        await ConsumeConfirmTokensAsync(subscription.Id, now, ct);
+        await tx.CommitAsync(ct);
+        return new TokenResult(TokenOutcome.Done, list.Id, list.Name, subscriber.Email, now);
+    }
+
+    public async Task<UnsubscribeTokenResponse?> IssueUnsubscribeTokenAsync(Guid tenantId, Guid listId, EmailAddress email, CancellationToken ct)
+    {
+        var subscriptionId = await FindSubscriptionIdAsync(tenantId, listId, email, ct);
+        if (subscriptionId is null)
+        {
+            return null;
+        }
+        var (token, expiresAt) = AddToken(subscriptionId.Value, TokenPurpose.Unsubscribe, options.Value.UnsubscribeTokenLifetime, clock.GetUtcNow());
+        await db.SaveChangesAsync(ct);
+        return new UnsubscribeTokenResponse(listId.ToString(), email.Value, token, expiresAt);
+    }
+
+    /// <summary>Mints unsubscribe tokens for many subscriptions at once (recipient pages for Send Engine).</summary>
+    public async Task<Dictionary<Guid, string>> IssueUnsubscribeTokensAsync(IReadOnlyCollection<Guid> subscriptionIds, CancellationToken ct)
+    {
+        var now = clock.GetUtcNow();
+        var tokens = subscriptionIds.ToDictionary(id => id, id => AddToken(id, TokenPurpose.Unsubscribe, options.Value.UnsubscribeTokenLifetime, now).Token);
+        await db.SaveChangesAsync(ct);
+        return tokens;
+    }
+
+    /// <summary>The subscription an unsubscribe token stands for, if the token is still valid.</summary>
+    public async Task<SubscriptionView?> ViewByUnsubscribeTokenAsync(string? token, CancellationToken ct)
+    {
+        var subscriptionId = await ValidUnsubscribeTokenAsync(token, ct);
+        if (subscriptionId is null)
+        {
+            return null;
+        }
+        var subscription = await db.Subscriptions.AsNoTracking().SingleAsync(s => s.Id == subscriptionId, ct);
+        var (list, subscriber) = await ContextOfAsync(subscription, ct);
+        return new SubscriptionView(subscription.Id, list.Id, list.Name, subscriber.Email, subscription.Status, ParsePreferences(subscription.Preferences));
+    }
+
+    public async Task<TokenResult> UnsubscribeAsync(string? token, RequestOrigin origin, CancellationToken ct)
+    {
+        var subscriptionId = await ValidUnsubscribeTokenAsync(token, ct);
+        if (subscriptionId is null)
+        {
+            return new TokenResult(SubscriptionTokens.IsWellFormed(token) && await TokenExistsAsync(token!, ct) ? TokenOutcome.Expired : TokenOutcome.Invalid);
+        }
+        await using var tx = await db.Database.BeginTransactionAsync(ct);
+        var subscription = await LockAsync(subscriptionId.Value, ct);
+        var (list, subscriber) = await ContextOfAsync(subscription, ct);
+        if (subscription.Status == SubscriptionStatus.Unsubscribed)
+        {
+            return new TokenResult(TokenOutcome.AlreadyDone, list.Id, list.Name, subscriber.Email, subscription.UnsubscribedAt);
+        }
+        var now = clock.GetUtcNow();
+        await UnsubscribeLockedAsync(subscription, list.TenantId, origin, now, ct);
+        await tx.CommitAsync(ct);
+        return new TokenResult(TokenOutcome.Done, list.Id, list.Name, subscriber.Email, now);
+    }
+
+    /// <summary>Unsubscribes a subscription the caller has locked; for the token routes and ESP feedback.</summary>
+    public async Task UnsubscribeLockedAsync(Subscription subscription, Guid tenantId, RequestOrigin origin, DateTimeOffset now, CancellationToken ct)
+    {
+        subscription.Status = SubscriptionStatus.Unsubscribed;
+        subscription.UnsubscribedAt = now;
+        subscription.UpdatedAt = now;
+        AddConsent(tenantId, subscription.ListId, subscription.SubscriberId, ConsentActions.Unsubscribe, origin, now, null);
+        await db.SaveChangesAsync(ct);
+        // An old confirmation link must not re-subscribe someone who left.
+        await ConsumeConfirmTokensAsync(subscription.Id, now, ct);
+    }
+
+    public async Task<PreferencesResponse?> GetPreferencesAsync(Guid tenantId, Guid listId, EmailAddress email, CancellationToken ct)
+    {
+        var id = await FindSubscriptionIdAsync(tenantId, listId, email, ct);
+        if (id is null)
+        {
+            return null;
+        }
+        var s = await db.Subscriptions.AsNoTracking().SingleAsync(x => x.Id == id, ct);
+        return ToPreferences(s, email.Value);
+    }
+
+    /// <summary>Merges: given keys are set, keys given as null are removed, others are kept.</summary>
+    public async Task<PreferencesResponse?> UpdatePreferencesAsync(Guid tenantId, Guid listId, EmailAddress email, Dictionary<string, JsonElement> changes, RequestOrigin origin, CancellationToken ct)
+    {
+        var id = await FindSubscriptionIdAsync(tenantId, listId, email, ct);
+        if (id is null)
+        {
+            return null;
+        }
+        await using var tx = await db.Database.BeginTransactionAsync(ct);
+        var subscription = await LockAsync(id.Value, ct);
+        var now = clock.GetUtcNow();
+        ApplyPreferences(subscription, changes, now);
+        AddConsent(tenantId, listId, subscription.SubscriberId, ConsentActions.PreferencesUpdated, origin, now, JsonSerializer.Serialize(changes));
+        await db.SaveChangesAsync(ct);
+        await tx.CommitAsync(ct);
+        return ToPreferences(subscription, email.Value);
+    }
+
+    /// <summary>The end-user preference page's save, authorised by an unsubscribe token.</summary>
+    public async Task<SubscriptionView?> UpdatePreferencesByTokenAsync(string? token, Dictionary<string, JsonElement> changes, RequestOrigin origin, CancellationToken ct)
+    {
+        var subscriptionId = await ValidUnsubscribeTokenAsync(token, ct);
+        if (subscriptionId is null)
+        {
+            return null;
+        }
+        await using var tx = await db.Database.BeginTransactionAsync(ct);
+        var subscription = await LockAsync(subscriptionId.Value, ct);
+        var (list, subscriber) = await ContextOfAsync(subscription, ct);
+        var now = clock.GetUtcNow();
+        ApplyPreferences(subscription, changes, now);
+        AddConsent(list.TenantId, list.Id, subscriber.Id, ConsentActions.PreferencesUpdated, origin, now, JsonSerializer.Serialize(changes));
+        await db.SaveChangesAsync(ct);
+        await tx.CommitAsync(ct);
+        return new SubscriptionView(subscription.Id, list.Id, list.Name, subscriber.Email, subscription.Status, ParsePreferences(subscription.Preferences));
+    }
+
+    public static Dictionary<string, JsonElement> ParsePreferences(string json) =>
+        JsonSerializer.Deserialize<Dictionary<string, JsonElement>>(json) ?? [];
+
+    private static void ApplyPreferences(Subscription subscription, Dictionary<string, JsonElement> changes, DateTimeOffset now)
+    {
+        var prefs = ParsePreferences(subscription.Preferences);
+        foreach (var (key, value) in changes)
+        {
+            if (value.ValueKind == JsonValueKind.Null)
+            {
+                prefs.Remove(key);
+            }
+            else
+            {
+                prefs[key] = value;
+            }
+        }
+        subscription.Preferences = JsonSerializer.Serialize(prefs);
+        subscription.UpdatedAt = now;
+    }
+
+    private static PreferencesResponse ToPreferences(Subscription s, string email) =>
+        new(s.ListId.ToString(), email, StatusName(s.Status), ParsePreferences(s.Preferences), s.UpdatedAt);
+
+    public static string StatusName(SubscriptionStatus status) => status switch
+    {
+        SubscriptionStatus.Pending => SubscriptionStatuses.Pending,
+        SubscriptionStatus.Confirmed => SubscriptionStatuses.Confirmed,
+        _ => SubscriptionStatuses.Unsubscribed,
+    };
+
+    private async Task<Guid?> FindSubscriptionIdAsync(Guid tenantId, Guid listId, EmailAddress email, CancellationToken ct) =>
+        await (from s in db.Subscriptions
+               join l in db.MailingLists on s.ListId equals l.Id
+               join p in db.Subscribers on s.SubscriberId equals p.Id
+               where l.Id == listId && l.TenantId == tenantId && p.TenantId == tenantId && p.EmailKey == email.Key
+               select (Guid?)s.Id).FirstOrDefaultAsync(ct);
+
+    private async Task<Guid?> ValidUnsubscribeTokenAsync(string? token, CancellationToken ct)
+    {
+        if (!SubscriptionTokens.IsWellFormed(token))
+        {
+            return null;
+        }
+        var hash = SubscriptionTokens.Hash(token!);
+        var now = clock.GetUtcNow();
+        return await db.SubscriptionTokens
+            .Where(t => t.Hash == hash && t.Purpose == TokenPurpose.Unsubscribe && t.ExpiresAt > now)
+            .Select(t => (Guid?)t.SubscriptionId)
+            .FirstOrDefaultAsync(ct);
+    }
+
+    private Task<bool> TokenExistsAsync(string token, CancellationToken ct)
+    {
+        var hash = SubscriptionTokens.Hash(token);
+        return db.SubscriptionTokens.AnyAsync(t => t.Hash == hash, ct);
+    }
+
+    private (string Token, DateTimeOffset ExpiresAt) AddToken(Guid subscriptionId, TokenPurpose purpose, TimeSpan lifetime, DateTimeOffset now)
+    {
+        var (token, hash) = SubscriptionTokens.New();
+        var expiresAt = now + lifetime;
+        db.SubscriptionTokens.Add(new SubscriptionToken
+        {
+            Id = Guid.CreateVersion7(),
+            SubscriptionId = subscriptionId,
+            Purpose = purpose,
+            Hash = hash,
+            CreatedAt = now,
+            ExpiresAt = expiresAt,
+        });
+        return (token, expiresAt);
+    }
+
+    public void AddConsent(Guid tenantId, Guid listId, Guid subscriberId, string action, RequestOrigin origin, DateTimeOffset now, string? details) =>
+        db.ConsentRecords.Add(new ConsentRecord
+        {
+            TenantId = tenantId,
+            ListId = listId,
+            SubscriberId = subscriberId,
+            Action = action,
+            Source = origin.Source,
+            IpAddress = origin.IpAddress,
+            UserAgent = origin.UserAgent,
+            OccurredAt = now,
+            Details = details,
+        });
+
+    private Task ConsumeConfirmTokensAsync(Guid subscriptionId, DateTimeOffset now, CancellationToken ct) =>
+        db.SubscriptionTokens
+            .Where(t => t.SubscriptionId == subscriptionId && t.Purpose == TokenPurpose.Confirm && t.ConsumedAt == null)
+            .ExecuteUpdateAsync(u => u.SetProperty(t => t.ConsumedAt, now), ct);
+
+    private async Task<Subscription> LockAsync(Guid listId, Guid subscriberId, CancellationToken ct) =>
+        (await db.Subscriptions.FromSql($"SELECT * FROM subscriptions WHERE list_id = {listId} AND subscriber_id = {subscriberId} FOR UPDATE").ToListAsync(ct)).Single();
+
+    public async Task<Subscription> LockAsync(Guid subscriptionId, CancellationToken ct) =>
+        (await db.Subscriptions.FromSql($"SELECT * FROM subscriptions WHERE id = {subscriptionId} FOR UPDATE").ToListAsync(ct)).Single();
+
+    private async Task<(Lists.MailingList List, Subscriber Subscriber)> ContextOfAsync(Subscription subscription, CancellationToken ct)
+    {
+        var list = await db.MailingLists.SingleAsync(l => l.Id == subscription.ListId, ct);
+        var subscriber = await db.Subscribers.SingleAsync(p => p.Id == subscription.SubscriberId, ct);
+        return (list, subscriber);
+    }
+}

@@ -1,0 +1,154 @@
+using System.Security.Claims;
+using System.Text.Json;
+using MemberCenter.Extensions;
+using Microsoft.AspNetCore.Http.HttpResults;
+using Newsletter.Contracts;
+using Newsletter.ServiceDefaults;
+
+namespace MemberCenter.Features.Subscriptions;
+
+/// <summary>The tenant integration guide's section 3: /newsletter/*. JSON routes for tenant sites, pages for end users.</summary>
+public static class SubscriptionsApi
+{
+    private const int MaxPreferenceKeys = 50;
+    private const int MaxPreferencesBytes = 8 * 1024;
+
+    public static IEndpointRouteBuilder MapSubscriptionsApi(this IEndpointRouteBuilder app)
+    {
+        var api = app.MapGroup("/newsletter").WithTags("Newsletter");
+
+        api.MapPost("/subscribe", Subscribe).RequireAuthorization(Policies.SubscriptionsWrite)
+            .WithSummary("Subscribe an address to a list; sends the double opt-in mail and returns confirm_token.");
+        api.MapPost("/unsubscribe-token", IssueUnsubscribeToken).RequireAuthorization(Policies.SubscriptionsWrite)
+            .WithSummary("Mint an unsubscribe token for list_id + email.");
+        api.MapGet("/preferences", GetPreferences).RequireAuthorization(Policies.SubscriptionsRead)
+            .WithSummary("Read a subscription's status and preferences.");
+        api.MapPost("/preferences", UpdatePreferences).RequireAuthorization(Policies.SubscriptionsWrite)
+            .WithSummary("Merge preferences into a subscription (a null value removes a key).");
+
+        // Reached from email links: the token in the link is the credential, there is no bearer.
+        api.MapGet("/confirm", EndUserPages.Confirm).WithSummary("Confirm a subscription (double opt-in link). HTML, or JSON with Accept: application/json.");
+        api.MapPost("/unsubscribe", EndUserPages.Unsubscribe)
+            .WithSummary("Unsubscribe with a token: JSON {token}, the page's form, or RFC 8058 one-click (List-Unsubscribe=One-Click).")
+            .Accepts<UnsubscribeRequest>("application/json", "application/x-www-form-urlencoded");
+        api.MapGet("/unsubscribe", EndUserPages.UnsubscribePage).WithSummary("End-user page asking to confirm the unsubscribe.");
+        api.MapGet("/manage", EndUserPages.ManagePage).WithSummary("End-user preference centre, opened with an unsubscribe token.");
+        api.MapPost("/manage", EndUserPages.SaveManage).WithSummary("Saves the preference centre form.");
+        return app;
+    }
+
+    private static async Task<Results<Ok<SubscribeResponse>, ValidationProblem, ProblemHttpResult>> Subscribe(
+        SubscribeRequest request, ClaimsPrincipal user, HttpContext http, SubscriptionService service, CancellationToken ct)
+    {
+        var v = new Validation();
+        var listId = ParseListId(request.ListId, v);
+        var email = ParseEmail(request.Email, v);
+        ValidatePreferences(request.Preferences, v, required: false);
+        if (!v.IsValid)
+        {
+            return TypedResults.ValidationProblem(v.Errors);
+        }
+        var result = await service.SubscribeAsync(user.TenantId(), listId, email, request.Preferences, RequestOrigin.From(http, ConsentSources.Api), ct);
+        return result is null ? ListNotFound() : TypedResults.Ok(result);
+    }
+
+    private static async Task<Results<Ok<UnsubscribeTokenResponse>, ValidationProblem, ProblemHttpResult>> IssueUnsubscribeToken(
+        UnsubscribeTokenRequest request, ClaimsPrincipal user, SubscriptionService service, CancellationToken ct)
+    {
+        var v = new Validation();
+        var listId = ParseListId(request.ListId, v);
+        var email = ParseEmail(request.Email, v);
+        if (!v.IsValid)
+        {
+            return TypedResults.ValidationProblem(v.Errors);
+        }
+        var result = await service.IssueUnsubscribeTokenAsync(user.TenantId(), listId, email, ct);
+        return result is null ? SubscriptionNotFound() : TypedResults.Ok(result);
+    }
+
+    private static async Task<Results<Ok<PreferencesResponse>, ValidationProblem, ProblemHttpResult>> GetPreferences(
+        string? list_id, string? email, ClaimsPrincipal user, SubscriptionService service, CancellationToken ct)
+    {
+        var v = new Validation();
+        var listId = ParseListId(list_id, v);
+        var address = ParseEmail(email, v);
+        if (!v.IsValid)
+        {
+            return TypedResults.ValidationProblem(v.Errors);
+        }
+        var result = await service.GetPreferencesAsync(user.TenantId(), listId, address, ct);
+        return result is null ? SubscriptionNotFound() : TypedResults.Ok(result);
+    }
+
+    private static async Task<Results<Ok<PreferencesResponse>, ValidationProblem, ProblemHttpResult>> UpdatePreferences(
+        PreferencesUpdateRequest request, ClaimsPrincipal user, HttpContext http, SubscriptionService service, CancellationToken ct)
+    {
+        var v = new Validation();
+        var listId = ParseListId(request.ListId, v);
+        var email = ParseEmail(request.Email, v);
+        ValidatePreferences(request.Preferences, v, required: true);
+        if (!v.IsValid)
+        {
+            return TypedResults.ValidationProblem(v.Errors);
+        }
+        var result = await service.UpdatePreferencesAsync(user.TenantId(), listId, email, request.Preferences!, RequestOrigin.From(http, ConsentSources.Api), ct);
+        return result is null ? SubscriptionNotFound() : TypedResults.Ok(result);
+    }
+
+    internal static Guid ParseListId(string? value, Validation v)
+    {
+        if (string.IsNullOrWhiteSpace(value))
+        {
+            v.Add("list_id", "The list_id field is required.");
+        }
+        else if (!Guid.TryParse(value, out var id))
+        {
+            v.Add("list_id", "The list_id must be a list id as returned by Member Center (a UUID).");
+        }
+        else
+        {
+            return id;
+        }
+        return Guid.Empty;
+    }
+
+    internal static EmailAddress ParseEmail(string? value, Validation v)
+    {
+        if (!EmailAddress.TryParse(value, out var email, out var error))
+        {
+            v.Add("email", error);
+        }
+        return email;
+    }
+
+    internal static void ValidatePreferences(Dictionary<string, JsonElement>? preferences, Validation v, bool required)
+    {
+        if (preferences is null)
+        {
+            if (required)
+            {
+                v.Add("preferences", "The preferences field is required (a JSON object).");
+            }
+            return;
+        }
+        if (preferences.Count > MaxPreferenceKeys)
+        {
+            v.Add("preferences", $"At most {MaxPreferenceKeys} preference keys are allowed.");
+        }
+        if (preferences.Keys.Any(k => k.Length is 0 or > 64))
+        {
+            v.Add("preferences", "Preference keys must be 1 to 64 characters.");
+        }
+        if (JsonSerializer.SerializeToUtf8Bytes(preferences).Length > MaxPreferencesBytes)
+        {
+            v.Add("preferences", $"Preferences must serialise to at most {MaxPreferencesBytes} bytes.");
+        }
+    }
+
+    // Another tenant's list answers exactly like a list that does not exist.
+    internal static ProblemHttpResult ListNotFound() =>
+        TypedResults.Problem(statusCode: 404, title: "List not found", detail: "No list with this list_id exists for your tenant.");
+
+    private static ProblemHttpResult SubscriptionNotFound() =>
+        TypedResults.Problem(statusCode: 404, title: "Subscription not found", detail: "This email has no subscription to this list_id in your tenant.");
+}

@@ -1,0 +1,31 @@
+using MemberCenter.Extensions;
+using MemberCenter.Features.Admin;
+using MemberCenter.Features.Auth;
+using MemberCenter.Features.Internal;
+using MemberCenter.Features.Subscriptions;
+using Newsletter.ServiceDefaults;
+
+namespace MemberCenter;
+
+public class Program
+{
+    public static async Task Main(string[] args)
+    {
+        var builder = WebApplication.CreateBuilder(args);
+        builder.AddServiceDefaults("Member Center")
+            .AddMemberCenterData()
+            .AddAuthorizationServer()
+            .AddNewsletter();
+
+        var app = builder.Build();
+        app.UseServiceDefaults();
+        app.UseAuthentication();
+        app.UseAuthorization();
+
+        app.MapTokenEndpoint();
+        app.MapSubscriptionsApi();
+        app.MapAdminApi();
+        app.MapInternalApi();
+        await app.RunAsync();
+    }
+}

@@ -1,0 +1,42 @@
+namespace Newsletter.Contracts;
+
+/// <summary>OAuth scope names on the wire. Tenants see the newsletter:* ones; internal:* are Send Engine's only.</summary>
+public static class Scopes
+{
+    public const string SendWrite = "newsletter:send.write";
+    public const string SendRead = "newsletter:send.read";
+    public const string SubscriptionsRead = "newsletter:subscriptions.read";
+    public const string SubscriptionsWrite = "newsletter:subscriptions.write";
+    public const string ListsRead = "newsletter:lists.read";
+    public const string ListsWrite = "newsletter:lists.write";
+
+    public const string PlatformAdmin = "platform:admin";
+
+    /// <summary>Send Engine reads a list's confirmed recipients.</summary>
+    public const string InternalRecipientsRead = "internal:recipients.read";
+    /// <summary>Send Engine reports bounces, complaints and ESP unsubscribes.</summary>
+    public const string InternalSuppressionsWrite = "internal:suppressions.write";
+}
+
+public static class Audiences
+{
+    /// <summary>Default audience of send_api tokens; overridable with Auth__SendEngineAudience.</summary>
+    public const string SendEngineApi = "send_engine_api";
+    public const string MemberCenterApi = "member_center_api";
+    public const string MemberCenterInternal = "member_center_internal";
+    public const string MemberCenterAdmin = "member_center_admin";
+}
+
+public static class ClaimNames
+{
+    public const string TenantId = "tenant_id";
+    public const string ClientId = "client_id";
+    public const string Scope = "scope";
+}
+
+/// <summary>What an API client is for; decides its scopes and audience.</summary>
+public static class ClientUsages
+{
+    public const string SendApi = "send_api";
+    public const string TenantApi = "tenant_api";
+}
