@@ -1,0 +1,23 @@
+# MemberCenter image. Build context: the repository root, e.g.
+#   docker build -f deploy/membercenter.Dockerfile -t newsletter-membercenter .
+FROM mcr.microsoft.com/dotnet/sdk:10.0 AS build
+WORKDIR /src
+# Restore first, from the project files alone, so source edits do not invalidate the package layer.
+COPY global.json Directory.Build.props Directory.Packages.props ./
+COPY Shared.Contracts/Shared.Contracts.csproj Shared.Contracts/
+COPY ServiceDefaults/ServiceDefaults.csproj ServiceDefaults/
+COPY MemberCenter/MemberCenter.csproj MemberCenter/
+RUN dotnet restore MemberCenter/MemberCenter.csproj
+COPY Shared.Contracts/ Shared.Contracts/
+COPY ServiceDefaults/ ServiceDefaults/
+COPY MemberCenter/ MemberCenter/
+RUN dotnet publish MemberCenter/MemberCenter.csproj -c Release --no-restore -o /app
+
+FROM mcr.microsoft.com/dotnet/aspnet:10.0
+WORKDIR /app
+COPY --from=build /app .
+ENV ASPNETCORE_URLS=http://+:7850
+EXPOSE 7850
+# The aspnet images ship a non-root "app" user.
+USER $APP_UID
+ENTRYPOINT ["dotnet", "MemberCenter.dll"]

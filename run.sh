@@ -1,0 +1,304 @@
+#!/usr/bin/env bash
+# Runs the whole stack locally from a clean clone: PostgreSQL (private cluster), maildev (SMTP catcher),
+# Member Center on :7850 and Send Engine on :7860, with demo clients whose secrets live in .local/demo.env.
+#   ./run.sh           start everything, print URLs/credentials/curl commands, wait; Ctrl-C stops it all
+#   ./run.sh --check   start everything, smoke-test a token request, stop everything, exit 0 on success
+#                      (same as RUN_SH_EXIT_AFTER_START=1)
+# Bring your own database or SMTP server by setting ConnectionStrings__MemberCenter (and
+# ConnectionStrings__SendEngine) or Smtp__Host (and Smtp__Port); run.sh then starts none of its own.
+# Demo__* and Bootstrap__* come from .local/demo.env (sourced); cleanup runs from a trap.
+# shellcheck disable=SC2154,SC2317
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")"
+# shellcheck source=scripts/lib.sh
+source scripts/lib.sh
+
+CHECK_ONLY="${RUN_SH_EXIT_AFTER_START:-0}"
+for arg in "$@"; do
+  case "$arg" in
+    --check) CHECK_ONLY=1 ;;
+    -h|--help) sed -n '2,9p' "$0"; exit 0 ;;
+    *) die "unknown argument: $arg (try --help)" ;;
+  esac
+done
+
+MC_URL=http://localhost:7850
+SE_URL=http://localhost:7860
+MAILDEV_SMTP_PORT=1025
+MAILDEV_WEB_PORT=1080
+LOCAL="$REPO_ROOT/.local"
+LOGS="$LOCAL/logs"
+mkdir -p "$LOGS"
+
+command -v dotnet >/dev/null 2>&1 || die "the .NET SDK (dotnet) is required: https://dot.net"
+prereqs=(curl)
+[ -n "${ConnectionStrings__MemberCenter:-}" ] || prereqs+=(postgres)
+[ -n "${Smtp__Host:-}" ] || prereqs+=(node)
+ensure_prereqs "${prereqs[@]}"
+
+# ---------------------------------------------------------------------------------------------------
+# Cleanup: everything this script started, and only that, is stopped on exit, Ctrl-C or kill.
+SERVICE_PIDS=()      # dotnet processes
+MAILDEV_PID=""
+MAIL_UI=""           # maildev's web UI when we use maildev
+PG_DATA=""           # set when we started the cluster ourselves
+
+run_pg() {
+  # initdb/pg_ctl refuse to run as root; run them as the postgres user from a directory it can read.
+  if [ "$(id -u)" -eq 0 ]; then (cd / && runuser -u postgres -- "$@"); else "$@"; fi
+}
+
+cleanup() {
+  local rc=$?
+  set +e
+  trap - EXIT INT TERM
+  if [ "${#SERVICE_PIDS[@]}" -gt 0 ] || [ -n "$MAILDEV_PID" ] || [ -n "$PG_DATA" ]; then log "stopping"; fi
+  local pid
+  for pid in "${SERVICE_PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null; done
+  for pid in "${SERVICE_PIDS[@]}"; do
+    for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
+    kill -KILL "$pid" 2>/dev/null
+    wait "$pid" 2>/dev/null
+  done
+  if [ -n "$MAILDEV_PID" ]; then kill -TERM "$MAILDEV_PID" 2>/dev/null; wait "$MAILDEV_PID" 2>/dev/null; fi
+  if [ -n "$PG_DATA" ]; then run_pg "$PG_BIN/pg_ctl" -D "$PG_DATA" -m fast -w stop >/dev/null; fi
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# ---------------------------------------------------------------------------------------------------
+# PostgreSQL: a private cluster, kept between runs (data survives), started on the first free port >= 5433.
+start_postgres() {
+  local dir
+  if [ "$(id -u)" -eq 0 ]; then
+    # The postgres user must own the cluster and reach it; a clone under /root is mode 700.
+    dir="/tmp/newsletter-pg-$(printf '%s' "$REPO_ROOT" | sha256sum | cut -c1-12)"
+    install -d -o postgres -g postgres -m 700 "$dir"
+  else
+    dir="$LOCAL/pg"
+    mkdir -p "$dir" && chmod 700 "$dir"
+  fi
+  local data="$dir/data" port
+  if [ ! -f "$data/PG_VERSION" ]; then
+    log "initdb $data"
+    run_pg "$PG_BIN/initdb" -D "$data" -U postgres -A trust -E UTF8 --locale=C.UTF-8 --no-instructions >"$LOGS/initdb.log" 2>&1 \
+      || { cat "$LOGS/initdb.log" >&2; die "initdb failed"; }
+  fi
+
+  if run_pg "$PG_BIN/pg_ctl" -D "$data" status >/dev/null 2>&1; then
+    # Another ./run.sh (or a crashed one) has it running: use it, and leave it running on exit.
+    port="$(sed -n 4p "$data/postmaster.pid")"
+    log "PostgreSQL already running on 127.0.0.1:$port ($data); reusing it"
+  else
+    port=5433
+    while port_in_use "$port"; do port=$((port + 1)); done
+    # A long socket path (> 107 bytes) cannot be bound; /tmp works everywhere.
+    local sockdir="$dir"; [ "${#dir}" -lt 80 ] || sockdir=/tmp
+    log "starting PostgreSQL on 127.0.0.1:$port ($data)"
+    run_pg "$PG_BIN/pg_ctl" -D "$data" -l "$dir/postgres.log" -w -t 60 \
+      -o "-p $port -k $sockdir -c listen_addresses=127.0.0.1" start >/dev/null \
+      || { tail -n 30 "$dir/postgres.log" >&2; die "PostgreSQL did not start"; }
+    PG_DATA="$data"
+  fi
+
+  local db
+  for db in membercenter sendengine; do
+    if [ "$("$PG_BIN/psql" -h 127.0.0.1 -p "$port" -U postgres -d postgres -tAc "SELECT 1 FROM pg_database WHERE datname = '$db'")" != 1 ]; then
+      "$PG_BIN/createdb" -h 127.0.0.1 -p "$port" -U postgres "$db"
+    fi
+  done
+  export ConnectionStrings__MemberCenter="Host=127.0.0.1;Port=$port;Username=postgres;Database=membercenter"
+  export ConnectionStrings__SendEngine="Host=127.0.0.1;Port=$port;Username=postgres;Database=sendengine"
+}
+
+# maildev: SMTP on 127.0.0.1:1025, web UI and REST API on http://localhost:1080 (mail kept in .local/maildev).
+start_maildev() {
+  ensure_node_tools
+  if port_in_use "$MAILDEV_SMTP_PORT" || port_in_use "$MAILDEV_WEB_PORT"; then
+    if curl -fsS "http://127.0.0.1:$MAILDEV_WEB_PORT/api/healthz" >/dev/null 2>&1; then
+      log "maildev already running on :$MAILDEV_SMTP_PORT/:$MAILDEV_WEB_PORT; reusing it"
+    else
+      die "port $MAILDEV_SMTP_PORT or $MAILDEV_WEB_PORT is taken by something else; set Smtp__Host/Smtp__Port to use your own SMTP server"
+    fi
+  else
+    log "starting maildev (SMTP 127.0.0.1:$MAILDEV_SMTP_PORT, UI http://localhost:$MAILDEV_WEB_PORT)"
+    mkdir -p "$LOCAL/maildev"
+    node tools/node_modules/maildev/dist/bin/maildev.js \
+      --smtp "$MAILDEV_SMTP_PORT" --ip 127.0.0.1 --web "$MAILDEV_WEB_PORT" --web-ip 127.0.0.1 \
+      --mail-directory "$LOCAL/maildev" >"$LOGS/maildev.log" 2>&1 </dev/null &
+    MAILDEV_PID=$!
+    for _ in $(seq 1 100); do
+      curl -fsS "http://127.0.0.1:$MAILDEV_WEB_PORT/api/healthz" >/dev/null 2>&1 && break
+      kill -0 "$MAILDEV_PID" 2>/dev/null || { cat "$LOGS/maildev.log" >&2; die "maildev exited"; }
+      sleep 0.2
+    done
+    curl -fsS "http://127.0.0.1:$MAILDEV_WEB_PORT/api/healthz" >/dev/null 2>&1 || die "maildev did not answer within 20 s"
+  fi
+  MAIL_UI="http://localhost:$MAILDEV_WEB_PORT"
+  export Smtp__Host=127.0.0.1 Smtp__Port="$MAILDEV_SMTP_PORT" Smtp__UseTls=false
+}
+
+# Demo settings: generated once, then reused so tokens, clients and ids stay stable across runs.
+ensure_demo_env() {
+  local file="$LOCAL/demo.env"
+  touch "$file" && chmod 600 "$file"
+  put() { grep -q "^$1=" "$file" || printf '%s=%s\n' "$1" "$2" >>"$file"; }
+  put Bootstrap__AdminClientId platform-admin
+  put Bootstrap__AdminClientSecret "$(random_secret)"
+  put Bootstrap__SendEngineClientId send-engine
+  put Bootstrap__SendEngineClientSecret "$(random_secret)"
+  put Demo__Enabled true
+  put Demo__TenantId "$(new_uuid)"
+  put Demo__ListId "$(new_uuid)"
+  put Demo__TenantApiClientId demo-tenant-site
+  put Demo__TenantApiClientSecret "$(random_secret)"
+  put Demo__SendApiClientId demo-send
+  put Demo__SendApiClientSecret "$(random_secret)"
+  set -a
+  # shellcheck disable=SC1090
+  . "$file"
+  set +a
+}
+
+# Starts a built service in the background (cwd = its project folder, so appsettings*.json are found)
+# and waits for its health endpoint.
+start_service() {
+  local name="$1" dir="$2" url="$3" health="$4"
+  local dll="$dir/bin/Release/net10.0/$name.dll" logfile="$LOGS/${name,,}.log"
+  [ -f "$dll" ] || die "$dll not found after the build"
+  if port_in_use "${url##*:}"; then die "port ${url##*:} is already in use (another ./run.sh?); $name cannot start"; fi
+  log "starting $name on $url (log: ${logfile#"$REPO_ROOT"/})"
+  (cd "$dir" && exec dotnet "bin/Release/net10.0/$name.dll" --urls "$url") >"$logfile" 2>&1 </dev/null &
+  local pid=$!
+  SERVICE_PIDS+=("$pid")
+  for _ in $(seq 1 180); do
+    if curl -fsS -o /dev/null "$url$health" 2>/dev/null; then return 0; fi
+    if ! kill -0 "$pid" 2>/dev/null; then
+      tail -n 40 "$logfile" >&2
+      die "$name exited during startup (full log: $logfile)"
+    fi
+    sleep 0.5
+  done
+  tail -n 40 "$logfile" >&2
+  die "$name did not answer $url$health within 90 s (full log: $logfile)"
+}
+
+# ---------------------------------------------------------------------------------------------------
+if [ -z "${ConnectionStrings__MemberCenter:-}" ]; then
+  start_postgres
+else
+  log "using ConnectionStrings__MemberCenter from the environment"
+fi
+if [ -z "${Smtp__Host:-}" ]; then
+  start_maildev
+else
+  log "using SMTP server $Smtp__Host:${Smtp__Port:-25} from the environment"
+fi
+ensure_demo_env
+export ASPNETCORE_ENVIRONMENT="${ASPNETCORE_ENVIRONMENT:-Development}"
+export Auth__Issuer="${Auth__Issuer:-$MC_URL/}"
+export PublicUrls__MemberCenter="${PublicUrls__MemberCenter:-$MC_URL}"
+export Database__ApplyMigrationsOnStartup="${Database__ApplyMigrationsOnStartup:-true}"
+
+log "dotnet build -c Release"
+dotnet build MemberCenter/MemberCenter.csproj -c Release -nologo -v q -tl:off -clp:ErrorsOnly >"$LOGS/build.log" 2>&1 \
+  || { cat "$LOGS/build.log" >&2; die "Member Center does not build"; }
+se_built=0
+if [ -f SendEngine/SendEngine.csproj ]; then
+  if dotnet build SendEngine/SendEngine.csproj -c Release -nologo -v q -tl:off -clp:ErrorsOnly >>"$LOGS/build.log" 2>&1; then
+    se_built=1
+  else
+    tail -n 20 "$LOGS/build.log" >&2
+    log "Send Engine does not build; starting Member Center only"
+  fi
+fi
+
+# Member Center applies its migrations and seeds the demo tenant/list/clients on startup.
+start_service MemberCenter "$REPO_ROOT/MemberCenter" "$MC_URL" /health/ready
+se_running=0
+if [ "$se_built" -eq 1 ] && [ -f SendEngine/bin/Release/net10.0/SendEngine.dll ]; then
+  start_service SendEngine "$REPO_ROOT/SendEngine" "$SE_URL" /health/live
+  se_running=1
+fi
+
+if [ "$CHECK_ONLY" = 1 ]; then
+  code="$(curl -s -o "$LOGS/check-token.json" -w '%{http_code}' -X POST "$MC_URL/oauth/token" \
+    --data-urlencode grant_type=client_credentials \
+    --data-urlencode "client_id=$Bootstrap__AdminClientId" \
+    --data-urlencode "client_secret=$Bootstrap__AdminClientSecret")"
+  if [ "$code" != 200 ]; then
+    cat "$LOGS/check-token.json" >&2; echo >&2
+    die "smoke check failed: POST /oauth/token for $Bootstrap__AdminClientId answered $code"
+  fi
+  log "check passed: services up (Send Engine: $([ "$se_running" = 1 ] && echo yes || echo "not built")), token request for $Bootstrap__AdminClientId answered 200"
+  exit 0
+fi
+
+# ---------------------------------------------------------------------------------------------------
+# What to do next: URLs, credentials and a copy-paste walk through the API.
+if command -v jq >/dev/null 2>&1; then
+  pick() { printf "jq -r '.%s'" "$1"; }
+else
+  # sed works everywhere; jq or python would be nicer but may be missing.
+  pick() { printf "sed -n 's/.*\"%s\":\"\\\\([^\"]*\\\\)\".*/\\\\1/p'" "$1"; }
+fi
+email=user@example.com
+cat <<EOF
+
+Newsletter stack is running. Ctrl-C stops everything.
+
+  Member Center   $MC_URL        (Swagger: $MC_URL/swagger, log: .local/logs/membercenter.log)
+$( [ "$se_running" = 1 ] && echo "  Send Engine     $SE_URL        (Swagger: $SE_URL/swagger, log: .local/logs/sendengine.log)" || echo "  Send Engine     not started (not built)" )
+  Mail            $( [ -n "$MAIL_UI" ] && echo "$MAIL_UI   (maildev; SMTP 127.0.0.1:$MAILDEV_SMTP_PORT)" || echo "your SMTP server $Smtp__Host:${Smtp__Port:-25}" )
+  Database        ${ConnectionStrings__MemberCenter}
+
+  Demo tenant id  $Demo__TenantId
+  Demo list id    $Demo__ListId
+  tenant_api      client_id=$Demo__TenantApiClientId  client_secret=$Demo__TenantApiClientSecret
+  send_api        client_id=$Demo__SendApiClientId  client_secret=$Demo__SendApiClientSecret
+  platform admin  client_id=$Bootstrap__AdminClientId  client_secret=$Bootstrap__AdminClientSecret
+  (all kept in .local/demo.env; delete it and the database to start afresh)
+
+Try it (copy-paste into another shell):
+
+# 1. a tenant_api token
+TOKEN=\$(curl -s -X POST $MC_URL/oauth/token \\
+  --data-urlencode grant_type=client_credentials \\
+  --data-urlencode client_id=$Demo__TenantApiClientId \\
+  --data-urlencode client_secret=$Demo__TenantApiClientSecret \\
+  --data-urlencode "scope=newsletter:subscriptions.read newsletter:subscriptions.write" | $(pick access_token))
+
+# 2. subscribe; the confirmation mail shows up in ${MAIL_UI:-your mailbox}
+curl -s -X POST $MC_URL/newsletter/subscribe -H "Authorization: Bearer \$TOKEN" -H "Content-Type: application/json" \\
+  -d '{"list_id":"$Demo__ListId","email":"$email","preferences":{"lang":"zh-TW"}}'
+
+# 3. confirm: open the link in the mail, or paste its token here
+curl -s "$MC_URL/newsletter/confirm?token=<confirm_token>" -H "Accept: application/json"
+
+# 4. preferences
+curl -s "$MC_URL/newsletter/preferences?list_id=$Demo__ListId&email=$email" -H "Authorization: Bearer \$TOKEN"
+
+# 5. unsubscribe: get a token, then use it
+UNSUB=\$(curl -s -X POST $MC_URL/newsletter/unsubscribe-token -H "Authorization: Bearer \$TOKEN" -H "Content-Type: application/json" \\
+  -d '{"list_id":"$Demo__ListId","email":"$email"}' | $(pick unsubscribe_token))
+curl -s -X POST $MC_URL/newsletter/unsubscribe -H "Authorization: Bearer \$TOKEN" -H "Content-Type: application/json" \\
+  -d "{\"token\":\"\$UNSUB\"}"
+
+# 6. a send job (send_api token, Send Engine)
+SEND_TOKEN=\$(curl -s -X POST $MC_URL/oauth/token \\
+  --data-urlencode grant_type=client_credentials \\
+  --data-urlencode client_id=$Demo__SendApiClientId \\
+  --data-urlencode client_secret=$Demo__SendApiClientSecret \\
+  --data-urlencode scope=newsletter:send.write | $(pick access_token))
+curl -s -X POST $SE_URL/api/send-jobs -H "Authorization: Bearer \$SEND_TOKEN" -H "Content-Type: application/json" \\
+  -d '{"tenant_id":"$Demo__TenantId","list_id":"$Demo__ListId","name":"Weekly","subject":"Weekly","body_html":"<p>Hello {{ email }}</p>","body_text":"Hello"}'
+
+EOF
+
+# Stay in the foreground until Ctrl-C, or until a service dies (then stop the rest too).
+set +e
+wait -n "${SERVICE_PIDS[@]}"
+log "a service exited (see .local/logs/); stopping the rest"
+exit 1

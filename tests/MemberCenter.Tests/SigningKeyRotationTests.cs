@@ -1,0 +1,85 @@
+using System.Net;
+using Microsoft.IdentityModel.JsonWebTokens;
+using Microsoft.IdentityModel.Tokens;
+using Newsletter.Contracts;
+using Newsletter.TestSupport;
+
+namespace MemberCenter.Tests;
+
+/// <summary>Its own Member Center: rotating keys must not disturb the other tests.</summary>
+public sealed class SigningKeyRotationTests(PostgresServer postgres, MailDevServer mail) : IAsyncLifetime
+{
+    private readonly MemberCenterFixture _mc = new(postgres, mail);
+
+    public ValueTask InitializeAsync()
+    {
+        // Long enough that a loaded CI machine still sees the new key before it signs.
+        _mc.Settings["Auth:SigningKeys:PrePublish"] = "00:00:08";
+        return _mc.InitializeAsync();
+    }
+    public ValueTask DisposeAsync() => ((IAsyncDisposable)_mc).DisposeAsync();
+
+    [Fact]
+    public async Task A_new_key_is_published_before_it_signs_and_the_old_one_stays_for_its_tokens()
+    {
+        var oldToken = await _mc.AdminTokenAsync();
+        var oldKid = new JsonWebToken(oldToken).Kid;
+
+        using var admin = _mc.Http(oldToken);
+        using var rotate = await admin.PostAsync("admin/signing-keys/rotate", null);
+        var next = await MemberCenterFixture.ReadAsync<SigningKeyResponse>(rotate);
+        Assert.Equal("published", next.State);
+        Assert.NotEqual(oldKid, next.KeyId);
+
+        // Published at once, not yet used (pre-publication is 8 s in this fixture).
+        Assert.Contains(next.KeyId, await JwksKidsAsync());
+        Assert.Equal(oldKid, new JsonWebToken(await _mc.AdminTokenAsync()).Kid);
+
+        // Once its NotBefore passes, the ring (refreshing every second) switches signing to it.
+        var newKid = oldKid;
+        for (var i = 0; i < 150 && newKid == oldKid; i++)
+        {
+            await Task.Delay(200);
+            newKid = new JsonWebToken(await _mc.AdminTokenAsync()).Kid;
+        }
+        Assert.Equal(next.KeyId, newKid);
+
+        // Tokens signed by the old key still verify against the JWKS, and still authorise requests.
+        var kids = await JwksKidsAsync();
+        Assert.Contains(oldKid, kids);
+        Assert.True((await ValidateAsync(oldToken)).IsValid);
+        using var stillOk = await admin.GetAsync("admin/signing-keys");
+        Assert.Equal(HttpStatusCode.OK, stillOk.StatusCode);
+    }
+
+    [Fact]
+    public async Task Keys_are_persisted_so_a_restarted_server_signs_with_the_same_key()
+    {
+        var kid = new JsonWebToken(await _mc.AdminTokenAsync()).Kid;
+        await using var second = new MemberCenterFixture(postgres, mail);
+        second.Settings["ConnectionStrings:MemberCenter"] = _mc.ConnectionString;
+        await second.InitializeAsync();
+        var token = await second.AdminTokenAsync();
+        Assert.Equal(kid, new JsonWebToken(token).Kid);
+    }
+
+    private async Task<List<string>> JwksKidsAsync()
+    {
+        using var http = _mc.Http();
+        var jwks = new JsonWebKeySet(await http.GetStringAsync(".well-known/jwks"));
+        return jwks.Keys.Select(k => k.Kid).ToList();
+    }
+
+    private async Task<TokenValidationResult> ValidateAsync(string token)
+    {
+        using var http = _mc.Http();
+        var jwks = new JsonWebKeySet(await http.GetStringAsync(".well-known/jwks"));
+        return await new JsonWebTokenHandler().ValidateTokenAsync(token, new TokenValidationParameters
+        {
+            ValidIssuer = _mc.Issuer,
+            ValidAudience = Audiences.MemberCenterAdmin,
+            IssuerSigningKeys = jwks.GetSigningKeys(),
+        });
+    }
+
+}
