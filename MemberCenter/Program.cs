@@ -2,6 +2,7 @@ using MemberCenter.Extensions;
 using MemberCenter.Features.Admin;
 using MemberCenter.Features.Auth;
 using MemberCenter.Features.Internal;
+using MemberCenter.Features.Lists;
 using MemberCenter.Features.Subscriptions;
 using Newsletter.ServiceDefaults;
 
@@ -24,6 +25,7 @@ public class Program
 
         app.MapTokenEndpoint();
         app.MapSubscriptionsApi();
+        app.MapListsApi();
         app.MapAdminApi();
         app.MapInternalApi();
         await app.RunAsync();

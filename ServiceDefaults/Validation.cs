@@ -26,5 +26,14 @@ public sealed class Validation
         return this;
     }
 
+    public Validation MaxLength(string field, string? value, int max)
+    {
+        if (value?.Length > max)
+        {
+            Add(field, $"The {field} must be at most {max} characters.");
+        }
+        return this;
+    }
+
     public Dictionary<string, string[]> Errors => _errors.ToDictionary(kv => kv.Key, kv => kv.Value.ToArray());
 }

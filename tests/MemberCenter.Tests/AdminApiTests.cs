@@ -78,3 +78,28 @@ public sealed class AdminApiTests(MemberCenterFixture mc)
         Assert.Equal(HttpStatusCode.Forbidden, internalToken.StatusCode);
     }
 }
+
+[Collection(MemberCenterCollection.Name)]
+public sealed class ListsApiTests(MemberCenterFixture mc)
+{
+    [Fact]
+    public async Task A_tenant_creates_and_reads_only_its_own_lists()
+    {
+        var a = await mc.CreateTenantAsync("A");
+        var b = await mc.CreateTenantAsync("B");
+        using var api = a.Api();
+        var created = await MemberCenterFixture.ReadAsync<MailingListResponse>(await api.PostAsJsonAsync("api/lists", new { name = "Product news" }));
+        Assert.Equal(a.TenantId, created.TenantId);
+
+        var mine = await api.GetFromJsonAsync<List<MailingListResponse>>("api/lists", MemberCenterFixture.Json);
+        Assert.Equal([a.ListId, created.ListId], mine!.Select(l => l.ListId));
+        using var other = await api.GetAsync($"api/lists/{b.ListId}");
+        Assert.Equal(HttpStatusCode.NotFound, other.StatusCode);
+        await NewsletterApiTests.AssertValidationError(await api.PostAsJsonAsync("api/lists", new { name = new string('x', 201) }), "name");
+
+        var readOnly = await mc.TokenAsync(a.TenantClient.ClientId, a.TenantClient.ClientSecret, Scopes.ListsRead);
+        using var reader = mc.Http(readOnly);
+        using var forbidden = await reader.PostAsJsonAsync("api/lists", new { name = "x" });
+        Assert.Equal(HttpStatusCode.Forbidden, forbidden.StatusCode);
+    }
+}

@@ -33,11 +33,7 @@ public static class AdminApi
 
     private static async Task<Results<Created<TenantResponse>, ValidationProblem>> CreateTenant(CreateTenantRequest request, MemberCenterDbContext db, TimeProvider clock, CancellationToken ct)
     {
-        var v = new Validation().Required("name", request.Name);
-        if (request.Name?.Length > 200)
-        {
-            v.Add("name", "The name must be at most 200 characters.");
-        }
+        var v = new Validation().Required("name", request.Name).MaxLength("name", request.Name, 200);
         if (!v.IsValid)
         {
             return TypedResults.ValidationProblem(v.Errors);
@@ -56,11 +52,7 @@ public static class AdminApi
 
     private static async Task<Results<Created<MailingListResponse>, ValidationProblem, ProblemHttpResult>> CreateList(Guid tenantId, CreateListRequest request, MemberCenterDbContext db, TimeProvider clock, CancellationToken ct)
     {
-        var v = new Validation().Required("name", request.Name);
-        if (request.Name?.Length > 200)
-        {
-            v.Add("name", "The name must be at most 200 characters.");
-        }
+        var v = new Validation().Required("name", request.Name).MaxLength("name", request.Name, 200);
         if (!v.IsValid)
         {
             return TypedResults.ValidationProblem(v.Errors);
@@ -72,7 +64,7 @@ public static class AdminApi
         var list = new MailingList { Id = Guid.CreateVersion7(), TenantId = tenantId, Name = request.Name!.Trim(), CreatedAt = clock.GetUtcNow() };
         db.MailingLists.Add(list);
         await db.SaveChangesAsync(ct);
-        return TypedResults.Created($"/admin/tenants/{tenantId}/lists", ToResponse(list));
+        return TypedResults.Created($"/admin/tenants/{tenantId}/lists", ListsApi.ToResponse(list));
     }
 
     private static async Task<Results<Ok<List<MailingListResponse>>, ProblemHttpResult>> ListLists(Guid tenantId, MemberCenterDbContext db, CancellationToken ct)
@@ -82,19 +74,15 @@ public static class AdminApi
             return TenantNotFound();
         }
         var lists = await db.MailingLists.AsNoTracking().Where(l => l.TenantId == tenantId).OrderBy(l => l.CreatedAt).ToListAsync(ct);
-        return TypedResults.Ok(lists.Select(ToResponse).ToList());
+        return TypedResults.Ok(lists.Select(ListsApi.ToResponse).ToList());
     }
 
     private static async Task<Results<Created<ApiClientSecretResponse>, ValidationProblem, ProblemHttpResult>> CreateClient(Guid tenantId, CreateClientRequest request, MemberCenterDbContext db, ApiClientRegistry registry, CancellationToken ct)
     {
-        var v = new Validation().Required("usage", request.Usage);
+        var v = new Validation().Required("usage", request.Usage).MaxLength("name", request.Name, 200);
         if (request.Usage is { Length: > 0 } usage && !TenantUsages.Contains(usage))
         {
             v.Add("usage", $"The usage must be one of: {string.Join(", ", TenantUsages)}.");
-        }
-        if (request.Name?.Length > 200)
-        {
-            v.Add("name", "The name must be at most 200 characters.");
         }
         if (!v.IsValid)
         {
@@ -154,7 +142,6 @@ public static class AdminApi
     }
 
     private static TenantResponse ToResponse(Tenant t) => new(t.Id.ToString(), t.Name, t.CreatedAt);
-    private static MailingListResponse ToResponse(MailingList l) => new(l.Id.ToString(), l.TenantId.ToString(), l.Name, l.CreatedAt);
     private static ProblemHttpResult TenantNotFound() => TypedResults.Problem(statusCode: 404, title: "Tenant not found");
     private static ProblemHttpResult ClientNotFound() => TypedResults.Problem(statusCode: 404, title: "Client not found");
 }
