@@ -1,6 +1,32 @@
-var builder = WebApplication.CreateBuilder(args);
-var app = builder.Build();
+using Hangfire;
+using Newsletter.ServiceDefaults;
+using SendEngine.Extensions;
+using SendEngine.Features.SendJobs;
+using SendEngine.Features.Suppressions;
 
-app.MapGet("/", () => "Hello World!");
+namespace SendEngine;
 
-app.Run();
+public class Program
+{
+    public static async Task Main(string[] args)
+    {
+        var builder = WebApplication.CreateBuilder(args);
+        builder.AddServiceDefaults("Send Engine")
+            .AddSendEngineData()
+            .AddSendEngineAuth()
+            .AddSendEngine()
+            .AddSendEngineHangfire();
+
+        var app = builder.Build();
+        app.UseServiceDefaults();
+        app.UseAuthentication();
+        app.UseAuthorization();
+        app.UseHangfireDashboardForOperators();
+
+        app.MapSendJobsApi();
+        app.MapSuppressionsApi();
+        app.Services.GetRequiredService<IRecurringJobManager>()
+            .AddOrUpdate<SendJobWatchdog>(SendJobWatchdog.RecurringJobId, w => w.RunAsync(CancellationToken.None), Cron.Minutely());
+        await app.RunAsync();
+    }
+}

@@ -1,0 +1,76 @@
+using System.ComponentModel.DataAnnotations;
+using System.Security.Claims;
+using Microsoft.AspNetCore.Authorization;
+using Newsletter.Contracts;
+using OpenIddict.Abstractions;
+using OpenIddict.Validation.AspNetCore;
+
+namespace SendEngine.Extensions;
+
+public sealed class AuthOptions
+{
+    public const string Section = "Auth";
+
+    /// <summary>Member Center's issuer: the expected <c>iss</c> and the base of the discovery document.</summary>
+    [Required, Url]
+    public string Issuer { get; set; } = "http://localhost:7850/";
+
+    /// <summary>The expected <c>aud</c>.</summary>
+    [Required]
+    public string SendEngineAudience { get; set; } = Audiences.SendEngineApi;
+
+    /// <summary>False only for local development and tests, where Member Center runs on plain http.</summary>
+    public bool RequireHttpsMetadata { get; set; } = true;
+
+    [Range(typeof(TimeSpan), "00:00:00", "00:05:00")]
+    public TimeSpan ClockSkew { get; set; } = TimeSpan.FromSeconds(30);
+}
+
+/// <summary>Resource-server token validation: Member Center's JWTs, checked against its discovery document and JWKS.</summary>
+public static class AuthExtensions
+{
+    public const string SendWrite = "send:write";
+    public const string SendRead = "send:read";
+
+    public static WebApplicationBuilder AddSendEngineAuth(this WebApplicationBuilder builder)
+    {
+        builder.Services.AddOptions<AuthOptions>().BindConfiguration(AuthOptions.Section).ValidateDataAnnotations().ValidateOnStart();
+        // Bound here because OpenIddict's builder needs the values while services are registered.
+        var auth = builder.Configuration.GetSection(AuthOptions.Section).Get<AuthOptions>() ?? new AuthOptions();
+        var issuer = new Uri(auth.Issuer, UriKind.Absolute);
+        if (auth.RequireHttpsMetadata && issuer.Scheme != Uri.UriSchemeHttps)
+        {
+            throw new InvalidOperationException($"Auth:Issuer {issuer} is not https; set Auth__RequireHttpsMetadata=false for local development only.");
+        }
+
+        builder.Services.AddOpenIddict().AddValidation(o =>
+        {
+            // Discovery at {issuer}.well-known/openid-configuration, then its JWKS, cached and refreshed periodically by
+            // OpenIddict; AddRotatedSigningKeys fetches the JWKS again when a token carries an unknown kid, so a
+            // key rotation needs no restart.
+            o.SetIssuer(issuer);
+            o.AddAudiences(auth.SendEngineAudience);
+            o.UseSystemNetHttp();
+            o.UseAspNetCore();
+            o.Configure(v => v.TokenValidationParameters.ClockSkew = auth.ClockSkew);
+            o.AddEventHandler(AddRotatedSigningKeys.Descriptor);
+        });
+        builder.Services.AddSingleton<JwksRefresher>();
+        builder.Services.AddHttpClient(JwksRefresher.HttpClientName);
+        builder.Services.AddAuthentication(OpenIddictValidationAspNetCoreDefaults.AuthenticationScheme);
+        builder.Services.AddAuthorizationBuilder()
+            .AddPolicy(SendWrite, p => Require(p, Scopes.SendWrite))
+            .AddPolicy(SendRead, p => Require(p, Scopes.SendRead));
+        return builder;
+    }
+
+    private static void Require(AuthorizationPolicyBuilder policy, string scope)
+    {
+        policy.AddAuthenticationSchemes(OpenIddictValidationAspNetCoreDefaults.AuthenticationScheme);
+        policy.RequireAuthenticatedUser();
+        policy.RequireAssertion(ctx => ctx.User.HasScope(scope) && Guid.TryParse(ctx.User.FindFirst(ClaimNames.TenantId)?.Value, out _));
+    }
+
+    /// <summary>The caller's tenant; only called behind a policy, which guarantees the claim.</summary>
+    public static Guid TenantId(this ClaimsPrincipal user) => Guid.Parse(user.FindFirst(ClaimNames.TenantId)!.Value);
+}

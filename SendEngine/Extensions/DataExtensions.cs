@@ -1,0 +1,40 @@
+using Microsoft.EntityFrameworkCore;
+using Npgsql;
+using SendEngine.Data;
+
+namespace SendEngine.Extensions;
+
+public sealed class DatabaseOptions
+{
+    public const string Section = "Database";
+
+    /// <summary>Apply EF Core migrations on start (run.sh and tests do; production may run them as a deploy step).</summary>
+    public bool ApplyMigrationsOnStartup { get; set; }
+}
+
+public static class DataExtensions
+{
+    public const string ConnectionStringName = "SendEngine";
+
+    public static WebApplicationBuilder AddSendEngineData(this WebApplicationBuilder builder)
+    {
+        var connectionString = builder.Configuration.GetConnectionString(ConnectionStringName);
+        if (string.IsNullOrWhiteSpace(connectionString))
+        {
+            throw new InvalidOperationException(
+                "ConnectionStrings:SendEngine is not set. ./run.sh starts a local PostgreSQL and sets it; otherwise set ConnectionStrings__SendEngine.");
+        }
+        builder.Services.AddOptions<DatabaseOptions>().BindConfiguration(DatabaseOptions.Section);
+
+        // The delivery pipeline talks to PostgreSQL directly (COPY, SKIP LOCKED claims, per-message updates).
+        builder.Services.AddSingleton(_ => NpgsqlDataSource.Create(connectionString));
+        builder.Services.AddDbContextPool<SendEngineDbContext>((sp, o) =>
+        {
+            o.UseNpgsql(sp.GetRequiredService<NpgsqlDataSource>());
+            o.UseSnakeCaseNamingConvention();
+        });
+        builder.Services.AddHealthChecks().AddDbContextCheck<SendEngineDbContext>("postgresql");
+        builder.Services.AddHostedService<DatabaseInitializer>();
+        return builder;
+    }
+}

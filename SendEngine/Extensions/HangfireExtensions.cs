@@ -1,0 +1,105 @@
+using System.ComponentModel.DataAnnotations;
+using System.Security.Cryptography;
+using System.Text;
+using Hangfire;
+using Hangfire.PostgreSql;
+using Microsoft.Extensions.Options;
+
+namespace SendEngine.Extensions;
+
+public sealed class HangfireOptions
+{
+    public const string Section = "Hangfire";
+
+    /// <summary>Basic-auth credential for /hangfire; without both the dashboard is not mapped (404).</summary>
+    public string? DashboardUsername { get; set; }
+    public string? DashboardPassword { get; set; }
+
+    [Range(1, 100)]
+    public int WorkerCount { get; set; } = 4;
+
+    /// <summary>How often due scheduled jobs are moved to the queue (the delay between scheduled_at and the start).</summary>
+    [Range(typeof(TimeSpan), "00:00:00.100", "00:01:00")]
+    public TimeSpan SchedulePollingInterval { get; set; } = TimeSpan.FromSeconds(1);
+
+    /// <summary>A job whose server died is run again after this (sliding: a live server keeps extending it).</summary>
+    [Range(typeof(TimeSpan), "00:00:05", "01:00:00")]
+    public TimeSpan InvisibilityTimeout { get; set; } = TimeSpan.FromMinutes(1);
+
+    public bool DashboardEnabled => !string.IsNullOrEmpty(DashboardUsername) && !string.IsNullOrEmpty(DashboardPassword);
+}
+
+/// <summary>Hangfire on PostgreSQL (schema "hangfire" in Send Engine's database), server in-process.</summary>
+public static class HangfireExtensions
+{
+    public static WebApplicationBuilder AddSendEngineHangfire(this WebApplicationBuilder builder)
+    {
+        var services = builder.Services;
+        services.AddOptions<HangfireOptions>().BindConfiguration(HangfireOptions.Section).ValidateDataAnnotations().ValidateOnStart();
+        var o = builder.Configuration.GetSection(HangfireOptions.Section).Get<HangfireOptions>() ?? new HangfireOptions();
+        var connectionString = builder.Configuration.GetConnectionString(DataExtensions.ConnectionStringName)!;
+        services.AddHangfire(c => c
+            .SetDataCompatibilityLevel(CompatibilityLevel.Version_180)
+            .UseSimpleAssemblyNameTypeSerializer()
+            .UseRecommendedSerializerSettings()
+            .UsePostgreSqlStorage(p => p.UseNpgsqlConnection(connectionString), new PostgreSqlStorageOptions
+            {
+                SchemaName = "hangfire",
+                PrepareSchemaIfNecessary = true,
+                // LISTEN/NOTIFY wakes workers when a job is enqueued instead of waiting for the next poll.
+                EnableLongPolling = true,
+                QueuePollInterval = TimeSpan.FromSeconds(1),
+                UseSlidingInvisibilityTimeout = true,
+                InvisibilityTimeout = o.InvisibilityTimeout,
+            }));
+        services.AddHangfireServer(s =>
+        {
+            s.WorkerCount = o.WorkerCount;
+            s.SchedulePollingInterval = o.SchedulePollingInterval;
+        });
+        return builder;
+    }
+
+    /// <summary>The dashboard at /hangfire behind HTTP basic auth, or nothing when no credential is configured.</summary>
+    public static WebApplication UseHangfireDashboardForOperators(this WebApplication app)
+    {
+        var o = app.Services.GetRequiredService<IOptions<HangfireOptions>>().Value;
+        if (!o.DashboardEnabled)
+        {
+            return app;
+        }
+        var expected = SHA256.HashData(Encoding.UTF8.GetBytes($"{o.DashboardUsername}:{o.DashboardPassword}"));
+        app.UseWhen(ctx => ctx.Request.Path.StartsWithSegments("/hangfire"), branch => branch.Use(async (ctx, next) =>
+        {
+            if (!IsAuthorized(ctx.Request.Headers.Authorization.ToString(), expected))
+            {
+                ctx.Response.StatusCode = StatusCodes.Status401Unauthorized;
+                ctx.Response.Headers.WWWAuthenticate = "Basic realm=\"Send Engine operations\", charset=\"UTF-8\"";
+                return;
+            }
+            await next(ctx);
+        }));
+        // Access is decided by the basic-auth gate above; Hangfire's default filter would allow only local requests.
+        app.UseHangfireDashboard("/hangfire", new DashboardOptions { Authorization = [], DashboardTitle = "Send Engine jobs" });
+        return app;
+    }
+
+    private static bool IsAuthorized(string header, byte[] expected)
+    {
+        if (!header.StartsWith("Basic ", StringComparison.OrdinalIgnoreCase))
+        {
+            return false;
+        }
+        byte[] decoded;
+        try
+        {
+            decoded = Convert.FromBase64String(header[6..].Trim());
+        }
+        catch (FormatException)
+        {
+            return false;
+        }
+        // Compare hashes so the comparison is constant-time and independent of the lengths.
+        return CryptographicOperations.FixedTimeEquals(SHA256.HashData(decoded), expected);
+    }
+}

@@ -1,0 +1,69 @@
+using Microsoft.Extensions.Diagnostics.HealthChecks;
+using Microsoft.Extensions.Options;
+using Newsletter.ServiceDefaults.Mail;
+using SendEngine.Features.Delivery;
+using SendEngine.Features.MemberCenter;
+using SendEngine.Features.SendJobs;
+
+namespace SendEngine.Extensions;
+
+public static class SendEngineExtensions
+{
+    public static WebApplicationBuilder AddSendEngine(this WebApplicationBuilder builder)
+    {
+        var services = builder.Services;
+        services.AddOptions<SendJobOptions>().BindConfiguration(SendJobOptions.Section).ValidateDataAnnotations().ValidateOnStart();
+        services.AddOptions<DeliveryOptions>().BindConfiguration(DeliveryOptions.Section).ValidateDataAnnotations().ValidateOnStart();
+        services.AddOptions<SmtpOptions>().BindConfiguration(SmtpOptions.Section).ValidateDataAnnotations().ValidateOnStart();
+        services.AddOptions<DkimOptions>().BindConfiguration(DkimOptions.Section)
+            .Validate(o => o.Enabled || (o.Domain is null && o.Selector is null && o.PrivateKey is null && o.PrivateKeyPath is null),
+                "Dkim needs Domain, Selector and PrivateKey or PrivateKeyPath together.")
+            .ValidateOnStart();
+        services.AddOptions<MemberCenterOptions>().BindConfiguration(MemberCenterOptions.Section)
+            // Member Center is given the same credential as Bootstrap:SendEngineClientId/Secret; run.sh sets those.
+            .PostConfigure<IConfiguration>((o, config) =>
+            {
+                o.ClientId ??= config["Bootstrap:SendEngineClientId"];
+                o.ClientSecret ??= config["Bootstrap:SendEngineClientSecret"];
+            })
+            .ValidateDataAnnotations().ValidateOnStart();
+
+        services.AddSingleton<ServiceTokenCache>();
+        services.AddHttpClient<MemberCenterClient>((sp, http) =>
+        {
+            http.BaseAddress = new Uri(sp.GetRequiredService<IOptions<MemberCenterOptions>>().Value.BaseUrl.TrimEnd('/') + "/");
+            http.Timeout = TimeSpan.FromSeconds(60);
+        });
+        services.AddHttpClient(MemberCenterHealthCheck.HttpClientName);
+        services.AddHealthChecks().AddCheck<MemberCenterHealthCheck>("member_center");
+
+        services.AddSingleton<IDeliveryTransport, SmtpDeliveryTransport>();
+        services.AddTransient<RecipientSnapshot>();
+        services.AddTransient<SendJobRunner>();
+        services.AddTransient<SendJobWatchdog>();
+        return builder;
+    }
+}
+
+/// <summary>Ready only when Member Center answers its liveness probe (recipients and the re-check come from it).</summary>
+public sealed class MemberCenterHealthCheck(IHttpClientFactory factory, IOptions<MemberCenterOptions> options) : IHealthCheck
+{
+    public const string HttpClientName = "member-center-health";
+
+    public async Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default)
+    {
+        try
+        {
+            using var http = factory.CreateClient(HttpClientName);
+            http.Timeout = TimeSpan.FromSeconds(5);
+            using var response = await http.GetAsync(options.Value.BaseUrl.TrimEnd('/') + "/health/live", cancellationToken);
+            return response.IsSuccessStatusCode
+                ? HealthCheckResult.Healthy()
+                : HealthCheckResult.Unhealthy($"Member Center answered {(int)response.StatusCode}");
+        }
+        catch (Exception ex) when (ex is HttpRequestException or TaskCanceledException)
+        {
+            return HealthCheckResult.Unhealthy("Member Center is unreachable: " + ex.Message);
+        }
+    }
+}

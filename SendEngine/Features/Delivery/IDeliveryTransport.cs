@@ -1,0 +1,31 @@
+using MimeKit;
+
+namespace SendEngine.Features.Delivery;
+
+public enum DeliveryOutcome
+{
+    Sent,
+    /// <summary>Worth retrying later: a 4xx reply, a lost connection, a timeout.</summary>
+    Transient,
+    /// <summary>Never retried: a 5xx reply.</summary>
+    Permanent,
+}
+
+/// <param name="Detail">The server's reply (or the error), stored with the recipient.</param>
+/// <param name="ProviderMessageId">An ESP's own id when it assigns one (SMTP: null, the Message-ID header is ours).</param>
+public sealed record DeliveryResult(DeliveryOutcome Outcome, string Detail, string? ProviderMessageId = null);
+
+/// <summary>A way to hand messages to a mail server or ESP. SMTP now; Tencent SES next.</summary>
+public interface IDeliveryTransport
+{
+    string Name { get; }
+
+    /// <summary>A session used by one worker at a time (an SMTP connection, kept open and reused).</summary>
+    IDeliverySession OpenSession();
+}
+
+public interface IDeliverySession : IAsyncDisposable
+{
+    /// <summary>Sends one message; returns the outcome instead of throwing for delivery errors.</summary>
+    Task<DeliveryResult> SendAsync(MimeMessage message, CancellationToken ct);
+}

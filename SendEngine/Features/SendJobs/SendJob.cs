@@ -1,0 +1,48 @@
+using Microsoft.EntityFrameworkCore;
+using Microsoft.EntityFrameworkCore.Metadata.Builders;
+using Newsletter.Contracts;
+
+namespace SendEngine.Features.SendJobs;
+
+/// <summary>A tenant's send: the content, when to start, and where the run is (see docs/send-engine.md).</summary>
+public sealed class SendJob
+{
+    public Guid Id { get; set; }
+    public Guid TenantId { get; set; }
+    public Guid ListId { get; set; }
+    public required string Name { get; set; }
+    public required string Subject { get; set; }
+    public string? BodyHtml { get; set; }
+    public string? BodyText { get; set; }
+    /// <summary>One of <see cref="SendJobStatuses"/>.</summary>
+    public required string Status { get; set; }
+    public DateTimeOffset ScheduledAt { get; set; }
+    public DateTimeOffset CreatedAt { get; set; }
+    public DateTimeOffset? StartedAt { get; set; }
+    public DateTimeOffset? FinishedAt { get; set; }
+    public DateTimeOffset? CancelledAt { get; set; }
+    /// <summary>The Idempotency-Key header of the create request, unique per tenant.</summary>
+    public string? IdempotencyKey { get; set; }
+    public string? HangfireJobId { get; set; }
+    /// <summary>Last subscriber id copied into the snapshot; the snapshot resumes after it.</summary>
+    public Guid? SnapshotCursor { get; set; }
+    public DateTimeOffset? SnapshotCompletedAt { get; set; }
+    public string? LastError { get; set; }
+}
+
+internal sealed class SendJobConfiguration : IEntityTypeConfiguration<SendJob>
+{
+    public void Configure(EntityTypeBuilder<SendJob> b)
+    {
+        b.ToTable("send_jobs");
+        b.Property(j => j.Name).HasMaxLength(200);
+        b.Property(j => j.Subject).HasMaxLength(998);
+        b.Property(j => j.Status).HasMaxLength(16);
+        b.Property(j => j.IdempotencyKey).HasMaxLength(200);
+        b.Property(j => j.HangfireJobId).HasMaxLength(64);
+        b.Property(j => j.LastError).HasMaxLength(2000);
+        b.HasIndex(j => new { j.TenantId, j.IdempotencyKey }).IsUnique().HasFilter("idempotency_key IS NOT NULL");
+        b.HasIndex(j => new { j.TenantId, j.Id });
+        b.HasIndex(j => j.Status);
+    }
+}

@@ -1,0 +1,50 @@
+using Microsoft.EntityFrameworkCore;
+using Microsoft.EntityFrameworkCore.Metadata.Builders;
+using Newsletter.Contracts;
+
+namespace SendEngine.Features.SendJobs;
+
+/// <summary>
+/// One address of a job's snapshot and its delivery state (<see cref="RecipientStatuses"/>):
+/// pending → claimed → sending → sent | failed | bounced, or suppressed / cancelled; a transient failure goes back to pending.
+/// Written in bulk with COPY and updated with plain SQL by the delivery pipeline (see SendJobRunner).
+/// </summary>
+public sealed class SendJobRecipient
+{
+    public long Id { get; set; }
+    public Guid JobId { get; set; }
+    public Guid SubscriberId { get; set; }
+    public required string Email { get; set; }
+    /// <summary>The subscriber's preferences at snapshot time (JSON object), for merge tags.</summary>
+    public required string Preferences { get; set; }
+    public required string UnsubscribeUrl { get; set; }
+    public required string Status { get; set; }
+    public int Attempts { get; set; }
+    public DateTimeOffset? NextAttemptAt { get; set; }
+    /// <summary>The runner holding the row (claimed or sending) and until when; an expired lease is recovered.</summary>
+    public Guid? ClaimedBy { get; set; }
+    public DateTimeOffset? LeaseUntil { get; set; }
+    public string? MessageId { get; set; }
+    /// <summary>The server's reply, or why the address was skipped.</summary>
+    public string? Detail { get; set; }
+    public DateTimeOffset? SentAt { get; set; }
+    public DateTimeOffset UpdatedAt { get; set; }
+}
+
+internal sealed class SendJobRecipientConfiguration : IEntityTypeConfiguration<SendJobRecipient>
+{
+    public void Configure(EntityTypeBuilder<SendJobRecipient> b)
+    {
+        b.ToTable("send_job_recipients");
+        b.Property(r => r.Id).UseIdentityAlwaysColumn();
+        b.Property(r => r.Email).HasMaxLength(320);
+        b.Property(r => r.Preferences).HasColumnType("jsonb");
+        b.Property(r => r.Status).HasMaxLength(16);
+        b.Property(r => r.MessageId).HasMaxLength(255);
+        b.Property(r => r.Detail).HasMaxLength(1000);
+        b.HasOne<SendJob>().WithMany().HasForeignKey(r => r.JobId).OnDelete(DeleteBehavior.Cascade);
+        b.HasIndex(r => new { r.JobId, r.SubscriberId }).IsUnique();
+        b.HasIndex(r => new { r.JobId, r.Status, r.Id });
+        b.HasIndex(r => r.MessageId).HasFilter("message_id IS NOT NULL");
+    }
+}

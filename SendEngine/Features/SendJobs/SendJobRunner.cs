@@ -1,0 +1,502 @@
+using System.Text.Json;
+using System.Threading.Channels;
+using System.Threading.RateLimiting;
+using Hangfire;
+using Microsoft.Extensions.Options;
+using Newsletter.Contracts;
+using Newsletter.ServiceDefaults.Mail;
+using Npgsql;
+using SendEngine.Features.Delivery;
+using SendEngine.Features.MemberCenter;
+using SendEngine.Features.Suppressions;
+
+namespace SendEngine.Features.SendJobs;
+
+/// <summary>
+/// The Hangfire job that runs a send job: snapshot, then delivery. Delivery claims batches of recipients with
+/// FOR UPDATE SKIP LOCKED and a lease, filters suppressed and no-longer-subscribed addresses, and feeds a bounded
+/// channel read by <see cref="DeliveryOptions.Concurrency"/> workers, each with its own reused transport session and
+/// database connection. Every recipient is marked <c>sending</c> (durably) right before its SMTP transaction and
+/// <c>sent</c>/<c>failed</c> right after, so a crash leaves at most one ambiguous row per worker, which is recorded as
+/// failed rather than mailed twice (at-most-once; see docs/send-engine.md). Several runners, in one process or many,
+/// can work on the same job.
+/// </summary>
+public sealed partial class SendJobRunner(
+    NpgsqlDataSource db,
+    RecipientSnapshot snapshot,
+    MemberCenterClient memberCenter,
+    IDeliveryTransport transport,
+    IBackgroundJobClient jobs,
+    IOptions<SendJobOptions> jobOptions,
+    IOptions<DeliveryOptions> deliveryOptions,
+    IOptions<SmtpOptions> smtpOptions,
+    IOptions<DkimOptions> dkimOptions,
+    TimeProvider clock,
+    ILogger<SendJobRunner> logger)
+{
+    public const string UnknownOutcome = "outcome unknown: the runner stopped during the SMTP transaction; not retried to avoid a duplicate";
+
+    private sealed record JobRow(Guid Id, Guid TenantId, Guid ListId, string Status, string Subject, string? BodyHtml, string? BodyText, bool SnapshotDone, DateTimeOffset ScheduledAt);
+
+    private sealed record Claimed(long Id, string Email, string Preferences, string UnsubscribeUrl, int Attempts);
+
+    /// <summary>Entry point scheduled at the job's scheduled_at: snapshot (resumable), then delivery.</summary>
+    [AutomaticRetry(Attempts = 10)]
+    [JobDisplayName("Send job {0}")]
+    public async Task RunAsync(Guid jobId, CancellationToken cancellationToken)
+    {
+        var job = await LoadAsync(jobId, cancellationToken);
+        if (job is null || job.Status is SendJobStatuses.Completed or SendJobStatuses.Cancelled or SendJobStatuses.Failed)
+        {
+            return;
+        }
+        // Hangfire's schedule has whole-second resolution, so it may fire a moment early.
+        var early = job.ScheduledAt - clock.GetUtcNow();
+        if (early > TimeSpan.Zero)
+        {
+            if (early > TimeSpan.FromMinutes(1))
+            {
+                jobs.Schedule<SendJobRunner>(r => r.RunAsync(jobId, CancellationToken.None), job.ScheduledAt);
+                return;
+            }
+            await Task.Delay(early, clock, cancellationToken);
+        }
+        if (!job.SnapshotDone)
+        {
+            await Sql.ExecuteAsync(db, "UPDATE send_jobs SET status = 'queued' WHERE id = $1 AND status = 'scheduled'", cancellationToken, jobId);
+            LogSnapshotStarting(logger, jobId);
+            if (!await snapshot.TakeAsync(jobId, job.TenantId, job.ListId, cancellationToken))
+            {
+                await FailAsync(jobId, "The list does not exist at Member Center (deleted, or not this tenant's).", CancellationToken.None);
+                return;
+            }
+            for (var i = 1; i < jobOptions.Value.Runners; i++)
+            {
+                jobs.Enqueue<SendJobRunner>(r => r.DeliverAsync(jobId, CancellationToken.None));
+            }
+        }
+        await DeliverAsync(jobId, cancellationToken);
+    }
+
+    /// <summary>Delivers the job's remaining recipients; returns when none is left, the job is cancelled or failed, or on shutdown.</summary>
+    [AutomaticRetry(Attempts = 10)]
+    [JobDisplayName("Deliver send job {0}")]
+    public async Task DeliverAsync(Guid jobId, CancellationToken cancellationToken)
+    {
+        var job = await LoadAsync(jobId, cancellationToken);
+        if (job?.Status == SendJobStatuses.Cancelled)
+        {
+            // Cancelled while the snapshot was being written: its last pages may have landed after the cancel.
+            await Sql.ExecuteAsync(db, "UPDATE send_job_recipients SET status = 'cancelled' WHERE job_id = $1 AND status = 'pending'", cancellationToken, jobId);
+        }
+        if (job is null || job.Status != SendJobStatuses.Sending)
+        {
+            return;
+        }
+        var o = jobOptions.Value;
+        var runnerId = Guid.NewGuid();
+        var composer = new MessageComposer(smtpOptions.Value, MessageComposer.CreateSigner(dkimOptions.Value), job.Subject, job.BodyHtml, job.BodyText);
+        var state = new RunState();
+        // stop: shutdown, cancellation or failure of the job; workers finish the message in hand and release the rest.
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        var channel = Channel.CreateBounded<Claimed>(new BoundedChannelOptions(o.BatchSize) { SingleWriter = true });
+        using var limiter = deliveryOptions.Value.MessagesPerSecond > 0 ? CreateLimiter(deliveryOptions.Value.MessagesPerSecond) : null;
+        LogDeliveryStarting(logger, jobId, runnerId, deliveryOptions.Value.Concurrency);
+
+        var workers = Enumerable.Range(0, deliveryOptions.Value.Concurrency)
+            .Select(_ => Task.Run(() => WorkerAsync(job, runnerId, composer, channel.Reader, limiter, state, stop), CancellationToken.None))
+            .ToArray();
+        var housekeeping = Task.Run(() => HousekeepingAsync(jobId, runnerId, state, stop), CancellationToken.None);
+        try
+        {
+            await ClaimLoopAsync(job, runnerId, channel.Writer, state, stop.Token);
+        }
+        catch (OperationCanceledException) when (stop.IsCancellationRequested)
+        {
+            // Shutdown, cancel or failure; handled below.
+        }
+        finally
+        {
+            channel.Writer.TryComplete();
+            await Task.WhenAll(workers);
+            await stop.CancelAsync();
+            await housekeeping;
+            // Rows this runner claimed but never attempted go back to the pool (or are cancelled with the job).
+            await Sql.ExecuteAsync(db, """
+                UPDATE send_job_recipients r SET status = CASE WHEN j.status = 'cancelled' THEN 'cancelled' ELSE 'pending' END,
+                    claimed_by = NULL, lease_until = NULL, updated_at = $3
+                FROM send_jobs j WHERE j.id = r.job_id AND r.job_id = $1 AND r.claimed_by = $2 AND r.status = 'claimed'
+                """, CancellationToken.None, jobId, runnerId, clock.GetUtcNow());
+        }
+
+        if (state.FailedJob is { } error)
+        {
+            await FailAsync(jobId, error, CancellationToken.None);
+        }
+        else if (!cancellationToken.IsCancellationRequested)
+        {
+            var finished = await Sql.ExecuteAsync(db, """
+                UPDATE send_jobs SET status = 'completed', finished_at = $2
+                WHERE id = $1 AND status = 'sending'
+                  AND NOT EXISTS (SELECT 1 FROM send_job_recipients WHERE job_id = $1 AND status IN ('pending', 'claimed', 'sending'))
+                """, CancellationToken.None, jobId, clock.GetUtcNow());
+            if (finished > 0)
+            {
+                LogCompleted(logger, jobId, state.Sent, state.Failed);
+            }
+        }
+        // On shutdown Hangfire must see the job as aborted, not succeeded, so it runs again on the next start.
+        cancellationToken.ThrowIfCancellationRequested();
+    }
+
+    private async Task ClaimLoopAsync(JobRow job, Guid runnerId, ChannelWriter<Claimed> writer, RunState state, CancellationToken ct)
+    {
+        var o = jobOptions.Value;
+        await using var conn = await db.OpenConnectionAsync(ct);
+        while (!ct.IsCancellationRequested && state.FailedJob is null)
+        {
+            var now = clock.GetUtcNow();
+            await RecoverExpiredAsync(conn, job.Id, now, ct);
+            var batch = new List<Claimed>(o.BatchSize);
+            await using (var cmd = Sql.Command(conn, """
+                UPDATE send_job_recipients SET status = 'claimed', claimed_by = $2, lease_until = $3, updated_at = $4
+                WHERE id IN (SELECT id FROM send_job_recipients
+                             WHERE job_id = $1 AND status = 'pending' AND (next_attempt_at IS NULL OR next_attempt_at <= $4)
+                             ORDER BY id LIMIT $5 FOR UPDATE SKIP LOCKED)
+                RETURNING id, email, preferences::text, unsubscribe_url, attempts
+                """, job.Id, runnerId, now + o.Lease, now, o.BatchSize))
+            {
+                await using var reader = await cmd.ExecuteReaderAsync(ct);
+                while (await reader.ReadAsync(ct))
+                {
+                    batch.Add(new Claimed(reader.GetInt64(0), reader.GetString(1), reader.GetString(2), reader.GetString(3), reader.GetInt32(4)));
+                }
+            }
+
+            if (batch.Count == 0)
+            {
+                // Nothing claimable: done, or rows held by workers (ours or another runner's) or waiting for a retry.
+                await using var open = Sql.Command(conn,
+                    "SELECT EXISTS (SELECT 1 FROM send_job_recipients WHERE job_id = $1 AND status IN ('pending', 'claimed', 'sending'))", job.Id);
+                if (!(bool)(await open.ExecuteScalarAsync(ct))!)
+                {
+                    return;
+                }
+                await Task.Delay(o.PollInterval, clock, ct);
+                continue;
+            }
+
+            batch.Sort((a, b) => a.Id.CompareTo(b.Id));
+            var sendable = await FilterAsync(conn, job, batch, state, ct);
+            foreach (var r in sendable)
+            {
+                await writer.WriteAsync(r, ct);
+            }
+        }
+    }
+
+    /// <summary>Suppressed (own list) or not sendable (Member Center's re-check) rows are marked suppressed; the rest returned.</summary>
+    private async Task<List<Claimed>> FilterAsync(NpgsqlConnection conn, JobRow job, List<Claimed> batch, RunState state, CancellationToken ct)
+    {
+        var skipped = new Dictionary<long, string>();
+        var keys = batch.Select(r => Suppression.Normalize(r.Email)).Distinct().ToArray();
+        await using (var cmd = Sql.Command(conn, "SELECT email, reason FROM suppressions WHERE tenant_id = $1 AND email = ANY($2)", job.TenantId, keys))
+        {
+            await using var reader = await cmd.ExecuteReaderAsync(ct);
+            var suppressed = new Dictionary<string, string>(StringComparer.Ordinal);
+            while (await reader.ReadAsync(ct))
+            {
+                suppressed[reader.GetString(0)] = reader.GetString(1);
+            }
+            foreach (var r in batch)
+            {
+                if (suppressed.TryGetValue(Suppression.Normalize(r.Email), out var reason))
+                {
+                    skipped[r.Id] = "suppressed: " + reason;
+                }
+            }
+        }
+
+        IReadOnlyList<string> notSendable;
+        try
+        {
+            notSendable = await memberCenter.GetNotSendableAsync(job.TenantId, job.ListId, batch.Select(r => r.Email).ToList(), ct);
+        }
+        catch (Exception ex) when (ex is MemberCenterException or HttpRequestException || ex is OperationCanceledException && !ct.IsCancellationRequested)
+        {
+            // Without the re-check we might mail someone who just left: hand the batch back and try again shortly.
+            LogRecheckFailed(logger, job.Id, ex.Message);
+            state.RegisterFailure(jobOptions.Value.MaxConsecutiveFailures, "Member Center re-check failed: " + ex.Message);
+            await Sql.ExecuteAsync(conn, """
+                UPDATE send_job_recipients SET status = 'pending', claimed_by = NULL, lease_until = NULL, next_attempt_at = $2
+                WHERE id = ANY($1) AND status = 'claimed'
+                """, ct, batch.Select(r => r.Id).ToArray(), clock.GetUtcNow() + TimeSpan.FromSeconds(5));
+            return [];
+        }
+        var gone = notSendable.Select(Suppression.Normalize).ToHashSet(StringComparer.Ordinal);
+        foreach (var r in batch)
+        {
+            if (!skipped.ContainsKey(r.Id) && gone.Contains(Suppression.Normalize(r.Email)))
+            {
+                skipped[r.Id] = "not sendable: unsubscribed or undeliverable since the snapshot";
+            }
+        }
+        if (skipped.Count > 0)
+        {
+            await Sql.ExecuteAsync(conn, """
+                UPDATE send_job_recipients r SET status = 'suppressed', detail = d.detail, claimed_by = NULL, lease_until = NULL, updated_at = $3
+                FROM unnest($1::bigint[], $2::text[]) AS d(id, detail) WHERE r.id = d.id AND r.status = 'claimed'
+                """, ct, skipped.Keys.ToArray(), skipped.Values.ToArray(), clock.GetUtcNow());
+        }
+        return batch.Where(r => !skipped.ContainsKey(r.Id)).ToList();
+    }
+
+    private async Task WorkerAsync(JobRow job, Guid runnerId, MessageComposer composer, ChannelReader<Claimed> reader,
+        RateLimiter? limiter, RunState state, CancellationTokenSource stop)
+    {
+        await using var session = transport.OpenSession();
+        await using var conn = await db.OpenConnectionAsync(CancellationToken.None);
+        // A Send Engine crash loses nothing committed; only a PostgreSQL crash could lose the last few hundred ms
+        // of updates (re-sending those rows). One fsync per message would cap throughput far below the SMTP rate.
+        await Sql.ExecuteAsync(conn, "SET synchronous_commit TO off", CancellationToken.None);
+        var o = jobOptions.Value;
+        try
+        {
+            await foreach (var r in reader.ReadAllAsync(stop.Token))
+            {
+                if (limiter is not null)
+                {
+                    using var lease = await limiter.AcquireAsync(1, stop.Token);
+                }
+                var now = clock.GetUtcNow();
+                // The durable "attempt started" record; fails if our lease was lost (another runner took the row).
+                var marked = await Sql.ExecuteAsync(conn, """
+                    UPDATE send_job_recipients SET status = 'sending', attempts = attempts + 1, lease_until = $3, updated_at = $4
+                    WHERE id = $1 AND claimed_by = $2 AND status = 'claimed'
+                    """, CancellationToken.None, r.Id, runnerId, now + o.Lease, now);
+                if (marked == 0)
+                {
+                    continue;
+                }
+
+                DeliveryResult result;
+                string? messageId = null;
+                try
+                {
+                    var data = new MergeData(r.Email, r.UnsubscribeUrl,
+                        JsonSerializer.Deserialize<Dictionary<string, JsonElement>>(r.Preferences) ?? []);
+                    var (message, id) = composer.Compose(data);
+                    messageId = id;
+                    // Not cancelled by stop: the transaction in flight completes and is recorded.
+                    result = await session.SendAsync(message, CancellationToken.None);
+                }
+                catch (Exception ex) when (ex is FormatException or MimeKit.ParseException or JsonException)
+                {
+                    result = new DeliveryResult(DeliveryOutcome.Permanent, "invalid message: " + ex.Message);
+                }
+                await RecordAsync(conn, r, messageId, result, state, CancellationToken.None);
+                if (result.Outcome == DeliveryOutcome.Sent)
+                {
+                    state.RegisterSuccess();
+                }
+                else if (result.Outcome == DeliveryOutcome.Transient && state.RegisterFailure(o.MaxConsecutiveFailures, result.Detail))
+                {
+                    LogTooManyFailures(logger, job.Id, o.MaxConsecutiveFailures, result.Detail);
+                    await stop.CancelAsync();
+                }
+            }
+        }
+        catch (OperationCanceledException) when (stop.IsCancellationRequested)
+        {
+            // Stopping; unattempted rows are released by the runner.
+        }
+    }
+
+    private async Task RecordAsync(NpgsqlConnection conn, Claimed r, string? messageId, DeliveryResult result, RunState state, CancellationToken ct)
+    {
+        var now = clock.GetUtcNow();
+        var detail = result.Detail.Length > 1000 ? result.Detail[..1000] : result.Detail;
+        switch (result.Outcome)
+        {
+            case DeliveryOutcome.Sent:
+                Interlocked.Increment(ref state.Sent);
+                await Sql.ExecuteAsync(conn, """
+                    UPDATE send_job_recipients SET status = 'sent', message_id = $2, detail = $3, sent_at = $4, updated_at = $4,
+                        claimed_by = NULL, lease_until = NULL, next_attempt_at = NULL
+                    WHERE id = $1
+                    """, ct, r.Id, result.ProviderMessageId ?? messageId!, detail, now);
+                break;
+            case DeliveryOutcome.Transient when r.Attempts + 1 < jobOptions.Value.MaxAttempts:
+                var delay = TimeSpan.FromTicks(Math.Min(jobOptions.Value.RetryBaseDelay.Ticks * (1L << Math.Min(r.Attempts, 16)), TimeSpan.FromMinutes(30).Ticks));
+                await Sql.ExecuteAsync(conn, """
+                    UPDATE send_job_recipients SET status = 'pending', detail = $2, next_attempt_at = $3, updated_at = $4,
+                        claimed_by = NULL, lease_until = NULL
+                    WHERE id = $1
+                    """, ct, r.Id, detail, now + delay, now);
+                break;
+            default:
+                Interlocked.Increment(ref state.Failed);
+                await Sql.ExecuteAsync(conn, """
+                    UPDATE send_job_recipients SET status = 'failed', message_id = $2, detail = $3, updated_at = $4,
+                        claimed_by = NULL, lease_until = NULL, next_attempt_at = NULL
+                    WHERE id = $1
+                    """, ct, r.Id, (object?)messageId ?? DBNull.Value, detail, now);
+                break;
+        }
+    }
+
+    /// <summary>Renews this runner's leases, watches for cancellation, logs progress.</summary>
+    private async Task HousekeepingAsync(Guid jobId, Guid runnerId, RunState state, CancellationTokenSource stop)
+    {
+        var o = jobOptions.Value;
+        var lastRenew = clock.GetUtcNow();
+        var lastLog = lastRenew;
+        while (!stop.IsCancellationRequested)
+        {
+            try
+            {
+                await Task.Delay(o.PollInterval, clock, stop.Token);
+                var now = clock.GetUtcNow();
+                var status = await Sql.ScalarAsync<string>(db, "SELECT status FROM send_jobs WHERE id = $1", stop.Token, jobId);
+                if (status != SendJobStatuses.Sending)
+                {
+                    LogStopping(logger, jobId, status ?? "deleted");
+                    await stop.CancelAsync();
+                    return;
+                }
+                if (now - lastRenew >= o.Lease / 3)
+                {
+                    await Sql.ExecuteAsync(db, """
+                        UPDATE send_job_recipients SET lease_until = $3
+                        WHERE job_id = $1 AND claimed_by = $2 AND status IN ('claimed', 'sending')
+                        """, stop.Token, jobId, runnerId, now + o.Lease);
+                    lastRenew = now;
+                }
+                if (now - lastLog >= TimeSpan.FromSeconds(10))
+                {
+                    LogProgress(logger, jobId, state.Sent, state.Failed);
+                    lastLog = now;
+                }
+            }
+            catch (OperationCanceledException) when (stop.IsCancellationRequested)
+            {
+                return;
+            }
+            catch (NpgsqlException ex)
+            {
+                LogHousekeepingFailed(logger, jobId, ex.Message);
+            }
+        }
+    }
+
+    /// <summary>Rows whose runner died: never attempted → pending again; attempt in flight → failed (at-most-once).</summary>
+    private async Task RecoverExpiredAsync(NpgsqlConnection conn, Guid jobId, DateTimeOffset now, CancellationToken ct)
+    {
+        await Sql.ExecuteAsync(conn, """
+            UPDATE send_job_recipients SET status = 'pending', claimed_by = NULL, lease_until = NULL, updated_at = $2
+            WHERE job_id = $1 AND status = 'claimed' AND lease_until < $2
+            """, ct, jobId, now);
+        var unknown = await Sql.ExecuteAsync(conn, """
+            UPDATE send_job_recipients SET status = 'failed', claimed_by = NULL, lease_until = NULL, updated_at = $2, detail = $3
+            WHERE job_id = $1 AND status = 'sending' AND lease_until < $2
+            """, ct, jobId, now, UnknownOutcome);
+        if (unknown > 0)
+        {
+            LogUnknownOutcome(logger, jobId, unknown);
+        }
+    }
+
+    private async Task<JobRow?> LoadAsync(Guid jobId, CancellationToken ct)
+    {
+        await using var conn = await db.OpenConnectionAsync(ct);
+        await using var cmd = Sql.Command(conn, """
+            SELECT id, tenant_id, list_id, status, subject, body_html, body_text, snapshot_completed_at IS NOT NULL, scheduled_at FROM send_jobs WHERE id = $1
+            """, jobId);
+        await using var reader = await cmd.ExecuteReaderAsync(ct);
+        if (!await reader.ReadAsync(ct))
+        {
+            return null;
+        }
+        return new JobRow(reader.GetGuid(0), reader.GetGuid(1), reader.GetGuid(2), reader.GetString(3), reader.GetString(4),
+            reader.IsDBNull(5) ? null : reader.GetString(5), reader.IsDBNull(6) ? null : reader.GetString(6), reader.GetBoolean(7), reader.GetFieldValue<DateTimeOffset>(8));
+    }
+
+    private async Task FailAsync(Guid jobId, string error, CancellationToken ct)
+    {
+        var changed = await Sql.ExecuteAsync(db, """
+            UPDATE send_jobs SET status = 'failed', last_error = $2, finished_at = $3 WHERE id = $1 AND status IN ('scheduled', 'queued', 'sending')
+            """, ct, jobId, error.Length > 2000 ? error[..2000] : error, clock.GetUtcNow());
+        if (changed > 0)
+        {
+            LogFailed(logger, jobId, error);
+        }
+    }
+
+    private static TokenBucketRateLimiter CreateLimiter(double perSecond)
+    {
+        // Refill every 50 ms so the rate is smooth; the bucket holds at most 50 ms worth (at least one token).
+        var perPeriod = Math.Max(1, (int)Math.Round(perSecond / 20));
+        var period = TimeSpan.FromSeconds(perPeriod / perSecond);
+        return new TokenBucketRateLimiter(new TokenBucketRateLimiterOptions
+        {
+            TokenLimit = perPeriod,
+            TokensPerPeriod = perPeriod,
+            ReplenishmentPeriod = period,
+            QueueLimit = int.MaxValue,
+            QueueProcessingOrder = QueueProcessingOrder.OldestFirst,
+            AutoReplenishment = true,
+        });
+    }
+
+    private sealed class RunState
+    {
+        public int Sent;
+        public int Failed;
+        private int _consecutiveFailures;
+
+        public string? FailedJob { get; private set; }
+
+        public void RegisterSuccess() => Interlocked.Exchange(ref _consecutiveFailures, 0);
+
+        /// <summary>True when this failure crosses the limit (the job should fail).</summary>
+        public bool RegisterFailure(int limit, string detail)
+        {
+            if (Interlocked.Increment(ref _consecutiveFailures) < limit)
+            {
+                return false;
+            }
+            FailedJob ??= $"{limit} consecutive delivery failures; last: {detail}";
+            return true;
+        }
+    }
+
+    [LoggerMessage(LogLevel.Information, "Send job {JobId}: taking the recipient snapshot")]
+    private static partial void LogSnapshotStarting(ILogger logger, Guid jobId);
+
+    [LoggerMessage(LogLevel.Information, "Send job {JobId}: runner {RunnerId} delivering with {Concurrency} connections")]
+    private static partial void LogDeliveryStarting(ILogger logger, Guid jobId, Guid runnerId, int concurrency);
+
+    [LoggerMessage(LogLevel.Information, "Send job {JobId}: {Sent} sent, {Failed} failed by this runner so far")]
+    private static partial void LogProgress(ILogger logger, Guid jobId, int sent, int failed);
+
+    [LoggerMessage(LogLevel.Information, "Send job {JobId} completed: {Sent} sent, {Failed} failed by this runner")]
+    private static partial void LogCompleted(ILogger logger, Guid jobId, int sent, int failed);
+
+    [LoggerMessage(LogLevel.Information, "Send job {JobId}: status is {Status}, stopping")]
+    private static partial void LogStopping(ILogger logger, Guid jobId, string status);
+
+    [LoggerMessage(LogLevel.Error, "Send job {JobId} failed: {Error}")]
+    private static partial void LogFailed(ILogger logger, Guid jobId, string error);
+
+    [LoggerMessage(LogLevel.Error, "Send job {JobId}: {Limit} consecutive failures, last: {Error}")]
+    private static partial void LogTooManyFailures(ILogger logger, Guid jobId, int limit, string error);
+
+    [LoggerMessage(LogLevel.Warning, "Send job {JobId}: {Count} recipients were in an SMTP transaction when their runner stopped; recorded as failed (outcome unknown)")]
+    private static partial void LogUnknownOutcome(ILogger logger, Guid jobId, int count);
+
+    [LoggerMessage(LogLevel.Warning, "Send job {JobId}: Member Center re-check failed, batch released: {Error}")]
+    private static partial void LogRecheckFailed(ILogger logger, Guid jobId, string error);
+
+    [LoggerMessage(LogLevel.Warning, "Send job {JobId}: housekeeping query failed: {Error}")]
+    private static partial void LogHousekeepingFailed(ILogger logger, Guid jobId, string error);
+}

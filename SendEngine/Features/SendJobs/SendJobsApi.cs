@@ -1,0 +1,283 @@
+using System.Globalization;
+using System.Security.Claims;
+using System.Text.RegularExpressions;
+using Hangfire;
+using Microsoft.AspNetCore.Http.HttpResults;
+using Microsoft.AspNetCore.Mvc;
+using Microsoft.EntityFrameworkCore;
+using Newsletter.Contracts;
+using Newsletter.ServiceDefaults;
+using Npgsql;
+using SendEngine.Data;
+using SendEngine.Extensions;
+using SendEngine.Features.MemberCenter;
+
+namespace SendEngine.Features.SendJobs;
+
+/// <summary>The tenant integration guide's section 4: /api/send-jobs.</summary>
+public static partial class SendJobsApi
+{
+    public const int MaxPageSize = 500;
+    private const int MaxBodyLength = 2 * 1024 * 1024;
+
+    public static IEndpointRouteBuilder MapSendJobsApi(this IEndpointRouteBuilder app)
+    {
+        var api = app.MapGroup("/api/send-jobs").WithTags("Send jobs");
+        api.MapPost("/", Create).RequireAuthorization(AuthExtensions.SendWrite)
+            .WithSummary("Create a send job for a list; starts at scheduled_at (or now). Idempotency-Key makes retries safe.");
+        api.MapGet("/", List).RequireAuthorization(AuthExtensions.SendRead).WithSummary("The tenant's send jobs, newest first.");
+        api.MapGet("/{id:guid}", Get).RequireAuthorization(AuthExtensions.SendRead).WithSummary("A send job's status and counts.");
+        api.MapPost("/{id:guid}/cancel", Cancel).RequireAuthorization(AuthExtensions.SendWrite)
+            .WithSummary("Cancel a scheduled or running job; what was sent stays counted. 409 when already finished.");
+        api.MapGet("/{id:guid}/recipients", Recipients).RequireAuthorization(AuthExtensions.SendRead)
+            .WithSummary("Per-recipient outcome, optionally filtered by status.");
+        return app;
+    }
+
+    private static async Task<Results<Created<SendJobResponse>, Ok<SendJobResponse>, ValidationProblem, ProblemHttpResult>> Create(
+        CreateSendJobRequest request, ClaimsPrincipal user, [FromHeader(Name = "Idempotency-Key")] string? idempotencyKey,
+        SendEngineDbContext db, MemberCenterClient memberCenter, IBackgroundJobClient jobs, TimeProvider clock, CancellationToken ct)
+    {
+        var tenantId = user.TenantId();
+        var v = new Validation();
+        if (request.TenantId is { } t && !string.IsNullOrWhiteSpace(t))
+        {
+            if (!Guid.TryParse(t, out var bodyTenant))
+            {
+                v.Add("tenant_id", "The tenant_id must be a UUID.");
+            }
+            else if (bodyTenant != tenantId)
+            {
+                return TypedResults.Problem(statusCode: 403, title: "Forbidden", detail: "The tenant_id does not match the access token's tenant.");
+            }
+        }
+        var listId = Guid.Empty;
+        if (string.IsNullOrWhiteSpace(request.ListId))
+        {
+            v.Add("list_id", "The list_id field is required.");
+        }
+        else if (!Guid.TryParse(request.ListId, out listId))
+        {
+            v.Add("list_id", "The list_id must be a list id as returned by Member Center (a UUID).");
+        }
+        v.Required("subject", request.Subject);
+        if (request.Subject?.Length > 998)
+        {
+            v.Add("subject", "The subject must be at most 998 characters.");
+        }
+        if (request.Name?.Length > 200)
+        {
+            v.Add("name", "The name must be at most 200 characters.");
+        }
+        if (string.IsNullOrWhiteSpace(request.BodyHtml) && string.IsNullOrWhiteSpace(request.BodyText))
+        {
+            v.Add("body_html", "Give body_html, body_text or both.");
+            v.Add("body_text", "Give body_html, body_text or both.");
+        }
+        if (request.BodyHtml?.Length > MaxBodyLength)
+        {
+            v.Add("body_html", "The body_html must be at most 2 MiB.");
+        }
+        if (request.BodyText?.Length > MaxBodyLength)
+        {
+            v.Add("body_text", "The body_text must be at most 2 MiB.");
+        }
+        var now = clock.GetUtcNow();
+        var scheduledAt = now;
+        if (request.ScheduledAt is { } s && !string.IsNullOrWhiteSpace(s))
+        {
+            if (!OffsetPattern().IsMatch(s) || !DateTimeOffset.TryParse(s, CultureInfo.InvariantCulture, DateTimeStyles.None, out var at))
+            {
+                v.Add("scheduled_at", "The scheduled_at must be an ISO 8601 date-time with an offset, e.g. 2026-02-11T02:00:00Z.");
+            }
+            else if (at > now)
+            {
+                scheduledAt = at.ToUniversalTime();
+            }
+        }
+        if (idempotencyKey?.Length > 200)
+        {
+            v.Add("idempotency_key", "The Idempotency-Key header must be at most 200 characters.");
+        }
+        if (!v.IsValid)
+        {
+            return TypedResults.ValidationProblem(v.Errors);
+        }
+
+        if (idempotencyKey is { Length: > 0 } && await FindByKeyAsync(db, tenantId, idempotencyKey, ct) is { } existing)
+        {
+            return TypedResults.Ok(await ToResponseAsync(db, existing, ct));
+        }
+        try
+        {
+            if (!await memberCenter.ListExistsAsync(tenantId, listId, ct))
+            {
+                return TypedResults.Problem(statusCode: 404, title: "List not found", detail: "The tenant has no list with this list_id.");
+            }
+        }
+        catch (Exception ex) when (ex is MemberCenterException or HttpRequestException)
+        {
+            return TypedResults.Problem(statusCode: 503, title: "Member Center unavailable", detail: "The list could not be checked; retry later.");
+        }
+
+        var job = new SendJob
+        {
+            Id = Guid.CreateVersion7(now),
+            TenantId = tenantId,
+            ListId = listId,
+            Name = request.Name?.Trim() is { Length: > 0 } n ? n : request.Subject!.Trim(),
+            Subject = request.Subject!,
+            BodyHtml = string.IsNullOrWhiteSpace(request.BodyHtml) ? null : request.BodyHtml,
+            BodyText = string.IsNullOrWhiteSpace(request.BodyText) ? null : request.BodyText,
+            Status = SendJobStatuses.Scheduled,
+            ScheduledAt = scheduledAt,
+            CreatedAt = now,
+            IdempotencyKey = idempotencyKey is { Length: > 0 } ? idempotencyKey : null,
+        };
+        db.SendJobs.Add(job);
+        try
+        {
+            await db.SaveChangesAsync(ct);
+        }
+        catch (DbUpdateException ex) when (ex.InnerException is PostgresException { SqlState: PostgresErrorCodes.UniqueViolation } && job.IdempotencyKey is not null)
+        {
+            // A concurrent request with the same key won.
+            db.ChangeTracker.Clear();
+            var winner = await FindByKeyAsync(db, tenantId, job.IdempotencyKey, ct);
+            return TypedResults.Ok(await ToResponseAsync(db, winner!, ct));
+        }
+
+        // A crash between the insert and this line leaves a scheduled job without a Hangfire job; SendJobWatchdog picks it up.
+        job.HangfireJobId = scheduledAt > now
+            ? jobs.Schedule<SendJobRunner>(r => r.RunAsync(job.Id, CancellationToken.None), scheduledAt)
+            : jobs.Enqueue<SendJobRunner>(r => r.RunAsync(job.Id, CancellationToken.None));
+        await db.SaveChangesAsync(CancellationToken.None);
+        return TypedResults.Created($"/api/send-jobs/{job.Id}", await ToResponseAsync(db, job, ct));
+    }
+
+    private static async Task<Results<Ok<SendJobResponse>, ProblemHttpResult>> Get(Guid id, ClaimsPrincipal user, SendEngineDbContext db, CancellationToken ct)
+    {
+        var job = await db.SendJobs.AsNoTracking().FirstOrDefaultAsync(j => j.Id == id && j.TenantId == user.TenantId(), ct);
+        return job is null ? JobNotFound() : TypedResults.Ok(await ToResponseAsync(db, job, ct));
+    }
+
+    private static async Task<Results<Ok<SendJobPage>, ValidationProblem>> List(
+        Guid? after, int? limit, ClaimsPrincipal user, SendEngineDbContext db, CancellationToken ct)
+    {
+        var size = limit ?? 50;
+        if (size is < 1 or > MaxPageSize)
+        {
+            return TypedResults.ValidationProblem(new Validation().Add("limit", $"The limit must be between 1 and {MaxPageSize}.").Errors);
+        }
+        var tenantId = user.TenantId();
+        // Ids are UUIDv7, so id order is creation order.
+        var query = db.SendJobs.AsNoTracking().Where(j => j.TenantId == tenantId);
+        if (after is { } cursor)
+        {
+            query = query.Where(j => j.Id.CompareTo(cursor) < 0);
+        }
+        var page = await query.OrderByDescending(j => j.Id).Take(size).ToListAsync(ct);
+        var counts = await CountsAsync(db, page.Select(j => j.Id).ToArray(), ct);
+        var items = page.Select(j => ToResponse(j, counts.GetValueOrDefault(j.Id) ?? [])).ToList();
+        return TypedResults.Ok(new SendJobPage(items, page.Count == size ? page[^1].Id.ToString() : null));
+    }
+
+    private static async Task<Results<Ok<SendJobResponse>, ProblemHttpResult>> Cancel(
+        Guid id, ClaimsPrincipal user, SendEngineDbContext db, IBackgroundJobClient jobs, TimeProvider clock, CancellationToken ct)
+    {
+        var tenantId = user.TenantId();
+        var now = clock.GetUtcNow();
+        var cancelled = await db.SendJobs
+            .Where(j => j.Id == id && j.TenantId == tenantId
+                        && (j.Status == SendJobStatuses.Scheduled || j.Status == SendJobStatuses.Queued || j.Status == SendJobStatuses.Sending))
+            .ExecuteUpdateAsync(u => u.SetProperty(j => j.Status, SendJobStatuses.Cancelled)
+                .SetProperty(j => j.CancelledAt, now).SetProperty(j => j.FinishedAt, now), ct);
+        var job = await db.SendJobs.AsNoTracking().FirstOrDefaultAsync(j => j.Id == id && j.TenantId == tenantId, ct);
+        if (job is null)
+        {
+            return JobNotFound();
+        }
+        if (cancelled == 0)
+        {
+            return TypedResults.Problem(statusCode: 409, title: "Send job already finished", detail: $"The job is {job.Status}; only scheduled, queued or sending jobs can be cancelled.");
+        }
+        // Runners see the status within a poll interval and stop; rows not yet claimed are cancelled here.
+        await db.Recipients.Where(r => r.JobId == id && r.Status == RecipientStatuses.Pending)
+            .ExecuteUpdateAsync(u => u.SetProperty(r => r.Status, RecipientStatuses.Cancelled).SetProperty(r => r.UpdatedAt, now), ct);
+        if (job.HangfireJobId is { } hangfireId && job.StartedAt is null)
+        {
+            jobs.Delete(hangfireId);
+        }
+        return TypedResults.Ok(await ToResponseAsync(db, job, ct));
+    }
+
+    private static async Task<Results<Ok<SendJobRecipientPage>, ValidationProblem, ProblemHttpResult>> Recipients(
+        Guid id, string? status, long? after, int? limit, ClaimsPrincipal user, SendEngineDbContext db, CancellationToken ct)
+    {
+        var v = new Validation();
+        var size = limit ?? 100;
+        if (size is < 1 or > MaxPageSize)
+        {
+            v.Add("limit", $"The limit must be between 1 and {MaxPageSize}.");
+        }
+        if (status is { Length: > 0 } && !RecipientStatuses.All.Contains(status))
+        {
+            v.Add("status", $"The status must be one of: {string.Join(", ", RecipientStatuses.All)}.");
+        }
+        if (!v.IsValid)
+        {
+            return TypedResults.ValidationProblem(v.Errors);
+        }
+        var tenantId = user.TenantId();
+        if (!await db.SendJobs.AnyAsync(j => j.Id == id && j.TenantId == tenantId, ct))
+        {
+            return JobNotFound();
+        }
+        var query = db.Recipients.AsNoTracking().Where(r => r.JobId == id && r.Id > (after ?? 0));
+        if (status is { Length: > 0 })
+        {
+            query = query.Where(r => r.Status == status);
+        }
+        var rows = await query.OrderBy(r => r.Id).Take(size).ToListAsync(ct);
+        var items = rows.Select(r => new SendJobRecipientResponse(r.Email, r.Status, r.Attempts, r.MessageId, r.Detail, r.SentAt, r.UpdatedAt)).ToList();
+        return TypedResults.Ok(new SendJobRecipientPage(items, rows.Count == size ? rows[^1].Id.ToString(CultureInfo.InvariantCulture) : null));
+    }
+
+    private static Task<SendJob?> FindByKeyAsync(SendEngineDbContext db, Guid tenantId, string key, CancellationToken ct) =>
+        db.SendJobs.AsNoTracking().FirstOrDefaultAsync(j => j.TenantId == tenantId && j.IdempotencyKey == key, ct);
+
+    private static async Task<SendJobResponse> ToResponseAsync(SendEngineDbContext db, SendJob job, CancellationToken ct)
+    {
+        var counts = await CountsAsync(db, [job.Id], ct);
+        return ToResponse(job, counts.GetValueOrDefault(job.Id) ?? []);
+    }
+
+    private static async Task<Dictionary<Guid, Dictionary<string, int>>> CountsAsync(SendEngineDbContext db, Guid[] jobIds, CancellationToken ct)
+    {
+        var rows = await db.Recipients.Where(r => jobIds.Contains(r.JobId))
+            .GroupBy(r => new { r.JobId, r.Status })
+            .Select(g => new { g.Key.JobId, g.Key.Status, Count = g.Count() })
+            .ToListAsync(ct);
+        return rows.GroupBy(r => r.JobId).ToDictionary(g => g.Key, g => g.ToDictionary(r => r.Status, r => r.Count));
+    }
+
+    private static SendJobResponse ToResponse(SendJob j, Dictionary<string, int> c)
+    {
+        int N(string s) => c.GetValueOrDefault(s);
+        var counts = new SendJobCounts(
+            Total: c.Values.Sum(),
+            Sent: N(RecipientStatuses.Sent),
+            Failed: N(RecipientStatuses.Failed),
+            Suppressed: N(RecipientStatuses.Suppressed),
+            Bounced: N(RecipientStatuses.Bounced),
+            Cancelled: N(RecipientStatuses.Cancelled),
+            Remaining: N(RecipientStatuses.Pending) + N(RecipientStatuses.Claimed) + N(RecipientStatuses.Sending));
+        return new SendJobResponse(j.Id.ToString(), j.TenantId.ToString(), j.ListId.ToString(), j.Name, j.Subject, j.Status, counts,
+            j.ScheduledAt, j.CreatedAt, j.StartedAt, j.FinishedAt, j.CancelledAt, j.LastError);
+    }
+
+    private static ProblemHttpResult JobNotFound() => TypedResults.Problem(statusCode: 404, title: "Send job not found");
+
+    [GeneratedRegex(@"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,7})?)?(Z|z|[+-]\d{2}:?\d{2})$")]
+    private static partial Regex OffsetPattern();
+}

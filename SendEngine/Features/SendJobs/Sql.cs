@@ -1,0 +1,37 @@
+using Npgsql;
+
+namespace SendEngine.Features.SendJobs;
+
+/// <summary>Positional-parameter commands ($1, $2 ...) for the hot paths that bypass EF Core.</summary>
+internal static class Sql
+{
+    public static NpgsqlCommand Command(NpgsqlConnection conn, string sql, params object[] args)
+    {
+        var cmd = new NpgsqlCommand(sql, conn);
+        foreach (var a in args)
+        {
+            cmd.Parameters.Add(new NpgsqlParameter { Value = a });
+        }
+        return cmd;
+    }
+
+    public static async Task<int> ExecuteAsync(NpgsqlConnection conn, string sql, CancellationToken ct, params object[] args)
+    {
+        await using var cmd = Command(conn, sql, args);
+        return await cmd.ExecuteNonQueryAsync(ct);
+    }
+
+    public static async Task<int> ExecuteAsync(NpgsqlDataSource db, string sql, CancellationToken ct, params object[] args)
+    {
+        await using var conn = await db.OpenConnectionAsync(ct);
+        return await ExecuteAsync(conn, sql, ct, args);
+    }
+
+    public static async Task<T?> ScalarAsync<T>(NpgsqlDataSource db, string sql, CancellationToken ct, params object[] args)
+    {
+        await using var conn = await db.OpenConnectionAsync(ct);
+        await using var cmd = Command(conn, sql, args);
+        var value = await cmd.ExecuteScalarAsync(ct);
+        return value is null or DBNull ? default : (T)value;
+    }
+}

@@ -1,0 +1,31 @@
+using Microsoft.EntityFrameworkCore;
+using Microsoft.EntityFrameworkCore.Metadata.Builders;
+
+namespace SendEngine.Features.Suppressions;
+
+/// <summary>An address the tenant must not be mailed at, consulted before every batch.</summary>
+public sealed class Suppression
+{
+    public Guid TenantId { get; set; }
+    /// <summary>Lower-cased, trimmed.</summary>
+    public required string Email { get; set; }
+    /// <summary>hard_bounce, complaint, unsubscribe or manual.</summary>
+    public required string Reason { get; set; }
+    /// <summary>api (the tenant), delivery (a 5xx reply), esp (webhooks, later).</summary>
+    public required string Source { get; set; }
+    public DateTimeOffset CreatedAt { get; set; }
+
+    public static string Normalize(string email) => email.Trim().ToLowerInvariant();
+}
+
+internal sealed class SuppressionConfiguration : IEntityTypeConfiguration<Suppression>
+{
+    public void Configure(EntityTypeBuilder<Suppression> b)
+    {
+        b.ToTable("suppressions");
+        b.HasKey(s => new { s.TenantId, s.Email });
+        b.Property(s => s.Email).HasMaxLength(320);
+        b.Property(s => s.Reason).HasMaxLength(32);
+        b.Property(s => s.Source).HasMaxLength(32);
+    }
+}

@@ -1,0 +1,83 @@
+using System.Net.Mail;
+using System.Security.Claims;
+using Microsoft.AspNetCore.Http.HttpResults;
+using Microsoft.EntityFrameworkCore;
+using Newsletter.Contracts;
+using Newsletter.ServiceDefaults;
+using SendEngine.Data;
+using SendEngine.Extensions;
+
+namespace SendEngine.Features.Suppressions;
+
+/// <summary>The tenant's suppression list: read (send.read), add and remove (send.write).</summary>
+public static class SuppressionsApi
+{
+    public const int MaxPageSize = 1000;
+    private static readonly string[] Reasons = [SuppressionReasons.HardBounce, SuppressionReasons.Complaint, SuppressionReasons.Unsubscribe, "manual"];
+
+    public static IEndpointRouteBuilder MapSuppressionsApi(this IEndpointRouteBuilder app)
+    {
+        var api = app.MapGroup("/api/suppressions").WithTags("Suppressions");
+        api.MapGet("/", List).RequireAuthorization(AuthExtensions.SendRead).WithSummary("Suppressed addresses, by email; pass next_cursor as after.");
+        api.MapPost("/", Add).RequireAuthorization(AuthExtensions.SendWrite).WithSummary("Suppress an address for all the tenant's jobs.");
+        api.MapDelete("/{email}", Remove).RequireAuthorization(AuthExtensions.SendWrite).WithSummary("Remove an address from the suppression list.");
+        return app;
+    }
+
+    private static async Task<Results<Ok<SuppressionPage>, ValidationProblem>> List(string? after, int? limit, ClaimsPrincipal user, SendEngineDbContext db, CancellationToken ct)
+    {
+        var size = limit ?? 100;
+        if (size is < 1 or > MaxPageSize)
+        {
+            return TypedResults.ValidationProblem(new Validation().Add("limit", $"The limit must be between 1 and {MaxPageSize}.").Errors);
+        }
+        var tenantId = user.TenantId();
+        var cursor = after ?? "";
+        var rows = await db.Suppressions.AsNoTracking().Where(s => s.TenantId == tenantId && string.Compare(s.Email, cursor) > 0)
+            .OrderBy(s => s.Email).Take(size).ToListAsync(ct);
+        return TypedResults.Ok(new SuppressionPage(rows.Select(ToResponse).ToList(), rows.Count == size ? rows[^1].Email : null));
+    }
+
+    private static async Task<Results<Created<SuppressionResponse>, Ok<SuppressionResponse>, ValidationProblem, ProblemHttpResult>> Add(
+        AddSuppressionRequest request, ClaimsPrincipal user, SendEngineDbContext db, TimeProvider clock, CancellationToken ct)
+    {
+        var tenantId = user.TenantId();
+        var v = new Validation().Required("email", request.Email);
+        if (request.TenantId is { Length: > 0 } t && (!Guid.TryParse(t, out var bodyTenant) || bodyTenant != tenantId))
+        {
+            return TypedResults.Problem(statusCode: 403, title: "Forbidden", detail: "The tenant_id does not match the access token's tenant.");
+        }
+        if (request.Email is { Length: > 0 } e && (e.Length > 320 || !MailAddress.TryCreate(e.Trim(), out _)))
+        {
+            v.Add("email", "The email is not a valid address.");
+        }
+        var reason = request.Reason is { Length: > 0 } r ? r : "manual";
+        if (!Reasons.Contains(reason))
+        {
+            v.Add("reason", $"The reason must be one of: {string.Join(", ", Reasons)}.");
+        }
+        if (!v.IsValid)
+        {
+            return TypedResults.ValidationProblem(v.Errors);
+        }
+        var email = Suppression.Normalize(request.Email!);
+        if (await db.Suppressions.AsNoTracking().FirstOrDefaultAsync(s => s.TenantId == tenantId && s.Email == email, ct) is { } existing)
+        {
+            return TypedResults.Ok(ToResponse(existing));
+        }
+        var row = new Suppression { TenantId = tenantId, Email = email, Reason = reason, Source = "api", CreatedAt = clock.GetUtcNow() };
+        db.Suppressions.Add(row);
+        await db.SaveChangesAsync(ct);
+        return TypedResults.Created($"/api/suppressions/{Uri.EscapeDataString(email)}", ToResponse(row));
+    }
+
+    private static async Task<Results<NoContent, ProblemHttpResult>> Remove(string email, ClaimsPrincipal user, SendEngineDbContext db, CancellationToken ct)
+    {
+        var tenantId = user.TenantId();
+        var key = Suppression.Normalize(email);
+        var deleted = await db.Suppressions.Where(s => s.TenantId == tenantId && s.Email == key).ExecuteDeleteAsync(ct);
+        return deleted == 0 ? TypedResults.Problem(statusCode: 404, title: "Suppression not found") : TypedResults.NoContent();
+    }
+
+    private static SuppressionResponse ToResponse(Suppression s) => new(s.TenantId.ToString(), s.Email, s.Reason, s.Source, s.CreatedAt);
+}

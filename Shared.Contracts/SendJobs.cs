@@ -1,0 +1,78 @@
+namespace Newsletter.Contracts;
+
+// Send Engine's tenant-facing API (integration guide section 4). JSON is snake_case.
+
+/// <summary>POST /api/send-jobs. scheduled_at is ISO 8601 with an offset; omitted or in the past means now.</summary>
+public sealed record CreateSendJobRequest(
+    string? TenantId,
+    string? ListId,
+    string? Name,
+    string? Subject,
+    string? BodyHtml,
+    string? BodyText,
+    string? ScheduledAt);
+
+public sealed record SendJobCounts(int Total, int Sent, int Failed, int Suppressed, int Bounced, int Cancelled, int Remaining);
+
+public sealed record SendJobResponse(
+    string Id,
+    string TenantId,
+    string ListId,
+    string Name,
+    string Subject,
+    string Status,
+    SendJobCounts Counts,
+    DateTimeOffset ScheduledAt,
+    DateTimeOffset CreatedAt,
+    DateTimeOffset? StartedAt,
+    DateTimeOffset? FinishedAt,
+    DateTimeOffset? CancelledAt,
+    string? LastError);
+
+/// <summary>A page of jobs, newest first; pass next_cursor back as after.</summary>
+public sealed record SendJobPage(IReadOnlyList<SendJobResponse> Items, string? NextCursor);
+
+public sealed record SendJobRecipientResponse(
+    string Email,
+    string Status,
+    int Attempts,
+    string? MessageId,
+    string? Detail,
+    DateTimeOffset? SentAt,
+    DateTimeOffset UpdatedAt);
+
+public sealed record SendJobRecipientPage(IReadOnlyList<SendJobRecipientResponse> Items, string? NextCursor);
+
+public static class SendJobStatuses
+{
+    public const string Scheduled = "scheduled";
+    public const string Queued = "queued";
+    public const string Sending = "sending";
+    public const string Completed = "completed";
+    public const string Cancelled = "cancelled";
+    public const string Failed = "failed";
+}
+
+/// <summary>Per-recipient outcome, as GET /api/send-jobs/{id}/recipients?status= reports it.</summary>
+public static class RecipientStatuses
+{
+    public const string Pending = "pending";
+    /// <summary>Reserved by a worker, not yet attempted.</summary>
+    public const string Claimed = "claimed";
+    /// <summary>The SMTP transaction is in progress.</summary>
+    public const string Sending = "sending";
+    public const string Sent = "sent";
+    public const string Failed = "failed";
+    /// <summary>Skipped: on the tenant's suppression list, or unsubscribed/undeliverable at Member Center since the snapshot.</summary>
+    public const string Suppressed = "suppressed";
+    public const string Bounced = "bounced";
+    public const string Cancelled = "cancelled";
+
+    public static readonly IReadOnlyList<string> All = [Pending, Claimed, Sending, Sent, Failed, Suppressed, Bounced, Cancelled];
+}
+
+public sealed record AddSuppressionRequest(string? TenantId, string? Email, string? Reason);
+
+public sealed record SuppressionResponse(string TenantId, string Email, string Reason, string Source, DateTimeOffset CreatedAt);
+
+public sealed record SuppressionPage(IReadOnlyList<SuppressionResponse> Items, string? NextCursor);

@@ -1,0 +1,231 @@
+using System.Net;
+using System.Net.Http.Headers;
+using System.Net.Http.Json;
+using System.Text;
+using System.Text.Json;
+using Newsletter.Contracts;
+
+namespace SendEngine.Tests;
+
+public sealed class AuthAndApiTests(StackFixture stack)
+{
+    private static CreateSendJobRequest Valid(TestTenant t, string? tenantId = null) =>
+        new(tenantId ?? t.TenantId, t.ListId, "n", "Subject", "<p>hi</p>", "hi", DateTimeOffset.UtcNow.AddDays(30).ToString("O"));
+
+    private async Task<HttpResponseMessage> PostJobAsync(string? bearer, object body, string? idempotencyKey = null)
+    {
+        using var se = stack.SendEngineClient(bearer);
+        if (idempotencyKey is not null)
+        {
+            se.DefaultRequestHeaders.Add("Idempotency-Key", idempotencyKey);
+        }
+        return await se.PostAsJsonAsync("api/send-jobs", body, StackFixture.Json);
+    }
+
+    private static async Task AssertProblemAsync(HttpResponseMessage response, HttpStatusCode status)
+    {
+        var body = await response.Content.ReadAsStringAsync();
+        Assert.True(status == response.StatusCode, $"expected {(int)status}, got {(int)response.StatusCode}: {body}");
+        Assert.Equal("application/problem+json", response.Content.Headers.ContentType?.MediaType);
+        Assert.Equal((int)status, JsonDocument.Parse(body).RootElement.GetProperty("status").GetInt32());
+    }
+
+    [Fact]
+    public async Task Missing_or_invalid_tokens_are_401_with_a_challenge()
+    {
+        var tenant = await stack.CreateTenantAsync();
+        var forge = new TokenForge(stack);
+        var key = await forge.MemberCenterKeyAsync();
+        var cases = new Dictionary<string, string?>
+        {
+            ["none"] = null,
+            ["garbage"] = "not-a-jwt",
+            ["bad signature (a stranger's key)"] = forge.Mint(TokenForge.StrangerKey(), tenant.TenantId),
+            ["wrong issuer"] = forge.Mint(key, tenant.TenantId, issuer: "http://evil.example/"),
+            ["wrong audience"] = forge.Mint(key, tenant.TenantId, audience: Audiences.MemberCenterApi),
+            ["expired"] = forge.Mint(key, tenant.TenantId, expires: DateTime.UtcNow.AddMinutes(-10)),
+            // A real Member Center token for the tenant API: right issuer and signature, wrong audience.
+            ["tenant_api token"] = await stack.TokenAsync(tenant.TenantClientId, tenant.TenantClientSecret, Scopes.SubscriptionsWrite),
+        };
+        foreach (var (name, token) in cases)
+        {
+            using var response = await PostJobAsync(token, Valid(tenant));
+            Assert.True(response.StatusCode == HttpStatusCode.Unauthorized, $"{name}: {(int)response.StatusCode} {await response.Content.ReadAsStringAsync()}");
+            Assert.Contains(response.Headers.WwwAuthenticate, h => h.Scheme == "Bearer");
+        }
+        // Control: the same forge with nothing wrong is accepted.
+        using var ok = await PostJobAsync(forge.Mint(key, tenant.TenantId), Valid(tenant));
+        Assert.Equal(HttpStatusCode.Created, ok.StatusCode);
+    }
+
+    [Fact]
+    public async Task Scope_and_tenant_are_enforced()
+    {
+        var tenant = await stack.CreateTenantAsync();
+        var other = await stack.CreateTenantAsync("Other");
+        var forge = new TokenForge(stack);
+        var key = await forge.MemberCenterKeyAsync();
+
+        using (var noTenant = await PostJobAsync(forge.Mint(key, null), Valid(tenant)))
+        {
+            await AssertProblemAsync(noTenant, HttpStatusCode.Forbidden);
+        }
+        var readOnly = await stack.SendTokenAsync(tenant, Scopes.SendRead);
+        using (var wrongScope = await PostJobAsync(readOnly, Valid(tenant)))
+        {
+            await AssertProblemAsync(wrongScope, HttpStatusCode.Forbidden);
+        }
+        var writeOnly = await stack.SendTokenAsync(tenant, Scopes.SendWrite);
+        using (var se = stack.SendEngineClient(writeOnly))
+        using (var list = await se.GetAsync("api/send-jobs"))
+        {
+            await AssertProblemAsync(list, HttpStatusCode.Forbidden);
+        }
+
+        var token = await stack.SendTokenAsync(tenant);
+        using (var otherTenantBody = await PostJobAsync(token, Valid(tenant, other.TenantId)))
+        {
+            await AssertProblemAsync(otherTenantBody, HttpStatusCode.Forbidden);
+        }
+        using (var otherList = await PostJobAsync(token, Valid(tenant) with { ListId = other.ListId }))
+        {
+            await AssertProblemAsync(otherList, HttpStatusCode.NotFound);
+        }
+
+        // Another tenant's job is a 404 on every route.
+        using var created = await PostJobAsync(await stack.SendTokenAsync(other), Valid(other));
+        var job = await StackFixture.ReadAsync<SendJobResponse>(created, HttpStatusCode.Created);
+        using var mine = stack.SendEngineClient(token);
+        foreach (var request in new Func<Task<HttpResponseMessage>>[]
+                 {
+                     () => mine.GetAsync($"api/send-jobs/{job.Id}"),
+                     () => mine.GetAsync($"api/send-jobs/{job.Id}/recipients"),
+                     () => mine.PostAsync($"api/send-jobs/{job.Id}/cancel", null),
+                     () => mine.GetAsync($"api/send-jobs/{Guid.NewGuid()}"),
+                 })
+        {
+            using var response = await request();
+            await AssertProblemAsync(response, HttpStatusCode.NotFound);
+        }
+        var page = await mine.GetFromJsonAsync<SendJobPage>("api/send-jobs", StackFixture.Json);
+        Assert.DoesNotContain(page!.Items, j => j.Id == job.Id);
+    }
+
+    [Fact]
+    public async Task A_rotated_signing_key_is_picked_up_without_restart()
+    {
+        // A Send Engine of its own, so that its JWKS cache has seen only the current key.
+        await using var fresh = stack.CreateSendEngine(await stack.Postgres.CreateDatabaseAsync("se"));
+        var tenant = await stack.CreateTenantAsync();
+        async Task<HttpResponseMessage> Post(string token)
+        {
+            using var se = fresh.CreateClient();
+            se.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", token);
+            return await se.PostAsJsonAsync("api/send-jobs", Valid(tenant), StackFixture.Json);
+        }
+        using (var before = await Post(await stack.SendTokenAsync(tenant)))
+        {
+            Assert.Equal(HttpStatusCode.Created, before.StatusCode);
+        }
+        using var admin = stack.MemberCenterAdminClient(await stack.TokenAsync(stack.AdminClientId, stack.AdminClientSecret));
+        using (var rotate = await admin.PostAsync("admin/signing-keys/rotate?immediately=true", null))
+        {
+            Assert.Equal(HttpStatusCode.Created, rotate.StatusCode);
+        }
+        var token = await stack.SendTokenAsync(tenant);
+        var kid = JsonDocument.Parse(Base64UrlDecode(token.Split('.')[0])).RootElement.GetProperty("kid").GetString();
+        var newest = JsonDocument.Parse(await admin.GetStringAsync("admin/signing-keys")).RootElement.EnumerateArray()
+            .Where(k => k.GetProperty("state").GetString() == "signing").Select(k => k.GetProperty("key_id").GetString()).ToList();
+        Assert.Contains(kid, newest);
+        using var after = await Post(token);
+        Assert.True(after.StatusCode == HttpStatusCode.Created, $"{(int)after.StatusCode} {after.Headers.WwwAuthenticate}");
+    }
+
+    [Fact]
+    public async Task Create_validates_fields_as_snake_case_problem_details()
+    {
+        var tenant = await stack.CreateTenantAsync();
+        var token = await stack.SendTokenAsync(tenant);
+        using var response = await PostJobAsync(token, new CreateSendJobRequest(null, "not-a-uuid", null, " ", null, null, "2026-02-11T02:00:00"));
+        await AssertProblemAsync(response, HttpStatusCode.BadRequest);
+        var errors = JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement.GetProperty("errors");
+        foreach (var field in new[] { "list_id", "subject", "body_html", "body_text", "scheduled_at" })
+        {
+            Assert.True(errors.TryGetProperty(field, out _), $"no error for {field}: {errors}");
+        }
+        using var missing = await PostJobAsync(token, new CreateSendJobRequest(null, null, null, "s", null, "t", null));
+        await AssertProblemAsync(missing, HttpStatusCode.BadRequest);
+        Assert.True(JsonDocument.Parse(await missing.Content.ReadAsStringAsync()).RootElement.GetProperty("errors").TryGetProperty("list_id", out _));
+
+        using var se = stack.SendEngineClient(token);
+        using var malformed = await se.PostAsync("api/send-jobs", new StringContent("{\"list_id\": 5", Encoding.UTF8, "application/json"));
+        await AssertProblemAsync(malformed, HttpStatusCode.BadRequest);
+        using var badLimit = await se.GetAsync("api/send-jobs?limit=0");
+        await AssertProblemAsync(badLimit, HttpStatusCode.BadRequest);
+    }
+
+    [Fact]
+    public async Task Idempotency_key_returns_the_same_job_and_the_list_is_newest_first()
+    {
+        var tenant = await stack.CreateTenantAsync();
+        var token = await stack.SendTokenAsync(tenant);
+        var key = Guid.NewGuid().ToString();
+        using var first = await PostJobAsync(token, Valid(tenant), key);
+        var a = await StackFixture.ReadAsync<SendJobResponse>(first, HttpStatusCode.Created);
+        using var retry = await PostJobAsync(token, Valid(tenant), key);
+        var b = await StackFixture.ReadAsync<SendJobResponse>(retry, HttpStatusCode.OK);
+        Assert.Equal(a.Id, b.Id);
+        using var other = await PostJobAsync(token, Valid(tenant));
+        var c = await StackFixture.ReadAsync<SendJobResponse>(other, HttpStatusCode.Created);
+
+        using var se = stack.SendEngineClient(token);
+        var page = await se.GetFromJsonAsync<SendJobPage>("api/send-jobs?limit=1", StackFixture.Json);
+        Assert.Equal(c.Id, Assert.Single(page!.Items).Id);
+        var next = await se.GetFromJsonAsync<SendJobPage>($"api/send-jobs?limit=1&after={page.NextCursor}", StackFixture.Json);
+        Assert.Equal(a.Id, Assert.Single(next!.Items).Id);
+
+        // A scheduled job can be cancelled before it starts; then it is finished (409).
+        using var cancel = await se.PostAsync($"api/send-jobs/{a.Id}/cancel", null);
+        Assert.Equal(SendJobStatuses.Cancelled, (await StackFixture.ReadAsync<SendJobResponse>(cancel, HttpStatusCode.OK)).Status);
+        using var twice = await se.PostAsync($"api/send-jobs/{a.Id}/cancel", null);
+        await AssertProblemAsync(twice, HttpStatusCode.Conflict);
+        using var badStatus = await se.GetAsync($"api/send-jobs/{c.Id}/recipients?status=nope");
+        await AssertProblemAsync(badStatus, HttpStatusCode.BadRequest);
+    }
+
+    [Fact]
+    public async Task Hangfire_dashboard_needs_the_operator_credential_and_health_answers()
+    {
+        using var se = stack.SendEngineClient();
+        using var anonymous = await se.GetAsync("hangfire");
+        Assert.Equal(HttpStatusCode.Unauthorized, anonymous.StatusCode);
+        Assert.Contains(anonymous.Headers.WwwAuthenticate, h => h.Scheme == "Basic");
+        se.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Basic", Convert.ToBase64String(Encoding.UTF8.GetBytes("ops:wrong")));
+        using var wrong = await se.GetAsync("hangfire");
+        Assert.Equal(HttpStatusCode.Unauthorized, wrong.StatusCode);
+        se.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Basic", Convert.ToBase64String(Encoding.UTF8.GetBytes("ops:ops-secret-123")));
+        using var ok = await se.GetAsync("hangfire");
+        Assert.Equal(HttpStatusCode.OK, ok.StatusCode);
+
+        await using var noDashboard = stack.CreateSendEngine(stack.SendEngineConnectionString, new Dictionary<string, string?>
+        {
+            ["Hangfire:DashboardUsername"] = null,
+            ["Hangfire:DashboardPassword"] = null,
+            ["Hangfire:WorkerCount"] = "1",
+        });
+        using var plain = noDashboard.CreateClient();
+        using var missing = await plain.GetAsync("hangfire");
+        Assert.Equal(HttpStatusCode.NotFound, missing.StatusCode);
+
+        using var live = await se.GetAsync("health/live");
+        Assert.Equal(HttpStatusCode.OK, live.StatusCode);
+        using var ready = await se.GetAsync("health/ready");
+        Assert.Equal(HttpStatusCode.OK, ready.StatusCode);
+    }
+
+    private static byte[] Base64UrlDecode(string s)
+    {
+        s = s.Replace('-', '+').Replace('_', '/');
+        return Convert.FromBase64String(s.PadRight(s.Length + ((4 - (s.Length % 4)) % 4), '='));
+    }
+}

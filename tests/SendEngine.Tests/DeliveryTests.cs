@@ -1,0 +1,170 @@
+using System.Net;
+using System.Net.Http.Json;
+using System.Text.Json;
+using Newsletter.Contracts;
+
+namespace SendEngine.Tests;
+
+public sealed class DeliveryTests(StackFixture stack)
+{
+    [Fact]
+    public async Task Job_is_delivered_with_merge_tags_unsubscribe_headers_and_message_ids()
+    {
+        var tenant = await stack.CreateTenantAsync();
+        var domain = StackFixture.UniqueDomain();
+        var emails = Enumerable.Range(1, 3).Select(i => $"reader{i}@{domain}").ToList();
+        await stack.SubscribeAsync(tenant, emails, e => new Dictionary<string, JsonElement>
+        {
+            ["name"] = JsonSerializer.SerializeToElement(e.StartsWith("reader1", StringComparison.Ordinal) ? "<Ann & Co>" : "Bob"),
+        });
+        using var se = stack.SendEngineClient(await stack.SendTokenAsync(tenant));
+
+        using var created = await se.PostAsJsonAsync("api/send-jobs", new CreateSendJobRequest(
+            tenant.TenantId, tenant.ListId, "Weekly", "Hello {{ name }}",
+            "<p>Hi {{ name }} ({{ email }})</p><a href=\"{{ unsubscribe_url }}\">unsubscribe</a>",
+            "Hi {{name}} ({{ email }}) - unsubscribe: {{ unsubscribe_url }}", null), StackFixture.Json);
+        var job = await StackFixture.ReadAsync<SendJobResponse>(created, HttpStatusCode.Created);
+        Assert.Equal($"/api/send-jobs/{job.Id}", created.Headers.Location?.OriginalString);
+        Assert.Equal("Weekly", job.Name);
+
+        var done = await StackFixture.WaitForJobAsync(se, job.Id, j => j.Status == SendJobStatuses.Completed);
+        Assert.Equal(new SendJobCounts(3, 3, 0, 0, 0, 0, 0), done.Counts);
+        Assert.NotNull(done.StartedAt);
+        Assert.NotNull(done.FinishedAt);
+
+        var page = await se.GetFromJsonAsync<SendJobRecipientPage>($"api/send-jobs/{job.Id}/recipients?status=sent", StackFixture.Json);
+        Assert.Equal(3, page!.Items.Count);
+        Assert.All(page.Items, r => Assert.False(string.IsNullOrEmpty(r.MessageId)));
+
+        var ann = await stack.Mail.WaitForMailAsync(m => m.To.Contains(emails[0]) && m.Subject.StartsWith("Hello", StringComparison.Ordinal), TimeSpan.FromSeconds(60));
+        Assert.Equal("Hello <Ann & Co>", ann.Subject);
+        Assert.Contains("Hi &lt;Ann &amp; Co&gt; (" + emails[0] + ")", ann.Html);
+        Assert.Contains("Hi <Ann & Co> (" + emails[0] + ")", ann.Text);
+        var source = await stack.Mail.GetSourceAsync(ann.Id);
+        var unfolded = source.Replace("\r\n ", " ").Replace("\r\n\t", " ");
+        Assert.Matches(@"(?m)^List-Unsubscribe: <http://127\.0\.0\.1:\d+/newsletter/unsubscribe\?token=[^>]+>", unfolded);
+        Assert.Contains("List-Unsubscribe-Post: List-Unsubscribe=One-Click", unfolded);
+        Assert.Contains("multipart/alternative", unfolded);
+        var annRow = page.Items.Single(r => r.Email == emails[0]);
+        Assert.Contains($"Message-ID: <{annRow.MessageId}>", unfolded, StringComparison.OrdinalIgnoreCase);
+        // The unsubscribe link in the body is the same per-recipient URL as the header.
+        var headerUrl = System.Text.RegularExpressions.Regex.Match(unfolded, @"List-Unsubscribe: <([^>]+)>").Groups[1].Value;
+        Assert.Contains(headerUrl, ann.Text);
+
+        var bob = await stack.Mail.WaitForMailAsync(m => m.To.Contains(emails[1]) && m.Subject.StartsWith("Hello", StringComparison.Ordinal), TimeSpan.FromSeconds(60));
+        Assert.Equal("Hello Bob", bob.Subject);
+        var all = await stack.Mail.ListAsync();
+        Assert.Equal(3, all.Count(m => m.To.Any(t => t.EndsWith(domain, StringComparison.Ordinal)) && m.Subject.StartsWith("Hello", StringComparison.Ordinal)));
+    }
+
+    [Fact]
+    public async Task Suppressed_and_unsubscribed_after_snapshot_addresses_are_skipped()
+    {
+        var tenant = await stack.CreateTenantAsync();
+        var domain = StackFixture.UniqueDomain();
+        var emails = Enumerable.Range(1, 6).Select(i => $"r{i}@{domain}").ToList();
+        await stack.SubscribeAsync(tenant, emails);
+        // One message at a time, one every two seconds: the test can act between the snapshot and a recipient's turn.
+        await using var slow = stack.CreateSendEngine(await stack.Postgres.CreateDatabaseAsync("se"), new Dictionary<string, string?>
+        {
+            ["Delivery:MessagesPerSecond"] = "0.5",
+            ["Delivery:Concurrency"] = "1",
+            ["SendJobs:BatchSize"] = "1",
+        });
+        using var se = slow.CreateClient();
+        se.DefaultRequestHeaders.Authorization = new("Bearer", await stack.SendTokenAsync(tenant));
+        using var suppress = await se.PostAsJsonAsync("api/suppressions", new AddSuppressionRequest(null, emails[0].ToUpperInvariant(), "complaint"), StackFixture.Json);
+        Assert.Equal(HttpStatusCode.Created, suppress.StatusCode);
+
+        using var created = await se.PostAsJsonAsync("api/send-jobs", new CreateSendJobRequest(null, tenant.ListId, null, "Skip test", null, "Hello {{ email }}", null), StackFixture.Json);
+        var job = await StackFixture.ReadAsync<SendJobResponse>(created, HttpStatusCode.Created);
+        await StackFixture.WaitForJobAsync(se, job.Id, j => j.Counts.Sent >= 1);
+        var pending = await se.GetFromJsonAsync<SendJobRecipientPage>($"api/send-jobs/{job.Id}/recipients?status=pending", StackFixture.Json);
+        var late = pending!.Items.Last().Email;
+        await stack.UnsubscribeAsync(tenant, late);
+
+        var done = await StackFixture.WaitForJobAsync(se, job.Id, j => j.Status == SendJobStatuses.Completed);
+        var everyone = await se.GetStringAsync($"api/send-jobs/{job.Id}/recipients");
+        Assert.True(done.Counts.Suppressed == 2, $"late={late} suppressed0={emails[0]} {everyone}");
+        Assert.Equal(6, done.Counts.Total);
+        Assert.Equal(4, done.Counts.Sent);
+        var skipped = await se.GetFromJsonAsync<SendJobRecipientPage>($"api/send-jobs/{job.Id}/recipients?status=suppressed", StackFixture.Json);
+        Assert.Equal(new[] { emails[0], late }.Order(), skipped!.Items.Select(r => r.Email).Order());
+        Assert.Contains(skipped.Items, r => r.Email == emails[0] && r.Detail!.Contains("complaint", StringComparison.Ordinal));
+
+        foreach (var sent in emails.Except([emails[0], late]))
+        {
+            await stack.Mail.WaitForMailAsync(m => m.To.Contains(sent) && m.Subject == "Skip test", TimeSpan.FromSeconds(30));
+        }
+        var mails = await stack.Mail.ListAsync();
+        Assert.DoesNotContain(mails, m => m.Subject == "Skip test" && (m.To.Contains(emails[0]) || m.To.Contains(late)));
+
+        using var list = await se.GetAsync("api/suppressions");
+        var suppressions = await StackFixture.ReadAsync<SuppressionPage>(list, HttpStatusCode.OK);
+        Assert.Equal(emails[0], Assert.Single(suppressions.Items).Email);
+        using var removed = await se.DeleteAsync($"api/suppressions/{Uri.EscapeDataString(emails[0])}");
+        Assert.Equal(HttpStatusCode.NoContent, removed.StatusCode);
+        using var again = await se.DeleteAsync($"api/suppressions/{Uri.EscapeDataString(emails[0])}");
+        Assert.Equal(HttpStatusCode.NotFound, again.StatusCode);
+    }
+
+    [Fact]
+    public async Task Cancel_mid_send_stops_the_job_and_keeps_what_was_sent()
+    {
+        var tenant = await stack.CreateTenantAsync();
+        var domain = StackFixture.UniqueDomain();
+        var emails = Enumerable.Range(1, 12).Select(i => $"c{i}@{domain}").ToList();
+        await stack.SubscribeAsync(tenant, emails);
+        await using var slow = stack.CreateSendEngine(await stack.Postgres.CreateDatabaseAsync("se"), new Dictionary<string, string?>
+        {
+            ["Delivery:MessagesPerSecond"] = "2",
+            ["Delivery:Concurrency"] = "1",
+            ["SendJobs:BatchSize"] = "2",
+        });
+        using var se = slow.CreateClient();
+        se.DefaultRequestHeaders.Authorization = new("Bearer", await stack.SendTokenAsync(tenant));
+        using var created = await se.PostAsJsonAsync("api/send-jobs", new CreateSendJobRequest(tenant.TenantId, tenant.ListId, null, "Cancel test", "<p>x</p>", null, null), StackFixture.Json);
+        var job = await StackFixture.ReadAsync<SendJobResponse>(created, HttpStatusCode.Created);
+        await StackFixture.WaitForJobAsync(se, job.Id, j => j.Counts.Sent >= 1);
+
+        using var cancel = await se.PostAsync($"api/send-jobs/{job.Id}/cancel", null);
+        var cancelled = await StackFixture.ReadAsync<SendJobResponse>(cancel, HttpStatusCode.OK);
+        Assert.Equal(SendJobStatuses.Cancelled, cancelled.Status);
+        Assert.NotNull(cancelled.CancelledAt);
+
+        var final = await StackFixture.WaitForJobAsync(se, job.Id, j => j.Counts.Remaining == 0);
+        Assert.Equal(SendJobStatuses.Cancelled, final.Status);
+        Assert.Equal(12, final.Counts.Total);
+        Assert.True(final.Counts.Sent >= 1 && final.Counts.Sent < 12, $"sent {final.Counts.Sent}");
+        Assert.Equal(12, final.Counts.Sent + final.Counts.Cancelled);
+
+        using var again = await se.PostAsync($"api/send-jobs/{job.Id}/cancel", null);
+        Assert.Equal(HttpStatusCode.Conflict, again.StatusCode);
+        Assert.Equal("application/problem+json", again.Content.Headers.ContentType?.MediaType);
+
+        // What was counted as sent arrived, and nothing else.
+        await stack.Mail.WaitForMailAsync(m => m.Subject == "Cancel test" && m.To.Any(t => t.EndsWith(domain, StringComparison.Ordinal)), TimeSpan.FromSeconds(30));
+        var afterStop = await StackFixture.WaitForJobAsync(se, job.Id, _ => true);
+        Assert.Equal(final.Counts, afterStop.Counts);
+    }
+
+    [Fact]
+    public async Task Scheduled_job_waits_for_its_time_then_runs()
+    {
+        var tenant = await stack.CreateTenantAsync();
+        var email = $"later@{StackFixture.UniqueDomain()}";
+        await stack.SubscribeAsync(tenant, [email]);
+        using var se = stack.SendEngineClient(await stack.SendTokenAsync(tenant));
+        var at = DateTimeOffset.UtcNow.AddSeconds(4);
+        using var created = await se.PostAsJsonAsync("api/send-jobs", new CreateSendJobRequest(tenant.TenantId, tenant.ListId, null, "Scheduled",
+            null, "later", at.ToString("yyyy-MM-ddTHH:mm:ss.fffzzz", System.Globalization.CultureInfo.InvariantCulture)), StackFixture.Json);
+        var job = await StackFixture.ReadAsync<SendJobResponse>(created, HttpStatusCode.Created);
+        Assert.Equal(SendJobStatuses.Scheduled, job.Status);
+        Assert.Equal(at.ToUnixTimeMilliseconds(), job.ScheduledAt.ToUnixTimeMilliseconds());
+
+        var done = await StackFixture.WaitForJobAsync(se, job.Id, j => j.Status == SendJobStatuses.Completed);
+        Assert.True(done.StartedAt >= at, $"started {done.StartedAt:O} before scheduled {at:O}");
+        var mail = await stack.Mail.WaitForMailAsync(m => m.To.Contains(email) && m.Subject == "Scheduled", TimeSpan.FromSeconds(30));
+        Assert.True(mail.Date >= at.AddSeconds(-1));
+    }
+}

@@ -1,0 +1,248 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Http.Headers;
+using System.Net.Http.Json;
+using System.Security.Cryptography;
+using System.Text.Json;
+using Newsletter.Contracts;
+using Newsletter.ServiceDefaults;
+using Newsletter.TestSupport;
+
+namespace SendEngine.Tests;
+
+/// <summary>A tenant made for one test: a list, a send_api client and a tenant_api client.</summary>
+public sealed record TestTenant(string TenantId, string ListId, string SendClientId, string SendClientSecret, string TenantClientId, string TenantClientSecret);
+
+/// <summary>
+/// PostgreSQL, maildev, the real Member Center on a Kestrel port (own database, issuer http://127.0.0.1:{port}/) and
+/// a Send Engine (TestServer, own database) that validates Member Center's tokens and reads its internal API.
+/// </summary>
+public sealed class StackFixture : IAsyncLifetime
+{
+    public static readonly JsonSerializerOptions Json = CreateJson();
+
+    public PostgresServer Postgres { get; } = new();
+    public MailDevServer Mail { get; } = new();
+    public MemberCenterFactory MemberCenter { get; private set; } = null!;
+    public SendEngineFactory SendEngine { get; private set; } = null!;
+    public string MemberCenterUrl { get; private set; } = "";
+    public string MemberCenterConnectionString { get; private set; } = "";
+    public string SendEngineConnectionString { get; private set; } = "";
+    public string AdminClientId => "test-admin";
+    public string AdminClientSecret { get; } = Secret();
+    public string SendEngineClientId => "test-send-engine";
+    public string SendEngineClientSecret { get; } = Secret();
+
+    private HttpClient _mc = null!;
+
+    public async ValueTask InitializeAsync()
+    {
+        await Postgres.InitializeAsync();
+        await Mail.InitializeAsync();
+        MemberCenterConnectionString = await Postgres.CreateDatabaseAsync("mc");
+        SendEngineConnectionString = await Postgres.CreateDatabaseAsync("se");
+
+        for (var attempt = 1; ; attempt++)
+        {
+            var port = FreePort.Get();
+            MemberCenterUrl = $"http://127.0.0.1:{port}";
+            MemberCenter = new MemberCenterFactory(new Dictionary<string, string?>
+            {
+                ["ConnectionStrings:MemberCenter"] = MemberCenterConnectionString,
+                ["Auth:Issuer"] = MemberCenterUrl + "/",
+                ["Auth:RequireHttps"] = "false",
+                ["Bootstrap:AdminClientId"] = AdminClientId,
+                ["Bootstrap:AdminClientSecret"] = AdminClientSecret,
+                ["Bootstrap:SendEngineClientId"] = SendEngineClientId,
+                ["Bootstrap:SendEngineClientSecret"] = SendEngineClientSecret,
+                ["PublicUrls:MemberCenter"] = MemberCenterUrl,
+                ["Smtp:Host"] = Mail.SmtpHost,
+                ["Smtp:Port"] = Mail.SmtpPort.ToString(System.Globalization.CultureInfo.InvariantCulture),
+                ["Database:ApplyMigrationsOnStartup"] = "true",
+                ["Outbox:PollInterval"] = "00:00:00.500",
+            });
+            MemberCenter.UseKestrel(port);
+            try
+            {
+                MemberCenter.StartServer();
+                break;
+            }
+            catch (IOException) when (attempt < 3)
+            {
+                await MemberCenter.DisposeAsync();
+            }
+        }
+        _mc = new HttpClient { BaseAddress = new Uri(MemberCenterUrl + "/") };
+        SendEngine = CreateSendEngine(SendEngineConnectionString);
+        _ = SendEngine.Server; // start it
+    }
+
+    /// <summary>Settings of a Send Engine pointed at this stack; <paramref name="overrides"/> win.</summary>
+    public Dictionary<string, string?> SendEngineSettings(string connectionString, IReadOnlyDictionary<string, string?>? overrides = null)
+    {
+        var settings = new Dictionary<string, string?>
+        {
+            ["ConnectionStrings:SendEngine"] = connectionString,
+            ["Auth:Issuer"] = MemberCenterUrl + "/",
+            ["Auth:RequireHttpsMetadata"] = "false",
+            ["MemberCenter:BaseUrl"] = MemberCenterUrl,
+            ["MemberCenter:ClientId"] = SendEngineClientId,
+            ["MemberCenter:ClientSecret"] = SendEngineClientSecret,
+            ["Smtp:Host"] = Mail.SmtpHost,
+            ["Smtp:Port"] = Mail.SmtpPort.ToString(System.Globalization.CultureInfo.InvariantCulture),
+            ["Smtp:FromAddress"] = "news@sender.example",
+            ["Smtp:FromName"] = "Test Sender",
+            ["Database:ApplyMigrationsOnStartup"] = "true",
+            ["SendJobs:PollInterval"] = "00:00:00.200",
+            ["SendJobs:RetryBaseDelay"] = "00:00:00.200",
+            ["SendJobs:BatchSize"] = "50",
+            ["Delivery:Concurrency"] = "4",
+            ["Hangfire:SchedulePollingInterval"] = "00:00:00.500",
+            ["Hangfire:DashboardUsername"] = "ops",
+            ["Hangfire:DashboardPassword"] = "ops-secret-123",
+        };
+        foreach (var (k, v) in overrides ?? new Dictionary<string, string?>())
+        {
+            settings[k] = v;
+        }
+        return settings;
+    }
+
+    public SendEngineFactory CreateSendEngine(string connectionString, IReadOnlyDictionary<string, string?>? overrides = null) =>
+        new(SendEngineSettings(connectionString, overrides));
+
+    /// <summary>A client of the shared Send Engine.</summary>
+    public HttpClient SendEngineClient(string? bearer = null)
+    {
+        var client = SendEngine.CreateClient();
+        if (bearer is not null)
+        {
+            client.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", bearer);
+        }
+        return client;
+    }
+
+    public async Task<string> TokenAsync(string clientId, string secret, string? scope = null)
+    {
+        var form = new Dictionary<string, string> { ["grant_type"] = "client_credentials", ["client_id"] = clientId, ["client_secret"] = secret };
+        if (scope is not null)
+        {
+            form["scope"] = scope;
+        }
+        using var response = await _mc.PostAsync("oauth/token", new FormUrlEncodedContent(form));
+        var body = await response.Content.ReadAsStringAsync();
+        Assert.True(response.IsSuccessStatusCode, $"token request for {clientId} answered {(int)response.StatusCode}: {body}");
+        return JsonDocument.Parse(body).RootElement.GetProperty("access_token").GetString()!;
+    }
+
+    public Task<string> SendTokenAsync(TestTenant t, string scope = Scopes.SendWrite + " " + Scopes.SendRead) =>
+        TokenAsync(t.SendClientId, t.SendClientSecret, scope);
+
+    /// <summary>A tenant with one list and both kinds of client, through Member Center's admin API.</summary>
+    public async Task<TestTenant> CreateTenantAsync(string name = "Test tenant")
+    {
+        using var admin = new HttpClient { BaseAddress = _mc.BaseAddress };
+        admin.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", await TokenAsync(AdminClientId, AdminClientSecret));
+        var tenant = await PostAsync<TenantResponse>(admin, "admin/tenants", new CreateTenantRequest(name));
+        var list = await PostAsync<MailingListResponse>(admin, $"admin/tenants/{tenant.TenantId}/lists", new CreateListRequest("Weekly"));
+        var send = await PostAsync<ApiClientSecretResponse>(admin, $"admin/tenants/{tenant.TenantId}/clients", new CreateClientRequest(ClientUsages.SendApi, "sender"));
+        var site = await PostAsync<ApiClientSecretResponse>(admin, $"admin/tenants/{tenant.TenantId}/clients", new CreateClientRequest(ClientUsages.TenantApi, "site"));
+        return new TestTenant(tenant.TenantId, list.ListId, send.ClientId, send.ClientSecret, site.ClientId, site.ClientSecret);
+    }
+
+    /// <summary>Subscribes and confirms each address (double opt-in through the real API), with optional preferences.</summary>
+    public async Task SubscribeAsync(TestTenant t, IEnumerable<string> emails, Func<string, Dictionary<string, JsonElement>?>? preferences = null)
+    {
+        using var site = new HttpClient { BaseAddress = _mc.BaseAddress };
+        site.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer",
+            await TokenAsync(t.TenantClientId, t.TenantClientSecret, Scopes.SubscriptionsWrite + " " + Scopes.SubscriptionsRead));
+        await Parallel.ForEachAsync(emails, new ParallelOptions { MaxDegreeOfParallelism = 8 }, async (email, ct) =>
+        {
+            var subscribed = await PostAsync<SubscribeResponse>(site, "newsletter/subscribe", new SubscribeRequest(t.ListId, email, preferences?.Invoke(email)));
+            using var confirm = new HttpRequestMessage(HttpMethod.Get, "newsletter/confirm?token=" + Uri.EscapeDataString(subscribed.ConfirmToken!));
+            confirm.Headers.Accept.Add(new MediaTypeWithQualityHeaderValue("application/json"));
+            using var response = await site.SendAsync(confirm, ct);
+            Assert.True(response.IsSuccessStatusCode, $"confirm {email}: {(int)response.StatusCode} {await response.Content.ReadAsStringAsync(ct)}");
+        });
+    }
+
+    /// <summary>Unsubscribes through the end-user API (a token, then POST /newsletter/unsubscribe).</summary>
+    public async Task UnsubscribeAsync(TestTenant t, string email)
+    {
+        using var site = new HttpClient { BaseAddress = _mc.BaseAddress };
+        site.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer",
+            await TokenAsync(t.TenantClientId, t.TenantClientSecret, Scopes.SubscriptionsWrite));
+        var token = await PostAsync<UnsubscribeTokenResponse>(site, "newsletter/unsubscribe-token", new UnsubscribeTokenRequest(t.ListId, email));
+        await PostAsync<UnsubscribeResponse>(site, "newsletter/unsubscribe", new UnsubscribeRequest(token.UnsubscribeToken));
+    }
+
+    public HttpClient MemberCenterAdminClient(string token)
+    {
+        var client = new HttpClient { BaseAddress = _mc.BaseAddress };
+        client.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", token);
+        return client;
+    }
+
+    public static async Task<T> PostAsync<T>(HttpClient client, string url, object body)
+    {
+        using var response = await client.PostAsJsonAsync(url, body, Json);
+        var text = await response.Content.ReadAsStringAsync();
+        Assert.True(response.IsSuccessStatusCode, $"POST {url} answered {(int)response.StatusCode}: {text}");
+        return JsonSerializer.Deserialize<T>(text, Json)!;
+    }
+
+    public static async Task<T> ReadAsync<T>(HttpResponseMessage response, HttpStatusCode expected)
+    {
+        var text = await response.Content.ReadAsStringAsync();
+        Assert.True(response.StatusCode == expected, $"expected {(int)expected}, got {(int)response.StatusCode}: {text}");
+        return JsonSerializer.Deserialize<T>(text, Json)!;
+    }
+
+    /// <summary>Polls GET /api/send-jobs/{id} until <paramref name="done"/> holds (generous timeout, no timing assertions).</summary>
+    public static async Task<SendJobResponse> WaitForJobAsync(HttpClient se, string id, Func<SendJobResponse, bool> done, TimeSpan? timeout = null)
+    {
+        var limit = timeout ?? TimeSpan.FromSeconds(90);
+        var sw = Stopwatch.StartNew();
+        SendJobResponse? last = null;
+        while (sw.Elapsed < limit)
+        {
+            using var response = await se.GetAsync($"api/send-jobs/{id}");
+            if (response.IsSuccessStatusCode)
+            {
+                last = JsonSerializer.Deserialize<SendJobResponse>(await response.Content.ReadAsStringAsync(), Json)!;
+                if (done(last))
+                {
+                    return last;
+                }
+            }
+            await Task.Delay(200);
+        }
+        throw new TimeoutException($"send job {id} did not reach the expected state within {limit}; last: {last}");
+    }
+
+    public static string UniqueDomain() => $"t{Guid.NewGuid():N}".Substring(0, 12) + ".example";
+
+    public async ValueTask DisposeAsync()
+    {
+        _mc?.Dispose();
+        if (SendEngine is not null)
+        {
+            await SendEngine.DisposeAsync();
+        }
+        if (MemberCenter is not null)
+        {
+            await MemberCenter.DisposeAsync();
+        }
+        await Mail.DisposeAsync();
+        await Postgres.DisposeAsync();
+    }
+
+    private static string Secret() => Convert.ToHexString(RandomNumberGenerator.GetBytes(20));
+
+    private static JsonSerializerOptions CreateJson()
+    {
+        var json = new JsonSerializerOptions(JsonSerializerDefaults.Web);
+        ServiceDefaultsExtensions.ConfigureJson(json);
+        return json;
+    }
+}
