@@ -4,6 +4,7 @@ using MemberCenter.Features.Auth;
 using Microsoft.Extensions.Options;
 using Microsoft.IdentityModel.Tokens;
 using Newsletter.Contracts;
+using OpenIddict.EntityFrameworkCore.Models;
 using OpenIddict.Server;
 using OpenIddict.Validation.AspNetCore;
 
@@ -30,9 +31,16 @@ public static class AuthorizationServerExtensions
         services.AddHostedService(sp => sp.GetRequiredService<SigningKeyRing>());
         services.AddSingleton<IConfigureOptions<OpenIddictServerOptions>>(sp => sp.GetRequiredService<SigningKeyRing>());
         services.AddScoped<ApiClientRegistry>();
+        services.AddSingleton<ApiClientCache>();
+        // Holds client lookups and verified secrets: bounded by the number of clients.
+        services.AddMemoryCache();
 
         services.AddOpenIddict()
-            .AddCore(o => o.UseEntityFrameworkCore().UseDbContext<MemberCenterDbContext>())
+            .AddCore(o =>
+            {
+                o.UseEntityFrameworkCore().UseDbContext<MemberCenterDbContext>();
+                o.ReplaceApplicationManager<OpenIddictEntityFrameworkCoreApplication, CachingApplicationManager>();
+            })
             .AddServer(o =>
             {
                 o.SetIssuer(new Uri(auth.Issuer, UriKind.Absolute));

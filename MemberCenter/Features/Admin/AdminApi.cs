@@ -118,11 +118,12 @@ public static class AdminApi
             : TypedResults.Ok(new ApiClientSecretResponse(client.ClientId, client.TenantId!.Value.ToString(), client.Usage, secret, ClientUsagePolicy.ScopesOf(client.Usage)));
     }
 
-    private static async Task<Results<NoContent, ProblemHttpResult>> DisableClient(string clientId, MemberCenterDbContext db, TimeProvider clock, CancellationToken ct)
+    private static async Task<Results<NoContent, ProblemHttpResult>> DisableClient(string clientId, MemberCenterDbContext db, ApiClientCache cache, TimeProvider clock, CancellationToken ct)
     {
         // Platform clients come from configuration; disabling them here would be undone on the next start.
         var updated = await db.ApiClients.Where(c => c.ClientId == clientId && c.TenantId != null)
             .ExecuteUpdateAsync(u => u.SetProperty(c => c.DisabledAt, c => c.DisabledAt ?? clock.GetUtcNow()), ct);
+        cache.Evict(clientId);
         return updated == 0 ? ClientNotFound() : TypedResults.NoContent();
     }
 

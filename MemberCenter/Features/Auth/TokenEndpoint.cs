@@ -3,7 +3,6 @@ using System.Security.Claims;
 using MemberCenter.Data;
 using Microsoft.AspNetCore;
 using Microsoft.AspNetCore.Authentication;
-using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Options;
 using Microsoft.IdentityModel.Tokens;
 using Newsletter.Contracts;
@@ -25,7 +24,7 @@ public static class TokenEndpoint
         return app;
     }
 
-    private static async Task<IResult> Exchange(HttpContext http, MemberCenterDbContext db, IOptions<AuthOptions> auth, CancellationToken ct)
+    private static async Task<IResult> Exchange(HttpContext http, MemberCenterDbContext db, ApiClientCache clients, IOptions<AuthOptions> auth, CancellationToken ct)
     {
         var request = http.GetOpenIddictServerRequest()
             ?? throw new InvalidOperationException("The OpenIddict server request cannot be retrieved.");
@@ -34,8 +33,8 @@ public static class TokenEndpoint
             return Reject(Errors.UnsupportedGrantType, "Only the client_credentials grant is supported.");
         }
 
-        var client = await db.ApiClients.AsNoTracking().FirstOrDefaultAsync(c => c.ClientId == request.ClientId, ct);
-        if (client is null || client.DisabledAt is not null)
+        var client = request.ClientId is null ? null : await clients.GetAsync(request.ClientId, db, ct);
+        if (client is null || client.Disabled)
         {
             return Reject(Errors.InvalidClient, "The client is disabled or unknown.");
         }

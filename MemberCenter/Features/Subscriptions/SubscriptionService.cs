@@ -4,6 +4,8 @@ using MemberCenter.Features.Outbox;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Options;
 using Newsletter.Contracts;
+using Npgsql;
+using NpgsqlTypes;
 
 namespace MemberCenter.Features.Subscriptions;
 
@@ -25,51 +27,83 @@ public sealed record SubscriptionView(Guid SubscriptionId, Guid ListId, string L
 
 public sealed class SubscriptionService(
     MemberCenterDbContext db,
+    NpgsqlDataSource dataSource,
     IOptions<NewsletterOptions> options,
     OutboxSignal outboxSignal,
     TimeProvider clock)
 {
+    /// <summary>
+    /// The hottest write of the platform, as one statement and one round trip: check the list is the tenant's, upsert
+    /// subscriber and subscription, and, unless the address is already confirmed, add the confirm token, the outbox row
+    /// and the consent record. ON CONFLICT ... DO UPDATE locks the subscription row, so concurrent subscribes of one
+    /// address serialise. A confirmed reader is left as is (status, preferences) and gets no new mail.
+    /// </summary>
+    private const string SubscribeSql = """
+        WITH list AS (
+            SELECT id FROM mailing_lists WHERE id = $1 AND tenant_id = $2
+        ), subscriber AS (
+            INSERT INTO subscribers (id, tenant_id, email, email_key, created_at)
+            SELECT $3, $2, $4, $5, $6 FROM list
+            ON CONFLICT (tenant_id, email_key) DO UPDATE SET email_key = EXCLUDED.email_key
+            RETURNING id
+        ), subscription AS (
+            INSERT INTO subscriptions AS s (id, list_id, subscriber_id, status, preferences, created_at, updated_at)
+            SELECT $7, $1, subscriber.id, 0, $8::jsonb, $6, $6 FROM subscriber
+            ON CONFLICT (list_id, subscriber_id) DO UPDATE SET
+                status = CASE WHEN s.status = 1 THEN 1 ELSE 0 END,
+                preferences = CASE WHEN s.status <> 1 AND $9 THEN EXCLUDED.preferences ELSE s.preferences END,
+                updated_at = CASE WHEN s.status = 1 THEN s.updated_at ELSE EXCLUDED.updated_at END
+            RETURNING s.id, s.subscriber_id, s.status
+        ), pending AS (
+            SELECT id, subscriber_id FROM subscription WHERE status = 0
+        ), token AS (
+            INSERT INTO subscription_tokens (id, subscription_id, purpose, hash, created_at, expires_at)
+            SELECT $10, id, 0, $11, $6, $12 FROM pending
+        ), outbox AS (
+            INSERT INTO outbox_messages (subscription_id, created_at, next_attempt_at, attempts)
+            SELECT id, $6, $6, 0 FROM pending
+        ), consent AS (
+            INSERT INTO consent_records (tenant_id, list_id, subscriber_id, action, source, ip_address, user_agent, occurred_at, details)
+            SELECT $2, $1, subscriber_id, $13, $14, $15, $16, $6, $17::jsonb FROM pending
+        )
+        SELECT status FROM subscription
+        """;
+
     public async Task<SubscribeResponse?> SubscribeAsync(Guid tenantId, Guid listId, EmailAddress email, Dictionary<string, JsonElement>? preferences, RequestOrigin origin, CancellationToken ct)
     {
-        await using var tx = await db.Database.BeginTransactionAsync(ct);
-        if (!await db.MailingLists.AnyAsync(l => l.Id == listId && l.TenantId == tenantId, ct))
+        var now = clock.GetUtcNow();
+        var prefsJson = preferences is null ? "{}" : JsonSerializer.Serialize(preferences);
+        var (token, hash) = SubscriptionTokens.New();
+        var expiresAt = now + options.Value.ConfirmTokenLifetime;
+
+        await using var command = dataSource.CreateCommand(SubscribeSql);
+        var p = command.Parameters;
+        p.Add(new NpgsqlParameter { Value = listId });
+        p.Add(new NpgsqlParameter { Value = tenantId });
+        p.Add(new NpgsqlParameter { Value = Guid.CreateVersion7() });
+        p.Add(new NpgsqlParameter { Value = email.Value });
+        p.Add(new NpgsqlParameter { Value = email.Key });
+        p.Add(new NpgsqlParameter { Value = now });
+        p.Add(new NpgsqlParameter { Value = Guid.CreateVersion7() });
+        p.Add(new NpgsqlParameter { Value = prefsJson });
+        p.Add(new NpgsqlParameter { Value = preferences is not null });
+        p.Add(new NpgsqlParameter { Value = Guid.CreateVersion7() });
+        p.Add(new NpgsqlParameter { Value = hash });
+        p.Add(new NpgsqlParameter { Value = expiresAt });
+        p.Add(new NpgsqlParameter { Value = ConsentActions.Subscribe });
+        p.Add(new NpgsqlParameter { Value = origin.Source });
+        p.Add(new NpgsqlParameter { Value = (object?)origin.IpAddress ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Text });
+        p.Add(new NpgsqlParameter { Value = (object?)origin.UserAgent ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Text });
+        p.Add(new NpgsqlParameter { Value = preferences is null ? DBNull.Value : prefsJson, NpgsqlDbType = NpgsqlDbType.Text });
+        var status = (int?)await command.ExecuteScalarAsync(ct);
+        if (status is null)
         {
             return null;
         }
-        var now = clock.GetUtcNow();
-        // Upserts keep concurrent subscribes of one address from failing on the unique keys.
-        var subscriberId = (await db.Database.SqlQuery<Guid>($"""
-            INSERT INTO subscribers (id, tenant_id, email, email_key, created_at)
-            VALUES ({Guid.CreateVersion7()}, {tenantId}, {email.Value}, {email.Key}, {now})
-            ON CONFLICT (tenant_id, email_key) DO UPDATE SET email_key = EXCLUDED.email_key
-            RETURNING id AS "Value"
-            """).ToListAsync(ct)).Single();
-        var prefsJson = preferences is null ? "{}" : JsonSerializer.Serialize(preferences);
-        await db.Database.ExecuteSqlAsync($"""
-            INSERT INTO subscriptions (id, list_id, subscriber_id, status, preferences, created_at, updated_at)
-            VALUES ({Guid.CreateVersion7()}, {listId}, {subscriberId}, {(int)SubscriptionStatus.Pending}, {prefsJson}::jsonb, {now}, {now})
-            ON CONFLICT (list_id, subscriber_id) DO NOTHING
-            """, ct);
-        var subscription = await LockAsync(listId, subscriberId, ct);
-
-        if (subscription.Status == SubscriptionStatus.Confirmed)
+        if (status == (int)SubscriptionStatus.Confirmed)
         {
-            // A confirmed reader is not put back through opt-in because someone typed the address again.
-            await tx.CommitAsync(ct);
             return new SubscribeResponse(listId.ToString(), email.Value, SubscriptionStatuses.Confirmed, null, null);
         }
-
-        subscription.Status = SubscriptionStatus.Pending;
-        subscription.UpdatedAt = now;
-        if (preferences is not null)
-        {
-            subscription.Preferences = prefsJson;
-        }
-        var (token, expiresAt) = AddToken(subscription.Id, TokenPurpose.Confirm, options.Value.ConfirmTokenLifetime, now);
-        db.OutboxMessages.Add(new OutboxMessage { SubscriptionId = subscription.Id, CreatedAt = now, NextAttemptAt = now });
-        AddConsent(tenantId, listId, subscriberId, ConsentActions.Subscribe, origin, now, preferences is null ? null : prefsJson);
-        await db.SaveChangesAsync(ct);
-        await tx.CommitAsync(ct);
         outboxSignal.Notify();
         return new SubscribeResponse(listId.ToString(), email.Value, SubscriptionStatuses.Pending, token, expiresAt);
     }
@@ -323,9 +357,6 @@ public sealed class SubscriptionService(
         db.SubscriptionTokens
             .Where(t => t.SubscriptionId == subscriptionId && t.Purpose == TokenPurpose.Confirm && t.ConsumedAt == null)
             .ExecuteUpdateAsync(u => u.SetProperty(t => t.ConsumedAt, now), ct);
-
-    private async Task<Subscription> LockAsync(Guid listId, Guid subscriberId, CancellationToken ct) =>
-        (await db.Subscriptions.FromSql($"SELECT * FROM subscriptions WHERE list_id = {listId} AND subscriber_id = {subscriberId} FOR UPDATE").ToListAsync(ct)).Single();
 
     public async Task<Subscription> LockAsync(Guid subscriptionId, CancellationToken ct) =>
         (await db.Subscriptions.FromSql($"SELECT * FROM subscriptions WHERE id = {subscriptionId} FOR UPDATE").ToListAsync(ct)).Single();
