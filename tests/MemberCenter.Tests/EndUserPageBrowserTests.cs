@@ -28,6 +28,15 @@ public sealed class EndUserPageBrowserTests(MemberCenterFixture mc) : IAsyncLife
         _playwright?.Dispose();
     }
 
+    private async Task<IPage> NewPageAsync()
+    {
+        var page = await _browser!.NewPageAsync();
+        // CI runs the test projects side by side on two cores; Playwright's 30 s default is tight there.
+        page.SetDefaultTimeout(90_000);
+        page.SetDefaultNavigationTimeout(90_000);
+        return page;
+    }
+
     [Fact]
     public async Task Reader_confirms_from_the_mail_link()
     {
@@ -36,7 +45,7 @@ public sealed class EndUserPageBrowserTests(MemberCenterFixture mc) : IAsyncLife
         await tenant.SubscribeAsync(email);
         var mail = await mc.Mail.WaitForMailAsync(m => m.To.Contains(email), TimeSpan.FromSeconds(30));
 
-        var page = await _browser!.NewPageAsync();
+        var page = await NewPageAsync();
         await page.SetContentAsync(mail.Html!);
         await page.ClickAsync("#confirm-link");
         await page.WaitForURLAsync(url => url.Contains("/newsletter/confirm", StringComparison.Ordinal));
@@ -56,7 +65,7 @@ public sealed class EndUserPageBrowserTests(MemberCenterFixture mc) : IAsyncLife
         await tenant.ConfirmAsync((await tenant.SubscribeAsync(email)).ConfirmToken!);
         var token = await tenant.UnsubscribeTokenAsync(email);
 
-        var page = await _browser!.NewPageAsync();
+        var page = await NewPageAsync();
         await page.GotoAsync(new Uri(mc.BaseUri, $"newsletter/unsubscribe?token={token}").ToString());
         Assert.Equal("Unsubscribe", await page.TextContentAsync("h1"));
         Assert.DoesNotContain(email, await page.ContentAsync()); // masked
@@ -73,7 +82,7 @@ public sealed class EndUserPageBrowserTests(MemberCenterFixture mc) : IAsyncLife
         await tenant.ConfirmAsync((await tenant.SubscribeAsync(email, new { lang = "zh-TW" })).ConfirmToken!);
         var token = await tenant.UnsubscribeTokenAsync(email);
 
-        var page = await _browser!.NewPageAsync();
+        var page = await NewPageAsync();
         await page.GotoAsync(new Uri(mc.BaseUri, $"newsletter/manage?token={token}").ToString());
         Assert.Equal("zh-TW", await page.InputValueAsync("input[name='pref:lang']"));
         await page.FillAsync("input[name='pref:lang']", "en");

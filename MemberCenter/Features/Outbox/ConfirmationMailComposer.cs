@@ -16,37 +16,43 @@ public sealed class ConfirmationMailComposer(
     IOptions<NewsletterOptions> newsletter,
     TimeProvider clock)
 {
-    /// <summary>The mail, or null when the subscription no longer waits for confirmation.</summary>
-    public async Task<MimeMessage?> ComposeAsync(Guid subscriptionId, CancellationToken ct)
+    /// <summary>
+    /// The mails for a batch of subscriptions, keyed by subscription id; subscriptions that no longer wait for
+    /// confirmation get none. One query for the batch, and its tokens are inserted together.
+    /// </summary>
+    public async Task<Dictionary<Guid, MimeMessage>> ComposeAsync(IReadOnlyCollection<Guid> subscriptionIds, CancellationToken ct)
     {
-        var target = await (from s in db.Subscriptions
-                            join l in db.MailingLists on s.ListId equals l.Id
-                            join p in db.Subscribers on s.SubscriberId equals p.Id
-                            where s.Id == subscriptionId && s.Status == SubscriptionStatus.Pending
-                            select new { ListName = l.Name, p.Email }).FirstOrDefaultAsync(ct);
-        if (target is null)
-        {
-            return null;
-        }
-
-        var (token, hash) = SubscriptionTokens.New();
+        var targets = await (from s in db.Subscriptions
+                             join l in db.MailingLists on s.ListId equals l.Id
+                             join p in db.Subscribers on s.SubscriberId equals p.Id
+                             where subscriptionIds.Contains(s.Id) && s.Status == SubscriptionStatus.Pending
+                             select new { s.Id, ListName = l.Name, p.Email }).AsNoTracking().ToListAsync(ct);
         var now = clock.GetUtcNow();
-        db.SubscriptionTokens.Add(new SubscriptionToken
+        var mails = new Dictionary<Guid, MimeMessage>(targets.Count);
+        foreach (var target in targets)
         {
-            Id = Guid.CreateVersion7(),
-            SubscriptionId = subscriptionId,
-            Purpose = TokenPurpose.Confirm,
-            Hash = hash,
-            CreatedAt = now,
-            ExpiresAt = now + newsletter.Value.ConfirmTokenLifetime,
-        });
+            var (token, hash) = SubscriptionTokens.New();
+            db.SubscriptionTokens.Add(new SubscriptionToken
+            {
+                Id = Guid.CreateVersion7(),
+                SubscriptionId = target.Id,
+                Purpose = TokenPurpose.Confirm,
+                Hash = hash,
+                CreatedAt = now,
+                ExpiresAt = now + newsletter.Value.ConfirmTokenLifetime,
+            });
+            mails[target.Id] = Compose(target.ListName, target.Email, token);
+        }
         await db.SaveChangesAsync(ct);
+        return mails;
+    }
 
+    private MimeMessage Compose(string list, string email, string token)
+    {
         var link = urls.Value.Link("/newsletter/confirm?token=" + token);
-        var list = target.ListName;
         var message = new MimeMessage();
         message.From.Add(new MailboxAddress(smtp.Value.FromName, smtp.Value.FromAddress));
-        message.To.Add(MailboxAddress.Parse(target.Email));
+        message.To.Add(MailboxAddress.Parse(email));
         message.Subject = $"Please confirm your subscription to {list}";
         message.MessageId = MimeKit.Utils.MimeUtils.GenerateMessageId(MailboxAddress.Parse(smtp.Value.FromAddress).Domain);
         var html = HtmlEncoder.Default;

@@ -92,31 +92,34 @@ public sealed partial class OutboxDispatcher(
         }
 
         var composer = scope.ServiceProvider.GetRequiredService<ConfirmationMailComposer>();
+        var mails = await composer.ComposeAsync(claimed.Select(m => m.SubscriptionId).Distinct().ToArray(), ct);
+        var done = new List<long>(claimed.Count);
+        var sentAt = new List<long>(claimed.Count);
         SmtpClient? smtp = null;
         try
         {
             foreach (var message in claimed.OrderBy(m => m.Id))
             {
-                string? error = null;
-                var sent = false;
+                if (!mails.Remove(message.SubscriptionId, out var mail))
+                {
+                    // Confirmed or left meanwhile (or a duplicate row): nothing to send.
+                    done.Add(message.Id);
+                    continue;
+                }
                 try
                 {
-                    var mail = await composer.ComposeAsync(message.SubscriptionId, ct);
-                    if (mail is not null)
-                    {
-                        smtp ??= await SmtpConnector.ConnectAsync(smtpOptions.Value, ct);
-                        await smtp.SendAsync(mail, ct);
-                        sent = true;
-                    }
+                    smtp ??= await SmtpConnector.ConnectAsync(smtpOptions.Value, ct);
+                    await smtp.SendAsync(mail, ct);
+                    sentAt.Add(message.Id);
                 }
                 catch (Exception ex) when (ex is not OperationCanceledException || !ct.IsCancellationRequested)
                 {
-                    error = ex.GetType().Name + ": " + ex.Message;
+                    var error = ex.GetType().Name + ": " + ex.Message;
                     LogSendFailed(logger, message.Id, message.Attempts, error);
                     smtp?.Dispose();
                     smtp = null;
+                    await FailAsync(db, message, error, ct);
                 }
-                await CompleteAsync(db, message, sent, error, ct);
             }
         }
         finally
@@ -133,22 +136,19 @@ public sealed partial class OutboxDispatcher(
                 }
                 smtp.Dispose();
             }
+            // Even when cancelled: what the SMTP server accepted must not be sent again.
+            var finished = clock.GetUtcNow();
+            await db.OutboxMessages.Where(m => sentAt.Contains(m.Id)).ExecuteUpdateAsync(u => u
+                .SetProperty(m => m.CompletedAt, finished).SetProperty(m => m.SentAt, finished).SetProperty(m => m.LastError, (string?)null), CancellationToken.None);
+            await db.OutboxMessages.Where(m => done.Contains(m.Id)).ExecuteUpdateAsync(u => u
+                .SetProperty(m => m.CompletedAt, finished).SetProperty(m => m.LastError, (string?)null), CancellationToken.None);
         }
         return claimed.Count;
     }
 
-    private async Task CompleteAsync(MemberCenterDbContext db, OutboxMessage message, bool sent, string? error, CancellationToken ct)
+    private async Task FailAsync(MemberCenterDbContext db, OutboxMessage message, string error, CancellationToken ct)
     {
         var now = clock.GetUtcNow();
-        if (error is null)
-        {
-            // Sent, or no longer needed (the subscription was confirmed or left meanwhile).
-            await db.OutboxMessages.Where(m => m.Id == message.Id).ExecuteUpdateAsync(u => u
-                .SetProperty(m => m.CompletedAt, now)
-                .SetProperty(m => m.SentAt, sent ? now : null)
-                .SetProperty(m => m.LastError, (string?)null), ct);
-            return;
-        }
         var givenUp = message.Attempts >= options.Value.MaxAttempts;
         // Exponential backoff: 10 s, 20 s, 40 s ... capped at 30 minutes.
         var delay = TimeSpan.FromSeconds(Math.Min(10 * Math.Pow(2, message.Attempts - 1), 1800));
