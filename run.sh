@@ -156,6 +156,8 @@ ensure_demo_env() {
   put Demo__TenantApiClientSecret "$(random_secret)"
   put Demo__SendApiClientId demo-send
   put Demo__SendApiClientSecret "$(random_secret)"
+  put Hangfire__DashboardUsername ops
+  put Hangfire__DashboardPassword "$(random_secret)"
   set -a
   # shellcheck disable=SC1090
   . "$file"
@@ -201,6 +203,10 @@ export ASPNETCORE_ENVIRONMENT="${ASPNETCORE_ENVIRONMENT:-Development}"
 export Auth__Issuer="${Auth__Issuer:-$MC_URL/}"
 export PublicUrls__MemberCenter="${PublicUrls__MemberCenter:-$MC_URL}"
 export Database__ApplyMigrationsOnStartup="${Database__ApplyMigrationsOnStartup:-true}"
+# Send Engine calls Member Center with the service client Member Center was told to create.
+export MemberCenter__BaseUrl="${MemberCenter__BaseUrl:-$MC_URL}"
+export MemberCenter__ClientId="${MemberCenter__ClientId:-$Bootstrap__SendEngineClientId}"
+export MemberCenter__ClientSecret="${MemberCenter__ClientSecret:-$Bootstrap__SendEngineClientSecret}"
 
 log "dotnet build -c Release"
 dotnet build MemberCenter/MemberCenter.csproj -c Release -nologo -v q -tl:off -clp:ErrorsOnly >"$LOGS/build.log" 2>&1 \
@@ -219,7 +225,7 @@ fi
 start_service MemberCenter "$REPO_ROOT/MemberCenter" "$MC_URL" /health/ready
 se_running=0
 if [ "$se_built" -eq 1 ] && [ -f SendEngine/bin/Release/net10.0/SendEngine.dll ]; then
-  start_service SendEngine "$REPO_ROOT/SendEngine" "$SE_URL" /health/live
+  start_service SendEngine "$REPO_ROOT/SendEngine" "$SE_URL" /health/ready
   se_running=1
 fi
 
@@ -259,6 +265,7 @@ $( [ "$se_running" = 1 ] && echo "  Send Engine     $SE_URL        (Swagger: $SE
   tenant_api      client_id=$Demo__TenantApiClientId  client_secret=$Demo__TenantApiClientSecret
   send_api        client_id=$Demo__SendApiClientId  client_secret=$Demo__SendApiClientSecret
   platform admin  client_id=$Bootstrap__AdminClientId  client_secret=$Bootstrap__AdminClientSecret
+  Hangfire        $SE_URL/hangfire  user=$Hangfire__DashboardUsername  password=$Hangfire__DashboardPassword
   (all kept in .local/demo.env; delete it and the database to start afresh)
 
 Try it (copy-paste into another shell):
@@ -280,20 +287,20 @@ curl -s "$MC_URL/newsletter/confirm?token=<confirm_token>" -H "Accept: applicati
 # 4. preferences
 curl -s "$MC_URL/newsletter/preferences?list_id=$Demo__ListId&email=$email" -H "Authorization: Bearer \$TOKEN"
 
-# 5. unsubscribe: get a token, then use it
-UNSUB=\$(curl -s -X POST $MC_URL/newsletter/unsubscribe-token -H "Authorization: Bearer \$TOKEN" -H "Content-Type: application/json" \\
-  -d '{"list_id":"$Demo__ListId","email":"$email"}' | $(pick unsubscribe_token))
-curl -s -X POST $MC_URL/newsletter/unsubscribe -H "Authorization: Bearer \$TOKEN" -H "Content-Type: application/json" \\
-  -d "{\"token\":\"\$UNSUB\"}"
-
-# 6. a send job (send_api token, Send Engine)
+# 5. a send job to the confirmed reader (send_api token, Send Engine); the mail shows up in ${MAIL_UI:-your mailbox}
 SEND_TOKEN=\$(curl -s -X POST $MC_URL/oauth/token \\
   --data-urlencode grant_type=client_credentials \\
   --data-urlencode client_id=$Demo__SendApiClientId \\
   --data-urlencode client_secret=$Demo__SendApiClientSecret \\
-  --data-urlencode scope=newsletter:send.write | $(pick access_token))
-curl -s -X POST $SE_URL/api/send-jobs -H "Authorization: Bearer \$SEND_TOKEN" -H "Content-Type: application/json" \\
-  -d '{"tenant_id":"$Demo__TenantId","list_id":"$Demo__ListId","name":"Weekly","subject":"Weekly","body_html":"<p>Hello {{ email }}</p>","body_text":"Hello"}'
+  --data-urlencode "scope=newsletter:send.write newsletter:send.read" | $(pick access_token))
+JOB=\$(curl -s -X POST $SE_URL/api/send-jobs -H "Authorization: Bearer \$SEND_TOKEN" -H "Content-Type: application/json" \\
+  -d '{"tenant_id":"$Demo__TenantId","list_id":"$Demo__ListId","name":"Weekly","subject":"Weekly","body_html":"<p>Hello {{ email }}</p><p><a href=\\"{{ unsubscribe_url }}\\">Unsubscribe</a></p>","body_text":"Hello {{ email }}"}' | $(pick id))
+curl -s $SE_URL/api/send-jobs/\$JOB -H "Authorization: Bearer \$SEND_TOKEN"
+
+# 6. unsubscribe: the mail's link or List-Unsubscribe header, or a token from the API
+UNSUB=\$(curl -s -X POST $MC_URL/newsletter/unsubscribe-token -H "Authorization: Bearer \$TOKEN" -H "Content-Type: application/json" \\
+  -d '{"list_id":"$Demo__ListId","email":"$email"}' | $(pick unsubscribe_token))
+curl -s -X POST $MC_URL/newsletter/unsubscribe -H "Content-Type: application/json" -d "{\"token\":\"\$UNSUB\"}"
 
 EOF
 
