@@ -35,8 +35,15 @@ public sealed class ConfirmationOutboxTests(PostgresServer postgres, MailDevServ
         Assert.Null(row!.CompletedAt);
         Assert.Null(row.SentAt);
 
-        // SMTP is back (a replica with a working server on the same database); make the row due now.
-        await _down.WithDbAsync(db => db.OutboxMessages.ExecuteUpdateAsync(u => u.SetProperty(m => m.NextAttemptAt, DateTimeOffset.UtcNow.AddSeconds(-1))));
+        // SMTP is back: Member Center restarts with a working server on the same database. The row is made due now
+        // rather than after its backoff, and only once the broken instance is gone (it would keep claiming it).
+        await ((IAsyncDisposable)_down).DisposeAsync();
+        await using (var db = new Npgsql.NpgsqlConnection(_down.ConnectionString))
+        {
+            await db.OpenAsync();
+            await using var due = new Npgsql.NpgsqlCommand("UPDATE outbox_messages SET next_attempt_at = now() - interval '1 second'", db);
+            Assert.Equal(1, await due.ExecuteNonQueryAsync());
+        }
         await using var up = new MemberCenterFixture(postgres, mail);
         up.Settings["ConnectionStrings:MemberCenter"] = _down.ConnectionString;
         await up.InitializeAsync();

@@ -19,6 +19,10 @@ public sealed class OutboxOptions
     [Range(1, 500)]
     public int BatchSize { get; set; } = 50;
 
+    /// <summary>Dispatch loops in this process, each with its own SMTP connection.</summary>
+    [Range(1, 32)]
+    public int Concurrency { get; set; } = 4;
+
     /// <summary>After this many failed attempts a message is given up (kept, with its last error).</summary>
     [Range(1, 100)]
     public int MaxAttempts { get; set; } = 12;
@@ -41,7 +45,10 @@ public sealed partial class OutboxDispatcher(
     TimeProvider clock,
     ILogger<OutboxDispatcher> logger) : BackgroundService
 {
-    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    protected override Task ExecuteAsync(CancellationToken stoppingToken) =>
+        Task.WhenAll(Enumerable.Range(0, options.Value.Concurrency).Select(_ => Task.Run(() => LoopAsync(stoppingToken), stoppingToken)));
+
+    private async Task LoopAsync(CancellationToken stoppingToken)
     {
         while (!stoppingToken.IsCancellationRequested)
         {
@@ -54,7 +61,12 @@ public sealed partial class OutboxDispatcher(
             {
                 LogBatchFailed(logger, ex);
             }
-            if (worked < options.Value.BatchSize)
+            if (worked == options.Value.BatchSize)
+            {
+                // A full batch means a backlog: wake a sleeping sibling loop to share it.
+                signal.Notify();
+            }
+            else
             {
                 try
                 {
