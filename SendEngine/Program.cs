@@ -15,6 +15,7 @@ public class Program
             .AddSendEngineData()
             .AddSendEngineAuth()
             .AddSendEngine()
+            .AddSendEngineEmailEvents()
             .AddSendEngineHangfire();
 
         var app = builder.Build();
@@ -25,6 +26,7 @@ public class Program
 
         app.MapSendJobsApi();
         app.MapSuppressionsApi();
+        app.MapSendEngineEmailEvents();
         app.Services.GetRequiredService<IRecurringJobManager>()
             .AddOrUpdate<SendJobWatchdog>(SendJobWatchdog.RecurringJobId, w => w.RunAsync(CancellationToken.None), Cron.Minutely());
         await app.RunAsync();

@@ -12,7 +12,8 @@ public sealed record CreateSendJobRequest(
     string? BodyText,
     string? ScheduledAt);
 
-public sealed record SendJobCounts(int Total, int Sent, int Failed, int Suppressed, int Bounced, int Cancelled, int Remaining);
+/// <summary>sent counts every message the transport accepted (delivered included); delivered is the part the ESP confirmed.</summary>
+public sealed record SendJobCounts(int Total, int Sent, int Failed, int Suppressed, int Bounced, int Cancelled, int Remaining, int Delivered = 0);
 
 public sealed record SendJobResponse(
     string Id,
@@ -27,7 +28,8 @@ public sealed record SendJobResponse(
     DateTimeOffset? StartedAt,
     DateTimeOffset? FinishedAt,
     DateTimeOffset? CancelledAt,
-    string? LastError);
+    string? LastError,
+    SendJobEventCounts? Events = null);
 
 /// <summary>A page of jobs, newest first; pass next_cursor back as after.</summary>
 public sealed record SendJobPage(IReadOnlyList<SendJobResponse> Items, string? NextCursor);
@@ -62,13 +64,15 @@ public static class RecipientStatuses
     /// <summary>The SMTP transaction is in progress.</summary>
     public const string Sending = "sending";
     public const string Sent = "sent";
+    /// <summary>The ESP reported the message delivered (Tencent SES webhook).</summary>
+    public const string Delivered = "delivered";
     public const string Failed = "failed";
     /// <summary>Skipped: on the tenant's suppression list, or unsubscribed/undeliverable at Member Center since the snapshot.</summary>
     public const string Suppressed = "suppressed";
     public const string Bounced = "bounced";
     public const string Cancelled = "cancelled";
 
-    public static readonly IReadOnlyList<string> All = [Pending, Claimed, Sending, Sent, Failed, Suppressed, Bounced, Cancelled];
+    public static readonly IReadOnlyList<string> All = [Pending, Claimed, Sending, Sent, Delivered, Failed, Suppressed, Bounced, Cancelled];
 }
 
 public sealed record AddSuppressionRequest(string? TenantId, string? Email, string? Reason);

@@ -9,6 +9,7 @@ using Npgsql;
 using SendEngine.Features.Delivery;
 using SendEngine.Features.MemberCenter;
 using SendEngine.Features.Suppressions;
+using SendEngine.Features.Tencent;
 
 namespace SendEngine.Features.SendJobs;
 
@@ -25,7 +26,7 @@ public sealed partial class SendJobRunner(
     NpgsqlDataSource db,
     RecipientSnapshot snapshot,
     MemberCenterClient memberCenter,
-    IDeliveryTransport transport,
+    DeliveryTransportResolver transports,
     IBackgroundJobClient jobs,
     IOptions<SendJobOptions> jobOptions,
     IOptions<DeliveryOptions> deliveryOptions,
@@ -254,7 +255,7 @@ public sealed partial class SendJobRunner(
     private async Task WorkerAsync(JobRow job, Guid runnerId, MessageComposer composer, ChannelReader<Claimed> reader,
         RateLimiter? limiter, RunState state, CancellationTokenSource stop)
     {
-        await using var session = transport.OpenSession();
+        await using var session = transports.For(job.TenantId).OpenSession();
         await using var conn = await db.OpenConnectionAsync(CancellationToken.None);
         // A Send Engine crash loses nothing committed; only a PostgreSQL crash could lose the last few hundred ms
         // of updates (re-sending those rows). One fsync per message would cap throughput far below the SMTP rate.

@@ -155,10 +155,12 @@ public static partial class SendJobsApi
         return TypedResults.Created($"/api/send-jobs/{job.Id}", await ToResponseAsync(db, job, ct));
     }
 
-    private static async Task<Results<Ok<SendJobResponse>, ProblemHttpResult>> Get(Guid id, ClaimsPrincipal user, SendEngineDbContext db, CancellationToken ct)
+    private static async Task<Results<Ok<SendJobResponse>, ProblemHttpResult>> Get(Guid id, ClaimsPrincipal user, SendEngineDbContext db,
+        NpgsqlDataSource dataSource, CancellationToken ct)
     {
         var job = await db.SendJobs.AsNoTracking().FirstOrDefaultAsync(j => j.Id == id && j.TenantId == user.TenantId(), ct);
-        return job is null ? JobNotFound() : TypedResults.Ok(await ToResponseAsync(db, job, ct));
+        return job is null ? JobNotFound()
+            : TypedResults.Ok(await ToResponseAsync(db, job, ct) with { Events = await EmailEvents.EmailEventsApi.JobCountsAsync(dataSource, id, ct) });
     }
 
     private static async Task<Results<Ok<SendJobPage>, ValidationProblem>> List(
@@ -266,12 +268,13 @@ public static partial class SendJobsApi
         int N(string s) => c.GetValueOrDefault(s);
         var counts = new SendJobCounts(
             Total: c.Values.Sum(),
-            Sent: N(RecipientStatuses.Sent),
+            Sent: N(RecipientStatuses.Sent) + N(RecipientStatuses.Delivered),
             Failed: N(RecipientStatuses.Failed),
             Suppressed: N(RecipientStatuses.Suppressed),
             Bounced: N(RecipientStatuses.Bounced),
             Cancelled: N(RecipientStatuses.Cancelled),
-            Remaining: N(RecipientStatuses.Pending) + N(RecipientStatuses.Claimed) + N(RecipientStatuses.Sending));
+            Remaining: N(RecipientStatuses.Pending) + N(RecipientStatuses.Claimed) + N(RecipientStatuses.Sending),
+            Delivered: N(RecipientStatuses.Delivered));
         return new SendJobResponse(j.Id.ToString(), j.TenantId.ToString(), j.ListId.ToString(), j.Name, j.Subject, j.Status, counts,
             j.ScheduledAt, j.CreatedAt, j.StartedAt, j.FinishedAt, j.CancelledAt, j.LastError);
     }

@@ -1,0 +1,75 @@
+using Microsoft.Extensions.Http.Resilience;
+using Microsoft.Extensions.Options;
+using OpenTelemetry.Metrics;
+using Polly;
+using SendEngine.Features.Delivery;
+using SendEngine.Features.EmailEvents;
+using SendEngine.Features.Metrics;
+using SendEngine.Features.Tencent;
+
+namespace SendEngine.Extensions;
+
+/// <summary>Tencent SES (delivery adapter, per-tenant transport choice), the webhook and its processor, and /metrics.</summary>
+public static class EmailEventsExtensions
+{
+    public static WebApplicationBuilder AddSendEngineEmailEvents(this WebApplicationBuilder builder)
+    {
+        var services = builder.Services;
+        services.AddSingleton<SendEngineMetrics>();
+
+        // Delivery adapters and the per-tenant choice.
+        services.AddOptions<TencentSesOptions>().BindConfiguration(TencentSesOptions.Section).ValidateDataAnnotations().ValidateOnStart();
+        services.AddOptions<TransportRoutingOptions>().BindConfiguration(TransportRoutingOptions.Section).ValidateOnStart();
+        services.AddSingleton<IValidateOptions<TransportRoutingOptions>, TransportRoutingValidator>();
+        services.AddSingleton<IDeliveryTransport, TencentSesDeliveryTransport>();
+        services.AddSingleton<DeliveryTransportResolver>();
+        services.AddHttpClient(TencentSesDeliveryTransport.HttpClientName)
+            .AddResilienceHandler("tencent-ses", (pipeline, context) =>
+            {
+                var o = context.ServiceProvider.GetRequiredService<IOptions<TencentSesOptions>>().Value;
+                if (o.HttpRetries > 0)
+                {
+                    // Only answers that mean "not processed" and failed connections: a timed-out SendEmail may have been sent.
+                    pipeline.AddRetry(new HttpRetryStrategyOptions
+                    {
+                        MaxRetryAttempts = o.HttpRetries,
+                        BackoffType = DelayBackoffType.Exponential,
+                        UseJitter = true,
+                        Delay = o.HttpRetryBaseDelay,
+                        ShouldHandle = args => ValueTask.FromResult(args.Outcome switch
+                        {
+                            { Exception: HttpRequestException } => true,
+                            { Result: { } r } => (int)r.StatusCode is 429 or 502 or 503 or 504,
+                            _ => false,
+                        }),
+                    });
+                }
+                pipeline.AddTimeout(o.Timeout);
+            });
+
+        // Webhook and processing.
+        services.AddOptions<WebhookOptions>().BindConfiguration(WebhookOptions.Section).ValidateDataAnnotations().ValidateOnStart();
+        services.AddSingleton<IValidateOptions<WebhookOptions>, WebhookOptionsValidator>();
+        services.AddOptions<EmailEventOptions>().BindConfiguration(EmailEventOptions.Section).ValidateDataAnnotations().ValidateOnStart();
+        services.AddSingleton<WebhookAuthenticator>();
+        services.AddSingleton<EmailEventSignal>();
+        services.AddSingleton<EmailEventWriter>();
+        services.AddHostedService(sp => sp.GetRequiredService<EmailEventWriter>());
+        services.AddHostedService<EmailEventProcessor>();
+
+        services.AddOpenTelemetry().WithMetrics(m => m
+            .AddMeter(SendEngineMetrics.MeterName, "Microsoft.AspNetCore.Hosting")
+            .AddView("sendengine.email_events.processing_latency", new ExplicitBucketHistogramConfiguration { Boundaries = SendEngineMetrics.LatencyBuckets })
+            .AddView("sendengine.delivery.duration", new ExplicitBucketHistogramConfiguration { Boundaries = SendEngineMetrics.LatencyBuckets })
+            .AddPrometheusExporter());
+        return builder;
+    }
+
+    public static WebApplication MapSendEngineEmailEvents(this WebApplication app)
+    {
+        app.MapTencentWebhook();
+        app.MapEmailEventsApi();
+        app.MapPrometheusScrapingEndpoint("/metrics");
+        return app;
+    }
+}

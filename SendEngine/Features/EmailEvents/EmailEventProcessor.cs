@@ -1,0 +1,311 @@
+using Microsoft.Extensions.Options;
+using Newsletter.Contracts;
+using Npgsql;
+using SendEngine.Features.MemberCenter;
+using SendEngine.Features.Metrics;
+using SendEngine.Features.SendJobs;
+using SendEngine.Features.Suppressions;
+
+namespace SendEngine.Features.EmailEvents;
+
+/// <summary>
+/// Applies stored email events. Each loop claims a batch of unprocessed rows with FOR UPDATE SKIP LOCKED (so several
+/// processes share the work) in one transaction; each event gets a savepoint, its effects (recipient status,
+/// suppression, Member Center report, statistics) and processed_at commit together. A crash before the commit leaves
+/// the rows unprocessed, so they are applied on the next start; the Member Center report is idempotent, so doing it
+/// twice is harmless. A failure (Member Center down) rolls the event back to its savepoint and retries it with backoff.
+/// </summary>
+public sealed partial class EmailEventProcessor(
+    NpgsqlDataSource db,
+    MemberCenterClient memberCenter,
+    EmailEventSignal signal,
+    SendEngineMetrics metrics,
+    IOptions<EmailEventOptions> options,
+    TimeProvider clock,
+    ILogger<EmailEventProcessor> logger) : BackgroundService
+{
+    private sealed record Row(long Id, string EventType, string MessageId, string? SmtpMessageId, string Email, DateTimeOffset OccurredAt,
+        string? Reason, string? BounceType, DateTimeOffset ReceivedAt, int Attempts);
+
+    private sealed record Target(long RecipientId, Guid JobId, Guid TenantId, Guid ListId, string Status);
+
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        if (!options.Value.ProcessorEnabled)
+        {
+            return;
+        }
+        var lastBacklog = DateTimeOffset.MinValue;
+        while (!stoppingToken.IsCancellationRequested)
+        {
+            var handled = 0;
+            try
+            {
+                handled = await ProcessBatchAsync(stoppingToken);
+                if (clock.GetUtcNow() - lastBacklog > TimeSpan.FromSeconds(5))
+                {
+                    metrics.Backlog(await Sql.ScalarAsync<long>(db, "SELECT count(*) FROM email_events WHERE processed_at IS NULL", stoppingToken));
+                    lastBacklog = clock.GetUtcNow();
+                }
+            }
+            catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+            {
+                return;
+            }
+            catch (Exception ex)
+            {
+                // Deadlock, lost connection…: nothing was committed; the same rows are claimed again.
+                LogBatchFailed(logger, ex.Message);
+                await Task.Delay(TimeSpan.FromSeconds(1), clock, stoppingToken).ContinueWith(_ => { }, TaskScheduler.Default);
+            }
+            if (handled < options.Value.BatchSize)
+            {
+                await signal.WaitAsync(options.Value.PollInterval, clock, stoppingToken);
+            }
+        }
+    }
+
+    /// <summary>One batch; returns how many rows it claimed.</summary>
+    public async Task<int> ProcessBatchAsync(CancellationToken ct)
+    {
+        var o = options.Value;
+        var now = clock.GetUtcNow();
+        await using var conn = await db.OpenConnectionAsync(ct);
+        await using var tx = await conn.BeginTransactionAsync(ct);
+        var rows = new List<Row>();
+        await using (var cmd = Sql.Command(conn, """
+            SELECT id, event_type, message_id, smtp_message_id, email, occurred_at, reason, bounce_type, received_at, attempts
+            FROM email_events
+            WHERE processed_at IS NULL AND (next_attempt_at IS NULL OR next_attempt_at <= $1)
+            ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED
+            """, now, o.BatchSize))
+        {
+            cmd.Transaction = tx;
+            await using var reader = await cmd.ExecuteReaderAsync(ct);
+            while (await reader.ReadAsync(ct))
+            {
+                rows.Add(new Row(reader.GetInt64(0), reader.GetString(1), reader.GetString(2), reader.IsDBNull(3) ? null : reader.GetString(3),
+                    reader.GetString(4), reader.GetFieldValue<DateTimeOffset>(5), reader.IsDBNull(6) ? null : reader.GetString(6),
+                    reader.IsDBNull(7) ? null : reader.GetString(7), reader.GetFieldValue<DateTimeOffset>(8), reader.GetInt32(9)));
+            }
+        }
+        if (rows.Count == 0)
+        {
+            return 0;
+        }
+
+        var targets = await CorrelateAsync(conn, tx, rows, ct);
+        var done = new List<(Row Row, string Outcome)>();
+        foreach (var row in rows)
+        {
+            var target = targets.GetValueOrDefault(row.MessageId)
+                         ?? (row.SmtpMessageId is { } smtp ? targets.GetValueOrDefault(smtp.Trim('<', '>')) : null);
+            await tx.SaveAsync("ev", ct);
+            try
+            {
+                var outcome = await ApplyAsync(conn, tx, row, target, ct);
+                if (outcome is null)
+                {
+                    continue; // deferred (message id not known yet)
+                }
+                await Exec(conn, tx, """
+                    UPDATE email_events SET processed_at = $2, outcome = $3, tenant_id = $4, job_id = $5, recipient_id = $6,
+                        attempts = attempts + 1, last_error = NULL, next_attempt_at = NULL
+                    WHERE id = $1
+                    """, ct, row.Id, clock.GetUtcNow(), outcome, (object?)target?.TenantId ?? DBNull.Value,
+                    (object?)target?.JobId ?? DBNull.Value, (object?)target?.RecipientId ?? DBNull.Value);
+                await tx.ReleaseAsync("ev", ct);
+                done.Add((row, outcome));
+            }
+            catch (Exception ex) when (ex is MemberCenterException or HttpRequestException or TaskCanceledException && !ct.IsCancellationRequested)
+            {
+                await tx.RollbackAsync("ev", ct);
+                var attempts = row.Attempts + 1;
+                var giveUp = attempts >= o.MaxAttempts;
+                LogEventFailed(logger, row.Id, row.EventType, attempts, ex.Message);
+                var delay = TimeSpan.FromTicks(Math.Min(o.RetryBaseDelay.Ticks * (1L << Math.Min(row.Attempts, 12)), TimeSpan.FromHours(1).Ticks));
+                await Exec(conn, tx, """
+                    UPDATE email_events SET attempts = $2, last_error = left($3, 2000), next_attempt_at = $4,
+                        processed_at = CASE WHEN $5 THEN $6 END, outcome = CASE WHEN $5 THEN 'failed' END
+                    WHERE id = $1
+                    """, ct, row.Id, attempts, ex.Message, clock.GetUtcNow() + delay, giveUp, clock.GetUtcNow());
+                if (giveUp)
+                {
+                    done.Add((row, "failed"));
+                }
+            }
+        }
+        await tx.CommitAsync(ct);
+        var end = clock.GetUtcNow();
+        foreach (var (row, outcome) in done)
+        {
+            metrics.Processed(row.EventType, outcome, end - row.ReceivedAt);
+        }
+        return rows.Count;
+    }
+
+    /// <summary>Recipient rows (with their job) for the batch's message ids: Tencent's bulkId, or the RFC 5322 Message-ID.</summary>
+    private static async Task<Dictionary<string, Target>> CorrelateAsync(NpgsqlConnection conn, NpgsqlTransaction tx, List<Row> rows, CancellationToken ct)
+    {
+        var ids = rows.Select(r => r.MessageId)
+            .Concat(rows.Where(r => r.SmtpMessageId is not null).Select(r => r.SmtpMessageId!.Trim('<', '>')))
+            .Distinct(StringComparer.Ordinal).ToArray();
+        var targets = new Dictionary<string, Target>(StringComparer.Ordinal);
+        await using var cmd = Sql.Command(conn, """
+            SELECT r.message_id, r.id, r.job_id, j.tenant_id, j.list_id, r.status
+            FROM send_job_recipients r JOIN send_jobs j ON j.id = r.job_id
+            WHERE r.message_id = ANY($1)
+            """, (object)ids);
+        cmd.Transaction = tx;
+        await using var reader = await cmd.ExecuteReaderAsync(ct);
+        while (await reader.ReadAsync(ct))
+        {
+            targets[reader.GetString(0)] = new Target(reader.GetInt64(1), reader.GetGuid(2), reader.GetGuid(3), reader.GetGuid(4), reader.GetString(5));
+        }
+        return targets;
+    }
+
+    /// <summary>The effects of one event; returns its outcome, or null to look at it again later.</summary>
+    private async Task<string?> ApplyAsync(NpgsqlConnection conn, NpgsqlTransaction tx, Row row, Target? t, CancellationToken ct)
+    {
+        var o = options.Value;
+        var now = clock.GetUtcNow();
+        if (t is null)
+        {
+            if (row.EventType is EmailEventTypes.Unknown or EmailEventTypes.Processed)
+            {
+                return "ignored";
+            }
+            if (now - row.ReceivedAt < o.UnknownMessageGrace)
+            {
+                // The runner may not have committed the send result (and its message id) yet.
+                await Exec(conn, tx, "UPDATE email_events SET attempts = attempts + 1, next_attempt_at = $2 WHERE id = $1",
+                    ct, row.Id, now + TimeSpan.FromTicks(Math.Max(o.UnknownMessageGrace.Ticks / 10, TimeSpan.FromMilliseconds(200).Ticks)));
+                return null;
+            }
+            LogUnknownMessage(logger, row.Id, row.EventType, row.MessageId);
+            return "unknown_message";
+        }
+
+        var email = Suppression.Normalize(row.Email);
+        var detail = row.Reason is { Length: > 0 } r ? r : null;
+        // The event row needs its tenant before the soft-bounce count below includes it.
+        await Exec(conn, tx, "UPDATE email_events SET tenant_id = $2, job_id = $3, recipient_id = $4 WHERE id = $1",
+            ct, row.Id, t.TenantId, t.JobId, t.RecipientId);
+        var stats = new StatDelta();
+        var outcome = "applied";
+        switch (row.EventType)
+        {
+            case EmailEventTypes.Delivered:
+                stats.Delivered = 1;
+                await Exec(conn, tx, "UPDATE send_job_recipients SET status = 'delivered', updated_at = $2 WHERE id = $1 AND status = 'sent'",
+                    ct, t.RecipientId, now);
+                break;
+            case EmailEventTypes.Rejected:
+                await Exec(conn, tx, """
+                    UPDATE send_job_recipients SET status = 'failed', detail = left($3, 1000), updated_at = $2 WHERE id = $1 AND status = 'sent'
+                    """, ct, t.RecipientId, now, "rejected by the ESP: " + (detail ?? "no reason given"));
+                break;
+            case EmailEventTypes.HardBounce:
+                stats.Bounced = 1;
+                await HardBounceAsync(conn, tx, t, email, row, detail, now, ct);
+                break;
+            case EmailEventTypes.SoftBounce:
+                stats.SoftBounced = 1;
+                var soft = await ScalarAsync(conn, tx, """
+                    SELECT count(*) FROM email_events
+                    WHERE tenant_id = $1 AND email = $2 AND event_type = 'soft_bounce' AND occurred_at > $3
+                      AND (processed_at IS NOT NULL OR id = $4)
+                    """, ct, t.TenantId, email, row.OccurredAt - o.SoftBounceWindow, row.Id);
+                if (soft >= o.SoftBounceThreshold)
+                {
+                    stats.Bounced = 1;
+                    outcome = "applied_as_hard_bounce";
+                    await HardBounceAsync(conn, tx, t, email, row, $"{soft} soft bounces within {o.SoftBounceWindow.TotalDays:0.#} days; last: {detail}", now, ct);
+                }
+                break;
+            case EmailEventTypes.SpamReport:
+                stats.Complaints = 1;
+                await SuppressAsync(conn, tx, t.TenantId, email, "complaint", now, ct);
+                await memberCenter.ReportSuppressionAsync(new SuppressionReport(t.TenantId.ToString(), email, "complaint", null, row.OccurredAt), ct);
+                break;
+            case EmailEventTypes.Unsubscribe:
+                stats.Unsubscribes = 1;
+                // Only the job's list: other lists of the tenant keep the address (no tenant-wide suppression).
+                await memberCenter.ReportSuppressionAsync(new SuppressionReport(t.TenantId.ToString(), email, "unsubscribe", t.ListId.ToString(), row.OccurredAt), ct);
+                break;
+            case EmailEventTypes.Open:
+                stats.Opened = 1;
+                break;
+            case EmailEventTypes.Click:
+                stats.Clicked = 1;
+                break;
+            case EmailEventTypes.Deferred:
+                break;
+            default:
+                outcome = "ignored";
+                break;
+        }
+        await Exec(conn, tx, """
+            INSERT INTO email_statistics AS s (tenant_id, email, total_delivered, total_opened, total_clicked, total_bounced,
+                total_soft_bounced, total_complaints, total_unsubscribes, last_activity, updated_at)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+            ON CONFLICT (tenant_id, email) DO UPDATE SET
+                total_delivered = s.total_delivered + excluded.total_delivered,
+                total_opened = s.total_opened + excluded.total_opened,
+                total_clicked = s.total_clicked + excluded.total_clicked,
+                total_bounced = s.total_bounced + excluded.total_bounced,
+                total_soft_bounced = s.total_soft_bounced + excluded.total_soft_bounced,
+                total_complaints = s.total_complaints + excluded.total_complaints,
+                total_unsubscribes = s.total_unsubscribes + excluded.total_unsubscribes,
+                last_activity = GREATEST(s.last_activity, excluded.last_activity),
+                updated_at = excluded.updated_at
+            """, ct, t.TenantId, email, stats.Delivered, stats.Opened, stats.Clicked, stats.Bounced, stats.SoftBounced,
+            stats.Complaints, stats.Unsubscribes, row.OccurredAt, now);
+        return outcome;
+    }
+
+    private async Task HardBounceAsync(NpgsqlConnection conn, NpgsqlTransaction tx, Target t, string email, Row row, string? detail, DateTimeOffset now, CancellationToken ct)
+    {
+        await Exec(conn, tx, """
+            UPDATE send_job_recipients SET status = 'bounced', detail = left($3, 1000), updated_at = $2
+            WHERE id = $1 AND status IN ('sent', 'delivered')
+            """, ct, t.RecipientId, now, "bounced: " + (detail ?? "hard bounce"));
+        await SuppressAsync(conn, tx, t.TenantId, email, "hard_bounce", now, ct);
+        await memberCenter.ReportSuppressionAsync(new SuppressionReport(t.TenantId.ToString(), email, "hard_bounce", null, row.OccurredAt), ct);
+    }
+
+    private static Task SuppressAsync(NpgsqlConnection conn, NpgsqlTransaction tx, Guid tenantId, string email, string reason, DateTimeOffset now, CancellationToken ct) =>
+        Exec(conn, tx, """
+            INSERT INTO suppressions (tenant_id, email, reason, source, created_at) VALUES ($1, $2, $3, 'esp', $4)
+            ON CONFLICT (tenant_id, email) DO NOTHING
+            """, ct, tenantId, email, reason, now);
+
+    private static async Task Exec(NpgsqlConnection conn, NpgsqlTransaction tx, string sql, CancellationToken ct, params object[] args)
+    {
+        await using var cmd = Sql.Command(conn, sql, args);
+        cmd.Transaction = tx;
+        await cmd.ExecuteNonQueryAsync(ct);
+    }
+
+    private static async Task<long> ScalarAsync(NpgsqlConnection conn, NpgsqlTransaction tx, string sql, CancellationToken ct, params object[] args)
+    {
+        await using var cmd = Sql.Command(conn, sql, args);
+        cmd.Transaction = tx;
+        return (long)(await cmd.ExecuteScalarAsync(ct))!;
+    }
+
+    private sealed class StatDelta
+    {
+        public int Delivered, Opened, Clicked, Bounced, SoftBounced, Complaints, Unsubscribes;
+    }
+
+    [LoggerMessage(LogLevel.Warning, "Email event processing failed: {Error}")]
+    private static partial void LogBatchFailed(ILogger logger, string error);
+
+    [LoggerMessage(LogLevel.Warning, "Email event {Id} ({EventType}) failed, attempt {Attempts}: {Error}")]
+    private static partial void LogEventFailed(ILogger logger, long id, string eventType, int attempts, string error);
+
+    [LoggerMessage(LogLevel.Warning, "Email event {Id} ({EventType}) names unknown message id {MessageId}; stored, not applied")]
+    private static partial void LogUnknownMessage(ILogger logger, long id, string eventType, string messageId);
+}

@@ -1,0 +1,118 @@
+using System.Buffers;
+using System.IO.Pipelines;
+using Microsoft.AspNetCore.Http.HttpResults;
+using Microsoft.Extensions.Options;
+using SendEngine.Features.Metrics;
+
+namespace SendEngine.Features.EmailEvents;
+
+/// <summary>
+/// POST /api/tencent/ses/webhook: authenticate, parse, store (group commit), answer 200. Processing happens later in
+/// <see cref="EmailEventProcessor"/>, so the answer does not depend on Member Center or on the effects.
+/// </summary>
+public static partial class WebhookApi
+{
+    public const string Path = "/api/tencent/ses/webhook";
+
+    public sealed record WebhookResponse(int Received, int Stored, int Duplicates);
+
+    public static IEndpointRouteBuilder MapTencentWebhook(this IEndpointRouteBuilder app)
+    {
+        app.MapPost(Path, Receive).AllowAnonymous().WithTags("Tencent SES")
+            .WithSummary("Tencent Cloud SES event callback (spec 001 or Tencent's format); authenticated per TencentSes:Webhook.")
+            .DisableAntiforgery();
+        return app;
+    }
+
+    private static async Task<Results<Ok<WebhookResponse>, ProblemHttpResult, ValidationProblem>> Receive(
+        HttpContext http, WebhookAuthenticator auth, EmailEventWriter writer, SendEngineMetrics metrics,
+        IOptionsMonitor<WebhookOptions> options, ILoggerFactory loggers, CancellationToken ct)
+    {
+        var logger = loggers.CreateLogger(typeof(WebhookApi).FullName!);
+        var max = options.CurrentValue.MaxBodyBytes;
+        if (http.Request.ContentLength > max)
+        {
+            return Reject(metrics, logger, 413, "body_too_large", "Payload too large", $"The body must be at most {max} bytes.");
+        }
+        var body = await ReadBodyAsync(http.Request.BodyReader, max, ct);
+        if (body is null)
+        {
+            return Reject(metrics, logger, 413, "body_too_large", "Payload too large", $"The body must be at most {max} bytes.");
+        }
+        if (auth.Check(http.Request, body) is { } authError)
+        {
+            metrics.SignatureFailure(authError);
+            return Reject(metrics, logger, 401, authError, "Unauthorized", authError switch
+            {
+                "stale_timestamp" => "X-Tencent-Timestamp is missing, malformed or outside the accepted window.",
+                "missing_signature" => "X-Tencent-Timestamp and X-Tencent-Signature are required.",
+                "missing_token" => "The webhook token is missing.",
+                _ => "The callback could not be authenticated.",
+            });
+        }
+        List<ParsedEmailEvent> events;
+        try
+        {
+            events = EmailEventParser.Parse(body);
+        }
+        catch (EmailEventParseException ex)
+        {
+            metrics.Rejected(ex.Errors.Count > 0 ? "invalid_event" : "malformed_json");
+            LogRejected(logger, 400, ex.Errors.Count > 0 ? "invalid_event" : "malformed_json", ex.Message);
+            return ex.Errors.Count > 0
+                ? TypedResults.ValidationProblem(ex.Errors, detail: ex.Message, title: "Invalid event")
+                : TypedResults.Problem(statusCode: 400, title: "Malformed body", detail: ex.Message);
+        }
+
+        HashSet<string> inserted;
+        try
+        {
+            inserted = await writer.WriteAsync(events, ct);
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException)
+        {
+            // Not stored: Tencent retries a non-200 answer.
+            return TypedResults.Problem(statusCode: 503, title: "Event store unavailable", detail: "The event was not stored; retry later.");
+        }
+        var stored = 0;
+        foreach (var e in events)
+        {
+            var isNew = inserted.Contains(e.IdempotencyKey);
+            stored += isNew ? 1 : 0;
+            metrics.Callback(e.EventType, isNew ? "stored" : "duplicate");
+        }
+        return TypedResults.Ok(new WebhookResponse(events.Count, stored, events.Count - stored));
+    }
+
+    private static ProblemHttpResult Reject(SendEngineMetrics metrics, ILogger logger, int status, string reason, string title, string detail)
+    {
+        metrics.Rejected(reason);
+        LogRejected(logger, status, reason, detail);
+        return TypedResults.Problem(statusCode: status, title: title, detail: detail);
+    }
+
+    /// <summary>The whole body, or null when it exceeds <paramref name="max"/> bytes.</summary>
+    private static async Task<byte[]?> ReadBodyAsync(PipeReader reader, int max, CancellationToken ct)
+    {
+        while (true)
+        {
+            var result = await reader.ReadAsync(ct);
+            var buffer = result.Buffer;
+            if (buffer.Length > max)
+            {
+                reader.AdvanceTo(buffer.Start, buffer.End);
+                return null;
+            }
+            if (result.IsCompleted)
+            {
+                var bytes = buffer.ToArray();
+                reader.AdvanceTo(buffer.End);
+                return bytes;
+            }
+            reader.AdvanceTo(buffer.Start, buffer.End);
+        }
+    }
+
+    [LoggerMessage(LogLevel.Warning, "Webhook request refused ({Status}, {Reason}): {Detail}")]
+    private static partial void LogRejected(ILogger logger, int status, string reason, string detail);
+}

@@ -1,0 +1,60 @@
+using System.Diagnostics.Metrics;
+
+namespace SendEngine.Features.Metrics;
+
+/// <summary>
+/// Send Engine's own instruments (meter "SendEngine"), exported by OpenTelemetry's Prometheus exporter at /metrics.
+/// Prometheus names: dots become underscores, counters end in _total, seconds histograms in _seconds.
+/// </summary>
+public sealed class SendEngineMetrics
+{
+    public const string MeterName = "SendEngine";
+
+    private readonly Counter<long> _callbacks;
+    private readonly Counter<long> _rejected;
+    private readonly Counter<long> _signatureFailures;
+    private readonly Counter<long> _processed;
+    private readonly Histogram<double> _processingLatency;
+    private readonly Counter<long> _deliveries;
+    private readonly Histogram<double> _sendDuration;
+    private long _backlog;
+
+    public SendEngineMetrics(IMeterFactory factory)
+    {
+        var meter = factory.Create(MeterName);
+        _callbacks = meter.CreateCounter<long>("sendengine.webhook.callbacks", description: "Webhook events received, by event type and outcome (stored, duplicate).");
+        _rejected = meter.CreateCounter<long>("sendengine.webhook.rejected", description: "Webhook requests refused (4xx), by reason.");
+        _signatureFailures = meter.CreateCounter<long>("sendengine.webhook.signature_failures", description: "Webhook requests with a missing, stale or wrong signature or token.");
+        _processed = meter.CreateCounter<long>("sendengine.email_events.processed", description: "Email events processed, by event type and outcome.");
+        _processingLatency = meter.CreateHistogram<double>("sendengine.email_events.processing_latency", unit: "s",
+            description: "From the webhook storing an event to the processor applying it.");
+        meter.CreateObservableGauge("sendengine.email_events.backlog", () => Volatile.Read(ref _backlog),
+            description: "Stored email events not yet processed (sampled by the processor).");
+        _deliveries = meter.CreateCounter<long>("sendengine.deliveries", description: "Delivery attempts by transport and result (sent, transient, permanent).");
+        _sendDuration = meter.CreateHistogram<double>("sendengine.delivery.duration", unit: "s", description: "Time to hand one message to the transport.");
+    }
+
+    public static readonly double[] LatencyBuckets = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300];
+
+    public void Callback(string eventType, string outcome) =>
+        _callbacks.Add(1, new KeyValuePair<string, object?>("event_type", eventType), new KeyValuePair<string, object?>("outcome", outcome));
+
+    public void Rejected(string reason) => _rejected.Add(1, new KeyValuePair<string, object?>("reason", reason));
+
+    public void SignatureFailure(string reason) => _signatureFailures.Add(1, new KeyValuePair<string, object?>("reason", reason));
+
+    public void Processed(string eventType, string outcome, TimeSpan latency)
+    {
+        _processed.Add(1, new KeyValuePair<string, object?>("event_type", eventType), new KeyValuePair<string, object?>("outcome", outcome));
+        _processingLatency.Record(Math.Max(0, latency.TotalSeconds), new KeyValuePair<string, object?>("event_type", eventType));
+    }
+
+    public void Backlog(long count) => Volatile.Write(ref _backlog, count);
+
+    public void Delivery(string transport, string result, TimeSpan duration)
+    {
+        var t = new KeyValuePair<string, object?>("transport", transport);
+        _deliveries.Add(1, t, new KeyValuePair<string, object?>("result", result));
+        _sendDuration.Record(duration.TotalSeconds, t, new KeyValuePair<string, object?>("result", result));
+    }
+}

@@ -1,0 +1,344 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using System.Globalization;
+using System.Net;
+using System.Net.Http.Json;
+using System.Security.Cryptography;
+using System.Text;
+using System.Text.Json;
+using Newsletter.Contracts;
+using Npgsql;
+
+namespace SendEngine.Tests;
+
+/// <summary>
+/// Tencent SES end to end: the SendEmail adapter against a local stand-in that re-verifies TC3 signatures, the webhook
+/// in both payload formats driving every effect (recipient status, suppressions, Member Center, counters, statistics),
+/// duplicates, authentication and bad input, and a crash between persisting and processing.
+/// </summary>
+public sealed class TencentSesTests(StackFixture stack)
+{
+    private const string SigningKey = "test-webhook-signing-key-0123456789";
+    private const string SecretKey = "Gu5t9xGARNpq86cd98joQYCN3EXAMPLE";
+
+    [Fact]
+    public async Task Tencent_delivery_and_webhook_events_in_both_formats_drive_every_effect()
+    {
+        var tenant = await stack.CreateTenantAsync();
+        var domain = StackFixture.UniqueDomain();
+        string A(string local) => $"{local}@{domain}";
+        var emails = new[] { "ok", "bounce", "spam", "unsub", "soft", "rejected", "blocked", "throttled" }.Select(A).ToList();
+        await stack.SubscribeAsync(tenant, emails);
+
+        await using var ses = new TencentSesStandIn("AKIDtest", SecretKey);
+        ses.Script[A("blocked")] = new ConcurrentQueue<string>(["FailedOperation.EmailAddrInBlacklist"]);
+        // 503 is retried inside the HTTP call; RequestLimitExceeded makes the runner retry the recipient later.
+        ses.Script[A("throttled")] = new ConcurrentQueue<string>(["HTTP 503", "RequestLimitExceeded"]);
+        var db = await stack.Postgres.CreateDatabaseAsync("se");
+        await using var engine = stack.CreateSendEngine(db, Settings(ses, new() { ["Delivery:TenantTransports:" + tenant.TenantId] = "tencent" }));
+        using var se = engine.CreateClient();
+        se.DefaultRequestHeaders.Authorization = new("Bearer", await stack.SendTokenAsync(tenant));
+
+        using var created = await se.PostAsJsonAsync("api/send-jobs", new CreateSendJobRequest(null, tenant.ListId, null, "Tencent hello",
+            "<p>Hello {{ email }}</p>", "Hello {{ email }}", null), StackFixture.Json);
+        var job = await StackFixture.ReadAsync<SendJobResponse>(created, HttpStatusCode.Created);
+        var done = await StackFixture.WaitForJobAsync(se, job.Id, j => j.Status == SendJobStatuses.Completed);
+        Assert.Equal(8, done.Counts.Total);
+        Assert.True(done.Counts.Sent == 7, string.Join("\n", (await se.GetFromJsonAsync<SendJobRecipientPage>($"api/send-jobs/{job.Id}/recipients?limit=100", StackFixture.Json))!.Items));
+        Assert.Equal(1, done.Counts.Failed);
+
+        // What Tencent received: signed requests (verified independently), one recipient each, the message's content.
+        var calls = ses.Calls.ToList();
+        Assert.All(calls, c => Assert.True(c.SignatureValid));
+        Assert.All(calls, c => Assert.Equal(("SendEmail", "2020-10-02", "ap-guangzhou"), (c.Action, c.Version, c.Region)));
+        var okCall = calls.Single(c => c.Destination.SequenceEqual([A("ok")]));
+        Assert.Equal("Test Sender <news@sender.example>", okCall.From);
+        Assert.Equal("Tencent hello", okCall.Subject);
+        Assert.Equal($"<p>Hello {A("ok")}</p>", okCall.Html);
+        Assert.Equal($"Hello {A("ok")}", okCall.Text);
+        Assert.Equal(3, calls.Count(c => c.Destination[0] == A("throttled")));
+
+        var recipients = (await se.GetFromJsonAsync<SendJobRecipientPage>($"api/send-jobs/{job.Id}/recipients?limit=100", StackFixture.Json))!.Items
+            .ToDictionary(r => r.Email);
+        Assert.Equal(okCall.Answer, recipients[A("ok")].MessageId);
+        Assert.Equal("failed", recipients[A("blocked")].Status);
+        Assert.Contains("FailedOperation.EmailAddrInBlacklist", recipients[A("blocked")].Detail);
+        Assert.Equal("sent", recipients[A("throttled")].Status);
+        string Id(string local) => recipients[A(local)].MessageId!;
+
+        var now = DateTimeOffset.UtcNow;
+        string Iso(int s) => now.AddSeconds(s).ToString("yyyy-MM-ddTHH:mm:ss.fffZ", CultureInfo.InvariantCulture);
+        long Unix(int s) => now.AddSeconds(s).ToUnixTimeSeconds();
+        var tencentDelivered = Json(new { @event = "delivered", email = A("ok"), bulkId = Id("ok"), timestamp = Unix(1), username = "251200670", from = "news@sender.example" });
+        var specOpen = Json(new { eventType = "open", messageId = Id("ok"), email = A("ok"), timestamp = Iso(2), userAgent = "Mozilla/5.0", ipAddress = "192.0.2.1" });
+        var events = new List<string>
+        {
+            tencentDelivered,
+            specOpen,
+            Json(new { @event = "click", email = A("ok"), bulkId = Id("ok"), timestamp = Unix(3), link = "https://news.example/a", useragent = "Mozilla/5.0" }),
+            Json(new { @event = "brand_new_type", email = A("ok"), bulkId = Id("ok"), timestamp = Unix(4) }),
+            Json(new { @event = "bounce", email = A("bounce"), bulkId = Id("bounce"), timestamp = Unix(1), reason = "551 5.1.1 recipient is not exist", bounceType = "hard_bounce" }),
+            Json(new { @event = "spamreport", email = A("spam"), bulkId = Id("spam"), timestamp = Unix(1) }),
+            Json(new { eventType = "unsubscribe", messageId = Id("unsub"), email = A("unsub"), timestamp = Iso(1), unsubscribeType = "one-click" }),
+            Json(new { eventType = "bounce", messageId = Id("soft"), email = A("soft"), timestamp = Iso(1), bounceType = "Transient", bounceSubType = "MailboxFull" }),
+            Json(new { @event = "bounce", email = A("soft"), bulkId = Id("soft"), timestamp = Unix(2), bounceType = "soft_bounce", reason = "452 mailbox full" }),
+            Json(new { eventType = "bounce", messageId = Id("soft"), email = A("soft"), timestamp = Iso(3), bounceType = "Transient", bounceSubType = "MailboxFull" }),
+            Json(new { eventType = "reject", messageId = Id("rejected"), email = A("rejected"), timestamp = Iso(1), reason = "Content policy violation" }),
+            Json(new { @event = "deferred", email = A("throttled"), bulkId = Id("throttled"), timestamp = Unix(1) }),
+            Json(new { @event = "delivered", email = A("ghost"), bulkId = "qcloudses-unknown-" + Guid.NewGuid(), timestamp = Unix(1) }),
+        };
+        using var hook = engine.CreateClient();
+        foreach (var body in events)
+        {
+            var r = await PostSignedAsync(hook, body);
+            Assert.Equal(1, r.GetProperty("stored").GetInt32());
+        }
+        // Tencent retries: the same callback again changes nothing.
+        Assert.Equal(1, (await PostSignedAsync(hook, specOpen)).GetProperty("duplicates").GetInt32());
+        Assert.Equal(1, (await PostSignedAsync(hook, tencentDelivered)).GetProperty("duplicates").GetInt32());
+
+        await WaitProcessedAsync(db);
+        var final = (await se.GetFromJsonAsync<SendJobResponse>($"api/send-jobs/{job.Id}", StackFixture.Json))!;
+        Assert.Equal(new SendJobEventCounts(Delivered: 1, OpenedUnique: 1, OpenedTotal: 1, ClickedUnique: 1, ClickedTotal: 1, Bounced: 2,
+            SoftBounced: 3, Deferred: 1, Rejected: 1, Complained: 1, Unsubscribed: 1), final.Events);
+        Assert.Equal(1, final.Counts.Delivered);
+        Assert.Equal(2, final.Counts.Bounced);
+
+        recipients = (await se.GetFromJsonAsync<SendJobRecipientPage>($"api/send-jobs/{job.Id}/recipients?limit=100", StackFixture.Json))!.Items
+            .ToDictionary(r => r.Email);
+        Assert.Equal("delivered", recipients[A("ok")].Status);
+        Assert.Equal("bounced", recipients[A("bounce")].Status);
+        Assert.Equal("bounced", recipients[A("soft")].Status);
+        Assert.Equal("failed", recipients[A("rejected")].Status);
+        Assert.Contains("Content policy violation", recipients[A("rejected")].Detail);
+
+        var suppressed = await QueryAsync(db, "SELECT email, reason FROM suppressions WHERE source = 'esp'");
+        Assert.Equal(new Dictionary<string, string> { [A("bounce")] = "hard_bounce", [A("spam")] = "complaint", [A("soft")] = "hard_bounce" },
+            suppressed.ToDictionary(r => (string)r[0], r => (string)r[1]));
+
+        // Member Center: hard bounces undeliverable, complaint and unsubscribe off the list (consent audit source "esp").
+        using var internalClient = stack.MemberCenterAdminClient(await stack.TokenAsync(stack.SendEngineClientId, stack.SendEngineClientSecret));
+        var notSendable = await StackFixture.PostAsync<SubscriptionStatusResult>(internalClient, $"internal/lists/{tenant.ListId}/not-sendable",
+            new SubscriptionStatusQuery(tenant.TenantId, tenant.ListId, emails));
+        Assert.Equal(new[] { A("bounce"), A("soft"), A("spam"), A("unsub") }.Order(), notSendable.NotSendable.Order());
+
+        var unknown = await QueryAsync(db, "SELECT outcome, job_id IS NULL FROM email_events WHERE email = $1", A("ghost"));
+        Assert.Equal(["unknown_message", true], unknown.Single());
+        var ignored = await QueryAsync(db, "SELECT event_type, outcome FROM email_events WHERE raw_event_type = 'brand_new_type'");
+        Assert.Equal(["unknown", "ignored"], ignored.Single());
+
+        var stats = (await se.GetFromJsonAsync<EmailStatisticsResponse>($"api/email-addresses/{Uri.EscapeDataString(A("ok").ToUpperInvariant())}/statistics", StackFixture.Json))!;
+        Assert.Equal((1, 1, 1, 1, 0), (stats.TotalSent, stats.TotalDelivered, stats.TotalOpened, stats.TotalClicked, stats.TotalBounced));
+        Assert.NotNull(stats.LastActivity);
+        var history = (await se.GetFromJsonAsync<EmailEventPage>($"api/email-addresses/{A("ok")}/events", StackFixture.Json))!;
+        Assert.Equal(["delivered", "open", "click", "unknown"], history.Items.Select(e => e.EventType));
+        var jobEvents = (await se.GetFromJsonAsync<EmailEventPage>($"api/send-jobs/{job.Id}/events?limit=500", StackFixture.Json))!;
+        Assert.Equal(12, jobEvents.Items.Count);
+
+        // Another tenant sees none of it.
+        var other = await stack.CreateTenantAsync("Other");
+        using var otherClient = engine.CreateClient();
+        otherClient.DefaultRequestHeaders.Authorization = new("Bearer", await stack.SendTokenAsync(other));
+        Assert.Equal(HttpStatusCode.NotFound, (await otherClient.GetAsync($"api/send-jobs/{job.Id}/events")).StatusCode);
+        Assert.Equal(HttpStatusCode.NotFound, (await otherClient.GetAsync($"api/email-addresses/{A("ok")}/statistics")).StatusCode);
+        Assert.Empty((await otherClient.GetFromJsonAsync<EmailEventPage>($"api/email-addresses/{A("ok")}/events", StackFixture.Json))!.Items);
+
+        var metrics = await hook.GetStringAsync("metrics");
+        Assert.Contains("sendengine_webhook_callbacks_total{", metrics);
+        Assert.Contains("outcome=\"duplicate\"", metrics);
+        Assert.Contains("sendengine_deliveries_total{", metrics);
+        Assert.Contains("transport=\"tencent\"", metrics);
+        Assert.Contains("sendengine_email_events_processing_latency_seconds_bucket", metrics);
+    }
+
+    [Fact]
+    public async Task Webhook_refuses_bad_signatures_stale_timestamps_and_bad_bodies_and_stores_nothing_for_them()
+    {
+        var db = await stack.Postgres.CreateDatabaseAsync("se");
+        await using var engine = stack.CreateSendEngine(db, Settings(null, new() { ["EmailEvents:ProcessorEnabled"] = "false" }));
+        using var hook = engine.CreateClient();
+        var body = Json(new { @event = "delivered", email = "a@example.com", bulkId = "b-1", timestamp = 1654064683 });
+
+        await PostSignedAsync(hook, body);
+        // Replay inside the window: accepted as a duplicate.
+        Assert.Equal(1, (await PostSignedAsync(hook, body)).GetProperty("duplicates").GetInt32());
+
+        await AssertProblemAsync(await SendAsync(hook, body, signature: new string('0', 64)), 401);
+        await AssertProblemAsync(await SendAsync(hook, body, signature: "not-hex"), 401);
+        await AssertProblemAsync(await SendAsync(hook, body, key: "another-key-of-enough-length"), 401);
+        await AssertProblemAsync(await SendAsync(hook, body, timestamp: DateTimeOffset.UtcNow.AddSeconds(-301).ToUnixTimeSeconds()), 401);
+        await AssertProblemAsync(await SendAsync(hook, body, timestamp: DateTimeOffset.UtcNow.AddSeconds(301).ToUnixTimeSeconds()), 401);
+        using (var unsigned = new HttpRequestMessage(HttpMethod.Post, "api/tencent/ses/webhook") { Content = new StringContent(body, Encoding.UTF8, "application/json") })
+        {
+            await AssertProblemAsync(await hook.SendAsync(unsigned), 401);
+        }
+        await AssertProblemAsync(await SendAsync(hook, "{\"event\":"), 400);
+        await AssertProblemAsync(await SendAsync(hook, "[1,2]"), 400);
+        var missing = await SendAsync(hook, Json(new { @event = "delivered", email = "a@example.com", timestamp = 1 }));
+        var problem = await AssertProblemAsync(missing, 400);
+        Assert.True(problem.GetProperty("errors").TryGetProperty("bulkId", out _));
+        var huge = Json(new { @event = "delivered", email = "a@example.com", bulkId = "b-2", timestamp = 1, reason = new string('x', 300 * 1024) });
+        await AssertProblemAsync(await SendAsync(hook, huge), 413);
+
+        Assert.Equal(1L, (await QueryAsync(db, "SELECT count(*) FROM email_events")).Single()[0]);
+        var metrics = await hook.GetStringAsync("metrics");
+        Assert.Contains("sendengine_webhook_signature_failures_total{", metrics);
+        Assert.Contains("reason=\"stale_timestamp\"", metrics);
+        Assert.Contains("sendengine_webhook_rejected_total{", metrics);
+        Assert.Contains("reason=\"body_too_large\"", metrics);
+    }
+
+    [Fact]
+    public async Task Token_mode_accepts_the_secret_in_the_query_or_a_header()
+    {
+        const string secret = "url-secret-token-0123456789";
+        var db = await stack.Postgres.CreateDatabaseAsync("se");
+        await using var engine = stack.CreateSendEngine(db, Settings(null, new()
+        {
+            ["TencentSes:Webhook:Verification"] = "Token",
+            ["TencentSes:Webhook:SecretToken"] = secret,
+            ["EmailEvents:ProcessorEnabled"] = "false",
+        }));
+        using var hook = engine.CreateClient();
+        StringContent Body(int n) => new(Json(new { @event = "open", email = "a@example.com", bulkId = "b", timestamp = n }), Encoding.UTF8, "application/json");
+        Assert.Equal(HttpStatusCode.OK, (await hook.PostAsync("api/tencent/ses/webhook?token=" + secret, Body(1))).StatusCode);
+        using var withHeader = new HttpRequestMessage(HttpMethod.Post, "api/tencent/ses/webhook") { Content = Body(2) };
+        withHeader.Headers.Add("X-Webhook-Token", secret);
+        Assert.Equal(HttpStatusCode.OK, (await hook.SendAsync(withHeader)).StatusCode);
+        await AssertProblemAsync(await hook.PostAsync("api/tencent/ses/webhook?token=wrong", Body(3)), 401);
+        await AssertProblemAsync(await hook.PostAsync("api/tencent/ses/webhook", Body(4)), 401);
+        Assert.Equal(2L, (await QueryAsync(db, "SELECT count(*) FROM email_events")).Single()[0]);
+    }
+
+    [Fact]
+    public async Task Events_persisted_before_a_crash_are_processed_by_the_next_process()
+    {
+        var tenant = await stack.CreateTenantAsync();
+        var email = $"crash@{StackFixture.UniqueDomain()}";
+        await stack.SubscribeAsync(tenant, [email]);
+        var db = await stack.Postgres.CreateDatabaseAsync("se");
+        string messageId;
+        string jobId;
+        // First process: SMTP delivery, then the webhook stores the event but never processes it (processor off = "crashed").
+        await using (var first = stack.CreateSendEngine(db, Settings(null, new() { ["EmailEvents:ProcessorEnabled"] = "false" })))
+        {
+            using var se = first.CreateClient();
+            se.DefaultRequestHeaders.Authorization = new("Bearer", await stack.SendTokenAsync(tenant));
+            using var created = await se.PostAsJsonAsync("api/send-jobs", new CreateSendJobRequest(null, tenant.ListId, null, "Crash", null, "Hi", null), StackFixture.Json);
+            jobId = (await StackFixture.ReadAsync<SendJobResponse>(created, HttpStatusCode.Created)).Id;
+            await StackFixture.WaitForJobAsync(se, jobId, j => j.Status == SendJobStatuses.Completed);
+            messageId = (await se.GetFromJsonAsync<SendJobRecipientPage>($"api/send-jobs/{jobId}/recipients", StackFixture.Json))!.Items.Single().MessageId!;
+            using var hook = first.CreateClient();
+            // The SMTP Message-ID correlates too (Tencent's messageId field, in angle brackets).
+            await PostSignedAsync(hook, Json(new { @event = "delivered", email, bulkId = "not-ours", messageId = $"<{messageId}>", timestamp = DateTimeOffset.UtcNow.ToUnixTimeSeconds() }));
+            await PostSignedAsync(hook, Json(new { eventType = "bounce", messageId, email, timestamp = DateTimeOffset.UtcNow.ToString("O"), bounceType = "Permanent" }));
+            Assert.Equal(2L, (await QueryAsync(db, "SELECT count(*) FROM email_events WHERE processed_at IS NULL")).Single()[0]);
+        }
+
+        await using var second = stack.CreateSendEngine(db, Settings(null));
+        _ = second.Server;
+        await WaitProcessedAsync(db);
+        using var client = second.CreateClient();
+        client.DefaultRequestHeaders.Authorization = new("Bearer", await stack.SendTokenAsync(tenant));
+        var job = (await client.GetFromJsonAsync<SendJobResponse>($"api/send-jobs/{jobId}", StackFixture.Json))!;
+        Assert.Equal(1, job.Events!.Delivered);
+        Assert.Equal(1, job.Events.Bounced);
+        Assert.Equal("bounced", (await client.GetFromJsonAsync<SendJobRecipientPage>($"api/send-jobs/{jobId}/recipients", StackFixture.Json))!.Items.Single().Status);
+        Assert.Single(await QueryAsync(db, "SELECT 1 FROM suppressions WHERE email = $1 AND reason = 'hard_bounce'", email));
+    }
+
+    private Dictionary<string, string?> Settings(TencentSesStandIn? ses, Dictionary<string, string?>? extra = null)
+    {
+        var s = new Dictionary<string, string?>
+        {
+            ["TencentSes:Webhook:Verification"] = "Signature",
+            ["TencentSes:Webhook:SigningKey"] = SigningKey,
+            ["EmailEvents:PollInterval"] = "00:00:00.100",
+            ["EmailEvents:UnknownMessageGrace"] = "00:00:00",
+            ["EmailEvents:RetryBaseDelay"] = "00:00:00.200",
+            ["EmailEvents:SoftBounceThreshold"] = "3",
+        };
+        if (ses is not null)
+        {
+            s["TencentSes:SecretId"] = "AKIDtest";
+            s["TencentSes:SecretKey"] = SecretKey;
+            s["TencentSes:Endpoint"] = ses.Url;
+            s["TencentSes:HttpRetryBaseDelay"] = "00:00:00.010";
+        }
+        foreach (var (k, v) in extra ?? [])
+        {
+            s[k] = v;
+        }
+        return s;
+    }
+
+    private static string Json(object o) => JsonSerializer.Serialize(o);
+
+    private static async Task<HttpResponseMessage> SendAsync(HttpClient hook, string body, string key = SigningKey, long? timestamp = null, string? signature = null)
+    {
+        var ts = (timestamp ?? DateTimeOffset.UtcNow.ToUnixTimeSeconds()).ToString(CultureInfo.InvariantCulture);
+        const string token = "tencent-callback";
+        // Independent of the server's code: HMAC-SHA256(key, "{timestamp}\n{token}\n{body}") as lower-case hex.
+        var sig = signature ?? Convert.ToHexStringLower(HMACSHA256.HashData(Encoding.UTF8.GetBytes(key), Encoding.UTF8.GetBytes($"{ts}\n{token}\n{body}")));
+        var request = new HttpRequestMessage(HttpMethod.Post, "api/tencent/ses/webhook") { Content = new StringContent(body, Encoding.UTF8, "application/json") };
+        request.Headers.Add("X-Tencent-Token", token);
+        request.Headers.Add("X-Tencent-Timestamp", ts);
+        request.Headers.Add("X-Tencent-Signature", sig);
+        return await hook.SendAsync(request);
+    }
+
+    private static async Task<JsonElement> PostSignedAsync(HttpClient hook, string body)
+    {
+        using var response = await SendAsync(hook, body);
+        var text = await response.Content.ReadAsStringAsync();
+        Assert.True(response.StatusCode == HttpStatusCode.OK, $"webhook answered {(int)response.StatusCode}: {text}");
+        return JsonDocument.Parse(text).RootElement.Clone();
+    }
+
+    private static async Task<JsonElement> AssertProblemAsync(HttpResponseMessage response, int status)
+    {
+        using (response)
+        {
+            var text = await response.Content.ReadAsStringAsync();
+            Assert.True((int)response.StatusCode == status, $"expected {status}, got {(int)response.StatusCode}: {text}");
+            Assert.Equal("application/problem+json", response.Content.Headers.ContentType?.MediaType);
+            return JsonDocument.Parse(text).RootElement.Clone();
+        }
+    }
+
+    private static async Task<List<object[]>> QueryAsync(string db, string sql, params object[] args)
+    {
+        await using var conn = new NpgsqlConnection(db);
+        await conn.OpenAsync();
+        await using var cmd = new NpgsqlCommand(sql, conn);
+        foreach (var a in args)
+        {
+            cmd.Parameters.Add(new NpgsqlParameter { Value = a });
+        }
+        await using var reader = await cmd.ExecuteReaderAsync();
+        var rows = new List<object[]>();
+        while (await reader.ReadAsync())
+        {
+            var row = new object[reader.FieldCount];
+            reader.GetValues(row);
+            rows.Add(row);
+        }
+        return rows;
+    }
+
+    private static async Task WaitProcessedAsync(string db)
+    {
+        var sw = Stopwatch.StartNew();
+        while (sw.Elapsed < TimeSpan.FromSeconds(90))
+        {
+            var left = (long)(await QueryAsync(db, "SELECT count(*) FROM email_events WHERE processed_at IS NULL")).Single()[0];
+            if (left == 0)
+            {
+                return;
+            }
+            await Task.Delay(200);
+        }
+        var rows = await QueryAsync(db, "SELECT id, event_type, attempts, coalesce(last_error, ''), coalesce(outcome, '') FROM email_events");
+        throw new TimeoutException("email events were not processed within 90 s: " + string.Join("; ", rows.Select(r => string.Join(",", r))));
+    }
+}
