@@ -38,7 +38,7 @@ SE_PORT="$(free_port)"; TOKEN="bench-$(head -c 16 /dev/urandom | od -An -tx1 | t
 log "Send Engine on 127.0.0.1:$SE_PORT (PostgreSQL on $PG_PORT)"
 (
   cd "$ROOT/SendEngine"
-  export ASPNETCORE_ENVIRONMENT=Production Serilog__MinimumLevel__Default=Warning Database__ApplyMigrationsOnStartup=true
+  export ASPNETCORE_ENVIRONMENT=Production Serilog__MinimumLevel__Default=Warning Database__ApplyMigrationsOnStartup=true Auth__RequireHttpsMetadata=false
   export ConnectionStrings__SendEngine="Host=127.0.0.1;Port=$PG_PORT;Username=postgres;Database=sendengine;Maximum Pool Size=100"
   export TencentSes__Webhook__Verification=Token TencentSes__Webhook__SecretToken="$TOKEN" EmailEvents__UnknownMessageGrace=00:00:00
   exec dotnet bin/Release/net10.0/SendEngine.dll --urls "http://127.0.0.1:$SE_PORT"
@@ -64,5 +64,6 @@ stored=$((after - before))
 log "waiting for the processor to drain the backlog"
 for _ in $(seq 1 600); do [ "$(psql_db "SELECT count(*) FROM email_events WHERE processed_at IS NULL")" = 0 ] && break; sleep 1; done
 drained="$(date +%s.%N)"
-echo "RESULT 200_answers=$ok rows_stored=$stored lost=$((ok - stored)) se_cpu_cores=$(echo "scale=2; ($se1 - $se0) / $(getconf CLK_TCK) / ($t1 - $t0)" | bc) drain_after_run_s=$(echo "scale=1; $drained - $t1" | bc) unprocessed=$(psql_db "SELECT count(*) FROM email_events WHERE processed_at IS NULL")"
-[ "$ok" = "$stored" ] || { echo "MISMATCH: 200 answers != rows stored" >&2; exit 1; }
+# wrk stops counting at the deadline: requests still in flight (at most one per connection) are stored but not counted.
+echo "RESULT 200_answers=$ok rows_stored=$stored in_flight_at_stop=$((stored - ok)) se_cpu_cores=$(echo "scale=2; ($se1 - $se0) / $(getconf CLK_TCK) / ($t1 - $t0)" | bc) drain_after_run_s=$(echo "scale=1; $drained - $t1" | bc) unprocessed=$(psql_db "SELECT count(*) FROM email_events WHERE processed_at IS NULL")"
+[ "$stored" -ge "$ok" ] && [ $((stored - ok)) -le "$CONNECTIONS" ] || { echo "MISMATCH: 200 answers vs rows stored" >&2; exit 1; }
