@@ -1,0 +1,333 @@
+#!/usr/bin/env bash
+# Benchmarks Send Engine's bulk delivery into postfix's smtp-sink on loopback, next to two ceilings measured in the
+# same run and into the same sink: a bare MailKit sender (bench/sendengine/BareMailKit, same connection count, no
+# database: the library ceiling) and postfix's smtp-source (the protocol ceiling).
+#
+#   bench/sendengine/run.sh [--recipients 100000] [--small 10000] [--connections 8] [--timeout 900]
+#                           [--se-env KEY=VALUE]... [--conn-extra 'No Reset On Close=true;...'] [--keep-logs] [--perf]
+#
+# It builds Member Center, Send Engine and BareMailKit (Release); starts a throw-away PostgreSQL 15 cluster under
+# /tmp, smtp-sink and Member Center on free loopback ports; creates a tenant, two lists and a send_api client through
+# Member Center's admin API; seeds RECIPIENTS confirmed subscribers with SQL straight into Member Center's database
+# (the first SMALL of them also on a second list); then, for the small list and for the big list, starts a fresh Send
+# Engine (Production, Delivery__Concurrency=CONNECTIONS), creates a job through POST /api/send-jobs with a send_api
+# token, waits for it to complete and records: rate (sent / (finished_at - started_at)), time to first message (from
+# started_at, which Send Engine sets when the snapshot is complete, and from the POST), and Send Engine's peak RSS
+# (VmHWM). Two fresh processes make the RSS figures comparable (10k vs 100k: is it flat?). Then it runs the two
+# ceilings with the same message count. Everything it started is stopped on exit; the whole run is bounded by
+# TIMEOUT seconds per job. --perf samples Send Engine with `perf record` during the big job and prints where its CPU
+# time goes (managed frames named through DOTNET_PerfMapEnabled); sampling costs throughput.
+set -euo pipefail
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# shellcheck source=scripts/lib.sh
+source "$HERE/../../scripts/lib.sh"
+cd "$REPO_ROOT"
+
+RECIPIENTS=100000 SMALL=10000 CONNECTIONS=8 TIMEOUT=900 KEEP_LOGS=0 CONN_EXTRA="" PERF=0
+SE_ENV=()
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --recipients) RECIPIENTS="$2"; shift 2 ;;
+    --small) SMALL="$2"; shift 2 ;;
+    --connections) CONNECTIONS="$2"; shift 2 ;;
+    --timeout) TIMEOUT="$2"; shift 2 ;;
+    --se-env) SE_ENV+=("$2"); shift 2 ;;
+    --conn-extra) CONN_EXTRA="$2"; shift 2 ;;
+    --keep-logs) KEEP_LOGS=1; shift ;;
+    --perf) PERF=1; shift ;;
+    -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
+    *) die "unknown argument: $1 (try --help)" ;;
+  esac
+done
+[ "$SMALL" -le "$RECIPIENTS" ] || die "--small must not exceed --recipients"
+
+command -v dotnet >/dev/null 2>&1 || die "the .NET SDK (dotnet) is required"
+ensure_prereqs postgres curl postfix
+SMTP_SINK="$(command -v smtp-sink || echo /usr/sbin/smtp-sink)"
+SMTP_SOURCE="$(command -v smtp-source || echo /usr/sbin/smtp-source)"
+[ "$PERF" = 0 ] || command -v perf >/dev/null 2>&1 || die "--perf needs perf (apt-get install linux-perf)"
+
+WORK="$(mktemp -d /tmp/se-bench.XXXXXX)"
+chmod 755 "$WORK"
+LOGS="$WORK/logs"; mkdir -p "$LOGS"
+
+# ---------------------------------------------------------------------------------------------------
+MC_PID="" SE_PID="" SMTP_PID="" PG_DATA="" AUX_PID=""
+run_pg() { if [ "$(id -u)" -eq 0 ]; then (cd / && runuser -u postgres -- "$@"); else "$@"; fi; }
+stop_pid() {  # PID: TERM, wait up to 10 s, then KILL
+  [ -n "$1" ] || return 0
+  kill -TERM "$1" 2>/dev/null || true
+  for _ in $(seq 1 50); do kill -0 "$1" 2>/dev/null || break; sleep 0.2; done
+  kill -KILL "$1" 2>/dev/null || true
+  wait "$1" 2>/dev/null || true
+}
+cleanup() {
+  local rc=$?
+  set +e
+  trap - EXIT INT TERM
+  stop_pid "$AUX_PID"
+  stop_pid "$SE_PID"
+  stop_pid "$MC_PID"
+  stop_pid "$SMTP_PID"
+  if [ -n "$PG_DATA" ]; then run_pg "$PG_BIN/pg_ctl" -D "$PG_DATA" -m immediate -w stop >/dev/null 2>&1; fi
+  if [ "$KEEP_LOGS" = 1 ] || [ "$rc" -ne 0 ]; then
+    rm -rf "$WORK/pg"
+    log "logs kept in $LOGS"
+  else
+    rm -rf "$WORK"
+  fi
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+free_port() { local p="$1"; while port_in_use "$p"; do p=$((p + 1)); done; echo "$p"; }
+json_field() { tr -d '\n' | sed -n "s/.*\"$1\"[[:space:]]*:[[:space:]]*\"\\([^\"]*\\)\".*/\\1/p"; }
+json_num() { tr -d '\n' | sed -n "s/.*\"$1\"[[:space:]]*:[[:space:]]*\\([0-9]*\\).*/\\1/p"; }
+
+# ---------------------------------------------------------------------------------------------------
+log "dotnet build (Release): MemberCenter, SendEngine, BareMailKit"
+for p in MemberCenter/MemberCenter.csproj SendEngine/SendEngine.csproj bench/sendengine/BareMailKit/BareMailKit.csproj; do
+  dotnet build "$p" -c Release -nologo -v q -tl:off -clp:ErrorsOnly >>"$LOGS/build.log" 2>&1 \
+    || { tail -n 30 "$LOGS/build.log" >&2; die "$p does not build"; }
+done
+
+install -d -m 700 "$WORK/pg"
+[ "$(id -u)" -eq 0 ] && chown postgres:postgres "$WORK/pg"
+PG_PORT="$(free_port 55532)"
+run_pg "$PG_BIN/initdb" -D "$WORK/pg/data" -U postgres -A trust -E UTF8 --locale=C.UTF-8 --no-instructions >"$LOGS/initdb.log" 2>&1 \
+  || { cat "$LOGS/initdb.log" >&2; die "initdb failed"; }
+PG_DATA="$WORK/pg/data"
+log "starting PostgreSQL $("$PG_BIN/postgres" --version | awk '{print $3}') on 127.0.0.1:$PG_PORT (default settings)"
+run_pg "$PG_BIN/pg_ctl" -D "$PG_DATA" -l "$WORK/pg/postgres.log" -w -t 60 -o "-p $PG_PORT -k $WORK/pg -c listen_addresses=127.0.0.1" start >/dev/null \
+  || { tail -n 30 "$WORK/pg/postgres.log" >&2; die "PostgreSQL did not start"; }
+psql_db() { psql -h 127.0.0.1 -p "$PG_PORT" -U postgres -d "$1" -X -q -tA -v ON_ERROR_STOP=1 -c "$2"; }
+createdb -h 127.0.0.1 -p "$PG_PORT" -U postgres membercenter
+createdb -h 127.0.0.1 -p "$PG_PORT" -U postgres sendengine
+
+SMTP_PORT="$(free_port 25350)"
+log "starting smtp-sink on 127.0.0.1:$SMTP_PORT"
+sink_user=(); [ "$(id -u)" -eq 0 ] && sink_user=(-u nobody)
+"$SMTP_SINK" "${sink_user[@]}" "127.0.0.1:$SMTP_PORT" 1000 >"$LOGS/smtp-sink.log" 2>&1 </dev/null &
+SMTP_PID=$!
+for _ in $(seq 1 50); do port_in_use "$SMTP_PORT" && break; sleep 0.2; done
+port_in_use "$SMTP_PORT" || die "smtp-sink did not start"
+
+MC_PORT="$(free_port 17950)"
+MC="http://127.0.0.1:$MC_PORT"
+ADMIN_SECRET="$(random_secret)" SE_CLIENT_SECRET="$(random_secret)"
+log "starting Member Center on $MC"
+(
+  cd MemberCenter
+  export ASPNETCORE_ENVIRONMENT=Production
+  export ConnectionStrings__MemberCenter="Host=127.0.0.1;Port=$PG_PORT;Username=postgres;Database=membercenter"
+  export Database__ApplyMigrationsOnStartup=true
+  export Auth__Issuer="$MC/" Auth__RequireHttps=false PublicUrls__MemberCenter="$MC"
+  export Smtp__Host=127.0.0.1 Smtp__Port="$SMTP_PORT" Smtp__UseTls=false
+  export Bootstrap__AdminClientId=bench-admin Bootstrap__AdminClientSecret="$ADMIN_SECRET"
+  export Bootstrap__SendEngineClientId=bench-send-engine Bootstrap__SendEngineClientSecret="$SE_CLIENT_SECRET"
+  export Serilog__MinimumLevel__Default=Warning
+  exec dotnet bin/Release/net10.0/MemberCenter.dll --urls "$MC"
+) >"$LOGS/membercenter.log" 2>&1 </dev/null &
+MC_PID=$!
+for _ in $(seq 1 180); do
+  curl -fsS -o /dev/null "$MC/health/ready" 2>/dev/null && break
+  kill -0 "$MC_PID" 2>/dev/null || { tail -n 40 "$LOGS/membercenter.log" >&2; die "Member Center exited during startup"; }
+  sleep 0.5
+done
+curl -fsS -o /dev/null "$MC/health/ready" || die "Member Center did not become ready"
+
+# ---------------------------------------------------------------------------------------------------
+token_for() {  # CLIENT_ID SECRET [SCOPE] -> access token
+  curl -fsS -X POST "$MC/oauth/token" --data-urlencode grant_type=client_credentials \
+    --data-urlencode "client_id=$1" --data-urlencode "client_secret=$2" ${3:+--data-urlencode "scope=$3"} | json_field access_token
+}
+admin_post() { curl -fsS -X POST "$MC$1" -H "Authorization: Bearer $ADMIN_TOKEN" -H 'Content-Type: application/json' -d "$2"; }
+ADMIN_TOKEN="$(token_for bench-admin "$ADMIN_SECRET")"
+[ -n "$ADMIN_TOKEN" ] || die "no admin token"
+TENANT_ID="$(admin_post /admin/tenants '{"name":"Bench"}' | json_field tenant_id)"
+BIG_LIST="$(admin_post "/admin/tenants/$TENANT_ID/lists" '{"name":"Bench big"}' | json_field list_id)"
+SMALL_LIST="$(admin_post "/admin/tenants/$TENANT_ID/lists" '{"name":"Bench small"}' | json_field list_id)"
+client_json="$(admin_post "/admin/tenants/$TENANT_ID/clients" '{"usage":"send_api"}')"
+SEND_CLIENT_ID="$(json_field client_id <<<"$client_json")"
+SEND_CLIENT_SECRET="$(json_field client_secret <<<"$client_json")"
+[ -n "$TENANT_ID" ] && [ -n "$BIG_LIST" ] && [ -n "$SMALL_LIST" ] && [ -n "$SEND_CLIENT_ID" ] || die "seeding failed: $client_json"
+
+# Confirmed subscribers, straight into Member Center's tables (the API would take minutes for 100k).
+log "seeding $RECIPIENTS confirmed subscribers with SQL ($SMALL of them also on the small list)"
+seed_t0="$EPOCHREALTIME"
+psql_db membercenter "
+  BEGIN;
+  CREATE TEMP TABLE seed AS
+    SELECT g AS n, gen_random_uuid() AS id, 'bench-' || g || '@example.test' AS email FROM generate_series(1, $RECIPIENTS) g;
+  INSERT INTO subscribers (id, tenant_id, email, email_key, created_at)
+    SELECT id, '$TENANT_ID', email, email, now() FROM seed;
+  INSERT INTO subscriptions (id, list_id, subscriber_id, status, preferences, created_at, updated_at, confirmed_at)
+    SELECT gen_random_uuid(), '$BIG_LIST', id, 1, jsonb_build_object('first_name', 'Reader ' || n), now(), now(), now() FROM seed;
+  INSERT INTO subscriptions (id, list_id, subscriber_id, status, preferences, created_at, updated_at, confirmed_at)
+    SELECT gen_random_uuid(), '$SMALL_LIST', id, 1, jsonb_build_object('first_name', 'Reader ' || n), now(), now(), now() FROM seed WHERE n <= $SMALL;
+  COMMIT;
+  ANALYZE subscribers; ANALYZE subscriptions;"
+log "seeded in $(awk -v a="$seed_t0" -v b="$EPOCHREALTIME" 'BEGIN {printf "%.1f", b - a}') s"
+
+# A ~4 KB message: ~3 KB HTML and ~1 KB text, with merge tags. The same bodies go to BareMailKit.
+{
+  echo '<html><body><h1>Hello {{ first_name }}</h1>'
+  for i in $(seq 1 22); do echo "<p>Paragraph $i of this week's issue: lorem ipsum dolor sit amet, consectetur adipiscing.</p>"; done
+  echo '<p>Sent to {{ email }}. <a href="{{ unsubscribe_url }}">Unsubscribe</a></p></body></html>'
+} >"$WORK/body.html"
+{
+  echo 'Hello {{ first_name }},'
+  for i in $(seq 1 10); do echo "Paragraph $i of this week's issue: lorem ipsum dolor sit amet, adipiscing."; done
+  echo 'Sent to {{ email }}. Unsubscribe: {{ unsubscribe_url }}'
+} >"$WORK/body.txt"
+json_escape() { python3 -c 'import json,sys; print(json.dumps(sys.stdin.read()))' <"$1"; }
+BODY_HTML_JSON="$(json_escape "$WORK/body.html")" BODY_TEXT_JSON="$(json_escape "$WORK/body.txt")"
+
+# ---------------------------------------------------------------------------------------------------
+TICKS="$(getconf CLK_TCK)"
+proc_cpu() { awk -v t="$TICKS" '{printf "%.2f", ($14 + $15) / t}' "/proc/$1/stat"; }
+pg_cpu() {
+  local pm; pm="$(head -1 "$PG_DATA/postmaster.pid")"
+  { awk '{print $14 + $15 + $16 + $17}' "/proc/$pm/stat"
+    for c in $(cat "/proc/$pm/task/$pm/children" 2>/dev/null); do awk '{print $14 + $15}' "/proc/$c/stat" 2>/dev/null; done
+  } | awk -v t="$TICKS" '{s += $1} END {printf "%.2f", s / t}'
+}
+machine_cpu() { awk -v t="$TICKS" '/^cpu / {printf "%.2f", ($2 + $3 + $4 + $7 + $8 + $9) / t}' /proc/stat; }
+vmhwm_mb() { awk '/^VmHWM/ {printf "%d", $2 / 1024}' "/proc/$1/status"; }
+vmrss_mb() { awk '/^VmRSS/ {printf "%d", $2 / 1024}' "/proc/$1/status"; }
+
+SE_PORT="$(free_port 17960)"
+SE="http://127.0.0.1:$SE_PORT"
+start_se() {  # LABEL
+  log "starting Send Engine on $SE ($1), Delivery__Concurrency=$CONNECTIONS"
+  (
+    cd SendEngine
+    export ASPNETCORE_ENVIRONMENT=Production
+    export ConnectionStrings__SendEngine="Host=127.0.0.1;Port=$PG_PORT;Username=postgres;Database=sendengine${CONN_EXTRA:+;$CONN_EXTRA}"
+    export Database__ApplyMigrationsOnStartup=true
+    export Auth__Issuer="$MC/" Auth__RequireHttpsMetadata=false
+    export MemberCenter__BaseUrl="$MC" MemberCenter__ClientId=bench-send-engine MemberCenter__ClientSecret="$SE_CLIENT_SECRET"
+    export Smtp__Host=127.0.0.1 Smtp__Port="$SMTP_PORT" Smtp__UseTls=false Smtp__FromAddress=newsletter@bench.local
+    export Delivery__Concurrency="$CONNECTIONS"
+    export Serilog__MinimumLevel__Default=Warning Serilog__MinimumLevel__Override__SendEngine=Information
+    for kv in "${SE_ENV[@]}"; do export "${kv?}"; done
+    if [ "$PERF" = 1 ]; then export DOTNET_PerfMapEnabled=1 DOTNET_EnableWriteXorExecute=0; fi
+    exec dotnet bin/Release/net10.0/SendEngine.dll --urls "$SE"
+  ) >>"$LOGS/sendengine-$1.log" 2>&1 </dev/null &
+  SE_PID=$!
+  for _ in $(seq 1 180); do
+    curl -fsS -o /dev/null "$SE/health/ready" 2>/dev/null && break
+    kill -0 "$SE_PID" 2>/dev/null || { tail -n 40 "$LOGS/sendengine-$1.log" >&2; die "Send Engine exited during startup"; }
+    sleep 0.5
+  done
+  curl -fsS -o /dev/null "$SE/health/ready" || die "Send Engine did not become ready"
+}
+
+perf_show() {
+  {
+    echo "== Send Engine CPU samples by library (perf, self time)"
+    perf report -i "$LOGS/perf.data" --no-children --sort dso --stdio 2>/dev/null | grep -E '^ +[0-9]' | head -12 || true
+    echo "== top functions (self time)"
+    perf report -i "$LOGS/perf.data" --no-children --sort dso,sym --stdio -g none 2>/dev/null | grep -E '^ +[0-9]' | head -30 || true
+    echo "== managed frames, inclusive time (children)"
+    perf report -i "$LOGS/perf.data" --children --sort sym --stdio -g none 2>/dev/null | grep -E '^ +[0-9]' \
+      | grep -E 'SendEngine|Npgsql|MailKit|MimeKit|Json|GC|Hangfire|Channel' | cut -c1-200 | head -50 || true
+  } | tee -a "$LOGS/perf-report.txt" >&2
+}
+
+RESULTS=()
+# run_job LABEL LIST_ID EXPECTED: a fresh Send Engine, one job through the API, figures from the API and the database.
+run_job() {
+  local label="$1" list="$2" expected="$3"
+  start_se "$label"
+  local rss_idle; rss_idle="$(vmrss_mb "$SE_PID")"
+  local token; token="$(token_for "$SEND_CLIENT_ID" "$SEND_CLIENT_SECRET" "newsletter:send.write newsletter:send.read")"
+  [ -n "$token" ] || die "no send_api token"
+  local body="{\"tenant_id\":\"$TENANT_ID\",\"list_id\":\"$list\",\"name\":\"bench $label\",\"subject\":\"Weekly for {{ first_name }}\",\"body_html\":$BODY_HTML_JSON,\"body_text\":$BODY_TEXT_JSON}"
+  local se0 pg0 all0 se1 pg1 all1
+  se0="$(proc_cpu "$SE_PID")"; pg0="$(pg_cpu)"; all0="$(machine_cpu)"
+  local post_at; post_at="$(date -u '+%Y-%m-%d %H:%M:%S.%6N+00')"
+  local created; created="$(curl -fsS -X POST "$SE/api/send-jobs" -H "Authorization: Bearer $token" -H 'Content-Type: application/json' -d "$body")" \
+    || die "POST /api/send-jobs failed"
+  local job; job="$(json_field id <<<"$created")"
+  [ -n "$job" ] || die "no job id in: $created"
+  log "job $job ($label, $expected recipients) created"
+  if [ "$PERF" = 1 ] && [ "$label" = big ]; then
+    perf record -q -e cpu-clock -F 999 -g -p "$SE_PID" -o "$LOGS/perf.data" >"$LOGS/perf.log" 2>&1 &
+    AUX_PID=$!
+  fi
+  local deadline=$((SECONDS + TIMEOUT)) status="" peak=0 json=""
+  while [ "$SECONDS" -lt "$deadline" ]; do
+    json="$(curl -fsS "$SE/api/send-jobs/$job" -H "Authorization: Bearer $token")" || die "GET job failed"
+    status="$(json_field status <<<"$json")"
+    printf '%s %s sent=%s rss_mb=%s\n' "$SECONDS" "$status" "$(json_num sent <<<"$json")" "$(vmrss_mb "$SE_PID")" >>"$LOGS/rss-$label.txt"
+    case "$status" in completed|failed|cancelled) break ;; esac
+    sleep 0.5
+  done
+  se1="$(proc_cpu "$SE_PID")"; pg1="$(pg_cpu)"; all1="$(machine_cpu)"
+  if [ -n "$AUX_PID" ]; then kill -INT "$AUX_PID"; wait "$AUX_PID" 2>/dev/null || true; AUX_PID=""; perf_show; fi
+  peak="$(vmhwm_mb "$SE_PID")"
+  [ "$status" = completed ] || { echo "$json" >&2; die "job $label did not complete within $TIMEOUT s (status $status)"; }
+  local sent; sent="$(json_num sent <<<"$json")"
+  [ "$sent" = "$expected" ] || { echo "$json" >&2; die "job $label sent $sent of $expected"; }
+  # Timings from the database (microsecond timestamps): POST, created_at, started_at (snapshot done), first/last sent_at, finished_at.
+  local t; t="$(psql_db sendengine "
+    SELECT round(extract(epoch FROM j.started_at - '$post_at'::timestamptz)::numeric, 3),
+           round(extract(epoch FROM min(r.sent_at) - j.started_at)::numeric, 3),
+           round(extract(epoch FROM min(r.sent_at) - '$post_at'::timestamptz)::numeric, 3),
+           round(extract(epoch FROM j.finished_at - j.started_at)::numeric, 3),
+           round(extract(epoch FROM max(r.sent_at) - min(r.sent_at))::numeric, 3),
+           count(*) FILTER (WHERE r.status = 'sent'), count(DISTINCT r.message_id)
+    FROM send_jobs j JOIN send_job_recipients r ON r.job_id = j.id WHERE j.id = '$job' GROUP BY j.id")"
+  IFS='|' read -r snap first_from_start first_from_post deliver_secs span sent_rows distinct_ids <<<"$t"
+  [ "$sent_rows" = "$expected" ] && [ "$distinct_ids" = "$expected" ] || die "job $label: $sent_rows sent rows, $distinct_ids distinct Message-IDs"
+  local line; line="$(awk -v l="$label" -v n="$expected" -v snap="$snap" -v f1="$first_from_start" -v f2="$first_from_post" -v d="$deliver_secs" \
+      -v s0="$se0" -v s1="$se1" -v p0="$pg0" -v p1="$pg1" -v a0="$all0" -v a1="$all1" -v peak="$peak" -v idle="$rss_idle" -v sp="$span" \
+    'BEGIN {printf "JOB label=%s recipients=%d snapshot_s=%.2f first_msg_after_start_s=%.3f first_msg_after_post_s=%.3f deliver_s=%.2f rate=%.0f span_rate=%.0f se_cpu_ms_per_msg=%.3f pg_cpu_ms_per_msg=%.3f machine_cpu_ms_per_msg=%.3f rss_idle_mb=%d vmhwm_mb=%d",
+       l, n, snap, f1, f2, d, n / d, n / sp, (s1 - s0) * 1000 / n, (p1 - p0) * 1000 / n, (a1 - a0) * 1000 / n, idle, peak}')"
+  RESULTS+=("$line")
+  log "$line"
+  stop_pid "$SE_PID"; rm -f "/tmp/perf-$SE_PID.map" "/tmp/perfinfo-$SE_PID.map"; SE_PID=""
+}
+
+log "load average before the run: $(cut -d' ' -f1-3 /proc/loadavg)"
+[ "$SMALL" -gt 0 ] && run_job small "$SMALL_LIST" "$SMALL"
+run_job big "$BIG_LIST" "$RECIPIENTS"
+
+# ---------------------------------------------------------------------------------------------------
+log "library ceiling: BareMailKit, $CONNECTIONS connections, $RECIPIENTS messages"
+a0="$(machine_cpu)"
+dotnet bench/sendengine/BareMailKit/bin/Release/net10.0/BareMailKit.dll --host 127.0.0.1 --port "$SMTP_PORT" \
+  --connections "$CONNECTIONS" --count "$RECIPIENTS" --html "$WORK/body.html" --text "$WORK/body.txt" >"$LOGS/bare.txt" 2>&1 &
+AUX_PID=$!
+wait "$AUX_PID" || { cat "$LOGS/bare.txt" >&2; die "BareMailKit failed"; }
+AUX_PID=""
+a1="$(machine_cpu)"
+BARE="$(grep '^BENCH ' "$LOGS/bare.txt")"
+BARE_RATE="$(sed -n 's/.* rate=\([0-9]*\).*/\1/p' <<<"$BARE")"
+log "$BARE machine_cpu_ms_per_msg=$(awk -v a="$a0" -v b="$a1" -v n="$RECIPIENTS" 'BEGIN {printf "%.3f", (b - a) * 1000 / n}')"
+
+log "protocol ceiling: $SMTP_SOURCE -d -s $CONNECTIONS -m $RECIPIENTS -l 4096 127.0.0.1:$SMTP_PORT"
+s0="$EPOCHREALTIME"
+timeout "$TIMEOUT" "$SMTP_SOURCE" -d -s "$CONNECTIONS" -m "$RECIPIENTS" -l 4096 "127.0.0.1:$SMTP_PORT" >"$LOGS/smtp-source.txt" 2>&1 \
+  || { cat "$LOGS/smtp-source.txt" >&2; die "smtp-source failed"; }
+SOURCE_RATE="$(awk -v a="$s0" -v b="$EPOCHREALTIME" -v n="$RECIPIENTS" 'BEGIN {printf "%.0f", n / (b - a)}')"
+log "smtp-source: $SOURCE_RATE msg/s"
+
+# ---------------------------------------------------------------------------------------------------
+echo
+echo "Send Engine bulk delivery benchmark, $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores ($(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1)), $CONNECTIONS connections, smtp-sink on loopback, load average now $(cut -d' ' -f1-3 /proc/loadavg)"
+[ -z "$CONN_EXTRA${SE_ENV[*]}" ] || echo "variations: conn-extra='$CONN_EXTRA' se-env='${SE_ENV[*]}'"
+printf '%-16s %10s %9s %12s %16s %15s %11s %10s %22s\n' run messages 'msg/s' 'snapshot s' 'first msg s(start)' 'first msg s(POST)' 'RSS idle' 'VmHWM' 'CPU ms/msg SE/PG/all'
+for r in "${RESULTS[@]}"; do
+  f() { sed -n "s/.*[ ]$1=\\([^ ]*\\).*/\\1/p" <<<"$r"; }
+  printf '%-16s %10s %9s %12s %16s %15s %8s MB %7s MB %22s\n' "send-engine-$(f label)" "$(f recipients)" "$(f rate)" "$(f snapshot_s)" \
+    "$(f first_msg_after_start_s)" "$(f first_msg_after_post_s)" "$(f rss_idle_mb)" "$(f vmhwm_mb)" \
+    "$(f se_cpu_ms_per_msg) / $(f pg_cpu_ms_per_msg) / $(f machine_cpu_ms_per_msg)"
+done
+printf '%-16s %10s %9s\n' bare-mailkit "$RECIPIENTS" "$BARE_RATE"
+printf '%-16s %10s %9s\n' smtp-source "$RECIPIENTS" "$SOURCE_RATE"
+big_rate="$(sed -n 's/.* rate=\([0-9]*\).*/\1/p' <<<"${RESULTS[-1]}")"
+echo "Send Engine / bare MailKit: $(awk -v a="$big_rate" -v b="$BARE_RATE" 'BEGIN {printf "%.0f %%", 100 * a / b}') (target >= 80 %); RSS target < 500 MB and flat; first message target <= 2 s after start"
