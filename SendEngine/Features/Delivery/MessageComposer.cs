@@ -133,7 +133,9 @@ public sealed class MessageComposer
     public (MimeMessage Message, string MessageId) Compose(MergeData data)
     {
         var message = new MimeMessage();
-        message.From.Add(_from);
+        // A new address per message: InternetAddressList subscribes to the address's Changed event, so one shared
+        // MailboxAddress would keep every message of the job alive (RSS grew by ~17 KB per message).
+        message.From.Add(new MailboxAddress(_from.Name, _from.Address));
         message.To.Add(MailboxAddress.Parse(data.Email));
         message.Subject = _subject.Render(data);
         message.Date = DateTimeOffset.UtcNow;

@@ -134,6 +134,10 @@ public sealed partial class SendJobRunner(
         {
             await FailAsync(jobId, error, CancellationToken.None);
         }
+        else if (state.WorkerError is { } workerError)
+        {
+            throw new InvalidOperationException($"Send job {jobId}: a delivery worker failed; the runner stopped and will be retried.", workerError);
+        }
         else if (!cancellationToken.IsCancellationRequested)
         {
             var finished = await Sql.ExecuteAsync(db, """
@@ -252,7 +256,27 @@ public sealed partial class SendJobRunner(
         return batch.Where(r => !skipped.ContainsKey(r.Id)).ToList();
     }
 
+    /// <summary>
+    /// A worker that fails (a database error) stops the whole runner: its row in 'sending' must not have its lease
+    /// renewed forever. The runner releases its claims and rethrows, so Hangfire runs the job again; that row's lease
+    /// then expires and it is recorded as failed with an unknown outcome (at-most-once).
+    /// </summary>
     private async Task WorkerAsync(JobRow job, Guid runnerId, MessageComposer composer, ChannelReader<Claimed> reader,
+        RateLimiter? limiter, RunState state, CancellationTokenSource stop)
+    {
+        try
+        {
+            await DeliverMessagesAsync(job, runnerId, composer, reader, limiter, state, stop);
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException || !stop.IsCancellationRequested)
+        {
+            LogWorkerFailed(logger, job.Id, ex.GetType().Name, ex.Message);
+            Interlocked.CompareExchange(ref state.WorkerError, ex, null);
+            await stop.CancelAsync();
+        }
+    }
+
+    private async Task DeliverMessagesAsync(JobRow job, Guid runnerId, MessageComposer composer, ChannelReader<Claimed> reader,
         RateLimiter? limiter, RunState state, CancellationTokenSource stop)
     {
         await using var session = transports.For(job.TenantId).OpenSession();
@@ -261,23 +285,34 @@ public sealed partial class SendJobRunner(
         // of updates (re-sending those rows). One fsync per message would cap throughput far below the SMTP rate.
         await Sql.ExecuteAsync(conn, "SET synchronous_commit TO off", CancellationToken.None);
         var o = jobOptions.Value;
+        await using var sql = new WorkerStatements(conn, runnerId);
+        // A row already marked 'sending' (committed together with the previous row's result): it must be sent now.
+        Claimed? marked = null;
         try
         {
-            await foreach (var r in reader.ReadAllAsync(stop.Token))
+            while (true)
             {
-                if (limiter is not null)
+                var r = marked;
+                marked = null;
+                if (r is null)
                 {
-                    using var lease = await limiter.AcquireAsync(1, stop.Token);
-                }
-                var now = clock.GetUtcNow();
-                // The durable "attempt started" record; fails if our lease was lost (another runner took the row).
-                var marked = await Sql.ExecuteAsync(conn, """
-                    UPDATE send_job_recipients SET status = 'sending', attempts = attempts + 1, lease_until = $3, updated_at = $4
-                    WHERE id = $1 AND claimed_by = $2 AND status = 'claimed'
-                    """, CancellationToken.None, r.Id, runnerId, now + o.Lease, now);
-                if (marked == 0)
-                {
-                    continue;
+                    if (!await reader.WaitToReadAsync(stop.Token))
+                    {
+                        break;
+                    }
+                    if (!reader.TryRead(out r))
+                    {
+                        continue;
+                    }
+                    if (limiter is not null)
+                    {
+                        using var lease = await limiter.AcquireAsync(1, stop.Token);
+                    }
+                    // The durable "attempt started" record; fails if our lease was lost (another runner took the row).
+                    if (!await sql.ExecuteAsync(null, r, clock.GetUtcNow(), o))
+                    {
+                        continue;
+                    }
                 }
 
                 DeliveryResult result;
@@ -295,7 +330,7 @@ public sealed partial class SendJobRunner(
                 {
                     result = new DeliveryResult(DeliveryOutcome.Permanent, "invalid message: " + ex.Message);
                 }
-                await RecordAsync(conn, r, messageId, result, state, CancellationToken.None);
+                var outcome = Outcome(r, messageId, result, state);
                 if (result.Outcome == DeliveryOutcome.Sent)
                 {
                     state.RegisterSuccess();
@@ -305,6 +340,28 @@ public sealed partial class SendJobRunner(
                     LogTooManyFailures(logger, job.Id, o.MaxConsecutiveFailures, result.Detail);
                     await stop.CancelAsync();
                 }
+
+                // One round trip per message: this row's result and, when the next row is already waiting (and the
+                // rate limit allows it now), that row's 'sending' mark, committed together before its SMTP transaction.
+                // At most one row per connection is ever in 'sending', as with separate statements.
+                Claimed? next = null;
+                RateLimitLease? nextLease = null;
+                if (!stop.IsCancellationRequested && reader.TryPeek(out _))
+                {
+                    nextLease = limiter?.AttemptAcquire(1);
+                    if (nextLease is null || nextLease.IsAcquired)
+                    {
+                        reader.TryRead(out next);
+                    }
+                }
+                using (nextLease)
+                {
+                    var nextMarked = await sql.ExecuteAsync(outcome, next, clock.GetUtcNow(), o);
+                    if (next is not null && nextMarked)
+                    {
+                        marked = next;
+                    }
+                }
             }
         }
         catch (OperationCanceledException) when (stop.IsCancellationRequested)
@@ -313,36 +370,130 @@ public sealed partial class SendJobRunner(
         }
     }
 
-    private async Task RecordAsync(NpgsqlConnection conn, Claimed r, string? messageId, DeliveryResult result, RunState state, CancellationToken ct)
+    /// <summary>How one attempt is recorded: sent, back to pending with a backoff (transient), or failed.</summary>
+    private readonly record struct AttemptResult(long Id, string Status, string? MessageId, string Detail, TimeSpan? RetryDelay);
+
+    private AttemptResult Outcome(Claimed r, string? messageId, DeliveryResult result, RunState state)
     {
-        var now = clock.GetUtcNow();
         var detail = result.Detail.Length > 1000 ? result.Detail[..1000] : result.Detail;
         switch (result.Outcome)
         {
             case DeliveryOutcome.Sent:
                 Interlocked.Increment(ref state.Sent);
-                await Sql.ExecuteAsync(conn, """
-                    UPDATE send_job_recipients SET status = 'sent', message_id = $2, detail = $3, sent_at = $4, updated_at = $4,
-                        claimed_by = NULL, lease_until = NULL, next_attempt_at = NULL
-                    WHERE id = $1
-                    """, ct, r.Id, result.ProviderMessageId ?? messageId!, detail, now);
-                break;
+                return new AttemptResult(r.Id, RecipientStatuses.Sent, result.ProviderMessageId ?? messageId!, detail, null);
             case DeliveryOutcome.Transient when r.Attempts + 1 < jobOptions.Value.MaxAttempts:
                 var delay = TimeSpan.FromTicks(Math.Min(jobOptions.Value.RetryBaseDelay.Ticks * (1L << Math.Min(r.Attempts, 16)), TimeSpan.FromMinutes(30).Ticks));
-                await Sql.ExecuteAsync(conn, """
-                    UPDATE send_job_recipients SET status = 'pending', detail = $2, next_attempt_at = $3, updated_at = $4,
-                        claimed_by = NULL, lease_until = NULL
-                    WHERE id = $1
-                    """, ct, r.Id, detail, now + delay, now);
-                break;
+                return new AttemptResult(r.Id, RecipientStatuses.Pending, null, detail, delay);
             default:
                 Interlocked.Increment(ref state.Failed);
-                await Sql.ExecuteAsync(conn, """
-                    UPDATE send_job_recipients SET status = 'failed', message_id = $2, detail = $3, updated_at = $4,
-                        claimed_by = NULL, lease_until = NULL, next_attempt_at = NULL
-                    WHERE id = $1
-                    """, ct, r.Id, (object?)messageId ?? DBNull.Value, detail, now);
-                break;
+                return new AttemptResult(r.Id, RecipientStatuses.Failed, messageId, detail, null);
+        }
+    }
+
+    /// <summary>
+    /// A worker's two statements (record a result, mark the next row 'sending'), sent as one batch (one round trip,
+    /// one implicit transaction) on the worker's own connection and prepared once per connection.
+    /// </summary>
+    private sealed class WorkerStatements(NpgsqlConnection conn, Guid runnerId) : IAsyncDisposable
+    {
+        // $1 id, $2 status, $3 message_id, $4 detail, $5 now, $6 next_attempt_at (NULL unless retried).
+        private const string RecordSql = """
+            UPDATE send_job_recipients SET status = $2, message_id = CASE WHEN $2 = 'pending' THEN message_id ELSE $3 END, detail = $4, updated_at = $5,
+                sent_at = CASE WHEN $2 = 'sent' THEN $5 ELSE sent_at END, next_attempt_at = $6, claimed_by = NULL, lease_until = NULL
+            WHERE id = $1
+            """;
+
+        // $1 id, $2 runner, $3 lease_until, $4 now.
+        private const string MarkSql = """
+            UPDATE send_job_recipients SET status = 'sending', attempts = attempts + 1, lease_until = $3, updated_at = $4
+            WHERE id = $1 AND claimed_by = $2 AND status = 'claimed'
+            """;
+
+        private readonly NpgsqlBatch _recordOnly = Batch(conn, RecordSql);
+        private readonly NpgsqlBatch _markOnly = Batch(conn, MarkSql);
+        private readonly NpgsqlBatch _recordAndMark = Batch(conn, RecordSql, MarkSql);
+        private readonly HashSet<NpgsqlBatch> _prepared = [];
+
+        private static NpgsqlBatch Batch(NpgsqlConnection conn, params string[] statements)
+        {
+            var batch = new NpgsqlBatch(conn);
+            foreach (var text in statements)
+            {
+                var cmd = new NpgsqlBatchCommand(text);
+                if (text == RecordSql)
+                {
+                    cmd.Parameters.Add(new NpgsqlParameter<long> { NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.Bigint });
+                    cmd.Parameters.Add(new NpgsqlParameter<string> { NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.Text });
+                    cmd.Parameters.Add(new NpgsqlParameter { NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.Text });
+                    cmd.Parameters.Add(new NpgsqlParameter<string> { NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.Text });
+                    cmd.Parameters.Add(new NpgsqlParameter<DateTimeOffset> { NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.TimestampTz });
+                    cmd.Parameters.Add(new NpgsqlParameter { NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.TimestampTz });
+                }
+                else
+                {
+                    cmd.Parameters.Add(new NpgsqlParameter<long> { NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.Bigint });
+                    cmd.Parameters.Add(new NpgsqlParameter<Guid> { NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.Uuid });
+                    cmd.Parameters.Add(new NpgsqlParameter<DateTimeOffset> { NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.TimestampTz });
+                    cmd.Parameters.Add(new NpgsqlParameter<DateTimeOffset> { NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.TimestampTz });
+                }
+                batch.BatchCommands.Add(cmd);
+            }
+            return batch;
+        }
+
+        public async ValueTask DisposeAsync()
+        {
+            await _recordOnly.DisposeAsync();
+            await _markOnly.DisposeAsync();
+            await _recordAndMark.DisposeAsync();
+        }
+
+        /// <summary>Records <paramref name="result"/> (if any) and marks <paramref name="next"/> 'sending' (if any); true when the mark took.</summary>
+        public async Task<bool> ExecuteAsync(AttemptResult? result, Claimed? next, DateTimeOffset now, SendJobOptions o)
+        {
+            var batch = (result, next) switch
+            {
+                (not null, not null) => _recordAndMark,
+                (not null, null) => _recordOnly,
+                (null, not null) => _markOnly,
+                _ => throw new ArgumentException("nothing to execute"),
+            };
+            var i = 0;
+            if (result is { } a)
+            {
+                var p = batch.BatchCommands[i++].Parameters;
+                ((NpgsqlParameter<long>)p[0]).TypedValue = a.Id;
+                ((NpgsqlParameter<string>)p[1]).TypedValue = a.Status;
+                p[2].Value = (object?)a.MessageId ?? DBNull.Value;
+                ((NpgsqlParameter<string>)p[3]).TypedValue = a.Detail;
+                ((NpgsqlParameter<DateTimeOffset>)p[4]).TypedValue = now;
+                p[5].Value = a.RetryDelay is { } d ? now + d : DBNull.Value;
+            }
+            if (next is not null)
+            {
+                var p = batch.BatchCommands[i].Parameters;
+                ((NpgsqlParameter<long>)p[0]).TypedValue = next.Id;
+                ((NpgsqlParameter<Guid>)p[1]).TypedValue = runnerId;
+                ((NpgsqlParameter<DateTimeOffset>)p[2]).TypedValue = now + o.Lease;
+                ((NpgsqlParameter<DateTimeOffset>)p[3]).TypedValue = now;
+            }
+            if (_prepared.Add(batch))
+            {
+                await batch.PrepareAsync(CancellationToken.None);
+            }
+            for (var attempt = 1; ; attempt++)
+            {
+                try
+                {
+                    await batch.ExecuteNonQueryAsync(CancellationToken.None);
+                    break;
+                }
+                catch (PostgresException ex) when (ex.SqlState is PostgresErrorCodes.DeadlockDetected or PostgresErrorCodes.SerializationFailure && attempt < 3)
+                {
+                    // The whole batch was rolled back; both statements are safe to run again.
+                }
+            }
+            return next is null || batch.BatchCommands[i].RecordsAffected > 0;
         }
     }
 
@@ -367,9 +518,13 @@ public sealed partial class SendJobRunner(
                 }
                 if (now - lastRenew >= o.Lease / 3)
                 {
+                    // SKIP LOCKED: a row a worker is updating right now gets its lease from that update (or loses it
+                    // on completion); waiting for it could deadlock with the worker's two-row transaction.
                     await Sql.ExecuteAsync(db, """
                         UPDATE send_job_recipients SET lease_until = $3
-                        WHERE job_id = $1 AND claimed_by = $2 AND status IN ('claimed', 'sending')
+                        WHERE id IN (SELECT id FROM send_job_recipients
+                                     WHERE job_id = $1 AND claimed_by = $2 AND status IN ('claimed', 'sending')
+                                     FOR UPDATE SKIP LOCKED)
                         """, stop.Token, jobId, runnerId, now + o.Lease);
                     lastRenew = now;
                 }
@@ -453,6 +608,7 @@ public sealed partial class SendJobRunner(
     {
         public int Sent;
         public int Failed;
+        public Exception? WorkerError;
         private int _consecutiveFailures;
 
         public string? FailedJob { get; private set; }
@@ -497,6 +653,9 @@ public sealed partial class SendJobRunner(
 
     [LoggerMessage(LogLevel.Warning, "Send job {JobId}: Member Center re-check failed, batch released: {Error}")]
     private static partial void LogRecheckFailed(ILogger logger, Guid jobId, string error);
+
+    [LoggerMessage(LogLevel.Error, "Send job {JobId}: a delivery worker failed ({ErrorType}): {Error}; stopping this runner")]
+    private static partial void LogWorkerFailed(ILogger logger, Guid jobId, string errorType, string error);
 
     [LoggerMessage(LogLevel.Warning, "Send job {JobId}: housekeeping query failed: {Error}")]
     private static partial void LogHousekeepingFailed(ILogger logger, Guid jobId, string error);
