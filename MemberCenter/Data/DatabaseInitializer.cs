@@ -1,3 +1,4 @@
+using Newsletter.ServiceDefaults.Data;
 using MemberCenter.Extensions;
 using MemberCenter.Features.Admin;
 using Microsoft.EntityFrameworkCore;

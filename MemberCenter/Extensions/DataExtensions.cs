@@ -1,16 +1,9 @@
 using MemberCenter.Data;
 using Microsoft.EntityFrameworkCore;
+using Newsletter.ServiceDefaults.Data;
 using Npgsql;
 
 namespace MemberCenter.Extensions;
-
-public sealed class DatabaseOptions
-{
-    public const string Section = "Database";
-
-    /// <summary>Apply EF Core migrations on start (run.sh and tests do; production may run them as a deploy step).</summary>
-    public bool ApplyMigrationsOnStartup { get; set; }
-}
 
 public static class DataExtensions
 {
@@ -27,7 +20,7 @@ public static class DataExtensions
             .ValidateOnStart();
 
         // One data source for EF Core and for the few hot paths written as single SQL statements.
-        var dataSource = NpgsqlDataSource.Create(Tuned(connectionString ?? "Host=unset"));
+        var dataSource = NpgsqlDataSource.Create(PostgresDefaults.Tuned(connectionString ?? "Host=unset"));
         builder.Services.AddSingleton(dataSource);
         builder.Services.AddDbContextPool<MemberCenterDbContext>(o =>
         {
@@ -38,25 +31,6 @@ public static class DataExtensions
         // Registered before the signing key ring so the schema exists when the ring loads keys.
         builder.Services.AddHostedService<DatabaseInitializer>();
         return builder;
-    }
-
-    /// <summary>
-    /// Defaults measured in bench/membercenter (they halve PostgreSQL's CPU per request) unless the connection string
-    /// sets them: no DISCARD ALL when a pooled connection is reused (the app keeps no session state; its advisory
-    /// locks are transaction-scoped), and automatic preparation of the hot statements.
-    /// </summary>
-    public static string Tuned(string connectionString)
-    {
-        var csb = new NpgsqlConnectionStringBuilder(connectionString);
-        if (!csb.ContainsKey("No Reset On Close"))
-        {
-            csb.NoResetOnClose = true;
-        }
-        if (!csb.ContainsKey("Max Auto Prepare"))
-        {
-            csb.MaxAutoPrepare = 64;
-        }
-        return csb.ConnectionString;
     }
 
     private sealed class ConnectionCheck

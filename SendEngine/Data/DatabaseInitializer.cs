@@ -1,3 +1,4 @@
+using Newsletter.ServiceDefaults.Data;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Options;
 using SendEngine.Extensions;

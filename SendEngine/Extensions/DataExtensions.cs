@@ -1,16 +1,9 @@
 using Microsoft.EntityFrameworkCore;
+using Newsletter.ServiceDefaults.Data;
 using Npgsql;
 using SendEngine.Data;
 
 namespace SendEngine.Extensions;
-
-public sealed class DatabaseOptions
-{
-    public const string Section = "Database";
-
-    /// <summary>Apply EF Core migrations on start (run.sh and tests do; production may run them as a deploy step).</summary>
-    public bool ApplyMigrationsOnStartup { get; set; }
-}
 
 public static class DataExtensions
 {
@@ -27,7 +20,7 @@ public static class DataExtensions
         builder.Services.AddOptions<DatabaseOptions>().BindConfiguration(DatabaseOptions.Section);
 
         // The delivery pipeline talks to PostgreSQL directly (COPY, SKIP LOCKED claims, per-message updates).
-        builder.Services.AddSingleton(_ => NpgsqlDataSource.Create(connectionString));
+        builder.Services.AddSingleton(_ => NpgsqlDataSource.Create(PostgresDefaults.Tuned(connectionString)));
         builder.Services.AddDbContextPool<SendEngineDbContext>((sp, o) =>
         {
             o.UseNpgsql(sp.GetRequiredService<NpgsqlDataSource>());

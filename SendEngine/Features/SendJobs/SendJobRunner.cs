@@ -368,6 +368,19 @@ public sealed partial class SendJobRunner(
         {
             // Stopping; unattempted rows are released by the runner.
         }
+        finally
+        {
+            // Pooled connections are reused without DISCARD ALL (PostgresDefaults.Tuned): the relaxed commit must not
+            // follow this connection into code that promises durability (webhook storage, the API).
+            try
+            {
+                await Sql.ExecuteAsync(conn, "RESET synchronous_commit", CancellationToken.None);
+            }
+            catch (NpgsqlException)
+            {
+                // A broken connection is not returned to the pool.
+            }
+        }
     }
 
     /// <summary>How one attempt is recorded: sent, back to pending with a backoff (transient), or failed.</summary>
