@@ -211,6 +211,8 @@ start_se() {  # LABEL
     export MemberCenter__BaseUrl="$MC" MemberCenter__ClientId=bench-send-engine MemberCenter__ClientSecret="$SE_CLIENT_SECRET"
     export Smtp__Host=127.0.0.1 Smtp__Port="$SMTP_PORT" Smtp__UseTls=false Smtp__FromAddress=newsletter@bench.local
     export Delivery__Concurrency="$CONNECTIONS"
+    # Production refuses an unauthenticated ESP webhook; the bench does not use it, so any secret token will do.
+    export TencentSes__Webhook__Verification=Token TencentSes__Webhook__SecretToken="bench-$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')"
     export Serilog__MinimumLevel__Default=Warning Serilog__MinimumLevel__Override__SendEngine=Information
     for kv in "${SE_ENV[@]}"; do export "${kv?}"; done
     if [ "$PERF" = 1 ]; then export DOTNET_PerfMapEnabled=1 DOTNET_EnableWriteXorExecute=0; fi
