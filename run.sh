@@ -43,10 +43,6 @@ MAILDEV_PID=""
 MAIL_UI=""           # maildev's web UI when we use maildev
 PG_DATA=""           # set when we started the cluster ourselves
 
-run_pg() {
-  # initdb/pg_ctl refuse to run as root; run them as the postgres user from a directory it can read.
-  if [ "$(id -u)" -eq 0 ]; then (cd / && runuser -u postgres -- "$@"); else "$@"; fi
-}
 
 cleanup() {
   local rc=$?

@@ -125,3 +125,12 @@ new_uuid() { cat /proc/sys/kernel/random/uuid; }
 
 # True when something listens on 127.0.0.1:PORT (bash's /dev/tcp, so no extra tool is needed).
 port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# initdb/pg_ctl refuse to run as root; run them as the postgres user from a directory it can read.
+run_pg() { if [ "$(id -u)" -eq 0 ]; then (cd / && runuser -u postgres -- "$@"); else "$@"; fi; }
+
+# The first port from $1 upwards that nothing on 127.0.0.1 listens on.
+free_port() { local p="$1"; while port_in_use "$p"; do p=$((p + 1)); done; echo "$p"; }
+
+# Reads JSON on stdin and prints the string value of the (last) field named $1; for scripts without jq.
+json_field() { tr -d '\n' | sed -n "s/.*\"$1\"[[:space:]]*:[[:space:]]*\"\\([^\"]*\\)\".*/\\1/p"; }

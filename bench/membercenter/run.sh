@@ -60,7 +60,6 @@ LOGS="$WORK/logs"; mkdir -p "$LOGS"
 
 # ---------------------------------------------------------------------------------------------------
 MC_PID="" SMTP_PID="" PG_DATA=""
-run_pg() { if [ "$(id -u)" -eq 0 ]; then (cd / && runuser -u postgres -- "$@"); else "$@"; fi; }
 cleanup() {
   local rc=$?
   set +e
@@ -85,8 +84,6 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-free_port() { local p="$1"; while port_in_use "$p"; do p=$((p + 1)); done; echo "$p"; }
-json_field() { tr -d '\n' | sed -n "s/.*\"$1\"[[:space:]]*:[[:space:]]*\"\\([^\"]*\\)\".*/\\1/p"; }
 
 # ---------------------------------------------------------------------------------------------------
 log "dotnet build MemberCenter -c Release"

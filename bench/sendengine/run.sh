@@ -53,7 +53,6 @@ LOGS="$WORK/logs"; mkdir -p "$LOGS"
 
 # ---------------------------------------------------------------------------------------------------
 MC_PID="" SE_PID="" SMTP_PID="" PG_DATA="" AUX_PID=""
-run_pg() { if [ "$(id -u)" -eq 0 ]; then (cd / && runuser -u postgres -- "$@"); else "$@"; fi; }
 stop_pid() {  # PID: TERM, wait up to 10 s, then KILL
   [ -n "$1" ] || return 0
   kill -TERM "$1" 2>/dev/null || true
@@ -82,8 +81,6 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-free_port() { local p="$1"; while port_in_use "$p"; do p=$((p + 1)); done; echo "$p"; }
-json_field() { tr -d '\n' | sed -n "s/.*\"$1\"[[:space:]]*:[[:space:]]*\"\\([^\"]*\\)\".*/\\1/p"; }
 json_num() { tr -d '\n' | sed -n "s/.*\"$1\"[[:space:]]*:[[:space:]]*\\([0-9]*\\).*/\\1/p"; }
 
 # ---------------------------------------------------------------------------------------------------
@@ -212,7 +209,7 @@ start_se() {  # LABEL
     export Smtp__Host=127.0.0.1 Smtp__Port="$SMTP_PORT" Smtp__UseTls=false Smtp__FromAddress=newsletter@bench.local
     export Delivery__Concurrency="$CONNECTIONS"
     # Production refuses an unauthenticated ESP webhook; the bench does not use it, so any secret token will do.
-    export TencentSes__Webhook__Verification=Token TencentSes__Webhook__SecretToken="bench-$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+    export TencentSes__Webhook__Verification=Token TencentSes__Webhook__SecretToken="bench-$SE_CLIENT_SECRET"
     export Serilog__MinimumLevel__Default=Warning Serilog__MinimumLevel__Override__SendEngine=Information
     for kv in "${SE_ENV[@]}"; do export "${kv?}"; done
     if [ "$PERF" = 1 ]; then export DOTNET_PerfMapEnabled=1 DOTNET_EnableWriteXorExecute=0; fi

@@ -5,6 +5,8 @@
 # everything it started. Usage: bench/webhook/run.sh [--duration 30s] [--connections 32] [--threads 2] [--warmup 10s]
 set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"; ROOT="$(cd "$HERE/../.." && pwd)"
+# shellcheck source=scripts/lib.sh
+source "$ROOT/scripts/lib.sh"   # run_pg; this script keeps its own log and free_port below
 DURATION=30s; CONNECTIONS=32; THREADS=2; WARMUP=10s
 while [ $# -gt 0 ]; do case "$1" in
   --duration) DURATION="$2"; shift 2;; --connections) CONNECTIONS="$2"; shift 2;;
@@ -13,7 +15,6 @@ log() { echo "[$(date -u +%H:%M:%S)] $*" >&2; }
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
 PG_BIN="$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)"
 WORK="$(mktemp -d /tmp/webhook-bench.XXXXXX)"; chmod 755 "$WORK"
-run_pg() { if [ "$(id -u)" -eq 0 ]; then (cd / && runuser -u postgres -- "$@"); else "$@"; fi; }
 SE_PID=""; PG_DATA=""
 cleanup() {
   trap - EXIT INT TERM
