@@ -175,6 +175,9 @@ public sealed class AuthAndApiTests(StackFixture stack)
         using var retry = await PostJobAsync(token, Valid(tenant), key);
         var b = await StackFixture.ReadAsync<SendJobResponse>(retry, HttpStatusCode.OK);
         Assert.Equal(a.Id, b.Id);
+        // The same key for different content is refused, not silently answered with the first job.
+        using var reused = await PostJobAsync(token, Valid(tenant) with { Subject = "Something else" }, key);
+        await AssertProblemAsync(reused, HttpStatusCode.UnprocessableEntity);
         using var other = await PostJobAsync(token, Valid(tenant));
         var c = await StackFixture.ReadAsync<SendJobResponse>(other, HttpStatusCode.Created);
 

@@ -106,7 +106,9 @@ public static partial class SendJobsApi
 
         if (idempotencyKey is { Length: > 0 } && await FindByKeyAsync(db, tenantId, idempotencyKey, ct) is { } existing)
         {
-            return TypedResults.Ok(await ToResponseAsync(db, existing, ct));
+            return SameContent(existing, listId, request)
+                ? TypedResults.Ok(await ToResponseAsync(db, existing, ct))
+                : IdempotencyKeyReused();
         }
         try
         {
@@ -144,7 +146,7 @@ public static partial class SendJobsApi
             // A concurrent request with the same key won.
             db.ChangeTracker.Clear();
             var winner = await FindByKeyAsync(db, tenantId, job.IdempotencyKey, ct);
-            return TypedResults.Ok(await ToResponseAsync(db, winner!, ct));
+            return SameContent(winner!, listId, request) ? TypedResults.Ok(await ToResponseAsync(db, winner!, ct)) : IdempotencyKeyReused();
         }
 
         // A crash between the insert and this line leaves a scheduled job without a Hangfire job; SendJobWatchdog picks it up.
@@ -244,6 +246,21 @@ public static partial class SendJobsApi
         var items = rows.Select(r => new SendJobRecipientResponse(r.Email, r.Status, r.Attempts, r.MessageId, r.Detail, r.SentAt, r.UpdatedAt)).ToList();
         return TypedResults.Ok(new SendJobRecipientPage(items, rows.Count == size ? rows[^1].Id.ToString(CultureInfo.InvariantCulture) : null));
     }
+
+    /// <summary>
+    /// Whether a retried create carries the job's content. scheduled_at is left out: "now" (absent or past) resolves to
+    /// a different instant on every retry.
+    /// </summary>
+    private static bool SameContent(SendJob job, Guid listId, CreateSendJobRequest request) =>
+        job.ListId == listId
+        && job.Subject == request.Subject
+        && job.BodyHtml == (string.IsNullOrWhiteSpace(request.BodyHtml) ? null : request.BodyHtml)
+        && job.BodyText == (string.IsNullOrWhiteSpace(request.BodyText) ? null : request.BodyText)
+        && (request.Name?.Trim() is not { Length: > 0 } name || job.Name == name);
+
+    // Stripe-style: the same key with another request is the caller's bug, never a silent second meaning.
+    private static ProblemHttpResult IdempotencyKeyReused() => TypedResults.Problem(statusCode: 422, title: "Idempotency-Key reused",
+        detail: "This Idempotency-Key was already used for a send job with different content; use a new key for a new job.");
 
     private static Task<SendJob?> FindByKeyAsync(SendEngineDbContext db, Guid tenantId, string key, CancellationToken ct) =>
         db.SendJobs.AsNoTracking().FirstOrDefaultAsync(j => j.TenantId == tenantId && j.IdempotencyKey == key, ct);
