@@ -46,8 +46,10 @@ public static class HangfireExtensions
             {
                 SchemaName = "hangfire",
                 PrepareSchemaIfNecessary = true,
-                // LISTEN/NOTIFY wakes workers when a job is enqueued instead of waiting for the next poll.
-                EnableLongPolling = true,
+                // No LISTEN/NOTIFY long polling: when its listener connection drops, enqueued jobs stay stuck until the
+                // invisibility timeout (Hangfire.PostgreSql issue #410, seen here as a send job that never started).
+                // A 1 s poll costs one cheap query per worker per second and always recovers.
+                EnableLongPolling = false,
                 QueuePollInterval = TimeSpan.FromSeconds(1),
                 UseSlidingInvisibilityTimeout = true,
                 InvisibilityTimeout = o.InvisibilityTimeout,
