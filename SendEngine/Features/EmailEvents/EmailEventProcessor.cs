@@ -117,7 +117,11 @@ public sealed partial class EmailEventProcessor(
                 await tx.ReleaseAsync("ev", ct);
                 done.Add((row, outcome));
             }
-            catch (Exception ex) when (ex is MemberCenterException or HttpRequestException or TaskCanceledException && !ct.IsCancellationRequested)
+            // A PostgreSQL error raised by one event's effects (the server said no; the connection is fine) is that
+            // event's failure too: rolled back to its savepoint and retried with backoff, so one bad row cannot block
+            // the whole queue. A lost connection (NpgsqlException without a server error) still fails the batch.
+            catch (Exception ex) when (ex is MemberCenterException or HttpRequestException or PostgresException or TaskCanceledException
+                                       && !ct.IsCancellationRequested)
             {
                 await tx.RollbackAsync("ev", ct);
                 var attempts = row.Attempts + 1;
