@@ -1,6 +1,6 @@
-using System.Security.Claims;
 using Microsoft.AspNetCore.Authorization;
 using Newsletter.Contracts;
+using Newsletter.ServiceDefaults;
 using OpenIddict.Abstractions;
 using OpenIddict.Validation.AspNetCore;
 
@@ -37,9 +37,6 @@ public static class Policies
         policy.RequireAssertion(ctx =>
             ctx.User.HasScope(scope)
             && ctx.User.GetAudiences().Contains(audience)
-            && (!tenant || Guid.TryParse(ctx.User.FindFirst(ClaimNames.TenantId)?.Value, out _)));
+            && (!tenant || ctx.User.HasTenant()));
     }
-
-    /// <summary>The caller's tenant; only called behind a tenant policy, which guarantees the claim.</summary>
-    public static Guid TenantId(this ClaimsPrincipal user) => Guid.Parse(user.FindFirst(ClaimNames.TenantId)!.Value);
 }

@@ -1,7 +1,7 @@
 using System.ComponentModel.DataAnnotations;
-using System.Security.Claims;
 using Microsoft.AspNetCore.Authorization;
 using Newsletter.Contracts;
+using Newsletter.ServiceDefaults;
 using OpenIddict.Abstractions;
 using OpenIddict.Validation.AspNetCore;
 
@@ -68,9 +68,6 @@ public static class AuthExtensions
     {
         policy.AddAuthenticationSchemes(OpenIddictValidationAspNetCoreDefaults.AuthenticationScheme);
         policy.RequireAuthenticatedUser();
-        policy.RequireAssertion(ctx => ctx.User.HasScope(scope) && Guid.TryParse(ctx.User.FindFirst(ClaimNames.TenantId)?.Value, out _));
+        policy.RequireAssertion(ctx => ctx.User.HasScope(scope) && ctx.User.HasTenant());
     }
-
-    /// <summary>The caller's tenant; only called behind a policy, which guarantees the claim.</summary>
-    public static Guid TenantId(this ClaimsPrincipal user) => Guid.Parse(user.FindFirst(ClaimNames.TenantId)!.Value);
 }

@@ -133,7 +133,7 @@ public sealed class AuthAndApiTests(StackFixture stack)
             Assert.Equal(HttpStatusCode.Created, rotate.StatusCode);
         }
         var token = await stack.SendTokenAsync(tenant);
-        var kid = JsonDocument.Parse(Base64UrlDecode(token.Split('.')[0])).RootElement.GetProperty("kid").GetString();
+        var kid = JsonDocument.Parse(System.Buffers.Text.Base64Url.DecodeFromChars(token.Split('.')[0])).RootElement.GetProperty("kid").GetString();
         var newest = JsonDocument.Parse(await admin.GetStringAsync("admin/signing-keys")).RootElement.EnumerateArray()
             .Where(k => k.GetProperty("state").GetString() == "signing").Select(k => k.GetProperty("key_id").GetString()).ToList();
         Assert.Contains(kid, newest);
@@ -224,11 +224,5 @@ public sealed class AuthAndApiTests(StackFixture stack)
         Assert.Equal(HttpStatusCode.OK, live.StatusCode);
         using var ready = await se.GetAsync("health/ready");
         Assert.Equal(HttpStatusCode.OK, ready.StatusCode);
-    }
-
-    private static byte[] Base64UrlDecode(string s)
-    {
-        s = s.Replace('-', '+').Replace('_', '/');
-        return Convert.FromBase64String(s.PadRight(s.Length + ((4 - (s.Length % 4)) % 4), '='));
     }
 }

@@ -1,3 +1,4 @@
+using System.Buffers.Text;
 using System.Security.Cryptography;
 using MemberCenter.Data;
 using Microsoft.EntityFrameworkCore;
@@ -10,9 +11,7 @@ namespace MemberCenter.Features.Auth;
 public sealed class ApiClientRegistry(MemberCenterDbContext db, IOpenIddictApplicationManager applications, TimeProvider clock)
 {
     /// <summary>256 bits from the CSPRNG, base64url: what a generated client secret looks like.</summary>
-    public static string NewSecret() => Base64Url(RandomNumberGenerator.GetBytes(32));
-
-    public static string Base64Url(byte[] bytes) => Convert.ToBase64String(bytes).TrimEnd('=').Replace('+', '-').Replace('/', '_');
+    public static string NewSecret() => Base64Url.EncodeToString(RandomNumberGenerator.GetBytes(32));
 
     public async Task<ApiClient> CreateAsync(string clientId, Guid? tenantId, string usage, string name, string secret, CancellationToken ct)
     {
