@@ -9,32 +9,42 @@ namespace SendEngine.Extensions;
 
 /// <summary>
 /// Fetches Member Center's JWKS again when a token names a <c>kid</c> the cached configuration does not have
-/// (a key rotated in since the last fetch), at most once per <see cref="MinInterval"/> so forged kids cannot
-/// make Send Engine hammer Member Center. OpenIddict's own configuration refresh is periodic only.
+/// (a key rotated in since the last fetch). OpenIddict's own configuration refresh is periodic only.
+/// Fetches start at most once per <see cref="MinInterval"/> so forged kids cannot make Send Engine hammer Member
+/// Center; a token that arrives during that interval waits for the next fetch instead of being refused with stale
+/// keys (a forged kid just before a real rotation must not lock the rotated key out), and every token waiting at
+/// the time shares that one fetch.
 /// </summary>
 public sealed partial class JwksRefresher(IHttpClientFactory factory, IOptions<AuthOptions> options, TimeProvider clock, ILogger<JwksRefresher> logger)
 {
     public const string HttpClientName = "jwks";
-    public static readonly TimeSpan MinInterval = TimeSpan.FromSeconds(10);
+    public static readonly TimeSpan MinInterval = TimeSpan.FromSeconds(1);
 
     private readonly SemaphoreSlim _lock = new(1, 1);
     private IReadOnlyList<SecurityKey> _keys = [];
-    private DateTimeOffset _fetchedAt = DateTimeOffset.MinValue;
+    private DateTimeOffset _fetchStartedAt = DateTimeOffset.MinValue;
 
     public async Task<IReadOnlyList<SecurityKey>> KeysForAsync(string kid, CancellationToken ct)
     {
-        if (_keys.Any(k => k.KeyId == kid) || clock.GetUtcNow() - _fetchedAt < MinInterval)
+        var arrived = clock.GetUtcNow();
+        if (_keys.Any(k => k.KeyId == kid))
         {
             return _keys;
         }
         await _lock.WaitAsync(ct);
         try
         {
-            if (_keys.Any(k => k.KeyId == kid) || clock.GetUtcNow() - _fetchedAt < MinInterval)
+            // A fetch that started after this token arrived has seen every key Member Center published before it.
+            if (_keys.Any(k => k.KeyId == kid) || _fetchStartedAt >= arrived)
             {
                 return _keys;
             }
-            _fetchedAt = clock.GetUtcNow();
+            var wait = _fetchStartedAt + MinInterval - clock.GetUtcNow();
+            if (wait > TimeSpan.Zero)
+            {
+                await Task.Delay(wait, clock, ct);
+            }
+            _fetchStartedAt = clock.GetUtcNow();
             using var http = factory.CreateClient(HttpClientName);
             http.Timeout = TimeSpan.FromSeconds(10);
             var issuer = options.Value.Issuer.TrimEnd('/') + "/";

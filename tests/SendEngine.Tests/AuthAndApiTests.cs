@@ -127,6 +127,12 @@ public sealed class AuthAndApiTests(StackFixture stack)
         {
             Assert.Equal(HttpStatusCode.Created, before.StatusCode);
         }
+        // A forged kid just before the rotation makes Send Engine fetch the JWKS; that fetch must not keep the
+        // rotated key out for the throttle interval.
+        using (var forged = await Post(new TokenForge(stack).Mint(TokenForge.StrangerKey(), tenant.TenantId)))
+        {
+            Assert.Equal(HttpStatusCode.Unauthorized, forged.StatusCode);
+        }
         using var admin = stack.MemberCenterAdminClient(await stack.TokenAsync(stack.AdminClientId, stack.AdminClientSecret));
         using (var rotate = await admin.PostAsync("admin/signing-keys/rotate?immediately=true", null))
         {

@@ -1,11 +1,15 @@
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Mvc.Testing;
+using Microsoft.Extensions.DependencyInjection;
+using Serilog.Core;
 
 namespace SendEngine.Tests;
 
 /// <summary>The real Member Center, configured through settings (no environment variables: several hosts share the process).</summary>
 public sealed class MemberCenterFactory(IReadOnlyDictionary<string, string?> settings) : WebApplicationFactory<MemberCenter.Program>
 {
+    private const string HostName = "member-center";
+
     protected override void ConfigureWebHost(IWebHostBuilder builder)
     {
         builder.UseEnvironment("Development");
@@ -13,11 +17,14 @@ public sealed class MemberCenterFactory(IReadOnlyDictionary<string, string?> set
         {
             builder.UseSetting(key, value);
         }
+        builder.ConfigureServices(s => s.AddSingleton<ILogEventSink>(new ServiceLogs(HostName)));
     }
 }
 
 public sealed class SendEngineFactory(IReadOnlyDictionary<string, string?> settings) : WebApplicationFactory<SendEngine.Program>
 {
+    private const string HostName = "send-engine";
+
     protected override void ConfigureWebHost(IWebHostBuilder builder)
     {
         builder.UseEnvironment("Development");
@@ -25,5 +32,6 @@ public sealed class SendEngineFactory(IReadOnlyDictionary<string, string?> setti
         {
             builder.UseSetting(key, value);
         }
+        builder.ConfigureServices(s => s.AddSingleton<ILogEventSink>(new ServiceLogs(HostName)));
     }
 }

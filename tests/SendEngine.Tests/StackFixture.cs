@@ -217,7 +217,7 @@ public sealed class StackFixture : IAsyncLifetime
             }
             await Task.Delay(200);
         }
-        throw new TimeoutException($"send job {id} did not reach the expected state within {limit}; last: {last}");
+        throw new TimeoutException($"send job {id} did not reach the expected state within {limit}; last: {last}\nRecent service warnings:\n{ServiceLogs.Dump()}");
     }
 
     public static string UniqueDomain() => $"t{Guid.NewGuid():N}".Substring(0, 12) + ".example";
