@@ -2,7 +2,9 @@ using System.ComponentModel.DataAnnotations;
 using System.Security.Cryptography;
 using System.Text;
 using Hangfire;
+using Hangfire.AspNetCore;
 using Hangfire.PostgreSql;
+using Hangfire.PostgreSql.Factories;
 using Microsoft.Extensions.Options;
 
 namespace SendEngine.Extensions;
@@ -38,22 +40,28 @@ public static class HangfireExtensions
         services.AddOptions<HangfireOptions>().BindConfiguration(HangfireOptions.Section).ValidateDataAnnotations().ValidateOnStart();
         var o = builder.Configuration.GetSection(HangfireOptions.Section).Get<HangfireOptions>() ?? new HangfireOptions();
         var connectionString = builder.Configuration.GetConnectionString(DataExtensions.ConnectionStringName)!;
+        var storageOptions = new PostgreSqlStorageOptions
+        {
+            SchemaName = "hangfire",
+            PrepareSchemaIfNecessary = true,
+            // No LISTEN/NOTIFY long polling: when its listener connection drops, enqueued jobs stay stuck until the
+            // invisibility timeout (Hangfire.PostgreSql issue #410, seen here as a send job that never started).
+            // A 1 s poll costs one cheap query per worker per second and always recovers.
+            EnableLongPolling = false,
+            QueuePollInterval = TimeSpan.FromSeconds(1),
+            UseSlidingInvisibilityTimeout = true,
+            InvisibilityTimeout = o.InvisibilityTimeout,
+        };
+        // The storage and the job activator are this host's own services. AddHangfire would otherwise hand out
+        // JobStorage.Current and JobActivator.Current, process-wide statics that the last host to start overwrites:
+        // with two hosts in one process (the tests) a job ran on the other host's disposed container, or against
+        // the other host's database, and never started.
+        services.AddSingleton<JobStorage>(_ => new PostgreSqlStorage(new NpgsqlConnectionFactory(connectionString, storageOptions), storageOptions));
+        services.AddSingleton<JobActivator>(sp => new AspNetCoreJobActivator(sp.GetRequiredService<IServiceScopeFactory>()));
         services.AddHangfire(c => c
             .SetDataCompatibilityLevel(CompatibilityLevel.Version_180)
             .UseSimpleAssemblyNameTypeSerializer()
-            .UseRecommendedSerializerSettings()
-            .UsePostgreSqlStorage(p => p.UseNpgsqlConnection(connectionString), new PostgreSqlStorageOptions
-            {
-                SchemaName = "hangfire",
-                PrepareSchemaIfNecessary = true,
-                // No LISTEN/NOTIFY long polling: when its listener connection drops, enqueued jobs stay stuck until the
-                // invisibility timeout (Hangfire.PostgreSql issue #410, seen here as a send job that never started).
-                // A 1 s poll costs one cheap query per worker per second and always recovers.
-                EnableLongPolling = false,
-                QueuePollInterval = TimeSpan.FromSeconds(1),
-                UseSlidingInvisibilityTimeout = true,
-                InvisibilityTimeout = o.InvisibilityTimeout,
-            }));
+            .UseRecommendedSerializerSettings());
         services.AddHangfireServer(s =>
         {
             s.WorkerCount = o.WorkerCount;
