@@ -58,6 +58,42 @@ public sealed class DeliveryTests(StackFixture stack)
     }
 
     [Fact]
+    public async Task Delivery_starts_with_the_first_snapshot_page_while_later_pages_are_still_being_read()
+    {
+        var tenant = await stack.CreateTenantAsync();
+        var domain = StackFixture.UniqueDomain();
+        var emails = Enumerable.Range(1, 3).Select(i => $"early{i}@{domain}").ToList();
+        await stack.SubscribeAsync(tenant, emails);
+        await using var gate = new GatedMemberCenter(stack.MemberCenterUrl);
+        await using var gated = stack.CreateSendEngine(await stack.Postgres.CreateDatabaseAsync("se"), new Dictionary<string, string?>
+        {
+            ["MemberCenter:BaseUrl"] = gate.Url,
+            ["MemberCenter:PageSize"] = "1",
+        });
+        using var se = gated.CreateClient();
+        se.DefaultRequestHeaders.Authorization = new("Bearer", await stack.SendTokenAsync(tenant));
+        using var created = await se.PostAsJsonAsync("api/send-jobs", new CreateSendJobRequest(null, tenant.ListId, null, "Early", null, "hi", null), StackFixture.Json);
+        var job = await StackFixture.ReadAsync<SendJobResponse>(created, HttpStatusCode.Created);
+
+        // Page 1 is in and page 2 is held at the gate: the first recipient is mailed anyway, and the job is not done.
+        var early = await StackFixture.WaitForJobAsync(se, job.Id, j => j.Counts.Sent == 1);
+        Assert.Equal(SendJobStatuses.Sending, early.Status);
+        Assert.Equal(1, early.Counts.Total);
+        Assert.NotNull(early.StartedAt);
+        Assert.True(gate.Held > 0, "the second page should be waiting at the gate");
+        Assert.Equal(SendJobStatuses.Sending, (await se.GetFromJsonAsync<SendJobResponse>($"api/send-jobs/{job.Id}", StackFixture.Json))!.Status);
+
+        gate.Open();
+        var done = await StackFixture.WaitForJobAsync(se, job.Id, j => j.Status == SendJobStatuses.Completed);
+        Assert.Equal(3, done.Counts.Total);
+        Assert.Equal(3, done.Counts.Sent);
+        foreach (var email in emails)
+        {
+            await stack.Mail.WaitForMailAsync(m => m.To.Contains(email) && m.Subject == "Early", TimeSpan.FromSeconds(30));
+        }
+    }
+
+    [Fact]
     public async Task Suppressed_and_unsubscribed_after_snapshot_addresses_are_skipped()
     {
         var tenant = await stack.CreateTenantAsync();

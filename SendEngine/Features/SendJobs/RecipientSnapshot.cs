@@ -11,11 +11,23 @@ namespace SendEngine.Features.SendJobs;
 /// Copies a list's confirmed subscribers into send_job_recipients, one Member Center page per transaction:
 /// the page is written with binary COPY and the cursor advanced in the same transaction, under a lock on the
 /// job row, so a crash or a second runner resumes after the last committed page and never copies a row twice.
+/// The first committed page moves the job to 'sending' (started_at), so delivery runs while later pages are still
+/// being read; snapshot_completed_at marks the end, before which no runner may call the job complete.
 /// </summary>
 public sealed partial class RecipientSnapshot(NpgsqlDataSource db, MemberCenterClient memberCenter, TimeProvider clock, ILogger<RecipientSnapshot> logger)
 {
-    /// <summary>Returns false when Member Center does not know the list (the job cannot run).</summary>
-    public async Task<bool> TakeAsync(Guid jobId, Guid tenantId, Guid listId, CancellationToken ct)
+    public enum Outcome
+    {
+        /// <summary>Every page is copied (now or by an earlier runner).</summary>
+        Complete,
+        /// <summary>Member Center does not know the list (deleted, or not this tenant's): the job cannot run.</summary>
+        ListNotFound,
+        /// <summary>The job was cancelled or failed meanwhile.</summary>
+        Stopped,
+    }
+
+    /// <summary>Copies the remaining pages; <paramref name="pageCommitted"/> runs after each committed page.</summary>
+    public async Task<Outcome> TakeAsync(Guid jobId, Guid tenantId, Guid listId, Action pageCommitted, CancellationToken ct)
     {
         var total = 0;
         while (true)
@@ -23,13 +35,21 @@ public sealed partial class RecipientSnapshot(NpgsqlDataSource db, MemberCenterC
             await using var conn = await db.OpenConnectionAsync(ct);
             await using var tx = await conn.BeginTransactionAsync(ct);
             Guid? cursor;
-            await using (var cmd = new NpgsqlCommand("SELECT snapshot_cursor, snapshot_completed_at IS NOT NULL FROM send_jobs WHERE id = $1 FOR UPDATE", conn, tx))
+            await using (var cmd = new NpgsqlCommand("SELECT snapshot_cursor, snapshot_completed_at IS NOT NULL, status FROM send_jobs WHERE id = $1 FOR UPDATE", conn, tx))
             {
                 cmd.Parameters.Add(new NpgsqlParameter { Value = jobId });
                 await using var reader = await cmd.ExecuteReaderAsync(ct);
-                if (!await reader.ReadAsync(ct) || reader.GetBoolean(1))
+                if (!await reader.ReadAsync(ct))
                 {
-                    return true;
+                    return Outcome.Stopped;
+                }
+                if (reader.GetBoolean(1))
+                {
+                    return Outcome.Complete;
+                }
+                if (reader.GetString(2) is not (SendJobStatuses.Queued or SendJobStatuses.Sending))
+                {
+                    return Outcome.Stopped;
                 }
                 cursor = reader.IsDBNull(0) ? null : reader.GetGuid(0);
             }
@@ -41,7 +61,7 @@ public sealed partial class RecipientSnapshot(NpgsqlDataSource db, MemberCenterC
             }
             catch (MemberCenterException ex) when (ex.Status == System.Net.HttpStatusCode.NotFound)
             {
-                return false;
+                return Outcome.ListNotFound;
             }
 
             var now = clock.GetUtcNow();
@@ -66,21 +86,25 @@ public sealed partial class RecipientSnapshot(NpgsqlDataSource db, MemberCenterC
             total += page.Items.Count;
 
             var done = page.NextCursor is null;
-            await using (var update = new NpgsqlCommand(done
-                ? "UPDATE send_jobs SET snapshot_completed_at = $2, started_at = COALESCE(started_at, $2), status = CASE WHEN status = 'queued' THEN $3 ELSE status END WHERE id = $1"
-                : "UPDATE send_jobs SET snapshot_cursor = $4 WHERE id = $1", conn, tx))
+            await using (var update = new NpgsqlCommand("""
+                UPDATE send_jobs SET snapshot_cursor = $4, snapshot_completed_at = CASE WHEN $5 THEN $2 END,
+                    started_at = COALESCE(started_at, $2), status = CASE WHEN status = 'queued' THEN $3 ELSE status END
+                WHERE id = $1
+                """, conn, tx))
             {
                 update.Parameters.Add(new NpgsqlParameter { Value = jobId, NpgsqlDbType = NpgsqlDbType.Uuid });
                 update.Parameters.Add(new NpgsqlParameter { Value = now, NpgsqlDbType = NpgsqlDbType.TimestampTz });
                 update.Parameters.Add(new NpgsqlParameter { Value = SendJobStatuses.Sending, NpgsqlDbType = NpgsqlDbType.Varchar });
                 update.Parameters.Add(new NpgsqlParameter { Value = done ? DBNull.Value : Guid.Parse(page.NextCursor!), NpgsqlDbType = NpgsqlDbType.Uuid });
+                update.Parameters.Add(new NpgsqlParameter { Value = done, NpgsqlDbType = NpgsqlDbType.Boolean });
                 await update.ExecuteNonQueryAsync(ct);
             }
             await tx.CommitAsync(ct);
+            pageCommitted();
             if (done)
             {
                 LogSnapshotDone(logger, jobId, total);
-                return true;
+                return Outcome.Complete;
             }
         }
     }

@@ -62,27 +62,74 @@ public sealed partial class SendJobRunner(
             }
             await Task.Delay(early, clock, cancellationToken);
         }
-        if (!job.SnapshotDone)
+        if (job.SnapshotDone)
         {
-            await Sql.ExecuteAsync(db, "UPDATE send_jobs SET status = 'queued' WHERE id = $1 AND status = 'scheduled'", cancellationToken, jobId);
-            LogSnapshotStarting(logger, jobId);
-            if (!await snapshot.TakeAsync(jobId, job.TenantId, job.ListId, cancellationToken))
-            {
-                await FailAsync(jobId, "The list does not exist at Member Center (deleted, or not this tenant's).", CancellationToken.None);
-                return;
-            }
+            await DeliverCoreAsync(jobId, null, cancellationToken);
+            return;
+        }
+        await Sql.ExecuteAsync(db, "UPDATE send_jobs SET status = 'queued' WHERE id = $1 AND status = 'scheduled'", cancellationToken, jobId);
+        LogSnapshotStarting(logger, jobId);
+        // Delivery starts as soon as the first page is committed and runs alongside the rest of the snapshot, so the
+        // first message does not wait for a whole large list to be copied.
+        var progress = new SnapshotProgress(clock);
+        using var deliveryStop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        var snapshotTask = TakeSnapshotAsync(job, progress, cancellationToken);
+        await Task.WhenAny(progress.FirstPage, snapshotTask);
+        var delivery = Task.CompletedTask;
+        if (progress.FirstPage.IsCompleted)
+        {
             for (var i = 1; i < jobOptions.Value.Runners; i++)
             {
                 jobs.Enqueue<SendJobRunner>(r => r.DeliverAsync(jobId, CancellationToken.None));
             }
+            delivery = DeliverCoreAsync(jobId, progress, deliveryStop.Token);
         }
-        await DeliverAsync(jobId, cancellationToken);
+        RecipientSnapshot.Outcome outcome;
+        try
+        {
+            outcome = await snapshotTask;
+        }
+        catch
+        {
+            // Stop delivering too (its in-flight messages finish and its claims are released), and let Hangfire run
+            // the job again: it resumes the snapshot at its cursor.
+            await deliveryStop.CancelAsync();
+            try
+            {
+                await delivery;
+            }
+            catch (OperationCanceledException)
+            {
+            }
+            throw;
+        }
+        if (outcome == RecipientSnapshot.Outcome.ListNotFound)
+        {
+            // Delivery (if a page made it in) sees the status and stops.
+            await FailAsync(jobId, "The list does not exist at Member Center (deleted, or not this tenant's).", CancellationToken.None);
+        }
+        await delivery;
+    }
+
+    private async Task<RecipientSnapshot.Outcome> TakeSnapshotAsync(JobRow job, SnapshotProgress progress, CancellationToken ct)
+    {
+        try
+        {
+            return await snapshot.TakeAsync(job.Id, job.TenantId, job.ListId, progress.PageCommitted, ct);
+        }
+        finally
+        {
+            progress.End();
+        }
     }
 
     /// <summary>Delivers the job's remaining recipients; returns when none is left, the job is cancelled or failed, or on shutdown.</summary>
     [AutomaticRetry(Attempts = 10)]
     [JobDisplayName("Deliver send job {0}")]
-    public async Task DeliverAsync(Guid jobId, CancellationToken cancellationToken)
+    public Task DeliverAsync(Guid jobId, CancellationToken cancellationToken) => DeliverCoreAsync(jobId, null, cancellationToken);
+
+    /// <param name="progress">The snapshot this process is taking for the job, if any (wakes the claim loop per page).</param>
+    private async Task DeliverCoreAsync(Guid jobId, SnapshotProgress? progress, CancellationToken cancellationToken)
     {
         var job = await LoadAsync(jobId, cancellationToken);
         if (job?.Status == SendJobStatuses.Cancelled)
@@ -110,7 +157,7 @@ public sealed partial class SendJobRunner(
         var housekeeping = Task.Run(() => HousekeepingAsync(jobId, runnerId, state, stop), CancellationToken.None);
         try
         {
-            await ClaimLoopAsync(job, runnerId, channel.Writer, state, stop.Token);
+            await ClaimLoopAsync(job, runnerId, channel.Writer, state, progress, stop.Token);
         }
         catch (OperationCanceledException) when (stop.IsCancellationRequested)
         {
@@ -142,7 +189,7 @@ public sealed partial class SendJobRunner(
         {
             var finished = await Sql.ExecuteAsync(db, """
                 UPDATE send_jobs SET status = 'completed', finished_at = $2
-                WHERE id = $1 AND status = 'sending'
+                WHERE id = $1 AND status = 'sending' AND snapshot_completed_at IS NOT NULL
                   AND NOT EXISTS (SELECT 1 FROM send_job_recipients WHERE job_id = $1 AND status IN ('pending', 'claimed', 'sending'))
                 """, CancellationToken.None, jobId, clock.GetUtcNow());
             if (finished > 0)
@@ -154,7 +201,7 @@ public sealed partial class SendJobRunner(
         cancellationToken.ThrowIfCancellationRequested();
     }
 
-    private async Task ClaimLoopAsync(JobRow job, Guid runnerId, ChannelWriter<Claimed> writer, RunState state, CancellationToken ct)
+    private async Task ClaimLoopAsync(JobRow job, Guid runnerId, ChannelWriter<Claimed> writer, RunState state, SnapshotProgress? progress, CancellationToken ct)
     {
         var o = jobOptions.Value;
         await using var conn = await db.OpenConnectionAsync(ct);
@@ -180,14 +227,26 @@ public sealed partial class SendJobRunner(
 
             if (batch.Count == 0)
             {
-                // Nothing claimable: done, or rows held by workers (ours or another runner's) or waiting for a retry.
-                await using var open = Sql.Command(conn,
-                    "SELECT EXISTS (SELECT 1 FROM send_job_recipients WHERE job_id = $1 AND status IN ('pending', 'claimed', 'sending'))", job.Id);
-                if (!(bool)(await open.ExecuteScalarAsync(ct))!)
+                // Nothing claimable: done, or rows held by workers (ours or another runner's), waiting for a retry, or
+                // not yet copied by the snapshot.
+                await using (var open = Sql.Command(conn, """
+                    SELECT EXISTS (SELECT 1 FROM send_job_recipients WHERE job_id = $1 AND status IN ('pending', 'claimed', 'sending'))
+                        OR EXISTS (SELECT 1 FROM send_jobs WHERE id = $1 AND snapshot_completed_at IS NULL)
+                    """, job.Id))
                 {
-                    return;
+                    if (!(bool)(await open.ExecuteScalarAsync(ct))!)
+                    {
+                        return;
+                    }
                 }
-                await Task.Delay(o.PollInterval, clock, ct);
+                if (progress is { Ended: false })
+                {
+                    await progress.NextPageAsync(o.PollInterval, ct);
+                }
+                else
+                {
+                    await Task.Delay(o.PollInterval, clock, ct);
+                }
                 continue;
             }
 
@@ -615,6 +674,36 @@ public sealed partial class SendJobRunner(
             QueueProcessingOrder = QueueProcessingOrder.OldestFirst,
             AutoReplenishment = true,
         });
+    }
+
+    /// <summary>Signals from the snapshot taken in this process to its delivery: first page in, each page, the end.</summary>
+    private sealed class SnapshotProgress(TimeProvider clock)
+    {
+        private readonly TaskCompletionSource _first = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        private TaskCompletionSource _page = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        public Task FirstPage => _first.Task;
+
+        public bool Ended { get; private set; }
+
+        public void PageCommitted()
+        {
+            _first.TrySetResult();
+            Interlocked.Exchange(ref _page, new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously)).TrySetResult();
+        }
+
+        public void End()
+        {
+            Ended = true;
+            Interlocked.Exchange(ref _page, new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously)).TrySetResult();
+        }
+
+        /// <summary>Waits for the next committed page, at most <paramref name="max"/>.</summary>
+        public async Task NextPageAsync(TimeSpan max, CancellationToken ct)
+        {
+            await Task.WhenAny(Volatile.Read(ref _page).Task, Task.Delay(max, clock, ct));
+            ct.ThrowIfCancellationRequested();
+        }
     }
 
     private sealed class RunState
