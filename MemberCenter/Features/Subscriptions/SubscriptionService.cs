@@ -164,11 +164,40 @@ public sealed class SubscriptionService(
     }
 
     /// <summary>Mints unsubscribe tokens for many subscriptions at once (recipient pages for Send Engine).</summary>
+    /// <summary>
+    /// Unsubscribe tokens for a page of Send Engine recipients (up to 5,000 per call), inserted with one statement:
+    /// a snapshot of a large list issues one per recipient, and EF's batched inserts were most of its time.
+    /// </summary>
     public async Task<Dictionary<Guid, string>> IssueUnsubscribeTokensAsync(IReadOnlyCollection<Guid> subscriptionIds, CancellationToken ct)
     {
         var now = clock.GetUtcNow();
-        var tokens = subscriptionIds.ToDictionary(id => id, id => AddToken(id, TokenPurpose.Unsubscribe, options.Value.UnsubscribeTokenLifetime, now).Token);
-        await db.SaveChangesAsync(ct);
+        var tokens = new Dictionary<Guid, string>(subscriptionIds.Count);
+        var ids = new Guid[subscriptionIds.Count];
+        var hashes = new byte[subscriptionIds.Count][];
+        var i = 0;
+        foreach (var subscriptionId in subscriptionIds)
+        {
+            var (token, hash) = SubscriptionTokens.New();
+            tokens[subscriptionId] = token;
+            ids[i] = subscriptionId;
+            hashes[i++] = hash;
+        }
+        if (ids.Length == 0)
+        {
+            return tokens;
+        }
+        await using var command = dataSource.CreateCommand("""
+            INSERT INTO subscription_tokens (id, subscription_id, purpose, hash, created_at, expires_at)
+            SELECT t.id, t.subscription_id, $3, t.hash, $4, $5
+            FROM unnest($6::uuid[], $1::uuid[], $2::bytea[]) AS t(id, subscription_id, hash)
+            """);
+        command.Parameters.Add(new NpgsqlParameter { Value = ids });
+        command.Parameters.Add(new NpgsqlParameter { Value = hashes });
+        command.Parameters.Add(new NpgsqlParameter { Value = (int)TokenPurpose.Unsubscribe });
+        command.Parameters.Add(new NpgsqlParameter { Value = now });
+        command.Parameters.Add(new NpgsqlParameter { Value = now + options.Value.UnsubscribeTokenLifetime });
+        command.Parameters.Add(new NpgsqlParameter { Value = ids.Select(_ => Guid.CreateVersion7(now)).ToArray() });
+        await command.ExecuteNonQueryAsync(ct);
         return tokens;
     }
 
