@@ -117,7 +117,8 @@ public sealed class DeliveryTests(StackFixture stack)
         await StackFixture.WaitForJobAsync(se, job.Id, j => j.Counts.Sent >= 1);
         var pending = await se.GetFromJsonAsync<SendJobRecipientPage>($"api/send-jobs/{job.Id}/recipients?status=pending", StackFixture.Json);
         // The last address still waiting, other than the suppressed one (which also waits until its turn).
-        var late = pending!.Items.Select(r => r.Email).Last(e => !e.Equals(emails[0], StringComparison.OrdinalIgnoreCase));
+        var late = pending!.Items.Select(r => r.Email).LastOrDefault(e => !e.Equals(emails[0], StringComparison.OrdinalIgnoreCase))
+            ?? throw new InvalidOperationException("no pending recipient left: " + await se.GetStringAsync($"api/send-jobs/{job.Id}/recipients"));
         await stack.UnsubscribeAsync(tenant, late);
 
         var done = await StackFixture.WaitForJobAsync(se, job.Id, j => j.Status == SendJobStatuses.Completed);

@@ -43,6 +43,15 @@ public sealed class DeliveryOptions
     [Range(1, 256)]
     public int Concurrency { get; set; } = 8;
 
+    /// <summary>
+    /// Recipients a connection marks 'sending' in one database round trip, whose results are then recorded together
+    /// with the next group's marks. 1 leaves at most one recipient per connection with an unknown outcome after a crash
+    /// (recorded failed, never mailed twice) at one round trip per message; N trades up to N such recipients per
+    /// connection for N times fewer round trips. Groups only take recipients that are ready and within the rate limit.
+    /// </summary>
+    [Range(1, 100)]
+    public int GroupSize { get; set; } = 1;
+
     /// <summary>Messages per second per runner; 0 means no limit.</summary>
     [Range(0, 1_000_000)]
     public double MessagesPerSecond { get; set; }

@@ -6,6 +6,7 @@ using Microsoft.Extensions.Options;
 using Newsletter.Contracts;
 using Newsletter.ServiceDefaults.Mail;
 using Npgsql;
+using NpgsqlTypes;
 using SendEngine.Features.Delivery;
 using SendEngine.Features.MemberCenter;
 using SendEngine.Features.Suppressions;
@@ -341,84 +342,81 @@ public sealed partial class SendJobRunner(
         await using var session = transports.For(job.TenantId).OpenSession();
         await using var conn = await db.OpenConnectionAsync(CancellationToken.None);
         // A Send Engine crash loses nothing committed; only a PostgreSQL crash could lose the last few hundred ms
-        // of updates (re-sending those rows). One fsync per message would cap throughput far below the SMTP rate.
+        // of updates (re-sending those rows). One fsync per round trip would cap throughput far below the SMTP rate.
         await Sql.ExecuteAsync(conn, "SET synchronous_commit TO off", CancellationToken.None);
         var o = jobOptions.Value;
+        var groupSize = deliveryOptions.Value.GroupSize;
         await using var sql = new WorkerStatements(conn, runnerId);
-        // A row already marked 'sending' (committed together with the previous row's result): it must be sent now.
-        Claimed? marked = null;
+        var results = new List<AttemptResult>(groupSize);
+        var candidates = new List<Claimed>(groupSize);
         try
         {
             while (true)
             {
-                var r = marked;
-                marked = null;
-                if (r is null)
+                // The next group: one recipient (waiting for it after recording what is done), then whatever else is
+                // ready right now, as long as the rate limit allows sending it now too.
+                candidates.Clear();
+                if (!reader.TryRead(out var first))
                 {
-                    if (!await reader.WaitToReadAsync(stop.Token))
+                    await sql.RecordAsync(results, clock.GetUtcNow());
+                    if (!await reader.WaitToReadAsync(stop.Token) || !reader.TryRead(out first))
                     {
-                        break;
-                    }
-                    if (!reader.TryRead(out r))
-                    {
+                        if (reader.Completion.IsCompleted)
+                        {
+                            break;
+                        }
                         continue;
                     }
+                }
+                if (limiter is not null)
+                {
+                    using var now = limiter.AttemptAcquire(1);
+                    if (!now.IsAcquired)
+                    {
+                        // Record what is done before waiting for the rate limit, not a whole interval later.
+                        await sql.RecordAsync(results, clock.GetUtcNow());
+                        using var later = await limiter.AcquireAsync(1, stop.Token);
+                    }
+                }
+                candidates.Add(first);
+                while (candidates.Count < groupSize && reader.TryPeek(out _))
+                {
                     if (limiter is not null)
                     {
-                        using var lease = await limiter.AcquireAsync(1, stop.Token);
+                        using var lease = limiter.AttemptAcquire(1);
+                        if (!lease.IsAcquired)
+                        {
+                            break;
+                        }
                     }
-                    // The durable "attempt started" record; fails if our lease was lost (another runner took the row).
-                    if (!await sql.ExecuteAsync(null, r, clock.GetUtcNow(), o))
+                    if (reader.TryRead(out var more))
                     {
-                        continue;
+                        candidates.Add(more);
                     }
                 }
 
-                DeliveryResult result;
-                string? messageId = null;
-                try
+                // One round trip: the previous group's results and this group's 'sending' marks, the durable record
+                // that their attempts started (a row whose lease was lost to another runner does not come back).
+                var marked = await sql.RecordAndMarkAsync(results, candidates, clock.GetUtcNow(), o.Lease);
+                for (var i = 0; i < marked.Count; i++)
                 {
-                    var data = new MergeData(r.Email, r.UnsubscribeUrl,
-                        JsonSerializer.Deserialize<Dictionary<string, JsonElement>>(r.Preferences) ?? []);
-                    var (message, id) = composer.Compose(data);
-                    messageId = id;
-                    // Not cancelled by stop: the transaction in flight completes and is recorded.
-                    result = await session.SendAsync(message, CancellationToken.None);
-                }
-                catch (Exception ex) when (ex is FormatException or MimeKit.ParseException or JsonException)
-                {
-                    result = new DeliveryResult(DeliveryOutcome.Permanent, "invalid message: " + ex.Message);
-                }
-                var outcome = Outcome(r, messageId, result, state);
-                if (result.Outcome == DeliveryOutcome.Sent)
-                {
-                    state.RegisterSuccess();
-                }
-                else if (result.Outcome == DeliveryOutcome.Transient && state.RegisterFailure(o.MaxConsecutiveFailures, result.Detail))
-                {
-                    LogTooManyFailures(logger, job.Id, o.MaxConsecutiveFailures, result.Detail);
-                    await stop.CancelAsync();
-                }
-
-                // One round trip per message: this row's result and, when the next row is already waiting (and the
-                // rate limit allows it now), that row's 'sending' mark, committed together before its SMTP transaction.
-                // At most one row per connection is ever in 'sending', as with separate statements.
-                Claimed? next = null;
-                RateLimitLease? nextLease = null;
-                if (!stop.IsCancellationRequested && reader.TryPeek(out _))
-                {
-                    nextLease = limiter?.AttemptAcquire(1);
-                    if (nextLease is null || nextLease.IsAcquired)
+                    if (stop.IsCancellationRequested)
                     {
-                        reader.TryRead(out next);
+                        // Stopping: the rest of the group was never attempted and goes back to the runner's claims.
+                        await sql.UnmarkAsync(marked.Skip(i).Select(r => r.Id).ToArray());
+                        break;
                     }
-                }
-                using (nextLease)
-                {
-                    var nextMarked = await sql.ExecuteAsync(outcome, next, clock.GetUtcNow(), o);
-                    if (next is not null && nextMarked)
+                    var r = marked[i];
+                    var (messageId, result) = await SendOneAsync(r, composer, session);
+                    results.Add(Outcome(r, messageId, result, state));
+                    if (result.Outcome == DeliveryOutcome.Sent)
                     {
-                        marked = next;
+                        state.RegisterSuccess();
+                    }
+                    else if (result.Outcome == DeliveryOutcome.Transient && state.RegisterFailure(o.MaxConsecutiveFailures, result.Detail))
+                    {
+                        LogTooManyFailures(logger, job.Id, o.MaxConsecutiveFailures, result.Detail);
+                        await stop.CancelAsync();
                     }
                 }
             }
@@ -429,16 +427,38 @@ public sealed partial class SendJobRunner(
         }
         finally
         {
-            // Pooled connections are reused without DISCARD ALL (PostgresDefaults.Tuned): the relaxed commit must not
-            // follow this connection into code that promises durability (webhook storage, the API).
             try
             {
-                await Sql.ExecuteAsync(conn, "RESET synchronous_commit", CancellationToken.None);
+                await sql.RecordAsync(results, clock.GetUtcNow());
             }
-            catch (NpgsqlException)
+            finally
             {
-                // A broken connection is not returned to the pool.
+                // Pooled connections are reused without DISCARD ALL (PostgresDefaults.Tuned): the relaxed commit must
+                // not follow this connection into code that promises durability (webhook storage, the API).
+                try
+                {
+                    await Sql.ExecuteAsync(conn, "RESET synchronous_commit", CancellationToken.None);
+                }
+                catch (NpgsqlException)
+                {
+                    // A broken connection is not returned to the pool.
+                }
             }
+        }
+    }
+
+    private static async Task<(string? MessageId, DeliveryResult Result)> SendOneAsync(Claimed r, MessageComposer composer, IDeliverySession session)
+    {
+        try
+        {
+            var data = new MergeData(r.Email, r.UnsubscribeUrl, JsonSerializer.Deserialize<Dictionary<string, JsonElement>>(r.Preferences) ?? []);
+            var (message, id) = composer.Compose(data);
+            // Not cancelled by stop: the transaction in flight completes and is recorded.
+            return (id, await session.SendAsync(message, CancellationToken.None));
+        }
+        catch (Exception ex) when (ex is FormatException or MimeKit.ParseException or JsonException)
+        {
+            return (null, new DeliveryResult(DeliveryOutcome.Permanent, "invalid message: " + ex.Message));
         }
     }
 
@@ -463,50 +483,57 @@ public sealed partial class SendJobRunner(
     }
 
     /// <summary>
-    /// A worker's two statements (record a result, mark the next row 'sending'), sent as one batch (one round trip,
-    /// one implicit transaction) on the worker's own connection and prepared once per connection.
+    /// A worker's statements on its own connection, prepared once: record a group's results (one UPDATE over
+    /// unnest'ed arrays) and mark the next group 'sending', sent together as one batch (one round trip, one implicit
+    /// transaction).
     /// </summary>
     private sealed class WorkerStatements(NpgsqlConnection conn, Guid runnerId) : IAsyncDisposable
     {
-        // $1 id, $2 status, $3 message_id, $4 detail, $5 now, $6 next_attempt_at (NULL unless retried).
-        private const string RecordSql = """
-            UPDATE send_job_recipients SET status = $2, message_id = CASE WHEN $2 = 'pending' THEN message_id ELSE $3 END, detail = $4, updated_at = $5,
-                sent_at = CASE WHEN $2 = 'sent' THEN $5 ELSE sent_at END, next_attempt_at = $6, claimed_by = NULL, lease_until = NULL
-            WHERE id = $1
-            """;
-
-        // $1 id, $2 runner, $3 lease_until, $4 now.
+        // $1 ids, $2 runner, $3 lease_until, $4 now.
         private const string MarkSql = """
             UPDATE send_job_recipients SET status = 'sending', attempts = attempts + 1, lease_until = $3, updated_at = $4
-            WHERE id = $1 AND claimed_by = $2 AND status = 'claimed'
+            WHERE id = ANY($1) AND claimed_by = $2 AND status = 'claimed'
+            RETURNING id
             """;
 
-        private readonly NpgsqlBatch _recordOnly = Batch(conn, RecordSql);
-        private readonly NpgsqlBatch _markOnly = Batch(conn, MarkSql);
-        private readonly NpgsqlBatch _recordAndMark = Batch(conn, RecordSql, MarkSql);
+        // $1 ids, $2 statuses, $3 message ids, $4 details, $5 next_attempt_at (NULL unless retried), $6 now.
+        private const string RecordSql = """
+            UPDATE send_job_recipients r SET status = d.status,
+                message_id = CASE WHEN d.status = 'pending' THEN r.message_id ELSE d.message_id END, detail = d.detail, updated_at = $6,
+                sent_at = CASE WHEN d.status = 'sent' THEN $6 ELSE r.sent_at END, next_attempt_at = d.next_attempt_at,
+                claimed_by = NULL, lease_until = NULL
+            FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::timestamptz[]) AS d(id, status, message_id, detail, next_attempt_at)
+            WHERE r.id = d.id
+            """;
+
+        // The mark first, so the batch's first result set is its RETURNING.
+        private readonly NpgsqlBatch _markAndRecord = Batch(conn, runnerId, MarkSql, RecordSql);
+        private readonly NpgsqlBatch _mark = Batch(conn, runnerId, MarkSql);
+        private readonly NpgsqlBatch _record = Batch(conn, runnerId, RecordSql);
         private readonly HashSet<NpgsqlBatch> _prepared = [];
 
-        private static NpgsqlBatch Batch(NpgsqlConnection conn, params string[] statements)
+        private static NpgsqlBatch Batch(NpgsqlConnection conn, Guid runner, params string[] statements)
         {
             var batch = new NpgsqlBatch(conn);
             foreach (var text in statements)
             {
                 var cmd = new NpgsqlBatchCommand(text);
-                if (text == RecordSql)
+                var p = cmd.Parameters;
+                if (text == MarkSql)
                 {
-                    cmd.Parameters.Add(new NpgsqlParameter<long> { NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.Bigint });
-                    cmd.Parameters.Add(new NpgsqlParameter<string> { NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.Text });
-                    cmd.Parameters.Add(new NpgsqlParameter { NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.Text });
-                    cmd.Parameters.Add(new NpgsqlParameter<string> { NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.Text });
-                    cmd.Parameters.Add(new NpgsqlParameter<DateTimeOffset> { NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.TimestampTz });
-                    cmd.Parameters.Add(new NpgsqlParameter { NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.TimestampTz });
+                    p.Add(new NpgsqlParameter<long[]> { NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Bigint });
+                    p.Add(new NpgsqlParameter<Guid> { NpgsqlDbType = NpgsqlDbType.Uuid, TypedValue = runner });
+                    p.Add(new NpgsqlParameter<DateTimeOffset> { NpgsqlDbType = NpgsqlDbType.TimestampTz });
+                    p.Add(new NpgsqlParameter<DateTimeOffset> { NpgsqlDbType = NpgsqlDbType.TimestampTz });
                 }
                 else
                 {
-                    cmd.Parameters.Add(new NpgsqlParameter<long> { NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.Bigint });
-                    cmd.Parameters.Add(new NpgsqlParameter<Guid> { NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.Uuid });
-                    cmd.Parameters.Add(new NpgsqlParameter<DateTimeOffset> { NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.TimestampTz });
-                    cmd.Parameters.Add(new NpgsqlParameter<DateTimeOffset> { NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.TimestampTz });
+                    p.Add(new NpgsqlParameter<long[]> { NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Bigint });
+                    p.Add(new NpgsqlParameter<string[]> { NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Text });
+                    p.Add(new NpgsqlParameter<string?[]> { NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Text });
+                    p.Add(new NpgsqlParameter<string[]> { NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Text });
+                    p.Add(new NpgsqlParameter<DateTime?[]> { NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.TimestampTz });
+                    p.Add(new NpgsqlParameter<DateTimeOffset> { NpgsqlDbType = NpgsqlDbType.TimestampTz });
                 }
                 batch.BatchCommands.Add(cmd);
             }
@@ -515,40 +542,62 @@ public sealed partial class SendJobRunner(
 
         public async ValueTask DisposeAsync()
         {
-            await _recordOnly.DisposeAsync();
-            await _markOnly.DisposeAsync();
-            await _recordAndMark.DisposeAsync();
+            await _markAndRecord.DisposeAsync();
+            await _mark.DisposeAsync();
+            await _record.DisposeAsync();
         }
 
-        /// <summary>Records <paramref name="result"/> (if any) and marks <paramref name="next"/> 'sending' (if any); true when the mark took.</summary>
-        public async Task<bool> ExecuteAsync(AttemptResult? result, Claimed? next, DateTimeOffset now, SendJobOptions o)
+        /// <summary>Records <paramref name="results"/> (and clears the list); nothing to do when it is empty.</summary>
+        public async Task RecordAsync(List<AttemptResult> results, DateTimeOffset now)
         {
-            var batch = (result, next) switch
+            if (results.Count == 0)
             {
-                (not null, not null) => _recordAndMark,
-                (not null, null) => _recordOnly,
-                (null, not null) => _markOnly,
-                _ => throw new ArgumentException("nothing to execute"),
-            };
-            var i = 0;
-            if (result is { } a)
-            {
-                var p = batch.BatchCommands[i++].Parameters;
-                ((NpgsqlParameter<long>)p[0]).TypedValue = a.Id;
-                ((NpgsqlParameter<string>)p[1]).TypedValue = a.Status;
-                p[2].Value = (object?)a.MessageId ?? DBNull.Value;
-                ((NpgsqlParameter<string>)p[3]).TypedValue = a.Detail;
-                ((NpgsqlParameter<DateTimeOffset>)p[4]).TypedValue = now;
-                p[5].Value = a.RetryDelay is { } d ? now + d : DBNull.Value;
+                return;
             }
-            if (next is not null)
+            SetRecord(_record.BatchCommands[0], results, now);
+            await ExecuteAsync(_record, null);
+            results.Clear();
+        }
+
+        /// <summary>Records <paramref name="results"/> (and clears the list) and marks <paramref name="next"/> 'sending'; returns the rows whose mark took.</summary>
+        public async Task<List<Claimed>> RecordAndMarkAsync(List<AttemptResult> results, List<Claimed> next, DateTimeOffset now, TimeSpan lease)
+        {
+            var batch = results.Count > 0 ? _markAndRecord : _mark;
+            var mark = batch.BatchCommands[0].Parameters;
+            ((NpgsqlParameter<long[]>)mark[0]).TypedValue = next.Select(r => r.Id).ToArray();
+            ((NpgsqlParameter<DateTimeOffset>)mark[2]).TypedValue = now + lease;
+            ((NpgsqlParameter<DateTimeOffset>)mark[3]).TypedValue = now;
+            if (results.Count > 0)
             {
-                var p = batch.BatchCommands[i].Parameters;
-                ((NpgsqlParameter<long>)p[0]).TypedValue = next.Id;
-                ((NpgsqlParameter<Guid>)p[1]).TypedValue = runnerId;
-                ((NpgsqlParameter<DateTimeOffset>)p[2]).TypedValue = now + o.Lease;
-                ((NpgsqlParameter<DateTimeOffset>)p[3]).TypedValue = now;
+                SetRecord(batch.BatchCommands[1], results, now);
             }
+            var marked = new HashSet<long>();
+            await ExecuteAsync(batch, marked);
+            results.Clear();
+            return next.Where(r => marked.Contains(r.Id)).ToList();
+        }
+
+        /// <summary>Hands marked rows that were never attempted back to the runner's claims (the attempt did not happen).</summary>
+        public async Task UnmarkAsync(long[] ids)
+        {
+            await Sql.ExecuteAsync(conn, """
+                UPDATE send_job_recipients SET status = 'claimed', attempts = attempts - 1 WHERE id = ANY($1) AND claimed_by = $2 AND status = 'sending'
+                """, CancellationToken.None, ids, runnerId);
+        }
+
+        private static void SetRecord(NpgsqlBatchCommand cmd, List<AttemptResult> results, DateTimeOffset now)
+        {
+            var p = cmd.Parameters;
+            ((NpgsqlParameter<long[]>)p[0]).TypedValue = results.Select(r => r.Id).ToArray();
+            ((NpgsqlParameter<string[]>)p[1]).TypedValue = results.Select(r => r.Status).ToArray();
+            ((NpgsqlParameter<string?[]>)p[2]).TypedValue = results.Select(r => r.MessageId).ToArray();
+            ((NpgsqlParameter<string[]>)p[3]).TypedValue = results.Select(r => r.Detail).ToArray();
+            ((NpgsqlParameter<DateTime?[]>)p[4]).TypedValue = results.Select(r => r.RetryDelay is { } d ? (now + d).UtcDateTime : (DateTime?)null).ToArray();
+            ((NpgsqlParameter<DateTimeOffset>)p[5]).TypedValue = now;
+        }
+
+        private async Task ExecuteAsync(NpgsqlBatch batch, HashSet<long>? marked)
+        {
             if (_prepared.Add(batch))
             {
                 await batch.PrepareAsync(CancellationToken.None);
@@ -557,15 +606,24 @@ public sealed partial class SendJobRunner(
             {
                 try
                 {
-                    await batch.ExecuteNonQueryAsync(CancellationToken.None);
-                    break;
+                    if (marked is null)
+                    {
+                        await batch.ExecuteNonQueryAsync(CancellationToken.None);
+                        return;
+                    }
+                    marked.Clear();
+                    await using var reader = await batch.ExecuteReaderAsync(CancellationToken.None);
+                    while (await reader.ReadAsync(CancellationToken.None))
+                    {
+                        marked.Add(reader.GetInt64(0));
+                    }
+                    return;
                 }
                 catch (PostgresException ex) when (ex.SqlState is PostgresErrorCodes.DeadlockDetected or PostgresErrorCodes.SerializationFailure && attempt < 3)
                 {
-                    // The whole batch was rolled back; both statements are safe to run again.
+                    // The whole batch was rolled back; its statements are safe to run again.
                 }
             }
-            return next is null || batch.BatchCommands[i].RecordsAffected > 0;
         }
     }
 
