@@ -2,7 +2,8 @@
 # Runs the whole stack locally from a clean clone: PostgreSQL (private cluster), maildev (SMTP catcher),
 # Member Center on :7850 and Send Engine on :7860, with demo clients whose secrets live in .local/demo.env.
 #   ./run.sh           start everything, print URLs/credentials/curl commands, wait; Ctrl-C stops it all
-#   ./run.sh --check   start everything, smoke-test a token request, stop everything, exit 0 on success
+#   ./run.sh --check   start everything, run the printed demo flow for real (token, subscribe, confirm, send job,
+#                      the mail in maildev, unsubscribe), stop everything, exit 0 on success
 #                      (same as RUN_SH_EXIT_AFTER_START=1)
 # Bring your own database or SMTP server by setting ConnectionStrings__MemberCenter (and
 # ConnectionStrings__SendEngine) or Smtp__Host (and Smtp__Port); run.sh then starts none of its own.
@@ -225,16 +226,70 @@ if [ "$se_built" -eq 1 ] && [ -f SendEngine/bin/Release/net10.0/SendEngine.dll ]
   se_running=1
 fi
 
-if [ "$CHECK_ONLY" = 1 ]; then
-  code="$(curl -s -o "$LOGS/check-token.json" -w '%{http_code}' -X POST "$MC_URL/oauth/token" \
-    --data-urlencode grant_type=client_credentials \
-    --data-urlencode "client_id=$Bootstrap__AdminClientId" \
-    --data-urlencode "client_secret=$Bootstrap__AdminClientSecret")"
-  if [ "$code" != 200 ]; then
-    cat "$LOGS/check-token.json" >&2; echo >&2
-    die "smoke check failed: POST /oauth/token for $Bootstrap__AdminClientId answered $code"
+# The walk-through printed below, run for real: token, subscribe, confirm, send job, the mail in the catcher, unsubscribe.
+check_flow() {
+  local out="$LOGS/check" code body tenant_token send_token confirm job status unsub email subject
+  mkdir -p "$out"
+  email="check-$(date +%s)-$RANDOM@example.com"
+  subject="run.sh check $RANDOM$RANDOM"
+  # $1 = name, $2 = expected HTTP status, rest = curl arguments; the body is left in $out/$1.json.
+  call() {
+    local name="$1" want="$2"; shift 2
+    code="$(curl -s -o "$out/$name.json" -w '%{http_code}' "$@")"
+    if [ "$code" != "$want" ]; then
+      cat "$out/$name.json" >&2; echo >&2
+      die "check failed: $name answered $code (expected $want)"
+    fi
+    body="$(cat "$out/$name.json")"
+  }
+  token() {  # $1 client_id, $2 secret, $3 scope
+    call "token-$1" 200 -X POST "$MC_URL/oauth/token" --data-urlencode grant_type=client_credentials \
+      --data-urlencode "client_id=$1" --data-urlencode "client_secret=$2" ${3:+--data-urlencode "scope=$3"}
+    printf '%s' "$body" | json_field access_token
+  }
+  token "$Bootstrap__AdminClientId" "$Bootstrap__AdminClientSecret" "" >/dev/null
+  tenant_token="$(token "$Demo__TenantApiClientId" "$Demo__TenantApiClientSecret" "newsletter:subscriptions.read newsletter:subscriptions.write")"
+  call subscribe 200 -X POST "$MC_URL/newsletter/subscribe" -H "Authorization: Bearer $tenant_token" -H "Content-Type: application/json" \
+    -d "{\"list_id\":\"$Demo__ListId\",\"email\":\"$email\"}"
+  confirm="$(printf '%s' "$body" | json_field confirm_token)"
+  [ -n "$confirm" ] || die "check failed: subscribe answered no confirm_token: $body"
+  call confirm 200 "$MC_URL/newsletter/confirm?token=$confirm" -H "Accept: application/json"
+  log "check: subscribed and confirmed $email"
+  if [ "$se_running" = 1 ]; then
+    send_token="$(token "$Demo__SendApiClientId" "$Demo__SendApiClientSecret" "newsletter:send.write newsletter:send.read")"
+    call send-job 201 -X POST "$SE_URL/api/send-jobs" -H "Authorization: Bearer $send_token" -H "Content-Type: application/json" \
+      -d "{\"list_id\":\"$Demo__ListId\",\"subject\":\"$subject\",\"body_text\":\"Hello {{ email }}: {{ unsubscribe_url }}\"}"
+    job="$(printf '%s' "$body" | json_field id)"
+    [ -n "$job" ] || die "check failed: no job id in $body"
+    status=""
+    for _ in $(seq 1 120); do
+      call job 200 "$SE_URL/api/send-jobs/$job" -H "Authorization: Bearer $send_token"
+      status="$(printf '%s' "$body" | json_field status)"
+      [ "$status" = completed ] || [ "$status" = failed ] && break
+      sleep 0.5
+    done
+    [ "$status" = completed ] || die "check failed: send job $job is '$status' after 60 s: $body"
+    log "check: send job $job completed"
+    if [ -n "$MAIL_UI" ]; then
+      local seen=0
+      for _ in $(seq 1 40); do
+        if curl -fsS "$MAIL_UI/api/email" 2>/dev/null | grep -q "$subject"; then seen=1; break; fi
+        sleep 0.5
+      done
+      [ "$seen" = 1 ] || die "check failed: the job's mail ('$subject') did not reach maildev ($MAIL_UI)"
+      log "check: the job's mail is in maildev ($MAIL_UI)"
+    fi
   fi
-  log "check passed: services up (Send Engine: $([ "$se_running" = 1 ] && echo yes || echo "not built")), token request for $Bootstrap__AdminClientId answered 200"
+  call unsubscribe-token 200 -X POST "$MC_URL/newsletter/unsubscribe-token" -H "Authorization: Bearer $tenant_token" \
+    -H "Content-Type: application/json" -d "{\"list_id\":\"$Demo__ListId\",\"email\":\"$email\"}"
+  unsub="$(printf '%s' "$body" | json_field unsubscribe_token)"
+  call unsubscribe 200 -X POST "$MC_URL/newsletter/unsubscribe" -H "Content-Type: application/json" -d "{\"token\":\"$unsub\"}"
+  log "check: unsubscribed $email"
+}
+
+if [ "$CHECK_ONLY" = 1 ]; then
+  check_flow
+  log "check passed: the demo flow works end to end (Send Engine: $([ "$se_running" = 1 ] && echo yes || echo "not built"))"
   exit 0
 fi
 
