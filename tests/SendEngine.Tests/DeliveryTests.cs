@@ -94,6 +94,53 @@ public sealed class DeliveryTests(StackFixture stack)
     }
 
     [Fact]
+    public async Task Messages_are_dkim_signed_when_a_key_is_configured()
+    {
+        var tenant = await stack.CreateTenantAsync();
+        var email = $"signed@{StackFixture.UniqueDomain()}";
+        await stack.SubscribeAsync(tenant, [email]);
+        using var rsa = System.Security.Cryptography.RSA.Create(2048);
+        await using var signing = stack.CreateSendEngine(await stack.Postgres.CreateDatabaseAsync("se"), new Dictionary<string, string?>
+        {
+            ["Dkim:Domain"] = "sender.example",
+            ["Dkim:Selector"] = "news",
+            ["Dkim:PrivateKey"] = rsa.ExportRSAPrivateKeyPem(),
+        });
+        using var se = signing.CreateClient();
+        se.DefaultRequestHeaders.Authorization = new("Bearer", await stack.SendTokenAsync(tenant));
+        var subject = "Signed " + Guid.NewGuid().ToString("N")[..8];
+        using var created = await se.PostAsJsonAsync("api/send-jobs", new CreateSendJobRequest(null, tenant.ListId, null, subject,
+            "<p>Hi {{ email }}</p>", "Hi {{ email }}", null), StackFixture.Json);
+        var job = await StackFixture.ReadAsync<SendJobResponse>(created, HttpStatusCode.Created);
+        await StackFixture.WaitForJobAsync(se, job.Id, j => j.Status == SendJobStatuses.Completed);
+
+        var mail = await stack.Mail.WaitForMailAsync(m => m.To.Contains(email) && m.Subject == subject, TimeSpan.FromSeconds(30));
+        using var source = new MemoryStream(System.Text.Encoding.UTF8.GetBytes(await stack.Mail.GetSourceAsync(mail.Id)));
+        var message = await MimeKit.MimeMessage.LoadAsync(source);
+        var index = message.Headers.IndexOf(MimeKit.HeaderId.DkimSignature);
+        Assert.True(index >= 0, "no DKIM-Signature header");
+        var signature = message.Headers[index].Value;
+        Assert.Contains("d=sender.example", signature, StringComparison.Ordinal);
+        Assert.Contains("s=news", signature, StringComparison.Ordinal);
+        // Verified as a receiving MTA would, with the public key the DNS record would publish.
+        var verifier = new MimeKit.Cryptography.DkimVerifier(new FixedDkimKey("v=DKIM1; k=rsa; p=" + Convert.ToBase64String(rsa.ExportSubjectPublicKeyInfo())));
+        Assert.True(await verifier.VerifyAsync(message, message.Headers[index]), "the DKIM signature does not verify");
+        // A changed signed header no longer verifies.
+        message.Subject += " (changed)";
+        Assert.False(await verifier.VerifyAsync(message, message.Headers[index]));
+    }
+
+    /// <summary>Answers every DKIM key lookup with one TXT record, standing in for DNS.</summary>
+    private sealed class FixedDkimKey(string txt) : MimeKit.Cryptography.DkimPublicKeyLocatorBase
+    {
+        public override Org.BouncyCastle.Crypto.AsymmetricKeyParameter LocatePublicKey(string methods, string domain, string selector, CancellationToken cancellationToken = default) =>
+            GetPublicKey(txt);
+
+        public override Task<Org.BouncyCastle.Crypto.AsymmetricKeyParameter> LocatePublicKeyAsync(string methods, string domain, string selector, CancellationToken cancellationToken = default) =>
+            Task.FromResult(GetPublicKey(txt));
+    }
+
+    [Fact]
     public async Task Suppressed_and_unsubscribed_after_snapshot_addresses_are_skipped()
     {
         var tenant = await stack.CreateTenantAsync();
