@@ -70,14 +70,17 @@ public static class ServiceDefaultsExtensions
     /// <summary>Error handling, request logs, health and Swagger; call before mapping the service's routes.</summary>
     public static WebApplication UseServiceDefaults(this WebApplication app)
     {
-        app.UseExceptionHandler();
-        app.UseStatusCodePages();
+        // Request logging wraps the exception handler so it logs the status the client got (a client that hangs up
+        // mid-body is a 400, not the 500 an unhandled exception would be logged as); 5xx exceptions are logged by
+        // ProblemExceptionHandler.
         app.UseSerilogRequestLogging(o =>
         {
             // Health probes every few seconds drown the log.
             o.GetLevel = (ctx, _, ex) => ex is not null || ctx.Response.StatusCode >= 500 ? LogEventLevel.Error
                 : ctx.Request.Path.StartsWithSegments("/health") ? LogEventLevel.Verbose : LogEventLevel.Information;
         });
+        app.UseExceptionHandler();
+        app.UseStatusCodePages();
         app.UseSwagger();
         app.UseSwaggerUI();
 

@@ -134,3 +134,17 @@ free_port() { local p="$1"; while port_in_use "$p"; do p=$((p + 1)); done; echo 
 
 # Reads JSON on stdin and prints the string value of the (last) field named $1; for scripts without jq.
 json_field() { tr -d '\n' | sed -n "s/.*\"$1\"[[:space:]]*:[[:space:]]*\"\\([^\"]*\\)\".*/\\1/p"; }
+
+# --- CPU accounting for the benchmarks, from /proc (seconds of user+system time) -----------------------------------
+CLOCK_TICKS="$(getconf CLK_TCK)"
+proc_cpu() { awk -v t="$CLOCK_TICKS" '{printf "%.2f", ($14 + $15) / t}' "/proc/$1/stat"; }
+# A PostgreSQL cluster ($1 = data directory): the postmaster (with the children it has reaped) and its live children.
+# A child can exit between the listing and the read; it is then skipped, never an error.
+pg_cpu() {
+  local pm; pm="$(head -1 "$1/postmaster.pid")"
+  { awk '{print $14 + $15 + $16 + $17}' "/proc/$pm/stat"
+    for c in $(cat "/proc/$pm/task/$pm/children" 2>/dev/null); do awk '{print $14 + $15}' "/proc/$c/stat" 2>/dev/null || true; done
+  } | awk -v t="$CLOCK_TICKS" '{s += $1} END {printf "%.2f", s / t}'
+}
+# Busy CPU seconds of the whole machine (all processes, including anything not started by the script).
+machine_cpu() { awk -v t="$CLOCK_TICKS" '/^cpu / {printf "%.2f", ($2 + $3 + $4 + $7 + $8 + $9) / t}' /proc/stat; }

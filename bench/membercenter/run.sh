@@ -179,16 +179,8 @@ fi
 # ---------------------------------------------------------------------------------------------------
 # CPU seconds (user+system) of Member Center and of the PostgreSQL cluster (postmaster, its live children,
 # and the children it has reaped), from /proc.
-TICKS="$(getconf CLK_TCK)"
-mc_cpu() { awk -v t="$TICKS" '{printf "%.2f", ($14 + $15) / t}' "/proc/$MC_PID/stat"; }
-pg_cpu() {
-  local pm; pm="$(head -1 "$PG_DATA/postmaster.pid")"
-  { awk '{print $14 + $15 + $16 + $17}' "/proc/$pm/stat"
-    for c in $(cat "/proc/$pm/task/$pm/children" 2>/dev/null); do awk '{print $14 + $15}' "/proc/$c/stat" 2>/dev/null; done
-  } | awk -v t="$TICKS" '{s += $1} END {printf "%.2f", s / t}'
-}
-# Busy CPU seconds of the whole machine (all processes, including anything not started here).
-machine_cpu() { awk -v t="$TICKS" '/^cpu / {printf "%.2f", ($2 + $3 + $4 + $7 + $8 + $9) / t}' /proc/stat; }
+TICKS="$CLOCK_TICKS"
+mc_cpu() { proc_cpu "$MC_PID"; }
 vmhwm() { awk '/^VmHWM/ {printf "%d MB", $2 / 1024}' "/proc/$MC_PID/status"; }
 
 RESULTS=()
@@ -199,7 +191,7 @@ run_wrk() {
   local cmd=(wrk -t"$THREADS" -c"$CONNECTIONS" -d"$dur" --latency -s "$HERE/$script" "$MC" -- "$@")
   local all0 all1
   local w0="$EPOCHREALTIME" w1
-  mc0="$(mc_cpu)"; pg0="$(pg_cpu)"; all0="$(machine_cpu)"
+  mc0="$(mc_cpu)"; pg0="$(pg_cpu "$PG_DATA")"; all0="$(machine_cpu)"
   local t0 t1; t0="$(awk '{print $14+$15+$16+$17}' /proc/$$/stat)"
   local perf_pid=""
   if [ "$PERF" = 1 ] && { [ "$name" = token ] || [ "$name" = subscribe ]; }; then
@@ -210,7 +202,7 @@ run_wrk() {
   if [ -n "$perf_pid" ]; then kill -INT "$perf_pid"; wait "$perf_pid" 2>/dev/null || true; fi
   t1="$(awk '{print $14+$15+$16+$17}' /proc/$$/stat)"
   wrk_cpu="$(awk -v a="$t0" -v b="$t1" -v t="$TICKS" 'BEGIN {printf "%.2f", (b - a) / t}')"
-  mc1="$(mc_cpu)"; pg1="$(pg_cpu)"; all1="$(machine_cpu)"; w1="$EPOCHREALTIME"
+  mc1="$(mc_cpu)"; pg1="$(pg_cpu "$PG_DATA")"; all1="$(machine_cpu)"; w1="$EPOCHREALTIME"
   local line; line="$(grep '^BENCH ' "$out")" || { cat "$out" >&2; die "no summary from wrk ($name)"; }
   # CPU shares are over the wall-clock window around wrk (a little longer than the measured seconds).
   local secs; secs="$(awk -v a="$w0" -v b="$w1" 'BEGIN {print b - a}')"

@@ -183,15 +183,6 @@ json_escape() { python3 -c 'import json,sys; print(json.dumps(sys.stdin.read()))
 BODY_HTML_JSON="$(json_escape "$WORK/body.html")" BODY_TEXT_JSON="$(json_escape "$WORK/body.txt")"
 
 # ---------------------------------------------------------------------------------------------------
-TICKS="$(getconf CLK_TCK)"
-proc_cpu() { awk -v t="$TICKS" '{printf "%.2f", ($14 + $15) / t}' "/proc/$1/stat"; }
-pg_cpu() {
-  local pm; pm="$(head -1 "$PG_DATA/postmaster.pid")"
-  { awk '{print $14 + $15 + $16 + $17}' "/proc/$pm/stat"
-    for c in $(cat "/proc/$pm/task/$pm/children" 2>/dev/null); do awk '{print $14 + $15}' "/proc/$c/stat" 2>/dev/null; done
-  } | awk -v t="$TICKS" '{s += $1} END {printf "%.2f", s / t}'
-}
-machine_cpu() { awk -v t="$TICKS" '/^cpu / {printf "%.2f", ($2 + $3 + $4 + $7 + $8 + $9) / t}' /proc/stat; }
 vmhwm_mb() { awk '/^VmHWM/ {printf "%d", $2 / 1024}' "/proc/$1/status"; }
 vmrss_mb() { awk '/^VmRSS/ {printf "%d", $2 / 1024}' "/proc/$1/status"; }
 
@@ -246,7 +237,7 @@ run_job() {
   [ -n "$token" ] || die "no send_api token"
   local body="{\"tenant_id\":\"$TENANT_ID\",\"list_id\":\"$list\",\"name\":\"bench $label\",\"subject\":\"Weekly for {{ first_name }}\",\"body_html\":$BODY_HTML_JSON,\"body_text\":$BODY_TEXT_JSON}"
   local se0 pg0 all0 se1 pg1 all1
-  se0="$(proc_cpu "$SE_PID")"; pg0="$(pg_cpu)"; all0="$(machine_cpu)"
+  se0="$(proc_cpu "$SE_PID")"; pg0="$(pg_cpu "$PG_DATA")"; all0="$(machine_cpu)"
   local post_at; post_at="$(date -u '+%Y-%m-%d %H:%M:%S.%6N+00')"
   local created; created="$(curl -fsS -X POST "$SE/api/send-jobs" -H "Authorization: Bearer $token" -H 'Content-Type: application/json' -d "$body")" \
     || die "POST /api/send-jobs failed"
@@ -265,7 +256,7 @@ run_job() {
     case "$status" in completed|failed|cancelled) break ;; esac
     sleep 0.5
   done
-  se1="$(proc_cpu "$SE_PID")"; pg1="$(pg_cpu)"; all1="$(machine_cpu)"
+  se1="$(proc_cpu "$SE_PID")"; pg1="$(pg_cpu "$PG_DATA")"; all1="$(machine_cpu)"
   if [ -n "$AUX_PID" ]; then kill -INT "$AUX_PID"; wait "$AUX_PID" 2>/dev/null || true; AUX_PID=""; perf_show; fi
   peak="$(vmhwm_mb "$SE_PID")"
   [ "$status" = completed ] || { echo "$json" >&2; die "job $label did not complete within $TIMEOUT s (status $status)"; }
