@@ -19,12 +19,15 @@ public static class PostgresDefaults
     /// </summary>
     public static string Tuned(string connectionString)
     {
+        // NpgsqlConnectionStringBuilder.ContainsKey answers whether a keyword is known, not whether it was set, so
+        // what the operator wrote is read with the plain builder (case-insensitive keys).
+        var given = new System.Data.Common.DbConnectionStringBuilder { ConnectionString = connectionString };
         var csb = new NpgsqlConnectionStringBuilder(connectionString);
-        if (!csb.ContainsKey("No Reset On Close"))
+        if (!given.ContainsKey("No Reset On Close") && !given.ContainsKey("NoResetOnClose"))
         {
             csb.NoResetOnClose = true;
         }
-        if (!csb.ContainsKey("Max Auto Prepare"))
+        if (!given.ContainsKey("Max Auto Prepare") && !given.ContainsKey("MaxAutoPrepare"))
         {
             csb.MaxAutoPrepare = 64;
         }
