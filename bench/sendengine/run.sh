@@ -5,6 +5,7 @@
 #
 #   bench/sendengine/run.sh [--recipients 100000] [--small 10000] [--connections 8] [--timeout 900]
 #                           [--se-env KEY=VALUE]... [--conn-extra 'No Reset On Close=true;...'] [--keep-logs] [--perf]
+#                           [--profile]
 #
 # It builds Member Center, Send Engine and BareMailKit (Release); starts a throw-away PostgreSQL 15 cluster under
 # /tmp, smtp-sink and Member Center on free loopback ports; creates a tenant, two lists and a send_api client through
@@ -16,14 +17,15 @@
 # (VmHWM). Two fresh processes make the RSS figures comparable (10k vs 100k: is it flat?). Then it runs the two
 # ceilings with the same message count. Everything it started is stopped on exit; the whole run is bounded by
 # TIMEOUT seconds per job. --perf samples Send Engine with `perf record` during the big job and prints where its CPU
-# time goes (managed frames named through DOTNET_PerfMapEnabled); sampling costs throughput.
+# time goes (managed frames named through DOTNET_PerfMapEnabled); sampling costs throughput. --profile loads
+# pg_stat_statements and prints, for the big job, the statements per message in both databases by total time.
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # shellcheck source=scripts/lib.sh
 source "$HERE/../../scripts/lib.sh"
 cd "$REPO_ROOT"
 
-RECIPIENTS=100000 SMALL=10000 CONNECTIONS=8 TIMEOUT=900 KEEP_LOGS=0 CONN_EXTRA="" PERF=0
+RECIPIENTS=100000 SMALL=10000 CONNECTIONS=8 TIMEOUT=900 KEEP_LOGS=0 CONN_EXTRA="" PERF=0 PROFILE=0
 SE_ENV=()
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -35,6 +37,7 @@ while [ $# -gt 0 ]; do
     --conn-extra) CONN_EXTRA="$2"; shift 2 ;;
     --keep-logs) KEEP_LOGS=1; shift ;;
     --perf) PERF=1; shift ;;
+    --profile) PROFILE=1; shift ;;
     -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
     *) die "unknown argument: $1 (try --help)" ;;
   esac
@@ -97,11 +100,14 @@ run_pg "$PG_BIN/initdb" -D "$WORK/pg/data" -U postgres -A trust -E UTF8 --locale
   || { cat "$LOGS/initdb.log" >&2; die "initdb failed"; }
 PG_DATA="$WORK/pg/data"
 log "starting PostgreSQL $("$PG_BIN/postgres" --version | awk '{print $3}') on 127.0.0.1:$PG_PORT (default settings)"
-run_pg "$PG_BIN/pg_ctl" -D "$PG_DATA" -l "$WORK/pg/postgres.log" -w -t 60 -o "-p $PG_PORT -k $WORK/pg -c listen_addresses=127.0.0.1" start >/dev/null \
+pg_opts="-p $PG_PORT -k $WORK/pg -c listen_addresses=127.0.0.1"
+[ "$PROFILE" = 1 ] && pg_opts+=" -c shared_preload_libraries=pg_stat_statements -c pg_stat_statements.track=all"
+run_pg "$PG_BIN/pg_ctl" -D "$PG_DATA" -l "$WORK/pg/postgres.log" -w -t 60 -o "$pg_opts" start >/dev/null \
   || { tail -n 30 "$WORK/pg/postgres.log" >&2; die "PostgreSQL did not start"; }
 psql_db() { psql -h 127.0.0.1 -p "$PG_PORT" -U postgres -d "$1" -X -q -tA -v ON_ERROR_STOP=1 -c "$2"; }
 createdb -h 127.0.0.1 -p "$PG_PORT" -U postgres membercenter
 createdb -h 127.0.0.1 -p "$PG_PORT" -U postgres sendengine
+[ "$PROFILE" = 1 ] && psql_db postgres "CREATE EXTENSION pg_stat_statements"
 
 SMTP_PORT="$(free_port 25350)"
 log "starting smtp-sink on 127.0.0.1:$SMTP_PORT"
@@ -238,6 +244,7 @@ run_job() {
   local body="{\"tenant_id\":\"$TENANT_ID\",\"list_id\":\"$list\",\"name\":\"bench $label\",\"subject\":\"Weekly for {{ first_name }}\",\"body_html\":$BODY_HTML_JSON,\"body_text\":$BODY_TEXT_JSON}"
   local se0 pg0 all0 se1 pg1 all1
   se0="$(proc_cpu "$SE_PID")"; pg0="$(pg_cpu "$PG_DATA")"; all0="$(machine_cpu)"
+  if [ "$PROFILE" = 1 ] && [ "$label" = big ]; then psql_db postgres "SELECT pg_stat_statements_reset()" >/dev/null; fi
   local post_at; post_at="$(date -u '+%Y-%m-%d %H:%M:%S.%6N+00')"
   local created; created="$(curl -fsS -X POST "$SE/api/send-jobs" -H "Authorization: Bearer $token" -H 'Content-Type: application/json' -d "$body")" \
     || die "POST /api/send-jobs failed"
@@ -259,6 +266,13 @@ run_job() {
   se1="$(proc_cpu "$SE_PID")"; pg1="$(pg_cpu "$PG_DATA")"; all1="$(machine_cpu)"
   if [ -n "$AUX_PID" ]; then kill -INT "$AUX_PID"; wait "$AUX_PID" 2>/dev/null || true; AUX_PID=""; perf_show; fi
   peak="$(vmhwm_mb "$SE_PID")"
+  if [ "$PROFILE" = 1 ] && [ "$label" = big ]; then
+    echo "== SQL per message (pg_stat_statements, $expected messages): calls, mean ms, total ms, database, statement" >&2
+    psql_db postgres "SELECT to_char(s.calls::numeric / $expected, 'FM990.000') || ' x ' || to_char(s.mean_exec_time, 'FM990.000') || ' ms = '
+                             || to_char(s.total_exec_time, 'FM999990') || ' ms  ' || d.datname || '  ' || left(regexp_replace(s.query, '\s+', ' ', 'g'), 110)
+                      FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid
+                      ORDER BY s.total_exec_time DESC LIMIT 20" >&2
+  fi
   [ "$status" = completed ] || { echo "$json" >&2; die "job $label did not complete within $TIMEOUT s (status $status)"; }
   local sent; sent="$(json_num sent <<<"$json")"
   [ "$sent" = "$expected" ] || { echo "$json" >&2; die "job $label sent $sent of $expected"; }
