@@ -41,6 +41,8 @@ public static class SendEngineExtensions
         services.AddTransient<RecipientSnapshot>();
         services.AddTransient<SendJobRunner>();
         services.AddTransient<SendJobWatchdog>();
+        services.AddMemoryCache();
+        services.AddSingleton<JobCountsCache>();
         return builder;
     }
 }

@@ -158,15 +158,19 @@ public static partial class SendJobsApi
     }
 
     private static async Task<Results<Ok<SendJobResponse>, ProblemHttpResult>> Get(Guid id, ClaimsPrincipal user, SendEngineDbContext db,
-        NpgsqlDataSource dataSource, CancellationToken ct)
+        NpgsqlDataSource dataSource, JobCountsCache countsCache, CancellationToken ct)
     {
         var job = await db.SendJobs.AsNoTracking().FirstOrDefaultAsync(j => j.Id == id && j.TenantId == user.TenantId(), ct);
-        return job is null ? JobNotFound()
-            : TypedResults.Ok(await ToResponseAsync(db, job, ct) with { Events = await EmailEvents.EmailEventsApi.JobCountsAsync(dataSource, id, ct) });
+        if (job is null)
+        {
+            return JobNotFound();
+        }
+        var counts = await countsCache.GetAsync([job], ids => CountsAsync(db, ids, ct));
+        return TypedResults.Ok(ToResponse(job, counts[job.Id]) with { Events = await EmailEvents.EmailEventsApi.JobCountsAsync(dataSource, id, ct) });
     }
 
     private static async Task<Results<Ok<SendJobPage>, ValidationProblem>> List(
-        Guid? after, int? limit, ClaimsPrincipal user, SendEngineDbContext db, CancellationToken ct)
+        Guid? after, int? limit, ClaimsPrincipal user, SendEngineDbContext db, JobCountsCache countsCache, CancellationToken ct)
     {
         var size = limit ?? 50;
         if (size is < 1 or > MaxPageSize)
@@ -181,8 +185,8 @@ public static partial class SendJobsApi
             query = query.Where(j => j.Id.CompareTo(cursor) < 0);
         }
         var page = await query.OrderByDescending(j => j.Id).Take(size).ToListAsync(ct);
-        var counts = await CountsAsync(db, page.Select(j => j.Id).ToArray(), ct);
-        var items = page.Select(j => ToResponse(j, counts.GetValueOrDefault(j.Id) ?? [])).ToList();
+        var counts = await countsCache.GetAsync(page, ids => CountsAsync(db, ids, ct));
+        var items = page.Select(j => ToResponse(j, counts[j.Id])).ToList();
         return TypedResults.Ok(new SendJobPage(items, page.Count == size ? page[^1].Id.ToString() : null));
     }
 
