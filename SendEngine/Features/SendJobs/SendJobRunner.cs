@@ -17,9 +17,10 @@ namespace SendEngine.Features.SendJobs;
 /// <summary>
 /// The Hangfire job that runs a send job: snapshot, then delivery. Delivery claims batches of recipients with
 /// FOR UPDATE SKIP LOCKED and a lease, filters suppressed and no-longer-subscribed addresses, and feeds a bounded
-/// channel read by <see cref="DeliveryOptions.Concurrency"/> workers, each with its own reused transport session and
-/// database connection. Every recipient is marked <c>sending</c> (durably) right before its SMTP transaction and
-/// <c>sent</c>/<c>failed</c> right after, so a crash leaves at most one ambiguous row per worker, which is recorded as
+/// channel read by <see cref="DeliveryOptions.Concurrency"/> workers, each with its own reused transport session; their
+/// database writes share one connection (<see cref="DeliveryLedger"/>). Every recipient is marked <c>sending</c>
+/// (durably) right before its SMTP transaction and <c>sent</c>/<c>failed</c> right after, so a crash leaves at most
+/// one ambiguous row per worker (with the default group size), which is recorded as
 /// failed rather than mailed twice (at-most-once; see docs/send-engine.md). Several runners, in one process or many,
 /// can work on the same job.
 /// </summary>
@@ -39,8 +40,6 @@ public sealed partial class SendJobRunner(
     public const string UnknownOutcome = "outcome unknown: the runner stopped during the SMTP transaction; not retried to avoid a duplicate";
 
     private sealed record JobRow(Guid Id, Guid TenantId, Guid ListId, string Status, string Subject, string? BodyHtml, string? BodyText, bool SnapshotDone, DateTimeOffset ScheduledAt);
-
-    private sealed record Claimed(long Id, string Email, string Preferences, string UnsubscribeUrl, int Attempts);
 
     /// <summary>Entry point scheduled at the job's scheduled_at: snapshot (resumable), then delivery.</summary>
     [AutomaticRetry(Attempts = 10)]
@@ -152,8 +151,9 @@ public sealed partial class SendJobRunner(
         using var limiter = deliveryOptions.Value.MessagesPerSecond > 0 ? CreateLimiter(deliveryOptions.Value.MessagesPerSecond) : null;
         LogDeliveryStarting(logger, jobId, runnerId, deliveryOptions.Value.Concurrency);
 
+        var ledger = await DeliveryLedger.OpenAsync(db, runnerId, clock, o.Lease, cancellationToken);
         var workers = Enumerable.Range(0, deliveryOptions.Value.Concurrency)
-            .Select(_ => Task.Run(() => WorkerAsync(job, runnerId, composer, channel.Reader, limiter, state, stop), CancellationToken.None))
+            .Select(_ => Task.Run(() => WorkerAsync(job, composer, channel.Reader, ledger, limiter, state, stop), CancellationToken.None))
             .ToArray();
         var housekeeping = Task.Run(() => HousekeepingAsync(jobId, runnerId, state, stop), CancellationToken.None);
         try
@@ -168,6 +168,7 @@ public sealed partial class SendJobRunner(
         {
             channel.Writer.TryComplete();
             await Task.WhenAll(workers);
+            await ledger.DisposeAsync();
             await stop.CancelAsync();
             await housekeeping;
             // Rows this runner claimed but never attempted go back to the pool (or are cancelled with the job).
@@ -321,12 +322,12 @@ public sealed partial class SendJobRunner(
     /// renewed forever. The runner releases its claims and rethrows, so Hangfire runs the job again; that row's lease
     /// then expires and it is recorded as failed with an unknown outcome (at-most-once).
     /// </summary>
-    private async Task WorkerAsync(JobRow job, Guid runnerId, MessageComposer composer, ChannelReader<Claimed> reader,
+    private async Task WorkerAsync(JobRow job, MessageComposer composer, ChannelReader<Claimed> reader, DeliveryLedger ledger,
         RateLimiter? limiter, RunState state, CancellationTokenSource stop)
     {
         try
         {
-            await DeliverMessagesAsync(job, runnerId, composer, reader, limiter, state, stop);
+            await DeliverMessagesAsync(job, composer, reader, ledger, limiter, state, stop);
         }
         catch (Exception ex) when (ex is not OperationCanceledException || !stop.IsCancellationRequested)
         {
@@ -336,17 +337,12 @@ public sealed partial class SendJobRunner(
         }
     }
 
-    private async Task DeliverMessagesAsync(JobRow job, Guid runnerId, MessageComposer composer, ChannelReader<Claimed> reader,
+    private async Task DeliverMessagesAsync(JobRow job, MessageComposer composer, ChannelReader<Claimed> reader, DeliveryLedger ledger,
         RateLimiter? limiter, RunState state, CancellationTokenSource stop)
     {
         await using var session = transports.For(job.TenantId).OpenSession();
-        await using var conn = await db.OpenConnectionAsync(CancellationToken.None);
-        // A Send Engine crash loses nothing committed; only a PostgreSQL crash could lose the last few hundred ms
-        // of updates (re-sending those rows). One fsync per round trip would cap throughput far below the SMTP rate.
-        await Sql.ExecuteAsync(conn, "SET synchronous_commit TO off", CancellationToken.None);
         var o = jobOptions.Value;
         var groupSize = deliveryOptions.Value.GroupSize;
-        await using var sql = new WorkerStatements(conn, runnerId);
         var results = new List<AttemptResult>(groupSize);
         var candidates = new List<Claimed>(groupSize);
         try
@@ -358,7 +354,7 @@ public sealed partial class SendJobRunner(
                 candidates.Clear();
                 if (!reader.TryRead(out var first))
                 {
-                    await sql.RecordAsync(results, clock.GetUtcNow());
+                    await ledger.RecordAsync(results);
                     if (!await reader.WaitToReadAsync(stop.Token) || !reader.TryRead(out first))
                     {
                         if (reader.Completion.IsCompleted)
@@ -374,7 +370,7 @@ public sealed partial class SendJobRunner(
                     if (!now.IsAcquired)
                     {
                         // Record what is done before waiting for the rate limit, not a whole interval later.
-                        await sql.RecordAsync(results, clock.GetUtcNow());
+                        await ledger.RecordAsync(results);
                         using var later = await limiter.AcquireAsync(1, stop.Token);
                     }
                 }
@@ -395,15 +391,16 @@ public sealed partial class SendJobRunner(
                     }
                 }
 
-                // One round trip: the previous group's results and this group's 'sending' marks, the durable record
-                // that their attempts started (a row whose lease was lost to another runner does not come back).
-                var marked = await sql.RecordAndMarkAsync(results, candidates, clock.GetUtcNow(), o.Lease);
+                // The previous group's results and this group's 'sending' marks, committed (with other workers' requests)
+                // before any of the group is attempted: the durable record that their attempts started. A row whose
+                // lease was lost to another runner does not come back.
+                var marked = await ledger.RecordAndMarkAsync(results, candidates);
                 for (var i = 0; i < marked.Count; i++)
                 {
                     if (stop.IsCancellationRequested)
                     {
                         // Stopping: the rest of the group was never attempted and goes back to the runner's claims.
-                        await sql.UnmarkAsync(marked.Skip(i).Select(r => r.Id).ToArray());
+                        await ledger.UnmarkAsync(marked.Skip(i).Select(r => r.Id).ToArray());
                         break;
                     }
                     var r = marked[i];
@@ -427,23 +424,7 @@ public sealed partial class SendJobRunner(
         }
         finally
         {
-            try
-            {
-                await sql.RecordAsync(results, clock.GetUtcNow());
-            }
-            finally
-            {
-                // Pooled connections are reused without DISCARD ALL (PostgresDefaults.Tuned): the relaxed commit must
-                // not follow this connection into code that promises durability (webhook storage, the API).
-                try
-                {
-                    await Sql.ExecuteAsync(conn, "RESET synchronous_commit", CancellationToken.None);
-                }
-                catch (NpgsqlException)
-                {
-                    // A broken connection is not returned to the pool.
-                }
-            }
+            await ledger.RecordAsync(results);
         }
     }
 
@@ -462,9 +443,6 @@ public sealed partial class SendJobRunner(
         }
     }
 
-    /// <summary>How one attempt is recorded: sent, back to pending with a backoff (transient), or failed.</summary>
-    private readonly record struct AttemptResult(long Id, string Status, string? MessageId, string Detail, TimeSpan? RetryDelay);
-
     private AttemptResult Outcome(Claimed r, string? messageId, DeliveryResult result, RunState state)
     {
         var detail = result.Detail.Length > 1000 ? result.Detail[..1000] : result.Detail;
@@ -479,151 +457,6 @@ public sealed partial class SendJobRunner(
             default:
                 Interlocked.Increment(ref state.Failed);
                 return new AttemptResult(r.Id, RecipientStatuses.Failed, messageId, detail, null);
-        }
-    }
-
-    /// <summary>
-    /// A worker's statements on its own connection, prepared once: record a group's results (one UPDATE over
-    /// unnest'ed arrays) and mark the next group 'sending', sent together as one batch (one round trip, one implicit
-    /// transaction).
-    /// </summary>
-    private sealed class WorkerStatements(NpgsqlConnection conn, Guid runnerId) : IAsyncDisposable
-    {
-        // $1 ids, $2 runner, $3 lease_until, $4 now.
-        private const string MarkSql = """
-            UPDATE send_job_recipients SET status = 'sending', attempts = attempts + 1, lease_until = $3, updated_at = $4
-            WHERE id = ANY($1) AND claimed_by = $2 AND status = 'claimed'
-            RETURNING id
-            """;
-
-        // $1 ids, $2 statuses, $3 message ids, $4 details, $5 next_attempt_at (NULL unless retried), $6 now.
-        private const string RecordSql = """
-            UPDATE send_job_recipients r SET status = d.status,
-                message_id = CASE WHEN d.status = 'pending' THEN r.message_id ELSE d.message_id END, detail = d.detail, updated_at = $6,
-                sent_at = CASE WHEN d.status = 'sent' THEN $6 ELSE r.sent_at END, next_attempt_at = d.next_attempt_at,
-                claimed_by = NULL, lease_until = NULL
-            FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::timestamptz[]) AS d(id, status, message_id, detail, next_attempt_at)
-            WHERE r.id = d.id
-            """;
-
-        // The mark first, so the batch's first result set is its RETURNING.
-        private readonly NpgsqlBatch _markAndRecord = Batch(conn, runnerId, MarkSql, RecordSql);
-        private readonly NpgsqlBatch _mark = Batch(conn, runnerId, MarkSql);
-        private readonly NpgsqlBatch _record = Batch(conn, runnerId, RecordSql);
-        private readonly HashSet<NpgsqlBatch> _prepared = [];
-
-        private static NpgsqlBatch Batch(NpgsqlConnection conn, Guid runner, params string[] statements)
-        {
-            var batch = new NpgsqlBatch(conn);
-            foreach (var text in statements)
-            {
-                var cmd = new NpgsqlBatchCommand(text);
-                var p = cmd.Parameters;
-                if (text == MarkSql)
-                {
-                    p.Add(new NpgsqlParameter<long[]> { NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Bigint });
-                    p.Add(new NpgsqlParameter<Guid> { NpgsqlDbType = NpgsqlDbType.Uuid, TypedValue = runner });
-                    p.Add(new NpgsqlParameter<DateTimeOffset> { NpgsqlDbType = NpgsqlDbType.TimestampTz });
-                    p.Add(new NpgsqlParameter<DateTimeOffset> { NpgsqlDbType = NpgsqlDbType.TimestampTz });
-                }
-                else
-                {
-                    p.Add(new NpgsqlParameter<long[]> { NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Bigint });
-                    p.Add(new NpgsqlParameter<string[]> { NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Text });
-                    p.Add(new NpgsqlParameter<string?[]> { NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Text });
-                    p.Add(new NpgsqlParameter<string[]> { NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Text });
-                    p.Add(new NpgsqlParameter<DateTime?[]> { NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.TimestampTz });
-                    p.Add(new NpgsqlParameter<DateTimeOffset> { NpgsqlDbType = NpgsqlDbType.TimestampTz });
-                }
-                batch.BatchCommands.Add(cmd);
-            }
-            return batch;
-        }
-
-        public async ValueTask DisposeAsync()
-        {
-            await _markAndRecord.DisposeAsync();
-            await _mark.DisposeAsync();
-            await _record.DisposeAsync();
-        }
-
-        /// <summary>Records <paramref name="results"/> (and clears the list); nothing to do when it is empty.</summary>
-        public async Task RecordAsync(List<AttemptResult> results, DateTimeOffset now)
-        {
-            if (results.Count == 0)
-            {
-                return;
-            }
-            SetRecord(_record.BatchCommands[0], results, now);
-            await ExecuteAsync(_record, null);
-            results.Clear();
-        }
-
-        /// <summary>Records <paramref name="results"/> (and clears the list) and marks <paramref name="next"/> 'sending'; returns the rows whose mark took.</summary>
-        public async Task<List<Claimed>> RecordAndMarkAsync(List<AttemptResult> results, List<Claimed> next, DateTimeOffset now, TimeSpan lease)
-        {
-            var batch = results.Count > 0 ? _markAndRecord : _mark;
-            var mark = batch.BatchCommands[0].Parameters;
-            ((NpgsqlParameter<long[]>)mark[0]).TypedValue = next.Select(r => r.Id).ToArray();
-            ((NpgsqlParameter<DateTimeOffset>)mark[2]).TypedValue = now + lease;
-            ((NpgsqlParameter<DateTimeOffset>)mark[3]).TypedValue = now;
-            if (results.Count > 0)
-            {
-                SetRecord(batch.BatchCommands[1], results, now);
-            }
-            var marked = new HashSet<long>();
-            await ExecuteAsync(batch, marked);
-            results.Clear();
-            return next.Where(r => marked.Contains(r.Id)).ToList();
-        }
-
-        /// <summary>Hands marked rows that were never attempted back to the runner's claims (the attempt did not happen).</summary>
-        public async Task UnmarkAsync(long[] ids)
-        {
-            await Sql.ExecuteAsync(conn, """
-                UPDATE send_job_recipients SET status = 'claimed', attempts = attempts - 1 WHERE id = ANY($1) AND claimed_by = $2 AND status = 'sending'
-                """, CancellationToken.None, ids, runnerId);
-        }
-
-        private static void SetRecord(NpgsqlBatchCommand cmd, List<AttemptResult> results, DateTimeOffset now)
-        {
-            var p = cmd.Parameters;
-            ((NpgsqlParameter<long[]>)p[0]).TypedValue = results.Select(r => r.Id).ToArray();
-            ((NpgsqlParameter<string[]>)p[1]).TypedValue = results.Select(r => r.Status).ToArray();
-            ((NpgsqlParameter<string?[]>)p[2]).TypedValue = results.Select(r => r.MessageId).ToArray();
-            ((NpgsqlParameter<string[]>)p[3]).TypedValue = results.Select(r => r.Detail).ToArray();
-            ((NpgsqlParameter<DateTime?[]>)p[4]).TypedValue = results.Select(r => r.RetryDelay is { } d ? (now + d).UtcDateTime : (DateTime?)null).ToArray();
-            ((NpgsqlParameter<DateTimeOffset>)p[5]).TypedValue = now;
-        }
-
-        private async Task ExecuteAsync(NpgsqlBatch batch, HashSet<long>? marked)
-        {
-            if (_prepared.Add(batch))
-            {
-                await batch.PrepareAsync(CancellationToken.None);
-            }
-            for (var attempt = 1; ; attempt++)
-            {
-                try
-                {
-                    if (marked is null)
-                    {
-                        await batch.ExecuteNonQueryAsync(CancellationToken.None);
-                        return;
-                    }
-                    marked.Clear();
-                    await using var reader = await batch.ExecuteReaderAsync(CancellationToken.None);
-                    while (await reader.ReadAsync(CancellationToken.None))
-                    {
-                        marked.Add(reader.GetInt64(0));
-                    }
-                    return;
-                }
-                catch (PostgresException ex) when (ex.SqlState is PostgresErrorCodes.DeadlockDetected or PostgresErrorCodes.SerializationFailure && attempt < 3)
-                {
-                    // The whole batch was rolled back; its statements are safe to run again.
-                }
-            }
         }
     }
 
