@@ -53,6 +53,7 @@ internal sealed class DeliveryLedger : IAsyncDisposable
     private readonly NpgsqlBatch _unmark;
     private readonly HashSet<NpgsqlBatch> _prepared = [];
     private readonly Task _loop;
+    private long _roundTrips;
 
     private DeliveryLedger(NpgsqlConnection conn, Guid runnerId, TimeProvider clock, TimeSpan lease)
     {
@@ -82,6 +83,9 @@ internal sealed class DeliveryLedger : IAsyncDisposable
             throw;
         }
     }
+
+    /// <summary>Round trips made so far (each carries every request that was waiting when it started).</summary>
+    public long RoundTrips => Interlocked.Read(ref _roundTrips);
 
     /// <summary>Records <paramref name="results"/> (and clears the list); nothing to do when it is empty.</summary>
     public Task RecordAsync(List<AttemptResult> results)
@@ -154,6 +158,7 @@ internal sealed class DeliveryLedger : IAsyncDisposable
             }
             try
             {
+                Interlocked.Increment(ref _roundTrips);
                 await FlushAsync(waiting);
                 foreach (var request in waiting)
                 {
