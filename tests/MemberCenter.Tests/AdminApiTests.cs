@@ -1,5 +1,8 @@
 using System.Net;
 using System.Net.Http.Json;
+using MemberCenter.Features.Auth;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.IdentityModel.JsonWebTokens;
 using Newsletter.Contracts;
 
 namespace MemberCenter.Tests;
@@ -45,6 +48,25 @@ public sealed class AdminApiTests(MemberCenterFixture mc)
         await TokenEndpointTests.AssertOAuthError(await mc.RequestTokenAsync(client.ClientId, rotated.ClientSecret), "invalid_client");
         var clients = await admin.GetFromJsonAsync<List<ApiClientResponse>>($"admin/tenants/{tenant.TenantId}/clients", MemberCenterFixture.Json);
         Assert.True(clients!.Single(c => c.ClientId == client.ClientId).Disabled);
+    }
+
+    [Fact]
+    public async Task A_configured_client_follows_its_configuration_when_seeded_again()
+    {
+        // run.sh's demo settings generated again (new clone, deleted .local) over a database with the old demo client.
+        var before = await mc.CreateTenantAsync("Old demo");
+        var now = await mc.CreateTenantAsync("New demo");
+        var client = before.TenantClient.ClientId;
+        var secret = ApiClientRegistry.NewSecret();
+        await using (var scope = mc.Services.CreateAsyncScope())
+        {
+            await scope.ServiceProvider.GetRequiredService<ApiClientRegistry>()
+                .EnsureAsync(client, Guid.Parse(now.TenantId), ClientUsages.TenantApi, "Demo tenant site", secret, TestContext.Current.CancellationToken);
+        }
+
+        var jwt = new JsonWebToken(await mc.TokenAsync(client, secret));
+        Assert.Equal(now.TenantId, jwt.GetClaim("tenant_id").Value);
+        await TokenEndpointTests.AssertOAuthError(await mc.RequestTokenAsync(client, before.TenantClient.ClientSecret), "invalid_client");
     }
 
     [Fact]

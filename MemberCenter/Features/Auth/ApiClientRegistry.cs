@@ -8,7 +8,7 @@ using static OpenIddict.Abstractions.OpenIddictConstants;
 namespace MemberCenter.Features.Auth;
 
 /// <summary>Creates clients and manages their secrets: the ApiClient row and its OpenIddict application together.</summary>
-public sealed class ApiClientRegistry(MemberCenterDbContext db, IOpenIddictApplicationManager applications, TimeProvider clock)
+public sealed class ApiClientRegistry(MemberCenterDbContext db, IOpenIddictApplicationManager applications, ApiClientCache cache, TimeProvider clock)
 {
     /// <summary>256 bits from the CSPRNG, base64url: what a generated client secret looks like.</summary>
     public static string NewSecret() => Base64Url.EncodeToString(RandomNumberGenerator.GetBytes(32));
@@ -32,7 +32,11 @@ public sealed class ApiClientRegistry(MemberCenterDbContext db, IOpenIddictAppli
         return client;
     }
 
-    /// <summary>Creates the client if missing, otherwise makes its secret the given one. For configured clients.</summary>
+    /// <summary>
+    /// Creates the client if missing, otherwise makes its tenant, usage and secret the configured ones. For configured
+    /// clients, whose configuration is the source of truth: e.g. run.sh's demo settings generated again (a new clone, a
+    /// deleted .local) over a database that still has the old demo clients.
+    /// </summary>
     public async Task EnsureAsync(string clientId, Guid? tenantId, string usage, string name, string secret, CancellationToken ct)
     {
         var existing = await db.ApiClients.FirstOrDefaultAsync(c => c.ClientId == clientId, ct);
@@ -40,6 +44,13 @@ public sealed class ApiClientRegistry(MemberCenterDbContext db, IOpenIddictAppli
         {
             await CreateAsync(clientId, tenantId, usage, name, secret, ct);
             return;
+        }
+        if (existing.TenantId != tenantId || existing.Usage != usage)
+        {
+            existing.TenantId = tenantId;
+            existing.Usage = usage;
+            await db.SaveChangesAsync(ct);
+            cache.Evict(clientId);
         }
         var app = await applications.FindByClientIdAsync(clientId, ct)
             ?? throw new InvalidOperationException($"Client '{clientId}' has no OpenIddict application.");
