@@ -52,10 +52,12 @@ public sealed partial class MergeTemplate
     private readonly string[] _literals;
     private readonly string[] _tags;
     private readonly bool _html;
+    private readonly bool _crlf;
 
-    private MergeTemplate(string[] literals, string[] tags, bool html) => (_literals, _tags, _html) = (literals, tags, html);
+    private MergeTemplate(string[] literals, string[] tags, bool html, bool crlf) => (_literals, _tags, _html, _crlf) = (literals, tags, html, crlf);
 
-    public static MergeTemplate Parse(string template, bool html)
+    /// <param name="crlf">Render with CRLF line endings only (bodies: the message is encoded once, as it goes on the wire).</param>
+    public static MergeTemplate Parse(string template, bool html, bool crlf = false)
     {
         var literals = new List<string>();
         var tags = new List<string>();
@@ -67,7 +69,11 @@ public sealed partial class MergeTemplate
             last = m.Index + m.Length;
         }
         literals.Add(template[last..]);
-        return new MergeTemplate([.. literals], [.. tags], html);
+        if (crlf)
+        {
+            literals = literals.Select(l => l.ReplaceLineEndings("\r\n")).ToList();
+        }
+        return new MergeTemplate([.. literals], [.. tags], html, crlf);
     }
 
     public string Render(MergeData data)
@@ -81,6 +87,10 @@ public sealed partial class MergeTemplate
         {
             sb.Append(_literals[i]);
             var value = data.Lookup(_tags[i]) ?? "";
+            if (_crlf && value.AsSpan().IndexOfAny('\r', '\n') >= 0)
+            {
+                value = value.ReplaceLineEndings("\r\n");
+            }
             sb.Append(_html ? WebUtility.HtmlEncode(value) : value);
         }
         sb.Append(_literals[^1]);
@@ -91,7 +101,11 @@ public sealed partial class MergeTemplate
     private static partial Regex TagPattern();
 }
 
-/// <summary>Builds the MIME message for one recipient of a job: merge tags, unsubscribe headers, Message-ID, optional DKIM.</summary>
+/// <summary>
+/// Builds the MIME message for one recipient of a job: merge tags, unsubscribe headers, Message-ID, optional DKIM.
+/// Without DKIM the body is a <see cref="PrerenderedBody"/> (encoded once); a DKIM signature is computed over MimeKit's
+/// own parts, which MimeKit prepares and canonicalises itself.
+/// </summary>
 public sealed class MessageComposer
 {
     private static readonly HeaderId[] DkimHeaders = [HeaderId.From, HeaderId.To, HeaderId.Subject, HeaderId.Date, HeaderId.MessageId, HeaderId.ListUnsubscribe, HeaderId.ListUnsubscribePost];
@@ -108,8 +122,8 @@ public sealed class MessageComposer
         _from = new MailboxAddress(smtp.FromName, smtp.FromAddress);
         _messageIdDomain = smtp.FromAddress.Split('@') is [_, var domain] && domain.Length > 0 ? domain : "send-engine.local";
         _subject = MergeTemplate.Parse(subject, html: false);
-        _html = bodyHtml is null ? null : MergeTemplate.Parse(bodyHtml, html: true);
-        _text = bodyText is null ? null : MergeTemplate.Parse(bodyText, html: false);
+        _html = bodyHtml is null ? null : MergeTemplate.Parse(bodyHtml, html: true, crlf: dkim is null);
+        _text = bodyText is null ? null : MergeTemplate.Parse(bodyText, html: false, crlf: dkim is null);
         _dkim = dkim;
     }
 
@@ -145,21 +159,16 @@ public sealed class MessageComposer
         message.Headers.Add(HeaderId.ListUnsubscribe, "<" + data.UnsubscribeUrl + ">");
         message.Headers.Add(HeaderId.ListUnsubscribePost, "List-Unsubscribe=One-Click");
 
-        var body = new BodyBuilder();
-        if (_text is not null)
+        var text = _text?.Render(data);
+        var html = _html?.Render(data);
+        if (_dkim is null)
         {
-            body.TextBody = _text.Render(data);
+            message.Body = PrerenderedBody.Create(text, html);
+            return (message, messageId);
         }
-        if (_html is not null)
-        {
-            body.HtmlBody = _html.Render(data);
-        }
-        message.Body = body.ToMessageBody();
-        if (_dkim is not null)
-        {
-            message.Prepare(EncodingConstraint.SevenBit);
-            _dkim.Sign(message, DkimHeaders);
-        }
+        message.Body = new BodyBuilder { TextBody = text, HtmlBody = html }.ToMessageBody();
+        message.Prepare(EncodingConstraint.SevenBit);
+        _dkim.Sign(message, DkimHeaders);
         return (message, messageId);
     }
 }

@@ -47,11 +47,12 @@ public sealed partial class TencentSesDeliveryTransport(IHttpClientFactory httpF
             throw new FormatException("The message has no recipient.");
         }
         var simple = new JsonObject();
-        if (message.HtmlBody is { } html)
+        var (html, text) = message.Body is PrerenderedBody prerendered ? (prerendered.Html, prerendered.Text) : (message.HtmlBody, message.TextBody);
+        if (html is not null)
         {
             simple["Html"] = Convert.ToBase64String(Encoding.UTF8.GetBytes(html));
         }
-        if (message.TextBody is { } text)
+        if (text is not null)
         {
             simple["Text"] = Convert.ToBase64String(Encoding.UTF8.GetBytes(text));
         }

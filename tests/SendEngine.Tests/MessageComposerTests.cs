@@ -1,0 +1,133 @@
+using System.Text.Json;
+using MimeKit;
+using Newsletter.ServiceDefaults.Mail;
+using SendEngine.Features.Delivery;
+using SendEngine.Features.Tencent;
+
+namespace SendEngine.Tests;
+
+/// <summary>The pre-encoded body (<see cref="PrerenderedBody"/>) read back by MimeKit's parser, as a receiving client would.</summary>
+public sealed class MessageComposerTests
+{
+    private static readonly SmtpOptions Smtp = new() { FromAddress = "news@example.test", FromName = "News" };
+
+    private static MergeData Data(string email, string? name = null) => new(email, "http://mc.test/newsletter/unsubscribe?token=abc&x=1",
+        name is null ? [] : new Dictionary<string, JsonElement> { ["first_name"] = JsonSerializer.SerializeToElement(name) });
+
+    private static MimeMessage RoundTrip(MimeMessage message, NewLineFormat format = NewLineFormat.Dos)
+    {
+        using var stream = new MemoryStream();
+        message.WriteTo(new FormatOptions { NewLineFormat = format }, stream);
+        var raw = stream.ToArray();
+        if (format == NewLineFormat.Dos)
+        {
+            // Every line ends with CRLF, none is longer than SMTP allows, nothing outside ASCII.
+            var text = System.Text.Encoding.Latin1.GetString(raw);
+            Assert.DoesNotMatch("[^\r]\n", text);
+            Assert.DoesNotMatch("\r[^\n]", text);
+            Assert.All(text.Split("\r\n"), line => Assert.True(line.Length <= 998, line));
+            Assert.True(System.Text.Ascii.IsValid(raw));
+        }
+        stream.Position = 0;
+        return MimeMessage.Load(stream);
+    }
+
+    /// <summary>The part's text as a client shows it (MimeKit's parser keeps the line endings it was written with).</summary>
+    private static string Decoded(TextPart part) => part.Text.ReplaceLineEndings("\n").TrimEnd();
+
+    [Fact]
+    public void Ascii_text_and_html_go_as_7bit_multipart_alternative_with_merge_tags_applied()
+    {
+        var composer = new MessageComposer(Smtp, null, "Hi {{ first_name }}", "<p>Hi {{ first_name }}</p>\n<a href=\"{{ unsubscribe_url }}\">x</a>", "Hi {{ first_name }}\nLeave: {{ unsubscribe_url }}");
+        var (message, id) = composer.Compose(Data("reader@example.test", "Ann <b>"));
+
+        var parsed = RoundTrip(message);
+
+        Assert.Equal(id, parsed.MessageId);
+        Assert.Equal("Hi Ann <b>", parsed.Subject);
+        Assert.Equal("<http://mc.test/newsletter/unsubscribe?token=abc&x=1>", parsed.Headers[HeaderId.ListUnsubscribe]);
+        Assert.Equal("List-Unsubscribe=One-Click", parsed.Headers[HeaderId.ListUnsubscribePost]);
+        var alternative = Assert.IsType<MultipartAlternative>(parsed.Body);
+        Assert.Equal(2, alternative.Count);
+        var text = Assert.IsType<TextPart>(alternative[0]);
+        var html = Assert.IsType<TextPart>(alternative[1]);
+        Assert.True(text.IsPlain);
+        Assert.True(html.IsHtml);
+        Assert.Equal(ContentEncoding.SevenBit, text.ContentTransferEncoding);
+        Assert.Equal("utf-8", text.ContentType.Charset);
+        Assert.Equal("Hi Ann <b>\nLeave: http://mc.test/newsletter/unsubscribe?token=abc&x=1", Decoded(text));
+        Assert.Equal("<p>Hi Ann &lt;b&gt;</p>\n<a href=\"http://mc.test/newsletter/unsubscribe?token=abc&amp;x=1\">x</a>", Decoded(html));
+    }
+
+    [Fact]
+    public void Non_ascii_and_long_lines_are_quoted_printable_and_decode_to_the_merged_text()
+    {
+        var longLine = new string('a', 1500);
+        var composer = new MessageComposer(Smtp, null, "Grüße", "<p>Grüße {{ first_name }} 🎉</p><p>" + longLine + "</p>", "Grüße {{ first_name }}\r\n" + longLine);
+        var (message, _) = composer.Compose(Data("reader@example.test", "Zoë\nline two"));
+
+        var parsed = RoundTrip(message);
+
+        Assert.Equal("Grüße", parsed.Subject);
+        var alternative = Assert.IsType<MultipartAlternative>(parsed.Body);
+        var text = (TextPart)alternative[0];
+        var html = (TextPart)alternative[1];
+        Assert.Equal(ContentEncoding.QuotedPrintable, text.ContentTransferEncoding);
+        Assert.Equal(ContentEncoding.QuotedPrintable, html.ContentTransferEncoding);
+        // A bare LF inside a merged value becomes CRLF like the template's own line breaks.
+        Assert.Equal("Grüße Zoë\nline two\n" + longLine, Decoded(text));
+        Assert.Equal("<p>Grüße Zo&#235;\nline two 🎉</p><p>" + longLine + "</p>", Decoded(html));
+    }
+
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public void A_single_body_is_the_message_body_itself(bool html)
+    {
+        var composer = new MessageComposer(Smtp, null, "Only one", html ? "<p>{{ email }}</p>" : null, html ? null : "To {{ email }}");
+        var (message, _) = composer.Compose(Data("reader@example.test"));
+
+        var part = Assert.IsType<TextPart>(RoundTrip(message).Body);
+
+        Assert.Equal(html, part.IsHtml);
+        Assert.Equal(ContentEncoding.SevenBit, part.ContentTransferEncoding);
+        Assert.Equal(html ? "<p>reader@example.test</p>" : "To reader@example.test", Decoded(part));
+    }
+
+    [Fact]
+    public void Written_with_unix_line_endings_it_still_parses()
+    {
+        var composer = new MessageComposer(Smtp, null, "S", "<p>é {{ email }}</p>", "line one\nline two");
+        var (message, _) = composer.Compose(Data("reader@example.test"));
+
+        var alternative = Assert.IsType<MultipartAlternative>(RoundTrip(message, NewLineFormat.Unix).Body);
+
+        Assert.Equal("line one\nline two", Decoded((TextPart)alternative[0]));
+        Assert.Equal("<p>é reader@example.test</p>", Decoded((TextPart)alternative[1]));
+    }
+
+    [Fact]
+    public void Each_message_gets_its_own_boundary()
+    {
+        var composer = new MessageComposer(Smtp, null, "S", "<p>x</p>", "x");
+
+        var first = Assert.IsType<MultipartAlternative>(RoundTrip(composer.Compose(Data("a@example.test")).Message).Body);
+        var second = Assert.IsType<MultipartAlternative>(RoundTrip(composer.Compose(Data("b@example.test")).Message).Body);
+
+        Assert.NotEqual(first.Boundary, second.Boundary);
+    }
+
+    [Fact]
+    public void Tencent_payload_takes_the_merged_parts()
+    {
+        var composer = new MessageComposer(Smtp, null, "Hi {{ email }}", "<p>{{ email }}</p>", "T {{ email }}");
+        var (message, _) = composer.Compose(Data("reader@example.test"));
+
+        using var payload = JsonDocument.Parse(TencentSesDeliveryTransport.BuildPayload(message, new TencentSesOptions()));
+
+        var simple = payload.RootElement.GetProperty("Simple");
+        Assert.Equal("<p>reader@example.test</p>", System.Text.Encoding.UTF8.GetString(Convert.FromBase64String(simple.GetProperty("Html").GetString()!)));
+        Assert.Equal("T reader@example.test", System.Text.Encoding.UTF8.GetString(Convert.FromBase64String(simple.GetProperty("Text").GetString()!)));
+        Assert.Equal("Hi reader@example.test", payload.RootElement.GetProperty("Subject").GetString());
+    }
+}
