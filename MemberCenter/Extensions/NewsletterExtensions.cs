@@ -1,5 +1,6 @@
 using MemberCenter.Features.Admin;
 using MemberCenter.Features.Outbox;
+using MemberCenter.Features.Retention;
 using MemberCenter.Features.Subscriptions;
 using Newsletter.ServiceDefaults.Mail;
 
@@ -15,12 +16,15 @@ public static class NewsletterExtensions
         services.AddOptions<SmtpOptions>().BindConfiguration(SmtpOptions.Section).ValidateDataAnnotations().ValidateOnStart();
         services.AddOptions<OutboxOptions>().BindConfiguration(OutboxOptions.Section).ValidateDataAnnotations().ValidateOnStart();
         services.AddOptions<DemoOptions>().BindConfiguration(DemoOptions.Section);
+        services.AddOptions<RetentionOptions>().BindConfiguration(RetentionOptions.Section).ValidateDataAnnotations().ValidateOnStart();
 
         services.AddScoped<SubscriptionService>();
         services.AddScoped<ConfirmationMailComposer>();
         services.AddScoped<PlatformSeeder>();
         services.AddSingleton<OutboxSignal>();
         services.AddHostedService<OutboxDispatcher>();
+        services.AddSingleton<RetentionSweeper>();
+        services.AddHostedService(sp => sp.GetRequiredService<RetentionSweeper>());
         return builder;
     }
 }

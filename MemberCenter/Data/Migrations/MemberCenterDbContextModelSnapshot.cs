@@ -177,6 +177,10 @@ namespace MemberCenter.Data.Migrations
                     b.HasKey("Id")
                         .HasName("pk_outbox_messages");
 
+                    b.HasIndex("CompletedAt")
+                        .HasDatabaseName("ix_outbox_messages_completed")
+                        .HasFilter("completed_at IS NOT NULL");
+
                     b.HasIndex("NextAttemptAt")
                         .HasDatabaseName("ix_outbox_messages_due")
                         .HasFilter("completed_at IS NULL");
@@ -384,6 +388,9 @@ namespace MemberCenter.Data.Migrations
 
                     b.HasKey("Id")
                         .HasName("pk_subscription_tokens");
+
+                    b.HasIndex("ExpiresAt")
+                        .HasDatabaseName("ix_subscription_tokens_expires_at");
 
                     b.HasIndex("Hash")
                         .IsUnique()

@@ -29,6 +29,7 @@ internal sealed class OutboxMessageConfiguration : IEntityTypeConfiguration<Outb
         b.ToTable("outbox_messages");
         b.Property(m => m.LastError).HasMaxLength(1000);
         b.HasIndex(m => m.NextAttemptAt).HasFilter("completed_at IS NULL").HasDatabaseName("ix_outbox_messages_due");
+        b.HasIndex(m => m.CompletedAt).HasFilter("completed_at IS NOT NULL").HasDatabaseName("ix_outbox_messages_completed"); // retention sweep
         b.HasOne<Subscription>().WithMany().HasForeignKey(m => m.SubscriptionId).OnDelete(DeleteBehavior.Cascade);
     }
 }

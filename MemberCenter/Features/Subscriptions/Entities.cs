@@ -117,6 +117,7 @@ internal sealed class SubscriptionTokenConfiguration : IEntityTypeConfiguration<
         b.ToTable("subscription_tokens");
         b.HasIndex(t => t.Hash).IsUnique();
         b.HasIndex(t => t.SubscriptionId);
+        b.HasIndex(t => t.ExpiresAt); // retention sweep
         b.HasOne<Subscription>().WithMany().HasForeignKey(t => t.SubscriptionId).OnDelete(DeleteBehavior.Cascade);
     }
 }

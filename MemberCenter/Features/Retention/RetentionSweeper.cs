@@ -1,0 +1,104 @@
+using System.ComponentModel.DataAnnotations;
+using Microsoft.Extensions.Options;
+using Npgsql;
+
+namespace MemberCenter.Features.Retention;
+
+public sealed class RetentionOptions
+{
+    public const string Section = "Retention";
+
+    /// <summary>How often the sweep runs (the first run is one interval after start).</summary>
+    [Range(typeof(TimeSpan), "00:00:01", "7.00:00:00")]
+    public TimeSpan Interval { get; set; } = TimeSpan.FromHours(1);
+
+    /// <summary>
+    /// Confirm and unsubscribe tokens are deleted this long after they expired. Until then their links answer
+    /// "expired"; afterwards "unknown" (both are clear pages, neither acts).
+    /// </summary>
+    [Range(typeof(TimeSpan), "00:00:00", "3650.00:00:00")]
+    public TimeSpan ExpiredTokenGrace { get; set; } = TimeSpan.FromDays(30);
+
+    /// <summary>Outbox rows that are done (sent, or given up with their last error) are kept this long for operators.</summary>
+    [Range(typeof(TimeSpan), "00:00:00", "3650.00:00:00")]
+    public TimeSpan CompletedOutboxRetention { get; set; } = TimeSpan.FromDays(30);
+
+    /// <summary>Rows per DELETE statement, so a large backlog never holds many locks or a long transaction.</summary>
+    [Range(100, 100_000)]
+    public int BatchSize { get; set; } = 5_000;
+}
+
+/// <summary>
+/// Deletes what has no further use: expired confirm/unsubscribe tokens (every send job issues one unsubscribe token per
+/// recipient, so without this the table grows by the list size per send) and completed outbox rows. Consent records,
+/// subscribers and subscriptions are never deleted here. Several replicas may sweep at once: each statement takes
+/// rows with SKIP LOCKED, so they share the work instead of waiting on each other.
+/// </summary>
+public sealed partial class RetentionSweeper(
+    NpgsqlDataSource db,
+    IOptions<RetentionOptions> options,
+    TimeProvider clock,
+    ILogger<RetentionSweeper> logger) : BackgroundService
+{
+    public sealed record Result(long Tokens, long OutboxMessages);
+
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        using var timer = new PeriodicTimer(options.Value.Interval, clock);
+        try
+        {
+            while (await timer.WaitForNextTickAsync(stoppingToken))
+            {
+                try
+                {
+                    await SweepAsync(stoppingToken);
+                }
+                catch (Exception ex) when (ex is NpgsqlException or TimeoutException)
+                {
+                    // The next tick tries again; nothing is lost by a missed sweep.
+                    LogSweepFailed(logger, ex.Message);
+                }
+            }
+        }
+        catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+        {
+        }
+    }
+
+    public async Task<Result> SweepAsync(CancellationToken ct)
+    {
+        var o = options.Value;
+        var now = clock.GetUtcNow();
+        var tokens = await DeleteInBatchesAsync("subscription_tokens", "expires_at < $1", now - o.ExpiredTokenGrace, ct);
+        var outbox = await DeleteInBatchesAsync("outbox_messages", "completed_at < $1", now - o.CompletedOutboxRetention, ct);
+        if (tokens + outbox > 0)
+        {
+            LogSwept(logger, tokens, outbox);
+        }
+        return new Result(tokens, outbox);
+    }
+
+    private async Task<long> DeleteInBatchesAsync(string table, string condition, DateTimeOffset before, CancellationToken ct)
+    {
+        long total = 0;
+        while (true)
+        {
+            await using var cmd = db.CreateCommand(
+                $"DELETE FROM {table} WHERE id IN (SELECT id FROM {table} WHERE {condition} LIMIT $2 FOR UPDATE SKIP LOCKED)");
+            cmd.Parameters.Add(new NpgsqlParameter { Value = before });
+            cmd.Parameters.Add(new NpgsqlParameter { Value = options.Value.BatchSize });
+            var deleted = await cmd.ExecuteNonQueryAsync(ct);
+            total += deleted;
+            if (deleted < options.Value.BatchSize)
+            {
+                return total;
+            }
+        }
+    }
+
+    [LoggerMessage(LogLevel.Information, "Retention: deleted {Tokens} expired tokens and {OutboxMessages} completed outbox messages")]
+    private static partial void LogSwept(ILogger logger, long tokens, long outboxMessages);
+
+    [LoggerMessage(LogLevel.Warning, "Retention sweep failed, retried at the next interval: {Error}")]
+    private static partial void LogSweepFailed(ILogger logger, string error);
+}

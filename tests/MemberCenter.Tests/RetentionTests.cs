@@ -1,0 +1,67 @@
+using MemberCenter.Features.Retention;
+using MemberCenter.Features.Subscriptions;
+using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.DependencyInjection;
+using Npgsql;
+
+namespace MemberCenter.Tests;
+
+[Collection(MemberCenterCollection.Name)]
+public sealed class RetentionTests(MemberCenterFixture mc)
+{
+    [Fact]
+    public async Task Sweep_deletes_long_expired_tokens_and_old_completed_outbox_rows_and_keeps_the_rest()
+    {
+        var tenant = await mc.CreateTenantAsync("Retention");
+        var oldEmail = $"old-{Guid.NewGuid():N}@example.com";
+        var recentEmail = $"recent-{Guid.NewGuid():N}@example.com";
+        await tenant.SubscribeAsync(oldEmail);
+        await tenant.SubscribeAsync(recentEmail);
+        await tenant.UnsubscribeTokenAsync(oldEmail);
+        var old = await SubscriptionIdAsync(tenant.ListId, oldEmail);
+        var recent = await SubscriptionIdAsync(tenant.ListId, recentEmail);
+        // Both confirmation mails sent first, so the dispatcher does not complete a row after it was back-dated.
+        for (var i = 0; i < 100 && await mc.WithDbAsync(db => db.OutboxMessages.CountAsync(m => (m.SubscriptionId == old || m.SubscriptionId == recent) && m.CompletedAt != null)) < 2; i++)
+        {
+            await Task.Delay(100, TestContext.Current.CancellationToken);
+        }
+
+        // The old subscription's tokens expired 31 days ago and its confirmation mail completed 31 days ago; the recent
+        // one's token expired only yesterday (still inside the 30-day grace) and its mail went out just now.
+        await ExecuteAsync("UPDATE subscription_tokens SET expires_at = now() - interval '31 days' WHERE subscription_id = $1", old);
+        await ExecuteAsync("UPDATE outbox_messages SET completed_at = now() - interval '31 days' WHERE subscription_id = $1", old);
+        await ExecuteAsync("UPDATE subscription_tokens SET expires_at = now() - interval '1 day' WHERE subscription_id = $1", recent);
+
+        var recentTokens = await CountAsync<SubscriptionToken>(t => t.SubscriptionId == recent);
+        Assert.True(recentTokens >= 1);
+
+        var result = await mc.Services.GetRequiredService<RetentionSweeper>().SweepAsync(TestContext.Current.CancellationToken);
+
+        Assert.True(result.Tokens >= 2, $"deleted {result.Tokens} tokens");
+        Assert.True(result.OutboxMessages >= 1, $"deleted {result.OutboxMessages} outbox rows");
+        Assert.Equal(0, await CountAsync<SubscriptionToken>(t => t.SubscriptionId == old));
+        Assert.Equal(recentTokens, await CountAsync<SubscriptionToken>(t => t.SubscriptionId == recent));
+        Assert.Equal(0, await mc.WithDbAsync(db => db.OutboxMessages.CountAsync(m => m.SubscriptionId == old)));
+        Assert.Equal(1, await mc.WithDbAsync(db => db.OutboxMessages.CountAsync(m => m.SubscriptionId == recent)));
+        // The subscriptions and their consent trail stay.
+        Assert.Equal(2, await mc.WithDbAsync(db => db.Subscriptions.CountAsync(s => s.Id == old || s.Id == recent)));
+        Assert.True(await mc.WithDbAsync(db => db.ConsentRecords.CountAsync(c => c.ListId == Guid.Parse(tenant.ListId))) >= 2);
+    }
+
+    private Task<int> CountAsync<T>(System.Linq.Expressions.Expression<Func<T, bool>> predicate) where T : class =>
+        mc.WithDbAsync(db => db.Set<T>().CountAsync(predicate));
+
+    private Task<Guid> SubscriptionIdAsync(string listId, string email) =>
+        mc.WithDbAsync(db => (from s in db.Subscriptions
+                              join p in db.Subscribers on s.SubscriberId equals p.Id
+                              where s.ListId == Guid.Parse(listId) && p.Email == email
+                              select s.Id).SingleAsync());
+
+    private async Task ExecuteAsync(string sql, Guid subscriptionId)
+    {
+        await using var conn = new NpgsqlConnection(mc.ConnectionString);
+        await conn.OpenAsync();
+        await using var cmd = new NpgsqlCommand(sql, conn) { Parameters = { new() { Value = subscriptionId } } };
+        Assert.True(await cmd.ExecuteNonQueryAsync() >= 1, sql);
+    }
+}
