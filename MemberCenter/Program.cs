@@ -20,8 +20,7 @@ public class Program
 
         var app = builder.Build();
         app.UseServiceDefaults();
-        app.UseAuthentication();
-        app.UseAuthorization();
+        app.UseAuthorizationServer();
 
         app.MapTokenEndpoint();
         app.MapSubscriptionsApi();

@@ -32,6 +32,7 @@ public static class AuthorizationServerExtensions
         services.AddSingleton<IConfigureOptions<OpenIddictServerOptions>>(sp => sp.GetRequiredService<SigningKeyRing>());
         services.AddScoped<ApiClientRegistry>();
         services.AddSingleton<ApiClientCache>();
+        services.AddSingleton<ClientAuthenticationThrottle>();
         // Holds client lookups and verified secrets: bounded by the number of clients.
         services.AddMemoryCache();
 
@@ -57,6 +58,7 @@ public static class AuthorizationServerExtensions
                 o.DisableTokenStorage();
                 // OpenIddict insists on an encryption key even though no token it issues here is encrypted.
                 o.AddEncryptionKey(new SymmetricSecurityKey(RandomNumberGenerator.GetBytes(32)));
+                o.AddEventHandler(ClientAuthenticationThrottle.RecordFailures.Descriptor);
                 var aspnet = o.UseAspNetCore().EnableTokenEndpointPassthrough();
                 if (!auth.RequireHttps)
                 {
@@ -73,5 +75,15 @@ public static class AuthorizationServerExtensions
         services.AddAuthentication(OpenIddictValidationAspNetCoreDefaults.AuthenticationScheme);
         services.AddMemberCenterAuthorization();
         return builder;
+    }
+
+    /// <summary>The failed-authentication limit in front of the token endpoint, then authentication and authorization.</summary>
+    public static WebApplication UseAuthorizationServer(this WebApplication app)
+    {
+        var throttle = app.Services.GetRequiredService<ClientAuthenticationThrottle>();
+        app.Use((http, next) => throttle.InvokeAsync(http, () => next(http)));
+        app.UseAuthentication();
+        app.UseAuthorization();
+        return app;
     }
 }

@@ -19,6 +19,13 @@ public sealed class AuthOptions
 
     /// <summary>False only for local development on plain http.</summary>
     public bool RequireHttps { get; set; } = true;
+
+    /// <summary>Failed client authentications allowed per client address and client_id within the window; 0 turns the limit off.</summary>
+    [Range(0, 100_000)]
+    public int FailedClientAuthenticationLimit { get; set; } = 10;
+
+    [Range(typeof(TimeSpan), "00:00:06", "1.00:00:00")]
+    public TimeSpan FailedClientAuthenticationWindow { get; set; } = TimeSpan.FromMinutes(1);
 }
 
 public sealed class SigningKeyOptions
