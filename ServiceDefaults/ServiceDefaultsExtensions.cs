@@ -39,6 +39,7 @@ public static class ServiceDefaultsExtensions
         builder.Services.AddExceptionHandler<ProblemExceptionHandler>();
         builder.Services.AddHealthChecks().AddCheck("self", () => HealthCheckResult.Healthy(), tags: [LiveTag]);
         builder.Services.AddSingleton(TimeProvider.System);
+        builder.Services.AddForwardedHeaders();
 
         builder.Services.AddEndpointsApiExplorer();
         builder.Services.AddSwaggerGen(c =>
@@ -70,6 +71,8 @@ public static class ServiceDefaultsExtensions
     /// <summary>Error handling, request logs, health and Swagger; call before mapping the service's routes.</summary>
     public static WebApplication UseServiceDefaults(this WebApplication app)
     {
+        // First, so logs, audit records and rate limits see the client's address rather than the proxy's.
+        app.UseConfiguredForwardedHeaders();
         // Request logging wraps the exception handler so it logs the status the client got (a client that hangs up
         // mid-body is a 400, not the 500 an unhandled exception would be logged as); 5xx exceptions are logged by
         // ProblemExceptionHandler.
