@@ -1,4 +1,8 @@
 using System.Net;
+using System.Security.Cryptography;
+using System.Security.Cryptography.X509Certificates;
+using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.DependencyInjection;
 using Microsoft.IdentityModel.JsonWebTokens;
 using Microsoft.IdentityModel.Tokens;
 using Newsletter.Contracts;
@@ -61,6 +65,42 @@ public sealed class SigningKeyRotationTests(PostgresServer postgres, MailDevServ
         await second.InitializeAsync();
         var token = await second.AdminTokenAsync();
         Assert.Equal(kid, new JsonWebToken(token).Kid);
+    }
+
+    [Fact]
+    public async Task With_a_password_new_keys_are_stored_protected_and_older_unprotected_keys_still_load()
+    {
+        await using var unprotected = new MemberCenterFixture(postgres, mail);
+        await unprotected.InitializeAsync();
+        var oldKid = new JsonWebToken(await unprotected.AdminTokenAsync()).Kid;
+
+        await using var protectedMc = new MemberCenterFixture(postgres, mail);
+        protectedMc.Settings["ConnectionStrings:MemberCenter"] = unprotected.ConnectionString;
+        protectedMc.Settings["Auth:SigningKeys:Password"] = "a-key-password-of-some-length";
+        await protectedMc.InitializeAsync();
+        Assert.Equal(oldKid, new JsonWebToken(await protectedMc.AdminTokenAsync()).Kid);
+
+        // Certificates have whole-second validity and OpenIddict signs with the key that expires last, so the new key
+        // must not be created in the same second as the old one.
+        await Task.Delay(1100, TestContext.Current.CancellationToken);
+        var ring = protectedMc.Services.GetRequiredService<MemberCenter.Features.Auth.SigningKeyRing>();
+        var next = await ring.RotateAsync(immediately: true, TestContext.Current.CancellationToken);
+        var stored = await protectedMc.WithDbAsync(db => db.SigningKeys.AsNoTracking().SingleAsync(k => k.Id == next.Id));
+
+        Assert.ThrowsAny<CryptographicException>(() => X509CertificateLoader.LoadPkcs12(stored.Certificate, null));
+        using var loaded = X509CertificateLoader.LoadPkcs12(stored.Certificate, "a-key-password-of-some-length");
+        Assert.True(loaded.HasPrivateKey);
+        // The protected key signs (the ring re-reads the table every second).
+        var token = await protectedMc.AdminTokenAsync();
+        for (var i = 0; i < 100 && new JsonWebToken(token).Kid != next.Id; i++)
+        {
+            await Task.Delay(100, TestContext.Current.CancellationToken);
+            token = await protectedMc.AdminTokenAsync();
+        }
+        Assert.Equal(next.Id, new JsonWebToken(token).Kid);
+        using var admin = protectedMc.Http(token);
+        using var ok = await admin.GetAsync("admin/signing-keys", TestContext.Current.CancellationToken);
+        Assert.Equal(HttpStatusCode.OK, ok.StatusCode);
     }
 
     private async Task<List<string>> JwksKidsAsync()

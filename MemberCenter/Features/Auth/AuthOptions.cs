@@ -47,6 +47,13 @@ public sealed class SigningKeyOptions
     [Range(typeof(TimeSpan), "00:00:00", "30.00:00:00")]
     public TimeSpan PrePublish { get; set; } = TimeSpan.FromDays(1);
 
+    /// <summary>
+    /// Protects the private keys stored in the database (PKCS#12, PBES2 AES-256 / SHA-256). Unset: stored unprotected,
+    /// as safe as the database. Keys stored before a password was set still load; new keys are protected.
+    /// </summary>
+    [MinLength(16)]
+    public string? Password { get; set; }
+
     /// <summary>How often each replica re-reads the key table (rotations done by another replica).</summary>
     [Range(typeof(TimeSpan), "00:00:01", "01:00:00")]
     public TimeSpan RefreshInterval { get; set; } = TimeSpan.FromMinutes(1);

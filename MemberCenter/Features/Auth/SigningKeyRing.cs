@@ -130,7 +130,9 @@ public sealed partial class SigningKeyRing(
         var key = new SigningKey
         {
             Id = cert.Thumbprint,
-            Certificate = cert.Export(X509ContentType.Pkcs12),
+            Certificate = keyOptions.Value.Password is { } password
+                ? cert.ExportPkcs12(Pkcs12ExportPbeParameters.Pbes2Aes256Sha256, password)
+                : cert.Export(X509ContentType.Pkcs12),
             NotBefore = cert.NotBefore.ToUniversalTime(),
             NotAfter = cert.NotAfter.ToUniversalTime(),
             CreatedAt = now,
@@ -150,11 +152,28 @@ public sealed partial class SigningKeyRing(
         {
             return;
         }
-        _keys = rows.Select(r => (r, X509CertificateLoader.LoadPkcs12(r.Certificate, null, X509KeyStorageFlags.EphemeralKeySet))).ToArray();
+        _keys = rows.Select(r => (r, Load(r.Certificate, keyOptions.Value.Password))).ToArray();
         _fingerprint = fingerprint;
         serverOptionsCache.TryRemove(Options.DefaultName);
         validationOptionsCache.TryRemove(Options.DefaultName);
         LogKeysApplied(logger, rows.Count);
+    }
+
+    /// <summary>A key stored with the configured password, or (stored before one was configured) without.</summary>
+    internal static X509Certificate2 Load(byte[] pkcs12, string? password)
+    {
+        if (password is not null)
+        {
+            try
+            {
+                return X509CertificateLoader.LoadPkcs12(pkcs12, password, X509KeyStorageFlags.EphemeralKeySet);
+            }
+            catch (CryptographicException)
+            {
+                // Not protected with this password: an older, unprotected key.
+            }
+        }
+        return X509CertificateLoader.LoadPkcs12(pkcs12, null, X509KeyStorageFlags.EphemeralKeySet);
     }
 
     [LoggerMessage(LogLevel.Information, "Created signing key {KeyId}, signing from {NotBefore} to {NotAfter}")]
