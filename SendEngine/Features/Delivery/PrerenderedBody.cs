@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Security.Cryptography;
 using System.Text;
 using MimeKit;
@@ -45,63 +46,93 @@ public sealed class PrerenderedBody : MimeEntity
         if (text is not null && html is not null)
         {
             var boundary = NewBoundary();
-            var (textBytes, textQuoted) = Encode(text);
-            var (htmlBytes, htmlQuoted) = Encode(html);
-            var delimiter = Encoding.ASCII.GetBytes("--" + boundary + "\r\n");
-            var textHeaders = textQuoted ? QuotedText : SevenBitText;
-            var htmlHeaders = htmlQuoted ? QuotedHtml : SevenBitHtml;
-            var content = new byte[(2 * delimiter.Length) + textHeaders.Length + textBytes.Length + htmlHeaders.Length + htmlBytes.Length + 6 + 2 + boundary.Length + 4];
+            var textPart = new Part(text);
+            var htmlPart = new Part(html);
+            var textHeaders = textPart.Quoted ? QuotedText : SevenBitText;
+            var htmlHeaders = htmlPart.Quoted ? QuotedHtml : SevenBitHtml;
+            // --boundary CRLF headers part --boundary CRLF headers part --boundary-- CRLF
+            var delimiter = 2 + boundary.Length + 2;
+            var content = new byte[delimiter + textHeaders.Length + textPart.Length + delimiter + htmlHeaders.Length + htmlPart.Length + delimiter + 2];
             var span = content.AsSpan();
-            var at = 0;
-            Append(span, ref at, delimiter);
-            Append(span, ref at, textHeaders);
-            Append(span, ref at, textBytes);
-            Append(span, ref at, delimiter);
-            Append(span, ref at, htmlHeaders);
-            Append(span, ref at, htmlBytes);
-            Append(span, ref at, "--"u8);
-            at += Encoding.ASCII.GetBytes(boundary, span[at..]);
-            Append(span, ref at, "--\r\n"u8);
-            return new PrerenderedBody(new ContentType("multipart", "alternative") { Boundary = boundary }, content[..at], text, html);
+            var at = Delimiter(span, boundary, "\r\n"u8);
+            at += Copy(textHeaders, span[at..]);
+            at += textPart.CopyTo(span[at..]);
+            at += Delimiter(span[at..], boundary, "\r\n"u8);
+            at += Copy(htmlHeaders, span[at..]);
+            at += htmlPart.CopyTo(span[at..]);
+            at += Delimiter(span[at..], boundary, "--\r\n"u8);
+            Debug.Assert(at == content.Length);
+            return new PrerenderedBody(new ContentType("multipart", "alternative") { Boundary = boundary }, content, text, html);
         }
-        var single = text ?? html ?? throw new ArgumentException("A message needs a text or an HTML body.");
-        var (bytes, quoted) = Encode(single);
+        var single = new Part(text ?? html ?? throw new ArgumentException("A message needs a text or an HTML body."));
+        var bytes = new byte[single.Length];
+        single.CopyTo(bytes);
         var body = new PrerenderedBody(new ContentType("text", text is null ? "html" : "plain") { Charset = "utf-8" }, bytes, text, html);
-        body.Headers.Add(HeaderId.ContentTransferEncoding, quoted ? "quoted-printable" : "7bit");
+        body.Headers.Add(HeaderId.ContentTransferEncoding, single.Quoted ? "quoted-printable" : "7bit");
         return body;
     }
 
-    private static void Append(Span<byte> target, ref int at, ReadOnlySpan<byte> bytes)
+    private static int Copy(ReadOnlySpan<byte> source, Span<byte> target)
     {
-        bytes.CopyTo(target[at..]);
-        at += bytes.Length;
+        source.CopyTo(target);
+        return source.Length;
     }
 
-    /// <summary>A part's content, ending with CRLF (the CRLF before a boundary belongs to the boundary).</summary>
-    private static (byte[] Bytes, bool Quoted) Encode(string value)
+    private static int Delimiter(Span<byte> target, string boundary, ReadOnlySpan<byte> end)
     {
-        var utf8 = Encoding.UTF8.GetBytes(value);
-        if (System.Text.Ascii.IsValid(utf8) && LongestLine(utf8) <= MaxLineLength)
+        var at = Copy("--"u8, target);
+        at += Encoding.ASCII.GetBytes(boundary, target[at..]);
+        return at + Copy(end, target[at..]);
+    }
+
+    /// <summary>
+    /// One part's content, ending with CRLF (the CRLF before a boundary belongs to the boundary): the text itself
+    /// when it is 7bit-safe (written straight into the message, no intermediate copy), else its quoted-printable form.
+    /// </summary>
+    private readonly struct Part
+    {
+        private readonly string _text;
+        private readonly byte[]? _quoted;
+        private readonly bool _addNewLine;
+
+        public Part(string text)
         {
-            return (utf8.AsSpan().EndsWith("\r\n"u8) ? utf8 : [.. utf8, (byte)'\r', (byte)'\n'], false);
+            _text = text;
+            if (System.Text.Ascii.IsValid(text) && LongestLine(text) <= MaxLineLength)
+            {
+                _addNewLine = !text.EndsWith("\r\n", StringComparison.Ordinal);
+                Length = text.Length + (_addNewLine ? 2 : 0);
+                return;
+            }
+            var utf8 = Encoding.UTF8.GetBytes(text);
+            var encoder = new QuotedPrintableEncoder();
+            var quoted = new byte[encoder.EstimateOutputLength(utf8.Length)];
+            var length = encoder.Flush(utf8, 0, utf8.Length, quoted);
+            // The encoder writes LF line endings; SMTP needs CRLF.
+            var crlf = new Unix2DosFilter().Flush(quoted, 0, length, out var index, out var crlfLength);
+            _quoted = crlf.AsSpan(index, crlfLength).ToArray();
+            _addNewLine = !_quoted.AsSpan().EndsWith("\r\n"u8);
+            Length = _quoted.Length + (_addNewLine ? 2 : 0);
         }
-        var encoder = new QuotedPrintableEncoder();
-        var quoted = new byte[encoder.EstimateOutputLength(utf8.Length)];
-        var length = encoder.Flush(utf8, 0, utf8.Length, quoted);
-        // The encoder writes LF line endings; SMTP needs CRLF.
-        var crlf = new Unix2DosFilter().Flush(quoted, 0, length, out var index, out var crlfLength);
-        var result = crlf.AsSpan(index, crlfLength);
-        return (result.EndsWith("\r\n"u8) ? result.ToArray() : [.. result, (byte)'\r', (byte)'\n'], true);
+
+        public bool Quoted => _quoted is not null;
+
+        public int Length { get; }
+
+        public int CopyTo(Span<byte> target)
+        {
+            var at = _quoted is null ? Encoding.ASCII.GetBytes(_text, target) : Copy(_quoted, target);
+            return _addNewLine ? at + Copy("\r\n"u8, target[at..]) : at;
+        }
     }
 
-    private static int LongestLine(ReadOnlySpan<byte> text)
+    private static int LongestLine(ReadOnlySpan<char> text)
     {
         var longest = 0;
         while (true)
         {
-            var end = text.IndexOf("\r\n"u8);
-            var line = end < 0 ? text.Length : end;
-            longest = Math.Max(longest, line);
+            var end = text.IndexOf("\r\n");
+            longest = Math.Max(longest, end < 0 ? text.Length : end);
             if (end < 0)
             {
                 return longest;
