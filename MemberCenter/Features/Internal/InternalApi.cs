@@ -54,10 +54,13 @@ public static class InternalApi
         }
 
         var cursor = after ?? Guid.Empty;
+        // The cursor is stated for both sides of the join: PostgreSQL merge-joins the two primary-key orders, and
+        // without `p.id > cursor` it read the subscribers index from its start on every page (a page deep into a 100k
+        // list read ~50k index entries: 27 ms instead of 2-5 ms, quadratic in the list size).
         var rows = await (from s in db.Subscriptions
                           join p in db.Subscribers on s.SubscriberId equals p.Id
                           where s.ListId == listId && s.Status == SubscriptionStatus.Confirmed && s.SubscriberId.CompareTo(cursor) > 0
-                                && p.UndeliverableAt == null
+                                && p.Id.CompareTo(cursor) > 0 && p.UndeliverableAt == null
                           orderby s.SubscriberId
                           select new { SubscriptionId = s.Id, s.SubscriberId, p.Email, s.Preferences })
             .Take(size).AsNoTracking().ToListAsync(ct);
