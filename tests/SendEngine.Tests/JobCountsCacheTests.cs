@@ -16,7 +16,7 @@ public sealed class JobCountsCacheTests
     public async Task A_running_job_is_counted_once_per_lifetime_and_a_finished_one_every_time()
     {
         using var memory = new MemoryCache(Options.Create(new MemoryCacheOptions()));
-        var cache = new JobCountsCache(memory);
+        var cache = new JobCountsCache(memory, TimeProvider.System);
         var running = Job(SendJobStatuses.Sending);
         var finished = Job(SendJobStatuses.Completed);
         var calls = new List<Guid[]>();
@@ -35,5 +35,47 @@ public sealed class JobCountsCacheTests
         Assert.Equal(1, second[running.Id][RecipientStatuses.Sent]);
         Assert.Equal(2, second[finished.Id][RecipientStatuses.Sent]);
         Assert.Equal(1, first[finished.Id][RecipientStatuses.Sent]);
+    }
+
+    [Fact]
+    public async Task Expensive_counts_are_kept_longer_even_for_finished_jobs_and_a_running_jobs_counts_end_with_it()
+    {
+        using var memory = new MemoryCache(Options.Create(new MemoryCacheOptions()));
+        var clock = new SteppingClock();
+        var cache = new JobCountsCache(memory, clock);
+        var job = Job(SendJobStatuses.Completed);
+        var calls = 0;
+        Task<Dictionary<Guid, Dictionary<string, int>>> Count(Guid[] ids)
+        {
+            calls++;
+            clock.Advance(TimeSpan.FromMilliseconds(100)); // a count of a large job: kept 5 s
+            return Task.FromResult(ids.ToDictionary(id => id, _ => new Dictionary<string, int> { [RecipientStatuses.Sent] = calls }));
+        }
+
+        await cache.GetAsync([job], Count);
+        var again = await cache.GetAsync([job], Count);
+
+        Assert.Equal(1, calls);
+        Assert.Equal(1, again[job.Id][RecipientStatuses.Sent]);
+
+        // Counts taken while a job ran are not its final counts.
+        var running = Job(SendJobStatuses.Sending);
+        await cache.GetAsync([running], Count);
+        running.Status = SendJobStatuses.Completed;
+        var final = await cache.GetAsync([running], Count);
+        Assert.Equal(3, calls);
+        Assert.Equal(3, final[running.Id][RecipientStatuses.Sent]);
+    }
+
+    /// <summary>Elapsed time that moves only when told to.</summary>
+    private sealed class SteppingClock : TimeProvider
+    {
+        private long _ticks;
+
+        public override long TimestampFrequency => TimeSpan.TicksPerSecond;
+
+        public override long GetTimestamp() => _ticks;
+
+        public void Advance(TimeSpan by) => _ticks += by.Ticks;
     }
 }
