@@ -242,8 +242,8 @@ run_job() {
   local token; token="$(token_for "$SEND_CLIENT_ID" "$SEND_CLIENT_SECRET" "newsletter:send.write newsletter:send.read")"
   [ -n "$token" ] || die "no send_api token"
   local body="{\"tenant_id\":\"$TENANT_ID\",\"list_id\":\"$list\",\"name\":\"bench $label\",\"subject\":\"Weekly for {{ first_name }}\",\"body_html\":$BODY_HTML_JSON,\"body_text\":$BODY_TEXT_JSON}"
-  local se0 pg0 all0 se1 pg1 all1
-  se0="$(proc_cpu "$SE_PID")"; pg0="$(pg_cpu "$PG_DATA")"; all0="$(machine_cpu)"
+  local se0 mc0 pg0 all0 se1 mc1 pg1 all1
+  se0="$(proc_cpu "$SE_PID")"; mc0="$(proc_cpu "$MC_PID")"; pg0="$(pg_cpu "$PG_DATA")"; all0="$(machine_cpu)"
   if [ "$PROFILE" = 1 ] && [ "$label" = big ]; then psql_db postgres "SELECT pg_stat_statements_reset()" >/dev/null; fi
   local post_at; post_at="$(date -u '+%Y-%m-%d %H:%M:%S.%6N+00')"
   local created; created="$(curl -fsS -X POST "$SE/api/send-jobs" -H "Authorization: Bearer $token" -H 'Content-Type: application/json' -d "$body")" \
@@ -263,7 +263,7 @@ run_job() {
     case "$status" in completed|failed|cancelled) break ;; esac
     sleep 0.5
   done
-  se1="$(proc_cpu "$SE_PID")"; pg1="$(pg_cpu "$PG_DATA")"; all1="$(machine_cpu)"
+  se1="$(proc_cpu "$SE_PID")"; mc1="$(proc_cpu "$MC_PID")"; pg1="$(pg_cpu "$PG_DATA")"; all1="$(machine_cpu)"
   if [ -n "$AUX_PID" ]; then kill -INT "$AUX_PID"; wait "$AUX_PID" 2>/dev/null || true; AUX_PID=""; perf_show; fi
   peak="$(vmhwm_mb "$SE_PID")"
   if [ "$PROFILE" = 1 ] && [ "$label" = big ]; then
@@ -288,9 +288,9 @@ run_job() {
   IFS='|' read -r snap first_from_start first_from_post deliver_secs span sent_rows distinct_ids <<<"$t"
   [ "$sent_rows" = "$expected" ] && [ "$distinct_ids" = "$expected" ] || die "job $label: $sent_rows sent rows, $distinct_ids distinct Message-IDs"
   local line; line="$(awk -v l="$label" -v n="$expected" -v snap="$snap" -v f1="$first_from_start" -v f2="$first_from_post" -v d="$deliver_secs" \
-      -v s0="$se0" -v s1="$se1" -v p0="$pg0" -v p1="$pg1" -v a0="$all0" -v a1="$all1" -v peak="$peak" -v idle="$rss_idle" -v sp="$span" \
-    'BEGIN {printf "JOB label=%s recipients=%d snapshot_s=%.2f first_msg_after_start_s=%.3f first_msg_after_post_s=%.3f deliver_s=%.2f rate=%.0f span_rate=%.0f se_cpu_ms_per_msg=%.3f pg_cpu_ms_per_msg=%.3f machine_cpu_ms_per_msg=%.3f rss_idle_mb=%d vmhwm_mb=%d",
-       l, n, snap, f1, f2, d, n / d, n / sp, (s1 - s0) * 1000 / n, (p1 - p0) * 1000 / n, (a1 - a0) * 1000 / n, idle, peak}')"
+      -v s0="$se0" -v s1="$se1" -v m0="$mc0" -v m1="$mc1" -v p0="$pg0" -v p1="$pg1" -v a0="$all0" -v a1="$all1" -v peak="$peak" -v idle="$rss_idle" -v sp="$span" \
+    'BEGIN {printf "JOB label=%s recipients=%d snapshot_s=%.2f first_msg_after_start_s=%.3f first_msg_after_post_s=%.3f deliver_s=%.2f rate=%.0f span_rate=%.0f se_cpu_ms_per_msg=%.3f mc_cpu_ms_per_msg=%.3f pg_cpu_ms_per_msg=%.3f machine_cpu_ms_per_msg=%.3f rss_idle_mb=%d vmhwm_mb=%d",
+       l, n, snap, f1, f2, d, n / d, n / sp, (s1 - s0) * 1000 / n, (m1 - m0) * 1000 / n, (p1 - p0) * 1000 / n, (a1 - a0) * 1000 / n, idle, peak}')"
   RESULTS+=("$line")
   log "$line"
   stop_pid "$SE_PID"; rm -f "/tmp/perf-$SE_PID.map" "/tmp/perfinfo-$SE_PID.map"; SE_PID=""
@@ -324,12 +324,12 @@ log "smtp-source: $SOURCE_RATE msg/s"
 echo
 echo "Send Engine bulk delivery benchmark, $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores ($(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1)), $CONNECTIONS connections, smtp-sink on loopback, load average now $(cut -d' ' -f1-3 /proc/loadavg)"
 [ -z "$CONN_EXTRA${SE_ENV[*]}" ] || echo "variations: conn-extra='$CONN_EXTRA' se-env='${SE_ENV[*]}'"
-printf '%-16s %10s %9s %12s %16s %15s %11s %10s %22s\n' run messages 'msg/s' 'snapshot s' 'first msg s(start)' 'first msg s(POST)' 'RSS idle' 'VmHWM' 'CPU ms/msg SE/PG/all'
+printf '%-16s %10s %9s %12s %16s %15s %11s %10s %30s\n' run messages 'msg/s' 'snapshot s' 'first msg s(start)' 'first msg s(POST)' 'RSS idle' 'VmHWM' 'CPU ms/msg SE/MC/PG/all'
 for r in "${RESULTS[@]}"; do
   f() { sed -n "s/.*[ ]$1=\\([^ ]*\\).*/\\1/p" <<<"$r"; }
-  printf '%-16s %10s %9s %12s %16s %15s %8s MB %7s MB %22s\n' "send-engine-$(f label)" "$(f recipients)" "$(f rate)" "$(f snapshot_s)" \
+  printf '%-16s %10s %9s %12s %16s %15s %8s MB %7s MB %30s\n' "send-engine-$(f label)" "$(f recipients)" "$(f rate)" "$(f snapshot_s)" \
     "$(f first_msg_after_start_s)" "$(f first_msg_after_post_s)" "$(f rss_idle_mb)" "$(f vmhwm_mb)" \
-    "$(f se_cpu_ms_per_msg) / $(f pg_cpu_ms_per_msg) / $(f machine_cpu_ms_per_msg)"
+    "$(f se_cpu_ms_per_msg) / $(f mc_cpu_ms_per_msg) / $(f pg_cpu_ms_per_msg) / $(f machine_cpu_ms_per_msg)"
 done
 printf '%-16s %10s %9s\n' bare-mailkit "$RECIPIENTS" "$BARE_RATE"
 printf '%-16s %10s %9s\n' smtp-source "$RECIPIENTS" "$SOURCE_RATE"

@@ -96,14 +96,20 @@ public static class InternalApi
         {
             return SubscriptionsApi.ListNotFound();
         }
-        var keys = query.Emails!.Select(e => EmailAddress.TryParse(e, out var a, out _) ? a.Key : e.Trim().ToLowerInvariant()).Distinct().ToArray();
+        // Each address is parsed (normalised, IDN-mapped) once: given address -> its key.
+        var keyOf = new Dictionary<string, string>(StringComparer.Ordinal);
+        foreach (var e in query.Emails!)
+        {
+            keyOf.TryAdd(e, EmailAddress.TryParse(e, out var a, out _) ? a.Key : e.Trim().ToLowerInvariant());
+        }
+        var keys = keyOf.Values.Distinct().ToArray();
         var sendable = await (from s in db.Subscriptions
                               join p in db.Subscribers on s.SubscriberId equals p.Id
                               where s.ListId == listId && p.TenantId == tenantId && keys.Contains(p.EmailKey)
                                     && s.Status == SubscriptionStatus.Confirmed && p.UndeliverableAt == null
                               select p.EmailKey).ToListAsync(ct);
         var ok = sendable.ToHashSet(StringComparer.Ordinal);
-        var notSendable = query.Emails!.Where(e => !ok.Contains(EmailAddress.TryParse(e, out var a, out _) ? a.Key : e.Trim().ToLowerInvariant())).ToList();
+        var notSendable = query.Emails!.Where(e => !ok.Contains(keyOf[e])).ToList();
         return TypedResults.Ok(new SubscriptionStatusResult(listId.ToString(), notSendable));
     }
 
