@@ -67,6 +67,32 @@ public sealed class JobCountsCacheTests
         Assert.Equal(3, final[running.Id][RecipientStatuses.Sent]);
     }
 
+    [Fact]
+    public async Task Event_counters_follow_the_same_rule()
+    {
+        using var memory = new MemoryCache(Options.Create(new MemoryCacheOptions()));
+        var clock = new SteppingClock();
+        var cache = new JobCountsCache(memory, clock);
+        var cheap = Job(SendJobStatuses.Completed);
+        var expensive = Job(SendJobStatuses.Completed);
+        var calls = 0;
+        Task<SendJobEventCounts> Count(TimeSpan cost)
+        {
+            calls++;
+            clock.Advance(cost);
+            return Task.FromResult(new SendJobEventCounts(calls, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0));
+        }
+
+        await cache.GetEventsAsync(cheap, () => Count(TimeSpan.FromMilliseconds(1)));
+        var cheapAgain = await cache.GetEventsAsync(cheap, () => Count(TimeSpan.FromMilliseconds(1)));
+        await cache.GetEventsAsync(expensive, () => Count(TimeSpan.FromMilliseconds(200)));
+        var expensiveAgain = await cache.GetEventsAsync(expensive, () => Count(TimeSpan.FromMilliseconds(200)));
+
+        Assert.Equal(3, calls);
+        Assert.Equal(2, cheapAgain.Delivered);
+        Assert.Equal(3, expensiveAgain.Delivered);
+    }
+
     /// <summary>Elapsed time that moves only when told to.</summary>
     private sealed class SteppingClock : TimeProvider
     {

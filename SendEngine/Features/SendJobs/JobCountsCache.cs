@@ -4,11 +4,12 @@ using Newsletter.Contracts;
 namespace SendEngine.Features.SendJobs;
 
 /// <summary>
-/// Recipient counts by status for GET /api/send-jobs(/{id}). Each count scans the job's recipient rows (≈ 50 ms at
-/// 100k recipients, see docs/performance.md) and tenants poll, so counts are kept for a while that grows with what they
-/// cost: 50 times the time the count took, at most a minute (a count that takes 20 ms is kept 1 s, one that takes
-/// 500 ms, a 1M job, 25 s), so counting never takes more than ~2 % of the time. A running job's counts are kept at
-/// least a second; a finished job's are not kept when counting is that cheap (bounces still move them).
+/// Recipient counts by status and event counters for GET /api/send-jobs(/{id}). Each count scans the job's recipient
+/// rows (≈ 50 ms at 100k recipients, see docs/performance.md) or its events, and tenants poll, so counts are kept for a
+/// while that grows with what they cost: 50 times the time the count took, at most a minute (a count that takes 20 ms
+/// is kept 1 s, one that takes 500 ms, a 1M job, 25 s), so counting never takes more than ~2 % of the time. A running
+/// job's counts are kept at least a second; a finished job's are not kept when counting is that cheap (bounces and
+/// opens still move them). Counts taken while a job ran are never served after it finished.
 /// </summary>
 public sealed class JobCountsCache(IMemoryCache cache, TimeProvider clock)
 {
@@ -22,10 +23,9 @@ public sealed class JobCountsCache(IMemoryCache cache, TimeProvider clock)
         var result = new Dictionary<Guid, Dictionary<string, int>>(jobs.Count);
         foreach (var job in jobs)
         {
-            // Counts kept while the job ran are not used once it has finished: its last counts must be its final ones.
-            if (cache.TryGetValue(Key(job.Id), out Entry? entry) && entry is not null && entry.Running == IsRunning(job))
+            if (TryGet<Dictionary<string, int>>(("send-job-counts", job.Id), job, out var counts))
             {
-                result[job.Id] = entry.Counts;
+                result[job.Id] = counts;
             }
         }
         var missing = jobs.Where(j => !result.ContainsKey(j.Id)).ToList();
@@ -33,26 +33,54 @@ public sealed class JobCountsCache(IMemoryCache cache, TimeProvider clock)
         {
             var started = clock.GetTimestamp();
             var fresh = await count([.. missing.Select(j => j.Id)]);
-            var cost = clock.GetElapsedTime(started) * CostFactor;
+            var cost = clock.GetElapsedTime(started);
             foreach (var job in missing)
             {
                 var counts = fresh.GetValueOrDefault(job.Id) ?? [];
                 result[job.Id] = counts;
-                var lifetime = IsRunning(job) ? Max(cost, RunningJobLifetime) : cost;
-                if (lifetime >= RunningJobLifetime)
-                {
-                    cache.Set(Key(job.Id), new Entry(IsRunning(job), counts), lifetime < MaxLifetime ? lifetime : MaxLifetime);
-                }
+                Keep(("send-job-counts", job.Id), job, counts, cost);
             }
         }
         return result;
     }
 
-    private sealed record Entry(bool Running, Dictionary<string, int> Counts);
+    public async Task<SendJobEventCounts> GetEventsAsync(SendJob job, Func<Task<SendJobEventCounts>> count)
+    {
+        if (TryGet<SendJobEventCounts>(("send-job-events", job.Id), job, out var counts))
+        {
+            return counts;
+        }
+        var started = clock.GetTimestamp();
+        counts = await count();
+        Keep(("send-job-events", job.Id), job, counts, clock.GetElapsedTime(started));
+        return counts;
+    }
 
-    private static TimeSpan Max(TimeSpan a, TimeSpan b) => a > b ? a : b;
+    private bool TryGet<T>((string, Guid) key, SendJob job, out T value)
+    {
+        if (cache.TryGetValue(key, out Entry<T>? entry) && entry is not null && entry.Running == IsRunning(job))
+        {
+            value = entry.Value;
+            return true;
+        }
+        value = default!;
+        return false;
+    }
+
+    private void Keep<T>((string, Guid) key, SendJob job, T value, TimeSpan cost)
+    {
+        var lifetime = cost * CostFactor;
+        if (IsRunning(job) && lifetime < RunningJobLifetime)
+        {
+            lifetime = RunningJobLifetime;
+        }
+        if (lifetime >= RunningJobLifetime)
+        {
+            cache.Set(key, new Entry<T>(IsRunning(job), value), lifetime < MaxLifetime ? lifetime : MaxLifetime);
+        }
+    }
+
+    private sealed record Entry<T>(bool Running, T Value);
 
     private static bool IsRunning(SendJob job) => job.Status is SendJobStatuses.Queued or SendJobStatuses.Sending;
-
-    private static (string, Guid) Key(Guid jobId) => ("send-job-counts", jobId);
 }

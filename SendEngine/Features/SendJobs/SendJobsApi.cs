@@ -166,7 +166,8 @@ public static partial class SendJobsApi
             return JobNotFound();
         }
         var counts = await countsCache.GetAsync([job], ids => CountsAsync(db, ids, ct));
-        return TypedResults.Ok(ToResponse(job, counts[job.Id]) with { Events = await EmailEvents.EmailEventsApi.JobCountsAsync(dataSource, id, ct) });
+        var events = await countsCache.GetEventsAsync(job, () => EmailEvents.EmailEventsApi.JobCountsAsync(dataSource, id, ct));
+        return TypedResults.Ok(ToResponse(job, counts[job.Id]) with { Events = events });
     }
 
     private static async Task<Results<Ok<SendJobPage>, ValidationProblem>> List(
