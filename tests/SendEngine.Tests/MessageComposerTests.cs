@@ -107,6 +107,16 @@ public sealed class MessageComposerTests
     }
 
     [Fact]
+    public void Bare_line_feeds_given_directly_are_normalised()
+    {
+        var parsed = RoundTrip(new MimeMessage { Body = PrerenderedBody.Create("one\ntwo\rthree", "<p>a</p>\n<p>b</p>") });
+
+        var alternative = Assert.IsType<MultipartAlternative>(parsed.Body);
+        Assert.Equal("one\ntwo\nthree", Decoded((TextPart)alternative[0]));
+        Assert.Equal("<p>a</p>\n<p>b</p>", Decoded((TextPart)alternative[1]));
+    }
+
+    [Fact]
     public void Each_message_gets_its_own_boundary()
     {
         var composer = new MessageComposer(Smtp, null, "S", "<p>x</p>", "x");

@@ -39,8 +39,8 @@ public sealed class PrerenderedBody : MimeEntity
     /// <summary>The HTML body as merged.</summary>
     public string? Html { get; }
 
-    /// <param name="text">The text body, CRLF line endings.</param>
-    /// <param name="html">The HTML body, CRLF line endings.</param>
+    /// <param name="text">The text body; CRLF line endings expected (others are normalised).</param>
+    /// <param name="html">The HTML body, likewise.</param>
     public static PrerenderedBody Create(string? text, string? html)
     {
         if (text is not null && html is not null)
@@ -97,6 +97,13 @@ public sealed class PrerenderedBody : MimeEntity
 
         public Part(string text)
         {
+            // A bare CR or LF would reach the SMTP server as is (7bit) or change meaning (quoted-printable).
+            var span = text.AsSpan();
+            var pairs = span.Count("\r\n");
+            if (span.Count('\n') != pairs || span.Count('\r') != pairs)
+            {
+                text = text.ReplaceLineEndings("\r\n");
+            }
             _text = text;
             if (System.Text.Ascii.IsValid(text) && LongestLine(text) <= MaxLineLength)
             {
