@@ -18,6 +18,9 @@ public sealed partial class ProblemExceptionHandler(IProblemDetailsService probl
             BadHttpRequestException { InnerException: JsonException json } => (400, "Malformed request body", JsonDetail(json)),
             BadHttpRequestException bad => (bad.StatusCode, "Bad request", bad.Message),
             JsonException json => (400, "Malformed request body", JsonDetail(json)),
+            // ASP.NET's form reader refuses forms over its limits (1024 fields, 4 MB values) with this exception.
+            InvalidDataException when httpContext.Request.HasFormContentType
+                => (400, "Malformed request body", "The form could not be read: too many fields or a value too long."),
             OperationCanceledException when httpContext.RequestAborted.IsCancellationRequested => (499, "Client closed request", null),
             _ => (500, "An unexpected error occurred", "The error was logged; retry later or contact the operator with the trace id."),
         };

@@ -90,6 +90,16 @@ public sealed class TokenEndpointTests(MemberCenterFixture mc)
         Assert.Equal([Scopes.InternalRecipientsRead, Scopes.InternalSuppressionsWrite], jwt.GetClaim("scope").Value.Split(' ').Order());
     }
 
+    [Fact]
+    public async Task A_form_too_large_to_read_is_a_400_not_a_500()
+    {
+        using var http = mc.Http();
+        var fields = Enumerable.Range(0, 2000).Select(i => new KeyValuePair<string, string>($"f{i}", "x"))
+            .Append(new("grant_type", "client_credentials")).Append(new("client_id", "someone"));
+        using var response = await http.PostAsync("oauth/token", new FormUrlEncodedContent(fields), TestContext.Current.CancellationToken);
+        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+    }
+
     internal static async Task AssertOAuthError(HttpResponseMessage response, string error)
     {
         using (response)

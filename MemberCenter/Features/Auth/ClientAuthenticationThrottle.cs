@@ -59,8 +59,7 @@ public sealed class ClientAuthenticationThrottle : IDisposable
             await next();
             return;
         }
-        var clientId = BasicClientId(http.Request)
-                       ?? (http.Request.HasFormContentType ? (await http.Request.ReadFormAsync(http.RequestAborted))[Parameters.ClientId].ToString() : null);
+        var clientId = BasicClientId(http.Request) ?? await FormClientIdAsync(http.Request);
         if (!IsBlocked(Key(http, clientId)))
         {
             await next();
@@ -75,6 +74,23 @@ public sealed class ClientAuthenticationThrottle : IDisposable
             [Parameters.Error] = Errors.TemporarilyUnavailable,
             [Parameters.ErrorDescription] = $"Too many failed client authentications from this address for this client; retry in {_retryAfterSeconds} s.",
         }, http.RequestAborted);
+    }
+
+    /// <summary>client_id from the form; a form that cannot be read is left to OpenIddict to refuse (invalid_request).</summary>
+    private static async Task<string?> FormClientIdAsync(HttpRequest request)
+    {
+        if (!request.HasFormContentType)
+        {
+            return null;
+        }
+        try
+        {
+            return (await request.ReadFormAsync(request.HttpContext.RequestAborted))[Parameters.ClientId].ToString();
+        }
+        catch (Exception ex) when (ex is InvalidDataException or BadHttpRequestException or IOException)
+        {
+            return null;
+        }
     }
 
     /// <summary>client_id from <c>Authorization: Basic</c> (RFC 6749 2.3.1: form-urlencoded, then base64), as OpenIddict reads it.</summary>

@@ -160,7 +160,7 @@ public sealed partial class SigningKeyRing(
     }
 
     /// <summary>A key stored with the configured password, or (stored before one was configured) without.</summary>
-    internal static X509Certificate2 Load(byte[] pkcs12, string? password)
+    private static X509Certificate2 Load(byte[] pkcs12, string? password)
     {
         if (password is not null)
         {
