@@ -117,6 +117,20 @@ public sealed class MessageComposerTests
     }
 
     [Fact]
+    public void Line_breaks_in_merged_values_cannot_add_header_fields()
+    {
+        var composer = new MessageComposer(Smtp, null, "Hi {{ first_name }}", "<p>x</p>", "x");
+        var (message, _) = composer.Compose(Data("reader@example.test", "Ann\r\nBcc: evil@example.test\r\nX-Injected: 1"));
+
+        var parsed = RoundTrip(message);
+
+        Assert.Empty(parsed.Bcc);
+        Assert.False(parsed.Headers.Contains("X-Injected"));
+        Assert.DoesNotContain('\n', parsed.Subject ?? "");
+        Assert.StartsWith("Hi Ann", parsed.Subject);
+    }
+
+    [Fact]
     public void Each_message_gets_its_own_boundary()
     {
         var composer = new MessageComposer(Smtp, null, "S", "<p>x</p>", "x");
