@@ -126,7 +126,14 @@ public sealed partial class SigningKeyRing(
         request.CertificateExtensions.Add(new X509KeyUsageExtension(X509KeyUsageFlags.DigitalSignature, critical: true));
         // Whole seconds: certificates cannot say more, and NotBefore must not round to the past.
         var start = DateTimeOffset.FromUnixTimeSeconds(notBefore.ToUnixTimeSeconds());
-        using var cert = request.CreateSelfSigned(start, start + keyOptions.Value.Lifetime);
+        // OpenIddict signs with the valid key that expires last: the new key must expire after every existing one, or
+        // a key rotated within the same second as the previous one might never be preferred.
+        var end = start + keyOptions.Value.Lifetime;
+        if (await db.SigningKeys.MaxAsync(k => (DateTimeOffset?)k.NotAfter, ct) is { } latest && end <= latest)
+        {
+            end = latest + TimeSpan.FromSeconds(1);
+        }
+        using var cert = request.CreateSelfSigned(start, end);
         var key = new SigningKey
         {
             Id = cert.Thumbprint,
