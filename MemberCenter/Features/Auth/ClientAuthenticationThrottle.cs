@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.Globalization;
 using System.Net.Http.Headers;
 using System.Text;
@@ -19,6 +20,10 @@ namespace MemberCenter.Features.Auth;
 public sealed class ClientAuthenticationThrottle : IDisposable
 {
     private readonly PartitionedRateLimiter<string>? _failures;
+    // Callers with failures in the window: a caller that never failed (every well-configured client) costs one lookup.
+    private readonly ConcurrentDictionary<string, byte> _failing = new(StringComparer.Ordinal);
+    private const int MaxTracked = 100_000;
+    private readonly int _limit;
     private readonly int _retryAfterSeconds;
 
     public ClientAuthenticationThrottle(IOptions<AuthOptions> options)
@@ -29,6 +34,7 @@ public sealed class ClientAuthenticationThrottle : IDisposable
             return;
         }
         const int segments = 6;
+        _limit = o.FailedClientAuthenticationLimit;
         _retryAfterSeconds = (int)Math.Ceiling(o.FailedClientAuthenticationWindow.TotalSeconds / segments);
         _failures = PartitionedRateLimiter.Create<string, string>(key => RateLimitPartition.GetSlidingWindowLimiter(key, _ => new SlidingWindowRateLimiterOptions
         {
@@ -42,11 +48,34 @@ public sealed class ClientAuthenticationThrottle : IDisposable
 
     private static string Key(HttpContext http, string? clientId) => $"{http.Connection.RemoteIpAddress}|{clientId}";
 
-    private bool IsBlocked(string key) => _failures?.GetStatistics(key) is { CurrentAvailablePermits: <= 0 };
+    private bool IsBlocked(string key)
+    {
+        if (_failures is null || !_failing.ContainsKey(key))
+        {
+            return false;
+        }
+        var available = _failures.GetStatistics(key)?.CurrentAvailablePermits ?? _limit;
+        if (available >= _limit)
+        {
+            _failing.TryRemove(key, out _); // the window slid past its failures
+        }
+        return available <= 0;
+    }
 
     private void RecordFailure(string key)
     {
-        using var lease = _failures?.AttemptAcquire(key);
+        if (_failures is null)
+        {
+            return;
+        }
+        if (_failing.Count >= MaxTracked)
+        {
+            // Many distinct callers failing (random client_ids): forget who they were rather than grow without bound;
+            // the limiter still has their counts, so a blocked caller is blocked again after one more failure.
+            _failing.Clear();
+        }
+        _failing[key] = 0;
+        using var lease = _failures.AttemptAcquire(key);
     }
 
     public void Dispose() => _failures?.Dispose();
