@@ -65,6 +65,14 @@ public sealed class JobCountsCacheTests
         var final = await cache.GetAsync([running], Count);
         Assert.Equal(3, calls);
         Assert.Equal(3, final[running.Id][RecipientStatuses.Sent]);
+
+        // Nor are those taken before it started (a job that ran within the lifetime of its scheduled-phase counts).
+        var scheduled = Job(SendJobStatuses.Scheduled);
+        await cache.GetAsync([scheduled], Count);
+        scheduled.Status = SendJobStatuses.Completed;
+        var completed = await cache.GetAsync([scheduled], Count);
+        Assert.Equal(5, calls);
+        Assert.Equal(5, completed[scheduled.Id][RecipientStatuses.Sent]);
     }
 
     [Fact]

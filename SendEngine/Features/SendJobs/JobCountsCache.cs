@@ -9,7 +9,8 @@ namespace SendEngine.Features.SendJobs;
 /// while that grows with what they cost: 50 times the time the count took, at most a minute (a count that takes 20 ms
 /// is kept 1 s, one that takes 500 ms, a 1M job, 25 s), so counting never takes more than ~2 % of the time. A running
 /// job's counts are kept at least a second; a finished job's are not kept when counting is that cheap (bounces and
-/// opens still move them). Counts taken while a job ran are never served after it finished.
+/// opens still move them). Counts are served only while the job keeps the status they were taken under: those of a
+/// scheduled or running job are never its final ones.
 /// </summary>
 public sealed class JobCountsCache(IMemoryCache cache, TimeProvider clock)
 {
@@ -58,7 +59,7 @@ public sealed class JobCountsCache(IMemoryCache cache, TimeProvider clock)
 
     private bool TryGet<T>((string, Guid) key, SendJob job, out T value)
     {
-        if (cache.TryGetValue(key, out Entry<T>? entry) && entry is not null && entry.Running == IsRunning(job))
+        if (cache.TryGetValue(key, out Entry<T>? entry) && entry is not null && entry.Status == job.Status)
         {
             value = entry.Value;
             return true;
@@ -76,11 +77,11 @@ public sealed class JobCountsCache(IMemoryCache cache, TimeProvider clock)
         }
         if (lifetime >= RunningJobLifetime)
         {
-            cache.Set(key, new Entry<T>(IsRunning(job), value), lifetime < MaxLifetime ? lifetime : MaxLifetime);
+            cache.Set(key, new Entry<T>(job.Status, value), lifetime < MaxLifetime ? lifetime : MaxLifetime);
         }
     }
 
-    private sealed record Entry<T>(bool Running, T Value);
+    private sealed record Entry<T>(string Status, T Value);
 
     private static bool IsRunning(SendJob job) => job.Status is SendJobStatuses.Queued or SendJobStatuses.Sending;
 }
