@@ -24,6 +24,10 @@ public sealed class SmtpOptions
 
     public string FromName { get; set; } = "Newsletter";
 
+    /// <summary>Where replies go (Reply-To), when not to the From address; unset = no Reply-To header.</summary>
+    [EmailAddress]
+    public string? ReplyToAddress { get; set; }
+
     [Range(typeof(TimeSpan), "00:00:01", "00:10:00")]
     public TimeSpan Timeout { get; set; } = TimeSpan.FromSeconds(30);
 }

@@ -36,6 +36,17 @@ public sealed class MessageComposerTests
     private static string Decoded(TextPart part) => part.Text.ReplaceLineEndings("\n").TrimEnd();
 
     [Fact]
+    public void Reply_to_is_set_only_when_configured()
+    {
+        var without = new MessageComposer(Smtp, null, "S", null, "x").Compose(Data("reader@example.test")).Message;
+        var with = new MessageComposer(new SmtpOptions { FromAddress = "news@example.test", ReplyToAddress = "desk@example.test" }, null, "S", null, "x")
+            .Compose(Data("reader@example.test")).Message;
+
+        Assert.Empty(RoundTrip(without).ReplyTo);
+        Assert.Equal("desk@example.test", Assert.Single(RoundTrip(with).ReplyTo.Mailboxes).Address);
+    }
+
+    [Fact]
     public void Ascii_text_and_html_go_as_7bit_multipart_alternative_with_merge_tags_applied()
     {
         var composer = new MessageComposer(Smtp, null, "Hi {{ first_name }}", "<p>Hi {{ first_name }}</p>\n<a href=\"{{ unsubscribe_url }}\">x</a>", "Hi {{ first_name }}\nLeave: {{ unsubscribe_url }}");

@@ -14,7 +14,8 @@ namespace SendEngine.Tests;
 
 /// <summary>One SendEmail call as the stand-in saw it, with its own verdict on the TC3 signature.</summary>
 public sealed record TencentCall(string Action, string Version, string Region, bool SignatureValid, string From, string[] Destination,
-    string Subject, string? Html, string? Text, string? ReplyTo, string? Unsubscribe, string Answer);
+    string Subject, string? Html, string? Text, string? ReplyTo, string? Unsubscribe, string? SmtpMessageId,
+    IReadOnlyDictionary<string, string> SmtpHeaders, string Answer);
 
 /// <summary>
 /// A local HTTP server standing in for ses.tencentcloudapi.com: re-verifies each request's TC3-HMAC-SHA256 signature
@@ -78,7 +79,8 @@ public sealed partial class TencentSesStandIn : IAsyncDisposable
         }
         Calls.Enqueue(new TencentCall(http.Request.Headers["X-TC-Action"].ToString(), http.Request.Headers["X-TC-Version"].ToString(),
             http.Request.Headers["X-TC-Region"].ToString(), valid, S(r, "FromEmailAddress") ?? "", destination, S(r, "Subject") ?? "",
-            B64("Html"), B64("Text"), S(r, "ReplyToAddresses"), S(r, "Unsubscribe"), answer));
+            B64("Html"), B64("Text"), S(r, "ReplyToAddresses"), S(r, "Unsubscribe"), S(r, "SmtpMessageId"),
+            S(r, "SmtpHeaders") is { } h ? JsonSerializer.Deserialize<Dictionary<string, string>>(h)! : new Dictionary<string, string>(), answer));
         return result;
     }
 

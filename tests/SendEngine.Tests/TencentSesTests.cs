@@ -35,7 +35,11 @@ public sealed class TencentSesTests(StackFixture stack)
         // 503 is retried inside the HTTP call; RequestLimitExceeded makes the runner retry the recipient later.
         ses.Script[A("throttled")] = new ConcurrentQueue<string>(["HTTP 503", "RequestLimitExceeded"]);
         var db = await stack.Postgres.CreateDatabaseAsync("se");
-        await using var engine = stack.CreateSendEngine(db, Settings(ses, new() { ["Delivery:TenantTransports:" + tenant.TenantId] = "tencent" }));
+        await using var engine = stack.CreateSendEngine(db, Settings(ses, new()
+        {
+            ["Delivery:TenantTransports:" + tenant.TenantId] = "tencent",
+            ["Smtp:ReplyToAddress"] = "replies@sender.example",
+        }));
         using var se = engine.CreateClient();
         se.DefaultRequestHeaders.Authorization = new("Bearer", await stack.SendTokenAsync(tenant));
 
@@ -56,6 +60,13 @@ public sealed class TencentSesTests(StackFixture stack)
         Assert.Equal("Tencent hello", okCall.Subject);
         Assert.Equal($"<p>Hello {A("ok")}</p>", okCall.Html);
         Assert.Equal($"Hello {A("ok")}", okCall.Text);
+        Assert.Equal("replies@sender.example", okCall.ReplyTo);
+        // Our Message-ID and the RFC 8058 headers go along as SMTP headers.
+        Assert.Matches(@"^<[^<>@\s]+@sender\.example>$", okCall.SmtpMessageId);
+        var firstCalls = calls.DistinctBy(c => c.Destination[0]).ToList();
+        Assert.Equal(firstCalls.Count, firstCalls.Select(c => c.SmtpMessageId).Distinct().Count());
+        Assert.Matches(@"^<http://[^>]+/newsletter/unsubscribe\?token=[^>]+>$", okCall.SmtpHeaders["List-Unsubscribe"]);
+        Assert.Equal("List-Unsubscribe=One-Click", okCall.SmtpHeaders["List-Unsubscribe-Post"]);
         Assert.Equal(3, calls.Count(c => c.Destination[0] == A("throttled")));
 
         var recipients = (await se.GetFromJsonAsync<SendJobRecipientPage>($"api/send-jobs/{job.Id}/recipients?limit=100", StackFixture.Json))!.Items

@@ -15,7 +15,7 @@ public enum DeliveryOutcome
 /// <param name="ProviderMessageId">An ESP's own id when it assigns one (SMTP: null, the Message-ID header is ours).</param>
 public sealed record DeliveryResult(DeliveryOutcome Outcome, string Detail, string? ProviderMessageId = null);
 
-/// <summary>A way to hand messages to a mail server or ESP. SMTP now; Tencent SES next.</summary>
+/// <summary>A way to hand messages to a mail server or ESP. SMTP (MailKit) and Tencent SES (SendEmail API).</summary>
 public interface IDeliveryTransport
 {
     string Name { get; }

@@ -111,6 +111,7 @@ public sealed class MessageComposer
     private static readonly HeaderId[] DkimHeaders = [HeaderId.From, HeaderId.To, HeaderId.Subject, HeaderId.Date, HeaderId.MessageId, HeaderId.ListUnsubscribe, HeaderId.ListUnsubscribePost];
 
     private readonly MailboxAddress _from;
+    private readonly string? _replyTo;
     private readonly string _messageIdDomain;
     private readonly MergeTemplate _subject;
     private readonly MergeTemplate? _html;
@@ -120,6 +121,7 @@ public sealed class MessageComposer
     public MessageComposer(SmtpOptions smtp, DkimSigner? dkim, string subject, string? bodyHtml, string? bodyText)
     {
         _from = new MailboxAddress(smtp.FromName, smtp.FromAddress);
+        _replyTo = string.IsNullOrWhiteSpace(smtp.ReplyToAddress) ? null : smtp.ReplyToAddress;
         _messageIdDomain = smtp.FromAddress.Split('@') is [_, var domain] && domain.Length > 0 ? domain : "send-engine.local";
         _subject = MergeTemplate.Parse(subject, html: false);
         _html = bodyHtml is null ? null : MergeTemplate.Parse(bodyHtml, html: true, crlf: dkim is null);
@@ -151,6 +153,10 @@ public sealed class MessageComposer
         // MailboxAddress would keep every message of the job alive (RSS grew by ~17 KB per message).
         message.From.Add(new MailboxAddress(_from.Name, _from.Address));
         message.To.Add(MailboxAddress.Parse(data.Email));
+        if (_replyTo is not null)
+        {
+            message.ReplyTo.Add(new MailboxAddress((string?)null, _replyTo));
+        }
         message.Subject = _subject.Render(data);
         message.Date = DateTimeOffset.UtcNow;
         var messageId = MimeUtils.GenerateMessageId(_messageIdDomain);

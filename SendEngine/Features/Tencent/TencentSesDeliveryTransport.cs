@@ -67,6 +67,24 @@ public sealed partial class TencentSesDeliveryTransport(IHttpClientFactory httpF
         {
             body["ReplyToAddresses"] = replyTo.Address;
         }
+        // Our Message-ID and the RFC 8058 unsubscribe headers travel as SMTP headers Tencent adds to the message
+        // (SmtpHeaders is a JSON object of header name to value, passed as a string).
+        if (!string.IsNullOrEmpty(message.MessageId))
+        {
+            body["SmtpMessageId"] = "<" + message.MessageId + ">";
+        }
+        var headers = new JsonObject();
+        foreach (var id in (ReadOnlySpan<HeaderId>)[HeaderId.ListUnsubscribe, HeaderId.ListUnsubscribePost])
+        {
+            if (message.Headers[id] is { Length: > 0 } value)
+            {
+                headers[id.ToHeaderName()] = value.Trim();
+            }
+        }
+        if (headers.Count > 0)
+        {
+            body["SmtpHeaders"] = headers.ToJsonString();
+        }
         if (o.Unsubscribe is { Length: > 0 } unsubscribe)
         {
             body["Unsubscribe"] = unsubscribe;
