@@ -15,6 +15,7 @@ public sealed partial class ProblemExceptionHandler(IProblemDetailsService probl
     {
         var (status, title, detail) = exception switch
         {
+            BadHttpRequestException { InnerException: UnstorableTextException text } => (400, "Malformed request body", $"{text.Message} ({JsonDetail(text)})"),
             BadHttpRequestException { InnerException: JsonException json } => (400, "Malformed request body", JsonDetail(json)),
             BadHttpRequestException bad => (bad.StatusCode, "Bad request", bad.Message),
             JsonException json => (400, "Malformed request body", JsonDetail(json)),

@@ -37,6 +37,9 @@ public static class ServiceDefaultsExtensions
             ctx.ProblemDetails.Extensions["trace_id"] = ctx.HttpContext.TraceIdentifier;
         });
         builder.Services.AddExceptionHandler<ProblemExceptionHandler>();
+        // Binding failures (unreadable JSON, a missing body) reach ProblemExceptionHandler, which says what was wrong;
+        // otherwise outside Development they are a bare 400.
+        builder.Services.Configure<Microsoft.AspNetCore.Routing.RouteHandlerOptions>(o => o.ThrowOnBadRequest = true);
         builder.Services.AddHealthChecks().AddCheck("self", () => HealthCheckResult.Healthy(), tags: [LiveTag]);
         builder.Services.AddSingleton(TimeProvider.System);
         builder.Services.AddForwardedHeaders();
@@ -66,6 +69,7 @@ public static class ServiceDefaultsExtensions
         options.PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower;
         options.DictionaryKeyPolicy = null;
         options.Converters.Add(new System.Text.Json.Serialization.JsonStringEnumConverter(JsonNamingPolicy.SnakeCaseLower));
+        options.Converters.Add(new StorableStringConverter());
     }
 
     /// <summary>Error handling, request logs, health and Swagger; call before mapping the service's routes.</summary>
@@ -84,11 +88,35 @@ public static class ServiceDefaultsExtensions
         });
         app.UseExceptionHandler();
         app.UseStatusCodePages();
+        app.Use(RefuseNulInQuery);
         app.UseSwagger();
         app.UseSwaggerUI();
 
         app.MapHealthChecks("/health/live", new HealthCheckOptions { Predicate = r => r.Tags.Contains(LiveTag) });
         app.MapHealthChecks("/health/ready");
         return app;
+    }
+
+    // A NUL in a query value would reach PostgreSQL (which refuses it in text) through any filter or cursor parameter.
+    private static Task RefuseNulInQuery(HttpContext context, Func<Task> next)
+    {
+        var query = context.Request.QueryString.Value;
+        if (query is null || !query.Contains("%00", StringComparison.Ordinal))
+        {
+            return next();
+        }
+        foreach (var (name, values) in context.Request.Query)
+        {
+            if (!StorableText.IsStorable(name) || values.Any(v => v is not null && !StorableText.IsStorable(v)))
+            {
+                context.Response.StatusCode = StatusCodes.Status400BadRequest;
+                return context.RequestServices.GetRequiredService<IProblemDetailsService>().WriteAsync(new ProblemDetailsContext
+                {
+                    HttpContext = context,
+                    ProblemDetails = { Status = 400, Title = "Bad request", Detail = $"The query parameter '{name}' contains a NUL character." },
+                }).AsTask();
+            }
+        }
+        return next();
     }
 }

@@ -88,6 +88,10 @@ public static class InternalApi
         {
             v.Add("emails", $"Give 1 to {MaxPageSize} addresses.");
         }
+        else if (query.Emails.Any(string.IsNullOrWhiteSpace))
+        {
+            v.Add("emails", "Every entry must be an address (no null or blank entries).");
+        }
         if (!v.IsValid)
         {
             return TypedResults.ValidationProblem(v.Errors);

@@ -18,9 +18,10 @@ public sealed class ConfirmationMailComposer(
 {
     /// <summary>
     /// The mails for a batch of subscriptions, keyed by subscription id; subscriptions that no longer wait for
-    /// confirmation get none. One query for the batch, and its tokens are inserted together.
+    /// confirmation get none. One query for the batch, and its tokens are inserted together. A mail that cannot be
+    /// built (an address MimeKit refuses) is in <c>Failures</c> with the reason, without holding up the others.
     /// </summary>
-    public async Task<Dictionary<Guid, MimeMessage>> ComposeAsync(IReadOnlyCollection<Guid> subscriptionIds, CancellationToken ct)
+    public async Task<(Dictionary<Guid, MimeMessage> Mails, Dictionary<Guid, string> Failures)> ComposeAsync(IReadOnlyCollection<Guid> subscriptionIds, CancellationToken ct)
     {
         var targets = await (from s in db.Subscriptions
                              join l in db.MailingLists on s.ListId equals l.Id
@@ -29,9 +30,19 @@ public sealed class ConfirmationMailComposer(
                              select new { s.Id, ListName = l.Name, p.Email }).AsNoTracking().ToListAsync(ct);
         var now = clock.GetUtcNow();
         var mails = new Dictionary<Guid, MimeMessage>(targets.Count);
+        var failures = new Dictionary<Guid, string>();
         foreach (var target in targets)
         {
             var (token, hash) = SubscriptionTokens.New();
+            try
+            {
+                mails[target.Id] = Compose(target.ListName, target.Email, token);
+            }
+            catch (Exception ex) when (ex is ParseException or FormatException or ArgumentException)
+            {
+                failures[target.Id] = "The mail could not be built: " + ex.Message;
+                continue;
+            }
             db.SubscriptionTokens.Add(new SubscriptionToken
             {
                 Id = Guid.CreateVersion7(),
@@ -41,10 +52,9 @@ public sealed class ConfirmationMailComposer(
                 CreatedAt = now,
                 ExpiresAt = now + newsletter.Value.ConfirmTokenLifetime,
             });
-            mails[target.Id] = Compose(target.ListName, target.Email, token);
         }
         await db.SaveChangesAsync(ct);
-        return mails;
+        return (mails, failures);
     }
 
     private MimeMessage Compose(string list, string email, string token)

@@ -103,8 +103,14 @@ public sealed partial class OutboxDispatcher(
             return 0;
         }
 
+        // Rows whose batches kept failing before any send (composing them threw) end here instead of forever.
+        foreach (var message in claimed.Where(m => m.Attempts > o.MaxAttempts))
+        {
+            await FailAsync(db, message, message.LastError ?? $"Gave up after {o.MaxAttempts} attempts.", ct);
+        }
+        claimed = claimed.Where(m => m.Attempts <= o.MaxAttempts).ToList();
         var composer = scope.ServiceProvider.GetRequiredService<ConfirmationMailComposer>();
-        var mails = await composer.ComposeAsync(claimed.Select(m => m.SubscriptionId).Distinct().ToArray(), ct);
+        var (mails, failures) = await composer.ComposeAsync(claimed.Select(m => m.SubscriptionId).Distinct().ToArray(), ct);
         var done = new List<long>(claimed.Count);
         var sentAt = new List<long>(claimed.Count);
         SmtpClient? smtp = null;
@@ -112,6 +118,12 @@ public sealed partial class OutboxDispatcher(
         {
             foreach (var message in claimed.OrderBy(m => m.Id))
             {
+                if (failures.TryGetValue(message.SubscriptionId, out var failure))
+                {
+                    LogSendFailed(logger, message.Id, message.Attempts, failure);
+                    await FailAsync(db, message, failure, ct);
+                    continue;
+                }
                 if (!mails.Remove(message.SubscriptionId, out var mail))
                 {
                     // Confirmed or left meanwhile (or a duplicate row): nothing to send.

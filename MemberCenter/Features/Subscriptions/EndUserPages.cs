@@ -5,6 +5,7 @@ using Microsoft.AspNetCore.Http.Json;
 using Microsoft.Extensions.Options;
 using Microsoft.Net.Http.Headers;
 using Newsletter.Contracts;
+using Newsletter.ServiceDefaults;
 
 namespace MemberCenter.Features.Subscriptions;
 
@@ -108,15 +109,63 @@ internal static class EndUserPages
         }
         var form = await http.Request.ReadFormAsync(ct);
         var token = form["token"].ToString();
-        var changes = form.Keys
-            .Where(k => k.StartsWith(PreferenceFieldPrefix, StringComparison.Ordinal) && k.Length > PreferenceFieldPrefix.Length && k.Length <= 64 + PreferenceFieldPrefix.Length)
-            .Take(50)
-            .ToDictionary(k => k[PreferenceFieldPrefix.Length..], k => JsonSerializer.SerializeToElement(form[k].ToString()));
-        var view = await service.UpdatePreferencesByTokenAsync(token, changes, RequestOrigin.From(http, ConsentSources.Link), ct);
-        return view is null ? InvalidUnsubscribeLink() : ManageForm(view, token, saved: true);
+        var current = await service.ViewByUnsubscribeTokenAsync(token, ct);
+        if (current is null)
+        {
+            return InvalidUnsubscribeLink();
+        }
+        // The page edits the keys the subscription has, each keeping its JSON type: a form cannot add keys or turn
+        // true into "true".
+        var changes = new Dictionary<string, JsonElement>(StringComparer.Ordinal);
+        foreach (var (key, old) in current.Preferences)
+        {
+            if (!form.TryGetValue(PreferenceFieldPrefix + key, out var posted))
+            {
+                continue;
+            }
+            if (FromFormValue(old, posted.ToString()) is not { } value)
+            {
+                return ManageForm(current, token, saved: false, error: $"“{key}” needs a value like the one it had.");
+            }
+            changes[key] = value;
+        }
+        try
+        {
+            var view = await service.UpdatePreferencesByTokenAsync(token, changes, RequestOrigin.From(http, ConsentSources.Link), ct);
+            return view is null ? InvalidUnsubscribeLink() : ManageForm(view, token, saved: true);
+        }
+        catch (PreferencesTooLargeException)
+        {
+            return ManageForm(current, token, saved: false, error: "These values are too long to be saved.");
+        }
     }
 
-    private static IResult ManageForm(SubscriptionView view, string token, bool saved)
+    /// <summary>A posted field as a value of the same JSON kind as <paramref name="old"/>, or null when it is not one.</summary>
+    private static JsonElement? FromFormValue(JsonElement old, string text)
+    {
+        if (text.Length > 1000 || !StorableText.IsStorable(text))
+        {
+            return null;
+        }
+        if (old.ValueKind == JsonValueKind.String)
+        {
+            return JsonSerializer.SerializeToElement(text);
+        }
+        try
+        {
+            using var doc = JsonDocument.Parse(text);
+            var parsed = doc.RootElement.Clone();
+            var sameKind = parsed.ValueKind == old.ValueKind
+                           || (parsed.ValueKind is JsonValueKind.True or JsonValueKind.False && old.ValueKind is JsonValueKind.True or JsonValueKind.False);
+            return sameKind && StorableText.IsStorable(parsed) ? parsed : null;
+        }
+        catch (JsonException)
+        {
+            return null;
+        }
+    }
+
+    private static IResult ManageForm(SubscriptionView view, string token, bool saved, string? error = null)
     {
         var rows = new StringBuilder();
         foreach (var (key, value) in view.Preferences.OrderBy(p => p.Key, StringComparer.Ordinal))
@@ -129,8 +178,9 @@ internal static class EndUserPages
             rows.Append("<p class=\"muted\">No preferences are stored for this subscription.</p>");
         }
         var status = SubscriptionService.StatusName(view.Status);
-        return Page(200, "Your preferences", $"""
+        return Page(error is null ? 200 : 422, "Your preferences", $"""
             {(saved ? "<p class=\"ok\" id=\"saved\">Your preferences were saved.</p>" : "")}
+            {(error is null ? "" : $"<p class=\"error\" id=\"error\">{E(error)}</p>")}
             <p><strong>{E(view.ListName)}</strong> for <strong>{E(Mask(view.Email))}</strong> (status: <span id="status">{E(status)}</span>)</p>
             <form method="post" action="/newsletter/manage">
               <input type="hidden" name="token" value="{E(token)}">
@@ -181,7 +231,7 @@ internal static class EndUserPages
         <title>{{E(title)}}</title>
         <style>
           body{font-family:system-ui,sans-serif;max-width:36rem;margin:3rem auto;padding:0 1rem;color:#222}
-          h1{font-size:1.5rem} .muted{color:#666;font-size:.9rem} .ok{color:#1a7f37}
+          h1{font-size:1.5rem} .muted{color:#666;font-size:.9rem} .ok{color:#1a7f37} .error{color:#b42318}
           label{display:block;margin:.5rem 0} input{margin-left:.5rem;padding:.3rem}
           button{padding:.5rem 1rem;margin:.5rem 0;cursor:pointer} .secondary{background:#eee;border:1px solid #ccc}
         </style></head>

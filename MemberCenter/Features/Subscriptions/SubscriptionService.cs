@@ -219,7 +219,7 @@ public sealed class SubscriptionService(
         var subscriptionId = await ValidUnsubscribeTokenAsync(token, ct);
         if (subscriptionId is null)
         {
-            return new TokenResult(SubscriptionTokens.IsWellFormed(token) && await TokenExistsAsync(token!, ct) ? TokenOutcome.Expired : TokenOutcome.Invalid);
+            return new TokenResult(SubscriptionTokens.IsWellFormed(token) && await TokenExistsAsync(token!, TokenPurpose.Unsubscribe, ct) ? TokenOutcome.Expired : TokenOutcome.Invalid);
         }
         await using var tx = await db.Database.BeginTransactionAsync(ct);
         var subscription = await LockAsync(subscriptionId.Value, ct);
@@ -294,9 +294,13 @@ public sealed class SubscriptionService(
         return new SubscriptionView(subscription.Id, list.Id, list.Name, subscriber.Email, subscription.Status, ParsePreferences(subscription.Preferences));
     }
 
+    public const int MaxPreferenceKeys = 50;
+    public const int MaxPreferencesBytes = 8 * 1024;
+
     public static Dictionary<string, JsonElement> ParsePreferences(string json) =>
         JsonSerializer.Deserialize<Dictionary<string, JsonElement>>(json) ?? [];
 
+    /// <exception cref="PreferencesTooLargeException">The merged preferences would exceed the limits.</exception>
     private static void ApplyPreferences(Subscription subscription, Dictionary<string, JsonElement> changes, DateTimeOffset now)
     {
         var prefs = ParsePreferences(subscription.Preferences);
@@ -311,7 +315,15 @@ public sealed class SubscriptionService(
                 prefs[key] = value;
             }
         }
-        subscription.Preferences = JsonSerializer.Serialize(prefs);
+        // The limits hold for what is stored, not only for each change: many small updates cannot grow it without bound.
+        var json = JsonSerializer.Serialize(prefs);
+        if (prefs.Count > MaxPreferenceKeys || System.Text.Encoding.UTF8.GetByteCount(json) > MaxPreferencesBytes)
+        {
+            throw new PreferencesTooLargeException(
+                $"With this change the subscription would hold {prefs.Count} keys in {System.Text.Encoding.UTF8.GetByteCount(json)} bytes; "
+                + $"at most {MaxPreferenceKeys} keys and {MaxPreferencesBytes} bytes are kept (remove keys by setting them to null).");
+        }
+        subscription.Preferences = json;
         subscription.UpdatedAt = now;
     }
 
@@ -346,10 +358,11 @@ public sealed class SubscriptionService(
             .FirstOrDefaultAsync(ct);
     }
 
-    private Task<bool> TokenExistsAsync(string token, CancellationToken ct)
+    // Only a token of this purpose is "expired" here; another purpose's token is as unknown as a made-up one.
+    private Task<bool> TokenExistsAsync(string token, TokenPurpose purpose, CancellationToken ct)
     {
         var hash = SubscriptionTokens.Hash(token);
-        return db.SubscriptionTokens.AnyAsync(t => t.Hash == hash, ct);
+        return db.SubscriptionTokens.AnyAsync(t => t.Hash == hash && t.Purpose == purpose, ct);
     }
 
     private (string Token, DateTimeOffset ExpiresAt) AddToken(Guid subscriptionId, TokenPurpose purpose, TimeSpan lifetime, DateTimeOffset now)
@@ -397,3 +410,7 @@ public sealed class SubscriptionService(
         return (list, subscriber);
     }
 }
+
+/// <summary>A preference change whose result would exceed <see cref="SubscriptionService.MaxPreferenceKeys"/> or
+/// <see cref="SubscriptionService.MaxPreferencesBytes"/>; nothing was changed.</summary>
+public sealed class PreferencesTooLargeException(string message) : Exception(message);

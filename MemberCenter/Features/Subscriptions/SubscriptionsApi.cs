@@ -10,8 +10,8 @@ namespace MemberCenter.Features.Subscriptions;
 /// <summary>The tenant integration guide's section 3: /newsletter/*. JSON routes for tenant sites, pages for end users.</summary>
 public static class SubscriptionsApi
 {
-    private const int MaxPreferenceKeys = 50;
-    private const int MaxPreferencesBytes = 8 * 1024;
+    private const int MaxPreferenceKeys = SubscriptionService.MaxPreferenceKeys;
+    private const int MaxPreferencesBytes = SubscriptionService.MaxPreferencesBytes;
 
     public static IEndpointRouteBuilder MapSubscriptionsApi(this IEndpointRouteBuilder app)
     {
@@ -91,8 +91,15 @@ public static class SubscriptionsApi
         {
             return TypedResults.ValidationProblem(v.Errors);
         }
-        var result = await service.UpdatePreferencesAsync(user.TenantId(), listId, email, request.Preferences!, RequestOrigin.From(http, ConsentSources.Api), ct);
-        return result is null ? SubscriptionNotFound() : TypedResults.Ok(result);
+        try
+        {
+            var result = await service.UpdatePreferencesAsync(user.TenantId(), listId, email, request.Preferences!, RequestOrigin.From(http, ConsentSources.Api), ct);
+            return result is null ? SubscriptionNotFound() : TypedResults.Ok(result);
+        }
+        catch (PreferencesTooLargeException ex)
+        {
+            return TypedResults.ValidationProblem(new Dictionary<string, string[]> { ["preferences"] = [ex.Message] });
+        }
     }
 
     internal static Guid ParseListId(string? value, Validation v)
@@ -138,6 +145,11 @@ public static class SubscriptionsApi
         if (preferences.Keys.Any(k => k.Length is 0 or > 64))
         {
             v.Add("preferences", "Preference keys must be 1 to 64 characters.");
+        }
+        if (preferences.Any(p => !StorableText.IsStorable(p.Key) || !StorableText.IsStorable(p.Value)))
+        {
+            v.Add("preferences", "Preference keys and values must not contain NUL characters or unpaired surrogates, "
+                                 + "and numbers must have at most 100 characters and exponents within ±1000.");
         }
         if (JsonSerializer.SerializeToUtf8Bytes(preferences).Length > MaxPreferencesBytes)
         {

@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
+using Newsletter.ServiceDefaults;
 
 namespace SendEngine.Features.EmailEvents;
 
@@ -53,6 +54,11 @@ public static class EmailEventParser
         using (doc)
         {
             var root = doc.RootElement;
+            // The raw payload is stored as jsonb, which refuses what PostgreSQL text cannot hold.
+            if (!StorableText.IsStorable(root))
+            {
+                throw new EmailEventParseException("The body contains NUL characters or unpaired surrogates, which cannot be stored.");
+            }
             var result = new List<ParsedEmailEvent>();
             if (root.ValueKind == JsonValueKind.Object)
             {
