@@ -168,6 +168,20 @@ public sealed class AuthAndApiTests(StackFixture stack)
         await AssertProblemAsync(malformed, HttpStatusCode.BadRequest);
         using var badLimit = await se.GetAsync("api/send-jobs?limit=0");
         await AssertProblemAsync(badLimit, HttpStatusCode.BadRequest);
+
+        // Text PostgreSQL cannot store (NUL, a lone surrogate) is the caller's 400, in bodies and query values alike.
+        foreach (var bad in new[] { "Hi\\u0000", "\\udc00" })
+        {
+            using var unstorable = await se.PostAsync("api/send-jobs", new StringContent(
+                $$"""{"list_id":"{{tenant.ListId}}","subject":"{{bad}}","body_text":"x"}""", Encoding.UTF8, "application/json"));
+            await AssertProblemAsync(unstorable, HttpStatusCode.BadRequest);
+            Assert.Contains("$.subject", await unstorable.Content.ReadAsStringAsync());
+        }
+        foreach (var path in new[] { "api/suppressions?after=%00", "api/send-jobs?after=a%00b" })
+        {
+            using var nul = await se.GetAsync(path);
+            await AssertProblemAsync(nul, HttpStatusCode.BadRequest);
+        }
     }
 
     [Fact]

@@ -185,6 +185,10 @@ public sealed class TencentSesTests(StackFixture stack)
         }
         await AssertProblemAsync(await SendAsync(hook, "{\"event\":"), 400);
         await AssertProblemAsync(await SendAsync(hook, "[1,2]"), 400);
+        // jsonb refuses these; one such callback must not fail the batch it would be written with.
+        await AssertProblemAsync(await SendAsync(hook, """{"event":"open","email":"a@example.com","bulkId":"b-3","timestamp":1,"useragent":"x\u0000"}"""), 400);
+        await AssertProblemAsync(await SendAsync(hook, """{"event":"\udc00","email":"a@example.com","bulkId":"b-4","timestamp":1}"""), 400);
+        await AssertProblemAsync(await SendAsync(hook, """{"event":"open","email":"a@example.com","bulkId":"b-5","timestamp":1,"extra":{"n":1e200000}}"""), 400);
         var missing = await SendAsync(hook, Json(new { @event = "delivered", email = "a@example.com", timestamp = 1 }));
         var problem = await AssertProblemAsync(missing, 400);
         Assert.True(problem.GetProperty("errors").TryGetProperty("bulkId", out _));
