@@ -4,6 +4,7 @@ using OpenTelemetry.Metrics;
 using Polly;
 using SendEngine.Features.Delivery;
 using SendEngine.Features.EmailEvents;
+using SendEngine.Features.MemberCenter;
 using SendEngine.Features.Metrics;
 using SendEngine.Features.Tencent;
 
@@ -56,6 +57,8 @@ public static class EmailEventsExtensions
         services.AddSingleton<EmailEventWriter>();
         services.AddHostedService(sp => sp.GetRequiredService<EmailEventWriter>());
         services.AddHostedService<EmailEventProcessor>();
+        services.AddSingleton<MemberCenterReportSignal>();
+        services.AddHostedService<MemberCenterReporter>();
 
         services.AddOpenTelemetry().WithMetrics(m => m
             .AddMeter(SendEngineMetrics.MeterName, "Microsoft.AspNetCore.Hosting")

@@ -8,7 +8,8 @@ namespace SendEngine.Tests;
 
 /// <summary>
 /// A pass-through proxy in front of the real Member Center that holds every recipients page after the first
-/// (requests with <c>after=</c>) until <see cref="Open"/>: a test can see what Send Engine does mid-snapshot.
+/// (requests with <c>after=</c>) until <see cref="Open"/>: a test can see what Send Engine does mid-snapshot. With
+/// <see cref="FailReports"/> it answers suppression reports with 503, as a Member Center in trouble would.
 /// </summary>
 public sealed class GatedMemberCenter : IAsyncDisposable
 {
@@ -36,9 +37,16 @@ public sealed class GatedMemberCenter : IAsyncDisposable
 
     public void Open() => _gate.TrySetResult();
 
+    public bool FailReports { get; set; }
+
     private async Task ForwardAsync(HttpContext http)
     {
         var request = http.Request;
+        if (FailReports && request.Path.Value!.EndsWith("/internal/suppressions", StringComparison.Ordinal))
+        {
+            http.Response.StatusCode = StatusCodes.Status503ServiceUnavailable;
+            return;
+        }
         if (request.Path.Value!.EndsWith("/recipients", StringComparison.Ordinal) && request.Query.ContainsKey("after"))
         {
             Interlocked.Increment(ref _held);

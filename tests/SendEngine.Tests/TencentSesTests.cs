@@ -128,6 +128,7 @@ public sealed class TencentSesTests(StackFixture stack)
             suppressed.ToDictionary(r => (string)r[0], r => (string)r[1]));
 
         // Member Center: hard bounces undeliverable, complaint and unsubscribe off the list (consent audit source "esp").
+        await WaitUntilAsync(async () => (long)(await QueryAsync(db, "SELECT count(*) FROM member_center_reports WHERE completed_at IS NULL")).Single()[0] == 0);
         using var internalClient = stack.MemberCenterAdminClient(await stack.TokenAsync(stack.SendEngineClientId, stack.SendEngineClientSecret));
         var notSendable = await StackFixture.PostAsync<SubscriptionStatusResult>(internalClient, $"internal/lists/{tenant.ListId}/not-sendable",
             new SubscriptionStatusQuery(tenant.TenantId, tenant.ListId, emails));
@@ -260,6 +261,52 @@ public sealed class TencentSesTests(StackFixture stack)
         Assert.Equal(1, job.Events.Bounced);
         Assert.Equal("bounced", (await client.GetFromJsonAsync<SendJobRecipientPage>($"api/send-jobs/{jobId}/recipients", StackFixture.Json))!.Items.Single().Status);
         Assert.Single(await QueryAsync(db, "SELECT 1 FROM suppressions WHERE email = $1 AND reason = 'hard_bounce'", email));
+    }
+
+    [Fact]
+    public async Task A_hard_bounce_suppresses_at_once_while_Member_Center_is_down_and_is_reported_when_it_is_back()
+    {
+        var tenant = await stack.CreateTenantAsync();
+        var email = $"later@{StackFixture.UniqueDomain()}";
+        await stack.SubscribeAsync(tenant, [email]);
+        var db = await stack.Postgres.CreateDatabaseAsync("se");
+        await using var gate = new GatedMemberCenter(stack.MemberCenterUrl) { FailReports = true };
+        gate.Open();
+        await using var engine = stack.CreateSendEngine(db, Settings(null, new() { ["MemberCenter:BaseUrl"] = gate.Url }));
+        using var se = engine.CreateClient();
+        se.DefaultRequestHeaders.Authorization = new("Bearer", await stack.SendTokenAsync(tenant));
+        using var created = await se.PostAsJsonAsync("api/send-jobs", new CreateSendJobRequest(null, tenant.ListId, null, "Later", null, "Hi", null), StackFixture.Json);
+        var jobId = (await StackFixture.ReadAsync<SendJobResponse>(created, HttpStatusCode.Created)).Id;
+        await StackFixture.WaitForJobAsync(se, jobId, j => j.Status == SendJobStatuses.Completed);
+        var messageId = (await se.GetFromJsonAsync<SendJobRecipientPage>($"api/send-jobs/{jobId}/recipients", StackFixture.Json))!.Items.Single().MessageId!;
+
+        await PostSignedAsync(engine.CreateClient(), Json(new { eventType = "bounce", messageId, email, timestamp = DateTimeOffset.UtcNow.ToString("O"), bounceType = "Permanent" }));
+        await WaitProcessedAsync(db);
+
+        // Send Engine's own effects are in although Member Center refused the report.
+        Assert.Single(await QueryAsync(db, "SELECT 1 FROM suppressions WHERE email = $1 AND reason = 'hard_bounce'", email));
+        Assert.Equal("bounced", (await se.GetFromJsonAsync<SendJobRecipientPage>($"api/send-jobs/{jobId}/recipients", StackFixture.Json))!.Items.Single().Status);
+        Assert.Equal(["applied"], (await QueryAsync(db, "SELECT outcome FROM email_events")).Single());
+        await WaitUntilAsync(async () => (await QueryAsync(db, "SELECT attempts FROM member_center_reports WHERE completed_at IS NULL AND last_error IS NOT NULL")).Count == 1);
+        using var internalClient = stack.MemberCenterAdminClient(await stack.TokenAsync(stack.SendEngineClientId, stack.SendEngineClientSecret));
+        async Task<IReadOnlyList<string>> NotSendableAsync() => (await StackFixture.PostAsync<SubscriptionStatusResult>(internalClient,
+            $"internal/lists/{tenant.ListId}/not-sendable", new SubscriptionStatusQuery(tenant.TenantId, tenant.ListId, [email]))).NotSendable;
+        Assert.Empty(await NotSendableAsync());
+
+        gate.FailReports = false;
+        await WaitUntilAsync(async () => (await QueryAsync(db, "SELECT outcome FROM member_center_reports WHERE completed_at IS NOT NULL")).Count == 1);
+        Assert.Equal(["sent"], (await QueryAsync(db, "SELECT outcome FROM member_center_reports")).Single());
+        Assert.Equal([email], await NotSendableAsync());
+    }
+
+    private static async Task WaitUntilAsync(Func<Task<bool>> condition)
+    {
+        var until = DateTime.UtcNow.AddSeconds(30);
+        while (!await condition())
+        {
+            Assert.True(DateTime.UtcNow < until, "timed out");
+            await Task.Delay(100);
+        }
     }
 
     private Dictionary<string, string?> Settings(TencentSesStandIn? ses, Dictionary<string, string?>? extra = null)

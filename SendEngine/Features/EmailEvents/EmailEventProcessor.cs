@@ -11,14 +11,16 @@ namespace SendEngine.Features.EmailEvents;
 /// <summary>
 /// Applies stored email events. Each loop claims a batch of unprocessed rows with FOR UPDATE SKIP LOCKED (so several
 /// processes share the work) in one transaction; each event gets a savepoint, its effects (recipient status,
-/// suppression, Member Center report, statistics) and processed_at commit together. A crash before the commit leaves
-/// the rows unprocessed, so they are applied on the next start; the Member Center report is idempotent, so doing it
-/// twice is harmless. A failure (Member Center down) rolls the event back to its savepoint and retries it with backoff.
+/// suppression, statistics, the report queued for Member Center) and processed_at commit together. A crash before the
+/// commit leaves the rows unprocessed, so they are applied on the next start. Member Center is not called here: its
+/// reports are queued (<see cref="MemberCenterReport"/>) and delivered by <see cref="MemberCenterReporter"/>, so a
+/// Member Center outage delays the report but never Send Engine's own suppression. A PostgreSQL error in one event's
+/// effects rolls that event back to its savepoint and retries it with backoff.
 /// </summary>
 public sealed partial class EmailEventProcessor(
     NpgsqlDataSource db,
-    MemberCenterClient memberCenter,
     EmailEventSignal signal,
+    MemberCenterReportSignal reportSignal,
     SendEngineMetrics metrics,
     IOptions<EmailEventOptions> options,
     TimeProvider clock,
@@ -120,8 +122,7 @@ public sealed partial class EmailEventProcessor(
             // A PostgreSQL error raised by one event's effects (the server said no; the connection is fine) is that
             // event's failure too: rolled back to its savepoint and retried with backoff, so one bad row cannot block
             // the whole queue. A lost connection (NpgsqlException without a server error) still fails the batch.
-            catch (Exception ex) when (ex is MemberCenterException or HttpRequestException or PostgresException or TaskCanceledException
-                                       && !ct.IsCancellationRequested)
+            catch (PostgresException ex)
             {
                 await tx.RollbackAsync("ev", ct);
                 var attempts = row.Attempts + 1;
@@ -140,6 +141,10 @@ public sealed partial class EmailEventProcessor(
             }
         }
         await tx.CommitAsync(ct);
+        if (done.Any(d => d.Row.EventType is EmailEventTypes.HardBounce or EmailEventTypes.SoftBounce or EmailEventTypes.SpamReport or EmailEventTypes.Unsubscribe))
+        {
+            reportSignal.Notify();
+        }
         var end = clock.GetUtcNow();
         foreach (var (row, outcome) in done)
         {
@@ -231,12 +236,12 @@ public sealed partial class EmailEventProcessor(
             case EmailEventTypes.SpamReport:
                 stats.Complaints = 1;
                 await SuppressAsync(conn, tx, t.TenantId, email, "complaint", now, ct);
-                await memberCenter.ReportSuppressionAsync(new SuppressionReport(t.TenantId.ToString(), email, "complaint", null, row.OccurredAt), ct);
+                await QueueReportAsync(conn, tx, t.TenantId, email, "complaint", null, row, now, ct);
                 break;
             case EmailEventTypes.Unsubscribe:
                 stats.Unsubscribes = 1;
                 // Only the job's list: other lists of the tenant keep the address (no tenant-wide suppression).
-                await memberCenter.ReportSuppressionAsync(new SuppressionReport(t.TenantId.ToString(), email, "unsubscribe", t.ListId.ToString(), row.OccurredAt), ct);
+                await QueueReportAsync(conn, tx, t.TenantId, email, "unsubscribe", t.ListId, row, now, ct);
                 break;
             case EmailEventTypes.Open:
                 stats.Opened = 1;
@@ -276,8 +281,15 @@ public sealed partial class EmailEventProcessor(
             WHERE id = $1 AND status IN ('sent', 'delivered')
             """, ct, t.RecipientId, now, "bounced: " + (detail ?? "hard bounce"));
         await SuppressAsync(conn, tx, t.TenantId, email, "hard_bounce", now, ct);
-        await memberCenter.ReportSuppressionAsync(new SuppressionReport(t.TenantId.ToString(), email, "hard_bounce", null, row.OccurredAt), ct);
+        await QueueReportAsync(conn, tx, t.TenantId, email, "hard_bounce", null, row, now, ct);
     }
+
+    private static Task QueueReportAsync(NpgsqlConnection conn, NpgsqlTransaction tx, Guid tenantId, string email, string reason, Guid? listId,
+        Row row, DateTimeOffset now, CancellationToken ct) =>
+        Exec(conn, tx, """
+            INSERT INTO member_center_reports (tenant_id, email, reason, list_id, occurred_at, email_event_id, created_at, attempts, next_attempt_at)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, 0, $7)
+            """, ct, tenantId, email, reason, (object?)listId ?? DBNull.Value, row.OccurredAt, row.Id, now);
 
     private static Task SuppressAsync(NpgsqlConnection conn, NpgsqlTransaction tx, Guid tenantId, string email, string reason, DateTimeOffset now, CancellationToken ct) =>
         Exec(conn, tx, """

@@ -117,7 +117,8 @@ public static partial class SendJobsApi
                 return TypedResults.Problem(statusCode: 404, title: "List not found", detail: "The tenant has no list with this list_id.");
             }
         }
-        catch (Exception ex) when (ex is MemberCenterException or HttpRequestException)
+        catch (Exception ex) when (ex is MemberCenterException or HttpRequestException
+                                   || (ex is OperationCanceledException && !ct.IsCancellationRequested)) // HttpClient's timeout
         {
             return TypedResults.Problem(statusCode: 503, title: "Member Center unavailable", detail: "The list could not be checked; retry later.");
         }

@@ -1,0 +1,121 @@
+using System.Net;
+using Microsoft.Extensions.Options;
+using Newsletter.Contracts;
+using Npgsql;
+using SendEngine.Features.EmailEvents;
+using SendEngine.Features.SendJobs;
+
+namespace SendEngine.Features.MemberCenter;
+
+/// <summary>Wakes <see cref="MemberCenterReporter"/> when reports were queued.</summary>
+public sealed class MemberCenterReportSignal
+{
+    private readonly EmailEventSignal _inner = new();
+
+    public void Notify() => _inner.Notify();
+
+    public Task WaitAsync(TimeSpan timeout, TimeProvider clock, CancellationToken ct) => _inner.WaitAsync(timeout, clock, ct);
+}
+
+/// <summary>
+/// Delivers queued <see cref="MemberCenterReport"/>s. A batch is claimed with a lease (next_attempt_at moved ahead,
+/// committed) so several processes share the queue and none holds locks across HTTP calls; a process that dies
+/// mid-batch leaves its rows to be claimed again when the lease ends (Member Center's report is idempotent).
+/// Unreachable or 5xx: retried with backoff up to EmailEvents:MaxAttempts. A 4xx other than 408/429: failed at once.
+/// </summary>
+public sealed partial class MemberCenterReporter(
+    NpgsqlDataSource db,
+    MemberCenterClient memberCenter,
+    MemberCenterReportSignal signal,
+    IOptions<EmailEventOptions> options,
+    TimeProvider clock,
+    ILogger<MemberCenterReporter> logger) : BackgroundService
+{
+    private const int BatchSize = 50;
+    private static readonly TimeSpan Lease = TimeSpan.FromMinutes(2);
+
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        if (!options.Value.ProcessorEnabled)
+        {
+            return;
+        }
+        while (!stoppingToken.IsCancellationRequested)
+        {
+            var claimed = 0;
+            try
+            {
+                claimed = await SendBatchAsync(stoppingToken);
+            }
+            catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+            {
+                return;
+            }
+            catch (Exception ex)
+            {
+                // The database went away; the claimed rows come back when their lease ends.
+                LogBatchFailed(logger, ex.Message);
+            }
+            if (claimed < BatchSize)
+            {
+                await signal.WaitAsync(options.Value.PollInterval, clock, stoppingToken);
+            }
+        }
+    }
+
+    /// <summary>Claims and sends one batch; returns how many rows it claimed.</summary>
+    public async Task<int> SendBatchAsync(CancellationToken ct)
+    {
+        var now = clock.GetUtcNow();
+        var batch = new List<(long Id, SuppressionReport Report, int Attempts)>();
+        await using (var cmd = db.CreateCommand("""
+            UPDATE member_center_reports SET next_attempt_at = $1, attempts = attempts + 1
+            WHERE id IN (SELECT id FROM member_center_reports
+                         WHERE completed_at IS NULL AND next_attempt_at <= $2
+                         ORDER BY next_attempt_at, id LIMIT $3 FOR UPDATE SKIP LOCKED)
+            RETURNING id, tenant_id, email, reason, list_id, occurred_at, attempts
+            """))
+        {
+            cmd.Parameters.Add(new NpgsqlParameter { Value = now + Lease });
+            cmd.Parameters.Add(new NpgsqlParameter { Value = now });
+            cmd.Parameters.Add(new NpgsqlParameter { Value = BatchSize });
+            await using var reader = await cmd.ExecuteReaderAsync(ct);
+            while (await reader.ReadAsync(ct))
+            {
+                var report = new SuppressionReport(reader.GetGuid(1).ToString(), reader.GetString(2), reader.GetString(3),
+                    reader.IsDBNull(4) ? null : reader.GetGuid(4).ToString(), reader.GetFieldValue<DateTimeOffset>(5));
+                batch.Add((reader.GetInt64(0), report, reader.GetInt32(6)));
+            }
+        }
+        foreach (var (id, report, attempts) in batch.OrderBy(b => b.Id))
+        {
+            try
+            {
+                await memberCenter.ReportSuppressionAsync(report, ct);
+                await Sql.ExecuteAsync(db, "UPDATE member_center_reports SET completed_at = $2, outcome = 'sent', last_error = NULL WHERE id = $1",
+                    CancellationToken.None, id, clock.GetUtcNow());
+            }
+            catch (Exception ex) when (ex is MemberCenterException or HttpRequestException || (ex is OperationCanceledException && !ct.IsCancellationRequested))
+            {
+                var refused = ex is MemberCenterException { Status: { } status } && (int)status is >= 400 and < 500
+                              && status is not (HttpStatusCode.RequestTimeout or HttpStatusCode.TooManyRequests);
+                var giveUp = refused || attempts >= options.Value.MaxAttempts;
+                var delay = TimeSpan.FromTicks(Math.Min(options.Value.RetryBaseDelay.Ticks * (1L << Math.Min(attempts - 1, 12)), TimeSpan.FromHours(1).Ticks));
+                LogReportFailed(logger, id, report.Reason ?? "", attempts, giveUp, ex.Message);
+                var at = clock.GetUtcNow();
+                await Sql.ExecuteAsync(db, """
+                    UPDATE member_center_reports SET last_error = left($2, 2000), next_attempt_at = $3,
+                        completed_at = CASE WHEN $4 THEN $5 END, outcome = CASE WHEN $4 THEN 'failed' END
+                    WHERE id = $1
+                    """, CancellationToken.None, id, ex.Message, at + delay, giveUp, at);
+            }
+        }
+        return batch.Count;
+    }
+
+    [LoggerMessage(LogLevel.Warning, "Member Center report batch failed: {Error}")]
+    private static partial void LogBatchFailed(ILogger logger, string error);
+
+    [LoggerMessage(LogLevel.Warning, "Member Center report {Id} ({Reason}) failed, attempt {Attempts}, given up: {GivenUp}: {Error}")]
+    private static partial void LogReportFailed(ILogger logger, long id, string reason, int attempts, bool givenUp, string error);
+}
