@@ -30,7 +30,8 @@ public static class EmailEventsExtensions
                 var o = context.ServiceProvider.GetRequiredService<IOptions<TencentSesOptions>>().Value;
                 if (o.HttpRetries > 0)
                 {
-                    // Only answers that mean "not processed" and failed connections: a timed-out SendEmail may have been sent.
+                    // Only answers that mean "not processed" (429, 503) and connections that never carried the request: a
+                    // SendEmail that timed out, or whose connection broke after it was written, may have been sent.
                     pipeline.AddRetry(new HttpRetryStrategyOptions
                     {
                         MaxRetryAttempts = o.HttpRetries,
@@ -39,8 +40,8 @@ public static class EmailEventsExtensions
                         Delay = o.HttpRetryBaseDelay,
                         ShouldHandle = args => ValueTask.FromResult(args.Outcome switch
                         {
-                            { Exception: HttpRequestException } => true,
-                            { Result: { } r } => (int)r.StatusCode is 429 or 502 or 503 or 504,
+                            { Exception: HttpRequestException e } => TencentSesDeliveryTransport.NeverSent(e),
+                            { Result: { } r } => (int)r.StatusCode is 429 or 503,
                             _ => false,
                         }),
                     });

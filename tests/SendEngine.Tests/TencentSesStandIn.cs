@@ -20,7 +20,7 @@ public sealed record TencentCall(string Action, string Version, string Region, b
 /// <summary>
 /// A local HTTP server standing in for ses.tencentcloudapi.com: re-verifies each request's TC3-HMAC-SHA256 signature
 /// with its own implementation, records the call, and answers like SendEmail (MessageId or Error). Scripted failures
-/// per recipient: a queue of error codes (or "HTTP 503") returned before success.
+/// per recipient: a queue of error codes (or "HTTP 503", or "HANG": no answer) returned before success.
 /// </summary>
 public sealed partial class TencentSesStandIn : IAsyncDisposable
 {
@@ -67,6 +67,13 @@ public sealed partial class TencentSesStandIn : IAsyncDisposable
         }
         else if (Script.TryGetValue(destination[0], out var queue) && queue.TryDequeue(out var scripted))
         {
+            if (scripted == "HANG")
+            {
+                // Takes the request and never answers, as a call that times out after Tencent accepted it.
+                Calls.Enqueue(new TencentCall("SendEmail", "", "", valid, "", destination, "", null, null, null, null, null, new Dictionary<string, string>(), scripted));
+                await Task.Delay(Timeout.Infinite, http.RequestAborted).ContinueWith(_ => { }, TaskScheduler.Default);
+                return Results.Empty;
+            }
             answer = scripted;
             result = scripted.StartsWith("HTTP ", StringComparison.Ordinal)
                 ? Results.StatusCode(int.Parse(scripted[5..], CultureInfo.InvariantCulture))

@@ -264,6 +264,33 @@ public sealed class TencentSesTests(StackFixture stack)
     }
 
     [Fact]
+    public async Task A_call_that_times_out_after_the_request_went_out_is_not_sent_again()
+    {
+        var tenant = await stack.CreateTenantAsync();
+        var email = $"slow@{StackFixture.UniqueDomain()}";
+        await stack.SubscribeAsync(tenant, [email]);
+        await using var ses = new TencentSesStandIn("AKIDtest", SecretKey);
+        ses.Script[email] = new ConcurrentQueue<string>(["HANG"]);
+        var db = await stack.Postgres.CreateDatabaseAsync("se");
+        await using var engine = stack.CreateSendEngine(db, Settings(ses, new()
+        {
+            ["Delivery:TenantTransports:" + tenant.TenantId] = "tencent",
+            ["TencentSes:Timeout"] = "00:00:01",
+        }));
+        using var se = engine.CreateClient();
+        se.DefaultRequestHeaders.Authorization = new("Bearer", await stack.SendTokenAsync(tenant));
+        using var created = await se.PostAsJsonAsync("api/send-jobs", new CreateSendJobRequest(null, tenant.ListId, null, "Slow", null, "Hi", null), StackFixture.Json);
+        var job = await StackFixture.ReadAsync<SendJobResponse>(created, HttpStatusCode.Created);
+
+        var done = await StackFixture.WaitForJobAsync(se, job.Id, j => j.Status == SendJobStatuses.Completed);
+
+        Assert.Equal(1, done.Counts.Failed);
+        Assert.Single(ses.Calls);
+        var row = (await se.GetFromJsonAsync<SendJobRecipientPage>($"api/send-jobs/{job.Id}/recipients", StackFixture.Json))!.Items.Single();
+        Assert.StartsWith("outcome unknown", row.Detail);
+    }
+
+    [Fact]
     public async Task A_hard_bounce_suppresses_at_once_while_Member_Center_is_down_and_is_reported_when_it_is_back()
     {
         var tenant = await stack.CreateTenantAsync();

@@ -96,6 +96,10 @@ public sealed partial class TencentSesDeliveryTransport(IHttpClientFactory httpF
         return body.ToJsonString();
     }
 
+    /// <summary>A failure to reach Tencent at all (DNS, connect, TLS): the request was never sent, so it is safe to retry.</summary>
+    public static bool NeverSent(HttpRequestException ex) =>
+        ex.HttpRequestError is HttpRequestError.NameResolutionError or HttpRequestError.ConnectionError or HttpRequestError.SecureConnectionError;
+
     /// <summary>Throttling, Tencent-side failures, quotas and credential problems are worth retrying later; the rest is final.</summary>
     public static bool IsTransient(string code) =>
         code.StartsWith("RequestLimitExceeded", StringComparison.Ordinal)
@@ -145,11 +149,19 @@ public sealed partial class TencentSesDeliveryTransport(IHttpClientFactory httpF
                 }
                 return Interpret(text);
             }
-            catch (Exception ex) when (ex is HttpRequestException || ex is OperationCanceledException && !ct.IsCancellationRequested
-                                       || ex.GetType().FullName == "Polly.Timeout.TimeoutRejectedException")
+            catch (HttpRequestException ex) when (NeverSent(ex))
             {
                 LogCallFailed(owner._logger, ex.Message);
                 return new DeliveryResult(DeliveryOutcome.Transient, "Tencent SES unreachable: " + ex.Message);
+            }
+            catch (Exception ex) when (ex is HttpRequestException || (ex is OperationCanceledException && !ct.IsCancellationRequested)
+                                       // Polly's timeout (the name: two Polly assemblies define the type here).
+                                       || ex.GetType().FullName == "Polly.Timeout.TimeoutRejectedException")
+            {
+                // The request went out and no answer came back: Tencent may have accepted it. Like a runner that stops
+                // mid-transaction, it is recorded as failed rather than risk mailing the recipient twice.
+                LogCallFailed(owner._logger, ex.Message);
+                return new DeliveryResult(DeliveryOutcome.Permanent, "outcome unknown: Tencent SES did not answer (" + ex.Message + "); not retried to avoid a duplicate");
             }
         }
 
