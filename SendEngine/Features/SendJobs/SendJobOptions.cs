@@ -6,8 +6,8 @@ public sealed class SendJobOptions
 {
     public const string Section = "SendJobs";
 
-    /// <summary>Recipients claimed per database round trip.</summary>
-    [Range(1, 10_000)]
+    /// <summary>Recipients claimed per database round trip (at most 5,000: Member Center's not-sendable re-check of a batch takes that many).</summary>
+    [Range(1, 5_000)]
     public int BatchSize { get; set; } = 500;
 
     /// <summary>How long claimed rows stay reserved for a runner without renewal; a crashed runner's rows are recovered after it.</summary>

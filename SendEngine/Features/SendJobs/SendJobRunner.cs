@@ -177,6 +177,11 @@ public sealed partial class SendJobRunner(
                     claimed_by = NULL, lease_until = NULL, updated_at = $3
                 FROM send_jobs j WHERE j.id = r.job_id AND r.job_id = $1 AND r.claimed_by = $2 AND r.status = 'claimed'
                 """, CancellationToken.None, jobId, runnerId, clock.GetUtcNow());
+            // A transient failure recorded after a cancel put its row back to pending: nothing will retry it now.
+            await Sql.ExecuteAsync(db, """
+                UPDATE send_job_recipients r SET status = 'cancelled', updated_at = $2
+                FROM send_jobs j WHERE j.id = r.job_id AND r.job_id = $1 AND j.status = 'cancelled' AND r.status = 'pending'
+                """, CancellationToken.None, jobId, clock.GetUtcNow());
         }
 
         if (state.FailedJob is { } error)

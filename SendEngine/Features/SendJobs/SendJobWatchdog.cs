@@ -6,7 +6,9 @@ namespace SendEngine.Features.SendJobs;
 /// <summary>
 /// A recurring Hangfire job (every minute): runs jobs that should be running but have no runner — a crash between
 /// the insert and the Hangfire schedule, or a runner whose Hangfire job was lost. Extra runners are harmless
-/// (recipients are claimed with SKIP LOCKED), so this errs on the side of starting one.
+/// (recipients are claimed with SKIP LOCKED), so this errs on the side of starting one. It also settles the rows of
+/// recently cancelled jobs whose runner died: claimed or pending rows are cancelled, and a row left 'sending' is
+/// recorded failed with the unknown outcome, as expired-lease recovery does for running jobs.
 /// </summary>
 public sealed partial class SendJobWatchdog(NpgsqlDataSource db, IBackgroundJobClient jobs, TimeProvider clock, ILogger<SendJobWatchdog> logger)
 {
@@ -17,6 +19,14 @@ public sealed partial class SendJobWatchdog(NpgsqlDataSource db, IBackgroundJobC
     public async Task RunAsync(CancellationToken cancellationToken)
     {
         var now = clock.GetUtcNow();
+        await Sql.ExecuteAsync(db, """
+            UPDATE send_job_recipients r SET status = CASE WHEN r.status = 'sending' THEN 'failed' ELSE 'cancelled' END,
+                detail = CASE WHEN r.status = 'sending' THEN $2 ELSE r.detail END,
+                claimed_by = NULL, lease_until = NULL, updated_at = $1
+            FROM send_jobs j
+            WHERE j.id = r.job_id AND j.status = 'cancelled' AND j.cancelled_at > $1 - interval '1 day'
+              AND (r.status = 'pending' OR (r.status IN ('claimed', 'sending') AND r.lease_until < $1))
+            """, cancellationToken, now, SendJobRunner.UnknownOutcome);
         var stalled = new List<Guid>();
         await using (var conn = await db.OpenConnectionAsync(cancellationToken))
         await using (var cmd = Sql.Command(conn, """
