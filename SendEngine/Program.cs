@@ -28,7 +28,7 @@ public class Program
         app.MapSuppressionsApi();
         app.MapSendEngineEmailEvents();
         app.Services.GetRequiredService<IRecurringJobManager>()
-            .AddOrUpdate<SendJobWatchdog>(SendJobWatchdog.RecurringJobId, w => w.RunAsync(CancellationToken.None), Cron.Minutely());
+            .AddOrUpdate<SendJobWatchdog>(SendJobWatchdog.RecurringJobId, HangfireExtensions.MaintenanceQueue, w => w.RunAsync(CancellationToken.None), Cron.Minutely());
         await app.RunAsync();
     }
 }

@@ -34,6 +34,8 @@ public sealed class HangfireOptions
 /// <summary>Hangfire on PostgreSQL (schema "hangfire" in Send Engine's database), server in-process.</summary>
 public static class HangfireExtensions
 {
+    public const string MaintenanceQueue = "maintenance";
+
     public static WebApplicationBuilder AddSendEngineHangfire(this WebApplicationBuilder builder)
     {
         var services = builder.Services;
@@ -62,9 +64,18 @@ public static class HangfireExtensions
             .SetDataCompatibilityLevel(CompatibilityLevel.Version_180)
             .UseSimpleAssemblyNameTypeSerializer()
             .UseRecommendedSerializerSettings());
+        // A send job holds its worker while it delivers, so WorkerCount is how many jobs one process runs at once
+        // (later ones wait their turn). The watchdog has a worker of its own, so busy send workers cannot starve it.
         services.AddHangfireServer(s =>
         {
             s.WorkerCount = o.WorkerCount;
+            s.SchedulePollingInterval = o.SchedulePollingInterval;
+        });
+        services.AddHangfireServer(s =>
+        {
+            s.ServerName = $"{Environment.MachineName}:{Environment.ProcessId}:maintenance";
+            s.Queues = [MaintenanceQueue];
+            s.WorkerCount = 1;
             s.SchedulePollingInterval = o.SchedulePollingInterval;
         });
         return builder;
