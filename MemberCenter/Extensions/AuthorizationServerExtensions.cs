@@ -44,7 +44,9 @@ public static class AuthorizationServerExtensions
             })
             .AddServer(o =>
             {
-                o.SetIssuer(new Uri(auth.Issuer, UriKind.Absolute));
+                // Read here, before options validation runs, so a bad value must name its key itself.
+                o.SetIssuer(Uri.TryCreate(auth.Issuer, UriKind.Absolute, out var issuer) ? issuer
+                    : throw new InvalidOperationException($"Auth:Issuer (Auth__Issuer) must be an absolute URL; got '{auth.Issuer}'."));
                 o.SetTokenEndpointUris("oauth/token");
                 o.SetJsonWebKeySetEndpointUris(".well-known/jwks");
                 o.AllowClientCredentialsFlow();
