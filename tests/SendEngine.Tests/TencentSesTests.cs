@@ -264,6 +264,66 @@ public sealed class TencentSesTests(StackFixture stack)
     }
 
     [Fact]
+    public async Task The_event_types_not_covered_above_reach_their_effects_in_the_other_format()
+    {
+        var tenant = await stack.CreateTenantAsync();
+        var domain = StackFixture.UniqueDomain();
+        string A(string local) => $"{local}@{domain}";
+        var locals = new[] { "t-unsub", "t-open", "t-dropped", "t-processed", "s-delivery", "s-click", "s-complaint" };
+        await stack.SubscribeAsync(tenant, locals.Select(A).ToList());
+        var db = await stack.Postgres.CreateDatabaseAsync("se");
+        await using var engine = stack.CreateSendEngine(db, Settings(null));
+        using var se = engine.CreateClient();
+        se.DefaultRequestHeaders.Authorization = new("Bearer", await stack.SendTokenAsync(tenant));
+        using var created = await se.PostAsJsonAsync("api/send-jobs", new CreateSendJobRequest(null, tenant.ListId, null, "Formats", null, "Hi", null), StackFixture.Json);
+        var job = await StackFixture.ReadAsync<SendJobResponse>(created, HttpStatusCode.Created);
+        await StackFixture.WaitForJobAsync(se, job.Id, j => j.Status == SendJobStatuses.Completed);
+        var ids = (await se.GetFromJsonAsync<SendJobRecipientPage>($"api/send-jobs/{job.Id}/recipients?limit=100", StackFixture.Json))!.Items
+            .ToDictionary(r => r.Email, r => r.MessageId!);
+        var unix = DateTimeOffset.UtcNow.ToUnixTimeSeconds();
+        var iso = DateTimeOffset.UtcNow.ToString("O");
+        using var hook = engine.CreateClient();
+        foreach (var body in new[]
+        {
+            Json(new { @event = "unsubscribe", email = A("t-unsub"), bulkId = ids[A("t-unsub")], timestamp = unix }),
+            Json(new { @event = "open", email = A("t-open"), bulkId = ids[A("t-open")], timestamp = unix, useragent = "Mail/1" }),
+            Json(new { @event = "dropped", email = A("t-dropped"), bulkId = ids[A("t-dropped")], timestamp = unix, reason = "invalid domain" }),
+            Json(new { @event = "processed", email = A("t-processed"), bulkId = ids[A("t-processed")], timestamp = unix }),
+            Json(new { eventType = "delivery", messageId = ids[A("s-delivery")], email = A("s-delivery"), timestamp = iso }),
+            Json(new { eventType = "click", messageId = ids[A("s-click")], email = A("s-click"), timestamp = iso, link = "https://x.example/" }),
+            Json(new { eventType = "complaint", messageId = ids[A("s-complaint")], email = A("s-complaint"), timestamp = iso }),
+        })
+        {
+            await PostSignedAsync(hook, body);
+        }
+        await WaitProcessedAsync(db);
+        await WaitUntilAsync(async () => (long)(await QueryAsync(db, "SELECT count(*) FROM member_center_reports WHERE completed_at IS NULL")).Single()[0] == 0);
+
+        var rows = (await se.GetFromJsonAsync<SendJobRecipientPage>($"api/send-jobs/{job.Id}/recipients?limit=100", StackFixture.Json))!.Items.ToDictionary(r => r.Email);
+        Assert.Equal("delivered", rows[A("s-delivery")].Status);
+        Assert.Equal("failed", rows[A("t-dropped")].Status);
+        Assert.Contains("invalid domain", rows[A("t-dropped")].Detail);
+        Assert.Equal("sent", rows[A("t-processed")].Status);
+        var outcomes = (await QueryAsync(db, "SELECT email, event_type, outcome FROM email_events")).ToDictionary(r => (string)r[0], r => ((string)r[1], (string)r[2]));
+        Assert.Equal(("processed", "ignored"), outcomes[A("t-processed")]);
+        Assert.Equal(("spamreport", "applied"), outcomes[A("s-complaint")]);
+        Assert.Equal([A("s-complaint")], (await QueryAsync(db, "SELECT email FROM suppressions WHERE reason = 'complaint'")).Select(r => (string)r[0]));
+        async Task<EmailStatisticsResponse> Stats(string local) =>
+            (await se.GetFromJsonAsync<EmailStatisticsResponse>($"api/email-addresses/{A(local)}/statistics", StackFixture.Json))!;
+        Assert.Equal(1, (await Stats("t-open")).TotalOpened);
+        Assert.Equal(1, (await Stats("s-click")).TotalClicked);
+        Assert.Equal(1, (await Stats("s-delivery")).TotalDelivered);
+        var events = (await se.GetFromJsonAsync<SendJobResponse>($"api/send-jobs/{job.Id}", StackFixture.Json))!.Events!;
+        Assert.Equal((1, 1, 1, 1, 1), (events.Unsubscribed, events.OpenedUnique, events.ClickedUnique, events.Complained, events.Delivered));
+
+        // Member Center: the unsubscribe left the job's list, the complaint every list of the tenant.
+        using var internalClient = stack.MemberCenterAdminClient(await stack.TokenAsync(stack.SendEngineClientId, stack.SendEngineClientSecret));
+        var notSendable = await StackFixture.PostAsync<SubscriptionStatusResult>(internalClient, $"internal/lists/{tenant.ListId}/not-sendable",
+            new SubscriptionStatusQuery(tenant.TenantId, tenant.ListId, locals.Select(A).ToList()));
+        Assert.Equal(new[] { A("s-complaint"), A("t-unsub") }.Order(), notSendable.NotSendable.Order());
+    }
+
+    [Fact]
     public async Task A_call_that_times_out_after_the_request_went_out_is_not_sent_again()
     {
         var tenant = await stack.CreateTenantAsync();
