@@ -244,5 +244,15 @@ public sealed class AuthAndApiTests(StackFixture stack)
         Assert.Equal(HttpStatusCode.OK, live.StatusCode);
         using var ready = await se.GetAsync("health/ready");
         Assert.Equal(HttpStatusCode.OK, ready.StatusCode);
+
+        // Not ready while Member Center cannot be reached (nothing listens on that port); still live.
+        await using var orphan = stack.CreateSendEngine(stack.SendEngineConnectionString, new Dictionary<string, string?>
+        {
+            ["MemberCenter:BaseUrl"] = $"http://127.0.0.1:{Newsletter.TestSupport.FreePort.Get()}",
+            ["Hangfire:WorkerCount"] = "1",
+        });
+        using var alone = orphan.CreateClient();
+        Assert.Equal(HttpStatusCode.ServiceUnavailable, (await alone.GetAsync("health/ready")).StatusCode);
+        Assert.Equal(HttpStatusCode.OK, (await alone.GetAsync("health/live")).StatusCode);
     }
 }
