@@ -11,7 +11,7 @@ public sealed class Suppression
     public required string Email { get; set; }
     /// <summary>hard_bounce, complaint, unsubscribe or manual.</summary>
     public required string Reason { get; set; }
-    /// <summary>api (the tenant), delivery (a 5xx reply), esp (webhooks, later).</summary>
+    /// <summary>api (the tenant, through /api/suppressions) or esp (bounces and complaints from ESP webhooks).</summary>
     public required string Source { get; set; }
     public DateTimeOffset CreatedAt { get; set; }
 
