@@ -24,6 +24,7 @@ cleanup() {
 }
 trap cleanup EXIT; trap 'exit 130' INT; trap 'exit 143' TERM
 
+command -v wrk >/dev/null 2>&1 || apt_install wrk
 log "dotnet build SendEngine -c Release"
 dotnet build "$ROOT/SendEngine/SendEngine.csproj" -c Release -nologo -v q -clp:ErrorsOnly >"$WORK/build.log" 2>&1 || { cat "$WORK/build.log" >&2; exit 1; }
 
