@@ -44,6 +44,7 @@ public sealed class AuthAndApiTests(StackFixture stack)
             ["wrong issuer"] = forge.Mint(key, tenant.TenantId, issuer: "http://evil.example/"),
             ["wrong audience"] = forge.Mint(key, tenant.TenantId, audience: Audiences.MemberCenterApi),
             ["expired"] = forge.Mint(key, tenant.TenantId, expires: DateTime.UtcNow.AddMinutes(-10)),
+            ["expired beyond the 30 s skew"] = forge.Mint(key, tenant.TenantId, expires: DateTime.UtcNow.AddSeconds(-45)),
             // A real Member Center token for the tenant API: right issuer and signature, wrong audience.
             ["tenant_api token"] = await stack.TokenAsync(tenant.TenantClientId, tenant.TenantClientSecret, Scopes.SubscriptionsWrite),
         };
@@ -56,6 +57,9 @@ public sealed class AuthAndApiTests(StackFixture stack)
         // Control: the same forge with nothing wrong is accepted.
         using var ok = await PostJobAsync(forge.Mint(key, tenant.TenantId), Valid(tenant));
         Assert.Equal(HttpStatusCode.Created, ok.StatusCode);
+        // Within the skew a just-expired token still passes (clocks of the two services may differ a little).
+        using var skewed = await PostJobAsync(forge.Mint(key, tenant.TenantId, expires: DateTime.UtcNow.AddSeconds(-10)), Valid(tenant));
+        Assert.Equal(HttpStatusCode.Created, skewed.StatusCode);
     }
 
     [Fact]
