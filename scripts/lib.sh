@@ -76,6 +76,7 @@ ensure_prereqs() {
       chromium) [ -x /usr/bin/chromium ] || missing+=(chromium) ;;
       postfix) command -v smtp-sink >/dev/null 2>&1 || [ -x /usr/sbin/smtp-sink ] || missing+=(postfix) ;;
       curl) command -v curl >/dev/null 2>&1 || missing+=(curl ca-certificates) ;;
+      aiosmtpd) [ -d /usr/lib/python3/dist-packages/aiosmtpd ] || missing+=(python3-aiosmtpd) ;;
       *) die "ensure_prereqs: unknown prerequisite '$want'" ;;
     esac
   done

@@ -53,6 +53,54 @@ public sealed class FailureAndRecoveryTests(StackFixture stack)
         });
     }
 
+    [Fact]
+    public async Task A_mailbox_the_server_refuses_as_unknown_is_suppressed_and_reported_and_not_mailed_again()
+    {
+        if (SmtpSinkServer.AiosmtpdPython is null)
+        {
+            Assert.Skip("python3-aiosmtpd is not installed; ./test.sh installs it");
+        }
+        await using var server = await SmtpSinkServer.StartRejectingUnknownUsersAsync();
+        var tenant = await stack.CreateTenantAsync();
+        var domain = StackFixture.UniqueDomain();
+        var (gone, ok) = ($"unknown-{Guid.NewGuid():N}@{domain}", $"reader@{domain}");
+        await stack.SubscribeAsync(tenant, [gone, ok]);
+        await using var se = stack.CreateSendEngine(await stack.Postgres.CreateDatabaseAsync("se"), new Dictionary<string, string?>
+        {
+            ["Smtp:Host"] = server.Host,
+            ["Smtp:Port"] = server.Port.ToString(System.Globalization.CultureInfo.InvariantCulture),
+        });
+        using var client = se.CreateClient();
+        client.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", await stack.SendTokenAsync(tenant));
+        async Task<SendJobResponse> RunJobAsync()
+        {
+            using var created = await client.PostAsJsonAsync("api/send-jobs", new CreateSendJobRequest(null, tenant.ListId, null, "Hello", null, "x", null), StackFixture.Json);
+            var job = await StackFixture.ReadAsync<SendJobResponse>(created, HttpStatusCode.Created);
+            return await StackFixture.WaitForJobAsync(client, job.Id, j => j.Status == SendJobStatuses.Completed);
+        }
+
+        var first = await RunJobAsync();
+        Assert.Equal((2, 1, 1), (first.Counts.Total, first.Counts.Sent, first.Counts.Failed));
+        var rejected = (await client.GetFromJsonAsync<SendJobRecipientPage>($"api/send-jobs/{first.Id}/recipients?status=failed", StackFixture.Json))!.Items.Single();
+        Assert.StartsWith("550 5.1.1", rejected.Detail);
+
+        // Suppressed at once in Send Engine; Member Center learns of it through the report queue.
+        var suppressions = (await client.GetFromJsonAsync<SuppressionPage>("api/suppressions", StackFixture.Json))!.Items;
+        var suppression = Assert.Single(suppressions);
+        Assert.Equal((gone, "hard_bounce", "delivery"), (suppression.Email, suppression.Reason, suppression.Source));
+        using var internalClient = stack.MemberCenterAdminClient(await stack.TokenAsync(stack.SendEngineClientId, stack.SendEngineClientSecret));
+        var deadline = DateTime.UtcNow.AddSeconds(30);
+        while ((await StackFixture.PostAsync<SubscriptionStatusResult>(internalClient, $"internal/lists/{tenant.ListId}/not-sendable",
+                   new SubscriptionStatusQuery(tenant.TenantId, tenant.ListId, [gone, ok]))).NotSendable.Count == 0)
+        {
+            Assert.True(DateTime.UtcNow < deadline, "Member Center never marked the address undeliverable");
+            await Task.Delay(200);
+        }
+
+        var second = await RunJobAsync();
+        Assert.Equal((1, 0), (second.Counts.Sent, second.Counts.Failed));
+    }
+
     // Group size 1: one row per connection in 'sending'. Group size 4 (rate 80/s lets groups of up to 4 form): more rows
     // per connection may end "outcome unknown", still nobody mailed twice.
     [Theory]

@@ -182,6 +182,7 @@ public sealed partial class SendJobRunner(
                 UPDATE send_job_recipients r SET status = 'cancelled', updated_at = $2
                 FROM send_jobs j WHERE j.id = r.job_id AND r.job_id = $1 AND j.status = 'cancelled' AND r.status = 'pending'
                 """, CancellationToken.None, jobId, clock.GetUtcNow());
+            await SuppressHardBouncesAsync(jobId, CancellationToken.None);
         }
 
         if (state.FailedJob is { } error)
@@ -506,6 +507,7 @@ public sealed partial class SendJobRunner(
                 if (now - lastLog >= TimeSpan.FromSeconds(10))
                 {
                     LogProgress(logger, jobId, state.Sent, state.Failed);
+                    await SuppressHardBouncesAsync(jobId, stop.Token);
                     lastLog = now;
                 }
             }
@@ -551,6 +553,37 @@ public sealed partial class SendJobRunner(
         return new JobRow(reader.GetGuid(0), reader.GetGuid(1), reader.GetGuid(2), reader.GetString(3), reader.GetString(4),
             reader.IsDBNull(5) ? null : reader.GetString(5), reader.IsDBNull(6) ? null : reader.GetString(6), reader.GetBoolean(7), reader.GetFieldValue<DateTimeOffset>(8));
     }
+
+    /// <summary>
+    /// A receiving server that refused a mailbox outright (550 5.1.1 user unknown, 5.1.x bad address, 5.2.1 mailbox
+    /// disabled) has given a hard bounce without any ESP event: the address joins the tenant's suppressions (source
+    /// delivery) and is reported to Member Center like an ESP hard bounce. Read back from the recorded results, so it
+    /// is idempotent and a runner that dies before it runs leaves the work to the next; run every 10 s and at the end.
+    /// </summary>
+    private async Task SuppressHardBouncesAsync(Guid jobId, CancellationToken ct)
+    {
+        var now = clock.GetUtcNow();
+        var added = await Sql.ExecuteAsync(db, """
+            WITH bounced AS (
+                SELECT DISTINCT j.tenant_id, lower(btrim(r.email)) AS email
+                FROM send_job_recipients r JOIN send_jobs j ON j.id = r.job_id
+                WHERE r.job_id = $1 AND r.status = 'failed' AND r.detail ~ $2),
+            added AS (
+                INSERT INTO suppressions (tenant_id, email, reason, source, created_at)
+                SELECT tenant_id, email, 'hard_bounce', 'delivery', $3 FROM bounced
+                ON CONFLICT (tenant_id, email) DO NOTHING
+                RETURNING tenant_id, email)
+            INSERT INTO member_center_reports (tenant_id, email, reason, list_id, occurred_at, created_at, attempts, next_attempt_at)
+            SELECT tenant_id, email, 'hard_bounce', NULL, $3, $3, 0, $3 FROM added
+            """, ct, jobId, MailboxRejectedPattern, now);
+        if (added > 0)
+        {
+            LogHardBounces(logger, jobId, added);
+        }
+    }
+
+    /// <summary>A recorded SMTP reply that rejects the mailbox itself (RFC 3463 X.1.0–X.1.3, X.1.10, X.2.1), as PostgreSQL regex.</summary>
+    public const string MailboxRejectedPattern = @"^5[0-9][0-9] 5\.(1\.(0|1|2|3|10)|2\.1)([^0-9]|$)";
 
     private async Task FailAsync(Guid jobId, string error, CancellationToken ct)
     {
@@ -631,6 +664,9 @@ public sealed partial class SendJobRunner(
             return true;
         }
     }
+
+    [LoggerMessage(LogLevel.Information, "Send job {JobId}: {Count} addresses refused as unknown mailboxes added to the tenant's suppressions")]
+    private static partial void LogHardBounces(ILogger logger, Guid jobId, int count);
 
     [LoggerMessage(LogLevel.Information, "Send job {JobId}: taking the recipient snapshot")]
     private static partial void LogSnapshotStarting(ILogger logger, Guid jobId);

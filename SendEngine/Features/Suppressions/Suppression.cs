@@ -11,7 +11,8 @@ public sealed class Suppression
     public required string Email { get; set; }
     /// <summary>hard_bounce, complaint, unsubscribe or manual.</summary>
     public required string Reason { get; set; }
-    /// <summary>api (the tenant, through /api/suppressions) or esp (bounces and complaints from ESP webhooks).</summary>
+    /// <summary>api (the tenant, through /api/suppressions), esp (bounces and complaints from ESP webhooks) or delivery
+    /// (an SMTP server refused the mailbox: 5.1.x, 5.2.1).</summary>
     public required string Source { get; set; }
     public DateTimeOffset CreatedAt { get; set; }
 

@@ -1,0 +1,37 @@
+"""A real SMTP server (aiosmtpd) for tests: accepts mail, except that it rejects recipients whose local part
+starts with "unknown" with "550 5.1.1 <addr>: Recipient address rejected: User unknown", as a receiving MTA does for
+a mailbox that does not exist. Prints "READY <port>" once listening; accepted messages are counted, not kept."""
+import argparse
+import asyncio
+import signal
+
+from aiosmtpd.controller import Controller
+
+
+class Handler:
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        if address.split("@", 1)[0].lower().startswith("unknown"):
+            return f"550 5.1.1 <{address}>: Recipient address rejected: User unknown"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server, session, envelope):
+        return "250 OK"
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--port", type=int, required=True)
+    args = parser.parse_args()
+    controller = Controller(Handler(), hostname="127.0.0.1", port=args.port)
+    controller.start()
+    print(f"READY {args.port}", flush=True)
+    stop = asyncio.new_event_loop()
+    for s in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(s, lambda *_: stop.call_soon_threadsafe(stop.stop))
+    stop.run_forever()
+    controller.stop()
+
+
+if __name__ == "__main__":
+    main()
