@@ -1,3 +1,5 @@
+using Microsoft.IdentityModel.JsonWebTokens;
+using Newsletter.Contracts;
 using Newsletter.TestSupport;
 
 namespace MemberCenter.Tests;
@@ -17,5 +19,23 @@ public sealed class ConfigurationTests(PostgresServer postgres, MailDevServer ma
 
         Assert.NotNull(error);
         Assert.Contains(named, error.ToString(), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task The_send_engine_audience_and_the_token_lifetime_follow_configuration()
+    {
+        await using var mc = new MemberCenterFixture(postgres, mail);
+        mc.Settings["Auth:SendEngineAudience"] = "send_engine_api_eu";
+        mc.Settings["Auth:AccessTokenLifetime"] = "00:05:00";
+        await mc.InitializeAsync();
+        var tenant = await mc.CreateTenantAsync();
+
+        var jwt = new JsonWebToken(await mc.TokenAsync(tenant.SendClient.ClientId, tenant.SendClient.ClientSecret, Scopes.SendWrite));
+
+        Assert.Equal(["send_engine_api_eu"], jwt.Audiences);
+        Assert.InRange((jwt.ValidTo - jwt.IssuedAt).TotalSeconds, 299, 301);
+        // Tenant API tokens keep their own audience.
+        var tenantJwt = new JsonWebToken(tenant.TenantToken);
+        Assert.Equal([Audiences.MemberCenterApi], tenantJwt.Audiences);
     }
 }
