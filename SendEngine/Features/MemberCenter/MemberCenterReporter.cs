@@ -21,7 +21,8 @@ public sealed class MemberCenterReportSignal
 /// Delivers queued <see cref="MemberCenterReport"/>s. A batch is claimed with a lease (next_attempt_at moved ahead,
 /// committed) so several processes share the queue and none holds locks across HTTP calls; a process that dies
 /// mid-batch leaves its rows to be claimed again when the lease ends (Member Center's report is idempotent).
-/// Unreachable or 5xx: retried with backoff up to EmailEvents:MaxAttempts. A 4xx other than 408/429: failed at once.
+/// Unreachable, 5xx, 401/403 (credentials), 408, 429: retried with backoff up to EmailEvents:MaxAttempts. Any other
+/// 4xx: failed at once.
 /// </summary>
 public sealed partial class MemberCenterReporter(
     NpgsqlDataSource db,
@@ -97,8 +98,11 @@ public sealed partial class MemberCenterReporter(
             }
             catch (Exception ex) when (ex is MemberCenterException or HttpRequestException || (ex is OperationCanceledException && !ct.IsCancellationRequested))
             {
+                // Member Center refused this report itself (400, 422…): retrying changes nothing. 401/403 mean our own
+                // credentials are wrong, a configuration problem to outlast, like 408/429 and 5xx.
                 var refused = ex is MemberCenterException { Status: { } status } && (int)status is >= 400 and < 500
-                              && status is not (HttpStatusCode.RequestTimeout or HttpStatusCode.TooManyRequests);
+                              && status is not (HttpStatusCode.Unauthorized or HttpStatusCode.Forbidden
+                                  or HttpStatusCode.RequestTimeout or HttpStatusCode.TooManyRequests);
                 var giveUp = refused || attempts >= options.Value.MaxAttempts;
                 var delay = TimeSpan.FromTicks(Math.Min(options.Value.RetryBaseDelay.Ticks * (1L << Math.Min(attempts - 1, 12)), TimeSpan.FromHours(1).Ticks));
                 LogReportFailed(logger, id, report.Reason ?? "", attempts, giveUp, ex.Message);
