@@ -317,10 +317,11 @@ public sealed class SubscriptionService(
         }
         // The limits hold for what is stored, not only for each change: many small updates cannot grow it without bound.
         var json = JsonSerializer.Serialize(prefs);
-        if (prefs.Count > MaxPreferenceKeys || System.Text.Encoding.UTF8.GetByteCount(json) > MaxPreferencesBytes)
+        var bytes = System.Text.Encoding.UTF8.GetByteCount(json);
+        if (prefs.Count > MaxPreferenceKeys || bytes > MaxPreferencesBytes)
         {
             throw new PreferencesTooLargeException(
-                $"With this change the subscription would hold {prefs.Count} keys in {System.Text.Encoding.UTF8.GetByteCount(json)} bytes; "
+                $"With this change the subscription would hold {prefs.Count} keys in {bytes} bytes; "
                 + $"at most {MaxPreferenceKeys} keys and {MaxPreferencesBytes} bytes are kept (remove keys by setting them to null).");
         }
         subscription.Preferences = json;

@@ -10,9 +10,6 @@ namespace MemberCenter.Features.Subscriptions;
 /// <summary>The tenant integration guide's section 3: /newsletter/*. JSON routes for tenant sites, pages for end users.</summary>
 public static class SubscriptionsApi
 {
-    private const int MaxPreferenceKeys = SubscriptionService.MaxPreferenceKeys;
-    private const int MaxPreferencesBytes = SubscriptionService.MaxPreferencesBytes;
-
     public static IEndpointRouteBuilder MapSubscriptionsApi(this IEndpointRouteBuilder app)
     {
         var api = app.MapGroup("/newsletter").WithTags("Newsletter");
@@ -138,9 +135,9 @@ public static class SubscriptionsApi
             }
             return;
         }
-        if (preferences.Count > MaxPreferenceKeys)
+        if (preferences.Count > SubscriptionService.MaxPreferenceKeys)
         {
-            v.Add("preferences", $"At most {MaxPreferenceKeys} preference keys are allowed.");
+            v.Add("preferences", $"At most {SubscriptionService.MaxPreferenceKeys} preference keys are allowed.");
         }
         if (preferences.Keys.Any(k => k.Length is 0 or > 64))
         {
@@ -151,9 +148,9 @@ public static class SubscriptionsApi
             v.Add("preferences", "Preference keys and values must not contain NUL characters or unpaired surrogates, "
                                  + "and numbers must have at most 100 characters and exponents within ±1000.");
         }
-        if (JsonSerializer.SerializeToUtf8Bytes(preferences).Length > MaxPreferencesBytes)
+        if (JsonSerializer.SerializeToUtf8Bytes(preferences).Length > SubscriptionService.MaxPreferencesBytes)
         {
-            v.Add("preferences", $"Preferences must serialise to at most {MaxPreferencesBytes} bytes.");
+            v.Add("preferences", $"Preferences must serialise to at most {SubscriptionService.MaxPreferencesBytes} bytes.");
         }
     }
 

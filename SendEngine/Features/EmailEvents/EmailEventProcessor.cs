@@ -128,7 +128,7 @@ public sealed partial class EmailEventProcessor(
                 var attempts = row.Attempts + 1;
                 var giveUp = attempts >= o.MaxAttempts;
                 LogEventFailed(logger, row.Id, row.EventType, attempts, ex.Message);
-                var delay = TimeSpan.FromTicks(Math.Min(o.RetryBaseDelay.Ticks * (1L << Math.Min(row.Attempts, 12)), TimeSpan.FromHours(1).Ticks));
+                var delay = o.RetryDelay(attempts);
                 await Exec(conn, tx, """
                     UPDATE email_events SET attempts = $2, last_error = left($3, 2000), next_attempt_at = $4,
                         processed_at = CASE WHEN $5 THEN $6 END, outcome = CASE WHEN $5 THEN 'failed' END

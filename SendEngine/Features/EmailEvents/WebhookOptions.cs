@@ -83,6 +83,11 @@ public sealed class EmailEventOptions
     [Range(typeof(TimeSpan), "00:00:00.010", "01:00:00")]
     public TimeSpan RetryBaseDelay { get; set; } = TimeSpan.FromSeconds(5);
 
+    /// <summary>The wait before the next try after <paramref name="failedAttempts"/> failures: doubling from
+    /// <see cref="RetryBaseDelay"/>, at most an hour. Events and Member Center reports back off alike.</summary>
+    public TimeSpan RetryDelay(int failedAttempts) =>
+        TimeSpan.FromTicks(Math.Min(RetryBaseDelay.Ticks * (1L << Math.Clamp(failedAttempts - 1, 0, 12)), TimeSpan.FromHours(1).Ticks));
+
     /// <summary>This many soft bounces of an address within <see cref="SoftBounceWindow"/> count as a hard bounce.</summary>
     [Range(1, 1000)]
     public int SoftBounceThreshold { get; set; } = 3;

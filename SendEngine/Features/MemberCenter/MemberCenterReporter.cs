@@ -104,7 +104,7 @@ public sealed partial class MemberCenterReporter(
                               && status is not (HttpStatusCode.Unauthorized or HttpStatusCode.Forbidden
                                   or HttpStatusCode.RequestTimeout or HttpStatusCode.TooManyRequests);
                 var giveUp = refused || attempts >= options.Value.MaxAttempts;
-                var delay = TimeSpan.FromTicks(Math.Min(options.Value.RetryBaseDelay.Ticks * (1L << Math.Min(attempts - 1, 12)), TimeSpan.FromHours(1).Ticks));
+                var delay = options.Value.RetryDelay(attempts);
                 LogReportFailed(logger, id, report.Reason ?? "", attempts, giveUp, ex.Message);
                 var at = clock.GetUtcNow();
                 await Sql.ExecuteAsync(db, """

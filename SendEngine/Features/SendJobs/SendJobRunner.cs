@@ -171,17 +171,14 @@ public sealed partial class SendJobRunner(
             await ledger.DisposeAsync();
             await stop.CancelAsync();
             await housekeeping;
-            // Rows this runner claimed but never attempted go back to the pool (or are cancelled with the job).
+            // Rows this runner claimed but never attempted go back to the pool, or are cancelled with the job; so are the
+            // pending rows of a cancelled job (a transient failure recorded after the cancel): nothing will retry them.
             await Sql.ExecuteAsync(db, """
                 UPDATE send_job_recipients r SET status = CASE WHEN j.status = 'cancelled' THEN 'cancelled' ELSE 'pending' END,
                     claimed_by = NULL, lease_until = NULL, updated_at = $3
-                FROM send_jobs j WHERE j.id = r.job_id AND r.job_id = $1 AND r.claimed_by = $2 AND r.status = 'claimed'
+                FROM send_jobs j WHERE j.id = r.job_id AND r.job_id = $1
+                  AND ((r.claimed_by = $2 AND r.status = 'claimed') OR (j.status = 'cancelled' AND r.status = 'pending'))
                 """, CancellationToken.None, jobId, runnerId, clock.GetUtcNow());
-            // A transient failure recorded after a cancel put its row back to pending: nothing will retry it now.
-            await Sql.ExecuteAsync(db, """
-                UPDATE send_job_recipients r SET status = 'cancelled', updated_at = $2
-                FROM send_jobs j WHERE j.id = r.job_id AND r.job_id = $1 AND j.status = 'cancelled' AND r.status = 'pending'
-                """, CancellationToken.None, jobId, clock.GetUtcNow());
             await SuppressHardBouncesAsync(jobId, CancellationToken.None);
         }
 
