@@ -101,6 +101,52 @@ public sealed class JobCountsCacheTests
         Assert.Equal(3, expensiveAgain.Delivered);
     }
 
+    [Fact]
+    public async Task Invalidated_counts_are_taken_again_and_a_count_that_overlapped_the_invalidation_is_not_kept()
+    {
+        using var memory = new MemoryCache(Options.Create(new MemoryCacheOptions()));
+        var clock = new SteppingClock();
+        var cache = new JobCountsCache(memory, clock);
+        var job = Job(SendJobStatuses.Completed);
+        var calls = 0;
+        Action? during = null;
+        Task<Dictionary<Guid, Dictionary<string, int>>> Count(Guid[] ids)
+        {
+            calls++;
+            clock.Advance(TimeSpan.FromMilliseconds(100)); // kept 5 s unless invalidated
+            during?.Invoke();
+            return Task.FromResult(ids.ToDictionary(id => id, _ => new Dictionary<string, int> { [RecipientStatuses.Sent] = calls }));
+        }
+
+        await cache.GetAsync([job], Count);
+        cache.Invalidate([job.Id]);
+        var after = await cache.GetAsync([job], Count);
+        Assert.Equal(2, calls);
+        Assert.Equal(2, after[job.Id][RecipientStatuses.Sent]);
+
+        // An event processed while counting: what the count read may predate it, so the next read counts again.
+        cache.Invalidate([job.Id]);
+        during = () => cache.Invalidate([job.Id]);
+        await cache.GetAsync([job], Count);
+        during = null;
+        var next = await cache.GetAsync([job], Count);
+        Assert.Equal(4, calls);
+        Assert.Equal(4, next[job.Id][RecipientStatuses.Sent]);
+        Assert.Equal(4, (await cache.GetAsync([job], Count))[job.Id][RecipientStatuses.Sent]);
+
+        // Event counters too.
+        var events = 0;
+        Task<SendJobEventCounts> CountEvents()
+        {
+            events++;
+            clock.Advance(TimeSpan.FromMilliseconds(100));
+            return Task.FromResult(new SendJobEventCounts(events, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0));
+        }
+        await cache.GetEventsAsync(job, CountEvents);
+        cache.Invalidate([job.Id]);
+        Assert.Equal(2, (await cache.GetEventsAsync(job, CountEvents)).Delivered);
+    }
+
     /// <summary>Elapsed time that moves only when told to.</summary>
     private sealed class SteppingClock : TimeProvider
     {

@@ -21,6 +21,7 @@ public sealed partial class EmailEventProcessor(
     NpgsqlDataSource db,
     EmailEventSignal signal,
     MemberCenterReportSignal reportSignal,
+    JobCountsCache countsCache,
     SendEngineMetrics metrics,
     IOptions<EmailEventOptions> options,
     TimeProvider clock,
@@ -98,6 +99,7 @@ public sealed partial class EmailEventProcessor(
 
         var targets = await CorrelateAsync(conn, tx, rows, ct);
         var done = new List<(Row Row, string Outcome)>();
+        var changedJobs = new HashSet<Guid>();
         foreach (var row in rows)
         {
             var target = targets.GetValueOrDefault(row.MessageId)
@@ -118,6 +120,10 @@ public sealed partial class EmailEventProcessor(
                     (object?)target?.JobId ?? DBNull.Value, (object?)target?.RecipientId ?? DBNull.Value);
                 await tx.ReleaseAsync("ev", ct);
                 done.Add((row, outcome));
+                if (target is not null)
+                {
+                    changedJobs.Add(target.JobId);
+                }
             }
             // A PostgreSQL error raised by one event's effects (the server said no; the connection is fine) is that
             // event's failure too: rolled back to its savepoint and retried with backoff, so one bad row cannot block
@@ -141,6 +147,7 @@ public sealed partial class EmailEventProcessor(
             }
         }
         await tx.CommitAsync(ct);
+        countsCache.Invalidate(changedJobs);
         if (done.Any(d => d.Row.EventType is EmailEventTypes.HardBounce or EmailEventTypes.SoftBounce or EmailEventTypes.SpamReport or EmailEventTypes.Unsubscribe))
         {
             reportSignal.Notify();

@@ -10,13 +10,16 @@ namespace SendEngine.Features.SendJobs;
 /// is kept 1 s, one that takes 500 ms, a 1M job, 25 s), so counting never takes more than ~2 % of the time. A running
 /// job's counts are kept at least a second; a finished job's are not kept when counting is that cheap (bounces and
 /// opens still move them). Counts are served only while the job keeps the status they were taken under: those of a
-/// scheduled or running job are never its final ones.
+/// scheduled or running job are never its final ones. The event processor drops a job's counts when it changed them
+/// (<see cref="Invalidate"/>), so in this process a delivered/bounced event shows at once; other processes' copies age
+/// out by their lifetime.
 /// </summary>
 public sealed class JobCountsCache(IMemoryCache cache, TimeProvider clock)
 {
     public static readonly TimeSpan RunningJobLifetime = TimeSpan.FromSeconds(1);
     public static readonly TimeSpan MaxLifetime = TimeSpan.FromMinutes(1);
     private const int CostFactor = 50;
+    private const string Counts = "send-job-counts", Events = "send-job-events", Invalidated = "send-job-invalidated";
 
     public async Task<Dictionary<Guid, Dictionary<string, int>>> GetAsync(
         IReadOnlyCollection<SendJob> jobs, Func<Guid[], Task<Dictionary<Guid, Dictionary<string, int>>>> count)
@@ -24,7 +27,7 @@ public sealed class JobCountsCache(IMemoryCache cache, TimeProvider clock)
         var result = new Dictionary<Guid, Dictionary<string, int>>(jobs.Count);
         foreach (var job in jobs)
         {
-            if (TryGet<Dictionary<string, int>>(("send-job-counts", job.Id), job, out var counts))
+            if (TryGet<Dictionary<string, int>>((Counts, job.Id), job, out var counts))
             {
                 result[job.Id] = counts;
             }
@@ -39,7 +42,7 @@ public sealed class JobCountsCache(IMemoryCache cache, TimeProvider clock)
             {
                 var counts = fresh.GetValueOrDefault(job.Id) ?? [];
                 result[job.Id] = counts;
-                Keep(("send-job-counts", job.Id), job, counts, cost);
+                Keep((Counts, job.Id), job, counts, started, cost);
             }
         }
         return result;
@@ -47,14 +50,29 @@ public sealed class JobCountsCache(IMemoryCache cache, TimeProvider clock)
 
     public async Task<SendJobEventCounts> GetEventsAsync(SendJob job, Func<Task<SendJobEventCounts>> count)
     {
-        if (TryGet<SendJobEventCounts>(("send-job-events", job.Id), job, out var counts))
+        if (TryGet<SendJobEventCounts>((Events, job.Id), job, out var counts))
         {
             return counts;
         }
         var started = clock.GetTimestamp();
         counts = await count();
-        Keep(("send-job-events", job.Id), job, counts, clock.GetElapsedTime(started));
+        Keep((Events, job.Id), job, counts, started, clock.GetElapsedTime(started));
         return counts;
+    }
+
+    /// <summary>
+    /// Forgets the jobs' counts; a count that was running meanwhile is not kept either (it may predate the change).
+    /// </summary>
+    public void Invalidate(IEnumerable<Guid> jobIds)
+    {
+        var now = clock.GetTimestamp();
+        foreach (var id in jobIds)
+        {
+            cache.Remove((Counts, id));
+            cache.Remove((Events, id));
+            // Remembered a minute, longer than any count runs, so a count that started before it is recognised.
+            cache.Set((Invalidated, id), now, MaxLifetime);
+        }
     }
 
     private bool TryGet<T>((string, Guid) key, SendJob job, out T value)
@@ -68,8 +86,12 @@ public sealed class JobCountsCache(IMemoryCache cache, TimeProvider clock)
         return false;
     }
 
-    private void Keep<T>((string, Guid) key, SendJob job, T value, TimeSpan cost)
+    private void Keep<T>((string, Guid) key, SendJob job, T value, long started, TimeSpan cost)
     {
+        if (cache.TryGetValue((Invalidated, job.Id), out long invalidated) && invalidated > started)
+        {
+            return;
+        }
         var lifetime = cost * CostFactor;
         if (IsRunning(job) && lifetime < RunningJobLifetime)
         {
