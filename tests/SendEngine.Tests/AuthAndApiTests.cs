@@ -234,7 +234,9 @@ public sealed class AuthAndApiTests(StackFixture stack)
         using var ok = await se.GetAsync("hangfire");
         Assert.Equal(HttpStatusCode.OK, ok.StatusCode);
 
-        await using var noDashboard = stack.CreateSendEngine(stack.SendEngineConnectionString, new Dictionary<string, string?>
+        // Processes of their own get databases of their own: on the shared one, their Hangfire workers would take
+        // jobs that other tests enqueue (and the orphan's fail for want of Member Center).
+        await using var noDashboard = stack.CreateSendEngine(await stack.Postgres.CreateDatabaseAsync("se"), new Dictionary<string, string?>
         {
             ["Hangfire:DashboardUsername"] = null,
             ["Hangfire:DashboardPassword"] = null,
@@ -250,7 +252,7 @@ public sealed class AuthAndApiTests(StackFixture stack)
         Assert.Equal(HttpStatusCode.OK, ready.StatusCode);
 
         // Not ready while Member Center cannot be reached (nothing listens on that port); still live.
-        await using var orphan = stack.CreateSendEngine(stack.SendEngineConnectionString, new Dictionary<string, string?>
+        await using var orphan = stack.CreateSendEngine(await stack.Postgres.CreateDatabaseAsync("se"), new Dictionary<string, string?>
         {
             ["MemberCenter:BaseUrl"] = $"http://127.0.0.1:{Newsletter.TestSupport.FreePort.Get()}",
             ["Hangfire:WorkerCount"] = "1",
