@@ -7,6 +7,8 @@ namespace SendEngine.Tests;
 
 public sealed class EmailEventParserTests
 {
+    private static readonly DateTimeOffset Now = new(2026, 12, 1, 12, 0, 0, TimeSpan.Zero);
+
     [Theory]
     [InlineData("delivery", null, "delivered")]
     [InlineData("reject", null, "rejected")]
@@ -19,7 +21,7 @@ public sealed class EmailEventParserTests
     public void Spec_format_maps_to_the_internal_type(string eventType, string? bounceType, string expected)
     {
         var json = $$"""{"eventType":"{{eventType}}","messageId":"m-1","email":"User@Example.com","timestamp":"2024-01-01T12:00:00.000Z"{{(bounceType is null ? "" : $",\"bounceType\":\"{bounceType}\",\"bounceSubType\":\"General\"")}},"link":"https://x.example/a","userAgent":"UA","ipAddress":"192.0.2.1"}""";
-        var e = Assert.Single(EmailEventParser.Parse(Encoding.UTF8.GetBytes(json)));
+        var e = Assert.Single(EmailEventParser.Parse(Encoding.UTF8.GetBytes(json), Now));
         Assert.Equal(expected, e.EventType);
         Assert.Equal("spec", e.Format);
         Assert.Equal("m-1", e.MessageId);
@@ -46,7 +48,7 @@ public sealed class EmailEventParserTests
     public void Tencent_format_maps_to_the_internal_type(string eventType, string? bounceType, string expected)
     {
         var json = $$"""{"event":"{{eventType}}","email":"example@example.com","bulkId":"qcloudses-30-251200670-date-20220601142439-8jolHvR2XcXC1","timestamp":1654064683,"reason":"551 5.1.1 recipient is not exist"{{(bounceType is null ? "" : $",\"bounceType\":\"{bounceType}\"")}},"username":"251200670","from":"test@fromexample.com","fromDomain":"fromexample.com","templateId":123456,"subject":"example subject","messageId":"<ea2783c1@fromexample.com>","sentTimestamp":1761555487,"useragent":"UA"}""";
-        var e = Assert.Single(EmailEventParser.Parse(Encoding.UTF8.GetBytes(json)));
+        var e = Assert.Single(EmailEventParser.Parse(Encoding.UTF8.GetBytes(json), Now));
         Assert.Equal(expected, e.EventType);
         Assert.Equal("tencent", e.Format);
         Assert.Equal("qcloudses-30-251200670-date-20220601142439-8jolHvR2XcXC1", e.MessageId);
@@ -78,7 +80,30 @@ public sealed class EmailEventParserTests
     [InlineData("{\"email\":\"a@b.c\",\"bulkId\":\"b\",\"timestamp\":1}")]
     [InlineData("[]")]
     public void Malformed_or_incomplete_events_are_refused(string json) =>
-        Assert.Throws<EmailEventParseException>(() => EmailEventParser.Parse(Encoding.UTF8.GetBytes(json)));
+        Assert.Throws<EmailEventParseException>(() => EmailEventParser.Parse(Encoding.UTF8.GetBytes(json), Now));
+
+    // 0001-01-02 made the processor's soft-bounce window (occurred_at - 7 days) throw; far-future dates are as bogus.
+    [Theory]
+    [InlineData("{\"eventType\":\"bounce\",\"messageId\":\"m\",\"email\":\"a@b.c\",\"timestamp\":\"0001-01-02T00:00:00Z\",\"bounceType\":\"Transient\"}", "timestamp")]
+    [InlineData("{\"eventType\":\"delivery\",\"messageId\":\"m\",\"email\":\"a@b.c\",\"timestamp\":\"1999-12-31T23:59:59Z\"}", "timestamp")]
+    [InlineData("{\"eventType\":\"delivery\",\"messageId\":\"m\",\"email\":\"a@b.c\",\"timestamp\":\"2026-12-02T12:00:01Z\"}", "timestamp")]
+    [InlineData("[{\"event\":\"delivered\",\"email\":\"a@b.c\",\"bulkId\":\"b\",\"timestamp\":1654064683},{\"event\":\"bounce\",\"email\":\"a@b.c\",\"bulkId\":\"b\",\"timestamp\":1}]", "[1].timestamp")]
+    [InlineData("{\"event\":\"delivered\",\"email\":\"a@b.c\",\"bulkId\":\"b\",\"timestamp\":946684799}", "timestamp")]
+    [InlineData("{\"event\":\"delivered\",\"email\":\"a@b.c\",\"bulkId\":\"b\",\"timestamp\":\"1796212801\"}", "timestamp")]
+    public void Event_timestamps_outside_2000_to_a_day_ahead_are_refused_naming_the_field(string json, string field)
+    {
+        var ex = Assert.Throws<EmailEventParseException>(() => EmailEventParser.Parse(Encoding.UTF8.GetBytes(json), Now));
+        Assert.Equal([field], ex.Errors.Keys);
+    }
+
+    [Fact]
+    public void Event_timestamps_at_the_edges_of_the_range_are_accepted()
+    {
+        var json = "[{\"eventType\":\"delivery\",\"messageId\":\"m\",\"email\":\"a@b.c\",\"timestamp\":\"2000-01-01T00:00:00Z\"},"
+            + "{\"event\":\"delivered\",\"email\":\"a@b.c\",\"bulkId\":\"b\",\"timestamp\":1796212800}]";
+        var events = EmailEventParser.Parse(Encoding.UTF8.GetBytes(json), Now);
+        Assert.Equal([EmailEventParser.MinTimestamp, Now.AddDays(1)], events.Select(e => e.OccurredAt));
+    }
 
     [Fact]
     public void Production_without_verification_is_refused()

@@ -191,6 +191,10 @@ public sealed class TencentSesTests(StackFixture stack)
         await AssertProblemAsync(await SendAsync(hook, """{"event":"open","email":"a@example.com","bulkId":"b-3","timestamp":1,"useragent":"x\u0000"}"""), 400);
         await AssertProblemAsync(await SendAsync(hook, """{"event":"\udc00","email":"a@example.com","bulkId":"b-4","timestamp":1}"""), 400);
         await AssertProblemAsync(await SendAsync(hook, """{"event":"open","email":"a@example.com","bulkId":"b-5","timestamp":1,"extra":{"n":1e200000}}"""), 400);
+        // A date the processor cannot do arithmetic on (0001-01-02 minus the soft-bounce window) is refused up front.
+        var ancient = await AssertProblemAsync(await SendAsync(hook, Json(new { eventType = "bounce", messageId = "m-1", email = "a@example.com",
+            timestamp = "0001-01-02T00:00:00Z", bounceType = "Transient" })), 400);
+        Assert.True(ancient.GetProperty("errors").TryGetProperty("timestamp", out _));
         var missing = await SendAsync(hook, Json(new { @event = "delivered", email = "a@example.com", timestamp = 1 }));
         var problem = await AssertProblemAsync(missing, 400);
         Assert.True(problem.GetProperty("errors").TryGetProperty("bulkId", out _));
@@ -217,7 +221,7 @@ public sealed class TencentSesTests(StackFixture stack)
             ["EmailEvents:ProcessorEnabled"] = "false",
         }));
         using var hook = engine.CreateClient();
-        StringContent Body(int n) => new(Json(new { @event = "open", email = "a@example.com", bulkId = "b", timestamp = n }), Encoding.UTF8, "application/json");
+        StringContent Body(int n) => new(Json(new { @event = "open", email = "a@example.com", bulkId = "b", timestamp = 1654064683 + n }), Encoding.UTF8, "application/json");
         Assert.Equal(HttpStatusCode.OK, (await hook.PostAsync("api/tencent/ses/webhook?token=" + secret, Body(1))).StatusCode);
         using var withHeader = new HttpRequestMessage(HttpMethod.Post, "api/tencent/ses/webhook") { Content = Body(2) };
         withHeader.Headers.Add("X-Webhook-Token", secret);
@@ -322,6 +326,48 @@ public sealed class TencentSesTests(StackFixture stack)
         var notSendable = await StackFixture.PostAsync<SubscriptionStatusResult>(internalClient, $"internal/lists/{tenant.ListId}/not-sendable",
             new SubscriptionStatusQuery(tenant.TenantId, tenant.ListId, locals.Select(A).ToList()));
         Assert.Equal(new[] { A("s-complaint"), A("t-unsub") }.Order(), notSendable.NotSendable.Order());
+    }
+
+    [Fact]
+    public async Task An_event_whose_effects_throw_is_retried_and_given_up_without_blocking_the_events_after_it()
+    {
+        var tenant = await stack.CreateTenantAsync();
+        var domain = StackFixture.UniqueDomain();
+        string A(string local) => $"{local}@{domain}";
+        await stack.SubscribeAsync(tenant, [A("poison"), A("ok")]);
+        var db = await stack.Postgres.CreateDatabaseAsync("se");
+        await using var engine = stack.CreateSendEngine(db, Settings(null, new() { ["EmailEvents:MaxAttempts"] = "2" }));
+        using var se = engine.CreateClient();
+        se.DefaultRequestHeaders.Authorization = new("Bearer", await stack.SendTokenAsync(tenant));
+        using var created = await se.PostAsJsonAsync("api/send-jobs", new CreateSendJobRequest(null, tenant.ListId, null, "Poison", null, "Hi", null), StackFixture.Json);
+        var job = await StackFixture.ReadAsync<SendJobResponse>(created, HttpStatusCode.Created);
+        await StackFixture.WaitForJobAsync(se, job.Id, j => j.Status == SendJobStatuses.Completed);
+        var ids = (await se.GetFromJsonAsync<SendJobRecipientPage>($"api/send-jobs/{job.Id}/recipients?limit=100", StackFixture.Json))!.Items
+            .ToDictionary(r => r.Email, r => r.MessageId!);
+
+        // A row the parser would refuse (stored by an older version, or by hand): its soft-bounce window starts before
+        // DateTimeOffset.MinValue, so applying it throws ArgumentOutOfRangeException, not a PostgreSQL error.
+        await QueryAsync(db, """
+            INSERT INTO email_events (idempotency_key, format, event_type, raw_event_type, message_id, email, occurred_at, bounce_type,
+                payload, received_at, attempts)
+            VALUES ($1, 'spec', 'soft_bounce', 'bounce', $2, $3, '0001-01-02T00:00:00Z', 'Transient', '{}', now(), 0)
+            RETURNING id
+            """, Guid.NewGuid().ToString("N"), ids[A("poison")], A("poison"));
+        using var hook = engine.CreateClient();
+        await PostSignedAsync(hook, Json(new { @event = "delivered", email = A("ok"), bulkId = ids[A("ok")], timestamp = DateTimeOffset.UtcNow.ToUnixTimeSeconds() }));
+
+        await WaitProcessedAsync(db);
+        var rows = (await QueryAsync(db, "SELECT email, outcome, attempts, coalesce(last_error, '') FROM email_events ORDER BY id"))
+            .Select(r => ((string)r[0], (string)r[1], (int)r[2], (string)r[3])).ToList();
+        Assert.Equal((A("poison"), "failed", 2), (rows[0].Item1, rows[0].Item2, rows[0].Item3));
+        Assert.StartsWith("ArgumentOutOfRangeException", rows[0].Item4);
+        Assert.Equal((A("ok"), "applied"), (rows[1].Item1, rows[1].Item2));
+        var recipients = (await se.GetFromJsonAsync<SendJobRecipientPage>($"api/send-jobs/{job.Id}/recipients?limit=100", StackFixture.Json))!.Items
+            .ToDictionary(r => r.Email, r => r.Status);
+        Assert.Equal("delivered", recipients[A("ok")]);
+        // The failed attempts were rolled back to their savepoint: no soft bounce counted, no suppression.
+        Assert.Equal("sent", recipients[A("poison")]);
+        Assert.Empty(await QueryAsync(db, "SELECT 1 FROM email_statistics WHERE email = $1", A("poison")));
     }
 
     [Fact]

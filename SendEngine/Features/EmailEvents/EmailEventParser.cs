@@ -40,7 +40,15 @@ public static class EmailEventParser
     public const string TencentFormat = "tencent";
     public const int MaxEventsPerRequest = 1000;
 
-    public static List<ParsedEmailEvent> Parse(ReadOnlyMemory<byte> body)
+    /// <summary>Event timestamps before this are refused: no such mail was sent, and dates near
+    /// <see cref="DateTimeOffset.MinValue"/> make the processor's date arithmetic (soft-bounce window) throw.</summary>
+    public static readonly DateTimeOffset MinTimestamp = new(2000, 1, 1, 0, 0, 0, TimeSpan.Zero);
+
+    /// <summary>How far ahead of <c>now</c> an event timestamp may be (clock skew), before it is refused.</summary>
+    public static readonly TimeSpan MaxFutureSkew = TimeSpan.FromDays(1);
+
+    /// <summary>Parses the body; <paramref name="now"/> bounds the accepted event timestamps.</summary>
+    public static List<ParsedEmailEvent> Parse(ReadOnlyMemory<byte> body, DateTimeOffset now)
     {
         JsonDocument doc;
         try
@@ -62,7 +70,7 @@ public static class EmailEventParser
             var result = new List<ParsedEmailEvent>();
             if (root.ValueKind == JsonValueKind.Object)
             {
-                result.Add(ParseOne(root, ""));
+                result.Add(ParseOne(root, "", now));
             }
             else if (root.ValueKind == JsonValueKind.Array)
             {
@@ -78,7 +86,7 @@ public static class EmailEventParser
                     {
                         throw new EmailEventParseException($"Event [{i}] is not a JSON object.");
                     }
-                    result.Add(ParseOne(e, $"[{i}]."));
+                    result.Add(ParseOne(e, $"[{i}].", now));
                     i++;
                 }
             }
@@ -90,12 +98,16 @@ public static class EmailEventParser
         }
     }
 
-    private static ParsedEmailEvent ParseOne(JsonElement e, string prefix)
+    private static ParsedEmailEvent ParseOne(JsonElement e, string prefix, DateTimeOffset now)
     {
         var errors = new Dictionary<string, string[]>();
         ParsedEmailEvent? parsed = e.TryGetProperty("eventType", out _) ? ParseSpec(e, prefix, errors)
             : e.TryGetProperty("event", out _) ? ParseTencent(e, prefix, errors)
             : null;
+        if (parsed is not null && (parsed.OccurredAt < MinTimestamp || parsed.OccurredAt > now + MaxFutureSkew))
+        {
+            errors[prefix + "timestamp"] = [$"The timestamp must lie between {MinTimestamp:yyyy-MM-dd} and one day from now."];
+        }
         if (parsed is null)
         {
             errors.TryAdd(prefix + "event", ["Give eventType (spec format) or event (Tencent's callback format)."]);

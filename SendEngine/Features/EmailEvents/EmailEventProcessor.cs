@@ -14,8 +14,8 @@ namespace SendEngine.Features.EmailEvents;
 /// suppression, statistics, the report queued for Member Center) and processed_at commit together. A crash before the
 /// commit leaves the rows unprocessed, so they are applied on the next start. Member Center is not called here: its
 /// reports are queued (<see cref="MemberCenterReport"/>) and delivered by <see cref="MemberCenterReporter"/>, so a
-/// Member Center outage delays the report but never Send Engine's own suppression. A PostgreSQL error in one event's
-/// effects rolls that event back to its savepoint and retries it with backoff.
+/// Member Center outage delays the report but never Send Engine's own suppression. An error in one event's effects
+/// (PostgreSQL's or ours) rolls that event back to its savepoint and retries it with backoff.
 /// </summary>
 public sealed partial class EmailEventProcessor(
     NpgsqlDataSource db,
@@ -125,21 +125,23 @@ public sealed partial class EmailEventProcessor(
                     changedJobs.Add(target.JobId);
                 }
             }
-            // A PostgreSQL error raised by one event's effects (the server said no; the connection is fine) is that
-            // event's failure too: rolled back to its savepoint and retried with backoff, so one bad row cannot block
-            // the whole queue. A lost connection (NpgsqlException without a server error) still fails the batch.
-            catch (PostgresException ex)
+            // Any error raised by one event's effects (PostgreSQL said no, or our code threw on the row's data, e.g. a
+            // date out of range) is that event's failure: rolled back to its savepoint and retried with backoff, so one
+            // bad row cannot block the whole queue. A lost connection (NpgsqlException without a server error) or
+            // cancellation still fails the batch: the connection cannot be trusted, and nothing is committed.
+            catch (Exception ex) when (IsEventFailure(ex))
             {
                 await tx.RollbackAsync("ev", ct);
                 var attempts = row.Attempts + 1;
                 var giveUp = attempts >= o.MaxAttempts;
-                LogEventFailed(logger, row.Id, row.EventType, attempts, ex.Message);
+                var error = ex is PostgresException ? ex.Message : $"{ex.GetType().Name}: {ex.Message}";
+                LogEventFailed(logger, row.Id, row.EventType, attempts, error);
                 var delay = o.RetryDelay(attempts);
                 await Exec(conn, tx, """
                     UPDATE email_events SET attempts = $2, last_error = left($3, 2000), next_attempt_at = $4,
                         processed_at = CASE WHEN $5 THEN $6 END, outcome = CASE WHEN $5 THEN 'failed' END
                     WHERE id = $1
-                    """, ct, row.Id, attempts, ex.Message, clock.GetUtcNow() + delay, giveUp, clock.GetUtcNow());
+                    """, ct, row.Id, attempts, error, clock.GetUtcNow() + delay, giveUp, clock.GetUtcNow());
                 if (giveUp)
                 {
                     done.Add((row, "failed"));
@@ -159,6 +161,14 @@ public sealed partial class EmailEventProcessor(
         }
         return rows.Count;
     }
+
+    /// <summary>An exception that is one event's own failure, not the batch's (lost connection, shutdown).</summary>
+    private static bool IsEventFailure(Exception ex) => ex switch
+    {
+        PostgresException => true,
+        NpgsqlException or OperationCanceledException => false,
+        _ => true,
+    };
 
     /// <summary>Recipient rows (with their job) for the batch's message ids: Tencent's bulkId, or the RFC 5322 Message-ID.</summary>
     private static async Task<Dictionary<string, Target>> CorrelateAsync(NpgsqlConnection conn, NpgsqlTransaction tx, List<Row> rows, CancellationToken ct)

@@ -26,7 +26,7 @@ public static partial class WebhookApi
 
     private static async Task<Results<Ok<WebhookResponse>, ProblemHttpResult, ValidationProblem>> Receive(
         HttpContext http, WebhookAuthenticator auth, EmailEventWriter writer, SendEngineMetrics metrics,
-        IOptionsMonitor<WebhookOptions> options, ILoggerFactory loggers, CancellationToken ct)
+        IOptionsMonitor<WebhookOptions> options, TimeProvider clock, ILoggerFactory loggers, CancellationToken ct)
     {
         var logger = loggers.CreateLogger(typeof(WebhookApi).FullName!);
         var max = options.CurrentValue.MaxBodyBytes;
@@ -53,7 +53,7 @@ public static partial class WebhookApi
         List<ParsedEmailEvent> events;
         try
         {
-            events = EmailEventParser.Parse(body);
+            events = EmailEventParser.Parse(body, clock.GetUtcNow());
         }
         catch (EmailEventParseException ex)
         {
