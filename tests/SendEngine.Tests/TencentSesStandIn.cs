@@ -20,7 +20,8 @@ public sealed record TencentCall(string Action, string Version, string Region, b
 /// <summary>
 /// A local HTTP server standing in for ses.tencentcloudapi.com: re-verifies each request's TC3-HMAC-SHA256 signature
 /// with its own implementation, records the call, and answers like SendEmail (MessageId or Error). Scripted failures
-/// per recipient: a queue of error codes (or "HTTP 503", or "HANG": no answer) returned before success.
+/// per recipient: a queue of error codes (or "HTTP 503", "RAW &lt;body&gt;": a 200 with that body, or "HANG": no answer)
+/// returned before success.
 /// </summary>
 public sealed partial class TencentSesStandIn : IAsyncDisposable
 {
@@ -77,6 +78,8 @@ public sealed partial class TencentSesStandIn : IAsyncDisposable
             answer = scripted;
             result = scripted.StartsWith("HTTP ", StringComparison.Ordinal)
                 ? Results.StatusCode(int.Parse(scripted[5..], CultureInfo.InvariantCulture))
+                : scripted.StartsWith("RAW ", StringComparison.Ordinal)
+                ? Results.Text(scripted[4..], "application/json")
                 : Results.Json(options: Pascal, data: new { Response = new { Error = new { Code = scripted, Message = "scripted failure " + scripted }, RequestId = requestId } });
         }
         else

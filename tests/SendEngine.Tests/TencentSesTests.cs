@@ -371,6 +371,36 @@ public sealed class TencentSesTests(StackFixture stack)
     }
 
     [Fact]
+    public async Task A_reply_of_an_unexpected_shape_fails_that_recipient_and_not_the_job()
+    {
+        var tenant = await stack.CreateTenantAsync();
+        var domain = StackFixture.UniqueDomain();
+        string A(string local) => $"{local}@{domain}";
+        await stack.SubscribeAsync(tenant, [A("array"), A("number"), A("ok")]);
+        await using var ses = new TencentSesStandIn("AKIDtest", SecretKey);
+        ses.Script[A("array")] = new ConcurrentQueue<string>(["RAW [1,2]"]);
+        ses.Script[A("number")] = new ConcurrentQueue<string>(["RAW {\"Response\":{\"MessageId\":42,\"RequestId\":\"r-1\"}}"]);
+        var db = await stack.Postgres.CreateDatabaseAsync("se");
+        await using var engine = stack.CreateSendEngine(db, Settings(ses, new() { ["Delivery:TenantTransports:" + tenant.TenantId] = "tencent" }));
+        using var se = engine.CreateClient();
+        se.DefaultRequestHeaders.Authorization = new("Bearer", await stack.SendTokenAsync(tenant));
+        using var created = await se.PostAsJsonAsync("api/send-jobs", new CreateSendJobRequest(null, tenant.ListId, null, "Shapes", null, "Hi", null), StackFixture.Json);
+        var job = await StackFixture.ReadAsync<SendJobResponse>(created, HttpStatusCode.Created);
+
+        var done = await StackFixture.WaitForJobAsync(se, job.Id, j => j.Status == SendJobStatuses.Completed);
+
+        Assert.Equal((1, 2), (done.Counts.Sent, done.Counts.Failed));
+        var rows = (await se.GetFromJsonAsync<SendJobRecipientPage>($"api/send-jobs/{job.Id}/recipients?limit=100", StackFixture.Json))!.Items
+            .ToDictionary(r => r.Email);
+        Assert.Equal(("failed", "Tencent SES answered in an unexpected shape: [1,2]"), (rows[A("array")].Status, rows[A("array")].Detail));
+        Assert.Equal("failed", rows[A("number")].Status);
+        Assert.Contains("\"MessageId\":42", rows[A("number")].Detail);
+        // Answered 200, so possibly sent: not retried.
+        Assert.Equal(1, ses.Calls.Count(c => c.Destination[0] == A("number")));
+        Assert.Equal("sent", rows[A("ok")].Status);
+    }
+
+    [Fact]
     public async Task A_call_that_times_out_after_the_request_went_out_is_not_sent_again()
     {
         var tenant = await stack.CreateTenantAsync();

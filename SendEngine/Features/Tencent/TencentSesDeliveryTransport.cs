@@ -170,12 +170,26 @@ public sealed partial class TencentSesDeliveryTransport(IHttpClientFactory httpF
             JsonNode? root;
             try
             {
-                root = JsonNode.Parse(text)?["Response"];
+                root = JsonNode.Parse(text);
             }
             catch (JsonException)
             {
                 return new DeliveryResult(DeliveryOutcome.Transient, "Tencent SES answered something that is not JSON: " + Snippet(text));
             }
+            try
+            {
+                return Interpret(root?["Response"], text);
+            }
+            catch (InvalidOperationException)
+            {
+                // JsonNode throws this for a shape we did not expect (an array, a number where a string belongs). The
+                // call was answered 200, so Tencent may have sent it: final, like other permanent errors, not retried.
+                return new DeliveryResult(DeliveryOutcome.Permanent, "Tencent SES answered in an unexpected shape: " + Snippet(text));
+            }
+        }
+
+        private static DeliveryResult Interpret(JsonNode? root, string text)
+        {
             var requestId = root?["RequestId"]?.GetValue<string>();
             if (root?["Error"] is { } error)
             {
