@@ -6,8 +6,10 @@ using System.Net.Http.Json;
 using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
+using Microsoft.Extensions.DependencyInjection;
 using Newsletter.Contracts;
 using Npgsql;
+using SendEngine.Features.EmailEvents;
 
 namespace SendEngine.Tests;
 
@@ -462,6 +464,51 @@ public sealed class TencentSesTests(StackFixture stack)
         await WaitUntilAsync(async () => (await QueryAsync(db, "SELECT outcome FROM member_center_reports WHERE completed_at IS NOT NULL")).Count == 1);
         Assert.Equal(["sent"], (await QueryAsync(db, "SELECT outcome FROM member_center_reports")).Single());
         Assert.Equal([email], await NotSendableAsync());
+    }
+
+    [Fact]
+    public async Task Requests_waiting_for_the_store_when_the_writer_stops_are_answered_503_not_500()
+    {
+        var db = await stack.Postgres.CreateDatabaseAsync("se");
+        await using var engine = stack.CreateSendEngine(db, Settings(null, new() { ["EmailEvents:ProcessorEnabled"] = "false" }));
+        using var hook = engine.CreateClient();
+        await PostSignedAsync(hook, Json(new { @event = "open", email = "a@example.com", bulkId = "b-0", timestamp = DateTimeOffset.UtcNow.ToUnixTimeSeconds() }));
+
+        await using (var stall = await StallEventInsertsAsync(db))
+        {
+            var waiting = SendAsync(hook, Json(new { @event = "open", email = "a@example.com", bulkId = "b-1", timestamp = DateTimeOffset.UtcNow.ToUnixTimeSeconds() }));
+            await WaitUntilAsync(async () => (await QueryAsync(db, "SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE 'INSERT INTO email_events%'")).Count > 0);
+            // Shutdown as the host does it: the writer stops while that request's INSERT waits.
+            await engine.Services.GetRequiredService<EmailEventWriter>().StopAsync(CancellationToken.None);
+            using var stopped = await waiting;
+            Assert.Equal("5", stopped.Headers.RetryAfter?.Delta?.TotalSeconds.ToString(CultureInfo.InvariantCulture));
+            Assert.Equal("Shutting down", (await AssertProblemAsync(stopped, 503)).GetProperty("title").GetString());
+            // One that arrives after the writer stopped is refused at once instead of waiting for ever.
+            await AssertProblemAsync(await SendAsync(hook, Json(new { @event = "open", email = "a@example.com", bulkId = "b-2", timestamp = DateTimeOffset.UtcNow.ToUnixTimeSeconds() })), 503);
+        }
+        Assert.Equal(1L, (await QueryAsync(db, "SELECT count(*) FROM email_events")).Single()[0]);
+    }
+
+    /// <summary>Holds a lock that makes the webhook's INSERT wait (a stalled database) until disposed.</summary>
+    private static async Task<IAsyncDisposable> StallEventInsertsAsync(string db)
+    {
+        var conn = new NpgsqlConnection(db);
+        await conn.OpenAsync();
+        var tx = await conn.BeginTransactionAsync();
+        await using (var cmd = new NpgsqlCommand("LOCK TABLE email_events IN EXCLUSIVE MODE", conn, tx))
+        {
+            await cmd.ExecuteNonQueryAsync();
+        }
+        return new Stall(conn, tx);
+    }
+
+    private sealed class Stall(NpgsqlConnection conn, NpgsqlTransaction tx) : IAsyncDisposable
+    {
+        public async ValueTask DisposeAsync()
+        {
+            await tx.RollbackAsync();
+            await conn.DisposeAsync();
+        }
     }
 
     private static async Task WaitUntilAsync(Func<Task<bool>> condition)

@@ -22,16 +22,38 @@ public sealed partial class EmailEventWriter(NpgsqlDataSource db, IOptions<Email
         FullMode = BoundedChannelFullMode.Wait,
     });
 
-    /// <summary>Stores the events; returns the idempotency keys that were inserted (the others were duplicates).</summary>
+    /// <summary>Stores the events; returns the idempotency keys that were inserted (the others were duplicates).
+    /// Throws <see cref="EmailEventWriterStoppedException"/> when the writer stops (shutdown) before they were stored.</summary>
     public async Task<HashSet<string>> WriteAsync(IReadOnlyList<ParsedEmailEvent> events, CancellationToken ct)
     {
         var pending = new Pending(events, new TaskCompletionSource<HashSet<string>>(TaskCreationOptions.RunContinuationsAsynchronously));
-        await _queue.Writer.WriteAsync(pending, ct);
+        try
+        {
+            await _queue.Writer.WriteAsync(pending, ct);
+        }
+        catch (ChannelClosedException)
+        {
+            throw new EmailEventWriterStoppedException();
+        }
         return await pending.Done.Task.WaitAsync(ct);
     }
 
-    protected override Task ExecuteAsync(CancellationToken stoppingToken) =>
-        Task.WhenAll(Enumerable.Range(0, options.Value.Writers).Select(_ => Task.Run(() => LoopAsync(stoppingToken), CancellationToken.None)));
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        try
+        {
+            await Task.WhenAll(Enumerable.Range(0, options.Value.Writers).Select(_ => Task.Run(() => LoopAsync(stoppingToken), CancellationToken.None)));
+        }
+        finally
+        {
+            // No loop reads any more: refuse new requests, and fail the queued ones rather than leave them waiting.
+            _queue.Writer.TryComplete();
+            while (_queue.Reader.TryRead(out var p))
+            {
+                p.Done.TrySetException(new EmailEventWriterStoppedException());
+            }
+        }
+    }
 
     private async Task LoopAsync(CancellationToken stoppingToken)
     {
@@ -65,10 +87,16 @@ public sealed partial class EmailEventWriter(NpgsqlDataSource db, IOptions<Email
                 }
                 catch (Exception ex)
                 {
-                    LogInsertFailed(logger, batch.Count, ex.Message);
+                    // Cancelled by shutdown: the rows may or may not have committed; either way the caller answers 503
+                    // and Tencent's retry is stored, or found a duplicate.
+                    var stopping = stoppingToken.IsCancellationRequested;
+                    if (!stopping)
+                    {
+                        LogInsertFailed(logger, batch.Count, ex.Message);
+                    }
                     foreach (var p in batch)
                     {
-                        p.Done.TrySetException(ex);
+                        p.Done.TrySetException(stopping ? new EmailEventWriterStoppedException() : ex);
                     }
                 }
             }
@@ -80,7 +108,7 @@ public sealed partial class EmailEventWriter(NpgsqlDataSource db, IOptions<Email
         {
             foreach (var p in batch)
             {
-                p.Done.TrySetCanceled(CancellationToken.None);
+                p.Done.TrySetException(new EmailEventWriterStoppedException());
             }
         }
     }
@@ -126,6 +154,9 @@ public sealed partial class EmailEventWriter(NpgsqlDataSource db, IOptions<Email
     [LoggerMessage(LogLevel.Error, "Storing {Requests} webhook requests failed: {Error}")]
     private static partial void LogInsertFailed(ILogger logger, int requests, string error);
 }
+
+/// <summary>The writer stopped (shutdown) before the events were stored: the caller answers 503, Tencent retries.</summary>
+public sealed class EmailEventWriterStoppedException() : Exception("The event writer is stopping; the events were not stored.");
 
 /// <summary>Wakes the processor when the webhook stored something (other processes are found by polling).</summary>
 public sealed class EmailEventSignal

@@ -69,10 +69,14 @@ public static partial class WebhookApi
         {
             inserted = await writer.WriteAsync(events, ct);
         }
-        catch (Exception ex) when (ex is not OperationCanceledException)
+        catch (EmailEventWriterStoppedException) when (!ct.IsCancellationRequested)
         {
-            // Not stored: Tencent retries a non-200 answer.
-            return TypedResults.Problem(statusCode: 503, title: "Event store unavailable", detail: "The event was not stored; retry later.");
+            return Unavailable(http, "Shutting down", "The service is stopping and the event was not stored; retry later.");
+        }
+        catch (Exception) when (!ct.IsCancellationRequested)
+        {
+            // Not stored: Tencent retries a non-200 answer. (A request the client aborted is not answered at all.)
+            return Unavailable(http, "Event store unavailable", "The event was not stored; retry later.");
         }
         var stored = 0;
         foreach (var e in events)
@@ -83,6 +87,15 @@ public static partial class WebhookApi
         }
         return TypedResults.Ok(new WebhookResponse(events.Count, stored, events.Count - stored));
     }
+
+    /// <summary>503 with Retry-After: Tencent retries a non-200 answer, and a repeated event is stored once.</summary>
+    private static ProblemHttpResult Unavailable(HttpContext http, string title, string detail)
+    {
+        http.Response.Headers.RetryAfter = RetryAfterSeconds;
+        return TypedResults.Problem(statusCode: 503, title: title, detail: detail);
+    }
+
+    private const string RetryAfterSeconds = "5";
 
     private static ProblemHttpResult Reject(SendEngineMetrics metrics, ILogger logger, int status, string reason, string title, string detail)
     {
