@@ -470,9 +470,13 @@ public sealed class TencentSesTests(StackFixture stack)
     public async Task Requests_waiting_for_the_store_when_the_writer_stops_are_answered_503_not_500()
     {
         var db = await stack.Postgres.CreateDatabaseAsync("se");
-        await using var engine = stack.CreateSendEngine(db, Settings(null, new() { ["EmailEvents:ProcessorEnabled"] = "false" }));
-        using var hook = engine.CreateClient();
-        await PostSignedAsync(hook, Json(new { @event = "open", email = "a@example.com", bulkId = "b-0", timestamp = DateTimeOffset.UtcNow.ToUnixTimeSeconds() }));
+        await using var engine = stack.CreateSendEngine(db, Settings(null, new()
+        {
+            ["EmailEvents:ProcessorEnabled"] = "false",
+            // Only the writer's stop may end the wait below, however slow the machine.
+            ["TencentSes:Webhook:AnswerDeadline"] = "00:01:00",
+        }));
+        using var hook = engine.CreateClient(); // started: the tables exist
 
         await using (var stall = await StallEventInsertsAsync(db))
         {
@@ -481,11 +485,40 @@ public sealed class TencentSesTests(StackFixture stack)
             // Shutdown as the host does it: the writer stops while that request's INSERT waits.
             await engine.Services.GetRequiredService<EmailEventWriter>().StopAsync(CancellationToken.None);
             using var stopped = await waiting;
-            Assert.Equal("5", stopped.Headers.RetryAfter?.Delta?.TotalSeconds.ToString(CultureInfo.InvariantCulture));
+            Assert.Equal(TimeSpan.FromSeconds(5), stopped.Headers.RetryAfter?.Delta);
             Assert.Equal("Shutting down", (await AssertProblemAsync(stopped, 503)).GetProperty("title").GetString());
             // One that arrives after the writer stopped is refused at once instead of waiting for ever.
             await AssertProblemAsync(await SendAsync(hook, Json(new { @event = "open", email = "a@example.com", bulkId = "b-2", timestamp = DateTimeOffset.UtcNow.ToUnixTimeSeconds() })), 503);
         }
+        // The stopped INSERT was cancelled: nothing stored, which the 503 said.
+        Assert.Equal(0L, (await QueryAsync(db, "SELECT count(*) FROM email_events")).Single()[0]);
+    }
+
+    [Fact]
+    public async Task A_stalled_store_is_answered_503_within_the_deadline_and_the_late_commit_makes_the_retry_a_duplicate()
+    {
+        var db = await stack.Postgres.CreateDatabaseAsync("se");
+        await using var engine = stack.CreateSendEngine(db, Settings(null, new()
+        {
+            ["EmailEvents:ProcessorEnabled"] = "false",
+            // Short enough for a quick test, long enough for the unstalled retry below on a loaded machine.
+            ["TencentSes:Webhook:AnswerDeadline"] = "00:00:02",
+        }));
+        using var hook = engine.CreateClient(); // started: the tables exist
+        var body = Json(new { @event = "open", email = "a@example.com", bulkId = "b-1", timestamp = DateTimeOffset.UtcNow.ToUnixTimeSeconds() });
+
+        await using (var stall = await StallEventInsertsAsync(db))
+        {
+            var sw = Stopwatch.StartNew();
+            using var slow = await SendAsync(hook, body);
+            // Bounded by the deadline, not by the stall (which lasts until the lock is released below).
+            Assert.True(sw.Elapsed < TimeSpan.FromSeconds(20), $"answered after {sw.Elapsed}");
+            Assert.Equal(TimeSpan.FromSeconds(5), slow.Headers.RetryAfter?.Delta);
+            Assert.Equal("Event store too slow", (await AssertProblemAsync(slow, 503)).GetProperty("title").GetString());
+        }
+        // The queued insert commits after the 503; Tencent's retry of the same callback is then a duplicate, stored once.
+        await WaitUntilAsync(async () => (long)(await QueryAsync(db, "SELECT count(*) FROM email_events")).Single()[0] == 1);
+        Assert.Equal(1, (await PostSignedAsync(hook, body)).GetProperty("duplicates").GetInt32());
         Assert.Equal(1L, (await QueryAsync(db, "SELECT count(*) FROM email_events")).Single()[0]);
     }
 

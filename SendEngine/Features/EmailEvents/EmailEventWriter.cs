@@ -23,7 +23,9 @@ public sealed partial class EmailEventWriter(NpgsqlDataSource db, IOptions<Email
     });
 
     /// <summary>Stores the events; returns the idempotency keys that were inserted (the others were duplicates).
-    /// Throws <see cref="EmailEventWriterStoppedException"/> when the writer stops (shutdown) before they were stored.</summary>
+    /// Throws <see cref="EmailEventWriterStoppedException"/> when the writer stops (shutdown) before they were stored.
+    /// When <paramref name="ct"/> fires first, the events stay queued and may still be stored: a caller that then
+    /// answers non-200 gets Tencent's retry, which is found a duplicate, so nothing is lost either way.</summary>
     public async Task<HashSet<string>> WriteAsync(IReadOnlyList<ParsedEmailEvent> events, CancellationToken ct)
     {
         var pending = new Pending(events, new TaskCompletionSource<HashSet<string>>(TaskCreationOptions.RunContinuationsAsynchronously));
@@ -35,7 +37,15 @@ public sealed partial class EmailEventWriter(NpgsqlDataSource db, IOptions<Email
         {
             throw new EmailEventWriterStoppedException();
         }
-        return await pending.Done.Task.WaitAsync(ct);
+        try
+        {
+            return await pending.Done.Task.WaitAsync(ct);
+        }
+        catch (OperationCanceledException) when (pending.Done.Task.IsCompletedSuccessfully)
+        {
+            // Committed just as the caller gave up: the events are stored, so report that rather than a failure.
+            return await pending.Done.Task;
+        }
     }
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)

@@ -29,7 +29,10 @@ public static partial class WebhookApi
         IOptionsMonitor<WebhookOptions> options, TimeProvider clock, ILoggerFactory loggers, CancellationToken ct)
     {
         var logger = loggers.CreateLogger(typeof(WebhookApi).FullName!);
-        var max = options.CurrentValue.MaxBodyBytes;
+        var o = options.CurrentValue;
+        // Started now so that a slow body counts too; only the store waits on it (parsing is quick).
+        using var deadline = new CancellationTokenSource(o.AnswerDeadline, clock);
+        var max = o.MaxBodyBytes;
         if (http.Request.ContentLength > max)
         {
             return Reject(metrics, logger, 413, "body_too_large", "Payload too large", $"The body must be at most {max} bytes.");
@@ -67,11 +70,18 @@ public static partial class WebhookApi
         HashSet<string> inserted;
         try
         {
-            inserted = await writer.WriteAsync(events, ct);
+            using var storeCt = CancellationTokenSource.CreateLinkedTokenSource(ct, deadline.Token);
+            inserted = await writer.WriteAsync(events, storeCt.Token);
         }
         catch (EmailEventWriterStoppedException) when (!ct.IsCancellationRequested)
         {
             return Unavailable(http, "Shutting down", "The service is stopping and the event was not stored; retry later.");
+        }
+        catch (OperationCanceledException) when (!ct.IsCancellationRequested && deadline.IsCancellationRequested)
+        {
+            LogDeadline(logger, events.Count, o.AnswerDeadline.TotalMilliseconds);
+            return Unavailable(http, "Event store too slow", "The event was not stored within the answer deadline; retry later "
+                + "(it may still be stored meanwhile, and the retry is then counted a duplicate).");
         }
         catch (Exception) when (!ct.IsCancellationRequested)
         {
@@ -125,6 +135,9 @@ public static partial class WebhookApi
             reader.AdvanceTo(buffer.Start, buffer.End);
         }
     }
+
+    [LoggerMessage(LogLevel.Warning, "Webhook request with {Events} events answered 503: not stored within the {DeadlineMs} ms answer deadline")]
+    private static partial void LogDeadline(ILogger logger, int events, double deadlineMs);
 
     [LoggerMessage(LogLevel.Warning, "Webhook request refused ({Status}, {Reason}): {Detail}")]
     private static partial void LogRejected(ILogger logger, int status, string reason, string detail);

@@ -41,6 +41,11 @@ public sealed class WebhookOptions
 
     [Range(1024, 16 * 1024 * 1024)]
     public int MaxBodyBytes { get; set; } = 256 * 1024;
+
+    /// <summary>Tencent wants a 200 within 5 s: a request whose events are not stored by then (database stalled, writer
+    /// queue full) is answered 503 so that Tencent retries, instead of being held open. Measured from the request's start.</summary>
+    [Range(typeof(TimeSpan), "00:00:00.010", "00:01:00")]
+    public TimeSpan AnswerDeadline { get; set; } = TimeSpan.FromSeconds(4);
 }
 
 /// <summary>Refuses a configuration that would accept forged callbacks (any mode incomplete; None in Production).</summary>
