@@ -13,7 +13,9 @@ namespace SendEngine.Features.Tencent;
 /// <summary>
 /// Delivery through Tencent Cloud SES's SendEmail API (version 2020-10-02), one call per recipient, signed with
 /// TC3-HMAC-SHA256. The MessageId Tencent returns becomes the recipient's message_id, which the webhook's bulkId names.
-/// HTTP-level retries (429/502/503/504, connection failures) happen in the resilience handler; API errors are mapped
+/// Within one call, the resilience handler (EmailEventsExtensions) retries only 429/503 and connections that never
+/// carried the request (DNS, connect, TLS); other 5xx (502, 504…) and a 429/503 left after those retries come back
+/// as transient, for the runner's own backoff. API errors are mapped
 /// to transient (throttling, internal errors, quota, credentials) or permanent (everything else: bad address,
 /// unverified sender, content rejected…) with Tencent's code and message as the recorded detail.
 /// </summary>

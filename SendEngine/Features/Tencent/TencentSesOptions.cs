@@ -36,7 +36,9 @@ public sealed class TencentSesOptions
     [Range(typeof(TimeSpan), "00:00:01", "00:05:00")]
     public TimeSpan Timeout { get; set; } = TimeSpan.FromSeconds(15);
 
-    /// <summary>Retries inside one attempt for 429/502/503/504 and connection failures (exponential backoff with jitter).</summary>
+    /// <summary>Retries inside one attempt for 429/503 and connection failures before the request was sent (DNS, connect,
+    /// TLS), with exponential backoff and jitter. Other 5xx (502, 504…) are not retried within the call (the runner
+    /// retries the recipient later); timeouts and broken connections not at all, as Tencent may have sent.</summary>
     [Range(0, 10)]
     public int HttpRetries { get; set; } = 3;
 
