@@ -6,6 +6,7 @@ using System.Net.Http.Json;
 using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
+using System.Text.RegularExpressions;
 using Microsoft.Extensions.DependencyInjection;
 using Newsletter.Contracts;
 using Npgsql;
@@ -18,7 +19,7 @@ namespace SendEngine.Tests;
 /// in both payload formats driving every effect (recipient status, suppressions, Member Center, counters, statistics),
 /// duplicates, authentication and bad input, and a crash between persisting and processing.
 /// </summary>
-public sealed class TencentSesTests(StackFixture stack)
+public sealed partial class TencentSesTests(StackFixture stack)
 {
     private const string SigningKey = "test-webhook-signing-key-0123456789";
     private const string SecretKey = "Gu5t9xGARNpq86cd98joQYCN3EXAMPLE";
@@ -455,6 +456,9 @@ public sealed class TencentSesTests(StackFixture stack)
         Assert.Equal("bounced", (await se.GetFromJsonAsync<SendJobRecipientPage>($"api/send-jobs/{jobId}/recipients", StackFixture.Json))!.Items.Single().Status);
         Assert.Equal(["applied"], (await QueryAsync(db, "SELECT outcome FROM email_events")).Single());
         await WaitUntilAsync(async () => (await QueryAsync(db, "SELECT attempts FROM member_center_reports WHERE completed_at IS NULL AND last_error IS NOT NULL")).Count == 1);
+        // Visible to monitoring: the queue is sampled (every 5 s) and the failed attempt counted.
+        await WaitUntilAsync(async () => PendingReports().IsMatch(await se.GetStringAsync("metrics")));
+        Assert.Matches("sendengine_member_center_reports_total\\{[^}]*kind=\"hard_bounce\"[^}]*outcome=\"retried\"", await se.GetStringAsync("metrics"));
         using var internalClient = stack.MemberCenterAdminClient(await stack.TokenAsync(stack.SendEngineClientId, stack.SendEngineClientSecret));
         async Task<IReadOnlyList<string>> NotSendableAsync() => (await StackFixture.PostAsync<SubscriptionStatusResult>(internalClient,
             $"internal/lists/{tenant.ListId}/not-sendable", new SubscriptionStatusQuery(tenant.TenantId, tenant.ListId, [email]))).NotSendable;
@@ -464,7 +468,11 @@ public sealed class TencentSesTests(StackFixture stack)
         await WaitUntilAsync(async () => (await QueryAsync(db, "SELECT outcome FROM member_center_reports WHERE completed_at IS NOT NULL")).Count == 1);
         Assert.Equal(["sent"], (await QueryAsync(db, "SELECT outcome FROM member_center_reports")).Single());
         Assert.Equal([email], await NotSendableAsync());
+        Assert.Matches("sendengine_member_center_reports_total\\{[^}]*kind=\"hard_bounce\"[^}]*outcome=\"sent\"[^}]*\\} 1\\b", await se.GetStringAsync("metrics"));
     }
+
+    [GeneratedRegex(@"(?m)^sendengine_member_center_reports_pending(\{[^}]*\})? 1(\s|$)")]
+    private static partial Regex PendingReports();
 
     [Fact]
     public async Task Requests_waiting_for_the_store_when_the_writer_stops_are_answered_503_not_500()

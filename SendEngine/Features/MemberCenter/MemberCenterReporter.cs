@@ -3,6 +3,7 @@ using Microsoft.Extensions.Options;
 using Newsletter.Contracts;
 using Npgsql;
 using SendEngine.Features.EmailEvents;
+using SendEngine.Features.Metrics;
 using SendEngine.Features.SendJobs;
 
 namespace SendEngine.Features.MemberCenter;
@@ -22,12 +23,14 @@ public sealed class MemberCenterReportSignal
 /// committed) so several processes share the queue and none holds locks across HTTP calls; a process that dies
 /// mid-batch leaves its rows to be claimed again when the lease ends (Member Center's report is idempotent).
 /// Unreachable, 5xx, 401/403 (credentials), 408, 429: retried with backoff up to EmailEvents:MaxAttempts. Any other
-/// 4xx: failed at once.
+/// 4xx: failed at once. Counted in sendengine_member_center_reports_total{kind, outcome = sent, retried, failed}; the
+/// queue's length is sampled into sendengine_member_center_reports_pending.
 /// </summary>
 public sealed partial class MemberCenterReporter(
     NpgsqlDataSource db,
     MemberCenterClient memberCenter,
     MemberCenterReportSignal signal,
+    SendEngineMetrics metrics,
     IOptions<EmailEventOptions> options,
     TimeProvider clock,
     ILogger<MemberCenterReporter> logger) : BackgroundService
@@ -41,12 +44,20 @@ public sealed partial class MemberCenterReporter(
         {
             return;
         }
+        var lastPending = DateTimeOffset.MinValue;
         while (!stoppingToken.IsCancellationRequested)
         {
             var claimed = 0;
             try
             {
                 claimed = await SendBatchAsync(stoppingToken);
+                // Sampled like the events backlog; the partial index ix_member_center_reports_due keeps it cheap.
+                if (clock.GetUtcNow() - lastPending > TimeSpan.FromSeconds(5))
+                {
+                    metrics.PendingMemberCenterReports(await Sql.ScalarAsync<long>(db,
+                        "SELECT count(*) FROM member_center_reports WHERE completed_at IS NULL", stoppingToken));
+                    lastPending = clock.GetUtcNow();
+                }
             }
             catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
             {
@@ -95,6 +106,7 @@ public sealed partial class MemberCenterReporter(
                 await memberCenter.ReportSuppressionAsync(report, ct);
                 await Sql.ExecuteAsync(db, "UPDATE member_center_reports SET completed_at = $2, outcome = 'sent', last_error = NULL WHERE id = $1",
                     CancellationToken.None, id, clock.GetUtcNow());
+                metrics.MemberCenterReport(report.Reason ?? "unknown", "sent");
             }
             catch (Exception ex) when (ex is MemberCenterException or HttpRequestException || (ex is OperationCanceledException && !ct.IsCancellationRequested))
             {
@@ -112,6 +124,7 @@ public sealed partial class MemberCenterReporter(
                         completed_at = CASE WHEN $4 THEN $5 END, outcome = CASE WHEN $4 THEN 'failed' END
                     WHERE id = $1
                     """, CancellationToken.None, id, ex.Message, at + delay, giveUp, at);
+                metrics.MemberCenterReport(report.Reason ?? "unknown", giveUp ? "failed" : "retried");
             }
         }
         return batch.Count;

@@ -17,7 +17,9 @@ public sealed class SendEngineMetrics
     private readonly Histogram<double> _processingLatency;
     private readonly Counter<long> _deliveries;
     private readonly Histogram<double> _sendDuration;
+    private readonly Counter<long> _memberCenterReports;
     private long _backlog;
+    private long _pendingReports;
 
     public SendEngineMetrics(IMeterFactory factory)
     {
@@ -32,6 +34,10 @@ public sealed class SendEngineMetrics
             description: "Stored email events not yet processed (sampled by the processor).");
         _deliveries = meter.CreateCounter<long>("sendengine.deliveries", description: "Delivery attempts by transport and result (sent, transient, permanent).");
         _sendDuration = meter.CreateHistogram<double>("sendengine.delivery.duration", unit: "s", description: "Time to hand one message to the transport.");
+        _memberCenterReports = meter.CreateCounter<long>("sendengine.member_center.reports",
+            description: "Suppression reports to Member Center, by kind (hard_bounce, complaint, unsubscribe) and outcome (sent, retried, failed).");
+        meter.CreateObservableGauge("sendengine.member_center.reports_pending", () => Volatile.Read(ref _pendingReports),
+            description: "Member Center reports queued and not yet sent or given up (sampled by the reporter).");
     }
 
     public static readonly double[] LatencyBuckets = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300];
@@ -50,6 +56,11 @@ public sealed class SendEngineMetrics
     }
 
     public void Backlog(long count) => Volatile.Write(ref _backlog, count);
+
+    public void MemberCenterReport(string kind, string outcome) =>
+        _memberCenterReports.Add(1, new KeyValuePair<string, object?>("kind", kind), new KeyValuePair<string, object?>("outcome", outcome));
+
+    public void PendingMemberCenterReports(long count) => Volatile.Write(ref _pendingReports, count);
 
     public void Delivery(string transport, string result, TimeSpan duration)
     {
