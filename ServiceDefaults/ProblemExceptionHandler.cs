@@ -1,7 +1,9 @@
+using System.Text;
 using System.Text.Json;
 using Microsoft.AspNetCore.Diagnostics;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Logging;
+using Microsoft.Net.Http.Headers;
 
 namespace Newsletter.ServiceDefaults;
 
@@ -22,6 +24,9 @@ public sealed partial class ProblemExceptionHandler(IProblemDetailsService probl
             // ASP.NET's form reader refuses forms over its limits (1024 fields, 4 MB values) with this exception.
             InvalidDataException when httpContext.Request.HasFormContentType
                 => (400, "Malformed request body", "The form could not be read: too many fields or a value too long."),
+            // ASP.NET's JSON reader throws this for a charset it cannot decode (charset=bogus, utf-7).
+            InvalidOperationException or NotSupportedException when UnknownCharset(httpContext.Request) is { } charset
+                => (415, "Unsupported media type", $"The request body's charset '{charset}' is not supported; send UTF-8."),
             OperationCanceledException when httpContext.RequestAborted.IsCancellationRequested => (499, "Client closed request", null),
             _ => (500, "An unexpected error occurred", "The error was logged; retry later or contact the operator with the trace id."),
         };
@@ -37,6 +42,24 @@ public sealed partial class ProblemExceptionHandler(IProblemDetailsService probl
             Exception = exception,
             ProblemDetails = { Status = status, Title = title, Detail = detail },
         });
+    }
+
+    private static string? UnknownCharset(HttpRequest request)
+    {
+        if (!MediaTypeHeaderValue.TryParse(request.ContentType, out var type) || type.Charset is not { Length: > 0 } charset)
+        {
+            return null;
+        }
+        var name = charset.Value!.Trim('"');
+        try
+        {
+            Encoding.GetEncoding(name);
+            return null;
+        }
+        catch (Exception ex) when (ex is ArgumentException or NotSupportedException) // unknown; UTF-7 is refused
+        {
+            return name;
+        }
     }
 
     // The path of the offending field helps the caller; the exception text would leak type names.

@@ -40,6 +40,29 @@ public sealed class BadInputTests(MemberCenterFixture mc)
         Assert.True(problem.GetProperty("errors").TryGetProperty("preferences", out _), problem.ToString());
     }
 
+    [Theory]
+    [InlineData("application/json; charset=bogus")]
+    [InlineData("application/json; charset=\"utf-7\"")]
+    public async Task A_json_body_in_an_unknown_charset_is_a_415(string contentType)
+    {
+        var tenant = await mc.CreateTenantAsync();
+        using var api = tenant.Api();
+        HttpContent Body(string json)
+        {
+            var content = new ByteArrayContent(Encoding.UTF8.GetBytes(json));
+            content.Headers.TryAddWithoutValidation("Content-Type", contentType);
+            return content;
+        }
+
+        using var subscribe = await api.PostAsync("newsletter/subscribe", Body($$"""{"list_id":"{{tenant.ListId}}","email":"{{NewEmail()}}"}"""));
+        var problem = await ProblemAsync(subscribe, HttpStatusCode.UnsupportedMediaType);
+        Assert.Contains("charset", problem.GetProperty("detail").GetString(), StringComparison.Ordinal);
+
+        using var anonymous = mc.Http();
+        using var unsubscribe = await anonymous.PostAsync("newsletter/unsubscribe", Body("""{"token":"x"}"""));
+        await ProblemAsync(unsubscribe, HttpStatusCode.UnsupportedMediaType);
+    }
+
     [Fact]
     public async Task A_lone_surrogate_in_preferences_is_a_400()
     {
