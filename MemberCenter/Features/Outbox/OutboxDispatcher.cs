@@ -23,7 +23,12 @@ public sealed class OutboxOptions
     [Range(1, 32)]
     public int Concurrency { get; set; } = 4;
 
-    /// <summary>After this many failed attempts a message is given up (kept, with its last error).</summary>
+    /// <summary>
+    /// After this many attempts that failed for the message itself (it cannot be composed, or the SMTP server refused
+    /// its recipient or content with a 5xx) a message is given up (kept, with its last error). An SMTP server that is
+    /// down or answers 4xx uses up no attempts: such a message is retried until Newsletter__ConfirmTokenLifetime after
+    /// the subscribe, when the pending subscription's own confirm token has expired too.
+    /// </summary>
     [Range(1, 100)]
     public int MaxAttempts { get; set; } = 12;
 
@@ -42,6 +47,7 @@ public sealed partial class OutboxDispatcher(
     OutboxSignal signal,
     IOptions<OutboxOptions> options,
     IOptions<SmtpOptions> smtpOptions,
+    IOptions<NewsletterOptions> newsletter,
     TimeProvider clock,
     ILogger<OutboxDispatcher> logger) : BackgroundService
 {
@@ -106,7 +112,7 @@ public sealed partial class OutboxDispatcher(
         // Rows whose batches kept failing before any send (composing them threw) end here instead of forever.
         foreach (var message in claimed.Where(m => m.Attempts > o.MaxAttempts))
         {
-            await FailAsync(db, message, message.LastError ?? $"Gave up after {o.MaxAttempts} attempts.", ct);
+            await FailAsync(db, message, message.LastError ?? $"Gave up after {o.MaxAttempts} attempts.", transient: false, ct);
         }
         claimed = claimed.Where(m => m.Attempts <= o.MaxAttempts).ToList();
         var composer = scope.ServiceProvider.GetRequiredService<ConfirmationMailComposer>();
@@ -121,7 +127,7 @@ public sealed partial class OutboxDispatcher(
                 if (failures.TryGetValue(message.SubscriptionId, out var failure))
                 {
                     LogSendFailed(logger, message.Id, message.Attempts, failure);
-                    await FailAsync(db, message, failure, ct);
+                    await FailAsync(db, message, failure, transient: false, ct);
                     continue;
                 }
                 if (!mails.Remove(message.SubscriptionId, out var mail))
@@ -142,7 +148,7 @@ public sealed partial class OutboxDispatcher(
                     LogSendFailed(logger, message.Id, message.Attempts, error);
                     smtp?.Dispose();
                     smtp = null;
-                    await FailAsync(db, message, error, ct);
+                    await FailAsync(db, message, error, transient: !RefusesTheMessage(ex), ct);
                 }
             }
         }
@@ -170,15 +176,25 @@ public sealed partial class OutboxDispatcher(
         return claimed.Count;
     }
 
-    private async Task FailAsync(MemberCenterDbContext db, OutboxMessage message, string error, CancellationToken ct)
+    /// <summary>A 5xx answer to this message's recipient or content: sending it again would get the same answer.</summary>
+    private static bool RefusesTheMessage(Exception ex) =>
+        ex is SmtpCommandException { ErrorCode: SmtpErrorCode.RecipientNotAccepted or SmtpErrorCode.MessageNotAccepted } refused
+        && (int)refused.StatusCode >= 500;
+
+    private async Task FailAsync(MemberCenterDbContext db, OutboxMessage message, string error, bool transient, CancellationToken ct)
     {
         var now = clock.GetUtcNow();
-        var givenUp = message.Attempts >= options.Value.MaxAttempts;
-        // Exponential backoff: 10 s, 20 s, 40 s ... capped at 30 minutes.
-        var delay = TimeSpan.FromSeconds(Math.Min(10 * Math.Pow(2, message.Attempts - 1), 1800));
+        var age = now - message.CreatedAt;
+        var givenUp = transient ? age >= newsletter.Value.ConfirmTokenLifetime : message.Attempts >= options.Value.MaxAttempts;
+        // Backoff capped at 30 minutes: exponential in the attempts (10 s, 20 s, 40 s ...), and for an outage, which
+        // uses up no attempts, a quarter of the time the message has waited so far (10 s at first, 30 min after 2 h).
+        var delay = TimeSpan.FromSeconds(Math.Min(transient ? Math.Max(10, age.TotalSeconds / 4) : 10 * Math.Pow(2, message.Attempts - 1), 1800));
         var truncated = error.Length > 1000 ? error[..1000] : error;
+        // The claim counted an attempt; an outage gives it back, so that it never ends in "out of attempts".
+        var attempts = transient ? message.Attempts - 1 : message.Attempts;
         await db.OutboxMessages.Where(m => m.Id == message.Id).ExecuteUpdateAsync(u => u
             .SetProperty(m => m.NextAttemptAt, now + delay)
+            .SetProperty(m => m.Attempts, attempts)
             .SetProperty(m => m.CompletedAt, givenUp ? now : null)
             .SetProperty(m => m.LastError, truncated), ct);
     }

@@ -15,6 +15,7 @@ public sealed class OutboxMessage
     public DateTimeOffset CreatedAt { get; set; }
     /// <summary>Due time; while a dispatcher works on the row it is pushed forward as a lease.</summary>
     public DateTimeOffset NextAttemptAt { get; set; }
+    /// <summary>Claims of the row, less those that ended in an SMTP outage (see OutboxOptions.MaxAttempts).</summary>
     public int Attempts { get; set; }
     public DateTimeOffset? SentAt { get; set; }
     /// <summary>Set when the row stops being retried: sent, obsolete, or out of attempts.</summary>
