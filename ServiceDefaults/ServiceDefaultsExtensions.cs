@@ -35,6 +35,7 @@ public static class ServiceDefaultsExtensions
         {
             ctx.ProblemDetails.Extensions.Remove("traceId");
             ctx.ProblemDetails.Extensions["trace_id"] = ctx.HttpContext.TraceIdentifier;
+            ProblemDefaults.Complete(ctx.ProblemDetails);
         });
         builder.Services.AddExceptionHandler<ProblemExceptionHandler>();
         // Binding failures (unreadable JSON, a missing body) reach ProblemExceptionHandler, which says what was wrong;

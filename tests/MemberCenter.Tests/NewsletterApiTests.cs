@@ -79,6 +79,13 @@ public sealed class NewsletterApiTests(MemberCenterFixture mc)
         var expired = await http.GetAsync($"newsletter/confirm?token={expiring.ConfirmToken}");
         Assert.Equal(HttpStatusCode.Gone, expired.StatusCode);
         Assert.Contains("expired", await expired.Content.ReadAsStringAsync());
+        using var expiredJson = new HttpRequestMessage(HttpMethod.Get, $"newsletter/confirm?token={expiring.ConfirmToken}");
+        expiredJson.Headers.Accept.ParseAdd("application/json");
+        using var gone = await http.SendAsync(expiredJson);
+        var goneProblem = JsonDocument.Parse(await gone.Content.ReadAsStringAsync()).RootElement;
+        Assert.Equal(HttpStatusCode.Gone, gone.StatusCode);
+        Assert.Equal("https://tools.ietf.org/html/rfc9110#section-15.5.11", goneProblem.GetProperty("type").GetString());
+        Assert.False(string.IsNullOrEmpty(goneProblem.GetProperty("detail").GetString()));
     }
 
     [Fact]
@@ -275,8 +282,14 @@ public sealed class NewsletterApiTests(MemberCenterFixture mc)
             var body = await response.Content.ReadAsStringAsync();
             Assert.True(response.StatusCode == HttpStatusCode.BadRequest, $"{(int)response.StatusCode}: {body}");
             Assert.Equal("application/problem+json", response.Content.Headers.ContentType?.MediaType);
-            var errors = JsonDocument.Parse(body).RootElement.GetProperty("errors");
+            var problem = JsonDocument.Parse(body).RootElement;
+            var errors = problem.GetProperty("errors");
             Assert.True(errors.TryGetProperty(field, out _), $"no error for {field}: {body}");
+            // design.md: type, title, status and detail on every problem; the detail names the field.
+            Assert.StartsWith("https://", problem.GetProperty("type").GetString());
+            Assert.False(string.IsNullOrEmpty(problem.GetProperty("title").GetString()), body);
+            Assert.Equal(400, problem.GetProperty("status").GetInt32());
+            Assert.Contains(field, problem.GetProperty("detail").GetString(), StringComparison.Ordinal);
         }
     }
 
