@@ -56,10 +56,7 @@ public static class ServiceDefaultsExtensions
                 BearerFormat = "JWT",
                 Description = "Access token from Member Center's POST /oauth/token (client_credentials).",
             });
-            c.AddSecurityRequirement(document => new OpenApiSecurityRequirement
-            {
-                [new OpenApiSecuritySchemeReference("bearer", document)] = [],
-            });
+            c.OperationFilter<BearerRequirementFilter>();
             c.CustomSchemaIds(t => t.FullName?.Replace('+', '.'));
         });
         return builder;

@@ -1,3 +1,4 @@
+using System.Text.Json;
 using System.Net;
 using System.Net.Http.Json;
 using MemberCenter.Features.Subscriptions;
@@ -141,6 +142,18 @@ public sealed class NewsletterEdgeTests(MemberCenterFixture mc)
         Assert.Equal(HttpStatusCode.OK, (await http.GetAsync("health/ready")).StatusCode);
         var swagger = await http.GetStringAsync("swagger/v1/swagger.json");
         Assert.Contains("\"bearer\"", swagger);
-        Assert.Contains("/newsletter/subscribe", swagger);
+        var paths = JsonDocument.Parse(swagger).RootElement.GetProperty("paths");
+        // Bearer routes say so; the token-in-link pages and the OAuth endpoints do not.
+        Assert.True(paths.GetProperty("/newsletter/subscribe").GetProperty("post").TryGetProperty("security", out _));
+        Assert.True(paths.GetProperty("/admin/tenants").GetProperty("post").TryGetProperty("security", out _));
+        Assert.False(paths.GetProperty("/newsletter/confirm").GetProperty("get").TryGetProperty("security", out _));
+        var token = paths.GetProperty("/oauth/token").GetProperty("post");
+        Assert.False(token.TryGetProperty("security", out _));
+        Assert.True(token.GetProperty("requestBody").GetProperty("content").TryGetProperty("application/x-www-form-urlencoded", out _));
+        Assert.True(paths.TryGetProperty("/.well-known/openid-configuration", out _));
+        Assert.True(paths.TryGetProperty("/.well-known/jwks", out _));
+        // Still answered by OpenIddict, not by the placeholders that list them.
+        Assert.Contains("jwks_uri", await http.GetStringAsync(".well-known/openid-configuration"));
+        Assert.Contains("\"keys\"", await http.GetStringAsync(".well-known/jwks"));
     }
 }

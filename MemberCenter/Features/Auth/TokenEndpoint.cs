@@ -3,6 +3,7 @@ using System.Security.Claims;
 using MemberCenter.Data;
 using Microsoft.AspNetCore;
 using Microsoft.AspNetCore.Authentication;
+using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.Extensions.Options;
 using Microsoft.IdentityModel.Tokens;
 using Newsletter.Contracts;
@@ -20,7 +21,19 @@ public static class TokenEndpoint
 {
     public static IEndpointRouteBuilder MapTokenEndpoint(this IEndpointRouteBuilder app)
     {
-        app.MapPost("/oauth/token", Exchange).ExcludeFromDescription();
+        // OpenIddict reads the form and writes the answer; the metadata only describes them to Swagger.
+        app.MapPost("/oauth/token", Exchange)
+            .WithTags("OAuth")
+            .WithSummary("Issue an access token (client_credentials; client_secret_basic or client_secret_post)")
+            .Accepts<TokenRequestForm>("application/x-www-form-urlencoded")
+            .Produces<TokenResponse>()
+            .Produces<OAuthErrorResponse>(StatusCodes.Status400BadRequest)
+            .Produces<OAuthErrorResponse>(StatusCodes.Status401Unauthorized)
+            .Produces<OAuthErrorResponse>(StatusCodes.Status429TooManyRequests);
+        app.MapGet("/.well-known/openid-configuration", NotReached)
+            .WithTags("OAuth").WithSummary("Discovery document (RFC 8414): issuer, token endpoint, jwks_uri");
+        app.MapGet("/.well-known/jwks", NotReached)
+            .WithTags("OAuth").WithSummary("The public signing keys (RFC 7517) to verify access tokens with");
         return app;
     }
 
@@ -60,6 +73,9 @@ public static class TokenEndpoint
 
         return Results.SignIn(new ClaimsPrincipal(identity), authenticationScheme: OpenIddictServerAspNetCoreDefaults.AuthenticationScheme);
     }
+
+    // OpenIddict answers these itself before routing; mapped so that Swagger lists them.
+    private static NotFound NotReached() => TypedResults.NotFound();
 
     private static IResult Reject(string error, string description) => Results.Forbid(
         authenticationSchemes: [OpenIddictServerAspNetCoreDefaults.AuthenticationScheme],
