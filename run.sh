@@ -328,15 +328,17 @@ TOKEN=\$(curl -s -X POST $MC_URL/oauth/token \\
   --data-urlencode client_secret=$Demo__TenantApiClientSecret \\
   --data-urlencode "scope=newsletter:subscriptions.read newsletter:subscriptions.write" | $(pick access_token))
 
-# 2. subscribe; the confirmation mail shows up in ${MAIL_UI:-your mailbox}
-curl -s -X POST $MC_URL/newsletter/subscribe -H "Authorization: Bearer \$TOKEN" -H "Content-Type: application/json" \\
-  -d '{"list_id":"$Demo__ListId","email":"$email","preferences":{"lang":"zh-TW"}}'
+# 2. subscribe; the confirmation mail shows up in ${MAIL_UI:-your mailbox} (no confirm_token once confirmed)
+CONFIRM=\$(curl -s -X POST $MC_URL/newsletter/subscribe -H "Authorization: Bearer \$TOKEN" -H "Content-Type: application/json" \\
+  -d '{"list_id":"$Demo__ListId","email":"$email","preferences":{"lang":"zh-TW"}}' | $(pick confirm_token))
 
-# 3. confirm: open the link in the mail, or paste its token here
-curl -s "$MC_URL/newsletter/confirm?token=<confirm_token>" -H "Accept: application/json"
+# 3. confirm: the token the subscribe answered (or open the link in the mail)
+curl -s "$MC_URL/newsletter/confirm?token=\$CONFIRM" -H "Accept: application/json"
 
-# 4. preferences
+# 4. preferences: read, then change (merged; null removes a key)
 curl -s "$MC_URL/newsletter/preferences?list_id=$Demo__ListId&email=$email" -H "Authorization: Bearer \$TOKEN"
+curl -s -X POST $MC_URL/newsletter/preferences -H "Authorization: Bearer \$TOKEN" -H "Content-Type: application/json" \\
+  -d '{"list_id":"$Demo__ListId","email":"$email","preferences":{"lang":"en"}}'
 
 # 5. a send job to the confirmed reader (send_api token, Send Engine); the mail shows up in ${MAIL_UI:-your mailbox}
 SEND_TOKEN=\$(curl -s -X POST $MC_URL/oauth/token \\
@@ -352,6 +354,12 @@ curl -s $SE_URL/api/send-jobs/\$JOB -H "Authorization: Bearer \$SEND_TOKEN"
 UNSUB=\$(curl -s -X POST $MC_URL/newsletter/unsubscribe-token -H "Authorization: Bearer \$TOKEN" -H "Content-Type: application/json" \\
   -d '{"list_id":"$Demo__ListId","email":"$email"}' | $(pick unsubscribe_token))
 curl -s -X POST $MC_URL/newsletter/unsubscribe -H "Content-Type: application/json" -d "{\"token\":\"\$UNSUB\"}"
+
+# 7. platform administration: tenants, lists, clients (README.md lists every admin route)
+ADMIN=\$(curl -s -X POST $MC_URL/oauth/token -u "$Bootstrap__AdminClientId:$Bootstrap__AdminClientSecret" \\
+  -d grant_type=client_credentials -d scope=platform:admin | $(pick access_token))
+curl -s $MC_URL/admin/tenants -H "Authorization: Bearer \$ADMIN"
+curl -s $MC_URL/admin/tenants/$Demo__TenantId/clients -H "Authorization: Bearer \$ADMIN"
 
 EOF
 
