@@ -100,6 +100,11 @@ public sealed class NewsletterApiTests(MemberCenterFixture mc)
         Assert.Equal("confirmed", again.Status);
         Assert.Null(again.ConfirmToken);
         Assert.Equal("en", (await GetPreferencesAsync(tenant, email)).Preferences["lang"].GetString());
+        // Still audited: the consent trail holds every subscribe request, this one marked as changing nothing.
+        var trail = await mc.WithDbAsync(db => db.ConsentRecords.Where(c => c.TenantId == Guid.Parse(tenant.TenantId)).OrderBy(c => c.Id)
+            .Select(c => new { c.Action, c.Details }).ToListAsync());
+        Assert.Equal(["subscribe", "confirm", "subscribe"], trail.Select(c => c.Action));
+        Assert.Contains("already_confirmed", trail[2].Details);
 
         var unsubscribeToken = await tenant.UnsubscribeTokenAsync(email);
         using var http = mc.Http();

@@ -34,9 +34,10 @@ public sealed class SubscriptionService(
 {
     /// <summary>
     /// The hottest write of the platform, as one statement and one round trip: check the list is the tenant's, upsert
-    /// subscriber and subscription, and, unless the address is already confirmed, add the confirm token, the outbox row
-    /// and the consent record. ON CONFLICT ... DO UPDATE locks the subscription row, so concurrent subscribes of one
-    /// address serialise. A confirmed reader is left as is (status, preferences) and gets no new mail.
+    /// subscriber and subscription, add the consent record and, unless the address is already confirmed, the confirm
+    /// token and the outbox row. ON CONFLICT ... DO UPDATE locks the subscription row, so concurrent subscribes of one
+    /// address serialise. A confirmed reader is left as is (status, preferences) and gets no new mail; the request is
+    /// still in the consent trail (details already_confirmed), as every subscribe is.
     /// </summary>
     private const string SubscribeSql = """
         WITH list AS (
@@ -64,7 +65,9 @@ public sealed class SubscriptionService(
             SELECT id, $6, $6, 0 FROM pending
         ), consent AS (
             INSERT INTO consent_records (tenant_id, list_id, subscriber_id, action, source, ip_address, user_agent, occurred_at, details)
-            SELECT $2, $1, subscriber_id, $13, $14, $15, $16, $6, $17::jsonb FROM pending
+            SELECT $2, $1, subscriber_id, $13, $14, $15, $16, $6,
+                CASE WHEN status = 1 THEN '{"already_confirmed":true}'::jsonb ELSE $17::jsonb END
+            FROM subscription
         )
         SELECT status FROM subscription
         """;
