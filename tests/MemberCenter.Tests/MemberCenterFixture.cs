@@ -35,6 +35,9 @@ public sealed class MemberCenterFixture(PostgresServer postgres, MailDevServer m
     /// <summary>Extra settings a derived test can set before start (e.g. an unreachable SMTP port).</summary>
     public Dictionary<string, string?> Settings { get; } = [];
 
+    /// <summary>Extra services a test can register before start (e.g. a Serilog sink that keeps what is logged).</summary>
+    public Action<IServiceCollection>? ExtraServices { get; set; }
+
     public async ValueTask InitializeAsync()
     {
         _connectionString = await postgres.CreateDatabaseAsync("mc");
@@ -69,6 +72,10 @@ public sealed class MemberCenterFixture(PostgresServer postgres, MailDevServer m
         foreach (var (k, v) in settings)
         {
             builder.UseSetting(k, v);
+        }
+        if (ExtraServices is { } services)
+        {
+            builder.ConfigureServices(services);
         }
     }
 

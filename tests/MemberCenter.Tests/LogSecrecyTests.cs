@@ -1,0 +1,81 @@
+using System.Collections.Concurrent;
+using System.Globalization;
+using System.Net.Http.Headers;
+using System.Text;
+using Microsoft.Extensions.DependencyInjection;
+using Newsletter.TestSupport;
+using Serilog.Core;
+using Serilog.Events;
+
+namespace MemberCenter.Tests;
+
+/// <summary>What Member Center logs while secrets and tokens cross it holds none of them (issue 3, operability).</summary>
+public sealed class LogSecrecyTests(PostgresServer postgres, MailDevServer mail) : IAsyncLifetime
+{
+    private readonly MemberCenterFixture _mc = new(postgres, mail);
+    private readonly KeepingSink _logs = new();
+
+    public ValueTask InitializeAsync()
+    {
+        _mc.Settings["Serilog:MinimumLevel:Default"] = "Debug";
+        _mc.ExtraServices = s => s.AddSingleton<ILogEventSink>(_logs);
+        return _mc.InitializeAsync();
+    }
+
+    public ValueTask DisposeAsync() => ((IAsyncDisposable)_mc).DisposeAsync();
+
+    [Fact]
+    public async Task Client_secrets_access_tokens_and_link_tokens_never_reach_the_logs()
+    {
+        var tenant = await _mc.CreateTenantAsync();
+        var secret = tenant.TenantClient.ClientSecret;
+        using (var http = _mc.Http())
+        {
+            // client_secret_basic, a wrong secret, and an unknown grant type: the failure paths log too.
+            using var basic = new HttpRequestMessage(HttpMethod.Post, "oauth/token") { Content = new FormUrlEncodedContent(new Dictionary<string, string> { ["grant_type"] = "client_credentials" }) };
+            basic.Headers.Authorization = new AuthenticationHeaderValue("Basic", Convert.ToBase64String(Encoding.UTF8.GetBytes($"{tenant.TenantClient.ClientId}:{secret}")));
+            (await http.SendAsync(basic)).EnsureSuccessStatusCode();
+        }
+        using (await _mc.RequestTokenAsync(tenant.TenantClient.ClientId, secret + "x"))
+        using (await _mc.RequestTokenAsync(tenant.TenantClient.ClientId, secret, grantType: "password"))
+        {
+        }
+        var email = $"quiet-{Guid.NewGuid():N}@example.com";
+        var subscribed = await tenant.SubscribeAsync(email);
+        await tenant.ConfirmAsync(subscribed.ConfirmToken!);
+        var unsubscribeToken = await tenant.UnsubscribeTokenAsync(email);
+        using (var http = _mc.Http())
+        {
+            (await http.GetAsync($"newsletter/unsubscribe?token={unsubscribeToken}")).EnsureSuccessStatusCode();
+            using var oneClick = await http.PostAsync($"newsletter/unsubscribe?token={unsubscribeToken}",
+                new FormUrlEncodedContent(new Dictionary<string, string> { ["List-Unsubscribe"] = "One-Click" }));
+            oneClick.EnsureSuccessStatusCode();
+        }
+
+        var logged = _logs.Text();
+        Assert.Contains("/newsletter/unsubscribe", logged, StringComparison.Ordinal); // the request log did run
+        foreach (var (what, value) in new[]
+        {
+            ("client secret", secret),
+            ("bootstrap admin secret", MemberCenterFixture.AdminClientSecret),
+            ("access token", tenant.TenantToken),
+            ("access token signature", tenant.TenantToken[(tenant.TenantToken.LastIndexOf('.') + 1)..]),
+            ("confirm token", subscribed.ConfirmToken!),
+            ("unsubscribe token", unsubscribeToken),
+        })
+        {
+            Assert.False(logged.Contains(value, StringComparison.Ordinal), $"the {what} was logged");
+        }
+    }
+
+    /// <summary>Every event with its properties, as text.</summary>
+    private sealed class KeepingSink : ILogEventSink
+    {
+        private readonly ConcurrentQueue<string> _events = new();
+
+        public void Emit(LogEvent logEvent) => _events.Enqueue(string.Create(CultureInfo.InvariantCulture,
+            $"{logEvent.RenderMessage(CultureInfo.InvariantCulture)} {string.Join(' ', logEvent.Properties.Select(p => $"{p.Key}={p.Value}"))} {logEvent.Exception}"));
+
+        public string Text() => string.Join('\n', _events);
+    }
+}
