@@ -213,6 +213,51 @@ public sealed partial class TencentSesTests(StackFixture stack)
     }
 
     [Fact]
+    public async Task Without_webhook_verification_Send_Engine_refuses_to_start_in_Production()
+    {
+        var db = await stack.Postgres.CreateDatabaseAsync("se");
+        await using var engine = stack.CreateSendEngine(db, Settings(null, new()
+        {
+            ["environment"] = "Production",
+            ["TencentSes:Webhook:Verification"] = "None",
+        }));
+
+        var refused = Assert.ThrowsAny<Exception>(() => engine.Server);
+        Assert.Contains("TencentSes:Webhook:Verification is None in Production", refused.ToString(), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task A_chunked_body_over_the_limit_is_a_413_and_event_reads_need_the_read_scope()
+    {
+        var db = await stack.Postgres.CreateDatabaseAsync("se");
+        await using var engine = stack.CreateSendEngine(db, Settings(null, new() { ["EmailEvents:ProcessorEnabled"] = "false" }));
+        using var hook = engine.CreateClient();
+        // No Content-Length: the limit must hold while the body is read, not only from the header.
+        var huge = Encoding.UTF8.GetBytes(Json(new { @event = "delivered", email = "a@example.com", bulkId = "b-1", timestamp = 1654064683, reason = new string('x', 300 * 1024) }));
+        using (var chunked = new HttpRequestMessage(HttpMethod.Post, "api/tencent/ses/webhook") { Content = new StreamContent(new NoLengthStream(huge)) })
+        {
+            chunked.Content.Headers.ContentType = new("application/json");
+            chunked.Headers.TransferEncodingChunked = true;
+            await AssertProblemAsync(await hook.SendAsync(chunked), 413);
+        }
+        Assert.Equal(0L, (await QueryAsync(db, "SELECT count(*) FROM email_events")).Single()[0]);
+
+        // A token with only newsletter:send.write may not read events or statistics.
+        var tenant = await stack.CreateTenantAsync();
+        using var writer = engine.CreateClient();
+        writer.DefaultRequestHeaders.Authorization = new("Bearer", await stack.TokenAsync(tenant.SendClientId, tenant.SendClientSecret, Scopes.SendWrite));
+        Assert.Equal(HttpStatusCode.Forbidden, (await writer.GetAsync($"api/send-jobs/{Guid.NewGuid()}/events")).StatusCode);
+        Assert.Equal(HttpStatusCode.Forbidden, (await writer.GetAsync("api/email-addresses/a@example.com/statistics")).StatusCode);
+        Assert.Equal(HttpStatusCode.Forbidden, (await writer.GetAsync("api/email-addresses/a@example.com/events")).StatusCode);
+    }
+
+    /// <summary>A readable stream that will not tell its length, so HttpClient sends it chunked.</summary>
+    private sealed class NoLengthStream(byte[] data) : MemoryStream(data)
+    {
+        public override bool CanSeek => false;
+    }
+
+    [Fact]
     public async Task Token_mode_accepts_the_secret_in_the_query_or_a_header()
     {
         const string secret = "url-secret-token-0123456789";
