@@ -13,8 +13,11 @@ public sealed record Recipient(
     IReadOnlyDictionary<string, JsonElement> Preferences,
     string UnsubscribeUrl);
 
-/// <summary>Feedback from delivery: hard bounce, complaint or an unsubscribe seen by the ESP.</summary>
-public sealed record SuppressionReport(string? TenantId, string? Email, string? Reason, string? ListId, DateTimeOffset? OccurredAt);
+/// <summary>
+/// Feedback from delivery: hard bounce, complaint or an unsubscribe seen by the ESP. Detail is what the ESP said of it
+/// (its bounce reason, the unsubscribe type), kept in the consent trail; at most 500 characters.
+/// </summary>
+public sealed record SuppressionReport(string? TenantId, string? Email, string? Reason, string? ListId, DateTimeOffset? OccurredAt, string? Detail = null);
 
 public sealed record SuppressionReportResult(string TenantId, string Email, string Reason, int SubscriptionsChanged);
 

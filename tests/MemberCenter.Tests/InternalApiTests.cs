@@ -66,7 +66,7 @@ public sealed class InternalApiTests(MemberCenterFixture mc)
         using var se = await SendEngineAsync();
 
         var bounce = await MemberCenterFixture.ReadAsync<SuppressionReportResult>(await se.PostAsJsonAsync("internal/suppressions",
-            new { tenant_id = tenant.TenantId, email = emails[0], reason = "hard_bounce" }));
+            new { tenant_id = tenant.TenantId, email = emails[0], reason = "hard_bounce", detail = "550 5.1.1 user unknown" }));
         Assert.Equal(1, bounce.SubscriptionsChanged);
         var unsub = await MemberCenterFixture.ReadAsync<SuppressionReportResult>(await se.PostAsJsonAsync("internal/suppressions",
             new { tenant_id = tenant.TenantId, email = emails[1], reason = "unsubscribe", list_id = tenant.ListId }));
@@ -75,11 +75,16 @@ public sealed class InternalApiTests(MemberCenterFixture mc)
         var page = await se.GetFromJsonAsync<RecipientPage>($"internal/lists/{tenant.ListId}/recipients?tenant_id={tenant.TenantId}", MemberCenterFixture.Json);
         Assert.Empty(page!.Items);
         Assert.Equal("unsubscribed", (await NewsletterApiTests.GetPreferencesAsync(tenant, emails[1])).Status);
-        var sources = await mc.WithDbAsync(db => Microsoft.EntityFrameworkCore.EntityFrameworkQueryableExtensions.ToListAsync(
-            db.ConsentRecords.Where(c => c.TenantId == Guid.Parse(tenant.TenantId) && c.Source == "esp").Select(c => c.Action)));
-        Assert.Equal(["marked_undeliverable", "unsubscribe"], sources.Order());
+        var trail = await mc.WithDbAsync(db => Microsoft.EntityFrameworkCore.EntityFrameworkQueryableExtensions.ToListAsync(
+            db.ConsentRecords.Where(c => c.TenantId == Guid.Parse(tenant.TenantId) && c.Source == "esp").OrderBy(c => c.Action).Select(c => new { c.Action, c.Details })));
+        Assert.Equal(["marked_undeliverable", "unsubscribe"], trail.Select(c => c.Action));
+        // The ESP's word is kept with the change it caused.
+        Assert.Contains("550 5.1.1 user unknown", trail[0].Details);
+        Assert.Null(trail[1].Details);
 
         await NewsletterApiTests.AssertValidationError(await se.PostAsJsonAsync("internal/suppressions", new { tenant_id = tenant.TenantId, email = emails[0], reason = "spam" }), "reason");
+        await NewsletterApiTests.AssertValidationError(await se.PostAsJsonAsync("internal/suppressions",
+            new { tenant_id = tenant.TenantId, email = emails[0], reason = "hard_bounce", detail = new string('x', 501) }), "detail");
     }
 
     [Fact]

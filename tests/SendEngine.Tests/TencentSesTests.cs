@@ -136,6 +136,15 @@ public sealed partial class TencentSesTests(StackFixture stack)
         var notSendable = await StackFixture.PostAsync<SubscriptionStatusResult>(internalClient, $"internal/lists/{tenant.ListId}/not-sendable",
             new SubscriptionStatusQuery(tenant.TenantId, tenant.ListId, emails));
         Assert.Equal(new[] { A("bounce"), A("soft"), A("spam"), A("unsub") }.Order(), notSendable.NotSendable.Order());
+        // The consent trail keeps what the ESP said: the bounce reason, the unsubscribe type.
+        var esp = (await QueryAsync(stack.MemberCenterConnectionString, """
+            SELECT p.email, c.action, coalesce(c.details::text, '') FROM consent_records c JOIN subscribers p ON p.id = c.subscriber_id
+            WHERE c.source = 'esp' AND p.email = ANY($1)
+            """, (object)new[] { A("bounce"), A("unsub") })).ToDictionary(r => (string)r[0], r => ((string)r[1], (string)r[2]));
+        Assert.Equal("marked_undeliverable", esp[A("bounce")].Item1);
+        Assert.Contains("551 5.1.1 recipient is not exist", esp[A("bounce")].Item2);
+        Assert.Equal("unsubscribe", esp[A("unsub")].Item1);
+        Assert.Contains("unsubscribe type one-click", esp[A("unsub")].Item2);
 
         var unknown = await QueryAsync(db, "SELECT outcome, job_id IS NULL FROM email_events WHERE email = $1", A("ghost"));
         Assert.Equal(["unknown_message", true], unknown.Single());

@@ -1,3 +1,4 @@
+using System.Text.Json;
 using MemberCenter.Data;
 using MemberCenter.Extensions;
 using MemberCenter.Features.Subscriptions;
@@ -146,10 +147,16 @@ public static class InternalApi
                 v.Add("list_id", "The list_id must be a UUID.");
             }
         }
+        if (report.Detail is { Length: > 500 })
+        {
+            v.Add("detail", "The detail must be at most 500 characters.");
+        }
         if (!v.IsValid)
         {
             return TypedResults.ValidationProblem(v.Errors);
         }
+        // What the ESP said (bounce reason, unsubscribe type) goes into the consent trail with the change it caused.
+        var details = report.Detail is { Length: > 0 } detail ? JsonSerializer.Serialize(new Dictionary<string, string> { ["esp_detail"] = detail }) : null;
 
         var subscriber = await db.Subscribers.FirstOrDefaultAsync(p => p.TenantId == tenantId && p.EmailKey == email.Key, ct);
         if (subscriber is null)
@@ -170,13 +177,13 @@ public static class InternalApi
             {
                 if (subscriber.UndeliverableAt is null)
                 {
-                    subscriptions.AddConsent(tenantId, subscription.ListId, subscriber.Id, ConsentActions.MarkedUndeliverable, origin, now, null);
+                    subscriptions.AddConsent(tenantId, subscription.ListId, subscriber.Id, ConsentActions.MarkedUndeliverable, origin, now, details);
                     changed++;
                 }
             }
             else if (subscription.Status != SubscriptionStatus.Unsubscribed)
             {
-                await subscriptions.UnsubscribeLockedAsync(subscription, tenantId, origin, now, ct);
+                await subscriptions.UnsubscribeLockedAsync(subscription, tenantId, origin, now, ct, details);
                 changed++;
             }
         }

@@ -238,12 +238,13 @@ public sealed class SubscriptionService(
     }
 
     /// <summary>Unsubscribes a subscription the caller has locked; for the token routes and ESP feedback.</summary>
-    public async Task UnsubscribeLockedAsync(Subscription subscription, Guid tenantId, RequestOrigin origin, DateTimeOffset now, CancellationToken ct)
+    public async Task UnsubscribeLockedAsync(Subscription subscription, Guid tenantId, RequestOrigin origin, DateTimeOffset now, CancellationToken ct,
+        string? details = null)
     {
         subscription.Status = SubscriptionStatus.Unsubscribed;
         subscription.UnsubscribedAt = now;
         subscription.UpdatedAt = now;
-        AddConsent(tenantId, subscription.ListId, subscription.SubscriberId, ConsentActions.Unsubscribe, origin, now, null);
+        AddConsent(tenantId, subscription.ListId, subscription.SubscriberId, ConsentActions.Unsubscribe, origin, now, details);
         await db.SaveChangesAsync(ct);
         // An old confirmation link must not re-subscribe someone who left.
         await ConsumeConfirmTokensAsync(subscription.Id, now, ct);

@@ -80,12 +80,18 @@ public sealed partial class MemberCenterReporter(
     {
         var now = clock.GetUtcNow();
         var batch = new List<(long Id, SuppressionReport Report, int Attempts)>();
+        // The detail comes from the event that caused the report (none for an SMTP refusal): the ESP's reason, or the
+        // spec format's unsubscribeType.
         await using (var cmd = db.CreateCommand("""
-            UPDATE member_center_reports SET next_attempt_at = $1, attempts = attempts + 1
-            WHERE id IN (SELECT id FROM member_center_reports
-                         WHERE completed_at IS NULL AND next_attempt_at <= $2
-                         ORDER BY next_attempt_at, id LIMIT $3 FOR UPDATE SKIP LOCKED)
-            RETURNING id, tenant_id, email, reason, list_id, occurred_at, attempts
+            WITH claimed AS (
+                UPDATE member_center_reports SET next_attempt_at = $1, attempts = attempts + 1
+                WHERE id IN (SELECT id FROM member_center_reports
+                             WHERE completed_at IS NULL AND next_attempt_at <= $2
+                             ORDER BY next_attempt_at, id LIMIT $3 FOR UPDATE SKIP LOCKED)
+                RETURNING id, tenant_id, email, reason, list_id, occurred_at, attempts, email_event_id)
+            SELECT c.id, c.tenant_id, c.email, c.reason, c.list_id, c.occurred_at, c.attempts,
+                left(concat_ws('; ', e.reason, 'unsubscribe type ' || (e.payload ->> 'unsubscribeType')), 500)
+            FROM claimed c LEFT JOIN email_events e ON e.id = c.email_event_id
             """))
         {
             cmd.Parameters.Add(new NpgsqlParameter { Value = now + Lease });
@@ -95,7 +101,8 @@ public sealed partial class MemberCenterReporter(
             while (await reader.ReadAsync(ct))
             {
                 var report = new SuppressionReport(reader.GetGuid(1).ToString(), reader.GetString(2), reader.GetString(3),
-                    reader.IsDBNull(4) ? null : reader.GetGuid(4).ToString(), reader.GetFieldValue<DateTimeOffset>(5));
+                    reader.IsDBNull(4) ? null : reader.GetGuid(4).ToString(), reader.GetFieldValue<DateTimeOffset>(5),
+                    reader.IsDBNull(7) || reader.GetString(7).Length == 0 ? null : reader.GetString(7));
                 batch.Add((reader.GetInt64(0), report, reader.GetInt32(6)));
             }
         }
