@@ -28,14 +28,8 @@ public sealed class ConfirmationOutboxTests(PostgresServer postgres, MailDevServ
         var sub = await tenant.SubscribeAsync(email);
         Assert.Equal("pending", sub.Status);
 
-        OutboxMessage? row = null;
-        for (var i = 0; i < 100 && row?.LastError is null; i++)
-        {
-            await Task.Delay(100);
-            row = await _down.WithDbAsync(db => db.OutboxMessages.AsNoTracking().SingleOrDefaultAsync());
-        }
-        Assert.NotNull(row?.LastError);
-        Assert.Null(row!.CompletedAt);
+        var row = await WaitForRowAsync(_down, r => r.LastError is not null);
+        Assert.Null(row.CompletedAt);
         Assert.Null(row.SentAt);
 
         // SMTP is back: Member Center restarts with a working server on the same database. The row is made due now
@@ -63,18 +57,18 @@ public sealed class ConfirmationOutboxTests(PostgresServer postgres, MailDevServ
 
         // Three failed tries, each made due at once: with MaxAttempts 1 the first would have been the last.
         // Made due only between tries: a row made due while claimed would be claimed twice (as after a lost lease).
-        var row = await WaitForRowAsync(r => r.LastError is not null);
+        var row = await WaitForRowAsync(_down, r => r.LastError is not null);
         for (var attempt = 0; attempt < 3; attempt++)
         {
             await ExecuteAsync("UPDATE outbox_messages SET next_attempt_at = now() - interval '1 second', last_error = NULL");
-            row = await WaitForRowAsync(r => r.LastError is not null && r.NextAttemptAt > DateTimeOffset.UtcNow);
+            row = await WaitForRowAsync(_down, r => r.LastError is not null && r.NextAttemptAt > DateTimeOffset.UtcNow);
             Assert.True(row.CompletedAt is null, $"given up on try {attempt + 1}: {row.LastError}");
             Assert.Equal(0, row.Attempts);
         }
 
         // A week after the subscribe the pending subscription's confirm token has expired: the mail is given up.
         await ExecuteAsync("UPDATE outbox_messages SET created_at = now() - interval '7 days 1 minute', next_attempt_at = now() - interval '1 second', last_error = NULL");
-        row = await WaitForRowAsync(r => r.CompletedAt is not null);
+        row = await WaitForRowAsync(_down, r => r.CompletedAt is not null);
         Assert.Null(row.SentAt);
         Assert.NotNull(row.LastError);
     }
@@ -91,14 +85,8 @@ public sealed class ConfirmationOutboxTests(PostgresServer postgres, MailDevServ
         var tenant = await mc.CreateTenantAsync();
         await tenant.SubscribeAsync($"unknown-{Guid.NewGuid():N}@example.com");
 
-        OutboxMessage? row = null;
-        for (var i = 0; i < 300 && row?.CompletedAt is null; i++)
-        {
-            await Task.Delay(100);
-            row = await mc.WithDbAsync(db => db.OutboxMessages.AsNoTracking().SingleOrDefaultAsync());
-        }
-        Assert.NotNull(row?.CompletedAt);
-        Assert.Null(row!.SentAt);
+        var row = await WaitForRowAsync(mc, r => r.CompletedAt is not null);
+        Assert.Null(row.SentAt);
         Assert.Contains("User unknown", row.LastError);
     }
 
@@ -110,13 +98,14 @@ public sealed class ConfirmationOutboxTests(PostgresServer postgres, MailDevServ
         Assert.Equal(1, await command.ExecuteNonQueryAsync());
     }
 
-    private async Task<OutboxMessage> WaitForRowAsync(Func<OutboxMessage, bool> done)
+    /// <summary>The database's one outbox row once <paramref name="done"/> holds for it (30 s at most).</summary>
+    private static async Task<OutboxMessage> WaitForRowAsync(MemberCenterFixture mc, Func<OutboxMessage, bool> done)
     {
         OutboxMessage? row = null;
         for (var i = 0; i < 300 && (row is null || !done(row)); i++)
         {
             await Task.Delay(100);
-            row = await _down.WithDbAsync(db => db.OutboxMessages.AsNoTracking().SingleOrDefaultAsync());
+            row = await mc.WithDbAsync(db => db.OutboxMessages.AsNoTracking().SingleOrDefaultAsync());
         }
         Assert.True(row is not null && done(row), $"outbox row: attempts {row?.Attempts}, completed {row?.CompletedAt}, error {row?.LastError}");
         return row!;
