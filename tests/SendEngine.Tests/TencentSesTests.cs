@@ -267,6 +267,46 @@ public sealed partial class TencentSesTests(StackFixture stack)
     }
 
     [Fact]
+    public async Task Soft_bounces_count_as_hard_only_within_the_window()
+    {
+        var tenant = await stack.CreateTenantAsync();
+        var email = $"flaky@{StackFixture.UniqueDomain()}";
+        await stack.SubscribeAsync(tenant, [email]);
+        var db = await stack.Postgres.CreateDatabaseAsync("se");
+        // Three soft bounces within a day make a hard one.
+        await using var engine = stack.CreateSendEngine(db, Settings(null, new() { ["EmailEvents:SoftBounceWindow"] = "1.00:00:00" }));
+        using var se = engine.CreateClient();
+        se.DefaultRequestHeaders.Authorization = new("Bearer", await stack.SendTokenAsync(tenant));
+        using var created = await se.PostAsJsonAsync("api/send-jobs", new CreateSendJobRequest(null, tenant.ListId, null, "Window", null, "Hi", null), StackFixture.Json);
+        var jobId = (await StackFixture.ReadAsync<SendJobResponse>(created, HttpStatusCode.Created)).Id;
+        await StackFixture.WaitForJobAsync(se, jobId, j => j.Status == SendJobStatuses.Completed);
+        var messageId = (await se.GetFromJsonAsync<SendJobRecipientPage>($"api/send-jobs/{jobId}/recipients", StackFixture.Json))!.Items.Single().MessageId!;
+        using var hook = engine.CreateClient();
+        var now = DateTimeOffset.UtcNow;
+        Task<JsonElement> SoftBounceAsync(TimeSpan ago) => PostSignedAsync(hook, Json(new
+        {
+            eventType = "bounce", messageId, email, bounceType = "Transient", bounceSubType = "MailboxFull",
+            timestamp = (now - ago).ToString("yyyy-MM-ddTHH:mm:ss.fffZ", CultureInfo.InvariantCulture),
+        }));
+        async Task<string> StatusAsync() => (await se.GetFromJsonAsync<SendJobRecipientPage>($"api/send-jobs/{jobId}/recipients", StackFixture.Json))!.Items.Single().Status;
+
+        // Two days ago, then two within the last three hours: the oldest is outside the day before the third.
+        await SoftBounceAsync(TimeSpan.FromDays(2));
+        await SoftBounceAsync(TimeSpan.FromHours(3));
+        await SoftBounceAsync(TimeSpan.FromHours(2));
+        await WaitProcessedAsync(db);
+        Assert.Equal("sent", await StatusAsync());
+        Assert.Empty(await QueryAsync(db, "SELECT 1 FROM suppressions WHERE email = $1", email));
+
+        // A third within the day: a hard bounce.
+        await SoftBounceAsync(TimeSpan.FromHours(1));
+        await WaitProcessedAsync(db);
+        Assert.Equal("bounced", await StatusAsync());
+        Assert.Equal(["hard_bounce"], (await QueryAsync(db, "SELECT reason FROM suppressions WHERE email = $1", email)).Single());
+        Assert.Equal(["applied_as_hard_bounce"], (await QueryAsync(db, "SELECT outcome FROM email_events WHERE occurred_at > now() - interval '90 minutes'")).Single());
+    }
+
+    [Fact]
     public async Task Token_mode_accepts_the_secret_in_the_query_or_a_header()
     {
         const string secret = "url-secret-token-0123456789";
