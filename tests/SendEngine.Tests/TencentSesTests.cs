@@ -42,6 +42,7 @@ public sealed partial class TencentSesTests(StackFixture stack)
         {
             ["Delivery:TenantTransports:" + tenant.TenantId] = "tencent",
             ["Smtp:ReplyToAddress"] = "replies@sender.example",
+            ["TencentSes:Unsubscribe"] = "2",
         }));
         using var se = engine.CreateClient();
         se.DefaultRequestHeaders.Authorization = new("Bearer", await stack.SendTokenAsync(tenant));
@@ -64,6 +65,7 @@ public sealed partial class TencentSesTests(StackFixture stack)
         Assert.Equal($"<p>Hello {A("ok")}</p>", okCall.Html);
         Assert.Equal($"Hello {A("ok")}", okCall.Text);
         Assert.Equal("replies@sender.example", okCall.ReplyTo);
+        Assert.Equal("2", okCall.Unsubscribe); // SendEmail's own unsubscribe footer option, as configured
         // Our Message-ID and the RFC 8058 headers go along as SMTP headers.
         Assert.Matches(@"^<[^<>@\s]+@sender\.example>$", okCall.SmtpMessageId);
         var firstCalls = calls.DistinctBy(c => c.Destination[0]).ToList();
