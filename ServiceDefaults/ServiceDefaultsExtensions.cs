@@ -80,6 +80,9 @@ public static class ServiceDefaultsExtensions
         // ProblemExceptionHandler.
         app.UseSerilogRequestLogging(o =>
         {
+            // This host's logger, not the static Log.Logger, which the last host built in the process owns (tests run
+            // several hosts at once).
+            o.Logger = app.Services.GetRequiredService<Serilog.ILogger>();
             // Health probes every few seconds drown the log.
             o.GetLevel = (ctx, _, ex) => ex is not null || ctx.Response.StatusCode >= 500 ? LogEventLevel.Error
                 : ctx.Request.Path.StartsWithSegments("/health") ? LogEventLevel.Verbose : LogEventLevel.Information;
