@@ -183,7 +183,7 @@ public static class InternalApi
             }
             else if (subscription.Status != SubscriptionStatus.Unsubscribed)
             {
-                await subscriptions.UnsubscribeLockedAsync(subscription, tenantId, origin, now, ct, details);
+                await subscriptions.UnsubscribeLockedAsync(subscription, tenantId, origin, now, details, ct);
                 changed++;
             }
         }

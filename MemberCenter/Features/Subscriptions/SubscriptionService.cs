@@ -232,14 +232,14 @@ public sealed class SubscriptionService(
             return new TokenResult(TokenOutcome.AlreadyDone, list.Id, list.Name, subscriber.Email, subscription.UnsubscribedAt);
         }
         var now = clock.GetUtcNow();
-        await UnsubscribeLockedAsync(subscription, list.TenantId, origin, now, ct);
+        await UnsubscribeLockedAsync(subscription, list.TenantId, origin, now, details: null, ct);
         await tx.CommitAsync(ct);
         return new TokenResult(TokenOutcome.Done, list.Id, list.Name, subscriber.Email, now);
     }
 
     /// <summary>Unsubscribes a subscription the caller has locked; for the token routes and ESP feedback.</summary>
-    public async Task UnsubscribeLockedAsync(Subscription subscription, Guid tenantId, RequestOrigin origin, DateTimeOffset now, CancellationToken ct,
-        string? details = null)
+    public async Task UnsubscribeLockedAsync(Subscription subscription, Guid tenantId, RequestOrigin origin, DateTimeOffset now, string? details,
+        CancellationToken ct)
     {
         subscription.Status = SubscriptionStatus.Unsubscribed;
         subscription.UnsubscribedAt = now;
