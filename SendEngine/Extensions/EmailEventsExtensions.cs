@@ -1,3 +1,4 @@
+using System.Diagnostics.Metrics;
 using Microsoft.Extensions.Http.Resilience;
 using Microsoft.Extensions.Options;
 using OpenTelemetry.Metrics;
@@ -61,11 +62,22 @@ public static class EmailEventsExtensions
         services.AddSingleton<MemberCenterReportSignal>();
         services.AddHostedService<MemberCenterReporter>();
 
-        services.AddOpenTelemetry().WithMetrics(m => m
-            .AddMeter(SendEngineMetrics.MeterName, "Microsoft.AspNetCore.Hosting")
-            .AddView("sendengine.email_events.processing_latency", new ExplicitBucketHistogramConfiguration { Boundaries = SendEngineMetrics.LatencyBuckets })
-            .AddView("sendengine.delivery.duration", new ExplicitBucketHistogramConfiguration { Boundaries = SendEngineMetrics.LatencyBuckets })
-            .AddPrometheusExporter());
+        services.AddOpenTelemetry().WithMetrics(m =>
+        {
+            m.AddMeter(SendEngineMetrics.MeterName, "Microsoft.AspNetCore.Hosting").AddPrometheusExporter();
+            // OpenTelemetry selects meters by name across the whole process, so a second host in it (tests, or an
+            // embedding app) would have its counters summed into ours and its gauges overwrite ours. Only this host's
+            // own IMeterFactory counts.
+            ((IDeferredMeterProviderBuilder)m).Configure((sp, provider) =>
+            {
+                var own = sp.GetRequiredService<IMeterFactory>();
+                provider.AddView(instrument => instrument.Meter.Scope is IMeterFactory factory && !ReferenceEquals(factory, own)
+                    ? MetricStreamConfiguration.Drop
+                    : instrument.Name is "sendengine.email_events.processing_latency" or "sendengine.delivery.duration"
+                        ? new ExplicitBucketHistogramConfiguration { Boundaries = SendEngineMetrics.LatencyBuckets }
+                        : null);
+            });
+        });
         return builder;
     }
 

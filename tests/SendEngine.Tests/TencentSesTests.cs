@@ -11,6 +11,7 @@ using Microsoft.Extensions.DependencyInjection;
 using Newsletter.Contracts;
 using Npgsql;
 using SendEngine.Features.EmailEvents;
+using SendEngine.Features.Metrics;
 
 namespace SendEngine.Tests;
 
@@ -569,6 +570,26 @@ public sealed partial class TencentSesTests(StackFixture stack)
 
     [GeneratedRegex(@"(?m)^sendengine_member_center_reports_pending(\{[^}]*\})? 1(\s|$)")]
     private static partial Regex PendingReports();
+
+    [Fact]
+    public async Task Each_host_exports_only_its_own_metrics_when_several_share_a_process()
+    {
+        // OpenTelemetry picks meters by name process-wide; the tests run several engines at once, as could an embedder.
+        await using var first = stack.CreateSendEngine(await stack.Postgres.CreateDatabaseAsync("se"), Settings(null));
+        await using var second = stack.CreateSendEngine(await stack.Postgres.CreateDatabaseAsync("se"), Settings(null, new() { ["EmailEvents:ProcessorEnabled"] = "false" }));
+        using var firstClient = first.CreateClient();
+        using var secondClient = second.CreateClient();
+        second.Services.GetRequiredService<SendEngineMetrics>().PendingMemberCenterReports(7);
+        second.Services.GetRequiredService<SendEngineMetrics>().Rejected("only_in_second");
+
+        var firstMetrics = await firstClient.GetStringAsync("metrics");
+        var secondMetrics = await secondClient.GetStringAsync("metrics");
+
+        Assert.Matches(@"(?m)^sendengine_member_center_reports_pending(\{[^}]*\})? 7(\s|$)", secondMetrics);
+        Assert.Contains("reason=\"only_in_second\"", secondMetrics);
+        Assert.DoesNotMatch(@"(?m)^sendengine_member_center_reports_pending(\{[^}]*\})? 7(\s|$)", firstMetrics);
+        Assert.DoesNotContain("only_in_second", firstMetrics);
+    }
 
     [Fact]
     public async Task Requests_waiting_for_the_store_when_the_writer_stops_are_answered_503_not_500()
