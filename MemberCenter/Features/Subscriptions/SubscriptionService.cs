@@ -166,7 +166,6 @@ public sealed class SubscriptionService(
         return new UnsubscribeTokenResponse(listId.ToString(), email.Value, token, expiresAt);
     }
 
-    /// <summary>Mints unsubscribe tokens for many subscriptions at once (recipient pages for Send Engine).</summary>
     /// <summary>
     /// Unsubscribe tokens for a page of Send Engine recipients (up to 5,000 per call), inserted with one statement:
     /// a snapshot of a large list issues one per recipient, and EF's batched inserts were most of its time.
