@@ -242,7 +242,8 @@ public sealed class DeliveryTests(StackFixture stack)
         var email = $"later@{StackFixture.UniqueDomain()}";
         await stack.SubscribeAsync(tenant, [email]);
         using var se = stack.SendEngineClient(await stack.SendTokenAsync(tenant));
-        var at = DateTimeOffset.UtcNow.AddSeconds(4);
+        // Far enough ahead that a loaded runner still answers the POST before it: the job must start out scheduled.
+        var at = DateTimeOffset.UtcNow.AddSeconds(8);
         using var created = await se.PostAsJsonAsync("api/send-jobs", new CreateSendJobRequest(tenant.TenantId, tenant.ListId, null, "Scheduled",
             null, "later", at.ToString("yyyy-MM-ddTHH:mm:ss.fffzzz", System.Globalization.CultureInfo.InvariantCulture)), StackFixture.Json);
         var job = await StackFixture.ReadAsync<SendJobResponse>(created, HttpStatusCode.Created);
