@@ -1,4 +1,3 @@
-using Hangfire;
 using Newsletter.ServiceDefaults;
 using SendEngine.Extensions;
 using SendEngine.Features.SendJobs;
@@ -27,8 +26,6 @@ public class Program
         app.MapSendJobsApi();
         app.MapSuppressionsApi();
         app.MapSendEngineEmailEvents();
-        app.Services.GetRequiredService<IRecurringJobManager>()
-            .AddOrUpdate<SendJobWatchdog>(SendJobWatchdog.RecurringJobId, HangfireExtensions.MaintenanceQueue, w => w.RunAsync(CancellationToken.None), Cron.Minutely());
         await app.RunAsync();
     }
 }

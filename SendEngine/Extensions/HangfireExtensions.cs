@@ -28,6 +28,14 @@ public sealed class HangfireOptions
     [Range(typeof(TimeSpan), "00:00:05", "01:00:00")]
     public TimeSpan InvisibilityTimeout { get; set; } = TimeSpan.FromMinutes(1);
 
+    /// <summary>
+    /// When a Hangfire lock whose holder died (SIGKILL) is considered stale. Hangfire.PostgreSql's locks are rows, so a
+    /// killed process leaves its lock behind; its default of 10 minutes kept a restarted process from scheduling for
+    /// that long. Our locks are held for moments (the recurring-job scheduler, the watchdog's run).
+    /// </summary>
+    [Range(typeof(TimeSpan), "00:00:10", "01:00:00")]
+    public TimeSpan DistributedLockTimeout { get; set; } = TimeSpan.FromMinutes(1);
+
     public bool DashboardEnabled => !string.IsNullOrEmpty(DashboardUsername) && !string.IsNullOrEmpty(DashboardPassword);
 }
 
@@ -53,6 +61,7 @@ public static class HangfireExtensions
             QueuePollInterval = TimeSpan.FromSeconds(1),
             UseSlidingInvisibilityTimeout = true,
             InvisibilityTimeout = o.InvisibilityTimeout,
+            DistributedLockTimeout = o.DistributedLockTimeout,
         };
         // The storage and the job activator are this host's own services. AddHangfire would otherwise hand out
         // JobStorage.Current and JobActivator.Current, process-wide statics that the last host to start overwrites:

@@ -3,6 +3,7 @@ using Microsoft.Extensions.Options;
 using Newsletter.ServiceDefaults.Mail;
 using SendEngine.Features.Delivery;
 using SendEngine.Features.MemberCenter;
+using SendEngine.Delivery;
 using SendEngine.Features.SendJobs;
 
 namespace SendEngine.Extensions;
@@ -38,9 +39,11 @@ public static class SendEngineExtensions
         services.AddHealthChecks().AddCheck<MemberCenterHealthCheck>("member_center");
 
         services.AddSingleton<IDeliveryTransport, SmtpDeliveryTransport>();
+        services.AddSingleton<RecipientStore>();
         services.AddTransient<RecipientSnapshot>();
         services.AddTransient<SendJobRunner>();
         services.AddTransient<SendJobWatchdog>();
+        services.AddHostedService<SendJobWatchdogRegistration>();
         services.AddMemoryCache();
         services.AddSingleton<JobCountsCache>();
         return builder;

@@ -1,6 +1,7 @@
 using Newsletter.Contracts;
 using Npgsql;
-using SendEngine.Features.SendJobs;
+using SendEngine.Data;
+using SendEngine.Delivery;
 
 namespace SendEngine.Tests;
 

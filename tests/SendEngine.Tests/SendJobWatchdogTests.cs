@@ -4,7 +4,8 @@ using Hangfire.States;
 using Microsoft.Extensions.Logging.Abstractions;
 using Newsletter.Contracts;
 using Npgsql;
-using SendEngine.Features.SendJobs;
+using SendEngine.Data;
+using SendEngine.Delivery;
 
 namespace SendEngine.Tests;
 
@@ -31,7 +32,8 @@ public sealed class SendJobWatchdogTests(StackFixture stack)
                    ($1, gen_random_uuid(), 'sent@example.com', '{}', 'http://u', 'sent', 1, NULL, NULL, now())
             """, ct, jobId, Guid.NewGuid());
 
-        await new SendJobWatchdog(db, new NoJobs(), TimeProvider.System, NullLogger<SendJobWatchdog>.Instance).RunAsync(ct);
+        var store = new RecipientStore(db, TimeProvider.System, NullLogger<RecipientStore>.Instance);
+        await new SendJobWatchdog(store, new NoJobs(), NullLogger<SendJobWatchdog>.Instance).RunAsync(ct);
 
         var rows = new Dictionary<string, (string Status, string? Detail)>();
         await using (var conn = await db.OpenConnectionAsync(ct))
@@ -45,7 +47,7 @@ public sealed class SendJobWatchdogTests(StackFixture stack)
         }
         Assert.Equal(RecipientStatuses.Cancelled, rows["pending@example.com"].Status);
         Assert.Equal(RecipientStatuses.Cancelled, rows["claimed@example.com"].Status);
-        Assert.Equal((RecipientStatuses.Failed, SendJobRunner.UnknownOutcome), rows["sending@example.com"]);
+        Assert.Equal((RecipientStatuses.Unknown, RecipientStore.RunnerStoppedOutcome), rows["sending@example.com"]);
         Assert.Equal(RecipientStatuses.Claimed, rows["live@example.com"].Status);
         Assert.Equal(RecipientStatuses.Sent, rows["sent@example.com"].Status);
     }

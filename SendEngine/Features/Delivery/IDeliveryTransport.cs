@@ -5,10 +5,16 @@ namespace SendEngine.Features.Delivery;
 public enum DeliveryOutcome
 {
     Sent,
-    /// <summary>Worth retrying later: a 4xx reply, a lost connection, a timeout.</summary>
-    Transient,
-    /// <summary>Never retried: a 5xx reply.</summary>
-    Permanent,
+    /// <summary>This recipient refused for now (4xx): retried later.</summary>
+    Deferred,
+    /// <summary>This recipient refused for good (5xx).</summary>
+    Rejected,
+    /// <summary>Handed over, no answer: never retried.</summary>
+    Unknown,
+    /// <summary>The transport failed before the message was handed over: the job pauses.</summary>
+    Unavailable,
+    /// <summary>Will not heal by itself (authentication refused): the job pauses for an operator.</summary>
+    Misconfigured,
 }
 
 /// <param name="Detail">The server's reply (or the error), stored with the recipient.</param>

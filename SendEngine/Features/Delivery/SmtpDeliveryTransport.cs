@@ -40,13 +40,14 @@ public sealed partial class SmtpDeliveryTransport(IOptions<SmtpOptions> options,
                 // After a failed MAIL/RCPT/DATA MailKit has reset the transaction; the connection stays usable.
                 if (code >= 500)
                 {
-                    return new DeliveryResult(DeliveryOutcome.Permanent, detail);
+                    return new DeliveryResult(DeliveryOutcome.Rejected, detail);
                 }
                 if (code is 421 || !(_client?.IsConnected ?? false))
                 {
                     Drop();
+                    return new DeliveryResult(DeliveryOutcome.Unavailable, detail);
                 }
-                return new DeliveryResult(DeliveryOutcome.Transient, detail);
+                return new DeliveryResult(DeliveryOutcome.Deferred, detail);
             }
             catch (Exception ex) when (ex is SmtpProtocolException or IOException or SocketException or ServiceNotConnectedException
                                            or MailKit.Security.AuthenticationException or TimeoutException
@@ -54,7 +55,8 @@ public sealed partial class SmtpDeliveryTransport(IOptions<SmtpOptions> options,
             {
                 LogConnectionError(logger, ex.GetType().Name, ex.Message);
                 Drop();
-                return new DeliveryResult(DeliveryOutcome.Transient, $"{ex.GetType().Name}: {ex.Message}");
+                return new DeliveryResult(ex is MailKit.Security.AuthenticationException ? DeliveryOutcome.Misconfigured : DeliveryOutcome.Unavailable,
+                    $"{ex.GetType().Name}: {ex.Message}");
             }
         }
 

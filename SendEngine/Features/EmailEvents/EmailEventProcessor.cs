@@ -1,8 +1,10 @@
+using SendEngine.Data;
 using Microsoft.Extensions.Options;
 using Newsletter.Contracts;
 using Npgsql;
 using SendEngine.Features.MemberCenter;
 using SendEngine.Features.Metrics;
+using SendEngine.Delivery;
 using SendEngine.Features.SendJobs;
 using SendEngine.Features.Suppressions;
 
@@ -224,13 +226,10 @@ public sealed partial class EmailEventProcessor(
         {
             case EmailEventTypes.Delivered:
                 stats.Delivered = 1;
-                await Exec(conn, tx, "UPDATE send_job_recipients SET status = 'delivered', updated_at = $2 WHERE id = $1 AND status = 'sent'",
-                    ct, t.RecipientId, now);
+                await RecipientStore.MarkDeliveredAsync(conn, tx, t.RecipientId, now, ct);
                 break;
             case EmailEventTypes.Rejected:
-                await Exec(conn, tx, """
-                    UPDATE send_job_recipients SET status = 'failed', detail = left($3, 1000), updated_at = $2 WHERE id = $1 AND status = 'sent'
-                    """, ct, t.RecipientId, now, "rejected by the ESP: " + (detail ?? "no reason given"));
+                await RecipientStore.MarkRejectedByEspAsync(conn, tx, t.RecipientId, "rejected by the ESP: " + (detail ?? "no reason given"), now, ct);
                 break;
             case EmailEventTypes.HardBounce:
                 stats.Bounced = 1;
@@ -252,7 +251,7 @@ public sealed partial class EmailEventProcessor(
                 break;
             case EmailEventTypes.SpamReport:
                 stats.Complaints = 1;
-                await SuppressAsync(conn, tx, t.TenantId, email, "complaint", now, ct);
+                await SuppressionStore.AddAsync(conn, tx, t.TenantId, email, "complaint", now, ct);
                 await QueueReportAsync(conn, tx, t.TenantId, email, "complaint", null, row, now, ct);
                 break;
             case EmailEventTypes.Unsubscribe:
@@ -293,11 +292,8 @@ public sealed partial class EmailEventProcessor(
 
     private async Task HardBounceAsync(NpgsqlConnection conn, NpgsqlTransaction tx, Target t, string email, Row row, string? detail, DateTimeOffset now, CancellationToken ct)
     {
-        await Exec(conn, tx, """
-            UPDATE send_job_recipients SET status = 'bounced', detail = left($3, 1000), updated_at = $2
-            WHERE id = $1 AND status IN ('sent', 'delivered')
-            """, ct, t.RecipientId, now, "bounced: " + (detail ?? "hard bounce"));
-        await SuppressAsync(conn, tx, t.TenantId, email, "hard_bounce", now, ct);
+        await RecipientStore.MarkBouncedAsync(conn, tx, t.RecipientId, "bounced: " + (detail ?? "hard bounce"), now, ct);
+        await SuppressionStore.AddAsync(conn, tx, t.TenantId, email, "hard_bounce", now, ct);
         await QueueReportAsync(conn, tx, t.TenantId, email, "hard_bounce", null, row, now, ct);
     }
 
@@ -307,12 +303,6 @@ public sealed partial class EmailEventProcessor(
             INSERT INTO member_center_reports (tenant_id, email, reason, list_id, occurred_at, email_event_id, created_at, attempts, next_attempt_at)
             VALUES ($1, $2, $3, $4, $5, $6, $7, 0, $7)
             """, ct, tenantId, email, reason, (object?)listId ?? DBNull.Value, row.OccurredAt, row.Id, now);
-
-    private static Task SuppressAsync(NpgsqlConnection conn, NpgsqlTransaction tx, Guid tenantId, string email, string reason, DateTimeOffset now, CancellationToken ct) =>
-        Exec(conn, tx, """
-            INSERT INTO suppressions (tenant_id, email, reason, source, created_at) VALUES ($1, $2, $3, 'esp', $4)
-            ON CONFLICT (tenant_id, email) DO NOTHING
-            """, ct, tenantId, email, reason, now);
 
     private static async Task Exec(NpgsqlConnection conn, NpgsqlTransaction tx, string sql, CancellationToken ct, params object[] args)
     {

@@ -160,6 +160,14 @@ public sealed class MemberCenterClient(HttpClient http, ServiceTokenCache cache,
     private sealed record TokenResponse(
         [property: JsonPropertyName("access_token")] string AccessToken,
         [property: JsonPropertyName("expires_in")] int ExpiresIn);
+
+    /// <summary>Whether <paramref name="ex"/> means Member Center could not answer (down, erroring, timed out), not that we were cancelled.</summary>
+    public static bool IsOutage(Exception ex, CancellationToken ct) =>
+        ex is MemberCenterException or HttpRequestException || (ex is OperationCanceledException && !ct.IsCancellationRequested);
+
+    /// <summary>Whether the failure will not heal by itself: Member Center refuses Send Engine's credentials (401/403).</summary>
+    public static bool NeedsOperator(Exception ex) =>
+        ex is MemberCenterException { Status: System.Net.HttpStatusCode.Unauthorized or System.Net.HttpStatusCode.Forbidden };
 }
 
 public sealed class MemberCenterException(string message, HttpStatusCode? status = null) : Exception(message)

@@ -1,3 +1,4 @@
+using SendEngine.Data;
 using System.Net;
 using Microsoft.Extensions.Options;
 using Newsletter.Contracts;

@@ -28,6 +28,11 @@ public sealed class SendJob
     public Guid? SnapshotCursor { get; set; }
     public DateTimeOffset? SnapshotCompletedAt { get; set; }
     public string? LastError { get; set; }
+    /// <summary>Why a paused job waits: the outage (until <see cref="ResumeAt"/>) or what an operator must fix (ResumeAt null).</summary>
+    public string? PausedReason { get; set; }
+    public DateTimeOffset? ResumeAt { get; set; }
+    /// <summary>When the current outage began (kept across automatic resumes until mail goes out), for SendJobs:GiveUpAfter.</summary>
+    public DateTimeOffset? OutageSince { get; set; }
 }
 
 internal sealed class SendJobConfiguration : IEntityTypeConfiguration<SendJob>
@@ -41,6 +46,7 @@ internal sealed class SendJobConfiguration : IEntityTypeConfiguration<SendJob>
         b.Property(j => j.IdempotencyKey).HasMaxLength(200);
         b.Property(j => j.HangfireJobId).HasMaxLength(64);
         b.Property(j => j.LastError).HasMaxLength(2000);
+        b.Property(j => j.PausedReason).HasMaxLength(2000);
         b.HasIndex(j => new { j.TenantId, j.IdempotencyKey }).IsUnique().HasFilter("idempotency_key IS NOT NULL");
         b.HasIndex(j => new { j.TenantId, j.Id });
         b.HasIndex(j => j.Status);

@@ -9,6 +9,7 @@ using Newsletter.Contracts;
 using Newsletter.ServiceDefaults;
 using Npgsql;
 using SendEngine.Data;
+using SendEngine.Delivery;
 using SendEngine.Extensions;
 using SendEngine.Features.MemberCenter;
 
@@ -29,6 +30,8 @@ public static partial class SendJobsApi
         api.MapGet("/{id:guid}", Get).RequireAuthorization(AuthExtensions.SendRead).WithSummary("A send job's status and counts.");
         api.MapPost("/{id:guid}/cancel", Cancel).RequireAuthorization(AuthExtensions.SendWrite)
             .WithSummary("Cancel a scheduled or running job; what was sent stays counted. 409 when already finished.");
+        api.MapPost("/{id:guid}/resume", Resume).RequireAuthorization(AuthExtensions.SendWrite)
+            .WithSummary("Resume a paused job now (after an outage or a fixed configuration), or a failed job's remaining recipients. 409 otherwise.");
         api.MapGet("/{id:guid}/recipients", Recipients).RequireAuthorization(AuthExtensions.SendRead)
             .WithSummary("Per-recipient outcome, optionally filtered by status.");
         return app;
@@ -193,31 +196,44 @@ public static partial class SendJobsApi
     }
 
     private static async Task<Results<Ok<SendJobResponse>, ProblemHttpResult>> Cancel(
-        Guid id, ClaimsPrincipal user, SendEngineDbContext db, IBackgroundJobClient jobs, TimeProvider clock, CancellationToken ct)
+        Guid id, ClaimsPrincipal user, SendEngineDbContext db, RecipientStore store, IBackgroundJobClient jobs, CancellationToken ct)
     {
         var tenantId = user.TenantId();
-        var now = clock.GetUtcNow();
-        var cancelled = await db.SendJobs
-            .Where(j => j.Id == id && j.TenantId == tenantId
-                        && (j.Status == SendJobStatuses.Scheduled || j.Status == SendJobStatuses.Queued || j.Status == SendJobStatuses.Sending))
-            .ExecuteUpdateAsync(u => u.SetProperty(j => j.Status, SendJobStatuses.Cancelled)
-                .SetProperty(j => j.CancelledAt, now).SetProperty(j => j.FinishedAt, now), ct);
+        // Runners see the status within a poll interval and stop; rows not yet claimed are cancelled with it.
+        var cancelled = await store.CancelAsync(tenantId, id, ct);
         var job = await db.SendJobs.AsNoTracking().FirstOrDefaultAsync(j => j.Id == id && j.TenantId == tenantId, ct);
         if (job is null)
         {
             return JobNotFound();
         }
-        if (cancelled == 0)
+        if (!cancelled)
         {
-            return TypedResults.Problem(statusCode: 409, title: "Send job already finished", detail: $"The job is {job.Status}; only scheduled, queued or sending jobs can be cancelled.");
+            return TypedResults.Problem(statusCode: 409, title: "Send job already finished",
+                detail: $"The job is {job.Status}; only scheduled, queued, sending or paused jobs can be cancelled.");
         }
-        // Runners see the status within a poll interval and stop; rows not yet claimed are cancelled here.
-        await db.Recipients.Where(r => r.JobId == id && r.Status == RecipientStatuses.Pending)
-            .ExecuteUpdateAsync(u => u.SetProperty(r => r.Status, RecipientStatuses.Cancelled).SetProperty(r => r.UpdatedAt, now), ct);
         if (job.HangfireJobId is { } hangfireId && job.StartedAt is null)
         {
             jobs.Delete(hangfireId);
         }
+        return TypedResults.Ok(await ToResponseAsync(db, job, ct));
+    }
+
+    private static async Task<Results<Ok<SendJobResponse>, ProblemHttpResult>> Resume(
+        Guid id, ClaimsPrincipal user, SendEngineDbContext db, RecipientStore store, IBackgroundJobClient jobs, CancellationToken ct)
+    {
+        var tenantId = user.TenantId();
+        var job = await db.SendJobs.AsNoTracking().FirstOrDefaultAsync(j => j.Id == id && j.TenantId == tenantId, ct);
+        if (job is null)
+        {
+            return JobNotFound();
+        }
+        if (!await store.ResumeAsync(id, byOperator: true, ct))
+        {
+            return TypedResults.Problem(statusCode: 409, title: "Send job not paused",
+                detail: $"The job is {job.Status}; only paused or failed jobs can be resumed.");
+        }
+        jobs.Enqueue<SendJobRunner>(r => r.RunAsync(id, CancellationToken.None));
+        job = await db.SendJobs.AsNoTracking().FirstAsync(j => j.Id == id, ct);
         return TypedResults.Ok(await ToResponseAsync(db, job, ct));
     }
 
@@ -297,9 +313,10 @@ public static partial class SendJobsApi
             Bounced: N(RecipientStatuses.Bounced),
             Cancelled: N(RecipientStatuses.Cancelled),
             Remaining: N(RecipientStatuses.Pending) + N(RecipientStatuses.Claimed) + N(RecipientStatuses.Sending),
-            Delivered: N(RecipientStatuses.Delivered));
+            Delivered: N(RecipientStatuses.Delivered),
+            Unknown: N(RecipientStatuses.Unknown));
         return new SendJobResponse(j.Id.ToString(), j.TenantId.ToString(), j.ListId.ToString(), j.Name, j.Subject, j.Status, counts,
-            j.ScheduledAt, j.CreatedAt, j.StartedAt, j.FinishedAt, j.CancelledAt, j.LastError);
+            j.ScheduledAt, j.CreatedAt, j.StartedAt, j.FinishedAt, j.CancelledAt, j.LastError, PausedReason: j.PausedReason, ResumeAt: j.ResumeAt);
     }
 
     private static ProblemHttpResult JobNotFound() => TypedResults.Problem(statusCode: 404, title: "Send job not found");

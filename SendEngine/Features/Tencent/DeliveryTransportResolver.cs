@@ -69,12 +69,7 @@ public sealed class DeliveryTransportResolver(IEnumerable<IDeliveryTransport> tr
             {
                 var started = Stopwatch.GetTimestamp();
                 var result = await inner.SendAsync(message, ct);
-                metrics.Delivery(name, result.Outcome switch
-                {
-                    DeliveryOutcome.Sent => "sent",
-                    DeliveryOutcome.Transient => "transient",
-                    _ => "permanent",
-                }, Stopwatch.GetElapsedTime(started));
+                metrics.Delivery(name, result.Outcome.ToString().ToLowerInvariant(), Stopwatch.GetElapsedTime(started));
                 return result;
             }
 

@@ -122,7 +122,7 @@ public sealed partial class TencentSesDeliveryTransport(IHttpClientFactory httpF
             var o = owner._options.CurrentValue;
             if (string.IsNullOrEmpty(o.SecretId) || string.IsNullOrEmpty(o.SecretKey))
             {
-                return new DeliveryResult(DeliveryOutcome.Transient, "Tencent SES is not configured (TencentSes:SecretId / SecretKey)");
+                return new DeliveryResult(DeliveryOutcome.Misconfigured, "Tencent SES is not configured (TencentSes:SecretId / SecretKey)");
             }
             var payload = BuildPayload(message, o);
             var endpoint = new Uri(o.Endpoint);
@@ -147,14 +147,14 @@ public sealed partial class TencentSesDeliveryTransport(IHttpClientFactory httpF
                     var status = (int)response.StatusCode;
                     var detail = $"Tencent SES HTTP {status}: {Snippet(text)}";
                     return new DeliveryResult(status >= 500 || response.StatusCode == HttpStatusCode.TooManyRequests
-                        ? DeliveryOutcome.Transient : DeliveryOutcome.Permanent, detail);
+                        ? DeliveryOutcome.Unavailable : DeliveryOutcome.Rejected, detail);
                 }
                 return Interpret(text);
             }
             catch (HttpRequestException ex) when (NeverSent(ex))
             {
                 LogCallFailed(owner._logger, ex.Message);
-                return new DeliveryResult(DeliveryOutcome.Transient, "Tencent SES unreachable: " + ex.Message);
+                return new DeliveryResult(DeliveryOutcome.Unavailable, "Tencent SES unreachable: " + ex.Message);
             }
             catch (Exception ex) when (ex is HttpRequestException || (ex is OperationCanceledException && !ct.IsCancellationRequested)
                                        // Polly's timeout (the name: two Polly assemblies define the type here).
@@ -163,7 +163,7 @@ public sealed partial class TencentSesDeliveryTransport(IHttpClientFactory httpF
                 // The request went out and no answer came back: Tencent may have accepted it. Like a runner that stops
                 // mid-transaction, it is recorded as failed rather than risk mailing the recipient twice.
                 LogCallFailed(owner._logger, ex.Message);
-                return new DeliveryResult(DeliveryOutcome.Permanent, "outcome unknown: Tencent SES did not answer (" + ex.Message + "); not retried to avoid a duplicate");
+                return new DeliveryResult(DeliveryOutcome.Unknown, "outcome unknown: Tencent SES did not answer (" + ex.Message + "); not retried to avoid a duplicate");
             }
         }
 
@@ -176,7 +176,7 @@ public sealed partial class TencentSesDeliveryTransport(IHttpClientFactory httpF
             }
             catch (JsonException)
             {
-                return new DeliveryResult(DeliveryOutcome.Transient, "Tencent SES answered something that is not JSON: " + Snippet(text));
+                return new DeliveryResult(DeliveryOutcome.Deferred, "Tencent SES answered something that is not JSON: " + Snippet(text));
             }
             try
             {
@@ -186,7 +186,7 @@ public sealed partial class TencentSesDeliveryTransport(IHttpClientFactory httpF
             {
                 // JsonNode throws this for a shape we did not expect (an array, a number where a string belongs). The
                 // call was answered 200, so Tencent may have sent it: final, like other permanent errors, not retried.
-                return new DeliveryResult(DeliveryOutcome.Permanent, "Tencent SES answered in an unexpected shape: " + Snippet(text));
+                return new DeliveryResult(DeliveryOutcome.Rejected, "Tencent SES answered in an unexpected shape: " + Snippet(text));
             }
         }
 
@@ -197,14 +197,14 @@ public sealed partial class TencentSesDeliveryTransport(IHttpClientFactory httpF
             {
                 var code = error["Code"]?.GetValue<string>() ?? "Unknown";
                 var msg = error["Message"]?.GetValue<string>() ?? "";
-                return new DeliveryResult(IsTransient(code) ? DeliveryOutcome.Transient : DeliveryOutcome.Permanent,
+                return new DeliveryResult(IsTransient(code) ? DeliveryOutcome.Unavailable : DeliveryOutcome.Rejected,
                     $"Tencent SES {code}: {msg} (RequestId {requestId})");
             }
             if (root?["MessageId"]?.GetValue<string>() is { Length: > 0 } messageId)
             {
                 return new DeliveryResult(DeliveryOutcome.Sent, $"Tencent SES accepted (RequestId {requestId})", messageId);
             }
-            return new DeliveryResult(DeliveryOutcome.Transient, "Tencent SES answered without MessageId or Error: " + Snippet(text));
+            return new DeliveryResult(DeliveryOutcome.Deferred, "Tencent SES answered without MessageId or Error: " + Snippet(text));
         }
 
         private static string Snippet(string s) => s.Length > 500 ? s[..500] : s;

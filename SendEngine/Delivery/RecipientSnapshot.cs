@@ -5,7 +5,7 @@ using Npgsql;
 using NpgsqlTypes;
 using SendEngine.Features.MemberCenter;
 
-namespace SendEngine.Features.SendJobs;
+namespace SendEngine.Delivery;
 
 /// <summary>
 /// Copies a list's confirmed subscribers into send_job_recipients, one Member Center page per transaction:
@@ -26,8 +26,20 @@ public sealed partial class RecipientSnapshot(NpgsqlDataSource db, MemberCenterC
         Stopped,
     }
 
-    /// <summary>Copies the remaining pages; <paramref name="pageCommitted"/> runs after each committed page.</summary>
-    public async Task<Outcome> TakeAsync(Guid jobId, Guid tenantId, Guid listId, Action pageCommitted, CancellationToken ct)
+    /// <summary>Copies the remaining pages, telling <paramref name="progress"/> of each committed page and of the end.</summary>
+    public async Task<Outcome> TakeAsync(Guid jobId, Guid tenantId, Guid listId, SnapshotProgress progress, CancellationToken ct)
+    {
+        try
+        {
+            return await CopyPagesAsync(jobId, tenantId, listId, progress, ct);
+        }
+        finally
+        {
+            progress.End();
+        }
+    }
+
+    private async Task<Outcome> CopyPagesAsync(Guid jobId, Guid tenantId, Guid listId, SnapshotProgress progress, CancellationToken ct)
     {
         var total = 0;
         while (true)
@@ -47,7 +59,7 @@ public sealed partial class RecipientSnapshot(NpgsqlDataSource db, MemberCenterC
                 {
                     return Outcome.Complete;
                 }
-                if (reader.GetString(2) is not (SendJobStatuses.Queued or SendJobStatuses.Sending))
+                if (!RecipientStore.SnapshotMayRun(reader.GetString(2)))
                 {
                     return Outcome.Stopped;
                 }
@@ -86,21 +98,16 @@ public sealed partial class RecipientSnapshot(NpgsqlDataSource db, MemberCenterC
             total += page.Items.Count;
 
             var done = page.NextCursor is null;
-            await using (var update = new NpgsqlCommand("""
-                UPDATE send_jobs SET snapshot_cursor = $4, snapshot_completed_at = CASE WHEN $5 THEN $2 END,
-                    started_at = COALESCE(started_at, $2), status = CASE WHEN status = 'queued' THEN $3 ELSE status END
-                WHERE id = $1
-                """, conn, tx))
+            await using (var update = new NpgsqlCommand(RecipientStore.AdvanceSnapshotSql, conn, tx))
             {
                 update.Parameters.Add(new NpgsqlParameter { Value = jobId, NpgsqlDbType = NpgsqlDbType.Uuid });
                 update.Parameters.Add(new NpgsqlParameter { Value = now, NpgsqlDbType = NpgsqlDbType.TimestampTz });
-                update.Parameters.Add(new NpgsqlParameter { Value = SendJobStatuses.Sending, NpgsqlDbType = NpgsqlDbType.Varchar });
                 update.Parameters.Add(new NpgsqlParameter { Value = done ? DBNull.Value : Guid.Parse(page.NextCursor!), NpgsqlDbType = NpgsqlDbType.Uuid });
                 update.Parameters.Add(new NpgsqlParameter { Value = done, NpgsqlDbType = NpgsqlDbType.Boolean });
                 await update.ExecuteNonQueryAsync(ct);
             }
             await tx.CommitAsync(ct);
-            pageCommitted();
+            progress.PageCommitted();
             if (done)
             {
                 LogSnapshotDone(logger, jobId, total);
@@ -111,4 +118,39 @@ public sealed partial class RecipientSnapshot(NpgsqlDataSource db, MemberCenterC
 
     [LoggerMessage(LogLevel.Information, "Send job {JobId}: snapshot complete, {Count} recipients copied by this runner")]
     private static partial void LogSnapshotDone(ILogger logger, Guid jobId, int count);
+}
+
+/// <summary>Signals from the snapshot taken in this process to its delivery: first page in, each page, the end.</summary>
+public sealed class SnapshotProgress(TimeProvider clock)
+{
+    private readonly TaskCompletionSource _first = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private TaskCompletionSource _page = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    public Task FirstPage => _first.Task;
+
+    public void PageCommitted()
+    {
+        _first.TrySetResult();
+        Interlocked.Exchange(ref _page, new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously)).TrySetResult();
+    }
+
+    public void End()
+    {
+        _ended = true;
+        Interlocked.Exchange(ref _page, new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously)).TrySetResult();
+    }
+
+    private volatile bool _ended;
+
+    /// <summary>Waits for the next committed page, at most <paramref name="max"/> (just the delay once the snapshot has ended).</summary>
+    public async Task NextPageAsync(TimeSpan max, CancellationToken ct)
+    {
+        if (_ended)
+        {
+            await Task.Delay(max, clock, ct);
+            return;
+        }
+        await Task.WhenAny(Volatile.Read(ref _page).Task, Task.Delay(max, clock, ct));
+        ct.ThrowIfCancellationRequested();
+    }
 }

@@ -1,6 +1,6 @@
 using System.ComponentModel.DataAnnotations;
 
-namespace SendEngine.Features.SendJobs;
+namespace SendEngine.Delivery;
 
 public sealed class SendJobOptions
 {
@@ -14,7 +14,7 @@ public sealed class SendJobOptions
     [Range(typeof(TimeSpan), "00:00:01", "01:00:00")]
     public TimeSpan Lease { get; set; } = TimeSpan.FromMinutes(1);
 
-    /// <summary>Attempts per recipient for transient failures (4xx, lost connections) before it is recorded as failed.</summary>
+    /// <summary>Attempts per recipient for deferrals (a 4xx reply to RCPT or to the end of DATA) before it is recorded as failed.</summary>
     [Range(1, 50)]
     public int MaxAttempts { get; set; } = 5;
 
@@ -22,9 +22,19 @@ public sealed class SendJobOptions
     [Range(typeof(TimeSpan), "00:00:00", "01:00:00")]
     public TimeSpan RetryBaseDelay { get; set; } = TimeSpan.FromSeconds(30);
 
-    /// <summary>The job fails (remaining recipients stay pending) after this many failures in a row with no success.</summary>
-    [Range(1, 100_000)]
-    public int MaxConsecutiveFailures { get; set; } = 100;
+    /// <summary>
+    /// How long a job paused by an outage (SMTP relay, Member Center) waits before it tries again, at first. The wait then
+    /// grows with the outage (the time since it began), up to <see cref="OutageRetryMaxDelay"/>.
+    /// </summary>
+    [Range(typeof(TimeSpan), "00:00:00.100", "01:00:00")]
+    public TimeSpan OutageRetryDelay { get; set; } = TimeSpan.FromSeconds(5);
+
+    [Range(typeof(TimeSpan), "00:00:00.100", "1.00:00:00")]
+    public TimeSpan OutageRetryMaxDelay { get; set; } = TimeSpan.FromMinutes(5);
+
+    /// <summary>After this long of continuous outage the job stops retrying and stays paused for an operator (POST …/resume).</summary>
+    [Range(typeof(TimeSpan), "00:00:01", "30.00:00:00")]
+    public TimeSpan GiveUpAfter { get; set; } = TimeSpan.FromHours(24);
 
     /// <summary>How often a runner checks for cancellation and for work held by others.</summary>
     [Range(typeof(TimeSpan), "00:00:00.050", "00:01:00")]

@@ -1,14 +1,9 @@
 using System.Threading.Channels;
 using Npgsql;
 using NpgsqlTypes;
+using SendEngine.Data;
 
-namespace SendEngine.Features.SendJobs;
-
-/// <summary>A claimed recipient on its way to a worker.</summary>
-internal sealed record Claimed(long Id, string Email, string Preferences, string UnsubscribeUrl, int Attempts);
-
-/// <summary>How one attempt is recorded: sent, back to pending with a backoff (transient), or failed.</summary>
-internal readonly record struct AttemptResult(long Id, string Status, string? MessageId, string Detail, TimeSpan? RetryDelay);
+namespace SendEngine.Delivery;
 
 /// <summary>
 /// A runner's durable record of its workers' attempts: <c>sending</c> marks before each SMTP transaction and results
@@ -20,27 +15,9 @@ internal readonly record struct AttemptResult(long Id, string Status, string? Me
 /// </summary>
 internal sealed class DeliveryLedger : IAsyncDisposable
 {
-    // $1 ids, $2 runner, $3 lease_until, $4 now.
-    private const string MarkSql = """
-        UPDATE send_job_recipients SET status = 'sending', attempts = attempts + 1, lease_until = $3, updated_at = $4
-        WHERE id = ANY($1) AND claimed_by = $2 AND status = 'claimed'
-        RETURNING id
-        """;
-
-    // $1 ids, $2 statuses, $3 message ids, $4 details, $5 next_attempt_at (NULL unless retried), $6 now.
-    private const string RecordSql = """
-        UPDATE send_job_recipients r SET status = d.status,
-            message_id = CASE WHEN d.status = 'pending' THEN r.message_id ELSE d.message_id END, detail = d.detail, updated_at = $6,
-            sent_at = CASE WHEN d.status = 'sent' THEN $6 ELSE r.sent_at END, next_attempt_at = d.next_attempt_at,
-            claimed_by = NULL, lease_until = NULL
-        FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::timestamptz[]) AS d(id, status, message_id, detail, next_attempt_at)
-        WHERE r.id = d.id
-        """;
-
-    // $1 ids, $2 runner.
-    private const string UnmarkSql = """
-        UPDATE send_job_recipients SET status = 'claimed', attempts = attempts - 1 WHERE id = ANY($1) AND claimed_by = $2 AND status = 'sending'
-        """;
+    private const string MarkSql = RecipientStore.MarkSendingSql;
+    private const string RecordSql = RecipientStore.RecordResultsSql;
+    private const string UnmarkSql = RecipientStore.UnmarkSql;
 
     private readonly NpgsqlConnection _conn;
     private readonly TimeProvider _clock;
@@ -69,19 +46,10 @@ internal sealed class DeliveryLedger : IAsyncDisposable
 
     public static async Task<DeliveryLedger> OpenAsync(NpgsqlDataSource db, Guid runnerId, TimeProvider clock, TimeSpan lease, CancellationToken ct)
     {
+        // Synchronous commit (the server default): a 'sending' mark must survive a PostgreSQL crash, or the row would be
+        // sent again. The group commit shares each fsync among all the runner's workers.
         var conn = await db.OpenConnectionAsync(ct);
-        try
-        {
-            // A Send Engine crash loses nothing committed; only a PostgreSQL crash could lose the last few hundred ms
-            // of updates (re-sending those rows). One fsync per round trip would cap throughput far below the SMTP rate.
-            await Sql.ExecuteAsync(conn, "SET synchronous_commit TO off", ct);
-            return new DeliveryLedger(conn, runnerId, clock, lease);
-        }
-        catch
-        {
-            await conn.DisposeAsync();
-            throw;
-        }
+        return new DeliveryLedger(conn, runnerId, clock, lease);
     }
 
     /// <summary>Round trips made so far (each carries every request that was waiting when it started).</summary>
@@ -112,16 +80,6 @@ internal sealed class DeliveryLedger : IAsyncDisposable
     {
         _requests.Writer.TryComplete();
         await _loop;
-        try
-        {
-            // Pooled connections are reused without DISCARD ALL (PostgresDefaults.Tuned): the relaxed commit must not
-            // follow this connection into code that promises durability (webhook storage, the API).
-            await Sql.ExecuteAsync(_conn, "RESET synchronous_commit", CancellationToken.None);
-        }
-        catch (NpgsqlException)
-        {
-            // A broken connection is not returned to the pool.
-        }
         foreach (var batch in new[] { _markAndRecord, _mark, _record, _unmark })
         {
             await batch.DisposeAsync();

@@ -1,0 +1,67 @@
+namespace SendEngine.Delivery;
+
+/// <summary>
+/// One runner's delivery of one job, shared by its claimer, workers and housekeeping: the stop signal, what was done,
+/// and why the run ended early (a pause asked for by the first part that met an outage, or a worker's own failure).
+/// </summary>
+internal sealed class DeliveryRun(DeliveryJob job, Guid runnerId, CancellationToken shutdown) : IDisposable
+{
+    private readonly Lock _gate = new();
+    private int _sent, _failed, _unknown;
+
+    public DeliveryJob Job { get; } = job;
+
+    public Guid RunnerId { get; } = runnerId;
+
+    /// <summary>Cancelled on shutdown, cancellation of the job, a pause or a worker failure: workers finish the message in hand.</summary>
+    public CancellationTokenSource Stop { get; } = CancellationTokenSource.CreateLinkedTokenSource(shutdown);
+
+    public int Sent => Volatile.Read(ref _sent);
+
+    public int Failed => Volatile.Read(ref _failed);
+
+    public int Unknown => Volatile.Read(ref _unknown);
+
+    /// <summary>Set when a dependency failed: the job pauses (until a retry time, or for an operator).</summary>
+    public (string Reason, bool NeedsOperator)? PauseRequest { get; private set; }
+
+    /// <summary>Set when our own code failed in a worker (a database error, a bug).</summary>
+    public Exception? WorkerError { get; private set; }
+
+    public void Count(string status)
+    {
+        switch (status)
+        {
+            case Newsletter.Contracts.RecipientStatuses.Sent:
+                Interlocked.Increment(ref _sent);
+                break;
+            case Newsletter.Contracts.RecipientStatuses.Failed:
+                Interlocked.Increment(ref _failed);
+                break;
+            case Newsletter.Contracts.RecipientStatuses.Unknown:
+                Interlocked.Increment(ref _unknown);
+                break;
+        }
+    }
+
+    /// <summary>Stops the run so the job can pause; the first reason wins (the others are the same outage seen later).</summary>
+    public void RequestPause(string reason, bool needsOperator)
+    {
+        lock (_gate)
+        {
+            PauseRequest ??= (reason, needsOperator);
+        }
+        Stop.Cancel();
+    }
+
+    public void Fail(Exception error)
+    {
+        lock (_gate)
+        {
+            WorkerError ??= error;
+        }
+        Stop.Cancel();
+    }
+
+    public void Dispose() => Stop.Dispose();
+}

@@ -1,0 +1,108 @@
+using System.Threading.Channels;
+using Npgsql;
+using SendEngine.Features.MemberCenter;
+using SendEngine.Features.Suppressions;
+
+namespace SendEngine.Delivery;
+
+/// <summary>
+/// The producer side of a delivery run: claims batches of due recipients (FOR UPDATE SKIP LOCKED, with a lease),
+/// recovers the rows of runners that died, drops the addresses that must not be mailed now (the tenant's suppressions,
+/// and Member Center's re-check of unsubscribes since the snapshot) and hands the rest to the workers' channel.
+/// If Member Center cannot answer the re-check, the batch goes back untouched and the run stops for a pause.
+/// </summary>
+internal sealed partial class RecipientClaimer(
+    RecipientStore store,
+    NpgsqlDataSource db,
+    MemberCenterClient memberCenter,
+    SendJobOptions options,
+    TimeProvider clock,
+    ILogger logger)
+{
+    /// <param name="nextPage">Waits for the snapshot (taken in this process) to commit another page; null when none is being taken here.</param>
+    public async Task RunAsync(DeliveryRun run, ChannelWriter<Claimed> writer, Func<TimeSpan, CancellationToken, Task>? nextPage)
+    {
+        var ct = run.Stop.Token;
+        var job = run.Job;
+        await using var conn = await db.OpenConnectionAsync(ct);
+        var lastRecovery = DateTimeOffset.MinValue;
+        while (!ct.IsCancellationRequested)
+        {
+            var now = clock.GetUtcNow();
+            // Leases only expire when a runner died, so looking for them every half lease is enough.
+            if (now - lastRecovery >= options.Lease / 2)
+            {
+                await store.RecoverExpiredAsync(conn, job.Id, ct);
+                lastRecovery = now;
+            }
+            var batch = await RecipientStore.ClaimAsync(conn, job.Id, run.RunnerId, now, options.Lease, options.BatchSize, ct);
+            if (batch.Count == 0)
+            {
+                // Nothing claimable: done, or rows held by workers (ours or another runner's), waiting for a retry, or
+                // not yet copied by the snapshot.
+                if (!await RecipientStore.HasOpenWorkAsync(conn, job.Id, ct))
+                {
+                    return;
+                }
+                await (nextPage?.Invoke(options.PollInterval, ct) ?? Task.Delay(options.PollInterval, clock, ct));
+                continue;
+            }
+            var sendable = await FilterAsync(conn, run, batch, ct);
+            if (sendable is null)
+            {
+                return;
+            }
+            foreach (var r in sendable)
+            {
+                await writer.WriteAsync(r, ct);
+            }
+        }
+    }
+
+    /// <summary>Marks suppressed or no-longer-sendable rows and returns the rest; null when the re-check failed (the run is pausing).</summary>
+    private async Task<List<Claimed>?> FilterAsync(NpgsqlConnection conn, DeliveryRun run, List<Claimed> batch, CancellationToken ct)
+    {
+        var job = run.Job;
+        var skipped = new Dictionary<long, string>();
+        var keys = batch.Select(r => Suppression.Normalize(r.Email)).Distinct().ToArray();
+        var suppressed = await SuppressionStore.FindAsync(conn, job.TenantId, keys, ct);
+        foreach (var r in batch)
+        {
+            if (suppressed.TryGetValue(Suppression.Normalize(r.Email), out var reason))
+            {
+                skipped[r.Id] = "suppressed: " + reason;
+            }
+        }
+
+        IReadOnlyList<string> notSendable;
+        try
+        {
+            notSendable = await memberCenter.GetNotSendableAsync(job.TenantId, job.ListId, batch.Select(r => r.Email).ToList(), ct);
+        }
+        catch (Exception ex) when (MemberCenterClient.IsOutage(ex, ct))
+        {
+            // Without the re-check we might mail someone who just left: the batch goes back, and the job waits for
+            // Member Center.
+            LogRecheckFailed(logger, job.Id, ex.Message);
+            await RecipientStore.ReleaseAsync(conn, batch.Select(r => r.Id).ToArray(), clock.GetUtcNow(), CancellationToken.None);
+            run.RequestPause("Member Center is unavailable for the unsubscribe re-check: " + ex.Message, MemberCenterClient.NeedsOperator(ex));
+            return null;
+        }
+        var gone = notSendable.Select(Suppression.Normalize).ToHashSet(StringComparer.Ordinal);
+        foreach (var r in batch)
+        {
+            if (!skipped.ContainsKey(r.Id) && gone.Contains(Suppression.Normalize(r.Email)))
+            {
+                skipped[r.Id] = "not sendable: unsubscribed or undeliverable since the snapshot";
+            }
+        }
+        if (skipped.Count > 0)
+        {
+            await store.SkipAsync(conn, skipped, ct);
+        }
+        return batch.Where(r => !skipped.ContainsKey(r.Id)).ToList();
+    }
+
+    [LoggerMessage(LogLevel.Warning, "Send job {JobId}: Member Center re-check failed, batch released: {Error}")]
+    private static partial void LogRecheckFailed(ILogger logger, Guid jobId, string error);
+}

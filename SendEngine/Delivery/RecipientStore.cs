@@ -1,0 +1,365 @@
+using Newsletter.Contracts;
+using Npgsql;
+using SendEngine.Data;
+using J = Newsletter.Contracts.SendJobStatuses;
+using R = Newsletter.Contracts.RecipientStatuses;
+
+namespace SendEngine.Delivery;
+
+/// <summary>The part of a send job that delivery needs.</summary>
+public sealed record DeliveryJob(Guid Id, Guid TenantId, Guid ListId, string Status, string Subject, string? BodyHtml, string? BodyText,
+    bool SnapshotDone, DateTimeOffset ScheduledAt, DateTimeOffset? ResumeAt);
+
+/// <summary>A claimed recipient on its way to a worker.</summary>
+internal sealed record Claimed(long Id, string Email, string Preferences, string UnsubscribeUrl, int Attempts);
+
+/// <summary>How one attempt is recorded: sent, back to pending with a backoff (deferred), failed or unknown.</summary>
+internal readonly record struct AttemptResult(long Id, string Status, string? MessageId, string Detail, TimeSpan? RetryDelay);
+
+/// <summary>What <see cref="RecipientStore.PauseAsync"/> did: nothing (the job was no longer running), or paused until a time or for an operator.</summary>
+public readonly record struct PauseOutcome(bool Paused, DateTimeOffset? ResumeAt, string Reason);
+
+/// <summary>
+/// The one owner of the delivery state machine (docs/send-engine.md, "States"): every status change of
+/// <c>send_jobs</c> and <c>send_job_recipients</c> is a statement of this class, written with the status constants of
+/// <see cref="SendJobStatuses"/> and <see cref="RecipientStatuses"/>. Raw SQL, because these are the hot paths.
+/// A job: scheduled → queued → sending ⇄ paused → completed | cancelled | failed (a failed or paused job can be resumed).
+/// A recipient: pending → claimed → sending → sent | failed | unknown, claimed → suppressed, pending → cancelled,
+/// sending → pending (deferred, with backoff) or back to claimed (not attempted); then sent → delivered | bounced | failed
+/// from ESP events.
+/// </summary>
+public sealed partial class RecipientStore(NpgsqlDataSource db, TimeProvider clock, ILogger<RecipientStore> logger)
+{
+    /// <summary>The detail of a row found in <c>sending</c> whose runner died: the message may or may not have been sent.</summary>
+    public const string RunnerStoppedOutcome = "outcome unknown: the runner stopped during the SMTP transaction; not retried to avoid a duplicate";
+
+    private const string OpenJob = $"'{J.Queued}', '{J.Sending}'";
+    private const string OpenRecipient = $"'{R.Pending}', '{R.Claimed}', '{R.Sending}'";
+
+    // ---------------------------------------------------------------- jobs
+
+    public async Task<DeliveryJob?> LoadJobAsync(Guid jobId, CancellationToken ct)
+    {
+        await using var conn = await db.OpenConnectionAsync(ct);
+        await using var cmd = Sql.Command(conn, """
+            SELECT id, tenant_id, list_id, status, subject, body_html, body_text, snapshot_completed_at IS NOT NULL, scheduled_at, resume_at
+            FROM send_jobs WHERE id = $1
+            """, jobId);
+        await using var reader = await cmd.ExecuteReaderAsync(ct);
+        if (!await reader.ReadAsync(ct))
+        {
+            return null;
+        }
+        return new DeliveryJob(reader.GetGuid(0), reader.GetGuid(1), reader.GetGuid(2), reader.GetString(3), reader.GetString(4),
+            reader.IsDBNull(5) ? null : reader.GetString(5), reader.IsDBNull(6) ? null : reader.GetString(6), reader.GetBoolean(7),
+            reader.GetFieldValue<DateTimeOffset>(8), reader.IsDBNull(9) ? null : reader.GetFieldValue<DateTimeOffset>(9));
+    }
+
+    public Task<string?> JobStatusAsync(Guid jobId, CancellationToken ct) =>
+        Sql.ScalarAsync<string>(db, "SELECT status FROM send_jobs WHERE id = $1", ct, jobId);
+
+    /// <summary>scheduled → queued: the job's runner has started (the snapshot comes next).</summary>
+    public Task MarkQueuedAsync(Guid jobId, CancellationToken ct) =>
+        Sql.ExecuteAsync(db, $"UPDATE send_jobs SET status = '{J.Queued}' WHERE id = $1 AND status = '{J.Scheduled}'", ct, jobId);
+
+    /// <summary>
+    /// One snapshot page is in (run inside the page's transaction): the cursor advances, and the first page moves the job
+    /// queued → sending. $1 job, $2 now, $3 cursor (null at the end), $4 whether this was the last page.
+    /// </summary>
+    public const string AdvanceSnapshotSql = $"""
+        UPDATE send_jobs SET snapshot_cursor = $3, snapshot_completed_at = CASE WHEN $4 THEN $2 END,
+            started_at = COALESCE(started_at, $2), status = CASE WHEN status = '{J.Queued}' THEN '{J.Sending}' ELSE status END
+        WHERE id = $1
+        """;
+
+    /// <summary>Statuses in which the snapshot may go on copying pages.</summary>
+    public static bool SnapshotMayRun(string status) => status is J.Queued or J.Sending;
+
+    /// <summary>sending → completed once the snapshot is complete and no recipient is open.</summary>
+    public async Task<bool> CompleteIfDoneAsync(Guid jobId, CancellationToken ct) =>
+        await Sql.ExecuteAsync(db, $"""
+            UPDATE send_jobs SET status = '{J.Completed}', finished_at = $2, outage_since = NULL
+            WHERE id = $1 AND status = '{J.Sending}' AND snapshot_completed_at IS NOT NULL
+              AND NOT EXISTS (SELECT 1 FROM send_job_recipients WHERE job_id = $1 AND status IN ({OpenRecipient}))
+            """, ct, jobId, clock.GetUtcNow()) > 0;
+
+    /// <summary>→ failed: only for what will never work (the list is gone) or a failure of our own code.</summary>
+    public async Task<bool> FailAsync(Guid jobId, string error, CancellationToken ct)
+    {
+        var changed = await Sql.ExecuteAsync(db, $"""
+            UPDATE send_jobs SET status = '{J.Failed}', last_error = $2, finished_at = $3, resume_at = NULL
+            WHERE id = $1 AND status IN ('{J.Scheduled}', {OpenJob}, '{J.Paused}')
+            """, ct, jobId, Truncate(error, 2000), clock.GetUtcNow());
+        if (changed > 0)
+        {
+            LogFailed(logger, jobId, error);
+        }
+        return changed > 0;
+    }
+
+    /// <summary>
+    /// queued | sending → paused. A dependency outage waits <paramref name="options"/>' backoff, which grows with the
+    /// length of the outage (the time since <c>outage_since</c>, kept across resumes until something is delivered);
+    /// after <see cref="SendJobOptions.GiveUpAfter"/> of outage, or when <paramref name="needsOperator"/> (a failure that
+    /// does not heal by itself), the job waits for <c>POST /api/send-jobs/{id}/resume</c> (resume_at null).
+    /// </summary>
+    public async Task<PauseOutcome> PauseAsync(Guid jobId, string reason, bool needsOperator, SendJobOptions options, CancellationToken ct)
+    {
+        var now = clock.GetUtcNow();
+        await using var conn = await db.OpenConnectionAsync(ct);
+        var since = await Sql.ScalarAsync<DateTimeOffset?>(conn, "SELECT outage_since FROM send_jobs WHERE id = $1", ct, jobId) ?? now;
+        var outage = now - since;
+        DateTimeOffset? resumeAt = null;
+        if (!needsOperator && outage >= options.GiveUpAfter)
+        {
+            reason = $"gave up after {options.GiveUpAfter.TotalHours:0.#} h of outage; resume when it is fixed. Last error: {reason}";
+        }
+        else if (!needsOperator)
+        {
+            var delay = outage < options.OutageRetryDelay ? options.OutageRetryDelay : outage > options.OutageRetryMaxDelay ? options.OutageRetryMaxDelay : outage;
+            resumeAt = now + delay;
+        }
+        var changed = await Sql.ExecuteAsync(conn, $"""
+            UPDATE send_jobs SET status = '{J.Paused}', paused_reason = $2, resume_at = $3, outage_since = COALESCE(outage_since, $4)
+            WHERE id = $1 AND status IN ({OpenJob})
+            """, ct, jobId, Truncate(reason, 2000), (object?)resumeAt ?? DBNull.Value, now);
+        if (changed == 0)
+        {
+            return new PauseOutcome(false, null, reason);
+        }
+        LogPaused(logger, jobId, reason, resumeAt);
+        return new PauseOutcome(true, resumeAt, reason);
+    }
+
+    /// <summary>
+    /// paused (its time has come, or <paramref name="byOperator"/>) or failed (<paramref name="byOperator"/> only) →
+    /// sending, or queued when no snapshot page was copied yet. An operator's resume also starts a new outage budget.
+    /// </summary>
+    public async Task<bool> ResumeAsync(Guid jobId, bool byOperator, CancellationToken ct) =>
+        await Sql.ExecuteAsync(db, $"""
+            UPDATE send_jobs SET status = CASE WHEN started_at IS NULL THEN '{J.Queued}' ELSE '{J.Sending}' END,
+                paused_reason = NULL, resume_at = NULL, finished_at = NULL,
+                outage_since = CASE WHEN $2 THEN NULL ELSE outage_since END, last_error = CASE WHEN $2 THEN NULL ELSE last_error END
+            WHERE id = $1 AND (status = '{J.Paused}' AND ($2 OR resume_at <= $3) OR status = '{J.Failed}' AND $2)
+            """, ct, jobId, byOperator, clock.GetUtcNow()) > 0;
+
+    /// <summary>Something was delivered: the outage (if any) is over.</summary>
+    public Task EndOutageAsync(Guid jobId, CancellationToken ct) =>
+        Sql.ExecuteAsync(db, "UPDATE send_jobs SET outage_since = NULL WHERE id = $1 AND outage_since IS NOT NULL", ct, jobId);
+
+    /// <summary>
+    /// scheduled | queued | sending | paused → cancelled, and its pending rows with it (runners notice the status and
+    /// stop; their claims are cancelled as they release them). False when the job is not the tenant's or already finished.
+    /// </summary>
+    public async Task<bool> CancelAsync(Guid tenantId, Guid jobId, CancellationToken ct)
+    {
+        var now = clock.GetUtcNow();
+        await using var conn = await db.OpenConnectionAsync(ct);
+        await using var tx = await conn.BeginTransactionAsync(ct);
+        var changed = await Sql.ExecuteAsync(conn, $"""
+            UPDATE send_jobs SET status = '{J.Cancelled}', cancelled_at = $3, finished_at = $3, resume_at = NULL
+            WHERE id = $1 AND tenant_id = $2 AND status IN ('{J.Scheduled}', {OpenJob}, '{J.Paused}')
+            """, ct, jobId, tenantId, now);
+        if (changed > 0)
+        {
+            await Sql.ExecuteAsync(conn, $"""
+                UPDATE send_job_recipients SET status = '{R.Cancelled}', claimed_by = NULL, lease_until = NULL, updated_at = $2
+                WHERE job_id = $1 AND status = '{R.Pending}'
+                """, ct, jobId, now);
+        }
+        await tx.CommitAsync(ct);
+        return changed > 0;
+    }
+
+    /// <summary>
+    /// Jobs that should be running but have no live runner (a crash between insert and schedule, a lost Hangfire job,
+    /// a runner that died) and paused jobs whose retry time is well past (their scheduled resume was lost).
+    /// </summary>
+    public async Task<List<Guid>> FindStalledAsync(CancellationToken ct)
+    {
+        var stalled = new List<Guid>();
+        await using var conn = await db.OpenConnectionAsync(ct);
+        await using var cmd = Sql.Command(conn, $"""
+            SELECT j.id FROM send_jobs j
+            WHERE (j.status = '{J.Scheduled}' AND j.scheduled_at < $1 - interval '2 minutes')
+               OR (j.status = '{J.Paused}' AND j.resume_at < $1 - interval '1 minute')
+               OR (j.status IN ({OpenJob}) AND COALESCE(j.started_at, j.scheduled_at) < $1 - interval '2 minutes'
+                   AND NOT EXISTS (SELECT 1 FROM send_job_recipients r
+                                   WHERE r.job_id = j.id AND r.status IN ('{R.Claimed}', '{R.Sending}') AND r.lease_until > $1)
+                   AND (j.snapshot_completed_at IS NULL
+                        OR EXISTS (SELECT 1 FROM send_job_recipients r
+                                   WHERE r.job_id = j.id AND r.status = '{R.Pending}' AND (r.next_attempt_at IS NULL OR r.next_attempt_at < $1 - interval '1 minute'))
+                        OR NOT EXISTS (SELECT 1 FROM send_job_recipients r WHERE r.job_id = j.id AND r.status IN ({OpenRecipient}))))
+            LIMIT 100
+            """, clock.GetUtcNow());
+        await using var reader = await cmd.ExecuteReaderAsync(ct);
+        while (await reader.ReadAsync(ct))
+        {
+            stalled.Add(reader.GetGuid(0));
+        }
+        return stalled;
+    }
+
+    // ---------------------------------------------------------------- recipients
+
+    /// <summary>pending (due) → claimed by <paramref name="runnerId"/> until the lease ends; at most <paramref name="limit"/> rows, in id order.</summary>
+    internal static async Task<List<Claimed>> ClaimAsync(NpgsqlConnection conn, Guid jobId, Guid runnerId, DateTimeOffset now, TimeSpan lease, int limit, CancellationToken ct)
+    {
+        var batch = new List<Claimed>(limit);
+        await using var cmd = Sql.Command(conn, $"""
+            UPDATE send_job_recipients SET status = '{R.Claimed}', claimed_by = $2, lease_until = $3, updated_at = $4
+            WHERE id IN (SELECT id FROM send_job_recipients
+                         WHERE job_id = $1 AND status = '{R.Pending}' AND (next_attempt_at IS NULL OR next_attempt_at <= $4)
+                         ORDER BY id LIMIT $5 FOR UPDATE SKIP LOCKED)
+            RETURNING id, email, preferences::text, unsubscribe_url, attempts
+            """, jobId, runnerId, now + lease, now, limit);
+        await using var reader = await cmd.ExecuteReaderAsync(ct);
+        while (await reader.ReadAsync(ct))
+        {
+            batch.Add(new Claimed(reader.GetInt64(0), reader.GetString(1), reader.GetString(2), reader.GetString(3), reader.GetInt32(4)));
+        }
+        batch.Sort((a, b) => a.Id.CompareTo(b.Id));
+        return batch;
+    }
+
+    /// <summary>Whether the job still has work: open rows, or a snapshot not yet complete.</summary>
+    internal static async Task<bool> HasOpenWorkAsync(NpgsqlConnection conn, Guid jobId, CancellationToken ct)
+    {
+        await using var cmd = Sql.Command(conn, $"""
+            SELECT EXISTS (SELECT 1 FROM send_job_recipients WHERE job_id = $1 AND status IN ({OpenRecipient}))
+                OR EXISTS (SELECT 1 FROM send_jobs WHERE id = $1 AND snapshot_completed_at IS NULL)
+            """, jobId);
+        return (bool)(await cmd.ExecuteScalarAsync(ct))!;
+    }
+
+    /// <summary>claimed → suppressed, with why (the tenant's suppression list, or Member Center's re-check).</summary>
+    internal Task SkipAsync(NpgsqlConnection conn, Dictionary<long, string> skipped, CancellationToken ct) =>
+        Sql.ExecuteAsync(conn, $"""
+            UPDATE send_job_recipients r SET status = '{R.Suppressed}', detail = d.detail, claimed_by = NULL, lease_until = NULL, updated_at = $3
+            FROM unnest($1::bigint[], $2::text[]) AS d(id, detail) WHERE r.id = d.id AND r.status = '{R.Claimed}'
+            """, ct, skipped.Keys.ToArray(), skipped.Values.ToArray(), clock.GetUtcNow());
+
+    /// <summary>claimed → pending, not before <paramref name="retryAt"/>: the batch could not be checked, nothing was attempted.</summary>
+    internal static Task ReleaseAsync(NpgsqlConnection conn, long[] ids, DateTimeOffset retryAt, CancellationToken ct) =>
+        Sql.ExecuteAsync(conn, $"""
+            UPDATE send_job_recipients SET status = '{R.Pending}', claimed_by = NULL, lease_until = NULL, next_attempt_at = $2
+            WHERE id = ANY($1) AND status = '{R.Claimed}'
+            """, ct, ids, retryAt);
+
+    /// <summary>
+    /// Rows whose runner died: claimed (never attempted) → pending; sending (an attempt in flight) → unknown, never
+    /// retried (at-most-once). Returns how many became unknown.
+    /// </summary>
+    internal async Task<int> RecoverExpiredAsync(NpgsqlConnection conn, Guid jobId, CancellationToken ct)
+    {
+        var now = clock.GetUtcNow();
+        await Sql.ExecuteAsync(conn, $"""
+            UPDATE send_job_recipients SET status = '{R.Pending}', claimed_by = NULL, lease_until = NULL, updated_at = $2
+            WHERE job_id = $1 AND status = '{R.Claimed}' AND lease_until < $2
+            """, ct, jobId, now);
+        var unknown = await Sql.ExecuteAsync(conn, $"""
+            UPDATE send_job_recipients SET status = '{R.Unknown}', claimed_by = NULL, lease_until = NULL, updated_at = $2, detail = $3
+            WHERE job_id = $1 AND status = '{R.Sending}' AND lease_until < $2
+            """, ct, jobId, now, RunnerStoppedOutcome);
+        if (unknown > 0)
+        {
+            LogUnknownOutcome(logger, jobId, unknown);
+        }
+        return unknown;
+    }
+
+    /// <summary>Extends the leases of the rows <paramref name="runnerId"/> holds (claimed or sending).</summary>
+    internal Task RenewLeasesAsync(Guid jobId, Guid runnerId, TimeSpan lease, CancellationToken ct) =>
+        // SKIP LOCKED: a row a worker is updating right now gets its lease from that update (or loses it on completion);
+        // waiting for it could deadlock with the ledger's batch.
+        Sql.ExecuteAsync(db, $"""
+            UPDATE send_job_recipients SET lease_until = $3
+            WHERE id IN (SELECT id FROM send_job_recipients
+                         WHERE job_id = $1 AND claimed_by = $2 AND status IN ('{R.Claimed}', '{R.Sending}')
+                         FOR UPDATE SKIP LOCKED)
+            """, ct, jobId, runnerId, clock.GetUtcNow() + lease);
+
+    /// <summary>
+    /// At a runner's end: rows it claimed but never attempted go back to the pool, or are cancelled with the job; so are
+    /// the pending rows of a cancelled job (a deferral recorded after the cancel): nothing will retry them.
+    /// </summary>
+    internal Task ReleaseRunnerAsync(Guid jobId, Guid runnerId) =>
+        Sql.ExecuteAsync(db, $"""
+            UPDATE send_job_recipients r SET status = CASE WHEN j.status = '{J.Cancelled}' THEN '{R.Cancelled}' ELSE '{R.Pending}' END,
+                claimed_by = NULL, lease_until = NULL, updated_at = $3
+            FROM send_jobs j WHERE j.id = r.job_id AND r.job_id = $1
+              AND ((r.claimed_by = $2 AND r.status = '{R.Claimed}') OR (j.status = '{J.Cancelled}' AND r.status = '{R.Pending}'))
+            """, CancellationToken.None, jobId, runnerId, clock.GetUtcNow());
+
+    /// <summary>
+    /// The rows of recently cancelled jobs whose runner died: pending or claimed → cancelled, sending → unknown (as
+    /// expired-lease recovery does for running jobs).
+    /// </summary>
+    internal Task SettleCancelledAsync(CancellationToken ct) =>
+        Sql.ExecuteAsync(db, $"""
+            UPDATE send_job_recipients r SET status = CASE WHEN r.status = '{R.Sending}' THEN '{R.Unknown}' ELSE '{R.Cancelled}' END,
+                detail = CASE WHEN r.status = '{R.Sending}' THEN $2 ELSE r.detail END,
+                claimed_by = NULL, lease_until = NULL, updated_at = $1
+            FROM send_jobs j
+            WHERE j.id = r.job_id AND j.status = '{J.Cancelled}' AND j.cancelled_at > $1 - interval '1 day'
+              AND (r.status = '{R.Pending}' OR (r.status IN ('{R.Claimed}', '{R.Sending}') AND r.lease_until < $1))
+            """, ct, clock.GetUtcNow(), RunnerStoppedOutcome);
+
+    // The ledger's statements (DeliveryLedger runs them in one group-committed batch).
+
+    /// <summary>claimed → sending (attempts + 1), only for the runner holding the claim. $1 ids, $2 runner, $3 lease_until, $4 now.</summary>
+    internal const string MarkSendingSql = $"""
+        UPDATE send_job_recipients SET status = '{R.Sending}', attempts = attempts + 1, lease_until = $3, updated_at = $4
+        WHERE id = ANY($1) AND claimed_by = $2 AND status = '{R.Claimed}'
+        RETURNING id
+        """;
+
+    /// <summary>
+    /// sending → sent | failed | unknown, or pending with next_attempt_at (deferred). The message id is kept for a
+    /// deferral only if one was recorded before. $1 ids, $2 statuses, $3 message ids, $4 details, $5 next_attempt_at, $6 now.
+    /// </summary>
+    internal const string RecordResultsSql = $"""
+        UPDATE send_job_recipients r SET status = d.status,
+            message_id = CASE WHEN d.status = '{R.Pending}' THEN r.message_id ELSE d.message_id END, detail = d.detail, updated_at = $6,
+            sent_at = CASE WHEN d.status = '{R.Sent}' THEN $6 ELSE r.sent_at END, next_attempt_at = d.next_attempt_at,
+            claimed_by = NULL, lease_until = NULL
+        FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::timestamptz[]) AS d(id, status, message_id, detail, next_attempt_at)
+        WHERE r.id = d.id
+        """;
+
+    /// <summary>sending → claimed, attempts restored: the message was never handed over (stopping, or the transport was unavailable). $1 ids, $2 runner.</summary>
+    internal const string UnmarkSql = $"""
+        UPDATE send_job_recipients SET status = '{R.Claimed}', attempts = attempts - 1 WHERE id = ANY($1) AND claimed_by = $2 AND status = '{R.Sending}'
+        """;
+
+    // ESP events (EmailEventProcessor), inside the event's transaction.
+
+    /// <summary>sent → delivered.</summary>
+    internal static Task MarkDeliveredAsync(NpgsqlConnection conn, NpgsqlTransaction tx, long recipientId, DateTimeOffset now, CancellationToken ct) =>
+        Sql.ExecuteAsync(conn, tx, $"UPDATE send_job_recipients SET status = '{R.Delivered}', updated_at = $2 WHERE id = $1 AND status = '{R.Sent}'",
+            ct, recipientId, now);
+
+    /// <summary>sent → failed: the ESP accepted the request and then refused the message.</summary>
+    internal static Task MarkRejectedByEspAsync(NpgsqlConnection conn, NpgsqlTransaction tx, long recipientId, string detail, DateTimeOffset now, CancellationToken ct) =>
+        Sql.ExecuteAsync(conn, tx, $"""
+            UPDATE send_job_recipients SET status = '{R.Failed}', detail = left($3, 1000), updated_at = $2 WHERE id = $1 AND status = '{R.Sent}'
+            """, ct, recipientId, now, detail);
+
+    /// <summary>sent | delivered → bounced.</summary>
+    internal static Task MarkBouncedAsync(NpgsqlConnection conn, NpgsqlTransaction tx, long recipientId, string detail, DateTimeOffset now, CancellationToken ct) =>
+        Sql.ExecuteAsync(conn, tx, $"""
+            UPDATE send_job_recipients SET status = '{R.Bounced}', detail = left($3, 1000), updated_at = $2
+            WHERE id = $1 AND status IN ('{R.Sent}', '{R.Delivered}')
+            """, ct, recipientId, now, detail);
+
+    private static string Truncate(string s, int max) => s.Length > max ? s[..max] : s;
+
+    [LoggerMessage(LogLevel.Error, "Send job {JobId} failed: {Error}")]
+    private static partial void LogFailed(ILogger logger, Guid jobId, string error);
+
+    [LoggerMessage(LogLevel.Warning, "Send job {JobId} paused until {ResumeAt} (null: until an operator resumes it): {Reason}")]
+    private static partial void LogPaused(ILogger logger, Guid jobId, string reason, DateTimeOffset? resumeAt);
+
+    [LoggerMessage(LogLevel.Warning, "Send job {JobId}: {Count} recipients were in an SMTP transaction when their runner stopped; recorded as unknown")]
+    private static partial void LogUnknownOutcome(ILogger logger, Guid jobId, int count);
+}

@@ -1,0 +1,306 @@
+using System.Threading.Channels;
+using System.Threading.RateLimiting;
+using Hangfire;
+using Microsoft.Extensions.Options;
+using Newsletter.Contracts;
+using Newsletter.ServiceDefaults.Mail;
+using Npgsql;
+using SendEngine.Features.Delivery;
+using SendEngine.Features.MemberCenter;
+using SendEngine.Features.Suppressions;
+using SendEngine.Features.Tencent;
+
+namespace SendEngine.Delivery;
+
+/// <summary>
+/// The Hangfire job that runs a send job, orchestration only: it takes the recipient snapshot (resumable) and, from its
+/// first page on, delivers: a <see cref="RecipientClaimer"/> feeds a bounded channel read by
+/// <see cref="DeliveryOptions.Concurrency"/> <see cref="DeliveryWorker"/>s, whose marks and results go through one
+/// <see cref="DeliveryLedger"/>; every status change is <see cref="RecipientStore"/>'s. An outage (the transport or
+/// Member Center) pauses the job and schedules its resume; a failure of our own code fails it. Several runners, in one
+/// process or many, can work on the same job (see docs/send-engine.md).
+/// </summary>
+public sealed partial class SendJobRunner(
+    RecipientStore store,
+    RecipientSnapshot snapshot,
+    NpgsqlDataSource db,
+    MemberCenterClient memberCenter,
+    DeliveryTransportResolver transports,
+    IBackgroundJobClient jobs,
+    IOptions<SendJobOptions> jobOptions,
+    IOptions<DeliveryOptions> deliveryOptions,
+    IOptions<SmtpOptions> smtpOptions,
+    IOptions<DkimOptions> dkimOptions,
+    TimeProvider clock,
+    ILogger<SendJobRunner> logger)
+{
+    /// <summary>
+    /// Entry point, scheduled at the job's scheduled_at: snapshot, then delivery. A job that pauses with a retry time
+    /// within <see cref="InProcessWait"/> is waited for here and resumed (no round trip through Hangfire's schedule);
+    /// a longer pause is scheduled with Hangfire and this worker is freed. The watchdog resumes a paused job whose
+    /// retry time is long past, should both be lost.
+    /// </summary>
+    [AutomaticRetry(Attempts = 10)]
+    [JobDisplayName("Send job {0}")]
+    public async Task RunAsync(Guid jobId, CancellationToken cancellationToken)
+    {
+        while (true)
+        {
+            var job = await store.LoadJobAsync(jobId, cancellationToken);
+            if (job?.Status == SendJobStatuses.Paused && job.ResumeAt is { } resumeAt)
+            {
+                var wait = resumeAt - clock.GetUtcNow();
+                if (wait > InProcessWait)
+                {
+                    jobs.Schedule<SendJobRunner>(r => r.RunAsync(jobId, CancellationToken.None), resumeAt);
+                    return;
+                }
+                if (wait > TimeSpan.Zero)
+                {
+                    await Task.Delay(wait, clock, cancellationToken);
+                }
+                await store.ResumeAsync(jobId, byOperator: false, cancellationToken);
+                job = await store.LoadJobAsync(jobId, cancellationToken);
+            }
+            if (job is null || job.Status is not (SendJobStatuses.Scheduled or SendJobStatuses.Queued or SendJobStatuses.Sending))
+            {
+                return;
+            }
+            await RunOnceAsync(job, cancellationToken);
+            // Paused with a retry time (by this run or another runner of the job): wait for it above. Otherwise done.
+            job = await store.LoadJobAsync(jobId, cancellationToken);
+            if (job is not { Status: SendJobStatuses.Paused, ResumeAt: not null })
+            {
+                return;
+            }
+        }
+    }
+
+    /// <summary>Pauses shorter than this are waited out by the runner itself.</summary>
+    public static readonly TimeSpan InProcessWait = TimeSpan.FromMinutes(1);
+
+    private async Task RunOnceAsync(DeliveryJob job, CancellationToken cancellationToken)
+    {
+        var jobId = job.Id;
+        // Hangfire's schedule has whole-second resolution, so it may fire a moment early.
+        var early = job.ScheduledAt - clock.GetUtcNow();
+        if (early > TimeSpan.FromMinutes(1))
+        {
+            jobs.Schedule<SendJobRunner>(r => r.RunAsync(jobId, CancellationToken.None), job.ScheduledAt);
+            return;
+        }
+        if (early > TimeSpan.Zero)
+        {
+            await Task.Delay(early, clock, cancellationToken);
+        }
+        if (job.SnapshotDone)
+        {
+            await DeliverCoreAsync(jobId, null, cancellationToken);
+            return;
+        }
+        await store.MarkQueuedAsync(jobId, cancellationToken);
+        // Delivery starts as soon as the first page is committed and runs alongside the rest of the snapshot, so the
+        // first message does not wait for a whole large list to be copied.
+        var progress = new SnapshotProgress(clock);
+        using var deliveryStop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        var snapshotTask = snapshot.TakeAsync(jobId, job.TenantId, job.ListId, progress, cancellationToken);
+        await Task.WhenAny(progress.FirstPage, snapshotTask);
+        var delivery = Task.CompletedTask;
+        if (progress.FirstPage.IsCompleted)
+        {
+            for (var i = 1; i < jobOptions.Value.Runners; i++)
+            {
+                jobs.Enqueue<SendJobRunner>(r => r.DeliverAsync(jobId, CancellationToken.None));
+            }
+            delivery = DeliverCoreAsync(jobId, progress, deliveryStop.Token);
+        }
+        try
+        {
+            if (await snapshotTask == RecipientSnapshot.Outcome.ListNotFound)
+            {
+                // Delivery (if a page made it in) sees the status and stops.
+                await store.FailAsync(jobId, "The list does not exist at Member Center (deleted, or not this tenant's).", CancellationToken.None);
+            }
+        }
+        catch (Exception ex) when (MemberCenterClient.IsOutage(ex, cancellationToken))
+        {
+            // Member Center is down: delivery stops too (its claims are released), and the job resumes the snapshot at
+            // its cursor when it comes back.
+            await PauseAsync(jobId, "Member Center is unavailable for the recipient snapshot: " + ex.Message, MemberCenterClient.NeedsOperator(ex));
+        }
+        catch
+        {
+            // Our own failure or the database's: stop delivering and let Hangfire run the job again.
+            await deliveryStop.CancelAsync();
+            await delivery.ContinueWith(_ => { }, TaskScheduler.Default);
+            throw;
+        }
+        await delivery;
+    }
+
+    /// <summary>Delivers the job's remaining recipients; returns when none is left, the job stops running, or on shutdown.</summary>
+    [AutomaticRetry(Attempts = 10)]
+    [JobDisplayName("Deliver send job {0}")]
+    public Task DeliverAsync(Guid jobId, CancellationToken cancellationToken) => DeliverCoreAsync(jobId, null, cancellationToken);
+
+    /// <param name="progress">The snapshot this process is taking for the job, if any (wakes the claimer per page).</param>
+    private async Task DeliverCoreAsync(Guid jobId, SnapshotProgress? progress, CancellationToken cancellationToken)
+    {
+        var job = await store.LoadJobAsync(jobId, cancellationToken);
+        if (job is null || job.Status != SendJobStatuses.Sending)
+        {
+            return;
+        }
+        var o = jobOptions.Value;
+        var d = deliveryOptions.Value;
+        using var run = new DeliveryRun(job, Guid.NewGuid(), cancellationToken);
+        var composer = new MessageComposer(smtpOptions.Value, MessageComposer.CreateSigner(dkimOptions.Value), job.Subject, job.BodyHtml, job.BodyText);
+        var channel = Channel.CreateBounded<Claimed>(new BoundedChannelOptions(o.BatchSize) { SingleWriter = true });
+        using var limiter = d.MessagesPerSecond > 0 ? CreateLimiter(d.MessagesPerSecond) : null;
+        var transport = transports.For(job.TenantId);
+        LogDeliveryStarting(logger, jobId, run.RunnerId, d.Concurrency);
+
+        var ledger = await DeliveryLedger.OpenAsync(db, run.RunnerId, clock, o.Lease, cancellationToken);
+        var workers = Enumerable.Range(0, d.Concurrency)
+            .Select(_ => new DeliveryWorker(run, composer, transport, channel.Reader, ledger, limiter, o, d.GroupSize, logger))
+            .Select(w => Task.Run(w.RunAsync, CancellationToken.None))
+            .ToArray();
+        var housekeeping = Task.Run(() => HousekeepingAsync(run), CancellationToken.None);
+        try
+        {
+            var claimer = new RecipientClaimer(store, db, memberCenter, o, clock, logger);
+            await claimer.RunAsync(run, channel.Writer, progress is null ? null : progress.NextPageAsync);
+        }
+        catch (OperationCanceledException) when (run.Stop.IsCancellationRequested)
+        {
+            // Shutdown, cancellation, pause or a worker's failure; handled below.
+        }
+        finally
+        {
+            channel.Writer.TryComplete();
+            await Task.WhenAll(workers);
+            await ledger.DisposeAsync();
+            await run.Stop.CancelAsync();
+            await housekeeping;
+            await store.ReleaseRunnerAsync(jobId, run.RunnerId);
+            await AddRefusedMailboxesAsync(jobId, CancellationToken.None);
+        }
+
+        if (run.PauseRequest is { } pause)
+        {
+            await PauseAsync(jobId, pause.Reason, pause.NeedsOperator);
+        }
+        else if (run.WorkerError is NpgsqlException or TimeoutException)
+        {
+            // The database failed: Hangfire runs the job again (the worker's row in 'sending', if its result was lost,
+            // becomes 'unknown' when its lease expires).
+            throw new InvalidOperationException($"Send job {jobId}: the database failed during delivery; the runner stopped and will be retried.", run.WorkerError);
+        }
+        else if (run.WorkerError is { } bug)
+        {
+            await store.FailAsync(jobId, $"internal error in delivery ({bug.GetType().Name}: {bug.Message}); resume the job to deliver the rest", CancellationToken.None);
+        }
+        else if (!cancellationToken.IsCancellationRequested && await store.CompleteIfDoneAsync(jobId, CancellationToken.None))
+        {
+            LogCompleted(logger, jobId, run.Sent, run.Failed, run.Unknown);
+        }
+        // On shutdown Hangfire must see the job as aborted, not succeeded, so it runs again on the next start.
+        cancellationToken.ThrowIfCancellationRequested();
+    }
+
+    /// <summary>Pauses the job (<see cref="RecipientStore.PauseAsync"/>); <see cref="RunAsync"/> resumes it at its time.</summary>
+    private Task PauseAsync(Guid jobId, string reason, bool needsOperator) =>
+        store.PauseAsync(jobId, reason, needsOperator, jobOptions.Value, CancellationToken.None);
+
+    /// <summary>Renews this runner's leases, stops the run when the job leaves 'sending', ends an outage once mail goes out, logs progress.</summary>
+    private async Task HousekeepingAsync(DeliveryRun run)
+    {
+        var o = jobOptions.Value;
+        var jobId = run.Job.Id;
+        var lastRenew = clock.GetUtcNow();
+        var lastLog = lastRenew;
+        var outageEnded = false;
+        while (!run.Stop.IsCancellationRequested)
+        {
+            try
+            {
+                await Task.Delay(o.PollInterval, clock, run.Stop.Token);
+                var now = clock.GetUtcNow();
+                var status = await store.JobStatusAsync(jobId, run.Stop.Token);
+                if (status != SendJobStatuses.Sending)
+                {
+                    LogStopping(logger, jobId, status ?? "deleted");
+                    await run.Stop.CancelAsync();
+                    return;
+                }
+                if (!outageEnded && run.Sent > 0)
+                {
+                    await store.EndOutageAsync(jobId, run.Stop.Token);
+                    outageEnded = true;
+                }
+                if (now - lastRenew >= o.Lease / 3)
+                {
+                    await store.RenewLeasesAsync(jobId, run.RunnerId, o.Lease, run.Stop.Token);
+                    lastRenew = now;
+                }
+                if (now - lastLog >= TimeSpan.FromSeconds(10))
+                {
+                    LogProgress(logger, jobId, run.Sent, run.Failed, run.Unknown);
+                    await AddRefusedMailboxesAsync(jobId, run.Stop.Token);
+                    lastLog = now;
+                }
+            }
+            catch (OperationCanceledException) when (run.Stop.IsCancellationRequested)
+            {
+                return;
+            }
+            catch (NpgsqlException ex)
+            {
+                LogHousekeepingFailed(logger, jobId, ex.Message);
+            }
+        }
+    }
+
+    /// <summary>Mailboxes the receiving server refused (5.1.1 and kin) become suppressions; every 10 s and at the end.</summary>
+    private async Task AddRefusedMailboxesAsync(Guid jobId, CancellationToken ct)
+    {
+        var added = await SuppressionStore.AddRefusedMailboxesAsync(db, jobId, clock.GetUtcNow(), ct);
+        if (added > 0)
+        {
+            LogHardBounces(logger, jobId, added);
+        }
+    }
+
+    private static TokenBucketRateLimiter CreateLimiter(double perSecond)
+    {
+        // Refill every 50 ms so the rate is smooth; the bucket holds at most 50 ms worth (at least one token).
+        var perPeriod = Math.Max(1, (int)Math.Round(perSecond / 20));
+        return new TokenBucketRateLimiter(new TokenBucketRateLimiterOptions
+        {
+            TokenLimit = perPeriod,
+            TokensPerPeriod = perPeriod,
+            ReplenishmentPeriod = TimeSpan.FromSeconds(perPeriod / perSecond),
+            QueueLimit = int.MaxValue,
+            QueueProcessingOrder = QueueProcessingOrder.OldestFirst,
+            AutoReplenishment = true,
+        });
+    }
+
+    [LoggerMessage(LogLevel.Information, "Send job {JobId}: {Count} addresses refused as unknown mailboxes added to the tenant's suppressions")]
+    private static partial void LogHardBounces(ILogger logger, Guid jobId, int count);
+
+    [LoggerMessage(LogLevel.Information, "Send job {JobId}: runner {RunnerId} delivering with {Concurrency} connections")]
+    private static partial void LogDeliveryStarting(ILogger logger, Guid jobId, Guid runnerId, int concurrency);
+
+    [LoggerMessage(LogLevel.Information, "Send job {JobId}: {Sent} sent, {Failed} failed, {Unknown} unknown by this runner so far")]
+    private static partial void LogProgress(ILogger logger, Guid jobId, int sent, int failed, int unknown);
+
+    [LoggerMessage(LogLevel.Information, "Send job {JobId} completed: {Sent} sent, {Failed} failed, {Unknown} unknown by this runner")]
+    private static partial void LogCompleted(ILogger logger, Guid jobId, int sent, int failed, int unknown);
+
+    [LoggerMessage(LogLevel.Information, "Send job {JobId}: status is {Status}, stopping")]
+    private static partial void LogStopping(ILogger logger, Guid jobId, string status);
+
+    [LoggerMessage(LogLevel.Warning, "Send job {JobId}: housekeeping query failed: {Error}")]
+    private static partial void LogHousekeepingFailed(ILogger logger, Guid jobId, string error);
+}
