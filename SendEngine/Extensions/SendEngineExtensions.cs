@@ -1,9 +1,10 @@
 using Microsoft.Extensions.Diagnostics.HealthChecks;
 using Microsoft.Extensions.Options;
 using Newsletter.ServiceDefaults.Mail;
-using SendEngine.Features.Delivery;
+using SendEngine.Composition;
 using SendEngine.Features.MemberCenter;
 using SendEngine.Features.SendJobs;
+using SendEngine.Transports;
 
 namespace SendEngine.Extensions;
 
@@ -37,7 +38,7 @@ public static class SendEngineExtensions
         services.AddHttpClient(MemberCenterHealthCheck.HttpClientName);
         services.AddHealthChecks().AddCheck<MemberCenterHealthCheck>("member_center");
 
-        services.AddSingleton<IDeliveryTransport, SmtpDeliveryTransport>();
+        services.AddSingleton<ITransport, SmtpTransport>();
         services.AddTransient<RecipientSnapshot>();
         services.AddTransient<SendJobRunner>();
         services.AddTransient<SendJobWatchdog>();

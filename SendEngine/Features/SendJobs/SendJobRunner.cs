@@ -7,10 +7,10 @@ using Newsletter.Contracts;
 using Newsletter.ServiceDefaults.Mail;
 using Npgsql;
 using NpgsqlTypes;
-using SendEngine.Features.Delivery;
+using SendEngine.Composition;
 using SendEngine.Features.MemberCenter;
 using SendEngine.Features.Suppressions;
-using SendEngine.Features.Tencent;
+using SendEngine.Transports;
 
 namespace SendEngine.Features.SendJobs;
 
@@ -28,7 +28,7 @@ public sealed partial class SendJobRunner(
     NpgsqlDataSource db,
     RecipientSnapshot snapshot,
     MemberCenterClient memberCenter,
-    DeliveryTransportResolver transports,
+    TransportResolver transports,
     IBackgroundJobClient jobs,
     IOptions<SendJobOptions> jobOptions,
     IOptions<DeliveryOptions> deliveryOptions,
@@ -420,7 +420,7 @@ public sealed partial class SendJobRunner(
                     {
                         state.RegisterSuccess();
                     }
-                    else if (result.Outcome == DeliveryOutcome.Transient && state.RegisterFailure(o.MaxConsecutiveFailures, result.Detail))
+                    else if (IsTransient(result.Outcome) && state.RegisterFailure(o.MaxConsecutiveFailures, result.Detail))
                     {
                         LogTooManyFailures(logger, job.Id, o.MaxConsecutiveFailures, result.Detail);
                         await stop.CancelAsync();
@@ -438,18 +438,23 @@ public sealed partial class SendJobRunner(
         }
     }
 
-    private static async Task<(string? MessageId, DeliveryResult Result)> SendOneAsync(Claimed r, MessageComposer composer, IDeliverySession session)
+    // Until the delivery worker is rebuilt (issue 10), Deferred, Unavailable and Misconfigured are retried like the
+    // transient failures they replace; Unknown is recorded failed with its detail, never retried.
+    private static bool IsTransient(DeliveryOutcome outcome) =>
+        outcome is DeliveryOutcome.Deferred or DeliveryOutcome.Unavailable or DeliveryOutcome.Misconfigured;
+
+    private static async Task<(string? MessageId, DeliveryResult Result)> SendOneAsync(Claimed r, MessageComposer composer, ITransportSession session)
     {
         try
         {
             var data = new MergeData(r.Email, r.UnsubscribeUrl, JsonSerializer.Deserialize<Dictionary<string, JsonElement>>(r.Preferences) ?? []);
-            var (message, id) = composer.Compose(data);
+            var message = composer.Compose(data);
             // Not cancelled by stop: the transaction in flight completes and is recorded.
-            return (id, await session.SendAsync(message, CancellationToken.None));
+            return (message.MessageId, await session.SendAsync(message, CancellationToken.None));
         }
         catch (Exception ex) when (ex is FormatException or MimeKit.ParseException or JsonException)
         {
-            return (null, new DeliveryResult(DeliveryOutcome.Permanent, "invalid message: " + ex.Message));
+            return (null, new DeliveryResult(DeliveryOutcome.Rejected, "invalid message: " + ex.Message));
         }
     }
 
@@ -461,7 +466,7 @@ public sealed partial class SendJobRunner(
             case DeliveryOutcome.Sent:
                 Interlocked.Increment(ref state.Sent);
                 return new AttemptResult(r.Id, RecipientStatuses.Sent, result.ProviderMessageId ?? messageId!, detail, null);
-            case DeliveryOutcome.Transient when r.Attempts + 1 < jobOptions.Value.MaxAttempts:
+            case var transient when IsTransient(transient) && r.Attempts + 1 < jobOptions.Value.MaxAttempts:
                 var delay = TimeSpan.FromTicks(Math.Min(jobOptions.Value.RetryBaseDelay.Ticks * (1L << Math.Min(r.Attempts, 16)), TimeSpan.FromMinutes(30).Ticks));
                 return new AttemptResult(r.Id, RecipientStatuses.Pending, null, detail, delay);
             default:
