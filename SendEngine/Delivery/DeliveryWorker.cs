@@ -2,7 +2,8 @@ using System.Text.Json;
 using System.Threading.Channels;
 using System.Threading.RateLimiting;
 using Newsletter.Contracts;
-using SendEngine.Features.Delivery;
+using SendEngine.Composition;
+using SendEngine.Transports;
 
 namespace SendEngine.Delivery;
 
@@ -15,7 +16,7 @@ namespace SendEngine.Delivery;
 internal sealed partial class DeliveryWorker(
     DeliveryRun run,
     MessageComposer composer,
-    IDeliveryTransport transport,
+    ITransport transport,
     ChannelReader<Claimed> reader,
     DeliveryLedger ledger,
     RateLimiter? limiter,
@@ -129,14 +130,14 @@ internal sealed partial class DeliveryWorker(
         }
     }
 
-    private async Task<(string? MessageId, DeliveryResult Result)> SendOneAsync(Claimed r, IDeliverySession session)
+    private async Task<(string? MessageId, DeliveryResult Result)> SendOneAsync(Claimed r, ITransportSession session)
     {
         try
         {
             var data = new MergeData(r.Email, r.UnsubscribeUrl, JsonSerializer.Deserialize<Dictionary<string, JsonElement>>(r.Preferences) ?? []);
-            var (message, id) = composer.Compose(data);
+            var message = composer.Compose(data);
             // Not cancelled by stop: the transaction in flight completes and is recorded.
-            return (id, await session.SendAsync(message, CancellationToken.None));
+            return (message.MessageId, await session.SendAsync(message, CancellationToken.None));
         }
         catch (Exception ex) when (ex is FormatException or MimeKit.ParseException or JsonException)
         {

@@ -5,10 +5,10 @@ using Microsoft.Extensions.Options;
 using Newsletter.Contracts;
 using Newsletter.ServiceDefaults.Mail;
 using Npgsql;
-using SendEngine.Features.Delivery;
+using SendEngine.Composition;
 using SendEngine.Features.MemberCenter;
 using SendEngine.Features.Suppressions;
-using SendEngine.Features.Tencent;
+using SendEngine.Transports;
 
 namespace SendEngine.Delivery;
 
@@ -25,7 +25,7 @@ public sealed partial class SendJobRunner(
     RecipientSnapshot snapshot,
     NpgsqlDataSource db,
     MemberCenterClient memberCenter,
-    DeliveryTransportResolver transports,
+    TransportResolver transports,
     IBackgroundJobClient jobs,
     IOptions<SendJobOptions> jobOptions,
     IOptions<DeliveryOptions> deliveryOptions,

@@ -3,11 +3,11 @@ using Microsoft.Extensions.Http.Resilience;
 using Microsoft.Extensions.Options;
 using OpenTelemetry.Metrics;
 using Polly;
-using SendEngine.Features.Delivery;
 using SendEngine.Features.EmailEvents;
 using SendEngine.Features.MemberCenter;
 using SendEngine.Features.Metrics;
 using SendEngine.Features.Tencent;
+using SendEngine.Transports;
 
 namespace SendEngine.Extensions;
 
@@ -23,9 +23,9 @@ public static class EmailEventsExtensions
         services.AddOptions<TencentSesOptions>().BindConfiguration(TencentSesOptions.Section).ValidateDataAnnotations().ValidateOnStart();
         services.AddOptions<TransportRoutingOptions>().BindConfiguration(TransportRoutingOptions.Section).ValidateOnStart();
         services.AddSingleton<IValidateOptions<TransportRoutingOptions>, TransportRoutingValidator>();
-        services.AddSingleton<IDeliveryTransport, TencentSesDeliveryTransport>();
-        services.AddSingleton<DeliveryTransportResolver>();
-        services.AddHttpClient(TencentSesDeliveryTransport.HttpClientName)
+        services.AddSingleton<ITransport, TencentSesTransport>();
+        services.AddSingleton<TransportResolver>();
+        services.AddHttpClient(TencentSesTransport.HttpClientName)
             .AddResilienceHandler("tencent-ses", (pipeline, context) =>
             {
                 var o = context.ServiceProvider.GetRequiredService<IOptions<TencentSesOptions>>().Value;
@@ -41,7 +41,7 @@ public static class EmailEventsExtensions
                         Delay = o.HttpRetryBaseDelay,
                         ShouldHandle = args => ValueTask.FromResult(args.Outcome switch
                         {
-                            { Exception: HttpRequestException e } => TencentSesDeliveryTransport.NeverSent(e),
+                            { Exception: HttpRequestException e } => TencentSesTransport.NeverSent(e),
                             { Result: { } r } => (int)r.StatusCode is 429 or 503,
                             _ => false,
                         }),

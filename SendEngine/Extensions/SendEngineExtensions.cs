@@ -1,10 +1,11 @@
 using Microsoft.Extensions.Diagnostics.HealthChecks;
 using Microsoft.Extensions.Options;
 using Newsletter.ServiceDefaults.Mail;
-using SendEngine.Features.Delivery;
-using SendEngine.Features.MemberCenter;
+using SendEngine.Composition;
 using SendEngine.Delivery;
+using SendEngine.Features.MemberCenter;
 using SendEngine.Features.SendJobs;
+using SendEngine.Transports;
 
 namespace SendEngine.Extensions;
 
@@ -38,7 +39,7 @@ public static class SendEngineExtensions
         services.AddHttpClient(MemberCenterHealthCheck.HttpClientName);
         services.AddHealthChecks().AddCheck<MemberCenterHealthCheck>("member_center");
 
-        services.AddSingleton<IDeliveryTransport, SmtpDeliveryTransport>();
+        services.AddSingleton<ITransport, SmtpTransport>();
         services.AddSingleton<RecipientStore>();
         services.AddTransient<RecipientSnapshot>();
         services.AddTransient<SendJobRunner>();

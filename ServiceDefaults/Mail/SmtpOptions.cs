@@ -28,6 +28,18 @@ public sealed class SmtpOptions
     [EmailAddress]
     public string? ReplyToAddress { get; set; }
 
-    [Range(typeof(TimeSpan), "00:00:01", "00:10:00")]
-    public TimeSpan Timeout { get; set; } = TimeSpan.FromSeconds(30);
+    /// <summary>
+    /// How long to wait for the connection, the greeting and each command's reply (and for each write). RFC 5321
+    /// 4.5.3.2 gives the server 5 minutes for MAIL and RCPT (2 for DATA's 354, 5 for the greeting).
+    /// </summary>
+    [Range(typeof(TimeSpan), "00:00:01", "01:00:00")]
+    public TimeSpan CommandTimeout { get; set; } = TimeSpan.FromMinutes(5);
+
+    /// <summary>
+    /// How long to wait for the reply to the end of DATA (the final dot, or BDAT LAST): RFC 5321 4.5.3.2.6 gives the
+    /// server 10 minutes, as it may be checking the message. A reply that never comes leaves the outcome unknown, so
+    /// this is the longer one; where the phases cannot be told apart (Member Center's outbox) it is the only one.
+    /// </summary>
+    [Range(typeof(TimeSpan), "00:00:01", "01:00:00")]
+    public TimeSpan DataTimeout { get; set; } = TimeSpan.FromMinutes(10);
 }

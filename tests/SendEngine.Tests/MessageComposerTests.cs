@@ -1,18 +1,25 @@
 using System.Text.Json;
 using MimeKit;
 using Newsletter.ServiceDefaults.Mail;
-using SendEngine.Features.Delivery;
+using SendEngine.Composition;
 using SendEngine.Features.Tencent;
+using SendEngine.Transports;
 
 namespace SendEngine.Tests;
 
-/// <summary>The pre-encoded body (<see cref="PrerenderedBody"/>) read back by MimeKit's parser, as a receiving client would.</summary>
+/// <summary>
+/// Composed messages rendered as the SMTP transport sends them (the pre-encoded <see cref="PrerenderedBody"/>) and read back
+/// by MimeKit's parser, as a receiving client would; and the Tencent payload built from the same parts.
+/// </summary>
 public sealed class MessageComposerTests
 {
     private static readonly SmtpOptions Smtp = new() { FromAddress = "news@example.test", FromName = "News" };
 
     private static MergeData Data(string email, string? name = null) => new(email, "http://mc.test/newsletter/unsubscribe?token=abc&x=1",
         name is null ? [] : new Dictionary<string, JsonElement> { ["first_name"] = JsonSerializer.SerializeToElement(name) });
+
+    private static MimeMessage RoundTrip(OutgoingMessage message, NewLineFormat format = NewLineFormat.Dos) =>
+        RoundTrip(SmtpTransport.ToMime(message), format);
 
     private static MimeMessage RoundTrip(MimeMessage message, NewLineFormat format = NewLineFormat.Dos)
     {
@@ -38,9 +45,9 @@ public sealed class MessageComposerTests
     [Fact]
     public void Reply_to_is_set_only_when_configured()
     {
-        var without = new MessageComposer(Smtp, null, "S", null, "x").Compose(Data("reader@example.test")).Message;
+        var without = new MessageComposer(Smtp, null, "S", null, "x").Compose(Data("reader@example.test"));
         var with = new MessageComposer(new SmtpOptions { FromAddress = "news@example.test", ReplyToAddress = "desk@example.test" }, null, "S", null, "x")
-            .Compose(Data("reader@example.test")).Message;
+            .Compose(Data("reader@example.test"));
 
         Assert.Empty(RoundTrip(without).ReplyTo);
         Assert.Equal("desk@example.test", Assert.Single(RoundTrip(with).ReplyTo.Mailboxes).Address);
@@ -50,11 +57,12 @@ public sealed class MessageComposerTests
     public void Ascii_text_and_html_go_as_7bit_multipart_alternative_with_merge_tags_applied()
     {
         var composer = new MessageComposer(Smtp, null, "Hi {{ first_name }}", "<p>Hi {{ first_name }}</p>\n<a href=\"{{ unsubscribe_url }}\">x</a>", "Hi {{ first_name }}\nLeave: {{ unsubscribe_url }}");
-        var (message, id) = composer.Compose(Data("reader@example.test", "Ann <b>"));
+        var message = composer.Compose(Data("reader@example.test", "Ann <b>"));
 
         var parsed = RoundTrip(message);
 
-        Assert.Equal(id, parsed.MessageId);
+        Assert.Equal(message.MessageId, parsed.MessageId);
+        Assert.Equal("News", Assert.Single(parsed.From.Mailboxes).Name);
         Assert.Equal("Hi Ann <b>", parsed.Subject);
         Assert.Equal("<http://mc.test/newsletter/unsubscribe?token=abc&x=1>", parsed.Headers[HeaderId.ListUnsubscribe]);
         Assert.Equal("List-Unsubscribe=One-Click", parsed.Headers[HeaderId.ListUnsubscribePost]);
@@ -75,7 +83,7 @@ public sealed class MessageComposerTests
     {
         var longLine = new string('a', 1500);
         var composer = new MessageComposer(Smtp, null, "Grüße", "<p>Grüße {{ first_name }} 🎉</p><p>" + longLine + "</p>", "Grüße {{ first_name }}\r\n" + longLine);
-        var (message, _) = composer.Compose(Data("reader@example.test", "Zoë\nline two"));
+        var message = composer.Compose(Data("reader@example.test", "Zoë\nline two"));
 
         var parsed = RoundTrip(message);
 
@@ -96,7 +104,7 @@ public sealed class MessageComposerTests
     public void A_single_body_is_the_message_body_itself(bool html)
     {
         var composer = new MessageComposer(Smtp, null, "Only one", html ? "<p>{{ email }}</p>" : null, html ? null : "To {{ email }}");
-        var (message, _) = composer.Compose(Data("reader@example.test"));
+        var message = composer.Compose(Data("reader@example.test"));
 
         var part = Assert.IsType<TextPart>(RoundTrip(message).Body);
 
@@ -109,7 +117,7 @@ public sealed class MessageComposerTests
     public void Written_with_unix_line_endings_it_still_parses()
     {
         var composer = new MessageComposer(Smtp, null, "S", "<p>é {{ email }}</p>", "line one\nline two");
-        var (message, _) = composer.Compose(Data("reader@example.test"));
+        var message = composer.Compose(Data("reader@example.test"));
 
         var alternative = Assert.IsType<MultipartAlternative>(RoundTrip(message, NewLineFormat.Unix).Body);
 
@@ -131,7 +139,7 @@ public sealed class MessageComposerTests
     public void Line_breaks_in_merged_values_cannot_add_header_fields()
     {
         var composer = new MessageComposer(Smtp, null, "Hi {{ first_name }}", "<p>x</p>", "x");
-        var (message, _) = composer.Compose(Data("reader@example.test", "Ann\r\nBcc: evil@example.test\r\nX-Injected: 1"));
+        var message = composer.Compose(Data("reader@example.test", "Ann\r\nBcc: evil@example.test\r\nX-Injected: 1"));
 
         var parsed = RoundTrip(message);
 
@@ -146,8 +154,8 @@ public sealed class MessageComposerTests
     {
         var composer = new MessageComposer(Smtp, null, "S", "<p>x</p>", "x");
 
-        var first = Assert.IsType<MultipartAlternative>(RoundTrip(composer.Compose(Data("a@example.test")).Message).Body);
-        var second = Assert.IsType<MultipartAlternative>(RoundTrip(composer.Compose(Data("b@example.test")).Message).Body);
+        var first = Assert.IsType<MultipartAlternative>(RoundTrip(composer.Compose(Data("a@example.test"))).Body);
+        var second = Assert.IsType<MultipartAlternative>(RoundTrip(composer.Compose(Data("b@example.test"))).Body);
 
         Assert.NotEqual(first.Boundary, second.Boundary);
     }
@@ -156,13 +164,54 @@ public sealed class MessageComposerTests
     public void Tencent_payload_takes_the_merged_parts()
     {
         var composer = new MessageComposer(Smtp, null, "Hi {{ email }}", "<p>{{ email }}</p>", "T {{ email }}");
-        var (message, _) = composer.Compose(Data("reader@example.test"));
+        var message = composer.Compose(Data("reader@example.test"));
 
-        using var payload = JsonDocument.Parse(TencentSesDeliveryTransport.BuildPayload(message, new TencentSesOptions()));
+        using var payload = JsonDocument.Parse(TencentSesTransport.BuildPayload(message, new TencentSesOptions()));
 
         var simple = payload.RootElement.GetProperty("Simple");
         Assert.Equal("<p>reader@example.test</p>", System.Text.Encoding.UTF8.GetString(Convert.FromBase64String(simple.GetProperty("Html").GetString()!)));
         Assert.Equal("T reader@example.test", System.Text.Encoding.UTF8.GetString(Convert.FromBase64String(simple.GetProperty("Text").GetString()!)));
         Assert.Equal("Hi reader@example.test", payload.RootElement.GetProperty("Subject").GetString());
+        Assert.Equal("News <news@example.test>", payload.RootElement.GetProperty("FromEmailAddress").GetString());
+        Assert.Equal("reader@example.test", Assert.Single(payload.RootElement.GetProperty("Destination").EnumerateArray()).GetString());
+        Assert.Equal("<" + message.MessageId + ">", payload.RootElement.GetProperty("SmtpMessageId").GetString());
+        var headers = JsonSerializer.Deserialize<Dictionary<string, string>>(payload.RootElement.GetProperty("SmtpHeaders").GetString()!)!;
+        Assert.Equal("<http://mc.test/newsletter/unsubscribe?token=abc&x=1>", headers["List-Unsubscribe"]);
+        Assert.Equal("List-Unsubscribe=One-Click", headers["List-Unsubscribe-Post"]);
+    }
+
+    [Fact]
+    public void Each_message_gets_its_own_From_address_object()
+    {
+        // A MailboxAddress shared by a job's messages kept all of them alive through its Changed event (docs/send-engine.md).
+        var composer = new MessageComposer(Smtp, null, "S", null, "x");
+
+        var first = SmtpTransport.ToMime(composer.Compose(Data("a@example.test")));
+        var second = SmtpTransport.ToMime(composer.Compose(Data("b@example.test")));
+
+        Assert.NotSame(first.From.Mailboxes.Single(), second.From.Mailboxes.Single());
+    }
+
+    [Fact]
+    public void An_invalid_recipient_address_is_rejected_by_the_transport_not_thrown()
+    {
+        var message = new MessageComposer(Smtp, null, "S", null, "x").Compose(Data("not an address"));
+
+        Assert.Throws<ParseException>(() => SmtpTransport.ToMime(message));
+    }
+
+    [Fact]
+    public void With_DKIM_the_message_is_signed_over_the_unsubscribe_headers()
+    {
+        using var rsa = System.Security.Cryptography.RSA.Create(2048);
+        var signer = MessageComposer.CreateSigner(new DkimOptions { Domain = "example.test", Selector = "s1", PrivateKey = rsa.ExportRSAPrivateKeyPem() })!;
+        var composer = new MessageComposer(Smtp, signer, "Hi {{ email }}", "<p>x</p>", "x");
+
+        var parsed = RoundTrip(composer.Compose(Data("reader@example.test")));
+
+        var signature = parsed.Headers[HeaderId.DkimSignature];
+        Assert.Contains("d=example.test", signature);
+        Assert.Contains("list-unsubscribe", signature, StringComparison.OrdinalIgnoreCase);
+        Assert.IsType<MultipartAlternative>(parsed.Body);
     }
 }

@@ -32,7 +32,7 @@ public sealed class SendEngineMetrics
             description: "From the webhook storing an event to the processor applying it.");
         meter.CreateObservableGauge("sendengine.email_events.backlog", () => Volatile.Read(ref _backlog),
             description: "Stored email events not yet processed (sampled by the processor).");
-        _deliveries = meter.CreateCounter<long>("sendengine.deliveries", description: "Delivery attempts by transport and result (sent, transient, permanent).");
+        _deliveries = meter.CreateCounter<long>("sendengine.deliveries", description: "Delivery attempts by transport and result (sent, deferred, rejected, unknown, unavailable, misconfigured).");
         _sendDuration = meter.CreateHistogram<double>("sendengine.delivery.duration", unit: "s", description: "Time to hand one message to the transport.");
         _memberCenterReports = meter.CreateCounter<long>("sendengine.member_center.reports",
             description: "Suppression reports to Member Center, by kind (hard_bounce, complaint, unsubscribe) and outcome (sent, retried, failed).");

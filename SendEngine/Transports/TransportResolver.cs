@@ -1,11 +1,10 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
 using Microsoft.Extensions.Options;
-using MimeKit;
-using SendEngine.Features.Delivery;
 using SendEngine.Features.Metrics;
+using SendEngine.Features.Tencent;
 
-namespace SendEngine.Features.Tencent;
+namespace SendEngine.Transports;
 
 /// <summary>Delivery:DefaultTransport and Delivery:TenantTransports:{tenant_id} (smtp | tencent).</summary>
 public sealed class TransportRoutingOptions
@@ -18,7 +17,7 @@ public sealed class TransportRoutingOptions
 }
 
 /// <summary>Refuses unknown transport names, and Tencent without credentials, at start.</summary>
-public sealed class TransportRoutingValidator(IEnumerable<IDeliveryTransport> transports, IOptions<TencentSesOptions> tencent)
+public sealed class TransportRoutingValidator(IEnumerable<ITransport> transports, IOptions<TencentSesOptions> tencent)
     : IValidateOptions<TransportRoutingOptions>
 {
     public ValidateOptionsResult Validate(string? name, TransportRoutingOptions o)
@@ -33,7 +32,7 @@ public sealed class TransportRoutingValidator(IEnumerable<IDeliveryTransport> tr
         {
             return ValidateOptionsResult.Fail($"Delivery:TenantTransports: '{badKey}' is not a tenant id.");
         }
-        if (used.Contains(TencentSesDeliveryTransport.TransportName, StringComparer.OrdinalIgnoreCase)
+        if (used.Contains(TencentSesTransport.TransportName, StringComparer.OrdinalIgnoreCase)
             && (string.IsNullOrEmpty(tencent.Value.SecretId) || string.IsNullOrEmpty(tencent.Value.SecretKey)))
         {
             return ValidateOptionsResult.Fail("A tenant uses the tencent transport but TencentSes:SecretId / TencentSes:SecretKey are not set.");
@@ -43,12 +42,12 @@ public sealed class TransportRoutingValidator(IEnumerable<IDeliveryTransport> tr
 }
 
 /// <summary>The transport of a tenant (its own setting or the platform default), wrapped with send metrics.</summary>
-public sealed class DeliveryTransportResolver(IEnumerable<IDeliveryTransport> transports, IOptionsMonitor<TransportRoutingOptions> routing,
+public sealed class TransportResolver(IEnumerable<ITransport> transports, IOptionsMonitor<TransportRoutingOptions> routing,
     SendEngineMetrics metrics)
 {
-    private readonly ConcurrentDictionary<string, IDeliveryTransport> _metered = new(StringComparer.OrdinalIgnoreCase);
+    private readonly ConcurrentDictionary<string, ITransport> _metered = new(StringComparer.OrdinalIgnoreCase);
 
-    public IDeliveryTransport For(Guid tenantId)
+    public ITransport For(Guid tenantId)
     {
         var o = routing.CurrentValue;
         var name = o.TenantTransports.TryGetValue(tenantId.ToString(), out var own) ? own : o.DefaultTransport;
@@ -57,19 +56,31 @@ public sealed class DeliveryTransportResolver(IEnumerable<IDeliveryTransport> tr
             ?? throw new InvalidOperationException($"No delivery transport named '{n}'."), metrics));
     }
 
-    private sealed class Metered(IDeliveryTransport inner, SendEngineMetrics metrics) : IDeliveryTransport
+    /// <summary>The metric label of an outcome (constant strings: no allocation per message).</summary>
+    public static string OutcomeName(DeliveryOutcome outcome) => outcome switch
+    {
+        DeliveryOutcome.Sent => "sent",
+        DeliveryOutcome.Deferred => "deferred",
+        DeliveryOutcome.Rejected => "rejected",
+        DeliveryOutcome.Unknown => "unknown",
+        DeliveryOutcome.Unavailable => "unavailable",
+        DeliveryOutcome.Misconfigured => "misconfigured",
+        _ => outcome.ToString().ToLowerInvariant(),
+    };
+
+    private sealed class Metered(ITransport inner, SendEngineMetrics metrics) : ITransport
     {
         public string Name => inner.Name;
 
-        public IDeliverySession OpenSession() => new Session(inner.OpenSession(), inner.Name, metrics);
+        public ITransportSession OpenSession() => new Session(inner.OpenSession(), inner.Name, metrics);
 
-        private sealed class Session(IDeliverySession inner, string name, SendEngineMetrics metrics) : IDeliverySession
+        private sealed class Session(ITransportSession inner, string name, SendEngineMetrics metrics) : ITransportSession
         {
-            public async Task<DeliveryResult> SendAsync(MimeMessage message, CancellationToken ct)
+            public async Task<DeliveryResult> SendAsync(OutgoingMessage message, CancellationToken ct)
             {
                 var started = Stopwatch.GetTimestamp();
                 var result = await inner.SendAsync(message, ct);
-                metrics.Delivery(name, result.Outcome.ToString().ToLowerInvariant(), Stopwatch.GetElapsedTime(started));
+                metrics.Delivery(name, OutcomeName(result.Outcome), Stopwatch.GetElapsedTime(started));
                 return result;
             }
 

@@ -1,26 +1,23 @@
 using System.Globalization;
 using System.Net;
-using System.Net.Http.Headers;
 using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using Microsoft.Extensions.Options;
-using MimeKit;
-using SendEngine.Features.Delivery;
+using SendEngine.Features.Tencent;
 
-namespace SendEngine.Features.Tencent;
+namespace SendEngine.Transports;
 
 /// <summary>
 /// Delivery through Tencent Cloud SES's SendEmail API (version 2020-10-02), one call per recipient, signed with
-/// TC3-HMAC-SHA256. The MessageId Tencent returns becomes the recipient's message_id, which the webhook's bulkId names.
-/// Within one call, the resilience handler (EmailEventsExtensions) retries only 429/503 and connections that never
-/// carried the request (DNS, connect, TLS); other 5xx (502, 504…) and a 429/503 left after those retries come back
-/// as transient, for the runner's own backoff. API errors are mapped
-/// to transient (throttling, internal errors, quota, credentials) or permanent (everything else: bad address,
-/// unverified sender, content rejected…) with Tencent's code and message as the recorded detail.
+/// TC3-HMAC-SHA256, its payload built from the message's parts. The MessageId Tencent returns becomes the recipient's
+/// message_id, which the webhook's bulkId names. Within one call, the resilience handler (EmailEventsExtensions)
+/// retries only 429/503 and connections that never carried the request (DNS, connect, TLS). What is left maps to a
+/// <see cref="DeliveryOutcome"/> (<see cref="Classify"/>, docs/send-engine.md "Transports"): a request that went out
+/// and got no usable answer is <see cref="DeliveryOutcome.Unknown"/>, never sent again.
 /// </summary>
-public sealed partial class TencentSesDeliveryTransport(IHttpClientFactory httpFactory, IOptionsMonitor<TencentSesOptions> options,
-    TimeProvider clock, ILogger<TencentSesDeliveryTransport> logger) : IDeliveryTransport
+public sealed partial class TencentSesTransport(IHttpClientFactory httpFactory, IOptionsMonitor<TencentSesOptions> options,
+    TimeProvider clock, ILogger<TencentSesTransport> logger) : ITransport
 {
     private readonly IHttpClientFactory _httpFactory = httpFactory;
     private readonly IOptionsMonitor<TencentSesOptions> _options = options;
@@ -34,57 +31,51 @@ public sealed partial class TencentSesDeliveryTransport(IHttpClientFactory httpF
 
     public string Name => TransportName;
 
-    public IDeliverySession OpenSession() => new Session(this);
+    public ITransportSession OpenSession() => new Session(this);
 
-    /// <summary>The SendEmail request body for a composed message (PascalCase, as the API expects).</summary>
-    public static string BuildPayload(MimeMessage message, TencentSesOptions o)
+    /// <summary>The SendEmail request body for a message (PascalCase, as the API expects).</summary>
+    public static string BuildPayload(OutgoingMessage message, TencentSesOptions o)
     {
         var from = o.FromAddress is { Length: > 0 } f ? f
-            : message.From.Mailboxes.FirstOrDefault() is { } m
-                ? (string.IsNullOrEmpty(m.Name) ? m.Address : $"{m.Name.Replace(":", " ", StringComparison.Ordinal)} <{m.Address}>")
-                : throw new FormatException("The message has no From address.");
-        var to = new JsonArray(message.To.Mailboxes.Select(x => (JsonNode)JsonValue.Create(x.Address)!).ToArray());
-        if (to.Count == 0)
+            : string.IsNullOrEmpty(message.From.Name) ? message.From.Address
+            : $"{message.From.Name.Replace(":", " ", StringComparison.Ordinal)} <{message.From.Address}>";
+        if (string.IsNullOrWhiteSpace(message.To))
         {
             throw new FormatException("The message has no recipient.");
         }
         var simple = new JsonObject();
-        var (html, text) = message.Body is PrerenderedBody prerendered ? (prerendered.Html, prerendered.Text) : (message.HtmlBody, message.TextBody);
-        if (html is not null)
+        if (message.HtmlBody is not null)
         {
-            simple["Html"] = Convert.ToBase64String(Encoding.UTF8.GetBytes(html));
+            simple["Html"] = Convert.ToBase64String(Encoding.UTF8.GetBytes(message.HtmlBody));
         }
-        if (text is not null)
+        if (message.TextBody is not null)
         {
-            simple["Text"] = Convert.ToBase64String(Encoding.UTF8.GetBytes(text));
+            simple["Text"] = Convert.ToBase64String(Encoding.UTF8.GetBytes(message.TextBody));
         }
         var body = new JsonObject
         {
             ["FromEmailAddress"] = from,
-            ["Destination"] = to,
-            ["Subject"] = message.Subject ?? "",
+            ["Destination"] = new JsonArray(message.To),
+            ["Subject"] = message.Subject,
             ["Simple"] = simple,
         };
-        if (message.ReplyTo.Mailboxes.FirstOrDefault() is { } replyTo)
+        if (message.ReplyTo is { Length: > 0 } replyTo)
         {
-            body["ReplyToAddresses"] = replyTo.Address;
+            body["ReplyToAddresses"] = replyTo;
         }
-        // Our Message-ID and the RFC 8058 unsubscribe headers travel as SMTP headers Tencent adds to the message
-        // (SmtpHeaders is a JSON object of header name to value, passed as a string).
+        // Our Message-ID and the extra headers (RFC 8058 unsubscribe) travel as SMTP headers Tencent adds to the
+        // message (SmtpHeaders is a JSON object of header name to value, passed as a string).
         if (!string.IsNullOrEmpty(message.MessageId))
         {
             body["SmtpMessageId"] = "<" + message.MessageId + ">";
         }
-        var headers = new JsonObject();
-        foreach (var id in (ReadOnlySpan<HeaderId>)[HeaderId.ListUnsubscribe, HeaderId.ListUnsubscribePost])
+        if (message.Headers.Count > 0)
         {
-            if (message.Headers[id] is { Length: > 0 } value)
+            var headers = new JsonObject();
+            foreach (var h in message.Headers)
             {
-                headers[id.ToHeaderName()] = value.Trim();
+                headers[h.Name] = h.Value.Trim();
             }
-        }
-        if (headers.Count > 0)
-        {
             body["SmtpHeaders"] = headers.ToJsonString();
         }
         if (o.Unsubscribe is { Length: > 0 } unsubscribe)
@@ -102,29 +93,47 @@ public sealed partial class TencentSesDeliveryTransport(IHttpClientFactory httpF
     public static bool NeverSent(HttpRequestException ex) =>
         ex.HttpRequestError is HttpRequestError.NameResolutionError or HttpRequestError.ConnectionError or HttpRequestError.SecureConnectionError;
 
-    /// <summary>Throttling, Tencent-side failures, quotas and credential problems are worth retrying later; the rest is final.</summary>
-    public static bool IsTransient(string code) =>
-        code.StartsWith("RequestLimitExceeded", StringComparison.Ordinal)
-        || code.StartsWith("InternalError", StringComparison.Ordinal)
-        || code.StartsWith("LimitExceeded", StringComparison.Ordinal)
-        || code.StartsWith("ResourceUnavailable", StringComparison.Ordinal)
-        || code.StartsWith("AuthFailure", StringComparison.Ordinal)
-        || code.StartsWith("UnauthorizedOperation", StringComparison.Ordinal)
-        || code is "FailedOperation.FrequencyLimit" or "FailedOperation.ExceedSendLimit" or "FailedOperation.ServiceNotAvailable"
-            or "FailedOperation.InsufficientQuota" or "FailedOperation.InsufficientBalance";
+    /// <summary>
+    /// The outcome of an API error code: per-recipient throttling is <see cref="DeliveryOutcome.Deferred"/>; API rate
+    /// limits, Tencent-side failures and daily limits <see cref="DeliveryOutcome.Unavailable"/> (they heal); credentials,
+    /// permissions, an unverified sender, quota and balance <see cref="DeliveryOutcome.Misconfigured"/> (an operator has
+    /// to act); everything else (bad address, blacklisted recipient, content refused…) <see cref="DeliveryOutcome.Rejected"/>.
+    /// </summary>
+    public static DeliveryOutcome Classify(string code) =>
+        code is "FailedOperation.FrequencyLimit" ? DeliveryOutcome.Deferred
+        : code.StartsWith("RequestLimitExceeded", StringComparison.Ordinal)
+          || code.StartsWith("InternalError", StringComparison.Ordinal)
+          || code.StartsWith("LimitExceeded", StringComparison.Ordinal)
+          || code.StartsWith("ResourceUnavailable", StringComparison.Ordinal)
+          || code is "FailedOperation.ServiceNotAvailable" or "FailedOperation.ExceedSendLimit" ? DeliveryOutcome.Unavailable
+        : code.StartsWith("AuthFailure", StringComparison.Ordinal)
+          || code.StartsWith("UnauthorizedOperation", StringComparison.Ordinal)
+          || code.StartsWith("OperationDenied", StringComparison.Ordinal)
+          || code is "FailedOperation.InsufficientQuota" or "FailedOperation.InsufficientBalance"
+          || (code.StartsWith("FailedOperation.", StringComparison.Ordinal) && code.Contains("Sender", StringComparison.Ordinal))
+            ? DeliveryOutcome.Misconfigured
+        : DeliveryOutcome.Rejected;
 
-    private sealed class Session(TencentSesDeliveryTransport owner) : IDeliverySession
+    private sealed class Session(TencentSesTransport owner) : ITransportSession
     {
         private readonly HttpClient _http = owner._httpFactory.CreateClient(HttpClientName);
 
-        public async Task<DeliveryResult> SendAsync(MimeMessage message, CancellationToken ct)
+        public async Task<DeliveryResult> SendAsync(OutgoingMessage message, CancellationToken ct)
         {
             var o = owner._options.CurrentValue;
             if (string.IsNullOrEmpty(o.SecretId) || string.IsNullOrEmpty(o.SecretKey))
             {
                 return new DeliveryResult(DeliveryOutcome.Misconfigured, "Tencent SES is not configured (TencentSes:SecretId / SecretKey)");
             }
-            var payload = BuildPayload(message, o);
+            string payload;
+            try
+            {
+                payload = BuildPayload(message, o);
+            }
+            catch (FormatException ex)
+            {
+                return new DeliveryResult(DeliveryOutcome.Rejected, "invalid message: " + ex.Message);
+            }
             var endpoint = new Uri(o.Endpoint);
             var timestamp = owner._clock.GetUtcNow().ToUnixTimeSeconds();
             var signature = Tc3Signer.Sign(o.SecretId, o.SecretKey, o.Service, endpoint.Authority, timestamp, payload);
@@ -146,8 +155,11 @@ public sealed partial class TencentSesDeliveryTransport(IHttpClientFactory httpF
                 {
                     var status = (int)response.StatusCode;
                     var detail = $"Tencent SES HTTP {status}: {Snippet(text)}";
-                    return new DeliveryResult(status >= 500 || response.StatusCode == HttpStatusCode.TooManyRequests
-                        ? DeliveryOutcome.Unavailable : DeliveryOutcome.Rejected, detail);
+                    // 5xx and 429 (left after the handler's retries): not processed, Tencent or the path to it is in
+                    // trouble. 401/403: the credential. Other 4xx: this request.
+                    return new DeliveryResult(status >= 500 || response.StatusCode == HttpStatusCode.TooManyRequests ? DeliveryOutcome.Unavailable
+                        : response.StatusCode is HttpStatusCode.Unauthorized or HttpStatusCode.Forbidden ? DeliveryOutcome.Misconfigured
+                        : DeliveryOutcome.Rejected, detail);
                 }
                 return Interpret(text);
             }
@@ -160,10 +172,9 @@ public sealed partial class TencentSesDeliveryTransport(IHttpClientFactory httpF
                                        // Polly's timeout (the name: two Polly assemblies define the type here).
                                        || ex.GetType().FullName == "Polly.Timeout.TimeoutRejectedException")
             {
-                // The request went out and no answer came back: Tencent may have accepted it. Like a runner that stops
-                // mid-transaction, it is recorded as failed rather than risk mailing the recipient twice.
+                // The request went out and no answer came back: Tencent may have accepted it, so it is not sent again.
                 LogCallFailed(owner._logger, ex.Message);
-                return new DeliveryResult(DeliveryOutcome.Unknown, "outcome unknown: Tencent SES did not answer (" + ex.Message + "); not retried to avoid a duplicate");
+                return DeliveryResult.Unknown("Tencent SES did not answer (" + ex.Message + ")");
             }
         }
 
@@ -176,7 +187,9 @@ public sealed partial class TencentSesDeliveryTransport(IHttpClientFactory httpF
             }
             catch (JsonException)
             {
-                return new DeliveryResult(DeliveryOutcome.Deferred, "Tencent SES answered something that is not JSON: " + Snippet(text));
+                // Not the API's answer (a proxy's page, say): whatever answered did not pass the request on as JSON-speaking
+                // Tencent would have, so it is treated as not processed.
+                return new DeliveryResult(DeliveryOutcome.Unavailable, "Tencent SES answered something that is not JSON: " + Snippet(text));
             }
             try
             {
@@ -185,8 +198,8 @@ public sealed partial class TencentSesDeliveryTransport(IHttpClientFactory httpF
             catch (InvalidOperationException)
             {
                 // JsonNode throws this for a shape we did not expect (an array, a number where a string belongs). The
-                // call was answered 200, so Tencent may have sent it: final, like other permanent errors, not retried.
-                return new DeliveryResult(DeliveryOutcome.Rejected, "Tencent SES answered in an unexpected shape: " + Snippet(text));
+                // call was answered 200, so Tencent may have sent it: not retried.
+                return DeliveryResult.Unknown("Tencent SES answered in an unexpected shape: " + Snippet(text));
             }
         }
 
@@ -197,14 +210,14 @@ public sealed partial class TencentSesDeliveryTransport(IHttpClientFactory httpF
             {
                 var code = error["Code"]?.GetValue<string>() ?? "Unknown";
                 var msg = error["Message"]?.GetValue<string>() ?? "";
-                return new DeliveryResult(IsTransient(code) ? DeliveryOutcome.Unavailable : DeliveryOutcome.Rejected,
-                    $"Tencent SES {code}: {msg} (RequestId {requestId})");
+                return new DeliveryResult(Classify(code), $"Tencent SES {code}: {msg} (RequestId {requestId})");
             }
             if (root?["MessageId"]?.GetValue<string>() is { Length: > 0 } messageId)
             {
                 return new DeliveryResult(DeliveryOutcome.Sent, $"Tencent SES accepted (RequestId {requestId})", messageId);
             }
-            return new DeliveryResult(DeliveryOutcome.Deferred, "Tencent SES answered without MessageId or Error: " + Snippet(text));
+            // Answered 200 with neither: it may have been accepted, so it is not sent again.
+            return DeliveryResult.Unknown("Tencent SES answered without MessageId or Error: " + Snippet(text));
         }
 
         private static string Snippet(string s) => s.Length > 500 ? s[..500] : s;

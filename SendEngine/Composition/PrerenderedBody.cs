@@ -6,7 +6,7 @@ using MimeKit.Encodings;
 using MimeKit.IO;
 using MimeKit.IO.Filters;
 
-namespace SendEngine.Features.Delivery;
+namespace SendEngine.Composition;
 
 /// <summary>
 /// A message body whose MIME content is encoded once, when the message is composed: one text part, or a

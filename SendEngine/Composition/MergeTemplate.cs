@@ -1,0 +1,69 @@
+using System.Net;
+using System.Text;
+using System.Text.RegularExpressions;
+
+namespace SendEngine.Composition;
+
+/// <summary>
+/// A parsed <c>{{ tag }}</c> template: literal parts and tag names, parsed once per job and rendered per recipient.
+/// Unknown tags render empty. In HTML, values are HTML-escaped.
+/// </summary>
+public sealed partial class MergeTemplate
+{
+    private readonly string[] _literals;
+    private readonly string[] _tags;
+    private readonly bool _html;
+    private readonly bool _crlf;
+    /// <summary>The literals' total length, summed once rather than per recipient.</summary>
+    private readonly int _literalLength;
+
+    private MergeTemplate(string[] literals, string[] tags, bool html, bool crlf)
+    {
+        (_literals, _tags, _html, _crlf) = (literals, tags, html, crlf);
+        _literalLength = literals.Sum(l => l.Length);
+    }
+
+    /// <param name="crlf">Render with CRLF line endings only (bodies: the message is encoded once, as it goes on the wire).</param>
+    public static MergeTemplate Parse(string template, bool html, bool crlf = false)
+    {
+        var literals = new List<string>();
+        var tags = new List<string>();
+        var last = 0;
+        foreach (Match m in TagPattern().Matches(template))
+        {
+            literals.Add(template[last..m.Index]);
+            tags.Add(m.Groups[1].Value);
+            last = m.Index + m.Length;
+        }
+        literals.Add(template[last..]);
+        if (crlf)
+        {
+            literals = literals.Select(l => l.ReplaceLineEndings("\r\n")).ToList();
+        }
+        return new MergeTemplate([.. literals], [.. tags], html, crlf);
+    }
+
+    public string Render(MergeData data)
+    {
+        if (_tags.Length == 0)
+        {
+            return _literals[0];
+        }
+        var sb = new StringBuilder(_literalLength + 64 * _tags.Length);
+        for (var i = 0; i < _tags.Length; i++)
+        {
+            sb.Append(_literals[i]);
+            var value = data.Lookup(_tags[i]) ?? "";
+            if (_crlf && value.AsSpan().IndexOfAny('\r', '\n') >= 0)
+            {
+                value = value.ReplaceLineEndings("\r\n");
+            }
+            sb.Append(_html ? WebUtility.HtmlEncode(value) : value);
+        }
+        sb.Append(_literals[^1]);
+        return sb.ToString();
+    }
+
+    [GeneratedRegex(@"\{\{\s*([A-Za-z0-9_.\-]+)\s*\}\}")]
+    private static partial Regex TagPattern();
+}

@@ -1,0 +1,55 @@
+using MimeKit.Cryptography;
+
+namespace SendEngine.Transports;
+
+/// <summary>A mailbox with an optional display name.</summary>
+public readonly record struct MessageAddress(string? Name, string Address);
+
+/// <summary>A header field added as is (List-Unsubscribe, List-Unsubscribe-Post, …).</summary>
+public readonly record struct MessageHeader(string Name, string Value);
+
+/// <summary>
+/// One recipient's message as parts, like listmonk's Messenger message: each transport renders what it needs from it
+/// (SMTP: MIME, Tencent SES: the SendEmail payload), so no transport has to take a MIME message apart again.
+/// </summary>
+public sealed class OutgoingMessage
+{
+    public required MessageAddress From { get; init; }
+
+    /// <summary>The one recipient's address.</summary>
+    public required string To { get; init; }
+
+    /// <summary>Reply-To address, when replies should not go to <see cref="From"/>.</summary>
+    public string? ReplyTo { get; init; }
+
+    public required string Subject { get; init; }
+
+    /// <summary>The Message-ID without angle brackets; stored with the recipient and sent as the header.</summary>
+    public required string MessageId { get; init; }
+
+    public DateTimeOffset Date { get; init; } = DateTimeOffset.UtcNow;
+
+    /// <summary>Extra header fields, in order (e.g. RFC 2369/8058 List-Unsubscribe and List-Unsubscribe-Post).</summary>
+    public IReadOnlyList<MessageHeader> Headers { get; init; } = [];
+
+    /// <summary>The merged text body, or null; at least one body is set.</summary>
+    public string? TextBody { get; init; }
+
+    /// <summary>The merged HTML body, or null.</summary>
+    public string? HtmlBody { get; init; }
+
+    /// <summary>Per-job state for rendering MIME, shared by the job's messages (null: defaults, no DKIM).</summary>
+    public MimeRendering? Rendering { get; init; }
+}
+
+/// <summary>
+/// What a job's messages share when they are rendered as MIME (SMTP), made once per job by the composer rather than
+/// per message: the DKIM signer (its parsed key), and the header fields it signs.
+/// </summary>
+public sealed class MimeRendering(DkimSigner? dkim)
+{
+    public static readonly MimeRendering Default = new(null);
+
+    /// <summary>Signs each message (relaxed/relaxed); null = no DKIM, the body is pre-encoded once (PrerenderedBody).</summary>
+    public DkimSigner? Dkim { get; } = dkim;
+}

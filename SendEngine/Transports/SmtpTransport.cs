@@ -1,0 +1,201 @@
+using System.Net.Sockets;
+using MailKit;
+using MailKit.Net.Smtp;
+using MailKit.Security;
+using Microsoft.Extensions.Options;
+using MimeKit;
+using Newsletter.ServiceDefaults.Mail;
+using SendEngine.Composition;
+
+namespace SendEngine.Transports;
+
+/// <summary>
+/// SMTP through MailKit. Each session owns one authenticated connection (TCP_NODELAY, see SmtpConnector) that is
+/// reused for every message the worker sends. Replies and failures map to a <see cref="DeliveryOutcome"/> by where
+/// they happened (docs/send-engine.md "Transports"): <see cref="SmtpWireStream"/> times each phase and tells whether
+/// the message was completely written, which separates <see cref="DeliveryOutcome.Unavailable"/> (nothing was
+/// delivered, safe to try again) from <see cref="DeliveryOutcome.Unknown"/> (it may have been, never retried). The
+/// connection is dropped after either.
+/// </summary>
+public sealed partial class SmtpTransport(IOptions<SmtpOptions> options, ILogger<SmtpTransport> logger) : ITransport
+{
+    public const string TransportName = "smtp";
+
+    private static readonly HeaderId[] DkimHeaders = [HeaderId.From, HeaderId.To, HeaderId.Subject, HeaderId.Date, HeaderId.MessageId, HeaderId.ListUnsubscribe, HeaderId.ListUnsubscribePost];
+
+    public string Name => TransportName;
+
+    public ITransportSession OpenSession() => new Session(options.Value, logger);
+
+    /// <summary>
+    /// The message as MIME. Without DKIM the body is a <see cref="PrerenderedBody"/> (encoded once, copied when MailKit
+    /// measures and writes it); with DKIM MimeKit's own parts, which MimeKit prepares and canonicalises for the signature.
+    /// </summary>
+    /// <exception cref="ParseException">The recipient address is not one.</exception>
+    public static MimeMessage ToMime(OutgoingMessage m)
+    {
+        var message = new MimeMessage();
+        // A new address per message: InternetAddressList subscribes to the address's Changed event, so one shared
+        // MailboxAddress would keep every message of the job alive (RSS grew by ~17 KB per message).
+        message.From.Add(new MailboxAddress(m.From.Name, m.From.Address));
+        message.To.Add(MailboxAddress.Parse(m.To));
+        if (m.ReplyTo is not null)
+        {
+            message.ReplyTo.Add(new MailboxAddress((string?)null, m.ReplyTo));
+        }
+        message.Subject = m.Subject;
+        message.Date = m.Date;
+        message.MessageId = m.MessageId;
+        foreach (var header in m.Headers)
+        {
+            message.Headers.Add(header.Name, header.Value);
+        }
+        var dkim = m.Rendering?.Dkim;
+        if (dkim is null)
+        {
+            message.Body = PrerenderedBody.Create(m.TextBody, m.HtmlBody);
+            return message;
+        }
+        message.Body = new BodyBuilder { TextBody = m.TextBody, HtmlBody = m.HtmlBody }.ToMessageBody();
+        message.Prepare(EncodingConstraint.SevenBit);
+        dkim.Sign(message, DkimHeaders);
+        return message;
+    }
+
+    private sealed class Session(SmtpOptions options, ILogger logger) : ITransportSession
+    {
+        private SmtpClient? _client;
+        private SmtpWireStream? _wire;
+
+        public async Task<DeliveryResult> SendAsync(OutgoingMessage message, CancellationToken ct)
+        {
+            MimeMessage mime;
+            try
+            {
+                mime = ToMime(message);
+            }
+            catch (Exception ex) when (ex is ParseException or FormatException or ArgumentException)
+            {
+                return new DeliveryResult(DeliveryOutcome.Rejected, "invalid message: " + ex.Message);
+            }
+
+            var connecting = false;
+            try
+            {
+                if (_client is not { IsConnected: true } || _wire is null)
+                {
+                    Drop();
+                    connecting = true;
+                    SmtpWireStream? wire = null;
+                    _client = await SmtpConnector.ConnectAsync(options, socket => wire = new SmtpWireStream(socket, options.CommandTimeout, options.DataTimeout), ct);
+                    _wire = wire!;
+                    connecting = false;
+                }
+                _wire.BeginTransaction();
+                var reply = await _client.SendAsync(mime, ct, _wire);
+                return new DeliveryResult(DeliveryOutcome.Sent, string.IsNullOrEmpty(reply) ? "250 OK" : "250 " + reply);
+            }
+            catch (AuthenticationException ex)
+            {
+                // MailKit keeps the server's reply as the inner exception: 454 is temporary, 535/534/538/530 are not.
+                var code = ex.InnerException is SmtpCommandException reply ? (int)reply.StatusCode : 535;
+                return Fail(code is >= 400 and < 500 ? DeliveryOutcome.Unavailable : DeliveryOutcome.Misconfigured,
+                    "AUTH refused: " + ex.Message, ex);
+            }
+            catch (ServiceNotAuthenticatedException ex)
+            {
+                return Fail(DeliveryOutcome.Misconfigured, "530 authentication required: " + ex.Message, ex);
+            }
+            catch (SmtpCommandException ex)
+            {
+                return Classify(ex, connecting);
+            }
+            catch (NotSupportedException ex) when (connecting)
+            {
+                // Credentials set but no AUTH offered, or STARTTLS required and not offered: an operator's matter.
+                return Fail(DeliveryOutcome.Misconfigured, ex.Message, ex);
+            }
+            catch (Exception ex) when (ex is IOException or SocketException or SmtpProtocolException or TimeoutException
+                                           or ServiceNotConnectedException or SslHandshakeException or OperationCanceledException)
+            {
+                var what = $"{ex.GetType().Name}: {ex.Message}";
+                if (!connecting && _wire?.PayloadWritten == true)
+                {
+                    // The whole message went out: the server may have queued it even if no reply reached us.
+                    return Fail(DeliveryOutcome.Unknown, what, ex);
+                }
+                if (ex is OperationCanceledException && ct.IsCancellationRequested)
+                {
+                    Drop();
+                    throw;
+                }
+                return Fail(DeliveryOutcome.Unavailable, connecting ? "connecting: " + what : what, ex);
+            }
+        }
+
+        /// <summary>A reply the server gave (a command refused), by the command it answered.</summary>
+        private DeliveryResult Classify(SmtpCommandException ex, bool connecting)
+        {
+            var code = (int)ex.StatusCode;
+            var detail = $"{code} {ex.Message}".Trim();
+            var permanent = code >= 500;
+            var outcome = code == 421 ? DeliveryOutcome.Unavailable // the server is closing the channel, whatever it answered
+                : connecting ? (permanent ? DeliveryOutcome.Misconfigured : DeliveryOutcome.Unavailable) // greeting, EHLO, STARTTLS
+                : ex.ErrorCode switch
+                {
+                    // MAIL FROM: a refused sender is the configuration's; a 4xx is the server's state, not the recipient's.
+                    SmtpErrorCode.SenderNotAccepted => permanent ? DeliveryOutcome.Misconfigured : DeliveryOutcome.Unavailable,
+                    // RCPT TO, the DATA command, the end of DATA: about this message or recipient.
+                    _ => permanent ? DeliveryOutcome.Rejected : DeliveryOutcome.Deferred,
+                };
+            if (outcome is not (DeliveryOutcome.Unavailable or DeliveryOutcome.Unknown) && _client is { IsConnected: false })
+            {
+                Drop();
+            }
+            return Fail(outcome, detail, null);
+        }
+
+        /// <summary>Builds the result; after Unknown or Unavailable the connection is dropped (its state is not trusted).</summary>
+        private DeliveryResult Fail(DeliveryOutcome outcome, string detail, Exception? ex)
+        {
+            if (ex is not null)
+            {
+                LogFailure(logger, outcome, ex.GetType().Name, ex.Message);
+            }
+            if (outcome is DeliveryOutcome.Unknown or DeliveryOutcome.Unavailable or DeliveryOutcome.Misconfigured)
+            {
+                Drop();
+            }
+            return outcome == DeliveryOutcome.Unknown ? DeliveryResult.Unknown(detail) : new DeliveryResult(outcome, detail);
+        }
+
+        private void Drop()
+        {
+            _client?.Dispose();
+            _client = null;
+            _wire?.Dispose();
+            _wire = null;
+        }
+
+        public async ValueTask DisposeAsync()
+        {
+            if (_client is { IsConnected: true } client)
+            {
+                try
+                {
+                    _wire?.BeginTransaction();
+                    using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(5));
+                    await client.DisconnectAsync(quit: true, timeout.Token);
+                }
+                catch (Exception ex) when (ex is not OutOfMemoryException)
+                {
+                    // Closing politely is best effort.
+                }
+            }
+            Drop();
+        }
+    }
+
+    [LoggerMessage(LogLevel.Warning, "SMTP delivery failed ({Outcome}, {ErrorType}): {Error}")]
+    private static partial void LogFailure(ILogger logger, DeliveryOutcome outcome, string errorType, string error);
+}

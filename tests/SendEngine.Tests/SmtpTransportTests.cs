@@ -1,0 +1,208 @@
+using System.Text.Json;
+using Microsoft.Extensions.Logging.Abstractions;
+using Microsoft.Extensions.Options;
+using Newsletter.ServiceDefaults.Mail;
+using Newsletter.TestSupport;
+using SendEngine.Composition;
+using SendEngine.Transports;
+
+namespace SendEngine.Tests;
+
+/// <summary>
+/// The SMTP transport against a real server that misbehaves (fault_smtp.py, aiosmtpd): every outcome from the reply or
+/// the failure that caused it, the phase timeouts, and no second copy of a message whose DATA was completely written.
+/// </summary>
+public sealed class SmtpTransportTests
+{
+    private static readonly TimeSpan Long = TimeSpan.FromSeconds(30);
+
+    private static SmtpTransport Transport(FaultSmtpServer server, TimeSpan? command = null, TimeSpan? data = null, string? password = null) =>
+        new(Options.Create(new SmtpOptions
+        {
+            Host = server.Host,
+            Port = server.Port,
+            FromAddress = "news@example.test",
+            CommandTimeout = command ?? Long,
+            DataTimeout = data ?? Long,
+            Username = password is null ? null : "sender",
+            Password = password,
+        }), NullLogger<SmtpTransport>.Instance);
+
+    private static OutgoingMessage Message(string to = "reader@example.test") =>
+        new MessageComposer(new SmtpOptions { FromAddress = "news@example.test" }, null, "Hello", "<p>Hi {{ email }}</p>", "Hi {{ email }}")
+            .Compose(new MergeData(to, "http://mc.test/u?token=t", new Dictionary<string, JsonElement>()));
+
+    private static void AssertUnknown(DeliveryResult result)
+    {
+        Assert.Equal(DeliveryOutcome.Unknown, result.Outcome);
+        Assert.StartsWith("outcome unknown: ", result.Detail);
+        Assert.EndsWith("; not retried to avoid a duplicate", result.Detail);
+    }
+
+    [Fact]
+    public async Task An_end_of_DATA_reply_later_than_the_data_timeout_is_unknown_and_the_server_has_exactly_one_copy()
+    {
+        await using var server = await FaultSmtpServer.StartAsync("--data-delay", "8");
+        await using var session = Transport(server, command: TimeSpan.FromSeconds(1), data: TimeSpan.FromSeconds(2)).OpenSession();
+        var message = Message();
+
+        var result = await session.SendAsync(message, TestContext.Current.CancellationToken);
+
+        AssertUnknown(result);
+        Assert.Contains("Smtp:DataTimeout", result.Detail);
+        Assert.Equal(1, await server.WaitForCopiesAsync(message.MessageId, 1, TimeSpan.FromSeconds(10)));
+        // The connection is not trusted after an unknown outcome: the next message goes over a new one.
+        await server.SetAsync("data_delay", "0");
+        var next = Message("second@example.test");
+        Assert.Equal(DeliveryOutcome.Sent, (await session.SendAsync(next, TestContext.Current.CancellationToken)).Outcome);
+        Assert.Equal(2, server.Connections);
+        await Task.Delay(TimeSpan.FromSeconds(1), TestContext.Current.CancellationToken);
+        Assert.Equal(1, server.CopiesOf(message.MessageId));
+        Assert.Equal(1, server.CopiesOf(next.MessageId));
+    }
+
+    [Fact]
+    public async Task A_connection_dropped_after_the_final_dot_is_unknown_and_the_server_has_exactly_one_copy()
+    {
+        await using var server = await FaultSmtpServer.StartAsync("--drop-after-data");
+        await using var session = Transport(server).OpenSession();
+        var message = Message();
+
+        var result = await session.SendAsync(message, TestContext.Current.CancellationToken);
+
+        AssertUnknown(result);
+        Assert.Equal(1, await server.WaitForCopiesAsync(message.MessageId, 1, TimeSpan.FromSeconds(10)));
+        await server.SetAsync("drop_after_data", "0");
+        Assert.Equal(DeliveryOutcome.Sent, (await session.SendAsync(Message("second@example.test"), TestContext.Current.CancellationToken)).Outcome);
+        Assert.Equal(1, server.CopiesOf(message.MessageId));
+    }
+
+    [Fact]
+    public async Task A_slow_healthy_relay_within_the_data_timeout_is_sent_though_it_takes_longer_than_the_command_timeout()
+    {
+        await using var server = await FaultSmtpServer.StartAsync("--data-delay", "3");
+        await using var session = Transport(server, command: TimeSpan.FromSeconds(1), data: TimeSpan.FromSeconds(20)).OpenSession();
+        var message = Message();
+
+        var result = await session.SendAsync(message, TestContext.Current.CancellationToken);
+
+        Assert.Equal(DeliveryOutcome.Sent, result.Outcome);
+        Assert.StartsWith("250 ", result.Detail);
+        Assert.Equal(1, server.CopiesOf(message.MessageId));
+        // The command timeout is back for the next transaction's commands, which answer at once: same connection.
+        await server.SetAsync("data_delay", "0");
+        Assert.Equal(DeliveryOutcome.Sent, (await session.SendAsync(Message("second@example.test"), TestContext.Current.CancellationToken)).Outcome);
+        Assert.Equal(1, server.Connections);
+    }
+
+    [Fact]
+    public async Task Connection_refused_is_unavailable_and_the_session_recovers_when_the_server_is_back()
+    {
+        await using var server = await FaultSmtpServer.StartAsync();
+        await using var session = Transport(server).OpenSession();
+        Assert.Equal(DeliveryOutcome.Sent, (await session.SendAsync(Message(), TestContext.Current.CancellationToken)).Outcome);
+        await server.StopListeningAsync();
+
+        var down = await session.SendAsync(Message("second@example.test"), TestContext.Current.CancellationToken);
+        var refused = await session.SendAsync(Message("third@example.test"), TestContext.Current.CancellationToken);
+
+        // The open connection was dropped by the server (before any DATA) and a new one is refused: not attempts.
+        Assert.Equal(DeliveryOutcome.Unavailable, down.Outcome);
+        Assert.Equal(DeliveryOutcome.Unavailable, refused.Outcome);
+        Assert.Contains("connecting", refused.Detail);
+        await server.StartListeningAsync();
+        Assert.Equal(DeliveryOutcome.Sent, (await session.SendAsync(Message("fourth@example.test"), TestContext.Current.CancellationToken)).Outcome);
+        Assert.Equal(2, server.Accepted.Count);
+    }
+
+    [Fact]
+    public async Task A_421_is_unavailable()
+    {
+        await using var server = await FaultSmtpServer.StartAsync("--mail-reply", "421 4.3.2 Service shutting down");
+        await using var session = Transport(server).OpenSession();
+
+        var result = await session.SendAsync(Message(), TestContext.Current.CancellationToken);
+
+        Assert.Equal(DeliveryOutcome.Unavailable, result.Outcome);
+        Assert.StartsWith("421 ", result.Detail);
+        Assert.Empty(server.Accepted);
+    }
+
+    [Fact]
+    public async Task A_4xx_to_MAIL_FROM_is_unavailable_and_a_5xx_misconfigured()
+    {
+        await using var server = await FaultSmtpServer.StartAsync("--mail-reply", "451 4.3.0 Local error");
+        await using var session = Transport(server).OpenSession();
+
+        var temporary = await session.SendAsync(Message(), TestContext.Current.CancellationToken);
+        await server.SetAsync("mail_reply", "553 5.7.1 Sender address rejected: not owned by user");
+        var refused = await session.SendAsync(Message(), TestContext.Current.CancellationToken);
+
+        Assert.Equal((DeliveryOutcome.Unavailable, DeliveryOutcome.Misconfigured), (temporary.Outcome, refused.Outcome));
+        Assert.StartsWith("553 ", refused.Detail);
+        Assert.Empty(server.Accepted);
+    }
+
+    [Fact]
+    public async Task AUTH_refused_with_535_is_misconfigured_until_the_credential_is_fixed()
+    {
+        await using var server = await FaultSmtpServer.StartAsync("--password", "the-right-one");
+        await using var session = Transport(server, password: "an-old-one").OpenSession();
+
+        var refused = await session.SendAsync(Message(), TestContext.Current.CancellationToken);
+
+        Assert.Equal(DeliveryOutcome.Misconfigured, refused.Outcome);
+        Assert.Contains("535", refused.Detail);
+        // The operator fixes the credential (here: the server's side of it); the same session then delivers.
+        await server.SetAsync("password", "an-old-one");
+        Assert.Equal(DeliveryOutcome.Sent, (await session.SendAsync(Message(), TestContext.Current.CancellationToken)).Outcome);
+        Assert.Single(server.Accepted);
+    }
+
+    [Fact]
+    public async Task RCPT_450_is_deferred_and_550_rejected_on_the_same_connection()
+    {
+        await using var server = await FaultSmtpServer.StartAsync("--rcpt-reply", "450 4.2.1 Mailbox busy, try later");
+        await using var session = Transport(server).OpenSession();
+
+        var deferred = await session.SendAsync(Message(), TestContext.Current.CancellationToken);
+        await server.SetAsync("rcpt_reply", "550 5.1.1 <reader@example.test>: Recipient address rejected: User unknown");
+        var rejected = await session.SendAsync(Message(), TestContext.Current.CancellationToken);
+        await server.SetAsync("rcpt_reply", "-");
+        var sent = await session.SendAsync(Message(), TestContext.Current.CancellationToken);
+
+        Assert.Equal((DeliveryOutcome.Deferred, DeliveryOutcome.Rejected, DeliveryOutcome.Sent), (deferred.Outcome, rejected.Outcome, sent.Outcome));
+        Assert.StartsWith("450 ", deferred.Detail);
+        Assert.StartsWith("550 ", rejected.Detail);
+        Assert.Contains("5.1.1", rejected.Detail); // what the runner's hard-bounce rule reads
+        // A recipient's refusal is not the connection's: it stays open.
+        Assert.Equal(1, server.Connections);
+    }
+
+    [Fact]
+    public async Task A_4xx_reply_to_the_end_of_DATA_is_deferred_and_a_5xx_rejected()
+    {
+        await using var server = await FaultSmtpServer.StartAsync("--data-reply", "451 4.7.1 Greylisted, try later");
+        await using var session = Transport(server).OpenSession();
+
+        var deferred = await session.SendAsync(Message(), TestContext.Current.CancellationToken);
+        await server.SetAsync("data_reply", "554 5.6.0 Message content rejected");
+        var rejected = await session.SendAsync(Message(), TestContext.Current.CancellationToken);
+
+        Assert.Equal((DeliveryOutcome.Deferred, DeliveryOutcome.Rejected), (deferred.Outcome, rejected.Outcome));
+        Assert.StartsWith("554 ", rejected.Detail);
+    }
+
+    [Fact]
+    public async Task An_invalid_recipient_address_is_rejected_without_touching_the_server()
+    {
+        await using var server = await FaultSmtpServer.StartAsync();
+        await using var session = Transport(server).OpenSession();
+
+        var result = await session.SendAsync(Message("not an address"), TestContext.Current.CancellationToken);
+
+        Assert.Equal(DeliveryOutcome.Rejected, result.Outcome);
+        Assert.StartsWith("invalid message: ", result.Detail);
+        Assert.Equal(0, server.Connections);
+    }
+}
