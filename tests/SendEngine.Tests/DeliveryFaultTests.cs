@@ -1,0 +1,181 @@
+using System.Globalization;
+using System.Net;
+using System.Net.Http.Json;
+using Newsletter.Contracts;
+using Newsletter.TestSupport;
+
+namespace SendEngine.Tests;
+
+/// <summary>
+/// Whole send jobs against a real relay that misbehaves (fault_smtp.py): a lost end-of-DATA reply gives one copy and an
+/// unknown recipient, never a second copy; a relay outage pauses the job, which resumes by itself and mails everyone
+/// once; a refused credential pauses it for an operator, and resume after the fix delivers the rest.
+/// </summary>
+public sealed class DeliveryFaultTests(StackFixture stack)
+{
+    private async Task<(TestTenant Tenant, List<string> Emails)> TenantWithSubscribersAsync(int count, string prefix)
+    {
+        var tenant = await stack.CreateTenantAsync();
+        var domain = StackFixture.UniqueDomain();
+        var emails = Enumerable.Range(1, count).Select(i => $"{prefix}{i}@{domain}").ToList();
+        await stack.SubscribeAsync(tenant, emails);
+        return (tenant, emails);
+    }
+
+    private async Task<(SendEngineFactory Engine, HttpClient Client)> EngineAsync(TestTenant tenant, FaultSmtpServer relay, Dictionary<string, string?> extra)
+    {
+        var settings = new Dictionary<string, string?>
+        {
+            ["Smtp:Host"] = relay.Host,
+            ["Smtp:Port"] = relay.Port.ToString(CultureInfo.InvariantCulture),
+            ["SendJobs:OutageRetryDelay"] = "00:00:01",
+            ["SendJobs:OutageRetryMaxDelay"] = "00:00:02",
+        };
+        foreach (var (k, v) in extra)
+        {
+            settings[k] = v;
+        }
+        var engine = stack.CreateSendEngine(await stack.Postgres.CreateDatabaseAsync("se"), settings);
+        var client = engine.CreateClient();
+        client.DefaultRequestHeaders.Authorization = new("Bearer", await stack.SendTokenAsync(tenant));
+        return (engine, client);
+    }
+
+    private static async Task<SendJobResponse> CreateJobAsync(HttpClient client, TestTenant tenant, string subject)
+    {
+        using var created = await client.PostAsJsonAsync("api/send-jobs", new CreateSendJobRequest(null, tenant.ListId, null, subject, null, "Hi {{ email }}", null), StackFixture.Json);
+        return await StackFixture.ReadAsync<SendJobResponse>(created, HttpStatusCode.Created);
+    }
+
+    private static async Task<List<SendJobRecipientResponse>> RecipientsAsync(HttpClient client, string jobId)
+    {
+        var page = await client.GetFromJsonAsync<SendJobRecipientPage>($"api/send-jobs/{jobId}/recipients?limit=500", StackFixture.Json);
+        return [.. page!.Items];
+    }
+
+    /// <summary>Every address the relay took, and how often: nobody twice, and every recipient recorded sent arrived.</summary>
+    private static void AssertEachMailedOnce(FaultSmtpServer relay, List<SendJobRecipientResponse> rows)
+    {
+        var copies = relay.Accepted.GroupBy(a => a.Recipient).ToDictionary(g => g.Key, g => g.Count());
+        var twice = copies.Where(c => c.Value > 1).Select(c => c.Key).ToList();
+        Assert.True(twice.Count == 0, "mailed twice: " + string.Join(", ", twice));
+        foreach (var row in rows.Where(r => r.Status == RecipientStatuses.Sent))
+        {
+            Assert.True(copies.ContainsKey(row.Email), $"{row.Email} is recorded sent but never reached the relay");
+        }
+        Assert.Subset(rows.Select(r => r.Email).ToHashSet(), copies.Keys.ToHashSet());
+    }
+
+    [Theory]
+    [InlineData("--data-delay", "6")] // the relay queues the message and answers after the data timeout
+    [InlineData("--drop-after-data", null)] // the relay queues the message and drops the connection without answering
+    public async Task A_lost_end_of_DATA_reply_leaves_one_copy_and_an_unknown_recipient_that_is_never_retried(string fault, string? value)
+    {
+        string[] options = value is null ? [fault] : [fault, value];
+        await using var relay = await FaultSmtpServer.StartAsync(options);
+        var (tenant, emails) = await TenantWithSubscribersAsync(1, "lost");
+        var (engine, client) = await EngineAsync(tenant, relay, new()
+        {
+            ["Smtp:CommandTimeout"] = "00:00:02",
+            ["Smtp:DataTimeout"] = "00:00:02",
+        });
+        await using var _ = engine;
+        using var __ = client;
+
+        var job = await CreateJobAsync(client, tenant, "Lost reply");
+        var done = await StackFixture.WaitForJobAsync(client, job.Id, j => j.Status == SendJobStatuses.Completed);
+
+        Assert.Equal((1, 0, 0, 1), (done.Counts.Total, done.Counts.Sent, done.Counts.Failed, done.Counts.Unknown));
+        var row = Assert.Single(await RecipientsAsync(client, job.Id));
+        Assert.Equal((emails[0], RecipientStatuses.Unknown, 1), (row.Email, row.Status, row.Attempts));
+        Assert.StartsWith("outcome unknown: ", row.Detail);
+        Assert.NotNull(row.MessageId);
+        // Well past the relay's delay and any retry backoff: still the one copy.
+        await Task.Delay(TimeSpan.FromSeconds(8), TestContext.Current.CancellationToken);
+        Assert.Equal(1, relay.CopiesOf(row.MessageId!));
+        Assert.Single(relay.Accepted);
+    }
+
+    [Fact]
+    public async Task A_relay_outage_mid_job_pauses_the_job_which_resumes_by_itself_and_mails_everyone_once()
+    {
+        const int recipients = 40;
+        await using var relay = await FaultSmtpServer.StartAsync();
+        var (tenant, emails) = await TenantWithSubscribersAsync(recipients, "outage");
+        var (engine, client) = await EngineAsync(tenant, relay, new()
+        {
+            ["Delivery:MessagesPerSecond"] = "10",
+            ["Delivery:Concurrency"] = "2",
+            ["SendJobs:BatchSize"] = "5",
+        });
+        await using var _ = engine;
+        using var __ = client;
+
+        var job = await CreateJobAsync(client, tenant, "Outage");
+        await StackFixture.WaitForJobAsync(client, job.Id, j => j.Counts.Sent >= 10);
+        await relay.StopListeningAsync();
+        var paused = await StackFixture.WaitForJobAsync(client, job.Id, j => j.Status == SendJobStatuses.Paused);
+        Assert.Contains("unavailable", paused.PausedReason);
+        Assert.NotNull(paused.ResumeAt);
+        Assert.True(paused.Counts.Remaining > 0, "the outage began after the job was done");
+        // Down for a while: the job keeps trying (each try pauses it again), and nothing is counted as failed.
+        await Task.Delay(TimeSpan.FromSeconds(8), TestContext.Current.CancellationToken);
+        var waiting = await client.GetFromJsonAsync<SendJobResponse>($"api/send-jobs/{job.Id}", StackFixture.Json);
+        Assert.Equal(0, waiting!.Counts.Failed);
+        Assert.NotEqual(SendJobStatuses.Failed, waiting.Status);
+        await relay.StartListeningAsync();
+
+        var done = await StackFixture.WaitForJobAsync(client, job.Id, j => j.Status == SendJobStatuses.Completed, TimeSpan.FromSeconds(120));
+        Assert.Equal(recipients, done.Counts.Total);
+        Assert.Equal(0, done.Counts.Failed);
+        Assert.Null(done.PausedReason);
+        // Only a transaction cut at the very moment of the outage, after its final dot, may be unknown.
+        Assert.InRange(done.Counts.Unknown, 0, 2);
+        Assert.Equal(recipients, done.Counts.Sent + done.Counts.Unknown);
+        var rows = await RecipientsAsync(client, job.Id);
+        AssertEachMailedOnce(relay, rows);
+        Assert.Equal(emails.Order(), rows.Select(r => r.Email).Order());
+        // The paused tries were not attempts: a recipient is attempted once.
+        Assert.All(rows, r => Assert.Equal(1, r.Attempts));
+    }
+
+    [Fact]
+    public async Task A_refused_credential_pauses_the_job_for_an_operator_and_resume_after_the_fix_mails_everyone_once()
+    {
+        const int recipients = 6;
+        await using var relay = await FaultSmtpServer.StartAsync("--password", "the-right-one");
+        var (tenant, emails) = await TenantWithSubscribersAsync(recipients, "auth");
+        var (engine, client) = await EngineAsync(tenant, relay, new()
+        {
+            ["Smtp:Username"] = "sender",
+            ["Smtp:Password"] = "a-wrong-one",
+        });
+        await using var _ = engine;
+        using var __ = client;
+
+        var job = await CreateJobAsync(client, tenant, "Credential");
+        var paused = await StackFixture.WaitForJobAsync(client, job.Id, j => j.Status == SendJobStatuses.Paused);
+        Assert.Contains("535", paused.PausedReason);
+        Assert.Null(paused.ResumeAt); // waits for an operator, not for a timer
+        Assert.Equal((recipients, 0, 0), (paused.Counts.Total, paused.Counts.Sent, paused.Counts.Failed));
+        // Nothing retries it by itself.
+        await Task.Delay(TimeSpan.FromSeconds(4), TestContext.Current.CancellationToken);
+        Assert.Equal(SendJobStatuses.Paused, (await client.GetFromJsonAsync<SendJobResponse>($"api/send-jobs/{job.Id}", StackFixture.Json))!.Status);
+        Assert.Empty(relay.Accepted);
+
+        // The operator fixes the credential (here: the relay now takes the password the engine has) and resumes.
+        await relay.SetAsync("password", "a-wrong-one");
+        using var resumed = await client.PostAsync($"api/send-jobs/{job.Id}/resume", null);
+        var resumedJob = await StackFixture.ReadAsync<SendJobResponse>(resumed, HttpStatusCode.OK);
+        Assert.Equal(SendJobStatuses.Sending, resumedJob.Status);
+        var done = await StackFixture.WaitForJobAsync(client, job.Id, j => j.Status == SendJobStatuses.Completed);
+        Assert.Equal((recipients, recipients, 0), (done.Counts.Total, done.Counts.Sent, done.Counts.Unknown));
+        var rows = await RecipientsAsync(client, job.Id);
+        AssertEachMailedOnce(relay, rows);
+        Assert.Equal(emails.Order(), relay.Accepted.Select(a => a.Recipient).Order());
+
+        // A finished job cannot be resumed.
+        using var again = await client.PostAsync($"api/send-jobs/{job.Id}/resume", null);
+        Assert.Equal(HttpStatusCode.Conflict, again.StatusCode);
+    }
+}
