@@ -251,6 +251,36 @@ namespace MemberCenter.Data.Migrations
                     b.ToTable("consent_records", (string)null);
                 });
 
+            modelBuilder.Entity("MemberCenter.Features.Subscriptions.LinkKey", b =>
+                {
+                    b.Property<string>("Id")
+                        .HasMaxLength(16)
+                        .HasColumnType("character varying(16)")
+                        .HasColumnName("id");
+
+                    b.Property<DateTimeOffset>("CreatedAt")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("created_at");
+
+                    b.Property<byte[]>("ProtectedSecret")
+                        .IsRequired()
+                        .HasColumnType("bytea")
+                        .HasColumnName("protected_secret");
+
+                    b.Property<DateTimeOffset>("RetireAt")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("retire_at");
+
+                    b.Property<DateTimeOffset>("SignsUntil")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("signs_until");
+
+                    b.HasKey("Id")
+                        .HasName("pk_link_keys");
+
+                    b.ToTable("link_keys", (string)null);
+                });
+
             modelBuilder.Entity("MemberCenter.Features.Subscriptions.Subscriber", b =>
                 {
                     b.Property<Guid>("Id")

@@ -1,3 +1,4 @@
+using System.Buffers.Text;
 using System.Text.Json;
 using MemberCenter.Data;
 using MemberCenter.Extensions;
@@ -21,7 +22,9 @@ public static class InternalApi
     public static IEndpointRouteBuilder MapInternalApi(this IEndpointRouteBuilder app)
     {
         var api = app.MapGroup("/internal").WithTags("Internal (Send Engine)");
+        api.MapGet("/lists/{listId:guid}", GetList).RequireAuthorization(Policies.InternalRecipients);
         api.MapGet("/lists/{listId:guid}/recipients", Recipients).RequireAuthorization(Policies.InternalRecipients);
+        api.MapPost("/lists/{listId:guid}/link-key", LinkKey).RequireAuthorization(Policies.InternalRecipients);
         api.MapPost("/lists/{listId:guid}/not-sendable", NotSendable).RequireAuthorization(Policies.InternalRecipients);
         api.MapPost("/suppressions", ReportSuppression).RequireAuthorization(Policies.InternalSuppressions);
         return app;
@@ -66,14 +69,97 @@ public static class InternalApi
                           select new { SubscriptionId = s.Id, s.SubscriberId, p.Email, s.Preferences })
             .Take(size).AsNoTracking().ToListAsync(ct);
 
-        var tokens = await subscriptions.IssueUnsubscribeTokensAsync(rows.Select(r => r.SubscriptionId).ToArray(), ct);
+        // Stateless links: nothing is written for a page (the field goes once Send Engine mints its own links).
+        var mint = await subscriptions.UnsubscribeLinkMinterAsync(tenant_id!.Value, listId, ct);
+        var prefix = UnsubscribeUrlPrefix(urls.Value);
         var items = rows.Select(r => new Recipient(
             r.SubscriberId.ToString(),
             r.Email,
             SubscriptionService.ParsePreferences(r.Preferences),
-            urls.Value.Link("/newsletter/unsubscribe?token=" + tokens[r.SubscriptionId]))).ToList();
+            prefix + mint(r.SubscriberId))).ToList();
         var next = rows.Count == size ? rows[^1].SubscriberId.ToString() : null;
         return TypedResults.Ok(new RecipientPage(tenant_id!.Value.ToString(), listId.ToString(), items, next));
+    }
+
+    private static string UnsubscribeUrlPrefix(PublicUrlOptions urls) => urls.Link("/newsletter/unsubscribe?token=");
+
+    /// <summary>Whether the list exists and is the tenant's: a read without side effects for Send Engine's job create.</summary>
+    private static async Task<Results<Ok<InternalListResponse>, ValidationProblem, ProblemHttpResult>> GetList(
+        Guid listId, Guid? tenant_id, MemberCenterDbContext db, CancellationToken ct)
+    {
+        if (tenant_id is null)
+        {
+            return TypedResults.ValidationProblem(new Dictionary<string, string[]> { ["tenant_id"] = ["The tenant_id query parameter is required."] });
+        }
+        return await db.MailingLists.AnyAsync(l => l.Id == listId && l.TenantId == tenant_id, ct)
+            ? TypedResults.Ok(new InternalListResponse(tenant_id.Value.ToString(), listId.ToString()))
+            : SubscriptionsApi.ListNotFound();
+    }
+
+    /// <summary>
+    /// The derived key Send Engine mints a job's unsubscribe links with: K_link = HMAC-SHA256(K_root[key_id],
+    /// "unsubscribe-link|tenant|list|issued_at"). Without key_id/issued_at: the current key and now; with both: the same
+    /// key again, so a restarted Send Engine re-derives a job's key without storing it. 410 once those links are dead.
+    /// </summary>
+    private static async Task<Results<Ok<LinkKeyResponse>, ValidationProblem, ProblemHttpResult>> LinkKey(
+        Guid listId, LinkKeyRequest request, MemberCenterDbContext db, LinkKeyRing ring, IOptions<NewsletterOptions> options,
+        IOptions<PublicUrlOptions> urls, TimeProvider clock, CancellationToken ct)
+    {
+        var v = new Validation();
+        if (!Guid.TryParse(request.TenantId, out var tenantId))
+        {
+            v.Add("tenant_id", "The tenant_id field is required (a UUID).");
+        }
+        if ((request.KeyId is null) != (request.IssuedAt is null))
+        {
+            v.Add(request.KeyId is null ? "key_id" : "issued_at", "Give key_id and issued_at together, or neither.");
+        }
+        else if (request.KeyId is not null && !LinkKeyRing.IsKeyId(request.KeyId))
+        {
+            v.Add("key_id", "The key_id is not a link key id.");
+        }
+        if (request.IssuedAt is < 0 or > 253_402_300_799)
+        {
+            v.Add("issued_at", "The issued_at must be unix seconds.");
+        }
+        if (!v.IsValid)
+        {
+            return TypedResults.ValidationProblem(v.Errors);
+        }
+        if (!await db.MailingLists.AnyAsync(l => l.Id == listId && l.TenantId == tenantId, ct))
+        {
+            return SubscriptionsApi.ListNotFound();
+        }
+        var lifetime = options.Value.UnsubscribeTokenLifetime;
+        var now = clock.GetUtcNow();
+        LinkKeyRing.Key key;
+        long issuedAt;
+        if (request.KeyId is null)
+        {
+            key = await ring.GetCurrentAsync(ct);
+            issuedAt = now.ToUnixTimeSeconds();
+        }
+        else
+        {
+            issuedAt = request.IssuedAt!.Value;
+            var at = DateTimeOffset.FromUnixTimeSeconds(issuedAt);
+            if (await ring.FindAsync(request.KeyId, ct) is not { } found || at + lifetime <= now)
+            {
+                return TypedResults.Problem(statusCode: 410, title: "Link key retired",
+                    detail: "This key no longer verifies links issued at that time (their lifetime is over); ask for the current key.");
+            }
+            if (at < found.CreatedAt || at > found.SignsUntil || at > now)
+            {
+                return TypedResults.ValidationProblem(new Dictionary<string, string[]>
+                {
+                    ["issued_at"] = ["The issued_at must be a past time at which this key was signing (the issued_at it was handed out with)."],
+                });
+            }
+            key = found;
+        }
+        var linkKey = key.DeriveLinkKey(tenantId, listId, issuedAt);
+        return TypedResults.Ok(new LinkKeyResponse(key.Id, issuedAt, Base64Url.EncodeToString(linkKey), UnsubscribeUrlPrefix(urls.Value),
+            listId.ToString(), DateTimeOffset.FromUnixTimeSeconds(issuedAt) + lifetime));
     }
 
     /// <summary>Of the given addresses, those that must not be mailed now (left the list, or undeliverable): Send Engine's re-check before a batch.</summary>
