@@ -4,8 +4,17 @@ namespace Newsletter.Contracts;
 
 // Member Center's internal API, called by Send Engine with its own service client (audience member_center_internal).
 
-/// <summary>One page of a list's confirmed recipients, keyset-paginated by subscriber id.</summary>
-public sealed record RecipientPage(string TenantId, string ListId, IReadOnlyList<Recipient> Items, string? NextCursor);
+/// <summary>
+/// One page of a list's confirmed recipients, keyset-paginated by subscriber id. The first page (no after) also carries
+/// ChangesCursor: the change feed's position taken before the page was read, to pass as after to the changes route.
+/// </summary>
+public sealed record RecipientPage(string TenantId, string ListId, IReadOnlyList<Recipient> Items, string? NextCursor, string? ChangesCursor = null);
+
+/// <summary>GET /internal/lists/{list_id}/changes: subscriptions that stopped being sendable, in commit order.</summary>
+public sealed record SubscriptionChangesPage(string TenantId, string ListId, IReadOnlyList<SubscriptionChangeItem> Items, string NextCursor);
+
+/// <summary>Change is unsubscribed, undeliverable or erased; Email is null once the subscriber is erased.</summary>
+public sealed record SubscriptionChangeItem(string SubscriberId, string? Email, string Change, DateTimeOffset OccurredAt);
 
 public sealed record Recipient(
     string SubscriberId,

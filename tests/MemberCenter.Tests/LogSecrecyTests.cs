@@ -1,10 +1,10 @@
-using Newsletter.Contracts;
-using System.Net.Http.Json;
 using System.Collections.Concurrent;
 using System.Globalization;
 using System.Net.Http.Headers;
+using System.Net.Http.Json;
 using System.Text;
 using Microsoft.Extensions.DependencyInjection;
+using Newsletter.Contracts;
 using Newsletter.TestSupport;
 using Serilog.Core;
 using Serilog.Events;

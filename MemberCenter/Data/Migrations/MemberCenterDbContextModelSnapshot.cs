@@ -384,6 +384,45 @@ namespace MemberCenter.Data.Migrations
                     b.ToTable("subscriptions", (string)null);
                 });
 
+            modelBuilder.Entity("MemberCenter.Features.Subscriptions.SubscriptionChange", b =>
+                {
+                    b.Property<long>("Id")
+                        .ValueGeneratedOnAdd()
+                        .HasColumnType("bigint")
+                        .HasColumnName("id");
+
+                    NpgsqlPropertyBuilderExtensions.UseIdentityByDefaultColumn(b.Property<long>("Id"));
+
+                    b.Property<string>("Change")
+                        .IsRequired()
+                        .HasMaxLength(20)
+                        .HasColumnType("character varying(20)")
+                        .HasColumnName("change");
+
+                    b.Property<Guid>("ListId")
+                        .HasColumnType("uuid")
+                        .HasColumnName("list_id");
+
+                    b.Property<DateTimeOffset>("OccurredAt")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("occurred_at");
+
+                    b.Property<Guid>("SubscriberId")
+                        .HasColumnType("uuid")
+                        .HasColumnName("subscriber_id");
+
+                    b.HasKey("Id")
+                        .HasName("pk_subscription_changes");
+
+                    b.HasIndex("OccurredAt")
+                        .HasDatabaseName("ix_subscription_changes_occurred_at");
+
+                    b.HasIndex("ListId", "Id")
+                        .HasDatabaseName("ix_subscription_changes_list_id_id");
+
+                    b.ToTable("subscription_changes", (string)null);
+                });
+
             modelBuilder.Entity("MemberCenter.Features.Subscriptions.SubscriptionToken", b =>
                 {
                     b.Property<Guid>("Id")

@@ -25,6 +25,7 @@ public static class InternalApi
         api.MapGet("/lists/{listId:guid}", GetList).RequireAuthorization(Policies.InternalRecipients);
         api.MapGet("/lists/{listId:guid}/recipients", Recipients).RequireAuthorization(Policies.InternalRecipients);
         api.MapPost("/lists/{listId:guid}/link-key", LinkKey).RequireAuthorization(Policies.InternalRecipients);
+        api.MapGet("/lists/{listId:guid}/changes", Changes).RequireAuthorization(Policies.InternalRecipients);
         api.MapPost("/lists/{listId:guid}/not-sendable", NotSendable).RequireAuthorization(Policies.InternalRecipients);
         api.MapPost("/suppressions", ReportSuppression).RequireAuthorization(Policies.InternalSuppressions);
         return app;
@@ -57,6 +58,14 @@ public static class InternalApi
             return SubscriptionsApi.ListNotFound();
         }
 
+        // The change feed's position before the first page is read: a change committed later has a higher id (see
+        // SubscriptionChanges.RecordAsync), so nothing that happens during the snapshot is missed.
+        string? changesCursor = null;
+        if (after is null)
+        {
+            changesCursor = (await db.SubscriptionChanges.Where(c => c.ListId == listId).MaxAsync(c => (long?)c.Id, ct) ?? 0)
+                .ToString(System.Globalization.CultureInfo.InvariantCulture);
+        }
         var cursor = after ?? Guid.Empty;
         // The cursor is stated for both sides of the join: PostgreSQL merge-joins the two primary-key orders, and
         // without `p.id > cursor` it read the subscribers index from its start on every page (a page deep into a 100k
@@ -78,7 +87,51 @@ public static class InternalApi
             SubscriptionService.ParsePreferences(r.Preferences),
             prefix + mint(r.SubscriberId))).ToList();
         var next = rows.Count == size ? rows[^1].SubscriberId.ToString() : null;
-        return TypedResults.Ok(new RecipientPage(tenant_id!.Value.ToString(), listId.ToString(), items, next));
+        return TypedResults.Ok(new RecipientPage(tenant_id!.Value.ToString(), listId.ToString(), items, next, changesCursor));
+    }
+
+    /// <summary>
+    /// The list's subscriptions that stopped being sendable after the cursor (changes_cursor of the first recipients page,
+    /// then next_cursor), in commit order: Send Engine keeps this set instead of re-checking every address.
+    /// </summary>
+    private static async Task<Results<Ok<SubscriptionChangesPage>, ValidationProblem, ProblemHttpResult>> Changes(
+        Guid listId, Guid? tenant_id, string? after, int? limit, MemberCenterDbContext db, CancellationToken ct)
+    {
+        var v = new Validation();
+        if (tenant_id is null)
+        {
+            v.Add("tenant_id", "The tenant_id query parameter is required.");
+        }
+        long position = 0;
+        if (after is not null && !long.TryParse(after, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out position))
+        {
+            v.Add("after", "The after cursor is not one this API returned.");
+        }
+        var size = limit ?? 1000;
+        if (size is < 1 or > MaxPageSize)
+        {
+            v.Add("limit", $"The limit must be between 1 and {MaxPageSize}.");
+        }
+        if (!v.IsValid)
+        {
+            return TypedResults.ValidationProblem(v.Errors);
+        }
+        if (!await db.MailingLists.AnyAsync(l => l.Id == listId && l.TenantId == tenant_id, ct))
+        {
+            return SubscriptionsApi.ListNotFound();
+        }
+        var rows = await (from c in db.SubscriptionChanges
+                          where c.ListId == listId && c.Id > position
+                          orderby c.Id
+                          select new
+                          {
+                              c.Id, c.SubscriberId, c.Change, c.OccurredAt,
+                              Email = db.Subscribers.Where(p => p.Id == c.SubscriberId).Select(p => p.Email).FirstOrDefault(),
+                          })
+            .Take(size).AsNoTracking().ToListAsync(ct);
+        var items = rows.Select(r => new SubscriptionChangeItem(r.SubscriberId.ToString(), r.Email, r.Change, r.OccurredAt)).ToList();
+        var next = (rows.Count > 0 ? rows[^1].Id : position).ToString(System.Globalization.CultureInfo.InvariantCulture);
+        return TypedResults.Ok(new SubscriptionChangesPage(tenant_id!.Value.ToString(), listId.ToString(), items, next));
     }
 
     private static string UnsubscribeUrlPrefix(PublicUrlOptions urls) => urls.Link("/newsletter/unsubscribe?token=");
@@ -255,6 +308,7 @@ public static class InternalApi
         var changed = 0;
         var ids = await db.Subscriptions
             .Where(s => s.SubscriberId == subscriber.Id && (listId == null || s.ListId == listId))
+            .OrderBy(s => s.ListId)
             .Select(s => s.Id).ToListAsync(ct);
         foreach (var id in ids)
         {
@@ -263,6 +317,10 @@ public static class InternalApi
             {
                 if (subscriber.UndeliverableAt is null)
                 {
+                    if (subscription.Status == SubscriptionStatus.Confirmed)
+                    {
+                        subscriptions.AddChange(subscription.ListId, subscriber.Id, SubscriptionChangeKinds.Undeliverable, now);
+                    }
                     subscriptions.AddConsent(tenantId, subscription.ListId, subscriber.Id, ConsentActions.MarkedUndeliverable, origin, now, details);
                     changed++;
                 }
@@ -279,6 +337,7 @@ public static class InternalApi
             subscriber.UndeliverableReason = SuppressionReasons.HardBounce;
         }
         await db.SaveChangesAsync(ct);
+        await subscriptions.FlushChangesAsync(ct);
         await tx.CommitAsync(ct);
         return TypedResults.Ok(new SuppressionReportResult(tenantId.ToString(), email.Value, report.Reason!, changed));
     }

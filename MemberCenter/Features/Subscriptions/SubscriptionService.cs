@@ -208,6 +208,7 @@ public sealed class SubscriptionService(
         }
         var now = clock.GetUtcNow();
         await UnsubscribeLockedAsync(subscription, list.TenantId, origin, now, details: null, ct);
+        await FlushChangesAsync(ct);
         await tx.CommitAsync(ct);
         return new TokenResult(TokenOutcome.Done, list.Id, list.Name, subscriber.Email, now);
     }
@@ -216,6 +217,10 @@ public sealed class SubscriptionService(
     public async Task UnsubscribeLockedAsync(Subscription subscription, Guid tenantId, RequestOrigin origin, DateTimeOffset now, string? details,
         CancellationToken ct)
     {
+        if (subscription.Status == SubscriptionStatus.Confirmed)
+        {
+            AddChange(subscription.ListId, subscription.SubscriberId, SubscriptionChangeKinds.Unsubscribed, now);
+        }
         subscription.Status = SubscriptionStatus.Unsubscribed;
         subscription.UnsubscribedAt = now;
         subscription.UpdatedAt = now;
@@ -223,6 +228,18 @@ public sealed class SubscriptionService(
         await db.SaveChangesAsync(ct);
         // An old confirmation link must not re-subscribe someone who left.
         await ConsumeConfirmTokensAsync(subscription.Id, now, ct);
+    }
+
+    private readonly List<(Guid ListId, Guid SubscriberId, string Change, DateTimeOffset At)> _changes = [];
+
+    /// <summary>Notes that a confirmed subscription stopped being sendable; written by <see cref="FlushChangesAsync"/>.</summary>
+    public void AddChange(Guid listId, Guid subscriberId, string change, DateTimeOffset at) => _changes.Add((listId, subscriberId, change, at));
+
+    /// <summary>Writes the noted changes to the change feed: call last in the transaction, right before its commit.</summary>
+    public async Task FlushChangesAsync(CancellationToken ct)
+    {
+        await SubscriptionChanges.RecordAsync(db, _changes, ct);
+        _changes.Clear();
     }
 
     public async Task<PreferencesResponse?> GetPreferencesAsync(Guid tenantId, Guid listId, EmailAddress email, CancellationToken ct)

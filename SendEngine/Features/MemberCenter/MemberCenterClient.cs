@@ -74,6 +74,18 @@ public sealed class MemberCenterClient(HttpClient http, ServiceTokenCache cache,
         return (await response.Content.ReadFromJsonAsync<LinkKeyResponse>(Json, ct))!;
     }
 
+    /// <summary>
+    /// The list's subscriptions that stopped being sendable since <paramref name="after"/> (the first recipients page's
+    /// changes_cursor, then each answer's next_cursor), in commit order, at most MemberCenter:PageSize at a time.
+    /// </summary>
+    public async Task<SubscriptionChangesPage> GetChangesAsync(Guid tenantId, Guid listId, string after, CancellationToken ct)
+    {
+        var url = $"internal/lists/{listId}/changes?tenant_id={tenantId}&after={Uri.EscapeDataString(after)}&limit={options.Value.PageSize}";
+        using var response = await SendAsync(() => new HttpRequestMessage(HttpMethod.Get, url), ct);
+        await EnsureSuccessAsync(response, ct);
+        return (await response.Content.ReadFromJsonAsync<SubscriptionChangesPage>(Json, ct))!;
+    }
+
     /// <summary>Of <paramref name="emails"/>, those that left the list or became undeliverable since the snapshot.</summary>
     public async Task<IReadOnlyList<string>> GetNotSendableAsync(Guid tenantId, Guid listId, IReadOnlyList<string> emails, CancellationToken ct)
     {
