@@ -53,6 +53,8 @@ public sealed class UnsubscribeLinkTests(StackFixture stack)
         var key = await Client().GetLinkKeyAsync(tenantId, listId, null, null, TestContext.Current.CancellationToken);
         var links = new UnsubscribeLinks(key);
         var (first, second) = (subscribers.Values.First(), subscribers.Values.Last());
+        var snapshot = await Client().GetRecipientsAsync(tenantId, listId, null, TestContext.Current.CancellationToken);
+        Assert.NotNull(snapshot.ChangesCursor);
 
         // A restarted Send Engine gets the same key back from key_id and issued_at.
         var again = await Client().GetLinkKeyAsync(tenantId, listId, key.KeyId, DateTimeOffset.FromUnixTimeSeconds(key.IssuedAt), TestContext.Current.CancellationToken);
@@ -80,6 +82,10 @@ public sealed class UnsubscribeLinkTests(StackFixture stack)
             Assert.Contains("You are unsubscribed", await form.Content.ReadAsStringAsync());
         }
         Assert.Equal(McStatus.Unsubscribed, await StatusAsync(t, second));
+        // Both show up in the change feed after the snapshot's cursor, in the order they happened.
+        var changes = await Client().GetChangesAsync(tenantId, listId, snapshot.ChangesCursor, TestContext.Current.CancellationToken);
+        Assert.Equal([(first.ToString(), "unsubscribed"), (second.ToString(), "unsubscribed")], changes.Items.Select(c => (c.SubscriberId, c.Change)));
+        Assert.Empty((await Client().GetChangesAsync(tenantId, listId, changes.NextCursor, TestContext.Current.CancellationToken)).Items);
         var trail = await WithMcDbAsync(db => db.ConsentRecords.Where(c => c.TenantId == tenantId && c.Action == "unsubscribe").Select(c => c.Source).OrderBy(s => s).ToListAsync());
         Assert.Equal(["link", "one_click"], trail);
     }
