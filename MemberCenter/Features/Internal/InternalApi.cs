@@ -201,7 +201,8 @@ public static class InternalApi
                 return TypedResults.Problem(statusCode: 410, title: "Link key retired",
                     detail: "This key no longer verifies links issued at that time (their lifetime is over); ask for the current key.");
             }
-            if (at < found.CreatedAt || at > found.SignsUntil || at > now)
+            // Not in the future (beyond clock skew between replicas): a later issued_at would stretch the links' lifetime.
+            if (at < found.CreatedAt || at > found.SignsUntil || at > now + TimeSpan.FromMinutes(5))
             {
                 return TypedResults.ValidationProblem(new Dictionary<string, string[]>
                 {

@@ -42,7 +42,7 @@ public sealed partial class LinkKeyRing(
 
     private volatile Dictionary<string, Key> _keys = new(StringComparer.Ordinal);
     private readonly SemaphoreSlim _refreshLock = new(1, 1);
-    private DateTimeOffset _lastRefresh = DateTimeOffset.MinValue;
+    private long _lastRefreshTicks = DateTimeOffset.MinValue.UtcTicks;
 
     public static bool IsKeyId(string? s) =>
         s is { Length: KeyIdLength } && s.All(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_');
@@ -92,7 +92,7 @@ public sealed partial class LinkKeyRing(
         }
         // Another replica may have created it since the last refresh; unknown ids re-read the table at most every 5 s,
         // so made-up key ids cannot turn every request into a table read.
-        if (!IsKeyId(keyId) || now - _lastRefresh < UnknownKeyRefreshGap)
+        if (!IsKeyId(keyId) || now.UtcTicks - Interlocked.Read(ref _lastRefreshTicks) < UnknownKeyRefreshGap.Ticks)
         {
             return null;
         }
@@ -122,7 +122,7 @@ public sealed partial class LinkKeyRing(
                 await CreateAsync(db, endCurrent: rows.Any(k => k.CreatedAt <= now && k.SignsUntil > now), ct);
                 Apply(await db.LinkKeys.AsNoTracking().ToListAsync(ct));
             }
-            _lastRefresh = now;
+            Interlocked.Exchange(ref _lastRefreshTicks, now.UtcTicks);
         }
         finally
         {
@@ -140,7 +140,7 @@ public sealed partial class LinkKeyRing(
             var db = scope.ServiceProvider.GetRequiredService<MemberCenterDbContext>();
             var id = await CreateAsync(db, endCurrent: true, ct);
             Apply(await db.LinkKeys.AsNoTracking().ToListAsync(ct));
-            _lastRefresh = clock.GetUtcNow();
+            Interlocked.Exchange(ref _lastRefreshTicks, clock.GetUtcNow().UtcTicks);
             return _keys[id];
         }
         finally
