@@ -4,14 +4,39 @@ namespace Newsletter.Contracts;
 
 // Member Center's internal API, called by Send Engine with its own service client (audience member_center_internal).
 
-/// <summary>One page of a list's confirmed recipients, keyset-paginated by subscriber id.</summary>
-public sealed record RecipientPage(string TenantId, string ListId, IReadOnlyList<Recipient> Items, string? NextCursor);
+/// <summary>
+/// One page of a list's confirmed recipients, keyset-paginated by subscriber id. The first page (no after) also carries
+/// ChangesCursor: the change feed's position taken before the page was read, to pass as after to the changes route.
+/// </summary>
+public sealed record RecipientPage(string TenantId, string ListId, IReadOnlyList<Recipient> Items, string? NextCursor, string? ChangesCursor = null);
+
+/// <summary>GET /internal/lists/{list_id}/changes: subscriptions that stopped being sendable, in commit order.</summary>
+public sealed record SubscriptionChangesPage(string TenantId, string ListId, IReadOnlyList<SubscriptionChangeItem> Items, string NextCursor);
+
+/// <summary>Change is unsubscribed, undeliverable or erased; Email is null once the subscriber is erased.</summary>
+public sealed record SubscriptionChangeItem(string SubscriberId, string? Email, string Change, DateTimeOffset OccurredAt);
 
 public sealed record Recipient(
     string SubscriberId,
     string Email,
     IReadOnlyDictionary<string, JsonElement> Preferences,
     string UnsubscribeUrl);
+
+/// <summary>GET /internal/lists/{list_id}?tenant_id=: the list exists and is the tenant's.</summary>
+public sealed record InternalListResponse(string TenantId, string ListId);
+
+/// <summary>
+/// POST /internal/lists/{list_id}/link-key. Without KeyId/IssuedAt: the current key, issued now. With both: the same
+/// derived key again (a restarted Send Engine re-deriving a job's key). IssuedAt is unix seconds.
+/// </summary>
+public sealed record LinkKeyRequest(string? TenantId, string? KeyId = null, long? IssuedAt = null);
+
+/// <summary>
+/// A derived link key: K_link = HMAC-SHA256(K_root[KeyId], "unsubscribe-link|{tenant_id}|{list_id}|{issued_at}"),
+/// base64url (no padding) in Key. A link is UnsubscribeUrlPrefix + "u1.{key_id}.{issued_at}.{list_id:N}.{subscriber_id:N}.{mac}"
+/// (docs/internal-api.md). Links minted with it are valid until ExpiresAt (IssuedAt + the unsubscribe token lifetime).
+/// </summary>
+public sealed record LinkKeyResponse(string KeyId, long IssuedAt, string Key, string UnsubscribeUrlPrefix, string ListId, DateTimeOffset ExpiresAt);
 
 /// <summary>
 /// Feedback from delivery: hard bounce, complaint or an unsubscribe seen by the ESP. Detail is what the ESP said of it

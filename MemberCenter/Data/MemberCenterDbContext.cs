@@ -16,6 +16,8 @@ public sealed class MemberCenterDbContext(DbContextOptions<MemberCenterDbContext
     public DbSet<Subscriber> Subscribers => Set<Subscriber>();
     public DbSet<Subscription> Subscriptions => Set<Subscription>();
     public DbSet<SubscriptionToken> SubscriptionTokens => Set<SubscriptionToken>();
+    public DbSet<LinkKey> LinkKeys => Set<LinkKey>();
+    public DbSet<SubscriptionChange> SubscriptionChanges => Set<SubscriptionChange>();
     public DbSet<ConsentRecord> ConsentRecords => Set<ConsentRecord>();
     public DbSet<OutboxMessage> OutboxMessages => Set<OutboxMessage>();
 

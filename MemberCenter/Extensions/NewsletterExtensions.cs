@@ -1,4 +1,5 @@
 using MemberCenter.Features.Admin;
+using Microsoft.AspNetCore.DataProtection;
 using MemberCenter.Features.Outbox;
 using MemberCenter.Features.Retention;
 using MemberCenter.Features.Subscriptions;
@@ -18,6 +19,11 @@ public static class NewsletterExtensions
         services.AddOptions<DemoOptions>().BindConfiguration(DemoOptions.Section);
         services.AddOptions<RetentionOptions>().BindConfiguration(RetentionOptions.Section).ValidateDataAnnotations().ValidateOnStart();
 
+        // Link-signing keys are encrypted with Newsletter:LinkKeyPassword or, without it, with Data Protection.
+        services.AddDataProtection().SetApplicationName("newsletter-member-center");
+        services.AddSingleton<LinkKeyProtector>();
+        services.AddSingleton<LinkKeyRing>();
+        services.AddHostedService(sp => sp.GetRequiredService<LinkKeyRing>());
         services.AddScoped<SubscriptionService>();
         services.AddScoped<ConfirmationMailComposer>();
         services.AddScoped<PlatformSeeder>();

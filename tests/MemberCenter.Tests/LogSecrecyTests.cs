@@ -1,8 +1,10 @@
 using System.Collections.Concurrent;
 using System.Globalization;
 using System.Net.Http.Headers;
+using System.Net.Http.Json;
 using System.Text;
 using Microsoft.Extensions.DependencyInjection;
+using Newsletter.Contracts;
 using Newsletter.TestSupport;
 using Serilog.Core;
 using Serilog.Events;
@@ -59,6 +61,20 @@ public sealed class LogSecrecyTests(PostgresServer postgres, MailDevServer mail)
                 new FormUrlEncodedContent(new Dictionary<string, string> { ["List-Unsubscribe"] = "One-Click" }));
             oneClick.EnsureSuccessStatusCode();
         }
+        // A stateless link and a derived link key (Send Engine's routes).
+        var other = $"quiet-{Guid.NewGuid():N}@example.com";
+        await tenant.ConfirmAsync((await tenant.SubscribeAsync(other)).ConfirmToken!);
+        string linkMac, linkKey;
+        using (var se = _mc.Http(await _mc.TokenAsync(MemberCenterFixture.SendEngineClientId, MemberCenterFixture.SendEngineClientSecret)))
+        {
+            var page = await MemberCenterFixture.ReadAsync<RecipientPage>(await se.GetAsync($"internal/lists/{tenant.ListId}/recipients?tenant_id={tenant.TenantId}"));
+            var url = page.Items.Single(r => r.Email == other).UnsubscribeUrl;
+            linkMac = url[(url.LastIndexOf('.') + 1)..];
+            using var http = _mc.Http();
+            (await http.GetAsync(url)).EnsureSuccessStatusCode();
+            linkKey = (await MemberCenterFixture.ReadAsync<LinkKeyResponse>(await se.PostAsJsonAsync($"internal/lists/{tenant.ListId}/link-key",
+                new LinkKeyRequest(tenant.TenantId), MemberCenterFixture.Json))).Key;
+        }
 
         var logged = _logs.Text();
         Assert.Contains("/newsletter/unsubscribe", logged, StringComparison.Ordinal); // the request log did run
@@ -70,6 +86,8 @@ public sealed class LogSecrecyTests(PostgresServer postgres, MailDevServer mail)
             ("access token signature", tenant.TenantToken[(tenant.TenantToken.LastIndexOf('.') + 1)..]),
             ("confirm token", subscribed.ConfirmToken!),
             ("unsubscribe token", unsubscribeToken),
+            ("stateless link MAC", linkMac),
+            ("derived link key", linkKey),
         })
         {
             Assert.False(logged.Contains(value, StringComparison.Ordinal), $"the {what} was logged");

@@ -251,6 +251,36 @@ namespace MemberCenter.Data.Migrations
                     b.ToTable("consent_records", (string)null);
                 });
 
+            modelBuilder.Entity("MemberCenter.Features.Subscriptions.LinkKey", b =>
+                {
+                    b.Property<string>("Id")
+                        .HasMaxLength(16)
+                        .HasColumnType("character varying(16)")
+                        .HasColumnName("id");
+
+                    b.Property<DateTimeOffset>("CreatedAt")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("created_at");
+
+                    b.Property<byte[]>("ProtectedSecret")
+                        .IsRequired()
+                        .HasColumnType("bytea")
+                        .HasColumnName("protected_secret");
+
+                    b.Property<DateTimeOffset>("RetireAt")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("retire_at");
+
+                    b.Property<DateTimeOffset>("SignsUntil")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("signs_until");
+
+                    b.HasKey("Id")
+                        .HasName("pk_link_keys");
+
+                    b.ToTable("link_keys", (string)null);
+                });
+
             modelBuilder.Entity("MemberCenter.Features.Subscriptions.Subscriber", b =>
                 {
                     b.Property<Guid>("Id")
@@ -352,6 +382,45 @@ namespace MemberCenter.Data.Migrations
                         .HasFilter("status = 1");
 
                     b.ToTable("subscriptions", (string)null);
+                });
+
+            modelBuilder.Entity("MemberCenter.Features.Subscriptions.SubscriptionChange", b =>
+                {
+                    b.Property<long>("Id")
+                        .ValueGeneratedOnAdd()
+                        .HasColumnType("bigint")
+                        .HasColumnName("id");
+
+                    NpgsqlPropertyBuilderExtensions.UseIdentityByDefaultColumn(b.Property<long>("Id"));
+
+                    b.Property<string>("Change")
+                        .IsRequired()
+                        .HasMaxLength(20)
+                        .HasColumnType("character varying(20)")
+                        .HasColumnName("change");
+
+                    b.Property<Guid>("ListId")
+                        .HasColumnType("uuid")
+                        .HasColumnName("list_id");
+
+                    b.Property<DateTimeOffset>("OccurredAt")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("occurred_at");
+
+                    b.Property<Guid>("SubscriberId")
+                        .HasColumnType("uuid")
+                        .HasColumnName("subscriber_id");
+
+                    b.HasKey("Id")
+                        .HasName("pk_subscription_changes");
+
+                    b.HasIndex("OccurredAt")
+                        .HasDatabaseName("ix_subscription_changes_occurred_at");
+
+                    b.HasIndex("ListId", "Id")
+                        .HasDatabaseName("ix_subscription_changes_list_id_id");
+
+                    b.ToTable("subscription_changes", (string)null);
                 });
 
             modelBuilder.Entity("MemberCenter.Features.Subscriptions.SubscriptionToken", b =>

@@ -1,3 +1,4 @@
+using System.Buffers.Text;
 using System.Text.Json;
 using MemberCenter.Data;
 using MemberCenter.Extensions;
@@ -21,7 +22,10 @@ public static class InternalApi
     public static IEndpointRouteBuilder MapInternalApi(this IEndpointRouteBuilder app)
     {
         var api = app.MapGroup("/internal").WithTags("Internal (Send Engine)");
+        api.MapGet("/lists/{listId:guid}", GetList).RequireAuthorization(Policies.InternalRecipients);
         api.MapGet("/lists/{listId:guid}/recipients", Recipients).RequireAuthorization(Policies.InternalRecipients);
+        api.MapPost("/lists/{listId:guid}/link-key", LinkKey).RequireAuthorization(Policies.InternalRecipients);
+        api.MapGet("/lists/{listId:guid}/changes", Changes).RequireAuthorization(Policies.InternalRecipients);
         api.MapPost("/lists/{listId:guid}/not-sendable", NotSendable).RequireAuthorization(Policies.InternalRecipients);
         api.MapPost("/suppressions", ReportSuppression).RequireAuthorization(Policies.InternalSuppressions);
         return app;
@@ -54,6 +58,14 @@ public static class InternalApi
             return SubscriptionsApi.ListNotFound();
         }
 
+        // The change feed's position before the first page is read: a change committed later has a higher id (see
+        // SubscriptionChanges.RecordAsync), so nothing that happens during the snapshot is missed.
+        string? changesCursor = null;
+        if (after is null)
+        {
+            changesCursor = (await db.SubscriptionChanges.Where(c => c.ListId == listId).MaxAsync(c => (long?)c.Id, ct) ?? 0)
+                .ToString(System.Globalization.CultureInfo.InvariantCulture);
+        }
         var cursor = after ?? Guid.Empty;
         // The cursor is stated for both sides of the join: PostgreSQL merge-joins the two primary-key orders, and
         // without `p.id > cursor` it read the subscribers index from its start on every page (a page deep into a 100k
@@ -66,14 +78,142 @@ public static class InternalApi
                           select new { SubscriptionId = s.Id, s.SubscriberId, p.Email, s.Preferences })
             .Take(size).AsNoTracking().ToListAsync(ct);
 
-        var tokens = await subscriptions.IssueUnsubscribeTokensAsync(rows.Select(r => r.SubscriptionId).ToArray(), ct);
+        // Stateless links: nothing is written for a page (the field goes once Send Engine mints its own links).
+        var mint = await subscriptions.UnsubscribeLinkMinterAsync(tenant_id!.Value, listId, ct);
+        var prefix = UnsubscribeUrlPrefix(urls.Value);
         var items = rows.Select(r => new Recipient(
             r.SubscriberId.ToString(),
             r.Email,
             SubscriptionService.ParsePreferences(r.Preferences),
-            urls.Value.Link("/newsletter/unsubscribe?token=" + tokens[r.SubscriptionId]))).ToList();
+            prefix + mint(r.SubscriberId))).ToList();
         var next = rows.Count == size ? rows[^1].SubscriberId.ToString() : null;
-        return TypedResults.Ok(new RecipientPage(tenant_id!.Value.ToString(), listId.ToString(), items, next));
+        return TypedResults.Ok(new RecipientPage(tenant_id!.Value.ToString(), listId.ToString(), items, next, changesCursor));
+    }
+
+    /// <summary>
+    /// The list's subscriptions that stopped being sendable after the cursor (changes_cursor of the first recipients page,
+    /// then next_cursor), in commit order: Send Engine keeps this set instead of re-checking every address.
+    /// </summary>
+    private static async Task<Results<Ok<SubscriptionChangesPage>, ValidationProblem, ProblemHttpResult>> Changes(
+        Guid listId, Guid? tenant_id, string? after, int? limit, MemberCenterDbContext db, CancellationToken ct)
+    {
+        var v = new Validation();
+        if (tenant_id is null)
+        {
+            v.Add("tenant_id", "The tenant_id query parameter is required.");
+        }
+        long position = 0;
+        if (after is not null && !long.TryParse(after, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out position))
+        {
+            v.Add("after", "The after cursor is not one this API returned.");
+        }
+        var size = limit ?? 1000;
+        if (size is < 1 or > MaxPageSize)
+        {
+            v.Add("limit", $"The limit must be between 1 and {MaxPageSize}.");
+        }
+        if (!v.IsValid)
+        {
+            return TypedResults.ValidationProblem(v.Errors);
+        }
+        if (!await db.MailingLists.AnyAsync(l => l.Id == listId && l.TenantId == tenant_id, ct))
+        {
+            return SubscriptionsApi.ListNotFound();
+        }
+        var rows = await (from c in db.SubscriptionChanges
+                          where c.ListId == listId && c.Id > position
+                          orderby c.Id
+                          select new
+                          {
+                              c.Id, c.SubscriberId, c.Change, c.OccurredAt,
+                              Email = db.Subscribers.Where(p => p.Id == c.SubscriberId).Select(p => p.Email).FirstOrDefault(),
+                          })
+            .Take(size).AsNoTracking().ToListAsync(ct);
+        var items = rows.Select(r => new SubscriptionChangeItem(r.SubscriberId.ToString(), r.Email, r.Change, r.OccurredAt)).ToList();
+        var next = (rows.Count > 0 ? rows[^1].Id : position).ToString(System.Globalization.CultureInfo.InvariantCulture);
+        return TypedResults.Ok(new SubscriptionChangesPage(tenant_id!.Value.ToString(), listId.ToString(), items, next));
+    }
+
+    private static string UnsubscribeUrlPrefix(PublicUrlOptions urls) => urls.Link("/newsletter/unsubscribe?token=");
+
+    /// <summary>Whether the list exists and is the tenant's: a read without side effects for Send Engine's job create.</summary>
+    private static async Task<Results<Ok<InternalListResponse>, ValidationProblem, ProblemHttpResult>> GetList(
+        Guid listId, Guid? tenant_id, MemberCenterDbContext db, CancellationToken ct)
+    {
+        if (tenant_id is null)
+        {
+            return TypedResults.ValidationProblem(new Dictionary<string, string[]> { ["tenant_id"] = ["The tenant_id query parameter is required."] });
+        }
+        return await db.MailingLists.AnyAsync(l => l.Id == listId && l.TenantId == tenant_id, ct)
+            ? TypedResults.Ok(new InternalListResponse(tenant_id.Value.ToString(), listId.ToString()))
+            : SubscriptionsApi.ListNotFound();
+    }
+
+    /// <summary>
+    /// The derived key Send Engine mints a job's unsubscribe links with: K_link = HMAC-SHA256(K_root[key_id],
+    /// "unsubscribe-link|tenant|list|issued_at"). Without key_id/issued_at: the current key and now; with both: the same
+    /// key again, so a restarted Send Engine re-derives a job's key without storing it. 410 once those links are dead.
+    /// </summary>
+    private static async Task<Results<Ok<LinkKeyResponse>, ValidationProblem, ProblemHttpResult>> LinkKey(
+        Guid listId, LinkKeyRequest request, MemberCenterDbContext db, LinkKeyRing ring, IOptions<NewsletterOptions> options,
+        IOptions<PublicUrlOptions> urls, TimeProvider clock, CancellationToken ct)
+    {
+        var v = new Validation();
+        if (!Guid.TryParse(request.TenantId, out var tenantId))
+        {
+            v.Add("tenant_id", "The tenant_id field is required (a UUID).");
+        }
+        if ((request.KeyId is null) != (request.IssuedAt is null))
+        {
+            v.Add(request.KeyId is null ? "key_id" : "issued_at", "Give key_id and issued_at together, or neither.");
+        }
+        else if (request.KeyId is not null && !LinkKeyRing.IsKeyId(request.KeyId))
+        {
+            v.Add("key_id", "The key_id is not a link key id.");
+        }
+        if (request.IssuedAt is < 0 or > 253_402_300_799)
+        {
+            v.Add("issued_at", "The issued_at must be unix seconds.");
+        }
+        if (!v.IsValid)
+        {
+            return TypedResults.ValidationProblem(v.Errors);
+        }
+        if (!await db.MailingLists.AnyAsync(l => l.Id == listId && l.TenantId == tenantId, ct))
+        {
+            return SubscriptionsApi.ListNotFound();
+        }
+        var lifetime = options.Value.UnsubscribeTokenLifetime;
+        var now = clock.GetUtcNow();
+        LinkKeyRing.Key key;
+        long issuedAt;
+        if (request.KeyId is null)
+        {
+            key = await ring.GetCurrentAsync(ct);
+            issuedAt = now.ToUnixTimeSeconds();
+        }
+        else
+        {
+            issuedAt = request.IssuedAt!.Value;
+            var at = DateTimeOffset.FromUnixTimeSeconds(issuedAt);
+            if (await ring.FindAsync(request.KeyId, ct) is not { } found || at + lifetime <= now)
+            {
+                return TypedResults.Problem(statusCode: 410, title: "Link key retired",
+                    detail: "This key no longer verifies links issued at that time (their lifetime is over); ask for the current key.");
+            }
+            // Not in the future (beyond clock skew between replicas): a later issued_at would stretch the links' lifetime.
+            if (at < found.CreatedAt || at > found.SignsUntil || at > now + TimeSpan.FromMinutes(5))
+            {
+                return TypedResults.ValidationProblem(new Dictionary<string, string[]>
+                {
+                    ["issued_at"] = ["The issued_at must be a past time at which this key was signing (the issued_at it was handed out with)."],
+                });
+            }
+            key = found;
+        }
+        var linkKey = key.DeriveLinkKey(tenantId, listId, issuedAt);
+        return TypedResults.Ok(new LinkKeyResponse(key.Id, issuedAt, Base64Url.EncodeToString(linkKey), UnsubscribeUrlPrefix(urls.Value),
+            listId.ToString(), DateTimeOffset.FromUnixTimeSeconds(issuedAt) + lifetime));
     }
 
     /// <summary>Of the given addresses, those that must not be mailed now (left the list, or undeliverable): Send Engine's re-check before a batch.</summary>
@@ -169,6 +309,7 @@ public static class InternalApi
         var changed = 0;
         var ids = await db.Subscriptions
             .Where(s => s.SubscriberId == subscriber.Id && (listId == null || s.ListId == listId))
+            .OrderBy(s => s.ListId)
             .Select(s => s.Id).ToListAsync(ct);
         foreach (var id in ids)
         {
@@ -177,6 +318,10 @@ public static class InternalApi
             {
                 if (subscriber.UndeliverableAt is null)
                 {
+                    if (subscription.Status == SubscriptionStatus.Confirmed)
+                    {
+                        subscriptions.AddChange(subscription.ListId, subscriber.Id, SubscriptionChangeKinds.Undeliverable, now);
+                    }
                     subscriptions.AddConsent(tenantId, subscription.ListId, subscriber.Id, ConsentActions.MarkedUndeliverable, origin, now, details);
                     changed++;
                 }
@@ -193,6 +338,7 @@ public static class InternalApi
             subscriber.UndeliverableReason = SuppressionReasons.HardBounce;
         }
         await db.SaveChangesAsync(ct);
+        await subscriptions.FlushChangesAsync(ct);
         await tx.CommitAsync(ct);
         return TypedResults.Ok(new SuppressionReportResult(tenantId.ToString(), email.Value, report.Reason!, changed));
     }

@@ -23,14 +23,18 @@ public sealed class RetentionOptions
     [Range(typeof(TimeSpan), "00:00:00", "3650.00:00:00")]
     public TimeSpan CompletedOutboxRetention { get; set; } = TimeSpan.FromDays(30);
 
+    /// <summary>How long the change feed keeps a change: longer than any send job reads it.</summary>
+    [Range(typeof(TimeSpan), "1.00:00:00", "3650.00:00:00")]
+    public TimeSpan ChangeFeedRetention { get; set; } = TimeSpan.FromDays(30);
+
     /// <summary>Rows per DELETE statement, so a large backlog never holds many locks or a long transaction.</summary>
     [Range(100, 100_000)]
     public int BatchSize { get; set; } = 5_000;
 }
 
 /// <summary>
-/// Deletes what has no further use: expired confirm/unsubscribe tokens (every send job issues one unsubscribe token per
-/// recipient, so without this the table grows by the list size per send) and completed outbox rows. Consent records,
+/// Deletes what has no further use: expired confirm/unsubscribe tokens, completed outbox rows and change-feed entries
+/// older than any send job reads. Consent records,
 /// subscribers and subscriptions are never deleted here. Several replicas may sweep at once: each statement takes
 /// rows with SKIP LOCKED, so they share the work instead of waiting on each other.
 /// </summary>
@@ -40,7 +44,7 @@ public sealed partial class RetentionSweeper(
     TimeProvider clock,
     ILogger<RetentionSweeper> logger) : BackgroundService
 {
-    public sealed record Result(long Tokens, long OutboxMessages);
+    public sealed record Result(long Tokens, long OutboxMessages, long Changes = 0);
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
@@ -71,11 +75,12 @@ public sealed partial class RetentionSweeper(
         var now = clock.GetUtcNow();
         var tokens = await DeleteInBatchesAsync("subscription_tokens", "expires_at < $1", now - o.ExpiredTokenGrace, ct);
         var outbox = await DeleteInBatchesAsync("outbox_messages", "completed_at < $1", now - o.CompletedOutboxRetention, ct);
-        if (tokens + outbox > 0)
+        var changes = await DeleteInBatchesAsync("subscription_changes", "occurred_at < $1", now - o.ChangeFeedRetention, ct);
+        if (tokens + outbox + changes > 0)
         {
-            LogSwept(logger, tokens, outbox);
+            LogSwept(logger, tokens, outbox, changes);
         }
-        return new Result(tokens, outbox);
+        return new Result(tokens, outbox, changes);
     }
 
     private async Task<long> DeleteInBatchesAsync(string table, string condition, DateTimeOffset before, CancellationToken ct)
@@ -96,8 +101,8 @@ public sealed partial class RetentionSweeper(
         }
     }
 
-    [LoggerMessage(LogLevel.Information, "Retention: deleted {Tokens} expired tokens and {OutboxMessages} completed outbox messages")]
-    private static partial void LogSwept(ILogger logger, long tokens, long outboxMessages);
+    [LoggerMessage(LogLevel.Information, "Retention: deleted {Tokens} expired tokens, {OutboxMessages} completed outbox messages and {Changes} old change-feed entries")]
+    private static partial void LogSwept(ILogger logger, long tokens, long outboxMessages, long changes);
 
     [LoggerMessage(LogLevel.Warning, "Retention sweep failed, retried at the next interval: {Error}")]
     private static partial void LogSweepFailed(ILogger logger, string error);

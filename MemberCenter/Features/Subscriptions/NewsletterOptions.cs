@@ -12,6 +12,21 @@ public sealed class NewsletterOptions
     /// <summary>Long enough for the links in mail already sent.</summary>
     [Range(typeof(TimeSpan), "1.00:00:00", "3650.00:00:00")]
     public TimeSpan UnsubscribeTokenLifetime { get; set; } = TimeSpan.FromDays(60);
+
+    /// <summary>How long a link-signing key signs new unsubscribe links before the next one takes over.</summary>
+    [Range(typeof(TimeSpan), "00:01:00", "365.00:00:00")]
+    public TimeSpan LinkKeyRotation { get; set; } = TimeSpan.FromDays(30);
+
+    /// <summary>
+    /// Encrypts the link-signing keys stored in PostgreSQL (AES-256-GCM, key from PBKDF2). Unset: ASP.NET Core Data
+    /// Protection encrypts them with its own key ring. Every replica needs the same password (or key ring).
+    /// </summary>
+    [MinLength(16)]
+    public string? LinkKeyPassword { get; set; }
+
+    /// <summary>How often each replica re-reads the link keys (rotation, retirement).</summary>
+    [Range(typeof(TimeSpan), "00:00:01", "01:00:00")]
+    public TimeSpan LinkKeyRefreshInterval { get; set; } = TimeSpan.FromMinutes(1);
 }
 
 public sealed class PublicUrlOptions

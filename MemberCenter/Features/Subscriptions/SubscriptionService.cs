@@ -30,6 +30,7 @@ public sealed class SubscriptionService(
     NpgsqlDataSource dataSource,
     IOptions<NewsletterOptions> options,
     OutboxSignal outboxSignal,
+    LinkKeyRing linkKeys,
     TimeProvider clock)
 {
     /// <summary>
@@ -167,46 +168,21 @@ public sealed class SubscriptionService(
     }
 
     /// <summary>
-    /// Unsubscribe tokens for a page of Send Engine recipients (up to 5,000 per call), inserted with one statement:
-    /// a snapshot of a large list issues one per recipient, and EF's batched inserts were most of its time.
+    /// Stateless unsubscribe tokens for a page of Send Engine recipients: signed with the current link key, nothing
+    /// stored (docs/internal-api.md, "Unsubscribe link tokens").
     /// </summary>
-    public async Task<Dictionary<Guid, string>> IssueUnsubscribeTokensAsync(IReadOnlyCollection<Guid> subscriptionIds, CancellationToken ct)
+    public async Task<Func<Guid, string>> UnsubscribeLinkMinterAsync(Guid tenantId, Guid listId, CancellationToken ct)
     {
-        var now = clock.GetUtcNow();
-        var tokens = new Dictionary<Guid, string>(subscriptionIds.Count);
-        var ids = new Guid[subscriptionIds.Count];
-        var hashes = new byte[subscriptionIds.Count][];
-        var i = 0;
-        foreach (var subscriptionId in subscriptionIds)
-        {
-            var (token, hash) = SubscriptionTokens.New();
-            tokens[subscriptionId] = token;
-            ids[i] = subscriptionId;
-            hashes[i++] = hash;
-        }
-        if (ids.Length == 0)
-        {
-            return tokens;
-        }
-        await using var command = dataSource.CreateCommand("""
-            INSERT INTO subscription_tokens (id, subscription_id, purpose, hash, created_at, expires_at)
-            SELECT t.id, t.subscription_id, $3, t.hash, $4, $5
-            FROM unnest($6::uuid[], $1::uuid[], $2::bytea[]) AS t(id, subscription_id, hash)
-            """);
-        command.Parameters.Add(new NpgsqlParameter { Value = ids });
-        command.Parameters.Add(new NpgsqlParameter { Value = hashes });
-        command.Parameters.Add(new NpgsqlParameter { Value = (int)TokenPurpose.Unsubscribe });
-        command.Parameters.Add(new NpgsqlParameter { Value = now });
-        command.Parameters.Add(new NpgsqlParameter { Value = now + options.Value.UnsubscribeTokenLifetime });
-        command.Parameters.Add(new NpgsqlParameter { Value = ids.Select(_ => Guid.CreateVersion7(now)).ToArray() });
-        await command.ExecuteNonQueryAsync(ct);
-        return tokens;
+        var key = await linkKeys.GetCurrentAsync(ct);
+        var issuedAt = clock.GetUtcNow().ToUnixTimeSeconds();
+        var linkKey = key.DeriveLinkKey(tenantId, listId, issuedAt);
+        return subscriberId => UnsubscribeLinkToken.Format(key.Id, issuedAt, listId, subscriberId, linkKey);
     }
 
     /// <summary>The subscription an unsubscribe token stands for, if the token is still valid.</summary>
     public async Task<SubscriptionView?> ViewByUnsubscribeTokenAsync(string? token, CancellationToken ct)
     {
-        var subscriptionId = await ValidUnsubscribeTokenAsync(token, ct);
+        var (subscriptionId, _) = await ResolveUnsubscribeTokenAsync(token, ct);
         if (subscriptionId is null)
         {
             return null;
@@ -218,10 +194,10 @@ public sealed class SubscriptionService(
 
     public async Task<TokenResult> UnsubscribeAsync(string? token, RequestOrigin origin, CancellationToken ct)
     {
-        var subscriptionId = await ValidUnsubscribeTokenAsync(token, ct);
+        var (subscriptionId, outcome) = await ResolveUnsubscribeTokenAsync(token, ct);
         if (subscriptionId is null)
         {
-            return new TokenResult(SubscriptionTokens.IsWellFormed(token) && await TokenExistsAsync(token!, TokenPurpose.Unsubscribe, ct) ? TokenOutcome.Expired : TokenOutcome.Invalid);
+            return new TokenResult(outcome);
         }
         await using var tx = await db.Database.BeginTransactionAsync(ct);
         var subscription = await LockAsync(subscriptionId.Value, ct);
@@ -232,6 +208,7 @@ public sealed class SubscriptionService(
         }
         var now = clock.GetUtcNow();
         await UnsubscribeLockedAsync(subscription, list.TenantId, origin, now, details: null, ct);
+        await FlushChangesAsync(ct);
         await tx.CommitAsync(ct);
         return new TokenResult(TokenOutcome.Done, list.Id, list.Name, subscriber.Email, now);
     }
@@ -240,6 +217,10 @@ public sealed class SubscriptionService(
     public async Task UnsubscribeLockedAsync(Subscription subscription, Guid tenantId, RequestOrigin origin, DateTimeOffset now, string? details,
         CancellationToken ct)
     {
+        if (subscription.Status == SubscriptionStatus.Confirmed)
+        {
+            AddChange(subscription.ListId, subscription.SubscriberId, SubscriptionChangeKinds.Unsubscribed, now);
+        }
         subscription.Status = SubscriptionStatus.Unsubscribed;
         subscription.UnsubscribedAt = now;
         subscription.UpdatedAt = now;
@@ -247,6 +228,18 @@ public sealed class SubscriptionService(
         await db.SaveChangesAsync(ct);
         // An old confirmation link must not re-subscribe someone who left.
         await ConsumeConfirmTokensAsync(subscription.Id, now, ct);
+    }
+
+    private readonly List<(Guid ListId, Guid SubscriberId, string Change, DateTimeOffset At)> _changes = [];
+
+    /// <summary>Notes that a confirmed subscription stopped being sendable; written by <see cref="FlushChangesAsync"/>.</summary>
+    public void AddChange(Guid listId, Guid subscriberId, string change, DateTimeOffset at) => _changes.Add((listId, subscriberId, change, at));
+
+    /// <summary>Writes the noted changes to the change feed: call last in the transaction, right before its commit.</summary>
+    public async Task FlushChangesAsync(CancellationToken ct)
+    {
+        await SubscriptionChanges.RecordAsync(db, _changes, ct);
+        _changes.Clear();
     }
 
     public async Task<PreferencesResponse?> GetPreferencesAsync(Guid tenantId, Guid listId, EmailAddress email, CancellationToken ct)
@@ -281,7 +274,7 @@ public sealed class SubscriptionService(
     /// <summary>The end-user preference page's save, authorised by an unsubscribe token.</summary>
     public async Task<SubscriptionView?> UpdatePreferencesByTokenAsync(string? token, Dictionary<string, JsonElement> changes, RequestOrigin origin, CancellationToken ct)
     {
-        var subscriptionId = await ValidUnsubscribeTokenAsync(token, ct);
+        var (subscriptionId, _) = await ResolveUnsubscribeTokenAsync(token, ct);
         if (subscriptionId is null)
         {
             return null;
@@ -348,25 +341,68 @@ public sealed class SubscriptionService(
                where l.Id == listId && l.TenantId == tenantId && p.TenantId == tenantId && p.EmailKey == email.Key
                select (Guid?)s.Id).FirstOrDefaultAsync(ct);
 
-    private async Task<Guid?> ValidUnsubscribeTokenAsync(string? token, CancellationToken ct)
+    /// <summary>
+    /// The subscription an unsubscribe token stands for: a stateless link token (verified against its link key) or a
+    /// stored token (looked up by hash). Expired means the token was genuine but is past its lifetime.
+    /// </summary>
+    private async Task<(Guid? SubscriptionId, TokenOutcome Outcome)> ResolveUnsubscribeTokenAsync(string? token, CancellationToken ct)
     {
+        if (UnsubscribeLinkToken.TryParse(token, out var link))
+        {
+            return await ResolveLinkTokenAsync(link, ct);
+        }
         if (!SubscriptionTokens.IsWellFormed(token))
         {
-            return null;
+            return (null, TokenOutcome.Invalid);
         }
         var hash = SubscriptionTokens.Hash(token!);
         var now = clock.GetUtcNow();
-        return await db.SubscriptionTokens
-            .Where(t => t.Hash == hash && t.Purpose == TokenPurpose.Unsubscribe && t.ExpiresAt > now)
-            .Select(t => (Guid?)t.SubscriptionId)
+        var row = await db.SubscriptionTokens
+            .Where(t => t.Hash == hash && t.Purpose == TokenPurpose.Unsubscribe)
+            .Select(t => new { t.SubscriptionId, t.ExpiresAt })
             .FirstOrDefaultAsync(ct);
+        // Only a token of this purpose is "expired" here; another purpose's token is as unknown as a made-up one.
+        return row is null ? (null, TokenOutcome.Invalid)
+            : row.ExpiresAt > now ? (row.SubscriptionId, TokenOutcome.Done)
+            : (null, TokenOutcome.Expired);
     }
 
-    // Only a token of this purpose is "expired" here; another purpose's token is as unknown as a made-up one.
-    private Task<bool> TokenExistsAsync(string token, TokenPurpose purpose, CancellationToken ct)
+    private static readonly TimeSpan ClockSkew = TimeSpan.FromMinutes(5);
+
+    private async Task<(Guid? SubscriptionId, TokenOutcome Outcome)> ResolveLinkTokenAsync(UnsubscribeLinkToken.Parsed link, CancellationToken ct)
     {
-        var hash = SubscriptionTokens.Hash(token);
-        return db.SubscriptionTokens.AnyAsync(t => t.Hash == hash && t.Purpose == purpose, ct);
+        var key = await linkKeys.FindAsync(link.KeyId, ct);
+        if (key is null)
+        {
+            return (null, TokenOutcome.Invalid); // unknown or retired key
+        }
+        var issuedAt = DateTimeOffset.FromUnixTimeSeconds(Math.Min(link.IssuedAt, 253_402_300_799)); // ≤ year 9999
+        // A link is only ever issued while its key signs.
+        if (issuedAt < key.CreatedAt - ClockSkew || issuedAt > key.SignsUntil + ClockSkew)
+        {
+            return (null, TokenOutcome.Invalid);
+        }
+        // The list gives the tenant the MAC is bound to; the subscription must exist in that tenant.
+        var row = await (from s in db.Subscriptions
+                         join l in db.MailingLists on s.ListId equals l.Id
+                         join p in db.Subscribers on s.SubscriberId equals p.Id
+                         where s.ListId == link.ListId && s.SubscriberId == link.SubscriberId && p.TenantId == l.TenantId
+                         select new { s.Id, l.TenantId }).AsNoTracking().FirstOrDefaultAsync(ct);
+        if (row is null)
+        {
+            return (null, TokenOutcome.Invalid);
+        }
+        var expected = UnsubscribeLinkToken.Mac(key.DeriveLinkKey(row.TenantId, link.ListId, link.IssuedAt), link.SubscriberId);
+        if (!System.Security.Cryptography.CryptographicOperations.FixedTimeEquals(expected, link.Mac))
+        {
+            return (null, TokenOutcome.Invalid);
+        }
+        var now = clock.GetUtcNow();
+        if (issuedAt > now + ClockSkew)
+        {
+            return (null, TokenOutcome.Invalid);
+        }
+        return issuedAt + options.Value.UnsubscribeTokenLifetime <= now ? (null, TokenOutcome.Expired) : (row.Id, TokenOutcome.Done);
     }
 
     private (string Token, DateTimeOffset ExpiresAt) AddToken(Guid subscriptionId, TokenPurpose purpose, TimeSpan lifetime, DateTimeOffset now)

@@ -42,16 +42,48 @@ public sealed class MemberCenterClient(HttpClient http, ServiceTokenCache cache,
         return (await response.Content.ReadFromJsonAsync<RecipientPage>(Json, ct))!;
     }
 
-    /// <summary>Whether the list exists and belongs to the tenant (one-row page of the recipients API).</summary>
+    /// <summary>Whether the list exists and belongs to the tenant (GET /internal/lists/{id}: a read, nothing written).</summary>
     public async Task<bool> ListExistsAsync(Guid tenantId, Guid listId, CancellationToken ct)
     {
-        using var response = await SendAsync(() => new HttpRequestMessage(HttpMethod.Get, $"internal/lists/{listId}/recipients?tenant_id={tenantId}&limit=1"), ct);
+        using var response = await SendAsync(() => new HttpRequestMessage(HttpMethod.Get, $"internal/lists/{listId}?tenant_id={tenantId}"), ct);
         if (response.StatusCode == HttpStatusCode.NotFound)
         {
             return false;
         }
         await EnsureSuccessAsync(response, ct);
         return true;
+    }
+
+    /// <summary>
+    /// The derived key to mint a job's unsubscribe links with (<see cref="Composition.UnsubscribeLinks"/>). Without
+    /// <paramref name="keyId"/>/<paramref name="issuedAt"/>: the current key, issued now; with both: the same key again
+    /// (a restarted job). A retired key throws <see cref="MemberCenterException"/> with status 410 (Gone), a list that is
+    /// not the tenant's with 404.
+    /// </summary>
+    public async Task<LinkKeyResponse> GetLinkKeyAsync(Guid tenantId, Guid listId, string? keyId, DateTimeOffset? issuedAt, CancellationToken ct)
+    {
+        if ((keyId is null) != (issuedAt is null))
+        {
+            throw new ArgumentException("Give keyId and issuedAt together, or neither.");
+        }
+        using var response = await SendAsync(() => new HttpRequestMessage(HttpMethod.Post, $"internal/lists/{listId}/link-key")
+        {
+            Content = JsonContent.Create(new LinkKeyRequest(tenantId.ToString(), keyId, issuedAt?.ToUnixTimeSeconds()), options: Json),
+        }, ct);
+        await EnsureSuccessAsync(response, ct);
+        return (await response.Content.ReadFromJsonAsync<LinkKeyResponse>(Json, ct))!;
+    }
+
+    /// <summary>
+    /// The list's subscriptions that stopped being sendable since <paramref name="after"/> (the first recipients page's
+    /// changes_cursor, then each answer's next_cursor), in commit order, at most MemberCenter:PageSize at a time.
+    /// </summary>
+    public async Task<SubscriptionChangesPage> GetChangesAsync(Guid tenantId, Guid listId, string after, CancellationToken ct)
+    {
+        var url = $"internal/lists/{listId}/changes?tenant_id={tenantId}&after={Uri.EscapeDataString(after)}&limit={options.Value.PageSize}";
+        using var response = await SendAsync(() => new HttpRequestMessage(HttpMethod.Get, url), ct);
+        await EnsureSuccessAsync(response, ct);
+        return (await response.Content.ReadFromJsonAsync<SubscriptionChangesPage>(Json, ct))!;
     }
 
     /// <summary>Of <paramref name="emails"/>, those that left the list or became undeliverable since the snapshot.</summary>
