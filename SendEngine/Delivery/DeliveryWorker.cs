@@ -16,6 +16,7 @@ namespace SendEngine.Delivery;
 internal sealed partial class DeliveryWorker(
     DeliveryRun run,
     MessageComposer composer,
+    UnsubscribeLinks links,
     ITransport transport,
     ChannelReader<Claimed> reader,
     DeliveryLedger ledger,
@@ -134,7 +135,8 @@ internal sealed partial class DeliveryWorker(
     {
         try
         {
-            var data = new MergeData(r.Email, r.UnsubscribeUrl, JsonSerializer.Deserialize<Dictionary<string, JsonElement>>(r.Preferences) ?? []);
+            var unsubscribeUrl = r.UnsubscribeUrl ?? links.UrlFor(run.Job.ListId, r.SubscriberId);
+            var data = new MergeData(r.Email, unsubscribeUrl, JsonSerializer.Deserialize<Dictionary<string, JsonElement>>(r.Preferences) ?? []);
             var message = composer.Compose(data);
             // Not cancelled by stop: the transaction in flight completes and is recorded.
             return (message.MessageId, await session.SendAsync(message, CancellationToken.None));

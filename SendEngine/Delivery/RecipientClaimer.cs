@@ -8,8 +8,8 @@ namespace SendEngine.Delivery;
 /// <summary>
 /// The producer side of a delivery run: claims batches of due recipients (FOR UPDATE SKIP LOCKED, with a lease),
 /// recovers the rows of runners that died, drops the addresses that must not be mailed now (the tenant's suppressions,
-/// and Member Center's re-check of unsubscribes since the snapshot) and hands the rest to the workers' channel.
-/// If Member Center cannot answer the re-check, the batch goes back untouched and the run stops for a pause.
+/// and the subscriptions Member Center's change feed says stopped being sendable since the snapshot) and hands the rest
+/// to the workers' channel. If Member Center cannot answer, the batch goes back untouched and the run stops for a pause.
 /// </summary>
 internal sealed partial class RecipientClaimer(
     RecipientStore store,
@@ -19,6 +19,11 @@ internal sealed partial class RecipientClaimer(
     TimeProvider clock,
     ILogger logger)
 {
+    // The change feed read so far (from the job's changes_cursor): subscriptions that stopped being sendable since the
+    // snapshot began. Only grows, and only by the list's unsubscribes during the job.
+    private readonly HashSet<Guid> _gone = [];
+    private string? _changesCursor;
+
     /// <param name="nextPage">Waits for the snapshot (taken in this process) to commit another page; null when none is being taken here.</param>
     public async Task RunAsync(DeliveryRun run, ChannelWriter<Claimed> writer, Func<TimeSpan, CancellationToken, Task>? nextPage)
     {
@@ -74,10 +79,16 @@ internal sealed partial class RecipientClaimer(
             }
         }
 
-        IReadOnlyList<string> notSendable;
         try
         {
-            notSendable = await memberCenter.GetNotSendableAsync(job.TenantId, job.ListId, batch.Select(r => r.Email).ToList(), ct);
+            var gone = await NotSendableAsync(job, batch, ct);
+            foreach (var r in batch)
+            {
+                if (!skipped.ContainsKey(r.Id) && gone(r))
+                {
+                    skipped[r.Id] = "not sendable: unsubscribed or undeliverable since the snapshot";
+                }
+            }
         }
         catch (Exception ex) when (MemberCenterClient.IsOutage(ex, ct))
         {
@@ -88,19 +99,41 @@ internal sealed partial class RecipientClaimer(
             run.RequestPause("Member Center is unavailable for the unsubscribe re-check: " + ex.Message, MemberCenterClient.NeedsOperator(ex));
             return null;
         }
-        var gone = notSendable.Select(Suppression.Normalize).ToHashSet(StringComparer.Ordinal);
-        foreach (var r in batch)
-        {
-            if (!skipped.ContainsKey(r.Id) && gone.Contains(Suppression.Normalize(r.Email)))
-            {
-                skipped[r.Id] = "not sendable: unsubscribed or undeliverable since the snapshot";
-            }
-        }
         if (skipped.Count > 0)
         {
             await store.SkipAsync(conn, skipped, ct);
         }
         return batch.Where(r => !skipped.ContainsKey(r.Id)).ToList();
+    }
+
+    /// <summary>
+    /// Which of the batch stopped being sendable since the snapshot. Reads the change feed on from where this run left
+    /// it (one small request when nothing changed); a job snapshotted before the feed existed asks about the batch's
+    /// addresses instead.
+    /// </summary>
+    private async Task<Func<Claimed, bool>> NotSendableAsync(DeliveryJob job, List<Claimed> batch, CancellationToken ct)
+    {
+        if (job.ChangesCursor is null)
+        {
+            var notSendable = await memberCenter.GetNotSendableAsync(job.TenantId, job.ListId, batch.Select(r => r.Email).ToList(), ct);
+            var emails = notSendable.Select(Suppression.Normalize).ToHashSet(StringComparer.Ordinal);
+            return r => emails.Contains(Suppression.Normalize(r.Email));
+        }
+        _changesCursor ??= job.ChangesCursor;
+        while (true)
+        {
+            var page = await memberCenter.GetChangesAsync(job.TenantId, job.ListId, _changesCursor, ct);
+            foreach (var change in page.Items)
+            {
+                _gone.Add(Guid.Parse(change.SubscriberId));
+            }
+            var advanced = page.NextCursor != _changesCursor;
+            _changesCursor = page.NextCursor;
+            if (page.Items.Count == 0 || !advanced)
+            {
+                return r => _gone.Contains(r.SubscriberId);
+            }
+        }
     }
 
     [LoggerMessage(LogLevel.Warning, "Send job {JobId}: Member Center re-check failed, batch released: {Error}")]

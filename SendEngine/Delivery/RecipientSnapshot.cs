@@ -10,7 +10,8 @@ namespace SendEngine.Delivery;
 /// <summary>
 /// Copies a list's confirmed subscribers into send_job_recipients, one Member Center page per transaction:
 /// the page is written with binary COPY and the cursor advanced in the same transaction, under a lock on the
-/// job row, so a crash or a second runner resumes after the last committed page and never copies a row twice.
+/// job row and only if the cursor is still the one the page was read for, so a crash or a second runner resumes
+/// after the last committed page and never copies a row twice.
 /// The first committed page moves the job to 'sending' (started_at), so delivery runs while later pages are still
 /// being read; snapshot_completed_at marks the end, before which no runner may call the job complete.
 /// </summary>
@@ -44,28 +45,14 @@ public sealed partial class RecipientSnapshot(NpgsqlDataSource db, MemberCenterC
         var total = 0;
         while (true)
         {
-            await using var conn = await db.OpenConnectionAsync(ct);
-            await using var tx = await conn.BeginTransactionAsync(ct);
-            Guid? cursor;
-            await using (var cmd = new NpgsqlCommand("SELECT snapshot_cursor, snapshot_completed_at IS NOT NULL, status FROM send_jobs WHERE id = $1 FOR UPDATE", conn, tx))
+            // The page is fetched outside any transaction (a lock on the job row held during the HTTP call would block
+            // every other writer of the job, e.g. a pause, for as long as Member Center takes), then written only if
+            // the cursor is still the one it was fetched for: another runner that copied it first wins.
+            var (state, cursor) = await ReadCursorAsync(db, jobId, ct);
+            if (state is not null)
             {
-                cmd.Parameters.Add(new NpgsqlParameter { Value = jobId });
-                await using var reader = await cmd.ExecuteReaderAsync(ct);
-                if (!await reader.ReadAsync(ct))
-                {
-                    return Outcome.Stopped;
-                }
-                if (reader.GetBoolean(1))
-                {
-                    return Outcome.Complete;
-                }
-                if (!RecipientStore.SnapshotMayRun(reader.GetString(2)))
-                {
-                    return Outcome.Stopped;
-                }
-                cursor = reader.IsDBNull(0) ? null : reader.GetGuid(0);
+                return state.Value;
             }
-
             RecipientPage page;
             try
             {
@@ -76,11 +63,19 @@ public sealed partial class RecipientSnapshot(NpgsqlDataSource db, MemberCenterC
                 return Outcome.ListNotFound;
             }
 
+            await using var conn = await db.OpenConnectionAsync(ct);
+            await using var tx = await conn.BeginTransactionAsync(ct);
+            var (lockedState, lockedCursor) = await ReadCursorAsync(conn, tx, jobId, ct);
+            if (lockedState is not null || lockedCursor != cursor)
+            {
+                continue;
+            }
+
             var now = clock.GetUtcNow();
             if (page.Items.Count > 0)
             {
                 await using var copy = await conn.BeginBinaryImportAsync(
-                    "COPY send_job_recipients (job_id, subscriber_id, email, preferences, unsubscribe_url, status, attempts, updated_at) FROM STDIN (FORMAT BINARY)", ct);
+                    "COPY send_job_recipients (job_id, subscriber_id, email, preferences, status, attempts, updated_at) FROM STDIN (FORMAT BINARY)", ct);
                 foreach (var r in page.Items)
                 {
                     await copy.StartRowAsync(ct);
@@ -88,7 +83,6 @@ public sealed partial class RecipientSnapshot(NpgsqlDataSource db, MemberCenterC
                     await copy.WriteAsync(Guid.Parse(r.SubscriberId), NpgsqlDbType.Uuid, ct);
                     await copy.WriteAsync(r.Email, NpgsqlDbType.Varchar, ct);
                     await copy.WriteAsync(JsonSerializer.Serialize(r.Preferences), NpgsqlDbType.Jsonb, ct);
-                    await copy.WriteAsync(r.UnsubscribeUrl, NpgsqlDbType.Text, ct);
                     await copy.WriteAsync(RecipientStatuses.Pending, NpgsqlDbType.Varchar, ct);
                     await copy.WriteAsync(0, NpgsqlDbType.Integer, ct);
                     await copy.WriteAsync(now, NpgsqlDbType.TimestampTz, ct);
@@ -104,6 +98,7 @@ public sealed partial class RecipientSnapshot(NpgsqlDataSource db, MemberCenterC
                 update.Parameters.Add(new NpgsqlParameter { Value = now, NpgsqlDbType = NpgsqlDbType.TimestampTz });
                 update.Parameters.Add(new NpgsqlParameter { Value = done ? DBNull.Value : Guid.Parse(page.NextCursor!), NpgsqlDbType = NpgsqlDbType.Uuid });
                 update.Parameters.Add(new NpgsqlParameter { Value = done, NpgsqlDbType = NpgsqlDbType.Boolean });
+                update.Parameters.Add(new NpgsqlParameter { Value = (object?)page.ChangesCursor ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Varchar });
                 await update.ExecuteNonQueryAsync(ct);
             }
             await tx.CommitAsync(ct);
@@ -114,6 +109,35 @@ public sealed partial class RecipientSnapshot(NpgsqlDataSource db, MemberCenterC
                 return Outcome.Complete;
             }
         }
+    }
+
+    /// <summary>Where the snapshot stands: an outcome when there is nothing to copy, else the cursor to copy after.</summary>
+    private static async Task<(Outcome? State, Guid? Cursor)> ReadCursorAsync(NpgsqlDataSource db, Guid jobId, CancellationToken ct)
+    {
+        await using var conn = await db.OpenConnectionAsync(ct);
+        return await ReadCursorAsync(conn, null, jobId, ct);
+    }
+
+    /// <param name="tx">When given, the job row is locked (FOR UPDATE) until it ends.</param>
+    private static async Task<(Outcome? State, Guid? Cursor)> ReadCursorAsync(NpgsqlConnection conn, NpgsqlTransaction? tx, Guid jobId, CancellationToken ct)
+    {
+        var sql = "SELECT snapshot_cursor, snapshot_completed_at IS NOT NULL, status FROM send_jobs WHERE id = $1" + (tx is null ? "" : " FOR UPDATE");
+        await using var cmd = new NpgsqlCommand(sql, conn, tx);
+        cmd.Parameters.Add(new NpgsqlParameter { Value = jobId });
+        await using var reader = await cmd.ExecuteReaderAsync(ct);
+        if (!await reader.ReadAsync(ct))
+        {
+            return (Outcome.Stopped, null);
+        }
+        if (reader.GetBoolean(1))
+        {
+            return (Outcome.Complete, null);
+        }
+        if (!RecipientStore.SnapshotMayRun(reader.GetString(2)))
+        {
+            return (Outcome.Stopped, null);
+        }
+        return (null, reader.IsDBNull(0) ? null : reader.GetGuid(0));
     }
 
     [LoggerMessage(LogLevel.Information, "Send job {JobId}: snapshot complete, {Count} recipients copied by this runner")]

@@ -7,11 +7,13 @@ using R = Newsletter.Contracts.RecipientStatuses;
 namespace SendEngine.Delivery;
 
 /// <summary>The part of a send job that delivery needs.</summary>
+/// <param name="LinkKeyId">With <paramref name="LinksIssuedAt"/>, the Member Center link key the job's unsubscribe links are minted with.</param>
+/// <param name="ChangesCursor">Member Center's change-feed position taken before the snapshot's first page (null for jobs snapshotted before the feed existed).</param>
 public sealed record DeliveryJob(Guid Id, Guid TenantId, Guid ListId, string Status, string Subject, string? BodyHtml, string? BodyText,
-    bool SnapshotDone, DateTimeOffset ScheduledAt, DateTimeOffset? ResumeAt);
+    bool SnapshotDone, DateTimeOffset ScheduledAt, DateTimeOffset? ResumeAt, string? LinkKeyId, DateTimeOffset? LinksIssuedAt, string? ChangesCursor);
 
-/// <summary>A claimed recipient on its way to a worker.</summary>
-internal sealed record Claimed(long Id, string Email, string Preferences, string UnsubscribeUrl, int Attempts);
+/// <summary>A claimed recipient on its way to a worker; <paramref name="UnsubscribeUrl"/> only for rows snapshotted before links were minted per message.</summary>
+internal sealed record Claimed(long Id, Guid SubscriberId, string Email, string Preferences, string? UnsubscribeUrl, int Attempts);
 
 /// <summary>How one attempt is recorded: sent, back to pending with a backoff (deferred), failed or unknown.</summary>
 internal readonly record struct AttemptResult(long Id, string Status, string? MessageId, string Detail, TimeSpan? RetryDelay);
@@ -42,7 +44,8 @@ public sealed partial class RecipientStore(NpgsqlDataSource db, TimeProvider clo
     {
         await using var conn = await db.OpenConnectionAsync(ct);
         await using var cmd = Sql.Command(conn, """
-            SELECT id, tenant_id, list_id, status, subject, body_html, body_text, snapshot_completed_at IS NOT NULL, scheduled_at, resume_at
+            SELECT id, tenant_id, list_id, status, subject, body_html, body_text, snapshot_completed_at IS NOT NULL, scheduled_at, resume_at,
+                link_key_id, links_issued_at, changes_cursor
             FROM send_jobs WHERE id = $1
             """, jobId);
         await using var reader = await cmd.ExecuteReaderAsync(ct);
@@ -52,7 +55,27 @@ public sealed partial class RecipientStore(NpgsqlDataSource db, TimeProvider clo
         }
         return new DeliveryJob(reader.GetGuid(0), reader.GetGuid(1), reader.GetGuid(2), reader.GetString(3), reader.GetString(4),
             reader.IsDBNull(5) ? null : reader.GetString(5), reader.IsDBNull(6) ? null : reader.GetString(6), reader.GetBoolean(7),
-            reader.GetFieldValue<DateTimeOffset>(8), reader.IsDBNull(9) ? null : reader.GetFieldValue<DateTimeOffset>(9));
+            reader.GetFieldValue<DateTimeOffset>(8), reader.IsDBNull(9) ? null : reader.GetFieldValue<DateTimeOffset>(9),
+            reader.IsDBNull(10) ? null : reader.GetString(10), reader.IsDBNull(11) ? null : DateTimeOffset.FromUnixTimeSeconds(reader.GetInt64(11)),
+            reader.IsDBNull(12) ? null : reader.GetString(12));
+    }
+
+    /// <summary>
+    /// Records the link key the job's unsubscribe links are minted with, unless another runner recorded one first
+    /// (<paramref name="replace"/>: the recorded key was retired). Returns the key id and issued_at now recorded.
+    /// </summary>
+    public async Task<(string KeyId, DateTimeOffset IssuedAt)> SetLinkKeyAsync(Guid jobId, string keyId, DateTimeOffset issuedAt, bool replace, CancellationToken ct)
+    {
+        await using var conn = await db.OpenConnectionAsync(ct);
+        await using var cmd = Sql.Command(conn, """
+            UPDATE send_jobs SET link_key_id = CASE WHEN link_key_id IS NULL OR $4 THEN $2 ELSE link_key_id END,
+                links_issued_at = CASE WHEN link_key_id IS NULL OR $4 THEN $3 ELSE links_issued_at END
+            WHERE id = $1
+            RETURNING link_key_id, links_issued_at
+            """, jobId, keyId, issuedAt.ToUnixTimeSeconds(), replace);
+        await using var reader = await cmd.ExecuteReaderAsync(ct);
+        await reader.ReadAsync(ct);
+        return (reader.GetString(0), DateTimeOffset.FromUnixTimeSeconds(reader.GetInt64(1)));
     }
 
     public Task<string?> JobStatusAsync(Guid jobId, CancellationToken ct) =>
@@ -63,11 +86,13 @@ public sealed partial class RecipientStore(NpgsqlDataSource db, TimeProvider clo
         Sql.ExecuteAsync(db, $"UPDATE send_jobs SET status = '{J.Queued}' WHERE id = $1 AND status = '{J.Scheduled}'", ct, jobId);
 
     /// <summary>
-    /// One snapshot page is in (run inside the page's transaction): the cursor advances, and the first page moves the job
-    /// queued → sending. $1 job, $2 now, $3 cursor (null at the end), $4 whether this was the last page.
+    /// One snapshot page is in (run inside the page's transaction): the cursor advances, the first page moves the job
+    /// queued → sending and records Member Center's change-feed position. $1 job, $2 now, $3 cursor (null at the end),
+    /// $4 whether this was the last page, $5 the change-feed cursor the first page carried (else null).
     /// </summary>
     public const string AdvanceSnapshotSql = $"""
         UPDATE send_jobs SET snapshot_cursor = $3, snapshot_completed_at = CASE WHEN $4 THEN $2 END,
+            changes_cursor = COALESCE(changes_cursor, $5),
             started_at = COALESCE(started_at, $2), status = CASE WHEN status = '{J.Queued}' THEN '{J.Sending}' ELSE status END
         WHERE id = $1
         """;
@@ -107,7 +132,12 @@ public sealed partial class RecipientStore(NpgsqlDataSource db, TimeProvider clo
     {
         var now = clock.GetUtcNow();
         await using var conn = await db.OpenConnectionAsync(ct);
-        var since = await Sql.ScalarAsync<DateTimeOffset?>(conn, "SELECT outage_since FROM send_jobs WHERE id = $1", ct, jobId) ?? now;
+        DateTimeOffset since;
+        await using (var cmd = Sql.Command(conn, "SELECT outage_since FROM send_jobs WHERE id = $1", jobId))
+        await using (var reader = await cmd.ExecuteReaderAsync(ct))
+        {
+            since = await reader.ReadAsync(ct) && !reader.IsDBNull(0) ? reader.GetFieldValue<DateTimeOffset>(0) : now;
+        }
         var outage = now - since;
         DateTimeOffset? resumeAt = null;
         if (!needsOperator && outage >= options.GiveUpAfter)
@@ -211,12 +241,13 @@ public sealed partial class RecipientStore(NpgsqlDataSource db, TimeProvider clo
             WHERE id IN (SELECT id FROM send_job_recipients
                          WHERE job_id = $1 AND status = '{R.Pending}' AND (next_attempt_at IS NULL OR next_attempt_at <= $4)
                          ORDER BY id LIMIT $5 FOR UPDATE SKIP LOCKED)
-            RETURNING id, email, preferences::text, unsubscribe_url, attempts
+            RETURNING id, subscriber_id, email, preferences::text, unsubscribe_url, attempts
             """, jobId, runnerId, now + lease, now, limit);
         await using var reader = await cmd.ExecuteReaderAsync(ct);
         while (await reader.ReadAsync(ct))
         {
-            batch.Add(new Claimed(reader.GetInt64(0), reader.GetString(1), reader.GetString(2), reader.GetString(3), reader.GetInt32(4)));
+            batch.Add(new Claimed(reader.GetInt64(0), reader.GetGuid(1), reader.GetString(2), reader.GetString(3),
+                reader.IsDBNull(4) ? null : reader.GetString(4), reader.GetInt32(5)));
         }
         batch.Sort((a, b) => a.Id.CompareTo(b.Id));
         return batch;

@@ -1,3 +1,4 @@
+using System.Net;
 using System.Threading.Channels;
 using System.Threading.RateLimiting;
 using Hangfire;
@@ -151,6 +152,21 @@ public sealed partial class SendJobRunner(
         {
             return;
         }
+        UnsubscribeLinks links;
+        try
+        {
+            links = await OpenLinksAsync(job, cancellationToken);
+        }
+        catch (MemberCenterException ex) when (ex.Status == HttpStatusCode.NotFound)
+        {
+            await store.FailAsync(jobId, "The list does not exist at Member Center (deleted, or not this tenant's).", CancellationToken.None);
+            return;
+        }
+        catch (Exception ex) when (MemberCenterClient.IsOutage(ex, cancellationToken))
+        {
+            await PauseAsync(jobId, "Member Center is unavailable for the unsubscribe link key: " + ex.Message, MemberCenterClient.NeedsOperator(ex));
+            return;
+        }
         var o = jobOptions.Value;
         var d = deliveryOptions.Value;
         using var run = new DeliveryRun(job, Guid.NewGuid(), cancellationToken);
@@ -162,7 +178,7 @@ public sealed partial class SendJobRunner(
 
         var ledger = await DeliveryLedger.OpenAsync(db, run.RunnerId, clock, o.Lease, cancellationToken);
         var workers = Enumerable.Range(0, d.Concurrency)
-            .Select(_ => new DeliveryWorker(run, composer, transport, channel.Reader, ledger, limiter, o, d.GroupSize, logger))
+            .Select(_ => new DeliveryWorker(run, composer, links, transport, channel.Reader, ledger, limiter, o, d.GroupSize, logger))
             .Select(w => Task.Run(w.RunAsync, CancellationToken.None))
             .ToArray();
         var housekeeping = Task.Run(() => HousekeepingAsync(run), CancellationToken.None);
@@ -206,6 +222,33 @@ public sealed partial class SendJobRunner(
         }
         // On shutdown Hangfire must see the job as aborted, not succeeded, so it runs again on the next start.
         cancellationToken.ThrowIfCancellationRequested();
+    }
+
+    /// <summary>
+    /// The minter of the job's unsubscribe links: the key Member Center derives for (tenant, list, key id, issued_at),
+    /// fetched per run and never stored. The first run records which key (key id and issued_at) on the job, so every
+    /// run and every process mints the same links; a key Member Center has retired (410) is replaced by a fresh one.
+    /// </summary>
+    private async Task<UnsubscribeLinks> OpenLinksAsync(DeliveryJob job, CancellationToken ct)
+    {
+        var replace = false;
+        if (job.LinkKeyId is { } recordedKey && job.LinksIssuedAt is { } recordedAt)
+        {
+            try
+            {
+                return new UnsubscribeLinks(await memberCenter.GetLinkKeyAsync(job.TenantId, job.ListId, recordedKey, recordedAt, ct));
+            }
+            catch (MemberCenterException ex) when (ex.Status == HttpStatusCode.Gone)
+            {
+                replace = true;
+            }
+        }
+        var fresh = await memberCenter.GetLinkKeyAsync(job.TenantId, job.ListId, null, null, ct);
+        var (keyId, issuedAt) = await store.SetLinkKeyAsync(job.Id, fresh.KeyId, DateTimeOffset.FromUnixTimeSeconds(fresh.IssuedAt), replace, ct);
+        return keyId == fresh.KeyId && issuedAt.ToUnixTimeSeconds() == fresh.IssuedAt
+            ? new UnsubscribeLinks(fresh)
+            // Another runner of the job recorded its key first: mint with that one.
+            : new UnsubscribeLinks(await memberCenter.GetLinkKeyAsync(job.TenantId, job.ListId, keyId, issuedAt, ct));
     }
 
     /// <summary>Pauses the job (<see cref="RecipientStore.PauseAsync"/>); <see cref="RunAsync"/> resumes it at its time.</summary>

@@ -63,7 +63,7 @@ public sealed class DeliveryLedgerTests(StackFixture stack)
         Assert.Equal((RecipientStatuses.Claimed, 0, (string?)null), rows[foreign]);
     }
 
-    private static Claimed Row(long id) => new(id, $"r{id}@example.com", "{}", "http://u", 0);
+    private static Claimed Row(long id) => new(id, Guid.NewGuid(), $"r{id}@example.com", "{}", null, 0);
 
     private static AttemptResult Sent(long id) => new(id, RecipientStatuses.Sent, $"m{id}@test", "250 OK", null);
 

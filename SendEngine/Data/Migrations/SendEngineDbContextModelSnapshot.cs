@@ -315,6 +315,11 @@ namespace SendEngine.Data.Migrations
                         .HasColumnType("timestamp with time zone")
                         .HasColumnName("cancelled_at");
 
+                    b.Property<string>("ChangesCursor")
+                        .HasMaxLength(64)
+                        .HasColumnType("character varying(64)")
+                        .HasColumnName("changes_cursor");
+
                     b.Property<DateTimeOffset>("CreatedAt")
                         .HasColumnType("timestamp with time zone")
                         .HasColumnName("created_at");
@@ -337,6 +342,15 @@ namespace SendEngine.Data.Migrations
                         .HasMaxLength(2000)
                         .HasColumnType("character varying(2000)")
                         .HasColumnName("last_error");
+
+                    b.Property<string>("LinkKeyId")
+                        .HasMaxLength(16)
+                        .HasColumnType("character varying(16)")
+                        .HasColumnName("link_key_id");
+
+                    b.Property<long?>("LinksIssuedAt")
+                        .HasColumnType("bigint")
+                        .HasColumnName("links_issued_at");
 
                     b.Property<Guid>("ListId")
                         .HasColumnType("uuid")
@@ -475,7 +489,6 @@ namespace SendEngine.Data.Migrations
                         .HasColumnName("subscriber_id");
 
                     b.Property<string>("UnsubscribeUrl")
-                        .IsRequired()
                         .HasColumnType("text")
                         .HasColumnName("unsubscribe_url");
 

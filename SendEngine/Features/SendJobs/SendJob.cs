@@ -33,6 +33,11 @@ public sealed class SendJob
     public DateTimeOffset? ResumeAt { get; set; }
     /// <summary>When the current outage began (kept across automatic resumes until mail goes out), for SendJobs:GiveUpAfter.</summary>
     public DateTimeOffset? OutageSince { get; set; }
+    /// <summary>The Member Center link key (id and issued_at, unix seconds) the job's unsubscribe links are minted with; the key itself is never stored.</summary>
+    public string? LinkKeyId { get; set; }
+    public long? LinksIssuedAt { get; set; }
+    /// <summary>Member Center's change-feed position before the snapshot: what stopped being sendable since is skipped.</summary>
+    public string? ChangesCursor { get; set; }
 }
 
 internal sealed class SendJobConfiguration : IEntityTypeConfiguration<SendJob>
@@ -47,6 +52,8 @@ internal sealed class SendJobConfiguration : IEntityTypeConfiguration<SendJob>
         b.Property(j => j.HangfireJobId).HasMaxLength(64);
         b.Property(j => j.LastError).HasMaxLength(2000);
         b.Property(j => j.PausedReason).HasMaxLength(2000);
+        b.Property(j => j.LinkKeyId).HasMaxLength(16);
+        b.Property(j => j.ChangesCursor).HasMaxLength(64);
         b.HasIndex(j => new { j.TenantId, j.IdempotencyKey }).IsUnique().HasFilter("idempotency_key IS NOT NULL");
         b.HasIndex(j => new { j.TenantId, j.Id });
         b.HasIndex(j => j.Status);

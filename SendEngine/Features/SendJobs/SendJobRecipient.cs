@@ -17,7 +17,8 @@ public sealed class SendJobRecipient
     public required string Email { get; set; }
     /// <summary>The subscriber's preferences at snapshot time (JSON object), for merge tags.</summary>
     public required string Preferences { get; set; }
-    public required string UnsubscribeUrl { get; set; }
+    /// <summary>Only rows snapshotted before unsubscribe links were minted per message (stateless, docs/internal-api.md) carry a stored URL.</summary>
+    public string? UnsubscribeUrl { get; set; }
     public required string Status { get; set; }
     public int Attempts { get; set; }
     public DateTimeOffset? NextAttemptAt { get; set; }
