@@ -1,8 +1,6 @@
-using System.Diagnostics;
 using System.Net;
 using System.Net.Http.Headers;
 using System.Net.Http.Json;
-using System.Text;
 using Newsletter.Contracts;
 using Newsletter.TestSupport;
 using Npgsql;
@@ -119,23 +117,22 @@ public sealed class FailureAndRecoveryTests(StackFixture stack)
             ["MemberCenter:PageSize"] = pageSize.ToString(System.Globalization.CultureInfo.InvariantCulture),
         };
         var subject = "Crash " + Guid.NewGuid().ToString("N")[..8];
-        var port = FreePort.Get();
-        using var process = StartSendEngineProcess(stack.SendEngineSettings(db, settings), port, out var output);
         string jobId;
-        try
+        await using (var process = await SendEngineProcess.StartAsync(stack.SendEngineSettings(db, settings)))
         {
-            using var client = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port}/") };
-            await WaitUntilAsync(async () => (await TryGetAsync(client, "health/live")) == HttpStatusCode.OK, process, output);
-            client.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", await stack.SendTokenAsync(tenant));
-            using var created = await client.PostAsJsonAsync("api/send-jobs", new CreateSendJobRequest(null, tenant.ListId, null, subject, null, "{{ email }}", null), StackFixture.Json);
-            jobId = (await StackFixture.ReadAsync<SendJobResponse>(created, HttpStatusCode.Created)).Id;
-            // Straight from the database (the API's counts are cached for a second): kill as soon as killAfter are sent.
-            await WaitUntilAsync(async () => (await RecipientRowsAsync(db, jobId)).Count(r => r.Status == RecipientStatuses.Sent) >= killAfter, process, output);
-        }
-        finally
-        {
-            process.Kill(entireProcessTree: true); // SIGKILL: no graceful shutdown, leases and Hangfire state left behind
-            await process.WaitForExitAsync();
+            try
+            {
+                using var client = process.CreateClient();
+                client.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", await stack.SendTokenAsync(tenant));
+                using var created = await client.PostAsJsonAsync("api/send-jobs", new CreateSendJobRequest(null, tenant.ListId, null, subject, null, "{{ email }}", null), StackFixture.Json);
+                jobId = (await StackFixture.ReadAsync<SendJobResponse>(created, HttpStatusCode.Created)).Id;
+                // Straight from the database (the API's counts are cached for a second): kill as soon as killAfter are sent.
+                await process.WaitUntilAsync(async () => (await RecipientRowsAsync(db, jobId)).Count(r => r.Status == RecipientStatuses.Sent) >= killAfter);
+            }
+            finally
+            {
+                await process.KillAsync(); // SIGKILL: no graceful shutdown, leases and Hangfire state left behind
+            }
         }
 
         // What the dead process left: an unfinished job with rows in hand (claimed, maybe in an SMTP transaction).
@@ -179,6 +176,66 @@ public sealed class FailureAndRecoveryTests(StackFixture stack)
         Assert.Subset(emails.ToHashSet(), copies.Keys.ToHashSet());
     }
 
+    [Fact]
+    public async Task A_job_waits_while_Member_Center_is_stopped_and_mails_everyone_once_when_it_is_back()
+    {
+        // Member Center really down (its port refuses connections), not a proxy answering 503: the re-check before each
+        // batch cannot be made, so the batch goes back to pending and is retried; nobody is mailed unchecked or twice.
+        const int recipients = 40;
+        var (tenant, emails) = await TenantWithSubscribersAsync(recipients, "mcdown");
+        await using var mc = await RestartableMemberCenter.StartAsync(stack);
+        var db = await stack.Postgres.CreateDatabaseAsync("se");
+        await using var engine = stack.CreateSendEngine(db, mc.SendEngineSettings(stack, db, new Dictionary<string, string?>
+        {
+            ["Delivery:MessagesPerSecond"] = "5",
+            ["Delivery:Concurrency"] = "1",
+            ["SendJobs:BatchSize"] = "4",
+        }));
+        using var se = engine.CreateClient();
+        se.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", await mc.SendTokenAsync(tenant));
+        var subject = "Member Center down " + Guid.NewGuid().ToString("N")[..8];
+        using var created = await se.PostAsJsonAsync("api/send-jobs", new CreateSendJobRequest(null, tenant.ListId, null, subject, null, "{{ email }}", null), StackFixture.Json);
+        var jobId = (await StackFixture.ReadAsync<SendJobResponse>(created, HttpStatusCode.Created)).Id;
+        await WaitAsync(async () => (await RecipientRowsAsync(db, jobId)).Count(r => r.Status == RecipientStatuses.Sent) >= 8, "8 sent");
+
+        await mc.StopAsync();
+        // A re-check refused: that batch is back to pending with a time for the next try, and the job keeps waiting.
+        await WaitAsync(async () => await ScalarAsync<long>(db, "SELECT count(*) FROM send_job_recipients WHERE job_id = $1 AND status = 'pending' AND next_attempt_at IS NOT NULL", jobId) > 0,
+            "a batch released after a failed re-check");
+        await Task.Delay(TimeSpan.FromSeconds(6)); // an outage longer than the retry delay (5 s): a second round of refused re-checks
+        Assert.Equal(SendJobStatuses.Sending, await JobStatusAsync(db, jobId));
+        var sentDuringOutage = (await RecipientRowsAsync(db, jobId)).Count(r => r.Status == RecipientStatuses.Sent);
+        Assert.True(sentDuringOutage < recipients, "the job finished during the outage");
+
+        await mc.StartAsync();
+        var done = await StackFixture.WaitForJobAsync(se, jobId, j => j.Status == SendJobStatuses.Completed, TimeSpan.FromSeconds(120));
+        Assert.Equal((recipients, recipients, 0), (done.Counts.Total, done.Counts.Sent, done.Counts.Failed));
+        foreach (var email in emails)
+        {
+            await stack.Mail.WaitForMailAsync(m => m.Subject == subject && m.To.Contains(email), TimeSpan.FromSeconds(60));
+        }
+        var received = (await stack.Mail.ListAsync()).Where(m => m.Subject == subject).SelectMany(m => m.To).Order().ToList();
+        Assert.Equal(emails.Order(), received);
+    }
+
+    private static async Task WaitAsync(Func<Task<bool>> condition, string what)
+    {
+        var until = DateTime.UtcNow.AddSeconds(90);
+        while (!await condition())
+        {
+            Assert.True(DateTime.UtcNow < until, $"timed out waiting for: {what}\n{ServiceLogs.Dump()}");
+            await Task.Delay(100);
+        }
+    }
+
+    private static async Task<T> ScalarAsync<T>(string db, string sql, string jobId)
+    {
+        await using var conn = new NpgsqlConnection(db);
+        await conn.OpenAsync();
+        await using var cmd = new NpgsqlCommand(sql, conn) { Parameters = { new() { Value = Guid.Parse(jobId) } } };
+        return (T)(await cmd.ExecuteScalarAsync())!;
+    }
+
     private static async Task<List<(string Email, string Status, string? Detail)>> RecipientRowsAsync(string db, string jobId)
     {
         var rows = new List<(string Email, string Status, string? Detail)>();
@@ -199,58 +256,5 @@ public sealed class FailureAndRecoveryTests(StackFixture stack)
         await conn.OpenAsync();
         await using var cmd = new NpgsqlCommand("SELECT status FROM send_jobs WHERE id = $1", conn) { Parameters = { new() { Value = Guid.Parse(jobId) } } };
         return (string)(await cmd.ExecuteScalarAsync())!;
-    }
-
-    private static Process StartSendEngineProcess(Dictionary<string, string?> settings, int port, out StringBuilder output)
-    {
-        var configuration = AppContext.BaseDirectory.Contains($"{Path.DirectorySeparatorChar}Debug{Path.DirectorySeparatorChar}", StringComparison.Ordinal) ? "Debug" : "Release";
-        var projectDir = Path.Combine(RepoPaths.Root, "SendEngine");
-        var dll = Path.Combine(projectDir, "bin", configuration, "net10.0", "SendEngine.dll");
-        Assert.True(File.Exists(dll), $"{dll} is missing; build the solution first");
-        var psi = new ProcessStartInfo("dotnet") { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true, WorkingDirectory = projectDir };
-        psi.ArgumentList.Add(dll);
-        psi.ArgumentList.Add("--urls");
-        psi.ArgumentList.Add($"http://127.0.0.1:{port}");
-        psi.Environment["ASPNETCORE_ENVIRONMENT"] = "Development";
-        foreach (var (k, v) in settings)
-        {
-            psi.Environment[k.Replace(":", "__", StringComparison.Ordinal)] = v;
-        }
-        var log = new StringBuilder();
-        output = log;
-        var process = Process.Start(psi)!;
-        process.OutputDataReceived += (_, e) => { lock (log) { log.AppendLine(e.Data); } };
-        process.ErrorDataReceived += (_, e) => { lock (log) { log.AppendLine(e.Data); } };
-        process.BeginOutputReadLine();
-        process.BeginErrorReadLine();
-        return process;
-    }
-
-    private static async Task<HttpStatusCode?> TryGetAsync(HttpClient client, string url)
-    {
-        try
-        {
-            using var response = await client.GetAsync(url);
-            return response.StatusCode;
-        }
-        catch (HttpRequestException)
-        {
-            return null;
-        }
-    }
-
-    private static async Task WaitUntilAsync(Func<Task<bool>> condition, Process process, StringBuilder output)
-    {
-        var sw = Stopwatch.StartNew();
-        while (sw.Elapsed < TimeSpan.FromSeconds(90))
-        {
-            Assert.False(process.HasExited, "Send Engine exited: " + output);
-            if (await condition())
-            {
-                return;
-            }
-            await Task.Delay(200);
-        }
-        throw new TimeoutException("Send Engine did not start: " + output);
     }
 }
