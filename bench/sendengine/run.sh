@@ -364,14 +364,14 @@ echo
 echo "Send Engine bulk delivery benchmark, $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores ($(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1)), $CONNECTIONS connections, smtp-sink on loopback, load average now $(cut -d' ' -f1-3 /proc/loadavg)"
 [ -z "$CONN_EXTRA${SE_ENV[*]}" ] || echo "variations: conn-extra='$CONN_EXTRA' se-env='${SE_ENV[*]}'"
 ratio() { awk -v a="$1" -v b="$BARE_RATE" 'BEGIN {printf "%.0f %%", 100 * a / b}'; }
-printf '%-16s %5s %10s %9s %8s %12s %16s %15s %11s %10s %30s\n' run procs messages 'msg/s' 'vs bare' 'snapshot s' 'first msg s(start)' 'first msg s(POST)' 'RSS idle' 'VmHWM' 'CPU ms/msg SE/MC/PG/all'
+printf '%-20s %5s %10s %9s %8s %12s %16s %15s %11s %10s %30s\n' run procs messages 'msg/s' 'vs bare' 'snapshot s' 'first msg s(start)' 'first msg s(POST)' 'RSS idle' 'VmHWM' 'CPU ms/msg SE/MC/PG/all'
 for r in "${RESULTS[@]}"; do
   f() { sed -n "s/.*[ ]$1=\\([^ ]*\\).*/\\1/p" <<<"$r"; }
-  printf '%-16s %5s %10s %9s %8s %12s %16s %15s %8s MB %7s MB %30s\n' "send-engine-$(f label)" "$(f processes)" "$(f recipients)" "$(f rate)" "$(ratio "$(f rate)")" "$(f snapshot_s)" \
+  printf '%-20s %5s %10s %9s %8s %12s %16s %15s %8s MB %7s MB %30s\n' "send-engine-$(f label)" "$(f processes)" "$(f recipients)" "$(f rate)" "$(ratio "$(f rate)")" "$(f snapshot_s)" \
     "$(f first_msg_after_start_s)" "$(f first_msg_after_post_s)" "$(f rss_idle_mb)" "$(f vmhwm_mb)" \
     "$(f se_cpu_ms_per_msg) / $(f mc_cpu_ms_per_msg) / $(f pg_cpu_ms_per_msg) / $(f machine_cpu_ms_per_msg)"
 done
-printf '%-16s %5s %10s %9s %8s\n' bare-mailkit - "$RECIPIENTS" "$BARE_RATE" "100 %"
-printf '%-16s %5s %10s %9s %8s\n' smtp-source - "$RECIPIENTS" "$SOURCE_RATE" "$(ratio "$SOURCE_RATE")"
+printf '%-20s %5s %10s %9s %8s\n' bare-mailkit - "$RECIPIENTS" "$BARE_RATE" "100 %"
+printf '%-20s %5s %10s %9s %8s\n' smtp-source - "$RECIPIENTS" "$SOURCE_RATE" "$(ratio "$SOURCE_RATE")"
 echo "Duplicates: none (for each job, smtp-sink received exactly one message per recipient, and every recipient row was sent once with its own Message-ID)."
 echo "Targets: Send Engine (1 process) >= 80 % of bare MailKit; ${PROCESSES} processes together >= 1 process; RSS < 300 MB and flat (10k vs 100k); first message <= 1 s after the POST."
