@@ -61,8 +61,9 @@ public sealed class DurablePostgresServerTests
     public async Task The_shared_server_cannot_be_stopped()
     {
         var ct = TestContext.Current.CancellationToken;
-        await using var shared = new PostgresServer();
+        var shared = new PostgresServer(); // not started: the check comes first
         await Assert.ThrowsAsync<InvalidOperationException>(() => shared.StopAsync(immediate: false, ct));
+        await Assert.ThrowsAsync<InvalidOperationException>(() => shared.RestartImmediateAsync(ct));
     }
 
     private static NpgsqlConnection Open(string cs) =>

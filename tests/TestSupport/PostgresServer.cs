@@ -324,7 +324,22 @@ public sealed partial class PostgresServer : IAsyncLifetime
 
     public async ValueTask DisposeAsync()
     {
-        NpgsqlConnection.ClearAllPools();
+        if (!_options.Restartable)
+        {
+            NpgsqlConnection.ClearAllPools();
+        }
+        else if (_adminConnectionString is not null)
+        {
+            // A private server of one test: only its own pools, not the other tests'.
+            foreach (var cs in _createdDatabases
+                         .Select(db => new NpgsqlConnectionStringBuilder(_adminConnectionString) { Database = db, Pooling = true }.ConnectionString)
+                         .Append(_adminConnectionString))
+            {
+                using var conn = new NpgsqlConnection(cs);
+                NpgsqlConnection.ClearPool(conn);
+            }
+        }
+
         if (Mode == "external" && _adminConnectionString is not null)
         {
             // Someone else's server: leave it as we found it.
