@@ -178,4 +178,44 @@ public sealed class DeliveryFaultTests(StackFixture stack)
         using var again = await client.PostAsync($"api/send-jobs/{job.Id}/resume", null);
         Assert.Equal(HttpStatusCode.Conflict, again.StatusCode);
     }
+
+    [Fact]
+    public async Task A_PostgreSQL_crash_mid_job_loses_no_sending_mark_and_nobody_is_mailed_twice()
+    {
+        // Send Engine's own server with fsync and synchronous commit on, crashed (pg_ctl restart -m immediate: no
+        // checkpoint, uncommitted work lost). Every 'sending' mark was committed before its message left, so a row whose
+        // result was lost becomes unknown, never mailed again; at most connections × group size of them.
+        const int recipients = 30;
+        const int connections = 2;
+        await using var relay = await FaultSmtpServer.StartAsync();
+        var (tenant, emails) = await TenantWithSubscribersAsync(recipients, "pgcrash");
+        await using var postgres = await PostgresServer.StartDurableAsync(TestContext.Current.CancellationToken);
+        var settings = stack.SendEngineSettings(await postgres.CreateDatabaseAsync("se"), new Dictionary<string, string?>
+        {
+            ["Smtp:Host"] = relay.Host,
+            ["Smtp:Port"] = relay.Port.ToString(CultureInfo.InvariantCulture),
+            ["Delivery:MessagesPerSecond"] = "5",
+            ["Delivery:Concurrency"] = connections.ToString(CultureInfo.InvariantCulture),
+            ["SendJobs:BatchSize"] = "4",
+            ["SendJobs:Lease"] = "00:00:03",
+            ["Hangfire:InvisibilityTimeout"] = "00:00:05",
+        });
+        await using var engine = new SendEngineFactory(settings);
+        using var client = engine.CreateClient();
+        client.DefaultRequestHeaders.Authorization = new("Bearer", await stack.SendTokenAsync(tenant));
+        var job = await CreateJobAsync(client, tenant, "Crash");
+        await StackFixture.WaitForJobAsync(client, job.Id, j => j.Counts.Sent >= 6);
+
+        await postgres.RestartImmediateAsync(TestContext.Current.CancellationToken);
+        Assert.True(relay.Accepted.Count < recipients, "the job finished before the crash");
+
+        var done = await StackFixture.WaitForJobAsync(client, job.Id, j => j.Status == SendJobStatuses.Completed, TimeSpan.FromSeconds(240));
+        Assert.Equal((recipients, 0, 0), (done.Counts.Total, done.Counts.Remaining, done.Counts.Failed));
+        Assert.InRange(done.Counts.Unknown, 0, connections);
+        Assert.Equal(recipients, done.Counts.Sent + done.Counts.Unknown);
+        var rows = await RecipientsAsync(client, job.Id);
+        Assert.All(rows.Where(r => r.Status == RecipientStatuses.Unknown), r => Assert.StartsWith("outcome unknown", r.Detail));
+        AssertEachMailedOnce(relay, rows);
+        Assert.Equal(emails.Order(), rows.Select(r => r.Email).Order());
+    }
 }

@@ -9,7 +9,8 @@ namespace SendEngine.Tests;
 /// <summary>
 /// A pass-through proxy in front of the real Member Center that holds every recipients page after the first
 /// (requests with <c>after=</c>) until <see cref="Open"/>: a test can see what Send Engine does mid-snapshot. With
-/// <see cref="FailReports"/> it answers suppression reports with 503, as a Member Center in trouble would.
+/// <see cref="FailReports"/> it answers suppression reports with 503, as a Member Center in trouble would (one that
+/// answers). For a Member Center that is down (connections refused), use <see cref="RestartableMemberCenter"/>.
 /// </summary>
 public sealed class GatedMemberCenter : IAsyncDisposable
 {

@@ -1,6 +1,8 @@
+using System.Net.Http.Json;
 using Hangfire;
 using Hangfire.Common;
 using Hangfire.States;
+using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging.Abstractions;
 using Newsletter.Contracts;
 using Npgsql;
@@ -51,6 +53,65 @@ public sealed class SendJobWatchdogTests(StackFixture stack)
         Assert.Equal(RecipientStatuses.Claimed, rows["live@example.com"].Status);
         Assert.Equal(RecipientStatuses.Sent, rows["sent@example.com"].Status);
     }
+
+    [Fact]
+    public async Task A_sending_job_whose_runner_died_is_restarted_by_the_watchdog_and_completes()
+    {
+        var ct = TestContext.Current.CancellationToken;
+        var tenant = await stack.CreateTenantAsync();
+        var domain = StackFixture.UniqueDomain();
+        string A(string local) => $"{local}@{domain}";
+        await stack.SubscribeAsync(tenant, [A("pending"), A("claimed"), A("sending"), A("sent")]);
+        var cs = await stack.Postgres.CreateDatabaseAsync("se");
+        await using var engine = stack.CreateSendEngine(cs);
+        _ = engine.Server; // migrated, Hangfire running, the watchdog registered
+        await using var db = NpgsqlDataSource.Create(cs);
+
+        // What a runner killed mid-send leaves when its Hangfire job is gone too (storage lost, or retries used up): a job
+        // 'sending' for five minutes, a row it had claimed and one in an SMTP transaction, both with expired leases.
+        var jobId = Guid.CreateVersion7();
+        var subject = "Watchdog " + Guid.NewGuid().ToString("N")[..8];
+        await Sql.ExecuteAsync(db, """
+            INSERT INTO send_jobs (id, tenant_id, list_id, name, subject, body_text, status, scheduled_at, created_at, started_at, snapshot_completed_at)
+            VALUES ($1, $2, $3, 'orphan', $4, 'Hi', 'sending', now() - interval '5 minutes', now() - interval '5 minutes',
+                    now() - interval '5 minutes', now() - interval '5 minutes')
+            """, ct, jobId, Guid.Parse(tenant.TenantId), Guid.Parse(tenant.ListId), subject);
+        var deadRunner = Guid.NewGuid();
+        await Sql.ExecuteAsync(db, """
+            INSERT INTO send_job_recipients (job_id, subscriber_id, email, preferences, unsubscribe_url, status, attempts, claimed_by, lease_until, updated_at)
+            VALUES ($1, gen_random_uuid(), $3, '{}', 'http://u', 'pending', 0, NULL, NULL, now() - interval '5 minutes'),
+                   ($1, gen_random_uuid(), $4, '{}', 'http://u', 'claimed', 0, $2, now() - interval '4 minutes', now() - interval '5 minutes'),
+                   ($1, gen_random_uuid(), $5, '{}', 'http://u', 'sending', 1, $2, now() - interval '4 minutes', now() - interval '5 minutes'),
+                   ($1, gen_random_uuid(), $6, '{}', 'http://u', 'sent', 1, NULL, NULL, now() - interval '5 minutes')
+            """, ct, jobId, deadRunner, A("pending"), A("claimed"), A("sending"), A("sent"));
+        Assert.Equal(0L, await RunnerJobsAsync(db, jobId, ct));
+
+        // The watchdog's recurring job, now rather than at the next minute.
+        engine.Services.GetRequiredService<IRecurringJobManager>().Trigger(SendJobWatchdog.RecurringJobId);
+
+        using var se = engine.CreateClient();
+        se.DefaultRequestHeaders.Authorization = new("Bearer", await stack.SendTokenAsync(tenant));
+        var done = await StackFixture.WaitForJobAsync(se, jobId.ToString(), j => j.Status == SendJobStatuses.Completed);
+        Assert.True(await RunnerJobsAsync(db, jobId, ct) >= 1, "no runner was enqueued for the job");
+        Assert.Equal((4, 3, 0, 1, 0), (done.Counts.Total, done.Counts.Sent, done.Counts.Failed, done.Counts.Unknown, done.Counts.Remaining));
+        var rows = (await se.GetFromJsonAsync<SendJobRecipientPage>($"api/send-jobs/{jobId}/recipients?limit=100", StackFixture.Json, ct))!.Items
+            .ToDictionary(r => r.Email);
+        Assert.Equal(RecipientStatuses.Sent, rows[A("pending")].Status);
+        Assert.Equal(RecipientStatuses.Sent, rows[A("claimed")].Status);
+        Assert.Equal(RecipientStatuses.Unknown, rows[A("sending")].Status);
+        Assert.StartsWith("outcome unknown", rows[A("sending")].Detail);
+
+        // Mailed by the restarted runner: the two never attempted, once each; not the one in doubt, not the one already sent.
+        await stack.Mail.WaitForMailAsync(m => m.Subject == subject && m.To.Contains(A("pending")), TimeSpan.FromSeconds(30), ct);
+        await stack.Mail.WaitForMailAsync(m => m.Subject == subject && m.To.Contains(A("claimed")), TimeSpan.FromSeconds(30), ct);
+        var received = (await stack.Mail.ListAsync(ct)).Where(m => m.Subject == subject).SelectMany(m => m.To).Order().ToList();
+        Assert.Equal([A("claimed"), A("pending")], received);
+    }
+
+    /// <summary>Hangfire jobs that run <paramref name="jobId"/> (RunAsync or DeliverAsync) in that Send Engine's storage.</summary>
+    private static Task<long> RunnerJobsAsync(NpgsqlDataSource db, Guid jobId, CancellationToken ct) =>
+        Sql.ScalarAsync<long>(db, "SELECT count(*) FROM hangfire.job WHERE invocationdata::text LIKE '%SendJobRunner%' AND arguments::text LIKE '%' || $1 || '%'",
+            ct, jobId.ToString());
 
     /// <summary>The watchdog may restart other tests' jobs; here nothing is enqueued.</summary>
     private sealed class NoJobs : IBackgroundJobClient

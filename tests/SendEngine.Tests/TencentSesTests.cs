@@ -9,6 +9,7 @@ using System.Text.Json;
 using System.Text.RegularExpressions;
 using Microsoft.Extensions.DependencyInjection;
 using Newsletter.Contracts;
+using Newsletter.TestSupport;
 using Npgsql;
 using SendEngine.Features.EmailEvents;
 using SendEngine.Features.Metrics;
@@ -340,8 +341,10 @@ public sealed class TencentSesTests(StackFixture stack)
         var db = await stack.Postgres.CreateDatabaseAsync("se");
         string messageId;
         string jobId;
-        // First process: SMTP delivery, then the webhook stores the event but never processes it (processor off = "crashed").
-        await using (var first = stack.CreateSendEngine(db, Settings(null, new() { ["EmailEvents:ProcessorEnabled"] = "false" })))
+        // First process, a real one: SMTP delivery, then the webhook stores two events and answers 200, and the process is
+        // killed (SIGKILL: nothing flushed or finished on the way out). Its processor is off, so the crash always lands
+        // between storing and processing.
+        await using (var first = await SendEngineProcess.StartAsync(stack.SendEngineSettings(db, Settings(null, new() { ["EmailEvents:ProcessorEnabled"] = "false" }))))
         {
             using var se = first.CreateClient();
             se.DefaultRequestHeaders.Authorization = new("Bearer", await stack.SendTokenAsync(tenant));
@@ -351,10 +354,12 @@ public sealed class TencentSesTests(StackFixture stack)
             messageId = (await se.GetFromJsonAsync<SendJobRecipientPage>($"api/send-jobs/{jobId}/recipients", StackFixture.Json))!.Items.Single().MessageId!;
             using var hook = first.CreateClient();
             // The SMTP Message-ID correlates too (Tencent's messageId field, in angle brackets).
-            await PostSignedAsync(hook, Json(new { @event = "delivered", email, bulkId = "not-ours", messageId = $"<{messageId}>", timestamp = DateTimeOffset.UtcNow.ToUnixTimeSeconds() }));
-            await PostSignedAsync(hook, Json(new { eventType = "bounce", messageId, email, timestamp = DateTimeOffset.UtcNow.ToString("O"), bounceType = "Permanent" }));
-            Assert.Equal(2L, (await QueryAsync(db, "SELECT count(*) FROM email_events WHERE processed_at IS NULL")).Single()[0]);
+            Assert.Equal(1, (await PostSignedAsync(hook, Json(new { @event = "delivered", email, bulkId = "not-ours", messageId = $"<{messageId}>", timestamp = DateTimeOffset.UtcNow.ToUnixTimeSeconds() }))).GetProperty("stored").GetInt32());
+            Assert.Equal(1, (await PostSignedAsync(hook, Json(new { eventType = "bounce", messageId, email, timestamp = DateTimeOffset.UtcNow.ToString("O"), bounceType = "Permanent" }))).GetProperty("stored").GetInt32());
+            await first.KillAsync();
         }
+        // Answered 200 means stored: both survived the crash, unprocessed.
+        Assert.Equal(2L, (await QueryAsync(db, "SELECT count(*) FROM email_events WHERE processed_at IS NULL")).Single()[0]);
 
         await using var second = stack.CreateSendEngine(db, Settings(null));
         _ = second.Server;
@@ -366,6 +371,38 @@ public sealed class TencentSesTests(StackFixture stack)
         Assert.Equal(1, job.Events.Bounced);
         Assert.Equal("bounced", (await client.GetFromJsonAsync<SendJobRecipientPage>($"api/send-jobs/{jobId}/recipients", StackFixture.Json))!.Items.Single().Status);
         Assert.Single(await QueryAsync(db, "SELECT 1 FROM suppressions WHERE email = $1 AND reason = 'hard_bounce'", email));
+        Assert.Equal(2L, (await QueryAsync(db, "SELECT count(*) FROM email_events WHERE outcome = 'applied'")).Single()[0]);
+    }
+
+    [Fact]
+    public async Task While_PostgreSQL_is_down_the_webhook_answers_503_and_stores_the_retry_once_it_is_back()
+    {
+        // A server of our own that really stops (connections refused), not a lock on the table.
+        await using var postgres = await PostgresServer.StartDurableAsync(TestContext.Current.CancellationToken);
+        var db = await postgres.CreateDatabaseAsync("se");
+        await using var engine = stack.CreateSendEngine(db, Settings(null));
+        using var hook = engine.CreateClient(); // started: the tables exist
+        var before = Json(new { @event = "open", email = "a@example.com", bulkId = "b-1", timestamp = DateTimeOffset.UtcNow.ToUnixTimeSeconds() });
+        var during = Json(new { @event = "open", email = "a@example.com", bulkId = "b-2", timestamp = DateTimeOffset.UtcNow.ToUnixTimeSeconds() });
+        Assert.Equal(1, (await PostSignedAsync(hook, before)).GetProperty("stored").GetInt32());
+
+        await postgres.StopAsync(immediate: false, TestContext.Current.CancellationToken);
+        using (var down = await SendAsync(hook, during))
+        {
+            Assert.Equal(TimeSpan.FromSeconds(5), down.Headers.RetryAfter?.Delta);
+            Assert.Equal("Event store unavailable", (await AssertProblemAsync(down, 503)).GetProperty("title").GetString());
+        }
+
+        await postgres.StartAsync(TestContext.Current.CancellationToken);
+        // Tencent's retry: stored now, the earlier one a duplicate; both processed.
+        await WaitUntilAsync(async () =>
+        {
+            using var retry = await SendAsync(hook, during);
+            return retry.StatusCode == HttpStatusCode.OK;
+        });
+        Assert.Equal(1, (await PostSignedAsync(hook, before)).GetProperty("duplicates").GetInt32());
+        Assert.Equal(["b-1", "b-2"], (await QueryAsync(db, "SELECT message_id FROM email_events ORDER BY id")).Select(r => (string)r[0]));
+        await WaitProcessedAsync(db);
     }
 
     [Fact]
@@ -489,12 +526,12 @@ public sealed class TencentSesTests(StackFixture stack)
 
         var done = await StackFixture.WaitForJobAsync(se, job.Id, j => j.Status == SendJobStatuses.Completed);
 
-        Assert.Equal((1, 2), (done.Counts.Sent, done.Counts.Failed));
+        Assert.Equal((1, 0, 2), (done.Counts.Sent, done.Counts.Failed, done.Counts.Unknown));
         var rows = (await se.GetFromJsonAsync<SendJobRecipientPage>($"api/send-jobs/{job.Id}/recipients?limit=100", StackFixture.Json))!.Items
             .ToDictionary(r => r.Email);
-        Assert.Equal(("failed", "outcome unknown: Tencent SES answered in an unexpected shape: [1,2]; not retried to avoid a duplicate"),
+        Assert.Equal(("unknown", "outcome unknown: Tencent SES answered in an unexpected shape: [1,2]; not retried to avoid a duplicate"),
             (rows[A("array")].Status, rows[A("array")].Detail));
-        Assert.Equal("failed", rows[A("number")].Status);
+        Assert.Equal("unknown", rows[A("number")].Status);
         Assert.Contains("\"MessageId\":42", rows[A("number")].Detail);
         // Answered 200, so possibly sent: not retried.
         Assert.Equal(1, ses.Calls.Count(c => c.Destination[0] == A("number")));
@@ -569,6 +606,42 @@ public sealed class TencentSesTests(StackFixture stack)
         Assert.Equal(["sent"], (await QueryAsync(db, "SELECT outcome FROM member_center_reports")).Single());
         Assert.Equal([email], await NotSendableAsync());
         Assert.Matches("sendengine_member_center_reports_total\\{[^}]*kind=\"hard_bounce\"[^}]*outcome=\"sent\"[^}]*\\} 1\\b", await se.GetStringAsync("metrics"));
+    }
+
+    [Fact]
+    public async Task A_hard_bounce_reported_while_Member_Center_is_stopped_is_delivered_after_it_starts_again()
+    {
+        // The 503 test above covers a Member Center that answers and refuses; here none answers at all (connection refused).
+        var tenant = await stack.CreateTenantAsync();
+        var email = $"stopped@{StackFixture.UniqueDomain()}";
+        await stack.SubscribeAsync(tenant, [email]);
+        var db = await stack.Postgres.CreateDatabaseAsync("se");
+        await using var mc = await RestartableMemberCenter.StartAsync(stack);
+        await using var engine = stack.CreateSendEngine(db, mc.SendEngineSettings(stack, db, Settings(null)));
+        using var se = engine.CreateClient();
+        se.DefaultRequestHeaders.Authorization = new("Bearer", await mc.SendTokenAsync(tenant));
+        using var created = await se.PostAsJsonAsync("api/send-jobs", new CreateSendJobRequest(null, tenant.ListId, null, "Stopped", null, "Hi", null), StackFixture.Json);
+        var jobId = (await StackFixture.ReadAsync<SendJobResponse>(created, HttpStatusCode.Created)).Id;
+        await StackFixture.WaitForJobAsync(se, jobId, j => j.Status == SendJobStatuses.Completed);
+        var messageId = (await se.GetFromJsonAsync<SendJobRecipientPage>($"api/send-jobs/{jobId}/recipients", StackFixture.Json))!.Items.Single().MessageId!;
+
+        await mc.StopAsync();
+        await PostSignedAsync(engine.CreateClient(), Json(new { eventType = "bounce", messageId, email, timestamp = DateTimeOffset.UtcNow.ToString("O"), bounceType = "Permanent" }));
+        await WaitProcessedAsync(db);
+
+        // Send Engine's own effects are in; the report waits, its failed attempt recorded (refused, not answered).
+        Assert.Single(await QueryAsync(db, "SELECT 1 FROM suppressions WHERE email = $1 AND reason = 'hard_bounce'", email));
+        Assert.Equal("bounced", (await se.GetFromJsonAsync<SendJobRecipientPage>($"api/send-jobs/{jobId}/recipients", StackFixture.Json))!.Items.Single().Status);
+        await WaitUntilAsync(async () => (await QueryAsync(db, "SELECT attempts FROM member_center_reports WHERE completed_at IS NULL AND last_error IS NOT NULL")).Count == 1);
+        using var internalClient = stack.MemberCenterAdminClient(await stack.TokenAsync(stack.SendEngineClientId, stack.SendEngineClientSecret));
+        async Task<IReadOnlyList<string>> NotSendableAsync() => (await StackFixture.PostAsync<SubscriptionStatusResult>(internalClient,
+            $"internal/lists/{tenant.ListId}/not-sendable", new SubscriptionStatusQuery(tenant.TenantId, tenant.ListId, [email]))).NotSendable;
+        Assert.Empty(await NotSendableAsync());
+
+        await mc.StartAsync();
+        await WaitUntilAsync(async () => (await QueryAsync(db, "SELECT outcome FROM member_center_reports WHERE completed_at IS NOT NULL")).Count == 1);
+        Assert.Equal(["sent"], (await QueryAsync(db, "SELECT outcome FROM member_center_reports")).Single());
+        Assert.Equal([email], await NotSendableAsync());
     }
 
     /// <summary>The pending-reports gauge line with exactly <paramref name="count"/> as its value.</summary>

@@ -19,29 +19,84 @@ namespace Newsletter.TestSupport;
 /// <item>otherwise a private cluster: initdb into a fresh /tmp directory, trust auth, a free loopback port,
 ///   stopped and deleted on dispose (and by a watchdog if the test process dies).</item>
 /// </list>
+/// <para>
+/// Fault tests that stop, restart or crash PostgreSQL take a server of their own instead:
+/// <see cref="StartDurableAsync"/> (or <see cref="StartAsync(PostgresServerOptions, CancellationToken)"/>). It comes from the
+/// same choice, minus the external server (someone else's server is not ours to crash): a Testcontainers container
+/// with a fixed host port, or a private cluster. Dispose it when done.
+/// </para>
 /// </summary>
 public sealed partial class PostgresServer : IAsyncLifetime
 {
     /// <summary>Environment variable with an admin connection string to use instead of starting a server.</summary>
     public const string ExternalServerVariable = "NEWSLETTER_TEST_POSTGRES";
 
+    private const string ContainerDataDir = "/var/lib/postgresql/data";
+
     private readonly SemaphoreSlim _createLock = new(1, 1);
+    private readonly SemaphoreSlim _lifecycleLock = new(1, 1);
     private readonly List<string> _createdDatabases = [];
+    private readonly PostgresServerOptions _options;
     private PostgreSqlContainer? _container;
     private LocalCluster? _cluster;
     private string? _adminConnectionString;
 
+    /// <summary>The shared, fast server of an assembly fixture (fsync and synchronous_commit off).</summary>
+    public PostgresServer()
+        : this(new PostgresServerOptions())
+    {
+    }
+
+    private PostgresServer(PostgresServerOptions options) => _options = options;
+
     /// <summary>How the server was obtained: "external", "docker" or "local".</summary>
     public string Mode { get; private set; } = "none";
+
+    /// <summary>The options it was started with.</summary>
+    public PostgresServerOptions Options => _options;
+
+    /// <summary>False between <see cref="StopAsync"/> and <see cref="StartAsync()"/>.</summary>
+    public bool IsRunning { get; private set; }
+
+    /// <summary>The loopback port it listens on (the same after a restart). 0 for an external server.</summary>
+    public int Port { get; private set; }
 
     /// <summary>Connection string for the <c>postgres</c> superuser on the <c>postgres</c> database.</summary>
     public string AdminConnectionString =>
         _adminConnectionString ?? throw new InvalidOperationException("PostgresServer has not been initialized.");
 
+    /// <summary>
+    /// A private server with <c>fsync=on</c>, <c>synchronous_commit=on</c> and <c>full_page_writes=on</c> (PostgreSQL's
+    /// defaults) that the test may crash (<see cref="RestartImmediateAsync"/>) or stop (<see cref="StopAsync"/>): what a
+    /// committed transaction survives there, it survives in production. Dispose it when done.
+    /// </summary>
+    public static Task<PostgresServer> StartDurableAsync(CancellationToken ct = default) =>
+        StartAsync(new PostgresServerOptions { Durable = true, Restartable = true }, ct);
+
+    /// <summary>A server of its own with these options (already started); dispose it when done.</summary>
+    public static async Task<PostgresServer> StartAsync(PostgresServerOptions options, CancellationToken ct = default)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        var server = new PostgresServer(options);
+        try
+        {
+            await server.InitializeAsync().ConfigureAwait(false);
+        }
+        catch
+        {
+            await server.DisposeAsync().ConfigureAwait(false);
+            throw;
+        }
+
+        ct.ThrowIfCancellationRequested();
+        return server;
+    }
+
     public async ValueTask InitializeAsync()
     {
+        // The one place that chooses where the server comes from, for the shared server and for private ones alike.
         var external = Environment.GetEnvironmentVariable(ExternalServerVariable);
-        if (!string.IsNullOrWhiteSpace(external))
+        if (!string.IsNullOrWhiteSpace(external) && !_options.Restartable)
         {
             Mode = "external";
             _adminConnectionString = external;
@@ -49,10 +104,17 @@ public sealed partial class PostgresServer : IAsyncLifetime
         else if (await DockerIsReachableAsync().ConfigureAwait(false))
         {
             Mode = "docker";
-            _container = new PostgreSqlBuilder("postgres:15")
-                .WithCommand("-c", "fsync=off", "-c", "max_connections=300")
-                .Build();
+            var builder = new PostgreSqlBuilder("postgres:15")
+                .WithCommand([.. ServerSettings(_options).SelectMany(s => new[] { "-c", s })]);
+            if (_options.Restartable)
+            {
+                // A fixed host port: Docker maps a new random one each time a container starts.
+                builder = builder.WithPortBinding(FreePort.Get(), PostgreSqlBuilder.PostgreSqlPort);
+            }
+
+            _container = builder.Build();
             await _container.StartAsync().ConfigureAwait(false);
+            Port = _container.GetMappedPublicPort(PostgreSqlBuilder.PostgreSqlPort);
             _adminConnectionString = new NpgsqlConnectionStringBuilder(_container.GetConnectionString())
             {
                 Pooling = true,
@@ -61,9 +123,12 @@ public sealed partial class PostgresServer : IAsyncLifetime
         else
         {
             Mode = "local";
-            _cluster = await LocalCluster.StartAsync().ConfigureAwait(false);
+            _cluster = await LocalCluster.StartAsync(ServerSettings(_options)).ConfigureAwait(false);
+            Port = _cluster.Port;
             _adminConnectionString = _cluster.AdminConnectionString;
         }
+
+        IsRunning = true;
 
         // Fail here, with the mode in the message, rather than in the first test.
         try
@@ -118,9 +183,163 @@ public sealed partial class PostgresServer : IAsyncLifetime
         }.ConnectionString;
     }
 
+    /// <summary>
+    /// A crash: <c>pg_ctl restart -m immediate</c> (the postmaster and its children quit at once, no checkpoint, no
+    /// flush of what is only in shared memory), then the server starts again on the same port and replays its WAL.
+    /// Returns once it accepts connections. Connections open at the crash are broken (Npgsql pools notice on use).
+    /// </summary>
+    public async Task RestartImmediateAsync(CancellationToken ct = default)
+    {
+        await _lifecycleLock.WaitAsync(ct).ConfigureAwait(false);
+        try
+        {
+            RequireRestartable();
+            if (_cluster is not null)
+            {
+                await _cluster.RestartImmediateAsync().ConfigureAwait(false);
+            }
+            else
+            {
+                await StopContainerAsync(immediate: true, ct).ConfigureAwait(false);
+                await _container!.StartAsync(ct).ConfigureAwait(false);
+            }
+
+            IsRunning = true;
+            await WaitForConnectionsAsync(ct).ConfigureAwait(false);
+        }
+        finally
+        {
+            _lifecycleLock.Release();
+        }
+    }
+
+    /// <summary>
+    /// Stops the server for an outage of any length: <paramref name="immediate"/> true is a crash (no checkpoint), false a
+    /// fast shutdown (sessions ended, checkpoint). While stopped, connections to <see cref="Port"/> are refused.
+    /// </summary>
+    public async Task StopAsync(bool immediate, CancellationToken ct = default)
+    {
+        await _lifecycleLock.WaitAsync(ct).ConfigureAwait(false);
+        try
+        {
+            RequireRestartable();
+            if (!IsRunning)
+            {
+                return;
+            }
+
+            if (_cluster is not null)
+            {
+                await _cluster.StopAsync(immediate ? "immediate" : "fast").ConfigureAwait(false);
+            }
+            else
+            {
+                await StopContainerAsync(immediate, ct).ConfigureAwait(false);
+            }
+
+            IsRunning = false;
+        }
+        finally
+        {
+            _lifecycleLock.Release();
+        }
+    }
+
+    /// <summary>Starts a server stopped by <see cref="StopAsync"/> again, on the same port; returns once it accepts connections.</summary>
+    public async Task StartAsync(CancellationToken ct = default)
+    {
+        await _lifecycleLock.WaitAsync(ct).ConfigureAwait(false);
+        try
+        {
+            RequireRestartable();
+            if (IsRunning)
+            {
+                return;
+            }
+
+            if (_cluster is not null)
+            {
+                await _cluster.StartAgainAsync().ConfigureAwait(false);
+            }
+            else
+            {
+                await _container!.StartAsync(ct).ConfigureAwait(false);
+            }
+
+            IsRunning = true;
+            await WaitForConnectionsAsync(ct).ConfigureAwait(false);
+        }
+        finally
+        {
+            _lifecycleLock.Release();
+        }
+    }
+
+    private void RequireRestartable()
+    {
+        if (!_options.Restartable || (_cluster is null && _container is null))
+        {
+            throw new InvalidOperationException(
+                "Only a server of the test's own can be stopped or restarted: use PostgresServer.StartDurableAsync() " +
+                "or StartAsync(new PostgresServerOptions { Restartable = true }).");
+        }
+    }
+
+    private async Task StopContainerAsync(bool immediate, CancellationToken ct)
+    {
+        if (immediate)
+        {
+            // postgres is the container's PID 1; SIGQUIT is its immediate shutdown, and the container exits with it.
+            await _container!.ExecAsync(["sh", "-c", "kill -QUIT 1"], ct).ConfigureAwait(false);
+        }
+
+        // The image's stop signal is SIGINT: a fast shutdown (a no-op once the container has exited).
+        await _container!.StopAsync(ct).ConfigureAwait(false);
+    }
+
+    private async Task WaitForConnectionsAsync(CancellationToken ct)
+    {
+        var builder = new NpgsqlConnectionStringBuilder(AdminConnectionString) { Pooling = false, Timeout = 5 };
+        var until = DateTime.UtcNow.AddSeconds(60);
+        while (true)
+        {
+            try
+            {
+                await using var conn = new NpgsqlConnection(builder.ConnectionString);
+                await conn.OpenAsync(ct).ConfigureAwait(false);
+                return;
+            }
+            catch (NpgsqlException) when (DateTime.UtcNow < until)
+            {
+                // Still replaying WAL ("the database system is starting up"), or not listening yet.
+                await Task.Delay(100, ct).ConfigureAwait(false);
+            }
+        }
+    }
+
+    /// <summary>The <c>-c</c> settings a server of ours runs with.</summary>
+    private static string[] ServerSettings(PostgresServerOptions options) => options.Durable
+        ? ["fsync=on", "synchronous_commit=on", "full_page_writes=on", "max_connections=300"]
+        : ["fsync=off", "synchronous_commit=off", "full_page_writes=off", "max_connections=300"];
+
     public async ValueTask DisposeAsync()
     {
-        NpgsqlConnection.ClearAllPools();
+        if (!_options.Restartable)
+        {
+            NpgsqlConnection.ClearAllPools();
+        }
+        else if (_adminConnectionString is not null)
+        {
+            // A private server of one test: only its own pools, not the other tests'.
+            foreach (var cs in _createdDatabases
+                         .Select(db => new NpgsqlConnectionStringBuilder(_adminConnectionString) { Database = db, Pooling = true }.ConnectionString)
+                         .Append(_adminConnectionString))
+            {
+                using var conn = new NpgsqlConnection(cs);
+                NpgsqlConnection.ClearPool(conn);
+            }
+        }
+
         if (Mode == "external" && _adminConnectionString is not null)
         {
             // Someone else's server: leave it as we found it.
@@ -151,6 +370,7 @@ public sealed partial class PostgresServer : IAsyncLifetime
         }
 
         _createLock.Dispose();
+        _lifecycleLock.Dispose();
     }
 
     [GeneratedRegex("[^a-z0-9_]+")]
@@ -229,15 +449,19 @@ public sealed partial class PostgresServer : IAsyncLifetime
         private readonly string _dir;
         private readonly string _dataDir;
         private readonly string _pgCtl;
+        private readonly string _serverOptions;
         private int _stopped;
 
-        private LocalCluster(string dir, string pgCtl, int port)
+        private LocalCluster(string dir, string pgCtl, int port, string serverOptions)
         {
             _dir = dir;
             _dataDir = Path.Combine(dir, "data");
             _pgCtl = pgCtl;
+            _serverOptions = serverOptions;
             Port = port;
         }
+
+        private string LogFile => Path.Combine(_dir, "postgres.log");
 
         public int Port { get; }
 
@@ -250,7 +474,7 @@ public sealed partial class PostgresServer : IAsyncLifetime
             Pooling = true,
         }.ConnectionString;
 
-        public static async Task<LocalCluster> StartAsync()
+        public static async Task<LocalCluster> StartAsync(IEnumerable<string> settings)
         {
             var binDir = FindBinDir();
             var initdb = Path.Combine(binDir, "initdb");
@@ -283,19 +507,13 @@ public sealed partial class PostgresServer : IAsyncLifetime
                 {
                     var port = FreePort.Get();
                     var options = string.Join(' ',
-                        $"-p {port}",
-                        $"-k {dir}",
-                        "-c listen_addresses=127.0.0.1",
-                        "-c fsync=off",
-                        "-c synchronous_commit=off",
-                        "-c full_page_writes=off",
-                        "-c max_connections=300");
+                        new[] { $"-p {port}", $"-k {dir}", "-c listen_addresses=127.0.0.1" }.Concat(settings.Select(v => "-c " + v)));
                     var (code, output) = await RunAsPostgres(pgCtl,
                         ["-D", dataDir, "-l", Path.Combine(dir, "postgres.log"), "-o", options, "-w", "-t", "60", "start"],
                         TimeSpan.FromSeconds(90)).ConfigureAwait(false);
                     if (code == 0)
                     {
-                        var cluster = new LocalCluster(dir, pgCtl, port);
+                        var cluster = new LocalCluster(dir, pgCtl, port, options);
                         cluster.WatchForProcessExit();
                         return cluster;
                     }
@@ -311,6 +529,40 @@ public sealed partial class PostgresServer : IAsyncLifetime
             {
                 TryDelete(dir);
                 throw;
+            }
+        }
+
+        /// <summary><c>pg_ctl restart -m immediate</c> with the options (port, settings) it was started with.</summary>
+        public async Task RestartImmediateAsync()
+        {
+            var (code, output) = await RunAsPostgres(_pgCtl,
+                ["-D", _dataDir, "-l", LogFile, "-o", _serverOptions, "-m", "immediate", "-w", "-t", "60", "restart"],
+                TimeSpan.FromSeconds(90)).ConfigureAwait(false);
+            await ThrowOnFailureAsync("restart -m immediate", code, output).ConfigureAwait(false);
+        }
+
+        /// <summary><c>pg_ctl stop -m MODE</c>; the cluster stays on disk for <see cref="StartAgainAsync"/>.</summary>
+        public async Task StopAsync(string mode)
+        {
+            var (code, output) = await RunAsPostgres(_pgCtl, ["-D", _dataDir, "-m", mode, "-w", "-t", "60", "stop"], TimeSpan.FromSeconds(90))
+                .ConfigureAwait(false);
+            await ThrowOnFailureAsync("stop -m " + mode, code, output).ConfigureAwait(false);
+        }
+
+        /// <summary>Starts the stopped cluster again with the same port and settings.</summary>
+        public async Task StartAgainAsync()
+        {
+            var (code, output) = await RunAsPostgres(_pgCtl,
+                ["-D", _dataDir, "-l", LogFile, "-o", _serverOptions, "-w", "-t", "60", "start"], TimeSpan.FromSeconds(90)).ConfigureAwait(false);
+            await ThrowOnFailureAsync("start", code, output).ConfigureAwait(false);
+        }
+
+        private async Task ThrowOnFailureAsync(string what, int code, string output)
+        {
+            if (code != 0)
+            {
+                var log = File.Exists(LogFile) ? await File.ReadAllTextAsync(LogFile).ConfigureAwait(false) : "";
+                throw new InvalidOperationException($"pg_ctl {what} failed (exit {code}):\n{output}\n{log}");
             }
         }
 
