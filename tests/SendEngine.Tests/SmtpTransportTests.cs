@@ -1,4 +1,7 @@
+using System.Net.Sockets;
 using System.Text.Json;
+using MailKit.Net.Smtp;
+using MailKit.Security;
 using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Options;
 using Newsletter.ServiceDefaults.Mail;
@@ -204,5 +207,43 @@ public sealed class SmtpTransportTests
         Assert.Equal(DeliveryOutcome.Rejected, result.Outcome);
         Assert.StartsWith("invalid message: ", result.Detail);
         Assert.Equal(0, server.Connections);
+    }
+
+    /// <summary>MailKit's switch to BDAT for every message (it otherwise uses BDAT only for BINARYMIME content).</summary>
+    private sealed class BdatSmtpClient : SmtpClient
+    {
+        protected override bool PreferSendAsBinaryData => true;
+    }
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task With_CHUNKING_the_message_counts_as_written_once_the_BDAT_LAST_chunk_went_out(bool dropAfterLastChunk)
+    {
+        // Send Engine's messages are 7bit, so MailKit sends them with DATA; this shows the detection holds for BDAT too.
+        await using var server = await FaultSmtpServer.StartAsync(dropAfterLastChunk ? ["--chunking", "--drop-after-data"] : ["--chunking", "--rcpt-reply", "450 4.2.1 later"]);
+        var socket = new Socket(SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
+        await socket.ConnectAsync(server.Host, server.Port, TestContext.Current.CancellationToken);
+        using var wire = new SmtpWireStream(socket, TimeSpan.FromSeconds(10), TimeSpan.FromSeconds(10));
+        using var client = new BdatSmtpClient();
+        await client.ConnectAsync(wire, server.Host, server.Port, SecureSocketOptions.None, TestContext.Current.CancellationToken);
+        var message = Message();
+        wire.BeginTransaction();
+
+        var failure = await Assert.ThrowsAnyAsync<Exception>(() => client.SendAsync(SmtpTransport.ToMime(message), TestContext.Current.CancellationToken, wire));
+
+        if (dropAfterLastChunk)
+        {
+            Assert.True(wire.PayloadWritten, failure.ToString());
+            Assert.Contains(" LAST", server.Output);
+            Assert.Equal(1, await server.WaitForCopiesAsync(message.MessageId, 1, TimeSpan.FromSeconds(10)));
+        }
+        else
+        {
+            // Refused at RCPT: no chunk was sent.
+            Assert.IsType<SmtpCommandException>(failure);
+            Assert.False(wire.PayloadWritten);
+            Assert.DoesNotContain("BDAT", server.Output);
+        }
     }
 }
