@@ -1,3 +1,4 @@
+using System.ComponentModel.DataAnnotations;
 using System.Net.Sockets;
 using System.Text.Json;
 using MailKit.Net.Smtp;
@@ -245,5 +246,19 @@ public sealed class SmtpTransportTests
             Assert.False(wire.PayloadWritten);
             Assert.DoesNotContain("BDAT", server.Output);
         }
+    }
+
+    [Fact]
+    public void The_timeouts_default_to_RFC_5321s_and_out_of_range_values_are_refused()
+    {
+        var defaults = new SmtpOptions();
+        var bad = new SmtpOptions { CommandTimeout = TimeSpan.FromHours(2), DataTimeout = TimeSpan.Zero };
+        var errors = new List<ValidationResult>();
+
+        // The hosts bind SmtpOptions with ValidateDataAnnotations().ValidateOnStart(): these stop them at start.
+        Assert.False(Validator.TryValidateObject(bad, new ValidationContext(bad), errors, validateAllProperties: true));
+
+        Assert.Equal((TimeSpan.FromMinutes(5), TimeSpan.FromMinutes(10)), (defaults.CommandTimeout, defaults.DataTimeout));
+        Assert.Equal(["CommandTimeout", "DataTimeout"], errors.SelectMany(e => e.MemberNames).Order());
     }
 }
