@@ -1,5 +1,7 @@
 using System.ComponentModel.DataAnnotations;
 using System.Net.Sockets;
+using System.Security.Cryptography;
+using System.Security.Cryptography.X509Certificates;
 using System.Text.Json;
 using MailKit.Net.Smtp;
 using MailKit.Security;
@@ -261,5 +263,48 @@ public sealed class SmtpTransportTests
 
         Assert.Equal((TimeSpan.FromMinutes(5), TimeSpan.FromMinutes(10)), (defaults.CommandTimeout, defaults.DataTimeout));
         Assert.Equal(["CommandTimeout", "DataTimeout"], errors.SelectMany(e => e.MemberNames).Order());
+    }
+
+    [Theory]
+    [InlineData("--drop-after-data")]
+    [InlineData("--data-delay")]
+    public async Task Under_STARTTLS_the_end_of_DATA_is_still_detected_below_the_encryption(string fault)
+    {
+        // A throw-away self-signed certificate for the server; the client below accepts it (the transport would not).
+        var dir = Directory.CreateTempSubdirectory("fault-smtp-tls-");
+        try
+        {
+            using var key = RSA.Create(2048);
+            var request = new CertificateRequest("CN=127.0.0.1", key, HashAlgorithmName.SHA256, RSASignaturePadding.Pkcs1);
+            using var certificate = request.CreateSelfSigned(DateTimeOffset.UtcNow.AddDays(-1), DateTimeOffset.UtcNow.AddDays(1));
+            var certFile = Path.Combine(dir.FullName, "cert.pem");
+            var keyFile = Path.Combine(dir.FullName, "key.pem");
+            await File.WriteAllTextAsync(certFile, certificate.ExportCertificatePem(), TestContext.Current.CancellationToken);
+            await File.WriteAllTextAsync(keyFile, key.ExportPkcs8PrivateKeyPem(), TestContext.Current.CancellationToken);
+            string[] faultArgs = fault == "--data-delay" ? ["--data-delay", "6"] : [fault];
+            await using var server = await FaultSmtpServer.StartAsync([.. faultArgs, "--tls-cert", certFile, "--tls-key", keyFile]);
+            var socket = new Socket(SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
+            await socket.ConnectAsync(server.Host, server.Port, TestContext.Current.CancellationToken);
+            using var wire = new SmtpWireStream(socket, TimeSpan.FromSeconds(10), TimeSpan.FromSeconds(2));
+            using var client = new SmtpClient { ServerCertificateValidationCallback = (_, _, _, _) => true };
+            await client.ConnectAsync(wire, server.Host, server.Port, SecureSocketOptions.StartTls, TestContext.Current.CancellationToken);
+            Assert.True(client.IsSecure);
+            var message = Message();
+            wire.BeginTransaction();
+
+            var failure = await Assert.ThrowsAnyAsync<Exception>(() => client.SendAsync(SmtpTransport.ToMime(message), CancellationToken.None, wire));
+
+            Assert.True(wire.PayloadWritten, failure.ToString());
+            if (fault == "--data-delay")
+            {
+                // TLS wraps the stream's TimeoutException in an IOException.
+                Assert.IsType<TimeoutException>(failure is IOException { InnerException: { } inner } ? inner : failure);
+            }
+            Assert.Equal(1, await server.WaitForCopiesAsync(message.MessageId, 1, TimeSpan.FromSeconds(10)));
+        }
+        finally
+        {
+            dir.Delete(recursive: true);
+        }
     }
 }

@@ -8,6 +8,7 @@ Faults (command-line options, and changeable at run time with `set` on stdin):
   mail_reply R      answer every MAIL FROM with R (e.g. "421 4.3.2 shutting down", "553 5.7.1 sender refused")
   rcpt_reply R      answer every RCPT TO with R (e.g. "450 4.2.1 try later", "550 5.1.1 no such user")
   password P        require AUTH (PLAIN/LOGIN, any user) with password P; a wrong one gets "535 5.7.8"
+  --tls-cert F --tls-key K  (start only) offer STARTTLS with this certificate (PEM files)
   --chunking        (start only) also offer CHUNKING (RFC 3030 BDAT); the faults above apply to the LAST chunk as to
                     the final dot, and each BDAT is printed ("BDAT <size> [LAST]")
   (set a reply to "-" to clear it)
@@ -24,6 +25,7 @@ import argparse
 import asyncio
 import email.parser
 import signal
+import ssl
 import sys
 import threading
 
@@ -111,6 +113,10 @@ class Server:
         self.connections = set()
         # Controller.start() connects to the server itself to see it is up; that one is not counted.
         self.counting = False
+        self.tls_context = None
+        if args.tls_cert:
+            self.tls_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            self.tls_context.load_cert_chain(args.tls_cert, args.tls_key)
 
     def _authenticate(self, server, session, envelope, mechanism, auth_data):
         ok = isinstance(auth_data, LoginPassword) and self.faults.password is not None \
@@ -163,6 +169,8 @@ class Server:
             # AUTH is still offered so that "set password" can turn it on for new connections.
             auth = dict(authenticator=self._authenticate, auth_required=False, auth_require_tls=False)
         self.counting = False
+        if self.tls_context is not None:
+            auth["tls_context"] = self.tls_context
         self.controller = TrackingController(self.handler, hostname="127.0.0.1", port=self.port, **auth)
         self.controller.start()
         self.counting = True
@@ -199,6 +207,8 @@ def main():
     parser.add_argument("--rcpt-reply")
     parser.add_argument("--password")
     parser.add_argument("--chunking", action="store_true")
+    parser.add_argument("--tls-cert")
+    parser.add_argument("--tls-key")
     args = parser.parse_args()
     server = Server(args)
     server.start()
