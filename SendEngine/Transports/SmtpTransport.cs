@@ -133,6 +133,11 @@ public sealed partial class SmtpTransport(IOptions<SmtpOptions> options, ILogger
                 }
                 return Fail(DeliveryOutcome.Unavailable, connecting ? "connecting: " + what : what, ex);
             }
+            catch (Exception ex) when (!connecting && _wire?.PayloadWritten == true && ex is not OutOfMemoryException)
+            {
+                // Whatever failed after the whole message went out, it may have been queued: never a second copy.
+                return Fail(DeliveryOutcome.Unknown, $"{ex.GetType().Name}: {ex.Message}", ex);
+            }
         }
 
         /// <summary>A reply the server gave (a command refused), by the command it answered.</summary>
