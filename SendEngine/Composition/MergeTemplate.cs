@@ -1,5 +1,5 @@
+using System.Buffers;
 using System.Net;
-using System.Text;
 using System.Text.RegularExpressions;
 
 namespace SendEngine.Composition;
@@ -43,25 +43,50 @@ public sealed partial class MergeTemplate
         return new MergeTemplate([.. literals], [.. tags], html, crlf);
     }
 
+    /// <summary>
+    /// The template with this recipient's values: only the values are looked up and escaped; the result is written
+    /// once at its final length (no StringBuilder growing and copying a body-sized buffer per recipient).
+    /// </summary>
     public string Render(MergeData data)
     {
         if (_tags.Length == 0)
         {
             return _literals[0];
         }
-        var sb = new StringBuilder(_literalLength + 64 * _tags.Length);
-        for (var i = 0; i < _tags.Length; i++)
+        var values = ArrayPool<string>.Shared.Rent(_tags.Length);
+        try
         {
-            sb.Append(_literals[i]);
-            var value = data.Lookup(_tags[i]) ?? "";
-            if (_crlf && value.AsSpan().IndexOfAny('\r', '\n') >= 0)
+            var length = _literalLength;
+            for (var i = 0; i < _tags.Length; i++)
             {
-                value = value.ReplaceLineEndings("\r\n");
+                var value = data.Lookup(_tags[i]) ?? "";
+                if (_crlf && value.AsSpan().IndexOfAny('\r', '\n') >= 0)
+                {
+                    value = value.ReplaceLineEndings("\r\n");
+                }
+                value = _html ? WebUtility.HtmlEncode(value) : value;
+                values[i] = value;
+                length += value.Length;
             }
-            sb.Append(_html ? WebUtility.HtmlEncode(value) : value);
+            return string.Create(length, (_literals, values), static (target, state) =>
+            {
+                var (literals, values) = state;
+                var at = 0;
+                for (var i = 0; i < literals.Length - 1; i++)
+                {
+                    literals[i].CopyTo(target[at..]);
+                    at += literals[i].Length;
+                    values[i].CopyTo(target[at..]);
+                    at += values[i].Length;
+                }
+                literals[^1].CopyTo(target[at..]);
+            });
         }
-        sb.Append(_literals[^1]);
-        return sb.ToString();
+        finally
+        {
+            // Cleared: a pooled array must not keep a recipient's values alive.
+            ArrayPool<string>.Shared.Return(values, clearArray: true);
+        }
     }
 
     [GeneratedRegex(@"\{\{\s*([A-Za-z0-9_.\-]+)\s*\}\}")]

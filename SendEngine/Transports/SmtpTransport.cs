@@ -118,7 +118,9 @@ public sealed partial class SmtpTransport(IOptions<SmtpOptions> options, ILogger
             catch (Exception ex) when (ex is IOException or SocketException or SmtpProtocolException or TimeoutException
                                            or ServiceNotConnectedException or SslHandshakeException or OperationCanceledException)
             {
-                var what = $"{ex.GetType().Name}: {ex.Message}";
+                // Under TLS, SslStream wraps the wire stream's TimeoutException in an IOException: name the cause.
+                var cause = ex is IOException { InnerException: TimeoutException timeout } ? timeout : ex;
+                var what = $"{cause.GetType().Name}: {cause.Message}";
                 if (!connecting && _wire?.PayloadWritten == true)
                 {
                     // The whole message went out: the server may have queued it even if no reply reached us.
@@ -130,6 +132,11 @@ public sealed partial class SmtpTransport(IOptions<SmtpOptions> options, ILogger
                     throw;
                 }
                 return Fail(DeliveryOutcome.Unavailable, connecting ? "connecting: " + what : what, ex);
+            }
+            catch (Exception ex) when (!connecting && _wire?.PayloadWritten == true && ex is not OutOfMemoryException)
+            {
+                // Whatever failed after the whole message went out, it may have been queued: never a second copy.
+                return Fail(DeliveryOutcome.Unknown, $"{ex.GetType().Name}: {ex.Message}", ex);
             }
         }
 

@@ -44,7 +44,7 @@ internal sealed class SmtpWireStream : Stream, ITransferProgress
     /// <summary>True once the whole message (final dot / BDAT LAST chunk) was written and the reply is awaited.</summary>
     public bool PayloadWritten => Volatile.Read(ref _phase) == AwaitingReply;
 
-    /// <summary>True while the reply to the end of DATA is awaited (or a failure happened while waiting for it).</summary>
+    /// <summary>How long the next reply may take: the data timeout once the whole message was written, else the command timeout.</summary>
     public TimeSpan ReplyTimeout => PayloadWritten ? _dataTimeout : _commandTimeout;
 
     void ITransferProgress.Report(long bytesTransferred, long totalSize) => PayloadStarted();
@@ -125,7 +125,12 @@ internal sealed class SmtpWireStream : Stream, ITransferProgress
 
     private void Disarm(CancellationTokenSource timer)
     {
-        if (!ReferenceEquals(timer, _timer))
+        if (ReferenceEquals(timer, _timer))
+        {
+            // Stops the timer, so it does not fire while the connection waits idle for the next message.
+            timer.TryReset();
+        }
+        else
         {
             timer.Dispose();
         }

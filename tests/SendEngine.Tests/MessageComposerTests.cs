@@ -181,6 +181,15 @@ public sealed class MessageComposerTests
     }
 
     [Fact]
+    public void Merge_templates_handle_adjacent_leading_trailing_repeated_and_unknown_tags()
+    {
+        var template = MergeTemplate.Parse("{{ email }}{{ nope }}-{{first_name}}\n{{ email }}", html: true, crlf: true);
+
+        Assert.Equal("a@x.test-Ann &amp; Bob\r\nline\r\na@x.test", template.Render(Data("a@x.test", "Ann & Bob\nline")));
+        Assert.Equal("no tags", MergeTemplate.Parse("no tags", html: false).Render(Data("a@x.test")));
+    }
+
+    [Fact]
     public void Each_message_gets_its_own_From_address_object()
     {
         // A MailboxAddress shared by a job's messages kept all of them alive through its Changed event (docs/send-engine.md).

@@ -1,4 +1,10 @@
+using System.ComponentModel.DataAnnotations;
+using System.Net.Sockets;
+using System.Security.Cryptography;
+using System.Security.Cryptography.X509Certificates;
 using System.Text.Json;
+using MailKit.Net.Smtp;
+using MailKit.Security;
 using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Options;
 using Newsletter.ServiceDefaults.Mail;
@@ -46,7 +52,8 @@ public sealed class SmtpTransportTests
         await using var session = Transport(server, command: TimeSpan.FromSeconds(1), data: TimeSpan.FromSeconds(2)).OpenSession();
         var message = Message();
 
-        var result = await session.SendAsync(message, TestContext.Current.CancellationToken);
+        // No caller token, as the delivery worker sends (the stream's own reusable timer).
+        var result = await session.SendAsync(message, CancellationToken.None);
 
         AssertUnknown(result);
         Assert.Contains("Smtp:DataTimeout", result.Detail);
@@ -54,7 +61,7 @@ public sealed class SmtpTransportTests
         // The connection is not trusted after an unknown outcome: the next message goes over a new one.
         await server.SetAsync("data_delay", "0");
         var next = Message("second@example.test");
-        Assert.Equal(DeliveryOutcome.Sent, (await session.SendAsync(next, TestContext.Current.CancellationToken)).Outcome);
+        Assert.Equal(DeliveryOutcome.Sent, (await session.SendAsync(next, CancellationToken.None)).Outcome);
         Assert.Equal(2, server.Connections);
         await Task.Delay(TimeSpan.FromSeconds(1), TestContext.Current.CancellationToken);
         Assert.Equal(1, server.CopiesOf(message.MessageId));
@@ -84,7 +91,7 @@ public sealed class SmtpTransportTests
         await using var session = Transport(server, command: TimeSpan.FromSeconds(1), data: TimeSpan.FromSeconds(20)).OpenSession();
         var message = Message();
 
-        var result = await session.SendAsync(message, TestContext.Current.CancellationToken);
+        var result = await session.SendAsync(message, CancellationToken.None);
 
         Assert.Equal(DeliveryOutcome.Sent, result.Outcome);
         Assert.StartsWith("250 ", result.Detail);
@@ -204,5 +211,100 @@ public sealed class SmtpTransportTests
         Assert.Equal(DeliveryOutcome.Rejected, result.Outcome);
         Assert.StartsWith("invalid message: ", result.Detail);
         Assert.Equal(0, server.Connections);
+    }
+
+    /// <summary>MailKit's switch to BDAT for every message (it otherwise uses BDAT only for BINARYMIME content).</summary>
+    private sealed class BdatSmtpClient : SmtpClient
+    {
+        protected override bool PreferSendAsBinaryData => true;
+    }
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task With_CHUNKING_the_message_counts_as_written_once_the_BDAT_LAST_chunk_went_out(bool dropAfterLastChunk)
+    {
+        // Send Engine's messages are 7bit, so MailKit sends them with DATA; this shows the detection holds for BDAT too.
+        await using var server = await FaultSmtpServer.StartAsync(dropAfterLastChunk ? ["--chunking", "--drop-after-data"] : ["--chunking", "--rcpt-reply", "450 4.2.1 later"]);
+        var socket = new Socket(SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
+        await socket.ConnectAsync(server.Host, server.Port, TestContext.Current.CancellationToken);
+        using var wire = new SmtpWireStream(socket, TimeSpan.FromSeconds(10), TimeSpan.FromSeconds(10));
+        using var client = new BdatSmtpClient();
+        await client.ConnectAsync(wire, server.Host, server.Port, SecureSocketOptions.None, TestContext.Current.CancellationToken);
+        var message = Message();
+        wire.BeginTransaction();
+
+        var failure = await Assert.ThrowsAnyAsync<Exception>(() => client.SendAsync(SmtpTransport.ToMime(message), TestContext.Current.CancellationToken, wire));
+
+        if (dropAfterLastChunk)
+        {
+            Assert.True(wire.PayloadWritten, failure.ToString());
+            Assert.Contains(" LAST", server.Output);
+            Assert.Equal(1, await server.WaitForCopiesAsync(message.MessageId, 1, TimeSpan.FromSeconds(10)));
+        }
+        else
+        {
+            // Refused at RCPT: no chunk was sent.
+            Assert.IsType<SmtpCommandException>(failure);
+            Assert.False(wire.PayloadWritten);
+            Assert.DoesNotContain("BDAT", server.Output);
+        }
+    }
+
+    [Fact]
+    public void The_timeouts_default_to_RFC_5321s_and_out_of_range_values_are_refused()
+    {
+        var defaults = new SmtpOptions();
+        var bad = new SmtpOptions { CommandTimeout = TimeSpan.FromHours(2), DataTimeout = TimeSpan.Zero };
+        var errors = new List<ValidationResult>();
+
+        // The hosts bind SmtpOptions with ValidateDataAnnotations().ValidateOnStart(): these stop them at start.
+        Assert.False(Validator.TryValidateObject(bad, new ValidationContext(bad), errors, validateAllProperties: true));
+
+        Assert.Equal((TimeSpan.FromMinutes(5), TimeSpan.FromMinutes(10)), (defaults.CommandTimeout, defaults.DataTimeout));
+        Assert.Equal(["CommandTimeout", "DataTimeout"], errors.SelectMany(e => e.MemberNames).Order());
+    }
+
+    [Theory]
+    [InlineData("--drop-after-data")]
+    [InlineData("--data-delay")]
+    public async Task Under_STARTTLS_the_end_of_DATA_is_still_detected_below_the_encryption(string fault)
+    {
+        // A throw-away self-signed certificate for the server; the client below accepts it (the transport would not).
+        var dir = Directory.CreateTempSubdirectory("fault-smtp-tls-");
+        try
+        {
+            using var key = RSA.Create(2048);
+            var request = new CertificateRequest("CN=127.0.0.1", key, HashAlgorithmName.SHA256, RSASignaturePadding.Pkcs1);
+            using var certificate = request.CreateSelfSigned(DateTimeOffset.UtcNow.AddDays(-1), DateTimeOffset.UtcNow.AddDays(1));
+            var certFile = Path.Combine(dir.FullName, "cert.pem");
+            var keyFile = Path.Combine(dir.FullName, "key.pem");
+            await File.WriteAllTextAsync(certFile, certificate.ExportCertificatePem(), TestContext.Current.CancellationToken);
+            await File.WriteAllTextAsync(keyFile, key.ExportPkcs8PrivateKeyPem(), TestContext.Current.CancellationToken);
+            string[] faultArgs = fault == "--data-delay" ? ["--data-delay", "6"] : [fault];
+            await using var server = await FaultSmtpServer.StartAsync([.. faultArgs, "--tls-cert", certFile, "--tls-key", keyFile]);
+            var socket = new Socket(SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
+            await socket.ConnectAsync(server.Host, server.Port, TestContext.Current.CancellationToken);
+            using var wire = new SmtpWireStream(socket, TimeSpan.FromSeconds(10), TimeSpan.FromSeconds(2));
+            using var client = new SmtpClient { ServerCertificateValidationCallback = (_, _, _, _) => true };
+            await client.ConnectAsync(wire, server.Host, server.Port, SecureSocketOptions.StartTls, TestContext.Current.CancellationToken);
+            Assert.True(client.IsSecure);
+            var message = Message();
+            wire.BeginTransaction();
+
+            var failure = await Assert.ThrowsAnyAsync<Exception>(() => client.SendAsync(SmtpTransport.ToMime(message), CancellationToken.None, wire));
+
+            Assert.True(wire.PayloadWritten, failure.ToString());
+            if (fault == "--data-delay")
+            {
+                // TLS wraps the stream's TimeoutException in an IOException.
+                Assert.IsType<TimeoutException>(failure is IOException { InnerException: { } inner } ? inner : failure);
+            }
+            Assert.Equal(1, await server.WaitForCopiesAsync(message.MessageId, 1, TimeSpan.FromSeconds(10)));
+        }
+        finally
+        {
+            dir.Delete(recursive: true);
+        }
     }
 }

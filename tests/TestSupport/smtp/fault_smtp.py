@@ -8,6 +8,9 @@ Faults (command-line options, and changeable at run time with `set` on stdin):
   mail_reply R      answer every MAIL FROM with R (e.g. "421 4.3.2 shutting down", "553 5.7.1 sender refused")
   rcpt_reply R      answer every RCPT TO with R (e.g. "450 4.2.1 try later", "550 5.1.1 no such user")
   password P        require AUTH (PLAIN/LOGIN, any user) with password P; a wrong one gets "535 5.7.8"
+  --tls-cert F --tls-key K  (start only) offer STARTTLS with this certificate (PEM files)
+  --chunking        (start only) also offer CHUNKING (RFC 3030 BDAT); the faults above apply to the LAST chunk as to
+                    the final dot, and each BDAT is printed ("BDAT <size> [LAST]")
   (set a reply to "-" to clear it)
 
 Commands on stdin, each answered "OK <command>" on stdout:
@@ -22,6 +25,7 @@ import argparse
 import asyncio
 import email.parser
 import signal
+import ssl
 import sys
 import threading
 
@@ -45,6 +49,7 @@ class Faults:
         self.mail_reply = args.mail_reply
         self.rcpt_reply = args.rcpt_reply
         self.password = args.password
+        self.chunking = args.chunking
 
     def set(self, key, value):
         if key == "data_delay":
@@ -60,6 +65,12 @@ class Faults:
 class Handler:
     def __init__(self, faults):
         self.faults = faults
+
+    async def handle_EHLO(self, server, session, envelope, hostname, responses):
+        session.host_name = hostname
+        if self.faults.chunking:
+            responses.insert(len(responses) - 1, "250-CHUNKING")
+        return responses
 
     async def handle_MAIL(self, server, session, envelope, address, mail_options):
         if self.faults.mail_reply:
@@ -102,6 +113,10 @@ class Server:
         self.connections = set()
         # Controller.start() connects to the server itself to see it is up; that one is not counted.
         self.counting = False
+        self.tls_context = None
+        if args.tls_cert:
+            self.tls_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            self.tls_context.load_cert_chain(args.tls_cert, args.tls_key)
 
     def _authenticate(self, server, session, envelope, mechanism, auth_data):
         ok = isinstance(auth_data, LoginPassword) and self.faults.password is not None \
@@ -112,6 +127,27 @@ class Server:
         owner = self
 
         class TrackingSMTP(SMTP):
+            async def smtp_BDAT(self, arg):
+                # RFC 3030: "BDAT <size> [LAST]" followed by exactly <size> octets; LAST ends the message.
+                if await self.check_helo_needed() or await self.check_auth_needed("BDAT"):
+                    return
+                if not self.envelope.rcpt_tos:
+                    await self.push("503 5.5.1 Error: need RCPT command")
+                    return
+                words = arg.split()
+                size = int(words[0])
+                last = len(words) > 1 and words[1].upper() == "LAST"
+                say(f"BDAT {size}{' LAST' if last else ''}")
+                chunk = await self._reader.readexactly(size)
+                self.envelope.original_content = (self.envelope.original_content or b"") + chunk
+                if not last:
+                    await self.push(f"250 2.0.0 {size} octets received")
+                    return
+                self.envelope.content = self.envelope.original_content
+                status = await self._call_handler_hook("DATA")
+                self._set_post_data_state()
+                await self.push(status)
+
             def connection_made(self, transport):
                 super().connection_made(transport)
                 owner.connections.add(transport)
@@ -133,6 +169,8 @@ class Server:
             # AUTH is still offered so that "set password" can turn it on for new connections.
             auth = dict(authenticator=self._authenticate, auth_required=False, auth_require_tls=False)
         self.counting = False
+        if self.tls_context is not None:
+            auth["tls_context"] = self.tls_context
         self.controller = TrackingController(self.handler, hostname="127.0.0.1", port=self.port, **auth)
         self.controller.start()
         self.counting = True
@@ -168,6 +206,9 @@ def main():
     parser.add_argument("--mail-reply")
     parser.add_argument("--rcpt-reply")
     parser.add_argument("--password")
+    parser.add_argument("--chunking", action="store_true")
+    parser.add_argument("--tls-cert")
+    parser.add_argument("--tls-key")
     args = parser.parse_args()
     server = Server(args)
     server.start()
