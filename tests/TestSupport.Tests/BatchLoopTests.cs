@@ -27,13 +27,11 @@ public sealed class BatchLoopTests
         }));
         await loop.StartAsync(TestContext.Current.CancellationToken);
 
-        Assert.Equal(1, await loop.NextCallAsync());
-        Assert.Equal(2, await loop.NextCallAsync());
-        Assert.Equal(3, await loop.NextCallAsync());
+        await loop.ExpectCallsAsync(1, 2, 3);
         await loop.AssertNoCallAsync(Quiet);
 
         signal.Notify();
-        Assert.Equal(4, await loop.NextCallAsync());
+        await loop.ExpectCallsAsync(4);
         await loop.AssertNoCallAsync(Quiet);
         Assert.Empty(loop.Failures);
     }
@@ -44,9 +42,7 @@ public sealed class BatchLoopTests
         await using var loop = new ScriptedLoop(signal: null, TimeSpan.FromMilliseconds(20), (_, _) => Task.FromResult(0));
         await loop.StartAsync(TestContext.Current.CancellationToken);
 
-        Assert.Equal(1, await loop.NextCallAsync());
-        Assert.Equal(2, await loop.NextCallAsync());
-        Assert.Equal(3, await loop.NextCallAsync());
+        await loop.ExpectCallsAsync(1, 2, 3);
     }
 
     [Fact]
@@ -59,13 +55,10 @@ public sealed class BatchLoopTests
         await loop.StartAsync(TestContext.Current.CancellationToken);
 
         // Calls 2 and 3 come without a signal and with an hour's poll: the backoff brought them.
-        Assert.Equal(1, await loop.NextCallAsync());
-        Assert.Equal(2, await loop.NextCallAsync());
-        Assert.Equal(3, await loop.NextCallAsync());
+        await loop.ExpectCallsAsync(1, 2, 3);
         await loop.AssertNoCallAsync(Quiet);
         signal.Notify();
-        Assert.Equal(4, await loop.NextCallAsync());
-        Assert.Equal(5, await loop.NextCallAsync());
+        await loop.ExpectCallsAsync(4, 5);
 
         Assert.Equal(new[] { "outage 1", "outage 2", "outage 4" }, loop.Failures.Select(e => e.Message));
         Assert.Equal(new[] { 1, 2, 1 }, loop.DelaysAsked);
@@ -79,7 +72,7 @@ public sealed class BatchLoopTests
             (_, _) => throw new InvalidOperationException("database down"), failureDelay: Never);
         await loop.StartAsync(TestContext.Current.CancellationToken);
 
-        Assert.Equal(1, await loop.NextCallAsync());
+        await loop.ExpectCallsAsync(1);
         signal.Notify();
         await loop.AssertNoCallAsync(Quiet);
 
@@ -97,7 +90,7 @@ public sealed class BatchLoopTests
             return 0;
         });
         await loop.StartAsync(TestContext.Current.CancellationToken);
-        Assert.Equal(1, await loop.NextCallAsync());
+        await loop.ExpectCallsAsync(1);
 
         await loop.StopAsync(TestContext.Current.CancellationToken);
         Assert.True(loop.ExecuteTask!.IsCompletedSuccessfully);
@@ -177,11 +170,15 @@ public sealed class BatchLoopTests
 
         public TimeSpan DefaultFailureDelay(int consecutiveFailures) => base.FailureDelay(consecutiveFailures);
 
-        public async Task<int> NextCallAsync()
+        /// <summary>The next batches are these calls, each within a generous timeout.</summary>
+        public async Task ExpectCallsAsync(params int[] calls)
         {
-            using var timeout = CancellationTokenSource.CreateLinkedTokenSource(TestContext.Current.CancellationToken);
-            timeout.CancelAfter(TimeSpan.FromSeconds(30));
-            return await _calls.Reader.ReadAsync(timeout.Token);
+            foreach (var expected in calls)
+            {
+                using var timeout = CancellationTokenSource.CreateLinkedTokenSource(TestContext.Current.CancellationToken);
+                timeout.CancelAfter(TimeSpan.FromSeconds(30));
+                Assert.Equal(expected, await _calls.Reader.ReadAsync(timeout.Token));
+            }
         }
 
         public async Task AssertNoCallAsync(TimeSpan window)
