@@ -3,6 +3,7 @@ using Microsoft.AspNetCore.DataProtection;
 using MemberCenter.Features.Outbox;
 using MemberCenter.Features.Retention;
 using MemberCenter.Features.Subscriptions;
+using Newsletter.ServiceDefaults.Background;
 using Newsletter.ServiceDefaults.Mail;
 
 namespace MemberCenter.Extensions;
@@ -27,7 +28,7 @@ public static class NewsletterExtensions
         services.AddScoped<SubscriptionService>();
         services.AddScoped<ConfirmationMailComposer>();
         services.AddScoped<PlatformSeeder>();
-        services.AddSingleton<OutboxSignal>();
+        services.AddSingleton<WakeSignal<OutboxDispatcher>>();
         services.AddHostedService<OutboxDispatcher>();
         services.AddSingleton<RetentionSweeper>();
         services.AddHostedService(sp => sp.GetRequiredService<RetentionSweeper>());

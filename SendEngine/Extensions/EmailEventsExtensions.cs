@@ -1,6 +1,7 @@
 using System.Diagnostics.Metrics;
 using Microsoft.Extensions.Http.Resilience;
 using Microsoft.Extensions.Options;
+using Newsletter.ServiceDefaults.Background;
 using OpenTelemetry.Metrics;
 using Polly;
 using SendEngine.Features.EmailEvents;
@@ -55,11 +56,11 @@ public static class EmailEventsExtensions
         services.AddSingleton<IValidateOptions<WebhookOptions>, WebhookOptionsValidator>();
         services.AddOptions<EmailEventOptions>().BindConfiguration(EmailEventOptions.Section).ValidateDataAnnotations().ValidateOnStart();
         services.AddSingleton<WebhookAuthenticator>();
-        services.AddSingleton<EmailEventSignal>();
+        services.AddSingleton<WakeSignal<EmailEventProcessor>>();
         services.AddSingleton<EmailEventWriter>();
         services.AddHostedService(sp => sp.GetRequiredService<EmailEventWriter>());
         services.AddHostedService<EmailEventProcessor>();
-        services.AddSingleton<MemberCenterReportSignal>();
+        services.AddSingleton<WakeSignal<MemberCenterReporter>>();
         services.AddHostedService<MemberCenterReporter>();
 
         services.AddOpenTelemetry().WithMetrics(m =>

@@ -5,6 +5,7 @@ using MemberCenter.Features.Subscriptions;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Options;
 using MimeKit;
+using Newsletter.ServiceDefaults.Background;
 using Newsletter.ServiceDefaults.Mail;
 
 namespace MemberCenter.Features.Outbox;
@@ -44,47 +45,21 @@ public sealed class OutboxOptions
 /// </summary>
 public sealed partial class OutboxDispatcher(
     IServiceScopeFactory scopes,
-    OutboxSignal signal,
+    WakeSignal<OutboxDispatcher> signal,
     IOptions<OutboxOptions> options,
     IOptions<SmtpOptions> smtpOptions,
     IOptions<NewsletterOptions> newsletter,
     TimeProvider clock,
-    ILogger<OutboxDispatcher> logger) : BackgroundService
+    ILogger<OutboxDispatcher> logger) : BatchLoop(signal, clock)
 {
-    protected override Task ExecuteAsync(CancellationToken stoppingToken) =>
-        Task.WhenAll(Enumerable.Range(0, options.Value.Concurrency).Select(_ => Task.Run(() => LoopAsync(stoppingToken), stoppingToken)));
+    protected override TimeSpan PollInterval => options.Value.PollInterval;
+    protected override int BatchSize => options.Value.BatchSize;
+    // Each worker has its own SMTP connection; a full batch wakes a sleeping one to share the backlog.
+    protected override int Workers => options.Value.Concurrency;
 
-    private async Task LoopAsync(CancellationToken stoppingToken)
-    {
-        while (!stoppingToken.IsCancellationRequested)
-        {
-            var worked = 0;
-            try
-            {
-                worked = await DispatchBatchAsync(stoppingToken);
-            }
-            catch (Exception ex) when (ex is not OperationCanceledException)
-            {
-                LogBatchFailed(logger, ex);
-            }
-            if (worked == options.Value.BatchSize)
-            {
-                // A full batch means a backlog: wake a sleeping sibling loop to share it.
-                signal.Notify();
-            }
-            else
-            {
-                try
-                {
-                    await signal.WaitAsync(options.Value.PollInterval, stoppingToken);
-                }
-                catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
-                {
-                    return;
-                }
-            }
-        }
-    }
+    protected override Task<int> RunBatchAsync(CancellationToken ct) => DispatchBatchAsync(ct);
+
+    protected override void OnBatchFailed(Exception ex) => LogBatchFailed(logger, ex);
 
     /// <summary>Claims and sends one batch; returns how many rows it claimed.</summary>
     public async Task<int> DispatchBatchAsync(CancellationToken ct)
@@ -92,7 +67,7 @@ public sealed partial class OutboxDispatcher(
         await using var scope = scopes.CreateAsyncScope();
         var db = scope.ServiceProvider.GetRequiredService<MemberCenterDbContext>();
         var o = options.Value;
-        var now = clock.GetUtcNow();
+        var now = Clock.GetUtcNow();
         var leaseUntil = now + o.Lease;
         var claimed = await db.OutboxMessages.FromSql($"""
             UPDATE outbox_messages SET next_attempt_at = {leaseUntil}, attempts = attempts + 1
@@ -167,7 +142,7 @@ public sealed partial class OutboxDispatcher(
                 smtp.Dispose();
             }
             // Even when cancelled: what the SMTP server accepted must not be sent again.
-            var finished = clock.GetUtcNow();
+            var finished = Clock.GetUtcNow();
             await db.OutboxMessages.Where(m => sentAt.Contains(m.Id)).ExecuteUpdateAsync(u => u
                 .SetProperty(m => m.CompletedAt, finished).SetProperty(m => m.SentAt, finished).SetProperty(m => m.LastError, (string?)null), CancellationToken.None);
             await db.OutboxMessages.Where(m => done.Contains(m.Id)).ExecuteUpdateAsync(u => u
@@ -183,7 +158,7 @@ public sealed partial class OutboxDispatcher(
 
     private async Task FailAsync(MemberCenterDbContext db, OutboxMessage message, string error, bool transient, CancellationToken ct)
     {
-        var now = clock.GetUtcNow();
+        var now = Clock.GetUtcNow();
         var age = now - message.CreatedAt;
         var givenUp = transient ? age >= newsletter.Value.ConfirmTokenLifetime : message.Attempts >= options.Value.MaxAttempts;
         // Backoff capped at 30 minutes: exponential in the attempts (10 s, 20 s, 40 s ...), and for an outage, which

@@ -1,5 +1,6 @@
 using System.ComponentModel.DataAnnotations;
 using Microsoft.Extensions.Options;
+using Newsletter.ServiceDefaults.Background;
 using Npgsql;
 
 namespace MemberCenter.Features.Retention;
@@ -42,37 +43,32 @@ public sealed partial class RetentionSweeper(
     NpgsqlDataSource db,
     IOptions<RetentionOptions> options,
     TimeProvider clock,
-    ILogger<RetentionSweeper> logger) : BackgroundService
+    ILogger<RetentionSweeper> logger) : BatchLoop(signal: null, clock)
 {
     public sealed record Result(long Tokens, long OutboxMessages, long Changes = 0);
 
-    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    // Nothing wakes a sweep early: it runs one interval after start and one interval after the previous sweep.
+    protected override bool RunAtStart => false;
+    protected override TimeSpan PollInterval => options.Value.Interval;
+
+    // A sweep deletes everything due (in batches of its own), so it never leaves a backlog to run again for at once.
+    protected override int BatchSize => 1;
+
+    protected override async Task<int> RunBatchAsync(CancellationToken ct)
     {
-        using var timer = new PeriodicTimer(options.Value.Interval, clock);
-        try
-        {
-            while (await timer.WaitForNextTickAsync(stoppingToken))
-            {
-                try
-                {
-                    await SweepAsync(stoppingToken);
-                }
-                catch (Exception ex) when (ex is NpgsqlException or TimeoutException)
-                {
-                    // The next tick tries again; nothing is lost by a missed sweep.
-                    LogSweepFailed(logger, ex.Message);
-                }
-            }
-        }
-        catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
-        {
-        }
+        await SweepAsync(ct);
+        return 0;
     }
+
+    // The next interval tries again; nothing is lost by a missed sweep.
+    protected override TimeSpan FailureDelay(int consecutiveFailures) => options.Value.Interval;
+
+    protected override void OnBatchFailed(Exception ex) => LogSweepFailed(logger, ex.Message);
 
     public async Task<Result> SweepAsync(CancellationToken ct)
     {
         var o = options.Value;
-        var now = clock.GetUtcNow();
+        var now = Clock.GetUtcNow();
         var tokens = await DeleteInBatchesAsync("subscription_tokens", "expires_at < $1", now - o.ExpiredTokenGrace, ct);
         var outbox = await DeleteInBatchesAsync("outbox_messages", "completed_at < $1", now - o.CompletedOutboxRetention, ct);
         var changes = await DeleteInBatchesAsync("subscription_changes", "occurred_at < $1", now - o.ChangeFeedRetention, ct);

@@ -4,6 +4,7 @@ using MemberCenter.Features.Outbox;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Options;
 using Newsletter.Contracts;
+using Newsletter.ServiceDefaults.Background;
 using Npgsql;
 using NpgsqlTypes;
 
@@ -29,7 +30,7 @@ public sealed class SubscriptionService(
     MemberCenterDbContext db,
     NpgsqlDataSource dataSource,
     IOptions<NewsletterOptions> options,
-    OutboxSignal outboxSignal,
+    WakeSignal<OutboxDispatcher> outboxSignal,
     LinkKeyRing linkKeys,
     TimeProvider clock)
 {

@@ -7,6 +7,7 @@ using SendEngine.Features.Metrics;
 using SendEngine.Delivery;
 using SendEngine.Features.SendJobs;
 using SendEngine.Features.Suppressions;
+using Newsletter.ServiceDefaults.Background;
 
 namespace SendEngine.Features.EmailEvents;
 
@@ -21,60 +22,44 @@ namespace SendEngine.Features.EmailEvents;
 /// </summary>
 public sealed partial class EmailEventProcessor(
     NpgsqlDataSource db,
-    EmailEventSignal signal,
-    MemberCenterReportSignal reportSignal,
+    WakeSignal<EmailEventProcessor> signal,
+    WakeSignal<MemberCenterReporter> reportSignal,
     JobCountsCache countsCache,
     SendEngineMetrics metrics,
     IOptions<EmailEventOptions> options,
     TimeProvider clock,
-    ILogger<EmailEventProcessor> logger) : BackgroundService
+    ILogger<EmailEventProcessor> logger) : BatchLoop(signal, clock)
 {
     private sealed record Row(long Id, string EventType, string MessageId, string? SmtpMessageId, string Email, DateTimeOffset OccurredAt,
         string? Reason, string? BounceType, DateTimeOffset ReceivedAt, int Attempts);
 
     private sealed record Target(long RecipientId, Guid JobId, Guid TenantId, Guid ListId, string Status);
 
-    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    private DateTimeOffset _lastBacklog = DateTimeOffset.MinValue;
+
+    protected override bool Enabled => options.Value.ProcessorEnabled;
+    protected override TimeSpan PollInterval => options.Value.PollInterval;
+    protected override int BatchSize => options.Value.BatchSize;
+
+    protected override async Task<int> RunBatchAsync(CancellationToken ct)
     {
-        if (!options.Value.ProcessorEnabled)
+        var handled = await ProcessBatchAsync(ct);
+        if (Clock.GetUtcNow() - _lastBacklog > TimeSpan.FromSeconds(5))
         {
-            return;
+            metrics.Backlog(await Sql.ScalarAsync<long>(db, "SELECT count(*) FROM email_events WHERE processed_at IS NULL", ct));
+            _lastBacklog = Clock.GetUtcNow();
         }
-        var lastBacklog = DateTimeOffset.MinValue;
-        while (!stoppingToken.IsCancellationRequested)
-        {
-            var handled = 0;
-            try
-            {
-                handled = await ProcessBatchAsync(stoppingToken);
-                if (clock.GetUtcNow() - lastBacklog > TimeSpan.FromSeconds(5))
-                {
-                    metrics.Backlog(await Sql.ScalarAsync<long>(db, "SELECT count(*) FROM email_events WHERE processed_at IS NULL", stoppingToken));
-                    lastBacklog = clock.GetUtcNow();
-                }
-            }
-            catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
-            {
-                return;
-            }
-            catch (Exception ex)
-            {
-                // Deadlock, lost connection…: nothing was committed; the same rows are claimed again.
-                LogBatchFailed(logger, ex.Message);
-                await Task.Delay(TimeSpan.FromSeconds(1), clock, stoppingToken).ContinueWith(_ => { }, TaskScheduler.Default);
-            }
-            if (handled < options.Value.BatchSize)
-            {
-                await signal.WaitAsync(options.Value.PollInterval, clock, stoppingToken);
-            }
-        }
+        return handled;
     }
+
+    // Deadlock, lost connection…: nothing was committed; the same rows are claimed again.
+    protected override void OnBatchFailed(Exception ex) => LogBatchFailed(logger, ex.Message);
 
     /// <summary>One batch; returns how many rows it claimed.</summary>
     public async Task<int> ProcessBatchAsync(CancellationToken ct)
     {
         var o = options.Value;
-        var now = clock.GetUtcNow();
+        var now = Clock.GetUtcNow();
         await using var conn = await db.OpenConnectionAsync(ct);
         await using var tx = await conn.BeginTransactionAsync(ct);
         var rows = new List<Row>();
@@ -118,7 +103,7 @@ public sealed partial class EmailEventProcessor(
                     UPDATE email_events SET processed_at = $2, outcome = $3, tenant_id = $4, job_id = $5, recipient_id = $6,
                         attempts = attempts + 1, last_error = NULL, next_attempt_at = NULL
                     WHERE id = $1
-                    """, ct, row.Id, clock.GetUtcNow(), outcome, (object?)target?.TenantId ?? DBNull.Value,
+                    """, ct, row.Id, Clock.GetUtcNow(), outcome, (object?)target?.TenantId ?? DBNull.Value,
                     (object?)target?.JobId ?? DBNull.Value, (object?)target?.RecipientId ?? DBNull.Value);
                 await tx.ReleaseAsync("ev", ct);
                 done.Add((row, outcome));
@@ -143,7 +128,7 @@ public sealed partial class EmailEventProcessor(
                     UPDATE email_events SET attempts = $2, last_error = left($3, 2000), next_attempt_at = $4,
                         processed_at = CASE WHEN $5 THEN $6 END, outcome = CASE WHEN $5 THEN 'failed' END
                     WHERE id = $1
-                    """, ct, row.Id, attempts, error, clock.GetUtcNow() + delay, giveUp, clock.GetUtcNow());
+                    """, ct, row.Id, attempts, error, Clock.GetUtcNow() + delay, giveUp, Clock.GetUtcNow());
                 if (giveUp)
                 {
                     done.Add((row, "failed"));
@@ -156,7 +141,7 @@ public sealed partial class EmailEventProcessor(
         {
             reportSignal.Notify();
         }
-        var end = clock.GetUtcNow();
+        var end = Clock.GetUtcNow();
         foreach (var (row, outcome) in done)
         {
             metrics.Processed(row.EventType, outcome, end - row.ReceivedAt);
@@ -197,7 +182,7 @@ public sealed partial class EmailEventProcessor(
     private async Task<string?> ApplyAsync(NpgsqlConnection conn, NpgsqlTransaction tx, Row row, Target? t, CancellationToken ct)
     {
         var o = options.Value;
-        var now = clock.GetUtcNow();
+        var now = Clock.GetUtcNow();
         if (t is null)
         {
             if (row.EventType is EmailEventTypes.Unknown or EmailEventTypes.Processed)

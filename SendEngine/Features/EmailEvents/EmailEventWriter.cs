@@ -2,6 +2,7 @@ using System.Threading.Channels;
 using Microsoft.Extensions.Options;
 using Npgsql;
 using NpgsqlTypes;
+using Newsletter.ServiceDefaults.Background;
 
 namespace SendEngine.Features.EmailEvents;
 
@@ -10,7 +11,8 @@ namespace SendEngine.Features.EmailEvents;
 /// waiting as one multi-row INSERT … ON CONFLICT (idempotency_key) DO NOTHING (synchronous commit), then complete
 /// each request with the keys that were new. A request is answered 200 only after its rows are committed.
 /// </summary>
-public sealed partial class EmailEventWriter(NpgsqlDataSource db, IOptions<EmailEventOptions> options, EmailEventSignal signal,
+public sealed partial class EmailEventWriter(NpgsqlDataSource db, IOptions<EmailEventOptions> options,
+    WakeSignal<EmailEventProcessor> signal,
     TimeProvider clock, ILogger<EmailEventWriter> logger) : BackgroundService
 {
     private const int MaxRowsPerInsert = 1000;
@@ -167,24 +169,3 @@ public sealed partial class EmailEventWriter(NpgsqlDataSource db, IOptions<Email
 
 /// <summary>The writer stopped (shutdown) before the events were stored: the caller answers 503, Tencent retries.</summary>
 public sealed class EmailEventWriterStoppedException() : Exception("The event writer is stopping; the events were not stored.");
-
-/// <summary>Wakes the processor when the webhook stored something (other processes are found by polling).</summary>
-public sealed class EmailEventSignal
-{
-    private readonly Channel<bool> _channel = Channel.CreateBounded<bool>(new BoundedChannelOptions(1) { FullMode = BoundedChannelFullMode.DropWrite });
-
-    public void Notify() => _channel.Writer.TryWrite(true);
-
-    public async Task WaitAsync(TimeSpan timeout, TimeProvider clock, CancellationToken ct)
-    {
-        using var cts = CancellationTokenSource.CreateLinkedTokenSource(ct);
-        cts.CancelAfter(timeout);
-        try
-        {
-            await _channel.Reader.ReadAsync(cts.Token);
-        }
-        catch (OperationCanceledException) when (!ct.IsCancellationRequested)
-        {
-        }
-    }
-}

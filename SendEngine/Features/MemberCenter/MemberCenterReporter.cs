@@ -4,20 +4,11 @@ using Microsoft.Extensions.Options;
 using Newsletter.Contracts;
 using Npgsql;
 using SendEngine.Features.EmailEvents;
+using Newsletter.ServiceDefaults.Background;
 using SendEngine.Features.Metrics;
 using SendEngine.Features.SendJobs;
 
 namespace SendEngine.Features.MemberCenter;
-
-/// <summary>Wakes <see cref="MemberCenterReporter"/> when reports were queued.</summary>
-public sealed class MemberCenterReportSignal
-{
-    private readonly EmailEventSignal _inner = new();
-
-    public void Notify() => _inner.Notify();
-
-    public Task WaitAsync(TimeSpan timeout, TimeProvider clock, CancellationToken ct) => _inner.WaitAsync(timeout, clock, ct);
-}
 
 /// <summary>
 /// Delivers queued <see cref="MemberCenterReport"/>s. A batch is claimed with a lease (next_attempt_at moved ahead,
@@ -30,56 +21,40 @@ public sealed class MemberCenterReportSignal
 public sealed partial class MemberCenterReporter(
     NpgsqlDataSource db,
     MemberCenterClient memberCenter,
-    MemberCenterReportSignal signal,
+    WakeSignal<MemberCenterReporter> signal,
     SendEngineMetrics metrics,
     IOptions<EmailEventOptions> options,
     TimeProvider clock,
-    ILogger<MemberCenterReporter> logger) : BackgroundService
+    ILogger<MemberCenterReporter> logger) : BatchLoop(signal, clock)
 {
-    private const int BatchSize = 50;
     private static readonly TimeSpan Lease = TimeSpan.FromMinutes(2);
 
-    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    private DateTimeOffset _lastPending = DateTimeOffset.MinValue;
+
+    protected override bool Enabled => options.Value.ProcessorEnabled;
+    protected override TimeSpan PollInterval => options.Value.PollInterval;
+    protected override int BatchSize => 50;
+
+    protected override async Task<int> RunBatchAsync(CancellationToken ct)
     {
-        if (!options.Value.ProcessorEnabled)
+        var claimed = await SendBatchAsync(ct);
+        // Sampled like the events backlog; the partial index ix_member_center_reports_due keeps it cheap.
+        if (Clock.GetUtcNow() - _lastPending > TimeSpan.FromSeconds(5))
         {
-            return;
+            metrics.PendingMemberCenterReports(await Sql.ScalarAsync<long>(db,
+                "SELECT count(*) FROM member_center_reports WHERE completed_at IS NULL", ct));
+            _lastPending = Clock.GetUtcNow();
         }
-        var lastPending = DateTimeOffset.MinValue;
-        while (!stoppingToken.IsCancellationRequested)
-        {
-            var claimed = 0;
-            try
-            {
-                claimed = await SendBatchAsync(stoppingToken);
-                // Sampled like the events backlog; the partial index ix_member_center_reports_due keeps it cheap.
-                if (clock.GetUtcNow() - lastPending > TimeSpan.FromSeconds(5))
-                {
-                    metrics.PendingMemberCenterReports(await Sql.ScalarAsync<long>(db,
-                        "SELECT count(*) FROM member_center_reports WHERE completed_at IS NULL", stoppingToken));
-                    lastPending = clock.GetUtcNow();
-                }
-            }
-            catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
-            {
-                return;
-            }
-            catch (Exception ex)
-            {
-                // The database went away; the claimed rows come back when their lease ends.
-                LogBatchFailed(logger, ex.Message);
-            }
-            if (claimed < BatchSize)
-            {
-                await signal.WaitAsync(options.Value.PollInterval, clock, stoppingToken);
-            }
-        }
+        return claimed;
     }
+
+    // The database went away; the claimed rows come back when their lease ends.
+    protected override void OnBatchFailed(Exception ex) => LogBatchFailed(logger, ex.Message);
 
     /// <summary>Claims and sends one batch; returns how many rows it claimed.</summary>
     public async Task<int> SendBatchAsync(CancellationToken ct)
     {
-        var now = clock.GetUtcNow();
+        var now = Clock.GetUtcNow();
         var batch = new List<(long Id, SuppressionReport Report, int Attempts)>();
         // The detail comes from the event that caused the report (none for an SMTP refusal): the ESP's reason, or the
         // spec format's unsubscribeType.
@@ -113,7 +88,7 @@ public sealed partial class MemberCenterReporter(
             {
                 await memberCenter.ReportSuppressionAsync(report, ct);
                 await Sql.ExecuteAsync(db, "UPDATE member_center_reports SET completed_at = $2, outcome = 'sent', last_error = NULL WHERE id = $1",
-                    CancellationToken.None, id, clock.GetUtcNow());
+                    CancellationToken.None, id, Clock.GetUtcNow());
                 metrics.MemberCenterReport(report.Reason ?? "unknown", "sent");
             }
             catch (Exception ex) when (ex is MemberCenterException or HttpRequestException || (ex is OperationCanceledException && !ct.IsCancellationRequested))
@@ -126,7 +101,7 @@ public sealed partial class MemberCenterReporter(
                 var giveUp = refused || attempts >= options.Value.MaxAttempts;
                 var delay = options.Value.RetryDelay(attempts);
                 LogReportFailed(logger, id, report.Reason ?? "", attempts, giveUp, ex.Message);
-                var at = clock.GetUtcNow();
+                var at = Clock.GetUtcNow();
                 await Sql.ExecuteAsync(db, """
                     UPDATE member_center_reports SET last_error = left($2, 2000), next_attempt_at = $3,
                         completed_at = CASE WHEN $4 THEN $5 END, outcome = CASE WHEN $4 THEN 'failed' END
