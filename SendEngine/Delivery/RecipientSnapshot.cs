@@ -17,6 +17,9 @@ namespace SendEngine.Delivery;
 /// </summary>
 public sealed partial class RecipientSnapshot(NpgsqlDataSource db, MemberCenterClient memberCenter, TimeProvider clock, ILogger<RecipientSnapshot> logger)
 {
+    /// <summary>Recipients in the first page, which delivery starts with; later pages are MemberCenter:PageSize.</summary>
+    public const int FirstPageSize = 100;
+
     public enum Outcome
     {
         /// <summary>Every page is copied (now or by an earlier runner).</summary>
@@ -56,7 +59,8 @@ public sealed partial class RecipientSnapshot(NpgsqlDataSource db, MemberCenterC
             RecipientPage page;
             try
             {
-                page = await memberCenter.GetRecipientsAsync(tenantId, listId, cursor, ct);
+                // A short first page: delivery starts as soon as it is in, so it need not wait for a full one.
+                page = await memberCenter.GetRecipientsAsync(tenantId, listId, cursor, ct, cursor is null ? FirstPageSize : null);
             }
             catch (MemberCenterException ex) when (ex.Status == System.Net.HttpStatusCode.NotFound)
             {

@@ -54,13 +54,15 @@ public sealed class DeliveryOptions
     public int Concurrency { get; set; } = 8;
 
     /// <summary>
-    /// Recipients a connection marks 'sending' in one database round trip, whose results are then recorded together
-    /// with the next group's marks. 1 leaves at most one recipient per connection with an unknown outcome after a crash
-    /// (recorded failed, never mailed twice) at one round trip per message; N trades up to N such recipients per
-    /// connection for N times fewer round trips. Groups only take recipients that are ready and within the rate limit.
+    /// Recipients a connection marks 'sending' in one (synchronously committed) database round trip, whose results are
+    /// then recorded together with the next group's marks. After a crash of Send Engine or PostgreSQL, every row of the
+    /// groups in flight becomes 'unknown' (never mailed twice, but possibly never mailed): at most Concurrency ×
+    /// GroupSize rows per runner, 64 with the defaults. 1 makes that one per connection at one fsync'd round trip per
+    /// message; 8 shares each round trip and commit among a group (docs/performance.md). Groups only take recipients that
+    /// are ready and within the rate limit.
     /// </summary>
     [Range(1, 100)]
-    public int GroupSize { get; set; } = 1;
+    public int GroupSize { get; set; } = 8;
 
     /// <summary>Messages per second per runner; 0 means no limit.</summary>
     [Range(0, 1_000_000)]

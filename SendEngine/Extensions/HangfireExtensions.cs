@@ -24,6 +24,13 @@ public sealed class HangfireOptions
     [Range(typeof(TimeSpan), "00:00:00.100", "00:01:00")]
     public TimeSpan SchedulePollingInterval { get; set; } = TimeSpan.FromSeconds(1);
 
+    /// <summary>
+    /// How often idle workers look for enqueued jobs: the wait between POST /api/send-jobs and the job's start (up to
+    /// this, half of it on average). Each look is one cheap query per worker.
+    /// </summary>
+    [Range(typeof(TimeSpan), "00:00:00.050", "00:01:00")]
+    public TimeSpan QueuePollInterval { get; set; } = TimeSpan.FromMilliseconds(250);
+
     /// <summary>A job whose server died is run again after this (sliding: a live server keeps extending it).</summary>
     [Range(typeof(TimeSpan), "00:00:05", "01:00:00")]
     public TimeSpan InvisibilityTimeout { get; set; } = TimeSpan.FromMinutes(1);
@@ -56,9 +63,9 @@ public static class HangfireExtensions
             PrepareSchemaIfNecessary = true,
             // No LISTEN/NOTIFY long polling: when its listener connection drops, enqueued jobs stay stuck until the
             // invisibility timeout (Hangfire.PostgreSql issue #410, seen here as a send job that never started).
-            // A 1 s poll costs one cheap query per worker per second and always recovers.
+            // Polling (Hangfire__QueuePollInterval) costs one cheap query per worker per poll and always recovers.
             EnableLongPolling = false,
-            QueuePollInterval = TimeSpan.FromSeconds(1),
+            QueuePollInterval = o.QueuePollInterval,
             UseSlidingInvisibilityTimeout = true,
             InvisibilityTimeout = o.InvisibilityTimeout,
             DistributedLockTimeout = o.DistributedLockTimeout,

@@ -239,6 +239,7 @@ public sealed class FailureAndRecoveryTests(StackFixture stack)
         {
             ["Delivery:MessagesPerSecond"] = "5",
             ["Delivery:Concurrency"] = connections.ToString(System.Globalization.CultureInfo.InvariantCulture),
+            ["Delivery:GroupSize"] = "1",
             ["SendJobs:BatchSize"] = "4",
             ["SendJobs:Lease"] = "00:00:03",
             ["Hangfire:InvisibilityTimeout"] = "00:00:05",

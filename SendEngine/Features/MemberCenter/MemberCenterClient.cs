@@ -34,9 +34,11 @@ public sealed class MemberCenterClient(HttpClient http, ServiceTokenCache cache,
 {
     private static readonly JsonSerializerOptions Json = CreateJson();
 
-    public async Task<RecipientPage> GetRecipientsAsync(Guid tenantId, Guid listId, Guid? after, CancellationToken ct)
+    /// <param name="limit">At most this many (and at most MemberCenter:PageSize); null: a full page.</param>
+    public async Task<RecipientPage> GetRecipientsAsync(Guid tenantId, Guid listId, Guid? after, CancellationToken ct, int? limit = null)
     {
-        var url = $"internal/lists/{listId}/recipients?tenant_id={tenantId}&limit={options.Value.PageSize}" + (after is { } a ? $"&after={a}" : "");
+        var size = Math.Min(limit ?? int.MaxValue, options.Value.PageSize);
+        var url = $"internal/lists/{listId}/recipients?tenant_id={tenantId}&limit={size}" + (after is { } a ? $"&after={a}" : "");
         using var response = await SendAsync(() => new HttpRequestMessage(HttpMethod.Get, url), ct);
         await EnsureSuccessAsync(response, ct);
         return (await response.Content.ReadFromJsonAsync<RecipientPage>(Json, ct))!;
