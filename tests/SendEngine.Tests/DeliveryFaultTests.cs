@@ -140,6 +140,30 @@ public sealed class DeliveryFaultTests(StackFixture stack)
     }
 
     [Fact]
+    public async Task An_outage_longer_than_GiveUpAfter_leaves_the_job_paused_for_an_operator_and_resume_delivers_it()
+    {
+        await using var relay = await FaultSmtpServer.StartAsync();
+        await relay.StopListeningAsync();
+        var (tenant, emails) = await TenantWithSubscribersAsync(3, "giveup");
+        var (engine, client) = await EngineAsync(tenant, relay, new() { ["SendJobs:GiveUpAfter"] = "00:00:03" });
+        await using var _ = engine;
+        using var __ = client;
+
+        var job = await CreateJobAsync(client, tenant, "Give up");
+        var waiting = await StackFixture.WaitForJobAsync(client, job.Id, j => j.Status == SendJobStatuses.Paused && j.ResumeAt is null);
+        Assert.StartsWith("gave up after", waiting.PausedReason);
+        Assert.Contains("unavailable", waiting.PausedReason);
+        Assert.Equal((3, 0, 0, 3), (waiting.Counts.Total, waiting.Counts.Sent, waiting.Counts.Failed, waiting.Counts.Remaining));
+
+        await relay.StartListeningAsync();
+        using var resumed = await client.PostAsync($"api/send-jobs/{job.Id}/resume", null);
+        Assert.Equal(HttpStatusCode.OK, resumed.StatusCode);
+        var done = await StackFixture.WaitForJobAsync(client, job.Id, j => j.Status == SendJobStatuses.Completed);
+        Assert.Equal(3, done.Counts.Sent);
+        Assert.Equal(emails.Order(), relay.Accepted.Select(a => a.Recipient).Order());
+    }
+
+    [Fact]
     public async Task A_refused_credential_pauses_the_job_for_an_operator_and_resume_after_the_fix_mails_everyone_once()
     {
         const int recipients = 6;
