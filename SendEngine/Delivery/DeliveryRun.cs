@@ -4,10 +4,11 @@ namespace SendEngine.Delivery;
 /// One runner's delivery of one job, shared by its claimer, workers and housekeeping: the stop signal, what was done,
 /// and why the run ended early (a pause asked for by the first part that met an outage, or a worker's own failure).
 /// </summary>
-internal sealed class DeliveryRun(DeliveryJob job, Guid runnerId, CancellationToken shutdown) : IDisposable
+/// <param name="firstAttempt">Called once, when the run's first message has been handed to the transport.</param>
+internal sealed class DeliveryRun(DeliveryJob job, Guid runnerId, CancellationToken shutdown, Action? firstAttempt = null) : IDisposable
 {
     private readonly Lock _gate = new();
-    private int _sent, _failed, _unknown;
+    private int _sent, _failed, _unknown, _attempted;
 
     public DeliveryJob Job { get; } = job;
 
@@ -30,6 +31,10 @@ internal sealed class DeliveryRun(DeliveryJob job, Guid runnerId, CancellationTo
 
     public void Count(string status)
     {
+        if (Interlocked.Exchange(ref _attempted, 1) == 0)
+        {
+            firstAttempt?.Invoke();
+        }
         switch (status)
         {
             case Newsletter.Contracts.RecipientStatuses.Sent:

@@ -107,6 +107,12 @@ public sealed partial class RecipientSnapshot(NpgsqlDataSource db, MemberCenterC
             }
             await tx.CommitAsync(ct);
             progress.PageCommitted();
+            if (cursor is null)
+            {
+                // On two cores the rest of the snapshot (Member Center's pages, the COPY) competes with delivery's start:
+                // let the first message leave first (at most a couple of seconds, should delivery not start).
+                await progress.FirstMessageAsync(TimeSpan.FromSeconds(2), ct);
+            }
             if (done)
             {
                 LogSnapshotDone(logger, jobId, total);
@@ -152,6 +158,7 @@ public sealed partial class RecipientSnapshot(NpgsqlDataSource db, MemberCenterC
 public sealed class SnapshotProgress(TimeProvider clock)
 {
     private readonly TaskCompletionSource _first = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly TaskCompletionSource _firstMessage = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private TaskCompletionSource _page = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
     public Task FirstPage => _first.Task;
@@ -160,6 +167,16 @@ public sealed class SnapshotProgress(TimeProvider clock)
     {
         _first.TrySetResult();
         Interlocked.Exchange(ref _page, new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously)).TrySetResult();
+    }
+
+    /// <summary>Delivery handed its first message to the transport.</summary>
+    public void FirstMessageAttempted() => _firstMessage.TrySetResult();
+
+    /// <summary>Waits until delivery attempted its first message, at most <paramref name="max"/>.</summary>
+    public async Task FirstMessageAsync(TimeSpan max, CancellationToken ct)
+    {
+        await Task.WhenAny(_firstMessage.Task, Task.Delay(max, clock, ct));
+        ct.ThrowIfCancellationRequested();
     }
 
     public void End()

@@ -169,7 +169,7 @@ public sealed partial class SendJobRunner(
         }
         var o = jobOptions.Value;
         var d = deliveryOptions.Value;
-        using var run = new DeliveryRun(job, Guid.NewGuid(), cancellationToken);
+        using var run = new DeliveryRun(job, Guid.NewGuid(), cancellationToken, progress is null ? null : progress.FirstMessageAttempted);
         var composer = new MessageComposer(smtpOptions.Value, MessageComposer.CreateSigner(dkimOptions.Value), job.Subject, job.BodyHtml, job.BodyText);
         var channel = Channel.CreateBounded<Claimed>(new BoundedChannelOptions(o.BatchSize) { SingleWriter = true });
         using var limiter = d.MessagesPerSecond > 0 ? CreateLimiter(d.MessagesPerSecond) : null;
