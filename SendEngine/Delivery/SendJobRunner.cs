@@ -60,7 +60,12 @@ public sealed partial class SendJobRunner(
                 {
                     await Task.Delay(wait, clock, cancellationToken);
                 }
-                await store.ResumeAsync(jobId, byOperator: false, cancellationToken);
+                if (!await store.ResumeAsync(jobId, byOperator: false, cancellationToken))
+                {
+                    // Not due by the database's clock yet (a timer may wake a moment early, and PostgreSQL rounds the
+                    // stored time to microseconds), or no longer paused (resumed or cancelled meanwhile): look again.
+                    continue;
+                }
                 job = await store.LoadJobAsync(jobId, cancellationToken);
             }
             if (job is null || job.Status is not (SendJobStatuses.Scheduled or SendJobStatuses.Queued or SendJobStatuses.Sending))

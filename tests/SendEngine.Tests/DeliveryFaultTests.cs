@@ -13,15 +13,6 @@ namespace SendEngine.Tests;
 /// </summary>
 public sealed class DeliveryFaultTests(StackFixture stack)
 {
-    private async Task<(TestTenant Tenant, List<string> Emails)> TenantWithSubscribersAsync(int count, string prefix)
-    {
-        var tenant = await stack.CreateTenantAsync();
-        var domain = StackFixture.UniqueDomain();
-        var emails = Enumerable.Range(1, count).Select(i => $"{prefix}{i}@{domain}").ToList();
-        await stack.SubscribeAsync(tenant, emails);
-        return (tenant, emails);
-    }
-
     private async Task<(SendEngineFactory Engine, HttpClient Client)> EngineAsync(TestTenant tenant, FaultSmtpServer relay, Dictionary<string, string?> extra)
     {
         var settings = new Dictionary<string, string?>
@@ -54,8 +45,13 @@ public sealed class DeliveryFaultTests(StackFixture stack)
     }
 
     /// <summary>Every address the relay took, and how often: nobody twice, and every recipient recorded sent arrived.</summary>
-    private static void AssertEachMailedOnce(FaultSmtpServer relay, List<SendJobRecipientResponse> rows)
+    private static async Task AssertEachMailedOnceAsync(FaultSmtpServer relay, List<SendJobRecipientResponse> rows)
     {
+        // The relay reports what it took on its stdout, a moment after its reply: wait for the sent rows' copies.
+        foreach (var row in rows.Where(r => r.Status == RecipientStatuses.Sent))
+        {
+            await relay.WaitForCopiesAsync(row.MessageId!, 1, TimeSpan.FromSeconds(10));
+        }
         var copies = relay.Accepted.GroupBy(a => a.Recipient).ToDictionary(g => g.Key, g => g.Count());
         var twice = copies.Where(c => c.Value > 1).Select(c => c.Key).ToList();
         Assert.True(twice.Count == 0, "mailed twice: " + string.Join(", ", twice));
@@ -73,7 +69,7 @@ public sealed class DeliveryFaultTests(StackFixture stack)
     {
         string[] options = value is null ? [fault] : [fault, value];
         await using var relay = await FaultSmtpServer.StartAsync(options);
-        var (tenant, emails) = await TenantWithSubscribersAsync(1, "lost");
+        var (tenant, emails) = await stack.CreateTenantWithSubscribersAsync(1, "lost");
         var (engine, client) = await EngineAsync(tenant, relay, new()
         {
             ["Smtp:CommandTimeout"] = "00:00:02",
@@ -101,7 +97,7 @@ public sealed class DeliveryFaultTests(StackFixture stack)
     {
         const int recipients = 40;
         await using var relay = await FaultSmtpServer.StartAsync();
-        var (tenant, emails) = await TenantWithSubscribersAsync(recipients, "outage");
+        var (tenant, emails) = await stack.CreateTenantWithSubscribersAsync(recipients, "outage");
         var (engine, client) = await EngineAsync(tenant, relay, new()
         {
             ["Delivery:MessagesPerSecond"] = "10",
@@ -133,7 +129,7 @@ public sealed class DeliveryFaultTests(StackFixture stack)
         Assert.InRange(done.Counts.Unknown, 0, 2);
         Assert.Equal(recipients, done.Counts.Sent + done.Counts.Unknown);
         var rows = await RecipientsAsync(client, job.Id);
-        AssertEachMailedOnce(relay, rows);
+        await AssertEachMailedOnceAsync(relay, rows);
         Assert.Equal(emails.Order(), rows.Select(r => r.Email).Order());
         // The paused tries were not attempts: a recipient is attempted once.
         Assert.All(rows, r => Assert.Equal(1, r.Attempts));
@@ -144,7 +140,7 @@ public sealed class DeliveryFaultTests(StackFixture stack)
     {
         await using var relay = await FaultSmtpServer.StartAsync();
         await relay.StopListeningAsync();
-        var (tenant, emails) = await TenantWithSubscribersAsync(3, "giveup");
+        var (tenant, emails) = await stack.CreateTenantWithSubscribersAsync(3, "giveup");
         var (engine, client) = await EngineAsync(tenant, relay, new() { ["SendJobs:GiveUpAfter"] = "00:00:03" });
         await using var _ = engine;
         using var __ = client;
@@ -160,6 +156,7 @@ public sealed class DeliveryFaultTests(StackFixture stack)
         Assert.Equal(HttpStatusCode.OK, resumed.StatusCode);
         var done = await StackFixture.WaitForJobAsync(client, job.Id, j => j.Status == SendJobStatuses.Completed);
         Assert.Equal(3, done.Counts.Sent);
+        await AssertEachMailedOnceAsync(relay, await RecipientsAsync(client, job.Id));
         Assert.Equal(emails.Order(), relay.Accepted.Select(a => a.Recipient).Order());
     }
 
@@ -168,7 +165,7 @@ public sealed class DeliveryFaultTests(StackFixture stack)
     {
         const int recipients = 6;
         await using var relay = await FaultSmtpServer.StartAsync("--password", "the-right-one");
-        var (tenant, emails) = await TenantWithSubscribersAsync(recipients, "auth");
+        var (tenant, emails) = await stack.CreateTenantWithSubscribersAsync(recipients, "auth");
         var (engine, client) = await EngineAsync(tenant, relay, new()
         {
             ["Smtp:Username"] = "sender",
@@ -195,7 +192,7 @@ public sealed class DeliveryFaultTests(StackFixture stack)
         var done = await StackFixture.WaitForJobAsync(client, job.Id, j => j.Status == SendJobStatuses.Completed);
         Assert.Equal((recipients, recipients, 0), (done.Counts.Total, done.Counts.Sent, done.Counts.Unknown));
         var rows = await RecipientsAsync(client, job.Id);
-        AssertEachMailedOnce(relay, rows);
+        await AssertEachMailedOnceAsync(relay, rows);
         Assert.Equal(emails.Order(), relay.Accepted.Select(a => a.Recipient).Order());
 
         // A finished job cannot be resumed.
@@ -214,7 +211,7 @@ public sealed class DeliveryFaultTests(StackFixture stack)
         const int connections = 2;
         const int groupSize = 4;
         await using var relay = await FaultSmtpServer.StartAsync();
-        var (tenant, emails) = await TenantWithSubscribersAsync(recipients, "pgcrash");
+        var (tenant, emails) = await stack.CreateTenantWithSubscribersAsync(recipients, "pgcrash");
         await using var postgres = await PostgresServer.StartDurableAsync(TestContext.Current.CancellationToken);
         var settings = stack.SendEngineSettings(await postgres.CreateDatabaseAsync("se"), new Dictionary<string, string?>
         {
@@ -243,7 +240,7 @@ public sealed class DeliveryFaultTests(StackFixture stack)
         Assert.Equal(recipients, done.Counts.Sent + done.Counts.Unknown);
         var rows = await RecipientsAsync(client, job.Id);
         Assert.All(rows.Where(r => r.Status == RecipientStatuses.Unknown), r => Assert.StartsWith("outcome unknown", r.Detail));
-        AssertEachMailedOnce(relay, rows);
+        await AssertEachMailedOnceAsync(relay, rows);
         Assert.Equal(emails.Order(), rows.Select(r => r.Email).Order());
     }
 }

@@ -9,15 +9,6 @@ namespace SendEngine.Tests;
 
 public sealed class FailureAndRecoveryTests(StackFixture stack)
 {
-    private async Task<(TestTenant Tenant, List<string> Emails)> TenantWithSubscribersAsync(int count, string prefix)
-    {
-        var tenant = await stack.CreateTenantAsync();
-        var domain = StackFixture.UniqueDomain();
-        var emails = Enumerable.Range(1, count).Select(i => $"{prefix}{i}@{domain}").ToList();
-        await stack.SubscribeAsync(tenant, emails);
-        return (tenant, emails);
-    }
-
     [Theory]
     [InlineData("-f", "5", 1)] // hard reject of RCPT: recorded as failed at once, with the reply
     [InlineData("-r", "4", 2)] // soft reject: retried with backoff until MaxAttempts, then failed
@@ -26,7 +17,7 @@ public sealed class FailureAndRecoveryTests(StackFixture stack)
         // ./test.sh installs it: missing is a broken environment, not a reason to pass quietly.
         Assert.True(SmtpSinkServer.Executable is not null, "smtp-sink (postfix) is not installed: run ./test.sh, which installs it, or apt-get install postfix");
         await using var sink = await SmtpSinkServer.StartAsync(sinkOption, "rcpt");
-        var (tenant, emails) = await TenantWithSubscribersAsync(3, "rej");
+        var (tenant, emails) = await stack.CreateTenantWithSubscribersAsync(3, "rej");
         await using var se = stack.CreateSendEngine(await stack.Postgres.CreateDatabaseAsync("se"), new Dictionary<string, string?>
         {
             ["Smtp:Host"] = sink.Host,
@@ -103,7 +94,7 @@ public sealed class FailureAndRecoveryTests(StackFixture stack)
     public async Task A_killed_process_is_resumed_by_another_and_nobody_is_mailed_twice(int groupSize, int recipients, string rate, int killAfter, int pageSize)
     {
         Assert.True(recipients / pageSize >= 3, "the list must span several snapshot pages");
-        var (tenant, emails) = await TenantWithSubscribersAsync(recipients, "crash");
+        var (tenant, emails) = await stack.CreateTenantWithSubscribersAsync(recipients, "crash");
         var db = await stack.Postgres.CreateDatabaseAsync("se");
         const int connections = 2;
         var settings = new Dictionary<string, string?>
@@ -183,7 +174,7 @@ public sealed class FailureAndRecoveryTests(StackFixture stack)
         // batch cannot be made, so the batch goes back untouched and the job pauses, retrying with a growing delay;
         // nobody is mailed unchecked or twice, and nothing fails however long it lasts (up to SendJobs:GiveUpAfter).
         const int recipients = 40;
-        var (tenant, emails) = await TenantWithSubscribersAsync(recipients, "mcdown");
+        var (tenant, emails) = await stack.CreateTenantWithSubscribersAsync(recipients, "mcdown");
         await using var mc = await RestartableMemberCenter.StartAsync(stack);
         var db = await stack.Postgres.CreateDatabaseAsync("se");
         await using var engine = stack.CreateSendEngine(db, mc.SendEngineSettings(stack, db, new Dictionary<string, string?>
@@ -232,7 +223,7 @@ public sealed class FailureAndRecoveryTests(StackFixture stack)
         // becomes "outcome unknown" after the lease. A crash of PostgreSQL is DeliveryFaultTests'.
         const int recipients = 30;
         const int connections = 2;
-        var (tenant, emails) = await TenantWithSubscribersAsync(recipients, "pgdown");
+        var (tenant, emails) = await stack.CreateTenantWithSubscribersAsync(recipients, "pgdown");
         await using var postgres = await PostgresServer.StartDurableAsync(TestContext.Current.CancellationToken);
         var db = await postgres.CreateDatabaseAsync("se");
         await using var engine = stack.CreateSendEngine(db, new Dictionary<string, string?>

@@ -150,6 +150,16 @@ public sealed class StackFixture : IAsyncLifetime
         return new TestTenant(tenant.TenantId, list.ListId, send.ClientId, send.ClientSecret, site.ClientId, site.ClientSecret);
     }
 
+    /// <summary>A tenant whose list has <paramref name="count"/> confirmed subscribers, {prefix}{n}@ a domain of its own.</summary>
+    public async Task<(TestTenant Tenant, List<string> Emails)> CreateTenantWithSubscribersAsync(int count, string prefix)
+    {
+        var tenant = await CreateTenantAsync();
+        var domain = UniqueDomain();
+        var emails = Enumerable.Range(1, count).Select(i => $"{prefix}{i}@{domain}").ToList();
+        await SubscribeAsync(tenant, emails);
+        return (tenant, emails);
+    }
+
     /// <summary>Subscribes and confirms each address (double opt-in through the real API), with optional preferences.</summary>
     public async Task SubscribeAsync(TestTenant t, IEnumerable<string> emails, Func<string, Dictionary<string, JsonElement>?>? preferences = null)
     {

@@ -169,19 +169,7 @@ public sealed class FaultSmtpServer : IAsyncDisposable
 
     public ValueTask DisposeAsync()
     {
-        try
-        {
-            if (_process is { HasExited: false })
-            {
-                _process.Kill(entireProcessTree: true);
-                _process.WaitForExit(5000);
-            }
-        }
-        catch (InvalidOperationException)
-        {
-            // Already gone.
-        }
-        _process?.Dispose();
+        ProcessRunner.KillAndDispose(_process);
         _process = null;
         _control.Dispose();
         return ValueTask.CompletedTask;

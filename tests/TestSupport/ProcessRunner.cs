@@ -115,5 +115,23 @@ internal static class ProcessRunner
     }
 
     /// <summary>Single-quotes a string for sh.</summary>
+    /// <summary>Kills <paramref name="process"/> and its children if it still runs, waits a moment for it, and disposes it.</summary>
+    public static void KillAndDispose(Process? process)
+    {
+        try
+        {
+            if (process is { HasExited: false })
+            {
+                process.Kill(entireProcessTree: true);
+                process.WaitForExit(5000);
+            }
+        }
+        catch (InvalidOperationException)
+        {
+            // Already gone.
+        }
+        process?.Dispose();
+    }
+
     public static string Quote(string s) => "'" + s.Replace("'", "'\\''", StringComparison.Ordinal) + "'";
 }

@@ -104,19 +104,7 @@ public sealed class SmtpSinkServer : IAsyncDisposable
 
     private void Stop()
     {
-        try
-        {
-            if (_process is { HasExited: false })
-            {
-                _process.Kill(entireProcessTree: true);
-                _process.WaitForExit(5000);
-            }
-        }
-        catch (InvalidOperationException)
-        {
-            // Already gone.
-        }
-        _process?.Dispose();
+        ProcessRunner.KillAndDispose(_process);
         _process = null;
     }
 
