@@ -160,7 +160,7 @@ public sealed partial class SendJobRunner(
         UnsubscribeLinks links;
         try
         {
-            links = await OpenLinksAsync(job, cancellationToken);
+            links = await JobLinkKey.OpenAsync(store, memberCenter, job, cancellationToken);
         }
         catch (MemberCenterException ex) when (ex.Status == HttpStatusCode.NotFound)
         {
@@ -186,7 +186,7 @@ public sealed partial class SendJobRunner(
             .Select(_ => new DeliveryWorker(run, composer, links, transport, channel.Reader, ledger, limiter, o, d.GroupSize, logger))
             .Select(w => Task.Run(w.RunAsync, CancellationToken.None))
             .ToArray();
-        var housekeeping = Task.Run(() => HousekeepingAsync(run), CancellationToken.None);
+        var housekeeping = Task.Run(() => new DeliveryHousekeeping(store, db, o, clock, logger).RunAsync(run), CancellationToken.None);
         try
         {
             var claimer = new RecipientClaimer(store, db, memberCenter, o, clock, logger);
@@ -204,7 +204,7 @@ public sealed partial class SendJobRunner(
             await run.Stop.CancelAsync();
             await housekeeping;
             await store.ReleaseRunnerAsync(jobId, run.RunnerId);
-            await AddRefusedMailboxesAsync(jobId, CancellationToken.None);
+            await DeliveryHousekeeping.AddRefusedMailboxesAsync(db, jobId, clock, logger, CancellationToken.None);
         }
 
         if (run.PauseRequest is { } pause)
@@ -229,95 +229,9 @@ public sealed partial class SendJobRunner(
         cancellationToken.ThrowIfCancellationRequested();
     }
 
-    /// <summary>
-    /// The minter of the job's unsubscribe links: the key Member Center derives for (tenant, list, key id, issued_at),
-    /// fetched per run and never stored. The first run records which key (key id and issued_at) on the job, so every
-    /// run and every process mints the same links; a key Member Center has retired (410) is replaced by a fresh one.
-    /// </summary>
-    private async Task<UnsubscribeLinks> OpenLinksAsync(DeliveryJob job, CancellationToken ct)
-    {
-        var replace = false;
-        if (job.LinkKeyId is { } recordedKey && job.LinksIssuedAt is { } recordedAt)
-        {
-            try
-            {
-                return new UnsubscribeLinks(await memberCenter.GetLinkKeyAsync(job.TenantId, job.ListId, recordedKey, recordedAt, ct));
-            }
-            catch (MemberCenterException ex) when (ex.Status == HttpStatusCode.Gone)
-            {
-                replace = true;
-            }
-        }
-        var fresh = await memberCenter.GetLinkKeyAsync(job.TenantId, job.ListId, null, null, ct);
-        var (keyId, issuedAt) = await store.SetLinkKeyAsync(job.Id, fresh.KeyId, DateTimeOffset.FromUnixTimeSeconds(fresh.IssuedAt), replace, ct);
-        return keyId == fresh.KeyId && issuedAt.ToUnixTimeSeconds() == fresh.IssuedAt
-            ? new UnsubscribeLinks(fresh)
-            // Another runner of the job recorded its key first: mint with that one.
-            : new UnsubscribeLinks(await memberCenter.GetLinkKeyAsync(job.TenantId, job.ListId, keyId, issuedAt, ct));
-    }
-
     /// <summary>Pauses the job (<see cref="RecipientStore.PauseAsync"/>); <see cref="RunAsync"/> resumes it at its time.</summary>
     private Task PauseAsync(Guid jobId, string reason, bool needsOperator) =>
         store.PauseAsync(jobId, reason, needsOperator, jobOptions.Value, CancellationToken.None);
-
-    /// <summary>Renews this runner's leases, stops the run when the job leaves 'sending', ends an outage once mail goes out, logs progress.</summary>
-    private async Task HousekeepingAsync(DeliveryRun run)
-    {
-        var o = jobOptions.Value;
-        var jobId = run.Job.Id;
-        var lastRenew = clock.GetUtcNow();
-        var lastLog = lastRenew;
-        var outageEnded = false;
-        while (!run.Stop.IsCancellationRequested)
-        {
-            try
-            {
-                await Task.Delay(o.PollInterval, clock, run.Stop.Token);
-                var now = clock.GetUtcNow();
-                var status = await store.JobStatusAsync(jobId, run.Stop.Token);
-                if (status != SendJobStatuses.Sending)
-                {
-                    LogStopping(logger, jobId, status ?? "deleted");
-                    await run.Stop.CancelAsync();
-                    return;
-                }
-                if (!outageEnded && run.Sent > 0)
-                {
-                    await store.EndOutageAsync(jobId, run.Stop.Token);
-                    outageEnded = true;
-                }
-                if (now - lastRenew >= o.Lease / 3)
-                {
-                    await store.RenewLeasesAsync(jobId, run.RunnerId, o.Lease, run.Stop.Token);
-                    lastRenew = now;
-                }
-                if (now - lastLog >= TimeSpan.FromSeconds(10))
-                {
-                    LogProgress(logger, jobId, run.Sent, run.Failed, run.Unknown);
-                    await AddRefusedMailboxesAsync(jobId, run.Stop.Token);
-                    lastLog = now;
-                }
-            }
-            catch (OperationCanceledException) when (run.Stop.IsCancellationRequested)
-            {
-                return;
-            }
-            catch (NpgsqlException ex)
-            {
-                LogHousekeepingFailed(logger, jobId, ex.Message);
-            }
-        }
-    }
-
-    /// <summary>Mailboxes the receiving server refused (5.1.1 and kin) become suppressions; every 10 s and at the end.</summary>
-    private async Task AddRefusedMailboxesAsync(Guid jobId, CancellationToken ct)
-    {
-        var added = await SuppressionStore.AddRefusedMailboxesAsync(db, jobId, clock.GetUtcNow(), ct);
-        if (added > 0)
-        {
-            LogHardBounces(logger, jobId, added);
-        }
-    }
 
     private static TokenBucketRateLimiter CreateLimiter(double perSecond)
     {
@@ -334,21 +248,10 @@ public sealed partial class SendJobRunner(
         });
     }
 
-    [LoggerMessage(LogLevel.Information, "Send job {JobId}: {Count} addresses refused as unknown mailboxes added to the tenant's suppressions")]
-    private static partial void LogHardBounces(ILogger logger, Guid jobId, int count);
-
     [LoggerMessage(LogLevel.Information, "Send job {JobId}: runner {RunnerId} delivering with {Concurrency} connections")]
     private static partial void LogDeliveryStarting(ILogger logger, Guid jobId, Guid runnerId, int concurrency);
-
-    [LoggerMessage(LogLevel.Information, "Send job {JobId}: {Sent} sent, {Failed} failed, {Unknown} unknown by this runner so far")]
-    private static partial void LogProgress(ILogger logger, Guid jobId, int sent, int failed, int unknown);
 
     [LoggerMessage(LogLevel.Information, "Send job {JobId} completed: {Sent} sent, {Failed} failed, {Unknown} unknown by this runner")]
     private static partial void LogCompleted(ILogger logger, Guid jobId, int sent, int failed, int unknown);
 
-    [LoggerMessage(LogLevel.Information, "Send job {JobId}: status is {Status}, stopping")]
-    private static partial void LogStopping(ILogger logger, Guid jobId, string status);
-
-    [LoggerMessage(LogLevel.Warning, "Send job {JobId}: housekeeping query failed: {Error}")]
-    private static partial void LogHousekeepingFailed(ILogger logger, Guid jobId, string error);
 }

@@ -67,9 +67,9 @@ public static class EmailEventsApi
         var address = Suppression.Normalize(email);
         var stats = await db.Set<EmailStatistic>().AsNoTracking().FirstOrDefaultAsync(s => s.TenantId == tenantId && s.Email == address, ct);
         // "sent" comes from the deliveries themselves (the send path writes no statistics).
-        var sent = await Sql.ScalarAsync<long>(dataSource, """
+        var sent = await Sql.ScalarAsync<long>(dataSource, $"""
             SELECT count(*) FROM send_job_recipients r JOIN send_jobs j ON j.id = r.job_id
-            WHERE j.tenant_id = $1 AND lower(r.email) = $2 AND r.status IN ('sent', 'delivered', 'bounced')
+            WHERE j.tenant_id = $1 AND lower(r.email) = $2 AND r.status IN ('{RecipientStatuses.Sent}', '{RecipientStatuses.Delivered}', '{RecipientStatuses.Bounced}')
             """, ct, tenantId, address);
         if (stats is null && sent == 0)
         {
