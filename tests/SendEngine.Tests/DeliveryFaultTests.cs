@@ -11,7 +11,7 @@ namespace SendEngine.Tests;
 /// unknown recipient, never a second copy; a relay outage pauses the job, which resumes by itself and mails everyone
 /// once; a refused credential pauses it for an operator, and resume after the fix delivers the rest.
 /// </summary>
-public sealed class DeliveryFaultTests(StackFixture stack)
+public sealed class DeliveryFaultTests(StackFixture stack, DurablePostgres durable) : IClassFixture<DurablePostgres>
 {
     private async Task<(SendEngineFactory Engine, HttpClient Client)> EngineAsync(TestTenant tenant, FaultSmtpServer relay, Dictionary<string, string?> extra)
     {
@@ -26,7 +26,7 @@ public sealed class DeliveryFaultTests(StackFixture stack)
         {
             settings[k] = v;
         }
-        var engine = stack.CreateSendEngine(await stack.Postgres.CreateDatabaseAsync("se"), settings);
+        var engine = stack.CreateSendEngine(await durable.Server.CreateDatabaseAsync("se"), settings);
         var client = engine.CreateClient();
         client.DefaultRequestHeaders.Authorization = new("Bearer", await stack.SendTokenAsync(tenant));
         return (engine, client);

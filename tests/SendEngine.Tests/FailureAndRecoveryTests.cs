@@ -7,7 +7,7 @@ using Npgsql;
 
 namespace SendEngine.Tests;
 
-public sealed class FailureAndRecoveryTests(StackFixture stack)
+public sealed class FailureAndRecoveryTests(StackFixture stack, DurablePostgres durable) : IClassFixture<DurablePostgres>
 {
     [Theory]
     [InlineData("-f", "5", 1)] // hard reject of RCPT: recorded as failed at once, with the reply
@@ -18,7 +18,7 @@ public sealed class FailureAndRecoveryTests(StackFixture stack)
         Assert.True(SmtpSinkServer.Executable is not null, "smtp-sink (postfix) is not installed: run ./test.sh, which installs it, or apt-get install postfix");
         await using var sink = await SmtpSinkServer.StartAsync(sinkOption, "rcpt");
         var (tenant, emails) = await stack.CreateTenantWithSubscribersAsync(3, "rej");
-        await using var se = stack.CreateSendEngine(await stack.Postgres.CreateDatabaseAsync("se"), new Dictionary<string, string?>
+        await using var se = stack.CreateSendEngine(await durable.Server.CreateDatabaseAsync("se"), new Dictionary<string, string?>
         {
             ["Smtp:Host"] = sink.Host,
             ["Smtp:Port"] = sink.Port.ToString(System.Globalization.CultureInfo.InvariantCulture),
@@ -49,7 +49,7 @@ public sealed class FailureAndRecoveryTests(StackFixture stack)
         var domain = StackFixture.UniqueDomain();
         var (gone, ok) = ($"unknown-{Guid.NewGuid():N}@{domain}", $"reader@{domain}");
         await stack.SubscribeAsync(tenant, [gone, ok]);
-        await using var se = stack.CreateSendEngine(await stack.Postgres.CreateDatabaseAsync("se"), new Dictionary<string, string?>
+        await using var se = stack.CreateSendEngine(await durable.Server.CreateDatabaseAsync("se"), new Dictionary<string, string?>
         {
             ["Smtp:Host"] = server.Host,
             ["Smtp:Port"] = server.Port.ToString(System.Globalization.CultureInfo.InvariantCulture),
@@ -95,7 +95,7 @@ public sealed class FailureAndRecoveryTests(StackFixture stack)
     {
         Assert.True(recipients / pageSize >= 3, "the list must span several snapshot pages");
         var (tenant, emails) = await stack.CreateTenantWithSubscribersAsync(recipients, "crash");
-        var db = await stack.Postgres.CreateDatabaseAsync("se");
+        var db = await durable.Server.CreateDatabaseAsync("se");
         const int connections = 2;
         var settings = new Dictionary<string, string?>
         {
@@ -176,7 +176,7 @@ public sealed class FailureAndRecoveryTests(StackFixture stack)
         const int recipients = 40;
         var (tenant, emails) = await stack.CreateTenantWithSubscribersAsync(recipients, "mcdown");
         await using var mc = await RestartableMemberCenter.StartAsync(stack);
-        var db = await stack.Postgres.CreateDatabaseAsync("se");
+        var db = await durable.Server.CreateDatabaseAsync("se");
         await using var engine = stack.CreateSendEngine(db, mc.SendEngineSettings(stack, db, new Dictionary<string, string?>
         {
             ["Delivery:MessagesPerSecond"] = "5",
