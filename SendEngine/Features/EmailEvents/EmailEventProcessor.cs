@@ -99,7 +99,7 @@ public sealed partial class EmailEventProcessor(
                 {
                     continue; // deferred (message id not known yet)
                 }
-                await Exec(conn, tx, """
+                await Sql.ExecuteAsync(conn, tx, """
                     UPDATE email_events SET processed_at = $2, outcome = $3, tenant_id = $4, job_id = $5, recipient_id = $6,
                         attempts = attempts + 1, last_error = NULL, next_attempt_at = NULL
                     WHERE id = $1
@@ -124,7 +124,7 @@ public sealed partial class EmailEventProcessor(
                 var error = ex is PostgresException ? ex.Message : $"{ex.GetType().Name}: {ex.Message}";
                 LogEventFailed(logger, row.Id, row.EventType, attempts, error);
                 var delay = o.RetryDelay(attempts);
-                await Exec(conn, tx, """
+                await Sql.ExecuteAsync(conn, tx, """
                     UPDATE email_events SET attempts = $2, last_error = left($3, 2000), next_attempt_at = $4,
                         processed_at = CASE WHEN $5 THEN $6 END, outcome = CASE WHEN $5 THEN 'failed' END
                     WHERE id = $1
@@ -192,7 +192,7 @@ public sealed partial class EmailEventProcessor(
             if (now - row.ReceivedAt < o.UnknownMessageGrace)
             {
                 // The runner may not have committed the send result (and its message id) yet.
-                await Exec(conn, tx, "UPDATE email_events SET attempts = attempts + 1, next_attempt_at = $2 WHERE id = $1",
+                await Sql.ExecuteAsync(conn, tx, "UPDATE email_events SET attempts = attempts + 1, next_attempt_at = $2 WHERE id = $1",
                     ct, row.Id, now + TimeSpan.FromTicks(Math.Max(o.UnknownMessageGrace.Ticks / 10, TimeSpan.FromMilliseconds(200).Ticks)));
                 return null;
             }
@@ -203,7 +203,7 @@ public sealed partial class EmailEventProcessor(
         var email = Suppression.Normalize(row.Email);
         var detail = row.Reason is { Length: > 0 } r ? r : null;
         // The event row needs its tenant before the soft-bounce count below includes it.
-        await Exec(conn, tx, "UPDATE email_events SET tenant_id = $2, job_id = $3, recipient_id = $4 WHERE id = $1",
+        await Sql.ExecuteAsync(conn, tx, "UPDATE email_events SET tenant_id = $2, job_id = $3, recipient_id = $4 WHERE id = $1",
             ct, row.Id, t.TenantId, t.JobId, t.RecipientId);
         var stats = new StatDelta();
         var outcome = "applied";
@@ -256,7 +256,7 @@ public sealed partial class EmailEventProcessor(
                 outcome = "ignored";
                 break;
         }
-        await Exec(conn, tx, """
+        await Sql.ExecuteAsync(conn, tx, """
             INSERT INTO email_statistics AS s (tenant_id, email, total_delivered, total_opened, total_clicked, total_bounced,
                 total_soft_bounced, total_complaints, total_unsubscribes, last_activity, updated_at)
             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
@@ -284,17 +284,10 @@ public sealed partial class EmailEventProcessor(
 
     private static Task QueueReportAsync(NpgsqlConnection conn, NpgsqlTransaction tx, Guid tenantId, string email, string reason, Guid? listId,
         Row row, DateTimeOffset now, CancellationToken ct) =>
-        Exec(conn, tx, """
+        Sql.ExecuteAsync(conn, tx, """
             INSERT INTO member_center_reports (tenant_id, email, reason, list_id, occurred_at, email_event_id, created_at, attempts, next_attempt_at)
             VALUES ($1, $2, $3, $4, $5, $6, $7, 0, $7)
             """, ct, tenantId, email, reason, (object?)listId ?? DBNull.Value, row.OccurredAt, row.Id, now);
-
-    private static async Task Exec(NpgsqlConnection conn, NpgsqlTransaction tx, string sql, CancellationToken ct, params object[] args)
-    {
-        await using var cmd = Sql.Command(conn, sql, args);
-        cmd.Transaction = tx;
-        await cmd.ExecuteNonQueryAsync(ct);
-    }
 
     private static async Task<long> ScalarAsync(NpgsqlConnection conn, NpgsqlTransaction tx, string sql, CancellationToken ct, params object[] args)
     {

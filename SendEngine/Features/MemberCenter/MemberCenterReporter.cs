@@ -91,7 +91,7 @@ public sealed partial class MemberCenterReporter(
                     CancellationToken.None, id, Clock.GetUtcNow());
                 metrics.MemberCenterReport(report.Reason ?? "unknown", "sent");
             }
-            catch (Exception ex) when (ex is MemberCenterException or HttpRequestException || (ex is OperationCanceledException && !ct.IsCancellationRequested))
+            catch (Exception ex) when (MemberCenterClient.IsOutage(ex, ct))
             {
                 // Member Center refused this report itself (400, 422…): retrying changes nothing. 401/403 mean our own
                 // credentials are wrong, a configuration problem to outlast, like 408/429 and 5xx.

@@ -120,8 +120,7 @@ public static partial class SendJobsApi
                 return TypedResults.Problem(statusCode: 404, title: "List not found", detail: "The tenant has no list with this list_id.");
             }
         }
-        catch (Exception ex) when (ex is MemberCenterException or HttpRequestException
-                                   || (ex is OperationCanceledException && !ct.IsCancellationRequested)) // HttpClient's timeout
+        catch (Exception ex) when (MemberCenterClient.IsOutage(ex, ct))
         {
             return TypedResults.Problem(statusCode: 503, title: "Member Center unavailable", detail: "The list could not be checked; retry later.");
         }
