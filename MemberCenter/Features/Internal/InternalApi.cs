@@ -53,7 +53,7 @@ public static class InternalApi
         {
             return TypedResults.ValidationProblem(v.Errors);
         }
-        if (!await db.MailingLists.AnyAsync(l => l.Id == listId && l.TenantId == tenant_id, ct))
+        if (!await IsTenantListAsync(db, listId, tenant_id!.Value, ct))
         {
             return SubscriptionsApi.ListNotFound();
         }
@@ -116,7 +116,7 @@ public static class InternalApi
         {
             return TypedResults.ValidationProblem(v.Errors);
         }
-        if (!await db.MailingLists.AnyAsync(l => l.Id == listId && l.TenantId == tenant_id, ct))
+        if (!await IsTenantListAsync(db, listId, tenant_id!.Value, ct))
         {
             return SubscriptionsApi.ListNotFound();
         }
@@ -136,15 +136,19 @@ public static class InternalApi
 
     private static string UnsubscribeUrlPrefix(PublicUrlOptions urls) => urls.Link("/newsletter/unsubscribe?token=");
 
+    /// <summary>Every internal route's access rule: the list exists and is the tenant's (another tenant's list is a 404).</summary>
+    private static Task<bool> IsTenantListAsync(MemberCenterDbContext db, Guid listId, Guid tenantId, CancellationToken ct) =>
+        db.MailingLists.AnyAsync(l => l.Id == listId && l.TenantId == tenantId, ct);
+
     /// <summary>Whether the list exists and is the tenant's: a read without side effects for Send Engine's job create.</summary>
     private static async Task<Results<Ok<InternalListResponse>, ValidationProblem, ProblemHttpResult>> GetList(
         Guid listId, Guid? tenant_id, MemberCenterDbContext db, CancellationToken ct)
     {
         if (tenant_id is null)
         {
-            return TypedResults.ValidationProblem(new Dictionary<string, string[]> { ["tenant_id"] = ["The tenant_id query parameter is required."] });
+            return TypedResults.ValidationProblem(new Validation().Add("tenant_id", "The tenant_id query parameter is required.").Errors);
         }
-        return await db.MailingLists.AnyAsync(l => l.Id == listId && l.TenantId == tenant_id, ct)
+        return await IsTenantListAsync(db, listId, tenant_id!.Value, ct)
             ? TypedResults.Ok(new InternalListResponse(tenant_id.Value.ToString(), listId.ToString()))
             : SubscriptionsApi.ListNotFound();
     }
@@ -179,7 +183,7 @@ public static class InternalApi
         {
             return TypedResults.ValidationProblem(v.Errors);
         }
-        if (!await db.MailingLists.AnyAsync(l => l.Id == listId && l.TenantId == tenantId, ct))
+        if (!await IsTenantListAsync(db, listId, tenantId, ct))
         {
             return SubscriptionsApi.ListNotFound();
         }
@@ -237,7 +241,7 @@ public static class InternalApi
         {
             return TypedResults.ValidationProblem(v.Errors);
         }
-        if (!await db.MailingLists.AnyAsync(l => l.Id == listId && l.TenantId == tenantId, ct))
+        if (!await IsTenantListAsync(db, listId, tenantId, ct))
         {
             return SubscriptionsApi.ListNotFound();
         }
