@@ -160,6 +160,7 @@ public sealed class SnapshotProgress(TimeProvider clock)
     private readonly TaskCompletionSource _first = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly TaskCompletionSource _firstMessage = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private TaskCompletionSource _page = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private volatile bool _ended;
 
     public Task FirstPage => _first.Task;
 
@@ -184,8 +185,6 @@ public sealed class SnapshotProgress(TimeProvider clock)
         _ended = true;
         Interlocked.Exchange(ref _page, new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously)).TrySetResult();
     }
-
-    private volatile bool _ended;
 
     /// <summary>Waits for the next committed page, at most <paramref name="max"/> (just the delay once the snapshot has ended).</summary>
     public async Task NextPageAsync(TimeSpan max, CancellationToken ct)

@@ -45,9 +45,9 @@ public sealed partial class SendJobRunner(
     [JobDisplayName("Send job {0}")]
     public async Task RunAsync(Guid jobId, CancellationToken cancellationToken)
     {
+        var job = await store.LoadJobAsync(jobId, cancellationToken);
         while (true)
         {
-            var job = await store.LoadJobAsync(jobId, cancellationToken);
             if (job?.Status == SendJobStatuses.Paused && job.ResumeAt is { } resumeAt)
             {
                 var wait = resumeAt - clock.GetUtcNow();
@@ -60,13 +60,15 @@ public sealed partial class SendJobRunner(
                 {
                     await Task.Delay(wait, clock, cancellationToken);
                 }
-                if (!await store.ResumeAsync(jobId, byOperator: false, cancellationToken))
+                // When the resume does not take (not due by the database's clock yet: a timer may wake a moment early,
+                // and PostgreSQL rounds the stored time to microseconds; or no longer paused: resumed or cancelled
+                // meanwhile), the job as it is now decides again.
+                var resumed = await store.ResumeAsync(jobId, byOperator: false, cancellationToken);
+                job = await store.LoadJobAsync(jobId, cancellationToken);
+                if (!resumed)
                 {
-                    // Not due by the database's clock yet (a timer may wake a moment early, and PostgreSQL rounds the
-                    // stored time to microseconds), or no longer paused (resumed or cancelled meanwhile): look again.
                     continue;
                 }
-                job = await store.LoadJobAsync(jobId, cancellationToken);
             }
             if (job is null || job.Status is not (SendJobStatuses.Scheduled or SendJobStatuses.Queued or SendJobStatuses.Sending))
             {
@@ -81,6 +83,8 @@ public sealed partial class SendJobRunner(
             }
         }
     }
+
+    private const string ListGone = "The list does not exist at Member Center (deleted, or not this tenant's).";
 
     /// <summary>Pauses shorter than this are waited out by the runner itself.</summary>
     public static readonly TimeSpan InProcessWait = TimeSpan.FromMinutes(1);
@@ -125,7 +129,7 @@ public sealed partial class SendJobRunner(
             if (await snapshotTask == RecipientSnapshot.Outcome.ListNotFound)
             {
                 // Delivery (if a page made it in) sees the status and stops.
-                await store.FailAsync(jobId, "The list does not exist at Member Center (deleted, or not this tenant's).", CancellationToken.None);
+                await store.FailAsync(jobId, ListGone, CancellationToken.None);
             }
         }
         catch (Exception ex) when (MemberCenterClient.IsOutage(ex, cancellationToken))
@@ -164,7 +168,7 @@ public sealed partial class SendJobRunner(
         }
         catch (MemberCenterException ex) when (ex.Status == HttpStatusCode.NotFound)
         {
-            await store.FailAsync(jobId, "The list does not exist at Member Center (deleted, or not this tenant's).", CancellationToken.None);
+            await store.FailAsync(jobId, ListGone, CancellationToken.None);
             return;
         }
         catch (Exception ex) when (MemberCenterClient.IsOutage(ex, cancellationToken))
