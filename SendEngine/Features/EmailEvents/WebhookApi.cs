@@ -25,7 +25,7 @@ public static partial class WebhookApi
     }
 
     /// <summary>
-    /// The query string of a callback for the request log, the token replaced by "***": the configured
+    /// The query string of a callback for the request log, the token replaced by "REDACTED": the configured
     /// <see cref="WebhookOptions.TokenQueryParameter"/> and "token" (the usual name, even when the query is not accepted
     /// and a caller sends it anyway). Empty when there is no query.
     /// </summary>
@@ -41,7 +41,7 @@ public static partial class WebhookApi
                 ? new Microsoft.Extensions.Primitives.StringValues(Redacted) : p.Value))).ToUriComponent();
     }
 
-    public const string Redacted = "***";
+    public const string Redacted = "REDACTED";
 
     private static async Task<Results<Ok<WebhookResponse>, ProblemHttpResult, ValidationProblem>> Receive(
         HttpContext http, WebhookAuthenticator auth, EmailEventWriter writer, SendEngineMetrics metrics,
