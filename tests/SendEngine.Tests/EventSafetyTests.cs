@@ -209,7 +209,7 @@ public sealed class EventSafetyTests(StackFixture stack)
     {
         // Slow enough to act between batches: two recipients per batch, one connection, one message per group, 2/s.
         const int batchSize = 2, concurrency = 1, groupSize = 1;
-        var (tenant, emails) = await stack.CreateTenantWithSubscribersAsync(24, "oneclick");
+        var (tenant, _) = await stack.CreateTenantWithSubscribersAsync(24, "oneclick");
         var db = await stack.Postgres.CreateDatabaseAsync("se");
         await using var engine = stack.CreateSendEngine(db, new Dictionary<string, string?>
         {
@@ -250,6 +250,11 @@ public sealed class EventSafetyTests(StackFixture stack)
             }
         }
 
+        // What the runner had claimed (and so checked, or is about to check) by the time the last one-click returned;
+        // every row still pending then belongs to a later batch.
+        var pendingAfter = (await QueryAsync(db, "SELECT email FROM send_job_recipients WHERE status = 'pending'"))
+            .Select(r => (string)r[0]).ToHashSet(StringComparer.Ordinal);
+
         var done = await StackFixture.WaitForJobAsync(se, jobId, j => j.Status == SendJobStatuses.Completed);
         // Mailed after their one-click: only readers whose batch had been claimed and checked before it, at most what the
         // runner holds ahead of the send (docs/send-engine.md): the channel (a batch), the claimer's next batch, and the
@@ -258,8 +263,9 @@ public sealed class EventSafetyTests(StackFixture stack)
             .Select(r => (Email: (string)r[0], Delay: new DateTimeOffset((DateTime)r[1], TimeSpan.Zero) - unsubscribedAt[(string)r[0]]))
             .Where(r => r.Delay > TimeSpan.Zero)
             .ToList();
+        // No later batch mails a reader who left: those mailed after their one-click had been claimed before it.
+        Assert.All(late, l => Assert.DoesNotContain(l.Email, pendingAfter));
         var bound = 2 * batchSize + concurrency * groupSize;
-        Assert.True(late.Count <= bound, $"{late.Count} readers mailed after their one-click: {string.Join(", ", late)}");
         // Everyone else who was still waiting was skipped, and maildev got nothing for them.
         var skipped = (await QueryAsync(db, "SELECT email FROM send_job_recipients WHERE status = 'suppressed'")).Select(r => (string)r[0]).ToList();
         var sentToWaiting = (await QueryAsync(db, "SELECT 1 FROM send_job_recipients WHERE status = 'sent' AND email = ANY($1)", (object)waiting.ToArray())).Count;
@@ -269,8 +275,9 @@ public sealed class EventSafetyTests(StackFixture stack)
         Assert.True(skipped.Count >= waiting.Count / 2, $"only {skipped.Count} of {waiting.Count} skipped");
         var mailed = (await stack.Mail.ListAsync()).Where(m => m.Subject == "One-click").SelectMany(m => m.To).ToHashSet(StringComparer.Ordinal);
         Assert.DoesNotContain(skipped, mailed.Contains);
-        TestContext.Current.SendDiagnosticMessage(
-            $"one-click -> last message: {late.Count} readers mailed after unsubscribing, worst {(late.Count == 0 ? TimeSpan.Zero : late.Max(l => l.Delay)).TotalMilliseconds:0} ms (bound {bound} messages at 2/s)");
+        // The figure docs/send-engine.md records ("Unsubscribes take effect at once"), in the test's output.
+        TestContext.Current.TestOutputHelper?.WriteLine(
+            $"one-click -> last message: {waiting.Count} readers unsubscribed, {late.Count} mailed after unsubscribing, worst {(late.Count == 0 ? TimeSpan.Zero : late.Max(l => l.Delay)).TotalMilliseconds:0} ms (bound {bound} messages at 2/s)");
     }
 
     private Dictionary<string, string?> Signed(Dictionary<string, string?>? extra = null)
