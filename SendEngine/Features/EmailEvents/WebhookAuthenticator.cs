@@ -8,8 +8,9 @@ namespace SendEngine.Features.EmailEvents;
 /// <summary>
 /// Checks a callback before its body is parsed. Signature mode: HMAC-SHA256(SigningKey, "{X-Tencent-Timestamp}\n{X-Tencent-Token}\n{raw body}"),
 /// lower- or upper-case hex in X-Tencent-Signature, timestamp within ±TimestampTolerance. Token mode: the secret in the
-/// header, the query, or as the password of HTTP basic auth (a callback URL https://user:secret@host/…, which Tencent's
-/// console accepts where it offers no header and signs nothing). All comparisons are constant-time.
+/// header, the query, or as the password of HTTP basic auth (what an HTTP client sends for a callback URL
+/// https://user:secret@host/…: Tencent's callbacks carry no signature and no header we could choose). All comparisons
+/// are constant-time.
 /// </summary>
 public sealed class WebhookAuthenticator(IOptionsMonitor<WebhookOptions> options, TimeProvider clock)
 {
