@@ -155,6 +155,8 @@ ensure_demo_env() {
   put Demo__SendApiClientSecret "$(random_secret)"
   put Hangfire__DashboardUsername ops
   put Hangfire__DashboardPassword "$(random_secret)"
+  # The Tencent SES webhook refuses unauthenticated callbacks: Token mode with this secret (printed with the callback URL).
+  put TencentSes__Webhook__SecretToken "$(random_secret)"
   set -a
   # shellcheck disable=SC1090
   . "$file"
@@ -200,6 +202,7 @@ export ASPNETCORE_ENVIRONMENT="${ASPNETCORE_ENVIRONMENT:-Development}"
 export Auth__Issuer="${Auth__Issuer:-$MC_URL/}"
 export PublicUrls__MemberCenter="${PublicUrls__MemberCenter:-$MC_URL}"
 export Database__ApplyMigrationsOnStartup="${Database__ApplyMigrationsOnStartup:-true}"
+export TencentSes__Webhook__Verification="${TencentSes__Webhook__Verification:-Token}"
 # Send Engine calls Member Center with the service client Member Center was told to create.
 export MemberCenter__BaseUrl="${MemberCenter__BaseUrl:-$MC_URL}"
 export MemberCenter__ClientId="${MemberCenter__ClientId:-$Bootstrap__SendEngineClientId}"
@@ -317,6 +320,9 @@ $( [ "$se_running" = 1 ] && echo "  Send Engine     $SE_URL        (Swagger: $SE
   send_api        client_id=$Demo__SendApiClientId  client_secret=$Demo__SendApiClientSecret
   platform admin  client_id=$Bootstrap__AdminClientId  client_secret=$Bootstrap__AdminClientSecret
   Hangfire        $SE_URL/hangfire  user=$Hangfire__DashboardUsername  password=$Hangfire__DashboardPassword
+$( [ "$TencentSes__Webhook__Verification" = Token ] && printf '%s\n%s' \
+  "  Tencent webhook $SE_URL/api/tencent/ses/webhook?token=$TencentSes__Webhook__SecretToken" \
+  "                  (or basic auth: http://tencent:$TencentSes__Webhook__SecretToken@${SE_URL#http://}/api/tencent/ses/webhook)" )
   (all kept in .local/demo.env; delete it and the database to start afresh)
 
 Try it (copy-paste into another shell):

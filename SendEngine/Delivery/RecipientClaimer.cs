@@ -8,7 +8,8 @@ namespace SendEngine.Delivery;
 /// <summary>
 /// The producer side of a delivery run: claims batches of due recipients (FOR UPDATE SKIP LOCKED, with a lease),
 /// recovers the rows of runners that died, drops the addresses that must not be mailed now (the tenant's suppressions,
-/// and the subscriptions Member Center's change feed says stopped being sendable since the snapshot) and hands the rest
+/// unsubscribes and complaints still being reported to Member Center, and the subscriptions Member Center's change feed
+/// says stopped being sendable since the snapshot) and hands the rest
 /// to the workers' channel. If Member Center cannot answer, the batch goes back untouched and the run stops for a pause.
 /// </summary>
 internal sealed partial class RecipientClaimer(
@@ -71,11 +72,18 @@ internal sealed partial class RecipientClaimer(
         var skipped = new Dictionary<long, string>();
         var keys = batch.Select(r => Suppression.Normalize(r.Email)).Distinct().ToArray();
         var suppressed = await SuppressionStore.FindAsync(conn, job.TenantId, keys, ct);
+        // Reports Member Center has not acknowledged yet (down, or refusing them): its answers below cannot know of them.
+        var unreported = await PendingReports.FindAsync(conn, job.TenantId, job.ListId, keys, ct);
         foreach (var r in batch)
         {
-            if (suppressed.TryGetValue(Suppression.Normalize(r.Email), out var reason))
+            var key = Suppression.Normalize(r.Email);
+            if (suppressed.TryGetValue(key, out var reason))
             {
                 skipped[r.Id] = "suppressed: " + reason;
+            }
+            else if (unreported.TryGetValue(key, out var reported))
+            {
+                skipped[r.Id] = $"not sendable: {reported} received, not yet acknowledged by Member Center";
             }
         }
 

@@ -106,15 +106,22 @@ public sealed class EmailEventParserTests
     }
 
     [Fact]
-    public void Production_without_verification_is_refused()
+    public void Without_verification_the_webhook_is_refused_unless_allowed_for_development()
     {
         var production = new WebhookOptionsValidator(new Env(Environments.Production));
         Assert.True(production.Validate(null, new WebhookOptions { Verification = WebhookVerification.None }).Failed);
+        Assert.True(production.Validate(null, new WebhookOptions { Verification = WebhookVerification.None, AllowUnauthenticated = true }).Failed);
         Assert.True(production.Validate(null, new WebhookOptions { Verification = WebhookVerification.Signature }).Failed);
         Assert.True(production.Validate(null, new WebhookOptions { Verification = WebhookVerification.Token, SecretToken = "short" }).Failed);
         Assert.True(production.Validate(null, new WebhookOptions { Verification = WebhookVerification.Signature, SigningKey = "0123456789abcdef0123" }).Succeeded);
         Assert.True(production.Validate(null, new WebhookOptions { Verification = WebhookVerification.Token, SecretToken = "0123456789abcdef0123" }).Succeeded);
-        Assert.True(new WebhookOptionsValidator(new Env(Environments.Development)).Validate(null, new WebhookOptions()).Succeeded);
+        // Whatever the environment is called (docker-compose runs as Development), None needs the explicit switch.
+        foreach (var name in new[] { Environments.Development, Environments.Staging, "Docker" })
+        {
+            var validator = new WebhookOptionsValidator(new Env(name));
+            Assert.True(validator.Validate(null, new WebhookOptions()).Failed);
+            Assert.True(validator.Validate(null, new WebhookOptions { AllowUnauthenticated = true }).Succeeded);
+        }
     }
 
     private sealed class Env(string name) : IHostEnvironment

@@ -100,6 +100,8 @@ public sealed class StackFixture : IAsyncLifetime
             ["Hangfire:SchedulePollingInterval"] = "00:00:00.500",
             ["Hangfire:DashboardUsername"] = "ops",
             ["Hangfire:DashboardPassword"] = "ops-secret-123",
+            // Most tests never call the webhook; those that do set Signature or Token (TencentSesTests, EventSafetyTests).
+            ["TencentSes:Webhook:AllowUnauthenticated"] = "true",
         };
         foreach (var (k, v) in overrides ?? new Dictionary<string, string?>())
         {

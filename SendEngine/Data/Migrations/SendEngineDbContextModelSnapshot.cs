@@ -293,6 +293,10 @@ namespace SendEngine.Data.Migrations
                         .HasDatabaseName("ix_member_center_reports_due")
                         .HasFilter("completed_at IS NULL");
 
+                    b.HasIndex("TenantId", "Email")
+                        .HasDatabaseName("ix_member_center_reports_unacknowledged")
+                        .HasFilter("completed_at IS NULL OR outcome = 'failed'");
+
                     b.ToTable("member_center_reports", (string)null);
                 });
 

@@ -3,6 +3,7 @@ using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
 using Newsletter.ServiceDefaults;
+using Newsletter.ServiceDefaults.Mail;
 
 namespace SendEngine.Features.EmailEvents;
 
@@ -230,7 +231,8 @@ public static class EmailEventParser
             errors[prefix + name] = ["The email field must be an email address."];
             return null;
         }
-        return s?.ToLowerInvariant();
+        // Stored as its identity key (lower-case, punycode domain), as suppressions and statistics are keyed.
+        return s is null ? null : EmailAddresses.Key(s);
     }
 
     /// <summary>A string field, or null when absent, not a string, empty; cut to <paramref name="max"/> characters.</summary>

@@ -8,6 +8,7 @@ using SendEngine.Delivery;
 using SendEngine.Features.SendJobs;
 using SendEngine.Features.Suppressions;
 using Newsletter.ServiceDefaults.Background;
+using Newsletter.ServiceDefaults.Mail;
 
 namespace SendEngine.Features.EmailEvents;
 
@@ -33,7 +34,10 @@ public sealed partial class EmailEventProcessor(
     private sealed record Row(long Id, string EventType, string MessageId, string? SmtpMessageId, string Email, DateTimeOffset OccurredAt,
         string? Reason, string? BounceType, DateTimeOffset ReceivedAt, int Attempts);
 
-    private sealed record Target(long RecipientId, Guid JobId, Guid TenantId, Guid ListId, string Status);
+    private sealed record Target(long RecipientId, Guid JobId, Guid TenantId, Guid ListId, string Status, string EmailKey);
+
+    /// <summary>The outcome of an event naming a message that was not sent to the event's address: nothing changes.</summary>
+    public const string RecipientMismatch = "recipient_mismatch";
 
     private DateTimeOffset _lastBacklog = DateTimeOffset.MinValue;
 
@@ -89,12 +93,22 @@ public sealed partial class EmailEventProcessor(
         var changedJobs = new HashSet<Guid>();
         foreach (var row in rows)
         {
-            var target = targets.GetValueOrDefault(row.MessageId)
-                         ?? (row.SmtpMessageId is { } smtp ? targets.GetValueOrDefault(smtp.Trim('<', '>')) : null);
+            var candidates = (targets.GetValueOrDefault(row.MessageId) ?? [])
+                .Concat(row.SmtpMessageId is { } smtp ? targets.GetValueOrDefault(smtp.Trim('<', '>')) ?? [] : [])
+                .ToList();
+            // The event acts only on a recipient of that message with the event's own address: whoever can post events
+            // must not unsubscribe or suppress another reader by quoting a Message-ID from any newsletter.
+            var emailKey = EmailAddresses.Key(row.Email);
+            var target = candidates.FirstOrDefault(c => c.EmailKey == emailKey);
+            var mismatch = target is null && candidates.Count > 0;
             await tx.SaveAsync("ev", ct);
             try
             {
-                var outcome = await ApplyAsync(conn, tx, row, target, ct);
+                var outcome = mismatch ? RecipientMismatch : await ApplyAsync(conn, tx, row, target, ct);
+                if (mismatch)
+                {
+                    LogRecipientMismatch(logger, row.Id, row.EventType, row.MessageId, candidates[0].JobId);
+                }
                 if (outcome is null)
                 {
                     continue; // deferred (message id not known yet)
@@ -158,14 +172,14 @@ public sealed partial class EmailEventProcessor(
     };
 
     /// <summary>Recipient rows (with their job) for the batch's message ids: Tencent's bulkId, or the RFC 5322 Message-ID.</summary>
-    private static async Task<Dictionary<string, Target>> CorrelateAsync(NpgsqlConnection conn, NpgsqlTransaction tx, List<Row> rows, CancellationToken ct)
+    private static async Task<Dictionary<string, List<Target>>> CorrelateAsync(NpgsqlConnection conn, NpgsqlTransaction tx, List<Row> rows, CancellationToken ct)
     {
         var ids = rows.Select(r => r.MessageId)
             .Concat(rows.Where(r => r.SmtpMessageId is not null).Select(r => r.SmtpMessageId!.Trim('<', '>')))
             .Distinct(StringComparer.Ordinal).ToArray();
-        var targets = new Dictionary<string, Target>(StringComparer.Ordinal);
+        var targets = new Dictionary<string, List<Target>>(StringComparer.Ordinal);
         await using var cmd = Sql.Command(conn, """
-            SELECT r.message_id, r.id, r.job_id, j.tenant_id, j.list_id, r.status
+            SELECT r.message_id, r.id, r.job_id, j.tenant_id, j.list_id, r.status, r.email
             FROM send_job_recipients r JOIN send_jobs j ON j.id = r.job_id
             WHERE r.message_id = ANY($1)
             """, (object)ids);
@@ -173,7 +187,13 @@ public sealed partial class EmailEventProcessor(
         await using var reader = await cmd.ExecuteReaderAsync(ct);
         while (await reader.ReadAsync(ct))
         {
-            targets[reader.GetString(0)] = new Target(reader.GetInt64(1), reader.GetGuid(2), reader.GetGuid(3), reader.GetGuid(4), reader.GetString(5));
+            var id = reader.GetString(0);
+            if (!targets.TryGetValue(id, out var list))
+            {
+                targets[id] = list = [];
+            }
+            list.Add(new Target(reader.GetInt64(1), reader.GetGuid(2), reader.GetGuid(3), reader.GetGuid(4), reader.GetString(5),
+                EmailAddresses.Key(reader.GetString(6))));
         }
         return targets;
     }
@@ -200,7 +220,7 @@ public sealed partial class EmailEventProcessor(
             return "unknown_message";
         }
 
-        var email = Suppression.Normalize(row.Email);
+        var email = t.EmailKey;
         var detail = row.Reason is { Length: > 0 } r ? r : null;
         // The event row needs its tenant before the soft-bounce count below includes it.
         await Sql.ExecuteAsync(conn, tx, "UPDATE email_events SET tenant_id = $2, job_id = $3, recipient_id = $4 WHERE id = $1",
@@ -306,6 +326,9 @@ public sealed partial class EmailEventProcessor(
 
     [LoggerMessage(LogLevel.Warning, "Email event {Id} ({EventType}) failed, attempt {Attempts}: {Error}")]
     private static partial void LogEventFailed(ILogger logger, long id, string eventType, int attempts, string error);
+
+    [LoggerMessage(LogLevel.Warning, "Email event {Id} ({EventType}) names message {MessageId} of job {JobId}, which was not sent to the event's address; stored as recipient_mismatch, not applied")]
+    private static partial void LogRecipientMismatch(ILogger logger, long id, string eventType, string messageId, Guid jobId);
 
     [LoggerMessage(LogLevel.Warning, "Email event {Id} ({EventType}) names unknown message id {MessageId}; stored, not applied")]
     private static partial void LogUnknownMessage(ILogger logger, long id, string eventType, string messageId);

@@ -24,6 +24,25 @@ public static partial class WebhookApi
         return app;
     }
 
+    /// <summary>
+    /// The query string of a callback for the request log, the token replaced by "REDACTED": the configured
+    /// <see cref="WebhookOptions.TokenQueryParameter"/> and "token" (the usual name, even when the query is not accepted
+    /// and a caller sends it anyway). Empty when there is no query.
+    /// </summary>
+    public static string RedactedQuery(HttpRequest request, string? tokenParameter)
+    {
+        if (!request.QueryString.HasValue)
+        {
+            return "";
+        }
+        return QueryString.Create(request.Query.Select(p => KeyValuePair.Create(p.Key,
+            p.Key.Equals("token", StringComparison.OrdinalIgnoreCase)
+            || (!string.IsNullOrEmpty(tokenParameter) && p.Key.Equals(tokenParameter, StringComparison.OrdinalIgnoreCase))
+                ? new Microsoft.Extensions.Primitives.StringValues(Redacted) : p.Value))).ToUriComponent();
+    }
+
+    public const string Redacted = "REDACTED";
+
     private static async Task<Results<Ok<WebhookResponse>, ProblemHttpResult, ValidationProblem>> Receive(
         HttpContext http, WebhookAuthenticator auth, EmailEventWriter writer, SendEngineMetrics metrics,
         IOptionsMonitor<WebhookOptions> options, TimeProvider clock, ILoggerFactory loggers, CancellationToken ct)

@@ -8,7 +8,9 @@ namespace SendEngine.Features.EmailEvents;
 /// <summary>
 /// Checks a callback before its body is parsed. Signature mode: HMAC-SHA256(SigningKey, "{X-Tencent-Timestamp}\n{X-Tencent-Token}\n{raw body}"),
 /// lower- or upper-case hex in X-Tencent-Signature, timestamp within ±TimestampTolerance. Token mode: the secret in the
-/// query or header. All comparisons are constant-time.
+/// header, the query, or as the password of HTTP basic auth (what an HTTP client sends for a callback URL
+/// https://user:secret@host/…: Tencent's callbacks carry no signature and no header we could choose). All comparisons
+/// are constant-time.
 /// </summary>
 public sealed class WebhookAuthenticator(IOptionsMonitor<WebhookOptions> options, TimeProvider clock)
 {
@@ -35,6 +37,10 @@ public sealed class WebhookAuthenticator(IOptionsMonitor<WebhookOptions> options
                 else if (!string.IsNullOrEmpty(o.TokenQueryParameter) && request.Query.TryGetValue(o.TokenQueryParameter, out var q))
                 {
                     given = q.ToString();
+                }
+                else if (BasicPassword(request) is { } password)
+                {
+                    given = password;
                 }
                 if (given is null)
                 {
@@ -74,6 +80,26 @@ public sealed class WebhookAuthenticator(IOptionsMonitor<WebhookOptions> options
                 var expected = Compute(o.SigningKey!, timestamp, token, body);
                 return CryptographicOperations.FixedTimeEquals(given, expected) ? null : "bad_signature";
             }
+        }
+    }
+
+    /// <summary>The password of an Authorization: Basic header (any user name), or null.</summary>
+    private static string? BasicPassword(HttpRequest request)
+    {
+        var header = request.Headers.Authorization.ToString();
+        if (!header.StartsWith("Basic ", StringComparison.OrdinalIgnoreCase))
+        {
+            return null;
+        }
+        try
+        {
+            var decoded = Encoding.UTF8.GetString(Convert.FromBase64String(header[6..].Trim()));
+            var colon = decoded.IndexOf(':', StringComparison.Ordinal);
+            return colon < 0 ? null : decoded[(colon + 1)..];
+        }
+        catch (FormatException)
+        {
+            return null;
         }
     }
 

@@ -5,11 +5,12 @@ namespace SendEngine.Features.EmailEvents;
 
 public enum WebhookVerification
 {
-    /// <summary>Nothing is checked: refused in Production (the host does not start).</summary>
+    /// <summary>Nothing is checked: only with <see cref="WebhookOptions.AllowUnauthenticated"/>, never in Production (otherwise the host does not start).</summary>
     None,
     /// <summary>X-Tencent-Token / X-Tencent-Timestamp / X-Tencent-Signature (HMAC-SHA256 with <see cref="WebhookOptions.SigningKey"/>).</summary>
     Signature,
-    /// <summary>A secret in the callback URL's query (<see cref="WebhookOptions.TokenQueryParameter"/>) or a header (<see cref="WebhookOptions.TokenHeader"/>).</summary>
+    /// <summary>A secret in the callback URL: its query (<see cref="WebhookOptions.TokenQueryParameter"/>) or its user
+    /// info (HTTP basic auth, the secret as password), or a header (<see cref="WebhookOptions.TokenHeader"/>).</summary>
     Token,
 }
 
@@ -19,6 +20,10 @@ public sealed class WebhookOptions
     public const string Section = "TencentSes:Webhook";
 
     public WebhookVerification Verification { get; set; } = WebhookVerification.None;
+
+    /// <summary>Lets <see cref="WebhookVerification.None"/> start, for local development only: anyone who can reach the
+    /// route can then suppress and unsubscribe the tenants' readers. Refused in Production even when set.</summary>
+    public bool AllowUnauthenticated { get; set; }
 
     /// <summary>Signature mode: the pre-shared HMAC-SHA256 key.</summary>
     public string? SigningKey { get; set; }
@@ -48,13 +53,17 @@ public sealed class WebhookOptions
     public TimeSpan AnswerDeadline { get; set; } = TimeSpan.FromSeconds(4);
 }
 
-/// <summary>Refuses a configuration that would accept forged callbacks (any mode incomplete; None in Production).</summary>
+/// <summary>Refuses a configuration that would accept forged callbacks: any mode incomplete; None unless explicitly
+/// allowed for development, whatever the environment is called, and never in Production.</summary>
 public sealed class WebhookOptionsValidator(IHostEnvironment environment) : IValidateOptions<WebhookOptions>
 {
     public ValidateOptionsResult Validate(string? name, WebhookOptions o) => o.Verification switch
     {
         WebhookVerification.None when environment.IsProduction() =>
             ValidateOptionsResult.Fail("TencentSes:Webhook:Verification is None in Production: set Signature (with SigningKey) or Token (with SecretToken)."),
+        WebhookVerification.None when !o.AllowUnauthenticated =>
+            ValidateOptionsResult.Fail("TencentSes:Webhook:Verification is None: set Token (with SecretToken) or Signature (with SigningKey), "
+                + "or, for local development only, TencentSes:Webhook:AllowUnauthenticated=true."),
         WebhookVerification.Signature when string.IsNullOrEmpty(o.SigningKey) || o.SigningKey.Length < 16 =>
             ValidateOptionsResult.Fail("TencentSes:Webhook:SigningKey (at least 16 characters) is required with Verification=Signature."),
         WebhookVerification.Token when string.IsNullOrEmpty(o.SecretToken) || o.SecretToken.Length < 16 =>
@@ -81,7 +90,8 @@ public sealed class EmailEventOptions
     [Range(typeof(TimeSpan), "00:00:00", "1.00:00:00")]
     public TimeSpan UnknownMessageGrace { get; set; } = TimeSpan.FromMinutes(2);
 
-    /// <summary>Attempts (e.g. Member Center unreachable) before an event is recorded as failed.</summary>
+    /// <summary>Attempts before an event whose effects keep failing is recorded as failed. Member Center reports are not
+    /// bound by it: they are retried until Member Center acknowledges them.</summary>
     [Range(1, 1000)]
     public int MaxAttempts { get; set; } = 20;
 

@@ -24,7 +24,7 @@ public sealed class MemberCenterReport
     public DateTimeOffset NextAttemptAt { get; set; }
     /// <summary>When it was delivered or given up (see <see cref="Outcome"/>); null while pending.</summary>
     public DateTimeOffset? CompletedAt { get; set; }
-    /// <summary>sent, or failed (refused by Member Center, or out of attempts).</summary>
+    /// <summary>sent, or failed (refused by Member Center: never for lack of attempts).</summary>
     public string? Outcome { get; set; }
     public string? LastError { get; set; }
 }
@@ -40,5 +40,7 @@ internal sealed class MemberCenterReportConfiguration : IEntityTypeConfiguration
         b.Property(r => r.Outcome).HasMaxLength(16);
         b.Property(r => r.LastError).HasMaxLength(2000);
         b.HasIndex(r => r.NextAttemptAt).HasFilter("completed_at IS NULL").HasDatabaseName("ix_member_center_reports_due");
+        // The claimer's look-up of the addresses to skip before every batch (PendingReports).
+        b.HasIndex(r => new { r.TenantId, r.Email }).HasFilter(PendingReports.Unacknowledged).HasDatabaseName("ix_member_center_reports_unacknowledged");
     }
 }

@@ -14,9 +14,12 @@ namespace SendEngine.Features.MemberCenter;
 /// Delivers queued <see cref="MemberCenterReport"/>s. A batch is claimed with a lease (next_attempt_at moved ahead,
 /// committed) so several processes share the queue and none holds locks across HTTP calls; a process that dies
 /// mid-batch leaves its rows to be claimed again when the lease ends (Member Center's report is idempotent).
-/// Unreachable, 5xx, 401/403 (credentials), 408, 429: retried with backoff up to EmailEvents:MaxAttempts. Any other
-/// 4xx: failed at once. Counted in sendengine_member_center_reports_total{kind, outcome = sent, retried, failed}; the
-/// queue's length is sampled into sendengine_member_center_reports_pending.
+/// Unreachable, 5xx, 401/403 (credentials), 408, 429: retried with backoff (doubling, at most an hour) for as long as it
+/// takes: an unsubscribe or complaint must never be dropped, and until Member Center acknowledges it the claimer skips
+/// the address itself (<see cref="PendingReports"/>). Any other 4xx (Member Center refuses the report itself): failed at
+/// once, and still skipped. Counted in sendengine_member_center_reports_total{kind, outcome = sent, retried, failed}; the
+/// queue's length and the age of its oldest report are sampled into sendengine_member_center_reports_pending and
+/// sendengine_member_center_reports_pending_age_seconds.
 /// </summary>
 public sealed partial class MemberCenterReporter(
     NpgsqlDataSource db,
@@ -41,8 +44,7 @@ public sealed partial class MemberCenterReporter(
         // Sampled like the events backlog; the partial index ix_member_center_reports_due keeps it cheap.
         if (Clock.GetUtcNow() - _lastPending > TimeSpan.FromSeconds(5))
         {
-            metrics.PendingMemberCenterReports(await Sql.ScalarAsync<long>(db,
-                "SELECT count(*) FROM member_center_reports WHERE completed_at IS NULL", ct));
+            await SamplePendingAsync(ct);
             _lastPending = Clock.GetUtcNow();
         }
         return claimed;
@@ -50,6 +52,15 @@ public sealed partial class MemberCenterReporter(
 
     // The database went away; the claimed rows come back when their lease ends.
     protected override void OnBatchFailed(Exception ex) => LogBatchFailed(logger, ex.Message);
+
+    private async Task SamplePendingAsync(CancellationToken ct)
+    {
+        await using var cmd = db.CreateCommand("SELECT count(*), min(created_at) FROM member_center_reports WHERE completed_at IS NULL");
+        await using var reader = await cmd.ExecuteReaderAsync(ct);
+        await reader.ReadAsync(ct);
+        var oldest = reader.IsDBNull(1) ? (DateTimeOffset?)null : reader.GetFieldValue<DateTimeOffset>(1);
+        metrics.PendingMemberCenterReports(reader.GetInt64(0), oldest is { } o ? Clock.GetUtcNow() - o : TimeSpan.Zero);
+    }
 
     /// <summary>Claims and sends one batch; returns how many rows it claimed.</summary>
     public async Task<int> SendBatchAsync(CancellationToken ct)
@@ -98,7 +109,9 @@ public sealed partial class MemberCenterReporter(
                 var refused = ex is MemberCenterException { Status: { } status } && (int)status is >= 400 and < 500
                               && status is not (HttpStatusCode.Unauthorized or HttpStatusCode.Forbidden
                                   or HttpStatusCode.RequestTimeout or HttpStatusCode.TooManyRequests);
-                var giveUp = refused || attempts >= options.Value.MaxAttempts;
+                // Never given up for lack of attempts: the backoff is capped at an hour and the address stays skipped
+                // meanwhile, so waiting out a long outage costs one request an hour.
+                var giveUp = refused;
                 var delay = options.Value.RetryDelay(attempts);
                 LogReportFailed(logger, id, report.Reason ?? "", attempts, giveUp, ex.Message);
                 var at = Clock.GetUtcNow();

@@ -20,6 +20,7 @@ public sealed class SendEngineMetrics
     private readonly Counter<long> _memberCenterReports;
     private long _backlog;
     private long _pendingReports;
+    private double _pendingReportsAge;
 
     public SendEngineMetrics(IMeterFactory factory)
     {
@@ -38,6 +39,8 @@ public sealed class SendEngineMetrics
             description: "Suppression reports to Member Center, by kind (hard_bounce, complaint, unsubscribe) and outcome (sent, retried, failed).");
         meter.CreateObservableGauge("sendengine.member_center.reports_pending", () => Volatile.Read(ref _pendingReports),
             description: "Member Center reports queued and not yet sent or given up (sampled by the reporter).");
+        meter.CreateObservableGauge("sendengine.member_center.reports_pending_age", () => Volatile.Read(ref _pendingReportsAge), unit: "s",
+            description: "Age of the oldest Member Center report not yet sent or given up; 0 when none (sampled by the reporter).");
     }
 
     public static readonly double[] LatencyBuckets = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300];
@@ -60,7 +63,11 @@ public sealed class SendEngineMetrics
     public void MemberCenterReport(string kind, string outcome) =>
         _memberCenterReports.Add(1, new KeyValuePair<string, object?>("kind", kind), new KeyValuePair<string, object?>("outcome", outcome));
 
-    public void PendingMemberCenterReports(long count) => Volatile.Write(ref _pendingReports, count);
+    public void PendingMemberCenterReports(long count, TimeSpan oldestAge = default)
+    {
+        Volatile.Write(ref _pendingReports, count);
+        Volatile.Write(ref _pendingReportsAge, Math.Max(0, oldestAge.TotalSeconds));
+    }
 
     public void Delivery(string transport, string result, TimeSpan duration)
     {

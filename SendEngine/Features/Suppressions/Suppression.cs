@@ -1,3 +1,4 @@
+using Newsletter.ServiceDefaults.Mail;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.EntityFrameworkCore.Metadata.Builders;
 
@@ -7,7 +8,7 @@ namespace SendEngine.Features.Suppressions;
 public sealed class Suppression
 {
     public Guid TenantId { get; set; }
-    /// <summary>Lower-cased, trimmed.</summary>
+    /// <summary>The address's identity key (<see cref="EmailAddresses.Key"/>: lower-cased, punycode domain).</summary>
     public required string Email { get; set; }
     /// <summary>hard_bounce, complaint, unsubscribe or manual.</summary>
     public required string Reason { get; set; }
@@ -16,7 +17,8 @@ public sealed class Suppression
     public required string Source { get; set; }
     public DateTimeOffset CreatedAt { get; set; }
 
-    public static string Normalize(string email) => email.Trim().ToLowerInvariant();
+    /// <summary>The key suppressions, statistics and pending reports are stored under: Member Center's identity rule.</summary>
+    public static string Normalize(string email) => EmailAddresses.Key(email);
 }
 
 internal sealed class SuppressionConfiguration : IEntityTypeConfiguration<Suppression>
