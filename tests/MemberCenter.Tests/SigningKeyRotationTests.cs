@@ -94,9 +94,12 @@ public sealed class SigningKeyRotationTests(PostgresServer postgres, MailDevServ
         {
             Assert.Equal("revoked", (await MemberCenterFixture.ReadAsync<SigningKeyResponse>(again)).State);
         }
-        using var unknown = await fresh.PostAsync("admin/signing-keys/NO-SUCH-KEY/revoke", null, ct);
-        Assert.Equal(HttpStatusCode.NotFound, unknown.StatusCode);
-        Assert.Equal("application/problem+json", unknown.Content.Headers.ContentType?.MediaType);
+        foreach (var unknownKid in new[] { "0123456789ABCDEF0123456789ABCDEF01234567", "NO-SUCH-KEY", "a%00b" })
+        {
+            using var unknown = await fresh.PostAsync($"admin/signing-keys/{unknownKid}/revoke", null, ct);
+            Assert.Equal(HttpStatusCode.NotFound, unknown.StatusCode);
+            Assert.Equal("application/problem+json", unknown.Content.Headers.ContentType?.MediaType);
+        }
 
         // The revocation is stored: a restarted server neither publishes nor signs with the key.
         await using var restarted = new MemberCenterFixture(postgres, mail);

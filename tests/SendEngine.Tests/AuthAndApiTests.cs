@@ -226,14 +226,14 @@ public sealed class AuthAndApiTests(StackFixture stack)
             Assert.Equal(HttpStatusCode.OK, revoke.StatusCode);
         }
         var status = HttpStatusCode.OK;
-        while (status == HttpStatusCode.OK && clock.Elapsed < interval + TimeSpan.FromSeconds(15))
+        while (status == HttpStatusCode.OK && clock.Elapsed < interval + TimeSpan.FromSeconds(20))
         {
             await Task.Delay(100, ct);
             status = await ListJobs(first);
         }
         Assert.Equal(HttpStatusCode.Unauthorized, status);
         // The interval, plus a margin for a loaded machine.
-        Assert.True(clock.Elapsed < interval + TimeSpan.FromSeconds(4), $"refused only after {clock.Elapsed}");
+        Assert.True(clock.Elapsed < interval + TimeSpan.FromSeconds(6), $"refused only after {clock.Elapsed}");
         Assert.Equal(HttpStatusCode.OK, await ListJobs(second));
         Assert.Equal(HttpStatusCode.OK, await ListJobs(await SendToken()));
     }

@@ -149,7 +149,8 @@ public static class AdminApi
     /// </summary>
     private static async Task<Results<Ok<SigningKeyResponse>, ProblemHttpResult>> RevokeSigningKey(string kid, SigningKeyRing ring, CancellationToken ct)
     {
-        var key = await ring.RevokeAsync(kid, ct);
+        // Key ids are certificate thumbprints (hex): anything else cannot exist, and is not sent to the database.
+        var key = kid.Length <= 100 && kid.All(char.IsAsciiHexDigit) ? await ring.RevokeAsync(kid, ct) : null;
         return key is null
             ? TypedResults.Problem(statusCode: 404, title: "Signing key not found")
             : TypedResults.Ok(new SigningKeyResponse(key.Id, key.NotBefore, key.NotAfter, "revoked"));
