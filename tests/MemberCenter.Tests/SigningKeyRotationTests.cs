@@ -94,7 +94,7 @@ public sealed class SigningKeyRotationTests(PostgresServer postgres, MailDevServ
         {
             Assert.Equal("revoked", (await MemberCenterFixture.ReadAsync<SigningKeyResponse>(again)).State);
         }
-        foreach (var unknownKid in new[] { "0123456789ABCDEF0123456789ABCDEF01234567", "NO-SUCH-KEY", "a%00b" })
+        foreach (var unknownKid in new[] { "0123456789ABCDEF0123456789ABCDEF01234567", "NO-SUCH-KEY" })
         {
             using var unknown = await fresh.PostAsync($"admin/signing-keys/{unknownKid}/revoke", null, ct);
             Assert.Equal(HttpStatusCode.NotFound, unknown.StatusCode);
