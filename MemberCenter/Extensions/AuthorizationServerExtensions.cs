@@ -86,6 +86,7 @@ public static class AuthorizationServerExtensions
         return builder;
     }
 
+    /// <summary>Authentication and authorization; the token endpoint's throttle runs inside OpenIddict (ClientAuthenticationThrottle).</summary>
     public static WebApplication UseAuthorizationServer(this WebApplication app)
     {
         app.UseAuthentication();
