@@ -7,7 +7,8 @@
 #                      (same as RUN_SH_EXIT_AFTER_START=1)
 # Bring your own database or SMTP server by setting ConnectionStrings__MemberCenter (and
 # ConnectionStrings__SendEngine) or Smtp__Host (and Smtp__Port); run.sh then starts none of its own.
-# Demo__* and Bootstrap__* come from .local/demo.env (sourced); cleanup runs from a trap.
+# Demo__*, Bootstrap__*, Auth__SigningKeys__Password and Hangfire__* come from .local/demo.env (sourced); cleanup runs
+# from a trap.
 # shellcheck disable=SC2154,SC2317
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
@@ -153,6 +154,9 @@ ensure_demo_env() {
   put Demo__TenantApiClientSecret "$(random_secret)"
   put Demo__SendApiClientId demo-send
   put Demo__SendApiClientSecret "$(random_secret)"
+  # Encrypts Member Center's private token-signing keys in PostgreSQL; the keys already stored are encrypted with it on
+  # start. Keep it with the database: keys encrypted with a lost password cannot be read (delete both to start afresh).
+  put Auth__SigningKeys__Password "$(random_secret)"
   put Hangfire__DashboardUsername ops
   put Hangfire__DashboardPassword "$(random_secret)"
   # The Tencent SES webhook refuses unauthenticated callbacks: Token mode with this secret (printed with the callback URL).

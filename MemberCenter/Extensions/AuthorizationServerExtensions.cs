@@ -17,7 +17,11 @@ public static class AuthorizationServerExtensions
     {
         var services = builder.Services;
         services.AddOptions<AuthOptions>().BindConfiguration(AuthOptions.Section).ValidateDataAnnotations().ValidateOnStart();
-        services.AddOptions<SigningKeyOptions>().BindConfiguration(SigningKeyOptions.Section).ValidateDataAnnotations().ValidateOnStart();
+        services.AddOptions<SigningKeyOptions>().BindConfiguration(SigningKeyOptions.Section).ValidateDataAnnotations()
+            .Validate<IHostEnvironment>((o, env) => o.Password is not null || o.AllowUnencrypted || !env.IsProduction(),
+                "Auth:SigningKeys:Password (Auth__SigningKeys__Password, at least 16 characters) is required in Production: it encrypts "
+                + "the private signing keys stored in PostgreSQL. Set Auth__SigningKeys__AllowUnencrypted=true to store them unencrypted.")
+            .ValidateOnStart();
         services.AddOptions<BootstrapOptions>().BindConfiguration(BootstrapOptions.Section)
             .Validate(o => (o.AdminClientId is null) == (o.AdminClientSecret is null), "Bootstrap:AdminClientId and Bootstrap:AdminClientSecret go together.")
             .Validate(o => (o.SendEngineClientId is null) == (o.SendEngineClientSecret is null), "Bootstrap:SendEngineClientId and Bootstrap:SendEngineClientSecret go together.")
@@ -60,7 +64,10 @@ public static class AuthorizationServerExtensions
                 o.DisableTokenStorage();
                 // OpenIddict insists on an encryption key even though no token it issues here is encrypted.
                 o.AddEncryptionKey(new SymmetricSecurityKey(RandomNumberGenerator.GetBytes(32)));
-                o.AddEventHandler(ClientAuthenticationThrottle.RecordFailures.Descriptor);
+                // Counts a secret check before its PBKDF2 hash runs (OpenIddict's own handler cannot).
+                o.RemoveEventHandler(OpenIddictServerHandlers.ValidateClientSecret.Descriptor);
+                o.AddEventHandler(ClientAuthenticationThrottle.ValidateClientSecret.Descriptor);
+                o.AddEventHandler(ClientAuthenticationThrottle.AnswerTooManyRequests.Descriptor);
                 var aspnet = o.UseAspNetCore().EnableTokenEndpointPassthrough();
                 if (!auth.RequireHttps)
                 {
@@ -79,11 +86,9 @@ public static class AuthorizationServerExtensions
         return builder;
     }
 
-    /// <summary>The failed-authentication limit in front of the token endpoint, then authentication and authorization.</summary>
+    /// <summary>Authentication and authorization; the token endpoint's throttle runs inside OpenIddict (ClientAuthenticationThrottle).</summary>
     public static WebApplication UseAuthorizationServer(this WebApplication app)
     {
-        var throttle = app.Services.GetRequiredService<ClientAuthenticationThrottle>();
-        app.Use((http, next) => throttle.InvokeAsync(http, () => next(http)));
         app.UseAuthentication();
         app.UseAuthorization();
         return app;

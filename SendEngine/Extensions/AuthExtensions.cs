@@ -24,6 +24,10 @@ public sealed class AuthOptions
 
     [Range(typeof(TimeSpan), "00:00:00", "00:05:00")]
     public TimeSpan ClockSkew { get; set; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>How often Member Center's JWKS is read again: a key revoked there is refused here within this interval.</summary>
+    [Range(typeof(TimeSpan), "00:00:01", "1.00:00:00")]
+    public TimeSpan JwksRefreshInterval { get; set; } = TimeSpan.FromMinutes(1);
 }
 
 /// <summary>Resource-server token validation: Member Center's JWTs, checked against its discovery document and JWKS.</summary>
@@ -45,17 +49,17 @@ public static class AuthExtensions
 
         builder.Services.AddOpenIddict().AddValidation(o =>
         {
-            // Discovery at {issuer}.well-known/openid-configuration, then its JWKS, cached and refreshed periodically by
-            // OpenIddict; AddRotatedSigningKeys fetches the JWKS again when a token carries an unknown kid, so a
-            // key rotation needs no restart.
+            // Discovery at {issuer}.well-known/openid-configuration. The keys come from JwksRefresher, not from
+            // OpenIddict's 12-hour cache: PinAccessTokenValidation gives each token the keys published now.
             o.SetIssuer(issuer);
             o.AddAudiences(auth.SendEngineAudience);
             o.UseSystemNetHttp();
             o.UseAspNetCore();
             o.Configure(v => v.TokenValidationParameters.ClockSkew = auth.ClockSkew);
-            o.AddEventHandler(AddRotatedSigningKeys.Descriptor);
+            o.AddEventHandler(PinAccessTokenValidation.Descriptor);
         });
         builder.Services.AddSingleton<JwksRefresher>();
+        builder.Services.AddHostedService(sp => sp.GetRequiredService<JwksRefresher>());
         builder.Services.AddHttpClient(JwksRefresher.HttpClientName);
         builder.Services.AddAuthentication(OpenIddictValidationAspNetCoreDefaults.AuthenticationScheme);
         builder.Services.AddAuthorizationBuilder()

@@ -138,6 +138,8 @@ log "starting Member Center on $MC"
   export Auth__Issuer="$MC/" Auth__RequireHttps=false PublicUrls__MemberCenter="$MC"
   export Smtp__Host=127.0.0.1 Smtp__Port="$SMTP_PORT" Smtp__UseTls=false
   export Bootstrap__AdminClientId=bench-admin Bootstrap__AdminClientSecret="$ADMIN_SECRET"
+  # Production refuses unencrypted signing keys; the cluster is new each run, so a new password will do.
+  export Auth__SigningKeys__Password="$(random_secret)"
   export Serilog__MinimumLevel__Default=Warning
   for kv in "${MC_ENV[@]}"; do export "${kv?}"; done
   # W^X double-maps JIT code, which hides it from the perf map; turn it off while profiling.

@@ -137,6 +137,8 @@ log "starting Member Center on $MC"
   export Auth__Issuer="$MC/" Auth__RequireHttps=false PublicUrls__MemberCenter="$MC"
   export Smtp__Host=127.0.0.1 Smtp__Port="$SMTP_PORT" Smtp__UseTls=false
   export Bootstrap__AdminClientId=bench-admin Bootstrap__AdminClientSecret="$ADMIN_SECRET"
+  # Production refuses unencrypted signing keys; the cluster is new each run, so a new password will do.
+  export Auth__SigningKeys__Password="$(random_secret)"
   export Bootstrap__SendEngineClientId=bench-send-engine Bootstrap__SendEngineClientSecret="$SE_CLIENT_SECRET"
   export Serilog__MinimumLevel__Default=Warning
   exec dotnet bin/Release/net10.0/MemberCenter.dll --urls "$MC"

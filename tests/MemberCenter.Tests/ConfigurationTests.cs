@@ -22,6 +22,29 @@ public sealed class ConfigurationTests(PostgresServer postgres, MailDevServer ma
     }
 
     [Fact]
+    public async Task In_Production_it_refuses_to_start_with_unencrypted_signing_keys_unless_told_to()
+    {
+        await using (var refused = new MemberCenterFixture(postgres, mail))
+        {
+            refused.Settings["environment"] = "Production";
+            var error = await Record.ExceptionAsync(async () => await refused.InitializeAsync());
+            Assert.NotNull(error);
+            Assert.Contains("Auth__SigningKeys__Password", error.ToString(), StringComparison.Ordinal);
+            Assert.Contains("Auth__SigningKeys__AllowUnencrypted", error.ToString(), StringComparison.Ordinal);
+        }
+
+        // The explicit opt-out starts, and so does a configured password.
+        foreach (var (key, value) in new[] { ("Auth:SigningKeys:AllowUnencrypted", "true"), ("Auth:SigningKeys:Password", "a-key-password-of-some-length") })
+        {
+            await using var mc = new MemberCenterFixture(postgres, mail);
+            mc.Settings["environment"] = "Production";
+            mc.Settings[key] = value;
+            await mc.InitializeAsync();
+            Assert.NotEmpty(await mc.AdminTokenAsync());
+        }
+    }
+
+    [Fact]
     public async Task The_send_engine_audience_and_the_token_lifetime_follow_configuration()
     {
         await using var mc = new MemberCenterFixture(postgres, mail);

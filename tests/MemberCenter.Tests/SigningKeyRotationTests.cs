@@ -57,6 +57,61 @@ public sealed class SigningKeyRotationTests(PostgresServer postgres, MailDevServ
     }
 
     [Fact]
+    public async Task A_revoked_key_leaves_the_JWKS_at_once_its_tokens_are_refused_and_a_new_key_signs()
+    {
+        var ct = TestContext.Current.CancellationToken;
+        var leakedToken = await _mc.AdminTokenAsync();
+        var leakedKid = new JsonWebToken(leakedToken).Kid;
+        using var admin = _mc.Http(leakedToken);
+
+        using (var revoke = await admin.PostAsync($"admin/signing-keys/{leakedKid}/revoke", null, ct))
+        {
+            var revoked = await MemberCenterFixture.ReadAsync<SigningKeyResponse>(revoke);
+            Assert.Equal(leakedKid, revoked.KeyId);
+            Assert.Equal("revoked", revoked.State);
+        }
+
+        // Gone from the JWKS at once, and Member Center itself no longer accepts tokens it signed.
+        Assert.DoesNotContain(leakedKid, await JwksKidsAsync());
+        using (var refused = await admin.GetAsync("admin/signing-keys", ct))
+        {
+            Assert.Equal(HttpStatusCode.Unauthorized, refused.StatusCode);
+        }
+        Assert.False((await ValidateAsync(leakedToken)).IsValid);
+
+        // It was the signing key, so a new one signs at once (no pre-publication) and is published.
+        var freshToken = await _mc.AdminTokenAsync();
+        var freshKid = new JsonWebToken(freshToken).Kid;
+        Assert.NotEqual(leakedKid, freshKid);
+        Assert.Contains(freshKid, await JwksKidsAsync());
+        using var fresh = _mc.Http(freshToken);
+        var keys = await MemberCenterFixture.ReadAsync<List<SigningKeyResponse>>(await fresh.GetAsync("admin/signing-keys", ct));
+        Assert.DoesNotContain(keys, k => k.KeyId == leakedKid);
+        Assert.Contains(keys, k => k.KeyId == freshKid && k.State == "signing");
+
+        // Revoking again answers the same; an unknown kid is a 404 problem.
+        using (var again = await fresh.PostAsync($"admin/signing-keys/{leakedKid}/revoke", null, ct))
+        {
+            Assert.Equal("revoked", (await MemberCenterFixture.ReadAsync<SigningKeyResponse>(again)).State);
+        }
+        foreach (var unknownKid in new[] { "0123456789ABCDEF0123456789ABCDEF01234567", "NO-SUCH-KEY" })
+        {
+            using var unknown = await fresh.PostAsync($"admin/signing-keys/{unknownKid}/revoke", null, ct);
+            Assert.Equal(HttpStatusCode.NotFound, unknown.StatusCode);
+            Assert.Equal("application/problem+json", unknown.Content.Headers.ContentType?.MediaType);
+        }
+
+        // The revocation is stored: a restarted server neither publishes nor signs with the key.
+        await using var restarted = new MemberCenterFixture(postgres, mail);
+        restarted.Settings["ConnectionStrings:MemberCenter"] = _mc.ConnectionString;
+        await restarted.InitializeAsync();
+        Assert.Equal(freshKid, new JsonWebToken(await restarted.AdminTokenAsync()).Kid);
+        using var restartedHttp = restarted.Http();
+        var jwks = new JsonWebKeySet(await restartedHttp.GetStringAsync(".well-known/jwks", ct));
+        Assert.DoesNotContain(jwks.Keys, k => k.Kid == leakedKid);
+    }
+
+    [Fact]
     public async Task Keys_are_persisted_so_a_restarted_server_signs_with_the_same_key()
     {
         var kid = new JsonWebToken(await _mc.AdminTokenAsync()).Kid;
@@ -68,17 +123,30 @@ public sealed class SigningKeyRotationTests(PostgresServer postgres, MailDevServ
     }
 
     [Fact]
-    public async Task With_a_password_new_keys_are_stored_protected_and_older_unprotected_keys_still_load()
+    public async Task With_a_password_keys_stored_unprotected_are_encrypted_on_start_and_new_keys_are_stored_protected()
     {
         await using var unprotected = new MemberCenterFixture(postgres, mail);
         await unprotected.InitializeAsync();
         var oldKid = new JsonWebToken(await unprotected.AdminTokenAsync()).Kid;
+        var before = await unprotected.WithDbAsync(db => db.SigningKeys.AsNoTracking().SingleAsync(k => k.Id == oldKid));
+        using (X509CertificateLoader.LoadPkcs12(before.Certificate, null))
+        {
+            // Stored without protection while no password was configured.
+        }
 
         await using var protectedMc = new MemberCenterFixture(postgres, mail);
         protectedMc.Settings["ConnectionStrings:MemberCenter"] = unprotected.ConnectionString;
         protectedMc.Settings["Auth:SigningKeys:Password"] = "a-key-password-of-some-length";
         await protectedMc.InitializeAsync();
+        // The same key keeps signing, now stored encrypted: no private key in the table loads without the password.
         Assert.Equal(oldKid, new JsonWebToken(await protectedMc.AdminTokenAsync()).Kid);
+        var migrated = await protectedMc.WithDbAsync(db => db.SigningKeys.AsNoTracking().SingleAsync(k => k.Id == oldKid));
+        Assert.ThrowsAny<CryptographicException>(() => X509CertificateLoader.LoadPkcs12(migrated.Certificate, null));
+        using (var reloaded = X509CertificateLoader.LoadPkcs12(migrated.Certificate, "a-key-password-of-some-length"))
+        {
+            Assert.Equal(oldKid, reloaded.Thumbprint);
+            Assert.True(reloaded.HasPrivateKey);
+        }
 
         var ring = protectedMc.Services.GetRequiredService<MemberCenter.Features.Auth.SigningKeyRing>();
         var first = await ring.RotateAsync(immediately: true, TestContext.Current.CancellationToken);

@@ -1,8 +1,11 @@
+using System.Diagnostics;
 using System.Net;
 using System.Net.Http.Headers;
 using System.Net.Http.Json;
+using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
+using Microsoft.IdentityModel.Tokens;
 using Newsletter.Contracts;
 
 namespace SendEngine.Tests;
@@ -47,6 +50,25 @@ public sealed class AuthAndApiTests(StackFixture stack)
             ["expired beyond the 30 s skew"] = forge.Mint(key, tenant.TenantId, expires: DateTime.UtcNow.AddSeconds(-45)),
             // A real Member Center token for the tenant API: right issuer and signature, wrong audience.
             ["tenant_api token"] = await stack.TokenAsync(tenant.TenantClientId, tenant.TenantClientSecret, Scopes.SubscriptionsWrite),
+            // Pinned algorithm, key and type (RFC 9068), each wrong alone:
+            ["alg: none, naming the real kid"] = TokenForge.Unsigned(forge.Mint(key, tenant.TenantId)),
+            ["HS256 keyed with the public key"] = forge.Mint(key, tenant.TenantId, tweak: d => d.SigningCredentials = TokenForge.PublicKeyAsHmacSecret(key)),
+            ["a stranger's key under the real kid"] = forge.Mint(key, tenant.TenantId, tweak: d =>
+                d.SigningCredentials = new SigningCredentials(new RsaSecurityKey(RSA.Create(2048)) { KeyId = key.Key.KeyId }, SecurityAlgorithms.RsaSha256)),
+            ["a stranger's key without a kid"] = forge.Mint(key, tenant.TenantId, tweak: d =>
+                d.SigningCredentials = new SigningCredentials(new RsaSecurityKey(RSA.Create(2048)), SecurityAlgorithms.RsaSha256)),
+            ["typ: JWT"] = forge.Mint(key, tenant.TenantId, tweak: d => d.TokenType = "JWT"),
+            // OpenIddict's own type check takes this (its 1.x/2.x tokens); the pin does not.
+            ["typ: JWT with token_usage: access_token"] = forge.Mint(key, tenant.TenantId, tweak: d =>
+            {
+                d.TokenType = "JWT";
+                d.Claims["token_usage"] = "access_token";
+            }),
+            ["nbf in the future"] = forge.Mint(key, tenant.TenantId, expires: DateTime.UtcNow.AddMinutes(30), tweak: d =>
+            {
+                d.IssuedAt = DateTime.UtcNow;
+                d.NotBefore = DateTime.UtcNow.AddMinutes(10);
+            }),
         };
         foreach (var (name, token) in cases)
         {
@@ -54,9 +76,18 @@ public sealed class AuthAndApiTests(StackFixture stack)
             Assert.True(response.StatusCode == HttpStatusCode.Unauthorized, $"{name}: {(int)response.StatusCode} {await response.Content.ReadAsStringAsync()}");
             Assert.Contains(response.Headers.WwwAuthenticate, h => h.Scheme == "Bearer");
         }
-        // Control: the same forge with nothing wrong is accepted.
+        // Control: the same forge with nothing wrong is accepted, also with the media-type spelling of the type.
         using var ok = await PostJobAsync(forge.Mint(key, tenant.TenantId), Valid(tenant));
         Assert.Equal(HttpStatusCode.Created, ok.StatusCode);
+        using var mediaType = await PostJobAsync(forge.Mint(key, tenant.TenantId, tweak: d => d.TokenType = "application/at+jwt"), Valid(tenant));
+        Assert.Equal(HttpStatusCode.Created, mediaType.StatusCode);
+        // nbf within the skew passes (clocks of the two services may differ a little).
+        using var nbfSkewed = await PostJobAsync(forge.Mint(key, tenant.TenantId, tweak: d =>
+        {
+            d.IssuedAt = DateTime.UtcNow;
+            d.NotBefore = DateTime.UtcNow.AddSeconds(10);
+        }), Valid(tenant));
+        Assert.Equal(HttpStatusCode.Created, nbfSkewed.StatusCode);
         // Within the skew a just-expired token still passes (clocks of the two services may differ a little).
         using var skewed = await PostJobAsync(forge.Mint(key, tenant.TenantId, expires: DateTime.UtcNow.AddSeconds(-10)), Valid(tenant));
         Assert.Equal(HttpStatusCode.Created, skewed.StatusCode);
@@ -149,6 +180,62 @@ public sealed class AuthAndApiTests(StackFixture stack)
         Assert.Contains(kid, newest);
         using var after = await Post(token);
         Assert.True(after.StatusCode == HttpStatusCode.Created, $"{(int)after.StatusCode} {after.Headers.WwwAuthenticate}");
+    }
+
+    [Fact]
+    public async Task A_revoked_signing_key_is_refused_within_the_JWKS_refresh_interval_and_a_rotated_one_is_not()
+    {
+        var ct = TestContext.Current.CancellationToken;
+        // A Member Center and a Send Engine of their own: revoking the shared stack's key would break the other tests.
+        await using var mc = await RestartableMemberCenter.StartAsync(stack, await stack.Postgres.CreateDatabaseAsync("mc"));
+        var interval = TimeSpan.FromSeconds(2);
+        await using var se = new SendEngineFactory(mc.SendEngineSettings(stack, await stack.Postgres.CreateDatabaseAsync("se"),
+            new Dictionary<string, string?> { ["Auth:JwksRefreshInterval"] = "00:00:02" }));
+        using var admin = mc.Client(await mc.TokenAsync(stack.AdminClientId, stack.AdminClientSecret));
+        var tenant = await StackFixture.PostAsync<TenantResponse>(admin, "admin/tenants", new CreateTenantRequest("Revocation"));
+        var client = await StackFixture.PostAsync<ApiClientSecretResponse>(admin, $"admin/tenants/{tenant.TenantId}/clients",
+            new CreateClientRequest(ClientUsages.SendApi, "sender"));
+        Task<string> SendToken() => mc.TokenAsync(client.ClientId, client.ClientSecret, Scopes.SendWrite + " " + Scopes.SendRead);
+        async Task<HttpStatusCode> ListJobs(string token)
+        {
+            using var http = se.CreateClient();
+            http.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", token);
+            using var response = await http.GetAsync("api/send-jobs", ct);
+            return response.StatusCode;
+        }
+        static string Kid(string token) => new Microsoft.IdentityModel.JsonWebTokens.JsonWebToken(token).Kid;
+
+        var first = await SendToken();
+        Assert.Equal(HttpStatusCode.OK, await ListJobs(first));
+
+        // Rotated at once: the new key signs; the old one stays published for its tokens, which pass across refreshes.
+        using (var rotate = await admin.PostAsync("admin/signing-keys/rotate?immediately=true", null, ct))
+        {
+            Assert.Equal(HttpStatusCode.Created, rotate.StatusCode);
+        }
+        var second = await SendToken();
+        Assert.NotEqual(Kid(first), Kid(second));
+        Assert.Equal(HttpStatusCode.OK, await ListJobs(second));
+        await Task.Delay(interval * 2, ct);
+        Assert.Equal(HttpStatusCode.OK, await ListJobs(first));
+
+        // Revoked: its tokens are refused once Send Engine next reads the JWKS; the other key's tokens still pass.
+        var clock = Stopwatch.StartNew();
+        using (var revoke = await admin.PostAsync($"admin/signing-keys/{Kid(first)}/revoke", null, ct))
+        {
+            Assert.Equal(HttpStatusCode.OK, revoke.StatusCode);
+        }
+        var status = HttpStatusCode.OK;
+        while (status == HttpStatusCode.OK && clock.Elapsed < interval + TimeSpan.FromSeconds(20))
+        {
+            await Task.Delay(100, ct);
+            status = await ListJobs(first);
+        }
+        Assert.Equal(HttpStatusCode.Unauthorized, status);
+        // The interval, plus a margin for a loaded machine.
+        Assert.True(clock.Elapsed < interval + TimeSpan.FromSeconds(6), $"refused only after {clock.Elapsed}");
+        Assert.Equal(HttpStatusCode.OK, await ListJobs(second));
+        Assert.Equal(HttpStatusCode.OK, await ListJobs(await SendToken()));
     }
 
     [Fact]

@@ -27,8 +27,28 @@ public sealed class TokenForge(StackFixture stack)
     public static SigningCredentials StrangerKey() =>
         new(new RsaSecurityKey(RSA.Create(2048)) { KeyId = "stranger-" + Guid.NewGuid().ToString("N") }, SecurityAlgorithms.RsaSha256);
 
+    /// <summary>
+    /// Member Center's current key as an HMAC secret: the public key in PEM, as anyone can rebuild it from the JWKS
+    /// (the "HS256 signed with the public key" algorithm-confusion attack), under the real key's kid.
+    /// </summary>
+    public static SigningCredentials PublicKeyAsHmacSecret(SigningCredentials memberCenterKey)
+    {
+        var x509 = (X509SecurityKey)memberCenterKey.Key;
+        var pem = x509.Certificate.GetRSAPublicKey()!.ExportSubjectPublicKeyInfoPem();
+        return new(new SymmetricSecurityKey(System.Text.Encoding.UTF8.GetBytes(pem)) { KeyId = x509.KeyId }, SecurityAlgorithms.HmacSha256);
+    }
+
+    /// <summary>The token's claims under <c>{"alg":"none"}</c> with its kid and typ, and no signature.</summary>
+    public static string Unsigned(string token)
+    {
+        var jwt = new JsonWebToken(token);
+        var header = System.Text.Json.JsonSerializer.Serialize(new Dictionary<string, string> { ["alg"] = "none", ["kid"] = jwt.Kid, ["typ"] = jwt.Typ });
+        return Base64UrlEncoder.Encode(header) + "." + token.Split('.')[1] + ".";
+    }
+
+    /// <param name="tweak">Changes the token before it is signed: its header type, times, claims or signing credentials.</param>
     public string Mint(SigningCredentials key, string? tenantId, string scope = Scopes.SendWrite + " " + Scopes.SendRead,
-        string? issuer = null, string audience = Audiences.SendEngineApi, DateTime? expires = null)
+        string? issuer = null, string audience = Audiences.SendEngineApi, DateTime? expires = null, Action<SecurityTokenDescriptor>? tweak = null)
     {
         var now = DateTime.UtcNow;
         var claims = new Dictionary<string, object>
@@ -43,7 +63,7 @@ public sealed class TokenForge(StackFixture stack)
             claims[ClaimNames.TenantId] = tenantId;
         }
         var exp = expires ?? now.AddMinutes(10);
-        return new JsonWebTokenHandler().CreateToken(new SecurityTokenDescriptor
+        var descriptor = new SecurityTokenDescriptor
         {
             Issuer = issuer ?? stack.MemberCenterUrl + "/",
             Audience = audience,
@@ -53,6 +73,8 @@ public sealed class TokenForge(StackFixture stack)
             Expires = exp,
             SigningCredentials = key,
             TokenType = "at+jwt",
-        });
+        };
+        tweak?.Invoke(descriptor);
+        return new JsonWebTokenHandler().CreateToken(descriptor);
     }
 }

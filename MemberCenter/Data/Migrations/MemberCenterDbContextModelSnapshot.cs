@@ -100,6 +100,10 @@ namespace MemberCenter.Data.Migrations
                         .HasColumnType("timestamp with time zone")
                         .HasColumnName("not_before");
 
+                    b.Property<DateTimeOffset?>("RevokedAt")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("revoked_at");
+
                     b.HasKey("Id")
                         .HasName("pk_signing_keys");
 

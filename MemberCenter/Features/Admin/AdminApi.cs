@@ -28,6 +28,7 @@ public static class AdminApi
         admin.MapPost("/clients/{clientId}/disable", DisableClient);
         admin.MapGet("/signing-keys", ListSigningKeys);
         admin.MapPost("/signing-keys/rotate", RotateSigningKey);
+        admin.MapPost("/signing-keys/{kid}/revoke", RevokeSigningKey);
         return app;
     }
 
@@ -140,6 +141,19 @@ public static class AdminApi
         var key = await ring.RotateAsync(immediately ?? false, ct);
         var state = key.NotBefore > clock.GetUtcNow() ? "published" : "signing";
         return TypedResults.Created("/admin/signing-keys", new SigningKeyResponse(key.Id, key.NotBefore, key.NotAfter, state));
+    }
+
+    /// <summary>
+    /// Withdraws a (leaked) key: out of the JWKS at once, Send Engine refuses its tokens within its JWKS refresh interval.
+    /// A new key signs at once when the revoked one was signing. Repeating it answers the same.
+    /// </summary>
+    private static async Task<Results<Ok<SigningKeyResponse>, ProblemHttpResult>> RevokeSigningKey(string kid, SigningKeyRing ring, CancellationToken ct)
+    {
+        // Key ids are certificate thumbprints (hex): anything else cannot exist, and is not sent to the database.
+        var key = kid.Length <= 100 && kid.All(char.IsAsciiHexDigit) ? await ring.RevokeAsync(kid, ct) : null;
+        return key is null
+            ? TypedResults.Problem(statusCode: 404, title: "Signing key not found")
+            : TypedResults.Ok(new SigningKeyResponse(key.Id, key.NotBefore, key.NotAfter, "revoked"));
     }
 
     private static TenantResponse ToResponse(Tenant t) => new(t.Id.ToString(), t.Name, t.CreatedAt);

@@ -20,9 +20,16 @@ public sealed class AuthOptions
     /// <summary>False only for local development on plain http.</summary>
     public bool RequireHttps { get; set; } = true;
 
-    /// <summary>Failed client authentications allowed per client address and client_id within the window; 0 turns the limit off.</summary>
+    /// <summary>Failed client authentications allowed per client address and client_id within the window; 0 turns the limits off.</summary>
     [Range(0, 100_000)]
     public int FailedClientAuthenticationLimit { get; set; } = 10;
+
+    /// <summary>
+    /// Failed client authentications allowed per client_id within the window, from all addresses together, so that
+    /// rotating addresses (an IPv6 prefix holds billions) does not multiply the secret checks an attacker gets.
+    /// </summary>
+    [Range(1, 100_000)]
+    public int FailedClientAuthenticationLimitPerClient { get; set; } = 50;
 
     [Range(typeof(TimeSpan), "00:00:06", "1.00:00:00")]
     public TimeSpan FailedClientAuthenticationWindow { get; set; } = TimeSpan.FromMinutes(1);
@@ -48,11 +55,18 @@ public sealed class SigningKeyOptions
     public TimeSpan PrePublish { get; set; } = TimeSpan.FromDays(1);
 
     /// <summary>
-    /// Protects the private keys stored in the database (PKCS#12, PBES2 AES-256 / SHA-256). Unset: stored unprotected,
-    /// as safe as the database. Keys stored before a password was set still load; new keys are protected.
+    /// Protects the private keys stored in the database (PKCS#12, PBES2 AES-256 / SHA-256). Keys stored unprotected
+    /// before a password was set are encrypted with it on start. Unset: stored unprotected, as safe as the database
+    /// (refused in Production unless <see cref="AllowUnencrypted"/>).
     /// </summary>
     [MinLength(16)]
     public string? Password { get; set; }
+
+    /// <summary>
+    /// In Production Member Center refuses to start without <see cref="Password"/>; true stores the keys unprotected
+    /// anyway (for a database that is encrypted and access-controlled some other way).
+    /// </summary>
+    public bool AllowUnencrypted { get; set; }
 
     /// <summary>How often each replica re-reads the key table (rotations done by another replica).</summary>
     [Range(typeof(TimeSpan), "00:00:01", "01:00:00")]

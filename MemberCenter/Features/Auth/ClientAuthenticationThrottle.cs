@@ -1,163 +1,194 @@
 using System.Collections.Concurrent;
 using System.Globalization;
-using System.Net.Http.Headers;
-using System.Text;
-using System.Threading.RateLimiting;
 using Microsoft.AspNetCore;
 using Microsoft.Extensions.Options;
+using OpenIddict.Abstractions;
+using OpenIddict.EntityFrameworkCore.Models;
 using OpenIddict.Server;
+using OpenIddict.Server.AspNetCore;
 using static OpenIddict.Abstractions.OpenIddictConstants;
 using static OpenIddict.Server.OpenIddictServerEvents;
 
 namespace MemberCenter.Features.Auth;
 
 /// <summary>
-/// Limits failed client authentications at POST /oauth/token per client address and client_id. Verifying a wrong
-/// secret costs a PBKDF2 hash, so without a limit anyone who knows a client_id can keep Member Center's CPU busy.
-/// Keyed by address and client_id together, so one misbehaving client (or an attacker) behind a shared proxy address
-/// cannot lock out the other clients there. Counted per process: with N replicas the limit is N times as loose.
+/// Limits failed client-secret checks at POST /oauth/token. Verifying a secret costs a PBKDF2 hash, so without a limit
+/// anyone who knows a client_id can keep Member Center's CPU busy. Two counts, both sliding over the window: per client
+/// address and client_id (a misconfigured server cannot lock out the same client's other servers), and per client_id
+/// across addresses (rotating addresses gains nothing). The checks of one client run one at a time and each is admitted
+/// against the failures already counted, so a parallel burst runs at most as many hashes as the limit allows. A secret
+/// verified before (cached by <see cref="CachingApplicationManager"/>) costs no hash and is never held back. Counted
+/// per process: with N replicas the limits are N times as loose.
 /// </summary>
-public sealed class ClientAuthenticationThrottle : IDisposable
+public sealed class ClientAuthenticationThrottle(IOptions<AuthOptions> options, TimeProvider clock)
 {
-    private readonly PartitionedRateLimiter<string>? _failures;
-    // Callers with failures in the window: a caller that never failed (every well-configured client) costs one lookup.
-    private readonly ConcurrentDictionary<string, byte> _failing = new(StringComparer.Ordinal);
-    private const int MaxTracked = 100_000;
-    private readonly int _limit;
-    private readonly int _retryAfterSeconds;
+    private readonly ConcurrentDictionary<string, ClientFailures> _clients = new(StringComparer.Ordinal);
 
-    public ClientAuthenticationThrottle(IOptions<AuthOptions> options)
+    /// <summary>The answer of a secret check: valid or not, or not run because the caller is over a limit.</summary>
+    public readonly record struct Verdict(bool Valid, TimeSpan? RetryAfter);
+
+    /// <summary>
+    /// Runs <paramref name="verify"/> unless <paramref name="clientId"/> from <paramref name="address"/> is over a limit,
+    /// and counts it when it fails. Only known clients get here (OpenIddict refuses unknown ones without hashing), so
+    /// the table is bounded by the number of clients.
+    /// </summary>
+    public async Task<Verdict> CheckAsync(string clientId, string address, Func<Task<bool>> verify, CancellationToken ct)
     {
         var o = options.Value;
         if (o.FailedClientAuthenticationLimit <= 0)
         {
-            return;
+            return new Verdict(await verify(), null);
         }
-        const int segments = 6;
-        _limit = o.FailedClientAuthenticationLimit;
-        _retryAfterSeconds = (int)Math.Ceiling(o.FailedClientAuthenticationWindow.TotalSeconds / segments);
-        _failures = PartitionedRateLimiter.Create<string, string>(key => RateLimitPartition.GetSlidingWindowLimiter(key, _ => new SlidingWindowRateLimiterOptions
-        {
-            PermitLimit = o.FailedClientAuthenticationLimit,
-            Window = o.FailedClientAuthenticationWindow,
-            SegmentsPerWindow = segments,
-            QueueLimit = 0,
-            AutoReplenishment = true,
-        }));
-    }
-
-    private static string Key(HttpContext http, string? clientId) => $"{http.Connection.RemoteIpAddress}|{clientId}";
-
-    private bool IsBlocked(string key)
-    {
-        if (_failures is null || !_failing.ContainsKey(key))
-        {
-            return false;
-        }
-        var available = _failures.GetStatistics(key)?.CurrentAvailablePermits ?? _limit;
-        if (available >= _limit)
-        {
-            _failing.TryRemove(key, out _); // the window slid past its failures
-        }
-        return available <= 0;
-    }
-
-    private void RecordFailure(string key)
-    {
-        if (_failures is null)
-        {
-            return;
-        }
-        if (_failing.Count >= MaxTracked)
-        {
-            // Many distinct callers failing (random client_ids): forget who they were rather than grow without bound;
-            // the limiter still has their counts, so a blocked caller is blocked again after one more failure.
-            _failing.Clear();
-        }
-        _failing[key] = 0;
-        using var lease = _failures.AttemptAcquire(key);
-    }
-
-    public void Dispose() => _failures?.Dispose();
-
-    /// <summary>Answers 429 before OpenIddict verifies anything while the caller is over the limit.</summary>
-    public async Task InvokeAsync(HttpContext http, Func<Task> next)
-    {
-        if (_failures is null || !HttpMethods.IsPost(http.Request.Method) || !http.Request.Path.Equals("/oauth/token", StringComparison.Ordinal))
-        {
-            await next();
-            return;
-        }
-        var clientId = BasicClientId(http.Request) ?? await FormClientIdAsync(http.Request);
-        if (!IsBlocked(Key(http, clientId)))
-        {
-            await next();
-            return;
-        }
-        http.Response.StatusCode = StatusCodes.Status429TooManyRequests;
-        http.Response.Headers.RetryAfter = _retryAfterSeconds.ToString(CultureInfo.InvariantCulture);
-        http.Response.Headers.CacheControl = "no-store";
-        // RFC 6749 error shape like every other answer of this endpoint; not invalid_client, since the secret may be right.
-        await http.Response.WriteAsJsonAsync(new Dictionary<string, string>
-        {
-            [Parameters.Error] = Errors.TemporarilyUnavailable,
-            [Parameters.ErrorDescription] = $"Too many failed client authentications from this address for this client; retry in {_retryAfterSeconds} s.",
-        }, http.RequestAborted);
-    }
-
-    /// <summary>client_id from the form; a form that cannot be read is left to OpenIddict to refuse (invalid_request).</summary>
-    private static async Task<string?> FormClientIdAsync(HttpRequest request)
-    {
-        if (!request.HasFormContentType)
-        {
-            return null;
-        }
+        var client = _clients.GetOrAdd(clientId, static _ => new ClientFailures());
+        // One check per client at a time: the next one is admitted only once this one's failure (if any) is counted.
+        await client.Gate.WaitAsync(ct);
         try
         {
-            return (await request.ReadFormAsync(request.HttpContext.RequestAborted))[Parameters.ClientId].ToString();
+            var now = clock.GetUtcNow();
+            client.Prune(now - o.FailedClientAuthenticationWindow);
+            client.ByAddress.TryGetValue(address, out var fromAddress);
+            var wait = Max(
+                RetryAfter(client.All, o.FailedClientAuthenticationLimitPerClient, o.FailedClientAuthenticationWindow, now),
+                RetryAfter(fromAddress, o.FailedClientAuthenticationLimit, o.FailedClientAuthenticationWindow, now));
+            if (wait is not null)
+            {
+                return new Verdict(false, wait);
+            }
+            if (await verify())
+            {
+                return new Verdict(true, null);
+            }
+            client.All.Enqueue(now);
+            if (fromAddress is null)
+            {
+                client.ByAddress[address] = fromAddress = new Queue<DateTimeOffset>();
+            }
+            fromAddress.Enqueue(now);
+            return new Verdict(false, null);
         }
-        catch (Exception ex) when (ex is InvalidDataException or BadHttpRequestException or IOException)
+        finally
         {
-            return null;
+            client.Gate.Release();
         }
     }
 
-    /// <summary>client_id from <c>Authorization: Basic</c> (RFC 6749 2.3.1: form-urlencoded, then base64), as OpenIddict reads it.</summary>
-    private static string? BasicClientId(HttpRequest request)
+    /// <summary>Null while under <paramref name="limit"/>; else how long until enough failures have left the window.</summary>
+    private static TimeSpan? RetryAfter(Queue<DateTimeOffset>? failures, int limit, TimeSpan window, DateTimeOffset now)
     {
-        if (!AuthenticationHeaderValue.TryParse(request.Headers.Authorization, out var header)
-            || !string.Equals(header.Scheme, "Basic", StringComparison.OrdinalIgnoreCase) || header.Parameter is null)
+        if (failures is null || failures.Count < limit)
         {
             return null;
         }
-        try
+        var freeing = failures.ElementAt(failures.Count - limit);
+        var wait = freeing + window - now;
+        return wait > TimeSpan.FromSeconds(1) ? wait : TimeSpan.FromSeconds(1);
+    }
+
+    private static TimeSpan? Max(TimeSpan? a, TimeSpan? b) => a is null ? b : b is null ? a : a > b ? a : b;
+
+    /// <summary>One client's failures in the window, all and per address; touched only while holding <see cref="Gate"/>.</summary>
+    private sealed class ClientFailures
+    {
+        public SemaphoreSlim Gate { get; } = new(1, 1);
+        public Queue<DateTimeOffset> All { get; } = new();
+        // At most as many entries as failures in the window (each failure adds at most one), so it stays small.
+        public Dictionary<string, Queue<DateTimeOffset>> ByAddress { get; } = new(StringComparer.Ordinal);
+
+        public void Prune(DateTimeOffset horizon)
         {
-            var decoded = Encoding.UTF8.GetString(Convert.FromBase64String(header.Parameter));
-            var colon = decoded.IndexOf(':', StringComparison.Ordinal);
-            return colon < 0 ? null : Uri.UnescapeDataString(decoded[..colon].Replace('+', ' '));
-        }
-        catch (FormatException)
-        {
-            return null;
+            while (All.TryPeek(out var t) && t <= horizon)
+            {
+                All.Dequeue();
+            }
+            foreach (var (address, failures) in ByAddress)
+            {
+                while (failures.TryPeek(out var t) && t <= horizon)
+                {
+                    failures.Dequeue();
+                }
+                if (failures.Count == 0)
+                {
+                    ByAddress.Remove(address);
+                }
+            }
         }
     }
 
-    /// <summary>Counts each invalid_client answer of the token endpoint against its caller.</summary>
-    public sealed class RecordFailures(ClientAuthenticationThrottle throttle) : IOpenIddictServerHandler<ApplyTokenResponseContext>
+    /// <summary>
+    /// Replaces OpenIddict's ValidateClientSecret: a secret verified before passes at once; any other goes through
+    /// <see cref="CheckAsync"/>, which counts it before its hash is computed.
+    /// </summary>
+    public sealed class ValidateClientSecret(IOpenIddictApplicationManager applications, ClientAuthenticationThrottle throttle)
+        : IOpenIddictServerHandler<ProcessAuthenticationContext>
+    {
+        public const string RetryAfterProperty = ".newsletter_client_authentication_retry_after";
+
+        public static OpenIddictServerHandlerDescriptor Descriptor { get; } = OpenIddictServerHandlerDescriptor.CreateBuilder<ProcessAuthenticationContext>()
+            .AddFilter<OpenIddictServerHandlerFilters.RequireClientIdParameter>()
+            .AddFilter<OpenIddictServerHandlerFilters.RequireClientSecretParameter>()
+            .AddFilter<OpenIddictServerHandlerFilters.RequireDegradedModeDisabled>()
+            .UseScopedHandler<ValidateClientSecret>()
+            .SetOrder(OpenIddictServerHandlers.ValidateClientSecret.Descriptor.Order)
+            .SetType(OpenIddictServerHandlerType.Custom)
+            .Build();
+
+        public async ValueTask HandleAsync(ProcessAuthenticationContext context)
+        {
+            // Endpoints without client authentication, as in OpenIddict's own handler.
+            if (context.EndpointType is OpenIddictServerEndpointType.Authorization or OpenIddictServerEndpointType.EndSession
+                or OpenIddictServerEndpointType.EndUserVerification or OpenIddictServerEndpointType.UserInfo)
+            {
+                return;
+            }
+            var ct = context.CancellationToken;
+            var clientId = context.ClientId!;
+            var secret = context.ClientSecret!;
+            var application = await applications.FindByClientIdAsync(clientId, ct)
+                ?? throw new InvalidOperationException($"Client {clientId} was validated but cannot be found.");
+            if (await applications.HasClientTypeAsync(application, ClientTypes.Public, ct))
+            {
+                return;
+            }
+            if (applications is CachingApplicationManager cache && application is OpenIddictEntityFrameworkCoreApplication entity
+                && await cache.IsVerifiedAsync(entity, secret, ct))
+            {
+                return;
+            }
+            var address = context.Transaction.GetHttpRequest()?.HttpContext.Connection.RemoteIpAddress?.ToString() ?? "";
+            var verdict = await throttle.CheckAsync(clientId, address, () => applications.ValidateClientSecretAsync(application, secret, ct).AsTask(), ct);
+            if (verdict.RetryAfter is { } wait)
+            {
+                context.Transaction.Properties[RetryAfterProperty] = wait;
+                context.Reject(Errors.TemporarilyUnavailable,
+                    $"Too many failed client authentications for this client; retry in {Seconds(wait)} s.");
+            }
+            else if (!verdict.Valid)
+            {
+                context.Reject(Errors.InvalidClient, "The specified client credentials are invalid.");
+            }
+        }
+    }
+
+    /// <summary>A refused check is 429 with Retry-After (OpenIddict would answer temporarily_unavailable with 503).</summary>
+    public sealed class AnswerTooManyRequests : IOpenIddictServerHandler<ApplyTokenResponseContext>
     {
         public static OpenIddictServerHandlerDescriptor Descriptor { get; } = OpenIddictServerHandlerDescriptor.CreateBuilder<ApplyTokenResponseContext>()
-            .UseSingletonHandler<RecordFailures>()
-            .SetOrder(int.MinValue + 100_000)
+            .UseSingletonHandler<AnswerTooManyRequests>()
+            .SetOrder(OpenIddictServerAspNetCoreHandlers.AttachHttpResponseCode<ApplyTokenResponseContext>.Descriptor.Order + 1)
             .SetType(OpenIddictServerHandlerType.Custom)
             .Build();
 
         public ValueTask HandleAsync(ApplyTokenResponseContext context)
         {
-            if (context.Error == Errors.InvalidClient && context.Transaction.GetHttpRequest() is { } request)
+            if (context.Transaction.Properties.TryGetValue(ValidateClientSecret.RetryAfterProperty, out var value) && value is TimeSpan wait
+                && context.Transaction.GetHttpRequest()?.HttpContext.Response is { } response)
             {
-                throttle.RecordFailure(Key(request.HttpContext, context.Request?.ClientId));
+                response.StatusCode = StatusCodes.Status429TooManyRequests;
+                response.Headers.RetryAfter = Seconds(wait).ToString(CultureInfo.InvariantCulture);
             }
             return ValueTask.CompletedTask;
         }
     }
+
+    private static int Seconds(TimeSpan wait) => (int)Math.Ceiling(wait.TotalSeconds);
 }

@@ -16,6 +16,8 @@ public sealed class SigningKey
     public DateTimeOffset NotBefore { get; set; }
     public DateTimeOffset NotAfter { get; set; }
     public DateTimeOffset CreatedAt { get; set; }
+    /// <summary>Set by POST /admin/signing-keys/{kid}/revoke: the key leaves the JWKS and never signs again.</summary>
+    public DateTimeOffset? RevokedAt { get; set; }
 }
 
 internal sealed class SigningKeyConfiguration : IEntityTypeConfiguration<SigningKey>

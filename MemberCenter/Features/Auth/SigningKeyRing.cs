@@ -13,6 +13,7 @@ namespace MemberCenter.Features.Auth;
 /// Keeps OpenIddict's signing credentials in step with the signing_keys table. OpenIddict publishes every
 /// registered key in the JWKS and signs with the valid certificate that expires last, so a key created with a
 /// future NotBefore is published before it signs, and a retired key stays published until its tokens expire.
+/// A revoked key is neither published nor used, here or (after their next refresh) on the other replicas.
 /// </summary>
 public sealed partial class SigningKeyRing(
     IServiceScopeFactory scopes,
@@ -26,6 +27,8 @@ public sealed partial class SigningKeyRing(
     // Distinct from other advisory locks in this database; only one replica generates a key at a time.
     private const long RotationLockId = 0x4E4C_5349_474E;
 
+    // Serialises load-and-apply: a refresh that read the table before a revocation must not apply after it.
+    private readonly SemaphoreSlim _applyLock = new(1, 1);
     private volatile IReadOnlyList<(SigningKey Row, X509Certificate2 Cert)> _keys = [];
     private string _fingerprint = "";
 
@@ -33,6 +36,7 @@ public sealed partial class SigningKeyRing(
 
     public override async Task StartAsync(CancellationToken cancellationToken)
     {
+        await EncryptStoredKeysAsync(cancellationToken);
         // Keys must be loaded before the first request builds OpenIddict's options.
         await RefreshAsync(cancellationToken);
         await base.StartAsync(cancellationToken);
@@ -57,29 +61,68 @@ public sealed partial class SigningKeyRing(
     /// <summary>Re-reads the keys, creates the next one when due, and rebuilds OpenIddict's options if anything changed.</summary>
     public async Task RefreshAsync(CancellationToken ct)
     {
-        await using var scope = scopes.CreateAsyncScope();
-        var db = scope.ServiceProvider.GetRequiredService<MemberCenterDbContext>();
-        var now = clock.GetUtcNow();
-        var options = keyOptions.Value;
-
-        var rows = await LoadPublishedAsync(db, now, ct);
-        if (!rows.Any(k => k.NotAfter - options.RotateBefore > now))
+        await _applyLock.WaitAsync(ct);
+        try
         {
-            await CreateNextKeyAsync(db, rows.Count == 0 ? now : now + options.PrePublish, ct);
-            rows = await LoadPublishedAsync(db, now, ct);
+            await using var scope = scopes.CreateAsyncScope();
+            var db = scope.ServiceProvider.GetRequiredService<MemberCenterDbContext>();
+            await ApplyAsync(db, ct);
         }
-        Apply(rows, now);
+        finally
+        {
+            _applyLock.Release();
+        }
     }
 
     /// <summary>Creates a key that starts signing after the pre-publication delay (or at once with <paramref name="immediately"/>).</summary>
     public async Task<SigningKey> RotateAsync(bool immediately, CancellationToken ct)
     {
-        await using var scope = scopes.CreateAsyncScope();
-        var db = scope.ServiceProvider.GetRequiredService<MemberCenterDbContext>();
-        var now = clock.GetUtcNow();
-        var key = await CreateNextKeyAsync(db, immediately ? now : now + keyOptions.Value.PrePublish, ct, force: true);
-        Apply(await LoadPublishedAsync(db, now, ct), now);
-        return key;
+        await _applyLock.WaitAsync(ct);
+        try
+        {
+            await using var scope = scopes.CreateAsyncScope();
+            var db = scope.ServiceProvider.GetRequiredService<MemberCenterDbContext>();
+            var now = clock.GetUtcNow();
+            var key = await CreateNextKeyAsync(db, immediately ? now : now + keyOptions.Value.PrePublish, ct);
+            await ApplyAsync(db, ct);
+            return key!;
+        }
+        finally
+        {
+            _applyLock.Release();
+        }
+    }
+
+    /// <summary>
+    /// Withdraws a key at once on this replica (the others follow within <see cref="SigningKeyOptions.RefreshInterval"/>).
+    /// When it was the key signing now, a new key signs at once: there is no time for pre-publication, and relying
+    /// parties fetch the JWKS again when they meet its unknown kid. Null when no such key exists.
+    /// </summary>
+    public async Task<SigningKey?> RevokeAsync(string keyId, CancellationToken ct)
+    {
+        await _applyLock.WaitAsync(ct);
+        try
+        {
+            await using var scope = scopes.CreateAsyncScope();
+            var db = scope.ServiceProvider.GetRequiredService<MemberCenterDbContext>();
+            var key = await db.SigningKeys.FirstOrDefaultAsync(k => k.Id == keyId, ct);
+            if (key is null)
+            {
+                return null;
+            }
+            if (key.RevokedAt is null)
+            {
+                key.RevokedAt = clock.GetUtcNow();
+                await db.SaveChangesAsync(ct);
+                LogKeyRevoked(logger, key.Id);
+            }
+            await ApplyAsync(db, ct);
+            return key;
+        }
+        finally
+        {
+            _applyLock.Release();
+        }
     }
 
     public void Configure(OpenIddictServerOptions options)
@@ -95,29 +138,54 @@ public sealed partial class SigningKeyRing(
         }
     }
 
+    private async Task ApplyAsync(MemberCenterDbContext db, CancellationToken ct)
+    {
+        var now = clock.GetUtcNow();
+        var rows = await LoadPublishedAsync(db, now, ct);
+        if (NextKeyStart(rows, now) is not null)
+        {
+            await CreateNextKeyAsync(db, notBefore: null, ct);
+            rows = await LoadPublishedAsync(db, now, ct);
+        }
+        Apply(rows, now);
+    }
+
+    /// <summary>When the next key must start signing, or null while the published keys suffice.</summary>
+    private DateTimeOffset? NextKeyStart(IReadOnlyCollection<SigningKey> published, DateTimeOffset now)
+    {
+        if (!published.Any(k => k.NotBefore <= now && k.NotAfter > now))
+        {
+            // Nothing may sign (first start, or the signing key was revoked): no time for pre-publication.
+            return now;
+        }
+        return published.Any(k => k.NotAfter - keyOptions.Value.RotateBefore > now) ? null : now + keyOptions.Value.PrePublish;
+    }
+
     private async Task<List<SigningKey>> LoadPublishedAsync(MemberCenterDbContext db, DateTimeOffset now, CancellationToken ct)
     {
         // A key that stopped signing stays published while tokens it signed can still be presented.
         var retention = authOptions.Value.AccessTokenLifetime + TimeSpan.FromMinutes(5);
         var horizon = now - retention;
-        return await db.SigningKeys.AsNoTracking().Where(k => k.NotAfter > horizon).OrderBy(k => k.NotBefore).ToListAsync(ct);
+        return await db.SigningKeys.AsNoTracking().Where(k => k.NotAfter > horizon && k.RevokedAt == null).OrderBy(k => k.NotBefore).ToListAsync(ct);
     }
 
-    private async Task<SigningKey> CreateNextKeyAsync(MemberCenterDbContext db, DateTimeOffset notBefore, CancellationToken ct, bool force = false)
+    /// <summary>
+    /// Creates a key signing from <paramref name="notBefore"/>; with null, only if one is still due once the rotation
+    /// lock is held (another replica may have created it meanwhile), and then returns null when none was.
+    /// </summary>
+    private async Task<SigningKey?> CreateNextKeyAsync(MemberCenterDbContext db, DateTimeOffset? notBefore, CancellationToken ct)
     {
         await using var tx = await db.Database.BeginTransactionAsync(ct);
         await db.Database.ExecuteSqlAsync($"SELECT pg_advisory_xact_lock({RotationLockId})", ct);
         var now = clock.GetUtcNow();
-        if (!force)
+        if (notBefore is null)
         {
-            // Another replica may have rotated while this one waited for the lock.
-            var rotateBefore = keyOptions.Value.RotateBefore;
-            var fresh = await db.SigningKeys.Where(k => k.NotAfter > now).ToListAsync(ct);
-            var current = fresh.FirstOrDefault(k => k.NotAfter - rotateBefore > now);
-            if (current is not null)
+            var fresh = await db.SigningKeys.AsNoTracking().Where(k => k.NotAfter > now && k.RevokedAt == null).ToListAsync(ct);
+            notBefore = NextKeyStart(fresh, now);
+            if (notBefore is null)
             {
                 await tx.CommitAsync(ct);
-                return current;
+                return null;
             }
         }
 
@@ -125,7 +193,7 @@ public sealed partial class SigningKeyRing(
         var request = new CertificateRequest("CN=Newsletter Member Center token signing", rsa, HashAlgorithmName.SHA256, RSASignaturePadding.Pkcs1);
         request.CertificateExtensions.Add(new X509KeyUsageExtension(X509KeyUsageFlags.DigitalSignature, critical: true));
         // Whole seconds: certificates cannot say more, and NotBefore must not round to the past.
-        var start = DateTimeOffset.FromUnixTimeSeconds(notBefore.ToUnixTimeSeconds());
+        var start = DateTimeOffset.FromUnixTimeSeconds(notBefore.Value.ToUnixTimeSeconds());
         // OpenIddict signs with the valid key that expires last: the new key must expire after every existing one, or
         // a key rotated within the same second as the previous one might never be preferred.
         var end = start + keyOptions.Value.Lifetime;
@@ -137,9 +205,7 @@ public sealed partial class SigningKeyRing(
         var key = new SigningKey
         {
             Id = cert.Thumbprint,
-            Certificate = keyOptions.Value.Password is { } password
-                ? cert.ExportPkcs12(Pkcs12ExportPbeParameters.Pbes2Aes256Sha256, password)
-                : cert.Export(X509ContentType.Pkcs12),
+            Certificate = Protect(cert, keyOptions.Value.Password),
             NotBefore = cert.NotBefore.ToUniversalTime(),
             NotAfter = cert.NotAfter.ToUniversalTime(),
             CreatedAt = now,
@@ -151,6 +217,50 @@ public sealed partial class SigningKeyRing(
         return key;
     }
 
+    /// <summary>
+    /// With a password configured, re-stores every key that is still unprotected (created before the password was set)
+    /// encrypted with it, so an installation that adds a password has no plaintext private key left after one start.
+    /// </summary>
+    private async Task EncryptStoredKeysAsync(CancellationToken ct)
+    {
+        if (keyOptions.Value.Password is not { } password)
+        {
+            return;
+        }
+        await using var scope = scopes.CreateAsyncScope();
+        var db = scope.ServiceProvider.GetRequiredService<MemberCenterDbContext>();
+        await using var tx = await db.Database.BeginTransactionAsync(ct);
+        await db.Database.ExecuteSqlAsync($"SELECT pg_advisory_xact_lock({RotationLockId})", ct);
+        var encrypted = 0;
+        foreach (var row in await db.SigningKeys.ToListAsync(ct))
+        {
+            X509Certificate2 cert;
+            try
+            {
+                cert = X509CertificateLoader.LoadPkcs12(row.Certificate, null, X509KeyStorageFlags.Exportable | X509KeyStorageFlags.EphemeralKeySet);
+            }
+            catch (CryptographicException)
+            {
+                continue; // already protected
+            }
+            using (cert)
+            {
+                row.Certificate = Protect(cert, password);
+            }
+            encrypted++;
+        }
+        await db.SaveChangesAsync(ct);
+        await tx.CommitAsync(ct);
+        if (encrypted > 0)
+        {
+            LogKeysEncrypted(logger, encrypted);
+        }
+    }
+
+    private static byte[] Protect(X509Certificate2 cert, string? password) => password is not null
+        ? cert.ExportPkcs12(Pkcs12ExportPbeParameters.Pbes2Aes256Sha256, password)
+        : cert.Export(X509ContentType.Pkcs12);
+
     private void Apply(List<SigningKey> rows, DateTimeOffset now)
     {
         // The set of keys and which of them may sign now: when either changes, OpenIddict must re-sort its credentials.
@@ -159,7 +269,7 @@ public sealed partial class SigningKeyRing(
         {
             return;
         }
-        _keys = rows.Select(r => (r, Load(r.Certificate, keyOptions.Value.Password))).ToArray();
+        _keys = rows.Select(r => (r, Load(r, keyOptions.Value.Password))).ToArray();
         _fingerprint = fingerprint;
         serverOptionsCache.TryRemove(Options.DefaultName);
         validationOptionsCache.TryRemove(Options.DefaultName);
@@ -167,24 +277,32 @@ public sealed partial class SigningKeyRing(
     }
 
     /// <summary>A key stored with the configured password, or (stored before one was configured) without.</summary>
-    private static X509Certificate2 Load(byte[] pkcs12, string? password)
+    private static X509Certificate2 Load(SigningKey key, string? password)
     {
-        if (password is not null)
+        string?[] candidates = password is null ? [null] : [password, null];
+        foreach (var candidate in candidates)
         {
             try
             {
-                return X509CertificateLoader.LoadPkcs12(pkcs12, password, X509KeyStorageFlags.EphemeralKeySet);
+                return X509CertificateLoader.LoadPkcs12(key.Certificate, candidate, X509KeyStorageFlags.EphemeralKeySet);
             }
             catch (CryptographicException)
             {
-                // Not protected with this password: an older, unprotected key.
+                // Not protected with this password: try the next.
             }
         }
-        return X509CertificateLoader.LoadPkcs12(pkcs12, null, X509KeyStorageFlags.EphemeralKeySet);
+        throw new InvalidOperationException(
+            $"Signing key {key.Id} cannot be decrypted: it was stored with a password other than Auth:SigningKeys:Password (Auth__SigningKeys__Password){(password is null ? ", which is not set" : "")}.");
     }
 
     [LoggerMessage(LogLevel.Information, "Created signing key {KeyId}, signing from {NotBefore} to {NotAfter}")]
     private static partial void LogKeyCreated(ILogger logger, string keyId, DateTimeOffset notBefore, DateTimeOffset notAfter);
+
+    [LoggerMessage(LogLevel.Warning, "Revoked signing key {KeyId}: withdrawn from the JWKS and no longer signing")]
+    private static partial void LogKeyRevoked(ILogger logger, string keyId);
+
+    [LoggerMessage(LogLevel.Information, "Encrypted {Count} signing keys that were stored unprotected")]
+    private static partial void LogKeysEncrypted(ILogger logger, int count);
 
     [LoggerMessage(LogLevel.Information, "Signing keys applied: {Count} published")]
     private static partial void LogKeysApplied(ILogger logger, int count);
