@@ -89,7 +89,7 @@ public static class ServiceDefaultsExtensions
         });
         app.UseExceptionHandler();
         app.UseStatusCodePages();
-        app.Use(RefuseNulInQuery);
+        app.Use(RefuseUnstorablePathOrQuery);
         app.UseSwagger();
         app.UseSwaggerUI();
 
@@ -98,11 +98,16 @@ public static class ServiceDefaultsExtensions
         return app;
     }
 
-    // A NUL in a query value would reach PostgreSQL (which refuses it in text) through any filter or cursor parameter.
-    private static Task RefuseNulInQuery(HttpContext context, Func<Task> next)
+    // A NUL (or a lone surrogate) in a path segment or a query value would reach PostgreSQL, which refuses it in text,
+    // through any route value, filter or cursor: refused here once for every route of both services.
+    private static Task RefuseUnstorablePathOrQuery(HttpContext context, Func<Task> next)
     {
+        if (!StorableText.IsStorable(context.Request.PathBase.Value) || !StorableText.IsStorable(context.Request.Path.Value))
+        {
+            return BadRequestAsync(context, "The path contains a NUL character or an unpaired surrogate.");
+        }
         var query = context.Request.QueryString.Value;
-        if (query is null || !query.Contains("%00", StringComparison.Ordinal))
+        if (query is null || !query.Contains('%', StringComparison.Ordinal))
         {
             return next();
         }
@@ -110,14 +115,19 @@ public static class ServiceDefaultsExtensions
         {
             if (!StorableText.IsStorable(name) || values.Any(v => v is not null && !StorableText.IsStorable(v)))
             {
-                context.Response.StatusCode = StatusCodes.Status400BadRequest;
-                return context.RequestServices.GetRequiredService<IProblemDetailsService>().WriteAsync(new ProblemDetailsContext
-                {
-                    HttpContext = context,
-                    ProblemDetails = { Status = 400, Title = "Bad request", Detail = $"The query parameter '{name}' contains a NUL character." },
-                }).AsTask();
+                return BadRequestAsync(context, $"The query parameter '{name}' contains a NUL character or an unpaired surrogate.");
             }
         }
         return next();
+    }
+
+    private static Task BadRequestAsync(HttpContext context, string detail)
+    {
+        context.Response.StatusCode = StatusCodes.Status400BadRequest;
+        return context.RequestServices.GetRequiredService<IProblemDetailsService>().WriteAsync(new ProblemDetailsContext
+        {
+            HttpContext = context,
+            ProblemDetails = { Status = 400, Title = "Bad request", Detail = detail },
+        }).AsTask();
     }
 }
