@@ -44,6 +44,7 @@ public static class ServiceDefaultsExtensions
         builder.Services.AddHealthChecks().AddCheck("self", () => HealthCheckResult.Healthy(), tags: [LiveTag]);
         builder.Services.AddSingleton(TimeProvider.System);
         builder.Services.AddForwardedHeaders();
+        builder.AddManagement();
 
         builder.Services.AddEndpointsApiExplorer();
         builder.Services.AddSwaggerGen(c =>
@@ -90,6 +91,8 @@ public static class ServiceDefaultsExtensions
         app.UseExceptionHandler();
         app.UseStatusCodePages();
         app.Use(RefuseUnstorablePathOrQuery);
+        // Before Swagger, /metrics and /hangfire: none of them is served on the public listener without a credential.
+        app.UseManagementGate();
         app.UseSwagger();
         app.UseSwaggerUI();
 
