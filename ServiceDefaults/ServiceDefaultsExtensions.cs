@@ -102,7 +102,8 @@ public static class ServiceDefaultsExtensions
     }
 
     // A NUL (or a lone surrogate) in a path segment or a query value would reach PostgreSQL, which refuses it in text,
-    // through any route value, filter or cursor: refused here once for every route of both services.
+    // through any route value, filter or cursor: refused here once for every route of both services. Kestrel itself
+    // already answers 400 to a NUL in the path; the path check covers servers that decode it (IIS, proxies' rewrites).
     private static Task RefuseUnstorablePathOrQuery(HttpContext context, Func<Task> next)
     {
         if (!StorableText.IsStorable(context.Request.PathBase.Value) || !StorableText.IsStorable(context.Request.Path.Value))

@@ -24,8 +24,8 @@ public sealed class ExposureTests(MemberCenterFixture mc)
             {
                 using var response = await api.SendAsync(new HttpRequestMessage(method, path));
                 var body = await response.Content.ReadAsStringAsync();
+                // Kestrel refuses a NUL in the path itself, before any middleware (so without a problem body).
                 Assert.True(response.StatusCode == HttpStatusCode.BadRequest, $"{method} {path}: {(int)response.StatusCode} {body}");
-                Assert.Equal("application/problem+json", response.Content.Headers.ContentType?.MediaType);
             }
         }
     }
