@@ -103,15 +103,15 @@ public static class ServiceDefaultsExtensions
 
     // A NUL (or a lone surrogate) in a path segment or a query value would reach PostgreSQL, which refuses it in text,
     // through any route value, filter or cursor: refused here once for every route of both services. Kestrel itself
-    // already answers 400 to a NUL in the path; the path check covers servers that decode it (IIS, proxies' rewrites).
+    // answers 400 to a NUL in the path before any middleware; the path check holds for any other server (IIS).
     private static Task RefuseUnstorablePathOrQuery(HttpContext context, Func<Task> next)
     {
         if (!StorableText.IsStorable(context.Request.PathBase.Value) || !StorableText.IsStorable(context.Request.Path.Value))
         {
-            return BadRequestAsync(context, "The path contains a NUL character or an unpaired surrogate.");
+            return BadRequestAsync(context, "The path contains a NUL character.");
         }
         var query = context.Request.QueryString.Value;
-        if (query is null || !query.Contains('%', StringComparison.Ordinal))
+        if (query is null || !query.Contains("%00", StringComparison.Ordinal))
         {
             return next();
         }
@@ -119,7 +119,7 @@ public static class ServiceDefaultsExtensions
         {
             if (!StorableText.IsStorable(name) || values.Any(v => v is not null && !StorableText.IsStorable(v)))
             {
-                return BadRequestAsync(context, $"The query parameter '{name}' contains a NUL character or an unpaired surrogate.");
+                return BadRequestAsync(context, $"The query parameter '{name}' contains a NUL character.");
             }
         }
         return next();
