@@ -119,7 +119,7 @@ public static class HangfireExtensions
         // Access is decided by the basic-auth gate above; Hangfire's default filter would allow only local requests.
         // A browser resends a basic credential with any request to this origin, a cross-site form POST included, so
         // the dashboard's actions (trigger, requeue, delete) also need the antiforgery token: Hangfire checks it on
-        // every POST when IAntiforgery is registered (AddAntiforgery in AddSendEngineHangfire) and puts it in each page it renders.
+        // every POST when IAntiforgery is registered (AddSendEngineHangfire) and puts it in each page it renders.
         app.UseHangfireDashboard("/hangfire", new DashboardOptions { Authorization = [], DashboardTitle = "Send Engine jobs", IgnoreAntiforgeryToken = false });
         return app;
     }

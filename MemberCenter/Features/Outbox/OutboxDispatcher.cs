@@ -213,9 +213,10 @@ public sealed partial class OutboxDispatcher(
             {
                 return;
             }
-            catch (Exception ex) when (ex is NpgsqlException or TimeoutException)
+            catch (Exception ex) when (!ct.IsCancellationRequested)
             {
-                // Tried again at the next third; the send loop stops once the lease has run out.
+                // Never ends the task with an error: the batch must still record what it sent. Tried again at the
+                // next third; the send loop stops once the lease has run out.
                 LogLeaseRenewalFailed(logger, ex.Message);
             }
         }
