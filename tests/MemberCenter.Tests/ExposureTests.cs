@@ -69,13 +69,14 @@ public sealed class ExposureIsolatedTests(PostgresServer postgres, MailDevServer
     [Fact]
     public async Task A_relay_slower_than_the_lease_gets_each_confirmation_once_from_two_dispatchers()
     {
-        // The relay takes each message, then answers the end of DATA only after 8 s: four leases of 2 s.
-        await using var relay = await FaultSmtpServer.StartAsync("--data-delay", "8");
+        // The relay takes each message, then answers the end of DATA only after 12 s: three leases of 4 s (renewed every
+        // 1.3 s, so a busy machine has seconds of slack).
+        await using var relay = await FaultSmtpServer.StartAsync("--data-delay", "12");
         await using var center = new MemberCenterFixture(postgres, mail);
         center.Settings["Smtp:Host"] = relay.Host;
         center.Settings["Smtp:Port"] = relay.Port.ToString(CultureInfo.InvariantCulture);
         center.Settings["Smtp:DataTimeout"] = "00:00:30";
-        center.Settings["Outbox:Lease"] = "00:00:02";
+        center.Settings["Outbox:Lease"] = "00:00:04";
         center.Settings["Outbox:Concurrency"] = "2";
         center.Settings["Outbox:PollInterval"] = "00:00:00.100";
         await center.InitializeAsync();
@@ -90,7 +91,7 @@ public sealed class ExposureIsolatedTests(PostgresServer postgres, MailDevServer
             row = await center.WithDbAsync(db => db.OutboxMessages.AsNoTracking().SingleOrDefaultAsync());
         }
         Assert.True(row?.SentAt is not null, $"the confirmation was not recorded as sent within 30 s: {row?.LastError}");
-        // The second dispatcher polled every 100 ms for 8 s; had the lease lapsed, it would have sent its own copy.
+        // The second dispatcher polled every 100 ms for 12 s; had the lease lapsed, it would have sent its own copy.
         Assert.Equal(1, relay.Accepted.Count(a => a.Recipient == email));
         Assert.Equal(1, row!.Attempts);
     }
