@@ -26,6 +26,9 @@ done
 
 MC_URL=http://localhost:7850
 SE_URL=http://localhost:7860
+# Management listeners (Swagger, /metrics, /hangfire), loopback only: never on the public ports (docs/security.md V6).
+MC_MANAGEMENT_URL=http://127.0.0.1:7851
+SE_MANAGEMENT_URL=http://127.0.0.1:7861
 MAILDEV_SMTP_PORT=1025
 MAILDEV_WEB_PORT=1080
 LOCAL="$REPO_ROOT/.local"
@@ -167,15 +170,16 @@ ensure_demo_env() {
   set +a
 }
 
-# Starts a built service in the background (cwd = its project folder, so appsettings*.json are found)
-# and waits for its health endpoint.
+# Starts a built service in the background (cwd = its project folder, so appsettings*.json are found), with its
+# management listener, and waits for its health endpoint.
 start_service() {
-  local name="$1" dir="$2" url="$3" health="$4"
+  local name="$1" dir="$2" url="$3" health="$4" management="$5"
   local dll="$dir/bin/Release/net10.0/$name.dll" logfile="$LOGS/${name,,}.log"
   [ -f "$dll" ] || die "$dll not found after the build"
   if port_in_use "${url##*:}"; then die "port ${url##*:} is already in use (another ./run.sh?); $name cannot start"; fi
-  log "starting $name on $url (log: ${logfile#"$REPO_ROOT"/})"
-  (cd "$dir" && exec dotnet "bin/Release/net10.0/$name.dll" --urls "$url") >"$logfile" 2>&1 </dev/null &
+  if port_in_use "${management##*:}"; then die "port ${management##*:} is already in use (another ./run.sh?); $name cannot start"; fi
+  log "starting $name on $url, management on $management (log: ${logfile#"$REPO_ROOT"/})"
+  (cd "$dir" && exec dotnet "bin/Release/net10.0/$name.dll" --urls "$url" --Management:Urls "$management") >"$logfile" 2>&1 </dev/null &
   local pid=$!
   SERVICE_PIDS+=("$pid")
   for _ in $(seq 1 180); do
@@ -226,10 +230,10 @@ if [ -f SendEngine/SendEngine.csproj ]; then
 fi
 
 # Member Center applies its migrations and seeds the demo tenant/list/clients on startup.
-start_service MemberCenter "$REPO_ROOT/MemberCenter" "$MC_URL" /health/ready
+start_service MemberCenter "$REPO_ROOT/MemberCenter" "$MC_URL" /health/ready "$MC_MANAGEMENT_URL"
 se_running=0
 if [ "$se_built" -eq 1 ] && [ -f SendEngine/bin/Release/net10.0/SendEngine.dll ]; then
-  start_service SendEngine "$REPO_ROOT/SendEngine" "$SE_URL" /health/ready
+  start_service SendEngine "$REPO_ROOT/SendEngine" "$SE_URL" /health/ready "$SE_MANAGEMENT_URL"
   se_running=1
 fi
 
@@ -313,8 +317,8 @@ cat <<EOF
 
 Newsletter stack is running. Ctrl-C stops everything.
 
-  Member Center   $MC_URL        (Swagger: $MC_URL/swagger, log: .local/logs/membercenter.log)
-$( [ "$se_running" = 1 ] && echo "  Send Engine     $SE_URL        (Swagger: $SE_URL/swagger, log: .local/logs/sendengine.log)" || echo "  Send Engine     not started (not built)" )
+  Member Center   $MC_URL        (Swagger: $MC_MANAGEMENT_URL/swagger, log: .local/logs/membercenter.log)
+$( [ "$se_running" = 1 ] && echo "  Send Engine     $SE_URL        (Swagger: $SE_MANAGEMENT_URL/swagger, metrics: $SE_MANAGEMENT_URL/metrics, log: .local/logs/sendengine.log)" || echo "  Send Engine     not started (not built)" )
   Mail            $( [ -n "$MAIL_UI" ] && echo "$MAIL_UI   (maildev; SMTP 127.0.0.1:$MAILDEV_SMTP_PORT)" || echo "your SMTP server $Smtp__Host:${Smtp__Port:-25}" )
   Database        ${ConnectionStrings__MemberCenter}
 
@@ -323,7 +327,7 @@ $( [ "$se_running" = 1 ] && echo "  Send Engine     $SE_URL        (Swagger: $SE
   tenant_api      client_id=$Demo__TenantApiClientId  client_secret=$Demo__TenantApiClientSecret
   send_api        client_id=$Demo__SendApiClientId  client_secret=$Demo__SendApiClientSecret
   platform admin  client_id=$Bootstrap__AdminClientId  client_secret=$Bootstrap__AdminClientSecret
-  Hangfire        $SE_URL/hangfire  user=$Hangfire__DashboardUsername  password=$Hangfire__DashboardPassword
+  Hangfire        $SE_MANAGEMENT_URL/hangfire  user=$Hangfire__DashboardUsername  password=$Hangfire__DashboardPassword
 $( [ "$TencentSes__Webhook__Verification" = Token ] && printf '%s\n%s' \
   "  Tencent webhook $SE_URL/api/tencent/ses/webhook?token=$TencentSes__Webhook__SecretToken" \
   "                  (or basic auth: http://tencent:$TencentSes__Webhook__SecretToken@${SE_URL#http://}/api/tencent/ses/webhook)" )

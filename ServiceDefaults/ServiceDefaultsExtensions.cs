@@ -44,6 +44,7 @@ public static class ServiceDefaultsExtensions
         builder.Services.AddHealthChecks().AddCheck("self", () => HealthCheckResult.Healthy(), tags: [LiveTag]);
         builder.Services.AddSingleton(TimeProvider.System);
         builder.Services.AddForwardedHeaders();
+        builder.AddManagement();
 
         builder.Services.AddEndpointsApiExplorer();
         builder.Services.AddSwaggerGen(c =>
@@ -89,7 +90,9 @@ public static class ServiceDefaultsExtensions
         });
         app.UseExceptionHandler();
         app.UseStatusCodePages();
-        app.Use(RefuseNulInQuery);
+        app.Use(RefuseUnstorablePathOrQuery);
+        // Before Swagger, /metrics and /hangfire: none of them is served on the public listener without a credential.
+        app.UseManagementGate();
         app.UseSwagger();
         app.UseSwaggerUI();
 
@@ -98,9 +101,15 @@ public static class ServiceDefaultsExtensions
         return app;
     }
 
-    // A NUL in a query value would reach PostgreSQL (which refuses it in text) through any filter or cursor parameter.
-    private static Task RefuseNulInQuery(HttpContext context, Func<Task> next)
+    // A NUL (or a lone surrogate) in a path segment or a query value would reach PostgreSQL, which refuses it in text,
+    // through any route value, filter or cursor: refused here once for every route of both services. Kestrel itself
+    // answers 400 to a NUL in the path before any middleware; the path check holds for any other server (IIS).
+    private static Task RefuseUnstorablePathOrQuery(HttpContext context, Func<Task> next)
     {
+        if (!StorableText.IsStorable(context.Request.PathBase.Value) || !StorableText.IsStorable(context.Request.Path.Value))
+        {
+            return BadRequestAsync(context, "The path contains a NUL character.");
+        }
         var query = context.Request.QueryString.Value;
         if (query is null || !query.Contains("%00", StringComparison.Ordinal))
         {
@@ -110,14 +119,19 @@ public static class ServiceDefaultsExtensions
         {
             if (!StorableText.IsStorable(name) || values.Any(v => v is not null && !StorableText.IsStorable(v)))
             {
-                context.Response.StatusCode = StatusCodes.Status400BadRequest;
-                return context.RequestServices.GetRequiredService<IProblemDetailsService>().WriteAsync(new ProblemDetailsContext
-                {
-                    HttpContext = context,
-                    ProblemDetails = { Status = 400, Title = "Bad request", Detail = $"The query parameter '{name}' contains a NUL character." },
-                }).AsTask();
+                return BadRequestAsync(context, $"The query parameter '{name}' contains a NUL character.");
             }
         }
         return next();
+    }
+
+    private static Task BadRequestAsync(HttpContext context, string detail)
+    {
+        context.Response.StatusCode = StatusCodes.Status400BadRequest;
+        return context.RequestServices.GetRequiredService<IProblemDetailsService>().WriteAsync(new ProblemDetailsContext
+        {
+            HttpContext = context,
+            ProblemDetails = { Status = 400, Title = "Bad request", Detail = detail },
+        }).AsTask();
     }
 }

@@ -1,6 +1,7 @@
 # SendEngine image. Build context: the repository root, e.g.
 #   docker build -f deploy/sendengine.Dockerfile -t newsletter-sendengine .
-FROM mcr.microsoft.com/dotnet/sdk:10.0 AS build
+# Pinned (global.json asks for SDK 10.0.100); move both tags together, deliberately.
+FROM mcr.microsoft.com/dotnet/sdk:10.0.100 AS build
 WORKDIR /src
 # Restore first, from the project files alone, so source edits do not invalidate the package layer.
 COPY global.json Directory.Build.props Directory.Packages.props ./
@@ -13,7 +14,7 @@ COPY ServiceDefaults/ ServiceDefaults/
 COPY SendEngine/ SendEngine/
 RUN dotnet publish SendEngine/SendEngine.csproj -c Release --no-restore -o /app
 
-FROM mcr.microsoft.com/dotnet/aspnet:10.0
+FROM mcr.microsoft.com/dotnet/aspnet:10.0.0
 WORKDIR /app
 COPY --from=build /app .
 ENV ASPNETCORE_URLS=http://+:7860

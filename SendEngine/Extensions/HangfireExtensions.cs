@@ -1,11 +1,10 @@
 using System.ComponentModel.DataAnnotations;
-using System.Security.Cryptography;
-using System.Text;
 using Hangfire;
 using Hangfire.AspNetCore;
 using Hangfire.PostgreSql;
 using Hangfire.PostgreSql.Factories;
 using Microsoft.Extensions.Options;
+using Newsletter.ServiceDefaults;
 
 namespace SendEngine.Extensions;
 
@@ -76,6 +75,8 @@ public static class HangfireExtensions
         // the other host's database, and never started.
         services.AddSingleton<JobStorage>(_ => new PostgreSqlStorage(new NpgsqlConnectionFactory(connectionString, storageOptions), storageOptions));
         services.AddSingleton<JobActivator>(sp => new AspNetCoreJobActivator(sp.GetRequiredService<IServiceScopeFactory>()));
+        // The dashboard's actions are POSTs validated against this (see UseHangfireDashboardForOperators).
+        services.AddAntiforgery();
         services.AddHangfire(c => c
             .SetDataCompatibilityLevel(CompatibilityLevel.Version_180)
             .UseSimpleAssemblyNameTypeSerializer()
@@ -105,38 +106,21 @@ public static class HangfireExtensions
         {
             return app;
         }
-        var expected = SHA256.HashData(Encoding.UTF8.GetBytes($"{o.DashboardUsername}:{o.DashboardPassword}"));
+        var expected = BasicCredential.Hash(o.DashboardUsername!, o.DashboardPassword!);
         app.UseWhen(ctx => ctx.Request.Path.StartsWithSegments("/hangfire"), branch => branch.Use(async (ctx, next) =>
         {
-            if (!IsAuthorized(ctx.Request.Headers.Authorization.ToString(), expected))
+            if (!BasicCredential.Matches(ctx.Request.Headers.Authorization.ToString(), expected))
             {
-                ctx.Response.StatusCode = StatusCodes.Status401Unauthorized;
-                ctx.Response.Headers.WWWAuthenticate = "Basic realm=\"Send Engine operations\", charset=\"UTF-8\"";
+                await BasicCredential.ChallengeAsync(ctx, "Send Engine operations");
                 return;
             }
             await next(ctx);
         }));
         // Access is decided by the basic-auth gate above; Hangfire's default filter would allow only local requests.
-        app.UseHangfireDashboard("/hangfire", new DashboardOptions { Authorization = [], DashboardTitle = "Send Engine jobs" });
+        // A browser resends a basic credential with any request to this origin, a cross-site form POST included, so
+        // the dashboard's actions (trigger, requeue, delete) also need the antiforgery token: Hangfire checks it on
+        // every POST when IAntiforgery is registered (AddSendEngineHangfire) and puts it in each page it renders.
+        app.UseHangfireDashboard("/hangfire", new DashboardOptions { Authorization = [], DashboardTitle = "Send Engine jobs", IgnoreAntiforgeryToken = false });
         return app;
-    }
-
-    private static bool IsAuthorized(string header, byte[] expected)
-    {
-        if (!header.StartsWith("Basic ", StringComparison.OrdinalIgnoreCase))
-        {
-            return false;
-        }
-        byte[] decoded;
-        try
-        {
-            decoded = Convert.FromBase64String(header[6..].Trim());
-        }
-        catch (FormatException)
-        {
-            return false;
-        }
-        // Compare hashes so the comparison is constant-time and independent of the lengths.
-        return CryptographicOperations.FixedTimeEquals(SHA256.HashData(decoded), expected);
     }
 }

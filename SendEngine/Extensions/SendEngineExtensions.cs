@@ -4,6 +4,7 @@ using Newsletter.ServiceDefaults.Mail;
 using SendEngine.Composition;
 using SendEngine.Delivery;
 using SendEngine.Features.MemberCenter;
+using SendEngine.Features.Retention;
 using SendEngine.Features.SendJobs;
 using SendEngine.Transports;
 
@@ -47,6 +48,9 @@ public static class SendEngineExtensions
         services.AddHostedService<SendJobWatchdogRegistration>();
         services.AddMemoryCache();
         services.AddSingleton<JobCountsCache>();
+        services.AddOptions<RetentionOptions>().BindConfiguration(RetentionOptions.Section).ValidateDataAnnotations().ValidateOnStart();
+        services.AddSingleton<RetentionSweeper>();
+        services.AddHostedService(sp => sp.GetRequiredService<RetentionSweeper>());
         return builder;
     }
 }

@@ -15,8 +15,8 @@ public static class SmtpConnector
 
     /// <summary>
     /// Opens an authenticated MailKit connection. The socket is connected by hand with TCP_NODELAY: without it
-    /// Nagle plus delayed ACK stall every message by ~45 ms (see stack-notes). Connecting is bounded by
-    /// <see cref="SmtpOptions.CommandTimeout"/>.
+    /// Nagle plus delayed ACK stall every message by ~45 ms (see stack-notes). Connecting, and then the greeting,
+    /// EHLO, TLS and login together, are each bounded by <see cref="SmtpOptions.CommandTimeout"/>.
     /// </summary>
     /// <param name="wrap">
     /// Puts a stream of the caller's between MailKit and the connected socket (which the stream then owns), e.g. one
@@ -44,18 +44,29 @@ public static class SmtpConnector
             var tls = !options.UseTls ? SecureSocketOptions.None
                 : options.Port == 465 ? SecureSocketOptions.SslOnConnect
                 : SecureSocketOptions.StartTls;
-            if (wrap is null)
+            // The greeting, EHLO, STARTTLS and AUTH are commands: a relay that accepts the connection and then says
+            // nothing (black-holed, overloaded) must not hold the caller for the data timeout.
+            using var handshakeTimeout = CancellationTokenSource.CreateLinkedTokenSource(ct);
+            handshakeTimeout.CancelAfter(options.CommandTimeout);
+            try
             {
-                await client.ConnectAsync(socket, options.Host, options.Port, tls, ct);
+                if (wrap is null)
+                {
+                    await client.ConnectAsync(socket, options.Host, options.Port, tls, handshakeTimeout.Token);
+                }
+                else
+                {
+                    stream = wrap(socket);
+                    await client.ConnectAsync(stream, options.Host, options.Port, tls, handshakeTimeout.Token);
+                }
+                if (!string.IsNullOrEmpty(options.Username))
+                {
+                    await client.AuthenticateAsync(options.Username, options.Password ?? "", handshakeTimeout.Token);
+                }
             }
-            else
+            catch (OperationCanceledException) when (!ct.IsCancellationRequested)
             {
-                stream = wrap(socket);
-                await client.ConnectAsync(stream, options.Host, options.Port, tls, ct);
-            }
-            if (!string.IsNullOrEmpty(options.Username))
-            {
-                await client.AuthenticateAsync(options.Username, options.Password ?? "", ct);
+                throw new TimeoutException($"{options.Host}:{options.Port} did not complete the SMTP greeting, EHLO, TLS and login within {options.CommandTimeout} (Smtp:CommandTimeout)");
             }
             return client;
         }

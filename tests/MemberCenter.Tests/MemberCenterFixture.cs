@@ -22,6 +22,13 @@ public sealed class MemberCenterFixture(PostgresServer postgres, MailDevServer m
     public const string SendEngineClientId = "test-send-engine";
     public const string SendEngineClientSecret = "test-send-engine-secret-0123456789";
 
+    /// <summary>The basic credential of /swagger on the public listener (Management__Username/Password).</summary>
+    public const string ManagementUsername = "operator";
+    public const string ManagementPassword = "management-secret-0123";
+
+    public static AuthenticationHeaderValue ManagementAuthorization { get; } =
+        new("Basic", Convert.ToBase64String(System.Text.Encoding.UTF8.GetBytes($"{ManagementUsername}:{ManagementPassword}")));
+
     public static readonly JsonSerializerOptions Json = CreateJson();
 
     private string _connectionString = "";
@@ -64,6 +71,8 @@ public sealed class MemberCenterFixture(PostgresServer postgres, MailDevServer m
             ["Outbox:PollInterval"] = "00:00:00.500",
             ["Auth:SigningKeys:PrePublish"] = "00:00:02",
             ["Auth:SigningKeys:RefreshInterval"] = "00:00:01",
+            ["Management:Username"] = ManagementUsername,
+            ["Management:Password"] = ManagementPassword,
         };
         foreach (var (k, v) in Settings)
         {

@@ -140,6 +140,7 @@ public sealed class NewsletterEdgeTests(MemberCenterFixture mc)
 
         Assert.Equal(HttpStatusCode.OK, (await http.GetAsync("health/live")).StatusCode);
         Assert.Equal(HttpStatusCode.OK, (await http.GetAsync("health/ready")).StatusCode);
+        http.DefaultRequestHeaders.Authorization = MemberCenterFixture.ManagementAuthorization;
         var swagger = await http.GetStringAsync("swagger/v1/swagger.json");
         Assert.Contains("\"bearer\"", swagger);
         var paths = JsonDocument.Parse(swagger).RootElement.GetProperty("paths");

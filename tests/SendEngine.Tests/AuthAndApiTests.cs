@@ -339,6 +339,7 @@ public sealed class AuthAndApiTests(StackFixture stack)
         Assert.Equal(HttpStatusCode.OK, ready.StatusCode);
 
         // Swagger: the tenant routes need the bearer token, the webhook (signed instead) does not.
+        se.DefaultRequestHeaders.Authorization = StackFixture.ManagementAuthorization;
         var paths = System.Text.Json.JsonDocument.Parse(await se.GetStringAsync("swagger/v1/swagger.json")).RootElement.GetProperty("paths");
         Assert.True(paths.GetProperty("/api/send-jobs").GetProperty("post").TryGetProperty("security", out _));
         Assert.True(paths.GetProperty("/api/suppressions").GetProperty("get").TryGetProperty("security", out _));

@@ -33,6 +33,24 @@ public sealed class StackFixture : IAsyncLifetime
     public string SendEngineClientId => "test-send-engine";
     public string SendEngineClientSecret { get; } = Secret();
 
+    /// <summary>The basic credential of /metrics and /swagger on the public listener (Management__Username/Password).</summary>
+    public const string ManagementUsername = "metrics";
+    public const string ManagementPassword = "management-secret-0123";
+
+    public static AuthenticationHeaderValue ManagementAuthorization { get; } =
+        new("Basic", Convert.ToBase64String(System.Text.Encoding.UTF8.GetBytes($"{ManagementUsername}:{ManagementPassword}")));
+
+    /// <summary>GET /metrics with the management credential.</summary>
+    public static async Task<string> MetricsAsync(HttpClient client)
+    {
+        using var request = new HttpRequestMessage(HttpMethod.Get, "metrics");
+        request.Headers.Authorization = ManagementAuthorization;
+        using var response = await client.SendAsync(request);
+        var body = await response.Content.ReadAsStringAsync();
+        Assert.True(response.IsSuccessStatusCode, $"GET /metrics answered {(int)response.StatusCode}: {body}");
+        return body;
+    }
+
     private HttpClient _mc = null!;
 
     public async ValueTask InitializeAsync()
@@ -102,6 +120,8 @@ public sealed class StackFixture : IAsyncLifetime
             ["Hangfire:DashboardPassword"] = "ops-secret-123",
             // Most tests never call the webhook; those that do set Signature or Token (TencentSesTests, EventSafetyTests).
             ["TencentSes:Webhook:AllowUnauthenticated"] = "true",
+            ["Management:Username"] = ManagementUsername,
+            ["Management:Password"] = ManagementPassword,
         };
         foreach (var (k, v) in overrides ?? new Dictionary<string, string?>())
         {

@@ -171,7 +171,7 @@ public sealed class TencentSesTests(StackFixture stack)
         Assert.Equal(HttpStatusCode.NotFound, (await otherClient.GetAsync($"api/email-addresses/{A("ok")}/statistics")).StatusCode);
         Assert.Empty((await otherClient.GetFromJsonAsync<EmailEventPage>($"api/email-addresses/{A("ok")}/events", StackFixture.Json))!.Items);
 
-        var metrics = await hook.GetStringAsync("metrics");
+        var metrics = await StackFixture.MetricsAsync(hook);
         Assert.Contains("sendengine_webhook_callbacks_total{", metrics);
         Assert.Contains("outcome=\"duplicate\"", metrics);
         Assert.Contains("sendengine_deliveries_total{", metrics);
@@ -218,7 +218,7 @@ public sealed class TencentSesTests(StackFixture stack)
         await AssertProblemAsync(await SendAsync(hook, huge), 413);
 
         Assert.Equal(1L, (await QueryAsync(db, "SELECT count(*) FROM email_events")).Single()[0]);
-        var metrics = await hook.GetStringAsync("metrics");
+        var metrics = await StackFixture.MetricsAsync(hook);
         Assert.Contains("sendengine_webhook_signature_failures_total{", metrics);
         Assert.Contains("reason=\"stale_timestamp\"", metrics);
         Assert.Contains("sendengine_webhook_rejected_total{", metrics);
@@ -594,8 +594,8 @@ public sealed class TencentSesTests(StackFixture stack)
         await WaitUntilAsync(async () => (await QueryAsync(db, "SELECT attempts FROM member_center_reports WHERE completed_at IS NULL AND last_error IS NOT NULL")).Count == 1);
         // Visible to monitoring: the queue is sampled (every 5 s) and the failed attempt counted.
         var onePending = PendingReports(1);
-        await WaitUntilAsync(async () => onePending.IsMatch(await se.GetStringAsync("metrics")));
-        Assert.Matches("sendengine_member_center_reports_total\\{[^}]*kind=\"hard_bounce\"[^}]*outcome=\"retried\"", await se.GetStringAsync("metrics"));
+        await WaitUntilAsync(async () => onePending.IsMatch(await StackFixture.MetricsAsync(se)));
+        Assert.Matches("sendengine_member_center_reports_total\\{[^}]*kind=\"hard_bounce\"[^}]*outcome=\"retried\"", await StackFixture.MetricsAsync(se));
         using var internalClient = stack.MemberCenterAdminClient(await stack.TokenAsync(stack.SendEngineClientId, stack.SendEngineClientSecret));
         async Task<IReadOnlyList<string>> NotSendableAsync() => (await StackFixture.PostAsync<SubscriptionStatusResult>(internalClient,
             $"internal/lists/{tenant.ListId}/not-sendable", new SubscriptionStatusQuery(tenant.TenantId, tenant.ListId, [email]))).NotSendable;
@@ -605,7 +605,7 @@ public sealed class TencentSesTests(StackFixture stack)
         await WaitUntilAsync(async () => (await QueryAsync(db, "SELECT outcome FROM member_center_reports WHERE completed_at IS NOT NULL")).Count == 1);
         Assert.Equal(["sent"], (await QueryAsync(db, "SELECT outcome FROM member_center_reports")).Single());
         Assert.Equal([email], await NotSendableAsync());
-        Assert.Matches("sendengine_member_center_reports_total\\{[^}]*kind=\"hard_bounce\"[^}]*outcome=\"sent\"[^}]*\\} 1\\b", await se.GetStringAsync("metrics"));
+        Assert.Matches("sendengine_member_center_reports_total\\{[^}]*kind=\"hard_bounce\"[^}]*outcome=\"sent\"[^}]*\\} 1\\b", await StackFixture.MetricsAsync(se));
     }
 
     [Fact]
@@ -658,8 +658,8 @@ public sealed class TencentSesTests(StackFixture stack)
         second.Services.GetRequiredService<SendEngineMetrics>().PendingMemberCenterReports(7);
         second.Services.GetRequiredService<SendEngineMetrics>().Rejected("only_in_second");
 
-        var firstMetrics = await firstClient.GetStringAsync("metrics");
-        var secondMetrics = await secondClient.GetStringAsync("metrics");
+        var firstMetrics = await StackFixture.MetricsAsync(firstClient);
+        var secondMetrics = await StackFixture.MetricsAsync(secondClient);
 
         Assert.Matches(PendingReports(7), secondMetrics);
         Assert.Contains("reason=\"only_in_second\"", secondMetrics);

@@ -7,6 +7,7 @@ using Microsoft.Extensions.Options;
 using MimeKit;
 using Newsletter.ServiceDefaults.Background;
 using Newsletter.ServiceDefaults.Mail;
+using Npgsql;
 
 namespace MemberCenter.Features.Outbox;
 
@@ -33,18 +34,24 @@ public sealed class OutboxOptions
     [Range(1, 100)]
     public int MaxAttempts { get; set; } = 12;
 
-    /// <summary>How long a claimed row is reserved for the dispatcher that claimed it; a crash frees it after this.</summary>
-    [Range(typeof(TimeSpan), "00:00:10", "01:00:00")]
+    /// <summary>
+    /// How long a claimed row is reserved for the dispatcher that claimed it; a crash frees it after this. The
+    /// dispatcher renews it every third of it while its batch sends, however long the SMTP server takes.
+    /// </summary>
+    [Range(typeof(TimeSpan), "00:00:01", "01:00:00")]
     public TimeSpan Lease { get; set; } = TimeSpan.FromMinutes(2);
 }
 
 /// <summary>
 /// Sends confirmation mail from the outbox. Rows are claimed with SKIP LOCKED and a lease, so several Member Center
 /// replicas share the work and a crash only delays a row. At-least-once: a crash after the SMTP server accepted a
-/// message but before the row is marked sends it again, which for a confirmation mail is harmless.
+/// message but before the row is marked sends it again, which for a confirmation mail is harmless. The lease is renewed
+/// while a batch sends, so a slow or silent SMTP server (up to Smtp:DataTimeout per message) cannot let a second
+/// dispatcher claim, and send again, rows this one is still sending.
 /// </summary>
 public sealed partial class OutboxDispatcher(
     IServiceScopeFactory scopes,
+    NpgsqlDataSource dataSource,
     WakeSignal<OutboxDispatcher> signal,
     IOptions<OutboxOptions> options,
     IOptions<SmtpOptions> smtpOptions,
@@ -68,7 +75,7 @@ public sealed partial class OutboxDispatcher(
         var db = scope.ServiceProvider.GetRequiredService<MemberCenterDbContext>();
         var o = options.Value;
         var now = Clock.GetUtcNow();
-        var leaseUntil = now + o.Lease;
+        var leaseUntil = Microseconds(now + o.Lease);
         var claimed = await db.OutboxMessages.FromSql($"""
             UPDATE outbox_messages SET next_attempt_at = {leaseUntil}, attempts = attempts + 1
             WHERE id IN (
@@ -94,11 +101,20 @@ public sealed partial class OutboxDispatcher(
         var (mails, failures) = await composer.ComposeAsync(claimed.Select(m => m.SubscriptionId).Distinct().ToArray(), ct);
         var done = new List<long>(claimed.Count);
         var sentAt = new List<long>(claimed.Count);
+        var lease = new Lease(leaseUntil);
+        using var stopRenewing = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        var renewing = RenewLeaseAsync(claimed.Select(m => m.Id).ToArray(), lease, stopRenewing.Token);
         SmtpClient? smtp = null;
         try
         {
             foreach (var message in claimed.OrderBy(m => m.Id))
             {
+                if (Clock.GetUtcNow() >= lease.Until)
+                {
+                    // Renewal failed (the database is unreachable): another dispatcher may own the rest by now.
+                    LogLeaseLost(logger);
+                    break;
+                }
                 if (failures.TryGetValue(message.SubscriptionId, out var failure))
                 {
                     LogSendFailed(logger, message.Id, message.Attempts, failure);
@@ -129,6 +145,8 @@ public sealed partial class OutboxDispatcher(
         }
         finally
         {
+            await stopRenewing.CancelAsync();
+            await renewing;
             if (smtp is not null)
             {
                 try
@@ -149,6 +167,59 @@ public sealed partial class OutboxDispatcher(
                 .SetProperty(m => m.CompletedAt, finished).SetProperty(m => m.LastError, (string?)null), CancellationToken.None);
         }
         return claimed.Count;
+    }
+
+    /// <summary>The batch's lease, moved by the renewal task and read by the send loop.</summary>
+    private sealed class Lease(DateTimeOffset until)
+    {
+        private long _utcTicks = until.UtcTicks;
+
+        public DateTimeOffset Until
+        {
+            get => new(Interlocked.Read(ref _utcTicks), TimeSpan.Zero);
+            set => Interlocked.Exchange(ref _utcTicks, value.UtcTicks);
+        }
+    }
+
+    // PostgreSQL keeps microseconds: the lease is compared for equality with what was stored.
+    private static DateTimeOffset Microseconds(DateTimeOffset t) => t.AddTicks(-(t.UtcTicks % 10));
+
+    /// <summary>
+    /// Every third of the lease, moves the lease of this batch's rows that still carry it (not yet failed, not
+    /// recorded as sent or done) forward. The lease value itself marks the rows as this batch's: a row another
+    /// dispatcher has claimed, or that FailAsync rescheduled, carries another value and is left alone. Rows sent but not
+    /// yet recorded keep being renewed, so they are never claimed again before the batch records them.
+    /// </summary>
+    private async Task RenewLeaseAsync(long[] ids, Lease lease, CancellationToken ct)
+    {
+        var o = options.Value;
+        while (!ct.IsCancellationRequested)
+        {
+            try
+            {
+                await Task.Delay(o.Lease / 3, Clock, ct);
+                var next = Microseconds(Clock.GetUtcNow() + o.Lease);
+                await using var cmd = dataSource.CreateCommand("""
+                    UPDATE outbox_messages SET next_attempt_at = $1
+                    WHERE id = ANY($2) AND completed_at IS NULL AND next_attempt_at = $3
+                    """);
+                cmd.Parameters.Add(new NpgsqlParameter { Value = next });
+                cmd.Parameters.Add(new NpgsqlParameter { Value = ids });
+                cmd.Parameters.Add(new NpgsqlParameter { Value = lease.Until });
+                await cmd.ExecuteNonQueryAsync(ct);
+                lease.Until = next;
+            }
+            catch (OperationCanceledException) when (ct.IsCancellationRequested)
+            {
+                return;
+            }
+            catch (Exception ex) when (!ct.IsCancellationRequested)
+            {
+                // Never ends the task with an error: the batch must still record what it sent. Tried again at the
+                // next third; the send loop stops once the lease has run out.
+                LogLeaseRenewalFailed(logger, ex.Message);
+            }
+        }
     }
 
     /// <summary>A 5xx answer to this message's recipient or content: sending it again would get the same answer.</summary>
@@ -176,6 +247,12 @@ public sealed partial class OutboxDispatcher(
 
     [LoggerMessage(LogLevel.Warning, "Outbox message {MessageId} failed on attempt {Attempt}: {Error}")]
     private static partial void LogSendFailed(ILogger logger, long messageId, int attempt, string error);
+
+    [LoggerMessage(LogLevel.Warning, "Outbox lease renewal failed: {Error}")]
+    private static partial void LogLeaseRenewalFailed(ILogger logger, string error);
+
+    [LoggerMessage(LogLevel.Warning, "Outbox lease lost; the rest of the batch is left for another dispatcher")]
+    private static partial void LogLeaseLost(ILogger logger);
 
     [LoggerMessage(LogLevel.Error, "Outbox batch failed")]
     private static partial void LogBatchFailed(ILogger logger, Exception ex);

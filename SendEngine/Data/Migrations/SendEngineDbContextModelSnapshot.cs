@@ -205,6 +205,12 @@ namespace SendEngine.Data.Migrations
                         .HasColumnType("integer")
                         .HasColumnName("total_opened");
 
+                    b.Property<int>("TotalSentArchived")
+                        .ValueGeneratedOnAdd()
+                        .HasColumnType("integer")
+                        .HasDefaultValue(0)
+                        .HasColumnName("total_sent_archived");
+
                     b.Property<int>("TotalSoftBounced")
                         .HasColumnType("integer")
                         .HasColumnName("total_soft_bounced");
@@ -306,6 +312,18 @@ namespace SendEngine.Data.Migrations
                         .ValueGeneratedOnAdd()
                         .HasColumnType("uuid")
                         .HasColumnName("id");
+
+                    b.Property<DateTimeOffset?>("ArchivedAt")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("archived_at");
+
+                    b.Property<string>("ArchivedCounts")
+                        .HasColumnType("jsonb")
+                        .HasColumnName("archived_counts");
+
+                    b.Property<string>("ArchivedEventCounts")
+                        .HasColumnType("jsonb")
+                        .HasColumnName("archived_event_counts");
 
                     b.Property<string>("BodyHtml")
                         .HasColumnType("text")

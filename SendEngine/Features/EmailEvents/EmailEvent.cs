@@ -75,7 +75,10 @@ internal sealed class EmailEventConfiguration : IEntityTypeConfiguration<EmailEv
     }
 }
 
-/// <summary>Per address and tenant (spec 001's email_statistics); "sent" is counted from the deliveries on read.</summary>
+/// <summary>
+/// Per address and tenant (spec 001's email_statistics); "sent" is counted from the deliveries on read, plus
+/// <see cref="TotalSentArchived"/> for deliveries whose rows retention has deleted.
+/// </summary>
 public sealed class EmailStatistic
 {
     public Guid TenantId { get; set; }
@@ -88,6 +91,8 @@ public sealed class EmailStatistic
     public int TotalSoftBounced { get; set; }
     public int TotalComplaints { get; set; }
     public int TotalUnsubscribes { get; set; }
+    /// <summary>Messages sent to the address whose recipient rows the retention sweep deleted (their jobs were archived).</summary>
+    public int TotalSentArchived { get; set; }
     public DateTimeOffset? LastActivity { get; set; }
     public DateTimeOffset UpdatedAt { get; set; }
 }
@@ -99,6 +104,8 @@ internal sealed class EmailStatisticConfiguration : IEntityTypeConfiguration<Ema
         b.ToTable("email_statistics");
         b.HasKey(s => new { s.TenantId, s.Email });
         b.Property(s => s.Email).HasMaxLength(320);
+        // The event processor's upsert does not name it.
+        b.Property(s => s.TotalSentArchived).HasDefaultValue(0);
     }
 }
 

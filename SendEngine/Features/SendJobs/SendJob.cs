@@ -38,6 +38,13 @@ public sealed class SendJob
     public long? LinksIssuedAt { get; set; }
     /// <summary>Member Center's change-feed position before the snapshot: what stopped being sendable since is skipped.</summary>
     public string? ChangesCursor { get; set; }
+    /// <summary>
+    /// Set by the retention sweep when the job's recipient rows are deleted, a while after it finished: from then on
+    /// its counts by recipient status (JSON object) and its event counters (JSON) are read from here.
+    /// </summary>
+    public DateTimeOffset? ArchivedAt { get; set; }
+    public string? ArchivedCounts { get; set; }
+    public string? ArchivedEventCounts { get; set; }
 }
 
 internal sealed class SendJobConfiguration : IEntityTypeConfiguration<SendJob>
@@ -54,6 +61,8 @@ internal sealed class SendJobConfiguration : IEntityTypeConfiguration<SendJob>
         b.Property(j => j.PausedReason).HasMaxLength(2000);
         b.Property(j => j.LinkKeyId).HasMaxLength(16);
         b.Property(j => j.ChangesCursor).HasMaxLength(64);
+        b.Property(j => j.ArchivedCounts).HasColumnType("jsonb");
+        b.Property(j => j.ArchivedEventCounts).HasColumnType("jsonb");
         b.HasIndex(j => new { j.TenantId, j.IdempotencyKey }).IsUnique().HasFilter("idempotency_key IS NOT NULL");
         b.HasIndex(j => new { j.TenantId, j.Id });
         b.HasIndex(j => j.Status);

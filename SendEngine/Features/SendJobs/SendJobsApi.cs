@@ -169,7 +169,8 @@ public static partial class SendJobsApi
             return JobNotFound();
         }
         var counts = await countsCache.GetAsync([job], ids => CountsAsync(db, ids, ct));
-        var events = await countsCache.GetEventsAsync(job, () => EmailEvents.EmailEventsApi.JobCountsAsync(dataSource, id, ct));
+        var events = Retention.RetentionSweeper.ReadEventCounts(job.ArchivedEventCounts)
+            ?? await countsCache.GetEventsAsync(job, () => EmailEvents.EmailEventsApi.JobCountsAsync(dataSource, id, ct));
         return TypedResults.Ok(ToResponse(job, counts[job.Id]) with { Events = events });
     }
 
@@ -303,6 +304,8 @@ public static partial class SendJobsApi
 
     private static SendJobResponse ToResponse(SendJob j, Dictionary<string, int> c)
     {
+        // An archived job's recipient rows are gone; its counts were kept on the job when they were deleted.
+        c = Retention.RetentionSweeper.ReadCounts(j.ArchivedCounts) ?? c;
         int N(string s) => c.GetValueOrDefault(s);
         var counts = new SendJobCounts(
             Total: c.Values.Sum(),

@@ -61,14 +61,30 @@ public static class SuppressionsApi
             return TypedResults.ValidationProblem(v.Errors);
         }
         var email = Suppression.Normalize(request.Email!);
-        if (await db.Suppressions.AsNoTracking().FirstOrDefaultAsync(s => s.TenantId == tenantId && s.Email == email, ct) is { } existing)
+        var now = clock.GetUtcNow();
+        // One statement decides who creates the row, so two concurrent requests for one address both succeed (201 and
+        // 200) instead of the loser failing on the primary key. A removal between the insert and the read is retried.
+        for (var attempt = 0; ; attempt++)
         {
-            return TypedResults.Ok(ToResponse(existing));
+            var inserted = await db.Suppressions.FromSql($"""
+                INSERT INTO suppressions (tenant_id, email, reason, source, created_at) VALUES ({tenantId}, {email}, {reason}, 'api', {now})
+                ON CONFLICT (tenant_id, email) DO NOTHING
+                RETURNING *
+                """).AsNoTracking().ToListAsync(ct);
+            if (inserted.Count == 1)
+            {
+                return TypedResults.Created($"/api/suppressions/{Uri.EscapeDataString(email)}", ToResponse(inserted[0]));
+            }
+            var existing = await db.Suppressions.AsNoTracking().FirstOrDefaultAsync(s => s.TenantId == tenantId && s.Email == email, ct);
+            if (existing is not null)
+            {
+                return TypedResults.Ok(ToResponse(existing));
+            }
+            if (attempt == 2)
+            {
+                return TypedResults.Problem(statusCode: 409, title: "Conflict", detail: "The address was added and removed concurrently; try again.");
+            }
         }
-        var row = new Suppression { TenantId = tenantId, Email = email, Reason = reason, Source = "api", CreatedAt = clock.GetUtcNow() };
-        db.Suppressions.Add(row);
-        await db.SaveChangesAsync(ct);
-        return TypedResults.Created($"/api/suppressions/{Uri.EscapeDataString(email)}", ToResponse(row));
     }
 
     private static async Task<Results<NoContent, ProblemHttpResult>> Remove(string email, ClaimsPrincipal user, SendEngineDbContext db, CancellationToken ct)

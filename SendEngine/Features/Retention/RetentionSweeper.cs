@@ -1,0 +1,207 @@
+using System.ComponentModel.DataAnnotations;
+using System.Text.Json;
+using Microsoft.Extensions.Options;
+using Newsletter.Contracts;
+using Newsletter.ServiceDefaults;
+using Newsletter.ServiceDefaults.Background;
+using Npgsql;
+using SendEngine.Data;
+using SendEngine.Features.EmailEvents;
+
+namespace SendEngine.Features.Retention;
+
+/// <summary>Retention__* keys: how long Send Engine keeps what grows with traffic.</summary>
+public sealed class RetentionOptions
+{
+    public const string Section = "Retention";
+
+    /// <summary>How often the sweep runs (the first run is one interval after start).</summary>
+    [Range(typeof(TimeSpan), "00:00:01", "7.00:00:00")]
+    public TimeSpan Interval { get; set; } = TimeSpan.FromHours(1);
+
+    /// <summary>A processed webhook event's raw payload, client IP and user agent are cleared this long after receipt.</summary>
+    [Range(typeof(TimeSpan), "00:00:00", "3650.00:00:00")]
+    public TimeSpan RawEventRetention { get; set; } = TimeSpan.FromDays(30);
+
+    /// <summary>
+    /// A finished job's (completed, cancelled, failed) per-recipient rows are deleted this long after it finished; its
+    /// counts and event counters are kept on the job first.
+    /// </summary>
+    [Range(typeof(TimeSpan), "00:00:00", "3650.00:00:00")]
+    public TimeSpan FinishedJobRecipientRetention { get; set; } = TimeSpan.FromDays(90);
+
+    /// <summary>Email events (already without their raw fields) are deleted this long after receipt.</summary>
+    [Range(typeof(TimeSpan), "00:00:00", "3650.00:00:00")]
+    public TimeSpan EventRetention { get; set; } = TimeSpan.FromDays(365);
+
+    /// <summary>Reports Member Center accepted are deleted this long after delivery; failed ones stay for an operator.</summary>
+    [Range(typeof(TimeSpan), "00:00:00", "3650.00:00:00")]
+    public TimeSpan DeliveredReportRetention { get; set; } = TimeSpan.FromDays(30);
+
+    /// <summary>Rows per statement, so a large backlog never holds many locks or a long transaction.</summary>
+    [Range(100, 100_000)]
+    public int BatchSize { get; set; } = 5_000;
+}
+
+/// <summary>
+/// Deletes or thins out, on a timer, every Send Engine table that grows with traffic (docs/send-engine.md
+/// "Retention"). Several processes may sweep at once: statements take their rows with SKIP LOCKED, and a job's
+/// counts are kept under its row lock, so they share the work instead of repeating it.
+/// </summary>
+public sealed partial class RetentionSweeper(
+    NpgsqlDataSource db,
+    IOptions<RetentionOptions> options,
+    TimeProvider clock,
+    ILogger<RetentionSweeper> logger) : BatchLoop(signal: null, clock)
+{
+    public sealed record Result(long RawEvents, long Jobs, long Recipients, long Events, long Reports);
+
+    private static readonly string[] FinishedStatuses = [SendJobStatuses.Completed, SendJobStatuses.Cancelled, SendJobStatuses.Failed];
+    private static readonly string[] SentStatuses = [RecipientStatuses.Sent, RecipientStatuses.Delivered, RecipientStatuses.Bounced];
+
+    protected override bool RunAtStart => false;
+    protected override TimeSpan PollInterval => options.Value.Interval;
+    protected override int BatchSize => 1;
+
+    protected override async Task<int> RunBatchAsync(CancellationToken ct)
+    {
+        await SweepAsync(ct);
+        return 0;
+    }
+
+    // The next interval tries again; nothing is lost by a missed sweep.
+    protected override TimeSpan FailureDelay(int consecutiveFailures) => options.Value.Interval;
+
+    protected override void OnBatchFailed(Exception ex) => LogSweepFailed(logger, ex.Message);
+
+    public async Task<Result> SweepAsync(CancellationToken ct)
+    {
+        var o = options.Value;
+        var now = Clock.GetUtcNow();
+        // Only processed events: the processor still needs the payload of one it has not applied yet.
+        var raw = await RepeatAsync("""
+            UPDATE email_events SET payload = '{}'::jsonb, ip_address = NULL, user_agent = NULL
+            WHERE id IN (SELECT id FROM email_events
+                         WHERE received_at < $1 AND payload <> '{}'::jsonb AND processed_at IS NOT NULL
+                         LIMIT $2 FOR UPDATE SKIP LOCKED)
+            """, now - o.RawEventRetention, ct);
+        var (jobs, recipients) = await ArchiveFinishedJobsAsync(now - o.FinishedJobRecipientRetention, now, ct);
+        var events = await RepeatAsync("""
+            DELETE FROM email_events WHERE id IN (
+                SELECT id FROM email_events WHERE received_at < $1 AND processed_at IS NOT NULL LIMIT $2 FOR UPDATE SKIP LOCKED)
+            """, now - o.EventRetention, ct);
+        var reports = await RepeatAsync("""
+            DELETE FROM member_center_reports WHERE id IN (
+                SELECT id FROM member_center_reports WHERE completed_at < $1 AND outcome = 'sent' LIMIT $2 FOR UPDATE SKIP LOCKED)
+            """, now - o.DeliveredReportRetention, ct);
+        if (raw + recipients + events + reports > 0)
+        {
+            LogSwept(logger, raw, jobs, recipients, events, reports);
+        }
+        return new Result(raw, jobs, recipients, events, reports);
+    }
+
+    /// <summary>
+    /// Keeps the counts of each job finished before <paramref name="before"/> on the job (recipients by status and the
+    /// event counters), then deletes its recipient rows; their "sent" count moves into the address statistics.
+    /// </summary>
+    private async Task<(long Jobs, long Recipients)> ArchiveFinishedJobsAsync(DateTimeOffset before, DateTimeOffset now, CancellationToken ct)
+    {
+        long jobs = 0, recipients = 0;
+        var due = new List<(Guid Id, Guid TenantId)>();
+        await using (var conn = await db.OpenConnectionAsync(ct))
+        await using (var cmd = Sql.Command(conn, """
+            SELECT id, tenant_id FROM send_jobs
+            WHERE status = ANY($1) AND coalesce(finished_at, cancelled_at, created_at) < $2
+              -- or archived by a sweep that stopped half-way: its remaining rows
+              AND (archived_at IS NULL OR EXISTS (SELECT 1 FROM send_job_recipients r WHERE r.job_id = send_jobs.id))
+            ORDER BY id
+            """, FinishedStatuses, before))
+        await using (var reader = await cmd.ExecuteReaderAsync(ct))
+        {
+            while (await reader.ReadAsync(ct))
+            {
+                due.Add((reader.GetGuid(0), reader.GetGuid(1)));
+            }
+        }
+        foreach (var (jobId, tenantId) in due)
+        {
+            var events = await EmailEventsApi.JobCountsAsync(db, jobId, ct);
+            // The job row's lock makes one process archive it; the counts are taken in the same transaction.
+            var archived = await Sql.ExecuteAsync(db, """
+                UPDATE send_jobs j SET archived_at = $2,
+                    archived_counts = coalesce((SELECT jsonb_object_agg(status, n) FROM
+                        (SELECT status, count(*) AS n FROM send_job_recipients WHERE job_id = $1 GROUP BY status) c), '{}'::jsonb),
+                    archived_event_counts = $3::jsonb
+                WHERE j.id = $1 AND j.archived_at IS NULL
+                """, ct, jobId, now, JsonSerializer.Serialize(events, ContractJson));
+            jobs += archived;
+            recipients += await DeleteRecipientsAsync(jobId, tenantId, now, ct);
+        }
+        return (jobs, recipients);
+    }
+
+    private async Task<long> DeleteRecipientsAsync(Guid jobId, Guid tenantId, DateTimeOffset now, CancellationToken ct)
+    {
+        long total = 0;
+        while (true)
+        {
+            // The address statistics count "sent" from these rows; what is deleted is added to total_sent_archived
+            // in the same statement, so GET /api/email-addresses/{email}/statistics answers the same before and after.
+            var deleted = await Sql.ScalarAsync<long>(db, """
+                WITH gone AS (
+                    DELETE FROM send_job_recipients WHERE id IN (
+                        SELECT id FROM send_job_recipients WHERE job_id = $1 LIMIT $3 FOR UPDATE SKIP LOCKED)
+                    RETURNING email, status),
+                sent AS (
+                    INSERT INTO email_statistics AS s (tenant_id, email, total_delivered, total_opened, total_clicked, total_bounced,
+                        total_soft_bounced, total_complaints, total_unsubscribes, total_sent_archived, updated_at)
+                    SELECT $2, lower(email), 0, 0, 0, 0, 0, 0, 0, count(*), $4 FROM gone WHERE status = ANY($5) GROUP BY lower(email)
+                    ON CONFLICT (tenant_id, email) DO UPDATE SET total_sent_archived = s.total_sent_archived + excluded.total_sent_archived)
+                SELECT count(*) FROM gone
+                """, ct, jobId, tenantId, options.Value.BatchSize, now, SentStatuses);
+            total += deleted;
+            if (deleted < options.Value.BatchSize)
+            {
+                return total;
+            }
+        }
+    }
+
+    private async Task<long> RepeatAsync(string sql, DateTimeOffset before, CancellationToken ct)
+    {
+        long total = 0;
+        while (true)
+        {
+            var n = await Sql.ExecuteAsync(db, sql, ct, before, options.Value.BatchSize);
+            total += n;
+            if (n < options.Value.BatchSize)
+            {
+                return total;
+            }
+        }
+    }
+
+    private static readonly JsonSerializerOptions ContractJson = CreateJson();
+
+    private static JsonSerializerOptions CreateJson()
+    {
+        var o = new JsonSerializerOptions(JsonSerializerDefaults.Web);
+        ServiceDefaultsExtensions.ConfigureJson(o);
+        return o;
+    }
+
+    /// <summary>The counters kept on an archived job, as <see cref="SweepAsync"/> wrote them.</summary>
+    public static SendJobEventCounts? ReadEventCounts(string? json) =>
+        json is null ? null : JsonSerializer.Deserialize<SendJobEventCounts>(json, ContractJson);
+
+    /// <summary>The recipient counts by status kept on an archived job.</summary>
+    public static Dictionary<string, int>? ReadCounts(string? json) =>
+        json is null ? null : JsonSerializer.Deserialize<Dictionary<string, int>>(json);
+
+    [LoggerMessage(LogLevel.Information, "Retention: cleared {RawEvents} raw event payloads, archived {Jobs} finished jobs ({Recipients} recipient rows), deleted {Events} old events and {Reports} delivered Member Center reports")]
+    private static partial void LogSwept(ILogger logger, long rawEvents, long jobs, long recipients, long events, long reports);
+
+    [LoggerMessage(LogLevel.Warning, "Retention sweep failed, retried at the next interval: {Error}")]
+    private static partial void LogSweepFailed(ILogger logger, string error);
+}
