@@ -5,8 +5,8 @@ using Swashbuckle.AspNetCore.SwaggerGen;
 namespace Newsletter.ServiceDefaults;
 
 /// <summary>
-/// Marks only the operations that require authorization as needing the bearer token, so Swagger shows the
-/// token-in-link pages, the webhook and health as open, as they are.
+/// Marks the operations that require authorization as needing the bearer token, and the others (token-in-link pages,
+/// the ESP webhook, the token endpoint) with an explicit empty <c>security</c>, so clients and linters see them as open.
 /// </summary>
 internal sealed class BearerRequirementFilter : IOperationFilter
 {
@@ -15,6 +15,7 @@ internal sealed class BearerRequirementFilter : IOperationFilter
         var metadata = context.ApiDescription.ActionDescriptor.EndpointMetadata;
         if (!metadata.OfType<IAuthorizeData>().Any() || metadata.OfType<IAllowAnonymous>().Any())
         {
+            operation.Security = [];
             return;
         }
         operation.Security ??= [];

@@ -18,7 +18,7 @@ public static partial class WebhookApi
 
     public static IEndpointRouteBuilder MapTencentWebhook(this IEndpointRouteBuilder app)
     {
-        app.MapPost(Path, Receive).AllowAnonymous().WithTags("Tencent SES")
+        app.MapPost(Path, Receive).AllowAnonymous().WithTags("Tencent SES").WithName("receiveTencentSesEvents")
             .WithSummary("Tencent Cloud SES event callback (spec 001 or Tencent's format); authenticated per TencentSes:Webhook.")
             .DisableAntiforgery();
         return app;
