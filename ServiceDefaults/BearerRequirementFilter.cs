@@ -5,8 +5,9 @@ using Swashbuckle.AspNetCore.SwaggerGen;
 namespace Newsletter.ServiceDefaults;
 
 /// <summary>
-/// Marks the operations that require authorization as needing the bearer token, and the others (token-in-link pages,
-/// the ESP webhook, the token endpoint) with an explicit empty <c>security</c>, so clients and linters see them as open.
+/// Marks the operations that require authorization as needing the bearer token (with the 401 and 403 the
+/// authorization layer answers), and the others (token-in-link pages, the ESP webhook, the token endpoint) with an
+/// explicit empty <c>security</c>, so clients and linters see them as open.
 /// </summary>
 internal sealed class BearerRequirementFilter : IOperationFilter
 {
@@ -20,5 +21,8 @@ internal sealed class BearerRequirementFilter : IOperationFilter
         }
         operation.Security ??= [];
         operation.Security.Add(new OpenApiSecurityRequirement { [new OpenApiSecuritySchemeReference("bearer", context.Document)] = [] });
+        operation.Responses ??= [];
+        operation.Responses.TryAdd("401", new OpenApiResponse { Description = "No bearer token, or one that is not valid here." });
+        operation.Responses.TryAdd("403", new OpenApiResponse { Description = "The token lacks the scope this operation needs." });
     }
 }

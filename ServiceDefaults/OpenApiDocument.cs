@@ -1,4 +1,5 @@
 using System.ComponentModel.DataAnnotations;
+using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Options;
@@ -28,7 +29,7 @@ public sealed class OpenApiDocumentOptions : IValidatableObject
 }
 
 /// <summary>The shape of both services' Swagger documents: stable operation ids, product schema names, open routes marked open.</summary>
-internal static class OpenApiDocument
+public static class OpenApiDocumentExtensions
 {
     // Framework types whose .NET names would otherwise become schema names clients are generated with.
     private static readonly Dictionary<Type, string> ProductNames = new()
@@ -37,7 +38,7 @@ internal static class OpenApiDocument
         [typeof(Microsoft.AspNetCore.Mvc.ProblemDetails)] = "Problem",
     };
 
-    public static void AddOpenApiDocument(this IServiceCollection services, string serviceTitle)
+    internal static void AddOpenApiDocument(this IServiceCollection services, string serviceTitle)
     {
         services.AddOptions<OpenApiDocumentOptions>().BindConfiguration(OpenApiDocumentOptions.Section).ValidateDataAnnotations().ValidateOnStart();
         services.AddEndpointsApiExplorer();
@@ -57,10 +58,24 @@ internal static class OpenApiDocument
                 Description = "Access token from Member Center's POST /oauth/token (client_credentials).",
             });
             c.OperationFilter<BearerRequirementFilter>();
+            c.DocumentFilter<TagDescriptionsFilter>();
             c.CustomSchemaIds(SchemaId);
         });
         services.AddOptions<SwaggerGenOptions>().Configure<IOptions<OpenApiDocumentOptions>>((swagger, document) =>
             swagger.SwaggerGeneratorOptions.Servers.Add(new OpenApiServer { Url = document.Value.ServerUrl.TrimEnd('/') }));
+    }
+
+    /// <summary>Describes the tags a service's routes use (<c>.WithTags</c>), for the document and generated clients.</summary>
+    public static WebApplicationBuilder DescribeApiTags(this WebApplicationBuilder builder, params (string Tag, string Description)[] tags)
+    {
+        builder.Services.Configure<OpenApiTagOptions>(o =>
+        {
+            foreach (var (tag, description) in tags)
+            {
+                o.Descriptions[tag] = description;
+            }
+        });
+        return builder;
     }
 
     /// <summary>
@@ -79,5 +94,26 @@ internal static class OpenApiDocument
         }
         var baseName = type.Name[..type.Name.IndexOf('`', StringComparison.Ordinal)];
         return baseName + "Of" + string.Concat(type.GetGenericArguments().Select(SchemaId));
+    }
+}
+
+/// <summary>Descriptions of the operation tags (the sections of the document and of generated clients), by tag name.</summary>
+public sealed class OpenApiTagOptions
+{
+    public Dictionary<string, string> Descriptions { get; } = new(StringComparer.Ordinal);
+}
+
+/// <summary>Writes <see cref="OpenApiTagOptions"/> into the document's tag list.</summary>
+internal sealed class TagDescriptionsFilter(IOptions<OpenApiTagOptions> tags) : IDocumentFilter
+{
+    public void Apply(Microsoft.OpenApi.OpenApiDocument swaggerDoc, DocumentFilterContext context)
+    {
+        foreach (var tag in swaggerDoc.Tags ?? new HashSet<OpenApiTag>())
+        {
+            if (tag.Name is not null && tags.Value.Descriptions.TryGetValue(tag.Name, out var description))
+            {
+                tag.Description = description;
+            }
+        }
     }
 }

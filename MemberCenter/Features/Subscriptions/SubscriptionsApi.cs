@@ -24,13 +24,25 @@ public static class SubscriptionsApi
             .WithSummary("Merge preferences into a subscription (a null value removes a key).");
 
         // Reached from email links: the token in the link is the credential, there is no bearer.
-        api.MapGet("/confirm", EndUserPages.Confirm).WithName("confirmSubscription").WithSummary("Confirm a subscription (double opt-in link). HTML, or JSON with Accept: application/json.");
+        api.MapGet("/confirm", EndUserPages.Confirm).WithName("confirmSubscription").WithSummary("Confirm a subscription (double opt-in link). HTML, or JSON with Accept: application/json.")
+            .Produces<ConfirmResponse>(StatusCodes.Status200OK, "application/json", "text/html")
+            .ProducesProblem(StatusCodes.Status404NotFound)
+            .ProducesProblem(StatusCodes.Status410Gone);
         api.MapPost("/unsubscribe", EndUserPages.Unsubscribe).WithName("unsubscribe")
             .WithSummary("Unsubscribe with a token: JSON {token}, the page's form, or RFC 8058 one-click (List-Unsubscribe=One-Click).")
-            .Accepts<UnsubscribeRequest>("application/json", "application/x-www-form-urlencoded");
-        api.MapGet("/unsubscribe", EndUserPages.UnsubscribePage).WithName("showUnsubscribePage").WithSummary("End-user page asking to confirm the unsubscribe.");
-        api.MapGet("/manage", EndUserPages.ManagePage).WithName("showManagePage").WithSummary("End-user preference centre, opened with an unsubscribe token.");
-        api.MapPost("/manage", EndUserPages.SaveManage).WithName("saveManagePage").WithSummary("Saves the preference centre form.");
+            .Accepts<UnsubscribeRequest>("application/json", "application/x-www-form-urlencoded")
+            .Produces<UnsubscribeResponse>(StatusCodes.Status200OK, "application/json", "text/html", "text/plain")
+            .ProducesValidationProblem()
+            .ProducesProblem(StatusCodes.Status404NotFound)
+            .ProducesProblem(StatusCodes.Status410Gone)
+            .ProducesProblem(StatusCodes.Status415UnsupportedMediaType);
+        api.MapGet("/unsubscribe", EndUserPages.UnsubscribePage).WithName("showUnsubscribePage").WithSummary("End-user page asking to confirm the unsubscribe.")
+            .Produces(StatusCodes.Status200OK, contentType: "text/html").Produces(StatusCodes.Status404NotFound, contentType: "text/html");
+        api.MapGet("/manage", EndUserPages.ManagePage).WithName("showManagePage").WithSummary("End-user preference centre, opened with an unsubscribe token.")
+            .Produces(StatusCodes.Status200OK, contentType: "text/html").Produces(StatusCodes.Status404NotFound, contentType: "text/html");
+        api.MapPost("/manage", EndUserPages.SaveManage).WithName("saveManagePage").WithSummary("Saves the preference centre form.")
+            .Produces(StatusCodes.Status200OK, contentType: "text/html").Produces(StatusCodes.Status404NotFound, contentType: "text/html")
+            .ProducesProblem(StatusCodes.Status415UnsupportedMediaType);
         return app;
     }
 

@@ -14,7 +14,7 @@ public static partial class WebhookApi
 {
     public const string Path = "/api/tencent/ses/webhook";
 
-    public sealed record WebhookResponse(int Received, int Stored, int Duplicates);
+    public sealed record TencentWebhookResponse(int Received, int Stored, int Duplicates);
 
     public static IEndpointRouteBuilder MapTencentWebhook(this IEndpointRouteBuilder app)
     {
@@ -43,7 +43,7 @@ public static partial class WebhookApi
 
     public const string Redacted = "REDACTED";
 
-    private static async Task<Results<Ok<WebhookResponse>, ProblemHttpResult, ValidationProblem>> Receive(
+    private static async Task<Results<Ok<TencentWebhookResponse>, ProblemHttpResult, ValidationProblem>> Receive(
         HttpContext http, WebhookAuthenticator auth, EmailEventWriter writer, SendEngineMetrics metrics,
         IOptionsMonitor<WebhookOptions> options, TimeProvider clock, ILoggerFactory loggers, CancellationToken ct)
     {
@@ -114,7 +114,7 @@ public static partial class WebhookApi
             stored += isNew ? 1 : 0;
             metrics.Callback(e.EventType, isNew ? "stored" : "duplicate");
         }
-        return TypedResults.Ok(new WebhookResponse(events.Count, stored, events.Count - stored));
+        return TypedResults.Ok(new TencentWebhookResponse(events.Count, stored, events.Count - stored));
     }
 
     /// <summary>503 with Retry-After: Tencent retries a non-200 answer, and a repeated event is stored once.</summary>

@@ -1,0 +1,14 @@
+using Newsletter.ServiceDefaults;
+
+namespace MemberCenter.Extensions;
+
+/// <summary>What Member Center's API document (docs/openapi/member-center.json) says about its sections.</summary>
+public static class ApiDocumentExtensions
+{
+    public static WebApplicationBuilder AddMemberCenterApiDocument(this WebApplicationBuilder builder) => builder.DescribeApiTags(
+        ("OAuth", "Access tokens (client_credentials), discovery and the signing keys that verify them."),
+        ("Newsletter", "Subscriptions for tenant sites (bearer), and the end-user pages reached from email links (the link's token is the credential)."),
+        ("Lists", "A tenant's own lists (tenant_api clients)."),
+        ("Admin", "Platform administration: tenants, their lists and API clients, signing keys (platform:admin)."),
+        ("Internal (Send Engine)", "Send Engine's service API: recipients, link keys, change feed, suppression reports. Tenant tokens are refused."));
+}
