@@ -23,7 +23,7 @@ public sealed class OpenApiDocumentOptions : IValidatableObject
     {
         if (!Uri.TryCreate(ServerUrl, UriKind.Absolute, out var uri) || uri.Scheme is not ("http" or "https"))
         {
-            yield return new ValidationResult("OpenApi:ServerUrl must be an absolute http(s) URL.", [nameof(ServerUrl)]);
+            yield return new ValidationResult("OpenApi__ServerUrl must be an absolute http(s) URL.", [nameof(ServerUrl)]);
         }
     }
 }
