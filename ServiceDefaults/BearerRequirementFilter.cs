@@ -22,7 +22,7 @@ internal sealed class BearerRequirementFilter : IOperationFilter
         operation.Security ??= [];
         operation.Security.Add(new OpenApiSecurityRequirement { [new OpenApiSecuritySchemeReference("bearer", context.Document)] = [] });
         operation.Responses ??= [];
-        operation.Responses.TryAdd("401", new OpenApiResponse { Description = "No bearer token, or one that is not valid here." });
-        operation.Responses.TryAdd("403", new OpenApiResponse { Description = "The token lacks the scope this operation needs." });
+        operation.Responses.TryAdd("401", new OpenApiResponse { Description = "Missing or invalid credentials." });
+        operation.Responses.TryAdd("403", new OpenApiResponse { Description = "The credentials do not allow this operation (scope, tenant or key)." });
     }
 }
