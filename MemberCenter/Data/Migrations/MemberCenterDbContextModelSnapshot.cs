@@ -334,6 +334,18 @@ namespace MemberCenter.Data.Migrations
                         .HasColumnType("uuid")
                         .HasColumnName("id");
 
+                    b.Property<DateTimeOffset?>("ConfirmMailLastAt")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("confirm_mail_last_at");
+
+                    b.Property<DateTimeOffset?>("ConfirmMailWindowStart")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("confirm_mail_window_start");
+
+                    b.Property<int>("ConfirmMailsInWindow")
+                        .HasColumnType("integer")
+                        .HasColumnName("confirm_mails_in_window");
+
                     b.Property<DateTimeOffset?>("ConfirmedAt")
                         .HasColumnType("timestamp with time zone")
                         .HasColumnName("confirmed_at");
@@ -429,6 +441,10 @@ namespace MemberCenter.Data.Migrations
                         .ValueGeneratedOnAdd()
                         .HasColumnType("uuid")
                         .HasColumnName("id");
+
+                    b.Property<int>("Channel")
+                        .HasColumnType("integer")
+                        .HasColumnName("channel");
 
                     b.Property<DateTimeOffset?>("ConsumedAt")
                         .HasColumnType("timestamp with time zone")

@@ -34,9 +34,17 @@ public sealed class Subscription
     public DateTimeOffset UpdatedAt { get; set; }
     public DateTimeOffset? ConfirmedAt { get; set; }
     public DateTimeOffset? UnsubscribedAt { get; set; }
+    /// <summary>When the last confirmation mail was queued: the next waits Newsletter:ConfirmationMailInterval.</summary>
+    public DateTimeOffset? ConfirmMailLastAt { get; set; }
+    /// <summary>Start of the current day-long window of confirmation mails, and how many were queued in it.</summary>
+    public DateTimeOffset? ConfirmMailWindowStart { get; set; }
+    public int ConfirmMailsInWindow { get; set; }
 }
 
 public enum TokenPurpose { Confirm = 0, Unsubscribe = 1 }
+
+/// <summary>Who was handed the token: the reader in a mail, or the tenant in an API answer (its use is audited as <c>api</c>).</summary>
+public enum TokenChannel { Mail = 0, Api = 1 }
 
 /// <summary>A confirm or unsubscribe token. Only its SHA-256 is stored; the value lives in the link.</summary>
 public sealed class SubscriptionToken
@@ -44,6 +52,7 @@ public sealed class SubscriptionToken
     public Guid Id { get; set; }
     public Guid SubscriptionId { get; set; }
     public TokenPurpose Purpose { get; set; }
+    public TokenChannel Channel { get; set; }
     public required byte[] Hash { get; set; }
     public DateTimeOffset CreatedAt { get; set; }
     public DateTimeOffset ExpiresAt { get; set; }
@@ -72,6 +81,8 @@ public static class ConsentActions
     public const string Unsubscribe = "unsubscribe";
     public const string PreferencesUpdated = "preferences_updated";
     public const string MarkedUndeliverable = "marked_undeliverable";
+    /// <summary>A subscribe of a pending address that queued no mail: the per-address limit was reached.</summary>
+    public const string ConfirmationMailSuppressed = "confirmation_mail_suppressed";
 }
 
 public static class ConsentSources
