@@ -72,6 +72,11 @@ public sealed class ConsentRecord
     public string? UserAgent { get; set; }
     public DateTimeOffset OccurredAt { get; set; }
     public string? Details { get; set; }
+    /// <summary>
+    /// Set when the subscriber is erased: the keyed hash of the address (Privacy:AddressHashKey), the only link left
+    /// from this anonymised proof to the person; IP, user agent and details are removed then.
+    /// </summary>
+    public byte[]? SubjectHash { get; set; }
 }
 
 public static class ConsentActions
@@ -83,6 +88,8 @@ public static class ConsentActions
     public const string MarkedUndeliverable = "marked_undeliverable";
     /// <summary>A subscribe of a pending address that queued no mail: the per-address limit was reached.</summary>
     public const string ConfirmationMailSuppressed = "confirmation_mail_suppressed";
+    /// <summary>The tenant erased the subscriber (DELETE /api/subscribers/{email}).</summary>
+    public const string Erased = "erased";
 }
 
 public static class ConsentSources
@@ -144,5 +151,6 @@ internal sealed class ConsentRecordConfiguration : IEntityTypeConfiguration<Cons
         b.Property(c => c.UserAgent).HasMaxLength(512);
         b.Property(c => c.Details).HasColumnType("jsonb");
         b.HasIndex(c => new { c.SubscriberId, c.OccurredAt });
+        b.HasIndex(c => new { c.TenantId, c.SubjectHash }).HasFilter("subject_hash IS NOT NULL");
     }
 }

@@ -1,6 +1,8 @@
 using System.Text.Json;
 using MemberCenter.Data;
 using MemberCenter.Features.Outbox;
+using MemberCenter.Features.Privacy;
+using Newsletter.ServiceDefaults.Privacy;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Options;
 using Newsletter.Contracts;
@@ -32,6 +34,8 @@ public sealed class SubscriptionService(
     IOptions<NewsletterOptions> options,
     WakeSignal<OutboxDispatcher> outboxSignal,
     LinkKeyRing linkKeys,
+    AddressHasher hasher,
+    WakeSignal<SendEngineRequestDispatcher> sendEngineRequests,
     TimeProvider clock)
 {
     /// <summary>
@@ -91,8 +95,14 @@ public sealed class SubscriptionService(
             SELECT $2, $1, subscriber_id, $20, $14, $15, $16, $6,
                 jsonb_build_object('last_mail_at', confirm_mail_last_at, 'mails_in_window', confirm_mails_in_window)
             FROM subscription WHERE status = 0 AND NOT mail
+        ), erased AS (
+            DELETE FROM erased_addresses WHERE tenant_id = $2 AND address_hash = $21 AND EXISTS (SELECT 1 FROM list)
+            RETURNING tenant_id
+        ), lift AS (
+            INSERT INTO send_engine_requests (tenant_id, kind, email, address_hash, created_at, attempts, next_attempt_at)
+            SELECT tenant_id, $22, $5, $21, $6, 0, $6 FROM erased
         )
-        SELECT status, mail FROM subscription
+        SELECT status, mail, EXISTS (SELECT 1 FROM erased) FROM subscription
         """;
 
     public async Task<SubscribeResponse?> SubscribeAsync(Guid tenantId, Guid listId, EmailAddress email, Dictionary<string, JsonElement>? preferences, RequestOrigin origin, CancellationToken ct)
@@ -124,8 +134,11 @@ public sealed class SubscriptionService(
         p.Add(new NpgsqlParameter { Value = options.Value.ConfirmationMailInterval, NpgsqlDbType = NpgsqlDbType.Interval });
         p.Add(new NpgsqlParameter { Value = options.Value.ConfirmationMailsPerDay });
         p.Add(new NpgsqlParameter { Value = ConsentActions.ConfirmationMailSuppressed });
+        // An erased address that subscribes anew gives new consent: the hashed suppression goes, in both services.
+        p.Add(new NpgsqlParameter { Value = hasher.Hash(email.Key) });
+        p.Add(new NpgsqlParameter { Value = SendEngineRequestKinds.LiftErasure });
         int status;
-        bool mailed;
+        bool mailed, lifted;
         await using (var reader = await command.ExecuteReaderAsync(ct))
         {
             if (!await reader.ReadAsync(ct))
@@ -134,6 +147,11 @@ public sealed class SubscriptionService(
             }
             status = reader.GetInt32(0);
             mailed = reader.GetBoolean(1);
+            lifted = reader.GetBoolean(2);
+        }
+        if (lifted)
+        {
+            sendEngineRequests.Notify();
         }
         if (status == (int)SubscriptionStatus.Confirmed)
         {
