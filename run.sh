@@ -155,6 +155,8 @@ ensure_demo_env() {
   put Demo__SendApiClientSecret "$(random_secret)"
   put Hangfire__DashboardUsername ops
   put Hangfire__DashboardPassword "$(random_secret)"
+  # The keyed hash of erased addresses (both services): one secret per installation, kept like the database.
+  put Privacy__AddressHashKey "$(random_secret)"
   set -a
   # shellcheck disable=SC1090
   . "$file"
@@ -204,6 +206,8 @@ export Database__ApplyMigrationsOnStartup="${Database__ApplyMigrationsOnStartup:
 export MemberCenter__BaseUrl="${MemberCenter__BaseUrl:-$MC_URL}"
 export MemberCenter__ClientId="${MemberCenter__ClientId:-$Bootstrap__SendEngineClientId}"
 export MemberCenter__ClientSecret="${MemberCenter__ClientSecret:-$Bootstrap__SendEngineClientSecret}"
+# Member Center calls Send Engine for the export and erasure of an address.
+export SendEngine__BaseUrl="${SendEngine__BaseUrl:-$SE_URL}"
 
 log "dotnet build -c Release"
 dotnet build MemberCenter/MemberCenter.csproj -c Release -nologo -v q -tl:off -clp:ErrorsOnly >"$LOGS/build.log" 2>&1 \

@@ -197,6 +197,7 @@ public sealed class SubscriberErasureTests(StackFixture stack)
         Assert.Empty(after.Subscriptions);
         Assert.Empty(after.SendEngine.Deliveries);
         Assert.Equal("erased", after.SendEngine.Suppressions.Single().Reason);
+        Assert.Equal(["subscribe", "confirm", "erased"], after.ConsentTrail.Select(c => c.Action));
         Assert.All(after.ConsentTrail, c => Assert.Null(c.IpAddress));
 
         // Idempotent: a second erasure answers the same and changes nothing more.
@@ -206,7 +207,7 @@ public sealed class SubscriberErasureTests(StackFixture stack)
         }
         await WaitForSendEngineAsync(pair, "erase");
         Assert.Equal(1L, await ScalarAsync<long>(pair.SeDb, "SELECT count(*) FROM suppressions WHERE email = $1", marker));
-        Assert.Equal(4L, await ScalarAsync<long>(pair.McDb, "SELECT count(*) FROM consent_records WHERE subscriber_id = $1", subscriberId));
+        Assert.Equal(3L, await ScalarAsync<long>(pair.McDb, "SELECT count(*) FROM consent_records WHERE subscriber_id = $1", subscriberId));
     }
 
     [Fact]

@@ -24,8 +24,13 @@ public sealed class SubscriberDataService(
     public async Task<SubscriberExport?> ExportAsync(Guid tenantId, EmailAddress email, CancellationToken ct)
     {
         var subscriber = await db.Subscribers.AsNoTracking().FirstOrDefaultAsync(p => p.TenantId == tenantId && p.EmailKey == email.Key, ct);
-        var sendEngineData = await sendEngine.ExportAsync(tenantId, email.Value, ct);
-        if (subscriber is null && sendEngineData.IsEmpty)
+        var sendEngineData = await sendEngine.ExportAsync(tenantId, email.Key, ct);
+        // The consent trail includes the anonymised proof of an earlier erasure of this address (found by its keyed hash).
+        var hash = hasher.Hash(email.Key);
+        var subscriberId = subscriber?.Id;
+        var consent = await db.ConsentRecords.AsNoTracking()
+            .Where(c => c.TenantId == tenantId && (c.SubscriberId == subscriberId || c.SubjectHash == hash)).OrderBy(c => c.Id).ToListAsync(ct);
+        if (subscriber is null && sendEngineData.IsEmpty && consent.Count == 0)
         {
             return null;
         }
@@ -34,8 +39,6 @@ public sealed class SubscriberDataService(
                                                                 where s.SubscriberId == subscriber.Id
                                                                 orderby s.CreatedAt
                                                                 select new { s, l.Name }).AsNoTracking().ToListAsync(ct);
-        var consent = subscriber is null ? [] : await db.ConsentRecords.AsNoTracking()
-            .Where(c => c.TenantId == tenantId && c.SubscriberId == subscriber.Id).OrderBy(c => c.Id).ToListAsync(ct);
         return new SubscriberExport(
             tenantId.ToString(),
             subscriber?.Email ?? email.Value,
