@@ -188,7 +188,7 @@ public sealed class SubscriberErasureTests(StackFixture stack)
         Assert.Equal(0L, await ScalarAsync<long>(pair.SeDb, "SELECT count(*) FROM send_job_recipients WHERE lower(email) = $1", target.ToLowerInvariant()));
         Assert.Equal(0L, await ScalarAsync<long>(pair.SeDb, "SELECT count(*) FROM suppressions WHERE email = $1", target.ToLowerInvariant()));
         Assert.Equal(1L, await ScalarAsync<long>(pair.SeDb, "SELECT count(*) FROM send_job_recipients WHERE email = $1 AND preferences = '{}'::jsonb AND status = 'sent'", marker));
-        Assert.Equal("erased", await ScalarAsync<string>(pair.SeDb, "SELECT reason FROM suppressions WHERE email = $1", marker));
+        Assert.Equal("erased", await ScalarAsync<string>(pair.SeDb, "SELECT reason FROM suppressions WHERE email = $1 AND tenant_id = $2", marker, Guid.Parse(t.TenantId)));
         Assert.Equal(1L, await ScalarAsync<long>(pair.SeDb, "SELECT count(*) FROM send_job_recipients WHERE email = $1", bystander));
 
         // What is left is the hashed suppression: the export says so and holds nothing else.
@@ -206,7 +206,7 @@ public sealed class SubscriberErasureTests(StackFixture stack)
             Assert.Equal(HttpStatusCode.Accepted, again.StatusCode);
         }
         await WaitForSendEngineAsync(pair, "erase");
-        Assert.Equal(1L, await ScalarAsync<long>(pair.SeDb, "SELECT count(*) FROM suppressions WHERE email = $1", marker));
+        Assert.Equal(1L, await ScalarAsync<long>(pair.SeDb, "SELECT count(*) FROM suppressions WHERE email = $1 AND tenant_id = $2", marker, Guid.Parse(t.TenantId)));
         Assert.Equal(3L, await ScalarAsync<long>(pair.McDb, "SELECT count(*) FROM consent_records WHERE subscriber_id = $1", subscriberId));
     }
 
