@@ -78,6 +78,21 @@ public sealed class ConfirmationLimitTests(MemberCenterFixture mc)
     }
 
     [Fact]
+    public async Task Concurrent_subscribes_of_one_address_queue_one_mail()
+    {
+        var tenant = await mc.CreateTenantAsync();
+        var email = NewEmail();
+        await tenant.SubscribeAsync(email); // the subscription exists: the rest race on its row
+        var subscriptionId = await mc.WithDbAsync(db => db.Subscriptions.Where(s => s.ListId == Guid.Parse(tenant.ListId)).Select(s => s.Id).SingleAsync());
+        await AgeAsync(subscriptionId, TimeSpan.FromMinutes(11), window: false);
+
+        await Task.WhenAll(Enumerable.Range(0, 12).Select(_ => tenant.SubscribeAsync(email)));
+
+        Assert.Equal(2, await mc.WithDbAsync(db => db.OutboxMessages.CountAsync(m => m.SubscriptionId == subscriptionId)));
+        Assert.Equal(11, await mc.WithDbAsync(db => db.ConsentRecords.CountAsync(c => c.TenantId == Guid.Parse(tenant.TenantId) && c.Action == "confirmation_mail_suppressed")));
+    }
+
+    [Fact]
     public async Task The_limit_is_per_list_so_another_list_still_mails()
     {
         var tenant = await mc.CreateTenantAsync();
