@@ -3,6 +3,7 @@ using MemberCenter.Features.Admin;
 using MemberCenter.Features.Auth;
 using MemberCenter.Features.Internal;
 using MemberCenter.Features.Lists;
+using MemberCenter.Features.Privacy;
 using MemberCenter.Features.Subscriptions;
 using Newsletter.ServiceDefaults;
 
@@ -16,7 +17,8 @@ public class Program
         builder.AddServiceDefaults("Member Center")
             .AddMemberCenterData()
             .AddAuthorizationServer()
-            .AddNewsletter();
+            .AddNewsletter()
+            .AddPrivacy();
 
         var app = builder.Build();
         app.UseServiceDefaults();
@@ -26,6 +28,7 @@ public class Program
         app.MapSubscriptionsApi();
         app.MapListsApi();
         app.MapAdminApi();
+        app.MapSubscribersApi();
         app.MapInternalApi();
         await app.RunAsync();
     }

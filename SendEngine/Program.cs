@@ -1,5 +1,6 @@
 using Newsletter.ServiceDefaults;
 using SendEngine.Extensions;
+using SendEngine.Features.Privacy;
 using SendEngine.Features.SendJobs;
 using SendEngine.Features.Suppressions;
 
@@ -25,6 +26,7 @@ public class Program
 
         app.MapSendJobsApi();
         app.MapSuppressionsApi();
+        app.MapSubscriberDataApi();
         app.MapSendEngineEmailEvents();
         await app.RunAsync();
     }

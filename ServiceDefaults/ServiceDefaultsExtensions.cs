@@ -87,6 +87,14 @@ public static class ServiceDefaultsExtensions
             // Health probes every few seconds drown the log.
             o.GetLevel = (ctx, _, ex) => ex is not null || ctx.Response.StatusCode >= 500 ? LogEventLevel.Error
                 : ctx.Request.Path.StartsWithSegments("/health") ? LogEventLevel.Verbose : LogEventLevel.Information;
+            // Routes such as /api/subscribers/{email} name an address in the path: the log keeps the route, not the person.
+            o.GetMessageTemplateProperties = (ctx, path, elapsed, status) =>
+            [
+                new LogEventProperty("RequestMethod", new ScalarValue(ctx.Request.Method)),
+                new LogEventProperty("RequestPath", new ScalarValue(MaskAddresses(path))),
+                new LogEventProperty("StatusCode", new ScalarValue(status)),
+                new LogEventProperty("Elapsed", new ScalarValue(elapsed)),
+            ];
         });
         app.UseExceptionHandler();
         app.UseStatusCodePages();
@@ -133,5 +141,23 @@ public static class ServiceDefaultsExtensions
             HttpContext = context,
             ProblemDetails = { Status = 400, Title = "Bad request", Detail = detail },
         }).AsTask();
+    }
+
+    /// <summary>Path segments that hold an email address (raw or percent-encoded @) become <c>{email}</c>.</summary>
+    public static string MaskAddresses(string path)
+    {
+        if (!path.Contains('@', StringComparison.Ordinal) && !path.Contains("%40", StringComparison.OrdinalIgnoreCase))
+        {
+            return path;
+        }
+        var segments = path.Split('/');
+        for (var i = 0; i < segments.Length; i++)
+        {
+            if (segments[i].Contains('@', StringComparison.Ordinal) || segments[i].Contains("%40", StringComparison.OrdinalIgnoreCase))
+            {
+                segments[i] = "{email}";
+            }
+        }
+        return string.Join('/', segments);
     }
 }

@@ -16,6 +16,8 @@ public static class Scopes
     public const string InternalRecipientsRead = "internal:recipients.read";
     /// <summary>Send Engine reports bounces, complaints and ESP unsubscribes.</summary>
     public const string InternalSuppressionsWrite = "internal:suppressions.write";
+    /// <summary>Member Center exports and erases an address's data in Send Engine (its own token, audience send_engine_internal).</summary>
+    public const string InternalSubscribersErase = "internal:subscribers.erase";
 }
 
 public static class Audiences
@@ -25,6 +27,8 @@ public static class Audiences
     public const string MemberCenterApi = "member_center_api";
     public const string MemberCenterInternal = "member_center_internal";
     public const string MemberCenterAdmin = "member_center_admin";
+    /// <summary>Tokens Member Center mints for itself to call Send Engine's internal routes.</summary>
+    public const string SendEngineInternal = "send_engine_internal";
 }
 
 public static class ClaimNames

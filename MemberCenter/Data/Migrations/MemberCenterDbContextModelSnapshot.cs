@@ -195,6 +195,95 @@ namespace MemberCenter.Data.Migrations
                     b.ToTable("outbox_messages", (string)null);
                 });
 
+            modelBuilder.Entity("MemberCenter.Features.Privacy.ErasedAddress", b =>
+                {
+                    b.Property<Guid>("TenantId")
+                        .HasColumnType("uuid")
+                        .HasColumnName("tenant_id");
+
+                    b.Property<byte[]>("AddressHash")
+                        .HasColumnType("bytea")
+                        .HasColumnName("address_hash");
+
+                    b.Property<DateTimeOffset>("ErasedAt")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("erased_at");
+
+                    b.HasKey("TenantId", "AddressHash")
+                        .HasName("pk_erased_addresses");
+
+                    b.ToTable("erased_addresses", (string)null);
+                });
+
+            modelBuilder.Entity("MemberCenter.Features.Privacy.SendEngineRequest", b =>
+                {
+                    b.Property<long>("Id")
+                        .ValueGeneratedOnAdd()
+                        .HasColumnType("bigint")
+                        .HasColumnName("id");
+
+                    NpgsqlPropertyBuilderExtensions.UseIdentityAlwaysColumn(b.Property<long>("Id"));
+
+                    b.Property<byte[]>("AddressHash")
+                        .IsRequired()
+                        .HasColumnType("bytea")
+                        .HasColumnName("address_hash");
+
+                    b.Property<int>("Attempts")
+                        .HasColumnType("integer")
+                        .HasColumnName("attempts");
+
+                    b.Property<DateTimeOffset?>("CompletedAt")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("completed_at");
+
+                    b.Property<DateTimeOffset>("CreatedAt")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("created_at");
+
+                    b.Property<string>("Email")
+                        .HasMaxLength(320)
+                        .HasColumnType("character varying(320)")
+                        .HasColumnName("email");
+
+                    b.Property<string>("Kind")
+                        .IsRequired()
+                        .HasMaxLength(20)
+                        .HasColumnType("character varying(20)")
+                        .HasColumnName("kind");
+
+                    b.Property<string>("LastError")
+                        .HasMaxLength(1000)
+                        .HasColumnType("character varying(1000)")
+                        .HasColumnName("last_error");
+
+                    b.Property<DateTimeOffset>("NextAttemptAt")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("next_attempt_at");
+
+                    b.Property<string>("Outcome")
+                        .HasMaxLength(16)
+                        .HasColumnType("character varying(16)")
+                        .HasColumnName("outcome");
+
+                    b.Property<Guid>("TenantId")
+                        .HasColumnType("uuid")
+                        .HasColumnName("tenant_id");
+
+                    b.HasKey("Id")
+                        .HasName("pk_send_engine_requests");
+
+                    b.HasIndex("NextAttemptAt")
+                        .HasDatabaseName("ix_send_engine_requests_due")
+                        .HasFilter("completed_at IS NULL");
+
+                    b.HasIndex("TenantId", "AddressHash", "Id")
+                        .HasDatabaseName("ix_send_engine_requests_open")
+                        .HasFilter("completed_at IS NULL");
+
+                    b.ToTable("send_engine_requests", (string)null);
+                });
+
             modelBuilder.Entity("MemberCenter.Features.Subscriptions.ConsentRecord", b =>
                 {
                     b.Property<long>("Id")
@@ -233,6 +322,10 @@ namespace MemberCenter.Data.Migrations
                         .HasColumnType("character varying(40)")
                         .HasColumnName("source");
 
+                    b.Property<byte[]>("SubjectHash")
+                        .HasColumnType("bytea")
+                        .HasColumnName("subject_hash");
+
                     b.Property<Guid>("SubscriberId")
                         .HasColumnType("uuid")
                         .HasColumnName("subscriber_id");
@@ -251,6 +344,10 @@ namespace MemberCenter.Data.Migrations
 
                     b.HasIndex("SubscriberId", "OccurredAt")
                         .HasDatabaseName("ix_consent_records_subscriber_id_occurred_at");
+
+                    b.HasIndex("TenantId", "SubjectHash")
+                        .HasDatabaseName("ix_consent_records_tenant_id_subject_hash")
+                        .HasFilter("subject_hash IS NOT NULL");
 
                     b.ToTable("consent_records", (string)null);
                 });
@@ -337,6 +434,18 @@ namespace MemberCenter.Data.Migrations
                         .ValueGeneratedOnAdd()
                         .HasColumnType("uuid")
                         .HasColumnName("id");
+
+                    b.Property<DateTimeOffset?>("ConfirmMailLastAt")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("confirm_mail_last_at");
+
+                    b.Property<DateTimeOffset?>("ConfirmMailWindowStart")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("confirm_mail_window_start");
+
+                    b.Property<int>("ConfirmMailsInWindow")
+                        .HasColumnType("integer")
+                        .HasColumnName("confirm_mails_in_window");
 
                     b.Property<DateTimeOffset?>("ConfirmedAt")
                         .HasColumnType("timestamp with time zone")
@@ -433,6 +542,10 @@ namespace MemberCenter.Data.Migrations
                         .ValueGeneratedOnAdd()
                         .HasColumnType("uuid")
                         .HasColumnName("id");
+
+                    b.Property<int>("Channel")
+                        .HasColumnType("integer")
+                        .HasColumnName("channel");
 
                     b.Property<DateTimeOffset?>("ConsumedAt")
                         .HasColumnType("timestamp with time zone")
@@ -790,6 +903,16 @@ namespace MemberCenter.Data.Migrations
                         .OnDelete(DeleteBehavior.Cascade)
                         .IsRequired()
                         .HasConstraintName("fk_outbox_messages_subscriptions_subscription_id");
+                });
+
+            modelBuilder.Entity("MemberCenter.Features.Privacy.ErasedAddress", b =>
+                {
+                    b.HasOne("MemberCenter.Features.Tenants.Tenant", null)
+                        .WithMany()
+                        .HasForeignKey("TenantId")
+                        .OnDelete(DeleteBehavior.Cascade)
+                        .IsRequired()
+                        .HasConstraintName("fk_erased_addresses_tenants_tenant_id");
                 });
 
             modelBuilder.Entity("MemberCenter.Features.Subscriptions.Subscriber", b =>
