@@ -27,6 +27,7 @@ public static class ServiceDefaultsExtensions
             .ReadFrom.Configuration(builder.Configuration)
             .ReadFrom.Services(services)
             .Enrich.FromLogContext()
+            .Enrich.With<RequestPathMasking>()
             .Enrich.WithProperty("Service", serviceTitle)
             .WriteTo.Console(formatProvider: System.Globalization.CultureInfo.InvariantCulture));
 
@@ -79,6 +80,7 @@ public static class ServiceDefaultsExtensions
         // Request logging wraps the exception handler so it logs the status the client got (a client that hangs up
         // mid-body is a 400, not the 500 an unhandled exception would be logged as); 5xx exceptions are logged by
         // ProblemExceptionHandler.
+        var loggableQueries = app.Services.GetServices<IRequestLogQuery>().ToArray();
         app.UseSerilogRequestLogging(o =>
         {
             // This host's logger, not the static Log.Logger, which the last host built in the process owns (tests run
@@ -91,7 +93,8 @@ public static class ServiceDefaultsExtensions
             o.GetMessageTemplateProperties = (ctx, path, elapsed, status) =>
             [
                 new LogEventProperty("RequestMethod", new ScalarValue(ctx.Request.Method)),
-                new LogEventProperty("RequestPath", new ScalarValue(MaskAddresses(path))),
+                new LogEventProperty("RequestPath", new ScalarValue(MaskAddresses(path)
+                    + loggableQueries.Select(q => q.LoggableQuery(ctx)).FirstOrDefault(q => q is not null))),
                 new LogEventProperty("StatusCode", new ScalarValue(status)),
                 new LogEventProperty("Elapsed", new ScalarValue(elapsed)),
             ];
@@ -141,6 +144,22 @@ public static class ServiceDefaultsExtensions
             HttpContext = context,
             ProblemDetails = { Status = 400, Title = "Bad request", Detail = detail },
         }).AsTask();
+    }
+
+    /// <summary>
+    /// ASP.NET Core puts the request path into the scope of every event logged during a request (RequestPath): mask the
+    /// addresses there too, not only in the request log's own line.
+    /// </summary>
+    private sealed class RequestPathMasking : Serilog.Core.ILogEventEnricher
+    {
+        public void Enrich(LogEvent logEvent, Serilog.Core.ILogEventPropertyFactory propertyFactory)
+        {
+            if (logEvent.Properties.TryGetValue("RequestPath", out var value) && value is ScalarValue { Value: string path }
+                && MaskAddresses(path) is var masked && !ReferenceEquals(masked, path))
+            {
+                logEvent.AddOrUpdateProperty(new LogEventProperty("RequestPath", new ScalarValue(masked)));
+            }
+        }
     }
 
     /// <summary>Path segments that hold an email address (raw or percent-encoded @) become <c>{email}</c>.</summary>

@@ -64,8 +64,8 @@ public sealed class SubscriberDataService(
         var now = clock.GetUtcNow();
         var hash = hasher.Hash(email.Key);
         await using var tx = await db.Database.BeginTransactionAsync(ct);
-        var subscriber = await db.Subscribers.FromSql($"SELECT * FROM subscribers WHERE tenant_id = {tenantId} AND email_key = {email.Key} FOR UPDATE")
-            .FirstOrDefaultAsync(ct);
+        var subscriber = (await db.Subscribers.FromSql($"SELECT * FROM subscribers WHERE tenant_id = {tenantId} AND email_key = {email.Key} FOR UPDATE")
+            .ToListAsync(ct)).SingleOrDefault();
         if (subscriber is not null)
         {
             var ids = await db.Subscriptions.Where(s => s.SubscriberId == subscriber.Id).OrderBy(s => s.ListId).Select(s => s.Id).ToListAsync(ct);
