@@ -1,5 +1,6 @@
 using Newsletter.ServiceDefaults;
 using SendEngine.Extensions;
+using SendEngine.Features.ApiKeys;
 using SendEngine.Features.SendJobs;
 using SendEngine.Features.Suppressions;
 
@@ -13,6 +14,7 @@ public class Program
         builder.AddServiceDefaults("Send Engine")
             .AddSendEngineData()
             .AddSendEngineAuth()
+            .AddSendEngineApiKeys()
             .AddSendEngine()
             .AddSendEngineEmailEvents()
             .AddSendEngineHangfire();

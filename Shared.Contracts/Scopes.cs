@@ -32,6 +32,9 @@ public static class ClaimNames
     public const string TenantId = "tenant_id";
     public const string ClientId = "client_id";
     public const string Scope = "scope";
+    /// <summary>On a request authenticated with X-Pigeon-Api-Key: the key's application and the key itself.</summary>
+    public const string ApplicationId = "application_id";
+    public const string ApiKeyId = "api_key_id";
 }
 
 /// <summary>What an API client is for; decides its scopes and audience.</summary>
