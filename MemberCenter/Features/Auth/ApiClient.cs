@@ -31,9 +31,9 @@ public static class ClientUsagePolicy
     private static readonly Dictionary<string, string[]> ScopesByUsage = new(StringComparer.Ordinal)
     {
         [ClientUsages.SendApi] = [Scopes.SendWrite, Scopes.SendRead],
-        [ClientUsages.TenantApi] = [Scopes.SubscriptionsRead, Scopes.SubscriptionsWrite, Scopes.ListsRead, Scopes.ListsWrite],
+        [ClientUsages.TenantApi] = [Scopes.SubscriptionsRead, Scopes.SubscriptionsWrite, Scopes.ListsRead, Scopes.ListsWrite, Scopes.ApiKeysRead, Scopes.ApiKeysWrite],
         [PlatformAdmin] = [Scopes.PlatformAdmin],
-        [SendEngineService] = [Scopes.InternalRecipientsRead, Scopes.InternalSuppressionsWrite],
+        [SendEngineService] = [Scopes.InternalRecipientsRead, Scopes.InternalSuppressionsWrite, Scopes.InternalApiKeysVerify],
     };
 
     public static IReadOnlyCollection<string> AllScopes { get; } = ScopesByUsage.Values.SelectMany(s => s).Distinct().ToArray();
