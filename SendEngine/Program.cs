@@ -28,6 +28,7 @@ public class Program
         app.MapSendJobsApi();
         app.MapSuppressionsApi();
         app.MapSendEngineEmailEvents();
+        app.MapApiKeyInfoApi();
         await app.RunAsync();
     }
 }

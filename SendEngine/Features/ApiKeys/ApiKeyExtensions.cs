@@ -1,4 +1,5 @@
 using Microsoft.AspNetCore.Authentication;
+using Microsoft.OpenApi;
 
 namespace SendEngine.Features.ApiKeys;
 
@@ -16,6 +17,18 @@ public static class ApiKeyExtensions
         builder.Services.AddAuthorizationBuilder().AddPolicy(Policy, p => p
             .AddAuthenticationSchemes(ApiKeyAuthenticationHandler.SchemeName)
             .RequireAuthenticatedUser());
+        builder.Services.ConfigureSwaggerGen(c =>
+        {
+            c.AddSecurityDefinition(ApiKeyRequirementFilter.SchemeName, new OpenApiSecurityScheme
+            {
+                Type = SecuritySchemeType.ApiKey,
+                In = ParameterLocation.Header,
+                Name = ApiKeyAuthenticationHandler.HeaderName,
+                Description = "An API key of one of the tenant's applications (Member Center: /api/applications/{application_id}/keys).",
+            });
+            // After ServiceDefaults' bearer filter, so it replaces the bearer requirement on these routes.
+            c.OperationFilter<ApiKeyRequirementFilter>();
+        });
         return builder;
     }
 
