@@ -2,6 +2,7 @@ using Newsletter.ServiceDefaults;
 using SendEngine.Extensions;
 using SendEngine.Features.ApiKeys;
 using SendEngine.Features.SendJobs;
+using SendEngine.Features.SenderDomains;
 using SendEngine.Features.Suppressions;
 
 namespace SendEngine;
@@ -15,6 +16,7 @@ public class Program
             .AddSendEngineData()
             .AddSendEngineAuth()
             .AddSendEngineApiKeys()
+            .AddSenderDomains()
             .AddSendEngine()
             .AddSendEngineEmailEvents()
             .AddSendEngineHangfire();
@@ -29,6 +31,7 @@ public class Program
         app.MapSuppressionsApi();
         app.MapSendEngineEmailEvents();
         app.MapApiKeyInfoApi();
+        app.MapSenderDomainsApi();
         await app.RunAsync();
     }
 }

@@ -1,5 +1,3 @@
-using Microsoft.AspNetCore.Authentication;
-using Microsoft.OpenApi;
 
 namespace SendEngine.Features.ApiKeys;
 
@@ -7,30 +5,6 @@ public static class ApiKeyExtensions
 {
     /// <summary>The authorization policy of routes called with X-Pigeon-Api-Key.</summary>
     public const string Policy = "api_key";
-
-    public static WebApplicationBuilder AddSendEngineApiKeys(this WebApplicationBuilder builder)
-    {
-        builder.Services.AddOptions<ApiKeyOptions>().BindConfiguration(ApiKeyOptions.Section).ValidateDataAnnotations().ValidateOnStart();
-        builder.Services.AddSingleton<ApiKeyVerifier>();
-        builder.Services.AddAuthentication()
-            .AddScheme<AuthenticationSchemeOptions, ApiKeyAuthenticationHandler>(ApiKeyAuthenticationHandler.SchemeName, null);
-        builder.Services.AddAuthorizationBuilder().AddPolicy(Policy, p => p
-            .AddAuthenticationSchemes(ApiKeyAuthenticationHandler.SchemeName)
-            .RequireAuthenticatedUser());
-        builder.Services.ConfigureSwaggerGen(c =>
-        {
-            c.AddSecurityDefinition(ApiKeyRequirementFilter.SchemeName, new OpenApiSecurityScheme
-            {
-                Type = SecuritySchemeType.ApiKey,
-                In = ParameterLocation.Header,
-                Name = ApiKeyAuthenticationHandler.HeaderName,
-                Description = "An API key of one of the tenant's applications (Member Center: /api/applications/{application_id}/keys).",
-            });
-            // After ServiceDefaults' bearer filter, so it replaces the bearer requirement on these routes.
-            c.OperationFilter<ApiKeyRequirementFilter>();
-        });
-        return builder;
-    }
 
     /// <summary>
     /// Requires a valid X-Pigeon-Api-Key: the endpoint's user then carries tenant_id, application_id and api_key_id
