@@ -191,4 +191,16 @@ public sealed class ApiKeyTests(StackFixture stack)
         using var unavailable = await CallAsync(se, uncached.ApiKey);
         Assert.Equal((2, TransactionalErrorNames.ServiceUnavailable), await ErrorAsync(unavailable, HttpStatusCode.ServiceUnavailable) is var e ? (e.Code, e.Name) : default);
     }
+
+    [Fact]
+    public async Task Swagger_marks_the_api_key_routes_with_the_header_scheme()
+    {
+        using var se = stack.SendEngineClient();
+        se.DefaultRequestHeaders.Authorization = StackFixture.ManagementAuthorization;
+        var doc = JsonDocument.Parse(await se.GetStringAsync("swagger/v1/swagger.json")).RootElement;
+        var scheme = doc.GetProperty("components").GetProperty("securitySchemes").GetProperty("api_key");
+        Assert.Equal(("apiKey", "header", Header), (scheme.GetProperty("type").GetString(), scheme.GetProperty("in").GetString(), scheme.GetProperty("name").GetString()));
+        var security = doc.GetProperty("paths").GetProperty("/api/v1/api-key").GetProperty("get").GetProperty("security");
+        Assert.Equal(["api_key"], security.EnumerateArray().SelectMany(r => r.EnumerateObject().Select(p => p.Name)));
+    }
 }
