@@ -1,5 +1,6 @@
 using MemberCenter.Extensions;
 using MemberCenter.Features.Admin;
+using MemberCenter.Features.ApiKeys;
 using MemberCenter.Features.Auth;
 using MemberCenter.Features.Internal;
 using MemberCenter.Features.Lists;
@@ -30,6 +31,7 @@ public class Program
         app.MapAdminApi();
         app.MapSubscribersApi();
         app.MapInternalApi();
+        app.MapApiKeysApi();
         await app.RunAsync();
     }
 }

@@ -1,7 +1,9 @@
 using Newsletter.ServiceDefaults;
 using SendEngine.Extensions;
+using SendEngine.Features.ApiKeys;
 using SendEngine.Features.Privacy;
 using SendEngine.Features.SendJobs;
+using SendEngine.Features.SenderDomains;
 using SendEngine.Features.Suppressions;
 
 namespace SendEngine;
@@ -14,6 +16,8 @@ public class Program
         builder.AddServiceDefaults("Send Engine")
             .AddSendEngineData()
             .AddSendEngineAuth()
+            .AddSendEngineApiKeys()
+            .AddSenderDomains()
             .AddSendEngine()
             .AddSendEngineEmailEvents()
             .AddSendEngineHangfire();
@@ -28,6 +32,8 @@ public class Program
         app.MapSuppressionsApi();
         app.MapSubscriberDataApi();
         app.MapSendEngineEmailEvents();
+        app.MapApiKeyInfoApi();
+        app.MapSenderDomainsApi();
         await app.RunAsync();
     }
 }

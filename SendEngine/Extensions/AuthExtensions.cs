@@ -36,6 +36,8 @@ public static class AuthExtensions
     public const string SendWrite = "send:write";
     public const string SendRead = "send:read";
     public const string InternalSubscribers = "internal:subscribers";
+    /// <summary>Platform administration (platform:admin tokens, which Member Center issues for this audience too).</summary>
+    public const string Admin = "admin";
 
     public static WebApplicationBuilder AddSendEngineAuth(this WebApplicationBuilder builder)
     {
@@ -74,7 +76,11 @@ public static class AuthExtensions
                 // Member Center's own token: internal audience and scope, and no tenant (a tenant token never passes).
                 p.RequireAssertion(ctx => ctx.User.HasScope(Scopes.InternalSubscribersErase)
                     && ctx.User.GetAudiences().Contains(Audiences.SendEngineInternal) && !ctx.User.HasTenant());
-            });
+            })
+            .AddPolicy(Admin, p => p
+                .AddAuthenticationSchemes(OpenIddictValidationAspNetCoreDefaults.AuthenticationScheme)
+                .RequireAuthenticatedUser()
+                .RequireAssertion(ctx => ctx.User.HasScope(Scopes.PlatformAdmin) && ctx.User.GetAudiences().Contains(auth.SendEngineAudience)));
         return builder;
     }
 
