@@ -164,6 +164,8 @@ ensure_demo_env() {
   put Hangfire__DashboardPassword "$(random_secret)"
   # The Tencent SES webhook refuses unauthenticated callbacks: Token mode with this secret (printed with the callback URL).
   put TencentSes__Webhook__SecretToken "$(random_secret)"
+  # The keyed hash of erased addresses (both services): one secret per installation, kept like the database.
+  put Privacy__AddressHashKey "$(random_secret)"
   set -a
   # shellcheck disable=SC1090
   . "$file"
@@ -215,6 +217,8 @@ export TencentSes__Webhook__Verification="${TencentSes__Webhook__Verification:-T
 export MemberCenter__BaseUrl="${MemberCenter__BaseUrl:-$MC_URL}"
 export MemberCenter__ClientId="${MemberCenter__ClientId:-$Bootstrap__SendEngineClientId}"
 export MemberCenter__ClientSecret="${MemberCenter__ClientSecret:-$Bootstrap__SendEngineClientSecret}"
+# Member Center calls Send Engine for the export and erasure of an address.
+export SendEngine__BaseUrl="${SendEngine__BaseUrl:-$SE_URL}"
 
 log "dotnet build -c Release"
 dotnet build MemberCenter/MemberCenter.csproj -c Release -nologo -v q -tl:off -clp:ErrorsOnly >"$LOGS/build.log" 2>&1 \

@@ -1,8 +1,10 @@
 using MemberCenter.Extensions;
 using MemberCenter.Features.Admin;
+using MemberCenter.Features.ApiKeys;
 using MemberCenter.Features.Auth;
 using MemberCenter.Features.Internal;
 using MemberCenter.Features.Lists;
+using MemberCenter.Features.Privacy;
 using MemberCenter.Features.Subscriptions;
 using Newsletter.ServiceDefaults;
 
@@ -17,7 +19,8 @@ public class Program
             .AddMemberCenterApiDocument()
             .AddMemberCenterData()
             .AddAuthorizationServer()
-            .AddNewsletter();
+            .AddNewsletter()
+            .AddPrivacy();
 
         var app = builder.Build();
         app.UseServiceDefaults();
@@ -27,7 +30,9 @@ public class Program
         app.MapSubscriptionsApi();
         app.MapListsApi();
         app.MapAdminApi();
+        app.MapSubscribersApi();
         app.MapInternalApi();
+        app.MapApiKeysApi();
         await app.RunAsync();
     }
 }

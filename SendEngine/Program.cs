@@ -1,6 +1,9 @@
 using Newsletter.ServiceDefaults;
 using SendEngine.Extensions;
+using SendEngine.Features.ApiKeys;
+using SendEngine.Features.Privacy;
 using SendEngine.Features.SendJobs;
+using SendEngine.Features.SenderDomains;
 using SendEngine.Features.Suppressions;
 
 namespace SendEngine;
@@ -14,6 +17,8 @@ public class Program
             .AddSendEngineApiDocument()
             .AddSendEngineData()
             .AddSendEngineAuth()
+            .AddSendEngineApiKeys()
+            .AddSenderDomains()
             .AddSendEngine()
             .AddSendEngineEmailEvents()
             .AddSendEngineHangfire();
@@ -26,7 +31,10 @@ public class Program
 
         app.MapSendJobsApi();
         app.MapSuppressionsApi();
+        app.MapSubscriberDataApi();
         app.MapSendEngineEmailEvents();
+        app.MapApiKeyInfoApi();
+        app.MapSenderDomainsApi();
         await app.RunAsync();
     }
 }

@@ -26,6 +26,7 @@ public static class ServiceDefaultsExtensions
             .ReadFrom.Configuration(builder.Configuration)
             .ReadFrom.Services(services)
             .Enrich.FromLogContext()
+            .Enrich.With<RequestPathMasking>()
             .Enrich.WithProperty("Service", serviceTitle)
             .WriteTo.Console(formatProvider: System.Globalization.CultureInfo.InvariantCulture));
 
@@ -65,6 +66,7 @@ public static class ServiceDefaultsExtensions
         // Request logging wraps the exception handler so it logs the status the client got (a client that hangs up
         // mid-body is a 400, not the 500 an unhandled exception would be logged as); 5xx exceptions are logged by
         // ProblemExceptionHandler.
+        var loggableQueries = app.Services.GetServices<IRequestLogQuery>().ToArray();
         app.UseSerilogRequestLogging(o =>
         {
             // This host's logger, not the static Log.Logger, which the last host built in the process owns (tests run
@@ -73,6 +75,15 @@ public static class ServiceDefaultsExtensions
             // Health probes every few seconds drown the log.
             o.GetLevel = (ctx, _, ex) => ex is not null || ctx.Response.StatusCode >= 500 ? LogEventLevel.Error
                 : ctx.Request.Path.StartsWithSegments("/health") ? LogEventLevel.Verbose : LogEventLevel.Information;
+            // Routes such as /api/subscribers/{email} name an address in the path: the log keeps the route, not the person.
+            o.GetMessageTemplateProperties = (ctx, path, elapsed, status) =>
+            [
+                new LogEventProperty("RequestMethod", new ScalarValue(ctx.Request.Method)),
+                new LogEventProperty("RequestPath", new ScalarValue(MaskAddresses(path)
+                    + loggableQueries.Select(q => q.LoggableQuery(ctx)).FirstOrDefault(q => q is not null))),
+                new LogEventProperty("StatusCode", new ScalarValue(status)),
+                new LogEventProperty("Elapsed", new ScalarValue(elapsed)),
+            ];
         });
         app.UseExceptionHandler();
         app.UseStatusCodePages();
@@ -119,5 +130,39 @@ public static class ServiceDefaultsExtensions
             HttpContext = context,
             ProblemDetails = { Status = 400, Title = "Bad request", Detail = detail },
         }).AsTask();
+    }
+
+    /// <summary>
+    /// ASP.NET Core puts the request path into the scope of every event logged during a request (RequestPath): mask the
+    /// addresses there too, not only in the request log's own line.
+    /// </summary>
+    private sealed class RequestPathMasking : Serilog.Core.ILogEventEnricher
+    {
+        public void Enrich(LogEvent logEvent, Serilog.Core.ILogEventPropertyFactory propertyFactory)
+        {
+            if (logEvent.Properties.TryGetValue("RequestPath", out var value) && value is ScalarValue { Value: string path }
+                && MaskAddresses(path) is var masked && !ReferenceEquals(masked, path))
+            {
+                logEvent.AddOrUpdateProperty(new LogEventProperty("RequestPath", new ScalarValue(masked)));
+            }
+        }
+    }
+
+    /// <summary>Path segments that hold an email address (raw or percent-encoded @) become <c>{email}</c>.</summary>
+    public static string MaskAddresses(string path)
+    {
+        if (!path.Contains('@', StringComparison.Ordinal) && !path.Contains("%40", StringComparison.OrdinalIgnoreCase))
+        {
+            return path;
+        }
+        var segments = path.Split('/');
+        for (var i = 0; i < segments.Length; i++)
+        {
+            if (segments[i].Contains('@', StringComparison.Ordinal) || segments[i].Contains("%40", StringComparison.OrdinalIgnoreCase))
+            {
+                segments[i] = "{email}";
+            }
+        }
+        return string.Join('/', segments);
     }
 }

@@ -16,11 +16,11 @@ public sealed record SubscriptionChangesPage(string TenantId, string ListId, IRe
 /// <summary>Change is unsubscribed, undeliverable or erased; Email is null once the subscriber is erased.</summary>
 public sealed record SubscriptionChangeItem(string SubscriberId, string? Email, string Change, DateTimeOffset OccurredAt);
 
+/// <summary>A confirmed subscriber; Send Engine mints its unsubscribe link from the list's link key (no URL on the wire).</summary>
 public sealed record Recipient(
     string SubscriberId,
     string Email,
-    IReadOnlyDictionary<string, JsonElement> Preferences,
-    string UnsubscribeUrl);
+    IReadOnlyDictionary<string, JsonElement> Preferences);
 
 /// <summary>GET /internal/lists/{list_id}?tenant_id=: the list exists and is the tenant's.</summary>
 public sealed record InternalListResponse(string TenantId, string ListId);

@@ -1,6 +1,7 @@
 using MemberCenter.Features.Auth;
 using MemberCenter.Features.Lists;
 using MemberCenter.Features.Outbox;
+using MemberCenter.Features.Privacy;
 using MemberCenter.Features.Subscriptions;
 using MemberCenter.Features.Tenants;
 using Microsoft.EntityFrameworkCore;
@@ -20,6 +21,8 @@ public sealed class MemberCenterDbContext(DbContextOptions<MemberCenterDbContext
     public DbSet<SubscriptionChange> SubscriptionChanges => Set<SubscriptionChange>();
     public DbSet<ConsentRecord> ConsentRecords => Set<ConsentRecord>();
     public DbSet<OutboxMessage> OutboxMessages => Set<OutboxMessage>();
+    public DbSet<ErasedAddress> ErasedAddresses => Set<ErasedAddress>();
+    public DbSet<SendEngineRequest> SendEngineRequests => Set<SendEngineRequest>();
 
     protected override void OnModelCreating(ModelBuilder modelBuilder)
     {

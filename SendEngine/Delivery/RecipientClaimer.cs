@@ -1,4 +1,5 @@
 using System.Threading.Channels;
+using Newsletter.ServiceDefaults.Privacy;
 using Npgsql;
 using SendEngine.Features.MemberCenter;
 using SendEngine.Features.Suppressions;
@@ -16,6 +17,7 @@ internal sealed partial class RecipientClaimer(
     RecipientStore store,
     NpgsqlDataSource db,
     MemberCenterClient memberCenter,
+    AddressHasher hasher,
     SendJobOptions options,
     TimeProvider clock,
     ILogger logger)
@@ -71,7 +73,7 @@ internal sealed partial class RecipientClaimer(
         var job = run.Job;
         var skipped = new Dictionary<long, string>();
         var keys = batch.Select(r => Suppression.Normalize(r.Email)).Distinct().ToArray();
-        var suppressed = await SuppressionStore.FindAsync(conn, job.TenantId, keys, ct);
+        var suppressed = await SuppressionStore.FindAsync(conn, hasher, job.TenantId, keys, ct);
         // Reports Member Center has not acknowledged yet (down, or refusing them): its answers below cannot know of them.
         var unreported = await PendingReports.FindAsync(conn, job.TenantId, job.ListId, keys, ct);
         foreach (var r in batch)

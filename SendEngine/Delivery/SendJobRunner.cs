@@ -1,3 +1,4 @@
+using Newsletter.ServiceDefaults.Privacy;
 using System.Net;
 using System.Threading.Channels;
 using System.Threading.RateLimiting;
@@ -26,6 +27,7 @@ public sealed partial class SendJobRunner(
     RecipientSnapshot snapshot,
     NpgsqlDataSource db,
     MemberCenterClient memberCenter,
+    AddressHasher hasher,
     TransportResolver transports,
     IBackgroundJobClient jobs,
     IOptions<SendJobOptions> jobOptions,
@@ -193,7 +195,7 @@ public sealed partial class SendJobRunner(
         var housekeeping = Task.Run(() => new DeliveryHousekeeping(store, db, o, clock, logger).RunAsync(run), CancellationToken.None);
         try
         {
-            var claimer = new RecipientClaimer(store, db, memberCenter, o, clock, logger);
+            var claimer = new RecipientClaimer(store, db, memberCenter, hasher, o, clock, logger);
             await claimer.RunAsync(run, channel.Writer, progress is null ? null : progress.NextPageAsync);
         }
         catch (OperationCanceledException) when (run.Stop.IsCancellationRequested)

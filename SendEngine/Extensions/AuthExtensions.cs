@@ -35,6 +35,9 @@ public static class AuthExtensions
 {
     public const string SendWrite = "send:write";
     public const string SendRead = "send:read";
+    public const string InternalSubscribers = "internal:subscribers";
+    /// <summary>Platform administration (platform:admin tokens, which Member Center issues for this audience too).</summary>
+    public const string Admin = "admin";
 
     public static WebApplicationBuilder AddSendEngineAuth(this WebApplicationBuilder builder)
     {
@@ -52,7 +55,8 @@ public static class AuthExtensions
             // Discovery at {issuer}.well-known/openid-configuration. The keys come from JwksRefresher, not from
             // OpenIddict's 12-hour cache: PinAccessTokenValidation gives each token the keys published now.
             o.SetIssuer(issuer);
-            o.AddAudiences(auth.SendEngineAudience);
+            // Tenants' send_api tokens, and the tokens Member Center mints for itself for the internal routes.
+            o.AddAudiences(auth.SendEngineAudience, Audiences.SendEngineInternal);
             o.UseSystemNetHttp();
             o.UseAspNetCore();
             o.Configure(v => v.TokenValidationParameters.ClockSkew = auth.ClockSkew);
@@ -63,15 +67,27 @@ public static class AuthExtensions
         builder.Services.AddHttpClient(JwksRefresher.HttpClientName);
         builder.Services.AddAuthentication(OpenIddictValidationAspNetCoreDefaults.AuthenticationScheme);
         builder.Services.AddAuthorizationBuilder()
-            .AddPolicy(SendWrite, p => Require(p, Scopes.SendWrite))
-            .AddPolicy(SendRead, p => Require(p, Scopes.SendRead));
+            .AddPolicy(SendWrite, p => Require(p, auth.SendEngineAudience, Scopes.SendWrite))
+            .AddPolicy(SendRead, p => Require(p, auth.SendEngineAudience, Scopes.SendRead))
+            .AddPolicy(InternalSubscribers, p =>
+            {
+                p.AddAuthenticationSchemes(OpenIddictValidationAspNetCoreDefaults.AuthenticationScheme);
+                p.RequireAuthenticatedUser();
+                // Member Center's own token: internal audience and scope, and no tenant (a tenant token never passes).
+                p.RequireAssertion(ctx => ctx.User.HasScope(Scopes.InternalSubscribersErase)
+                    && ctx.User.GetAudiences().Contains(Audiences.SendEngineInternal) && !ctx.User.HasTenant());
+            })
+            .AddPolicy(Admin, p => p
+                .AddAuthenticationSchemes(OpenIddictValidationAspNetCoreDefaults.AuthenticationScheme)
+                .RequireAuthenticatedUser()
+                .RequireAssertion(ctx => ctx.User.HasScope(Scopes.PlatformAdmin) && ctx.User.GetAudiences().Contains(auth.SendEngineAudience)));
         return builder;
     }
 
-    private static void Require(AuthorizationPolicyBuilder policy, string scope)
+    private static void Require(AuthorizationPolicyBuilder policy, string audience, string scope)
     {
         policy.AddAuthenticationSchemes(OpenIddictValidationAspNetCoreDefaults.AuthenticationScheme);
         policy.RequireAuthenticatedUser();
-        policy.RequireAssertion(ctx => ctx.User.HasScope(scope) && ctx.User.HasTenant());
+        policy.RequireAssertion(ctx => ctx.User.HasScope(scope) && ctx.User.GetAudiences().Contains(audience) && ctx.User.HasTenant());
     }
 }

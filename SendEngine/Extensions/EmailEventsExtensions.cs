@@ -1,6 +1,7 @@
 using System.Diagnostics.Metrics;
 using Microsoft.Extensions.Http.Resilience;
 using Microsoft.Extensions.Options;
+using Newsletter.ServiceDefaults;
 using Newsletter.ServiceDefaults.Background;
 using OpenTelemetry.Metrics;
 using Polly;
@@ -58,17 +59,8 @@ public static class EmailEventsExtensions
         services.AddSingleton<IValidateOptions<WebhookOptions>, WebhookOptionsValidator>();
         services.AddOptions<EmailEventOptions>().BindConfiguration(EmailEventOptions.Section).ValidateDataAnnotations().ValidateOnStart();
         services.AddSingleton<WebhookAuthenticator>();
-        // The request log leaves query strings out (elsewhere they carry link tokens). The webhook's is worth seeing,
-        // since Tencent's callback URL is configured by hand, so its path is logged with the query, the token redacted.
-        services.AddOptions<RequestLoggingOptions>().Configure<IOptionsMonitor<WebhookOptions>>((o, webhook) =>
-            o.GetMessageTemplateProperties = (http, path, elapsed, status) =>
-            [
-                new LogEventProperty("RequestMethod", new ScalarValue(http.Request.Method)),
-                new LogEventProperty("RequestPath", new ScalarValue(http.Request.Path.StartsWithSegments(WebhookApi.Path)
-                    ? path + WebhookApi.RedactedQuery(http.Request, webhook.CurrentValue.TokenQueryParameter) : path)),
-                new LogEventProperty("StatusCode", new ScalarValue(status)),
-                new LogEventProperty("Elapsed", new ScalarValue(elapsed)),
-            ]);
+        // Tencent's callback URL is configured by hand, so the webhook's query is worth seeing in the request log.
+        services.AddSingleton<IRequestLogQuery, WebhookRequestLogQuery>();
         services.AddSingleton<WakeSignal<EmailEventProcessor>>();
         services.AddSingleton<EmailEventWriter>();
         services.AddHostedService(sp => sp.GetRequiredService<EmailEventWriter>());

@@ -32,6 +32,7 @@ public static class SendEngineExtensions
             .ValidateDataAnnotations().ValidateOnStart();
 
         services.AddSingleton<ServiceTokenCache>();
+        Newsletter.ServiceDefaults.Privacy.AddressHasher.AddAddressHasher(services);
         services.AddHttpClient<MemberCenterClient>((sp, http) =>
         {
             http.BaseAddress = new Uri(sp.GetRequiredService<IOptions<MemberCenterOptions>>().Value.BaseUrl.TrimEnd('/') + "/");

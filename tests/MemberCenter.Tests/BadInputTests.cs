@@ -183,6 +183,9 @@ public sealed class BadInputTests(MemberCenterFixture mc)
         // An address MimeKit cannot parse, as a row written by an older version might hold; subscribing again (still
         // pending) queues a new confirmation mail for it.
         await mc.WithDbAsync(db => db.Subscribers.Where(s => s.Email == bad).ExecuteUpdateAsync(u => u.SetProperty(s => s.Email, "not an address")));
+        // As if the confirmation-mail interval had passed, so the subscribe queues a mail.
+        await mc.WithDbAsync(db => db.Subscriptions.Where(s => db.Subscribers.Any(p => p.Id == s.SubscriberId && p.Email == "not an address" && p.TenantId == Guid.Parse(tenant.TenantId)))
+            .ExecuteUpdateAsync(u => u.SetProperty(s => s.ConfirmMailLastAt, s => s.ConfirmMailLastAt - TimeSpan.FromMinutes(11))));
         var badSubscription = await tenant.SubscribeAsync(bad);
         await tenant.SubscribeAsync(good);
 

@@ -42,7 +42,7 @@ public sealed class ChangeFeedTests(MemberCenterFixture mc)
         Assert.Empty((await ChangesAsync(se, tenant, first.ChangesCursor)).Items);
 
         using var http = mc.Http();
-        var url = first.Items.Single(r => r.Email == emails[0]).UnsubscribeUrl;
+        var url = (await LinkKeyMinter.MintAsync(se, tenant.TenantId, tenant.ListId, Ct))(first.Items.Single(r => r.Email == emails[0]).SubscriberId);
         using (var left = await http.PostAsync(url, new FormUrlEncodedContent(new Dictionary<string, string> { ["List-Unsubscribe"] = "One-Click" }), Ct))
         {
             Assert.Equal(HttpStatusCode.OK, left.StatusCode);

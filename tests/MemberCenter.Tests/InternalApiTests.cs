@@ -24,7 +24,7 @@ public sealed class InternalApiTests(MemberCenterFixture mc)
     }
 
     [Fact]
-    public async Task Recipients_are_paged_by_keyset_with_working_unsubscribe_urls()
+    public async Task Recipients_are_paged_by_keyset_without_urls_and_the_link_key_path_unsubscribes()
     {
         var tenant = await mc.CreateTenantAsync();
         var confirmed = await ConfirmedAsync(tenant, 5);
@@ -44,11 +44,15 @@ public sealed class InternalApiTests(MemberCenterFixture mc)
         while (cursor is not null && pages < 10);
 
         Assert.Equal(confirmed.Order(), seen.Select(r => r.Email).Order());
+        // Send Engine mints its own links from the list's link key: the page carries no working URL.
+        var raw = await se.GetStringAsync($"internal/lists/{tenant.ListId}/recipients?tenant_id={tenant.TenantId}");
+        Assert.DoesNotContain("unsubscribe", raw, StringComparison.OrdinalIgnoreCase);
         Assert.Equal(seen.Count, seen.Select(r => r.SubscriberId).Distinct().Count());
         Assert.All(seen, r => Assert.True(r.Preferences.ContainsKey("n")));
 
+        var mint = await LinkKeyMinter.MintAsync(se, tenant.TenantId, tenant.ListId);
         using var http = mc.Http();
-        using var unsubscribe = await http.PostAsync(seen[0].UnsubscribeUrl, new FormUrlEncodedContent(new Dictionary<string, string> { ["List-Unsubscribe"] = "One-Click" }));
+        using var unsubscribe = await http.PostAsync(mint(seen[0].SubscriberId), new FormUrlEncodedContent(new Dictionary<string, string> { ["List-Unsubscribe"] = "One-Click" }));
         Assert.Equal(HttpStatusCode.OK, unsubscribe.StatusCode);
         var after = await se.GetFromJsonAsync<RecipientPage>($"internal/lists/{tenant.ListId}/recipients?tenant_id={tenant.TenantId}", MemberCenterFixture.Json);
         Assert.DoesNotContain(seen[0].Email, after!.Items.Select(r => r.Email));

@@ -68,7 +68,7 @@ public sealed class LogSecrecyTests(PostgresServer postgres, MailDevServer mail)
         using (var se = _mc.Http(await _mc.TokenAsync(MemberCenterFixture.SendEngineClientId, MemberCenterFixture.SendEngineClientSecret)))
         {
             var page = await MemberCenterFixture.ReadAsync<RecipientPage>(await se.GetAsync($"internal/lists/{tenant.ListId}/recipients?tenant_id={tenant.TenantId}"));
-            var url = page.Items.Single(r => r.Email == other).UnsubscribeUrl;
+            var url = (await LinkKeyMinter.MintAsync(se, tenant.TenantId, tenant.ListId))(page.Items.Single(r => r.Email == other).SubscriberId);
             linkMac = url[(url.LastIndexOf('.') + 1)..];
             using var http = _mc.Http();
             (await http.GetAsync(url)).EnsureSuccessStatusCode();

@@ -69,6 +69,7 @@ public sealed class MemberCenterFixture(PostgresServer postgres, MailDevServer m
             ["Smtp:Host"] = mail.SmtpHost,
             ["Smtp:Port"] = mail.SmtpPort.ToString(System.Globalization.CultureInfo.InvariantCulture),
             ["Outbox:PollInterval"] = "00:00:00.500",
+            ["Privacy:AddressHashKey"] = "test-address-hash-key-0123456789abcdef",
             ["Auth:SigningKeys:PrePublish"] = "00:00:02",
             ["Auth:SigningKeys:RefreshInterval"] = "00:00:01",
             ["Management:Username"] = ManagementUsername,

@@ -1,3 +1,4 @@
+using MemberCenter.Features.Privacy;
 using MemberCenter.Features.Retention;
 using MemberCenter.Features.Subscriptions;
 using Microsoft.EntityFrameworkCore;
@@ -34,6 +35,18 @@ public sealed class RetentionTests(MemberCenterFixture mc)
         await ExecuteAsync("UPDATE outbox_messages SET completed_at = now() - interval '31 days' WHERE subscription_id = $1", old);
         await ExecuteAsync("UPDATE subscription_tokens SET expires_at = now() - interval '1 day' WHERE subscription_id = $1", recent);
 
+        // Calls to Send Engine (export/erasure): acknowledged 31 days ago, acknowledged yesterday, and one still open.
+        var tenantId = Guid.Parse(tenant.TenantId);
+        var now = DateTimeOffset.UtcNow;
+        SendEngineRequest Request(DateTimeOffset? completedAt) => new()
+        {
+            TenantId = tenantId, Kind = SendEngineRequestKinds.Erase, AddressHash = Guid.NewGuid().ToByteArray(),
+            Email = completedAt is null ? "open@example.com" : null, CreatedAt = now.AddDays(-40),
+            NextAttemptAt = now.AddDays(1), CompletedAt = completedAt, Outcome = completedAt is null ? null : "done",
+        };
+        SendEngineRequest[] requests = [Request(now.AddDays(-31)), Request(now.AddDays(-1)), Request(null)];
+        await mc.WithDbAsync(async db => { db.AddRange(requests); return await db.SaveChangesAsync(); });
+
         var recentTokens = await CountAsync<SubscriptionToken>(t => t.SubscriptionId == recent);
         Assert.True(recentTokens >= 1);
 
@@ -45,6 +58,9 @@ public sealed class RetentionTests(MemberCenterFixture mc)
         Assert.Equal(recentTokens, await CountAsync<SubscriptionToken>(t => t.SubscriptionId == recent));
         Assert.Equal(0, await mc.WithDbAsync(db => db.OutboxMessages.CountAsync(m => m.SubscriptionId == old)));
         Assert.Equal(1, await mc.WithDbAsync(db => db.OutboxMessages.CountAsync(m => m.SubscriptionId == recent)));
+        Assert.Equal(1, result.SendEngineRequests);
+        Assert.Equal([requests[1].Id, requests[2].Id],
+            await mc.WithDbAsync(db => db.Set<SendEngineRequest>().Where(r => r.TenantId == tenantId).OrderBy(r => r.Id).Select(r => r.Id).ToListAsync()));
         // The subscriptions and their consent trail stay.
         Assert.Equal(2, await mc.WithDbAsync(db => db.Subscriptions.CountAsync(s => s.Id == old || s.Id == recent)));
         Assert.True(await mc.WithDbAsync(db => db.ConsentRecords.CountAsync(c => c.ListId == Guid.Parse(tenant.ListId))) >= 2);

@@ -50,7 +50,7 @@ public sealed class TokenEndpointTests(MemberCenterFixture mc)
         var jwt = new JsonWebToken(await mc.TokenAsync(tenant.TenantClient.ClientId, tenant.TenantClient.ClientSecret));
         Assert.Equal([Audiences.MemberCenterApi], jwt.Audiences);
         Assert.Equal(
-            [Scopes.ListsRead, Scopes.ListsWrite, Scopes.SubscriptionsRead, Scopes.SubscriptionsWrite],
+            new[] { Scopes.ListsRead, Scopes.ListsWrite, Scopes.SubscriptionsRead, Scopes.SubscriptionsWrite, Scopes.ApiKeysRead, Scopes.ApiKeysWrite }.Order(),
             jwt.GetClaim("scope").Value.Split(' ').Order());
     }
 
@@ -87,7 +87,16 @@ public sealed class TokenEndpointTests(MemberCenterFixture mc)
         var jwt = new JsonWebToken(await mc.TokenAsync(MemberCenterFixture.SendEngineClientId, MemberCenterFixture.SendEngineClientSecret));
         Assert.Equal([Audiences.MemberCenterInternal], jwt.Audiences);
         Assert.False(jwt.TryGetClaim("tenant_id", out _));
-        Assert.Equal([Scopes.InternalRecipientsRead, Scopes.InternalSuppressionsWrite], jwt.GetClaim("scope").Value.Split(' ').Order());
+        Assert.Equal(new[] { Scopes.InternalRecipientsRead, Scopes.InternalSuppressionsWrite, Scopes.InternalApiKeysVerify }.Order(),
+            jwt.GetClaim("scope").Value.Split(' ').Order());
+    }
+
+    [Fact]
+    public async Task Platform_admin_tokens_are_for_Member_Centers_admin_API_and_Send_Engine()
+    {
+        var jwt = new JsonWebToken(await mc.AdminTokenAsync());
+        Assert.Equal([Audiences.MemberCenterAdmin, Audiences.SendEngineApi], jwt.Audiences);
+        Assert.False(jwt.TryGetClaim("tenant_id", out _));
     }
 
     [Fact]

@@ -68,7 +68,7 @@ public sealed class EventSafetyTests(StackFixture stack)
         Assert.Equal(1, job.Events!.Complained);
         Assert.Equal(0, job.Events.Unsubscribed);
         // Counted for monitoring (deploy/prometheus/sendengine-alerts.yml, EmailEventsRecipientMismatch).
-        var metrics = await hook.GetStringAsync("metrics");
+        var metrics = await StackFixture.MetricsAsync(hook);
         Assert.Equal(2, Regex.Matches(metrics, "(?m)^sendengine_email_events_processed_total\\{[^}]*outcome=\"recipient_mismatch\"[^}]*\\} 1\\b").Count);
     }
 
@@ -174,7 +174,7 @@ public sealed class EventSafetyTests(StackFixture stack)
         // Both gauges come from one sample (every 5 s): two pending, the oldest of some age.
         var twoPending = new Regex("(?m)^sendengine_member_center_reports_pending(\\{[^}]*\\})? 2(\\s|$)");
         var sample = "";
-        await WaitUntilAsync(async () => twoPending.IsMatch(sample = await hook.GetStringAsync("metrics")));
+        await WaitUntilAsync(async () => twoPending.IsMatch(sample = await StackFixture.MetricsAsync(hook)));
         Assert.Matches(PendingAge(), sample);
         // The alert rules watch the metric names the service exports.
         var rules = await File.ReadAllTextAsync(Path.Combine(Newsletter.TestSupport.RepoPaths.Root, "deploy", "prometheus", "sendengine-alerts.yml"));
@@ -201,7 +201,7 @@ public sealed class EventSafetyTests(StackFixture stack)
         gate.FailReports = false;
         await WaitUntilAsync(async () => (await QueryAsync(db, "SELECT 1 FROM member_center_reports WHERE outcome = 'sent'")).Count == 2);
         Assert.Equal(new[] { complainer, leaver }, (await NotSendableAsync(tenant, [leaver, complainer, stayer])).Order());
-        await WaitUntilAsync(async () => Regex.IsMatch(await hook.GetStringAsync("metrics"), "(?m)^sendengine_member_center_reports_pending_age_seconds(\\{[^}]*\\})? 0(\\s|$)"));
+        await WaitUntilAsync(async () => Regex.IsMatch(await StackFixture.MetricsAsync(hook), "(?m)^sendengine_member_center_reports_pending_age_seconds(\\{[^}]*\\})? 0(\\s|$)"));
     }
 
     [Fact]

@@ -34,7 +34,8 @@ public sealed class RestartableMemberCenter : IAsyncDisposable
     /// Starts one on a free port, against <paramref name="connectionString"/> (the stack's Member Center database when
     /// null; a fresh database is migrated and bootstrapped with the stack's admin and Send Engine clients).
     /// </summary>
-    public static async Task<RestartableMemberCenter> StartAsync(StackFixture stack, string? connectionString = null)
+    /// <param name="overrides">Settings that win over the defaults (e.g. <c>SendEngine:BaseUrl</c>).</param>
+    public static async Task<RestartableMemberCenter> StartAsync(StackFixture stack, string? connectionString = null, IReadOnlyDictionary<string, string?>? overrides = null)
     {
         for (var attempt = 1; ; attempt++)
         {
@@ -55,6 +56,10 @@ public sealed class RestartableMemberCenter : IAsyncDisposable
                 ["Database:ApplyMigrationsOnStartup"] = "true",
                 ["Outbox:PollInterval"] = "00:00:00.500",
             });
+            foreach (var (k, v) in overrides ?? new Dictionary<string, string?>())
+            {
+                mc._settings[k] = v;
+            }
             try
             {
                 await mc.StartAsync();

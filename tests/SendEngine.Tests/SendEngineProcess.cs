@@ -40,14 +40,14 @@ public sealed class SendEngineProcess : IAsyncDisposable
         }
     }
 
-    /// <summary>Starts it on a free port and waits until /health/live answers 200.</summary>
-    public static async Task<SendEngineProcess> StartAsync(IReadOnlyDictionary<string, string?> settings)
+    /// <summary>Starts it on a free port (or <paramref name="port"/>, e.g. to restart it where Member Center calls it) and waits until /health/live answers 200.</summary>
+    public static async Task<SendEngineProcess> StartAsync(IReadOnlyDictionary<string, string?> settings, int? port = null)
     {
         var configuration = AppContext.BaseDirectory.Contains($"{Path.DirectorySeparatorChar}Debug{Path.DirectorySeparatorChar}", StringComparison.Ordinal) ? "Debug" : "Release";
         var projectDir = Path.Combine(RepoPaths.Root, "SendEngine");
         var dll = Path.Combine(projectDir, "bin", configuration, "net10.0", "SendEngine.dll");
         Assert.True(File.Exists(dll), $"{dll} is missing; build the solution first");
-        var port = FreePort.Get();
+        port ??= FreePort.Get();
         var psi = new ProcessStartInfo("dotnet") { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true, WorkingDirectory = projectDir };
         psi.ArgumentList.Add(dll);
         psi.ArgumentList.Add("--urls");
@@ -65,7 +65,7 @@ public sealed class SendEngineProcess : IAsyncDisposable
         process.BeginErrorReadLine();
         // If the test host dies first, do not leave a Send Engine running.
         ProcessRunnerReaper(process.Id);
-        var engine = new SendEngineProcess(process, log, port);
+        var engine = new SendEngineProcess(process, log, port.Value);
         try
         {
             using var client = engine.CreateClient();

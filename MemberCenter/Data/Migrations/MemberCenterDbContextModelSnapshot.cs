@@ -22,6 +22,102 @@ namespace MemberCenter.Data.Migrations
 
             NpgsqlModelBuilderExtensions.UseIdentityByDefaultColumns(modelBuilder);
 
+            modelBuilder.Entity("MemberCenter.Features.ApiKeys.ApiKey", b =>
+                {
+                    b.Property<Guid>("Id")
+                        .ValueGeneratedOnAdd()
+                        .HasColumnType("uuid")
+                        .HasColumnName("id");
+
+                    b.Property<Guid>("ApplicationId")
+                        .HasColumnType("uuid")
+                        .HasColumnName("application_id");
+
+                    b.Property<DateTimeOffset>("CreatedAt")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("created_at");
+
+                    b.Property<DateTimeOffset?>("DeletedAt")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("deleted_at");
+
+                    b.Property<DateTimeOffset?>("ExpiresAt")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("expires_at");
+
+                    b.Property<string>("KeyHash")
+                        .IsRequired()
+                        .HasMaxLength(64)
+                        .HasColumnType("character varying(64)")
+                        .HasColumnName("key_hash");
+
+                    b.Property<DateTimeOffset?>("LastUsedAt")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("last_used_at");
+
+                    b.Property<string>("Name")
+                        .IsRequired()
+                        .HasMaxLength(200)
+                        .HasColumnType("character varying(200)")
+                        .HasColumnName("name");
+
+                    b.Property<string>("Prefix")
+                        .IsRequired()
+                        .HasMaxLength(20)
+                        .HasColumnType("character varying(20)")
+                        .HasColumnName("prefix");
+
+                    b.Property<Guid>("TenantId")
+                        .HasColumnType("uuid")
+                        .HasColumnName("tenant_id");
+
+                    b.HasKey("Id")
+                        .HasName("pk_api_keys");
+
+                    b.HasIndex("ApplicationId")
+                        .HasDatabaseName("ix_api_keys_application_id");
+
+                    b.HasIndex("KeyHash")
+                        .IsUnique()
+                        .HasDatabaseName("ix_api_keys_key_hash");
+
+                    b.ToTable("api_keys", (string)null);
+                });
+
+            modelBuilder.Entity("MemberCenter.Features.ApiKeys.Application", b =>
+                {
+                    b.Property<Guid>("Id")
+                        .ValueGeneratedOnAdd()
+                        .HasColumnType("uuid")
+                        .HasColumnName("id");
+
+                    b.Property<DateTimeOffset>("CreatedAt")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("created_at");
+
+                    b.Property<DateTimeOffset?>("DeletedAt")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("deleted_at");
+
+                    b.Property<string>("Name")
+                        .IsRequired()
+                        .HasMaxLength(200)
+                        .HasColumnType("character varying(200)")
+                        .HasColumnName("name");
+
+                    b.Property<Guid>("TenantId")
+                        .HasColumnType("uuid")
+                        .HasColumnName("tenant_id");
+
+                    b.HasKey("Id")
+                        .HasName("pk_applications");
+
+                    b.HasIndex("TenantId")
+                        .HasDatabaseName("ix_applications_tenant_id");
+
+                    b.ToTable("applications", (string)null);
+                });
+
             modelBuilder.Entity("MemberCenter.Features.Auth.ApiClient", b =>
                 {
                     b.Property<Guid>("Id")
@@ -195,6 +291,95 @@ namespace MemberCenter.Data.Migrations
                     b.ToTable("outbox_messages", (string)null);
                 });
 
+            modelBuilder.Entity("MemberCenter.Features.Privacy.ErasedAddress", b =>
+                {
+                    b.Property<Guid>("TenantId")
+                        .HasColumnType("uuid")
+                        .HasColumnName("tenant_id");
+
+                    b.Property<byte[]>("AddressHash")
+                        .HasColumnType("bytea")
+                        .HasColumnName("address_hash");
+
+                    b.Property<DateTimeOffset>("ErasedAt")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("erased_at");
+
+                    b.HasKey("TenantId", "AddressHash")
+                        .HasName("pk_erased_addresses");
+
+                    b.ToTable("erased_addresses", (string)null);
+                });
+
+            modelBuilder.Entity("MemberCenter.Features.Privacy.SendEngineRequest", b =>
+                {
+                    b.Property<long>("Id")
+                        .ValueGeneratedOnAdd()
+                        .HasColumnType("bigint")
+                        .HasColumnName("id");
+
+                    NpgsqlPropertyBuilderExtensions.UseIdentityAlwaysColumn(b.Property<long>("Id"));
+
+                    b.Property<byte[]>("AddressHash")
+                        .IsRequired()
+                        .HasColumnType("bytea")
+                        .HasColumnName("address_hash");
+
+                    b.Property<int>("Attempts")
+                        .HasColumnType("integer")
+                        .HasColumnName("attempts");
+
+                    b.Property<DateTimeOffset?>("CompletedAt")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("completed_at");
+
+                    b.Property<DateTimeOffset>("CreatedAt")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("created_at");
+
+                    b.Property<string>("Email")
+                        .HasMaxLength(320)
+                        .HasColumnType("character varying(320)")
+                        .HasColumnName("email");
+
+                    b.Property<string>("Kind")
+                        .IsRequired()
+                        .HasMaxLength(20)
+                        .HasColumnType("character varying(20)")
+                        .HasColumnName("kind");
+
+                    b.Property<string>("LastError")
+                        .HasMaxLength(1000)
+                        .HasColumnType("character varying(1000)")
+                        .HasColumnName("last_error");
+
+                    b.Property<DateTimeOffset>("NextAttemptAt")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("next_attempt_at");
+
+                    b.Property<string>("Outcome")
+                        .HasMaxLength(16)
+                        .HasColumnType("character varying(16)")
+                        .HasColumnName("outcome");
+
+                    b.Property<Guid>("TenantId")
+                        .HasColumnType("uuid")
+                        .HasColumnName("tenant_id");
+
+                    b.HasKey("Id")
+                        .HasName("pk_send_engine_requests");
+
+                    b.HasIndex("NextAttemptAt")
+                        .HasDatabaseName("ix_send_engine_requests_due")
+                        .HasFilter("completed_at IS NULL");
+
+                    b.HasIndex("TenantId", "AddressHash", "Id")
+                        .HasDatabaseName("ix_send_engine_requests_open")
+                        .HasFilter("completed_at IS NULL");
+
+                    b.ToTable("send_engine_requests", (string)null);
+                });
+
             modelBuilder.Entity("MemberCenter.Features.Subscriptions.ConsentRecord", b =>
                 {
                     b.Property<long>("Id")
@@ -233,6 +418,10 @@ namespace MemberCenter.Data.Migrations
                         .HasColumnType("character varying(40)")
                         .HasColumnName("source");
 
+                    b.Property<byte[]>("SubjectHash")
+                        .HasColumnType("bytea")
+                        .HasColumnName("subject_hash");
+
                     b.Property<Guid>("SubscriberId")
                         .HasColumnType("uuid")
                         .HasColumnName("subscriber_id");
@@ -251,6 +440,10 @@ namespace MemberCenter.Data.Migrations
 
                     b.HasIndex("SubscriberId", "OccurredAt")
                         .HasDatabaseName("ix_consent_records_subscriber_id_occurred_at");
+
+                    b.HasIndex("TenantId", "SubjectHash")
+                        .HasDatabaseName("ix_consent_records_tenant_id_subject_hash")
+                        .HasFilter("subject_hash IS NOT NULL");
 
                     b.ToTable("consent_records", (string)null);
                 });
@@ -337,6 +530,18 @@ namespace MemberCenter.Data.Migrations
                         .ValueGeneratedOnAdd()
                         .HasColumnType("uuid")
                         .HasColumnName("id");
+
+                    b.Property<DateTimeOffset?>("ConfirmMailLastAt")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("confirm_mail_last_at");
+
+                    b.Property<DateTimeOffset?>("ConfirmMailWindowStart")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("confirm_mail_window_start");
+
+                    b.Property<int>("ConfirmMailsInWindow")
+                        .HasColumnType("integer")
+                        .HasColumnName("confirm_mails_in_window");
 
                     b.Property<DateTimeOffset?>("ConfirmedAt")
                         .HasColumnType("timestamp with time zone")
@@ -433,6 +638,10 @@ namespace MemberCenter.Data.Migrations
                         .ValueGeneratedOnAdd()
                         .HasColumnType("uuid")
                         .HasColumnName("id");
+
+                    b.Property<int>("Channel")
+                        .HasColumnType("integer")
+                        .HasColumnName("channel");
 
                     b.Property<DateTimeOffset?>("ConsumedAt")
                         .HasColumnType("timestamp with time zone")
@@ -763,6 +972,26 @@ namespace MemberCenter.Data.Migrations
                     b.ToTable("OpenIddictTokens", (string)null);
                 });
 
+            modelBuilder.Entity("MemberCenter.Features.ApiKeys.ApiKey", b =>
+                {
+                    b.HasOne("MemberCenter.Features.ApiKeys.Application", null)
+                        .WithMany()
+                        .HasForeignKey("ApplicationId")
+                        .OnDelete(DeleteBehavior.Cascade)
+                        .IsRequired()
+                        .HasConstraintName("fk_api_keys_application_application_id");
+                });
+
+            modelBuilder.Entity("MemberCenter.Features.ApiKeys.Application", b =>
+                {
+                    b.HasOne("MemberCenter.Features.Tenants.Tenant", null)
+                        .WithMany()
+                        .HasForeignKey("TenantId")
+                        .OnDelete(DeleteBehavior.Cascade)
+                        .IsRequired()
+                        .HasConstraintName("fk_applications_tenants_tenant_id");
+                });
+
             modelBuilder.Entity("MemberCenter.Features.Auth.ApiClient", b =>
                 {
                     b.HasOne("MemberCenter.Features.Tenants.Tenant", null)
@@ -790,6 +1019,16 @@ namespace MemberCenter.Data.Migrations
                         .OnDelete(DeleteBehavior.Cascade)
                         .IsRequired()
                         .HasConstraintName("fk_outbox_messages_subscriptions_subscription_id");
+                });
+
+            modelBuilder.Entity("MemberCenter.Features.Privacy.ErasedAddress", b =>
+                {
+                    b.HasOne("MemberCenter.Features.Tenants.Tenant", null)
+                        .WithMany()
+                        .HasForeignKey("TenantId")
+                        .OnDelete(DeleteBehavior.Cascade)
+                        .IsRequired()
+                        .HasConstraintName("fk_erased_addresses_tenants_tenant_id");
                 });
 
             modelBuilder.Entity("MemberCenter.Features.Subscriptions.Subscriber", b =>

@@ -125,6 +125,19 @@ public sealed partial class SigningKeyRing(
         }
     }
 
+    /// <summary>
+    /// The key OpenIddict signs with now (the valid one that expires last), for the tokens Member Center mints for its own
+    /// calls to Send Engine (see Features/Privacy/SendEngineToken).
+    /// </summary>
+    public SigningCredentials CurrentSigningCredentials()
+    {
+        var now = clock.GetUtcNow();
+        var (_, cert) = _keys.Where(k => k.Row.NotBefore <= now && k.Row.NotAfter > now).OrderBy(k => k.Row.NotAfter).LastOrDefault();
+        return cert is null
+            ? throw new InvalidOperationException("No signing key is valid now.")
+            : new SigningCredentials(new X509SecurityKey(cert), SecurityAlgorithms.RsaSha256);
+    }
+
     public void Configure(OpenIddictServerOptions options)
     {
         var keys = _keys;

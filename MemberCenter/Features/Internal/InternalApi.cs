@@ -43,7 +43,7 @@ public static class InternalApi
     /// </summary>
     private static async Task<Results<Ok<RecipientPage>, ValidationProblem, ProblemHttpResult>> Recipients(
         Guid listId, Guid? tenant_id, Guid? after, int? limit,
-        MemberCenterDbContext db, SubscriptionService subscriptions, IOptions<PublicUrlOptions> urls, CancellationToken ct)
+        MemberCenterDbContext db, CancellationToken ct)
     {
         var v = new Validation();
         if (tenant_id is null)
@@ -81,17 +81,11 @@ public static class InternalApi
                           where s.ListId == listId && s.Status == SubscriptionStatus.Confirmed && s.SubscriberId.CompareTo(cursor) > 0
                                 && p.Id.CompareTo(cursor) > 0 && p.UndeliverableAt == null
                           orderby s.SubscriberId
-                          select new { SubscriptionId = s.Id, s.SubscriberId, p.Email, s.Preferences })
+                          select new { s.SubscriberId, p.Email, s.Preferences })
             .Take(size).AsNoTracking().ToListAsync(ct);
 
-        // Stateless links: nothing is written for a page (the field goes once Send Engine mints its own links).
-        var mint = await subscriptions.UnsubscribeLinkMinterAsync(tenant_id!.Value, listId, ct);
-        var prefix = UnsubscribeUrlPrefix(urls.Value);
-        var items = rows.Select(r => new Recipient(
-            r.SubscriberId.ToString(),
-            r.Email,
-            SubscriptionService.ParsePreferences(r.Preferences),
-            prefix + mint(r.SubscriberId))).ToList();
+        // No links here: Send Engine mints them per message from the list's link key (POST .../link-key).
+        var items = rows.Select(r => new Recipient(r.SubscriberId.ToString(), r.Email, SubscriptionService.ParsePreferences(r.Preferences))).ToList();
         var next = rows.Count == size ? rows[^1].SubscriberId.ToString() : null;
         return TypedResults.Ok(new RecipientPage(tenant_id!.Value.ToString(), listId.ToString(), items, next, changesCursor));
     }

@@ -20,7 +20,8 @@ public sealed class RetentionOptions
     [Range(typeof(TimeSpan), "00:00:00", "3650.00:00:00")]
     public TimeSpan ExpiredTokenGrace { get; set; } = TimeSpan.FromDays(30);
 
-    /// <summary>Outbox rows that are done (sent, or given up with their last error) are kept this long for operators.</summary>
+    /// <summary>Outbox rows that are done (sent, or given up with their last error), and acknowledged export/erasure calls to
+    /// Send Engine, are kept this long for operators.</summary>
     [Range(typeof(TimeSpan), "00:00:00", "3650.00:00:00")]
     public TimeSpan CompletedOutboxRetention { get; set; } = TimeSpan.FromDays(30);
 
@@ -34,8 +35,8 @@ public sealed class RetentionOptions
 }
 
 /// <summary>
-/// Deletes what has no further use: expired confirm/unsubscribe tokens, completed outbox rows and change-feed entries
-/// older than any send job reads. Consent records,
+/// Deletes what has no further use: expired confirm/unsubscribe tokens, completed outbox rows, acknowledged calls to
+/// Send Engine and change-feed entries older than any send job reads. Consent records,
 /// subscribers and subscriptions are never deleted here. Several replicas may sweep at once: each statement takes
 /// rows with SKIP LOCKED, so they share the work instead of waiting on each other.
 /// </summary>
@@ -45,7 +46,7 @@ public sealed partial class RetentionSweeper(
     TimeProvider clock,
     ILogger<RetentionSweeper> logger) : BatchLoop(signal: null, clock)
 {
-    public sealed record Result(long Tokens, long OutboxMessages, long Changes = 0);
+    public sealed record Result(long Tokens, long OutboxMessages, long Changes = 0, long SendEngineRequests = 0);
 
     // Nothing wakes a sweep early: it runs one interval after start and one interval after the previous sweep.
     protected override bool RunAtStart => false;
@@ -72,11 +73,13 @@ public sealed partial class RetentionSweeper(
         var tokens = await DeleteInBatchesAsync("subscription_tokens", "expires_at < $1", now - o.ExpiredTokenGrace, ct);
         var outbox = await DeleteInBatchesAsync("outbox_messages", "completed_at < $1", now - o.CompletedOutboxRetention, ct);
         var changes = await DeleteInBatchesAsync("subscription_changes", "occurred_at < $1", now - o.ChangeFeedRetention, ct);
-        if (tokens + outbox + changes > 0)
+        // Export/erasure calls Send Engine acknowledged (they keep only the address hash by then); open ones stay.
+        var requests = await DeleteInBatchesAsync("send_engine_requests", "completed_at < $1", now - o.CompletedOutboxRetention, ct);
+        if (tokens + outbox + changes + requests > 0)
         {
-            LogSwept(logger, tokens, outbox, changes);
+            LogSwept(logger, tokens, outbox, changes, requests);
         }
-        return new Result(tokens, outbox, changes);
+        return new Result(tokens, outbox, changes, requests);
     }
 
     private async Task<long> DeleteInBatchesAsync(string table, string condition, DateTimeOffset before, CancellationToken ct)
@@ -97,8 +100,8 @@ public sealed partial class RetentionSweeper(
         }
     }
 
-    [LoggerMessage(LogLevel.Information, "Retention: deleted {Tokens} expired tokens, {OutboxMessages} completed outbox messages and {Changes} old change-feed entries")]
-    private static partial void LogSwept(ILogger logger, long tokens, long outboxMessages, long changes);
+    [LoggerMessage(LogLevel.Information, "Retention: deleted {Tokens} expired tokens, {OutboxMessages} completed outbox messages, {Changes} old change-feed entries and {SendEngineRequests} acknowledged Send Engine requests")]
+    private static partial void LogSwept(ILogger logger, long tokens, long outboxMessages, long changes, long sendEngineRequests);
 
     [LoggerMessage(LogLevel.Warning, "Retention sweep failed, retried at the next interval: {Error}")]
     private static partial void LogSweepFailed(ILogger logger, string error);

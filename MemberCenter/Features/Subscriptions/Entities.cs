@@ -34,9 +34,17 @@ public sealed class Subscription
     public DateTimeOffset UpdatedAt { get; set; }
     public DateTimeOffset? ConfirmedAt { get; set; }
     public DateTimeOffset? UnsubscribedAt { get; set; }
+    /// <summary>When the last confirmation mail was queued: the next waits Newsletter:ConfirmationMailInterval.</summary>
+    public DateTimeOffset? ConfirmMailLastAt { get; set; }
+    /// <summary>Start of the current day-long window of confirmation mails, and how many were queued in it.</summary>
+    public DateTimeOffset? ConfirmMailWindowStart { get; set; }
+    public int ConfirmMailsInWindow { get; set; }
 }
 
 public enum TokenPurpose { Confirm = 0, Unsubscribe = 1 }
+
+/// <summary>Who was handed the token: the reader in a mail, or the tenant in an API answer (its use is audited as <c>api</c>).</summary>
+public enum TokenChannel { Mail = 0, Api = 1 }
 
 /// <summary>A confirm or unsubscribe token. Only its SHA-256 is stored; the value lives in the link.</summary>
 public sealed class SubscriptionToken
@@ -44,6 +52,7 @@ public sealed class SubscriptionToken
     public Guid Id { get; set; }
     public Guid SubscriptionId { get; set; }
     public TokenPurpose Purpose { get; set; }
+    public TokenChannel Channel { get; set; }
     public required byte[] Hash { get; set; }
     public DateTimeOffset CreatedAt { get; set; }
     public DateTimeOffset ExpiresAt { get; set; }
@@ -63,6 +72,11 @@ public sealed class ConsentRecord
     public string? UserAgent { get; set; }
     public DateTimeOffset OccurredAt { get; set; }
     public string? Details { get; set; }
+    /// <summary>
+    /// Set when the subscriber is erased: the keyed hash of the address (Privacy:AddressHashKey), the only link left
+    /// from this anonymised proof to the person; IP, user agent and details are removed then.
+    /// </summary>
+    public byte[]? SubjectHash { get; set; }
 }
 
 public static class ConsentActions
@@ -72,6 +86,10 @@ public static class ConsentActions
     public const string Unsubscribe = "unsubscribe";
     public const string PreferencesUpdated = "preferences_updated";
     public const string MarkedUndeliverable = "marked_undeliverable";
+    /// <summary>A subscribe of a pending address that queued no mail: the per-address limit was reached.</summary>
+    public const string ConfirmationMailSuppressed = "confirmation_mail_suppressed";
+    /// <summary>The tenant erased the subscriber (DELETE /api/subscribers/{email}).</summary>
+    public const string Erased = "erased";
 }
 
 public static class ConsentSources
@@ -133,5 +151,6 @@ internal sealed class ConsentRecordConfiguration : IEntityTypeConfiguration<Cons
         b.Property(c => c.UserAgent).HasMaxLength(512);
         b.Property(c => c.Details).HasColumnType("jsonb");
         b.HasIndex(c => new { c.SubscriberId, c.OccurredAt });
+        b.HasIndex(c => new { c.TenantId, c.SubjectHash }).HasFilter("subject_hash IS NOT NULL");
     }
 }

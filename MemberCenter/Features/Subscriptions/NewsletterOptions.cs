@@ -13,6 +13,17 @@ public sealed class NewsletterOptions
     [Range(typeof(TimeSpan), "1.00:00:00", "3650.00:00:00")]
     public TimeSpan UnsubscribeTokenLifetime { get; set; } = TimeSpan.FromDays(60);
 
+    /// <summary>
+    /// The least time between two confirmation mails to one address for one list; a subscribe within it queues no mail
+    /// (answered as usual, recorded in the consent trail). Zero: no interval.
+    /// </summary>
+    [Range(typeof(TimeSpan), "00:00:00", "1.00:00:00")]
+    public TimeSpan ConfirmationMailInterval { get; set; } = TimeSpan.FromMinutes(10);
+
+    /// <summary>At most this many confirmation mails to one address for one list in a day-long window.</summary>
+    [Range(1, 1000)]
+    public int ConfirmationMailsPerDay { get; set; } = 5;
+
     /// <summary>How long a link-signing key signs new unsubscribe links before the next one takes over.</summary>
     [Range(typeof(TimeSpan), "00:01:00", "365.00:00:00")]
     public TimeSpan LinkKeyRotation { get; set; } = TimeSpan.FromDays(30);

@@ -22,7 +22,7 @@ public static class SubscriptionChangeKinds
 {
     public const string Unsubscribed = "unsubscribed";
     public const string Undeliverable = "undeliverable";
-    /// <summary>Reserved for the erasure of a subscriber (no erase route exists yet).</summary>
+    /// <summary>The subscriber was erased (DELETE /api/subscribers/{email}); the feed then has no email for it.</summary>
     public const string Erased = "erased";
 }
 

@@ -1,6 +1,8 @@
 using System.Text.Json;
 using MemberCenter.Data;
 using MemberCenter.Features.Outbox;
+using MemberCenter.Features.Privacy;
+using Newsletter.ServiceDefaults.Privacy;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Options;
 using Newsletter.Contracts;
@@ -32,14 +34,18 @@ public sealed class SubscriptionService(
     IOptions<NewsletterOptions> options,
     WakeSignal<OutboxDispatcher> outboxSignal,
     LinkKeyRing linkKeys,
+    AddressHasher hasher,
+    WakeSignal<SendEngineRequestDispatcher> sendEngineRequests,
     TimeProvider clock)
 {
     /// <summary>
     /// The hottest write of the platform, as one statement and one round trip: check the list is the tenant's, upsert
     /// subscriber and subscription, add the consent record and, unless the address is already confirmed, the confirm
-    /// token and the outbox row. ON CONFLICT ... DO UPDATE locks the subscription row, so concurrent subscribes of one
-    /// address serialise. A confirmed reader is left as is (status, preferences) and gets no new mail; the request is
-    /// still in the consent trail (details already_confirmed), as every subscribe is.
+    /// token handed to the tenant and, within the per-address limits, the outbox row of the mail. ON CONFLICT ... DO
+    /// UPDATE locks the subscription row and evaluates its SET on the latest committed version, so concurrent
+    /// subscribes of one address serialise and the mail counters on the row are exact. A confirmed reader is left as is
+    /// (status, preferences) and gets no new mail; the request is still in the consent trail (details
+    /// already_confirmed), as every subscribe is, and so is a mail held back by the limits.
     /// </summary>
     private const string SubscribeSql = """
         WITH list AS (
@@ -50,28 +56,53 @@ public sealed class SubscriptionService(
             ON CONFLICT (tenant_id, email_key) DO UPDATE SET email_key = EXCLUDED.email_key
             RETURNING id
         ), subscription AS (
-            INSERT INTO subscriptions AS s (id, list_id, subscriber_id, status, preferences, created_at, updated_at)
-            SELECT $7, $1, subscriber.id, 0, $8::jsonb, $6, $6 FROM subscriber
+            INSERT INTO subscriptions AS s (id, list_id, subscriber_id, status, preferences, created_at, updated_at,
+                confirm_mail_last_at, confirm_mail_window_start, confirm_mails_in_window)
+            SELECT $7, $1, subscriber.id, 0, $8::jsonb, $6, $6, $6, $6, 1 FROM subscriber
             ON CONFLICT (list_id, subscriber_id) DO UPDATE SET
                 status = CASE WHEN s.status = 1 THEN 1 ELSE 0 END,
                 preferences = CASE WHEN s.status <> 1 AND $9 THEN EXCLUDED.preferences ELSE s.preferences END,
-                updated_at = CASE WHEN s.status = 1 THEN s.updated_at ELSE EXCLUDED.updated_at END
-            RETURNING s.id, s.subscriber_id, s.status
+                updated_at = CASE WHEN s.status = 1 THEN s.updated_at ELSE EXCLUDED.updated_at END,
+                confirm_mail_last_at = CASE WHEN s.status <> 1
+                        AND (s.confirm_mail_last_at IS NULL OR s.confirm_mail_last_at <= $6 - $18::interval)
+                        AND (s.confirm_mail_window_start IS NULL OR s.confirm_mail_window_start <= $6 - interval '1 day' OR s.confirm_mails_in_window < $19)
+                    THEN $6 ELSE s.confirm_mail_last_at END,
+                confirm_mail_window_start = CASE WHEN s.status <> 1
+                        AND (s.confirm_mail_last_at IS NULL OR s.confirm_mail_last_at <= $6 - $18::interval)
+                        AND (s.confirm_mail_window_start IS NULL OR s.confirm_mail_window_start <= $6 - interval '1 day')
+                    THEN $6 ELSE s.confirm_mail_window_start END,
+                confirm_mails_in_window = CASE WHEN s.status <> 1
+                        AND (s.confirm_mail_last_at IS NULL OR s.confirm_mail_last_at <= $6 - $18::interval)
+                    THEN CASE WHEN s.confirm_mail_window_start IS NULL OR s.confirm_mail_window_start <= $6 - interval '1 day' THEN 1
+                              WHEN s.confirm_mails_in_window < $19 THEN s.confirm_mails_in_window + 1
+                              ELSE s.confirm_mails_in_window END
+                    ELSE s.confirm_mails_in_window END
+            RETURNING s.id, s.subscriber_id, s.status, s.confirm_mail_last_at = $6 AS mail, s.confirm_mail_last_at, s.confirm_mails_in_window
         ), pending AS (
-            SELECT id, subscriber_id FROM subscription WHERE status = 0
+            SELECT id, subscriber_id, mail FROM subscription WHERE status = 0
         ), token AS (
-            INSERT INTO subscription_tokens (id, subscription_id, purpose, hash, created_at, expires_at)
-            SELECT $10, id, 0, $11, $6, $12 FROM pending
+            INSERT INTO subscription_tokens (id, subscription_id, purpose, channel, hash, created_at, expires_at)
+            SELECT $10, id, 0, 1, $11, $6, $12 FROM pending
         ), outbox AS (
             INSERT INTO outbox_messages (subscription_id, created_at, next_attempt_at, attempts)
-            SELECT id, $6, $6, 0 FROM pending
+            SELECT id, $6, $6, 0 FROM pending WHERE mail
         ), consent AS (
             INSERT INTO consent_records (tenant_id, list_id, subscriber_id, action, source, ip_address, user_agent, occurred_at, details)
             SELECT $2, $1, subscriber_id, $13, $14, $15, $16, $6,
                 CASE WHEN status = 1 THEN '{"already_confirmed":true}'::jsonb ELSE $17::jsonb END
             FROM subscription
+            UNION ALL
+            SELECT $2, $1, subscriber_id, $20, $14, $15, $16, $6,
+                jsonb_build_object('last_mail_at', confirm_mail_last_at, 'mails_in_window', confirm_mails_in_window)
+            FROM subscription WHERE status = 0 AND NOT mail
+        ), erased AS (
+            DELETE FROM erased_addresses WHERE tenant_id = $2 AND address_hash = $21 AND EXISTS (SELECT 1 FROM list)
+            RETURNING tenant_id
+        ), lift AS (
+            INSERT INTO send_engine_requests (tenant_id, kind, email, address_hash, created_at, attempts, next_attempt_at)
+            SELECT tenant_id, $22, $5, $21, $6, 0, $6 FROM erased
         )
-        SELECT status FROM subscription
+        SELECT status, mail, EXISTS (SELECT 1 FROM erased) FROM subscription
         """;
 
     public async Task<SubscribeResponse?> SubscribeAsync(Guid tenantId, Guid listId, EmailAddress email, Dictionary<string, JsonElement>? preferences, RequestOrigin origin, CancellationToken ct)
@@ -100,16 +131,36 @@ public sealed class SubscriptionService(
         p.Add(new NpgsqlParameter { Value = (object?)origin.IpAddress ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Text });
         p.Add(new NpgsqlParameter { Value = (object?)origin.UserAgent ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Text });
         p.Add(new NpgsqlParameter { Value = preferences is null ? DBNull.Value : prefsJson, NpgsqlDbType = NpgsqlDbType.Text });
-        var status = (int?)await command.ExecuteScalarAsync(ct);
-        if (status is null)
+        p.Add(new NpgsqlParameter { Value = options.Value.ConfirmationMailInterval, NpgsqlDbType = NpgsqlDbType.Interval });
+        p.Add(new NpgsqlParameter { Value = options.Value.ConfirmationMailsPerDay });
+        p.Add(new NpgsqlParameter { Value = ConsentActions.ConfirmationMailSuppressed });
+        // An erased address that subscribes anew gives new consent: the hashed suppression goes, in both services.
+        p.Add(new NpgsqlParameter { Value = hasher.Hash(email.Key) });
+        p.Add(new NpgsqlParameter { Value = SendEngineRequestKinds.LiftErasure });
+        int status;
+        bool mailed, lifted;
+        await using (var reader = await command.ExecuteReaderAsync(ct))
         {
-            return null;
+            if (!await reader.ReadAsync(ct))
+            {
+                return null;
+            }
+            status = reader.GetInt32(0);
+            mailed = reader.GetBoolean(1);
+            lifted = reader.GetBoolean(2);
+        }
+        if (lifted)
+        {
+            sendEngineRequests.Notify();
         }
         if (status == (int)SubscriptionStatus.Confirmed)
         {
             return new SubscribeResponse(listId.ToString(), email.Value, SubscriptionStatuses.Confirmed, null, null);
         }
-        outboxSignal.Notify();
+        if (mailed)
+        {
+            outboxSignal.Notify();
+        }
         return new SubscribeResponse(listId.ToString(), email.Value, SubscriptionStatuses.Pending, token, expiresAt);
     }
 
@@ -149,7 +200,9 @@ public sealed class SubscriptionService(
         // Confirming proves the mailbox works again.
         subscriber.UndeliverableAt = null;
         subscriber.UndeliverableReason = null;
-        AddConsent(list.TenantId, list.Id, subscriber.Id, ConsentActions.Confirm, origin, now, null);
+        // The token from the subscribe answer is the tenant's, never in a mail: its use is the tenant's, not a link click.
+        var source = row.Channel == TokenChannel.Api ? origin with { Source = ConsentSources.Api } : origin;
+        AddConsent(list.TenantId, list.Id, subscriber.Id, ConsentActions.Confirm, source, now, null);
         await db.SaveChangesAsync(ct);
         await ConsumeConfirmTokensAsync(subscription.Id, now, ct);
         await tx.CommitAsync(ct);
@@ -166,18 +219,6 @@ public sealed class SubscriptionService(
         var (token, expiresAt) = AddToken(subscriptionId.Value, TokenPurpose.Unsubscribe, options.Value.UnsubscribeTokenLifetime, clock.GetUtcNow());
         await db.SaveChangesAsync(ct);
         return new UnsubscribeTokenResponse(listId.ToString(), email.Value, token, expiresAt);
-    }
-
-    /// <summary>
-    /// Stateless unsubscribe tokens for a page of Send Engine recipients: signed with the current link key, nothing
-    /// stored (docs/internal-api.md, "Unsubscribe link tokens").
-    /// </summary>
-    public async Task<Func<Guid, string>> UnsubscribeLinkMinterAsync(Guid tenantId, Guid listId, CancellationToken ct)
-    {
-        var key = await linkKeys.GetCurrentAsync(ct);
-        var issuedAt = clock.GetUtcNow().ToUnixTimeSeconds();
-        var linkKey = key.DeriveLinkKey(tenantId, listId, issuedAt);
-        return subscriberId => UnsubscribeLinkToken.Format(key.Id, issuedAt, listId, subscriberId, linkKey);
     }
 
     /// <summary>The subscription an unsubscribe token stands for, if the token is still valid.</summary>

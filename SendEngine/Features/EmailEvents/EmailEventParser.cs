@@ -117,7 +117,7 @@ public static class EmailEventParser
         {
             throw new EmailEventParseException("The event is missing required fields or has invalid values.", errors);
         }
-        return parsed;
+        return LinkRedaction.Apply(parsed);
     }
 
     private static ParsedEmailEvent? ParseSpec(JsonElement e, string prefix, Dictionary<string, string[]> errors)

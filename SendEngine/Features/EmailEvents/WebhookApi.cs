@@ -2,6 +2,7 @@ using System.Buffers;
 using System.IO.Pipelines;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.Extensions.Options;
+using Newsletter.ServiceDefaults;
 using SendEngine.Features.Metrics;
 
 namespace SendEngine.Features.EmailEvents;
@@ -160,4 +161,12 @@ public static partial class WebhookApi
 
     [LoggerMessage(LogLevel.Warning, "Webhook request refused ({Status}, {Reason}): {Detail}")]
     private static partial void LogRejected(ILogger logger, int status, string reason, string detail);
+}
+
+/// <summary>Logs the webhook's query with the token redacted (Tencent's callback URL is typed in by hand).</summary>
+internal sealed class WebhookRequestLogQuery(IOptionsMonitor<WebhookOptions> webhook) : IRequestLogQuery
+{
+    public string? LoggableQuery(HttpContext context) => context.Request.Path.StartsWithSegments(WebhookApi.Path)
+        ? WebhookApi.RedactedQuery(context.Request, webhook.CurrentValue.TokenQueryParameter)
+        : null;
 }

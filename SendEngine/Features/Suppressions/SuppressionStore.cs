@@ -1,4 +1,5 @@
 using Newsletter.Contracts;
+using Newsletter.ServiceDefaults.Privacy;
 using Npgsql;
 using SendEngine.Data;
 
@@ -13,19 +14,34 @@ public static class SuppressionStore
 {
     public const string SourceEsp = "esp";
     public const string SourceDelivery = "delivery";
+    /// <summary>The hashed suppression an erasure leaves (reason <see cref="ReasonErased"/>).</summary>
+    public const string SourceErasure = "erasure";
+    public const string ReasonErased = "erased";
 
     /// <summary>A recorded SMTP reply that rejects the mailbox itself (RFC 3463 X.1.0–X.1.3, X.1.10, X.2.1), as PostgreSQL regex.</summary>
     public const string MailboxRejectedPattern = @"^5[0-9][0-9] 5\.(1\.(0|1|2|3|10)|2\.1)([^0-9]|$)";
 
-    /// <summary>The reasons of those of <paramref name="emails"/> (normalised) the tenant suppresses.</summary>
-    public static async Task<Dictionary<string, string>> FindAsync(NpgsqlConnection conn, Guid tenantId, string[] emails, CancellationToken ct)
+    /// <summary>
+    /// The reasons of those of <paramref name="emails"/> (normalised) the tenant suppresses, by address or by the keyed
+    /// hash an erasure left (<see cref="AddressHasher.ErasedMarker"/>; an erased snapshot row carries the marker itself).
+    /// </summary>
+    public static async Task<Dictionary<string, string>> FindAsync(NpgsqlConnection conn, AddressHasher hasher, Guid tenantId, string[] emails, CancellationToken ct)
     {
+        var keyOf = new Dictionary<string, string>(emails.Length * 2, StringComparer.Ordinal);
+        foreach (var e in emails)
+        {
+            keyOf[e] = e;
+            if (!e.StartsWith(AddressHasher.ErasedPrefix, StringComparison.Ordinal))
+            {
+                keyOf[hasher.ErasedMarker(e)] = e;
+            }
+        }
         var found = new Dictionary<string, string>(StringComparer.Ordinal);
-        await using var cmd = Sql.Command(conn, "SELECT email, reason FROM suppressions WHERE tenant_id = $1 AND email = ANY($2)", tenantId, emails);
+        await using var cmd = Sql.Command(conn, "SELECT email, reason FROM suppressions WHERE tenant_id = $1 AND email = ANY($2)", tenantId, keyOf.Keys.ToArray());
         await using var reader = await cmd.ExecuteReaderAsync(ct);
         while (await reader.ReadAsync(ct))
         {
-            found[reader.GetString(0)] = reader.GetString(1);
+            found[keyOf[reader.GetString(0)]] = reader.GetString(1);
         }
         return found;
     }

@@ -87,11 +87,14 @@ public static class SuppressionsApi
         }
     }
 
-    private static async Task<Results<NoContent, ProblemHttpResult>> Remove(string email, ClaimsPrincipal user, SendEngineDbContext db, CancellationToken ct)
+    private static async Task<Results<NoContent, ProblemHttpResult>> Remove(string email, ClaimsPrincipal user, SendEngineDbContext db,
+        Newsletter.ServiceDefaults.Privacy.AddressHasher hasher, CancellationToken ct)
     {
         var tenantId = user.TenantId();
         var key = Suppression.Normalize(email);
-        var deleted = await db.Suppressions.Where(s => s.TenantId == tenantId && s.Email == key).ExecuteDeleteAsync(ct);
+        // An erased address is suppressed by its keyed hash: the tenant lifts that by naming the address too.
+        var marker = hasher.ErasedMarker(key);
+        var deleted = await db.Suppressions.Where(s => s.TenantId == tenantId && (s.Email == key || s.Email == marker)).ExecuteDeleteAsync(ct);
         return deleted == 0 ? TypedResults.Problem(statusCode: 404, title: "Suppression not found") : TypedResults.NoContent();
     }
 
