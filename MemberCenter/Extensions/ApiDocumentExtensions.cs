@@ -9,6 +9,7 @@ public static class ApiDocumentExtensions
         ("OAuth", "Access tokens (client_credentials), discovery and the signing keys that verify them."),
         ("Newsletter", "Subscriptions for tenant sites (bearer), and the end-user pages reached from email links (the link's token is the credential)."),
         ("Lists", "A tenant's own lists (tenant_api clients)."),
+        ("Subscribers (personal data)", "Export and erasure of everything both services hold about an address (tenant_api clients)."),
         ("Admin", "Platform administration: tenants, their lists, API clients and applications, signing keys (platform:admin)."),
         ("Applications and API keys", "A tenant's applications and their X-Pigeon-Api-Key keys for the transactional mail API (seed 003)."),
         ("Internal (Send Engine)", "Send Engine's service API: recipients, link keys, change feed, suppression reports. Tenant tokens are refused."));

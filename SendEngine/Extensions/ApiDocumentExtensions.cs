@@ -10,6 +10,7 @@ public static class ApiDocumentExtensions
         ("Suppressions", "Addresses the tenant's mail never goes to."),
         ("Email events", "ESP events and statistics per address."),
         ("Tencent SES", "The callback Tencent Cloud SES posts delivery events to."),
+        ("Internal (Member Center)", "Member Center's service API for subscriber export and erasure. Tenant tokens are refused."),
         // Tags of the issue 12 routes (transactional mail, API keys, sender domains, webhooks): a description is
         // written only where a route uses the tag.
         ("Transactional email", "The seed 003 transactional mail API (X-Pigeon-Api-Key; errors in the seed's {\"error\": {code, name, message}} shape)."),
