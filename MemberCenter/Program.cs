@@ -16,6 +16,7 @@ public class Program
     {
         var builder = WebApplication.CreateBuilder(args);
         builder.AddServiceDefaults("Member Center")
+            .AddMemberCenterApiDocument()
             .AddMemberCenterData()
             .AddAuthorizationServer()
             .AddNewsletter()

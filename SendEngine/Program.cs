@@ -14,6 +14,7 @@ public class Program
     {
         var builder = WebApplication.CreateBuilder(args);
         builder.AddServiceDefaults("Send Engine")
+            .AddSendEngineApiDocument()
             .AddSendEngineData()
             .AddSendEngineAuth()
             .AddSendEngineApiKeys()

@@ -6,7 +6,6 @@ using Microsoft.AspNetCore.Http.Json;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
 using Microsoft.Extensions.Hosting;
-using Microsoft.OpenApi;
 using Serilog;
 using Serilog.Events;
 
@@ -47,20 +46,7 @@ public static class ServiceDefaultsExtensions
         builder.Services.AddForwardedHeaders();
         builder.AddManagement();
 
-        builder.Services.AddEndpointsApiExplorer();
-        builder.Services.AddSwaggerGen(c =>
-        {
-            c.SwaggerDoc("v1", new OpenApiInfo { Title = serviceTitle, Version = "v1" });
-            c.AddSecurityDefinition("bearer", new OpenApiSecurityScheme
-            {
-                Type = SecuritySchemeType.Http,
-                Scheme = "bearer",
-                BearerFormat = "JWT",
-                Description = "Access token from Member Center's POST /oauth/token (client_credentials).",
-            });
-            c.OperationFilter<BearerRequirementFilter>();
-            c.CustomSchemaIds(t => t.FullName?.Replace('+', '.'));
-        });
+        builder.Services.AddOpenApiDocument(serviceTitle);
         return builder;
     }
 

@@ -10,6 +10,7 @@ public sealed class ConfigurationTests(PostgresServer postgres, MailDevServer ma
     [Theory]
     [InlineData("Auth:Issuer", "not a url", "Auth__Issuer")]
     [InlineData("Auth:AccessTokenLifetime", "00:00:01", "AccessTokenLifetime")]
+    [InlineData("OpenApi:ServerUrl", "/relative", "OpenApi__ServerUrl")]
     [InlineData("Privacy:AddressHashKey", "too-short", "AddressHashKey")]
     [InlineData("Newsletter:ConfirmationMailsPerDay", "0", "ConfirmationMailsPerDay")]
     public async Task A_bad_value_stops_the_start_naming_its_key(string key, string value, string named)

@@ -18,17 +18,19 @@ public static class AdminApi
     public static IEndpointRouteBuilder MapAdminApi(this IEndpointRouteBuilder app)
     {
         var admin = app.MapGroup("/admin").WithTags("Admin").RequireAuthorization(Policies.Admin);
-        admin.MapPost("/tenants", CreateTenant);
-        admin.MapGet("/tenants", ListTenants);
-        admin.MapPost("/tenants/{tenantId:guid}/lists", CreateList);
-        admin.MapGet("/tenants/{tenantId:guid}/lists", ListLists);
-        admin.MapPost("/tenants/{tenantId:guid}/clients", CreateClient);
-        admin.MapGet("/tenants/{tenantId:guid}/clients", ListClients);
-        admin.MapPost("/clients/{clientId}/rotate-secret", RotateSecret);
-        admin.MapPost("/clients/{clientId}/disable", DisableClient);
-        admin.MapGet("/signing-keys", ListSigningKeys);
-        admin.MapPost("/signing-keys/rotate", RotateSigningKey);
-        admin.MapPost("/signing-keys/{kid}/revoke", RevokeSigningKey);
+        admin.MapPost("/tenants", CreateTenant).WithName("createTenant").WithSummary("Create a tenant; answers its tenant_id.");
+        admin.MapGet("/tenants", ListTenants).WithName("listTenants").WithSummary("Every tenant, oldest first.");
+        admin.MapPost("/tenants/{tenantId:guid}/lists", CreateList).WithName("createTenantList").WithSummary("Create a list for a tenant.");
+        admin.MapGet("/tenants/{tenantId:guid}/lists", ListLists).WithName("listTenantLists").WithSummary("A tenant's lists, oldest first.");
+        admin.MapPost("/tenants/{tenantId:guid}/clients", CreateClient).WithName("createTenantClient")
+            .WithSummary("Create an API client (send_api or tenant_api) for a tenant; the secret is shown once.");
+        admin.MapGet("/tenants/{tenantId:guid}/clients", ListClients).WithName("listTenantClients").WithSummary("A tenant's API clients, without secrets.");
+        admin.MapPost("/clients/{clientId}/rotate-secret", RotateSecret).WithName("rotateClientSecret")
+            .WithSummary("Issue a new client secret, shown once; the old one stops working.");
+        admin.MapPost("/clients/{clientId}/disable", DisableClient).WithName("disableClient").WithSummary("Disable an API client: it gets no more tokens.");
+        admin.MapGet("/signing-keys", ListSigningKeys).WithName("listSigningKeys").WithSummary("The token signing keys and their states.");
+        admin.MapPost("/signing-keys/rotate", RotateSigningKey).WithName("rotateSigningKey").WithSummary("Add a new signing key (used at once with immediately=true).");
+        admin.MapPost("/signing-keys/{kid}/revoke", RevokeSigningKey).WithName("revokeSigningKey").WithSummary("Revoke a signing key: tokens it signed stop validating.");
         return app;
     }
 

@@ -24,6 +24,7 @@ public static class TokenEndpoint
         // OpenIddict reads the form and writes the answer; the metadata only describes them to Swagger.
         app.MapPost("/oauth/token", Exchange)
             .WithTags("OAuth")
+            .WithName("issueToken")
             .WithSummary("Issue an access token (client_credentials; client_secret_basic or client_secret_post)")
             .Accepts<TokenRequestForm>("application/x-www-form-urlencoded")
             .Produces<TokenResponse>()
@@ -31,9 +32,11 @@ public static class TokenEndpoint
             .Produces<OAuthErrorResponse>(StatusCodes.Status401Unauthorized)
             .Produces<OAuthErrorResponse>(StatusCodes.Status429TooManyRequests);
         app.MapGet("/.well-known/openid-configuration", NotReached)
-            .WithTags("OAuth").WithSummary("Discovery document (RFC 8414): issuer, token endpoint, jwks_uri");
+            .WithTags("OAuth").WithName("getOpenIdConfiguration").WithSummary("Discovery document (RFC 8414): issuer, token endpoint, jwks_uri")
+            .Produces(StatusCodes.Status200OK, contentType: "application/json");
         app.MapGet("/.well-known/jwks", NotReached)
-            .WithTags("OAuth").WithSummary("The public signing keys (RFC 7517) to verify access tokens with");
+            .WithTags("OAuth").WithName("getJwks").WithSummary("The public signing keys (RFC 7517) to verify access tokens with")
+            .Produces(StatusCodes.Status200OK, contentType: "application/json");
         return app;
     }
 

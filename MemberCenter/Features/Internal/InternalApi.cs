@@ -22,12 +22,18 @@ public static class InternalApi
     public static IEndpointRouteBuilder MapInternalApi(this IEndpointRouteBuilder app)
     {
         var api = app.MapGroup("/internal").WithTags("Internal (Send Engine)");
-        api.MapGet("/lists/{listId:guid}", GetList).RequireAuthorization(Policies.InternalRecipients);
-        api.MapGet("/lists/{listId:guid}/recipients", Recipients).RequireAuthorization(Policies.InternalRecipients);
-        api.MapPost("/lists/{listId:guid}/link-key", LinkKey).RequireAuthorization(Policies.InternalRecipients);
-        api.MapGet("/lists/{listId:guid}/changes", Changes).RequireAuthorization(Policies.InternalRecipients);
-        api.MapPost("/lists/{listId:guid}/not-sendable", NotSendable).RequireAuthorization(Policies.InternalRecipients);
-        api.MapPost("/suppressions", ReportSuppression).RequireAuthorization(Policies.InternalSuppressions);
+        api.MapGet("/lists/{listId:guid}", GetList).RequireAuthorization(Policies.InternalRecipients)
+            .WithName("getInternalList").WithSummary("Whether the list exists and is the tenant's.");
+        api.MapGet("/lists/{listId:guid}/recipients", Recipients).RequireAuthorization(Policies.InternalRecipients)
+            .WithName("listRecipients").WithSummary("One page of a list's confirmed, deliverable subscribers.");
+        api.MapPost("/lists/{listId:guid}/link-key", LinkKey).RequireAuthorization(Policies.InternalRecipients)
+            .WithName("deriveLinkKey").WithSummary("The derived key a job mints its unsubscribe links with.");
+        api.MapGet("/lists/{listId:guid}/changes", Changes).RequireAuthorization(Policies.InternalRecipients)
+            .WithName("listSubscriptionChanges").WithSummary("Subscriptions that stopped being sendable after a cursor.");
+        api.MapPost("/lists/{listId:guid}/not-sendable", NotSendable).RequireAuthorization(Policies.InternalRecipients)
+            .WithName("findNotSendable").WithSummary("Of the given addresses, those that must not be mailed now.");
+        api.MapPost("/suppressions", ReportSuppression).RequireAuthorization(Policies.InternalSuppressions)
+            .WithName("reportSuppression").WithSummary("Report a hard bounce, complaint or unsubscribe from delivery feedback.");
         return app;
     }
 

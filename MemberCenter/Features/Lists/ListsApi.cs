@@ -14,9 +14,10 @@ public static class ListsApi
     public static IEndpointRouteBuilder MapListsApi(this IEndpointRouteBuilder app)
     {
         var lists = app.MapGroup("/api/lists").WithTags("Lists");
-        lists.MapGet("/", ListLists).RequireAuthorization(Policies.ListsRead).WithSummary("The caller's lists, oldest first.");
-        lists.MapGet("/{listId:guid}", GetList).RequireAuthorization(Policies.ListsRead);
-        lists.MapPost("/", CreateList).RequireAuthorization(Policies.ListsWrite).WithSummary("Create a list; answers its list_id.");
+        lists.MapGet("/", ListLists).RequireAuthorization(Policies.ListsRead).WithName("listLists").WithSummary("The caller's lists, oldest first.");
+        lists.MapGet("/{listId:guid}", GetList).RequireAuthorization(Policies.ListsRead)
+            .WithName("getList").WithSummary("One of the caller's lists.");
+        lists.MapPost("/", CreateList).RequireAuthorization(Policies.ListsWrite).WithName("createList").WithSummary("Create a list; answers its list_id.");
         return app;
     }
 

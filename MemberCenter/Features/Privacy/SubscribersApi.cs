@@ -13,9 +13,9 @@ public static class SubscribersApi
     public static IEndpointRouteBuilder MapSubscribersApi(this IEndpointRouteBuilder app)
     {
         var api = app.MapGroup("/api/subscribers").WithTags("Subscribers (personal data)");
-        api.MapGet("/{email}/export", Export).RequireAuthorization(Policies.SubscriptionsWrite)
+        api.MapGet("/{email}/export", Export).RequireAuthorization(Policies.SubscriptionsWrite).WithName("exportSubscriber")
             .WithSummary("Everything both services hold about the address for your tenant, as JSON (503 while Send Engine cannot answer).");
-        api.MapDelete("/{email}", Erase).RequireAuthorization(Policies.SubscriptionsWrite)
+        api.MapDelete("/{email}", Erase).RequireAuthorization(Policies.SubscriptionsWrite).WithName("eraseSubscriber")
             .WithSummary("Erase the address in both services: 202, Member Center's part done, Send Engine's queued until it acknowledges.");
         return app;
     }

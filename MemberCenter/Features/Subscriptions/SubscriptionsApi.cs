@@ -14,23 +14,35 @@ public static class SubscriptionsApi
     {
         var api = app.MapGroup("/newsletter").WithTags("Newsletter");
 
-        api.MapPost("/subscribe", Subscribe).RequireAuthorization(Policies.SubscriptionsWrite)
+        api.MapPost("/subscribe", Subscribe).RequireAuthorization(Policies.SubscriptionsWrite).WithName("subscribe")
             .WithSummary("Subscribe an address to a list; sends the double opt-in mail and returns confirm_token.");
-        api.MapPost("/unsubscribe-token", IssueUnsubscribeToken).RequireAuthorization(Policies.SubscriptionsWrite)
+        api.MapPost("/unsubscribe-token", IssueUnsubscribeToken).RequireAuthorization(Policies.SubscriptionsWrite).WithName("issueUnsubscribeToken")
             .WithSummary("Mint an unsubscribe token for list_id + email.");
-        api.MapGet("/preferences", GetPreferences).RequireAuthorization(Policies.SubscriptionsRead)
+        api.MapGet("/preferences", GetPreferences).RequireAuthorization(Policies.SubscriptionsRead).WithName("getPreferences")
             .WithSummary("Read a subscription's status and preferences.");
-        api.MapPost("/preferences", UpdatePreferences).RequireAuthorization(Policies.SubscriptionsWrite)
+        api.MapPost("/preferences", UpdatePreferences).RequireAuthorization(Policies.SubscriptionsWrite).WithName("updatePreferences")
             .WithSummary("Merge preferences into a subscription (a null value removes a key).");
 
         // Reached from email links: the token in the link is the credential, there is no bearer.
-        api.MapGet("/confirm", EndUserPages.Confirm).WithSummary("Confirm a subscription (double opt-in link). HTML, or JSON with Accept: application/json.");
-        api.MapPost("/unsubscribe", EndUserPages.Unsubscribe)
+        api.MapGet("/confirm", EndUserPages.Confirm).WithName("confirmSubscription").WithSummary("Confirm a subscription (double opt-in link). HTML, or JSON with Accept: application/json.")
+            .Produces<ConfirmResponse>(StatusCodes.Status200OK, "application/json", "text/html")
+            .ProducesProblem(StatusCodes.Status404NotFound)
+            .ProducesProblem(StatusCodes.Status410Gone);
+        api.MapPost("/unsubscribe", EndUserPages.Unsubscribe).WithName("unsubscribe")
             .WithSummary("Unsubscribe with a token: JSON {token}, the page's form, or RFC 8058 one-click (List-Unsubscribe=One-Click).")
-            .Accepts<UnsubscribeRequest>("application/json", "application/x-www-form-urlencoded");
-        api.MapGet("/unsubscribe", EndUserPages.UnsubscribePage).WithSummary("End-user page asking to confirm the unsubscribe.");
-        api.MapGet("/manage", EndUserPages.ManagePage).WithSummary("End-user preference centre, opened with an unsubscribe token.");
-        api.MapPost("/manage", EndUserPages.SaveManage).WithSummary("Saves the preference centre form.");
+            .Accepts<UnsubscribeRequest>("application/json", "application/x-www-form-urlencoded")
+            .Produces<UnsubscribeResponse>(StatusCodes.Status200OK, "application/json", "text/html", "text/plain")
+            .ProducesValidationProblem()
+            .ProducesProblem(StatusCodes.Status404NotFound)
+            .ProducesProblem(StatusCodes.Status410Gone)
+            .ProducesProblem(StatusCodes.Status415UnsupportedMediaType);
+        api.MapGet("/unsubscribe", EndUserPages.UnsubscribePage).WithName("showUnsubscribePage").WithSummary("End-user page asking to confirm the unsubscribe.")
+            .Produces(StatusCodes.Status200OK, contentType: "text/html").Produces(StatusCodes.Status404NotFound, contentType: "text/html");
+        api.MapGet("/manage", EndUserPages.ManagePage).WithName("showManagePage").WithSummary("End-user preference centre, opened with an unsubscribe token.")
+            .Produces(StatusCodes.Status200OK, contentType: "text/html").Produces(StatusCodes.Status404NotFound, contentType: "text/html");
+        api.MapPost("/manage", EndUserPages.SaveManage).WithName("saveManagePage").WithSummary("Saves the preference centre form.")
+            .Produces(StatusCodes.Status200OK, contentType: "text/html").Produces(StatusCodes.Status404NotFound, contentType: "text/html")
+            .ProducesProblem(StatusCodes.Status415UnsupportedMediaType);
         return app;
     }
 

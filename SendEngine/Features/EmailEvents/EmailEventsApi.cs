@@ -25,11 +25,11 @@ public static class EmailEventsApi
 
     public static IEndpointRouteBuilder MapEmailEventsApi(this IEndpointRouteBuilder app)
     {
-        app.MapGet("/api/send-jobs/{id:guid}/events", JobEvents).RequireAuthorization(AuthExtensions.SendRead).WithTags("Send jobs")
+        app.MapGet("/api/send-jobs/{id:guid}/events", JobEvents).RequireAuthorization(AuthExtensions.SendRead).WithTags("Send jobs").WithName("listSendJobEvents")
             .WithSummary("ESP events (delivered, bounces, opens, clicks…) of a send job, oldest first.");
         var addresses = app.MapGroup("/api/email-addresses/{email}").WithTags("Email events").RequireAuthorization(AuthExtensions.SendRead);
-        addresses.MapGet("/events", AddressEvents).WithSummary("The tenant's ESP events for one address, oldest first.");
-        addresses.MapGet("/statistics", AddressStatistics).WithSummary("Sent, delivered, opened, clicked, bounced and last activity for one address.");
+        addresses.MapGet("/events", AddressEvents).WithName("listAddressEvents").WithSummary("The tenant's ESP events for one address, oldest first.");
+        addresses.MapGet("/statistics", AddressStatistics).WithName("getAddressStatistics").WithSummary("Sent, delivered, opened, clicked, bounced and last activity for one address.");
         return app;
     }
 

@@ -15,11 +15,11 @@ public static partial class WebhookApi
 {
     public const string Path = "/api/tencent/ses/webhook";
 
-    public sealed record WebhookResponse(int Received, int Stored, int Duplicates);
+    public sealed record TencentWebhookResponse(int Received, int Stored, int Duplicates);
 
     public static IEndpointRouteBuilder MapTencentWebhook(this IEndpointRouteBuilder app)
     {
-        app.MapPost(Path, Receive).AllowAnonymous().WithTags("Tencent SES")
+        app.MapPost(Path, Receive).AllowAnonymous().WithTags("Tencent SES").WithName("receiveTencentSesEvents")
             .WithSummary("Tencent Cloud SES event callback (spec 001 or Tencent's format); authenticated per TencentSes:Webhook.")
             .DisableAntiforgery();
         return app;
@@ -44,7 +44,7 @@ public static partial class WebhookApi
 
     public const string Redacted = "REDACTED";
 
-    private static async Task<Results<Ok<WebhookResponse>, ProblemHttpResult, ValidationProblem>> Receive(
+    private static async Task<Results<Ok<TencentWebhookResponse>, ProblemHttpResult, ValidationProblem>> Receive(
         HttpContext http, WebhookAuthenticator auth, EmailEventWriter writer, SendEngineMetrics metrics,
         IOptionsMonitor<WebhookOptions> options, TimeProvider clock, ILoggerFactory loggers, CancellationToken ct)
     {
@@ -115,7 +115,7 @@ public static partial class WebhookApi
             stored += isNew ? 1 : 0;
             metrics.Callback(e.EventType, isNew ? "stored" : "duplicate");
         }
-        return TypedResults.Ok(new WebhookResponse(events.Count, stored, events.Count - stored));
+        return TypedResults.Ok(new TencentWebhookResponse(events.Count, stored, events.Count - stored));
     }
 
     /// <summary>503 with Retry-After: Tencent retries a non-200 answer, and a repeated event is stored once.</summary>

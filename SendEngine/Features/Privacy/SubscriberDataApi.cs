@@ -20,11 +20,11 @@ public static class SubscriberDataApi
     public static IEndpointRouteBuilder MapSubscriberDataApi(this IEndpointRouteBuilder app)
     {
         var api = app.MapGroup("/internal/subscribers").WithTags("Internal (Member Center)");
-        api.MapPost("/export", Export).RequireAuthorization(AuthExtensions.InternalSubscribers)
+        api.MapPost("/export", Export).RequireAuthorization(AuthExtensions.InternalSubscribers).WithName("exportSubscriberData")
             .WithSummary("Deliveries, events and suppressions of the address for the tenant.");
-        api.MapPost("/erase", Erase).RequireAuthorization(AuthExtensions.InternalSubscribers)
+        api.MapPost("/erase", Erase).RequireAuthorization(AuthExtensions.InternalSubscribers).WithName("eraseSubscriberData")
             .WithSummary("Replace the address by its keyed hash everywhere and keep a hashed suppression; idempotent.");
-        api.MapPost("/lift-erasure", Lift).RequireAuthorization(AuthExtensions.InternalSubscribers)
+        api.MapPost("/lift-erasure", Lift).RequireAuthorization(AuthExtensions.InternalSubscribers).WithName("liftSubscriberErasure")
             .WithSummary("The address subscribed anew: remove the hashed suppression its erasure left.");
         return app;
     }

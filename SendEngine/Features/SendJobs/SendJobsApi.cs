@@ -24,15 +24,15 @@ public static partial class SendJobsApi
     public static IEndpointRouteBuilder MapSendJobsApi(this IEndpointRouteBuilder app)
     {
         var api = app.MapGroup("/api/send-jobs").WithTags("Send jobs");
-        api.MapPost("/", Create).RequireAuthorization(AuthExtensions.SendWrite)
+        api.MapPost("/", Create).RequireAuthorization(AuthExtensions.SendWrite).WithName("createSendJob")
             .WithSummary("Create a send job for a list; starts at scheduled_at (or now). Idempotency-Key makes retries safe.");
-        api.MapGet("/", List).RequireAuthorization(AuthExtensions.SendRead).WithSummary("The tenant's send jobs, newest first.");
-        api.MapGet("/{id:guid}", Get).RequireAuthorization(AuthExtensions.SendRead).WithSummary("A send job's status and counts.");
-        api.MapPost("/{id:guid}/cancel", Cancel).RequireAuthorization(AuthExtensions.SendWrite)
+        api.MapGet("/", List).RequireAuthorization(AuthExtensions.SendRead).WithName("listSendJobs").WithSummary("The tenant's send jobs, newest first.");
+        api.MapGet("/{id:guid}", Get).RequireAuthorization(AuthExtensions.SendRead).WithName("getSendJob").WithSummary("A send job's status and counts.");
+        api.MapPost("/{id:guid}/cancel", Cancel).RequireAuthorization(AuthExtensions.SendWrite).WithName("cancelSendJob")
             .WithSummary("Cancel a scheduled or running job; what was sent stays counted. 409 when already finished.");
-        api.MapPost("/{id:guid}/resume", Resume).RequireAuthorization(AuthExtensions.SendWrite)
+        api.MapPost("/{id:guid}/resume", Resume).RequireAuthorization(AuthExtensions.SendWrite).WithName("resumeSendJob")
             .WithSummary("Resume a paused job now (after an outage or a fixed configuration), or a failed job's remaining recipients. 409 otherwise.");
-        api.MapGet("/{id:guid}/recipients", Recipients).RequireAuthorization(AuthExtensions.SendRead)
+        api.MapGet("/{id:guid}/recipients", Recipients).RequireAuthorization(AuthExtensions.SendRead).WithName("listSendJobRecipients")
             .WithSummary("Per-recipient outcome, optionally filtered by status.");
         return app;
     }

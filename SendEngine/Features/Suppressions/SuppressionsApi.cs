@@ -18,9 +18,9 @@ public static class SuppressionsApi
     public static IEndpointRouteBuilder MapSuppressionsApi(this IEndpointRouteBuilder app)
     {
         var api = app.MapGroup("/api/suppressions").WithTags("Suppressions");
-        api.MapGet("/", List).RequireAuthorization(AuthExtensions.SendRead).WithSummary("Suppressed addresses, by email; pass next_cursor as after.");
-        api.MapPost("/", Add).RequireAuthorization(AuthExtensions.SendWrite).WithSummary("Suppress an address for all the tenant's jobs.");
-        api.MapDelete("/{email}", Remove).RequireAuthorization(AuthExtensions.SendWrite).WithSummary("Remove an address from the suppression list.");
+        api.MapGet("/", List).RequireAuthorization(AuthExtensions.SendRead).WithName("listSuppressions").WithSummary("Suppressed addresses, by email; pass next_cursor as after.");
+        api.MapPost("/", Add).RequireAuthorization(AuthExtensions.SendWrite).WithName("addSuppression").WithSummary("Suppress an address for all the tenant's jobs.");
+        api.MapDelete("/{email}", Remove).RequireAuthorization(AuthExtensions.SendWrite).WithName("removeSuppression").WithSummary("Remove an address from the suppression list.");
         return app;
     }
 
