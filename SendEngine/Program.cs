@@ -2,6 +2,7 @@ using Newsletter.ServiceDefaults;
 using SendEngine.Extensions;
 using SendEngine.Features.SendJobs;
 using SendEngine.Features.Suppressions;
+using SendEngine.Features.Transactional;
 
 namespace SendEngine;
 
@@ -15,6 +16,7 @@ public class Program
             .AddSendEngineAuth()
             .AddSendEngine()
             .AddSendEngineEmailEvents()
+            .AddSendEngineTransactional()
             .AddSendEngineHangfire();
 
         var app = builder.Build();
@@ -26,6 +28,7 @@ public class Program
         app.MapSendJobsApi();
         app.MapSuppressionsApi();
         app.MapSendEngineEmailEvents();
+        app.MapTransactionalEmailApi();
         await app.RunAsync();
     }
 }
