@@ -194,6 +194,13 @@ public sealed class TransactionalTaskStore(NpgsqlDataSource db, TimeProvider clo
     internal static Task MarkDeliveredAsync(NpgsqlConnection conn, NpgsqlTransaction tx, Guid id, CancellationToken ct) =>
         Sql.ExecuteAsync(conn, tx, $"UPDATE transactional_tasks SET status = '{S.Delivered}' WHERE id = $1 AND status = '{S.Sent}'", ct, id);
 
+    /// <summary>sent → rejected: the ESP accepted the request and then refused the message (inside the event's transaction).</summary>
+    internal static Task MarkRejectedByEspAsync(NpgsqlConnection conn, NpgsqlTransaction tx, Guid id, string detail, CancellationToken ct) =>
+        Sql.ExecuteAsync(conn, tx, $"""
+            UPDATE transactional_tasks SET status = '{S.Rejected}', reject_reason = '{EmailRejectReasons.Rule}', detail = left($2, 1000)
+            WHERE id = $1 AND status = '{S.Sent}'
+            """, ct, id, detail);
+
     /// <summary>sent | delivered → bounced (an ESP's hard bounce), inside the event's transaction.</summary>
     internal static Task MarkBouncedAsync(NpgsqlConnection conn, NpgsqlTransaction tx, Guid id, string detail, CancellationToken ct) =>
         Sql.ExecuteAsync(conn, tx, $"""
