@@ -1,5 +1,6 @@
 using Newsletter.ServiceDefaults;
 using SendEngine.Extensions;
+using SendEngine.Features.ApiKeys;
 using SendEngine.Features.SendJobs;
 using SendEngine.Features.Suppressions;
 using SendEngine.Features.Transactional;
@@ -14,6 +15,7 @@ public class Program
         builder.AddServiceDefaults("Send Engine")
             .AddSendEngineData()
             .AddSendEngineAuth()
+            .AddSendEngineApiKeys()
             .AddSendEngine()
             .AddSendEngineEmailEvents()
             .AddSendEngineTransactional()
