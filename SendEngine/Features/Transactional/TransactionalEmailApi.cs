@@ -8,7 +8,9 @@ using Newsletter.Contracts.Transactional;
 using Newsletter.ServiceDefaults.Background;
 using Newsletter.ServiceDefaults.Mail;
 using Npgsql;
+using Newsletter.ServiceDefaults;
 using SendEngine.Data;
+using SendEngine.Features.ApiKeys;
 using SendEngine.Features.Suppressions;
 using S = Newsletter.Contracts.Transactional.EmailTaskStatuses;
 
@@ -24,14 +26,14 @@ public static partial class TransactionalEmailApi
 
     public static IEndpointRouteBuilder MapTransactionalEmailApi(this IEndpointRouteBuilder app)
     {
-        var api = app.MapGroup("/api/v1/email").WithTags("Transactional email");
+        var api = app.MapGroup("/api/v1/email").WithTags("Transactional email").RequireApiKey().AddEndpointFilter(GeneralErrorFilter);
         api.MapPost("", Send).WithName("sendEmail")
             .WithSummary("Send a message to each recipient of message.to (one task each); Idempotency-Key makes retries safe.");
-        app.MapPost("/api/v1/email.json", Send).WithTags("Transactional email").WithName("sendEmailJson")
+        app.MapPost("/api/v1/email.json", Send).WithTags("Transactional email").RequireApiKey().AddEndpointFilter(GeneralErrorFilter).WithName("sendEmailJson")
             .WithSummary("The same as POST /api/v1/email, with the seed's .json format suffix.");
         api.MapGet("", Search).WithName("searchEmailTasks")
             .WithSummary("The tenant's tasks, newest first, filtered by metadata.KEY=VALUE, from and to (created_at).");
-        app.MapGet("/api/v1/email.json", Search).WithTags("Transactional email").WithName("searchEmailTasksJson")
+        app.MapGet("/api/v1/email.json", Search).WithTags("Transactional email").RequireApiKey().AddEndpointFilter(GeneralErrorFilter).WithName("searchEmailTasksJson")
             .WithSummary("The same as GET /api/v1/email, with the seed's .json format suffix.");
         api.MapGet("/requests/{request_id}", GetRequest).WithName("getEmailRequest").WithSummary("A request's tasks and their status.");
         api.MapGet("/{task_id}", GetTask).WithName("getEmailTask")
@@ -39,16 +41,34 @@ public static partial class TransactionalEmailApi
         return app;
     }
 
+    /// <summary>A failure of ours is GENERAL_ERROR in the seed's shape (logged), not the service's problem+json.</summary>
+    private static async ValueTask<object?> GeneralErrorFilter(EndpointFilterInvocationContext context, EndpointFilterDelegate next)
+    {
+        try
+        {
+            return await next(context);
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException || !context.HttpContext.RequestAborted.IsCancellationRequested)
+        {
+            var logger = context.HttpContext.RequestServices.GetRequiredService<ILoggerFactory>().CreateLogger(typeof(TransactionalEmailApi));
+            LogFailed(logger, context.HttpContext.Request.Path, ex);
+            return TransactionalErrors.GeneralError.Result("The request could not be processed; retry it with the same Idempotency-Key.");
+        }
+    }
+
+    [LoggerMessage(LogLevel.Error, "Transactional API {Path} failed")]
+    private static partial void LogFailed(ILogger logger, string path, Exception ex);
+
     private static async Task<IResult> Send(HttpContext http, TransactionalTaskStore store, NpgsqlDataSource db,
         IOptions<TransactionalOptions> options, IOptions<JsonOptions> json, WakeSignal<TransactionalDispatcher> wake, TimeProvider clock,
         CancellationToken ct)
     {
-        var tenantId = TransactionalErrors.TenantOf(http);
+        var tenantId = http.User.TenantId();
         var o = options.Value;
         var body = await ReadBodyAsync(http, o.MaxRequestBytes, ct);
         if (body is null)
         {
-            return TransactionalErrors.TooLarge($"The request body is larger than {o.MaxRequestBytes} bytes.");
+            return TransactionalErrors.RequestTooLarge.Result($"The request body is larger than {o.MaxRequestBytes} bytes (Transactional:MaxRequestBytes).");
         }
         var jsonOptions = json.Value.SerializerOptions;
         SendEmailRequest? request;
@@ -59,11 +79,11 @@ public static partial class TransactionalEmailApi
         catch (JsonException ex)
         {
             var field = ex.Path is { Length: > 2 } path ? path.TrimStart('$', '.') : "body";
-            return TransactionalErrors.Validation(new Dictionary<string, string> { [field] = "The body is not the expected JSON here." });
+            return Invalid(new Dictionary<string, string> { [field] = "The body is not the expected JSON here." });
         }
         if (request is null)
         {
-            return TransactionalErrors.Validation(new Dictionary<string, string> { ["body"] = "The body must be a JSON object." });
+            return Invalid(new Dictionary<string, string> { ["body"] = "The body must be a JSON object." });
         }
         var now = clock.GetUtcNow();
         var problems = new EmailRequestProblems();
@@ -75,11 +95,11 @@ public static partial class TransactionalEmailApi
         }
         if (problems.TooLarge is { } tooLarge)
         {
-            return TransactionalErrors.TooLarge(tooLarge);
+            return TransactionalErrors.RequestTooLarge.Result(tooLarge);
         }
         if (!problems.Ok)
         {
-            return TransactionalErrors.Validation(problems.Fields);
+            return Invalid(problems.Fields);
         }
         var key = idempotencyKey.Length > 0 ? idempotencyKey : null;
         var hash = SHA256.HashData(body);
@@ -92,11 +112,6 @@ public static partial class TransactionalEmailApi
         var due = sendAt is { } at && at > now ? at : now;
         var scheduled = due > now;
         var tasks = await PlanTasksAsync(db, tenantId, m, scheduled, ct);
-        if (await TransactionalErrors.SenderAllowedAsync(http, tenantId, m.FromEmail!, ct) is false)
-        {
-            // A from_email outside the tenant's sender domains: nothing is sent, every task says why.
-            tasks = tasks.Select(t => t.Status is S.Invalid ? t : t with { Status = S.Rejected, RejectReason = EmailRejectReasons.InvalidSender }).ToList();
-        }
         var requestId = Guid.NewGuid();
         var answer = new SendEmailResponse(requestId.ToString("N"),
             tasks.Select(t => new EmailTaskResult(t.Email, t.Status, t.RejectReason, t.Id.ToString("N"))).ToList());
@@ -163,10 +178,10 @@ public static partial class TransactionalEmailApi
 
     private static IResult Replay((string Response, byte[]? Hash) first, byte[] hash) =>
         first.Hash is not null && !CryptographicOperations.FixedTimeEquals(first.Hash, hash)
-            ? TransactionalErrors.Validation(new Dictionary<string, string>
+            ? Invalid(new Dictionary<string, string>
             {
                 ["Idempotency-Key"] = "This Idempotency-Key was used with another body; use a new key for a new message.",
-            }, StatusCodes.Status422UnprocessableEntity)
+            })
             : Results.Text(first.Response, "application/json", statusCode: 200);
 
     private static async Task<(string Response, byte[]? Hash)?> FindByKeyAsync(NpgsqlDataSource db, Guid tenantId, string key, CancellationToken ct)
@@ -234,25 +249,25 @@ public static partial class TransactionalEmailApi
 
     private static async Task<IResult> GetTask(string task_id, HttpContext http, NpgsqlDataSource db, CancellationToken ct)
     {
-        var tenantId = TransactionalErrors.TenantOf(http);
+        var tenantId = http.User.TenantId();
         if (!TryId(task_id, out var id))
         {
-            return TransactionalErrors.NotFound("task", task_id);
+            return NotFound("task", task_id);
         }
         var tasks = await QueryTasksAsync(db, "t.tenant_id = $1 AND t.id = $2", [tenantId, id], 1, ct);
         if (tasks.Count == 0)
         {
-            return TransactionalErrors.NotFound("task", task_id);
+            return NotFound("task", task_id);
         }
         return Results.Json(tasks[0]);
     }
 
     private static async Task<IResult> GetRequest(string request_id, HttpContext http, NpgsqlDataSource db, CancellationToken ct)
     {
-        var tenantId = TransactionalErrors.TenantOf(http);
+        var tenantId = http.User.TenantId();
         if (!TryId(request_id, out var id))
         {
-            return TransactionalErrors.NotFound("request", request_id);
+            return NotFound("request", request_id);
         }
         await using var conn = await db.OpenConnectionAsync(ct);
         DateTimeOffset createdAt;
@@ -262,7 +277,7 @@ public static partial class TransactionalEmailApi
         {
             if (!await reader.ReadAsync(ct))
             {
-                return TransactionalErrors.NotFound("request", request_id);
+                return NotFound("request", request_id);
             }
             createdAt = reader.GetFieldValue<DateTimeOffset>(0);
             sendAt = reader.IsDBNull(1) ? null : reader.GetFieldValue<DateTimeOffset>(1);
@@ -282,7 +297,7 @@ public static partial class TransactionalEmailApi
 
     private static async Task<IResult> Search(HttpContext http, NpgsqlDataSource db, IOptions<TransactionalOptions> options, CancellationToken ct)
     {
-        var tenantId = TransactionalErrors.TenantOf(http);
+        var tenantId = http.User.TenantId();
         var q = http.Request.Query;
         var errors = new Dictionary<string, string>();
         var where = new List<string> { "t.tenant_id = $1" };
@@ -361,7 +376,7 @@ public static partial class TransactionalEmailApi
         }
         if (errors.Count > 0)
         {
-            return TransactionalErrors.Validation(errors);
+            return Invalid(errors);
         }
         var items = await QueryTasksAsync(db, string.Join(" AND ", where), [.. args], limit, ct);
         var next = items.Count == limit ? Cursor(items[^1]) : null;
@@ -461,6 +476,14 @@ public static partial class TransactionalEmailApi
 
     /// <summary>A claimed task has not been attempted yet: it is still queued to the tenant.</summary>
     private static string Shown(string status) => status == S.Claimed ? S.Queued : status;
+
+    /// <summary>VALIDATION_ERROR naming each bad field.</summary>
+    private static IResult Invalid(IReadOnlyDictionary<string, string> fields) =>
+        TransactionalErrors.ValidationError.Result(string.Join(" ", fields.Select(f => $"{f.Key}: {f.Value}")));
+
+    /// <summary>Another tenant's task or request is answered exactly like one that does not exist.</summary>
+    private static IResult NotFound(string what, string id) =>
+        TransactionalErrors.NotFound.Result($"There is no {what} {(id.Length > 64 ? id[..64] : id)}.");
 
     private static bool TryId(string value, out Guid id)
     {
