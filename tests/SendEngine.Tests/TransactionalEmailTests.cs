@@ -9,6 +9,7 @@ using MimeKit;
 using Newsletter.Contracts;
 using Newsletter.Contracts.ApiKeys;
 using Newsletter.Contracts.Transactional;
+using Newsletter.TestSupport;
 
 namespace SendEngine.Tests;
 
@@ -464,6 +465,61 @@ public sealed class TransactionalEmailTests(StackFixture stack)
         }
         Assert.Empty((await SearchAsync(other, $"metadata.order={order}")).Items);
         Assert.Equal(a.Tasks[0].TaskId, (await GetTaskAsync(client, a.Tasks[0].TaskId + ".json")).TaskId);
+    }
+
+    [Fact]
+    public async Task Delivery_RetriesTransientRefusals_SuppressesRefusedMailboxes_NeverRetriesALostReply()
+    {
+        await using var relay = await FaultSmtpServer.StartAsync("--rcpt-reply", "451 4.7.1 try again later");
+        var tenant = await stack.CreateTenantAsync();
+        await using var engine = stack.CreateSendEngine(await stack.Postgres.CreateDatabaseAsync("se"), new Dictionary<string, string?>
+        {
+            ["Smtp:Host"] = relay.Host,
+            ["Smtp:Port"] = relay.Port.ToString(CultureInfo.InvariantCulture),
+            ["Smtp:CommandTimeout"] = "00:00:03",
+            ["Smtp:DataTimeout"] = "00:00:03",
+            ["Transactional:RetryBaseDelay"] = "00:00:00.200",
+            ["Transactional:OutageRetryDelay"] = "00:00:00.500",
+            ["Transactional:PollInterval"] = "00:00:00.100",
+        });
+        using var client = engine.CreateClient();
+        client.DefaultRequestHeaders.Add("X-Pigeon-Api-Key", await ApiKeyAsync(tenant));
+        var d = StackFixture.UniqueDomain();
+        object To(string local) => new { message = new { text = "hi", subject = local, from_email = $"shop@{d}", to = new[] { new { email = $"{local}@{d}" } } } };
+
+        // 4xx to RCPT: the first attempt and 3 retries, then rejected as a soft bounce.
+        var deferred = await SendAsync(client, To("busy"));
+        var gaveUp = await WaitForTaskAsync(client, deferred.Tasks[0].TaskId, t => t.Status == "rejected");
+        Assert.Equal(("soft-bounce", 4), (gaveUp.RejectReason, gaveUp.Attempts));
+        Assert.Contains("451 4.7.1", gaveUp.Detail);
+
+        // 5.1.1: rejected as a hard bounce, and the address joins the suppressions: the next request is refused at once.
+        await relay.SetAsync("rcpt_reply", "550 5.1.1 no such user");
+        var refused = await SendAsync(client, To("gone"));
+        var bounced = await WaitForTaskAsync(client, refused.Tasks[0].TaskId, t => t.Status == "rejected");
+        Assert.Equal(("hard-bounce", 1), (bounced.RejectReason, bounced.Attempts));
+        var again = await SendAsync(client, To("gone"));
+        Assert.Equal(("rejected", "hard-bounce"), (again.Tasks[0].Status, again.Tasks[0].RejectReason));
+
+        // The relay down: not an attempt, the task waits and goes out once it is back.
+        await relay.SetAsync("rcpt_reply", "-");
+        await relay.StopListeningAsync();
+        var waiting = await SendAsync(client, To("patient"));
+        await Task.Delay(TimeSpan.FromSeconds(2));
+        var queued = await GetTaskAsync(client, waiting.Tasks[0].TaskId);
+        Assert.Contains(queued.Status, new[] { "queued", "sending" }); // between two tries, or in one that will fail to connect
+        Assert.Equal(0, queued.Attempts);
+        await relay.StartListeningAsync();
+        Assert.Equal(1, (await WaitForTaskAsync(client, waiting.Tasks[0].TaskId, t => t.Status == "sent")).Attempts);
+
+        // The connection dropped after the whole message went out: unknown, and never a second copy.
+        await relay.SetAsync("drop_after_data", "1");
+        var lost = await SendAsync(client, To("lost"));
+        var unknown = await WaitForTaskAsync(client, lost.Tasks[0].TaskId, t => t.Status == "unknown");
+        Assert.StartsWith("outcome unknown", unknown.Detail);
+        await Task.Delay(TimeSpan.FromSeconds(3));
+        Assert.Single(relay.Accepted, a => a.Recipient == $"lost@{d}");
+        Assert.Equal("unknown", (await GetTaskAsync(client, lost.Tasks[0].TaskId)).Status);
     }
 
     // ------------------------------------------------------------------ helpers
