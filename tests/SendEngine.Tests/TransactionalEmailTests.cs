@@ -102,7 +102,7 @@ public sealed class TransactionalEmailTests(StackFixture stack)
             Assert.Equal(XMessagePriority.Highest, mime.XPriority);
             Assert.Equal(MessageImportance.High, mime.Importance);
             // The attachment, and the inline image in multipart/related with the HTML, Content-ID = its name.
-            var file = Assert.IsType<MimePart>(Assert.Single(mime.Attachments));
+            var file = Assert.IsAssignableFrom<MimePart>(Assert.Single(mime.Attachments));
             Assert.Equal(("note.txt", "text/plain"), (file.FileName, file.ContentType.MimeType));
             Assert.Equal("hello file", Decode(file));
             var related = mime.BodyParts.OfType<MimePart>().Single(p => p.ContentType.MimeType == "image/png");
@@ -319,7 +319,8 @@ public sealed class TransactionalEmailTests(StackFixture stack)
                 to = new object[] { new { email = "x@y.example" }, new { email = "z@y.example", type = "cc2" }, new { name = "no email" } },
                 headers = new Dictionary<string, string> { ["Bad Name"] = "v", ["X-Multi"] = "a\r\nBcc: victim@example.com" },
                 merge_language = "jinja",
-                global_merge_vars = new[] { new { name = "_secret", content = "x" } },
+                global_merge_vars = new[] { new { name = "_secret", content = "x" }, new { name = "nul", content = "a\0b" } },
+                metadata = new Dictionary<string, object> { ["order"] = new[] { 1 }, ["bad key!"] = "x" },
                 merge_vars = new[] { new { rcpt = "", vars = Array.Empty<object>() } },
                 attachments = new[] { new { type = "text/plain", name = "a.txt", content = "!!not base64!!" } },
                 images = new[] { new { type = "application/pdf", name = "has space", content = "AAAA" } },
@@ -334,7 +335,8 @@ public sealed class TransactionalEmailTests(StackFixture stack)
             foreach (var field in new[]
             {
                 "message.from_email", "message.html", "message.to[1].type", "message.to[2].email", "message.headers.Bad Name",
-                "message.headers.X-Multi", "message.merge_language", "message.global_merge_vars[0].name", "message.merge_vars[0].rcpt",
+                "message.headers.X-Multi", "message.merge_language", "message.global_merge_vars[0].name", "message.global_merge_vars[1].content",
+                "message.metadata.order", "message.metadata.bad key!", "message.merge_vars[0].rcpt",
                 "message.attachments[0].content", "message.images[0].type", "message.images[0].name", "message.bcc_address", "send_at",
                 "callback.url", "callback.type",
             })

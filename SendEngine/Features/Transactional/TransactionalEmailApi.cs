@@ -105,7 +105,7 @@ public static partial class TransactionalEmailApi
         var hash = SHA256.HashData(body);
         if (key is not null && await FindByKeyAsync(db, tenantId, key, ct) is { } first)
         {
-            return Replay(first, hash);
+            return Replay(first, hash, jsonOptions);
         }
 
         var m = request.Message!;
@@ -133,7 +133,7 @@ public static partial class TransactionalEmailApi
         if (!await store.CreateAsync(row, tasks, due, ct))
         {
             // A concurrent request with the same key was stored first: its answer is the answer, and nothing of this one exists.
-            return await FindByKeyAsync(db, tenantId, key!, ct) is { } winner ? Replay(winner, hash)
+            return await FindByKeyAsync(db, tenantId, key!, ct) is { } winner ? Replay(winner, hash, jsonOptions)
                 : throw new InvalidOperationException("An Idempotency-Key conflicted but its request is gone.");
         }
         if (!scheduled && tasks.Any(t => t.Status == S.Queued))
@@ -176,13 +176,15 @@ public static partial class TransactionalEmailApi
         return buffer.ToArray();
     }
 
-    private static IResult Replay((string Response, byte[]? Hash) first, byte[] hash) =>
+    /// <summary>The first answer again (re-serialized: jsonb keeps neither key order nor spacing), or a refusal when the body differs.</summary>
+    private static IResult Replay((string Response, byte[]? Hash) first, byte[] hash, JsonSerializerOptions json) =>
         first.Hash is not null && !CryptographicOperations.FixedTimeEquals(first.Hash, hash)
             ? Invalid(new Dictionary<string, string>
             {
                 ["Idempotency-Key"] = "This Idempotency-Key was used with another body; use a new key for a new message.",
             })
-            : Results.Text(first.Response, "application/json", statusCode: 200);
+            : Results.Text(JsonSerializer.Serialize(JsonSerializer.Deserialize<SendEmailResponse>(first.Response, json), json),
+                "application/json", statusCode: 200);
 
     private static async Task<(string Response, byte[]? Hash)?> FindByKeyAsync(NpgsqlDataSource db, Guid tenantId, string key, CancellationToken ct)
     {
