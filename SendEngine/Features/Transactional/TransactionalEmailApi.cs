@@ -11,6 +11,7 @@ using Npgsql;
 using Newsletter.ServiceDefaults;
 using SendEngine.Data;
 using SendEngine.Features.ApiKeys;
+using SendEngine.Features.SenderDomains;
 using SendEngine.Features.Suppressions;
 using S = Newsletter.Contracts.Transactional.EmailTaskStatuses;
 
@@ -59,7 +60,7 @@ public static partial class TransactionalEmailApi
     [LoggerMessage(LogLevel.Error, "Transactional API {Path} failed")]
     private static partial void LogFailed(ILogger logger, string path, Exception ex);
 
-    private static async Task<IResult> Send(HttpContext http, TransactionalTaskStore store, NpgsqlDataSource db,
+    private static async Task<IResult> Send(HttpContext http, TransactionalTaskStore store, SenderDomainStore senderDomains, NpgsqlDataSource db,
         IOptions<TransactionalOptions> options, IOptions<JsonOptions> json, WakeSignal<TransactionalDispatcher> wake, TimeProvider clock,
         CancellationToken ct)
     {
@@ -112,6 +113,11 @@ public static partial class TransactionalEmailApi
         var due = sendAt is { } at && at > now ? at : now;
         var scheduled = due > now;
         var tasks = await PlanTasksAsync(db, tenantId, m, scheduled, ct);
+        if (!await senderDomains.IsRegisteredAsync(tenantId, m.FromEmail, ct))
+        {
+            // A from_email outside the tenant's sender domains: nothing is sent, every task says why.
+            tasks = tasks.Select(t => t.Status is S.Invalid ? t : t with { Status = S.Rejected, RejectReason = EmailRejectReasons.InvalidSender }).ToList();
+        }
         var requestId = Guid.NewGuid();
         var answer = new SendEmailResponse(requestId.ToString("N"),
             tasks.Select(t => new EmailTaskResult(t.Email, t.Status, t.RejectReason, t.Id.ToString("N"))).ToList());
