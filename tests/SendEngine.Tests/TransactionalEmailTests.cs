@@ -108,9 +108,17 @@ public sealed class TransactionalEmailTests(StackFixture stack)
             var related = mime.BodyParts.OfType<MimePart>().Single(p => p.ContentType.MimeType == "image/png");
             Assert.Equal("logo", related.ContentId);
             Assert.Equal(Png, DecodeBytes(related));
-            var mixed = Assert.IsType<Multipart>(mime.Body);
-            Assert.Equal("multipart/mixed", mixed.ContentType.MimeType);
-            Assert.Contains(mixed, p => p.ContentType.MimeType == "multipart/related");
+            Assert.Equal("multipart/mixed", mime.Body?.ContentType.MimeType);
+            var entities = new List<MimeEntity>();
+            using (var iterator = new MimeIterator(mime))
+            {
+                while (iterator.MoveNext())
+                {
+                    entities.Add(iterator.Current!);
+                }
+            }
+            var relatedPart = Assert.Single(entities.OfType<MultipartRelated>());
+            Assert.Equal(["text/html", "image/png"], relatedPart.Select(p => p.ContentType.MimeType));
             // Mailchimp tags: the content as given (HTML stays HTML), in subject, HTML and text.
             Assert.Contains("<p><b>ACME</b></p>", mime.HtmlBody);
             Assert.Contains("<img src=\"cid:logo\">", mime.HtmlBody);
@@ -532,6 +540,60 @@ public sealed class TransactionalEmailTests(StackFixture stack)
         await Task.Delay(TimeSpan.FromSeconds(3));
         Assert.Single(relay.Accepted, a => a.Recipient == $"lost@{d}");
         Assert.Equal("unknown", (await GetTaskAsync(client, lost.Tasks[0].TaskId)).Status);
+    }
+
+    [Fact]
+    public async Task TencentSes_DeliversTransactionalMail_AndItsEventsFindTheTask()
+    {
+        const string secretKey = "tencent-secret-key-for-tests";
+        await using var ses = new TencentSesStandIn("AKIDtest", secretKey);
+        var tenant = await stack.CreateTenantAsync();
+        await using var engine = stack.CreateSendEngine(await stack.Postgres.CreateDatabaseAsync("se"), new Dictionary<string, string?>
+        {
+            ["Delivery:TenantTransports:" + tenant.TenantId] = "tencent",
+            ["TencentSes:SecretId"] = "AKIDtest",
+            ["TencentSes:SecretKey"] = secretKey,
+            ["TencentSes:Endpoint"] = ses.Url,
+            ["EmailEvents:PollInterval"] = "00:00:00.100",
+        });
+        using var client = engine.CreateClient();
+        client.DefaultRequestHeaders.Add("X-Pigeon-Api-Key", await ApiKeyAsync(tenant));
+        var d = StackFixture.UniqueDomain();
+        using (var bearer = engine.CreateClient())
+        {
+            bearer.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", await stack.SendTokenAsync(tenant));
+            await RegisterDomainAsync(bearer, d);
+        }
+        var answer = await SendAsync(client, new
+        {
+            message = new
+            {
+                html = "<p>*|NAME|*</p>", subject = "Receipt", from_email = $"shop@{d}", from_name = "Shop",
+                to = new[] { new { email = $"lee@{d}" } }, bcc_address = $"audit@{d}",
+                headers = new Dictionary<string, string> { ["X-Order-Id"] = "7" },
+                global_merge_vars = new[] { new { name = "name", content = "Lee" } },
+            },
+        });
+        var sent = await WaitForTaskAsync(client, answer.Tasks[0].TaskId, t => t.Status == "sent");
+        var call = Assert.Single(ses.Calls);
+        Assert.True(call.SignatureValid);
+        Assert.Equal([$"lee@{d}", $"audit@{d}"], call.Destination);
+        Assert.Equal(("Receipt", "<p>Lee</p>"), (call.Subject, call.Html));
+        Assert.Equal("7", call.SmtpHeaders["X-Order-Id"]);
+        Assert.EndsWith("@" + d + ">", call.SmtpMessageId);
+
+        // Tencent's MessageId (the webhook's bulkId) finds the task.
+        using var hook = engine.CreateClient();
+        var eventBody = JsonSerializer.Serialize(new
+        {
+            @event = "delivered", email = $"lee@{d}", bulkId = call.Answer, timestamp = DateTimeOffset.UtcNow.ToUnixTimeSeconds(),
+        });
+        using (var posted = await hook.PostAsync("api/tencent/ses/webhook", new StringContent(eventBody, Encoding.UTF8, "application/json")))
+        {
+            Assert.Equal(HttpStatusCode.OK, posted.StatusCode);
+        }
+        var delivered = await WaitForTaskAsync(client, sent.TaskId, t => t.Status == "delivered");
+        Assert.Equal("delivered", Assert.Single(delivered.Events).Type);
     }
 
     // ------------------------------------------------------------------ helpers

@@ -181,14 +181,29 @@ public sealed class TransactionalTaskStore(NpgsqlDataSource db, TimeProvider clo
 
     /// <summary>
     /// Sets completed_at on those of <paramref name="requestIds"/> with no open task left: where the seed's request
-    /// callback becomes due (the webhooks feature reads completed_at).
+    /// callback becomes due. Returns the requests completed by this call.
     /// </summary>
-    internal Task CompleteRequestsAsync(Guid[] requestIds, CancellationToken ct) =>
-        requestIds.Length == 0 ? Task.CompletedTask : Sql.ExecuteAsync(db, $"""
+    internal async Task<List<Guid>> CompleteRequestsAsync(Guid[] requestIds, CancellationToken ct)
+    {
+        var completed = new List<Guid>();
+        if (requestIds.Length == 0)
+        {
+            return completed;
+        }
+        await using var conn = await db.OpenConnectionAsync(ct);
+        await using var cmd = Sql.Command(conn, $"""
             UPDATE transactional_requests r SET completed_at = $2
             WHERE r.id = ANY($1) AND r.completed_at IS NULL
               AND NOT EXISTS (SELECT 1 FROM transactional_tasks t WHERE t.request_id = r.id AND t.status IN ({OpenStatuses}))
-            """, ct, requestIds, clock.GetUtcNow());
+            RETURNING r.id
+            """, requestIds, clock.GetUtcNow());
+        await using var reader = await cmd.ExecuteReaderAsync(ct);
+        while (await reader.ReadAsync(ct))
+        {
+            completed.Add(reader.GetGuid(0));
+        }
+        return completed;
+    }
 
     /// <summary>sent → delivered (an ESP's delivery event), inside the event's transaction.</summary>
     internal static Task MarkDeliveredAsync(NpgsqlConnection conn, NpgsqlTransaction tx, Guid id, CancellationToken ct) =>
