@@ -596,6 +596,24 @@ public sealed class TransactionalEmailTests(StackFixture stack)
         Assert.Equal("delivered", Assert.Single(delivered.Events).Type);
     }
 
+    [Fact]
+    public async Task Swagger_DescribesTheTransactionalApi()
+    {
+        using var se = stack.SendEngineClient();
+        se.DefaultRequestHeaders.Authorization = StackFixture.ManagementAuthorization;
+        var paths = JsonDocument.Parse(await se.GetStringAsync("swagger/v1/swagger.json")).RootElement.GetProperty("paths");
+        foreach (var (path, id) in new[] { ("/api/v1/email", "sendEmail"), ("/api/v1/email.json", "sendEmailJson") })
+        {
+            var post = paths.GetProperty(path).GetProperty("post");
+            Assert.Equal(id, post.GetProperty("operationId").GetString());
+            Assert.True(post.GetProperty("requestBody").GetProperty("content").TryGetProperty("application/json", out _));
+            Assert.True(post.GetProperty("responses").TryGetProperty("413", out _));
+        }
+        Assert.Equal("getEmailTask", paths.GetProperty("/api/v1/email/{task_id}").GetProperty("get").GetProperty("operationId").GetString());
+        Assert.Equal("getEmailRequest", paths.GetProperty("/api/v1/email/requests/{request_id}").GetProperty("get").GetProperty("operationId").GetString());
+        Assert.Equal("searchEmailTasks", paths.GetProperty("/api/v1/email").GetProperty("get").GetProperty("operationId").GetString());
+    }
+
     // ------------------------------------------------------------------ helpers
 
     /// <summary>A tenant with an API key and a registered sender domain (its own), and a client sending that key.</summary>

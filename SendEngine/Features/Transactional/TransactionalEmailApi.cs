@@ -27,20 +27,33 @@ public static partial class TransactionalEmailApi
 
     public static IEndpointRouteBuilder MapTransactionalEmailApi(this IEndpointRouteBuilder app)
     {
-        var api = app.MapGroup("/api/v1/email").WithTags("Transactional email").RequireApiKey().AddEndpointFilter(GeneralErrorFilter);
-        api.MapPost("", Send).WithName("sendEmail")
-            .WithSummary("Send a message to each recipient of message.to (one task each); Idempotency-Key makes retries safe.");
-        app.MapPost("/api/v1/email.json", Send).WithTags("Transactional email").RequireApiKey().AddEndpointFilter(GeneralErrorFilter).WithName("sendEmailJson")
-            .WithSummary("The same as POST /api/v1/email, with the seed's .json format suffix.");
-        api.MapGet("", Search).WithName("searchEmailTasks")
-            .WithSummary("The tenant's tasks, newest first, filtered by metadata.KEY=VALUE, from and to (created_at).");
-        app.MapGet("/api/v1/email.json", Search).WithTags("Transactional email").RequireApiKey().AddEndpointFilter(GeneralErrorFilter).WithName("searchEmailTasksJson")
-            .WithSummary("The same as GET /api/v1/email, with the seed's .json format suffix.");
-        api.MapGet("/requests/{request_id}", GetRequest).WithName("getEmailRequest").WithSummary("A request's tasks and their status.");
-        api.MapGet("/{task_id}", GetTask).WithName("getEmailTask")
-            .WithSummary("One task: status, reject_reason, timestamps and its events (delivered, opened, clicked, bounced, complained).");
+        var api = app.MapGroup("/api/v1/email");
+        // The seed's format suffix: /api/v1/email.json is the same route as /api/v1/email.
+        foreach (var (path, suffix) in new[] { ("/api/v1/email", ""), ("/api/v1/email.json", "Json") })
+        {
+            Documented(app.MapPost(path, Send).WithName("sendEmail" + suffix)
+                .WithSummary("Send a message to each recipient of message.to (one task each); Idempotency-Key makes retries safe.")
+                .Accepts<SendEmailRequest>("application/json")
+                .Produces<SendEmailResponse>()
+                .Produces<TransactionalErrorResponse>(StatusCodes.Status413PayloadTooLarge));
+            Documented(app.MapGet(path, Search).WithName("searchEmailTasks" + suffix)
+                .WithSummary("The tenant's tasks, newest first, filtered by metadata.KEY=VALUE, from and to (created_at).")
+                .Produces<EmailTaskPage>());
+        }
+        Documented(api.MapGet("/requests/{request_id}", GetRequest).WithName("getEmailRequest").WithSummary("A request's tasks and their status.")
+            .Produces<EmailRequestResponse>().Produces<TransactionalErrorResponse>(StatusCodes.Status404NotFound));
+        Documented(api.MapGet("/{task_id}", GetTask).WithName("getEmailTask")
+            .WithSummary("One task: status, reject_reason, timestamps and its events (delivered, opened, clicked, bounced, complained).")
+            .Produces<EmailTaskResponse>().Produces<TransactionalErrorResponse>(StatusCodes.Status404NotFound));
         return app;
     }
+
+    /// <summary>What every route of this API shares: the API key, the seed's errors, the tag.</summary>
+    private static void Documented(RouteHandlerBuilder route) =>
+        route.WithTags("Transactional email").RequireApiKey().AddEndpointFilter(GeneralErrorFilter)
+            .Produces<TransactionalErrorResponse>(StatusCodes.Status400BadRequest)
+            .Produces<TransactionalErrorResponse>(StatusCodes.Status403Forbidden)
+            .Produces<TransactionalErrorResponse>(StatusCodes.Status500InternalServerError);
 
     /// <summary>A failure of ours is GENERAL_ERROR in the seed's shape (logged), not the service's problem+json.</summary>
     private static async ValueTask<object?> GeneralErrorFilter(EndpointFilterInvocationContext context, EndpointFilterDelegate next)
