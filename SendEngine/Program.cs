@@ -5,6 +5,7 @@ using SendEngine.Features.Privacy;
 using SendEngine.Features.SendJobs;
 using SendEngine.Features.SenderDomains;
 using SendEngine.Features.Suppressions;
+using SendEngine.Features.Transactional;
 
 namespace SendEngine;
 
@@ -21,6 +22,7 @@ public class Program
             .AddSenderDomains()
             .AddSendEngine()
             .AddSendEngineEmailEvents()
+            .AddSendEngineTransactional()
             .AddSendEngineHangfire();
 
         var app = builder.Build();
@@ -35,6 +37,7 @@ public class Program
         app.MapSendEngineEmailEvents();
         app.MapApiKeyInfoApi();
         app.MapSenderDomainsApi();
+        app.MapTransactionalEmailApi();
         await app.RunAsync();
     }
 }
