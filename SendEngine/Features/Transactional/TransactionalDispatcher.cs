@@ -1,3 +1,4 @@
+using Newsletter.ServiceDefaults.Privacy;
 using System.Text.Json;
 using System.Text.RegularExpressions;
 using Microsoft.AspNetCore.Http.Json;
@@ -24,6 +25,7 @@ public sealed partial class TransactionalDispatcher(
     TransactionalTaskStore store,
     NpgsqlDataSource db,
     TransportResolver transports,
+    AddressHasher hasher,
     IOptions<TransactionalOptions> options,
     IOptions<DkimOptions> dkimOptions,
     IOptions<JsonOptions> json,
@@ -64,7 +66,7 @@ public sealed partial class TransactionalDispatcher(
             Dictionary<string, string> suppressed;
             await using (var conn = await db.OpenConnectionAsync(ct))
             {
-                suppressed = await SuppressionStore.FindAsync(conn, tenant.Key, tasks.Select(t => t.EmailKey).Distinct().ToArray(), ct);
+                suppressed = await SuppressionStore.FindAsync(conn, hasher, tenant.Key, tasks.Select(t => t.EmailKey).Distinct().ToArray(), ct);
             }
             await using var session = transports.For(tenant.Key).OpenSession();
             for (var i = 0; i < tasks.Count; i++)

@@ -1,3 +1,4 @@
+using Newsletter.ServiceDefaults.Privacy;
 using System.Globalization;
 using System.Security.Cryptography;
 using System.Text.Json;
@@ -75,7 +76,7 @@ public static partial class TransactionalEmailApi
 
     private static async Task<IResult> Send(HttpContext http, TransactionalTaskStore store, SenderDomainStore senderDomains, NpgsqlDataSource db,
         IOptions<TransactionalOptions> options, IOptions<JsonOptions> json, WakeSignal<TransactionalDispatcher> wake, TimeProvider clock,
-        CancellationToken ct)
+        AddressHasher hasher, CancellationToken ct)
     {
         var tenantId = http.User.TenantId();
         var o = options.Value;
@@ -125,7 +126,7 @@ public static partial class TransactionalEmailApi
         var m = request.Message!;
         var due = sendAt is { } at && at > now ? at : now;
         var scheduled = due > now;
-        var tasks = await PlanTasksAsync(db, tenantId, m, scheduled, ct);
+        var tasks = await PlanTasksAsync(db, hasher, tenantId, m, scheduled, ct);
         if (!await senderDomains.IsRegisteredAsync(tenantId, m.FromEmail, ct))
         {
             // A from_email outside the tenant's sender domains: nothing is sent, every task says why.
@@ -215,7 +216,7 @@ public static partial class TransactionalEmailApi
     }
 
     /// <summary>One task per distinct recipient: invalid (malformed address), rejected (suppressed), else queued or scheduled.</summary>
-    private static async Task<List<NewTask>> PlanTasksAsync(NpgsqlDataSource db, Guid tenantId, EmailMessage m, bool scheduled, CancellationToken ct)
+    private static async Task<List<NewTask>> PlanTasksAsync(NpgsqlDataSource db, AddressHasher hasher, Guid tenantId, EmailMessage m, bool scheduled, CancellationToken ct)
     {
         var metadata = m.Metadata ?? new Dictionary<string, JsonElement>();
         var perRecipient = new Dictionary<string, IReadOnlyDictionary<string, JsonElement>>(StringComparer.Ordinal);
@@ -246,7 +247,7 @@ public static partial class TransactionalEmailApi
         Dictionary<string, string> suppressed;
         await using (var conn = await db.OpenConnectionAsync(ct))
         {
-            suppressed = await SuppressionStore.FindAsync(conn, tenantId, planned.Where(p => p.Valid).Select(p => p.Key).ToArray(), ct);
+            suppressed = await SuppressionStore.FindAsync(conn, hasher, tenantId, planned.Where(p => p.Valid).Select(p => p.Key).ToArray(), ct);
         }
         var tasks = new List<NewTask>(planned.Count);
         foreach (var (r, value, key, valid) in planned)
