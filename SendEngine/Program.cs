@@ -15,6 +15,7 @@ public class Program
             .AddSendEngineAuth()
             .AddSendEngine()
             .AddSendEngineEmailEvents()
+            .AddSendEngineWebhooks()
             .AddSendEngineHangfire();
 
         var app = builder.Build();
@@ -26,6 +27,7 @@ public class Program
         app.MapSendJobsApi();
         app.MapSuppressionsApi();
         app.MapSendEngineEmailEvents();
+        app.MapSendEngineWebhooks();
         await app.RunAsync();
     }
 }

@@ -9,6 +9,8 @@ public static class Scopes
     public const string SubscriptionsWrite = "newsletter:subscriptions.write";
     public const string ListsRead = "newsletter:lists.read";
     public const string ListsWrite = "newsletter:lists.write";
+    /// <summary>Send Engine: manage the tenant's event webhook endpoints, read their attempts, replay events.</summary>
+    public const string Webhooks = "newsletter:webhooks";
 
     public const string PlatformAdmin = "platform:admin";
 

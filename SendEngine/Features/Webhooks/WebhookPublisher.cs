@@ -1,0 +1,95 @@
+using System.Text.Json;
+using Microsoft.Extensions.Caching.Memory;
+using Microsoft.Extensions.Options;
+using Newsletter.Contracts.Webhooks;
+using Newsletter.ServiceDefaults.Background;
+using Npgsql;
+using SendEngine.Data;
+
+namespace SendEngine.Features.Webhooks;
+
+/// <summary>
+/// Queues events for tenants' endpoints, inside the caller's transaction, so an event exists exactly when the change
+/// that caused it committed. Writes only for tenants with an enabled endpoint wanting that type: the subscribed types
+/// are cached per tenant (<see cref="EventWebhookOptions.SubscriptionCacheTtl"/>; this process's own endpoint changes
+/// clear the entry at once), so a tenant without endpoints costs a memory look-up and no row.
+/// </summary>
+public sealed class WebhookPublisher(NpgsqlDataSource db, IMemoryCache cache, IOptions<EventWebhookOptions> options, WakeSignal<WebhookDispatcher> signal)
+{
+    /// <summary>
+    /// The outbox insert of one event for every enabled endpoint of the tenant that wants its type. $1 tenant, $2 type,
+    /// $3 data (jsonb), $4 now. The body is built here once; it is the exact text signed and sent on every attempt.
+    /// </summary>
+    private const string InsertSql = """
+        INSERT INTO webhook_messages (webhook_id, endpoint_id, tenant_id, event_type, payload, status, attempts, next_attempt_at, created_at, replay)
+        SELECT 'msg_' || replace(gen_random_uuid()::text, '-', ''), e.id, e.tenant_id, $2,
+            jsonb_build_object('type', $2::text, 'timestamp', $4::timestamptz, 'data', $3::jsonb)::text, 'pending', 0, $4, $4, false
+        FROM webhook_endpoints e WHERE e.tenant_id = $1 AND e.state = 'enabled' AND $2 = ANY(e.event_types)
+        """;
+
+    /// <summary>The event types the tenant's enabled endpoints want (cached).</summary>
+    public async ValueTask<IReadOnlySet<string>> SubscribedTypesAsync(Guid tenantId, CancellationToken ct)
+    {
+        if (cache.TryGetValue(CacheKey(tenantId), out IReadOnlySet<string>? types) && types is not null)
+        {
+            return types;
+        }
+        await using var cmd = db.CreateCommand("SELECT DISTINCT unnest(event_types) FROM webhook_endpoints WHERE tenant_id = $1 AND state = 'enabled'");
+        cmd.Parameters.Add(new NpgsqlParameter { Value = tenantId });
+        var set = new HashSet<string>(StringComparer.Ordinal);
+        await using (var reader = await cmd.ExecuteReaderAsync(ct))
+        {
+            while (await reader.ReadAsync(ct))
+            {
+                set.Add(reader.GetString(0));
+            }
+        }
+        using (var entry = cache.CreateEntry(CacheKey(tenantId)))
+        {
+            entry.Value = set;
+            entry.Size = 1;
+            entry.AbsoluteExpirationRelativeToNow = options.Value.SubscriptionCacheTtl;
+        }
+        return set;
+    }
+
+    /// <summary>Forgets the tenant's cached types (its endpoints changed in this process).</summary>
+    public void Invalidate(Guid tenantId) => cache.Remove(CacheKey(tenantId));
+
+    /// <summary>
+    /// Queues one event of <paramref name="eventType"/> (<see cref="WebhookEventTypes"/>) with <paramref name="data"/>
+    /// (serialised as the body's <c>data</c>) in <paramref name="tx"/>, for every endpoint of the tenant that wants it.
+    /// Returns how many messages were queued; call <see cref="Notify"/> after the commit to start delivery at once.
+    /// </summary>
+    public async Task<int> PublishAsync(NpgsqlConnection conn, NpgsqlTransaction tx, Guid tenantId, string eventType, object data,
+        DateTimeOffset now, CancellationToken ct)
+    {
+        if (!(await SubscribedTypesAsync(tenantId, ct)).Contains(eventType))
+        {
+            return 0;
+        }
+        var json = data as string ?? JsonSerializer.Serialize(data, WebhookJson.Options);
+        await using var cmd = Sql.Command(conn, InsertSql, tenantId, eventType, json, now);
+        cmd.Parameters[2].NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.Jsonb;
+        cmd.Transaction = tx;
+        return await cmd.ExecuteNonQueryAsync(ct);
+    }
+
+    /// <summary>Wakes this process's dispatcher (after the publishing transaction committed).</summary>
+    public void Notify() => signal.Notify();
+
+    private static string CacheKey(Guid tenantId) => "webhook-types:" + tenantId.ToString("N");
+}
+
+/// <summary>The JSON of webhook bodies: snake_case like the APIs.</summary>
+public static class WebhookJson
+{
+    public static readonly JsonSerializerOptions Options = Create();
+
+    private static JsonSerializerOptions Create()
+    {
+        var o = new JsonSerializerOptions(JsonSerializerDefaults.Web);
+        Newsletter.ServiceDefaults.ServiceDefaultsExtensions.ConfigureJson(o);
+        return o;
+    }
+}
