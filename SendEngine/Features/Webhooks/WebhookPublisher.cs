@@ -27,6 +27,26 @@ public sealed class WebhookPublisher(NpgsqlDataSource db, IMemoryCache cache, IO
         FROM webhook_endpoints e WHERE e.tenant_id = $1 AND e.state = 'enabled' AND $2 = ANY(e.event_types)
         """;
 
+    /// <summary>The event types a bulk delivery result can raise.</summary>
+    public static readonly IReadOnlySet<string> BulkResultTypes = new HashSet<string>(StringComparer.Ordinal)
+        { WebhookEventTypes.Sent, WebhookEventTypes.Deferred, WebhookEventTypes.Rejected };
+
+    /// <summary>
+    /// The second half of the ledger's statement (RecipientStore.RecordResultsAndEventsSql): one message per recorded
+    /// result and wanting endpoint. sent → sent, back to pending (a temporary refusal) → deferred, failed (a permanent
+    /// one) → rejected; unknown raises nothing. $6 now, $7 the job's tenant; <c>recorded</c> is the updated rows.
+    /// </summary>
+    public const string BulkResultEventsSql = """
+        INSERT INTO webhook_messages (webhook_id, endpoint_id, tenant_id, event_type, payload, status, attempts, next_attempt_at, created_at, replay)
+        SELECT 'msg_' || replace(gen_random_uuid()::text, '-', ''), e.id, e.tenant_id, t.type,
+            jsonb_build_object('type', t.type, 'timestamp', $6::timestamptz, 'data', jsonb_build_object('source', 'bulk', 'job_id', x.job_id,
+                'recipient_id', x.id, 'email', x.email, 'message_id', x.message_id, 'detail', x.detail))::text,
+            'pending', 0, $6, $6, false
+        FROM recorded x
+        CROSS JOIN LATERAL (SELECT CASE x.status WHEN 'sent' THEN 'sent' WHEN 'pending' THEN 'deferred' WHEN 'failed' THEN 'rejected' END AS type) t
+        JOIN webhook_endpoints e ON e.tenant_id = $7 AND e.state = 'enabled' AND t.type = ANY(e.event_types)
+        """;
+
     /// <summary>The event types the tenant's enabled endpoints want (cached).</summary>
     public async ValueTask<IReadOnlySet<string>> SubscribedTypesAsync(Guid tenantId, CancellationToken ct)
     {
