@@ -12,10 +12,12 @@ public sealed class EventWebhookOptions
     public bool DispatcherEnabled { get; set; } = true;
 
     /// <summary>
-    /// The waits after each failed attempt (non-2xx, timeout, refused target); once they are used up the message is
-    /// failed. The default spans about 28 h: 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h.
+    /// The waits after each failed attempt (non-2xx, timeout, refused target), comma-separated TimeSpans; once they are
+    /// used up the message is failed. The default spans about 28 h. One string rather than an array, so an override
+    /// replaces the whole schedule (configuration merges arrays by index).
     /// </summary>
-    public TimeSpan[] RetrySchedule { get; set; } = [];
+    [Required]
+    public string RetrySchedule { get; set; } = "00:00:05, 00:05:00, 00:30:00, 02:00:00, 05:00:00, 10:00:00, 10:00:00";
 
     /// <summary>An endpoint whose attempts have all failed for this long (no success since) is disabled and reported.</summary>
     [Range(typeof(TimeSpan), "00:00:01", "90.00:00:00")]
@@ -59,29 +61,34 @@ public sealed class EventWebhookOptions
     [Range(1, 512)]
     public int Concurrency { get; set; } = 32;
 
-    public static readonly TimeSpan[] DefaultSchedule =
-    [
-        TimeSpan.FromSeconds(5), TimeSpan.FromMinutes(5), TimeSpan.FromMinutes(30), TimeSpan.FromHours(2),
-        TimeSpan.FromHours(5), TimeSpan.FromHours(10), TimeSpan.FromHours(10),
-    ];
+    /// <summary><see cref="RetrySchedule"/> parsed (the validator has checked it).</summary>
+    public TimeSpan[] Schedule => ParseSchedule(RetrySchedule) ?? [];
 
-    /// <summary>The configured schedule, or the default one when none is configured.</summary>
-    public TimeSpan[] Schedule => RetrySchedule.Length > 0 ? RetrySchedule : DefaultSchedule;
+    internal static TimeSpan[]? ParseSchedule(string? value)
+    {
+        var parts = (value ?? "").Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        var waits = new TimeSpan[parts.Length];
+        for (var i = 0; i < parts.Length; i++)
+        {
+            if (!TimeSpan.TryParse(parts[i], System.Globalization.CultureInfo.InvariantCulture, out waits[i]))
+            {
+                return null;
+            }
+        }
+        return waits;
+    }
 }
 
 internal sealed class EventWebhookOptionsValidator : IValidateOptions<EventWebhookOptions>
 {
     public ValidateOptionsResult Validate(string? name, EventWebhookOptions o)
     {
-        if (o.RetrySchedule.Any(d => d <= TimeSpan.Zero || d > TimeSpan.FromDays(2)))
+        var schedule = EventWebhookOptions.ParseSchedule(o.RetrySchedule);
+        if (schedule is null || schedule.Length is 0 or > 20 || schedule.Any(d => d <= TimeSpan.Zero || d > TimeSpan.FromDays(2)))
         {
-            return ValidateOptionsResult.Fail("Webhooks:RetrySchedule entries must be between 0 and 2 days.");
+            return ValidateOptionsResult.Fail("Webhooks:RetrySchedule must be 1 to 20 comma-separated waits (TimeSpan), each above 0 and at most 2 days.");
         }
-        if (o.RetrySchedule.Length > 20)
-        {
-            return ValidateOptionsResult.Fail("Webhooks:RetrySchedule has at most 20 entries.");
-        }
-        if (o.SecretPassword is { Length: < 16 })
+        if (o.SecretPassword is { Length: > 0 and < 16 })
         {
             return ValidateOptionsResult.Fail("Webhooks:SecretPassword must be at least 16 characters.");
         }

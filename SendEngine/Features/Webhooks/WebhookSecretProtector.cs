@@ -27,7 +27,7 @@ public sealed class WebhookSecretProtector(IOptions<EventWebhookOptions> options
 
     public byte[] Protect(Guid endpointId, byte[] secret)
     {
-        if (options.Value.SecretPassword is { } password)
+        if (options.Value.SecretPassword is { Length: > 0 } password)
         {
             var salt = RandomNumberGenerator.GetBytes(16);
             var nonce = RandomNumberGenerator.GetBytes(12);
@@ -65,7 +65,7 @@ public sealed class WebhookSecretProtector(IOptions<EventWebhookOptions> options
         switch (stored[0])
         {
             case PasswordFormat:
-                if (options.Value.SecretPassword is not { } password)
+                if (options.Value.SecretPassword is not { Length: > 0 } password)
                 {
                     throw new CryptographicException("The webhook secret was stored with Webhooks:SecretPassword, which is not configured.");
                 }
