@@ -39,7 +39,8 @@ public sealed class WebhookTargetGuard(IOptions<EventWebhookOptions> options, IH
         {
             return IsPublic(literal) ? null : $"The url's address {literal} is not a public address.";
         }
-        if (uri.IdnHost.Equals("localhost", StringComparison.OrdinalIgnoreCase) || uri.IdnHost.EndsWith(".localhost", StringComparison.OrdinalIgnoreCase))
+        // RFC 6761: every *.localhost name is loopback, even where the resolver does not know it (localhost itself resolves).
+        if (uri.IdnHost.EndsWith(".localhost", StringComparison.OrdinalIgnoreCase))
         {
             return "The url's host is not a public address.";
         }
