@@ -7,6 +7,8 @@ using System.Text.Json;
 using Newsletter.Contracts;
 using Newsletter.Contracts.Webhooks;
 using Npgsql;
+using Microsoft.Extensions.DependencyInjection;
+using SendEngine.Features.Retention;
 using SendEngine.Features.Webhooks;
 using StandardWebhooks;
 using StandardWebhooks.Diagnostics;
@@ -266,10 +268,14 @@ public sealed class TenantWebhookTests(StackFixture stack)
 
         await QueueMessageAsync(db, id, tenant.TenantId);
         var during = (await receiver.WaitForAsync(r => r.Count >= 1))[0];
-        new StandardWebhook(first).Verify(during.Body, during.Headers);
-        new StandardWebhook(second).Verify(during.Body, during.Headers);
-        // By hand too: two v1 signatures, one per secret, over id.timestamp.body.
+        // Two v1 signatures, space-separated, the new secret's first. StandardWebhooks 1.1.2's Verify never looks at the
+        // last entry of a multi-signature header (its loop ends before it), so each entry is verified on its own.
         var signatures = during.Signature.Split(' ');
+        Assert.Equal(2, signatures.Length);
+        new StandardWebhook(second).Verify(during.Body, (during with { Signature = signatures[0] }).Headers);
+        new StandardWebhook(first).Verify(during.Body, (during with { Signature = signatures[1] }).Headers);
+        Assert.Throws<WebhookVerificationException>(() => new StandardWebhook(first).Verify(during.Body, (during with { Signature = signatures[0] }).Headers));
+        // By hand too: HMAC-SHA256 over id.timestamp.body, per secret.
         Assert.Equal([Sign(second, during), Sign(first, during)], signatures);
 
         // A rotation without overlap: only the newest secret signs.
@@ -337,6 +343,43 @@ public sealed class TenantWebhookTests(StackFixture stack)
         Assert.Equal(HttpStatusCode.NotFound, (await admin.DeleteAsync($"admin/tenants/{other.TenantId}/webhook-endpoints/{id}")).StatusCode);
         Assert.Equal(HttpStatusCode.NoContent, (await admin.DeleteAsync($"admin/tenants/{owner.TenantId}/webhook-endpoints/{id}")).StatusCode);
         Assert.Equal(HttpStatusCode.NotFound, (await ownerClient.GetAsync($"api/webhook-endpoints/{id}")).StatusCode);
+    }
+
+    [Fact]
+    public async Task Attempts_and_finished_messages_are_deleted_after_the_retention_window()
+    {
+        var tenant = await stack.CreateTenantAsync();
+        await using var receiver = new WebhookReceiver();
+        var (engine, db) = await StartAsync();
+        await using var _e = engine;
+        using var se = await ClientAsync(engine, tenant);
+        var created = await CreateEndpointAsync(se, receiver.Url, [WebhookEventTypes.Sent]);
+        var id = created.Endpoint.EndpointId;
+        await QueueMessageAsync(db, id, tenant.TenantId);
+        await QueueMessageAsync(db, id, tenant.TenantId);
+        await receiver.WaitForAsync(r => r.Count >= 2);
+        await WaitForAsync(async () => await ScalarAsync<long>(db, "SELECT count(*) FROM webhook_attempts") == 2 ? "" : null);
+        // One attempt and its message are 8 days old; a pending message of that age stays (not finished).
+        await Execute(db, """
+            WITH old AS (SELECT id, message_id FROM webhook_attempts ORDER BY id LIMIT 1)
+            UPDATE webhook_attempts SET attempted_at = now() - interval '8 days' WHERE id IN (SELECT id FROM old)
+            """);
+        await Execute(db, """
+            UPDATE webhook_messages SET completed_at = now() - interval '8 days'
+            WHERE id = (SELECT message_id FROM webhook_attempts WHERE attempted_at < now() - interval '7 days')
+            """);
+        var pending = await QueueMessageAsync(db, id, tenant.TenantId, due: false);
+        await Execute(db, "UPDATE webhook_messages SET status = 'pending', next_attempt_at = now() + interval '1 day', created_at = now() - interval '30 days' WHERE webhook_id = $1", pending);
+
+        var result = await engine.Services.GetRequiredService<RetentionSweeper>().SweepAsync(TestContext.Current.CancellationToken);
+
+        Assert.Equal(1, result.WebhookAttempts);
+        Assert.Equal(1, result.WebhookMessages);
+        var page = await se.GetFromJsonAsync<WebhookAttemptPage>($"api/webhook-endpoints/{id}/attempts", StackFixture.Json);
+        Assert.Single(page!.Items);
+        var messages = (await se.GetFromJsonAsync<WebhookMessagePage>($"api/webhook-endpoints/{id}/messages", StackFixture.Json))!.Items;
+        Assert.Equal(2, messages.Count);
+        Assert.Contains(messages, m => m.MessageId == pending);
     }
 
     // ------------------------------------------------------------------ helpers

@@ -64,8 +64,9 @@ public sealed class WebhookPublisher(NpgsqlDataSource db, IMemoryCache cache, IO
                 set.Add(reader.GetString(0));
             }
         }
-        using (var entry = cache.CreateEntry(CacheKey(tenantId)))
+        if (options.Value.SubscriptionCacheTtl > TimeSpan.Zero)
         {
+            using var entry = cache.CreateEntry(CacheKey(tenantId));
             entry.Value = set;
             entry.Size = 1;
             entry.AbsoluteExpirationRelativeToNow = options.Value.SubscriptionCacheTtl;
