@@ -1,5 +1,6 @@
 using MemberCenter.Extensions;
 using MemberCenter.Features.Admin;
+using MemberCenter.Features.ApiKeys;
 using MemberCenter.Features.Auth;
 using MemberCenter.Features.Internal;
 using MemberCenter.Features.Lists;
@@ -27,6 +28,7 @@ public class Program
         app.MapListsApi();
         app.MapAdminApi();
         app.MapInternalApi();
+        app.MapApiKeysApi();
         await app.RunAsync();
     }
 }

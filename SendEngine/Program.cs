@@ -1,7 +1,9 @@
 using Newsletter.ServiceDefaults;
 using SendEngine.Extensions;
+using SendEngine.Features.ApiKeys;
 using SendEngine.Features.SendJobs;
 using SendEngine.Features.Suppressions;
+using SendEngine.Features.Transactional;
 
 namespace SendEngine;
 
@@ -13,8 +15,10 @@ public class Program
         builder.AddServiceDefaults("Send Engine")
             .AddSendEngineData()
             .AddSendEngineAuth()
+            .AddSendEngineApiKeys()
             .AddSendEngine()
             .AddSendEngineEmailEvents()
+            .AddSendEngineTransactional()
             .AddSendEngineWebhooks()
             .AddSendEngineHangfire();
 
@@ -27,6 +31,7 @@ public class Program
         app.MapSendJobsApi();
         app.MapSuppressionsApi();
         app.MapSendEngineEmailEvents();
+        app.MapTransactionalEmailApi();
         app.MapSendEngineWebhooks();
         await app.RunAsync();
     }

@@ -11,4 +11,7 @@ public static class TenantClaims
 
     /// <summary>The caller's tenant; only called behind a tenant policy, which guarantees the claim.</summary>
     public static Guid TenantId(this ClaimsPrincipal user) => Guid.Parse(user.FindFirst(ClaimNames.TenantId)!.Value);
+
+    /// <summary>The application of the caller's X-Pigeon-Api-Key; only called behind Send Engine's API-key scheme.</summary>
+    public static Guid ApplicationId(this ClaimsPrincipal user) => Guid.Parse(user.FindFirst(ClaimNames.ApplicationId)!.Value);
 }

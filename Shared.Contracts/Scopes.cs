@@ -9,6 +9,9 @@ public static class Scopes
     public const string SubscriptionsWrite = "newsletter:subscriptions.write";
     public const string ListsRead = "newsletter:lists.read";
     public const string ListsWrite = "newsletter:lists.write";
+    /// <summary>The tenant's applications and their X-Pigeon-Api-Key keys in Member Center (tenant_api clients).</summary>
+    public const string ApiKeysRead = "newsletter:api_keys.read";
+    public const string ApiKeysWrite = "newsletter:api_keys.write";
     /// <summary>Send Engine: manage the tenant's event webhook endpoints, read their attempts, replay events.</summary>
     public const string Webhooks = "newsletter:webhooks";
 
@@ -18,6 +21,8 @@ public static class Scopes
     public const string InternalRecipientsRead = "internal:recipients.read";
     /// <summary>Send Engine reports bounces, complaints and ESP unsubscribes.</summary>
     public const string InternalSuppressionsWrite = "internal:suppressions.write";
+    /// <summary>Send Engine asks who an X-Pigeon-Api-Key belongs to.</summary>
+    public const string InternalApiKeysVerify = "internal:api_keys.verify";
 }
 
 public static class Audiences
@@ -34,6 +39,9 @@ public static class ClaimNames
     public const string TenantId = "tenant_id";
     public const string ClientId = "client_id";
     public const string Scope = "scope";
+    /// <summary>On a request authenticated with X-Pigeon-Api-Key: the key's application and the key itself.</summary>
+    public const string ApplicationId = "application_id";
+    public const string ApiKeyId = "api_key_id";
 }
 
 /// <summary>What an API client is for; decides its scopes and audience.</summary>

@@ -1,3 +1,4 @@
+using MemberCenter.Features.ApiKeys;
 using MemberCenter.Features.Admin;
 using Microsoft.AspNetCore.DataProtection;
 using MemberCenter.Features.Outbox;
@@ -26,6 +27,8 @@ public static class NewsletterExtensions
         services.AddSingleton<LinkKeyRing>();
         services.AddHostedService(sp => sp.GetRequiredService<LinkKeyRing>());
         services.AddScoped<SubscriptionService>();
+        services.AddOptions<ApiKeyOptions>().BindConfiguration(ApiKeyOptions.Section).ValidateDataAnnotations().ValidateOnStart();
+        services.AddScoped<ApiKeyStore>();
         services.AddScoped<ConfirmationMailComposer>();
         services.AddScoped<PlatformSeeder>();
         services.AddSingleton<WakeSignal<OutboxDispatcher>>();

@@ -13,9 +13,12 @@ public static class Policies
     public const string SubscriptionsWrite = "tenant:" + Scopes.SubscriptionsWrite;
     public const string ListsRead = "tenant:" + Scopes.ListsRead;
     public const string ListsWrite = "tenant:" + Scopes.ListsWrite;
+    public const string ApiKeysRead = "tenant:" + Scopes.ApiKeysRead;
+    public const string ApiKeysWrite = "tenant:" + Scopes.ApiKeysWrite;
     public const string Admin = "admin";
     public const string InternalRecipients = "internal:" + Scopes.InternalRecipientsRead;
     public const string InternalSuppressions = "internal:" + Scopes.InternalSuppressionsWrite;
+    public const string InternalApiKeys = "internal:" + Scopes.InternalApiKeysVerify;
 
     public static IServiceCollection AddMemberCenterAuthorization(this IServiceCollection services)
     {
@@ -24,9 +27,12 @@ public static class Policies
             .AddPolicy(SubscriptionsWrite, p => Require(p, Audiences.MemberCenterApi, Scopes.SubscriptionsWrite, tenant: true))
             .AddPolicy(ListsRead, p => Require(p, Audiences.MemberCenterApi, Scopes.ListsRead, tenant: true))
             .AddPolicy(ListsWrite, p => Require(p, Audiences.MemberCenterApi, Scopes.ListsWrite, tenant: true))
+            .AddPolicy(ApiKeysRead, p => Require(p, Audiences.MemberCenterApi, Scopes.ApiKeysRead, tenant: true))
+            .AddPolicy(ApiKeysWrite, p => Require(p, Audiences.MemberCenterApi, Scopes.ApiKeysWrite, tenant: true))
             .AddPolicy(Admin, p => Require(p, Audiences.MemberCenterAdmin, Scopes.PlatformAdmin, tenant: false))
             .AddPolicy(InternalRecipients, p => Require(p, Audiences.MemberCenterInternal, Scopes.InternalRecipientsRead, tenant: false))
-            .AddPolicy(InternalSuppressions, p => Require(p, Audiences.MemberCenterInternal, Scopes.InternalSuppressionsWrite, tenant: false));
+            .AddPolicy(InternalSuppressions, p => Require(p, Audiences.MemberCenterInternal, Scopes.InternalSuppressionsWrite, tenant: false))
+            .AddPolicy(InternalApiKeys, p => Require(p, Audiences.MemberCenterInternal, Scopes.InternalApiKeysVerify, tenant: false));
         return services;
     }
 

@@ -3,7 +3,7 @@ using System.Text.Json;
 namespace SendEngine.Composition;
 
 /// <summary>The data a message is personalised with.</summary>
-public sealed record MergeData(string Email, string UnsubscribeUrl, IReadOnlyDictionary<string, JsonElement> Preferences)
+public sealed record MergeData(string Email, string UnsubscribeUrl, IReadOnlyDictionary<string, JsonElement> Preferences) : IMergeValues
 {
     public string? Lookup(string key) => key switch
     {

@@ -4,9 +4,23 @@ using System.Text.RegularExpressions;
 
 namespace SendEngine.Composition;
 
+/// <summary>The tag syntax of a template: <c>{{ tag }}</c> (bulk jobs, the seed's handlebars) or Mailchimp's <c>*|TAG|*</c>.</summary>
+public enum MergeSyntax
+{
+    Handlebars,
+    Mailchimp,
+}
+
+/// <summary>Where a template's tags get their values.</summary>
+public interface IMergeValues
+{
+    /// <summary>The value of a tag, or null (rendered empty).</summary>
+    string? Lookup(string key);
+}
+
 /// <summary>
-/// A parsed <c>{{ tag }}</c> template: literal parts and tag names, parsed once per job and rendered per recipient.
-/// Unknown tags render empty. In HTML, values are HTML-escaped.
+/// A parsed <c>{{ tag }}</c> (or <c>*|TAG|*</c>) template: literal parts and tag names, parsed once per job and rendered
+/// per recipient. Unknown tags render empty. In HTML, values are HTML-escaped.
 /// </summary>
 public sealed partial class MergeTemplate
 {
@@ -24,12 +38,14 @@ public sealed partial class MergeTemplate
     }
 
     /// <param name="crlf">Render with CRLF line endings only (bodies: the message is encoded once, as it goes on the wire).</param>
-    public static MergeTemplate Parse(string template, bool html, bool crlf = false)
+    /// <param name="syntax">The tag syntax.</param>
+    public static MergeTemplate Parse(string template, bool html, bool crlf = false, MergeSyntax syntax = MergeSyntax.Handlebars)
     {
         var literals = new List<string>();
         var tags = new List<string>();
         var last = 0;
-        foreach (Match m in TagPattern().Matches(template))
+        var pattern = syntax == MergeSyntax.Mailchimp ? MailchimpPattern() : TagPattern();
+        foreach (Match m in pattern.Matches(template))
         {
             literals.Add(template[last..m.Index]);
             tags.Add(m.Groups[1].Value);
@@ -47,7 +63,7 @@ public sealed partial class MergeTemplate
     /// The template with this recipient's values: only the values are looked up and escaped; the result is written
     /// once at its final length (no StringBuilder growing and copying a body-sized buffer per recipient).
     /// </summary>
-    public string Render(MergeData data)
+    public string Render(IMergeValues data)
     {
         if (_tags.Length == 0)
         {
@@ -91,4 +107,7 @@ public sealed partial class MergeTemplate
 
     [GeneratedRegex(@"\{\{\s*([A-Za-z0-9_.\-]+)\s*\}\}")]
     private static partial Regex TagPattern();
+
+    [GeneratedRegex(@"\*\|([A-Za-z0-9_:\-]+)\|\*")]
+    private static partial Regex MailchimpPattern();
 }

@@ -1,6 +1,7 @@
 using Microsoft.EntityFrameworkCore;
 using SendEngine.Features.SendJobs;
 using SendEngine.Features.Suppressions;
+using SendEngine.Features.Transactional;
 
 namespace SendEngine.Data;
 
@@ -9,6 +10,8 @@ public sealed class SendEngineDbContext(DbContextOptions<SendEngineDbContext> op
     public DbSet<SendJob> SendJobs => Set<SendJob>();
     public DbSet<SendJobRecipient> Recipients => Set<SendJobRecipient>();
     public DbSet<Suppression> Suppressions => Set<Suppression>();
+    public DbSet<TransactionalRequest> TransactionalRequests => Set<TransactionalRequest>();
+    public DbSet<TransactionalTask> TransactionalTasks => Set<TransactionalTask>();
 
     protected override void OnModelCreating(ModelBuilder modelBuilder) =>
         modelBuilder.ApplyConfigurationsFromAssembly(typeof(SendEngineDbContext).Assembly);

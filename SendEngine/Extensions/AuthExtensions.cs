@@ -35,6 +35,8 @@ public static class AuthExtensions
 {
     public const string SendWrite = "send:write";
     public const string SendRead = "send:read";
+    /// <summary>Platform administration (platform:admin tokens, which Member Center issues for this audience too).</summary>
+    public const string Admin = "admin";
 
     public static WebApplicationBuilder AddSendEngineAuth(this WebApplicationBuilder builder)
     {
@@ -64,7 +66,11 @@ public static class AuthExtensions
         builder.Services.AddAuthentication(OpenIddictValidationAspNetCoreDefaults.AuthenticationScheme);
         builder.Services.AddAuthorizationBuilder()
             .AddPolicy(SendWrite, p => Require(p, Scopes.SendWrite))
-            .AddPolicy(SendRead, p => Require(p, Scopes.SendRead));
+            .AddPolicy(SendRead, p => Require(p, Scopes.SendRead))
+            .AddPolicy(Admin, p => p
+                .AddAuthenticationSchemes(OpenIddictValidationAspNetCoreDefaults.AuthenticationScheme)
+                .RequireAuthenticatedUser()
+                .RequireAssertion(ctx => ctx.User.HasScope(Scopes.PlatformAdmin)));
         return builder;
     }
 

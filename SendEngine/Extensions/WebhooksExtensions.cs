@@ -1,4 +1,3 @@
-using Microsoft.AspNetCore.Authorization;
 using Microsoft.Extensions.Options;
 using Newsletter.Contracts;
 using Newsletter.ServiceDefaults;
@@ -41,22 +40,13 @@ public static class WebhooksExtensions
                 };
             });
 
-        // Platform admin tokens are minted for Member Center's admin audience; Send Engine's admin routes take them too
-        // (the admin policy checks platform:admin; every other policy needs tenant scopes such a token never has).
-        services.AddOpenIddict().AddValidation(o => o.AddAudiences(Audiences.MemberCenterAdmin));
+        // Admin routes use AuthExtensions.Admin (platform:admin tokens, which Member Center issues for this audience too).
         services.AddAuthorizationBuilder()
             .AddPolicy(WebhookEndpointsApi.TenantPolicy, p =>
             {
                 p.AddAuthenticationSchemes(OpenIddictValidationAspNetCoreDefaults.AuthenticationScheme);
                 p.RequireAuthenticatedUser();
                 p.RequireAssertion(ctx => ctx.User.HasScope(Scopes.Webhooks) && ctx.User.HasTenant());
-            })
-            .AddPolicy(WebhookEndpointsApi.AdminPolicy, p =>
-            {
-                p.AddAuthenticationSchemes(OpenIddictValidationAspNetCoreDefaults.AuthenticationScheme);
-                p.RequireAuthenticatedUser();
-                p.RequireAssertion(ctx => ctx.User.HasScope(Scopes.PlatformAdmin) && !ctx.User.HasTenant()
-                    && ctx.User.HasAudience(Audiences.MemberCenterAdmin));
             });
         return builder;
     }

@@ -8,6 +8,9 @@ public readonly record struct MessageAddress(string? Name, string Address);
 /// <summary>A header field added as is (List-Unsubscribe, List-Unsubscribe-Post, …).</summary>
 public readonly record struct MessageHeader(string Name, string Value);
 
+/// <summary>An attachment, or an inline image whose <paramref name="Name"/> is its Content-ID (cid:NAME in the HTML).</summary>
+public sealed record MessageFile(string ContentType, string Name, byte[] Content);
+
 /// <summary>
 /// One recipient's message as parts, like listmonk's Messenger message: each transport renders what it needs from it
 /// (SMTP: MIME, Tencent SES: the SendEmail payload), so no transport has to take a MIME message apart again.
@@ -16,8 +19,30 @@ public sealed class OutgoingMessage
 {
     public required MessageAddress From { get; init; }
 
-    /// <summary>The one recipient's address.</summary>
+    /// <summary>The one recipient's address: the envelope recipient, and the To header unless <see cref="VisibleTo"/> is set.</summary>
     public required string To { get; init; }
+
+    /// <summary>The recipient's display name in the To header (null: the address alone).</summary>
+    public string? ToName { get; init; }
+
+    /// <summary>
+    /// The To header when it shows more than the recipient (transactional preserve_recipients: every "to" recipient);
+    /// the envelope still names only <see cref="To"/> (and <see cref="EnvelopeBcc"/>). Empty: no To header (a hidden
+    /// recipient).
+    /// </summary>
+    public IReadOnlyList<MessageAddress>? VisibleTo { get; init; }
+
+    /// <summary>The Cc header (transactional preserve_recipients: every "cc" recipient); header only, never the envelope.</summary>
+    public IReadOnlyList<MessageAddress> VisibleCc { get; init; } = [];
+
+    /// <summary>Further envelope recipients that get an exact copy and appear in no header (transactional bcc_address).</summary>
+    public IReadOnlyList<string> EnvelopeBcc { get; init; } = [];
+
+    /// <summary>Files attached to the message.</summary>
+    public IReadOnlyList<MessageFile> Attachments { get; init; } = [];
+
+    /// <summary>Images the HTML shows inline (multipart/related, Content-ID = name).</summary>
+    public IReadOnlyList<MessageFile> InlineImages { get; init; } = [];
 
     /// <summary>Reply-To address, when replies should not go to <see cref="From"/>.</summary>
     public string? ReplyTo { get; init; }

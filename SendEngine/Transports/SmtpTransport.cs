@@ -21,7 +21,7 @@ public sealed partial class SmtpTransport(IOptions<SmtpOptions> options, ILogger
 {
     public const string TransportName = "smtp";
 
-    private static readonly HeaderId[] DkimHeaders = [HeaderId.From, HeaderId.To, HeaderId.Subject, HeaderId.Date, HeaderId.MessageId, HeaderId.ListUnsubscribe, HeaderId.ListUnsubscribePost];
+    private static readonly HeaderId[] DkimHeaders = [HeaderId.From, HeaderId.To, HeaderId.Cc, HeaderId.Subject, HeaderId.Date, HeaderId.MessageId, HeaderId.ListUnsubscribe, HeaderId.ListUnsubscribePost];
 
     public string Name => TransportName;
 
@@ -38,7 +38,21 @@ public sealed partial class SmtpTransport(IOptions<SmtpOptions> options, ILogger
         // A new address per message: InternetAddressList subscribes to the address's Changed event, so one shared
         // MailboxAddress would keep every message of the job alive (RSS grew by ~17 KB per message).
         message.From.Add(new MailboxAddress(m.From.Name, m.From.Address));
-        message.To.Add(MailboxAddress.Parse(m.To));
+        if (m.VisibleTo is { } visibleTo)
+        {
+            foreach (var to in visibleTo)
+            {
+                message.To.Add(new MailboxAddress(to.Name, to.Address));
+            }
+        }
+        else
+        {
+            message.To.Add(m.ToName is null ? MailboxAddress.Parse(m.To) : new MailboxAddress(m.ToName, MailboxAddress.Parse(m.To).Address));
+        }
+        foreach (var cc in m.VisibleCc)
+        {
+            message.Cc.Add(new MailboxAddress(cc.Name, cc.Address));
+        }
         if (m.ReplyTo is not null)
         {
             message.ReplyTo.Add(new MailboxAddress((string?)null, m.ReplyTo));
@@ -51,12 +65,27 @@ public sealed partial class SmtpTransport(IOptions<SmtpOptions> options, ILogger
             message.Headers.Add(header.Name, header.Value);
         }
         var dkim = m.Rendering?.Dkim;
-        if (dkim is null)
+        if (dkim is null && m.Attachments.Count == 0 && m.InlineImages.Count == 0)
         {
             message.Body = PrerenderedBody.Create(m.TextBody, m.HtmlBody);
             return message;
         }
-        message.Body = new BodyBuilder { TextBody = m.TextBody, HtmlBody = m.HtmlBody }.ToMessageBody();
+        var builder = new BodyBuilder { TextBody = m.TextBody, HtmlBody = m.HtmlBody };
+        foreach (var image in m.InlineImages)
+        {
+            // multipart/related with the HTML: the HTML refers to it as cid:NAME.
+            var resource = builder.LinkedResources.Add(image.Name, image.Content, ContentType.Parse(image.ContentType));
+            resource.ContentId = image.Name;
+        }
+        foreach (var file in m.Attachments)
+        {
+            builder.Attachments.Add(file.Name, file.Content, ContentType.Parse(file.ContentType));
+        }
+        message.Body = builder.ToMessageBody();
+        if (dkim is null)
+        {
+            return message;
+        }
         message.Prepare(EncodingConstraint.SevenBit);
         dkim.Sign(message, DkimHeaders);
         return message;
@@ -92,7 +121,11 @@ public sealed partial class SmtpTransport(IOptions<SmtpOptions> options, ILogger
                     connecting = false;
                 }
                 _wire.BeginTransaction();
-                var reply = await _client.SendAsync(mime, ct, _wire);
+                // The envelope is the recipient (and a bcc_address copy), whatever the To and Cc headers show.
+                var reply = message.VisibleTo is null && message.VisibleCc.Count == 0 && message.EnvelopeBcc.Count == 0
+                    ? await _client.SendAsync(mime, ct, _wire)
+                    : await _client.SendAsync(FormatOptions.Default, mime, new MailboxAddress(message.From.Name, message.From.Address),
+                        [MailboxAddress.Parse(message.To), .. message.EnvelopeBcc.Select(MailboxAddress.Parse)], ct, _wire);
                 return new DeliveryResult(DeliveryOutcome.Sent, string.IsNullOrEmpty(reply) ? "250 OK" : "250 " + reply);
             }
             catch (AuthenticationException ex)

@@ -55,10 +55,17 @@ public sealed partial class TencentSesTransport(IHttpClientFactory httpFactory, 
         var body = new JsonObject
         {
             ["FromEmailAddress"] = from,
-            ["Destination"] = new JsonArray(message.To),
+            // The recipient and a bcc_address copy; Tencent's API has no To/Cc header of its own (preserve_recipients is SMTP's).
+            ["Destination"] = new JsonArray([JsonValue.Create(message.To), .. message.EnvelopeBcc.Select(b => JsonValue.Create(b))]),
             ["Subject"] = message.Subject,
             ["Simple"] = simple,
         };
+        if (message.Attachments.Count + message.InlineImages.Count > 0)
+        {
+            // Tencent takes files by name only: inline images travel as attachments.
+            body["Attachments"] = new JsonArray([.. message.Attachments.Concat(message.InlineImages)
+                .Select(f => (JsonNode)new JsonObject { ["FileName"] = f.Name, ["Content"] = Convert.ToBase64String(f.Content) })]);
+        }
         if (message.ReplyTo is { Length: > 0 } replyTo)
         {
             body["ReplyToAddresses"] = replyTo;

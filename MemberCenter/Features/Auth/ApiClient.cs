@@ -31,9 +31,9 @@ public static class ClientUsagePolicy
     private static readonly Dictionary<string, string[]> ScopesByUsage = new(StringComparer.Ordinal)
     {
         [ClientUsages.SendApi] = [Scopes.SendWrite, Scopes.SendRead, Scopes.Webhooks],
-        [ClientUsages.TenantApi] = [Scopes.SubscriptionsRead, Scopes.SubscriptionsWrite, Scopes.ListsRead, Scopes.ListsWrite],
+        [ClientUsages.TenantApi] = [Scopes.SubscriptionsRead, Scopes.SubscriptionsWrite, Scopes.ListsRead, Scopes.ListsWrite, Scopes.ApiKeysRead, Scopes.ApiKeysWrite],
         [PlatformAdmin] = [Scopes.PlatformAdmin],
-        [SendEngineService] = [Scopes.InternalRecipientsRead, Scopes.InternalSuppressionsWrite],
+        [SendEngineService] = [Scopes.InternalRecipientsRead, Scopes.InternalSuppressionsWrite, Scopes.InternalApiKeysVerify],
     };
 
     public static IReadOnlyCollection<string> AllScopes { get; } = ScopesByUsage.Values.SelectMany(s => s).Distinct().ToArray();
@@ -42,12 +42,16 @@ public static class ClientUsagePolicy
 
     public static IReadOnlyList<string> ScopesOf(string usage) => ScopesByUsage.TryGetValue(usage, out var s) ? s : [];
 
-    public static string AudienceOf(string usage, AuthOptions auth) => usage switch
+    /// <summary>
+    /// The token's audiences. Platform administrators also get Send Engine's, whose admin routes (sender domains,
+    /// webhook endpoints) require platform:admin; Send Engine's tenant routes still refuse them (no tenant_id).
+    /// </summary>
+    public static string[] AudiencesOf(string usage, AuthOptions auth) => usage switch
     {
-        ClientUsages.SendApi => auth.SendEngineAudience,
-        ClientUsages.TenantApi => Audiences.MemberCenterApi,
-        PlatformAdmin => Audiences.MemberCenterAdmin,
-        SendEngineService => Audiences.MemberCenterInternal,
+        ClientUsages.SendApi => [auth.SendEngineAudience],
+        ClientUsages.TenantApi => [Audiences.MemberCenterApi],
+        PlatformAdmin => [Audiences.MemberCenterAdmin, auth.SendEngineAudience],
+        SendEngineService => [Audiences.MemberCenterInternal],
         _ => throw new ArgumentOutOfRangeException(nameof(usage), usage, "Unknown client usage."),
     };
 }

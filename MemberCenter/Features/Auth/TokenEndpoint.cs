@@ -68,7 +68,7 @@ public static class TokenEndpoint
             identity.SetClaim(ClaimNames.TenantId, tenantId.ToString());
         }
         identity.SetScopes(granted);
-        identity.SetResources(ClientUsagePolicy.AudienceOf(client.Usage, auth.Value));
+        identity.SetResources(ClientUsagePolicy.AudiencesOf(client.Usage, auth.Value));
         identity.SetDestinations(static _ => [Destinations.AccessToken]);
 
         return Results.SignIn(new ClaimsPrincipal(identity), authenticationScheme: OpenIddictServerAspNetCoreDefaults.AuthenticationScheme);

@@ -7,6 +7,7 @@ using SendEngine.Features.Metrics;
 using SendEngine.Delivery;
 using SendEngine.Features.SendJobs;
 using SendEngine.Features.Suppressions;
+using SendEngine.Features.Transactional;
 using SendEngine.Features.Webhooks;
 using Newsletter.Contracts.Webhooks;
 using Newsletter.ServiceDefaults.Background;
@@ -37,7 +38,12 @@ public sealed partial class EmailEventProcessor(
     private sealed record Row(long Id, string EventType, string MessageId, string? SmtpMessageId, string Email, DateTimeOffset OccurredAt,
         string? Reason, string? BounceType, DateTimeOffset ReceivedAt, int Attempts);
 
-    private sealed record Target(long RecipientId, Guid JobId, Guid TenantId, Guid ListId, string Status, string EmailKey);
+    /// <param name="TaskId">Set for a transactional task (then RecipientId, JobId and ListId are not).</param>
+    private sealed record Target(long RecipientId, Guid JobId, Guid TenantId, Guid ListId, string Status, string EmailKey, Guid? TaskId = null)
+    {
+        public object JobIdOrNull => TaskId is null ? JobId : DBNull.Value;
+        public object RecipientIdOrNull => TaskId is null ? RecipientId : DBNull.Value;
+    }
 
     /// <summary>The outcome of an event naming a message that was not sent to the event's address: nothing changes.</summary>
     public const string RecipientMismatch = "recipient_mismatch";
@@ -136,10 +142,10 @@ public sealed partial class EmailEventProcessor(
                         attempts = attempts + 1, last_error = NULL, next_attempt_at = NULL
                     WHERE id = $1
                     """, ct, row.Id, Clock.GetUtcNow(), outcome, (object?)target?.TenantId ?? DBNull.Value,
-                    (object?)target?.JobId ?? DBNull.Value, (object?)target?.RecipientId ?? DBNull.Value);
+                    target?.JobIdOrNull ?? DBNull.Value, target?.RecipientIdOrNull ?? DBNull.Value);
                 await tx.ReleaseAsync("ev", ct);
                 done.Add((row, outcome));
-                if (target is not null)
+                if (target is { TaskId: null })
                 {
                     changedJobs.Add(target.JobId);
                 }
@@ -217,6 +223,20 @@ public sealed partial class EmailEventProcessor(
             list.Add(new Target(reader.GetInt64(1), reader.GetGuid(2), reader.GetGuid(3), reader.GetGuid(4), reader.GetString(5),
                 EmailAddresses.Key(reader.GetString(6))));
         }
+        await reader.DisposeAsync();
+        // Transactional tasks are found by the same ids (their Message-ID, or Tencent's MessageId).
+        await using var tasks = Sql.Command(conn, "SELECT message_id, id, tenant_id, status, email_key FROM transactional_tasks WHERE message_id = ANY($1)", (object)ids);
+        tasks.Transaction = tx;
+        await using var taskReader = await tasks.ExecuteReaderAsync(ct);
+        while (await taskReader.ReadAsync(ct))
+        {
+            var id = taskReader.GetString(0);
+            if (!targets.TryGetValue(id, out var list))
+            {
+                targets[id] = list = [];
+            }
+            list.Add(new Target(0, Guid.Empty, taskReader.GetGuid(2), Guid.Empty, taskReader.GetString(3), taskReader.GetString(4), taskReader.GetGuid(1)));
+        }
         return targets;
     }
 
@@ -246,14 +266,22 @@ public sealed partial class EmailEventProcessor(
         var detail = row.Reason is { Length: > 0 } r ? r : null;
         // The event row needs its tenant before the soft-bounce count below includes it.
         await Sql.ExecuteAsync(conn, tx, "UPDATE email_events SET tenant_id = $2, job_id = $3, recipient_id = $4 WHERE id = $1",
-            ct, row.Id, t.TenantId, t.JobId, t.RecipientId);
+            ct, row.Id, t.TenantId, t.JobIdOrNull, t.RecipientIdOrNull);
         var stats = new StatDelta();
         var outcome = "applied";
         switch (row.EventType)
         {
             case EmailEventTypes.Delivered:
                 stats.Delivered = 1;
+                if (t.TaskId is { } delivered)
+                {
+                    await TransactionalTaskStore.MarkDeliveredAsync(conn, tx, delivered, ct);
+                    break;
+                }
                 await RecipientStore.MarkDeliveredAsync(conn, tx, t.RecipientId, now, ct);
+                break;
+            case EmailEventTypes.Rejected when t.TaskId is { } rejected:
+                await TransactionalTaskStore.MarkRejectedByEspAsync(conn, tx, rejected, "rejected by the ESP: " + (detail ?? "no reason given"), ct);
                 break;
             case EmailEventTypes.Rejected:
                 await RecipientStore.MarkRejectedByEspAsync(conn, tx, t.RecipientId, "rejected by the ESP: " + (detail ?? "no reason given"), now, ct);
@@ -283,6 +311,11 @@ public sealed partial class EmailEventProcessor(
                 break;
             case EmailEventTypes.Unsubscribe:
                 stats.Unsubscribes = 1;
+                if (t.TaskId is not null)
+                {
+                    // Transactional mail belongs to no list: counted, and none of the tenant's lists changes.
+                    break;
+                }
                 // Only the job's list: other lists of the tenant keep the address (no tenant-wide suppression).
                 await QueueReportAsync(conn, tx, t.TenantId, email, "unsubscribe", t.ListId, row, now, ct);
                 break;
@@ -300,12 +333,18 @@ public sealed partial class EmailEventProcessor(
         }
         if (WebhookType(row.EventType) is { } hook)
         {
-            _published += await webhooks.PublishAsync(conn, tx, t.TenantId, hook, new
-            {
-                Source = "bulk", JobId = t.JobId, RecipientId = t.RecipientId, Email = email, MessageId = row.MessageId, EventId = row.Id,
-                OccurredAt = row.OccurredAt, Reason = detail, BounceType = row.EventType == EmailEventTypes.SoftBounce ? "soft"
-                    : row.EventType == EmailEventTypes.HardBounce ? "hard" : null,
-            }, now, ct);
+            var bounceType = row.EventType == EmailEventTypes.SoftBounce ? "soft" : row.EventType == EmailEventTypes.HardBounce ? "hard" : null;
+            _published += await webhooks.PublishAsync(conn, tx, t.TenantId, hook, t.TaskId is { } taskId
+                ? new
+                {
+                    Source = "transactional", TaskId = taskId.ToString("N"), Email = email, MessageId = row.MessageId, EventId = row.Id,
+                    OccurredAt = row.OccurredAt, Reason = detail, BounceType = bounceType,
+                }
+                : (object)new
+                {
+                    Source = "bulk", JobId = t.JobId, RecipientId = t.RecipientId, Email = email, MessageId = row.MessageId, EventId = row.Id,
+                    OccurredAt = row.OccurredAt, Reason = detail, BounceType = bounceType,
+                }, now, ct);
         }
         await Sql.ExecuteAsync(conn, tx, """
             INSERT INTO email_statistics AS s (tenant_id, email, total_delivered, total_opened, total_clicked, total_bounced,
@@ -328,7 +367,14 @@ public sealed partial class EmailEventProcessor(
 
     private async Task HardBounceAsync(NpgsqlConnection conn, NpgsqlTransaction tx, Target t, string email, Row row, string? detail, DateTimeOffset now, CancellationToken ct)
     {
-        await RecipientStore.MarkBouncedAsync(conn, tx, t.RecipientId, "bounced: " + (detail ?? "hard bounce"), now, ct);
+        if (t.TaskId is { } task)
+        {
+            await TransactionalTaskStore.MarkBouncedAsync(conn, tx, task, "bounced: " + (detail ?? "hard bounce"), ct);
+        }
+        else
+        {
+            await RecipientStore.MarkBouncedAsync(conn, tx, t.RecipientId, "bounced: " + (detail ?? "hard bounce"), now, ct);
+        }
         await SuppressionStore.AddAsync(conn, tx, t.TenantId, email, "hard_bounce", now, ct);
         await QueueReportAsync(conn, tx, t.TenantId, email, "hard_bounce", null, row, now, ct);
     }

@@ -3,6 +3,7 @@ using System.Security.Claims;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.EntityFrameworkCore;
 using Newsletter.Contracts;
+using Newsletter.Contracts.Transactional;
 using Newsletter.ServiceDefaults;
 using Npgsql;
 using SendEngine.Data;
@@ -21,6 +22,12 @@ public static class EmailEventsApi
     public const string SentToAddressSql = $"""
         SELECT count(*) FROM send_job_recipients r JOIN send_jobs j ON j.id = r.job_id
         WHERE lower(r.email) = $2 AND j.tenant_id = $1 AND r.status IN ('{RecipientStatuses.Sent}', '{RecipientStatuses.Delivered}', '{RecipientStatuses.Bounced}')
+        """;
+
+    /// <summary>Transactional tasks of the tenant ($1) the transport accepted for the address ($2, its key).</summary>
+    public const string TransactionalSentToAddressSql = $"""
+        SELECT count(*) FROM transactional_tasks
+        WHERE tenant_id = $1 AND email_key = $2 AND status IN ('{EmailTaskStatuses.Sent}', '{EmailTaskStatuses.Delivered}', '{EmailTaskStatuses.Bounced}')
         """;
 
     public static IEndpointRouteBuilder MapEmailEventsApi(this IEndpointRouteBuilder app)
@@ -77,6 +84,7 @@ public static class EmailEventsApi
         // directly (docs/send-engine.md "Retention"), never the tenant's other recipients.
         long sent = stats?.TotalSentArchived ?? 0;
         sent += await Sql.ScalarAsync<long>(dataSource, SentToAddressSql, ct, tenantId, address);
+        sent += await Sql.ScalarAsync<long>(dataSource, TransactionalSentToAddressSql, ct, tenantId, address);
         if (stats is null && sent == 0)
         {
             return TypedResults.Problem(statusCode: 404, title: "Address not found", detail: "No message or event for this address in this tenant.");

@@ -6,6 +6,7 @@ using System.Text.Json;
 using System.Text.Json.Serialization;
 using Microsoft.Extensions.Options;
 using Newsletter.Contracts;
+using Newsletter.Contracts.ApiKeys;
 using Newsletter.ServiceDefaults;
 
 namespace SendEngine.Features.MemberCenter;
@@ -110,6 +111,17 @@ public sealed class MemberCenterClient(HttpClient http, ServiceTokenCache cache,
         {
             await EnsureSuccessAsync(response, ct);
         }
+    }
+
+    /// <summary>Member Center's answer about the API key with this hash (<see cref="ApiKeys.ApiKeyVerifier.Hash"/>).</summary>
+    public async Task<ApiKeyVerificationResponse> VerifyApiKeyAsync(string keyHash, CancellationToken ct)
+    {
+        using var response = await SendAsync(() => new HttpRequestMessage(HttpMethod.Post, "internal/api-keys/verify")
+        {
+            Content = JsonContent.Create(new ApiKeyVerificationRequest(keyHash), options: Json),
+        }, ct);
+        await EnsureSuccessAsync(response, ct);
+        return (await response.Content.ReadFromJsonAsync<ApiKeyVerificationResponse>(Json, ct))!;
     }
 
     private async Task<HttpResponseMessage> SendAsync(Func<HttpRequestMessage> create, CancellationToken ct)

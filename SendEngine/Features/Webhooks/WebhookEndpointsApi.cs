@@ -15,14 +15,13 @@ namespace SendEngine.Features.Webhooks;
 public static class WebhookEndpointsApi
 {
     public const string TenantPolicy = "webhooks";
-    public const string AdminPolicy = "webhooks-admin";
     public const int MaxPageSize = 200;
 
     public static IEndpointRouteBuilder MapWebhookEndpointsApi(this IEndpointRouteBuilder app)
     {
         var tenant = app.MapGroup("/api/webhook-endpoints").WithTags("Webhooks").RequireAuthorization(TenantPolicy);
         Map(tenant, "", user => user.TenantId());
-        var admin = app.MapGroup("/admin/tenants/{tenantId:guid}/webhook-endpoints").WithTags("Webhooks (admin)").RequireAuthorization(AdminPolicy);
+        var admin = app.MapGroup("/admin/tenants/{tenantId:guid}/webhook-endpoints").WithTags("Webhooks (admin)").RequireAuthorization(Extensions.AuthExtensions.Admin);
         Map(admin, "admin", null);
         return app;
     }

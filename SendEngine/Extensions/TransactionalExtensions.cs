@@ -1,0 +1,18 @@
+using Newsletter.ServiceDefaults.Background;
+using SendEngine.Features.Transactional;
+
+namespace SendEngine.Extensions;
+
+public static class TransactionalExtensions
+{
+    /// <summary>Seed 003's transactional mail: options, the task store and the dispatchers.</summary>
+    public static WebApplicationBuilder AddSendEngineTransactional(this WebApplicationBuilder builder)
+    {
+        var services = builder.Services;
+        services.AddOptions<TransactionalOptions>().BindConfiguration(TransactionalOptions.Section).ValidateDataAnnotations().ValidateOnStart();
+        services.AddSingleton<TransactionalTaskStore>();
+        services.AddSingleton<WakeSignal<TransactionalDispatcher>>();
+        services.AddHostedService<TransactionalDispatcher>();
+        return builder;
+    }
+}

@@ -1,0 +1,220 @@
+using System.Text.Json;
+using System.Text.RegularExpressions;
+using Microsoft.AspNetCore.Http.Json;
+using Microsoft.Extensions.Options;
+using Newsletter.Contracts;
+using Newsletter.Contracts.Transactional;
+using Newsletter.ServiceDefaults.Background;
+using Npgsql;
+using SendEngine.Composition;
+using SendEngine.Data;
+using SendEngine.Features.Suppressions;
+using SendEngine.Transports;
+
+namespace SendEngine.Features.Transactional;
+
+/// <summary>
+/// Delivers due transactional tasks: a <see cref="BatchLoop"/> (several per process) that claims tasks with
+/// SKIP LOCKED and a lease (<see cref="TransactionalTaskStore"/>), re-checks suppressions, marks each task sending
+/// before the transport is called, and records the outcome the way the bulk path does: a transient refusal is retried
+/// up to MaxRetries times, an unanswered hand-over is unknown and never retried, an unavailable transport is not an
+/// attempt. Scheduled tasks simply become due at send_at.
+/// </summary>
+public sealed partial class TransactionalDispatcher(
+    TransactionalTaskStore store,
+    NpgsqlDataSource db,
+    TransportResolver transports,
+    IOptions<TransactionalOptions> options,
+    IOptions<DkimOptions> dkimOptions,
+    IOptions<JsonOptions> json,
+    WakeSignal<TransactionalDispatcher> signal,
+    TimeProvider clock,
+    ILogger<TransactionalDispatcher> logger) : BatchLoop(signal, clock)
+{
+    private readonly Lazy<MimeKit.Cryptography.DkimSigner?> _dkim = new(() => MessageComposer.CreateSigner(dkimOptions.Value));
+
+    protected override bool Enabled => options.Value.Dispatchers > 0;
+    protected override int Workers => options.Value.Dispatchers;
+    protected override TimeSpan PollInterval => options.Value.PollInterval;
+    protected override int BatchSize => options.Value.BatchSize;
+
+    protected override void OnBatchFailed(Exception ex) => LogBatchFailed(logger, ex.GetType().Name, ex.Message);
+
+    protected override async Task<int> RunBatchAsync(CancellationToken ct)
+    {
+        var o = options.Value;
+        var touched = new HashSet<Guid>(await store.RecoverExpiredAsync(ct));
+        var claimed = await store.ClaimAsync(o.BatchSize, o.Lease, ct);
+        if (claimed.Count > 0)
+        {
+            await DeliverAsync(claimed, touched, ct);
+        }
+        await store.CompleteRequestsAsync([.. touched], ct);
+        return claimed.Count;
+    }
+
+    private async Task DeliverAsync(List<ClaimedTask> claimed, HashSet<Guid> touched, CancellationToken ct)
+    {
+        var o = options.Value;
+        var composers = await ComposersAsync(claimed.Select(c => c.RequestId).Distinct().ToArray(), ct);
+        foreach (var tenant in claimed.GroupBy(c => c.TenantId))
+        {
+            var tasks = tenant.ToList();
+            // An address suppressed since the request (a bounce of an earlier message, scheduled sends) is not mailed.
+            Dictionary<string, string> suppressed;
+            await using (var conn = await db.OpenConnectionAsync(ct))
+            {
+                suppressed = await SuppressionStore.FindAsync(conn, tenant.Key, tasks.Select(t => t.EmailKey).Distinct().ToArray(), ct);
+            }
+            await using var session = transports.For(tenant.Key).OpenSession();
+            for (var i = 0; i < tasks.Count; i++)
+            {
+                var t = tasks[i];
+                touched.Add(t.RequestId);
+                if (suppressed.TryGetValue(t.EmailKey, out var reason))
+                {
+                    await store.RecordRejectedAsync(t.Id, RejectReasonOf(reason), "suppressed: " + reason, attempted: false, ct);
+                    continue;
+                }
+                if (!composers.TryGetValue(t.RequestId, out var composer))
+                {
+                    await store.RecordRejectedAsync(t.Id, EmailRejectReasons.Invalid, "the request's message could not be read", attempted: false, ct);
+                    continue;
+                }
+                if (!await store.MarkSendingAsync(t, o.Lease, ct))
+                {
+                    continue; // the claim expired and another dispatcher has the task
+                }
+                var (messageId, result) = await SendOneAsync(composer, t, session);
+                if (result.Outcome is DeliveryOutcome.Unavailable or DeliveryOutcome.Misconfigured)
+                {
+                    // Nothing was handed over: not an attempt. This tenant's remaining tasks wait for the transport too.
+                    LogTransportDown(logger, tenant.Key, result.Outcome.ToString(), result.Detail);
+                    await GiveBackAsync(tasks.Skip(i).ToList(), result.Detail, ct);
+                    break;
+                }
+                await RecordAsync(t, messageId, result, ct);
+            }
+        }
+    }
+
+    private static async Task<(string? MessageId, DeliveryResult Result)> SendOneAsync(TransactionalComposer composer, ClaimedTask t, ITransportSession session)
+    {
+        OutgoingMessage message;
+        try
+        {
+            message = composer.Compose(t.Email, t.EmailKey, t.Name);
+        }
+        catch (Exception ex) when (ex is FormatException or MimeKit.ParseException or ArgumentException)
+        {
+            return (null, new DeliveryResult(DeliveryOutcome.Rejected, "invalid message: " + ex.Message));
+        }
+        // Not cancelled by shutdown: the transaction in flight completes and is recorded.
+        return (message.MessageId, await session.SendAsync(message, CancellationToken.None));
+    }
+
+    private async Task RecordAsync(ClaimedTask t, string? messageId, DeliveryResult result, CancellationToken ct)
+    {
+        var o = options.Value;
+        switch (result.Outcome)
+        {
+            case DeliveryOutcome.Sent:
+                await store.RecordSentAsync(t.Id, result.ProviderMessageId ?? messageId!, result.Detail, CancellationToken.None);
+                break;
+            case DeliveryOutcome.Unknown:
+                await store.RecordUnknownAsync(t.Id, result.ProviderMessageId ?? messageId, result.Detail, CancellationToken.None);
+                break;
+            case DeliveryOutcome.Deferred when t.Attempts < o.MaxRetries:
+                var delay = TimeSpan.FromTicks(Math.Min(o.RetryBaseDelay.Ticks * (1L << Math.Min(t.Attempts, 16)), TimeSpan.FromHours(1).Ticks));
+                await store.RecordDeferredAsync(t.Id, result.Detail, Clock.GetUtcNow() + delay, CancellationToken.None);
+                break;
+            case DeliveryOutcome.Deferred:
+                await store.RecordRejectedAsync(t.Id, EmailRejectReasons.SoftBounce, $"{result.Detail} (after {o.MaxRetries} retries)", attempted: true, CancellationToken.None);
+                break;
+            default:
+                // A refused mailbox (5.1.x, 5.2.1) is a hard bounce and joins the tenant's suppressions, as in bulk jobs.
+                var mailbox = MailboxRejected().IsMatch(result.Detail);
+                await store.RecordRejectedAsync(t.Id, mailbox ? EmailRejectReasons.HardBounce : EmailRejectReasons.Rule, result.Detail,
+                    attempted: true, CancellationToken.None);
+                if (mailbox)
+                {
+                    await SuppressRefusedAsync(t, ct);
+                }
+                break;
+        }
+    }
+
+    private async Task SuppressRefusedAsync(ClaimedTask t, CancellationToken ct)
+    {
+        var now = Clock.GetUtcNow();
+        await Sql.ExecuteAsync(db, $"""
+            WITH added AS (
+                INSERT INTO suppressions (tenant_id, email, reason, source, created_at)
+                VALUES ($1, $2, '{SuppressionReasons.HardBounce}', '{SuppressionStore.SourceDelivery}', $3)
+                ON CONFLICT (tenant_id, email) DO NOTHING
+                RETURNING tenant_id, email)
+            INSERT INTO member_center_reports (tenant_id, email, reason, list_id, occurred_at, created_at, attempts, next_attempt_at)
+            SELECT tenant_id, email, '{SuppressionReasons.HardBounce}', NULL, $3, $3, 0, $3 FROM added
+            """, ct, t.TenantId, t.EmailKey, now);
+    }
+
+    /// <summary>Back to the queue after an outage, or rejected (soft-bounce) once the outage outlasted GiveUpAfter.</summary>
+    private async Task GiveBackAsync(List<ClaimedTask> tasks, string detail, CancellationToken ct)
+    {
+        var o = options.Value;
+        var now = Clock.GetUtcNow();
+        var expired = tasks.Where(t => now - t.DueAt >= o.GiveUpAfter).ToList();
+        foreach (var t in expired)
+        {
+            await store.RecordRejectedAsync(t.Id, EmailRejectReasons.SoftBounce, $"the transport stayed unavailable for {o.GiveUpAfter}: {detail}",
+                attempted: false, CancellationToken.None);
+        }
+        await store.ReleaseAsync([.. tasks.Except(expired).Select(t => t.Id)], "waiting for the transport: " + detail, now + o.OutageRetryDelay,
+            CancellationToken.None);
+    }
+
+    private async Task<Dictionary<Guid, TransactionalComposer>> ComposersAsync(Guid[] requestIds, CancellationToken ct)
+    {
+        var composers = new Dictionary<Guid, TransactionalComposer>();
+        await using var conn = await db.OpenConnectionAsync(ct);
+        await using var cmd = Sql.Command(conn, "SELECT id, message FROM transactional_requests WHERE id = ANY($1)", requestIds);
+        await using var reader = await cmd.ExecuteReaderAsync(ct);
+        while (await reader.ReadAsync(ct))
+        {
+            try
+            {
+                var message = JsonSerializer.Deserialize<EmailMessage>(reader.GetString(1), json.Value.SerializerOptions);
+                if (message is not null)
+                {
+                    composers[reader.GetGuid(0)] = new TransactionalComposer(message, _dkim.Value);
+                }
+            }
+            catch (Exception ex) when (ex is JsonException or FormatException)
+            {
+                LogUnreadable(logger, reader.GetGuid(0), ex.Message);
+            }
+        }
+        return composers;
+    }
+
+    /// <summary>The seed's reject_reason of a suppression reason.</summary>
+    public static string RejectReasonOf(string suppressionReason) => suppressionReason switch
+    {
+        SuppressionReasons.HardBounce => EmailRejectReasons.HardBounce,
+        SuppressionReasons.Complaint => EmailRejectReasons.Spam,
+        SuppressionReasons.Unsubscribe => EmailRejectReasons.Unsub,
+        _ => EmailRejectReasons.Custom,
+    };
+
+    [GeneratedRegex(@"^5[0-9][0-9] 5\.(1\.(0|1|2|3|10)|2\.1)([^0-9]|$)")]
+    private static partial Regex MailboxRejected();
+
+    [LoggerMessage(LogLevel.Warning, "Transactional dispatch failed ({ErrorType}): {Error}")]
+    private static partial void LogBatchFailed(ILogger logger, string errorType, string error);
+
+    [LoggerMessage(LogLevel.Warning, "Transactional mail of tenant {TenantId}: transport {Outcome}: {Detail}; its tasks wait")]
+    private static partial void LogTransportDown(ILogger logger, Guid tenantId, string outcome, string detail);
+
+    [LoggerMessage(LogLevel.Error, "Transactional request {RequestId}: the stored message could not be read: {Error}")]
+    private static partial void LogUnreadable(ILogger logger, Guid requestId, string error);
+}

@@ -1,0 +1,68 @@
+using System.ComponentModel.DataAnnotations;
+
+namespace SendEngine.Features.Transactional;
+
+/// <summary>Transactional:… (POST /api/v1/email limits and the dispatcher).</summary>
+public sealed class TransactionalOptions
+{
+    public const string Section = "Transactional";
+
+    /// <summary>The whole request body; more is 413 (attachments travel base64 in it).</summary>
+    [Range(1024, 50 * 1024 * 1024)]
+    public int MaxRequestBytes { get; set; } = 10 * 1024 * 1024;
+
+    /// <summary>Attachments and images together; more is 413.</summary>
+    [Range(0, 100)]
+    public int MaxAttachments { get; set; } = 10;
+
+    /// <summary>One attachment or image, decoded; more is 413.</summary>
+    [Range(1, 50 * 1024 * 1024)]
+    public int MaxAttachmentBytes { get; set; } = 5 * 1024 * 1024;
+
+    /// <summary>Entries of message.to; more is a VALIDATION_ERROR.</summary>
+    [Range(1, 10_000)]
+    public int MaxRecipients { get; set; } = 1000;
+
+    /// <summary>Retries of a transient failure (4xx, throttling) per task after the first attempt, as the seed states.</summary>
+    [Range(0, 10)]
+    public int MaxRetries { get; set; } = 3;
+
+    /// <summary>Wait before the first retry; doubled per retry.</summary>
+    [Range(typeof(TimeSpan), "00:00:00", "01:00:00")]
+    public TimeSpan RetryBaseDelay { get; set; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>Wait before trying again a task whose transport was unreachable or refused our configuration (not an attempt).</summary>
+    [Range(typeof(TimeSpan), "00:00:00.100", "01:00:00")]
+    public TimeSpan OutageRetryDelay { get; set; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>A task whose transport stayed unavailable this long after it was due is rejected (soft-bounce).</summary>
+    [Range(typeof(TimeSpan), "00:00:01", "7.00:00:00")]
+    public TimeSpan GiveUpAfter { get; set; } = TimeSpan.FromHours(24);
+
+    /// <summary>Tasks one dispatcher claims at a time.</summary>
+    [Range(1, 1000)]
+    public int BatchSize { get; set; } = 50;
+
+    /// <summary>Dispatchers in this process (each with its own transport session).</summary>
+    [Range(0, 64)]
+    public int Dispatchers { get; set; } = 4;
+
+    /// <summary>The longest sleep between claims when nothing wakes the dispatchers (scheduled tasks and retries coming due).</summary>
+    [Range(typeof(TimeSpan), "00:00:00.050", "00:10:00")]
+    public TimeSpan PollInterval { get; set; } = TimeSpan.FromSeconds(1);
+
+    /// <summary>
+    /// How long claimed tasks stay with their dispatcher before another may take them back (claimed) or record them
+    /// unknown (sending, the dispatcher died mid-transaction). Longer than a batch takes to send.
+    /// </summary>
+    [Range(typeof(TimeSpan), "00:00:05", "01:00:00")]
+    public TimeSpan Lease { get; set; } = TimeSpan.FromMinutes(15);
+
+    /// <summary>How far ahead send_at may be.</summary>
+    [Range(typeof(TimeSpan), "00:01:00", "3650.00:00:00")]
+    public TimeSpan MaxScheduleAhead { get; set; } = TimeSpan.FromDays(365);
+
+    /// <summary>Page size of GET /api/v1/email when none is given, and the largest allowed.</summary>
+    [Range(1, 1000)]
+    public int MaxPageSize { get; set; } = 100;
+}

@@ -1,0 +1,210 @@
+using Newsletter.Contracts.Transactional;
+using Npgsql;
+using SendEngine.Data;
+using S = Newsletter.Contracts.Transactional.EmailTaskStatuses;
+
+namespace SendEngine.Features.Transactional;
+
+/// <summary>A task as the API creates it.</summary>
+internal sealed record NewTask(Guid Id, int Position, string Email, string EmailKey, string? Name, string Type, string Status,
+    string? RejectReason, string Metadata);
+
+/// <summary>A claimed task on its way to the transport.</summary>
+internal sealed record ClaimedTask(Guid Id, Guid RequestId, Guid TenantId, string Email, string EmailKey, string? Name, string Type,
+    int Attempts, DateTimeOffset DueAt, DateTimeOffset Lease);
+
+/// <summary>
+/// The one owner of the transactional task state machine (docs/send-engine.md "Transactional mail"), like
+/// RecipientStore for bulk jobs: every status change of <c>transactional_tasks</c> is a statement here.
+/// queued | scheduled → claimed → sending → sent | rejected | unknown; claimed → queued (given back, or its dispatcher
+/// died: never attempted); sending → queued (deferred, retried ≤ MaxRetries times, or the transport was down: not an
+/// attempt); claimed → rejected (suppressed meanwhile); sent → delivered | bounced from ESP events. Rejected and invalid
+/// tasks are created final. A request is complete (<c>completed_at</c>) once none of its tasks is open.
+/// </summary>
+public sealed class TransactionalTaskStore(NpgsqlDataSource db, TimeProvider clock)
+{
+    /// <summary>Statuses a task may still leave by delivery (not final).</summary>
+    public const string OpenStatuses = $"'{S.Queued}', '{S.Scheduled}', '{S.Claimed}', '{S.Sending}'";
+
+    public const string DispatcherDiedDetail = "outcome unknown: the dispatcher stopped during the transaction; not retried to avoid a duplicate";
+
+    /// <summary>
+    /// Stores a request and its tasks in one transaction. Returns false when the tenant already has a request with this
+    /// Idempotency-Key (a concurrent duplicate: nothing of this one is stored).
+    /// </summary>
+    internal async Task<bool> CreateAsync(TransactionalRequest r, IReadOnlyList<NewTask> tasks, DateTimeOffset dueAt, CancellationToken ct)
+    {
+        await using var conn = await db.OpenConnectionAsync(ct);
+        await using var tx = await conn.BeginTransactionAsync(ct);
+        await using (var cmd = Sql.Command(conn, """
+            INSERT INTO transactional_requests (id, tenant_id, idempotency_key, body_hash, message, metadata, send_at, callback_url,
+                callback_type, response, created_at, completed_at)
+            VALUES ($1, $2, $3, $4, $5::jsonb, $6::jsonb, $7, $8, $9, $10::jsonb, $11, $12)
+            ON CONFLICT (tenant_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
+            """, r.Id, r.TenantId, (object?)r.IdempotencyKey ?? DBNull.Value, (object?)r.BodyHash ?? DBNull.Value, r.Message, r.Metadata,
+            (object?)r.SendAt ?? DBNull.Value, (object?)r.CallbackUrl ?? DBNull.Value, (object?)r.CallbackType ?? DBNull.Value, r.Response,
+            r.CreatedAt, (object?)r.CompletedAt ?? DBNull.Value))
+        {
+            cmd.Transaction = tx;
+            if (await cmd.ExecuteNonQueryAsync(ct) == 0)
+            {
+                return false;
+            }
+        }
+        await using (var cmd = Sql.Command(conn, $"""
+            INSERT INTO transactional_tasks (id, request_id, tenant_id, position, email, email_key, name, type, status, reject_reason,
+                attempts, due_at, metadata, created_at, finished_at)
+            SELECT t.id, $1, $2, t.position, t.email, t.email_key, t.name, t.type, t.status, t.reason, 0, $3, t.metadata::jsonb, $4,
+                CASE WHEN t.status IN ('{S.Rejected}', '{S.Invalid}') THEN $4 END
+            FROM unnest($5::uuid[], $6::int[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[])
+                AS t(id, position, email, email_key, name, type, status, reason, metadata)
+            """,
+            r.Id, r.TenantId, dueAt, r.CreatedAt,
+            tasks.Select(t => t.Id).ToArray(), tasks.Select(t => t.Position).ToArray(), tasks.Select(t => t.Email).ToArray(),
+            tasks.Select(t => t.EmailKey).ToArray(), tasks.Select(t => t.Name).ToArray(), tasks.Select(t => t.Type).ToArray(),
+            tasks.Select(t => t.Status).ToArray(), tasks.Select(t => t.RejectReason).ToArray(), tasks.Select(t => t.Metadata).ToArray()))
+        {
+            cmd.Transaction = tx;
+            await cmd.ExecuteNonQueryAsync(ct);
+        }
+        await tx.CommitAsync(ct);
+        return true;
+    }
+
+    /// <summary>
+    /// Tasks whose dispatcher died: claimed ones go back to the queue (never attempted), sending ones become unknown
+    /// (the message may have gone out). Returns the requests touched.
+    /// </summary>
+    internal async Task<List<Guid>> RecoverExpiredAsync(CancellationToken ct)
+    {
+        var now = clock.GetUtcNow();
+        var requests = new List<Guid>();
+        await using var conn = await db.OpenConnectionAsync(ct);
+        await using var cmd = Sql.Command(conn, $"""
+            UPDATE transactional_tasks SET
+                status = CASE WHEN status = '{S.Claimed}' THEN '{S.Queued}' ELSE '{S.Unknown}' END,
+                detail = CASE WHEN status = '{S.Claimed}' THEN detail ELSE $2 END,
+                finished_at = CASE WHEN status = '{S.Claimed}' THEN NULL ELSE $1 END,
+                lease_until = NULL
+            WHERE status IN ('{S.Claimed}', '{S.Sending}') AND lease_until < $1
+            RETURNING request_id
+            """, now, DispatcherDiedDetail);
+        await using var reader = await cmd.ExecuteReaderAsync(ct);
+        while (await reader.ReadAsync(ct))
+        {
+            requests.Add(reader.GetGuid(0));
+        }
+        return requests;
+    }
+
+    /// <summary>
+    /// queued | scheduled → claimed for due tasks, oldest due first, skipping rows other dispatchers hold. The lease's
+    /// timestamp is this claim's token: <see cref="MarkSendingAsync"/> only proceeds while the row still carries it.
+    /// </summary>
+    internal async Task<List<ClaimedTask>> ClaimAsync(int limit, TimeSpan lease, CancellationToken ct)
+    {
+        var now = clock.GetUtcNow();
+        // Microsecond precision: PostgreSQL keeps no more, and the token must compare equal when read back.
+        var until = new DateTimeOffset((now + lease).UtcTicks / 10 * 10, TimeSpan.Zero);
+        var claimed = new List<ClaimedTask>();
+        await using var conn = await db.OpenConnectionAsync(ct);
+        await using var cmd = Sql.Command(conn, $"""
+            WITH due AS (
+                SELECT id FROM transactional_tasks
+                WHERE status IN ('{S.Queued}', '{S.Scheduled}') AND due_at <= $1
+                ORDER BY due_at LIMIT $2 FOR UPDATE SKIP LOCKED)
+            UPDATE transactional_tasks t SET status = '{S.Claimed}', lease_until = $3
+            FROM due WHERE t.id = due.id
+            RETURNING t.id, t.request_id, t.tenant_id, t.email, t.email_key, t.name, t.type, t.attempts, t.due_at
+            """, now, limit, until);
+        await using var reader = await cmd.ExecuteReaderAsync(ct);
+        while (await reader.ReadAsync(ct))
+        {
+            claimed.Add(new ClaimedTask(reader.GetGuid(0), reader.GetGuid(1), reader.GetGuid(2), reader.GetString(3), reader.GetString(4),
+                reader.IsDBNull(5) ? null : reader.GetString(5), reader.GetString(6), reader.GetInt32(7),
+                reader.GetFieldValue<DateTimeOffset>(8), until));
+        }
+        return claimed;
+    }
+
+    /// <summary>
+    /// claimed → sending, committed before the transport is called: the durable record that the attempt started. False
+    /// when the claim was lost (its lease expired and another dispatcher took the task back).
+    /// </summary>
+    internal async Task<bool> MarkSendingAsync(ClaimedTask t, TimeSpan lease, CancellationToken ct) =>
+        await Sql.ExecuteAsync(db, $"""
+            UPDATE transactional_tasks SET status = '{S.Sending}', lease_until = $3
+            WHERE id = $1 AND status = '{S.Claimed}' AND lease_until = $2
+            """, ct, t.Id, t.Lease, clock.GetUtcNow() + lease) > 0;
+
+    /// <summary>sending → sent.</summary>
+    internal Task RecordSentAsync(Guid id, string messageId, string detail, CancellationToken ct)
+    {
+        var now = clock.GetUtcNow();
+        return Sql.ExecuteAsync(db, $"""
+            UPDATE transactional_tasks SET status = '{S.Sent}', message_id = $2, detail = left($3, 1000), attempts = attempts + 1,
+                sent_at = $4, finished_at = $4, lease_until = NULL
+            WHERE id = $1 AND status = '{S.Sending}'
+            """, ct, id, messageId, detail, now);
+    }
+
+    /// <summary>sending → unknown: handed over, no answer; never retried.</summary>
+    internal Task RecordUnknownAsync(Guid id, string? messageId, string detail, CancellationToken ct) =>
+        Sql.ExecuteAsync(db, $"""
+            UPDATE transactional_tasks SET status = '{S.Unknown}', message_id = $2, detail = left($3, 1000), attempts = attempts + 1,
+                finished_at = $4, lease_until = NULL
+            WHERE id = $1 AND status = '{S.Sending}'
+            """, ct, id, (object?)messageId ?? DBNull.Value, detail, clock.GetUtcNow());
+
+    /// <summary>sending | claimed → rejected (refused by the server, out of retries, or suppressed meanwhile).</summary>
+    internal Task RecordRejectedAsync(Guid id, string reason, string detail, bool attempted, CancellationToken ct) =>
+        Sql.ExecuteAsync(db, $"""
+            UPDATE transactional_tasks SET status = '{S.Rejected}', reject_reason = $2, detail = left($3, 1000),
+                attempts = attempts + CASE WHEN $4 THEN 1 ELSE 0 END, finished_at = $5, lease_until = NULL
+            WHERE id = $1 AND status IN ('{S.Sending}', '{S.Claimed}')
+            """, ct, id, reason, detail, attempted, clock.GetUtcNow());
+
+    /// <summary>sending → queued: a transient refusal, retried at <paramref name="dueAt"/> (an attempt).</summary>
+    internal Task RecordDeferredAsync(Guid id, string detail, DateTimeOffset dueAt, CancellationToken ct) =>
+        Sql.ExecuteAsync(db, $"""
+            UPDATE transactional_tasks SET status = '{S.Queued}', detail = left($2, 1000), attempts = attempts + 1, due_at = $3,
+                lease_until = NULL
+            WHERE id = $1 AND status = '{S.Sending}'
+            """, ct, id, detail, dueAt);
+
+    /// <summary>claimed | sending → queued without counting an attempt: the transport was unavailable, nothing was handed over.</summary>
+    internal Task ReleaseAsync(Guid[] ids, string? detail, DateTimeOffset dueAt, CancellationToken ct) =>
+        ids.Length == 0 ? Task.CompletedTask : Sql.ExecuteAsync(db, $"""
+            UPDATE transactional_tasks SET status = '{S.Queued}', detail = COALESCE(left($2, 1000), detail), due_at = $3, lease_until = NULL
+            WHERE id = ANY($1) AND status IN ('{S.Claimed}', '{S.Sending}')
+            """, ct, ids, (object?)detail ?? DBNull.Value, dueAt);
+
+    /// <summary>
+    /// Sets completed_at on those of <paramref name="requestIds"/> with no open task left: where the seed's request
+    /// callback becomes due (the webhooks feature reads completed_at).
+    /// </summary>
+    internal Task CompleteRequestsAsync(Guid[] requestIds, CancellationToken ct) =>
+        requestIds.Length == 0 ? Task.CompletedTask : Sql.ExecuteAsync(db, $"""
+            UPDATE transactional_requests r SET completed_at = $2
+            WHERE r.id = ANY($1) AND r.completed_at IS NULL
+              AND NOT EXISTS (SELECT 1 FROM transactional_tasks t WHERE t.request_id = r.id AND t.status IN ({OpenStatuses}))
+            """, ct, requestIds, clock.GetUtcNow());
+
+    /// <summary>sent → delivered (an ESP's delivery event), inside the event's transaction.</summary>
+    internal static Task MarkDeliveredAsync(NpgsqlConnection conn, NpgsqlTransaction tx, Guid id, CancellationToken ct) =>
+        Sql.ExecuteAsync(conn, tx, $"UPDATE transactional_tasks SET status = '{S.Delivered}' WHERE id = $1 AND status = '{S.Sent}'", ct, id);
+
+    /// <summary>sent → rejected: the ESP accepted the request and then refused the message (inside the event's transaction).</summary>
+    internal static Task MarkRejectedByEspAsync(NpgsqlConnection conn, NpgsqlTransaction tx, Guid id, string detail, CancellationToken ct) =>
+        Sql.ExecuteAsync(conn, tx, $"""
+            UPDATE transactional_tasks SET status = '{S.Rejected}', reject_reason = '{EmailRejectReasons.Rule}', detail = left($2, 1000)
+            WHERE id = $1 AND status = '{S.Sent}'
+            """, ct, id, detail);
+
+    /// <summary>sent | delivered → bounced (an ESP's hard bounce), inside the event's transaction.</summary>
+    internal static Task MarkBouncedAsync(NpgsqlConnection conn, NpgsqlTransaction tx, Guid id, string detail, CancellationToken ct) =>
+        Sql.ExecuteAsync(conn, tx, $"""
+            UPDATE transactional_tasks SET status = '{S.Bounced}', reject_reason = '{EmailRejectReasons.HardBounce}', detail = left($2, 1000)
+            WHERE id = $1 AND status IN ('{S.Sent}', '{S.Delivered}')
+            """, ct, id, detail);
+}
