@@ -80,6 +80,42 @@ public sealed class TenantWebhookTests(StackFixture stack)
     }
 
     [Fact]
+    public async Task Transactional_mail_raises_sent_and_rejected_events_for_its_tasks()
+    {
+        var tenant = await stack.CreateTenantAsync();
+        await using var receiver = new WebhookReceiver();
+        var (engine, _) = await StartAsync();
+        await using var _e = engine;
+        using var se = await ClientAsync(engine, tenant);
+        var created = await CreateEndpointAsync(se, receiver.Url, [WebhookEventTypes.Sent, WebhookEventTypes.Rejected]);
+        using var api = engine.CreateClient();
+        api.DefaultRequestHeaders.Add("X-Pigeon-Api-Key", await new TransactionalEmailTests(stack).ApiKeyAsync(tenant));
+        var buyer = $"buyer@{StackFixture.UniqueDomain()}";
+        using var posted = await api.PostAsJsonAsync("api/v1/email", new
+        {
+            message = new { from_email = "shop@sender.example", subject = "Receipt", text = "Thanks", to = new[] { new { email = buyer }, new { email = "not an address" } } },
+        });
+        var answer = JsonDocument.Parse(await posted.Content.ReadAsStringAsync()).RootElement;
+        Assert.True(posted.IsSuccessStatusCode, answer.ToString());
+        var tasks = answer.GetProperty("tasks").EnumerateArray().ToDictionary(t => t.GetProperty("email").GetString()!, t => t.GetProperty("task_id").GetString()!);
+
+        var got = await receiver.WaitForAsync(r => r.Count >= 2, what: "sent and rejected events");
+        var verifier = new StandardWebhook(created.Secret);
+        var byType = got.ToDictionary(h => JsonDocument.Parse(h.Body).RootElement.GetProperty("type").GetString()!, h => h);
+        foreach (var hook in got)
+        {
+            verifier.Verify(hook.Body, hook.Headers);
+        }
+        var sent = JsonDocument.Parse(byType["sent"].Body).RootElement.GetProperty("data");
+        Assert.Equal("transactional", sent.GetProperty("source").GetString());
+        Assert.Equal(tasks[buyer], sent.GetProperty("task_id").GetString());
+        Assert.Equal(answer.GetProperty("request_id").GetString(), sent.GetProperty("request_id").GetString());
+        Assert.False(string.IsNullOrEmpty(sent.GetProperty("message_id").GetString()));
+        var rejected = JsonDocument.Parse(byType["rejected"].Body).RootElement.GetProperty("data");
+        Assert.Equal(tasks["not an address"], rejected.GetProperty("task_id").GetString());
+    }
+
+    [Fact]
     public async Task A_failing_receiver_is_retried_with_a_stable_webhook_id_attempts_are_readable_and_an_event_can_be_replayed()
     {
         var (tenant, _) = await stack.CreateTenantWithSubscribersAsync(1, "retry");

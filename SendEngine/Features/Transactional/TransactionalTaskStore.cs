@@ -1,3 +1,4 @@
+using Newsletter.Contracts.Webhooks;
 using Newsletter.Contracts.Transactional;
 using Npgsql;
 using SendEngine.Data;
@@ -51,13 +52,17 @@ public sealed class TransactionalTaskStore(NpgsqlDataSource db, TimeProvider clo
                 return false;
             }
         }
+        // Tasks rejected or invalid at once raise the tenant's "rejected" webhook event in the same statement.
         await using (var cmd = Sql.Command(conn, $"""
+            WITH recorded AS (
             INSERT INTO transactional_tasks (id, request_id, tenant_id, position, email, email_key, name, type, status, reject_reason,
                 attempts, due_at, metadata, created_at, finished_at)
             SELECT t.id, $1, $2, t.position, t.email, t.email_key, t.name, t.type, t.status, t.reason, 0, $3, t.metadata::jsonb, $4,
                 CASE WHEN t.status IN ('{S.Rejected}', '{S.Invalid}') THEN $4 END
             FROM unnest($5::uuid[], $6::int[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[])
                 AS t(id, position, email, email_key, name, type, status, reason, metadata)
+            RETURNING id, request_id, tenant_id, email, message_id, reject_reason, detail, status)
+            {Features.Webhooks.WebhookPublisher.TransactionalEventsSql(WebhookEventTypes.Rejected, "$4", $"x.status IN ('{S.Rejected}', '{S.Invalid}')")}
             """,
             r.Id, r.TenantId, dueAt, r.CreatedAt,
             tasks.Select(t => t.Id).ToArray(), tasks.Select(t => t.Position).ToArray(), tasks.Select(t => t.Email).ToArray(),
@@ -142,9 +147,12 @@ public sealed class TransactionalTaskStore(NpgsqlDataSource db, TimeProvider clo
     {
         var now = clock.GetUtcNow();
         return Sql.ExecuteAsync(db, $"""
+            WITH recorded AS (
             UPDATE transactional_tasks SET status = '{S.Sent}', message_id = $2, detail = left($3, 1000), attempts = attempts + 1,
                 sent_at = $4, finished_at = $4, lease_until = NULL
             WHERE id = $1 AND status = '{S.Sending}'
+            RETURNING id, request_id, tenant_id, email, message_id, reject_reason, detail, status)
+            {Features.Webhooks.WebhookPublisher.TransactionalEventsSql(WebhookEventTypes.Sent, "$4")}
             """, ct, id, messageId, detail, now);
     }
 
@@ -159,18 +167,24 @@ public sealed class TransactionalTaskStore(NpgsqlDataSource db, TimeProvider clo
     /// <summary>sending | claimed → rejected (refused by the server, out of retries, or suppressed meanwhile).</summary>
     internal Task RecordRejectedAsync(Guid id, string reason, string detail, bool attempted, CancellationToken ct) =>
         Sql.ExecuteAsync(db, $"""
+            WITH recorded AS (
             UPDATE transactional_tasks SET status = '{S.Rejected}', reject_reason = $2, detail = left($3, 1000),
                 attempts = attempts + CASE WHEN $4 THEN 1 ELSE 0 END, finished_at = $5, lease_until = NULL
             WHERE id = $1 AND status IN ('{S.Sending}', '{S.Claimed}')
+            RETURNING id, request_id, tenant_id, email, message_id, reject_reason, detail, status)
+            {Features.Webhooks.WebhookPublisher.TransactionalEventsSql(WebhookEventTypes.Rejected, "$5")}
             """, ct, id, reason, detail, attempted, clock.GetUtcNow());
 
     /// <summary>sending → queued: a transient refusal, retried at <paramref name="dueAt"/> (an attempt).</summary>
     internal Task RecordDeferredAsync(Guid id, string detail, DateTimeOffset dueAt, CancellationToken ct) =>
         Sql.ExecuteAsync(db, $"""
+            WITH recorded AS (
             UPDATE transactional_tasks SET status = '{S.Queued}', detail = left($2, 1000), attempts = attempts + 1, due_at = $3,
                 lease_until = NULL
             WHERE id = $1 AND status = '{S.Sending}'
-            """, ct, id, detail, dueAt);
+            RETURNING id, request_id, tenant_id, email, message_id, reject_reason, detail, status)
+            {Features.Webhooks.WebhookPublisher.TransactionalEventsSql(WebhookEventTypes.Deferred, "$4")}
+            """, ct, id, detail, dueAt, clock.GetUtcNow());
 
     /// <summary>claimed | sending → queued without counting an attempt: the transport was unavailable, nothing was handed over.</summary>
     internal Task ReleaseAsync(Guid[] ids, string? detail, DateTimeOffset dueAt, CancellationToken ct) =>

@@ -42,7 +42,8 @@ public sealed partial class WebhookDispatcher(
 
     private sealed record Claimed(long Id, string WebhookId, Guid EndpointId, Guid TenantId, string EventType, string Payload, int Attempts, bool Replay);
 
-    private sealed record Endpoint(Guid Id, string Url, byte[] Secret, byte[]? PreviousSecret, DateTimeOffset? PreviousExpiresAt);
+    /// <param name="Secret">Null when it cannot be decrypted (the password or key ring changed): every attempt fails, visibly.</param>
+    private sealed record Endpoint(Guid Id, string Url, byte[]? Secret, byte[]? PreviousSecret, DateTimeOffset? PreviousExpiresAt);
 
     private sealed record Outcome(Claimed Message, Endpoint Endpoint, DateTimeOffset At, int? Status, string? Body, string? Error, int LatencyMs)
     {
@@ -112,16 +113,33 @@ public sealed partial class WebhookDispatcher(
         while (await reader.ReadAsync(ct))
         {
             var id = reader.GetGuid(0);
-            found[id] = new Endpoint(id, reader.GetString(1), secrets.Unprotect(id, reader.GetFieldValue<byte[]>(2)),
-                reader.IsDBNull(3) ? null : secrets.Unprotect(id, reader.GetFieldValue<byte[]>(3)),
+            found[id] = new Endpoint(id, reader.GetString(1), TryUnprotect(id, reader.GetFieldValue<byte[]>(2)),
+                reader.IsDBNull(3) ? null : TryUnprotect(id, reader.GetFieldValue<byte[]>(3)),
                 reader.IsDBNull(4) ? null : reader.GetFieldValue<DateTimeOffset>(4));
         }
         return found;
     }
 
+    private byte[]? TryUnprotect(Guid endpointId, byte[] stored)
+    {
+        try
+        {
+            return secrets.Unprotect(endpointId, stored);
+        }
+        catch (System.Security.Cryptography.CryptographicException ex)
+        {
+            LogSecretUnreadable(logger, endpointId, ex.Message);
+            return null;
+        }
+    }
+
     private async Task<Outcome> PostAsync(HttpClient http, Claimed m, Endpoint e, CancellationToken ct)
     {
         var at = Clock.GetUtcNow();
+        if (e.Secret is null)
+        {
+            return new Outcome(m, e, at, null, null, "not sent: the endpoint's secret cannot be decrypted (Webhooks:SecretPassword or the Data Protection key ring changed); rotate the secret", 0);
+        }
         var started = Stopwatch.GetTimestamp();
         using var request = new HttpRequestMessage(HttpMethod.Post, e.Url)
         {
@@ -270,6 +288,9 @@ public sealed partial class WebhookDispatcher(
     }
 
     private static string Truncate(string s, int max) => s.Length > max ? s[..max] : s;
+
+    [LoggerMessage(LogLevel.Error, "Webhook endpoint {EndpointId}: its secret cannot be decrypted: {Error}")]
+    private static partial void LogSecretUnreadable(ILogger logger, Guid endpointId, string error);
 
     [LoggerMessage(LogLevel.Warning, "Webhook dispatch batch failed: {Error}")]
     private static partial void LogBatchFailed(ILogger logger, string error);

@@ -47,6 +47,23 @@ public sealed class WebhookPublisher(NpgsqlDataSource db, IMemoryCache cache, IO
         JOIN webhook_endpoints e ON e.tenant_id = $7 AND e.state = 'enabled' AND t.type = ANY(e.event_types)
         """;
 
+    /// <summary>
+    /// The second half of a transactional task statement (TransactionalTaskStore): one <paramref name="eventType"/>
+    /// message per task in <c>recorded</c> (columns id, request_id, tenant_id, email, message_id, reject_reason, detail,
+    /// status) and wanting endpoint, in the same statement as the status change. <paramref name="now"/> names the
+    /// statement's timestamp parameter; <paramref name="where"/> filters the recorded rows.
+    /// </summary>
+    public static string TransactionalEventsSql(string eventType, string now, string where = "true") => $"""
+        INSERT INTO webhook_messages (webhook_id, endpoint_id, tenant_id, event_type, payload, status, attempts, next_attempt_at, created_at, replay)
+        SELECT 'msg_' || replace(gen_random_uuid()::text, '-', ''), e.id, e.tenant_id, '{eventType}',
+            jsonb_build_object('type', '{eventType}', 'timestamp', {now}::timestamptz, 'data', jsonb_build_object('source', 'transactional',
+                'task_id', replace(x.id::text, '-', ''), 'request_id', replace(x.request_id::text, '-', ''), 'email', x.email,
+                'message_id', x.message_id, 'reject_reason', x.reject_reason, 'detail', x.detail))::text,
+            'pending', 0, {now}, {now}, false
+        FROM recorded x JOIN webhook_endpoints e ON e.tenant_id = x.tenant_id AND e.state = 'enabled' AND '{eventType}' = ANY(e.event_types)
+        WHERE {where}
+        """;
+
     /// <summary>The event types the tenant's enabled endpoints want (cached).</summary>
     public async ValueTask<IReadOnlySet<string>> SubscribedTypesAsync(Guid tenantId, CancellationToken ct)
     {
