@@ -2,6 +2,7 @@ using Newsletter.ServiceDefaults;
 using SendEngine.Extensions;
 using SendEngine.Features.ApiKeys;
 using SendEngine.Features.SendJobs;
+using SendEngine.Features.SenderDomains;
 using SendEngine.Features.Suppressions;
 using SendEngine.Features.Transactional;
 
@@ -16,6 +17,7 @@ public class Program
             .AddSendEngineData()
             .AddSendEngineAuth()
             .AddSendEngineApiKeys()
+            .AddSenderDomains()
             .AddSendEngine()
             .AddSendEngineEmailEvents()
             .AddSendEngineTransactional()
@@ -31,6 +33,8 @@ public class Program
         app.MapSendJobsApi();
         app.MapSuppressionsApi();
         app.MapSendEngineEmailEvents();
+        app.MapApiKeyInfoApi();
+        app.MapSenderDomainsApi();
         app.MapTransactionalEmailApi();
         app.MapSendEngineWebhooks();
         await app.RunAsync();

@@ -36,7 +36,30 @@ public static class EmailAddresses
             error = "The part before @ is not a valid mailbox name.";
             return false;
         }
-        string ascii;
+        if (!TryNormalizeDomain(domain, out var ascii, out error))
+        {
+            return false;
+        }
+        value = local + "@" + ascii;
+        if (value.Length > 254)
+        {
+            value = "";
+            error = "The email is longer than 254 characters.";
+            return false;
+        }
+        key = local.ToLowerInvariant() + "@" + ascii;
+        error = "";
+        return true;
+    }
+
+    /// <summary>
+    /// A host name as the address rule stores it (callers trim it first): trailing dot dropped, IDN-encoded (punycode) and
+    /// lower-cased; at least two labels, none empty, longer than 63 or starting or ending with a hyphen.
+    /// </summary>
+    public static bool TryNormalizeDomain(string? input, out string ascii, out string error)
+    {
+        ascii = "";
+        var domain = input?.TrimEnd('.') ?? "";
         try
         {
             ascii = Idn.GetAscii(domain).ToLowerInvariant();
@@ -50,17 +73,10 @@ public static class EmailAddresses
         if (labels.Length < 2 || ascii.Length > 253 || labels.Any(l => l.Length is 0 or > 63 || l[0] == '-' || l[^1] == '-')
             || labels[^1].All(char.IsAsciiDigit))
         {
+            ascii = "";
             error = "The domain is not a valid host name.";
             return false;
         }
-        value = local + "@" + ascii;
-        if (value.Length > 254)
-        {
-            value = "";
-            error = "The email is longer than 254 characters.";
-            return false;
-        }
-        key = local.ToLowerInvariant() + "@" + ascii;
         error = "";
         return true;
     }

@@ -60,3 +60,6 @@ public static class ApiKeyFormat
     /// <summary>How much of a key is kept readable to tell keys apart in listings (prefix and 8 characters).</summary>
     public const int DisplayLength = 12;
 }
+
+/// <summary>GET /api/v1/api-key on Send Engine: what the X-Pigeon-Api-Key of the request is (a check tenants can call).</summary>
+public sealed record ApiKeyInfoResponse(string TenantId, string ApplicationId, string KeyId, DateTimeOffset? ExpiresAt);

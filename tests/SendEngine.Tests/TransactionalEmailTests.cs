@@ -8,6 +8,7 @@ using System.Text.Json;
 using MimeKit;
 using Newsletter.Contracts;
 using Newsletter.Contracts.ApiKeys;
+using Newsletter.Contracts.SenderDomains;
 using Newsletter.Contracts.Transactional;
 using Newsletter.TestSupport;
 
@@ -25,8 +26,7 @@ public sealed class TransactionalEmailTests(StackFixture stack)
     [Fact]
     public async Task SendEmail_EveryMessageField_ReachesEachRecipient()
     {
-        var (tenant, client) = await TenantClientAsync();
-        var d = StackFixture.UniqueDomain();
+        var (tenant, client, d) = await TenantClientAsync();
         var token = Guid.NewGuid().ToString("N")[..10];
         var body = new
         {
@@ -102,7 +102,7 @@ public sealed class TransactionalEmailTests(StackFixture stack)
             Assert.Equal(XMessagePriority.Highest, mime.XPriority);
             Assert.Equal(MessageImportance.High, mime.Importance);
             // The attachment, and the inline image in multipart/related with the HTML, Content-ID = its name.
-            var file = Assert.IsType<MimePart>(Assert.Single(mime.Attachments));
+            var file = Assert.IsAssignableFrom<MimePart>(Assert.Single(mime.Attachments));
             Assert.Equal(("note.txt", "text/plain"), (file.FileName, file.ContentType.MimeType));
             Assert.Equal("hello file", Decode(file));
             var related = mime.BodyParts.OfType<MimePart>().Single(p => p.ContentType.MimeType == "image/png");
@@ -155,8 +155,7 @@ public sealed class TransactionalEmailTests(StackFixture stack)
     [Fact]
     public async Task SendEmail_HandlebarsEscapes_MergeFalseKeepsTags_EachRecipientSeesOnlyThemselves()
     {
-        var (_, client) = await TenantClientAsync();
-        var d = StackFixture.UniqueDomain();
+        var (_, client, d) = await TenantClientAsync();
         var token = Guid.NewGuid().ToString("N")[..10];
         await SendAsync(client, new
         {
@@ -198,8 +197,7 @@ public sealed class TransactionalEmailTests(StackFixture stack)
     [Fact]
     public async Task SendEmail_IdempotencyKey_ReturnsTheFirstAnswerAndSendsOnce()
     {
-        var (_, client) = await TenantClientAsync();
-        var d = StackFixture.UniqueDomain();
+        var (_, client, d) = await TenantClientAsync();
         var token = Guid.NewGuid().ToString("N")[..10];
         object Body(string subject) => new { message = new { text = "once", subject, from_email = $"shop@{d}", to = new[] { new { email = $"gil@{d}" } } } };
 
@@ -229,8 +227,7 @@ public sealed class TransactionalEmailTests(StackFixture stack)
     [Fact]
     public async Task SendEmail_SendAt_SchedulesTheMessage_PastMeansNow()
     {
-        var (_, client) = await TenantClientAsync();
-        var d = StackFixture.UniqueDomain();
+        var (_, client, d) = await TenantClientAsync();
         var token = Guid.NewGuid().ToString("N")[..10];
         // Whole seconds (the seed's format); at least 3 s ahead.
         var sendAt = DateTimeOffset.UtcNow.AddSeconds(4);
@@ -259,8 +256,7 @@ public sealed class TransactionalEmailTests(StackFixture stack)
     [Fact]
     public async Task SendEmail_SuppressedAndMalformedRecipients_AreRejectedAndInvalid()
     {
-        var (tenant, client) = await TenantClientAsync();
-        var d = StackFixture.UniqueDomain();
+        var (tenant, client, d) = await TenantClientAsync();
         var token = Guid.NewGuid().ToString("N")[..10];
         using var se = stack.SendEngineClient(await stack.SendTokenAsync(tenant));
         foreach (var (who, reason) in new[] { ("bounced", "hard_bounce"), ("complained", "complaint"), ("left", "unsubscribe"), ("blocked", "manual") })
@@ -289,12 +285,22 @@ public sealed class TransactionalEmailTests(StackFixture stack)
         var request = await StackFixture.ReadAsync<EmailRequestResponse>(await client.GetAsync($"api/v1/email/requests/{answer.RequestId}"), HttpStatusCode.OK);
         Assert.Equal(answer.Tasks.Select(t => t.TaskId), request.Tasks.Select(t => t.TaskId));
         Assert.Equal("invalid", request.Tasks[4].Status);
+
+        // A from_email outside the tenant's sender domains: every task rejected (invalid-sender), nothing sent.
+        var foreign = await SendAsync(client, new
+        {
+            message = new { text = "hi", subject = token + " foreign", from_email = "ceo@bank.example", to = new[] { new { email = $"ok@{d}" }, new { email = "bad" } } },
+        });
+        Assert.Equal([("rejected", "invalid-sender"), ("invalid", null)], foreign.Tasks.Select(t => (t.Status, t.RejectReason)));
+        Assert.Equal("rejected", (await GetTaskAsync(client, foreign.Tasks[0].TaskId)).Status);
+        await Task.Delay(TimeSpan.FromSeconds(2));
+        Assert.DoesNotContain(await stack.Mail.ListAsync(), m => m.Subject == token + " foreign");
     }
 
     [Fact]
     public async Task Errors_AreAnsweredInTheSeedShape()
     {
-        var (_, client) = await TenantClientAsync();
+        var (_, client, _) = await TenantClientAsync();
         using var anonymous = stack.SendEngineClient();
         var valid = new { message = new { text = "x", from_email = "a@b.example", to = new[] { new { email = "c@d.example" } } } };
 
@@ -319,7 +325,8 @@ public sealed class TransactionalEmailTests(StackFixture stack)
                 to = new object[] { new { email = "x@y.example" }, new { email = "z@y.example", type = "cc2" }, new { name = "no email" } },
                 headers = new Dictionary<string, string> { ["Bad Name"] = "v", ["X-Multi"] = "a\r\nBcc: victim@example.com" },
                 merge_language = "jinja",
-                global_merge_vars = new[] { new { name = "_secret", content = "x" } },
+                global_merge_vars = new[] { new { name = "_secret", content = "x" }, new { name = "nul", content = "a\0b" } },
+                metadata = new Dictionary<string, object> { ["order"] = new[] { 1 }, ["bad key!"] = "x" },
                 merge_vars = new[] { new { rcpt = "", vars = Array.Empty<object>() } },
                 attachments = new[] { new { type = "text/plain", name = "a.txt", content = "!!not base64!!" } },
                 images = new[] { new { type = "application/pdf", name = "has space", content = "AAAA" } },
@@ -334,7 +341,8 @@ public sealed class TransactionalEmailTests(StackFixture stack)
             foreach (var field in new[]
             {
                 "message.from_email", "message.html", "message.to[1].type", "message.to[2].email", "message.headers.Bad Name",
-                "message.headers.X-Multi", "message.merge_language", "message.global_merge_vars[0].name", "message.merge_vars[0].rcpt",
+                "message.headers.X-Multi", "message.merge_language", "message.global_merge_vars[0].name", "message.global_merge_vars[1].content",
+                "message.metadata.order", "message.metadata.bad key!", "message.merge_vars[0].rcpt",
                 "message.attachments[0].content", "message.images[0].type", "message.images[0].name", "message.bcc_address", "send_at",
                 "callback.url", "callback.type",
             })
@@ -409,9 +417,8 @@ public sealed class TransactionalEmailTests(StackFixture stack)
     [Fact]
     public async Task Reads_AreTenantScoped_AndSearchableByMetadata()
     {
-        var (_, client) = await TenantClientAsync();
-        var (_, other) = await TenantClientAsync();
-        var d = StackFixture.UniqueDomain();
+        var (_, client, d) = await TenantClientAsync();
+        var (_, other, _) = await TenantClientAsync();
         var order = Guid.NewGuid().ToString("N")[..8];
         var from = DateTimeOffset.UtcNow.AddSeconds(-5);
         var a = await SendAsync(client, new
@@ -485,6 +492,11 @@ public sealed class TransactionalEmailTests(StackFixture stack)
         using var client = engine.CreateClient();
         client.DefaultRequestHeaders.Add("X-Pigeon-Api-Key", await ApiKeyAsync(tenant));
         var d = StackFixture.UniqueDomain();
+        using (var bearer = engine.CreateClient())
+        {
+            bearer.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", await stack.SendTokenAsync(tenant));
+            await RegisterDomainAsync(bearer, d);
+        }
         object To(string local) => new { message = new { text = "hi", subject = local, from_email = $"shop@{d}", to = new[] { new { email = $"{local}@{d}" } } } };
 
         // 4xx to RCPT: the first attempt and 3 retries, then rejected as a soft bounce.
@@ -524,12 +536,22 @@ public sealed class TransactionalEmailTests(StackFixture stack)
 
     // ------------------------------------------------------------------ helpers
 
-    private async Task<(TestTenant Tenant, HttpClient Client)> TenantClientAsync()
+    /// <summary>A tenant with an API key and a registered sender domain (its own), and a client sending that key.</summary>
+    private async Task<(TestTenant Tenant, HttpClient Client, string Domain)> TenantClientAsync()
     {
         var tenant = await stack.CreateTenantAsync();
         var client = stack.SendEngineClient();
         client.DefaultRequestHeaders.Add("X-Pigeon-Api-Key", await ApiKeyAsync(tenant));
-        return (tenant, client);
+        var domain = StackFixture.UniqueDomain();
+        using var se = stack.SendEngineClient(await stack.SendTokenAsync(tenant));
+        await RegisterDomainAsync(se, domain);
+        return (tenant, client, domain);
+    }
+
+    private static async Task RegisterDomainAsync(HttpClient bearer, string domain)
+    {
+        using var response = await bearer.PostAsJsonAsync("api/sender-domains", new AddSenderDomainRequest(domain), StackFixture.Json);
+        Assert.True(response.IsSuccessStatusCode, $"POST api/sender-domains answered {(int)response.StatusCode}: {await response.Content.ReadAsStringAsync()}");
     }
 
     /// <summary>An application and an API key for the tenant, through Member Center's admin API.</summary>

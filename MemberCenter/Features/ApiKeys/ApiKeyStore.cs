@@ -65,7 +65,7 @@ public sealed class ApiKeyStore(MemberCenterDbContext db, TimeProvider clock, IO
 
     public async Task<Outcome<ApiKeySecretResponse>> CreateKeyAsync(Guid tenantId, Guid applicationId, CreateApiKeyRequest request, CancellationToken ct)
     {
-        var now = clock.GetUtcNow();
+        var now = Now();
         var v = new Validation().Required("name", request.Name).MaxLength("name", request.Name, 200);
         var expiresAt = Expiry(v, request.ExpiresAt, request.ExpiresInDays, now);
         if (!v.IsValid)
@@ -116,7 +116,7 @@ public sealed class ApiKeyStore(MemberCenterDbContext db, TimeProvider clock, IO
     /// </summary>
     public async Task<Outcome<ApiKeyRotationResponse>> RotateKeyAsync(Guid tenantId, Guid applicationId, Guid keyId, RotateApiKeyRequest request, CancellationToken ct)
     {
-        var now = clock.GetUtcNow();
+        var now = Now();
         var v = new Validation();
         var expiresAt = Expiry(v, request.ExpiresAt, request.ExpiresInDays, now);
         if (request.OverlapHours is < 0 or > MaxOverlapHours)
@@ -202,7 +202,14 @@ public sealed class ApiKeyStore(MemberCenterDbContext db, TimeProvider clock, IO
             v.Add("expires_at", $"The expires_at must be in the future and within {MaxExpiresInDays} days.");
             return null;
         }
-        return expiresAt?.ToUniversalTime();
+        return expiresAt?.ToUniversalTime() is { } utc ? utc.AddTicks(-(utc.Ticks % 10)) : null;
+    }
+
+    // PostgreSQL keeps microseconds: times are cut to them so the answers show what is stored.
+    private DateTimeOffset Now()
+    {
+        var now = clock.GetUtcNow();
+        return now.AddTicks(-(now.Ticks % 10));
     }
 
     private static (ApiKey Key, string Secret) NewKey(Guid tenantId, Guid applicationId, string name, DateTimeOffset now, DateTimeOffset? expiresAt)

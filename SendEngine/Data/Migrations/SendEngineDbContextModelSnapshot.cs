@@ -535,6 +535,33 @@ namespace SendEngine.Data.Migrations
                     b.ToTable("send_job_recipients", (string)null);
                 });
 
+            modelBuilder.Entity("SendEngine.Features.SenderDomains.SenderDomain", b =>
+                {
+                    b.Property<Guid>("TenantId")
+                        .HasColumnType("uuid")
+                        .HasColumnName("tenant_id");
+
+                    b.Property<string>("Domain")
+                        .HasMaxLength(253)
+                        .HasColumnType("character varying(253)")
+                        .HasColumnName("domain");
+
+                    b.Property<DateTimeOffset>("CreatedAt")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("created_at");
+
+                    b.Property<string>("Status")
+                        .IsRequired()
+                        .HasMaxLength(32)
+                        .HasColumnType("character varying(32)")
+                        .HasColumnName("status");
+
+                    b.HasKey("TenantId", "Domain")
+                        .HasName("pk_sender_domains");
+
+                    b.ToTable("sender_domains", (string)null);
+                });
+
             modelBuilder.Entity("SendEngine.Features.Suppressions.Suppression", b =>
                 {
                     b.Property<Guid>("TenantId")

@@ -20,6 +20,8 @@ public sealed class ApiKeyAuthenticationHandler(
 {
     public const string SchemeName = "ApiKey";
     public const string HeaderName = "X-Pigeon-Api-Key";
+    /// <summary>The key's expiry (round-trip format), when it has one; not a wire claim, only this service reads it.</summary>
+    public const string ExpiresAtClaim = "api_key_expires_at";
 
     protected override async Task<AuthenticateResult> HandleAuthenticateAsync()
     {
@@ -38,6 +40,10 @@ public sealed class ApiKeyAuthenticationHandler(
             new Claim(ClaimNames.ApplicationId, id.ApplicationId.ToString()),
             new Claim(ClaimNames.ApiKeyId, id.KeyId.ToString()),
         ], SchemeName);
+        if (id.ExpiresAt is { } expires)
+        {
+            identity.AddClaim(new Claim(ExpiresAtClaim, expires.ToString("O", CultureInfo.InvariantCulture)));
+        }
         return AuthenticateResult.Success(new AuthenticationTicket(new ClaimsPrincipal(identity), SchemeName));
     }
 

@@ -4,6 +4,7 @@ using System.Text.Json;
 using System.Text.RegularExpressions;
 using MimeKit;
 using Newsletter.Contracts.Transactional;
+using Newsletter.ServiceDefaults;
 using Newsletter.ServiceDefaults.Mail;
 
 namespace SendEngine.Features.Transactional;
@@ -84,10 +85,7 @@ internal static partial class EmailRequestValidator
                     p.Add($"message.to[{i}].email", "The email field is required.");
                     continue;
                 }
-                if (r.Email.Length > 320)
-                {
-                    p.Add($"message.to[{i}].email", "The email must be at most 320 characters.");
-                }
+                Line(p, $"message.to[{i}].email", r.Email, 320);
                 Line(p, $"message.to[{i}].name", r.Name, 256);
                 if (r.Type is not (null or "to" or "cc" or "bcc"))
                 {
@@ -206,6 +204,10 @@ internal static partial class EmailRequestValidator
             {
                 p.Add($"{field}[{i}].name", "A merge variable name is letters, digits and underscores (at most 100).");
             }
+            if (vars[i]?.Content is { } content && !StorableText.IsStorable(content))
+            {
+                p.Add($"{field}[{i}].content", StorableText.Problem);
+            }
         }
     }
 
@@ -224,6 +226,10 @@ internal static partial class EmailRequestValidator
             else if (value.ValueKind is not (JsonValueKind.String or JsonValueKind.Number or JsonValueKind.True or JsonValueKind.False or JsonValueKind.Null))
             {
                 p.Add($"{field}.{key}", "A metadata value is a string, number or boolean.");
+            }
+            else if (!StorableText.IsStorable(value))
+            {
+                p.Add($"{field}.{key}", StorableText.Problem);
             }
         }
         if (JsonSerializer.SerializeToUtf8Bytes(metadata).Length > MaxMetadataBytes)

@@ -11,6 +11,7 @@ using Npgsql;
 using Newsletter.ServiceDefaults;
 using SendEngine.Data;
 using SendEngine.Features.ApiKeys;
+using SendEngine.Features.SenderDomains;
 using SendEngine.Features.Suppressions;
 using S = Newsletter.Contracts.Transactional.EmailTaskStatuses;
 
@@ -59,7 +60,7 @@ public static partial class TransactionalEmailApi
     [LoggerMessage(LogLevel.Error, "Transactional API {Path} failed")]
     private static partial void LogFailed(ILogger logger, string path, Exception ex);
 
-    private static async Task<IResult> Send(HttpContext http, TransactionalTaskStore store, NpgsqlDataSource db,
+    private static async Task<IResult> Send(HttpContext http, TransactionalTaskStore store, SenderDomainStore senderDomains, NpgsqlDataSource db,
         IOptions<TransactionalOptions> options, IOptions<JsonOptions> json, WakeSignal<TransactionalDispatcher> wake, TimeProvider clock,
         CancellationToken ct)
     {
@@ -105,13 +106,18 @@ public static partial class TransactionalEmailApi
         var hash = SHA256.HashData(body);
         if (key is not null && await FindByKeyAsync(db, tenantId, key, ct) is { } first)
         {
-            return Replay(first, hash);
+            return Replay(first, hash, jsonOptions);
         }
 
         var m = request.Message!;
         var due = sendAt is { } at && at > now ? at : now;
         var scheduled = due > now;
         var tasks = await PlanTasksAsync(db, tenantId, m, scheduled, ct);
+        if (!await senderDomains.IsRegisteredAsync(tenantId, m.FromEmail, ct))
+        {
+            // A from_email outside the tenant's sender domains: nothing is sent, every task says why.
+            tasks = tasks.Select(t => t.Status is S.Invalid ? t : t with { Status = S.Rejected, RejectReason = EmailRejectReasons.InvalidSender }).ToList();
+        }
         var requestId = Guid.NewGuid();
         var answer = new SendEmailResponse(requestId.ToString("N"),
             tasks.Select(t => new EmailTaskResult(t.Email, t.Status, t.RejectReason, t.Id.ToString("N"))).ToList());
@@ -133,7 +139,7 @@ public static partial class TransactionalEmailApi
         if (!await store.CreateAsync(row, tasks, due, ct))
         {
             // A concurrent request with the same key was stored first: its answer is the answer, and nothing of this one exists.
-            return await FindByKeyAsync(db, tenantId, key!, ct) is { } winner ? Replay(winner, hash)
+            return await FindByKeyAsync(db, tenantId, key!, ct) is { } winner ? Replay(winner, hash, jsonOptions)
                 : throw new InvalidOperationException("An Idempotency-Key conflicted but its request is gone.");
         }
         if (!scheduled && tasks.Any(t => t.Status == S.Queued))
@@ -176,13 +182,15 @@ public static partial class TransactionalEmailApi
         return buffer.ToArray();
     }
 
-    private static IResult Replay((string Response, byte[]? Hash) first, byte[] hash) =>
+    /// <summary>The first answer again (re-serialized: jsonb keeps neither key order nor spacing), or a refusal when the body differs.</summary>
+    private static IResult Replay((string Response, byte[]? Hash) first, byte[] hash, JsonSerializerOptions json) =>
         first.Hash is not null && !CryptographicOperations.FixedTimeEquals(first.Hash, hash)
             ? Invalid(new Dictionary<string, string>
             {
                 ["Idempotency-Key"] = "This Idempotency-Key was used with another body; use a new key for a new message.",
             })
-            : Results.Text(first.Response, "application/json", statusCode: 200);
+            : Results.Text(JsonSerializer.Serialize(JsonSerializer.Deserialize<SendEmailResponse>(first.Response, json), json),
+                "application/json", statusCode: 200);
 
     private static async Task<(string Response, byte[]? Hash)?> FindByKeyAsync(NpgsqlDataSource db, Guid tenantId, string key, CancellationToken ct)
     {

@@ -1,0 +1,41 @@
+using Microsoft.AspNetCore.Authentication;
+using Microsoft.OpenApi;
+using SendEngine.Features.ApiKeys;
+using SendEngine.Features.SenderDomains;
+
+namespace SendEngine.Extensions;
+
+/// <summary>What the transactional API's callers are checked against: X-Pigeon-Api-Key and the tenant's sender domains.</summary>
+public static class TransactionalAccessExtensions
+{
+    public static WebApplicationBuilder AddSendEngineApiKeys(this WebApplicationBuilder builder)
+    {
+        builder.Services.AddOptions<ApiKeyOptions>().BindConfiguration(ApiKeyOptions.Section).ValidateDataAnnotations().ValidateOnStart();
+        builder.Services.AddSingleton<ApiKeyVerifier>();
+        builder.Services.AddAuthentication()
+            .AddScheme<AuthenticationSchemeOptions, ApiKeyAuthenticationHandler>(ApiKeyAuthenticationHandler.SchemeName, null);
+        builder.Services.AddAuthorizationBuilder().AddPolicy(Features.ApiKeys.ApiKeyExtensions.Policy, p => p
+            .AddAuthenticationSchemes(ApiKeyAuthenticationHandler.SchemeName)
+            .RequireAuthenticatedUser());
+        builder.Services.ConfigureSwaggerGen(c =>
+        {
+            c.AddSecurityDefinition(ApiKeyRequirementFilter.SchemeName, new OpenApiSecurityScheme
+            {
+                Type = SecuritySchemeType.ApiKey,
+                In = ParameterLocation.Header,
+                Name = ApiKeyAuthenticationHandler.HeaderName,
+                Description = "An API key of one of the tenant's applications (Member Center: /api/applications/{application_id}/keys).",
+            });
+            // After ServiceDefaults' bearer filter, so it replaces the bearer requirement on these routes.
+            c.OperationFilter<ApiKeyRequirementFilter>();
+        });
+        return builder;
+    }
+
+    public static WebApplicationBuilder AddSenderDomains(this WebApplicationBuilder builder)
+    {
+        builder.Services.AddOptions<SenderDomainOptions>().BindConfiguration(SenderDomainOptions.Section).ValidateDataAnnotations().ValidateOnStart();
+        builder.Services.AddScoped<SenderDomainStore>();
+        return builder;
+    }
+}
