@@ -90,10 +90,15 @@ public sealed class TenantWebhookTests(StackFixture stack)
         var created = await CreateEndpointAsync(se, receiver.Url, [WebhookEventTypes.Sent, WebhookEventTypes.Rejected]);
         using var api = engine.CreateClient();
         api.DefaultRequestHeaders.Add("X-Pigeon-Api-Key", await new TransactionalEmailTests(stack).ApiKeyAsync(tenant));
-        var buyer = $"buyer@{StackFixture.UniqueDomain()}";
+        var domain = StackFixture.UniqueDomain();
+        using (var registered = await se.PostAsJsonAsync("api/sender-domains", new Newsletter.Contracts.SenderDomains.AddSenderDomainRequest(domain), StackFixture.Json))
+        {
+            Assert.True(registered.IsSuccessStatusCode, await registered.Content.ReadAsStringAsync());
+        }
+        var buyer = $"buyer@{domain}";
         using var posted = await api.PostAsJsonAsync("api/v1/email", new
         {
-            message = new { from_email = "shop@sender.example", subject = "Receipt", text = "Thanks", to = new[] { new { email = buyer }, new { email = "not an address" } } },
+            message = new { from_email = $"shop@{domain}", subject = "Receipt", text = "Thanks", to = new[] { new { email = buyer }, new { email = "not an address" } } },
         });
         var answer = JsonDocument.Parse(await posted.Content.ReadAsStringAsync()).RootElement;
         Assert.True(posted.IsSuccessStatusCode, answer.ToString());
