@@ -121,6 +121,69 @@ public sealed class TenantWebhookTests(StackFixture stack)
     }
 
     [Fact]
+    public async Task The_seeds_recipient_and_request_callbacks_go_to_the_registered_url_signed_with_the_seeds_bodies()
+    {
+        var tenant = await stack.CreateTenantAsync();
+        await using var receiver = new WebhookReceiver();
+        var (engine, _) = await StartAsync();
+        await using var _e = engine;
+        using var se = await ClientAsync(engine, tenant);
+        // The callback url is registered as an endpoint: its secret signs the callbacks (whatever event types it wants).
+        var created = await CreateEndpointAsync(se, receiver.Url, [WebhookEventTypes.Complained]);
+        using var api = engine.CreateClient();
+        api.DefaultRequestHeaders.Add("X-Pigeon-Api-Key", await new TransactionalEmailTests(stack).ApiKeyAsync(tenant));
+        var domain = StackFixture.UniqueDomain();
+        using (var registered = await se.PostAsJsonAsync("api/sender-domains", new Newsletter.Contracts.SenderDomains.AddSenderDomainRequest(domain), StackFixture.Json))
+        {
+            Assert.True(registered.IsSuccessStatusCode, await registered.Content.ReadAsStringAsync());
+        }
+        async Task<JsonElement> SendAsync(string type, params string[] to)
+        {
+            using var posted = await api.PostAsJsonAsync("api/v1/email", new
+            {
+                message = new { from_email = $"shop@{domain}", subject = "Receipt", text = "Thanks", to = to.Select(e => new { email = e }).ToArray() },
+                callback = new { url = receiver.Url, type },
+            });
+            var answer = JsonDocument.Parse(await posted.Content.ReadAsStringAsync()).RootElement;
+            Assert.True(posted.IsSuccessStatusCode, answer.ToString());
+            return answer;
+        }
+        var verifier = new StandardWebhook(created.Secret);
+
+        // recipient: once per task, when it is final: {email, task_id, status, reject_reason}.
+        var first = await SendAsync("recipient", $"ann@{domain}", "not an address");
+        var perTask = await receiver.WaitForAsync(r => r.Count >= 2, what: "two recipient callbacks");
+        foreach (var hook in perTask)
+        {
+            verifier.Verify(hook.Body, hook.Headers);
+            Assert.Equal(["email", "task_id", "status", "reject_reason"], JsonDocument.Parse(hook.Body).RootElement.EnumerateObject().Select(p => p.Name));
+        }
+        var bodies = perTask.Select(h => JsonDocument.Parse(h.Body).RootElement).ToDictionary(b => b.GetProperty("email").GetString()!);
+        var tasks = first.GetProperty("tasks").EnumerateArray().ToDictionary(t => t.GetProperty("email").GetString()!, t => t.GetProperty("task_id").GetString()!);
+        Assert.Equal("sent", bodies[$"ann@{domain}"].GetProperty("status").GetString());
+        Assert.Equal(JsonValueKind.Null, bodies[$"ann@{domain}"].GetProperty("reject_reason").ValueKind);
+        Assert.Equal(tasks[$"ann@{domain}"], bodies[$"ann@{domain}"].GetProperty("task_id").GetString());
+        Assert.Equal("invalid", bodies["not an address"].GetProperty("status").GetString());
+        Assert.Equal(tasks["not an address"], bodies["not an address"].GetProperty("task_id").GetString());
+
+        // request: once, when every task is final: {request_id, tasks[{email, task_id, status, reject_reason}]}.
+        var second = await SendAsync("request", $"bob@{domain}", $"cid@{domain}");
+        var all = await receiver.WaitForAsync(r => r.Count >= 3, what: "the request callback");
+        var request = all[2];
+        verifier.Verify(request.Body, request.Headers);
+        var body = JsonDocument.Parse(request.Body).RootElement;
+        Assert.Equal(["request_id", "tasks"], body.EnumerateObject().Select(p => p.Name));
+        Assert.Equal(second.GetProperty("request_id").GetString(), body.GetProperty("request_id").GetString());
+        var listed = body.GetProperty("tasks").EnumerateArray().ToList();
+        Assert.Equal([$"bob@{domain}", $"cid@{domain}"], listed.Select(t => t.GetProperty("email").GetString()!));
+        Assert.All(listed, t => Assert.Equal("sent", t.GetProperty("status").GetString()));
+        Assert.All(listed, t => Assert.Equal(["email", "task_id", "status", "reject_reason"], t.EnumerateObject().Select(p => p.Name)));
+        Assert.Equal(second.GetProperty("tasks").EnumerateArray().Select(t => t.GetProperty("task_id").GetString()), listed.Select(t => t.GetProperty("task_id").GetString()));
+        await Task.Delay(1000);
+        Assert.Equal(3, receiver.Received.Count);
+    }
+
+    [Fact]
     public async Task A_failing_receiver_is_retried_with_a_stable_webhook_id_attempts_are_readable_and_an_event_can_be_replayed()
     {
         var (tenant, _) = await stack.CreateTenantWithSubscribersAsync(1, "retry");

@@ -64,6 +64,48 @@ public sealed class WebhookPublisher(NpgsqlDataSource db, IMemoryCache cache, IO
         WHERE {where}
         """;
 
+    /// <summary>The event_type of the seed's per-request callbacks in the outbox (they ignore the endpoint's event types).</summary>
+    public const string RecipientCallback = "callback.recipient";
+    public const string RequestCallback = "callback.request";
+
+    /// <summary>
+    /// A CTE (<c>recipient_callbacks</c>) queuing the seed's <c>recipient</c> callback for each task in <c>recorded</c> that
+    /// reached a final status, when its request asked for one: the body exactly as seed 003 shows it ({email, task_id,
+    /// status, reject_reason}, json_build_object keeps that order). The callback goes to the tenant's enabled endpoint
+    /// whose url is the callback url, signed with that endpoint's secret (an unregistered url gets no call: there is no
+    /// secret to sign with and it never passed the SSRF check).
+    /// </summary>
+    public static string RecipientCallbackCte(string now, string where = "true") => $"""
+        recipient_callbacks AS (
+            INSERT INTO webhook_messages (webhook_id, endpoint_id, tenant_id, event_type, payload, status, attempts, next_attempt_at, created_at, replay)
+            SELECT 'msg_' || replace(gen_random_uuid()::text, '-', ''), e.id, e.tenant_id, '{RecipientCallback}',
+                json_build_object('email', x.email, 'task_id', replace(x.id::text, '-', ''), 'status', x.status, 'reject_reason', x.reject_reason)::text,
+                'pending', 0, {now}, {now}, false
+            FROM recorded x
+            JOIN transactional_requests r ON r.id = x.request_id AND r.callback_type = 'recipient'
+            JOIN webhook_endpoints e ON e.tenant_id = x.tenant_id AND e.url = r.callback_url AND e.state = 'enabled'
+            WHERE {where}
+            RETURNING 0)
+        """;
+
+    /// <summary>
+    /// The insert queuing the seed's <c>request</c> callback for each request in <c>done</c> (columns id, tenant_id,
+    /// callback_url, callback_type) that asked for one: {request_id, tasks[{email, task_id, status, reject_reason}]},
+    /// the tasks in request order, read from <paramref name="tasks"/> (the table, or a CTE of the same statement).
+    /// </summary>
+    public static string RequestCallbackSql(string now, string tasks = "transactional_tasks") => $"""
+        INSERT INTO webhook_messages (webhook_id, endpoint_id, tenant_id, event_type, payload, status, attempts, next_attempt_at, created_at, replay)
+        SELECT 'msg_' || replace(gen_random_uuid()::text, '-', ''), e.id, e.tenant_id, '{RequestCallback}',
+            json_build_object('request_id', replace(d.id::text, '-', ''), 'tasks', (
+                SELECT json_agg(json_build_object('email', t.email, 'task_id', replace(t.id::text, '-', ''), 'status', t.status,
+                    'reject_reason', t.reject_reason) ORDER BY t.position)
+                FROM {tasks} t WHERE t.request_id = d.id))::text,
+            'pending', 0, {now}, {now}, false
+        FROM done d
+        JOIN webhook_endpoints e ON e.tenant_id = d.tenant_id AND e.url = d.callback_url AND e.state = 'enabled'
+        WHERE d.callback_type = 'request'
+        """;
+
     /// <summary>The event types the tenant's enabled endpoints want (cached).</summary>
     public async ValueTask<IReadOnlySet<string>> SubscribedTypesAsync(Guid tenantId, CancellationToken ct)
     {
