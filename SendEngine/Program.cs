@@ -23,6 +23,7 @@ public class Program
             .AddSendEngine()
             .AddSendEngineEmailEvents()
             .AddSendEngineTransactional()
+            .AddSendEngineWebhooks()
             .AddSendEngineHangfire();
 
         var app = builder.Build();
@@ -38,6 +39,7 @@ public class Program
         app.MapApiKeyInfoApi();
         app.MapSenderDomainsApi();
         app.MapTransactionalEmailApi();
+        app.MapSendEngineWebhooks();
         await app.RunAsync();
     }
 }

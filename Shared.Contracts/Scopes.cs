@@ -12,6 +12,8 @@ public static class Scopes
     /// <summary>The tenant's applications and their X-Pigeon-Api-Key keys in Member Center (tenant_api clients).</summary>
     public const string ApiKeysRead = "newsletter:api_keys.read";
     public const string ApiKeysWrite = "newsletter:api_keys.write";
+    /// <summary>Send Engine: manage the tenant's event webhook endpoints, read their attempts, replay events.</summary>
+    public const string Webhooks = "newsletter:webhooks";
 
     public const string PlatformAdmin = "platform:admin";
 

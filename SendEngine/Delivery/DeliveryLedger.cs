@@ -2,6 +2,7 @@ using System.Threading.Channels;
 using Npgsql;
 using NpgsqlTypes;
 using SendEngine.Data;
+using SendEngine.Features.Webhooks;
 
 namespace SendEngine.Delivery;
 
@@ -18,6 +19,7 @@ internal sealed class DeliveryLedger : IAsyncDisposable
     private const string MarkSql = RecipientStore.MarkSendingSql;
     private const string RecordSql = RecipientStore.RecordResultsSql;
     private const string UnmarkSql = RecipientStore.UnmarkSql;
+    private const string RecordEventsSql = RecipientStore.RecordResultsAndEventsSql;
 
     private readonly NpgsqlConnection _conn;
     private readonly TimeProvider _clock;
@@ -28,15 +30,24 @@ internal sealed class DeliveryLedger : IAsyncDisposable
     private readonly NpgsqlBatch _mark;
     private readonly NpgsqlBatch _record;
     private readonly NpgsqlBatch _unmark;
+    // The same with the tenant's webhook events, used while the tenant has an endpoint wanting a result type.
+    private readonly NpgsqlBatch _markAndRecordEvents;
+    private readonly NpgsqlBatch _recordEvents;
+    private readonly WebhookPublisher? _webhooks;
+    private readonly Guid _tenantId;
     private readonly HashSet<NpgsqlBatch> _prepared = [];
     private readonly Task _loop;
     private long _roundTrips;
 
-    private DeliveryLedger(NpgsqlConnection conn, Guid runnerId, TimeProvider clock, TimeSpan lease)
+    private DeliveryLedger(NpgsqlConnection conn, Guid runnerId, TimeProvider clock, TimeSpan lease, WebhookPublisher? webhooks, Guid tenantId)
     {
         _conn = conn;
         _clock = clock;
         _lease = lease;
+        _webhooks = webhooks;
+        _tenantId = tenantId;
+        _markAndRecordEvents = Batch(conn, runnerId, MarkSql, RecordEventsSql);
+        _recordEvents = Batch(conn, runnerId, RecordEventsSql);
         _markAndRecord = Batch(conn, runnerId, MarkSql, RecordSql);
         _mark = Batch(conn, runnerId, MarkSql);
         _record = Batch(conn, runnerId, RecordSql);
@@ -44,12 +55,14 @@ internal sealed class DeliveryLedger : IAsyncDisposable
         _loop = Task.Run(LoopAsync);
     }
 
-    public static async Task<DeliveryLedger> OpenAsync(NpgsqlDataSource db, Guid runnerId, TimeProvider clock, TimeSpan lease, CancellationToken ct)
+    /// <param name="webhooks">With <paramref name="tenantId"/>: the results raise the tenant's webhook events (sent, deferred, rejected).</param>
+    public static async Task<DeliveryLedger> OpenAsync(NpgsqlDataSource db, Guid runnerId, TimeProvider clock, TimeSpan lease, CancellationToken ct,
+        WebhookPublisher? webhooks = null, Guid tenantId = default)
     {
         // Synchronous commit (the server default): a 'sending' mark must survive a PostgreSQL crash, or the row would be
         // sent again. The group commit shares each fsync among all the runner's workers.
         var conn = await db.OpenConnectionAsync(ct);
-        return new DeliveryLedger(conn, runnerId, clock, lease);
+        return new DeliveryLedger(conn, runnerId, clock, lease, webhooks, tenantId);
     }
 
     /// <summary>Round trips made so far (each carries every request that was waiting when it started).</summary>
@@ -80,7 +93,7 @@ internal sealed class DeliveryLedger : IAsyncDisposable
     {
         _requests.Writer.TryComplete();
         await _loop;
-        foreach (var batch in new[] { _markAndRecord, _mark, _record, _unmark })
+        foreach (var batch in new[] { _markAndRecord, _mark, _record, _unmark, _markAndRecordEvents, _recordEvents })
         {
             await batch.DisposeAsync();
         }
@@ -150,13 +163,18 @@ internal sealed class DeliveryLedger : IAsyncDisposable
         {
             return;
         }
+        // A memory look-up per round trip (cached per tenant): no event rows, and no join, for a tenant that wants none.
+        var events = results.Length > 0 && _webhooks is not null
+            && (await _webhooks.SubscribedTypesAsync(_tenantId, CancellationToken.None)).Overlaps(WebhookPublisher.BulkResultTypes);
         if (marks.Length == 0)
         {
-            SetRecord(_record.BatchCommands[0], results, now);
-            await ExecuteAsync(_record, null);
+            var record = events ? _recordEvents : _record;
+            SetRecord(record.BatchCommands[0], results, now);
+            await ExecuteAsync(record, null);
+            NotifyWebhooks(events);
             return;
         }
-        var batch = results.Length > 0 ? _markAndRecord : _mark;
+        var batch = results.Length > 0 ? events ? _markAndRecordEvents : _markAndRecord : _mark;
         var mark = batch.BatchCommands[0].Parameters;
         ((NpgsqlParameter<long[]>)mark[0]).TypedValue = marks;
         ((NpgsqlParameter<DateTimeOffset>)mark[2]).TypedValue = now + _lease;
@@ -167,9 +185,18 @@ internal sealed class DeliveryLedger : IAsyncDisposable
         }
         var marked = new HashSet<long>();
         await ExecuteAsync(batch, marked);
+        NotifyWebhooks(events);
         foreach (var request in waiting)
         {
             request.Marked.UnionWith(request.Marks.Where(marked.Contains));
+        }
+    }
+
+    private void NotifyWebhooks(bool events)
+    {
+        if (events)
+        {
+            _webhooks!.Notify();
         }
     }
 
@@ -214,7 +241,7 @@ internal sealed class DeliveryLedger : IAsyncDisposable
         }
     }
 
-    private static NpgsqlBatch Batch(NpgsqlConnection conn, Guid runner, params string[] statements)
+    private NpgsqlBatch Batch(NpgsqlConnection conn, Guid runner, params string[] statements)
     {
         var batch = new NpgsqlBatch(conn);
         foreach (var text in statements)
@@ -240,6 +267,10 @@ internal sealed class DeliveryLedger : IAsyncDisposable
                     p.Add(new NpgsqlParameter<string[]> { NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Text });
                     p.Add(new NpgsqlParameter<DateTime?[]> { NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.TimestampTz });
                     p.Add(new NpgsqlParameter<DateTimeOffset> { NpgsqlDbType = NpgsqlDbType.TimestampTz });
+                    if (text == RecordEventsSql)
+                    {
+                        p.Add(new NpgsqlParameter<Guid> { NpgsqlDbType = NpgsqlDbType.Uuid, TypedValue = _tenantId });
+                    }
                     break;
             }
             batch.BatchCommands.Add(cmd);

@@ -358,6 +358,15 @@ public sealed partial class RecipientStore(NpgsqlDataSource db, TimeProvider clo
         WHERE r.id = d.id
         """;
 
+    /// <summary>
+    /// <see cref="RecordResultsSql"/> that also queues the tenant's webhook events of the results (sent, deferred,
+    /// rejected) in the same statement, so an event exists exactly when its status change committed. $7 the tenant.
+    /// </summary>
+    internal const string RecordResultsAndEventsSql = $"""
+        WITH recorded AS ({RecordResultsSql}    RETURNING r.id, r.job_id, r.email, r.message_id, r.detail, r.status)
+        {Features.Webhooks.WebhookPublisher.BulkResultEventsSql}
+        """;
+
     /// <summary>sending → claimed, attempts restored: the message was never handed over (stopping, or the transport was unavailable). $1 ids, $2 runner.</summary>
     internal const string UnmarkSql = $"""
         UPDATE send_job_recipients SET status = '{R.Claimed}', attempts = attempts - 1 WHERE id = ANY($1) AND claimed_by = $2 AND status = '{R.Sending}'

@@ -8,6 +8,7 @@ using Newsletter.Contracts;
 using Newsletter.ServiceDefaults.Mail;
 using Npgsql;
 using SendEngine.Composition;
+using SendEngine.Features.Webhooks;
 using SendEngine.Features.MemberCenter;
 using SendEngine.Features.Suppressions;
 using SendEngine.Transports;
@@ -29,6 +30,7 @@ public sealed partial class SendJobRunner(
     MemberCenterClient memberCenter,
     AddressHasher hasher,
     TransportResolver transports,
+    WebhookPublisher webhooks,
     IBackgroundJobClient jobs,
     IOptions<SendJobOptions> jobOptions,
     IOptions<DeliveryOptions> deliveryOptions,
@@ -187,7 +189,7 @@ public sealed partial class SendJobRunner(
         var transport = transports.For(job.TenantId);
         LogDeliveryStarting(logger, jobId, run.RunnerId, d.Concurrency);
 
-        var ledger = await DeliveryLedger.OpenAsync(db, run.RunnerId, clock, o.Lease, cancellationToken);
+        var ledger = await DeliveryLedger.OpenAsync(db, run.RunnerId, clock, o.Lease, cancellationToken, webhooks, job.TenantId);
         var workers = Enumerable.Range(0, d.Concurrency)
             .Select(_ => new DeliveryWorker(run, composer, links, transport, channel.Reader, ledger, limiter, o, d.GroupSize, logger))
             .Select(w => Task.Run(w.RunAsync, CancellationToken.None))

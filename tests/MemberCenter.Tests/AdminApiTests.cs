@@ -23,7 +23,7 @@ public sealed class AdminApiTests(MemberCenterFixture mc)
         var clients = await admin.GetFromJsonAsync<List<ApiClientResponse>>($"admin/tenants/{tenant.TenantId}/clients", MemberCenterFixture.Json);
         Assert.Equal([ClientUsages.SendApi, ClientUsages.TenantApi], clients!.Select(c => c.Usage).Order());
         Assert.All(clients!, c => Assert.False(c.Disabled));
-        Assert.Contains(clients!, c => c.Usage == ClientUsages.SendApi && c.Scopes.SequenceEqual([Scopes.SendWrite, Scopes.SendRead]));
+        Assert.Contains(clients!, c => c.Usage == ClientUsages.SendApi && c.Scopes.SequenceEqual([Scopes.SendWrite, Scopes.SendRead, Scopes.Webhooks]));
 
         // The secret is shown once and never listed.
         var raw = await admin.GetStringAsync($"admin/tenants/{tenant.TenantId}/clients");

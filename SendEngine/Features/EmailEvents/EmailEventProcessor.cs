@@ -8,6 +8,8 @@ using SendEngine.Delivery;
 using SendEngine.Features.SendJobs;
 using SendEngine.Features.Suppressions;
 using SendEngine.Features.Transactional;
+using SendEngine.Features.Webhooks;
+using Newsletter.Contracts.Webhooks;
 using Newsletter.ServiceDefaults.Background;
 using Newsletter.ServiceDefaults.Mail;
 
@@ -27,6 +29,7 @@ public sealed partial class EmailEventProcessor(
     WakeSignal<EmailEventProcessor> signal,
     WakeSignal<MemberCenterReporter> reportSignal,
     JobCountsCache countsCache,
+    WebhookPublisher webhooks,
     SendEngineMetrics metrics,
     IOptions<EmailEventOptions> options,
     TimeProvider clock,
@@ -46,6 +49,21 @@ public sealed partial class EmailEventProcessor(
     public const string RecipientMismatch = "recipient_mismatch";
 
     private DateTimeOffset _lastBacklog = DateTimeOffset.MinValue;
+    private int _published;
+
+    /// <summary>The tenant webhook event type of an ESP event, or null when it raises none.</summary>
+    private static string? WebhookType(string eventType) => eventType switch
+    {
+        EmailEventTypes.Delivered => WebhookEventTypes.Delivered,
+        EmailEventTypes.HardBounce or EmailEventTypes.SoftBounce => WebhookEventTypes.Bounced,
+        EmailEventTypes.Deferred => WebhookEventTypes.Deferred,
+        EmailEventTypes.Rejected => WebhookEventTypes.Rejected,
+        EmailEventTypes.SpamReport => WebhookEventTypes.Complained,
+        EmailEventTypes.Open => WebhookEventTypes.Opened,
+        EmailEventTypes.Click => WebhookEventTypes.Clicked,
+        EmailEventTypes.Unsubscribe => WebhookEventTypes.Unsubscribed,
+        _ => null,
+    };
 
     protected override bool Enabled => options.Value.ProcessorEnabled;
     protected override TimeSpan PollInterval => options.Value.PollInterval;
@@ -157,6 +175,10 @@ public sealed partial class EmailEventProcessor(
         }
         await tx.CommitAsync(ct);
         countsCache.Invalidate(changedJobs);
+        if (Interlocked.Exchange(ref _published, 0) > 0)
+        {
+            webhooks.Notify();
+        }
         if (done.Any(d => d.Row.EventType is EmailEventTypes.HardBounce or EmailEventTypes.SoftBounce or EmailEventTypes.SpamReport or EmailEventTypes.Unsubscribe))
         {
             reportSignal.Notify();
@@ -308,6 +330,21 @@ public sealed partial class EmailEventProcessor(
             default:
                 outcome = "ignored";
                 break;
+        }
+        if (WebhookType(row.EventType) is { } hook)
+        {
+            var bounceType = row.EventType == EmailEventTypes.SoftBounce ? "soft" : row.EventType == EmailEventTypes.HardBounce ? "hard" : null;
+            _published += await webhooks.PublishAsync(conn, tx, t.TenantId, hook, t.TaskId is { } taskId
+                ? new
+                {
+                    Source = "transactional", TaskId = taskId.ToString("N"), Email = email, MessageId = row.MessageId, EventId = row.Id,
+                    OccurredAt = row.OccurredAt, Reason = detail, BounceType = bounceType,
+                }
+                : (object)new
+                {
+                    Source = "bulk", JobId = t.JobId, RecipientId = t.RecipientId, Email = email, MessageId = row.MessageId, EventId = row.Id,
+                    OccurredAt = row.OccurredAt, Reason = detail, BounceType = bounceType,
+                }, now, ct);
         }
         await Sql.ExecuteAsync(conn, tx, """
             INSERT INTO email_statistics AS s (tenant_id, email, total_delivered, total_opened, total_clicked, total_bounced,

@@ -39,6 +39,13 @@ public sealed class RetentionOptions
     public TimeSpan DeliveredReportRetention { get; set; } = TimeSpan.FromDays(30);
 
     /// <summary>Rows per statement, so a large backlog never holds many locks or a long transaction.</summary>
+    /// <summary>
+    /// Tenant webhook attempts are deleted this long after they were made, and finished webhook messages (delivered or
+    /// failed) this long after they finished; pending ones stay until the dispatcher is done with them.
+    /// </summary>
+    [Range(typeof(TimeSpan), "00:00:00", "3650.00:00:00")]
+    public TimeSpan WebhookAttemptRetention { get; set; } = TimeSpan.FromDays(7);
+
     [Range(100, 100_000)]
     public int BatchSize { get; set; } = 5_000;
 }
@@ -54,7 +61,7 @@ public sealed partial class RetentionSweeper(
     TimeProvider clock,
     ILogger<RetentionSweeper> logger) : BatchLoop(signal: null, clock)
 {
-    public sealed record Result(long RawEvents, long Jobs, long Recipients, long Events, long Reports);
+    public sealed record Result(long RawEvents, long Jobs, long Recipients, long Events, long Reports, long WebhookAttempts = 0, long WebhookMessages = 0);
 
     private static readonly string[] FinishedStatuses = [SendJobStatuses.Completed, SendJobStatuses.Cancelled, SendJobStatuses.Failed];
     private static readonly string[] SentStatuses = [RecipientStatuses.Sent, RecipientStatuses.Delivered, RecipientStatuses.Bounced];
@@ -94,11 +101,20 @@ public sealed partial class RetentionSweeper(
             DELETE FROM member_center_reports WHERE id IN (
                 SELECT id FROM member_center_reports WHERE completed_at < $1 AND outcome = 'sent' LIMIT $2 FOR UPDATE SKIP LOCKED)
             """, now - o.DeliveredReportRetention, ct);
-        if (raw + recipients + events + reports > 0)
+        var attempts = await RepeatAsync("""
+            DELETE FROM webhook_attempts WHERE id IN (
+                SELECT id FROM webhook_attempts WHERE attempted_at < $1 LIMIT $2 FOR UPDATE SKIP LOCKED)
+            """, now - o.WebhookAttemptRetention, ct);
+        var messages = await RepeatAsync("""
+            DELETE FROM webhook_messages WHERE id IN (
+                SELECT id FROM webhook_messages WHERE status <> 'pending' AND completed_at < $1 LIMIT $2 FOR UPDATE SKIP LOCKED)
+            """, now - o.WebhookAttemptRetention, ct);
+        if (raw + recipients + events + reports + attempts + messages > 0)
         {
             LogSwept(logger, raw, jobs, recipients, events, reports);
+            LogWebhooksSwept(logger, attempts, messages);
         }
-        return new Result(raw, jobs, recipients, events, reports);
+        return new Result(raw, jobs, recipients, events, reports, attempts, messages);
     }
 
     /// <summary>
@@ -201,6 +217,9 @@ public sealed partial class RetentionSweeper(
 
     [LoggerMessage(LogLevel.Information, "Retention: cleared {RawEvents} raw event payloads, archived {Jobs} finished jobs ({Recipients} recipient rows), deleted {Events} old events and {Reports} delivered Member Center reports")]
     private static partial void LogSwept(ILogger logger, long rawEvents, long jobs, long recipients, long events, long reports);
+
+    [LoggerMessage(LogLevel.Information, "Retention: deleted {Attempts} webhook attempts and {Messages} finished webhook messages")]
+    private static partial void LogWebhooksSwept(ILogger logger, long attempts, long messages);
 
     [LoggerMessage(LogLevel.Warning, "Retention sweep failed, retried at the next interval: {Error}")]
     private static partial void LogSweepFailed(ILogger logger, string error);

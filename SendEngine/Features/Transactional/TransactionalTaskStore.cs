@@ -1,3 +1,4 @@
+using Newsletter.Contracts.Webhooks;
 using Newsletter.Contracts.Transactional;
 using Npgsql;
 using SendEngine.Data;
@@ -51,13 +52,20 @@ public sealed class TransactionalTaskStore(NpgsqlDataSource db, TimeProvider clo
                 return false;
             }
         }
+        // Tasks rejected or invalid at once raise the tenant's "rejected" webhook event in the same statement.
         await using (var cmd = Sql.Command(conn, $"""
+            WITH recorded AS (
             INSERT INTO transactional_tasks (id, request_id, tenant_id, position, email, email_key, name, type, status, reject_reason,
                 attempts, due_at, metadata, created_at, finished_at)
             SELECT t.id, $1, $2, t.position, t.email, t.email_key, t.name, t.type, t.status, t.reason, 0, $3, t.metadata::jsonb, $4,
                 CASE WHEN t.status IN ('{S.Rejected}', '{S.Invalid}') THEN $4 END
             FROM unnest($5::uuid[], $6::int[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[])
                 AS t(id, position, email, email_key, name, type, status, reason, metadata)
+            RETURNING id, request_id, tenant_id, email, message_id, reject_reason, detail, status, position),
+            {Features.Webhooks.WebhookPublisher.RecipientCallbackCte("$4", $"x.status IN ('{S.Rejected}', '{S.Invalid}')")},
+            events AS ({Features.Webhooks.WebhookPublisher.TransactionalEventsSql(WebhookEventTypes.Rejected, "$4", $"x.status IN ('{S.Rejected}', '{S.Invalid}')")} RETURNING 0),
+            done AS (SELECT id, tenant_id, callback_url, callback_type FROM transactional_requests WHERE id = $1 AND completed_at IS NOT NULL)
+            {Features.Webhooks.WebhookPublisher.RequestCallbackSql("$4", "recorded")}
             """,
             r.Id, r.TenantId, dueAt, r.CreatedAt,
             tasks.Select(t => t.Id).ToArray(), tasks.Select(t => t.Position).ToArray(), tasks.Select(t => t.Email).ToArray(),
@@ -81,13 +89,16 @@ public sealed class TransactionalTaskStore(NpgsqlDataSource db, TimeProvider clo
         var requests = new List<Guid>();
         await using var conn = await db.OpenConnectionAsync(ct);
         await using var cmd = Sql.Command(conn, $"""
+            WITH recorded AS (
             UPDATE transactional_tasks SET
                 status = CASE WHEN status = '{S.Claimed}' THEN '{S.Queued}' ELSE '{S.Unknown}' END,
                 detail = CASE WHEN status = '{S.Claimed}' THEN detail ELSE $2 END,
                 finished_at = CASE WHEN status = '{S.Claimed}' THEN NULL ELSE $1 END,
                 lease_until = NULL
             WHERE status IN ('{S.Claimed}', '{S.Sending}') AND lease_until < $1
-            RETURNING request_id
+            RETURNING id, request_id, tenant_id, email, message_id, reject_reason, detail, status, position),
+            {Features.Webhooks.WebhookPublisher.RecipientCallbackCte("$1", $"x.status = '{S.Unknown}'")}
+            SELECT request_id FROM recorded
             """, now, DispatcherDiedDetail);
         await using var reader = await cmd.ExecuteReaderAsync(ct);
         while (await reader.ReadAsync(ct))
@@ -142,35 +153,50 @@ public sealed class TransactionalTaskStore(NpgsqlDataSource db, TimeProvider clo
     {
         var now = clock.GetUtcNow();
         return Sql.ExecuteAsync(db, $"""
+            WITH recorded AS (
             UPDATE transactional_tasks SET status = '{S.Sent}', message_id = $2, detail = left($3, 1000), attempts = attempts + 1,
                 sent_at = $4, finished_at = $4, lease_until = NULL
             WHERE id = $1 AND status = '{S.Sending}'
+            RETURNING id, request_id, tenant_id, email, message_id, reject_reason, detail, status, position),
+            {Features.Webhooks.WebhookPublisher.RecipientCallbackCte("$4")}
+            {Features.Webhooks.WebhookPublisher.TransactionalEventsSql(WebhookEventTypes.Sent, "$4")}
             """, ct, id, messageId, detail, now);
     }
 
     /// <summary>sending → unknown: handed over, no answer; never retried.</summary>
     internal Task RecordUnknownAsync(Guid id, string? messageId, string detail, CancellationToken ct) =>
         Sql.ExecuteAsync(db, $"""
+            WITH recorded AS (
             UPDATE transactional_tasks SET status = '{S.Unknown}', message_id = $2, detail = left($3, 1000), attempts = attempts + 1,
                 finished_at = $4, lease_until = NULL
             WHERE id = $1 AND status = '{S.Sending}'
+            RETURNING id, request_id, tenant_id, email, message_id, reject_reason, detail, status, position),
+            {Features.Webhooks.WebhookPublisher.RecipientCallbackCte("$4")}
+            SELECT count(*) FROM recorded
             """, ct, id, (object?)messageId ?? DBNull.Value, detail, clock.GetUtcNow());
 
     /// <summary>sending | claimed → rejected (refused by the server, out of retries, or suppressed meanwhile).</summary>
     internal Task RecordRejectedAsync(Guid id, string reason, string detail, bool attempted, CancellationToken ct) =>
         Sql.ExecuteAsync(db, $"""
+            WITH recorded AS (
             UPDATE transactional_tasks SET status = '{S.Rejected}', reject_reason = $2, detail = left($3, 1000),
                 attempts = attempts + CASE WHEN $4 THEN 1 ELSE 0 END, finished_at = $5, lease_until = NULL
             WHERE id = $1 AND status IN ('{S.Sending}', '{S.Claimed}')
+            RETURNING id, request_id, tenant_id, email, message_id, reject_reason, detail, status, position),
+            {Features.Webhooks.WebhookPublisher.RecipientCallbackCte("$5")}
+            {Features.Webhooks.WebhookPublisher.TransactionalEventsSql(WebhookEventTypes.Rejected, "$5")}
             """, ct, id, reason, detail, attempted, clock.GetUtcNow());
 
     /// <summary>sending → queued: a transient refusal, retried at <paramref name="dueAt"/> (an attempt).</summary>
     internal Task RecordDeferredAsync(Guid id, string detail, DateTimeOffset dueAt, CancellationToken ct) =>
         Sql.ExecuteAsync(db, $"""
+            WITH recorded AS (
             UPDATE transactional_tasks SET status = '{S.Queued}', detail = left($2, 1000), attempts = attempts + 1, due_at = $3,
                 lease_until = NULL
             WHERE id = $1 AND status = '{S.Sending}'
-            """, ct, id, detail, dueAt);
+            RETURNING id, request_id, tenant_id, email, message_id, reject_reason, detail, status, position)
+            {Features.Webhooks.WebhookPublisher.TransactionalEventsSql(WebhookEventTypes.Deferred, "$4")}
+            """, ct, id, detail, dueAt, clock.GetUtcNow());
 
     /// <summary>claimed | sending → queued without counting an attempt: the transport was unavailable, nothing was handed over.</summary>
     internal Task ReleaseAsync(Guid[] ids, string? detail, DateTimeOffset dueAt, CancellationToken ct) =>
@@ -183,27 +209,15 @@ public sealed class TransactionalTaskStore(NpgsqlDataSource db, TimeProvider clo
     /// Sets completed_at on those of <paramref name="requestIds"/> with no open task left: where the seed's request
     /// callback becomes due. Returns the requests completed by this call.
     /// </summary>
-    internal async Task<List<Guid>> CompleteRequestsAsync(Guid[] requestIds, CancellationToken ct)
-    {
-        var completed = new List<Guid>();
-        if (requestIds.Length == 0)
-        {
-            return completed;
-        }
-        await using var conn = await db.OpenConnectionAsync(ct);
-        await using var cmd = Sql.Command(conn, $"""
+    internal Task CompleteRequestsAsync(Guid[] requestIds, CancellationToken ct) =>
+        requestIds.Length == 0 ? Task.CompletedTask : Sql.ExecuteAsync(db, $"""
+            WITH done AS (
             UPDATE transactional_requests r SET completed_at = $2
             WHERE r.id = ANY($1) AND r.completed_at IS NULL
               AND NOT EXISTS (SELECT 1 FROM transactional_tasks t WHERE t.request_id = r.id AND t.status IN ({OpenStatuses}))
-            RETURNING r.id
-            """, requestIds, clock.GetUtcNow());
-        await using var reader = await cmd.ExecuteReaderAsync(ct);
-        while (await reader.ReadAsync(ct))
-        {
-            completed.Add(reader.GetGuid(0));
-        }
-        return completed;
-    }
+            RETURNING r.id, r.tenant_id, r.callback_url, r.callback_type)
+            {Features.Webhooks.WebhookPublisher.RequestCallbackSql("$2")}
+            """, ct, requestIds, clock.GetUtcNow());
 
     /// <summary>sent → delivered (an ESP's delivery event), inside the event's transaction.</summary>
     internal static Task MarkDeliveredAsync(NpgsqlConnection conn, NpgsqlTransaction tx, Guid id, CancellationToken ct) =>
