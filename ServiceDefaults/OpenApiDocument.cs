@@ -58,6 +58,7 @@ public static class OpenApiDocumentExtensions
                 Description = "Access token from Member Center's POST /oauth/token (client_credentials).",
             });
             c.OperationFilter<BearerRequirementFilter>();
+            c.OperationFilter<PathParametersFilter>();
             c.DocumentFilter<TagDescriptionsFilter>();
             c.CustomSchemaIds(SchemaId);
         });
@@ -116,4 +117,30 @@ internal sealed class TagDescriptionsFilter(IOptions<OpenApiTagOptions> tags) : 
             }
         }
     }
+}
+
+/// <summary>
+/// Documents every parameter of the path template: a route group shared by tenant and admin routes reads the admin's
+/// <c>{tenant_id}</c> from the route values rather than a handler argument, and Swashbuckle only sees arguments.
+/// </summary>
+internal sealed partial class PathParametersFilter : IOperationFilter
+{
+    public void Apply(OpenApiOperation operation, OperationFilterContext context)
+    {
+        foreach (System.Text.RegularExpressions.Match m in TemplateParameter().Matches(context.ApiDescription.RelativePath ?? ""))
+        {
+            var name = m.Groups[1].Value;
+            operation.Parameters ??= [];
+            if (!operation.Parameters.Any(p => p.In == ParameterLocation.Path && p.Name == name))
+            {
+                operation.Parameters.Add(new OpenApiParameter
+                {
+                    Name = name, In = ParameterLocation.Path, Required = true, Schema = new OpenApiSchema { Type = JsonSchemaType.String },
+                });
+            }
+        }
+    }
+
+    [System.Text.RegularExpressions.GeneratedRegex(@"\{([^}:?=*]+)")]
+    private static partial System.Text.RegularExpressions.Regex TemplateParameter();
 }

@@ -21,7 +21,7 @@ public static class WebhookEndpointsApi
     {
         var tenant = app.MapGroup("/api/webhook-endpoints").WithTags("Webhooks").RequireAuthorization(TenantPolicy);
         Map(tenant, "", user => user.TenantId());
-        var admin = app.MapGroup("/admin/tenants/{tenantId:guid}/webhook-endpoints").WithTags("Webhooks (admin)").RequireAuthorization(Extensions.AuthExtensions.Admin);
+        var admin = app.MapGroup("/admin/tenants/{tenant_id:guid}/webhook-endpoints").WithTags("Webhooks (admin)").RequireAuthorization(Extensions.AuthExtensions.Admin);
         Map(admin, "admin", null);
         return app;
     }
@@ -29,7 +29,7 @@ public static class WebhookEndpointsApi
     /// <summary>The routes of one group; <paramref name="tenantOf"/> null: the tenant comes from the route (admin).</summary>
     private static void Map(RouteGroupBuilder g, string prefix, Func<ClaimsPrincipal, Guid>? tenantOf)
     {
-        Guid Tenant(HttpContext http) => tenantOf?.Invoke(http.User) ?? Guid.Parse((string)http.Request.RouteValues["tenantId"]!);
+        Guid Tenant(HttpContext http) => tenantOf?.Invoke(http.User) ?? Guid.Parse((string)http.Request.RouteValues["tenant_id"]!);
         string Name(string verb, string noun) => prefix.Length == 0 ? verb + noun : prefix + char.ToUpperInvariant(verb[0]) + verb[1..] + noun;
         var who = prefix.Length == 0 ? "the tenant's" : "a tenant's";
 
