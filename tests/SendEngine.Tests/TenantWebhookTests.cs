@@ -329,6 +329,7 @@ public sealed class TenantWebhookTests(StackFixture stack)
             ["environment"] = "Production",
             ["TencentSes:Webhook:Verification"] = "Token",
             ["TencentSes:Webhook:SecretToken"] = "webhook-production-token-0123456789",
+            ["Privacy:AddressHashKey"] = "production-address-hash-key-0123456789",
         });
         await using var _e = engine;
         using var se = await ClientAsync(engine, tenant);

@@ -38,7 +38,6 @@ public sealed class RetentionOptions
     [Range(typeof(TimeSpan), "00:00:00", "3650.00:00:00")]
     public TimeSpan DeliveredReportRetention { get; set; } = TimeSpan.FromDays(30);
 
-    /// <summary>Rows per statement, so a large backlog never holds many locks or a long transaction.</summary>
     /// <summary>
     /// Tenant webhook attempts are deleted this long after they were made, and finished webhook messages (delivered or
     /// failed) this long after they finished; pending ones stay until the dispatcher is done with them.
@@ -46,6 +45,7 @@ public sealed class RetentionOptions
     [Range(typeof(TimeSpan), "00:00:00", "3650.00:00:00")]
     public TimeSpan WebhookAttemptRetention { get; set; } = TimeSpan.FromDays(7);
 
+    /// <summary>Rows per statement, so a large backlog never holds many locks or a long transaction.</summary>
     [Range(100, 100_000)]
     public int BatchSize { get; set; } = 5_000;
 }
