@@ -27,10 +27,15 @@ public sealed record ExportedConsent(string ListId, string Action, string Source
 public sealed record SendEngineExport(
     IReadOnlyList<ExportedDelivery> Deliveries,
     IReadOnlyList<ExportedEmailEvent> Events,
-    IReadOnlyList<ExportedSuppression> Suppressions)
+    IReadOnlyList<ExportedSuppression> Suppressions,
+    IReadOnlyList<ExportedTransactionalTask> TransactionalTasks)
 {
-    public bool IsEmpty => Deliveries.Count == 0 && Events.Count == 0 && Suppressions.Count == 0;
+    public bool IsEmpty => Deliveries.Count == 0 && Events.Count == 0 && Suppressions.Count == 0 && TransactionalTasks.Count == 0;
 }
+
+/// <summary>One transactional message (seed 003 task) to the address: what was sent, with the tenant's metadata.</summary>
+public sealed record ExportedTransactionalTask(string TaskId, string RequestId, string Type, string Status, string? RejectReason, string? Subject,
+    IReadOnlyDictionary<string, JsonElement> Metadata, string? MessageId, string? Detail, DateTimeOffset CreatedAt, DateTimeOffset? SentAt);
 
 public sealed record ExportedDelivery(string JobId, string ListId, string Subject, string Status, IReadOnlyDictionary<string, JsonElement> Preferences,
     string? MessageId, string? Detail, DateTimeOffset? SentAt, DateTimeOffset UpdatedAt);
@@ -44,7 +49,7 @@ public sealed record ExportedSuppression(string Reason, string Source, DateTimeO
 public sealed record SubscriberDataRequest(string? TenantId, string? Email);
 
 /// <summary>Send Engine's answer to POST /internal/subscribers/erase: what it changed (0s when repeated).</summary>
-public sealed record SendEngineErasureResult(string TenantId, int Deliveries, int Events, int Suppressions, int Reports);
+public sealed record SendEngineErasureResult(string TenantId, int Deliveries, int Events, int Suppressions, int Reports, int TransactionalTasks);
 
 /// <summary>POST /internal/subscribers/lift-erasure: whether an erasure suppression was removed.</summary>
 public sealed record LiftErasureResult(string TenantId, bool Lifted);

@@ -211,6 +211,64 @@ public sealed class SubscriberErasureTests(StackFixture stack)
     }
 
     [Fact]
+    public async Task Transactional_mail_is_exported_and_erased_with_the_rest_and_other_recipients_keep_theirs()
+    {
+        await using var pair = await StartPairAsync();
+        var t = await CreateTenantAsync(pair.Mc, stack);
+        var domain = StackFixture.UniqueDomain();
+        var target = $"Tia.Reader@{domain}";
+        var bystander = $"carl@{domain}";
+        // A seed-003 request to both (the bystander in cc), as the transactional API stores it.
+        var requestId = Guid.NewGuid();
+        var message = $$"""
+            {"subject": "Your receipt", "from_email": "shop@{{domain}}", "bcc_address": "{{target.ToUpperInvariant()}}",
+             "to": [{"email": "{{target}}", "name": "Tia Reader", "type": "to"}, {"email": "{{bystander}}", "name": "Carl", "type": "cc"}],
+             "merge_vars": [{"rcpt": "{{target}}", "vars": [{"name": "order", "content": "T-1"}]}, {"rcpt": "{{bystander}}", "vars": [{"name": "order", "content": "C-2"}]}],
+             "recipient_metadata": [{"rcpt": "{{target}}", "values": {"customer": "tia-42"} }]}
+            """;
+        var response = $$"""{"request_id": "{{requestId}}", "tasks": [{"email": "{{target}}", "status": "queued"}, {"email": "{{bystander}}", "status": "queued"}]}""";
+        await ScalarAsync<int>(pair.SeDb, """
+            INSERT INTO transactional_requests (id, tenant_id, message, metadata, response, created_at, completed_at)
+            VALUES ($1, $2, $3::jsonb, '{}'::jsonb, $4::jsonb, now(), now())
+            """, requestId, Guid.Parse(t.TenantId), message, response);
+        foreach (var (email, name, position) in new[] { (target, "Tia Reader", 0), (bystander, "Carl", 1) })
+        {
+            await ScalarAsync<int>(pair.SeDb, """
+                INSERT INTO transactional_tasks (id, request_id, tenant_id, position, email, email_key, name, type, status, attempts, due_at,
+                                                 message_id, metadata, created_at, sent_at, finished_at, detail)
+                VALUES ($1, $2, $3, $4, $5, lower($5), $6, 'to', 'sent', 1, now(), $7, '{"customer": "x"}'::jsonb, now(), now(), now(), '250 OK')
+                """, Guid.NewGuid(), requestId, Guid.Parse(t.TenantId), position, email, name, $"{Guid.NewGuid():N}@{domain}");
+        }
+
+        var export = await StackFixture.ReadAsync<SubscriberExport>(await ExportAsync(pair.Mc, t.SiteToken, target), HttpStatusCode.OK);
+        var task = export.SendEngine.TransactionalTasks.Single();
+        Assert.Equal((requestId.ToString(), "sent", "Your receipt"), (task.RequestId, task.Status, task.Subject));
+
+        using (var site = pair.Mc.Client(t.SiteToken))
+        {
+            Assert.Equal(HttpStatusCode.Accepted, (await site.DeleteAsync($"api/subscribers/{Uri.EscapeDataString(target)}")).StatusCode);
+        }
+        await WaitForSendEngineAsync(pair, "erase");
+
+        var marker = Marker(target);
+        // Nowhere in transactional mail is the address left, in any case; its name and per-recipient data went with it.
+        Assert.Equal(0L, await ScalarAsync<long>(pair.SeDb,
+            "SELECT count(*) FROM transactional_requests WHERE message::text ILIKE $1 OR response::text ILIKE $1 OR message::text LIKE '%Tia Reader%' OR message::text LIKE '%T-1%' OR message::text LIKE '%tia-42%'",
+            $"%{target}%"));
+        Assert.Equal(0L, await ScalarAsync<long>(pair.SeDb, "SELECT count(*) FROM transactional_tasks WHERE email ILIKE $1 OR name = 'Tia Reader'", target));
+        Assert.Equal(1L, await ScalarAsync<long>(pair.SeDb,
+            "SELECT count(*) FROM transactional_tasks WHERE email = $1 AND email_key = $1 AND status = 'sent' AND metadata = '{}'::jsonb AND detail IS NULL", marker));
+        Assert.Equal(marker, await ScalarAsync<string>(pair.SeDb, "SELECT message->>'bcc_address' FROM transactional_requests WHERE id = $1", requestId));
+        // The bystander's part of the same request is untouched.
+        Assert.Equal("C-2", await ScalarAsync<string>(pair.SeDb,
+            "SELECT message->'merge_vars'->0->'vars'->0->>'content' FROM transactional_requests WHERE id = $1", requestId));
+        Assert.Equal("Carl", await ScalarAsync<string>(pair.SeDb, "SELECT message->'to'->1->>'name' FROM transactional_requests WHERE id = $1", requestId));
+        Assert.Equal(1L, await ScalarAsync<long>(pair.SeDb, "SELECT count(*) FROM transactional_tasks WHERE email = $1 AND name = 'Carl' AND detail = '250 OK'", bystander));
+        var after = await StackFixture.ReadAsync<SubscriberExport>(await ExportAsync(pair.Mc, t.SiteToken, target), HttpStatusCode.OK);
+        Assert.Empty(after.SendEngine.TransactionalTasks);
+    }
+
+    [Fact]
     public async Task Erasure_while_Send_Engine_is_down_answers_202_and_lands_when_it_is_back()
     {
         await using var pair = await StartPairAsync();

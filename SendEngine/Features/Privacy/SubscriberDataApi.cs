@@ -94,14 +94,34 @@ public static class SubscriberDataApi
                 suppressions.Add(new ExportedSuppression(reader.GetString(0), reader.GetString(1), reader.GetFieldValue<DateTimeOffset>(2)));
             }
         }
-        return TypedResults.Ok(new SendEngineExport(deliveries, events, suppressions));
+        var transactional = new List<ExportedTransactionalTask>();
+        await using (var cmd = Sql.Command(conn, """
+            SELECT t.id, t.request_id, t.type, t.status, t.reject_reason, r.message->>'subject', t.metadata::text, t.message_id, t.detail,
+                   t.created_at, t.sent_at
+            FROM transactional_tasks t JOIN transactional_requests r ON r.id = t.request_id
+            WHERE t.tenant_id = $1 AND (t.email_key = $2 OR lower(btrim(t.email)) = $2)
+            ORDER BY t.created_at, t.id
+            """, tenantId, email))
+        await using (var reader = await cmd.ExecuteReaderAsync(ct))
+        {
+            while (await reader.ReadAsync(ct))
+            {
+                transactional.Add(new ExportedTransactionalTask(reader.GetGuid(0).ToString(), reader.GetGuid(1).ToString(), reader.GetString(2),
+                    reader.GetString(3), Text(reader, 4), Text(reader, 5),
+                    JsonSerializer.Deserialize<Dictionary<string, JsonElement>>(reader.GetString(6)) ?? [],
+                    Text(reader, 7), Text(reader, 8), reader.GetFieldValue<DateTimeOffset>(9),
+                    reader.IsDBNull(10) ? null : reader.GetFieldValue<DateTimeOffset>(10)));
+            }
+        }
+        return TypedResults.Ok(new SendEngineExport(deliveries, events, suppressions, transactional));
     }
 
     /// <summary>
     /// In one transaction: snapshot rows and events keep their delivery facts but the address becomes its keyed hash
     /// (merge data, server replies, raw payloads, links, user agents and IPs are removed); queued reports to Member Center
-    /// are deleted; the address's suppressions become one hashed suppression (reason erased). Pending snapshot rows are
-    /// then skipped as suppressed. Repeating it changes nothing.
+    /// are deleted; the address's suppressions become one hashed suppression (reason erased); transactional tasks and
+    /// their requests lose the address too (<see cref="TransactionalErasure"/>). Pending snapshot rows and tasks are then
+    /// skipped as suppressed. Repeating it changes nothing.
     /// </summary>
     private static async Task<Results<Ok<SendEngineErasureResult>, ValidationProblem>> Erase(
         SubscriberDataRequest request, NpgsqlDataSource db, AddressHasher hasher, TimeProvider clock, CancellationToken ct)
@@ -123,6 +143,7 @@ public static class SubscriberDataApi
             UPDATE email_events SET email = $3, payload = '{}', link = NULL, reason = NULL, user_agent = NULL, ip_address = NULL
             WHERE tenant_id = $1 AND lower(btrim(email)) = $2
             """, ct, tenantId, email, marker);
+        var transactional = await TransactionalErasure.EraseAsync(conn, tx, tenantId, email, marker, ct);
         var reports = await Sql.ExecuteAsync(conn, tx, "DELETE FROM member_center_reports WHERE tenant_id = $1 AND lower(btrim(email)) = $2", ct, tenantId, email);
         var suppressions = await Sql.ExecuteAsync(conn, tx, "DELETE FROM suppressions WHERE tenant_id = $1 AND email = $2", ct, tenantId, email);
         await Sql.ExecuteAsync(conn, tx, """
@@ -130,7 +151,7 @@ public static class SubscriberDataApi
             ON CONFLICT (tenant_id, email) DO NOTHING
             """, ct, tenantId, marker, SuppressionStore.ReasonErased, SuppressionStore.SourceErasure, now);
         await tx.CommitAsync(ct);
-        return TypedResults.Ok(new SendEngineErasureResult(tenantId.ToString(), deliveries, events, suppressions, reports));
+        return TypedResults.Ok(new SendEngineErasureResult(tenantId.ToString(), deliveries, events, suppressions, reports, transactional));
     }
 
     private static async Task<Results<Ok<LiftErasureResult>, ValidationProblem>> Lift(
