@@ -236,4 +236,15 @@ public sealed class UnsubscribeLinkKeyTests(MemberCenterFixture mc)
         Assert.Equal(2, dpStored[0]);
         Assert.Equal(secret, protector.Unprotect("abcdEFGH", dpStored));
     }
+
+    [Fact]
+    public void A_password_format_key_written_before_the_shared_protector_still_decrypts()
+    {
+        // Written by LinkKeyProtector's own AES-GCM code before the scheme moved to ServiceDefaults: pins the byte
+        // layout, KDF, iterations and associated data, so rows already stored keep loading.
+        var stored = Convert.FromBase64String("AeFWwXB3oplBi9fzlS+jcXZ8Gqt+/lMSq303jC/Rp+9w/HZCASL18yEP1y7f0gzkzuk77qNCUN15EipHSQIq6E7zxkEJzhynzjUKREA=");
+        var protector = new LinkKeyProtector(Microsoft.Extensions.Options.Options.Create(new NewsletterOptions { LinkKeyPassword = "a-link-key-password-0123" }), new EphemeralDataProtectionProvider());
+        Assert.Equal("0123456789abcdef0123456789ABCDEF"u8.ToArray(), protector.Unprotect("abcdEFGH", stored));
+        Assert.ThrowsAny<CryptographicException>(() => protector.Unprotect("otherKid", stored));
+    }
 }

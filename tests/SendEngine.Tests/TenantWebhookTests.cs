@@ -7,7 +7,10 @@ using System.Text.Json;
 using Newsletter.Contracts;
 using Newsletter.Contracts.Webhooks;
 using Npgsql;
+using Microsoft.AspNetCore.DataProtection;
+using Microsoft.Extensions.Caching.Memory;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Options;
 using SendEngine.Features.Retention;
 using SendEngine.Features.Webhooks;
 using StandardWebhooks;
@@ -485,6 +488,19 @@ public sealed class TenantWebhookTests(StackFixture stack)
         var messages = (await se.GetFromJsonAsync<WebhookMessagePage>($"api/webhook-endpoints/{id}/messages", StackFixture.Json))!.Items;
         Assert.Equal(2, messages.Count);
         Assert.Contains(messages, m => m.MessageId == pending);
+    }
+
+    [Fact]
+    public void A_password_format_secret_written_before_the_shared_protector_still_decrypts()
+    {
+        // Written by WebhookSecretProtector's own AES-GCM code before the scheme moved to ServiceDefaults: pins the byte
+        // layout, KDF, iterations and associated data, so endpoints already stored keep signing.
+        var stored = Convert.FromBase64String("AY0cQlDhzIHPq4IP8vb2XgZIWpHaAsKGX/bUaaE0v8obVpfafXFY0ez6unfVt4ayWn6kXngnvAnvVuBgcAzo0IfeMLfa8oCss1DOLe8=");
+        var endpointId = Guid.Parse("5f0c6b1e-2d3a-4c5b-9e8f-7a6b5c4d3e2f");
+        using var cache = new MemoryCache(Options.Create(new MemoryCacheOptions()));
+        var protector = new WebhookSecretProtector(Options.Create(new EventWebhookOptions { SecretPassword = "a-webhook-secret-password-0123" }), new EphemeralDataProtectionProvider(), cache);
+        Assert.Equal("0123456789abcdef0123456789ABCDEF"u8.ToArray(), protector.Unprotect(endpointId, stored));
+        Assert.ThrowsAny<CryptographicException>(() => protector.Unprotect(Guid.NewGuid(), stored));
     }
 
     // ------------------------------------------------------------------ helpers
