@@ -67,7 +67,7 @@ public sealed partial class RetentionSweeper(
     NpgsqlDataSource db,
     IOptions<RetentionOptions> options,
     TimeProvider clock,
-    ILogger<RetentionSweeper> logger) : BatchLoop(signal: null, clock)
+    ILogger<RetentionSweeper> logger) : RetentionLoop(clock, logger)
 {
     public sealed record Result(long RawEvents, long Jobs, long Recipients, long Events, long Reports, long WebhookAttempts = 0, long WebhookMessages = 0,
         long TransactionalRequests = 0, long TransactionalTasks = 0);
@@ -77,20 +77,9 @@ public sealed partial class RetentionSweeper(
     // As EmailEventsApi.TransactionalSentToAddressSql counts them.
     private static readonly string[] TaskSentStatuses = [EmailTaskStatuses.Sent, EmailTaskStatuses.Delivered, EmailTaskStatuses.Bounced];
 
-    protected override bool RunAtStart => false;
-    protected override TimeSpan PollInterval => options.Value.Interval;
-    protected override int BatchSize => 1;
+    protected override TimeSpan Interval => options.Value.Interval;
 
-    protected override async Task<int> RunBatchAsync(CancellationToken ct)
-    {
-        await SweepAsync(ct);
-        return 0;
-    }
-
-    // The next interval tries again; nothing is lost by a missed sweep.
-    protected override TimeSpan FailureDelay(int consecutiveFailures) => options.Value.Interval;
-
-    protected override void OnBatchFailed(Exception ex) => LogSweepFailed(logger, ex.Message);
+    protected override Task RunSweepAsync(CancellationToken ct) => SweepAsync(ct);
 
     public async Task<Result> SweepAsync(CancellationToken ct)
     {
@@ -123,9 +112,9 @@ public sealed partial class RetentionSweeper(
             """, now - o.WebhookAttemptRetention, ct);
         if (raw + recipients + events + reports + attempts + messages + requests > 0)
         {
-            LogSwept(logger, raw, jobs, recipients, events, reports);
-            LogWebhooksSwept(logger, attempts, messages);
-            LogTransactionalSwept(logger, requests, tasks);
+            LogSwept(Logger, raw, jobs, recipients, events, reports);
+            LogWebhooksSwept(Logger, attempts, messages);
+            LogTransactionalSwept(Logger, requests, tasks);
         }
         return new Result(raw, jobs, recipients, events, reports, attempts, messages, requests, tasks);
     }
@@ -238,19 +227,8 @@ public sealed partial class RetentionSweeper(
         }
     }
 
-    private async Task<long> RepeatAsync(string sql, DateTimeOffset before, CancellationToken ct)
-    {
-        long total = 0;
-        while (true)
-        {
-            var n = await Sql.ExecuteAsync(db, sql, ct, before, options.Value.BatchSize);
-            total += n;
-            if (n < options.Value.BatchSize)
-            {
-                return total;
-            }
-        }
-    }
+    private Task<long> RepeatAsync(string sql, DateTimeOffset before, CancellationToken ct) =>
+        RepeatAsync(db, sql, before, options.Value.BatchSize, ct);
 
     private static readonly JsonSerializerOptions ContractJson = CreateJson();
 
@@ -277,7 +255,4 @@ public sealed partial class RetentionSweeper(
 
     [LoggerMessage(LogLevel.Information, "Retention: deleted {Requests} transactional requests ({Tasks} tasks)")]
     private static partial void LogTransactionalSwept(ILogger logger, long requests, long tasks);
-
-    [LoggerMessage(LogLevel.Warning, "Retention sweep failed, retried at the next interval: {Error}")]
-    private static partial void LogSweepFailed(ILogger logger, string error);
 }
