@@ -233,14 +233,45 @@ public sealed partial class ExposureTests(StackFixture stack)
                         now() - $4::interval, $3)
                 """, tenantId, email, outcome, completed);
         }
+        // Transactional requests: completed 91 days ago (deleted with its tasks), completed yesterday and one still open
+        // for 200 days (both kept). The old one sent r1 two messages (sent, delivered) and t one; its rejected task is no "sent".
+        var requests = new Dictionary<string, Guid>();
+        foreach (var (name, completed, tasks) in new[]
+                 {
+                     ("old", "91 days", new[] { ("r1@example.com", "sent"), ("r1@example.com", "delivered"), ("r1@example.com", "rejected"), ("t@example.com", "sent") }),
+                     ("recent", "1 day", new[] { ("r1@example.com", "sent") }),
+                     ("open", (string?)null, new[] { ("r1@example.com", "queued") }),
+                 })
+        {
+            requests[name] = Guid.NewGuid();
+            await ExecuteAsync(db, """
+                INSERT INTO transactional_requests (id, tenant_id, idempotency_key, message, metadata, response, created_at, completed_at)
+                VALUES ($1, $2, $3, '{}', '{}', '{}', now() - interval '200 days', now() - $4::interval)
+                """, requests[name], tenantId, "key-" + name, (object?)completed ?? DBNull.Value);
+            for (var i = 0; i < tasks.Length; i++)
+            {
+                await ExecuteAsync(db, """
+                    INSERT INTO transactional_tasks (id, request_id, tenant_id, position, email, email_key, type, status, attempts, due_at, metadata, created_at)
+                    VALUES (gen_random_uuid(), $1, $2, $3, $4, $4, 'to', $5, 1, now() - interval '200 days', '{}', now() - interval '200 days')
+                    """, requests[name], tenantId, i, tasks[i].Item1, tasks[i].Item2);
+            }
+        }
         var oldBefore = await se.GetFromJsonAsync<SendJobResponse>($"api/send-jobs/{old}", StackFixture.Json);
         var statsBefore = await se.GetFromJsonAsync<EmailStatisticsResponse>("api/email-addresses/r1@example.com/statistics", StackFixture.Json);
+        var transactionalStatsBefore = await se.GetFromJsonAsync<EmailStatisticsResponse>("api/email-addresses/t@example.com/statistics", StackFixture.Json);
         Assert.Equal(12, oldBefore!.Counts.Total);
-        Assert.Equal(4, statsBefore!.TotalSent); // sent + delivered, in both jobs
+        Assert.Equal(7, statsBefore!.TotalSent); // sent + delivered in both jobs, and three transactional messages
+        Assert.Equal(1, transactionalStatsBefore!.TotalSent);
 
         var result = await engine.Services.GetRequiredService<RetentionSweeper>().SweepAsync(TestContext.Current.CancellationToken);
 
-        Assert.Equal(new RetentionSweeper.Result(RawEvents: 2, Jobs: 1, Recipients: 12, Events: 1, Reports: 1), result);
+        Assert.Equal(new RetentionSweeper.Result(RawEvents: 2, Jobs: 1, Recipients: 12, Events: 1, Reports: 1,
+            TransactionalRequests: 1, TransactionalTasks: 4), result);
+        var keptRequests = (await QueryAsync(db, "SELECT id FROM transactional_requests")).Select(r => (Guid)r[0]!).Order();
+        Assert.Equal(new[] { requests["recent"], requests["open"] }.Order(), keptRequests);
+        Assert.Equal(0L, await ScalarAsync(db, "SELECT count(*) FROM transactional_tasks WHERE request_id = $1", requests["old"]));
+        Assert.Equal(2L, await ScalarAsync(db, "SELECT count(*) FROM transactional_tasks"));
+        Assert.Equal(transactionalStatsBefore, await se.GetFromJsonAsync<EmailStatisticsResponse>("api/email-addresses/t@example.com/statistics", StackFixture.Json));
         Assert.Equal(0L, await ScalarAsync(db, "SELECT count(*) FROM send_job_recipients WHERE job_id = $1", old));
         Assert.Equal(12L, await ScalarAsync(db, "SELECT count(*) FROM send_job_recipients WHERE job_id = $1", recent));
         // The archived job answers the same counts (and event counters) as before; the address the same "sent".

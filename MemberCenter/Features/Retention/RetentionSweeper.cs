@@ -44,27 +44,13 @@ public sealed partial class RetentionSweeper(
     NpgsqlDataSource db,
     IOptions<RetentionOptions> options,
     TimeProvider clock,
-    ILogger<RetentionSweeper> logger) : BatchLoop(signal: null, clock)
+    ILogger<RetentionSweeper> logger) : RetentionLoop(clock, logger)
 {
     public sealed record Result(long Tokens, long OutboxMessages, long Changes = 0, long SendEngineRequests = 0);
 
-    // Nothing wakes a sweep early: it runs one interval after start and one interval after the previous sweep.
-    protected override bool RunAtStart => false;
-    protected override TimeSpan PollInterval => options.Value.Interval;
+    protected override TimeSpan Interval => options.Value.Interval;
 
-    // A sweep deletes everything due (in batches of its own), so it never leaves a backlog to run again for at once.
-    protected override int BatchSize => 1;
-
-    protected override async Task<int> RunBatchAsync(CancellationToken ct)
-    {
-        await SweepAsync(ct);
-        return 0;
-    }
-
-    // The next interval tries again; nothing is lost by a missed sweep.
-    protected override TimeSpan FailureDelay(int consecutiveFailures) => options.Value.Interval;
-
-    protected override void OnBatchFailed(Exception ex) => LogSweepFailed(logger, ex.Message);
+    protected override Task RunSweepAsync(CancellationToken ct) => SweepAsync(ct);
 
     public async Task<Result> SweepAsync(CancellationToken ct)
     {
@@ -77,32 +63,15 @@ public sealed partial class RetentionSweeper(
         var requests = await DeleteInBatchesAsync("send_engine_requests", "completed_at < $1", now - o.CompletedOutboxRetention, ct);
         if (tokens + outbox + changes + requests > 0)
         {
-            LogSwept(logger, tokens, outbox, changes, requests);
+            LogSwept(Logger, tokens, outbox, changes, requests);
         }
         return new Result(tokens, outbox, changes, requests);
     }
 
-    private async Task<long> DeleteInBatchesAsync(string table, string condition, DateTimeOffset before, CancellationToken ct)
-    {
-        long total = 0;
-        while (true)
-        {
-            await using var cmd = db.CreateCommand(
-                $"DELETE FROM {table} WHERE id IN (SELECT id FROM {table} WHERE {condition} LIMIT $2 FOR UPDATE SKIP LOCKED)");
-            cmd.Parameters.Add(new NpgsqlParameter { Value = before });
-            cmd.Parameters.Add(new NpgsqlParameter { Value = options.Value.BatchSize });
-            var deleted = await cmd.ExecuteNonQueryAsync(ct);
-            total += deleted;
-            if (deleted < options.Value.BatchSize)
-            {
-                return total;
-            }
-        }
-    }
+    private Task<long> DeleteInBatchesAsync(string table, string condition, DateTimeOffset before, CancellationToken ct) =>
+        RepeatAsync(db, $"DELETE FROM {table} WHERE id IN (SELECT id FROM {table} WHERE {condition} LIMIT $2 FOR UPDATE SKIP LOCKED)",
+            before, options.Value.BatchSize, ct);
 
     [LoggerMessage(LogLevel.Information, "Retention: deleted {Tokens} expired tokens, {OutboxMessages} completed outbox messages, {Changes} old change-feed entries and {SendEngineRequests} acknowledged Send Engine requests")]
     private static partial void LogSwept(ILogger logger, long tokens, long outboxMessages, long changes, long sendEngineRequests);
-
-    [LoggerMessage(LogLevel.Warning, "Retention sweep failed, retried at the next interval: {Error}")]
-    private static partial void LogSweepFailed(ILogger logger, string error);
 }

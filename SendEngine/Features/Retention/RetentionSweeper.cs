@@ -2,6 +2,7 @@ using System.ComponentModel.DataAnnotations;
 using System.Text.Json;
 using Microsoft.Extensions.Options;
 using Newsletter.Contracts;
+using Newsletter.Contracts.Transactional;
 using Newsletter.ServiceDefaults;
 using Newsletter.ServiceDefaults.Background;
 using Npgsql;
@@ -29,6 +30,13 @@ public sealed class RetentionOptions
     /// </summary>
     [Range(typeof(TimeSpan), "00:00:00", "3650.00:00:00")]
     public TimeSpan FinishedJobRecipientRetention { get; set; } = TimeSpan.FromDays(90);
+
+    /// <summary>
+    /// A transactional request is deleted with its tasks this long after it completed (its last task became final); the
+    /// tasks' "sent" count is kept in the address statistics first. Its Idempotency-Key is remembered as long as it is kept.
+    /// </summary>
+    [Range(typeof(TimeSpan), "00:00:00", "3650.00:00:00")]
+    public TimeSpan TransactionalRetention { get; set; } = TimeSpan.FromDays(90);
 
     /// <summary>Email events (already without their raw fields) are deleted this long after receipt.</summary>
     [Range(typeof(TimeSpan), "00:00:00", "3650.00:00:00")]
@@ -59,27 +67,19 @@ public sealed partial class RetentionSweeper(
     NpgsqlDataSource db,
     IOptions<RetentionOptions> options,
     TimeProvider clock,
-    ILogger<RetentionSweeper> logger) : BatchLoop(signal: null, clock)
+    ILogger<RetentionSweeper> logger) : RetentionLoop(clock, logger)
 {
-    public sealed record Result(long RawEvents, long Jobs, long Recipients, long Events, long Reports, long WebhookAttempts = 0, long WebhookMessages = 0);
+    public sealed record Result(long RawEvents, long Jobs, long Recipients, long Events, long Reports, long WebhookAttempts = 0, long WebhookMessages = 0,
+        long TransactionalRequests = 0, long TransactionalTasks = 0);
 
     private static readonly string[] FinishedStatuses = [SendJobStatuses.Completed, SendJobStatuses.Cancelled, SendJobStatuses.Failed];
     private static readonly string[] SentStatuses = [RecipientStatuses.Sent, RecipientStatuses.Delivered, RecipientStatuses.Bounced];
+    // As EmailEventsApi.TransactionalSentToAddressSql counts them.
+    private static readonly string[] TaskSentStatuses = [EmailTaskStatuses.Sent, EmailTaskStatuses.Delivered, EmailTaskStatuses.Bounced];
 
-    protected override bool RunAtStart => false;
-    protected override TimeSpan PollInterval => options.Value.Interval;
-    protected override int BatchSize => 1;
+    protected override TimeSpan Interval => options.Value.Interval;
 
-    protected override async Task<int> RunBatchAsync(CancellationToken ct)
-    {
-        await SweepAsync(ct);
-        return 0;
-    }
-
-    // The next interval tries again; nothing is lost by a missed sweep.
-    protected override TimeSpan FailureDelay(int consecutiveFailures) => options.Value.Interval;
-
-    protected override void OnBatchFailed(Exception ex) => LogSweepFailed(logger, ex.Message);
+    protected override Task RunSweepAsync(CancellationToken ct) => SweepAsync(ct);
 
     public async Task<Result> SweepAsync(CancellationToken ct)
     {
@@ -93,6 +93,7 @@ public sealed partial class RetentionSweeper(
                          LIMIT $2 FOR UPDATE SKIP LOCKED)
             """, now - o.RawEventRetention, ct);
         var (jobs, recipients) = await ArchiveFinishedJobsAsync(now - o.FinishedJobRecipientRetention, now, ct);
+        var (requests, tasks) = await DeleteTransactionalAsync(now - o.TransactionalRetention, now, ct);
         var events = await RepeatAsync("""
             DELETE FROM email_events WHERE id IN (
                 SELECT id FROM email_events WHERE received_at < $1 AND processed_at IS NOT NULL LIMIT $2 FOR UPDATE SKIP LOCKED)
@@ -109,12 +110,13 @@ public sealed partial class RetentionSweeper(
             DELETE FROM webhook_messages WHERE id IN (
                 SELECT id FROM webhook_messages WHERE status <> 'pending' AND completed_at < $1 LIMIT $2 FOR UPDATE SKIP LOCKED)
             """, now - o.WebhookAttemptRetention, ct);
-        if (raw + recipients + events + reports + attempts + messages > 0)
+        if (raw + recipients + events + reports + attempts + messages + requests > 0)
         {
-            LogSwept(logger, raw, jobs, recipients, events, reports);
-            LogWebhooksSwept(logger, attempts, messages);
+            LogSwept(Logger, raw, jobs, recipients, events, reports);
+            LogWebhooksSwept(Logger, attempts, messages);
+            LogTransactionalSwept(Logger, requests, tasks);
         }
-        return new Result(raw, jobs, recipients, events, reports, attempts, messages);
+        return new Result(raw, jobs, recipients, events, reports, attempts, messages, requests, tasks);
     }
 
     /// <summary>
@@ -184,19 +186,49 @@ public sealed partial class RetentionSweeper(
         }
     }
 
-    private async Task<long> RepeatAsync(string sql, DateTimeOffset before, CancellationToken ct)
+    /// <summary>
+    /// Deletes transactional requests completed before <paramref name="before"/> with their tasks, a batch of requests
+    /// per statement; the tasks' "sent" count moves into the address statistics in the same statement.
+    /// </summary>
+    private async Task<(long Requests, long Tasks)> DeleteTransactionalAsync(DateTimeOffset before, DateTimeOffset now, CancellationToken ct)
     {
-        long total = 0;
+        long requests = 0, tasks = 0;
         while (true)
         {
-            var n = await Sql.ExecuteAsync(db, sql, ct, before, options.Value.BatchSize);
-            total += n;
+            // The request rows' locks make one process take them. GET /api/email-addresses/{email}/statistics counts
+            // these tasks directly, so what is deleted is added to total_sent_archived (keyed as that route looks it up:
+            // the task's email_key) and the answer stays the same. The tasks are deleted here rather than by the
+            // foreign key's cascade so that they can be counted.
+            await using var conn = await db.OpenConnectionAsync(ct);
+            await using var cmd = Sql.Command(conn, """
+                WITH req AS (
+                    SELECT id FROM transactional_requests WHERE completed_at < $1 LIMIT $2 FOR UPDATE SKIP LOCKED),
+                gone AS (
+                    DELETE FROM transactional_tasks t USING req WHERE t.request_id = req.id
+                    RETURNING t.tenant_id, t.email_key, t.status),
+                sent AS (
+                    INSERT INTO email_statistics AS s (tenant_id, email, total_delivered, total_opened, total_clicked, total_bounced,
+                        total_soft_bounced, total_complaints, total_unsubscribes, total_sent_archived, updated_at)
+                    SELECT tenant_id, email_key, 0, 0, 0, 0, 0, 0, 0, count(*), $3 FROM gone WHERE status = ANY($4) GROUP BY tenant_id, email_key
+                    ON CONFLICT (tenant_id, email) DO UPDATE SET total_sent_archived = s.total_sent_archived + excluded.total_sent_archived),
+                dropped AS (
+                    DELETE FROM transactional_requests r USING req WHERE r.id = req.id RETURNING r.id)
+                SELECT (SELECT count(*) FROM dropped), (SELECT count(*) FROM gone)
+                """, before, options.Value.BatchSize, now, TaskSentStatuses);
+            await using var reader = await cmd.ExecuteReaderAsync(ct);
+            await reader.ReadAsync(ct);
+            var n = reader.GetInt64(0);
+            requests += n;
+            tasks += reader.GetInt64(1);
             if (n < options.Value.BatchSize)
             {
-                return total;
+                return (requests, tasks);
             }
         }
     }
+
+    private Task<long> RepeatAsync(string sql, DateTimeOffset before, CancellationToken ct) =>
+        RepeatAsync(db, sql, before, options.Value.BatchSize, ct);
 
     private static readonly JsonSerializerOptions ContractJson = CreateJson();
 
@@ -221,6 +253,6 @@ public sealed partial class RetentionSweeper(
     [LoggerMessage(LogLevel.Information, "Retention: deleted {Attempts} webhook attempts and {Messages} finished webhook messages")]
     private static partial void LogWebhooksSwept(ILogger logger, long attempts, long messages);
 
-    [LoggerMessage(LogLevel.Warning, "Retention sweep failed, retried at the next interval: {Error}")]
-    private static partial void LogSweepFailed(ILogger logger, string error);
+    [LoggerMessage(LogLevel.Information, "Retention: deleted {Requests} transactional requests ({Tasks} tasks)")]
+    private static partial void LogTransactionalSwept(ILogger logger, long requests, long tasks);
 }
