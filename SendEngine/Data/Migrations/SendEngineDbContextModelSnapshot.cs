@@ -655,6 +655,10 @@ namespace SendEngine.Data.Migrations
                     b.HasKey("Id")
                         .HasName("pk_transactional_requests");
 
+                    b.HasIndex("CompletedAt")
+                        .HasDatabaseName("ix_transactional_requests_completed_at")
+                        .HasFilter("completed_at IS NOT NULL");
+
                     b.HasIndex("TenantId", "CreatedAt")
                         .HasDatabaseName("ix_transactional_requests_tenant_id_created_at");
 

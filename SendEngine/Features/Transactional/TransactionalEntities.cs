@@ -79,6 +79,8 @@ internal sealed class TransactionalRequestConfiguration : IEntityTypeConfigurati
         b.Property(r => r.CallbackType).HasMaxLength(16);
         b.HasIndex(r => new { r.TenantId, r.IdempotencyKey }).IsUnique().HasFilter("idempotency_key IS NOT NULL");
         b.HasIndex(r => new { r.TenantId, r.CreatedAt });
+        // The retention sweep's scan: completed requests by age.
+        b.HasIndex(r => r.CompletedAt).HasFilter("completed_at IS NOT NULL");
     }
 }
 
