@@ -14,6 +14,7 @@ using Newsletter.Contracts;
 using Npgsql;
 using Serilog.Core;
 using Serilog.Events;
+using static SendEngine.Tests.TestDatabase;
 
 namespace SendEngine.Tests;
 
@@ -340,26 +341,6 @@ public sealed class EventSafetyTests(StackFixture stack)
         request.Headers.Add("X-Tencent-Signature", Convert.ToHexStringLower(HMACSHA256.HashData(Encoding.UTF8.GetBytes(SigningKey), Encoding.UTF8.GetBytes($"{ts}\n{token}\n{body}"))));
         using var response = await hook.SendAsync(request);
         Assert.True(response.StatusCode == HttpStatusCode.OK, $"webhook answered {(int)response.StatusCode}: {await response.Content.ReadAsStringAsync()}");
-    }
-
-    private static async Task<List<object[]>> QueryAsync(string db, string sql, params object[] args)
-    {
-        await using var conn = new NpgsqlConnection(db);
-        await conn.OpenAsync();
-        await using var cmd = new NpgsqlCommand(sql, conn);
-        foreach (var a in args)
-        {
-            cmd.Parameters.Add(new NpgsqlParameter { Value = a });
-        }
-        await using var reader = await cmd.ExecuteReaderAsync();
-        var rows = new List<object[]>();
-        while (await reader.ReadAsync())
-        {
-            var row = new object[reader.FieldCount];
-            reader.GetValues(row);
-            rows.Add(row);
-        }
-        return rows;
     }
 
     private static Task WaitProcessedAsync(string db) =>

@@ -13,6 +13,7 @@ using Newsletter.TestSupport;
 using Npgsql;
 using SendEngine.Features.EmailEvents;
 using SendEngine.Features.Metrics;
+using static SendEngine.Tests.TestDatabase;
 
 namespace SendEngine.Tests;
 
@@ -812,26 +813,6 @@ public sealed class TencentSesTests(StackFixture stack)
             Assert.Equal("application/problem+json", response.Content.Headers.ContentType?.MediaType);
             return JsonDocument.Parse(text).RootElement.Clone();
         }
-    }
-
-    private static async Task<List<object[]>> QueryAsync(string db, string sql, params object[] args)
-    {
-        await using var conn = new NpgsqlConnection(db);
-        await conn.OpenAsync();
-        await using var cmd = new NpgsqlCommand(sql, conn);
-        foreach (var a in args)
-        {
-            cmd.Parameters.Add(new NpgsqlParameter { Value = a });
-        }
-        await using var reader = await cmd.ExecuteReaderAsync();
-        var rows = new List<object[]>();
-        while (await reader.ReadAsync())
-        {
-            var row = new object[reader.FieldCount];
-            reader.GetValues(row);
-            rows.Add(row);
-        }
-        return rows;
     }
 
     private static async Task WaitProcessedAsync(string db)
