@@ -79,7 +79,8 @@ public static class ServiceDefaultsExtensions
             o.GetMessageTemplateProperties = (ctx, path, elapsed, status) =>
             [
                 new LogEventProperty("RequestMethod", new ScalarValue(ctx.Request.Method)),
-                new LogEventProperty("RequestPath", new ScalarValue(MaskAddresses(path)
+                // RequestPathMasking (an enricher on every event) replaces the addresses in it.
+                new LogEventProperty("RequestPath", new ScalarValue(path
                     + loggableQueries.Select(q => q.LoggableQuery(ctx)).FirstOrDefault(q => q is not null))),
                 new LogEventProperty("StatusCode", new ScalarValue(status)),
                 new LogEventProperty("Elapsed", new ScalarValue(elapsed)),
@@ -148,14 +149,19 @@ public static class ServiceDefaultsExtensions
         }
     }
 
-    /// <summary>Path segments that hold an email address (raw or percent-encoded @) become <c>{email}</c>.</summary>
+    /// <summary>
+    /// Path segments that hold an email address (raw or percent-encoded @) become <c>{email}</c>; a query string after
+    /// the path (the webhook's, already redacted) is kept as it is.
+    /// </summary>
     public static string MaskAddresses(string path)
     {
-        if (!path.Contains('@', StringComparison.Ordinal) && !path.Contains("%40", StringComparison.OrdinalIgnoreCase))
+        var queryAt = path.IndexOf('?', StringComparison.Ordinal);
+        var route = queryAt < 0 ? path : path[..queryAt];
+        if (!route.Contains('@', StringComparison.Ordinal) && !route.Contains("%40", StringComparison.OrdinalIgnoreCase))
         {
             return path;
         }
-        var segments = path.Split('/');
+        var segments = route.Split('/');
         for (var i = 0; i < segments.Length; i++)
         {
             if (segments[i].Contains('@', StringComparison.Ordinal) || segments[i].Contains("%40", StringComparison.OrdinalIgnoreCase))
@@ -163,6 +169,6 @@ public static class ServiceDefaultsExtensions
                 segments[i] = "{email}";
             }
         }
-        return string.Join('/', segments);
+        return string.Join('/', segments) + (queryAt < 0 ? "" : path[queryAt..]);
     }
 }
