@@ -165,7 +165,10 @@ public sealed class SmtpTransportTests
         Assert.Contains("535", refused.Detail);
         // The operator fixes the credential (here: the server's side of it); the same session then delivers.
         await server.SetAsync("password", "an-old-one");
-        Assert.Equal(DeliveryOutcome.Sent, (await session.SendAsync(Message(), TestContext.Current.CancellationToken)).Outcome);
+        var retried = Message();
+        Assert.Equal(DeliveryOutcome.Sent, (await session.SendAsync(retried, TestContext.Current.CancellationToken)).Outcome);
+        // The server's report of what it took arrives on its stdout, a moment after its reply.
+        Assert.Equal(1, await server.WaitForCopiesAsync(retried.MessageId, 1, TimeSpan.FromSeconds(10)));
         Assert.Single(server.Accepted);
     }
 
