@@ -103,7 +103,9 @@ public sealed class SubscriptionService(
         ), consent AS (
             INSERT INTO consent_records (tenant_id, list_id, subscriber_id, action, source, ip_address, user_agent, occurred_at, details)
             SELECT $2, $1, subscriber_id, $13, $14, $15, $16, $6,
-                CASE WHEN status = 1 AND NOT touched THEN '{"already_confirmed":true}'::jsonb ELSE $17::jsonb END
+                CASE WHEN status = 1 AND NOT touched
+                    THEN '{"already_confirmed":true}'::jsonb || CASE WHEN $24 THEN $17::jsonb ELSE '{}'::jsonb END
+                    ELSE $17::jsonb END
             FROM subscription
             UNION ALL
             SELECT $2, $1, subscriber_id, $20, $14, $15, $16, $6,
@@ -237,6 +239,8 @@ public sealed class SubscriptionService(
         p.Add(new NpgsqlParameter { Value = hasher.Hash(row.Email.Key) });
         p.Add(new NpgsqlParameter { Value = SendEngineRequestKinds.LiftErasure });
         p.Add(new NpgsqlParameter { Value = confirmed });
+        // The tenant's own details (its consent note) stay in the record even when the address was already confirmed.
+        p.Add(new NpgsqlParameter { Value = row.ConsentDetails is not null });
         return (token, expiresAt);
     }
 
