@@ -75,7 +75,7 @@ log "starting Member Center on $MC"
   export Auth__Issuer="$MC/" Auth__RequireHttps=false PublicUrls__MemberCenter="$MC"
   export Smtp__Host=127.0.0.1 Smtp__Port="$(free_port 26250)" Smtp__UseTls=false
   export Bootstrap__AdminClientId=bench-admin Bootstrap__AdminClientSecret="$ADMIN_SECRET"
-  export Auth__SigningKeys__Password="$(random_secret)"
+  export Auth__SigningKeys__Password="$(random_secret)" Privacy__AddressHashKey="$(random_secret)"
   export Serilog__MinimumLevel__Default=Warning
   exec dotnet bin/Release/net10.0/MemberCenter.dll --urls "$MC"
 ) >"$LOGS/membercenter.log" 2>&1 </dev/null &
