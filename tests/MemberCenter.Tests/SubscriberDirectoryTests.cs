@@ -334,6 +334,17 @@ public sealed class SubscriberDirectoryTests(MemberCenterFixture mc)
         Assert.Equal(valid + 1, limitedLines.Length);
         Assert.DoesNotContain("lang", limited);
 
+        // An erased address is gone from the routes (the erasure also drops rows an import has not applied yet).
+        using (var erased = await api.DeleteAsync($"api/subscribers/imp00003-{tag}@example.com", Ct))
+        {
+            Assert.Equal(HttpStatusCode.Accepted, erased.StatusCode);
+        }
+        using (var gone = await api.GetAsync($"api/subscribers/imp00003-{tag}@example.com", Ct))
+        {
+            Assert.Equal(HttpStatusCode.NotFound, gone.StatusCode);
+        }
+        Assert.Empty((await api.GetFromJsonAsync<SubscriberPage>($"api/subscribers?email=imp00003-{tag}", MemberCenterFixture.Json, Ct))!.Items);
+
         var other = await mc.CreateTenantAsync();
         using var otherApi = other.Api();
         using (var foreign = await otherApi.GetAsync($"api/lists/{tenant.ListId}/imports/{accepted.ImportId}", Ct))
