@@ -192,6 +192,16 @@ public sealed class SubscriberDirectoryTests(MemberCenterFixture mc)
         var detail = await api.GetFromJsonAsync<SubscriberDetail>($"api/subscribers/{email}", MemberCenterFixture.Json, Ct);
         Assert.Equal("pending", Assert.Single(detail!.Subscriptions).Status);
         Assert.Equal("asked at the counter", Assert.Single(detail.ConsentTrail).Note);
+
+        // A double opt-in import queues the same mail for each new row.
+        var imported = $"doi-import-{Guid.NewGuid():N}@example.com";
+        var import = await UploadAsync(api, tenant.ListId, $"email,lang\n{imported},nl\n", mode: "double_opt_in", note: null);
+        var done = await WaitForImportAsync(api, tenant.ListId, import.ImportId);
+        Assert.Equal(("double_opt_in", 1, 1), (done.Mode, done.TotalRows, done.Created));
+        await mc.Mail.WaitForMailAsync(m => m.To.Contains(imported), TimeSpan.FromSeconds(30));
+        var pending = await api.GetFromJsonAsync<SubscriberDetail>($"api/subscribers/{imported}", MemberCenterFixture.Json, Ct);
+        Assert.Equal("pending", Assert.Single(pending!.Subscriptions).Status);
+        Assert.Equal("import", Assert.Single(pending.ConsentTrail).Source);
     }
 
     [Fact]
