@@ -56,7 +56,7 @@ public sealed class SubscriberDataService(
     /// all in one transaction: the subscriber, its subscriptions, tokens and outbox rows are deleted; its consent records
     /// stay as anonymised proof (IP, user agent and details removed, the keyed hash of the address added) with one
     /// <c>erased</c> record per subscription; each confirmed subscription enters the change feed as <c>erased</c>; the
-    /// hashed suppression is recorded. Repeating it finds nothing to delete and queues Send Engine's part again, which
+    /// hashed suppression is recorded; rows of CSV imports not yet applied are dropped. Repeating it finds nothing to delete and queues Send Engine's part again, which
     /// Send Engine treats as done.
     /// </summary>
     public async Task<ErasureResponse> EraseAsync(Guid tenantId, EmailAddress email, RequestOrigin origin, CancellationToken ct)
@@ -90,6 +90,16 @@ public sealed class SubscriberDataService(
         await db.Database.ExecuteSqlAsync($"""
             INSERT INTO erased_addresses (tenant_id, address_hash, erased_at) VALUES ({tenantId}, {hash}, {now})
             ON CONFLICT (tenant_id, address_hash) DO UPDATE SET erased_at = EXCLUDED.erased_at
+            """, ct);
+        // Rows of a CSV import not yet applied would subscribe the address again: they go too, counted as skipped.
+        await db.Database.ExecuteSqlAsync($"""
+            WITH gone AS (
+                DELETE FROM subscriber_import_rows r USING subscriber_imports i
+                WHERE r.import_id = i.id AND i.tenant_id = {tenantId} AND r.email_key = {email.Key}
+                RETURNING r.import_id
+            )
+            UPDATE subscriber_imports i SET processed = processed + g.n, skipped = skipped + g.n
+            FROM (SELECT import_id, count(*)::int AS n FROM gone GROUP BY import_id) g WHERE i.id = g.import_id
             """, ct);
         db.SendEngineRequests.Add(new SendEngineRequest
         {
