@@ -60,7 +60,7 @@ bench_tenant "$DOMAIN"
 # ~4 KB of HTML, as a receipt might be.
 {
   echo '<html><body><h1>Thank you for your order</h1><table>'
-  for i in $(seq 1 40); do echo "<tr><td>Item $i of the order, a longer description</td><td>1</td><td>9.90 EUR</td></tr>"; done
+  for i in $(seq 1 45); do echo "<tr><td>Item $i of the order, a longer description</td><td>1</td><td>9.90 EUR</td></tr>"; done
   echo '</table><p>Questions? Reply to this message.</p></body></html>'
 } >"$WORK/body.html"
 log "HTML body: $(wc -c <"$WORK/body.html") bytes"

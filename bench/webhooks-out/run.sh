@@ -116,9 +116,9 @@ log "throughput: produced $produced_rate/s, delivered $during_rate/s during the 
 
 log "outage: $RATE requests/s ($((RATE * RECIPIENTS)) events/s) for $((OUTAGE + 30)) s; the receiver is stopped from 10 s to $((10 + OUTAGE)) s"
 o_from="$(psql_db sendengine "SELECT coalesce(max(id), 0) FROM webhook_messages")"
-"${TOOLS[@]}" rate "$SE/api/v1/email" --rate "$RATE" --duration $((OUTAGE + 30)) --connections 32 --tag "o$RANDOM" \
-  --body <(python3 -c 'import json,sys; print(json.dumps({"message": {"from_email": sys.argv[1], "subject": "Receipt {{n}}", "html": "<p>Receipt</p>",
-      "to": [{"email": "out-{{run}}-{{n}}-%d@bench.example" % k} for k in range(int(sys.argv[2]))]}}))' "$FROM" "$RECIPIENTS") \
+python3 -c 'import json,sys; print(json.dumps({"message": {"from_email": sys.argv[1], "subject": "Receipt {{n}}", "html": "<p>Receipt</p>",
+    "to": [{"email": "out-{{run}}-{{n}}-%d@bench.example" % k} for k in range(int(sys.argv[2]))]}}))' "$FROM" "$RECIPIENTS" >"$WORK/outage-body.json"
+"${TOOLS[@]}" rate "$SE/api/v1/email" --rate "$RATE" --duration $((OUTAGE + 30)) --connections 32 --tag "o$RANDOM" --body "$WORK/outage-body.json" \
   --header "X-Pigeon-Api-Key: $API_KEY" >"$LOGS/outage-producer.txt" 2>&1 &
 PRODUCER=$!; BENCH_PIDS+=("$PRODUCER")
 sleep 10
