@@ -15,6 +15,17 @@ internal static class Sql
         return cmd;
     }
 
+    /// <summary>One statement of an <see cref="NpgsqlBatch"/>, with its own $1, $2 ... parameters.</summary>
+    public static NpgsqlBatchCommand BatchCommand(string sql, params object[] args)
+    {
+        var cmd = new NpgsqlBatchCommand(sql);
+        foreach (var a in args)
+        {
+            cmd.Parameters.Add(new NpgsqlParameter { Value = a });
+        }
+        return cmd;
+    }
+
     public static async Task<int> ExecuteAsync(NpgsqlConnection conn, string sql, CancellationToken ct, params object[] args)
     {
         await using var cmd = Command(conn, sql, args);

@@ -140,6 +140,7 @@ log "starting Member Center on $MC"
   export Bootstrap__AdminClientId=bench-admin Bootstrap__AdminClientSecret="$ADMIN_SECRET"
   # Production refuses unencrypted signing keys; the cluster is new each run, so a new password will do.
   export Auth__SigningKeys__Password="$(random_secret)"
+  export Privacy__AddressHashKey="$(random_secret)"  # required in Production; the cluster is new each run
   export Serilog__MinimumLevel__Default=Warning
   for kv in "${MC_ENV[@]}"; do export "${kv?}"; done
   # W^X double-maps JIT code, which hides it from the perf map; turn it off while profiling.

@@ -128,6 +128,7 @@ port_in_use "$SMTP_PORT" || die "smtp-sink did not start"
 MC_PORT="$(free_port 17950)"
 MC="http://127.0.0.1:$MC_PORT"
 ADMIN_SECRET="$(random_secret)" SE_CLIENT_SECRET="$(random_secret)"
+ADDRESS_HASH_KEY="$(random_secret)"  # required in Production; both services hash erased addresses with the same key
 log "starting Member Center on $MC"
 (
   cd MemberCenter
@@ -140,6 +141,7 @@ log "starting Member Center on $MC"
   # Production refuses unencrypted signing keys; the cluster is new each run, so a new password will do.
   export Auth__SigningKeys__Password="$(random_secret)"
   export Bootstrap__SendEngineClientId=bench-send-engine Bootstrap__SendEngineClientSecret="$SE_CLIENT_SECRET"
+  export Privacy__AddressHashKey="$ADDRESS_HASH_KEY"
   export Serilog__MinimumLevel__Default=Warning
   exec dotnet bin/Release/net10.0/MemberCenter.dll --urls "$MC"
 ) >"$LOGS/membercenter.log" 2>&1 </dev/null &
@@ -223,7 +225,7 @@ start_se() {
     export Auth__Issuer="$MC/" Auth__RequireHttpsMetadata=false
     export MemberCenter__BaseUrl="$MC" MemberCenter__ClientId=bench-send-engine MemberCenter__ClientSecret="$SE_CLIENT_SECRET"
     export Smtp__Host=127.0.0.1 Smtp__Port="$SMTP_PORT" Smtp__UseTls=false Smtp__FromAddress=newsletter@bench.local
-    export Delivery__Concurrency="$CONNECTIONS"
+    export Delivery__Concurrency="$CONNECTIONS" Privacy__AddressHashKey="$ADDRESS_HASH_KEY"
     # Production refuses an unauthenticated ESP webhook; the bench does not use it, so any secret token will do.
     export TencentSes__Webhook__Verification=Token TencentSes__Webhook__SecretToken="bench-$SE_CLIENT_SECRET"
     export Serilog__MinimumLevel__Default=Warning Serilog__MinimumLevel__Override__SendEngine=Information

@@ -43,6 +43,7 @@ log "Send Engine on 127.0.0.1:$SE_PORT (PostgreSQL on $PG_PORT)"
   export ASPNETCORE_ENVIRONMENT=Production Serilog__MinimumLevel__Default=Warning Database__ApplyMigrationsOnStartup=true Auth__RequireHttpsMetadata=false
   export ConnectionStrings__SendEngine="Host=127.0.0.1;Port=$PG_PORT;Username=postgres;Database=sendengine;Maximum Pool Size=100"
   export TencentSes__Webhook__Verification=Token TencentSes__Webhook__SecretToken="$TOKEN" EmailEvents__UnknownMessageGrace=00:00:00
+  export Privacy__AddressHashKey="bench-$TOKEN-address-hash-key"  # required in Production (>= 32 characters)
   exec dotnet bin/Release/net10.0/SendEngine.dll --urls "http://127.0.0.1:$SE_PORT"
 ) >"$WORK/sendengine.log" 2>&1 &
 SE_PID=$!

@@ -543,6 +543,50 @@ public sealed class TransactionalEmailTests(StackFixture stack)
     }
 
     [Fact]
+    public async Task Delivery_InGroups_SendsEachRecipientOnce_AndRecordsEachTasksOwnResult()
+    {
+        await using var relay = await FaultSmtpServer.StartAsync();
+        var tenant = await stack.CreateTenantAsync();
+        await using var engine = stack.CreateSendEngine(await stack.Postgres.CreateDatabaseAsync("se"), new Dictionary<string, string?>
+        {
+            ["Smtp:Host"] = relay.Host,
+            ["Smtp:Port"] = relay.Port.ToString(CultureInfo.InvariantCulture),
+            // 7 recipients in groups of 3: two full groups and one of a single task, each marked and recorded together.
+            ["Transactional:GroupSize"] = "3",
+            ["Transactional:Dispatchers"] = "1",
+        });
+        using var client = engine.CreateClient();
+        client.DefaultRequestHeaders.Add("X-Pigeon-Api-Key", await ApiKeyAsync(tenant));
+        var d = StackFixture.UniqueDomain();
+        using (var bearer = engine.CreateClient())
+        {
+            bearer.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", await stack.SendTokenAsync(tenant));
+            await RegisterDomainAsync(bearer, d);
+        }
+        var recipients = Enumerable.Range(1, 7).Select(i => $"r{i}@{d}").ToArray();
+        var answer = await SendAsync(client, new { message = new { text = "hi", subject = "groups", from_email = $"shop@{d}",
+            to = recipients.Select(r => new { email = r }).ToArray() } });
+        Assert.Equal(7, answer.Tasks.Count);
+
+        var tasks = new List<EmailTaskResponse>();
+        foreach (var t in answer.Tasks)
+        {
+            tasks.Add(await WaitForTaskAsync(client, t.TaskId, x => x.Status == "sent"));
+        }
+        foreach (var t in tasks)
+        {
+            Assert.Equal(1, t.Attempts);
+            // sent_at is when this task's relay answered, recorded with its group: after the request, and the task's end.
+            Assert.NotNull(t.SentAt);
+            Assert.True(t.SentAt >= t.CreatedAt, $"{t.Email}: sent_at {t.SentAt:O} before created_at {t.CreatedAt:O}");
+            Assert.Equal(t.SentAt, t.FinishedAt);
+        }
+        await Task.Delay(TimeSpan.FromSeconds(1)); // time for a second copy, were there one
+        Assert.Equal(recipients.Order(), relay.Accepted.Select(a => a.Recipient).Order());
+        Assert.Equal(7, relay.Accepted.Select(a => a.MessageId).Distinct().Count());
+    }
+
+    [Fact]
     public async Task TencentSes_DeliversTransactionalMail_AndItsEventsFindTheTask()
     {
         const string secretKey = "tencent-secret-key-for-tests";

@@ -68,34 +68,65 @@ public sealed partial class TransactionalDispatcher(
             {
                 suppressed = await SuppressionStore.FindAsync(conn, hasher, tenant.Key, tasks.Select(t => t.EmailKey).Distinct().ToArray(), ct);
             }
-            await using var session = transports.For(tenant.Key).OpenSession();
-            for (var i = 0; i < tasks.Count; i++)
+            var sendable = new List<ClaimedTask>(tasks.Count);
+            foreach (var t in tasks)
             {
-                var t = tasks[i];
                 touched.Add(t.RequestId);
                 if (suppressed.TryGetValue(t.EmailKey, out var reason))
                 {
                     await store.RecordRejectedAsync(t.Id, RejectReasonOf(reason), "suppressed: " + reason, attempted: false, ct);
-                    continue;
                 }
-                if (!composers.TryGetValue(t.RequestId, out var composer))
+                else if (!composers.ContainsKey(t.RequestId))
                 {
                     await store.RecordRejectedAsync(t.Id, EmailRejectReasons.Invalid, "the request's message could not be read", attempted: false, ct);
-                    continue;
                 }
-                if (!await store.MarkSendingAsync(t, o.Lease, ct))
+                else
                 {
-                    continue; // the claim expired and another dispatcher has the task
+                    sendable.Add(t);
                 }
-                var (messageId, result) = await SendOneAsync(composer, t, session);
-                if (result.Outcome is DeliveryOutcome.Unavailable or DeliveryOutcome.Misconfigured)
+            }
+            if (sendable.Count == 0)
+            {
+                continue;
+            }
+            await using var session = transports.For(tenant.Key).OpenSession();
+            // Groups share their commits: one sending mark before the group, one record of its sent results after it.
+            for (var start = 0; start < sendable.Count; start += o.GroupSize)
+            {
+                var group = sendable.GetRange(start, Math.Min(o.GroupSize, sendable.Count - start));
+                var marked = await store.MarkSendingAsync(group, o.Lease, ct);
+                var sent = new List<SentTask>(group.Count);
+                var down = false;
+                for (var i = 0; i < group.Count && !down; i++)
                 {
-                    // Nothing was handed over: not an attempt. This tenant's remaining tasks wait for the transport too.
-                    LogTransportDown(logger, tenant.Key, result.Outcome.ToString(), result.Detail);
-                    await GiveBackAsync(tasks.Skip(i).ToList(), result.Detail, ct);
+                    var t = group[i];
+                    if (!marked.Contains(t.Id))
+                    {
+                        continue; // the claim expired and another dispatcher has the task
+                    }
+                    var (messageId, result) = await SendOneAsync(composers[t.RequestId], t, session);
+                    if (result.Outcome is DeliveryOutcome.Unavailable or DeliveryOutcome.Misconfigured)
+                    {
+                        // Nothing was handed over: not an attempt. This tenant's remaining tasks wait for the transport too.
+                        LogTransportDown(logger, tenant.Key, result.Outcome.ToString(), result.Detail);
+                        await store.RecordSentAsync(sent, CancellationToken.None);
+                        await GiveBackAsync(sendable.Skip(start + i).ToList(), result.Detail, ct);
+                        down = true;
+                    }
+                    else if (result.Outcome == DeliveryOutcome.Sent)
+                    {
+                        sent.Add(new SentTask(t.Id, result.ProviderMessageId ?? messageId!, result.Detail, Clock.GetUtcNow()));
+                    }
+                    else
+                    {
+                        await RecordAsync(t, messageId, result, ct);
+                    }
+                }
+                if (down)
+                {
                     break;
                 }
-                await RecordAsync(t, messageId, result, ct);
+                await store.RecordSentAsync(sent, CancellationToken.None);
             }
         }
     }
@@ -121,7 +152,7 @@ public sealed partial class TransactionalDispatcher(
         switch (result.Outcome)
         {
             case DeliveryOutcome.Sent:
-                await store.RecordSentAsync(t.Id, result.ProviderMessageId ?? messageId!, result.Detail, CancellationToken.None);
+                await store.RecordSentAsync([new SentTask(t.Id, result.ProviderMessageId ?? messageId!, result.Detail, Clock.GetUtcNow())], CancellationToken.None);
                 break;
             case DeliveryOutcome.Unknown:
                 await store.RecordUnknownAsync(t.Id, result.ProviderMessageId ?? messageId, result.Detail, CancellationToken.None);

@@ -10,6 +10,9 @@ namespace SendEngine.Features.Transactional;
 internal sealed record NewTask(Guid Id, int Position, string Email, string EmailKey, string? Name, string Type, string Status,
     string? RejectReason, string Metadata);
 
+/// <summary>A task its relay accepted: the message id and reply, and when the reply arrived.</summary>
+internal sealed record SentTask(Guid Id, string MessageId, string Detail, DateTimeOffset SentAt);
+
 /// <summary>A claimed task on its way to the transport.</summary>
 internal sealed record ClaimedTask(Guid Id, Guid RequestId, Guid TenantId, string Email, string EmailKey, string? Name, string Type,
     int Attempts, DateTimeOffset DueAt, DateTimeOffset Lease);
@@ -36,24 +39,19 @@ public sealed class TransactionalTaskStore(NpgsqlDataSource db, TimeProvider clo
     internal async Task<bool> CreateAsync(TransactionalRequest r, IReadOnlyList<NewTask> tasks, DateTimeOffset dueAt, CancellationToken ct)
     {
         await using var conn = await db.OpenConnectionAsync(ct);
-        await using var tx = await conn.BeginTransactionAsync(ct);
-        await using (var cmd = Sql.Command(conn, """
+        // One batch, so one round trip: a batch without a transaction runs as one implicit transaction (both rows or
+        // neither), and the tasks' statement, which sees the first one's row, inserts nothing when the key conflicted.
+        await using var batch = new NpgsqlBatch(conn);
+        batch.BatchCommands.Add(Sql.BatchCommand("""
             INSERT INTO transactional_requests (id, tenant_id, idempotency_key, body_hash, message, metadata, send_at, callback_url,
                 callback_type, response, created_at, completed_at)
             VALUES ($1, $2, $3, $4, $5::jsonb, $6::jsonb, $7, $8, $9, $10::jsonb, $11, $12)
             ON CONFLICT (tenant_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
             """, r.Id, r.TenantId, (object?)r.IdempotencyKey ?? DBNull.Value, (object?)r.BodyHash ?? DBNull.Value, r.Message, r.Metadata,
             (object?)r.SendAt ?? DBNull.Value, (object?)r.CallbackUrl ?? DBNull.Value, (object?)r.CallbackType ?? DBNull.Value, r.Response,
-            r.CreatedAt, (object?)r.CompletedAt ?? DBNull.Value))
-        {
-            cmd.Transaction = tx;
-            if (await cmd.ExecuteNonQueryAsync(ct) == 0)
-            {
-                return false;
-            }
-        }
+            r.CreatedAt, (object?)r.CompletedAt ?? DBNull.Value));
         // Tasks rejected or invalid at once raise the tenant's "rejected" webhook event in the same statement.
-        await using (var cmd = Sql.Command(conn, $"""
+        batch.BatchCommands.Add(Sql.BatchCommand($"""
             WITH recorded AS (
             INSERT INTO transactional_tasks (id, request_id, tenant_id, position, email, email_key, name, type, status, reject_reason,
                 attempts, due_at, metadata, created_at, finished_at)
@@ -61,6 +59,7 @@ public sealed class TransactionalTaskStore(NpgsqlDataSource db, TimeProvider clo
                 CASE WHEN t.status IN ('{S.Rejected}', '{S.Invalid}') THEN $4 END
             FROM unnest($5::uuid[], $6::int[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[])
                 AS t(id, position, email, email_key, name, type, status, reason, metadata)
+            WHERE EXISTS (SELECT 1 FROM transactional_requests WHERE id = $1)
             RETURNING id, request_id, tenant_id, email, message_id, reject_reason, detail, status, position),
             {Features.Webhooks.WebhookPublisher.RecipientCallbackCte("$4", $"x.status IN ('{S.Rejected}', '{S.Invalid}')")},
             events AS ({Features.Webhooks.WebhookPublisher.TransactionalEventsSql(WebhookEventTypes.Rejected, "$4", $"x.status IN ('{S.Rejected}', '{S.Invalid}')")} RETURNING 0),
@@ -70,13 +69,9 @@ public sealed class TransactionalTaskStore(NpgsqlDataSource db, TimeProvider clo
             r.Id, r.TenantId, dueAt, r.CreatedAt,
             tasks.Select(t => t.Id).ToArray(), tasks.Select(t => t.Position).ToArray(), tasks.Select(t => t.Email).ToArray(),
             tasks.Select(t => t.EmailKey).ToArray(), tasks.Select(t => t.Name).ToArray(), tasks.Select(t => t.Type).ToArray(),
-            tasks.Select(t => t.Status).ToArray(), tasks.Select(t => t.RejectReason).ToArray(), tasks.Select(t => t.Metadata).ToArray()))
-        {
-            cmd.Transaction = tx;
-            await cmd.ExecuteNonQueryAsync(ct);
-        }
-        await tx.CommitAsync(ct);
-        return true;
+            tasks.Select(t => t.Status).ToArray(), tasks.Select(t => t.RejectReason).ToArray(), tasks.Select(t => t.Metadata).ToArray()));
+        await batch.ExecuteNonQueryAsync(ct);
+        return batch.BatchCommands[0].RecordsAffected > 0;
     }
 
     /// <summary>
@@ -139,29 +134,44 @@ public sealed class TransactionalTaskStore(NpgsqlDataSource db, TimeProvider clo
     }
 
     /// <summary>
-    /// claimed → sending, committed before the transport is called: the durable record that the attempt started. False
-    /// when the claim was lost (its lease expired and another dispatcher took the task back).
+    /// claimed → sending for a group of tasks in one statement, committed before the transport is called for any of them:
+    /// the durable record that their attempts started. Returns the tasks that proceeded; one is missing when its claim
+    /// was lost (its lease expired and another dispatcher took the task back).
     /// </summary>
-    internal async Task<bool> MarkSendingAsync(ClaimedTask t, TimeSpan lease, CancellationToken ct) =>
-        await Sql.ExecuteAsync(db, $"""
-            UPDATE transactional_tasks SET status = '{S.Sending}', lease_until = $3
-            WHERE id = $1 AND status = '{S.Claimed}' AND lease_until = $2
-            """, ct, t.Id, t.Lease, clock.GetUtcNow() + lease) > 0;
-
-    /// <summary>sending → sent.</summary>
-    internal Task RecordSentAsync(Guid id, string messageId, string detail, CancellationToken ct)
+    internal async Task<HashSet<Guid>> MarkSendingAsync(IReadOnlyList<ClaimedTask> group, TimeSpan lease, CancellationToken ct)
     {
-        var now = clock.GetUtcNow();
-        return Sql.ExecuteAsync(db, $"""
-            WITH recorded AS (
-            UPDATE transactional_tasks SET status = '{S.Sent}', message_id = $2, detail = left($3, 1000), attempts = attempts + 1,
-                sent_at = $4, finished_at = $4, lease_until = NULL
-            WHERE id = $1 AND status = '{S.Sending}'
-            RETURNING id, request_id, tenant_id, email, message_id, reject_reason, detail, status, position),
-            {Features.Webhooks.WebhookPublisher.RecipientCallbackCte("$4")}
-            {Features.Webhooks.WebhookPublisher.TransactionalEventsSql(WebhookEventTypes.Sent, "$4")}
-            """, ct, id, messageId, detail, now);
+        var marked = new HashSet<Guid>();
+        await using var conn = await db.OpenConnectionAsync(ct);
+        await using var cmd = Sql.Command(conn, $"""
+            UPDATE transactional_tasks t SET status = '{S.Sending}', lease_until = $3
+            FROM unnest($1::uuid[], $2::timestamptz[]) AS g(id, lease)
+            WHERE t.id = g.id AND t.status = '{S.Claimed}' AND t.lease_until = g.lease
+            RETURNING t.id
+            """, group.Select(t => t.Id).ToArray(), group.Select(t => t.Lease).ToArray(), clock.GetUtcNow() + lease);
+        await using var reader = await cmd.ExecuteReaderAsync(ct);
+        while (await reader.ReadAsync(ct))
+        {
+            marked.Add(reader.GetGuid(0));
+        }
+        return marked;
     }
+
+    /// <summary>
+    /// sending → sent for the tasks of a group in one statement (one commit), each with the time its relay's answer
+    /// arrived as sent_at.
+    /// </summary>
+    internal Task RecordSentAsync(IReadOnlyList<SentTask> sent, CancellationToken ct) =>
+        sent.Count == 0 ? Task.CompletedTask : Sql.ExecuteAsync(db, $"""
+            WITH recorded AS (
+            UPDATE transactional_tasks t SET status = '{S.Sent}', message_id = g.message_id, detail = left(g.detail, 1000),
+                attempts = t.attempts + 1, sent_at = g.sent_at, finished_at = g.sent_at, lease_until = NULL
+            FROM unnest($1::uuid[], $2::text[], $3::text[], $4::timestamptz[]) AS g(id, message_id, detail, sent_at)
+            WHERE t.id = g.id AND t.status = '{S.Sending}'
+            RETURNING t.id, t.request_id, t.tenant_id, t.email, t.message_id, t.reject_reason, t.detail, t.status, t.position),
+            {Features.Webhooks.WebhookPublisher.RecipientCallbackCte("$5")}
+            {Features.Webhooks.WebhookPublisher.TransactionalEventsSql(WebhookEventTypes.Sent, "$5")}
+            """, ct, sent.Select(x => x.Id).ToArray(), sent.Select(x => x.MessageId).ToArray(), sent.Select(x => x.Detail).ToArray(),
+            sent.Select(x => x.SentAt).ToArray(), clock.GetUtcNow());
 
     /// <summary>sending → unknown: handed over, no answer; never retried.</summary>
     internal Task RecordUnknownAsync(Guid id, string? messageId, string detail, CancellationToken ct) =>

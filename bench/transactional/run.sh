@@ -1,0 +1,179 @@
+#!/usr/bin/env bash
+# Benchmarks Send Engine's transactional API (docs/performance.md, "Send Engine: transactional API"):
+#   1. POST /api/v1/email, one recipient, ~4 KB HTML, wrk -c CONNECTIONS: requests/s and latency;
+#   2. the same with 10 recipients per request: tasks/s;
+#   3. at a constant RATE requests/s (bench/tools/BenchTools rate, open loop), the time from the request to the relay's
+#      250 per message: sent_at - created_at of each task (see below), p50/p99, and the HTTP latency at that rate.
+# Next to them, in the same run: wrk against Send Engine's GET /health/live (the framework ceiling) and the ratio.
+#
+#   bench/transactional/run.sh [--duration 30s] [--warmup 10s] [--connections 16] [--threads 2] [--rate 500]
+#                              [--rate-duration 30] [--se-env KEY=VALUE]... [--profile] [--keep-logs]
+#
+# Builds Member Center, Send Engine and BenchTools (Release); starts a private PostgreSQL cluster under /tmp (fsync and
+# synchronous_commit on), smtp-sink, Member Center and Send Engine (Production) on free loopback ports; creates a tenant,
+# an application and an API key (Member Center's admin API) and a sender domain (Send Engine's); stops all on exit.
+# The dispatcher delivers into smtp-sink during every phase, as in production; after each phase the script waits for
+# the queue to drain. Invalid run (non-zero exit): any non-2xx or socket error, a task not sent, or smtp-sink receiving
+# another number of messages than there are sent tasks.
+# Latency row, what is measured: created_at is taken when the request starts (before the answer), and sent_at when
+# Send Engine has read the relay's 250 (before its UPDATE), both from the same clock; so each figure is an upper bound
+# of "answer to 250" by the request's own processing time (~ms), never an understatement.
+# --profile loads pg_stat_statements and prints the statements per request of the one-recipient phase, by total time.
+set -euo pipefail
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# shellcheck source=scripts/lib.sh
+source "$HERE/../../scripts/lib.sh"
+# shellcheck source=bench/lib.sh
+source "$HERE/../lib.sh"
+cd "$REPO_ROOT"
+
+DURATION=30s WARMUP=10s CONNECTIONS=16 THREADS=2 RATE=500 RATE_DURATION=30 PROFILE=0 DRAIN_TIMEOUT=900
+SE_ENV=()
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --duration) DURATION="$2"; shift 2 ;;
+    --warmup) WARMUP="$2"; shift 2 ;;
+    --connections) CONNECTIONS="$2"; shift 2 ;;
+    --threads) THREADS="$2"; shift 2 ;;
+    --rate) RATE="$2"; shift 2 ;;
+    --rate-duration) RATE_DURATION="$2"; shift 2 ;;
+    --se-env) SE_ENV+=("$2"); shift 2 ;;
+    --profile) PROFILE=1; shift ;;
+    --keep-logs) KEEP_LOGS=1; shift ;;
+    -h|--help) sed -n '2,25p' "$0"; exit 0 ;;
+    *) die "unknown argument: $1 (try --help)" ;;
+  esac
+done
+
+bench_init tx-bench
+bench_build MemberCenter/MemberCenter.csproj SendEngine/SendEngine.csproj bench/tools/BenchTools/BenchTools.csproj
+pg_conf=()
+[ "$PROFILE" = 1 ] && pg_conf=(-c shared_preload_libraries=pg_stat_statements -c pg_stat_statements.track=all)
+bench_start_pg "${pg_conf[@]}"
+[ "$PROFILE" = 1 ] && psql_db sendengine "CREATE EXTENSION pg_stat_statements"
+bench_start_sink
+bench_start_mc
+bench_start_se "${SE_ENV[@]}"
+DOMAIN=shop.bench.example FROM="receipts@shop.bench.example"
+bench_tenant "$DOMAIN"
+
+# ~4 KB of HTML, as a receipt might be.
+{
+  echo '<html><body><h1>Thank you for your order</h1><table>'
+  for i in $(seq 1 45); do echo "<tr><td>Item $i of the order, a longer description</td><td>1</td><td>9.90 EUR</td></tr>"; done
+  echo '</table><p>Questions? Reply to this message.</p></body></html>'
+} >"$WORK/body.html"
+log "HTML body: $(wc -c <"$WORK/body.html") bytes"
+
+run_wrk() {  # SCRIPT DURATION [ARGS...] -> wrk output
+  local script="$1" d="$2"; shift 2
+  wrk -t"$THREADS" -c"$CONNECTIONS" -d"$d" --latency -s "$HERE/$script" "$SE" ${1:+--} "$@"
+}
+open_tasks() { psql_db sendengine "SELECT count(*) FROM transactional_tasks WHERE status IN ('queued', 'scheduled', 'claimed', 'sending')"; }
+wait_drained() {  # LABEL
+  local t0=$SECONDS
+  while [ "$(open_tasks)" != 0 ]; do
+    [ $((SECONDS - t0)) -lt "$DRAIN_TIMEOUT" ] || die "$1: tasks still open after $DRAIN_TIMEOUT s"
+    sleep 1
+  done
+  log "$1: queue drained $((SECONDS - t0)) s after the load"
+}
+db_now() { psql_db sendengine "SELECT now()::text"; }
+# phase_check LABEL FROM TO EXPECTED_MIN EXPECTED_MAX: the tasks created in [FROM, TO) are all sent, and their number is
+# within the bounds (wrk stops counting at its deadline: at most one request per connection is stored but not counted).
+# Prints "tasks dispatcher_rate".
+phase_check() {
+  local r; r="$(psql_db sendengine "
+    SELECT count(*), count(*) FILTER (WHERE status <> 'sent'),
+           coalesce(round(count(*) / nullif(extract(epoch FROM max(sent_at) - min(sent_at)), 0))::text, '-')
+    FROM transactional_tasks WHERE created_at >= '$2' AND created_at < '$3'")"
+  local n bad rate; IFS='|' read -r n bad rate <<<"$r"
+  [ "$bad" = 0 ] || { psql_db sendengine "SELECT status, detail, count(*) FROM transactional_tasks WHERE status <> 'sent' GROUP BY 1, 2 LIMIT 5" >&2; die "$1: $bad tasks not sent"; }
+  [ "$n" -ge "$4" ] && [ "$n" -le "$5" ] || die "$1: $n tasks stored, expected $4 to $5"
+  echo "$n $rate"
+}
+check_wrk() {  # LABEL LINE
+  [ -n "$2" ] || die "$1: wrk printed no BENCH line"
+  [ "$(bench_field non2xx "$2")" = 0 ] && [ "$(bench_field socket_errors "$2")" = 0 ] \
+    || { grep '^BENCH_FIRST_ERROR' "$LOGS/$1.txt" >&2 || true; die "$1: invalid run (non-2xx or socket errors): $2"; }
+}
+
+log "load average before the run: $(cut -d' ' -f1-3 /proc/loadavg)"
+LOAD_START="$(cut -d' ' -f1-3 /proc/loadavg)"
+log "ceiling: GET /health/live, $DURATION, $CONNECTIONS connections"
+run_wrk live.lua "$DURATION" >"$LOGS/live.txt" 2>&1
+LIVE="$(grep '^BENCH ' "$LOGS/live.txt")"; log "health/live: $LIVE"
+LIVE_RPS="$(bench_field rps "$LIVE")"
+
+log "warm-up $WARMUP (one recipient)"
+run_wrk email.lua "$WARMUP" "$API_KEY" "$FROM" 1 warm "$WORK/body.html" >"$LOGS/warmup.txt" 2>&1
+check_wrk warmup "$(grep '^BENCH ' "$LOGS/warmup.txt" || true)"
+wait_drained warm-up
+
+ROWS=()
+# phase LABEL RECIPIENTS: one wrk run, checked, drained; appends a row.
+phase() {
+  local label="$1" k="$2"
+  log "$label: $DURATION, $CONNECTIONS connections, $k recipient(s) per request"
+  [ "$PROFILE" = 1 ] && [ "$k" = 1 ] && psql_db sendengine "SELECT pg_stat_statements_reset()" >/dev/null
+  local from; from="$(db_now)"
+  local c0 c1; c0="$(cpu_snapshot)"
+  run_wrk email.lua "$DURATION" "$API_KEY" "$FROM" "$k" "$label" "$WORK/body.html" >"$LOGS/$label.txt" 2>&1
+  c1="$(cpu_snapshot)"
+  local to; to="$(db_now)"
+  local line; line="$(grep '^BENCH ' "$LOGS/$label.txt" || true)"
+  check_wrk "$label" "$line"
+  local ok secs; ok="$(bench_field ok "$line")"; secs="$(bench_field seconds "$line")"
+  if [ "$PROFILE" = 1 ] && [ "$k" = 1 ]; then
+    echo "== SQL per request (pg_stat_statements, $ok requests): calls, mean ms, total ms, statement" >&2
+    psql_db sendengine "SELECT to_char(calls::numeric / $ok, 'FM990.000') || ' x ' || to_char(mean_exec_time, 'FM990.000') || ' ms = '
+                               || to_char(total_exec_time, 'FM999990') || ' ms  ' || left(regexp_replace(query, '\s+', ' ', 'g'), 140)
+                        FROM pg_stat_statements ORDER BY total_exec_time DESC LIMIT 15" >&2
+  fi
+  wait_drained "$label"
+  local checked; checked="$(phase_check "$label" "$from" "$(db_now)" $((ok * k)) $(((ok + CONNECTIONS) * k)))"
+  ROWS+=("$(printf '%-22s %9s %9.0f %9s %9s %9s %10s %12s %28s' "$label" "$(bench_field rps "$line")" \
+    "$(awk -v a="$ok" -v k="$k" -v s="$secs" 'BEGIN {print a * k / s}')" "$(bench_field p50_ms "$line")" "$(bench_field p90_ms "$line")" \
+    "$(bench_field p99_ms "$line")" "$(awk -v a="$(bench_field rps "$line")" -v b="$LIVE_RPS" 'BEGIN {printf "%.0f %%", 100 * a / b}')" \
+    "${checked#* }" "$(cpu_per "$ok" "$c0" "$c1")")")
+}
+phase one-recipient 1
+phase ten-recipients 10
+
+# Constant rate: the time from the request to the relay's 250, per task.
+log "constant rate: $RATE requests/s for $RATE_DURATION s, one recipient (BenchTools rate)"
+body="$(python3 -c 'import json,sys; print(json.dumps({"message": {"from_email": sys.argv[1], "from_name": "Bench shop", "subject": "Your receipt {{n}}",
+  "html": open(sys.argv[2]).read(), "to": [{"email": "rate-{{run}}-{{n}}@bench.example", "name": "Reader"}], "metadata": {"order": "{{run}}-{{n}}"}}}))' "$FROM" "$WORK/body.html")"
+printf '%s' "$body" >"$WORK/rate-body.json"
+from="$(db_now)"
+dotnet bench/tools/BenchTools/bin/Release/net10.0/BenchTools.dll rate "$SE/api/v1/email" --rate "$RATE" --duration "$RATE_DURATION" \
+  --connections 64 --tag "r$RANDOM" --body "$WORK/rate-body.json" --header "X-Pigeon-Api-Key: $API_KEY" >"$LOGS/rate.txt" 2>&1 \
+  || { cat "$LOGS/rate.txt" >&2; die "the constant-rate client failed"; }
+RATE_LINE="$(grep '^BENCH ' "$LOGS/rate.txt" || true)"
+[ -n "$RATE_LINE" ] && [ "$(bench_field non2xx "$RATE_LINE")" = 0 ] && [ "$(bench_field errors "$RATE_LINE")" = 0 ] \
+  || { cat "$LOGS/rate.txt" >&2; die "constant rate: invalid run (non-2xx or errors)"; }
+wait_drained constant-rate
+rate_n="$(bench_field requests "$RATE_LINE")"
+phase_check constant-rate "$from" "$(db_now)" "$rate_n" "$rate_n" >/dev/null
+E2E="$(psql_db sendengine "
+  SELECT round((percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM sent_at - created_at)) * 1000)::numeric, 1) || ' ' ||
+         round((percentile_cont(0.99) WITHIN GROUP (ORDER BY extract(epoch FROM sent_at - created_at)) * 1000)::numeric, 1) || ' ' ||
+         round((max(extract(epoch FROM sent_at - created_at)) * 1000)::numeric, 1)
+  FROM transactional_tasks WHERE created_at >= '$from'")"
+read -r e2e_p50 e2e_p99 e2e_max <<<"$E2E"
+
+# No loss, no duplicate: smtp-sink received exactly one message per sent task (warm-up included).
+sent_total="$(psql_db sendengine "SELECT count(*) FROM transactional_tasks WHERE status = 'sent'")"
+waited=0
+while [ "$(sink_messages)" -lt "$sent_total" ] && [ "$waited" -lt 40 ]; do sleep 0.5; waited=$((waited + 1)); done
+[ "$(sink_messages)" = "$sent_total" ] || die "smtp-sink received $(sink_messages) messages for $sent_total sent tasks"
+
+echo
+echo "Send Engine transactional API benchmark, $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores ($(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1)), wrk -t$THREADS -c$CONNECTIONS -d$DURATION, load average at start $LOAD_START, now $(cut -d' ' -f1-3 /proc/loadavg)"
+[ "${#SE_ENV[@]}" = 0 ] || echo "variations: se-env='${SE_ENV[*]}'"
+printf '%-22s %9s %9s %9s %9s %9s %10s %12s %28s\n' run 'req/s' 'tasks/s' 'p50 ms' 'p90 ms' 'p99 ms' 'vs live' 'sent msg/s' 'CPU ms/req SE/MC/PG/all'
+printf '%-22s %9s %9s %9s %9s %9s %10s\n' 'health/live (ceiling)' "$LIVE_RPS" - "$(bench_field p50_ms "$LIVE")" - "$(bench_field p99_ms "$LIVE")" '100 %'
+for r in "${ROWS[@]}"; do echo "$r"; done
+echo "constant rate: $(bench_field rps "$RATE_LINE") req/s (target $RATE) for $RATE_DURATION s, late starts $(bench_field late_starts "$RATE_LINE"); HTTP p50/p99 $(bench_field p50_ms "$RATE_LINE") / $(bench_field p99_ms "$RATE_LINE") ms; request to relay's 250 p50 / p99 / max: $e2e_p50 / $e2e_p99 / $e2e_max ms"
+echo "Every task sent; smtp-sink received exactly one message per sent task ($sent_total)."
+echo "Targets: one recipient >= 2,000 req/s with p99 <= 50 ms; ten recipients >= 5,000 tasks/s; at 500 req/s, request to 250 p50 <= 200 ms and p99 <= 1 s."
