@@ -7,6 +7,7 @@ using MemberCenter.Features.Lists;
 using MemberCenter.Features.Privacy;
 using MemberCenter.Features.Subscriptions;
 using Newsletter.ServiceDefaults;
+using Newsletter.ServiceDefaults.OperationLog;
 
 namespace MemberCenter;
 
@@ -24,6 +25,7 @@ public class Program
 
         var app = builder.Build();
         app.UseServiceDefaults();
+        app.UseOperationLog();
         app.UseAuthorizationServer();
 
         app.MapTokenEndpoint();
@@ -33,6 +35,7 @@ public class Program
         app.MapSubscribersApi();
         app.MapInternalApi();
         app.MapApiKeysApi();
+        app.MapOperationLogApi(Policies.LogsRead, Policies.Admin);
         await app.RunAsync();
     }
 }

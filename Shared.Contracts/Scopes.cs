@@ -14,6 +14,8 @@ public static class Scopes
     public const string ApiKeysWrite = "newsletter:api_keys.write";
     /// <summary>Send Engine: manage the tenant's event webhook endpoints, read their attempts, replay events.</summary>
     public const string Webhooks = "newsletter:webhooks";
+    /// <summary>Read the service's operation log of the tenant (who changed what through the tenant and admin APIs).</summary>
+    public const string LogsRead = "newsletter:logs.read";
 
     public const string PlatformAdmin = "platform:admin";
 

@@ -28,5 +28,6 @@ public sealed class MemberCenterDbContext(DbContextOptions<MemberCenterDbContext
     {
         modelBuilder.UseOpenIddict();
         modelBuilder.ApplyConfigurationsFromAssembly(typeof(MemberCenterDbContext).Assembly);
+        modelBuilder.ApplyConfiguration(new Newsletter.ServiceDefaults.OperationLog.OperationLogEntryConfiguration());
     }
 }
