@@ -19,6 +19,8 @@ public static class Scopes
     /// null and body-only routes 403 (a read-limited viewer).
     /// </summary>
     public const string ContentRead = "newsletter:content.read";
+    /// <summary>Read the service's operation log of the tenant (who changed what through the tenant and admin APIs).</summary>
+    public const string LogsRead = "newsletter:logs.read";
 
     public const string PlatformAdmin = "platform:admin";
 

@@ -35,6 +35,7 @@ public static class AuthExtensions
 {
     public const string SendWrite = "send:write";
     public const string SendRead = "send:read";
+    public const string LogsRead = "logs:read";
     public const string InternalSubscribers = "internal:subscribers";
     /// <summary>Platform administration (platform:admin tokens, which Member Center issues for this audience too).</summary>
     public const string Admin = "admin";
@@ -69,6 +70,7 @@ public static class AuthExtensions
         builder.Services.AddAuthorizationBuilder()
             .AddPolicy(SendWrite, p => Require(p, auth.SendEngineAudience, Scopes.SendWrite))
             .AddPolicy(SendRead, p => Require(p, auth.SendEngineAudience, Scopes.SendRead))
+            .AddPolicy(LogsRead, p => Require(p, auth.SendEngineAudience, Scopes.LogsRead))
             .AddPolicy(InternalSubscribers, p =>
             {
                 p.AddAuthenticationSchemes(OpenIddictValidationAspNetCoreDefaults.AuthenticationScheme);
