@@ -59,7 +59,7 @@ public sealed class OperationLogEntryConfiguration : IEntityTypeConfiguration<Op
     }
 }
 
-/// <summary>The table's name and the append-only trigger, which each service's migration creates.</summary>
+/// <summary>The table's name and the sweep's setting, which the append-only trigger (created by each service's migration) reads.</summary>
 public static class OperationLogSchema
 {
     public const string Table = "operation_log";
@@ -69,27 +69,4 @@ public static class OperationLogSchema
     /// DELETE through only for rows older than it; every UPDATE, every other DELETE and TRUNCATE fail.
     /// </summary>
     public const string SweepSetting = "newsletter.operation_log_sweep";
-
-    public const string CreateTriggerSql = $$"""
-        CREATE FUNCTION operation_log_append_only() RETURNS trigger LANGUAGE plpgsql AS $fn$
-        DECLARE
-            cutoff text := current_setting('{{SweepSetting}}', true);
-        BEGIN
-            IF TG_OP = 'DELETE' AND coalesce(cutoff, '') <> '' AND OLD.occurred_at < cutoff::timestamptz THEN
-                RETURN OLD;
-            END IF;
-            RAISE EXCEPTION 'operation_log is append-only: % refused', TG_OP USING ERRCODE = 'insufficient_privilege';
-        END
-        $fn$;
-        CREATE TRIGGER operation_log_append_only BEFORE UPDATE OR DELETE ON {{Table}}
-            FOR EACH ROW EXECUTE FUNCTION operation_log_append_only();
-        CREATE TRIGGER operation_log_no_truncate BEFORE TRUNCATE ON {{Table}}
-            FOR EACH STATEMENT EXECUTE FUNCTION operation_log_append_only();
-        """;
-
-    public const string DropTriggerSql = $"""
-        DROP TRIGGER IF EXISTS operation_log_no_truncate ON {Table};
-        DROP TRIGGER IF EXISTS operation_log_append_only ON {Table};
-        DROP FUNCTION IF EXISTS operation_log_append_only();
-        """;
 }

@@ -64,14 +64,34 @@ namespace MemberCenter.Data.Migrations
                 descending: new[] { false, true });
 
             // Append-only: UPDATE, DELETE and TRUNCATE fail, except the retention sweep's DELETE of rows older than
-            // the cutoff it sets in newsletter.operation_log_sweep (transaction-local).
-            migrationBuilder.Sql(Newsletter.ServiceDefaults.OperationLog.OperationLogSchema.CreateTriggerSql);
+            // the cutoff it sets in newsletter.operation_log_sweep (transaction-local). Inlined, not shared with the code:
+            // a migration must run the same SQL forever.
+            migrationBuilder.Sql("""
+                CREATE FUNCTION operation_log_append_only() RETURNS trigger LANGUAGE plpgsql AS $fn$
+                DECLARE
+                    cutoff text := current_setting('newsletter.operation_log_sweep', true);
+                BEGIN
+                    IF TG_OP = 'DELETE' AND coalesce(cutoff, '') <> '' AND OLD.occurred_at < cutoff::timestamptz THEN
+                        RETURN OLD;
+                    END IF;
+                    RAISE EXCEPTION 'operation_log is append-only: % refused', TG_OP USING ERRCODE = 'insufficient_privilege';
+                END
+                $fn$;
+                CREATE TRIGGER operation_log_append_only BEFORE UPDATE OR DELETE ON operation_log
+                    FOR EACH ROW EXECUTE FUNCTION operation_log_append_only();
+                CREATE TRIGGER operation_log_no_truncate BEFORE TRUNCATE ON operation_log
+                    FOR EACH STATEMENT EXECUTE FUNCTION operation_log_append_only();
+                """);
         }
 
         /// <inheritdoc />
         protected override void Down(MigrationBuilder migrationBuilder)
         {
-            migrationBuilder.Sql(Newsletter.ServiceDefaults.OperationLog.OperationLogSchema.DropTriggerSql);
+            migrationBuilder.Sql("""
+                DROP TRIGGER IF EXISTS operation_log_no_truncate ON operation_log;
+                DROP TRIGGER IF EXISTS operation_log_append_only ON operation_log;
+                DROP FUNCTION IF EXISTS operation_log_append_only();
+                """);
 
             migrationBuilder.DropTable(
                 name: "operation_log");
