@@ -107,6 +107,7 @@ public sealed partial class JobProgressHub(IServiceScopeFactory scopes, JobCount
         private readonly CancellationTokenSource _stop;
         // (time, sent) samples of the last few seconds, for sent per second over the last 5 s.
         private readonly Queue<(DateTimeOffset At, int Sent)> _samples = new();
+        private SendJobProgressEvent? _final;
 
         public Poller(JobProgressHub hub, Guid jobId)
         {
@@ -121,6 +122,13 @@ public sealed partial class JobProgressHub(IServiceScopeFactory scopes, JobCount
         {
             lock (_writers)
             {
+                // Joined between the final event and the poller's end: that event, and the end, at once.
+                if (_final is not null)
+                {
+                    writer.TryWrite(_final);
+                    writer.TryComplete();
+                    return;
+                }
                 _writers.Add(writer);
             }
         }
@@ -187,6 +195,10 @@ public sealed partial class JobProgressHub(IServiceScopeFactory scopes, JobCount
         {
             lock (_writers)
             {
+                if (e.Final)
+                {
+                    _final = e;
+                }
                 foreach (var w in _writers)
                 {
                     w.TryWrite(e);

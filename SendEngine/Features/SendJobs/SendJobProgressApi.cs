@@ -100,34 +100,52 @@ public static class SendJobProgressApi
         {
             return SendJobsApi.JobNotFound();
         }
-        // Sent from the recipients' sent_at (ix_send_job_recipients_job_id_sent_at), the rest from the job's processed
-        // events (ix_email_events_job_id_event_type), bucketed in UTC and joined on the bucket.
-        var series = new List<SendJobStatsBucket>();
-        await using var cmd = Sql.Command(conn, """
-            WITH sent AS (
-                SELECT date_trunc($2, sent_at, 'UTC') AS b, count(*) AS n
-                FROM send_job_recipients WHERE job_id = $1 AND sent_at IS NOT NULL GROUP BY 1),
-            ev AS (
-                SELECT date_trunc($2, occurred_at, 'UTC') AS b,
-                    count(DISTINCT recipient_id) FILTER (WHERE event_type = 'delivered') AS delivered,
-                    count(DISTINCT recipient_id) FILTER (WHERE event_type = 'hard_bounce' OR outcome = 'applied_as_hard_bounce') AS hard,
-                    count(*) FILTER (WHERE event_type = 'soft_bounce') AS soft,
-                    count(DISTINCT recipient_id) FILTER (WHERE event_type = 'spamreport') AS complained,
-                    count(*) FILTER (WHERE event_type = 'open') AS opened,
-                    count(*) FILTER (WHERE event_type = 'click') AS clicked,
-                    count(DISTINCT recipient_id) FILTER (WHERE event_type = 'unsubscribe') AS unsubscribed
-                FROM email_events WHERE job_id = $1 AND processed_at IS NOT NULL GROUP BY 1)
-            SELECT COALESCE(s.b, e.b), COALESCE(s.n, 0), COALESCE(e.delivered, 0), COALESCE(e.hard, 0), COALESCE(e.soft, 0),
-                COALESCE(e.complained, 0), COALESCE(e.opened, 0), COALESCE(e.clicked, 0), COALESCE(e.unsubscribed, 0)
-            FROM sent s FULL JOIN ev e ON e.b = s.b
-            ORDER BY 1
-            """, id, bucket);
-        await using var r = await cmd.ExecuteReaderAsync(ct);
+        // Sent from the recipients' sent_at (an index-only scan of ix_send_job_recipients_job_id_sent_at), the rest from
+        // the job's processed events (ix_email_events_job_id_event_type), in UTC buckets (date_bin: no time zone work
+        // per row, unlike date_trunc's). Two statements of one batch merged here: joined in SQL, the planner's guess
+        // for the join was large enough to JIT-compile the query, which cost more than the query itself.
+        var width = bucket == "minute" ? TimeSpan.FromMinutes(1) : TimeSpan.FromHours(1);
+        var buckets = new SortedDictionary<DateTimeOffset, SendJobStatsBucket>();
+        SendJobStatsBucket At(DateTimeOffset start) =>
+            buckets.TryGetValue(start, out var b) ? b : buckets[start] = new SendJobStatsBucket(start, 0, 0, 0, 0, 0, 0, 0, 0);
+        await using var batch = new NpgsqlBatch(conn)
+        {
+            BatchCommands =
+            {
+                new NpgsqlBatchCommand("""
+                    SELECT date_bin($1, sent_at, timestamptz '2000-01-01 00:00:00+00'), count(*)
+                    FROM send_job_recipients WHERE job_id = $2 AND sent_at IS NOT NULL GROUP BY 1
+                    """) { Parameters = { new() { Value = width }, new() { Value = id } } },
+                new NpgsqlBatchCommand("""
+                    SELECT date_bin($1, occurred_at, timestamptz '2000-01-01 00:00:00+00'),
+                        count(DISTINCT recipient_id) FILTER (WHERE event_type = 'delivered'),
+                        count(DISTINCT recipient_id) FILTER (WHERE event_type = 'hard_bounce' OR outcome = 'applied_as_hard_bounce'),
+                        count(*) FILTER (WHERE event_type = 'soft_bounce'),
+                        count(DISTINCT recipient_id) FILTER (WHERE event_type = 'spamreport'),
+                        count(*) FILTER (WHERE event_type = 'open'),
+                        count(*) FILTER (WHERE event_type = 'click'),
+                        count(DISTINCT recipient_id) FILTER (WHERE event_type = 'unsubscribe')
+                    FROM email_events WHERE job_id = $2 AND processed_at IS NOT NULL GROUP BY 1
+                    """) { Parameters = { new() { Value = width }, new() { Value = id } } },
+            },
+        };
+        await using var r = await batch.ExecuteReaderAsync(ct);
+        while (await r.ReadAsync(ct))
+        {
+            var start = r.GetFieldValue<DateTimeOffset>(0);
+            buckets[start] = At(start) with { Sent = (int)r.GetInt64(1) };
+        }
+        await r.NextResultAsync(ct);
         while (await r.ReadAsync(ct))
         {
             int I(int i) => (int)r.GetInt64(i);
-            series.Add(new SendJobStatsBucket(r.GetFieldValue<DateTimeOffset>(0), I(1), I(2), I(3), I(4), I(5), I(6), I(7), I(8)));
+            var start = r.GetFieldValue<DateTimeOffset>(0);
+            buckets[start] = At(start) with
+            {
+                Delivered = I(1), BouncedHard = I(2), BouncedSoft = I(3), Complained = I(4), Opened = I(5), Clicked = I(6), Unsubscribed = I(7),
+            };
         }
+        var series = buckets.Values.Where(b => b != new SendJobStatsBucket(b.Start, 0, 0, 0, 0, 0, 0, 0, 0)).ToList();
         return TypedResults.Ok(new SendJobStatsResponse(id.ToString(), bucket, series));
     }
 }
