@@ -16,11 +16,15 @@ public static class Scopes
     public const string Webhooks = "newsletter:webhooks";
     /// <summary>
     /// Message bodies, attachments, subscriber preferences and merge data. Without it the APIs answer those fields as
-    /// null and body-only routes 403 (a read-limited viewer).
+    /// null and body-only routes (the compose preview) with 403. People get it from the editor role up.
     /// </summary>
     public const string ContentRead = "newsletter:content.read";
     /// <summary>Read the service's operation log of the tenant (who changed what through the tenant and admin APIs).</summary>
     public const string LogsRead = "newsletter:logs.read";
+    /// <summary>The people and invitations of the tenant (Member Center).</summary>
+    public const string Members = "newsletter:members";
+    /// <summary>The tenant's OAuth API clients (Member Center).</summary>
+    public const string Clients = "newsletter:clients";
 
     public const string PlatformAdmin = "platform:admin";
 
@@ -53,6 +57,22 @@ public static class ClaimNames
     /// <summary>On a request authenticated with X-Pigeon-Api-Key: the key's application and the key itself.</summary>
     public const string ApplicationId = "application_id";
     public const string ApiKeyId = "api_key_id";
+    /// <summary>A person's role in the token's tenant (<see cref="Roles"/>); client-credentials tokens have none.</summary>
+    public const string Role = "role";
+    public const string Email = "email";
+    public const string Name = "name";
+    public const string Subject = "sub";
+}
+
+/// <summary>A person's role in a tenant, as the <c>role</c> claim of their access token carries it.</summary>
+public static class Roles
+{
+    public const string Owner = "owner";
+    public const string Admin = "admin";
+    public const string Editor = "editor";
+    public const string Viewer = "viewer";
+    /// <summary>A platform operator (Identity role platform_operator) acting in any tenant.</summary>
+    public const string Operator = "operator";
 }
 
 /// <summary>What an API client is for; decides its scopes and audience.</summary>
