@@ -4,6 +4,7 @@ using MemberCenter.Features.ApiKeys;
 using MemberCenter.Features.Auth;
 using MemberCenter.Features.Internal;
 using MemberCenter.Features.Lists;
+using MemberCenter.Features.People;
 using MemberCenter.Features.Privacy;
 using MemberCenter.Features.Subscriptions;
 using Newsletter.ServiceDefaults;
@@ -19,6 +20,7 @@ public class Program
             .AddMemberCenterApiDocument()
             .AddMemberCenterData()
             .AddAuthorizationServer()
+            .AddPeople()
             .AddNewsletter()
             .AddPrivacy();
 
@@ -27,6 +29,8 @@ public class Program
         app.UseAuthorizationServer();
 
         app.MapTokenEndpoint();
+        app.MapAuthorizeEndpoint();
+        app.MapRazorPages();
         app.MapSubscriptionsApi();
         app.MapListsApi();
         app.MapAdminApi();

@@ -14,6 +14,14 @@ public static class Scopes
     public const string ApiKeysWrite = "newsletter:api_keys.write";
     /// <summary>Send Engine: manage the tenant's event webhook endpoints, read their attempts, replay events.</summary>
     public const string Webhooks = "newsletter:webhooks";
+    /// <summary>Message bodies, attachments, subscriber preferences and merge data; without it those fields are null.</summary>
+    public const string ContentRead = "newsletter:content.read";
+    /// <summary>The tenant's operation log.</summary>
+    public const string LogsRead = "newsletter:logs.read";
+    /// <summary>The tenant's people (memberships) and invitations.</summary>
+    public const string Members = "newsletter:members";
+    /// <summary>The tenant's own OAuth API clients (create, rotate, disable).</summary>
+    public const string Clients = "newsletter:clients";
 
     public const string PlatformAdmin = "platform:admin";
 
@@ -46,6 +54,23 @@ public static class ClaimNames
     /// <summary>On a request authenticated with X-Pigeon-Api-Key: the key's application and the key itself.</summary>
     public const string ApplicationId = "application_id";
     public const string ApiKeyId = "api_key_id";
+    /// <summary>On a person's token: their role in the token's tenant (see <see cref="Roles"/>).</summary>
+    public const string Role = "role";
+    public const string Name = "name";
+    public const string Email = "email";
+}
+
+/// <summary>A person's role in a tenant; <see cref="Operator"/> is a platform operator acting in any tenant.</summary>
+public static class Roles
+{
+    public const string Owner = "owner";
+    public const string Admin = "admin";
+    public const string Editor = "editor";
+    public const string Viewer = "viewer";
+    public const string Operator = "operator";
+
+    /// <summary>The roles a membership can have, most powerful first.</summary>
+    public static readonly IReadOnlyList<string> TenantRoles = [Owner, Admin, Editor, Viewer];
 }
 
 /// <summary>What an API client is for; decides its scopes and audience.</summary>
