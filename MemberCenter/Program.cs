@@ -37,6 +37,8 @@ public class Program
         app.MapSubscribersApi();
         app.MapInternalApi();
         app.MapApiKeysApi();
+        app.MapMembersApi();
+        app.MapClientsApi();
         await app.RunAsync();
     }
 }

@@ -13,8 +13,6 @@ namespace MemberCenter.Features.Admin;
 /// <summary>Platform administration (scope platform:admin): tenants, their lists and clients, signing keys.</summary>
 public static class AdminApi
 {
-    private static readonly string[] TenantUsages = [ClientUsages.SendApi, ClientUsages.TenantApi];
-
     public static IEndpointRouteBuilder MapAdminApi(this IEndpointRouteBuilder app)
     {
         var admin = app.MapGroup("/admin").WithTags("Admin").RequireAuthorization(Policies.Admin);
@@ -80,27 +78,8 @@ public static class AdminApi
         return TypedResults.Ok(lists.Select(ListsApi.ToResponse).ToList());
     }
 
-    private static async Task<Results<Created<ApiClientSecretResponse>, ValidationProblem, ProblemHttpResult>> CreateClient(Guid tenantId, CreateClientRequest request, MemberCenterDbContext db, ApiClientRegistry registry, CancellationToken ct)
-    {
-        var v = new Validation().Required("usage", request.Usage).MaxLength("name", request.Name, 200);
-        if (request.Usage is { Length: > 0 } usage && !TenantUsages.Contains(usage))
-        {
-            v.Add("usage", $"The usage must be one of: {string.Join(", ", TenantUsages)}.");
-        }
-        if (!v.IsValid)
-        {
-            return TypedResults.ValidationProblem(v.Errors);
-        }
-        if (!await db.Tenants.AnyAsync(t => t.Id == tenantId, ct))
-        {
-            return TenantNotFound();
-        }
-        var secret = ApiClientRegistry.NewSecret();
-        var clientId = $"{request.Usage!.Replace('_', '-')}-{Guid.NewGuid():N}";
-        var client = await registry.CreateAsync(clientId, tenantId, request.Usage, request.Name?.Trim() is { Length: > 0 } n ? n : clientId, secret, ct);
-        return TypedResults.Created($"/admin/tenants/{tenantId}/clients",
-            new ApiClientSecretResponse(client.ClientId, tenantId.ToString(), client.Usage, secret, ClientUsagePolicy.ScopesOf(client.Usage)));
-    }
+    private static Task<Results<Created<ApiClientSecretResponse>, ValidationProblem, ProblemHttpResult>> CreateClient(Guid tenantId, CreateClientRequest request, MemberCenterDbContext db, ApiClientRegistry registry, CancellationToken ct) =>
+        TenantClients.CreateAsync(tenantId, request, $"/admin/tenants/{tenantId}/clients", db, registry, ct);
 
     private static async Task<Results<Ok<List<ApiClientResponse>>, ProblemHttpResult>> ListClients(Guid tenantId, MemberCenterDbContext db, CancellationToken ct)
     {
@@ -108,27 +87,14 @@ public static class AdminApi
         {
             return TenantNotFound();
         }
-        var clients = await db.ApiClients.AsNoTracking().Where(c => c.TenantId == tenantId).OrderBy(c => c.CreatedAt).ToListAsync(ct);
-        return TypedResults.Ok(clients.Select(c => new ApiClientResponse(c.ClientId, tenantId.ToString(), c.Usage, c.Name, ClientUsagePolicy.ScopesOf(c.Usage), c.DisabledAt is not null, c.CreatedAt)).ToList());
+        return TypedResults.Ok(await TenantClients.ListAsync(tenantId, db, ct));
     }
 
-    private static async Task<Results<Ok<ApiClientSecretResponse>, ProblemHttpResult>> RotateSecret(string clientId, MemberCenterDbContext db, ApiClientRegistry registry, CancellationToken ct)
-    {
-        var client = await db.ApiClients.AsNoTracking().FirstOrDefaultAsync(c => c.ClientId == clientId && c.TenantId != null, ct);
-        var secret = client is null ? null : await registry.RotateSecretAsync(clientId, ct);
-        return client is null || secret is null
-            ? ClientNotFound()
-            : TypedResults.Ok(new ApiClientSecretResponse(client.ClientId, client.TenantId!.Value.ToString(), client.Usage, secret, ClientUsagePolicy.ScopesOf(client.Usage)));
-    }
+    private static Task<Results<Ok<ApiClientSecretResponse>, ProblemHttpResult>> RotateSecret(string clientId, MemberCenterDbContext db, ApiClientRegistry registry, CancellationToken ct) =>
+        TenantClients.RotateSecretAsync(clientId, tenantId: null, db, registry, ct);
 
-    private static async Task<Results<NoContent, ProblemHttpResult>> DisableClient(string clientId, MemberCenterDbContext db, ApiClientCache cache, TimeProvider clock, CancellationToken ct)
-    {
-        // Platform clients come from configuration; disabling them here would be undone on the next start.
-        var updated = await db.ApiClients.Where(c => c.ClientId == clientId && c.TenantId != null)
-            .ExecuteUpdateAsync(u => u.SetProperty(c => c.DisabledAt, c => c.DisabledAt ?? clock.GetUtcNow()), ct);
-        cache.Evict(clientId);
-        return updated == 0 ? ClientNotFound() : TypedResults.NoContent();
-    }
+    private static Task<Results<NoContent, ProblemHttpResult>> DisableClient(string clientId, MemberCenterDbContext db, ApiClientCache cache, TimeProvider clock, CancellationToken ct) =>
+        TenantClients.DisableAsync(clientId, tenantId: null, db, cache, clock, ct);
 
     private static Ok<List<SigningKeyResponse>> ListSigningKeys(SigningKeyRing ring, TimeProvider clock)
     {
@@ -160,5 +126,4 @@ public static class AdminApi
 
     private static TenantResponse ToResponse(Tenant t) => new(t.Id.ToString(), t.Name, t.CreatedAt);
     private static ProblemHttpResult TenantNotFound() => TypedResults.Problem(statusCode: 404, title: "Tenant not found");
-    private static ProblemHttpResult ClientNotFound() => TypedResults.Problem(statusCode: 404, title: "Client not found");
 }
