@@ -76,6 +76,8 @@ public static class PeopleExtensions
             o.RootDirectory = "/Features/People/Pages";
             o.Conventions.ConfigureFilter(new AccountPageHeaders());
         });
+        // Razor Pages bring MVC, whose JSON options Swashbuckle then reads: they must be the APIs' (snake_case) ones.
+        services.Configure<Microsoft.AspNetCore.Mvc.JsonOptions>(o => Newsletter.ServiceDefaults.ServiceDefaultsExtensions.ConfigureJson(o.JsonSerializerOptions));
         services.AddScoped<PersonTokens>();
         services.AddScoped<PeopleService>();
         services.AddScoped<AccountMailComposer>();
