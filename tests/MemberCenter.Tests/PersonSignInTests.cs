@@ -123,6 +123,25 @@ public sealed class PersonSignInTests(MemberCenterFixture mc)
     }
 
     [Fact]
+    public async Task Logout_ends_the_session_and_returns_to_the_console()
+    {
+        var tenant = await mc.CreateTenantAsync();
+        var person = await PersonClient.CreatePersonAsync(mc, memberships: (tenant.TenantId, Roles.Viewer));
+        using var client = new PersonClient(mc);
+        await client.SignInAsync(person.Email!);
+
+        var back = await client.FollowAsync(QueryHelpers.AddQueryString("/connect/logout", new Dictionary<string, string?>
+        {
+            ["client_id"] = MemberCenterFixture.ConsoleClientId,
+            ["post_logout_redirect_uri"] = MemberCenterFixture.ConsoleUrl + "/signout-callback-oidc",
+            ["state"] = "bye",
+        }));
+        Assert.StartsWith(MemberCenterFixture.ConsoleUrl + "/signout-callback-oidc", back.ToString(), StringComparison.Ordinal);
+        var answer = await client.FollowAsync(PersonClient.AuthorizeUrl(PersonClient.Pkce().Challenge, prompt: "none"));
+        Assert.Equal("login_required", QueryHelpers.ParseQuery(answer.Query)["error"].ToString());
+    }
+
+    [Fact]
     public async Task Prompt_none_without_a_session_answers_login_required()
     {
         using var client = new PersonClient(mc);
