@@ -66,6 +66,47 @@ public sealed class RetentionTests(MemberCenterFixture mc)
         Assert.True(await mc.WithDbAsync(db => db.ConsentRecords.CountAsync(c => c.ListId == Guid.Parse(tenant.ListId))) >= 2);
     }
 
+    [Fact]
+    public async Task Sweep_deletes_expired_oauth_codes_and_refresh_tokens_with_their_sign_ins_and_keeps_live_ones()
+    {
+        var tenant = await mc.CreateTenantAsync("Retention OAuth");
+        var gone = await PersonClient.CreatePersonAsync(mc, memberships: (tenant.TenantId, Newsletter.Contracts.Roles.Viewer));
+        var kept = await PersonClient.CreatePersonAsync(mc, memberships: (tenant.TenantId, Newsletter.Contracts.Roles.Viewer));
+        foreach (var person in new[] { gone, kept })
+        {
+            using var client = new PersonClient(mc);
+            await client.SignInAsync(person.Email!);
+        }
+        async Task<long> TokensOfAsync(Guid subject)
+        {
+            await using var conn = new NpgsqlConnection(mc.ConnectionString);
+            await conn.OpenAsync();
+            await using var cmd = new NpgsqlCommand("""
+                SELECT (SELECT count(*) FROM "OpenIddictTokens" WHERE subject = $1) + (SELECT count(*) FROM "OpenIddictAuthorizations" WHERE subject = $1)
+                """, conn) { Parameters = { new() { Value = subject.ToString() } } };
+            return (long)(await cmd.ExecuteScalarAsync())!;
+        }
+        // A code and a refresh token each, and the sign-in (ad-hoc authorization) they belong to; no access token rows.
+        Assert.Equal(3, await TokensOfAsync(gone.Id));
+        foreach (var sql in new[]
+        {
+            "UPDATE \"OpenIddictTokens\" SET expiration_date = now() - interval '31 days' WHERE subject = $1",
+            "UPDATE \"OpenIddictAuthorizations\" SET creation_date = now() - interval '31 days' WHERE subject = $1",
+        })
+        {
+            await using var conn = new NpgsqlConnection(mc.ConnectionString);
+            await conn.OpenAsync();
+            await using var cmd = new NpgsqlCommand(sql, conn) { Parameters = { new() { Value = gone.Id.ToString() } } };
+            Assert.True(await cmd.ExecuteNonQueryAsync() >= 1, sql);
+        }
+
+        var result = await mc.Services.GetRequiredService<RetentionSweeper>().SweepAsync(TestContext.Current.CancellationToken);
+
+        Assert.True(result.OAuthTokens >= 3);
+        Assert.Equal(0, await TokensOfAsync(gone.Id));
+        Assert.Equal(3, await TokensOfAsync(kept.Id));
+    }
+
     private Task<int> CountAsync<T>(System.Linq.Expressions.Expression<Func<T, bool>> predicate) where T : class =>
         mc.WithDbAsync(db => db.Set<T>().CountAsync(predicate));
 

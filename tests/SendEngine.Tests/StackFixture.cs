@@ -32,6 +32,9 @@ public sealed class StackFixture : IAsyncLifetime
     public string AdminClientSecret { get; } = Secret();
     public string SendEngineClientId => "test-send-engine";
     public string SendEngineClientSecret { get; } = Secret();
+    /// <summary>The console client Member Center seeds; nothing listens at its URL (PersonTokenTests reads the redirect).</summary>
+    public string ConsoleClientSecret { get; } = Secret();
+    public const string ConsoleUrl = "http://127.0.0.1:9/console";
 
     /// <summary>The basic credential of /metrics and /swagger on the public listener (Management__Username/Password).</summary>
     public const string ManagementUsername = "metrics";
@@ -78,6 +81,8 @@ public sealed class StackFixture : IAsyncLifetime
                 ["Smtp:Port"] = Mail.SmtpPort.ToString(System.Globalization.CultureInfo.InvariantCulture),
                 ["Database:ApplyMigrationsOnStartup"] = "true",
                 ["Outbox:PollInterval"] = "00:00:00.500",
+                ["Console:ClientSecret"] = ConsoleClientSecret,
+                ["Console:PublicUrl"] = ConsoleUrl,
             });
             MemberCenter.UseKestrel(port);
             try

@@ -42,7 +42,7 @@ public sealed class RetentionOptions
 
 /// <summary>
 /// Deletes what has no further use: expired confirm/unsubscribe tokens, completed outbox rows, acknowledged calls to
-/// Send Engine, change-feed entries older than any send job reads and operation-log rows past their retention. Consent records,
+/// Send Engine, change-feed entries older than any send job reads, operation-log rows past their retention, and expired OAuth codes and refresh tokens. Consent records,
 /// subscribers and subscriptions are never deleted here. Several replicas may sweep at once: each statement takes
 /// rows with SKIP LOCKED, so they share the work instead of waiting on each other.
 /// </summary>
@@ -52,7 +52,7 @@ public sealed partial class RetentionSweeper(
     TimeProvider clock,
     ILogger<RetentionSweeper> logger) : RetentionLoop(clock, logger)
 {
-    public sealed record Result(long Tokens, long OutboxMessages, long Changes = 0, long SendEngineRequests = 0, long OperationLog = 0);
+    public sealed record Result(long Tokens, long OutboxMessages, long Changes = 0, long SendEngineRequests = 0, long OperationLog = 0, long OAuthTokens = 0);
 
     protected override TimeSpan Interval => options.Value.Interval;
 
@@ -68,17 +68,22 @@ public sealed partial class RetentionSweeper(
         // Export/erasure calls Send Engine acknowledged (they keep only the address hash by then); open ones stay.
         var requests = await DeleteInBatchesAsync("send_engine_requests", "completed_at < $1", now - o.CompletedOutboxRetention, ct);
         var operations = await OperationLogRetention.SweepAsync(db, now - o.OperationLogRetention, o.BatchSize, ct);
-        if (tokens + outbox + changes + requests + operations > 0)
+        // People's authorization codes and refresh tokens (the only OAuth tokens stored), and the sign-ins they belonged to.
+        var oauth = await DeleteInBatchesAsync("\"OpenIddictTokens\"", "expiration_date < $1", now - o.ExpiredTokenGrace, ct);
+        oauth += await DeleteInBatchesAsync("\"OpenIddictAuthorizations\"",
+            "type = 'ad-hoc' AND creation_date < $1 AND NOT EXISTS (SELECT 1 FROM \"OpenIddictTokens\" t WHERE t.authorization_id = \"OpenIddictAuthorizations\".id)",
+            now - o.ExpiredTokenGrace, ct);
+        if (tokens + outbox + changes + requests + operations + oauth > 0)
         {
-            LogSwept(Logger, tokens, outbox, changes, requests, operations);
+            LogSwept(Logger, tokens, outbox, changes, requests, operations, oauth);
         }
-        return new Result(tokens, outbox, changes, requests, operations);
+        return new Result(tokens, outbox, changes, requests, operations, oauth);
     }
 
     private Task<long> DeleteInBatchesAsync(string table, string condition, DateTimeOffset before, CancellationToken ct) =>
         RepeatAsync(db, $"DELETE FROM {table} WHERE id IN (SELECT id FROM {table} WHERE {condition} LIMIT $2 FOR UPDATE SKIP LOCKED)",
             before, options.Value.BatchSize, ct);
 
-    [LoggerMessage(LogLevel.Information, "Retention: deleted {Tokens} expired tokens, {OutboxMessages} completed outbox messages, {Changes} old change-feed entries {SendEngineRequests} acknowledged Send Engine requests and {OperationLog} old operation-log rows")]
-    private static partial void LogSwept(ILogger logger, long tokens, long outboxMessages, long changes, long sendEngineRequests, long operationLog);
+    [LoggerMessage(LogLevel.Information, "Retention: deleted {Tokens} expired tokens, {OutboxMessages} completed outbox messages, {Changes} old change-feed entries, {SendEngineRequests} acknowledged Send Engine requests, {OperationLog} old operation-log rows and {OAuthTokens} expired OAuth codes, refresh tokens and sign-ins")]
+    private static partial void LogSwept(ILogger logger, long tokens, long outboxMessages, long changes, long sendEngineRequests, long operationLog, long oauthTokens);
 }
