@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Runs the whole stack locally from a clean clone: PostgreSQL (private cluster), maildev (SMTP catcher),
-# Member Center on :7850 and Send Engine on :7860, with demo clients whose secrets live in .local/demo.env.
+# Member Center on :7850, Send Engine on :7860 and the console on :7870, with demo clients and a platform operator
+# whose secrets live in .local/demo.env.
 #   ./run.sh           start everything, print URLs/credentials/curl commands, wait; Ctrl-C stops it all
 #   ./run.sh --check   start everything, run the printed demo flow for real (token, subscribe, confirm, send job,
-#                      the mail in maildev, unsubscribe), stop everything, exit 0 on success
+#                      the mail in maildev, the console's sign-in redirect, unsubscribe), stop everything, exit 0 on success
 #                      (same as RUN_SH_EXIT_AFTER_START=1)
 # Bring your own database or SMTP server by setting ConnectionStrings__MemberCenter (and
 # ConnectionStrings__SendEngine) or Smtp__Host (and Smtp__Port); run.sh then starts none of its own.
@@ -19,13 +20,14 @@ CHECK_ONLY="${RUN_SH_EXIT_AFTER_START:-0}"
 for arg in "$@"; do
   case "$arg" in
     --check) CHECK_ONLY=1 ;;
-    -h|--help) sed -n '2,9p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
     *) die "unknown argument: $arg (try --help)" ;;
   esac
 done
 
 MC_URL=http://localhost:7850
 SE_URL=http://localhost:7860
+CONSOLE_URL=http://localhost:7870
 # Management listeners (Swagger, /metrics, /hangfire), loopback only: never on the public ports (docs/security.md V6).
 MC_MANAGEMENT_URL=http://127.0.0.1:7851
 SE_MANAGEMENT_URL=http://127.0.0.1:7861
@@ -166,6 +168,11 @@ ensure_demo_env() {
   put TencentSes__Webhook__SecretToken "$(random_secret)"
   # The keyed hash of erased addresses (both services): one secret per installation, kept like the database.
   put Privacy__AddressHashKey "$(random_secret)"
+  # The console signs people in through Member Center as the confidential client `console` (both read this secret),
+  # and Member Center creates this platform operator on start (a confirmed account; the password is reset to this).
+  put Console__ClientSecret "$(random_secret)"
+  put Bootstrap__OperatorEmail operator@example.com
+  put Bootstrap__OperatorPassword "$(random_secret)"
   set -a
   # shellcheck disable=SC1090
   . "$file"
@@ -173,15 +180,19 @@ ensure_demo_env() {
 }
 
 # Starts a built service in the background (cwd = its project folder, so appsettings*.json are found), with its
-# management listener, and waits for its health endpoint.
+# management listener if it has one ($5; the console has none), and waits for its health endpoint.
 start_service() {
-  local name="$1" dir="$2" url="$3" health="$4" management="$5"
+  local name="$1" dir="$2" url="$3" health="$4" management="${5:-}"
   local dll="$dir/bin/Release/net10.0/$name.dll" logfile="$LOGS/${name,,}.log"
+  local args=(--urls "$url")
   [ -f "$dll" ] || die "$dll not found after the build"
   if port_in_use "${url##*:}"; then die "port ${url##*:} is already in use (another ./run.sh?); $name cannot start"; fi
-  if port_in_use "${management##*:}"; then die "port ${management##*:} is already in use (another ./run.sh?); $name cannot start"; fi
-  log "starting $name on $url, management on $management (log: ${logfile#"$REPO_ROOT"/})"
-  (cd "$dir" && exec dotnet "bin/Release/net10.0/$name.dll" --urls "$url" --Management:Urls "$management") >"$logfile" 2>&1 </dev/null &
+  if [ -n "$management" ]; then
+    if port_in_use "${management##*:}"; then die "port ${management##*:} is already in use (another ./run.sh?); $name cannot start"; fi
+    args+=(--Management:Urls "$management")
+  fi
+  log "starting $name on $url${management:+, management on $management} (log: ${logfile#"$REPO_ROOT"/})"
+  (cd "$dir" && exec dotnet "bin/Release/net10.0/$name.dll" "${args[@]}") >"$logfile" 2>&1 </dev/null &
   local pid=$!
   SERVICE_PIDS+=("$pid")
   for _ in $(seq 1 180); do
@@ -219,6 +230,10 @@ export MemberCenter__ClientId="${MemberCenter__ClientId:-$Bootstrap__SendEngineC
 export MemberCenter__ClientSecret="${MemberCenter__ClientSecret:-$Bootstrap__SendEngineClientSecret}"
 # Member Center calls Send Engine for the export and erasure of an address.
 export SendEngine__BaseUrl="${SendEngine__BaseUrl:-$SE_URL}"
+# The console: its own URL (Member Center registers its redirect URIs from it) and the two services it calls.
+export Console__PublicUrl="${Console__PublicUrl:-$CONSOLE_URL}"
+export Console__MemberCenterUrl="${Console__MemberCenterUrl:-$MC_URL}"
+export Console__SendEngineUrl="${Console__SendEngineUrl:-$SE_URL}"
 
 log "dotnet build -c Release"
 dotnet build MemberCenter/MemberCenter.csproj -c Release -nologo -v q -tl:off -clp:ErrorsOnly >"$LOGS/build.log" 2>&1 \
@@ -239,6 +254,16 @@ se_running=0
 if [ "$se_built" -eq 1 ] && [ -f SendEngine/bin/Release/net10.0/SendEngine.dll ]; then
   start_service SendEngine "$REPO_ROOT/SendEngine" "$SE_URL" /health/ready "$SE_MANAGEMENT_URL"
   se_running=1
+fi
+console_running=0
+if [ -f Console/Console.csproj ]; then
+  if dotnet build Console/Console.csproj -c Release -nologo -v q -tl:off -clp:ErrorsOnly >>"$LOGS/build.log" 2>&1; then
+    start_service NewsletterConsole "$REPO_ROOT/Console" "$CONSOLE_URL" /health/ready
+    console_running=1
+  else
+    tail -n 20 "$LOGS/build.log" >&2
+    log "the console does not build; not started"
+  fi
 fi
 
 # The walk-through printed below, run for real: token, subscribe, confirm, send job, the mail in the catcher, unsubscribe.
@@ -295,6 +320,15 @@ check_flow() {
       log "check: the job's mail is in maildev ($MAIL_UI)"
     fi
   fi
+  if [ "$console_running" = 1 ]; then
+    # The console sends a visitor to Member Center's sign-in page (authorization code + PKCE).
+    local landed
+    landed="$(curl -s -L -c "$out/console.jar" -b "$out/console.jar" -o "$out/console.html" -w '%{http_code} %{url_effective}' "$CONSOLE_URL/")"
+    case "$landed" in
+      "200 $MC_URL/account/login"*) log "check: the console redirects to Member Center's sign-in page" ;;
+      *) die "check failed: the console's / ended at '$landed' (expected 200 on $MC_URL/account/login)" ;;
+    esac
+  fi
   call unsubscribe-token 200 -X POST "$MC_URL/newsletter/unsubscribe-token" -H "Authorization: Bearer $tenant_token" \
     -H "Content-Type: application/json" -d "{\"list_id\":\"$Demo__ListId\",\"email\":\"$email\"}"
   unsub="$(printf '%s' "$body" | json_field unsubscribe_token)"
@@ -304,7 +338,7 @@ check_flow() {
 
 if [ "$CHECK_ONLY" = 1 ]; then
   check_flow
-  log "check passed: the demo flow works end to end (Send Engine: $([ "$se_running" = 1 ] && echo yes || echo "not built"))"
+  log "check passed: the demo flow works end to end (Send Engine: $([ "$se_running" = 1 ] && echo yes || echo "not built"); console: $([ "$console_running" = 1 ] && echo yes || echo "not built"))"
   exit 0
 fi
 
@@ -323,6 +357,7 @@ Newsletter stack is running. Ctrl-C stops everything.
 
   Member Center   $MC_URL        (Swagger: $MC_MANAGEMENT_URL/swagger, log: .local/logs/membercenter.log)
 $( [ "$se_running" = 1 ] && echo "  Send Engine     $SE_URL        (Swagger: $SE_MANAGEMENT_URL/swagger, metrics: $SE_MANAGEMENT_URL/metrics, log: .local/logs/sendengine.log)" || echo "  Send Engine     not started (not built)" )
+$( [ "$console_running" = 1 ] && echo "  Console         $CONSOLE_URL        (sign in: $Bootstrap__OperatorEmail / $Bootstrap__OperatorPassword, a platform operator; log: .local/logs/newsletterconsole.log)" || echo "  Console         not started (not built)" )
   Mail            $( [ -n "$MAIL_UI" ] && echo "$MAIL_UI   (maildev; SMTP 127.0.0.1:$MAILDEV_SMTP_PORT)" || echo "your SMTP server $Smtp__Host:${Smtp__Port:-25}" )
   Database        ${ConnectionStrings__MemberCenter}
 
