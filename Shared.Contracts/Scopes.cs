@@ -15,6 +15,15 @@ public static class Scopes
     /// <summary>Send Engine: manage the tenant's event webhook endpoints, read their attempts, replay events.</summary>
     public const string Webhooks = "newsletter:webhooks";
 
+    /// <summary>Message bodies, attachments, subscriber preferences and merge data; without it the APIs answer them as null.</summary>
+    public const string ContentRead = "newsletter:content.read";
+    /// <summary>The tenant's operation log.</summary>
+    public const string LogsRead = "newsletter:logs.read";
+    /// <summary>The tenant's people and invitations.</summary>
+    public const string Members = "newsletter:members";
+    /// <summary>The tenant's OAuth API clients.</summary>
+    public const string Clients = "newsletter:clients";
+
     public const string PlatformAdmin = "platform:admin";
 
     /// <summary>Send Engine reads a list's confirmed recipients.</summary>
