@@ -1,6 +1,7 @@
 using Newsletter.ServiceDefaults;
 using SendEngine.Extensions;
 using SendEngine.Features.ApiKeys;
+using SendEngine.Features.Metrics;
 using SendEngine.Features.Privacy;
 using SendEngine.Features.SendJobs;
 using SendEngine.Features.SenderDomains;
@@ -33,6 +34,11 @@ public class Program
         app.UseHangfireDashboardForOperators();
 
         app.MapSendJobsApi();
+        app.MapSendJobOperationsApi();
+        app.MapSendJobComposeApi();
+        app.MapSendJobProgressApi();
+        app.MapTransactionalReadApi();
+        app.MapStatusApi();
         app.MapSuppressionsApi();
         app.MapSubscriberDataApi();
         app.MapSendEngineEmailEvents();

@@ -15,13 +15,16 @@ public static class Scopes
     /// <summary>Send Engine: manage the tenant's event webhook endpoints, read their attempts, replay events.</summary>
     public const string Webhooks = "newsletter:webhooks";
 
-    /// <summary>Message bodies, attachments, subscriber preferences and merge data; without it the APIs answer them as null.</summary>
+    /// <summary>
+    /// Message bodies, attachments, subscriber preferences and merge data. Without it the APIs answer those fields as
+    /// null and body-only routes (the compose preview) with 403. People get it from the editor role up.
+    /// </summary>
     public const string ContentRead = "newsletter:content.read";
-    /// <summary>The tenant's operation log.</summary>
+    /// <summary>The operation log.</summary>
     public const string LogsRead = "newsletter:logs.read";
-    /// <summary>The tenant's people and invitations.</summary>
+    /// <summary>The people and invitations of the tenant (Member Center).</summary>
     public const string Members = "newsletter:members";
-    /// <summary>The tenant's OAuth API clients.</summary>
+    /// <summary>The tenant's OAuth API clients (Member Center).</summary>
     public const string Clients = "newsletter:clients";
 
     public const string PlatformAdmin = "platform:admin";
@@ -55,6 +58,22 @@ public static class ClaimNames
     /// <summary>On a request authenticated with X-Pigeon-Api-Key: the key's application and the key itself.</summary>
     public const string ApplicationId = "application_id";
     public const string ApiKeyId = "api_key_id";
+    /// <summary>A person's role in the token's tenant (<see cref="Roles"/>); client-credentials tokens have none.</summary>
+    public const string Role = "role";
+    public const string Email = "email";
+    public const string Name = "name";
+    public const string Subject = "sub";
+}
+
+/// <summary>A person's role in a tenant, as the <c>role</c> claim of their access token carries it.</summary>
+public static class Roles
+{
+    public const string Owner = "owner";
+    public const string Admin = "admin";
+    public const string Editor = "editor";
+    public const string Viewer = "viewer";
+    /// <summary>A platform operator (Identity role platform_operator) acting in any tenant.</summary>
+    public const string Operator = "operator";
 }
 
 /// <summary>What an API client is for; decides its scopes and audience.</summary>

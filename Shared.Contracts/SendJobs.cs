@@ -34,7 +34,9 @@ public sealed record SendJobResponse(
     string? LastError,
     SendJobEventCounts? Events = null,
     string? PausedReason = null,
-    DateTimeOffset? ResumeAt = null);
+    DateTimeOffset? ResumeAt = null,
+    string? BodyHtml = null,
+    string? BodyText = null);
 
 /// <summary>A page of jobs, newest first; pass next_cursor back as after.</summary>
 public sealed record SendJobPage(IReadOnlyList<SendJobResponse> Items, string? NextCursor);
@@ -46,7 +48,67 @@ public sealed record SendJobRecipientResponse(
     string? MessageId,
     string? Detail,
     DateTimeOffset? SentAt,
-    DateTimeOffset UpdatedAt);
+    DateTimeOffset UpdatedAt,
+    long Id = 0,
+    string? ResolvedBy = null,
+    DateTimeOffset? ResolvedAt = null,
+    string? ResolutionNote = null);
+
+/// <summary>
+/// POST /api/send-jobs/{id}/recipients/resolve: acknowledges <c>unknown</c> outcomes as sent or failed. Either
+/// recipient_ids (the ids of GET …/recipients) or all_unknown: true.
+/// </summary>
+public sealed record ResolveRecipientsRequest(IReadOnlyList<long>? RecipientIds, bool? AllUnknown, string? Resolution, string? Note);
+
+/// <summary>POST /api/send-jobs/{id}/recipients/resolve: how many rows were resolved, and the job afterwards.</summary>
+public sealed record ResolveRecipientsResponse(int Resolved, SendJobResponse Job);
+
+/// <summary>One server-sent event of GET /api/send-jobs/{id}/progress (event name <c>progress</c>).</summary>
+/// <param name="ByStatus">Recipient rows per status (every status of <see cref="RecipientStatuses"/>).</param>
+/// <param name="SentPerSecond">Messages sent per second over the last 5 seconds.</param>
+/// <param name="Errors">failed + unknown + bounced.</param>
+/// <param name="Final">True on the last event: the job is completed, cancelled or failed.</param>
+public sealed record SendJobProgressEvent(
+    string JobId,
+    string Status,
+    SendJobCounts Counts,
+    IReadOnlyDictionary<string, int> ByStatus,
+    double SentPerSecond,
+    int Remaining,
+    int Errors,
+    string? PausedReason,
+    DateTimeOffset At,
+    bool Final);
+
+/// <summary>GET /api/send-jobs/{id}/stats: one row per bucket (minute or hour, UTC) that saw anything.</summary>
+public sealed record SendJobStatsResponse(string JobId, string Bucket, IReadOnlyList<SendJobStatsBucket> Series);
+
+public sealed record SendJobStatsBucket(
+    DateTimeOffset Start,
+    int Sent,
+    int Delivered,
+    int BouncedHard,
+    int BouncedSoft,
+    int Complained,
+    int Opened,
+    int Clicked,
+    int Unsubscribed);
+
+/// <summary>
+/// POST /api/send-jobs/preview and /test-send: a template as in create, and the merge values of one subscriber
+/// (<c>email</c>, <c>unsubscribe_url</c> and the preference keys). test-send also takes <c>to</c>.
+/// </summary>
+public sealed record ComposeRequest(
+    string? Subject,
+    string? BodyHtml,
+    string? BodyText,
+    IReadOnlyDictionary<string, System.Text.Json.JsonElement>? Merge,
+    string? To = null);
+
+public sealed record ComposePreviewResponse(string Subject, string? Html, string? Text);
+
+/// <summary>test-send's answer: the message went out (or not) through the tenant's transport; no job was recorded.</summary>
+public sealed record TestSendResponse(string To, string Subject, string Outcome, string MessageId, string Detail);
 
 public sealed record SendJobRecipientPage(IReadOnlyList<SendJobRecipientResponse> Items, string? NextCursor);
 
@@ -89,3 +151,24 @@ public sealed record AddSuppressionRequest(string? TenantId, string? Email, stri
 public sealed record SuppressionResponse(string TenantId, string Email, string Reason, string Source, DateTimeOffset CreatedAt);
 
 public sealed record SuppressionPage(IReadOnlyList<SuppressionResponse> Items, string? NextCursor);
+
+/// <summary>GET /admin/status on Send Engine (platform:admin): queues, backlogs and the last hour's delivery.</summary>
+/// <param name="DeliveryRatePerMinute">Messages handed over successfully (bulk and transactional) per minute over the last hour.</param>
+/// <param name="ErrorRate">Of the last hour's finished attempts (sent, failed, unknown), the share that was not sent (0–1; 0 when none).</param>
+public sealed record SendEngineStatusResponse(
+    DateTimeOffset At,
+    HangfireQueueStatus Hangfire,
+    long EmailEventBacklog,
+    DateTimeOffset? OldestUnprocessedEventAt,
+    long SentLastHour,
+    long FailedLastHour,
+    long UnknownLastHour,
+    double DeliveryRatePerMinute,
+    double ErrorRate,
+    long WebhookOutboxPending,
+    long MemberCenterReportsPending,
+    DateTimeOffset? OldestPendingReportAt,
+    int JobsSending,
+    int JobsPaused);
+
+public sealed record HangfireQueueStatus(long Enqueued, long Scheduled, long Processing, long Failed, IReadOnlyDictionary<string, long> Queues);

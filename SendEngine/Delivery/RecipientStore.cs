@@ -163,15 +163,144 @@ public sealed partial class RecipientStore(NpgsqlDataSource db, TimeProvider clo
 
     /// <summary>
     /// paused (its time has come, or <paramref name="byOperator"/>) or failed (<paramref name="byOperator"/> only) →
-    /// sending, or queued when no snapshot page was copied yet. An operator's resume also starts a new outage budget.
+    /// sending, or queued when no snapshot page was copied yet, or scheduled when it was paused before its time and
+    /// that time is still ahead (its Hangfire schedule still stands). An operator's resume also starts a new outage budget.
     /// </summary>
     public async Task<bool> ResumeAsync(Guid jobId, bool byOperator, CancellationToken ct) =>
         await Sql.ExecuteAsync(db, $"""
-            UPDATE send_jobs SET status = CASE WHEN started_at IS NULL THEN '{J.Queued}' ELSE '{J.Sending}' END,
+            UPDATE send_jobs SET status = CASE WHEN started_at IS NOT NULL THEN '{J.Sending}'
+                    WHEN scheduled_at > $3 THEN '{J.Scheduled}' ELSE '{J.Queued}' END,
                 paused_reason = NULL, resume_at = NULL, finished_at = NULL,
                 outage_since = CASE WHEN $2 THEN NULL ELSE outage_since END, last_error = CASE WHEN $2 THEN NULL ELSE last_error END
             WHERE id = $1 AND (status = '{J.Paused}' AND ($2 OR resume_at <= $3) OR status = '{J.Failed}' AND $2)
             """, ct, jobId, byOperator, clock.GetUtcNow()) > 0;
+
+    /// <summary>The reason a job paused by <see cref="PauseByOperatorAsync"/> shows.</summary>
+    public const string PausedByOperator = "paused by an operator; resume to go on";
+
+    /// <summary>
+    /// scheduled | queued | sending → paused for an operator (resume_at null): runners see the status within a poll
+    /// interval and stop claiming; messages already in flight finish and are recorded, unattempted claims are released.
+    /// False when the job is not the tenant's or not in one of those states.
+    /// </summary>
+    public async Task<bool> PauseByOperatorAsync(Guid tenantId, Guid jobId, CancellationToken ct)
+    {
+        var changed = await Sql.ExecuteAsync(db, $"""
+            UPDATE send_jobs SET status = '{J.Paused}', paused_reason = $3, resume_at = NULL
+            WHERE id = $1 AND tenant_id = $2 AND status IN ('{J.Scheduled}', {OpenJob})
+            """, ct, jobId, tenantId, PausedByOperator);
+        if (changed > 0)
+        {
+            LogPaused(logger, jobId, PausedByOperator, null);
+        }
+        return changed > 0;
+    }
+
+    /// <summary>
+    /// A scheduled job starts now: its scheduled_at becomes now. Returns the Hangfire job that was waiting for the old
+    /// time (the caller replaces it), or null when the job is not the tenant's or not scheduled.
+    /// </summary>
+    public async Task<(bool Triggered, string? OldHangfireJobId)> TriggerAsync(Guid tenantId, Guid jobId, CancellationToken ct)
+    {
+        await using var conn = await db.OpenConnectionAsync(ct);
+        await using var cmd = Sql.Command(conn, $"""
+            UPDATE send_jobs SET scheduled_at = $3 WHERE id = $1 AND tenant_id = $2 AND status = '{J.Scheduled}'
+            RETURNING hangfire_job_id
+            """, jobId, tenantId, clock.GetUtcNow());
+        await using var reader = await cmd.ExecuteReaderAsync(ct);
+        return await reader.ReadAsync(ct) ? (true, reader.IsDBNull(0) ? null : reader.GetString(0)) : (false, null);
+    }
+
+    /// <summary>What <see cref="RetryFailedAsync"/> did.</summary>
+    public enum RetryOutcome { NotFound, WrongState, NothingToRetry, Retried }
+
+    /// <summary>
+    /// Every <c>failed</c> recipient of a completed, failed, sending or paused job → pending (attempts reset, so it gets
+    /// the full retry budget again), and a completed or failed job → sending (queued if it never started): the same job
+    /// runs again. Transient and permanent failures alike: the operator asked. Sent, unknown, bounced and suppressed rows
+    /// are never touched; an address suppressed meanwhile (a hard bounce) is skipped by the claimer as usual. Returns
+    /// how many rows and whether the job needs a runner (it was finished).
+    /// </summary>
+    public async Task<(RetryOutcome Outcome, string? Status, int Retried, bool NeedsRunner)> RetryFailedAsync(Guid tenantId, Guid jobId, CancellationToken ct)
+    {
+        var now = clock.GetUtcNow();
+        await using var conn = await db.OpenConnectionAsync(ct);
+        await using var tx = await conn.BeginTransactionAsync(ct);
+        var status = await Sql.ScalarAsync<string>(conn, "SELECT status FROM send_jobs WHERE id = $1 AND tenant_id = $2 FOR UPDATE", ct, jobId, tenantId);
+        if (status is null)
+        {
+            return (RetryOutcome.NotFound, null, 0, false);
+        }
+        if (status is not (J.Completed or J.Failed or J.Sending or J.Paused))
+        {
+            return (RetryOutcome.WrongState, status, 0, false);
+        }
+        var retried = await Sql.ExecuteAsync(conn, $"""
+            UPDATE send_job_recipients SET status = '{R.Pending}', attempts = 0, next_attempt_at = NULL, message_id = NULL,
+                claimed_by = NULL, lease_until = NULL, updated_at = $2, detail = left('retry requested; last failure: ' || COALESCE(detail, ''), 1000)
+            WHERE job_id = $1 AND status = '{R.Failed}'
+            """, ct, jobId, now);
+        if (retried == 0)
+        {
+            return (RetryOutcome.NothingToRetry, status, 0, false);
+        }
+        var reopened = await Sql.ExecuteAsync(conn, $"""
+            UPDATE send_jobs SET status = CASE WHEN started_at IS NULL THEN '{J.Queued}' ELSE '{J.Sending}' END,
+                finished_at = NULL, last_error = NULL, resume_at = NULL, paused_reason = NULL
+            WHERE id = $1 AND status IN ('{J.Completed}', '{J.Failed}')
+            """, ct, jobId);
+        await tx.CommitAsync(ct);
+        LogRetryFailed(logger, jobId, retried);
+        // A running job gets a runner too: its own may be finishing (no open rows a moment ago); extra runners are harmless.
+        return (RetryOutcome.Retried, status, retried, reopened > 0 || status == J.Sending);
+    }
+
+    /// <summary>What <see cref="ResolveUnknownAsync"/> did.</summary>
+    public enum ResolveOutcome { NotFound, NotUnknown, Resolved }
+
+    /// <summary>
+    /// unknown → sent or failed by an operator's acknowledgement, recording who, when and the note. With
+    /// <paramref name="ids"/> every one of them must be an unknown row of the job (else nothing changes and the ids
+    /// that are not are returned); with null, all the job's unknown rows (at least one). A row resolved as sent keeps
+    /// the time of its attempt as sent_at.
+    /// </summary>
+    public async Task<(ResolveOutcome Outcome, int Resolved, long[] NotUnknown)> ResolveUnknownAsync(
+        Guid tenantId, Guid jobId, long[]? ids, string resolution, string resolvedBy, string? note, CancellationToken ct)
+    {
+        if (resolution is not (R.Sent or R.Failed))
+        {
+            throw new ArgumentOutOfRangeException(nameof(resolution), resolution, "sent or failed");
+        }
+        var now = clock.GetUtcNow();
+        await using var conn = await db.OpenConnectionAsync(ct);
+        await using var tx = await conn.BeginTransactionAsync(ct);
+        if (await Sql.ScalarAsync<string>(conn, "SELECT status FROM send_jobs WHERE id = $1 AND tenant_id = $2 FOR SHARE", ct, jobId, tenantId) is null)
+        {
+            return (ResolveOutcome.NotFound, 0, []);
+        }
+        var resolved = new List<long>();
+        await using (var cmd = Sql.Command(conn, $"""
+            UPDATE send_job_recipients SET status = $3, resolved_by = $4, resolved_at = $5, resolution_note = $6, updated_at = $5,
+                sent_at = CASE WHEN $3 = '{R.Sent}' THEN COALESCE(sent_at, updated_at) ELSE sent_at END
+            WHERE job_id = $1 AND status = '{R.Unknown}' AND ($2::bigint[] IS NULL OR id = ANY($2))
+            RETURNING id
+            """, jobId, (object?)ids ?? DBNull.Value, resolution, Truncate(resolvedBy, 200), now, note is null ? DBNull.Value : Truncate(note, 500)))
+        await using (var reader = await cmd.ExecuteReaderAsync(ct))
+        {
+            while (await reader.ReadAsync(ct))
+            {
+                resolved.Add(reader.GetInt64(0));
+            }
+        }
+        if (ids is not null ? resolved.Count < ids.Distinct().Count() : resolved.Count == 0)
+        {
+            await tx.RollbackAsync(ct);
+            return (ResolveOutcome.NotUnknown, 0, ids is null ? [] : [.. ids.Except(resolved)]);
+        }
+        await tx.CommitAsync(ct);
+        LogResolved(logger, jobId, resolved.Count, resolution, resolvedBy);
+        return (ResolveOutcome.Resolved, resolved.Count, []);
+    }
 
     /// <summary>Something was delivered: the outage (if any) is over.</summary>
     public Task EndOutageAsync(Guid jobId, CancellationToken ct) =>
@@ -393,6 +522,12 @@ public sealed partial class RecipientStore(NpgsqlDataSource db, TimeProvider clo
             """, ct, recipientId, now, detail);
 
     private static string Truncate(string s, int max) => s.Length > max ? s[..max] : s;
+
+    [LoggerMessage(LogLevel.Information, "Send job {JobId}: {Count} failed recipients put back to pending by an operator")]
+    private static partial void LogRetryFailed(ILogger logger, Guid jobId, int count);
+
+    [LoggerMessage(LogLevel.Information, "Send job {JobId}: {Count} unknown recipients resolved as {Resolution} by {ResolvedBy}")]
+    private static partial void LogResolved(ILogger logger, Guid jobId, int count, string resolution, string resolvedBy);
 
     [LoggerMessage(LogLevel.Error, "Send job {JobId} failed: {Error}")]
     private static partial void LogFailed(ILogger logger, Guid jobId, string error);

@@ -43,6 +43,14 @@ public sealed class SendJobOptions
     /// <summary>Hangfire jobs that deliver one send job in parallel (on any Send Engine process); 1 is one runner.</summary>
     [Range(1, 64)]
     public int Runners { get; set; } = 1;
+
+    /// <summary>How often GET /api/send-jobs/{id}/progress sends an event (one shared poller per job and process).</summary>
+    [Range(typeof(TimeSpan), "00:00:00.100", "00:01:00")]
+    public TimeSpan ProgressInterval { get; set; } = TimeSpan.FromSeconds(1);
+
+    /// <summary>How often the progress stream also sends an SSE comment, so proxies keep an idle stream open.</summary>
+    [Range(typeof(TimeSpan), "00:00:01", "00:10:00")]
+    public TimeSpan ProgressHeartbeat { get; set; } = TimeSpan.FromSeconds(15);
 }
 
 public sealed class DeliveryOptions

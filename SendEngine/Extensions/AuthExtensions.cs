@@ -1,4 +1,5 @@
 using System.ComponentModel.DataAnnotations;
+using System.Security.Claims;
 using Microsoft.AspNetCore.Authorization;
 using Newsletter.Contracts;
 using Newsletter.ServiceDefaults;
@@ -35,6 +36,8 @@ public static class AuthExtensions
 {
     public const string SendWrite = "send:write";
     public const string SendRead = "send:read";
+    /// <summary>send.read and the right to see message content (<see cref="CanReadContent"/>).</summary>
+    public const string ContentRead = "send:content";
     public const string InternalSubscribers = "internal:subscribers";
     /// <summary>Platform administration (platform:admin tokens, which Member Center issues for this audience too).</summary>
     public const string Admin = "admin";
@@ -69,6 +72,11 @@ public static class AuthExtensions
         builder.Services.AddAuthorizationBuilder()
             .AddPolicy(SendWrite, p => Require(p, auth.SendEngineAudience, Scopes.SendWrite))
             .AddPolicy(SendRead, p => Require(p, auth.SendEngineAudience, Scopes.SendRead))
+            .AddPolicy(ContentRead, p =>
+            {
+                Require(p, auth.SendEngineAudience, Scopes.SendRead);
+                p.RequireAssertion(ctx => ctx.User.CanReadContent());
+            })
             .AddPolicy(InternalSubscribers, p =>
             {
                 p.AddAuthenticationSchemes(OpenIddictValidationAspNetCoreDefaults.AuthenticationScheme);
@@ -83,6 +91,22 @@ public static class AuthExtensions
                 .RequireAssertion(ctx => ctx.User.HasScope(Scopes.PlatformAdmin) && ctx.User.GetAudiences().Contains(auth.SendEngineAudience)));
         return builder;
     }
+
+    /// <summary>
+    /// Whether the caller may see message bodies, attachments and merge data: a person's token needs
+    /// newsletter:content.read (viewers lack it); a client-credentials token (no <c>role</c> claim) keeps what send_api
+    /// clients always had, so tenants' integrations did not change.
+    /// </summary>
+    public static bool CanReadContent(this ClaimsPrincipal user) =>
+        user.HasScope(Scopes.ContentRead) || user.FindFirst(ClaimNames.Role) is null;
+
+    /// <summary>Whether the token is a person's (it names their role in the tenant), not an API client's.</summary>
+    public static bool IsPerson(this ClaimsPrincipal user) => user.FindFirst(ClaimNames.Role) is not null;
+
+    /// <summary>Who did it, for records like a resolution: <c>user:&lt;sub&gt;</c> for a person, <c>client:&lt;client_id&gt;</c> otherwise.</summary>
+    public static string Actor(this ClaimsPrincipal user) => user.IsPerson()
+        ? "user:" + (user.FindFirst(ClaimNames.Subject)?.Value ?? "?")
+        : "client:" + (user.FindFirst(ClaimNames.ClientId)?.Value ?? "?");
 
     private static void Require(AuthorizationPolicyBuilder policy, string audience, string scope)
     {

@@ -21,6 +21,7 @@ public static class EmailEventsExtensions
     public static WebApplicationBuilder AddSendEngineEmailEvents(this WebApplicationBuilder builder)
     {
         var services = builder.Services;
+        services.AddSingleton<RecentDeliveries>();
         services.AddSingleton<SendEngineMetrics>();
 
         // Delivery adapters and the per-tenant choice.

@@ -49,6 +49,8 @@ public static class SendEngineExtensions
         services.AddHostedService<SendJobWatchdogRegistration>();
         services.AddMemoryCache();
         services.AddSingleton<JobCountsCache>();
+        services.AddSingleton<JobProgressHub>();
+        services.AddSingleton<TestSendLimiter>();
         services.AddOptions<RetentionOptions>().BindConfiguration(RetentionOptions.Section).ValidateDataAnnotations().ValidateOnStart();
         services.AddSingleton<RetentionSweeper>();
         services.AddHostedService(sp => sp.GetRequiredService<RetentionSweeper>());

@@ -21,9 +21,11 @@ public sealed class SendEngineMetrics
     private long _backlog;
     private long _pendingReports;
     private double _pendingReportsAge;
+    private readonly RecentDeliveries? _recent;
 
-    public SendEngineMetrics(IMeterFactory factory)
+    public SendEngineMetrics(IMeterFactory factory, RecentDeliveries? recent = null)
     {
+        _recent = recent;
         var meter = factory.Create(MeterName);
         _callbacks = meter.CreateCounter<long>("sendengine.webhook.callbacks", description: "Webhook events received, by event type and outcome (stored, duplicate).");
         _rejected = meter.CreateCounter<long>("sendengine.webhook.rejected", description: "Webhook requests refused (4xx), by reason.");
@@ -73,6 +75,7 @@ public sealed class SendEngineMetrics
     {
         var t = new KeyValuePair<string, object?>("transport", transport);
         _deliveries.Add(1, t, new KeyValuePair<string, object?>("result", result));
+        _recent?.Record(result);
         _sendDuration.Record(duration.TotalSeconds, t, new KeyValuePair<string, object?>("result", result));
     }
 }

@@ -30,6 +30,10 @@ public sealed class SendJobRecipient
     public string? Detail { get; set; }
     public DateTimeOffset? SentAt { get; set; }
     public DateTimeOffset UpdatedAt { get; set; }
+    /// <summary>Who acknowledged an <c>unknown</c> outcome as sent or failed (<c>user:&lt;sub&gt;</c> or <c>client:&lt;client_id&gt;</c>), when, and their note.</summary>
+    public string? ResolvedBy { get; set; }
+    public DateTimeOffset? ResolvedAt { get; set; }
+    public string? ResolutionNote { get; set; }
 }
 
 internal sealed class SendJobRecipientConfiguration : IEntityTypeConfiguration<SendJobRecipient>
@@ -43,9 +47,13 @@ internal sealed class SendJobRecipientConfiguration : IEntityTypeConfiguration<S
         b.Property(r => r.Status).HasMaxLength(16);
         b.Property(r => r.MessageId).HasMaxLength(255);
         b.Property(r => r.Detail).HasMaxLength(1000);
+        b.Property(r => r.ResolvedBy).HasMaxLength(200);
+        b.Property(r => r.ResolutionNote).HasMaxLength(500);
         b.HasOne<SendJob>().WithMany().HasForeignKey(r => r.JobId).OnDelete(DeleteBehavior.Cascade);
         b.HasIndex(r => new { r.JobId, r.SubscriberId }).IsUnique();
         b.HasIndex(r => new { r.JobId, r.Status, r.Id });
         b.HasIndex(r => r.MessageId).HasFilter("message_id IS NOT NULL");
+        // Per-job statistics by sent time (GET /api/send-jobs/{id}/stats) and the operator status' last hour.
+        b.HasIndex(r => new { r.JobId, r.SentAt }).HasFilter("sent_at IS NOT NULL");
     }
 }

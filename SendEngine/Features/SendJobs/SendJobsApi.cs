@@ -27,11 +27,11 @@ public static partial class SendJobsApi
         api.MapPost("/", Create).RequireAuthorization(AuthExtensions.SendWrite).WithName("createSendJob")
             .WithSummary("Create a send job for a list; starts at scheduled_at (or now). Idempotency-Key makes retries safe.");
         api.MapGet("/", List).RequireAuthorization(AuthExtensions.SendRead).WithName("listSendJobs").WithSummary("The tenant's send jobs, newest first.");
-        api.MapGet("/{id:guid}", Get).RequireAuthorization(AuthExtensions.SendRead).WithName("getSendJob").WithSummary("A send job's status and counts.");
+        api.MapGet("/{id:guid}", Get).RequireAuthorization(AuthExtensions.SendRead).WithName("getSendJob").WithSummary("A send job's status and counts; body_html/body_text only with newsletter:content.read (or a client-credentials token).");
         api.MapPost("/{id:guid}/cancel", Cancel).RequireAuthorization(AuthExtensions.SendWrite).WithName("cancelSendJob")
             .WithSummary("Cancel a scheduled or running job; what was sent stays counted. 409 when already finished.");
         api.MapPost("/{id:guid}/resume", Resume).RequireAuthorization(AuthExtensions.SendWrite).WithName("resumeSendJob")
-            .WithSummary("Resume a paused job now (after an outage or a fixed configuration), or a failed job's remaining recipients. 409 otherwise.");
+            .WithSummary("Resume a paused job now (after an outage, a fixed configuration or an operator's pause), or a failed job's remaining recipients. 409 otherwise.");
         api.MapGet("/{id:guid}/recipients", Recipients).RequireAuthorization(AuthExtensions.SendRead).WithName("listSendJobRecipients")
             .WithSummary("Per-recipient outcome, optionally filtered by status.");
         return app;
@@ -171,7 +171,14 @@ public static partial class SendJobsApi
         var counts = await countsCache.GetAsync([job], ids => CountsAsync(db, ids, ct));
         var events = Retention.RetentionSweeper.ReadEventCounts(job.ArchivedEventCounts)
             ?? await countsCache.GetEventsAsync(job, () => EmailEvents.EmailEventsApi.JobCountsAsync(dataSource, id, ct));
-        return TypedResults.Ok(ToResponse(job, counts[job.Id]) with { Events = events });
+        // Bodies only for callers that may read content (a viewer sees counts and statuses, never the message).
+        var content = user.CanReadContent();
+        return TypedResults.Ok(ToResponse(job, counts[job.Id]) with
+        {
+            Events = events,
+            BodyHtml = content ? job.BodyHtml : null,
+            BodyText = content ? job.BodyText : null,
+        });
     }
 
     private static async Task<Results<Ok<SendJobPage>, ValidationProblem>> List(
@@ -232,8 +239,12 @@ public static partial class SendJobsApi
             return TypedResults.Problem(statusCode: 409, title: "Send job not paused",
                 detail: $"The job is {job.Status}; only paused or failed jobs can be resumed.");
         }
-        jobs.Enqueue<SendJobRunner>(r => r.RunAsync(id, CancellationToken.None));
         job = await db.SendJobs.AsNoTracking().FirstAsync(j => j.Id == id, ct);
+        // Paused before its time, which is still ahead: its Hangfire schedule still stands.
+        if (job.Status != SendJobStatuses.Scheduled)
+        {
+            jobs.Enqueue<SendJobRunner>(r => r.RunAsync(id, CancellationToken.None));
+        }
         return TypedResults.Ok(await ToResponseAsync(db, job, ct));
     }
 
@@ -265,7 +276,8 @@ public static partial class SendJobsApi
             query = query.Where(r => r.Status == status);
         }
         var rows = await query.OrderBy(r => r.Id).Take(size).ToListAsync(ct);
-        var items = rows.Select(r => new SendJobRecipientResponse(r.Email, r.Status, r.Attempts, r.MessageId, r.Detail, r.SentAt, r.UpdatedAt)).ToList();
+        var items = rows.Select(r => new SendJobRecipientResponse(r.Email, r.Status, r.Attempts, r.MessageId, r.Detail, r.SentAt, r.UpdatedAt,
+            r.Id, r.ResolvedBy, r.ResolvedAt, r.ResolutionNote)).ToList();
         return TypedResults.Ok(new SendJobRecipientPage(items, rows.Count == size ? rows[^1].Id.ToString(CultureInfo.InvariantCulture) : null));
     }
 
@@ -287,13 +299,13 @@ public static partial class SendJobsApi
     private static Task<SendJob?> FindByKeyAsync(SendEngineDbContext db, Guid tenantId, string key, CancellationToken ct) =>
         db.SendJobs.AsNoTracking().FirstOrDefaultAsync(j => j.TenantId == tenantId && j.IdempotencyKey == key, ct);
 
-    private static async Task<SendJobResponse> ToResponseAsync(SendEngineDbContext db, SendJob job, CancellationToken ct)
+    internal static async Task<SendJobResponse> ToResponseAsync(SendEngineDbContext db, SendJob job, CancellationToken ct)
     {
         var counts = await CountsAsync(db, [job.Id], ct);
         return ToResponse(job, counts.GetValueOrDefault(job.Id) ?? []);
     }
 
-    private static async Task<Dictionary<Guid, Dictionary<string, int>>> CountsAsync(SendEngineDbContext db, Guid[] jobIds, CancellationToken ct)
+    internal static async Task<Dictionary<Guid, Dictionary<string, int>>> CountsAsync(SendEngineDbContext db, Guid[] jobIds, CancellationToken ct)
     {
         var rows = await db.Recipients.Where(r => jobIds.Contains(r.JobId))
             .GroupBy(r => new { r.JobId, r.Status })
@@ -302,7 +314,7 @@ public static partial class SendJobsApi
         return rows.GroupBy(r => r.JobId).ToDictionary(g => g.Key, g => g.ToDictionary(r => r.Status, r => r.Count));
     }
 
-    private static SendJobResponse ToResponse(SendJob j, Dictionary<string, int> c)
+    internal static SendJobResponse ToResponse(SendJob j, Dictionary<string, int> c)
     {
         // An archived job's recipient rows are gone; its counts were kept on the job when they were deleted.
         c = Retention.RetentionSweeper.ReadCounts(j.ArchivedCounts) ?? c;
@@ -321,7 +333,7 @@ public static partial class SendJobsApi
             j.ScheduledAt, j.CreatedAt, j.StartedAt, j.FinishedAt, j.CancelledAt, j.LastError, PausedReason: j.PausedReason, ResumeAt: j.ResumeAt);
     }
 
-    private static ProblemHttpResult JobNotFound() => TypedResults.Problem(statusCode: 404, title: "Send job not found");
+    internal static ProblemHttpResult JobNotFound() => TypedResults.Problem(statusCode: 404, title: "Send job not found");
 
     [GeneratedRegex(@"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,7})?)?(Z|z|[+-]\d{2}:?\d{2})$")]
     private static partial Regex OffsetPattern();

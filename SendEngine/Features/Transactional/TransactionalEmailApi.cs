@@ -269,19 +269,18 @@ public static partial class TransactionalEmailApi
         return tasks;
     }
 
-    private static async Task<IResult> GetTask(string task_id, HttpContext http, NpgsqlDataSource db, CancellationToken ct)
+    private static async Task<IResult> GetTask(string task_id, HttpContext http, NpgsqlDataSource db, CancellationToken ct) =>
+        await FindTaskAsync(http.User.TenantId(), task_id, db, ct) is { } task ? Results.Json(task) : NotFound("task", task_id);
+
+    /// <summary>The tenant's task with its events, or null (unknown, malformed or another tenant's id).</summary>
+    internal static async Task<EmailTaskResponse?> FindTaskAsync(Guid tenantId, string taskId, NpgsqlDataSource db, CancellationToken ct)
     {
-        var tenantId = http.User.TenantId();
-        if (!TryId(task_id, out var id))
+        if (!TryId(taskId, out var id))
         {
-            return NotFound("task", task_id);
+            return null;
         }
         var tasks = await QueryTasksAsync(db, "t.tenant_id = $1 AND t.id = $2", [tenantId, id], 1, ct);
-        if (tasks.Count == 0)
-        {
-            return NotFound("task", task_id);
-        }
-        return Results.Json(tasks[0]);
+        return tasks.Count == 0 ? null : tasks[0];
     }
 
     private static async Task<IResult> GetRequest(string request_id, HttpContext http, NpgsqlDataSource db, CancellationToken ct)
@@ -319,8 +318,17 @@ public static partial class TransactionalEmailApi
 
     private static async Task<IResult> Search(HttpContext http, NpgsqlDataSource db, IOptions<TransactionalOptions> options, CancellationToken ct)
     {
-        var tenantId = http.User.TenantId();
-        var q = http.Request.Query;
+        var (errors, page) = await SearchAsync(http.User.TenantId(), http.Request.Query, db, options.Value, ct);
+        return errors is not null ? Invalid(errors) : Results.Json(page);
+    }
+
+    /// <summary>
+    /// The tenant's tasks matching the query (email, metadata.KEY=VALUE, from, to, after, limit), newest first; or the
+    /// bad parameters by name. Shared by the API-key route and the token route of the console.
+    /// </summary>
+    internal static async Task<(Dictionary<string, string>? Errors, EmailTaskPage? Page)> SearchAsync(Guid tenantId, IQueryCollection q,
+        NpgsqlDataSource db, TransactionalOptions options, CancellationToken ct)
+    {
         var errors = new Dictionary<string, string>();
         var where = new List<string> { "t.tenant_id = $1" };
         var args = new List<object> { tenantId };
@@ -378,10 +386,10 @@ public static partial class TransactionalEmailApi
             args.Add(EmailAddresses.TryNormalize(email, out _, out var k, out _) ? k : email.Trim().ToLowerInvariant());
             where.Add($"t.email_key = ${args.Count}");
         }
-        var limit = options.Value.MaxPageSize;
-        if (q["limit"].ToString() is { Length: > 0 } l && (!int.TryParse(l, CultureInfo.InvariantCulture, out limit) || limit < 1 || limit > options.Value.MaxPageSize))
+        var limit = options.MaxPageSize;
+        if (q["limit"].ToString() is { Length: > 0 } l && (!int.TryParse(l, CultureInfo.InvariantCulture, out limit) || limit < 1 || limit > options.MaxPageSize))
         {
-            errors["limit"] = $"The limit must be between 1 and {options.Value.MaxPageSize}.";
+            errors["limit"] = $"The limit must be between 1 and {options.MaxPageSize}.";
         }
         if (q["after"].ToString() is { Length: > 0 } after)
         {
@@ -398,11 +406,11 @@ public static partial class TransactionalEmailApi
         }
         if (errors.Count > 0)
         {
-            return Invalid(errors);
+            return (errors, null);
         }
         var items = await QueryTasksAsync(db, string.Join(" AND ", where), [.. args], limit, ct);
         var next = items.Count == limit ? Cursor(items[^1]) : null;
-        return Results.Json(new EmailTaskPage(items, next));
+        return (null, new EmailTaskPage(items, next));
     }
 
     private static bool IsJsonScalar(string value)

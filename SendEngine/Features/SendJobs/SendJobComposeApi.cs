@@ -1,0 +1,166 @@
+using System.Security.Claims;
+using System.Text.Json;
+using System.Threading.RateLimiting;
+using Microsoft.AspNetCore.Http.HttpResults;
+using Microsoft.Extensions.Options;
+using Newsletter.Contracts;
+using Newsletter.ServiceDefaults;
+using Newsletter.ServiceDefaults.Mail;
+using SendEngine.Composition;
+using SendEngine.Extensions;
+using SendEngine.Features.MemberCenter;
+using SendEngine.Transports;
+
+namespace SendEngine.Features.SendJobs;
+
+/// <summary>
+/// Compose helpers for the console: a preview of one subscriber's message and a test send to one address. Both build
+/// the message with <see cref="MessageComposer"/>, the job runner's own composer, so the preview is what a job sends.
+/// </summary>
+public static class SendJobComposeApi
+{
+    public const string TestSubjectPrefix = "[TEST] ";
+    private const int MaxBodyLength = 2 * 1024 * 1024;
+
+    public static IEndpointRouteBuilder MapSendJobComposeApi(this IEndpointRouteBuilder app)
+    {
+        var api = app.MapGroup("/api/send-jobs").WithTags("Send jobs");
+        api.MapPost("/preview", Preview).RequireAuthorization(AuthExtensions.ContentRead).WithName("previewSendJob")
+            .WithSummary("Render subject, HTML and text of a template for one subscriber's merge values, exactly as a job would (needs newsletter:content.read).");
+        api.MapPost("/test-send", TestSend).RequireAuthorization(AuthExtensions.SendWrite).WithName("testSendSendJob")
+            .WithSummary("Send a template once to one address ([TEST] subject prefix) through the tenant's transport; no job is recorded. A person may only send to their own address. 10 per minute per tenant.");
+        return app;
+    }
+
+    private static Results<Ok<ComposePreviewResponse>, ValidationProblem> Preview(
+        ComposeRequest request, ClaimsPrincipal user, IOptions<SmtpOptions> smtp, IOptions<DkimOptions> dkim, IOptions<MemberCenterOptions> memberCenter)
+    {
+        var v = Validate(request);
+        if (!v.IsValid)
+        {
+            return TypedResults.ValidationProblem(v.Errors);
+        }
+        var email = MergeString(request, "email") ?? user.FindFirst(ClaimNames.Email)?.Value ?? "subscriber@example.com";
+        var message = Compose(request, request.Subject!, email, smtp.Value, dkim.Value, memberCenter.Value);
+        return TypedResults.Ok(new ComposePreviewResponse(message.Subject, message.HtmlBody, message.TextBody));
+    }
+
+    private static async Task<Results<Ok<TestSendResponse>, ValidationProblem, ProblemHttpResult>> TestSend(
+        ComposeRequest request, ClaimsPrincipal user, TestSendLimiter limiter, TransportResolver transports, IOptions<SmtpOptions> smtp,
+        IOptions<DkimOptions> dkim, IOptions<MemberCenterOptions> memberCenter, CancellationToken ct)
+    {
+        var v = Validate(request);
+        var own = user.FindFirst(ClaimNames.Email)?.Value;
+        var to = string.IsNullOrWhiteSpace(request.To) ? (user.IsPerson() ? own : null) : request.To;
+        string address = "", key = "";
+        if (string.IsNullOrWhiteSpace(to))
+        {
+            v.Add("to", "The to field is required.");
+        }
+        else if (!EmailAddresses.TryNormalize(to, out address, out key, out var error))
+        {
+            v.Add("to", error);
+        }
+        if (!v.IsValid)
+        {
+            return TypedResults.ValidationProblem(v.Errors);
+        }
+        // A person tries a message on themselves, not on someone else's inbox; an integration (client credentials with
+        // send.write) can already mail anyone through a job.
+        if (user.IsPerson() && (own is null || !EmailAddresses.TryNormalize(own, out _, out var ownKey, out _) || ownKey != key))
+        {
+            return TypedResults.Problem(statusCode: 403, title: "Test sends go to your own address",
+                detail: "A person's token may send a test only to the address in its email claim.");
+        }
+        var tenantId = user.TenantId();
+        using var lease = limiter.Acquire(tenantId);
+        if (!lease.IsAcquired)
+        {
+            return TypedResults.Problem(statusCode: 429, title: "Too many test sends",
+                detail: $"At most {TestSendLimiter.PerMinute} test sends per minute per tenant; try again in a minute.");
+        }
+        var merge = MergeString(request, "email") ?? address;
+        var message = Compose(request, TestSubjectPrefix + request.Subject, merge, smtp.Value, dkim.Value, memberCenter.Value, address);
+        await using var session = transports.For(tenantId).OpenSession();
+        var result = await session.SendAsync(message, ct);
+        return TypedResults.Ok(new TestSendResponse(address, message.Subject, TransportResolver.OutcomeName(result.Outcome), message.MessageId, result.Detail));
+    }
+
+    private static Validation Validate(ComposeRequest request)
+    {
+        var v = new Validation();
+        v.Required("subject", request.Subject);
+        v.MaxLength("subject", request.Subject, 998);
+        if (string.IsNullOrWhiteSpace(request.BodyHtml) && string.IsNullOrWhiteSpace(request.BodyText))
+        {
+            v.Add("body_html", "Give body_html, body_text or both.");
+            v.Add("body_text", "Give body_html, body_text or both.");
+        }
+        if (request.BodyHtml?.Length > MaxBodyLength)
+        {
+            v.Add("body_html", "The body_html must be at most 2 MiB.");
+        }
+        if (request.BodyText?.Length > MaxBodyLength)
+        {
+            v.Add("body_text", "The body_text must be at most 2 MiB.");
+        }
+        if (request.Merge?.Count > 200)
+        {
+            v.Add("merge", "At most 200 merge values.");
+        }
+        return v;
+    }
+
+    private static string? MergeString(ComposeRequest request, string key) =>
+        request.Merge?.TryGetValue(key, out var value) == true && value.ValueKind == JsonValueKind.String ? value.GetString() : null;
+
+    /// <summary>
+    /// The message as the job runner composes it (same composer, same options; the bodies are kept as a job keeps them:
+    /// blank means absent). <c>unsubscribe_url</c> is the merge value given, else a placeholder on Member Center.
+    /// </summary>
+    private static OutgoingMessage Compose(ComposeRequest request, string subject, string email, SmtpOptions smtp, DkimOptions dkim,
+        MemberCenterOptions memberCenter, string? to = null)
+    {
+        var composer = new MessageComposer(smtp, MessageComposer.CreateSigner(dkim), subject,
+            string.IsNullOrWhiteSpace(request.BodyHtml) ? null : request.BodyHtml,
+            string.IsNullOrWhiteSpace(request.BodyText) ? null : request.BodyText);
+        var unsubscribe = MergeString(request, "unsubscribe_url") ?? memberCenter.BaseUrl.TrimEnd('/') + "/newsletter/unsubscribe?token=preview";
+        var preferences = (request.Merge ?? new Dictionary<string, JsonElement>())
+            .Where(kv => kv.Key is not ("email" or "unsubscribe_url"))
+            .ToDictionary(kv => kv.Key, kv => kv.Value, StringComparer.Ordinal);
+        var message = composer.Compose(new MergeData(email, unsubscribe, preferences));
+        if (to is null || to == message.To)
+        {
+            return message;
+        }
+        // The merge may name another subscriber's address ({{ email }}); the test itself goes to `to`.
+        return new OutgoingMessage
+        {
+            From = message.From, To = to, ReplyTo = message.ReplyTo, Subject = message.Subject, MessageId = message.MessageId,
+            Date = message.Date, Headers = message.Headers, TextBody = message.TextBody, HtmlBody = message.HtmlBody, Rendering = message.Rendering,
+        };
+    }
+}
+
+/// <summary>
+/// At most <see cref="PerMinute"/> test sends per tenant in any minute (sliding window, per process): a test send is
+/// a real message, and a console button must not become a way around jobs' suppressions and rate limits.
+/// </summary>
+public sealed class TestSendLimiter : IDisposable
+{
+    public const int PerMinute = 10;
+
+    private readonly PartitionedRateLimiter<Guid> _limiter = PartitionedRateLimiter.Create<Guid, Guid>(tenant =>
+        RateLimitPartition.GetSlidingWindowLimiter(tenant, _ => new SlidingWindowRateLimiterOptions
+        {
+            PermitLimit = PerMinute,
+            Window = TimeSpan.FromMinutes(1),
+            SegmentsPerWindow = 6,
+            QueueLimit = 0,
+            AutoReplenishment = true,
+        }));
+
+    public RateLimitLease Acquire(Guid tenantId) => _limiter.AttemptAcquire(tenantId);
+
+    public void Dispose() => _limiter.Dispose();
+}
