@@ -6,7 +6,7 @@
   if (!section || !window.EventSource) { return; }
   var live = section.querySelector('[data-live]');
   var source = new EventSource(section.getAttribute('data-progress-url'));
-  source.onmessage = function (message) {
+  source.addEventListener('progress', function (message) {
     var data;
     try { data = JSON.parse(message.data); } catch (e) { return; }
     var counts = data.counts || {};
@@ -23,11 +23,11 @@
       if (status) { status.textContent = data.status; }
     }
     if (live) {
-      live.textContent = (data.sent_per_second !== undefined ? data.sent_per_second + ' sent/s, ' : '')
+      live.textContent = (data.sent_per_second !== undefined ? data.sent_per_second.toFixed(1) + ' sent/s, ' : '')
         + (data.remaining !== undefined ? data.remaining + ' remaining' : '')
         + (data.errors !== undefined ? ', ' + data.errors + ' errors' : '');
     }
-    if (data.final || ['completed', 'cancelled', 'failed'].indexOf(data.status) >= 0) { source.close(); }
-  };
+    if (data.final) { source.close(); if (live) { live.textContent += ' (finished)'; } }
+  });
   source.onerror = function () { if (source.readyState === EventSource.CLOSED && live) { live.textContent = 'Live view ended.'; } };
 })();

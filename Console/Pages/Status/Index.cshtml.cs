@@ -1,4 +1,5 @@
 using Microsoft.Extensions.Options;
+using Newsletter.Contracts;
 using NewsletterConsole.Api;
 using NewsletterConsole.Extensions;
 
@@ -6,9 +7,12 @@ namespace NewsletterConsole.Pages.Status;
 
 public sealed record ServiceHealth(string Name, bool Healthy, string Detail);
 
-/// <summary>Both services' /health/ready, probed by the console's server.</summary>
-public sealed class IndexModel(HealthProbe probe, IOptions<ConsoleOptions> options) : ConsolePage
+/// <summary>Both services' /health/ready, probed by the console's server; operators also see Send Engine's GET /admin/status.</summary>
+public sealed class IndexModel(HealthProbe probe, SendEngineApi se, IOptions<ConsoleOptions> options) : ConsolePage
 {
+    /// <summary>Send Engine's GET /admin/status, for platform operators only.</summary>
+    public SendEngineStatusResponse? SendEngine { get; private set; }
+
     public IReadOnlyList<ServiceHealth> Services { get; private set; } = [];
     public string HangfireUrl { get; private set; } = "";
 
@@ -17,12 +21,16 @@ public sealed class IndexModel(HealthProbe probe, IOptions<ConsoleOptions> optio
         var o = options.Value;
         HangfireUrl = (o.SendEnginePublicUrl ?? o.SendEngineUrl).TrimEnd('/') + "/hangfire";
         var mc = probe.ProbeAsync(o.MemberCenterUrl, ct);
-        var se = probe.ProbeAsync(o.SendEngineUrl, ct);
+        var seHealth = probe.ProbeAsync(o.SendEngineUrl, ct);
         Services =
         [
             ToHealth("Member Center", await mc),
-            ToHealth("Send Engine", await se),
+            ToHealth("Send Engine", await seHealth),
         ];
+        if (Can(Newsletter.Contracts.Scopes.PlatformAdmin))
+        {
+            SendEngine = await se.GetAsync<SendEngineStatusResponse>("admin/status", ct);
+        }
     }
 
     private static ServiceHealth ToHealth(string name, (int? Status, string Body) probe) =>
