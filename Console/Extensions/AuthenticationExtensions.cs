@@ -22,6 +22,7 @@ public static class AuthenticationExtensions
     public static WebApplicationBuilder AddConsoleAuthentication(this WebApplicationBuilder builder)
     {
         var services = builder.Services;
+        var secure = builder.Environment.IsDevelopment() ? CookieSecurePolicy.SameAsRequest : CookieSecurePolicy.Always;
         services.AddDistributedMemoryCache();
         services.AddSingleton<DistributedTicketStore>();
         services.AddHttpClient<TokenRefresher>();
@@ -38,7 +39,7 @@ public static class AuthenticationExtensions
                 o.Cookie.Name = "newsletter_console";
                 o.Cookie.HttpOnly = true;
                 o.Cookie.SameSite = SameSiteMode.Lax;
-                o.Cookie.SecurePolicy = builder.Environment.IsDevelopment() ? CookieSecurePolicy.SameAsRequest : CookieSecurePolicy.Always;
+                o.Cookie.SecurePolicy = secure;
                 o.SessionStore = store;
                 o.ExpireTimeSpan = console.Value.SessionIdleTimeout;
                 o.SlidingExpiration = true;
@@ -59,6 +60,12 @@ public static class AuthenticationExtensions
                 o.ResponseType = OpenIdConnectResponseType.Code;
                 o.ResponseMode = OpenIdConnectResponseMode.Query;
                 o.UsePkce = true;
+                // The callback is a top-level GET redirect (response_mode=query), which Lax cookies survive; the default
+                // SameSite=None would need Secure, which a plain-http development console cannot set.
+                o.CorrelationCookie.SameSite = SameSiteMode.Lax;
+                o.NonceCookie.SameSite = SameSiteMode.Lax;
+                o.CorrelationCookie.SecurePolicy = secure;
+                o.NonceCookie.SecurePolicy = secure;
                 o.SaveTokens = true;
                 o.MapInboundClaims = false;
                 o.GetClaimsFromUserInfoEndpoint = false;
