@@ -5,6 +5,7 @@ using MemberCenter.Features.Auth;
 using MemberCenter.Features.Internal;
 using MemberCenter.Features.Lists;
 using MemberCenter.Features.Privacy;
+using MemberCenter.Features.Subscribers;
 using MemberCenter.Features.Subscriptions;
 using Newsletter.ServiceDefaults;
 
@@ -20,7 +21,8 @@ public class Program
             .AddMemberCenterData()
             .AddAuthorizationServer()
             .AddNewsletter()
-            .AddPrivacy();
+            .AddPrivacy()
+            .AddSubscriberDirectory();
 
         var app = builder.Build();
         app.UseServiceDefaults();
@@ -33,6 +35,7 @@ public class Program
         app.MapSubscribersApi();
         app.MapInternalApi();
         app.MapApiKeysApi();
+        app.MapSubscriberDirectoryApi();
         await app.RunAsync();
     }
 }

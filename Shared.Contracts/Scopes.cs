@@ -14,6 +14,11 @@ public static class Scopes
     public const string ApiKeysWrite = "newsletter:api_keys.write";
     /// <summary>Send Engine: manage the tenant's event webhook endpoints, read their attempts, replay events.</summary>
     public const string Webhooks = "newsletter:webhooks";
+    /// <summary>
+    /// Message bodies, attachments, subscriber preferences and merge data. Without it the APIs answer those fields as
+    /// null and body-only routes 403 (a read-limited viewer).
+    /// </summary>
+    public const string ContentRead = "newsletter:content.read";
 
     /// <summary>
     /// Message bodies, attachments, subscriber preferences and merge data. Without it the APIs answer those fields as

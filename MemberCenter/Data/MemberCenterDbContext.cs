@@ -2,6 +2,7 @@ using MemberCenter.Features.Auth;
 using MemberCenter.Features.Lists;
 using MemberCenter.Features.Outbox;
 using MemberCenter.Features.Privacy;
+using MemberCenter.Features.Subscribers;
 using MemberCenter.Features.Subscriptions;
 using MemberCenter.Features.Tenants;
 using Microsoft.EntityFrameworkCore;
@@ -23,6 +24,8 @@ public sealed class MemberCenterDbContext(DbContextOptions<MemberCenterDbContext
     public DbSet<OutboxMessage> OutboxMessages => Set<OutboxMessage>();
     public DbSet<ErasedAddress> ErasedAddresses => Set<ErasedAddress>();
     public DbSet<SendEngineRequest> SendEngineRequests => Set<SendEngineRequest>();
+    public DbSet<SubscriberImport> SubscriberImports => Set<SubscriberImport>();
+    public DbSet<SubscriberImportRow> SubscriberImportRows => Set<SubscriberImportRow>();
 
     protected override void OnModelCreating(ModelBuilder modelBuilder)
     {

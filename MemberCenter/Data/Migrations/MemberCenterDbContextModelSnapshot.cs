@@ -380,6 +380,139 @@ namespace MemberCenter.Data.Migrations
                     b.ToTable("send_engine_requests", (string)null);
                 });
 
+            modelBuilder.Entity("MemberCenter.Features.Subscribers.SubscriberImport", b =>
+                {
+                    b.Property<Guid>("Id")
+                        .ValueGeneratedOnAdd()
+                        .HasColumnType("uuid")
+                        .HasColumnName("id");
+
+                    b.Property<DateTimeOffset?>("CompletedAt")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("completed_at");
+
+                    b.Property<string>("ConsentNote")
+                        .HasMaxLength(500)
+                        .HasColumnType("character varying(500)")
+                        .HasColumnName("consent_note");
+
+                    b.Property<int>("Created")
+                        .HasColumnType("integer")
+                        .HasColumnName("created");
+
+                    b.Property<DateTimeOffset>("CreatedAt")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("created_at");
+
+                    b.Property<string>("CreatedBy")
+                        .HasMaxLength(200)
+                        .HasColumnType("character varying(200)")
+                        .HasColumnName("created_by");
+
+                    b.Property<int>("Invalid")
+                        .HasColumnType("integer")
+                        .HasColumnName("invalid");
+
+                    b.Property<string>("InvalidLines")
+                        .IsRequired()
+                        .HasColumnType("jsonb")
+                        .HasColumnName("invalid_lines");
+
+                    b.Property<string>("IpAddress")
+                        .HasMaxLength(64)
+                        .HasColumnType("character varying(64)")
+                        .HasColumnName("ip_address");
+
+                    b.Property<Guid>("ListId")
+                        .HasColumnType("uuid")
+                        .HasColumnName("list_id");
+
+                    b.Property<string>("Mode")
+                        .IsRequired()
+                        .HasMaxLength(20)
+                        .HasColumnType("character varying(20)")
+                        .HasColumnName("mode");
+
+                    b.Property<int>("Processed")
+                        .HasColumnType("integer")
+                        .HasColumnName("processed");
+
+                    b.Property<int>("Skipped")
+                        .HasColumnType("integer")
+                        .HasColumnName("skipped");
+
+                    b.Property<string>("Status")
+                        .IsRequired()
+                        .HasMaxLength(20)
+                        .HasColumnType("character varying(20)")
+                        .HasColumnName("status");
+
+                    b.Property<Guid>("TenantId")
+                        .HasColumnType("uuid")
+                        .HasColumnName("tenant_id");
+
+                    b.Property<int>("TotalRows")
+                        .HasColumnType("integer")
+                        .HasColumnName("total_rows");
+
+                    b.Property<int>("Updated")
+                        .HasColumnType("integer")
+                        .HasColumnName("updated");
+
+                    b.Property<DateTimeOffset>("UpdatedAt")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("updated_at");
+
+                    b.Property<string>("UserAgent")
+                        .HasMaxLength(512)
+                        .HasColumnType("character varying(512)")
+                        .HasColumnName("user_agent");
+
+                    b.HasKey("Id")
+                        .HasName("pk_subscriber_imports");
+
+                    b.HasIndex("ListId")
+                        .HasDatabaseName("ix_subscriber_imports_list_id");
+
+                    b.HasIndex(new[] { "CreatedAt" }, "ix_subscriber_imports_unfinished")
+                        .HasDatabaseName("ix_subscriber_imports_unfinished")
+                        .HasFilter("status <> 'completed'");
+
+                    b.ToTable("subscriber_imports", (string)null);
+                });
+
+            modelBuilder.Entity("MemberCenter.Features.Subscribers.SubscriberImportRow", b =>
+                {
+                    b.Property<Guid>("ImportId")
+                        .HasColumnType("uuid")
+                        .HasColumnName("import_id");
+
+                    b.Property<int>("Line")
+                        .HasColumnType("integer")
+                        .HasColumnName("line");
+
+                    b.Property<string>("Email")
+                        .IsRequired()
+                        .HasMaxLength(320)
+                        .HasColumnType("character varying(320)")
+                        .HasColumnName("email");
+
+                    b.Property<string>("EmailKey")
+                        .IsRequired()
+                        .HasMaxLength(320)
+                        .HasColumnType("character varying(320)")
+                        .HasColumnName("email_key");
+
+                    b.Property<string>("Preferences")
+                        .HasColumnType("jsonb")
+                        .HasColumnName("preferences");
+
+                    b.HasKey("ImportId", "Line")
+                        .HasName("pk_subscriber_import_rows");
+
+                    b.ToTable("subscriber_import_rows", (string)null);
+                });
+
             modelBuilder.Entity("MemberCenter.Features.Subscriptions.ConsentRecord", b =>
                 {
                     b.Property<long>("Id")
@@ -521,6 +654,11 @@ namespace MemberCenter.Data.Migrations
                         .IsUnique()
                         .HasDatabaseName("ix_subscribers_tenant_id_email_key");
 
+                    b.HasIndex(new[] { "TenantId", "EmailKey" }, "ix_subscribers_email_key_c")
+                        .HasDatabaseName("ix_subscribers_email_key_c");
+
+                    NpgsqlIndexBuilderExtensions.UseCollation(b.HasIndex(new[] { "TenantId", "EmailKey" }, "ix_subscribers_email_key_c"), new[] { null, "C" });
+
                     b.ToTable("subscribers", (string)null);
                 });
 
@@ -589,6 +727,9 @@ namespace MemberCenter.Data.Migrations
                     b.HasIndex(new[] { "ListId", "SubscriberId" }, "ix_subscriptions_confirmed")
                         .HasDatabaseName("ix_subscriptions_confirmed")
                         .HasFilter("status = 1");
+
+                    b.HasIndex(new[] { "ListId", "Status", "SubscriberId" }, "ix_subscriptions_list_status")
+                        .HasDatabaseName("ix_subscriptions_list_status");
 
                     b.ToTable("subscriptions", (string)null);
                 });
@@ -1029,6 +1170,26 @@ namespace MemberCenter.Data.Migrations
                         .OnDelete(DeleteBehavior.Cascade)
                         .IsRequired()
                         .HasConstraintName("fk_erased_addresses_tenants_tenant_id");
+                });
+
+            modelBuilder.Entity("MemberCenter.Features.Subscribers.SubscriberImport", b =>
+                {
+                    b.HasOne("MemberCenter.Features.Lists.MailingList", null)
+                        .WithMany()
+                        .HasForeignKey("ListId")
+                        .OnDelete(DeleteBehavior.Cascade)
+                        .IsRequired()
+                        .HasConstraintName("fk_subscriber_imports_mailing_lists_list_id");
+                });
+
+            modelBuilder.Entity("MemberCenter.Features.Subscribers.SubscriberImportRow", b =>
+                {
+                    b.HasOne("MemberCenter.Features.Subscribers.SubscriberImport", null)
+                        .WithMany()
+                        .HasForeignKey("ImportId")
+                        .OnDelete(DeleteBehavior.Cascade)
+                        .IsRequired()
+                        .HasConstraintName("fk_subscriber_import_rows_subscriber_imports_import_id");
                 });
 
             modelBuilder.Entity("MemberCenter.Features.Subscriptions.Subscriber", b =>

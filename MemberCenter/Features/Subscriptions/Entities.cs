@@ -98,6 +98,8 @@ public static class ConsentSources
     public const string Link = "link";
     public const string OneClick = "one_click";
     public const string Esp = "esp";
+    /// <summary>A row of a tenant's CSV import (POST /api/lists/{list_id}/imports).</summary>
+    public const string Import = "import";
 }
 
 internal sealed class SubscriberConfiguration : IEntityTypeConfiguration<Subscriber>
@@ -109,6 +111,9 @@ internal sealed class SubscriberConfiguration : IEntityTypeConfiguration<Subscri
         b.Property(s => s.EmailKey).HasMaxLength(320);
         b.Property(s => s.UndeliverableReason).HasMaxLength(100);
         b.HasIndex(s => new { s.TenantId, s.EmailKey }).IsUnique();
+        // Prefix search and address-ordered paging (GET /api/subscribers): byte order, so a prefix is one index range
+        // whatever the database's collation.
+        b.HasIndex(s => new { s.TenantId, s.EmailKey }, "ix_subscribers_email_key_c").UseCollation(null!, "C").HasDatabaseName("ix_subscribers_email_key_c");
         b.HasOne<Tenant>().WithMany().HasForeignKey(s => s.TenantId).OnDelete(DeleteBehavior.Restrict);
     }
 }
@@ -123,6 +128,8 @@ internal sealed class SubscriptionConfiguration : IEntityTypeConfiguration<Subsc
         b.HasIndex(s => new { s.ListId, s.SubscriberId }).IsUnique();
         b.HasIndex(s => new { s.ListId, s.SubscriberId }, "ix_subscriptions_confirmed").HasFilter("status = 1").HasDatabaseName("ix_subscriptions_confirmed");
         b.HasIndex(s => s.SubscriberId);
+        // A list's subscribers of one status, newest first (GET /api/lists/{list_id}/subscribers?status=).
+        b.HasIndex(s => new { s.ListId, s.Status, s.SubscriberId }, "ix_subscriptions_list_status").HasDatabaseName("ix_subscriptions_list_status");
         b.HasOne<MailingList>().WithMany().HasForeignKey(s => s.ListId).OnDelete(DeleteBehavior.Cascade);
         b.HasOne<Subscriber>().WithMany().HasForeignKey(s => s.SubscriberId).OnDelete(DeleteBehavior.Cascade);
     }

@@ -28,6 +28,15 @@ public sealed record TokenResult(TokenOutcome Outcome, Guid? ListId = null, stri
 /// <summary>A subscription seen through one of its tokens, for the end-user pages.</summary>
 public sealed record SubscriptionView(Guid SubscriptionId, Guid ListId, string ListName, string Email, SubscriptionStatus Status, Dictionary<string, JsonElement> Preferences);
 
+/// <summary>One address to subscribe: preferences as a JSON object (null: keep/none), and the consent record's details.</summary>
+public sealed record SubscribeRow(EmailAddress Email, string? PreferencesJson, string? ConsentDetails);
+
+public enum SubscribeOutcome { Created, Updated, AlreadyConfirmed }
+
+/// <summary>What a subscribe did; the confirm token only for a pending subscription.</summary>
+public sealed record SubscribeResult(SubscriptionStatus Status, SubscribeOutcome Outcome, bool Mailed, bool LiftedErasure, string? ConfirmToken,
+    DateTimeOffset? ConfirmTokenExpiresAt);
+
 public sealed class SubscriptionService(
     MemberCenterDbContext db,
     NpgsqlDataSource dataSource,
@@ -45,7 +54,9 @@ public sealed class SubscriptionService(
     /// UPDATE locks the subscription row and evaluates its SET on the latest committed version, so concurrent
     /// subscribes of one address serialise and the mail counters on the row are exact. A confirmed reader is left as is
     /// (status, preferences) and gets no new mail; the request is still in the consent trail (details
-    /// already_confirmed), as every subscribe is, and so is a mail held back by the limits.
+    /// already_confirmed), as every subscribe is, and so is a mail held back by the limits. With $23 (confirmed: the
+    /// tenant attests the consent, its note in the consent details) the subscription is confirmed at once and no token
+    /// or mail is made. inserted/touched tell a new subscription, a changed one and an untouched confirmed one apart.
     /// </summary>
     private const string SubscribeSql = """
         WITH list AS (
@@ -56,28 +67,31 @@ public sealed class SubscriptionService(
             ON CONFLICT (tenant_id, email_key) DO UPDATE SET email_key = EXCLUDED.email_key
             RETURNING id
         ), subscription AS (
-            INSERT INTO subscriptions AS s (id, list_id, subscriber_id, status, preferences, created_at, updated_at,
+            INSERT INTO subscriptions AS s (id, list_id, subscriber_id, status, preferences, created_at, updated_at, confirmed_at,
                 confirm_mail_last_at, confirm_mail_window_start, confirm_mails_in_window)
-            SELECT $7, $1, subscriber.id, 0, $8::jsonb, $6, $6, $6, $6, 1 FROM subscriber
+            SELECT $7, $1, subscriber.id, CASE WHEN $23 THEN 1 ELSE 0 END, $8::jsonb, $6, $6, CASE WHEN $23 THEN $6 END,
+                CASE WHEN $23 THEN NULL ELSE $6 END, CASE WHEN $23 THEN NULL ELSE $6 END, CASE WHEN $23 THEN 0 ELSE 1 END FROM subscriber
             ON CONFLICT (list_id, subscriber_id) DO UPDATE SET
-                status = CASE WHEN s.status = 1 THEN 1 ELSE 0 END,
+                status = CASE WHEN s.status = 1 OR $23 THEN 1 ELSE 0 END,
                 preferences = CASE WHEN s.status <> 1 AND $9 THEN EXCLUDED.preferences ELSE s.preferences END,
                 updated_at = CASE WHEN s.status = 1 THEN s.updated_at ELSE EXCLUDED.updated_at END,
-                confirm_mail_last_at = CASE WHEN s.status <> 1
+                confirmed_at = CASE WHEN s.status <> 1 AND $23 THEN $6 ELSE s.confirmed_at END,
+                confirm_mail_last_at = CASE WHEN s.status <> 1 AND NOT $23
                         AND (s.confirm_mail_last_at IS NULL OR s.confirm_mail_last_at <= $6 - $18::interval)
                         AND (s.confirm_mail_window_start IS NULL OR s.confirm_mail_window_start <= $6 - interval '1 day' OR s.confirm_mails_in_window < $19)
                     THEN $6 ELSE s.confirm_mail_last_at END,
-                confirm_mail_window_start = CASE WHEN s.status <> 1
+                confirm_mail_window_start = CASE WHEN s.status <> 1 AND NOT $23
                         AND (s.confirm_mail_last_at IS NULL OR s.confirm_mail_last_at <= $6 - $18::interval)
                         AND (s.confirm_mail_window_start IS NULL OR s.confirm_mail_window_start <= $6 - interval '1 day')
                     THEN $6 ELSE s.confirm_mail_window_start END,
-                confirm_mails_in_window = CASE WHEN s.status <> 1
+                confirm_mails_in_window = CASE WHEN s.status <> 1 AND NOT $23
                         AND (s.confirm_mail_last_at IS NULL OR s.confirm_mail_last_at <= $6 - $18::interval)
                     THEN CASE WHEN s.confirm_mail_window_start IS NULL OR s.confirm_mail_window_start <= $6 - interval '1 day' THEN 1
                               WHEN s.confirm_mails_in_window < $19 THEN s.confirm_mails_in_window + 1
                               ELSE s.confirm_mails_in_window END
                     ELSE s.confirm_mails_in_window END
-            RETURNING s.id, s.subscriber_id, s.status, s.confirm_mail_last_at = $6 AS mail, s.confirm_mail_last_at, s.confirm_mails_in_window
+            RETURNING s.id, s.subscriber_id, s.status, COALESCE(s.confirm_mail_last_at = $6, false) AS mail, s.confirm_mail_last_at,
+                s.confirm_mails_in_window, s.xmax = 0 AS inserted, s.updated_at = $6 AS touched
         ), pending AS (
             SELECT id, subscriber_id, mail FROM subscription WHERE status = 0
         ), token AS (
@@ -89,7 +103,9 @@ public sealed class SubscriptionService(
         ), consent AS (
             INSERT INTO consent_records (tenant_id, list_id, subscriber_id, action, source, ip_address, user_agent, occurred_at, details)
             SELECT $2, $1, subscriber_id, $13, $14, $15, $16, $6,
-                CASE WHEN status = 1 THEN '{"already_confirmed":true}'::jsonb ELSE $17::jsonb END
+                CASE WHEN status = 1 AND NOT touched
+                    THEN '{"already_confirmed":true}'::jsonb || CASE WHEN $24 THEN $17::jsonb ELSE '{}'::jsonb END
+                    ELSE $17::jsonb END
             FROM subscription
             UNION ALL
             SELECT $2, $1, subscriber_id, $20, $14, $15, $16, $6,
@@ -102,27 +118,112 @@ public sealed class SubscriptionService(
             INSERT INTO send_engine_requests (tenant_id, kind, email, address_hash, created_at, attempts, next_attempt_at)
             SELECT tenant_id, $22, $5, $21, $6, 0, $6 FROM erased
         )
-        SELECT status, mail, EXISTS (SELECT 1 FROM erased) FROM subscription
+        SELECT status, mail, EXISTS (SELECT 1 FROM erased), inserted, touched FROM subscription
         """;
 
     public async Task<SubscribeResponse?> SubscribeAsync(Guid tenantId, Guid listId, EmailAddress email, Dictionary<string, JsonElement>? preferences, RequestOrigin origin, CancellationToken ct)
     {
+        var result = await SubscribeAsync(tenantId, listId, new SubscribeRow(email, preferences is null ? null : JsonSerializer.Serialize(preferences), null),
+            confirmed: false, origin, ct);
+        if (result is null)
+        {
+            return null;
+        }
+        return result.Status == SubscriptionStatus.Confirmed
+            ? new SubscribeResponse(listId.ToString(), email.Value, SubscriptionStatuses.Confirmed, null, null)
+            : new SubscribeResponse(listId.ToString(), email.Value, SubscriptionStatuses.Pending, result.ConfirmToken, result.ConfirmTokenExpiresAt);
+    }
+
+    /// <summary>
+    /// One subscribe (<see cref="SubscribeSql"/>); null when the list is not the tenant's. Confirmed: the tenant attests
+    /// consent (its note is in <see cref="SubscribeRow.ConsentDetails"/>), no mail is sent.
+    /// </summary>
+    public async Task<SubscribeResult?> SubscribeAsync(Guid tenantId, Guid listId, SubscribeRow row, bool confirmed, RequestOrigin origin, CancellationToken ct)
+    {
+        await using var command = dataSource.CreateCommand(SubscribeSql);
+        var (token, expiresAt) = AddSubscribeParameters(command.Parameters, tenantId, listId, row, confirmed, origin, clock.GetUtcNow());
+        SubscribeResult result;
+        await using (var reader = await command.ExecuteReaderAsync(ct))
+        {
+            if (!await reader.ReadAsync(ct))
+            {
+                return null;
+            }
+            result = ReadSubscribeResult(reader, token, expiresAt);
+        }
+        NotifyAfterCommit([result]);
+        return result;
+    }
+
+    /// <summary>
+    /// Many subscribes in one round trip, inside the caller's transaction (the CSV import); the caller commits and then
+    /// calls <see cref="NotifyAfterCommit"/>. Null entries: the list is not the tenant's (deleted meanwhile).
+    /// </summary>
+    public async Task<IReadOnlyList<SubscribeResult?>> SubscribeBatchAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, Guid tenantId,
+        Guid listId, IReadOnlyList<SubscribeRow> rows, bool confirmed, RequestOrigin origin, CancellationToken ct)
+    {
+        if (rows.Count == 0)
+        {
+            return [];
+        }
         var now = clock.GetUtcNow();
-        var prefsJson = preferences is null ? "{}" : JsonSerializer.Serialize(preferences);
+        await using var batch = new NpgsqlBatch(connection, transaction);
+        var tokens = new List<(string Token, DateTimeOffset ExpiresAt)>(rows.Count);
+        foreach (var row in rows)
+        {
+            var command = new NpgsqlBatchCommand(SubscribeSql);
+            tokens.Add(AddSubscribeParameters(command.Parameters, tenantId, listId, row, confirmed, origin, now));
+            batch.BatchCommands.Add(command);
+        }
+        var results = new List<SubscribeResult?>(rows.Count);
+        await using var reader = await batch.ExecuteReaderAsync(ct);
+        for (var i = 0; i < rows.Count; i++)
+        {
+            results.Add(await reader.ReadAsync(ct) ? ReadSubscribeResult(reader, tokens[i].Token, tokens[i].ExpiresAt) : null);
+            if (i < rows.Count - 1)
+            {
+                await reader.NextResultAsync(ct);
+            }
+        }
+        return results;
+    }
+
+    /// <summary>Wakes the outbox (confirmation mail queued) and the Send Engine queue (an erasure lifted) once committed.</summary>
+    public void NotifyAfterCommit(IEnumerable<SubscribeResult?> results)
+    {
+        var mailed = false;
+        var lifted = false;
+        foreach (var r in results)
+        {
+            mailed |= r is { Mailed: true };
+            lifted |= r is { LiftedErasure: true };
+        }
+        if (mailed)
+        {
+            outboxSignal.Notify();
+        }
+        if (lifted)
+        {
+            sendEngineRequests.Notify();
+        }
+    }
+
+    private (string Token, DateTimeOffset ExpiresAt) AddSubscribeParameters(NpgsqlParameterCollection p, Guid tenantId, Guid listId, SubscribeRow row,
+        bool confirmed, RequestOrigin origin, DateTimeOffset now)
+    {
         var (token, hash) = SubscriptionTokens.New();
         var expiresAt = now + options.Value.ConfirmTokenLifetime;
-
-        await using var command = dataSource.CreateCommand(SubscribeSql);
-        var p = command.Parameters;
+        // Details of the consent record: the tenant's attestation when given, else the preferences asked for (as before).
+        var details = row.ConsentDetails ?? row.PreferencesJson;
         p.Add(new NpgsqlParameter { Value = listId });
         p.Add(new NpgsqlParameter { Value = tenantId });
         p.Add(new NpgsqlParameter { Value = Guid.CreateVersion7() });
-        p.Add(new NpgsqlParameter { Value = email.Value });
-        p.Add(new NpgsqlParameter { Value = email.Key });
+        p.Add(new NpgsqlParameter { Value = row.Email.Value });
+        p.Add(new NpgsqlParameter { Value = row.Email.Key });
         p.Add(new NpgsqlParameter { Value = now });
         p.Add(new NpgsqlParameter { Value = Guid.CreateVersion7() });
-        p.Add(new NpgsqlParameter { Value = prefsJson });
-        p.Add(new NpgsqlParameter { Value = preferences is not null });
+        p.Add(new NpgsqlParameter { Value = row.PreferencesJson ?? "{}" });
+        p.Add(new NpgsqlParameter { Value = row.PreferencesJson is not null });
         p.Add(new NpgsqlParameter { Value = Guid.CreateVersion7() });
         p.Add(new NpgsqlParameter { Value = hash });
         p.Add(new NpgsqlParameter { Value = expiresAt });
@@ -130,38 +231,27 @@ public sealed class SubscriptionService(
         p.Add(new NpgsqlParameter { Value = origin.Source });
         p.Add(new NpgsqlParameter { Value = (object?)origin.IpAddress ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Text });
         p.Add(new NpgsqlParameter { Value = (object?)origin.UserAgent ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Text });
-        p.Add(new NpgsqlParameter { Value = preferences is null ? DBNull.Value : prefsJson, NpgsqlDbType = NpgsqlDbType.Text });
+        p.Add(new NpgsqlParameter { Value = (object?)details ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Text });
         p.Add(new NpgsqlParameter { Value = options.Value.ConfirmationMailInterval, NpgsqlDbType = NpgsqlDbType.Interval });
         p.Add(new NpgsqlParameter { Value = options.Value.ConfirmationMailsPerDay });
         p.Add(new NpgsqlParameter { Value = ConsentActions.ConfirmationMailSuppressed });
         // An erased address that subscribes anew gives new consent: the hashed suppression goes, in both services.
-        p.Add(new NpgsqlParameter { Value = hasher.Hash(email.Key) });
+        p.Add(new NpgsqlParameter { Value = hasher.Hash(row.Email.Key) });
         p.Add(new NpgsqlParameter { Value = SendEngineRequestKinds.LiftErasure });
-        int status;
-        bool mailed, lifted;
-        await using (var reader = await command.ExecuteReaderAsync(ct))
-        {
-            if (!await reader.ReadAsync(ct))
-            {
-                return null;
-            }
-            status = reader.GetInt32(0);
-            mailed = reader.GetBoolean(1);
-            lifted = reader.GetBoolean(2);
-        }
-        if (lifted)
-        {
-            sendEngineRequests.Notify();
-        }
-        if (status == (int)SubscriptionStatus.Confirmed)
-        {
-            return new SubscribeResponse(listId.ToString(), email.Value, SubscriptionStatuses.Confirmed, null, null);
-        }
-        if (mailed)
-        {
-            outboxSignal.Notify();
-        }
-        return new SubscribeResponse(listId.ToString(), email.Value, SubscriptionStatuses.Pending, token, expiresAt);
+        p.Add(new NpgsqlParameter { Value = confirmed });
+        // The tenant's own details (its consent note) stay in the record even when the address was already confirmed.
+        p.Add(new NpgsqlParameter { Value = row.ConsentDetails is not null });
+        return (token, expiresAt);
+    }
+
+    private static SubscribeResult ReadSubscribeResult(NpgsqlDataReader reader, string token, DateTimeOffset expiresAt)
+    {
+        var status = (SubscriptionStatus)reader.GetInt32(0);
+        var inserted = reader.GetBoolean(3);
+        var touched = reader.GetBoolean(4);
+        var outcome = inserted ? SubscribeOutcome.Created : touched ? SubscribeOutcome.Updated : SubscribeOutcome.AlreadyConfirmed;
+        return new SubscribeResult(status, outcome, reader.GetBoolean(1), reader.GetBoolean(2),
+            status == SubscriptionStatus.Pending ? token : null, status == SubscriptionStatus.Pending ? expiresAt : null);
     }
 
     public async Task<TokenResult> ConfirmAsync(string token, RequestOrigin origin, CancellationToken ct)
@@ -253,6 +343,32 @@ public sealed class SubscriptionService(
         await FlushChangesAsync(ct);
         await tx.CommitAsync(ct);
         return new TokenResult(TokenOutcome.Done, list.Id, list.Name, subscriber.Email, now);
+    }
+
+    /// <summary>
+    /// The tenant unsubscribes an address from its list (the console): the same change as a reader's unsubscribe link,
+    /// change feed included, audited as <c>api</c> with the tenant's note. Null when the address has no subscription
+    /// to this list of the tenant.
+    /// </summary>
+    public async Task<UnsubscribeResponse?> UnsubscribeByTenantAsync(Guid tenantId, Guid listId, EmailAddress email, string? note, RequestOrigin origin,
+        CancellationToken ct)
+    {
+        var id = await FindSubscriptionIdAsync(tenantId, listId, email, ct);
+        if (id is null)
+        {
+            return null;
+        }
+        await using var tx = await db.Database.BeginTransactionAsync(ct);
+        var subscription = await LockAsync(id.Value, ct);
+        var subscriber = await db.Subscribers.AsNoTracking().SingleAsync(p => p.Id == subscription.SubscriberId, ct);
+        if (subscription.Status != SubscriptionStatus.Unsubscribed)
+        {
+            var details = note is null ? null : JsonSerializer.Serialize(new Dictionary<string, string> { ["note"] = note });
+            await UnsubscribeLockedAsync(subscription, tenantId, origin, clock.GetUtcNow(), details, ct);
+            await FlushChangesAsync(ct);
+        }
+        await tx.CommitAsync(ct);
+        return new UnsubscribeResponse(listId.ToString(), subscriber.Email, SubscriptionStatuses.Unsubscribed);
     }
 
     /// <summary>Unsubscribes a subscription the caller has locked; for the token routes and ESP feedback.</summary>
