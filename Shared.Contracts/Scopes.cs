@@ -16,12 +16,6 @@ public static class Scopes
     public const string Webhooks = "newsletter:webhooks";
     /// <summary>
     /// Message bodies, attachments, subscriber preferences and merge data. Without it the APIs answer those fields as
-    /// null and body-only routes 403 (a read-limited viewer).
-    /// </summary>
-    public const string ContentRead = "newsletter:content.read";
-
-    /// <summary>
-    /// Message bodies, attachments, subscriber preferences and merge data. Without it the APIs answer those fields as
     /// null and body-only routes (the compose preview) with 403. People get it from the editor role up.
     /// </summary>
     public const string ContentRead = "newsletter:content.read";
