@@ -18,6 +18,7 @@ public class Program
         app.UseAuthorization();
         app.UseApiErrorPages();
         app.MapProgressProxy();
+        app.MapExportRelay();
         app.MapRazorPages();
         await app.RunAsync();
     }

@@ -87,6 +87,22 @@ public static class ServiceApiExtensions
         return app;
     }
 
+    /// <summary>GET /lists/{listId}/export: Member Center's CSV export, streamed through with the person's token.</summary>
+    public static WebApplication MapExportRelay(this WebApplication app)
+    {
+        app.MapGet("/lists/{listId}/export", async (string listId, HttpContext context, MemberCenterStream mc) =>
+        {
+            using var request = new HttpRequestMessage(HttpMethod.Get, $"api/lists/{Uri.EscapeDataString(listId)}/subscribers/export");
+            using var upstream = await mc.SendStreamingAsync(request, context.RequestAborted);
+            context.Response.ContentType = upstream.Content.Headers.ContentType?.ToString() ?? "text/csv; charset=utf-8";
+            context.Response.Headers.ContentDisposition = upstream.Content.Headers.ContentDisposition?.ToString()
+                ?? $"attachment; filename=\"list-{listId}.csv\"";
+            await using var body = await upstream.Content.ReadAsStreamAsync(context.RequestAborted);
+            await body.CopyToAsync(context.Response.Body, context.RequestAborted);
+        }).RequireAuthorization();
+        return app;
+    }
+
     /// <summary>
     /// GET /send-jobs/{id}/progress: Send Engine's server-sent events for one job, relayed with the person's token so
     /// the browser's EventSource never holds it.
