@@ -496,6 +496,20 @@ namespace SendEngine.Data.Migrations
                         .HasColumnType("jsonb")
                         .HasColumnName("preferences");
 
+                    b.Property<string>("ResolutionNote")
+                        .HasMaxLength(500)
+                        .HasColumnType("character varying(500)")
+                        .HasColumnName("resolution_note");
+
+                    b.Property<DateTimeOffset?>("ResolvedAt")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("resolved_at");
+
+                    b.Property<string>("ResolvedBy")
+                        .HasMaxLength(200)
+                        .HasColumnType("character varying(200)")
+                        .HasColumnName("resolved_by");
+
                     b.Property<DateTimeOffset?>("SentAt")
                         .HasColumnType("timestamp with time zone")
                         .HasColumnName("sent_at");
@@ -524,6 +538,10 @@ namespace SendEngine.Data.Migrations
                     b.HasIndex("MessageId")
                         .HasDatabaseName("ix_send_job_recipients_message_id")
                         .HasFilter("message_id IS NOT NULL");
+
+                    b.HasIndex("JobId", "SentAt")
+                        .HasDatabaseName("ix_send_job_recipients_job_id_sent_at")
+                        .HasFilter("sent_at IS NOT NULL");
 
                     b.HasIndex("JobId", "SubscriberId")
                         .IsUnique()
