@@ -19,6 +19,7 @@ public class Program
         app.UseApiErrorPages();
         app.MapProgressProxy();
         app.MapExportRelay();
+        app.MapOperationLogExportRelay();
         app.MapRazorPages();
         await app.RunAsync();
     }

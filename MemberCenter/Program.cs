@@ -8,6 +8,7 @@ using MemberCenter.Features.Privacy;
 using MemberCenter.Features.Subscribers;
 using MemberCenter.Features.Subscriptions;
 using Newsletter.ServiceDefaults;
+using Newsletter.ServiceDefaults.OperationLog;
 
 namespace MemberCenter;
 
@@ -26,6 +27,7 @@ public class Program
 
         var app = builder.Build();
         app.UseServiceDefaults();
+        app.UseOperationLog();
         app.UseAuthorizationServer();
 
         app.MapTokenEndpoint();
@@ -36,6 +38,7 @@ public class Program
         app.MapInternalApi();
         app.MapApiKeysApi();
         app.MapSubscriberDirectoryApi();
+        app.MapOperationLogApi(Policies.LogsRead, Policies.Admin);
         await app.RunAsync();
     }
 }

@@ -1,4 +1,5 @@
 using Newsletter.ServiceDefaults;
+using Newsletter.ServiceDefaults.OperationLog;
 using SendEngine.Extensions;
 using SendEngine.Features.ApiKeys;
 using SendEngine.Features.Metrics;
@@ -29,6 +30,7 @@ public class Program
 
         var app = builder.Build();
         app.UseServiceDefaults();
+        app.UseOperationLog();
         app.UseAuthentication();
         app.UseAuthorization();
         app.UseHangfireDashboardForOperators();
@@ -46,6 +48,7 @@ public class Program
         app.MapSenderDomainsApi();
         app.MapTransactionalEmailApi();
         app.MapSendEngineWebhooks();
+        app.MapOperationLogApi(AuthExtensions.LogsRead, AuthExtensions.Admin);
         await app.RunAsync();
     }
 }

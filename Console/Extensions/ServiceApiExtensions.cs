@@ -103,6 +103,25 @@ public static class ServiceApiExtensions
         return app;
     }
 
+    /// <summary>GET /operation-log/export?service=: either service's operation log export, streamed through.</summary>
+    public static WebApplication MapOperationLogExportRelay(this WebApplication app)
+    {
+        app.MapGet("/operation-log/export", async (HttpContext context, MemberCenterStream mc, SendEngineStream se) =>
+        {
+            var query = QueryString.Create(context.Request.Query.Where(q => q.Key != "service")
+                .SelectMany(q => q.Value.Select(v => new KeyValuePair<string, string?>(q.Key, v))));
+            ServiceApi api = context.Request.Query["service"] == "send-engine" ? se : mc;
+            using var request = new HttpRequestMessage(HttpMethod.Get, "api/operation-log/export" + query);
+            using var upstream = await api.SendStreamingAsync(request, context.RequestAborted);
+            context.Response.ContentType = upstream.Content.Headers.ContentType?.ToString() ?? "text/csv; charset=utf-8";
+            context.Response.Headers.ContentDisposition = upstream.Content.Headers.ContentDisposition?.ToString()
+                ?? "attachment; filename=\"operation-log.csv\"";
+            await using var body = await upstream.Content.ReadAsStreamAsync(context.RequestAborted);
+            await body.CopyToAsync(context.Response.Body, context.RequestAborted);
+        }).RequireAuthorization();
+        return app;
+    }
+
     /// <summary>
     /// GET /send-jobs/{id}/progress: Send Engine's server-sent events for one job, relayed with the person's token so
     /// the browser's EventSource never holds it.

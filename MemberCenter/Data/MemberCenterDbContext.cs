@@ -31,5 +31,6 @@ public sealed class MemberCenterDbContext(DbContextOptions<MemberCenterDbContext
     {
         modelBuilder.UseOpenIddict();
         modelBuilder.ApplyConfigurationsFromAssembly(typeof(MemberCenterDbContext).Assembly);
+        modelBuilder.ApplyConfiguration(new Newsletter.ServiceDefaults.OperationLog.OperationLogEntryConfiguration());
     }
 }

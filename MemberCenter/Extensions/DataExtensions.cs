@@ -1,6 +1,7 @@
 using MemberCenter.Data;
 using Microsoft.EntityFrameworkCore;
 using Newsletter.ServiceDefaults.Data;
+using Newsletter.ServiceDefaults.OperationLog;
 using Npgsql;
 
 namespace MemberCenter.Extensions;
@@ -28,6 +29,8 @@ public static class DataExtensions
             o.UseSnakeCaseNamingConvention();
         });
         builder.Services.AddHealthChecks().AddDbContextCheck<MemberCenterDbContext>("postgresql");
+        // Its table operation_log is in this database; the rows are written and read on the same data source.
+        builder.Services.AddOperationLog();
         // Registered before the signing key ring so the schema exists when the ring loads keys.
         builder.Services.AddHostedService<DatabaseInitializer>();
         return builder;

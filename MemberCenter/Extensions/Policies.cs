@@ -15,6 +15,7 @@ public static class Policies
     public const string ListsWrite = "tenant:" + Scopes.ListsWrite;
     public const string ApiKeysRead = "tenant:" + Scopes.ApiKeysRead;
     public const string ApiKeysWrite = "tenant:" + Scopes.ApiKeysWrite;
+    public const string LogsRead = "tenant:" + Scopes.LogsRead;
     public const string Admin = "admin";
     public const string InternalRecipients = "internal:" + Scopes.InternalRecipientsRead;
     public const string InternalSuppressions = "internal:" + Scopes.InternalSuppressionsWrite;
@@ -29,6 +30,7 @@ public static class Policies
             .AddPolicy(ListsWrite, p => Require(p, Audiences.MemberCenterApi, Scopes.ListsWrite, tenant: true))
             .AddPolicy(ApiKeysRead, p => Require(p, Audiences.MemberCenterApi, Scopes.ApiKeysRead, tenant: true))
             .AddPolicy(ApiKeysWrite, p => Require(p, Audiences.MemberCenterApi, Scopes.ApiKeysWrite, tenant: true))
+            .AddPolicy(LogsRead, p => Require(p, Audiences.MemberCenterApi, Scopes.LogsRead, tenant: true))
             .AddPolicy(Admin, p => Require(p, Audiences.MemberCenterAdmin, Scopes.PlatformAdmin, tenant: false))
             .AddPolicy(InternalRecipients, p => Require(p, Audiences.MemberCenterInternal, Scopes.InternalRecipientsRead, tenant: false))
             .AddPolicy(InternalSuppressions, p => Require(p, Audiences.MemberCenterInternal, Scopes.InternalSuppressionsWrite, tenant: false))

@@ -13,6 +13,9 @@ public sealed class SendEngineDbContext(DbContextOptions<SendEngineDbContext> op
     public DbSet<TransactionalRequest> TransactionalRequests => Set<TransactionalRequest>();
     public DbSet<TransactionalTask> TransactionalTasks => Set<TransactionalTask>();
 
-    protected override void OnModelCreating(ModelBuilder modelBuilder) =>
+    protected override void OnModelCreating(ModelBuilder modelBuilder)
+    {
         modelBuilder.ApplyConfigurationsFromAssembly(typeof(SendEngineDbContext).Assembly);
+        modelBuilder.ApplyConfiguration(new Newsletter.ServiceDefaults.OperationLog.OperationLogEntryConfiguration());
+    }
 }

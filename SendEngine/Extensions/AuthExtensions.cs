@@ -38,6 +38,7 @@ public static class AuthExtensions
     public const string SendRead = "send:read";
     /// <summary>send.read and the right to see message content (<see cref="CanReadContent"/>).</summary>
     public const string ContentRead = "send:content";
+    public const string LogsRead = "logs:read";
     public const string InternalSubscribers = "internal:subscribers";
     /// <summary>Platform administration (platform:admin tokens, which Member Center issues for this audience too).</summary>
     public const string Admin = "admin";
@@ -77,6 +78,7 @@ public static class AuthExtensions
                 Require(p, auth.SendEngineAudience, Scopes.SendRead);
                 p.RequireAssertion(ctx => ctx.User.CanReadContent());
             })
+            .AddPolicy(LogsRead, p => Require(p, auth.SendEngineAudience, Scopes.LogsRead))
             .AddPolicy(InternalSubscribers, p =>
             {
                 p.AddAuthenticationSchemes(OpenIddictValidationAspNetCoreDefaults.AuthenticationScheme);

@@ -1,5 +1,6 @@
 using Microsoft.EntityFrameworkCore;
 using Newsletter.ServiceDefaults.Data;
+using Newsletter.ServiceDefaults.OperationLog;
 using Npgsql;
 using SendEngine.Data;
 
@@ -27,6 +28,8 @@ public static class DataExtensions
             o.UseSnakeCaseNamingConvention();
         });
         builder.Services.AddHealthChecks().AddDbContextCheck<SendEngineDbContext>("postgresql");
+        // Its table operation_log is in this database; the rows are written and read on the same data source.
+        builder.Services.AddOperationLog();
         builder.Services.AddHostedService<DatabaseInitializer>();
         return builder;
     }

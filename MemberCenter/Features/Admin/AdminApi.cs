@@ -7,6 +7,7 @@ using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.EntityFrameworkCore;
 using Newsletter.Contracts;
 using Newsletter.ServiceDefaults;
+using Newsletter.ServiceDefaults.OperationLog;
 
 namespace MemberCenter.Features.Admin;
 
@@ -34,7 +35,7 @@ public static class AdminApi
         return app;
     }
 
-    private static async Task<Results<Created<TenantResponse>, ValidationProblem>> CreateTenant(CreateTenantRequest request, MemberCenterDbContext db, TimeProvider clock, CancellationToken ct)
+    private static async Task<Results<Created<TenantResponse>, ValidationProblem>> CreateTenant(CreateTenantRequest request, MemberCenterDbContext db, TimeProvider clock, IOperationLog log, CancellationToken ct)
     {
         var v = new Validation().Required("name", request.Name).MaxLength("name", request.Name, 200);
         if (!v.IsValid)
@@ -44,6 +45,8 @@ public static class AdminApi
         var tenant = new Tenant { Id = Guid.CreateVersion7(), Name = request.Name!.Trim(), CreatedAt = clock.GetUtcNow() };
         db.Tenants.Add(tenant);
         await db.SaveChangesAsync(ct);
+        log.ForTenant(tenant.Id);
+        log.Describe(null, ToResponse(tenant));
         return TypedResults.Created($"/admin/tenants/{tenant.Id}", ToResponse(tenant));
     }
 
@@ -53,7 +56,7 @@ public static class AdminApi
         return TypedResults.Ok(tenants.Select(ToResponse).ToList());
     }
 
-    private static async Task<Results<Created<MailingListResponse>, ValidationProblem, ProblemHttpResult>> CreateList(Guid tenantId, CreateListRequest request, MemberCenterDbContext db, TimeProvider clock, CancellationToken ct)
+    private static async Task<Results<Created<MailingListResponse>, ValidationProblem, ProblemHttpResult>> CreateList(Guid tenantId, CreateListRequest request, MemberCenterDbContext db, TimeProvider clock, IOperationLog log, CancellationToken ct)
     {
         var v = new Validation().Required("name", request.Name).MaxLength("name", request.Name, 200);
         if (!v.IsValid)
@@ -67,6 +70,7 @@ public static class AdminApi
         var list = new MailingList { Id = Guid.CreateVersion7(), TenantId = tenantId, Name = request.Name!.Trim(), CreatedAt = clock.GetUtcNow() };
         db.MailingLists.Add(list);
         await db.SaveChangesAsync(ct);
+        log.Describe(null, ListsApi.ToResponse(list));
         return TypedResults.Created($"/admin/tenants/{tenantId}/lists", ListsApi.ToResponse(list));
     }
 
@@ -80,7 +84,7 @@ public static class AdminApi
         return TypedResults.Ok(lists.Select(ListsApi.ToResponse).ToList());
     }
 
-    private static async Task<Results<Created<ApiClientSecretResponse>, ValidationProblem, ProblemHttpResult>> CreateClient(Guid tenantId, CreateClientRequest request, MemberCenterDbContext db, ApiClientRegistry registry, CancellationToken ct)
+    private static async Task<Results<Created<ApiClientSecretResponse>, ValidationProblem, ProblemHttpResult>> CreateClient(Guid tenantId, CreateClientRequest request, MemberCenterDbContext db, ApiClientRegistry registry, IOperationLog log, CancellationToken ct)
     {
         var v = new Validation().Required("usage", request.Usage).MaxLength("name", request.Name, 200);
         if (request.Usage is { Length: > 0 } usage && !TenantUsages.Contains(usage))
@@ -98,8 +102,10 @@ public static class AdminApi
         var secret = ApiClientRegistry.NewSecret();
         var clientId = $"{request.Usage!.Replace('_', '-')}-{Guid.NewGuid():N}";
         var client = await registry.CreateAsync(clientId, tenantId, request.Usage, request.Name?.Trim() is { Length: > 0 } n ? n : clientId, secret, ct);
-        return TypedResults.Created($"/admin/tenants/{tenantId}/clients",
-            new ApiClientSecretResponse(client.ClientId, tenantId.ToString(), client.Usage, secret, ClientUsagePolicy.ScopesOf(client.Usage)));
+        var created = new ApiClientSecretResponse(client.ClientId, tenantId.ToString(), client.Usage, secret, ClientUsagePolicy.ScopesOf(client.Usage));
+        // The redactor drops client_secret.
+        log.Describe(null, created);
+        return TypedResults.Created($"/admin/tenants/{tenantId}/clients", created);
     }
 
     private static async Task<Results<Ok<List<ApiClientResponse>>, ProblemHttpResult>> ListClients(Guid tenantId, MemberCenterDbContext db, CancellationToken ct)
@@ -112,22 +118,36 @@ public static class AdminApi
         return TypedResults.Ok(clients.Select(c => new ApiClientResponse(c.ClientId, tenantId.ToString(), c.Usage, c.Name, ClientUsagePolicy.ScopesOf(c.Usage), c.DisabledAt is not null, c.CreatedAt)).ToList());
     }
 
-    private static async Task<Results<Ok<ApiClientSecretResponse>, ProblemHttpResult>> RotateSecret(string clientId, MemberCenterDbContext db, ApiClientRegistry registry, CancellationToken ct)
+    private static async Task<Results<Ok<ApiClientSecretResponse>, ProblemHttpResult>> RotateSecret(string clientId, MemberCenterDbContext db, ApiClientRegistry registry, IOperationLog log, CancellationToken ct)
     {
         var client = await db.ApiClients.AsNoTracking().FirstOrDefaultAsync(c => c.ClientId == clientId && c.TenantId != null, ct);
         var secret = client is null ? null : await registry.RotateSecretAsync(clientId, ct);
-        return client is null || secret is null
-            ? ClientNotFound()
-            : TypedResults.Ok(new ApiClientSecretResponse(client.ClientId, client.TenantId!.Value.ToString(), client.Usage, secret, ClientUsagePolicy.ScopesOf(client.Usage)));
+        if (client is null || secret is null)
+        {
+            return ClientNotFound();
+        }
+        var rotated = new ApiClientSecretResponse(client.ClientId, client.TenantId!.Value.ToString(), client.Usage, secret, ClientUsagePolicy.ScopesOf(client.Usage));
+        // The route names the client, not its tenant; the redactor drops client_secret.
+        log.ForTenant(client.TenantId);
+        log.Describe(null, rotated);
+        return TypedResults.Ok(rotated);
     }
 
-    private static async Task<Results<NoContent, ProblemHttpResult>> DisableClient(string clientId, MemberCenterDbContext db, ApiClientCache cache, TimeProvider clock, CancellationToken ct)
+    private static async Task<Results<NoContent, ProblemHttpResult>> DisableClient(string clientId, MemberCenterDbContext db, ApiClientCache cache, TimeProvider clock, IOperationLog log, CancellationToken ct)
     {
+        var before = await db.ApiClients.AsNoTracking().Where(c => c.ClientId == clientId && c.TenantId != null)
+            .Select(c => new { c.TenantId, c.DisabledAt }).FirstOrDefaultAsync(ct);
         // Platform clients come from configuration; disabling them here would be undone on the next start.
         var updated = await db.ApiClients.Where(c => c.ClientId == clientId && c.TenantId != null)
             .ExecuteUpdateAsync(u => u.SetProperty(c => c.DisabledAt, c => c.DisabledAt ?? clock.GetUtcNow()), ct);
         cache.Evict(clientId);
-        return updated == 0 ? ClientNotFound() : TypedResults.NoContent();
+        if (updated == 0 || before is null)
+        {
+            return ClientNotFound();
+        }
+        log.ForTenant(before.TenantId);
+        log.Describe(new { disabled = before.DisabledAt is not null }, new { disabled = true });
+        return TypedResults.NoContent();
     }
 
     private static Ok<List<SigningKeyResponse>> ListSigningKeys(SigningKeyRing ring, TimeProvider clock)

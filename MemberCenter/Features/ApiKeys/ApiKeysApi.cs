@@ -5,6 +5,7 @@ using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.EntityFrameworkCore;
 using Newsletter.Contracts.ApiKeys;
 using Newsletter.ServiceDefaults;
+using Newsletter.ServiceDefaults.OperationLog;
 
 namespace MemberCenter.Features.ApiKeys;
 
@@ -29,8 +30,8 @@ public static class ApiKeysApi
         tenant.MapDelete("/{applicationId:guid}", (Guid applicationId, ClaimsPrincipal user, ApiKeyStore store, CancellationToken ct) =>
                 DeleteApplication(user.TenantId(), applicationId, store, ct))
             .RequireAuthorization(Policies.ApiKeysWrite).WithName("deleteApplication").WithSummary("Delete an application; its keys answer EXPIRED_API_KEY.");
-        tenant.MapPost("/{applicationId:guid}/keys", (Guid applicationId, CreateApiKeyRequest request, ClaimsPrincipal user, ApiKeyStore store, CancellationToken ct) =>
-                CreateKey(user.TenantId(), applicationId, request, store, "/api/applications", ct))
+        tenant.MapPost("/{applicationId:guid}/keys", (Guid applicationId, CreateApiKeyRequest request, ClaimsPrincipal user, ApiKeyStore store, IOperationLog log, CancellationToken ct) =>
+                CreateKey(user.TenantId(), applicationId, request, store, "/api/applications", log, ct))
             .RequireAuthorization(Policies.ApiKeysWrite).WithName("createApiKey").WithSummary("Create an API key; the key is in this answer only.");
         tenant.MapGet("/{applicationId:guid}/keys", (Guid applicationId, ClaimsPrincipal user, ApiKeyStore store, CancellationToken ct) =>
                 ListKeys(user.TenantId(), applicationId, store, ct))
@@ -54,8 +55,8 @@ public static class ApiKeysApi
         admin.MapDelete("/{applicationId:guid}", (Guid tenantId, Guid applicationId, ApiKeyStore store, CancellationToken ct) =>
                 DeleteApplication(tenantId, applicationId, store, ct))
             .WithName("adminDeleteApplication").WithSummary("Delete a tenant's application; its keys answer EXPIRED_API_KEY.");
-        admin.MapPost("/{applicationId:guid}/keys", (Guid tenantId, Guid applicationId, CreateApiKeyRequest request, ApiKeyStore store, CancellationToken ct) =>
-                CreateKey(tenantId, applicationId, request, store, $"/admin/tenants/{tenantId}/applications", ct))
+        admin.MapPost("/{applicationId:guid}/keys", (Guid tenantId, Guid applicationId, CreateApiKeyRequest request, ApiKeyStore store, IOperationLog log, CancellationToken ct) =>
+                CreateKey(tenantId, applicationId, request, store, $"/admin/tenants/{tenantId}/applications", log, ct))
             .WithName("adminCreateApiKey").WithSummary("Create an API key for a tenant's application; the key is in this answer only.");
         admin.MapGet("/{applicationId:guid}/keys", (Guid tenantId, Guid applicationId, ApiKeyStore store, CancellationToken ct) =>
                 ListKeys(tenantId, applicationId, store, ct))
@@ -107,9 +108,11 @@ public static class ApiKeysApi
         await store.DeleteApplicationAsync(tenantId, applicationId, ct) ? TypedResults.NoContent() : ApplicationNotFound();
 
     private static async Task<Results<Created<ApiKeySecretResponse>, ValidationProblem, ProblemHttpResult>> CreateKey(
-        Guid tenantId, Guid applicationId, CreateApiKeyRequest request, ApiKeyStore store, string basePath, CancellationToken ct)
+        Guid tenantId, Guid applicationId, CreateApiKeyRequest request, ApiKeyStore store, string basePath, IOperationLog log, CancellationToken ct)
     {
         var result = await store.CreateKeyAsync(tenantId, applicationId, request, ct);
+        // The redactor drops api_key; the key id and prefix stay.
+        log.Describe(null, result.Value);
         return result switch
         {
             { Value: { } key } => TypedResults.Created($"{basePath}/{applicationId}/keys/{key.KeyId}", key),

@@ -31,7 +31,7 @@ public static class ClientUsagePolicy
     private static readonly Dictionary<string, string[]> ScopesByUsage = new(StringComparer.Ordinal)
     {
         [ClientUsages.SendApi] = [Scopes.SendWrite, Scopes.SendRead, Scopes.Webhooks],
-        [ClientUsages.TenantApi] = [Scopes.SubscriptionsRead, Scopes.SubscriptionsWrite, Scopes.ListsRead, Scopes.ListsWrite, Scopes.ApiKeysRead, Scopes.ApiKeysWrite, Scopes.ContentRead],
+        [ClientUsages.TenantApi] = [Scopes.SubscriptionsRead, Scopes.SubscriptionsWrite, Scopes.ListsRead, Scopes.ListsWrite, Scopes.ApiKeysRead, Scopes.ApiKeysWrite, Scopes.ContentRead, Scopes.LogsRead],
         [PlatformAdmin] = [Scopes.PlatformAdmin],
         [SendEngineService] = [Scopes.InternalRecipientsRead, Scopes.InternalSuppressionsWrite, Scopes.InternalApiKeysVerify],
     };

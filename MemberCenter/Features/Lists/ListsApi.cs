@@ -5,6 +5,7 @@ using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.EntityFrameworkCore;
 using Newsletter.Contracts;
 using Newsletter.ServiceDefaults;
+using Newsletter.ServiceDefaults.OperationLog;
 
 namespace MemberCenter.Features.Lists;
 
@@ -35,7 +36,7 @@ public static class ListsApi
         return list is null ? Subscriptions.SubscriptionsApi.ListNotFound() : TypedResults.Ok(ToResponse(list));
     }
 
-    private static async Task<Results<Created<MailingListResponse>, ValidationProblem>> CreateList(CreateListRequest request, ClaimsPrincipal user, MemberCenterDbContext db, TimeProvider clock, CancellationToken ct)
+    private static async Task<Results<Created<MailingListResponse>, ValidationProblem>> CreateList(CreateListRequest request, ClaimsPrincipal user, MemberCenterDbContext db, TimeProvider clock, IOperationLog log, CancellationToken ct)
     {
         var v = new Validation().Required("name", request.Name).MaxLength("name", request.Name, 200);
         if (!v.IsValid)
@@ -45,6 +46,7 @@ public static class ListsApi
         var list = new MailingList { Id = Guid.CreateVersion7(), TenantId = user.TenantId(), Name = request.Name!.Trim(), CreatedAt = clock.GetUtcNow() };
         db.MailingLists.Add(list);
         await db.SaveChangesAsync(ct);
+        log.Describe(null, ToResponse(list));
         return TypedResults.Created($"/api/lists/{list.Id}", ToResponse(list));
     }
 

@@ -5,6 +5,7 @@ using Newsletter.Contracts;
 using Newsletter.Contracts.Transactional;
 using Newsletter.ServiceDefaults;
 using Newsletter.ServiceDefaults.Background;
+using Newsletter.ServiceDefaults.OperationLog;
 using Npgsql;
 using SendEngine.Data;
 using SendEngine.Features.EmailEvents;
@@ -53,6 +54,11 @@ public sealed class RetentionOptions
     [Range(typeof(TimeSpan), "00:00:00", "3650.00:00:00")]
     public TimeSpan WebhookAttemptRetention { get; set; } = TimeSpan.FromDays(7);
 
+    /// <summary>How long the operation log keeps a row (Retention__OperationLogRetention); older rows are the only ones its
+    /// append-only trigger lets this sweep delete.</summary>
+    [Range(typeof(TimeSpan), "1.00:00:00", "3650.00:00:00")]
+    public TimeSpan OperationLogRetention { get; set; } = TimeSpan.FromDays(400);
+
     /// <summary>Rows per statement, so a large backlog never holds many locks or a long transaction.</summary>
     [Range(100, 100_000)]
     public int BatchSize { get; set; } = 5_000;
@@ -70,7 +76,7 @@ public sealed partial class RetentionSweeper(
     ILogger<RetentionSweeper> logger) : RetentionLoop(clock, logger)
 {
     public sealed record Result(long RawEvents, long Jobs, long Recipients, long Events, long Reports, long WebhookAttempts = 0, long WebhookMessages = 0,
-        long TransactionalRequests = 0, long TransactionalTasks = 0);
+        long TransactionalRequests = 0, long TransactionalTasks = 0, long OperationLog = 0);
 
     private static readonly string[] FinishedStatuses = [SendJobStatuses.Completed, SendJobStatuses.Cancelled, SendJobStatuses.Failed];
     private static readonly string[] SentStatuses = [RecipientStatuses.Sent, RecipientStatuses.Delivered, RecipientStatuses.Bounced];
@@ -110,13 +116,15 @@ public sealed partial class RetentionSweeper(
             DELETE FROM webhook_messages WHERE id IN (
                 SELECT id FROM webhook_messages WHERE status <> 'pending' AND completed_at < $1 LIMIT $2 FOR UPDATE SKIP LOCKED)
             """, now - o.WebhookAttemptRetention, ct);
-        if (raw + recipients + events + reports + attempts + messages + requests > 0)
+        var operations = await OperationLogRetention.SweepAsync(db, now - o.OperationLogRetention, o.BatchSize, ct);
+        if (raw + recipients + events + reports + attempts + messages + requests + operations > 0)
         {
             LogSwept(Logger, raw, jobs, recipients, events, reports);
             LogWebhooksSwept(Logger, attempts, messages);
             LogTransactionalSwept(Logger, requests, tasks);
+            LogOperationLogSwept(Logger, operations);
         }
-        return new Result(raw, jobs, recipients, events, reports, attempts, messages, requests, tasks);
+        return new Result(raw, jobs, recipients, events, reports, attempts, messages, requests, tasks, operations);
     }
 
     /// <summary>
@@ -255,4 +263,7 @@ public sealed partial class RetentionSweeper(
 
     [LoggerMessage(LogLevel.Information, "Retention: deleted {Requests} transactional requests ({Tasks} tasks)")]
     private static partial void LogTransactionalSwept(ILogger logger, long requests, long tasks);
+
+    [LoggerMessage(LogLevel.Information, "Retention: deleted {OperationLog} operation-log rows past their retention")]
+    private static partial void LogOperationLogSwept(ILogger logger, long operationLog);
 }

@@ -7,6 +7,7 @@ using Microsoft.AspNetCore.Mvc;
 using Microsoft.EntityFrameworkCore;
 using Newsletter.Contracts;
 using Newsletter.ServiceDefaults;
+using Newsletter.ServiceDefaults.OperationLog;
 using Npgsql;
 using SendEngine.Data;
 using SendEngine.Delivery;
@@ -203,9 +204,10 @@ public static partial class SendJobsApi
     }
 
     private static async Task<Results<Ok<SendJobResponse>, ProblemHttpResult>> Cancel(
-        Guid id, ClaimsPrincipal user, SendEngineDbContext db, RecipientStore store, IBackgroundJobClient jobs, CancellationToken ct)
+        Guid id, ClaimsPrincipal user, SendEngineDbContext db, RecipientStore store, IBackgroundJobClient jobs, IOperationLog log, CancellationToken ct)
     {
         var tenantId = user.TenantId();
+        var before = await db.SendJobs.AsNoTracking().Where(j => j.Id == id && j.TenantId == tenantId).Select(j => j.Status).FirstOrDefaultAsync(ct);
         // Runners see the status within a poll interval and stop; rows not yet claimed are cancelled with it.
         var cancelled = await store.CancelAsync(tenantId, id, ct);
         var job = await db.SendJobs.AsNoTracking().FirstOrDefaultAsync(j => j.Id == id && j.TenantId == tenantId, ct);
@@ -222,11 +224,12 @@ public static partial class SendJobsApi
         {
             jobs.Delete(hangfireId);
         }
+        log.Describe(new { status = before }, new { status = job.Status, cancelled_at = job.CancelledAt });
         return TypedResults.Ok(await ToResponseAsync(db, job, ct));
     }
 
     private static async Task<Results<Ok<SendJobResponse>, ProblemHttpResult>> Resume(
-        Guid id, ClaimsPrincipal user, SendEngineDbContext db, RecipientStore store, IBackgroundJobClient jobs, CancellationToken ct)
+        Guid id, ClaimsPrincipal user, SendEngineDbContext db, RecipientStore store, IBackgroundJobClient jobs, IOperationLog log, CancellationToken ct)
     {
         var tenantId = user.TenantId();
         var job = await db.SendJobs.AsNoTracking().FirstOrDefaultAsync(j => j.Id == id && j.TenantId == tenantId, ct);
@@ -239,12 +242,14 @@ public static partial class SendJobsApi
             return TypedResults.Problem(statusCode: 409, title: "Send job not paused",
                 detail: $"The job is {job.Status}; only paused or failed jobs can be resumed.");
         }
+        var before = job.Status;
         job = await db.SendJobs.AsNoTracking().FirstAsync(j => j.Id == id, ct);
         // Paused before its time, which is still ahead: its Hangfire schedule still stands.
         if (job.Status != SendJobStatuses.Scheduled)
         {
             jobs.Enqueue<SendJobRunner>(r => r.RunAsync(id, CancellationToken.None));
         }
+        log.Describe(new { status = before }, new { status = job.Status });
         return TypedResults.Ok(await ToResponseAsync(db, job, ct));
     }
 

@@ -4,6 +4,7 @@ using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.EntityFrameworkCore;
 using Newsletter.Contracts;
 using Newsletter.ServiceDefaults;
+using Newsletter.ServiceDefaults.OperationLog;
 using SendEngine.Data;
 using SendEngine.Extensions;
 
@@ -39,7 +40,7 @@ public static class SuppressionsApi
     }
 
     private static async Task<Results<Created<SuppressionResponse>, Ok<SuppressionResponse>, ValidationProblem, ProblemHttpResult>> Add(
-        AddSuppressionRequest request, ClaimsPrincipal user, SendEngineDbContext db, TimeProvider clock, CancellationToken ct)
+        AddSuppressionRequest request, ClaimsPrincipal user, SendEngineDbContext db, TimeProvider clock, IOperationLog log, CancellationToken ct)
     {
         var tenantId = user.TenantId();
         var v = new Validation().Required("email", request.Email);
@@ -73,6 +74,8 @@ public static class SuppressionsApi
                 """).AsNoTracking().ToListAsync(ct);
             if (inserted.Count == 1)
             {
+                // The address is in the row's target only masked: an erasure must not leave it in an append-only log.
+                log.Describe(null, new { reason = inserted[0].Reason, source = inserted[0].Source });
                 return TypedResults.Created($"/api/suppressions/{Uri.EscapeDataString(email)}", ToResponse(inserted[0]));
             }
             var existing = await db.Suppressions.AsNoTracking().FirstOrDefaultAsync(s => s.TenantId == tenantId && s.Email == email, ct);
@@ -88,13 +91,16 @@ public static class SuppressionsApi
     }
 
     private static async Task<Results<NoContent, ProblemHttpResult>> Remove(string email, ClaimsPrincipal user, SendEngineDbContext db,
-        Newsletter.ServiceDefaults.Privacy.AddressHasher hasher, CancellationToken ct)
+        Newsletter.ServiceDefaults.Privacy.AddressHasher hasher, IOperationLog log, CancellationToken ct)
     {
         var tenantId = user.TenantId();
         var key = Suppression.Normalize(email);
         // An erased address is suppressed by its keyed hash: the tenant lifts that by naming the address too.
         var marker = hasher.ErasedMarker(key);
+        var before = await db.Suppressions.AsNoTracking().Where(s => s.TenantId == tenantId && (s.Email == key || s.Email == marker))
+            .Select(s => new { reason = s.Reason, source = s.Source, created_at = s.CreatedAt }).FirstOrDefaultAsync(ct);
         var deleted = await db.Suppressions.Where(s => s.TenantId == tenantId && (s.Email == key || s.Email == marker)).ExecuteDeleteAsync(ct);
+        log.Describe(before, null);
         return deleted == 0 ? TypedResults.Problem(statusCode: 404, title: "Suppression not found") : TypedResults.NoContent();
     }
 

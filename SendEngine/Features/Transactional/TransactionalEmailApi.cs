@@ -8,6 +8,7 @@ using Microsoft.Extensions.Options;
 using Newsletter.Contracts.Transactional;
 using Newsletter.ServiceDefaults.Background;
 using Newsletter.ServiceDefaults.Mail;
+using Newsletter.ServiceDefaults.OperationLog;
 using Npgsql;
 using Newsletter.ServiceDefaults;
 using SendEngine.Data;
@@ -32,7 +33,8 @@ public static partial class TransactionalEmailApi
         // The seed's format suffix: /api/v1/email.json is the same route as /api/v1/email.
         foreach (var (path, suffix) in new[] { ("/api/v1/email", ""), ("/api/v1/email.json", "Json") })
         {
-            Documented(app.MapPost(path, Send).WithName("sendEmail" + suffix)
+            // Each send has its own record (transactional_requests and their tasks), not an operation-log row.
+            Documented(app.MapPost(path, Send).WithName("sendEmail" + suffix).WithoutOperationLog()
                 .WithSummary("Send a message to each recipient of message.to (one task each); Idempotency-Key makes retries safe.")
                 .Accepts<SendEmailRequest>("application/json")
                 .Produces<SendEmailResponse>()

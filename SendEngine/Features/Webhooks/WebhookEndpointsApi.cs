@@ -3,6 +3,7 @@ using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Options;
 using Newsletter.Contracts.Webhooks;
 using Newsletter.ServiceDefaults;
+using Newsletter.ServiceDefaults.OperationLog;
 using SendEngine.Data;
 
 namespace SendEngine.Features.Webhooks;
@@ -34,8 +35,9 @@ public static class WebhookEndpointsApi
         var who = prefix.Length == 0 ? "the tenant's" : "a tenant's";
 
         g.MapPost("/", (CreateWebhookEndpointRequest request, HttpContext http, SendEngineDbContext db, WebhookTargetGuard guard,
-                WebhookSecretProtector secrets, WebhookPublisher publisher, IOptions<EventWebhookOptions> options, TimeProvider clock, CancellationToken ct) =>
-                CreateAsync(Tenant(http), request, db, guard, secrets, publisher, options.Value, clock, ct))
+                WebhookSecretProtector secrets, WebhookPublisher publisher, IOptions<EventWebhookOptions> options, TimeProvider clock, IOperationLog log,
+                CancellationToken ct) =>
+                CreateAsync(Tenant(http), request, db, guard, secrets, publisher, options.Value, clock, log, ct))
             .WithName(Name("create", "WebhookEndpoint"))
             .WithSummary($"Register {who} webhook endpoint; the answer carries its signing secret, shown only this once.")
             .Produces<WebhookEndpointSecretResponse>(StatusCodes.Status201Created).ProducesValidationProblem();
@@ -51,8 +53,8 @@ public static class WebhookEndpointsApi
             .WithName(Name("get", "WebhookEndpoint")).WithSummary($"Read one of {who} webhook endpoints, with its state.")
             .Produces<WebhookEndpointResponse>().ProducesProblem(StatusCodes.Status404NotFound);
         g.MapPatch("/{endpointId:guid}", (Guid endpointId, UpdateWebhookEndpointRequest request, HttpContext http, SendEngineDbContext db,
-                WebhookTargetGuard guard, WebhookPublisher publisher, TimeProvider clock, CancellationToken ct) =>
-                UpdateAsync(Tenant(http), endpointId, request, db, guard, publisher, clock, ct))
+                WebhookTargetGuard guard, WebhookPublisher publisher, TimeProvider clock, IOperationLog log, CancellationToken ct) =>
+                UpdateAsync(Tenant(http), endpointId, request, db, guard, publisher, clock, log, ct))
             .WithName(Name("update", "WebhookEndpoint"))
             .WithSummary("Change the url, event types, description or enabled state; enabling also revives an endpoint disabled for failing.")
             .Produces<WebhookEndpointResponse>().ProducesValidationProblem().ProducesProblem(StatusCodes.Status404NotFound);
@@ -66,8 +68,8 @@ public static class WebhookEndpointsApi
             .WithName(Name("delete", "WebhookEndpoint")).WithSummary("Delete an endpoint with its queued messages and attempts.")
             .Produces(StatusCodes.Status204NoContent).ProducesProblem(StatusCodes.Status404NotFound);
         g.MapPost("/{endpointId:guid}/rotate-secret", (Guid endpointId, RotateWebhookSecretRequest? request, HttpContext http, SendEngineDbContext db,
-                WebhookSecretProtector secrets, IOptions<EventWebhookOptions> options, TimeProvider clock, CancellationToken ct) =>
-                RotateAsync(Tenant(http), endpointId, request, db, secrets, options.Value, clock, ct))
+                WebhookSecretProtector secrets, IOptions<EventWebhookOptions> options, TimeProvider clock, IOperationLog log, CancellationToken ct) =>
+                RotateAsync(Tenant(http), endpointId, request, db, secrets, options.Value, clock, log, ct))
             .WithName(Name("rotate", "WebhookEndpointSecret"))
             .WithSummary("Replace the signing secret (shown once); the previous one keeps signing too until the overlap ends.")
             .Produces<WebhookEndpointSecretResponse>().ProducesValidationProblem().ProducesProblem(StatusCodes.Status404NotFound);
@@ -91,7 +93,7 @@ public static class WebhookEndpointsApi
     }
 
     private static async Task<IResult> CreateAsync(Guid tenantId, CreateWebhookEndpointRequest request, SendEngineDbContext db, WebhookTargetGuard guard,
-        WebhookSecretProtector secrets, WebhookPublisher publisher, EventWebhookOptions options, TimeProvider clock, CancellationToken ct)
+        WebhookSecretProtector secrets, WebhookPublisher publisher, EventWebhookOptions options, TimeProvider clock, IOperationLog log, CancellationToken ct)
     {
         var v = new Validation().Required("url", request.Url).MaxLength("description", request.Description, 500);
         if (request.Url is { Length: > 0 } url && await guard.CheckUrlAsync(url.Trim(), ct) is { } urlError)
@@ -118,17 +120,21 @@ public static class WebhookEndpointsApi
         db.Add(endpoint);
         await db.SaveChangesAsync(ct);
         publisher.Invalidate(tenantId);
-        return TypedResults.Created(Location(id), new WebhookEndpointSecretResponse(ToResponse(endpoint), WebhookSecretProtector.Display(secret)));
+        var created = new WebhookEndpointSecretResponse(ToResponse(endpoint), WebhookSecretProtector.Display(secret));
+        // The redactor drops the secret.
+        log.Describe(null, created);
+        return TypedResults.Created(Location(id), created);
     }
 
     private static async Task<IResult> UpdateAsync(Guid tenantId, Guid endpointId, UpdateWebhookEndpointRequest request, SendEngineDbContext db,
-        WebhookTargetGuard guard, WebhookPublisher publisher, TimeProvider clock, CancellationToken ct)
+        WebhookTargetGuard guard, WebhookPublisher publisher, TimeProvider clock, IOperationLog log, CancellationToken ct)
     {
         var endpoint = await db.Set<WebhookEndpoint>().FirstOrDefaultAsync(e => e.TenantId == tenantId && e.Id == endpointId, ct);
         if (endpoint is null)
         {
             return NotFound();
         }
+        var before = ToResponse(endpoint);
         var v = new Validation().MaxLength("description", request.Description, 500);
         if (request.Url is not null && await guard.CheckUrlAsync(request.Url.Trim(), ct) is { } urlError)
         {
@@ -162,11 +168,12 @@ public static class WebhookEndpointsApi
         {
             publisher.Notify();
         }
+        log.Describe(before, ToResponse(endpoint));
         return Results.Ok(ToResponse(endpoint));
     }
 
     private static async Task<IResult> RotateAsync(Guid tenantId, Guid endpointId, RotateWebhookSecretRequest? request, SendEngineDbContext db,
-        WebhookSecretProtector secrets, EventWebhookOptions options, TimeProvider clock, CancellationToken ct)
+        WebhookSecretProtector secrets, EventWebhookOptions options, TimeProvider clock, IOperationLog log, CancellationToken ct)
     {
         var overlap = request?.OverlapSeconds is { } s ? TimeSpan.FromSeconds(s) : options.DefaultRotationOverlap;
         if (overlap < TimeSpan.Zero || overlap > TimeSpan.FromDays(7))
@@ -186,7 +193,9 @@ public static class WebhookEndpointsApi
         endpoint.Secret = secrets.Protect(endpoint.Id, secret);
         endpoint.UpdatedAt = now;
         await db.SaveChangesAsync(ct);
-        return Results.Ok(new WebhookEndpointSecretResponse(ToResponse(endpoint), WebhookSecretProtector.Display(secret)));
+        var rotated = new WebhookEndpointSecretResponse(ToResponse(endpoint), WebhookSecretProtector.Display(secret));
+        log.Describe(null, rotated);
+        return Results.Ok(rotated);
     }
 
     private static async Task<IResult> AttemptsAsync(Guid tenantId, Guid endpointId, long? before, int? limit, SendEngineDbContext db, CancellationToken ct)
