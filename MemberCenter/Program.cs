@@ -4,6 +4,7 @@ using MemberCenter.Features.ApiKeys;
 using MemberCenter.Features.Auth;
 using MemberCenter.Features.Internal;
 using MemberCenter.Features.Lists;
+using MemberCenter.Features.People;
 using MemberCenter.Features.Privacy;
 using MemberCenter.Features.Subscribers;
 using MemberCenter.Features.Subscriptions;
@@ -21,6 +22,7 @@ public class Program
             .AddMemberCenterApiDocument()
             .AddMemberCenterData()
             .AddAuthorizationServer()
+            .AddPeople()
             .AddNewsletter()
             .AddPrivacy()
             .AddSubscriberDirectory();
@@ -31,6 +33,8 @@ public class Program
         app.UseAuthorizationServer();
 
         app.MapTokenEndpoint();
+        app.MapAuthorizeEndpoint();
+        app.MapRazorPages();
         app.MapSubscriptionsApi();
         app.MapListsApi();
         app.MapAdminApi();

@@ -73,6 +73,9 @@ public static class Roles
     public const string Viewer = "viewer";
     /// <summary>A platform operator (Identity role platform_operator) acting in any tenant.</summary>
     public const string Operator = "operator";
+
+    /// <summary>The roles a membership can have, most powerful first.</summary>
+    public static readonly IReadOnlyList<string> TenantRoles = [Owner, Admin, Editor, Viewer];
 }
 
 /// <summary>What an API client is for; decides its scopes and audience.</summary>

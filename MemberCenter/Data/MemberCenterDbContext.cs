@@ -1,15 +1,20 @@
 using MemberCenter.Features.Auth;
 using MemberCenter.Features.Lists;
 using MemberCenter.Features.Outbox;
+using MemberCenter.Features.People;
 using MemberCenter.Features.Privacy;
 using MemberCenter.Features.Subscribers;
 using MemberCenter.Features.Subscriptions;
 using MemberCenter.Features.Tenants;
+using Microsoft.AspNetCore.Identity;
+using Microsoft.AspNetCore.Identity.EntityFrameworkCore;
 using Microsoft.EntityFrameworkCore;
 
 namespace MemberCenter.Data;
 
-public sealed class MemberCenterDbContext(DbContextOptions<MemberCenterDbContext> options) : DbContext(options)
+/// <summary>Member Center's database; people are ASP.NET Core Identity users (tables users, roles, user_roles ...).</summary>
+public sealed class MemberCenterDbContext(DbContextOptions<MemberCenterDbContext> options)
+    : IdentityDbContext<Person, IdentityRole<Guid>, Guid>(options)
 {
     public DbSet<Tenant> Tenants => Set<Tenant>();
     public DbSet<ApiClient> ApiClients => Set<ApiClient>();
@@ -26,9 +31,20 @@ public sealed class MemberCenterDbContext(DbContextOptions<MemberCenterDbContext
     public DbSet<SendEngineRequest> SendEngineRequests => Set<SendEngineRequest>();
     public DbSet<SubscriberImport> SubscriberImports => Set<SubscriberImport>();
     public DbSet<SubscriberImportRow> SubscriberImportRows => Set<SubscriberImportRow>();
+    public DbSet<Membership> Memberships => Set<Membership>();
+    public DbSet<Invitation> Invitations => Set<Invitation>();
 
     protected override void OnModelCreating(ModelBuilder modelBuilder)
     {
+        base.OnModelCreating(modelBuilder);
+        // Identity's AspNet* names, in the snake_case of the rest of the schema.
+        modelBuilder.Entity<Person>().ToTable("users");
+        modelBuilder.Entity<IdentityRole<Guid>>().ToTable("roles");
+        modelBuilder.Entity<IdentityUserRole<Guid>>().ToTable("user_roles");
+        modelBuilder.Entity<IdentityUserClaim<Guid>>().ToTable("user_claims");
+        modelBuilder.Entity<IdentityUserLogin<Guid>>().ToTable("user_logins");
+        modelBuilder.Entity<IdentityUserToken<Guid>>().ToTable("user_tokens");
+        modelBuilder.Entity<IdentityRoleClaim<Guid>>().ToTable("role_claims");
         modelBuilder.UseOpenIddict();
         modelBuilder.ApplyConfigurationsFromAssembly(typeof(MemberCenterDbContext).Assembly);
         modelBuilder.ApplyConfiguration(new Newsletter.ServiceDefaults.OperationLog.OperationLogEntryConfiguration());

@@ -1,6 +1,8 @@
 using System.Security.Cryptography;
 using MemberCenter.Data;
 using MemberCenter.Features.Auth;
+using MemberCenter.Features.People;
+using OpenIddict.Abstractions;
 using Microsoft.Extensions.Options;
 using Microsoft.IdentityModel.Tokens;
 using Newsletter.Contracts;
@@ -12,7 +14,7 @@ namespace MemberCenter.Extensions;
 
 public static class AuthorizationServerExtensions
 {
-    /// <summary>OpenIddict as a client_credentials-only authority issuing signed, unencrypted JWTs.</summary>
+    /// <summary>OpenIddict issuing signed, unencrypted JWTs: client_credentials for sites and services, code + PKCE for people.</summary>
     public static WebApplicationBuilder AddAuthorizationServer(this WebApplicationBuilder builder)
     {
         var services = builder.Services;
@@ -26,6 +28,7 @@ public static class AuthorizationServerExtensions
             .Validate(o => (o.AdminClientId is null) == (o.AdminClientSecret is null), "Bootstrap:AdminClientId and Bootstrap:AdminClientSecret go together.")
             .Validate(o => (o.SendEngineClientId is null) == (o.SendEngineClientSecret is null), "Bootstrap:SendEngineClientId and Bootstrap:SendEngineClientSecret go together.")
             .Validate(o => (o.AdminClientSecret?.Length ?? 32) >= 16 && (o.SendEngineClientSecret?.Length ?? 32) >= 16, "Bootstrap client secrets must be at least 16 characters.")
+            .Validate(o => (o.OperatorEmail is null) == (o.OperatorPassword is null), "Bootstrap:OperatorEmail and Bootstrap:OperatorPassword go together.")
             .ValidateOnStart();
 
         // Bound here (not through IOptions) because OpenIddict's builder needs the values while services are registered.
@@ -53,22 +56,29 @@ public static class AuthorizationServerExtensions
                     : throw new InvalidOperationException($"Auth:Issuer (Auth__Issuer) must be an absolute URL; got '{auth.Issuer}'."));
                 o.SetTokenEndpointUris("oauth/token");
                 o.SetJsonWebKeySetEndpointUris(".well-known/jwks");
+                o.SetAuthorizationEndpointUris("connect/authorize");
+                o.SetEndSessionEndpointUris("connect/logout");
                 o.AllowClientCredentialsFlow();
+                // People sign in to the console: code flow, PKCE for every code (S256 only, below), refresh tokens.
+                o.AllowAuthorizationCodeFlow().RequireProofKeyForCodeExchange();
+                o.AllowRefreshTokenFlow();
+                o.Configure(options => options.CodeChallengeMethods.Remove(OpenIddictConstants.CodeChallengeMethods.Plain));
                 o.SetAccessTokenLifetime(auth.AccessTokenLifetime);
-                o.RegisterScopes([.. ClientUsagePolicy.AllScopes]);
+                o.RegisterScopes([.. ClientUsagePolicy.AllScopes.Union(RoleScopes.All).Union([OpenIddictConstants.Scopes.OpenId, OpenIddictConstants.Scopes.OfflineAccess])]);
                 // Scopes are checked against the client's usage by TokenEndpoint (answering invalid_scope).
                 o.IgnoreScopePermissions();
                 // Tenants verify tokens with the JWKS alone, so access tokens are signed JWTs, not JWE.
                 o.DisableAccessTokenEncryption();
-                // Send Engine validates tokens locally; a token table would cost a write per token and revoke nothing.
-                o.DisableTokenStorage();
+                // Codes and refresh tokens are stored (a code is redeemed once); access tokens are not (AccessTokenEntries).
+                o.AddEventHandler(AccessTokenEntries.Descriptor);
                 // OpenIddict insists on an encryption key even though no token it issues here is encrypted.
                 o.AddEncryptionKey(new SymmetricSecurityKey(RandomNumberGenerator.GetBytes(32)));
                 // Counts a secret check before its PBKDF2 hash runs (OpenIddict's own handler cannot).
                 o.RemoveEventHandler(OpenIddictServerHandlers.ValidateClientSecret.Descriptor);
                 o.AddEventHandler(ClientAuthenticationThrottle.ValidateClientSecret.Descriptor);
                 o.AddEventHandler(ClientAuthenticationThrottle.AnswerTooManyRequests.Descriptor);
-                var aspnet = o.UseAspNetCore().EnableTokenEndpointPassthrough();
+                var aspnet = o.UseAspNetCore().EnableTokenEndpointPassthrough()
+                    .EnableAuthorizationEndpointPassthrough().EnableEndSessionEndpointPassthrough();
                 if (!auth.RequireHttps)
                 {
                     aspnet.DisableTransportSecurityRequirement();

@@ -21,6 +21,10 @@ public sealed class MemberCenterFixture(PostgresServer postgres, MailDevServer m
     public const string AdminClientSecret = "test-admin-secret-0123456789";
     public const string SendEngineClientId = "test-send-engine";
     public const string SendEngineClientSecret = "test-send-engine-secret-0123456789";
+    public const string ConsoleClientId = "console";
+    public const string ConsoleClientSecret = "test-console-secret-0123456789";
+    /// <summary>Nothing listens there: tests read the code from the redirect's Location.</summary>
+    public const string ConsoleUrl = "http://127.0.0.1:9/console";
 
     /// <summary>The basic credential of /swagger on the public listener (Management__Username/Password).</summary>
     public const string ManagementUsername = "operator";
@@ -74,6 +78,8 @@ public sealed class MemberCenterFixture(PostgresServer postgres, MailDevServer m
             ["Auth:SigningKeys:RefreshInterval"] = "00:00:01",
             ["Management:Username"] = ManagementUsername,
             ["Management:Password"] = ManagementPassword,
+            ["Console:ClientSecret"] = ConsoleClientSecret,
+            ["Console:PublicUrl"] = ConsoleUrl,
         };
         foreach (var (k, v) in Settings)
         {

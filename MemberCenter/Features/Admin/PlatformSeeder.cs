@@ -1,6 +1,7 @@
 using MemberCenter.Data;
 using MemberCenter.Features.Auth;
 using MemberCenter.Features.Lists;
+using MemberCenter.Features.People;
 using MemberCenter.Features.Tenants;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Options;
@@ -28,7 +29,9 @@ public sealed class DemoOptions
 public sealed class PlatformSeeder(
     MemberCenterDbContext db,
     ApiClientRegistry clients,
+    PeopleService people,
     IOptions<BootstrapOptions> bootstrap,
+    IOptions<ConsoleOptions> console,
     IOptions<DemoOptions> demo,
     TimeProvider clock)
 {
@@ -42,6 +45,15 @@ public sealed class PlatformSeeder(
         if (b.SendEngineClientId is { } seId && b.SendEngineClientSecret is { } seSecret)
         {
             await clients.EnsureAsync(seId, null, ClientUsagePolicy.SendEngineService, "Send Engine", seSecret, ct);
+        }
+        var c = console.Value;
+        if (c.ClientSecret is { } consoleSecret)
+        {
+            await clients.EnsureCodeClientAsync(c.ClientId, "Console", consoleSecret, c.Link("/signin-oidc"), c.Link("/signout-callback-oidc"), ct);
+        }
+        if (b.OperatorEmail is { } operatorEmail && b.OperatorPassword is { } operatorPassword)
+        {
+            await people.EnsureOperatorAsync(operatorEmail, operatorPassword, ct);
         }
 
         var d = demo.Value;

@@ -27,10 +27,13 @@ public static class ClientUsagePolicy
 {
     public const string PlatformAdmin = "platform_admin";
     public const string SendEngineService = "send_engine_service";
+    /// <summary>The console (authorization code flow): its tokens are people's, built by PersonTokens, never by usage.</summary>
+    public const string Console = "console";
 
     private static readonly Dictionary<string, string[]> ScopesByUsage = new(StringComparer.Ordinal)
     {
         [ClientUsages.SendApi] = [Scopes.SendWrite, Scopes.SendRead, Scopes.Webhooks],
+        // content.read: a tenant site has always read its subscribers' preferences, which are now behind it.
         [ClientUsages.TenantApi] = [Scopes.SubscriptionsRead, Scopes.SubscriptionsWrite, Scopes.ListsRead, Scopes.ListsWrite, Scopes.ApiKeysRead, Scopes.ApiKeysWrite, Scopes.ContentRead, Scopes.LogsRead],
         [PlatformAdmin] = [Scopes.PlatformAdmin],
         [SendEngineService] = [Scopes.InternalRecipientsRead, Scopes.InternalSuppressionsWrite, Scopes.InternalApiKeysVerify],
@@ -52,6 +55,7 @@ public static class ClientUsagePolicy
         ClientUsages.TenantApi => [Audiences.MemberCenterApi],
         PlatformAdmin => [Audiences.MemberCenterAdmin, auth.SendEngineAudience],
         SendEngineService => [Audiences.MemberCenterInternal],
+        Console => [Audiences.MemberCenterApi, auth.SendEngineAudience],
         _ => throw new ArgumentOutOfRangeException(nameof(usage), usage, "Unknown client usage."),
     };
 }

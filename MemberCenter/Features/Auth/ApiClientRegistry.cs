@@ -60,6 +60,55 @@ public sealed class ApiClientRegistry(MemberCenterDbContext db, IOpenIddictAppli
         }
     }
 
+    /// <summary>
+    /// The console: a confidential client of the authorization code flow (PKCE required) with refresh tokens, its redirect
+    /// URIs under its public URL. Created or made to match the configuration, like <see cref="EnsureAsync"/>.
+    /// </summary>
+    public async Task EnsureCodeClientAsync(string clientId, string name, string secret, Uri redirectUri, Uri postLogoutRedirectUri, CancellationToken ct)
+    {
+        var descriptor = new OpenIddictApplicationDescriptor
+        {
+            ClientId = clientId,
+            ClientSecret = secret,
+            ClientType = ClientTypes.Confidential,
+            ConsentType = ConsentTypes.Implicit,
+            DisplayName = name,
+        };
+        descriptor.RedirectUris.Add(redirectUri);
+        descriptor.PostLogoutRedirectUris.Add(postLogoutRedirectUri);
+        descriptor.Permissions.UnionWith([
+            Permissions.Endpoints.Authorization, Permissions.Endpoints.Token, Permissions.Endpoints.EndSession,
+            Permissions.GrantTypes.AuthorizationCode, Permissions.GrantTypes.RefreshToken, Permissions.ResponseTypes.Code]);
+        descriptor.Requirements.Add(Requirements.Features.ProofKeyForCodeExchange);
+
+        if (!await db.ApiClients.AnyAsync(c => c.ClientId == clientId, ct))
+        {
+            await using var tx = await db.Database.BeginTransactionAsync(ct);
+            db.ApiClients.Add(new ApiClient { Id = Guid.CreateVersion7(), ClientId = clientId, Usage = ClientUsagePolicy.Console, Name = name, CreatedAt = clock.GetUtcNow() });
+            await db.SaveChangesAsync(ct);
+            await applications.CreateAsync(descriptor, ct);
+            await tx.CommitAsync(ct);
+            return;
+        }
+        var app = await applications.FindByClientIdAsync(clientId, ct)
+            ?? throw new InvalidOperationException($"Client '{clientId}' has no OpenIddict application.");
+        // Without the secret (it is stored hashed and kept unless it changed): the rest is compared and written as a whole.
+        var current = new OpenIddictApplicationDescriptor();
+        await applications.PopulateAsync(current, app, ct);
+        if (!current.RedirectUris.SetEquals(descriptor.RedirectUris) || !current.PostLogoutRedirectUris.SetEquals(descriptor.PostLogoutRedirectUris)
+            || !current.Permissions.SetEquals(descriptor.Permissions) || !current.Requirements.SetEquals(descriptor.Requirements)
+            || current.ConsentType != descriptor.ConsentType)
+        {
+            descriptor.ClientSecret = null;
+            await applications.PopulateAsync(app, descriptor, ct);
+            await applications.UpdateAsync(app, ct);
+        }
+        if (!await applications.ValidateClientSecretAsync(app, secret, ct))
+        {
+            await applications.UpdateAsync(app, secret, ct);
+        }
+    }
+
     public async Task<string?> RotateSecretAsync(string clientId, CancellationToken ct)
     {
         var client = await db.ApiClients.FirstOrDefaultAsync(c => c.ClientId == clientId, ct);

@@ -84,4 +84,8 @@ public sealed class BootstrapOptions
     /// <summary>Send Engine's service client (internal scopes, no tenant).</summary>
     public string? SendEngineClientId { get; set; }
     public string? SendEngineClientSecret { get; set; }
+
+    /// <summary>A platform operator created (or given the operator role and this password) on start; both or neither.</summary>
+    public string? OperatorEmail { get; set; }
+    public string? OperatorPassword { get; set; }
 }

@@ -1,6 +1,8 @@
 using System.Collections.Immutable;
 using System.Security.Claims;
 using MemberCenter.Data;
+using MemberCenter.Features.People;
+using Microsoft.AspNetCore.Identity;
 using Microsoft.AspNetCore;
 using Microsoft.AspNetCore.Authentication;
 using Microsoft.AspNetCore.Http.HttpResults;
@@ -25,7 +27,7 @@ public static class TokenEndpoint
         app.MapPost("/oauth/token", Exchange)
             .WithTags("OAuth")
             .WithName("issueToken")
-            .WithSummary("Issue an access token (client_credentials; client_secret_basic or client_secret_post)")
+            .WithSummary("Issue an access token (client_credentials, or authorization_code with PKCE and refresh_token for the console; client_secret_basic or client_secret_post)")
             .Accepts<TokenRequestForm>("application/x-www-form-urlencoded")
             .Produces<TokenResponse>()
             .Produces<OAuthErrorResponse>(StatusCodes.Status400BadRequest)
@@ -44,9 +46,13 @@ public static class TokenEndpoint
     {
         var request = http.GetOpenIddictServerRequest()
             ?? throw new InvalidOperationException("The OpenIddict server request cannot be retrieved.");
+        if (request.IsAuthorizationCodeGrantType() || request.IsRefreshTokenGrantType())
+        {
+            return await ExchangeForPersonAsync(http, ct);
+        }
         if (!request.IsClientCredentialsGrantType())
         {
-            return Reject(Errors.UnsupportedGrantType, "Only the client_credentials grant is supported.");
+            return Reject(Errors.UnsupportedGrantType, "The grant must be client_credentials, authorization_code or refresh_token.");
         }
 
         var client = request.ClientId is null ? null : await clients.GetAsync(request.ClientId, db, ct);
@@ -75,6 +81,27 @@ public static class TokenEndpoint
         identity.SetDestinations(static _ => [Destinations.AccessToken]);
 
         return Results.SignIn(new ClaimsPrincipal(identity), authenticationScheme: OpenIddictServerAspNetCoreDefaults.AuthenticationScheme);
+    }
+
+    /// <summary>
+    /// A code or refresh token (OpenIddict has checked it, its client and the PKCE verifier): the person's token is
+    /// built again from the current account and membership, so a removed member or a locked account gets no more.
+    /// </summary>
+    private static async Task<IResult> ExchangeForPersonAsync(HttpContext http, CancellationToken ct)
+    {
+        var result = await http.AuthenticateAsync(OpenIddictServerAspNetCoreDefaults.AuthenticationScheme);
+        var previous = result.Principal;
+        var users = http.RequestServices.GetRequiredService<UserManager<Person>>();
+        var user = previous?.GetClaim(Claims.Subject) is { } sub ? await users.FindByIdAsync(sub) : null;
+        if (previous is null || user is null || await users.IsLockedOutAsync(user))
+        {
+            return Reject(Errors.InvalidGrant, "The account is no longer allowed to sign in.");
+        }
+        var tokens = http.RequestServices.GetRequiredService<PersonTokens>();
+        var outcome = await tokens.CreateAsync(user, previous.GetClaim(ClaimNames.TenantId), previous.GetScopes(), ct);
+        return outcome.Principal is null
+            ? Reject(Errors.InvalidGrant, outcome.Description!)
+            : Results.SignIn(outcome.Principal, authenticationScheme: OpenIddictServerAspNetCoreDefaults.AuthenticationScheme);
     }
 
     // OpenIddict answers these itself before routing; mapped so that Swagger lists them.

@@ -1,6 +1,7 @@
 using System.ComponentModel.DataAnnotations;
 using MailKit.Net.Smtp;
 using MemberCenter.Data;
+using MemberCenter.Features.People;
 using MemberCenter.Features.Subscriptions;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Options;
@@ -98,7 +99,14 @@ public sealed partial class OutboxDispatcher(
         }
         claimed = claimed.Where(m => m.Attempts <= o.MaxAttempts).ToList();
         var composer = scope.ServiceProvider.GetRequiredService<ConfirmationMailComposer>();
-        var (mails, failures) = await composer.ComposeAsync(claimed.Select(m => m.SubscriptionId).Distinct().ToArray(), ct);
+        var subscriptionRows = claimed.Where(m => m.SubscriptionId is not null).ToList();
+        var (mails, failures) = subscriptionRows.Count == 0
+            ? ([], [])
+            : await composer.ComposeAsync(subscriptionRows.Select(m => m.SubscriptionId!.Value).Distinct().ToArray(), ct);
+        var accountRows = claimed.Where(m => m.SubscriptionId is null).ToList();
+        var (accountMails, accountFailures) = accountRows.Count == 0
+            ? ([], [])
+            : await scope.ServiceProvider.GetRequiredService<AccountMailComposer>().ComposeAsync(accountRows, ct);
         var done = new List<long>(claimed.Count);
         var sentAt = new List<long>(claimed.Count);
         var lease = new Lease(leaseUntil);
@@ -115,15 +123,15 @@ public sealed partial class OutboxDispatcher(
                     LogLeaseLost(logger);
                     break;
                 }
-                if (failures.TryGetValue(message.SubscriptionId, out var failure))
+                if (message.SubscriptionId is { } sid ? failures.TryGetValue(sid, out var failure) : accountFailures.TryGetValue(message.Id, out failure))
                 {
                     LogSendFailed(logger, message.Id, message.Attempts, failure);
                     await FailAsync(db, message, failure, transient: false, ct);
                     continue;
                 }
-                if (!mails.Remove(message.SubscriptionId, out var mail))
+                if (!(message.SubscriptionId is { } id ? mails.Remove(id, out var mail) : accountMails.Remove(message.Id, out mail)))
                 {
-                    // Confirmed or left meanwhile (or a duplicate row): nothing to send.
+                    // Confirmed or left meanwhile, an accepted invitation, a deleted account (or a duplicate row): nothing to send.
                     done.Add(message.Id);
                     continue;
                 }

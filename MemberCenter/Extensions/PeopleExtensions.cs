@@ -1,0 +1,84 @@
+using MemberCenter.Data;
+using MemberCenter.Features.Auth;
+using MemberCenter.Features.People;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Identity;
+
+namespace MemberCenter.Extensions;
+
+public static class PeopleExtensions
+{
+    /// <summary>
+    /// People: Identity on Member Center's database with its own cookie (Identity.Application, not the default scheme:
+    /// APIs keep authenticating bearer tokens), the /account pages, the authorize endpoint's services.
+    /// </summary>
+    public static WebApplicationBuilder AddPeople(this WebApplicationBuilder builder)
+    {
+        var services = builder.Services;
+        services.AddOptions<ConsoleOptions>().BindConfiguration(ConsoleOptions.Section).ValidateDataAnnotations().ValidateOnStart();
+        services.AddOptions<PeopleOptions>().BindConfiguration(PeopleOptions.Section).ValidateDataAnnotations().ValidateOnStart();
+        var people = builder.Configuration.GetSection(PeopleOptions.Section).Get<PeopleOptions>() ?? new PeopleOptions();
+        // Secure cookies wherever tokens require https; plain http only where Auth:RequireHttps=false (local development, tests).
+        var secure = builder.Configuration.GetValue(AuthOptions.Section + ":" + nameof(AuthOptions.RequireHttps), true)
+            ? CookieSecurePolicy.Always : CookieSecurePolicy.SameAsRequest;
+
+        services.AddIdentityCore<Person>(o =>
+            {
+                o.Lockout.MaxFailedAccessAttempts = 5;
+                o.Lockout.DefaultLockoutTimeSpan = TimeSpan.FromMinutes(15);
+                o.Lockout.AllowedForNewUsers = true;
+                o.User.RequireUniqueEmail = true;
+                // User names are e-mail addresses, whatever characters those hold.
+                o.User.AllowedUserNameCharacters = "";
+                o.SignIn.RequireConfirmedEmail = true;
+                // Length over composition rules (NIST SP 800-63B).
+                o.Password.RequiredLength = 12;
+                o.Password.RequireDigit = false;
+                o.Password.RequireLowercase = false;
+                o.Password.RequireUppercase = false;
+                o.Password.RequireNonAlphanumeric = false;
+                o.Tokens.AuthenticatorIssuer = "Newsletter platform";
+            })
+            .AddRoles<IdentityRole<Guid>>()
+            .AddEntityFrameworkStores<MemberCenterDbContext>()
+            .AddSignInManager()
+            .AddDefaultTokenProviders();
+        // Reset and confirmation links live as long as the mail is worth acting on.
+        services.Configure<DataProtectionTokenProviderOptions>(o => o.TokenLifespan = TimeSpan.FromHours(2));
+        services.AddAuthentication().AddIdentityCookies();
+        services.ConfigureApplicationCookie(o =>
+        {
+            o.Cookie.Name = "mc_session";
+            o.Cookie.HttpOnly = true;
+            o.Cookie.SameSite = SameSiteMode.Lax;
+            o.Cookie.SecurePolicy = secure;
+            o.LoginPath = "/account/login";
+            o.LogoutPath = "/account/logout";
+            o.AccessDeniedPath = "/account/login";
+            o.ExpireTimeSpan = people.SessionLifetime;
+            o.SlidingExpiration = true;
+        });
+        services.Configure<Microsoft.AspNetCore.Authentication.Cookies.CookieAuthenticationOptions>(IdentityConstants.TwoFactorUserIdScheme, o =>
+        {
+            o.Cookie.HttpOnly = true;
+            o.Cookie.SameSite = SameSiteMode.Lax;
+            o.Cookie.SecurePolicy = secure;
+        });
+        services.AddAntiforgery(o =>
+        {
+            o.Cookie.Name = "mc_antiforgery";
+            o.Cookie.SecurePolicy = secure;
+            o.Cookie.SameSite = SameSiteMode.Strict;
+        });
+        services.AddRazorPages(o =>
+        {
+            // The pages live with their feature; their routes are set by their @page directives (/account/...).
+            o.RootDirectory = "/Features/People/Pages";
+            o.Conventions.ConfigureFilter(new AccountPageHeaders());
+        });
+        services.AddScoped<PersonTokens>();
+        services.AddScoped<PeopleService>();
+        services.AddScoped<AccountMailComposer>();
+        return builder;
+    }
+}
