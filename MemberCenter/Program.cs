@@ -43,6 +43,8 @@ public class Program
         app.MapApiKeysApi();
         app.MapSubscriberDirectoryApi();
         app.MapOperationLogApi(Policies.LogsRead, Policies.Admin);
+        app.MapMembersApi();
+        app.MapClientsApi();
         await app.RunAsync();
     }
 }

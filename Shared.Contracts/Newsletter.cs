@@ -25,7 +25,8 @@ public sealed record UnsubscribeResponse(string ListId, string Email, string Sta
 
 public sealed record PreferencesUpdateRequest(string? ListId, string? Email, Dictionary<string, JsonElement>? Preferences);
 
-public sealed record PreferencesResponse(string ListId, string Email, string Status, IReadOnlyDictionary<string, JsonElement> Preferences, DateTimeOffset UpdatedAt);
+/// <summary>Preferences is null for a token without newsletter:content.read (a viewer's): they are subscriber content.</summary>
+public sealed record PreferencesResponse(string ListId, string Email, string Status, IReadOnlyDictionary<string, JsonElement>? Preferences, DateTimeOffset UpdatedAt);
 
 public static class SubscriptionStatuses
 {

@@ -16,6 +16,10 @@ public static class Policies
     public const string ApiKeysRead = "tenant:" + Scopes.ApiKeysRead;
     public const string ApiKeysWrite = "tenant:" + Scopes.ApiKeysWrite;
     public const string LogsRead = "tenant:" + Scopes.LogsRead;
+    public const string Members = "tenant:" + Scopes.Members;
+    public const string Clients = "tenant:" + Scopes.Clients;
+    /// <summary>A person's token (console), with or without a tenant: /api/me.</summary>
+    public const string Person = "person";
     public const string Admin = "admin";
     public const string InternalRecipients = "internal:" + Scopes.InternalRecipientsRead;
     public const string InternalSuppressions = "internal:" + Scopes.InternalSuppressionsWrite;
@@ -31,6 +35,14 @@ public static class Policies
             .AddPolicy(ApiKeysRead, p => Require(p, Audiences.MemberCenterApi, Scopes.ApiKeysRead, tenant: true))
             .AddPolicy(ApiKeysWrite, p => Require(p, Audiences.MemberCenterApi, Scopes.ApiKeysWrite, tenant: true))
             .AddPolicy(LogsRead, p => Require(p, Audiences.MemberCenterApi, Scopes.LogsRead, tenant: true))
+            .AddPolicy(Members, p => Require(p, Audiences.MemberCenterApi, Scopes.Members, tenant: true))
+            .AddPolicy(Clients, p => Require(p, Audiences.MemberCenterApi, Scopes.Clients, tenant: true))
+            .AddPolicy(Person, p =>
+            {
+                p.AddAuthenticationSchemes(OpenIddictValidationAspNetCoreDefaults.AuthenticationScheme);
+                p.RequireAuthenticatedUser();
+                p.RequireAssertion(ctx => ctx.User.GetAudiences().Contains(Audiences.MemberCenterApi) && ctx.User.HasClaim(c => c.Type == ClaimNames.Role));
+            })
             .AddPolicy(Admin, p => Require(p, Audiences.MemberCenterAdmin, Scopes.PlatformAdmin, tenant: false))
             .AddPolicy(InternalRecipients, p => Require(p, Audiences.MemberCenterInternal, Scopes.InternalRecipientsRead, tenant: false))
             .AddPolicy(InternalSuppressions, p => Require(p, Audiences.MemberCenterInternal, Scopes.InternalSuppressionsWrite, tenant: false))

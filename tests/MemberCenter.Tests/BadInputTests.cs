@@ -109,7 +109,7 @@ public sealed class BadInputTests(MemberCenterFixture mc)
 
         // Nothing of the refused change was kept; removing keys (null) still works.
         var stored = await api.GetFromJsonAsync<PreferencesResponse>($"newsletter/preferences?list_id={tenant.ListId}&email={email}", MemberCenterFixture.Json);
-        Assert.Equal(30, stored!.Preferences.Count);
+        Assert.Equal(30, stored!.Preferences!.Count);
         using var removal = await api.PostAsJsonAsync("newsletter/preferences", new { list_id = tenant.ListId, email, preferences = new Dictionary<string, int?> { ["k0"] = null } });
         Assert.Equal(HttpStatusCode.OK, removal.StatusCode);
     }
@@ -134,7 +134,7 @@ public sealed class BadInputTests(MemberCenterFixture mc)
         }));
         Assert.Equal(HttpStatusCode.OK, saved.StatusCode);
         using var api = tenant.Api();
-        var prefs = (await api.GetFromJsonAsync<PreferencesResponse>($"newsletter/preferences?list_id={tenant.ListId}&email={email}", MemberCenterFixture.Json))!.Preferences;
+        var prefs = (await api.GetFromJsonAsync<PreferencesResponse>($"newsletter/preferences?list_id={tenant.ListId}&email={email}", MemberCenterFixture.Json))!.Preferences!;
         Assert.Equal(JsonValueKind.False, prefs["weekly"].ValueKind);
         Assert.Equal(["a", "b"], prefs["topics"].EnumerateArray().Select(e => e.GetString()));
         Assert.Equal("true", prefs["name"].GetString());
@@ -145,7 +145,7 @@ public sealed class BadInputTests(MemberCenterFixture mc)
         using var refused = await http.PostAsync("newsletter/manage", new FormUrlEncodedContent(new Dictionary<string, string> { ["token"] = token, ["pref:count"] = "many", ["pref:weekly"] = "true" }));
         Assert.Equal(HttpStatusCode.UnprocessableEntity, refused.StatusCode);
         Assert.Contains("id=\"error\"", await refused.Content.ReadAsStringAsync());
-        var after = (await api.GetFromJsonAsync<PreferencesResponse>($"newsletter/preferences?list_id={tenant.ListId}&email={email}", MemberCenterFixture.Json))!.Preferences;
+        var after = (await api.GetFromJsonAsync<PreferencesResponse>($"newsletter/preferences?list_id={tenant.ListId}&email={email}", MemberCenterFixture.Json))!.Preferences!;
         Assert.Equal(JsonValueKind.False, after["weekly"].ValueKind);
     }
 

@@ -88,6 +88,6 @@ public sealed class EndUserPageBrowserTests(MemberCenterFixture mc) : IAsyncLife
         await page.FillAsync("input[name='pref:lang']", "en");
         await page.ClickAsync("#save");
         await page.WaitForSelectorAsync("#saved");
-        Assert.Equal("en", (await NewsletterApiTests.GetPreferencesAsync(tenant, email)).Preferences["lang"].GetString());
+        Assert.Equal("en", (await NewsletterApiTests.GetPreferencesAsync(tenant, email)).Preferences!["lang"].GetString());
     }
 }

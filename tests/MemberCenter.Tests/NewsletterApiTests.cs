@@ -42,7 +42,7 @@ public sealed class NewsletterApiTests(MemberCenterFixture mc)
 
         var prefs = await GetPreferencesAsync(tenant, email);
         Assert.Equal("confirmed", prefs.Status);
-        Assert.Equal("zh-TW", prefs.Preferences["lang"].GetString());
+        Assert.Equal("zh-TW", prefs.Preferences!["lang"].GetString());
 
         var actions = await mc.WithDbAsync(db => db.ConsentRecords.Where(c => c.TenantId == Guid.Parse(tenant.TenantId)).OrderBy(c => c.Id).Select(c => new { c.Action, c.Source, c.IpAddress }).ToListAsync());
         Assert.Equal([("subscribe", "api"), ("confirm", "link")], actions.Select(a => (a.Action, a.Source)));
@@ -99,7 +99,7 @@ public sealed class NewsletterApiTests(MemberCenterFixture mc)
         var again = await tenant.SubscribeAsync(email.ToUpperInvariant(), new { lang = "fr" });
         Assert.Equal("confirmed", again.Status);
         Assert.Null(again.ConfirmToken);
-        Assert.Equal("en", (await GetPreferencesAsync(tenant, email)).Preferences["lang"].GetString());
+        Assert.Equal("en", (await GetPreferencesAsync(tenant, email)).Preferences!["lang"].GetString());
         // Still audited: the consent trail holds every subscribe request, this one marked as changing nothing.
         var trail = await mc.WithDbAsync(db => db.ConsentRecords.Where(c => c.TenantId == Guid.Parse(tenant.TenantId)).OrderBy(c => c.Id)
             .Select(c => new { c.Action, c.Details }).ToListAsync());
@@ -171,9 +171,9 @@ public sealed class NewsletterApiTests(MemberCenterFixture mc)
         using var api = tenant.Api();
         var updated = await MemberCenterFixture.ReadAsync<PreferencesResponse>(await api.PostAsJsonAsync("newsletter/preferences",
             new { list_id = tenant.ListId, email, preferences = new Dictionary<string, object?> { ["lang"] = "en", ["topic"] = null, ["frequency"] = "weekly" } }));
-        Assert.Equal(["frequency", "lang"], updated.Preferences.Keys.Order());
+        Assert.Equal(["frequency", "lang"], updated.Preferences!.Keys.Order());
         Assert.Equal("en", updated.Preferences["lang"].GetString());
-        Assert.Equal("en", (await GetPreferencesAsync(tenant, email)).Preferences["lang"].GetString());
+        Assert.Equal("en", (await GetPreferencesAsync(tenant, email)).Preferences!["lang"].GetString());
 
         using var missing = await api.GetAsync($"newsletter/preferences?list_id={tenant.ListId}&email={NewEmail()}");
         Assert.Equal(HttpStatusCode.NotFound, missing.StatusCode);

@@ -30,7 +30,7 @@ public sealed class NewsletterEdgeTests(MemberCenterFixture mc)
         Assert.Equal(HttpStatusCode.NotFound, token.StatusCode);
         using var ownerApi = owner.Api();
         var prefs = await ownerApi.GetFromJsonAsync<PreferencesResponse>($"newsletter/preferences?list_id={owner.ListId}&email={email}", MemberCenterFixture.Json);
-        Assert.Equal("en", prefs!.Preferences["lang"].GetString());
+        Assert.Equal("en", prefs!.Preferences!["lang"].GetString());
     }
 
     [Fact]

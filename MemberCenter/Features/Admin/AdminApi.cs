@@ -14,8 +14,6 @@ namespace MemberCenter.Features.Admin;
 /// <summary>Platform administration (scope platform:admin): tenants, their lists and clients, signing keys.</summary>
 public static class AdminApi
 {
-    private static readonly string[] TenantUsages = [ClientUsages.SendApi, ClientUsages.TenantApi];
-
     public static IEndpointRouteBuilder MapAdminApi(this IEndpointRouteBuilder app)
     {
         var admin = app.MapGroup("/admin").WithTags("Admin").RequireAuthorization(Policies.Admin);
@@ -86,26 +84,13 @@ public static class AdminApi
 
     private static async Task<Results<Created<ApiClientSecretResponse>, ValidationProblem, ProblemHttpResult>> CreateClient(Guid tenantId, CreateClientRequest request, MemberCenterDbContext db, ApiClientRegistry registry, IOperationLog log, CancellationToken ct)
     {
-        var v = new Validation().Required("usage", request.Usage).MaxLength("name", request.Name, 200);
-        if (request.Usage is { Length: > 0 } usage && !TenantUsages.Contains(usage))
+        var result = await TenantClients.CreateAsync(tenantId, request, $"/admin/tenants/{tenantId}/clients", db, registry, ct);
+        if (result.Result is Created<ApiClientSecretResponse> { Value: { } created })
         {
-            v.Add("usage", $"The usage must be one of: {string.Join(", ", TenantUsages)}.");
+            // The redactor drops client_secret.
+            log.Describe(null, created);
         }
-        if (!v.IsValid)
-        {
-            return TypedResults.ValidationProblem(v.Errors);
-        }
-        if (!await db.Tenants.AnyAsync(t => t.Id == tenantId, ct))
-        {
-            return TenantNotFound();
-        }
-        var secret = ApiClientRegistry.NewSecret();
-        var clientId = $"{request.Usage!.Replace('_', '-')}-{Guid.NewGuid():N}";
-        var client = await registry.CreateAsync(clientId, tenantId, request.Usage, request.Name?.Trim() is { Length: > 0 } n ? n : clientId, secret, ct);
-        var created = new ApiClientSecretResponse(client.ClientId, tenantId.ToString(), client.Usage, secret, ClientUsagePolicy.ScopesOf(client.Usage));
-        // The redactor drops client_secret.
-        log.Describe(null, created);
-        return TypedResults.Created($"/admin/tenants/{tenantId}/clients", created);
+        return result;
     }
 
     private static async Task<Results<Ok<List<ApiClientResponse>>, ProblemHttpResult>> ListClients(Guid tenantId, MemberCenterDbContext db, CancellationToken ct)
@@ -114,40 +99,32 @@ public static class AdminApi
         {
             return TenantNotFound();
         }
-        var clients = await db.ApiClients.AsNoTracking().Where(c => c.TenantId == tenantId).OrderBy(c => c.CreatedAt).ToListAsync(ct);
-        return TypedResults.Ok(clients.Select(c => new ApiClientResponse(c.ClientId, tenantId.ToString(), c.Usage, c.Name, ClientUsagePolicy.ScopesOf(c.Usage), c.DisabledAt is not null, c.CreatedAt)).ToList());
+        return TypedResults.Ok(await TenantClients.ListAsync(tenantId, db, ct));
     }
 
     private static async Task<Results<Ok<ApiClientSecretResponse>, ProblemHttpResult>> RotateSecret(string clientId, MemberCenterDbContext db, ApiClientRegistry registry, IOperationLog log, CancellationToken ct)
     {
-        var client = await db.ApiClients.AsNoTracking().FirstOrDefaultAsync(c => c.ClientId == clientId && c.TenantId != null, ct);
-        var secret = client is null ? null : await registry.RotateSecretAsync(clientId, ct);
-        if (client is null || secret is null)
+        var result = await TenantClients.RotateSecretAsync(clientId, tenantId: null, db, registry, ct);
+        if (result.Result is Ok<ApiClientSecretResponse> { Value: { } rotated })
         {
-            return ClientNotFound();
+            // The route names the client, not its tenant; the redactor drops client_secret.
+            log.ForTenant(Guid.Parse(rotated.TenantId));
+            log.Describe(null, rotated);
         }
-        var rotated = new ApiClientSecretResponse(client.ClientId, client.TenantId!.Value.ToString(), client.Usage, secret, ClientUsagePolicy.ScopesOf(client.Usage));
-        // The route names the client, not its tenant; the redactor drops client_secret.
-        log.ForTenant(client.TenantId);
-        log.Describe(null, rotated);
-        return TypedResults.Ok(rotated);
+        return result;
     }
 
     private static async Task<Results<NoContent, ProblemHttpResult>> DisableClient(string clientId, MemberCenterDbContext db, ApiClientCache cache, TimeProvider clock, IOperationLog log, CancellationToken ct)
     {
         var before = await db.ApiClients.AsNoTracking().Where(c => c.ClientId == clientId && c.TenantId != null)
             .Select(c => new { c.TenantId, c.DisabledAt }).FirstOrDefaultAsync(ct);
-        // Platform clients come from configuration; disabling them here would be undone on the next start.
-        var updated = await db.ApiClients.Where(c => c.ClientId == clientId && c.TenantId != null)
-            .ExecuteUpdateAsync(u => u.SetProperty(c => c.DisabledAt, c => c.DisabledAt ?? clock.GetUtcNow()), ct);
-        cache.Evict(clientId);
-        if (updated == 0 || before is null)
+        var result = await TenantClients.DisableAsync(clientId, tenantId: null, db, cache, clock, ct);
+        if (result.Result is NoContent && before is not null)
         {
-            return ClientNotFound();
+            log.ForTenant(before.TenantId);
+            log.Describe(new { disabled = before.DisabledAt is not null }, new { disabled = true });
         }
-        log.ForTenant(before.TenantId);
-        log.Describe(new { disabled = before.DisabledAt is not null }, new { disabled = true });
-        return TypedResults.NoContent();
+        return result;
     }
 
     private static Ok<List<SigningKeyResponse>> ListSigningKeys(SigningKeyRing ring, TimeProvider clock)
@@ -180,5 +157,4 @@ public static class AdminApi
 
     private static TenantResponse ToResponse(Tenant t) => new(t.Id.ToString(), t.Name, t.CreatedAt);
     private static ProblemHttpResult TenantNotFound() => TypedResults.Problem(statusCode: 404, title: "Tenant not found");
-    private static ProblemHttpResult ClientNotFound() => TypedResults.Problem(statusCode: 404, title: "Client not found");
 }

@@ -3,6 +3,7 @@ using System.Text.Json;
 using MemberCenter.Extensions;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Newsletter.Contracts;
+using OpenIddict.Abstractions;
 using Newsletter.ServiceDefaults;
 
 namespace MemberCenter.Features.Subscriptions;
@@ -86,7 +87,7 @@ public static class SubscriptionsApi
             return TypedResults.ValidationProblem(v.Errors);
         }
         var result = await service.GetPreferencesAsync(user.TenantId(), listId, address, ct);
-        return result is null ? SubscriptionNotFound() : TypedResults.Ok(result);
+        return result is null ? SubscriptionNotFound() : TypedResults.Ok(ContentFor(user, result));
     }
 
     private static async Task<Results<Ok<PreferencesResponse>, ValidationProblem, ProblemHttpResult>> UpdatePreferences(
@@ -103,13 +104,17 @@ public static class SubscriptionsApi
         try
         {
             var result = await service.UpdatePreferencesAsync(user.TenantId(), listId, email, request.Preferences!, RequestOrigin.From(http, ConsentSources.Api), ct);
-            return result is null ? SubscriptionNotFound() : TypedResults.Ok(result);
+            return result is null ? SubscriptionNotFound() : TypedResults.Ok(ContentFor(user, result));
         }
         catch (PreferencesTooLargeException ex)
         {
             return TypedResults.ValidationProblem(new Dictionary<string, string[]> { ["preferences"] = [ex.Message] });
         }
     }
+
+    /// <summary>Preferences are subscriber content: only tokens with newsletter:content.read see them (viewers do not).</summary>
+    private static PreferencesResponse ContentFor(ClaimsPrincipal user, PreferencesResponse response) =>
+        user.HasScope(Scopes.ContentRead) ? response : response with { Preferences = null };
 
     internal static Guid ParseListId(string? value, Validation v)
     {
