@@ -18,6 +18,7 @@ public sealed class IndexModel(MemberCenterApi mc, SendEngineApi se) : ConsolePa
 {
     public IReadOnlyList<ApplicationWithKeys> Applications { get; private set; } = [];
     public IReadOnlyList<WebhookEndpointResponse> Endpoints { get; private set; } = [];
+    public IReadOnlyList<ApiClientResponse> Clients { get; private set; } = [];
     public ShownSecret? NewSecret { get; private set; }
 
     public async Task<IActionResult> OnGetAsync(CancellationToken ct)
@@ -42,11 +43,36 @@ public sealed class IndexModel(MemberCenterApi mc, SendEngineApi se) : ConsolePa
             }
             Applications = withKeys;
         }
+        if (Can(Scopes.Clients))
+        {
+            Clients = await mc.GetAsync<List<ApiClientResponse>>("api/clients", ct);
+        }
         if (Can(Scopes.Webhooks))
         {
             Endpoints = (await se.GetAsync<WebhookEndpointList>("api/webhook-endpoints", ct)).Items;
         }
     }
+
+    public Task<IActionResult> OnPostCreateClientAsync(string? usage, string? name, CancellationToken ct) =>
+        ActAsync(Scopes.Clients, async () =>
+        {
+            var client = await mc.PostAsync<ApiClientSecretResponse>("api/clients", new CreateClientRequest(usage, name), ct);
+            NewSecret = new ShownSecret($"Secret of client {client.ClientId}", client.ClientSecret);
+        }, ct);
+
+    public Task<IActionResult> OnPostRotateClientAsync(string clientId, CancellationToken ct) =>
+        ActAsync(Scopes.Clients, async () =>
+        {
+            var client = await mc.PostAsync<ApiClientSecretResponse>($"api/clients/{ServiceApi.Escape(clientId)}/rotate-secret", null, ct);
+            NewSecret = new ShownSecret($"New secret of client {client.ClientId}", client.ClientSecret);
+        }, ct);
+
+    public Task<IActionResult> OnPostDisableClientAsync(string clientId, CancellationToken ct) =>
+        ActAsync(Scopes.Clients, async () =>
+        {
+            await mc.PostAsync($"api/clients/{ServiceApi.Escape(clientId)}/disable", null, ct);
+            Notice = $"Client {clientId} is disabled.";
+        }, ct);
 
     public Task<IActionResult> OnPostCreateApplicationAsync(string? name, CancellationToken ct) =>
         ActAsync(Scopes.ApiKeysWrite, async () =>
