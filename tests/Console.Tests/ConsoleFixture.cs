@@ -1,6 +1,8 @@
 using System.Net.Http.Headers;
 using System.Net.Http.Json;
 using System.Text.Json;
+using Microsoft.AspNetCore.Identity;
+using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Playwright;
 using Newsletter.Contracts;
 using Newsletter.ServiceDefaults;
@@ -160,8 +162,20 @@ public sealed class ConsoleFixture : IAsyncLifetime
         return new SeededTenant(tenant.TenantId, name, list.ListId, send.ClientId, send.ClientSecret, job.Id);
     }
 
-    private static async Task<string> CreatePersonAsync(HttpClient admin, Person person, string name) =>
-        (await PostAsync<PersonResponse>(admin, "admin/people", new CreatePersonRequest(person.Email, name, person.Password))).UserId;
+    /// <summary>
+    /// A person through the admin API, their address then confirmed through Identity (as the link in their confirmation
+    /// mail would): an unconfirmed account cannot sign in.
+    /// </summary>
+    private async Task<string> CreatePersonAsync(HttpClient admin, Person person, string name)
+    {
+        var created = await PostAsync<PersonResponse>(admin, "admin/people", new CreatePersonRequest(person.Email, name, person.Password));
+        using var scope = _memberCenter!.Services.CreateScope();
+        var users = scope.ServiceProvider.GetRequiredService<UserManager<MemberCenter.Features.People.Person>>();
+        var user = await users.FindByIdAsync(created.UserId) ?? throw new InvalidOperationException($"{person.Email} was not created");
+        var confirmed = await users.ConfirmEmailAsync(user, await users.GenerateEmailConfirmationTokenAsync(user));
+        Assert.True(confirmed.Succeeded, string.Join("; ", confirmed.Errors.Select(e => e.Description)));
+        return created.UserId;
+    }
 
     private static async Task AddMemberAsync(HttpClient admin, SeededTenant tenant, string userId, string role) =>
         await PostAsync<MemberResponse>(admin, $"admin/tenants/{tenant.TenantId}/members", new AdminAddMemberRequest(userId, null, role));
@@ -224,7 +238,16 @@ public sealed class ConsoleFixture : IAsyncLifetime
         await page.FillAsync("#email", person.Email);
         await page.FillAsync("#password", person.Password);
         await page.ClickAsync("#sign-in");
-        await page.WaitForURLAsync(url => url.StartsWith(ConsoleUrl + "/", StringComparison.Ordinal) && !url.Contains("signin-oidc", StringComparison.Ordinal));
+        try
+        {
+            await page.WaitForURLAsync(url => url.StartsWith(ConsoleUrl + "/", StringComparison.Ordinal) && !url.Contains("signin-oidc", StringComparison.Ordinal),
+                new() { Timeout = 45_000 });
+            await page.WaitForSelectorAsync("#current-tenant", new() { Timeout = 45_000 });
+        }
+        catch (TimeoutException e)
+        {
+            throw new InvalidOperationException($"Sign-in of {person.Email} stopped at {page.Url}: {await page.TextContentAsync("body")}", e);
+        }
     }
 
     public async Task<IPage> PageAsync(Person person) => await (await SignedInAsync(person)).NewPageAsync();
