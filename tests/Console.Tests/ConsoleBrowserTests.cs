@@ -19,7 +19,7 @@ public sealed class ConsoleBrowserTests(ConsoleFixture fx)
             var paths = new[]
             {
                 "/", "/lists", $"/lists/{a.ListId}", "/send-jobs", "/send-jobs/new", $"/send-jobs/{a.JobId}",
-                $"/send-jobs/{a.JobId}/message", "/transactional", "/suppressions", "/credentials", "/status",
+                $"/send-jobs/{a.JobId}/message", "/subscribers", "/transactional", "/suppressions", "/credentials", "/operation-log", "/status",
             };
             foreach (var path in paths)
             {
