@@ -1,0 +1,8 @@
+namespace NewsletterConsole.Pages;
+
+public sealed class IndexModel : ConsolePage
+{
+    public void OnGet()
+    {
+    }
+}

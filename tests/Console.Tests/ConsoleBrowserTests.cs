@@ -1,0 +1,219 @@
+using Deque.AxeCore.Playwright;
+using Microsoft.Playwright;
+
+namespace Console.Tests;
+
+/// <summary>
+/// The console in Debian's chromium: people sign in through Member Center's login page and use the pages; what their
+/// role does not allow is hidden and refused; another tenant's objects are 404; every page passes axe-core.
+/// </summary>
+public sealed class ConsoleBrowserTests(ConsoleFixture fx)
+{
+    [Fact]
+    public async Task Every_page_renders_for_an_owner_and_has_no_serious_accessibility_violation()
+    {
+        var page = await fx.PageAsync(fx.Owner);
+        try
+        {
+            var a = fx.TenantA;
+            var paths = new[]
+            {
+                "/", "/lists", $"/lists/{a.ListId}", "/send-jobs", "/send-jobs/new", $"/send-jobs/{a.JobId}",
+                $"/send-jobs/{a.JobId}/message", "/subscribers", "/transactional", "/suppressions", "/credentials", "/operation-log", "/status",
+            };
+            foreach (var path in paths)
+            {
+                var response = await page.GotoAsync(path);
+                Assert.True(response!.Status == 200, $"{path} answered {response.Status}");
+                Assert.False(string.IsNullOrWhiteSpace(await page.TextContentAsync("h1")), $"{path} has no heading");
+                await AssertAccessibleAsync(page, path);
+            }
+            // The owner's pages show what their role allows: the message body and the Credentials actions.
+            await page.GotoAsync($"/send-jobs/{a.JobId}/message");
+            Assert.Contains(ConsoleFixture.SecretBody, await page.TextContentAsync("#body-text"));
+            await page.GotoAsync("/credentials");
+            Assert.Equal(1, await page.Locator("button", new() { HasTextString = "Create application" }).CountAsync());
+        }
+        finally
+        {
+            await page.CloseAsync();
+        }
+    }
+
+    [Fact]
+    public async Task A_viewer_sees_no_message_body_even_by_url_and_no_write_controls()
+    {
+        var page = await fx.PageAsync(fx.Viewer);
+        try
+        {
+            var job = fx.TenantA.JobId;
+            var detail = await page.GotoAsync($"/send-jobs/{job}");
+            Assert.Equal(200, detail!.Status);
+            Assert.DoesNotContain(ConsoleFixture.SecretBody, await page.ContentAsync());
+            Assert.Equal("Message content is not shown to your role.", await page.TextContentAsync("#content-hidden"));
+            Assert.Equal(0, await page.Locator("form button", new() { HasTextString = "Cancel job" }).CountAsync());
+
+            var message = await page.GotoAsync($"/send-jobs/{job}/message");
+            Assert.Equal(403, message!.Status);
+            Assert.DoesNotContain(ConsoleFixture.SecretBody, await page.ContentAsync());
+
+            await page.GotoAsync("/send-jobs");
+            Assert.Equal(0, await page.Locator("a", new() { HasTextString = "New send job" }).CountAsync());
+            Assert.Equal(403, (await page.GotoAsync("/send-jobs/new"))!.Status);
+            await page.GotoAsync("/lists");
+            Assert.Equal(0, await page.Locator("#name").CountAsync()); // no create form
+            Assert.Equal(0, await page.Locator("nav a[href='/credentials']").CountAsync());
+            await AssertAccessibleAsync(page, "/lists (viewer)");
+        }
+        finally
+        {
+            await page.CloseAsync();
+        }
+    }
+
+    [Fact]
+    public async Task An_editor_sees_no_credentials_and_gets_403_for_them_by_url()
+    {
+        var page = await fx.PageAsync(fx.Editor);
+        try
+        {
+            await page.GotoAsync("/");
+            Assert.Equal("editor", await page.TextContentAsync("#role"));
+            Assert.Equal(0, await page.Locator("nav a[href='/credentials']").CountAsync());
+            Assert.Equal(1, await page.Locator("nav a[href='/send-jobs']").CountAsync());
+            var credentials = await page.GotoAsync("/credentials");
+            Assert.Equal(403, credentials!.Status);
+            Assert.Equal(0, await page.Locator("form button", new() { HasTextString = "Create key" }).CountAsync());
+            Assert.Equal(0, await page.Locator("form button", new() { HasTextString = "Create endpoint" }).CountAsync());
+
+            // What an editor may do works: the message body is theirs to read.
+            await page.GotoAsync($"/send-jobs/{fx.TenantA.JobId}/message");
+            Assert.Contains(ConsoleFixture.SecretBody, await page.TextContentAsync("#body-text"));
+        }
+        finally
+        {
+            await page.CloseAsync();
+        }
+    }
+
+    [Fact]
+    public async Task A_person_of_tenant_B_gets_404_for_tenant_A_objects_by_url()
+    {
+        var page = await fx.PageAsync(fx.OwnerOfB);
+        try
+        {
+            var a = fx.TenantA;
+            foreach (var path in new[] { $"/send-jobs/{a.JobId}", $"/send-jobs/{a.JobId}/message", $"/lists/{a.ListId}" })
+            {
+                var response = await page.GotoAsync(path);
+                Assert.True(response!.Status == 404, $"{path} answered {response.Status}");
+                Assert.Equal("Not found", await page.TextContentAsync("h1"));
+                Assert.DoesNotContain(ConsoleFixture.SecretBody, await page.ContentAsync());
+                Assert.DoesNotContain("Tenant A launch", await page.ContentAsync());
+            }
+            // Their own tenant's job is there.
+            Assert.Equal(200, (await page.GotoAsync($"/send-jobs/{fx.TenantB.JobId}"))!.Status);
+            Assert.Equal("Tenant B launch", await page.TextContentAsync("h1"));
+        }
+        finally
+        {
+            await page.CloseAsync();
+        }
+    }
+
+    [Fact]
+    public async Task A_post_without_the_antiforgery_token_is_refused()
+    {
+        var context = await fx.SignedInAsync(fx.Owner);
+        // The session cookie goes along (as from a forged page), the antiforgery token does not.
+        var form = context.APIRequest.CreateFormData();
+        form.Set("name", "Forged list");
+        var response = await context.APIRequest.PostAsync("/lists?handler=Create", new() { Form = form, MaxRedirects = 0 });
+        Assert.Equal(400, response.Status);
+
+        var page = await context.NewPageAsync();
+        try
+        {
+            await page.GotoAsync("/lists");
+            Assert.Equal(0, await page.Locator("a", new() { HasTextString = "Forged list" }).CountAsync());
+            // The same form through the page (with its token) works.
+            var name = $"Console list {Guid.NewGuid():N}"[..24];
+            await page.FillAsync("#name", name);
+            await page.ClickAsync("button:has-text('Create list')");
+            await page.WaitForURLAsync(url => url.Contains("/lists/", StringComparison.Ordinal));
+            Assert.Equal(name, await page.TextContentAsync("h1"));
+        }
+        finally
+        {
+            await page.CloseAsync();
+        }
+    }
+
+    [Fact]
+    public async Task The_tenant_switch_is_one_click_without_a_password()
+    {
+        // A context of its own: the switch changes the session's tenant.
+        var context = await fx.Browser.NewContextAsync(new() { BaseURL = fx.ConsoleUrl + "/" });
+        context.SetDefaultTimeout(90_000);
+        var page = await context.NewPageAsync();
+        try
+        {
+            await fx.SignInAsync(page, fx.Owner);
+            Assert.Equal(fx.TenantA.TenantId, await page.GetAttributeAsync("#current-tenant", "data-tenant-id"));
+            Assert.Equal("owner", await page.TextContentAsync("#role"));
+
+            await page.SelectOptionAsync("#tenant-switch", fx.TenantB.TenantId);
+            await page.ClickAsync("button:has-text('Switch')");
+            await page.WaitForFunctionAsync(
+                $"document.querySelector('#current-tenant')?.getAttribute('data-tenant-id') === '{fx.TenantB.TenantId}'");
+            Assert.StartsWith(fx.ConsoleUrl, page.Url, StringComparison.Ordinal);
+            Assert.Equal("editor", await page.TextContentAsync("#role"));
+            Assert.Equal(0, await page.Locator("#password").CountAsync());
+
+            // The token is B's now: B's job opens, A's is 404.
+            Assert.Equal(200, (await page.GotoAsync($"/send-jobs/{fx.TenantB.JobId}"))!.Status);
+            Assert.Equal(404, (await page.GotoAsync($"/send-jobs/{fx.TenantA.JobId}"))!.Status);
+        }
+        finally
+        {
+            await context.DisposeAsync();
+        }
+    }
+
+    [Fact]
+    public async Task A_new_api_key_secret_is_shown_once()
+    {
+        var page = await fx.PageAsync(fx.Owner);
+        try
+        {
+            await page.GotoAsync("/credentials");
+            var app = $"app-{Guid.NewGuid():N}"[..16];
+            await page.FillAsync("#app-name", app);
+            await page.ClickAsync("button:has-text('Create application')");
+            await page.WaitForSelectorAsync($"h3:has-text('{app}')");
+            var form = page.Locator("article", new() { Has = page.Locator($"h3:has-text('{app}')") });
+            await form.Locator("input[name=name]").FillAsync("ci key");
+            await form.Locator("input[name=expiresInDays]").FillAsync("30");
+            await form.Locator("button:has-text('Create key')").ClickAsync();
+            var secret = await page.TextContentAsync("#new-secret .secret-value");
+            Assert.StartsWith("pgn_", secret);
+            Assert.Contains("ci key", await form.TextContentAsync());
+
+            await page.GotoAsync("/credentials");
+            Assert.Equal(0, await page.Locator("#new-secret").CountAsync());
+            Assert.DoesNotContain(secret!, await page.ContentAsync());
+        }
+        finally
+        {
+            await page.CloseAsync();
+        }
+    }
+
+    private static async Task AssertAccessibleAsync(IPage page, string what)
+    {
+        var result = await page.RunAxe();
+        var serious = result.Violations.Where(v => v.Impact is "serious" or "critical").ToList();
+        Assert.True(serious.Count == 0, $"{what}: " + string.Join("; ", serious.Select(v =>
+            $"{v.Id} ({v.Impact}): {v.Help} at {string.Join(", ", v.Nodes.Select(n => n.Html))}")));
+    }
+}

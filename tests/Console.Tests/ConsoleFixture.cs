@@ -1,0 +1,284 @@
+using System.Net.Http.Headers;
+using System.Net.Http.Json;
+using System.Text.Json;
+using Microsoft.AspNetCore.Identity;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Playwright;
+using Newsletter.Contracts;
+using Newsletter.ServiceDefaults;
+using Newsletter.TestSupport;
+
+namespace Console.Tests;
+
+/// <summary>A tenant seeded through the admin API: a list, a send_api client and one send job (its body is secret).</summary>
+public sealed record SeededTenant(string TenantId, string Name, string ListId, string SendClientId, string SendClientSecret, string JobId);
+
+public sealed record Person(string Email, string Password);
+
+/// <summary>
+/// PostgreSQL, maildev, Member Center, Send Engine and the console, each on a Kestrel port of 127.0.0.1 (the browser
+/// follows real redirects between the console and Member Center), two tenants, a person of each role, and chromium.
+/// </summary>
+public sealed class ConsoleFixture : IAsyncLifetime
+{
+    public const string ConsoleClientSecret = "console-test-secret-0123456789";
+    public const string Password = "Correct-horse-battery-9";
+    /// <summary>In tenant A's job only: a page that shows it showed the message body.</summary>
+    public const string SecretBody = "SECRET-BODY-7f3a";
+
+    public static readonly JsonSerializerOptions Json = CreateJson();
+
+    private readonly PostgresServer _postgres = new();
+    private readonly MailDevServer _mail = new();
+    private ServiceHost<MemberCenter.Program>? _memberCenter;
+    private ServiceHost<SendEngine.Program>? _sendEngine;
+    private ServiceHost<NewsletterConsole.Program>? _console;
+    private IPlaywright? _playwright;
+    private readonly Dictionary<string, IBrowserContext> _signedIn = [];
+    private readonly SemaphoreSlim _signInLock = new(1, 1);
+
+    public string MemberCenterUrl { get; private set; } = "";
+    public string SendEngineUrl { get; private set; } = "";
+    public string ConsoleUrl { get; private set; } = "";
+    public IBrowser Browser { get; private set; } = null!;
+    public SeededTenant TenantA { get; private set; } = null!;
+    public SeededTenant TenantB { get; private set; } = null!;
+
+    /// <summary>Owner of A and editor of B (the tenant switch).</summary>
+    public Person Owner { get; } = new("owner@console.example", Password);
+    public Person Admin { get; } = new("admin@console.example", Password);
+    public Person Editor { get; } = new("editor@console.example", Password);
+    public Person Viewer { get; } = new("viewer@console.example", Password);
+    /// <summary>Owner of B only.</summary>
+    public Person OwnerOfB { get; } = new("owner-b@console.example", Password);
+
+    private const string AdminClientId = "test-admin";
+    private const string AdminClientSecret = "test-admin-secret-0123456789";
+    private const string SendEngineClientId = "test-send-engine";
+    private const string SendEngineClientSecret = "test-send-engine-secret-0123456789";
+
+    public async ValueTask InitializeAsync()
+    {
+        await _postgres.InitializeAsync();
+        await _mail.InitializeAsync();
+        var mcDb = await _postgres.CreateDatabaseAsync("console_mc");
+        var seDb = await _postgres.CreateDatabaseAsync("console_se");
+        var mcPort = FreePort.Get();
+        var sePort = FreePort.Get();
+        var consolePort = FreePort.Get();
+        MemberCenterUrl = $"http://127.0.0.1:{mcPort}";
+        SendEngineUrl = $"http://127.0.0.1:{sePort}";
+        ConsoleUrl = $"http://127.0.0.1:{consolePort}";
+        var smtpPort = _mail.SmtpPort.ToString(System.Globalization.CultureInfo.InvariantCulture);
+
+        _memberCenter = new(new Dictionary<string, string?>
+        {
+            ["ConnectionStrings:MemberCenter"] = mcDb,
+            ["Auth:Issuer"] = MemberCenterUrl + "/",
+            ["Auth:RequireHttps"] = "false",
+            ["Bootstrap:AdminClientId"] = AdminClientId,
+            ["Bootstrap:AdminClientSecret"] = AdminClientSecret,
+            ["Bootstrap:SendEngineClientId"] = SendEngineClientId,
+            ["Bootstrap:SendEngineClientSecret"] = SendEngineClientSecret,
+            ["Console:ClientSecret"] = ConsoleClientSecret,
+            ["Console:PublicUrl"] = ConsoleUrl,
+            ["PublicUrls:MemberCenter"] = MemberCenterUrl,
+            ["SendEngine:BaseUrl"] = SendEngineUrl,
+            ["Smtp:Host"] = _mail.SmtpHost,
+            ["Smtp:Port"] = smtpPort,
+            ["Database:ApplyMigrationsOnStartup"] = "true",
+        });
+        _memberCenter.UseKestrel(mcPort);
+        _memberCenter.StartServer();
+
+        _sendEngine = new(new Dictionary<string, string?>
+        {
+            ["ConnectionStrings:SendEngine"] = seDb,
+            ["Auth:Issuer"] = MemberCenterUrl + "/",
+            ["Auth:RequireHttpsMetadata"] = "false",
+            ["MemberCenter:BaseUrl"] = MemberCenterUrl,
+            ["MemberCenter:ClientId"] = SendEngineClientId,
+            ["MemberCenter:ClientSecret"] = SendEngineClientSecret,
+            ["Smtp:Host"] = _mail.SmtpHost,
+            ["Smtp:Port"] = smtpPort,
+            ["Smtp:FromAddress"] = "news@sender.example",
+            ["Smtp:FromName"] = "Console Test",
+            ["Database:ApplyMigrationsOnStartup"] = "true",
+            ["SendJobs:PollInterval"] = "00:00:00.200",
+            ["Hangfire:SchedulePollingInterval"] = "00:00:00.500",
+            ["Hangfire:DashboardUsername"] = "ops",
+            ["Hangfire:DashboardPassword"] = "ops-secret-123",
+            ["TencentSes:Webhook:AllowUnauthenticated"] = "true",
+        });
+        _sendEngine.UseKestrel(sePort);
+        _sendEngine.StartServer();
+
+        _console = new(new Dictionary<string, string?>
+        {
+            ["Auth:Issuer"] = MemberCenterUrl + "/",
+            ["Console:PublicUrl"] = ConsoleUrl,
+            ["Console:MemberCenterUrl"] = MemberCenterUrl,
+            ["Console:SendEngineUrl"] = SendEngineUrl,
+            ["Console:ClientSecret"] = ConsoleClientSecret,
+        });
+        _console.UseKestrel(consolePort);
+        _console.StartServer();
+
+        await SeedAsync();
+
+        _playwright = await Playwright.CreateAsync();
+        Browser = await _playwright.Chromium.LaunchAsync(new()
+        {
+            ExecutablePath = Environment.GetEnvironmentVariable("CHROMIUM_PATH") ?? "/usr/bin/chromium",
+            Args = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"],
+        });
+    }
+
+    private async Task SeedAsync()
+    {
+        using var admin = new HttpClient { BaseAddress = new Uri(MemberCenterUrl + "/") };
+        admin.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", await TokenAsync(AdminClientId, AdminClientSecret));
+        TenantA = await SeedTenantAsync(admin, "Tenant A");
+        TenantB = await SeedTenantAsync(admin, "Tenant B");
+        var owner = await CreatePersonAsync(admin, Owner, "Olive Owner");
+        await AddMemberAsync(admin, TenantA, owner, Roles.Owner);
+        await AddMemberAsync(admin, TenantB, owner, Roles.Editor);
+        await AddMemberAsync(admin, TenantA, await CreatePersonAsync(admin, Admin, "Adam Admin"), Roles.Admin);
+        await AddMemberAsync(admin, TenantA, await CreatePersonAsync(admin, Editor, "Edith Editor"), Roles.Editor);
+        await AddMemberAsync(admin, TenantA, await CreatePersonAsync(admin, Viewer, "Victor Viewer"), Roles.Viewer);
+        await AddMemberAsync(admin, TenantB, await CreatePersonAsync(admin, OwnerOfB, "Bea Owner"), Roles.Owner);
+    }
+
+    private async Task<SeededTenant> SeedTenantAsync(HttpClient admin, string name)
+    {
+        var tenant = await PostAsync<TenantResponse>(admin, "admin/tenants", new CreateTenantRequest(name));
+        var list = await PostAsync<MailingListResponse>(admin, $"admin/tenants/{tenant.TenantId}/lists", new CreateListRequest($"{name} weekly"));
+        var send = await PostAsync<ApiClientSecretResponse>(admin, $"admin/tenants/{tenant.TenantId}/clients", new CreateClientRequest(ClientUsages.SendApi, "sender"));
+        using var se = new HttpClient { BaseAddress = new Uri(SendEngineUrl + "/") };
+        se.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer",
+            await TokenAsync(send.ClientId, send.ClientSecret, Scopes.SendWrite + " " + Scopes.SendRead));
+        var job = await PostAsync<SendJobResponse>(se, "api/send-jobs", new CreateSendJobRequest(null, list.ListId, $"{name} launch",
+            "Hello {{email}}", $"<p>{SecretBody}</p>", SecretBody, DateTimeOffset.UtcNow.AddDays(7).ToString("o")));
+        return new SeededTenant(tenant.TenantId, name, list.ListId, send.ClientId, send.ClientSecret, job.Id);
+    }
+
+    /// <summary>
+    /// A person through the admin API, their address then confirmed through Identity (as the link in their confirmation
+    /// mail would): an unconfirmed account cannot sign in.
+    /// </summary>
+    private async Task<string> CreatePersonAsync(HttpClient admin, Person person, string name)
+    {
+        var created = await PostAsync<PersonResponse>(admin, "admin/people", new CreatePersonRequest(person.Email, name, person.Password));
+        using var scope = _memberCenter!.Services.CreateScope();
+        var users = scope.ServiceProvider.GetRequiredService<UserManager<MemberCenter.Features.People.Person>>();
+        var user = await users.FindByIdAsync(created.UserId) ?? throw new InvalidOperationException($"{person.Email} was not created");
+        var confirmed = await users.ConfirmEmailAsync(user, await users.GenerateEmailConfirmationTokenAsync(user));
+        Assert.True(confirmed.Succeeded, string.Join("; ", confirmed.Errors.Select(e => e.Description)));
+        return created.UserId;
+    }
+
+    private static async Task AddMemberAsync(HttpClient admin, SeededTenant tenant, string userId, string role) =>
+        await PostAsync<MemberResponse>(admin, $"admin/tenants/{tenant.TenantId}/members", new AdminAddMemberRequest(userId, null, role));
+
+    public async Task<string> TokenAsync(string clientId, string secret, string? scope = null)
+    {
+        using var http = new HttpClient { BaseAddress = new Uri(MemberCenterUrl + "/") };
+        var form = new Dictionary<string, string> { ["grant_type"] = "client_credentials", ["client_id"] = clientId, ["client_secret"] = secret };
+        if (scope is not null)
+        {
+            form["scope"] = scope;
+        }
+        using var response = await http.PostAsync("oauth/token", new FormUrlEncodedContent(form));
+        var body = await response.Content.ReadAsStringAsync();
+        Assert.True(response.IsSuccessStatusCode, $"token for {clientId}: {(int)response.StatusCode} {body}");
+        return JsonDocument.Parse(body).RootElement.GetProperty("access_token").GetString()!;
+    }
+
+    public static async Task<T> PostAsync<T>(HttpClient client, string url, object body)
+    {
+        using var response = await client.PostAsJsonAsync(url, body, Json);
+        var text = await response.Content.ReadAsStringAsync();
+        Assert.True(response.IsSuccessStatusCode, $"POST {url}: {(int)response.StatusCode} {text}");
+        return JsonSerializer.Deserialize<T>(text, Json)!;
+    }
+
+    /// <summary>
+    /// A browser context in which <paramref name="person"/> signed in through Member Center's login page, once per
+    /// person for the whole run (the tests only read, or act on their own objects).
+    /// </summary>
+    public async Task<IBrowserContext> SignedInAsync(Person person)
+    {
+        await _signInLock.WaitAsync();
+        try
+        {
+            if (_signedIn.TryGetValue(person.Email, out var existing))
+            {
+                return existing;
+            }
+            var context = await Browser.NewContextAsync(new() { BaseURL = ConsoleUrl + "/" });
+            context.SetDefaultTimeout(90_000);
+            context.SetDefaultNavigationTimeout(90_000);
+            var page = await context.NewPageAsync();
+            await SignInAsync(page, person);
+            await page.CloseAsync();
+            _signedIn[person.Email] = context;
+            return context;
+        }
+        finally
+        {
+            _signInLock.Release();
+        }
+    }
+
+    /// <summary>Opens the console, lands on Member Center's login page, signs in and returns to the console.</summary>
+    public async Task SignInAsync(IPage page, Person person)
+    {
+        await page.GotoAsync(ConsoleUrl + "/");
+        await page.WaitForURLAsync(url => url.StartsWith(MemberCenterUrl + "/account/login", StringComparison.Ordinal));
+        await page.FillAsync("#email", person.Email);
+        await page.FillAsync("#password", person.Password);
+        await page.ClickAsync("#sign-in");
+        try
+        {
+            await page.WaitForURLAsync(url => url.StartsWith(ConsoleUrl + "/", StringComparison.Ordinal) && !url.Contains("signin-oidc", StringComparison.Ordinal),
+                new() { Timeout = 45_000 });
+            await page.WaitForSelectorAsync("#current-tenant", new() { Timeout = 45_000 });
+        }
+        catch (TimeoutException e)
+        {
+            throw new InvalidOperationException($"Sign-in of {person.Email} stopped at {page.Url}: {await page.TextContentAsync("body")}", e);
+        }
+    }
+
+    public async Task<IPage> PageAsync(Person person) => await (await SignedInAsync(person)).NewPageAsync();
+
+    private static JsonSerializerOptions CreateJson()
+    {
+        var options = new JsonSerializerOptions(JsonSerializerDefaults.Web);
+        ServiceDefaultsExtensions.ConfigureJson(options);
+        return options;
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        foreach (var context in _signedIn.Values)
+        {
+            await context.DisposeAsync();
+        }
+        if (Browser is not null)
+        {
+            await Browser.DisposeAsync();
+        }
+        _playwright?.Dispose();
+        foreach (var host in new IAsyncDisposable?[] { _console, _sendEngine, _memberCenter })
+        {
+            if (host is not null)
+            {
+                await host.DisposeAsync();
+            }
+        }
+        await _mail.DisposeAsync();
+        await _postgres.DisposeAsync();
+        _signInLock.Dispose();
+    }
+}
