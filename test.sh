@@ -50,7 +50,7 @@ done
 # flow (token, subscribe, confirm, send job, the mail in maildev, unsubscribe) and stops it. Counted as one test;
 # skipped when those ports are taken (a ./run.sh of yours is running), with NEWSLETTER_SKIP_RUN_CHECK=1 or when
 # arguments select tests.
-if [ "$#" -gt 0 ] || [ "${NEWSLETTER_SKIP_RUN_CHECK:-}" = 1 ] || port_in_use 7850 || port_in_use 7860; then
+if [ "$#" -gt 0 ] || [ "${NEWSLETTER_SKIP_RUN_CHECK:-}" = 1 ] || port_in_use 7850 || port_in_use 7860 || port_in_use 7870; then
   log "./run.sh --check skipped"
   skipped=$((skipped + 1))
 else
