@@ -142,10 +142,13 @@ public sealed class TransactionalTaskStore(NpgsqlDataSource db, TimeProvider clo
     {
         var marked = new HashSet<Guid>();
         await using var conn = await db.OpenConnectionAsync(ct);
+        // The lease comparison is wrapped in IS TRUE so it cannot be an index condition: otherwise the generic plan may
+        // look each id up through the partial lease index, where all tasks of one claim share the lease, scanning the
+        // whole claim for every id (6 ms a group in the bench); the primary key finds each row directly.
         await using var cmd = Sql.Command(conn, $"""
             UPDATE transactional_tasks t SET status = '{S.Sending}', lease_until = $3
             FROM unnest($1::uuid[], $2::timestamptz[]) AS g(id, lease)
-            WHERE t.id = g.id AND t.status = '{S.Claimed}' AND t.lease_until = g.lease
+            WHERE t.id = g.id AND t.status = '{S.Claimed}' AND (t.lease_until = g.lease) IS TRUE
             RETURNING t.id
             """, group.Select(t => t.Id).ToArray(), group.Select(t => t.Lease).ToArray(), clock.GetUtcNow() + lease);
         await using var reader = await cmd.ExecuteReaderAsync(ct);
