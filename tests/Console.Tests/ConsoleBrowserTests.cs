@@ -19,7 +19,7 @@ public sealed class ConsoleBrowserTests(ConsoleFixture fx)
             var paths = new[]
             {
                 "/", "/lists", $"/lists/{a.ListId}", "/send-jobs", "/send-jobs/new", $"/send-jobs/{a.JobId}",
-                $"/send-jobs/{a.JobId}/message", "/subscribers", "/transactional", "/suppressions", "/credentials", "/operation-log", "/status",
+                $"/send-jobs/{a.JobId}/message", "/subscribers", "/transactional", "/suppressions", "/credentials", "/people", "/operation-log", "/status",
             };
             foreach (var path in paths)
             {
@@ -83,6 +83,8 @@ public sealed class ConsoleBrowserTests(ConsoleFixture fx)
             Assert.Equal(1, await page.Locator("nav a[href='/send-jobs']").CountAsync());
             var credentials = await page.GotoAsync("/credentials");
             Assert.Equal(403, credentials!.Status);
+            Assert.Equal(0, await page.Locator("nav a[href='/people']").CountAsync());
+            Assert.Equal(403, (await page.GotoAsync("/people"))!.Status);
             Assert.Equal(0, await page.Locator("form button", new() { HasTextString = "Create key" }).CountAsync());
             Assert.Equal(0, await page.Locator("form button", new() { HasTextString = "Create endpoint" }).CountAsync());
 
@@ -173,6 +175,13 @@ public sealed class ConsoleBrowserTests(ConsoleFixture fx)
             // The token is B's now: B's job opens, A's is 404.
             Assert.Equal(200, (await page.GotoAsync($"/send-jobs/{fx.TenantB.JobId}"))!.Status);
             Assert.Equal(404, (await page.GotoAsync($"/send-jobs/{fx.TenantA.JobId}"))!.Status);
+
+            // Back to A: Member Center signs the owner in to the tenant used last, and the other tests' owner session
+            // (which may sign in after this test) expects A.
+            await page.SelectOptionAsync("#tenant-switch", fx.TenantA.TenantId);
+            await page.ClickAsync("button:has-text('Switch')");
+            await page.WaitForFunctionAsync(
+                $"document.querySelector('#current-tenant')?.getAttribute('data-tenant-id') === '{fx.TenantA.TenantId}'");
         }
         finally
         {
@@ -202,6 +211,58 @@ public sealed class ConsoleBrowserTests(ConsoleFixture fx)
             await page.GotoAsync("/credentials");
             Assert.Equal(0, await page.Locator("#new-secret").CountAsync());
             Assert.DoesNotContain(secret!, await page.ContentAsync());
+        }
+        finally
+        {
+            await page.CloseAsync();
+        }
+    }
+
+    [Fact]
+    public async Task An_owner_invites_changes_a_role_and_cannot_demote_the_last_owner()
+    {
+        var page = await fx.PageAsync(fx.Owner);
+        try
+        {
+            await page.GotoAsync("/");
+            await page.ClickAsync("nav a[href='/people']");
+            await page.WaitForURLAsync(url => url.EndsWith("/people", StringComparison.Ordinal));
+
+            var invitee = $"invitee-{Guid.NewGuid():N}@console.example";
+            await page.FillAsync("#invite-email", invitee);
+            await page.SelectOptionAsync("#invite-role", "viewer");
+            await page.ClickAsync("button:has-text('Invite')");
+            var invited = page.Locator($"#invitations tr[data-email='{invitee}']");
+            Assert.Equal("pending", await invited.Locator(".invitation-status").TextContentAsync());
+            Assert.Contains("viewer", await invited.TextContentAsync());
+            var mail = await fx.Mail.WaitForMailAsync(m => m.To.Contains(invitee), TimeSpan.FromSeconds(30));
+            Assert.Contains(fx.TenantA.Name, mail.Subject);
+
+            // An editor becomes an admin; the page (reloaded from the API) shows it.
+            var erin = page.Locator($"#members tr[data-email='{fx.SecondEditor.Email}']");
+            Assert.Equal("editor", await erin.Locator(".member-role").TextContentAsync());
+            await erin.Locator("select").SelectOptionAsync("admin");
+            await erin.Locator("button:has-text('Change role')").ClickAsync();
+            await page.WaitForSelectorAsync("#notice:has-text('Erin Editor is now admin')");
+            Assert.Equal("admin", await page.Locator($"#members tr[data-email='{fx.SecondEditor.Email}'] .member-role").TextContentAsync());
+            await page.ReloadAsync();
+            Assert.Equal("admin", await page.Locator($"#members tr[data-email='{fx.SecondEditor.Email}'] .member-role").TextContentAsync());
+
+            // The only owner demoting themselves: Member Center's 409 is shown on the page, nothing changes.
+            var olive = page.Locator($"#members tr[data-email='{fx.Owner.Email}']");
+            await olive.Locator("select").SelectOptionAsync("editor");
+            await olive.Locator("button:has-text('Change role')").ClickAsync();
+            // The page itself (not an error page) with the problem above it.
+            await page.WaitForSelectorAsync("#problem");
+            Assert.Equal("People", await page.TextContentAsync("h1"));
+            Assert.Contains("owner", (await page.TextContentAsync("#problem"))!, StringComparison.OrdinalIgnoreCase);
+            Assert.Equal("owner", await page.Locator($"#members tr[data-email='{fx.Owner.Email}'] .member-role").TextContentAsync());
+            await AssertAccessibleAsync(page, "/people (after the 409)");
+
+            // A revoked invitation is gone.
+            await page.Locator($"#invitations tr[data-email='{invitee}'] button:has-text('Revoke')").ClickAsync();
+            await page.WaitForSelectorAsync("#notice:has-text('revoked')");
+            Assert.Equal(0, await page.Locator($"#invitations tr[data-email='{invitee}']").CountAsync());
         }
         finally
         {

@@ -41,6 +41,8 @@ public sealed class ConsoleFixture : IAsyncLifetime
     public string SendEngineUrl { get; private set; } = "";
     public string ConsoleUrl { get; private set; } = "";
     public IBrowser Browser { get; private set; } = null!;
+    /// <summary>Where Member Center's mails (invitations) arrive.</summary>
+    public MailDevServer Mail => _mail;
     public SeededTenant TenantA { get; private set; } = null!;
     public SeededTenant TenantB { get; private set; } = null!;
 
@@ -49,6 +51,8 @@ public sealed class ConsoleFixture : IAsyncLifetime
     public Person Admin { get; } = new("admin@console.example", Password);
     public Person Editor { get; } = new("editor@console.example", Password);
     public Person Viewer { get; } = new("viewer@console.example", Password);
+    /// <summary>An editor of A who never signs in: the People page changes her role.</summary>
+    public Person SecondEditor { get; } = new("editor2@console.example", Password);
     /// <summary>Owner of B only.</summary>
     public Person OwnerOfB { get; } = new("owner-b@console.example", Password);
 
@@ -146,6 +150,7 @@ public sealed class ConsoleFixture : IAsyncLifetime
         await AddMemberAsync(admin, TenantA, await CreatePersonAsync(admin, Admin, "Adam Admin"), Roles.Admin);
         await AddMemberAsync(admin, TenantA, await CreatePersonAsync(admin, Editor, "Edith Editor"), Roles.Editor);
         await AddMemberAsync(admin, TenantA, await CreatePersonAsync(admin, Viewer, "Victor Viewer"), Roles.Viewer);
+        await AddMemberAsync(admin, TenantA, await CreatePersonAsync(admin, SecondEditor, "Erin Editor"), Roles.Editor);
         await AddMemberAsync(admin, TenantB, await CreatePersonAsync(admin, OwnerOfB, "Bea Owner"), Roles.Owner);
     }
 
