@@ -20,7 +20,6 @@ namespace SendEngine.Features.SendJobs;
 public static class SendJobComposeApi
 {
     public const string TestSubjectPrefix = "[TEST] ";
-    private const int MaxBodyLength = 2 * 1024 * 1024;
 
     public static IEndpointRouteBuilder MapSendJobComposeApi(this IEndpointRouteBuilder app)
     {
@@ -91,19 +90,7 @@ public static class SendJobComposeApi
         var v = new Validation();
         v.Required("subject", request.Subject);
         v.MaxLength("subject", request.Subject, 998);
-        if (string.IsNullOrWhiteSpace(request.BodyHtml) && string.IsNullOrWhiteSpace(request.BodyText))
-        {
-            v.Add("body_html", "Give body_html, body_text or both.");
-            v.Add("body_text", "Give body_html, body_text or both.");
-        }
-        if (request.BodyHtml?.Length > MaxBodyLength)
-        {
-            v.Add("body_html", "The body_html must be at most 2 MiB.");
-        }
-        if (request.BodyText?.Length > MaxBodyLength)
-        {
-            v.Add("body_text", "The body_text must be at most 2 MiB.");
-        }
+        SendJobsApi.ValidateBodies(v, request.BodyHtml, request.BodyText);
         if (request.Merge?.Count > 200)
         {
             v.Add("merge", "At most 200 merge values.");

@@ -20,7 +20,6 @@ namespace SendEngine.Features.SendJobs;
 public static partial class SendJobsApi
 {
     public const int MaxPageSize = 500;
-    private const int MaxBodyLength = 2 * 1024 * 1024;
 
     public static IEndpointRouteBuilder MapSendJobsApi(this IEndpointRouteBuilder app)
     {
@@ -73,19 +72,7 @@ public static partial class SendJobsApi
         {
             v.Add("name", "The name must be at most 200 characters.");
         }
-        if (string.IsNullOrWhiteSpace(request.BodyHtml) && string.IsNullOrWhiteSpace(request.BodyText))
-        {
-            v.Add("body_html", "Give body_html, body_text or both.");
-            v.Add("body_text", "Give body_html, body_text or both.");
-        }
-        if (request.BodyHtml?.Length > MaxBodyLength)
-        {
-            v.Add("body_html", "The body_html must be at most 2 MiB.");
-        }
-        if (request.BodyText?.Length > MaxBodyLength)
-        {
-            v.Add("body_text", "The body_text must be at most 2 MiB.");
-        }
+        ValidateBodies(v, request.BodyHtml, request.BodyText);
         var now = clock.GetUtcNow();
         var scheduledAt = now;
         if (request.ScheduledAt is { } s && !string.IsNullOrWhiteSpace(s))
@@ -342,4 +329,24 @@ public static partial class SendJobsApi
 
     [GeneratedRegex(@"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,7})?)?(Z|z|[+-]\d{2}:?\d{2})$")]
     private static partial Regex OffsetPattern();
+
+    private const int MaxBodyLength = 2 * 1024 * 1024;
+
+    /// <summary>The bodies' rules, shared by job creation and the compose preview/test send (same message, same limits).</summary>
+    internal static void ValidateBodies(Validation v, string? bodyHtml, string? bodyText)
+    {
+        if (string.IsNullOrWhiteSpace(bodyHtml) && string.IsNullOrWhiteSpace(bodyText))
+        {
+            v.Add("body_html", "Give body_html, body_text or both.");
+            v.Add("body_text", "Give body_html, body_text or both.");
+        }
+        if (bodyHtml?.Length > MaxBodyLength)
+        {
+            v.Add("body_html", "The body_html must be at most 2 MiB.");
+        }
+        if (bodyText?.Length > MaxBodyLength)
+        {
+            v.Add("body_text", "The body_text must be at most 2 MiB.");
+        }
+    }
 }
