@@ -93,12 +93,7 @@ public static class ServiceApiExtensions
         app.MapGet("/lists/{listId}/export", async (string listId, HttpContext context, MemberCenterStream mc) =>
         {
             using var request = new HttpRequestMessage(HttpMethod.Get, $"api/lists/{Uri.EscapeDataString(listId)}/subscribers/export");
-            using var upstream = await mc.SendStreamingAsync(request, context.RequestAborted);
-            context.Response.ContentType = upstream.Content.Headers.ContentType?.ToString() ?? "text/csv; charset=utf-8";
-            context.Response.Headers.ContentDisposition = upstream.Content.Headers.ContentDisposition?.ToString()
-                ?? $"attachment; filename=\"list-{listId}.csv\"";
-            await using var body = await upstream.Content.ReadAsStreamAsync(context.RequestAborted);
-            await body.CopyToAsync(context.Response.Body, context.RequestAborted);
+            await RelayDownloadAsync(mc, request, $"list-{listId}.csv", context);
         }).RequireAuthorization();
         return app;
     }
@@ -112,14 +107,20 @@ public static class ServiceApiExtensions
                 .SelectMany(q => q.Value.Select(v => new KeyValuePair<string, string?>(q.Key, v))));
             ServiceApi api = context.Request.Query["service"] == "send-engine" ? se : mc;
             using var request = new HttpRequestMessage(HttpMethod.Get, "api/operation-log/export" + query);
-            using var upstream = await api.SendStreamingAsync(request, context.RequestAborted);
-            context.Response.ContentType = upstream.Content.Headers.ContentType?.ToString() ?? "text/csv; charset=utf-8";
-            context.Response.Headers.ContentDisposition = upstream.Content.Headers.ContentDisposition?.ToString()
-                ?? "attachment; filename=\"operation-log.csv\"";
-            await using var body = await upstream.Content.ReadAsStreamAsync(context.RequestAborted);
-            await body.CopyToAsync(context.Response.Body, context.RequestAborted);
+            await RelayDownloadAsync(api, request, "operation-log.csv", context);
         }).RequireAuthorization();
         return app;
+    }
+
+    /// <summary>Streams a service's CSV/NDJSON download to the browser as an attachment, without buffering it.</summary>
+    private static async Task RelayDownloadAsync(ServiceApi api, HttpRequestMessage request, string fallbackFileName, HttpContext context)
+    {
+        using var upstream = await api.SendStreamingAsync(request, context.RequestAborted);
+        context.Response.ContentType = upstream.Content.Headers.ContentType?.ToString() ?? "text/csv; charset=utf-8";
+        context.Response.Headers.ContentDisposition = upstream.Content.Headers.ContentDisposition?.ToString()
+            ?? $"attachment; filename=\"{fallbackFileName}\"";
+        await using var body = await upstream.Content.ReadAsStreamAsync(context.RequestAborted);
+        await body.CopyToAsync(context.Response.Body, context.RequestAborted);
     }
 
     /// <summary>
