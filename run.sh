@@ -76,8 +76,18 @@ trap 'exit 143' TERM
 start_postgres() {
   local dir
   if [ "$(id -u)" -eq 0 ]; then
-    # The postgres user must own the cluster and reach it; a clone under /root is mode 700.
-    dir="/tmp/newsletter-pg-$(printf '%s' "$REPO_ROOT" | sha256sum | cut -c1-12)"
+    # The postgres user must own the cluster and reach it; a clone under /root is mode 700, so the cluster lives under
+    # /tmp. .local/pg-dir records which one belongs to this checkout: a fresh clone (no .local, so new secrets in
+    # demo.env) gets a new cluster instead of one whose signing keys were encrypted with another clone's password.
+    local pointer="$LOCAL/pg-dir"
+    if [ -f "$pointer" ]; then
+      dir="$(cat "$pointer")"
+    elif [ -f "$LOCAL/demo.env" ] && [ -d "/tmp/newsletter-pg-$(printf '%s' "$REPO_ROOT" | sha256sum | cut -c1-12)" ]; then
+      dir="/tmp/newsletter-pg-$(printf '%s' "$REPO_ROOT" | sha256sum | cut -c1-12)"   # a checkout set up before pg-dir
+    else
+      dir="$(mktemp -d /tmp/newsletter-pg-XXXXXXXXXXXX)"
+    fi
+    printf '%s\n' "$dir" >"$pointer"
     install -d -o postgres -g postgres -m 700 "$dir"
   else
     dir="$LOCAL/pg"
