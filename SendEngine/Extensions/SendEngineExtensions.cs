@@ -33,6 +33,7 @@ public static class SendEngineExtensions
 
         services.AddSingleton<ServiceTokenCache>();
         Newsletter.ServiceDefaults.Privacy.AddressHasher.AddAddressHasher(services);
+        services.AddSingleton<SendEngine.Composition.ReturnPath>();
         services.AddHttpClient<MemberCenterClient>((sp, http) =>
         {
             http.BaseAddress = new Uri(sp.GetRequiredService<IOptions<MemberCenterOptions>>().Value.BaseUrl.TrimEnd('/') + "/");
