@@ -49,6 +49,7 @@ SERVICE_PIDS=()      # dotnet processes
 MAILDEV_PID=""
 MAIL_UI=""           # maildev's web UI when we use maildev
 PG_DATA=""           # set when we started the cluster ourselves
+PG_SCRATCH=""        # a cluster this --check run created: removed on exit, so checks of fresh clones leave nothing behind
 
 
 cleanup() {
@@ -65,6 +66,7 @@ cleanup() {
   done
   if [ -n "$MAILDEV_PID" ]; then kill -TERM "$MAILDEV_PID" 2>/dev/null; wait "$MAILDEV_PID" 2>/dev/null; fi
   if [ -n "$PG_DATA" ]; then run_pg "$PG_BIN/pg_ctl" -D "$PG_DATA" -m fast -w stop >/dev/null; fi
+  if [ -n "$PG_SCRATCH" ]; then rm -rf "$PG_SCRATCH" "$LOCAL/pg-dir"; fi
   exit "$rc"
 }
 trap cleanup EXIT
@@ -96,6 +98,7 @@ start_postgres() {
   local data="$dir/data" port
   if [ ! -f "$data/PG_VERSION" ]; then
     log "initdb $data"
+    if [ "$CHECK_ONLY" = 1 ] && [ "$(id -u)" -eq 0 ]; then PG_SCRATCH="$dir"; fi
     run_pg "$PG_BIN/initdb" -D "$data" -U postgres -A trust -E UTF8 --locale=C.UTF-8 --no-instructions >"$LOGS/initdb.log" 2>&1 \
       || { cat "$LOGS/initdb.log" >&2; die "initdb failed"; }
   fi
