@@ -75,6 +75,12 @@ public static class BounceMailboxesApi
             {
                 var tenantId = Tenant(http);
                 var deleted = await db.Set<BounceMailbox>().Where(m => m.TenantId == tenantId && m.Id == mailboxId).ExecuteDeleteAsync(ct);
+                if (deleted > 0)
+                {
+                    var key = mailboxId.ToString("N");
+                    await db.Set<BounceMailboxStatus>().Where(s => s.MailboxKey == key).ExecuteDeleteAsync(ct);
+                    await db.Set<BounceMessage>().Where(m => m.MailboxKey == key).ExecuteDeleteAsync(ct);
+                }
                 signal.Notify();
                 return deleted == 0 ? NotFound() : Results.NoContent();
             })
