@@ -326,7 +326,7 @@ public sealed class DovecotServer : IAsyncDisposable
                 return [];
             }
             var summaries = await f.FetchAsync(0, -1, MessageSummaryItems.Envelope, ct);
-            return summaries.Select(s => s.Envelope.Subject ?? "").ToList();
+            return summaries.Select(s => s.Envelope?.Subject ?? "").ToList();
         }
         catch (FolderNotFoundException)
         {
