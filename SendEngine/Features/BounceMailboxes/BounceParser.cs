@@ -161,7 +161,7 @@ public static partial class BounceParser
         var original = quoted?.Headers ?? OriginalHeaders(parts);
         AddOriginalEnvelope(envelope, original);
 
-        var failed = message.Headers.Where(h => h.Id == HeaderId.Unknown && h.Field.Equals("X-Failed-Recipients", StringComparison.OrdinalIgnoreCase))
+        var failed = message.Headers.Where(h => h.Field.Equals("X-Failed-Recipients", StringComparison.OrdinalIgnoreCase))
             .SelectMany(h => h.Value.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
             .Select(AddressOf).OfType<string>().ToList();
         if (failed.Count == 0)
