@@ -176,7 +176,9 @@ public sealed class BounceMailboxTests(StackFixture stack)
         }, "the login error");
         Assert.Contains("login as bounces failed", failed.Status.LastError, StringComparison.Ordinal);
         Assert.Null(failed.Status.LastConnectedAt);
-        Assert.Contains("login as bounces at 127.0.0.1", ServiceLogs.Dump(200), StringComparison.Ordinal);
+        // Logged as an error naming the mailbox (Serilog quotes the string values).
+        Assert.Contains(ServiceLogs.Dump(200).Split('\n'), l => l.Contains("Error: Bounce mailbox", StringComparison.Ordinal)
+            && l.Contains(Guid.Parse(id).ToString("N"), StringComparison.Ordinal) && l.Contains("check the username and password", StringComparison.Ordinal));
         // Retried with a doubling delay (0.2 s, 0.4 s… up to ReconnectMaxDelay), not in a tight loop.
         await WaitForAsync(async () =>
         {

@@ -188,10 +188,11 @@ public sealed class BounceMessageHandler(NpgsqlDataSource db, EmailEventWriter w
             _ => "unparsable",
         };
         return Sql.ExecuteAsync(db, $"""
-            INSERT INTO bounce_mailbox_status AS s (mailbox_key, tenant_id, processed, ignored, unmatched, unparsable, {column})
-            VALUES ($1, $2, 0, 0, 0, 0, 1)
+            INSERT INTO bounce_mailbox_status AS s (mailbox_key, tenant_id, processed, ignored, unmatched, unparsable)
+            VALUES ($1, $2, $3, $4, $5, $6)
             ON CONFLICT (mailbox_key) DO UPDATE SET {column} = s.{column} + 1
-            """, ct, mailbox.Key, (object?)mailbox.TenantId ?? DBNull.Value);
+            """, ct, mailbox.Key, (object?)mailbox.TenantId ?? DBNull.Value, column == "processed" ? 1L : 0L, column == "ignored" ? 1L : 0L,
+            column == "unmatched" ? 1L : 0L, column == "unparsable" ? 1L : 0L);
     }
 
     /// <summary>Records a successful login, a finished scan or a connection error.</summary>
