@@ -127,6 +127,48 @@ public sealed class BounceMailboxTests(StackFixture stack)
     }
 
     [Fact]
+    public async Task A_report_whose_events_cannot_be_stored_stays_and_is_retried_and_is_set_aside_after_max_attempts()
+    {
+        var (tenant, _) = await stack.CreateTenantWithSubscribersAsync(2, "retry");
+        await using var dovecot = await DovecotServer.CreateAsync();
+        var settings = PlatformSettings(dovecot);
+        settings["BounceMailboxes:MaxAttempts"] = "3";
+        // Retries come one poll interval apart: long enough to see the second report waiting before it is given up.
+        settings["BounceMailboxes:PollInterval"] = "00:00:03";
+        var (engine, db) = await StartAsync(settings);
+        await using var _e = engine;
+        using var se = await ClientAsync(engine, tenant);
+        var jobId = await RunJobAsync(se, tenant);
+        var rows = await RecipientsAsync(db, jobId);
+        var verp = engine.Services.GetRequiredService<ReturnPath>();
+        string Dsn(Row r) => BounceParserTests.Fixture("postfix-dsn.eml", verp.ForRecipient(r.Id, BounceDomain), r.Email, r.MessageId, Report());
+
+        // The event store fails (its table is gone for a while).
+        await ScalarAsync<object>(db, "ALTER TABLE email_events RENAME TO email_events_away");
+        try
+        {
+            await dovecot.AppendAsync(Dsn(rows[0]));
+            await WaitForAsync(async () => await dovecot.CountAsync("Unparsable") == 1, "the first report given up");
+            Assert.Equal(3, await ScalarAsync<int>(db, "SELECT attempts FROM bounce_messages WHERE outcome = 'unparsable'"));
+            Assert.Contains("not stored after 3 attempts", await ScalarAsync<string>(db, "SELECT reason FROM bounce_messages WHERE outcome = 'unparsable'"), StringComparison.Ordinal);
+
+            await dovecot.AppendAsync(Dsn(rows[1]));
+            await WaitForAsync(async () => await ScalarAsync<long>(db, "SELECT count(*) FROM bounce_messages WHERE outcome = 'retrying'") == 1, "the second report retrying");
+            Assert.Equal(1, await dovecot.CountAsync("INBOX"));
+        }
+        finally
+        {
+            await ScalarAsync<object>(db, "ALTER TABLE email_events_away RENAME TO email_events");
+        }
+        // The store is back: the waiting report is processed at the next scan, and its retry row goes.
+        await WaitForAsync(async () => await ScalarAsync<string>(db, "SELECT status FROM send_job_recipients WHERE id = $1", rows[1].Id) == "bounced", "the second recipient bounced");
+        await WaitForAsync(async () => await dovecot.CountAsync("Processed") == 1, "the second report processed");
+        Assert.Equal(0L, await ScalarAsync<long>(db, "SELECT count(*) FROM bounce_messages WHERE outcome = 'retrying'"));
+        Assert.Equal("sent", await ScalarAsync<string>(db, "SELECT status FROM send_job_recipients WHERE id = $1", rows[0].Id));
+        Assert.Equal(0, await dovecot.CountAsync("INBOX"));
+    }
+
+    [Fact]
     public async Task Idle_wakes_the_reader_when_mail_arrives_long_before_the_poll_interval()
     {
         await using var dovecot = await DovecotServer.CreateAsync();
