@@ -26,6 +26,7 @@ public class Program
             .AddSendEngineEmailEvents()
             .AddSendEngineTransactional()
             .AddSendEngineWebhooks()
+            .AddSendEngineBounceMailboxes()
             .AddSendEngineHangfire();
 
         var app = builder.Build();
@@ -48,6 +49,7 @@ public class Program
         app.MapSenderDomainsApi();
         app.MapTransactionalEmailApi();
         app.MapSendEngineWebhooks();
+        app.MapSendEngineBounceMailboxes();
         app.MapOperationLogApi(AuthExtensions.LogsRead, AuthExtensions.Admin);
         await app.RunAsync();
     }

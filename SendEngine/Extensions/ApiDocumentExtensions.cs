@@ -18,5 +18,7 @@ public static class ApiDocumentExtensions
         ("Sender domains", "The domains from_email of transactional mail may use."),
         ("Webhooks", "The tenant's signed event webhooks (Standard Webhooks): endpoints, secrets, attempts, replay."),
         ("Webhooks (admin)", "Any tenant's event webhooks (platform:admin)."),
+        ("Bounce mailboxes", "The tenant's IMAP mailboxes for asynchronous bounces (DSN) and complaint reports (ARF); newsletter:webhooks scope."),
+        ("Bounce mailboxes (admin)", "Any tenant's bounce mailboxes and the platform mailbox's status (platform:admin)."),
         ("Admin", "Platform administration of any tenant (platform:admin)."));
 }

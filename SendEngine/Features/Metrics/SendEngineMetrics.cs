@@ -18,6 +18,8 @@ public sealed class SendEngineMetrics
     private readonly Counter<long> _deliveries;
     private readonly Histogram<double> _sendDuration;
     private readonly Counter<long> _memberCenterReports;
+    private readonly Counter<long> _bounceMessages;
+    private readonly Counter<long> _bounceFailures;
     private long _backlog;
     private long _pendingReports;
     private double _pendingReportsAge;
@@ -39,6 +41,10 @@ public sealed class SendEngineMetrics
         _sendDuration = meter.CreateHistogram<double>("sendengine.delivery.duration", unit: "s", description: "Time to hand one message to the transport.");
         _memberCenterReports = meter.CreateCounter<long>("sendengine.member_center.reports",
             description: "Suppression reports to Member Center, by kind (hard_bounce, complaint, unsubscribe) and outcome (sent, retried, failed).");
+        _bounceMessages = meter.CreateCounter<long>("sendengine.bounce_mailbox.messages",
+            description: "Bounce mailbox messages by mailbox kind (platform, tenant) and outcome (processed, ignored, unmatched, unparsable, retried).");
+        _bounceFailures = meter.CreateCounter<long>("sendengine.bounce_mailbox.connection_failures",
+            description: "Failed bounce mailbox connections by mailbox kind and reason (authentication, tls, connection, error).");
         meter.CreateObservableGauge("sendengine.member_center.reports_pending", () => Volatile.Read(ref _pendingReports),
             description: "Member Center reports queued and not yet sent or given up (sampled by the reporter).");
         meter.CreateObservableGauge("sendengine.member_center.reports_pending_age", () => Volatile.Read(ref _pendingReportsAge), unit: "s",
@@ -49,6 +55,12 @@ public sealed class SendEngineMetrics
 
     public void Callback(string eventType, string outcome) =>
         _callbacks.Add(1, new KeyValuePair<string, object?>("event_type", eventType), new KeyValuePair<string, object?>("outcome", outcome));
+
+    public void BounceMailboxMessage(string kind, string outcome) =>
+        _bounceMessages.Add(1, new KeyValuePair<string, object?>("kind", kind), new KeyValuePair<string, object?>("outcome", outcome));
+
+    public void BounceMailboxFailure(string kind, string reason) =>
+        _bounceFailures.Add(1, new KeyValuePair<string, object?>("kind", kind), new KeyValuePair<string, object?>("reason", reason));
 
     public void Rejected(string reason) => _rejected.Add(1, new KeyValuePair<string, object?>("reason", reason));
 
