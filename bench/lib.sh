@@ -91,7 +91,7 @@ wait_ready() {  # URL PID LOGFILE NAME
   die "$4 did not become ready"
 }
 
-# bench_start_mc: Member Center (Production, Warning logs) with the admin and Send Engine clients bootstrapped.
+# bench_start_mc [KEY=VALUE]...: Member Center (Production, Warning logs) with the admin and Send Engine clients bootstrapped.
 bench_start_mc() {
   MC_PORT="$(free_port 18050)"; MC="http://127.0.0.1:$MC_PORT"
   ADMIN_SECRET="$(random_secret)" SE_CLIENT_SECRET="$(random_secret)"
@@ -109,6 +109,7 @@ bench_start_mc() {
     export Bootstrap__SendEngineClientId=bench-send-engine Bootstrap__SendEngineClientSecret="$SE_CLIENT_SECRET"
     export Privacy__AddressHashKey="$ADDRESS_HASH_KEY"
     export Serilog__MinimumLevel__Default=Warning
+    for kv in "$@"; do export "${kv?}"; done
     exec dotnet bin/Release/net10.0/MemberCenter.dll --urls "$MC"
   ) >"$LOGS/membercenter.log" 2>&1 </dev/null &
   MC_PID=$!; BENCH_PIDS+=("$MC_PID")

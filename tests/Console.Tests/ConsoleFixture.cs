@@ -10,8 +10,12 @@ using Newsletter.TestSupport;
 
 namespace Console.Tests;
 
-/// <summary>A tenant seeded through the admin API: a list, a send_api client and one send job (its body is secret).</summary>
-public sealed record SeededTenant(string TenantId, string Name, string ListId, string SendClientId, string SendClientSecret, string JobId);
+/// <summary>
+/// A tenant seeded through the admin API: a list, a send_api and a tenant_api client, and one send job (its body is
+/// secret).
+/// </summary>
+public sealed record SeededTenant(string TenantId, string Name, string ListId, string SendClientId, string SendClientSecret, string JobId,
+    string TenantClientId, string TenantClientSecret);
 
 public sealed record Person(string Email, string Password);
 
@@ -30,6 +34,7 @@ public sealed class ConsoleFixture : IAsyncLifetime
 
     private readonly PostgresServer _postgres = new();
     private readonly MailDevServer _mail = new();
+    private FaultSmtpServer? _relay;
     private ServiceHost<MemberCenter.Program>? _memberCenter;
     private ServiceHost<SendEngine.Program>? _sendEngine;
     private ServiceHost<NewsletterConsole.Program>? _console;
@@ -41,8 +46,14 @@ public sealed class ConsoleFixture : IAsyncLifetime
     public string SendEngineUrl { get; private set; } = "";
     public string ConsoleUrl { get; private set; } = "";
     public IBrowser Browser { get; private set; } = null!;
-    /// <summary>Where Member Center's mails (invitations) arrive.</summary>
+    /// <summary>Where Member Center's mails (invitations, confirmation mails) arrive.</summary>
     public MailDevServer Mail => _mail;
+    /// <summary>
+    /// Send Engine's relay: a real SMTP server that answers each message after <see cref="RelayDelaySeconds"/>, and
+    /// one connection, so a job of a few dozen recipients runs for seconds and its live progress can be watched.
+    /// </summary>
+    public FaultSmtpServer Relay => _relay!;
+    public const string RelayDelaySeconds = "0.25";
     public SeededTenant TenantA { get; private set; } = null!;
     public SeededTenant TenantB { get; private set; } = null!;
 
@@ -65,6 +76,7 @@ public sealed class ConsoleFixture : IAsyncLifetime
     {
         await _postgres.InitializeAsync();
         await _mail.InitializeAsync();
+        _relay = await FaultSmtpServer.StartAsync("--data-delay", RelayDelaySeconds);
         var mcDb = await _postgres.CreateDatabaseAsync("console_mc");
         var seDb = await _postgres.CreateDatabaseAsync("console_se");
         var mcPort = FreePort.Get();
@@ -74,6 +86,7 @@ public sealed class ConsoleFixture : IAsyncLifetime
         SendEngineUrl = $"http://127.0.0.1:{sePort}";
         ConsoleUrl = $"http://127.0.0.1:{consolePort}";
         var smtpPort = _mail.SmtpPort.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        var relayPort = _relay.Port.ToString(System.Globalization.CultureInfo.InvariantCulture);
 
         _memberCenter = new(new Dictionary<string, string?>
         {
@@ -103,8 +116,10 @@ public sealed class ConsoleFixture : IAsyncLifetime
             ["MemberCenter:BaseUrl"] = MemberCenterUrl,
             ["MemberCenter:ClientId"] = SendEngineClientId,
             ["MemberCenter:ClientSecret"] = SendEngineClientSecret,
-            ["Smtp:Host"] = _mail.SmtpHost,
-            ["Smtp:Port"] = smtpPort,
+            ["Smtp:Host"] = _relay.Host,
+            ["Smtp:Port"] = relayPort,
+            ["Delivery:Concurrency"] = "1",
+            ["Delivery:GroupSize"] = "1",
             ["Smtp:FromAddress"] = "news@sender.example",
             ["Smtp:FromName"] = "Console Test",
             ["Database:ApplyMigrationsOnStartup"] = "true",
@@ -113,6 +128,8 @@ public sealed class ConsoleFixture : IAsyncLifetime
             ["Hangfire:DashboardUsername"] = "ops",
             ["Hangfire:DashboardPassword"] = "ops-secret-123",
             ["TencentSes:Webhook:AllowUnauthenticated"] = "true",
+            // Webhook endpoints made by the tests point at a closed loopback port: attempts fail at once.
+            ["Webhooks:AllowPrivateNetworks"] = "true",
         });
         _sendEngine.UseKestrel(sePort);
         _sendEngine.StartServer();
@@ -159,12 +176,13 @@ public sealed class ConsoleFixture : IAsyncLifetime
         var tenant = await PostAsync<TenantResponse>(admin, "admin/tenants", new CreateTenantRequest(name));
         var list = await PostAsync<MailingListResponse>(admin, $"admin/tenants/{tenant.TenantId}/lists", new CreateListRequest($"{name} weekly"));
         var send = await PostAsync<ApiClientSecretResponse>(admin, $"admin/tenants/{tenant.TenantId}/clients", new CreateClientRequest(ClientUsages.SendApi, "sender"));
+        var tenantApi = await PostAsync<ApiClientSecretResponse>(admin, $"admin/tenants/{tenant.TenantId}/clients", new CreateClientRequest(ClientUsages.TenantApi, "integration"));
         using var se = new HttpClient { BaseAddress = new Uri(SendEngineUrl + "/") };
         se.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer",
             await TokenAsync(send.ClientId, send.ClientSecret, Scopes.SendWrite + " " + Scopes.SendRead));
         var job = await PostAsync<SendJobResponse>(se, "api/send-jobs", new CreateSendJobRequest(null, list.ListId, $"{name} launch",
             "Hello {{email}}", $"<p>{SecretBody}</p>", SecretBody, DateTimeOffset.UtcNow.AddDays(7).ToString("o")));
-        return new SeededTenant(tenant.TenantId, name, list.ListId, send.ClientId, send.ClientSecret, job.Id);
+        return new SeededTenant(tenant.TenantId, name, list.ListId, send.ClientId, send.ClientSecret, job.Id, tenantApi.ClientId, tenantApi.ClientSecret);
     }
 
     /// <summary>
@@ -197,6 +215,47 @@ public sealed class ConsoleFixture : IAsyncLifetime
         var body = await response.Content.ReadAsStringAsync();
         Assert.True(response.IsSuccessStatusCode, $"token for {clientId}: {(int)response.StatusCode} {body}");
         return JsonDocument.Parse(body).RootElement.GetProperty("access_token").GetString()!;
+    }
+
+    /// <summary>Member Center's tenant API as the tenant's own integration (tenant_api client) calls it.</summary>
+    public async Task<HttpClient> MemberCenterClientAsync(SeededTenant tenant)
+    {
+        var http = new HttpClient { BaseAddress = new Uri(MemberCenterUrl + "/") };
+        http.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", await TokenAsync(tenant.TenantClientId, tenant.TenantClientSecret));
+        return http;
+    }
+
+    /// <summary>Send Engine's tenant API as the tenant's send_api client calls it.</summary>
+    public async Task<HttpClient> SendEngineClientAsync(SeededTenant tenant)
+    {
+        var http = new HttpClient { BaseAddress = new Uri(SendEngineUrl + "/") };
+        http.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer",
+            await TokenAsync(tenant.SendClientId, tenant.SendClientSecret, Scopes.SendWrite + " " + Scopes.SendRead));
+        return http;
+    }
+
+    /// <summary>
+    /// A new list of <paramref name="tenant"/> whose <paramref name="csv"/> rows (header <c>email,…</c>) are imported as
+    /// confirmed subscribers through Member Center's API; returns when the import has completed.
+    /// </summary>
+    public async Task<string> ListWithSubscribersAsync(SeededTenant tenant, string name, string csv)
+    {
+        using var mc = await MemberCenterClientAsync(tenant);
+        var list = await PostAsync<MailingListResponse>(mc, "api/lists", new CreateListRequest(name));
+        using var content = new StringContent(csv, System.Text.Encoding.UTF8);
+        content.Headers.ContentType = new MediaTypeHeaderValue("text/csv");
+        using var response = await mc.PostAsync($"api/lists/{list.ListId}/imports?mode=confirmed&consent_note=test%20seed", content);
+        var text = await response.Content.ReadAsStringAsync();
+        Assert.True(response.IsSuccessStatusCode, $"import: {(int)response.StatusCode} {text}");
+        var import = JsonSerializer.Deserialize<SubscriberImportResponse>(text, Json)!;
+        var deadline = DateTime.UtcNow.AddSeconds(60);
+        while (import.Status != ImportStatuses.Completed)
+        {
+            Assert.True(DateTime.UtcNow < deadline, $"the import of {name} did not complete: {import.Status}");
+            await Task.Delay(200);
+            import = (await mc.GetFromJsonAsync<SubscriberImportResponse>($"api/lists/{list.ListId}/imports/{import.ImportId}", Json))!;
+        }
+        return list.ListId;
     }
 
     public static async Task<T> PostAsync<T>(HttpClient client, string url, object body)
@@ -283,6 +342,10 @@ public sealed class ConsoleFixture : IAsyncLifetime
             }
         }
         await _mail.DisposeAsync();
+        if (_relay is not null)
+        {
+            await _relay.DisposeAsync();
+        }
         await _postgres.DisposeAsync();
         _signInLock.Dispose();
     }

@@ -355,4 +355,48 @@ public sealed class AuthAndApiTests(StackFixture stack)
         Assert.Equal(HttpStatusCode.ServiceUnavailable, (await alone.GetAsync("health/ready")).StatusCode);
         Assert.Equal(HttpStatusCode.OK, (await alone.GetAsync("health/live")).StatusCode);
     }
+
+    [Fact]
+    public async Task Suppressions_are_searched_by_address_prefix_reason_and_source_in_keyset_pages()
+    {
+        var tenant = await stack.CreateTenantAsync();
+        var other = await stack.CreateTenantAsync();
+        using var se = stack.SendEngineClient(await stack.SendTokenAsync(tenant));
+        using var otherSe = stack.SendEngineClient(await stack.SendTokenAsync(other));
+        foreach (var (email, reason) in new[] { ("Anna@a.example", "manual"), ("anne@a.example", "complaint"), ("anton@b.example", "manual"),
+                     ("bert@a.example", "manual"), ("annex@c.example", "hard_bounce") })
+        {
+            using var added = await se.PostAsJsonAsync("api/suppressions", new AddSuppressionRequest(null, email, reason), StackFixture.Json);
+            Assert.Equal(HttpStatusCode.Created, added.StatusCode);
+        }
+        using (var foreign = await otherSe.PostAsJsonAsync("api/suppressions", new AddSuppressionRequest(null, "annabel@x.example", "manual"), StackFixture.Json))
+        {
+            Assert.Equal(HttpStatusCode.Created, foreign.StatusCode);
+        }
+        async Task<SuppressionPage> Get(string query) => (await se.GetFromJsonAsync<SuppressionPage>("api/suppressions?" + query, StackFixture.Json))!;
+
+        // A prefix (case-insensitive, as addresses are stored lower-cased), in address order, this tenant's only.
+        var ann = await Get("email=ANN");
+        Assert.Equal(new[] { "anna@a.example", "anne@a.example", "annex@c.example" }, ann.Items.Select(i => i.Email));
+        Assert.Null(ann.NextCursor);
+        // Keyset pages: two, then the rest after the cursor.
+        var first = await Get("email=an&limit=2");
+        Assert.Equal(new[] { "anna@a.example", "anne@a.example" }, first.Items.Select(i => i.Email));
+        Assert.Equal("anne@a.example", first.NextCursor);
+        var second = await Get($"email=an&limit=2&after={Uri.EscapeDataString(first.NextCursor!)}");
+        Assert.Equal(new[] { "annex@c.example", "anton@b.example" }, second.Items.Select(i => i.Email));
+        Assert.Null(second.NextCursor);
+        // Reason and source.
+        Assert.Equal(new[] { "anna@a.example", "anton@b.example", "bert@a.example" }, (await Get("reason=manual")).Items.Select(i => i.Email));
+        Assert.Equal(new[] { "anna@a.example", "anton@b.example" }, (await Get("reason=manual&email=an")).Items.Select(i => i.Email));
+        Assert.Equal(5, (await Get("source=api")).Items.Count);
+        Assert.Empty((await Get("source=esp")).Items);
+        // Bad filters are the caller's 400 with the field named.
+        foreach (var (query, field) in new[] { ("reason=bored", "reason"), ("source=fax", "source"), ("limit=0", "limit"), ("email=" + new string('a', 321), "email") })
+        {
+            using var bad = await se.GetAsync("api/suppressions?" + query);
+            await AssertProblemAsync(bad, HttpStatusCode.BadRequest);
+            Assert.True(JsonDocument.Parse(await bad.Content.ReadAsStringAsync()).RootElement.GetProperty("errors").TryGetProperty(field, out _), query);
+        }
+    }
 }

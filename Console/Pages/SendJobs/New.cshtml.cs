@@ -23,14 +23,50 @@ public sealed class NewModel(MemberCenterApi mc, SendEngineApi se) : ConsolePage
 
     public ComposePreviewResponse? Preview { get; private set; }
 
-    /// <summary>POST /api/send-jobs/preview: the template rendered for one subscriber, by the job composer itself.</summary>
+    /// <summary>The chosen subscriber's subscription to the job's list whose stored data the preview used.</summary>
+    public SubscriberSubscription? PreviewSubscription { get; private set; }
+
+    /// <summary>Some of the chosen list's confirmed subscribers, offered as preview addresses.</summary>
+    public IReadOnlyList<ListSubscriber> ListSubscribers { get; private set; } = [];
+
+    /// <summary>
+    /// POST /api/send-jobs/preview: the template rendered by the job composer itself. With a subscriber's address, the
+    /// merge values are what a job would use for them: Member Center's stored address and that subscriber's preferences
+    /// on the chosen list (GET /api/subscribers/{email}), the data Send Engine's recipient snapshot copies.
+    /// </summary>
     public async Task<IActionResult> OnPostPreviewAsync(CancellationToken ct)
     {
         if (!Can(Scopes.ContentRead))
         {
             return NotAllowed();
         }
-        if (Compose(null) is { } request)
+        IReadOnlyDictionary<string, System.Text.Json.JsonElement>? stored = null;
+        string? storedEmail = null;
+        if (!string.IsNullOrWhiteSpace(PreviewEmail))
+        {
+            SubscriberDetail? subscriber = null;
+            try
+            {
+                subscriber = await mc.FindAsync<SubscriberDetail>("api/subscribers/" + ServiceApi.Escape(PreviewEmail.Trim()), ct);
+            }
+            catch (ApiException e) when (e.Status is System.Net.HttpStatusCode.BadRequest or System.Net.HttpStatusCode.Forbidden)
+            {
+                Problem = e.Status == System.Net.HttpStatusCode.Forbidden ? "Your role cannot read subscribers." : e.Describe();
+                return await OnGetAsync(ct);
+            }
+            PreviewSubscription = subscriber?.Subscriptions.FirstOrDefault(s => s.ListId == ListId);
+            if (subscriber is null || PreviewSubscription is null)
+            {
+                Problem = $"{PreviewEmail} is not a subscriber of the chosen list.";
+                return await OnGetAsync(ct);
+            }
+            if (PreviewSubscription.Status != SubscriptionStatuses.Confirmed || subscriber.UndeliverableAt is not null)
+            {
+                Notice = $"{subscriber.Email} is {(subscriber.UndeliverableAt is null ? PreviewSubscription.Status : "undeliverable")} on this list: a job would not send to them.";
+            }
+            (stored, storedEmail) = (PreviewSubscription.Preferences ?? new Dictionary<string, System.Text.Json.JsonElement>(), subscriber.Email);
+        }
+        if (Compose(null, stored, storedEmail) is { } request)
         {
             await TryAsync(async () => Preview = await se.PostAsync<ComposePreviewResponse>("api/send-jobs/preview", request, ct));
         }
@@ -41,7 +77,7 @@ public sealed class NewModel(MemberCenterApi mc, SendEngineApi se) : ConsolePage
     public async Task<IActionResult> OnPostTestSendAsync(CancellationToken ct)
     {
         var own = User.FindFirst(Auth.ConsoleClaims.Email)?.Value;
-        if (Compose(own) is { } request)
+        if (Compose(own, null, null) is { } request)
         {
             TestSendResponse? sent = null;
             if (await TryAsync(async () => sent = await se.PostAsync<TestSendResponse>("api/send-jobs/test-send", request, ct)))
@@ -52,9 +88,19 @@ public sealed class NewModel(MemberCenterApi mc, SendEngineApi se) : ConsolePage
         return await OnGetAsync(ct);
     }
 
-    private ComposeRequest? Compose(string? to)
+    /// <summary>The request for preview or test send: a subscriber's stored data when given, else the typed merge values.</summary>
+    private ComposeRequest? Compose(string? to, IReadOnlyDictionary<string, System.Text.Json.JsonElement>? stored, string? storedEmail)
     {
         var merge = new Dictionary<string, System.Text.Json.JsonElement>();
+        if (stored is not null)
+        {
+            foreach (var (key, value) in stored)
+            {
+                merge[key] = value;
+            }
+            merge["email"] = System.Text.Json.JsonSerializer.SerializeToElement(storedEmail);
+            return new ComposeRequest(Subject, string.IsNullOrEmpty(BodyHtml) ? null : BodyHtml, string.IsNullOrEmpty(BodyText) ? null : BodyText, merge, to);
+        }
         if (!string.IsNullOrWhiteSpace(PreviewMerge))
         {
             try
@@ -89,6 +135,19 @@ public sealed class NewModel(MemberCenterApi mc, SendEngineApi se) : ConsolePage
             return NotAllowed();
         }
         Lists = await mc.GetAsync<List<MailingListResponse>>("api/lists", ct);
+        var list = ListId ?? Lists.FirstOrDefault()?.ListId;
+        if (list is not null && Can(Scopes.SubscriptionsRead))
+        {
+            // Optional help for picking an address: a refusal or a vanished list leaves the field free-form.
+            try
+            {
+                ListSubscribers = (await mc.GetAsync<ListSubscriberPage>($"api/lists/{ServiceApi.Escape(list)}/subscribers?status=confirmed&limit=50", ct)).Items;
+            }
+            catch (ApiException)
+            {
+                ListSubscribers = [];
+            }
+        }
         return Page();
     }
 

@@ -96,31 +96,8 @@ public sealed class SubscriberDirectory(MemberCenterDbContext db, NpgsqlDataSour
         return new SubscriberPage(items, more ? rows[^1].Id.ToString() : null);
     }
 
-    /// <summary>
-    /// The least string greater than every string that starts with <paramref name="prefix"/> in code point order
-    /// (which is byte order of UTF-8, the "C" collation): the last code point plus one. Null when there is none.
-    /// </summary>
-    public static string? Successor(string prefix)
-    {
-        var runes = prefix.EnumerateRunes().ToList();
-        while (runes.Count > 0)
-        {
-            var last = runes[^1].Value;
-            runes.RemoveAt(runes.Count - 1);
-            if (last == 0x10FFFF)
-            {
-                continue;
-            }
-            var next = last == 0xD7FF ? 0xE000 : last + 1;
-            var sb = new StringBuilder();
-            foreach (var r in runes)
-            {
-                sb.Append(r.ToString());
-            }
-            return sb.Append(new Rune(next).ToString()).ToString();
-        }
-        return null;
-    }
+    /// <summary>The least string greater than every string that starts with <paramref name="prefix"/> in "C" order.</summary>
+    public static string? Successor(string prefix) => Newsletter.ServiceDefaults.Data.CodePointOrder.Successor(prefix);
 
     /// <summary>A list's subscriptions, newest subscriber first (subscriber ids are time-ordered UUIDv7), keyset by subscriber id.</summary>
     public async Task<ListSubscriberPage> ListAsync(Guid listId, SubscriptionStatus? status, int limit, Guid? after, bool content, CancellationToken ct)

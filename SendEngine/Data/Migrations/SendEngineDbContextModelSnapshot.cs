@@ -923,6 +923,16 @@ namespace SendEngine.Data.Migrations
                     b.HasKey("TenantId", "Email")
                         .HasName("pk_suppressions");
 
+                    b.HasIndex(new[] { "TenantId", "Email" }, "ix_suppressions_email_c")
+                        .HasDatabaseName("ix_suppressions_tenant_id_email");
+
+                    NpgsqlIndexBuilderExtensions.UseCollation(b.HasIndex(new[] { "TenantId", "Email" }, "ix_suppressions_email_c"), new[] { null, "C" });
+
+                    b.HasIndex(new[] { "TenantId", "Reason", "Email" }, "ix_suppressions_reason_email_c")
+                        .HasDatabaseName("ix_suppressions_tenant_id_reason_email");
+
+                    NpgsqlIndexBuilderExtensions.UseCollation(b.HasIndex(new[] { "TenantId", "Reason", "Email" }, "ix_suppressions_reason_email_c"), new[] { null, null, "C" });
+
                     b.ToTable("suppressions", (string)null);
                 });
 

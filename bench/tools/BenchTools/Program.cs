@@ -3,7 +3,7 @@ using System.Globalization;
 using System.Net;
 using System.Text;
 
-// bench/tools/BenchTools: two small tools for the benches, no product code.
+// bench/tools/BenchTools: small tools for the benches, no product code.
 //   rate URL --rate R --duration SECONDS --body FILE [--header 'Name: value']... [--connections N] [--recipients-per-request K]
 //        POSTs FILE to URL at a constant rate (open loop: request i is due at start + i / R whatever the answers do),
 //        latency measured from each request's due time (so a stall is not hidden by the client waiting), prints
@@ -12,16 +12,26 @@ using System.Text;
 //   receive --urls http://127.0.0.1:PORT --ids FILE
 //        Answers every POST 204 and appends its webhook-id header to FILE (one a line, flushed every 100 ms and on exit);
 //        GET /count answers the number received by this process. It verifies nothing (the product's tests do).
+//   console-signin CONSOLE_URL --email E --password P
+//        Signs a person in to the console as a browser would (the console's redirect to Member Center's authorize
+//        endpoint, the login form with its antiforgery token, the code back to the console) and prints the console's
+//        session cookie as a Cookie header value (newsletter_console=…). Plain http: the console must run in Development.
+//   sse-watchers URL --cookie C --count N --seconds S
+//        Holds N server-sent-event streams of URL open for S seconds (or until they end), reading every event, and prints
+//        "BENCH watchers=… connected=… events=… errors=…".
 return args.FirstOrDefault() switch
 {
     "rate" => await RateClient.RunAsync(args[1..]),
     "receive" => await Receiver.RunAsync(args[1..]),
+    "console-signin" => await ConsoleSignIn.RunAsync(args[1..]),
+    "sse-watchers" => await SseWatchers.RunAsync(args[1..]),
     _ => Usage(),
 };
 
 static int Usage()
 {
-    Console.Error.WriteLine("usage: BenchTools rate URL --rate R --duration S --body FILE [--header 'N: V']... | receive --urls URL --ids FILE");
+    Console.Error.WriteLine("usage: BenchTools rate URL --rate R --duration S --body FILE [--header 'N: V']... | receive --urls URL --ids FILE"
+        + " | console-signin CONSOLE_URL --email E --password P | sse-watchers URL --cookie C --count N --seconds S");
     return 2;
 }
 
@@ -181,6 +191,104 @@ internal static class Receiver
         lock (gate)
         {
             file.Flush();
+        }
+        return 0;
+    }
+}
+
+internal static partial class ConsoleSignIn
+{
+    public static async Task<int> RunAsync(string[] args)
+    {
+        var console = new Uri(args[0].TrimEnd('/') + "/");
+        var email = Args.Value(args, "--email") ?? throw new ArgumentException("--email is required");
+        var password = Args.Value(args, "--password") ?? throw new ArgumentException("--password is required");
+        var cookies = new CookieContainer();
+        using var http = new HttpClient(new SocketsHttpHandler { CookieContainer = cookies, AllowAutoRedirect = true, MaxAutomaticRedirections = 20, UseProxy = false })
+        {
+            Timeout = TimeSpan.FromSeconds(60),
+        };
+        // The console sends the browser to Member Center's authorize endpoint, which shows its login page.
+        using var login = await http.GetAsync(console);
+        var form = await login.Content.ReadAsStringAsync();
+        var loginUrl = login.RequestMessage!.RequestUri!;
+        if (!loginUrl.AbsolutePath.Contains("/account/login", StringComparison.OrdinalIgnoreCase))
+        {
+            Console.Error.WriteLine($"expected Member Center's login page, got {(int)login.StatusCode} {loginUrl}");
+            return 1;
+        }
+        var fields = HiddenInputs().Matches(form).ToDictionary(m => WebUtility.HtmlDecode(m.Groups["name"].Value), m => WebUtility.HtmlDecode(m.Groups["value"].Value));
+        fields["Email"] = email;
+        fields["Password"] = password;
+        using var signedIn = await http.PostAsync(loginUrl, new FormUrlEncodedContent(fields));
+        var landed = signedIn.RequestMessage!.RequestUri!;
+        var session = cookies.GetCookies(console)["newsletter_console"];
+        if (!signedIn.IsSuccessStatusCode || landed.Authority != console.Authority || session is null)
+        {
+            Console.Error.WriteLine($"sign-in stopped at {(int)signedIn.StatusCode} {landed}");
+            return 1;
+        }
+        Console.WriteLine($"{session.Name}={session.Value}");
+        return 0;
+    }
+
+    /// <summary>Hidden inputs whatever the attribute order (the tag helpers write type, id, name, value).</summary>
+    [System.Text.RegularExpressions.GeneratedRegex("""<input(?=[^>]*type="hidden")(?=[^>]*name="(?<name>[^"]*)")(?=[^>]*value="(?<value>[^"]*)")[^>]*>""")]
+    private static partial System.Text.RegularExpressions.Regex HiddenInputs();
+}
+
+internal static class SseWatchers
+{
+    public static async Task<int> RunAsync(string[] args)
+    {
+        var url = args[0];
+        var cookie = Args.Value(args, "--cookie") ?? throw new ArgumentException("--cookie is required");
+        var count = int.Parse(Args.Value(args, "--count") ?? "100", CultureInfo.InvariantCulture);
+        var seconds = double.Parse(Args.Value(args, "--seconds") ?? "60", CultureInfo.InvariantCulture);
+        using var handler = new SocketsHttpHandler { MaxConnectionsPerServer = count + 10, UseProxy = false, PooledConnectionLifetime = Timeout.InfiniteTimeSpan };
+        using var http = new HttpClient(handler) { Timeout = Timeout.InfiniteTimeSpan };
+        using var stop = new CancellationTokenSource(TimeSpan.FromSeconds(seconds));
+        long events = 0;
+        var connected = 0;
+        var errors = 0;
+        string? firstError = null;
+        await Task.WhenAll(Enumerable.Range(0, count).Select(async _ =>
+        {
+            try
+            {
+                using var request = new HttpRequestMessage(HttpMethod.Get, url);
+                request.Headers.TryAddWithoutValidation("Cookie", cookie);
+                request.Headers.Accept.ParseAdd("text/event-stream");
+                using var response = await http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, stop.Token);
+                if (!response.IsSuccessStatusCode)
+                {
+                    throw new HttpRequestException($"{(int)response.StatusCode}");
+                }
+                Interlocked.Increment(ref connected);
+                using var reader = new StreamReader(await response.Content.ReadAsStreamAsync(stop.Token));
+                while (await reader.ReadLineAsync(stop.Token) is { } line)
+                {
+                    if (line.StartsWith("event:", StringComparison.Ordinal))
+                    {
+                        Interlocked.Increment(ref events);
+                    }
+                }
+            }
+            catch (OperationCanceledException) when (stop.IsCancellationRequested)
+            {
+            }
+            catch (Exception ex) when (ex is HttpRequestException or IOException)
+            {
+                if (Interlocked.Increment(ref errors) == 1)
+                {
+                    firstError = ex.Message;
+                }
+            }
+        }));
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"BENCH watchers={count} connected={connected} events={events} errors={errors}"));
+        if (firstError is not null)
+        {
+            Console.WriteLine("BENCH_FIRST_ERROR " + firstError);
         }
         return 0;
     }
