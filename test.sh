@@ -10,7 +10,7 @@ source scripts/lib.sh
 
 # chromium: browser tests (Playwright on /usr/bin/chromium); postfix: smtp-sink for SMTP tests/benchmarks;
 # aiosmtpd: an SMTP server that rejects unknown mailboxes with 550 5.1.1.
-ensure_prereqs postgres node chromium postfix aiosmtpd
+ensure_prereqs postgres node chromium postfix aiosmtpd dnsmasq dkim
 ensure_node_tools
 
 if [ "${CI:-}" = "true" ]; then

@@ -58,7 +58,10 @@ public sealed class SenderDomainStore(
         {
             statuses = await db.Set<SenderDomain>().AsNoTracking().Where(d => d.TenantId == tenantId)
                 .ToDictionaryAsync(d => d.Domain, d => d.Status, StringComparer.Ordinal, ct);
-            cache.Set(key, statuses, options.Value.CacheDuration);
+            if (options.Value.CacheDuration > TimeSpan.Zero)
+            {
+                cache.Set(key, statuses, options.Value.CacheDuration);
+            }
         }
         return statuses!;
     }

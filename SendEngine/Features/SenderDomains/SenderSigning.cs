@@ -51,7 +51,10 @@ public sealed partial class SenderSigning(
             return cached!;
         }
         var identity = await LoadAsync(tenantId, domain, ct);
-        cache.Set(key, identity, options.Value.CacheDuration);
+        if (options.Value.CacheDuration > TimeSpan.Zero)
+        {
+            cache.Set(key, identity, options.Value.CacheDuration);
+        }
         return identity;
     }
 
