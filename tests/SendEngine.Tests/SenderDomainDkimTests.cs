@@ -258,7 +258,7 @@ public sealed partial class SenderDomainDkimTests(StackFixture stack)
         var envelopeDomain = mailFrom[(mailFrom.LastIndexOf('@') + 1)..];
         Assert.Equal("bounce." + domain, envelopeDomain);
         Assert.Equal(OrganisationalDomain(from), OrganisationalDomain(envelopeDomain));
-        var dkim = message.Headers[MimeKit.HeaderId.DkimSignature];
+        var dkim = message.Headers[MimeKit.HeaderId.DkimSignature] ?? "";
         Assert.Equal(from, Regex.Match(dkim, @"d=([^;\s]+)").Groups[1].Value);
     }
 
