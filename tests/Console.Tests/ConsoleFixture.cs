@@ -106,7 +106,7 @@ public sealed class ConsoleFixture : IAsyncLifetime
             ["Smtp:Host"] = _mail.SmtpHost,
             ["Smtp:Port"] = smtpPort,
             ["Smtp:FromAddress"] = "news@sender.example",
-            // Mail from sender.example (never verified) goes out: the deliverability tests turn this off.
+            // Mail from sender.example (never verified) goes out (SenderDomains:AllowUnverified; SenderDomainDkimTests turns it off).
             ["SenderDomains:AllowUnverified"] = "true",
             ["Smtp:FromName"] = "Console Test",
             ["Database:ApplyMigrationsOnStartup"] = "true",

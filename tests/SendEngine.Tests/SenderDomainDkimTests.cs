@@ -152,6 +152,14 @@ public sealed partial class SenderDomainDkimTests(StackFixture stack)
         Assert.Equal(Guid.ParseExact(sent.TaskId, "N"), taskTarget.TaskId);
         AssertAligned(receipt.MailFrom, receiptMime, domain);
 
+        // A job accepted while the domain was verified, due a little later.
+        var dueAt = DateTimeOffset.UtcNow.AddSeconds(15).ToString("yyyy-MM-ddTHH:mm:ssZ", System.Globalization.CultureInfo.InvariantCulture);
+        var laterTx = await SendTransactionalAsync(tx, domain, subscriber, "later",
+            DateTimeOffset.UtcNow.AddSeconds(15).ToString("yyyy-MM-dd HH:mm:ss", System.Globalization.CultureInfo.InvariantCulture));
+        Assert.Equal(EmailTaskStatuses.Scheduled, laterTx.Status);
+        using var laterCreated = await se.PostAsJsonAsync("api/send-jobs", new CreateSendJobRequest(null, tenant.ListId, null, "Later", null, "hi", dueAt), StackFixture.Json);
+        var laterJob = await StackFixture.ReadAsync<SendJobResponse>(laterCreated, HttpStatusCode.Created);
+
         // The DKIM record removed: the next check fails the domain and new bulk jobs are refused again.
         await dns.SetRecordsAsync(Published(created, r => r.Purpose != DnsRecordPurposes.Dkim));
         var lost = await StackFixture.PostAsync<SenderDomainResponse>(se, $"api/sender-domains/{domain}/verify", new { });
@@ -160,6 +168,22 @@ public sealed partial class SenderDomainDkimTests(StackFixture stack)
         {
             Assert.Equal(HttpStatusCode.UnprocessableEntity, refusedAgain.StatusCode);
         }
+        // The job accepted before starts now: the runner checks again and pauses it for an operator, sending nothing.
+        var paused = await StackFixture.WaitForJobAsync(se, laterJob.Id, j => j.Status == SendJobStatuses.Paused);
+        Assert.Contains(domain, paused.PausedReason, StringComparison.Ordinal);
+        Assert.Null(paused.ResumeAt);
+        Assert.DoesNotContain(smtp.Received(), m => MimeKit.MimeMessage.Load(new MemoryStream(m.Raw)).Subject == "Later");
+        // A transactional task accepted before the domain failed is rejected when it is dispatched (checked again there).
+        var task = await WaitAsync(async () =>
+        {
+            var t = JsonDocument.Parse(await tx.GetStringAsync($"api/v1/email/{laterTx.TaskId}")).RootElement;
+            return t.GetProperty("status").GetString() == EmailTaskStatuses.Rejected ? t.Clone() : (JsonElement?)null;
+        });
+        Assert.Equal(EmailRejectReasons.InvalidSender, task.GetProperty("reject_reason").GetString());
+        Assert.DoesNotContain(smtp.Received(), m => MimeKit.MimeMessage.Load(new MemoryStream(m.Raw)).Subject == "later");
+        // And new transactional mail is refused at once.
+        var lateTx = await SendTransactionalAsync(tx, domain, subscriber, "late");
+        Assert.Equal((EmailTaskStatuses.Rejected, EmailRejectReasons.InvalidSender), (lateTx.Status, lateTx.RejectReason));
     }
 
     [Fact]
@@ -200,6 +224,20 @@ public sealed partial class SenderDomainDkimTests(StackFixture stack)
         await StackFixture.WaitForJobAsync(se, job.Id, j => j.Status == SendJobStatuses.Completed);
         await AssertDkimPassesAsync(await smtp.WaitForAsync(subscriber), dns, domain, rotated.DkimSelector!);
 
+        // A day later the daily re-check finds the records gone and fails the domain.
+        await dns.SetRecordsAsync([]);
+        await using (var scope = engine.Services.CreateAsyncScope())
+        {
+            var sp = scope.ServiceProvider;
+            var nextDay = new SenderDomainStore(sp.GetRequiredService<SendEngineDbContext>(), sp.GetRequiredService<IMemoryCache>(),
+                sp.GetRequiredService<IOptions<SenderDomainOptions>>(), sp.GetRequiredService<DkimKeyProtector>(), sp.GetRequiredService<SenderDomainDns>(),
+                new ShiftedClock(TimeSpan.FromDays(1)));
+            await new SenderDomainRecheck(nextDay, Microsoft.Extensions.Logging.Abstractions.NullLogger<SenderDomainRecheck>.Instance).RunAsync(CancellationToken.None);
+        }
+        var rechecked = (await se.GetFromJsonAsync<SenderDomainResponse>($"api/sender-domains/{domain}", StackFixture.Json))!;
+        Assert.Equal(SenderDomainStatuses.Failed, rechecked.Status);
+        Assert.True(rechecked.LastCheckedAt > DateTimeOffset.UtcNow.AddHours(23), $"{rechecked.LastCheckedAt}");
+
         // Eight days later (the store's clock moved on): the old selector is no longer listed, and the sweep retires it.
         await using (var scope = engine.Services.CreateAsyncScope())
         {
@@ -220,14 +258,15 @@ public sealed partial class SenderDomainDkimTests(StackFixture stack)
             Assert.True(response.StatusCode == HttpStatusCode.NotFound, $"{method} {path}: {(int)response.StatusCode}");
             Assert.Equal("application/problem+json", response.Content.Headers.ContentType?.MediaType);
         }
-        Assert.Equal(SenderDomainStatuses.Verified, (await se.GetFromJsonAsync<SenderDomainResponse>($"api/sender-domains/{domain}", StackFixture.Json))!.Status);
+        Assert.Equal(SenderDomainStatuses.Failed, (await se.GetFromJsonAsync<SenderDomainResponse>($"api/sender-domains/{domain}", StackFixture.Json))!.Status);
     }
 
-    private static async Task<EmailTaskResult> SendTransactionalAsync(HttpClient tx, string domain, string to, string subject)
+    private static async Task<EmailTaskResult> SendTransactionalAsync(HttpClient tx, string domain, string to, string subject, string? sendAt = null)
     {
         using var response = await tx.PostAsJsonAsync("api/v1/email", new
         {
             message = new { from_email = "receipts@" + domain, subject, text = "Thanks", to = new[] { new { email = to } } },
+            send_at = sendAt,
         });
         var body = await response.Content.ReadAsStringAsync();
         Assert.True(response.IsSuccessStatusCode, body);
@@ -267,6 +306,20 @@ public sealed partial class SenderDomainDkimTests(StackFixture stack)
     {
         var labels = host.Split('.');
         return string.Join('.', labels[^3..]);
+    }
+
+    private static async Task<JsonElement> WaitAsync(Func<Task<JsonElement?>> probe)
+    {
+        var sw = System.Diagnostics.Stopwatch.StartNew();
+        while (sw.Elapsed < TimeSpan.FromSeconds(60))
+        {
+            if (await probe() is { } found)
+            {
+                return found;
+            }
+            await Task.Delay(200);
+        }
+        throw new TimeoutException("waited 60 s");
     }
 
     private static async Task<T> WaitAsync<T>(Func<T?> probe) where T : class
