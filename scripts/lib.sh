@@ -63,7 +63,7 @@ apt_install() {
   fi
 }
 
-# ensure_prereqs WHAT... with WHAT among: postgres node chromium postfix curl aiosmtpd dovecot.
+# ensure_prereqs WHAT... with WHAT among: postgres node chromium postfix curl aiosmtpd dnsmasq dovecot dkim.
 # Installs only what is missing (so apt-get update runs only then), and puts PostgreSQL's bin dir on PATH.
 ensure_prereqs() {
   local missing=() want
@@ -77,8 +77,12 @@ ensure_prereqs() {
       postfix) command -v smtp-sink >/dev/null 2>&1 || [ -x /usr/sbin/smtp-sink ] || missing+=(postfix) ;;
       curl) command -v curl >/dev/null 2>&1 || missing+=(curl ca-certificates) ;;
       aiosmtpd) [ -d /usr/lib/python3/dist-packages/aiosmtpd ] || missing+=(python3-aiosmtpd) ;;
+      dnsmasq) [ -x /usr/sbin/dnsmasq ] || command -v dnsmasq >/dev/null 2>&1 || missing+=(dnsmasq-base) ;;
       # The bounce mailbox tests start their own Dovecot (tests/TestSupport/DovecotServer.cs).
       dovecot) [ -x /usr/sbin/dovecot ] && [ -x /usr/lib/dovecot/imap ] || missing+=(dovecot-imapd) ;;
+      dkim)
+        [ -d /usr/lib/python3/dist-packages/dkim ] || missing+=(python3-dkim)
+        [ -d /usr/lib/python3/dist-packages/dns ] || missing+=(python3-dnspython) ;;
       *) die "ensure_prereqs: unknown prerequisite '$want'" ;;
     esac
   done

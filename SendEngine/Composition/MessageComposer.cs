@@ -24,8 +24,16 @@ public sealed class MessageComposer
     private readonly MergeTemplate? _text;
     private readonly MimeRendering _rendering;
 
-    public MessageComposer(SmtpOptions smtp, DkimSigner? dkim, string subject, string? bodyHtml, string? bodyText)
+    private readonly IReadOnlyList<MessageHeader> _extraHeaders;
+    private readonly Func<long, string>? _envelopeFor;
+
+    /// <param name="extraHeaders">Fields every message of the job carries (List-Id, Feedback-ID).</param>
+    /// <param name="envelopeFor">The envelope sender of a recipient row (VERP on a verified domain); null: the From address.</param>
+    public MessageComposer(SmtpOptions smtp, DkimSigner? dkim, string subject, string? bodyHtml, string? bodyText,
+        IReadOnlyList<MessageHeader>? extraHeaders = null, Func<long, string>? envelopeFor = null)
     {
+        _extraHeaders = extraHeaders ?? [];
+        _envelopeFor = envelopeFor;
         _fromName = smtp.FromName;
         _fromAddress = smtp.FromAddress;
         _replyTo = string.IsNullOrWhiteSpace(smtp.ReplyToAddress) ? null : smtp.ReplyToAddress;
@@ -54,8 +62,10 @@ public sealed class MessageComposer
     }
 
     /// <summary>The message for one recipient; its <see cref="OutgoingMessage.MessageId"/> is new (without angle brackets).</summary>
-    public OutgoingMessage Compose(MergeData data) => new()
+    /// <param name="recipientId">The recipient row, named by the VERP envelope sender.</param>
+    public OutgoingMessage Compose(MergeData data, long recipientId = 0) => new()
     {
+        EnvelopeFrom = _envelopeFor?.Invoke(recipientId),
         From = new MessageAddress(_fromName, _fromAddress),
         To = data.Email,
         ReplyTo = _replyTo,
@@ -63,7 +73,7 @@ public sealed class MessageComposer
         MessageId = MimeUtils.GenerateMessageId(_messageIdDomain),
         Date = DateTimeOffset.UtcNow,
         // RFC 2369 + RFC 8058: mail clients offer one-click unsubscribe, which POSTs List-Unsubscribe=One-Click to the URL.
-        Headers = [new("List-Unsubscribe", "<" + data.UnsubscribeUrl + ">"), new("List-Unsubscribe-Post", OneClick)],
+        Headers = [new("List-Unsubscribe", "<" + data.UnsubscribeUrl + ">"), new("List-Unsubscribe-Post", OneClick), .. _extraHeaders],
         TextBody = _text?.Render(data),
         HtmlBody = _html?.Render(data),
         Rendering = _rendering,

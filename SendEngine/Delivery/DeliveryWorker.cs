@@ -137,7 +137,7 @@ internal sealed partial class DeliveryWorker(
         {
             var unsubscribeUrl = r.UnsubscribeUrl ?? links.UrlFor(run.Job.ListId, r.SubscriberId);
             var data = new MergeData(r.Email, unsubscribeUrl, JsonSerializer.Deserialize<Dictionary<string, JsonElement>>(r.Preferences) ?? []);
-            var message = composer.Compose(data);
+            var message = composer.Compose(data, r.Id);
             // Not cancelled by stop: the transaction in flight completes and is recorded.
             return (message.MessageId, await session.SendAsync(message, CancellationToken.None));
         }

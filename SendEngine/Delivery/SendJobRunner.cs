@@ -8,6 +8,7 @@ using Newsletter.Contracts;
 using Newsletter.ServiceDefaults.Mail;
 using Npgsql;
 using SendEngine.Composition;
+using SendEngine.Features.SenderDomains;
 using SendEngine.Features.Webhooks;
 using SendEngine.Features.MemberCenter;
 using SendEngine.Features.Suppressions;
@@ -35,7 +36,9 @@ public sealed partial class SendJobRunner(
     IOptions<SendJobOptions> jobOptions,
     IOptions<DeliveryOptions> deliveryOptions,
     IOptions<SmtpOptions> smtpOptions,
-    IOptions<DkimOptions> dkimOptions,
+    SenderSigning senders,
+    ReturnPath returnPath,
+    IOptions<SenderDomainOptions> senderDomainOptions,
     TimeProvider clock,
     ILogger<SendJobRunner> logger)
 {
@@ -182,8 +185,20 @@ public sealed partial class SendJobRunner(
         }
         var o = jobOptions.Value;
         var d = deliveryOptions.Value;
+        // The sender domain is checked again at each runner start: a domain that lost its verification since the job
+        // was created pauses the job for an operator instead of sending unauthenticated mail in the tenant's name.
+        var smtp = smtpOptions.Value;
+        var sender = await senders.ResolveAsync(job.TenantId, smtp.FromAddress, cancellationToken);
+        if (!sender.Verified && !senders.AllowUnverified)
+        {
+            await PauseAsync(jobId, $"The sender domain {sender.Domain ?? smtp.FromAddress} is not verified for this tenant; verify it "
+                + "(POST /api/sender-domains/{domain}/verify), then resume the job.", needsOperator: true);
+            return;
+        }
         using var run = new DeliveryRun(job, Guid.NewGuid(), cancellationToken, progress is null ? null : progress.FirstMessageAttempted);
-        var composer = new MessageComposer(smtpOptions.Value, MessageComposer.CreateSigner(dkimOptions.Value), job.Subject, job.BodyHtml, job.BodyText);
+        var composer = new MessageComposer(smtp, sender.Dkim, job.Subject, job.BodyHtml, job.BodyText,
+            BulkHeaders(job, sender.Domain ?? "send-engine.local", senderDomainOptions.Value.FeedbackSenderId),
+            sender.ReturnPathDomain is { } bounceDomain ? id => returnPath.ForRecipient(id, bounceDomain) : null);
         var channel = Channel.CreateBounded<Claimed>(new BoundedChannelOptions(o.BatchSize) { SingleWriter = true });
         using var limiter = d.MessagesPerSecond > 0 ? CreateLimiter(d.MessagesPerSecond) : null;
         var transport = transports.For(job.TenantId);
@@ -236,6 +251,16 @@ public sealed partial class SendJobRunner(
         // On shutdown Hangfire must see the job as aborted, not succeeded, so it runs again on the next start.
         cancellationToken.ThrowIfCancellationRequested();
     }
+
+    /// <summary>
+    /// List-Id (RFC 2919: the list's id under the sender domain, so receivers group and filter the list's mail) and
+    /// Feedback-ID (Gmail's feedback loop: campaign, customer, mail type, sender; complaints are reported per field).
+    /// </summary>
+    public static MessageHeader[] BulkHeaders(DeliveryJob job, string domain, string feedbackSenderId) =>
+    [
+        new("List-Id", $"<{job.ListId:N}.{domain}>"),
+        new("Feedback-ID", $"{job.Id:N}:{job.TenantId:N}:bulk:{feedbackSenderId}"),
+    ];
 
     /// <summary>Pauses the job (<see cref="RecipientStore.PauseAsync"/>); <see cref="RunAsync"/> resumes it at its time.</summary>
     private Task PauseAsync(Guid jobId, string reason, bool needsOperator) =>

@@ -5,7 +5,7 @@ using SendEngine.Features.SenderDomains;
 
 namespace SendEngine.Extensions;
 
-/// <summary>What the transactional API's callers are checked against: X-Pigeon-Api-Key and the tenant's sender domains.</summary>
+/// <summary>What senders are checked against: X-Pigeon-Api-Key and the tenant's sender domains (with their DKIM keys and DNS checks).</summary>
 public static class TransactionalAccessExtensions
 {
     public static WebApplicationBuilder AddSendEngineApiKeys(this WebApplicationBuilder builder)
@@ -34,8 +34,17 @@ public static class TransactionalAccessExtensions
 
     public static WebApplicationBuilder AddSenderDomains(this WebApplicationBuilder builder)
     {
-        builder.Services.AddOptions<SenderDomainOptions>().BindConfiguration(SenderDomainOptions.Section).ValidateDataAnnotations().ValidateOnStart();
+        builder.Services.AddOptions<SenderDomainOptions>().BindConfiguration(SenderDomainOptions.Section)
+            // Unverified domains may send only where someone chose it, or in Development.
+            .PostConfigure<IHostEnvironment>((o, env) => o.AllowUnverified ??= env.IsDevelopment())
+            .ValidateDataAnnotations().ValidateOnStart();
+        builder.Services.AddSingleton<Microsoft.Extensions.Options.IValidateOptions<SenderDomainOptions>, SenderDomainOptionsValidator>();
         builder.Services.AddScoped<SenderDomainStore>();
+        builder.Services.AddSingleton<DkimKeyProtector>();
+        builder.Services.AddSingleton<SenderDomainDns>();
+        builder.Services.AddSingleton<SenderSigning>();
+        builder.Services.AddTransient<SenderDomainRecheck>();
+        builder.Services.AddHostedService<SenderDomainRecheckRegistration>();
         return builder;
     }
 }

@@ -44,6 +44,12 @@ public sealed class OutgoingMessage
     /// <summary>Images the HTML shows inline (multipart/related, Content-ID = name).</summary>
     public IReadOnlyList<MessageFile> InlineImages { get; init; } = [];
 
+    /// <summary>
+    /// The envelope sender (SMTP MAIL FROM) when it is not <see cref="From"/>: the VERP return path on a verified
+    /// sender domain's bounce domain (<see cref="Composition.ReturnPath"/>), so bounces name the message and SPF aligns.
+    /// </summary>
+    public string? EnvelopeFrom { get; init; }
+
     /// <summary>Reply-To address, when replies should not go to <see cref="From"/>.</summary>
     public string? ReplyTo { get; init; }
 

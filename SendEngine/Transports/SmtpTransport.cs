@@ -21,7 +21,9 @@ public sealed partial class SmtpTransport(IOptions<SmtpOptions> options, ILogger
 {
     public const string TransportName = "smtp";
 
-    private static readonly HeaderId[] DkimHeaders = [HeaderId.From, HeaderId.To, HeaderId.Cc, HeaderId.Subject, HeaderId.Date, HeaderId.MessageId, HeaderId.ListUnsubscribe, HeaderId.ListUnsubscribePost];
+    /// <summary>The fields a DKIM signature covers when present (Gmail's list, plus List-Id and Feedback-ID).</summary>
+    private static readonly string[] DkimHeaders = ["From", "To", "Cc", "Reply-To", "Subject", "Date", "Message-ID", "MIME-Version", "Content-Type",
+        "List-Unsubscribe", "List-Unsubscribe-Post", "List-Id", "Feedback-ID"];
 
     public string Name => TransportName;
 
@@ -87,7 +89,9 @@ public sealed partial class SmtpTransport(IOptions<SmtpOptions> options, ILogger
             return message;
         }
         message.Prepare(EncodingConstraint.SevenBit);
-        dkim.Sign(message, DkimHeaders);
+        // Only the fields the message has: a listed absent field would sign its absence (allowed, but it blocks a
+        // relay's legitimate addition such as Cc on forwarding).
+        dkim.Sign(message, DkimHeaders.Where(h => message.Headers.Contains(h) || (message.Body?.Headers.Contains(h) ?? false)).ToArray());
         return message;
     }
 
@@ -121,10 +125,12 @@ public sealed partial class SmtpTransport(IOptions<SmtpOptions> options, ILogger
                     connecting = false;
                 }
                 _wire.BeginTransaction();
-                // The envelope is the recipient (and a bcc_address copy), whatever the To and Cc headers show.
-                var reply = message.VisibleTo is null && message.VisibleCc.Count == 0 && message.EnvelopeBcc.Count == 0
+                // The envelope is the recipient (and a bcc_address copy), whatever the To and Cc headers show; its sender the
+                // VERP return path when there is one.
+                var reply = message.VisibleTo is null && message.VisibleCc.Count == 0 && message.EnvelopeBcc.Count == 0 && message.EnvelopeFrom is null
                     ? await _client.SendAsync(mime, ct, _wire)
-                    : await _client.SendAsync(FormatOptions.Default, mime, new MailboxAddress(message.From.Name, message.From.Address),
+                    : await _client.SendAsync(FormatOptions.Default, mime,
+                        message.EnvelopeFrom is { } envelopeFrom ? MailboxAddress.Parse(envelopeFrom) : new MailboxAddress(message.From.Name, message.From.Address),
                         [MailboxAddress.Parse(message.To), .. message.EnvelopeBcc.Select(MailboxAddress.Parse)], ct, _wire);
                 return new DeliveryResult(DeliveryOutcome.Sent, string.IsNullOrEmpty(reply) ? "250 OK" : "250 " + reply);
             }

@@ -121,6 +121,8 @@ public sealed class ConsoleFixture : IAsyncLifetime
             ["Delivery:Concurrency"] = "1",
             ["Delivery:GroupSize"] = "1",
             ["Smtp:FromAddress"] = "news@sender.example",
+            // Mail from sender.example (never verified) goes out (SenderDomains:AllowUnverified; SenderDomainDkimTests turns it off).
+            ["SenderDomains:AllowUnverified"] = "true",
             ["Smtp:FromName"] = "Console Test",
             ["Database:ApplyMigrationsOnStartup"] = "true",
             ["SendJobs:PollInterval"] = "00:00:00.200",

@@ -115,6 +115,8 @@ public sealed class StackFixture : IAsyncLifetime
             ["Smtp:Port"] = Mail.SmtpPort.ToString(System.Globalization.CultureInfo.InvariantCulture),
             ["Smtp:FromAddress"] = "news@sender.example",
             ["Smtp:FromName"] = "Test Sender",
+            // Mail from sender.example (never verified) goes out: SenderDomainDkimTests turns this off.
+            ["SenderDomains:AllowUnverified"] = "true",
             ["Database:ApplyMigrationsOnStartup"] = "true",
             ["SendJobs:PollInterval"] = "00:00:00.200",
             ["SendJobs:RetryBaseDelay"] = "00:00:00.200",

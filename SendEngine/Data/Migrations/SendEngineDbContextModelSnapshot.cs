@@ -877,9 +877,17 @@ namespace SendEngine.Data.Migrations
                         .HasColumnType("character varying(253)")
                         .HasColumnName("domain");
 
+                    b.Property<string>("CheckResults")
+                        .HasColumnType("jsonb")
+                        .HasColumnName("check_results");
+
                     b.Property<DateTimeOffset>("CreatedAt")
                         .HasColumnType("timestamp with time zone")
                         .HasColumnName("created_at");
+
+                    b.Property<DateTimeOffset?>("LastCheckedAt")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("last_checked_at");
 
                     b.Property<string>("Status")
                         .IsRequired()
@@ -887,10 +895,66 @@ namespace SendEngine.Data.Migrations
                         .HasColumnType("character varying(32)")
                         .HasColumnName("status");
 
+                    b.Property<DateTimeOffset?>("VerifiedAt")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("verified_at");
+
                     b.HasKey("TenantId", "Domain")
                         .HasName("pk_sender_domains");
 
                     b.ToTable("sender_domains", (string)null);
+                });
+
+            modelBuilder.Entity("SendEngine.Features.SenderDomains.SenderDomainKey", b =>
+                {
+                    b.Property<Guid>("Id")
+                        .ValueGeneratedOnAdd()
+                        .HasColumnType("uuid")
+                        .HasColumnName("id");
+
+                    b.Property<DateTimeOffset>("CreatedAt")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("created_at");
+
+                    b.Property<string>("Domain")
+                        .IsRequired()
+                        .HasMaxLength(253)
+                        .HasColumnType("character varying(253)")
+                        .HasColumnName("domain");
+
+                    b.Property<byte[]>("PrivateKey")
+                        .IsRequired()
+                        .HasColumnType("bytea")
+                        .HasColumnName("private_key");
+
+                    b.Property<string>("PublicKey")
+                        .IsRequired()
+                        .HasMaxLength(1024)
+                        .HasColumnType("character varying(1024)")
+                        .HasColumnName("public_key");
+
+                    b.Property<string>("Selector")
+                        .IsRequired()
+                        .HasMaxLength(63)
+                        .HasColumnType("character varying(63)")
+                        .HasColumnName("selector");
+
+                    b.Property<DateTimeOffset?>("SupersededAt")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("superseded_at");
+
+                    b.Property<Guid>("TenantId")
+                        .HasColumnType("uuid")
+                        .HasColumnName("tenant_id");
+
+                    b.HasKey("Id")
+                        .HasName("pk_sender_domain_keys");
+
+                    b.HasIndex("TenantId", "Domain", "Selector")
+                        .IsUnique()
+                        .HasDatabaseName("ix_sender_domain_keys_tenant_id_domain_selector");
+
+                    b.ToTable("sender_domain_keys", (string)null);
                 });
 
             modelBuilder.Entity("SendEngine.Features.Suppressions.Suppression", b =>
@@ -1387,6 +1451,16 @@ namespace SendEngine.Data.Migrations
                         .OnDelete(DeleteBehavior.Cascade)
                         .IsRequired()
                         .HasConstraintName("fk_send_job_recipients_send_jobs_job_id");
+                });
+
+            modelBuilder.Entity("SendEngine.Features.SenderDomains.SenderDomainKey", b =>
+                {
+                    b.HasOne("SendEngine.Features.SenderDomains.SenderDomain", null)
+                        .WithMany()
+                        .HasForeignKey("TenantId", "Domain")
+                        .OnDelete(DeleteBehavior.Cascade)
+                        .IsRequired()
+                        .HasConstraintName("fk_sender_domain_keys_sender_domains_tenant_id_domain");
                 });
 
             modelBuilder.Entity("SendEngine.Features.Transactional.TransactionalTask", b =>

@@ -5,14 +5,17 @@ using Hangfire;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.AspNetCore.Mvc;
 using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.Options;
 using Newsletter.Contracts;
 using Newsletter.ServiceDefaults;
+using Newsletter.ServiceDefaults.Mail;
 using Newsletter.ServiceDefaults.OperationLog;
 using Npgsql;
 using SendEngine.Data;
 using SendEngine.Delivery;
 using SendEngine.Extensions;
 using SendEngine.Features.MemberCenter;
+using SendEngine.Features.SenderDomains;
 
 namespace SendEngine.Features.SendJobs;
 
@@ -39,7 +42,8 @@ public static partial class SendJobsApi
 
     private static async Task<Results<Created<SendJobResponse>, Ok<SendJobResponse>, ValidationProblem, ProblemHttpResult>> Create(
         CreateSendJobRequest request, ClaimsPrincipal user, [FromHeader(Name = "Idempotency-Key")] string? idempotencyKey,
-        SendEngineDbContext db, MemberCenterClient memberCenter, IBackgroundJobClient jobs, TimeProvider clock, CancellationToken ct)
+        SendEngineDbContext db, MemberCenterClient memberCenter, IBackgroundJobClient jobs, SenderDomainStore senderDomains,
+        IOptions<SmtpOptions> smtp, IOptions<SenderDomainOptions> senderOptions, TimeProvider clock, CancellationToken ct)
     {
         var tenantId = user.TenantId();
         var v = new Validation();
@@ -100,6 +104,16 @@ public static partial class SendJobsApi
             return SameContent(existing, listId, request)
                 ? TypedResults.Ok(await ToResponseAsync(db, existing, ct))
                 : IdempotencyKeyReused();
+        }
+        // Bulk mail goes out From Smtp:FromAddress: its domain must be one the tenant verified (docs/deliverability.md).
+        var from = smtp.Value.FromAddress;
+        if (senderOptions.Value.AllowUnverified != true && !await senderDomains.IsVerifiedAsync(tenantId, from, ct))
+        {
+            var domain = SenderDomainStore.DomainOf(from) ?? from;
+            return TypedResults.Problem(statusCode: 422, title: "Sender domain not verified", type: "urn:newsletter:problem:sender-domain-not-verified",
+                detail: $"Send jobs are sent from {from}; the domain {domain} is not a verified sender domain of this tenant. Register it "
+                    + "(POST /api/sender-domains), publish the DNS records it lists, and verify it (POST /api/sender-domains/{domain}/verify).",
+                extensions: new Dictionary<string, object?> { ["domain"] = domain });
         }
         try
         {

@@ -22,7 +22,7 @@ public sealed class TransactionalComposer
         "From", "Sender", "To", "Cc", "Bcc", "Message-ID", "Date", "Subject", "DKIM-Signature", "Return-Path", "MIME-Version",
         "Content-Type", "Content-Transfer-Encoding", "Content-ID", "Received", "Resent-From", "Resent-Sender", "Resent-To",
         "Resent-Cc", "Resent-Bcc", "Resent-Message-ID", "Resent-Date", "ARC-Seal", "ARC-Message-Signature",
-        "ARC-Authentication-Results", "Authentication-Results",
+        "ARC-Authentication-Results", "Authentication-Results", "Feedback-ID",
     };
 
     private readonly EmailMessage _m;
@@ -40,9 +40,14 @@ public sealed class TransactionalComposer
     private readonly IReadOnlyList<MessageFile> _attachments;
     private readonly IReadOnlyList<MessageFile> _images;
 
-    public TransactionalComposer(EmailMessage m, DkimSigner? dkim)
+    private readonly Func<Guid, string>? _envelopeFor;
+
+    /// <param name="feedbackId">The Feedback-ID field (Gmail's feedback loop), or null.</param>
+    /// <param name="envelopeFor">The envelope sender of a task (VERP on a verified domain); null: the from address.</param>
+    public TransactionalComposer(EmailMessage m, DkimSigner? dkim, string? feedbackId = null, Func<Guid, string>? envelopeFor = null)
     {
         _m = m;
+        _envelopeFor = envelopeFor;
         var merge = m.Merge ?? true;
         var mailchimp = !string.Equals(m.MergeLanguage, "handlebars", StringComparison.OrdinalIgnoreCase);
         var syntax = mailchimp ? MergeSyntax.Mailchimp : MergeSyntax.Handlebars;
@@ -74,6 +79,10 @@ public sealed class TransactionalComposer
                 _headers.Add(new MessageHeader(name, value));
             }
         }
+        if (feedbackId is not null)
+        {
+            _headers.Add(new MessageHeader("Feedback-ID", feedbackId));
+        }
         if (m.Important == true)
         {
             _headers.Add(new MessageHeader("X-Priority", "1 (Highest)"));
@@ -101,11 +110,13 @@ public sealed class TransactionalComposer
     public static string TypeOf(EmailRecipient r) => string.IsNullOrEmpty(r.Type) ? "to" : r.Type.ToLowerInvariant();
 
     /// <summary>One task's message; its Message-ID is new (under the sender's domain, without angle brackets).</summary>
-    public OutgoingMessage Compose(string email, string emailKey, string? name)
+    /// <param name="taskId">The task, named by the VERP envelope sender.</param>
+    public OutgoingMessage Compose(string email, string emailKey, string? name, Guid taskId = default)
     {
         var values = new Values(_perRecipient.GetValueOrDefault(emailKey), _globals);
         return new OutgoingMessage
         {
+            EnvelopeFrom = _envelopeFor?.Invoke(taskId),
             From = new MessageAddress(string.IsNullOrEmpty(_m.FromName) ? null : _m.FromName, _m.FromEmail!.Trim()),
             To = email.Trim(),
             ToName = string.IsNullOrEmpty(name) ? null : name,

@@ -9,6 +9,7 @@ using Newsletter.ServiceDefaults.Background;
 using Npgsql;
 using SendEngine.Composition;
 using SendEngine.Data;
+using SendEngine.Features.SenderDomains;
 using SendEngine.Features.Suppressions;
 using SendEngine.Transports;
 
@@ -27,14 +28,14 @@ public sealed partial class TransactionalDispatcher(
     TransportResolver transports,
     AddressHasher hasher,
     IOptions<TransactionalOptions> options,
-    IOptions<DkimOptions> dkimOptions,
+    SenderSigning senders,
+    ReturnPath returnPath,
+    IOptions<SenderDomainOptions> senderDomainOptions,
     IOptions<JsonOptions> json,
     WakeSignal<TransactionalDispatcher> signal,
     TimeProvider clock,
     ILogger<TransactionalDispatcher> logger) : BatchLoop(signal, clock)
 {
-    private readonly Lazy<MimeKit.Cryptography.DkimSigner?> _dkim = new(() => MessageComposer.CreateSigner(dkimOptions.Value));
-
     protected override bool Enabled => options.Value.Dispatchers > 0;
     protected override int Workers => options.Value.Dispatchers;
     protected override TimeSpan PollInterval => options.Value.PollInterval;
@@ -58,7 +59,7 @@ public sealed partial class TransactionalDispatcher(
     private async Task DeliverAsync(List<ClaimedTask> claimed, HashSet<Guid> touched, CancellationToken ct)
     {
         var o = options.Value;
-        var composers = await ComposersAsync(claimed.Select(c => c.RequestId).Distinct().ToArray(), ct);
+        var (composers, unverified) = await ComposersAsync(claimed.Select(c => c.RequestId).Distinct().ToArray(), ct);
         foreach (var tenant in claimed.GroupBy(c => c.TenantId))
         {
             var tasks = tenant.ToList();
@@ -75,6 +76,12 @@ public sealed partial class TransactionalDispatcher(
                 if (suppressed.TryGetValue(t.EmailKey, out var reason))
                 {
                     await store.RecordRejectedAsync(t.Id, RejectReasonOf(reason), "suppressed: " + reason, attempted: false, ct);
+                }
+                else if (unverified.TryGetValue(t.RequestId, out var domain))
+                {
+                    // Checked again at dispatch: a domain removed or no longer verified since the request sends nothing more.
+                    await store.RecordRejectedAsync(t.Id, EmailRejectReasons.InvalidSender, $"the sender domain {domain} is not a verified sender domain of the tenant",
+                        attempted: false, ct);
                 }
                 else if (!composers.ContainsKey(t.RequestId))
                 {
@@ -136,7 +143,7 @@ public sealed partial class TransactionalDispatcher(
         OutgoingMessage message;
         try
         {
-            message = composer.Compose(t.Email, t.EmailKey, t.Name);
+            message = composer.Compose(t.Email, t.EmailKey, t.Name, t.Id);
         }
         catch (Exception ex) when (ex is FormatException or MimeKit.ParseException or ArgumentException)
         {
@@ -206,28 +213,56 @@ public sealed partial class TransactionalDispatcher(
             CancellationToken.None);
     }
 
-    private async Task<Dictionary<Guid, TransactionalComposer>> ComposersAsync(Guid[] requestIds, CancellationToken ct)
+    /// <summary>
+    /// Each request's composer, signing with its sender domain's key (verified domains) or the global one; requests
+    /// whose from domain may not send (not registered, or unverified while AllowUnverified is off) are returned apart.
+    /// </summary>
+    private async Task<(Dictionary<Guid, TransactionalComposer> Composers, Dictionary<Guid, string> Unverified)> ComposersAsync(Guid[] requestIds, CancellationToken ct)
     {
-        var composers = new Dictionary<Guid, TransactionalComposer>();
-        await using var conn = await db.OpenConnectionAsync(ct);
-        await using var cmd = Sql.Command(conn, "SELECT id, message FROM transactional_requests WHERE id = ANY($1)", requestIds);
-        await using var reader = await cmd.ExecuteReaderAsync(ct);
-        while (await reader.ReadAsync(ct))
+        var messages = new List<(Guid Id, Guid TenantId, EmailMessage Message)>();
+        await using (var conn = await db.OpenConnectionAsync(ct))
         {
-            try
+            await using var cmd = Sql.Command(conn, "SELECT id, tenant_id, message FROM transactional_requests WHERE id = ANY($1)", requestIds);
+            await using var reader = await cmd.ExecuteReaderAsync(ct);
+            while (await reader.ReadAsync(ct))
             {
-                var message = JsonSerializer.Deserialize<EmailMessage>(reader.GetString(1), json.Value.SerializerOptions);
-                if (message is not null)
+                try
                 {
-                    composers[reader.GetGuid(0)] = new TransactionalComposer(message, _dkim.Value);
+                    var message = JsonSerializer.Deserialize<EmailMessage>(reader.GetString(2), json.Value.SerializerOptions);
+                    if (message is not null)
+                    {
+                        messages.Add((reader.GetGuid(0), reader.GetGuid(1), message));
+                    }
+                }
+                catch (Exception ex) when (ex is JsonException or FormatException)
+                {
+                    LogUnreadable(logger, reader.GetGuid(0), ex.Message);
                 }
             }
-            catch (Exception ex) when (ex is JsonException or FormatException)
+        }
+        var composers = new Dictionary<Guid, TransactionalComposer>();
+        var unverified = new Dictionary<Guid, string>();
+        foreach (var (id, tenantId, message) in messages)
+        {
+            // Cached per tenant and domain: no database round trip per request, let alone per message.
+            var sender = await senders.ResolveAsync(tenantId, message.FromEmail, ct);
+            if (!sender.Registered || (!sender.Verified && !senders.AllowUnverified))
             {
-                LogUnreadable(logger, reader.GetGuid(0), ex.Message);
+                unverified[id] = sender.Domain ?? message.FromEmail ?? "";
+                continue;
+            }
+            try
+            {
+                composers[id] = new TransactionalComposer(message, sender.Dkim,
+                    $"{tenantId:N}:transactional:{senderDomainOptions.Value.FeedbackSenderId}",
+                    sender.ReturnPathDomain is { } bounceDomain ? taskId => returnPath.ForTask(taskId, bounceDomain) : null);
+            }
+            catch (FormatException ex)
+            {
+                LogUnreadable(logger, id, ex.Message);
             }
         }
-        return composers;
+        return (composers, unverified);
     }
 
     /// <summary>The seed's reject_reason of a suppression reason.</summary>

@@ -129,9 +129,10 @@ public static partial class TransactionalEmailApi
         var due = sendAt is { } at && at > now ? at : now;
         var scheduled = due > now;
         var tasks = await PlanTasksAsync(db, hasher, tenantId, m, scheduled, ct);
-        if (!await senderDomains.IsRegisteredAsync(tenantId, m.FromEmail, ct))
+        if (!await senderDomains.MaySendAsync(tenantId, m.FromEmail, ct))
         {
-            // A from_email outside the tenant's sender domains: nothing is sent, every task says why.
+            // A from_email outside the tenant's verified sender domains (registered ones while SenderDomains:AllowUnverified):
+            // nothing is sent, every task says why.
             tasks = tasks.Select(t => t.Status is S.Invalid ? t : t with { Status = S.Rejected, RejectReason = EmailRejectReasons.InvalidSender }).ToList();
         }
         var requestId = Guid.NewGuid();

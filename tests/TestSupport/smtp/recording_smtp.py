@@ -1,0 +1,46 @@
+"""A real SMTP server (aiosmtpd) for tests that keeps what it receives: each message's raw bytes as DIR/N.eml and its
+envelope (MAIL FROM, RCPT TO) as DIR/N.json, the .json written last (by rename) so a reader never sees half a message.
+Prints "READY <port>" once listening."""
+import argparse
+import asyncio
+import itertools
+import json
+import os
+import signal
+
+from aiosmtpd.controller import Controller
+
+
+class Handler:
+    def __init__(self, directory):
+        self.directory = directory
+        self.counter = itertools.count(1)
+
+    async def handle_DATA(self, server, session, envelope):
+        n = next(self.counter)
+        base = os.path.join(self.directory, str(n))
+        with open(base + ".eml", "wb") as f:
+            f.write(envelope.original_content or envelope.content)
+        with open(base + ".tmp", "w") as f:
+            json.dump({"mail_from": envelope.mail_from, "rcpt_tos": envelope.rcpt_tos}, f)
+        os.rename(base + ".tmp", base + ".json")
+        return "250 OK"
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--dir", required=True)
+    args = parser.parse_args()
+    controller = Controller(Handler(args.dir), hostname="127.0.0.1", port=args.port, decode_data=False)
+    controller.start()
+    print(f"READY {args.port}", flush=True)
+    stop = asyncio.new_event_loop()
+    for s in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(s, lambda *_: stop.call_soon_threadsafe(stop.stop))
+    stop.run_forever()
+    controller.stop()
+
+
+if __name__ == "__main__":
+    main()
