@@ -67,6 +67,7 @@ public sealed class ConsoleFixture : IAsyncLifetime
         await _mail.InitializeAsync();
         var mcDb = await _postgres.CreateDatabaseAsync("console_mc");
         var seDb = await _postgres.CreateDatabaseAsync("console_se");
+        var consoleDb = await _postgres.CreateDatabaseAsync("console_console");
         var mcPort = FreePort.Get();
         var sePort = FreePort.Get();
         var consolePort = FreePort.Get();
@@ -124,6 +125,8 @@ public sealed class ConsoleFixture : IAsyncLifetime
             ["Console:MemberCenterUrl"] = MemberCenterUrl,
             ["Console:SendEngineUrl"] = SendEngineUrl,
             ["Console:ClientSecret"] = ConsoleClientSecret,
+            ["ConnectionStrings:Console"] = consoleDb,
+            ["Database:ApplyMigrationsOnStartup"] = "true",
         });
         _console.UseKestrel(consolePort);
         _console.StartServer();
