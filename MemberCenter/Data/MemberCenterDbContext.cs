@@ -34,12 +34,6 @@ public sealed class MemberCenterDbContext(DbContextOptions<MemberCenterDbContext
     public DbSet<Membership> Memberships => Set<Membership>();
     public DbSet<Invitation> Invitations => Set<Invitation>();
 
-    /// <summary>
-    /// Identity's schema with passkeys (user_passkeys), fixed here rather than read from IdentityOptions, so that the
-    /// design-time factory (migrations) builds the same model as the running service.
-    /// </summary>
-    protected override Version SchemaVersion => IdentitySchemaVersions.Version3;
-
     protected override void OnModelCreating(ModelBuilder modelBuilder)
     {
         base.OnModelCreating(modelBuilder);
@@ -51,13 +45,9 @@ public sealed class MemberCenterDbContext(DbContextOptions<MemberCenterDbContext
         modelBuilder.Entity<IdentityUserLogin<Guid>>().ToTable("user_logins");
         modelBuilder.Entity<IdentityUserToken<Guid>>().ToTable("user_tokens");
         modelBuilder.Entity<IdentityRoleClaim<Guid>>().ToTable("role_claims");
-        // A person's passkeys: the credential id is the key, the rest (public key, sign count, flags, name) one jsonb column.
-        var passkey = modelBuilder.Entity<IdentityUserPasskey<Guid>>();
-        passkey.ToTable("user_passkeys");
-        passkey.HasKey(p => p.CredentialId);
-        passkey.Property(p => p.CredentialId).HasMaxLength(1024);
-        passkey.OwnsOne(p => p.Data, d => d.ToJson());
-        modelBuilder.Entity<Person>().HasMany<IdentityUserPasskey<Guid>>().WithOne().HasForeignKey(p => p.UserId).IsRequired();
+        // Identity's schema version 3 (PeopleExtensions; the design-time factory sets it too): passkeys, keyed by the
+        // credential id, the rest (public key, sign count, flags, name) in one JSON column.
+        modelBuilder.Entity<IdentityUserPasskey<Guid>>().ToTable("user_passkeys");
         modelBuilder.UseOpenIddict();
         modelBuilder.ApplyConfigurationsFromAssembly(typeof(MemberCenterDbContext).Assembly);
         modelBuilder.ApplyConfiguration(new Newsletter.ServiceDefaults.OperationLog.OperationLogEntryConfiguration());
