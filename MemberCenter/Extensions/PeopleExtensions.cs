@@ -54,6 +54,15 @@ public static class PeopleExtensions
             o.ServerDomain = people.PasskeyServerDomain;
             o.ResidentKeyRequirement = "required";
             o.UserVerificationRequirement = "required";
+            // Identity's default compares with the request's Origin header, which Chromium sends as "null" from these
+            // pages (Referrer-Policy: no-referrer). The credential's origin must be this site as the request reached
+            // it (scheme from trusted forwarded headers), never a cross-origin frame.
+            o.ValidateOrigin = context =>
+            {
+                var request = context.HttpContext.Request;
+                return ValueTask.FromResult(!context.CrossOrigin && context.TopOrigin is null
+                    && string.Equals(context.Origin, $"{request.Scheme}://{request.Host.Value}", StringComparison.OrdinalIgnoreCase));
+            };
         });
         services.TryAddScoped<IPasskeyHandler<Person>, PasskeyHandler<Person>>();
         // Reset and confirmation links live as long as the mail is worth acting on.

@@ -55,7 +55,9 @@ public sealed class PasskeyAndSessionTests(SessionStackFixture stack) : IClassFi
         await AssertAccessibleAsync(page);
         await page.FillAsync("#passkey-name", "Test laptop");
         await page.ClickAsync("#add-passkey");
-        await page.WaitForSelectorAsync("#status");
+        await page.WaitForSelectorAsync("#status, #error, #passkey-problem:not([hidden])");
+        Assert.True(await page.Locator("#status").CountAsync() == 1,
+            $"no passkey added at {page.Url}: {await page.TextContentAsync("main")}");
         Assert.Contains("Test laptop", await page.TextContentAsync("#passkeys"));
         await AssertAccessibleAsync(page);
         var credentials = await cdp.SendAsync("WebAuthn.getCredentials", new Dictionary<string, object> { ["authenticatorId"] = authenticatorId });
@@ -70,6 +72,9 @@ public sealed class PasskeyAndSessionTests(SessionStackFixture stack) : IClassFi
 
         // The passkey alone (no address, no password, no TOTP) signs in, and the code flow ends in the console.
         await page.ClickAsync("#passkey-sign-in");
+        await page.WaitForURLAsync(url => !url.Contains("/account/login", StringComparison.Ordinal), new() { Timeout = 20_000 })
+            .ContinueWith(_ => Task.CompletedTask, TaskScheduler.Default);
+        Assert.False(page.Url.Contains("/account/login", StringComparison.Ordinal), $"passkey sign-in stayed on the login page: {await page.TextContentAsync("main")}");
         await SessionStackFixture.WaitForConsoleAsync(page, stack.ConsoleUrl);
         Assert.Contains("Session tenant", await page.TextContentAsync("#current-tenant"));
 
@@ -137,9 +142,9 @@ public sealed class PasskeyAndSessionTests(SessionStackFixture stack) : IClassFi
         }
     }
 
-    private static async Task SignOutAsync(IPage page)
+    private async Task SignOutAsync(IPage page)
     {
-        await page.GotoAsync(new Uri(new Uri(page.Url), "/").ToString());
+        await page.GotoAsync(stack.ConsoleUrl + "/");
         await page.GetByRole(AriaRole.Button, new() { Name = "Sign out" }).ClickAsync();
         await page.WaitForURLAsync(url => url.Contains("/SignedOut", StringComparison.Ordinal));
     }

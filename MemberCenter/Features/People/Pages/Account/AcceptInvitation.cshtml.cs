@@ -44,14 +44,18 @@ public sealed class AcceptInvitationModel(PeopleService people, UserManager<Pers
             return Page();
         }
         var person = await users.FindByEmailAsync(invitation.Email);
-        if (person is not null && !SignedInAsInvited)
+        if (person is not null)
         {
-            var check = await signIn.CheckPasswordSignInAsync(person, Password ?? "", lockoutOnFailure: true);
-            if (!check.Succeeded)
+            // Signed in here with the invited account: the session stands for the password.
+            if (!SignedInAsInvited)
             {
-                Error = check.IsLockedOut ? "Too many failed attempts: this account is locked for 15 minutes." : "The password is wrong.";
-                Response.StatusCode = StatusCodes.Status400BadRequest;
-                return Page();
+                var check = await signIn.CheckPasswordSignInAsync(person, Password ?? "", lockoutOnFailure: true);
+                if (!check.Succeeded)
+                {
+                    Error = check.IsLockedOut ? "Too many failed attempts: this account is locked for 15 minutes." : "The password is wrong.";
+                    Response.StatusCode = StatusCodes.Status400BadRequest;
+                    return Page();
+                }
             }
         }
         else
