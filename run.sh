@@ -7,7 +7,7 @@
 #                      the mail in maildev, the console's sign-in redirect, unsubscribe), stop everything, exit 0 on success
 #                      (same as RUN_SH_EXIT_AFTER_START=1)
 # Bring your own database or SMTP server by setting ConnectionStrings__MemberCenter (and
-# ConnectionStrings__SendEngine) or Smtp__Host (and Smtp__Port); run.sh then starts none of its own.
+# ConnectionStrings__SendEngine, ConnectionStrings__Console) or Smtp__Host (and Smtp__Port); run.sh then starts none of its own.
 # Demo__*, Bootstrap__*, Auth__SigningKeys__Password and Hangfire__* come from .local/demo.env (sourced); cleanup runs
 # from a trap.
 # shellcheck disable=SC2154,SC2317
@@ -120,13 +120,14 @@ start_postgres() {
   fi
 
   local db
-  for db in membercenter sendengine; do
+  for db in membercenter sendengine console; do
     if [ "$("$PG_BIN/psql" -h 127.0.0.1 -p "$port" -U postgres -d postgres -tAc "SELECT 1 FROM pg_database WHERE datname = '$db'")" != 1 ]; then
       "$PG_BIN/createdb" -h 127.0.0.1 -p "$port" -U postgres "$db"
     fi
   done
   export ConnectionStrings__MemberCenter="Host=127.0.0.1;Port=$port;Username=postgres;Database=membercenter"
   export ConnectionStrings__SendEngine="Host=127.0.0.1;Port=$port;Username=postgres;Database=sendengine"
+  export ConnectionStrings__Console="Host=127.0.0.1;Port=$port;Username=postgres;Database=console"
 }
 
 # maildev: SMTP on 127.0.0.1:1025, web UI and REST API on http://localhost:1080 (mail kept in .local/maildev).

@@ -8,6 +8,7 @@ public class Program
     {
         var builder = WebApplication.CreateBuilder(args);
         builder.AddConsoleDefaults()
+            .AddConsoleData()
             .AddConsoleAuthentication()
             .AddServiceApis();
         builder.Services.AddRazorPages(o => o.Conventions.AuthorizeFolder("/").AllowAnonymousToPage("/StatusCode").AllowAnonymousToPage("/SignedOut"));

@@ -5,9 +5,6 @@ namespace Newsletter.Contracts;
 /// <summary>A person's membership of a tenant.</summary>
 public sealed record MemberResponse(string UserId, string TenantId, string Email, string? Name, string Role, DateTimeOffset CreatedAt);
 
-/// <summary>POST /api/members: adds a person who already has an account; others are invited (POST /api/invitations).</summary>
-public sealed record AddMemberRequest(string? Email, string? Role);
-
 public sealed record UpdateMemberRequest(string? Role);
 
 public sealed record CreateInvitationRequest(string? Email, string? Role);

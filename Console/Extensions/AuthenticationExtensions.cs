@@ -1,7 +1,6 @@
 using Microsoft.AspNetCore.Authentication;
 using Microsoft.AspNetCore.Authentication.Cookies;
 using Microsoft.AspNetCore.Authentication.OpenIdConnect;
-using Microsoft.Extensions.Caching.Distributed;
 using Microsoft.Extensions.Options;
 using Microsoft.IdentityModel.Protocols.OpenIdConnect;
 using NewsletterConsole.Auth;
@@ -10,7 +9,8 @@ namespace NewsletterConsole.Extensions;
 
 /// <summary>
 /// Sign-in through Member Center (authorization code + PKCE as the confidential client <c>console</c>); the tokens stay
-/// in a server-side ticket store and the browser holds an HttpOnly, SameSite=Lax session cookie.
+/// in the console's database (<see cref="DatabaseTicketStore"/>) and the browser holds an HttpOnly, SameSite=Lax session
+/// cookie.
 /// </summary>
 public static class AuthenticationExtensions
 {
@@ -23,8 +23,7 @@ public static class AuthenticationExtensions
     {
         var services = builder.Services;
         var secure = builder.Environment.IsDevelopment() ? CookieSecurePolicy.SameAsRequest : CookieSecurePolicy.Always;
-        services.AddDistributedMemoryCache();
-        services.AddSingleton<DistributedTicketStore>();
+        services.AddSingleton<DatabaseTicketStore>();
         services.AddHttpClient<TokenRefresher>();
         services.AddAuthentication(o =>
             {
@@ -34,7 +33,7 @@ public static class AuthenticationExtensions
             .AddCookie()
             .AddOpenIdConnect();
         services.AddOptions<CookieAuthenticationOptions>(CookieAuthenticationDefaults.AuthenticationScheme)
-            .Configure<DistributedTicketStore, IOptions<ConsoleOptions>>((o, store, console) =>
+            .Configure<DatabaseTicketStore, IOptions<ConsoleOptions>>((o, store, console) =>
             {
                 o.Cookie.Name = "newsletter_console";
                 o.Cookie.HttpOnly = true;

@@ -37,6 +37,10 @@ public sealed class ConsoleOptions
 
     /// <summary>How long a signed-in session lasts without use.</summary>
     public TimeSpan SessionIdleTimeout { get; set; } = TimeSpan.FromHours(8);
+
+    /// <summary>How often expired sessions are deleted from the console's database.</summary>
+    [Range(typeof(TimeSpan), "00:00:01", "1.00:00:00")]
+    public TimeSpan SessionCleanupInterval { get; set; } = TimeSpan.FromMinutes(15);
 }
 
 /// <summary>Section <c>Auth</c>: the issuer Member Center signs tokens as (shared with the services).</summary>

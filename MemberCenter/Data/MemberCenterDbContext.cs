@@ -45,6 +45,9 @@ public sealed class MemberCenterDbContext(DbContextOptions<MemberCenterDbContext
         modelBuilder.Entity<IdentityUserLogin<Guid>>().ToTable("user_logins");
         modelBuilder.Entity<IdentityUserToken<Guid>>().ToTable("user_tokens");
         modelBuilder.Entity<IdentityRoleClaim<Guid>>().ToTable("role_claims");
+        // Identity's schema version 3 (PeopleExtensions; the design-time factory sets it too): passkeys, keyed by the
+        // credential id, the rest (public key, sign count, flags, name) in one JSON column.
+        modelBuilder.Entity<IdentityUserPasskey<Guid>>().ToTable("user_passkeys");
         modelBuilder.UseOpenIddict();
         modelBuilder.ApplyConfigurationsFromAssembly(typeof(MemberCenterDbContext).Assembly);
         modelBuilder.ApplyConfiguration(new Newsletter.ServiceDefaults.OperationLog.OperationLogEntryConfiguration());

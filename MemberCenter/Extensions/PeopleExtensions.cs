@@ -3,6 +3,7 @@ using MemberCenter.Features.Auth;
 using MemberCenter.Features.People;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Identity;
+using Microsoft.Extensions.DependencyInjection.Extensions;
 
 namespace MemberCenter.Extensions;
 
@@ -38,11 +39,32 @@ public static class PeopleExtensions
                 o.Password.RequireUppercase = false;
                 o.Password.RequireNonAlphanumeric = false;
                 o.Tokens.AuthenticatorIssuer = "Newsletter platform";
+                // Schema version 3 adds the passkeys table (user_passkeys).
+                o.Stores.SchemaVersion = IdentitySchemaVersions.Version3;
             })
             .AddRoles<IdentityRole<Guid>>()
             .AddEntityFrameworkStores<MemberCenterDbContext>()
             .AddSignInManager()
             .AddDefaultTokenProviders();
+        // Passkeys are discoverable (the login page asks for one without an address) and verify the person (PIN or
+        // biometrics), so a passkey alone is a two-factor sign-in. The relying party id is People:PasskeyServerDomain, by
+        // default the host the request came to.
+        services.Configure<IdentityPasskeyOptions>(o =>
+        {
+            o.ServerDomain = people.PasskeyServerDomain;
+            o.ResidentKeyRequirement = "required";
+            o.UserVerificationRequirement = "required";
+            // Identity's default compares with the request's Origin header, which Chromium sends as "null" from these
+            // pages (Referrer-Policy: no-referrer). The credential's origin must be this site as the request reached
+            // it (scheme from trusted forwarded headers), never a cross-origin frame.
+            o.ValidateOrigin = context =>
+            {
+                var request = context.HttpContext.Request;
+                return ValueTask.FromResult(!context.CrossOrigin && context.TopOrigin is null
+                    && string.Equals(context.Origin, $"{request.Scheme}://{request.Host.Value}", StringComparison.OrdinalIgnoreCase));
+            };
+        });
+        services.TryAddScoped<IPasskeyHandler<Person>, PasskeyHandler<Person>>();
         // Reset and confirmation links live as long as the mail is worth acting on.
         services.Configure<DataProtectionTokenProviderOptions>(o => o.TokenLifespan = TimeSpan.FromHours(2));
         services.AddAuthentication().AddIdentityCookies();

@@ -79,6 +79,7 @@ public sealed class ConsoleFixture : IAsyncLifetime
         _relay = await FaultSmtpServer.StartAsync("--data-delay", RelayDelaySeconds);
         var mcDb = await _postgres.CreateDatabaseAsync("console_mc");
         var seDb = await _postgres.CreateDatabaseAsync("console_se");
+        var consoleDb = await _postgres.CreateDatabaseAsync("console_console");
         var mcPort = FreePort.Get();
         var sePort = FreePort.Get();
         var consolePort = FreePort.Get();
@@ -143,6 +144,8 @@ public sealed class ConsoleFixture : IAsyncLifetime
             ["Console:MemberCenterUrl"] = MemberCenterUrl,
             ["Console:SendEngineUrl"] = SendEngineUrl,
             ["Console:ClientSecret"] = ConsoleClientSecret,
+            ["ConnectionStrings:Console"] = consoleDb,
+            ["Database:ApplyMigrationsOnStartup"] = "true",
         });
         _console.UseKestrel(consolePort);
         _console.StartServer();

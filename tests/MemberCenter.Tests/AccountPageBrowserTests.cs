@@ -80,7 +80,7 @@ public sealed class AccountPageBrowserTests(MemberCenterFixture mc) : IAsyncLife
         Assert.Empty(cspViolations);
 
         // Still signed in at Member Center: the account pages pass the same checks.
-        foreach (var path in new[] { "/account", "/account/two-factor", "/account/forgot-password" })
+        foreach (var path in new[] { "/account", "/account/two-factor", "/account/passkeys", "/account/forgot-password" })
         {
             var response = await page.GotoAsync(new Uri(mc.BaseUri, path).ToString());
             Assert.Equal(200, response!.Status);

@@ -24,10 +24,8 @@ public sealed partial class PeopleApiTests(MemberCenterFixture mc)
         var tenant = await mc.CreateTenantAsync();
         var (owner, ownerPerson) = await SignedInAsync(tenant, Roles.Owner);
         using var _ = owner;
-        var editor = await PersonClient.CreatePersonAsync(mc);
+        var editor = await PersonClient.CreatePersonAsync(mc, memberships: (tenant.TenantId, Roles.Editor));
 
-        var added = await owner.PostAsJsonAsync("/api/members", new AddMemberRequest(editor.Email, Roles.Editor), MemberCenterFixture.Json);
-        Assert.Equal(HttpStatusCode.Created, added.StatusCode);
         var members = await MemberCenterFixture.ReadAsync<List<MemberResponse>>(await owner.GetAsync("/api/members"));
         Assert.Equal([Roles.Owner, Roles.Editor], members.Select(m => m.Role));
 
@@ -150,6 +148,70 @@ public sealed partial class PeopleApiTests(MemberCenterFixture mc)
         using var stranger = new PersonClient(mc);
         using var again = await stranger.Http.GetAsync(link.PathAndQuery);
         Assert.Equal(HttpStatusCode.NotFound, again.StatusCode);
+    }
+
+    [Fact]
+    public async Task A_person_with_an_account_in_another_tenant_joins_through_an_invitation_and_the_owner_learns_nothing_about_accounts()
+    {
+        var tenant = await mc.CreateTenantAsync("Second Home");
+        var elsewhere = await mc.CreateTenantAsync();
+        var (owner, _) = await SignedInAsync(tenant, Roles.Owner);
+        using var _ = owner;
+        var existing = await PersonClient.CreatePersonAsync(mc, memberships: (elsewhere.TenantId, Roles.Owner));
+        var unknown = $"nobody-{Guid.NewGuid():N}@example.com";
+
+        // No tenant route adds by address (it answered 404 where no account had the address).
+        using var direct = await owner.PostAsJsonAsync("/api/members", new { email = existing.Email, role = Roles.Editor }, MemberCenterFixture.Json);
+        Assert.Equal(HttpStatusCode.MethodNotAllowed, direct.StatusCode);
+
+        // An invitation answers alike whether or not the address has an account.
+        using var forExisting = await owner.PostAsJsonAsync("/api/invitations", new CreateInvitationRequest(existing.Email!, Roles.Admin), MemberCenterFixture.Json);
+        using var forUnknown = await owner.PostAsJsonAsync("/api/invitations", new CreateInvitationRequest(unknown, Roles.Admin), MemberCenterFixture.Json);
+        Assert.Equal(HttpStatusCode.Created, forExisting.StatusCode);
+        Assert.Equal(HttpStatusCode.Created, forUnknown.StatusCode);
+        var a = System.Text.Json.JsonDocument.Parse(await forExisting.Content.ReadAsStringAsync()).RootElement;
+        var b = System.Text.Json.JsonDocument.Parse(await forUnknown.Content.ReadAsStringAsync()).RootElement;
+        Assert.Equal(a.EnumerateObject().Select(p => p.Name), b.EnumerateObject().Select(p => p.Name));
+        Assert.Equal("pending", a.GetProperty("status").GetString());
+        Assert.Equal("pending", b.GetProperty("status").GetString());
+
+        // Signed in at Member Center as that person, the link accepts with one click (no password).
+        var mail = await mc.Mail.WaitForMailAsync(m => m.To.Contains(existing.Email!) && m.Subject.Contains("Second Home", StringComparison.Ordinal), TimeSpan.FromSeconds(30));
+        var link = new Uri(WebUtility.HtmlDecode(AcceptLink().Match(mail.Html!).Groups[1].Value));
+        var token = QueryHelpers.ParseQuery(link.Query)["token"].ToString();
+        using var browser = new PersonClient(mc);
+        await browser.SignInAsync(existing.Email!, elsewhere.TenantId);
+        var html = await (await browser.Http.GetAsync(link.PathAndQuery)).Content.ReadAsStringAsync();
+        Assert.Contains("signed-in-as-invited", html);
+        Assert.DoesNotContain("id=\"password\"", html);
+        using var accept = await browser.Http.PostAsync("/account/accept-invitation", new FormUrlEncodedContent(new Dictionary<string, string>
+        {
+            ["Token"] = token,
+            ["__RequestVerificationToken"] = PersonClient.AntiforgeryToken(html),
+        }));
+        var accepted = await accept.Content.ReadAsStringAsync();
+        Assert.True(accept.StatusCode == HttpStatusCode.OK, $"{(int)accept.StatusCode}: {accepted}");
+        Assert.Contains("You are now a member", accepted);
+
+        // Now a member of both tenants, with the invited role here and the old one there.
+        var members = await MemberCenterFixture.ReadAsync<List<MemberResponse>>(await owner.GetAsync("/api/members"));
+        Assert.Equal(Roles.Admin, members.Single(m => m.UserId == existing.Id.ToString()).Role);
+        var roles = await mc.WithDbAsync(db => Task.FromResult(db.Memberships.Where(m => m.UserId == existing.Id).Select(m => m.Role).OrderBy(r => r).ToList()));
+        Assert.Equal([Roles.Admin, Roles.Owner], roles);
+
+        // Opened without that session, the same kind of link asks for the account's password instead.
+        var second = await mc.CreateTenantAsync("Third Home");
+        var (secondOwner, _) = await SignedInAsync(second, Roles.Owner);
+        using (secondOwner)
+        {
+            Assert.Equal(HttpStatusCode.Created, (await secondOwner.PostAsJsonAsync("/api/invitations", new CreateInvitationRequest(existing.Email!, Roles.Viewer), MemberCenterFixture.Json)).StatusCode);
+            var secondMail = await mc.Mail.WaitForMailAsync(m => m.To.Contains(existing.Email!) && m.Subject.Contains("Third Home", StringComparison.Ordinal), TimeSpan.FromSeconds(30));
+            var secondLink = new Uri(WebUtility.HtmlDecode(AcceptLink().Match(secondMail.Html!).Groups[1].Value));
+            using var anonymous = new PersonClient(mc);
+            var page = await (await anonymous.Http.GetAsync(secondLink.PathAndQuery)).Content.ReadAsStringAsync();
+            Assert.Contains("id=\"password\"", page);
+            Assert.DoesNotContain("signed-in-as-invited", page);
+        }
     }
 
     [Fact]

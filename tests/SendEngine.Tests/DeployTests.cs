@@ -21,6 +21,7 @@ public sealed class DeployTests
         // A quote in a password must not break out of the SQL (psql quotes :'variables').
         psi.Environment["MEMBERCENTER_DB_PASSWORD"] = "mc-pass-'; DROP ROLE x; --";
         psi.Environment["SENDENGINE_DB_PASSWORD"] = "se-pass-0123456789";
+        psi.Environment["CONSOLE_DB_PASSWORD"] = "console-pass-0123456789";
         using var init = Process.Start(psi)!;
         var output = await init.StandardOutput.ReadToEndAsync(TestContext.Current.CancellationToken)
             + await init.StandardError.ReadToEndAsync(TestContext.Current.CancellationToken);
@@ -44,6 +45,11 @@ public sealed class DeployTests
         denied = await Assert.ThrowsAsync<PostgresException>(() => ExecuteAsync(As(mc.Item1, mc.Item2, "sendengine"), "SELECT 1"));
         Assert.Equal(PostgresErrorCodes.InsufficientPrivilege, denied.SqlState);
         Assert.Equal("false", await ScalarAsync(As(se.Item1, se.Item2, "sendengine"), "SELECT rolsuper::text FROM pg_roles WHERE rolname = current_user"));
+        // The console's database (sessions, key ring) is its own too.
+        var console = ("console", "console-pass-0123456789");
+        await ExecuteAsync(As(console.Item1, console.Item2, "console"), "CREATE TABLE session_tickets (id int)");
+        denied = await Assert.ThrowsAsync<PostgresException>(() => ExecuteAsync(As(console.Item1, console.Item2, "membercenter"), "SELECT 1"));
+        Assert.Equal(PostgresErrorCodes.InsufficientPrivilege, denied.SqlState);
     }
 
     private static async Task ExecuteAsync(string connectionString, string sql)

@@ -23,9 +23,9 @@ public static class MembersApi
         var members = app.MapGroup("/api/members").WithTags("Members").RequireAuthorization(Policies.Members);
         members.MapGet("/", (ClaimsPrincipal user, PeopleService people, CancellationToken ct) => ListMembers(user.TenantId(), people, ct))
             .WithName("listMembers").WithSummary("The tenant's people and their roles, oldest membership first.");
-        members.MapPost("/", (AddMemberRequest request, ClaimsPrincipal user, PeopleService people, UserManager<Person> users, CancellationToken ct) =>
-                AddMember(user.TenantId(), null, request.Email, request.Role, "/api/members", people, users, ct))
-            .WithName("addMember").WithSummary("Add a person who has an account (by e-mail) with a role; invite anyone else.");
+        // No POST here: adding someone directly by address would tell a tenant's owner whether that address has an
+        // account. Everyone joins through an invitation (POST /api/invitations), which answers the same either way; a
+        // person who has an account accepts it with their sign-in.
         members.MapPatch("/{userId:guid}", (Guid userId, UpdateMemberRequest request, ClaimsPrincipal user, PeopleService people, CancellationToken ct) =>
                 ChangeRole(user.TenantId(), userId, request, people, ct))
             .WithName("updateMember").WithSummary("Change a member's role; the last owner cannot be demoted.");
@@ -38,7 +38,7 @@ public static class MembersApi
             .WithName("listInvitations").WithSummary("The tenant's invitations (pending, accepted, expired), oldest first.");
         invitations.MapPost("/", (CreateInvitationRequest request, ClaimsPrincipal user, PeopleService people, TimeProvider clock, CancellationToken ct) =>
                 Invite(user.TenantId(), request, Guid.TryParse(user.GetClaim(Claims.Subject), out var by) ? by : null, "/api/invitations", people, clock, ct))
-            .WithName("createInvitation").WithSummary("Invite someone by e-mail with a role; the mail's link is valid for 7 days.");
+            .WithName("createInvitation").WithSummary("Invite someone by e-mail with a role, whether or not they have an account (the answer is the same); the mail's link is valid for 7 days.");
         invitations.MapDelete("/{invitationId:guid}", (Guid invitationId, ClaimsPrincipal user, PeopleService people, CancellationToken ct) =>
                 DeleteInvitation(user.TenantId(), invitationId, people, ct))
             .WithName("deleteInvitation").WithSummary("Withdraw an invitation: its link stops working.");

@@ -31,4 +31,15 @@ public sealed class PeopleOptions
 
     [Range(typeof(TimeSpan), "00:05:00", "30.00:00:00")]
     public TimeSpan SessionLifetime { get; set; } = TimeSpan.FromHours(8);
+
+    /// <summary>
+    /// The passkeys' relying party id (a domain, e.g. <c>example.com</c>): passkeys work on that domain and its
+    /// subdomains. Unset: the host of the request. Changing it later makes the passkeys registered before unusable.
+    /// </summary>
+    [MaxLength(253)]
+    public string? PasskeyServerDomain { get; set; }
+
+    /// <summary>How many passkeys a person may register.</summary>
+    [Range(1, 100)]
+    public int MaxPasskeys { get; set; } = 10;
 }

@@ -1,3 +1,4 @@
+using Microsoft.AspNetCore.Authentication;
 using Microsoft.AspNetCore.Identity;
 using Microsoft.AspNetCore.Mvc;
 using Microsoft.AspNetCore.Mvc.RazorPages;
@@ -7,7 +8,8 @@ namespace MemberCenter.Features.People.Pages.Account;
 
 /// <summary>
 /// The invitation link's page. Without an account for the invited address it creates one (the link proves the
-/// mailbox, so the address counts as confirmed); with one, that account's password accepts it.
+/// mailbox, so the address counts as confirmed); with one (e.g. a member of another tenant), that account accepts it:
+/// with one click when it is signed in here (a passkey-only person has no password to type), else with its password.
 /// </summary>
 public sealed class AcceptInvitationModel(PeopleService people, UserManager<Person> users, SignInManager<Person> signIn, IOptions<ConsoleOptions> console) : PageModel
 {
@@ -18,6 +20,8 @@ public sealed class AcceptInvitationModel(PeopleService people, UserManager<Pers
     public string? Role { get; private set; }
     public string? Email { get; private set; }
     public bool HasAccount { get; private set; }
+    /// <summary>The Member Center session is the invited account's own: no password is asked.</summary>
+    public bool SignedInAsInvited { get; private set; }
     public string? Error { get; private set; }
     public string? Joined { get; private set; }
     public string ConsoleUrl => console.Value.PublicUrl;
@@ -42,12 +46,16 @@ public sealed class AcceptInvitationModel(PeopleService people, UserManager<Pers
         var person = await users.FindByEmailAsync(invitation.Email);
         if (person is not null)
         {
-            var check = await signIn.CheckPasswordSignInAsync(person, Password ?? "", lockoutOnFailure: true);
-            if (!check.Succeeded)
+            // Signed in here with the invited account: the session stands for the password.
+            if (!SignedInAsInvited)
             {
-                Error = check.IsLockedOut ? "Too many failed attempts: this account is locked for 15 minutes." : "The password is wrong.";
-                Response.StatusCode = StatusCodes.Status400BadRequest;
-                return Page();
+                var check = await signIn.CheckPasswordSignInAsync(person, Password ?? "", lockoutOnFailure: true);
+                if (!check.Succeeded)
+                {
+                    Error = check.IsLockedOut ? "Too many failed attempts: this account is locked for 15 minutes." : "The password is wrong.";
+                    Response.StatusCode = StatusCodes.Status400BadRequest;
+                    return Page();
+                }
             }
         }
         else
@@ -84,7 +92,14 @@ public sealed class AcceptInvitationModel(PeopleService people, UserManager<Pers
             return null;
         }
         (TenantName, Role, Email) = (f.TenantName, f.Invitation.Role, f.Invitation.Email);
-        HasAccount = await users.FindByEmailAsync(f.Invitation.Email) is not null;
+        var existing = await users.FindByEmailAsync(f.Invitation.Email);
+        HasAccount = existing is not null;
+        if (existing is not null)
+        {
+            // The session cookie is not the default scheme (the APIs authenticate bearer tokens): read it explicitly.
+            var session = await HttpContext.AuthenticateAsync(IdentityConstants.ApplicationScheme);
+            SignedInAsInvited = session.Succeeded && users.GetUserId(session.Principal!) == existing.Id.ToString();
+        }
         return f.Invitation;
     }
 }
