@@ -137,6 +137,8 @@ public sealed class TransactionalEmailTests(StackFixture stack)
         Assert.Equal("42", task.Metadata["order"].GetString());
         Assert.Equal(7, task.Metadata["user_id"].GetInt32());
         Assert.NotNull(task.SentAt);
+        // The task names the Message-ID the relay received, so a tenant can match bounces and replies to it.
+        Assert.Equal(alice.Mime.MessageId, task.MessageId);
         Assert.Equal("cc", (await WaitForTaskAsync(client, answer.Tasks[1].TaskId, t => t.Status == "sent")).Type);
         Assert.False((await WaitForTaskAsync(client, answer.Tasks[2].TaskId, t => t.Status == "sent")).Metadata.ContainsKey("user_id"));
 
@@ -169,12 +171,16 @@ public sealed class TransactionalEmailTests(StackFixture stack)
         {
             message = new
             {
-                html = "<p>{{name}} / {{ Plan }}</p>",
+                html = "<p>{{name}} / {{ Plan }}</p><p>{{{name}}}</p>{{#if items}}<ul>{{#each items}}<li>{{@index}} {{title}}</li>{{/each}}</ul>{{else}}none{{/if}}",
                 subject = token + " hb {{name}}",
                 from_email = $"shop@{d}",
                 to = new[] { new { email = $"dan@{d}" }, new { email = $"eve@{d}" } },
                 merge_language = "handlebars",
-                global_merge_vars = new[] { new { name = "NAME", content = "<i>you</i>" }, new { name = "plan", content = "Gold" } },
+                global_merge_vars = new object[]
+                {
+                    new { name = "NAME", content = "<i>you</i>" }, new { name = "plan", content = "Gold" },
+                    new { name = "items", content = new[] { new { title = "Tea & cake" }, new { title = "Cup" } } },
+                },
             },
         });
         await SendAsync(client, new
@@ -193,7 +199,7 @@ public sealed class TransactionalEmailTests(StackFixture stack)
         foreach (var m in hb)
         {
             Assert.Equal(token + " hb <i>you</i>", m.Mime.Subject);
-            Assert.Contains("<p>&lt;i&gt;you&lt;/i&gt; / Gold</p>", m.Mime.HtmlBody);
+            Assert.Contains("<p>&lt;i&gt;you&lt;/i&gt; / Gold</p><p><i>you</i></p><ul><li>0 Tea &amp; cake</li><li>1 Cup</li></ul>", m.Mime.HtmlBody);
             // Without preserve_recipients each message shows its own recipient only.
             Assert.Equal(m.Envelope, m.Mime.To.Mailboxes.Select(x => x.Address).ToList());
             Assert.Empty(m.Mime.Cc);
@@ -357,6 +363,20 @@ public sealed class TransactionalEmailTests(StackFixture stack)
             {
                 Assert.Contains(field + ":", message);
             }
+        }
+        // A handlebars block left open (or closed by the wrong tag) is refused at once, naming the field.
+        using (var open = await PostAsync(client, new
+        {
+            message = new
+            {
+                html = "{{#each items}}<li>{{this}}</li>", subject = "{{#if a}}x{{/each}}", text = "{{#if a}}ok{{/if}}",
+                from_email = "a@b.example", to = new[] { new { email = "c@d.example" } }, merge_language = "handlebars",
+            },
+        }))
+        {
+            var message = (await AssertErrorAsync(open, HttpStatusCode.BadRequest, "VALIDATION_ERROR", "message.html:")).GetProperty("message").GetString()!;
+            Assert.Contains("message.subject:", message);
+            Assert.DoesNotContain("message.text:", message);
         }
         using (var missingMessage = await PostAsync(client, new { send_at = (string?)null }))
         {
