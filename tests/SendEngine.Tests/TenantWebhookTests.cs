@@ -83,11 +83,13 @@ public sealed class TenantWebhookTests(StackFixture stack)
     }
 
     [Fact]
-    public async Task Transactional_mail_raises_sent_and_rejected_events_for_its_tasks()
+    public async Task Transactional_mail_raises_sent_and_rejected_events_for_its_tasks_and_wakes_the_dispatcher()
     {
         var tenant = await stack.CreateTenantAsync();
         await using var receiver = new WebhookReceiver();
-        var (engine, _) = await StartAsync();
+        // The webhook dispatcher polls only every 10 minutes: the events arrive at once only because the API (rejected)
+        // and the transactional dispatcher (sent) wake it, as bulk results and ESP events do.
+        var (engine, _) = await StartAsync(new() { ["Webhooks:PollInterval"] = "00:10:00" });
         await using var _e = engine;
         using var se = await ClientAsync(engine, tenant);
         var created = await CreateEndpointAsync(se, receiver.Url, [WebhookEventTypes.Sent, WebhookEventTypes.Rejected]);
@@ -107,7 +109,7 @@ public sealed class TenantWebhookTests(StackFixture stack)
         Assert.True(posted.IsSuccessStatusCode, answer.ToString());
         var tasks = answer.GetProperty("tasks").EnumerateArray().ToDictionary(t => t.GetProperty("email").GetString()!, t => t.GetProperty("task_id").GetString()!);
 
-        var got = await receiver.WaitForAsync(r => r.Count >= 2, what: "sent and rejected events");
+        var got = await receiver.WaitForAsync(r => r.Count >= 2, TimeSpan.FromSeconds(20), what: "sent and rejected events");
         var verifier = new StandardWebhook(created.Secret);
         var byType = got.ToDictionary(h => JsonDocument.Parse(h.Body).RootElement.GetProperty("type").GetString()!, h => h);
         foreach (var hook in got)
