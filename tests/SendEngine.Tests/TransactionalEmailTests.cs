@@ -503,6 +503,45 @@ public sealed class TransactionalEmailTests(StackFixture stack)
     }
 
     [Fact]
+    public async Task Delivery_ClaimsStraightIntoSending_AnExpiredSendingLeaseIsUnknownNeverResent_ALegacyClaimIsSent()
+    {
+        var (_, client, d) = await TenantClientAsync();
+        var token = Guid.NewGuid().ToString("N")[..10];
+        // Scheduled far ahead so the dispatcher leaves them alone until the rows are set up as a dead dispatcher left them.
+        var answer = await SendAsync(client, new
+        {
+            message = new { text = "hi", subject = token, from_email = $"shop@{d}", to = new[] { new { email = $"died@{d}" }, new { email = $"legacy@{d}" } } },
+            send_at = DateTime.UtcNow.AddDays(1).ToString("yyyy-MM-dd HH:mm:ss", CultureInfo.InvariantCulture),
+        });
+        var (died, legacy) = (Guid.Parse(answer.Tasks[0].TaskId), Guid.Parse(answer.Tasks[1].TaskId));
+        await using (var conn = new Npgsql.NpgsqlConnection(stack.SendEngineConnectionString))
+        {
+            await conn.OpenAsync();
+            await using var cmd = new Npgsql.NpgsqlCommand("""
+                UPDATE transactional_tasks SET due_at = now(), lease_until = now() - interval '1 second',
+                    status = CASE WHEN id = $1 THEN 'sending' ELSE 'claimed' END
+                WHERE id IN ($1, $2)
+                """, conn);
+            cmd.Parameters.Add(new Npgsql.NpgsqlParameter { Value = died });
+            cmd.Parameters.Add(new Npgsql.NpgsqlParameter { Value = legacy });
+            Assert.Equal(2, await cmd.ExecuteNonQueryAsync());
+        }
+        // sending with an expired lease: the message may have gone out, so it is unknown and never sent (again).
+        var unknown = await WaitForTaskAsync(client, answer.Tasks[0].TaskId, t => t.Status == "unknown");
+        Assert.Equal(0, unknown.Attempts);
+        // claimed (written by the version that claimed before marking): never attempted, so back to the queue and sent once.
+        var sent = await WaitForTaskAsync(client, answer.Tasks[1].TaskId, t => t.Status == "sent");
+        Assert.Equal(1, sent.Attempts);
+        await WaitForMailsAsync(m => m.Subject == token, 1);
+        await Task.Delay(TimeSpan.FromSeconds(1));
+        Assert.Equal([$"legacy@{d}"], (await WaitForMailsAsync(m => m.Subject == token, 1)).SelectMany(m => m.Envelope));
+
+        // A new request is claimed straight into sending (no claimed step) and sent.
+        var fresh = await SendAsync(client, new { message = new { text = "hi", subject = token + " fresh", from_email = $"shop@{d}", to = new[] { new { email = $"fresh@{d}" } } } });
+        Assert.Equal(1, (await WaitForTaskAsync(client, fresh.Tasks[0].TaskId, t => t.Status == "sent")).Attempts);
+    }
+
+    [Fact]
     public async Task Delivery_RetriesTransientRefusals_SuppressesRefusedMailboxes_NeverRetriesALostReply()
     {
         await using var relay = await FaultSmtpServer.StartAsync("--rcpt-reply", "451 4.7.1 try again later");

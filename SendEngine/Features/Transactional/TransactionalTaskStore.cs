@@ -16,15 +16,15 @@ internal sealed record SentTask(Guid Id, string MessageId, string Detail, DateTi
 
 /// <summary>A claimed task on its way to the transport.</summary>
 internal sealed record ClaimedTask(Guid Id, Guid RequestId, Guid TenantId, string Email, string EmailKey, string? Name, string Type,
-    int Attempts, DateTimeOffset DueAt, DateTimeOffset Lease);
+    int Attempts, DateTimeOffset DueAt);
 
 /// <summary>
 /// The one owner of the transactional task state machine (docs/send-engine.md "Transactional mail"), like
 /// RecipientStore for bulk jobs: every status change of <c>transactional_tasks</c> is a statement here.
-/// queued | scheduled → claimed → sending → sent | rejected | unknown; claimed → queued (given back, or its dispatcher
-/// died: never attempted); sending → queued (deferred, retried ≤ MaxRetries times, or the transport was down: not an
-/// attempt); claimed → rejected (suppressed meanwhile); sent → delivered | bounced from ESP events. Rejected and invalid
-/// tasks are created final. A request is complete (<c>completed_at</c>) once none of its tasks is open.
+/// queued | scheduled → sending (claimed a group at a time) → sent | rejected | unknown; sending → queued (deferred,
+/// retried ≤ MaxRetries times, or the transport was down: not an attempt); sending → rejected (suppressed meanwhile);
+/// sending → unknown (its dispatcher died); sent → delivered | bounced from ESP events. Rejected and invalid tasks are
+/// created final. (claimed, a step between queued and sending written by earlier versions, is still recovered.) A request is complete (<c>completed_at</c>) once none of its tasks is open.
 /// A statement that may have queued webhook messages (events or the seed's callbacks) wakes this process's
 /// <see cref="Features.Webhooks.WebhookDispatcher"/> after it committed, as bulk results and ESP events do, so they go out
 /// at once rather than at its next poll; the hot statements (created, sent, completed) wake it only when they queued one.
@@ -117,14 +117,15 @@ public sealed class TransactionalTaskStore(NpgsqlDataSource db, TimeProvider clo
     }
 
     /// <summary>
-    /// queued | scheduled → claimed for due tasks, oldest due first, skipping rows other dispatchers hold. The lease's
-    /// timestamp is this claim's token: <see cref="MarkSendingAsync"/> only proceeds while the row still carries it.
+    /// queued | scheduled → sending for a group of due tasks, oldest due first, skipping rows other dispatchers hold:
+    /// committed before the transport is called for any of them, the durable record that their attempts started (so a
+    /// dispatcher that dies leaves at most a group unknown, never sent twice). One update per task where a claim and a
+    /// separate sending mark took two: each is a non-HOT update touching every index of the table.
     /// </summary>
     internal async Task<List<ClaimedTask>> ClaimAsync(int limit, TimeSpan lease, CancellationToken ct)
     {
         var now = clock.GetUtcNow();
-        // Microsecond precision: PostgreSQL keeps no more, and the token must compare equal when read back.
-        var until = new DateTimeOffset((now + lease).UtcTicks / 10 * 10, TimeSpan.Zero);
+        var until = now + lease;
         var claimed = new List<ClaimedTask>();
         await using var conn = await db.OpenConnectionAsync(ct);
         await using var cmd = Sql.Command(conn, $"""
@@ -132,7 +133,7 @@ public sealed class TransactionalTaskStore(NpgsqlDataSource db, TimeProvider clo
                 SELECT id FROM transactional_tasks
                 WHERE status IN ('{S.Queued}', '{S.Scheduled}') AND due_at <= $1
                 ORDER BY due_at LIMIT $2 FOR UPDATE SKIP LOCKED)
-            UPDATE transactional_tasks t SET status = '{S.Claimed}', lease_until = $3
+            UPDATE transactional_tasks t SET status = '{S.Sending}', lease_until = $3
             FROM due WHERE t.id = due.id
             RETURNING t.id, t.request_id, t.tenant_id, t.email, t.email_key, t.name, t.type, t.attempts, t.due_at
             """, now, limit, until);
@@ -141,35 +142,9 @@ public sealed class TransactionalTaskStore(NpgsqlDataSource db, TimeProvider clo
         {
             claimed.Add(new ClaimedTask(reader.GetGuid(0), reader.GetGuid(1), reader.GetGuid(2), reader.GetString(3), reader.GetString(4),
                 reader.IsDBNull(5) ? null : reader.GetString(5), reader.GetString(6), reader.GetInt32(7),
-                reader.GetFieldValue<DateTimeOffset>(8), until));
+                reader.GetFieldValue<DateTimeOffset>(8)));
         }
         return claimed;
-    }
-
-    /// <summary>
-    /// claimed → sending for a group of tasks in one statement, committed before the transport is called for any of them:
-    /// the durable record that their attempts started. Returns the tasks that proceeded; one is missing when its claim
-    /// was lost (its lease expired and another dispatcher took the task back).
-    /// </summary>
-    internal async Task<HashSet<Guid>> MarkSendingAsync(IReadOnlyList<ClaimedTask> group, TimeSpan lease, CancellationToken ct)
-    {
-        var marked = new HashSet<Guid>();
-        await using var conn = await db.OpenConnectionAsync(ct);
-        // The lease comparison is wrapped in IS TRUE so it cannot be an index condition: otherwise the generic plan may
-        // look each id up through the partial lease index, where all tasks of one claim share the lease, scanning the
-        // whole claim for every id (seen with EXPLAIN on a bench database); the primary key finds each row directly.
-        await using var cmd = Sql.Command(conn, $"""
-            UPDATE transactional_tasks t SET status = '{S.Sending}', lease_until = $3
-            FROM unnest($1::uuid[], $2::timestamptz[]) AS g(id, lease)
-            WHERE t.id = g.id AND t.status = '{S.Claimed}' AND (t.lease_until = g.lease) IS TRUE
-            RETURNING t.id
-            """, group.Select(t => t.Id).ToArray(), group.Select(t => t.Lease).ToArray(), clock.GetUtcNow() + lease);
-        await using var reader = await cmd.ExecuteReaderAsync(ct);
-        while (await reader.ReadAsync(ct))
-        {
-            marked.Add(reader.GetGuid(0));
-        }
-        return marked;
     }
 
     /// <summary>
