@@ -51,6 +51,7 @@ public sealed record SendEmailResponse(string RequestId, IReadOnlyList<EmailTask
 public sealed record EmailTaskResult(string Email, string Status, string? RejectReason, string TaskId);
 
 /// <summary>GET /api/v1/email/{task_id}.</summary>
+/// <param name="MessageId">The Message-ID (without angle brackets) or the ESP's id once handed over; null before.</param>
 public sealed record EmailTaskResponse(
     string TaskId,
     string RequestId,
@@ -60,6 +61,7 @@ public sealed record EmailTaskResponse(
     string? RejectReason,
     string? Detail,
     int Attempts,
+    string? MessageId,
     DateTimeOffset CreatedAt,
     DateTimeOffset? SendAt,
     DateTimeOffset? SentAt,

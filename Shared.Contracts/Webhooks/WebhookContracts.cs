@@ -34,6 +34,8 @@ public sealed record UpdateWebhookEndpointRequest(string? Url, IReadOnlyList<str
 /// <summary><c>overlap_seconds</c>: how long the previous secret keeps signing too (default 24 h, at most 7 days).</summary>
 public sealed record RotateWebhookSecretRequest(int? OverlapSeconds);
 
+/// <param name="ConsecutiveFailures">Failed attempts in a row; at the configured number the endpoint is paused.</param>
+/// <param name="PausedUntil">Set while paused: its events wait (kept, not attempted) and one is sent as a probe after this time; a success resumes them all.</param>
 public sealed record WebhookEndpointResponse(
     string EndpointId,
     string TenantId,
@@ -44,6 +46,8 @@ public sealed record WebhookEndpointResponse(
     string? DisabledReason,
     DateTimeOffset? DisabledAt,
     DateTimeOffset? FailingSince,
+    int ConsecutiveFailures,
+    DateTimeOffset? PausedUntil,
     DateTimeOffset? PreviousSecretExpiresAt,
     DateTimeOffset CreatedAt,
     DateTimeOffset UpdatedAt);

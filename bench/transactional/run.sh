@@ -18,7 +18,8 @@
 # Latency row, what is measured: created_at is taken when the request starts (before the answer), and sent_at when
 # Send Engine has read the relay's 250 (before its UPDATE), both from the same clock; so each figure is an upper bound
 # of "answer to 250" by the request's own processing time (~ms), never an understatement.
-# --profile loads pg_stat_statements and prints the statements per request of the one-recipient phase, by total time.
+# --profile loads pg_stat_statements and prints the statements per request of the one-recipient phase, by total time,
+# and the rows of transactional_tasks inserted and updated (HOT or not) per request in that phase.
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # shellcheck source=scripts/lib.sh
@@ -110,12 +111,19 @@ run_wrk email.lua "$WARMUP" "$API_KEY" "$FROM" 1 warm "$WORK/body.html" >"$LOGS/
 check_wrk warmup "$(grep '^BENCH ' "$LOGS/warmup.txt" || true)"
 wait_drained warm-up
 
+# Inserted, updated and HOT-updated rows of transactional_tasks so far.
+task_row_stats() { psql_db sendengine "SELECT n_tup_ins || ' ' || n_tup_upd || ' ' || n_tup_hot_upd FROM pg_stat_user_tables WHERE relname = 'transactional_tasks'" | tr '|' ' '; }
+
 ROWS=()
 # phase LABEL RECIPIENTS: one wrk run, checked, drained; appends a row.
 phase() {
   local label="$1" k="$2"
   log "$label: $DURATION, $CONNECTIONS connections, $k recipient(s) per request"
-  [ "$PROFILE" = 1 ] && [ "$k" = 1 ] && psql_db sendengine "SELECT pg_stat_statements_reset()" >/dev/null
+  local rows0=""
+  if [ "$PROFILE" = 1 ] && [ "$k" = 1 ]; then
+    psql_db sendengine "SELECT pg_stat_statements_reset()" >/dev/null
+    rows0="$(task_row_stats)"
+  fi
   local from; from="$(db_now)"
   local c0 c1; c0="$(cpu_snapshot)"
   run_wrk email.lua "$DURATION" "$API_KEY" "$FROM" "$k" "$label" "$WORK/body.html" >"$LOGS/$label.txt" 2>&1
@@ -131,6 +139,13 @@ phase() {
                         FROM pg_stat_statements ORDER BY total_exec_time DESC LIMIT 15" >&2
   fi
   wait_drained "$label"
+  if [ -n "$rows0" ]; then
+    sleep 1  # the statistics collector's flush
+    # Row writes per request on the hot table (robust to a busy machine, unlike times): each non-HOT update inserts an
+    # entry into every index of transactional_tasks.
+    awk -v n="$ok" -v a="$rows0" -v b="$(task_row_stats)" -v idx="$(psql_db sendengine "SELECT count(*) FROM pg_indexes WHERE tablename = 'transactional_tasks'")" \
+      'BEGIN {split(a, x, " "); split(b, y, " "); printf "== transactional_tasks per request: %.2f inserts, %.2f updates (%.2f HOT), %d indexes\n", (y[1]-x[1])/n, (y[2]-x[2])/n, (y[3]-x[3])/n, idx}' >&2
+  fi
   local checked; checked="$(phase_check "$label" "$from" "$(db_now)" $((ok * k)) $(((ok + CONNECTIONS) * k)))"
   ROWS+=("$(printf '%-22s %9s %9.0f %9s %9s %9s %10s %12s %28s' "$label" "$(bench_field rps "$line")" \
     "$(awk -v a="$ok" -v k="$k" -v s="$secs" 'BEGIN {print a * k / s}')" "$(bench_field p50_ms "$line")" "$(bench_field p90_ms "$line")" \

@@ -83,11 +83,13 @@ public sealed class TenantWebhookTests(StackFixture stack)
     }
 
     [Fact]
-    public async Task Transactional_mail_raises_sent_and_rejected_events_for_its_tasks()
+    public async Task Transactional_mail_raises_sent_and_rejected_events_for_its_tasks_and_wakes_the_dispatcher()
     {
         var tenant = await stack.CreateTenantAsync();
         await using var receiver = new WebhookReceiver();
-        var (engine, _) = await StartAsync();
+        // The webhook dispatcher polls only every 10 minutes: the events arrive at once only because the API (rejected)
+        // and the transactional dispatcher (sent) wake it, as bulk results and ESP events do.
+        var (engine, _) = await StartAsync(new() { ["Webhooks:PollInterval"] = "00:10:00" });
         await using var _e = engine;
         using var se = await ClientAsync(engine, tenant);
         var created = await CreateEndpointAsync(se, receiver.Url, [WebhookEventTypes.Sent, WebhookEventTypes.Rejected]);
@@ -107,7 +109,7 @@ public sealed class TenantWebhookTests(StackFixture stack)
         Assert.True(posted.IsSuccessStatusCode, answer.ToString());
         var tasks = answer.GetProperty("tasks").EnumerateArray().ToDictionary(t => t.GetProperty("email").GetString()!, t => t.GetProperty("task_id").GetString()!);
 
-        var got = await receiver.WaitForAsync(r => r.Count >= 2, what: "sent and rejected events");
+        var got = await receiver.WaitForAsync(r => r.Count >= 2, TimeSpan.FromSeconds(20), what: "sent and rejected events");
         var verifier = new StandardWebhook(created.Secret);
         var byType = got.ToDictionary(h => JsonDocument.Parse(h.Body).RootElement.GetProperty("type").GetString()!, h => h);
         foreach (var hook in got)
@@ -283,6 +285,58 @@ public sealed class TenantWebhookTests(StackFixture stack)
         Assert.Equal(WebhookEndpointStates.Enabled, enabled.State);
         Assert.Null(enabled.FailingSince);
         await receiver.WaitForAsync(r => r.Count > count, what: "delivery after re-enabling");
+    }
+
+    [Fact]
+    public async Task An_endpoint_that_is_down_is_paused_as_a_whole_and_gets_every_event_once_it_answers_again()
+    {
+        var tenant = await stack.CreateTenantAsync();
+        await using var receiver = new WebhookReceiver(_ => 503);
+        // Without the pause, five quick retries per message would fail all 30 messages while the receiver is down.
+        var (engine, db) = await StartAsync(new()
+        {
+            ["Webhooks:PauseAfterFailures"] = "3",
+            ["Webhooks:MinPause"] = "00:00:00.300",
+            ["Webhooks:MaxPause"] = "00:00:00.800",
+            ["Webhooks:Concurrency"] = "2",
+            ["Webhooks:RetrySchedule"] = string.Join(", ", Enumerable.Repeat("00:00:00.200", 5)),
+        });
+        await using var _e = engine;
+        using var se = await ClientAsync(engine, tenant);
+        var endpointId = (await CreateEndpointAsync(se, receiver.Url, [WebhookEventTypes.Sent])).Endpoint.EndpointId;
+        var queued = new List<string>();
+        for (var i = 0; i < 30; i++)
+        {
+            queued.Add(await QueueMessageAsync(db, endpointId, tenant.TenantId));
+        }
+
+        // Down: paused after 3 failures in a row (2 more may have been in flight), then one probe per pause.
+        var paused = await WaitForAsync(async () =>
+        {
+            var e = await se.GetFromJsonAsync<WebhookEndpointResponse>($"api/webhook-endpoints/{endpointId}", StackFixture.Json);
+            return e!.PausedUntil is not null && receiver.Received.Count >= 8 ? e : null;
+        });
+        Assert.True(paused.ConsecutiveFailures >= 3);
+        Assert.Equal(WebhookEndpointStates.Enabled, paused.State);
+        await Task.Delay(2000);
+        var id = Guid.Parse(endpointId);
+        var attemptsWhileDown = await ScalarAsync<long>(db, "SELECT count(*) FROM webhook_attempts WHERE endpoint_id = $1", id);
+        // 3 + 2 in flight, then probes at most every 300 ms for the few seconds it was down: far below 30 messages x 6 attempts.
+        Assert.InRange(attemptsWhileDown, 5, 25);
+        Assert.True(await ScalarAsync<long>(db, "SELECT count(*) FROM webhook_messages WHERE endpoint_id = $1 AND attempts = 0", id) >= 10);
+        Assert.Equal(0L, await ScalarAsync<long>(db, "SELECT count(*) FROM webhook_messages WHERE endpoint_id = $1 AND status <> 'pending'", id));
+
+        // Up again: the next probe succeeds and every waiting event is delivered at once, none lost, each delivered once.
+        receiver.Respond = _ => 204;
+        await WaitForAsync(async () => await ScalarAsync<long>(db,
+            "SELECT count(*) FROM webhook_messages WHERE endpoint_id = $1 AND status = 'delivered'", id) == 30 ? "all" : null, TimeSpan.FromSeconds(20));
+        var delivered = await ScalarAsync<string[]>(db, """
+            SELECT array_agg(webhook_id) FROM webhook_attempts WHERE endpoint_id = $1 AND response_status BETWEEN 200 AND 299
+            """, id);
+        Assert.Equal(queued.Order(), delivered.Order());
+        Assert.Subset(receiver.Received.Select(r => r.Id).ToHashSet(), queued.ToHashSet());
+        var resumed = await se.GetFromJsonAsync<WebhookEndpointResponse>($"api/webhook-endpoints/{endpointId}", StackFixture.Json);
+        Assert.Equal((0, (DateTimeOffset?)null, (DateTimeOffset?)null), (resumed!.ConsecutiveFailures, resumed.PausedUntil, resumed.FailingSince));
     }
 
     [Fact]

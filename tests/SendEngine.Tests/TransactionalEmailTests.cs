@@ -137,6 +137,8 @@ public sealed class TransactionalEmailTests(StackFixture stack)
         Assert.Equal("42", task.Metadata["order"].GetString());
         Assert.Equal(7, task.Metadata["user_id"].GetInt32());
         Assert.NotNull(task.SentAt);
+        // The task names the Message-ID the relay received, so a tenant can match bounces and replies to it.
+        Assert.Equal(alice.Mime.MessageId, task.MessageId);
         Assert.Equal("cc", (await WaitForTaskAsync(client, answer.Tasks[1].TaskId, t => t.Status == "sent")).Type);
         Assert.False((await WaitForTaskAsync(client, answer.Tasks[2].TaskId, t => t.Status == "sent")).Metadata.ContainsKey("user_id"));
 
@@ -169,12 +171,16 @@ public sealed class TransactionalEmailTests(StackFixture stack)
         {
             message = new
             {
-                html = "<p>{{name}} / {{ Plan }}</p>",
+                html = "<p>{{name}} / {{ Plan }}</p><p>{{{name}}}</p>{{#if items}}<ul>{{#each items}}<li>{{@index}} {{title}}</li>{{/each}}</ul>{{else}}none{{/if}}",
                 subject = token + " hb {{name}}",
                 from_email = $"shop@{d}",
                 to = new[] { new { email = $"dan@{d}" }, new { email = $"eve@{d}" } },
                 merge_language = "handlebars",
-                global_merge_vars = new[] { new { name = "NAME", content = "<i>you</i>" }, new { name = "plan", content = "Gold" } },
+                global_merge_vars = new object[]
+                {
+                    new { name = "NAME", content = "<i>you</i>" }, new { name = "plan", content = "Gold" },
+                    new { name = "items", content = new[] { new { title = "Tea & cake" }, new { title = "Cup" } } },
+                },
             },
         });
         await SendAsync(client, new
@@ -193,7 +199,7 @@ public sealed class TransactionalEmailTests(StackFixture stack)
         foreach (var m in hb)
         {
             Assert.Equal(token + " hb <i>you</i>", m.Mime.Subject);
-            Assert.Contains("<p>&lt;i&gt;you&lt;/i&gt; / Gold</p>", m.Mime.HtmlBody);
+            Assert.Contains("<p>&lt;i&gt;you&lt;/i&gt; / Gold</p><p><i>you</i></p><ul><li>0 Tea &amp; cake</li><li>1 Cup</li></ul>", m.Mime.HtmlBody);
             // Without preserve_recipients each message shows its own recipient only.
             Assert.Equal(m.Envelope, m.Mime.To.Mailboxes.Select(x => x.Address).ToList());
             Assert.Empty(m.Mime.Cc);
@@ -358,6 +364,20 @@ public sealed class TransactionalEmailTests(StackFixture stack)
                 Assert.Contains(field + ":", message);
             }
         }
+        // A handlebars block left open (or closed by the wrong tag) is refused at once, naming the field.
+        using (var open = await PostAsync(client, new
+        {
+            message = new
+            {
+                html = "{{#each items}}<li>{{this}}</li>", subject = "{{#if a}}x{{/each}}", text = "{{#if a}}ok{{/if}}",
+                from_email = "a@b.example", to = new[] { new { email = "c@d.example" } }, merge_language = "handlebars",
+            },
+        }))
+        {
+            var message = (await AssertErrorAsync(open, HttpStatusCode.BadRequest, "VALIDATION_ERROR", "message.html:")).GetProperty("message").GetString()!;
+            Assert.Contains("message.subject:", message);
+            Assert.DoesNotContain("message.text:", message);
+        }
         using (var missingMessage = await PostAsync(client, new { send_at = (string?)null }))
         {
             await AssertErrorAsync(missingMessage, HttpStatusCode.BadRequest, "VALIDATION_ERROR", "message:");
@@ -480,6 +500,45 @@ public sealed class TransactionalEmailTests(StackFixture stack)
         }
         Assert.Empty((await SearchAsync(other, $"metadata.order={order}")).Items);
         Assert.Equal(a.Tasks[0].TaskId, (await GetTaskAsync(client, a.Tasks[0].TaskId + ".json")).TaskId);
+    }
+
+    [Fact]
+    public async Task Delivery_ClaimsStraightIntoSending_AnExpiredSendingLeaseIsUnknownNeverResent_ALegacyClaimIsSent()
+    {
+        var (_, client, d) = await TenantClientAsync();
+        var token = Guid.NewGuid().ToString("N")[..10];
+        // Scheduled far ahead so the dispatcher leaves them alone until the rows are set up as a dead dispatcher left them.
+        var answer = await SendAsync(client, new
+        {
+            message = new { text = "hi", subject = token, from_email = $"shop@{d}", to = new[] { new { email = $"died@{d}" }, new { email = $"legacy@{d}" } } },
+            send_at = DateTime.UtcNow.AddDays(1).ToString("yyyy-MM-dd HH:mm:ss", CultureInfo.InvariantCulture),
+        });
+        var (died, legacy) = (Guid.Parse(answer.Tasks[0].TaskId), Guid.Parse(answer.Tasks[1].TaskId));
+        await using (var conn = new Npgsql.NpgsqlConnection(stack.SendEngineConnectionString))
+        {
+            await conn.OpenAsync();
+            await using var cmd = new Npgsql.NpgsqlCommand("""
+                UPDATE transactional_tasks SET due_at = now(), lease_until = now() - interval '1 second',
+                    status = CASE WHEN id = $1 THEN 'sending' ELSE 'claimed' END
+                WHERE id IN ($1, $2)
+                """, conn);
+            cmd.Parameters.Add(new Npgsql.NpgsqlParameter { Value = died });
+            cmd.Parameters.Add(new Npgsql.NpgsqlParameter { Value = legacy });
+            Assert.Equal(2, await cmd.ExecuteNonQueryAsync());
+        }
+        // sending with an expired lease: the message may have gone out, so it is unknown and never sent (again).
+        var unknown = await WaitForTaskAsync(client, answer.Tasks[0].TaskId, t => t.Status == "unknown");
+        Assert.Equal(0, unknown.Attempts);
+        // claimed (written by the version that claimed before marking): never attempted, so back to the queue and sent once.
+        var sent = await WaitForTaskAsync(client, answer.Tasks[1].TaskId, t => t.Status == "sent");
+        Assert.Equal(1, sent.Attempts);
+        await WaitForMailsAsync(m => m.Subject == token, 1);
+        await Task.Delay(TimeSpan.FromSeconds(1));
+        Assert.Equal([$"legacy@{d}"], (await WaitForMailsAsync(m => m.Subject == token, 1)).SelectMany(m => m.Envelope));
+
+        // A new request is claimed straight into sending (no claimed step) and sent.
+        var fresh = await SendAsync(client, new { message = new { text = "hi", subject = token + " fresh", from_email = $"shop@{d}", to = new[] { new { email = $"fresh@{d}" } } } });
+        Assert.Equal(1, (await WaitForTaskAsync(client, fresh.Tasks[0].TaskId, t => t.Status == "sent")).Attempts);
     }
 
     [Fact]

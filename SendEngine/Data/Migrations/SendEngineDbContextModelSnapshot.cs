@@ -1289,6 +1289,10 @@ namespace SendEngine.Data.Migrations
                         .HasColumnType("uuid")
                         .HasColumnName("id");
 
+                    b.Property<int>("ConsecutiveFailures")
+                        .HasColumnType("integer")
+                        .HasColumnName("consecutive_failures");
+
                     b.Property<DateTimeOffset>("CreatedAt")
                         .HasColumnType("timestamp with time zone")
                         .HasColumnName("created_at");
@@ -1315,6 +1319,10 @@ namespace SendEngine.Data.Migrations
                     b.Property<DateTimeOffset?>("FailingSince")
                         .HasColumnType("timestamp with time zone")
                         .HasColumnName("failing_since");
+
+                    b.Property<DateTimeOffset?>("PausedUntil")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("paused_until");
 
                     b.Property<byte[]>("PreviousSecret")
                         .HasColumnType("bytea")

@@ -119,6 +119,17 @@ internal static partial class EmailRequestValidator
         {
             p.Add("message.merge_language", "The merge_language must be mailchimp or handlebars.");
         }
+        else if (m.MergeLanguage == "handlebars" && m.Merge != false)
+        {
+            // A block left open or closed twice is the tenant's error now, not a message rendered wrong later.
+            foreach (var (field, template) in new[] { ("message.subject", m.Subject), ("message.html", m.Html), ("message.text", m.Text) })
+            {
+                if (template is not null && Composition.HandlebarsTemplate.Check(template) is { } error)
+                {
+                    p.Add(field, error);
+                }
+            }
+        }
         MergeVars(p, "message.global_merge_vars", m.GlobalMergeVars);
         for (var i = 0; i < (m.MergeVars?.Count ?? 0); i++)
         {

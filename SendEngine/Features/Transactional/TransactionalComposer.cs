@@ -12,7 +12,8 @@ namespace SendEngine.Features.Transactional;
 /// Builds each task's <see cref="OutgoingMessage"/> of one request: templates parsed once (Composition's
 /// <see cref="MergeTemplate"/>, in the request's merge language), per task only the merge values differ. Mailchimp tags
 /// (<c>*|NAME|*</c>) insert content as is (Mandrill's behaviour: merge content may be HTML); handlebars
-/// (<c>{{name}}</c>) escape it in HTML, as Handlebars does. Headers the platform owns are never taken from the tenant.
+/// (<see cref="HandlebarsTemplate"/>: <c>{{name}}</c> escaped in HTML, <c>{{{name}}}</c> as is, #if/#unless/#each/#with
+/// blocks over JSON merge values). Headers the platform owns are never taken from the tenant.
 /// </summary>
 public sealed class TransactionalComposer
 {
@@ -29,6 +30,11 @@ public sealed class TransactionalComposer
     private readonly MergeTemplate? _subject;
     private readonly MergeTemplate? _html;
     private readonly MergeTemplate? _text;
+    private readonly HandlebarsTemplate? _hbSubject;
+    private readonly HandlebarsTemplate? _hbHtml;
+    private readonly HandlebarsTemplate? _hbText;
+    private readonly Dictionary<string, JsonElement?> _globalValues;
+    private readonly Dictionary<string, Dictionary<string, JsonElement?>> _perRecipientValues;
     private readonly Dictionary<string, string?> _globals;
     private readonly Dictionary<string, Dictionary<string, string?>> _perRecipient;
     private readonly List<MessageHeader> _headers;
@@ -52,19 +58,28 @@ public sealed class TransactionalComposer
         var mailchimp = !string.Equals(m.MergeLanguage, "handlebars", StringComparison.OrdinalIgnoreCase);
         var syntax = mailchimp ? MergeSyntax.Mailchimp : MergeSyntax.Handlebars;
         var crlf = dkim is null;
-        if (merge)
+        if (merge && !mailchimp)
+        {
+            _hbSubject = HandlebarsTemplate.Parse(m.Subject ?? "", html: false);
+            _hbHtml = m.Html is null ? null : HandlebarsTemplate.Parse(m.Html, html: true, crlf);
+            _hbText = m.Text is null ? null : HandlebarsTemplate.Parse(m.Text, html: false, crlf);
+        }
+        else if (merge)
         {
             _subject = MergeTemplate.Parse(m.Subject ?? "", html: false, syntax: syntax);
             _html = m.Html is null ? null : MergeTemplate.Parse(m.Html, html: !mailchimp, crlf, syntax);
             _text = m.Text is null ? null : MergeTemplate.Parse(m.Text, html: false, crlf, syntax);
         }
         _globals = Vars(m.GlobalMergeVars);
+        _globalValues = JsonVars(m.GlobalMergeVars);
         _perRecipient = new Dictionary<string, Dictionary<string, string?>>(StringComparer.Ordinal);
+        _perRecipientValues = new Dictionary<string, Dictionary<string, JsonElement?>>(StringComparer.Ordinal);
         foreach (var r in m.MergeVars ?? [])
         {
             if (r.Rcpt is { } rcpt && EmailAddresses.TryNormalize(rcpt, out _, out var key, out _))
             {
                 _perRecipient[key] = Vars(r.Vars);
+                _perRecipientValues[key] = JsonVars(r.Vars);
             }
         }
         _headers = [];
@@ -114,6 +129,8 @@ public sealed class TransactionalComposer
     public OutgoingMessage Compose(string email, string emailKey, string? name, Guid taskId = default)
     {
         var values = new Values(_perRecipient.GetValueOrDefault(emailKey), _globals);
+        var own = _perRecipientValues.GetValueOrDefault(emailKey);
+        Func<string, JsonElement?> lookup = name => own is not null && own.TryGetValue(name, out var v) ? v : _globalValues.GetValueOrDefault(name);
         return new OutgoingMessage
         {
             EnvelopeFrom = _envelopeFor?.Invoke(taskId),
@@ -124,12 +141,12 @@ public sealed class TransactionalComposer
             VisibleCc = _visibleCc,
             EnvelopeBcc = string.IsNullOrWhiteSpace(_m.BccAddress) ? [] : [_m.BccAddress.Trim()],
             ReplyTo = _replyTo,
-            Subject = _subject?.Render(values) ?? _m.Subject ?? "",
+            Subject = _hbSubject?.Render(lookup) ?? _subject?.Render(values) ?? _m.Subject ?? "",
             MessageId = MimeUtils.GenerateMessageId(_messageIdDomain),
             Date = DateTimeOffset.UtcNow,
             Headers = _headers,
-            TextBody = _text is not null ? _text.Render(values) : _m.Text,
-            HtmlBody = _html is not null ? _html.Render(values) : _m.Html,
+            TextBody = _hbText is not null ? _hbText.Render(lookup) : _text is not null ? _text.Render(values) : _m.Text,
+            HtmlBody = _hbHtml is not null ? _hbHtml.Render(lookup) : _html is not null ? _html.Render(values) : _m.Html,
             Attachments = _attachments,
             InlineImages = _images,
             Rendering = _rendering,
@@ -150,6 +167,20 @@ public sealed class TransactionalComposer
                     { ValueKind: JsonValueKind.Null or JsonValueKind.Undefined } => null,
                     { } other => other.GetRawText(),
                 };
+            }
+        }
+        return d;
+    }
+
+    /// <summary>The merge vars as JSON values (handlebars blocks iterate arrays and read objects' fields).</summary>
+    private static Dictionary<string, JsonElement?> JsonVars(IReadOnlyList<MergeVar>? vars)
+    {
+        var d = new Dictionary<string, JsonElement?>(StringComparer.OrdinalIgnoreCase);
+        foreach (var v in vars ?? [])
+        {
+            if (v.Name is { } n)
+            {
+                d[n] = v.Content;
             }
         }
         return d;

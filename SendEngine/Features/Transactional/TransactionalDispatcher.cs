@@ -47,16 +47,61 @@ public sealed partial class TransactionalDispatcher(
     {
         var o = options.Value;
         var touched = new HashSet<Guid>(await store.RecoverExpiredAsync(ct));
-        var claimed = await store.ClaimAsync(o.BatchSize, o.Lease, ct);
-        if (claimed.Count > 0)
+        // A batch is up to BatchSize tasks claimed a group at a time, each group straight into sending (its durable
+        // record that the attempts started, one statement), so a task is updated twice (sending, then its result), not
+        // three times; the SMTP sessions stay open across the batch's groups.
+        var sessions = new Dictionary<Guid, ITransportSession?>();
+        var total = 0;
+        try
         {
-            await DeliverAsync(claimed, touched, ct);
+            while (total < o.BatchSize && !ct.IsCancellationRequested)
+            {
+                var want = Math.Min(o.GroupSize, o.BatchSize - total);
+                var claimed = await store.ClaimAsync(want, o.Lease, ct);
+                total += claimed.Count;
+                if (claimed.Count > 0)
+                {
+                    var started = new HashSet<Guid>();
+                    try
+                    {
+                        await DeliverAsync(claimed, touched, sessions, started, ct);
+                    }
+                    catch (Exception) when (claimed.Any(t => !started.Contains(t.Id)))
+                    {
+                        // Stopped or failed before some tasks were handed to the transport: those go back to the queue
+                        // (never attempted) rather than waiting for the lease to end as unknown. Best effort: if this
+                        // fails too, the lease still ends and they become unknown, never sent twice.
+                        await TryReleaseAsync([.. claimed.Where(t => !started.Contains(t.Id)).Select(t => t.Id)]);
+                        throw;
+                    }
+                }
+                if (claimed.Count < want)
+                {
+                    break;
+                }
+            }
+        }
+        finally
+        {
+            foreach (var session in sessions.Values)
+            {
+                if (session is not null)
+                {
+                    await session.DisposeAsync();
+                }
+            }
         }
         await store.CompleteRequestsAsync([.. touched], ct);
-        return claimed.Count;
+        return total;
     }
 
-    private async Task DeliverAsync(List<ClaimedTask> claimed, HashSet<Guid> touched, CancellationToken ct)
+    /// <summary>
+    /// Delivers one claimed group (all in sending) through the batch's <paramref name="sessions"/> (per tenant; null once
+    /// its transport was found down in this batch: its tasks go back at once).
+    /// </summary>
+    /// <param name="started">Filled with each task just before it goes to the transport.</param>
+    private async Task DeliverAsync(List<ClaimedTask> claimed, HashSet<Guid> touched, Dictionary<Guid, ITransportSession?> sessions,
+        HashSet<Guid> started, CancellationToken ct)
     {
         var o = options.Value;
         var (composers, unverified) = await ComposersAsync(claimed.Select(c => c.RequestId).Distinct().ToArray(), ct);
@@ -96,45 +141,55 @@ public sealed partial class TransactionalDispatcher(
             {
                 continue;
             }
-            await using var session = transports.For(tenant.Key).OpenSession();
-            // Groups share their commits: one sending mark before the group, one record of its sent results after it.
-            for (var start = 0; start < sendable.Count; start += o.GroupSize)
+            if (!sessions.TryGetValue(tenant.Key, out var session))
             {
-                var group = sendable.GetRange(start, Math.Min(o.GroupSize, sendable.Count - start));
-                var marked = await store.MarkSendingAsync(group, o.Lease, ct);
-                var sent = new List<SentTask>(group.Count);
-                var down = false;
-                for (var i = 0; i < group.Count && !down; i++)
+                sessions[tenant.Key] = session = transports.For(tenant.Key).OpenSession();
+            }
+            if (session is null)
+            {
+                await GiveBackAsync(sendable, "the transport was unavailable earlier in this batch", ct);
+                continue;
+            }
+            // The group shares its commits: claimed into sending in one statement, its sent results recorded in one.
+            var sent = new List<SentTask>(sendable.Count);
+            for (var i = 0; i < sendable.Count; i++)
+            {
+                var t = sendable[i];
+                started.Add(t.Id);
+                var (messageId, result) = await SendOneAsync(composers[t.RequestId], t, session);
+                if (result.Outcome is DeliveryOutcome.Unavailable or DeliveryOutcome.Misconfigured)
                 {
-                    var t = group[i];
-                    if (!marked.Contains(t.Id))
-                    {
-                        continue; // the claim expired and another dispatcher has the task
-                    }
-                    var (messageId, result) = await SendOneAsync(composers[t.RequestId], t, session);
-                    if (result.Outcome is DeliveryOutcome.Unavailable or DeliveryOutcome.Misconfigured)
-                    {
-                        // Nothing was handed over: not an attempt. This tenant's remaining tasks wait for the transport too.
-                        LogTransportDown(logger, tenant.Key, result.Outcome.ToString(), result.Detail);
-                        await store.RecordSentAsync(sent, CancellationToken.None);
-                        await GiveBackAsync(sendable.Skip(start + i).ToList(), result.Detail, ct);
-                        down = true;
-                    }
-                    else if (result.Outcome == DeliveryOutcome.Sent)
-                    {
-                        sent.Add(new SentTask(t.Id, result.ProviderMessageId ?? messageId!, result.Detail, Clock.GetUtcNow()));
-                    }
-                    else
-                    {
-                        await RecordAsync(t, messageId, result, ct);
-                    }
-                }
-                if (down)
-                {
+                    // Nothing was handed over: not an attempt. This tenant's remaining tasks wait for the transport too.
+                    LogTransportDown(logger, tenant.Key, result.Outcome.ToString(), result.Detail);
+                    await store.RecordSentAsync(sent, CancellationToken.None);
+                    await GiveBackAsync(sendable.Skip(i).ToList(), result.Detail, ct);
+                    sent.Clear();
+                    await session.DisposeAsync();
+                    sessions[tenant.Key] = null;
                     break;
                 }
-                await store.RecordSentAsync(sent, CancellationToken.None);
+                if (result.Outcome == DeliveryOutcome.Sent)
+                {
+                    sent.Add(new SentTask(t.Id, result.ProviderMessageId ?? messageId!, result.Detail, Clock.GetUtcNow()));
+                }
+                else
+                {
+                    await RecordAsync(t, messageId, result, ct);
+                }
             }
+            await store.RecordSentAsync(sent, CancellationToken.None);
+        }
+    }
+
+    private async Task TryReleaseAsync(Guid[] ids)
+    {
+        try
+        {
+            await store.ReleaseAsync(ids, null, Clock.GetUtcNow(), CancellationToken.None);
+        }
+        catch (Exception ex) when (ex is NpgsqlException or TimeoutException)
+        {
+            LogReleaseFailed(logger, ids.Length, ex.Message);
         }
     }
 
@@ -276,6 +331,9 @@ public sealed partial class TransactionalDispatcher(
 
     [GeneratedRegex(@"^5[0-9][0-9] 5\.(1\.(0|1|2|3|10)|2\.1)([^0-9]|$)")]
     private static partial Regex MailboxRejected();
+
+    [LoggerMessage(LogLevel.Warning, "Transactional dispatch: {Count} claimed tasks could not be given back ({Error}); they become unknown when their lease ends")]
+    private static partial void LogReleaseFailed(ILogger logger, int count, string error);
 
     [LoggerMessage(LogLevel.Warning, "Transactional dispatch failed ({ErrorType}): {Error}")]
     private static partial void LogBatchFailed(ILogger logger, string errorType, string error);

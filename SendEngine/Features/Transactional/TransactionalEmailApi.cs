@@ -460,7 +460,7 @@ public static partial class TransactionalEmailApi
             {
                 rows.Add(new EmailTaskResponse(reader.GetGuid(0).ToString("N"), reader.GetGuid(1).ToString("N"), reader.GetString(2), reader.GetString(3),
                     Shown(reader.GetString(4)), reader.IsDBNull(5) ? null : reader.GetString(5), reader.IsDBNull(6) ? null : reader.GetString(6),
-                    reader.GetInt32(7), reader.GetFieldValue<DateTimeOffset>(8), reader.IsDBNull(9) ? null : reader.GetFieldValue<DateTimeOffset>(9),
+                    reader.GetInt32(7), reader.IsDBNull(13) ? null : reader.GetString(13), reader.GetFieldValue<DateTimeOffset>(8), reader.IsDBNull(9) ? null : reader.GetFieldValue<DateTimeOffset>(9),
                     reader.IsDBNull(10) ? null : reader.GetFieldValue<DateTimeOffset>(10), reader.IsDBNull(11) ? null : reader.GetFieldValue<DateTimeOffset>(11),
                     JsonSerializer.Deserialize<Dictionary<string, JsonElement>>(reader.GetString(12)) ?? [], []));
                 if (!reader.IsDBNull(13))

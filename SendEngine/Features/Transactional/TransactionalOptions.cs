@@ -39,15 +39,15 @@ public sealed class TransactionalOptions
     [Range(typeof(TimeSpan), "00:00:01", "7.00:00:00")]
     public TimeSpan GiveUpAfter { get; set; } = TimeSpan.FromHours(24);
 
-    /// <summary>Tasks one dispatcher claims at a time.</summary>
+    /// <summary>Tasks one dispatcher handles per batch (claimed <see cref="GroupSize"/> at a time).</summary>
     [Range(1, 1000)]
     public int BatchSize { get; set; } = 50;
 
     /// <summary>
-    /// Tasks of one dispatcher marked sending in one statement before the first of them is sent, and whose sent results
-    /// are recorded in one statement after the last: two synchronous commits per group instead of two per message. The
-    /// price: a dispatcher that dies mid-group leaves up to this many tasks unknown (never retried), including some never
-    /// attempted. 1 marks and records each message alone.
+    /// Tasks of one dispatcher claimed straight into sending in one statement before the first of them is sent, and
+    /// whose sent results are recorded in one statement after the last: two synchronous commits per group instead of two
+    /// per message. The price: a dispatcher that dies mid-group leaves up to this many tasks unknown (never retried),
+    /// including some never attempted. 1 claims and records each message alone.
     /// </summary>
     [Range(1, 100)]
     public int GroupSize { get; set; } = 8;
@@ -61,8 +61,8 @@ public sealed class TransactionalOptions
     public TimeSpan PollInterval { get; set; } = TimeSpan.FromSeconds(1);
 
     /// <summary>
-    /// How long claimed tasks stay with their dispatcher before another may take them back (claimed) or record them
-    /// unknown (sending, the dispatcher died mid-transaction). Longer than a batch takes to send.
+    /// How long a claimed group (sending) stays with its dispatcher before another records it unknown (the dispatcher
+    /// died mid-transaction). Longer than a batch takes to send.
     /// </summary>
     [Range(typeof(TimeSpan), "00:00:05", "01:00:00")]
     public TimeSpan Lease { get; set; } = TimeSpan.FromMinutes(15);

@@ -1,5 +1,6 @@
 using Newsletter.Contracts.Webhooks;
 using Newsletter.Contracts.Transactional;
+using Newsletter.ServiceDefaults.Background;
 using Npgsql;
 using SendEngine.Data;
 using S = Newsletter.Contracts.Transactional.EmailTaskStatuses;
@@ -15,17 +16,20 @@ internal sealed record SentTask(Guid Id, string MessageId, string Detail, DateTi
 
 /// <summary>A claimed task on its way to the transport.</summary>
 internal sealed record ClaimedTask(Guid Id, Guid RequestId, Guid TenantId, string Email, string EmailKey, string? Name, string Type,
-    int Attempts, DateTimeOffset DueAt, DateTimeOffset Lease);
+    int Attempts, DateTimeOffset DueAt);
 
 /// <summary>
 /// The one owner of the transactional task state machine (docs/send-engine.md "Transactional mail"), like
 /// RecipientStore for bulk jobs: every status change of <c>transactional_tasks</c> is a statement here.
-/// queued | scheduled → claimed → sending → sent | rejected | unknown; claimed → queued (given back, or its dispatcher
-/// died: never attempted); sending → queued (deferred, retried ≤ MaxRetries times, or the transport was down: not an
-/// attempt); claimed → rejected (suppressed meanwhile); sent → delivered | bounced from ESP events. Rejected and invalid
-/// tasks are created final. A request is complete (<c>completed_at</c>) once none of its tasks is open.
+/// queued | scheduled → sending (claimed a group at a time) → sent | rejected | unknown; sending → queued (deferred,
+/// retried ≤ MaxRetries times, or the transport was down: not an attempt); sending → rejected (suppressed meanwhile);
+/// sending → unknown (its dispatcher died); sent → delivered | bounced from ESP events. Rejected and invalid tasks are
+/// created final. (claimed, a step between queued and sending written by earlier versions, is still recovered.) A request is complete (<c>completed_at</c>) once none of its tasks is open.
+/// A statement that may have queued webhook messages (events or the seed's callbacks) wakes this process's
+/// <see cref="Features.Webhooks.WebhookDispatcher"/> after it committed, as bulk results and ESP events do, so they go out
+/// at once rather than at its next poll; the hot statements (created, sent, completed) wake it only when they queued one.
 /// </summary>
-public sealed class TransactionalTaskStore(NpgsqlDataSource db, TimeProvider clock)
+public sealed class TransactionalTaskStore(NpgsqlDataSource db, TimeProvider clock, WakeSignal<Features.Webhooks.WebhookDispatcher> webhooks)
 {
     /// <summary>Statuses a task may still leave by delivery (not final).</summary>
     public const string OpenStatuses = $"'{S.Queued}', '{S.Scheduled}', '{S.Claimed}', '{S.Sending}'";
@@ -71,7 +75,12 @@ public sealed class TransactionalTaskStore(NpgsqlDataSource db, TimeProvider clo
             tasks.Select(t => t.EmailKey).ToArray(), tasks.Select(t => t.Name).ToArray(), tasks.Select(t => t.Type).ToArray(),
             tasks.Select(t => t.Status).ToArray(), tasks.Select(t => t.RejectReason).ToArray(), tasks.Select(t => t.Metadata).ToArray()));
         await batch.ExecuteNonQueryAsync(ct);
-        return batch.BatchCommands[0].RecordsAffected > 0;
+        var stored = batch.BatchCommands[0].RecordsAffected > 0;
+        if (stored && tasks.Any(t => t.Status is S.Rejected or S.Invalid))
+        {
+            webhooks.Notify(); // their rejected events and callbacks
+        }
+        return stored;
     }
 
     /// <summary>
@@ -100,18 +109,23 @@ public sealed class TransactionalTaskStore(NpgsqlDataSource db, TimeProvider clo
         {
             requests.Add(reader.GetGuid(0));
         }
+        if (requests.Count > 0)
+        {
+            webhooks.Notify(); // recipient callbacks of the tasks now unknown
+        }
         return requests;
     }
 
     /// <summary>
-    /// queued | scheduled → claimed for due tasks, oldest due first, skipping rows other dispatchers hold. The lease's
-    /// timestamp is this claim's token: <see cref="MarkSendingAsync"/> only proceeds while the row still carries it.
+    /// queued | scheduled → sending for a group of due tasks, oldest due first, skipping rows other dispatchers hold:
+    /// committed before the transport is called for any of them, the durable record that their attempts started (so a
+    /// dispatcher that dies leaves at most a group unknown, never sent twice). One update per task where a claim and a
+    /// separate sending mark took two: each is a non-HOT update touching every index of the table.
     /// </summary>
     internal async Task<List<ClaimedTask>> ClaimAsync(int limit, TimeSpan lease, CancellationToken ct)
     {
         var now = clock.GetUtcNow();
-        // Microsecond precision: PostgreSQL keeps no more, and the token must compare equal when read back.
-        var until = new DateTimeOffset((now + lease).UtcTicks / 10 * 10, TimeSpan.Zero);
+        var until = now + lease;
         var claimed = new List<ClaimedTask>();
         await using var conn = await db.OpenConnectionAsync(ct);
         await using var cmd = Sql.Command(conn, $"""
@@ -119,7 +133,7 @@ public sealed class TransactionalTaskStore(NpgsqlDataSource db, TimeProvider clo
                 SELECT id FROM transactional_tasks
                 WHERE status IN ('{S.Queued}', '{S.Scheduled}') AND due_at <= $1
                 ORDER BY due_at LIMIT $2 FOR UPDATE SKIP LOCKED)
-            UPDATE transactional_tasks t SET status = '{S.Claimed}', lease_until = $3
+            UPDATE transactional_tasks t SET status = '{S.Sending}', lease_until = $3
             FROM due WHERE t.id = due.id
             RETURNING t.id, t.request_id, t.tenant_id, t.email, t.email_key, t.name, t.type, t.attempts, t.due_at
             """, now, limit, until);
@@ -128,57 +142,43 @@ public sealed class TransactionalTaskStore(NpgsqlDataSource db, TimeProvider clo
         {
             claimed.Add(new ClaimedTask(reader.GetGuid(0), reader.GetGuid(1), reader.GetGuid(2), reader.GetString(3), reader.GetString(4),
                 reader.IsDBNull(5) ? null : reader.GetString(5), reader.GetString(6), reader.GetInt32(7),
-                reader.GetFieldValue<DateTimeOffset>(8), until));
+                reader.GetFieldValue<DateTimeOffset>(8)));
         }
         return claimed;
-    }
-
-    /// <summary>
-    /// claimed → sending for a group of tasks in one statement, committed before the transport is called for any of them:
-    /// the durable record that their attempts started. Returns the tasks that proceeded; one is missing when its claim
-    /// was lost (its lease expired and another dispatcher took the task back).
-    /// </summary>
-    internal async Task<HashSet<Guid>> MarkSendingAsync(IReadOnlyList<ClaimedTask> group, TimeSpan lease, CancellationToken ct)
-    {
-        var marked = new HashSet<Guid>();
-        await using var conn = await db.OpenConnectionAsync(ct);
-        // The lease comparison is wrapped in IS TRUE so it cannot be an index condition: otherwise the generic plan may
-        // look each id up through the partial lease index, where all tasks of one claim share the lease, scanning the
-        // whole claim for every id (seen with EXPLAIN on a bench database); the primary key finds each row directly.
-        await using var cmd = Sql.Command(conn, $"""
-            UPDATE transactional_tasks t SET status = '{S.Sending}', lease_until = $3
-            FROM unnest($1::uuid[], $2::timestamptz[]) AS g(id, lease)
-            WHERE t.id = g.id AND t.status = '{S.Claimed}' AND (t.lease_until = g.lease) IS TRUE
-            RETURNING t.id
-            """, group.Select(t => t.Id).ToArray(), group.Select(t => t.Lease).ToArray(), clock.GetUtcNow() + lease);
-        await using var reader = await cmd.ExecuteReaderAsync(ct);
-        while (await reader.ReadAsync(ct))
-        {
-            marked.Add(reader.GetGuid(0));
-        }
-        return marked;
     }
 
     /// <summary>
     /// sending → sent for the tasks of a group in one statement (one commit), each with the time its relay's answer
     /// arrived as sent_at.
     /// </summary>
-    internal Task RecordSentAsync(IReadOnlyList<SentTask> sent, CancellationToken ct) =>
-        sent.Count == 0 ? Task.CompletedTask : Sql.ExecuteAsync(db, $"""
+    internal async Task RecordSentAsync(IReadOnlyList<SentTask> sent, CancellationToken ct)
+    {
+        if (sent.Count == 0)
+        {
+            return;
+        }
+        var queued = await Sql.ScalarAsync<long>(db, $"""
             WITH recorded AS (
             UPDATE transactional_tasks t SET status = '{S.Sent}', message_id = g.message_id, detail = left(g.detail, 1000),
                 attempts = t.attempts + 1, sent_at = g.sent_at, finished_at = g.sent_at, lease_until = NULL
             FROM unnest($1::uuid[], $2::text[], $3::text[], $4::timestamptz[]) AS g(id, message_id, detail, sent_at)
             WHERE t.id = g.id AND t.status = '{S.Sending}'
             RETURNING t.id, t.request_id, t.tenant_id, t.email, t.message_id, t.reject_reason, t.detail, t.status, t.position),
-            {Features.Webhooks.WebhookPublisher.RecipientCallbackCte("$5")}
-            {Features.Webhooks.WebhookPublisher.TransactionalEventsSql(WebhookEventTypes.Sent, "$5")}
+            {Features.Webhooks.WebhookPublisher.RecipientCallbackCte("$5")},
+            events AS ({Features.Webhooks.WebhookPublisher.TransactionalEventsSql(WebhookEventTypes.Sent, "$5")} RETURNING 0)
+            SELECT (SELECT count(*) FROM recipient_callbacks) + (SELECT count(*) FROM events)
             """, ct, sent.Select(x => x.Id).ToArray(), sent.Select(x => x.MessageId).ToArray(), sent.Select(x => x.Detail).ToArray(),
             sent.Select(x => x.SentAt).ToArray(), clock.GetUtcNow());
+        if (queued > 0)
+        {
+            webhooks.Notify();
+        }
+    }
 
     /// <summary>sending → unknown: handed over, no answer; never retried.</summary>
-    internal Task RecordUnknownAsync(Guid id, string? messageId, string detail, CancellationToken ct) =>
-        Sql.ExecuteAsync(db, $"""
+    internal async Task RecordUnknownAsync(Guid id, string? messageId, string detail, CancellationToken ct)
+    {
+        await Sql.ExecuteAsync(db, $"""
             WITH recorded AS (
             UPDATE transactional_tasks SET status = '{S.Unknown}', message_id = $2, detail = left($3, 1000), attempts = attempts + 1,
                 finished_at = $4, lease_until = NULL
@@ -187,10 +187,13 @@ public sealed class TransactionalTaskStore(NpgsqlDataSource db, TimeProvider clo
             {Features.Webhooks.WebhookPublisher.RecipientCallbackCte("$4")}
             SELECT count(*) FROM recorded
             """, ct, id, (object?)messageId ?? DBNull.Value, detail, clock.GetUtcNow());
+        webhooks.Notify(); // rare outcomes: not worth counting what they queued
+    }
 
     /// <summary>sending | claimed → rejected (refused by the server, out of retries, or suppressed meanwhile).</summary>
-    internal Task RecordRejectedAsync(Guid id, string reason, string detail, bool attempted, CancellationToken ct) =>
-        Sql.ExecuteAsync(db, $"""
+    internal async Task RecordRejectedAsync(Guid id, string reason, string detail, bool attempted, CancellationToken ct)
+    {
+        await Sql.ExecuteAsync(db, $"""
             WITH recorded AS (
             UPDATE transactional_tasks SET status = '{S.Rejected}', reject_reason = $2, detail = left($3, 1000),
                 attempts = attempts + CASE WHEN $4 THEN 1 ELSE 0 END, finished_at = $5, lease_until = NULL
@@ -199,10 +202,13 @@ public sealed class TransactionalTaskStore(NpgsqlDataSource db, TimeProvider clo
             {Features.Webhooks.WebhookPublisher.RecipientCallbackCte("$5")}
             {Features.Webhooks.WebhookPublisher.TransactionalEventsSql(WebhookEventTypes.Rejected, "$5")}
             """, ct, id, reason, detail, attempted, clock.GetUtcNow());
+        webhooks.Notify(); // rare outcomes: not worth counting what they queued
+    }
 
     /// <summary>sending → queued: a transient refusal, retried at <paramref name="dueAt"/> (an attempt).</summary>
-    internal Task RecordDeferredAsync(Guid id, string detail, DateTimeOffset dueAt, CancellationToken ct) =>
-        Sql.ExecuteAsync(db, $"""
+    internal async Task RecordDeferredAsync(Guid id, string detail, DateTimeOffset dueAt, CancellationToken ct)
+    {
+        await Sql.ExecuteAsync(db, $"""
             WITH recorded AS (
             UPDATE transactional_tasks SET status = '{S.Queued}', detail = left($2, 1000), attempts = attempts + 1, due_at = $3,
                 lease_until = NULL
@@ -210,6 +216,8 @@ public sealed class TransactionalTaskStore(NpgsqlDataSource db, TimeProvider clo
             RETURNING id, request_id, tenant_id, email, message_id, reject_reason, detail, status, position)
             {Features.Webhooks.WebhookPublisher.TransactionalEventsSql(WebhookEventTypes.Deferred, "$4")}
             """, ct, id, detail, dueAt, clock.GetUtcNow());
+        webhooks.Notify(); // rare outcomes: not worth counting what they queued
+    }
 
     /// <summary>claimed | sending → queued without counting an attempt: the transport was unavailable, nothing was handed over.</summary>
     internal Task ReleaseAsync(Guid[] ids, string? detail, DateTimeOffset dueAt, CancellationToken ct) =>
@@ -222,8 +230,14 @@ public sealed class TransactionalTaskStore(NpgsqlDataSource db, TimeProvider clo
     /// Sets completed_at on those of <paramref name="requestIds"/> with no open task left: where the seed's request
     /// callback becomes due. Returns the requests completed by this call.
     /// </summary>
-    internal Task CompleteRequestsAsync(Guid[] requestIds, CancellationToken ct) =>
-        requestIds.Length == 0 ? Task.CompletedTask : Sql.ExecuteAsync(db, $"""
+    internal async Task CompleteRequestsAsync(Guid[] requestIds, CancellationToken ct)
+    {
+        if (requestIds.Length == 0)
+        {
+            return;
+        }
+        // The statement's count is the request callbacks it queued.
+        var queued = await Sql.ExecuteAsync(db, $"""
             WITH done AS (
             UPDATE transactional_requests r SET completed_at = $2
             WHERE r.id = ANY($1) AND r.completed_at IS NULL
@@ -231,6 +245,11 @@ public sealed class TransactionalTaskStore(NpgsqlDataSource db, TimeProvider clo
             RETURNING r.id, r.tenant_id, r.callback_url, r.callback_type)
             {Features.Webhooks.WebhookPublisher.RequestCallbackSql("$2")}
             """, ct, requestIds, clock.GetUtcNow());
+        if (queued > 0)
+        {
+            webhooks.Notify();
+        }
+    }
 
     /// <summary>sent → delivered (an ESP's delivery event), inside the event's transaction.</summary>
     internal static Task MarkDeliveredAsync(NpgsqlConnection conn, NpgsqlTransaction tx, Guid id, CancellationToken ct) =>

@@ -23,6 +23,25 @@ public sealed class EventWebhookOptions
     [Range(typeof(TimeSpan), "00:00:01", "90.00:00:00")]
     public TimeSpan DisableAfter { get; set; } = TimeSpan.FromDays(5);
 
+    /// <summary>
+    /// Failed attempts in a row (over all its messages) after which an endpoint is paused as a whole: its messages stop
+    /// being attempted (so a receiver that is down costs one probe per pause, not one attempt per message per retry),
+    /// and are delivered once a probe succeeds.
+    /// </summary>
+    [Range(1, 10_000)]
+    public int PauseAfterFailures { get; set; } = 10;
+
+    /// <summary>
+    /// The shortest pause; each pause lasts as long as the endpoint has been failing (so probes back off by doubling),
+    /// between this and <see cref="MaxPause"/>.
+    /// </summary>
+    [Range(typeof(TimeSpan), "00:00:00.050", "01:00:00")]
+    public TimeSpan MinPause { get; set; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>The longest pause between two probes of a failing endpoint.</summary>
+    [Range(typeof(TimeSpan), "00:00:00.050", "1.00:00:00")]
+    public TimeSpan MaxPause { get; set; } = TimeSpan.FromMinutes(10);
+
     /// <summary>The time one POST may take (connect, send, answer) before it counts as failed.</summary>
     [Range(typeof(TimeSpan), "00:00:00.100", "00:01:00")]
     public TimeSpan Timeout { get; set; } = TimeSpan.FromSeconds(15);
@@ -91,6 +110,10 @@ internal sealed class EventWebhookOptionsValidator : IValidateOptions<EventWebho
         if (o.SecretPassword is { Length: > 0 and < 16 })
         {
             return ValidateOptionsResult.Fail("Webhooks:SecretPassword must be at least 16 characters.");
+        }
+        if (o.MinPause > o.MaxPause)
+        {
+            return ValidateOptionsResult.Fail("Webhooks:MinPause must not exceed Webhooks:MaxPause.");
         }
         return ValidateOptionsResult.Success;
     }

@@ -18,8 +18,14 @@ namespace SendEngine.Features.Webhooks;
 /// the receiver de-duplicates on <c>webhook-id</c>, which never changes). Each POST is signed per Standard Webhooks with
 /// the endpoint's secret (and, during a rotation's overlap, the previous one too). A 2xx delivers the message; anything
 /// else (status, timeout, refused target) is retried after the next wait of <see cref="EventWebhookOptions.Schedule"/>,
-/// then failed. Every attempt is recorded. An endpoint with no success for <see cref="EventWebhookOptions.DisableAfter"/>
-/// is disabled, logged and counted (sendengine_webhook_endpoints_disabled_total).
+/// then failed. Every attempt is recorded. After <see cref="EventWebhookOptions.PauseAfterFailures"/> failed attempts in a
+/// row an endpoint is paused as a whole (as Svix and Postal do): its messages are no longer attempted (the rest of a batch
+/// in flight is put back unattempted), and when the pause ends one message is claimed alone as a probe; a failed probe
+/// pauses it again for as long as it has been failing (between MinPause and MaxPause, so probes back off by doubling), a
+/// successful one makes every waiting message due at once. A receiver that is down thus costs one attempt per pause, not
+/// one per message per retry, and loses nothing: paused messages spend none of their retry schedule. An endpoint with no
+/// success for <see cref="EventWebhookOptions.DisableAfter"/> is disabled, logged and counted
+/// (sendengine_webhook_endpoints_disabled_total).
 /// </summary>
 public sealed partial class WebhookDispatcher(
     NpgsqlDataSource db,
@@ -43,9 +49,18 @@ public sealed partial class WebhookDispatcher(
     private sealed record Claimed(long Id, string WebhookId, Guid EndpointId, Guid TenantId, string EventType, string Payload, int Attempts, bool Replay);
 
     /// <param name="Secret">Null when it cannot be decrypted (the password or key ring changed): every attempt fails, visibly.</param>
-    private sealed record Endpoint(Guid Id, string Url, byte[]? Secret, byte[]? PreviousSecret, DateTimeOffset? PreviousExpiresAt);
+    /// <param name="Failures">Failed attempts in a row when the batch was claimed.</param>
+    /// <param name="Probing">Paused: the batch holds its one probe message.</param>
+    private sealed record Endpoint(Guid Id, string Url, byte[]? Secret, byte[]? PreviousSecret, DateTimeOffset? PreviousExpiresAt,
+        int Failures = 0, bool Probing = false)
+    {
+        /// <summary>Failed attempts of this batch so far (POSTs run in parallel).</summary>
+        public int BatchFailures;
+    }
 
-    private sealed record Outcome(Claimed Message, Endpoint Endpoint, DateTimeOffset At, int? Status, string? Body, string? Error, int LatencyMs)
+    /// <param name="Skipped">Not attempted: the endpoint reached the pause threshold during this batch.</param>
+    private sealed record Outcome(Claimed Message, Endpoint Endpoint, DateTimeOffset At, int? Status, string? Body, string? Error, int LatencyMs,
+        bool Skipped = false)
     {
         public bool Success => Status is >= 200 and < 300;
     }
@@ -67,11 +82,26 @@ public sealed partial class WebhookDispatcher(
         // Long enough for every POST of the batch to finish or time out.
         var lease = o.Timeout * (1 + o.BatchSize / o.Concurrency) + TimeSpan.FromSeconds(30);
         var batch = new List<Claimed>();
+        // Due messages of unpaused endpoints, plus one probe per paused endpoint whose pause is over: the endpoint's
+        // paused_until moves to the lease's end in the same statement, so no other dispatcher probes it meanwhile
+        // (a concurrent claim waits on the endpoint's row, then sees the new paused_until and skips it).
         await using (var cmd = db.CreateCommand("""
+            WITH probes AS (
+                UPDATE webhook_endpoints e SET paused_until = $1
+                WHERE e.state = 'enabled' AND e.paused_until <= $2
+                  AND EXISTS (SELECT 1 FROM webhook_messages p WHERE p.endpoint_id = e.id AND p.status = 'pending')
+                RETURNING e.id),
+            due AS (
+                SELECT m2.id FROM webhook_messages m2
+                JOIN webhook_endpoints e ON e.id = m2.endpoint_id AND e.state = 'enabled' AND e.paused_until IS NULL
+                WHERE m2.status = 'pending' AND m2.next_attempt_at <= $2
+                ORDER BY m2.next_attempt_at, m2.id LIMIT $3 FOR UPDATE OF m2 SKIP LOCKED),
+            probe AS (
+                SELECT (SELECT p.id FROM webhook_messages p WHERE p.endpoint_id = probes.id AND p.status = 'pending'
+                        ORDER BY p.next_attempt_at, p.id LIMIT 1 FOR UPDATE SKIP LOCKED) AS id
+                FROM probes)
             UPDATE webhook_messages m SET next_attempt_at = $1
-            WHERE m.id IN (SELECT m2.id FROM webhook_messages m2 JOIN webhook_endpoints e ON e.id = m2.endpoint_id AND e.state = 'enabled'
-                           WHERE m2.status = 'pending' AND m2.next_attempt_at <= $2
-                           ORDER BY m2.next_attempt_at, m2.id LIMIT $3 FOR UPDATE OF m2 SKIP LOCKED)
+            WHERE m.id IN (SELECT id FROM due UNION ALL SELECT id FROM probe WHERE id IS NOT NULL)
             RETURNING m.id, m.webhook_id, m.endpoint_id, m.tenant_id, m.event_type, m.payload, m.attempts, m.replay
             """))
         {
@@ -96,9 +126,23 @@ public sealed partial class WebhookDispatcher(
             async (i, token) =>
             {
                 var m = batch[i];
-                outcomes[i] = endpoints.TryGetValue(m.EndpointId, out var e)
-                    ? await PostAsync(http, m, e, token)
-                    : new Outcome(m, new Endpoint(m.EndpointId, "", [], null, null), Clock.GetUtcNow(), null, null, "the endpoint was deleted", 0);
+                if (!endpoints.TryGetValue(m.EndpointId, out var e))
+                {
+                    outcomes[i] = new Outcome(m, new Endpoint(m.EndpointId, "", [], null, null), Clock.GetUtcNow(), null, null, "the endpoint was deleted", 0);
+                }
+                else if (!e.Probing && e.Failures + Volatile.Read(ref e.BatchFailures) >= o.PauseAfterFailures)
+                {
+                    // The endpoint is being paused: the rest of its messages wait for the probe, unattempted.
+                    outcomes[i] = new Outcome(m, e, Clock.GetUtcNow(), null, null, null, 0, Skipped: true);
+                }
+                else
+                {
+                    outcomes[i] = await PostAsync(http, m, e, token);
+                    if (!outcomes[i].Success)
+                    {
+                        Interlocked.Increment(ref e.BatchFailures);
+                    }
+                }
             });
         await RecordAsync(outcomes.Where(x => x.Endpoint.Url.Length > 0).ToList(), ct);
         return batch.Count;
@@ -107,7 +151,10 @@ public sealed partial class WebhookDispatcher(
     private async Task<Dictionary<Guid, Endpoint>> LoadEndpointsAsync(Guid[] ids, CancellationToken ct)
     {
         var found = new Dictionary<Guid, Endpoint>();
-        await using var cmd = db.CreateCommand("SELECT id, url, secret, previous_secret, previous_secret_expires_at FROM webhook_endpoints WHERE id = ANY($1)");
+        await using var cmd = db.CreateCommand("""
+            SELECT id, url, secret, previous_secret, previous_secret_expires_at, consecutive_failures, paused_until IS NOT NULL
+            FROM webhook_endpoints WHERE id = ANY($1)
+            """);
         cmd.Parameters.Add(new NpgsqlParameter { Value = ids });
         await using var reader = await cmd.ExecuteReaderAsync(ct);
         while (await reader.ReadAsync(ct))
@@ -115,7 +162,7 @@ public sealed partial class WebhookDispatcher(
             var id = reader.GetGuid(0);
             found[id] = new Endpoint(id, reader.GetString(1), TryUnprotect(id, reader.GetFieldValue<byte[]>(2)),
                 reader.IsDBNull(3) ? null : TryUnprotect(id, reader.GetFieldValue<byte[]>(3)),
-                reader.IsDBNull(4) ? null : reader.GetFieldValue<DateTimeOffset>(4));
+                reader.IsDBNull(4) ? null : reader.GetFieldValue<DateTimeOffset>(4), reader.GetInt32(5), reader.GetBoolean(6));
         }
         return found;
     }
@@ -195,9 +242,9 @@ public sealed partial class WebhookDispatcher(
     private static int Elapsed(long started) => (int)Math.Min(int.MaxValue, Stopwatch.GetElapsedTime(started).TotalMilliseconds);
 
     /// <summary>Attempts, message states and endpoint health of one batch, in one transaction.</summary>
-    private async Task RecordAsync(List<Outcome> outcomes, CancellationToken ct)
+    private async Task RecordAsync(List<Outcome> all, CancellationToken ct)
     {
-        if (outcomes.Count == 0)
+        if (all.Count == 0)
         {
             return;
         }
@@ -206,6 +253,18 @@ public sealed partial class WebhookDispatcher(
         var now = Clock.GetUtcNow();
         await using var conn = await db.OpenConnectionAsync(CancellationToken.None);
         await using var tx = await conn.BeginTransactionAsync(CancellationToken.None);
+        var skipped = all.Where(x => x.Skipped).Select(x => x.Message.Id).ToArray();
+        if (skipped.Length > 0)
+        {
+            // Back to the queue as they were (no attempt spent): due again, they wait for the endpoint's pause to end.
+            await Sql.ExecuteAsync(conn, tx, "UPDATE webhook_messages SET next_attempt_at = $2 WHERE id = ANY($1)", CancellationToken.None, skipped, now);
+        }
+        var outcomes = all.Where(x => !x.Skipped).ToList();
+        if (outcomes.Count == 0)
+        {
+            await tx.CommitAsync(CancellationToken.None);
+            return;
+        }
         var ids = new List<long>();
         var statuses = new List<string>();
         var next = new List<DateTime?>();
@@ -251,25 +310,59 @@ public sealed partial class WebhookDispatcher(
             cmd.Transaction = tx;
             await cmd.ExecuteNonQueryAsync(CancellationToken.None);
         }
-        // Endpoint health: any success in the batch clears the failure window; otherwise it starts (or goes on).
-        var health = outcomes.GroupBy(x => x.Endpoint.Id).Select(g => (Id: g.Key, Ok: g.Any(x => x.Success))).ToList();
+        // Endpoint health: any success in the batch clears the failure window, the count of failures in a row and a
+        // pause; otherwise the window starts (or goes on), the count grows, and at the threshold the endpoint is paused
+        // for as long as it has been failing (MinPause..MaxPause). The self-join reads the row as it was (was_paused).
+        var health = outcomes.GroupBy(x => x.Endpoint.Id)
+            .Select(g => (Id: g.Key, Ok: g.Any(x => x.Success), Failed: g.Count(x => !x.Success))).ToList();
         var disabled = new List<(Guid Id, Guid TenantId, DateTimeOffset Since)>();
+        var paused = new List<(Guid Id, Guid TenantId, int Failures, DateTimeOffset Until)>();
+        var resumed = new List<Guid>();
         await using (var cmd = Sql.Command(conn, """
-            WITH h AS (SELECT * FROM unnest($1::uuid[], $2::boolean[]) AS h(id, ok)),
+            WITH h AS (SELECT * FROM unnest($1::uuid[], $2::boolean[], $5::int[]) AS h(id, ok, failed)),
             upd AS (
                 UPDATE webhook_endpoints e SET failing_since = CASE WHEN h.ok THEN NULL ELSE COALESCE(e.failing_since, $3) END,
-                    state = CASE WHEN NOT h.ok AND e.state = 'enabled' AND COALESCE(e.failing_since, $3) <= $3 - $4::interval THEN 'failing_disabled' ELSE e.state END
-                FROM h WHERE e.id = h.id
-                RETURNING e.id, e.tenant_id, e.state, e.failing_since, e.disabled_at)
-            SELECT id, tenant_id, failing_since FROM upd WHERE state = 'failing_disabled' AND disabled_at IS NULL
-            """, health.Select(h => h.Id).ToArray(), health.Select(h => h.Ok).ToArray(), now, o.DisableAfter))
+                    state = CASE WHEN NOT h.ok AND e.state = 'enabled' AND COALESCE(e.failing_since, $3) <= $3 - $4::interval THEN 'failing_disabled' ELSE e.state END,
+                    consecutive_failures = CASE WHEN h.ok THEN 0 ELSE e.consecutive_failures + h.failed END,
+                    paused_until = CASE WHEN h.ok THEN NULL
+                        WHEN e.consecutive_failures + h.failed >= $6
+                            THEN $3 + LEAST($8::interval, GREATEST($7::interval, $3 - COALESCE(e.failing_since, $3)))
+                        ELSE e.paused_until END
+                FROM h, webhook_endpoints prev WHERE e.id = h.id AND prev.id = e.id
+                RETURNING e.id, e.tenant_id, e.state, e.failing_since, e.disabled_at, e.consecutive_failures, e.paused_until,
+                    prev.paused_until IS NOT NULL AS was_paused)
+            SELECT id, tenant_id, failing_since, state = 'failing_disabled' AND disabled_at IS NULL, consecutive_failures, paused_until, was_paused
+            FROM upd
+            """, health.Select(h => h.Id).ToArray(), health.Select(h => h.Ok).ToArray(), now, o.DisableAfter,
+            health.Select(h => h.Failed).ToArray(), o.PauseAfterFailures, o.MinPause, o.MaxPause))
         {
             cmd.Transaction = tx;
             await using var reader = await cmd.ExecuteReaderAsync(CancellationToken.None);
             while (await reader.ReadAsync(CancellationToken.None))
             {
-                disabled.Add((reader.GetGuid(0), reader.GetGuid(1), reader.GetFieldValue<DateTimeOffset>(2)));
+                var (id, tenantId) = (reader.GetGuid(0), reader.GetGuid(1));
+                var pausedUntil = reader.IsDBNull(5) ? (DateTimeOffset?)null : reader.GetFieldValue<DateTimeOffset>(5);
+                var wasPaused = reader.GetBoolean(6);
+                if (reader.GetBoolean(3))
+                {
+                    disabled.Add((id, tenantId, reader.GetFieldValue<DateTimeOffset>(2)));
+                }
+                if (pausedUntil is { } until && !wasPaused)
+                {
+                    paused.Add((id, tenantId, reader.GetInt32(4), until));
+                }
+                else if (pausedUntil is null && wasPaused)
+                {
+                    resumed.Add(id);
+                }
             }
+        }
+        if (resumed.Count > 0)
+        {
+            // The probe succeeded: what waited during the pause is due now, not at its next scheduled retry.
+            await Sql.ExecuteAsync(conn, tx, """
+                UPDATE webhook_messages SET next_attempt_at = $2 WHERE endpoint_id = ANY($1) AND status = 'pending' AND next_attempt_at > $2
+                """, CancellationToken.None, resumed.ToArray(), now);
         }
         foreach (var (id, _, since) in disabled)
         {
@@ -279,6 +372,15 @@ public sealed partial class WebhookDispatcher(
                 $"Disabled automatically: every attempt failed since {since:u} (more than {o.DisableAfter.TotalHours:0.##} h). Fix the receiver and set enabled to true.");
         }
         await tx.CommitAsync(CancellationToken.None);
+        foreach (var (id, tenantId, failures, until) in paused)
+        {
+            LogEndpointPaused(logger, id, tenantId, failures, until);
+        }
+        if (resumed.Count > 0)
+        {
+            LogEndpointsResumed(logger, resumed.Count);
+            publisher.Notify();
+        }
         foreach (var (id, tenantId, since) in disabled)
         {
             publisher.Invalidate(tenantId);
@@ -297,6 +399,12 @@ public sealed partial class WebhookDispatcher(
 
     [LoggerMessage(LogLevel.Information, "Webhook {WebhookId} to endpoint {EndpointId} failed, attempt {Attempts}, given up: {GivenUp}: {Error}")]
     private static partial void LogAttemptFailed(ILogger logger, string webhookId, Guid endpointId, int attempts, bool givenUp, string error);
+
+    [LoggerMessage(LogLevel.Warning, "Webhook endpoint {EndpointId} of tenant {TenantId} paused after {Failures} failed attempts in a row; its events wait, next probe at {Until}")]
+    private static partial void LogEndpointPaused(ILogger logger, Guid endpointId, Guid tenantId, int failures, DateTimeOffset until);
+
+    [LoggerMessage(LogLevel.Information, "{Count} paused webhook endpoint(s) answered a probe: their waiting events are due now")]
+    private static partial void LogEndpointsResumed(ILogger logger, int count);
 
     [LoggerMessage(LogLevel.Warning, "Webhook endpoint {EndpointId} of tenant {TenantId} disabled: no successful delivery since {FailingSince}")]
     private static partial void LogEndpointDisabled(ILogger logger, Guid endpointId, Guid tenantId, DateTimeOffset failingSince);

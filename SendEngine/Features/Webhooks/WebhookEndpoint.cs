@@ -22,6 +22,13 @@ public sealed class WebhookEndpoint
     public DateTimeOffset? DisabledAt { get; set; }
     /// <summary>The first failed attempt since the last success; the endpoint is disabled once this is older than the window.</summary>
     public DateTimeOffset? FailingSince { get; set; }
+    /// <summary>Failed attempts in a row (any message); reset by a success.</summary>
+    public int ConsecutiveFailures { get; set; }
+    /// <summary>
+    /// Set while the endpoint is paused (<see cref="EventWebhookOptions.PauseAfterFailures"/> failures in a row): its
+    /// messages wait, unattempted, and once this time has passed one of them is sent as a probe; a success resumes them all.
+    /// </summary>
+    public DateTimeOffset? PausedUntil { get; set; }
     public required byte[] Secret { get; set; }
     public byte[]? PreviousSecret { get; set; }
     public DateTimeOffset? PreviousSecretExpiresAt { get; set; }

@@ -157,8 +157,10 @@ public static class WebhookEndpointsApi
                 endpoint.State = state;
                 endpoint.DisabledAt = enabled ? null : now;
                 endpoint.DisabledReason = enabled ? null : "Disabled through the API.";
-                // A revived endpoint starts a new failure window.
+                // A revived endpoint starts a new failure window, unpaused.
                 endpoint.FailingSince = null;
+                endpoint.ConsecutiveFailures = 0;
+                endpoint.PausedUntil = null;
             }
         }
         endpoint.UpdatedAt = now;
@@ -290,7 +292,7 @@ public static class WebhookEndpointsApi
     private static string Location(Guid id) => $"/api/webhook-endpoints/{id}";
 
     private static WebhookEndpointResponse ToResponse(WebhookEndpoint e) => new(e.Id.ToString(), e.TenantId.ToString(), e.Url, e.EventTypes, e.Description,
-        e.State, e.DisabledReason, e.DisabledAt, e.FailingSince, e.PreviousSecretExpiresAt, e.CreatedAt, e.UpdatedAt);
+        e.State, e.DisabledReason, e.DisabledAt, e.FailingSince, e.ConsecutiveFailures, e.PausedUntil, e.PreviousSecretExpiresAt, e.CreatedAt, e.UpdatedAt);
 
     private static WebhookMessageResponse ToResponse(WebhookMessage m) => new(m.WebhookId, m.EventType, m.Status, m.Attempts, m.CreatedAt,
         m.Status == WebhookMessageStatuses.Pending ? m.NextAttemptAt : null, m.CompletedAt, m.LastError);
