@@ -4,6 +4,7 @@ using SendEngine.Extensions;
 using SendEngine.Features.ApiKeys;
 using SendEngine.Features.Metrics;
 using SendEngine.Features.Privacy;
+using SendEngine.Features.Reputation;
 using SendEngine.Features.SendJobs;
 using SendEngine.Features.SenderDomains;
 using SendEngine.Features.Suppressions;
@@ -26,6 +27,7 @@ public class Program
             .AddSendEngineEmailEvents()
             .AddSendEngineTransactional()
             .AddSendEngineWebhooks()
+            .AddSendEngineReputation()
             .AddSendEngineHangfire();
 
         var app = builder.Build();
@@ -48,6 +50,7 @@ public class Program
         app.MapSenderDomainsApi();
         app.MapTransactionalEmailApi();
         app.MapSendEngineWebhooks();
+        app.MapReputationApi();
         app.MapOperationLogApi(AuthExtensions.LogsRead, AuthExtensions.Admin);
         await app.RunAsync();
     }
