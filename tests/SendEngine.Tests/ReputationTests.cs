@@ -147,6 +147,13 @@ public sealed class ReputationTests(StackFixture stack)
         Assert.Equal("bulk", pausedData.GetProperty("scope").GetString());
         Assert.Equal([second.Id], pausedData.GetProperty("paused_jobs").EnumerateArray().Select(e => e.GetString()));
 
+        // Counted for monitoring, under the names the alert rules watch.
+        var metrics = await StackFixture.MetricsAsync(hook);
+        Assert.Matches("(?m)^sendengine_reputation_pauses_total\\{[^}]*kind=\"bounce\"[^}]*\\} 1\\b", metrics);
+        Assert.Matches("(?m)^sendengine_reputation_warnings_total\\{[^}]*kind=\"bounce\"[^}]*\\} 1\\b", metrics);
+        var rules = await File.ReadAllTextAsync(Path.Combine(RepoPaths.Root, "deploy", "prometheus", "sendengine-alerts.yml"));
+        Assert.Contains("sendengine_reputation_pauses_total{kind=\"bounce\"}", rules, StringComparison.Ordinal);
+
         // New jobs are refused, and the tenant cannot resume the guard's pause itself.
         using (var refused = await se.PostAsJsonAsync("api/send-jobs", new CreateSendJobRequest(null, tenant.ListId, null, "Third", null, "Hi", null), StackFixture.Json))
         {

@@ -16,16 +16,17 @@ public sealed class ReputationMetrics
     public ReputationMetrics(IMeterFactory factory)
     {
         var meter = factory.Create(SendEngineMetrics.MeterName);
-        _warnings = meter.CreateCounter<long>("sendengine.reputation.warnings", description: "Tenants that reached a reputation warning threshold.");
+        _warnings = meter.CreateCounter<long>("sendengine.reputation.warnings",
+            description: "Tenants that reached a reputation warning threshold, by kind (bounce, complaint).");
         _pauses = meter.CreateCounter<long>("sendengine.reputation.pauses",
-            description: "Reputation pauses, by scope (tenant: its rates; job: a likely purchased list; operator).");
+            description: "Reputation pauses, by kind (bounce, complaint: a tenant's rate; list: a job's first recipients; operator).");
         meter.CreateObservableGauge("sendengine.reputation.paused_tenants", () => Volatile.Read(ref _paused),
             description: "Tenants whose bulk mail is paused (as of this process's last evaluation).");
     }
 
-    public void Warning() => _warnings.Add(1);
+    public void Warning(string kind) => _warnings.Add(1, new KeyValuePair<string, object?>("kind", kind));
 
-    public void Paused(string scope) => _pauses.Add(1, new KeyValuePair<string, object?>("scope", scope));
+    public void Paused(string kind) => _pauses.Add(1, new KeyValuePair<string, object?>("kind", kind));
 
     public void PausedTenants(long count) => Volatile.Write(ref _paused, count);
 }

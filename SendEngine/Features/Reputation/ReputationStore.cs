@@ -236,6 +236,8 @@ public sealed partial class ReputationStore(
         return rates.Count;
     }
 
+    private static string Kind(string? reason) => reason?.StartsWith("complaint", StringComparison.Ordinal) == true ? "complaint" : "bounce";
+
     private static string JobReason(string? reason) => "paused by the reputation guard: " + (reason ?? "the tenant's sending is paused") + "; a platform operator resumes it";
 
     private async Task<bool> TransitionAsync(NpgsqlConnection conn, Guid tenantId, string current, string wanted, string? reason,
@@ -268,12 +270,12 @@ public sealed partial class ReputationStore(
         await tx.CommitAsync(ct);
         if (wanted == ReputationStates.Paused)
         {
-            metrics.Paused("tenant");
+            metrics.Paused(Kind(reason));
             LogTenantPaused(logger, tenantId, reason, jobs.Count);
         }
         else if (wanted == ReputationStates.Warning)
         {
-            metrics.Warning();
+            metrics.Warning(Kind(reason));
             LogTenantWarning(logger, tenantId, reason);
         }
         return published > 0;
@@ -327,7 +329,7 @@ public sealed partial class ReputationStore(
                 await tx.CommitAsync(ct);
                 if (paused.Count > 0)
                 {
-                    metrics.Paused("job");
+                    metrics.Paused("list");
                     LogJobPaused(logger, jobId, reason);
                 }
             }
