@@ -193,6 +193,9 @@ public sealed class ReputationTests(StackFixture stack)
         }
         var done = await StackFixture.WaitForJobAsync(se, second.Id, j => j.Status == SendJobStatuses.Completed);
         // The three bounced addresses are suppressed now: those the job had not reached yet are skipped.
+        var others = (await RecipientsAsync(se, second.Id)).Where(r => r.Status is not (RecipientStatuses.Sent or RecipientStatuses.Suppressed))
+            .Select(r => $"{r.Email} {r.Status} {r.Attempts} {r.Detail}").ToList();
+        Assert.True(others.Count == 0, string.Join("\n", others));
         Assert.Equal(30, done.Counts.Sent + done.Counts.Suppressed);
         Assert.InRange(done.Counts.Suppressed, 0, 3);
         Assert.Null(done.PausedReason);
