@@ -192,12 +192,14 @@ public sealed class ReputationTests(StackFixture stack)
             Assert.True(resumed.StatusCode == HttpStatusCode.OK, await resumed.Content.ReadAsStringAsync());
         }
         var done = await StackFixture.WaitForJobAsync(se, second.Id, j => j.Status == SendJobStatuses.Completed);
-        // The three bounced addresses are suppressed now: those the job had not reached yet are skipped.
+        // The bounced addresses are suppressed now (and reported to Member Center, so the second job's snapshot may
+        // not even hold the first): those the job had not reached yet are skipped.
         var others = (await RecipientsAsync(se, second.Id)).Where(r => r.Status is not (RecipientStatuses.Sent or RecipientStatuses.Suppressed))
             .Select(r => $"{r.Email} {r.Status} {r.Attempts} {r.Detail}").ToList();
         Assert.True(others.Count == 0, string.Join("\n", others));
-        Assert.Equal(30, done.Counts.Sent + done.Counts.Suppressed);
-        Assert.InRange(done.Counts.Suppressed, 0, 3);
+        Assert.Equal(done.Counts.Total, done.Counts.Sent + done.Counts.Suppressed);
+        Assert.InRange(done.Counts.Total - done.Counts.Sent, 0, 3);
+        Assert.InRange(done.Counts.Total, 27, 30);
         Assert.Null(done.PausedReason);
         var after = await ReputationAsync(se);
         Assert.Equal("ok", after.GetProperty("state").GetString());
