@@ -311,6 +311,53 @@ public sealed class ReputationTests(StackFixture stack)
     }
 
     [Fact]
+    public async Task An_operators_pause_of_all_mail_refuses_transactional_sends_until_the_resume_and_bad_input_is_a_400()
+    {
+        var tenant = await stack.CreateTenantAsync();
+        var db = await stack.Postgres.CreateDatabaseAsync("se");
+        await using var engine = stack.CreateSendEngine(db, Settings());
+        using var se = await TenantAsync(engine, tenant);
+        using var admin = await AdminAsync(engine);
+        var domain = StackFixture.UniqueDomain();
+        using (var registered = await se.PostAsJsonAsync("api/sender-domains", new AddSenderDomainRequest(domain), StackFixture.Json))
+        {
+            Assert.True(registered.IsSuccessStatusCode);
+        }
+        using var transactional = engine.CreateClient();
+        transactional.DefaultRequestHeaders.Add("X-Pigeon-Api-Key", await ApiKeyAsync(tenant));
+        object Mail() => new { message = new { text = "Hi", subject = "order", from_email = $"shop@{domain}", to = new[] { new { email = $"buyer@{domain}" } } } };
+        var pausePath = $"admin/tenants/{tenant.TenantId}/reputation/pause";
+
+        async Task AssertStatusAsync(HttpResponseMessage response, HttpStatusCode status, string contains)
+        {
+            using (response)
+            {
+                var body = await response.Content.ReadAsStringAsync();
+                Assert.True(response.StatusCode == status, $"expected {(int)status}, got {(int)response.StatusCode}: {body}");
+                Assert.Contains(contains, body, StringComparison.Ordinal);
+            }
+        }
+        await AssertStatusAsync(await admin.PostAsJsonAsync(pausePath, new { scope = "everything" }), HttpStatusCode.BadRequest, "\"scope\"");
+        await AssertStatusAsync(await admin.PutAsJsonAsync($"admin/tenants/{tenant.TenantId}/sending-limits", new { messages_per_hour = 0 }),
+            HttpStatusCode.BadRequest, "\"messages_per_hour\"");
+        await AssertStatusAsync(await admin.PutAsJsonAsync($"admin/tenants/{tenant.TenantId}/sending-limits", new { use_platform_defaults = true, messages_per_day = 5 }),
+            HttpStatusCode.BadRequest, "\"use_platform_defaults\"");
+        await AssertStatusAsync(await admin.PostAsJsonAsync($"admin/tenants/{tenant.TenantId}/reputation/resume", new { note = "nothing to resume" }),
+            HttpStatusCode.Conflict, "not paused");
+
+        await AssertStatusAsync(await admin.PostAsJsonAsync(pausePath, new { scope = "all", note = "abuse report 17" }), HttpStatusCode.OK, "\"transactional_paused\":true");
+        await AssertStatusAsync(await transactional.PostAsJsonAsync("api/v1/email", Mail()), HttpStatusCode.Conflict, "SENDING_PAUSED");
+        await AssertStatusAsync(await se.PostAsJsonAsync("api/send-jobs", new CreateSendJobRequest(null, tenant.ListId, null, "Held", null, "Hi", null), StackFixture.Json),
+            HttpStatusCode.Conflict, "tenant_paused");
+        var paused = await ReputationAsync(admin, $"admin/tenants/{tenant.TenantId}/reputation");
+        Assert.Equal(("paused", "abuse report 17"), (paused.GetProperty("state").GetString(), paused.GetProperty("note").GetString()));
+
+        await AssertStatusAsync(await admin.PostAsJsonAsync($"admin/tenants/{tenant.TenantId}/reputation/resume", new { note = "answered the report" }),
+            HttpStatusCode.OK, "\"transactional_paused\":false");
+        await AssertStatusAsync(await transactional.PostAsJsonAsync("api/v1/email", Mail()), HttpStatusCode.OK, "task_id");
+    }
+
+    [Fact]
     public async Task The_warm_up_doubles_a_new_tenants_daily_limit_until_it_reaches_the_limit()
     {
         var options = new SendEngine.Features.Reputation.SendingLimitOptions { WarmupFirstDay = 1000, MessagesPerDay = 10_000 };
