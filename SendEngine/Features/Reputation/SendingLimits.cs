@@ -126,9 +126,7 @@ public sealed class SendingLimits(IOptions<SendingLimitOptions> options)
                 ct, job.TenantId, window.Start, batch.Count);
             if (firstSendAt is null)
             {
-                await Sql.ExecuteAsync(conn, $"""
-                    {ReputationStore.EnsureRowSql};
-                    """, ct, job.TenantId, now);
+                await Sql.ExecuteAsync(conn, ReputationStore.EnsureRowSql, ct, job.TenantId, now);
                 await Sql.ExecuteAsync(conn, "UPDATE tenant_reputation SET first_send_at = $2 WHERE tenant_id = $1 AND first_send_at IS NULL",
                     ct, job.TenantId, now);
             }
