@@ -4,6 +4,7 @@ using SendEngine.Extensions;
 using SendEngine.Features.ApiKeys;
 using SendEngine.Features.Metrics;
 using SendEngine.Features.Privacy;
+using SendEngine.Features.Reputation;
 using SendEngine.Features.SendJobs;
 using SendEngine.Features.SenderDomains;
 using SendEngine.Features.Suppressions;
@@ -27,6 +28,7 @@ public class Program
             .AddSendEngineTransactional()
             .AddSendEngineWebhooks()
             .AddSendEngineBounceMailboxes()
+            .AddSendEngineReputation()
             .AddSendEngineHangfire();
 
         var app = builder.Build();
@@ -50,6 +52,7 @@ public class Program
         app.MapTransactionalEmailApi();
         app.MapSendEngineWebhooks();
         app.MapSendEngineBounceMailboxes();
+        app.MapReputationApi();
         app.MapOperationLogApi(AuthExtensions.LogsRead, AuthExtensions.Admin);
         await app.RunAsync();
     }

@@ -36,7 +36,8 @@ public sealed record SendJobResponse(
     string? PausedReason = null,
     DateTimeOffset? ResumeAt = null,
     string? BodyHtml = null,
-    string? BodyText = null);
+    string? BodyText = null,
+    DateTimeOffset? ThrottledUntil = null);
 
 /// <summary>A page of jobs, newest first; pass next_cursor back as after.</summary>
 public sealed record SendJobPage(IReadOnlyList<SendJobResponse> Items, string? NextCursor);

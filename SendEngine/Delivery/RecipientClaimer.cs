@@ -19,6 +19,7 @@ internal sealed partial class RecipientClaimer(
     MemberCenterClient memberCenter,
     AddressHasher hasher,
     SendJobOptions options,
+    Features.Reputation.SendingLimits limits,
     TimeProvider clock,
     ILogger logger)
 {
@@ -26,6 +27,7 @@ internal sealed partial class RecipientClaimer(
     // snapshot began. Only grows, and only by the list's unsubscribes during the job.
     private readonly HashSet<Guid> _gone = [];
     private string? _changesCursor;
+    private bool _throttleRecorded;
 
     /// <param name="nextPage">Waits for the snapshot (taken in this process) to commit another page; null when none is being taken here.</param>
     public async Task RunAsync(DeliveryRun run, ChannelWriter<Claimed> writer, Func<TimeSpan, CancellationToken, Task>? nextPage)
@@ -34,6 +36,8 @@ internal sealed partial class RecipientClaimer(
         var job = run.Job;
         await using var conn = await db.OpenConnectionAsync(ct);
         var lastRecovery = DateTimeOffset.MinValue;
+        // True at first too: a throttled_until left by an earlier run is cleared by this run's first claim.
+        var throttled = true;
         while (!ct.IsCancellationRequested)
         {
             var now = clock.GetUtcNow();
@@ -43,7 +47,27 @@ internal sealed partial class RecipientClaimer(
                 await store.RecoverExpiredAsync(conn, job.Id, ct);
                 lastRecovery = now;
             }
-            var batch = await RecipientStore.ClaimAsync(conn, job.Id, run.RunnerId, now, options.Lease, options.BatchSize, ct);
+            var (batch, throttledUntil) = await limits.ClaimAsync(conn, job, run.RunnerId, now, options.Lease, options.BatchSize, ct);
+            if (throttledUntil is { } until)
+            {
+                // The tenant's sending limit is reached: the job stays sending and waits for the next window (the
+                // housekeeping stops the run meanwhile if the job is paused or cancelled).
+                if (!throttled || !_throttleRecorded)
+                {
+                    _throttleRecorded = true;
+                    await RecipientStore.SetThrottledAsync(conn, job.Id, until, ct);
+                    LogThrottled(logger, job.Id, until);
+                    throttled = true;
+                }
+                await Task.Delay(until - now, clock, ct);
+                continue;
+            }
+            if (throttled && batch.Count > 0)
+            {
+                await RecipientStore.SetThrottledAsync(conn, job.Id, null, ct);
+                throttled = false;
+                _throttleRecorded = false;
+            }
             if (batch.Count == 0)
             {
                 // Nothing claimable: done, or rows held by workers (ours or another runner's), waiting for a retry, or
@@ -145,6 +169,9 @@ internal sealed partial class RecipientClaimer(
             }
         }
     }
+
+    [LoggerMessage(LogLevel.Information, "Send job {JobId}: the tenant's sending limit is reached; throttled until {Until}")]
+    private static partial void LogThrottled(ILogger logger, Guid jobId, DateTimeOffset until);
 
     [LoggerMessage(LogLevel.Warning, "Send job {JobId}: Member Center re-check failed, batch released: {Error}")]
     private static partial void LogRecheckFailed(ILogger logger, Guid jobId, string error);

@@ -172,8 +172,62 @@ public sealed partial class RecipientStore(NpgsqlDataSource db, TimeProvider clo
                     WHEN scheduled_at > $3 THEN '{J.Scheduled}' ELSE '{J.Queued}' END,
                 paused_reason = NULL, resume_at = NULL, finished_at = NULL,
                 outage_since = CASE WHEN $2 THEN NULL ELSE outage_since END, last_error = CASE WHEN $2 THEN NULL ELSE last_error END
-            WHERE id = $1 AND (status = '{J.Paused}' AND ($2 OR resume_at <= $3) OR status = '{J.Failed}' AND $2)
+            WHERE id = $1 AND paused_by IS NULL AND (status = '{J.Paused}' AND ($2 OR resume_at <= $3) OR status = '{J.Failed}' AND $2)
             """, ct, jobId, byOperator, clock.GetUtcNow()) > 0;
+
+    /// <summary>
+    /// scheduled | queued | sending (or paused by an outage, which would resume by itself) → paused by the reputation
+    /// guard (<paramref name="pausedBy"/>: tenant or list) for a platform operator, in the caller's transaction: the
+    /// tenant's bulk jobs, or only <paramref name="jobId"/>. Returns the jobs paused.
+    /// </summary>
+    public static async Task<List<Guid>> PauseGuardedAsync(NpgsqlConnection conn, NpgsqlTransaction tx, Guid tenantId, Guid? jobId, string pausedBy,
+        string reason, CancellationToken ct)
+    {
+        var paused = new List<Guid>();
+        await using var cmd = Sql.Command(conn, $"""
+            UPDATE send_jobs SET status = '{J.Paused}', paused_reason = $3, paused_by = $4, resume_at = NULL
+            WHERE tenant_id = $1 AND ($2::uuid IS NULL OR id = $2)
+              AND (status IN ('{J.Scheduled}', {OpenJob}) OR (status = '{J.Paused}' AND paused_by IS NULL AND resume_at IS NOT NULL))
+            RETURNING id
+            """, tenantId, (object?)jobId ?? DBNull.Value, Truncate(reason, 2000), pausedBy);
+        cmd.Transaction = tx;
+        await using var reader = await cmd.ExecuteReaderAsync(ct);
+        while (await reader.ReadAsync(ct))
+        {
+            paused.Add(reader.GetGuid(0));
+        }
+        return paused;
+    }
+
+    /// <summary>
+    /// The tenant's jobs paused by the reputation guard → running again (as <see cref="ResumeAsync"/> by an operator), in
+    /// the caller's transaction; a job the purchased-list check paused is not checked again. Returns the jobs resumed
+    /// with their new status (a runner is needed unless scheduled).
+    /// </summary>
+    public async Task<List<(Guid Id, string Status)>> ResumeGuardedAsync(NpgsqlConnection conn, NpgsqlTransaction tx, Guid tenantId, CancellationToken ct)
+    {
+        var resumed = new List<(Guid, string)>();
+        await using var cmd = Sql.Command(conn, $"""
+            UPDATE send_jobs SET status = CASE WHEN started_at IS NOT NULL THEN '{J.Sending}'
+                    WHEN scheduled_at > $2 THEN '{J.Scheduled}' ELSE '{J.Queued}' END,
+                paused_reason = NULL, paused_by = NULL, resume_at = NULL, outage_since = NULL,
+                list_checked = list_checked OR paused_by = 'list'
+            WHERE tenant_id = $1 AND status = '{J.Paused}' AND paused_by IS NOT NULL
+            RETURNING id, status
+            """, tenantId, clock.GetUtcNow());
+        cmd.Transaction = tx;
+        await using var reader = await cmd.ExecuteReaderAsync(ct);
+        while (await reader.ReadAsync(ct))
+        {
+            resumed.Add((reader.GetGuid(0), reader.GetString(1)));
+        }
+        return resumed;
+    }
+
+    /// <summary>The tenant's limit is reached: the job waits, still sending, until <paramref name="until"/> (null: no longer waiting).</summary>
+    internal static Task SetThrottledAsync(NpgsqlConnection conn, Guid jobId, DateTimeOffset? until, CancellationToken ct) =>
+        Sql.ExecuteAsync(conn, "UPDATE send_jobs SET throttled_until = $2 WHERE id = $1 AND throttled_until IS DISTINCT FROM $2",
+            ct, jobId, (object?)until ?? DBNull.Value);
 
     /// <summary>The reason a job paused by <see cref="PauseByOperatorAsync"/> shows.</summary>
     public const string PausedByOperator = "paused by an operator; resume to go on";
@@ -341,10 +395,12 @@ public sealed partial class RecipientStore(NpgsqlDataSource db, TimeProvider clo
         await using var cmd = Sql.Command(conn, $"""
             SELECT j.id FROM send_jobs j
             WHERE (j.status = '{J.Scheduled}' AND j.scheduled_at < $1 - interval '2 minutes')
+               -- A job waiting for its sending limit has no leases but a runner: not stalled until well past its window.
                OR (j.status = '{J.Paused}' AND j.resume_at < $1 - interval '1 minute')
                OR (j.status IN ({OpenJob}) AND COALESCE(j.started_at, j.scheduled_at) < $1 - interval '2 minutes'
                    AND NOT EXISTS (SELECT 1 FROM send_job_recipients r
                                    WHERE r.job_id = j.id AND r.status IN ('{R.Claimed}', '{R.Sending}') AND r.lease_until > $1)
+                   AND (j.throttled_until IS NULL OR j.throttled_until < $1 - interval '2 minutes')
                    AND (j.snapshot_completed_at IS NULL
                         OR EXISTS (SELECT 1 FROM send_job_recipients r
                                    WHERE r.job_id = j.id AND r.status = '{R.Pending}' AND (r.next_attempt_at IS NULL OR r.next_attempt_at < $1 - interval '1 minute'))
@@ -475,16 +531,39 @@ public sealed partial class RecipientStore(NpgsqlDataSource db, TimeProvider clo
         """;
 
     /// <summary>
-    /// sending → sent | failed | unknown, or pending with next_attempt_at (deferred). The message id is kept for a
-    /// deferral only if one was recorded before. $1 ids, $2 statuses, $3 message ids, $4 details, $5 next_attempt_at, $6 now.
+    /// sending → sent | failed | unknown, or pending with next_attempt_at (deferred), returning the recorded rows (as
+    /// <c>recorded</c> in the statements below). The message id is kept for a deferral only if one was recorded before.
+    /// $1 ids, $2 statuses, $3 message ids, $4 details, $5 next_attempt_at, $6 now.
     /// </summary>
-    internal const string RecordResultsSql = $"""
+    private const string RecordResultsUpdateSql = $"""
         UPDATE send_job_recipients r SET status = d.status,
             message_id = CASE WHEN d.status = '{R.Pending}' THEN r.message_id ELSE d.message_id END, detail = d.detail, updated_at = $6,
             sent_at = CASE WHEN d.status = '{R.Sent}' THEN $6 ELSE r.sent_at END, next_attempt_at = d.next_attempt_at,
             claimed_by = NULL, lease_until = NULL
         FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::timestamptz[]) AS d(id, status, message_id, detail, next_attempt_at)
         WHERE r.id = d.id
+        RETURNING r.id, r.job_id, r.email, r.message_id, r.detail, r.status
+        """;
+
+    /// <summary>
+    /// The reputation guard's hourly counters of the recorded results (Features/Reputation): accepted messages and
+    /// mailboxes refused as unknown count as sent, the refusals also as hard bounces. One row per job and hour, so the
+    /// runners of different jobs never wait for each other here.
+    /// </summary>
+    private const string CountResultsSql = $"""
+        INSERT INTO reputation_counts AS c (tenant_id, hour, source_id, sent, hard_bounces, complaints)
+        SELECT j.tenant_id, date_trunc('hour', $6::timestamptz, 'UTC'), x.job_id, count(*),
+            count(*) FILTER (WHERE x.status = '{R.Failed}'), 0
+        FROM recorded x JOIN send_jobs j ON j.id = x.job_id
+        WHERE x.status = '{R.Sent}' OR (x.status = '{R.Failed}' AND x.detail ~ '{Features.Suppressions.SuppressionStore.MailboxRejectedPattern}')
+        GROUP BY j.tenant_id, x.job_id
+        ON CONFLICT (tenant_id, hour, source_id) DO UPDATE SET sent = c.sent + excluded.sent, hard_bounces = c.hard_bounces + excluded.hard_bounces
+        """;
+
+    /// <summary>The results (<see cref="RecordResultsUpdateSql"/>) and their reputation counts, in one statement.</summary>
+    internal const string RecordResultsSql = $"""
+        WITH recorded AS ({RecordResultsUpdateSql})
+        {CountResultsSql}
         """;
 
     /// <summary>
@@ -492,7 +571,8 @@ public sealed partial class RecipientStore(NpgsqlDataSource db, TimeProvider clo
     /// rejected) in the same statement, so an event exists exactly when its status change committed. $7 the tenant.
     /// </summary>
     internal const string RecordResultsAndEventsSql = $"""
-        WITH recorded AS ({RecordResultsSql}    RETURNING r.id, r.job_id, r.email, r.message_id, r.detail, r.status)
+        WITH recorded AS ({RecordResultsUpdateSql}),
+        counted AS ({CountResultsSql}    RETURNING 0)
         {Features.Webhooks.WebhookPublisher.BulkResultEventsSql}
         """;
 

@@ -33,6 +33,7 @@ public sealed partial class SendJobRunner(
     TransportResolver transports,
     WebhookPublisher webhooks,
     IBackgroundJobClient jobs,
+    Features.Reputation.SendingLimits limits,
     IOptions<SendJobOptions> jobOptions,
     IOptions<DeliveryOptions> deliveryOptions,
     IOptions<SmtpOptions> smtpOptions,
@@ -212,7 +213,7 @@ public sealed partial class SendJobRunner(
         var housekeeping = Task.Run(() => new DeliveryHousekeeping(store, db, o, clock, logger).RunAsync(run), CancellationToken.None);
         try
         {
-            var claimer = new RecipientClaimer(store, db, memberCenter, hasher, o, clock, logger);
+            var claimer = new RecipientClaimer(store, db, memberCenter, hasher, o, limits, clock, logger);
             await claimer.RunAsync(run, channel.Writer, progress is null ? null : progress.NextPageAsync);
         }
         catch (OperationCanceledException) when (run.Stop.IsCancellationRequested)

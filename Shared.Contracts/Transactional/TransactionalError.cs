@@ -19,4 +19,6 @@ public static class TransactionalErrorNames
     public const string ValidationError = "VALIDATION_ERROR";
     public const string RequestTooLarge = "REQUEST_TOO_LARGE";
     public const string NotFound = "NOT_FOUND";
+    /// <summary>A platform operator paused the tenant's transactional mail too (docs/deliverability.md).</summary>
+    public const string SendingPaused = "SENDING_PAUSED";
 }

@@ -14,8 +14,13 @@ public static class WebhookEventTypes
     public const string Clicked = "clicked";
     public const string Unsubscribed = "unsubscribed";
     public const string Rejected = "rejected";
+    /// <summary>The tenant's bounce or complaint rate reached the warning threshold (docs/deliverability.md).</summary>
+    public const string ReputationWarning = "reputation.warning";
+    /// <summary>The tenant's bulk mail (or one job: a likely purchased list) was paused by the reputation guard or an operator.</summary>
+    public const string ReputationPaused = "reputation.paused";
 
-    public static IReadOnlyList<string> All { get; } = [Sent, Delivered, Deferred, Bounced, Complained, Opened, Clicked, Unsubscribed, Rejected];
+    public static IReadOnlyList<string> All { get; } =
+        [Sent, Delivered, Deferred, Bounced, Complained, Opened, Clicked, Unsubscribed, Rejected, ReputationWarning, ReputationPaused];
 }
 
 /// <summary>The state of an endpoint: <c>enabled</c>, <c>disabled</c> (by the tenant) or <c>failing_disabled</c> (failed for the configured window).</summary>

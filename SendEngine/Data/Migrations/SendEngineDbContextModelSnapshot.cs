@@ -619,6 +619,141 @@ namespace SendEngine.Data.Migrations
                     b.ToTable("member_center_reports", (string)null);
                 });
 
+            modelBuilder.Entity("SendEngine.Features.Reputation.ReputationCount", b =>
+                {
+                    b.Property<Guid>("TenantId")
+                        .HasColumnType("uuid")
+                        .HasColumnName("tenant_id");
+
+                    b.Property<DateTimeOffset>("Hour")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("hour");
+
+                    b.Property<Guid>("SourceId")
+                        .HasColumnType("uuid")
+                        .HasColumnName("source_id");
+
+                    b.Property<long>("Complaints")
+                        .HasColumnType("bigint")
+                        .HasColumnName("complaints");
+
+                    b.Property<long>("HardBounces")
+                        .HasColumnType("bigint")
+                        .HasColumnName("hard_bounces");
+
+                    b.Property<long>("Sent")
+                        .HasColumnType("bigint")
+                        .HasColumnName("sent");
+
+                    b.HasKey("TenantId", "Hour", "SourceId")
+                        .HasName("pk_reputation_counts");
+
+                    b.HasIndex("Hour")
+                        .HasDatabaseName("ix_reputation_counts_hour");
+
+                    b.ToTable("reputation_counts", (string)null);
+                });
+
+            modelBuilder.Entity("SendEngine.Features.Reputation.SendCounter", b =>
+                {
+                    b.Property<Guid>("TenantId")
+                        .HasColumnType("uuid")
+                        .HasColumnName("tenant_id");
+
+                    b.Property<DateTimeOffset>("WindowStart")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("window_start");
+
+                    b.Property<long>("Messages")
+                        .HasColumnType("bigint")
+                        .HasColumnName("messages");
+
+                    b.HasKey("TenantId", "WindowStart")
+                        .HasName("pk_send_counters");
+
+                    b.ToTable("send_counters", (string)null);
+                });
+
+            modelBuilder.Entity("SendEngine.Features.Reputation.TenantReputation", b =>
+                {
+                    b.Property<Guid>("TenantId")
+                        .ValueGeneratedOnAdd()
+                        .HasColumnType("uuid")
+                        .HasColumnName("tenant_id");
+
+                    b.Property<long>("BaselineComplaints")
+                        .HasColumnType("bigint")
+                        .HasColumnName("baseline_complaints");
+
+                    b.Property<long>("BaselineHardBounces")
+                        .HasColumnType("bigint")
+                        .HasColumnName("baseline_hard_bounces");
+
+                    b.Property<DateTimeOffset?>("BaselineHour")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("baseline_hour");
+
+                    b.Property<long>("BaselineSent")
+                        .HasColumnType("bigint")
+                        .HasColumnName("baseline_sent");
+
+                    b.Property<bool>("BulkPaused")
+                        .HasColumnType("boolean")
+                        .HasColumnName("bulk_paused");
+
+                    b.Property<DateTimeOffset>("ChangedAt")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("changed_at");
+
+                    b.Property<DateTimeOffset?>("FirstSendAt")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("first_send_at");
+
+                    b.Property<bool>("LimitsSet")
+                        .HasColumnType("boolean")
+                        .HasColumnName("limits_set");
+
+                    b.Property<int?>("MessagesPerDay")
+                        .HasColumnType("integer")
+                        .HasColumnName("messages_per_day");
+
+                    b.Property<int?>("MessagesPerHour")
+                        .HasColumnType("integer")
+                        .HasColumnName("messages_per_hour");
+
+                    b.Property<string>("Note")
+                        .HasMaxLength(1000)
+                        .HasColumnType("character varying(1000)")
+                        .HasColumnName("note");
+
+                    b.Property<DateTimeOffset?>("PausedAt")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("paused_at");
+
+                    b.Property<string>("Reason")
+                        .HasMaxLength(1000)
+                        .HasColumnType("character varying(1000)")
+                        .HasColumnName("reason");
+
+                    b.Property<string>("State")
+                        .IsRequired()
+                        .HasMaxLength(16)
+                        .HasColumnType("character varying(16)")
+                        .HasColumnName("state");
+
+                    b.Property<bool>("TransactionalPaused")
+                        .HasColumnType("boolean")
+                        .HasColumnName("transactional_paused");
+
+                    b.HasKey("TenantId")
+                        .HasName("pk_tenant_reputation");
+
+                    b.HasIndex("State")
+                        .HasDatabaseName("ix_tenant_reputation_state");
+
+                    b.ToTable("tenant_reputation", (string)null);
+                });
+
             modelBuilder.Entity("SendEngine.Features.SendJobs.SendJob", b =>
                 {
                     b.Property<Guid>("Id")
@@ -687,6 +822,10 @@ namespace SendEngine.Data.Migrations
                         .HasColumnType("bigint")
                         .HasColumnName("links_issued_at");
 
+                    b.Property<bool>("ListChecked")
+                        .HasColumnType("boolean")
+                        .HasColumnName("list_checked");
+
                     b.Property<Guid>("ListId")
                         .HasColumnType("uuid")
                         .HasColumnName("list_id");
@@ -700,6 +839,11 @@ namespace SendEngine.Data.Migrations
                     b.Property<DateTimeOffset?>("OutageSince")
                         .HasColumnType("timestamp with time zone")
                         .HasColumnName("outage_since");
+
+                    b.Property<string>("PausedBy")
+                        .HasMaxLength(16)
+                        .HasColumnType("character varying(16)")
+                        .HasColumnName("paused_by");
 
                     b.Property<string>("PausedReason")
                         .HasMaxLength(2000)
@@ -741,6 +885,10 @@ namespace SendEngine.Data.Migrations
                     b.Property<Guid>("TenantId")
                         .HasColumnType("uuid")
                         .HasColumnName("tenant_id");
+
+                    b.Property<DateTimeOffset?>("ThrottledUntil")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("throttled_until");
 
                     b.HasKey("Id")
                         .HasName("pk_send_jobs");

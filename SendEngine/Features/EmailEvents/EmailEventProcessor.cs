@@ -28,6 +28,7 @@ public sealed partial class EmailEventProcessor(
     NpgsqlDataSource db,
     WakeSignal<EmailEventProcessor> signal,
     WakeSignal<MemberCenterReporter> reportSignal,
+    WakeSignal<Reputation.ReputationGuard> reputationSignal,
     JobCountsCache countsCache,
     WebhookPublisher webhooks,
     SendEngineMetrics metrics,
@@ -50,6 +51,7 @@ public sealed partial class EmailEventProcessor(
 
     private DateTimeOffset _lastBacklog = DateTimeOffset.MinValue;
     private int _published;
+    private bool _reputationChanged;
 
     /// <summary>The tenant webhook event type of an ESP event, or null when it raises none.</summary>
     private static string? WebhookType(string eventType) => eventType switch
@@ -178,6 +180,11 @@ public sealed partial class EmailEventProcessor(
         if (Interlocked.Exchange(ref _published, 0) > 0)
         {
             webhooks.Notify();
+        }
+        if (_reputationChanged)
+        {
+            _reputationChanged = false;
+            reputationSignal.Notify();
         }
         if (done.Any(d => d.Row.EventType is EmailEventTypes.HardBounce or EmailEventTypes.SoftBounce or EmailEventTypes.SpamReport or EmailEventTypes.Unsubscribe))
         {
@@ -362,6 +369,18 @@ public sealed partial class EmailEventProcessor(
                 updated_at = excluded.updated_at
             """, ct, t.TenantId, email, stats.Delivered, stats.Opened, stats.Clicked, stats.Bounced, stats.SoftBounced,
             stats.Complaints, stats.Unsubscribes, row.OccurredAt, now);
+        if (t.TaskId is null && (stats.Bounced > 0 || stats.Complaints > 0))
+        {
+            // The reputation guard's counters (Features/Reputation): bulk mail's hard bounces and complaints, by the hour
+            // they were applied; the messages themselves were counted when the relay or ESP took them.
+            await Sql.ExecuteAsync(conn, tx, """
+                INSERT INTO reputation_counts AS c (tenant_id, hour, source_id, sent, hard_bounces, complaints)
+                VALUES ($1, date_trunc('hour', $2::timestamptz, 'UTC'), $3, 0, $4, $5)
+                ON CONFLICT (tenant_id, hour, source_id) DO UPDATE SET hard_bounces = c.hard_bounces + excluded.hard_bounces,
+                    complaints = c.complaints + excluded.complaints
+                """, ct, t.TenantId, now, t.JobId, (long)stats.Bounced, (long)stats.Complaints);
+            _reputationChanged = true;
+        }
         return outcome;
     }
 

@@ -31,6 +31,15 @@ public sealed class SendJob
     /// <summary>Why a paused job waits: the outage (until <see cref="ResumeAt"/>) or what an operator must fix (ResumeAt null).</summary>
     public string? PausedReason { get; set; }
     public DateTimeOffset? ResumeAt { get; set; }
+    /// <summary>
+    /// Set when the reputation guard paused the job: <c>tenant</c> (the tenant's rates) or <c>list</c> (its first
+    /// recipients bounced like a purchased list). Only a platform operator resumes such a job.
+    /// </summary>
+    public string? PausedBy { get; set; }
+    /// <summary>The job's first recipients passed the purchased-list check, or an operator resumed it after that check paused it.</summary>
+    public bool ListChecked { get; set; }
+    /// <summary>The tenant's sending limit is reached: the job waits (still sending) until this time.</summary>
+    public DateTimeOffset? ThrottledUntil { get; set; }
     /// <summary>When the current outage began (kept across automatic resumes until mail goes out), for SendJobs:GiveUpAfter.</summary>
     public DateTimeOffset? OutageSince { get; set; }
     /// <summary>The Member Center link key (id and issued_at, unix seconds) the job's unsubscribe links are minted with; the key itself is never stored.</summary>
@@ -59,6 +68,7 @@ internal sealed class SendJobConfiguration : IEntityTypeConfiguration<SendJob>
         b.Property(j => j.HangfireJobId).HasMaxLength(64);
         b.Property(j => j.LastError).HasMaxLength(2000);
         b.Property(j => j.PausedReason).HasMaxLength(2000);
+        b.Property(j => j.PausedBy).HasMaxLength(16);
         b.Property(j => j.LinkKeyId).HasMaxLength(16);
         b.Property(j => j.ChangesCursor).HasMaxLength(64);
         b.Property(j => j.ArchivedCounts).HasColumnType("jsonb");

@@ -43,7 +43,8 @@ public static partial class SendJobsApi
     private static async Task<Results<Created<SendJobResponse>, Ok<SendJobResponse>, ValidationProblem, ProblemHttpResult>> Create(
         CreateSendJobRequest request, ClaimsPrincipal user, [FromHeader(Name = "Idempotency-Key")] string? idempotencyKey,
         SendEngineDbContext db, MemberCenterClient memberCenter, IBackgroundJobClient jobs, SenderDomainStore senderDomains,
-        IOptions<SmtpOptions> smtp, IOptions<SenderDomainOptions> senderOptions, TimeProvider clock, CancellationToken ct)
+        IOptions<SmtpOptions> smtp, IOptions<SenderDomainOptions> senderOptions, Reputation.ReputationStore reputation, TimeProvider clock,
+        CancellationToken ct)
     {
         var tenantId = user.TenantId();
         var v = new Validation();
@@ -98,12 +99,18 @@ public static partial class SendJobsApi
         {
             return TypedResults.ValidationProblem(v.Errors);
         }
-
         if (idempotencyKey is { Length: > 0 } && await FindByKeyAsync(db, tenantId, idempotencyKey, ct) is { } existing)
         {
             return SameContent(existing, listId, request)
                 ? TypedResults.Ok(await ToResponseAsync(db, existing, ct))
                 : IdempotencyKeyReused();
+        }
+        if ((await reputation.PausedAsync(tenantId, ct)).Bulk)
+        {
+            // Refused rather than held: a held job would start by surprise when an operator resumes the tenant.
+            return TypedResults.Problem(statusCode: 409, title: "Bulk sending paused",
+                detail: "The tenant's bulk mail is paused by the reputation guard (see GET /api/reputation); a platform operator resumes it.",
+                extensions: new Dictionary<string, object?> { ["code"] = "tenant_paused" });
         }
         // Bulk mail goes out From Smtp:FromAddress: its domain must be one the tenant verified (docs/deliverability.md).
         var from = smtp.Value.FromAddress;
@@ -238,6 +245,11 @@ public static partial class SendJobsApi
         {
             return JobNotFound();
         }
+        if (job is { Status: SendJobStatuses.Paused, PausedBy: not null })
+        {
+            return TypedResults.Problem(statusCode: 409, title: "Send job paused by the reputation guard",
+                detail: (job.PausedReason ?? "Paused by the reputation guard.") + " Only a platform operator can resume it.");
+        }
         if (!await store.ResumeAsync(id, byOperator: true, ct))
         {
             return TypedResults.Problem(statusCode: 409, title: "Send job not paused",
@@ -336,7 +348,8 @@ public static partial class SendJobsApi
             Delivered: N(RecipientStatuses.Delivered),
             Unknown: N(RecipientStatuses.Unknown));
         return new SendJobResponse(j.Id.ToString(), j.TenantId.ToString(), j.ListId.ToString(), j.Name, j.Subject, j.Status, counts,
-            j.ScheduledAt, j.CreatedAt, j.StartedAt, j.FinishedAt, j.CancelledAt, j.LastError, PausedReason: j.PausedReason, ResumeAt: j.ResumeAt);
+            j.ScheduledAt, j.CreatedAt, j.StartedAt, j.FinishedAt, j.CancelledAt, j.LastError, PausedReason: j.PausedReason, ResumeAt: j.ResumeAt,
+            ThrottledUntil: j.Status == SendJobStatuses.Sending ? j.ThrottledUntil : null);
     }
 
     internal static ProblemHttpResult JobNotFound() => TypedResults.Problem(statusCode: 404, title: "Send job not found");

@@ -78,7 +78,7 @@ public static partial class TransactionalEmailApi
 
     private static async Task<IResult> Send(HttpContext http, TransactionalTaskStore store, SenderDomainStore senderDomains, NpgsqlDataSource db,
         IOptions<TransactionalOptions> options, IOptions<JsonOptions> json, WakeSignal<TransactionalDispatcher> wake, TimeProvider clock,
-        AddressHasher hasher, CancellationToken ct)
+        AddressHasher hasher, Reputation.ReputationStore reputation, CancellationToken ct)
     {
         var tenantId = http.User.TenantId();
         var o = options.Value;
@@ -123,6 +123,10 @@ public static partial class TransactionalEmailApi
         if (key is not null && await FindByKeyAsync(db, tenantId, key, ct) is { } first)
         {
             return Replay(first, hash, jsonOptions);
+        }
+        if ((await reputation.PausedAsync(tenantId, ct)).Transactional)
+        {
+            return TransactionalErrors.SendingPaused.Result("A platform operator paused this tenant's mail, transactional included; nothing was accepted.");
         }
 
         var m = request.Message!;

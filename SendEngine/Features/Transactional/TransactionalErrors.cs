@@ -37,4 +37,5 @@ public static class TransactionalErrors
     public static readonly TransactionalError ValidationError = new(TransactionalErrorNames.ValidationError, 20, StatusCodes.Status400BadRequest);
     public static readonly TransactionalError RequestTooLarge = new(TransactionalErrorNames.RequestTooLarge, 21, StatusCodes.Status413PayloadTooLarge);
     public static readonly TransactionalError NotFound = new(TransactionalErrorNames.NotFound, 30, StatusCodes.Status404NotFound);
+    public static readonly TransactionalError SendingPaused = new(TransactionalErrorNames.SendingPaused, 40, StatusCodes.Status409Conflict);
 }

@@ -1,0 +1,137 @@
+using Microsoft.Extensions.Options;
+using Npgsql;
+using SendEngine.Data;
+using SendEngine.Delivery;
+
+namespace SendEngine.Features.Reputation;
+
+/// <summary>A tenant's limits as they apply now: null is unlimited.</summary>
+public sealed record EffectiveLimits(int? PerHour, int? PerDay, long? Warmup, bool LimitsSet)
+{
+    /// <summary>The daily limit with the warm-up applied.</summary>
+    public long? Daily => (PerDay, Warmup) switch
+    {
+        (null, null) => null,
+        ({ } d, null) => d,
+        (null, { } w) => w,
+        ({ } d, { } w) => Math.Min(d, w),
+    };
+
+    public bool Unlimited => PerHour is null && Daily is null;
+}
+
+/// <summary>
+/// The per-tenant sending limits of bulk mail (messages per hour and per day, and the warm-up of a new tenant),
+/// enforced across every Send Engine process by a counter row per tenant and window in PostgreSQL: a claim reads and
+/// locks the window's row, claims at most what is left, and adds what it claimed, in one transaction, so two processes
+/// can never both take the last slot. Counted per claimed batch; a tenant without limits pays one primary-key read.
+/// Claimed rows that are then skipped (suppressed) or released count too: the limit is never exceeded, at worst
+/// reached a little early. Transactional mail is neither counted nor held (docs/deliverability.md).
+/// </summary>
+public sealed class SendingLimits(IOptions<SendingLimitOptions> options)
+{
+    /// <summary>The start and end of the limit window (an hour) holding <paramref name="now"/>.</summary>
+    public (DateTimeOffset Start, DateTimeOffset End) Window(DateTimeOffset now) => Align(now, options.Value.Window);
+
+    /// <summary>The start and end of the day (24 windows) holding <paramref name="now"/>.</summary>
+    public (DateTimeOffset Start, DateTimeOffset End) Day(DateTimeOffset now) => Align(now, options.Value.Window * 24);
+
+    private static (DateTimeOffset, DateTimeOffset) Align(DateTimeOffset now, TimeSpan length)
+    {
+        var start = new DateTimeOffset(now.UtcTicks - now.UtcTicks % length.Ticks, TimeSpan.Zero);
+        return (start, start + length);
+    }
+
+    /// <summary>The limits of a tenant given its row's settings (or none).</summary>
+    public EffectiveLimits Effective(bool limitsSet, int? perHour, int? perDay, DateTimeOffset? firstSendAt, DateTimeOffset now)
+    {
+        var o = options.Value;
+        if (!limitsSet)
+        {
+            (perHour, perDay) = (o.MessagesPerHour, o.MessagesPerDay);
+        }
+        long? warmup = null;
+        if (o.WarmupFirstDay is { } first)
+        {
+            var day = firstSendAt is { } f ? (int)Math.Max(0, (now - f).Ticks / (o.Window * 24).Ticks) : 0;
+            var limit = day >= 40 ? long.MaxValue : first * (1L << day);
+            if (perDay is { } d ? limit < d : day < o.WarmupDays)
+            {
+                warmup = limit;
+            }
+        }
+        return new EffectiveLimits(perHour, perDay, warmup, limitsSet);
+    }
+
+    /// <summary>
+    /// Claims up to <paramref name="limit"/> due recipients of the job within its tenant's limits. Returns the batch, or
+    /// an empty batch and the time the limit lets more out (the job then waits, still sending).
+    /// </summary>
+    internal async Task<(List<Claimed> Batch, DateTimeOffset? ThrottledUntil)> ClaimAsync(NpgsqlConnection conn, DeliveryJob job, Guid runnerId,
+        DateTimeOffset now, TimeSpan lease, int limit, CancellationToken ct)
+    {
+        bool limitsSet = false;
+        int? perHour = null, perDay = null;
+        DateTimeOffset? firstSendAt = null;
+        await using (var cmd = Sql.Command(conn, "SELECT limits_set, messages_per_hour, messages_per_day, first_send_at FROM tenant_reputation WHERE tenant_id = $1", job.TenantId))
+        await using (var reader = await cmd.ExecuteReaderAsync(ct))
+        {
+            if (await reader.ReadAsync(ct))
+            {
+                limitsSet = reader.GetBoolean(0);
+                perHour = reader.IsDBNull(1) ? null : reader.GetInt32(1);
+                perDay = reader.IsDBNull(2) ? null : reader.GetInt32(2);
+                firstSendAt = reader.IsDBNull(3) ? null : reader.GetFieldValue<DateTimeOffset>(3);
+            }
+        }
+        var limits = Effective(limitsSet, perHour, perDay, firstSendAt, now);
+        if (limits.Unlimited && options.Value.WarmupFirstDay is null)
+        {
+            return (await RecipientStore.ClaimAsync(conn, job.Id, runnerId, now, lease, limit, ct), null);
+        }
+
+        var window = Window(now);
+        var day = Day(now);
+        await using var tx = await conn.BeginTransactionAsync(ct);
+        // The window's row, locked until the commit: every process claiming for this tenant waits here in turn.
+        var inWindow = await Sql.ScalarAsync<long>(conn, """
+            INSERT INTO send_counters AS c (tenant_id, window_start, messages) VALUES ($1, $2, 0)
+            ON CONFLICT (tenant_id, window_start) DO UPDATE SET messages = c.messages
+            RETURNING messages
+            """, ct, job.TenantId, window.Start);
+        var inDay = await Sql.ScalarAsync<long>(conn,
+            "SELECT COALESCE(sum(messages), 0)::bigint FROM send_counters WHERE tenant_id = $1 AND window_start >= $2 AND window_start < $3",
+            ct, job.TenantId, day.Start, day.End);
+        long allowed = limit;
+        DateTimeOffset? until = null;
+        if (limits.PerHour is { } h && h - inWindow < allowed)
+        {
+            allowed = h - inWindow;
+            until = window.End;
+        }
+        if (limits.Daily is { } d && d - inDay < allowed)
+        {
+            allowed = d - inDay;
+            until = day.End;
+        }
+        if (allowed <= 0)
+        {
+            await tx.RollbackAsync(ct);
+            return ([], until);
+        }
+        var batch = await RecipientStore.ClaimAsync(conn, job.Id, runnerId, now, lease, (int)allowed, ct);
+        if (batch.Count > 0)
+        {
+            await Sql.ExecuteAsync(conn, "UPDATE send_counters SET messages = messages + $3 WHERE tenant_id = $1 AND window_start = $2",
+                ct, job.TenantId, window.Start, batch.Count);
+            if (firstSendAt is null)
+            {
+                await Sql.ExecuteAsync(conn, ReputationStore.EnsureRowSql, ct, job.TenantId, now);
+                await Sql.ExecuteAsync(conn, "UPDATE tenant_reputation SET first_send_at = $2 WHERE tenant_id = $1 AND first_send_at IS NULL",
+                    ct, job.TenantId, now);
+            }
+        }
+        await tx.CommitAsync(ct);
+        return (batch, null);
+    }
+}
