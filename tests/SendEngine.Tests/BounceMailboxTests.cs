@@ -219,13 +219,17 @@ public sealed class BounceMailboxTests(StackFixture stack)
         Assert.Contains("login as bounces failed", failed.Status.LastError, StringComparison.Ordinal);
         Assert.Null(failed.Status.LastConnectedAt);
         // Logged as an error naming the mailbox (Serilog quotes the string values).
-        Assert.Contains(ServiceLogs.Dump(200).Split('\n'), l => l.Contains("Error: Bounce mailbox", StringComparison.Ordinal)
-            && l.Contains(Guid.Parse(id).ToString("N"), StringComparison.Ordinal) && l.Contains("check the username and password", StringComparison.Ordinal));
+        await WaitForAsync(async () =>
+        {
+            await Task.Yield();
+            return ServiceLogs.Dump(5000).Split('\n').Any(l => l.Contains("Error: Bounce mailbox", StringComparison.Ordinal)
+                && l.Contains(Guid.Parse(id).ToString("N"), StringComparison.Ordinal) && l.Contains("check the username and password", StringComparison.Ordinal));
+        }, "the login error in the log");
         // Retried with a doubling delay (0.2 s, 0.4 s… up to ReconnectMaxDelay), not in a tight loop.
         await WaitForAsync(async () =>
         {
             await Task.Yield();
-            return ServiceLogs.Dump(200).Contains("Retrying in 00:00:00.4000000", StringComparison.Ordinal);
+            return ServiceLogs.Dump(5000).Contains("Retrying in 00:00:00.4000000", StringComparison.Ordinal);
         }, "a second, longer back-off");
         var attempts = dovecot.Output.Split('\n').Count(l => l.Contains("auth failed", StringComparison.OrdinalIgnoreCase));
         Assert.True(attempts >= 1, dovecot.Output);

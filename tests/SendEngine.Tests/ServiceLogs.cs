@@ -12,7 +12,8 @@ namespace SendEngine.Tests;
 /// </summary>
 public sealed class ServiceLogs(string host) : ILogEventSink
 {
-    private const int Capacity = 200;
+    // Large enough that a test looking for its own host's line still finds it while the whole suite logs in parallel.
+    private const int Capacity = 5000;
     private static readonly ConcurrentQueue<string> Recent = new();
 
     public void Emit(LogEvent logEvent)
