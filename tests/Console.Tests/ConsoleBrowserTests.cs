@@ -1,4 +1,3 @@
-using Deque.AxeCore.Playwright;
 using Microsoft.Playwright;
 
 namespace Console.Tests;
@@ -26,7 +25,7 @@ public sealed class ConsoleBrowserTests(ConsoleFixture fx)
                 var response = await page.GotoAsync(path);
                 Assert.True(response!.Status == 200, $"{path} answered {response.Status}");
                 Assert.False(string.IsNullOrWhiteSpace(await page.TextContentAsync("h1")), $"{path} has no heading");
-                await AssertAccessibleAsync(page, path);
+                await page.AssertAccessibleAsync(path);
             }
             // The owner's pages show what their role allows: the message body and the Credentials actions.
             await page.GotoAsync($"/send-jobs/{a.JobId}/message");
@@ -63,7 +62,7 @@ public sealed class ConsoleBrowserTests(ConsoleFixture fx)
             await page.GotoAsync("/lists");
             Assert.Equal(0, await page.Locator("#name").CountAsync()); // no create form
             Assert.Equal(0, await page.Locator("nav a[href='/credentials']").CountAsync());
-            await AssertAccessibleAsync(page, "/lists (viewer)");
+            await page.AssertAccessibleAsync("/lists (viewer)");
         }
         finally
         {
@@ -257,7 +256,7 @@ public sealed class ConsoleBrowserTests(ConsoleFixture fx)
             Assert.Equal("People", await page.TextContentAsync("h1"));
             Assert.Contains("owner", (await page.TextContentAsync("#problem"))!, StringComparison.OrdinalIgnoreCase);
             Assert.Equal("owner", await page.Locator($"#members tr[data-email='{fx.Owner.Email}'] .member-role").TextContentAsync());
-            await AssertAccessibleAsync(page, "/people (after the 409)");
+            await page.AssertAccessibleAsync("/people (after the 409)");
 
             // A revoked invitation is gone.
             await page.Locator($"#invitations tr[data-email='{invitee}'] button:has-text('Revoke')").ClickAsync();
@@ -268,13 +267,5 @@ public sealed class ConsoleBrowserTests(ConsoleFixture fx)
         {
             await page.CloseAsync();
         }
-    }
-
-    private static async Task AssertAccessibleAsync(IPage page, string what)
-    {
-        var result = await page.RunAxe();
-        var serious = result.Violations.Where(v => v.Impact is "serious" or "critical").ToList();
-        Assert.True(serious.Count == 0, $"{what}: " + string.Join("; ", serious.Select(v =>
-            $"{v.Id} ({v.Impact}): {v.Help} at {string.Join(", ", v.Nodes.Select(n => n.Html))}")));
     }
 }

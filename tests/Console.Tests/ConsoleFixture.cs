@@ -1,8 +1,6 @@
 using System.Net.Http.Headers;
 using System.Net.Http.Json;
 using System.Text.Json;
-using Microsoft.AspNetCore.Identity;
-using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Playwright;
 using Newsletter.Contracts;
 using Newsletter.ServiceDefaults;
@@ -153,11 +151,7 @@ public sealed class ConsoleFixture : IAsyncLifetime
         await SeedAsync();
 
         _playwright = await Playwright.CreateAsync();
-        Browser = await _playwright.Chromium.LaunchAsync(new()
-        {
-            ExecutablePath = Environment.GetEnvironmentVariable("CHROMIUM_PATH") ?? "/usr/bin/chromium",
-            Args = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"],
-        });
+        Browser = await ConsoleTesting.LaunchChromiumAsync(_playwright);
     }
 
     private async Task SeedAsync()
@@ -190,37 +184,14 @@ public sealed class ConsoleFixture : IAsyncLifetime
         return new SeededTenant(tenant.TenantId, name, list.ListId, send.ClientId, send.ClientSecret, job.Id, tenantApi.ClientId, tenantApi.ClientSecret);
     }
 
-    /// <summary>
-    /// A person through the admin API, their address then confirmed through Identity (as the link in their confirmation
-    /// mail would): an unconfirmed account cannot sign in.
-    /// </summary>
-    private async Task<string> CreatePersonAsync(HttpClient admin, Person person, string name)
-    {
-        var created = await PostAsync<PersonResponse>(admin, "admin/people", new CreatePersonRequest(person.Email, name, person.Password));
-        using var scope = _memberCenter!.Services.CreateScope();
-        var users = scope.ServiceProvider.GetRequiredService<UserManager<MemberCenter.Features.People.Person>>();
-        var user = await users.FindByIdAsync(created.UserId) ?? throw new InvalidOperationException($"{person.Email} was not created");
-        var confirmed = await users.ConfirmEmailAsync(user, await users.GenerateEmailConfirmationTokenAsync(user));
-        Assert.True(confirmed.Succeeded, string.Join("; ", confirmed.Errors.Select(e => e.Description)));
-        return created.UserId;
-    }
+    private Task<string> CreatePersonAsync(HttpClient admin, Person person, string name) =>
+        ConsoleTesting.CreateConfirmedPersonAsync(admin, _memberCenter!.Services, person, name);
 
     private static async Task AddMemberAsync(HttpClient admin, SeededTenant tenant, string userId, string role) =>
         await PostAsync<MemberResponse>(admin, $"admin/tenants/{tenant.TenantId}/members", new AdminAddMemberRequest(userId, null, role));
 
-    public async Task<string> TokenAsync(string clientId, string secret, string? scope = null)
-    {
-        using var http = new HttpClient { BaseAddress = new Uri(MemberCenterUrl + "/") };
-        var form = new Dictionary<string, string> { ["grant_type"] = "client_credentials", ["client_id"] = clientId, ["client_secret"] = secret };
-        if (scope is not null)
-        {
-            form["scope"] = scope;
-        }
-        using var response = await http.PostAsync("oauth/token", new FormUrlEncodedContent(form));
-        var body = await response.Content.ReadAsStringAsync();
-        Assert.True(response.IsSuccessStatusCode, $"token for {clientId}: {(int)response.StatusCode} {body}");
-        return JsonDocument.Parse(body).RootElement.GetProperty("access_token").GetString()!;
-    }
+    public Task<string> TokenAsync(string clientId, string secret, string? scope = null) =>
+        ConsoleTesting.TokenAsync(MemberCenterUrl, clientId, secret, scope);
 
     /// <summary>Member Center's tenant API as the tenant's own integration (tenant_api client) calls it.</summary>
     public async Task<HttpClient> MemberCenterClientAsync(SeededTenant tenant)
@@ -300,24 +271,7 @@ public sealed class ConsoleFixture : IAsyncLifetime
     }
 
     /// <summary>Opens the console, lands on Member Center's login page, signs in and returns to the console.</summary>
-    public async Task SignInAsync(IPage page, Person person)
-    {
-        await page.GotoAsync(ConsoleUrl + "/");
-        await page.WaitForURLAsync(url => url.StartsWith(MemberCenterUrl + "/account/login", StringComparison.Ordinal));
-        await page.FillAsync("#email", person.Email);
-        await page.FillAsync("#password", person.Password);
-        await page.ClickAsync("#sign-in");
-        try
-        {
-            await page.WaitForURLAsync(url => url.StartsWith(ConsoleUrl + "/", StringComparison.Ordinal) && !url.Contains("signin-oidc", StringComparison.Ordinal),
-                new() { Timeout = 45_000 });
-            await page.WaitForSelectorAsync("#current-tenant", new() { Timeout = 45_000 });
-        }
-        catch (TimeoutException e)
-        {
-            throw new InvalidOperationException($"Sign-in of {person.Email} stopped at {page.Url}: {await page.TextContentAsync("body")}", e);
-        }
-    }
+    public Task SignInAsync(IPage page, Person person) => ConsoleTesting.SignInAsync(page, person, MemberCenterUrl, ConsoleUrl);
 
     public async Task<IPage> PageAsync(Person person) => await (await SignedInAsync(person)).NewPageAsync();
 

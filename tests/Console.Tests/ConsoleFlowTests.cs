@@ -1,7 +1,6 @@
 using System.Globalization;
 using System.Net.Http.Json;
 using System.Text;
-using Deque.AxeCore.Playwright;
 using Microsoft.Playwright;
 using Newsletter.Contracts;
 
@@ -82,7 +81,7 @@ public sealed class ConsoleFlowTests(ConsoleFixture fx)
             Assert.Equal("3", await page.TextContentAsync(".counts div:has(dt:text-is('Created')) dd"));
             Assert.Equal("1", await page.TextContentAsync(".counts div:has(dt:text-is('Invalid')) dd"));
             Assert.Equal(1, await page.Locator("h2:text-is('Invalid lines') + ul li").CountAsync());
-            await AssertAccessibleAsync(page, "import progress");
+            await page.AssertAccessibleAsync("import progress");
 
             // Pending, with double opt-in: each gets a confirmation mail.
             await page.GotoAsync(listUrl);
@@ -101,7 +100,7 @@ public sealed class ConsoleFlowTests(ConsoleFixture fx)
             await page.GotoAsync($"/subscribers/{Uri.EscapeDataString(ada)}");
             Assert.Contains("Signed up at the fair", await page.TextContentAsync("main"));
             Assert.Contains("first_name=Ada", await page.TextContentAsync("main"));
-            await AssertAccessibleAsync(page, "subscriber");
+            await page.AssertAccessibleAsync("subscriber");
 
             // The export is a download of the list's rows.
             await page.GotoAsync(listUrl);
@@ -158,7 +157,7 @@ public sealed class ConsoleFlowTests(ConsoleFixture fx)
             Assert.Equal("Hi Grace", await page.TextContentAsync("#preview-subject"));
             Assert.Equal($"Dear Grace ({grace}), your plan: gold.", (await page.TextContentAsync("#preview-text"))!.Trim());
             Assert.Contains("gold", await page.TextContentAsync("#preview-values"));
-            await AssertAccessibleAsync(page, "compose preview");
+            await page.AssertAccessibleAsync("compose preview");
 
             // An address that is not on the chosen list is said so, with no preview.
             await page.FillAsync("#preview-email", $"{tag}-nobody@preview.example");
@@ -202,7 +201,7 @@ public sealed class ConsoleFlowTests(ConsoleFixture fx)
             await page.SelectOptionAsync("#q-source", "esp");
             await page.ClickAsync("button:has-text('Search')");
             await page.WaitForSelectorAsync("#no-suppressions");
-            await AssertAccessibleAsync(page, "/suppressions (search)");
+            await page.AssertAccessibleAsync("/suppressions (search)");
 
             // Removed from a search: the same search is shown again without it.
             await page.GotoAsync($"/suppressions?email={tag}");
@@ -288,7 +287,7 @@ public sealed class ConsoleFlowTests(ConsoleFixture fx)
             await hook.Locator("a:has-text('Attempts')").ClickAsync();
             await page.WaitForURLAsync(u => u.Contains("/credentials/webhooks/", StringComparison.Ordinal));
             Assert.Contains(url, await page.TextContentAsync("main"));
-            await AssertAccessibleAsync(page, "webhook endpoint");
+            await page.AssertAccessibleAsync("webhook endpoint");
             var endpointUrl = page.Url;
             await page.GotoAsync("/credentials");
             await hook.Locator("button:has-text('Delete')").ClickAsync();
@@ -344,7 +343,7 @@ public sealed class ConsoleFlowTests(ConsoleFixture fx)
                 Assert.Contains(fx.Owner.Email, text);
             }
             Assert.DoesNotContain(fx.TenantA.SendClientId, await page.TextContentAsync("main table"));
-            await AssertAccessibleAsync(page, "/operation-log (filtered)");
+            await page.AssertAccessibleAsync("/operation-log (filtered)");
 
             // The export carries the same filter.
             var download = await page.RunAndWaitForDownloadAsync(() => page.ClickAsync("a:has-text('Export as CSV')"));
@@ -441,13 +440,5 @@ public sealed class ConsoleFlowTests(ConsoleFixture fx)
         {
             await page.CloseAsync();
         }
-    }
-
-    private static async Task AssertAccessibleAsync(IPage page, string what)
-    {
-        var result = await page.RunAxe();
-        var serious = result.Violations.Where(v => v.Impact is "serious" or "critical").ToList();
-        Assert.True(serious.Count == 0, $"{what}: " + string.Join("; ", serious.Select(v =>
-            $"{v.Id} ({v.Impact}): {v.Help} at {string.Join(", ", v.Nodes.Select(n => n.Html))}")));
     }
 }

@@ -1,5 +1,4 @@
 using System.Net;
-using Deque.AxeCore.Playwright;
 using Microsoft.Playwright;
 using Newsletter.Contracts;
 using Newsletter.TestSupport;
@@ -52,14 +51,14 @@ public sealed class PasskeyAndSessionTests(SessionStackFixture stack) : IClassFi
         // Register on Member Center's account page.
         await page.GotoAsync(stack.MemberCenterUrl + "/account/passkeys");
         await page.WaitForSelectorAsync("#no-passkeys");
-        await AssertAccessibleAsync(page);
+        await page.AssertAccessibleAsync();
         await page.FillAsync("#passkey-name", "Test laptop");
         await page.ClickAsync("#add-passkey");
         await page.WaitForSelectorAsync("#status, #error, #passkey-problem:not([hidden])");
         Assert.True(await page.Locator("#status").CountAsync() == 1,
             $"no passkey added at {page.Url}: {await page.TextContentAsync("main")}");
         Assert.Contains("Test laptop", await page.TextContentAsync("#passkeys"));
-        await AssertAccessibleAsync(page);
+        await page.AssertAccessibleAsync();
         var credentials = await cdp.SendAsync("WebAuthn.getCredentials", new Dictionary<string, object> { ["authenticatorId"] = authenticatorId });
         var credential = Assert.Single(credentials!.Value.GetProperty("credentials").EnumerateArray());
         Assert.True(credential.GetProperty("isResidentCredential").GetBoolean());
@@ -68,7 +67,7 @@ public sealed class PasskeyAndSessionTests(SessionStackFixture stack) : IClassFi
         await SignOutAsync(page);
         await page.GotoAsync(stack.ConsoleUrl + "/");
         await page.WaitForURLAsync(url => url.StartsWith(stack.MemberCenterUrl + "/account/login", StringComparison.Ordinal));
-        await AssertAccessibleAsync(page);
+        await page.AssertAccessibleAsync();
 
         // The passkey alone (no address, no password, no TOTP) signs in, and the code flow ends in the console.
         await page.ClickAsync("#passkey-sign-in");
@@ -171,12 +170,5 @@ public sealed class PasskeyAndSessionTests(SessionStackFixture stack) : IClassFi
         await conn.OpenAsync();
         await using var cmd = new NpgsqlCommand("SELECT ticket FROM session_tickets LIMIT 1", conn);
         return (byte[])(await cmd.ExecuteScalarAsync())!;
-    }
-
-    private static async Task AssertAccessibleAsync(IPage page)
-    {
-        var result = await page.RunAxe();
-        var serious = result.Violations.Where(v => v.Impact is "serious" or "critical").Select(v => $"{v.Id}: {v.Help}").ToList();
-        Assert.True(serious.Count == 0, $"{page.Url}: " + string.Join("; ", serious));
     }
 }

@@ -1,6 +1,4 @@
 using System.Net.Http.Headers;
-using Microsoft.AspNetCore.Identity;
-using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Playwright;
 using Newsletter.Contracts;
 using Newsletter.TestSupport;
@@ -62,11 +60,7 @@ public sealed class SessionStackFixture : IAsyncLifetime
         TenantId = (await ConsoleFixture.PostAsync<TenantResponse>(admin, "admin/tenants", new CreateTenantRequest("Session tenant"))).TenantId;
 
         _playwright = await Playwright.CreateAsync();
-        Browser = await _playwright.Chromium.LaunchAsync(new()
-        {
-            ExecutablePath = Environment.GetEnvironmentVariable("CHROMIUM_PATH") ?? "/usr/bin/chromium",
-            Args = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"],
-        });
+        Browser = await ConsoleTesting.LaunchChromiumAsync(_playwright);
     }
 
     /// <summary>A console instance on <paramref name="port"/> with the shared console database (dispose to stop it).</summary>
@@ -93,53 +87,18 @@ public sealed class SessionStackFixture : IAsyncLifetime
     {
         using var admin = new HttpClient { BaseAddress = new Uri(MemberCenterUrl + "/") };
         admin.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", await TokenAsync());
-        var created = await ConsoleFixture.PostAsync<PersonResponse>(admin, "admin/people", new CreatePersonRequest(email, email.Split('@')[0], ConsoleFixture.Password));
-        using (var scope = _memberCenter!.Services.CreateScope())
-        {
-            var users = scope.ServiceProvider.GetRequiredService<UserManager<MemberCenter.Features.People.Person>>();
-            var user = await users.FindByIdAsync(created.UserId) ?? throw new InvalidOperationException($"{email} was not created");
-            Assert.True((await users.ConfirmEmailAsync(user, await users.GenerateEmailConfirmationTokenAsync(user))).Succeeded);
-        }
-        await ConsoleFixture.PostAsync<MemberResponse>(admin, $"admin/tenants/{TenantId}/members", new AdminAddMemberRequest(created.UserId, null, role));
-        return new Person(email, ConsoleFixture.Password);
+        var person = new Person(email, ConsoleFixture.Password);
+        var userId = await ConsoleTesting.CreateConfirmedPersonAsync(admin, _memberCenter!.Services, person, email.Split('@')[0]);
+        await ConsoleFixture.PostAsync<MemberResponse>(admin, $"admin/tenants/{TenantId}/members", new AdminAddMemberRequest(userId, null, role));
+        return person;
     }
 
     /// <summary>Opens the console at <paramref name="consoleUrl"/>, signs in with the password and waits for the console.</summary>
-    public async Task SignInAsync(IPage page, Person person, string consoleUrl)
-    {
-        await page.GotoAsync(consoleUrl + "/");
-        await page.WaitForURLAsync(url => url.StartsWith(MemberCenterUrl + "/account/login", StringComparison.Ordinal));
-        await page.FillAsync("#email", person.Email);
-        await page.FillAsync("#password", person.Password);
-        await page.ClickAsync("#sign-in");
-        await WaitForConsoleAsync(page, consoleUrl);
-    }
+    public Task SignInAsync(IPage page, Person person, string consoleUrl) => ConsoleTesting.SignInAsync(page, person, MemberCenterUrl, consoleUrl);
 
-    public static async Task WaitForConsoleAsync(IPage page, string consoleUrl)
-    {
-        try
-        {
-            await page.WaitForURLAsync(url => url.StartsWith(consoleUrl + "/", StringComparison.Ordinal) && !url.Contains("signin-oidc", StringComparison.Ordinal),
-                new() { Timeout = 45_000 });
-            await page.WaitForSelectorAsync("#current-tenant", new() { Timeout = 45_000 });
-        }
-        catch (TimeoutException e)
-        {
-            throw new InvalidOperationException($"Sign-in stopped at {page.Url}: {await page.TextContentAsync("body")}", e);
-        }
-    }
+    public static Task WaitForConsoleAsync(IPage page, string consoleUrl) => ConsoleTesting.WaitForConsoleAsync(page, consoleUrl);
 
-    private async Task<string> TokenAsync()
-    {
-        using var http = new HttpClient { BaseAddress = new Uri(MemberCenterUrl + "/") };
-        using var response = await http.PostAsync("oauth/token", new FormUrlEncodedContent(new Dictionary<string, string>
-        {
-            ["grant_type"] = "client_credentials", ["client_id"] = AdminClientId, ["client_secret"] = AdminClientSecret,
-        }));
-        var body = await response.Content.ReadAsStringAsync();
-        Assert.True(response.IsSuccessStatusCode, body);
-        return System.Text.Json.JsonDocument.Parse(body).RootElement.GetProperty("access_token").GetString()!;
-    }
+    private Task<string> TokenAsync() => ConsoleTesting.TokenAsync(MemberCenterUrl, AdminClientId, AdminClientSecret);
 
     public async ValueTask DisposeAsync()
     {

@@ -293,10 +293,8 @@ public sealed class BounceMailboxTests(StackFixture stack)
     };
 
     /// <summary>A Send Engine of its own (own database) whose readers poll, refresh and reconnect quickly.</summary>
-    private async Task<(SendEngineFactory Engine, string Db)> StartAsync(Dictionary<string, string?>? overrides = null)
-    {
-        var db = await stack.Postgres.CreateDatabaseAsync("se");
-        var settings = new Dictionary<string, string?>
+    private Task<(SendEngineFactory Engine, string Db)> StartAsync(Dictionary<string, string?>? overrides = null) =>
+        stack.StartSendEngineAsync(new Dictionary<string, string?>
         {
             ["BounceMailboxes:PollInterval"] = "00:00:00.500",
             ["BounceMailboxes:RefreshInterval"] = "00:00:00.300",
@@ -305,22 +303,9 @@ public sealed class BounceMailboxTests(StackFixture stack)
             ["BounceMailboxes:CommandTimeout"] = "00:00:10",
             ["BounceMailboxes:AllowPrivateNetworks"] = "true",
             ["EmailEvents:PollInterval"] = "00:00:00.200",
-        };
-        foreach (var (k, v) in overrides ?? [])
-        {
-            settings[k] = v;
-        }
-        var engine = stack.CreateSendEngine(db, settings);
-        _ = engine.Server;
-        return (engine, db);
-    }
+        }, overrides);
 
-    private async Task<HttpClient> ClientAsync(SendEngineFactory engine, TestTenant tenant)
-    {
-        var client = engine.CreateClient();
-        client.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", await stack.SendTokenAsync(tenant, Scopes_));
-        return client;
-    }
+    private Task<HttpClient> ClientAsync(SendEngineFactory engine, TestTenant tenant) => stack.SendEngineClientAsync(engine, tenant, Scopes_);
 
     private async Task<HttpClient> AdminAsync(SendEngineFactory engine)
     {

@@ -140,6 +140,33 @@ public sealed class StackFixture : IAsyncLifetime
     public SendEngineFactory CreateSendEngine(string connectionString, IReadOnlyDictionary<string, string?>? overrides = null) =>
         new(SendEngineSettings(connectionString, overrides));
 
+    /// <summary>
+    /// A Send Engine of its own on a new database: <paramref name="settings"/> (a test class's tuning) and then
+    /// <paramref name="overrides"/> (one test's) over the usual settings. Its server is built before it is returned, so
+    /// its background services already run.
+    /// </summary>
+    public async Task<(SendEngineFactory Engine, string Db)> StartSendEngineAsync(
+        IReadOnlyDictionary<string, string?> settings, IReadOnlyDictionary<string, string?>? overrides = null)
+    {
+        var db = await Postgres.CreateDatabaseAsync("se");
+        var merged = new Dictionary<string, string?>(settings);
+        foreach (var (k, v) in overrides ?? new Dictionary<string, string?>())
+        {
+            merged[k] = v;
+        }
+        var engine = CreateSendEngine(db, merged);
+        _ = engine.Server;
+        return (engine, db);
+    }
+
+    /// <summary>A client of <paramref name="engine"/> with a send token of <paramref name="tenant"/>.</summary>
+    public async Task<HttpClient> SendEngineClientAsync(SendEngineFactory engine, TestTenant tenant, string scope = Scopes.SendWrite + " " + Scopes.SendRead)
+    {
+        var client = engine.CreateClient();
+        client.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", await SendTokenAsync(tenant, scope));
+        return client;
+    }
+
     /// <summary>A client of the shared Send Engine.</summary>
     public HttpClient SendEngineClient(string? bearer = null)
     {

@@ -560,32 +560,17 @@ public sealed class TenantWebhookTests(StackFixture stack)
     // ------------------------------------------------------------------ helpers
 
     /// <summary>A Send Engine of its own (own database), its loopback receivers allowed, retries a few hundred ms apart.</summary>
-    private async Task<(SendEngineFactory Engine, string Db)> StartAsync(Dictionary<string, string?>? overrides = null)
-    {
-        var db = await stack.Postgres.CreateDatabaseAsync("se");
-        var settings = new Dictionary<string, string?>
+    private Task<(SendEngineFactory Engine, string Db)> StartAsync(Dictionary<string, string?>? overrides = null) =>
+        stack.StartSendEngineAsync(new Dictionary<string, string?>
         {
             ["Webhooks:AllowPrivateNetworks"] = "true",
             ["Webhooks:RetrySchedule"] = "00:00:00.300, 00:00:00.300, 00:00:00.300",
             ["Webhooks:PollInterval"] = "00:00:00.100",
             ["Webhooks:Timeout"] = "00:00:05",
             ["Webhooks:SubscriptionCacheTtl"] = "00:00:00",
-        };
-        foreach (var (k, v) in overrides ?? [])
-        {
-            settings[k] = v;
-        }
-        var engine = stack.CreateSendEngine(db, settings);
-        _ = engine.Server;
-        return (engine, db);
-    }
+        }, overrides);
 
-    private async Task<HttpClient> ClientAsync(SendEngineFactory engine, TestTenant tenant)
-    {
-        var client = engine.CreateClient();
-        client.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", await stack.SendTokenAsync(tenant, WebhookScopes));
-        return client;
-    }
+    private Task<HttpClient> ClientAsync(SendEngineFactory engine, TestTenant tenant) => stack.SendEngineClientAsync(engine, tenant, WebhookScopes);
 
     private static async Task<WebhookEndpointSecretResponse> CreateEndpointAsync(HttpClient se, string url, string[] types)
     {

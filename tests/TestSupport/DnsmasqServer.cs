@@ -22,8 +22,8 @@ public sealed class DnsmasqServer : IAsyncDisposable
 {
     private readonly string _dir = Directory.CreateTempSubdirectory("dnsmasq-").FullName;
     private readonly string _localZone;
-    private readonly StringBuilder _output = new();
-    private Process? _process;
+    private readonly ProcessOutput _output = new();
+    private ServerProcess? _process;
 
     private DnsmasqServer(string localZone) => _localZone = localZone;
 
@@ -85,9 +85,6 @@ public sealed class DnsmasqServer : IAsyncDisposable
         await File.WriteAllTextAsync(confPath, conf.ToString());
         var psi = new ProcessStartInfo(exe)
         {
-            UseShellExecute = false,
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
             ArgumentList =
             {
                 "--keep-in-foreground", "--no-resolv", "--no-hosts", "--no-poll", "--bind-interfaces", "--listen-address=127.0.0.1",
@@ -99,52 +96,18 @@ public sealed class DnsmasqServer : IAsyncDisposable
         {
             psi.ArgumentList.Add("--user=root");
         }
-        _process = Process.Start(psi)!;
-        _process.OutputDataReceived += (_, e) => Append(e.Data);
-        _process.ErrorDataReceived += (_, e) => Append(e.Data);
-        _process.BeginOutputReadLine();
-        _process.BeginErrorReadLine();
-        var sw = Stopwatch.StartNew();
-        while (sw.Elapsed < TimeSpan.FromSeconds(10))
+        _process = ServerProcess.Start(psi, _output);
+        if (!await _process.WaitUntilAcceptingAsync(TimeSpan.FromSeconds(10), TimeSpan.FromMilliseconds(50), Port))
         {
-            if (_process.HasExited)
-            {
-                break;
-            }
-            if (await FreePort.IsAcceptingAsync(Port))
-            {
-                return;
-            }
-            await Task.Delay(50);
-        }
-        throw new InvalidOperationException($"dnsmasq did not start on {EndPoint}: {Output}");
-    }
-
-    public string Output
-    {
-        get
-        {
-            lock (_output)
-            {
-                return _output.ToString();
-            }
+            throw new InvalidOperationException($"dnsmasq did not start on {EndPoint}: {Output}");
         }
     }
 
-    private void Append(string? line)
-    {
-        if (line is not null)
-        {
-            lock (_output)
-            {
-                _output.AppendLine(line);
-            }
-        }
-    }
+    public string Output => _output.ToString();
 
     private void Stop()
     {
-        ProcessRunner.KillAndDispose(_process);
+        _process?.Dispose();
         _process = null;
     }
 

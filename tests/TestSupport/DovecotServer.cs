@@ -20,9 +20,9 @@ namespace Newsletter.TestSupport;
 /// </summary>
 public sealed class DovecotServer : IAsyncDisposable
 {
-    private readonly StringBuilder _output = new();
+    private readonly ProcessOutput _output = new();
     private readonly string _dir;
-    private Process? _process;
+    private ServerProcess? _process;
 
     public string Host => "127.0.0.1";
     public int ImapPort { get; }
@@ -205,28 +205,12 @@ public sealed class DovecotServer : IAsyncDisposable
         var psi = new ProcessStartInfo(Executable!)
         {
             ArgumentList = { "-F", "-c", Path.Combine(_dir, "dovecot.conf") },
-            UseShellExecute = false,
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
             WorkingDirectory = "/",
         };
-        _process = Process.Start(psi)!;
-        _process.OutputDataReceived += (_, e) => Append(e.Data);
-        _process.ErrorDataReceived += (_, e) => Append(e.Data);
-        _process.BeginOutputReadLine();
-        _process.BeginErrorReadLine();
-        var sw = Stopwatch.StartNew();
-        while (sw.Elapsed < TimeSpan.FromSeconds(20))
+        _process = ServerProcess.Start(psi, _output);
+        if (await _process.WaitUntilAcceptingAsync(TimeSpan.FromSeconds(20), TimeSpan.FromMilliseconds(100), ImapPort, ImapsPort))
         {
-            if (_process.HasExited)
-            {
-                break;
-            }
-            if (await FreePort.IsAcceptingAsync(ImapPort) && await FreePort.IsAcceptingAsync(ImapsPort))
-            {
-                return;
-            }
-            await Task.Delay(100);
+            return;
         }
         var output = Output;
         await StopAsync();
@@ -246,13 +230,13 @@ public sealed class DovecotServer : IAsyncDisposable
             using var wait = new CancellationTokenSource(TimeSpan.FromSeconds(10));
             try
             {
-                await _process.WaitForExitAsync(wait.Token);
+                await _process.Process.WaitForExitAsync(wait.Token);
             }
             catch (OperationCanceledException)
             {
             }
         }
-        ProcessRunner.KillAndDispose(_process);
+        _process.Dispose();
         _process = null;
         // Until the ports are closed, a reconnect would still reach the dying processes.
         var sw = Stopwatch.StartNew();
@@ -262,16 +246,7 @@ public sealed class DovecotServer : IAsyncDisposable
         }
     }
 
-    public string Output
-    {
-        get
-        {
-            lock (_output)
-            {
-                return _output.ToString();
-            }
-        }
-    }
+    public string Output => _output.ToString();
 
     /// <summary>A logged-in client over IMAPS that accepts the test certificate.</summary>
     public async Task<ImapClient> ConnectAsync(CancellationToken ct = default)
@@ -335,17 +310,6 @@ public sealed class DovecotServer : IAsyncDisposable
         finally
         {
             await client.DisconnectAsync(true, ct);
-        }
-    }
-
-    private void Append(string? line)
-    {
-        if (line is not null)
-        {
-            lock (_output)
-            {
-                _output.AppendLine(line);
-            }
         }
     }
 

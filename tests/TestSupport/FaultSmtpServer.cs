@@ -1,7 +1,6 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Globalization;
-using System.Text;
 
 namespace Newsletter.TestSupport;
 
@@ -14,12 +13,12 @@ namespace Newsletter.TestSupport;
 /// </summary>
 public sealed class FaultSmtpServer : IAsyncDisposable
 {
-    private readonly StringBuilder _output = new();
+    private readonly ProcessOutput _output = new();
     private readonly ConcurrentQueue<(string MessageId, string Recipient)> _accepted = new();
     private readonly SemaphoreSlim _control = new(1, 1);
     private TaskCompletionSource<string>? _reply;
     private readonly TaskCompletionSource _ready = new(TaskCreationOptions.RunContinuationsAsynchronously);
-    private Process? _process;
+    private ServerProcess? _process;
     private int _connections;
 
     public string Host => "127.0.0.1";
@@ -44,13 +43,8 @@ public sealed class FaultSmtpServer : IAsyncDisposable
         for (var attempt = 1; ; attempt++)
         {
             var server = new FaultSmtpServer { Port = FreePort.Get() };
-            var psi = new ProcessStartInfo(python)
-            {
-                UseShellExecute = false,
-                RedirectStandardInput = true,
-                RedirectStandardOutput = true,
-                RedirectStandardError = true,
-            };
+            // Stdin carries the control commands (CommandAsync).
+            var psi = new ProcessStartInfo(python) { RedirectStandardInput = true };
             psi.ArgumentList.Add(script);
             psi.ArgumentList.Add("--port");
             psi.ArgumentList.Add(server.Port.ToString(CultureInfo.InvariantCulture));
@@ -58,13 +52,9 @@ public sealed class FaultSmtpServer : IAsyncDisposable
             {
                 psi.ArgumentList.Add(o);
             }
-            server._process = Process.Start(psi)!;
-            server._process.OutputDataReceived += (_, e) => server.OnLine(e.Data);
-            server._process.ErrorDataReceived += (_, e) => server.Log(e.Data);
-            server._process.BeginOutputReadLine();
-            server._process.BeginErrorReadLine();
+            server._process = ServerProcess.Start(psi, server._output, server.OnLine);
             ProcessRunner.StartOrphanReaper($"/proc/{server._process.Id}", $"kill {server._process.Id}");
-            var exited = server._process.WaitForExitAsync();
+            var exited = server._process.Process.WaitForExitAsync();
             var first = await Task.WhenAny(server._ready.Task, exited, Task.Delay(TimeSpan.FromSeconds(20)));
             if (first == server._ready.Task)
             {
@@ -99,16 +89,7 @@ public sealed class FaultSmtpServer : IAsyncDisposable
         return CopiesOf(messageId);
     }
 
-    public string Output
-    {
-        get
-        {
-            lock (_output)
-            {
-                return _output.ToString();
-            }
-        }
-    }
+    public string Output => _output.ToString();
 
     private async Task CommandAsync(string command)
     {
@@ -117,8 +98,9 @@ public sealed class FaultSmtpServer : IAsyncDisposable
         {
             var reply = new TaskCompletionSource<string>(TaskCreationOptions.RunContinuationsAsynchronously);
             Volatile.Write(ref _reply, reply);
-            await _process!.StandardInput.WriteLineAsync(command);
-            await _process.StandardInput.FlushAsync();
+            var stdin = _process!.Process.StandardInput;
+            await stdin.WriteLineAsync(command);
+            await stdin.FlushAsync();
             var answer = await reply.Task.WaitAsync(TimeSpan.FromSeconds(20));
             if (!answer.StartsWith("OK ", StringComparison.Ordinal))
             {
@@ -131,13 +113,9 @@ public sealed class FaultSmtpServer : IAsyncDisposable
         }
     }
 
-    private void OnLine(string? line)
+    // Every line is already in Output (ServerProcess): this only reads the server's reports.
+    private void OnLine(string line)
     {
-        if (line is null)
-        {
-            return;
-        }
-        Log(line);
         if (line.StartsWith("READY ", StringComparison.Ordinal))
         {
             _ready.TrySetResult();
@@ -156,20 +134,9 @@ public sealed class FaultSmtpServer : IAsyncDisposable
         }
     }
 
-    private void Log(string? line)
-    {
-        if (line is not null)
-        {
-            lock (_output)
-            {
-                _output.AppendLine(line);
-            }
-        }
-    }
-
     public ValueTask DisposeAsync()
     {
-        ProcessRunner.KillAndDispose(_process);
+        _process?.Dispose();
         _process = null;
         _control.Dispose();
         return ValueTask.CompletedTask;

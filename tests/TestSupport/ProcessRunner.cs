@@ -114,7 +114,6 @@ internal static class ProcessRunner
         }
     }
 
-    /// <summary>Single-quotes a string for sh.</summary>
     /// <summary>Kills <paramref name="process"/> and its children if it still runs, waits a moment for it, and disposes it.</summary>
     public static void KillAndDispose(Process? process)
     {
@@ -133,5 +132,6 @@ internal static class ProcessRunner
         process?.Dispose();
     }
 
+    /// <summary>Single-quotes a string for sh.</summary>
     public static string Quote(string s) => "'" + s.Replace("'", "'\\''", StringComparison.Ordinal) + "'";
 }

@@ -18,8 +18,8 @@ public sealed record RecordedMail(string MailFrom, IReadOnlyList<string> RcptTos
 public sealed class RecordingSmtpServer : IAsyncDisposable
 {
     private readonly string _dir = Directory.CreateTempSubdirectory("smtp-rec-").FullName;
-    private readonly StringBuilder _output = new();
-    private Process? _process;
+    private readonly ProcessOutput _output = new();
+    private ServerProcess? _process;
 
     public string Host => "127.0.0.1";
 
@@ -35,25 +35,15 @@ public sealed class RecordingSmtpServer : IAsyncDisposable
             server.Port = FreePort.Get();
             var psi = new ProcessStartInfo(python)
             {
-                UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true,
                 ArgumentList = { script, "--port", server.Port.ToString(CultureInfo.InvariantCulture), "--dir", server._dir },
             };
-            server._process = Process.Start(psi)!;
-            server._process.OutputDataReceived += (_, e) => server.Append(e.Data);
-            server._process.ErrorDataReceived += (_, e) => server.Append(e.Data);
-            server._process.BeginOutputReadLine();
-            server._process.BeginErrorReadLine();
-            var sw = Stopwatch.StartNew();
-            while (sw.Elapsed < TimeSpan.FromSeconds(10) && !server._process.HasExited)
+            server._process = ServerProcess.Start(psi, server._output);
+            if (await server._process.WaitUntilAcceptingAsync(TimeSpan.FromSeconds(10), TimeSpan.FromMilliseconds(50), server.Port))
             {
-                if (await FreePort.IsAcceptingAsync(server.Port))
-                {
-                    ProcessRunner.StartOrphanReaper(server._dir, $"kill {server._process.Id} 2>/dev/null; rm -rf {ProcessRunner.Quote(server._dir)}");
-                    return server;
-                }
-                await Task.Delay(50);
+                ProcessRunner.StartOrphanReaper(server._dir, $"kill {server._process.Id} 2>/dev/null; rm -rf {ProcessRunner.Quote(server._dir)}");
+                return server;
             }
-            ProcessRunner.KillAndDispose(server._process);
+            server._process.Dispose();
             if (attempt >= 3)
             {
                 throw new InvalidOperationException($"aiosmtpd did not start on {server.Host}:{server.Port}: {server._output}");
@@ -90,20 +80,9 @@ public sealed class RecordingSmtpServer : IAsyncDisposable
         throw new TimeoutException($"No message to {recipient} within the timeout; received: {Received().Count}; server output: {_output}");
     }
 
-    private void Append(string? line)
-    {
-        if (line is not null)
-        {
-            lock (_output)
-            {
-                _output.AppendLine(line);
-            }
-        }
-    }
-
     public ValueTask DisposeAsync()
     {
-        ProcessRunner.KillAndDispose(_process);
+        _process?.Dispose();
         _process = null;
         try
         {

@@ -1,5 +1,4 @@
 using System.Diagnostics;
-using System.Text;
 
 namespace Newsletter.TestSupport;
 
@@ -11,8 +10,8 @@ namespace Newsletter.TestSupport;
 /// </summary>
 public sealed class SmtpSinkServer : IAsyncDisposable
 {
-    private readonly StringBuilder _output = new();
-    private Process? _process;
+    private readonly ProcessOutput _output = new();
+    private ServerProcess? _process;
 
     public string Host => "127.0.0.1";
 
@@ -64,24 +63,11 @@ public sealed class SmtpSinkServer : IAsyncDisposable
         for (var attempt = 1; ; attempt++)
         {
             sink.Port = FreePort.Get();
-            var psi = command(sink.Port);
-            psi.UseShellExecute = false;
-            psi.RedirectStandardOutput = true;
-            psi.RedirectStandardError = true;
-            sink._process = Process.Start(psi)!;
-            sink._process.OutputDataReceived += (_, e) => sink.Append(e.Data);
-            sink._process.ErrorDataReceived += (_, e) => sink.Append(e.Data);
-            sink._process.BeginOutputReadLine();
-            sink._process.BeginErrorReadLine();
-            var sw = Stopwatch.StartNew();
-            while (sw.Elapsed < TimeSpan.FromSeconds(10) && !sink._process.HasExited)
+            sink._process = ServerProcess.Start(command(sink.Port), sink._output);
+            if (await sink._process.WaitUntilAcceptingAsync(TimeSpan.FromSeconds(10), TimeSpan.FromMilliseconds(50), sink.Port))
             {
-                if (await FreePort.IsAcceptingAsync(sink.Port))
-                {
-                    ProcessRunner.StartOrphanReaper($"/proc/{sink._process.Id}", $"kill {sink._process.Id}");
-                    return sink;
-                }
-                await Task.Delay(50);
+                ProcessRunner.StartOrphanReaper($"/proc/{sink._process.Id}", $"kill {sink._process.Id}");
+                return sink;
             }
             sink.Stop();
             if (attempt >= 3)
@@ -91,20 +77,9 @@ public sealed class SmtpSinkServer : IAsyncDisposable
         }
     }
 
-    private void Append(string? line)
-    {
-        if (line is not null)
-        {
-            lock (_output)
-            {
-                _output.AppendLine(line);
-            }
-        }
-    }
-
     private void Stop()
     {
-        ProcessRunner.KillAndDispose(_process);
+        _process?.Dispose();
         _process = null;
     }
 
