@@ -282,7 +282,7 @@ public sealed class BounceMailboxTests(StackFixture stack)
 
     private static string Report() => $"{Guid.NewGuid():N}@mta.example";
 
-    private static Dictionary<string, string?> PlatformSettings(DovecotServer dovecot) => new()
+    internal static Dictionary<string, string?> PlatformSettings(DovecotServer dovecot) => new()
     {
         ["BounceMailboxes:Platform:Host"] = dovecot.Host,
         ["BounceMailboxes:Platform:Port"] = dovecot.ImapsPort.ToString(System.Globalization.CultureInfo.InvariantCulture),

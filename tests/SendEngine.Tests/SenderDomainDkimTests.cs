@@ -44,12 +44,12 @@ public sealed partial class SenderDomainDkimTests(StackFixture stack)
         });
 
     /// <summary>The records of a domain as the API lists them, as dnsmasq serves them.</summary>
-    private static IEnumerable<DnsRecord> Published(SenderDomainResponse d, Func<SenderDomainDnsRecord, bool>? include = null) =>
+    internal static IEnumerable<DnsRecord> Published(SenderDomainResponse d, Func<SenderDomainDnsRecord, bool>? include = null) =>
         d.Records!.Where(include ?? (_ => true)).Select(r => r.Type == "MX"
             ? DnsRecord.Mx(r.Name, r.Value.Split(' ')[1], int.Parse(r.Value.Split(' ')[0], System.Globalization.CultureInfo.InvariantCulture))
             : DnsRecord.Txt(r.Name, r.Value));
 
-    private static SenderDomainDnsRecord Record(SenderDomainResponse d, string purpose) => d.Records!.First(r => r.Purpose == purpose);
+    internal static SenderDomainDnsRecord Record(SenderDomainResponse d, string purpose) => d.Records!.First(r => r.Purpose == purpose);
 
     [Fact]
     public async Task A_verified_domain_signs_bulk_and_transactional_mail_that_dkimverify_accepts_and_unverified_ones_are_refused()
@@ -273,7 +273,7 @@ public sealed partial class SenderDomainDkimTests(StackFixture stack)
         return JsonSerializer.Deserialize<SendEmailResponse>(body, StackFixture.Json)!.Tasks.Single();
     }
 
-    private static async Task AssertDkimPassesAsync(RecordedMail mail, DnsmasqServer dns, string domain, string selector)
+    internal static async Task AssertDkimPassesAsync(RecordedMail mail, DnsmasqServer dns, string domain, string selector)
     {
         var (passed, output) = await DkimVerifier.VerifyAsync(mail.Raw, dns.Host, dns.Port);
         Assert.True(passed, output + "\n" + mail.Text);
