@@ -102,11 +102,14 @@ SQL
 log "seeded in $(awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN {printf "%.0f", b - a}') s"
 
 log "starting the console on $CONSOLE"
+createdb -h 127.0.0.1 -p "$PG_PORT" -U postgres console
 (
   cd "$REPO_ROOT/Console"
   export ASPNETCORE_ENVIRONMENT=Development
   export Auth__Issuer="$MC/" Console__PublicUrl="$CONSOLE" Console__MemberCenterUrl="$MC" Console__SendEngineUrl="$SE"
   export Console__ClientSecret="$CONSOLE_SECRET" Serilog__MinimumLevel__Default=Warning
+  # Sessions and the Data Protection key ring live in the console's own database (docs/console.md).
+  export ConnectionStrings__Console="Host=127.0.0.1;Port=$PG_PORT;Username=postgres;Database=console" Database__ApplyMigrationsOnStartup=true
   exec dotnet bin/Release/net10.0/NewsletterConsole.dll --urls "$CONSOLE"
 ) >"$LOGS/console.log" 2>&1 </dev/null &
 CONSOLE_PID=$!; BENCH_PIDS+=("$CONSOLE_PID")
