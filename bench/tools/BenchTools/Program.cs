@@ -217,7 +217,10 @@ internal static partial class ConsoleSignIn
             Console.Error.WriteLine($"expected Member Center's login page, got {(int)login.StatusCode} {loginUrl}");
             return 1;
         }
-        var fields = HiddenInputs().Matches(form).ToDictionary(m => WebUtility.HtmlDecode(m.Groups["name"].Value), m => WebUtility.HtmlDecode(m.Groups["value"].Value));
+        // The page has two forms (password and passkey) with the same hidden fields: the first of each name is the password form's.
+        var fields = HiddenInputs().Matches(form)
+            .GroupBy(m => WebUtility.HtmlDecode(m.Groups["name"].Value))
+            .ToDictionary(g => g.Key, g => WebUtility.HtmlDecode(g.First().Groups["value"].Value));
         fields["Email"] = email;
         fields["Password"] = password;
         using var signedIn = await http.PostAsync(loginUrl, new FormUrlEncodedContent(fields));
