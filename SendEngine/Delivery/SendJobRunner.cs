@@ -215,7 +215,7 @@ public sealed partial class SendJobRunner(
         var housekeeping = Task.Run(() => new DeliveryHousekeeping(store, db, o, clock, logger).RunAsync(run), CancellationToken.None);
         try
         {
-            var claimer = new RecipientClaimer(store, db, memberCenter, hasher, o, limits, clock, logger);
+            var claimer = new RecipientClaimer(store, db, memberCenter, hasher, o, limits, sender.Verified ? sender.Domain : null, clock, logger);
             await claimer.RunAsync(run, channel.Writer, progress is null ? null : progress.NextPageAsync);
         }
         catch (OperationCanceledException) when (run.Stop.IsCancellationRequested)

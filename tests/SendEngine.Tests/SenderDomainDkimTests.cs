@@ -251,13 +251,11 @@ public sealed partial class SenderDomainDkimTests(StackFixture stack)
         }
 
         // Another tenant's domain is a 404 on every route.
-        foreach (var (method, path) in new[] { ("GET", ""), ("POST", "/verify"), ("POST", "/dkim/rotate"), ("DELETE", "") })
-        {
-            using var request = new HttpRequestMessage(new HttpMethod(method), $"api/sender-domains/{domain}{path}");
-            using var response = await otherSe.SendAsync(request);
-            Assert.True(response.StatusCode == HttpStatusCode.NotFound, $"{method} {path}: {(int)response.StatusCode}");
-            Assert.Equal("application/problem+json", response.Content.Headers.ContentType?.MediaType);
-        }
+        await StackFixture.AssertAllNotFoundAsync(otherSe,
+            () => new(HttpMethod.Get, $"api/sender-domains/{domain}"),
+            () => new(HttpMethod.Post, $"api/sender-domains/{domain}/verify"),
+            () => new(HttpMethod.Post, $"api/sender-domains/{domain}/dkim/rotate"),
+            () => new(HttpMethod.Delete, $"api/sender-domains/{domain}"));
         Assert.Equal(SenderDomainStatuses.Failed, (await se.GetFromJsonAsync<SenderDomainResponse>($"api/sender-domains/{domain}", StackFixture.Json))!.Status);
     }
 
