@@ -334,6 +334,43 @@ public sealed partial class SenderDomainDkimTests(StackFixture stack)
         }
     }
 
+    [Fact]
+    public async Task A_subdomain_without_its_own_DMARC_record_is_covered_by_its_organisational_domains()
+    {
+        var organisational = NewDomain();
+        var domain = "news.mail." + organisational;
+        await using var dns = await DnsmasqServer.StartAsync();
+        await using var smtp = await RecordingSmtpServer.StartAsync();
+        await using var engine = CreateEngine(dns.EndPoint, smtp, domain, await stack.Postgres.CreateDatabaseAsync("se"));
+        var tenant = await stack.CreateTenantAsync();
+        using var se = engine.CreateClient();
+        se.DefaultRequestHeaders.Authorization = new("Bearer", await stack.SendTokenAsync(tenant));
+        var created = await StackFixture.PostAsync<SenderDomainResponse>(se, "api/sender-domains", new AddSenderDomainRequest(domain));
+
+        // The required records on the subdomain, the DMARC policy only on the organisational domain (two labels up):
+        // found by walking up, reported ok with where it was found.
+        var policy = "v=DMARC1; p=quarantine; rua=mailto:dmarc@" + organisational;
+        await dns.SetRecordsAsync([.. Published(created, r => r.Purpose != DnsRecordPurposes.Dmarc), DnsRecord.Txt("_dmarc." + organisational, policy)]);
+        var checkedUp = await StackFixture.PostAsync<SenderDomainResponse>(se, $"api/sender-domains/{domain}/verify", new { });
+        Assert.Equal(SenderDomainStatuses.Verified, checkedUp.Status);
+        var dmarc = Record(checkedUp, DnsRecordPurposes.Dmarc);
+        Assert.Equal(("_dmarc." + domain, DnsRecordStatuses.Ok, policy), (dmarc.Name, dmarc.Status, dmarc.Found.Single()));
+        Assert.Contains("_dmarc." + organisational, dmarc.Detail, StringComparison.Ordinal);
+
+        // The subdomain's own record wins over the organisational domain's.
+        var own = "v=DMARC1; p=none";
+        await dns.SetRecordsAsync([.. Published(created, r => r.Purpose != DnsRecordPurposes.Dmarc), DnsRecord.Txt("_dmarc." + organisational, policy),
+            DnsRecord.Txt("_dmarc." + domain, own)]);
+        dmarc = Record(await StackFixture.PostAsync<SenderDomainResponse>(se, $"api/sender-domains/{domain}/verify", new { }), DnsRecordPurposes.Dmarc);
+        Assert.Equal((DnsRecordStatuses.Ok, own), (dmarc.Status, dmarc.Found.Single()));
+        Assert.Null(dmarc.Detail);
+
+        // None on any level (the walk stops below the top-level label): missing.
+        await dns.SetRecordsAsync(Published(created, r => r.Purpose != DnsRecordPurposes.Dmarc));
+        dmarc = Record(await StackFixture.PostAsync<SenderDomainResponse>(se, $"api/sender-domains/{domain}/verify", new { }), DnsRecordPurposes.Dmarc);
+        Assert.Equal(DnsRecordStatuses.Missing, dmarc.Status);
+    }
+
     private static async Task<EmailTaskResult> SendTransactionalAsync(HttpClient tx, string domain, string to, string subject, string? sendAt = null)
     {
         using var response = await tx.PostAsJsonAsync("api/v1/email", new
