@@ -75,18 +75,19 @@ public static class SendJobComposeApi
                 detail: "A person's token may send a test only to the address in its email claim.");
         }
         var tenantId = user.TenantId();
+        // Signed as the job would be: the from domain's own key when it is verified (the global key otherwise), and held
+        // to the same rule as a job's create: no test from a domain the tenant has not verified. Checked before the rate
+        // limit, so a refused test uses no slot.
+        var sender = await senders.ResolveAsync(tenantId, from ?? smtp.Value.FromAddress, ct);
+        if (!sender.Verified && !senders.AllowUnverified)
+        {
+            return SendJobsApi.SenderDomainNotVerified(from ?? smtp.Value.FromAddress);
+        }
         using var lease = limiter.Acquire(tenantId);
         if (!lease.IsAcquired)
         {
             return TypedResults.Problem(statusCode: 429, title: "Too many test sends",
                 detail: $"At most {TestSendLimiter.PerMinute} test sends per minute per tenant; try again in a minute.");
-        }
-        // Signed as the job would be: the from domain's own key when it is verified (the global key otherwise), and held
-        // to the same rule as a job's create: no test from a domain the tenant has not verified.
-        var sender = await senders.ResolveAsync(tenantId, from ?? smtp.Value.FromAddress, ct);
-        if (!sender.Verified && !senders.AllowUnverified)
-        {
-            return SendJobsApi.SenderDomainNotVerified(from ?? smtp.Value.FromAddress);
         }
         var merge = MergeString(request, "email") ?? address;
         var message = Compose(request, TestSubjectPrefix + request.Subject, merge, smtp.Value, sender, from, memberCenter.Value, address);
