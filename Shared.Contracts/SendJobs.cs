@@ -2,7 +2,11 @@ namespace Newsletter.Contracts;
 
 // Send Engine's tenant-facing API (integration guide section 4). JSON is snake_case.
 
-/// <summary>POST /api/send-jobs. scheduled_at is ISO 8601 with an offset; omitted or in the past means now.</summary>
+/// <summary>
+/// POST /api/send-jobs. scheduled_at is ISO 8601 with an offset; omitted or in the past means now. from_email (and
+/// from_name) are optional: absent, the platform's from address; given, its domain must be a verified sender domain of
+/// the tenant (docs/deliverability.md).
+/// </summary>
 public sealed record CreateSendJobRequest(
     string? TenantId,
     string? ListId,
@@ -10,7 +14,9 @@ public sealed record CreateSendJobRequest(
     string? Subject,
     string? BodyHtml,
     string? BodyText,
-    string? ScheduledAt);
+    string? ScheduledAt,
+    string? FromEmail = null,
+    string? FromName = null);
 
 /// <summary>
 /// sent counts every message the transport accepted (delivered included); delivered is the part the ESP confirmed;
@@ -37,7 +43,9 @@ public sealed record SendJobResponse(
     DateTimeOffset? ResumeAt = null,
     string? BodyHtml = null,
     string? BodyText = null,
-    DateTimeOffset? ThrottledUntil = null);
+    DateTimeOffset? ThrottledUntil = null,
+    string? FromEmail = null,
+    string? FromName = null);
 
 /// <summary>A page of jobs, newest first; pass next_cursor back as after.</summary>
 public sealed record SendJobPage(IReadOnlyList<SendJobResponse> Items, string? NextCursor);
@@ -97,14 +105,17 @@ public sealed record SendJobStatsBucket(
 
 /// <summary>
 /// POST /api/send-jobs/preview and /test-send: a template as in create, and the merge values of one subscriber
-/// (<c>email</c>, <c>unsubscribe_url</c> and the preference keys). test-send also takes <c>to</c>.
+/// (<c>email</c>, <c>unsubscribe_url</c> and the preference keys). test-send also takes <c>to</c>; both take the job's
+/// optional <c>from_email</c>/<c>from_name</c> (the test is signed with that domain's key).
 /// </summary>
 public sealed record ComposeRequest(
     string? Subject,
     string? BodyHtml,
     string? BodyText,
     IReadOnlyDictionary<string, System.Text.Json.JsonElement>? Merge,
-    string? To = null);
+    string? To = null,
+    string? FromEmail = null,
+    string? FromName = null);
 
 public sealed record ComposePreviewResponse(string Subject, string? Html, string? Text);
 

@@ -29,15 +29,16 @@ public sealed class MessageComposer
 
     /// <param name="extraHeaders">Fields every message of the job carries (List-Id, Feedback-ID).</param>
     /// <param name="envelopeFor">The envelope sender of a recipient row (VERP on a verified domain); null: the From address.</param>
+    /// <param name="from">The job's own From; null: the platform's (<see cref="SmtpOptions.FromAddress"/>, FromName).</param>
     public MessageComposer(SmtpOptions smtp, DkimSigner? dkim, string subject, string? bodyHtml, string? bodyText,
-        IReadOnlyList<MessageHeader>? extraHeaders = null, Func<long, string>? envelopeFor = null)
+        IReadOnlyList<MessageHeader>? extraHeaders = null, Func<long, string>? envelopeFor = null, MessageAddress? from = null)
     {
         _extraHeaders = extraHeaders ?? [];
         _envelopeFor = envelopeFor;
-        _fromName = smtp.FromName;
-        _fromAddress = smtp.FromAddress;
+        _fromName = from is { } own ? own.Name : smtp.FromName;
+        _fromAddress = from?.Address ?? smtp.FromAddress;
         _replyTo = string.IsNullOrWhiteSpace(smtp.ReplyToAddress) ? null : smtp.ReplyToAddress;
-        _messageIdDomain = smtp.FromAddress.Split('@') is [_, var domain] && domain.Length > 0 ? domain : "send-engine.local";
+        _messageIdDomain = _fromAddress.Split('@') is [_, var domain] && domain.Length > 0 ? domain : "send-engine.local";
         _subject = MergeTemplate.Parse(subject, html: false);
         // Without DKIM the SMTP transport encodes the bodies as they go on the wire (CRLF); with it MimeKit does.
         _html = bodyHtml is null ? null : MergeTemplate.Parse(bodyHtml, html: true, crlf: dkim is null);

@@ -12,6 +12,7 @@ namespace SendEngine.Delivery;
 /// unsubscribes and complaints still being reported to Member Center, and the subscriptions Member Center's change feed
 /// says stopped being sendable since the snapshot) and hands the rest
 /// to the workers' channel. If Member Center cannot answer, the batch goes back untouched and the run stops for a pause.
+/// <c>senderDomain</c> is the job's verified from domain, for its warm-up (null: none).
 /// </summary>
 internal sealed partial class RecipientClaimer(
     RecipientStore store,
@@ -20,6 +21,7 @@ internal sealed partial class RecipientClaimer(
     AddressHasher hasher,
     SendJobOptions options,
     Features.Reputation.SendingLimits limits,
+    string? senderDomain,
     TimeProvider clock,
     ILogger logger)
 {
@@ -27,7 +29,6 @@ internal sealed partial class RecipientClaimer(
     // snapshot began. Only grows, and only by the list's unsubscribes during the job.
     private readonly HashSet<Guid> _gone = [];
     private string? _changesCursor;
-    private bool _throttleRecorded;
 
     /// <param name="nextPage">Waits for the snapshot (taken in this process) to commit another page; null when none is being taken here.</param>
     public async Task RunAsync(DeliveryRun run, ChannelWriter<Claimed> writer, Func<TimeSpan, CancellationToken, Task>? nextPage)
@@ -36,8 +37,9 @@ internal sealed partial class RecipientClaimer(
         var job = run.Job;
         await using var conn = await db.OpenConnectionAsync(ct);
         var lastRecovery = DateTimeOffset.MinValue;
-        // True at first too: a throttled_until left by an earlier run is cleared by this run's first claim.
-        var throttled = true;
+        // The job's throttled_until as this run last wrote it; null: not throttled. Unknown at first (MinValue, a value
+        // no claim returns): a throttled_until left by an earlier run is cleared by this run's first claim.
+        DateTimeOffset? throttledUntil = DateTimeOffset.MinValue;
         while (!ct.IsCancellationRequested)
         {
             var now = clock.GetUtcNow();
@@ -47,26 +49,24 @@ internal sealed partial class RecipientClaimer(
                 await store.RecoverExpiredAsync(conn, job.Id, ct);
                 lastRecovery = now;
             }
-            var (batch, throttledUntil) = await limits.ClaimAsync(conn, job, run.RunnerId, now, options.Lease, options.BatchSize, ct);
-            if (throttledUntil is { } until)
+            var (batch, limitedUntil) = await limits.ClaimAsync(conn, job, senderDomain, run.RunnerId, now, options.Lease, options.BatchSize, ct);
+            if (limitedUntil is { } until)
             {
                 // The tenant's sending limit is reached: the job stays sending and waits for the next window (the
                 // housekeeping stops the run meanwhile if the job is paused or cancelled).
-                if (!throttled || !_throttleRecorded)
+                if (throttledUntil != until)
                 {
-                    _throttleRecorded = true;
                     await RecipientStore.SetThrottledAsync(conn, job.Id, until, ct);
                     LogThrottled(logger, job.Id, until);
-                    throttled = true;
+                    throttledUntil = until;
                 }
                 await Task.Delay(until - now, clock, ct);
                 continue;
             }
-            if (throttled && batch.Count > 0)
+            if (throttledUntil is not null && batch.Count > 0)
             {
                 await RecipientStore.SetThrottledAsync(conn, job.Id, null, ct);
-                throttled = false;
-                _throttleRecorded = false;
+                throttledUntil = null;
             }
             if (batch.Count == 0)
             {

@@ -189,17 +189,19 @@ public sealed partial class SendJobRunner(
         // The sender domain is checked again at each runner start: a domain that lost its verification since the job
         // was created pauses the job for an operator instead of sending unauthenticated mail in the tenant's name.
         var smtp = smtpOptions.Value;
-        var sender = await senders.ResolveAsync(job.TenantId, smtp.FromAddress, cancellationToken);
+        var fromAddress = job.FromEmail ?? smtp.FromAddress;
+        var sender = await senders.ResolveAsync(job.TenantId, fromAddress, cancellationToken);
         if (!sender.Verified && !senders.AllowUnverified)
         {
-            await PauseAsync(jobId, $"The sender domain {sender.Domain ?? smtp.FromAddress} is not verified for this tenant; verify it "
+            await PauseAsync(jobId, $"The sender domain {sender.Domain ?? fromAddress} is not verified for this tenant; verify it "
                 + "(POST /api/sender-domains/{domain}/verify), then resume the job.", needsOperator: true);
             return;
         }
         using var run = new DeliveryRun(job, Guid.NewGuid(), cancellationToken, progress is null ? null : progress.FirstMessageAttempted);
         var composer = new MessageComposer(smtp, sender.Dkim, job.Subject, job.BodyHtml, job.BodyText,
             BulkHeaders(job, sender.Domain ?? "send-engine.local", senderDomainOptions.Value.FeedbackSenderId),
-            sender.ReturnPathDomain is { } bounceDomain ? id => returnPath.ForRecipient(id, bounceDomain) : null);
+            sender.ReturnPathDomain is { } bounceDomain ? id => returnPath.ForRecipient(id, bounceDomain) : null,
+            job.FromEmail is { } ownFrom ? new MessageAddress(job.FromName, ownFrom) : null);
         var channel = Channel.CreateBounded<Claimed>(new BoundedChannelOptions(o.BatchSize) { SingleWriter = true });
         using var limiter = d.MessagesPerSecond > 0 ? CreateLimiter(d.MessagesPerSecond) : null;
         var transport = transports.For(job.TenantId);
@@ -213,7 +215,7 @@ public sealed partial class SendJobRunner(
         var housekeeping = Task.Run(() => new DeliveryHousekeeping(store, db, o, clock, logger).RunAsync(run), CancellationToken.None);
         try
         {
-            var claimer = new RecipientClaimer(store, db, memberCenter, hasher, o, limits, clock, logger);
+            var claimer = new RecipientClaimer(store, db, memberCenter, hasher, o, limits, sender.Verified ? sender.Domain : null, clock, logger);
             await claimer.RunAsync(run, channel.Writer, progress is null ? null : progress.NextPageAsync);
         }
         catch (OperationCanceledException) when (run.Stop.IsCancellationRequested)

@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Net;
 using System.Net.Http.Headers;
 using System.Net.Http.Json;
+using System.Text.RegularExpressions;
 using Microsoft.Extensions.DependencyInjection;
 using Newsletter.Contracts;
 using Newsletter.Contracts.BounceMailboxes;
@@ -250,18 +251,11 @@ public sealed class BounceMailboxTests(StackFixture stack)
         Assert.True(stored.AsSpan().IndexOf(System.Text.Encoding.UTF8.GetBytes(dovecot.Password)) < 0, "the password is stored encrypted");
 
         // Tenant isolation: another tenant's mailbox does not exist for it.
-        foreach (var request in new Func<HttpRequestMessage>[]
-                 {
-                     () => new(HttpMethod.Get, $"api/bounce-mailboxes/{id}"),
-                     () => new(HttpMethod.Patch, $"api/bounce-mailboxes/{id}") { Content = JsonContent.Create(new { enabled = false }) },
-                     () => new(HttpMethod.Delete, $"api/bounce-mailboxes/{id}"),
-                     () => new(HttpMethod.Get, $"api/bounce-mailboxes/{id}/messages"),
-                 })
-        {
-            using var message = request();
-            using var response = await otherClient.SendAsync(message);
-            Assert.True(response.StatusCode == HttpStatusCode.NotFound, $"{message.Method} {message.RequestUri}: {(int)response.StatusCode}");
-        }
+        await StackFixture.AssertAllNotFoundAsync(otherClient,
+            () => new(HttpMethod.Get, $"api/bounce-mailboxes/{id}"),
+            () => new(HttpMethod.Patch, $"api/bounce-mailboxes/{id}") { Content = JsonContent.Create(new { enabled = false }) },
+            () => new(HttpMethod.Delete, $"api/bounce-mailboxes/{id}"),
+            () => new(HttpMethod.Get, $"api/bounce-mailboxes/{id}/messages"));
         Assert.Empty((await otherClient.GetFromJsonAsync<BounceMailboxList>("api/bounce-mailboxes", StackFixture.Json))!.Items);
         Assert.Single((await ownerClient.GetFromJsonAsync<BounceMailboxList>("api/bounce-mailboxes", StackFixture.Json))!.Items);
 
@@ -276,6 +270,68 @@ public sealed class BounceMailboxTests(StackFixture stack)
         Assert.Equal(HttpStatusCode.NotFound, (await admin.DeleteAsync($"admin/tenants/{other.TenantId}/bounce-mailboxes/{id}")).StatusCode);
         Assert.Equal(HttpStatusCode.NoContent, (await admin.DeleteAsync($"admin/tenants/{owner.TenantId}/bounce-mailboxes/{id}")).StatusCode);
         Assert.Equal(HttpStatusCode.NotFound, (await ownerClient.GetAsync($"api/bounce-mailboxes/{id}")).StatusCode);
+    }
+
+    [Fact]
+    public async Task Of_two_Send_Engine_processes_only_one_reads_the_mailbox_and_the_other_takes_over_when_it_is_killed()
+    {
+        await using var dovecot = await DovecotServer.CreateAsync();
+        var settings = new Dictionary<string, string?>(ReaderTuning);
+        foreach (var (k, v) in PlatformSettings(dovecot))
+        {
+            settings[k] = v;
+        }
+        var db = await stack.Postgres.CreateDatabaseAsync("se");
+        await using var first = await SendEngineProcess.StartAsync(stack.SendEngineSettings(db, settings));
+        await first.WaitUntilAsync(() => Task.FromResult(Connections(first) == 1), "the first process reading the mailbox");
+        await using var second = await SendEngineProcess.StartAsync(stack.SendEngineSettings(db, settings));
+
+        // The second process finds the mailbox's advisory lock taken: over many refresh intervals it never connects,
+        // and a report that arrives is read (once) by the first.
+        await Task.Delay(TimeSpan.FromSeconds(3));
+        await dovecot.AppendAsync(Unmatched());
+        await WaitForAsync(async () => await dovecot.CountAsync("Processed") == 1, "the first report read");
+        Assert.Equal((1, 1), (Connections(first), Handled(first)));
+        Assert.Equal((0, 0), (Connections(second), Handled(second)));
+        Assert.Equal(1L, await ScalarAsync<long>(db, """
+            SELECT count(*) FROM pg_locks
+            WHERE locktype = 'advisory' AND granted AND objsubid = 1 AND ((classid::bigint << 32) | objid::bigint) = $1
+              AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
+            """, SendEngine.Features.BounceMailboxes.BounceMailboxReader.LockKey("platform")));
+
+        // The first process dies (SIGKILL: no graceful release; its database session ends with it): the second takes
+        // the lock within a refresh interval and reads what arrives next.
+        await first.KillAsync();
+        await second.WaitUntilAsync(() => Task.FromResult(Connections(second) == 1), "the second process taking over");
+        await dovecot.AppendAsync(Unmatched());
+        await WaitForAsync(async () => await dovecot.CountAsync("Processed") == 2, "the second report read");
+        Assert.Equal(1, Handled(second));
+        Assert.Equal(0, await dovecot.CountAsync("INBOX"));
+
+        static int Connections(SendEngineProcess p) => Regex.Count(p.Output, @"Bounce mailbox ""?platform""?: connected to");
+        static int Handled(SendEngineProcess p) => Regex.Count(p.Output, @"Bounce mailbox ""?platform""?: message \d+");
+        static string Unmatched() => BounceParserTests.Fixture("postfix-dsn.eml", "nobody@bounces.elsewhere.example", "reader@elsewhere.example",
+            Report(), Report());
+    }
+
+    [Fact]
+    public async Task Bounce_message_rows_are_deleted_after_the_retention_window()
+    {
+        var (engine, db) = await StartAsync(new() { ["Retention:BounceMessageRetention"] = "30.00:00:00" });
+        await using var _e = engine;
+        // Old and recent unparsable rows, and an old and a recent retrying row (back-dated by SQL).
+        foreach (var (uid, outcome, age) in new[] { (1L, "unparsable", 31), (2L, "unparsable", 29), (3L, "retrying", 31), (4L, "retrying", 1) })
+        {
+            await ScalarAsync<object>(db, """
+                INSERT INTO bounce_messages (mailbox_key, uid_validity, uid, outcome, reason, attempts, first_seen_at, updated_at)
+                VALUES ('platform', 7, $1, $2, 'junk', 1, now() - make_interval(days => $3), now() - make_interval(days => $3))
+                """, uid, outcome, age);
+        }
+
+        var result = await engine.Services.GetRequiredService<Features.Retention.RetentionSweeper>().SweepAsync(TestContext.Current.CancellationToken);
+
+        Assert.Equal(2, result.BounceMessages);
+        Assert.Equal(6L, await ScalarAsync<long>(db, "SELECT coalesce(sum(uid), 0)::bigint FROM bounce_messages"));
     }
 
     // ------------------------------------------------------------------ helpers
@@ -294,16 +350,18 @@ public sealed class BounceMailboxTests(StackFixture stack)
 
     /// <summary>A Send Engine of its own (own database) whose readers poll, refresh and reconnect quickly.</summary>
     private Task<(SendEngineFactory Engine, string Db)> StartAsync(Dictionary<string, string?>? overrides = null) =>
-        stack.StartSendEngineAsync(new Dictionary<string, string?>
-        {
-            ["BounceMailboxes:PollInterval"] = "00:00:00.500",
-            ["BounceMailboxes:RefreshInterval"] = "00:00:00.300",
-            ["BounceMailboxes:ReconnectMinDelay"] = "00:00:00.200",
-            ["BounceMailboxes:ReconnectMaxDelay"] = "00:00:01",
-            ["BounceMailboxes:CommandTimeout"] = "00:00:10",
-            ["BounceMailboxes:AllowPrivateNetworks"] = "true",
-            ["EmailEvents:PollInterval"] = "00:00:00.200",
-        }, overrides);
+        stack.StartSendEngineAsync(ReaderTuning, overrides);
+
+    private static readonly Dictionary<string, string?> ReaderTuning = new()
+    {
+        ["BounceMailboxes:PollInterval"] = "00:00:00.500",
+        ["BounceMailboxes:RefreshInterval"] = "00:00:00.300",
+        ["BounceMailboxes:ReconnectMinDelay"] = "00:00:00.200",
+        ["BounceMailboxes:ReconnectMaxDelay"] = "00:00:01",
+        ["BounceMailboxes:CommandTimeout"] = "00:00:10",
+        ["BounceMailboxes:AllowPrivateNetworks"] = "true",
+        ["EmailEvents:PollInterval"] = "00:00:00.200",
+    };
 
     private Task<HttpClient> ClientAsync(SendEngineFactory engine, TestTenant tenant) => stack.SendEngineClientAsync(engine, tenant, Scopes_);
 

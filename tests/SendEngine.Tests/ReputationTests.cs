@@ -358,6 +358,52 @@ public sealed class ReputationTests(StackFixture stack)
     }
 
     [Fact]
+    public async Task A_newly_verified_sender_domain_warms_up_on_its_own_although_its_tenant_is_past_its_warm_up()
+    {
+        const int recipients = 5;
+        var (tenant, _) = await stack.CreateTenantWithSubscribersAsync(recipients, "warm");
+        var db = await stack.Postgres.CreateDatabaseAsync("se");
+        // A 1-second "hour", so a "day" is 24 s: the domain may send 3 on its first day, 6 on its second.
+        await using var engine = stack.CreateSendEngine(db, Settings(new()
+        {
+            ["SendingLimits:Window"] = "00:00:01",
+            ["SendingLimits:WarmupFirstDay"] = "3",
+            ["SendJobs:BatchSize"] = "2",
+            ["SenderDomains:CacheDuration"] = "00:00:00",
+        }));
+        using var se = await TenantAsync(engine, tenant);
+        var domain = StackFixture.UniqueDomain();
+        await StackFixture.PostAsync<SenderDomainResponse>(se, "api/sender-domains", new AddSenderDomainRequest(domain));
+        // Verified now, as POST …/verify leaves it once DNS has the records (SenderDomainDkimTests covers that part).
+        await QueryAsync(db, "UPDATE sender_domains SET status = 'verified', verified_at = now() WHERE domain = $1 RETURNING 1", domain);
+        // The tenant itself first sent an hour ago, 150 "days": its own warm-up is long over.
+        await QueryAsync(db, """
+            INSERT INTO tenant_reputation (tenant_id, state, bulk_paused, transactional_paused, changed_at, baseline_sent, baseline_hard_bounces,
+                baseline_complaints, limits_set, first_send_at)
+            VALUES ($1, 'ok', false, false, now(), 0, 0, 0, false, now() - interval '1 hour') RETURNING 1
+            """, Guid.Parse(tenant.TenantId));
+
+        using var created = await se.PostAsJsonAsync("api/send-jobs", new CreateSendJobRequest(null, tenant.ListId, null, "Warm", null, "Hi", null,
+            FromEmail: "news@" + domain), StackFixture.Json);
+        var job = await StackFixture.ReadAsync<SendJobResponse>(created, HttpStatusCode.Created);
+        var throttled = await StackFixture.WaitForJobAsync(se, job.Id, j => j.ThrottledUntil is not null || j.Status == SendJobStatuses.Completed);
+        Assert.True(throttled.ThrottledUntil is not null, "the domain's first day must hold the job back");
+        var done = await StackFixture.WaitForJobAsync(se, job.Id, j => j.Status == SendJobStatuses.Completed, TimeSpan.FromSeconds(90));
+        Assert.Equal(recipients, done.Counts.Sent);
+
+        // The domain's share per "day" (24 windows of 1 s): 3 at most on the first, the rest on a later one.
+        var days = (await QueryAsync(db, """
+            SELECT floor(extract(epoch FROM window_start) / 24)::bigint AS day, sum(messages)::bigint FROM send_counters
+            WHERE tenant_id = $1 AND domain = $2 GROUP BY 1 HAVING sum(messages) > 0 ORDER BY 1
+            """, Guid.Parse(tenant.TenantId), domain)).Select(r => (long)r[1]).ToList();
+        Assert.True(days.Count >= 2 && days[0] <= 3, string.Join(", ", days));
+        Assert.Equal(recipients, days.Sum());
+        // The tenant's own total counts every message too.
+        Assert.Equal((long)recipients, (long)(await QueryAsync(db, "SELECT COALESCE(sum(messages), 0)::bigint FROM send_counters WHERE tenant_id = $1 AND domain = ''",
+            Guid.Parse(tenant.TenantId)))[0][0]);
+    }
+
+    [Fact]
     public async Task The_warm_up_doubles_a_new_tenants_daily_limit_until_it_reaches_the_limit()
     {
         var options = new SendEngine.Features.Reputation.SendingLimitOptions { WarmupFirstDay = 1000, MessagesPerDay = 10_000 };

@@ -251,14 +251,124 @@ public sealed partial class SenderDomainDkimTests(StackFixture stack)
         }
 
         // Another tenant's domain is a 404 on every route.
-        foreach (var (method, path) in new[] { ("GET", ""), ("POST", "/verify"), ("POST", "/dkim/rotate"), ("DELETE", "") })
-        {
-            using var request = new HttpRequestMessage(new HttpMethod(method), $"api/sender-domains/{domain}{path}");
-            using var response = await otherSe.SendAsync(request);
-            Assert.True(response.StatusCode == HttpStatusCode.NotFound, $"{method} {path}: {(int)response.StatusCode}");
-            Assert.Equal("application/problem+json", response.Content.Headers.ContentType?.MediaType);
-        }
+        await StackFixture.AssertAllNotFoundAsync(otherSe,
+            () => new(HttpMethod.Get, $"api/sender-domains/{domain}"),
+            () => new(HttpMethod.Post, $"api/sender-domains/{domain}/verify"),
+            () => new(HttpMethod.Post, $"api/sender-domains/{domain}/dkim/rotate"),
+            () => new(HttpMethod.Delete, $"api/sender-domains/{domain}"));
         Assert.Equal(SenderDomainStatuses.Failed, (await se.GetFromJsonAsync<SenderDomainResponse>($"api/sender-domains/{domain}", StackFixture.Json))!.Status);
+    }
+
+    [Fact]
+    public async Task A_job_with_its_own_from_email_is_signed_with_that_domains_key_and_its_return_path_and_unverified_ones_are_refused()
+    {
+        // The platform's from address is on a domain the tenant never verified: only the job's own from can send.
+        var platformDomain = NewDomain();
+        var domain = NewDomain();
+        var unverified = NewDomain();
+        await using var dns = await DnsmasqServer.StartAsync();
+        await using var smtp = await RecordingSmtpServer.StartAsync();
+        await using var engine = CreateEngine(dns.EndPoint, smtp, platformDomain, await stack.Postgres.CreateDatabaseAsync("se"));
+        var tenant = await stack.CreateTenantAsync();
+        var subscriber = $"from@{StackFixture.UniqueDomain()}";
+        await stack.SubscribeAsync(tenant, [subscriber]);
+        using var se = engine.CreateClient();
+        se.DefaultRequestHeaders.Authorization = new("Bearer", await stack.SendTokenAsync(tenant));
+        var created = await StackFixture.PostAsync<SenderDomainResponse>(se, "api/sender-domains", new AddSenderDomainRequest(domain));
+        await StackFixture.PostAsync<SenderDomainResponse>(se, "api/sender-domains", new AddSenderDomainRequest(unverified));
+        await dns.SetRecordsAsync(Published(created));
+        Assert.Equal(SenderDomainStatuses.Verified, (await StackFixture.PostAsync<SenderDomainResponse>(se, $"api/sender-domains/{domain}/verify", new { })).Status);
+
+        // A bad address or a multi-line name is a validation error; a registered but unverified domain a 422 naming it.
+        using (var bad = await se.PostAsJsonAsync("api/send-jobs", new CreateSendJobRequest(null, tenant.ListId, null, "Bad", null, "hi", null,
+            FromEmail: "not an address", FromName: "Two\nlines"), StackFixture.Json))
+        {
+            var errors = JsonDocument.Parse(await bad.Content.ReadAsStringAsync()).RootElement.GetProperty("errors");
+            Assert.Equal(HttpStatusCode.BadRequest, bad.StatusCode);
+            Assert.True(errors.TryGetProperty("from_email", out _) && errors.TryGetProperty("from_name", out _), errors.ToString());
+        }
+        foreach (var from in new[] { "news@" + unverified, "news@" + NewDomain() })
+        {
+            using var refused = await se.PostAsJsonAsync("api/send-jobs", new CreateSendJobRequest(null, tenant.ListId, null, "Refused", null, "hi", null,
+                FromEmail: from), StackFixture.Json);
+            var body = await refused.Content.ReadAsStringAsync();
+            Assert.True(refused.StatusCode == HttpStatusCode.UnprocessableEntity, body);
+            Assert.Equal(from.Split('@')[1], JsonDocument.Parse(body).RootElement.GetProperty("domain").GetString());
+        }
+        // Without a from of its own the job would go out from the platform's unverified domain: refused as before.
+        using (var platform = await se.PostAsJsonAsync("api/send-jobs", new CreateSendJobRequest(null, tenant.ListId, null, "Platform", null, "hi", null), StackFixture.Json))
+        {
+            Assert.Equal(HttpStatusCode.UnprocessableEntity, platform.StatusCode);
+        }
+
+        // From the verified domain: stored, shown, and the message carries it, signed d= that domain, VERP under bounce.{domain}.
+        var subject = "Own from " + Guid.NewGuid().ToString("N")[..8];
+        var job = await StackFixture.ReadAsync<SendJobResponse>(await se.PostAsJsonAsync("api/send-jobs", new CreateSendJobRequest(null, tenant.ListId, null, subject,
+            "<p>Hi {{ email }}</p>", "Hi {{ email }}", null, FromEmail: "Letters@" + domain.ToUpperInvariant(), FromName: "The Letters"), StackFixture.Json), HttpStatusCode.Created);
+        Assert.Equal(("Letters@" + domain, "The Letters"), (job.FromEmail, job.FromName));
+        var done = await StackFixture.WaitForJobAsync(se, job.Id, j => j.Status == SendJobStatuses.Completed);
+        Assert.Equal(("Letters@" + domain, "The Letters"), (done.FromEmail, done.FromName));
+        Assert.Contains("\"from_email\":", await se.GetStringAsync($"api/send-jobs/{job.Id}"), StringComparison.Ordinal);
+        var mail = await smtp.WaitForAsync(subscriber);
+        var mime = MimeKit.MimeMessage.Load(new MemoryStream(mail.Raw));
+        var fromHeader = (MimeKit.MailboxAddress)mime.From.Single();
+        Assert.Equal(("The Letters", "Letters@" + domain), (fromHeader.Name, fromHeader.Address));
+        await AssertDkimPassesAsync(mail, dns, domain, created.DkimSelector!);
+        AssertAligned(mail.MailFrom, mime, domain);
+        Assert.True(engine.Services.GetRequiredService<ReturnPath>().TryParse(mail.MailFrom, out var target) && target.RecipientId is not null, mail.MailFrom);
+        Assert.Equal($"<{Guid.Parse(tenant.ListId):N}.{domain}>", mime.Headers["List-Id"]);
+        Assert.Equal($"{Guid.Parse(job.Id):N}:{Guid.Parse(tenant.TenantId):N}:bulk:newsletter", mime.Headers["Feedback-ID"]);
+        Assert.EndsWith("@" + domain, mime.MessageId, StringComparison.Ordinal);
+
+        // The test send of the same from is signed with the domain's key too; from an unverified domain it is refused.
+        var to = $"qa@{StackFixture.UniqueDomain()}";
+        var test = await StackFixture.ReadAsync<TestSendResponse>(await se.PostAsJsonAsync("api/send-jobs/test-send",
+            new ComposeRequest("Try", null, "hi", null, to, FromEmail: "letters@" + domain, FromName: "The Letters"), StackFixture.Json), HttpStatusCode.OK);
+        Assert.Equal("sent", test.Outcome);
+        var tried = await smtp.WaitForAsync(to);
+        await AssertDkimPassesAsync(tried, dns, domain, created.DkimSelector!);
+        Assert.Equal("letters@" + domain, ((MimeKit.MailboxAddress)MimeKit.MimeMessage.Load(new MemoryStream(tried.Raw)).From.Single()).Address);
+        using (var refusedTest = await se.PostAsJsonAsync("api/send-jobs/test-send", new ComposeRequest("Try", null, "hi", null, to, FromEmail: "x@" + unverified), StackFixture.Json))
+        {
+            Assert.Equal(HttpStatusCode.UnprocessableEntity, refusedTest.StatusCode);
+        }
+    }
+
+    [Fact]
+    public async Task A_subdomain_without_its_own_DMARC_record_is_covered_by_its_organisational_domains()
+    {
+        var organisational = NewDomain();
+        var domain = "news.mail." + organisational;
+        await using var dns = await DnsmasqServer.StartAsync();
+        await using var smtp = await RecordingSmtpServer.StartAsync();
+        await using var engine = CreateEngine(dns.EndPoint, smtp, domain, await stack.Postgres.CreateDatabaseAsync("se"));
+        var tenant = await stack.CreateTenantAsync();
+        using var se = engine.CreateClient();
+        se.DefaultRequestHeaders.Authorization = new("Bearer", await stack.SendTokenAsync(tenant));
+        var created = await StackFixture.PostAsync<SenderDomainResponse>(se, "api/sender-domains", new AddSenderDomainRequest(domain));
+
+        // The required records on the subdomain, the DMARC policy only on the organisational domain (two labels up):
+        // found by walking up, reported ok with where it was found.
+        var policy = "v=DMARC1; p=quarantine; rua=mailto:dmarc@" + organisational;
+        await dns.SetRecordsAsync([.. Published(created, r => r.Purpose != DnsRecordPurposes.Dmarc), DnsRecord.Txt("_dmarc." + organisational, policy)]);
+        var checkedUp = await StackFixture.PostAsync<SenderDomainResponse>(se, $"api/sender-domains/{domain}/verify", new { });
+        Assert.Equal(SenderDomainStatuses.Verified, checkedUp.Status);
+        var dmarc = Record(checkedUp, DnsRecordPurposes.Dmarc);
+        Assert.Equal(("_dmarc." + domain, DnsRecordStatuses.Ok, policy), (dmarc.Name, dmarc.Status, dmarc.Found.Single()));
+        Assert.Contains("_dmarc." + organisational, dmarc.Detail, StringComparison.Ordinal);
+
+        // The subdomain's own record wins over the organisational domain's.
+        var own = "v=DMARC1; p=none";
+        await dns.SetRecordsAsync([.. Published(created, r => r.Purpose != DnsRecordPurposes.Dmarc), DnsRecord.Txt("_dmarc." + organisational, policy),
+            DnsRecord.Txt("_dmarc." + domain, own)]);
+        dmarc = Record(await StackFixture.PostAsync<SenderDomainResponse>(se, $"api/sender-domains/{domain}/verify", new { }), DnsRecordPurposes.Dmarc);
+        Assert.Equal((DnsRecordStatuses.Ok, own), (dmarc.Status, dmarc.Found.Single()));
+        Assert.Null(dmarc.Detail);
+
+        // None on any level (the walk stops below the top-level label): missing.
+        await dns.SetRecordsAsync(Published(created, r => r.Purpose != DnsRecordPurposes.Dmarc));
+        dmarc = Record(await StackFixture.PostAsync<SenderDomainResponse>(se, $"api/sender-domains/{domain}/verify", new { }), DnsRecordPurposes.Dmarc);
+        Assert.Equal(DnsRecordStatuses.Missing, dmarc.Status);
     }
 
     private static async Task<EmailTaskResult> SendTransactionalAsync(HttpClient tx, string domain, string to, string subject, string? sendAt = null)

@@ -257,6 +257,21 @@ public sealed class StackFixture : IAsyncLifetime
         return JsonSerializer.Deserialize<T>(text, Json)!;
     }
 
+    /// <summary>
+    /// Another tenant's resource does not exist for <paramref name="client"/>: every request answers 404 problem+json
+    /// (a new message per request, since a sent HttpRequestMessage cannot be sent again).
+    /// </summary>
+    public static async Task AssertAllNotFoundAsync(HttpClient client, params Func<HttpRequestMessage>[] requests)
+    {
+        foreach (var request in requests)
+        {
+            using var message = request();
+            using var response = await client.SendAsync(message);
+            Assert.True(response.StatusCode == HttpStatusCode.NotFound, $"{message.Method} {message.RequestUri}: {(int)response.StatusCode}");
+            Assert.Equal("application/problem+json", response.Content.Headers.ContentType?.MediaType);
+        }
+    }
+
     public static async Task<T> ReadAsync<T>(HttpResponseMessage response, HttpStatusCode expected)
     {
         var text = await response.Content.ReadAsStringAsync();

@@ -464,21 +464,14 @@ public sealed class TenantWebhookTests(StackFixture stack)
         var id = created.Endpoint.EndpointId;
         var webhookId = await QueueMessageAsync(db, id, owner.TenantId, due: false);
 
-        foreach (var request in new Func<HttpRequestMessage>[]
-                 {
-                     () => new(HttpMethod.Get, $"api/webhook-endpoints/{id}"),
-                     () => new(HttpMethod.Patch, $"api/webhook-endpoints/{id}") { Content = JsonContent.Create(new { enabled = false }) },
-                     () => new(HttpMethod.Delete, $"api/webhook-endpoints/{id}"),
-                     () => new(HttpMethod.Post, $"api/webhook-endpoints/{id}/rotate-secret"),
-                     () => new(HttpMethod.Get, $"api/webhook-endpoints/{id}/attempts"),
-                     () => new(HttpMethod.Get, $"api/webhook-endpoints/{id}/messages"),
-                     () => new(HttpMethod.Post, $"api/webhook-endpoints/{id}/messages/{webhookId}/replay"),
-                 })
-        {
-            using var message = request();
-            using var response = await otherClient.SendAsync(message);
-            Assert.True(response.StatusCode == HttpStatusCode.NotFound, $"{message.Method} {message.RequestUri}: {(int)response.StatusCode}");
-        }
+        await StackFixture.AssertAllNotFoundAsync(otherClient,
+            () => new(HttpMethod.Get, $"api/webhook-endpoints/{id}"),
+            () => new(HttpMethod.Patch, $"api/webhook-endpoints/{id}") { Content = JsonContent.Create(new { enabled = false }) },
+            () => new(HttpMethod.Delete, $"api/webhook-endpoints/{id}"),
+            () => new(HttpMethod.Post, $"api/webhook-endpoints/{id}/rotate-secret"),
+            () => new(HttpMethod.Get, $"api/webhook-endpoints/{id}/attempts"),
+            () => new(HttpMethod.Get, $"api/webhook-endpoints/{id}/messages"),
+            () => new(HttpMethod.Post, $"api/webhook-endpoints/{id}/messages/{webhookId}/replay"));
         Assert.Empty((await otherClient.GetFromJsonAsync<WebhookEndpointList>("api/webhook-endpoints", StackFixture.Json))!.Items);
         Assert.Single((await ownerClient.GetFromJsonAsync<WebhookEndpointList>("api/webhook-endpoints", StackFixture.Json))!.Items);
 

@@ -1,6 +1,5 @@
 using System.Diagnostics;
 using System.Net.Http.Json;
-using System.Text;
 using System.Text.Json;
 using System.Text.Json.Serialization;
 using Xunit;
@@ -32,8 +31,8 @@ public sealed class MailDevServer : IAsyncLifetime
 {
     private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web);
 
-    private readonly StringBuilder _output = new();
-    private Process? _process;
+    private ProcessOutput _output = new();
+    private ServerProcess? _process;
     private HttpClient? _http;
     private string? _mailDir;
 
@@ -87,10 +86,7 @@ public sealed class MailDevServer : IAsyncLifetime
     }
 
     /// <summary>What maildev printed so far (for diagnostics).</summary>
-    public string Output
-    {
-        get { lock (_output) { return _output.ToString(); } }
-    }
+    public string Output => _output.ToString();
 
     /// <summary>All messages received so far, oldest first.</summary>
     public async Task<IReadOnlyList<ReceivedMail>> ListAsync(CancellationToken ct = default)
@@ -165,9 +161,7 @@ public sealed class MailDevServer : IAsyncLifetime
     {
         var psi = new ProcessStartInfo(node)
         {
-            UseShellExecute = false,
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
+            // Closed at once below: maildev must not read the test host's stdin.
             RedirectStandardInput = true,
             // maildev looks for .maildevrc.json in its cwd and parents; the empty mail dir has none.
             WorkingDirectory = _mailDir,
@@ -185,34 +179,10 @@ public sealed class MailDevServer : IAsyncLifetime
             psi.ArgumentList.Add(arg);
         }
 
-        lock (_output)
-        {
-            _output.Clear();
-        }
-
-        _process = new Process { StartInfo = psi };
-        _process.OutputDataReceived += (_, e) => Append(e.Data);
-        _process.ErrorDataReceived += (_, e) => Append(e.Data);
-        _process.Start();
-        _process.StandardInput.Close();
-        _process.BeginOutputReadLine();
-        _process.BeginErrorReadLine();
-    }
-
-    private void Append(string? line)
-    {
-        if (line is null)
-        {
-            return;
-        }
-
-        lock (_output)
-        {
-            if (_output.Length < 64 * 1024)
-            {
-                _output.AppendLine(line);
-            }
-        }
+        // A fresh output per attempt: a failed start reports what that attempt printed.
+        _output = new ProcessOutput();
+        _process = ServerProcess.Start(psi, _output);
+        _process.Process.StandardInput.Close();
     }
 
     private async Task<bool> WaitUntilReadyAsync(int webPort, TimeSpan timeout)
@@ -251,25 +221,7 @@ public sealed class MailDevServer : IAsyncLifetime
 
     private void StopProcess()
     {
-        if (_process is null)
-        {
-            return;
-        }
-
-        try
-        {
-            if (!_process.HasExited)
-            {
-                _process.Kill(entireProcessTree: true);
-                _process.WaitForExit(10_000);
-            }
-        }
-        catch (InvalidOperationException)
-        {
-            // Already gone.
-        }
-
-        _process.Dispose();
+        _process?.Dispose();
         _process = null;
     }
 

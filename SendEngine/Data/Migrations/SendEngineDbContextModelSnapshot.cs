@@ -660,6 +660,13 @@ namespace SendEngine.Data.Migrations
                         .HasColumnType("uuid")
                         .HasColumnName("tenant_id");
 
+                    b.Property<string>("Domain")
+                        .ValueGeneratedOnAdd()
+                        .HasMaxLength(253)
+                        .HasColumnType("character varying(253)")
+                        .HasDefaultValue("")
+                        .HasColumnName("domain");
+
                     b.Property<DateTimeOffset>("WindowStart")
                         .HasColumnType("timestamp with time zone")
                         .HasColumnName("window_start");
@@ -668,7 +675,7 @@ namespace SendEngine.Data.Migrations
                         .HasColumnType("bigint")
                         .HasColumnName("messages");
 
-                    b.HasKey("TenantId", "WindowStart")
+                    b.HasKey("TenantId", "Domain", "WindowStart")
                         .HasName("pk_send_counters");
 
                     b.ToTable("send_counters", (string)null);
@@ -797,6 +804,16 @@ namespace SendEngine.Data.Migrations
                     b.Property<DateTimeOffset?>("FinishedAt")
                         .HasColumnType("timestamp with time zone")
                         .HasColumnName("finished_at");
+
+                    b.Property<string>("FromEmail")
+                        .HasMaxLength(320)
+                        .HasColumnType("character varying(320)")
+                        .HasColumnName("from_email");
+
+                    b.Property<string>("FromName")
+                        .HasMaxLength(256)
+                        .HasColumnType("character varying(256)")
+                        .HasColumnName("from_name");
 
                     b.Property<string>("HangfireJobId")
                         .HasMaxLength(64)

@@ -59,10 +59,15 @@ public sealed class ReputationCount
     public long Complaints { get; set; }
 }
 
-/// <summary>Bulk recipients claimed per tenant and limit window (SendingLimits:Window), for the sending limits.</summary>
+/// <summary>
+/// Bulk recipients claimed per tenant and limit window (SendingLimits:Window), for the sending limits: the tenant's
+/// total (<see cref="Domain"/> empty) and, while a sender domain warms up, that domain's share.
+/// </summary>
 public sealed class SendCounter
 {
     public Guid TenantId { get; set; }
+    /// <summary>Empty: the tenant's total; otherwise the verified sender domain the messages went out from.</summary>
+    public string Domain { get; set; } = "";
     public DateTimeOffset WindowStart { get; set; }
     public long Messages { get; set; }
 }
@@ -95,6 +100,7 @@ internal sealed class SendCounterConfiguration : IEntityTypeConfiguration<SendCo
     public void Configure(EntityTypeBuilder<SendCounter> b)
     {
         b.ToTable("send_counters");
-        b.HasKey(c => new { c.TenantId, c.WindowStart });
+        b.Property(c => c.Domain).HasMaxLength(253).HasDefaultValue("");
+        b.HasKey(c => new { c.TenantId, c.Domain, c.WindowStart });
     }
 }

@@ -166,9 +166,9 @@ public sealed partial class ReputationStore(
         var effective = limits.Effective(limitsSet, perHour, perDay, firstSend, now);
         var window = limits.Window(now);
         var today = limits.Day(now);
-        var hourUse = await Sql.ScalarAsync<long>(conn, "SELECT COALESCE(sum(messages), 0)::bigint FROM send_counters WHERE tenant_id = $1 AND window_start = $2", ct, tenantId, window.Start);
+        var hourUse = await Sql.ScalarAsync<long>(conn, "SELECT COALESCE(sum(messages), 0)::bigint FROM send_counters WHERE tenant_id = $1 AND domain = '' AND window_start = $2", ct, tenantId, window.Start);
         var dayUse = await Sql.ScalarAsync<long>(conn,
-            "SELECT COALESCE(sum(messages), 0)::bigint FROM send_counters WHERE tenant_id = $1 AND window_start >= $2 AND window_start < $3", ct, tenantId, today.Start, today.End);
+            "SELECT COALESCE(sum(messages), 0)::bigint FROM send_counters WHERE tenant_id = $1 AND domain = '' AND window_start >= $2 AND window_start < $3", ct, tenantId, today.Start, today.End);
         return new ReputationReport(tenantId.ToString(), state, reason, bulk, transactional, pausedAt, note, baseline, day, week,
             new ReputationThresholds(o.WarnBounceRate, o.WarnComplaintRate, o.PauseBounceRate, o.PauseComplaintRate, o.MinimumVolume, o.JobSampleSize, o.JobBounceRate),
             new SendingLimitsReport(effective.PerHour, effective.PerDay, effective.Warmup, limitsSet, hourUse, dayUse, firstSend));

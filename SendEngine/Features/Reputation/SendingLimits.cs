@@ -21,10 +21,10 @@ public sealed record EffectiveLimits(int? PerHour, int? PerDay, long? Warmup, bo
 }
 
 /// <summary>
-/// The per-tenant sending limits of bulk mail (messages per hour and per day, and the warm-up of a new tenant),
-/// enforced across every Send Engine process by a counter row per tenant and window in PostgreSQL: a claim reads and
-/// locks the window's row, claims at most what is left, and adds what it claimed, in one transaction, so two processes
-/// can never both take the last slot. Counted per claimed batch; a tenant without limits pays one primary-key read.
+/// The per-tenant sending limits of bulk mail (messages per hour and per day, and the warm-up of a new tenant and of a
+/// newly verified sender domain), enforced across every Send Engine process by a counter row per tenant (and warming
+/// domain) and window in PostgreSQL: a claim reads and locks the window's rows, claims at most what is left, and adds
+/// what it claimed, in one transaction, so two processes can never both take the last slot. Counted per claimed batch; a tenant without limits pays one primary-key read.
 /// Claimed rows that are then skipped (suppressed) or released count too: the limit is never exceeded, at worst
 /// reached a little early. Transactional mail is neither counted nor held (docs/deliverability.md).
 /// </summary>
@@ -64,11 +64,13 @@ public sealed class SendingLimits(IOptions<SendingLimitOptions> options)
     }
 
     /// <summary>
-    /// Claims up to <paramref name="limit"/> due recipients of the job within its tenant's limits. Returns the batch, or
-    /// an empty batch and the time the limit lets more out (the job then waits, still sending).
+    /// Claims up to <paramref name="limit"/> due recipients of the job within its tenant's limits, and within the warm-up
+    /// of <paramref name="senderDomain"/> (the job's verified from domain, null when it has none) counted from its
+    /// verification. Returns the batch, or an empty batch and the time the limit lets more out (the job then waits,
+    /// still sending).
     /// </summary>
-    internal async Task<(List<Claimed> Batch, DateTimeOffset? ThrottledUntil)> ClaimAsync(NpgsqlConnection conn, DeliveryJob job, Guid runnerId,
-        DateTimeOffset now, TimeSpan lease, int limit, CancellationToken ct)
+    internal async Task<(List<Claimed> Batch, DateTimeOffset? ThrottledUntil)> ClaimAsync(NpgsqlConnection conn, DeliveryJob job, string? senderDomain,
+        Guid runnerId, DateTimeOffset now, TimeSpan lease, int limit, CancellationToken ct)
     {
         bool limitsSet = false;
         int? perHour = null, perDay = null;
@@ -85,6 +87,20 @@ public sealed class SendingLimits(IOptions<SendingLimitOptions> options)
             }
         }
         var limits = Effective(limitsSet, perHour, perDay, firstSendAt, now);
+        // A domain verified recently warms up like a new tenant, from its verification: receivers judge a new DKIM
+        // domain on its own, whatever the tenant's history. Its share is counted apart (send_counters.domain).
+        long? domainWarmup = null;
+        if (options.Value.WarmupFirstDay is not null && senderDomain is not null)
+        {
+            await using var cmd = Sql.Command(conn,
+                "SELECT verified_at FROM sender_domains WHERE tenant_id = $1 AND domain = $2 AND status = 'verified' AND verified_at IS NOT NULL",
+                job.TenantId, senderDomain);
+            await using var reader = await cmd.ExecuteReaderAsync(ct);
+            if (await reader.ReadAsync(ct))
+            {
+                domainWarmup = Effective(limitsSet, perHour, perDay, reader.GetFieldValue<DateTimeOffset>(0), now).Warmup;
+            }
+        }
         if (limits.Unlimited && options.Value.WarmupFirstDay is null)
         {
             return (await RecipientStore.ClaimAsync(conn, job.Id, runnerId, now, lease, limit, ct), null);
@@ -95,13 +111,11 @@ public sealed class SendingLimits(IOptions<SendingLimitOptions> options)
         await using var tx = await conn.BeginTransactionAsync(ct);
         // The window's row, locked until the commit: every process claiming for this tenant waits here in turn.
         var inWindow = await Sql.ScalarAsync<long>(conn, """
-            INSERT INTO send_counters AS c (tenant_id, window_start, messages) VALUES ($1, $2, 0)
-            ON CONFLICT (tenant_id, window_start) DO UPDATE SET messages = c.messages
+            INSERT INTO send_counters AS c (tenant_id, domain, window_start, messages) VALUES ($1, $2, $3, 0)
+            ON CONFLICT (tenant_id, domain, window_start) DO UPDATE SET messages = c.messages
             RETURNING messages
-            """, ct, job.TenantId, window.Start);
-        var inDay = await Sql.ScalarAsync<long>(conn,
-            "SELECT COALESCE(sum(messages), 0)::bigint FROM send_counters WHERE tenant_id = $1 AND window_start >= $2 AND window_start < $3",
-            ct, job.TenantId, day.Start, day.End);
+            """, ct, job.TenantId, "", window.Start);
+        var inDay = await DayCountAsync(conn, job.TenantId, "", day, ct);
         long allowed = limit;
         DateTimeOffset? until = null;
         if (limits.PerHour is { } h && h - inWindow < allowed)
@@ -114,6 +128,20 @@ public sealed class SendingLimits(IOptions<SendingLimitOptions> options)
             allowed = d - inDay;
             until = day.End;
         }
+        if (domainWarmup is { } w)
+        {
+            // The domain's row is locked after the tenant's, always in this order: no deadlock between claimers.
+            await Sql.ExecuteAsync(conn, """
+                INSERT INTO send_counters AS c (tenant_id, domain, window_start, messages) VALUES ($1, $2, $3, 0)
+                ON CONFLICT (tenant_id, domain, window_start) DO UPDATE SET messages = c.messages
+                """, ct, job.TenantId, senderDomain!, window.Start);
+            var domainInDay = await DayCountAsync(conn, job.TenantId, senderDomain!, day, ct);
+            if (w - domainInDay < allowed)
+            {
+                allowed = w - domainInDay;
+                until = day.End;
+            }
+        }
         if (allowed <= 0)
         {
             await tx.RollbackAsync(ct);
@@ -122,8 +150,8 @@ public sealed class SendingLimits(IOptions<SendingLimitOptions> options)
         var batch = await RecipientStore.ClaimAsync(conn, job.Id, runnerId, now, lease, (int)allowed, ct);
         if (batch.Count > 0)
         {
-            await Sql.ExecuteAsync(conn, "UPDATE send_counters SET messages = messages + $3 WHERE tenant_id = $1 AND window_start = $2",
-                ct, job.TenantId, window.Start, batch.Count);
+            await Sql.ExecuteAsync(conn, "UPDATE send_counters SET messages = messages + $4 WHERE tenant_id = $1 AND domain = ANY($2) AND window_start = $3",
+                ct, job.TenantId, domainWarmup is null ? new[] { "" } : new[] { "", senderDomain! }, window.Start, batch.Count);
             if (firstSendAt is null)
             {
                 await Sql.ExecuteAsync(conn, ReputationStore.EnsureRowSql, ct, job.TenantId, now);
@@ -134,4 +162,10 @@ public sealed class SendingLimits(IOptions<SendingLimitOptions> options)
         await tx.CommitAsync(ct);
         return (batch, null);
     }
+
+    private static async Task<long> DayCountAsync(NpgsqlConnection conn, Guid tenantId, string domain, (DateTimeOffset Start, DateTimeOffset End) day,
+        CancellationToken ct) =>
+        await Sql.ScalarAsync<long>(conn,
+            "SELECT COALESCE(sum(messages), 0)::bigint FROM send_counters WHERE tenant_id = $1 AND domain = $2 AND window_start >= $3 AND window_start < $4",
+            ct, tenantId, domain, day.Start, day.End);
 }

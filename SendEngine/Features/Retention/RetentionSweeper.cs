@@ -54,6 +54,14 @@ public sealed class RetentionOptions
     [Range(typeof(TimeSpan), "00:00:00", "3650.00:00:00")]
     public TimeSpan WebhookAttemptRetention { get; set; } = TimeSpan.FromDays(7);
 
+    /// <summary>
+    /// Rows of bounce-mailbox messages set aside as unparsable are deleted this long after they were last touched (the
+    /// message itself stays in the mailbox's unparsable folder); so are retrying rows no scan has touched for as long
+    /// (their message left the folder by other hands, or the mailbox was removed).
+    /// </summary>
+    [Range(typeof(TimeSpan), "00:00:00", "3650.00:00:00")]
+    public TimeSpan BounceMessageRetention { get; set; } = TimeSpan.FromDays(30);
+
     /// <summary>How long the operation log keeps a row (Retention__OperationLogRetention); older rows are the only ones its
     /// append-only trigger lets this sweep delete.</summary>
     [Range(typeof(TimeSpan), "1.00:00:00", "3650.00:00:00")]
@@ -76,7 +84,7 @@ public sealed partial class RetentionSweeper(
     ILogger<RetentionSweeper> logger) : RetentionLoop(clock, logger)
 {
     public sealed record Result(long RawEvents, long Jobs, long Recipients, long Events, long Reports, long WebhookAttempts = 0, long WebhookMessages = 0,
-        long TransactionalRequests = 0, long TransactionalTasks = 0, long OperationLog = 0);
+        long TransactionalRequests = 0, long TransactionalTasks = 0, long OperationLog = 0, long BounceMessages = 0);
 
     private static readonly string[] FinishedStatuses = [SendJobStatuses.Completed, SendJobStatuses.Cancelled, SendJobStatuses.Failed];
     private static readonly string[] SentStatuses = [RecipientStatuses.Sent, RecipientStatuses.Delivered, RecipientStatuses.Bounced];
@@ -116,15 +124,20 @@ public sealed partial class RetentionSweeper(
             DELETE FROM webhook_messages WHERE id IN (
                 SELECT id FROM webhook_messages WHERE status <> 'pending' AND completed_at < $1 LIMIT $2 FOR UPDATE SKIP LOCKED)
             """, now - o.WebhookAttemptRetention, ct);
+        var bounceMessages = await RepeatAsync("""
+            DELETE FROM bounce_messages WHERE id IN (
+                SELECT id FROM bounce_messages WHERE updated_at < $1 LIMIT $2 FOR UPDATE SKIP LOCKED)
+            """, now - o.BounceMessageRetention, ct);
         var operations = await OperationLogRetention.SweepAsync(db, now - o.OperationLogRetention, o.BatchSize, ct);
-        if (raw + recipients + events + reports + attempts + messages + requests + operations > 0)
+        if (raw + recipients + events + reports + attempts + messages + requests + operations + bounceMessages > 0)
         {
+            LogBounceMessagesSwept(Logger, bounceMessages);
             LogSwept(Logger, raw, jobs, recipients, events, reports);
             LogWebhooksSwept(Logger, attempts, messages);
             LogTransactionalSwept(Logger, requests, tasks);
             LogOperationLogSwept(Logger, operations);
         }
-        return new Result(raw, jobs, recipients, events, reports, attempts, messages, requests, tasks, operations);
+        return new Result(raw, jobs, recipients, events, reports, attempts, messages, requests, tasks, operations, bounceMessages);
     }
 
     /// <summary>
@@ -263,6 +276,9 @@ public sealed partial class RetentionSweeper(
 
     [LoggerMessage(LogLevel.Information, "Retention: deleted {Requests} transactional requests ({Tasks} tasks)")]
     private static partial void LogTransactionalSwept(ILogger logger, long requests, long tasks);
+
+    [LoggerMessage(LogLevel.Information, "Retention: deleted {BounceMessages} bounce-mailbox message rows (unparsable or stale retrying)")]
+    private static partial void LogBounceMessagesSwept(ILogger logger, long bounceMessages);
 
     [LoggerMessage(LogLevel.Information, "Retention: deleted {OperationLog} operation-log rows past their retention")]
     private static partial void LogOperationLogSwept(ILogger logger, long operationLog);

@@ -14,6 +14,9 @@ public sealed class SendJob
     public required string Subject { get; set; }
     public string? BodyHtml { get; set; }
     public string? BodyText { get; set; }
+    /// <summary>The job's own From (normalised address and display name); null: the platform's Smtp:FromAddress/FromName.</summary>
+    public string? FromEmail { get; set; }
+    public string? FromName { get; set; }
     /// <summary>One of <see cref="SendJobStatuses"/>.</summary>
     public required string Status { get; set; }
     public DateTimeOffset ScheduledAt { get; set; }
@@ -64,6 +67,8 @@ internal sealed class SendJobConfiguration : IEntityTypeConfiguration<SendJob>
         b.Property(j => j.Name).HasMaxLength(200);
         b.Property(j => j.Subject).HasMaxLength(998);
         b.Property(j => j.Status).HasMaxLength(16);
+        b.Property(j => j.FromEmail).HasMaxLength(320);
+        b.Property(j => j.FromName).HasMaxLength(256);
         b.Property(j => j.IdempotencyKey).HasMaxLength(200);
         b.Property(j => j.HangfireJobId).HasMaxLength(64);
         b.Property(j => j.LastError).HasMaxLength(2000);

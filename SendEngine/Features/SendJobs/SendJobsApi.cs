@@ -78,6 +78,8 @@ public static partial class SendJobsApi
             v.Add("name", "The name must be at most 200 characters.");
         }
         ValidateBodies(v, request.BodyHtml, request.BodyText);
+        var fromEmail = ValidateFrom(v, request.FromEmail, request.FromName);
+        var fromName = string.IsNullOrWhiteSpace(request.FromName) ? null : request.FromName.Trim();
         var now = clock.GetUtcNow();
         var scheduledAt = now;
         if (request.ScheduledAt is { } s && !string.IsNullOrWhiteSpace(s))
@@ -101,7 +103,7 @@ public static partial class SendJobsApi
         }
         if (idempotencyKey is { Length: > 0 } && await FindByKeyAsync(db, tenantId, idempotencyKey, ct) is { } existing)
         {
-            return SameContent(existing, listId, request)
+            return SameContent(existing, listId, request, fromEmail, fromName)
                 ? TypedResults.Ok(await ToResponseAsync(db, existing, ct))
                 : IdempotencyKeyReused();
         }
@@ -112,15 +114,12 @@ public static partial class SendJobsApi
                 detail: "The tenant's bulk mail is paused by the reputation guard (see GET /api/reputation); a platform operator resumes it.",
                 extensions: new Dictionary<string, object?> { ["code"] = "tenant_paused" });
         }
-        // Bulk mail goes out From Smtp:FromAddress: its domain must be one the tenant verified (docs/deliverability.md).
-        var from = smtp.Value.FromAddress;
+        // Bulk mail goes out From the job's from_email, else Smtp:FromAddress: its domain must be one the tenant verified
+        // (docs/deliverability.md).
+        var from = fromEmail ?? smtp.Value.FromAddress;
         if (senderOptions.Value.AllowUnverified != true && !await senderDomains.IsVerifiedAsync(tenantId, from, ct))
         {
-            var domain = SenderDomainStore.DomainOf(from) ?? from;
-            return TypedResults.Problem(statusCode: 422, title: "Sender domain not verified", type: "urn:newsletter:problem:sender-domain-not-verified",
-                detail: $"Send jobs are sent from {from}; the domain {domain} is not a verified sender domain of this tenant. Register it "
-                    + "(POST /api/sender-domains), publish the DNS records it lists, and verify it (POST /api/sender-domains/{domain}/verify).",
-                extensions: new Dictionary<string, object?> { ["domain"] = domain });
+            return SenderDomainNotVerified(from);
         }
         try
         {
@@ -147,6 +146,8 @@ public static partial class SendJobsApi
             ScheduledAt = scheduledAt,
             CreatedAt = now,
             IdempotencyKey = idempotencyKey is { Length: > 0 } ? idempotencyKey : null,
+            FromEmail = fromEmail,
+            FromName = fromEmail is null ? null : fromName,
         };
         db.SendJobs.Add(job);
         try
@@ -158,7 +159,7 @@ public static partial class SendJobsApi
             // A concurrent request with the same key won.
             db.ChangeTracker.Clear();
             var winner = await FindByKeyAsync(db, tenantId, job.IdempotencyKey, ct);
-            return SameContent(winner!, listId, request) ? TypedResults.Ok(await ToResponseAsync(db, winner!, ct)) : IdempotencyKeyReused();
+            return SameContent(winner!, listId, request, fromEmail, fromName) ? TypedResults.Ok(await ToResponseAsync(db, winner!, ct)) : IdempotencyKeyReused();
         }
 
         // A crash between the insert and this line leaves a scheduled job without a Hangfire job; SendJobWatchdog picks it up.
@@ -303,8 +304,10 @@ public static partial class SendJobsApi
     /// Whether a retried create carries the job's content. scheduled_at is left out: "now" (absent or past) resolves to
     /// a different instant on every retry.
     /// </summary>
-    private static bool SameContent(SendJob job, Guid listId, CreateSendJobRequest request) =>
+    private static bool SameContent(SendJob job, Guid listId, CreateSendJobRequest request, string? fromEmail, string? fromName) =>
         job.ListId == listId
+        && job.FromEmail == fromEmail
+        && job.FromName == (fromEmail is null ? null : fromName)
         && job.Subject == request.Subject
         && job.BodyHtml == (string.IsNullOrWhiteSpace(request.BodyHtml) ? null : request.BodyHtml)
         && job.BodyText == (string.IsNullOrWhiteSpace(request.BodyText) ? null : request.BodyText)
@@ -349,7 +352,17 @@ public static partial class SendJobsApi
             Unknown: N(RecipientStatuses.Unknown));
         return new SendJobResponse(j.Id.ToString(), j.TenantId.ToString(), j.ListId.ToString(), j.Name, j.Subject, j.Status, counts,
             j.ScheduledAt, j.CreatedAt, j.StartedAt, j.FinishedAt, j.CancelledAt, j.LastError, PausedReason: j.PausedReason, ResumeAt: j.ResumeAt,
-            ThrottledUntil: j.Status == SendJobStatuses.Sending ? j.ThrottledUntil : null);
+            ThrottledUntil: j.Status == SendJobStatuses.Sending ? j.ThrottledUntil : null, FromEmail: j.FromEmail, FromName: j.FromName);
+    }
+
+    /// <summary>The 422 of a job (or test send) from a domain that is not a verified sender domain of the tenant.</summary>
+    internal static ProblemHttpResult SenderDomainNotVerified(string from)
+    {
+        var domain = SenderDomainStore.DomainOf(from) ?? from;
+        return TypedResults.Problem(statusCode: 422, title: "Sender domain not verified", type: "urn:newsletter:problem:sender-domain-not-verified",
+            detail: $"The mail would be sent from {from}; the domain {domain} is not a verified sender domain of this tenant. Register it "
+                + "(POST /api/sender-domains), publish the DNS records it lists, and verify it (POST /api/sender-domains/{domain}/verify).",
+            extensions: new Dictionary<string, object?> { ["domain"] = domain });
     }
 
     internal static ProblemHttpResult JobNotFound() => TypedResults.Problem(statusCode: 404, title: "Send job not found");
@@ -358,6 +371,33 @@ public static partial class SendJobsApi
     private static partial Regex OffsetPattern();
 
     private const int MaxBodyLength = 2 * 1024 * 1024;
+
+    /// <summary>
+    /// The optional from_email/from_name of a job (and of the compose preview/test send): one line each, an address
+    /// with a domain. Returns the normalised address, or null when none was given. Whether the domain is verified is
+    /// checked by the caller (a 422 naming the domain, not a field error).
+    /// </summary>
+    internal static string? ValidateFrom(Validation v, string? fromEmail, string? fromName)
+    {
+        if (fromName is not null && (fromName.Length > 256 || fromName.AsSpan().IndexOfAny('\r', '\n') >= 0 || fromName.Contains('\0')))
+        {
+            v.Add("from_name", "The from_name must be one line of at most 256 characters.");
+        }
+        if (string.IsNullOrWhiteSpace(fromEmail))
+        {
+            if (!string.IsNullOrWhiteSpace(fromName))
+            {
+                v.Add("from_name", "The from_name needs a from_email.");
+            }
+            return null;
+        }
+        if (!EmailAddresses.TryNormalize(fromEmail, out var address, out _, out var error))
+        {
+            v.Add("from_email", error);
+            return null;
+        }
+        return address;
+    }
 
     /// <summary>The bodies' rules, shared by job creation and the compose preview/test send (same message, same limits).</summary>
     internal static void ValidateBodies(Validation v, string? bodyHtml, string? bodyText)

@@ -40,12 +40,42 @@ public sealed class SenderDomainDns
         return results;
     }
 
+    private const string DmarcPrefix = "_dmarc.";
+
     private async Task<StoredCheck> CheckOneAsync(ExpectedRecord r, CancellationToken ct)
+    {
+        var check = await CheckNameAsync(r, r.Name, ct);
+        if (r.Purpose != DnsRecordPurposes.Dmarc || check.Status != DnsRecordStatuses.Missing || !r.Name.StartsWith(DmarcPrefix, StringComparison.Ordinal))
+        {
+            return check;
+        }
+        // No record on the domain itself: receivers then apply the organisational domain's policy (RFC 7489 6.6.3), so
+        // a record there covers this subdomain. Simplification: without a public-suffix list the organisational domain
+        // is not known, so every parent is tried in turn up to (not including) the last label, as DMARCbis's tree walk
+        // does; a suffix such as co.uk publishes no DMARC record, so stopping there or not gives the same answer.
+        var labels = r.Name[DmarcPrefix.Length..].Split('.');
+        for (var i = 1; i < labels.Length - 1; i++)
+        {
+            var parent = string.Join('.', labels[i..]);
+            var found = await CheckNameAsync(r, DmarcPrefix + parent, ct);
+            if (found.Status == DnsRecordStatuses.Ok)
+            {
+                return found with { Detail = $"no record at {r.Name}; the organisational domain's record at {DmarcPrefix}{parent} applies to it" };
+            }
+            if (found.Status == DnsRecordStatuses.Error)
+            {
+                return found;
+            }
+        }
+        return check;
+    }
+
+    private async Task<StoredCheck> CheckNameAsync(ExpectedRecord r, string name, CancellationToken ct)
     {
         IDnsQueryResponse response;
         try
         {
-            response = await _client.QueryAsync(r.Name, r.Type == "MX" ? QueryType.MX : QueryType.TXT, QueryClass.IN, ct);
+            response = await _client.QueryAsync(name, r.Type == "MX" ? QueryType.MX : QueryType.TXT, QueryClass.IN, ct);
         }
         catch (DnsResponseException ex)
         {

@@ -1,14 +1,11 @@
 """A real SMTP server (aiosmtpd) for tests that keeps what it receives: each message's raw bytes as DIR/N.eml and its
 envelope (MAIL FROM, RCPT TO) as DIR/N.json, the .json written last (by rename) so a reader never sees half a message.
 Prints "READY <port>" once listening."""
-import argparse
-import asyncio
 import itertools
 import json
 import os
-import signal
 
-from aiosmtpd.controller import Controller
+from aiosmtpd_server import parse_args, serve
 
 
 class Handler:
@@ -28,18 +25,8 @@ class Handler:
 
 
 def main():
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--port", type=int, required=True)
-    parser.add_argument("--dir", required=True)
-    args = parser.parse_args()
-    controller = Controller(Handler(args.dir), hostname="127.0.0.1", port=args.port, decode_data=False)
-    controller.start()
-    print(f"READY {args.port}", flush=True)
-    stop = asyncio.new_event_loop()
-    for s in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(s, lambda *_: stop.call_soon_threadsafe(stop.stop))
-    stop.run_forever()
-    controller.stop()
+    args = parse_args(lambda parser: parser.add_argument("--dir", required=True))
+    serve(Handler(args.dir), args.port, decode_data=False)
 
 
 if __name__ == "__main__":

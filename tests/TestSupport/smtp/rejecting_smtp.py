@@ -1,11 +1,7 @@
 """A real SMTP server (aiosmtpd) for tests: accepts mail, except that it rejects recipients whose local part
 starts with "unknown" with "550 5.1.1 <addr>: Recipient address rejected: User unknown", as a receiving MTA does for
 a mailbox that does not exist. Prints "READY <port>" once listening; accepted messages are counted, not kept."""
-import argparse
-import asyncio
-import signal
-
-from aiosmtpd.controller import Controller
+from aiosmtpd_server import parse_args, serve
 
 
 class Handler:
@@ -20,17 +16,7 @@ class Handler:
 
 
 def main():
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--port", type=int, required=True)
-    args = parser.parse_args()
-    controller = Controller(Handler(), hostname="127.0.0.1", port=args.port)
-    controller.start()
-    print(f"READY {args.port}", flush=True)
-    stop = asyncio.new_event_loop()
-    for s in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(s, lambda *_: stop.call_soon_threadsafe(stop.stop))
-    stop.run_forever()
-    controller.stop()
+    serve(Handler(), parse_args().port)
 
 
 if __name__ == "__main__":
