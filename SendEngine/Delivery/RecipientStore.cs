@@ -10,7 +10,7 @@ namespace SendEngine.Delivery;
 /// <param name="LinkKeyId">With <paramref name="LinksIssuedAt"/>, the Member Center link key the job's unsubscribe links are minted with.</param>
 /// <param name="ChangesCursor">Member Center's change-feed position taken before the snapshot's first page (null for jobs snapshotted before the feed existed).</param>
 public sealed record DeliveryJob(Guid Id, Guid TenantId, Guid ListId, string Status, string Subject, string? BodyHtml, string? BodyText,
-    bool SnapshotDone, DateTimeOffset ScheduledAt, DateTimeOffset? ResumeAt, string? LinkKeyId, DateTimeOffset? LinksIssuedAt, string? ChangesCursor);
+    bool SnapshotDone, DateTimeOffset ScheduledAt, DateTimeOffset? ResumeAt, string? LinkKeyId, DateTimeOffset? LinksIssuedAt, string? ChangesCursor, DateTimeOffset CreatedAt);
 
 /// <summary>A claimed recipient on its way to a worker; <paramref name="UnsubscribeUrl"/> only for rows snapshotted before links were minted per message.</summary>
 internal sealed record Claimed(long Id, Guid SubscriberId, string Email, string Preferences, string? UnsubscribeUrl, int Attempts);
@@ -45,7 +45,7 @@ public sealed partial class RecipientStore(NpgsqlDataSource db, TimeProvider clo
         await using var conn = await db.OpenConnectionAsync(ct);
         await using var cmd = Sql.Command(conn, """
             SELECT id, tenant_id, list_id, status, subject, body_html, body_text, snapshot_completed_at IS NOT NULL, scheduled_at, resume_at,
-                link_key_id, links_issued_at, changes_cursor
+                link_key_id, links_issued_at, changes_cursor, created_at
             FROM send_jobs WHERE id = $1
             """, jobId);
         await using var reader = await cmd.ExecuteReaderAsync(ct);
@@ -57,7 +57,7 @@ public sealed partial class RecipientStore(NpgsqlDataSource db, TimeProvider clo
             reader.IsDBNull(5) ? null : reader.GetString(5), reader.IsDBNull(6) ? null : reader.GetString(6), reader.GetBoolean(7),
             reader.GetFieldValue<DateTimeOffset>(8), reader.IsDBNull(9) ? null : reader.GetFieldValue<DateTimeOffset>(9),
             reader.IsDBNull(10) ? null : reader.GetString(10), reader.IsDBNull(11) ? null : DateTimeOffset.FromUnixTimeSeconds(reader.GetInt64(11)),
-            reader.IsDBNull(12) ? null : reader.GetString(12));
+            reader.IsDBNull(12) ? null : reader.GetString(12), reader.GetFieldValue<DateTimeOffset>(13));
     }
 
     /// <summary>
