@@ -14,9 +14,16 @@ internal sealed class StartTimeline(TimeProvider clock, DateTimeOffset createdAt
     private readonly Lock _gate = new();
     private readonly List<(string Step, TimeSpan At)> _steps = [];
 
-    /// <summary>Notes that <paramref name="step"/> is done now (only the first time it is named).</summary>
+    // Set once the timeline is logged: the workers' later groups then cost a volatile read, not a lock.
+    private volatile bool _described;
+
+    /// <summary>Notes that <paramref name="step"/> is done now (only the first time it is named, and until it is logged).</summary>
     public void Mark(string step)
     {
+        if (_described)
+        {
+            return;
+        }
         var at = clock.GetElapsedTime(_start);
         lock (_gate)
         {
@@ -30,6 +37,7 @@ internal sealed class StartTimeline(TimeProvider clock, DateTimeOffset createdAt
     /// <summary>"created → picked up 123 ms; job loaded +5 ms; …", each step after the pickup as a time since it.</summary>
     public string Describe()
     {
+        _described = true;
         var s = new StringBuilder().Append("picked up ").Append((int)_pickup.TotalMilliseconds).Append(" ms after creation");
         lock (_gate)
         {
