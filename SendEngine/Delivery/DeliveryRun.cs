@@ -5,8 +5,11 @@ namespace SendEngine.Delivery;
 /// and why the run ended early (a pause asked for by the first part that met an outage, or a worker's own failure).
 /// </summary>
 /// <param name="firstAttempt">Called once, when the run's first message has been handed to the transport.</param>
-internal sealed class DeliveryRun(DeliveryJob job, Guid runnerId, CancellationToken shutdown, Action? firstAttempt = null) : IDisposable
+/// <param name="timeline">The run's start, timed when this run took the job's first snapshot page.</param>
+internal sealed class DeliveryRun(DeliveryJob job, Guid runnerId, CancellationToken shutdown, Action? firstAttempt = null, StartTimeline? timeline = null) : IDisposable
 {
+    public StartTimeline? Timeline { get; } = timeline;
+
     private readonly Lock _gate = new();
     private int _sent, _failed, _unknown, _attempted;
 

@@ -49,6 +49,9 @@ internal sealed partial class DeliveryWorker(
         var candidates = new List<Claimed>(groupSize);
         try
         {
+            // Connected while the claimer claims and checks the first batch, rather than after it.
+            await session.WarmUpAsync(stop);
+            run.Timeline?.Mark("first connection open");
             while (true)
             {
                 // The next group: one recipient (waiting for it after recording what is done), then whatever else is
@@ -97,6 +100,7 @@ internal sealed partial class DeliveryWorker(
                 // before any of the group is attempted: the durable record that their attempts started. A row whose
                 // lease was lost to another runner does not come back.
                 var marked = await ledger.RecordAndMarkAsync(results, candidates);
+                run.Timeline?.Mark("first group marked sending");
                 for (var i = 0; i < marked.Count; i++)
                 {
                     if (stop.IsCancellationRequested)

@@ -79,7 +79,9 @@ internal sealed partial class RecipientClaimer(
                 await (nextPage?.Invoke(options.PollInterval, ct) ?? Task.Delay(options.PollInterval, clock, ct));
                 continue;
             }
+            run.Timeline?.Mark("first batch claimed");
             var sendable = await FilterAsync(conn, run, batch, ct);
+            run.Timeline?.Mark("first batch checked");
             if (sendable is null)
             {
                 return;
@@ -97,9 +99,21 @@ internal sealed partial class RecipientClaimer(
         var job = run.Job;
         var skipped = new Dictionary<long, string>();
         var keys = batch.Select(r => Suppression.Normalize(r.Email)).Distinct().ToArray();
-        var suppressed = await SuppressionStore.FindAsync(conn, hasher, job.TenantId, keys, ct);
-        // Reports Member Center has not acknowledged yet (down, or refusing them): its answers below cannot know of them.
+        // Reports Member Center has not acknowledged yet (down, or refusing them): its answers cannot know of them. Read
+        // before Member Center is asked: a report acknowledged after this read is known to the answer below.
         var unreported = await PendingReports.FindAsync(conn, job.TenantId, job.ListId, keys, ct);
+        // Member Center's answer is on its way while the tenant's suppressions (which only grow) are read.
+        var goneTask = NotSendableAsync(job, batch, ct);
+        Dictionary<string, string> suppressed;
+        try
+        {
+            suppressed = await SuppressionStore.FindAsync(conn, hasher, job.TenantId, keys, ct);
+        }
+        catch
+        {
+            _ = goneTask.ContinueWith(t => _ = t.Exception, TaskScheduler.Default);
+            throw;
+        }
         foreach (var r in batch)
         {
             var key = Suppression.Normalize(r.Email);
@@ -115,7 +129,7 @@ internal sealed partial class RecipientClaimer(
 
         try
         {
-            var gone = await NotSendableAsync(job, batch, ct);
+            var gone = await goneTask;
             foreach (var r in batch)
             {
                 if (!skipped.ContainsKey(r.Id) && gone(r))

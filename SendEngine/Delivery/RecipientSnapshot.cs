@@ -61,6 +61,7 @@ public sealed partial class RecipientSnapshot(NpgsqlDataSource db, MemberCenterC
             {
                 // A short first page: delivery starts as soon as it is in, so it need not wait for a full one.
                 page = await memberCenter.GetRecipientsAsync(tenantId, listId, cursor, ct, cursor is null ? FirstPageSize : null);
+                progress.Timeline?.Mark("first page read");
             }
             catch (MemberCenterException ex) when (ex.Status == System.Net.HttpStatusCode.NotFound)
             {
@@ -106,6 +107,7 @@ public sealed partial class RecipientSnapshot(NpgsqlDataSource db, MemberCenterC
                 await update.ExecuteNonQueryAsync(ct);
             }
             await tx.CommitAsync(ct);
+            progress.Timeline?.Mark("first page committed");
             progress.PageCommitted();
             if (cursor is null)
             {
@@ -157,6 +159,9 @@ public sealed partial class RecipientSnapshot(NpgsqlDataSource db, MemberCenterC
 /// <summary>Signals from the snapshot taken in this process to its delivery: first page in, each page, the end.</summary>
 public sealed class SnapshotProgress(TimeProvider clock)
 {
+    /// <summary>Where the run's start is timed (the first snapshot page and the first message), if it is.</summary>
+    internal StartTimeline? Timeline { get; init; }
+
     private readonly TaskCompletionSource _first = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly TaskCompletionSource _firstMessage = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private TaskCompletionSource _page = new(TaskCreationOptions.RunContinuationsAsynchronously);

@@ -11,7 +11,7 @@ namespace SendEngine.Delivery;
 /// <param name="ChangesCursor">Member Center's change-feed position taken before the snapshot's first page (null for jobs snapshotted before the feed existed).</param>
 public sealed record DeliveryJob(Guid Id, Guid TenantId, Guid ListId, string Status, string Subject, string? BodyHtml, string? BodyText,
     bool SnapshotDone, DateTimeOffset ScheduledAt, DateTimeOffset? ResumeAt, string? LinkKeyId, DateTimeOffset? LinksIssuedAt, string? ChangesCursor,
-    string? FromEmail, string? FromName);
+    string? FromEmail, string? FromName, DateTimeOffset CreatedAt);
 
 /// <summary>A claimed recipient on its way to a worker; <paramref name="UnsubscribeUrl"/> only for rows snapshotted before links were minted per message.</summary>
 internal sealed record Claimed(long Id, Guid SubscriberId, string Email, string Preferences, string? UnsubscribeUrl, int Attempts);
@@ -46,7 +46,7 @@ public sealed partial class RecipientStore(NpgsqlDataSource db, TimeProvider clo
         await using var conn = await db.OpenConnectionAsync(ct);
         await using var cmd = Sql.Command(conn, """
             SELECT id, tenant_id, list_id, status, subject, body_html, body_text, snapshot_completed_at IS NOT NULL, scheduled_at, resume_at,
-                link_key_id, links_issued_at, changes_cursor, from_email, from_name
+                link_key_id, links_issued_at, changes_cursor, from_email, from_name, created_at
             FROM send_jobs WHERE id = $1
             """, jobId);
         await using var reader = await cmd.ExecuteReaderAsync(ct);
@@ -59,7 +59,7 @@ public sealed partial class RecipientStore(NpgsqlDataSource db, TimeProvider clo
             reader.GetFieldValue<DateTimeOffset>(8), reader.IsDBNull(9) ? null : reader.GetFieldValue<DateTimeOffset>(9),
             reader.IsDBNull(10) ? null : reader.GetString(10), reader.IsDBNull(11) ? null : DateTimeOffset.FromUnixTimeSeconds(reader.GetInt64(11)),
             reader.IsDBNull(12) ? null : reader.GetString(12), reader.IsDBNull(13) ? null : reader.GetString(13),
-            reader.IsDBNull(14) ? null : reader.GetString(14));
+            reader.IsDBNull(14) ? null : reader.GetString(14), reader.GetFieldValue<DateTimeOffset>(15));
     }
 
     /// <summary>

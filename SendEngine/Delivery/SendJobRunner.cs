@@ -53,6 +53,7 @@ public sealed partial class SendJobRunner(
     [JobDisplayName("Send job {0}")]
     public async Task RunAsync(Guid jobId, CancellationToken cancellationToken)
     {
+        var pickedUp = clock.GetUtcNow();
         var job = await store.LoadJobAsync(jobId, cancellationToken);
         while (true)
         {
@@ -82,7 +83,7 @@ public sealed partial class SendJobRunner(
             {
                 return;
             }
-            await RunOnceAsync(job, cancellationToken);
+            await RunOnceAsync(job, pickedUp, cancellationToken);
             // Paused with a retry time (by this run or another runner of the job): wait for it above. Otherwise done.
             job = await store.LoadJobAsync(jobId, cancellationToken);
             if (job is not { Status: SendJobStatuses.Paused, ResumeAt: not null })
@@ -97,7 +98,7 @@ public sealed partial class SendJobRunner(
     /// <summary>Pauses shorter than this are waited out by the runner itself.</summary>
     public static readonly TimeSpan InProcessWait = TimeSpan.FromMinutes(1);
 
-    private async Task RunOnceAsync(DeliveryJob job, CancellationToken cancellationToken)
+    private async Task RunOnceAsync(DeliveryJob job, DateTimeOffset pickedUp, CancellationToken cancellationToken)
     {
         var jobId = job.Id;
         // Hangfire's schedule has whole-second resolution, so it may fire a moment early.
@@ -113,15 +114,23 @@ public sealed partial class SendJobRunner(
         }
         if (job.SnapshotDone)
         {
-            await DeliverCoreAsync(jobId, null, cancellationToken);
+            await DeliverCoreAsync(jobId, null, null, cancellationToken);
             return;
         }
+        // Timed only for a job that has not started yet: the way from POST /api/send-jobs to its first message.
+        var timeline = job.Status == SendJobStatuses.Scheduled ? new StartTimeline(clock, job.CreatedAt, pickedUp) : null;
         await store.MarkQueuedAsync(jobId, cancellationToken);
+        timeline?.Mark("queued");
         // Delivery starts as soon as the first page is committed and runs alongside the rest of the snapshot, so the
         // first message does not wait for a whole large list to be copied.
-        var progress = new SnapshotProgress(clock);
+        var progress = new SnapshotProgress(clock) { Timeline = timeline };
         using var deliveryStop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         var snapshotTask = snapshot.TakeAsync(jobId, job.TenantId, job.ListId, progress, cancellationToken);
+        // What delivery needs besides recipients (the link key from Member Center, the sender's signing identity) is
+        // fetched while the first page is read and copied, not after it.
+        var prepared = new DeliveryPreparation(
+            JobLinkKey.OpenAsync(store, memberCenter, job, deliveryStop.Token),
+            senders.ResolveAsync(job.TenantId, job.FromEmail ?? smtpOptions.Value.FromAddress, deliveryStop.Token));
         await Task.WhenAny(progress.FirstPage, snapshotTask);
         var delivery = Task.CompletedTask;
         if (progress.FirstPage.IsCompleted)
@@ -130,7 +139,12 @@ public sealed partial class SendJobRunner(
             {
                 jobs.Enqueue<SendJobRunner>(r => r.DeliverAsync(jobId, CancellationToken.None));
             }
-            delivery = DeliverCoreAsync(jobId, progress, deliveryStop.Token);
+            delivery = DeliverCoreAsync(jobId, progress, prepared, deliveryStop.Token);
+        }
+        else
+        {
+            // No delivery (the list is gone, the job stopped, Member Center is down): its answers are not wanted.
+            prepared.Abandon();
         }
         try
         {
@@ -159,45 +173,67 @@ public sealed partial class SendJobRunner(
     /// <summary>Delivers the job's remaining recipients; returns when none is left, the job stops running, or on shutdown.</summary>
     [AutomaticRetry(Attempts = 10)]
     [JobDisplayName("Deliver send job {0}")]
-    public Task DeliverAsync(Guid jobId, CancellationToken cancellationToken) => DeliverCoreAsync(jobId, null, cancellationToken);
+    public Task DeliverAsync(Guid jobId, CancellationToken cancellationToken) => DeliverCoreAsync(jobId, null, null, cancellationToken);
+
+    /// <summary>The link key and the sender, being fetched while the snapshot's first page is read.</summary>
+    private sealed record DeliveryPreparation(Task<UnsubscribeLinks> Links, Task<SenderIdentity> Sender)
+    {
+        /// <summary>Observes the tasks' failures, which nobody will await.</summary>
+        public void Abandon() => _ = Task.WhenAll(Links, Sender).ContinueWith(t => _ = t.Exception, TaskScheduler.Default);
+    }
 
     /// <param name="progress">The snapshot this process is taking for the job, if any (wakes the claimer per page).</param>
-    private async Task DeliverCoreAsync(Guid jobId, SnapshotProgress? progress, CancellationToken cancellationToken)
+    /// <param name="prepared">The link key and sender already being fetched (by the run taking the snapshot), or null.</param>
+    private async Task DeliverCoreAsync(Guid jobId, SnapshotProgress? progress, DeliveryPreparation? prepared, CancellationToken cancellationToken)
     {
         var job = await store.LoadJobAsync(jobId, cancellationToken);
         if (job is null || job.Status != SendJobStatuses.Sending)
         {
+            prepared?.Abandon();
             return;
         }
         UnsubscribeLinks links;
         try
         {
-            links = await JobLinkKey.OpenAsync(store, memberCenter, job, cancellationToken);
+            links = await (prepared?.Links ?? JobLinkKey.OpenAsync(store, memberCenter, job, cancellationToken));
         }
         catch (MemberCenterException ex) when (ex.Status == HttpStatusCode.NotFound)
         {
+            prepared?.Abandon();
             await store.FailAsync(jobId, ListGone, CancellationToken.None);
             return;
         }
         catch (Exception ex) when (MemberCenterClient.IsOutage(ex, cancellationToken))
         {
+            prepared?.Abandon();
             await PauseAsync(jobId, "Member Center is unavailable for the unsubscribe link key: " + ex.Message, MemberCenterClient.NeedsOperator(ex));
             return;
         }
+        progress?.Timeline?.Mark("link key");
         var o = jobOptions.Value;
         var d = deliveryOptions.Value;
         // The sender domain is checked again at each runner start: a domain that lost its verification since the job
         // was created pauses the job for an operator instead of sending unauthenticated mail in the tenant's name.
         var smtp = smtpOptions.Value;
         var fromAddress = job.FromEmail ?? smtp.FromAddress;
-        var sender = await senders.ResolveAsync(job.TenantId, fromAddress, cancellationToken);
+        var sender = await (prepared?.Sender ?? senders.ResolveAsync(job.TenantId, fromAddress, cancellationToken));
         if (!sender.Verified && !senders.AllowUnverified)
         {
             await PauseAsync(jobId, $"The sender domain {sender.Domain ?? fromAddress} is not verified for this tenant; verify it "
                 + "(POST /api/sender-domains/{domain}/verify), then resume the job.", needsOperator: true);
             return;
         }
-        using var run = new DeliveryRun(job, Guid.NewGuid(), cancellationToken, progress is null ? null : progress.FirstMessageAttempted);
+        var timeline = progress?.Timeline;
+        timeline?.Mark("sender checked");
+        using var run = new DeliveryRun(job, Guid.NewGuid(), cancellationToken, progress is null ? null : () =>
+        {
+            progress.FirstMessageAttempted();
+            if (timeline is not null)
+            {
+                timeline.Mark("first message sent");
+                LogStartTimeline(logger, jobId, timeline.Describe());
+            }
+        }, timeline);
         var composer = new MessageComposer(smtp, sender.Dkim, job.Subject, job.BodyHtml, job.BodyText,
             BulkHeaders(job, sender.Domain ?? "send-engine.local", senderDomainOptions.Value.FeedbackSenderId),
             sender.ReturnPathDomain is { } bounceDomain ? id => returnPath.ForRecipient(id, bounceDomain) : null,
@@ -208,6 +244,7 @@ public sealed partial class SendJobRunner(
         LogDeliveryStarting(logger, jobId, run.RunnerId, d.Concurrency);
 
         var ledger = await DeliveryLedger.OpenAsync(db, run.RunnerId, clock, o.Lease, cancellationToken, webhooks, job.TenantId);
+        timeline?.Mark("ledger open");
         var workers = Enumerable.Range(0, d.Concurrency)
             .Select(_ => new DeliveryWorker(run, composer, links, transport, channel.Reader, ledger, limiter, o, d.GroupSize, logger))
             .Select(w => Task.Run(w.RunAsync, CancellationToken.None))
@@ -286,6 +323,9 @@ public sealed partial class SendJobRunner(
 
     [LoggerMessage(LogLevel.Information, "Send job {JobId}: runner {RunnerId} delivering with {Concurrency} connections")]
     private static partial void LogDeliveryStarting(ILogger logger, Guid jobId, Guid runnerId, int concurrency);
+
+    [LoggerMessage(LogLevel.Information, "Send job {JobId}: first message: {Timeline}")]
+    private static partial void LogStartTimeline(ILogger logger, Guid jobId, string timeline);
 
     [LoggerMessage(LogLevel.Information, "Send job {JobId} completed: {Sent} sent, {Failed} failed, {Unknown} unknown by this runner")]
     private static partial void LogCompleted(ILogger logger, Guid jobId, int sent, int failed, int unknown);

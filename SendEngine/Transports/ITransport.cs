@@ -66,4 +66,11 @@ public interface ITransportSession : IAsyncDisposable
     /// completely handed over; after that point a cancellation is an <see cref="DeliveryOutcome.Unknown"/> result.
     /// </summary>
     Task<DeliveryResult> SendAsync(OutgoingMessage message, CancellationToken ct);
+
+    /// <summary>
+    /// Opens the connection ahead of the first message, so it is ready when the first recipient is (a bulk job's
+    /// workers call it while the first batch is claimed and checked). Never fails: a failure is forgotten, and the
+    /// first <see cref="SendAsync"/> connects again and reports it as it would have anyway.
+    /// </summary>
+    Task WarmUpAsync(CancellationToken ct) => Task.CompletedTask;
 }

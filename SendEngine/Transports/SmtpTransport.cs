@@ -100,6 +100,31 @@ public sealed partial class SmtpTransport(IOptions<SmtpOptions> options, ILogger
         private SmtpClient? _client;
         private SmtpWireStream? _wire;
 
+        public async Task WarmUpAsync(CancellationToken ct)
+        {
+            if (_client is { IsConnected: true } && _wire is not null)
+            {
+                return;
+            }
+            try
+            {
+                (_client, _wire) = await ConnectAsync(ct);
+            }
+            catch (Exception ex) when (ex is not OutOfMemoryException)
+            {
+                // The first message connects again and classifies the failure (unavailable, misconfigured).
+                Drop();
+            }
+        }
+
+        private async Task<(SmtpClient Client, SmtpWireStream Wire)> ConnectAsync(CancellationToken ct)
+        {
+            Drop();
+            SmtpWireStream? wire = null;
+            var client = await SmtpConnector.ConnectAsync(options, socket => wire = new SmtpWireStream(socket, options.CommandTimeout, options.DataTimeout), ct);
+            return (client, wire!);
+        }
+
         public async Task<DeliveryResult> SendAsync(OutgoingMessage message, CancellationToken ct)
         {
             MimeMessage mime;
@@ -117,11 +142,8 @@ public sealed partial class SmtpTransport(IOptions<SmtpOptions> options, ILogger
             {
                 if (_client is not { IsConnected: true } || _wire is null)
                 {
-                    Drop();
                     connecting = true;
-                    SmtpWireStream? wire = null;
-                    _client = await SmtpConnector.ConnectAsync(options, socket => wire = new SmtpWireStream(socket, options.CommandTimeout, options.DataTimeout), ct);
-                    _wire = wire!;
+                    (_client, _wire) = await ConnectAsync(ct);
                     connecting = false;
                 }
                 _wire.BeginTransaction();

@@ -84,6 +84,8 @@ public sealed class TransportResolver(IEnumerable<ITransport> transports, IOptio
                 return result;
             }
 
+            public Task WarmUpAsync(CancellationToken ct) => inner.WarmUpAsync(ct);
+
             public ValueTask DisposeAsync() => inner.DisposeAsync();
         }
     }

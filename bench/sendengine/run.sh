@@ -309,14 +309,15 @@ run_job() {
   [ "$sent" = "$expected" ] || { echo "$json" >&2; die "job $label sent $sent of $expected"; }
   # Timings from the database (microsecond timestamps): POST, created_at, started_at (snapshot done), first/last sent_at, finished_at.
   local t; t="$(psql_db sendengine "
-    SELECT round(extract(epoch FROM j.started_at - '$post_at'::timestamptz)::numeric, 3),
+    SELECT round(extract(epoch FROM j.created_at - '$post_at'::timestamptz)::numeric, 3),
+           round(extract(epoch FROM j.started_at - '$post_at'::timestamptz)::numeric, 3),
            round(extract(epoch FROM min(r.sent_at) - j.started_at)::numeric, 3),
            round(extract(epoch FROM min(r.sent_at) - '$post_at'::timestamptz)::numeric, 3),
            round(extract(epoch FROM j.finished_at - j.started_at)::numeric, 3),
            round(extract(epoch FROM max(r.sent_at) - min(r.sent_at))::numeric, 3),
            count(*) FILTER (WHERE r.status = 'sent'), count(DISTINCT r.message_id)
     FROM send_jobs j JOIN send_job_recipients r ON r.job_id = j.id WHERE j.id = '$job' GROUP BY j.id")"
-  IFS='|' read -r snap first_from_start first_from_post deliver_secs span sent_rows distinct_ids <<<"$t"
+  IFS='|' read -r created_s snap first_from_start first_from_post deliver_secs span sent_rows distinct_ids <<<"$t"
   [ "$sent_rows" = "$expected" ] && [ "$distinct_ids" = "$expected" ] || die "job $label: $sent_rows sent rows, $distinct_ids distinct Message-IDs"
   # No duplicates: every row is sent once (above), so the sink must have received exactly as many messages.
   local sink1 waited=0
@@ -328,11 +329,11 @@ run_job() {
         || die "job $label: process $i ran no runner of the job (see $LOGS/sendengine-$label-$i.log)"
     done
   fi
-  local line; line="$(awk -v l="$label" -v n="$expected" -v snap="$snap" -v f1="$first_from_start" -v f2="$first_from_post" -v d="$deliver_secs" \
+  local line; line="$(awk -v l="$label" -v n="$expected" -v created="$created_s" -v snap="$snap" -v f1="$first_from_start" -v f2="$first_from_post" -v d="$deliver_secs" \
       -v s0="$se0" -v s1="$se1" -v m0="$mc0" -v m1="$mc1" -v p0="$pg0" -v p1="$pg1" -v a0="$all0" -v a1="$all1" -v peak="$peak" -v idle="$rss_idle" -v sp="$span" \
     -v procs="$procs" -v sink=$((sink1 - sink0)) \
-    'BEGIN {printf "JOB label=%s processes=%d sink_msgs=%d recipients=%d snapshot_s=%.2f first_msg_after_start_s=%.3f first_msg_after_post_s=%.3f deliver_s=%.2f rate=%.0f span_rate=%.0f se_cpu_ms_per_msg=%.3f mc_cpu_ms_per_msg=%.3f pg_cpu_ms_per_msg=%.3f machine_cpu_ms_per_msg=%.3f rss_idle_mb=%d vmhwm_mb=%d",
-       l, procs, sink, n, snap, f1, f2, d, n / d, n / sp, (s1 - s0) * 1000 / n, (m1 - m0) * 1000 / n, (p1 - p0) * 1000 / n, (a1 - a0) * 1000 / n, idle, peak}')"
+    'BEGIN {printf "JOB label=%s processes=%d sink_msgs=%d recipients=%d created_s=%.3f snapshot_s=%.2f first_msg_after_start_s=%.3f first_msg_after_post_s=%.3f deliver_s=%.2f rate=%.0f span_rate=%.0f se_cpu_ms_per_msg=%.3f mc_cpu_ms_per_msg=%.3f pg_cpu_ms_per_msg=%.3f machine_cpu_ms_per_msg=%.3f rss_idle_mb=%d vmhwm_mb=%d",
+       l, procs, sink, n, created, snap, f1, f2, d, n / d, n / sp, (s1 - s0) * 1000 / n, (m1 - m0) * 1000 / n, (p1 - p0) * 1000 / n, (a1 - a0) * 1000 / n, idle, peak}')"
   RESULTS+=("$line")
   log "$line"
   for pid in "${SE_PIDS[@]}"; do stop_pid "$pid"; rm -f "/tmp/perf-$pid.map" "/tmp/perfinfo-$pid.map"; done
