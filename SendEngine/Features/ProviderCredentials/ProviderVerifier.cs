@@ -94,7 +94,11 @@ public sealed class ProviderVerifier(ProviderNetwork network, IOptions<ProviderC
             step = "greeting" + (tls == SecureSocketOptions.None ? "" : " and TLS");
             await WithinAsync(total, t => client.ConnectAsync(socket, host, port, tls, t));
             step = "LOGIN";
-            await WithinAsync(total, t => client.AuthenticateAsync(username, password, t));
+            // One attempt: MailKit would otherwise try every mechanism in turn, and a server that delays each refusal
+            // (Dovecot: 2 s) would turn a wrong password into a timeout.
+            await WithinAsync(total, t => client.AuthenticationMechanisms.Contains("PLAIN")
+                ? client.AuthenticateAsync(new SaslMechanismPlain(username, password), t)
+                : client.AuthenticateAsync(username, password, t));
             step = "SELECT " + folder;
             var opened = await WithinAsync(total, async t =>
             {
