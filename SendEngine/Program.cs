@@ -28,6 +28,7 @@ public class Program
             .AddSendEngineTransactional()
             .AddSendEngineWebhooks()
             .AddSendEngineBounceMailboxes()
+            .AddSendEngineProviderCredentials()
             .AddSendEngineReputation()
             .AddSendEngineHangfire();
 
@@ -52,6 +53,7 @@ public class Program
         app.MapTransactionalEmailApi();
         app.MapSendEngineWebhooks();
         app.MapSendEngineBounceMailboxes();
+        app.MapSendEngineProviderCredentials();
         app.MapReputationApi();
         app.MapOperationLogApi(AuthExtensions.LogsRead, AuthExtensions.Admin);
         await app.RunAsync();

@@ -1,3 +1,4 @@
+using Microsoft.AspNetCore.DataProtection.EntityFrameworkCore;
 using Microsoft.EntityFrameworkCore;
 using SendEngine.Features.SendJobs;
 using SendEngine.Features.Suppressions;
@@ -5,8 +6,11 @@ using SendEngine.Features.Transactional;
 
 namespace SendEngine.Data;
 
-public sealed class SendEngineDbContext(DbContextOptions<SendEngineDbContext> options) : DbContext(options)
+public sealed class SendEngineDbContext(DbContextOptions<SendEngineDbContext> options) : DbContext(options), IDataProtectionKeyContext
 {
+    /// <summary>Data Protection's key ring (ProviderCredentialsExtensions): shared by every Send Engine process.</summary>
+    public DbSet<DataProtectionKey> DataProtectionKeys => Set<DataProtectionKey>();
+
     public DbSet<SendJob> SendJobs => Set<SendJob>();
     public DbSet<SendJobRecipient> Recipients => Set<SendJobRecipient>();
     public DbSet<Suppression> Suppressions => Set<Suppression>();
@@ -16,6 +20,7 @@ public sealed class SendEngineDbContext(DbContextOptions<SendEngineDbContext> op
     protected override void OnModelCreating(ModelBuilder modelBuilder)
     {
         modelBuilder.ApplyConfigurationsFromAssembly(typeof(SendEngineDbContext).Assembly);
+        modelBuilder.Entity<DataProtectionKey>().ToTable("data_protection_keys");
         modelBuilder.ApplyConfiguration(new Newsletter.ServiceDefaults.OperationLog.OperationLogEntryConfiguration());
     }
 }

@@ -240,7 +240,7 @@ public sealed partial class SendJobRunner(
             job.FromEmail is { } ownFrom ? new MessageAddress(job.FromName, ownFrom) : null);
         var channel = Channel.CreateBounded<Claimed>(new BoundedChannelOptions(o.BatchSize) { SingleWriter = true });
         using var limiter = d.MessagesPerSecond > 0 ? CreateLimiter(d.MessagesPerSecond) : null;
-        var transport = transports.For(job.TenantId);
+        var transport = await transports.ForAsync(job.TenantId, cancellationToken);
         LogDeliveryStarting(logger, jobId, run.RunnerId, d.Concurrency);
 
         var ledger = await DeliveryLedger.OpenAsync(db, run.RunnerId, clock, o.Lease, cancellationToken, webhooks, job.TenantId);

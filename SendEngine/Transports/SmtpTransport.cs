@@ -27,7 +27,10 @@ public sealed partial class SmtpTransport(IOptions<SmtpOptions> options, ILogger
 
     public string Name => TransportName;
 
-    public ITransportSession OpenSession() => new Session(options.Value, logger);
+    /// <summary>A tenant's own relay (ProviderCredentials): its TLS mode, certificate check and address guard; null for the platform relay.</summary>
+    public SmtpConnectionSettings? Connection { get; init; }
+
+    public ITransportSession OpenSession() => new Session(options.Value, Connection, logger);
 
     /// <summary>
     /// The message as MIME. Without DKIM the body is a <see cref="PrerenderedBody"/> (encoded once, copied when MailKit
@@ -95,7 +98,7 @@ public sealed partial class SmtpTransport(IOptions<SmtpOptions> options, ILogger
         return message;
     }
 
-    private sealed class Session(SmtpOptions options, ILogger logger) : ITransportSession
+    private sealed class Session(SmtpOptions options, SmtpConnectionSettings? connection, ILogger logger) : ITransportSession
     {
         private SmtpClient? _client;
         private SmtpWireStream? _wire;
@@ -121,7 +124,7 @@ public sealed partial class SmtpTransport(IOptions<SmtpOptions> options, ILogger
         {
             Drop();
             SmtpWireStream? wire = null;
-            var client = await SmtpConnector.ConnectAsync(options, socket => wire = new SmtpWireStream(socket, options.CommandTimeout, options.DataTimeout), ct);
+            var client = await SmtpConnector.ConnectAsync(options, socket => wire = new SmtpWireStream(socket, options.CommandTimeout, options.DataTimeout), connection, ct);
             return (client, wire!);
         }
 

@@ -1,7 +1,9 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
+using System.Runtime.CompilerServices;
 using Microsoft.Extensions.Options;
 using SendEngine.Features.Metrics;
+using SendEngine.Features.ProviderCredentials;
 using SendEngine.Features.Tencent;
 
 namespace SendEngine.Transports;
@@ -41,12 +43,27 @@ public sealed class TransportRoutingValidator(IEnumerable<ITransport> transports
     }
 }
 
-/// <summary>The transport of a tenant (its own setting or the platform default), wrapped with send metrics.</summary>
+/// <summary>
+/// The transport of a tenant, wrapped with send metrics: its own verified, active provider credential
+/// (<see cref="TenantProviders"/>: its SMTP relay or Tencent account), else its configured transport
+/// (Delivery:TenantTransports), else the platform default.
+/// </summary>
 public sealed class TransportResolver(IEnumerable<ITransport> transports, IOptionsMonitor<TransportRoutingOptions> routing,
-    SendEngineMetrics metrics)
+    SendEngineMetrics metrics, TenantProviders tenantProviders)
 {
     private readonly ConcurrentDictionary<string, ITransport> _metered = new(StringComparer.OrdinalIgnoreCase);
+    private readonly ConditionalWeakTable<ITransport, ITransport> _meteredOwn = new();
 
+    public async ValueTask<ITransport> ForAsync(Guid tenantId, CancellationToken ct)
+    {
+        if (await tenantProviders.TransportForAsync(tenantId, ct) is { } own)
+        {
+            return _meteredOwn.GetValue(own, t => new Metered(t, metrics));
+        }
+        return For(tenantId);
+    }
+
+    /// <summary>The configured transport (Delivery:TenantTransports or the default), without the tenant's own credentials.</summary>
     public ITransport For(Guid tenantId)
     {
         var o = routing.CurrentValue;

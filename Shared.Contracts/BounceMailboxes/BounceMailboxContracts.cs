@@ -53,6 +53,7 @@ public sealed record BounceMailboxStatusResponse(
     long Unparsable,
     long Retrying);
 
+/// <param name="Verification">The last live check (POST …/{id}/verify: login and SELECT of the folder).</param>
 public sealed record BounceMailboxResponse(
     string MailboxId,
     string TenantId,
@@ -67,7 +68,8 @@ public sealed record BounceMailboxResponse(
     bool Enabled,
     DateTimeOffset CreatedAt,
     DateTimeOffset UpdatedAt,
-    BounceMailboxStatusResponse Status);
+    BounceMailboxStatusResponse Status,
+    Newsletter.Contracts.ProviderCredentials.VerificationResponse? Verification = null);
 
 public sealed record BounceMailboxList(IReadOnlyList<BounceMailboxResponse> Items);
 

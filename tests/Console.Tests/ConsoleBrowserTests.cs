@@ -18,7 +18,7 @@ public sealed class ConsoleBrowserTests(ConsoleFixture fx)
             var paths = new[]
             {
                 "/", "/lists", $"/lists/{a.ListId}", "/send-jobs", "/send-jobs/new", $"/send-jobs/{a.JobId}",
-                $"/send-jobs/{a.JobId}/message", "/subscribers", "/transactional", "/suppressions", "/credentials", "/people", "/operation-log", "/status",
+                $"/send-jobs/{a.JobId}/message", "/subscribers", "/transactional", "/suppressions", "/credentials", "/providers", "/people", "/operation-log", "/status",
             };
             foreach (var path in paths)
             {
@@ -115,6 +115,84 @@ public sealed class ConsoleBrowserTests(ConsoleFixture fx)
             // Their own tenant's job is there.
             Assert.Equal(200, (await page.GotoAsync($"/send-jobs/{fx.TenantB.JobId}"))!.Status);
             Assert.Equal("Tenant B launch", await page.TextContentAsync("h1"));
+        }
+        finally
+        {
+            await page.CloseAsync();
+        }
+    }
+
+    [Fact]
+    public async Task A_relay_is_added_and_verified_with_the_servers_answer_shown_a_viewer_only_reads_and_forged_or_unauthorised_posts_change_nothing()
+    {
+        var name = $"relay-{Guid.NewGuid():N}"[..14];
+        var closedName = name + "-closed";
+        var context = await fx.SignedInAsync(fx.Admin);
+        var page = await context.NewPageAsync();
+        try
+        {
+            await page.GotoAsync("/providers");
+            // The test relay (loopback, no TLS: allowed by ProviderCredentials:AllowPrivateNetworks), created unverified.
+            await page.FillAsync("#smtp-name", name);
+            await page.FillAsync("#smtp-host", fx.Relay.Host);
+            await page.FillAsync("#smtp-port", fx.Relay.Port.ToString(System.Globalization.CultureInfo.InvariantCulture));
+            await page.SelectOptionAsync("#smtp-tls", "none");
+            await page.ClickAsync("button:has-text('Add relay')");
+            await page.WaitForSelectorAsync($"#notice:has-text('SMTP relay {name} added')");
+            var row = page.Locator("#credentials tr", new() { Has = page.Locator($"td:text-is('{name}')") });
+            Assert.Equal("unverified", await row.Locator("td.status").TextContentAsync());
+
+            // Verified live: the status and the server's own answer (its greeting and EHLO reply) are shown.
+            await row.Locator("button:has-text('Verify')").ClickAsync();
+            await page.WaitForSelectorAsync($"#notice:has-text('{name}: verified')");
+            Assert.Equal("verified", await row.Locator("td.status").TextContentAsync());
+            var answer = await row.Locator("pre.answer").TextContentAsync();
+            Assert.Contains($"connected to {fx.Relay.Host}:{fx.Relay.Port} without TLS", answer);
+            Assert.Contains("250", answer);
+            await page.AssertAccessibleAsync("/providers (after a check)");
+
+            // A closed port fails with a clear message, at once.
+            await page.FillAsync("#smtp-name", closedName);
+            await page.FillAsync("#smtp-host", "127.0.0.1");
+            await page.FillAsync("#smtp-port", Newsletter.TestSupport.FreePort.Get().ToString(System.Globalization.CultureInfo.InvariantCulture));
+            await page.SelectOptionAsync("#smtp-tls", "none");
+            await page.ClickAsync("button:has-text('Add relay')");
+            var closed = page.Locator("#credentials tr", new() { Has = page.Locator($"td:text-is('{closedName}')") });
+            await closed.Locator("button:has-text('Verify')").ClickAsync();
+            await page.WaitForSelectorAsync($"#notice:has-text('{closedName}: failed')");
+            Assert.StartsWith("connection refused", await closed.Locator("pre.answer").TextContentAsync());
+
+            // A viewer sees the relays and their checks, with no controls; a post with a valid antiforgery token is still refused (403).
+            var viewer = await fx.SignedInAsync(fx.Viewer);
+            var viewerPage = await viewer.NewPageAsync();
+            Assert.Equal(200, (await viewerPage.GotoAsync("/providers"))!.Status);
+            Assert.Equal(1, await viewerPage.Locator("nav a[href='/providers']").CountAsync());
+            Assert.Equal("verified", await viewerPage.Locator("#credentials tr", new() { Has = viewerPage.Locator($"td:text-is('{name}')") }).Locator("td.status").TextContentAsync());
+            Assert.Equal(0, await viewerPage.Locator("#smtp-name").CountAsync());
+            Assert.Equal(0, await viewerPage.Locator("#credentials button").CountAsync());
+            await viewerPage.AssertAccessibleAsync("/providers (viewer)");
+            var credentialId = await row.GetAttributeAsync("data-credential");
+            var token = await viewerPage.Locator("input[name=__RequestVerificationToken]").First.GetAttributeAsync("value");
+            var viewerForm = viewer.APIRequest.CreateFormData();
+            viewerForm.Set("credentialId", credentialId!);
+            viewerForm.Set("__RequestVerificationToken", token!);
+            Assert.Equal(403, (await viewer.APIRequest.PostAsync("/providers?handler=Delete", new() { Form = viewerForm, MaxRedirects = 0 })).Status);
+
+            // CSRF: the admin's cookie without the token is refused, and the relay is still there.
+            var forged = context.APIRequest.CreateFormData();
+            forged.Set("credentialId", credentialId!);
+            Assert.Equal(400, (await context.APIRequest.PostAsync("/providers?handler=Delete", new() { Form = forged, MaxRedirects = 0 })).Status);
+            await page.GotoAsync("/providers");
+            Assert.Equal(1, await row.CountAsync());
+
+            // Deleted through the page.
+            await closed.Locator("button:has-text('Delete')").ClickAsync();
+            await page.WaitForSelectorAsync("#notice:has-text('The credential is deleted')");
+            Assert.Equal(0, await closed.CountAsync());
+            await row.Locator("button:has-text('Delete')").ClickAsync();
+            await page.WaitForSelectorAsync("#notice:has-text('The credential is deleted')");
+            Assert.Equal(0, await row.CountAsync());
+            await viewerPage.CloseAsync();
         }
         finally
         {

@@ -131,6 +131,11 @@ public sealed class ConsoleFixture : IAsyncLifetime
             ["TencentSes:Webhook:AllowUnauthenticated"] = "true",
             // Webhook endpoints made by the tests point at a closed loopback port: attempts fail at once.
             ["Webhooks:AllowPrivateNetworks"] = "true",
+            // Provider credentials made by the tests point at the loopback relay (tls none) or a closed loopback port.
+            ["ProviderCredentials:AllowPrivateNetworks"] = "true",
+            ["ProviderCredentials:ConnectTimeout"] = "00:00:03",
+            ["ProviderCredentials:CommandTimeout"] = "00:00:05",
+            ["ProviderCredentials:VerifyTimeout"] = "00:00:10",
         });
         _sendEngine.UseKestrel(sePort);
         _sendEngine.StartServer();

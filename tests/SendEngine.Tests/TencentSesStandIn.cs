@@ -21,7 +21,7 @@ public sealed record TencentCall(string Action, string Version, string Region, b
 /// A local HTTP server standing in for ses.tencentcloudapi.com: re-verifies each request's TC3-HMAC-SHA256 signature
 /// with its own implementation, records the call, and answers like SendEmail (MessageId or Error). Scripted failures
 /// per recipient: a queue of error codes (or "HTTP 503", "RAW &lt;body&gt;": a 200 with that body, or "HANG": no answer)
-/// returned before success.
+/// returned before success. ListEmailIdentities (the credential check) answers one identity, or AuthFailure for a bad signature.
 /// </summary>
 public sealed partial class TencentSesStandIn : IAsyncDisposable
 {
@@ -53,6 +53,16 @@ public sealed partial class TencentSesStandIn : IAsyncDisposable
         await http.Request.Body.CopyToAsync(ms);
         var body = Encoding.UTF8.GetString(ms.ToArray());
         var valid = Verify(http.Request, body);
+        if (http.Request.Headers["X-TC-Action"] == "ListEmailIdentities")
+        {
+            // The read-only call a provider credential check makes: the sender identities of the account.
+            var id = Guid.NewGuid().ToString();
+            Calls.Enqueue(new TencentCall("ListEmailIdentities", http.Request.Headers["X-TC-Version"].ToString(), http.Request.Headers["X-TC-Region"].ToString(),
+                valid, "", [], "", null, null, null, null, null, new Dictionary<string, string>(), valid ? "identities" : "AuthFailure.SignatureFailure"));
+            return valid
+                ? Results.Json(options: Pascal, data: new { Response = new { EmailIdentities = new[] { new { IdentityName = "sender.example", IdentityType = "DOMAIN", SendingEnabled = true } }, MaxReputationLevel = 2, MaxDailyQuota = 1000, RequestId = id } })
+                : Results.Json(options: Pascal, data: new { Response = new { Error = new { Code = "AuthFailure.SignatureFailure", Message = "The provided credentials could not be validated." }, RequestId = id } });
+        }
         using var doc = JsonDocument.Parse(body);
         var r = doc.RootElement;
         string? S(JsonElement e, string name) => e.TryGetProperty(name, out var v) ? v.GetString() : null;

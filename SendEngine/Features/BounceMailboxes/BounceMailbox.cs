@@ -24,6 +24,11 @@ public sealed class BounceMailbox
     /// <summary>Development only: accept a self-signed or otherwise invalid server certificate.</summary>
     public bool AllowInvalidCertificate { get; set; }
     public bool Enabled { get; set; } = true;
+    /// <summary>The last live check (POST …/{id}/verify): <see cref="Newsletter.Contracts.ProviderCredentials.VerificationStatuses"/>.</summary>
+    public string CheckStatus { get; set; } = Newsletter.Contracts.ProviderCredentials.VerificationStatuses.Unverified;
+    public DateTimeOffset? CheckedAt { get; set; }
+    /// <summary>What the server answered at that check, or why it failed (no secrets).</summary>
+    public string? CheckDetail { get; set; }
     public DateTimeOffset CreatedAt { get; set; }
     /// <summary>A change restarts the mailbox's reader (the supervisor compares it).</summary>
     public DateTimeOffset UpdatedAt { get; set; }
@@ -85,6 +90,8 @@ internal sealed class BounceMailboxConfiguration : IEntityTypeConfiguration<Boun
         b.Property(m => m.Folder).HasMaxLength(200);
         b.Property(m => m.ProcessedFolder).HasMaxLength(200);
         b.Property(m => m.UnparsableFolder).HasMaxLength(200);
+        b.Property(m => m.CheckStatus).HasMaxLength(16).HasDefaultValue(Newsletter.Contracts.ProviderCredentials.VerificationStatuses.Unverified);
+        b.Property(m => m.CheckDetail).HasMaxLength(2000);
         b.HasIndex(m => m.TenantId);
     }
 }

@@ -3,10 +3,12 @@ using System.Security.Claims;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Options;
 using Newsletter.Contracts.BounceMailboxes;
+using Newsletter.Contracts.ProviderCredentials;
 using Newsletter.ServiceDefaults;
 using Newsletter.ServiceDefaults.Background;
 using Newsletter.ServiceDefaults.OperationLog;
 using SendEngine.Data;
+using SendEngine.Features.ProviderCredentials;
 using SendEngine.Features.Webhooks;
 
 namespace SendEngine.Features.BounceMailboxes;
@@ -102,6 +104,40 @@ public static class BounceMailboxesApi
             .WithName(Name("list", "BounceMailboxProblemMessages"))
             .WithSummary("The mailbox's last 200 messages that were moved to the unparsable folder or are being retried, with the reason.")
             .Produces<BounceMessageList>().ProducesProblem(StatusCodes.Status404NotFound);
+        g.MapPost("/{mailboxId:guid}/verify", async (Guid mailboxId, HttpContext http, SendEngineDbContext db, BounceMailboxSecretProtector secrets,
+                ProviderVerifier verifier, IOptions<BounceMailboxOptions> options, TimeProvider clock, IOperationLog log, CancellationToken ct) =>
+            {
+                var tenantId = Tenant(http);
+                var m = await db.Set<BounceMailbox>().FirstOrDefaultAsync(x => x.TenantId == tenantId && x.Id == mailboxId, ct);
+                if (m is null)
+                {
+                    return NotFound();
+                }
+                var before = ToResponse(m, []);
+                string? password;
+                try
+                {
+                    password = secrets.Unprotect(m.Id, m.Password);
+                }
+                catch (System.Security.Cryptography.CryptographicException)
+                {
+                    password = null;
+                }
+                var result = password is null
+                    ? new CheckResult(false, "The stored password cannot be decrypted with this configuration; enter it again.")
+                    : await verifier.ImapAsync(m.Host, m.Port, BounceMailboxSupervisor.SocketOptions(m.Tls), m.Username, password, m.Folder,
+                        m.AllowInvalidCertificate, options.Value.AllowPrivateNetworks, ct);
+                m.CheckStatus = result.Status;
+                m.CheckedAt = clock.GetUtcNow();
+                m.CheckDetail = result.Detail.Length > 2000 ? result.Detail[..2000] : result.Detail;
+                await db.SaveChangesAsync(ct);
+                var after = ToResponse(m, await StatusesAsync(db, [m], ct));
+                log.Describe(before, after);
+                return Results.Ok(after);
+            })
+            .WithName(Name("verify", "BounceMailbox"))
+            .WithSummary("Check the mailbox live (connect, TLS, LOGIN, SELECT of its folder) and store the result with the server's answer.")
+            .Produces<BounceMailboxResponse>().ProducesProblem(StatusCodes.Status404NotFound);
     }
 
     private static async Task<IResult> CreateAsync(Guid tenantId, CreateBounceMailboxRequest r, string basePath, SendEngineDbContext db,
@@ -115,7 +151,7 @@ public static class BounceMailboxesApi
         var processed = (r.ProcessedFolder ?? "Processed").Trim();
         var unparsable = (r.UnparsableFolder ?? "Unparsable").Trim();
         Check(v, r.Host, port, r.Tls, tls, r.Username, r.Password, folder, processed, unparsable, r.AllowInvalidCertificate, options, environment);
-        if (v.IsValid && await HostErrorAsync(r.Host!.Trim(), options, ct) is { } hostError)
+        if (v.IsValid && await HostErrorAsync(r.Host!.Trim(), options.AllowPrivateNetworks, ct) is { } hostError)
         {
             v.Add("host", hostError);
         }
@@ -161,13 +197,20 @@ public static class BounceMailboxesApi
         var unparsable = r.UnparsableFolder?.Trim() ?? m.UnparsableFolder;
         Check(v, host, r.Port ?? m.Port, r.Tls ?? m.Tls, tls, r.Username ?? m.Username, r.Password ?? "unchanged", folder, processed, unparsable,
             r.AllowInvalidCertificate, options, environment);
-        if (v.IsValid && r.Host is not null && await HostErrorAsync(host, options, ct) is { } hostError)
+        if (v.IsValid && r.Host is not null && await HostErrorAsync(host, options.AllowPrivateNetworks, ct) is { } hostError)
         {
             v.Add("host", hostError);
         }
         if (!v.IsValid)
         {
             return TypedResults.ValidationProblem(v.Errors);
+        }
+        if (r.Host is not null || r.Port is not null || r.Tls is not null || r.Username is not null || r.Password is not null || r.Folder is not null)
+        {
+            // What was checked is not what is stored any more.
+            m.CheckStatus = VerificationStatuses.Unverified;
+            m.CheckedAt = null;
+            m.CheckDetail = null;
         }
         m.Host = host.ToLowerInvariant();
         m.Port = r.Port ?? m.Port;
@@ -231,9 +274,9 @@ public static class BounceMailboxesApi
     }
 
     /// <summary>Refuses hosts that are, or resolve only to, non-public addresses (unless private networks are allowed).</summary>
-    private static async Task<string?> HostErrorAsync(string host, BounceMailboxOptions options, CancellationToken ct)
+    internal static async Task<string?> HostErrorAsync(string host, bool allowPrivateNetworks, CancellationToken ct)
     {
-        if (options.AllowPrivateNetworks)
+        if (allowPrivateNetworks)
         {
             return null;
         }
@@ -271,6 +314,7 @@ public static class BounceMailboxesApi
 
     private static IResult NotFound() => TypedResults.Problem(statusCode: 404, title: "Bounce mailbox not found");
 
+
     private static BounceMailboxStatusResponse ToStatus(BounceMailboxStatus? s, long retrying) => new(s?.LastConnectedAt, s?.LastCheckedAt, s?.LastError,
         s?.LastErrorAt, s?.Processed ?? 0, s?.Ignored ?? 0, s?.Unmatched ?? 0, s?.Unparsable ?? 0, retrying);
 
@@ -278,6 +322,7 @@ public static class BounceMailboxesApi
     {
         var (status, retrying) = statuses.GetValueOrDefault(m.Id.ToString("N"));
         return new BounceMailboxResponse(m.Id.ToString(), m.TenantId.ToString(), m.Host, m.Port, m.Tls, m.Username, m.Folder, m.ProcessedFolder,
-            m.UnparsableFolder, m.AllowInvalidCertificate, m.Enabled, m.CreatedAt, m.UpdatedAt, ToStatus(status, retrying));
+            m.UnparsableFolder, m.AllowInvalidCertificate, m.Enabled, m.CreatedAt, m.UpdatedAt, ToStatus(status, retrying),
+            new VerificationResponse(m.CheckStatus, m.CheckedAt, m.CheckDetail));
     }
 }

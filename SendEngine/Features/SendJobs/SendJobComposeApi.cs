@@ -91,7 +91,7 @@ public static class SendJobComposeApi
         }
         var merge = MergeString(request, "email") ?? address;
         var message = Compose(request, TestSubjectPrefix + request.Subject, merge, smtp.Value, sender, from, memberCenter.Value, address);
-        await using var session = transports.For(tenantId).OpenSession();
+        await using var session = (await transports.ForAsync(tenantId, ct)).OpenSession();
         var result = await session.SendAsync(message, ct);
         return TypedResults.Ok(new TestSendResponse(address, message.Subject, TransportResolver.OutcomeName(result.Outcome), message.MessageId, result.Detail));
     }

@@ -143,7 +143,7 @@ public sealed partial class TransactionalDispatcher(
             }
             if (!sessions.TryGetValue(tenant.Key, out var session))
             {
-                sessions[tenant.Key] = session = transports.For(tenant.Key).OpenSession();
+                sessions[tenant.Key] = session = (await transports.ForAsync(tenant.Key, ct)).OpenSession();
             }
             if (session is null)
             {
