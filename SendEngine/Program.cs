@@ -27,6 +27,7 @@ public class Program
             .AddSendEngineEmailEvents()
             .AddSendEngineTransactional()
             .AddSendEngineWebhooks()
+            .AddSendEngineWebhookGateway()
             .AddSendEngineBounceMailboxes()
             .AddSendEngineReputation()
             .AddSendEngineHangfire();
@@ -51,6 +52,7 @@ public class Program
         app.MapSenderDomainsApi();
         app.MapTransactionalEmailApi();
         app.MapSendEngineWebhooks();
+        app.MapSendEngineWebhookGateway();
         app.MapSendEngineBounceMailboxes();
         app.MapReputationApi();
         app.MapOperationLogApi(AuthExtensions.LogsRead, AuthExtensions.Admin);
