@@ -1,5 +1,6 @@
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Mvc.Testing;
+using Microsoft.AspNetCore.TestHost;
 using Microsoft.Extensions.DependencyInjection;
 using Serilog.Core;
 
@@ -21,7 +22,9 @@ public sealed class MemberCenterFactory(IReadOnlyDictionary<string, string?> set
     }
 }
 
-public sealed class SendEngineFactory(IReadOnlyDictionary<string, string?> settings) : WebApplicationFactory<SendEngine.Program>
+/// <param name="services">Test-only service changes (e.g. the webhook gateway's self client on the TestServer).</param>
+public sealed class SendEngineFactory(IReadOnlyDictionary<string, string?> settings, Action<IServiceCollection>? services = null)
+    : WebApplicationFactory<SendEngine.Program>
 {
     private const string HostName = "send-engine";
 
@@ -33,5 +36,13 @@ public sealed class SendEngineFactory(IReadOnlyDictionary<string, string?> setti
             builder.UseSetting(key, value);
         }
         builder.ConfigureServices(s => s.AddSingleton<ILogEventSink>(new ServiceLogs(HostName)));
+        if (services is not null)
+        {
+            builder.ConfigureTestServices(services);
+        }
+        if (services is not null)
+        {
+            builder.ConfigureTestServices(services);
+        }
     }
 }

@@ -228,6 +228,21 @@ public sealed partial class EmailEventWriter(NpgsqlDataSource db, IOptions<Email
             }
         }
         while (await reader.NextResultAsync(ct));
+        await reader.DisposeAsync();
+        if (inserted.Count < events.Count)
+        {
+            // Repeated callbacks (an ESP retry): their entries take the tenant of the event stored first, when it is
+            // known, so that the tenant sees the duplicate. Only batches with duplicates pay this round trip.
+            var repeated = Enumerable.Range(0, events.Count).Where(i => eventEntries[i] is not null && !inserted.Contains(events[i].IdempotencyKey)).ToList();
+            await using var attribute = new NpgsqlCommand("""
+                UPDATE webhook_gateway_entries g SET tenant_id = v.tenant_id, seq = DEFAULT
+                FROM unnest($1::uuid[], $2::text[]) AS u(i, k) JOIN email_events v ON v.idempotency_key = u.k
+                WHERE g.id = u.i AND g.tenant_id IS NULL AND v.tenant_id IS NOT NULL
+                """, conn);
+            attribute.Parameters.Add(new NpgsqlParameter { Value = repeated.Select(i => eventEntries[i]!.Value).ToArray(), NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Uuid });
+            attribute.Parameters.Add(new NpgsqlParameter { Value = repeated.Select(i => events[i].IdempotencyKey).ToArray(), NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Text });
+            await attribute.ExecuteNonQueryAsync(ct);
+        }
         return inserted;
     }
 
