@@ -1,6 +1,5 @@
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Mvc.Testing;
-using Microsoft.AspNetCore.TestHost;
 using Microsoft.Extensions.DependencyInjection;
 using Serilog.Core;
 
@@ -22,9 +21,7 @@ public sealed class MemberCenterFactory(IReadOnlyDictionary<string, string?> set
     }
 }
 
-/// <param name="services">Test-only service changes (e.g. the webhook gateway's self client on the TestServer).</param>
-public sealed class SendEngineFactory(IReadOnlyDictionary<string, string?> settings, Action<IServiceCollection>? services = null)
-    : WebApplicationFactory<SendEngine.Program>
+public sealed class SendEngineFactory(IReadOnlyDictionary<string, string?> settings) : WebApplicationFactory<SendEngine.Program>
 {
     private const string HostName = "send-engine";
 
@@ -36,13 +33,5 @@ public sealed class SendEngineFactory(IReadOnlyDictionary<string, string?> setti
             builder.UseSetting(key, value);
         }
         builder.ConfigureServices(s => s.AddSingleton<ILogEventSink>(new ServiceLogs(HostName)));
-        if (services is not null)
-        {
-            builder.ConfigureTestServices(services);
-        }
-        if (services is not null)
-        {
-            builder.ConfigureTestServices(services);
-        }
     }
 }

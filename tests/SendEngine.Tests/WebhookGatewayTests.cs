@@ -5,11 +5,9 @@ using System.Net.Http.Json;
 using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
-using Microsoft.AspNetCore.Hosting.Server;
-using Microsoft.AspNetCore.TestHost;
-using Microsoft.Extensions.DependencyInjection;
 using Newsletter.Contracts;
 using Newsletter.Contracts.Webhooks;
+using Newsletter.TestSupport;
 using Npgsql;
 using SendEngine.Features.WebhookGateway;
 
@@ -286,7 +284,7 @@ public sealed class WebhookGatewayTests(StackFixture stack)
 
     // ------------------------------------------------------------------ helpers
 
-    /// <summary>A Send Engine of its own with signature verification; its test console posts through its own TestServer.</summary>
+    /// <summary>A Send Engine of its own with signature verification, listening on a loopback port.</summary>
     private async Task<(SendEngineFactory Engine, string Db)> StartAsync(Dictionary<string, string?>? overrides = null)
     {
         var db = await stack.Postgres.CreateDatabaseAsync("se");
@@ -297,7 +295,6 @@ public sealed class WebhookGatewayTests(StackFixture stack)
             ["TencentSes:Webhook:AllowUnauthenticated"] = "false",
             ["EmailEvents:PollInterval"] = "00:00:00.100",
             ["EmailEvents:UnknownMessageGrace"] = "00:00:00",
-            ["WebhookGateway:SelfUrl"] = "http://localhost",
             ["WebhookGateway:StreamPollInterval"] = "00:00:00.200",
             ["WebhookGateway:StreamMinInterval"] = "00:00:00.010",
         };
@@ -305,10 +302,10 @@ public sealed class WebhookGatewayTests(StackFixture stack)
         {
             settings[k] = v;
         }
-        var engine = new SendEngineFactory(stack.SendEngineSettings(db, settings), services =>
-            services.AddHttpClient(GatewayTestEvents.HttpClientName)
-                .ConfigurePrimaryHttpMessageHandler(sp => ((TestServer)sp.GetRequiredService<IServer>()).CreateHandler()));
-        _ = engine.Server;
+        // On Kestrel: the test console posts to the address the server listens on, over real HTTP.
+        var engine = stack.CreateSendEngine(db, settings);
+        engine.UseKestrel(FreePort.Get());
+        engine.StartServer();
         return (engine, db);
     }
 
