@@ -1,3 +1,4 @@
+using System.Text.Json;
 using System.Threading.Channels;
 using Microsoft.Extensions.Options;
 using Newsletter.Contracts.Webhooks;
@@ -14,7 +15,7 @@ namespace SendEngine.Features.WebhookGateway;
 /// Best effort: an entry whose transaction commits after a later one was read can be missed; the list is authoritative.
 /// </summary>
 public sealed partial class GatewayFeed(GatewayStore store, WakeSignal<GatewayFeed> signal, IOptions<WebhookGatewayOptions> options,
-    TimeProvider clock, ILogger<GatewayFeed> logger) : BackgroundService
+    IOptions<Microsoft.AspNetCore.Http.Json.JsonOptions> json, TimeProvider clock, ILogger<GatewayFeed> logger) : BackgroundService
 {
     private readonly Lock _gate = new();
     private readonly HashSet<Watcher> _watchers = [];
@@ -105,11 +106,13 @@ public sealed partial class GatewayFeed(GatewayStore store, WakeSignal<GatewayFe
                 {
                     cursor = seq;
                     var tenant = entry.TenantId is null ? (Guid?)null : Guid.Parse(entry.TenantId);
+                    // Serialized once, whatever the number of watchers.
+                    string? data = null;
                     foreach (var w in watchers)
                     {
                         if (w.TenantId == tenant)
                         {
-                            w.Writer.TryWrite(entry);
+                            w.Writer.TryWrite(data ??= JsonSerializer.Serialize(entry, json.Value.SerializerOptions));
                         }
                     }
                 }
@@ -132,13 +135,13 @@ public sealed partial class GatewayFeed(GatewayStore store, WakeSignal<GatewayFe
     public sealed class Watcher : IDisposable
     {
         private readonly GatewayFeed _feed;
-        private readonly Channel<GatewayEntrySummary> _channel;
+        private readonly Channel<string> _channel;
 
         internal Watcher(GatewayFeed feed, Guid? tenantId, int buffer)
         {
             _feed = feed;
             TenantId = tenantId;
-            _channel = Channel.CreateBounded<GatewayEntrySummary>(new BoundedChannelOptions(buffer)
+            _channel = Channel.CreateBounded<string>(new BoundedChannelOptions(buffer)
             {
                 FullMode = BoundedChannelFullMode.DropOldest, SingleReader = true, SingleWriter = true,
             });
@@ -147,8 +150,9 @@ public sealed partial class GatewayFeed(GatewayStore store, WakeSignal<GatewayFe
         public Guid? TenantId { get; }
         internal TaskCompletionSource ReadySource { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
         public Task Ready => ReadySource.Task;
-        internal ChannelWriter<GatewayEntrySummary> Writer => _channel.Writer;
-        public ChannelReader<GatewayEntrySummary> Reader => _channel.Reader;
+        internal ChannelWriter<string> Writer => _channel.Writer;
+        /// <summary>Each entry as its JSON summary (<see cref="GatewayEntrySummary"/>).</summary>
+        public ChannelReader<string> Reader => _channel.Reader;
 
         public void Dispose()
         {

@@ -1,4 +1,3 @@
-using System.Text.Json;
 using Microsoft.AspNetCore.Http.Features;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Options;
@@ -37,8 +36,8 @@ public static class WebhookGatewayApi
             .WithName("listPlatformWebhookGatewayEvents")
             .WithSummary("The platform log, newest first: requests refused before any tenant was known, and events that matched no message.")
             .Produces<GatewayEntryPage>().ProducesValidationProblem();
-        platform.MapGet("/events/stream", (HttpContext http, GatewayFeed feed, IOptions<WebhookGatewayOptions> options,
-                IOptions<Microsoft.AspNetCore.Http.Json.JsonOptions> json, TimeProvider clock) => StreamAsync(http, null, feed, options.Value, json.Value, clock))
+        platform.MapGet("/events/stream", (HttpContext http, GatewayFeed feed, IOptions<WebhookGatewayOptions> options) =>
+                StreamAsync(http, null, feed, options.Value))
             .WithName("watchPlatformWebhookGatewayEvents")
             .WithSummary("The platform log live, as text/event-stream: an entry event per new or changed entry; a comment every 15 s.")
             .Produces<GatewayEntrySummary>(StatusCodes.Status200OK, "text/event-stream");
@@ -60,8 +59,8 @@ public static class WebhookGatewayApi
             .RequireAuthorization(read).WithName(Name("list", "WebhookGatewayEvents"))
             .WithSummary($"{Cap(who)} inbound webhook requests, newest first (the last 1,000 are kept); filter by verification, page with before.")
             .Produces<GatewayEntryPage>().ProducesValidationProblem();
-        g.MapGet("/events/stream", (HttpContext http, GatewayFeed feed, IOptions<WebhookGatewayOptions> options,
-                IOptions<Microsoft.AspNetCore.Http.Json.JsonOptions> json, TimeProvider clock) => StreamAsync(http, Tenant(http), feed, options.Value, json.Value, clock))
+        g.MapGet("/events/stream", (HttpContext http, GatewayFeed feed, IOptions<WebhookGatewayOptions> options) =>
+                StreamAsync(http, Tenant(http), feed, options.Value))
             .RequireAuthorization(read).WithName(Name("watch", "WebhookGatewayEvents"))
             .WithSummary($"{Cap(who)} log live, as text/event-stream: an entry event per new or changed entry; a comment every 15 s.")
             .Produces<GatewayEntrySummary>(StatusCodes.Status200OK, "text/event-stream");
@@ -128,8 +127,7 @@ public static class WebhookGatewayApi
         return Results.Ok(await store.ListAsync(tenantId, before, string.IsNullOrEmpty(verification) ? null : verification, size, ct));
     }
 
-    private static async Task<IResult> StreamAsync(HttpContext http, Guid? tenantId, GatewayFeed feed, WebhookGatewayOptions options,
-        Microsoft.AspNetCore.Http.Json.JsonOptions json, TimeProvider clock)
+    private static async Task<IResult> StreamAsync(HttpContext http, Guid? tenantId, GatewayFeed feed, WebhookGatewayOptions options)
     {
         var ct = http.RequestAborted;
         var response = http.Response;
@@ -170,7 +168,7 @@ public static class WebhookGatewayApi
                 }
                 while (reader.TryRead(out var e))
                 {
-                    await response.WriteAsync("event: entry\ndata: " + JsonSerializer.Serialize(e, json.SerializerOptions) + "\n\n", ct);
+                    await response.WriteAsync("event: entry\ndata: " + e + "\n\n", ct);
                 }
                 await response.Body.FlushAsync(ct);
             }
