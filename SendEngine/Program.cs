@@ -27,6 +27,7 @@ public class Program
             .AddSendEngineEmailEvents()
             .AddSendEngineTransactional()
             .AddSendEngineWebhooks()
+            .AddSendEngineWebhookGateway()
             .AddSendEngineBounceMailboxes()
             .AddSendEngineProviderCredentials()
             .AddSendEngineReputation()
@@ -52,6 +53,7 @@ public class Program
         app.MapSenderDomainsApi();
         app.MapTransactionalEmailApi();
         app.MapSendEngineWebhooks();
+        app.MapSendEngineWebhookGateway();
         app.MapSendEngineBounceMailboxes();
         app.MapSendEngineProviderCredentials();
         app.MapReputationApi();

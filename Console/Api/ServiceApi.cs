@@ -44,6 +44,12 @@ public abstract class ServiceApi(HttpClient http)
         await EnsureSuccessAsync(response, cancellationToken);
     }
 
+    public async Task<T> PutAsync<T>(string path, object body, CancellationToken cancellationToken)
+    {
+        using var response = await http.PutAsJsonAsync(path, body, Json, cancellationToken);
+        return await ReadAsync<T>(response, cancellationToken);
+    }
+
     public async Task<T> PatchAsync<T>(string path, object body, CancellationToken cancellationToken)
     {
         using var response = await http.PatchAsJsonAsync(path, body, Json, cancellationToken);

@@ -129,30 +129,38 @@ public static class ServiceApiExtensions
     /// </summary>
     public static WebApplication MapProgressProxy(this WebApplication app)
     {
-        app.MapGet("/send-jobs/{id}/progress", async (string id, HttpContext context, SendEngineStream se) =>
-        {
-            using var request = new HttpRequestMessage(HttpMethod.Get, $"api/send-jobs/{Uri.EscapeDataString(id)}/progress");
-            request.Headers.Accept.ParseAdd("text/event-stream");
-            using var upstream = await se.SendStreamingAsync(request, context.RequestAborted);
-            context.Response.ContentType = "text/event-stream";
-            context.Response.Headers.CacheControl = "no-store";
-            context.Response.Headers["X-Accel-Buffering"] = "no";
-            await using var body = await upstream.Content.ReadAsStreamAsync(context.RequestAborted);
-            var buffer = new byte[8192];
-            int read;
-            try
-            {
-                while ((read = await body.ReadAsync(buffer, context.RequestAborted)) > 0)
-                {
-                    await context.Response.Body.WriteAsync(buffer.AsMemory(0, read), context.RequestAborted);
-                    await context.Response.Body.FlushAsync(context.RequestAborted);
-                }
-            }
-            catch (OperationCanceledException) when (context.RequestAborted.IsCancellationRequested)
-            {
-                // The watcher closed the page.
-            }
-        }).RequireAuthorization();
+        app.MapGet("/send-jobs/{id}/progress", (string id, HttpContext context, SendEngineStream se) =>
+            RelayEventsAsync(se, $"api/send-jobs/{Uri.EscapeDataString(id)}/progress", context)).RequireAuthorization();
+        // The webhook gateway's live log (Pages/WebhookGateway), the same way.
+        app.MapGet("/webhook-gateway/stream", (HttpContext context, SendEngineStream se) =>
+            RelayEventsAsync(se, "api/webhook-gateway/events/stream", context)).RequireAuthorization();
         return app;
+    }
+
+    /// <summary>Relays a Send Engine server-sent event stream to the browser as it comes.</summary>
+    private static async Task RelayEventsAsync(SendEngineStream se, string path, HttpContext context)
+    {
+        using var request = new HttpRequestMessage(HttpMethod.Get, path);
+        request.Headers.Accept.ParseAdd("text/event-stream");
+        using var upstream = await se.SendStreamingAsync(request, context.RequestAborted);
+        context.Response.ContentType = "text/event-stream";
+        context.Response.Headers.CacheControl = "no-store";
+        context.Response.Headers["X-Accel-Buffering"] = "no";
+        await context.Response.Body.FlushAsync(context.RequestAborted);
+        await using var body = await upstream.Content.ReadAsStreamAsync(context.RequestAborted);
+        var buffer = new byte[8192];
+        int read;
+        try
+        {
+            while ((read = await body.ReadAsync(buffer, context.RequestAborted)) > 0)
+            {
+                await context.Response.Body.WriteAsync(buffer.AsMemory(0, read), context.RequestAborted);
+                await context.Response.Body.FlushAsync(context.RequestAborted);
+            }
+        }
+        catch (OperationCanceledException) when (context.RequestAborted.IsCancellationRequested)
+        {
+            // The watcher closed the page.
+        }
     }
 }

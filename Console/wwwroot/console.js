@@ -31,3 +31,37 @@
   });
   source.onerror = function () { if (source.readyState === EventSource.CLOSED && live) { live.textContent = 'Live view ended.'; } };
 })();
+// The webhook gateway's live log: new and changed entries from the console's relay of Send Engine's stream.
+(function () {
+  'use strict';
+  var section = document.querySelector('[data-gateway-stream]');
+  if (!section || !window.EventSource) { return; }
+  var body = section.querySelector('#gateway-events tbody');
+  var live = section.querySelector('#gateway-live');
+  var source = new EventSource(section.getAttribute('data-gateway-stream'));
+  function cell(text) { var td = document.createElement('td'); td.textContent = text; return td; }
+  source.addEventListener('entry', function (message) {
+    var e;
+    try { e = JSON.parse(message.data); } catch (err) { return; }
+    var row = document.createElement('tr');
+    row.setAttribute('data-entry-id', e.entry_id);
+    var when = document.createElement('td');
+    var link = document.createElement('a');
+    link.href = '/webhook-gateway/events/' + encodeURIComponent(e.entry_id);
+    link.textContent = e.received_at;
+    when.appendChild(link);
+    row.appendChild(when);
+    row.appendChild(cell(e.source));
+    row.appendChild(cell(e.verification));
+    row.appendChild(cell(String(e.status_code)));
+    row.appendChild(cell((e.event_types || []).join(', ')));
+    row.appendChild(cell(e.result));
+    var old = body.querySelector('tr[data-entry-id="' + e.entry_id + '"]');
+    if (old) { body.replaceChild(row, old); } else { body.insertBefore(row, body.firstChild); }
+    while (body.rows.length > 1000) { body.deleteRow(body.rows.length - 1); }
+    var none = document.getElementById('no-entries');
+    if (none) { none.remove(); }
+    if (live) { live.textContent = 'Live: last entry ' + e.result + ' (' + e.verification + ').'; }
+  });
+  source.onerror = function () { if (source.readyState === EventSource.CLOSED && live) { live.textContent = 'Live view ended.'; } };
+})();

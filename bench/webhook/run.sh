@@ -2,23 +2,29 @@
 # Load test of Send Engine's Tencent SES webhook (docs/performance.md, "Send Engine: Tencent SES webhook").
 # Starts a private PostgreSQL cluster under /tmp and Send Engine (Release, Production, token verification) on free
 # loopback ports, runs wrk (warm-up, then the measured run), checks that every 200 answer is a stored row, and stops
-# everything it started. Usage: bench/webhook/run.sh [--duration 30s] [--connections 32] [--threads 2] [--warmup 10s]
+# everything it started. Usage: bench/webhook/run.sh [--duration 30s] [--connections 32] [--threads 2] [--warmup 10s] [--watchers 100]
+# --watchers N: also starts Member Center (for an operator token) and, after the plain measured run, runs the same load
+# again with N server-sent-event watchers on the webhook gateway's platform log (every entry of this load is platform-
+# scoped: its events name no known message, so every watcher receives every entry: the worst case), and prints the
+# events/s without and with them.
 set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"; ROOT="$(cd "$HERE/../.." && pwd)"
 # shellcheck source=scripts/lib.sh
 source "$ROOT/scripts/lib.sh"   # run_pg; this script keeps its own log and free_port below
-DURATION=30s; CONNECTIONS=32; THREADS=2; WARMUP=10s
+DURATION=30s; CONNECTIONS=32; THREADS=2; WARMUP=10s; WATCHERS=0
 while [ $# -gt 0 ]; do case "$1" in
   --duration) DURATION="$2"; shift 2;; --connections) CONNECTIONS="$2"; shift 2;;
-  --threads) THREADS="$2"; shift 2;; --warmup) WARMUP="$2"; shift 2;; *) echo "unknown option $1" >&2; exit 2;; esac; done
+  --threads) THREADS="$2"; shift 2;; --warmup) WARMUP="$2"; shift 2;; --watchers) WATCHERS="$2"; shift 2;; *) echo "unknown option $1" >&2; exit 2;; esac; done
 log() { echo "[$(date -u +%H:%M:%S)] $*" >&2; }
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
 PG_BIN="$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)"
 WORK="$(mktemp -d /tmp/webhook-bench.XXXXXX)"; chmod 755 "$WORK"
-SE_PID=""; PG_DATA=""
+SE_PID=""; PG_DATA=""; MC_PID=""; WATCH_PIDS=()
 cleanup() {
   trap - EXIT INT TERM
+  for p in "${WATCH_PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
   [ -n "$SE_PID" ] && kill "$SE_PID" 2>/dev/null && wait "$SE_PID" 2>/dev/null || true
+  [ -n "$MC_PID" ] && kill "$MC_PID" 2>/dev/null && wait "$MC_PID" 2>/dev/null || true
   [ -n "$PG_DATA" ] && run_pg "$PG_BIN/pg_ctl" -D "$PG_DATA" -m fast -w stop >/dev/null 2>&1 || true
   rm -rf "$WORK"
 }
@@ -27,6 +33,9 @@ trap cleanup EXIT; trap 'exit 130' INT; trap 'exit 143' TERM
 command -v wrk >/dev/null 2>&1 || apt_install wrk
 log "dotnet build SendEngine -c Release"
 dotnet build "$ROOT/SendEngine/SendEngine.csproj" -c Release -nologo -v q -clp:ErrorsOnly >"$WORK/build.log" 2>&1 || { cat "$WORK/build.log" >&2; exit 1; }
+if [ "$WATCHERS" -gt 0 ]; then
+  dotnet build "$ROOT/MemberCenter/MemberCenter.csproj" -c Release -nologo -v q -clp:ErrorsOnly >>"$WORK/build.log" 2>&1 || { cat "$WORK/build.log" >&2; exit 1; }
+fi
 
 PG_PORT="$(free_port)"; mkdir -p "$WORK/pg"; [ "$(id -u)" -eq 0 ] && chown postgres "$WORK/pg"
 run_pg "$PG_BIN/initdb" -D "$WORK/pg/data" -U postgres -A trust -E UTF8 --no-instructions >"$WORK/initdb.log" 2>&1
@@ -34,6 +43,25 @@ PG_DATA="$WORK/pg/data"
 run_pg "$PG_BIN/pg_ctl" -D "$PG_DATA" -l "$WORK/pg/postgres.log" -w -t 60 \
   -o "-p $PG_PORT -k $WORK/pg -c listen_addresses=127.0.0.1 -c max_connections=200" start >/dev/null
 createdb -h 127.0.0.1 -p "$PG_PORT" -U postgres sendengine
+MC=""; SE_AUTH=()
+if [ "$WATCHERS" -gt 0 ]; then
+  createdb -h 127.0.0.1 -p "$PG_PORT" -U postgres membercenter
+  MC_PORT="$(free_port)"; MC="http://127.0.0.1:$MC_PORT"; ADMIN_SECRET="bench-admin-$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+  log "Member Center on $MC (the watchers' operator token)"
+  (
+    cd "$ROOT/MemberCenter"
+    export ASPNETCORE_ENVIRONMENT=Production Serilog__MinimumLevel__Default=Warning Database__ApplyMigrationsOnStartup=true
+    export ConnectionStrings__MemberCenter="Host=127.0.0.1;Port=$PG_PORT;Username=postgres;Database=membercenter"
+    export Auth__Issuer="$MC/" Auth__RequireHttps=false PublicUrls__MemberCenter="$MC" Smtp__Host=127.0.0.1 Smtp__Port=9 Smtp__UseTls=false
+    export Bootstrap__AdminClientId=bench-admin Bootstrap__AdminClientSecret="$ADMIN_SECRET"
+    export Auth__SigningKeys__Password="$ADMIN_SECRET-signing" Privacy__AddressHashKey="bench-$ADMIN_SECRET-address-hash-key"
+    exec dotnet bin/Release/net10.0/MemberCenter.dll --urls "$MC"
+  ) >"$WORK/membercenter.log" 2>&1 &
+  MC_PID=$!
+  for _ in $(seq 1 240); do curl -fsS "$MC/health/ready" >/dev/null 2>&1 && break; sleep 0.5; done
+  curl -fsS "$MC/health/ready" >/dev/null || { tail -40 "$WORK/membercenter.log" >&2; exit 1; }
+  SE_AUTH=(Auth__Issuer="$MC/" Auth__RequireHttpsMetadata=false)
+fi
 psql_db() { psql -h 127.0.0.1 -p "$PG_PORT" -U postgres -d sendengine -X -q -tA -c "$1"; }
 
 SE_PORT="$(free_port)"; TOKEN="bench-$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')"
@@ -44,6 +72,7 @@ log "Send Engine on 127.0.0.1:$SE_PORT (PostgreSQL on $PG_PORT)"
   export ConnectionStrings__SendEngine="Host=127.0.0.1;Port=$PG_PORT;Username=postgres;Database=sendengine;Maximum Pool Size=100"
   export TencentSes__Webhook__Verification=Token TencentSes__Webhook__SecretToken="$TOKEN" EmailEvents__UnknownMessageGrace=00:00:00
   export Privacy__AddressHashKey="bench-$TOKEN-address-hash-key"  # required in Production (>= 32 characters)
+  for kv in "${SE_AUTH[@]}"; do export "${kv?}"; done
   exec dotnet bin/Release/net10.0/SendEngine.dll --urls "http://127.0.0.1:$SE_PORT"
 ) >"$WORK/sendengine.log" 2>&1 &
 SE_PID=$!
@@ -70,3 +99,26 @@ drained="$(date +%s.%N)"
 # wrk stops counting at the deadline: requests still in flight (at most one per connection) are stored but not counted.
 echo "RESULT 200_answers=$ok rows_stored=$stored in_flight_at_stop=$((stored - ok)) se_cpu_cores=$(echo "scale=2; ($se1 - $se0) / $(getconf CLK_TCK) / ($t1 - $t0)" | bc) drain_after_run_s=$(echo "scale=1; $drained - $t1" | bc) unprocessed=$(psql_db "SELECT count(*) FROM email_events WHERE processed_at IS NULL")"
 [ "$stored" -ge "$ok" ] && [ $((stored - ok)) -le "$CONNECTIONS" ] || { echo "MISMATCH: 200 answers vs rows stored" >&2; exit 1; }
+
+if [ "$WATCHERS" -gt 0 ]; then
+  # The same load again, with WATCHERS live-view watchers connected throughout.
+  eps() { sed -n 's/^Requests\/sec: *\([0-9.]*\).*/\1/p' "$1"; }
+  ADMIN_TOKEN="$(curl -fsS -X POST "$MC/oauth/token" --data-urlencode grant_type=client_credentials --data-urlencode client_id=bench-admin \
+    --data-urlencode "client_secret=$ADMIN_SECRET" | python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')"
+  log "connecting $WATCHERS watchers to /admin/webhook-gateway/events/stream"
+  for i in $(seq 1 "$WATCHERS"); do
+    curl -sN -H "Authorization: Bearer $ADMIN_TOKEN" "http://127.0.0.1:$SE_PORT/admin/webhook-gateway/events/stream" >"$WORK/watch-$i.txt" 2>/dev/null &
+    WATCH_PIDS+=($!)
+  done
+  for _ in $(seq 1 120); do
+    [ "$(grep -l '^: watching' "$WORK"/watch-*.txt 2>/dev/null | wc -l)" -ge "$WATCHERS" ] && break; sleep 0.5
+  done
+  connected="$(grep -l '^: watching' "$WORK"/watch-*.txt 2>/dev/null | wc -l)"
+  log "measured run with $connected watchers, $DURATION"
+  run_wrk "$DURATION" watched >"$WORK/run-watched.txt" 2>&1
+  cat "$WORK/run-watched.txt"
+  sleep 2
+  received="$(cat "$WORK"/watch-*.txt | grep -c '^event: entry' || true)"
+  without="$(eps "$WORK/run.txt")"; with="$(eps "$WORK/run-watched.txt")"
+  echo "WATCHERS watchers=$connected events_per_s_without=$without events_per_s_with=$with change_pct=$(echo "scale=1; ($with - $without) * 100 / $without" | bc) entries_received_per_watcher=$((received / (connected > 0 ? connected : 1)))"
+fi

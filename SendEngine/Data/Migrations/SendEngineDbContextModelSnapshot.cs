@@ -393,6 +393,11 @@ namespace SendEngine.Data.Migrations
                         .HasColumnType("character varying(64)")
                         .HasColumnName("bounce_type");
 
+                    b.Property<string>("Effect")
+                        .HasMaxLength(500)
+                        .HasColumnType("character varying(500)")
+                        .HasColumnName("effect");
+
                     b.Property<string>("Email")
                         .IsRequired()
                         .HasMaxLength(320)
@@ -405,11 +410,21 @@ namespace SendEngine.Data.Migrations
                         .HasColumnType("character varying(32)")
                         .HasColumnName("event_type");
 
+                    b.Property<bool>("ForceApply")
+                        .ValueGeneratedOnAdd()
+                        .HasColumnType("boolean")
+                        .HasDefaultValue(false)
+                        .HasColumnName("force_apply");
+
                     b.Property<string>("Format")
                         .IsRequired()
                         .HasMaxLength(16)
                         .HasColumnType("character varying(16)")
                         .HasColumnName("format");
+
+                    b.Property<Guid?>("GatewayEntryId")
+                        .HasColumnType("uuid")
+                        .HasColumnName("gateway_entry_id");
 
                     b.Property<string>("IdempotencyKey")
                         .IsRequired()
@@ -499,6 +514,10 @@ namespace SendEngine.Data.Migrations
 
                     b.HasKey("Id")
                         .HasName("pk_email_events");
+
+                    b.HasIndex("GatewayEntryId")
+                        .HasDatabaseName("ix_email_events_gateway_entry_id")
+                        .HasFilter("gateway_entry_id IS NOT NULL");
 
                     b.HasIndex("Id")
                         .HasDatabaseName("ix_email_events_unprocessed")
@@ -1502,6 +1521,116 @@ namespace SendEngine.Data.Migrations
                     b.ToTable("transactional_tasks", (string)null);
                 });
 
+            modelBuilder.Entity("SendEngine.Features.WebhookGateway.GatewayEntry", b =>
+                {
+                    b.Property<Guid>("Id")
+                        .HasColumnType("uuid")
+                        .HasColumnName("id");
+
+                    b.Property<string>("Body")
+                        .IsRequired()
+                        .HasColumnType("text")
+                        .HasColumnName("body");
+
+                    b.Property<bool>("BodyTruncated")
+                        .HasColumnType("boolean")
+                        .HasColumnName("body_truncated");
+
+                    b.Property<string>("Error")
+                        .HasMaxLength(1000)
+                        .HasColumnType("character varying(1000)")
+                        .HasColumnName("error");
+
+                    b.PrimitiveCollection<string[]>("EventTypes")
+                        .IsRequired()
+                        .HasColumnType("text[]")
+                        .HasColumnName("event_types");
+
+                    b.Property<int>("Events")
+                        .HasColumnType("integer")
+                        .HasColumnName("events");
+
+                    b.Property<string>("Headers")
+                        .IsRequired()
+                        .HasColumnType("jsonb")
+                        .HasColumnName("headers");
+
+                    b.Property<string>("Method")
+                        .IsRequired()
+                        .HasMaxLength(16)
+                        .HasColumnType("character varying(16)")
+                        .HasColumnName("method");
+
+                    b.Property<string>("Path")
+                        .IsRequired()
+                        .HasMaxLength(2048)
+                        .HasColumnType("character varying(2048)")
+                        .HasColumnName("path");
+
+                    b.Property<DateTimeOffset>("ReceivedAt")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("received_at");
+
+                    b.Property<long>("Seq")
+                        .ValueGeneratedOnAdd()
+                        .HasColumnType("bigint")
+                        .HasColumnName("seq");
+
+                    NpgsqlPropertyBuilderExtensions.UseIdentityAlwaysColumn(b.Property<long>("Seq"));
+
+                    b.Property<string>("Source")
+                        .IsRequired()
+                        .HasMaxLength(32)
+                        .HasColumnType("character varying(32)")
+                        .HasColumnName("source");
+
+                    b.Property<int>("StatusCode")
+                        .HasColumnType("integer")
+                        .HasColumnName("status_code");
+
+                    b.Property<Guid?>("TenantId")
+                        .HasColumnType("uuid")
+                        .HasColumnName("tenant_id");
+
+                    b.Property<string>("Verification")
+                        .IsRequired()
+                        .HasMaxLength(32)
+                        .HasColumnType("character varying(32)")
+                        .HasColumnName("verification");
+
+                    b.HasKey("Id")
+                        .HasName("pk_webhook_gateway_entries");
+
+                    b.HasIndex("Seq")
+                        .HasDatabaseName("ix_webhook_gateway_entries_seq");
+
+                    b.HasIndex("TenantId", "Id")
+                        .HasDatabaseName("ix_webhook_gateway_entries_tenant_id_id");
+
+                    b.ToTable("webhook_gateway_entries", (string)null);
+                });
+
+            modelBuilder.Entity("SendEngine.Features.WebhookGateway.GatewaySetting", b =>
+                {
+                    b.Property<Guid>("TenantId")
+                        .ValueGeneratedOnAdd()
+                        .HasColumnType("uuid")
+                        .HasColumnName("tenant_id");
+
+                    b.Property<bool>("IngestionEnabled")
+                        .HasColumnType("boolean")
+                        .HasColumnName("ingestion_enabled");
+
+                    b.Property<DateTimeOffset>("UpdatedAt")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("updated_at");
+
+                    b.HasKey("TenantId")
+                        .HasName("pk_webhook_gateway_settings");
+
+                    b.ToTable("webhook_gateway_settings", (string)null);
+                });
+
             modelBuilder.Entity("SendEngine.Features.Webhooks.WebhookAttempt", b =>
                 {
                     b.Property<long>("Id")
@@ -1580,6 +1709,9 @@ namespace SendEngine.Data.Migrations
 
                     b.HasIndex("EndpointId", "Id")
                         .HasDatabaseName("ix_webhook_attempts_endpoint_id_id");
+
+                    b.HasIndex("TenantId", "Id")
+                        .HasDatabaseName("ix_webhook_attempts_tenant_id_id");
 
                     b.ToTable("webhook_attempts", (string)null);
                 });

@@ -32,6 +32,10 @@ public sealed class EmailEvent
     /// <summary>The event exactly as received (one JSON object).</summary>
     public required string Payload { get; set; }
     public DateTimeOffset ReceivedAt { get; set; }
+    /// <summary>The webhook gateway's log entry of the request that brought it (null for IMAP-derived events).</summary>
+    public Guid? GatewayEntryId { get; set; }
+    /// <summary>Set by the gateway's apply action: processed even while the tenant's ingestion is off.</summary>
+    public bool ForceApply { get; set; }
 
     // Filled in by the processor.
     public Guid? TenantId { get; set; }
@@ -43,6 +47,8 @@ public sealed class EmailEvent
     public int Attempts { get; set; }
     public DateTimeOffset? NextAttemptAt { get; set; }
     public string? LastError { get; set; }
+    /// <summary>What applying it changed, for the gateway log (e.g. "recipient → bounced; suppression added (hard_bounce)").</summary>
+    public string? Effect { get; set; }
 }
 
 internal sealed class EmailEventConfiguration : IEntityTypeConfiguration<EmailEvent>
@@ -66,6 +72,9 @@ internal sealed class EmailEventConfiguration : IEntityTypeConfiguration<EmailEv
         b.Property(e => e.Payload).HasColumnType("jsonb");
         b.Property(e => e.Outcome).HasMaxLength(32);
         b.Property(e => e.LastError).HasMaxLength(2000);
+        b.Property(e => e.Effect).HasMaxLength(500);
+        b.Property(e => e.ForceApply).HasDefaultValue(false);
+        b.HasIndex(e => e.GatewayEntryId).HasFilter("gateway_entry_id IS NOT NULL");
         b.HasIndex(e => e.IdempotencyKey).IsUnique();
         // The processor's queue: only unprocessed rows are in this index.
         b.HasIndex(e => e.Id).HasDatabaseName("ix_email_events_unprocessed").HasFilter("processed_at IS NULL");

@@ -29,6 +29,7 @@ public sealed partial class EmailEventProcessor(
     WakeSignal<EmailEventProcessor> signal,
     WakeSignal<MemberCenterReporter> reportSignal,
     WakeSignal<Reputation.ReputationGuard> reputationSignal,
+    WakeSignal<WebhookGateway.GatewayFeed> feedSignal,
     JobCountsCache countsCache,
     WebhookPublisher webhooks,
     SendEngineMetrics metrics,
@@ -37,7 +38,7 @@ public sealed partial class EmailEventProcessor(
     ILogger<EmailEventProcessor> logger) : BatchLoop(signal, clock)
 {
     private sealed record Row(long Id, string EventType, string MessageId, string? SmtpMessageId, string Email, DateTimeOffset OccurredAt,
-        string? Reason, string? BounceType, DateTimeOffset ReceivedAt, int Attempts);
+        string? Reason, string? BounceType, DateTimeOffset ReceivedAt, int Attempts, Guid? GatewayEntryId, bool ForceApply);
 
     /// <param name="TaskId">Set for a transactional task (then RecipientId, JobId and ListId are not).</param>
     private sealed record Target(long RecipientId, Guid JobId, Guid TenantId, Guid ListId, string Status, string EmailKey, Guid? TaskId = null)
@@ -51,6 +52,8 @@ public sealed partial class EmailEventProcessor(
 
     private DateTimeOffset _lastBacklog = DateTimeOffset.MinValue;
     private int _published;
+    /// <summary>What the event being applied changed, for the gateway log (reset per event).</summary>
+    private readonly List<string> _effects = [];
     private bool _reputationChanged;
 
     /// <summary>The tenant webhook event type of an ESP event, or null when it raises none.</summary>
@@ -94,7 +97,8 @@ public sealed partial class EmailEventProcessor(
         await using var tx = await conn.BeginTransactionAsync(ct);
         var rows = new List<Row>();
         await using (var cmd = Sql.Command(conn, """
-            SELECT id, event_type, message_id, smtp_message_id, email, occurred_at, reason, bounce_type, received_at, attempts
+            SELECT id, event_type, message_id, smtp_message_id, email, occurred_at, reason, bounce_type, received_at, attempts,
+                gateway_entry_id, force_apply
             FROM email_events
             WHERE processed_at IS NULL AND (next_attempt_at IS NULL OR next_attempt_at <= $1)
             ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED
@@ -106,7 +110,8 @@ public sealed partial class EmailEventProcessor(
             {
                 rows.Add(new Row(reader.GetInt64(0), reader.GetString(1), reader.GetString(2), reader.IsDBNull(3) ? null : reader.GetString(3),
                     reader.GetString(4), reader.GetFieldValue<DateTimeOffset>(5), reader.IsDBNull(6) ? null : reader.GetString(6),
-                    reader.IsDBNull(7) ? null : reader.GetString(7), reader.GetFieldValue<DateTimeOffset>(8), reader.GetInt32(9)));
+                    reader.IsDBNull(7) ? null : reader.GetString(7), reader.GetFieldValue<DateTimeOffset>(8), reader.GetInt32(9),
+                    reader.IsDBNull(10) ? null : reader.GetGuid(10), reader.GetBoolean(11)));
             }
         }
         if (rows.Count == 0)
@@ -115,6 +120,18 @@ public sealed partial class EmailEventProcessor(
         }
 
         var targets = await CorrelateAsync(conn, tx, rows, ct);
+        // Tenants whose gateway ingestion is off: their events are stored and logged, not applied (a handful of rows).
+        var held = new HashSet<Guid>();
+        await using (var cmd = Sql.Command(conn, "SELECT tenant_id FROM webhook_gateway_settings WHERE NOT ingestion_enabled"))
+        {
+            cmd.Transaction = tx;
+            await using var reader = await cmd.ExecuteReaderAsync(ct);
+            while (await reader.ReadAsync(ct))
+            {
+                held.Add(reader.GetGuid(0));
+            }
+        }
+        var attributed = new Dictionary<Guid, Guid?>();
         var done = new List<(Row Row, string Outcome)>();
         var changedJobs = new HashSet<Guid>();
         foreach (var row in rows)
@@ -127,10 +144,17 @@ public sealed partial class EmailEventProcessor(
             var emailKey = EmailAddresses.Key(row.Email);
             var target = candidates.FirstOrDefault(c => c.EmailKey == emailKey);
             var mismatch = target is null && candidates.Count > 0;
+            // The gateway test console's sample events name no real message: attributed to the tenant in their id, never applied.
+            var testTenant = target is null && !mismatch ? WebhookGateway.GatewayTestEvents.TenantOf(row.MessageId) : null;
+            var tenantId = target?.TenantId ?? testTenant;
             await tx.SaveAsync("ev", ct);
+            _effects.Clear();
             try
             {
-                var outcome = mismatch ? RecipientMismatch : await ApplyAsync(conn, tx, row, target, ct);
+                var outcome = mismatch ? RecipientMismatch
+                    : tenantId is { } t && held.Contains(t) && !row.ForceApply ? WebhookGateway.GatewayTestEvents.HeldOutcome
+                    : testTenant is not null ? WebhookGateway.GatewayTestEvents.TestOutcome
+                    : await ApplyAsync(conn, tx, row, target, ct);
                 if (mismatch)
                 {
                     LogRecipientMismatch(logger, row.Id, row.EventType, row.MessageId, candidates[0].JobId);
@@ -139,14 +163,26 @@ public sealed partial class EmailEventProcessor(
                 {
                     continue; // deferred (message id not known yet)
                 }
+                var effect = outcome switch
+                {
+                    WebhookGateway.GatewayTestEvents.HeldOutcome => "held: ingestion is off for the tenant",
+                    WebhookGateway.GatewayTestEvents.TestOutcome => "test event: verified and processed; no reader, message or statistic changed",
+                    RecipientMismatch => "nothing: the message was not sent to this address",
+                    "unknown_message" => "nothing: no message with this id",
+                    _ => _effects.Count > 0 ? string.Join("; ", _effects) : null,
+                };
                 await Sql.ExecuteAsync(conn, tx, """
                     UPDATE email_events SET processed_at = $2, outcome = $3, tenant_id = $4, job_id = $5, recipient_id = $6,
-                        attempts = attempts + 1, last_error = NULL, next_attempt_at = NULL
+                        attempts = attempts + 1, last_error = NULL, next_attempt_at = NULL, effect = left($7, 500)
                     WHERE id = $1
-                    """, ct, row.Id, Clock.GetUtcNow(), outcome, (object?)target?.TenantId ?? DBNull.Value,
-                    target?.JobIdOrNull ?? DBNull.Value, target?.RecipientIdOrNull ?? DBNull.Value);
+                    """, ct, row.Id, Clock.GetUtcNow(), outcome, (object?)tenantId ?? DBNull.Value,
+                    target?.JobIdOrNull ?? DBNull.Value, target?.RecipientIdOrNull ?? DBNull.Value, (object?)effect ?? DBNull.Value);
                 await tx.ReleaseAsync("ev", ct);
                 done.Add((row, outcome));
+                if (row.GatewayEntryId is { } entryId && (tenantId is not null || !attributed.ContainsKey(entryId)))
+                {
+                    attributed[entryId] = attributed.GetValueOrDefault(entryId) ?? tenantId;
+                }
                 if (target is { TaskId: null })
                 {
                     changedJobs.Add(target.JobId);
@@ -175,7 +211,19 @@ public sealed partial class EmailEventProcessor(
                 }
             }
         }
+        if (attributed.Count > 0)
+        {
+            // The log entries learn their tenant (the first event's that matched) and move up the live view's cursor.
+            await Sql.ExecuteAsync(conn, tx, """
+                UPDATE webhook_gateway_entries e SET tenant_id = COALESCE(e.tenant_id, u.t), seq = DEFAULT
+                FROM unnest($1::uuid[], $2::uuid[]) AS u(i, t) WHERE e.id = u.i
+                """, ct, attributed.Keys.ToArray(), attributed.Values.ToArray());
+        }
         await tx.CommitAsync(ct);
+        if (attributed.Count > 0)
+        {
+            feedSignal.Notify();
+        }
         countsCache.Invalidate(changedJobs);
         if (Interlocked.Exchange(ref _published, 0) > 0)
         {
@@ -283,15 +331,19 @@ public sealed partial class EmailEventProcessor(
                 if (t.TaskId is { } delivered)
                 {
                     await TransactionalTaskStore.MarkDeliveredAsync(conn, tx, delivered, ct);
+                    _effects.Add("task → delivered");
                     break;
                 }
                 await RecipientStore.MarkDeliveredAsync(conn, tx, t.RecipientId, now, ct);
+                _effects.Add("recipient → delivered");
                 break;
             case EmailEventTypes.Rejected when t.TaskId is { } rejected:
                 await TransactionalTaskStore.MarkRejectedByEspAsync(conn, tx, rejected, "rejected by the ESP: " + (detail ?? "no reason given"), ct);
+                _effects.Add("task → rejected");
                 break;
             case EmailEventTypes.Rejected:
                 await RecipientStore.MarkRejectedByEspAsync(conn, tx, t.RecipientId, "rejected by the ESP: " + (detail ?? "no reason given"), now, ct);
+                _effects.Add("recipient → rejected");
                 break;
             case EmailEventTypes.HardBounce:
                 stats.Bounced = 1;
@@ -302,7 +354,7 @@ public sealed partial class EmailEventProcessor(
                 var soft = await ScalarAsync(conn, tx, """
                     SELECT count(*) FROM email_events
                     WHERE tenant_id = $1 AND email = $2 AND event_type = 'soft_bounce' AND occurred_at > $3
-                      AND (processed_at IS NOT NULL OR id = $4)
+                      AND (processed_at IS NOT NULL OR id = $4) AND outcome IS DISTINCT FROM 'held'
                     """, ct, t.TenantId, email, row.OccurredAt - o.SoftBounceWindow, row.Id);
                 if (soft >= o.SoftBounceThreshold)
                 {
@@ -314,6 +366,7 @@ public sealed partial class EmailEventProcessor(
             case EmailEventTypes.SpamReport:
                 stats.Complaints = 1;
                 await SuppressionStore.AddAsync(conn, tx, t.TenantId, email, "complaint", now, ct);
+                _effects.Add("suppression added (complaint)");
                 await QueueReportAsync(conn, tx, t.TenantId, email, "complaint", null, row, now, ct);
                 break;
             case EmailEventTypes.Unsubscribe:
@@ -325,6 +378,7 @@ public sealed partial class EmailEventProcessor(
                 }
                 // Only the job's list: other lists of the tenant keep the address (no tenant-wide suppression).
                 await QueueReportAsync(conn, tx, t.TenantId, email, "unsubscribe", t.ListId, row, now, ct);
+                _effects.Add("unsubscribe from the job's list reported to Member Center");
                 break;
             case EmailEventTypes.Open:
                 stats.Opened = 1;
@@ -369,6 +423,7 @@ public sealed partial class EmailEventProcessor(
                 updated_at = excluded.updated_at
             """, ct, t.TenantId, email, stats.Delivered, stats.Opened, stats.Clicked, stats.Bounced, stats.SoftBounced,
             stats.Complaints, stats.Unsubscribes, row.OccurredAt, now);
+        _effects.Add("statistics counted");
         if (t.TaskId is null && (stats.Bounced > 0 || stats.Complaints > 0))
         {
             // The reputation guard's counters (Features/Reputation): bulk mail's hard bounces and complaints, by the hour
@@ -389,12 +444,15 @@ public sealed partial class EmailEventProcessor(
         if (t.TaskId is { } task)
         {
             await TransactionalTaskStore.MarkBouncedAsync(conn, tx, task, "bounced: " + (detail ?? "hard bounce"), ct);
+            _effects.Add("task → bounced");
         }
         else
         {
             await RecipientStore.MarkBouncedAsync(conn, tx, t.RecipientId, "bounced: " + (detail ?? "hard bounce"), now, ct);
+            _effects.Add("recipient → bounced");
         }
         await SuppressionStore.AddAsync(conn, tx, t.TenantId, email, "hard_bounce", now, ct);
+        _effects.Add("suppression added (hard_bounce)");
         await QueueReportAsync(conn, tx, t.TenantId, email, "hard_bounce", null, row, now, ct);
     }
 

@@ -3,7 +3,9 @@ using System.IO.Pipelines;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.Extensions.Options;
 using Newsletter.ServiceDefaults;
+using Newsletter.Contracts.Webhooks;
 using SendEngine.Features.Metrics;
+using SendEngine.Features.WebhookGateway;
 
 namespace SendEngine.Features.EmailEvents;
 
@@ -46,33 +48,51 @@ public static partial class WebhookApi
 
     private static async Task<Results<Ok<TencentWebhookResponse>, ProblemHttpResult, ValidationProblem>> Receive(
         HttpContext http, WebhookAuthenticator auth, EmailEventWriter writer, SendEngineMetrics metrics,
-        IOptionsMonitor<WebhookOptions> options, TimeProvider clock, ILoggerFactory loggers, CancellationToken ct)
+        IOptionsMonitor<WebhookOptions> options, IOptionsMonitor<WebhookGatewayOptions> gateway, TimeProvider clock, ILoggerFactory loggers,
+        CancellationToken ct)
     {
         var logger = loggers.CreateLogger(typeof(WebhookApi).FullName!);
         var o = options.CurrentValue;
+        // The gateway log entry of every request (docs/send-engine.md, "Webhook gateway"): refused ones are queued
+        // without waiting, accepted ones are inserted with their events.
+        GatewayEntry Entry(ReadOnlySpan<byte> body, string verification, int status, string? error)
+        {
+            var entry = GatewayRecorder.Create(http.Request, body, http.Request.ContentLength ?? body.Length, o, gateway.CurrentValue, clock.GetUtcNow());
+            entry.Verification = verification;
+            entry.StatusCode = status;
+            entry.Error = error;
+            http.Response.Headers[GatewayRecorder.EntryHeader] = entry.Id.ToString();
+            return entry;
+        }
         // Started now so that a slow body counts too; only the store waits on it (parsing is quick).
         using var deadline = new CancellationTokenSource(o.AnswerDeadline, clock);
         var max = o.MaxBodyBytes;
         if (http.Request.ContentLength > max)
         {
+            writer.Record(Entry([], GatewayVerifications.TooLarge, 413, $"The body must be at most {max} bytes."));
             return Reject(metrics, logger, 413, "body_too_large", "Payload too large", $"The body must be at most {max} bytes.");
         }
         var body = await ReadBodyAsync(http.Request.BodyReader, max, ct);
         if (body is null)
         {
+            writer.Record(Entry([], GatewayVerifications.TooLarge, 413, $"The body must be at most {max} bytes."));
             return Reject(metrics, logger, 413, "body_too_large", "Payload too large", $"The body must be at most {max} bytes.");
         }
         if (auth.Check(http.Request, body) is { } authError)
         {
             metrics.SignatureFailure(authError);
-            return Reject(metrics, logger, 401, authError, "Unauthorized", authError switch
+            var detail = authError switch
             {
                 "stale_timestamp" => "X-Tencent-Timestamp is missing, malformed or outside the accepted window.",
                 "missing_signature" => "X-Tencent-Timestamp and X-Tencent-Signature are required.",
                 "missing_token" => "The webhook token is missing.",
                 _ => "The callback could not be authenticated.",
-            });
+            };
+            // The reasons are the gateway's verification values (bad_signature, stale_timestamp, bad_token…).
+            writer.Record(Entry(body, authError, 401, detail));
+            return Reject(metrics, logger, 401, authError, "Unauthorized", detail);
         }
+        var verification = o.Verification == WebhookVerification.None ? GatewayVerifications.Unverified : GatewayVerifications.Ok;
         List<ParsedEmailEvent> events;
         try
         {
@@ -82,16 +102,20 @@ public static partial class WebhookApi
         {
             metrics.Rejected(ex.Errors.Count > 0 ? "invalid_event" : "malformed_json");
             LogRejected(logger, 400, ex.Errors.Count > 0 ? "invalid_event" : "malformed_json", ex.Message);
+            writer.Record(Entry(body, GatewayVerifications.Invalid, 400, ex.Message));
             return ex.Errors.Count > 0
                 ? TypedResults.ValidationProblem(ex.Errors, detail: ex.Message, title: "Invalid event")
                 : TypedResults.Problem(statusCode: 400, title: "Malformed body", detail: ex.Message);
         }
 
+        var accepted = Entry(body, verification, 200, null);
+        accepted.Events = events.Count;
+        accepted.EventTypes = events.Select(e => e.EventType).ToArray();
         HashSet<string> inserted;
         try
         {
             using var storeCt = CancellationTokenSource.CreateLinkedTokenSource(ct, deadline.Token);
-            inserted = await writer.WriteAsync(events, storeCt.Token);
+            inserted = await writer.WriteAsync(events, accepted, storeCt.Token);
         }
         catch (EmailEventWriterStoppedException) when (!ct.IsCancellationRequested)
         {
@@ -121,6 +145,8 @@ public static partial class WebhookApi
     /// <summary>503 with Retry-After: Tencent retries a non-200 answer, and a repeated event is stored once.</summary>
     private static ProblemHttpResult Unavailable(HttpContext http, string title, string detail)
     {
+        // Not stored, so there is no log entry to name.
+        http.Response.Headers.Remove(GatewayRecorder.EntryHeader);
         http.Response.Headers.RetryAfter = RetryAfterSeconds;
         return TypedResults.Problem(statusCode: 503, title: title, detail: detail);
     }

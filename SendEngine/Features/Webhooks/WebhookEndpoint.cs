@@ -131,6 +131,8 @@ internal sealed class WebhookAttemptConfiguration : IEntityTypeConfiguration<Web
         b.Property(a => a.ResponseBody).HasMaxLength(1024);
         b.Property(a => a.Error).HasMaxLength(1000);
         b.HasIndex(a => new { a.EndpointId, a.Id });
+        // The webhook gateway's list of all the tenant's attempts.
+        b.HasIndex(a => new { a.TenantId, a.Id });
         b.HasIndex(a => a.AttemptedAt);
         b.HasOne<WebhookEndpoint>().WithMany().HasForeignKey(a => a.EndpointId).OnDelete(DeleteBehavior.Cascade);
     }

@@ -294,6 +294,6 @@ public static class WebhookEndpointsApi
     private static WebhookEndpointResponse ToResponse(WebhookEndpoint e) => new(e.Id.ToString(), e.TenantId.ToString(), e.Url, e.EventTypes, e.Description,
         e.State, e.DisabledReason, e.DisabledAt, e.FailingSince, e.ConsecutiveFailures, e.PausedUntil, e.PreviousSecretExpiresAt, e.CreatedAt, e.UpdatedAt);
 
-    private static WebhookMessageResponse ToResponse(WebhookMessage m) => new(m.WebhookId, m.EventType, m.Status, m.Attempts, m.CreatedAt,
+    internal static WebhookMessageResponse ToResponse(WebhookMessage m) => new(m.WebhookId, m.EventType, m.Status, m.Attempts, m.CreatedAt,
         m.Status == WebhookMessageStatuses.Pending ? m.NextAttemptAt : null, m.CompletedAt, m.LastError);
 }

@@ -1,0 +1,119 @@
+using System.ComponentModel.DataAnnotations;
+using Microsoft.EntityFrameworkCore;
+using Microsoft.EntityFrameworkCore.Metadata.Builders;
+
+namespace SendEngine.Features.WebhookGateway;
+
+/// <summary>
+/// One inbound webhook request as received (docs/send-engine.md, "Webhook gateway"): written by the webhook's group-commit
+/// writer in the same statement batch as its events, so logging costs no extra round trip. The tenant is not known on
+/// receipt (Tencent's callbacks name a message, not a tenant): the processor fills <see cref="TenantId"/> when it matches
+/// the first event to a recipient or task. Entries whose events never match, and refused requests, stay platform-scoped
+/// (tenant null), visible to operators only. The per-event outcomes live on email_events (gateway_entry_id).
+/// </summary>
+public sealed class GatewayEntry
+{
+    /// <summary>UUIDv7 chosen by the receiver: ordered by time, so no round trip is needed to learn it.</summary>
+    public Guid Id { get; set; }
+    /// <summary>Bumped (identity, SET seq = DEFAULT) whenever the entry changes in a way the live view shows: the stream's cursor.</summary>
+    public long Seq { get; set; }
+    public Guid? TenantId { get; set; }
+    public DateTimeOffset ReceivedAt { get; set; }
+    /// <summary>tencent_webhook or test_console.</summary>
+    public required string Source { get; set; }
+    public required string Method { get; set; }
+    /// <summary>Path and query, the token in the query replaced by REDACTED.</summary>
+    public required string Path { get; set; }
+    /// <summary>Header name → value; secrets (signature, token, authorization) cut to a prefix.</summary>
+    public required string Headers { get; set; }
+    /// <summary>The first <see cref="WebhookGatewayOptions.MaxBodyBytes"/> bytes, as UTF-8 text.</summary>
+    public required string Body { get; set; }
+    public bool BodyTruncated { get; set; }
+    public required string Verification { get; set; }
+    public int StatusCode { get; set; }
+    /// <summary>Events in the body (0 when it was refused).</summary>
+    public int Events { get; set; }
+    /// <summary>Normalised event types of the body, in order.</summary>
+    public string[] EventTypes { get; set; } = [];
+    /// <summary>Why it was refused (the problem detail), when it was.</summary>
+    public string? Error { get; set; }
+}
+
+/// <summary>A tenant's gateway switch; no row means ingestion is on.</summary>
+public sealed class GatewaySetting
+{
+    public Guid TenantId { get; set; }
+    public bool IngestionEnabled { get; set; } = true;
+    public DateTimeOffset UpdatedAt { get; set; }
+}
+
+internal sealed class GatewayEntryConfiguration : IEntityTypeConfiguration<GatewayEntry>
+{
+    public void Configure(EntityTypeBuilder<GatewayEntry> b)
+    {
+        b.ToTable("webhook_gateway_entries");
+        b.Property(e => e.Id).ValueGeneratedNever();
+        b.Property(e => e.Seq).UseIdentityAlwaysColumn();
+        b.Property(e => e.Source).HasMaxLength(32);
+        b.Property(e => e.Method).HasMaxLength(16);
+        b.Property(e => e.Path).HasMaxLength(2048);
+        b.Property(e => e.Headers).HasColumnType("jsonb");
+        b.Property(e => e.Verification).HasMaxLength(32);
+        b.Property(e => e.Error).HasMaxLength(1000);
+        // The tenant's log, newest first (and the trim); the platform log is tenant_id IS NULL.
+        b.HasIndex(e => new { e.TenantId, e.Id });
+        // The live view's shared cursor.
+        b.HasIndex(e => e.Seq);
+    }
+}
+
+internal sealed class GatewaySettingConfiguration : IEntityTypeConfiguration<GatewaySetting>
+{
+    public void Configure(EntityTypeBuilder<GatewaySetting> b)
+    {
+        b.ToTable("webhook_gateway_settings");
+        b.HasKey(s => s.TenantId);
+    }
+}
+
+/// <summary>WebhookGateway: the inbound log's limits, trim and live view.</summary>
+public sealed class WebhookGatewayOptions
+{
+    public const string Section = "WebhookGateway";
+
+    /// <summary>Entries kept per tenant (and in the platform log); older ones are trimmed by the sweep.</summary>
+    [Range(10, 1_000_000)]
+    public int KeepPerTenant { get; set; } = 1000;
+
+    /// <summary>How much of each body is kept.</summary>
+    [Range(256, 1024 * 1024)]
+    public int MaxBodyBytes { get; set; } = 16 * 1024;
+
+    /// <summary>How often the trim runs: ingestion never deletes, so the log may exceed the limit by one interval's entries.</summary>
+    [Range(typeof(TimeSpan), "00:00:00.050", "01:00:00")]
+    public TimeSpan SweepInterval { get; set; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>The live view's shared poll: at most one query per interval per process, whatever the number of watchers;
+    /// this process's own writes wake it earlier (never more often than <see cref="StreamMinInterval"/>).</summary>
+    [Range(typeof(TimeSpan), "00:00:00.010", "00:01:00")]
+    public TimeSpan StreamPollInterval { get; set; } = TimeSpan.FromSeconds(1);
+
+    [Range(typeof(TimeSpan), "00:00:00.001", "00:01:00")]
+    public TimeSpan StreamMinInterval { get; set; } = TimeSpan.FromMilliseconds(200);
+
+    /// <summary>A comment line this often keeps idle streams (and proxies) open.</summary>
+    [Range(typeof(TimeSpan), "00:00:01", "00:10:00")]
+    public TimeSpan StreamHeartbeat { get; set; } = TimeSpan.FromSeconds(15);
+
+    /// <summary>Events a slow watcher may fall behind before the oldest are dropped for it.</summary>
+    [Range(10, 100_000)]
+    public int StreamBuffer { get; set; } = 500;
+
+    /// <summary>Where the test console posts its sample events: this Send Engine's own base URL. Unset: the first
+    /// address the server listens on.</summary>
+    public string? SelfUrl { get; set; }
+
+    /// <summary>How long the test console waits for the processor's outcome before answering without it.</summary>
+    [Range(typeof(TimeSpan), "00:00:00", "00:00:30")]
+    public TimeSpan TestEventWait { get; set; } = TimeSpan.FromSeconds(3);
+}

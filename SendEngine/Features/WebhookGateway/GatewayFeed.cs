@@ -1,0 +1,219 @@
+using System.Text.Json;
+using System.Threading.Channels;
+using Microsoft.Extensions.Options;
+using Newsletter.Contracts.Webhooks;
+using Newsletter.ServiceDefaults.Background;
+
+namespace SendEngine.Features.WebhookGateway;
+
+/// <summary>
+/// The live view's fan-out: one loop per process reads the entries that changed since its cursor (webhook_gateway_entries.seq)
+/// and hands each to the watchers of its scope, however many there are. This process's writer and processor wake it at
+/// once (at most every <see cref="WebhookGatewayOptions.StreamMinInterval"/>); entries written by other Send Engine
+/// processes arrive with the shared poll every <see cref="WebhookGatewayOptions.StreamPollInterval"/>. Without
+/// watchers it does not query at all. A watcher that falls behind loses its oldest entries, never slows the loop.
+/// Best effort: an entry whose transaction commits after a later one was read can be missed; the list is authoritative.
+/// </summary>
+public sealed partial class GatewayFeed(GatewayStore store, WakeSignal<GatewayFeed> signal, IOptions<WebhookGatewayOptions> options,
+    IOptions<Microsoft.AspNetCore.Http.Json.JsonOptions> json, TimeProvider clock, ILogger<GatewayFeed> logger) : BackgroundService
+{
+    private readonly Lock _gate = new();
+    private readonly HashSet<Watcher> _watchers = [];
+    private readonly List<Watcher> _joining = [];
+    private long? _cursor;
+
+    public int Watchers
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return _watchers.Count;
+            }
+        }
+    }
+
+    /// <summary>Watches one scope: a tenant's log, or the platform's (null). Await <see cref="Watcher.Ready"/> before
+    /// relying on it: from then on every new entry of the scope is delivered.</summary>
+    public Watcher Watch(Guid? tenantId)
+    {
+        var watcher = new Watcher(this, tenantId, options.Value.StreamBuffer);
+        lock (_gate)
+        {
+            _watchers.Add(watcher);
+            _joining.Add(watcher);
+        }
+        signal.Notify();
+        return watcher;
+    }
+
+    private void Leave(Watcher watcher)
+    {
+        lock (_gate)
+        {
+            _watchers.Remove(watcher);
+            _joining.Remove(watcher);
+        }
+    }
+
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        var o = options.Value;
+        while (!stoppingToken.IsCancellationRequested)
+        {
+            try
+            {
+                await signal.WaitAsync(o.StreamPollInterval, clock, stoppingToken);
+                await PassAsync(stoppingToken);
+                await Task.Delay(o.StreamMinInterval, clock, stoppingToken);
+            }
+            catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+            {
+                return;
+            }
+            catch (Exception ex)
+            {
+                LogFailed(logger, ex.Message);
+                await Task.Delay(o.StreamPollInterval, clock, stoppingToken).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+            }
+        }
+    }
+
+    private async Task PassAsync(CancellationToken ct)
+    {
+        Watcher[] watchers, joined;
+        lock (_gate)
+        {
+            watchers = [.. _watchers];
+            joined = [.. _joining];
+            _joining.Clear();
+        }
+        if (watchers.Length == 0)
+        {
+            _cursor = null;
+            return;
+        }
+        if (_cursor is not { } cursor)
+        {
+            _cursor = await store.MaxSeqAsync(ct);
+        }
+        else
+        {
+            while (true)
+            {
+                var batch = await store.SinceAsync(cursor, 1000, ct);
+                foreach (var (seq, entry) in batch)
+                {
+                    cursor = seq;
+                    var tenant = entry.TenantId is null ? (Guid?)null : Guid.Parse(entry.TenantId);
+                    // Serialized once, whatever the number of watchers.
+                    string? data = null;
+                    foreach (var w in watchers)
+                    {
+                        if (w.TenantId == tenant)
+                        {
+                            w.Writer.TryWrite(data ??= JsonSerializer.Serialize(entry, json.Value.SerializerOptions));
+                        }
+                    }
+                }
+                _cursor = cursor;
+                if (batch.Count < 1000)
+                {
+                    break;
+                }
+            }
+        }
+        foreach (var w in joined)
+        {
+            w.ReadySource.TrySetResult();
+        }
+    }
+
+    [LoggerMessage(LogLevel.Warning, "Webhook gateway live view: reading new entries failed: {Error}")]
+    private static partial void LogFailed(ILogger logger, string error);
+
+    public sealed class Watcher : IDisposable
+    {
+        private readonly GatewayFeed _feed;
+        private readonly Channel<string> _channel;
+
+        internal Watcher(GatewayFeed feed, Guid? tenantId, int buffer)
+        {
+            _feed = feed;
+            TenantId = tenantId;
+            _channel = Channel.CreateBounded<string>(new BoundedChannelOptions(buffer)
+            {
+                FullMode = BoundedChannelFullMode.DropOldest, SingleReader = true, SingleWriter = true,
+            });
+        }
+
+        public Guid? TenantId { get; }
+        internal TaskCompletionSource ReadySource { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        public Task Ready => ReadySource.Task;
+        internal ChannelWriter<string> Writer => _channel.Writer;
+        /// <summary>Each entry as its JSON summary (<see cref="GatewayEntrySummary"/>).</summary>
+        public ChannelReader<string> Reader => _channel.Reader;
+
+        public void Dispose()
+        {
+            _feed.Leave(this);
+            _channel.Writer.TryComplete();
+        }
+    }
+}
+
+/// <summary>Trims the gateway log to the newest <see cref="WebhookGatewayOptions.KeepPerTenant"/> entries per tenant (and
+/// in the platform log), every <see cref="WebhookGatewayOptions.SweepInterval"/>: the webhook itself never deletes.</summary>
+public sealed partial class GatewaySweeper(Npgsql.NpgsqlDataSource db, IOptions<WebhookGatewayOptions> options, TimeProvider clock,
+    ILogger<GatewaySweeper> logger) : BackgroundService
+{
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        while (!stoppingToken.IsCancellationRequested)
+        {
+            try
+            {
+                await Task.Delay(options.Value.SweepInterval, clock, stoppingToken);
+                await SweepAsync(stoppingToken);
+            }
+            catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+            {
+                return;
+            }
+            catch (Exception ex)
+            {
+                LogFailed(logger, ex.Message);
+            }
+        }
+    }
+
+    /// <summary>One trim; returns the entries deleted.</summary>
+    public async Task<int> SweepAsync(CancellationToken ct)
+    {
+        var keep = options.Value.KeepPerTenant;
+        await using var conn = await db.OpenConnectionAsync(ct);
+        var over = new List<Guid?>();
+        await using (var cmd = Data.Sql.Command(conn, "SELECT tenant_id FROM webhook_gateway_entries GROUP BY tenant_id HAVING count(*) > $1", keep))
+        {
+            await using var reader = await cmd.ExecuteReaderAsync(ct);
+            while (await reader.ReadAsync(ct))
+            {
+                over.Add(reader.IsDBNull(0) ? null : reader.GetGuid(0));
+            }
+        }
+        var deleted = 0;
+        foreach (var tenant in over)
+        {
+            // Everything older than the keep-th newest (ix_webhook_gateway_entries_tenant_id_id).
+            var scope = tenant is null ? "tenant_id IS NULL" : "tenant_id = $2";
+            deleted += await Data.Sql.ExecuteAsync(conn, $"""
+                DELETE FROM webhook_gateway_entries
+                WHERE {scope} AND id < (SELECT id FROM webhook_gateway_entries WHERE {scope} ORDER BY id DESC OFFSET $1 - 1 LIMIT 1)
+                """, ct, tenant is null ? [keep] : [keep, tenant]);
+        }
+        return deleted;
+    }
+
+    [LoggerMessage(LogLevel.Warning, "Webhook gateway trim failed: {Error}")]
+    private static partial void LogFailed(ILogger logger, string error);
+}

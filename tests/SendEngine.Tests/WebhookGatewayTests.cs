@@ -1,0 +1,390 @@
+using System.Globalization;
+using System.Net;
+using System.Net.Http.Headers;
+using System.Net.Http.Json;
+using System.Security.Cryptography;
+using System.Text;
+using System.Text.Json;
+using Newsletter.Contracts;
+using Newsletter.Contracts.Webhooks;
+using Newsletter.TestSupport;
+using Npgsql;
+using SendEngine.Features.WebhookGateway;
+
+namespace SendEngine.Tests;
+
+/// <summary>
+/// Issue 15, part 1: the webhook gateway. Callbacks are posted to the real webhook route with real signatures; the log,
+/// the switch, the live view and the test console are read back through the API, effects through the API and the database.
+/// </summary>
+public sealed class WebhookGatewayTests(StackFixture stack)
+{
+    private const string SigningKey = "gateway-test-signing-key-0123456789";
+    private const string Scope = Scopes.Webhooks + " " + Scopes.SendWrite + " " + Scopes.SendRead;
+
+    [Fact]
+    public async Task A_signed_callback_is_logged_for_its_tenant_with_secrets_cut_and_its_changes_and_a_forged_one_goes_to_the_platform_log()
+    {
+        var (tenant, _) = await stack.CreateTenantWithSubscribersAsync(1, "gw-log");
+        var other = await stack.CreateTenantAsync();
+        var (engine, db) = await StartAsync();
+        await using var _e = engine;
+        using var se = await stack.SendEngineClientAsync(engine, tenant, Scope);
+        var recipient = (await RecipientsAsync(se, await RunJobAsync(se, tenant))).Single();
+        using var hook = engine.CreateClient();
+
+        var body = Json(new { eventType = "delivered", messageId = recipient.MessageId, email = recipient.Email, timestamp = Now() });
+        var (status, entryId, signature) = await PostSignedAsync(hook, body);
+        Assert.Equal(HttpStatusCode.OK, status);
+        var entry = await WaitForAsync(se, entryId!, e => e.Entry.Result == GatewayResults.Applied);
+        Assert.Equal(tenant.TenantId, entry.Entry.TenantId);
+        Assert.Equal(GatewayVerifications.Ok, entry.Entry.Verification);
+        Assert.Equal(GatewayRecorder.WebhookSource, entry.Entry.Source);
+        Assert.Equal(["delivered"], entry.Entry.EventTypes);
+        Assert.Equal(body, entry.Body);
+        // The signature is cut to a prefix; the timestamp (no secret) is kept whole.
+        var shown = entry.Headers["X-Tencent-Signature"];
+        Assert.StartsWith(signature[..4], shown, StringComparison.Ordinal);
+        Assert.DoesNotContain(signature, shown, StringComparison.Ordinal);
+        Assert.Contains("redacted", shown, StringComparison.Ordinal);
+        Assert.DoesNotContain(signature, JsonSerializer.Serialize(entry), StringComparison.Ordinal);
+        Assert.Matches("^[0-9]+$", entry.Headers["X-Tencent-Timestamp"]);
+        var change = Assert.Single(entry.Changes);
+        Assert.Equal("applied", change.Outcome);
+        Assert.Contains("recipient → delivered", change.Effect, StringComparison.Ordinal);
+        Assert.Equal(0, entry.Duplicates);
+
+        // The same callback again: a duplicate, logged as such.
+        var (_, againId, _) = await PostSignedAsync(hook, body);
+        var again = await GetAsync<GatewayEntryResponse>(se, $"api/webhook-gateway/events/{againId}");
+        Assert.Equal(GatewayResults.Duplicate, again.Entry.Result);
+        Assert.Equal(1, again.Duplicates);
+
+        // A forged signature: refused, and logged (platform scope: no tenant is known for it) as bad_signature.
+        var (forged, forgedId, _) = await PostSignedAsync(hook, body, key: "not-the-signing-key-0123456789");
+        Assert.Equal(HttpStatusCode.Unauthorized, forged);
+        using var admin = engine.CreateClient();
+        admin.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", await stack.TokenAsync(stack.AdminClientId, stack.AdminClientSecret));
+        var platform = await WaitForPageAsync<GatewayEntryPage>(admin, "admin/webhook-gateway/events?verification=bad_signature", p => p.Items.Any(i => i.EntryId == forgedId));
+        var bad = platform.Items.Single(i => i.EntryId == forgedId);
+        Assert.Equal(GatewayResults.Rejected, bad.Result);
+        Assert.Equal(401, bad.StatusCode);
+        Assert.Null(bad.TenantId);
+        var badDetail = await GetAsync<GatewayEntryResponse>(admin, $"admin/webhook-gateway/events/{forgedId}");
+        Assert.DoesNotContain("not-the-signing-key", JsonSerializer.Serialize(badDetail), StringComparison.Ordinal);
+        // The tenant's log: its two entries, newest first, not the forged one; the filter works.
+        var mine = await GetAsync<GatewayEntryPage>(se, "api/webhook-gateway/events");
+        Assert.Equal([againId, entryId], mine.Items.Select(i => i.EntryId));
+        Assert.Empty((await GetAsync<GatewayEntryPage>(se, "api/webhook-gateway/events?verification=bad_signature")).Items);
+        var paged = await GetAsync<GatewayEntryPage>(se, "api/webhook-gateway/events?limit=1");
+        Assert.Equal(againId, Assert.Single(paged.Items).EntryId);
+        Assert.Equal([entryId], (await GetAsync<GatewayEntryPage>(se, $"api/webhook-gateway/events?limit=1&before={paged.NextBefore}")).Items.Select(i => i.EntryId));
+        // Operators see it under the tenant too.
+        Assert.Equal(entryId, (await GetAsync<GatewayEntryResponse>(admin, $"admin/tenants/{tenant.TenantId}/webhook-gateway/events/{entryId}")).Entry.EntryId);
+
+        // Another tenant: a 404 for the entry, an empty log. A token without the scopes: refused.
+        using var stranger = await stack.SendEngineClientAsync(engine, other, Scope);
+        using (var response = await stranger.GetAsync($"api/webhook-gateway/events/{entryId}"))
+        {
+            Assert.Equal(HttpStatusCode.NotFound, response.StatusCode);
+            Assert.Equal("application/problem+json", response.Content.Headers.ContentType?.MediaType);
+        }
+        Assert.Empty((await GetAsync<GatewayEntryPage>(stranger, "api/webhook-gateway/events")).Items);
+        using var sendOnly = await stack.SendEngineClientAsync(engine, tenant, Scopes.SendRead);
+        using (var response = await sendOnly.GetAsync("api/webhook-gateway/events"))
+        {
+            Assert.Equal(HttpStatusCode.Forbidden, response.StatusCode);
+        }
+        using (var response = await sendOnly.PutAsJsonAsync("api/webhook-gateway/ingestion", new SetGatewayIngestionRequest(false), StackFixture.Json))
+        {
+            Assert.Equal(HttpStatusCode.Forbidden, response.StatusCode);
+        }
+        using (var response = await se.GetAsync("admin/webhook-gateway/events"))
+        {
+            Assert.Equal(HttpStatusCode.Forbidden, response.StatusCode);
+        }
+        using (var response = await se.GetAsync("api/webhook-gateway/events?verification=nope"))
+        {
+            Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+            Assert.Contains("\"verification\"", await response.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+        }
+        Assert.Equal(1L, await ScalarAsync<long>(db, "SELECT count(*) FROM webhook_gateway_entries WHERE tenant_id IS NULL"));
+    }
+
+    [Fact]
+    public async Task With_ingestion_off_a_hard_bounce_is_answered_and_logged_but_not_applied_until_the_entry_is_applied()
+    {
+        var (tenant, _) = await stack.CreateTenantWithSubscribersAsync(1, "gw-off");
+        var (engine, _) = await StartAsync();
+        await using var _e = engine;
+        using var se = await stack.SendEngineClientAsync(engine, tenant, Scope);
+        var jobId = await RunJobAsync(se, tenant);
+        var recipient = (await RecipientsAsync(se, jobId)).Single();
+        using var hook = engine.CreateClient();
+
+        Assert.True((await GetAsync<GatewayIngestion>(se, "api/webhook-gateway/ingestion")).Enabled);
+        using (var off = await se.PutAsJsonAsync("api/webhook-gateway/ingestion", new SetGatewayIngestionRequest(false), StackFixture.Json))
+        {
+            Assert.False((await StackFixture.ReadAsync<GatewayIngestion>(off, HttpStatusCode.OK)).Enabled);
+        }
+        using (var invalid = await se.PutAsJsonAsync("api/webhook-gateway/ingestion", new { }, StackFixture.Json))
+        {
+            Assert.Equal(HttpStatusCode.BadRequest, invalid.StatusCode);
+        }
+        var body = Json(new
+        {
+            eventType = "bounce", bounceType = "Permanent", bounceSubType = "General", messageId = recipient.MessageId, email = recipient.Email,
+            timestamp = Now(), reason = "550 user unknown",
+        });
+        var (status, entryId, _) = await PostSignedAsync(hook, body);
+        Assert.Equal(HttpStatusCode.OK, status);
+        var held = await WaitForAsync(se, entryId!, e => e.Entry.Result == GatewayResults.Held);
+        Assert.Equal("held", held.Changes.Single().Outcome);
+        // Not applied: no suppression, the recipient still sent.
+        Assert.Empty((await GetAsync<SuppressionPage>(se, "api/suppressions")).Items);
+        Assert.Equal("sent", (await RecipientsAsync(se, jobId)).Single().Status);
+
+        // Apply the entry: processed now (ingestion still off), the suppression is added.
+        using (var applied = await se.PostAsync($"api/webhook-gateway/events/{entryId}/apply", null))
+        {
+            Assert.Equal(HttpStatusCode.Accepted, applied.StatusCode);
+        }
+        var done = await WaitForAsync(se, entryId!, e => e.Entry.Result == GatewayResults.Applied);
+        Assert.Contains("suppression added (hard_bounce)", done.Changes.Single().Effect, StringComparison.Ordinal);
+        Assert.Equal(recipient.Email, (await GetAsync<SuppressionPage>(se, "api/suppressions")).Items.Single().Email);
+        using (var twice = await se.PostAsync($"api/webhook-gateway/events/{entryId}/apply", null))
+        {
+            Assert.Equal(HttpStatusCode.Conflict, twice.StatusCode);
+        }
+        var other = await stack.CreateTenantAsync();
+        using var stranger = await stack.SendEngineClientAsync(engine, other, Scope);
+        using (var foreign = await stranger.PostAsync($"api/webhook-gateway/events/{entryId}/apply", null))
+        {
+            Assert.Equal(HttpStatusCode.NotFound, foreign.StatusCode);
+        }
+    }
+
+    [Fact]
+    public async Task Test_events_of_every_type_are_signed_verified_and_processed_and_the_live_view_streams_them()
+    {
+        var tenant = await stack.CreateTenantAsync();
+        var (engine, _) = await StartAsync();
+        await using var _e = engine;
+        using var se = await stack.SendEngineClientAsync(engine, tenant, Scope);
+
+        // A watcher first: the stream's headers come once it is registered.
+        using var watch = await stack.SendEngineClientAsync(engine, tenant, Scope);
+        using var request = new HttpRequestMessage(HttpMethod.Get, "api/webhook-gateway/events/stream");
+        using var stream = await watch.SendAsync(request, HttpCompletionOption.ResponseHeadersRead);
+        Assert.Equal("text/event-stream", stream.Content.Headers.ContentType?.MediaType);
+        var lines = new StreamReader(await stream.Content.ReadAsStreamAsync());
+
+        var ids = new List<string>();
+        foreach (var type in GatewayTestEventTypes.All)
+        {
+            var test = await StackFixture.PostAsync<GatewayTestEventResponse>(se, "api/webhook-gateway/test-events", new GatewayTestEventRequest(type));
+            Assert.Equal(200, test.Response.Status);
+            Assert.Equal("POST", test.Request.Method);
+            Assert.EndsWith("/api/tencent/ses/webhook", test.Request.Url, StringComparison.Ordinal);
+            Assert.Contains("redacted", test.Request.Headers["X-Tencent-Signature"], StringComparison.Ordinal);
+            Assert.Contains("\"stored\":1", test.Response.Body, StringComparison.Ordinal);
+            Assert.Equal("test", test.Outcome);
+            var entry = await GetAsync<GatewayEntryResponse>(se, $"api/webhook-gateway/events/{test.EntryId}");
+            Assert.Equal(GatewayVerifications.Ok, entry.Entry.Verification);
+            Assert.Equal(GatewayRecorder.TestSource, entry.Entry.Source);
+            Assert.Equal(tenant.TenantId, entry.Entry.TenantId);
+            Assert.Equal(test.Request.Body, entry.Body);
+            Assert.NotEqual("unknown", entry.Changes.Single().EventType);
+            ids.Add(test.EntryId!);
+        }
+        using (var invalid = await se.PostAsJsonAsync("api/webhook-gateway/test-events", new GatewayTestEventRequest("nope"), StackFixture.Json))
+        {
+            Assert.Equal(HttpStatusCode.BadRequest, invalid.StatusCode);
+        }
+
+        // Each entry reached the watcher (its first appearance, and again when the processor attributed it).
+        var seen = new HashSet<string>();
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+        while (!ids.All(seen.Contains))
+        {
+            var line = await lines.ReadLineAsync(timeout.Token) ?? throw new InvalidOperationException("stream ended");
+            if (line.StartsWith("data: ", StringComparison.Ordinal))
+            {
+                var e = JsonSerializer.Deserialize<GatewayEntrySummary>(line[6..], StackFixture.Json)!;
+                Assert.Equal(tenant.TenantId, e.TenantId);
+                seen.Add(e.EntryId);
+            }
+        }
+    }
+
+    [Fact]
+    public async Task The_log_is_trimmed_to_the_newest_entries_per_tenant()
+    {
+        var tenant = await stack.CreateTenantAsync();
+        var (engine, db) = await StartAsync(new() { ["WebhookGateway:KeepPerTenant"] = "10", ["WebhookGateway:SweepInterval"] = "00:00:00.300" });
+        await using var _e = engine;
+        using var se = await stack.SendEngineClientAsync(engine, tenant, Scope);
+        using var hook = engine.CreateClient();
+        var ids = new List<string>();
+        for (var i = 0; i < 14; i++)
+        {
+            var sample = GatewayTestEvents.Sample(Guid.Parse(tenant.TenantId), GatewayTestEventTypes.Open, DateTimeOffset.UtcNow);
+            var (status, id, _) = await PostSignedAsync(hook, Json(sample));
+            Assert.Equal(HttpStatusCode.OK, status);
+            ids.Add(id!);
+        }
+        await WaitUntilAsync(async () => await ScalarAsync<long>(db, "SELECT count(*) FROM webhook_gateway_entries WHERE tenant_id = $1", Guid.Parse(tenant.TenantId)) == 10
+            && await ScalarAsync<long>(db, "SELECT count(*) FROM email_events WHERE processed_at IS NULL") == 0);
+        var page = await GetAsync<GatewayEntryPage>(se, "api/webhook-gateway/events");
+        Assert.Equal(ids.Skip(4).Reverse(), page.Items.Select(i => i.EntryId));
+    }
+
+    [Fact]
+    public async Task An_outbound_attempt_is_listed_and_replayed_to_a_real_receiver_with_the_same_webhook_id()
+    {
+        var (tenant, _) = await stack.CreateTenantWithSubscribersAsync(1, "gw-replay");
+        await using var receiver = new WebhookReceiver();
+        var (engine, _) = await StartAsync(new()
+        {
+            ["Webhooks:AllowPrivateNetworks"] = "true",
+            ["Webhooks:PollInterval"] = "00:00:00.100",
+            ["Webhooks:SubscriptionCacheTtl"] = "00:00:00",
+        });
+        await using var _e = engine;
+        using var se = await stack.SendEngineClientAsync(engine, tenant, Scope);
+        using (var created = await se.PostAsJsonAsync("api/webhook-endpoints", new CreateWebhookEndpointRequest(receiver.Url, [WebhookEventTypes.Sent], "gw"), StackFixture.Json))
+        {
+            Assert.Equal(HttpStatusCode.Created, created.StatusCode);
+        }
+        await RunJobAsync(se, tenant);
+        var first = (await receiver.WaitForAsync(r => r.Count >= 1, what: "the sent event")).Single();
+        var attempts = await WaitForPageAsync<WebhookAttemptPage>(se, "api/webhook-gateway/attempts", p => p.Items.Count == 1);
+        var attempt = attempts.Items.Single();
+        Assert.Equal(first.Id, attempt.MessageId);
+        Assert.Equal(200, attempt.ResponseStatus);
+
+        var other = await stack.CreateTenantAsync();
+        using var stranger = await stack.SendEngineClientAsync(engine, other, Scope);
+        using (var foreign = await stranger.PostAsync($"api/webhook-gateway/attempts/{attempt.AttemptId}/replay", null))
+        {
+            Assert.Equal(HttpStatusCode.NotFound, foreign.StatusCode);
+        }
+        Assert.Empty((await GetAsync<WebhookAttemptPage>(stranger, "api/webhook-gateway/attempts")).Items);
+
+        using (var replayed = await se.PostAsync($"api/webhook-gateway/attempts/{attempt.AttemptId}/replay", null))
+        {
+            Assert.Equal(HttpStatusCode.Accepted, replayed.StatusCode);
+        }
+        var both = await receiver.WaitForAsync(r => r.Count >= 2, what: "the replay");
+        Assert.Equal(first.Id, both[1].Id);
+        Assert.Equal(first.Body, both[1].Body);
+        var after = await WaitForPageAsync<WebhookAttemptPage>(se, "api/webhook-gateway/attempts", p => p.Items.Count == 2);
+        Assert.True(after.Items[0].Replay);
+    }
+
+    // ------------------------------------------------------------------ helpers
+
+    /// <summary>A Send Engine of its own with signature verification, listening on a loopback port.</summary>
+    private async Task<(SendEngineFactory Engine, string Db)> StartAsync(Dictionary<string, string?>? overrides = null)
+    {
+        var db = await stack.Postgres.CreateDatabaseAsync("se");
+        var settings = new Dictionary<string, string?>
+        {
+            ["TencentSes:Webhook:Verification"] = "Signature",
+            ["TencentSes:Webhook:SigningKey"] = SigningKey,
+            ["TencentSes:Webhook:AllowUnauthenticated"] = "false",
+            ["EmailEvents:PollInterval"] = "00:00:00.100",
+            ["EmailEvents:UnknownMessageGrace"] = "00:00:00",
+            ["WebhookGateway:StreamPollInterval"] = "00:00:00.200",
+            ["WebhookGateway:StreamMinInterval"] = "00:00:00.010",
+        };
+        foreach (var (k, v) in overrides ?? [])
+        {
+            settings[k] = v;
+        }
+        // On Kestrel: the test console posts to the address the server listens on, over real HTTP.
+        var engine = stack.CreateSendEngine(db, settings);
+        engine.UseKestrel(FreePort.Get());
+        engine.StartServer();
+        return (engine, db);
+    }
+
+    private static async Task<(HttpStatusCode Status, string? EntryId, string Signature)> PostSignedAsync(HttpClient hook, string body, string key = SigningKey)
+    {
+        var ts = DateTimeOffset.UtcNow.ToUnixTimeSeconds().ToString(CultureInfo.InvariantCulture);
+        const string token = "tencent-callback";
+        var signature = Convert.ToHexStringLower(HMACSHA256.HashData(Encoding.UTF8.GetBytes(key), Encoding.UTF8.GetBytes($"{ts}\n{token}\n{body}")));
+        using var request = new HttpRequestMessage(HttpMethod.Post, "api/tencent/ses/webhook") { Content = new StringContent(body, Encoding.UTF8, "application/json") };
+        request.Headers.Add("X-Tencent-Token", token);
+        request.Headers.Add("X-Tencent-Timestamp", ts);
+        request.Headers.Add("X-Tencent-Signature", signature);
+        using var response = await hook.SendAsync(request);
+        return (response.StatusCode, response.Headers.TryGetValues(GatewayRecorder.EntryHeader, out var v) ? v.Single() : null, signature);
+    }
+
+    private static async Task<string> RunJobAsync(HttpClient se, TestTenant tenant)
+    {
+        using var created = await se.PostAsJsonAsync("api/send-jobs", new CreateSendJobRequest(null, tenant.ListId, null, "Gateway", null, "Hi", null), StackFixture.Json);
+        var id = (await StackFixture.ReadAsync<SendJobResponse>(created, HttpStatusCode.Created)).Id;
+        await StackFixture.WaitForJobAsync(se, id, j => j.Status == SendJobStatuses.Completed);
+        return id;
+    }
+
+    private static async Task<IReadOnlyList<SendJobRecipientResponse>> RecipientsAsync(HttpClient se, string jobId) =>
+        (await se.GetFromJsonAsync<SendJobRecipientPage>($"api/send-jobs/{jobId}/recipients?limit=100", StackFixture.Json))!.Items;
+
+    private static async Task<T> GetAsync<T>(HttpClient client, string url)
+    {
+        using var response = await client.GetAsync(url);
+        return await StackFixture.ReadAsync<T>(response, HttpStatusCode.OK);
+    }
+
+    private static async Task<GatewayEntryResponse> WaitForAsync(HttpClient se, string entryId, Func<GatewayEntryResponse, bool> done)
+    {
+        GatewayEntryResponse? last = null;
+        await WaitUntilAsync(async () =>
+        {
+            using var response = await se.GetAsync($"api/webhook-gateway/events/{entryId}");
+            if (response.StatusCode == HttpStatusCode.NotFound)
+            {
+                return false; // not attributed to the tenant yet
+            }
+            last = await StackFixture.ReadAsync<GatewayEntryResponse>(response, HttpStatusCode.OK);
+            return done(last);
+        }, () => JsonSerializer.Serialize(last));
+        return last!;
+    }
+
+    private static async Task<TPage> WaitForPageAsync<TPage>(HttpClient client, string url, Func<TPage, bool> done)
+    {
+        TPage? last = default;
+        await WaitUntilAsync(async () => done(last = await GetAsync<TPage>(client, url)), () => JsonSerializer.Serialize(last));
+        return last!;
+    }
+
+    private static async Task WaitUntilAsync(Func<Task<bool>> condition, Func<string>? state = null)
+    {
+        var limit = DateTime.UtcNow + TimeSpan.FromSeconds(60);
+        while (!await condition())
+        {
+            Assert.True(DateTime.UtcNow < limit, "timed out; last: " + state?.Invoke() + "\n" + ServiceLogs.Dump());
+            await Task.Delay(100);
+        }
+    }
+
+    private static string Now() => DateTimeOffset.UtcNow.ToString("yyyy-MM-ddTHH:mm:ss.fffZ", CultureInfo.InvariantCulture);
+
+    private static string Json(object o) => JsonSerializer.Serialize(o);
+
+    private static async Task<T> ScalarAsync<T>(string db, string sql, params object[] args)
+    {
+        await using var conn = new NpgsqlConnection(db);
+        await conn.OpenAsync();
+        await using var cmd = new NpgsqlCommand(sql, conn);
+        foreach (var a in args)
+        {
+            cmd.Parameters.Add(new NpgsqlParameter { Value = a });
+        }
+        return (T)(await cmd.ExecuteScalarAsync())!;
+    }
+}
