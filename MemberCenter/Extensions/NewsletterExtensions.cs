@@ -33,6 +33,8 @@ public static class NewsletterExtensions
         services.AddScoped<ConfirmationMailComposer>();
         // Reader pages and the confirmation mail are Razor components (RazorComponentResult, HtmlRenderer).
         services.AddRazorComponents();
+        // Still encodes markup characters, but leaves Chinese, Japanese and Korean text readable (not &#x...; each).
+        services.AddWebEncoders(o => o.TextEncoderSettings = new System.Text.Encodings.Web.TextEncoderSettings(System.Text.Unicode.UnicodeRanges.All));
         services.AddSingleton<ReaderText>();
         services.AddScoped<ReaderLooks>();
         services.AddScoped<PlatformSeeder>();
