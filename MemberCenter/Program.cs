@@ -5,6 +5,7 @@ using MemberCenter.Features.Auth;
 using MemberCenter.Features.Internal;
 using MemberCenter.Features.Lists;
 using MemberCenter.Features.People;
+using MemberCenter.Features.Reader;
 using MemberCenter.Features.Privacy;
 using MemberCenter.Features.Subscribers;
 using MemberCenter.Features.Subscriptions;
@@ -37,6 +38,7 @@ public class Program
         app.MapRazorPages();
         app.MapSubscriptionsApi();
         app.MapListsApi();
+        app.MapReaderSettingsApi();
         app.MapAdminApi();
         app.MapSubscribersApi();
         app.MapInternalApi();

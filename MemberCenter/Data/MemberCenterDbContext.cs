@@ -33,6 +33,8 @@ public sealed class MemberCenterDbContext(DbContextOptions<MemberCenterDbContext
     public DbSet<SubscriberImportRow> SubscriberImportRows => Set<SubscriberImportRow>();
     public DbSet<Membership> Memberships => Set<Membership>();
     public DbSet<Invitation> Invitations => Set<Invitation>();
+    public DbSet<Features.Reader.ListPreferenceFields> ListPreferenceFields => Set<Features.Reader.ListPreferenceFields>();
+    public DbSet<Features.Reader.TenantBranding> TenantBrandings => Set<Features.Reader.TenantBranding>();
 
     protected override void OnModelCreating(ModelBuilder modelBuilder)
     {

@@ -2,6 +2,7 @@ using MemberCenter.Features.ApiKeys;
 using MemberCenter.Features.Admin;
 using Microsoft.AspNetCore.DataProtection;
 using MemberCenter.Features.Outbox;
+using MemberCenter.Features.Reader;
 using MemberCenter.Features.Retention;
 using MemberCenter.Features.Subscriptions;
 using Newsletter.ServiceDefaults.Background;
@@ -30,6 +31,12 @@ public static class NewsletterExtensions
         services.AddOptions<ApiKeyOptions>().BindConfiguration(ApiKeyOptions.Section).ValidateDataAnnotations().ValidateOnStart();
         services.AddScoped<ApiKeyStore>();
         services.AddScoped<ConfirmationMailComposer>();
+        // Reader pages and the confirmation mail are Razor components (RazorComponentResult, HtmlRenderer).
+        services.AddRazorComponents();
+        // Still encodes markup characters, but leaves Chinese, Japanese and Korean text readable (not &#x...; each).
+        services.AddWebEncoders(o => o.TextEncoderSettings = new System.Text.Encodings.Web.TextEncoderSettings(System.Text.Unicode.UnicodeRanges.All));
+        services.AddSingleton<ReaderText>();
+        services.AddScoped<ReaderLooks>();
         services.AddScoped<PlatformSeeder>();
         services.AddSingleton<WakeSignal<OutboxDispatcher>>();
         services.AddHostedService<OutboxDispatcher>();

@@ -592,6 +592,84 @@ namespace MemberCenter.Data.Migrations
                     b.ToTable("send_engine_requests", (string)null);
                 });
 
+            modelBuilder.Entity("MemberCenter.Features.Reader.ListPreferenceFields", b =>
+                {
+                    b.Property<Guid>("ListId")
+                        .HasColumnType("uuid")
+                        .HasColumnName("list_id");
+
+                    b.Property<string>("DefaultLanguage")
+                        .IsRequired()
+                        .HasMaxLength(16)
+                        .HasColumnType("character varying(16)")
+                        .HasColumnName("default_language");
+
+                    b.Property<string>("Fields")
+                        .IsRequired()
+                        .HasColumnType("jsonb")
+                        .HasColumnName("fields");
+
+                    b.Property<DateTimeOffset>("UpdatedAt")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("updated_at");
+
+                    b.HasKey("ListId")
+                        .HasName("pk_list_preference_fields");
+
+                    b.ToTable("list_preference_fields", (string)null);
+                });
+
+            modelBuilder.Entity("MemberCenter.Features.Reader.TenantBranding", b =>
+                {
+                    b.Property<Guid>("TenantId")
+                        .HasColumnType("uuid")
+                        .HasColumnName("tenant_id");
+
+                    b.Property<string>("AccentColor")
+                        .HasMaxLength(7)
+                        .HasColumnType("character varying(7)")
+                        .HasColumnName("accent_color");
+
+                    b.Property<string>("ConfirmationMail")
+                        .IsRequired()
+                        .HasColumnType("jsonb")
+                        .HasColumnName("confirmation_mail");
+
+                    b.Property<string>("DisplayName")
+                        .HasMaxLength(200)
+                        .HasColumnType("character varying(200)")
+                        .HasColumnName("display_name");
+
+                    b.Property<string>("FooterText")
+                        .HasMaxLength(2000)
+                        .HasColumnType("character varying(2000)")
+                        .HasColumnName("footer_text");
+
+                    b.Property<string>("LogoUrl")
+                        .HasMaxLength(2000)
+                        .HasColumnType("character varying(2000)")
+                        .HasColumnName("logo_url");
+
+                    b.Property<string>("PostalAddress")
+                        .HasMaxLength(500)
+                        .HasColumnType("character varying(500)")
+                        .HasColumnName("postal_address");
+
+                    b.Property<string>("PrimaryColor")
+                        .HasMaxLength(7)
+                        .HasColumnType("character varying(7)")
+                        .HasColumnName("primary_color");
+
+                    b.Property<DateTimeOffset>("UpdatedAt")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("updated_at");
+
+                    b.HasKey("TenantId")
+                        .HasName("pk_tenant_brandings");
+
+                    b.ToTable("tenant_brandings", (string)null);
+                });
+
             modelBuilder.Entity("MemberCenter.Features.Subscribers.SubscriberImport", b =>
                 {
                     b.Property<Guid>("Id")
@@ -1715,6 +1793,26 @@ namespace MemberCenter.Data.Migrations
                         .OnDelete(DeleteBehavior.Cascade)
                         .IsRequired()
                         .HasConstraintName("fk_erased_addresses_tenants_tenant_id");
+                });
+
+            modelBuilder.Entity("MemberCenter.Features.Reader.ListPreferenceFields", b =>
+                {
+                    b.HasOne("MemberCenter.Features.Lists.MailingList", null)
+                        .WithOne()
+                        .HasForeignKey("MemberCenter.Features.Reader.ListPreferenceFields", "ListId")
+                        .OnDelete(DeleteBehavior.Cascade)
+                        .IsRequired()
+                        .HasConstraintName("fk_list_preference_fields_mailing_lists_list_id");
+                });
+
+            modelBuilder.Entity("MemberCenter.Features.Reader.TenantBranding", b =>
+                {
+                    b.HasOne("MemberCenter.Features.Tenants.Tenant", null)
+                        .WithOne()
+                        .HasForeignKey("MemberCenter.Features.Reader.TenantBranding", "TenantId")
+                        .OnDelete(DeleteBehavior.Cascade)
+                        .IsRequired()
+                        .HasConstraintName("fk_tenant_brandings_tenants_tenant_id");
                 });
 
             modelBuilder.Entity("MemberCenter.Features.Subscribers.SubscriberImport", b =>

@@ -1,6 +1,9 @@
-using System.Text.Encodings.Web;
 using MemberCenter.Data;
+using MemberCenter.Features.Reader;
+using MemberCenter.Features.Reader.Components;
 using MemberCenter.Features.Subscriptions;
+using Microsoft.AspNetCore.Components;
+using Microsoft.AspNetCore.Components.Web;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Options;
 using MimeKit;
@@ -14,6 +17,9 @@ public sealed class ConfirmationMailComposer(
     IOptions<SmtpOptions> smtp,
     IOptions<PublicUrlOptions> urls,
     IOptions<NewsletterOptions> newsletter,
+    ReaderLooks looks,
+    IServiceProvider services,
+    ILoggerFactory loggers,
     TimeProvider clock)
 {
     /// <summary>
@@ -27,16 +33,24 @@ public sealed class ConfirmationMailComposer(
                              join l in db.MailingLists on s.ListId equals l.Id
                              join p in db.Subscribers on s.SubscriberId equals p.Id
                              where subscriptionIds.Contains(s.Id) && s.Status == SubscriptionStatus.Pending
-                             select new { s.Id, ListName = l.Name, p.Email }).AsNoTracking().ToListAsync(ct);
+                             select new { s.Id, ListId = l.Id, ListName = l.Name, p.Email, s.Preferences }).AsNoTracking().ToListAsync(ct);
         var now = clock.GetUtcNow();
         var mails = new Dictionary<Guid, MimeMessage>(targets.Count);
         var failures = new Dictionary<Guid, string>();
+        // The subscriber's lang preference, else the list's default language: there is no browser to ask at mail time.
+        var lookCache = new Dictionary<(Guid, string?), ReaderLook>();
+        await using var renderer = new HtmlRenderer(services, loggers);
         foreach (var target in targets)
         {
             var (token, hash) = SubscriptionTokens.New();
+            var lang = ReaderLooks.LangOf(SubscriptionService.ParsePreferences(target.Preferences));
+            if (!lookCache.TryGetValue((target.ListId, lang), out var look))
+            {
+                look = lookCache[(target.ListId, lang)] = await looks.ForListAsync(target.ListId, lang, null, ct);
+            }
             try
             {
-                mails[target.Id] = Compose(target.ListName, target.Email, token);
+                mails[target.Id] = await ComposeAsync(renderer, look, target.ListName, target.Email, token);
             }
             catch (Exception ex) when (ex is ParseException or FormatException or ArgumentException)
             {
@@ -57,30 +71,38 @@ public sealed class ConfirmationMailComposer(
         return (mails, failures);
     }
 
-    private MimeMessage Compose(string list, string email, string token)
+    /// <summary>
+    /// Subject and text from the tenant's branding in the reader's language, else the built-in text of that language;
+    /// the HTML part is a Razor component (encoded by Razor) of the same text.
+    /// </summary>
+    private async Task<MimeMessage> ComposeAsync(HtmlRenderer renderer, ReaderLook look, string list, string email, string token)
     {
         var link = urls.Value.Link("/newsletter/confirm?token=" + token);
+        var custom = look.Brand.ConfirmationMail.GetValueOrDefault(look.T.Language);
+        var subject = custom?.Subject ?? look.T["mail.subject"];
+        var text = custom?.Text ?? look.T["mail.text"];
         var message = new MimeMessage();
         message.From.Add(new MailboxAddress(smtp.Value.FromName, smtp.Value.FromAddress));
         message.To.Add(MailboxAddress.Parse(email));
-        message.Subject = $"Please confirm your subscription to {list}";
+        message.Subject = Texts.Fill(subject, new Dictionary<string, string> { ["list"] = list }).ReplaceLineEndings(" ");
         message.MessageId = MimeKit.Utils.MimeUtils.GenerateMessageId(MailboxAddress.Parse(smtp.Value.FromAddress).Domain);
-        var html = HtmlEncoder.Default;
-        message.Body = new BodyBuilder
+        var plain = Texts.Fill(text, new Dictionary<string, string> { ["list"] = list, ["link"] = link });
+        var footer = string.Join("\n", new[] { look.Brand.FooterText, look.Brand.PostalAddress }.Where(f => f is not null));
+        var html = await renderer.Dispatcher.InvokeAsync(async () =>
+            (await renderer.RenderComponentAsync<ConfirmationMailHtml>(ParameterView.FromDictionary(new Dictionary<string, object?>
+            {
+                [nameof(ConfirmationMailHtml.Look)] = look,
+                [nameof(ConfirmationMailHtml.Text)] = text,
+                [nameof(ConfirmationMailHtml.ListName)] = list,
+                [nameof(ConfirmationMailHtml.Link)] = link,
+            }))).ToHtmlString());
+        var body = new BodyBuilder
         {
-            TextBody = $"""
-                Please confirm that you want to receive "{list}".
-
-                Open this link to confirm: {link}
-
-                If you did not ask for this, ignore this message and you will not be subscribed.
-                """,
-            HtmlBody = $"""
-                <p>Please confirm that you want to receive <strong>{html.Encode(list)}</strong>.</p>
-                <p><a href="{html.Encode(link)}" id="confirm-link">Confirm my subscription</a></p>
-                <p style="color:#666">If you did not ask for this, ignore this message and you will not be subscribed.</p>
-                """,
-        }.ToMessageBody();
+            TextBody = footer.Length == 0 ? plain : plain + "\n\n-- \n" + footer,
+            HtmlBody = $"<!doctype html><html lang=\"{look.T.Language}\"><head><meta charset=\"utf-8\"></head><body>{html}</body></html>",
+        };
+        message.Body = body.ToMessageBody();
+        message.Headers.Add(HeaderId.ContentLanguage, look.T.Language);
         return message;
     }
 }

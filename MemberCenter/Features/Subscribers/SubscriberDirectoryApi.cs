@@ -2,6 +2,7 @@ using System.Security.Claims;
 using System.Text.Json;
 using MemberCenter.Data;
 using MemberCenter.Extensions;
+using MemberCenter.Features.Reader;
 using MemberCenter.Features.Subscriptions;
 using Microsoft.AspNetCore.Http.Features;
 using Microsoft.AspNetCore.Http.HttpResults;
@@ -167,11 +168,16 @@ public static class SubscriberDirectoryApi
     }
 
     private static async Task<Results<Ok<AddSubscriberResponse>, ValidationProblem, ProblemHttpResult>> Add(
-        Guid listId, AddSubscriberRequest request, ClaimsPrincipal user, HttpContext http, SubscriptionService service, CancellationToken ct)
+        Guid listId, AddSubscriberRequest request, ClaimsPrincipal user, HttpContext http, SubscriptionService service, ReaderLooks looks, CancellationToken ct)
     {
         var v = new Validation();
         var email = SubscriptionsApi.ParseEmail(request.Email, v);
         SubscriptionsApi.ValidatePreferences(request.Preferences, v, required: false);
+        if (v.IsValid)
+        {
+            // The console adds an address with what it knows: keys and choices are checked, required fields not demanded.
+            ReaderSettingsValidation.Preferences(await looks.FieldsAsync(user.TenantId(), listId, ct), request.Preferences, complete: false, v);
+        }
         var confirmed = ValidateMode(request.Mode, request.ConsentNote, v);
         if (!v.IsValid)
         {

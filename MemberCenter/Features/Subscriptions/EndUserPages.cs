@@ -1,6 +1,8 @@
-using System.Text;
-using System.Text.Encodings.Web;
 using System.Text.Json;
+using MemberCenter.Features.Reader;
+using MemberCenter.Features.Reader.Components;
+using Microsoft.AspNetCore.Components;
+using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.AspNetCore.Http.Json;
 using Microsoft.Extensions.Options;
 using Microsoft.Net.Http.Headers;
@@ -11,13 +13,16 @@ namespace MemberCenter.Features.Subscriptions;
 
 /// <summary>
 /// What people reach from links in email: confirm, unsubscribe (page, form and RFC 8058 one-click) and the
-/// preference centre. The token in the link is the only credential, so pages never leak it (no-referrer, no-store).
+/// preference centre. The token in the link is the only credential, so pages never leak it (no-referrer, no-store);
+/// it is also what makes the forms safe from cross-site posting (a forger would need it). Pages are Razor components
+/// (Features/Reader/Components) rendered with <see cref="RazorComponentResult"/>: every value is encoded by Razor.
 /// </summary>
 internal static class EndUserPages
 {
     private const string PreferenceFieldPrefix = "pref:";
+    private const string SeenFieldPrefix = "seen:";
 
-    public static async Task<IResult> Confirm(string? token, HttpContext http, SubscriptionService service, CancellationToken ct)
+    public static async Task<IResult> Confirm(string? token, HttpContext http, SubscriptionService service, ReaderLooks looks, CancellationToken ct)
     {
         var result = await service.ConfirmAsync(token ?? "", RequestOrigin.From(http, ConsentSources.Link), ct);
         if (WantsJson(http))
@@ -28,38 +33,40 @@ internal static class EndUserPages
                 _ => TokenProblem(result.Outcome, "confirmation"),
             };
         }
+        var look = await LookAsync(looks, http, result.ListId, result.Lang, ct);
+        var values = new Dictionary<string, string> { ["email"] = result.Email ?? "", ["list"] = result.ListName ?? "" };
         return result.Outcome switch
         {
-            TokenOutcome.Done => Page(200, "Subscription confirmed", $"<p>Thank you. <strong>{E(result.Email)}</strong> is now subscribed to <strong>{E(result.ListName)}</strong>.</p>"),
-            TokenOutcome.AlreadyDone => Page(200, "Already confirmed", $"<p><strong>{E(result.Email)}</strong> was already confirmed for <strong>{E(result.ListName)}</strong>. Nothing else to do.</p>"),
-            TokenOutcome.Expired => Page(410, "This link has expired", "<p>Confirmation links are valid for a limited time. Please subscribe again to get a new one.</p>"),
-            _ => Page(404, "This link is not valid", "<p>The confirmation link is unknown or was already used. Check that you opened the whole link from the email.</p>"),
+            TokenOutcome.Done => Message(200, look, "confirm.done", values),
+            TokenOutcome.AlreadyDone => Message(200, look, "confirm.already", values),
+            TokenOutcome.Expired => Message(410, look, "confirm.expired", values),
+            _ => Message(404, look, "confirm.invalid", values),
         };
     }
 
-    public static async Task<IResult> UnsubscribePage(string? token, SubscriptionService service, CancellationToken ct)
+    public static async Task<IResult> UnsubscribePage(string? token, HttpContext http, SubscriptionService service, ReaderLooks looks, CancellationToken ct)
     {
         var view = await service.ViewByUnsubscribeTokenAsync(token, ct);
         if (view is null)
         {
-            return InvalidUnsubscribeLink();
+            return InvalidLink(looks, http);
         }
+        var look = await LookAsync(looks, http, view.ListId, ReaderLooks.LangOf(view.Preferences), ct);
         if (view.Status == SubscriptionStatus.Unsubscribed)
         {
-            return Page(200, "You are unsubscribed", $"<p><strong>{E(Mask(view.Email))}</strong> no longer receives <strong>{E(view.ListName)}</strong>.</p>");
+            return Message(200, look, "unsubscribed", new Dictionary<string, string> { ["email"] = Mask(view.Email), ["list"] = view.ListName }, bodyKey: "unsubscribed.body");
         }
-        return Page(200, "Unsubscribe", $"""
-            <p>Stop sending <strong>{E(view.ListName)}</strong> to <strong>{E(Mask(view.Email))}</strong>?</p>
-            <form method="post" action="/newsletter/unsubscribe">
-              <input type="hidden" name="token" value="{E(token)}">
-              <button type="submit" id="unsubscribe">Unsubscribe</button>
-            </form>
-            <p class="muted"><a href="/newsletter/manage?token={U(token)}">Manage preferences instead</a></p>
-            """);
+        return Page<UnsubscribePage>(200, new()
+        {
+            [nameof(Reader.Components.UnsubscribePage.Look)] = look,
+            [nameof(Reader.Components.UnsubscribePage.ListName)] = view.ListName,
+            [nameof(Reader.Components.UnsubscribePage.MaskedEmail)] = Mask(view.Email),
+            [nameof(Reader.Components.UnsubscribePage.Token)] = token!,
+        });
     }
 
     /// <summary>POST /newsletter/unsubscribe: JSON {token} from tenant sites, the page's form, or a mail client's one-click.</summary>
-    public static async Task<IResult> Unsubscribe(HttpContext http, SubscriptionService service, IOptions<JsonOptions> json, CancellationToken ct)
+    public static async Task<IResult> Unsubscribe(HttpContext http, SubscriptionService service, ReaderLooks looks, IOptions<JsonOptions> json, CancellationToken ct)
     {
         var request = http.Request;
         if (request.HasFormContentType)
@@ -69,15 +76,14 @@ internal static class EndUserPages
             var oneClick = string.Equals(form["List-Unsubscribe"], "One-Click", StringComparison.OrdinalIgnoreCase);
             var token = oneClick ? request.Query["token"].ToString() : form["token"].ToString();
             var result = await service.UnsubscribeAsync(token, RequestOrigin.From(http, oneClick ? ConsentSources.OneClick : ConsentSources.Link), ct);
-            if (oneClick)
+            if (result.Outcome is not (TokenOutcome.Done or TokenOutcome.AlreadyDone))
             {
-                return result.Outcome is TokenOutcome.Done or TokenOutcome.AlreadyDone
-                    ? TypedResults.Text("Unsubscribed.", "text/plain", statusCode: 200)
-                    : TokenProblem(result.Outcome, "unsubscribe");
+                return oneClick ? TokenProblem(result.Outcome, "unsubscribe") : InvalidLink(looks, http);
             }
-            return result.Outcome is TokenOutcome.Done or TokenOutcome.AlreadyDone
-                ? Page(200, "You are unsubscribed", $"<p><strong>{E(Mask(result.Email))}</strong> will no longer receive <strong>{E(result.ListName)}</strong>.</p>")
-                : InvalidUnsubscribeLink();
+            // The one-click answer is read by a mail client, rarely a person; it is the same short page all the same.
+            var look = await LookAsync(looks, http, result.ListId, result.Lang, ct);
+            return Message(200, look, "unsubscribed", new Dictionary<string, string> { ["email"] = Mask(result.Email), ["list"] = result.ListName ?? "" },
+                bodyKey: "unsubscribed.done");
         }
 
         if (!request.HasJsonContentType())
@@ -95,13 +101,18 @@ internal static class EndUserPages
             : TokenProblem(outcome.Outcome, "unsubscribe");
     }
 
-    public static async Task<IResult> ManagePage(string? token, SubscriptionService service, CancellationToken ct)
+    public static async Task<IResult> ManagePage(string? token, HttpContext http, SubscriptionService service, ReaderLooks looks, CancellationToken ct)
     {
         var view = await service.ViewByUnsubscribeTokenAsync(token, ct);
-        return view is null ? InvalidUnsubscribeLink() : ManageForm(view, token!, saved: false);
+        if (view is null)
+        {
+            return InvalidLink(looks, http);
+        }
+        var look = await LookAsync(looks, http, view.ListId, ReaderLooks.LangOf(view.Preferences), ct);
+        return ManageForm(look, view, token!, saved: false);
     }
 
-    public static async Task<IResult> SaveManage(HttpContext http, SubscriptionService service, CancellationToken ct)
+    public static async Task<IResult> SaveManage(HttpContext http, SubscriptionService service, ReaderLooks looks, CancellationToken ct)
     {
         if (!http.Request.HasFormContentType)
         {
@@ -112,10 +123,37 @@ internal static class EndUserPages
         var current = await service.ViewByUnsubscribeTokenAsync(token, ct);
         if (current is null)
         {
-            return InvalidUnsubscribeLink();
+            return InvalidLink(looks, http);
         }
-        // The page edits the keys the subscription has, each keeping its JSON type: a form cannot add keys or turn
-        // true into "true".
+        var look = await LookAsync(looks, http, current.ListId, ReaderLooks.LangOf(current.Preferences), ct);
+        var (changes, error) = look.Fields.Count == 0 ? FreeFormChanges(look, current, form) : FieldChanges(look, form);
+        if (error is not null)
+        {
+            return ManageForm(look, current, token, saved: false, error);
+        }
+        try
+        {
+            var view = await service.UpdatePreferencesByTokenAsync(token, changes, RequestOrigin.From(http, ConsentSources.Link), ct);
+            if (view is null)
+            {
+                return InvalidLink(looks, http);
+            }
+            // The page answers in the language just chosen.
+            look = await LookAsync(looks, http, view.ListId, ReaderLooks.LangOf(view.Preferences), ct);
+            return ManageForm(look, view, token, saved: true);
+        }
+        catch (PreferencesTooLargeException)
+        {
+            return ManageForm(look, current, token, saved: false, error: look.T["manage.error.too_long"]);
+        }
+    }
+
+    /// <summary>
+    /// A list without fields: the page edits the keys the subscription has, each keeping its JSON type, so a form
+    /// cannot add keys or turn true into "true".
+    /// </summary>
+    private static (Dictionary<string, JsonElement> Changes, string? Error) FreeFormChanges(ReaderLook look, SubscriptionView current, IFormCollection form)
+    {
         var changes = new Dictionary<string, JsonElement>(StringComparer.Ordinal);
         foreach (var (key, old) in current.Preferences)
         {
@@ -125,20 +163,88 @@ internal static class EndUserPages
             }
             if (FromFormValue(old, posted.ToString()) is not { } value)
             {
-                return ManageForm(current, token, saved: false, error: $"“{key}” needs a value like the one it had.");
+                return (changes, Fill(look.T["manage.error.kind"], FreeFormLabel(look, key)));
             }
             changes[key] = value;
         }
-        try
-        {
-            var view = await service.UpdatePreferencesByTokenAsync(token, changes, RequestOrigin.From(http, ConsentSources.Link), ct);
-            return view is null ? InvalidUnsubscribeLink() : ManageForm(view, token, saved: true);
-        }
-        catch (PreferencesTooLargeException)
-        {
-            return ManageForm(current, token, saved: false, error: "These values are too long to be saved.");
-        }
+        return (changes, null);
     }
+
+    /// <summary>
+    /// A list with fields: each field the form showed (its seen: marker) is read by its type; an empty value removes
+    /// the key unless the field is required. The language (lang) is always offered.
+    /// </summary>
+    private static (Dictionary<string, JsonElement> Changes, string? Error) FieldChanges(ReaderLook look, IFormCollection form)
+    {
+        var changes = new Dictionary<string, JsonElement>(StringComparer.Ordinal);
+        if (form.ContainsKey(SeenFieldPrefix + ReaderSettingsValidation.LanguageKey))
+        {
+            var lang = form[PreferenceFieldPrefix + ReaderSettingsValidation.LanguageKey].ToString();
+            if (lang.Length == 0)
+            {
+                changes[ReaderSettingsValidation.LanguageKey] = Null;
+            }
+            else if (ReaderSettingsValidation.Language(lang) is { } language)
+            {
+                changes[ReaderSettingsValidation.LanguageKey] = JsonSerializer.SerializeToElement(language);
+            }
+            else
+            {
+                return (changes, Fill(look.T["manage.error.choice"], look.T["manage.language"]));
+            }
+        }
+        foreach (var field in look.Fields)
+        {
+            if (!form.ContainsKey(SeenFieldPrefix + field.Key))
+            {
+                continue;
+            }
+            var posted = form[PreferenceFieldPrefix + field.Key];
+            var label = look.Label(field);
+            JsonElement value;
+            switch (field.Type)
+            {
+                case PreferenceFieldTypes.Boolean:
+                    value = JsonSerializer.SerializeToElement(posted.ToString() == "true");
+                    break;
+                case PreferenceFieldTypes.MultipleChoice:
+                    var picked = posted.Where(p => !string.IsNullOrEmpty(p)).Select(p => p!).Distinct(StringComparer.Ordinal).ToList();
+                    if (picked.Count == 0 && field.Required)
+                    {
+                        return (changes, Fill(look.T["manage.error.required"], label));
+                    }
+                    value = JsonSerializer.SerializeToElement(picked);
+                    break;
+                default:
+                    var text = posted.ToString();
+                    if (text.Length == 0)
+                    {
+                        if (field.Required)
+                        {
+                            return (changes, Fill(look.T["manage.error.required"], label));
+                        }
+                        changes[field.Key!] = Null;
+                        continue;
+                    }
+                    if (!StorableText.IsStorable(text))
+                    {
+                        return (changes, Fill(look.T["manage.error.kind"], label));
+                    }
+                    value = JsonSerializer.SerializeToElement(text);
+                    break;
+            }
+            if (ReaderSettingsValidation.ValueError(field, value) is not null)
+            {
+                return (changes, Fill(look.T[field.Type == PreferenceFieldTypes.Text ? "manage.error.too_long" : "manage.error.choice"], label));
+            }
+            changes[field.Key!] = value;
+        }
+        return (changes, null);
+    }
+
+    private static readonly JsonElement Null = JsonSerializer.SerializeToElement<object?>(null);
+
+    private static string Fill(string template, string field) => Texts.Fill(template, new Dictionary<string, string> { ["field"] = field });
 
     /// <summary>A posted field as a value of the same JSON kind as <paramref name="old"/>, or null when it is not one.</summary>
     private static JsonElement? FromFormValue(JsonElement old, string text)
@@ -165,39 +271,72 @@ internal static class EndUserPages
         }
     }
 
-    private static IResult ManageForm(SubscriptionView view, string token, bool saved, string? error = null)
+    /// <summary>Free-form keys have no labels; the built-in lang key has one in every language.</summary>
+    private static string FreeFormLabel(ReaderLook look, string key) => key == ReaderSettingsValidation.LanguageKey ? look.T["manage.language"] : key;
+
+    private static IResult ManageForm(ReaderLook look, SubscriptionView view, string token, bool saved, string? error = null)
     {
-        var rows = new StringBuilder();
-        foreach (var (key, value) in view.Preferences.OrderBy(p => p.Key, StringComparer.Ordinal))
+        var rows = look.Fields.Count == 0 ? FreeFormRows(look, view) : FieldRows(look, view);
+        var model = new ManageModel(view.ListName, Mask(view.Email), SubscriptionService.StatusName(view.Status), token, saved, error, rows);
+        return Page<ManagePage>(error is null ? 200 : 422, new()
         {
-            var text = value.ValueKind == JsonValueKind.String ? value.GetString() : value.GetRawText();
-            rows.Append($"""<label>{E(key)} <input name="{E(PreferenceFieldPrefix + key)}" value="{E(text)}"></label>""");
-        }
-        if (rows.Length == 0)
-        {
-            rows.Append("<p class=\"muted\">No preferences are stored for this subscription.</p>");
-        }
-        var status = SubscriptionService.StatusName(view.Status);
-        return Page(error is null ? 200 : 422, "Your preferences", $"""
-            {(saved ? "<p class=\"ok\" id=\"saved\">Your preferences were saved.</p>" : "")}
-            {(error is null ? "" : $"<p class=\"error\" id=\"error\">{E(error)}</p>")}
-            <p><strong>{E(view.ListName)}</strong> for <strong>{E(Mask(view.Email))}</strong> (status: <span id="status">{E(status)}</span>)</p>
-            <form method="post" action="/newsletter/manage">
-              <input type="hidden" name="token" value="{E(token)}">
-              {rows}
-              <button type="submit" id="save">Save preferences</button>
-            </form>
-            {(view.Status == SubscriptionStatus.Unsubscribed ? "" : $"""
-            <form method="post" action="/newsletter/unsubscribe">
-              <input type="hidden" name="token" value="{E(token)}">
-              <button type="submit" id="unsubscribe" class="secondary">Unsubscribe from this list</button>
-            </form>
-            """)}
-            """);
+            [nameof(Reader.Components.ManagePage.Look)] = look,
+            [nameof(Reader.Components.ManagePage.Model)] = model,
+        });
     }
 
-    private static IResult InvalidUnsubscribeLink() =>
-        Page(404, "This link is not valid", "<p>The link is unknown or has expired. Use the unsubscribe link of a recent email.</p>");
+    private static List<ManageRow> FreeFormRows(ReaderLook look, SubscriptionView view) =>
+        view.Preferences.OrderBy(p => p.Key, StringComparer.Ordinal)
+            .Select(p => new ManageRow(ManageRowKind.Text, PreferenceFieldPrefix + p.Key, FreeFormLabel(look, p.Key),
+                p.Value.ValueKind == JsonValueKind.String ? p.Value.GetString() : p.Value.GetRawText(), false, [], null))
+            .ToList();
+
+    private static List<ManageRow> FieldRows(ReaderLook look, SubscriptionView view)
+    {
+        var current = ReaderSettingsValidation.Language(ReaderLooks.LangOf(view.Preferences));
+        var rows = new List<ManageRow>
+        {
+            new(ManageRowKind.Select, PreferenceFieldPrefix + ReaderSettingsValidation.LanguageKey, look.T["manage.language"], current, false,
+                ReaderLanguages.All.Select(l => new ManageOption(l, look.T.NameOf(l), l == current)).ToList(),
+                SeenFieldPrefix + ReaderSettingsValidation.LanguageKey),
+        };
+        foreach (var field in look.Fields)
+        {
+            view.Preferences.TryGetValue(field.Key!, out var value);
+            var seen = SeenFieldPrefix + field.Key;
+            var name = PreferenceFieldPrefix + field.Key;
+            var label = look.Label(field);
+            rows.Add(field.Type switch
+            {
+                PreferenceFieldTypes.SingleChoice => new ManageRow(ManageRowKind.Select, name, label, null, field.Required,
+                    (field.Choices ?? []).Select(c => new ManageOption(c.Value!, look.Label(c),
+                        value.ValueKind == JsonValueKind.String && value.GetString() == c.Value)).ToList(), seen),
+                PreferenceFieldTypes.MultipleChoice => new ManageRow(ManageRowKind.Checkboxes, name, label, null, field.Required,
+                    (field.Choices ?? []).Select(c => new ManageOption(c.Value!, look.Label(c),
+                        value.ValueKind == JsonValueKind.Array && value.EnumerateArray().Any(e => e.ValueKind == JsonValueKind.String && e.GetString() == c.Value))).ToList(), seen),
+                PreferenceFieldTypes.Boolean => new ManageRow(ManageRowKind.Boolean, name, label, value.ValueKind == JsonValueKind.True ? "true" : "false", false, [], seen),
+                _ => new ManageRow(ManageRowKind.Text, name, label, value.ValueKind == JsonValueKind.String ? value.GetString() : null, field.Required, [], seen),
+            });
+        }
+        return rows;
+    }
+
+    private static async Task<ReaderLook> LookAsync(ReaderLooks looks, HttpContext http, Guid? listId, string? lang, CancellationToken ct) =>
+        listId is { } id
+            ? await looks.ForListAsync(id, lang, http.Request.GetTypedHeaders().AcceptLanguage, ct)
+            : looks.Anonymous(http.Request.GetTypedHeaders().AcceptLanguage);
+
+    private static IResult InvalidLink(ReaderLooks looks, HttpContext http) =>
+        Message(404, looks.Anonymous(http.Request.GetTypedHeaders().AcceptLanguage), "link.invalid", new Dictionary<string, string>());
+
+    private static IResult Message(int status, ReaderLook look, string key, Dictionary<string, string> values, string? bodyKey = null) =>
+        Page<MessagePage>(status, new()
+        {
+            [nameof(MessagePage.Look)] = look,
+            [nameof(MessagePage.TitleKey)] = key + ".title",
+            [nameof(MessagePage.BodyKey)] = bodyKey ?? key + ".body",
+            [nameof(MessagePage.Values)] = values,
+        });
 
     private static IResult TokenProblem(TokenOutcome outcome, string what) => outcome == TokenOutcome.Expired
         ? TypedResults.Problem(statusCode: 410, title: "Token expired", detail: $"The {what} token has expired.")
@@ -222,35 +361,21 @@ internal static class EndUserPages
         return at <= 0 ? "***" : email[0] + "***" + email[at..];
     }
 
-    private static string E(string? s) => HtmlEncoder.Default.Encode(s ?? "");
-    private static string U(string? s) => UrlEncoder.Default.Encode(s ?? "");
+    private static ReaderPageResult<T> Page<T>(int status, Dictionary<string, object?> parameters) where T : IComponent => new(status, parameters);
 
-    private static IResult Page(int status, string title, string body) => new HtmlPage(status, $$"""
-        <!doctype html>
-        <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-        <title>{{E(title)}}</title>
-        <style>
-          body{font-family:system-ui,sans-serif;max-width:36rem;margin:3rem auto;padding:0 1rem;color:#222}
-          h1{font-size:1.5rem} .muted{color:#666;font-size:.9rem} .ok{color:#1a7f37} .error{color:#b42318}
-          label{display:block;margin:.5rem 0} input{margin-left:.5rem;padding:.3rem}
-          button{padding:.5rem 1rem;margin:.5rem 0;cursor:pointer} .secondary{background:#eee;border:1px solid #ccc}
-        </style></head>
-        <body><main><h1>{{E(title)}}</h1>{{body}}</main></body></html>
-        """);
-
-    private sealed class HtmlPage(int status, string html) : IResult
+    /// <summary>A reader page: the component rendered by Razor, with the headers that keep its token in the page.</summary>
+    private sealed class ReaderPageResult<T>(int status, Dictionary<string, object?> parameters) : IResult where T : IComponent
     {
         public Task ExecuteAsync(HttpContext http)
         {
-            http.Response.StatusCode = status;
-            http.Response.ContentType = "text/html; charset=utf-8";
             var headers = http.Response.Headers;
             headers[HeaderNames.CacheControl] = "no-store";
             headers["Referrer-Policy"] = "no-referrer";
             headers["X-Frame-Options"] = "DENY";
-            headers[HeaderNames.ContentSecurityPolicy] = "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'";
-            return http.Response.WriteAsync(html, Encoding.UTF8);
+            headers[HeaderNames.ContentLanguage] = parameters.TryGetValue("Look", out var look) && look is ReaderLook l ? l.T.Language : ReaderLanguages.English;
+            // As before, plus https images for the tenant's logo.
+            headers[HeaderNames.ContentSecurityPolicy] = "default-src 'none'; style-src 'unsafe-inline'; img-src https:; form-action 'self'; frame-ancestors 'none'";
+            return new RazorComponentResult<T>(parameters) { StatusCode = status, ContentType = "text/html; charset=utf-8" }.ExecuteAsync(http);
         }
     }
-
 }

@@ -23,7 +23,9 @@ public sealed record RequestOrigin(string Source, string? IpAddress, string? Use
 
 public enum TokenOutcome { Done, AlreadyDone, Expired, Invalid }
 
-public sealed record TokenResult(TokenOutcome Outcome, Guid? ListId = null, string? ListName = null, string? Email = null, DateTimeOffset? At = null);
+/// <summary>Lang: the subscriber's <c>lang</c> preference, for the language of the page that answers.</summary>
+public sealed record TokenResult(TokenOutcome Outcome, Guid? ListId = null, string? ListName = null, string? Email = null, DateTimeOffset? At = null,
+    string? Lang = null);
 
 /// <summary>A subscription seen through one of its tokens, for the end-user pages.</summary>
 public sealed record SubscriptionView(Guid SubscriptionId, Guid ListId, string ListName, string Email, SubscriptionStatus Status, Dictionary<string, JsonElement> Preferences);
@@ -276,12 +278,12 @@ public sealed class SubscriptionService(
         if (consumed is not null)
         {
             return subscription.Status == SubscriptionStatus.Confirmed
-                ? new TokenResult(TokenOutcome.AlreadyDone, list.Id, list.Name, subscriber.Email, subscription.ConfirmedAt)
+                ? new TokenResult(TokenOutcome.AlreadyDone, list.Id, list.Name, subscriber.Email, subscription.ConfirmedAt, LangOf(subscription))
                 : new TokenResult(TokenOutcome.Invalid);
         }
         if (row.ExpiresAt <= now)
         {
-            return new TokenResult(TokenOutcome.Expired, list.Id, list.Name, subscriber.Email);
+            return new TokenResult(TokenOutcome.Expired, list.Id, list.Name, subscriber.Email, Lang: LangOf(subscription));
         }
 
         subscription.Status = SubscriptionStatus.Confirmed;
@@ -296,7 +298,7 @@ public sealed class SubscriptionService(
         await db.SaveChangesAsync(ct);
         await ConsumeConfirmTokensAsync(subscription.Id, now, ct);
         await tx.CommitAsync(ct);
-        return new TokenResult(TokenOutcome.Done, list.Id, list.Name, subscriber.Email, now);
+        return new TokenResult(TokenOutcome.Done, list.Id, list.Name, subscriber.Email, now, LangOf(subscription));
     }
 
     public async Task<UnsubscribeTokenResponse?> IssueUnsubscribeTokenAsync(Guid tenantId, Guid listId, EmailAddress email, CancellationToken ct)
@@ -336,13 +338,13 @@ public sealed class SubscriptionService(
         var (list, subscriber) = await ContextOfAsync(subscription, ct);
         if (subscription.Status == SubscriptionStatus.Unsubscribed)
         {
-            return new TokenResult(TokenOutcome.AlreadyDone, list.Id, list.Name, subscriber.Email, subscription.UnsubscribedAt);
+            return new TokenResult(TokenOutcome.AlreadyDone, list.Id, list.Name, subscriber.Email, subscription.UnsubscribedAt, LangOf(subscription));
         }
         var now = clock.GetUtcNow();
         await UnsubscribeLockedAsync(subscription, list.TenantId, origin, now, details: null, ct);
         await FlushChangesAsync(ct);
         await tx.CommitAsync(ct);
-        return new TokenResult(TokenOutcome.Done, list.Id, list.Name, subscriber.Email, now);
+        return new TokenResult(TokenOutcome.Done, list.Id, list.Name, subscriber.Email, now, LangOf(subscription));
     }
 
     /// <summary>
@@ -450,6 +452,8 @@ public sealed class SubscriptionService(
 
     public const int MaxPreferenceKeys = 50;
     public const int MaxPreferencesBytes = 8 * 1024;
+
+    private static string? LangOf(Subscription s) => Reader.ReaderLooks.LangOf(ParsePreferences(s.Preferences));
 
     public static Dictionary<string, JsonElement> ParsePreferences(string json) =>
         JsonSerializer.Deserialize<Dictionary<string, JsonElement>>(json) ?? [];

@@ -1,6 +1,7 @@
 using System.Security.Claims;
 using System.Text.Json;
 using MemberCenter.Extensions;
+using MemberCenter.Features.Reader;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Newsletter.Contracts;
 using OpenIddict.Abstractions;
@@ -48,12 +49,16 @@ public static class SubscriptionsApi
     }
 
     private static async Task<Results<Ok<SubscribeResponse>, ValidationProblem, ProblemHttpResult>> Subscribe(
-        SubscribeRequest request, ClaimsPrincipal user, HttpContext http, SubscriptionService service, CancellationToken ct)
+        SubscribeRequest request, ClaimsPrincipal user, HttpContext http, SubscriptionService service, ReaderLooks looks, CancellationToken ct)
     {
         var v = new Validation();
         var listId = ParseListId(request.ListId, v);
         var email = ParseEmail(request.Email, v);
         ValidatePreferences(request.Preferences, v, required: false);
+        if (v.IsValid)
+        {
+            ReaderSettingsValidation.Preferences(await looks.FieldsAsync(user.TenantId(), listId, ct), request.Preferences, complete: true, v);
+        }
         if (!v.IsValid)
         {
             return TypedResults.ValidationProblem(v.Errors);
@@ -91,12 +96,16 @@ public static class SubscriptionsApi
     }
 
     private static async Task<Results<Ok<PreferencesResponse>, ValidationProblem, ProblemHttpResult>> UpdatePreferences(
-        PreferencesUpdateRequest request, ClaimsPrincipal user, HttpContext http, SubscriptionService service, CancellationToken ct)
+        PreferencesUpdateRequest request, ClaimsPrincipal user, HttpContext http, SubscriptionService service, ReaderLooks looks, CancellationToken ct)
     {
         var v = new Validation();
         var listId = ParseListId(request.ListId, v);
         var email = ParseEmail(request.Email, v);
         ValidatePreferences(request.Preferences, v, required: true);
+        if (v.IsValid)
+        {
+            ReaderSettingsValidation.Preferences(await looks.FieldsAsync(user.TenantId(), listId, ct), request.Preferences, complete: false, v);
+        }
         if (!v.IsValid)
         {
             return TypedResults.ValidationProblem(v.Errors);
