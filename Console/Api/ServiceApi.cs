@@ -56,13 +56,6 @@ public abstract class ServiceApi(HttpClient http)
         return await ReadAsync<T>(response, cancellationToken);
     }
 
-    /// <summary>PUT of a whole document (a list's preference fields, the tenant's branding).</summary>
-    public async Task<T> PutAsync<T>(string path, object body, CancellationToken cancellationToken)
-    {
-        using var response = await http.PutAsJsonAsync(path, body, Json, cancellationToken);
-        return await ReadAsync<T>(response, cancellationToken);
-    }
-
     public async Task DeleteAsync(string path, CancellationToken cancellationToken)
     {
         using var response = await http.DeleteAsync(path, cancellationToken);
