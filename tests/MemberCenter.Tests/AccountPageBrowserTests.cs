@@ -7,36 +7,14 @@ namespace MemberCenter.Tests;
 
 /// <summary>The sign-in pages in Debian's chromium: the code flow as a person clicks it, CSP and accessibility (axe-core).</summary>
 [Collection(MemberCenterCollection.Name)]
-public sealed class AccountPageBrowserTests(MemberCenterFixture mc) : IAsyncLifetime
+public sealed class AccountPageBrowserTests(MemberCenterFixture mc) : ChromiumTest
 {
-    private IPlaywright? _playwright;
-    private IBrowser? _browser;
-
-    public async ValueTask InitializeAsync()
-    {
-        _playwright = await Playwright.CreateAsync();
-        _browser = await _playwright.Chromium.LaunchAsync(new()
-        {
-            ExecutablePath = Environment.GetEnvironmentVariable("CHROMIUM_PATH") ?? "/usr/bin/chromium",
-            Args = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"],
-        });
-    }
-
-    public async ValueTask DisposeAsync()
-    {
-        if (_browser is not null)
-        {
-            await _browser.DisposeAsync();
-        }
-        _playwright?.Dispose();
-    }
-
     [Fact]
     public async Task A_person_signs_in_on_a_phone_sized_page_and_the_console_gets_a_code()
     {
         var tenant = await mc.CreateTenantAsync();
         var person = await PersonClient.CreatePersonAsync(mc, memberships: (tenant.TenantId, Roles.Editor));
-        await using var context = await _browser!.NewContextAsync(new() { ViewportSize = new() { Width = 390, Height = 844 } });
+        await using var context = await Browser.NewContextAsync(new() { ViewportSize = new() { Width = 390, Height = 844 } });
         var page = await context.NewPageAsync();
         page.SetDefaultTimeout(90_000);
         page.SetDefaultNavigationTimeout(90_000);

@@ -4,33 +4,11 @@ namespace MemberCenter.Tests;
 
 /// <summary>Debian's chromium, driven by Playwright, clicking what a reader clicks in their mail.</summary>
 [Collection(MemberCenterCollection.Name)]
-public sealed class EndUserPageBrowserTests(MemberCenterFixture mc) : IAsyncLifetime
+public sealed class EndUserPageBrowserTests(MemberCenterFixture mc) : ChromiumTest
 {
-    private IPlaywright? _playwright;
-    private IBrowser? _browser;
-
-    public async ValueTask InitializeAsync()
-    {
-        _playwright = await Playwright.CreateAsync();
-        _browser = await _playwright.Chromium.LaunchAsync(new()
-        {
-            ExecutablePath = Environment.GetEnvironmentVariable("CHROMIUM_PATH") ?? "/usr/bin/chromium",
-            Args = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"],
-        });
-    }
-
-    public async ValueTask DisposeAsync()
-    {
-        if (_browser is not null)
-        {
-            await _browser.DisposeAsync();
-        }
-        _playwright?.Dispose();
-    }
-
     private async Task<IPage> NewPageAsync()
     {
-        var page = await _browser!.NewPageAsync();
+        var page = await Browser.NewPageAsync();
         // CI runs the test projects side by side on two cores; Playwright's 30 s default is tight there.
         page.SetDefaultTimeout(90_000);
         page.SetDefaultNavigationTimeout(90_000);

@@ -11,31 +11,9 @@ namespace MemberCenter.Tests;
 /// (labels and choices in their language, saving), unsubscribe; axe-core finds nothing serious on any page.
 /// </summary>
 [Collection(MemberCenterCollection.Name)]
-public sealed class ReaderPageBrowserTests(MemberCenterFixture mc) : IAsyncLifetime
+public sealed class ReaderPageBrowserTests(MemberCenterFixture mc) : ChromiumTest
 {
     private static readonly ReaderText Strings = new();
-    private IPlaywright? _playwright;
-    private IBrowser? _browser;
-
-    public async ValueTask InitializeAsync()
-    {
-        _playwright = await Playwright.CreateAsync();
-        _browser = await _playwright.Chromium.LaunchAsync(new()
-        {
-            ExecutablePath = Environment.GetEnvironmentVariable("CHROMIUM_PATH") ?? "/usr/bin/chromium",
-            Args = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"],
-        });
-    }
-
-    public async ValueTask DisposeAsync()
-    {
-        if (_browser is not null)
-        {
-            await _browser.DisposeAsync();
-        }
-        _playwright?.Dispose();
-    }
-
     private static async Task AssertAccessibleAsync(IPage page, string what)
     {
         var result = await page.RunAxe();
@@ -70,7 +48,7 @@ public sealed class ReaderPageBrowserTests(MemberCenterFixture mc) : IAsyncLifet
         var mail = await mc.Mail.WaitForMailAsync(m => m.To.Contains(email), TimeSpan.FromSeconds(30));
         Assert.Equal(Texts.Fill(t["mail.subject"], new Dictionary<string, string> { ["list"] = "Weekly" }), mail.Subject);
 
-        var page = await _browser!.NewPageAsync();
+        var page = await Browser.NewPageAsync();
         page.SetDefaultTimeout(90_000);
         page.SetDefaultNavigationTimeout(90_000);
 

@@ -37,22 +37,22 @@ public sealed class BounceMailboxTests(StackFixture stack)
 
         var dsn = BounceParserTests.Fixture("postfix-dsn.eml", verp.ForRecipient(first.Id, BounceDomain), first.Email, first.MessageId, Report());
         await dovecot.AppendAsync(dsn);
-        await WaitForAsync(async () => await ScalarAsync<string>(db, "SELECT status FROM send_job_recipients WHERE id = $1", first.Id) == "bounced", "the recipient bounced");
-        await WaitForAsync(async () => await ScalarAsync<long>(db, "SELECT count(*) FROM suppressions WHERE tenant_id = $1 AND email = $2 AND reason = 'hard_bounce'",
+        await WaitForAsync(async () => await TestSql.ScalarAsync<string>(db, "SELECT status FROM send_job_recipients WHERE id = $1", first.Id) == "bounced", "the recipient bounced");
+        await WaitForAsync(async () => await TestSql.ScalarAsync<long>(db, "SELECT count(*) FROM suppressions WHERE tenant_id = $1 AND email = $2 AND reason = 'hard_bounce'",
             Guid.Parse(tenant.TenantId), first.Email) == 1, "the address suppressed");
         var job = await StackFixture.ReadAsync<SendJobResponse>(await se.GetAsync($"api/send-jobs/{jobId}"), HttpStatusCode.OK);
         Assert.Equal(1, job.Counts.Bounced);
         var stats = await se.GetFromJsonAsync<EmailStatisticsResponse>($"api/email-addresses/{Uri.EscapeDataString(first.Email)}/statistics", StackFixture.Json);
         Assert.Equal(1, stats!.TotalBounced);
-        Assert.Equal(1L, await ScalarAsync<long>(db, "SELECT count(*) FROM member_center_reports WHERE email = $1 AND reason = 'hard_bounce'", first.Email));
+        Assert.Equal(1L, await TestSql.ScalarAsync<long>(db, "SELECT count(*) FROM member_center_reports WHERE email = $1 AND reason = 'hard_bounce'", first.Email));
         await WaitForAsync(async () => await dovecot.CountAsync("Processed") == 1, "the DSN moved to Processed");
         Assert.Equal(0, await dovecot.CountAsync("INBOX"));
 
         // The same report read again (a copy back in the inbox, as after a crash between storing and moving): nothing doubles.
         await dovecot.AppendAsync(dsn);
         await WaitForAsync(async () => await dovecot.CountAsync("Processed") == 2, "the copy moved to Processed");
-        Assert.Equal(1L, await ScalarAsync<long>(db, "SELECT count(*) FROM email_events WHERE format = 'imap-dsn' AND recipient_id = $1", first.Id));
-        Assert.Equal(1L, await ScalarAsync<long>(db, "SELECT count(*) FROM email_events WHERE format = 'imap-dsn'"));
+        Assert.Equal(1L, await TestSql.ScalarAsync<long>(db, "SELECT count(*) FROM email_events WHERE format = 'imap-dsn' AND recipient_id = $1", first.Id));
+        Assert.Equal(1L, await TestSql.ScalarAsync<long>(db, "SELECT count(*) FROM email_events WHERE format = 'imap-dsn'"));
         stats = await se.GetFromJsonAsync<EmailStatisticsResponse>($"api/email-addresses/{Uri.EscapeDataString(first.Email)}/statistics", StackFixture.Json);
         Assert.Equal(1, stats!.TotalBounced);
 
@@ -62,14 +62,14 @@ public sealed class BounceMailboxTests(StackFixture stack)
         await dovecot.StartAsync();
         var arf = BounceParserTests.Fixture("arf-complaint.eml", verp.ForRecipient(second.Id, BounceDomain), second.Email, second.MessageId, Report());
         await dovecot.AppendAsync(arf);
-        await WaitForAsync(async () => await ScalarAsync<long>(db, "SELECT count(*) FROM suppressions WHERE tenant_id = $1 AND email = $2 AND reason = 'complaint'",
+        await WaitForAsync(async () => await TestSql.ScalarAsync<long>(db, "SELECT count(*) FROM suppressions WHERE tenant_id = $1 AND email = $2 AND reason = 'complaint'",
             Guid.Parse(tenant.TenantId), second.Email) == 1, "the complainer suppressed");
         stats = await se.GetFromJsonAsync<EmailStatisticsResponse>($"api/email-addresses/{Uri.EscapeDataString(second.Email)}/statistics", StackFixture.Json);
         Assert.Equal(1, stats!.TotalComplaints);
-        Assert.Equal("spamreport", await ScalarAsync<string>(db, "SELECT event_type FROM email_events WHERE format = 'imap-arf'"));
+        Assert.Equal("spamreport", await TestSql.ScalarAsync<string>(db, "SELECT event_type FROM email_events WHERE format = 'imap-arf'"));
         await WaitForAsync(async () => await dovecot.CountAsync("Processed") == 3, "the report moved to Processed");
         Assert.Equal(0, await dovecot.CountAsync("INBOX"));
-        Assert.Equal(3L, await ScalarAsync<long>(db, "SELECT processed FROM bounce_mailbox_status WHERE mailbox_key = 'platform'"));
+        Assert.Equal(3L, await TestSql.ScalarAsync<long>(db, "SELECT processed FROM bounce_mailbox_status WHERE mailbox_key = 'platform'"));
 
         // Operators see the platform mailbox's counters.
         using var admin = await AdminAsync(engine);
@@ -104,13 +104,13 @@ public sealed class BounceMailboxTests(StackFixture stack)
         Assert.Equal(BounceMailboxTls.StartTls, mailbox.Tls);
         Assert.DoesNotContain(dovecot.Password, await created.Content.ReadAsStringAsync(), StringComparison.Ordinal);
 
-        await WaitForAsync(async () => await ScalarAsync<long>(db, "SELECT count(*) FROM send_job_recipients WHERE job_id = $1 AND status = 'bounced'",
+        await WaitForAsync(async () => await TestSql.ScalarAsync<long>(db, "SELECT count(*) FROM send_job_recipients WHERE job_id = $1 AND status = 'bounced'",
             Guid.Parse(jobId)) == 4, "four recipients bounced");
         await WaitForAsync(async () => await dovecot.CountAsync("Done") == 5 && await dovecot.CountAsync("Unparsable") == 1, "all messages moved");
         Assert.Equal(0, await dovecot.CountAsync("INBOX"));
         // The delayed DSN raised nothing: its recipient is still sent, not suppressed.
-        Assert.Equal("sent", await ScalarAsync<string>(db, "SELECT status FROM send_job_recipients WHERE id = $1", rows[4].Id));
-        Assert.Equal(4L, await ScalarAsync<long>(db, "SELECT count(*) FROM suppressions WHERE tenant_id = $1 AND reason = 'hard_bounce'", Guid.Parse(tenant.TenantId)));
+        Assert.Equal("sent", await TestSql.ScalarAsync<string>(db, "SELECT status FROM send_job_recipients WHERE id = $1", rows[4].Id));
+        Assert.Equal(4L, await TestSql.ScalarAsync<long>(db, "SELECT count(*) FROM suppressions WHERE tenant_id = $1 AND reason = 'hard_bounce'", Guid.Parse(tenant.TenantId)));
         Assert.Equal(["You won a prize"], await dovecot.SubjectsAsync("Unparsable"));
 
         var read = await se.GetFromJsonAsync<BounceMailboxResponse>($"api/bounce-mailboxes/{mailbox.MailboxId}", StackFixture.Json);
@@ -145,27 +145,27 @@ public sealed class BounceMailboxTests(StackFixture stack)
         string Dsn(Row r) => BounceParserTests.Fixture("postfix-dsn.eml", verp.ForRecipient(r.Id, BounceDomain), r.Email, r.MessageId, Report());
 
         // The event store fails (its table is gone for a while).
-        await ScalarAsync<object>(db, "ALTER TABLE email_events RENAME TO email_events_away");
+        await TestSql.ScalarAsync<object>(db, "ALTER TABLE email_events RENAME TO email_events_away");
         try
         {
             await dovecot.AppendAsync(Dsn(rows[0]));
             await WaitForAsync(async () => await dovecot.CountAsync("Unparsable") == 1, "the first report given up");
-            Assert.Equal(3, await ScalarAsync<int>(db, "SELECT attempts FROM bounce_messages WHERE outcome = 'unparsable'"));
-            Assert.Contains("not stored after 3 attempts", await ScalarAsync<string>(db, "SELECT reason FROM bounce_messages WHERE outcome = 'unparsable'"), StringComparison.Ordinal);
+            Assert.Equal(3, await TestSql.ScalarAsync<int>(db, "SELECT attempts FROM bounce_messages WHERE outcome = 'unparsable'"));
+            Assert.Contains("not stored after 3 attempts", await TestSql.ScalarAsync<string>(db, "SELECT reason FROM bounce_messages WHERE outcome = 'unparsable'"), StringComparison.Ordinal);
 
             await dovecot.AppendAsync(Dsn(rows[1]));
-            await WaitForAsync(async () => await ScalarAsync<long>(db, "SELECT count(*) FROM bounce_messages WHERE outcome = 'retrying'") == 1, "the second report retrying");
+            await WaitForAsync(async () => await TestSql.ScalarAsync<long>(db, "SELECT count(*) FROM bounce_messages WHERE outcome = 'retrying'") == 1, "the second report retrying");
             Assert.Equal(1, await dovecot.CountAsync("INBOX"));
         }
         finally
         {
-            await ScalarAsync<object>(db, "ALTER TABLE email_events_away RENAME TO email_events");
+            await TestSql.ScalarAsync<object>(db, "ALTER TABLE email_events_away RENAME TO email_events");
         }
         // The store is back: the waiting report is processed at the next scan, and its retry row goes.
-        await WaitForAsync(async () => await ScalarAsync<string>(db, "SELECT status FROM send_job_recipients WHERE id = $1", rows[1].Id) == "bounced", "the second recipient bounced");
+        await WaitForAsync(async () => await TestSql.ScalarAsync<string>(db, "SELECT status FROM send_job_recipients WHERE id = $1", rows[1].Id) == "bounced", "the second recipient bounced");
         await WaitForAsync(async () => await dovecot.CountAsync("Processed") == 1, "the second report processed");
-        Assert.Equal(0L, await ScalarAsync<long>(db, "SELECT count(*) FROM bounce_messages WHERE outcome = 'retrying'"));
-        Assert.Equal("sent", await ScalarAsync<string>(db, "SELECT status FROM send_job_recipients WHERE id = $1", rows[0].Id));
+        Assert.Equal(0L, await TestSql.ScalarAsync<long>(db, "SELECT count(*) FROM bounce_messages WHERE outcome = 'retrying'"));
+        Assert.Equal("sent", await TestSql.ScalarAsync<string>(db, "SELECT status FROM send_job_recipients WHERE id = $1", rows[0].Id));
         Assert.Equal(0, await dovecot.CountAsync("INBOX"));
     }
 
@@ -178,7 +178,7 @@ public sealed class BounceMailboxTests(StackFixture stack)
         var (engine, db) = await StartAsync(settings);
         await using var _e = engine;
         // The first scan is done: the reader now waits in IDLE.
-        await WaitForAsync(async () => await ScalarAsync<object>(db, "SELECT last_checked_at FROM bounce_mailbox_status WHERE mailbox_key = 'platform'") is DateTime,
+        await WaitForAsync(async () => await TestSql.ScalarAsync<object>(db, "SELECT last_checked_at FROM bounce_mailbox_status WHERE mailbox_key = 'platform'") is DateTime,
             "the first scan");
         await Task.Delay(500);
         var sw = Stopwatch.StartNew();
@@ -247,7 +247,7 @@ public sealed class BounceMailboxTests(StackFixture stack)
             var m = await ownerClient.GetFromJsonAsync<BounceMailboxResponse>($"api/bounce-mailboxes/{id}", StackFixture.Json);
             return m!.Status.LastConnectedAt is not null && m.Status.LastError is null ? m : null;
         }, "the login with the new password");
-        var stored = await ScalarAsync<byte[]>(db, "SELECT password FROM bounce_mailboxes WHERE id = $1", Guid.Parse(id));
+        var stored = await TestSql.ScalarAsync<byte[]>(db, "SELECT password FROM bounce_mailboxes WHERE id = $1", Guid.Parse(id));
         Assert.True(stored.AsSpan().IndexOf(System.Text.Encoding.UTF8.GetBytes(dovecot.Password)) < 0, "the password is stored encrypted");
 
         // Tenant isolation: another tenant's mailbox does not exist for it.
@@ -293,7 +293,7 @@ public sealed class BounceMailboxTests(StackFixture stack)
         await WaitForAsync(async () => await dovecot.CountAsync("Processed") == 1, "the first report read");
         Assert.Equal((1, 1), (Connections(first), Handled(first)));
         Assert.Equal((0, 0), (Connections(second), Handled(second)));
-        Assert.Equal(1L, await ScalarAsync<long>(db, """
+        Assert.Equal(1L, await TestSql.ScalarAsync<long>(db, """
             SELECT count(*) FROM pg_locks
             WHERE locktype = 'advisory' AND granted AND objsubid = 1 AND ((classid::bigint << 32) | objid::bigint) = $1
               AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
@@ -322,7 +322,7 @@ public sealed class BounceMailboxTests(StackFixture stack)
         // Old and recent unparsable rows, and an old and a recent retrying row (back-dated by SQL).
         foreach (var (uid, outcome, age) in new[] { (1L, "unparsable", 31), (2L, "unparsable", 29), (3L, "retrying", 31), (4L, "retrying", 1) })
         {
-            await ScalarAsync<object>(db, """
+            await TestSql.ScalarAsync<object>(db, """
                 INSERT INTO bounce_messages (mailbox_key, uid_validity, uid, outcome, reason, attempts, first_seen_at, updated_at)
                 VALUES ('platform', 7, $1, $2, 'junk', 1, now() - make_interval(days => $3), now() - make_interval(days => $3))
                 """, uid, outcome, age);
@@ -331,7 +331,7 @@ public sealed class BounceMailboxTests(StackFixture stack)
         var result = await engine.Services.GetRequiredService<Features.Retention.RetentionSweeper>().SweepAsync(TestContext.Current.CancellationToken);
 
         Assert.Equal(2, result.BounceMessages);
-        Assert.Equal(6L, await ScalarAsync<long>(db, "SELECT coalesce(sum(uid), 0)::bigint FROM bounce_messages"));
+        Assert.Equal(6L, await TestSql.ScalarAsync<long>(db, "SELECT coalesce(sum(uid), 0)::bigint FROM bounce_messages"));
     }
 
     // ------------------------------------------------------------------ helpers
@@ -414,18 +414,5 @@ public sealed class BounceMailboxTests(StackFixture stack)
             await Task.Delay(150);
         }
         throw new TimeoutException($"{what}: not reached\n" + ServiceLogs.Dump());
-    }
-
-    private static async Task<T> ScalarAsync<T>(string db, string sql, params object[] args)
-    {
-        await using var conn = new NpgsqlConnection(db);
-        await conn.OpenAsync();
-        await using var cmd = new NpgsqlCommand(sql, conn);
-        foreach (var a in args)
-        {
-            cmd.Parameters.Add(new NpgsqlParameter { Value = a });
-        }
-        var value = await cmd.ExecuteScalarAsync();
-        return value is null or DBNull ? default! : (T)value;
     }
 }

@@ -51,10 +51,10 @@ public sealed class ProviderCredentialTests(StackFixture stack)
         var raw = await se.GetStringAsync($"api/provider-credentials/{good.CredentialId}");
         Assert.DoesNotContain("relay-secret", raw);
         Assert.DoesNotContain("password", raw);
-        var stored = await ScalarAsync<byte[]>(db, "SELECT secret FROM provider_credentials WHERE id = $1", Guid.Parse(good.CredentialId));
+        var stored = await TestSql.ScalarAsync<byte[]>(db, "SELECT secret FROM provider_credentials WHERE id = $1", Guid.Parse(good.CredentialId));
         Assert.True(stored.Length > 16);
         Assert.DoesNotContain("relay-secret", System.Text.Encoding.UTF8.GetString(stored));
-        Assert.True(await ScalarAsync<long>(db, "SELECT count(*) FROM data_protection_keys") >= 1, "the key ring is kept in Send Engine's database");
+        Assert.True(await TestSql.ScalarAsync<long>(db, "SELECT count(*) FROM data_protection_keys") >= 1, "the key ring is kept in Send Engine's database");
 
         // Wrong password: the server's 535.
         var wrong = await VerifyAsync(se, (await CreateAsync(se, Smtp("wrong password", relay.Host, relay.Port, "not-it"))).CredentialId);
@@ -284,18 +284,6 @@ public sealed class ProviderCredentialTests(StackFixture stack)
         var done = await StackFixture.WaitForJobAsync(se, job.Id, j => j.Status is SendJobStatuses.Completed or SendJobStatuses.Paused or SendJobStatuses.Failed);
         Assert.True(done.Status == SendJobStatuses.Completed, $"job {done.Status}: {done}");
         return job.Id;
-    }
-
-    private static async Task<T> ScalarAsync<T>(string db, string sql, params object[] args)
-    {
-        await using var conn = new NpgsqlConnection(db);
-        await conn.OpenAsync();
-        await using var cmd = new NpgsqlCommand(sql, conn);
-        foreach (var a in args)
-        {
-            cmd.Parameters.Add(new NpgsqlParameter { Value = a });
-        }
-        return (T)(await cmd.ExecuteScalarAsync())!;
     }
 
     /// <summary>A self-signed certificate for 127.0.0.1 and localhost, as PEM files in a temp directory.</summary>

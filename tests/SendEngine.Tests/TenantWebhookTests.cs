@@ -6,6 +6,7 @@ using System.Text;
 using System.Text.Json;
 using Newsletter.Contracts;
 using Newsletter.Contracts.Webhooks;
+using Newsletter.TestSupport;
 using Npgsql;
 using Microsoft.AspNetCore.DataProtection;
 using Microsoft.Extensions.Caching.Memory;
@@ -78,8 +79,8 @@ public sealed class TenantWebhookTests(StackFixture stack)
         // A tenant without endpoints sends a job: not one outbox row.
         using var quietClient = await ClientAsync(engine, quiet);
         await RunJobAsync(quietClient, quiet, "Quiet");
-        Assert.Equal(0L, await ScalarAsync<long>(db, "SELECT count(*) FROM webhook_messages WHERE tenant_id = $1", Guid.Parse(quiet.TenantId)));
-        Assert.Equal(3L, await ScalarAsync<long>(db, "SELECT count(*) FROM webhook_messages WHERE tenant_id = $1", Guid.Parse(tenant.TenantId)));
+        Assert.Equal(0L, await TestSql.ScalarAsync<long>(db, "SELECT count(*) FROM webhook_messages WHERE tenant_id = $1", Guid.Parse(quiet.TenantId)));
+        Assert.Equal(3L, await TestSql.ScalarAsync<long>(db, "SELECT count(*) FROM webhook_messages WHERE tenant_id = $1", Guid.Parse(tenant.TenantId)));
     }
 
     [Fact]
@@ -320,17 +321,17 @@ public sealed class TenantWebhookTests(StackFixture stack)
         Assert.Equal(WebhookEndpointStates.Enabled, paused.State);
         await Task.Delay(2000);
         var id = Guid.Parse(endpointId);
-        var attemptsWhileDown = await ScalarAsync<long>(db, "SELECT count(*) FROM webhook_attempts WHERE endpoint_id = $1", id);
+        var attemptsWhileDown = await TestSql.ScalarAsync<long>(db, "SELECT count(*) FROM webhook_attempts WHERE endpoint_id = $1", id);
         // 3 + 2 in flight, then probes at most every 300 ms for the few seconds it was down: far below 30 messages x 6 attempts.
         Assert.InRange(attemptsWhileDown, 5, 25);
-        Assert.True(await ScalarAsync<long>(db, "SELECT count(*) FROM webhook_messages WHERE endpoint_id = $1 AND attempts = 0", id) >= 10);
-        Assert.Equal(0L, await ScalarAsync<long>(db, "SELECT count(*) FROM webhook_messages WHERE endpoint_id = $1 AND status <> 'pending'", id));
+        Assert.True(await TestSql.ScalarAsync<long>(db, "SELECT count(*) FROM webhook_messages WHERE endpoint_id = $1 AND attempts = 0", id) >= 10);
+        Assert.Equal(0L, await TestSql.ScalarAsync<long>(db, "SELECT count(*) FROM webhook_messages WHERE endpoint_id = $1 AND status <> 'pending'", id));
 
         // Up again: the next probe succeeds and every waiting event is delivered at once, none lost, each delivered once.
         receiver.Respond = _ => 204;
-        await WaitForAsync(async () => await ScalarAsync<long>(db,
+        await WaitForAsync(async () => await TestSql.ScalarAsync<long>(db,
             "SELECT count(*) FROM webhook_messages WHERE endpoint_id = $1 AND status = 'delivered'", id) == 30 ? "all" : null, TimeSpan.FromSeconds(20));
-        var delivered = await ScalarAsync<string[]>(db, """
+        var delivered = await TestSql.ScalarAsync<string[]>(db, """
             SELECT array_agg(webhook_id) FROM webhook_attempts WHERE endpoint_id = $1 AND response_status BETWEEN 200 AND 299
             """, id);
         Assert.Equal(queued.Order(), delivered.Order());
@@ -419,7 +420,7 @@ public sealed class TenantWebhookTests(StackFixture stack)
             Assert.DoesNotContain("whsec_", text, StringComparison.Ordinal);
             Assert.DoesNotContain(first[6..], text, StringComparison.Ordinal);
         }
-        var stored = await ScalarAsync<byte[]>(db, "SELECT secret FROM webhook_endpoints WHERE id = $1", Guid.Parse(id));
+        var stored = await TestSql.ScalarAsync<byte[]>(db, "SELECT secret FROM webhook_endpoints WHERE id = $1", Guid.Parse(id));
         Assert.False(stored.AsSpan().IndexOf(raw) >= 0, "the secret is stored in clear");
 
         using var rotate = await se.PostAsJsonAsync($"api/webhook-endpoints/{id}/rotate-secret", new RotateWebhookSecretRequest(3600), StackFixture.Json);
@@ -513,7 +514,7 @@ public sealed class TenantWebhookTests(StackFixture stack)
         await QueueMessageAsync(db, id, tenant.TenantId);
         await QueueMessageAsync(db, id, tenant.TenantId);
         await receiver.WaitForAsync(r => r.Count >= 2);
-        await WaitForAsync(async () => await ScalarAsync<long>(db, "SELECT count(*) FROM webhook_attempts") == 2 ? "" : null);
+        await WaitForAsync(async () => await TestSql.ScalarAsync<long>(db, "SELECT count(*) FROM webhook_attempts") == 2 ? "" : null);
         // One attempt and its message are 8 days old; a pending message of that age stays (not finished).
         await Execute(db, """
             WITH old AS (SELECT id, message_id FROM webhook_attempts ORDER BY id LIMIT 1)
@@ -624,17 +625,5 @@ public sealed class TenantWebhookTests(StackFixture stack)
             cmd.Parameters.Add(new NpgsqlParameter { Value = a });
         }
         await cmd.ExecuteNonQueryAsync();
-    }
-
-    private static async Task<T> ScalarAsync<T>(string db, string sql, params object[] args)
-    {
-        await using var conn = new NpgsqlConnection(db);
-        await conn.OpenAsync();
-        await using var cmd = new NpgsqlCommand(sql, conn);
-        foreach (var a in args)
-        {
-            cmd.Parameters.Add(new NpgsqlParameter { Value = a });
-        }
-        return (T)(await cmd.ExecuteScalarAsync())!;
     }
 }

@@ -108,7 +108,7 @@ public sealed class WebhookGatewayTests(StackFixture stack)
             Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
             Assert.Contains("\"verification\"", await response.Content.ReadAsStringAsync(), StringComparison.Ordinal);
         }
-        Assert.Equal(1L, await ScalarAsync<long>(db, "SELECT count(*) FROM webhook_gateway_entries WHERE tenant_id IS NULL"));
+        Assert.Equal(1L, await TestSql.ScalarAsync<long>(db, "SELECT count(*) FROM webhook_gateway_entries WHERE tenant_id IS NULL"));
     }
 
     [Fact]
@@ -233,8 +233,8 @@ public sealed class WebhookGatewayTests(StackFixture stack)
             Assert.Equal(HttpStatusCode.OK, status);
             ids.Add(id!);
         }
-        await WaitUntilAsync(async () => await ScalarAsync<long>(db, "SELECT count(*) FROM webhook_gateway_entries WHERE tenant_id = $1", Guid.Parse(tenant.TenantId)) == 10
-            && await ScalarAsync<long>(db, "SELECT count(*) FROM email_events WHERE processed_at IS NULL") == 0);
+        await WaitUntilAsync(async () => await TestSql.ScalarAsync<long>(db, "SELECT count(*) FROM webhook_gateway_entries WHERE tenant_id = $1", Guid.Parse(tenant.TenantId)) == 10
+            && await TestSql.ScalarAsync<long>(db, "SELECT count(*) FROM email_events WHERE processed_at IS NULL") == 0);
         var page = await GetAsync<GatewayEntryPage>(se, "api/webhook-gateway/events");
         Assert.Equal(ids.Skip(4).Reverse(), page.Items.Select(i => i.EntryId));
     }
@@ -375,16 +375,4 @@ public sealed class WebhookGatewayTests(StackFixture stack)
     private static string Now() => DateTimeOffset.UtcNow.ToString("yyyy-MM-ddTHH:mm:ss.fffZ", CultureInfo.InvariantCulture);
 
     private static string Json(object o) => JsonSerializer.Serialize(o);
-
-    private static async Task<T> ScalarAsync<T>(string db, string sql, params object[] args)
-    {
-        await using var conn = new NpgsqlConnection(db);
-        await conn.OpenAsync();
-        await using var cmd = new NpgsqlCommand(sql, conn);
-        foreach (var a in args)
-        {
-            cmd.Parameters.Add(new NpgsqlParameter { Value = a });
-        }
-        return (T)(await cmd.ExecuteScalarAsync())!;
-    }
 }
