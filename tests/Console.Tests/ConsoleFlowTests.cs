@@ -18,7 +18,8 @@ public sealed class ConsoleFlowTests(ConsoleFixture fx)
     [Fact]
     public async Task A_running_job_shows_sent_and_remaining_change_live_without_a_reload()
     {
-        const int recipients = 24;
+        // 48 × 0.25 s on one connection: 12 s of sending, so a page slowed by a busy machine still opens mid-job.
+        const int recipients = 48;
         var tag = Unique("live");
         var csv = new StringBuilder("email\n");
         for (var i = 0; i < recipients; i++)

@@ -81,10 +81,10 @@ public sealed class ReaderSettingsConsoleTests(ConsoleFixture fx)
             Assert.True(await page.Locator("#b-name").IsDisabledAsync());
             await page.AssertAccessibleAsync("/branding (viewer)");
             // The form posted anyway (its antiforgery token included): the page refuses the role.
-            var refused = await page.RunAndWaitForResponseAsync(
-                () => page.EvaluateAsync("() => document.getElementById('branding-form').submit()"),
-                r => r.Request.Method == "POST");
-            Assert.Equal(403, refused.Status);
+            // Waits for the navigation the submit starts to finish, so the next GotoAsync does not interrupt it.
+            var refused = await page.RunAndWaitForNavigationAsync(
+                () => page.EvaluateAsync("() => document.getElementById('branding-form').submit()"));
+            Assert.Equal(403, refused!.Status);
 
             Assert.Equal(200, (await page.GotoAsync($"/lists/{fx.TenantA.ListId}/preference-fields"))!.Status);
             Assert.Equal(0, await page.Locator("#add-field").CountAsync());

@@ -180,7 +180,8 @@ public sealed class SendJobOperationsTests(StackFixture stack)
         Assert.Equal(job.Id, retried.Id);
         Assert.Equal(SendJobStatuses.Sending, retried.Status);
         Assert.Equal(0, retried.Counts.Failed);
-        Assert.Equal(failedBefore.Count, retried.Counts.Remaining);
+        // The runner may have sent one already before the answer was counted: remaining plus newly sent is every failed row.
+        Assert.Equal(failedBefore.Count, retried.Counts.Remaining + retried.Counts.Sent - sentBefore.Count);
 
         var done = await StackFixture.WaitForJobAsync(client, job.Id, j => j.Status == SendJobStatuses.Completed);
         Assert.Equal((recipients, recipients, 0), (done.Counts.Total, done.Counts.Sent, done.Counts.Failed));
