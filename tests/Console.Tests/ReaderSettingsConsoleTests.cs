@@ -81,10 +81,13 @@ public sealed class ReaderSettingsConsoleTests(ConsoleFixture fx)
             Assert.True(await page.Locator("#b-name").IsDisabledAsync());
             await page.AssertAccessibleAsync("/branding (viewer)");
             // The form posted anyway (its antiforgery token included): the page refuses the role.
-            // Waits for the navigation the submit starts to finish, so the next GotoAsync does not interrupt it.
-            var refused = await page.RunAndWaitForNavigationAsync(
-                () => page.EvaluateAsync("() => document.getElementById('branding-form').submit()"));
-            Assert.Equal(403, refused!.Status);
+            // Posted with the session and the page's own antiforgery token (a request, not a form navigation, so the next
+            // GotoAsync cannot race it).
+            var form = page.Context.APIRequest.CreateFormData();
+            form.Set("__RequestVerificationToken", await page.InputValueAsync("#branding-form input[name=__RequestVerificationToken]"));
+            form.Set("displayName", "Viewer was here");
+            var refused = await page.APIRequest.PostAsync("/branding", new() { Form = form, MaxRedirects = 0 });
+            Assert.Equal(403, refused.Status);
 
             Assert.Equal(200, (await page.GotoAsync($"/lists/{fx.TenantA.ListId}/preference-fields"))!.Status);
             Assert.Equal(0, await page.Locator("#add-field").CountAsync());
