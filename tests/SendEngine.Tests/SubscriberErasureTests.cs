@@ -101,23 +101,10 @@ public sealed class SubscriberErasureTests(StackFixture stack)
         }
     }
 
-    private static async Task<T?> ScalarAsync<T>(string connectionString, string sql, params object[] args)
-    {
-        await using var conn = new NpgsqlConnection(connectionString);
-        await conn.OpenAsync();
-        await using var cmd = new NpgsqlCommand(sql, conn);
-        foreach (var a in args)
-        {
-            cmd.Parameters.Add(new NpgsqlParameter { Value = a });
-        }
-        var value = await cmd.ExecuteScalarAsync();
-        return value is null or DBNull ? default : (T)value;
-    }
-
     /// <summary>Send Engine's part has landed: the request is done in Member Center's queue.</summary>
     private static Task WaitForSendEngineAsync(Pair pair, string kind) => WaitAsync(async () =>
-        await ScalarAsync<long>(pair.McDb, "SELECT count(*) FROM send_engine_requests WHERE kind = $1 AND completed_at IS NULL", kind) == 0
-        && await ScalarAsync<long>(pair.McDb, "SELECT count(*) FROM send_engine_requests WHERE kind = $1 AND outcome = 'done'", kind) > 0,
+        await TestSql.ScalarAsync<long>(pair.McDb, "SELECT count(*) FROM send_engine_requests WHERE kind = $1 AND completed_at IS NULL", kind) == 0
+        && await TestSql.ScalarAsync<long>(pair.McDb, "SELECT count(*) FROM send_engine_requests WHERE kind = $1 AND outcome = 'done'", kind) > 0,
         $"Send Engine's {kind}");
 
     private static async Task<HttpResponseMessage> ExportAsync(RestartableMemberCenter mc, string token, string email)
@@ -167,7 +154,7 @@ public sealed class SubscriberErasureTests(StackFixture stack)
         Assert.Equal(target, (await StackFixture.ReadAsync<SubscriberExport>(await ExportAsync(mc, t.SiteToken, target), HttpStatusCode.OK)).Subscriber!.Email);
 
         using var site = mc.Client(t.SiteToken);
-        var subscriberId = await ScalarAsync<Guid>(pair.McDb, "SELECT id FROM subscribers WHERE email_key = $1", target.ToLowerInvariant());
+        var subscriberId = await TestSql.ScalarAsync<Guid>(pair.McDb, "SELECT id FROM subscribers WHERE email_key = $1", target.ToLowerInvariant());
         using (var erased = await site.DeleteAsync($"api/subscribers/{Uri.EscapeDataString(target)}"))
         {
             var body = await StackFixture.ReadAsync<ErasureResponse>(erased, HttpStatusCode.Accepted);
@@ -176,20 +163,20 @@ public sealed class SubscriberErasureTests(StackFixture stack)
         await WaitForSendEngineAsync(pair, "erase");
 
         // Member Center: no subscriber, consent kept as proof with the keyed hash and no IP, user agent or details.
-        Assert.Equal(0L, await ScalarAsync<long>(pair.McDb, "SELECT count(*) FROM subscribers WHERE id = $1", subscriberId));
-        Assert.Equal(0L, await ScalarAsync<long>(pair.McDb, "SELECT count(*) FROM subscriptions WHERE subscriber_id = $1", subscriberId));
-        Assert.Equal(3L, await ScalarAsync<long>(pair.McDb,
+        Assert.Equal(0L, await TestSql.ScalarAsync<long>(pair.McDb, "SELECT count(*) FROM subscribers WHERE id = $1", subscriberId));
+        Assert.Equal(0L, await TestSql.ScalarAsync<long>(pair.McDb, "SELECT count(*) FROM subscriptions WHERE subscriber_id = $1", subscriberId));
+        Assert.Equal(3L, await TestSql.ScalarAsync<long>(pair.McDb,
             "SELECT count(*) FROM consent_records WHERE subscriber_id = $1 AND ip_address IS NULL AND user_agent IS NULL AND details IS NULL AND subject_hash IS NOT NULL", subscriberId));
-        Assert.Equal("erased", await ScalarAsync<string>(pair.McDb, "SELECT action FROM consent_records WHERE subscriber_id = $1 ORDER BY id DESC LIMIT 1", subscriberId));
-        Assert.Equal("erased", await ScalarAsync<string>(pair.McDb, "SELECT change FROM subscription_changes WHERE subscriber_id = $1", subscriberId));
-        Assert.Equal(0L, await ScalarAsync<long>(pair.McDb, "SELECT count(*) FROM send_engine_requests WHERE email IS NOT NULL"));
+        Assert.Equal("erased", await TestSql.ScalarAsync<string>(pair.McDb, "SELECT action FROM consent_records WHERE subscriber_id = $1 ORDER BY id DESC LIMIT 1", subscriberId));
+        Assert.Equal("erased", await TestSql.ScalarAsync<string>(pair.McDb, "SELECT change FROM subscription_changes WHERE subscriber_id = $1", subscriberId));
+        Assert.Equal(0L, await TestSql.ScalarAsync<long>(pair.McDb, "SELECT count(*) FROM send_engine_requests WHERE email IS NOT NULL"));
         // Send Engine: the address is its keyed hash everywhere, and the suppression is the hashed one.
         var marker = Marker(target);
-        Assert.Equal(0L, await ScalarAsync<long>(pair.SeDb, "SELECT count(*) FROM send_job_recipients WHERE lower(email) = $1", target.ToLowerInvariant()));
-        Assert.Equal(0L, await ScalarAsync<long>(pair.SeDb, "SELECT count(*) FROM suppressions WHERE email = $1", target.ToLowerInvariant()));
-        Assert.Equal(1L, await ScalarAsync<long>(pair.SeDb, "SELECT count(*) FROM send_job_recipients WHERE email = $1 AND preferences = '{}'::jsonb AND status = 'sent'", marker));
-        Assert.Equal("erased", await ScalarAsync<string>(pair.SeDb, "SELECT reason FROM suppressions WHERE email = $1 AND tenant_id = $2", marker, Guid.Parse(t.TenantId)));
-        Assert.Equal(1L, await ScalarAsync<long>(pair.SeDb, "SELECT count(*) FROM send_job_recipients WHERE email = $1", bystander));
+        Assert.Equal(0L, await TestSql.ScalarAsync<long>(pair.SeDb, "SELECT count(*) FROM send_job_recipients WHERE lower(email) = $1", target.ToLowerInvariant()));
+        Assert.Equal(0L, await TestSql.ScalarAsync<long>(pair.SeDb, "SELECT count(*) FROM suppressions WHERE email = $1", target.ToLowerInvariant()));
+        Assert.Equal(1L, await TestSql.ScalarAsync<long>(pair.SeDb, "SELECT count(*) FROM send_job_recipients WHERE email = $1 AND preferences = '{}'::jsonb AND status = 'sent'", marker));
+        Assert.Equal("erased", await TestSql.ScalarAsync<string>(pair.SeDb, "SELECT reason FROM suppressions WHERE email = $1 AND tenant_id = $2", marker, Guid.Parse(t.TenantId)));
+        Assert.Equal(1L, await TestSql.ScalarAsync<long>(pair.SeDb, "SELECT count(*) FROM send_job_recipients WHERE email = $1", bystander));
 
         // What is left is the hashed suppression: the export says so and holds nothing else.
         var after = await StackFixture.ReadAsync<SubscriberExport>(await ExportAsync(mc, t.SiteToken, target), HttpStatusCode.OK);
@@ -206,8 +193,8 @@ public sealed class SubscriberErasureTests(StackFixture stack)
             Assert.Equal(HttpStatusCode.Accepted, again.StatusCode);
         }
         await WaitForSendEngineAsync(pair, "erase");
-        Assert.Equal(1L, await ScalarAsync<long>(pair.SeDb, "SELECT count(*) FROM suppressions WHERE email = $1 AND tenant_id = $2", marker, Guid.Parse(t.TenantId)));
-        Assert.Equal(3L, await ScalarAsync<long>(pair.McDb, "SELECT count(*) FROM consent_records WHERE subscriber_id = $1", subscriberId));
+        Assert.Equal(1L, await TestSql.ScalarAsync<long>(pair.SeDb, "SELECT count(*) FROM suppressions WHERE email = $1 AND tenant_id = $2", marker, Guid.Parse(t.TenantId)));
+        Assert.Equal(3L, await TestSql.ScalarAsync<long>(pair.McDb, "SELECT count(*) FROM consent_records WHERE subscriber_id = $1", subscriberId));
     }
 
     [Fact]
@@ -227,13 +214,13 @@ public sealed class SubscriberErasureTests(StackFixture stack)
              "recipient_metadata": [{"rcpt": "{{target}}", "values": {"customer": "tia-42"} }]}
             """;
         var response = $$"""{"request_id": "{{requestId}}", "tasks": [{"email": "{{target}}", "status": "queued"}, {"email": "{{bystander}}", "status": "queued"}]}""";
-        await ScalarAsync<int>(pair.SeDb, """
+        await TestSql.ScalarAsync<int>(pair.SeDb, """
             INSERT INTO transactional_requests (id, tenant_id, message, metadata, response, created_at, completed_at)
             VALUES ($1, $2, $3::jsonb, '{}'::jsonb, $4::jsonb, now(), now())
             """, requestId, Guid.Parse(t.TenantId), message, response);
         foreach (var (email, name, position) in new[] { (target, "Tia Reader", 0), (bystander, "Carl", 1) })
         {
-            await ScalarAsync<int>(pair.SeDb, """
+            await TestSql.ScalarAsync<int>(pair.SeDb, """
                 INSERT INTO transactional_tasks (id, request_id, tenant_id, position, email, email_key, name, type, status, attempts, due_at,
                                                  message_id, metadata, created_at, sent_at, finished_at, detail)
                 VALUES ($1, $2, $3, $4, $5, lower($5), $6, 'to', 'sent', 1, now(), $7, '{"customer": "x"}'::jsonb, now(), now(), now(), '250 OK')
@@ -252,18 +239,18 @@ public sealed class SubscriberErasureTests(StackFixture stack)
 
         var marker = Marker(target);
         // Nowhere in transactional mail is the address left, in any case; its name and per-recipient data went with it.
-        Assert.Equal(0L, await ScalarAsync<long>(pair.SeDb,
+        Assert.Equal(0L, await TestSql.ScalarAsync<long>(pair.SeDb,
             "SELECT count(*) FROM transactional_requests WHERE message::text ILIKE $1 OR response::text ILIKE $1 OR message::text LIKE '%Tia Reader%' OR message::text LIKE '%T-1%' OR message::text LIKE '%tia-42%'",
             $"%{target}%"));
-        Assert.Equal(0L, await ScalarAsync<long>(pair.SeDb, "SELECT count(*) FROM transactional_tasks WHERE email ILIKE $1 OR name = 'Tia Reader'", target));
-        Assert.Equal(1L, await ScalarAsync<long>(pair.SeDb,
+        Assert.Equal(0L, await TestSql.ScalarAsync<long>(pair.SeDb, "SELECT count(*) FROM transactional_tasks WHERE email ILIKE $1 OR name = 'Tia Reader'", target));
+        Assert.Equal(1L, await TestSql.ScalarAsync<long>(pair.SeDb,
             "SELECT count(*) FROM transactional_tasks WHERE email = $1 AND email_key = $1 AND status = 'sent' AND metadata = '{}'::jsonb AND detail IS NULL", marker));
-        Assert.Equal(marker, await ScalarAsync<string>(pair.SeDb, "SELECT message->>'bcc_address' FROM transactional_requests WHERE id = $1", requestId));
+        Assert.Equal(marker, await TestSql.ScalarAsync<string>(pair.SeDb, "SELECT message->>'bcc_address' FROM transactional_requests WHERE id = $1", requestId));
         // The bystander's part of the same request is untouched.
-        Assert.Equal("C-2", await ScalarAsync<string>(pair.SeDb,
+        Assert.Equal("C-2", await TestSql.ScalarAsync<string>(pair.SeDb,
             "SELECT message->'merge_vars'->0->'vars'->0->>'content' FROM transactional_requests WHERE id = $1", requestId));
-        Assert.Equal("Carl", await ScalarAsync<string>(pair.SeDb, "SELECT message->'to'->1->>'name' FROM transactional_requests WHERE id = $1", requestId));
-        Assert.Equal(1L, await ScalarAsync<long>(pair.SeDb, "SELECT count(*) FROM transactional_tasks WHERE email = $1 AND name = 'Carl' AND detail = '250 OK'", bystander));
+        Assert.Equal("Carl", await TestSql.ScalarAsync<string>(pair.SeDb, "SELECT message->'to'->1->>'name' FROM transactional_requests WHERE id = $1", requestId));
+        Assert.Equal(1L, await TestSql.ScalarAsync<long>(pair.SeDb, "SELECT count(*) FROM transactional_tasks WHERE email = $1 AND name = 'Carl' AND detail = '250 OK'", bystander));
         var after = await StackFixture.ReadAsync<SubscriberExport>(await ExportAsync(pair.Mc, t.SiteToken, target), HttpStatusCode.OK);
         Assert.Empty(after.SendEngine.TransactionalTasks);
     }
@@ -286,14 +273,14 @@ public sealed class SubscriberErasureTests(StackFixture stack)
             Assert.Equal("pending", body.SendEngine);
         }
         // Retried with backoff while Send Engine is down; the export cannot be complete, so it is a 503.
-        await WaitAsync(async () => await ScalarAsync<int>(pair.McDb, "SELECT max(attempts) FROM send_engine_requests WHERE completed_at IS NULL") >= 3,
+        await WaitAsync(async () => await TestSql.ScalarAsync<int>(pair.McDb, "SELECT max(attempts) FROM send_engine_requests WHERE completed_at IS NULL") >= 3,
             "three failed attempts");
         using (var export = await ExportAsync(mc, t.SiteToken, target))
         {
             Assert.Equal(HttpStatusCode.ServiceUnavailable, export.StatusCode);
             Assert.Equal("application/problem+json", export.Content.Headers.ContentType?.MediaType);
         }
-        Assert.Equal(1L, await ScalarAsync<long>(pair.SeDb, "SELECT count(*) FROM send_job_recipients WHERE email = $1", target));
+        Assert.Equal(1L, await TestSql.ScalarAsync<long>(pair.SeDb, "SELECT count(*) FROM send_job_recipients WHERE email = $1", target));
 
         // Restarting Member Center keeps the queue (it is in PostgreSQL); Send Engine back on its port gets the erasure.
         await mc.StopAsync();
@@ -301,9 +288,9 @@ public sealed class SubscriberErasureTests(StackFixture stack)
         await pair.Se.DisposeAsync();
         pair.Se = await SendEngineProcess.StartAsync(pair.SeSettings, pair.SePort);
         await WaitForSendEngineAsync(pair, "erase");
-        Assert.Equal(0L, await ScalarAsync<long>(pair.SeDb, "SELECT count(*) FROM send_job_recipients WHERE email = $1", target));
-        Assert.Equal(1L, await ScalarAsync<long>(pair.SeDb, "SELECT count(*) FROM send_job_recipients WHERE email = $1", Marker(target)));
-        Assert.Equal("erased", await ScalarAsync<string>(pair.SeDb, "SELECT reason FROM suppressions WHERE email = $1", Marker(target)));
+        Assert.Equal(0L, await TestSql.ScalarAsync<long>(pair.SeDb, "SELECT count(*) FROM send_job_recipients WHERE email = $1", target));
+        Assert.Equal(1L, await TestSql.ScalarAsync<long>(pair.SeDb, "SELECT count(*) FROM send_job_recipients WHERE email = $1", Marker(target)));
+        Assert.Equal("erased", await TestSql.ScalarAsync<string>(pair.SeDb, "SELECT reason FROM suppressions WHERE email = $1", Marker(target)));
     }
 
     [Fact]
@@ -317,12 +304,12 @@ public sealed class SubscriberErasureTests(StackFixture stack)
         using var site = mc.Client(t.SiteToken);
         (await site.DeleteAsync($"api/subscribers/{Uri.EscapeDataString(target)}")).EnsureSuccessStatusCode();
         await WaitForSendEngineAsync(pair, "erase");
-        Assert.Equal(1L, await ScalarAsync<long>(pair.SeDb, "SELECT count(*) FROM suppressions WHERE email = $1", Marker(target)));
+        Assert.Equal(1L, await TestSql.ScalarAsync<long>(pair.SeDb, "SELECT count(*) FROM suppressions WHERE email = $1", Marker(target)));
 
         await SubscribeAsync(mc, t, target);
         await WaitForSendEngineAsync(pair, "lift_erasure");
-        Assert.Equal(0L, await ScalarAsync<long>(pair.SeDb, "SELECT count(*) FROM suppressions WHERE email = $1", Marker(target)));
-        Assert.Equal(0L, await ScalarAsync<long>(pair.McDb, "SELECT count(*) FROM erased_addresses"));
+        Assert.Equal(0L, await TestSql.ScalarAsync<long>(pair.SeDb, "SELECT count(*) FROM suppressions WHERE email = $1", Marker(target)));
+        Assert.Equal(0L, await TestSql.ScalarAsync<long>(pair.McDb, "SELECT count(*) FROM erased_addresses"));
 
         var done = await RunJobAsync(pair.Se, t, "Welcome back");
         Assert.Equal(1, done.Counts.Sent);
