@@ -22,8 +22,14 @@ public sealed record Recipient(
     string Email,
     IReadOnlyDictionary<string, JsonElement> Preferences);
 
-/// <summary>GET /internal/lists/{list_id}?tenant_id=: the list exists and is the tenant's.</summary>
-public sealed record InternalListResponse(string TenantId, string ListId);
+/// <summary>
+/// GET /internal/lists/{list_id}?tenant_id=: the list exists and is the tenant's. PostalAddress is the tenant's branding
+/// postal address (null when it has none): bulk mail carries it in its footer (CAN-SPAM).
+/// </summary>
+public sealed record InternalListResponse(string TenantId, string ListId, string? PostalAddress = null);
+
+/// <summary>GET /internal/tenants/{tenant_id}/mail-footer: what a tenant's bulk mail carries in its footer (null: not set).</summary>
+public sealed record InternalMailFooterResponse(string TenantId, string? PostalAddress);
 
 /// <summary>
 /// POST /internal/lists/{list_id}/link-key. Without KeyId/IssuedAt: the current key, issued now. With both: the same
@@ -35,8 +41,10 @@ public sealed record LinkKeyRequest(string? TenantId, string? KeyId = null, long
 /// A derived link key: K_link = HMAC-SHA256(K_root[KeyId], "unsubscribe-link|{tenant_id}|{list_id}|{issued_at}"),
 /// base64url (no padding) in Key. A link is UnsubscribeUrlPrefix + "u1.{key_id}.{issued_at}.{list_id:N}.{subscriber_id:N}.{mac}"
 /// (docs/internal-api.md). Links minted with it are valid until ExpiresAt (IssuedAt + the unsubscribe token lifetime).
+/// PostalAddress: the tenant's branding postal address now (null: none), read by a job run with its key, for the footer.
 /// </summary>
-public sealed record LinkKeyResponse(string KeyId, long IssuedAt, string Key, string UnsubscribeUrlPrefix, string ListId, DateTimeOffset ExpiresAt);
+public sealed record LinkKeyResponse(string KeyId, long IssuedAt, string Key, string UnsubscribeUrlPrefix, string ListId, DateTimeOffset ExpiresAt,
+    string? PostalAddress = null);
 
 /// <summary>
 /// Feedback from delivery: hard bounce, complaint or an unsubscribe seen by the ESP. Detail is what the ESP said of it

@@ -12,6 +12,11 @@ public static class Scopes
     /// <summary>The tenant's applications and their X-Pigeon-Api-Key keys in Member Center (tenant_api clients).</summary>
     public const string ApiKeysRead = "newsletter:api_keys.read";
     public const string ApiKeysWrite = "newsletter:api_keys.write";
+    /// <summary>
+    /// Change tenant-wide reader settings in Member Center: the branding (name, logo, colours, footer, postal address,
+    /// confirmation mail) and lists' preference fields. People get it from the admin role up; tenant_api clients have it.
+    /// </summary>
+    public const string SettingsWrite = "newsletter:settings.write";
     /// <summary>Send Engine: manage the tenant's event webhook endpoints, read their attempts, replay events.</summary>
     public const string Webhooks = "newsletter:webhooks";
     /// <summary>

@@ -45,7 +45,17 @@ public sealed record SendJobResponse(
     string? BodyText = null,
     DateTimeOffset? ThrottledUntil = null,
     string? FromEmail = null,
-    string? FromName = null);
+    string? FromName = null,
+    IReadOnlyList<SendJobWarning>? Warnings = null);
+
+/// <summary>Something about a job that does not stop it but should be fixed, e.g. code postal_address_missing.</summary>
+public sealed record SendJobWarning(string Code, string Message);
+
+public static class SendJobWarningCodes
+{
+    /// <summary>The tenant's branding has no postal address: bulk mail goes out without it (CAN-SPAM requires it).</summary>
+    public const string PostalAddressMissing = "postal_address_missing";
+}
 
 /// <summary>A page of jobs, newest first; pass next_cursor back as after.</summary>
 public sealed record SendJobPage(IReadOnlyList<SendJobResponse> Items, string? NextCursor);

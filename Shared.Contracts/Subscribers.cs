@@ -57,7 +57,8 @@ public static class SubscribeOutcomes
 public sealed record SubscriberImportResponse(string ImportId, string ListId, string Mode, string Status, int TotalRows, int Processed, int Created,
     int Updated, int Skipped, int Invalid, IReadOnlyList<ImportLineError> InvalidLines, DateTimeOffset CreatedAt, DateTimeOffset? CompletedAt);
 
-public sealed record ImportLineError(int Line, string Reason);
+/// <summary>An invalid line of an import: its line number, the column at fault when one is (a preference field), and why.</summary>
+public sealed record ImportLineError(int Line, string Reason, string? Field = null);
 
 public static class ImportStatuses
 {

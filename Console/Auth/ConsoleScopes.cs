@@ -10,6 +10,6 @@ public static class ConsoleScopes
         "openid", "offline_access",
         Scopes.ListsRead, Scopes.ListsWrite, Scopes.SubscriptionsRead, Scopes.SubscriptionsWrite,
         Scopes.SendRead, Scopes.SendWrite, Scopes.ApiKeysRead, Scopes.ApiKeysWrite, Scopes.Webhooks,
-        Scopes.ContentRead, Scopes.LogsRead, Scopes.Members, Scopes.Clients, Scopes.PlatformAdmin,
+        Scopes.ContentRead, Scopes.LogsRead, Scopes.Members, Scopes.Clients, Scopes.SettingsWrite, Scopes.PlatformAdmin,
     ];
 }

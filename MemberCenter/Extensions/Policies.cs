@@ -16,6 +16,7 @@ public static class Policies
     public const string ApiKeysRead = "tenant:" + Scopes.ApiKeysRead;
     public const string ApiKeysWrite = "tenant:" + Scopes.ApiKeysWrite;
     public const string LogsRead = "tenant:" + Scopes.LogsRead;
+    public const string SettingsWrite = "tenant:" + Scopes.SettingsWrite;
     public const string Members = "tenant:" + Scopes.Members;
     public const string Clients = "tenant:" + Scopes.Clients;
     /// <summary>A person's token (console), with or without a tenant: /api/me.</summary>
@@ -34,6 +35,7 @@ public static class Policies
             .AddPolicy(ListsWrite, p => Require(p, Audiences.MemberCenterApi, Scopes.ListsWrite, tenant: true))
             .AddPolicy(ApiKeysRead, p => Require(p, Audiences.MemberCenterApi, Scopes.ApiKeysRead, tenant: true))
             .AddPolicy(ApiKeysWrite, p => Require(p, Audiences.MemberCenterApi, Scopes.ApiKeysWrite, tenant: true))
+            .AddPolicy(SettingsWrite, p => Require(p, Audiences.MemberCenterApi, Scopes.SettingsWrite, tenant: true))
             .AddPolicy(LogsRead, p => Require(p, Audiences.MemberCenterApi, Scopes.LogsRead, tenant: true))
             .AddPolicy(Members, p => Require(p, Audiences.MemberCenterApi, Scopes.Members, tenant: true))
             .AddPolicy(Clients, p => Require(p, Audiences.MemberCenterApi, Scopes.Clients, tenant: true))

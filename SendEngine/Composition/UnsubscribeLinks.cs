@@ -33,8 +33,15 @@ public sealed class UnsubscribeLinks
         KeyId = key.KeyId;
         IssuedAt = key.IssuedAt;
         ExpiresAt = key.ExpiresAt;
+        PostalAddress = string.IsNullOrWhiteSpace(key.PostalAddress) ? null : key.PostalAddress;
         _prefix = string.Create(CultureInfo.InvariantCulture, $"{key.UnsubscribeUrlPrefix}u1.{key.KeyId}.{key.IssuedAt}.{ListId:N}.");
     }
+
+    /// <summary>
+    /// The tenant's postal address as Member Center answered it with the key (null: none): the run's footer, so the job
+    /// reads it once per run with the data it fetches anyway.
+    /// </summary>
+    public string? PostalAddress { get; }
 
     /// <summary>The list the key was derived for: links of another list would not verify.</summary>
     public Guid ListId { get; }

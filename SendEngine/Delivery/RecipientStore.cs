@@ -62,6 +62,10 @@ public sealed partial class RecipientStore(NpgsqlDataSource db, TimeProvider clo
             reader.IsDBNull(14) ? null : reader.GetString(14), reader.GetFieldValue<DateTimeOffset>(15));
     }
 
+    /// <summary>Records whether this run found the tenant's postal address (the job's warning); writes only on a change.</summary>
+    public Task SetPostalAddressMissingAsync(Guid jobId, bool missing, CancellationToken ct) =>
+        Sql.ExecuteAsync(db, "UPDATE send_jobs SET postal_address_missing = $2 WHERE id = $1 AND postal_address_missing <> $2", ct, jobId, missing);
+
     /// <summary>
     /// Records the link key the job's unsubscribe links are minted with, unless another runner recorded one first
     /// (<paramref name="replace"/>: the recorded key was retired). Returns the key id and issued_at now recorded.

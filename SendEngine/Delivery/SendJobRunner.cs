@@ -234,7 +234,10 @@ public sealed partial class SendJobRunner(
                 LogStartTimeline(logger, jobId, timeline.Describe());
             }
         }, timeline);
-        var composer = new MessageComposer(smtp, sender.Dkim, job.Subject, job.BodyHtml, job.BodyText,
+        // The CAN-SPAM footer goes into the job's templates once, before they are compiled for the run.
+        var (bodyHtml, bodyText) = BulkFooter.Apply(job.BodyHtml, job.BodyText, links.PostalAddress);
+        await store.SetPostalAddressMissingAsync(jobId, links.PostalAddress is null, cancellationToken);
+        var composer = new MessageComposer(smtp, sender.Dkim, job.Subject, bodyHtml, bodyText,
             BulkHeaders(job, sender.Domain ?? "send-engine.local", senderDomainOptions.Value.FeedbackSenderId),
             sender.ReturnPathDomain is { } bounceDomain ? id => returnPath.ForRecipient(id, bounceDomain) : null,
             job.FromEmail is { } ownFrom ? new MessageAddress(job.FromName, ownFrom) : null);

@@ -3,7 +3,7 @@ using Newsletter.Contracts;
 
 namespace Console.Tests;
 
-/// <summary>The Branding page and a list's Preference fields page: edited by an admin, read-only for a viewer, another
+/// <summary>The Branding page and a list's Preference fields page: edited by an admin, read-only for an editor and a viewer, another
 /// tenant's list a 404 by URL, a post without the antiforgery token refused, the API's 400 shown in place.</summary>
 public sealed class ReaderSettingsConsoleTests(ConsoleFixture fx)
 {
@@ -92,6 +92,36 @@ public sealed class ReaderSettingsConsoleTests(ConsoleFixture fx)
             Assert.Equal(200, (await page.GotoAsync($"/lists/{fx.TenantA.ListId}/preference-fields"))!.Status);
             Assert.Equal(0, await page.Locator("#add-field").CountAsync());
             Assert.Equal(404, (await page.GotoAsync($"/lists/{fx.TenantB.ListId}/preference-fields"))!.Status);
+        }
+        finally
+        {
+            await page.CloseAsync();
+        }
+    }
+
+    [Fact]
+    public async Task An_editor_reads_the_tenant_wide_settings_but_gets_no_edit_form_and_a_post_is_refused()
+    {
+        var page = await fx.PageAsync(fx.Editor);
+        try
+        {
+            // Branding and preference fields are tenant-wide settings: admins and owners change them, editors do not.
+            Assert.Equal(200, (await page.GotoAsync("/branding"))!.Status);
+            Assert.Equal(0, await page.Locator("#save-branding").CountAsync());
+            Assert.True(await page.Locator("#b-address").IsDisabledAsync());
+            var form = page.Context.APIRequest.CreateFormData();
+            form.Set("__RequestVerificationToken", await page.InputValueAsync("#branding-form input[name=__RequestVerificationToken]"));
+            form.Set("displayName", "Editor was here");
+            Assert.Equal(403, (await page.APIRequest.PostAsync("/branding", new() { Form = form, MaxRedirects = 0 })).Status);
+
+            Assert.Equal(200, (await page.GotoAsync($"/lists/{fx.TenantA.ListId}/preference-fields"))!.Status);
+            Assert.Equal(0, await page.Locator("#add-field").CountAsync());
+            Assert.Equal(0, await page.Locator("#save-language").CountAsync());
+            Assert.True(await page.Locator("#default-language").IsDisabledAsync());
+            await page.AssertAccessibleAsync("/lists/{id}/preference-fields (editor)");
+
+            using var mc = await fx.MemberCenterClientAsync(fx.TenantA);
+            Assert.NotEqual("Editor was here", (await mc.GetFromJsonAsync<BrandingResponse>("api/branding", ConsoleFixture.Json))!.DisplayName);
         }
         finally
         {

@@ -105,4 +105,30 @@ public sealed class InternalApiTests(MemberCenterFixture mc)
         Assert.Equal(HttpStatusCode.NotFound, mismatch.StatusCode);
         await NewsletterApiTests.AssertValidationError(await se.GetAsync($"internal/lists/{a.ListId}/recipients"), "tenant_id");
     }
+
+    [Fact]
+    public async Task The_tenants_postal_address_comes_with_the_list_check_the_link_key_and_the_mail_footer_route()
+    {
+        var tenant = await mc.CreateTenantAsync();
+        using var se = await SendEngineAsync();
+        var list = await se.GetFromJsonAsync<InternalListResponse>($"internal/lists/{tenant.ListId}?tenant_id={tenant.TenantId}", MemberCenterFixture.Json);
+        Assert.Null(list!.PostalAddress);
+
+        using (var site = tenant.Api())
+        {
+            await MemberCenterFixture.ReadAsync<BrandingResponse>(await site.PutAsJsonAsync("api/branding", new { postal_address = "1 Main St & Co" }));
+        }
+        list = await se.GetFromJsonAsync<InternalListResponse>($"internal/lists/{tenant.ListId}?tenant_id={tenant.TenantId}", MemberCenterFixture.Json);
+        Assert.Equal("1 Main St & Co", list!.PostalAddress);
+        var key = await MemberCenterFixture.ReadAsync<LinkKeyResponse>(await se.PostAsJsonAsync($"internal/lists/{tenant.ListId}/link-key",
+            new LinkKeyRequest(tenant.TenantId), MemberCenterFixture.Json));
+        Assert.Equal("1 Main St & Co", key.PostalAddress);
+        var footer = await se.GetFromJsonAsync<InternalMailFooterResponse>($"internal/tenants/{tenant.TenantId}/mail-footer", MemberCenterFixture.Json);
+        Assert.Equal(new InternalMailFooterResponse(tenant.TenantId, "1 Main St & Co"), footer);
+
+        Assert.Equal(HttpStatusCode.NotFound, (await se.GetAsync($"internal/tenants/{Guid.NewGuid()}/mail-footer")).StatusCode);
+        // Tenant tokens never pass the internal routes.
+        using var site2 = tenant.Api();
+        Assert.Equal(HttpStatusCode.Forbidden, (await site2.GetAsync($"internal/tenants/{tenant.TenantId}/mail-footer")).StatusCode);
+    }
 }

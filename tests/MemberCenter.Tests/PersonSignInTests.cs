@@ -183,8 +183,8 @@ public sealed class PersonSignInTests(MemberCenterFixture mc)
     [Theory]
     [InlineData(Roles.Viewer, new[] { Scopes.ListsRead, Scopes.SubscriptionsRead, Scopes.SendRead, Scopes.LogsRead })]
     [InlineData(Roles.Editor, new[] { Scopes.ListsRead, Scopes.SubscriptionsRead, Scopes.SendRead, Scopes.LogsRead, Scopes.ContentRead, Scopes.ListsWrite, Scopes.SubscriptionsWrite, Scopes.SendWrite })]
-    [InlineData(Roles.Admin, new[] { Scopes.ListsRead, Scopes.SubscriptionsRead, Scopes.SendRead, Scopes.LogsRead, Scopes.ContentRead, Scopes.ListsWrite, Scopes.SubscriptionsWrite, Scopes.SendWrite, Scopes.ApiKeysRead, Scopes.Webhooks })]
-    [InlineData(Roles.Owner, new[] { Scopes.ListsRead, Scopes.SubscriptionsRead, Scopes.SendRead, Scopes.LogsRead, Scopes.ContentRead, Scopes.ListsWrite, Scopes.SubscriptionsWrite, Scopes.SendWrite, Scopes.ApiKeysRead, Scopes.Webhooks, Scopes.ApiKeysWrite, Scopes.Clients, Scopes.Members })]
+    [InlineData(Roles.Admin, new[] { Scopes.ListsRead, Scopes.SubscriptionsRead, Scopes.SendRead, Scopes.LogsRead, Scopes.ContentRead, Scopes.ListsWrite, Scopes.SubscriptionsWrite, Scopes.SendWrite, Scopes.ApiKeysRead, Scopes.Webhooks, Scopes.SettingsWrite })]
+    [InlineData(Roles.Owner, new[] { Scopes.ListsRead, Scopes.SubscriptionsRead, Scopes.SendRead, Scopes.LogsRead, Scopes.ContentRead, Scopes.ListsWrite, Scopes.SubscriptionsWrite, Scopes.SendWrite, Scopes.ApiKeysRead, Scopes.Webhooks, Scopes.SettingsWrite, Scopes.ApiKeysWrite, Scopes.Clients, Scopes.Members })]
     public async Task Each_role_gets_its_scopes(string role, string[] expected)
     {
         var tenant = await mc.CreateTenantAsync();

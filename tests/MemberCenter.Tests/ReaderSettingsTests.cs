@@ -339,4 +339,99 @@ public sealed partial class ReaderSettingsTests(MemberCenterFixture mc)
             Assert.Equal(language, Strings.For(language).Language);
         }
     }
+
+    private async Task<HttpClient> PersonApiAsync(TestTenant tenant, string role)
+    {
+        var person = await PersonClient.CreatePersonAsync(mc, memberships: (tenant.TenantId, role));
+        using var client = new PersonClient(mc);
+        var tokens = await client.SignInAsync(person.Email!, tenant.TenantId);
+        return mc.Http(tokens.GetProperty("access_token").GetString());
+    }
+
+    [Fact]
+    public async Task Branding_and_preference_fields_are_changed_by_admins_and_owners_not_by_editors_or_viewers()
+    {
+        var tenant = await mc.CreateTenantAsync();
+        foreach (var role in new[] { Roles.Editor, Roles.Viewer })
+        {
+            using var api = await PersonApiAsync(tenant, role);
+            // They read the settings (the console shows them read-only) ...
+            Assert.Equal(HttpStatusCode.OK, (await api.GetAsync("api/branding")).StatusCode);
+            Assert.Equal(HttpStatusCode.OK, (await api.GetAsync($"api/lists/{tenant.ListId}/preference-fields")).StatusCode);
+            // ... and may not change them: tenant-wide settings need newsletter:settings.write.
+            foreach (var refused in new[]
+            {
+                await api.PutAsJsonAsync("api/branding", new { display_name = role + " was here", postal_address = "1 Main St" }),
+                await api.PutAsJsonAsync($"api/lists/{tenant.ListId}/preference-fields", Fields()),
+            })
+            {
+                using (refused)
+                {
+                    Assert.Equal(HttpStatusCode.Forbidden, refused.StatusCode);
+                    Assert.Equal("application/problem+json", refused.Content.Headers.ContentType?.MediaType);
+                }
+            }
+        }
+        // An editor keeps what editing lists means: creating a list.
+        using (var editor = await PersonApiAsync(tenant, Roles.Editor))
+        {
+            using var list = await editor.PostAsJsonAsync("api/lists", new { name = "Editor's list" });
+            Assert.Equal(HttpStatusCode.Created, list.StatusCode);
+        }
+        using var tenantApi = tenant.Api();
+        var untouched = (await tenantApi.GetFromJsonAsync<BrandingResponse>("api/branding", MemberCenterFixture.Json))!;
+        Assert.Null(untouched.DisplayName);
+        Assert.Null(untouched.PostalAddress);
+
+        foreach (var role in new[] { Roles.Admin, Roles.Owner })
+        {
+            using var api = await PersonApiAsync(tenant, role);
+            await MemberCenterFixture.ReadAsync<BrandingResponse>(await api.PutAsJsonAsync("api/branding", new { display_name = "Set by " + role, postal_address = "1 Main St" }));
+            await MemberCenterFixture.ReadAsync<PreferenceFieldsResponse>(await api.PutAsJsonAsync($"api/lists/{tenant.ListId}/preference-fields", Fields("ja")));
+        }
+        var after = (await tenantApi.GetFromJsonAsync<BrandingResponse>("api/branding", MemberCenterFixture.Json))!;
+        Assert.Equal(("Set by owner", "1 Main St"), (after.DisplayName, after.PostalAddress));
+        // The tenant's own site (a tenant_api client) keeps changing them, as before the scope existed.
+        await MemberCenterFixture.ReadAsync<BrandingResponse>(await tenantApi.PutAsJsonAsync("api/branding", new { display_name = "Set by the site" }));
+    }
+
+    [Fact]
+    public async Task A_CSV_import_checks_preferences_against_the_lists_fields_and_reports_bad_rows_by_line_and_field()
+    {
+        var tenant = await mc.CreateTenantAsync();
+        await PutFieldsAsync(tenant, Fields());
+        using var api = tenant.Api();
+        var tag = Guid.NewGuid().ToString("N")[..8];
+        string Address(int i) => $"imp{i}-{tag}@example.com";
+        var csv = string.Join("\r\n",
+            "email,frequency,topics,digest,nickname,lang",
+            $"{Address(2)},weekly,tech;art,yes,Ann,zh-tw",      // line 2: good, typed as the fields say
+            $"{Address(3)},hourly,,,,",                          // line 3: not one of the choices
+            $"{Address(4)},daily,tech;cooking,,,",               // line 4: cooking is no topic
+            $"{Address(5)},daily,,maybe,,",                      // line 5: not a boolean
+            $"{Address(6)},,art,,,",                             // line 6: frequency is required
+            $"{Address(7)},daily,,,,fr",                         // line 7: no such page language
+            $"{Address(8)},daily,,no,,") + "\r\n";             // line 8: good
+        var accepted = await SubscriberDirectoryTests.UploadAsync(api, tenant.ListId, csv);
+        Assert.Equal((7, 5), (accepted.TotalRows, accepted.Invalid));
+        var done = await SubscriberDirectoryTests.WaitForImportAsync(api, tenant.ListId, accepted.ImportId);
+        Assert.Equal((7, 2, 5), (done.Processed, done.Created, done.Invalid));
+        Assert.Equal([(3, "frequency"), (4, "topics"), (5, "digest"), (6, "frequency"), (7, "lang")], done.InvalidLines.Select(l => (l.Line, l.Field)));
+        Assert.Contains("daily, weekly", done.InvalidLines[0].Reason);
+        Assert.Contains("required", done.InvalidLines[3].Reason);
+
+        var imported = (await api.GetFromJsonAsync<SubscriberDetail>($"api/subscribers/{Address(2)}", MemberCenterFixture.Json))!;
+        var prefs = Assert.Single(imported.Subscriptions).Preferences!;
+        Assert.Equal("weekly", prefs["frequency"].GetString());
+        Assert.Equal(["tech", "art"], prefs["topics"].EnumerateArray().Select(t => t.GetString()));
+        Assert.True(prefs["digest"].GetBoolean());
+        Assert.Equal("zh-TW", prefs["lang"].GetString());
+        Assert.False((await api.GetFromJsonAsync<SubscriberDetail>($"api/subscribers/{Address(8)}", MemberCenterFixture.Json))!
+            .Subscriptions.Single().Preferences!["digest"].GetBoolean());
+
+        // A column that is none of the list's fields is a mistake in the file: refused whole, naming it.
+        using var content = new StringContent($"email,frequency,colour\r\n{Address(9)},daily,red\r\n", System.Text.Encoding.UTF8, "text/csv");
+        using var unknown = await api.PostAsync($"api/lists/{tenant.ListId}/imports?mode=confirmed&consent_note=crm", content);
+        Assert.Contains("colour", (await ErrorsAsync(unknown))["file"].Single());
+    }
 }

@@ -50,7 +50,7 @@ public sealed class TokenEndpointTests(MemberCenterFixture mc)
         var jwt = new JsonWebToken(await mc.TokenAsync(tenant.TenantClient.ClientId, tenant.TenantClient.ClientSecret));
         Assert.Equal([Audiences.MemberCenterApi], jwt.Audiences);
         Assert.Equal(
-            new[] { Scopes.ListsRead, Scopes.ListsWrite, Scopes.SubscriptionsRead, Scopes.SubscriptionsWrite, Scopes.ApiKeysRead, Scopes.ApiKeysWrite, Scopes.ContentRead, Scopes.LogsRead }.Order(),
+            new[] { Scopes.ListsRead, Scopes.ListsWrite, Scopes.SubscriptionsRead, Scopes.SubscriptionsWrite, Scopes.ApiKeysRead, Scopes.ApiKeysWrite, Scopes.ContentRead, Scopes.LogsRead, Scopes.SettingsWrite }.Order(),
             jwt.GetClaim("scope").Value.Split(' ').Order());
     }
 

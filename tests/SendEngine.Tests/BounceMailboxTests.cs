@@ -259,10 +259,32 @@ public sealed class BounceMailboxTests(StackFixture stack)
         Assert.Empty((await otherClient.GetFromJsonAsync<BounceMailboxList>("api/bounce-mailboxes", StackFixture.Json))!.Items);
         Assert.Single((await ownerClient.GetFromJsonAsync<BounceMailboxList>("api/bounce-mailboxes", StackFixture.Json))!.Items);
 
-        // Without the webhooks scope: 403; a tenant token on the admin routes: 403; the operator manages any tenant's.
+        // A viewer's scope (send.read, without webhooks) reads the mailboxes and their status, never the password; every
+        // change, check and the set-aside messages are 403. A tenant token on the admin routes: 403; the operator manages any tenant's.
         using var sendOnly = engine.CreateClient();
-        sendOnly.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", await stack.SendTokenAsync(owner));
-        Assert.Equal(HttpStatusCode.Forbidden, (await sendOnly.GetAsync("api/bounce-mailboxes")).StatusCode);
+        sendOnly.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", await stack.SendTokenAsync(owner, Scopes.SendRead));
+        Assert.Equal(id, Assert.Single((await sendOnly.GetFromJsonAsync<BounceMailboxList>("api/bounce-mailboxes", StackFixture.Json))!.Items).MailboxId);
+        using (var one = await sendOnly.GetAsync($"api/bounce-mailboxes/{id}"))
+        {
+            var body = await one.Content.ReadAsStringAsync();
+            Assert.Equal(HttpStatusCode.OK, one.StatusCode);
+            Assert.Contains(dovecot.Username, body, StringComparison.Ordinal);
+            Assert.DoesNotContain(dovecot.Password, body, StringComparison.Ordinal);
+            Assert.DoesNotContain("\"password\"", body, StringComparison.Ordinal);
+        }
+        foreach (var refused in new Func<HttpRequestMessage>[]
+        {
+            () => new(HttpMethod.Post, "api/bounce-mailboxes") { Content = JsonContent.Create(new { host = "x", username = "u", password = "p" }) },
+            () => new(HttpMethod.Patch, $"api/bounce-mailboxes/{id}") { Content = JsonContent.Create(new { enabled = false }) },
+            () => new(HttpMethod.Delete, $"api/bounce-mailboxes/{id}"),
+            () => new(HttpMethod.Post, $"api/bounce-mailboxes/{id}/verify"),
+            () => new(HttpMethod.Get, $"api/bounce-mailboxes/{id}/messages"),
+        })
+        {
+            using var request = refused();
+            using var response = await sendOnly.SendAsync(request);
+            Assert.True(response.StatusCode == HttpStatusCode.Forbidden, $"{request.Method} {request.RequestUri}: {(int)response.StatusCode}");
+        }
         Assert.Equal(HttpStatusCode.Forbidden, (await ownerClient.GetAsync($"admin/tenants/{owner.TenantId}/bounce-mailboxes")).StatusCode);
         using var admin = await AdminAsync(engine);
         var listed = await admin.GetFromJsonAsync<BounceMailboxList>($"admin/tenants/{owner.TenantId}/bounce-mailboxes", StackFixture.Json);

@@ -268,4 +268,70 @@ public sealed class DeliveryTests(StackFixture stack)
         var mail = await stack.Mail.WaitForMailAsync(m => m.To.Contains(email) && m.Subject == "Scheduled", TimeSpan.FromSeconds(30));
         Assert.True(mail.Date >= at.AddSeconds(-1));
     }
+
+    [Fact]
+    public async Task Bulk_mail_carries_the_tenants_postal_address_html_encoded_in_both_parts_with_an_unsubscribe_link()
+    {
+        var tenant = await stack.CreateTenantAsync();
+        await stack.SetPostalAddressAsync(tenant, "ACME <script>alert(1)</script> & Sons\n1 Main St, Springfield");
+        var email = $"footer@{StackFixture.UniqueDomain()}";
+        await stack.SubscribeAsync(tenant, [email]);
+        using var se = stack.SendEngineClient(await stack.SendTokenAsync(tenant));
+
+        // A whole HTML document and a text part, neither with an unsubscribe link of its own.
+        const string html = "<html><body><p>Hi {{ email }}</p></body></html>";
+        using var created = await se.PostAsJsonAsync("api/send-jobs", new CreateSendJobRequest(null, tenant.ListId, null, "Footer", html, "Hi {{ email }}", null), StackFixture.Json);
+        var job = await StackFixture.ReadAsync<SendJobResponse>(created, HttpStatusCode.Created);
+        Assert.Empty(job.Warnings!);
+        await StackFixture.WaitForJobAsync(se, job.Id, j => j.Status == SendJobStatuses.Completed);
+
+        // Received by a real SMTP server and parsed by it.
+        var mail = await stack.Mail.WaitForMailAsync(m => m.To.Contains(email) && m.Subject == "Footer", TimeSpan.FromSeconds(60));
+        var source = (await stack.Mail.GetSourceAsync(mail.Id)).Replace("\r\n ", " ").Replace("\r\n\t", " ");
+        var unsubscribe = System.Text.RegularExpressions.Regex.Match(source, @"List-Unsubscribe: <([^>]+)>").Groups[1].Value;
+        Assert.StartsWith(stack.MemberCenterUrl, unsubscribe);
+
+        Assert.Contains("ACME &lt;script&gt;alert(1)&lt;/script&gt; &amp; Sons<br>1 Main St, Springfield", mail.Html);
+        Assert.DoesNotContain("<script>", mail.Html);
+        Assert.Contains($"<a href=\"{unsubscribe}\"", mail.Html);
+        // Inside the document's body, after the template's own content.
+        Assert.True(mail.Html!.IndexOf("newsletter-footer", StringComparison.Ordinal) is var at && at > mail.Html.IndexOf("Hi ", StringComparison.Ordinal)
+            && at < mail.Html.IndexOf("</body>", StringComparison.Ordinal), mail.Html);
+        Assert.Contains("ACME <script>alert(1)</script> & Sons", mail.Text);
+        Assert.Contains("1 Main St, Springfield", mail.Text);
+        Assert.Contains("Unsubscribe: " + unsubscribe, mail.Text);
+
+        // The compose preview shows the same footer (an unsubscribe_url merge value stands in for the minted link).
+        using var preview = await se.PostAsJsonAsync("api/send-jobs/preview", new ComposeRequest("Footer", html, "Hi {{ email }}",
+            new Dictionary<string, JsonElement> { ["unsubscribe_url"] = JsonSerializer.SerializeToElement("https://example.test/u") }), StackFixture.Json);
+        var shown = await StackFixture.ReadAsync<ComposePreviewResponse>(preview, HttpStatusCode.OK);
+        Assert.Contains("ACME &lt;script&gt;alert(1)&lt;/script&gt; &amp; Sons<br>1 Main St, Springfield", shown.Html);
+        Assert.Contains("<a href=\"https://example.test/u\"", shown.Html);
+        Assert.Contains("Unsubscribe: https://example.test/u", shown.Text);
+    }
+
+    [Fact]
+    public async Task A_tenant_without_a_postal_address_gets_its_job_with_a_warning_and_mail_without_a_footer()
+    {
+        var tenant = await stack.CreateTenantAsync();
+        var email = $"nofooter@{StackFixture.UniqueDomain()}";
+        await stack.SubscribeAsync(tenant, [email]);
+        using var se = stack.SendEngineClient(await stack.SendTokenAsync(tenant));
+
+        using var created = await se.PostAsJsonAsync("api/send-jobs", new CreateSendJobRequest(null, tenant.ListId, null, "No footer",
+            "<p>Hi</p><a href=\"{{ unsubscribe_url }}\">leave</a>", "Hi", null), StackFixture.Json);
+        var job = await StackFixture.ReadAsync<SendJobResponse>(created, HttpStatusCode.Created);
+        var warning = Assert.Single(job.Warnings!);
+        Assert.Equal(SendJobWarningCodes.PostalAddressMissing, warning.Code);
+        Assert.Contains("postal_address", warning.Message);
+        var done = await StackFixture.WaitForJobAsync(se, job.Id, j => j.Status == SendJobStatuses.Completed);
+        Assert.Equal(SendJobWarningCodes.PostalAddressMissing, Assert.Single(done.Warnings!).Code);
+        var mail = await stack.Mail.WaitForMailAsync(m => m.To.Contains(email) && m.Subject == "No footer", TimeSpan.FromSeconds(60));
+        Assert.DoesNotContain("newsletter-footer", mail.Html);
+
+        // Once the address is set, the next job has no warning.
+        await stack.SetPostalAddressAsync(tenant, "2 Side St");
+        using var next = await se.PostAsJsonAsync("api/send-jobs", new CreateSendJobRequest(null, tenant.ListId, null, "With footer", null, "Hi", null), StackFixture.Json);
+        Assert.Empty((await StackFixture.ReadAsync<SendJobResponse>(next, HttpStatusCode.Created)).Warnings!);
+    }
 }

@@ -242,6 +242,14 @@ public sealed class StackFixture : IAsyncLifetime
         await PostAsync<UnsubscribeResponse>(site, "newsletter/unsubscribe", new UnsubscribeRequest(token.UnsubscribeToken));
     }
 
+    /// <summary>Sets (null: clears) the tenant's branding postal address in Member Center, the footer of its bulk mail.</summary>
+    public async Task SetPostalAddressAsync(TestTenant t, string? postalAddress)
+    {
+        using var site = MemberCenterAdminClient(await TokenAsync(t.TenantClientId, t.TenantClientSecret));
+        using var response = await site.PutAsJsonAsync("api/branding", new BrandingRequest(null, null, null, null, null, postalAddress, null), Json);
+        Assert.True(response.IsSuccessStatusCode, $"PUT api/branding answered {(int)response.StatusCode}: {await response.Content.ReadAsStringAsync()}");
+    }
+
     public HttpClient MemberCenterAdminClient(string token)
     {
         var client = new HttpClient { BaseAddress = _mc.BaseAddress };

@@ -14,7 +14,7 @@ public sealed class IndexModel(MemberCenterApi mc) : ConsolePage
     public async Task<IActionResult> OnPostAsync(string? displayName, string? logoUrl, string? primaryColor, string? accentColor, string? footerText,
         string? postalAddress, CancellationToken ct)
     {
-        if (!Can(Scopes.ListsWrite))
+        if (!Can(Scopes.SettingsWrite))
         {
             return NotAllowed();
         }

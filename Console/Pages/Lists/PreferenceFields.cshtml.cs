@@ -56,7 +56,7 @@ public sealed class PreferenceFieldsModel(MemberCenterApi mc) : ConsolePage
     private async Task<IActionResult> ChangeAsync(string listId, Func<List<PreferenceField>, (string? Language, List<PreferenceField> Fields)> change,
         string notice, CancellationToken ct)
     {
-        if (!Can(Scopes.ListsWrite))
+        if (!Can(Scopes.SettingsWrite))
         {
             return NotAllowed();
         }

@@ -8,7 +8,7 @@ namespace NewsletterConsole.Pages.Providers;
 
 /// <summary>
 /// Send Engine's /api/provider-credentials (the tenant's SMTP relays and Tencent SES accounts) and the live checks of
-/// its /api/bounce-mailboxes. Everyone with send.read sees the credentials and their last check; adding, checking,
+/// its /api/bounce-mailboxes. Everyone with send.read sees the credentials, the mailboxes and their last check; adding, checking,
 /// activating and deleting need the webhooks scope (admins and owners), as Send Engine requires. A check waits for the
 /// servers (each step bounded there), so it goes through the client without the standard pipeline's 10 s attempt limit.
 /// </summary>
@@ -37,10 +37,8 @@ public sealed class IndexModel(SendEngineApi se, SendEngineStream seLong) : Cons
     private async Task LoadAsync(CancellationToken ct)
     {
         Credentials = (await se.GetAsync<ProviderCredentialList>("api/provider-credentials", ct)).Items;
-        if (Can(Scopes.Webhooks))
-        {
-            Mailboxes = (await se.GetAsync<BounceMailboxList>("api/bounce-mailboxes", ct)).Items;
-        }
+        // Read-only for viewers too (Send Engine answers no password), like the credentials.
+        Mailboxes = (await se.GetAsync<BounceMailboxList>("api/bounce-mailboxes", ct)).Items;
     }
 
     public Task<IActionResult> OnPostCreateSmtpAsync(string? name, string? host, int? port, string? tls, string? username, string? password,

@@ -19,6 +19,8 @@ public sealed class DemoOptions
     public string TenantName { get; set; } = "Demo Tenant";
     public Guid ListId { get; set; }
     public string ListName { get; set; } = "Weekly Newsletter";
+    /// <summary>The demo tenant's branding postal address, so its bulk mail carries the CAN-SPAM footer (set once; edits stay).</summary>
+    public string? PostalAddress { get; set; } = "Demo Tenant, 1 Example Street, Springfield, IL 62701, USA";
     public string? TenantApiClientId { get; set; }
     public string? TenantApiClientSecret { get; set; }
     public string? SendApiClientId { get; set; }
@@ -74,6 +76,11 @@ public sealed class PlatformSeeder(
         if (!await db.MailingLists.AnyAsync(l => l.Id == d.ListId, ct))
         {
             db.MailingLists.Add(new MailingList { Id = d.ListId, TenantId = d.TenantId, Name = d.ListName, CreatedAt = now });
+            await db.SaveChangesAsync(ct);
+        }
+        if (!string.IsNullOrWhiteSpace(d.PostalAddress) && !await db.TenantBrandings.AnyAsync(b => b.TenantId == d.TenantId, ct))
+        {
+            db.TenantBrandings.Add(new Reader.TenantBranding { TenantId = d.TenantId, PostalAddress = d.PostalAddress.Trim(), UpdatedAt = now });
             await db.SaveChangesAsync(ct);
         }
         if (d.TenantApiClientId is { } tid && d.TenantApiClientSecret is { } tsecret)

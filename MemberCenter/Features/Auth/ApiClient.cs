@@ -33,8 +33,9 @@ public static class ClientUsagePolicy
     private static readonly Dictionary<string, string[]> ScopesByUsage = new(StringComparer.Ordinal)
     {
         [ClientUsages.SendApi] = [Scopes.SendWrite, Scopes.SendRead, Scopes.Webhooks],
+        // settings.write: branding and preference fields were lists.write before it existed; a tenant's own site keeps them.
         // content.read: a tenant site has always read its subscribers' preferences, which are now behind it.
-        [ClientUsages.TenantApi] = [Scopes.SubscriptionsRead, Scopes.SubscriptionsWrite, Scopes.ListsRead, Scopes.ListsWrite, Scopes.ApiKeysRead, Scopes.ApiKeysWrite, Scopes.ContentRead, Scopes.LogsRead],
+        [ClientUsages.TenantApi] = [Scopes.SubscriptionsRead, Scopes.SubscriptionsWrite, Scopes.ListsRead, Scopes.ListsWrite, Scopes.ApiKeysRead, Scopes.ApiKeysWrite, Scopes.ContentRead, Scopes.LogsRead, Scopes.SettingsWrite],
         [PlatformAdmin] = [Scopes.PlatformAdmin],
         [SendEngineService] = [Scopes.InternalRecipientsRead, Scopes.InternalSuppressionsWrite, Scopes.InternalApiKeysVerify],
     };

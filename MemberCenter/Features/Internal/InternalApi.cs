@@ -32,6 +32,8 @@ public static class InternalApi
             .WithName("listSubscriptionChanges").WithSummary("Subscriptions that stopped being sendable after a cursor.");
         api.MapPost("/lists/{listId:guid}/not-sendable", NotSendable).RequireAuthorization(Policies.InternalRecipients)
             .WithName("findNotSendable").WithSummary("Of the given addresses, those that must not be mailed now.");
+        api.MapGet("/tenants/{tenantId:guid}/mail-footer", MailFooter).RequireAuthorization(Policies.InternalRecipients)
+            .WithName("getInternalMailFooter").WithSummary("What the tenant's bulk mail carries in its footer (the branding's postal address).");
         api.MapPost("/suppressions", ReportSuppression).RequireAuthorization(Policies.InternalSuppressions)
             .WithName("reportSuppression").WithSummary("Report a hard bounce, complaint or unsubscribe from delivery feedback.");
         return app;
@@ -149,9 +151,19 @@ public static class InternalApi
             return TypedResults.ValidationProblem(new Validation().Add("tenant_id", "The tenant_id query parameter is required.").Errors);
         }
         return await IsTenantListAsync(db, listId, tenant_id!.Value, ct)
-            ? TypedResults.Ok(new InternalListResponse(tenant_id.Value.ToString(), listId.ToString()))
+            ? TypedResults.Ok(new InternalListResponse(tenant_id.Value.ToString(), listId.ToString(), await PostalAddressAsync(db, tenant_id.Value, ct)))
             : SubscriptionsApi.ListNotFound();
     }
+
+    /// <summary>The tenant's branding postal address, or null: the footer of its bulk mail (CAN-SPAM).</summary>
+    private static Task<string?> PostalAddressAsync(MemberCenterDbContext db, Guid tenantId, CancellationToken ct) =>
+        db.TenantBrandings.Where(b => b.TenantId == tenantId).Select(b => b.PostalAddress).FirstOrDefaultAsync(ct);
+
+    /// <summary>The footer data of a tenant's bulk mail without a list (Send Engine's compose preview and test send).</summary>
+    private static async Task<Results<Ok<InternalMailFooterResponse>, ProblemHttpResult>> MailFooter(Guid tenantId, MemberCenterDbContext db, CancellationToken ct) =>
+        await db.Tenants.AnyAsync(t => t.Id == tenantId, ct)
+            ? TypedResults.Ok(new InternalMailFooterResponse(tenantId.ToString(), await PostalAddressAsync(db, tenantId, ct)))
+            : TypedResults.Problem(statusCode: 404, title: "Tenant not found");
 
     /// <summary>
     /// The derived key Send Engine mints a job's unsubscribe links with: K_link = HMAC-SHA256(K_root[key_id],
@@ -217,7 +229,7 @@ public static class InternalApi
         }
         var linkKey = key.DeriveLinkKey(tenantId, listId, issuedAt);
         return TypedResults.Ok(new LinkKeyResponse(key.Id, issuedAt, Base64Url.EncodeToString(linkKey), UnsubscribeUrlPrefix(urls.Value),
-            listId.ToString(), DateTimeOffset.FromUnixTimeSeconds(issuedAt) + lifetime));
+            listId.ToString(), DateTimeOffset.FromUnixTimeSeconds(issuedAt) + lifetime, await PostalAddressAsync(db, tenantId, ct)));
     }
 
     /// <summary>Of the given addresses, those that must not be mailed now (left the list, or undeliverable): Send Engine's re-check before a batch.</summary>

@@ -7,7 +7,7 @@ public static class RoleScopes
 {
     private static readonly string[] Viewer = [Scopes.ListsRead, Scopes.SubscriptionsRead, Scopes.SendRead, Scopes.LogsRead];
     private static readonly string[] Editor = [.. Viewer, Scopes.ContentRead, Scopes.ListsWrite, Scopes.SubscriptionsWrite, Scopes.SendWrite];
-    private static readonly string[] Admin = [.. Editor, Scopes.ApiKeysRead, Scopes.Webhooks];
+    private static readonly string[] Admin = [.. Editor, Scopes.ApiKeysRead, Scopes.Webhooks, Scopes.SettingsWrite];
     private static readonly string[] Owner = [.. Admin, Scopes.ApiKeysWrite, Scopes.Clients, Scopes.Members];
     private static readonly string[] Operator = [.. Owner, Scopes.PlatformAdmin];
 

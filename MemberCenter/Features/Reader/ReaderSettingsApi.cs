@@ -12,7 +12,8 @@ namespace MemberCenter.Features.Reader;
 
 /// <summary>
 /// What readers see, configured: a list's preference fields and default language (next to the list routes), a
-/// tenant's branding. Tenant routes use the lists scopes; the platform admin has the same under /admin/tenants/{id}.
+/// tenant's branding. Reading needs the lists read scope; changing them is a tenant-wide setting (newsletter:settings.write:
+/// admins and owners, not editors); the platform admin has the same under /admin/tenants/{id}.
 /// </summary>
 public static class ReaderSettingsApi
 {
@@ -25,7 +26,7 @@ public static class ReaderSettingsApi
             .WithSummary("A list's preference fields (type, choices, labels per language) and default language.");
         lists.MapPut("/{listId:guid}/preference-fields", (Guid listId, PreferenceFieldsRequest request, ClaimsPrincipal user, MemberCenterDbContext db,
                 TimeProvider clock, IOperationLog log, CancellationToken ct) => PutFields(user.TenantId(), listId, request, db, clock, log, ct))
-            .RequireAuthorization(Policies.ListsWrite).WithName("putListPreferenceFields")
+            .RequireAuthorization(Policies.SettingsWrite).WithName("putListPreferenceFields")
             .WithSummary("Replace a list's preference fields and default language; subscriber preferences are then checked against them.");
 
         var branding = app.MapGroup("/api/branding").WithTags("Branding");
@@ -34,7 +35,7 @@ public static class ReaderSettingsApi
             .WithSummary("The tenant's branding of reader pages and the confirmation mail.");
         branding.MapPut("/", (BrandingRequest request, ClaimsPrincipal user, MemberCenterDbContext db, TimeProvider clock, IOperationLog log, CancellationToken ct) =>
                 PutBranding(user.TenantId(), request, db, clock, log, ct))
-            .RequireAuthorization(Policies.ListsWrite).WithName("putBranding")
+            .RequireAuthorization(Policies.SettingsWrite).WithName("putBranding")
             .WithSummary("Replace the tenant's branding: name, https logo, colours, footer with postal address, confirmation mail per language.");
 
         var admin = app.MapGroup("/admin/tenants/{tenantId:guid}").WithTags("Admin").RequireAuthorization(Policies.Admin);

@@ -269,7 +269,7 @@ public static class SubscriberDirectoryApi
     }
 
     private static async Task<IResult> Import(Guid listId, string? mode, string? consent_note, ClaimsPrincipal user, HttpContext http,
-        SubscriberImportService imports, MemberCenterDbContext db, IOptions<ImportOptions> options, CancellationToken ct)
+        SubscriberImportService imports, MemberCenterDbContext db, IOptions<ImportOptions> options, Reader.ReaderLooks looks, CancellationToken ct)
     {
         var v = new Validation();
         var confirmed = ValidateMode(mode, consent_note, v);
@@ -300,7 +300,7 @@ public static class SubscriberDirectoryApi
         }
         var staged = await imports.StageAsync(tenantId, listId, confirmed ? SubscriberAddModes.Confirmed : SubscriberAddModes.DoubleOptIn,
             string.IsNullOrWhiteSpace(consent_note) ? null : consent_note.Trim(), user.FindFirst(OpenIddictConstants.Claims.Subject)?.Value,
-            RequestOrigin.From(http, ConsentSources.Import), http.Request.Body, ct);
+            RequestOrigin.From(http, ConsentSources.Import), http.Request.Body, ct, await looks.FieldsAsync(tenantId, listId, ct));
         switch (staged.Failure)
         {
             case StageFailure.TooLarge:

@@ -31,8 +31,9 @@ public sealed class SubscriberImportService(
     /// applied. Invalid lines are counted (the first <see cref="InvalidLinesKept"/> with their reasons), never staged.
     /// </summary>
     public async Task<StageResult> StageAsync(Guid tenantId, Guid listId, string mode, string? consentNote, string? createdBy, RequestOrigin origin,
-        Stream body, CancellationToken ct)
+        Stream body, CancellationToken ct, IReadOnlyList<PreferenceField>? fields = null)
     {
+        fields ??= [];
         var o = options.Value;
         var importId = Guid.CreateVersion7();
         var now = clock.GetUtcNow();
@@ -65,7 +66,7 @@ public sealed class SubscriberImportService(
         try
         {
             var header = await csv.ReadAsync(ct);
-            var (columns, emailIndex, headerError) = ParseHeader(header);
+            var (columns, emailIndex, headerError) = ParseHeader(header, fields);
             if (headerError is not null)
             {
                 return new StageResult(importId, StageFailure.BadHeader, headerError);
@@ -83,13 +84,13 @@ public sealed class SubscriberImportService(
                     {
                         return new StageResult(importId, StageFailure.TooLarge, $"The file has more than {o.MaxRows} rows.");
                     }
-                    var error = Validate(record, columns, emailIndex, out var email, out var preferences);
+                    var (error, field) = Validate(record, columns, emailIndex, fields, out var email, out var preferences);
                     if (error is not null)
                     {
                         invalid++;
                         if (errors.Count < InvalidLinesKept)
                         {
-                            errors.Add(new ImportLineError(record.Line, error));
+                            errors.Add(new ImportLineError(record.Line, error, field));
                         }
                         continue;
                     }
@@ -129,7 +130,7 @@ public sealed class SubscriberImportService(
         return new StageResult(importId, StageFailure.None, null);
     }
 
-    private static (string[] Columns, int EmailIndex, string? Error) ParseHeader(CsvRecord? header)
+    private static (string[] Columns, int EmailIndex, string? Error) ParseHeader(CsvRecord? header, IReadOnlyList<PreferenceField> fields)
     {
         if (header is null || header.IsBlank)
         {
@@ -158,27 +159,36 @@ public sealed class SubscriberImportService(
         {
             return ([], -1, "Column names must be unique.");
         }
+        // A list with preference fields takes only its fields (and lang), as the subscribe API does: a column that is
+        // none of them is a mistake in the file, not in a row.
+        if (fields.Count > 0 && preferenceColumns.FirstOrDefault(c => c != Reader.ReaderSettingsValidation.LanguageKey
+                && !fields.Any(f => f.Key == c)) is { } unknown)
+        {
+            return ([], -1, $"The list has no preference field '{unknown}' (its fields: {string.Join(", ", fields.Select(f => f.Key))}, lang).");
+        }
         return (columns, emailIndex, null);
     }
 
-    private static string? Validate(CsvRecord record, string[] columns, int emailIndex, out EmailAddress email, out string? preferences)
+    /// <summary>Why the line is invalid and the column at fault (a preference field), or (null, null) with its address and preferences.</summary>
+    private static (string? Error, string? Field) Validate(CsvRecord record, string[] columns, int emailIndex, IReadOnlyList<PreferenceField> fields,
+        out EmailAddress email, out string? preferences)
     {
         email = default;
         preferences = null;
         if (record.Error is not null)
         {
-            return record.Error;
+            return (record.Error, null);
         }
         if (record.Fields.Count > columns.Length)
         {
-            return $"The line has {record.Fields.Count} fields; the header has {columns.Length}.";
+            return ($"The line has {record.Fields.Count} fields; the header has {columns.Length}.", null);
         }
         var value = emailIndex < record.Fields.Count ? record.Fields[emailIndex] : null;
         if (!EmailAddress.TryParse(value, out email, out var error))
         {
-            return error;
+            return (error, "email");
         }
-        Dictionary<string, string>? prefs = null;
+        Dictionary<string, object>? prefs = null;
         for (var i = 0; i < record.Fields.Count; i++)
         {
             if (i == emailIndex || record.Fields[i].Length == 0)
@@ -187,19 +197,34 @@ public sealed class SubscriberImportService(
             }
             if (!StorableText.IsStorable(record.Fields[i]))
             {
-                return $"The {columns[i]} value contains a NUL character or an unpaired surrogate.";
+                return ($"The {columns[i]} value contains a NUL character or an unpaired surrogate.", columns[i]);
             }
-            (prefs ??= new Dictionary<string, string>(StringComparer.Ordinal))[columns[i]] = record.Fields[i];
+            object? typed = record.Fields[i];
+            string? fieldError = null;
+            if (fields.Count > 0)
+            {
+                (typed, fieldError) = ImportPreferences.Convert(fields, columns[i], record.Fields[i]);
+            }
+            if (fieldError is not null)
+            {
+                return (fieldError, columns[i]);
+            }
+            (prefs ??= new Dictionary<string, object>(StringComparer.Ordinal))[columns[i]] = typed!;
+        }
+        // A subscribe must give every required field (as POST /newsletter/subscribe demands).
+        if (fields.FirstOrDefault(f => f.Required && prefs?.ContainsKey(f.Key!) != true) is { } missing)
+        {
+            return ($"The field '{missing.Key}' is required.", missing.Key);
         }
         if (prefs is not null)
         {
             preferences = JsonSerializer.Serialize(prefs);
             if (Encoding.UTF8.GetByteCount(preferences) > SubscriptionService.MaxPreferencesBytes)
             {
-                return $"The preferences of the line are larger than {SubscriptionService.MaxPreferencesBytes} bytes.";
+                return ($"The preferences of the line are larger than {SubscriptionService.MaxPreferencesBytes} bytes.", null);
             }
         }
-        return null;
+        return (null, null);
     }
 
     private sealed class BodyTooLargeException : Exception;

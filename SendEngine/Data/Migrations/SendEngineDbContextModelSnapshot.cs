@@ -1023,6 +1023,10 @@ namespace SendEngine.Data.Migrations
                         .HasColumnType("character varying(2000)")
                         .HasColumnName("paused_reason");
 
+                    b.Property<bool>("PostalAddressMissing")
+                        .HasColumnType("boolean")
+                        .HasColumnName("postal_address_missing");
+
                     b.Property<DateTimeOffset?>("ResumeAt")
                         .HasColumnType("timestamp with time zone")
                         .HasColumnName("resume_at");

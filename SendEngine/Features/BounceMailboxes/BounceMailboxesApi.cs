@@ -23,10 +23,13 @@ public static class BounceMailboxesApi
 {
     public static IEndpointRouteBuilder MapBounceMailboxesApi(this IEndpointRouteBuilder app)
     {
-        var tenant = app.MapGroup("/api/bounce-mailboxes").WithTags("Bounce mailboxes").RequireAuthorization(WebhookEndpointsApi.TenantPolicy);
-        Map(tenant, "", user => user.TenantId());
+        var tenant = app.MapGroup("/api/bounce-mailboxes").WithTags("Bounce mailboxes");
+        // Viewers (newsletter:send.read) see the mailboxes and their status like the provider credentials (no password is
+        // ever answered); changes, checks and the set-aside messages need newsletter:webhooks.
+        Map(tenant.MapGroup("").RequireAuthorization(ProviderCredentialsApi.ReadPolicy), tenant.MapGroup("").RequireAuthorization(WebhookEndpointsApi.TenantPolicy),
+            "", user => user.TenantId());
         var admin = app.MapGroup("/admin/tenants/{tenant_id:guid}/bounce-mailboxes").WithTags("Bounce mailboxes (admin)").RequireAuthorization(Extensions.AuthExtensions.Admin);
-        Map(admin, "admin", null);
+        Map(admin, admin, "admin", null);
         app.MapGet("/admin/bounce-mailboxes/platform", async (SendEngineDbContext db, IOptions<BounceMailboxOptions> options, CancellationToken ct) =>
             {
                 var p = options.Value.Platform;
@@ -39,7 +42,9 @@ public static class BounceMailboxesApi
         return app;
     }
 
-    private static void Map(RouteGroupBuilder g, string prefix, Func<ClaimsPrincipal, Guid>? tenantOf)
+    /// <param name="read">Where the list and one mailbox's settings are mapped.</param>
+    /// <param name="g">Where everything else is mapped.</param>
+    private static void Map(RouteGroupBuilder read, RouteGroupBuilder g, string prefix, Func<ClaimsPrincipal, Guid>? tenantOf)
     {
         Guid Tenant(HttpContext http) => tenantOf?.Invoke(http.User) ?? Guid.Parse((string)http.Request.RouteValues["tenant_id"]!);
         string Name(string verb, string noun) => prefix.Length == 0 ? verb + noun : prefix + char.ToUpperInvariant(verb[0]) + verb[1..] + noun;
@@ -53,7 +58,7 @@ public static class BounceMailboxesApi
             .WithName(Name("create", "BounceMailbox"))
             .WithSummary($"Register {who} IMAP mailbox for bounces and complaint reports; the password is stored encrypted and never returned.")
             .Produces<BounceMailboxResponse>(StatusCodes.Status201Created).ProducesValidationProblem();
-        g.MapGet("/", async (HttpContext http, SendEngineDbContext db, CancellationToken ct) =>
+        read.MapGet("/", async (HttpContext http, SendEngineDbContext db, CancellationToken ct) =>
             {
                 var tenantId = Tenant(http);
                 var rows = await db.Set<BounceMailbox>().AsNoTracking().Where(m => m.TenantId == tenantId).OrderBy(m => m.CreatedAt).ToListAsync(ct);
@@ -61,7 +66,7 @@ public static class BounceMailboxesApi
                 return TypedResults.Ok(new BounceMailboxList(rows.Select(r => ToResponse(r, statuses)).ToList()));
             })
             .WithName(Name("list", "BounceMailboxes")).WithSummary($"List {who} bounce mailboxes with their readers' status (without passwords).");
-        g.MapGet("/{mailboxId:guid}", async (Guid mailboxId, HttpContext http, SendEngineDbContext db, CancellationToken ct) =>
+        read.MapGet("/{mailboxId:guid}", async (Guid mailboxId, HttpContext http, SendEngineDbContext db, CancellationToken ct) =>
                 await FindAsync(db, Tenant(http), mailboxId, ct) is { } m ? Results.Ok(ToResponse(m, await StatusesAsync(db, [m], ct))) : NotFound())
             .WithName(Name("get", "BounceMailbox")).WithSummary($"Read one of {who} bounce mailboxes: settings, last error, counters.")
             .Produces<BounceMailboxResponse>().ProducesProblem(StatusCodes.Status404NotFound);

@@ -45,16 +45,31 @@ public sealed class MemberCenterClient(HttpClient http, ServiceTokenCache cache,
         return (await response.Content.ReadFromJsonAsync<RecipientPage>(Json, ct))!;
     }
 
-    /// <summary>Whether the list exists and belongs to the tenant (GET /internal/lists/{id}: a read, nothing written).</summary>
-    public async Task<bool> ListExistsAsync(Guid tenantId, Guid listId, CancellationToken ct)
+    /// <summary>
+    /// The list if it exists and belongs to the tenant, with the tenant's postal address (GET /internal/lists/{id}: a
+    /// read, nothing written); null: not the tenant's list.
+    /// </summary>
+    public async Task<InternalListResponse?> GetListAsync(Guid tenantId, Guid listId, CancellationToken ct)
     {
         using var response = await SendAsync(() => new HttpRequestMessage(HttpMethod.Get, $"internal/lists/{listId}?tenant_id={tenantId}"), ct);
         if (response.StatusCode == HttpStatusCode.NotFound)
         {
-            return false;
+            return null;
         }
         await EnsureSuccessAsync(response, ct);
-        return true;
+        return await response.Content.ReadFromJsonAsync<InternalListResponse>(Json, ct);
+    }
+
+    /// <summary>The tenant's postal address for the footer of bulk mail without a list (compose preview, test send); null: none.</summary>
+    public async Task<string?> GetPostalAddressAsync(Guid tenantId, CancellationToken ct)
+    {
+        using var response = await SendAsync(() => new HttpRequestMessage(HttpMethod.Get, $"internal/tenants/{tenantId}/mail-footer"), ct);
+        if (response.StatusCode == HttpStatusCode.NotFound)
+        {
+            return null;
+        }
+        await EnsureSuccessAsync(response, ct);
+        return (await response.Content.ReadFromJsonAsync<InternalMailFooterResponse>(Json, ct))?.PostalAddress;
     }
 
     /// <summary>

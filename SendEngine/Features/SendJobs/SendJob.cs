@@ -17,6 +17,11 @@ public sealed class SendJob
     /// <summary>The job's own From (normalised address and display name); null: the platform's Smtp:FromAddress/FromName.</summary>
     public string? FromEmail { get; set; }
     public string? FromName { get; set; }
+    /// <summary>
+    /// The tenant had no branding postal address when the job was created or last started: its mail goes out without
+    /// the CAN-SPAM footer, and the job answers a warning (docs/send-engine.md "Footer").
+    /// </summary>
+    public bool PostalAddressMissing { get; set; }
     /// <summary>One of <see cref="SendJobStatuses"/>.</summary>
     public required string Status { get; set; }
     public DateTimeOffset ScheduledAt { get; set; }

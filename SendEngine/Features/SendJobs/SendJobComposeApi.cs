@@ -32,9 +32,9 @@ public static class SendJobComposeApi
         return app;
     }
 
-    private static async Task<Results<Ok<ComposePreviewResponse>, ValidationProblem>> Preview(
+    private static async Task<Results<Ok<ComposePreviewResponse>, ValidationProblem, ProblemHttpResult>> Preview(
         ComposeRequest request, ClaimsPrincipal user, IOptions<SmtpOptions> smtp, SenderSigning senders, IOptions<MemberCenterOptions> memberCenter,
-        CancellationToken ct)
+        MemberCenterClient memberCenterClient, CancellationToken ct)
     {
         var v = Validate(request, out var from);
         if (!v.IsValid)
@@ -43,13 +43,17 @@ public static class SendJobComposeApi
         }
         var email = MergeString(request, "email") ?? user.FindFirst(ClaimNames.Email)?.Value ?? "subscriber@example.com";
         var sender = await senders.ResolveAsync(user.TenantId(), from ?? smtp.Value.FromAddress, ct);
-        var message = Compose(request, request.Subject!, email, smtp.Value, sender, from, memberCenter.Value);
+        if (await PostalAddressAsync(memberCenterClient, user.TenantId(), ct) is not { } footer)
+        {
+            return MemberCenterUnavailable();
+        }
+        var message = Compose(request, request.Subject!, email, smtp.Value, sender, from, memberCenter.Value, footer.Address);
         return TypedResults.Ok(new ComposePreviewResponse(message.Subject, message.HtmlBody, message.TextBody));
     }
 
     private static async Task<Results<Ok<TestSendResponse>, ValidationProblem, ProblemHttpResult>> TestSend(
         ComposeRequest request, ClaimsPrincipal user, TestSendLimiter limiter, TransportResolver transports, IOptions<SmtpOptions> smtp,
-        SenderSigning senders, IOptions<MemberCenterOptions> memberCenter, CancellationToken ct)
+        SenderSigning senders, IOptions<MemberCenterOptions> memberCenter, MemberCenterClient memberCenterClient, CancellationToken ct)
     {
         var v = Validate(request, out var from);
         var own = user.FindFirst(ClaimNames.Email)?.Value;
@@ -83,6 +87,10 @@ public static class SendJobComposeApi
         {
             return SendJobsApi.SenderDomainNotVerified(from ?? smtp.Value.FromAddress);
         }
+        if (await PostalAddressAsync(memberCenterClient, tenantId, ct) is not { } footer)
+        {
+            return MemberCenterUnavailable();
+        }
         using var lease = limiter.Acquire(tenantId);
         if (!lease.IsAcquired)
         {
@@ -90,7 +98,7 @@ public static class SendJobComposeApi
                 detail: $"At most {TestSendLimiter.PerMinute} test sends per minute per tenant; try again in a minute.");
         }
         var merge = MergeString(request, "email") ?? address;
-        var message = Compose(request, TestSubjectPrefix + request.Subject, merge, smtp.Value, sender, from, memberCenter.Value, address);
+        var message = Compose(request, TestSubjectPrefix + request.Subject, merge, smtp.Value, sender, from, memberCenter.Value, footer.Address, address);
         await using var session = (await transports.ForAsync(tenantId, ct)).OpenSession();
         var result = await session.SendAsync(message, ct);
         return TypedResults.Ok(new TestSendResponse(address, message.Subject, TransportResolver.OutcomeName(result.Outcome), message.MessageId, result.Detail));
@@ -110,6 +118,22 @@ public static class SendJobComposeApi
         return v;
     }
 
+    /// <summary>The tenant's postal address for the footer, as a job's run reads it (Address null: none); null when Member Center is down.</summary>
+    private static async Task<(string? Address, bool Read)?> PostalAddressAsync(MemberCenterClient memberCenter, Guid tenantId, CancellationToken ct)
+    {
+        try
+        {
+            return (await memberCenter.GetPostalAddressAsync(tenantId, ct), true);
+        }
+        catch (Exception ex) when (MemberCenterClient.IsOutage(ex, ct))
+        {
+            return null;
+        }
+    }
+
+    private static ProblemHttpResult MemberCenterUnavailable() => TypedResults.Problem(statusCode: 503, title: "Member Center unavailable",
+        detail: "The tenant's postal address (the footer of bulk mail) could not be read; retry later.");
+
     private static string? MergeString(ComposeRequest request, string key) =>
         request.Merge?.TryGetValue(key, out var value) == true && value.ValueKind == JsonValueKind.String ? value.GetString() : null;
 
@@ -118,11 +142,12 @@ public static class SendJobComposeApi
     /// blank means absent). <c>unsubscribe_url</c> is the merge value given, else a placeholder on Member Center.
     /// </summary>
     private static OutgoingMessage Compose(ComposeRequest request, string subject, string email, SmtpOptions smtp, SenderIdentity sender,
-        string? from, MemberCenterOptions memberCenter, string? to = null)
+        string? from, MemberCenterOptions memberCenter, string? postalAddress, string? to = null)
     {
-        var composer = new MessageComposer(smtp, sender.Dkim, subject,
-            string.IsNullOrWhiteSpace(request.BodyHtml) ? null : request.BodyHtml,
-            string.IsNullOrWhiteSpace(request.BodyText) ? null : request.BodyText,
+        // The same footer as the job's run adds (BulkFooter), so the preview and the test show it.
+        var (html, text) = BulkFooter.Apply(string.IsNullOrWhiteSpace(request.BodyHtml) ? null : request.BodyHtml,
+            string.IsNullOrWhiteSpace(request.BodyText) ? null : request.BodyText, postalAddress);
+        var composer = new MessageComposer(smtp, sender.Dkim, subject, html, text,
             from: from is null ? null : new MessageAddress(string.IsNullOrWhiteSpace(request.FromName) ? null : request.FromName.Trim(), from));
         var unsubscribe = MergeString(request, "unsubscribe_url") ?? memberCenter.BaseUrl.TrimEnd('/') + "/newsletter/unsubscribe?token=preview";
         var preferences = (request.Merge ?? new Dictionary<string, JsonElement>())

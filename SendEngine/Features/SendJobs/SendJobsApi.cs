@@ -121,12 +121,15 @@ public static partial class SendJobsApi
         {
             return SenderDomainNotVerified(from);
         }
+        bool postalAddressMissing;
         try
         {
-            if (!await memberCenter.ListExistsAsync(tenantId, listId, ct))
+            if (await memberCenter.GetListAsync(tenantId, listId, ct) is not { } list)
             {
                 return TypedResults.Problem(statusCode: 404, title: "List not found", detail: "The tenant has no list with this list_id.");
             }
+            // Sent with a warning rather than refused: see docs/send-engine.md "Footer".
+            postalAddressMissing = string.IsNullOrWhiteSpace(list.PostalAddress);
         }
         catch (Exception ex) when (MemberCenterClient.IsOutage(ex, ct))
         {
@@ -148,6 +151,7 @@ public static partial class SendJobsApi
             IdempotencyKey = idempotencyKey is { Length: > 0 } ? idempotencyKey : null,
             FromEmail = fromEmail,
             FromName = fromEmail is null ? null : fromName,
+            PostalAddressMissing = postalAddressMissing,
         };
         if (!await InsertAsync(dataSource, job, ct))
         {
@@ -319,12 +323,12 @@ public static partial class SendJobsApi
     private static async Task<bool> InsertAsync(NpgsqlDataSource dataSource, SendJob job, CancellationToken ct) =>
         await Sql.ExecuteAsync(dataSource, """
             INSERT INTO send_jobs (id, tenant_id, list_id, name, subject, body_html, body_text, status, scheduled_at, created_at,
-                idempotency_key, from_email, from_name, list_checked)
-            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, false)
+                idempotency_key, from_email, from_name, list_checked, postal_address_missing)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, false, $14)
             ON CONFLICT (tenant_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
             """, ct, job.Id, job.TenantId, job.ListId, job.Name, job.Subject, (object?)job.BodyHtml ?? DBNull.Value,
             (object?)job.BodyText ?? DBNull.Value, job.Status, job.ScheduledAt, job.CreatedAt, (object?)job.IdempotencyKey ?? DBNull.Value,
-            (object?)job.FromEmail ?? DBNull.Value, (object?)job.FromName ?? DBNull.Value) == 1;
+            (object?)job.FromEmail ?? DBNull.Value, (object?)job.FromName ?? DBNull.Value, job.PostalAddressMissing) == 1;
 
     private static Task<SendJob?> FindByKeyAsync(SendEngineDbContext db, Guid tenantId, string key, CancellationToken ct) =>
         db.SendJobs.AsNoTracking().FirstOrDefaultAsync(j => j.TenantId == tenantId && j.IdempotencyKey == key, ct);
@@ -361,8 +365,13 @@ public static partial class SendJobsApi
             Unknown: N(RecipientStatuses.Unknown));
         return new SendJobResponse(j.Id.ToString(), j.TenantId.ToString(), j.ListId.ToString(), j.Name, j.Subject, j.Status, counts,
             j.ScheduledAt, j.CreatedAt, j.StartedAt, j.FinishedAt, j.CancelledAt, j.LastError, PausedReason: j.PausedReason, ResumeAt: j.ResumeAt,
-            ThrottledUntil: j.Status == SendJobStatuses.Sending ? j.ThrottledUntil : null, FromEmail: j.FromEmail, FromName: j.FromName);
+            ThrottledUntil: j.Status == SendJobStatuses.Sending ? j.ThrottledUntil : null, FromEmail: j.FromEmail, FromName: j.FromName,
+            Warnings: j.PostalAddressMissing ? [PostalAddressMissing] : []);
     }
+
+    private static readonly SendJobWarning PostalAddressMissing = new(SendJobWarningCodes.PostalAddressMissing,
+        "The tenant's branding has no postal address, so this job's mail goes out without one; CAN-SPAM requires it in bulk mail. "
+        + "Set it in Member Center (PUT /api/branding, postal_address): runs that start afterwards add it to the footer.");
 
     /// <summary>The 422 of a job (or test send) from a domain that is not a verified sender domain of the tenant.</summary>
     internal static ProblemHttpResult SenderDomainNotVerified(string from)
