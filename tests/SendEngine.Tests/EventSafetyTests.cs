@@ -281,17 +281,9 @@ public sealed class EventSafetyTests(StackFixture stack)
             $"one-click -> last message: {waiting.Count} readers unsubscribed, {late.Count} mailed after unsubscribing, worst {(late.Count == 0 ? TimeSpan.Zero : late.Max(l => l.Delay)).TotalMilliseconds:0} ms (bound {bound} messages at 2/s)");
     }
 
-    private Dictionary<string, string?> Signed(Dictionary<string, string?>? extra = null)
+    private static Dictionary<string, string?> Signed(Dictionary<string, string?>? extra = null)
     {
-        var s = new Dictionary<string, string?>
-        {
-            ["TencentSes:Webhook:Verification"] = "Signature",
-            ["TencentSes:Webhook:SigningKey"] = SigningKey,
-            ["TencentSes:Webhook:AllowUnauthenticated"] = "false",
-            ["EmailEvents:PollInterval"] = "00:00:00.100",
-            ["EmailEvents:UnknownMessageGrace"] = "00:00:00",
-            ["EmailEvents:RetryBaseDelay"] = "00:00:00.200",
-        };
+        var s = TencentWebhookSigning.Settings(SigningKey, new Dictionary<string, string?> { ["EmailEvents:RetryBaseDelay"] = "00:00:00.200" });
         foreach (var (k, v) in extra ?? [])
         {
             s[k] = v;
@@ -333,12 +325,7 @@ public sealed class EventSafetyTests(StackFixture stack)
 
     private static async Task PostSignedAsync(HttpClient hook, string body)
     {
-        var ts = DateTimeOffset.UtcNow.ToUnixTimeSeconds().ToString(CultureInfo.InvariantCulture);
-        const string token = "tencent-callback";
-        using var request = new HttpRequestMessage(HttpMethod.Post, "api/tencent/ses/webhook") { Content = new StringContent(body, Encoding.UTF8, "application/json") };
-        request.Headers.Add("X-Tencent-Token", token);
-        request.Headers.Add("X-Tencent-Timestamp", ts);
-        request.Headers.Add("X-Tencent-Signature", Convert.ToHexStringLower(HMACSHA256.HashData(Encoding.UTF8.GetBytes(SigningKey), Encoding.UTF8.GetBytes($"{ts}\n{token}\n{body}"))));
+        using var request = TencentWebhookSigning.Request(body, SigningKey);
         using var response = await hook.SendAsync(request);
         Assert.True(response.StatusCode == HttpStatusCode.OK, $"webhook answered {(int)response.StatusCode}: {await response.Content.ReadAsStringAsync()}");
     }

@@ -404,6 +404,51 @@ public sealed class ReputationTests(StackFixture stack)
     }
 
     [Fact]
+    public async Task The_reputation_api_shows_each_verified_sender_domains_warm_up_cap_and_use_today()
+    {
+        var tenant = await stack.CreateTenantAsync();
+        var other = await stack.CreateTenantAsync();
+        var db = await stack.Postgres.CreateDatabaseAsync("se");
+        await using var engine = stack.CreateSendEngine(db, Settings(new() { ["SendingLimits:WarmupFirstDay"] = "100" }));
+        using var se = await TenantAsync(engine, tenant);
+        var (fresh, second, old, unverified) = (StackFixture.UniqueDomain(), StackFixture.UniqueDomain(), StackFixture.UniqueDomain(), StackFixture.UniqueDomain());
+        foreach (var d in new[] { fresh, second, old, unverified })
+        {
+            await StackFixture.PostAsync<SenderDomainResponse>(se, "api/sender-domains", new AddSenderDomainRequest(d));
+        }
+        // Verified now (day 0: 100), a day and a minute ago (day 1: 200) and 30 days ago (past the 14 days of warm-up).
+        foreach (var (d, ago) in new[] { (fresh, "0 seconds"), (second, "1 day 1 minute"), (old, "30 days") })
+        {
+            await QueryAsync(db, "UPDATE sender_domains SET status = 'verified', verified_at = now() - $2::interval WHERE domain = $1 RETURNING 1", d, ago);
+        }
+        // The runner's count of the fresh domain's share: 40 this hour, 7 two days ago (not today's).
+        var tenantId = Guid.Parse(tenant.TenantId);
+        await QueryAsync(db, """
+            INSERT INTO send_counters (tenant_id, domain, window_start, messages)
+            VALUES ($1, $2, date_trunc('hour', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC', 40),
+                ($1, $2, (date_trunc('hour', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC') - interval '2 days', 7) RETURNING 1
+            """, tenantId, fresh);
+
+        var domains = (await ReputationAsync(se)).GetProperty("limits").GetProperty("sender_domains").EnumerateArray()
+            .ToDictionary(d => d.GetProperty("domain").GetString()!);
+        Assert.Equal(new[] { fresh, second, old }.Order(StringComparer.Ordinal), domains.Keys.Order(StringComparer.Ordinal));
+        var first = domains[fresh];
+        Assert.True(first.GetProperty("warming_up").GetBoolean());
+        Assert.Equal(100, first.GetProperty("daily_limit").GetInt64());
+        Assert.Equal(40, first.GetProperty("sent_today").GetInt64());
+        Assert.True(DateTimeOffset.UtcNow - first.GetProperty("verified_at").GetDateTimeOffset() < TimeSpan.FromMinutes(5));
+        Assert.Equal(200, domains[second].GetProperty("daily_limit").GetInt64());
+        Assert.Equal(0, domains[second].GetProperty("sent_today").GetInt64());
+        Assert.False(domains[old].GetProperty("warming_up").GetBoolean());
+        Assert.Equal(JsonValueKind.Null, domains[old].GetProperty("daily_limit").ValueKind);
+        Assert.Equal(JsonValueKind.Null, domains[old].GetProperty("sent_today").ValueKind);
+
+        // Another tenant sees none of them.
+        using var stranger = await TenantAsync(engine, other);
+        Assert.Equal(0, (await ReputationAsync(stranger)).GetProperty("limits").GetProperty("sender_domains").GetArrayLength());
+    }
+
+    [Fact]
     public async Task The_warm_up_doubles_a_new_tenants_daily_limit_until_it_reaches_the_limit()
     {
         var options = new SendEngine.Features.Reputation.SendingLimitOptions { WarmupFirstDay = 1000, MessagesPerDay = 10_000 };

@@ -758,15 +758,11 @@ public sealed class TencentSesTests(StackFixture stack)
 
     private Dictionary<string, string?> Settings(TencentSesStandIn? ses, Dictionary<string, string?>? extra = null)
     {
-        var s = new Dictionary<string, string?>
+        var s = TencentWebhookSigning.Settings(SigningKey, new Dictionary<string, string?>
         {
-            ["TencentSes:Webhook:Verification"] = "Signature",
-            ["TencentSes:Webhook:SigningKey"] = SigningKey,
-            ["EmailEvents:PollInterval"] = "00:00:00.100",
-            ["EmailEvents:UnknownMessageGrace"] = "00:00:00",
             ["EmailEvents:RetryBaseDelay"] = "00:00:00.200",
             ["EmailEvents:SoftBounceThreshold"] = "3",
-        };
+        });
         if (ses is not null)
         {
             s["TencentSes:SecretId"] = "AKIDtest";
@@ -785,14 +781,7 @@ public sealed class TencentSesTests(StackFixture stack)
 
     private static async Task<HttpResponseMessage> SendAsync(HttpClient hook, string body, string key = SigningKey, long? timestamp = null, string? signature = null)
     {
-        var ts = (timestamp ?? DateTimeOffset.UtcNow.ToUnixTimeSeconds()).ToString(CultureInfo.InvariantCulture);
-        const string token = "tencent-callback";
-        // Independent of the server's code: HMAC-SHA256(key, "{timestamp}\n{token}\n{body}") as lower-case hex.
-        var sig = signature ?? Convert.ToHexStringLower(HMACSHA256.HashData(Encoding.UTF8.GetBytes(key), Encoding.UTF8.GetBytes($"{ts}\n{token}\n{body}")));
-        var request = new HttpRequestMessage(HttpMethod.Post, "api/tencent/ses/webhook") { Content = new StringContent(body, Encoding.UTF8, "application/json") };
-        request.Headers.Add("X-Tencent-Token", token);
-        request.Headers.Add("X-Tencent-Timestamp", ts);
-        request.Headers.Add("X-Tencent-Signature", sig);
+        using var request = TencentWebhookSigning.Request(body, key, timestamp, signature);
         return await hook.SendAsync(request);
     }
 
