@@ -104,7 +104,7 @@ public sealed class ReputationTests(StackFixture stack)
     {
         var (tenant, _) = await stack.CreateTenantWithSubscribersAsync(30, "rep");
         await using var receiver = new WebhookReceiver();
-        var db = await stack.Postgres.CreateDatabaseAsync("se");
+        var db = await stack.CreateSendEngineDatabaseAsync();
         // 5 messages a second: the second job is still running when the bounces arrive.
         await using var engine = stack.CreateSendEngine(db, Settings(new() { ["Delivery:MessagesPerSecond"] = "5", ["Delivery:Concurrency"] = "2" }));
         using var se = await TenantAsync(engine, tenant);
@@ -233,7 +233,7 @@ public sealed class ReputationTests(StackFixture stack)
         // 12 of 40 unknown (30 %), spread over the list.
         var emails = Enumerable.Range(1, 40).Select(i => i % 10 < 3 ? $"unknown{i}@{domain}" : $"real{i}@{domain}").ToList();
         await stack.SubscribeAsync(tenant, emails);
-        var db = await stack.Postgres.CreateDatabaseAsync("se");
+        var db = await stack.CreateSendEngineDatabaseAsync();
         await using var engine = stack.CreateSendEngine(db, Settings(new()
         {
             ["Smtp:Host"] = relay.Host,
@@ -276,7 +276,7 @@ public sealed class ReputationTests(StackFixture stack)
     {
         const int recipients = 25, limit = 10;
         var (tenant, emails) = await stack.CreateTenantWithSubscribersAsync(recipients, "limit");
-        var db = await stack.Postgres.CreateDatabaseAsync("se");
+        var db = await stack.CreateSendEngineDatabaseAsync();
         // A 4-second "hour"; several runners of the job, spread over both processes' Hangfire servers.
         var settings = Settings(new() { ["SendingLimits:Window"] = "00:00:04", ["SendJobs:Runners"] = "4", ["SendJobs:BatchSize"] = "3" });
         await using var one = stack.CreateSendEngine(db, settings);
@@ -314,7 +314,7 @@ public sealed class ReputationTests(StackFixture stack)
     public async Task An_operators_pause_of_all_mail_refuses_transactional_sends_until_the_resume_and_bad_input_is_a_400()
     {
         var tenant = await stack.CreateTenantAsync();
-        var db = await stack.Postgres.CreateDatabaseAsync("se");
+        var db = await stack.CreateSendEngineDatabaseAsync();
         await using var engine = stack.CreateSendEngine(db, Settings());
         using var se = await TenantAsync(engine, tenant);
         using var admin = await AdminAsync(engine);
@@ -362,7 +362,7 @@ public sealed class ReputationTests(StackFixture stack)
     {
         const int recipients = 5;
         var (tenant, _) = await stack.CreateTenantWithSubscribersAsync(recipients, "warm");
-        var db = await stack.Postgres.CreateDatabaseAsync("se");
+        var db = await stack.CreateSendEngineDatabaseAsync();
         // A 1-second "hour", so a "day" is 24 s: the domain may send 3 on its first day, 6 on its second.
         await using var engine = stack.CreateSendEngine(db, Settings(new()
         {
@@ -408,7 +408,7 @@ public sealed class ReputationTests(StackFixture stack)
     {
         var tenant = await stack.CreateTenantAsync();
         var other = await stack.CreateTenantAsync();
-        var db = await stack.Postgres.CreateDatabaseAsync("se");
+        var db = await stack.CreateSendEngineDatabaseAsync();
         await using var engine = stack.CreateSendEngine(db, Settings(new() { ["SendingLimits:WarmupFirstDay"] = "100" }));
         using var se = await TenantAsync(engine, tenant);
         var (fresh, second, old, unverified) = (StackFixture.UniqueDomain(), StackFixture.UniqueDomain(), StackFixture.UniqueDomain(), StackFixture.UniqueDomain());

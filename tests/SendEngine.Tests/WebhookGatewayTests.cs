@@ -287,7 +287,7 @@ public sealed class WebhookGatewayTests(StackFixture stack)
     /// <summary>A Send Engine of its own with signature verification, listening on a loopback port.</summary>
     private async Task<(SendEngineFactory Engine, string Db)> StartAsync(Dictionary<string, string?>? overrides = null)
     {
-        var db = await stack.Postgres.CreateDatabaseAsync("se");
+        var db = await stack.CreateSendEngineDatabaseAsync();
         var settings = TencentWebhookSigning.Settings(SigningKey, new Dictionary<string, string?>
         {
             ["WebhookGateway:StreamPollInterval"] = "00:00:00.200",
