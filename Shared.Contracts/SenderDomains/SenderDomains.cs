@@ -63,3 +63,16 @@ public static class DnsRecordPurposes
     public const string ReturnPathSpf = "return_path_spf";
     public const string Dmarc = "dmarc";
 }
+
+/// <summary>
+/// A verified sender domain's warm-up as GET /api/reputation shows it (<c>limits.sender_domains</c>): the schedule runs
+/// from <c>verified_at</c>; while <c>warming_up</c>, <c>daily_limit</c> is how many bulk messages from the domain today
+/// may carry and <c>sent_today</c> how many it has carried (both null once it is warmed up: then only the tenant's own
+/// limits hold it).
+/// </summary>
+public sealed record SenderDomainWarmup(
+    string Domain,
+    DateTimeOffset VerifiedAt,
+    bool WarmingUp,
+    long? DailyLimit,
+    long? SentToday);

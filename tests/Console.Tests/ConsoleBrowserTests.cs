@@ -11,8 +11,7 @@ public sealed class ConsoleBrowserTests(ConsoleFixture fx)
     [Fact]
     public async Task Every_page_renders_for_an_owner_and_has_no_serious_accessibility_violation()
     {
-        var page = await fx.PageAsync(fx.Owner);
-        try
+        await fx.WithPageAsync(fx.Owner, async page =>
         {
             var a = fx.TenantA;
             var paths = new[]
@@ -32,18 +31,13 @@ public sealed class ConsoleBrowserTests(ConsoleFixture fx)
             Assert.Contains(ConsoleFixture.SecretBody, await page.TextContentAsync("#body-text"));
             await page.GotoAsync("/credentials");
             Assert.Equal(1, await page.Locator("button", new() { HasTextString = "Create application" }).CountAsync());
-        }
-        finally
-        {
-            await page.CloseAsync();
-        }
+        });
     }
 
     [Fact]
     public async Task A_viewer_sees_no_message_body_even_by_url_and_no_write_controls()
     {
-        var page = await fx.PageAsync(fx.Viewer);
-        try
+        await fx.WithPageAsync(fx.Viewer, async page =>
         {
             var job = fx.TenantA.JobId;
             var detail = await page.GotoAsync($"/send-jobs/{job}");
@@ -63,18 +57,13 @@ public sealed class ConsoleBrowserTests(ConsoleFixture fx)
             Assert.Equal(0, await page.Locator("#name").CountAsync()); // no create form
             Assert.Equal(0, await page.Locator("nav a[href='/credentials']").CountAsync());
             await page.AssertAccessibleAsync("/lists (viewer)");
-        }
-        finally
-        {
-            await page.CloseAsync();
-        }
+        });
     }
 
     [Fact]
     public async Task An_editor_sees_no_credentials_and_gets_403_for_them_by_url()
     {
-        var page = await fx.PageAsync(fx.Editor);
-        try
+        await fx.WithPageAsync(fx.Editor, async page =>
         {
             await page.GotoAsync("/");
             Assert.Equal("editor", await page.TextContentAsync("#role"));
@@ -90,18 +79,13 @@ public sealed class ConsoleBrowserTests(ConsoleFixture fx)
             // What an editor may do works: the message body is theirs to read.
             await page.GotoAsync($"/send-jobs/{fx.TenantA.JobId}/message");
             Assert.Contains(ConsoleFixture.SecretBody, await page.TextContentAsync("#body-text"));
-        }
-        finally
-        {
-            await page.CloseAsync();
-        }
+        });
     }
 
     [Fact]
     public async Task A_person_of_tenant_B_gets_404_for_tenant_A_objects_by_url()
     {
-        var page = await fx.PageAsync(fx.OwnerOfB);
-        try
+        await fx.WithPageAsync(fx.OwnerOfB, async page =>
         {
             var a = fx.TenantA;
             foreach (var path in new[] { $"/send-jobs/{a.JobId}", $"/send-jobs/{a.JobId}/message", $"/lists/{a.ListId}" })
@@ -115,11 +99,7 @@ public sealed class ConsoleBrowserTests(ConsoleFixture fx)
             // Their own tenant's job is there.
             Assert.Equal(200, (await page.GotoAsync($"/send-jobs/{fx.TenantB.JobId}"))!.Status);
             Assert.Equal("Tenant B launch", await page.TextContentAsync("h1"));
-        }
-        finally
-        {
-            await page.CloseAsync();
-        }
+        });
     }
 
     [Fact]
@@ -128,8 +108,7 @@ public sealed class ConsoleBrowserTests(ConsoleFixture fx)
         var name = $"relay-{Guid.NewGuid():N}"[..14];
         var closedName = name + "-closed";
         var context = await fx.SignedInAsync(fx.Admin);
-        var page = await context.NewPageAsync();
-        try
+        await context.WithPageAsync(async page =>
         {
             await page.GotoAsync("/providers");
             // The test relay (loopback, no TLS: allowed by ProviderCredentials:AllowPrivateNetworks), created unverified.
@@ -193,11 +172,7 @@ public sealed class ConsoleBrowserTests(ConsoleFixture fx)
             await page.WaitForSelectorAsync("#notice:has-text('The credential is deleted')");
             Assert.Equal(0, await row.CountAsync());
             await viewerPage.CloseAsync();
-        }
-        finally
-        {
-            await page.CloseAsync();
-        }
+        });
     }
 
     [Fact]
@@ -210,8 +185,7 @@ public sealed class ConsoleBrowserTests(ConsoleFixture fx)
         var response = await context.APIRequest.PostAsync("/lists?handler=Create", new() { Form = form, MaxRedirects = 0 });
         Assert.Equal(400, response.Status);
 
-        var page = await context.NewPageAsync();
-        try
+        await context.WithPageAsync(async page =>
         {
             await page.GotoAsync("/lists");
             Assert.Equal(0, await page.Locator("a", new() { HasTextString = "Forged list" }).CountAsync());
@@ -221,11 +195,7 @@ public sealed class ConsoleBrowserTests(ConsoleFixture fx)
             await page.ClickAsync("button:has-text('Create list')");
             await page.WaitForURLAsync(url => url.Contains("/lists/", StringComparison.Ordinal));
             Assert.Equal(name, await page.TextContentAsync("h1"));
-        }
-        finally
-        {
-            await page.CloseAsync();
-        }
+        });
     }
 
     [Fact]
@@ -269,8 +239,7 @@ public sealed class ConsoleBrowserTests(ConsoleFixture fx)
     [Fact]
     public async Task A_new_api_key_secret_is_shown_once()
     {
-        var page = await fx.PageAsync(fx.Owner);
-        try
+        await fx.WithPageAsync(fx.Owner, async page =>
         {
             await page.GotoAsync("/credentials");
             var app = $"app-{Guid.NewGuid():N}"[..16];
@@ -288,18 +257,13 @@ public sealed class ConsoleBrowserTests(ConsoleFixture fx)
             await page.GotoAsync("/credentials");
             Assert.Equal(0, await page.Locator("#new-secret").CountAsync());
             Assert.DoesNotContain(secret!, await page.ContentAsync());
-        }
-        finally
-        {
-            await page.CloseAsync();
-        }
+        });
     }
 
     [Fact]
     public async Task An_owner_invites_changes_a_role_and_cannot_demote_the_last_owner()
     {
-        var page = await fx.PageAsync(fx.Owner);
-        try
+        await fx.WithPageAsync(fx.Owner, async page =>
         {
             await page.GotoAsync("/");
             await page.ClickAsync("nav a[href='/people']");
@@ -340,10 +304,6 @@ public sealed class ConsoleBrowserTests(ConsoleFixture fx)
             await page.Locator($"#invitations tr[data-email='{invitee}'] button:has-text('Revoke')").ClickAsync();
             await page.WaitForSelectorAsync("#notice:has-text('revoked')");
             Assert.Equal(0, await page.Locator($"#invitations tr[data-email='{invitee}']").CountAsync());
-        }
-        finally
-        {
-            await page.CloseAsync();
-        }
+        });
     }
 }

@@ -278,7 +278,8 @@ public sealed class ConsoleFixture : IAsyncLifetime
     /// <summary>Opens the console, lands on Member Center's login page, signs in and returns to the console.</summary>
     public Task SignInAsync(IPage page, Person person) => ConsoleTesting.SignInAsync(page, person, MemberCenterUrl, ConsoleUrl);
 
-    public async Task<IPage> PageAsync(Person person) => await (await SignedInAsync(person)).NewPageAsync();
+    /// <summary>Runs <paramref name="body"/> on a new page of <paramref name="person"/>'s signed-in context, closed afterwards whatever happens.</summary>
+    public async Task WithPageAsync(Person person, Func<IPage, Task> body) => await (await SignedInAsync(person)).WithPageAsync(body);
 
     private static JsonSerializerOptions CreateJson()
     {

@@ -28,8 +28,7 @@ public sealed class ConsoleFlowTests(ConsoleFixture fx)
         }
         var listId = await fx.ListWithSubscribersAsync(fx.TenantA, tag, csv.ToString());
 
-        var page = await fx.PageAsync(fx.Admin);
-        try
+        await fx.WithPageAsync(fx.Admin, async page =>
         {
             await page.GotoAsync($"/send-jobs/new?listId={listId}");
             await page.FillAsync("#job-name", tag);
@@ -54,18 +53,13 @@ public sealed class ConsoleFlowTests(ConsoleFixture fx)
             await page.WaitForFunctionAsync("() => document.getElementById('job-status').textContent === 'completed'", null, new() { Timeout = 30_000 });
             Assert.True(await page.EvaluateAsync<bool>("() => window.__sameDocument === true"), "the page was reloaded");
             Assert.Equal(recipients, fx.Relay.Accepted.Count(a => a.Recipient.StartsWith(tag, StringComparison.Ordinal)));
-        }
-        finally
-        {
-            await page.CloseAsync();
-        }
+        });
     }
 
     [Fact]
     public async Task A_csv_import_confirmed_with_a_note_and_pending_with_double_opt_in_shows_progress_counts_and_exports()
     {
-        var page = await fx.PageAsync(fx.Editor);
-        try
+        await fx.WithPageAsync(fx.Editor, async page =>
         {
             var name = Unique("import");
             await page.GotoAsync("/lists");
@@ -114,11 +108,7 @@ public sealed class ConsoleFlowTests(ConsoleFixture fx)
             }
             Assert.DoesNotContain("not-an-address", exported);
             Assert.Equal(5, exported.Split('\n', StringSplitOptions.RemoveEmptyEntries).Length);
-        }
-        finally
-        {
-            await page.CloseAsync();
-        }
+        });
     }
 
     private static async Task ImportAsync(IPage page, string csv, string mode, string? note)
@@ -143,8 +133,7 @@ public sealed class ConsoleFlowTests(ConsoleFixture fx)
         var tag = Unique("preview");
         var grace = $"{tag}-grace@preview.example";
         var listId = await fx.ListWithSubscribersAsync(fx.TenantA, tag, $"email,first_name,plan\n{grace},Grace,gold\n{tag}-alan@preview.example,Alan,free\n");
-        var page = await fx.PageAsync(fx.Editor);
-        try
+        await fx.WithPageAsync(fx.Editor, async page =>
         {
             await page.GotoAsync($"/send-jobs/new?listId={listId}");
             // The list's subscribers are offered as addresses.
@@ -166,18 +155,50 @@ public sealed class ConsoleFlowTests(ConsoleFixture fx)
             await page.WaitForSelectorAsync("#problem");
             Assert.Contains("not a subscriber of the chosen list", await page.TextContentAsync("#problem"));
             Assert.Equal(0, await page.Locator("#preview").CountAsync());
-        }
-        finally
+        });
+    }
+
+    [Fact]
+    public async Task A_new_job_takes_a_from_address_and_name_and_the_apis_refusal_of_them_is_shown_on_the_form()
+    {
+        var tag = Unique("from");
+        var listId = await fx.ListWithSubscribersAsync(fx.TenantA, tag, $"email\n{tag}@from.example\n");
+        string jobId = "";
+        await fx.WithPageAsync(fx.Editor, async page =>
         {
-            await page.CloseAsync();
-        }
+            await page.GotoAsync($"/send-jobs/new?listId={listId}");
+            await page.FillAsync("#job-name", tag);
+            await page.FillAsync("#subject", "From {{email}}");
+            await page.FillAsync("#body-text", "Hello");
+            // A name without an address: Send Engine's 400 names the field, and what was typed stays in the form.
+            await page.FillAsync("#from-name", "Ada's Letters");
+            await page.ClickAsync("button:has-text('Create send job')");
+            await page.WaitForSelectorAsync("#problem:has-text('from_name')");
+            Assert.Contains("from_name: The from_name needs a from_email.", await page.TextContentAsync("#problem"));
+            Assert.Equal("Ada's Letters", await page.InputValueAsync("#from-name"));
+            Assert.Equal(tag, await page.InputValueAsync("#job-name"));
+            // A malformed address: the 400 is on from_email.
+            await page.FillAsync("#from-email", "not an address");
+            await page.ClickAsync("button:has-text('Create send job')");
+            await page.WaitForSelectorAsync("#problem:has-text('from_email')");
+            Assert.Equal("not an address", await page.InputValueAsync("#from-email"));
+            await page.AssertAccessibleAsync("new send job (from refused)");
+
+            await page.FillAsync("#from-email", "letters@from.example");
+            await page.ClickAsync("button:has-text('Create send job')");
+            await page.WaitForURLAsync(url => url.Contains("/send-jobs/", StringComparison.Ordinal) && !url.Contains("/new", StringComparison.Ordinal));
+            Assert.Equal("Ada's Letters <letters@from.example>", await page.TextContentAsync("#job-from"));
+            jobId = page.Url[(page.Url.LastIndexOf('/') + 1)..];
+        });
+        using var se = await fx.SendEngineClientAsync(fx.TenantA);
+        var job = (await se.GetFromJsonAsync<SendJobResponse>($"api/send-jobs/{jobId}", ConsoleFixture.Json))!;
+        Assert.Equal(("letters@from.example", "Ada's Letters"), (job.FromEmail, job.FromName));
     }
 
     [Fact]
     public async Task Suppressions_are_added_searched_and_removed()
     {
-        var page = await fx.PageAsync(fx.Admin);
-        try
+        await fx.WithPageAsync(fx.Admin, async page =>
         {
             var tag = Unique("sup");
             await page.GotoAsync("/suppressions");
@@ -218,11 +239,7 @@ public sealed class ConsoleFlowTests(ConsoleFixture fx)
             await page.ClickAsync("button:has-text('Suppress')");
             await page.WaitForSelectorAsync("#problem");
             Assert.Equal("Suppressions", await page.TextContentAsync("h1"));
-        }
-        finally
-        {
-            await page.CloseAsync();
-        }
+        });
 
         static async Task<List<string>> Rows(IPage page) =>
             (await page.Locator("#suppressions tbody tr").EvaluateAllAsync<string[]>("rows => rows.map(r => r.dataset.email)")).ToList();
@@ -231,8 +248,7 @@ public sealed class ConsoleFlowTests(ConsoleFixture fx)
     [Fact]
     public async Task Credentials_clients_keys_and_webhook_endpoints_are_created_rotated_disabled_and_deleted()
     {
-        var page = await fx.PageAsync(fx.Owner);
-        try
+        await fx.WithPageAsync(fx.Owner, async page =>
         {
             await page.GotoAsync("/credentials");
             // An OAuth client: its secret once, a rotation gives a new one, disabling it leaves no actions.
@@ -295,11 +311,7 @@ public sealed class ConsoleFlowTests(ConsoleFixture fx)
             await page.WaitForSelectorAsync("#notice:has-text('The endpoint is deleted')");
             Assert.Equal(0, await page.Locator($"td:text-is('{url}')").CountAsync());
             Assert.Equal(404, (await page.GotoAsync(endpointUrl))!.Status);
-        }
-        finally
-        {
-            await page.CloseAsync();
-        }
+        });
     }
 
     private async Task<int> TokenStatusAsync(string clientId, string secret)
@@ -315,8 +327,7 @@ public sealed class ConsoleFlowTests(ConsoleFixture fx)
     [Fact]
     public async Task The_operation_log_is_filtered_and_exported()
     {
-        var page = await fx.PageAsync(fx.Owner);
-        try
+        await fx.WithPageAsync(fx.Owner, async page =>
         {
             // A change through the console (Send Engine logs it) and one through the tenant's own API client.
             var address = $"{Unique("oplog")}@log.example";
@@ -358,11 +369,7 @@ public sealed class ConsoleFlowTests(ConsoleFixture fx)
             var ndjson = await (await fx.SignedInAsync(fx.Owner)).APIRequest.GetAsync("/operation-log/export?service=send-engine&format=ndjson&action=addSuppression");
             Assert.Equal(200, ndjson.Status);
             Assert.Contains(fx.TenantA.SendClientId, await ndjson.TextAsync());
-        }
-        finally
-        {
-            await page.CloseAsync();
-        }
+        });
     }
 
     [Fact]
@@ -376,8 +383,7 @@ public sealed class ConsoleFlowTests(ConsoleFixture fx)
         var imports = await mc.GetStringAsync($"api/lists/{listId}/subscribers?limit=1");
         Assert.Contains(tag, imports);
 
-        var page = await fx.PageAsync(fx.OwnerOfB);
-        try
+        await fx.WithPageAsync(fx.OwnerOfB, async page =>
         {
             foreach (var path in new[] { $"/lists/{listId}", $"/lists/{listId}/export", $"/subscribers/{tag}@iso.example", $"/send-jobs/{fx.TenantA.JobId}/progress" })
             {
@@ -385,11 +391,7 @@ public sealed class ConsoleFlowTests(ConsoleFixture fx)
                 Assert.True(response.Status == 404, $"{path} answered {response.Status}");
                 Assert.DoesNotContain($"{tag}@iso.example", await response.TextAsync());
             }
-        }
-        finally
-        {
-            await page.CloseAsync();
-        }
+        });
 
         // CSRF: the session cookie without the antiforgery token is refused on a destructive handler, and nothing changes.
         var context = await fx.SignedInAsync(fx.Admin);
@@ -402,23 +404,17 @@ public sealed class ConsoleFlowTests(ConsoleFixture fx)
         form.Set("email", victim);
         var forged = await context.APIRequest.PostAsync("/suppressions?handler=Remove", new() { Form = form, MaxRedirects = 0 });
         Assert.Equal(400, forged.Status);
-        var page2 = await context.NewPageAsync();
-        try
+        await context.WithPageAsync(async page2 =>
         {
             await page2.GotoAsync($"/suppressions?email={victim}");
             Assert.Equal(1, await page2.Locator($"#suppressions tr[data-email='{victim}']").CountAsync());
-        }
-        finally
-        {
-            await page2.CloseAsync();
-        }
+        });
     }
 
     [Fact]
     public async Task The_main_pages_fit_a_phone_screen()
     {
-        var page = await fx.PageAsync(fx.Owner);
-        try
+        await fx.WithPageAsync(fx.Owner, async page =>
         {
             await page.SetViewportSizeAsync(390, 844);
             var a = fx.TenantA;
@@ -436,10 +432,6 @@ public sealed class ConsoleFlowTests(ConsoleFixture fx)
                 Assert.True(box is not null && box.X >= 0 && box.X + box.Width <= 390, $"{path}: heading outside the screen");
                 Assert.True(await page.Locator("nav a[href='/send-jobs']").IsVisibleAsync(), $"{path}: navigation hidden");
             }
-        }
-        finally
-        {
-            await page.CloseAsync();
-        }
+        });
     }
 }

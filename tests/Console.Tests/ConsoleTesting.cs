@@ -78,6 +78,20 @@ public static class ConsoleTesting
         }
     }
 
+    /// <summary>Runs <paramref name="body"/> on a new page of <paramref name="context"/> and closes the page whatever happens.</summary>
+    public static async Task WithPageAsync(this IBrowserContext context, Func<IPage, Task> body)
+    {
+        var page = await context.NewPageAsync();
+        try
+        {
+            await body(page);
+        }
+        finally
+        {
+            await page.CloseAsync();
+        }
+    }
+
     /// <summary>Fails on any serious or critical axe-core violation of the page as it is now; <paramref name="what"/> names it (default: its URL).</summary>
     public static async Task AssertAccessibleAsync(this IPage page, string? what = null)
     {

@@ -11,8 +11,7 @@ public sealed class ReaderSettingsConsoleTests(ConsoleFixture fx)
     public async Task An_admin_sets_the_branding_and_a_lists_preference_fields()
     {
         var listId = await fx.ListWithSubscribersAsync(fx.TenantA, $"Prefs {Guid.NewGuid():N}"[..14], "email\n");
-        var page = await fx.PageAsync(fx.Admin);
-        try
+        await fx.WithPageAsync(fx.Admin, async page =>
         {
             await page.GotoAsync("/branding");
             await page.AssertAccessibleAsync("/branding");
@@ -63,18 +62,13 @@ public sealed class ReaderSettingsConsoleTests(ConsoleFixture fx)
             Assert.Equal("トピック", topics.Labels!["ja"]);
             Assert.Equal(["tech", "art"], topics.Choices!.Select(c => c.Value));
             Assert.Equal("기술", topics.Choices![0].Labels!["ko"]);
-        }
-        finally
-        {
-            await page.CloseAsync();
-        }
+        });
     }
 
     [Fact]
     public async Task A_viewer_reads_but_cannot_change_and_another_tenants_list_is_404()
     {
-        var page = await fx.PageAsync(fx.Viewer);
-        try
+        await fx.WithPageAsync(fx.Viewer, async page =>
         {
             Assert.Equal(200, (await page.GotoAsync("/branding"))!.Status);
             Assert.Equal(0, await page.Locator("#save-branding").CountAsync());
@@ -92,11 +86,7 @@ public sealed class ReaderSettingsConsoleTests(ConsoleFixture fx)
             Assert.Equal(200, (await page.GotoAsync($"/lists/{fx.TenantA.ListId}/preference-fields"))!.Status);
             Assert.Equal(0, await page.Locator("#add-field").CountAsync());
             Assert.Equal(404, (await page.GotoAsync($"/lists/{fx.TenantB.ListId}/preference-fields"))!.Status);
-        }
-        finally
-        {
-            await page.CloseAsync();
-        }
+        });
     }
 
     [Fact]

@@ -14,8 +14,7 @@ public sealed class WebhookGatewayConsoleTests(ConsoleFixture fx)
     [Fact]
     public async Task An_admin_sends_a_test_event_sees_request_response_and_entry_and_switches_ingestion()
     {
-        var page = await fx.PageAsync(fx.Admin);
-        try
+        await fx.WithPageAsync(fx.Admin, async page =>
         {
             var response = await page.GotoAsync("/webhook-gateway");
             Assert.Equal(200, response!.Status);
@@ -46,18 +45,13 @@ public sealed class WebhookGatewayConsoleTests(ConsoleFixture fx)
             Assert.Contains("off", await page.TextContentAsync("#ingestion-state"));
             await page.ClickAsync("#toggle-ingestion");
             await page.WaitForSelectorAsync("#notice:has-text('Ingestion is on')");
-        }
-        finally
-        {
-            await page.CloseAsync();
-        }
+        });
     }
 
     [Fact]
     public async Task The_live_log_shows_a_new_callback_without_a_reload()
     {
-        var page = await fx.PageAsync(fx.Owner);
-        try
+        await fx.WithPageAsync(fx.Owner, async page =>
         {
             await page.GotoAsync("/webhook-gateway");
             // The relay is open once Send Engine has registered the watcher; give the EventSource a moment to connect.
@@ -66,11 +60,7 @@ public sealed class WebhookGatewayConsoleTests(ConsoleFixture fx)
             await page.WaitForSelectorAsync($"#gateway-events tr[data-entry-id='{entryId}']", new() { Timeout = 30_000 });
             await page.WaitForSelectorAsync("#gateway-live:has-text('Live')");
             await page.AssertAccessibleAsync("/webhook-gateway (live)");
-        }
-        finally
-        {
-            await page.CloseAsync();
-        }
+        });
     }
 
     [Fact]
@@ -78,8 +68,7 @@ public sealed class WebhookGatewayConsoleTests(ConsoleFixture fx)
     {
         var entryId = await PostCallbackAsync(fx.TenantA.TenantId);
         // Attributed to tenant A by the processor.
-        var owner = await fx.PageAsync(fx.Owner);
-        try
+        await fx.WithPageAsync(fx.Owner, async owner =>
         {
             for (var i = 0; i < 100; i++)
             {
@@ -90,14 +79,9 @@ public sealed class WebhookGatewayConsoleTests(ConsoleFixture fx)
                 }
                 await Task.Delay(200);
             }
-        }
-        finally
-        {
-            await owner.CloseAsync();
-        }
+        });
 
-        var viewer = await fx.PageAsync(fx.Viewer);
-        try
+        await fx.WithPageAsync(fx.Viewer, async viewer =>
         {
             var list = await viewer.GotoAsync("/webhook-gateway");
             Assert.Equal(200, list!.Status);
@@ -107,23 +91,14 @@ public sealed class WebhookGatewayConsoleTests(ConsoleFixture fx)
             var detail = await viewer.GotoAsync($"/webhook-gateway/events/{entryId}");
             Assert.Equal(200, detail!.Status);
             await viewer.AssertAccessibleAsync("/webhook-gateway/events/{id} (viewer)");
-        }
-        finally
-        {
-            await viewer.CloseAsync();
-        }
+        });
 
-        var stranger = await fx.PageAsync(fx.OwnerOfB);
-        try
+        await fx.WithPageAsync(fx.OwnerOfB, async stranger =>
         {
             var response = await stranger.APIRequest.GetAsync($"/webhook-gateway/events/{entryId}", new() { MaxRedirects = 0 });
             Assert.Equal(404, response.Status);
             Assert.DoesNotContain(entryId, await response.TextAsync());
-        }
-        finally
-        {
-            await stranger.CloseAsync();
-        }
+        });
 
         // CSRF: the admin's session cookie without the antiforgery token does not switch ingestion off.
         var context = await fx.SignedInAsync(fx.Admin);
@@ -131,16 +106,11 @@ public sealed class WebhookGatewayConsoleTests(ConsoleFixture fx)
         form.Set("enabled", "false");
         var forged = await context.APIRequest.PostAsync("/webhook-gateway?handler=Ingestion", new() { Form = form, MaxRedirects = 0 });
         Assert.Equal(400, forged.Status);
-        var page = await context.NewPageAsync();
-        try
+        await context.WithPageAsync(async page =>
         {
             await page.GotoAsync("/webhook-gateway");
             Assert.Contains("on", await page.TextContentAsync("#ingestion-state"));
-        }
-        finally
-        {
-            await page.CloseAsync();
-        }
+        });
     }
 
     /// <summary>A callback for a gateway test message of the tenant, posted straight to Send Engine's webhook (the

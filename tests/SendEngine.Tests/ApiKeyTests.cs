@@ -137,7 +137,7 @@ public sealed class ApiKeyTests(StackFixture stack)
         var (_, site, app) = await ApplicationAsync();
         using var _ = site;
         var key = await KeyAsync(site, app);
-        await using var engine = stack.CreateSendEngine(await stack.Postgres.CreateDatabaseAsync("se"), new Dictionary<string, string?>
+        await using var engine = stack.CreateSendEngine(await stack.CreateSendEngineDatabaseAsync(), new Dictionary<string, string?>
         {
             ["ApiKeys:FailedKeyLimit"] = "3",
             ["ApiKeys:FailedKeyWindow"] = "00:01:00",
@@ -175,7 +175,7 @@ public sealed class ApiKeyTests(StackFixture stack)
         using var _ = site;
         var cached = await KeyAsync(site, app);
         var uncached = await KeyAsync(site, app);
-        await using var engine = new SendEngineFactory(mc.SendEngineSettings(stack, await stack.Postgres.CreateDatabaseAsync("se"),
+        await using var engine = new SendEngineFactory(mc.SendEngineSettings(stack, await stack.CreateSendEngineDatabaseAsync(),
             new Dictionary<string, string?> { ["ApiKeys:CacheDuration"] = "00:00:30" }));
         using var se = engine.CreateClient();
         using (var ok = await CallAsync(se, cached.ApiKey))

@@ -150,7 +150,7 @@ public sealed class AuthAndApiTests(StackFixture stack)
     public async Task A_rotated_signing_key_is_picked_up_without_restart()
     {
         // A Send Engine of its own, so that its JWKS cache has seen only the current key.
-        await using var fresh = stack.CreateSendEngine(await stack.Postgres.CreateDatabaseAsync("se"));
+        await using var fresh = stack.CreateSendEngine(await stack.CreateSendEngineDatabaseAsync());
         var tenant = await stack.CreateTenantAsync();
         async Task<HttpResponseMessage> Post(string token)
         {
@@ -189,7 +189,7 @@ public sealed class AuthAndApiTests(StackFixture stack)
         // A Member Center and a Send Engine of their own: revoking the shared stack's key would break the other tests.
         await using var mc = await RestartableMemberCenter.StartAsync(stack, await stack.Postgres.CreateDatabaseAsync("mc"));
         var interval = TimeSpan.FromSeconds(2);
-        await using var se = new SendEngineFactory(mc.SendEngineSettings(stack, await stack.Postgres.CreateDatabaseAsync("se"),
+        await using var se = new SendEngineFactory(mc.SendEngineSettings(stack, await stack.CreateSendEngineDatabaseAsync(),
             new Dictionary<string, string?> { ["Auth:JwksRefreshInterval"] = "00:00:02" }));
         using var admin = mc.Client(await mc.TokenAsync(stack.AdminClientId, stack.AdminClientSecret));
         var tenant = await StackFixture.PostAsync<TenantResponse>(admin, "admin/tenants", new CreateTenantRequest("Revocation"));
@@ -323,7 +323,7 @@ public sealed class AuthAndApiTests(StackFixture stack)
 
         // Processes of their own get databases of their own: on the shared one, their Hangfire workers would take
         // jobs that other tests enqueue (and the orphan's fail for want of Member Center).
-        await using var noDashboard = stack.CreateSendEngine(await stack.Postgres.CreateDatabaseAsync("se"), new Dictionary<string, string?>
+        await using var noDashboard = stack.CreateSendEngine(await stack.CreateSendEngineDatabaseAsync(), new Dictionary<string, string?>
         {
             ["Hangfire:DashboardUsername"] = null,
             ["Hangfire:DashboardPassword"] = null,
@@ -346,7 +346,7 @@ public sealed class AuthAndApiTests(StackFixture stack)
         Assert.Equal(0, paths.GetProperty("/api/tencent/ses/webhook").GetProperty("post").GetProperty("security").GetArrayLength());
 
         // Not ready while Member Center cannot be reached (nothing listens on that port); still live.
-        await using var orphan = stack.CreateSendEngine(await stack.Postgres.CreateDatabaseAsync("se"), new Dictionary<string, string?>
+        await using var orphan = stack.CreateSendEngine(await stack.CreateSendEngineDatabaseAsync(), new Dictionary<string, string?>
         {
             ["MemberCenter:BaseUrl"] = $"http://127.0.0.1:{Newsletter.TestSupport.FreePort.Get()}",
             ["Hangfire:WorkerCount"] = "1",

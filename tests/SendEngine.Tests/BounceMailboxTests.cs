@@ -303,7 +303,7 @@ public sealed class BounceMailboxTests(StackFixture stack)
         {
             settings[k] = v;
         }
-        var db = await stack.Postgres.CreateDatabaseAsync("se");
+        var db = await stack.CreateSendEngineDatabaseAsync();
         await using var first = await SendEngineProcess.StartAsync(stack.SendEngineSettings(db, settings));
         await first.WaitUntilAsync(() => Task.FromResult(Connections(first) == 1), "the first process reading the mailbox");
         await using var second = await SendEngineProcess.StartAsync(stack.SendEngineSettings(db, settings));

@@ -76,7 +76,7 @@ public sealed class ConsoleApiTests(StackFixture stack)
     {
         const int recipients = 16;
         var (tenant, _) = await stack.CreateTenantWithSubscribersAsync(recipients, "progress");
-        await using var engine = stack.CreateSendEngine(await stack.Postgres.CreateDatabaseAsync("se"), new Dictionary<string, string?>
+        await using var engine = stack.CreateSendEngine(await stack.CreateSendEngineDatabaseAsync(), new Dictionary<string, string?>
         {
             ["Delivery:Concurrency"] = "1",
             ["Delivery:GroupSize"] = "1",

@@ -29,7 +29,7 @@ public sealed class DeliverabilityEndToEndTests(StackFixture stack)
         await using var smtp = await RecordingSmtpServer.StartAsync();
         await using var dovecot = await DovecotServer.CreateAsync();
         var (tenant, emails) = await stack.CreateTenantWithSubscribersAsync(Subscribers, "e2e");
-        var db = await stack.Postgres.CreateDatabaseAsync("se");
+        var db = await stack.CreateSendEngineDatabaseAsync();
         var settings = BounceMailboxTests.PlatformSettings(dovecot);
         foreach (var (k, v) in new Dictionary<string, string?>
                  {

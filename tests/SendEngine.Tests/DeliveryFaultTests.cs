@@ -114,8 +114,9 @@ public sealed class DeliveryFaultTests(StackFixture stack, DurablePostgres durab
         Assert.Contains("unavailable", paused.PausedReason);
         Assert.NotNull(paused.ResumeAt);
         Assert.True(paused.Counts.Remaining > 0, "the outage began after the job was done");
-        // Down for a while: the job keeps trying (each try pauses it again), and nothing is counted as failed.
-        await Task.Delay(TimeSpan.FromSeconds(8), TestContext.Current.CancellationToken);
+        // Down for a while: the job keeps trying (each try pauses it again: two more pauses waited for), and nothing is
+        // counted as failed.
+        await StackFixture.WaitForOutagePausesAsync(client, job.Id, 3);
         var waiting = await client.GetFromJsonAsync<SendJobResponse>($"api/send-jobs/{job.Id}", StackFixture.Json);
         Assert.Equal(0, waiting!.Counts.Failed);
         Assert.NotEqual(SendJobStatuses.Failed, waiting.Status);

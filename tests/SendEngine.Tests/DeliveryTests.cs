@@ -65,7 +65,7 @@ public sealed class DeliveryTests(StackFixture stack)
         var emails = Enumerable.Range(1, 3).Select(i => $"early{i}@{domain}").ToList();
         await stack.SubscribeAsync(tenant, emails);
         await using var gate = new GatedMemberCenter(stack.MemberCenterUrl);
-        await using var gated = stack.CreateSendEngine(await stack.Postgres.CreateDatabaseAsync("se"), new Dictionary<string, string?>
+        await using var gated = stack.CreateSendEngine(await stack.CreateSendEngineDatabaseAsync(), new Dictionary<string, string?>
         {
             ["MemberCenter:BaseUrl"] = gate.Url,
             ["MemberCenter:PageSize"] = "1",
@@ -100,7 +100,7 @@ public sealed class DeliveryTests(StackFixture stack)
         var email = $"signed@{StackFixture.UniqueDomain()}";
         await stack.SubscribeAsync(tenant, [email]);
         using var rsa = System.Security.Cryptography.RSA.Create(2048);
-        await using var signing = stack.CreateSendEngine(await stack.Postgres.CreateDatabaseAsync("se"), new Dictionary<string, string?>
+        await using var signing = stack.CreateSendEngine(await stack.CreateSendEngineDatabaseAsync(), new Dictionary<string, string?>
         {
             ["Dkim:Domain"] = "sender.example",
             ["Dkim:Selector"] = "news",
@@ -150,7 +150,7 @@ public sealed class DeliveryTests(StackFixture stack)
         // One message at a time, one every two seconds: the test can act between the snapshot and a recipient's turn.
         // The runner re-checks a row when it claims it, about three rows ahead of the send (worker, channel, blocked
         // writer), so the last of eight is re-checked ~8 s after the first message: time enough under load.
-        await using var slow = stack.CreateSendEngine(await stack.Postgres.CreateDatabaseAsync("se"), new Dictionary<string, string?>
+        await using var slow = stack.CreateSendEngine(await stack.CreateSendEngineDatabaseAsync(), new Dictionary<string, string?>
         {
             ["Delivery:MessagesPerSecond"] = "0.5",
             ["Delivery:Concurrency"] = "1",
@@ -202,7 +202,7 @@ public sealed class DeliveryTests(StackFixture stack)
         var domain = StackFixture.UniqueDomain();
         var emails = Enumerable.Range(1, 12).Select(i => $"c{i}@{domain}").ToList();
         await stack.SubscribeAsync(tenant, emails);
-        await using var slow = stack.CreateSendEngine(await stack.Postgres.CreateDatabaseAsync("se"), new Dictionary<string, string?>
+        await using var slow = stack.CreateSendEngine(await stack.CreateSendEngineDatabaseAsync(), new Dictionary<string, string?>
         {
             ["Delivery:MessagesPerSecond"] = "2",
             ["Delivery:Concurrency"] = "1",

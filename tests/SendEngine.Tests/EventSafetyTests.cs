@@ -38,7 +38,7 @@ public sealed class EventSafetyTests(StackFixture stack)
         var victim = $"victim@{domain}";
         var idn = $"Idn@{idnDomain}";
         await stack.SubscribeAsync(tenant, [reader, victim, idn]);
-        var db = await stack.Postgres.CreateDatabaseAsync("se");
+        var db = await stack.CreateSendEngineDatabaseAsync();
         await using var engine = stack.CreateSendEngine(db, Signed());
         using var se = await ClientAsync(engine, tenant);
         var jobId = await RunJobAsync(se, tenant, "Mismatch");
@@ -77,7 +77,7 @@ public sealed class EventSafetyTests(StackFixture stack)
     public async Task Without_verification_Send_Engine_starts_only_when_unauthenticated_callbacks_are_explicitly_allowed()
     {
         // Development, as docker-compose runs it: None is no longer enough.
-        var db = await stack.Postgres.CreateDatabaseAsync("se");
+        var db = await stack.CreateSendEngineDatabaseAsync();
         await using (var refused = stack.CreateSendEngine(db, new Dictionary<string, string?> { ["TencentSes:Webhook:AllowUnauthenticated"] = "false" }))
         {
             var error = Assert.ThrowsAny<Exception>(() => refused.Server);
@@ -101,7 +101,7 @@ public sealed class EventSafetyTests(StackFixture stack)
     public async Task Token_mode_takes_the_secret_as_basic_auth_and_logs_the_query_with_the_token_redacted()
     {
         const string secret = "basic-auth-secret-0123456789";
-        var db = await stack.Postgres.CreateDatabaseAsync("se");
+        var db = await stack.CreateSendEngineDatabaseAsync();
         var logs = new KeepingSink();
         await using var factory = stack.CreateSendEngine(db, new Dictionary<string, string?>
         {
@@ -152,7 +152,7 @@ public sealed class EventSafetyTests(StackFixture stack)
         var complainer = $"complainer@{domain}";
         var stayer = $"stayer@{domain}";
         await stack.SubscribeAsync(tenant, [leaver, complainer, stayer]);
-        var db = await stack.Postgres.CreateDatabaseAsync("se");
+        var db = await stack.CreateSendEngineDatabaseAsync();
         // Member Center answers everything but the reports (503), for longer than EmailEvents:MaxAttempts would allow.
         await using var gate = new GatedMemberCenter(stack.MemberCenterUrl) { FailReports = true };
         gate.Open();
@@ -211,7 +211,7 @@ public sealed class EventSafetyTests(StackFixture stack)
         // Slow enough to act between batches: two recipients per batch, one connection, one message per group, 2/s.
         const int batchSize = 2, concurrency = 1, groupSize = 1;
         var (tenant, _) = await stack.CreateTenantWithSubscribersAsync(24, "oneclick");
-        var db = await stack.Postgres.CreateDatabaseAsync("se");
+        var db = await stack.CreateSendEngineDatabaseAsync();
         await using var engine = stack.CreateSendEngine(db, new Dictionary<string, string?>
         {
             ["Delivery:MessagesPerSecond"] = "2",
@@ -281,17 +281,9 @@ public sealed class EventSafetyTests(StackFixture stack)
             $"one-click -> last message: {waiting.Count} readers unsubscribed, {late.Count} mailed after unsubscribing, worst {(late.Count == 0 ? TimeSpan.Zero : late.Max(l => l.Delay)).TotalMilliseconds:0} ms (bound {bound} messages at 2/s)");
     }
 
-    private Dictionary<string, string?> Signed(Dictionary<string, string?>? extra = null)
+    private static Dictionary<string, string?> Signed(Dictionary<string, string?>? extra = null)
     {
-        var s = new Dictionary<string, string?>
-        {
-            ["TencentSes:Webhook:Verification"] = "Signature",
-            ["TencentSes:Webhook:SigningKey"] = SigningKey,
-            ["TencentSes:Webhook:AllowUnauthenticated"] = "false",
-            ["EmailEvents:PollInterval"] = "00:00:00.100",
-            ["EmailEvents:UnknownMessageGrace"] = "00:00:00",
-            ["EmailEvents:RetryBaseDelay"] = "00:00:00.200",
-        };
+        var s = TencentWebhookSigning.Settings(SigningKey, new Dictionary<string, string?> { ["EmailEvents:RetryBaseDelay"] = "00:00:00.200" });
         foreach (var (k, v) in extra ?? [])
         {
             s[k] = v;
@@ -333,12 +325,7 @@ public sealed class EventSafetyTests(StackFixture stack)
 
     private static async Task PostSignedAsync(HttpClient hook, string body)
     {
-        var ts = DateTimeOffset.UtcNow.ToUnixTimeSeconds().ToString(CultureInfo.InvariantCulture);
-        const string token = "tencent-callback";
-        using var request = new HttpRequestMessage(HttpMethod.Post, "api/tencent/ses/webhook") { Content = new StringContent(body, Encoding.UTF8, "application/json") };
-        request.Headers.Add("X-Tencent-Token", token);
-        request.Headers.Add("X-Tencent-Timestamp", ts);
-        request.Headers.Add("X-Tencent-Signature", Convert.ToHexStringLower(HMACSHA256.HashData(Encoding.UTF8.GetBytes(SigningKey), Encoding.UTF8.GetBytes($"{ts}\n{token}\n{body}"))));
+        using var request = TencentWebhookSigning.Request(body, SigningKey);
         using var response = await hook.SendAsync(request);
         Assert.True(response.StatusCode == HttpStatusCode.OK, $"webhook answered {(int)response.StatusCode}: {await response.Content.ReadAsStringAsync()}");
     }

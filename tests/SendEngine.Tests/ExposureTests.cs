@@ -24,7 +24,7 @@ public sealed partial class ExposureTests(StackFixture stack)
     {
         // Through Kestrel, as deployed (the in-memory test server cannot even build such a request).
         var tenant = await stack.CreateTenantAsync();
-        await using var engine = await SendEngineProcess.StartAsync(stack.SendEngineSettings(await stack.Postgres.CreateDatabaseAsync("se"),
+        await using var engine = await SendEngineProcess.StartAsync(stack.SendEngineSettings(await stack.CreateSendEngineDatabaseAsync(),
             new Dictionary<string, string?> { ["Hangfire:WorkerCount"] = "1" }));
         using var se = engine.CreateClient();
         se.DefaultRequestHeaders.Authorization = new("Bearer", await stack.SendTokenAsync(tenant));
@@ -73,7 +73,7 @@ public sealed partial class ExposureTests(StackFixture stack)
     public async Task Address_statistics_read_the_address_through_its_index_not_the_tenants_recipients()
     {
         var tenant = await stack.CreateTenantAsync();
-        var db = await stack.Postgres.CreateDatabaseAsync("se");
+        var db = await stack.CreateSendEngineDatabaseAsync();
         await using var engine = stack.CreateSendEngine(db, new Dictionary<string, string?> { ["Hangfire:WorkerCount"] = "1" });
         using var se = engine.CreateClient();
         se.DefaultRequestHeaders.Authorization = new("Bearer", await stack.SendTokenAsync(tenant));
@@ -124,7 +124,7 @@ public sealed partial class ExposureTests(StackFixture stack)
     public async Task With_a_management_port_metrics_Swagger_and_Hangfire_answer_only_there()
     {
         var managementPort = FreePort.Get();
-        var settings = stack.SendEngineSettings(await stack.Postgres.CreateDatabaseAsync("se"), new Dictionary<string, string?>
+        var settings = stack.SendEngineSettings(await stack.CreateSendEngineDatabaseAsync(), new Dictionary<string, string?>
         {
             ["Management:Urls"] = $"http://127.0.0.1:{managementPort}",
             ["Management:Username"] = null,
@@ -193,7 +193,7 @@ public sealed partial class ExposureTests(StackFixture stack)
     public async Task Retention_archives_old_finished_jobs_keeping_their_counts_and_thins_out_events_and_reports()
     {
         var tenant = await stack.CreateTenantAsync();
-        var db = await stack.Postgres.CreateDatabaseAsync("se");
+        var db = await stack.CreateSendEngineDatabaseAsync();
         await using var engine = stack.CreateSendEngine(db, new Dictionary<string, string?> { ["Hangfire:WorkerCount"] = "1" });
         using var se = engine.CreateClient();
         se.DefaultRequestHeaders.Authorization = new("Bearer", await stack.SendTokenAsync(tenant));

@@ -196,8 +196,9 @@ public sealed class FailureAndRecoveryTests(StackFixture stack, DurablePostgres 
         var paused = await StackFixture.WaitForJobAsync(se, jobId, j => j.Status == SendJobStatuses.Paused);
         Assert.Contains("Member Center is unavailable", paused.PausedReason);
         Assert.NotNull(paused.ResumeAt);
-        // Down for 15 s: several tries, each pausing the job again; nothing is failed, nobody mailed meanwhile unchecked.
-        await Task.Delay(TimeSpan.FromSeconds(15));
+        // Down until two more tries have each found it down and paused the job again (1 s, then 2 s: the delay grows with
+        // the outage); nothing is failed, nobody mailed meanwhile unchecked.
+        await StackFixture.WaitForOutagePausesAsync(se, jobId, 3);
         // Paused, or for a moment sending while a try finds Member Center still down.
         Assert.Contains(await JobStatusAsync(db, jobId), new[] { SendJobStatuses.Paused, SendJobStatuses.Sending });
         var rowsDuringOutage = await RecipientRowsAsync(db, jobId);

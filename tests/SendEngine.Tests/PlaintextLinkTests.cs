@@ -14,7 +14,7 @@ public sealed class PlaintextLinkTests(StackFixture stack)
     public async Task A_click_on_an_unsubscribe_link_is_stored_without_its_token()
     {
         const string secret = "url-secret-token-0123456789";
-        var db = await stack.Postgres.CreateDatabaseAsync("se");
+        var db = await stack.CreateSendEngineDatabaseAsync();
         await using var engine = stack.CreateSendEngine(db, new Dictionary<string, string?>
         {
             ["TencentSes:Webhook:Verification"] = "Token",

@@ -104,7 +104,7 @@ public sealed class ReputationTests(StackFixture stack)
     {
         var (tenant, _) = await stack.CreateTenantWithSubscribersAsync(30, "rep");
         await using var receiver = new WebhookReceiver();
-        var db = await stack.Postgres.CreateDatabaseAsync("se");
+        var db = await stack.CreateSendEngineDatabaseAsync();
         // 5 messages a second: the second job is still running when the bounces arrive.
         await using var engine = stack.CreateSendEngine(db, Settings(new() { ["Delivery:MessagesPerSecond"] = "5", ["Delivery:Concurrency"] = "2" }));
         using var se = await TenantAsync(engine, tenant);
@@ -233,7 +233,7 @@ public sealed class ReputationTests(StackFixture stack)
         // 12 of 40 unknown (30 %), spread over the list.
         var emails = Enumerable.Range(1, 40).Select(i => i % 10 < 3 ? $"unknown{i}@{domain}" : $"real{i}@{domain}").ToList();
         await stack.SubscribeAsync(tenant, emails);
-        var db = await stack.Postgres.CreateDatabaseAsync("se");
+        var db = await stack.CreateSendEngineDatabaseAsync();
         await using var engine = stack.CreateSendEngine(db, Settings(new()
         {
             ["Smtp:Host"] = relay.Host,
@@ -276,7 +276,7 @@ public sealed class ReputationTests(StackFixture stack)
     {
         const int recipients = 25, limit = 10;
         var (tenant, emails) = await stack.CreateTenantWithSubscribersAsync(recipients, "limit");
-        var db = await stack.Postgres.CreateDatabaseAsync("se");
+        var db = await stack.CreateSendEngineDatabaseAsync();
         // A 4-second "hour"; several runners of the job, spread over both processes' Hangfire servers.
         var settings = Settings(new() { ["SendingLimits:Window"] = "00:00:04", ["SendJobs:Runners"] = "4", ["SendJobs:BatchSize"] = "3" });
         await using var one = stack.CreateSendEngine(db, settings);
@@ -314,7 +314,7 @@ public sealed class ReputationTests(StackFixture stack)
     public async Task An_operators_pause_of_all_mail_refuses_transactional_sends_until_the_resume_and_bad_input_is_a_400()
     {
         var tenant = await stack.CreateTenantAsync();
-        var db = await stack.Postgres.CreateDatabaseAsync("se");
+        var db = await stack.CreateSendEngineDatabaseAsync();
         await using var engine = stack.CreateSendEngine(db, Settings());
         using var se = await TenantAsync(engine, tenant);
         using var admin = await AdminAsync(engine);
@@ -362,7 +362,7 @@ public sealed class ReputationTests(StackFixture stack)
     {
         const int recipients = 5;
         var (tenant, _) = await stack.CreateTenantWithSubscribersAsync(recipients, "warm");
-        var db = await stack.Postgres.CreateDatabaseAsync("se");
+        var db = await stack.CreateSendEngineDatabaseAsync();
         // A 1-second "hour", so a "day" is 24 s: the domain may send 3 on its first day, 6 on its second.
         await using var engine = stack.CreateSendEngine(db, Settings(new()
         {
@@ -401,6 +401,51 @@ public sealed class ReputationTests(StackFixture stack)
         // The tenant's own total counts every message too.
         Assert.Equal((long)recipients, (long)(await QueryAsync(db, "SELECT COALESCE(sum(messages), 0)::bigint FROM send_counters WHERE tenant_id = $1 AND domain = ''",
             Guid.Parse(tenant.TenantId)))[0][0]);
+    }
+
+    [Fact]
+    public async Task The_reputation_api_shows_each_verified_sender_domains_warm_up_cap_and_use_today()
+    {
+        var tenant = await stack.CreateTenantAsync();
+        var other = await stack.CreateTenantAsync();
+        var db = await stack.CreateSendEngineDatabaseAsync();
+        await using var engine = stack.CreateSendEngine(db, Settings(new() { ["SendingLimits:WarmupFirstDay"] = "100" }));
+        using var se = await TenantAsync(engine, tenant);
+        var (fresh, second, old, unverified) = (StackFixture.UniqueDomain(), StackFixture.UniqueDomain(), StackFixture.UniqueDomain(), StackFixture.UniqueDomain());
+        foreach (var d in new[] { fresh, second, old, unverified })
+        {
+            await StackFixture.PostAsync<SenderDomainResponse>(se, "api/sender-domains", new AddSenderDomainRequest(d));
+        }
+        // Verified now (day 0: 100), a day and a minute ago (day 1: 200) and 30 days ago (past the 14 days of warm-up).
+        foreach (var (d, ago) in new[] { (fresh, "0 seconds"), (second, "1 day 1 minute"), (old, "30 days") })
+        {
+            await QueryAsync(db, "UPDATE sender_domains SET status = 'verified', verified_at = now() - $2::interval WHERE domain = $1 RETURNING 1", d, ago);
+        }
+        // The runner's count of the fresh domain's share: 40 this hour, 7 two days ago (not today's).
+        var tenantId = Guid.Parse(tenant.TenantId);
+        await QueryAsync(db, """
+            INSERT INTO send_counters (tenant_id, domain, window_start, messages)
+            VALUES ($1, $2, date_trunc('hour', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC', 40),
+                ($1, $2, (date_trunc('hour', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC') - interval '2 days', 7) RETURNING 1
+            """, tenantId, fresh);
+
+        var domains = (await ReputationAsync(se)).GetProperty("limits").GetProperty("sender_domains").EnumerateArray()
+            .ToDictionary(d => d.GetProperty("domain").GetString()!);
+        Assert.Equal(new[] { fresh, second, old }.Order(StringComparer.Ordinal), domains.Keys.Order(StringComparer.Ordinal));
+        var first = domains[fresh];
+        Assert.True(first.GetProperty("warming_up").GetBoolean());
+        Assert.Equal(100, first.GetProperty("daily_limit").GetInt64());
+        Assert.Equal(40, first.GetProperty("sent_today").GetInt64());
+        Assert.True(DateTimeOffset.UtcNow - first.GetProperty("verified_at").GetDateTimeOffset() < TimeSpan.FromMinutes(5));
+        Assert.Equal(200, domains[second].GetProperty("daily_limit").GetInt64());
+        Assert.Equal(0, domains[second].GetProperty("sent_today").GetInt64());
+        Assert.False(domains[old].GetProperty("warming_up").GetBoolean());
+        Assert.Equal(JsonValueKind.Null, domains[old].GetProperty("daily_limit").ValueKind);
+        Assert.Equal(JsonValueKind.Null, domains[old].GetProperty("sent_today").ValueKind);
+
+        // Another tenant sees none of them.
+        using var stranger = await TenantAsync(engine, other);
+        Assert.Equal(0, (await ReputationAsync(stranger)).GetProperty("limits").GetProperty("sender_domains").GetArrayLength());
     }
 
     [Fact]

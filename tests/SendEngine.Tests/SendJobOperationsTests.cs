@@ -23,7 +23,7 @@ public sealed class SendJobOperationsTests(StackFixture stack)
         {
             settings[k] = v;
         }
-        var engine = stack.CreateSendEngine(await stack.Postgres.CreateDatabaseAsync("se"), settings);
+        var engine = stack.CreateSendEngine(await stack.CreateSendEngineDatabaseAsync(), settings);
         var client = engine.CreateClient();
         client.DefaultRequestHeaders.Authorization = new("Bearer", await stack.SendTokenAsync(tenant));
         return (engine, client);

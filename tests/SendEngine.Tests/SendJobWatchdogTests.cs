@@ -62,7 +62,7 @@ public sealed class SendJobWatchdogTests(StackFixture stack)
         var domain = StackFixture.UniqueDomain();
         string A(string local) => $"{local}@{domain}";
         await stack.SubscribeAsync(tenant, [A("pending"), A("claimed"), A("sending"), A("sent")]);
-        var cs = await stack.Postgres.CreateDatabaseAsync("se");
+        var cs = await stack.CreateSendEngineDatabaseAsync();
         await using var engine = stack.CreateSendEngine(cs);
         _ = engine.Server; // migrated, Hangfire running, the watchdog registered
         await using var db = NpgsqlDataSource.Create(cs);

@@ -57,7 +57,7 @@ public sealed partial class SenderDomainDkimTests(StackFixture stack)
         var domain = NewDomain();
         await using var dns = await DnsmasqServer.StartAsync();
         await using var smtp = await RecordingSmtpServer.StartAsync();
-        await using var engine = CreateEngine(dns.EndPoint, smtp, domain, await stack.Postgres.CreateDatabaseAsync("se"));
+        await using var engine = CreateEngine(dns.EndPoint, smtp, domain, await stack.CreateSendEngineDatabaseAsync());
         var tenant = await stack.CreateTenantAsync();
         var subscriber = $"reader@{StackFixture.UniqueDomain()}";
         await stack.SubscribeAsync(tenant, [subscriber]);
@@ -192,7 +192,7 @@ public sealed partial class SenderDomainDkimTests(StackFixture stack)
         var domain = NewDomain();
         await using var dns = await DnsmasqServer.StartAsync();
         await using var smtp = await RecordingSmtpServer.StartAsync();
-        await using var engine = CreateEngine(dns.EndPoint, smtp, domain, await stack.Postgres.CreateDatabaseAsync("se"));
+        await using var engine = CreateEngine(dns.EndPoint, smtp, domain, await stack.CreateSendEngineDatabaseAsync());
         var tenant = await stack.CreateTenantAsync();
         var intruder = await stack.CreateTenantAsync();
         using var se = engine.CreateClient();
@@ -268,7 +268,7 @@ public sealed partial class SenderDomainDkimTests(StackFixture stack)
         var unverified = NewDomain();
         await using var dns = await DnsmasqServer.StartAsync();
         await using var smtp = await RecordingSmtpServer.StartAsync();
-        await using var engine = CreateEngine(dns.EndPoint, smtp, platformDomain, await stack.Postgres.CreateDatabaseAsync("se"));
+        await using var engine = CreateEngine(dns.EndPoint, smtp, platformDomain, await stack.CreateSendEngineDatabaseAsync());
         var tenant = await stack.CreateTenantAsync();
         var subscriber = $"from@{StackFixture.UniqueDomain()}";
         await stack.SubscribeAsync(tenant, [subscriber]);
@@ -341,7 +341,7 @@ public sealed partial class SenderDomainDkimTests(StackFixture stack)
         var domain = "news.mail." + organisational;
         await using var dns = await DnsmasqServer.StartAsync();
         await using var smtp = await RecordingSmtpServer.StartAsync();
-        await using var engine = CreateEngine(dns.EndPoint, smtp, domain, await stack.Postgres.CreateDatabaseAsync("se"));
+        await using var engine = CreateEngine(dns.EndPoint, smtp, domain, await stack.CreateSendEngineDatabaseAsync());
         var tenant = await stack.CreateTenantAsync();
         using var se = engine.CreateClient();
         se.DefaultRequestHeaders.Authorization = new("Bearer", await stack.SendTokenAsync(tenant));

@@ -6,7 +6,10 @@ using System.Security.Cryptography;
 using System.Text.Json;
 using Newsletter.Contracts;
 using Newsletter.ServiceDefaults;
+using Microsoft.EntityFrameworkCore;
 using Newsletter.TestSupport;
+using Npgsql;
+using SendEngine.Data;
 
 namespace SendEngine.Tests;
 
@@ -55,13 +58,45 @@ public sealed class StackFixture : IAsyncLifetime
     }
 
     private HttpClient _mc = null!;
+    private readonly SemaphoreSlim _templateLock = new(1, 1);
+    private string? _sendEngineTemplate;
+
+    /// <summary>
+    /// A new Send Engine database with every migration applied: a copy of one database migrated once for the run, so a
+    /// test's engine finds nothing to migrate on start (a file copy instead of every migration again). The schema is
+    /// the one a fresh database gets; nothing else is in it.
+    /// </summary>
+    public async Task<string> CreateSendEngineDatabaseAsync()
+    {
+        await _templateLock.WaitAsync();
+        try
+        {
+            if (_sendEngineTemplate is null)
+            {
+                var template = await Postgres.CreateDatabaseAsync("se_template");
+                // Unpooled: a copy needs the template free of connections.
+                var unpooled = new NpgsqlConnectionStringBuilder(template) { Pooling = false }.ConnectionString;
+                var options = new DbContextOptionsBuilder<SendEngineDbContext>().UseNpgsql(unpooled).UseSnakeCaseNamingConvention().Options;
+                await using (var db = new SendEngineDbContext(options))
+                {
+                    await db.Database.MigrateAsync();
+                }
+                _sendEngineTemplate = new NpgsqlConnectionStringBuilder(template).Database;
+            }
+        }
+        finally
+        {
+            _templateLock.Release();
+        }
+        return await Postgres.CreateDatabaseAsync("se", _sendEngineTemplate);
+    }
 
     public async ValueTask InitializeAsync()
     {
         await Postgres.InitializeAsync();
         await Mail.InitializeAsync();
         MemberCenterConnectionString = await Postgres.CreateDatabaseAsync("mc");
-        SendEngineConnectionString = await Postgres.CreateDatabaseAsync("se");
+        SendEngineConnectionString = await CreateSendEngineDatabaseAsync();
 
         for (var attempt = 1; ; attempt++)
         {
@@ -148,7 +183,7 @@ public sealed class StackFixture : IAsyncLifetime
     public async Task<(SendEngineFactory Engine, string Db)> StartSendEngineAsync(
         IReadOnlyDictionary<string, string?> settings, IReadOnlyDictionary<string, string?>? overrides = null)
     {
-        var db = await Postgres.CreateDatabaseAsync("se");
+        var db = await CreateSendEngineDatabaseAsync();
         var merged = new Dictionary<string, string?>(settings);
         foreach (var (k, v) in overrides ?? new Dictionary<string, string?>())
         {
@@ -307,6 +342,28 @@ public sealed class StackFixture : IAsyncLifetime
             await Task.Delay(200);
         }
         throw new TimeoutException($"send job {id} did not reach the expected state within {limit}; last: {last}\nRecent service warnings:\n{ServiceLogs.Dump()}");
+    }
+
+    /// <summary>
+    /// Waits until the job has been seen paused with <paramref name="pauses"/> different resume_at values: the first
+    /// pause and then retries that each found the outage still there and paused the job again.
+    /// </summary>
+    public static async Task WaitForOutagePausesAsync(HttpClient se, string id, int pauses, TimeSpan? timeout = null)
+    {
+        var limit = timeout ?? TimeSpan.FromSeconds(90);
+        var seen = new HashSet<DateTimeOffset>();
+        var sw = Stopwatch.StartNew();
+        while (seen.Count < pauses)
+        {
+            Assert.True(sw.Elapsed < limit, $"send job {id}: {seen.Count} of {pauses} pauses within {limit}\nRecent service warnings:\n{ServiceLogs.Dump()}");
+            var job = JsonSerializer.Deserialize<SendJobResponse>(await se.GetStringAsync($"api/send-jobs/{id}"), Json)!;
+            Assert.NotEqual(SendJobStatuses.Failed, job.Status);
+            if (job is { Status: SendJobStatuses.Paused, ResumeAt: { } at })
+            {
+                seen.Add(at);
+            }
+            await Task.Delay(100);
+        }
     }
 
     public static string UniqueDomain() => $"t{Guid.NewGuid():N}".Substring(0, 12) + ".example";

@@ -46,7 +46,7 @@ public sealed class SubscriberErasureTests(StackFixture stack)
     private async Task<Pair> StartPairAsync()
     {
         var mcDb = await stack.Postgres.CreateDatabaseAsync("mc");
-        var seDb = await stack.Postgres.CreateDatabaseAsync("se");
+        var seDb = await stack.CreateSendEngineDatabaseAsync();
         var sePort = FreePort.Get();
         var mc = await RestartableMemberCenter.StartAsync(stack, mcDb, new Dictionary<string, string?>
         {

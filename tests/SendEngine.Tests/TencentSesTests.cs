@@ -40,7 +40,7 @@ public sealed class TencentSesTests(StackFixture stack)
         ses.Script[A("blocked")] = new ConcurrentQueue<string>(["FailedOperation.EmailAddrInBlacklist"]);
         // 503 is retried inside the HTTP call; RequestLimitExceeded makes the runner retry the recipient later.
         ses.Script[A("throttled")] = new ConcurrentQueue<string>(["HTTP 503", "RequestLimitExceeded"]);
-        var db = await stack.Postgres.CreateDatabaseAsync("se");
+        var db = await stack.CreateSendEngineDatabaseAsync();
         await using var engine = stack.CreateSendEngine(db, Settings(ses, new()
         {
             ["Delivery:TenantTransports:" + tenant.TenantId] = "tencent",
@@ -183,7 +183,7 @@ public sealed class TencentSesTests(StackFixture stack)
     [Fact]
     public async Task Webhook_refuses_bad_signatures_stale_timestamps_and_bad_bodies_and_stores_nothing_for_them()
     {
-        var db = await stack.Postgres.CreateDatabaseAsync("se");
+        var db = await stack.CreateSendEngineDatabaseAsync();
         await using var engine = stack.CreateSendEngine(db, Settings(null, new() { ["EmailEvents:ProcessorEnabled"] = "false" }));
         using var hook = engine.CreateClient();
         var body = Json(new { @event = "delivered", email = "a@example.com", bulkId = "b-1", timestamp = 1654064683 });
@@ -229,7 +229,7 @@ public sealed class TencentSesTests(StackFixture stack)
     [Fact]
     public async Task Without_webhook_verification_Send_Engine_refuses_to_start_in_Production()
     {
-        var db = await stack.Postgres.CreateDatabaseAsync("se");
+        var db = await stack.CreateSendEngineDatabaseAsync();
         await using var engine = stack.CreateSendEngine(db, Settings(null, new()
         {
             ["environment"] = "Production",
@@ -243,7 +243,7 @@ public sealed class TencentSesTests(StackFixture stack)
     [Fact]
     public async Task A_chunked_body_over_the_limit_is_a_413_and_event_reads_need_the_read_scope()
     {
-        var db = await stack.Postgres.CreateDatabaseAsync("se");
+        var db = await stack.CreateSendEngineDatabaseAsync();
         await using var engine = stack.CreateSendEngine(db, Settings(null, new() { ["EmailEvents:ProcessorEnabled"] = "false" }));
         using var hook = engine.CreateClient();
         // No Content-Length: the limit must hold while the body is read, not only from the header.
@@ -277,7 +277,7 @@ public sealed class TencentSesTests(StackFixture stack)
         var tenant = await stack.CreateTenantAsync();
         var email = $"flaky@{StackFixture.UniqueDomain()}";
         await stack.SubscribeAsync(tenant, [email]);
-        var db = await stack.Postgres.CreateDatabaseAsync("se");
+        var db = await stack.CreateSendEngineDatabaseAsync();
         // Three soft bounces within a day make a hard one.
         await using var engine = stack.CreateSendEngine(db, Settings(null, new() { ["EmailEvents:SoftBounceWindow"] = "1.00:00:00" }));
         using var se = engine.CreateClient();
@@ -315,7 +315,7 @@ public sealed class TencentSesTests(StackFixture stack)
     public async Task Token_mode_accepts_the_secret_in_the_query_or_a_header()
     {
         const string secret = "url-secret-token-0123456789";
-        var db = await stack.Postgres.CreateDatabaseAsync("se");
+        var db = await stack.CreateSendEngineDatabaseAsync();
         await using var engine = stack.CreateSendEngine(db, Settings(null, new()
         {
             ["TencentSes:Webhook:Verification"] = "Token",
@@ -339,7 +339,7 @@ public sealed class TencentSesTests(StackFixture stack)
         var tenant = await stack.CreateTenantAsync();
         var email = $"crash@{StackFixture.UniqueDomain()}";
         await stack.SubscribeAsync(tenant, [email]);
-        var db = await stack.Postgres.CreateDatabaseAsync("se");
+        var db = await stack.CreateSendEngineDatabaseAsync();
         string messageId;
         string jobId;
         // First process, a real one: SMTP delivery, then the webhook stores two events and answers 200, and the process is
@@ -414,7 +414,7 @@ public sealed class TencentSesTests(StackFixture stack)
         string A(string local) => $"{local}@{domain}";
         var locals = new[] { "t-unsub", "t-open", "t-dropped", "t-processed", "s-delivery", "s-click", "s-complaint" };
         await stack.SubscribeAsync(tenant, locals.Select(A).ToList());
-        var db = await stack.Postgres.CreateDatabaseAsync("se");
+        var db = await stack.CreateSendEngineDatabaseAsync();
         await using var engine = stack.CreateSendEngine(db, Settings(null));
         using var se = engine.CreateClient();
         se.DefaultRequestHeaders.Authorization = new("Bearer", await stack.SendTokenAsync(tenant));
@@ -473,7 +473,7 @@ public sealed class TencentSesTests(StackFixture stack)
         var domain = StackFixture.UniqueDomain();
         string A(string local) => $"{local}@{domain}";
         await stack.SubscribeAsync(tenant, [A("poison"), A("ok")]);
-        var db = await stack.Postgres.CreateDatabaseAsync("se");
+        var db = await stack.CreateSendEngineDatabaseAsync();
         await using var engine = stack.CreateSendEngine(db, Settings(null, new() { ["EmailEvents:MaxAttempts"] = "2" }));
         using var se = engine.CreateClient();
         se.DefaultRequestHeaders.Authorization = new("Bearer", await stack.SendTokenAsync(tenant));
@@ -518,7 +518,7 @@ public sealed class TencentSesTests(StackFixture stack)
         await using var ses = new TencentSesStandIn("AKIDtest", SecretKey);
         ses.Script[A("array")] = new ConcurrentQueue<string>(["RAW [1,2]"]);
         ses.Script[A("number")] = new ConcurrentQueue<string>(["RAW {\"Response\":{\"MessageId\":42,\"RequestId\":\"r-1\"}}"]);
-        var db = await stack.Postgres.CreateDatabaseAsync("se");
+        var db = await stack.CreateSendEngineDatabaseAsync();
         await using var engine = stack.CreateSendEngine(db, Settings(ses, new() { ["Delivery:TenantTransports:" + tenant.TenantId] = "tencent" }));
         using var se = engine.CreateClient();
         se.DefaultRequestHeaders.Authorization = new("Bearer", await stack.SendTokenAsync(tenant));
@@ -547,7 +547,7 @@ public sealed class TencentSesTests(StackFixture stack)
         await stack.SubscribeAsync(tenant, [email]);
         await using var ses = new TencentSesStandIn("AKIDtest", SecretKey);
         ses.Script[email] = new ConcurrentQueue<string>(["HANG"]);
-        var db = await stack.Postgres.CreateDatabaseAsync("se");
+        var db = await stack.CreateSendEngineDatabaseAsync();
         await using var engine = stack.CreateSendEngine(db, Settings(ses, new()
         {
             ["Delivery:TenantTransports:" + tenant.TenantId] = "tencent",
@@ -574,7 +574,7 @@ public sealed class TencentSesTests(StackFixture stack)
         var tenant = await stack.CreateTenantAsync();
         var email = $"later@{StackFixture.UniqueDomain()}";
         await stack.SubscribeAsync(tenant, [email]);
-        var db = await stack.Postgres.CreateDatabaseAsync("se");
+        var db = await stack.CreateSendEngineDatabaseAsync();
         await using var gate = new GatedMemberCenter(stack.MemberCenterUrl) { FailReports = true };
         gate.Open();
         await using var engine = stack.CreateSendEngine(db, Settings(null, new() { ["MemberCenter:BaseUrl"] = gate.Url }));
@@ -616,7 +616,7 @@ public sealed class TencentSesTests(StackFixture stack)
         var tenant = await stack.CreateTenantAsync();
         var email = $"stopped@{StackFixture.UniqueDomain()}";
         await stack.SubscribeAsync(tenant, [email]);
-        var db = await stack.Postgres.CreateDatabaseAsync("se");
+        var db = await stack.CreateSendEngineDatabaseAsync();
         await using var mc = await RestartableMemberCenter.StartAsync(stack);
         await using var engine = stack.CreateSendEngine(db, mc.SendEngineSettings(stack, db, Settings(null)));
         using var se = engine.CreateClient();
@@ -652,8 +652,8 @@ public sealed class TencentSesTests(StackFixture stack)
     public async Task Each_host_exports_only_its_own_metrics_when_several_share_a_process()
     {
         // OpenTelemetry picks meters by name process-wide; the tests run several engines at once, as could an embedder.
-        await using var first = stack.CreateSendEngine(await stack.Postgres.CreateDatabaseAsync("se"), Settings(null));
-        await using var second = stack.CreateSendEngine(await stack.Postgres.CreateDatabaseAsync("se"), Settings(null, new() { ["EmailEvents:ProcessorEnabled"] = "false" }));
+        await using var first = stack.CreateSendEngine(await stack.CreateSendEngineDatabaseAsync(), Settings(null));
+        await using var second = stack.CreateSendEngine(await stack.CreateSendEngineDatabaseAsync(), Settings(null, new() { ["EmailEvents:ProcessorEnabled"] = "false" }));
         using var firstClient = first.CreateClient();
         using var secondClient = second.CreateClient();
         second.Services.GetRequiredService<SendEngineMetrics>().PendingMemberCenterReports(7);
@@ -671,7 +671,7 @@ public sealed class TencentSesTests(StackFixture stack)
     [Fact]
     public async Task Requests_waiting_for_the_store_when_the_writer_stops_are_answered_503_not_500()
     {
-        var db = await stack.Postgres.CreateDatabaseAsync("se");
+        var db = await stack.CreateSendEngineDatabaseAsync();
         await using var engine = stack.CreateSendEngine(db, Settings(null, new()
         {
             ["EmailEvents:ProcessorEnabled"] = "false",
@@ -699,7 +699,7 @@ public sealed class TencentSesTests(StackFixture stack)
     [Fact]
     public async Task A_stalled_store_is_answered_503_within_the_deadline_and_the_late_commit_makes_the_retry_a_duplicate()
     {
-        var db = await stack.Postgres.CreateDatabaseAsync("se");
+        var db = await stack.CreateSendEngineDatabaseAsync();
         await using var engine = stack.CreateSendEngine(db, Settings(null, new()
         {
             ["EmailEvents:ProcessorEnabled"] = "false",
@@ -758,15 +758,11 @@ public sealed class TencentSesTests(StackFixture stack)
 
     private Dictionary<string, string?> Settings(TencentSesStandIn? ses, Dictionary<string, string?>? extra = null)
     {
-        var s = new Dictionary<string, string?>
+        var s = TencentWebhookSigning.Settings(SigningKey, new Dictionary<string, string?>
         {
-            ["TencentSes:Webhook:Verification"] = "Signature",
-            ["TencentSes:Webhook:SigningKey"] = SigningKey,
-            ["EmailEvents:PollInterval"] = "00:00:00.100",
-            ["EmailEvents:UnknownMessageGrace"] = "00:00:00",
             ["EmailEvents:RetryBaseDelay"] = "00:00:00.200",
             ["EmailEvents:SoftBounceThreshold"] = "3",
-        };
+        });
         if (ses is not null)
         {
             s["TencentSes:SecretId"] = "AKIDtest";
@@ -785,14 +781,7 @@ public sealed class TencentSesTests(StackFixture stack)
 
     private static async Task<HttpResponseMessage> SendAsync(HttpClient hook, string body, string key = SigningKey, long? timestamp = null, string? signature = null)
     {
-        var ts = (timestamp ?? DateTimeOffset.UtcNow.ToUnixTimeSeconds()).ToString(CultureInfo.InvariantCulture);
-        const string token = "tencent-callback";
-        // Independent of the server's code: HMAC-SHA256(key, "{timestamp}\n{token}\n{body}") as lower-case hex.
-        var sig = signature ?? Convert.ToHexStringLower(HMACSHA256.HashData(Encoding.UTF8.GetBytes(key), Encoding.UTF8.GetBytes($"{ts}\n{token}\n{body}")));
-        var request = new HttpRequestMessage(HttpMethod.Post, "api/tencent/ses/webhook") { Content = new StringContent(body, Encoding.UTF8, "application/json") };
-        request.Headers.Add("X-Tencent-Token", token);
-        request.Headers.Add("X-Tencent-Timestamp", ts);
-        request.Headers.Add("X-Tencent-Signature", sig);
+        using var request = TencentWebhookSigning.Request(body, key, timestamp, signature);
         return await hook.SendAsync(request);
     }
 

@@ -411,7 +411,7 @@ public sealed class TransactionalEmailTests(StackFixture stack)
     public async Task SizeLimits_AreAnswered413InTheSeedShape()
     {
         var tenant = await stack.CreateTenantAsync();
-        await using var engine = stack.CreateSendEngine(await stack.Postgres.CreateDatabaseAsync("se"), new Dictionary<string, string?>
+        await using var engine = stack.CreateSendEngine(await stack.CreateSendEngineDatabaseAsync(), new Dictionary<string, string?>
         {
             ["Transactional:MaxRequestBytes"] = "65536",
             ["Transactional:MaxAttachments"] = "2",
@@ -546,7 +546,7 @@ public sealed class TransactionalEmailTests(StackFixture stack)
     {
         await using var relay = await FaultSmtpServer.StartAsync("--rcpt-reply", "451 4.7.1 try again later");
         var tenant = await stack.CreateTenantAsync();
-        await using var engine = stack.CreateSendEngine(await stack.Postgres.CreateDatabaseAsync("se"), new Dictionary<string, string?>
+        await using var engine = stack.CreateSendEngine(await stack.CreateSendEngineDatabaseAsync(), new Dictionary<string, string?>
         {
             ["Smtp:Host"] = relay.Host,
             ["Smtp:Port"] = relay.Port.ToString(CultureInfo.InvariantCulture),
@@ -606,7 +606,7 @@ public sealed class TransactionalEmailTests(StackFixture stack)
     {
         await using var relay = await FaultSmtpServer.StartAsync();
         var tenant = await stack.CreateTenantAsync();
-        await using var engine = stack.CreateSendEngine(await stack.Postgres.CreateDatabaseAsync("se"), new Dictionary<string, string?>
+        await using var engine = stack.CreateSendEngine(await stack.CreateSendEngineDatabaseAsync(), new Dictionary<string, string?>
         {
             ["Smtp:Host"] = relay.Host,
             ["Smtp:Port"] = relay.Port.ToString(CultureInfo.InvariantCulture),
@@ -651,7 +651,7 @@ public sealed class TransactionalEmailTests(StackFixture stack)
         const string secretKey = "tencent-secret-key-for-tests";
         await using var ses = new TencentSesStandIn("AKIDtest", secretKey);
         var tenant = await stack.CreateTenantAsync();
-        await using var engine = stack.CreateSendEngine(await stack.Postgres.CreateDatabaseAsync("se"), new Dictionary<string, string?>
+        await using var engine = stack.CreateSendEngine(await stack.CreateSendEngineDatabaseAsync(), new Dictionary<string, string?>
         {
             ["Delivery:TenantTransports:" + tenant.TenantId] = "tencent",
             ["TencentSes:SecretId"] = "AKIDtest",

@@ -287,17 +287,12 @@ public sealed class WebhookGatewayTests(StackFixture stack)
     /// <summary>A Send Engine of its own with signature verification, listening on a loopback port.</summary>
     private async Task<(SendEngineFactory Engine, string Db)> StartAsync(Dictionary<string, string?>? overrides = null)
     {
-        var db = await stack.Postgres.CreateDatabaseAsync("se");
-        var settings = new Dictionary<string, string?>
+        var db = await stack.CreateSendEngineDatabaseAsync();
+        var settings = TencentWebhookSigning.Settings(SigningKey, new Dictionary<string, string?>
         {
-            ["TencentSes:Webhook:Verification"] = "Signature",
-            ["TencentSes:Webhook:SigningKey"] = SigningKey,
-            ["TencentSes:Webhook:AllowUnauthenticated"] = "false",
-            ["EmailEvents:PollInterval"] = "00:00:00.100",
-            ["EmailEvents:UnknownMessageGrace"] = "00:00:00",
             ["WebhookGateway:StreamPollInterval"] = "00:00:00.200",
             ["WebhookGateway:StreamMinInterval"] = "00:00:00.010",
-        };
+        });
         foreach (var (k, v) in overrides ?? [])
         {
             settings[k] = v;
@@ -311,13 +306,8 @@ public sealed class WebhookGatewayTests(StackFixture stack)
 
     private static async Task<(HttpStatusCode Status, string? EntryId, string Signature)> PostSignedAsync(HttpClient hook, string body, string key = SigningKey)
     {
-        var ts = DateTimeOffset.UtcNow.ToUnixTimeSeconds().ToString(CultureInfo.InvariantCulture);
-        const string token = "tencent-callback";
-        var signature = Convert.ToHexStringLower(HMACSHA256.HashData(Encoding.UTF8.GetBytes(key), Encoding.UTF8.GetBytes($"{ts}\n{token}\n{body}")));
-        using var request = new HttpRequestMessage(HttpMethod.Post, "api/tencent/ses/webhook") { Content = new StringContent(body, Encoding.UTF8, "application/json") };
-        request.Headers.Add("X-Tencent-Token", token);
-        request.Headers.Add("X-Tencent-Timestamp", ts);
-        request.Headers.Add("X-Tencent-Signature", signature);
+        using var request = TencentWebhookSigning.Request(body, key);
+        var signature = request.Headers.GetValues("X-Tencent-Signature").Single();
         using var response = await hook.SendAsync(request);
         return (response.StatusCode, response.Headers.TryGetValues(GatewayRecorder.EntryHeader, out var v) ? v.Single() : null, signature);
     }

@@ -146,8 +146,19 @@ public sealed partial class PostgresServer : IAsyncLifetime
     /// Creates a new, empty database named <paramref name="namePrefix"/> plus a unique suffix and returns a
     /// connection string for it (same server and credentials as <see cref="AdminConnectionString"/>).
     /// </summary>
-    public async Task<string> CreateDatabaseAsync(string namePrefix, CancellationToken ct = default)
+    public Task<string> CreateDatabaseAsync(string namePrefix, CancellationToken ct = default) => CreateDatabaseAsync(namePrefix, null, ct);
+
+    /// <summary>
+    /// Creates a database as <see cref="CreateDatabaseAsync(string, CancellationToken)"/> does, as a copy of the database
+    /// <paramref name="template"/> (no one may be connected to it; null: an empty one). A copy of an already migrated
+    /// database costs a file copy instead of running every migration again.
+    /// </summary>
+    public async Task<string> CreateDatabaseAsync(string namePrefix, string? template, CancellationToken ct = default)
     {
+        if (template is not null && (template.Length == 0 || UnsafeNameChars().IsMatch(template)))
+        {
+            throw new ArgumentException($"Not a database name of this server: {template}", nameof(template));
+        }
         var prefix = UnsafeNameChars().Replace(namePrefix.ToLowerInvariant(), "_").Trim('_');
         if (prefix.Length == 0)
         {
@@ -167,7 +178,7 @@ public sealed partial class PostgresServer : IAsyncLifetime
         {
             await using var conn = new NpgsqlConnection(AdminConnectionString);
             await conn.OpenAsync(ct).ConfigureAwait(false);
-            await using var cmd = new NpgsqlCommand($"CREATE DATABASE \"{name}\"", conn);
+            await using var cmd = new NpgsqlCommand(template is null ? $"CREATE DATABASE \"{name}\"" : $"CREATE DATABASE \"{name}\" TEMPLATE \"{template}\"", conn);
             await cmd.ExecuteNonQueryAsync(ct).ConfigureAwait(false);
             _createdDatabases.Add(name);
         }

@@ -17,6 +17,9 @@ public sealed class NewModel(MemberCenterApi mc, SendEngineApi se) : ConsolePage
     [BindProperty] public string? BodyText { get; set; }
     /// <summary>A datetime-local value (yyyy-MM-ddTHH:mm) read as UTC.</summary>
     [BindProperty] public string? ScheduledAt { get; set; }
+    /// <summary>The job's From address (optional: the platform's address when empty); its domain must be a verified sender domain.</summary>
+    [BindProperty] public string? FromEmail { get; set; }
+    [BindProperty] public string? FromName { get; set; }
     [BindProperty] public string? PreviewEmail { get; set; }
     /// <summary>Extra merge values as a JSON object (the subscriber's preference keys).</summary>
     [BindProperty] public string? PreviewMerge { get; set; }
@@ -99,7 +102,8 @@ public sealed class NewModel(MemberCenterApi mc, SendEngineApi se) : ConsolePage
                 merge[key] = value;
             }
             merge["email"] = System.Text.Json.JsonSerializer.SerializeToElement(storedEmail);
-            return new ComposeRequest(Subject, string.IsNullOrEmpty(BodyHtml) ? null : BodyHtml, string.IsNullOrEmpty(BodyText) ? null : BodyText, merge, to);
+            return new ComposeRequest(Subject, string.IsNullOrEmpty(BodyHtml) ? null : BodyHtml, string.IsNullOrEmpty(BodyText) ? null : BodyText, merge, to,
+                Blank(FromEmail), Blank(FromName));
         }
         if (!string.IsNullOrWhiteSpace(PreviewMerge))
         {
@@ -125,8 +129,12 @@ public sealed class NewModel(MemberCenterApi mc, SendEngineApi se) : ConsolePage
         {
             merge["email"] = System.Text.Json.JsonSerializer.SerializeToElement(PreviewEmail);
         }
-        return new ComposeRequest(Subject, string.IsNullOrEmpty(BodyHtml) ? null : BodyHtml, string.IsNullOrEmpty(BodyText) ? null : BodyText, merge, to);
+        return new ComposeRequest(Subject, string.IsNullOrEmpty(BodyHtml) ? null : BodyHtml, string.IsNullOrEmpty(BodyText) ? null : BodyText, merge, to,
+                Blank(FromEmail), Blank(FromName));
     }
+
+    /// <summary>An empty field is left out of the request (the API's default), not sent as "".</summary>
+    private static string? Blank(string? value) => string.IsNullOrWhiteSpace(value) ? null : value;
 
     public async Task<IActionResult> OnGetAsync(CancellationToken ct)
     {
@@ -165,7 +173,8 @@ public sealed class NewModel(MemberCenterApi mc, SendEngineApi se) : ConsolePage
         }
         SendJobResponse? job = null;
         var request = new CreateSendJobRequest(TenantId, ListId, Name, Subject,
-            string.IsNullOrEmpty(BodyHtml) ? null : BodyHtml, string.IsNullOrEmpty(BodyText) ? null : BodyText, scheduledAt);
+            string.IsNullOrEmpty(BodyHtml) ? null : BodyHtml, string.IsNullOrEmpty(BodyText) ? null : BodyText, scheduledAt,
+            Blank(FromEmail), Blank(FromName));
         if (await TryAsync(async () => job = await se.PostAsync<SendJobResponse>("api/send-jobs", request, ct)))
         {
             return Redirect($"/send-jobs/{job!.Id}");

@@ -1,5 +1,6 @@
 using System.Globalization;
 using Microsoft.Extensions.Options;
+using Newsletter.Contracts.SenderDomains;
 using Newsletter.Contracts.Webhooks;
 using Npgsql;
 using SendEngine.Data;
@@ -29,9 +30,12 @@ public sealed record ReputationReport(
 public sealed record ReputationThresholds(double WarnBounceRate, double WarnComplaintRate, double PauseBounceRate, double PauseComplaintRate,
     long MinimumVolume, int JobSampleSize, double JobBounceRate);
 
-/// <summary>The limits in force (null: unlimited), whether an operator set them, and this hour's and day's use.</summary>
+/// <summary>
+/// The limits in force (null: unlimited), whether an operator set them, this hour's and day's use, and the warm-up of
+/// each verified sender domain (the runner holds a job From that domain to it as well).
+/// </summary>
 public sealed record SendingLimitsReport(int? MessagesPerHour, int? MessagesPerDay, long? WarmupDailyLimit, bool SetByOperator,
-    long SentThisHour, long SentToday, DateTimeOffset? FirstSendAt);
+    long SentThisHour, long SentToday, DateTimeOffset? FirstSendAt, IReadOnlyList<SenderDomainWarmup> SenderDomains);
 
 /// <summary>
 /// The reputation guard's state per tenant (<c>tenant_reputation</c>), its rates from the hourly counters
@@ -169,9 +173,26 @@ public sealed partial class ReputationStore(
         var hourUse = await Sql.ScalarAsync<long>(conn, "SELECT COALESCE(sum(messages), 0)::bigint FROM send_counters WHERE tenant_id = $1 AND domain = '' AND window_start = $2", ct, tenantId, window.Start);
         var dayUse = await Sql.ScalarAsync<long>(conn,
             "SELECT COALESCE(sum(messages), 0)::bigint FROM send_counters WHERE tenant_id = $1 AND domain = '' AND window_start >= $2 AND window_start < $3", ct, tenantId, today.Start, today.End);
+        // Each verified domain's warm-up as SendingLimits.ClaimAsync computes it, from its verified_at; its share of today
+        // is only counted while it warms up (send_counters rows of its own).
+        var domains = new List<SenderDomainWarmup>();
+        await using (var cmd = Sql.Command(conn, """
+            SELECT d.domain, d.verified_at, COALESCE((SELECT sum(c.messages) FROM send_counters c
+                WHERE c.tenant_id = d.tenant_id AND c.domain = d.domain AND c.window_start >= $2 AND c.window_start < $3), 0)::bigint
+            FROM sender_domains d WHERE d.tenant_id = $1 AND d.status = 'verified' AND d.verified_at IS NOT NULL ORDER BY d.domain
+            """, tenantId, today.Start, today.End))
+        await using (var reader = await cmd.ExecuteReaderAsync(ct))
+        {
+            while (await reader.ReadAsync(ct))
+            {
+                var verifiedAt = reader.GetFieldValue<DateTimeOffset>(1);
+                var cap = limits.Effective(limitsSet, perHour, perDay, verifiedAt, now).Warmup;
+                domains.Add(new SenderDomainWarmup(reader.GetString(0), verifiedAt, cap is not null, cap, cap is null ? null : reader.GetInt64(2)));
+            }
+        }
         return new ReputationReport(tenantId.ToString(), state, reason, bulk, transactional, pausedAt, note, baseline, day, week,
             new ReputationThresholds(o.WarnBounceRate, o.WarnComplaintRate, o.PauseBounceRate, o.PauseComplaintRate, o.MinimumVolume, o.JobSampleSize, o.JobBounceRate),
-            new SendingLimitsReport(effective.PerHour, effective.PerDay, effective.Warmup, limitsSet, hourUse, dayUse, firstSend));
+            new SendingLimitsReport(effective.PerHour, effective.PerDay, effective.Warmup, limitsSet, hourUse, dayUse, firstSend, domains));
     }
 
     /// <summary>Whether the tenant's bulk (or transactional) mail is paused.</summary>
