@@ -92,8 +92,7 @@ public sealed class ReaderSettingsConsoleTests(ConsoleFixture fx)
     [Fact]
     public async Task An_editor_reads_the_tenant_wide_settings_but_gets_no_edit_form_and_a_post_is_refused()
     {
-        var page = await fx.PageAsync(fx.Editor);
-        try
+        await fx.WithPageAsync(fx.Editor, async page =>
         {
             // Branding and preference fields are tenant-wide settings: admins and owners change them, editors do not.
             Assert.Equal(200, (await page.GotoAsync("/branding"))!.Status);
@@ -112,11 +111,7 @@ public sealed class ReaderSettingsConsoleTests(ConsoleFixture fx)
 
             using var mc = await fx.MemberCenterClientAsync(fx.TenantA);
             Assert.NotEqual("Editor was here", (await mc.GetFromJsonAsync<BrandingResponse>("api/branding", ConsoleFixture.Json))!.DisplayName);
-        }
-        finally
-        {
-            await page.CloseAsync();
-        }
+        });
     }
 
     [Fact]
