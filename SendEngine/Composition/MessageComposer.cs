@@ -1,4 +1,3 @@
-using System.Text;
 using MimeKit.Cryptography;
 using MimeKit.Utils;
 using Newsletter.ServiceDefaults.Mail;
@@ -9,7 +8,8 @@ namespace SendEngine.Composition;
 /// <summary>
 /// Builds one recipient's <see cref="OutgoingMessage"/> of a job: merge tags, unsubscribe headers, Message-ID. Made once
 /// per job: the templates are parsed here, and per recipient only the merge values are escaped and concatenated with
-/// the literals. Transports render the parts (SMTP: MIME with the job's <see cref="MimeRendering"/>, optionally DKIM).
+/// the literals. Transports render the parts (SMTP: bytes on the wire, <see cref="WireMessage"/>, with the job's
+/// <see cref="MimeRendering"/>, optionally DKIM).
 /// </summary>
 public sealed class MessageComposer
 {
@@ -40,10 +40,10 @@ public sealed class MessageComposer
         _replyTo = string.IsNullOrWhiteSpace(smtp.ReplyToAddress) ? null : smtp.ReplyToAddress;
         _messageIdDomain = _fromAddress.Split('@') is [_, var domain] && domain.Length > 0 ? domain : "send-engine.local";
         _subject = MergeTemplate.Parse(subject, html: false);
-        // Without DKIM the SMTP transport encodes the bodies as they go on the wire (CRLF); with it MimeKit does.
-        _html = bodyHtml is null ? null : MergeTemplate.Parse(bodyHtml, html: true, crlf: dkim is null);
-        _text = bodyText is null ? null : MergeTemplate.Parse(bodyText, html: false, crlf: dkim is null);
-        _rendering = dkim is null ? MimeRendering.Default : new MimeRendering(dkim);
+        // The SMTP transport writes the bodies as they go on the wire (CRLF), signed or not (WireMessage).
+        _html = bodyHtml is null ? null : MergeTemplate.Parse(bodyHtml, html: true, crlf: true);
+        _text = bodyText is null ? null : MergeTemplate.Parse(bodyText, html: false, crlf: true);
+        _rendering = new MimeRendering(dkim, wire: true);
     }
 
     public static DkimSigner? CreateSigner(DkimOptions o)
@@ -53,13 +53,7 @@ public sealed class MessageComposer
             return null;
         }
         var pem = !string.IsNullOrWhiteSpace(o.PrivateKey) ? o.PrivateKey : File.ReadAllText(o.PrivateKeyPath!);
-        using var stream = new MemoryStream(Encoding.ASCII.GetBytes(pem));
-        return new DkimSigner(stream, o.Domain!, o.Selector!)
-        {
-            HeaderCanonicalizationAlgorithm = DkimCanonicalizationAlgorithm.Relaxed,
-            BodyCanonicalizationAlgorithm = DkimCanonicalizationAlgorithm.Relaxed,
-            AgentOrUserIdentifier = "@" + o.Domain,
-        };
+        return new RsaDkimSigner(pem, o.Domain!, o.Selector!);
     }
 
     /// <summary>The message for one recipient; its <see cref="OutgoingMessage.MessageId"/> is new (without angle brackets).</summary>

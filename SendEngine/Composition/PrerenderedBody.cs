@@ -43,6 +43,22 @@ public sealed class PrerenderedBody : MimeEntity
     /// <param name="html">The HTML body, likewise.</param>
     public static PrerenderedBody Create(string? text, string? html)
     {
+        var encoded = Encode(text, html);
+        if (encoded.Boundary is { } boundary)
+        {
+            return new PrerenderedBody(new ContentType("multipart", "alternative") { Boundary = boundary }, encoded.Content, text, html);
+        }
+        var body = new PrerenderedBody(new ContentType("text", encoded.Html ? "html" : "plain") { Charset = "utf-8" }, encoded.Content, text, html);
+        body.Headers.Add(HeaderId.ContentTransferEncoding, encoded.Quoted ? "quoted-printable" : "7bit");
+        return body;
+    }
+
+    /// <summary>
+    /// A body's content encoded for the wire, without the entity's own header fields: for both bodies the parts of a
+    /// multipart/alternative with a new <see cref="EncodedBody.Boundary"/>, else the one part's content.
+    /// </summary>
+    public static EncodedBody Encode(string? text, string? html)
+    {
         if (text is not null && html is not null)
         {
             var boundary = NewBoundary();
@@ -62,14 +78,12 @@ public sealed class PrerenderedBody : MimeEntity
             at += htmlPart.CopyTo(span[at..]);
             at += Delimiter(span[at..], boundary, "--\r\n"u8);
             Debug.Assert(at == content.Length);
-            return new PrerenderedBody(new ContentType("multipart", "alternative") { Boundary = boundary }, content, text, html);
+            return new EncodedBody(content, boundary, false, false);
         }
         var single = new Part(text ?? html ?? throw new ArgumentException("A message needs a text or an HTML body."));
         var bytes = new byte[single.Length];
         single.CopyTo(bytes);
-        var body = new PrerenderedBody(new ContentType("text", text is null ? "html" : "plain") { Charset = "utf-8" }, bytes, text, html);
-        body.Headers.Add(HeaderId.ContentTransferEncoding, single.Quoted ? "quoted-printable" : "7bit");
-        return body;
+        return new EncodedBody(bytes, null, text is null, single.Quoted);
     }
 
     private static int Copy(ReadOnlySpan<byte> source, Span<byte> target)
@@ -156,6 +170,9 @@ public sealed class PrerenderedBody : MimeEntity
         return "=-" + Convert.ToBase64String(random);
     }
 
+    /// <summary>The content after the entity's header fields.</summary>
+    public ReadOnlyMemory<byte> Content => _content;
+
     /// <summary>Already encoded for any transport.</summary>
     public override void Prepare(EncodingConstraint constraint, int maxLineLength = 78)
     {
@@ -190,3 +207,10 @@ public sealed class PrerenderedBody : MimeEntity
         await filtered.FlushAsync(cancellationToken);
     }
 }
+
+/// <summary>
+/// A body encoded for the wire (CRLF, 7-bit): <paramref name="Content"/> follows the entity's header fields, which are
+/// Content-Type multipart/alternative with <paramref name="Boundary"/> when it is set, else text/plain or (when
+/// <paramref name="Html"/>) text/html in UTF-8, 7bit or (when <paramref name="Quoted"/>) quoted-printable.
+/// </summary>
+public readonly record struct EncodedBody(byte[] Content, string? Boundary, bool Html, bool Quoted);

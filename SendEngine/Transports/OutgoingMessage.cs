@@ -1,3 +1,5 @@
+using System.Text;
+using MimeKit;
 using MimeKit.Cryptography;
 
 namespace SendEngine.Transports;
@@ -75,12 +77,74 @@ public sealed class OutgoingMessage
 
 /// <summary>
 /// What a job's messages share when they are rendered as MIME (SMTP), made once per job by the composer rather than
-/// per message: the DKIM signer (its parsed key), and the header fields it signs.
+/// per message: the DKIM signer (its parsed key), whether the messages go as <see cref="WireMessage"/>s, and the header
+/// fields every message of the job has, formatted once.
 /// </summary>
-public sealed class MimeRendering(DkimSigner? dkim)
+public sealed class MimeRendering(DkimSigner? dkim, bool wire = false)
 {
     public static readonly MimeRendering Default = new(null);
 
     /// <summary>Signs each message (relaxed/relaxed); null = no DKIM, the body is pre-encoded once (PrerenderedBody).</summary>
     public DkimSigner? Dkim { get; } = dkim;
+
+    /// <summary>
+    /// The job's messages are bulk messages (one recipient, no attachments) that the SMTP transport writes as bytes
+    /// (<see cref="WireMessage"/>) rather than through MimeKit's model; set by the bulk composer only.
+    /// </summary>
+    public bool Wire { get; } = wire;
+
+    // Read and replaced whole by the job's workers at once (a reference, never torn).
+    private Cached<MessageAddress>? _from;
+    private Cached<string>? _replyTo;
+    private Cached<string>? _subject;
+
+    /// <summary>The From field (MimeKit's formatting: encoded display name), computed for the job's first message.</summary>
+    internal byte[] FromField(MessageAddress from)
+    {
+        if (_from is { } cached && cached.Key == from)
+        {
+            return cached.Field;
+        }
+        var message = new MimeMessage();
+        message.From.Add(new MailboxAddress(from.Name, from.Address));
+        var field = Line("From", message.Headers.First(h => h.Id == HeaderId.From).RawValue);
+        _from = new(from, field);
+        return field;
+    }
+
+    internal byte[] ReplyToField(string replyTo)
+    {
+        if (_replyTo is { } cached && cached.Key == replyTo)
+        {
+            return cached.Field;
+        }
+        var message = new MimeMessage();
+        message.ReplyTo.Add(new MailboxAddress((string?)null, replyTo));
+        var field = Line("Reply-To", message.Headers.First(h => h.Id == HeaderId.ReplyTo).RawValue);
+        _replyTo = new(replyTo, field);
+        return field;
+    }
+
+    /// <summary>A subject MimeKit has to encode: kept while messages share it (a subject without merge tags is one string).</summary>
+    internal byte[] SubjectField(string subject)
+    {
+        if (_subject is { } cached && ReferenceEquals(cached.Key, subject))
+        {
+            return cached.Field;
+        }
+        var field = Format("Subject", subject);
+        _subject = new(subject, field);
+        return field;
+    }
+
+    /// <summary>A header field as MimeKit formats it (RFC 2047 encoded words, folded), with CRLF line endings.</summary>
+    internal static byte[] Format(string name, string value) => Line(name, new Header(Encoding.UTF8, name, value).RawValue);
+
+    private sealed record Cached<T>(T Key, byte[] Field);
+
+    private static byte[] Line(string name, byte[] rawValue)
+    {
+        var text = name + ":" + Encoding.ASCII.GetString(rawValue).ReplaceLineEndings("\r\n");
+        return Encoding.ASCII.GetBytes(text.EndsWith("\r\n", StringComparison.Ordinal) ? text : text + "\r\n");
+    }
 }

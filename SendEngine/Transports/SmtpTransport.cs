@@ -33,12 +33,18 @@ public sealed partial class SmtpTransport(IOptions<SmtpOptions> options, ILogger
     public ITransportSession OpenSession() => new Session(options.Value, Connection, logger);
 
     /// <summary>
-    /// The message as MIME. Without DKIM the body is a <see cref="PrerenderedBody"/> (encoded once, copied when MailKit
-    /// measures and writes it); with DKIM MimeKit's own parts, which MimeKit prepares and canonicalises for the signature.
+    /// The message as MIME. A bulk job's message without DKIM is a <see cref="WireMessage"/> (header section and body
+    /// written as bytes once, copied when MailKit measures and writes it). Otherwise MimeKit's model: without DKIM the
+    /// body is a <see cref="PrerenderedBody"/> (encoded once); with DKIM MimeKit's own parts, which MimeKit prepares and
+    /// canonicalises for the signature.
     /// </summary>
     /// <exception cref="ParseException">The recipient address is not one.</exception>
     public static MimeMessage ToMime(OutgoingMessage m)
     {
+        if (WireMessage.Render(m) is { } wire)
+        {
+            return wire;
+        }
         var message = new MimeMessage();
         // A new address per message: InternetAddressList subscribes to the address's Changed event, so one shared
         // MailboxAddress would keep every message of the job alive (RSS grew by ~17 KB per message).
@@ -152,11 +158,12 @@ public sealed partial class SmtpTransport(IOptions<SmtpOptions> options, ILogger
                 _wire.BeginTransaction();
                 // The envelope is the recipient (and a bcc_address copy), whatever the To and Cc headers show; its sender the
                 // VERP return path when there is one.
-                var reply = message.VisibleTo is null && message.VisibleCc.Count == 0 && message.EnvelopeBcc.Count == 0 && message.EnvelopeFrom is null
+                // A WireMessage has no header fields MailKit could read the envelope from.
+                var reply = mime is not WireMessage && message.VisibleTo is null && message.VisibleCc.Count == 0 && message.EnvelopeBcc.Count == 0 && message.EnvelopeFrom is null
                     ? await _client.SendAsync(mime, ct, _wire)
                     : await _client.SendAsync(FormatOptions.Default, mime,
                         message.EnvelopeFrom is { } envelopeFrom ? MailboxAddress.Parse(envelopeFrom) : new MailboxAddress(message.From.Name, message.From.Address),
-                        [MailboxAddress.Parse(message.To), .. message.EnvelopeBcc.Select(MailboxAddress.Parse)], ct, _wire);
+                        [mime is WireMessage bulk ? bulk.Recipient : MailboxAddress.Parse(message.To), .. message.EnvelopeBcc.Select(MailboxAddress.Parse)], ct, _wire);
                 return new DeliveryResult(DeliveryOutcome.Sent, string.IsNullOrEmpty(reply) ? "250 OK" : "250 " + reply);
             }
             catch (AuthenticationException ex)

@@ -5,7 +5,7 @@
 #
 #   bench/sendengine/run.sh [--recipients 100000] [--small 10000] [--connections 8] [--processes 1] [--timeout 900]
 #                           [--se-env KEY=VALUE]... [--conn-extra 'No Reset On Close=true;...'] [--keep-logs] [--perf]
-#                           [--profile]
+#                           [--profile] [--cpu]
 #
 # It builds Member Center, Send Engine and BareMailKit (Release); starts a throw-away PostgreSQL 15 cluster under
 # /tmp, smtp-sink and Member Center on free loopback ports; creates a tenant, two lists and a send_api client through
@@ -23,13 +23,16 @@
 # measured in the same run. Everything it started is stopped on exit; the whole run is bounded by TIMEOUT seconds per job. --perf samples Send Engine with `perf record` during the big job and prints where its CPU
 # time goes (managed frames named through DOTNET_PerfMapEnabled); sampling costs throughput. --profile loads
 # pg_stat_statements and prints, for the big job, the statements per message in both databases by total time.
+# --cpu prints, per job, the CPU seconds per 10,000 messages of Send Engine, PostgreSQL (every backend, both databases) and
+# Member Center (user+system from /proc, from the POST to the job's end), of the bare MailKit sender's own process, and the
+# ratio (SE+PG+MC) / bare: a figure that, unlike the rates, holds on a machine shared with other work.
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # shellcheck source=scripts/lib.sh
 source "$HERE/../../scripts/lib.sh"
 cd "$REPO_ROOT"
 
-RECIPIENTS=100000 SMALL=10000 CONNECTIONS=8 PROCESSES=1 TIMEOUT=900 KEEP_LOGS=0 CONN_EXTRA="" PERF=0 PROFILE=0
+RECIPIENTS=100000 SMALL=10000 CONNECTIONS=8 PROCESSES=1 TIMEOUT=900 KEEP_LOGS=0 CONN_EXTRA="" PERF=0 PROFILE=0 CPU=0
 SE_ENV=()
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -43,7 +46,8 @@ while [ $# -gt 0 ]; do
     --keep-logs) KEEP_LOGS=1; shift ;;
     --perf) PERF=1; shift ;;
     --profile) PROFILE=1; shift ;;
-    -h|--help) sed -n '2,26p' "$0"; exit 0 ;;
+    --cpu) CPU=1; shift ;;
+    -h|--help) sed -n '2,29p' "$0"; exit 0 ;;
     *) die "unknown argument: $1 (try --help)" ;;
   esac
 done
@@ -332,8 +336,8 @@ run_job() {
   local line; line="$(awk -v l="$label" -v n="$expected" -v created="$created_s" -v snap="$snap" -v f1="$first_from_start" -v f2="$first_from_post" -v d="$deliver_secs" \
       -v s0="$se0" -v s1="$se1" -v m0="$mc0" -v m1="$mc1" -v p0="$pg0" -v p1="$pg1" -v a0="$all0" -v a1="$all1" -v peak="$peak" -v idle="$rss_idle" -v sp="$span" \
     -v procs="$procs" -v sink=$((sink1 - sink0)) \
-    'BEGIN {printf "JOB label=%s processes=%d sink_msgs=%d recipients=%d created_s=%.3f snapshot_s=%.2f first_msg_after_start_s=%.3f first_msg_after_post_s=%.3f deliver_s=%.2f rate=%.0f span_rate=%.0f se_cpu_ms_per_msg=%.3f mc_cpu_ms_per_msg=%.3f pg_cpu_ms_per_msg=%.3f machine_cpu_ms_per_msg=%.3f rss_idle_mb=%d vmhwm_mb=%d",
-       l, procs, sink, n, created, snap, f1, f2, d, n / d, n / sp, (s1 - s0) * 1000 / n, (m1 - m0) * 1000 / n, (p1 - p0) * 1000 / n, (a1 - a0) * 1000 / n, idle, peak}')"
+    'BEGIN {printf "JOB label=%s processes=%d sink_msgs=%d recipients=%d created_s=%.3f snapshot_s=%.2f first_msg_after_start_s=%.3f first_msg_after_post_s=%.3f deliver_s=%.2f rate=%.0f span_rate=%.0f se_cpu_ms_per_msg=%.3f mc_cpu_ms_per_msg=%.3f pg_cpu_ms_per_msg=%.3f machine_cpu_ms_per_msg=%.3f rss_idle_mb=%d vmhwm_mb=%d se_cpu_s=%.2f mc_cpu_s=%.2f pg_cpu_s=%.2f",
+       l, procs, sink, n, created, snap, f1, f2, d, n / d, n / sp, (s1 - s0) * 1000 / n, (m1 - m0) * 1000 / n, (p1 - p0) * 1000 / n, (a1 - a0) * 1000 / n, idle, peak, s1 - s0, m1 - m0, p1 - p0}')"
   RESULTS+=("$line")
   log "$line"
   for pid in "${SE_PIDS[@]}"; do stop_pid "$pid"; rm -f "/tmp/perf-$pid.map" "/tmp/perfinfo-$pid.map"; done
@@ -380,5 +384,17 @@ for r in "${RESULTS[@]}"; do
 done
 printf '%-20s %5s %10s %9s %8s\n' bare-mailkit - "$RECIPIENTS" "$BARE_RATE" "100 %"
 printf '%-20s %5s %10s %9s %8s\n' smtp-source - "$RECIPIENTS" "$SOURCE_RATE" "$(ratio "$SOURCE_RATE")"
+if [ "$CPU" = 1 ]; then
+  BARE_CPU="$(sed -n 's/.* cpu_s=\([0-9.]*\).*/\1/p' <<<"$BARE")"
+  echo
+  echo "CPU seconds per 10,000 messages (user+system from /proc; holds on a busy machine, unlike the rates):"
+  printf '%-20s %10s %8s %8s %8s %10s %8s %18s\n' run messages SE PG MC SE+PG+MC bare 'ratio (SE+PG+MC)/bare'
+  for r in "${RESULTS[@]}"; do
+    f() { sed -n "s/.*[ ]$1=\\([^ ]*\\).*/\\1/p" <<<"$r"; }
+    awk -v l="send-engine-$(f label)" -v n="$(f recipients)" -v se="$(f se_cpu_s)" -v pg="$(f pg_cpu_s)" -v mc="$(f mc_cpu_s)" -v b="$BARE_CPU" -v bn="$RECIPIENTS" \
+      'BEGIN {k = 10000 / n; t = (se + pg + mc) * k; bk = b * 10000 / bn; printf "%-20s %10d %8.2f %8.2f %8.2f %10.2f %8.2f %18.2f\n", l, n, se * k, pg * k, mc * k, t, bk, t / bk}'
+  done
+  echo "CPU bare_mailkit_cpu_s=$BARE_CPU messages=$RECIPIENTS"
+fi
 echo "Duplicates: none (for each job, smtp-sink received exactly one message per recipient, and every recipient row was sent once with its own Message-ID)."
 echo "Targets: Send Engine (1 process) >= 80 % of bare MailKit; ${PROCESSES} processes together >= 1 process; RSS < 300 MB and flat (10k vs 100k); first message <= 1 s after the POST."

@@ -193,12 +193,127 @@ public sealed class MessageComposerTests
     public void Each_message_gets_its_own_From_address_object()
     {
         // A MailboxAddress shared by a job's messages kept all of them alive through its Changed event (docs/send-engine.md).
+        // Bulk messages go as bytes (WireMessage, no MailboxAddress at all); the MimeKit model is what the other paths use.
         var composer = new MessageComposer(Smtp, null, "S", null, "x");
 
-        var first = SmtpTransport.ToMime(composer.Compose(Data("a@example.test")));
-        var second = SmtpTransport.ToMime(composer.Compose(Data("b@example.test")));
+        var first = SmtpTransport.ToMime(ViaMimeKit(composer.Compose(Data("a@example.test"))));
+        var second = SmtpTransport.ToMime(ViaMimeKit(composer.Compose(Data("b@example.test"))));
 
         Assert.NotSame(first.From.Mailboxes.Single(), second.From.Mailboxes.Single());
+    }
+
+    /// <summary>The same message without the bulk composer's rendering: built through MimeKit's model.</summary>
+    private static OutgoingMessage ViaMimeKit(OutgoingMessage m) => new()
+    {
+        From = m.From, To = m.To, ReplyTo = m.ReplyTo, Subject = m.Subject, MessageId = m.MessageId, Date = m.Date, Headers = m.Headers,
+        TextBody = m.TextBody, HtmlBody = m.HtmlBody, EnvelopeFrom = m.EnvelopeFrom,
+    };
+
+    [Theory]
+    [InlineData("Weekly for {{ first_name }}", "Ann")]
+    [InlineData("Grüße an {{ first_name }}", "Zoë")]
+    [InlineData("Static subject, a long one that MimeKit would fold: lorem ipsum dolor sit amet consectetur adipiscing elit sed do", null)]
+    [InlineData("=?utf-8?q?looks_encoded?= {{ first_name }}", "Ann")]
+    public void A_bulk_message_is_written_as_bytes_and_reads_back_like_the_MimeKit_built_one(string subject, string? name)
+    {
+        var smtp = new SmtpOptions { FromAddress = "news@example.test", FromName = "Zoë's News, \"Weekly\"", ReplyToAddress = "desk@example.test" };
+        var composer = new MessageComposer(smtp, null, subject, "<p>Hi {{ first_name }} ✓</p>\n<a href=\"{{ unsubscribe_url }}\">x</a>",
+            "Hi {{ first_name }}\nLeave: {{ unsubscribe_url }}",
+            [new("List-Id", "<list.example.test>"), new("Feedback-ID", "c1:t1:bulk:news")], null,
+            new MessageAddress("Zoë's News, \"Weekly\"", "news@example.test"));
+        var message = composer.Compose(Data("reader+tag@example.test", name));
+
+        var wire = SmtpTransport.ToMime(message);
+        var viaMimeKit = RoundTrip(SmtpTransport.ToMime(ViaMimeKit(message)));
+        var parsed = RoundTrip(wire);
+
+        Assert.IsType<WireMessage>(wire);
+        Assert.Equal(viaMimeKit.From.ToString(), parsed.From.ToString());
+        Assert.Equal("Zoë's News, \"Weekly\"", Assert.Single(parsed.From.Mailboxes).Name);
+        Assert.Equal("reader+tag@example.test", Assert.Single(parsed.To.Mailboxes).Address);
+        Assert.Equal("desk@example.test", Assert.Single(parsed.ReplyTo.Mailboxes).Address);
+        Assert.Equal(viaMimeKit.Subject, parsed.Subject);
+        if (!subject.StartsWith("=?", StringComparison.Ordinal))
+        {
+            // (Text that looks like an encoded word is decoded by readers either way, as MimeKit writes it as is.)
+            Assert.Equal(message.Subject, parsed.Subject);
+        }
+        Assert.Equal(message.MessageId, parsed.MessageId);
+        Assert.Equal(message.Date.ToUnixTimeSeconds(), parsed.Date.ToUnixTimeSeconds());
+        foreach (var field in new[] { "List-Unsubscribe", "List-Unsubscribe-Post", "List-Id", "Feedback-ID" })
+        {
+            Assert.Equal(viaMimeKit.Headers[field], parsed.Headers[field]);
+        }
+        Assert.Equal(new Version(1, 0), parsed.MimeVersion);
+        var alternative = Assert.IsType<MultipartAlternative>(parsed.Body);
+        Assert.Equal("Hi " + name + "\nLeave: http://mc.test/newsletter/unsubscribe?token=abc&x=1", Decoded((TextPart)alternative[0]));
+        var expected = Assert.IsType<MultipartAlternative>(viaMimeKit.Body);
+        Assert.Equal(Decoded((TextPart)expected[1]), Decoded((TextPart)alternative[1]));
+        // Every header field once, and no header line MimeKit would not have written.
+        Assert.Equal(viaMimeKit.Headers.Select(h => h.Field.ToLowerInvariant()).Order(), parsed.Headers.Select(h => h.Field.ToLowerInvariant()).Order());
+    }
+
+    [Theory]
+    [InlineData("Hi {{ first_name }}", "Ann", true)]
+    [InlineData("Grüße an {{ first_name }}, a subject long enough to be folded by MimeKit's encoder: lorem ipsum", "Zoë  with\ttabs ", true)]
+    [InlineData("Text only {{ first_name }}", "Ann", false)]
+    public async Task A_signed_bulk_message_is_written_as_bytes_and_dkimverify_and_MimeKit_accept_its_signature(string subject, string name, bool html)
+    {
+        using var rsa = System.Security.Cryptography.RSA.Create(2048);
+        var signer = MessageComposer.CreateSigner(new DkimOptions { Domain = "example.test", Selector = "s1", PrivateKey = rsa.ExportRSAPrivateKeyPem() })!;
+        // Runs of spaces and tabs, spaces at line ends and empty lines at the end: what relaxed canonicalization changes.
+        var composer = new MessageComposer(new SmtpOptions { FromAddress = "news@example.test", FromName = "Zoë's News" }, signer, subject,
+            html ? "<p>Hi  {{ first_name }}\t!</p>   \n\n<p>{{ unsubscribe_url }}</p>\n\n\n" : null,
+            "Hi {{ first_name }}  \n\tindented\n\n\n", [new("List-Id", "<list.example.test>"), new("Feedback-ID", "c1:t1:bulk:news")]);
+        var message = composer.Compose(Data("reader@example.test", name));
+
+        var mime = SmtpTransport.ToMime(message);
+        using var stream = new MemoryStream();
+        await mime.WriteToAsync(new FormatOptions { NewLineFormat = NewLineFormat.Dos }, stream, TestContext.Current.CancellationToken);
+        var raw = stream.ToArray();
+        var key = "v=DKIM1; k=rsa; p=" + Convert.ToBase64String(rsa.ExportSubjectPublicKeyInfo());
+
+        Assert.IsType<WireMessage>(mime);
+        var (passed, output) = await Newsletter.TestSupport.DkimVerifier.VerifyWithKeyAsync(raw, key);
+        Assert.True(passed, output + "\n" + System.Text.Encoding.ASCII.GetString(raw));
+        Assert.Contains("d=example.test s=s1", output, StringComparison.Ordinal);
+        Assert.Contains("c=relaxed/relaxed", output, StringComparison.Ordinal);
+        var signed = System.Text.RegularExpressions.Regex.Match(output, "h=([^ ]*)").Groups[1].Value.ToLowerInvariant().Split(':');
+        Assert.Equal(["from", "to", "subject", "date", "message-id", "mime-version", "content-type", "list-unsubscribe", "list-unsubscribe-post", "list-id", "feedback-id"], signed);
+        // MimeKit's verifier agrees.
+        stream.Position = 0;
+        var parsed = await MimeMessage.LoadAsync(stream, TestContext.Current.CancellationToken);
+        var verifier = new MimeKit.Cryptography.DkimVerifier(new FixedKey(key));
+        Assert.True(await verifier.VerifyAsync(parsed, parsed.Headers[parsed.Headers.IndexOf(HeaderId.DkimSignature)], TestContext.Current.CancellationToken));
+        // A changed recipient or body no longer verifies.
+        var text = System.Text.Encoding.ASCII.GetString(raw);
+        var tampered = System.Text.Encoding.ASCII.GetBytes(text.Replace("To: reader@example.test", "To: other@example.test", StringComparison.Ordinal));
+        Assert.False((await Newsletter.TestSupport.DkimVerifier.VerifyWithKeyAsync(tampered, key)).Passed);
+        var body = System.Text.Encoding.ASCII.GetBytes(text.Replace("indented", "indenteD", StringComparison.Ordinal));
+        Assert.False((await Newsletter.TestSupport.DkimVerifier.VerifyWithKeyAsync(body, key)).Passed);
+    }
+
+    /// <summary>Answers every DKIM key lookup with one TXT record, standing in for DNS.</summary>
+    private sealed class FixedKey(string txt) : MimeKit.Cryptography.DkimPublicKeyLocatorBase
+    {
+        public override Org.BouncyCastle.Crypto.AsymmetricKeyParameter LocatePublicKey(string methods, string domain, string selector, CancellationToken cancellationToken = default) =>
+            GetPublicKey(txt);
+
+        public override Task<Org.BouncyCastle.Crypto.AsymmetricKeyParameter> LocatePublicKeyAsync(string methods, string domain, string selector, CancellationToken cancellationToken = default) =>
+            Task.FromResult(GetPublicKey(txt));
+    }
+
+    [Fact]
+    public void A_single_body_bulk_message_has_its_content_type_in_the_header_section()
+    {
+        var message = new MessageComposer(Smtp, null, "S", null, "Grüße {{ email }}").Compose(Data("reader@example.test"));
+
+        var parsed = RoundTrip(SmtpTransport.ToMime(message));
+
+        var part = Assert.IsType<TextPart>(parsed.Body);
+        Assert.True(part.IsPlain);
+        Assert.Equal(ContentEncoding.QuotedPrintable, part.ContentTransferEncoding);
+        Assert.Equal("Grüße reader@example.test", Decoded(part));
     }
 
     [Fact]

@@ -104,14 +104,24 @@ public static class DkimVerifier
         File.Exists("/usr/bin/python3") && Directory.Exists("/usr/lib/python3/dist-packages/dkim") ? "/usr/bin/python3" : null;
 
     /// <summary>(passed, the script's line: "PASS d=… s=… h=… c=…" or "FAIL …").</summary>
-    public static async Task<(bool Passed, string Output)> VerifyAsync(byte[] raw, string dnsHost, int dnsPort)
+    public static Task<(bool Passed, string Output)> VerifyAsync(byte[] raw, string dnsHost, int dnsPort) =>
+        RunAsync(raw, "--server", dnsHost, "--port", dnsPort.ToString(CultureInfo.InvariantCulture));
+
+    /// <summary>The same with <paramref name="txt"/> ("v=DKIM1; k=rsa; p=…") as the key record, without DNS.</summary>
+    public static Task<(bool Passed, string Output)> VerifyWithKeyAsync(byte[] raw, string txt) => RunAsync(raw, "--txt", txt);
+
+    private static async Task<(bool Passed, string Output)> RunAsync(byte[] raw, params string[] args)
     {
         var python = Python ?? throw new InvalidOperationException("python3-dkim is not installed (apt-get install python3-dkim; ./test.sh does it).");
         var psi = new ProcessStartInfo(python)
         {
             UseShellExecute = false, RedirectStandardInput = true, RedirectStandardOutput = true, RedirectStandardError = true,
-            ArgumentList = { Path.Combine(RepoPaths.Root, "tests", "TestSupport", "dkim", "dkim_verify.py"), "--server", dnsHost, "--port", dnsPort.ToString(CultureInfo.InvariantCulture) },
+            ArgumentList = { Path.Combine(RepoPaths.Root, "tests", "TestSupport", "dkim", "dkim_verify.py") },
         };
+        foreach (var arg in args)
+        {
+            psi.ArgumentList.Add(arg);
+        }
         using var process = Process.Start(psi)!;
         var stdout = process.StandardOutput.ReadToEndAsync();
         var stderr = process.StandardError.ReadToEndAsync();

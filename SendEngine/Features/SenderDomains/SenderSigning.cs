@@ -1,5 +1,4 @@
 using System.Security.Cryptography;
-using System.Text;
 using Microsoft.Extensions.Caching.Memory;
 using Microsoft.Extensions.Options;
 using MimeKit.Cryptography;
@@ -103,13 +102,7 @@ public sealed partial class SenderSigning(
             {
                 using var rsa = RSA.Create();
                 rsa.ImportRSAPrivateKey(der, out _);
-                using var pem = new MemoryStream(Encoding.ASCII.GetBytes(rsa.ExportRSAPrivateKeyPem()));
-                return new DkimSigner(pem, domain, selector)
-                {
-                    HeaderCanonicalizationAlgorithm = DkimCanonicalizationAlgorithm.Relaxed,
-                    BodyCanonicalizationAlgorithm = DkimCanonicalizationAlgorithm.Relaxed,
-                    AgentOrUserIdentifier = "@" + domain,
-                };
+                return new RsaDkimSigner(rsa.ExportRSAPrivateKeyPem(), domain, selector);
             }
             finally
             {

@@ -9,7 +9,8 @@
 // --mode write only serialises each message to Stream.Null and --mode build only builds it (no SMTP), to split the cost
 // or to check for leaks (run with DOTNET_GCHeapHardLimit).
 //
-// Prints one line: BENCH name=bare-mailkit messages=N seconds=S rate=R errors=E
+// Prints one line: BENCH name=bare-mailkit messages=N seconds=S rate=R errors=E connections=C cpu_s=T (T: this process's
+// user+system CPU seconds, start-up included, for run.sh --cpu)
 using System.Diagnostics;
 using System.Globalization;
 using System.Net.Sockets;
@@ -109,5 +110,5 @@ await Task.WhenAll(Enumerable.Range(0, connections).Select(_ => Task.Run(WorkerA
 clock.Stop();
 var seconds = clock.Elapsed.TotalSeconds;
 Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-    $"BENCH name=bare-mailkit messages={count} seconds={seconds:F2} rate={count / seconds:F0} errors={errors} connections={connections}"));
+    $"BENCH name=bare-mailkit messages={count} seconds={seconds:F2} rate={count / seconds:F0} errors={errors} connections={connections} cpu_s={Environment.CpuUsage.TotalTime.TotalSeconds:F2}"));
 return errors == 0 ? 0 : 1;
