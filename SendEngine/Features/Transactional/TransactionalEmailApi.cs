@@ -76,7 +76,7 @@ public static partial class TransactionalEmailApi
     [LoggerMessage(LogLevel.Error, "Transactional API {Path} failed")]
     private static partial void LogFailed(ILogger logger, string path, Exception ex);
 
-    private static async Task<IResult> Send(HttpContext http, TransactionalTaskStore store, SenderDomainStore senderDomains, NpgsqlDataSource db,
+    private static async Task<IResult> Send(HttpContext http, TransactionalIntake intake, SenderDomainStore senderDomains, NpgsqlDataSource db,
         IOptions<TransactionalOptions> options, IOptions<JsonOptions> json, WakeSignal<TransactionalDispatcher> wake, TimeProvider clock,
         AddressHasher hasher, Reputation.ReputationStore reputation, CancellationToken ct)
     {
@@ -157,7 +157,7 @@ public static partial class TransactionalEmailApi
             CreatedAt = now,
             CompletedAt = tasks.All(t => t.Status is S.Rejected or S.Invalid) ? now : null,
         };
-        if (!await store.CreateAsync(row, tasks, due, ct))
+        if (!await intake.StoreAsync(row, tasks, due, ct))
         {
             // A concurrent request with the same key was stored first: its answer is the answer, and nothing of this one exists.
             return await FindByKeyAsync(db, tenantId, key!, ct) is { } winner ? Replay(winner, hash, jsonOptions)
