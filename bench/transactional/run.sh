@@ -3,11 +3,12 @@
 #   1. POST /api/v1/email, one recipient, ~4 KB HTML, wrk -c CONNECTIONS: requests/s and latency;
 #   2. the same with 10 recipients per request: tasks/s;
 #   3. at a constant RATE requests/s (bench/tools/BenchTools rate, open loop), the time from the request to the relay's
-#      250 per message: sent_at - created_at of each task (see below), p50/p99, and the HTTP latency at that rate.
+#      250 per message: sent_at - created_at of each task (see below), p50/p99, and the HTTP latency at that rate
+#      (--rate 0 skips it).
 # Next to them, in the same run: wrk against Send Engine's GET /health/live (the framework ceiling) and the ratio.
 #
 #   bench/transactional/run.sh [--duration 30s] [--warmup 10s] [--connections 16] [--threads 2] [--rate 500]
-#                              [--rate-duration 30] [--se-env KEY=VALUE]... [--profile] [--keep-logs]
+#                              [--rate-duration 30] [--se-env KEY=VALUE]... [--profile] [--cpu] [--keep-logs]
 #
 # Builds Member Center, Send Engine and BenchTools (Release); starts a private PostgreSQL cluster under /tmp (fsync and
 # synchronous_commit on), smtp-sink, Member Center and Send Engine (Production) on free loopback ports; creates a tenant,
@@ -20,6 +21,10 @@
 # of "answer to 250" by the request's own processing time (~ms), never an understatement.
 # --profile loads pg_stat_statements and prints the statements per request of the one-recipient phase, by total time,
 # and the rows of transactional_tasks inserted and updated (HOT or not) per request in that phase.
+# --cpu prints, per phase and from its start until the queue drained (the API and the delivery of what it accepted), the
+# CPU seconds per 10,000 requests of Send Engine and of the PostgreSQL cluster (user+sys from /proc/<pid>/stat), and per
+# request the transactions committed (pg_stat_database.xact_commit, the script's own few polls included) and the WAL
+# bytes written (pg_current_wal_lsn()): figures a busy machine does not distort the way it distorts rates.
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # shellcheck source=scripts/lib.sh
@@ -28,7 +33,7 @@ source "$HERE/../../scripts/lib.sh"
 source "$HERE/../lib.sh"
 cd "$REPO_ROOT"
 
-DURATION=30s WARMUP=10s CONNECTIONS=16 THREADS=2 RATE=500 RATE_DURATION=30 PROFILE=0 DRAIN_TIMEOUT=900
+DURATION=30s WARMUP=10s CONNECTIONS=16 THREADS=2 RATE=500 RATE_DURATION=30 PROFILE=0 CPU=0 DRAIN_TIMEOUT=900
 SE_ENV=()
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -40,8 +45,9 @@ while [ $# -gt 0 ]; do
     --rate-duration) RATE_DURATION="$2"; shift 2 ;;
     --se-env) SE_ENV+=("$2"); shift 2 ;;
     --profile) PROFILE=1; shift ;;
+    --cpu) CPU=1; shift ;;
     --keep-logs) KEEP_LOGS=1; shift ;;
-    -h|--help) sed -n '2,25p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,27p' "$0"; exit 0 ;;
     *) die "unknown argument: $1 (try --help)" ;;
   esac
 done
@@ -114,7 +120,9 @@ wait_drained warm-up
 # Inserted, updated and HOT-updated rows of transactional_tasks so far.
 task_row_stats() { psql_db sendengine "SELECT n_tup_ins || ' ' || n_tup_upd || ' ' || n_tup_hot_upd FROM pg_stat_user_tables WHERE relname = 'transactional_tasks'" | tr '|' ' '; }
 
-ROWS=()
+# Commits and WAL position of the sendengine database, for --cpu: "xact_commit wal_bytes".
+db_counters() { psql_db sendengine "SELECT (SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()) || ' ' || pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::bigint"; }
+ROWS=() CPU_ROWS=()
 # phase LABEL RECIPIENTS: one wrk run, checked, drained; appends a row.
 phase() {
   local label="$1" k="$2"
@@ -125,7 +133,8 @@ phase() {
     rows0="$(task_row_stats)"
   fi
   local from; from="$(db_now)"
-  local c0 c1; c0="$(cpu_snapshot)"
+  local c0 c1 d0=""; c0="$(cpu_snapshot)"
+  [ "$CPU" = 1 ] && d0="$(db_counters)"
   run_wrk email.lua "$DURATION" "$API_KEY" "$FROM" "$k" "$label" "$WORK/body.html" >"$LOGS/$label.txt" 2>&1
   c1="$(cpu_snapshot)"
   local to; to="$(db_now)"
@@ -139,6 +148,15 @@ phase() {
                         FROM pg_stat_statements ORDER BY total_exec_time DESC LIMIT 15" >&2
   fi
   wait_drained "$label"
+  if [ -n "$d0" ]; then
+    sleep 1  # the statistics collector's flush
+    local c2 d1; c2="$(cpu_snapshot)" d1="$(db_counters)"
+    CPU_ROWS+=("$(awk -v l="$label" -v n="$ok" -v a="$c0" -v b="$c2" -v x="$d0" -v y="$d1" 'BEGIN {split(a, p, " "); split(b, q, " ");
+      split(x, u, " "); split(y, v, " ");
+      printf "%-22s %8d %12.2f %12.2f %12.2f %12.2f %10.0f", l, n, (q[1]-p[1])*10000/n, (q[3]-p[3])*10000/n, (q[4]-p[4])*10000/n,
+        (v[1]-u[1])/n, (v[2]-u[2])/n}')")
+    log "CPU: ${CPU_ROWS[-1]}"  # now, in case a later phase fails
+  fi
   if [ -n "$rows0" ]; then
     sleep 1  # the statistics collector's flush
     # Row writes per request on the hot table (robust to a busy machine, unlike times): each non-HOT update inserts an
@@ -155,7 +173,8 @@ phase() {
 phase one-recipient 1
 phase ten-recipients 10
 
-# Constant rate: the time from the request to the relay's 250, per task.
+# Constant rate: the time from the request to the relay's 250, per task (--rate 0: skipped).
+if [ "$RATE" != 0 ]; then
 log "constant rate: $RATE requests/s for $RATE_DURATION s, one recipient (BenchTools rate)"
 body="$(python3 -c 'import json,sys; print(json.dumps({"message": {"from_email": sys.argv[1], "from_name": "Bench shop", "subject": "Your receipt {{n}}",
   "html": open(sys.argv[2]).read(), "to": [{"email": "rate-{{run}}-{{n}}@bench.example", "name": "Reader"}], "metadata": {"order": "{{run}}-{{n}}"}}}))' "$FROM" "$WORK/body.html")"
@@ -176,6 +195,7 @@ E2E="$(psql_db sendengine "
          round((max(extract(epoch FROM sent_at - created_at)) * 1000)::numeric, 1)
   FROM transactional_tasks WHERE created_at >= '$from'")"
 read -r e2e_p50 e2e_p99 e2e_max <<<"$E2E"
+fi
 
 # No loss, no duplicate: smtp-sink received exactly one message per sent task (warm-up included).
 sent_total="$(psql_db sendengine "SELECT count(*) FROM transactional_tasks WHERE status = 'sent'")"
@@ -189,6 +209,11 @@ echo "Send Engine transactional API benchmark, $(date -u '+%Y-%m-%d %H:%M UTC'),
 printf '%-22s %9s %9s %9s %9s %9s %10s %12s %28s\n' run 'req/s' 'tasks/s' 'p50 ms' 'p90 ms' 'p99 ms' 'vs live' 'sent msg/s' 'CPU ms/req SE/MC/PG/all'
 printf '%-22s %9s %9s %9s %9s %9s %10s\n' 'health/live (ceiling)' "$LIVE_RPS" - "$(bench_field p50_ms "$LIVE")" - "$(bench_field p99_ms "$LIVE")" '100 %'
 for r in "${ROWS[@]}"; do echo "$r"; done
-echo "constant rate: $(bench_field rps "$RATE_LINE") req/s (target $RATE) for $RATE_DURATION s, late starts $(bench_field late_starts "$RATE_LINE"); HTTP p50/p99 $(bench_field p50_ms "$RATE_LINE") / $(bench_field p99_ms "$RATE_LINE") ms; request to relay's 250 p50 / p99 / max: $e2e_p50 / $e2e_p99 / $e2e_max ms"
+[ "$RATE" = 0 ] || echo "constant rate: $(bench_field rps "$RATE_LINE") req/s (target $RATE) for $RATE_DURATION s, late starts $(bench_field late_starts "$RATE_LINE"); HTTP p50/p99 $(bench_field p50_ms "$RATE_LINE") / $(bench_field p99_ms "$RATE_LINE") ms; request to relay's 250 p50 / p99 / max: $e2e_p50 / $e2e_p99 / $e2e_max ms"
+if [ "$CPU" = 1 ]; then
+  echo "CPU-based, from each phase's start until its queue drained (accepting and delivering):"
+  printf '%-22s %8s %12s %12s %12s %12s %10s\n' phase requests 'SE s/10k' 'PG s/10k' 'machine s/10k' 'commits/req' 'WAL B/req'
+  for r in "${CPU_ROWS[@]}"; do echo "$r"; done
+fi
 echo "Every task sent; smtp-sink received exactly one message per sent task ($sent_total)."
 echo "Targets: one recipient >= 2,000 req/s with p99 <= 50 ms; ten recipients >= 5,000 tasks/s; at 500 req/s, request to 250 p50 <= 200 ms and p99 <= 1 s."

@@ -195,6 +195,10 @@ public sealed partial class ReputationStore(
             new SendingLimitsReport(effective.PerHour, effective.PerDay, effective.Warmup, limitsSet, hourUse, dayUse, firstSend, domains));
     }
 
+    /// <summary>One row (transactional_paused) when the tenant has a reputation record, for a caller's batch.</summary>
+    public static NpgsqlBatchCommand TransactionalPausedCommand(Guid tenantId) =>
+        Sql.BatchCommand("SELECT transactional_paused FROM tenant_reputation WHERE tenant_id = $1", tenantId);
+
     /// <summary>Whether the tenant's bulk (or transactional) mail is paused.</summary>
     public async Task<(bool Bulk, bool Transactional)> PausedAsync(Guid tenantId, CancellationToken ct)
     {

@@ -27,6 +27,18 @@ public static class SuppressionStore
     /// </summary>
     public static async Task<Dictionary<string, string>> FindAsync(NpgsqlConnection conn, AddressHasher hasher, Guid tenantId, string[] emails, CancellationToken ct)
     {
+        var (command, keyOf) = FindCommand(hasher, tenantId, emails);
+        await using var batch = new NpgsqlBatch(conn) { BatchCommands = { command } };
+        await using var reader = await batch.ExecuteReaderAsync(ct);
+        return await ReadFoundAsync(reader, keyOf, ct);
+    }
+
+    /// <summary>
+    /// <see cref="FindAsync"/>'s look-up as one command of a caller's batch (to share its round trip), with the map its
+    /// rows are read back through (<see cref="ReadFoundAsync"/>).
+    /// </summary>
+    public static (NpgsqlBatchCommand Command, Dictionary<string, string> KeyOf) FindCommand(AddressHasher hasher, Guid tenantId, string[] emails)
+    {
         var keyOf = new Dictionary<string, string>(emails.Length * 2, StringComparer.Ordinal);
         foreach (var e in emails)
         {
@@ -36,9 +48,13 @@ public static class SuppressionStore
                 keyOf[hasher.ErasedMarker(e)] = e;
             }
         }
+        return (Sql.BatchCommand("SELECT email, reason FROM suppressions WHERE tenant_id = $1 AND email = ANY($2)", tenantId, keyOf.Keys.ToArray()), keyOf);
+    }
+
+    /// <summary>The reasons found by <see cref="FindCommand"/>'s command, the reader on its result.</summary>
+    public static async Task<Dictionary<string, string>> ReadFoundAsync(NpgsqlDataReader reader, Dictionary<string, string> keyOf, CancellationToken ct)
+    {
         var found = new Dictionary<string, string>(StringComparer.Ordinal);
-        await using var cmd = Sql.Command(conn, "SELECT email, reason FROM suppressions WHERE tenant_id = $1 AND email = ANY($2)", tenantId, keyOf.Keys.ToArray());
-        await using var reader = await cmd.ExecuteReaderAsync(ct);
         while (await reader.ReadAsync(ct))
         {
             found[keyOf[reader.GetString(0)]] = reader.GetString(1);

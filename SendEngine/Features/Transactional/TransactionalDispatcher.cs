@@ -46,7 +46,7 @@ public sealed partial class TransactionalDispatcher(
     protected override async Task<int> RunBatchAsync(CancellationToken ct)
     {
         var o = options.Value;
-        var touched = new HashSet<Guid>(await store.RecoverExpiredAsync(ct));
+        var touched = new HashSet<Guid>(await RecoverExpiredIfDueAsync(o, ct));
         // A batch is up to BatchSize tasks claimed a group at a time, each group straight into sending (its durable
         // record that the attempts started, one statement), so a task is updated twice (sending, then its result), not
         // three times; the SMTP sessions stay open across the batch's groups.
@@ -94,6 +94,25 @@ public sealed partial class TransactionalDispatcher(
         await store.CompleteRequestsAsync([.. touched], ct);
         return total;
     }
+
+    /// <summary>
+    /// Leases that ran out, looked for at most once per poll interval by all of this process's dispatchers together
+    /// rather than at every batch: under a steady trickle a batch is a task or two, and this statement was one of its six.
+    /// A lease is at least 5 s, so recovery comes at most a poll interval later than it could.
+    /// </summary>
+    private async Task<List<Guid>> RecoverExpiredIfDueAsync(TransactionalOptions o, CancellationToken ct)
+    {
+        var now = Clock.GetUtcNow().UtcTicks;
+        var due = Interlocked.Read(ref _nextRecovery);
+        if (now < due || Interlocked.CompareExchange(ref _nextRecovery, now + o.PollInterval.Ticks, due) != due)
+        {
+            return [];
+        }
+        return await store.RecoverExpiredAsync(ct);
+    }
+
+    /// <summary>When the next batch looks for expired leases (UTC ticks; shared by the workers).</summary>
+    private long _nextRecovery;
 
     /// <summary>
     /// Delivers one claimed group (all in sending) through the batch's <paramref name="sessions"/> (per tenant; null once

@@ -76,9 +76,9 @@ public static partial class TransactionalEmailApi
     [LoggerMessage(LogLevel.Error, "Transactional API {Path} failed")]
     private static partial void LogFailed(ILogger logger, string path, Exception ex);
 
-    private static async Task<IResult> Send(HttpContext http, TransactionalTaskStore store, SenderDomainStore senderDomains, NpgsqlDataSource db,
+    private static async Task<IResult> Send(HttpContext http, TransactionalIntake intake, SenderDomainStore senderDomains, NpgsqlDataSource db,
         IOptions<TransactionalOptions> options, IOptions<JsonOptions> json, WakeSignal<TransactionalDispatcher> wake, TimeProvider clock,
-        AddressHasher hasher, Reputation.ReputationStore reputation, CancellationToken ct)
+        AddressHasher hasher, CancellationToken ct)
     {
         var tenantId = http.User.TenantId();
         var o = options.Value;
@@ -124,15 +124,14 @@ public static partial class TransactionalEmailApi
         {
             return Replay(first, hash, jsonOptions);
         }
-        if ((await reputation.PausedAsync(tenantId, ct)).Transactional)
-        {
-            return TransactionalErrors.SendingPaused.Result("A platform operator paused this tenant's mail, transactional included; nothing was accepted.");
-        }
-
         var m = request.Message!;
         var due = sendAt is { } at && at > now ? at : now;
         var scheduled = due > now;
-        var tasks = await PlanTasksAsync(db, hasher, tenantId, m, scheduled, ct);
+        var (paused, tasks) = await PlanTasksAsync(db, hasher, tenantId, m, scheduled, ct);
+        if (paused)
+        {
+            return TransactionalErrors.SendingPaused.Result("A platform operator paused this tenant's mail, transactional included; nothing was accepted.");
+        }
         if (!await senderDomains.MaySendAsync(tenantId, m.FromEmail, ct))
         {
             // A from_email outside the tenant's verified sender domains (registered ones while SenderDomains:AllowUnverified):
@@ -157,7 +156,7 @@ public static partial class TransactionalEmailApi
             CreatedAt = now,
             CompletedAt = tasks.All(t => t.Status is S.Rejected or S.Invalid) ? now : null,
         };
-        if (!await store.CreateAsync(row, tasks, due, ct))
+        if (!await intake.StoreAsync(row, tasks, due, ct))
         {
             // A concurrent request with the same key was stored first: its answer is the answer, and nothing of this one exists.
             return await FindByKeyAsync(db, tenantId, key!, ct) is { } winner ? Replay(winner, hash, jsonOptions)
@@ -222,8 +221,12 @@ public static partial class TransactionalEmailApi
         return await reader.ReadAsync(ct) ? (reader.GetString(0), reader.IsDBNull(1) ? null : reader.GetFieldValue<byte[]>(1)) : null;
     }
 
-    /// <summary>One task per distinct recipient: invalid (malformed address), rejected (suppressed), else queued or scheduled.</summary>
-    private static async Task<List<NewTask>> PlanTasksAsync(NpgsqlDataSource db, AddressHasher hasher, Guid tenantId, EmailMessage m, bool scheduled, CancellationToken ct)
+    /// <summary>
+    /// Whether an operator paused the tenant's transactional mail, and one task per distinct recipient: invalid
+    /// (malformed address), rejected (suppressed), else queued or scheduled. Both look-ups share one round trip (one
+    /// implicit transaction), the request's only one before its insert.
+    /// </summary>
+    private static async Task<(bool Paused, List<NewTask> Tasks)> PlanTasksAsync(NpgsqlDataSource db, AddressHasher hasher, Guid tenantId, EmailMessage m, bool scheduled, CancellationToken ct)
     {
         var metadata = m.Metadata ?? new Dictionary<string, JsonElement>();
         var perRecipient = new Dictionary<string, IReadOnlyDictionary<string, JsonElement>>(StringComparer.Ordinal);
@@ -251,10 +254,20 @@ public static partial class TransactionalEmailApi
                 planned.Add((r, r.Email!.Trim(), r.Email!.Trim().ToLowerInvariant(), false));
             }
         }
+        bool paused;
         Dictionary<string, string> suppressed;
         await using (var conn = await db.OpenConnectionAsync(ct))
         {
-            suppressed = await SuppressionStore.FindAsync(conn, hasher, tenantId, planned.Where(p => p.Valid).Select(p => p.Key).ToArray(), ct);
+            var (find, keyOf) = SuppressionStore.FindCommand(hasher, tenantId, planned.Where(p => p.Valid).Select(p => p.Key).ToArray());
+            await using var batch = new NpgsqlBatch(conn) { BatchCommands = { Reputation.ReputationStore.TransactionalPausedCommand(tenantId), find } };
+            await using var reader = await batch.ExecuteReaderAsync(ct);
+            paused = await reader.ReadAsync(ct) && reader.GetBoolean(0);
+            await reader.NextResultAsync(ct);
+            suppressed = await SuppressionStore.ReadFoundAsync(reader, keyOf, ct);
+        }
+        if (paused)
+        {
+            return (true, []);
         }
         var tasks = new List<NewTask>(planned.Count);
         foreach (var (r, value, key, valid) in planned)
@@ -273,7 +286,7 @@ public static partial class TransactionalEmailApi
             tasks.Add(new NewTask(Guid.NewGuid(), tasks.Count, value, key, r.Name, TransactionalComposer.TypeOf(r), status,
                 status == S.Invalid ? null : reason, JsonSerializer.Serialize(own)));
         }
-        return tasks;
+        return (false, tasks);
     }
 
     private static async Task<IResult> GetTask(string task_id, HttpContext http, NpgsqlDataSource db, CancellationToken ct) =>

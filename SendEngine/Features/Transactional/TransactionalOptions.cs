@@ -52,6 +52,18 @@ public sealed class TransactionalOptions
     [Range(1, 100)]
     public int GroupSize { get; set; } = 8;
 
+    /// <summary>
+    /// Most requests of POST /api/v1/email stored together in one transaction (group commit, TransactionalIntake): those
+    /// that arrive while a write is in flight wait for the next one instead of committing each alone. 1 stores each
+    /// request alone.
+    /// </summary>
+    [Range(1, 1000)]
+    public int IntakeGroupSize { get; set; } = 64;
+
+    /// <summary>Group writes in flight at once (each a connection): one commit's flush overlaps the next group's statements.</summary>
+    [Range(1, 16)]
+    public int IntakeWriters { get; set; } = 2;
+
     /// <summary>Dispatchers in this process (each with its own transport session).</summary>
     [Range(0, 64)]
     public int Dispatchers { get; set; } = 4;

@@ -11,6 +11,9 @@ namespace SendEngine.Features.Transactional;
 internal sealed record NewTask(Guid Id, int Position, string Email, string EmailKey, string? Name, string Type, string Status,
     string? RejectReason, string Metadata);
 
+/// <summary>A request as the API creates it, with its tasks and when they become due.</summary>
+internal sealed record NewRequest(TransactionalRequest Request, IReadOnlyList<NewTask> Tasks, DateTimeOffset DueAt);
+
 /// <summary>A task its relay accepted: the message id and reply, and when the reply arrived.</summary>
 internal sealed record SentTask(Guid Id, string MessageId, string Detail, DateTimeOffset SentAt);
 
@@ -40,43 +43,75 @@ public sealed class TransactionalTaskStore(NpgsqlDataSource db, TimeProvider clo
     /// Stores a request and its tasks in one transaction. Returns false when the tenant already has a request with this
     /// Idempotency-Key (a concurrent duplicate: nothing of this one is stored).
     /// </summary>
-    internal async Task<bool> CreateAsync(TransactionalRequest r, IReadOnlyList<NewTask> tasks, DateTimeOffset dueAt, CancellationToken ct)
+    internal async Task<bool> CreateAsync(TransactionalRequest r, IReadOnlyList<NewTask> tasks, DateTimeOffset dueAt, CancellationToken ct) =>
+        (await CreateManyAsync([new NewRequest(r, tasks, dueAt)], ct)).Contains(r.Id);
+
+    /// <summary>
+    /// Stores several requests and their tasks in one transaction (<see cref="TransactionalIntake"/>'s group commit):
+    /// two statements in one round trip and one commit, whatever their number. Returns the ids of the requests stored; one
+    /// missing had an Idempotency-Key another request of the tenant holds (nothing of it is stored). All or nothing: a
+    /// failure stores none of them.
+    /// </summary>
+    internal async Task<HashSet<Guid>> CreateManyAsync(IReadOnlyList<NewRequest> requests, CancellationToken ct)
     {
+        // In the unique index's order, so that two concurrent groups wait for each other's keys in the same order.
+        var rs = requests.OrderBy(x => x.Request.TenantId).ThenBy(x => x.Request.IdempotencyKey, StringComparer.Ordinal).ToList();
+        var tasks = rs.SelectMany(x => x.Tasks.Select(t => (x.Request, x.DueAt, Task: t))).ToList();
+        var now = clock.GetUtcNow();
         await using var conn = await db.OpenConnectionAsync(ct);
-        // One batch, so one round trip: a batch without a transaction runs as one implicit transaction (both rows or
-        // neither), and the tasks' statement, which sees the first one's row, inserts nothing when the key conflicted.
+        // One batch, so one round trip: a batch without a transaction runs as one implicit transaction (all rows or none),
+        // and the tasks' statement, which sees the first one's rows, inserts nothing for a request whose key conflicted.
         await using var batch = new NpgsqlBatch(conn);
         batch.BatchCommands.Add(Sql.BatchCommand("""
             INSERT INTO transactional_requests (id, tenant_id, idempotency_key, body_hash, message, metadata, send_at, callback_url,
                 callback_type, response, created_at, completed_at)
-            VALUES ($1, $2, $3, $4, $5::jsonb, $6::jsonb, $7, $8, $9, $10::jsonb, $11, $12)
+            SELECT r.id, r.tenant_id, r.idempotency_key, r.body_hash, r.message::jsonb, r.metadata::jsonb, r.send_at, r.callback_url,
+                r.callback_type, r.response::jsonb, r.created_at, r.completed_at
+            FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::bytea[], $5::text[], $6::text[], $7::timestamptz[], $8::text[], $9::text[],
+                $10::text[], $11::timestamptz[], $12::timestamptz[])
+                AS r(id, tenant_id, idempotency_key, body_hash, message, metadata, send_at, callback_url, callback_type, response, created_at, completed_at)
             ON CONFLICT (tenant_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
-            """, r.Id, r.TenantId, (object?)r.IdempotencyKey ?? DBNull.Value, (object?)r.BodyHash ?? DBNull.Value, r.Message, r.Metadata,
-            (object?)r.SendAt ?? DBNull.Value, (object?)r.CallbackUrl ?? DBNull.Value, (object?)r.CallbackType ?? DBNull.Value, r.Response,
-            r.CreatedAt, (object?)r.CompletedAt ?? DBNull.Value));
+            RETURNING id
+            """, rs.Select(x => x.Request.Id).ToArray(), rs.Select(x => x.Request.TenantId).ToArray(),
+            rs.Select(x => x.Request.IdempotencyKey).ToArray(), rs.Select(x => x.Request.BodyHash).ToArray(),
+            rs.Select(x => x.Request.Message).ToArray(), rs.Select(x => x.Request.Metadata).ToArray(), rs.Select(x => x.Request.SendAt).ToArray(),
+            rs.Select(x => x.Request.CallbackUrl).ToArray(), rs.Select(x => x.Request.CallbackType).ToArray(),
+            rs.Select(x => x.Request.Response).ToArray(), rs.Select(x => x.Request.CreatedAt).ToArray(),
+            rs.Select(x => x.Request.CompletedAt).ToArray()));
         // Tasks rejected or invalid at once raise the tenant's "rejected" webhook event in the same statement.
         batch.BatchCommands.Add(Sql.BatchCommand($"""
             WITH recorded AS (
             INSERT INTO transactional_tasks (id, request_id, tenant_id, position, email, email_key, name, type, status, reject_reason,
                 attempts, due_at, metadata, created_at, finished_at)
-            SELECT t.id, $1, $2, t.position, t.email, t.email_key, t.name, t.type, t.status, t.reason, 0, $3, t.metadata::jsonb, $4,
-                CASE WHEN t.status IN ('{S.Rejected}', '{S.Invalid}') THEN $4 END
-            FROM unnest($5::uuid[], $6::int[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[])
-                AS t(id, position, email, email_key, name, type, status, reason, metadata)
-            WHERE EXISTS (SELECT 1 FROM transactional_requests WHERE id = $1)
+            SELECT t.id, t.request_id, t.tenant_id, t.position, t.email, t.email_key, t.name, t.type, t.status, t.reason, 0, t.due_at,
+                t.metadata::jsonb, t.created_at, CASE WHEN t.status IN ('{S.Rejected}', '{S.Invalid}') THEN t.created_at END
+            FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::int[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[],
+                $11::timestamptz[], $12::text[], $13::timestamptz[])
+                AS t(id, request_id, tenant_id, position, email, email_key, name, type, status, reason, due_at, metadata, created_at)
+            WHERE EXISTS (SELECT 1 FROM transactional_requests r WHERE r.id = t.request_id)
             RETURNING id, request_id, tenant_id, email, message_id, reject_reason, detail, status, position),
-            {Features.Webhooks.WebhookPublisher.RecipientCallbackCte("$4", $"x.status IN ('{S.Rejected}', '{S.Invalid}')")},
-            events AS ({Features.Webhooks.WebhookPublisher.TransactionalEventsSql(WebhookEventTypes.Rejected, "$4", $"x.status IN ('{S.Rejected}', '{S.Invalid}')")} RETURNING 0),
-            done AS (SELECT id, tenant_id, callback_url, callback_type FROM transactional_requests WHERE id = $1 AND completed_at IS NOT NULL)
-            {Features.Webhooks.WebhookPublisher.RequestCallbackSql("$4", "recorded")}
+            {Features.Webhooks.WebhookPublisher.RecipientCallbackCte("$14", $"x.status IN ('{S.Rejected}', '{S.Invalid}')")},
+            events AS ({Features.Webhooks.WebhookPublisher.TransactionalEventsSql(WebhookEventTypes.Rejected, "$14", $"x.status IN ('{S.Rejected}', '{S.Invalid}')")} RETURNING 0),
+            done AS (SELECT id, tenant_id, callback_url, callback_type FROM transactional_requests WHERE id = ANY($15) AND completed_at IS NOT NULL)
+            {Features.Webhooks.WebhookPublisher.RequestCallbackSql("$14", "recorded")}
             """,
-            r.Id, r.TenantId, dueAt, r.CreatedAt,
-            tasks.Select(t => t.Id).ToArray(), tasks.Select(t => t.Position).ToArray(), tasks.Select(t => t.Email).ToArray(),
-            tasks.Select(t => t.EmailKey).ToArray(), tasks.Select(t => t.Name).ToArray(), tasks.Select(t => t.Type).ToArray(),
-            tasks.Select(t => t.Status).ToArray(), tasks.Select(t => t.RejectReason).ToArray(), tasks.Select(t => t.Metadata).ToArray()));
-        await batch.ExecuteNonQueryAsync(ct);
-        var stored = batch.BatchCommands[0].RecordsAffected > 0;
-        if (stored && tasks.Any(t => t.Status is S.Rejected or S.Invalid))
+            tasks.Select(x => x.Task.Id).ToArray(), tasks.Select(x => x.Request.Id).ToArray(), tasks.Select(x => x.Request.TenantId).ToArray(),
+            tasks.Select(x => x.Task.Position).ToArray(), tasks.Select(x => x.Task.Email).ToArray(), tasks.Select(x => x.Task.EmailKey).ToArray(),
+            tasks.Select(x => x.Task.Name).ToArray(), tasks.Select(x => x.Task.Type).ToArray(), tasks.Select(x => x.Task.Status).ToArray(),
+            tasks.Select(x => x.Task.RejectReason).ToArray(), tasks.Select(x => x.DueAt).ToArray(), tasks.Select(x => x.Task.Metadata).ToArray(),
+            tasks.Select(x => x.Request.CreatedAt).ToArray(), now, rs.Select(x => x.Request.Id).ToArray()));
+        var stored = new HashSet<Guid>();
+        await using (var reader = await batch.ExecuteReaderAsync(ct))
+        {
+            while (await reader.ReadAsync(ct))
+            {
+                stored.Add(reader.GetGuid(0));
+            }
+            while (await reader.NextResultAsync(ct))
+            {
+            }
+        }
+        if (rs.Any(x => stored.Contains(x.Request.Id) && x.Tasks.Any(t => t.Status is S.Rejected or S.Invalid)))
         {
             webhooks.Notify(); // their rejected events and callbacks
         }
