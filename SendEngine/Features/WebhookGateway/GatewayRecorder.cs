@@ -93,4 +93,23 @@ public static class GatewayRecorder
             StatusCode = 200,
         };
     }
+
+    /// <summary>The entry of a bounce or feedback report read over IMAP: the message's headers (each value cut to 1,000
+    /// characters), the parsed result as the body (the events' payloads, so not stored twice), method IMAP and the path
+    /// mailbox/uidvalidity/uid. It goes through the same writer as the webhook's entries, off the webhook's path.</summary>
+    public static GatewayEntry CreateImap(string mailboxKey, long uidValidity, long uid, IEnumerable<KeyValuePair<string, string>> headers,
+        IReadOnlyList<ParsedEmailEvent> events, DateTimeOffset now) => new()
+    {
+        Id = Guid.CreateVersion7(now),
+        ReceivedAt = now,
+        Source = ImapSource,
+        Method = "IMAP",
+        Path = $"{mailboxKey}/{uidValidity}/{uid}",
+        Headers = FormatHeaders(headers.Select(h => KeyValuePair.Create(h.Key, h.Value.Length > 1000 ? h.Value[..1000] + "…" : h.Value))),
+        Body = events.Count == 1 ? events[0].Payload : "[" + string.Join(",", events.Select(e => e.Payload)) + "]",
+        Verification = GatewayVerifications.Mailbox,
+        StatusCode = 200,
+        Events = events.Count,
+        EventTypes = [.. events.Select(e => e.EventType)],
+    };
 }
