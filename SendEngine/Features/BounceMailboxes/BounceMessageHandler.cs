@@ -96,9 +96,9 @@ public sealed class BounceMessageHandler(NpgsqlDataSource db, EmailEventWriter w
             .DistinctBy(e => e.IdempotencyKey).ToList();
         // Logged in the webhook gateway like a callback (source imap), with the report's headers; the processor gives the
         // entry its tenant when it applies the events.
-        var entry = GatewayRecorder.CreateImap(mailbox.Key, uidValidity, uid,
+        var logEntry = GatewayRecorder.CreateImap(mailbox.Key, uidValidity, uid,
             message.Headers.Select(h => KeyValuePair.Create(h.Field, Storable(h.Value)!.Trim())), events, now);
-        await writer.WriteAsync(events, entry, ct);
+        await writer.WriteAsync(events, logEntry, ct);
         return new BounceDecision(BounceOutcome.Processed, null, events.Count);
     }
 

@@ -114,8 +114,9 @@ public sealed class GatewayStore(NpgsqlDataSource db)
         return result;
     }
 
+    /// <summary>The last seq handed out (the identity's sequence: max(seq) would scan, the index being BRIN).</summary>
     public async Task<long> MaxSeqAsync(CancellationToken ct) =>
-        await Sql.ScalarAsync<long>(db, "SELECT coalesce(max(seq), 0) FROM webhook_gateway_entries", ct);
+        await Sql.ScalarAsync<long>(db, "SELECT coalesce(pg_sequence_last_value(pg_get_serial_sequence('webhook_gateway_entries', 'seq')), 0)", ct);
 
     private static (long Seq, GatewayEntrySummary Summary) ReadSummary(NpgsqlDataReader r)
     {
