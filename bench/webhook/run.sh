@@ -63,7 +63,7 @@ if [ "$WATCHERS" -gt 0 ]; then
     exec dotnet bin/Release/net10.0/MemberCenter.dll --urls "$MC"
   ) >"$WORK/membercenter.log" 2>&1 &
   MC_PID=$!
-  for _ in $(seq 1 240); do curl -fsS "$MC/health/ready" >/dev/null 2>&1 && break; sleep 0.5; done
+  for _ in $(seq 1 1200); do curl -fsS "$MC/health/ready" >/dev/null 2>&1 && break; sleep 0.5; done
   curl -fsS "$MC/health/ready" >/dev/null || { tail -40 "$WORK/membercenter.log" >&2; exit 1; }
   SE_AUTH=(Auth__Issuer="$MC/" Auth__RequireHttpsMetadata=false)
 fi
@@ -81,7 +81,7 @@ log "Send Engine on 127.0.0.1:$SE_PORT (PostgreSQL on $PG_PORT)"
   exec dotnet bin/Release/net10.0/SendEngine.dll --urls "http://127.0.0.1:$SE_PORT"
 ) >"$WORK/sendengine.log" 2>&1 &
 SE_PID=$!
-for _ in $(seq 1 120); do curl -fsS "http://127.0.0.1:$SE_PORT/health/live" >/dev/null 2>&1 && break; sleep 0.5; done
+for _ in $(seq 1 1200); do curl -fsS "http://127.0.0.1:$SE_PORT/health/live" >/dev/null 2>&1 && break; sleep 0.5; done
 curl -fsS "http://127.0.0.1:$SE_PORT/health/live" >/dev/null || { cat "$WORK/sendengine.log" >&2; exit 1; }
 
 cpu_ticks() { awk '{print $14+$15}' "/proc/$1/stat"; }
