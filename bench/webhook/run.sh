@@ -85,10 +85,11 @@ for _ in $(seq 1 1200); do curl -fsS "http://127.0.0.1:$SE_PORT/health/live" >/d
 curl -fsS "http://127.0.0.1:$SE_PORT/health/live" >/dev/null || { cat "$WORK/sendengine.log" >&2; exit 1; }
 
 cpu_ticks() { awk '{print $14+$15}' "/proc/$1/stat"; }
-# The cluster's processes (postmaster, backends, WAL writer, checkpointer, autovacuum): ticks of those alive now.
+# The cluster's processes (postmaster, backends, WAL writer, checkpointer, autovacuum): the postmaster's own ticks and
+# those of its exited children (cutime+cstime: a backend whose pooled connection closed), plus the live children's.
 pg_ticks() {
-  local pm t=0 p; pm="$(head -1 "$PG_DATA/postmaster.pid")"
-  for p in "$pm" $(pgrep -P "$pm"); do t=$((t + $(awk '{print $14+$15}' "/proc/$p/stat" 2>/dev/null || echo 0))); done
+  local pm t p; pm="$(head -1 "$PG_DATA/postmaster.pid")"; t="$(awk '{print $14+$15+$16+$17}' "/proc/$pm/stat")"
+  for p in $(pgrep -P "$pm"); do t=$((t + $(awk '{print $14+$15}' "/proc/$p/stat" 2>/dev/null || echo 0))); done
   echo "$t"
 }
 wal_lsn() { psql_db "SELECT (pg_current_wal_lsn() - '0/0'::pg_lsn)::bigint"; }
