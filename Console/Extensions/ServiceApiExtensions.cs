@@ -3,6 +3,7 @@ using Microsoft.AspNetCore.Authentication;
 using Microsoft.Extensions.Http.Resilience;
 using Microsoft.Extensions.Options;
 using NewsletterConsole.Api;
+using NewsletterConsole.Auth;
 
 namespace NewsletterConsole.Extensions;
 
@@ -134,6 +135,16 @@ public static class ServiceApiExtensions
         // The webhook gateway's live log (Pages/WebhookGateway), the same way.
         app.MapGet("/webhook-gateway/stream", (HttpContext context, SendEngineStream se) =>
             RelayEventsAsync(se, "api/webhook-gateway/events/stream", context)).RequireAuthorization();
+        // The platform log's (Pages/WebhookGateway/Platform): operators only, as Send Engine would answer anyway.
+        app.MapGet("/webhook-gateway/platform/stream", async (HttpContext context, SendEngineStream se) =>
+        {
+            if (!context.User.HasScope(Newsletter.Contracts.Scopes.PlatformAdmin))
+            {
+                context.Response.StatusCode = StatusCodes.Status403Forbidden;
+                return;
+            }
+            await RelayEventsAsync(se, "admin/webhook-gateway/events/stream", context);
+        }).RequireAuthorization();
         return app;
     }
 

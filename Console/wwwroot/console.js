@@ -47,7 +47,7 @@
     row.setAttribute('data-entry-id', e.entry_id);
     var when = document.createElement('td');
     var link = document.createElement('a');
-    link.href = '/webhook-gateway/events/' + encodeURIComponent(e.entry_id);
+    link.href = (body.parentNode.getAttribute('data-entry-base') || '/webhook-gateway/events/') + encodeURIComponent(e.entry_id);
     link.textContent = e.received_at;
     when.appendChild(link);
     row.appendChild(when);

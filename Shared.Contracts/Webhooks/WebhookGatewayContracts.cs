@@ -16,9 +16,11 @@ public static class GatewayVerifications
     public const string TooLarge = "too_large";
     /// <summary>Received while verification is off (development only).</summary>
     public const string Unverified = "unverified";
+    /// <summary>Read from a bounce or feedback mailbox over IMAP (source imap): the mailbox's login is the check.</summary>
+    public const string Mailbox = "mailbox";
 
     public static readonly IReadOnlyList<string> All =
-        [Ok, BadSignature, StaleTimestamp, MissingSignature, BadToken, MissingToken, Invalid, TooLarge, Unverified];
+        [Ok, BadSignature, StaleTimestamp, MissingSignature, BadToken, MissingToken, Invalid, TooLarge, Unverified, Mailbox];
 }
 
 /// <summary>What an entry did, summed over its events (the <c>result</c> field).</summary>

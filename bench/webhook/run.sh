@@ -7,14 +7,19 @@
 # again with N server-sent-event watchers on the webhook gateway's platform log (every entry of this load is platform-
 # scoped: its events name no known message, so every watcher receives every entry: the worst case), and prints the
 # events/s without and with them.
+# --cpu: also prints, for each measured phase (the run plus the processor draining its backlog), the CPU seconds
+# (user+sys from /proc/<pid>/stat) of Send Engine and of the PostgreSQL cluster's processes per 10,000 stored events, and
+# the WAL bytes per event (pg_current_wal_lsn() before/after): figures that hold on a busy machine, unlike events/s.
+# --root DIR: benchmark the tree in DIR (e.g. a scratch worktree of an older commit) with this script.
 set -euo pipefail
-HERE="$(cd "$(dirname "$0")" && pwd)"; ROOT="$(cd "$HERE/../.." && pwd)"
+HERE="$(cd "$(dirname "$0")" && pwd)"; ROOT="$(cd "$HERE/../.." && pwd)"; BENCH_ROOT="$ROOT"
 # shellcheck source=scripts/lib.sh
 source "$ROOT/scripts/lib.sh"   # run_pg; this script keeps its own log and free_port below
-DURATION=30s; CONNECTIONS=32; THREADS=2; WARMUP=10s; WATCHERS=0
+DURATION=30s; CONNECTIONS=32; THREADS=2; WARMUP=10s; WATCHERS=0; CPU=0
 while [ $# -gt 0 ]; do case "$1" in
   --duration) DURATION="$2"; shift 2;; --connections) CONNECTIONS="$2"; shift 2;;
-  --threads) THREADS="$2"; shift 2;; --warmup) WARMUP="$2"; shift 2;; --watchers) WATCHERS="$2"; shift 2;; *) echo "unknown option $1" >&2; exit 2;; esac; done
+  --threads) THREADS="$2"; shift 2;; --warmup) WARMUP="$2"; shift 2;; --watchers) WATCHERS="$2"; shift 2;;
+  --cpu) CPU=1; shift;; --root) BENCH_ROOT="$(cd "$2" && pwd)"; shift 2;; *) echo "unknown option $1" >&2; exit 2;; esac; done
 log() { echo "[$(date -u +%H:%M:%S)] $*" >&2; }
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
 PG_BIN="$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)"
@@ -32,9 +37,9 @@ trap cleanup EXIT; trap 'exit 130' INT; trap 'exit 143' TERM
 
 command -v wrk >/dev/null 2>&1 || apt_install wrk
 log "dotnet build SendEngine -c Release"
-dotnet build "$ROOT/SendEngine/SendEngine.csproj" -c Release -nologo -v q -clp:ErrorsOnly >"$WORK/build.log" 2>&1 || { cat "$WORK/build.log" >&2; exit 1; }
+dotnet build "$BENCH_ROOT/SendEngine/SendEngine.csproj" -c Release -nologo -v q -clp:ErrorsOnly >"$WORK/build.log" 2>&1 || { cat "$WORK/build.log" >&2; exit 1; }
 if [ "$WATCHERS" -gt 0 ]; then
-  dotnet build "$ROOT/MemberCenter/MemberCenter.csproj" -c Release -nologo -v q -clp:ErrorsOnly >>"$WORK/build.log" 2>&1 || { cat "$WORK/build.log" >&2; exit 1; }
+  dotnet build "$BENCH_ROOT/MemberCenter/MemberCenter.csproj" -c Release -nologo -v q -clp:ErrorsOnly >>"$WORK/build.log" 2>&1 || { cat "$WORK/build.log" >&2; exit 1; }
 fi
 
 PG_PORT="$(free_port)"; mkdir -p "$WORK/pg"; [ "$(id -u)" -eq 0 ] && chown postgres "$WORK/pg"
@@ -49,7 +54,7 @@ if [ "$WATCHERS" -gt 0 ]; then
   MC_PORT="$(free_port)"; MC="http://127.0.0.1:$MC_PORT"; ADMIN_SECRET="bench-admin-$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')"
   log "Member Center on $MC (the watchers' operator token)"
   (
-    cd "$ROOT/MemberCenter"
+    cd "$BENCH_ROOT/MemberCenter"
     export ASPNETCORE_ENVIRONMENT=Production Serilog__MinimumLevel__Default=Warning Database__ApplyMigrationsOnStartup=true
     export ConnectionStrings__MemberCenter="Host=127.0.0.1;Port=$PG_PORT;Username=postgres;Database=membercenter"
     export Auth__Issuer="$MC/" Auth__RequireHttps=false PublicUrls__MemberCenter="$MC" Smtp__Host=127.0.0.1 Smtp__Port=9 Smtp__UseTls=false
@@ -58,7 +63,7 @@ if [ "$WATCHERS" -gt 0 ]; then
     exec dotnet bin/Release/net10.0/MemberCenter.dll --urls "$MC"
   ) >"$WORK/membercenter.log" 2>&1 &
   MC_PID=$!
-  for _ in $(seq 1 240); do curl -fsS "$MC/health/ready" >/dev/null 2>&1 && break; sleep 0.5; done
+  for _ in $(seq 1 1200); do curl -fsS "$MC/health/ready" >/dev/null 2>&1 && break; sleep 0.5; done
   curl -fsS "$MC/health/ready" >/dev/null || { tail -40 "$WORK/membercenter.log" >&2; exit 1; }
   SE_AUTH=(Auth__Issuer="$MC/" Auth__RequireHttpsMetadata=false)
 fi
@@ -67,7 +72,7 @@ psql_db() { psql -h 127.0.0.1 -p "$PG_PORT" -U postgres -d sendengine -X -q -tA 
 SE_PORT="$(free_port)"; TOKEN="bench-$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')"
 log "Send Engine on 127.0.0.1:$SE_PORT (PostgreSQL on $PG_PORT)"
 (
-  cd "$ROOT/SendEngine"
+  cd "$BENCH_ROOT/SendEngine"
   export ASPNETCORE_ENVIRONMENT=Production Serilog__MinimumLevel__Default=Warning Database__ApplyMigrationsOnStartup=true Auth__RequireHttpsMetadata=false
   export ConnectionStrings__SendEngine="Host=127.0.0.1;Port=$PG_PORT;Username=postgres;Database=sendengine;Maximum Pool Size=100"
   export TencentSes__Webhook__Verification=Token TencentSes__Webhook__SecretToken="$TOKEN" EmailEvents__UnknownMessageGrace=00:00:00
@@ -76,14 +81,46 @@ log "Send Engine on 127.0.0.1:$SE_PORT (PostgreSQL on $PG_PORT)"
   exec dotnet bin/Release/net10.0/SendEngine.dll --urls "http://127.0.0.1:$SE_PORT"
 ) >"$WORK/sendengine.log" 2>&1 &
 SE_PID=$!
-for _ in $(seq 1 120); do curl -fsS "http://127.0.0.1:$SE_PORT/health/live" >/dev/null 2>&1 && break; sleep 0.5; done
+for _ in $(seq 1 1200); do curl -fsS "http://127.0.0.1:$SE_PORT/health/live" >/dev/null 2>&1 && break; sleep 0.5; done
 curl -fsS "http://127.0.0.1:$SE_PORT/health/live" >/dev/null || { cat "$WORK/sendengine.log" >&2; exit 1; }
 
 cpu_ticks() { awk '{print $14+$15}' "/proc/$1/stat"; }
+# The cluster's processes (postmaster, backends, WAL writer, checkpointer, autovacuum): the postmaster's own ticks and
+# those of its exited children (cutime+cstime: a backend whose pooled connection closed), plus the live children's.
+pg_ticks() {
+  local pm t p; pm="$(head -1 "$PG_DATA/postmaster.pid")"; t="$(awk '{print $14+$15+$16+$17}' "/proc/$pm/stat")"
+  for p in $(pgrep -P "$pm"); do t=$((t + $(awk '{print $14+$15}' "/proc/$p/stat" 2>/dev/null || echo 0))); done
+  echo "$t"
+}
+wal_lsn() { psql_db "SELECT (pg_current_wal_lsn() - '0/0'::pg_lsn)::bigint"; }
+stored_events() { psql_db "SELECT count(*) FROM email_events"; }
+drain() { for _ in $(seq 1 600); do [ "$(psql_db "SELECT count(*) FROM email_events WHERE processed_at IS NULL")" = 0 ] && break; sleep 1; done; }
+cpu_start() { C_SE0="$(cpu_ticks "$SE_PID")"; C_PG0="$(pg_ticks)"; C_WAL0="$(wal_lsn)"; C_N0="$(stored_events)"; C_T0="$(date +%s.%N)"; }
+# What the idle processes cost per second (Send Engine's pollers, PostgreSQL's background): subtracted from each phase,
+# which at the low rates of a busy machine would otherwise be dominated by it.
+IDLE_SE=0; IDLE_PG=0
+cpu_idle() {
+  local se0 pg0 t0 t1; se0="$(cpu_ticks "$SE_PID")"; pg0="$(pg_ticks)"; t0="$(date +%s.%N)"; sleep 15
+  t1="$(date +%s.%N)"
+  IDLE_SE="$(echo "scale=4; ($(cpu_ticks "$SE_PID") - $se0) / ($t1 - $t0)" | bc)"; IDLE_PG="$(echo "scale=4; ($(pg_ticks) - $pg0) / ($t1 - $t0)" | bc)"
+  echo "IDLE se_ticks_per_s=$IDLE_SE pg_ticks_per_s=$IDLE_PG (CLK_TCK $(getconf CLK_TCK))"
+}
+# After the processor has drained: its work for these events belongs to their cost.
+cpu_report() {
+  drain
+  local se pg wal n hz; se=$(( $(cpu_ticks "$SE_PID") - C_SE0 )); pg=$(( $(pg_ticks) - C_PG0 )); wal=$(( $(wal_lsn) - C_WAL0 )); n=$(( $(stored_events) - C_N0 ))
+  hz="$(getconf CLK_TCK)"; [ "$n" -gt 0 ] || n=1
+  local secs sen pgn; secs="$(echo "$(date +%s.%N) - $C_T0" | bc)"
+  sen="$(echo "$se - $IDLE_SE * $secs" | bc)"; pgn="$(echo "$pg - $IDLE_PG * $secs" | bc)"
+  echo "CPU phase=$1 events=$n seconds=$(echo "scale=1; $secs / 1" | bc) se_cpu_s=$(echo "scale=2; $se / $hz" | bc) pg_cpu_s=$(echo "scale=2; $pg / $hz" | bc) cpu_s_per_10k_events=$(echo "scale=3; ($se + $pg) * 10000 / $hz / $n" | bc) net_of_idle_se_cpu_s_per_10k=$(echo "scale=3; $sen * 10000 / $hz / $n" | bc) net_of_idle_pg_cpu_s_per_10k=$(echo "scale=3; $pgn * 10000 / $hz / $n" | bc) net_of_idle_cpu_s_per_10k=$(echo "scale=3; ($sen + $pgn) * 10000 / $hz / $n" | bc) wal_bytes_per_event=$((wal / n))"
+}
 run_wrk() { wrk -t"$THREADS" -c"$CONNECTIONS" -d"$1" --latency -s "$HERE/webhook.lua" "http://127.0.0.1:$SE_PORT" -- "$TOKEN" "$2"; }
 log "warm-up $WARMUP"
 run_wrk "$WARMUP" warm >"$WORK/warm.txt" 2>&1
+drain
+[ "$CPU" = 1 ] && cpu_idle
 before="$(psql_db "SELECT count(*) FROM email_events")"
+[ "$CPU" = 1 ] && cpu_start
 se0="$(cpu_ticks "$SE_PID")"; t0="$(date +%s.%N)"
 log "measured run $DURATION, $CONNECTIONS connections, $THREADS threads"
 run_wrk "$DURATION" measured >"$WORK/run.txt" 2>&1
@@ -99,6 +136,7 @@ drained="$(date +%s.%N)"
 # wrk stops counting at the deadline: requests still in flight (at most one per connection) are stored but not counted.
 echo "RESULT 200_answers=$ok rows_stored=$stored in_flight_at_stop=$((stored - ok)) se_cpu_cores=$(echo "scale=2; ($se1 - $se0) / $(getconf CLK_TCK) / ($t1 - $t0)" | bc) drain_after_run_s=$(echo "scale=1; $drained - $t1" | bc) unprocessed=$(psql_db "SELECT count(*) FROM email_events WHERE processed_at IS NULL")"
 [ "$stored" -ge "$ok" ] && [ $((stored - ok)) -le "$CONNECTIONS" ] || { echo "MISMATCH: 200 answers vs rows stored" >&2; exit 1; }
+[ "$CPU" = 1 ] && cpu_report plain
 
 if [ "$WATCHERS" -gt 0 ]; then
   # The same load again, with WATCHERS live-view watchers connected throughout.
@@ -115,9 +153,11 @@ if [ "$WATCHERS" -gt 0 ]; then
   done
   connected="$(grep -l '^: watching' "$WORK"/watch-*.txt 2>/dev/null | wc -l)"
   log "measured run with $connected watchers, $DURATION"
+  drain; [ "$CPU" = 1 ] && cpu_start
   run_wrk "$DURATION" watched >"$WORK/run-watched.txt" 2>&1
   cat "$WORK/run-watched.txt"
   sleep 2
+  [ "$CPU" = 1 ] && cpu_report "watchers_$connected"
   received="$(cat "$WORK"/watch-*.txt | grep -c '^event: entry' || true)"
   without="$(eps "$WORK/run.txt")"; with="$(eps "$WORK/run-watched.txt")"
   echo "WATCHERS watchers=$connected events_per_s_without=$without events_per_s_with=$with change_pct=$(echo "scale=1; ($with - $without) * 100 / $without" | bc) entries_received_per_watcher=$((received / (connected > 0 ? connected : 1)))"

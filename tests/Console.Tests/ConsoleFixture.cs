@@ -64,6 +64,8 @@ public sealed class ConsoleFixture : IAsyncLifetime
     public Person SecondEditor { get; } = new("editor2@console.example", Password);
     /// <summary>Owner of B only.</summary>
     public Person OwnerOfB { get; } = new("owner-b@console.example", Password);
+    /// <summary>A platform operator (Bootstrap:OperatorEmail), member of no tenant.</summary>
+    public Person Operator { get; } = new("operator@console.example", Password);
 
     private const string AdminClientId = "test-admin";
     private const string AdminClientSecret = "test-admin-secret-0123456789";
@@ -96,6 +98,8 @@ public sealed class ConsoleFixture : IAsyncLifetime
             ["Bootstrap:AdminClientSecret"] = AdminClientSecret,
             ["Bootstrap:SendEngineClientId"] = SendEngineClientId,
             ["Bootstrap:SendEngineClientSecret"] = SendEngineClientSecret,
+            ["Bootstrap:OperatorEmail"] = Operator.Email,
+            ["Bootstrap:OperatorPassword"] = Operator.Password,
             ["Console:ClientSecret"] = ConsoleClientSecret,
             ["Console:PublicUrl"] = ConsoleUrl,
             ["PublicUrls:MemberCenter"] = MemberCenterUrl,

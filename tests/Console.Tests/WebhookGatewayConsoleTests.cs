@@ -113,6 +113,73 @@ public sealed class WebhookGatewayConsoleTests(ConsoleFixture fx)
         });
     }
 
+    [Fact]
+    public async Task An_operator_watches_the_platform_log_live_and_opens_an_entry_and_tenant_people_are_refused()
+    {
+        var page = await fx.PageAsync(fx.Operator);
+        try
+        {
+            var response = await page.GotoAsync("/webhook-gateway/platform");
+            Assert.Equal(200, response!.Status);
+            await page.AssertAccessibleAsync("/webhook-gateway/platform");
+            // Live: a callback naming no message of this platform stays in the platform log and appears without a reload.
+            await page.WaitForTimeoutAsync(1500);
+            var entryId = await PostPlatformCallbackAsync($"no-such-message-{Guid.NewGuid():N}");
+            var row = $"#gateway-events tr[data-entry-id='{entryId}']";
+            await page.WaitForSelectorAsync(row, new() { Timeout = 30_000 });
+            await page.WaitForSelectorAsync("#gateway-live:has-text('Live')");
+            await page.AssertAccessibleAsync("/webhook-gateway/platform (live)");
+
+            await page.ClickAsync($"{row} a");
+            await page.WaitForSelectorAsync("#entry-body");
+            Assert.Contains("no-such-message-", await page.TextContentAsync("#entry-body"));
+            Assert.Contains("Content-Type", await page.TextContentAsync("#entry-headers"));
+            Assert.Equal(0, await page.Locator("#apply-entry").CountAsync());
+            await page.AssertAccessibleAsync("/webhook-gateway/platform/events/{id}");
+
+            // The filter: a refused callback is found by its verification.
+            await page.GotoAsync("/webhook-gateway/platform?verification=invalid");
+            Assert.Equal(0, await page.Locator(row).CountAsync());
+        }
+        finally
+        {
+            await page.CloseAsync();
+        }
+
+        // A tenant's owner: no link, and the page, an entry and the stream are refused.
+        var owner = await fx.PageAsync(fx.Owner);
+        try
+        {
+            await owner.GotoAsync("/webhook-gateway");
+            Assert.Equal(0, await owner.Locator("a[href='/webhook-gateway/platform']").CountAsync());
+            foreach (var url in new[] { "/webhook-gateway/platform", $"/webhook-gateway/platform/events/{Guid.NewGuid()}", "/webhook-gateway/platform/stream" })
+            {
+                var refused = await owner.APIRequest.GetAsync(url, new() { MaxRedirects = 0 });
+                Assert.Equal(403, refused.Status);
+            }
+        }
+        finally
+        {
+            await owner.CloseAsync();
+        }
+    }
+
+    /// <summary>A callback naming a message of no tenant, posted straight to Send Engine's webhook; returns its entry id.</summary>
+    private async Task<string> PostPlatformCallbackAsync(string messageId)
+    {
+        using var http = new HttpClient { BaseAddress = new Uri(fx.SendEngineUrl + "/") };
+        var body = JsonSerializer.Serialize(new
+        {
+            eventType = "delivered",
+            messageId,
+            email = "nobody@example.com",
+            timestamp = DateTimeOffset.UtcNow.ToString("yyyy-MM-ddTHH:mm:ss.fffZ", System.Globalization.CultureInfo.InvariantCulture),
+        });
+        using var response = await http.PostAsync("api/tencent/ses/webhook", new StringContent(body, Encoding.UTF8, "application/json"));
+        Assert.True(response.IsSuccessStatusCode, await response.Content.ReadAsStringAsync());
+        return response.Headers.GetValues("Webhook-Gateway-Entry").Single();
+    }
+
     /// <summary>A callback for a gateway test message of the tenant, posted straight to Send Engine's webhook (the
     /// fixture's Send Engine accepts unauthenticated callbacks); returns its log entry id.</summary>
     private async Task<string> PostCallbackAsync(string tenantId)

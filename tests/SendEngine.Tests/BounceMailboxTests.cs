@@ -9,6 +9,8 @@ using Newsletter.Contracts.BounceMailboxes;
 using Newsletter.TestSupport;
 using Npgsql;
 using SendEngine.Composition;
+using Newsletter.Contracts.Webhooks;
+using SendEngine.Features.WebhookGateway;
 
 namespace SendEngine.Tests;
 
@@ -47,6 +49,20 @@ public sealed class BounceMailboxTests(StackFixture stack)
         Assert.Equal(1L, await TestSql.ScalarAsync<long>(db, "SELECT count(*) FROM member_center_reports WHERE email = $1 AND reason = 'hard_bounce'", first.Email));
         await WaitForAsync(async () => await dovecot.CountAsync("Processed") == 1, "the DSN moved to Processed");
         Assert.Equal(0, await dovecot.CountAsync("INBOX"));
+        // The tenant's webhook gateway log shows the report like a callback: source imap, its headers, the parsed result
+        // and what it changed.
+        GatewayEntryPage? log = null;
+        await WaitForAsync(async () => (log = await se.GetFromJsonAsync<GatewayEntryPage>("api/webhook-gateway/events", StackFixture.Json))!.Items
+            .Any(i => i.Result == GatewayResults.Applied), "the report in the tenant's gateway log");
+        var logged = Assert.Single(log!.Items);
+        Assert.Equal(GatewayRecorder.ImapSource, logged.Source);
+        Assert.Equal(GatewayVerifications.Mailbox, logged.Verification);
+        Assert.Equal(["hard_bounce"], logged.EventTypes);
+        var detail = await se.GetFromJsonAsync<GatewayEntryResponse>($"api/webhook-gateway/events/{logged.EntryId}", StackFixture.Json);
+        Assert.Equal("Undelivered Mail Returned to Sender", detail!.Headers["Subject"]);
+        Assert.Contains("\"imap\"", detail.Body, StringComparison.Ordinal);
+        Assert.Contains(first.MessageId, detail.Changes.Single().MessageId, StringComparison.Ordinal);
+        Assert.Contains("recipient → bounced", detail.Changes.Single().Effect, StringComparison.Ordinal);
 
         // The same report read again (a copy back in the inbox, as after a crash between storing and moving): nothing doubles.
         await dovecot.AppendAsync(dsn);

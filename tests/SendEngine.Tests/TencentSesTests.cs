@@ -683,7 +683,7 @@ public sealed class TencentSesTests(StackFixture stack)
         await using (var stall = await StallEventInsertsAsync(db))
         {
             var waiting = SendAsync(hook, Json(new { @event = "open", email = "a@example.com", bulkId = "b-1", timestamp = DateTimeOffset.UtcNow.ToUnixTimeSeconds() }));
-            await WaitUntilAsync(async () => (await QueryAsync(db, "SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE 'INSERT INTO email_events%'")).Count > 0);
+            await WaitUntilAsync(async () => (await QueryAsync(db, "SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE '%INSERT INTO email_events%'")).Count > 0);
             // Shutdown as the host does it: the writer stops while that request's INSERT waits.
             await engine.Services.GetRequiredService<EmailEventWriter>().StopAsync(CancellationToken.None);
             using var stopped = await waiting;

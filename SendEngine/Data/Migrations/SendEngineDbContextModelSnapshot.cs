@@ -515,10 +515,6 @@ namespace SendEngine.Data.Migrations
                     b.HasKey("Id")
                         .HasName("pk_email_events");
 
-                    b.HasIndex("GatewayEntryId")
-                        .HasDatabaseName("ix_email_events_gateway_entry_id")
-                        .HasFilter("gateway_entry_id IS NOT NULL");
-
                     b.HasIndex("Id")
                         .HasDatabaseName("ix_email_events_unprocessed")
                         .HasFilter("processed_at IS NULL");
@@ -1532,7 +1528,6 @@ namespace SendEngine.Data.Migrations
                         .HasColumnName("id");
 
                     b.Property<string>("Body")
-                        .IsRequired()
                         .HasColumnType("text")
                         .HasColumnName("body");
 
@@ -1554,10 +1549,18 @@ namespace SendEngine.Data.Migrations
                         .HasColumnType("integer")
                         .HasColumnName("events");
 
+                    b.Property<long?>("FirstEventId")
+                        .HasColumnType("bigint")
+                        .HasColumnName("first_event_id");
+
                     b.Property<string>("Headers")
                         .IsRequired()
-                        .HasColumnType("jsonb")
+                        .HasColumnType("text")
                         .HasColumnName("headers");
+
+                    b.Property<long?>("LastEventId")
+                        .HasColumnType("bigint")
+                        .HasColumnName("last_event_id");
 
                     b.Property<string>("Method")
                         .IsRequired()
@@ -1606,7 +1609,11 @@ namespace SendEngine.Data.Migrations
                         .HasName("pk_webhook_gateway_entries");
 
                     b.HasIndex("Seq")
-                        .HasDatabaseName("ix_webhook_gateway_entries_seq");
+                        .HasDatabaseName("ix_webhook_gateway_entries_seq")
+                        .HasAnnotation("Npgsql:StorageParameter:autosummarize", true)
+                        .HasAnnotation("Npgsql:StorageParameter:pages_per_range", 16);
+
+                    NpgsqlIndexBuilderExtensions.HasMethod(b.HasIndex("Seq"), "brin");
 
                     b.HasIndex("TenantId", "Id")
                         .HasDatabaseName("ix_webhook_gateway_entries_tenant_id_id");

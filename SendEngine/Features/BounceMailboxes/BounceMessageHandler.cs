@@ -7,6 +7,7 @@ using Npgsql;
 using SendEngine.Composition;
 using SendEngine.Data;
 using SendEngine.Features.EmailEvents;
+using SendEngine.Features.WebhookGateway;
 
 namespace SendEngine.Features.BounceMailboxes;
 
@@ -93,7 +94,11 @@ public sealed class BounceMessageHandler(NpgsqlDataSource db, EmailEventWriter w
         var reportKey = report.ReportMessageId ?? $"{mailbox.Key}/{uidValidity}/{uid}";
         var events = pairs.Select(p => ToEvent(p.Entry, p.Target, report, reportKey, mailbox, uidValidity, uid, message.Subject, occurred))
             .DistinctBy(e => e.IdempotencyKey).ToList();
-        await writer.WriteAsync(events, ct);
+        // Logged in the webhook gateway like a callback (source imap), with the report's headers; the processor gives the
+        // entry its tenant when it applies the events.
+        var logEntry = GatewayRecorder.CreateImap(mailbox.Key, uidValidity, uid,
+            message.Headers.Select(h => KeyValuePair.Create(h.Field, Storable(h.Value)!.Trim())), events, now);
+        await writer.WriteAsync(events, logEntry, ct);
         return new BounceDecision(BounceOutcome.Processed, null, events.Count);
     }
 

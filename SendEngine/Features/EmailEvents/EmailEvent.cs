@@ -29,7 +29,7 @@ public sealed class EmailEvent
     public string? BounceType { get; set; }
     public string? UserAgent { get; set; }
     public string? IpAddress { get; set; }
-    /// <summary>The event exactly as received (one JSON object).</summary>
+    /// <summary>The event as received (one JSON object, stored as jsonb); the gateway log's detail shows it as the body.</summary>
     public required string Payload { get; set; }
     public DateTimeOffset ReceivedAt { get; set; }
     /// <summary>The webhook gateway's log entry of the request that brought it (null for IMAP-derived events).</summary>
@@ -74,7 +74,8 @@ internal sealed class EmailEventConfiguration : IEntityTypeConfiguration<EmailEv
         b.Property(e => e.LastError).HasMaxLength(2000);
         b.Property(e => e.Effect).HasMaxLength(500);
         b.Property(e => e.ForceApply).HasDefaultValue(false);
-        b.HasIndex(e => e.GatewayEntryId).HasFilter("gateway_entry_id IS NOT NULL");
+        // No index on gateway_entry_id: an entry names its events' id range (GatewayEntry.FirstEventId), so reading them
+        // uses the primary key and a webhook insert pays for no extra index entry.
         b.HasIndex(e => e.IdempotencyKey).IsUnique();
         // The processor's queue: only unprocessed rows are in this index.
         b.HasIndex(e => e.Id).HasDatabaseName("ix_email_events_unprocessed").HasFilter("processed_at IS NULL");

@@ -131,7 +131,7 @@ public sealed partial class EmailEventProcessor(
                 held.Add(reader.GetGuid(0));
             }
         }
-        var attributed = new Dictionary<Guid, Guid?>();
+        var attributed = new Dictionary<Guid, Guid>();
         var done = new List<(Row Row, string Outcome)>();
         var changedJobs = new HashSet<Guid>();
         foreach (var row in rows)
@@ -179,9 +179,11 @@ public sealed partial class EmailEventProcessor(
                     target?.JobIdOrNull ?? DBNull.Value, target?.RecipientIdOrNull ?? DBNull.Value, (object?)effect ?? DBNull.Value);
                 await tx.ReleaseAsync("ev", ct);
                 done.Add((row, outcome));
-                if (row.GatewayEntryId is { } entryId && (tenantId is not null || !attributed.ContainsKey(entryId)))
+                // Only entries with a tenant: one that stays in the platform log is neither updated nor announced
+                // (its live view showed it when it arrived; the list shows the result).
+                if (row.GatewayEntryId is { } entryId && tenantId is { } entryTenant)
                 {
-                    attributed[entryId] = attributed.GetValueOrDefault(entryId) ?? tenantId;
+                    attributed.TryAdd(entryId, entryTenant);
                 }
                 if (target is { TaskId: null })
                 {
@@ -213,10 +215,12 @@ public sealed partial class EmailEventProcessor(
         }
         if (attributed.Count > 0)
         {
-            // The log entries learn their tenant (the first event's that matched) and move up the live view's cursor.
-            await Sql.ExecuteAsync(conn, tx, """
-                UPDATE webhook_gateway_entries e SET tenant_id = COALESCE(e.tenant_id, u.t), seq = DEFAULT
-                FROM unnest($1::uuid[], $2::uuid[]) AS u(i, t) WHERE e.id = u.i
+            // The log entries learn their tenant (the first event's that matched; only those without one are written),
+            // and the live views hear of every entry whose events were processed, at this commit (no renumbering).
+            await Sql.ExecuteAsync(conn, tx, $"""
+                WITH u AS (SELECT * FROM unnest($1::uuid[], $2::uuid[]) AS u(i, t)),
+                a AS (UPDATE webhook_gateway_entries e SET tenant_id = u.t FROM u WHERE e.id = u.i AND e.tenant_id IS NULL)
+                {WebhookGateway.GatewayFeed.NotifySql("u", "i")}
                 """, ct, attributed.Keys.ToArray(), attributed.Values.ToArray());
         }
         await tx.CommitAsync(ct);

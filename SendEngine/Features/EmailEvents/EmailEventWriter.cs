@@ -155,92 +155,108 @@ public sealed partial class EmailEventWriter(NpgsqlDataSource db, IOptions<Email
             }
         }
         await using var conn = await db.OpenConnectionAsync(ct);
-        // No explicit transaction: the statements of one batch run in one implicit transaction, so an entry is stored
-        // exactly when its events are.
-        await using var sql = new NpgsqlBatch(conn);
-        void Add<T>(NpgsqlBatchCommand cmd, T[] values, NpgsqlDbType type) =>
-            cmd.Parameters.Add(new NpgsqlParameter { Value = values, NpgsqlDbType = NpgsqlDbType.Array | type });
-        if (entries.Count > 0)
-        {
-            var cmd = new NpgsqlBatchCommand("""
-                INSERT INTO webhook_gateway_entries (id, received_at, source, method, path, headers, body, body_truncated, verification,
-                    status_code, events, event_types, error)
-                SELECT i, ra, s, m, pa, h::jsonb, b, bt, v, sc, n, string_to_array(et, ','), er
-                FROM unnest($1::uuid[], $2::timestamptz[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::boolean[],
-                            $9::text[], $10::integer[], $11::integer[], $12::text[], $13::text[])
-                     AS u(i, ra, s, m, pa, h, b, bt, v, sc, n, et, er)
-                """);
-            Add(cmd, entries.Select(e => e.Id).ToArray(), NpgsqlDbType.Uuid);
-            Add(cmd, entries.Select(e => e.ReceivedAt).ToArray(), NpgsqlDbType.TimestampTz);
-            Add(cmd, entries.Select(e => e.Source).ToArray(), NpgsqlDbType.Text);
-            Add(cmd, entries.Select(e => e.Method).ToArray(), NpgsqlDbType.Text);
-            Add(cmd, entries.Select(e => e.Path).ToArray(), NpgsqlDbType.Text);
-            Add(cmd, entries.Select(e => e.Headers).ToArray(), NpgsqlDbType.Text);
-            Add(cmd, entries.Select(e => e.Body).ToArray(), NpgsqlDbType.Text);
-            Add(cmd, entries.Select(e => e.BodyTruncated).ToArray(), NpgsqlDbType.Boolean);
-            Add(cmd, entries.Select(e => e.Verification).ToArray(), NpgsqlDbType.Text);
-            Add(cmd, entries.Select(e => e.StatusCode).ToArray(), NpgsqlDbType.Integer);
-            Add(cmd, entries.Select(e => e.Events).ToArray(), NpgsqlDbType.Integer);
-            Add(cmd, entries.Select(e => string.Join(',', e.EventTypes)).ToArray(), NpgsqlDbType.Text);
-            Add(cmd, entries.Select(e => e.Error).ToArray(), NpgsqlDbType.Text);
-            sql.BatchCommands.Add(cmd);
-        }
         var inserted = new HashSet<string>(StringComparer.Ordinal);
+        static NpgsqlParameter P<T>(T[] values, NpgsqlDbType type) => new() { Value = values, NpgsqlDbType = NpgsqlDbType.Array | type };
+        // The entries' columns, $1…$13 after the events' parameters (offset): one row per request.
+        const string EntryColumns = "id, received_at, source, method, path, headers, body, body_truncated, verification, status_code, events, event_types, error";
+        string EntryArrays(int o) => $"""
+            unnest(${o + 1}::uuid[], ${o + 2}::timestamptz[], ${o + 3}::text[], ${o + 4}::text[], ${o + 5}::text[], ${o + 6}::text[],
+                   ${o + 7}::text[], ${o + 8}::boolean[], ${o + 9}::text[], ${o + 10}::integer[], ${o + 11}::integer[], ${o + 12}::text[],
+                   ${o + 13}::text[]) AS u(i, ra, so, m, pa, h, b, bt, v, sc, n, et, er)
+            """;
+        void AddEntries(NpgsqlCommand c)
+        {
+            c.Parameters.Add(P(entries.Select(e => e.Id).ToArray(), NpgsqlDbType.Uuid));
+            c.Parameters.Add(P(entries.Select(e => e.ReceivedAt).ToArray(), NpgsqlDbType.TimestampTz));
+            c.Parameters.Add(P(entries.Select(e => e.Source).ToArray(), NpgsqlDbType.Text));
+            c.Parameters.Add(P(entries.Select(e => e.Method).ToArray(), NpgsqlDbType.Text));
+            c.Parameters.Add(P(entries.Select(e => e.Path).ToArray(), NpgsqlDbType.Text));
+            c.Parameters.Add(P(entries.Select(e => e.Headers).ToArray(), NpgsqlDbType.Text));
+            c.Parameters.Add(P(entries.Select(e => e.Body).ToArray(), NpgsqlDbType.Text));
+            c.Parameters.Add(P(entries.Select(e => e.BodyTruncated).ToArray(), NpgsqlDbType.Boolean));
+            c.Parameters.Add(P(entries.Select(e => e.Verification).ToArray(), NpgsqlDbType.Text));
+            c.Parameters.Add(P(entries.Select(e => e.StatusCode).ToArray(), NpgsqlDbType.Integer));
+            c.Parameters.Add(P(entries.Select(e => e.Events).ToArray(), NpgsqlDbType.Integer));
+            c.Parameters.Add(P(entries.Select(e => string.Join(',', e.EventTypes)).ToArray(), NpgsqlDbType.Text));
+            c.Parameters.Add(P(entries.Select(e => e.Error).ToArray(), NpgsqlDbType.Text));
+        }
         if (events.Count == 0)
         {
-            await sql.ExecuteNonQueryAsync(ct);
+            // Only refused requests: their entries keep what they were sent.
+            await using var only = new NpgsqlCommand($"""
+                INSERT INTO webhook_gateway_entries ({EntryColumns})
+                SELECT i, ra, so, m, pa, h, b, bt, v, sc, n, string_to_array(et, ','), er FROM {EntryArrays(0)}
+                """, conn);
+            AddEntries(only);
+            await only.ExecuteNonQueryAsync(ct);
             return inserted;
         }
-        var ev = new NpgsqlBatchCommand("""
-            INSERT INTO email_events (idempotency_key, format, event_type, raw_event_type, message_id, smtp_message_id, email,
-                occurred_at, link, reason, bounce_type, user_agent, ip_address, payload, received_at, attempts, gateway_entry_id)
-            SELECT k, f, t, rt, m, sm, e, o, l, r, b, ua, ip, p::jsonb, $15, 0, g
-            FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::timestamptz[],
-                        $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::text[], $16::uuid[])
-                 AS u(k, f, t, rt, m, sm, e, o, l, r, b, ua, ip, p, g)
-            ON CONFLICT (idempotency_key) DO NOTHING
-            RETURNING idempotency_key
-            """);
-        Add(ev, events.Select(e => e.IdempotencyKey).ToArray(), NpgsqlDbType.Text);
-        Add(ev, events.Select(e => e.Format).ToArray(), NpgsqlDbType.Text);
-        Add(ev, events.Select(e => e.EventType).ToArray(), NpgsqlDbType.Text);
-        Add(ev, events.Select(e => e.RawEventType).ToArray(), NpgsqlDbType.Text);
-        Add(ev, events.Select(e => e.MessageId).ToArray(), NpgsqlDbType.Text);
-        Add(ev, events.Select(e => e.SmtpMessageId).ToArray(), NpgsqlDbType.Text);
-        Add(ev, events.Select(e => e.Email).ToArray(), NpgsqlDbType.Text);
-        Add(ev, events.Select(e => e.OccurredAt).ToArray(), NpgsqlDbType.TimestampTz);
-        Add(ev, events.Select(e => e.Link).ToArray(), NpgsqlDbType.Text);
-        Add(ev, events.Select(e => e.Reason).ToArray(), NpgsqlDbType.Text);
-        Add(ev, events.Select(e => e.BounceType).ToArray(), NpgsqlDbType.Text);
-        Add(ev, events.Select(e => e.UserAgent).ToArray(), NpgsqlDbType.Text);
-        Add(ev, events.Select(e => e.IpAddress).ToArray(), NpgsqlDbType.Text);
-        Add(ev, events.Select(e => e.Payload).ToArray(), NpgsqlDbType.Text);
-        ev.Parameters.Add(new NpgsqlParameter { Value = clock.GetUtcNow(), NpgsqlDbType = NpgsqlDbType.TimestampTz });
-        Add(ev, eventEntries.ToArray(), NpgsqlDbType.Uuid);
-        sql.BatchCommands.Add(ev);
-        await using var reader = await sql.ExecuteReaderAsync(ct);
-        // The entries' statement returns no rows; the events' RETURNING is the result set.
-        do
+        // One statement, so one implicit transaction: an entry is stored exactly when its events are. The entry learns the
+        // id range of the events stored with it and keeps no body when all of them were (their payloads are the body);
+        // a request whose events were (partly) duplicates keeps its body, as there is nothing else to show.
+        var entrySql = entries.Count == 0 ? "" : $"""
+            , s AS (SELECT gateway_entry_id AS g, min(id) AS lo, max(id) AS hi, count(*) AS c FROM ev WHERE gateway_entry_id IS NOT NULL GROUP BY 1),
+            en AS (
+                INSERT INTO webhook_gateway_entries ({EntryColumns}, first_event_id, last_event_id)
+                SELECT i, ra, so, m, pa, h, CASE WHEN s.c = n THEN NULL ELSE b END, bt, v, sc, n, string_to_array(et, ','), er, s.lo, s.hi
+                FROM {EntryArrays(16)} LEFT JOIN s ON s.g = u.i)
+            """;
+        await using var cmd = new NpgsqlCommand($"""
+            WITH ev AS (
+                INSERT INTO email_events (idempotency_key, format, event_type, raw_event_type, message_id, smtp_message_id, email,
+                    occurred_at, link, reason, bounce_type, user_agent, ip_address, payload, received_at, attempts, gateway_entry_id)
+                SELECT k, f, t, rt, m, sm, e, o, l, r, b, ua, ip, p::jsonb, $15, 0, g
+                FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::timestamptz[],
+                            $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::text[], $16::uuid[])
+                     AS u(k, f, t, rt, m, sm, e, o, l, r, b, ua, ip, p, g)
+                ON CONFLICT (idempotency_key) DO NOTHING
+                RETURNING id, idempotency_key, gateway_entry_id)
+            {entrySql}
+            SELECT idempotency_key FROM ev
+            """, conn);
+        cmd.Parameters.Add(P(events.Select(e => e.IdempotencyKey).ToArray(), NpgsqlDbType.Text));
+        cmd.Parameters.Add(P(events.Select(e => e.Format).ToArray(), NpgsqlDbType.Text));
+        cmd.Parameters.Add(P(events.Select(e => e.EventType).ToArray(), NpgsqlDbType.Text));
+        cmd.Parameters.Add(P(events.Select(e => e.RawEventType).ToArray(), NpgsqlDbType.Text));
+        cmd.Parameters.Add(P(events.Select(e => e.MessageId).ToArray(), NpgsqlDbType.Text));
+        cmd.Parameters.Add(P(events.Select(e => e.SmtpMessageId).ToArray(), NpgsqlDbType.Text));
+        cmd.Parameters.Add(P(events.Select(e => e.Email).ToArray(), NpgsqlDbType.Text));
+        cmd.Parameters.Add(P(events.Select(e => e.OccurredAt).ToArray(), NpgsqlDbType.TimestampTz));
+        cmd.Parameters.Add(P(events.Select(e => e.Link).ToArray(), NpgsqlDbType.Text));
+        cmd.Parameters.Add(P(events.Select(e => e.Reason).ToArray(), NpgsqlDbType.Text));
+        cmd.Parameters.Add(P(events.Select(e => e.BounceType).ToArray(), NpgsqlDbType.Text));
+        cmd.Parameters.Add(P(events.Select(e => e.UserAgent).ToArray(), NpgsqlDbType.Text));
+        cmd.Parameters.Add(P(events.Select(e => e.IpAddress).ToArray(), NpgsqlDbType.Text));
+        cmd.Parameters.Add(P(events.Select(e => e.Payload).ToArray(), NpgsqlDbType.Text));
+        cmd.Parameters.Add(new NpgsqlParameter { Value = clock.GetUtcNow(), NpgsqlDbType = NpgsqlDbType.TimestampTz });
+        cmd.Parameters.Add(P(eventEntries.ToArray(), NpgsqlDbType.Uuid));
+        if (entries.Count > 0)
+        {
+            AddEntries(cmd);
+        }
+        await using (var reader = await cmd.ExecuteReaderAsync(ct))
         {
             while (await reader.ReadAsync(ct))
             {
                 inserted.Add(reader.GetString(0));
             }
         }
-        while (await reader.NextResultAsync(ct));
-        await reader.DisposeAsync();
         if (inserted.Count < events.Count)
         {
             // Repeated callbacks (an ESP retry): their entries take the tenant of the event stored first, when it is
-            // known, so that the tenant sees the duplicate. Only batches with duplicates pay this round trip.
+            // known, so that the tenant sees the duplicate (and its live view hears of it). Only batches with duplicates
+            // pay this round trip.
             var repeated = Enumerable.Range(0, events.Count).Where(i => eventEntries[i] is not null && !inserted.Contains(events[i].IdempotencyKey)).ToList();
-            await using var attribute = new NpgsqlCommand("""
-                UPDATE webhook_gateway_entries g SET tenant_id = v.tenant_id, seq = DEFAULT
-                FROM unnest($1::uuid[], $2::text[]) AS u(i, k) JOIN email_events v ON v.idempotency_key = u.k
-                WHERE g.id = u.i AND g.tenant_id IS NULL AND v.tenant_id IS NOT NULL
+            await using var attribute = new NpgsqlCommand($"""
+                WITH a AS (
+                    UPDATE webhook_gateway_entries g SET tenant_id = v.tenant_id
+                    FROM unnest($1::uuid[], $2::text[]) AS u(i, k) JOIN email_events v ON v.idempotency_key = u.k
+                    WHERE g.id = u.i AND g.tenant_id IS NULL AND v.tenant_id IS NOT NULL
+                    RETURNING g.id)
+                {WebhookGateway.GatewayFeed.NotifySql("a", "id")}
                 """, conn);
-            attribute.Parameters.Add(new NpgsqlParameter { Value = repeated.Select(i => eventEntries[i]!.Value).ToArray(), NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Uuid });
-            attribute.Parameters.Add(new NpgsqlParameter { Value = repeated.Select(i => events[i].IdempotencyKey).ToArray(), NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Text });
+            attribute.Parameters.Add(P(repeated.Select(i => eventEntries[i]!.Value).ToArray(), NpgsqlDbType.Uuid));
+            attribute.Parameters.Add(P(repeated.Select(i => events[i].IdempotencyKey).ToArray(), NpgsqlDbType.Text));
             await attribute.ExecuteNonQueryAsync(ct);
         }
         return inserted;

@@ -108,7 +108,11 @@ public static partial class WebhookApi
                 : TypedResults.Problem(statusCode: 400, title: "Malformed body", detail: ex.Message);
         }
 
-        var accepted = Entry(body, verification, 200, null);
+        // The body as the events keep it (their payloads, links' tokens redacted): not stored when every event is new,
+        // since the events then hold it; no second decoding of the request on the hot path.
+        var accepted = Entry([], verification, 200, null);
+        accepted.Body = events.Count == 1 ? events[0].Payload : "[" + string.Join(",", events.Select(e => e.Payload)) + "]";
+        accepted.BodyTruncated = false;
         accepted.Events = events.Count;
         accepted.EventTypes = events.Select(e => e.EventType).ToArray();
         HashSet<string> inserted;

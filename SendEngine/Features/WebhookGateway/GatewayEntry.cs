@@ -10,24 +10,29 @@ namespace SendEngine.Features.WebhookGateway;
 /// receipt (Tencent's callbacks name a message, not a tenant): the processor fills <see cref="TenantId"/> when it matches
 /// the first event to a recipient or task. Entries whose events never match, and refused requests, stay platform-scoped
 /// (tenant null), visible to operators only. The per-event outcomes live on email_events (gateway_entry_id).
+/// Kept small because every accepted callback writes one: no second copy of a body whose events hold it (the detail is
+/// reassembled from their payloads), headers as plain text, a <see cref="Seq"/> assigned once, and three indexes.
 /// </summary>
 public sealed class GatewayEntry
 {
     /// <summary>UUIDv7 chosen by the receiver: ordered by time, so no round trip is needed to learn it.</summary>
     public Guid Id { get; set; }
-    /// <summary>Bumped (identity, SET seq = DEFAULT) whenever the entry changes in a way the live view shows: the stream's cursor.</summary>
+    /// <summary>Assigned once on insert (identity): the live view's cursor for new entries. Later changes (attribution,
+    /// processing, apply) reach the live view as notifications, never by renumbering (<see cref="GatewayFeed"/>).</summary>
     public long Seq { get; set; }
     public Guid? TenantId { get; set; }
     public DateTimeOffset ReceivedAt { get; set; }
-    /// <summary>tencent_webhook or test_console.</summary>
+    /// <summary>tencent_webhook, test_console or imap.</summary>
     public required string Source { get; set; }
     public required string Method { get; set; }
     /// <summary>Path and query, the token in the query replaced by REDACTED.</summary>
     public required string Path { get; set; }
-    /// <summary>Header name → value; secrets (signature, token, authorization) cut to a prefix.</summary>
+    /// <summary>"Name: value" lines (<see cref="GatewayRecorder.FormatHeaders"/>); secrets (signature, token,
+    /// authorization) cut to a prefix. Plain text: nothing for PostgreSQL to parse on the hot path.</summary>
     public required string Headers { get; set; }
-    /// <summary>The first <see cref="WebhookGatewayOptions.MaxBodyBytes"/> bytes, as UTF-8 text.</summary>
-    public required string Body { get; set; }
+    /// <summary>The first <see cref="WebhookGatewayOptions.MaxBodyBytes"/> bytes, as UTF-8 text; null when every event of
+    /// the body was stored with this entry, whose payloads then are the body (<see cref="FirstEventId"/>…).</summary>
+    public string? Body { get; set; }
     public bool BodyTruncated { get; set; }
     public required string Verification { get; set; }
     public int StatusCode { get; set; }
@@ -37,6 +42,10 @@ public sealed class GatewayEntry
     public string[] EventTypes { get; set; } = [];
     /// <summary>Why it was refused (the problem detail), when it was.</summary>
     public string? Error { get; set; }
+    /// <summary>The email_events ids stored with this entry, lowest and highest (one INSERT numbers a request's events
+    /// consecutively): its events are found through email_events' primary key, so they need no index of their own.</summary>
+    public long? FirstEventId { get; set; }
+    public long? LastEventId { get; set; }
 }
 
 /// <summary>A tenant's gateway switch; no row means ingestion is on.</summary>
@@ -57,13 +66,14 @@ internal sealed class GatewayEntryConfiguration : IEntityTypeConfiguration<Gatew
         b.Property(e => e.Source).HasMaxLength(32);
         b.Property(e => e.Method).HasMaxLength(16);
         b.Property(e => e.Path).HasMaxLength(2048);
-        b.Property(e => e.Headers).HasColumnType("jsonb");
+        b.Property(e => e.Headers).HasColumnType("text");
         b.Property(e => e.Verification).HasMaxLength(32);
         b.Property(e => e.Error).HasMaxLength(1000);
         // The tenant's log, newest first (and the trim); the platform log is tenant_id IS NULL.
         b.HasIndex(e => new { e.TenantId, e.Id });
-        // The live view's shared cursor.
-        b.HasIndex(e => e.Seq);
+        // The live view's shared cursor: seq only grows, so a BRIN index (a few pages, nothing to do on insert into the
+        // unsummarised tail) finds the new rows as well as a B-tree would, without a B-tree insert per entry.
+        b.HasIndex(e => e.Seq).HasMethod("brin").HasStorageParameter("pages_per_range", 16).HasStorageParameter("autosummarize", true);
     }
 }
 

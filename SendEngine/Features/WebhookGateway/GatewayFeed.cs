@@ -1,5 +1,6 @@
 using System.Text.Json;
 using System.Threading.Channels;
+using Npgsql;
 using Microsoft.Extensions.Options;
 using Newsletter.Contracts.Webhooks;
 using Newsletter.ServiceDefaults.Background;
@@ -7,19 +8,33 @@ using Newsletter.ServiceDefaults.Background;
 namespace SendEngine.Features.WebhookGateway;
 
 /// <summary>
-/// The live view's fan-out: one loop per process reads the entries that changed since its cursor (webhook_gateway_entries.seq)
-/// and hands each to the watchers of its scope, however many there are. This process's writer and processor wake it at
-/// once (at most every <see cref="WebhookGatewayOptions.StreamMinInterval"/>); entries written by other Send Engine
-/// processes arrive with the shared poll every <see cref="WebhookGatewayOptions.StreamPollInterval"/>. Without
-/// watchers it does not query at all. A watcher that falls behind loses its oldest entries, never slows the loop.
+/// The live view's fan-out: one loop per process reads the entries inserted since its cursor (webhook_gateway_entries.seq,
+/// assigned once on insert) and the entries that changed since (attributed to a tenant, processed, applied: announced by
+/// whoever changed them with pg_notify on <see cref="Channel"/>, in their own transaction, so nothing is renumbered),
+/// and hands each to the watchers of its scope, however many there are. This process's writer wakes it at once (at most
+/// every <see cref="WebhookGatewayOptions.StreamMinInterval"/>); the shared poll runs every
+/// <see cref="WebhookGatewayOptions.StreamPollInterval"/>. Without watchers it queries nothing and holds no connection;
+/// with watchers it holds one (LISTEN). A watcher that falls behind loses its oldest entries, never slows the loop.
 /// Best effort: an entry whose transaction commits after a later one was read can be missed; the list is authoritative.
 /// </summary>
-public sealed partial class GatewayFeed(GatewayStore store, WakeSignal<GatewayFeed> signal, IOptions<WebhookGatewayOptions> options,
+public sealed partial class GatewayFeed(NpgsqlDataSource db, GatewayStore store, WakeSignal<GatewayFeed> signal, IOptions<WebhookGatewayOptions> options,
     IOptions<Microsoft.AspNetCore.Http.Json.JsonOptions> json, TimeProvider clock, ILogger<GatewayFeed> logger) : BackgroundService
 {
+    /// <summary>The notification channel; the payload is entry ids (32 hex digits each) separated by commas.</summary>
+    public const string Channel = "webhook_gateway";
+
+    /// <summary>SQL that announces the ids in column <paramref name="column"/> of <paramref name="from"/> (a CTE or table
+    /// expression) to the live views, 200 per notification (the payload limit is 8,000 bytes); nothing when it is empty.</summary>
+    public static string NotifySql(string from, string column) => $"""
+        SELECT pg_notify('{Channel}', string_agg(h, ','))
+        FROM (SELECT replace({column}::text, '-', '') AS h, (row_number() OVER () - 1) / 200 AS part FROM {from}) x GROUP BY part
+        """;
+
     private readonly Lock _gate = new();
     private readonly HashSet<Watcher> _watchers = [];
     private readonly List<Watcher> _joining = [];
+    private readonly HashSet<Guid> _changed = [];
+    private NpgsqlConnection? _listener;
     private long? _cursor;
 
     public int Watchers
@@ -59,22 +74,54 @@ public sealed partial class GatewayFeed(GatewayStore store, WakeSignal<GatewayFe
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
         var o = options.Value;
-        while (!stoppingToken.IsCancellationRequested)
+        try
         {
-            try
+            while (!stoppingToken.IsCancellationRequested)
             {
-                await signal.WaitAsync(o.StreamPollInterval, clock, stoppingToken);
-                await PassAsync(stoppingToken);
-                await Task.Delay(o.StreamMinInterval, clock, stoppingToken);
+                try
+                {
+                    await signal.WaitAsync(o.StreamPollInterval, clock, stoppingToken);
+                    await PassAsync(stoppingToken);
+                    await Task.Delay(o.StreamMinInterval, clock, stoppingToken);
+                }
+                catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+                {
+                    return;
+                }
+                catch (Exception ex)
+                {
+                    LogFailed(logger, ex.Message);
+                    await CloseListenerAsync();
+                    await Task.Delay(o.StreamPollInterval, clock, stoppingToken).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+                }
             }
-            catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+        }
+        finally
+        {
+            await CloseListenerAsync();
+        }
+    }
+
+    private async Task CloseListenerAsync()
+    {
+        if (_listener is { } l)
+        {
+            _listener = null;
+            _cursor = null;
+            await l.DisposeAsync();
+        }
+    }
+
+    private void OnNotification(object sender, NpgsqlNotificationEventArgs e)
+    {
+        lock (_gate)
+        {
+            foreach (var id in e.Payload.Split(',', StringSplitOptions.RemoveEmptyEntries))
             {
-                return;
-            }
-            catch (Exception ex)
-            {
-                LogFailed(logger, ex.Message);
-                await Task.Delay(o.StreamPollInterval, clock, stoppingToken).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+                if (Guid.TryParseExact(id, "N", out var g))
+                {
+                    _changed.Add(g);
+                }
             }
         }
     }
@@ -90,36 +137,68 @@ public sealed partial class GatewayFeed(GatewayStore store, WakeSignal<GatewayFe
         }
         if (watchers.Length == 0)
         {
-            _cursor = null;
+            await CloseListenerAsync();
+            lock (_gate)
+            {
+                _changed.Clear();
+            }
             return;
+        }
+        if (_listener is null)
+        {
+            // Listening before the cursor is read: no change committed after it can be missed.
+            var listener = await db.OpenConnectionAsync(ct);
+            listener.Notification += OnNotification;
+            await using (var listen = new NpgsqlCommand($"LISTEN {Channel}", listener))
+            {
+                await listen.ExecuteNonQueryAsync(ct);
+            }
+            _listener = listener;
+        }
+        else
+        {
+            // Any round trip delivers the notifications that arrived meanwhile (OnNotification).
+            await using var ping = new NpgsqlCommand("SELECT 1", _listener);
+            await ping.ExecuteScalarAsync(ct);
         }
         if (_cursor is not { } cursor)
         {
             _cursor = await store.MaxSeqAsync(ct);
+            lock (_gate)
+            {
+                _changed.Clear();
+            }
         }
         else
         {
+            var sent = new HashSet<Guid>();
             while (true)
             {
                 var batch = await store.SinceAsync(cursor, 1000, ct);
                 foreach (var (seq, entry) in batch)
                 {
                     cursor = seq;
-                    var tenant = entry.TenantId is null ? (Guid?)null : Guid.Parse(entry.TenantId);
-                    // Serialized once, whatever the number of watchers.
-                    string? data = null;
-                    foreach (var w in watchers)
-                    {
-                        if (w.TenantId == tenant)
-                        {
-                            w.Writer.TryWrite(data ??= JsonSerializer.Serialize(entry, json.Value.SerializerOptions));
-                        }
-                    }
+                    sent.Add(Guid.Parse(entry.EntryId));
+                    Send(watchers, entry);
                 }
                 _cursor = cursor;
                 if (batch.Count < 1000)
                 {
                     break;
+                }
+            }
+            Guid[] changed;
+            lock (_gate)
+            {
+                changed = [.. _changed.Where(id => !sent.Contains(id))];
+                _changed.Clear();
+            }
+            // Changed entries only matter to watchers of their scope; read them by id (primary key).
+            if (changed.Length > 0)
+            {
+                foreach (var entry in await store.ByIdsAsync(changed, ct))
+                {
+                    Send(watchers, entry);
                 }
             }
         }
@@ -129,19 +208,33 @@ public sealed partial class GatewayFeed(GatewayStore store, WakeSignal<GatewayFe
         }
     }
 
+    private void Send(Watcher[] watchers, GatewayEntrySummary entry)
+    {
+        var tenant = entry.TenantId is null ? (Guid?)null : Guid.Parse(entry.TenantId);
+        // Serialized once, whatever the number of watchers.
+        string? data = null;
+        foreach (var w in watchers)
+        {
+            if (w.TenantId == tenant)
+            {
+                w.Writer.TryWrite(data ??= JsonSerializer.Serialize(entry, json.Value.SerializerOptions));
+            }
+        }
+    }
+
     [LoggerMessage(LogLevel.Warning, "Webhook gateway live view: reading new entries failed: {Error}")]
     private static partial void LogFailed(ILogger logger, string error);
 
     public sealed class Watcher : IDisposable
     {
         private readonly GatewayFeed _feed;
-        private readonly Channel<string> _channel;
+        private readonly System.Threading.Channels.Channel<string> _channel;
 
         internal Watcher(GatewayFeed feed, Guid? tenantId, int buffer)
         {
             _feed = feed;
             TenantId = tenantId;
-            _channel = Channel.CreateBounded<string>(new BoundedChannelOptions(buffer)
+            _channel = System.Threading.Channels.Channel.CreateBounded<string>(new BoundedChannelOptions(buffer)
             {
                 FullMode = BoundedChannelFullMode.DropOldest, SingleReader = true, SingleWriter = true,
             });

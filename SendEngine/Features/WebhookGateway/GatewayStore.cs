@@ -1,4 +1,3 @@
-using System.Text.Json;
 using Newsletter.Contracts.Webhooks;
 using Npgsql;
 using SendEngine.Data;
@@ -8,7 +7,8 @@ namespace SendEngine.Features.WebhookGateway;
 /// <summary>Reads of the gateway log: a tenant's (tenant_id = t) or the platform's (tenant_id IS NULL).</summary>
 public sealed class GatewayStore(NpgsqlDataSource db)
 {
-    /// <summary>The summary columns; the result is summed over the entry's events (ix_email_events_gateway_entry_id).</summary>
+    /// <summary>The summary columns; the result is summed over the entry's events, found by their id range (email_events'
+    /// primary key) and checked by gateway_entry_id (concurrent writers may interleave ids inside a range).</summary>
     private const string Select = """
         SELECT e.id, e.tenant_id, e.received_at, e.source, e.method, e.path, e.verification, e.status_code, e.events, e.event_types,
             x.stored, x.pending, x.held, x.applied, e.seq
@@ -16,7 +16,7 @@ public sealed class GatewayStore(NpgsqlDataSource db)
         LEFT JOIN LATERAL (
             SELECT count(*) AS stored, count(*) FILTER (WHERE v.outcome IS NULL) AS pending,
                 count(*) FILTER (WHERE v.outcome = 'held') AS held, count(*) FILTER (WHERE v.outcome LIKE 'applied%') AS applied
-            FROM email_events v WHERE v.gateway_entry_id = e.id) x ON true
+            FROM email_events v WHERE v.id BETWEEN e.first_event_id AND e.last_event_id AND v.gateway_entry_id = e.id) x ON true
         """;
 
     // $1 is the tenant; the platform log names it too (always null) so that the parameter numbers stay the same.
@@ -46,10 +46,10 @@ public sealed class GatewayStore(NpgsqlDataSource db)
         await using var conn = await db.OpenConnectionAsync(ct);
         GatewayEntrySummary summary;
         Dictionary<string, string> headers;
-        string body;
+        string? body;
         bool truncated;
         await using (var cmd = Sql.Command(conn, $"""
-            {Select.Replace("e.seq\n", "e.seq, e.headers::text, e.body, e.body_truncated\n", StringComparison.Ordinal)}
+            {Select.Replace("e.seq\n", "e.seq, e.headers, e.body, e.body_truncated\n", StringComparison.Ordinal)}
             WHERE {Scope(tenantId)} AND e.id = $2
             """, (object?)tenantId ?? DBNull.Value, id))
         {
@@ -59,13 +59,17 @@ public sealed class GatewayStore(NpgsqlDataSource db)
                 return null;
             }
             summary = ReadSummary(reader).Summary;
-            headers = JsonSerializer.Deserialize<Dictionary<string, string>>(reader.GetString(15)) ?? [];
-            body = reader.GetString(16);
+            headers = GatewayRecorder.ParseHeaders(reader.GetString(15));
+            body = reader.IsDBNull(16) ? null : reader.GetString(16);
             truncated = reader.GetBoolean(17);
         }
         var changes = new List<GatewayEventChange>();
+        var payloads = new List<string>();
         await using (var cmd = Sql.Command(conn, """
-            SELECT id, event_type, email, message_id, outcome, effect FROM email_events WHERE gateway_entry_id = $1 ORDER BY id
+            SELECT v.id, v.event_type, v.email, v.message_id, v.outcome, v.effect, v.payload::text
+            FROM webhook_gateway_entries e
+            JOIN email_events v ON v.id BETWEEN e.first_event_id AND e.last_event_id AND v.gateway_entry_id = e.id
+            WHERE e.id = $1 ORDER BY v.id
             """, id))
         {
             await using var reader = await cmd.ExecuteReaderAsync(ct);
@@ -73,12 +77,30 @@ public sealed class GatewayStore(NpgsqlDataSource db)
             {
                 changes.Add(new GatewayEventChange(reader.GetInt64(0), reader.GetString(1), reader.GetString(2), reader.GetString(3),
                     reader.IsDBNull(4) ? null : reader.GetString(4), reader.IsDBNull(5) ? null : reader.GetString(5)));
+                payloads.Add(reader.GetString(6));
             }
         }
+        // No body of its own: every event of the request was stored with it, so their payloads are the body (as PostgreSQL
+        // keeps jsonb: same content, keys and spacing normalised; links' tokens redacted as in the events).
+        body ??= summary.Events == 1 && payloads.Count == 1 ? payloads[0] : "[" + string.Join(", ", payloads) + "]";
         return new GatewayEntryResponse(summary, headers, body, truncated, summary.StatusCode == 200 ? summary.Events - changes.Count : 0, changes);
     }
 
-    /// <summary>Entries changed after <paramref name="seq"/> (any scope), in seq order: the live view's shared poll.</summary>
+    /// <summary>Entries by id (any scope): the live view's changed entries.</summary>
+    public async Task<List<GatewayEntrySummary>> ByIdsAsync(Guid[] ids, CancellationToken ct)
+    {
+        await using var conn = await db.OpenConnectionAsync(ct);
+        await using var cmd = Sql.Command(conn, $"{Select} WHERE e.id = ANY($1) ORDER BY e.id", (object)ids);
+        var result = new List<GatewayEntrySummary>();
+        await using var reader = await cmd.ExecuteReaderAsync(ct);
+        while (await reader.ReadAsync(ct))
+        {
+            result.Add(ReadSummary(reader).Summary);
+        }
+        return result;
+    }
+
+    /// <summary>Entries inserted after <paramref name="seq"/> (any scope), in seq order: the live view's shared poll.</summary>
     public async Task<List<(long Seq, GatewayEntrySummary Summary)>> SinceAsync(long seq, int limit, CancellationToken ct)
     {
         await using var conn = await db.OpenConnectionAsync(ct);
@@ -92,8 +114,9 @@ public sealed class GatewayStore(NpgsqlDataSource db)
         return result;
     }
 
+    /// <summary>The last seq handed out (the identity's sequence: max(seq) would scan, the index being BRIN).</summary>
     public async Task<long> MaxSeqAsync(CancellationToken ct) =>
-        await Sql.ScalarAsync<long>(db, "SELECT coalesce(max(seq), 0) FROM webhook_gateway_entries", ct);
+        await Sql.ScalarAsync<long>(db, "SELECT coalesce(pg_sequence_last_value(pg_get_serial_sequence('webhook_gateway_entries', 'seq')), 0)", ct);
 
     private static (long Seq, GatewayEntrySummary Summary) ReadSummary(NpgsqlDataReader r)
     {

@@ -87,7 +87,11 @@ public sealed class GatewayTestEvents(IHttpClientFactory http, IServer server, I
         var until = clock.GetUtcNow() + options.Value.TestEventWait;
         while (true)
         {
-            var outcome = await Sql.ScalarAsync<string>(db, "SELECT outcome FROM email_events WHERE gateway_entry_id = $1 LIMIT 1", ct, entry);
+            var outcome = await Sql.ScalarAsync<string>(db, """
+                SELECT v.outcome FROM webhook_gateway_entries e
+                JOIN email_events v ON v.id BETWEEN e.first_event_id AND e.last_event_id AND v.gateway_entry_id = e.id
+                WHERE e.id = $1 LIMIT 1
+                """, ct, entry);
             if (outcome is not null || clock.GetUtcNow() >= until)
             {
                 return outcome;

@@ -191,14 +191,17 @@ public static class WebhookGatewayApi
         await using var tx = await conn.BeginTransactionAsync(ct);
         // Back into the processor's queue, marked to be applied whatever the switch says.
         var requeued = await Sql.ExecuteAsync(conn, tx, """
-            UPDATE email_events SET processed_at = NULL, outcome = NULL, effect = NULL, next_attempt_at = NULL, force_apply = true
-            WHERE gateway_entry_id = $1 AND tenant_id = $2 AND outcome = 'held'
+            UPDATE email_events v SET processed_at = NULL, outcome = NULL, effect = NULL, next_attempt_at = NULL, force_apply = true
+            FROM webhook_gateway_entries e
+            WHERE e.id = $1 AND v.id BETWEEN e.first_event_id AND e.last_event_id AND v.gateway_entry_id = e.id
+              AND v.tenant_id = $2 AND v.outcome = 'held'
             """, ct, entryId, tenantId);
         if (requeued == 0)
         {
             return TypedResults.Problem(statusCode: 409, title: "Nothing held", detail: "The entry has no events held by the ingestion switch.");
         }
-        await Sql.ExecuteAsync(conn, tx, "UPDATE webhook_gateway_entries SET seq = DEFAULT WHERE id = $1", ct, entryId);
+        // The live views show it pending again (and the processor announces it once applied).
+        await Sql.ExecuteAsync(conn, tx, $"SELECT pg_notify('{GatewayFeed.Channel}', $1)", ct, entryId.ToString("N"));
         await tx.CommitAsync(ct);
         processor.Notify();
         feed.Notify();
