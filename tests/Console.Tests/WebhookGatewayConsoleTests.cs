@@ -116,8 +116,7 @@ public sealed class WebhookGatewayConsoleTests(ConsoleFixture fx)
     [Fact]
     public async Task An_operator_watches_the_platform_log_live_and_opens_an_entry_and_tenant_people_are_refused()
     {
-        var page = await fx.PageAsync(fx.Operator);
-        try
+        await fx.WithPageAsync(fx.Operator, async page =>
         {
             var response = await page.GotoAsync("/webhook-gateway/platform");
             Assert.Equal(200, response!.Status);
@@ -140,15 +139,10 @@ public sealed class WebhookGatewayConsoleTests(ConsoleFixture fx)
             // The filter: a refused callback is found by its verification.
             await page.GotoAsync("/webhook-gateway/platform?verification=invalid");
             Assert.Equal(0, await page.Locator(row).CountAsync());
-        }
-        finally
-        {
-            await page.CloseAsync();
-        }
+        });
 
         // A tenant's owner: no link, and the page, an entry and the stream are refused.
-        var owner = await fx.PageAsync(fx.Owner);
-        try
+        await fx.WithPageAsync(fx.Owner, async owner =>
         {
             await owner.GotoAsync("/webhook-gateway");
             Assert.Equal(0, await owner.Locator("a[href='/webhook-gateway/platform']").CountAsync());
@@ -157,11 +151,7 @@ public sealed class WebhookGatewayConsoleTests(ConsoleFixture fx)
                 var refused = await owner.APIRequest.GetAsync(url, new() { MaxRedirects = 0 });
                 Assert.Equal(403, refused.Status);
             }
-        }
-        finally
-        {
-            await owner.CloseAsync();
-        }
+        });
     }
 
     /// <summary>A callback naming a message of no tenant, posted straight to Send Engine's webhook; returns its entry id.</summary>
