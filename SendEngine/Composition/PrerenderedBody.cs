@@ -181,29 +181,46 @@ public sealed class PrerenderedBody : MimeEntity
     public override void WriteTo(FormatOptions options, Stream stream, bool contentOnly, CancellationToken cancellationToken = default)
     {
         base.WriteTo(options, stream, contentOnly, cancellationToken);
-        cancellationToken.ThrowIfCancellationRequested();
-        if (options.NewLineFormat == NewLineFormat.Dos)
-        {
-            stream.Write(_content);
-            return;
-        }
-        using var filtered = new FilteredStream(stream);
-        filtered.Add(new Dos2UnixFilter());
-        filtered.Write(_content, 0, _content.Length, cancellationToken);
-        filtered.Flush(cancellationToken);
+        EncodedContent.Write(_content, options, stream, cancellationToken);
     }
 
     public override async Task WriteToAsync(FormatOptions options, Stream stream, bool contentOnly, CancellationToken cancellationToken = default)
     {
         await base.WriteToAsync(options, stream, contentOnly, cancellationToken);
+        await EncodedContent.WriteAsync(_content, options, stream, cancellationToken);
+    }
+}
+
+/// <summary>
+/// Writes content already encoded with CRLF line ends the way MimeKit's writers expect: as is for the wire, through
+/// MimeKit's Dos2Unix filter when the caller asked for LF line ends.
+/// </summary>
+internal static class EncodedContent
+{
+    public static void Write(byte[] content, FormatOptions options, Stream stream, CancellationToken cancellationToken)
+    {
+        cancellationToken.ThrowIfCancellationRequested();
         if (options.NewLineFormat == NewLineFormat.Dos)
         {
-            await stream.WriteAsync(_content, cancellationToken);
+            stream.Write(content);
             return;
         }
         using var filtered = new FilteredStream(stream);
         filtered.Add(new Dos2UnixFilter());
-        await filtered.WriteAsync(_content, cancellationToken);
+        filtered.Write(content, 0, content.Length, cancellationToken);
+        filtered.Flush(cancellationToken);
+    }
+
+    public static async Task WriteAsync(byte[] content, FormatOptions options, Stream stream, CancellationToken cancellationToken)
+    {
+        if (options.NewLineFormat == NewLineFormat.Dos)
+        {
+            await stream.WriteAsync(content, cancellationToken);
+            return;
+        }
+        using var filtered = new FilteredStream(stream);
+        filtered.Add(new Dos2UnixFilter());
+        await filtered.WriteAsync(content, cancellationToken);
         await filtered.FlushAsync(cancellationToken);
     }
 }

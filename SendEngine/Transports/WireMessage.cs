@@ -287,29 +287,12 @@ public sealed class WireMessage : MimeMessage
 
         public override void WriteTo(FormatOptions options, Stream stream, bool contentOnly, CancellationToken cancellationToken = default)
         {
-            cancellationToken.ThrowIfCancellationRequested();
-            if (options.NewLineFormat == NewLineFormat.Dos)
-            {
-                stream.Write(_content);
-                return;
-            }
-            using var filtered = new FilteredStream(stream);
-            filtered.Add(new Dos2UnixFilter());
-            filtered.Write(_content, 0, _content.Length, cancellationToken);
-            filtered.Flush(cancellationToken);
+            EncodedContent.Write(_content, options, stream, cancellationToken);
         }
 
         public override async Task WriteToAsync(FormatOptions options, Stream stream, bool contentOnly, CancellationToken cancellationToken = default)
         {
-            if (options.NewLineFormat == NewLineFormat.Dos)
-            {
-                await stream.WriteAsync(_content, cancellationToken);
-                return;
-            }
-            using var filtered = new FilteredStream(stream);
-            filtered.Add(new Dos2UnixFilter());
-            await filtered.WriteAsync(_content, cancellationToken);
-            await filtered.FlushAsync(cancellationToken);
+            await EncodedContent.WriteAsync(_content, options, stream, cancellationToken);
         }
     }
 }
