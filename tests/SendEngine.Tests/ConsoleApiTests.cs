@@ -286,7 +286,7 @@ public sealed class ConsoleApiTests(StackFixture stack)
             Assert.True(added.IsSuccessStatusCode, await added.Content.ReadAsStringAsync());
         }
         using var keyClient = stack.SendEngineClient();
-        keyClient.DefaultRequestHeaders.Add("X-Pigeon-Api-Key", await new TransactionalEmailTests(stack).ApiKeyAsync(tenant));
+        keyClient.DefaultRequestHeaders.Add("X-Pigeon-Api-Key", await stack.ApiKeyAsync(tenant));
         var to = $"buyer@{domain}";
         using var posted = await keyClient.PostAsJsonAsync("api/v1/email", new
         {

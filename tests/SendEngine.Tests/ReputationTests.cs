@@ -172,7 +172,7 @@ public sealed class ReputationTests(StackFixture stack)
             Assert.True(registered.IsSuccessStatusCode);
         }
         using var transactional = engine.CreateClient();
-        transactional.DefaultRequestHeaders.Add("X-Pigeon-Api-Key", await ApiKeyAsync(tenant));
+        transactional.DefaultRequestHeaders.Add("X-Pigeon-Api-Key", await stack.ApiKeyAsync(tenant));
         var subject = "receipt " + Guid.NewGuid().ToString("N")[..8];
         using (var sent = await transactional.PostAsJsonAsync("api/v1/email",
             new { message = new { text = "Thanks", subject, from_email = $"shop@{domain}", to = new[] { new { email = $"buyer@{domain}" } } } }))
@@ -324,7 +324,7 @@ public sealed class ReputationTests(StackFixture stack)
             Assert.True(registered.IsSuccessStatusCode);
         }
         using var transactional = engine.CreateClient();
-        transactional.DefaultRequestHeaders.Add("X-Pigeon-Api-Key", await ApiKeyAsync(tenant));
+        transactional.DefaultRequestHeaders.Add("X-Pigeon-Api-Key", await stack.ApiKeyAsync(tenant));
         object Mail() => new { message = new { text = "Hi", subject = "order", from_email = $"shop@{domain}", to = new[] { new { email = $"buyer@{domain}" } } } };
         var pausePath = $"admin/tenants/{tenant.TenantId}/reputation/pause";
 
@@ -462,14 +462,6 @@ public sealed class ReputationTests(StackFixture stack)
         Assert.Null(limits.Effective(true, null, null, first, first.AddDays(20)).Daily);
     }
 
-    private async Task<string> ApiKeyAsync(TestTenant tenant)
-    {
-        using var admin = stack.MemberCenterAdminClient(await stack.TokenAsync(stack.AdminClientId, stack.AdminClientSecret));
-        var app = await StackFixture.PostAsync<ApplicationResponse>(admin, $"admin/tenants/{tenant.TenantId}/applications", new CreateApplicationRequest("shop"));
-        var key = await StackFixture.PostAsync<ApiKeySecretResponse>(admin, $"admin/tenants/{tenant.TenantId}/applications/{app.ApplicationId}/keys",
-            new CreateApiKeyRequest("tests"));
-        return key.ApiKey;
-    }
 
     private static async Task WaitUntilAsync(Func<Task<bool>> condition)
     {

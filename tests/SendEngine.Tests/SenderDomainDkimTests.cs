@@ -64,7 +64,7 @@ public sealed partial class SenderDomainDkimTests(StackFixture stack)
         using var se = engine.CreateClient();
         se.DefaultRequestHeaders.Authorization = new("Bearer", await stack.SendTokenAsync(tenant));
         using var tx = engine.CreateClient();
-        tx.DefaultRequestHeaders.Add("X-Pigeon-Api-Key", await new TransactionalEmailTests(stack).ApiKeyAsync(tenant));
+        tx.DefaultRequestHeaders.Add("X-Pigeon-Api-Key", await stack.ApiKeyAsync(tenant));
 
         // Registered: a key and the records to publish, nothing checked yet.
         var created = await StackFixture.PostAsync<SenderDomainResponse>(se, "api/sender-domains", new AddSenderDomainRequest(domain));

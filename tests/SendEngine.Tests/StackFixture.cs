@@ -5,6 +5,7 @@ using System.Net.Http.Json;
 using System.Security.Cryptography;
 using System.Text.Json;
 using Newsletter.Contracts;
+using Newsletter.Contracts.ApiKeys;
 using Newsletter.ServiceDefaults;
 using Microsoft.EntityFrameworkCore;
 using Newsletter.TestSupport;
@@ -224,6 +225,16 @@ public sealed class StackFixture : IAsyncLifetime
         var body = await response.Content.ReadAsStringAsync();
         Assert.True(response.IsSuccessStatusCode, $"token request for {clientId} answered {(int)response.StatusCode}: {body}");
         return JsonDocument.Parse(body).RootElement.GetProperty("access_token").GetString()!;
+    }
+
+    /// <summary>An application and an API key (X-Pigeon-Api-Key) for the tenant, through Member Center's admin API.</summary>
+    public async Task<string> ApiKeyAsync(TestTenant tenant)
+    {
+        using var admin = MemberCenterAdminClient(await TokenAsync(AdminClientId, AdminClientSecret));
+        var app = await PostAsync<ApplicationResponse>(admin, $"admin/tenants/{tenant.TenantId}/applications", new CreateApplicationRequest("shop"));
+        var key = await PostAsync<ApiKeySecretResponse>(admin, $"admin/tenants/{tenant.TenantId}/applications/{app.ApplicationId}/keys",
+            new CreateApiKeyRequest("tests"));
+        return key.ApiKey;
     }
 
     public Task<string> SendTokenAsync(TestTenant t, string scope = Scopes.SendWrite + " " + Scopes.SendRead) =>

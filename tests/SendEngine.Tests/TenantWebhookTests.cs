@@ -95,7 +95,7 @@ public sealed class TenantWebhookTests(StackFixture stack)
         using var se = await ClientAsync(engine, tenant);
         var created = await CreateEndpointAsync(se, receiver.Url, [WebhookEventTypes.Sent, WebhookEventTypes.Rejected]);
         using var api = engine.CreateClient();
-        api.DefaultRequestHeaders.Add("X-Pigeon-Api-Key", await new TransactionalEmailTests(stack).ApiKeyAsync(tenant));
+        api.DefaultRequestHeaders.Add("X-Pigeon-Api-Key", await stack.ApiKeyAsync(tenant));
         var domain = StackFixture.UniqueDomain();
         using (var registered = await se.PostAsJsonAsync("api/sender-domains", new Newsletter.Contracts.SenderDomains.AddSenderDomainRequest(domain), StackFixture.Json))
         {
@@ -137,7 +137,7 @@ public sealed class TenantWebhookTests(StackFixture stack)
         // The callback url is registered as an endpoint: its secret signs the callbacks (whatever event types it wants).
         var created = await CreateEndpointAsync(se, receiver.Url, [WebhookEventTypes.Complained]);
         using var api = engine.CreateClient();
-        api.DefaultRequestHeaders.Add("X-Pigeon-Api-Key", await new TransactionalEmailTests(stack).ApiKeyAsync(tenant));
+        api.DefaultRequestHeaders.Add("X-Pigeon-Api-Key", await stack.ApiKeyAsync(tenant));
         var domain = StackFixture.UniqueDomain();
         using (var registered = await se.PostAsJsonAsync("api/sender-domains", new Newsletter.Contracts.SenderDomains.AddSenderDomainRequest(domain), StackFixture.Json))
         {

@@ -419,7 +419,7 @@ public sealed class TransactionalEmailTests(StackFixture stack)
             ["Transactional:Dispatchers"] = "0",
         });
         using var client = engine.CreateClient();
-        client.DefaultRequestHeaders.Add("X-Pigeon-Api-Key", await ApiKeyAsync(tenant));
+        client.DefaultRequestHeaders.Add("X-Pigeon-Api-Key", await stack.ApiKeyAsync(tenant));
         object Message(object[] attachments, string text = "x") =>
             new { message = new { text, from_email = "a@b.example", to = new[] { new { email = "c@d.example" } }, attachments } };
         object File(int bytes) => new { type = "application/octet-stream", name = "f.bin", content = Convert.ToBase64String(new byte[bytes]) };
@@ -557,7 +557,7 @@ public sealed class TransactionalEmailTests(StackFixture stack)
             ["Transactional:PollInterval"] = "00:00:00.100",
         });
         using var client = engine.CreateClient();
-        client.DefaultRequestHeaders.Add("X-Pigeon-Api-Key", await ApiKeyAsync(tenant));
+        client.DefaultRequestHeaders.Add("X-Pigeon-Api-Key", await stack.ApiKeyAsync(tenant));
         var d = StackFixture.UniqueDomain();
         using (var bearer = engine.CreateClient())
         {
@@ -615,7 +615,7 @@ public sealed class TransactionalEmailTests(StackFixture stack)
             ["Transactional:Dispatchers"] = "1",
         });
         using var client = engine.CreateClient();
-        client.DefaultRequestHeaders.Add("X-Pigeon-Api-Key", await ApiKeyAsync(tenant));
+        client.DefaultRequestHeaders.Add("X-Pigeon-Api-Key", await stack.ApiKeyAsync(tenant));
         var d = StackFixture.UniqueDomain();
         using (var bearer = engine.CreateClient())
         {
@@ -660,7 +660,7 @@ public sealed class TransactionalEmailTests(StackFixture stack)
             ["EmailEvents:PollInterval"] = "00:00:00.100",
         });
         using var client = engine.CreateClient();
-        client.DefaultRequestHeaders.Add("X-Pigeon-Api-Key", await ApiKeyAsync(tenant));
+        client.DefaultRequestHeaders.Add("X-Pigeon-Api-Key", await stack.ApiKeyAsync(tenant));
         var d = StackFixture.UniqueDomain();
         using (var bearer = engine.CreateClient())
         {
@@ -724,7 +724,7 @@ public sealed class TransactionalEmailTests(StackFixture stack)
     {
         var tenant = await stack.CreateTenantAsync();
         var client = stack.SendEngineClient();
-        client.DefaultRequestHeaders.Add("X-Pigeon-Api-Key", await ApiKeyAsync(tenant));
+        client.DefaultRequestHeaders.Add("X-Pigeon-Api-Key", await stack.ApiKeyAsync(tenant));
         var domain = StackFixture.UniqueDomain();
         using var se = stack.SendEngineClient(await stack.SendTokenAsync(tenant));
         await RegisterDomainAsync(se, domain);
@@ -737,15 +737,6 @@ public sealed class TransactionalEmailTests(StackFixture stack)
         Assert.True(response.IsSuccessStatusCode, $"POST api/sender-domains answered {(int)response.StatusCode}: {await response.Content.ReadAsStringAsync()}");
     }
 
-    /// <summary>An application and an API key for the tenant, through Member Center's admin API.</summary>
-    internal async Task<string> ApiKeyAsync(TestTenant tenant)
-    {
-        using var admin = stack.MemberCenterAdminClient(await stack.TokenAsync(stack.AdminClientId, stack.AdminClientSecret));
-        var app = await StackFixture.PostAsync<ApplicationResponse>(admin, $"admin/tenants/{tenant.TenantId}/applications", new CreateApplicationRequest("shop"));
-        var key = await StackFixture.PostAsync<ApiKeySecretResponse>(admin, $"admin/tenants/{tenant.TenantId}/applications/{app.ApplicationId}/keys",
-            new CreateApiKeyRequest("tests"));
-        return key.ApiKey;
-    }
 
     private static Task<HttpResponseMessage> PostAsync(HttpClient client, object body, string? idempotencyKey = null)
     {

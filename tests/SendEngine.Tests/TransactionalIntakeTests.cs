@@ -33,7 +33,7 @@ public sealed class TransactionalIntakeTests(StackFixture stack)
             Assert.True(registered.IsSuccessStatusCode, await registered.Content.ReadAsStringAsync());
         }
         using var client = engine.CreateClient();
-        client.DefaultRequestHeaders.Add("X-Pigeon-Api-Key", await ApiKeyAsync(tenant));
+        client.DefaultRequestHeaders.Add("X-Pigeon-Api-Key", await stack.ApiKeyAsync(tenant));
 
         // 40 distinct requests, and 4 keys each sent twice with the same body at the same moment.
         const int distinct = 40;
@@ -65,27 +65,24 @@ public sealed class TransactionalIntakeTests(StackFixture stack)
     }
 
     [Fact]
-    public async Task No_request_answered_200_is_lost_when_Send_Engine_is_killed_under_load()
-    {
-        await using var postgres = await PostgresServer.StartDurableAsync(TestContext.Current.CancellationToken);
-        var db = await postgres.CreateDatabaseAsync("se");
-        var tenant = await stack.CreateTenantAsync();
-        var domain = StackFixture.UniqueDomain();
-        await using var process = await SendEngineProcess.StartAsync(stack.SendEngineSettings(db, NoDispatch));
-        using var client = process.CreateClient();
-        client.DefaultRequestHeaders.Add("X-Pigeon-Api-Key", await ApiKeyAsync(tenant));
-        await RegisterDomainAsync(process, tenant, domain);
-
-        var load = new Load(client, domain);
-        await load.UntilAcknowledgedAsync(60);
-        await process.KillAsync(); // SIGKILL while requests are in flight
-        var acknowledged = await load.StopAsync();
-
-        await AssertAllStoredAsync(db, acknowledged);
-    }
+    public Task No_request_answered_200_is_lost_when_Send_Engine_is_killed_under_load() =>
+        AssertNoAcknowledgedRequestLostAsync((_, process, _) => process.KillAsync()); // SIGKILL while requests are in flight
 
     [Fact]
-    public async Task No_request_answered_200_is_lost_when_PostgreSQL_crashes_under_load()
+    public Task No_request_answered_200_is_lost_when_PostgreSQL_crashes_under_load() =>
+        AssertNoAcknowledgedRequestLostAsync(async (postgres, process, load) =>
+        {
+            await postgres.StopAsync(immediate: true, TestContext.Current.CancellationToken); // pg_ctl stop -m immediate: no checkpoint
+            await Task.Delay(TimeSpan.FromSeconds(1), TestContext.Current.CancellationToken); // requests keep coming and fail
+            await postgres.StartAsync(TestContext.Current.CancellationToken); // WAL replay: only what was committed
+            var afterRestart = load.Acknowledged.Count;
+            await process.WaitUntilAsync(() => Task.FromResult(load.Acknowledged.Count >= afterRestart + 20), "no request stored after the restart");
+            Assert.True(load.Failed > 0, "no request failed while PostgreSQL was down");
+        });
+
+    /// <summary>A Send Engine on a durable PostgreSQL (fsync and synchronous commit on) takes eight clients' requests;
+    /// once 60 are answered the fault strikes, and every request answered 200 must then be stored.</summary>
+    private async Task AssertNoAcknowledgedRequestLostAsync(Func<PostgresServer, SendEngineProcess, Load, Task> fault)
     {
         await using var postgres = await PostgresServer.StartDurableAsync(TestContext.Current.CancellationToken);
         var db = await postgres.CreateDatabaseAsync("se");
@@ -93,20 +90,13 @@ public sealed class TransactionalIntakeTests(StackFixture stack)
         var domain = StackFixture.UniqueDomain();
         await using var process = await SendEngineProcess.StartAsync(stack.SendEngineSettings(db, NoDispatch));
         using var client = process.CreateClient();
-        client.DefaultRequestHeaders.Add("X-Pigeon-Api-Key", await ApiKeyAsync(tenant));
+        client.DefaultRequestHeaders.Add("X-Pigeon-Api-Key", await stack.ApiKeyAsync(tenant));
         await RegisterDomainAsync(process, tenant, domain);
 
         var load = new Load(client, domain);
         await load.UntilAcknowledgedAsync(60);
-        await postgres.StopAsync(immediate: true, TestContext.Current.CancellationToken); // pg_ctl stop -m immediate: no checkpoint
-        await Task.Delay(TimeSpan.FromSeconds(1), TestContext.Current.CancellationToken); // requests keep coming and fail
-        await postgres.StartAsync(TestContext.Current.CancellationToken); // WAL replay: only what was committed
-        var afterRestart = load.Acknowledged.Count;
-        await process.WaitUntilAsync(() => Task.FromResult(load.Acknowledged.Count >= afterRestart + 20), "no request stored after the restart");
-        var acknowledged = await load.StopAsync();
-
-        Assert.True(load.Failed > 0, "no request failed while PostgreSQL was down");
-        await AssertAllStoredAsync(db, acknowledged);
+        await fault(postgres, process, load);
+        await AssertAllStoredAsync(db, await load.StopAsync());
     }
 
     /// <summary>Every request answered 200 is in the database with exactly the task its answer named.</summary>
@@ -209,16 +199,6 @@ public sealed class TransactionalIntakeTests(StackFixture stack)
         return response.StatusCode == HttpStatusCode.OK
             ? (response.StatusCode, JsonSerializer.Deserialize<SendEmailResponse>(text, StackFixture.Json))
             : (response.StatusCode, null);
-    }
-
-    /// <summary>An application and an API key for the tenant, through Member Center's admin API.</summary>
-    private async Task<string> ApiKeyAsync(TestTenant tenant)
-    {
-        using var admin = stack.MemberCenterAdminClient(await stack.TokenAsync(stack.AdminClientId, stack.AdminClientSecret));
-        var app = await StackFixture.PostAsync<ApplicationResponse>(admin, $"admin/tenants/{tenant.TenantId}/applications", new CreateApplicationRequest("shop"));
-        var key = await StackFixture.PostAsync<ApiKeySecretResponse>(admin, $"admin/tenants/{tenant.TenantId}/applications/{app.ApplicationId}/keys",
-            new CreateApiKeyRequest("tests"));
-        return key.ApiKey;
     }
 
     /// <summary>Each stored request: its one task, the task's address, and the transaction that wrote the request.</summary>
