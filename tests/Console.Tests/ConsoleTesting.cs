@@ -69,7 +69,9 @@ public static class ConsoleTesting
         try
         {
             await page.WaitForURLAsync(url => url.StartsWith(consoleUrl + "/", StringComparison.Ordinal) && !url.Contains("signin-oidc", StringComparison.Ordinal),
-                new() { Timeout = 45_000 });
+                // Commit, not the load event: the selector below proves the page is there, and a load event that
+                // Chromium never reports on a loaded machine failed a sign-in whose page was already shown.
+                new() { Timeout = 45_000, WaitUntil = WaitUntilState.Commit });
             await page.WaitForSelectorAsync("#current-tenant", new() { Timeout = 45_000 });
         }
         catch (TimeoutException e)
