@@ -58,6 +58,12 @@ public sealed class ReaderText
         {
             return fromPreference;
         }
+        return FromAcceptLanguage(acceptLanguage) ?? Normalise(listDefault) ?? ReaderLanguages.English;
+    }
+
+    /// <summary>The best reader language of an Accept-Language header (by q, q=0 never), or null.</summary>
+    public static string? FromAcceptLanguage(IList<StringWithQualityHeaderValue>? acceptLanguage)
+    {
         if (acceptLanguage is { Count: > 0 })
         {
             // OrderByDescending is stable: equal weights keep the browser's order.
@@ -69,7 +75,7 @@ public sealed class ReaderText
                 }
             }
         }
-        return Normalise(listDefault) ?? ReaderLanguages.English;
+        return null;
     }
 }
 
