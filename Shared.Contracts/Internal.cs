@@ -28,8 +28,23 @@ public sealed record Recipient(
 /// </summary>
 public sealed record InternalListResponse(string TenantId, string ListId, string? PostalAddress = null);
 
-/// <summary>GET /internal/tenants/{tenant_id}/mail-footer: what a tenant's bulk mail carries in its footer (null: not set).</summary>
-public sealed record InternalMailFooterResponse(string TenantId, string? PostalAddress);
+/// <summary>
+/// GET /internal/tenants/{tenant_id}/mail-footer: what a tenant's bulk mail carries in its footer (PostalAddress null:
+/// not set). Footer: the whole branded footer (no list: default language en).
+/// </summary>
+public sealed record InternalMailFooterResponse(string TenantId, string? PostalAddress, MailFooter? Footer = null);
+
+/// <summary>
+/// The branded footer of a tenant's bulk mail, from Member Center's branding and reader strings: FooterText and
+/// PostalAddress (null: not set), the list's DefaultLanguage (a recipient without a usable <c>lang</c> preference gets
+/// it) and the unsubscribe wording in each reader language (keyed en, zh-TW, zh-CN, ja, ko). Plain text: the sender
+/// encodes it.
+/// </summary>
+public sealed record MailFooter(string? FooterText, string? PostalAddress, string DefaultLanguage,
+    IReadOnlyDictionary<string, MailFooterWording> Wording);
+
+/// <summary>Unsubscribe: the HTML link's text; UnsubscribeText: the text part's line, with {link} where the URL goes.</summary>
+public sealed record MailFooterWording(string Unsubscribe, string UnsubscribeText);
 
 /// <summary>
 /// POST /internal/lists/{list_id}/link-key. Without KeyId/IssuedAt: the current key, issued now. With both: the same
@@ -41,10 +56,11 @@ public sealed record LinkKeyRequest(string? TenantId, string? KeyId = null, long
 /// A derived link key: K_link = HMAC-SHA256(K_root[KeyId], "unsubscribe-link|{tenant_id}|{list_id}|{issued_at}"),
 /// base64url (no padding) in Key. A link is UnsubscribeUrlPrefix + "u1.{key_id}.{issued_at}.{list_id:N}.{subscriber_id:N}.{mac}"
 /// (docs/internal-api.md). Links minted with it are valid until ExpiresAt (IssuedAt + the unsubscribe token lifetime).
-/// PostalAddress: the tenant's branding postal address now (null: none), read by a job run with its key, for the footer.
+/// PostalAddress: the tenant's branding postal address now (null: none); Footer: the list's whole branded footer now.
+/// A job run reads both with its key, for the footer of every message of the run.
 /// </summary>
 public sealed record LinkKeyResponse(string KeyId, long IssuedAt, string Key, string UnsubscribeUrlPrefix, string ListId, DateTimeOffset ExpiresAt,
-    string? PostalAddress = null);
+    string? PostalAddress = null, MailFooter? Footer = null);
 
 /// <summary>
 /// Feedback from delivery: hard bounce, complaint or an unsubscribe seen by the ESP. Detail is what the ESP said of it

@@ -19,6 +19,39 @@ public static class ReaderLanguages
 {
     public const string English = "en";
     public static readonly IReadOnlyList<string> All = ["en", "zh-TW", "zh-CN", "ja", "ko"];
+
+    /// <summary>
+    /// The supported language a tag stands for, or null: exact tags case-insensitively, then by script or region
+    /// (zh-Hant, zh-HK → zh-TW; zh-Hans, zh, zh-SG → zh-CN; ja-JP → ja; ko-KR → ko; en-GB → en). Shared by Member
+    /// Center's pages and Send Engine's bulk footer, so both read a <c>lang</c> preference the same way.
+    /// </summary>
+    public static string? Normalise(string? tag)
+    {
+        if (string.IsNullOrWhiteSpace(tag) || tag.Length > 35)
+        {
+            return null;
+        }
+        var t = tag.Trim().Replace('_', '-');
+        foreach (var language in All)
+        {
+            if (string.Equals(t, language, StringComparison.OrdinalIgnoreCase))
+            {
+                return language;
+            }
+        }
+        var parts = t.Split('-');
+        var primary = parts[0].ToLowerInvariant();
+        var rest = parts.Skip(1).Select(p => p.ToLowerInvariant()).ToList();
+        return primary switch
+        {
+            "en" => "en",
+            "ja" => "ja",
+            "ko" => "ko",
+            "zh" when rest.Contains("hant") || rest.Contains("tw") || rest.Contains("hk") || rest.Contains("mo") => "zh-TW",
+            "zh" => "zh-CN",
+            _ => null,
+        };
+    }
 }
 
 public sealed record PreferenceChoice(string? Value, Dictionary<string, string>? Labels);

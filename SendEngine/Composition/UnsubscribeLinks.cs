@@ -34,6 +34,7 @@ public sealed class UnsubscribeLinks
         IssuedAt = key.IssuedAt;
         ExpiresAt = key.ExpiresAt;
         PostalAddress = string.IsNullOrWhiteSpace(key.PostalAddress) ? null : key.PostalAddress;
+        Footer = key.Footer;
         _prefix = string.Create(CultureInfo.InvariantCulture, $"{key.UnsubscribeUrlPrefix}u1.{key.KeyId}.{key.IssuedAt}.{ListId:N}.");
     }
 
@@ -42,6 +43,9 @@ public sealed class UnsubscribeLinks
     /// reads it once per run with the data it fetches anyway.
     /// </summary>
     public string? PostalAddress { get; }
+
+    /// <summary>The list's branded footer as Member Center answered it with the key (<see cref="BulkFooter"/>).</summary>
+    public MailFooter? Footer { get; }
 
     /// <summary>The list the key was derived for: links of another list would not verify.</summary>
     public Guid ListId { get; }

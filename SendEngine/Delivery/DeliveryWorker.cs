@@ -15,7 +15,7 @@ namespace SendEngine.Delivery;
 /// </summary>
 internal sealed partial class DeliveryWorker(
     DeliveryRun run,
-    MessageComposer composer,
+    BulkComposers composers,
     UnsubscribeLinks links,
     ITransport transport,
     ChannelReader<Claimed> reader,
@@ -140,8 +140,9 @@ internal sealed partial class DeliveryWorker(
         try
         {
             var unsubscribeUrl = r.UnsubscribeUrl ?? links.UrlFor(run.Job.ListId, r.SubscriberId);
-            var data = new MergeData(r.Email, unsubscribeUrl, JsonSerializer.Deserialize<Dictionary<string, JsonElement>>(r.Preferences) ?? []);
-            var message = composer.Compose(data, r.Id);
+            var preferences = JsonSerializer.Deserialize<Dictionary<string, JsonElement>>(r.Preferences) ?? [];
+            // The composer of the recipient's footer language (its lang preference, else the list's default).
+            var message = composers.For(preferences).Compose(new MergeData(r.Email, unsubscribeUrl, preferences), r.Id);
             // Not cancelled by stop: the transaction in flight completes and is recorded.
             return (message.MessageId, await session.SendAsync(message, CancellationToken.None));
         }

@@ -234,13 +234,14 @@ public sealed partial class SendJobRunner(
                 LogStartTimeline(logger, jobId, timeline.Describe());
             }
         }, timeline);
-        // The CAN-SPAM footer goes into the job's templates once, before they are compiled for the run.
-        var (bodyHtml, bodyText) = BulkFooter.Apply(job.BodyHtml, job.BodyText, links.PostalAddress);
+        // The branded CAN-SPAM footer goes into the job's templates once per footer language, before they are compiled
+        // for the run; each message only picks its recipient's.
         await store.SetPostalAddressMissingAsync(jobId, links.PostalAddress is null, cancellationToken);
-        var composer = new MessageComposer(smtp, sender.Dkim, job.Subject, bodyHtml, bodyText,
-            BulkHeaders(job, sender.Domain ?? "send-engine.local", senderDomainOptions.Value.FeedbackSenderId),
-            sender.ReturnPathDomain is { } bounceDomain ? id => returnPath.ForRecipient(id, bounceDomain) : null,
-            job.FromEmail is { } ownFrom ? new MessageAddress(job.FromName, ownFrom) : null);
+        var headers = BulkHeaders(job, sender.Domain ?? "send-engine.local", senderDomainOptions.Value.FeedbackSenderId);
+        Func<long, string>? envelopeFor = sender.ReturnPathDomain is { } bounceDomain ? id => returnPath.ForRecipient(id, bounceDomain) : null;
+        MessageAddress? from = job.FromEmail is { } ownFrom ? new MessageAddress(job.FromName, ownFrom) : null;
+        var composers = new BulkComposers(job.BodyHtml, job.BodyText, links.Footer,
+            (bodyHtml, bodyText) => new MessageComposer(smtp, sender.Dkim, job.Subject, bodyHtml, bodyText, headers, envelopeFor, from));
         var channel = Channel.CreateBounded<Claimed>(new BoundedChannelOptions(o.BatchSize) { SingleWriter = true });
         using var limiter = d.MessagesPerSecond > 0 ? CreateLimiter(d.MessagesPerSecond) : null;
         var transport = await transports.ForAsync(job.TenantId, cancellationToken);
@@ -251,7 +252,7 @@ public sealed partial class SendJobRunner(
         var ledger = await DeliveryLedger.OpenAsync(db, run.RunnerId, clock, o.Lease, cancellationToken, webhooks, job.TenantId);
         timeline?.Mark("ledger open");
         var workers = Enumerable.Range(0, d.Concurrency)
-            .Select(_ => new DeliveryWorker(run, composer, links, transport, channel.Reader, ledger, limiter, o, d.GroupSize, logger))
+            .Select(_ => new DeliveryWorker(run, composers, links, transport, channel.Reader, ledger, limiter, o, d.GroupSize, logger))
             .Select(w => Task.Run(w.RunAsync, CancellationToken.None))
             .ToArray();
         var housekeeping = Task.Run(() => new DeliveryHousekeeping(store, db, o, clock, logger).RunAsync(run), CancellationToken.None);

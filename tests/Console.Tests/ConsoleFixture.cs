@@ -137,6 +137,8 @@ public sealed class ConsoleFixture : IAsyncLifetime
             ["Webhooks:AllowPrivateNetworks"] = "true",
             // Provider credentials made by the tests point at the loopback relay (tls none) or a closed loopback port.
             ["ProviderCredentials:AllowPrivateNetworks"] = "true",
+            // Bounce mailboxes made by the tests name a loopback server (registered disabled: never read).
+            ["BounceMailboxes:AllowPrivateNetworks"] = "true",
             ["ProviderCredentials:ConnectTimeout"] = "00:00:03",
             ["ProviderCredentials:CommandTimeout"] = "00:00:05",
             ["ProviderCredentials:VerifyTimeout"] = "00:00:10",

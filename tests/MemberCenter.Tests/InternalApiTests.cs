@@ -107,7 +107,7 @@ public sealed class InternalApiTests(MemberCenterFixture mc)
     }
 
     [Fact]
-    public async Task The_tenants_postal_address_comes_with_the_list_check_the_link_key_and_the_mail_footer_route()
+    public async Task The_tenants_branded_footer_comes_with_the_list_check_the_link_key_and_the_mail_footer_route()
     {
         var tenant = await mc.CreateTenantAsync();
         using var se = await SendEngineAsync();
@@ -116,15 +116,29 @@ public sealed class InternalApiTests(MemberCenterFixture mc)
 
         using (var site = tenant.Api())
         {
-            await MemberCenterFixture.ReadAsync<BrandingResponse>(await site.PutAsJsonAsync("api/branding", new { postal_address = "1 Main St & Co" }));
+            await MemberCenterFixture.ReadAsync<BrandingResponse>(await site.PutAsJsonAsync("api/branding",
+                new { postal_address = "1 Main St & Co", footer_text = "ACME news" }));
+            await MemberCenterFixture.ReadAsync<PreferenceFieldsResponse>(await site.PutAsJsonAsync($"api/lists/{tenant.ListId}/preference-fields",
+                new { default_language = "ko", fields = Array.Empty<object>() }));
         }
         list = await se.GetFromJsonAsync<InternalListResponse>($"internal/lists/{tenant.ListId}?tenant_id={tenant.TenantId}", MemberCenterFixture.Json);
         Assert.Equal("1 Main St & Co", list!.PostalAddress);
         var key = await MemberCenterFixture.ReadAsync<LinkKeyResponse>(await se.PostAsJsonAsync($"internal/lists/{tenant.ListId}/link-key",
             new LinkKeyRequest(tenant.TenantId), MemberCenterFixture.Json));
         Assert.Equal("1 Main St & Co", key.PostalAddress);
+        // The whole branded footer: the list's default language and the reader strings' unsubscribe wording per language.
+        Assert.Equal(("ACME news", "1 Main St & Co", "ko"), (key.Footer!.FooterText, key.Footer.PostalAddress, key.Footer.DefaultLanguage));
+        Assert.Equal(ReaderLanguages.All.Order(), key.Footer.Wording.Keys.Order());
+        Assert.Equal(new MailFooterWording("Unsubscribe", "Unsubscribe: {link}"), key.Footer.Wording["en"]);
+        Assert.Equal(new MailFooterWording("配信停止", "配信停止：{link}"), key.Footer.Wording["ja"]);
+        Assert.Equal(new MailFooterWording("수신 거부", "수신 거부: {link}"), key.Footer.Wording["ko"]);
+        Assert.Equal("取消訂閱", key.Footer.Wording["zh-TW"].Unsubscribe);
+        Assert.Equal("退订", key.Footer.Wording["zh-CN"].Unsubscribe);
         var footer = await se.GetFromJsonAsync<InternalMailFooterResponse>($"internal/tenants/{tenant.TenantId}/mail-footer", MemberCenterFixture.Json);
-        Assert.Equal(new InternalMailFooterResponse(tenant.TenantId, "1 Main St & Co"), footer);
+        Assert.Equal((tenant.TenantId, "1 Main St & Co"), (footer!.TenantId, footer.PostalAddress));
+        // Without a list: English by default, the same text, address and wording.
+        Assert.Equal(("ACME news", "1 Main St & Co", "en"), (footer.Footer!.FooterText, footer.Footer.PostalAddress, footer.Footer.DefaultLanguage));
+        Assert.Equal(key.Footer.Wording["ja"], footer.Footer.Wording["ja"]);
 
         Assert.Equal(HttpStatusCode.NotFound, (await se.GetAsync($"internal/tenants/{Guid.NewGuid()}/mail-footer")).StatusCode);
         // Tenant tokens never pass the internal routes.

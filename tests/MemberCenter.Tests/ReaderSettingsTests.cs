@@ -329,6 +329,42 @@ public sealed partial class ReaderSettingsTests(MemberCenterFixture mc)
     }
 
     [Fact]
+    public async Task The_confirmation_mail_follows_the_subscribe_requests_accept_language_after_the_lang_preference_and_before_the_lists_default()
+    {
+        var tenant = await mc.CreateTenantAsync();
+        await PutFieldsAsync(tenant, new { default_language = "ja", fields = Array.Empty<object>() });
+        using var api = tenant.Api();
+
+        async Task<Newsletter.TestSupport.ReceivedMail> SubscribeAsync(string? acceptLanguage, object? preferences)
+        {
+            var email = NewEmail();
+            using var request = new HttpRequestMessage(HttpMethod.Post, "newsletter/subscribe")
+            {
+                Content = JsonContent.Create(new { list_id = tenant.ListId, email, preferences }),
+            };
+            if (acceptLanguage is not null)
+            {
+                request.Headers.AcceptLanguage.ParseAdd(acceptLanguage);
+            }
+            await MemberCenterFixture.ReadAsync<SubscribeResponse>(await api.SendAsync(request));
+            return await mc.Mail.WaitForMailAsync(m => m.To.Contains(email), TimeSpan.FromSeconds(30));
+        }
+
+        // The reader's browser (forwarded by the tenant's site), best supported match by weight.
+        var korean = await SubscribeAsync("fr;q=1, ko-KR;q=0.8, en;q=0.5", null);
+        Assert.Equal("Weekly 구독을 확인해 주세요", korean.Subject);
+        Assert.Contains("lang=\"ko\"", korean.Html);
+        Assert.Contains(Strings.For("ko")["mail.button"], korean.Html);
+        // The lang preference comes first.
+        var chinese = await SubscribeAsync("ko", new { lang = "zh-Hant" });
+        Assert.Contains("lang=\"zh-TW\"", chinese.Html);
+        Assert.Equal(Texts.Fill(Strings.For("zh-TW")["mail.subject"], new Dictionary<string, string> { ["list"] = "Weekly" }), chinese.Subject);
+        // No usable Accept-Language (none, or only unsupported ones): the list's default.
+        Assert.Equal("Weekly の購読を確認してください", (await SubscribeAsync("fr, de;q=0.5", null)).Subject);
+        Assert.Equal("Weekly の購読を確認してください", (await SubscribeAsync(null, null)).Subject);
+    }
+
+    [Fact]
     public void Every_language_has_every_string()
     {
         var english = Strings.KeysOf("en").ToHashSet();

@@ -311,6 +311,62 @@ public sealed class DeliveryTests(StackFixture stack)
     }
 
     [Fact]
+    public async Task Bulk_mail_of_a_japanese_list_carries_the_branded_footer_in_the_list_language_or_the_recipients_lang()
+    {
+        var tenant = await stack.CreateTenantAsync();
+        await stack.SetBrandedFooterAsync(tenant, "ACME ニュース <b>{{ email }}</b>", "〒100-0001 東京都千代田区 1-1", "ja");
+        var domain = StackFixture.UniqueDomain();
+        string listDefault = $"ja@{domain}", korean = $"ko@{domain}", chinese = $"tw@{domain}";
+        await stack.SubscribeAsync(tenant, [listDefault, korean, chinese], e =>
+            e == korean ? new() { ["lang"] = JsonSerializer.SerializeToElement("ko") }
+            : e == chinese ? new() { ["lang"] = JsonSerializer.SerializeToElement("zh-Hant") }
+            : null);
+        using var se = stack.SendEngineClient(await stack.SendTokenAsync(tenant));
+
+        using var created = await se.PostAsJsonAsync("api/send-jobs", new CreateSendJobRequest(null, tenant.ListId, null, "Branded",
+            "<p>Hi {{ email }}</p>", "Hi {{ email }}", null), StackFixture.Json);
+        var job = await StackFixture.ReadAsync<SendJobResponse>(created, HttpStatusCode.Created);
+        await StackFixture.WaitForJobAsync(se, job.Id, j => j.Status == SendJobStatuses.Completed);
+
+        // Received by a real SMTP server: each recipient's footer, in the list's default language unless its lang says otherwise.
+        foreach (var (to, link, line) in new[]
+                 {
+                     (listDefault, "配信停止", "配信停止："), (korean, "수신 거부", "수신 거부: "), (chinese, "取消訂閱", "取消訂閱："),
+                 })
+        {
+            var mail = await stack.Mail.WaitForMailAsync(m => m.To.Contains(to) && m.Subject == "Branded", TimeSpan.FromSeconds(60));
+            var source = (await stack.Mail.GetSourceAsync(mail.Id)).Replace("\r\n ", " ").Replace("\r\n\t", " ");
+            var unsubscribe = System.Text.RegularExpressions.Regex.Match(source, @"List-Unsubscribe: <([^>]+)>").Groups[1].Value;
+            Assert.StartsWith(stack.MemberCenterUrl, unsubscribe);
+            Assert.Contains("ACME ニュース &lt;b&gt;&#123;&#123; email &#125;&#125;&lt;/b&gt;", mail.Html);
+            Assert.Contains("〒100-0001 東京都千代田区 1-1", mail.Html);
+            Assert.Contains($"<a href=\"{unsubscribe}\" style=\"color:#555555\">{link}</a>", mail.Html);
+            Assert.DoesNotContain(">Unsubscribe<", mail.Html);
+            Assert.DoesNotContain(to, mail.Html!.Split("newsletter-footer")[1]);
+            Assert.Contains("ACME ニュース <b>{ { email }}</b>\n\n〒100-0001 東京都千代田区 1-1", mail.Text!.ReplaceLineEndings("\n"));
+            Assert.Contains(line + unsubscribe, mail.Text);
+        }
+
+        // The preview and the test send show the same footer (no list: a merge lang, else English).
+        using var preview = await se.PostAsJsonAsync("api/send-jobs/preview", new ComposeRequest("Branded", "<p>Hi</p>", "Hi",
+            new Dictionary<string, JsonElement>
+            {
+                ["unsubscribe_url"] = JsonSerializer.SerializeToElement("https://example.test/u"), ["lang"] = JsonSerializer.SerializeToElement("ja"),
+            }), StackFixture.Json);
+        var shown = await StackFixture.ReadAsync<ComposePreviewResponse>(preview, HttpStatusCode.OK);
+        Assert.Contains("〒100-0001 東京都千代田区 1-1", shown.Html);
+        Assert.Contains("<a href=\"https://example.test/u\" style=\"color:#555555\">配信停止</a>", shown.Html);
+        Assert.Contains("配信停止：https://example.test/u", shown.Text);
+        var tester = $"tester@{StackFixture.UniqueDomain()}";
+        using var test = await se.PostAsJsonAsync("api/send-jobs/test-send", new ComposeRequest("Branded test", "<p>Hi</p>", "Hi",
+            new Dictionary<string, JsonElement> { ["lang"] = JsonSerializer.SerializeToElement("ko") }, To: tester), StackFixture.Json);
+        await StackFixture.ReadAsync<TestSendResponse>(test, HttpStatusCode.OK);
+        var tested = await stack.Mail.WaitForMailAsync(m => m.To.Contains(tester), TimeSpan.FromSeconds(60));
+        Assert.Contains("ACME ニュース &lt;b&gt;", tested.Html);
+        Assert.Contains(">수신 거부</a>", tested.Html);
+    }
+
+    [Fact]
     public async Task A_tenant_without_a_postal_address_gets_its_job_with_a_warning_and_mail_without_a_footer()
     {
         var tenant = await stack.CreateTenantAsync();

@@ -296,6 +296,16 @@ public sealed class StackFixture : IAsyncLifetime
         Assert.True(response.IsSuccessStatusCode, $"PUT api/branding answered {(int)response.StatusCode}: {await response.Content.ReadAsStringAsync()}");
     }
 
+    /// <summary>Sets the tenant's branding (footer text and postal address) and its list's default language in Member Center.</summary>
+    public async Task SetBrandedFooterAsync(TestTenant t, string? footerText, string? postalAddress, string listDefaultLanguage)
+    {
+        using var site = MemberCenterAdminClient(await TokenAsync(t.TenantClientId, t.TenantClientSecret));
+        using var branding = await site.PutAsJsonAsync("api/branding", new BrandingRequest(null, null, null, null, footerText, postalAddress, null), Json);
+        Assert.True(branding.IsSuccessStatusCode, $"PUT api/branding answered {(int)branding.StatusCode}: {await branding.Content.ReadAsStringAsync()}");
+        using var fields = await site.PutAsJsonAsync($"api/lists/{t.ListId}/preference-fields", new PreferenceFieldsRequest(listDefaultLanguage, []), Json);
+        Assert.True(fields.IsSuccessStatusCode, $"PUT preference-fields answered {(int)fields.StatusCode}: {await fields.Content.ReadAsStringAsync()}");
+    }
+
     public HttpClient MemberCenterAdminClient(string token)
     {
         var client = new HttpClient { BaseAddress = _mc.BaseAddress };

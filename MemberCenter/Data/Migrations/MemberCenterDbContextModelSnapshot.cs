@@ -269,6 +269,11 @@ namespace MemberCenter.Data.Migrations
                         .HasDefaultValue("subscription_confirmation")
                         .HasColumnName("kind");
 
+                    b.Property<string>("Language")
+                        .HasMaxLength(16)
+                        .HasColumnType("character varying(16)")
+                        .HasColumnName("language");
+
                     b.Property<string>("LastError")
                         .HasMaxLength(1000)
                         .HasColumnType("character varying(1000)")

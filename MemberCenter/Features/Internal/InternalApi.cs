@@ -2,6 +2,7 @@ using System.Buffers.Text;
 using System.Text.Json;
 using MemberCenter.Data;
 using MemberCenter.Extensions;
+using MemberCenter.Features.Reader;
 using MemberCenter.Features.Subscriptions;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.EntityFrameworkCore;
@@ -33,7 +34,7 @@ public static class InternalApi
         api.MapPost("/lists/{listId:guid}/not-sendable", NotSendable).RequireAuthorization(Policies.InternalRecipients)
             .WithName("findNotSendable").WithSummary("Of the given addresses, those that must not be mailed now.");
         api.MapGet("/tenants/{tenantId:guid}/mail-footer", MailFooter).RequireAuthorization(Policies.InternalRecipients)
-            .WithName("getInternalMailFooter").WithSummary("What the tenant's bulk mail carries in its footer (the branding's postal address).");
+            .WithName("getInternalMailFooter").WithSummary("What the tenant's bulk mail carries in its footer (footer text, postal address, unsubscribe wording per language).");
         api.MapPost("/suppressions", ReportSuppression).RequireAuthorization(Policies.InternalSuppressions)
             .WithName("reportSuppression").WithSummary("Report a hard bounce, complaint or unsubscribe from delivery feedback.");
         return app;
@@ -159,11 +160,32 @@ public static class InternalApi
     private static Task<string?> PostalAddressAsync(MemberCenterDbContext db, Guid tenantId, CancellationToken ct) =>
         db.TenantBrandings.Where(b => b.TenantId == tenantId).Select(b => b.PostalAddress).FirstOrDefaultAsync(ct);
 
+    /// <summary>
+    /// The branded footer of the tenant's bulk mail (footer text, postal address, unsubscribe wording per language) and
+    /// the list's default language (no list: English).
+    /// </summary>
+    private static async Task<MailFooter> FooterAsync(MemberCenterDbContext db, ReaderText text, Guid tenantId, Guid? listId, CancellationToken ct)
+    {
+        var branding = await db.TenantBrandings.Where(b => b.TenantId == tenantId)
+            .Select(b => new { b.FooterText, b.PostalAddress }).AsNoTracking().FirstOrDefaultAsync(ct);
+        var listDefault = listId is { } id
+            ? await db.ListPreferenceFields.Where(f => f.ListId == id).Select(f => f.DefaultLanguage).FirstOrDefaultAsync(ct)
+            : null;
+        return new MailFooter(branding?.FooterText, branding?.PostalAddress, ReaderLanguages.Normalise(listDefault) ?? ReaderLanguages.English,
+            text.FooterWording());
+    }
+
     /// <summary>The footer data of a tenant's bulk mail without a list (Send Engine's compose preview and test send).</summary>
-    private static async Task<Results<Ok<InternalMailFooterResponse>, ProblemHttpResult>> MailFooter(Guid tenantId, MemberCenterDbContext db, CancellationToken ct) =>
-        await db.Tenants.AnyAsync(t => t.Id == tenantId, ct)
-            ? TypedResults.Ok(new InternalMailFooterResponse(tenantId.ToString(), await PostalAddressAsync(db, tenantId, ct)))
-            : TypedResults.Problem(statusCode: 404, title: "Tenant not found");
+    private static async Task<Results<Ok<InternalMailFooterResponse>, ProblemHttpResult>> MailFooter(Guid tenantId, MemberCenterDbContext db,
+        ReaderText text, CancellationToken ct)
+    {
+        if (!await db.Tenants.AnyAsync(t => t.Id == tenantId, ct))
+        {
+            return TypedResults.Problem(statusCode: 404, title: "Tenant not found");
+        }
+        var footer = await FooterAsync(db, text, tenantId, null, ct);
+        return TypedResults.Ok(new InternalMailFooterResponse(tenantId.ToString(), footer.PostalAddress, footer));
+    }
 
     /// <summary>
     /// The derived key Send Engine mints a job's unsubscribe links with: K_link = HMAC-SHA256(K_root[key_id],
@@ -172,7 +194,7 @@ public static class InternalApi
     /// </summary>
     private static async Task<Results<Ok<LinkKeyResponse>, ValidationProblem, ProblemHttpResult>> LinkKey(
         Guid listId, LinkKeyRequest request, MemberCenterDbContext db, LinkKeyRing ring, IOptions<NewsletterOptions> options,
-        IOptions<PublicUrlOptions> urls, TimeProvider clock, CancellationToken ct)
+        IOptions<PublicUrlOptions> urls, ReaderText text, TimeProvider clock, CancellationToken ct)
     {
         var v = new Validation();
         if (!Guid.TryParse(request.TenantId, out var tenantId))
@@ -228,8 +250,9 @@ public static class InternalApi
             key = found;
         }
         var linkKey = key.DeriveLinkKey(tenantId, listId, issuedAt);
+        var footer = await FooterAsync(db, text, tenantId, listId, ct);
         return TypedResults.Ok(new LinkKeyResponse(key.Id, issuedAt, Base64Url.EncodeToString(linkKey), UnsubscribeUrlPrefix(urls.Value),
-            listId.ToString(), DateTimeOffset.FromUnixTimeSeconds(issuedAt) + lifetime, await PostalAddressAsync(db, tenantId, ct)));
+            listId.ToString(), DateTimeOffset.FromUnixTimeSeconds(issuedAt) + lifetime, footer.PostalAddress, footer));
     }
 
     /// <summary>Of the given addresses, those that must not be mailed now (left the list, or undeliverable): Send Engine's re-check before a batch.</summary>

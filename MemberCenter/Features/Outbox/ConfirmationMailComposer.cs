@@ -6,6 +6,7 @@ using Microsoft.AspNetCore.Components;
 using Microsoft.AspNetCore.Components.Web;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Options;
+using Microsoft.Net.Http.Headers;
 using MimeKit;
 using Newsletter.ServiceDefaults.Mail;
 
@@ -27,7 +28,9 @@ public sealed class ConfirmationMailComposer(
     /// confirmation get none. One query for the batch, and its tokens are inserted together. A mail that cannot be
     /// built (an address MimeKit refuses) is in <c>Failures</c> with the reason, without holding up the others.
     /// </summary>
-    public async Task<(Dictionary<Guid, MimeMessage> Mails, Dictionary<Guid, string> Failures)> ComposeAsync(IReadOnlyCollection<Guid> subscriptionIds, CancellationToken ct)
+    /// <param name="browserLanguages">The language the subscribe request's Accept-Language asked for, per subscription (<see cref="OutboxMessage.Language"/>).</param>
+    public async Task<(Dictionary<Guid, MimeMessage> Mails, Dictionary<Guid, string> Failures)> ComposeAsync(IReadOnlyCollection<Guid> subscriptionIds,
+        IReadOnlyDictionary<Guid, string> browserLanguages, CancellationToken ct)
     {
         var targets = await (from s in db.Subscriptions
                              join l in db.MailingLists on s.ListId equals l.Id
@@ -37,16 +40,19 @@ public sealed class ConfirmationMailComposer(
         var now = clock.GetUtcNow();
         var mails = new Dictionary<Guid, MimeMessage>(targets.Count);
         var failures = new Dictionary<Guid, string>();
-        // The subscriber's lang preference, else the list's default language: there is no browser to ask at mail time.
-        var lookCache = new Dictionary<(Guid, string?), ReaderLook>();
+        // The subscriber's lang preference, else the subscribe request's Accept-Language (kept on the outbox row: there
+        // is no browser at mail time), else the list's default language: as the pages choose.
+        var lookCache = new Dictionary<(Guid, string?, string?), ReaderLook>();
         await using var renderer = new HtmlRenderer(services, loggers);
         foreach (var target in targets)
         {
             var (token, hash) = SubscriptionTokens.New();
             var lang = ReaderLooks.LangOf(SubscriptionService.ParsePreferences(target.Preferences));
-            if (!lookCache.TryGetValue((target.ListId, lang), out var look))
+            var browser = browserLanguages.GetValueOrDefault(target.Id);
+            if (!lookCache.TryGetValue((target.ListId, lang, browser), out var look))
             {
-                look = lookCache[(target.ListId, lang)] = await looks.ForListAsync(target.ListId, lang, null, ct);
+                look = lookCache[(target.ListId, lang, browser)] = await looks.ForListAsync(target.ListId, lang,
+                    browser is null ? null : [new StringWithQualityHeaderValue(browser)], ct);
             }
             try
             {

@@ -102,7 +102,8 @@ public sealed partial class OutboxDispatcher(
         var subscriptionRows = claimed.Where(m => m.SubscriptionId is not null).ToList();
         var (mails, failures) = subscriptionRows.Count == 0
             ? ([], [])
-            : await composer.ComposeAsync(subscriptionRows.Select(m => m.SubscriptionId!.Value).Distinct().ToArray(), ct);
+            : await composer.ComposeAsync(subscriptionRows.Select(m => m.SubscriptionId!.Value).Distinct().ToArray(),
+                subscriptionRows.Where(m => m.Language is not null).GroupBy(m => m.SubscriptionId!.Value).ToDictionary(g => g.Key, g => g.Last().Language!), ct);
         var accountRows = claimed.Where(m => m.SubscriptionId is null).ToList();
         var (accountMails, accountFailures) = accountRows.Count == 0
             ? ([], [])

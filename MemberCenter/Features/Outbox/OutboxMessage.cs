@@ -27,6 +27,11 @@ public sealed class OutboxMessage
     /// <summary>Set when the row stops being retried: sent, obsolete, or out of attempts.</summary>
     public DateTimeOffset? CompletedAt { get; set; }
     public string? LastError { get; set; }
+    /// <summary>
+    /// A confirmation mail's language from the subscribe request's Accept-Language (a reader language; null: none
+    /// usable). The subscriber's <c>lang</c> preference comes first, the list's default after it.
+    /// </summary>
+    public string? Language { get; set; }
 }
 
 internal sealed class OutboxMessageConfiguration : IEntityTypeConfiguration<OutboxMessage>
@@ -35,6 +40,7 @@ internal sealed class OutboxMessageConfiguration : IEntityTypeConfiguration<Outb
     {
         b.ToTable("outbox_messages");
         b.Property(m => m.LastError).HasMaxLength(1000);
+        b.Property(m => m.Language).HasMaxLength(16);
         b.HasIndex(m => m.NextAttemptAt).HasFilter("completed_at IS NULL").HasDatabaseName("ix_outbox_messages_due");
         b.HasIndex(m => m.CompletedAt).HasFilter("completed_at IS NOT NULL").HasDatabaseName("ix_outbox_messages_completed"); // retention sweep
         b.Property(m => m.Kind).HasMaxLength(40).HasDefaultValue(OutboxKinds.SubscriptionConfirmation);

@@ -30,6 +30,14 @@ public sealed class ReaderText
         _names = tables.ToFrozenDictionary(t => t.Key, t => t.Value.GetValueOrDefault("lang.name") ?? t.Key, StringComparer.Ordinal);
     }
 
+    /// <summary>
+    /// The bulk footer's unsubscribe wording in every reader language, from the same tables as the pages (Send Engine
+    /// picks per recipient; docs/send-engine.md, Footer).
+    /// </summary>
+    public IReadOnlyDictionary<string, MailFooterWording> FooterWording() => ReaderLanguages.All.ToDictionary(
+        l => l, l => { var t = For(l); return new MailFooterWording(t["mail.footer.unsubscribe"], t["mail.footer.unsubscribe_text"]); },
+        StringComparer.Ordinal);
+
     /// <summary>The keys of one language's table, for the completeness test.</summary>
     public IReadOnlyCollection<string> KeysOf(string language) => _tables[language].Keys;
 
@@ -37,37 +45,8 @@ public sealed class ReaderText
         ? new(language, _tables[language], _tables[ReaderLanguages.English], _names)
         : new(ReaderLanguages.English, _tables[ReaderLanguages.English], _tables[ReaderLanguages.English], _names);
 
-    /// <summary>
-    /// The supported language a tag stands for, or null: exact tags case-insensitively, then by script or region
-    /// (zh-Hant, zh-HK → zh-TW; zh-Hans, zh, zh-SG → zh-CN; ja-JP → ja; ko-KR → ko; en-GB → en).
-    /// </summary>
-    public static string? Normalise(string? tag)
-    {
-        if (string.IsNullOrWhiteSpace(tag) || tag.Length > 35)
-        {
-            return null;
-        }
-        var t = tag.Trim().Replace('_', '-');
-        foreach (var language in ReaderLanguages.All)
-        {
-            if (string.Equals(t, language, StringComparison.OrdinalIgnoreCase))
-            {
-                return language;
-            }
-        }
-        var parts = t.Split('-');
-        var primary = parts[0].ToLowerInvariant();
-        var rest = parts.Skip(1).Select(p => p.ToLowerInvariant()).ToList();
-        return primary switch
-        {
-            "en" => "en",
-            "ja" => "ja",
-            "ko" => "ko",
-            "zh" when rest.Contains("hant") || rest.Contains("tw") || rest.Contains("hk") || rest.Contains("mo") => "zh-TW",
-            "zh" => "zh-CN",
-            _ => null,
-        };
-    }
+    /// <summary>The supported language a tag stands for, or null (<see cref="ReaderLanguages.Normalise"/>).</summary>
+    public static string? Normalise(string? tag) => ReaderLanguages.Normalise(tag);
 
     /// <summary>
     /// The page language: the subscriber's <c>lang</c> preference, else the best Accept-Language match (by q, q=0
@@ -79,6 +58,12 @@ public sealed class ReaderText
         {
             return fromPreference;
         }
+        return FromAcceptLanguage(acceptLanguage) ?? Normalise(listDefault) ?? ReaderLanguages.English;
+    }
+
+    /// <summary>The best reader language of an Accept-Language header (by q, q=0 never), or null.</summary>
+    public static string? FromAcceptLanguage(IList<StringWithQualityHeaderValue>? acceptLanguage)
+    {
         if (acceptLanguage is { Count: > 0 })
         {
             // OrderByDescending is stable: equal weights keep the browser's order.
@@ -90,7 +75,7 @@ public sealed class ReaderText
                 }
             }
         }
-        return Normalise(listDefault) ?? ReaderLanguages.English;
+        return null;
     }
 }
 

@@ -13,7 +13,11 @@ using NpgsqlTypes;
 namespace MemberCenter.Features.Subscriptions;
 
 /// <summary>Where a consent change came from, for the audit.</summary>
-public sealed record RequestOrigin(string Source, string? IpAddress, string? UserAgent)
+/// <param name="Language">
+/// The reader language the request's Accept-Language asks for (null: none), for the confirmation mail: set only where
+/// the request speaks for the reader (the subscribe API; an import's browser is the tenant's staff, not the readers).
+/// </param>
+public sealed record RequestOrigin(string Source, string? IpAddress, string? UserAgent, string? Language = null)
 {
     public static RequestOrigin From(HttpContext http, string source) => new(
         source,
@@ -100,8 +104,8 @@ public sealed class SubscriptionService(
             INSERT INTO subscription_tokens (id, subscription_id, purpose, channel, hash, created_at, expires_at)
             SELECT $10, id, 0, 1, $11, $6, $12 FROM pending
         ), outbox AS (
-            INSERT INTO outbox_messages (subscription_id, created_at, next_attempt_at, attempts)
-            SELECT id, $6, $6, 0 FROM pending WHERE mail
+            INSERT INTO outbox_messages (subscription_id, created_at, next_attempt_at, attempts, language)
+            SELECT id, $6, $6, 0, $25 FROM pending WHERE mail
         ), consent AS (
             INSERT INTO consent_records (tenant_id, list_id, subscriber_id, action, source, ip_address, user_agent, occurred_at, details)
             SELECT $2, $1, subscriber_id, $13, $14, $15, $16, $6,
@@ -243,6 +247,7 @@ public sealed class SubscriptionService(
         p.Add(new NpgsqlParameter { Value = confirmed });
         // The tenant's own details (its consent note) stay in the record even when the address was already confirmed.
         p.Add(new NpgsqlParameter { Value = row.ConsentDetails is not null });
+        p.Add(new NpgsqlParameter { Value = (object?)origin.Language ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Text });
         return (token, expiresAt);
     }
 

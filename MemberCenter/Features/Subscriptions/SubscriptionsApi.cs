@@ -63,7 +63,10 @@ public static class SubscriptionsApi
         {
             return TypedResults.ValidationProblem(v.Errors);
         }
-        var result = await service.SubscribeAsync(user.TenantId(), listId, email, request.Preferences, RequestOrigin.From(http, ConsentSources.Api), ct);
+        // The reader's Accept-Language (a tenant site forwards its visitor's) picks the confirmation mail's language
+        // when the preferences carry no lang.
+        var origin = RequestOrigin.From(http, ConsentSources.Api) with { Language = ReaderText.FromAcceptLanguage(http.Request.GetTypedHeaders().AcceptLanguage) };
+        var result = await service.SubscribeAsync(user.TenantId(), listId, email, request.Preferences, origin, ct);
         return result is null ? ListNotFound() : TypedResults.Ok(result);
     }
 

@@ -60,8 +60,8 @@ public sealed class MemberCenterClient(HttpClient http, ServiceTokenCache cache,
         return await response.Content.ReadFromJsonAsync<InternalListResponse>(Json, ct);
     }
 
-    /// <summary>The tenant's postal address for the footer of bulk mail without a list (compose preview, test send); null: none.</summary>
-    public async Task<string?> GetPostalAddressAsync(Guid tenantId, CancellationToken ct)
+    /// <summary>The tenant's branded footer of bulk mail without a list (compose preview, test send); null: an unknown tenant.</summary>
+    public async Task<MailFooter?> GetMailFooterAsync(Guid tenantId, CancellationToken ct)
     {
         using var response = await SendAsync(() => new HttpRequestMessage(HttpMethod.Get, $"internal/tenants/{tenantId}/mail-footer"), ct);
         if (response.StatusCode == HttpStatusCode.NotFound)
@@ -69,7 +69,7 @@ public sealed class MemberCenterClient(HttpClient http, ServiceTokenCache cache,
             return null;
         }
         await EnsureSuccessAsync(response, ct);
-        return (await response.Content.ReadFromJsonAsync<InternalMailFooterResponse>(Json, ct))?.PostalAddress;
+        return (await response.Content.ReadFromJsonAsync<InternalMailFooterResponse>(Json, ct))?.Footer;
     }
 
     /// <summary>

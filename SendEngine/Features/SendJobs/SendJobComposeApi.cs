@@ -43,11 +43,11 @@ public static class SendJobComposeApi
         }
         var email = MergeString(request, "email") ?? user.FindFirst(ClaimNames.Email)?.Value ?? "subscriber@example.com";
         var sender = await senders.ResolveAsync(user.TenantId(), from ?? smtp.Value.FromAddress, ct);
-        if (await PostalAddressAsync(memberCenterClient, user.TenantId(), ct) is not { } footer)
+        if (await FooterAsync(memberCenterClient, user.TenantId(), ct) is not { } footer)
         {
             return MemberCenterUnavailable();
         }
-        var message = Compose(request, request.Subject!, email, smtp.Value, sender, from, memberCenter.Value, footer.Address);
+        var message = Compose(request, request.Subject!, email, smtp.Value, sender, from, memberCenter.Value, footer.Footer);
         return TypedResults.Ok(new ComposePreviewResponse(message.Subject, message.HtmlBody, message.TextBody));
     }
 
@@ -87,7 +87,7 @@ public static class SendJobComposeApi
         {
             return SendJobsApi.SenderDomainNotVerified(from ?? smtp.Value.FromAddress);
         }
-        if (await PostalAddressAsync(memberCenterClient, tenantId, ct) is not { } footer)
+        if (await FooterAsync(memberCenterClient, tenantId, ct) is not { } footer)
         {
             return MemberCenterUnavailable();
         }
@@ -98,7 +98,7 @@ public static class SendJobComposeApi
                 detail: $"At most {TestSendLimiter.PerMinute} test sends per minute per tenant; try again in a minute.");
         }
         var merge = MergeString(request, "email") ?? address;
-        var message = Compose(request, TestSubjectPrefix + request.Subject, merge, smtp.Value, sender, from, memberCenter.Value, footer.Address, address);
+        var message = Compose(request, TestSubjectPrefix + request.Subject, merge, smtp.Value, sender, from, memberCenter.Value, footer.Footer, address);
         await using var session = (await transports.ForAsync(tenantId, ct)).OpenSession();
         var result = await session.SendAsync(message, ct);
         return TypedResults.Ok(new TestSendResponse(address, message.Subject, TransportResolver.OutcomeName(result.Outcome), message.MessageId, result.Detail));
@@ -118,12 +118,12 @@ public static class SendJobComposeApi
         return v;
     }
 
-    /// <summary>The tenant's postal address for the footer, as a job's run reads it (Address null: none); null when Member Center is down.</summary>
-    private static async Task<(string? Address, bool Read)?> PostalAddressAsync(MemberCenterClient memberCenter, Guid tenantId, CancellationToken ct)
+    /// <summary>The tenant's branded footer, as a job's run reads it (Footer null: none); null when Member Center is down.</summary>
+    private static async Task<(MailFooter? Footer, bool Read)?> FooterAsync(MemberCenterClient memberCenter, Guid tenantId, CancellationToken ct)
     {
         try
         {
-            return (await memberCenter.GetPostalAddressAsync(tenantId, ct), true);
+            return (await memberCenter.GetMailFooterAsync(tenantId, ct), true);
         }
         catch (Exception ex) when (MemberCenterClient.IsOutage(ex, ct))
         {
@@ -132,7 +132,7 @@ public static class SendJobComposeApi
     }
 
     private static ProblemHttpResult MemberCenterUnavailable() => TypedResults.Problem(statusCode: 503, title: "Member Center unavailable",
-        detail: "The tenant's postal address (the footer of bulk mail) could not be read; retry later.");
+        detail: "The tenant's footer of bulk mail (footer text, postal address) could not be read; retry later.");
 
     private static string? MergeString(ComposeRequest request, string key) =>
         request.Merge?.TryGetValue(key, out var value) == true && value.ValueKind == JsonValueKind.String ? value.GetString() : null;
@@ -142,17 +142,20 @@ public static class SendJobComposeApi
     /// blank means absent). <c>unsubscribe_url</c> is the merge value given, else a placeholder on Member Center.
     /// </summary>
     private static OutgoingMessage Compose(ComposeRequest request, string subject, string email, SmtpOptions smtp, SenderIdentity sender,
-        string? from, MemberCenterOptions memberCenter, string? postalAddress, string? to = null)
+        string? from, MemberCenterOptions memberCenter, MailFooter? footer, string? to = null)
     {
-        // The same footer as the job's run adds (BulkFooter), so the preview and the test show it.
-        var (html, text) = BulkFooter.Apply(string.IsNullOrWhiteSpace(request.BodyHtml) ? null : request.BodyHtml,
-            string.IsNullOrWhiteSpace(request.BodyText) ? null : request.BodyText, postalAddress);
-        var composer = new MessageComposer(smtp, sender.Dkim, subject, html, text,
-            from: from is null ? null : new MessageAddress(string.IsNullOrWhiteSpace(request.FromName) ? null : request.FromName.Trim(), from));
         var unsubscribe = MergeString(request, "unsubscribe_url") ?? memberCenter.BaseUrl.TrimEnd('/') + "/newsletter/unsubscribe?token=preview";
         var preferences = (request.Merge ?? new Dictionary<string, JsonElement>())
             .Where(kv => kv.Key is not ("email" or "unsubscribe_url"))
             .ToDictionary(kv => kv.Key, kv => kv.Value, StringComparer.Ordinal);
+        // The same footer as the job's run adds (BulkFooter), in the language a recipient with these merge values gets
+        // (their lang, else the default: no list here, so English), so the preview and the test show it.
+        var (html, text) = footer is null
+            ? (string.IsNullOrWhiteSpace(request.BodyHtml) ? null : request.BodyHtml, string.IsNullOrWhiteSpace(request.BodyText) ? null : request.BodyText)
+            : BulkFooter.Apply(string.IsNullOrWhiteSpace(request.BodyHtml) ? null : request.BodyHtml,
+                string.IsNullOrWhiteSpace(request.BodyText) ? null : request.BodyText, footer, BulkFooter.LanguageOf(preferences, footer));
+        var composer = new MessageComposer(smtp, sender.Dkim, subject, html, text,
+            from: from is null ? null : new MessageAddress(string.IsNullOrWhiteSpace(request.FromName) ? null : request.FromName.Trim(), from));
         var message = composer.Compose(new MergeData(email, unsubscribe, preferences));
         if (to is null || to == message.To)
         {
