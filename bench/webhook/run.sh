@@ -10,23 +10,29 @@
 # --cpu: also prints, for each measured phase (the run plus the processor draining its backlog), the CPU seconds
 # (user+sys from /proc/<pid>/stat) of Send Engine and of the PostgreSQL cluster's processes per 10,000 stored events, and
 # the WAL bytes per event (pg_current_wal_lsn() before/after): figures that hold on a busy machine, unlike events/s.
+# With --cpu and --watchers, the watched phase also prints the CPU seconds of the N curl watchers themselves (they share
+# the machine with Send Engine and PostgreSQL).
+# --perf: samples Send Engine with `perf record` during the watched run (managed frames named: DOTNET_PerfMapEnabled=1)
+# and prints where its CPU goes.
 # --root DIR: benchmark the tree in DIR (e.g. a scratch worktree of an older commit) with this script.
 set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"; ROOT="$(cd "$HERE/../.." && pwd)"; BENCH_ROOT="$ROOT"
 # shellcheck source=scripts/lib.sh
 source "$ROOT/scripts/lib.sh"   # run_pg; this script keeps its own log and free_port below
-DURATION=30s; CONNECTIONS=32; THREADS=2; WARMUP=10s; WATCHERS=0; CPU=0
+DURATION=30s; CONNECTIONS=32; THREADS=2; WARMUP=10s; WATCHERS=0; CPU=0; PERF=0
 while [ $# -gt 0 ]; do case "$1" in
   --duration) DURATION="$2"; shift 2;; --connections) CONNECTIONS="$2"; shift 2;;
   --threads) THREADS="$2"; shift 2;; --warmup) WARMUP="$2"; shift 2;; --watchers) WATCHERS="$2"; shift 2;;
-  --cpu) CPU=1; shift;; --root) BENCH_ROOT="$(cd "$2" && pwd)"; shift 2;; *) echo "unknown option $1" >&2; exit 2;; esac; done
+  --cpu) CPU=1; shift;; --perf) PERF=1; shift;; --root) BENCH_ROOT="$(cd "$2" && pwd)"; shift 2;; *) echo "unknown option $1" >&2; exit 2;; esac; done
 log() { echo "[$(date -u +%H:%M:%S)] $*" >&2; }
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
 PG_BIN="$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)"
 WORK="$(mktemp -d /tmp/webhook-bench.XXXXXX)"; chmod 755 "$WORK"
-SE_PID=""; PG_DATA=""; MC_PID=""; WATCH_PIDS=()
+SE_PID=""; PG_DATA=""; MC_PID=""; WATCH_PIDS=(); PERF_PID=""
 cleanup() {
   trap - EXIT INT TERM
+  [ -n "$PERF_PID" ] && kill -INT "$PERF_PID" 2>/dev/null || true
+  [ -n "$SE_PID" ] && rm -f "/tmp/perf-$SE_PID.map" "/tmp/perfinfo-$SE_PID.map"
   for p in "${WATCH_PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
   [ -n "$SE_PID" ] && kill "$SE_PID" 2>/dev/null && wait "$SE_PID" 2>/dev/null || true
   [ -n "$MC_PID" ] && kill "$MC_PID" 2>/dev/null && wait "$MC_PID" 2>/dev/null || true
@@ -78,6 +84,7 @@ log "Send Engine on 127.0.0.1:$SE_PORT (PostgreSQL on $PG_PORT)"
   export TencentSes__Webhook__Verification=Token TencentSes__Webhook__SecretToken="$TOKEN" EmailEvents__UnknownMessageGrace=00:00:00
   export Privacy__AddressHashKey="bench-$TOKEN-address-hash-key"  # required in Production (>= 32 characters)
   for kv in "${SE_AUTH[@]}"; do export "${kv?}"; done
+  if [ "$PERF" = 1 ]; then export DOTNET_PerfMapEnabled=1 DOTNET_EnableWriteXorExecute=0; fi
   exec dotnet bin/Release/net10.0/SendEngine.dll --urls "http://127.0.0.1:$SE_PORT"
 ) >"$WORK/sendengine.log" 2>&1 &
 SE_PID=$!
@@ -153,11 +160,29 @@ if [ "$WATCHERS" -gt 0 ]; then
   done
   connected="$(grep -l '^: watching' "$WORK"/watch-*.txt 2>/dev/null | wc -l)"
   log "measured run with $connected watchers, $DURATION"
+  watchers_ticks() { local t=0 p; for p in "${WATCH_PIDS[@]}"; do t=$((t + $(awk '{print $14+$15}' "/proc/$p/stat" 2>/dev/null || echo 0))); done; echo "$t"; }
   drain; [ "$CPU" = 1 ] && cpu_start
+  W0="$(watchers_ticks)"; WN0="$(stored_events)"
+  if [ "$PERF" = 1 ]; then
+    perf record -q -e cpu-clock -F 999 -g -p "$SE_PID" -o "$WORK/perf.data" >"$WORK/perf.log" 2>&1 &
+    PERF_PID=$!
+  fi
   run_wrk "$DURATION" watched >"$WORK/run-watched.txt" 2>&1
+  if [ -n "$PERF_PID" ]; then kill -INT "$PERF_PID"; wait "$PERF_PID" 2>/dev/null || true; PERF_PID=""; fi
   cat "$WORK/run-watched.txt"
   sleep 2
+  W1="$(watchers_ticks)"; WN=$(( $(stored_events) - WN0 )); [ "$WN" -gt 0 ] || WN=1
+  [ "$CPU" = 1 ] && echo "CPU watchers_curl_cpu_s=$(echo "scale=2; ($W1 - $W0) / $(getconf CLK_TCK)" | bc) per_10k_events=$(echo "scale=3; ($W1 - $W0) * 10000 / $(getconf CLK_TCK) / $WN" | bc) (the $connected curl processes, during the run and 2 s after)"
   [ "$CPU" = 1 ] && cpu_report "watchers_$connected"
+  if [ "$PERF" = 1 ]; then
+    echo "== Send Engine CPU samples during the watched run by library (perf, self time)"
+    perf report -i "$WORK/perf.data" --no-children --sort dso --stdio 2>/dev/null | grep -E '^ +[0-9]' | head -12 || true
+    echo "== top functions (self time)"
+    perf report -i "$WORK/perf.data" --no-children --sort dso,sym --stdio -g none 2>/dev/null | grep -E '^ +[0-9]' | head -40 || true
+    echo "== managed frames, inclusive time (children)"
+    perf report -i "$WORK/perf.data" --children --sort sym --stdio -g none 2>/dev/null | grep -E '^ +[0-9]' \
+      | grep -E 'SendEngine|Npgsql|Kestrel|Json|GC|Channel|Pipe|Socket|WebhookGateway|Http' | cut -c1-200 | head -60 || true
+  fi
   received="$(cat "$WORK"/watch-*.txt | grep -c '^event: entry' || true)"
   without="$(eps "$WORK/run.txt")"; with="$(eps "$WORK/run-watched.txt")"
   echo "WATCHERS watchers=$connected events_per_s_without=$without events_per_s_with=$with change_pct=$(echo "scale=1; ($with - $without) * 100 / $without" | bc) entries_received_per_watcher=$((received / (connected > 0 ? connected : 1)))"

@@ -230,6 +230,81 @@ public sealed class WebhookGatewayTests(StackFixture stack)
     }
 
     [Fact]
+    public async Task Several_watchers_each_get_every_entry_of_a_burst_exactly_once_in_order()
+    {
+        // Long intervals: the burst piles up between passes, so a pass encodes more than one chunk (GatewayFeed.ChunkBytes).
+        var (engine, db) = await StartAsync(new()
+        {
+            ["WebhookGateway:StreamPollInterval"] = "00:00:01",
+            ["WebhookGateway:StreamMinInterval"] = "00:00:01",
+            ["WebhookGateway:StreamBuffer"] = "1000",
+        });
+        await using var _e = engine;
+        var token = await stack.TokenAsync(stack.AdminClientId, stack.AdminClientSecret);
+        var watchers = new List<(HttpClient Client, HttpResponseMessage Response, StreamReader Lines)>();
+        try
+        {
+            for (var i = 0; i < 3; i++)
+            {
+                var client = engine.CreateClient();
+                client.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", token);
+                var response = await client.GetAsync("admin/webhook-gateway/events/stream", HttpCompletionOption.ResponseHeadersRead);
+                Assert.Equal("text/event-stream", response.Content.Headers.ContentType?.MediaType);
+                watchers.Add((client, response, new StreamReader(await response.Content.ReadAsStreamAsync())));
+            }
+
+            // A burst of forged callbacks, 8 at a time: each is refused and logged in the platform log, and never written again.
+            using var hook = engine.CreateClient();
+            var body = Json(new { eventType = "delivered", messageId = "gateway-burst", email = "burst@example.com", timestamp = Now() });
+            const int burst = 400;
+            await Parallel.ForEachAsync(Enumerable.Range(0, burst), new ParallelOptions { MaxDegreeOfParallelism = 8 }, async (_, _) =>
+            {
+                var (status, id, _) = await PostSignedAsync(hook, body, key: "not-the-signing-key-0123456789");
+                Assert.Equal(HttpStatusCode.Unauthorized, status);
+                Assert.NotNull(id);
+            });
+            // Then one more: once a watcher has it, it has had every chance to receive a duplicate of the burst.
+            var (_, lastId, _) = await PostSignedAsync(hook, body, key: "not-the-signing-key-0123456789");
+            var expected = (await TestSql.ScalarAsync<string>(db, "SELECT string_agg(id::text, ',' ORDER BY seq) FROM webhook_gateway_entries WHERE tenant_id IS NULL"))
+                .Split(',').Select(Guid.Parse).ToList();
+            Assert.Equal(burst + 1, expected.Count);
+            Assert.Equal(Guid.Parse(lastId!), expected[^1]);
+
+            using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+            foreach (var (_, _, lines) in watchers)
+            {
+                var received = new List<Guid>();
+                while (received.Count == 0 || received[^1] != expected[^1])
+                {
+                    var line = await lines.ReadLineAsync(timeout.Token) ?? throw new InvalidOperationException("stream ended");
+                    if (line.StartsWith("data: ", StringComparison.Ordinal))
+                    {
+                        var e = JsonSerializer.Deserialize<GatewayEntrySummary>(line[6..], StackFixture.Json)!;
+                        Assert.Null(e.TenantId);
+                        Assert.Equal(GatewayVerifications.BadSignature, e.Verification);
+                        received.Add(Guid.Parse(e.EntryId));
+                    }
+                    else
+                    {
+                        // Nothing but whole frames: "event: entry", its data line, a blank line (or the opening comment).
+                        Assert.True(line is "event: entry" or "" or ": watching", line);
+                    }
+                }
+                Assert.Equal(expected, received);
+            }
+        }
+        finally
+        {
+            foreach (var (client, response, lines) in watchers)
+            {
+                lines.Dispose();
+                response.Dispose();
+                client.Dispose();
+            }
+        }
+    }
+
+    [Fact]
     public async Task The_log_is_trimmed_to_the_newest_entries_per_tenant()
     {
         var tenant = await stack.CreateTenantAsync();

@@ -115,9 +115,11 @@ public sealed class WebhookGatewayOptions
     [Range(typeof(TimeSpan), "00:00:01", "00:10:00")]
     public TimeSpan StreamHeartbeat { get; set; } = TimeSpan.FromSeconds(15);
 
-    /// <summary>Events a slow watcher may fall behind before the oldest are dropped for it.</summary>
-    [Range(10, 100_000)]
-    public int StreamBuffer { get; set; } = 500;
+    /// <summary>Chunks a slow watcher may fall behind before the oldest are dropped for it. A chunk is one pass's entries of
+    /// the watcher's scope, pre-encoded, up to 32 KB (<see cref="GatewayFeed.ChunkBytes"/>, about 80 entries): 64 is at
+    /// least 64 passes (13 s at the 200 ms minimum interval) and at most about 2 MB, shared by all the scope's watchers.</summary>
+    [Range(4, 100_000)]
+    public int StreamBuffer { get; set; } = 64;
 
     /// <summary>Where the test console posts its sample events: this Send Engine's own base URL. Unset: the first
     /// address the server listens on.</summary>

@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Text.Json;
 using System.Threading.Channels;
 using Npgsql;
@@ -11,10 +12,12 @@ namespace SendEngine.Features.WebhookGateway;
 /// The live view's fan-out: one loop per process reads the entries inserted since its cursor (webhook_gateway_entries.seq,
 /// assigned once on insert) and the entries that changed since (attributed to a tenant, processed, applied: announced by
 /// whoever changed them with pg_notify on <see cref="Channel"/>, in their own transaction, so nothing is renumbered),
-/// and hands each to the watchers of its scope, however many there are. This process's writer wakes it at once (at most
-/// every <see cref="WebhookGatewayOptions.StreamMinInterval"/>); the shared poll runs every
+/// and encodes each pass once per scope: the <c>event: entry</c> frames of that scope's entries, UTF-8, in chunks of up to
+/// <see cref="ChunkBytes"/> (<see cref="GatewayFrames"/>) that every watcher of the scope receives as they are, however
+/// many there are (a watcher's request writes the bytes; nothing is built per watcher). This process's writer wakes it at
+/// once (at most every <see cref="WebhookGatewayOptions.StreamMinInterval"/>); the shared poll runs every
 /// <see cref="WebhookGatewayOptions.StreamPollInterval"/>. Without watchers it queries nothing and holds no connection;
-/// with watchers it holds one (LISTEN). A watcher that falls behind loses its oldest entries, never slows the loop.
+/// with watchers it holds one (LISTEN). A watcher that falls behind loses its oldest chunks, never slows the loop.
 /// Best effort: an entry whose transaction commits after a later one was read can be missed; the list is authoritative.
 /// </summary>
 public sealed partial class GatewayFeed(NpgsqlDataSource db, GatewayStore store, WakeSignal<GatewayFeed> signal, IOptions<WebhookGatewayOptions> options,
@@ -30,7 +33,16 @@ public sealed partial class GatewayFeed(NpgsqlDataSource db, GatewayStore store,
         FROM (SELECT replace({column}::text, '-', '') AS h, (row_number() OVER () - 1) / 200 AS part FROM {from}) x GROUP BY part
         """;
 
+    /// <summary>A chunk is closed once it holds this many bytes: small enough to stay off the large object heap, large
+    /// enough that a busy pass is a handful of chunks.</summary>
+    public const int ChunkBytes = 32 * 1024;
+
+    private static ReadOnlySpan<byte> FrameStart => "event: entry\ndata: "u8;
+    private static ReadOnlySpan<byte> FrameEnd => "\n\n"u8;
+
     private readonly Lock _gate = new();
+    // Per scope (Guid.Empty: the platform log) with watchers: the chunk being filled; reused pass after pass.
+    private readonly Dictionary<Guid, ScopeFrames> _scopes = [];
     private readonly HashSet<Watcher> _watchers = [];
     private readonly List<Watcher> _joining = [];
     private readonly HashSet<Guid> _changed = [];
@@ -137,6 +149,7 @@ public sealed partial class GatewayFeed(NpgsqlDataSource db, GatewayStore store,
         }
         if (watchers.Length == 0)
         {
+            _scopes.Clear();
             await CloseListenerAsync();
             lock (_gate)
             {
@@ -171,6 +184,7 @@ public sealed partial class GatewayFeed(NpgsqlDataSource db, GatewayStore store,
         }
         else
         {
+            Group(watchers);
             var sent = new HashSet<Guid>();
             while (true)
             {
@@ -179,7 +193,7 @@ public sealed partial class GatewayFeed(NpgsqlDataSource db, GatewayStore store,
                 {
                     cursor = seq;
                     sent.Add(Guid.Parse(entry.EntryId));
-                    Send(watchers, entry);
+                    Encode(entry);
                 }
                 _cursor = cursor;
                 if (batch.Count < 1000)
@@ -198,8 +212,12 @@ public sealed partial class GatewayFeed(NpgsqlDataSource db, GatewayStore store,
             {
                 foreach (var entry in await store.ByIdsAsync(changed, ct))
                 {
-                    Send(watchers, entry);
+                    Encode(entry);
                 }
+            }
+            foreach (var scope in _scopes.Values)
+            {
+                scope.Post();
             }
         }
         foreach (var w in joined)
@@ -208,17 +226,77 @@ public sealed partial class GatewayFeed(NpgsqlDataSource db, GatewayStore store,
         }
     }
 
-    private void Send(Watcher[] watchers, GatewayEntrySummary entry)
+    /// <summary>This pass's watchers by scope; scopes nobody watches any more are forgotten.</summary>
+    private void Group(Watcher[] watchers)
     {
-        var tenant = entry.TenantId is null ? (Guid?)null : Guid.Parse(entry.TenantId);
-        // Serialized once, whatever the number of watchers.
-        string? data = null;
+        foreach (var scope in _scopes.Values)
+        {
+            scope.Watchers.Clear();
+        }
         foreach (var w in watchers)
         {
-            if (w.TenantId == tenant)
+            var key = w.TenantId ?? Guid.Empty;
+            if (!_scopes.TryGetValue(key, out var scope))
             {
-                w.Writer.TryWrite(data ??= JsonSerializer.Serialize(entry, json.Value.SerializerOptions));
+                _scopes[key] = scope = new ScopeFrames();
             }
+            scope.Watchers.Add(w);
+        }
+        foreach (var (key, scope) in _scopes)
+        {
+            if (scope.Watchers.Count == 0)
+            {
+                _scopes.Remove(key);
+            }
+        }
+    }
+
+    /// <summary>Appends the entry's frame to its scope's chunk (serialized straight to UTF-8, once, whatever the number of
+    /// watchers); an entry of a scope nobody watches costs nothing.</summary>
+    private void Encode(GatewayEntrySummary entry)
+    {
+        if (!_scopes.TryGetValue(entry.TenantId is null ? Guid.Empty : Guid.Parse(entry.TenantId), out var scope))
+        {
+            return;
+        }
+        var buffer = scope.Buffer;
+        buffer.Write(FrameStart);
+        var options = json.Value.SerializerOptions;
+        // The writer's options decide the output (the serializer's Encoder and indentation are not applied to a given writer):
+        // the same escaping as the API's JSON, on one line (a line break would end the event's data).
+        scope.Json ??= new Utf8JsonWriter(buffer, new JsonWriterOptions { Encoder = options.Encoder, Indented = false });
+        scope.Json.Reset(buffer);
+        JsonSerializer.Serialize(scope.Json, entry, options);
+        buffer.Write(FrameEnd);
+        scope.Entries++;
+        if (buffer.WrittenCount >= ChunkBytes)
+        {
+            scope.Post();
+        }
+    }
+
+    /// <summary>One scope's frames of the pass so far.</summary>
+    private sealed class ScopeFrames
+    {
+        public List<Watcher> Watchers { get; } = [];
+        public ArrayBufferWriter<byte> Buffer { get; } = new(ChunkBytes + 4096);
+        public Utf8JsonWriter? Json { get; set; }
+        public int Entries { get; set; }
+
+        /// <summary>Hands the chunk (one copy, shared by all) to every watcher of the scope and starts the next.</summary>
+        public void Post()
+        {
+            if (Entries == 0)
+            {
+                return;
+            }
+            var frames = new GatewayFrames(Buffer.WrittenSpan.ToArray(), Entries);
+            foreach (var w in Watchers)
+            {
+                w.Writer.TryWrite(frames);
+            }
+            Buffer.ResetWrittenCount();
+            Entries = 0;
         }
     }
 
@@ -228,13 +306,14 @@ public sealed partial class GatewayFeed(NpgsqlDataSource db, GatewayStore store,
     public sealed class Watcher : IDisposable
     {
         private readonly GatewayFeed _feed;
-        private readonly System.Threading.Channels.Channel<string> _channel;
+        private readonly System.Threading.Channels.Channel<GatewayFrames> _channel;
 
         internal Watcher(GatewayFeed feed, Guid? tenantId, int buffer)
         {
             _feed = feed;
             TenantId = tenantId;
-            _channel = System.Threading.Channels.Channel.CreateBounded<string>(new BoundedChannelOptions(buffer)
+            // Bounded in chunks: a watcher that falls behind by more loses its oldest chunks (whole frames, never part of one).
+            _channel = System.Threading.Channels.Channel.CreateBounded<GatewayFrames>(new BoundedChannelOptions(buffer)
             {
                 FullMode = BoundedChannelFullMode.DropOldest, SingleReader = true, SingleWriter = true,
             });
@@ -243,9 +322,9 @@ public sealed partial class GatewayFeed(NpgsqlDataSource db, GatewayStore store,
         public Guid? TenantId { get; }
         internal TaskCompletionSource ReadySource { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
         public Task Ready => ReadySource.Task;
-        internal ChannelWriter<string> Writer => _channel.Writer;
-        /// <summary>Each entry as its JSON summary (<see cref="GatewayEntrySummary"/>).</summary>
-        public ChannelReader<string> Reader => _channel.Reader;
+        internal ChannelWriter<GatewayFrames> Writer => _channel.Writer;
+        /// <summary>The scope's entries as pre-encoded server-sent events, in order, chunk by chunk.</summary>
+        public ChannelReader<GatewayFrames> Reader => _channel.Reader;
 
         public void Dispose()
         {
@@ -254,6 +333,10 @@ public sealed partial class GatewayFeed(NpgsqlDataSource db, GatewayStore store,
         }
     }
 }
+
+/// <summary>Consecutive entries of one scope as UTF-8 server-sent events (<c>event: entry\ndata: {summary}\n\n</c> each),
+/// shared read-only by every watcher of the scope.</summary>
+public readonly record struct GatewayFrames(ReadOnlyMemory<byte> Bytes, int Entries);
 
 /// <summary>Trims the gateway log to the newest <see cref="WebhookGatewayOptions.KeepPerTenant"/> entries per tenant (and
 /// in the platform log), every <see cref="WebhookGatewayOptions.SweepInterval"/>: the webhook itself never deletes.</summary>

@@ -1,3 +1,4 @@
+using System.Buffers;
 using Microsoft.AspNetCore.Http.Features;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Options;
@@ -142,14 +143,17 @@ public static class WebhookGatewayApi
             response.Headers["X-Accel-Buffering"] = "no";
             http.Features.Get<IHttpResponseBodyFeature>()?.DisableBuffering();
             await response.StartAsync(ct);
-            await response.WriteAsync(": watching\n\n", ct);
-            await response.Body.FlushAsync(ct);
+            var body = response.BodyWriter;
+            body.Write(": watching\n\n"u8);
+            await body.FlushAsync(ct);
             var reader = watcher.Reader;
-            while (true)
+            // One timer for the heartbeat, re-armed at each wake-up (a new one only after it fired).
+            var until = CancellationTokenSource.CreateLinkedTokenSource(ct);
+            try
             {
-                bool more;
-                using (var until = CancellationTokenSource.CreateLinkedTokenSource(ct))
+                while (true)
                 {
+                    bool more;
                     until.CancelAfter(options.StreamHeartbeat);
                     try
                     {
@@ -157,20 +161,27 @@ public static class WebhookGatewayApi
                     }
                     catch (OperationCanceledException) when (!ct.IsCancellationRequested)
                     {
-                        await response.WriteAsync(": heartbeat\n\n", ct);
-                        await response.Body.FlushAsync(ct);
+                        until.Dispose();
+                        until = CancellationTokenSource.CreateLinkedTokenSource(ct);
+                        body.Write(": heartbeat\n\n"u8);
+                        await body.FlushAsync(ct);
                         continue;
                     }
+                    if (!more)
+                    {
+                        break;
+                    }
+                    // The feed's chunks as they are (encoded once for all watchers of the scope), one flush per wake-up.
+                    while (reader.TryRead(out var frames))
+                    {
+                        body.Write(frames.Bytes.Span);
+                    }
+                    await body.FlushAsync(ct);
                 }
-                if (!more)
-                {
-                    break;
-                }
-                while (reader.TryRead(out var e))
-                {
-                    await response.WriteAsync("event: entry\ndata: " + e + "\n\n", ct);
-                }
-                await response.Body.FlushAsync(ct);
+            }
+            finally
+            {
+                until.Dispose();
             }
         }
         catch (OperationCanceledException) when (ct.IsCancellationRequested)
