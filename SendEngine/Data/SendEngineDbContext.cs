@@ -16,6 +16,7 @@ public sealed class SendEngineDbContext(DbContextOptions<SendEngineDbContext> op
     public DbSet<Suppression> Suppressions => Set<Suppression>();
     public DbSet<TransactionalRequest> TransactionalRequests => Set<TransactionalRequest>();
     public DbSet<TransactionalTask> TransactionalTasks => Set<TransactionalTask>();
+    public DbSet<TransactionalDelivery> TransactionalDeliveries => Set<TransactionalDelivery>();
 
     protected override void OnModelCreating(ModelBuilder modelBuilder)
     {

@@ -251,8 +251,8 @@ public sealed partial class ExposureTests(StackFixture stack)
             for (var i = 0; i < tasks.Length; i++)
             {
                 await ExecuteAsync(db, """
-                    INSERT INTO transactional_tasks (id, request_id, tenant_id, position, email, email_key, type, status, attempts, due_at, metadata, created_at)
-                    VALUES (gen_random_uuid(), $1, $2, $3, $4, $4, 'to', $5, 1, now() - interval '200 days', '{}', now() - interval '200 days')
+                    INSERT INTO transactional_tasks (id, request_id, tenant_id, position, email, email_key, type, status, attempts, metadata, created_at)
+                    VALUES (gen_random_uuid(), $1, $2, $3, $4, $4, 'to', $5, 1, '{}', now() - interval '200 days')
                     """, requests[name], tenantId, i, tasks[i].Item1, tasks[i].Item2);
             }
         }

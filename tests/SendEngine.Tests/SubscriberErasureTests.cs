@@ -221,9 +221,9 @@ public sealed class SubscriberErasureTests(StackFixture stack)
         foreach (var (email, name, position) in new[] { (target, "Tia Reader", 0), (bystander, "Carl", 1) })
         {
             await TestSql.ScalarAsync<int>(pair.SeDb, """
-                INSERT INTO transactional_tasks (id, request_id, tenant_id, position, email, email_key, name, type, status, attempts, due_at,
+                INSERT INTO transactional_tasks (id, request_id, tenant_id, position, email, email_key, name, type, status, attempts,
                                                  message_id, metadata, created_at, sent_at, finished_at, detail)
-                VALUES ($1, $2, $3, $4, $5, lower($5), $6, 'to', 'sent', 1, now(), $7, '{"customer": "x"}'::jsonb, now(), now(), now(), '250 OK')
+                VALUES ($1, $2, $3, $4, $5, lower($5), $6, 'to', 'sent', 1, $7, '{"customer": "x"}'::jsonb, now(), now(), now(), '250 OK')
                 """, Guid.NewGuid(), requestId, Guid.Parse(t.TenantId), position, email, name, $"{Guid.NewGuid():N}@{domain}");
         }
 

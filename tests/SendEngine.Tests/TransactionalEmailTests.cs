@@ -503,40 +503,57 @@ public sealed class TransactionalEmailTests(StackFixture stack)
     }
 
     [Fact]
-    public async Task Delivery_ClaimsStraightIntoSending_AnExpiredSendingLeaseIsUnknownNeverResent_ALegacyClaimIsSent()
+    public async Task Delivery_ClaimsIntoALeaseOnTheDeliveryRow_AnExpiredLeaseIsUnknownNeverResent_ADueRowIsSentOnce()
     {
         var (_, client, d) = await TenantClientAsync();
         var token = Guid.NewGuid().ToString("N")[..10];
         // Scheduled far ahead so the dispatcher leaves them alone until the rows are set up as a dead dispatcher left them.
         var answer = await SendAsync(client, new
         {
-            message = new { text = "hi", subject = token, from_email = $"shop@{d}", to = new[] { new { email = $"died@{d}" }, new { email = $"legacy@{d}" } } },
+            message = new { text = "hi", subject = token, from_email = $"shop@{d}", to = new[] { new { email = $"died@{d}" }, new { email = $"waiting@{d}" } } },
             send_at = DateTime.UtcNow.AddDays(1).ToString("yyyy-MM-dd HH:mm:ss", CultureInfo.InvariantCulture),
         });
-        var (died, legacy) = (Guid.Parse(answer.Tasks[0].TaskId), Guid.Parse(answer.Tasks[1].TaskId));
+        var (died, waiting) = (Guid.Parse(answer.Tasks[0].TaskId), Guid.Parse(answer.Tasks[1].TaskId));
         await using (var conn = new Npgsql.NpgsqlConnection(stack.SendEngineConnectionString))
         {
             await conn.OpenAsync();
+            // The intake queued one delivery row per open task; the wide task row carries no queue state.
+            await using (var check = new Npgsql.NpgsqlCommand("SELECT count(*) FROM transactional_deliveries WHERE task_id IN ($1, $2) AND lease_until IS NULL", conn))
+            {
+                check.Parameters.Add(new Npgsql.NpgsqlParameter { Value = died });
+                check.Parameters.Add(new Npgsql.NpgsqlParameter { Value = waiting });
+                Assert.Equal(2L, await check.ExecuteScalarAsync());
+            }
+            // died: claimed into sending by a dispatcher whose lease has run out; waiting: simply due now.
             await using var cmd = new Npgsql.NpgsqlCommand("""
-                UPDATE transactional_tasks SET due_at = now(), lease_until = now() - interval '1 second',
-                    status = CASE WHEN id = $1 THEN 'sending' ELSE 'claimed' END
-                WHERE id IN ($1, $2)
+                UPDATE transactional_deliveries SET due_at = now() - interval '2 seconds',
+                    lease_until = CASE WHEN task_id = $1 THEN now() - interval '1 second' END
+                WHERE task_id IN ($1, $2)
                 """, conn);
             cmd.Parameters.Add(new Npgsql.NpgsqlParameter { Value = died });
-            cmd.Parameters.Add(new Npgsql.NpgsqlParameter { Value = legacy });
+            cmd.Parameters.Add(new Npgsql.NpgsqlParameter { Value = waiting });
             Assert.Equal(2, await cmd.ExecuteNonQueryAsync());
         }
         // sending with an expired lease: the message may have gone out, so it is unknown and never sent (again).
         var unknown = await WaitForTaskAsync(client, answer.Tasks[0].TaskId, t => t.Status == "unknown");
         Assert.Equal(0, unknown.Attempts);
-        // claimed (written by the version that claimed before marking): never attempted, so back to the queue and sent once.
+        Assert.StartsWith("outcome unknown", unknown.Detail);
         var sent = await WaitForTaskAsync(client, answer.Tasks[1].TaskId, t => t.Status == "sent");
         Assert.Equal(1, sent.Attempts);
         await WaitForMailsAsync(m => m.Subject == token, 1);
         await Task.Delay(TimeSpan.FromSeconds(1));
-        Assert.Equal([$"legacy@{d}"], (await WaitForMailsAsync(m => m.Subject == token, 1)).SelectMany(m => m.Envelope));
+        Assert.Equal([$"waiting@{d}"], (await WaitForMailsAsync(m => m.Subject == token, 1)).SelectMany(m => m.Envelope));
+        // Final tasks leave the queue.
+        await using (var conn = new Npgsql.NpgsqlConnection(stack.SendEngineConnectionString))
+        {
+            await conn.OpenAsync();
+            await using var left = new Npgsql.NpgsqlCommand("SELECT count(*) FROM transactional_deliveries WHERE task_id IN ($1, $2)", conn);
+            left.Parameters.Add(new Npgsql.NpgsqlParameter { Value = died });
+            left.Parameters.Add(new Npgsql.NpgsqlParameter { Value = waiting });
+            Assert.Equal(0L, await left.ExecuteScalarAsync());
+        }
 
-        // A new request is claimed straight into sending (no claimed step) and sent.
+        // A new request is claimed and sent.
         var fresh = await SendAsync(client, new { message = new { text = "hi", subject = token + " fresh", from_email = $"shop@{d}", to = new[] { new { email = $"fresh@{d}" } } } });
         Assert.Equal(1, (await WaitForTaskAsync(client, fresh.Tasks[0].TaskId, t => t.Status == "sent")).Attempts);
     }

@@ -1321,6 +1321,36 @@ namespace SendEngine.Data.Migrations
                     b.ToTable("suppressions", (string)null);
                 });
 
+            modelBuilder.Entity("SendEngine.Features.Transactional.TransactionalDelivery", b =>
+                {
+                    b.Property<Guid>("TaskId")
+                        .ValueGeneratedOnAdd()
+                        .HasColumnType("uuid")
+                        .HasColumnName("task_id");
+
+                    b.Property<int>("Attempts")
+                        .HasColumnType("integer")
+                        .HasColumnName("attempts");
+
+                    b.Property<DateTimeOffset>("DueAt")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("due_at");
+
+                    b.Property<DateTimeOffset?>("LeaseUntil")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("lease_until");
+
+                    b.HasKey("TaskId")
+                        .HasName("pk_transactional_deliveries");
+
+                    b.HasIndex("DueAt")
+                        .HasDatabaseName("ix_transactional_deliveries_due_at");
+
+                    b.ToTable("transactional_deliveries", (string)null);
+
+                    b.HasAnnotation("Npgsql:StorageParameter:fillfactor", 50);
+                });
+
             modelBuilder.Entity("SendEngine.Features.Transactional.TransactionalRequest", b =>
                 {
                     b.Property<Guid>("Id")
@@ -1416,10 +1446,6 @@ namespace SendEngine.Data.Migrations
                         .HasColumnType("character varying(1000)")
                         .HasColumnName("detail");
 
-                    b.Property<DateTimeOffset>("DueAt")
-                        .HasColumnType("timestamp with time zone")
-                        .HasColumnName("due_at");
-
                     b.Property<string>("Email")
                         .IsRequired()
                         .HasMaxLength(320)
@@ -1435,10 +1461,6 @@ namespace SendEngine.Data.Migrations
                     b.Property<DateTimeOffset?>("FinishedAt")
                         .HasColumnType("timestamp with time zone")
                         .HasColumnName("finished_at");
-
-                    b.Property<DateTimeOffset?>("LeaseUntil")
-                        .HasColumnType("timestamp with time zone")
-                        .HasColumnName("lease_until");
 
                     b.Property<string>("MessageId")
                         .HasMaxLength(998)
@@ -1490,14 +1512,6 @@ namespace SendEngine.Data.Migrations
 
                     b.HasKey("Id")
                         .HasName("pk_transactional_tasks");
-
-                    b.HasIndex("DueAt")
-                        .HasDatabaseName("ix_transactional_tasks_due")
-                        .HasFilter("status IN ('queued', 'scheduled')");
-
-                    b.HasIndex("LeaseUntil")
-                        .HasDatabaseName("ix_transactional_tasks_lease")
-                        .HasFilter("status IN ('claimed', 'sending')");
 
                     b.HasIndex("MessageId")
                         .HasDatabaseName("ix_transactional_tasks_message_id")

@@ -48,8 +48,9 @@ public sealed partial class TransactionalDispatcher(
         var o = options.Value;
         var touched = new HashSet<Guid>(await RecoverExpiredIfDueAsync(o, ct));
         // A batch is up to BatchSize tasks claimed a group at a time, each group straight into sending (its durable
-        // record that the attempts started, one statement), so a task is updated twice (sending, then its result), not
-        // three times; the SMTP sessions stay open across the batch's groups.
+        // record that the attempts started, one statement: the lease of each task's queue row, a HOT update), then its
+        // results recorded (the queue rows deleted, the task rows written once); the SMTP sessions stay open across the
+        // batch's groups.
         var sessions = new Dictionary<Guid, ITransportSession?>();
         var total = 0;
         try

@@ -324,7 +324,7 @@ public static partial class TransactionalEmailApi
             sendAt = reader.IsDBNull(1) ? null : reader.GetFieldValue<DateTimeOffset>(1);
         }
         var tasks = new List<EmailTaskResult>();
-        await using (var cmd = Sql.Command(conn, "SELECT email, status, reject_reason, id FROM transactional_tasks WHERE request_id = $1 ORDER BY position", id))
+        await using (var cmd = Sql.Command(conn, $"SELECT t.email, {TransactionalTaskStore.ShownStatusSql("t")}, t.reject_reason, t.id FROM transactional_tasks t WHERE t.request_id = $1 ORDER BY t.position", id))
         await using (var reader = await cmd.ExecuteReaderAsync(ct))
         {
             while (await reader.ReadAsync(ct))
@@ -465,7 +465,7 @@ public static partial class TransactionalEmailApi
         var messageIds = new List<(int Index, Guid TenantId, string EmailKey, string MessageId)>();
         await using var conn = await db.OpenConnectionAsync(ct);
         await using (var cmd = Sql.Command(conn, $"""
-            SELECT t.id, t.request_id, t.email, t.type, t.status, t.reject_reason, t.detail, t.attempts, t.created_at, r.send_at, t.sent_at,
+            SELECT t.id, t.request_id, t.email, t.type, {TransactionalTaskStore.ShownStatusSql("t")}, t.reject_reason, t.detail, t.attempts, t.created_at, r.send_at, t.sent_at,
                 t.finished_at, t.metadata::text, t.message_id, t.tenant_id, t.email_key
             FROM transactional_tasks t JOIN transactional_requests r ON r.id = t.request_id
             WHERE {where}

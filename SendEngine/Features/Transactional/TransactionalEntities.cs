@@ -31,7 +31,11 @@ public sealed class TransactionalRequest
     public DateTimeOffset? CompletedAt { get; set; }
 }
 
-/// <summary>One recipient of a request, moved through its states only by <see cref="TransactionalTaskStore"/>.</summary>
+/// <summary>
+/// One recipient of a request, moved through its states only by <see cref="TransactionalTaskStore"/>. The searchable row:
+/// written at intake and once more with its final state (and by a retry or an outage); while it is open, its place in the
+/// dispatchers' queue is a <see cref="TransactionalDelivery"/>.
+/// </summary>
 public sealed class TransactionalTask
 {
     public Guid Id { get; set; }
@@ -52,10 +56,6 @@ public sealed class TransactionalTask
     public string? Detail { get; set; }
     /// <summary>Attempts handed to the transport (a transport that was unreachable does not count).</summary>
     public int Attempts { get; set; }
-    /// <summary>When the task may be claimed: send_at, or the next retry.</summary>
-    public DateTimeOffset DueAt { get; set; }
-    /// <summary>Until when a claimed or sending task belongs to its dispatcher.</summary>
-    public DateTimeOffset? LeaseUntil { get; set; }
     /// <summary>Our Message-ID (without angle brackets) or the ESP's id: events find the task by it.</summary>
     public string? MessageId { get; set; }
     /// <summary>message.metadata with this recipient's recipient_metadata on top (jsonb), searched by GET /api/v1/email.</summary>
@@ -63,6 +63,23 @@ public sealed class TransactionalTask
     public DateTimeOffset CreatedAt { get; set; }
     public DateTimeOffset? SentAt { get; set; }
     public DateTimeOffset? FinishedAt { get; set; }
+}
+
+/// <summary>
+/// An open task's place in the dispatchers' queue (docs/send-engine.md "Delivery"): inserted with its task, claimed by
+/// setting <see cref="LeaseUntil"/> (its durable sending mark) and deleted when the task's final state is written. Narrow,
+/// with two indexes (the key and <see cref="DueAt"/>) and no status in any index, so that the claim is a HOT update of a
+/// small row instead of a non-HOT update of the wide task row with its eight indexes (GIN on metadata included).
+/// </summary>
+public sealed class TransactionalDelivery
+{
+    public Guid TaskId { get; set; }
+    /// <summary>When the task may be claimed: send_at, or the next retry.</summary>
+    public DateTimeOffset DueAt { get; set; }
+    /// <summary>Null while queued; set when a dispatcher claims it into sending, until when it belongs to that dispatcher.</summary>
+    public DateTimeOffset? LeaseUntil { get; set; }
+    /// <summary>Attempts so far (the same count as the task's), for the retry limit.</summary>
+    public int Attempts { get; set; }
 }
 
 internal sealed class TransactionalRequestConfiguration : IEntityTypeConfiguration<TransactionalRequest>
@@ -101,15 +118,26 @@ internal sealed class TransactionalTaskConfiguration : IEntityTypeConfiguration<
         b.Property(t => t.MessageId).HasMaxLength(998);
         b.Property(t => t.Metadata).HasColumnType("jsonb");
         b.HasIndex(t => t.RequestId);
-        // The dispatcher's claim: due tasks only.
-        b.HasIndex(t => t.DueAt).HasFilter($"status IN ('{EmailTaskStatuses.Queued}', '{EmailTaskStatuses.Scheduled}')")
-            .HasDatabaseName("ix_transactional_tasks_due");
-        // Expired leases (a dispatcher that died).
-        b.HasIndex(t => t.LeaseUntil).HasFilter($"status IN ('{EmailTaskStatuses.Claimed}', '{EmailTaskStatuses.Sending}')")
-            .HasDatabaseName("ix_transactional_tasks_lease");
         b.HasIndex(t => t.MessageId).HasFilter("message_id IS NOT NULL");
         b.HasIndex(t => new { t.TenantId, t.CreatedAt, t.Id });
         b.HasIndex(t => new { t.TenantId, t.EmailKey });
         b.HasIndex(t => t.Metadata).HasMethod("gin").HasOperators("jsonb_path_ops");
+    }
+}
+
+internal sealed class TransactionalDeliveryConfiguration : IEntityTypeConfiguration<TransactionalDelivery>
+{
+    public void Configure(EntityTypeBuilder<TransactionalDelivery> b)
+    {
+        b.ToTable("transactional_deliveries");
+        b.HasKey(d => d.TaskId);
+        // No foreign key: its check would lock the task row at every insert, and nothing deletes an open task (retention
+        // deletes completed requests only); a row whose task is gone is never handed out (the claim joins the task) and
+        // is removed by lease recovery.
+        // The claim's index: not partial, so that setting lease_until (the claim) changes no indexed column and can be a
+        // HOT update; the claim filters leased rows, at most the groups in flight, as it scans.
+        b.HasIndex(d => d.DueAt);
+        // Room in each page for the claim's new row version (HOT needs it on the same page).
+        b.HasStorageParameter("fillfactor", 50);
     }
 }

@@ -27,7 +27,11 @@ internal sealed record ClaimedTask(Guid Id, Guid RequestId, Guid TenantId, strin
 /// queued | scheduled → sending (claimed a group at a time) → sent | rejected | unknown; sending → queued (deferred,
 /// retried ≤ MaxRetries times, or the transport was down: not an attempt); sending → rejected (suppressed meanwhile);
 /// sending → unknown (its dispatcher died); sent → delivered | bounced from ESP events. Rejected and invalid tasks are
-/// created final. (claimed, a step between queued and sending written by earlier versions, is still recovered.) A request is complete (<c>completed_at</c>) once none of its tasks is open.
+/// created final. A request is complete (<c>completed_at</c>) once none of its tasks is open.
+/// The dispatchers' queue is <c>transactional_deliveries</c> (<see cref="TransactionalDelivery"/>): an open task has a row
+/// there, <c>sending</c> is that row's lease (the task row keeps queued or scheduled meanwhile: <see cref="ShownStatusSql"/>
+/// is what readers show), and the task row is written at intake and once more with its final state (or by a retry or an
+/// outage), so that the claim, two per task before, touches no index of the wide row.
 /// A statement that may have queued webhook messages (events or the seed's callbacks) wakes this process's
 /// <see cref="Features.Webhooks.WebhookDispatcher"/> after it committed, as bulk results and ESP events do, so they go out
 /// at once rather than at its next poll; the hot statements (created, sent, completed) wake it only when they queued one.
@@ -36,6 +40,13 @@ public sealed class TransactionalTaskStore(NpgsqlDataSource db, TimeProvider clo
 {
     /// <summary>Statuses a task may still leave by delivery (not final).</summary>
     public const string OpenStatuses = $"'{S.Queued}', '{S.Scheduled}', '{S.Claimed}', '{S.Sending}'";
+
+    /// <summary>
+    /// The status to show for task alias <paramref name="t"/>: <c>sending</c> while its delivery row is leased, else the
+    /// task row's own.
+    /// </summary>
+    public static string ShownStatusSql(string t) =>
+        $"CASE WHEN EXISTS (SELECT 1 FROM transactional_deliveries d WHERE d.task_id = {t}.id AND d.lease_until IS NOT NULL) THEN '{S.Sending}' ELSE {t}.status END";
 
     public const string DispatcherDiedDetail = "outcome unknown: the dispatcher stopped during the transaction; not retried to avoid a duplicate";
 
@@ -82,14 +93,18 @@ public sealed class TransactionalTaskStore(NpgsqlDataSource db, TimeProvider clo
         batch.BatchCommands.Add(Sql.BatchCommand($"""
             WITH recorded AS (
             INSERT INTO transactional_tasks (id, request_id, tenant_id, position, email, email_key, name, type, status, reject_reason,
-                attempts, due_at, metadata, created_at, finished_at)
-            SELECT t.id, t.request_id, t.tenant_id, t.position, t.email, t.email_key, t.name, t.type, t.status, t.reason, 0, t.due_at,
+                attempts, metadata, created_at, finished_at)
+            SELECT t.id, t.request_id, t.tenant_id, t.position, t.email, t.email_key, t.name, t.type, t.status, t.reason, 0,
                 t.metadata::jsonb, t.created_at, CASE WHEN t.status IN ('{S.Rejected}', '{S.Invalid}') THEN t.created_at END
             FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::int[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[],
                 $11::timestamptz[], $12::text[], $13::timestamptz[])
                 AS t(id, request_id, tenant_id, position, email, email_key, name, type, status, reason, due_at, metadata, created_at)
             WHERE EXISTS (SELECT 1 FROM transactional_requests r WHERE r.id = t.request_id)
             RETURNING id, request_id, tenant_id, email, message_id, reject_reason, detail, status, position),
+            queue AS (
+            INSERT INTO transactional_deliveries (task_id, due_at, attempts)
+            SELECT q.id, q.due_at, 0 FROM unnest($1::uuid[], $11::timestamptz[]) AS q(id, due_at)
+            JOIN recorded x ON x.id = q.id WHERE x.status IN ('{S.Queued}', '{S.Scheduled}')),
             {Features.Webhooks.WebhookPublisher.RecipientCallbackCte("$14", $"x.status IN ('{S.Rejected}', '{S.Invalid}')")},
             events AS ({Features.Webhooks.WebhookPublisher.TransactionalEventsSql(WebhookEventTypes.Rejected, "$14", $"x.status IN ('{S.Rejected}', '{S.Invalid}')")} RETURNING 0),
             done AS (SELECT id, tenant_id, callback_url, callback_type FROM transactional_requests WHERE id = ANY($15) AND completed_at IS NOT NULL)
@@ -119,24 +134,23 @@ public sealed class TransactionalTaskStore(NpgsqlDataSource db, TimeProvider clo
     }
 
     /// <summary>
-    /// Tasks whose dispatcher died: claimed ones go back to the queue (never attempted), sending ones become unknown
-    /// (the message may have gone out). Returns the requests touched.
+    /// Tasks whose dispatcher died (their delivery's lease ran out): sending → unknown, the message may have gone out.
+    /// Their delivery rows go, as do rows whose task no longer exists. Returns the requests touched.
     /// </summary>
     internal async Task<List<Guid>> RecoverExpiredAsync(CancellationToken ct)
     {
         var now = clock.GetUtcNow();
         var requests = new List<Guid>();
         await using var conn = await db.OpenConnectionAsync(ct);
+        // due_at ≤ the claim < lease_until: the condition on due_at is implied, and lets the due index find the rows.
         await using var cmd = Sql.Command(conn, $"""
-            WITH recorded AS (
-            UPDATE transactional_tasks SET
-                status = CASE WHEN status = '{S.Claimed}' THEN '{S.Queued}' ELSE '{S.Unknown}' END,
-                detail = CASE WHEN status = '{S.Claimed}' THEN detail ELSE $2 END,
-                finished_at = CASE WHEN status = '{S.Claimed}' THEN NULL ELSE $1 END,
-                lease_until = NULL
-            WHERE status IN ('{S.Claimed}', '{S.Sending}') AND lease_until < $1
+            WITH expired AS (
+            DELETE FROM transactional_deliveries WHERE due_at <= $1 AND lease_until < $1 RETURNING task_id),
+            recorded AS (
+            UPDATE transactional_tasks SET status = '{S.Unknown}', detail = $2, finished_at = $1
+            WHERE id IN (SELECT task_id FROM expired) AND status IN ({OpenStatuses})
             RETURNING id, request_id, tenant_id, email, message_id, reject_reason, detail, status, position),
-            {Features.Webhooks.WebhookPublisher.RecipientCallbackCte("$1", $"x.status = '{S.Unknown}'")}
+            {Features.Webhooks.WebhookPublisher.RecipientCallbackCte("$1")}
             SELECT request_id FROM recorded
             """, now, DispatcherDiedDetail);
         await using var reader = await cmd.ExecuteReaderAsync(ct);
@@ -154,8 +168,8 @@ public sealed class TransactionalTaskStore(NpgsqlDataSource db, TimeProvider clo
     /// <summary>
     /// queued | scheduled → sending for a group of due tasks, oldest due first, skipping rows other dispatchers hold:
     /// committed before the transport is called for any of them, the durable record that their attempts started (so a
-    /// dispatcher that dies leaves at most a group unknown, never sent twice). One update per task where a claim and a
-    /// separate sending mark took two: each is a non-HOT update touching every index of the table.
+    /// dispatcher that dies leaves at most a group unknown, never sent twice). The mark is the lease of each task's
+    /// delivery row, a column in no index: a HOT update of a small row; the task row is only read.
     /// </summary>
     internal async Task<List<ClaimedTask>> ClaimAsync(int limit, TimeSpan lease, CancellationToken ct)
     {
@@ -163,14 +177,17 @@ public sealed class TransactionalTaskStore(NpgsqlDataSource db, TimeProvider clo
         var until = now + lease;
         var claimed = new List<ClaimedTask>();
         await using var conn = await db.OpenConnectionAsync(ct);
-        await using var cmd = Sql.Command(conn, $"""
+        await using var cmd = Sql.Command(conn, """
             WITH due AS (
-                SELECT id FROM transactional_tasks
-                WHERE status IN ('{S.Queued}', '{S.Scheduled}') AND due_at <= $1
-                ORDER BY due_at LIMIT $2 FOR UPDATE SKIP LOCKED)
-            UPDATE transactional_tasks t SET status = '{S.Sending}', lease_until = $3
-            FROM due WHERE t.id = due.id
-            RETURNING t.id, t.request_id, t.tenant_id, t.email, t.email_key, t.name, t.type, t.attempts, t.due_at
+                SELECT task_id FROM transactional_deliveries
+                WHERE due_at <= $1 AND lease_until IS NULL
+                ORDER BY due_at LIMIT $2 FOR UPDATE SKIP LOCKED),
+            leased AS (
+                UPDATE transactional_deliveries d SET lease_until = $3
+                FROM due WHERE d.task_id = due.task_id
+                RETURNING d.task_id, d.attempts, d.due_at)
+            SELECT t.id, t.request_id, t.tenant_id, t.email, t.email_key, t.name, t.type, l.attempts, l.due_at
+            FROM leased l JOIN transactional_tasks t ON t.id = l.task_id
             """, now, limit, until);
         await using var reader = await cmd.ExecuteReaderAsync(ct);
         while (await reader.ReadAsync(ct))
@@ -193,11 +210,14 @@ public sealed class TransactionalTaskStore(NpgsqlDataSource db, TimeProvider clo
             return;
         }
         var queued = await Sql.ScalarAsync<long>(db, $"""
-            WITH recorded AS (
+            WITH done AS (
+            DELETE FROM transactional_deliveries WHERE task_id = ANY($1) AND lease_until IS NOT NULL RETURNING task_id),
+            recorded AS (
             UPDATE transactional_tasks t SET status = '{S.Sent}', message_id = g.message_id, detail = left(g.detail, 1000),
-                attempts = t.attempts + 1, sent_at = g.sent_at, finished_at = g.sent_at, lease_until = NULL
+                attempts = t.attempts + 1, sent_at = g.sent_at, finished_at = g.sent_at
             FROM unnest($1::uuid[], $2::text[], $3::text[], $4::timestamptz[]) AS g(id, message_id, detail, sent_at)
-            WHERE t.id = g.id AND t.status = '{S.Sending}'
+            JOIN done ON done.task_id = g.id
+            WHERE t.id = g.id AND t.status IN ({OpenStatuses})
             RETURNING t.id, t.request_id, t.tenant_id, t.email, t.message_id, t.reject_reason, t.detail, t.status, t.position),
             {Features.Webhooks.WebhookPublisher.RecipientCallbackCte("$5")},
             events AS ({Features.Webhooks.WebhookPublisher.TransactionalEventsSql(WebhookEventTypes.Sent, "$5")} RETURNING 0)
@@ -214,10 +234,12 @@ public sealed class TransactionalTaskStore(NpgsqlDataSource db, TimeProvider clo
     internal async Task RecordUnknownAsync(Guid id, string? messageId, string detail, CancellationToken ct)
     {
         await Sql.ExecuteAsync(db, $"""
-            WITH recorded AS (
+            WITH done AS (
+            DELETE FROM transactional_deliveries WHERE task_id = $1 AND lease_until IS NOT NULL RETURNING task_id),
+            recorded AS (
             UPDATE transactional_tasks SET status = '{S.Unknown}', message_id = $2, detail = left($3, 1000), attempts = attempts + 1,
-                finished_at = $4, lease_until = NULL
-            WHERE id = $1 AND status = '{S.Sending}'
+                finished_at = $4
+            WHERE id IN (SELECT task_id FROM done) AND status IN ({OpenStatuses})
             RETURNING id, request_id, tenant_id, email, message_id, reject_reason, detail, status, position),
             {Features.Webhooks.WebhookPublisher.RecipientCallbackCte("$4")}
             SELECT count(*) FROM recorded
@@ -225,14 +247,16 @@ public sealed class TransactionalTaskStore(NpgsqlDataSource db, TimeProvider clo
         webhooks.Notify(); // rare outcomes: not worth counting what they queued
     }
 
-    /// <summary>sending | claimed → rejected (refused by the server, out of retries, or suppressed meanwhile).</summary>
+    /// <summary>sending → rejected (refused by the server, out of retries, or suppressed meanwhile).</summary>
     internal async Task RecordRejectedAsync(Guid id, string reason, string detail, bool attempted, CancellationToken ct)
     {
         await Sql.ExecuteAsync(db, $"""
-            WITH recorded AS (
+            WITH done AS (
+            DELETE FROM transactional_deliveries WHERE task_id = $1 AND lease_until IS NOT NULL RETURNING task_id),
+            recorded AS (
             UPDATE transactional_tasks SET status = '{S.Rejected}', reject_reason = $2, detail = left($3, 1000),
-                attempts = attempts + CASE WHEN $4 THEN 1 ELSE 0 END, finished_at = $5, lease_until = NULL
-            WHERE id = $1 AND status IN ('{S.Sending}', '{S.Claimed}')
+                attempts = attempts + CASE WHEN $4 THEN 1 ELSE 0 END, finished_at = $5
+            WHERE id IN (SELECT task_id FROM done) AND status IN ({OpenStatuses})
             RETURNING id, request_id, tenant_id, email, message_id, reject_reason, detail, status, position),
             {Features.Webhooks.WebhookPublisher.RecipientCallbackCte("$5")}
             {Features.Webhooks.WebhookPublisher.TransactionalEventsSql(WebhookEventTypes.Rejected, "$5")}
@@ -244,21 +268,29 @@ public sealed class TransactionalTaskStore(NpgsqlDataSource db, TimeProvider clo
     internal async Task RecordDeferredAsync(Guid id, string detail, DateTimeOffset dueAt, CancellationToken ct)
     {
         await Sql.ExecuteAsync(db, $"""
-            WITH recorded AS (
-            UPDATE transactional_tasks SET status = '{S.Queued}', detail = left($2, 1000), attempts = attempts + 1, due_at = $3,
-                lease_until = NULL
-            WHERE id = $1 AND status = '{S.Sending}'
+            WITH requeued AS (
+            UPDATE transactional_deliveries SET lease_until = NULL, due_at = $3, attempts = attempts + 1
+            WHERE task_id = $1 AND lease_until IS NOT NULL RETURNING task_id),
+            recorded AS (
+            UPDATE transactional_tasks SET status = '{S.Queued}', detail = left($2, 1000), attempts = attempts + 1
+            WHERE id IN (SELECT task_id FROM requeued) AND status IN ({OpenStatuses})
             RETURNING id, request_id, tenant_id, email, message_id, reject_reason, detail, status, position)
             {Features.Webhooks.WebhookPublisher.TransactionalEventsSql(WebhookEventTypes.Deferred, "$4")}
             """, ct, id, detail, dueAt, clock.GetUtcNow());
         webhooks.Notify(); // rare outcomes: not worth counting what they queued
     }
 
-    /// <summary>claimed | sending → queued without counting an attempt: the transport was unavailable, nothing was handed over.</summary>
+    /// <summary>
+    /// sending → queued without counting an attempt: the transport was unavailable, nothing was handed over (the task row
+    /// is written only to say why, when there is a why: a dispatcher stopping gives its group back without one).
+    /// </summary>
     internal Task ReleaseAsync(Guid[] ids, string? detail, DateTimeOffset dueAt, CancellationToken ct) =>
         ids.Length == 0 ? Task.CompletedTask : Sql.ExecuteAsync(db, $"""
-            UPDATE transactional_tasks SET status = '{S.Queued}', detail = COALESCE(left($2, 1000), detail), due_at = $3, lease_until = NULL
-            WHERE id = ANY($1) AND status IN ('{S.Claimed}', '{S.Sending}')
+            WITH released AS (
+            UPDATE transactional_deliveries SET lease_until = NULL, due_at = $3
+            WHERE task_id = ANY($1) AND lease_until IS NOT NULL RETURNING task_id)
+            UPDATE transactional_tasks SET status = '{S.Queued}', detail = left($2, 1000)
+            WHERE $2::text IS NOT NULL AND id IN (SELECT task_id FROM released) AND status IN ({OpenStatuses})
             """, ct, ids, (object?)detail ?? DBNull.Value, dueAt);
 
     /// <summary>
