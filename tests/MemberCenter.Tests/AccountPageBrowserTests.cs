@@ -6,7 +6,7 @@ using Newsletter.Contracts;
 namespace MemberCenter.Tests;
 
 /// <summary>The sign-in pages in Debian's chromium: the code flow as a person clicks it, CSP and accessibility (axe-core).</summary>
-[Collection(MemberCenterCollection.Name)]
+[Collection(MemberCenterBrowserCollection.Name)]
 public sealed class AccountPageBrowserTests(MemberCenterFixture mc) : ChromiumTest
 {
     [Fact]

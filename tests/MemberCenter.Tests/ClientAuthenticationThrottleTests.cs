@@ -10,6 +10,7 @@ namespace MemberCenter.Tests;
 /// A Member Center allowing 3 failed client authentications per address and client_id, and 5 per client_id from all
 /// addresses, per minute. It believes X-Forwarded-For from 127.0.0.1, so a test can speak from many addresses.
 /// </summary>
+[LongRunning(115)]
 public sealed class ClientAuthenticationThrottleTests(PostgresServer postgres, MailDevServer mail) : IAsyncLifetime
 {
     private readonly MemberCenterFixture _mc = new(postgres, mail);

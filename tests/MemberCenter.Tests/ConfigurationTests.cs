@@ -5,6 +5,7 @@ using Newsletter.TestSupport;
 namespace MemberCenter.Tests;
 
 /// <summary>Bad configuration stops the service at start with a message that names the key.</summary>
+[LongRunning(101)]
 public sealed class ConfigurationTests(PostgresServer postgres, MailDevServer mail)
 {
     [Theory]

@@ -5,6 +5,7 @@ using Newsletter.TestSupport;
 namespace MemberCenter.Tests;
 
 /// <summary>A Member Center whose SMTP server is down: subscribing must still answer, and the mail must wait, not vanish.</summary>
+[LongRunning(162)]
 public sealed class ConfirmationOutboxTests(PostgresServer postgres, MailDevServer mail) : IAsyncLifetime
 {
     private readonly MemberCenterFixture _down = new(postgres, mail);

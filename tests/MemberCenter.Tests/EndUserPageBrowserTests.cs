@@ -3,7 +3,7 @@ using Microsoft.Playwright;
 namespace MemberCenter.Tests;
 
 /// <summary>Debian's chromium, driven by Playwright, clicking what a reader clicks in their mail.</summary>
-[Collection(MemberCenterCollection.Name)]
+[Collection(MemberCenterBrowserCollection.Name)]
 public sealed class EndUserPageBrowserTests(MemberCenterFixture mc) : ChromiumTest
 {
     private async Task<IPage> NewPageAsync()

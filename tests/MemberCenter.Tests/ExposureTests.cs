@@ -50,6 +50,7 @@ public sealed class ExposureTests(MemberCenterFixture mc)
 }
 
 /// <summary>Member Centers of their own: no management credential; an SMTP server that is slow or silent.</summary>
+[LongRunning(98)]
 public sealed class ExposureIsolatedTests(PostgresServer postgres, MailDevServer mail)
 {
     [Fact]

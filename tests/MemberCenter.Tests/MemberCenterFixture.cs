@@ -188,8 +188,21 @@ public sealed record TestTenant(MemberCenterFixture Fixture, string TenantId, st
     }
 }
 
+/// <summary>The classes that share one Member Center; they run one after another.</summary>
 [CollectionDefinition(Name)]
+[LongRunning(460)]
 public sealed class MemberCenterCollection : ICollectionFixture<MemberCenterFixture>
 {
     public const string Name = "MemberCenter";
+}
+
+/// <summary>
+/// The browser tests' own Member Center (own database, same maildev), so they run beside <see cref="MemberCenterCollection"/>
+/// instead of after it: together the two took most of the project's time one after another.
+/// </summary>
+[CollectionDefinition(Name)]
+[LongRunning(390)]
+public sealed class MemberCenterBrowserCollection : ICollectionFixture<MemberCenterFixture>
+{
+    public const string Name = "MemberCenterBrowser";
 }

@@ -10,7 +10,7 @@ namespace MemberCenter.Tests;
 /// A reader in each of the five languages, in Debian's chromium: confirm from the mail, the preference centre
 /// (labels and choices in their language, saving), unsubscribe; axe-core finds nothing serious on any page.
 /// </summary>
-[Collection(MemberCenterCollection.Name)]
+[Collection(MemberCenterBrowserCollection.Name)]
 public sealed class ReaderPageBrowserTests(MemberCenterFixture mc) : ChromiumTest
 {
     private static readonly ReaderText Strings = new();

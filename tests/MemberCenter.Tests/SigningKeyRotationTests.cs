@@ -11,6 +11,7 @@ using Newsletter.TestSupport;
 namespace MemberCenter.Tests;
 
 /// <summary>Its own Member Center: rotating keys must not disturb the other tests.</summary>
+[LongRunning(173)]
 public sealed class SigningKeyRotationTests(PostgresServer postgres, MailDevServer mail) : IAsyncLifetime
 {
     private readonly MemberCenterFixture _mc = new(postgres, mail);

@@ -7,6 +7,7 @@ using Newsletter.TestSupport;
 namespace MemberCenter.Tests;
 
 /// <summary>CSV imports with small limits and tiny batches: a stopped host resumes an import, and uploads past the limits are refused.</summary>
+[LongRunning(103)]
 public sealed class SubscriberImportRestartTests(PostgresServer postgres, MailDevServer mail)
 {
     private static CancellationToken Ct => TestContext.Current.CancellationToken;

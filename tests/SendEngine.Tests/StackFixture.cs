@@ -94,10 +94,11 @@ public sealed class StackFixture : IAsyncLifetime
 
     public async ValueTask InitializeAsync()
     {
-        await Postgres.InitializeAsync();
-        await Mail.InitializeAsync();
+        // Independent start-ups side by side: PostgreSQL and maildev; then the Send Engine template migrates while
+        // Member Center starts (and migrates its own database).
+        await Task.WhenAll(Postgres.InitializeAsync().AsTask(), Mail.InitializeAsync().AsTask());
         MemberCenterConnectionString = await Postgres.CreateDatabaseAsync("mc");
-        SendEngineConnectionString = await CreateSendEngineDatabaseAsync();
+        var sendEngineDatabase = Task.Run(CreateSendEngineDatabaseAsync);
 
         for (var attempt = 1; ; attempt++)
         {
@@ -132,6 +133,7 @@ public sealed class StackFixture : IAsyncLifetime
             }
         }
         _mc = new HttpClient { BaseAddress = new Uri(MemberCenterUrl + "/") };
+        SendEngineConnectionString = await sendEngineDatabase;
         SendEngine = CreateSendEngine(SendEngineConnectionString);
         _ = SendEngine.Server; // start it
     }
