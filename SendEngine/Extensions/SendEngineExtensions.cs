@@ -39,6 +39,7 @@ public static class SendEngineExtensions
             http.BaseAddress = new Uri(sp.GetRequiredService<IOptions<MemberCenterOptions>>().Value.BaseUrl.TrimEnd('/') + "/");
             http.Timeout = TimeSpan.FromSeconds(60);
         });
+        services.AddHostedService<MemberCenterWarmUp>();
         services.AddHttpClient(MemberCenterHealthCheck.HttpClientName);
         services.AddHealthChecks().AddCheck<MemberCenterHealthCheck>("member_center");
 

@@ -22,7 +22,9 @@
 # the N-process row also checks that each process ran a runner. Each rate is printed with its ratio to bare MailKit
 # measured in the same run. Everything it started is stopped on exit; the whole run is bounded by TIMEOUT seconds per job. --perf samples Send Engine with `perf record` during the big job and prints where its CPU
 # time goes (managed frames named through DOTNET_PerfMapEnabled); sampling costs throughput. --profile loads
-# pg_stat_statements and prints, for the big job, the statements per message in both databases by total time.
+# pg_stat_statements and prints, for the big job, every statement of both databases by total time (calls per message,
+# mean and total ms, rows, WAL), the updates (and how many were HOT), inserts and autovacuum/autoanalyze runs of each
+# Send Engine table written during the job, and the cluster's WAL (records, kB, full-page images).
 # --cpu prints, per job, the CPU seconds per 10,000 messages of Send Engine, PostgreSQL (every backend, both databases) and
 # Member Center (user+system from /proc, from the POST to the job's end), of the bare MailKit sender's own process, and the
 # ratio (SE+PG+MC) / bare: a figure that, unlike the rates, holds on a machine shared with other work.
@@ -279,7 +281,7 @@ run_job() {
   local se0 mc0 pg0 all0 se1 mc1 pg1 all1
   local sink0; sink0="$(sink_messages)"
   se0="$(se_cpu)"; mc0="$(proc_cpu "$MC_PID")"; pg0="$(pg_cpu "$PG_DATA")"; all0="$(machine_cpu)"
-  if [ "$PROFILE" = 1 ] && [ "$label" = big ]; then psql_db postgres "SELECT pg_stat_statements_reset()" >/dev/null; fi
+  if [ "$PROFILE" = 1 ] && [ "$label" = big ]; then psql_db postgres "SELECT pg_stat_statements_reset(), pg_stat_reset_shared('wal')" >/dev/null; psql_db sendengine "SELECT pg_stat_reset()" >/dev/null; fi
   local post_at; post_at="$(date -u '+%Y-%m-%d %H:%M:%S.%6N+00')"
   local created; created="$(curl -fsS -X POST "$SE/api/send-jobs" -H "Authorization: Bearer $token" -H 'Content-Type: application/json' -d "$body")" \
     || die "POST /api/send-jobs failed"
@@ -302,11 +304,17 @@ run_job() {
   if [ -n "$AUX_PID" ]; then kill -INT "$AUX_PID"; wait "$AUX_PID" 2>/dev/null || true; AUX_PID=""; perf_show; fi
   local pid; for pid in "${SE_PIDS[@]}"; do [ "$(vmhwm_mb "$pid")" -le "$peak" ] || peak="$(vmhwm_mb "$pid")"; done
   if [ "$PROFILE" = 1 ] && [ "$label" = big ]; then
-    echo "== SQL per message (pg_stat_statements, $expected messages): calls, mean ms, total ms, database, statement" >&2
-    psql_db postgres "SELECT to_char(s.calls::numeric / $expected, 'FM990.000') || ' x ' || to_char(s.mean_exec_time, 'FM990.000') || ' ms = '
-                             || to_char(s.total_exec_time, 'FM999990') || ' ms  ' || d.datname || '  ' || left(regexp_replace(s.query, '\s+', ' ', 'g'), 110)
+    echo "== SQL of the job (pg_stat_statements, $expected messages): calls per message, mean ms, total ms, rows, WAL kB, database, statement" >&2
+    psql_db postgres "SELECT to_char(s.calls::numeric / $expected, 'FM990.0000') || ' x ' || to_char(s.mean_exec_time, 'FM990.000') || ' ms = '
+                             || to_char(s.total_exec_time, 'FM999990') || ' ms  rows ' || s.rows || '  wal ' || (s.wal_bytes / 1024)::bigint || ' kB  '
+                             || d.datname || '  ' || left(regexp_replace(s.query, '\s+', ' ', 'g'), 140)
                       FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid
-                      ORDER BY s.total_exec_time DESC LIMIT 20" >&2
+                      ORDER BY s.total_exec_time DESC LIMIT 60" >&2
+    echo "== send_job_recipients and send_jobs during the job: updates (HOT), autovacuum/analyze; WAL of the cluster" >&2
+    psql_db sendengine "SELECT relname || ': ins ' || n_tup_ins || ' upd ' || n_tup_upd || ' hot ' || n_tup_hot_upd || ' del ' || n_tup_del
+                               || ' autovacuum ' || autovacuum_count || ' autoanalyze ' || autoanalyze_count
+                        FROM pg_stat_user_tables WHERE n_tup_ins + n_tup_upd + n_tup_del > 0 ORDER BY n_tup_upd + n_tup_ins DESC LIMIT 15" >&2
+    psql_db postgres "SELECT 'wal_records ' || wal_records || ' wal_kB ' || (wal_bytes / 1024)::bigint || ' wal_fpi ' || wal_fpi FROM pg_stat_wal" >&2
   fi
   [ "$status" = completed ] || { echo "$json" >&2; die "job $label did not complete within $TIMEOUT s (status $status)"; }
   local sent; sent="$(json_num sent <<<"$json")"

@@ -1,6 +1,7 @@
 using System.Net;
 using System.Net.Http.Json;
 using System.Text.Json;
+using Microsoft.Extensions.DependencyInjection;
 using Newsletter.Contracts;
 
 namespace SendEngine.Tests;
@@ -246,6 +247,23 @@ public sealed class DeliveryTests(StackFixture stack)
             .Where(t => t.EndsWith("@" + domain, StringComparison.Ordinal))
             .ToList();
         Assert.Equal(sent.Order(StringComparer.Ordinal), received.Order(StringComparer.Ordinal));
+    }
+
+    [Fact]
+    public async Task A_fresh_Send_Engine_takes_its_Member_Center_token_before_any_request_needs_it()
+    {
+        // MemberCenterWarmUp: the first POST's list check and the first snapshot page find the token already there.
+        var (engine, _) = await stack.StartSendEngineAsync(new Dictionary<string, string?>());
+        await using var _e = engine;
+        var cache = engine.Services.GetRequiredService<SendEngine.Features.MemberCenter.ServiceTokenCache>();
+        var deadline = DateTimeOffset.UtcNow.AddSeconds(60);
+        while (cache.Token is null && DateTimeOffset.UtcNow < deadline)
+        {
+            await Task.Delay(100, TestContext.Current.CancellationToken);
+        }
+        Assert.NotNull(cache.Token);
+        Assert.False(string.IsNullOrEmpty(cache.Token.Value.Token));
+        Assert.True(cache.Token.Value.ExpiresAt > DateTimeOffset.UtcNow);
     }
 
     [Fact]
