@@ -155,3 +155,16 @@ pg_cpu() {
 }
 # Busy CPU seconds of the whole machine (all processes, including anything not started by the script).
 machine_cpu() { awk -v t="$CLOCK_TICKS" '/^cpu / {printf "%.2f", ($2 + $3 + $4 + $7 + $8 + $9) / t}' /proc/stat; }
+
+# perf_report DATA WHO FRAMES_REGEX SELF_TOP INCL_TOP: a perf recording summarised three ways (by library, top
+# functions by self time, managed frames matching FRAMES_REGEX by inclusive time), for the bench scripts' --perf.
+perf_report() {
+  local data="$1" who="$2" frames="$3" self_top="$4" incl_top="$5"
+  echo "== $who CPU samples by library (perf, self time)"
+  perf report -i "$data" --no-children --sort dso --stdio 2>/dev/null | grep -E '^ +[0-9]' | head -12 || true
+  echo "== $who: top functions (self time)"
+  perf report -i "$data" --no-children --sort dso,sym --stdio -g none 2>/dev/null | grep -E '^ +[0-9]' | head -"$self_top" || true
+  echo "== $who: managed frames, inclusive time (children)"
+  perf report -i "$data" --children --sort sym --stdio -g none 2>/dev/null | grep -E '^ +[0-9]' \
+    | grep -E "$frames" | cut -c1-200 | head -"$incl_top" || true
+}

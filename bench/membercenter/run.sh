@@ -228,16 +228,9 @@ run_wrk() {
 }
 perf_show() {  # NAME
   [ "$PERF" = 1 ] && [ -f "$LOGS/perf-$1.data" ] || return 0
-  {
-    echo "== $1: Member Center CPU samples by library (perf, self time)"
-    perf report -i "$LOGS/perf-$1.data" --no-children --sort dso --stdio 2>/dev/null | grep -E '^ +[0-9]' | head -12 || true
-    echo "== $1: top functions (self time)"
-    perf report -i "$LOGS/perf-$1.data" --no-children --sort dso,sym --stdio -g none 2>/dev/null | grep -E '^ +[0-9]' | head -25 || true
-    echo "== $1: managed frames, inclusive time (children)"
-    perf report -i "$LOGS/perf-$1.data" --children --sort sym --stdio -g none 2>/dev/null | grep -E '^ +[0-9]' \
-      | grep -E 'OpenIddict|MemberCenter|Npgsql|EntityFrameworkCore|IdentityModel|Rfc2898|Pbkdf2|RSA|MailKit|MimeKit|Outbox|Kestrel|Serilog|GC' \
-      | cut -c1-200 | head -40 || true
-  } | tee -a "$LOGS/perf-report.txt" >&2
+  perf_report "$LOGS/perf-$1.data" "$1: Member Center" \
+    'OpenIddict|MemberCenter|Npgsql|EntityFrameworkCore|IdentityModel|Rfc2898|Pbkdf2|RSA|MailKit|MimeKit|Outbox|Kestrel|Serilog|GC' 25 40 \
+    | tee -a "$LOGS/perf-report.txt" >&2
 }
 pg_stats_reset() { [ "$PROFILE" = 1 ] && psql_db "SELECT pg_stat_statements_reset()" >/dev/null || true; }
 pg_stats_show() {  # NAME REQUESTS

@@ -252,15 +252,7 @@ start_se() {
 }
 
 perf_show() {
-  {
-    echo "== Send Engine CPU samples by library (perf, self time)"
-    perf report -i "$LOGS/perf.data" --no-children --sort dso --stdio 2>/dev/null | grep -E '^ +[0-9]' | head -12 || true
-    echo "== top functions (self time)"
-    perf report -i "$LOGS/perf.data" --no-children --sort dso,sym --stdio -g none 2>/dev/null | grep -E '^ +[0-9]' | head -30 || true
-    echo "== managed frames, inclusive time (children)"
-    perf report -i "$LOGS/perf.data" --children --sort sym --stdio -g none 2>/dev/null | grep -E '^ +[0-9]' \
-      | grep -E 'SendEngine|Npgsql|MailKit|MimeKit|Json|GC|Hangfire|Channel' | cut -c1-200 | head -50 || true
-  } | tee -a "$LOGS/perf-report.txt" >&2
+  perf_report "$LOGS/perf.data" "Send Engine" 'SendEngine|Npgsql|MailKit|MimeKit|Json|GC|Hangfire|Channel' 30 50 | tee -a "$LOGS/perf-report.txt" >&2
 }
 
 RESULTS=()

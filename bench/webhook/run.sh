@@ -175,13 +175,7 @@ if [ "$WATCHERS" -gt 0 ]; then
   [ "$CPU" = 1 ] && echo "CPU watchers_curl_cpu_s=$(echo "scale=2; ($W1 - $W0) / $(getconf CLK_TCK)" | bc) per_10k_events=$(echo "scale=3; ($W1 - $W0) * 10000 / $(getconf CLK_TCK) / $WN" | bc) (the $connected curl processes, during the run and 2 s after)"
   [ "$CPU" = 1 ] && cpu_report "watchers_$connected"
   if [ "$PERF" = 1 ]; then
-    echo "== Send Engine CPU samples during the watched run by library (perf, self time)"
-    perf report -i "$WORK/perf.data" --no-children --sort dso --stdio 2>/dev/null | grep -E '^ +[0-9]' | head -12 || true
-    echo "== top functions (self time)"
-    perf report -i "$WORK/perf.data" --no-children --sort dso,sym --stdio -g none 2>/dev/null | grep -E '^ +[0-9]' | head -40 || true
-    echo "== managed frames, inclusive time (children)"
-    perf report -i "$WORK/perf.data" --children --sort sym --stdio -g none 2>/dev/null | grep -E '^ +[0-9]' \
-      | grep -E 'SendEngine|Npgsql|Kestrel|Json|GC|Channel|Pipe|Socket|WebhookGateway|Http' | cut -c1-200 | head -60 || true
+    perf_report "$WORK/perf.data" "Send Engine (watched run)" 'SendEngine|Npgsql|Kestrel|Json|GC|Channel|Pipe|Socket|WebhookGateway|Http' 40 60
   fi
   received="$(cat "$WORK"/watch-*.txt | grep -c '^event: entry' || true)"
   without="$(eps "$WORK/run.txt")"; with="$(eps "$WORK/run-watched.txt")"
