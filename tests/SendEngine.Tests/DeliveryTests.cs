@@ -132,6 +132,15 @@ public sealed class DeliveryTests(StackFixture stack)
     }
 
     /// <summary>Answers every DKIM key lookup with one TXT record, standing in for DNS.</summary>
+    /// <summary>The mail to <paramref name="to"/> with <paramref name="subject"/> as a real SMTP server received it, and the
+    /// unsubscribe link of its List-Unsubscribe header (unfolded).</summary>
+    private async Task<(Newsletter.TestSupport.ReceivedMail Mail, string Unsubscribe)> ReceivedWithUnsubscribeLinkAsync(string to, string subject)
+    {
+        var mail = await stack.Mail.WaitForMailAsync(m => m.To.Contains(to) && m.Subject == subject, TimeSpan.FromSeconds(60));
+        var source = (await stack.Mail.GetSourceAsync(mail.Id)).Replace("\r\n ", " ").Replace("\r\n\t", " ");
+        return (mail, System.Text.RegularExpressions.Regex.Match(source, @"List-Unsubscribe: <([^>]+)>").Groups[1].Value);
+    }
+
     private sealed class FixedDkimKey(string txt) : MimeKit.Cryptography.DkimPublicKeyLocatorBase
     {
         public override Org.BouncyCastle.Crypto.AsymmetricKeyParameter LocatePublicKey(string methods, string domain, string selector, CancellationToken cancellationToken = default) =>
@@ -304,9 +313,7 @@ public sealed class DeliveryTests(StackFixture stack)
         await StackFixture.WaitForJobAsync(se, job.Id, j => j.Status == SendJobStatuses.Completed);
 
         // Received by a real SMTP server and parsed by it.
-        var mail = await stack.Mail.WaitForMailAsync(m => m.To.Contains(email) && m.Subject == "Footer", TimeSpan.FromSeconds(60));
-        var source = (await stack.Mail.GetSourceAsync(mail.Id)).Replace("\r\n ", " ").Replace("\r\n\t", " ");
-        var unsubscribe = System.Text.RegularExpressions.Regex.Match(source, @"List-Unsubscribe: <([^>]+)>").Groups[1].Value;
+        var (mail, unsubscribe) = await ReceivedWithUnsubscribeLinkAsync(email, "Footer");
         Assert.StartsWith(stack.MemberCenterUrl, unsubscribe);
 
         Assert.Contains("ACME &lt;script&gt;alert(1)&lt;/script&gt; &amp; Sons<br>1 Main St, Springfield", mail.Html);
@@ -352,9 +359,7 @@ public sealed class DeliveryTests(StackFixture stack)
                      (listDefault, "配信停止", "配信停止："), (korean, "수신 거부", "수신 거부: "), (chinese, "取消訂閱", "取消訂閱："),
                  })
         {
-            var mail = await stack.Mail.WaitForMailAsync(m => m.To.Contains(to) && m.Subject == "Branded", TimeSpan.FromSeconds(60));
-            var source = (await stack.Mail.GetSourceAsync(mail.Id)).Replace("\r\n ", " ").Replace("\r\n\t", " ");
-            var unsubscribe = System.Text.RegularExpressions.Regex.Match(source, @"List-Unsubscribe: <([^>]+)>").Groups[1].Value;
+            var (mail, unsubscribe) = await ReceivedWithUnsubscribeLinkAsync(to, "Branded");
             Assert.StartsWith(stack.MemberCenterUrl, unsubscribe);
             Assert.Contains("ACME ニュース &lt;b&gt;&#123;&#123; email &#125;&#125;&lt;/b&gt;", mail.Html);
             Assert.Contains("〒100-0001 東京都千代田区 1-1", mail.Html);
