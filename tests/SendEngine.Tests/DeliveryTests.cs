@@ -141,15 +141,6 @@ public sealed class DeliveryTests(StackFixture stack)
         return (mail, System.Text.RegularExpressions.Regex.Match(source, @"List-Unsubscribe: <([^>]+)>").Groups[1].Value);
     }
 
-    private sealed class FixedDkimKey(string txt) : MimeKit.Cryptography.DkimPublicKeyLocatorBase
-    {
-        public override Org.BouncyCastle.Crypto.AsymmetricKeyParameter LocatePublicKey(string methods, string domain, string selector, CancellationToken cancellationToken = default) =>
-            GetPublicKey(txt);
-
-        public override Task<Org.BouncyCastle.Crypto.AsymmetricKeyParameter> LocatePublicKeyAsync(string methods, string domain, string selector, CancellationToken cancellationToken = default) =>
-            Task.FromResult(GetPublicKey(txt));
-    }
-
     [Fact]
     public async Task Suppressed_and_unsubscribed_after_snapshot_addresses_are_skipped()
     {
