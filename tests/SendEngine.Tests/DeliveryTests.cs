@@ -381,6 +381,63 @@ public sealed class DeliveryTests(StackFixture stack)
     }
 
     [Fact]
+    public async Task Preview_and_test_send_with_a_list_id_show_the_footer_in_the_lists_language_or_the_given_lang_and_refuse_another_tenants_list()
+    {
+        var tenant = await stack.CreateTenantAsync();
+        await stack.SetBrandedFooterAsync(tenant, "ACME ニュース", "〒100-0001 東京都千代田区 1-1", "ja");
+        var other = await stack.CreateTenantAsync();
+        using var se = stack.SendEngineClient(await stack.SendTokenAsync(tenant));
+        var merge = new Dictionary<string, JsonElement> { ["unsubscribe_url"] = JsonSerializer.SerializeToElement("https://example.test/u") };
+        async Task<ComposePreviewResponse> PreviewAsync(string? listId, string? lang)
+        {
+            using var response = await se.PostAsJsonAsync("api/send-jobs/preview", new ComposeRequest("Lang", "<p>Hi</p>", "Hi", merge,
+                ListId: listId, Lang: lang), StackFixture.Json);
+            return await StackFixture.ReadAsync<ComposePreviewResponse>(response, HttpStatusCode.OK);
+        }
+
+        // No list and no lang: English, as before. The list: its default language (ja), with no merge lang at all.
+        Assert.Contains(">Unsubscribe</a>", (await PreviewAsync(null, null)).Html);
+        var ja = await PreviewAsync(tenant.ListId, null);
+        Assert.Contains("<a href=\"https://example.test/u\" style=\"color:#555555\">配信停止</a>", ja.Html);
+        Assert.Contains("配信停止：https://example.test/u", ja.Text);
+        // A given lang wins over the list's default (a reader whose lang is ko); tags are read as the job reads them.
+        Assert.Contains(">수신 거부</a>", (await PreviewAsync(tenant.ListId, "ko")).Html);
+        Assert.Contains(">取消訂閱</a>", (await PreviewAsync(null, "zh-Hant")).Html);
+
+        // The test send of the list, received by a real SMTP server: the MIME's parts carry the Japanese footer.
+        var tester = $"tester@{StackFixture.UniqueDomain()}";
+        using (var test = await se.PostAsJsonAsync("api/send-jobs/test-send", new ComposeRequest("Lang test", "<p>Hi</p>", "Hi", null, To: tester,
+                   ListId: tenant.ListId), StackFixture.Json))
+        {
+            Assert.Equal("sent", (await StackFixture.ReadAsync<TestSendResponse>(test, HttpStatusCode.OK)).Outcome);
+        }
+        var received = await stack.Mail.WaitForMailAsync(m => m.To.Contains(tester), TimeSpan.FromSeconds(60));
+        using var source = new MemoryStream(System.Text.Encoding.UTF8.GetBytes(await stack.Mail.GetSourceAsync(received.Id)));
+        var mime = await MimeKit.MimeMessage.LoadAsync(source);
+        Assert.Equal("[TEST] Lang test", mime.Subject);
+        Assert.Contains("〒100-0001 東京都千代田区 1-1", mime.HtmlBody);
+        Assert.Contains(">配信停止</a>", mime.HtmlBody);
+        Assert.DoesNotContain(">Unsubscribe<", mime.HtmlBody);
+        Assert.Contains("配信停止：" + stack.MemberCenterUrl, mime.TextBody);
+
+        // Another tenant's list is a 404 (and sends nothing); a list_id or lang that is none: 400 naming the field.
+        foreach (var url in new[] { "api/send-jobs/preview", "api/send-jobs/test-send" })
+        {
+            using var foreign = await se.PostAsJsonAsync(url, new ComposeRequest("Foreign", "<p>Hi</p>", "Hi", null, To: tester, ListId: other.ListId),
+                StackFixture.Json);
+            Assert.Equal(HttpStatusCode.NotFound, foreign.StatusCode);
+            Assert.Equal("application/problem+json", foreign.Content.Headers.ContentType?.MediaType);
+            using var bad = await se.PostAsJsonAsync(url, new ComposeRequest("Bad", "<p>Hi</p>", "Hi", null, To: tester, ListId: "nope", Lang: "xx"),
+                StackFixture.Json);
+            Assert.Equal(HttpStatusCode.BadRequest, bad.StatusCode);
+            var errors = (await bad.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("errors");
+            Assert.True(errors.TryGetProperty("list_id", out _), errors.ToString());
+            Assert.True(errors.TryGetProperty("lang", out _), errors.ToString());
+        }
+        Assert.DoesNotContain(await stack.Mail.ListAsync(), m => m.Subject.Contains("Foreign", StringComparison.Ordinal));
+    }
+
+    [Fact]
     public async Task A_tenant_without_a_postal_address_gets_its_job_with_a_warning_and_mail_without_a_footer()
     {
         var tenant = await stack.CreateTenantAsync();

@@ -60,10 +60,12 @@ public sealed class MemberCenterClient(HttpClient http, ServiceTokenCache cache,
         return await response.Content.ReadFromJsonAsync<InternalListResponse>(Json, ct);
     }
 
-    /// <summary>The tenant's branded footer of bulk mail without a list (compose preview, test send); null: an unknown tenant.</summary>
-    public async Task<MailFooter?> GetMailFooterAsync(Guid tenantId, CancellationToken ct)
+    /// <summary>The tenant's branded footer of bulk mail (compose preview, test send): without a list (default language
+    /// English), or in the default language of <paramref name="listId"/>; null: an unknown tenant, or not the tenant's list.</summary>
+    public async Task<MailFooter?> GetMailFooterAsync(Guid tenantId, Guid? listId, CancellationToken ct)
     {
-        using var response = await SendAsync(() => new HttpRequestMessage(HttpMethod.Get, $"internal/tenants/{tenantId}/mail-footer"), ct);
+        var url = $"internal/tenants/{tenantId}/mail-footer" + (listId is { } l ? $"?list_id={l}" : "");
+        using var response = await SendAsync(() => new HttpRequestMessage(HttpMethod.Get, url), ct);
         if (response.StatusCode == HttpStatusCode.NotFound)
         {
             return null;
