@@ -2,6 +2,7 @@ using System.Net;
 using System.Net.Http.Json;
 using System.Text.Json;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Diagnostics.HealthChecks;
 using Newsletter.Contracts;
 
 namespace SendEngine.Tests;
@@ -250,20 +251,40 @@ public sealed class DeliveryTests(StackFixture stack)
     }
 
     [Fact]
-    public async Task A_fresh_Send_Engine_takes_its_Member_Center_token_before_any_request_needs_it()
+    public async Task A_fresh_Send_Engine_is_ready_only_once_its_warm_up_took_the_token_and_the_signing_keys()
     {
-        // MemberCenterWarmUp: the first POST's list check and the first snapshot page find the token already there.
+        // StartupWarmUp: the first POST's token validation and list check, and the first snapshot page, find the
+        // Member Center token and the signing keys already there, and /health/ready says so.
         var (engine, _) = await stack.StartSendEngineAsync(new Dictionary<string, string?>());
         await using var _e = engine;
-        var cache = engine.Services.GetRequiredService<SendEngine.Features.MemberCenter.ServiceTokenCache>();
+        using var client = engine.CreateClient();
+        var state = engine.Services.GetRequiredService<SendEngine.Features.WarmUp.WarmUpState>();
         var deadline = DateTimeOffset.UtcNow.AddSeconds(60);
-        while (cache.Token is null && DateTimeOffset.UtcNow < deadline)
+        HttpStatusCode ready;
+        while ((ready = await ReadyStatusAsync(client)) != HttpStatusCode.OK && DateTimeOffset.UtcNow < deadline)
         {
-            await Task.Delay(100, TestContext.Current.CancellationToken);
+            await Task.Delay(50, TestContext.Current.CancellationToken);
         }
+        // Checked right at the first "ready", without waiting further: readiness implies a finished warm-up.
+        Assert.Equal(HttpStatusCode.OK, ready);
+        Assert.True(state.IsDone);
+        var cache = engine.Services.GetRequiredService<SendEngine.Features.MemberCenter.ServiceTokenCache>();
         Assert.NotNull(cache.Token);
         Assert.False(string.IsNullOrEmpty(cache.Token.Value.Token));
         Assert.True(cache.Token.Value.ExpiresAt > DateTimeOffset.UtcNow);
+        Assert.True(engine.Services.GetRequiredService<SendEngine.Extensions.JwksRefresher>().KnownKeyCount > 0);
+
+        // Readiness includes the warm-up check, which is unhealthy until the warm-up is done.
+        var registrations = engine.Services.GetRequiredService<Microsoft.Extensions.Options.IOptions<HealthCheckServiceOptions>>().Value.Registrations;
+        Assert.Contains(registrations, r => r.Name == "warm_up" && r.Tags.Count == 0);
+        var check = new SendEngine.Features.WarmUp.WarmUpHealthCheck(new SendEngine.Features.WarmUp.WarmUpState());
+        Assert.Equal(HealthStatus.Unhealthy, (await check.CheckHealthAsync(new HealthCheckContext(), TestContext.Current.CancellationToken)).Status);
+    }
+
+    private static async Task<HttpStatusCode> ReadyStatusAsync(HttpClient client)
+    {
+        using var response = await client.GetAsync("health/ready", TestContext.Current.CancellationToken);
+        return response.StatusCode;
     }
 
     [Fact]

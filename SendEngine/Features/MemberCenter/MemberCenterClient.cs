@@ -160,7 +160,7 @@ public sealed class MemberCenterClient(HttpClient http, ServiceTokenCache cache,
 
     /// <summary>
     /// Fetches the service token (and opens the connection to Member Center) ahead of the first call that needs it:
-    /// see <see cref="MemberCenterWarmUp"/>.
+    /// see <see cref="SendEngine.Features.WarmUp.StartupWarmUp"/>.
     /// </summary>
     public Task WarmUpAsync(CancellationToken ct) => GetTokenAsync(ct);
 
@@ -249,32 +249,4 @@ public sealed class ServiceTokenCache
 {
     internal SemaphoreSlim Lock { get; } = new(1, 1);
     internal (string Token, DateTimeOffset ExpiresAt)? Token { get; set; }
-}
-
-/// <summary>
-/// Takes Send Engine's service token from Member Center once at start, so the first <c>POST /api/send-jobs</c> (its list
-/// check) and the first job's snapshot do not wait for the token request and Member Center's client-secret check
-/// (a PBKDF2 hash) on their way. A failure is only logged: the first call asks again, as it would have anyway.
-/// </summary>
-public sealed partial class MemberCenterWarmUp(IServiceScopeFactory scopes, ILogger<MemberCenterWarmUp> logger) : BackgroundService
-{
-    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
-    {
-        try
-        {
-            await using var scope = scopes.CreateAsyncScope();
-            await scope.ServiceProvider.GetRequiredService<MemberCenterClient>().WarmUpAsync(stoppingToken);
-        }
-        catch (Exception ex) when (!stoppingToken.IsCancellationRequested)
-        {
-            LogWarmUpFailed(logger, ex.Message);
-        }
-        catch (OperationCanceledException)
-        {
-            // Stopping before Member Center answered.
-        }
-    }
-
-    [LoggerMessage(LogLevel.Information, "Member Center service token not taken at start ({Error}); the first call takes it")]
-    private static partial void LogWarmUpFailed(ILogger logger, string error);
 }
