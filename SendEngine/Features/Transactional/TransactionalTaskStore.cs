@@ -201,33 +201,69 @@ public sealed class TransactionalTaskStore(NpgsqlDataSource db, TimeProvider clo
 
     /// <summary>
     /// sending → sent for the tasks of a group in one statement (one commit), each with the time its relay's answer
-    /// arrived as sent_at.
+    /// arrived as sent_at; and, in the same statement, completed_at (with the request callback) for each of their requests
+    /// that has no other open task: a one-recipient request is complete here rather than in a
+    /// <see cref="CompleteRequestsAsync"/> of its own. Returns the requests completed.
     /// </summary>
-    internal async Task RecordSentAsync(IReadOnlyList<SentTask> sent, CancellationToken ct)
+    /// <remarks>
+    /// The statement sees the tasks it records with their old status (one snapshot), so they are left out of the open-task
+    /// check by id. Two dispatchers recording the last tasks of one request at the same moment each see the other's as
+    /// open: neither completes it here, and the <see cref="CompleteRequestsAsync"/> each runs after its commit does (the
+    /// later one sees both). Both completing is impossible: the second waits for the first's row lock and then finds
+    /// completed_at set. The check is a correlated subquery per request (the request_id index), not an anti-join that a
+    /// plan cached while the table was small could turn into a scan of every task.
+    /// </remarks>
+    /// <summary>The tasks of the requests in <c>done</c> as they are after <c>recorded</c> (the statement's own writes are not visible to it).</summary>
+    private const string CompletedTasksSql = """
+        (SELECT id, request_id, email, status, reject_reason, position FROM recorded
+         UNION ALL
+         SELECT id, request_id, email, status, reject_reason, position FROM transactional_tasks
+         WHERE request_id IN (SELECT id FROM done) AND id <> ALL (ARRAY(SELECT id FROM recorded)))
+        """;
+
+    internal async Task<HashSet<Guid>> RecordSentAsync(IReadOnlyList<SentTask> sent, CancellationToken ct)
     {
+        var completed = new HashSet<Guid>();
         if (sent.Count == 0)
         {
-            return;
+            return completed;
         }
-        var queued = await Sql.ScalarAsync<long>(db, $"""
-            WITH done AS (
+        long queued;
+        await using (var conn = await db.OpenConnectionAsync(ct))
+        await using (var cmd = Sql.Command(conn, $"""
+            WITH dequeued AS (
             DELETE FROM transactional_deliveries WHERE task_id = ANY($1) AND lease_until IS NOT NULL RETURNING task_id),
             recorded AS (
             UPDATE transactional_tasks t SET status = '{S.Sent}', message_id = g.message_id, detail = left(g.detail, 1000),
                 attempts = t.attempts + 1, sent_at = g.sent_at, finished_at = g.sent_at
             FROM unnest($1::uuid[], $2::text[], $3::text[], $4::timestamptz[]) AS g(id, message_id, detail, sent_at)
-            JOIN done ON done.task_id = g.id
+            JOIN dequeued ON dequeued.task_id = g.id
             WHERE t.id = g.id AND t.status IN ({OpenStatuses})
             RETURNING t.id, t.request_id, t.tenant_id, t.email, t.message_id, t.reject_reason, t.detail, t.status, t.position),
             {Features.Webhooks.WebhookPublisher.RecipientCallbackCte("$5")},
-            events AS ({Features.Webhooks.WebhookPublisher.TransactionalEventsSql(WebhookEventTypes.Sent, "$5")} RETURNING 0)
-            SELECT (SELECT count(*) FROM recipient_callbacks) + (SELECT count(*) FROM events)
-            """, ct, sent.Select(x => x.Id).ToArray(), sent.Select(x => x.MessageId).ToArray(), sent.Select(x => x.Detail).ToArray(),
-            sent.Select(x => x.SentAt).ToArray(), clock.GetUtcNow());
+            events AS ({Features.Webhooks.WebhookPublisher.TransactionalEventsSql(WebhookEventTypes.Sent, "$5")} RETURNING 0),
+            done AS (
+            UPDATE transactional_requests r SET completed_at = $5
+            WHERE r.id IN (SELECT request_id FROM recorded) AND r.completed_at IS NULL
+              AND (SELECT count(*) FROM transactional_tasks o
+                   WHERE o.request_id = r.id AND o.status IN ({OpenStatuses}) AND o.id <> ALL (ARRAY(SELECT id FROM recorded))) = 0
+            RETURNING r.id, r.tenant_id, r.callback_url, r.callback_type),
+            request_callbacks AS ({Features.Webhooks.WebhookPublisher.RequestCallbackSql("$5", CompletedTasksSql)} RETURNING 0)
+            SELECT (SELECT count(*) FROM recipient_callbacks) + (SELECT count(*) FROM events) + (SELECT count(*) FROM request_callbacks),
+                ARRAY(SELECT id FROM done)
+            """, sent.Select(x => x.Id).ToArray(), sent.Select(x => x.MessageId).ToArray(), sent.Select(x => x.Detail).ToArray(),
+            sent.Select(x => x.SentAt).ToArray(), clock.GetUtcNow()))
+        await using (var reader = await cmd.ExecuteReaderAsync(ct))
+        {
+            await reader.ReadAsync(ct);
+            queued = reader.GetInt64(0);
+            completed.UnionWith(reader.GetFieldValue<Guid[]>(1));
+        }
         if (queued > 0)
         {
             webhooks.Notify();
         }
+        return completed;
     }
 
     /// <summary>sending → unknown: handed over, no answer; never retried.</summary>
@@ -303,12 +339,13 @@ public sealed class TransactionalTaskStore(NpgsqlDataSource db, TimeProvider clo
         {
             return;
         }
-        // The statement's count is the request callbacks it queued.
+        // The statement's count is the request callbacks it queued. The open-task check is a subquery per request (the
+        // request_id index), not an anti-join: a plan cached while the table was small scanned every task at each call.
         var queued = await Sql.ExecuteAsync(db, $"""
             WITH done AS (
             UPDATE transactional_requests r SET completed_at = $2
             WHERE r.id = ANY($1) AND r.completed_at IS NULL
-              AND NOT EXISTS (SELECT 1 FROM transactional_tasks t WHERE t.request_id = r.id AND t.status IN ({OpenStatuses}))
+              AND (SELECT count(*) FROM transactional_tasks t WHERE t.request_id = r.id AND t.status IN ({OpenStatuses})) = 0
             RETURNING r.id, r.tenant_id, r.callback_url, r.callback_type)
             {Features.Webhooks.WebhookPublisher.RequestCallbackSql("$2")}
             """, ct, requestIds, clock.GetUtcNow());
