@@ -218,7 +218,7 @@ public sealed partial class TransactionalDispatcher(
         OutgoingMessage message;
         try
         {
-            message = composer.Compose(t.Email, t.EmailKey, t.Name, t.Id);
+            message = composer.Compose(t.Email, t.EmailKey, t.Name, t.Id, t.MessageId);
         }
         catch (Exception ex) when (ex is FormatException or MimeKit.ParseException or ArgumentException)
         {

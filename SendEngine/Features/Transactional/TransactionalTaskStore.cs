@@ -9,7 +9,7 @@ namespace SendEngine.Features.Transactional;
 
 /// <summary>A task as the API creates it.</summary>
 internal sealed record NewTask(Guid Id, int Position, string Email, string EmailKey, string? Name, string Type, string Status,
-    string? RejectReason, string Metadata);
+    string? RejectReason, string Metadata, string? MessageId = null);
 
 /// <summary>A request as the API creates it, with its tasks and when they become due.</summary>
 internal sealed record NewRequest(TransactionalRequest Request, IReadOnlyList<NewTask> Tasks, DateTimeOffset DueAt);
@@ -19,7 +19,7 @@ internal sealed record SentTask(Guid Id, string MessageId, string Detail, DateTi
 
 /// <summary>A claimed task on its way to the transport.</summary>
 internal sealed record ClaimedTask(Guid Id, Guid RequestId, Guid TenantId, string Email, string EmailKey, string? Name, string Type,
-    int Attempts, DateTimeOffset DueAt);
+    int Attempts, DateTimeOffset DueAt, string? MessageId = null);
 
 /// <summary>
 /// The one owner of the transactional task state machine (docs/send-engine.md "Transactional mail"), like
@@ -47,6 +47,12 @@ public sealed class TransactionalTaskStore(NpgsqlDataSource db, TimeProvider clo
     /// </summary>
     public static string ShownStatusSql(string t) =>
         $"CASE WHEN EXISTS (SELECT 1 FROM transactional_deliveries d WHERE d.task_id = {t}.id AND d.lease_until IS NOT NULL) THEN '{S.Sending}' ELSE {t}.status END";
+
+    /// <summary>
+    /// The message_id to show for task alias <paramref name="t"/>: none while the task is open (it is chosen at creation,
+    /// but nothing has been handed over under it yet).
+    /// </summary>
+    public static string ShownMessageIdSql(string t) => $"CASE WHEN {t}.status IN ({OpenStatuses}) THEN NULL ELSE {t}.message_id END";
 
     public const string DispatcherDiedDetail = "outcome unknown: the dispatcher stopped during the transaction; not retried to avoid a duplicate";
 
@@ -76,7 +82,7 @@ public sealed class TransactionalTaskStore(NpgsqlDataSource db, TimeProvider clo
         batch.BatchCommands.Add(Sql.BatchCommand("""
             INSERT INTO transactional_requests (id, tenant_id, idempotency_key, body_hash, message, metadata, send_at, callback_url,
                 callback_type, response, created_at, completed_at)
-            SELECT r.id, r.tenant_id, r.idempotency_key, r.body_hash, r.message::jsonb, r.metadata::jsonb, r.send_at, r.callback_url,
+            SELECT r.id, r.tenant_id, r.idempotency_key, r.body_hash, r.message, r.metadata::jsonb, r.send_at, r.callback_url,
                 r.callback_type, r.response::jsonb, r.created_at, r.completed_at
             FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::bytea[], $5::text[], $6::text[], $7::timestamptz[], $8::text[], $9::text[],
                 $10::text[], $11::timestamptz[], $12::timestamptz[])
@@ -93,12 +99,12 @@ public sealed class TransactionalTaskStore(NpgsqlDataSource db, TimeProvider clo
         batch.BatchCommands.Add(Sql.BatchCommand($"""
             WITH recorded AS (
             INSERT INTO transactional_tasks (id, request_id, tenant_id, position, email, email_key, name, type, status, reject_reason,
-                attempts, metadata, created_at, finished_at)
+                attempts, metadata, created_at, finished_at, message_id)
             SELECT t.id, t.request_id, t.tenant_id, t.position, t.email, t.email_key, t.name, t.type, t.status, t.reason, 0,
-                t.metadata::jsonb, t.created_at, CASE WHEN t.status IN ('{S.Rejected}', '{S.Invalid}') THEN t.created_at END
+                t.metadata::jsonb, t.created_at, CASE WHEN t.status IN ('{S.Rejected}', '{S.Invalid}') THEN t.created_at END, t.message_id
             FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::int[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[],
-                $11::timestamptz[], $12::text[], $13::timestamptz[])
-                AS t(id, request_id, tenant_id, position, email, email_key, name, type, status, reason, due_at, metadata, created_at)
+                $11::timestamptz[], $12::text[], $13::timestamptz[], $16::text[])
+                AS t(id, request_id, tenant_id, position, email, email_key, name, type, status, reason, due_at, metadata, created_at, message_id)
             WHERE EXISTS (SELECT 1 FROM transactional_requests r WHERE r.id = t.request_id)
             RETURNING id, request_id, tenant_id, email, message_id, reject_reason, detail, status, position),
             queue AS (
@@ -114,7 +120,7 @@ public sealed class TransactionalTaskStore(NpgsqlDataSource db, TimeProvider clo
             tasks.Select(x => x.Task.Position).ToArray(), tasks.Select(x => x.Task.Email).ToArray(), tasks.Select(x => x.Task.EmailKey).ToArray(),
             tasks.Select(x => x.Task.Name).ToArray(), tasks.Select(x => x.Task.Type).ToArray(), tasks.Select(x => x.Task.Status).ToArray(),
             tasks.Select(x => x.Task.RejectReason).ToArray(), tasks.Select(x => x.DueAt).ToArray(), tasks.Select(x => x.Task.Metadata).ToArray(),
-            tasks.Select(x => x.Request.CreatedAt).ToArray(), now, rs.Select(x => x.Request.Id).ToArray()));
+            tasks.Select(x => x.Request.CreatedAt).ToArray(), now, rs.Select(x => x.Request.Id).ToArray(), tasks.Select(x => x.Task.MessageId).ToArray()));
         var stored = new HashSet<Guid>();
         await using (var reader = await batch.ExecuteReaderAsync(ct))
         {
@@ -186,7 +192,7 @@ public sealed class TransactionalTaskStore(NpgsqlDataSource db, TimeProvider clo
                 UPDATE transactional_deliveries d SET lease_until = $3
                 FROM due WHERE d.task_id = due.task_id
                 RETURNING d.task_id, d.attempts, d.due_at)
-            SELECT t.id, t.request_id, t.tenant_id, t.email, t.email_key, t.name, t.type, l.attempts, l.due_at
+            SELECT t.id, t.request_id, t.tenant_id, t.email, t.email_key, t.name, t.type, l.attempts, l.due_at, t.message_id
             FROM leased l JOIN transactional_tasks t ON t.id = l.task_id
             """, now, limit, until);
         await using var reader = await cmd.ExecuteReaderAsync(ct);
@@ -194,7 +200,7 @@ public sealed class TransactionalTaskStore(NpgsqlDataSource db, TimeProvider clo
         {
             claimed.Add(new ClaimedTask(reader.GetGuid(0), reader.GetGuid(1), reader.GetGuid(2), reader.GetString(3), reader.GetString(4),
                 reader.IsDBNull(5) ? null : reader.GetString(5), reader.GetString(6), reader.GetInt32(7),
-                reader.GetFieldValue<DateTimeOffset>(8)));
+                reader.GetFieldValue<DateTimeOffset>(8), reader.IsDBNull(9) ? null : reader.GetString(9)));
         }
         return claimed;
     }
@@ -290,7 +296,7 @@ public sealed class TransactionalTaskStore(NpgsqlDataSource db, TimeProvider clo
             WITH done AS (
             DELETE FROM transactional_deliveries WHERE task_id = $1 AND lease_until IS NOT NULL RETURNING task_id),
             recorded AS (
-            UPDATE transactional_tasks SET status = '{S.Rejected}', reject_reason = $2, detail = left($3, 1000),
+            UPDATE transactional_tasks SET status = '{S.Rejected}', reject_reason = $2, detail = left($3, 1000), message_id = NULL,
                 attempts = attempts + CASE WHEN $4 THEN 1 ELSE 0 END, finished_at = $5
             WHERE id IN (SELECT task_id FROM done) AND status IN ({OpenStatuses})
             RETURNING id, request_id, tenant_id, email, message_id, reject_reason, detail, status, position),
