@@ -59,7 +59,7 @@ run_check_pid="" run_check_started=0
 start_run_check() {
   log "./run.sh --check (beside the tests still running)"
   run_check_started=$(date +%s)
-  ./run.sh --check >"$results/run-check.log" 2>&1 </dev/null &
+  RUN_SH_PREBUILT=1 ./run.sh --check >"$results/run-check.log" 2>&1 </dev/null &
   run_check_pid=$!
 }
 
