@@ -65,8 +65,12 @@ start_run_check() {
 
 log "dotnet test, ${#ordered[@]} projects side by side: ${ordered[*]}"
 declare -A pid_of started_at
+# A few seconds between launches: each test host starts its PostgreSQL, maildev and hosts first, and all four doing
+# that at the same moment on two cores made a maildev miss its start timeout.
+stagger="${NEWSLETTER_TEST_STAGGER:-10}"
 for proj in "${ordered[@]}"; do
   name="$(basename "$proj" .csproj)"
+  [ "${#pid_of[@]}" -eq 0 ] || sleep "$stagger"
   started_at[$name]=$(date +%s)
   # The console logger at minimal verbosity prints each failing test with its message and stack.
   dotnet test "$proj" -c Release --no-build -nologo -tl:off \
