@@ -65,30 +65,34 @@ start_run_check() {
 
 log "dotnet test, ${#ordered[@]} projects side by side: ${ordered[*]}"
 declare -A pid_of started_at
+# How many projects are still running (with `set -u`, ${#pid_of[@]} of an empty map is an "unbound variable").
+running=0
 # A few seconds between launches: each test host starts its PostgreSQL, maildev and hosts first, and all four doing
 # that at the same moment on two cores made a maildev miss its start timeout.
 stagger="${NEWSLETTER_TEST_STAGGER:-10}"
 for proj in "${ordered[@]}"; do
   name="$(basename "$proj" .csproj)"
-  [ "${#pid_of[@]}" -eq 0 ] || sleep "$stagger"
+  [ "$running" -eq 0 ] || sleep "$stagger"
   started_at[$name]=$(date +%s)
   # The console logger at minimal verbosity prints each failing test with its message and stack.
   dotnet test "$proj" -c Release --no-build -nologo -tl:off \
     --logger "console;verbosity=minimal" --logger "trx;LogFileName=$name.trx" --results-directory "$results" "$@" \
     >"$results/$name.log" 2>&1 </dev/null &
   pid_of[$name]=$!
+  running=$((running + 1))
 done
 
 counter() { grep -o "<Counters [^>]*" "$1" | grep -o " $2=\"[0-9]*\"" | grep -o '[0-9]\+' || echo 0; }
 passed=0 failed=0 skipped=0 total=0 test_rc=0
 summaries=()
-while [ "${#pid_of[@]}" -gt 0 ]; do
+while [ "$running" -gt 0 ]; do
   for name in "${!pid_of[@]}"; do
     pid=${pid_of[$name]}
     kill -0 "$pid" 2>/dev/null && continue
     rc=0
     wait "$pid" || rc=$?
     unset "pid_of[$name]"
+    running=$((running - 1))
     seconds=$(( $(date +%s) - ${started_at[$name]} ))
     p=0 f=0 s=0 t=0
     trx="$results/$name.trx"
@@ -110,8 +114,8 @@ while [ "${#pid_of[@]}" -gt 0 ]; do
     log "$summary (output: TestResults/$name.log)"
     cat "$results/$name.log"
   done
-  if [ "$run_check" = 1 ] && [ -z "$run_check_pid" ] && [ "${#pid_of[@]}" -le 1 ]; then start_run_check; fi
-  [ "${#pid_of[@]}" -gt 0 ] && sleep 1
+  if [ "$run_check" = 1 ] && [ -z "$run_check_pid" ] && [ "$running" -le 1 ]; then start_run_check; fi
+  if [ "$running" -gt 0 ]; then sleep 1; fi
 done
 
 if [ "$run_check" = 1 ]; then
