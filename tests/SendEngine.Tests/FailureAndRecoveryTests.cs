@@ -7,6 +7,7 @@ using Npgsql;
 
 namespace SendEngine.Tests;
 
+[LongRunning(203)]
 public sealed class FailureAndRecoveryTests(StackFixture stack, DurablePostgres durable) : IClassFixture<DurablePostgres>
 {
     [Theory]

@@ -15,6 +15,7 @@ namespace SendEngine.Tests;
 /// no other Member Center's queue touches its rows) calls a Send Engine process on a fixed port, which a test can kill and
 /// start again on the same port.
 /// </summary>
+[LongRunning(204)]
 public sealed class SubscriberErasureTests(StackFixture stack)
 {
     /// <summary>Privacy:AddressHashKey of appsettings.Development.json, which the test hosts run with.</summary>
