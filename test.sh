@@ -63,29 +63,20 @@ start_run_check() {
   run_check_pid=$!
 }
 
-log "dotnet test, ${#ordered[@]} projects side by side: ${ordered[*]}"
+# At most NEWSLETTER_TEST_PARALLEL projects at once (default 2): Send Engine's long run beside the others one after
+# another. All four at once took the load average of the two cores past 60 and browser tests past their timeouts.
+parallel="${NEWSLETTER_TEST_PARALLEL:-2}"
+log "dotnet test, ${#ordered[@]} projects, $parallel at a time, longest first: ${ordered[*]}"
 declare -A pid_of started_at
 # How many projects are still running (with `set -u`, ${#pid_of[@]} of an empty map is an "unbound variable").
-running=0
-# A few seconds between launches: each test host starts its PostgreSQL, maildev and hosts first, and all four doing
-# that at the same moment on two cores made a maildev miss its start timeout.
-stagger="${NEWSLETTER_TEST_STAGGER:-10}"
-for proj in "${ordered[@]}"; do
-  name="$(basename "$proj" .csproj)"
-  [ "$running" -eq 0 ] || sleep "$stagger"
-  started_at[$name]=$(date +%s)
-  # The console logger at minimal verbosity prints each failing test with its message and stack.
-  dotnet test "$proj" -c Release --no-build -nologo -tl:off \
-    --logger "console;verbosity=minimal" --logger "trx;LogFileName=$name.trx" --results-directory "$results" "$@" \
-    >"$results/$name.log" 2>&1 </dev/null &
-  pid_of[$name]=$!
-  running=$((running + 1))
-done
+running=0 launched=0
 
 counter() { grep -o "<Counters [^>]*" "$1" | grep -o " $2=\"[0-9]*\"" | grep -o '[0-9]\+' || echo 0; }
 passed=0 failed=0 skipped=0 total=0 test_rc=0
 summaries=()
-while [ "$running" -gt 0 ]; do
+# Collects every project that has ended: its counts from the TRX, its summary line and its output.
+reap() {
+  local name pid rc seconds p f s t trx summary
   for name in "${!pid_of[@]}"; do
     pid=${pid_of[$name]}
     kill -0 "$pid" 2>/dev/null && continue
@@ -114,9 +105,28 @@ while [ "$running" -gt 0 ]; do
     log "$summary (output: TestResults/$name.log)"
     cat "$results/$name.log"
   done
-  if [ "$run_check" = 1 ] && [ -z "$run_check_pid" ] && [ "$running" -le 1 ]; then start_run_check; fi
-  if [ "$running" -gt 0 ]; then sleep 1; fi
+  if [ "$run_check" = 1 ] && [ -z "$run_check_pid" ] && [ "$launched" -eq "${#ordered[@]}" ] && [ "$running" -le 1 ]; then
+    start_run_check
+  fi
+}
+
+# A few seconds between launches: each test host starts its PostgreSQL, maildev and hosts first, and two doing that at
+# the same moment on two cores made a maildev miss its start timeout.
+stagger="${NEWSLETTER_TEST_STAGGER:-10}"
+for proj in "${ordered[@]}"; do
+  name="$(basename "$proj" .csproj)"
+  while [ "$running" -ge "$parallel" ]; do sleep 1; reap; done
+  [ "$running" -eq 0 ] || sleep "$stagger"
+  started_at[$name]=$(date +%s)
+  # The console logger at minimal verbosity prints each failing test with its message and stack.
+  dotnet test "$proj" -c Release --no-build -nologo -tl:off \
+    --logger "console;verbosity=minimal" --logger "trx;LogFileName=$name.trx" --results-directory "$results" "$@" \
+    >"$results/$name.log" 2>&1 </dev/null &
+  pid_of[$name]=$!
+  running=$((running + 1)) launched=$((launched + 1))
 done
+while [ "$running" -gt 0 ]; do sleep 1; reap; done
+reap
 
 if [ "$run_check" = 1 ]; then
   [ -n "$run_check_pid" ] || start_run_check
