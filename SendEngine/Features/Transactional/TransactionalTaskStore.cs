@@ -205,6 +205,14 @@ public sealed class TransactionalTaskStore(NpgsqlDataSource db, TimeProvider clo
         return claimed;
     }
 
+    /// <summary>The tasks of the requests in <c>done</c> as they are after <c>recorded</c> (the statement's own writes are not visible to it).</summary>
+    private const string CompletedTasksSql = """
+        (SELECT id, request_id, email, status, reject_reason, position FROM recorded
+         UNION ALL
+         SELECT id, request_id, email, status, reject_reason, position FROM transactional_tasks
+         WHERE request_id IN (SELECT id FROM done) AND id <> ALL (ARRAY(SELECT id FROM recorded)))
+        """;
+
     /// <summary>
     /// sending → sent for the tasks of a group in one statement (one commit), each with the time its relay's answer
     /// arrived as sent_at; and, in the same statement, completed_at (with the request callback) for each of their requests
@@ -219,14 +227,6 @@ public sealed class TransactionalTaskStore(NpgsqlDataSource db, TimeProvider clo
     /// completed_at set. The check is a correlated subquery per request (the request_id index), not an anti-join that a
     /// plan cached while the table was small could turn into a scan of every task.
     /// </remarks>
-    /// <summary>The tasks of the requests in <c>done</c> as they are after <c>recorded</c> (the statement's own writes are not visible to it).</summary>
-    private const string CompletedTasksSql = """
-        (SELECT id, request_id, email, status, reject_reason, position FROM recorded
-         UNION ALL
-         SELECT id, request_id, email, status, reject_reason, position FROM transactional_tasks
-         WHERE request_id IN (SELECT id FROM done) AND id <> ALL (ARRAY(SELECT id FROM recorded)))
-        """;
-
     internal async Task<HashSet<Guid>> RecordSentAsync(IReadOnlyList<SentTask> sent, CancellationToken ct)
     {
         var completed = new HashSet<Guid>();
