@@ -31,7 +31,8 @@ public sealed partial class OperationLogMiddleware(RequestDelegate next, Operati
 
     public async Task InvokeAsync(HttpContext context)
     {
-        if (!IsChange(context.Request))
+        // Routing ran first (WebApplication puts it at the front), so an excluded endpoint costs no scope either.
+        if (!IsChange(context.Request) || context.GetEndpoint()?.Metadata.GetMetadata<ExcludeFromOperationLogMetadata>() is not null)
         {
             await next(context);
             return;

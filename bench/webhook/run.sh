@@ -14,16 +14,20 @@
 # the machine with Send Engine and PostgreSQL).
 # --perf: samples Send Engine with `perf record` during the watched run (managed frames named: DOTNET_PerfMapEnabled=1)
 # and prints where its CPU goes.
+# --profile: loads pg_stat_statements into the private cluster and prints, after the plain run has drained, calls, time,
+# rows and WAL bytes per stored event of each statement (ingestion and processing): where PostgreSQL's share goes. The
+# extension costs some CPU itself: compare CPU figures between runs without it.
+# --perf without --watchers samples Send Engine during the plain run instead.
 # --root DIR: benchmark the tree in DIR (e.g. a scratch worktree of an older commit) with this script.
 set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"; ROOT="$(cd "$HERE/../.." && pwd)"; BENCH_ROOT="$ROOT"
 # shellcheck source=scripts/lib.sh
 source "$ROOT/scripts/lib.sh"   # run_pg; this script keeps its own log and free_port below
-DURATION=30s; CONNECTIONS=32; THREADS=2; WARMUP=10s; WATCHERS=0; CPU=0; PERF=0
+DURATION=30s; CONNECTIONS=32; THREADS=2; WARMUP=10s; WATCHERS=0; CPU=0; PERF=0; PROFILE=0
 while [ $# -gt 0 ]; do case "$1" in
   --duration) DURATION="$2"; shift 2;; --connections) CONNECTIONS="$2"; shift 2;;
   --threads) THREADS="$2"; shift 2;; --warmup) WARMUP="$2"; shift 2;; --watchers) WATCHERS="$2"; shift 2;;
-  --cpu) CPU=1; shift;; --perf) PERF=1; shift;; --root) BENCH_ROOT="$(cd "$2" && pwd)"; shift 2;; *) echo "unknown option $1" >&2; exit 2;; esac; done
+  --cpu) CPU=1; shift;; --perf) PERF=1; shift;; --profile) PROFILE=1; shift;; --root) BENCH_ROOT="$(cd "$2" && pwd)"; shift 2;; *) echo "unknown option $1" >&2; exit 2;; esac; done
 log() { echo "[$(date -u +%H:%M:%S)] $*" >&2; }
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
 PG_BIN="$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)"
@@ -51,8 +55,9 @@ fi
 PG_PORT="$(free_port)"; mkdir -p "$WORK/pg"; [ "$(id -u)" -eq 0 ] && chown postgres "$WORK/pg"
 run_pg "$PG_BIN/initdb" -D "$WORK/pg/data" -U postgres -A trust -E UTF8 --no-instructions >"$WORK/initdb.log" 2>&1
 PG_DATA="$WORK/pg/data"
-run_pg "$PG_BIN/pg_ctl" -D "$PG_DATA" -l "$WORK/pg/postgres.log" -w -t 60 \
-  -o "-p $PG_PORT -k $WORK/pg -c listen_addresses=127.0.0.1 -c max_connections=200" start >/dev/null
+PG_OPTS="-p $PG_PORT -k $WORK/pg -c listen_addresses=127.0.0.1 -c max_connections=200"
+[ "$PROFILE" = 1 ] && PG_OPTS="$PG_OPTS -c shared_preload_libraries=pg_stat_statements -c pg_stat_statements.max=1000"
+run_pg "$PG_BIN/pg_ctl" -D "$PG_DATA" -l "$WORK/pg/postgres.log" -w -t 60 -o "$PG_OPTS" start >/dev/null
 createdb -h 127.0.0.1 -p "$PG_PORT" -U postgres sendengine
 MC=""; SE_AUTH=()
 if [ "$WATCHERS" -gt 0 ]; then
@@ -91,6 +96,22 @@ SE_PID=$!
 for _ in $(seq 1 1200); do curl -fsS "http://127.0.0.1:$SE_PORT/health/live" >/dev/null 2>&1 && break; sleep 0.5; done
 curl -fsS "http://127.0.0.1:$SE_PORT/health/live" >/dev/null || { cat "$WORK/sendengine.log" >&2; exit 1; }
 
+[ "$PROFILE" = 1 ] && psql_db "CREATE EXTENSION IF NOT EXISTS pg_stat_statements"
+# Per statement, per stored event: calls, execution ms, rows and WAL bytes (the bench's own psql queries included).
+profile_report() {
+  echo "== PostgreSQL statements per stored event ($1 events; pg_stat_statements, top 20 by time)"
+  psql -h 127.0.0.1 -p "$PG_PORT" -U postgres -d sendengine -X -q -P pager=off -c "
+    SELECT round(calls::numeric / $1, 3) AS calls_per_event, round((total_exec_time / $1 * 1000)::numeric, 2) AS us_per_event,
+      round(rows::numeric / $1, 3) AS rows_per_event, round(wal_bytes / $1, 0) AS wal_per_event,
+      round(shared_blks_dirtied::numeric / $1, 3) AS dirtied_per_event,
+      left(regexp_replace(query, '\s+', ' ', 'g'), 110) AS query
+    FROM pg_stat_statements WHERE dbid = (SELECT oid FROM pg_database WHERE datname = 'sendengine')
+    ORDER BY total_exec_time DESC LIMIT 20"
+  psql_db "SELECT 'TOTAL statements_per_event=' || round(sum(calls)::numeric / $1, 2) || ' exec_us_per_event=' || round((sum(total_exec_time) / $1 * 1000)::numeric, 1)
+      || ' wal_bytes_per_event=' || round(sum(wal_bytes) / $1, 0) FROM pg_stat_statements"
+  psql_db "SELECT 'COMMITS xact_commit_per_event=' || round((xact_commit - $2)::numeric / $1, 3) FROM pg_stat_database WHERE datname = 'sendengine'"
+}
+xact_commits() { psql_db "SELECT xact_commit FROM pg_stat_database WHERE datname = 'sendengine'"; }
 cpu_ticks() { awk '{print $14+$15}' "/proc/$1/stat"; }
 # The cluster's processes (postmaster, backends, WAL writer, checkpointer, autovacuum): the postmaster's own ticks and
 # those of its exited children (cutime+cstime: a backend whose pooled connection closed), plus the live children's.
@@ -127,11 +148,18 @@ run_wrk "$WARMUP" warm >"$WORK/warm.txt" 2>&1
 drain
 [ "$CPU" = 1 ] && cpu_idle
 before="$(psql_db "SELECT count(*) FROM email_events")"
+XACT0="$(xact_commits)"
+[ "$PROFILE" = 1 ] && psql_db "SELECT pg_stat_statements_reset()" >/dev/null
 [ "$CPU" = 1 ] && cpu_start
+if [ "$PERF" = 1 ] && [ "$WATCHERS" -eq 0 ]; then
+  perf record -q -e cpu-clock -F 999 -g -p "$SE_PID" -o "$WORK/perf.data" >"$WORK/perf.log" 2>&1 &
+  PERF_PID=$!
+fi
 se0="$(cpu_ticks "$SE_PID")"; t0="$(date +%s.%N)"
 log "measured run $DURATION, $CONNECTIONS connections, $THREADS threads"
 run_wrk "$DURATION" measured >"$WORK/run.txt" 2>&1
 t1="$(date +%s.%N)"; se1="$(cpu_ticks "$SE_PID")"
+if [ -n "$PERF_PID" ]; then kill -INT "$PERF_PID"; wait "$PERF_PID" 2>/dev/null || true; PERF_PID=""; fi
 cat "$WORK/run.txt"
 line="$(grep '^BENCH ' "$WORK/run.txt")"
 ok="$(sed -E 's/.* ok=([0-9]+).*/\1/' <<<"$line")"
@@ -144,6 +172,13 @@ drained="$(date +%s.%N)"
 echo "RESULT 200_answers=$ok rows_stored=$stored in_flight_at_stop=$((stored - ok)) se_cpu_cores=$(echo "scale=2; ($se1 - $se0) / $(getconf CLK_TCK) / ($t1 - $t0)" | bc) drain_after_run_s=$(echo "scale=1; $drained - $t1" | bc) unprocessed=$(psql_db "SELECT count(*) FROM email_events WHERE processed_at IS NULL")"
 [ "$stored" -ge "$ok" ] && [ $((stored - ok)) -le "$CONNECTIONS" ] || { echo "MISMATCH: 200 answers vs rows stored" >&2; exit 1; }
 [ "$CPU" = 1 ] && cpu_report plain
+drain
+# Commits of the whole database per stored event (writer group commits, processor batches, pollers, the bench's queries).
+echo "COMMITS phase=plain xact_commit_per_event=$(echo "scale=3; ($(xact_commits) - $XACT0) / $(( stored > 0 ? stored : 1 ))" | bc)"
+[ "$PROFILE" = 1 ] && profile_report "$(( $(stored_events) - before ))" "$XACT0"
+if [ "$PERF" = 1 ] && [ "$WATCHERS" -eq 0 ]; then
+  perf_report "$WORK/perf.data" "Send Engine (plain run)" 'SendEngine|Npgsql|Kestrel|Json|GC|Channel|Pipe|Socket|WebhookGateway|Http|Serilog|Logging|OpenTelemetry|Diagnostics' 40 70
+fi
 
 if [ "$WATCHERS" -gt 0 ]; then
   # The same load again, with WATCHERS live-view watchers connected throughout.

@@ -152,10 +152,11 @@ public sealed class TencentSesTests(StackFixture stack)
         Assert.Equal("unsubscribe", esp[A("unsub")].Item1);
         Assert.Contains("unsubscribe type one-click", esp[A("unsub")].Item2);
 
-        var unknown = await QueryAsync(db, "SELECT outcome, job_id IS NULL FROM email_events WHERE email = $1", A("ghost"));
-        Assert.Equal(["unknown_message", true], unknown.Single());
-        var ignored = await QueryAsync(db, "SELECT event_type, outcome FROM email_events WHERE raw_event_type = 'brand_new_type'");
-        Assert.Equal(["unknown", "ignored"], ignored.Single());
+        // Recorded by the batch's one UPDATE of events without effects: processed once, with what they changed.
+        var unknown = await QueryAsync(db, "SELECT outcome, job_id IS NULL, processed_at IS NOT NULL, attempts, effect FROM email_events WHERE email = $1", A("ghost"));
+        Assert.Equal(["unknown_message", true, true, 1, "nothing: no message with this id"], unknown.Single());
+        var ignored = await QueryAsync(db, "SELECT event_type, outcome, processed_at IS NOT NULL, attempts FROM email_events WHERE raw_event_type = 'brand_new_type'");
+        Assert.Equal(["unknown", "ignored", true, 1], ignored.Single());
 
         var stats = (await se.GetFromJsonAsync<EmailStatisticsResponse>($"api/email-addresses/{Uri.EscapeDataString(A("ok").ToUpperInvariant())}/statistics", StackFixture.Json))!;
         Assert.Equal((1, 1, 1, 1, 0), (stats.TotalSent, stats.TotalDelivered, stats.TotalOpened, stats.TotalClicked, stats.TotalBounced));

@@ -122,6 +122,10 @@ public sealed class WebhookGatewayTests(StackFixture stack)
             Assert.Contains("\"verification\"", await response.Content.ReadAsStringAsync(), StringComparison.Ordinal);
         }
         Assert.Equal(1L, await TestSql.ScalarAsync<long>(db, "SELECT count(*) FROM webhook_gateway_entries WHERE tenant_id IS NULL"));
+        // The gateway log is the callbacks' record: none of the three is also an operation-log row (one INSERT and
+        // commit per callback), while a change through the tenant API still is.
+        Assert.Equal(0L, await TestSql.ScalarAsync<long>(db, "SELECT count(*) FROM operation_log WHERE path LIKE '/api/tencent/%'"));
+        Assert.True(await TestSql.ScalarAsync<long>(db, "SELECT count(*) FROM operation_log WHERE tenant_id::text = $1", tenant.TenantId) > 0);
     }
 
     [Fact]

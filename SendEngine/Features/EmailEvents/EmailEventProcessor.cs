@@ -134,6 +134,13 @@ public sealed partial class EmailEventProcessor(
         var attributed = new Dictionary<Guid, Guid>();
         var done = new List<(Row Row, string Outcome)>();
         var changedJobs = new HashSet<Guid>();
+        // Events that change nothing but their own row (no recipient or task: unknown message, ignored type, mismatch,
+        // held, test) need no savepoint: they are recorded together by one UPDATE after the loop, and the ones still
+        // waiting for their message id by another. Under a flood of such events this was three statements per event.
+        var quiet = new List<(Row Row, string Outcome, Guid? TenantId, string? Effect)>();
+        var waiting = new List<long>();
+        Row? firstUnknown = null;
+        var unknown = 0;
         foreach (var row in rows)
         {
             var candidates = (targets.GetValueOrDefault(row.MessageId) ?? [])
@@ -147,45 +154,60 @@ public sealed partial class EmailEventProcessor(
             // The gateway test console's sample events name no real message: attributed to the tenant in their id, never applied.
             var testTenant = target is null && !mismatch ? WebhookGateway.GatewayTestEvents.TenantOf(row.MessageId) : null;
             var tenantId = target?.TenantId ?? testTenant;
-            await tx.SaveAsync("ev", ct);
-            _effects.Clear();
-            try
+            if (target is null)
             {
-                var outcome = mismatch ? RecipientMismatch
-                    : tenantId is { } t && held.Contains(t) && !row.ForceApply ? WebhookGateway.GatewayTestEvents.HeldOutcome
+                var quietOutcome = mismatch ? RecipientMismatch
+                    : tenantId is { } ht && held.Contains(ht) && !row.ForceApply ? WebhookGateway.GatewayTestEvents.HeldOutcome
                     : testTenant is not null ? WebhookGateway.GatewayTestEvents.TestOutcome
-                    : await ApplyAsync(conn, tx, row, target, ct);
+                    : row.EventType is EmailEventTypes.Unknown or EmailEventTypes.Processed ? "ignored"
+                    : now - row.ReceivedAt < o.UnknownMessageGrace ? null
+                    : "unknown_message";
+                if (quietOutcome is null)
+                {
+                    // The runner may not have committed the send result (and its message id) yet: looked at again later.
+                    waiting.Add(row.Id);
+                    continue;
+                }
                 if (mismatch)
                 {
                     LogRecipientMismatch(logger, row.Id, row.EventType, row.MessageId, candidates[0].JobId);
                 }
-                if (outcome is null)
+                else if (quietOutcome == "unknown_message")
                 {
-                    continue; // deferred (message id not known yet)
+                    firstUnknown ??= row;
+                    unknown++;
                 }
-                var effect = outcome switch
+                quiet.Add((row, quietOutcome, tenantId, QuietEffect(quietOutcome)));
+                done.Add((row, quietOutcome));
+                if (row.GatewayEntryId is { } quietEntry && tenantId is { } quietTenant)
                 {
-                    WebhookGateway.GatewayTestEvents.HeldOutcome => "held: ingestion is off for the tenant",
-                    WebhookGateway.GatewayTestEvents.TestOutcome => "test event: verified and processed; no reader, message or statistic changed",
-                    RecipientMismatch => "nothing: the message was not sent to this address",
-                    "unknown_message" => "nothing: no message with this id",
-                    _ => _effects.Count > 0 ? string.Join("; ", _effects) : null,
-                };
+                    attributed.TryAdd(quietEntry, quietTenant);
+                }
+                continue;
+            }
+            await tx.SaveAsync("ev", ct);
+            _effects.Clear();
+            try
+            {
+                var outcome = held.Contains(target.TenantId) && !row.ForceApply ? WebhookGateway.GatewayTestEvents.HeldOutcome
+                    : await ApplyAsync(conn, tx, row, target, ct);
+                var effect = outcome == WebhookGateway.GatewayTestEvents.HeldOutcome ? QuietEffect(outcome)
+                    : _effects.Count > 0 ? string.Join("; ", _effects) : null;
                 await Sql.ExecuteAsync(conn, tx, """
                     UPDATE email_events SET processed_at = $2, outcome = $3, tenant_id = $4, job_id = $5, recipient_id = $6,
                         attempts = attempts + 1, last_error = NULL, next_attempt_at = NULL, effect = left($7, 500)
                     WHERE id = $1
-                    """, ct, row.Id, Clock.GetUtcNow(), outcome, (object?)tenantId ?? DBNull.Value,
-                    target?.JobIdOrNull ?? DBNull.Value, target?.RecipientIdOrNull ?? DBNull.Value, (object?)effect ?? DBNull.Value);
+                    """, ct, row.Id, Clock.GetUtcNow(), outcome, target.TenantId, target.JobIdOrNull, target.RecipientIdOrNull,
+                    (object?)effect ?? DBNull.Value);
                 await tx.ReleaseAsync("ev", ct);
                 done.Add((row, outcome));
                 // Only entries with a tenant: one that stays in the platform log is neither updated nor announced
                 // (its live view showed it when it arrived; the list shows the result).
-                if (row.GatewayEntryId is { } entryId && tenantId is { } entryTenant)
+                if (row.GatewayEntryId is { } entryId)
                 {
-                    attributed.TryAdd(entryId, entryTenant);
+                    attributed.TryAdd(entryId, target.TenantId);
                 }
-                if (target is { TaskId: null })
+                if (target.TaskId is null)
                 {
                     changedJobs.Add(target.JobId);
                 }
@@ -212,6 +234,26 @@ public sealed partial class EmailEventProcessor(
                     done.Add((row, "failed"));
                 }
             }
+        }
+        if (quiet.Count > 0)
+        {
+            await Sql.ExecuteAsync(conn, tx, """
+                UPDATE email_events e SET processed_at = $2, outcome = u.outcome, tenant_id = u.tenant_id, job_id = NULL,
+                    recipient_id = NULL, attempts = e.attempts + 1, last_error = NULL, next_attempt_at = NULL, effect = u.effect
+                FROM unnest($1::bigint[], $3::text[], $4::uuid[], $5::text[]) AS u(id, outcome, tenant_id, effect)
+                WHERE e.id = u.id
+                """, ct, quiet.Select(q => q.Row.Id).ToArray(), Clock.GetUtcNow(), quiet.Select(q => q.Outcome).ToArray(),
+                quiet.Select(q => q.TenantId).ToArray(), quiet.Select(q => q.Effect).ToArray());
+        }
+        if (waiting.Count > 0)
+        {
+            await Sql.ExecuteAsync(conn, tx, "UPDATE email_events SET attempts = attempts + 1, next_attempt_at = $2 WHERE id = ANY($1)",
+                ct, waiting.ToArray(), now + TimeSpan.FromTicks(Math.Max(o.UnknownMessageGrace.Ticks / 10, TimeSpan.FromMilliseconds(200).Ticks)));
+        }
+        if (firstUnknown is not null)
+        {
+            // One line per batch, not per event: a flood of callbacks for unknown messages must not become a flood of logs.
+            LogUnknownMessages(logger, unknown, firstUnknown.Id, firstUnknown.EventType, firstUnknown.MessageId);
         }
         if (attributed.Count > 0)
         {
@@ -249,6 +291,16 @@ public sealed partial class EmailEventProcessor(
         }
         return rows.Count;
     }
+
+    /// <summary>What an event without effects changed, for the gateway log.</summary>
+    private static string? QuietEffect(string outcome) => outcome switch
+    {
+        WebhookGateway.GatewayTestEvents.HeldOutcome => "held: ingestion is off for the tenant",
+        WebhookGateway.GatewayTestEvents.TestOutcome => "test event: verified and processed; no reader, message or statistic changed",
+        RecipientMismatch => "nothing: the message was not sent to this address",
+        "unknown_message" => "nothing: no message with this id",
+        _ => null,
+    };
 
     /// <summary>An exception that is one event's own failure, not the batch's (lost connection, shutdown).</summary>
     private static bool IsEventFailure(Exception ex) => ex switch
@@ -300,28 +352,11 @@ public sealed partial class EmailEventProcessor(
         return targets;
     }
 
-    /// <summary>The effects of one event; returns its outcome, or null to look at it again later.</summary>
-    private async Task<string?> ApplyAsync(NpgsqlConnection conn, NpgsqlTransaction tx, Row row, Target? t, CancellationToken ct)
+    /// <summary>The effects of one event on its recipient or task; returns its outcome.</summary>
+    private async Task<string> ApplyAsync(NpgsqlConnection conn, NpgsqlTransaction tx, Row row, Target t, CancellationToken ct)
     {
         var o = options.Value;
         var now = Clock.GetUtcNow();
-        if (t is null)
-        {
-            if (row.EventType is EmailEventTypes.Unknown or EmailEventTypes.Processed)
-            {
-                return "ignored";
-            }
-            if (now - row.ReceivedAt < o.UnknownMessageGrace)
-            {
-                // The runner may not have committed the send result (and its message id) yet.
-                await Sql.ExecuteAsync(conn, tx, "UPDATE email_events SET attempts = attempts + 1, next_attempt_at = $2 WHERE id = $1",
-                    ct, row.Id, now + TimeSpan.FromTicks(Math.Max(o.UnknownMessageGrace.Ticks / 10, TimeSpan.FromMilliseconds(200).Ticks)));
-                return null;
-            }
-            LogUnknownMessage(logger, row.Id, row.EventType, row.MessageId);
-            return "unknown_message";
-        }
-
         var email = t.EmailKey;
         var detail = row.Reason is { Length: > 0 } r ? r : null;
         // The event row needs its tenant before the soft-bounce count below includes it.
@@ -489,6 +524,6 @@ public sealed partial class EmailEventProcessor(
     [LoggerMessage(LogLevel.Warning, "Email event {Id} ({EventType}) names message {MessageId} of job {JobId}, which was not sent to the event's address; stored as recipient_mismatch, not applied")]
     private static partial void LogRecipientMismatch(ILogger logger, long id, string eventType, string messageId, Guid jobId);
 
-    [LoggerMessage(LogLevel.Warning, "Email event {Id} ({EventType}) names unknown message id {MessageId}; stored, not applied")]
-    private static partial void LogUnknownMessage(ILogger logger, long id, string eventType, string messageId);
+    [LoggerMessage(LogLevel.Warning, "{Count} email events name unknown message ids (the first: event {Id}, {EventType}, message {MessageId}); stored as unknown_message, not applied")]
+    private static partial void LogUnknownMessages(ILogger logger, int count, long id, string eventType, string messageId);
 }
