@@ -31,7 +31,8 @@
   });
   source.onerror = function () { if (source.readyState === EventSource.CLOSED && live) { live.textContent = 'Live view ended.'; } };
 })();
-// The webhook gateway's live log: new and changed entries from the console's relay of Send Engine's stream.
+// The webhook gateway's live log: new and changed entries from the console's relay of Send Engine's stream. Each carries
+// the table's columns only; the row's link opens the entry page, which reads headers, body and changes when opened.
 (function () {
   'use strict';
   var section = document.querySelector('[data-gateway-stream]');

@@ -59,6 +59,22 @@ public sealed record GatewayEntrySummary(
     string Result,
     IReadOnlyList<string> EventTypes);
 
+/// <summary>
+/// A log entry as the live view streams it (the <c>data</c> of an <c>event: entry</c>): what the log's table shows, and no
+/// more, because every watcher of a scope receives every entry of it. Not repeated: the tenant (the stream is one
+/// tenant's log, or the platform's), the method and path (the entry's detail has them, with headers, body and what each
+/// event changed, from <c>GET …/events/{entry_id}</c>).
+/// </summary>
+public sealed record GatewayStreamEntry(
+    string EntryId,
+    DateTimeOffset ReceivedAt,
+    string Source,
+    string Verification,
+    int StatusCode,
+    int Events,
+    string Result,
+    IReadOnlyList<string> EventTypes);
+
 /// <summary>A log entry with the request as received (secrets cut to a prefix, body capped) and its changes.</summary>
 public sealed record GatewayEntryResponse(
     GatewayEntrySummary Entry,

@@ -11,7 +11,8 @@
 # (user+sys from /proc/<pid>/stat) of Send Engine and of the PostgreSQL cluster's processes per 10,000 stored events, and
 # the WAL bytes per event (pg_current_wal_lsn() before/after): figures that hold on a busy machine, unlike events/s.
 # With --cpu and --watchers, the watched phase also prints the CPU seconds of the N curl watchers themselves (they share
-# the machine with Send Engine and PostgreSQL).
+# the machine with Send Engine and PostgreSQL). The WATCHERS line has the bytes each watcher received per second (the
+# run and the 2 s after) and per entry.
 # --perf: samples Send Engine with `perf record` during the watched run (managed frames named: DOTNET_PerfMapEnabled=1)
 # and prints where its CPU goes.
 # --profile: loads pg_stat_statements into the private cluster and prints, after the plain run has drained, calls, time,
@@ -197,7 +198,8 @@ if [ "$WATCHERS" -gt 0 ]; then
   log "measured run with $connected watchers, $DURATION"
   watchers_ticks() { local t=0 p; for p in "${WATCH_PIDS[@]}"; do t=$((t + $(awk '{print $14+$15}' "/proc/$p/stat" 2>/dev/null || echo 0))); done; echo "$t"; }
   drain; [ "$CPU" = 1 ] && cpu_start
-  W0="$(watchers_ticks)"; WN0="$(stored_events)"
+  watch_bytes() { cat "$WORK"/watch-*.txt | wc -c; }
+  W0="$(watchers_ticks)"; WN0="$(stored_events)"; WB0="$(watch_bytes)"; WT0="$(date +%s.%N)"
   if [ "$PERF" = 1 ]; then
     perf record -q -e cpu-clock -F 999 -g -p "$SE_PID" -o "$WORK/perf.data" >"$WORK/perf.log" 2>&1 &
     PERF_PID=$!
@@ -207,6 +209,7 @@ if [ "$WATCHERS" -gt 0 ]; then
   cat "$WORK/run-watched.txt"
   sleep 2
   W1="$(watchers_ticks)"; WN=$(( $(stored_events) - WN0 )); [ "$WN" -gt 0 ] || WN=1
+  WB=$(( $(watch_bytes) - WB0 )); WT="$(echo "$(date +%s.%N) - $WT0" | bc)"
   [ "$CPU" = 1 ] && echo "CPU watchers_curl_cpu_s=$(echo "scale=2; ($W1 - $W0) / $(getconf CLK_TCK)" | bc) per_10k_events=$(echo "scale=3; ($W1 - $W0) * 10000 / $(getconf CLK_TCK) / $WN" | bc) (the $connected curl processes, during the run and 2 s after)"
   [ "$CPU" = 1 ] && cpu_report "watchers_$connected"
   if [ "$PERF" = 1 ]; then
@@ -217,5 +220,5 @@ if [ "$WATCHERS" -gt 0 ]; then
   per_watcher="$(for f in "$WORK"/watch-*.txt; do grep -c '^event: entry' "$f" || true; done | sort -n)"
   lost="$(cat "$WORK"/watch-*.txt | grep -c '^event: lost' || true)"
   without="$(eps "$WORK/run.txt")"; with="$(eps "$WORK/run-watched.txt")"
-  echo "WATCHERS watchers=$connected events_per_s_without=$without events_per_s_with=$with change_pct=$(echo "scale=1; ($with - $without) * 100 / $without" | bc) entries_received_per_watcher=$((received / (connected > 0 ? connected : 1))) min=$(head -1 <<<"$per_watcher") max=$(tail -1 <<<"$per_watcher") lost_notices=$lost"
+  echo "WATCHERS watchers=$connected events_per_s_without=$without events_per_s_with=$with change_pct=$(echo "scale=1; ($with - $without) * 100 / $without" | bc) entries_received_per_watcher=$((received / (connected > 0 ? connected : 1))) bytes_per_watcher_per_s=$(echo "$WB / $((connected > 0 ? connected : 1)) / $WT" | bc) bytes_per_entry=$((WB / (received > 0 ? received : 1))) min=$(head -1 <<<"$per_watcher") max=$(tail -1 <<<"$per_watcher") lost_notices=$lost"
 fi

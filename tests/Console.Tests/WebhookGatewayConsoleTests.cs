@@ -57,9 +57,19 @@ public sealed class WebhookGatewayConsoleTests(ConsoleFixture fx)
             // The relay is open once Send Engine has registered the watcher; give the EventSource a moment to connect.
             await page.WaitForTimeoutAsync(1500);
             var entryId = await PostCallbackAsync(fx.TenantA.TenantId);
-            await page.WaitForSelectorAsync($"#gateway-events tr[data-entry-id='{entryId}']", new() { Timeout = 30_000 });
+            var row = $"#gateway-events tr[data-entry-id='{entryId}']";
+            await page.WaitForSelectorAsync(row, new() { Timeout = 30_000 });
             await page.WaitForSelectorAsync("#gateway-live:has-text('Live')");
             await page.AssertAccessibleAsync("/webhook-gateway (live)");
+            // The stream carries the table's columns only (source, verification, status, event types, result) ...
+            var cells = await page.Locator($"{row} td").AllTextContentsAsync();
+            Assert.Equal(["tencent_webhook", "unverified", "200", "open"], cells.Skip(1).Take(4));
+            Assert.Contains(cells[5], new[] { "pending", "no_effect" });
+            // ... and the row opens the entry's detail, read when it is opened: headers and body.
+            await page.ClickAsync($"{row} a");
+            await page.WaitForSelectorAsync("#entry-body");
+            Assert.Contains("gateway-test.", await page.TextContentAsync("#entry-body"));
+            Assert.Contains("Content-Type", await page.TextContentAsync("#entry-headers"));
         });
     }
 

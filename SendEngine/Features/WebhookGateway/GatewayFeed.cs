@@ -12,7 +12,8 @@ namespace SendEngine.Features.WebhookGateway;
 /// The live view's fan-out: one loop per process reads the entries inserted since its cursor (webhook_gateway_entries.seq,
 /// assigned once on insert) and the entries that changed since (attributed to a tenant, processed, applied: announced by
 /// whoever changed them with pg_notify on <see cref="Channel"/>, in their own transaction, so nothing is renumbered),
-/// and encodes each pass once per scope: the <c>event: entry</c> frames of that scope's entries, UTF-8, in chunks of up to
+/// and encodes each pass once per scope: the <c>event: entry</c> frames of that scope's entries (<see cref="GatewayStreamEntry"/>:
+/// the table's columns, not the list's summary), UTF-8, in chunks of up to
 /// <see cref="ChunkBytes"/> (<see cref="GatewayFrames"/>) that every watcher of the scope receives as they are, however
 /// many there are (nothing is built per watcher). The same loop then writes them: it serves the watchers in
 /// <see cref="WebhookGatewayOptions.StreamPhases"/> groups spread evenly over <see cref="WebhookGatewayOptions.StreamMinInterval"/>
@@ -313,7 +314,10 @@ public sealed partial class GatewayFeed(NpgsqlDataSource db, GatewayStore store,
         // the same escaping as the API's JSON, on one line (a line break would end the event's data).
         scope.Json ??= new Utf8JsonWriter(buffer, new JsonWriterOptions { Encoder = options.Encoder, Indented = false });
         scope.Json.Reset(buffer);
-        JsonSerializer.Serialize(scope.Json, entry, options);
+        // The stream's own shape (GatewayStreamEntry): what the table shows. Its bytes go to every watcher of the scope,
+        // through their sockets and processes on the cores the webhook needs; the detail is one GET away.
+        JsonSerializer.Serialize(scope.Json, new GatewayStreamEntry(entry.EntryId, entry.ReceivedAt, entry.Source, entry.Verification,
+            entry.StatusCode, entry.Events, entry.Result, entry.EventTypes), options);
         buffer.Write(FrameEnd);
         scope.Entries++;
         if (buffer.WrittenCount >= ChunkBytes)
@@ -544,7 +548,7 @@ public sealed partial class GatewayFeed(NpgsqlDataSource db, GatewayStore store,
     }
 }
 
-/// <summary>Consecutive entries of one scope as UTF-8 server-sent events (<c>event: entry\ndata: {summary}\n\n</c> each),
+/// <summary>Consecutive entries of one scope as UTF-8 server-sent events (<c>event: entry\ndata: {GatewayStreamEntry}\n\n</c> each),
 /// shared read-only by every watcher of the scope.</summary>
 public readonly record struct GatewayFrames(ReadOnlyMemory<byte> Bytes, int Entries);
 
