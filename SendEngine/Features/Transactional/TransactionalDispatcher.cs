@@ -1,8 +1,9 @@
 using Newsletter.ServiceDefaults.Privacy;
+using System.Runtime.CompilerServices;
 using System.Text.Json;
 using System.Text.RegularExpressions;
-using Microsoft.AspNetCore.Http.Json;
 using Microsoft.Extensions.Options;
+using MimeKit.Cryptography;
 using Newsletter.Contracts;
 using Newsletter.Contracts.Transactional;
 using Newsletter.ServiceDefaults.Background;
@@ -31,7 +32,7 @@ public sealed partial class TransactionalDispatcher(
     SenderSigning senders,
     ReturnPath returnPath,
     IOptions<SenderDomainOptions> senderDomainOptions,
-    IOptions<JsonOptions> json,
+    TransactionalJson json,
     WakeSignal<TransactionalDispatcher> signal,
     TimeProvider clock,
     ILogger<TransactionalDispatcher> logger) : BatchLoop(signal, clock)
@@ -303,7 +304,7 @@ public sealed partial class TransactionalDispatcher(
             {
                 try
                 {
-                    var message = JsonSerializer.Deserialize<EmailMessage>(reader.GetString(2), json.Value.SerializerOptions);
+                    var message = JsonSerializer.Deserialize<EmailMessage>(reader.GetString(2), json.Stored);
                     if (message is not null)
                     {
                         messages.Add((reader.GetGuid(0), reader.GetGuid(1), message));
