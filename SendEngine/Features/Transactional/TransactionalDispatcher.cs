@@ -117,6 +117,14 @@ public sealed partial class TransactionalDispatcher(
     private long _nextRecovery;
 
     /// <summary>
+    /// MIME rendering state shared by the requests of a signer (SenderSigning caches signers per tenant and domain), and
+    /// by unsigned ones: the From and Reply-To fields formatted once while they repeat, not once per one-recipient request.
+    /// </summary>
+    private readonly ConditionalWeakTable<DkimSigner, MimeRendering> _renderings = new();
+
+    private readonly MimeRendering _unsigned = new(null, wire: true);
+
+    /// <summary>
     /// Delivers one claimed group (all in sending) through the batch's <paramref name="sessions"/> (per tenant; null once
     /// its transport was found down in this batch: its tasks go back at once).
     /// </summary>
@@ -331,7 +339,8 @@ public sealed partial class TransactionalDispatcher(
             {
                 composers[id] = new TransactionalComposer(message, sender.Dkim,
                     $"{tenantId:N}:transactional:{senderDomainOptions.Value.FeedbackSenderId}",
-                    sender.ReturnPathDomain is { } bounceDomain ? taskId => returnPath.ForTask(taskId, bounceDomain) : null);
+                    sender.ReturnPathDomain is { } bounceDomain ? taskId => returnPath.ForTask(taskId, bounceDomain) : null,
+                    sender.Dkim is { } dkim ? _renderings.GetValue(dkim, d => new MimeRendering(d, wire: true)) : _unsigned);
             }
             catch (FormatException ex)
             {
