@@ -36,7 +36,7 @@ public class Program
         var app = builder.Build();
         app.UseServiceDefaults();
         app.UseOperationLog();
-        app.UseAuthentication();
+        app.UseSendEngineAuthentication();
         app.UseAuthorization();
         app.UseHangfireDashboardForOperators();
 

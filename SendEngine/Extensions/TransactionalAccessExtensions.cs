@@ -12,6 +12,7 @@ public static class TransactionalAccessExtensions
     {
         builder.Services.AddOptions<ApiKeyOptions>().BindConfiguration(ApiKeyOptions.Section).ValidateDataAnnotations().ValidateOnStart();
         builder.Services.AddSingleton<ApiKeyVerifier>();
+        builder.Services.AddSingleton<ApiKeyHandlerLoggers>();
         builder.Services.AddAuthentication()
             .AddScheme<AuthenticationSchemeOptions, ApiKeyAuthenticationHandler>(ApiKeyAuthenticationHandler.SchemeName, null);
         builder.Services.AddAuthorizationBuilder().AddPolicy(Features.ApiKeys.ApiKeyExtensions.Policy, p => p

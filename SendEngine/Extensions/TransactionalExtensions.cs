@@ -10,6 +10,7 @@ public static class TransactionalExtensions
     {
         var services = builder.Services;
         services.AddOptions<TransactionalOptions>().BindConfiguration(TransactionalOptions.Section).ValidateDataAnnotations().ValidateOnStart();
+        services.AddSingleton<TransactionalJson>();
         services.AddSingleton<TransactionalTaskStore>();
         services.AddSingleton<TransactionalIntake>();
         services.AddHostedService(sp => sp.GetRequiredService<TransactionalIntake>());

@@ -88,8 +88,9 @@ public sealed class MimeRendering(DkimSigner? dkim, bool wire = false)
     public DkimSigner? Dkim { get; } = dkim;
 
     /// <summary>
-    /// The job's messages are bulk messages (one recipient, no attachments) that the SMTP transport writes as bytes
-    /// (<see cref="WireMessage"/>) rather than through MimeKit's model; set by the bulk composer only.
+    /// The SMTP transport writes the messages as bytes (<see cref="WireMessage"/>) rather than through MimeKit's model
+    /// when they allow it (one recipient in the envelope and the To field, no attachments); set by the bulk and the
+    /// transactional composers.
     /// </summary>
     public bool Wire { get; } = wire;
 

@@ -10,7 +10,7 @@ using SendEngine.Composition;
 namespace SendEngine.Transports;
 
 /// <summary>
-/// A bulk message as MailKit sends it, without MimeKit's object model: the header section and the body are bytes
+/// A bulk or simple transactional message as MailKit sends it, without MimeKit's object model: the header section and the body are bytes
 /// written once by <see cref="Render"/>, and MailKit (which only sends <see cref="MimeMessage"/>s) writes them as they
 /// are, when it measures the message for SIZE and when it sends it. MimeKit writes a message's header fields and then
 /// its body's content; so the whole header section travels as the raw value of the first field (its name passed as a
@@ -45,8 +45,9 @@ public sealed class WireMessage : MimeMessage
     }
 
     /// <summary>
-    /// The wire form of a bulk message (<see cref="MimeRendering.Wire"/>), or null when the message needs MimeKit's
-    /// model: attachments, display names or several visible recipients, a non-ASCII recipient address, or a DKIM key
+    /// The wire form of a bulk or transactional message (<see cref="MimeRendering.Wire"/>), or null when the message
+    /// needs MimeKit's model: attachments or inline images, several visible recipients or a bcc copy, a non-ASCII
+    /// recipient address, a recipient's display name longer than a line once encoded, or a DKIM key
     /// that is not an <see cref="RsaDkimSigner"/>. Values outside printable ASCII (an encoded subject or display name)
     /// are formatted by MimeKit's header code, once per job for the fields every message shares.
     /// </summary>
@@ -54,7 +55,7 @@ public sealed class WireMessage : MimeMessage
     public static WireMessage? Render(OutgoingMessage m)
     {
         if (m.Rendering is not { Wire: true } rendering || m.Attachments.Count != 0 || m.InlineImages.Count != 0
-            || m.VisibleTo is not null || m.VisibleCc.Count != 0 || m.EnvelopeBcc.Count != 0 || m.ToName is not null
+            || m.VisibleTo is not null || m.VisibleCc.Count != 0 || m.EnvelopeBcc.Count != 0
             || !IsPlain(m.To, MaxLine - 4))
         {
             return null;
@@ -68,7 +69,13 @@ public sealed class WireMessage : MimeMessage
             return null;
         }
         // Validates the address as MimeKit's parser would (throws ParseException as the MimeKit path does).
-        var recipient = new MailboxAddress((string?)null, m.To);
+        var recipient = new MailboxAddress(m.ToName, m.To);
+        // A display name (transactional to[].name) as MimeKit encodes it (quoted or RFC 2047 words), on one line.
+        var to = m.ToName is null ? m.To : recipient.ToString(FormatOptions.Default, encode: true);
+        if (m.ToName is not null && !IsPlain(to, MaxLine - 4))
+        {
+            return null;
+        }
         var body = PrerenderedBody.Encode(m.TextBody, m.HtmlBody);
         var w = new HeaderWriter(ArrayPool<byte>.Shared.Rent(1024));
         try
@@ -77,7 +84,7 @@ public sealed class WireMessage : MimeMessage
             w.Raw(" 1.0\r\n"u8);
             w.Raw(rendering.FromField(m.From));
             w.EndField("From");
-            w.Field("To", m.To);
+            w.Field("To", to);
             if (m.ReplyTo is not null)
             {
                 w.Raw(rendering.ReplyToField(m.ReplyTo));

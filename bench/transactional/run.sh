@@ -8,7 +8,7 @@
 # Next to them, in the same run: wrk against Send Engine's GET /health/live (the framework ceiling) and the ratio.
 #
 #   bench/transactional/run.sh [--duration 30s] [--warmup 10s] [--connections 16] [--threads 2] [--rate 500]
-#                              [--rate-duration 30] [--se-env KEY=VALUE]... [--profile] [--cpu] [--keep-logs] [--wrk-timeout 2s]
+#                              [--rate-duration 30] [--se-env KEY=VALUE]... [--profile] [--cpu] [--perf] [--keep-logs] [--wrk-timeout 2s]
 #
 # Builds Member Center, Send Engine and BenchTools (Release); starts a private PostgreSQL cluster under /tmp (fsync and
 # synchronous_commit on), smtp-sink, Member Center and Send Engine (Production) on free loopback ports; creates a tenant,
@@ -26,6 +26,9 @@
 # CPU seconds per 10,000 requests of Send Engine and of the PostgreSQL cluster (user+sys from /proc/<pid>/stat), and per
 # request the transactions committed (pg_stat_database.xact_commit, the script's own few polls included) and the WAL
 # bytes written (pg_current_wal_lsn()): figures a busy machine does not distort the way it distorts rates.
+# --perf samples Send Engine with `perf record` (999 Hz, call graphs; managed frames named through DOTNET_PerfMapEnabled)
+# during the one-recipient phase, from its start until its queue drained (the API and the dispatcher's delivery), and
+# prints where its CPU went: by library, top functions by self time, managed frames by inclusive time.
 # --wrk-timeout: wrk's per-request timeout (its default 2 s); a timed-out request is a socket error and invalidates the run,
 # so on a machine busy with other work a longer one keeps a CPU-based run (--cpu, --profile) from being thrown away.
 set -euo pipefail
@@ -36,7 +39,7 @@ source "$HERE/../../scripts/lib.sh"
 source "$HERE/../lib.sh"
 cd "$REPO_ROOT"
 
-DURATION=30s WARMUP=10s CONNECTIONS=16 THREADS=2 RATE=500 RATE_DURATION=30 PROFILE=0 CPU=0 DRAIN_TIMEOUT=900 WRK_TIMEOUT=2s
+DURATION=30s WARMUP=10s CONNECTIONS=16 THREADS=2 RATE=500 RATE_DURATION=30 PROFILE=0 CPU=0 PERF=0 DRAIN_TIMEOUT=900 WRK_TIMEOUT=2s
 SE_ENV=()
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -49,13 +52,17 @@ while [ $# -gt 0 ]; do
     --se-env) SE_ENV+=("$2"); shift 2 ;;
     --profile) PROFILE=1; shift ;;
     --cpu) CPU=1; shift ;;
+    --perf) PERF=1; shift ;;
     --keep-logs) KEEP_LOGS=1; shift ;;
     --wrk-timeout) WRK_TIMEOUT="$2"; shift 2 ;;
-    -h|--help) sed -n '2,30p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,33p' "$0"; exit 0 ;;
     *) die "unknown argument: $1 (try --help)" ;;
   esac
 done
 
+[ "$PERF" = 0 ] || command -v perf >/dev/null 2>&1 || die "--perf needs perf (apt-get install linux-perf)"
+# perf names JIT-compiled frames from the map the runtime writes to /tmp/perf-PID.map.
+[ "$PERF" = 0 ] || SE_ENV+=(DOTNET_PerfMapEnabled=1 DOTNET_EnableWriteXorExecute=0)
 bench_init tx-bench
 bench_build MemberCenter/MemberCenter.csproj SendEngine/SendEngine.csproj bench/tools/BenchTools/BenchTools.csproj
 pg_conf=()
@@ -65,6 +72,13 @@ bench_start_pg "${pg_conf[@]}"
 bench_start_sink
 bench_start_mc
 bench_start_se "${SE_ENV[@]}"
+PERF_PID=""
+# The recorder stops before the cleanup stops Send Engine; the runtime's perf maps go with it.
+perf_cleanup() {
+  [ -z "$PERF_PID" ] || { kill -INT "$PERF_PID" 2>/dev/null || true; wait "$PERF_PID" 2>/dev/null || true; PERF_PID=""; }
+  rm -f "/tmp/perf-$SE_PID.map" "/tmp/perfinfo-$SE_PID.map"
+}
+[ "$PERF" = 0 ] || trap 'rc=$?; perf_cleanup; (exit "$rc"); bench_cleanup' EXIT
 DOMAIN=shop.bench.example FROM="receipts@shop.bench.example"
 bench_tenant "$DOMAIN"
 
@@ -139,6 +153,10 @@ phase() {
     rows0="$(task_row_stats)" qrows0="$(queue_row_stats)"
   fi
   local from; from="$(db_now)"
+  if [ "$PERF" = 1 ] && [ "$k" = 1 ]; then
+    perf record -q -e cpu-clock -F 999 -g -p "$SE_PID" -o "$LOGS/perf.data" >"$LOGS/perf.log" 2>&1 &
+    PERF_PID=$!
+  fi
   local c0 c1 d0=""; c0="$(cpu_snapshot)"
   [ "$CPU" = 1 ] && d0="$(db_counters)"
   run_wrk email.lua "$DURATION" "$API_KEY" "$FROM" "$k" "$label" "$WORK/body.html" >"$LOGS/$label.txt" 2>&1
@@ -154,6 +172,12 @@ phase() {
                         FROM pg_stat_statements ORDER BY total_exec_time DESC LIMIT 15" >&2
   fi
   wait_drained "$label"
+  if [ -n "$PERF_PID" ]; then
+    kill -INT "$PERF_PID"; wait "$PERF_PID" 2>/dev/null || true; PERF_PID=""
+    perf_report "$LOGS/perf.data" "Send Engine, $label until drained" \
+      'SendEngine|Npgsql|MailKit|MimeKit|Json|Kestrel|GC|Channel|Pipe|Socket|Http|Serilog|OpenTelemetry|Authentication|Routing' 40 70 \
+      | tee "$LOGS/perf-report.txt" >&2
+  fi
   if [ -n "$d0" ]; then
     sleep 1  # the statistics collector's flush
     local c2 d1; c2="$(cpu_snapshot)" d1="$(db_counters)"

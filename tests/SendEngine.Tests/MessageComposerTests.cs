@@ -328,4 +328,49 @@ public sealed class MessageComposerTests
         Assert.Contains("list-unsubscribe", signature, StringComparison.OrdinalIgnoreCase);
         Assert.IsType<MultipartAlternative>(parsed.Body);
     }
+
+    [Theory]
+    [InlineData("Reader 1")]
+    [InlineData("Ann \"B\", Jr.")]
+    [InlineData("Zoë Ünal")]
+    [InlineData(null)]
+    public void A_transactional_message_to_one_recipient_is_written_as_bytes_and_reads_back_like_the_MimeKit_built_one(string? name)
+    {
+        var request = new Newsletter.Contracts.Transactional.EmailMessage(
+            Html: "<p>Hi *|NAME|* ✓</p>", Text: "Hi *|NAME|*", Subject: "Your receipt *|NAME|*", FromEmail: "shop@example.test", FromName: "The Shop",
+            To: [new("reader@example.test", name, null)], Headers: new Dictionary<string, string> { ["X-Order-Id"] = "42", ["Reply-To"] = "desk@example.test" },
+            Important: true, PreserveRecipients: null, BccAddress: null, Merge: null, MergeLanguage: null,
+            GlobalMergeVars: [new("name", JsonSerializer.SerializeToElement("Friend"))], MergeVars: null, Metadata: null, RecipientMetadata: null,
+            Attachments: null, Images: null);
+        var composer = new SendEngine.Features.Transactional.TransactionalComposer(request, null, "t:transactional:x");
+        var message = composer.Compose("reader@example.test", "reader@example.test", name, Guid.NewGuid(), "m1@example.test");
+
+        var wire = SmtpTransport.ToMime(message);
+        var viaMimeKit = RoundTrip(SmtpTransport.ToMime(new OutgoingMessage
+        {
+            From = message.From, To = message.To, ToName = message.ToName, ReplyTo = message.ReplyTo, Subject = message.Subject,
+            MessageId = message.MessageId, Date = message.Date, Headers = message.Headers, TextBody = message.TextBody, HtmlBody = message.HtmlBody,
+        }));
+        var parsed = RoundTrip(wire);
+
+        Assert.IsType<WireMessage>(wire);
+        Assert.Equal(viaMimeKit.To.ToString(), parsed.To.ToString());
+        Assert.Equal(("reader@example.test", name ?? ""), (Assert.Single(parsed.To.Mailboxes).Address, parsed.To.Mailboxes.Single().Name ?? ""));
+        Assert.Equal(("shop@example.test", "The Shop"), (parsed.From.Mailboxes.Single().Address, parsed.From.Mailboxes.Single().Name));
+        Assert.Equal("desk@example.test", Assert.Single(parsed.ReplyTo.Mailboxes).Address);
+        Assert.Equal("Your receipt Friend", parsed.Subject);
+        Assert.Equal("m1@example.test", parsed.MessageId);
+        Assert.Equal(("42", XMessagePriority.Highest, MessageImportance.High), (parsed.Headers["X-Order-Id"], parsed.XPriority, parsed.Importance));
+        Assert.Equal(viaMimeKit.Headers.Select(h => h.Field.ToLowerInvariant()).Order(), parsed.Headers.Select(h => h.Field.ToLowerInvariant()).Order());
+        var alternative = Assert.IsType<MultipartAlternative>(parsed.Body);
+        Assert.Equal("Hi Friend", Decoded((TextPart)alternative[0]));
+        Assert.Equal("<p>Hi Friend ✓</p>", Decoded((TextPart)alternative[1]));
+
+        // Attachments, or more than the recipient shown, still go through MimeKit's model.
+        var withFile = new SendEngine.Features.Transactional.TransactionalComposer(request with
+        {
+            Attachments = [new("text/plain", "a.txt", Convert.ToBase64String("x"u8.ToArray()))],
+        }, null).Compose("reader@example.test", "reader@example.test", name);
+        Assert.IsNotType<WireMessage>(SmtpTransport.ToMime(withFile));
+    }
 }

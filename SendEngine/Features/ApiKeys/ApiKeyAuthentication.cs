@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.Globalization;
 using System.Security.Claims;
 using System.Text.Encodings.Web;
@@ -15,8 +16,8 @@ namespace SendEngine.Features.ApiKeys;
 /// (too many invalid keys from this address), 503 (Member Center could not be asked).
 /// </summary>
 public sealed class ApiKeyAuthenticationHandler(
-    IOptionsMonitor<AuthenticationSchemeOptions> options, ILoggerFactory logger, UrlEncoder encoder, ApiKeyVerifier verifier)
-    : AuthenticationHandler<AuthenticationSchemeOptions>(options, logger, encoder)
+    IOptionsMonitor<AuthenticationSchemeOptions> options, ApiKeyHandlerLoggers loggers, UrlEncoder encoder, ApiKeyVerifier verifier)
+    : AuthenticationHandler<AuthenticationSchemeOptions>(options, loggers, encoder)
 {
     public const string SchemeName = "ApiKey";
     public const string HeaderName = "X-Pigeon-Api-Key";
@@ -70,4 +71,22 @@ public sealed class ApiKeyAuthenticationHandler(
 
     protected override Task HandleForbiddenAsync(AuthenticationProperties properties) =>
         TransactionalErrors.InvalidApiKey.WriteAsync(Context, "The API key does not allow this request.");
+}
+
+/// <summary>
+/// The logger factory of <see cref="ApiKeyAuthenticationHandler"/>: a handler is created for every request and asks for
+/// its logger in its constructor, which Serilog's factory answered with a new logger each time; this one keeps them.
+/// </summary>
+public sealed class ApiKeyHandlerLoggers(ILoggerFactory inner) : ILoggerFactory
+{
+    private readonly ConcurrentDictionary<string, ILogger> _loggers = new(StringComparer.Ordinal);
+
+    public ILogger CreateLogger(string categoryName) => _loggers.GetOrAdd(categoryName, inner.CreateLogger);
+
+    public void AddProvider(ILoggerProvider provider) => inner.AddProvider(provider);
+
+    /// <summary>The application's factory is not this one's to dispose.</summary>
+    public void Dispose()
+    {
+    }
 }

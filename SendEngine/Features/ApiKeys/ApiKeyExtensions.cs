@@ -11,5 +11,19 @@ public static class ApiKeyExtensions
     /// (read them with <c>user.TenantId()</c> and <c>user.ApplicationId()</c>); refusals are in the seed's error shape.
     /// </summary>
     public static TBuilder RequireApiKey<TBuilder>(this TBuilder builder) where TBuilder : IEndpointConventionBuilder =>
-        builder.RequireAuthorization(Policy);
+        builder.RequireAuthorization(Policy).WithMetadata(ApiKeyOnly.Instance);
+}
+
+/// <summary>
+/// Endpoint metadata of routes whose only authentication is the API key (<see cref="ApiKeyExtensions.RequireApiKey"/>):
+/// their policy runs the key scheme and sets the user itself, so the default (bearer) scheme is not run for them
+/// (<c>AuthExtensions.UseSendEngineAuthentication</c>).
+/// </summary>
+public sealed class ApiKeyOnly
+{
+    public static readonly ApiKeyOnly Instance = new();
+
+    private ApiKeyOnly()
+    {
+    }
 }

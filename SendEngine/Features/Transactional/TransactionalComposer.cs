@@ -50,7 +50,12 @@ public sealed class TransactionalComposer
 
     /// <param name="feedbackId">The Feedback-ID field (Gmail's feedback loop), or null.</param>
     /// <param name="envelopeFor">The envelope sender of a task (VERP on a verified domain); null: the from address.</param>
-    public TransactionalComposer(EmailMessage m, DkimSigner? dkim, string? feedbackId = null, Func<Guid, string>? envelopeFor = null)
+    /// <param name="rendering">
+    /// MIME rendering state shared beyond this request (the dispatcher keeps one per DKIM signer, so the From field is
+    /// formatted once rather than per request); null: this composer's own. Its signer must be <paramref name="dkim"/>.
+    /// </param>
+    public TransactionalComposer(EmailMessage m, DkimSigner? dkim, string? feedbackId = null, Func<Guid, string>? envelopeFor = null,
+        MimeRendering? rendering = null)
     {
         _m = m;
         _envelopeFor = envelopeFor;
@@ -105,7 +110,8 @@ public sealed class TransactionalComposer
         }
         var from = m.FromEmail!;
         _messageIdDomain = from[(from.LastIndexOf('@') + 1)..];
-        _rendering = dkim is null ? MimeRendering.Default : new MimeRendering(dkim);
+        // Written as bytes (WireMessage) when the message allows it: one recipient shown, no attachments or images.
+        _rendering = rendering ?? new MimeRendering(dkim, wire: true);
         var recipients = (m.To ?? []).Where(r => r.Email is not null && EmailAddresses.TryNormalize(r.Email, out _, out _, out _)).ToList();
         if (m.PreserveRecipients == true)
         {

@@ -1,8 +1,9 @@
 using Newsletter.ServiceDefaults.Privacy;
+using System.Runtime.CompilerServices;
 using System.Text.Json;
 using System.Text.RegularExpressions;
-using Microsoft.AspNetCore.Http.Json;
 using Microsoft.Extensions.Options;
+using MimeKit.Cryptography;
 using Newsletter.Contracts;
 using Newsletter.Contracts.Transactional;
 using Newsletter.ServiceDefaults.Background;
@@ -31,7 +32,7 @@ public sealed partial class TransactionalDispatcher(
     SenderSigning senders,
     ReturnPath returnPath,
     IOptions<SenderDomainOptions> senderDomainOptions,
-    IOptions<JsonOptions> json,
+    TransactionalJson json,
     WakeSignal<TransactionalDispatcher> signal,
     TimeProvider clock,
     ILogger<TransactionalDispatcher> logger) : BatchLoop(signal, clock)
@@ -114,6 +115,14 @@ public sealed partial class TransactionalDispatcher(
 
     /// <summary>When the next batch looks for expired leases (UTC ticks; shared by the workers).</summary>
     private long _nextRecovery;
+
+    /// <summary>
+    /// MIME rendering state shared by the requests of a signer (SenderSigning caches signers per tenant and domain), and
+    /// by unsigned ones: the From and Reply-To fields formatted once while they repeat, not once per one-recipient request.
+    /// </summary>
+    private readonly ConditionalWeakTable<DkimSigner, MimeRendering> _renderings = new();
+
+    private readonly MimeRendering _unsigned = new(null, wire: true);
 
     /// <summary>
     /// Delivers one claimed group (all in sending) through the batch's <paramref name="sessions"/> (per tenant; null once
@@ -303,7 +312,7 @@ public sealed partial class TransactionalDispatcher(
             {
                 try
                 {
-                    var message = JsonSerializer.Deserialize<EmailMessage>(reader.GetString(2), json.Value.SerializerOptions);
+                    var message = JsonSerializer.Deserialize<EmailMessage>(reader.GetString(2), json.Stored);
                     if (message is not null)
                     {
                         messages.Add((reader.GetGuid(0), reader.GetGuid(1), message));
@@ -330,7 +339,8 @@ public sealed partial class TransactionalDispatcher(
             {
                 composers[id] = new TransactionalComposer(message, sender.Dkim,
                     $"{tenantId:N}:transactional:{senderDomainOptions.Value.FeedbackSenderId}",
-                    sender.ReturnPathDomain is { } bounceDomain ? taskId => returnPath.ForTask(taskId, bounceDomain) : null);
+                    sender.ReturnPathDomain is { } bounceDomain ? taskId => returnPath.ForTask(taskId, bounceDomain) : null,
+                    sender.Dkim is { } dkim ? _renderings.GetValue(dkim, d => new MimeRendering(d, wire: true)) : _unsigned);
             }
             catch (FormatException ex)
             {

@@ -1,9 +1,9 @@
 using Newsletter.ServiceDefaults.Privacy;
+using System.Buffers;
 using System.Globalization;
 using System.Security.Cryptography;
 using System.Text.Json;
 using Microsoft.AspNetCore.Http.Features;
-using Microsoft.AspNetCore.Http.Json;
 using Microsoft.Extensions.Options;
 using Newsletter.Contracts.Transactional;
 using Newsletter.ServiceDefaults.Background;
@@ -77,7 +77,7 @@ public static partial class TransactionalEmailApi
     private static partial void LogFailed(ILogger logger, string path, Exception ex);
 
     private static async Task<IResult> Send(HttpContext http, TransactionalIntake intake, SenderDomainStore senderDomains, NpgsqlDataSource db,
-        IOptions<TransactionalOptions> options, IOptions<JsonOptions> json, WakeSignal<TransactionalDispatcher> wake, TimeProvider clock,
+        IOptions<TransactionalOptions> options, TransactionalJson json, WakeSignal<TransactionalDispatcher> wake, TimeProvider clock,
         AddressHasher hasher, CancellationToken ct)
     {
         var tenantId = http.User.TenantId();
@@ -87,7 +87,7 @@ public static partial class TransactionalEmailApi
         {
             return TransactionalErrors.RequestTooLarge.Result($"The request body is larger than {o.MaxRequestBytes} bytes (Transactional:MaxRequestBytes).");
         }
-        var jsonOptions = json.Value.SerializerOptions;
+        var jsonOptions = json.Api;
         SendEmailRequest? request;
         try
         {
@@ -147,7 +147,7 @@ public static partial class TransactionalEmailApi
             TenantId = tenantId,
             IdempotencyKey = key,
             BodyHash = hash,
-            Message = JsonSerializer.Serialize(m, jsonOptions),
+            Message = JsonSerializer.Serialize(m, json.Stored),
             Metadata = JsonSerializer.Serialize(m.Metadata ?? new Dictionary<string, JsonElement>()),
             SendAt = sendAt,
             CallbackUrl = request.Callback?.Url,
@@ -181,25 +181,57 @@ public static partial class TransactionalEmailApi
         {
             size.MaxRequestBodySize = limit + 1L;
         }
-        using var buffer = new MemoryStream();
-        var chunk = new byte[81920];
-        int read;
         try
         {
-            while ((read = await http.Request.Body.ReadAsync(chunk, ct)) > 0)
+            if (http.Request.ContentLength is { } length)
             {
-                if (buffer.Length + read > limit)
+                // The usual case: read straight into the array that is kept (no 80 KB chunk and MemoryStream copy per request).
+                var body = new byte[length];
+                var at = 0;
+                int n;
+                while (at < body.Length && (n = await http.Request.Body.ReadAsync(body.AsMemory(at), ct)) > 0)
                 {
-                    return null;
+                    at += n;
                 }
-                buffer.Write(chunk, 0, read);
+                return at == body.Length ? body : body[..at];
             }
+            return await ReadChunkedAsync(http.Request.Body, limit, ct);
         }
         catch (BadHttpRequestException ex) when (ex.StatusCode == StatusCodes.Status413PayloadTooLarge)
         {
             return null;
         }
-        return buffer.ToArray();
+    }
+
+    /// <summary>A body of unannounced length, read into pooled buffers; null past <paramref name="limit"/>.</summary>
+    private static async Task<byte[]?> ReadChunkedAsync(Stream body, int limit, CancellationToken ct)
+    {
+        var buffer = ArrayPool<byte>.Shared.Rent(16 * 1024);
+        var at = 0;
+        try
+        {
+            int read;
+            while ((read = await body.ReadAsync(buffer.AsMemory(at), ct)) > 0)
+            {
+                at += read;
+                if (at > limit)
+                {
+                    return null;
+                }
+                if (at == buffer.Length)
+                {
+                    var bigger = ArrayPool<byte>.Shared.Rent(buffer.Length * 2);
+                    buffer.AsSpan(0, at).CopyTo(bigger);
+                    ArrayPool<byte>.Shared.Return(buffer);
+                    buffer = bigger;
+                }
+            }
+            return buffer.AsSpan(0, at).ToArray();
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
+        }
     }
 
     /// <summary>The first answer again (re-serialized: jsonb keeps neither key order nor spacing), or a refusal when the body differs.</summary>
