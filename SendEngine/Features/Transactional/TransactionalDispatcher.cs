@@ -349,6 +349,11 @@ public sealed partial class TransactionalDispatcher(
         _ => EmailRejectReasons.Custom,
     };
 
+    /// <summary><see cref="RejectReasonOf"/> in SQL, of the suppression reason in <paramref name="column"/>.</summary>
+    public static string RejectReasonSql(string column) =>
+        $"CASE {column} WHEN '{SuppressionReasons.HardBounce}' THEN '{EmailRejectReasons.HardBounce}' WHEN '{SuppressionReasons.Complaint}' THEN '{EmailRejectReasons.Spam}' "
+        + $"WHEN '{SuppressionReasons.Unsubscribe}' THEN '{EmailRejectReasons.Unsub}' ELSE '{EmailRejectReasons.Custom}' END";
+
     [GeneratedRegex(@"^5[0-9][0-9] 5\.(1\.(0|1|2|3|10)|2\.1)([^0-9]|$)")]
     private static partial Regex MailboxRejected();
 
