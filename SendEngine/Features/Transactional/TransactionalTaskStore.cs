@@ -35,9 +35,12 @@ internal sealed record StoredRequest(StoreOutcome Outcome, IReadOnlyList<NewTask
 /// <summary>A task its relay accepted: the message id and reply, and when the reply arrived.</summary>
 internal sealed record SentTask(Guid Id, string MessageId, string Detail, DateTimeOffset SentAt);
 
-/// <summary>A claimed task on its way to the transport.</summary>
+/// <summary>
+/// A claimed task on its way to the transport; <see cref="RequestMessage"/> is its request's stored message on one task
+/// of each request in a claim (null on the others, and when the request is gone).
+/// </summary>
 internal sealed record ClaimedTask(Guid Id, Guid RequestId, Guid TenantId, string Email, string EmailKey, string? Name, string Type,
-    int Attempts, DateTimeOffset DueAt, string? MessageId = null);
+    int Attempts, DateTimeOffset DueAt, string? MessageId = null, string? RequestMessage = null);
 
 /// <summary>
 /// The one owner of the transactional task state machine (docs/send-engine.md "Transactional mail"), like
@@ -249,7 +252,8 @@ public sealed class TransactionalTaskStore(NpgsqlDataSource db, TimeProvider clo
     /// queued | scheduled → sending for a group of due tasks, oldest due first, skipping rows other dispatchers hold:
     /// committed before the transport is called for any of them, the durable record that their attempts started (so a
     /// dispatcher that dies leaves at most a group unknown, never sent twice). The mark is the lease of each task's
-    /// delivery row, a column in no index: a HOT update of a small row; the task row is only read.
+    /// delivery row, a column in no index: a HOT update of a small row; the task row is only read, and so is each request's
+    /// message (once per request in the group: the dispatcher composes from it), which was a statement of its own.
     /// </summary>
     internal async Task<List<ClaimedTask>> ClaimAsync(int limit, TimeSpan lease, CancellationToken ct)
     {
@@ -266,15 +270,16 @@ public sealed class TransactionalTaskStore(NpgsqlDataSource db, TimeProvider clo
                 UPDATE transactional_deliveries d SET lease_until = $3
                 FROM due WHERE d.task_id = due.task_id
                 RETURNING d.task_id, d.attempts, d.due_at)
-            SELECT t.id, t.request_id, t.tenant_id, t.email, t.email_key, t.name, t.type, l.attempts, l.due_at, t.message_id
-            FROM leased l JOIN transactional_tasks t ON t.id = l.task_id
+            SELECT t.id, t.request_id, t.tenant_id, t.email, t.email_key, t.name, t.type, l.attempts, l.due_at, t.message_id,
+                CASE WHEN row_number() OVER (PARTITION BY t.request_id ORDER BY t.id) = 1 THEN r.message END
+            FROM leased l JOIN transactional_tasks t ON t.id = l.task_id LEFT JOIN transactional_requests r ON r.id = t.request_id
             """, now, limit, until);
         await using var reader = await cmd.ExecuteReaderAsync(ct);
         while (await reader.ReadAsync(ct))
         {
             claimed.Add(new ClaimedTask(reader.GetGuid(0), reader.GetGuid(1), reader.GetGuid(2), reader.GetString(3), reader.GetString(4),
                 reader.IsDBNull(5) ? null : reader.GetString(5), reader.GetString(6), reader.GetInt32(7),
-                reader.GetFieldValue<DateTimeOffset>(8), reader.IsDBNull(9) ? null : reader.GetString(9)));
+                reader.GetFieldValue<DateTimeOffset>(8), reader.IsDBNull(9) ? null : reader.GetString(9), reader.IsDBNull(10) ? null : reader.GetString(10)));
         }
         return claimed;
     }
