@@ -20,8 +20,8 @@
 # Send Engine has read the relay's 250 (before its UPDATE), both from the same clock; so each figure is an upper bound
 # of "answer to 250" by the request's own processing time (~ms), never an understatement.
 # --profile loads pg_stat_statements and prints the statements per request of the one-recipient phase, by total time,
-# and the rows of transactional_tasks inserted and updated (HOT or not) per request in that phase, and those of the
-# dispatchers' queue, transactional_deliveries (inserted, updated, HOT, deleted).
+# and the rows of transactional_tasks and transactional_requests inserted and updated (HOT or not) per request in that
+# phase, and those of the dispatchers' queue, transactional_deliveries (inserted, updated, HOT, deleted).
 # --cpu prints, per phase and from its start until the queue drained (the API and the delivery of what it accepted), the
 # CPU seconds per 10,000 requests of Send Engine and of the PostgreSQL cluster (user+sys from /proc/<pid>/stat), and per
 # request the transactions committed (pg_stat_database.xact_commit, the script's own few polls included) and the WAL
@@ -135,8 +135,8 @@ run_wrk email.lua "$WARMUP" "$API_KEY" "$FROM" 1 warm "$WORK/body.html" >"$LOGS/
 check_wrk warmup "$(grep '^BENCH ' "$LOGS/warmup.txt" || true)"
 wait_drained warm-up
 
-# Inserted, updated and HOT-updated rows of transactional_tasks so far.
-task_row_stats() { psql_db sendengine "SELECT n_tup_ins || ' ' || n_tup_upd || ' ' || n_tup_hot_upd FROM pg_stat_user_tables WHERE relname = 'transactional_tasks'" | tr '|' ' '; }
+# Inserted, updated and HOT-updated rows of transactional_tasks (or of the table named) so far.
+task_row_stats() { psql_db sendengine "SELECT n_tup_ins || ' ' || n_tup_upd || ' ' || n_tup_hot_upd FROM pg_stat_user_tables WHERE relname = '${1:-transactional_tasks}'" | tr '|' ' '; }
 # The same for the dispatchers' queue, transactional_deliveries (absent before it existed: zeros), with deletes.
 queue_row_stats() { psql_db sendengine "SELECT coalesce((SELECT n_tup_ins || ' ' || n_tup_upd || ' ' || n_tup_hot_upd || ' ' || n_tup_del FROM pg_stat_user_tables WHERE relname = 'transactional_deliveries'), '0 0 0 0')"; }
 
@@ -147,10 +147,10 @@ ROWS=() CPU_ROWS=()
 phase() {
   local label="$1" k="$2"
   log "$label: $DURATION, $CONNECTIONS connections, $k recipient(s) per request"
-  local rows0="" qrows0=""
+  local rows0="" qrows0="" rrows0=""
   if [ "$PROFILE" = 1 ] && [ "$k" = 1 ]; then
     psql_db sendengine "SELECT pg_stat_statements_reset()" >/dev/null
-    rows0="$(task_row_stats)" qrows0="$(queue_row_stats)"
+    rows0="$(task_row_stats)" qrows0="$(queue_row_stats)" rrows0="$(task_row_stats transactional_requests)"
   fi
   local from; from="$(db_now)"
   if [ "$PERF" = 1 ] && [ "$k" = 1 ]; then
@@ -193,6 +193,9 @@ phase() {
     # entry into every index of transactional_tasks.
     awk -v n="$ok" -v a="$rows0" -v b="$(task_row_stats)" -v idx="$(psql_db sendengine "SELECT count(*) FROM pg_indexes WHERE tablename = 'transactional_tasks'")" \
       'BEGIN {split(a, x, " "); split(b, y, " "); printf "== transactional_tasks per request: %.2f inserts, %.2f updates (%.2f HOT), %d indexes\n", (y[1]-x[1])/n, (y[2]-x[2])/n, (y[3]-x[3])/n, idx}' >&2
+    awk -v n="$ok" -v a="$rrows0" -v b="$(task_row_stats transactional_requests)" \
+      -v idx="$(psql_db sendengine "SELECT count(*) FROM pg_indexes WHERE tablename = 'transactional_requests'")" \
+      'BEGIN {split(a, x, " "); split(b, y, " "); printf "== transactional_requests per request: %.2f inserts, %.2f updates (%.2f HOT), %d indexes\n", (y[1]-x[1])/n, (y[2]-x[2])/n, (y[3]-x[3])/n, idx}' >&2
     awk -v n="$ok" -v a="$qrows0" -v b="$(queue_row_stats)" \
       'BEGIN {split(a, x, " "); split(b, y, " "); printf "== transactional_deliveries per request: %.2f inserts, %.2f updates (%.2f HOT), %.2f deletes\n", (y[1]-x[1])/n, (y[2]-x[2])/n, (y[3]-x[3])/n, (y[4]-x[4])/n}' >&2
   fi

@@ -1411,12 +1411,8 @@ namespace SendEngine.Data.Migrations
                     b.HasKey("Id")
                         .HasName("pk_transactional_requests");
 
-                    b.HasIndex("CompletedAt")
-                        .HasDatabaseName("ix_transactional_requests_completed_at")
-                        .HasFilter("completed_at IS NOT NULL");
-
-                    b.HasIndex("TenantId", "CreatedAt")
-                        .HasDatabaseName("ix_transactional_requests_tenant_id_created_at");
+                    b.HasIndex("CreatedAt")
+                        .HasDatabaseName("ix_transactional_requests_created_at");
 
                     b.HasIndex("TenantId", "IdempotencyKey")
                         .IsUnique()
@@ -1424,6 +1420,8 @@ namespace SendEngine.Data.Migrations
                         .HasFilter("idempotency_key IS NOT NULL");
 
                     b.ToTable("transactional_requests", (string)null);
+
+                    b.HasAnnotation("Npgsql:StorageParameter:fillfactor", 70);
                 });
 
             modelBuilder.Entity("SendEngine.Features.Transactional.TransactionalTask", b =>
@@ -1930,16 +1928,6 @@ namespace SendEngine.Data.Migrations
                         .OnDelete(DeleteBehavior.Cascade)
                         .IsRequired()
                         .HasConstraintName("fk_sender_domain_keys_sender_domains_tenant_id_domain");
-                });
-
-            modelBuilder.Entity("SendEngine.Features.Transactional.TransactionalTask", b =>
-                {
-                    b.HasOne("SendEngine.Features.Transactional.TransactionalRequest", null)
-                        .WithMany()
-                        .HasForeignKey("RequestId")
-                        .OnDelete(DeleteBehavior.Cascade)
-                        .IsRequired()
-                        .HasConstraintName("fk_transactional_tasks_transactional_requests_request_id");
                 });
 
             modelBuilder.Entity("SendEngine.Features.Webhooks.WebhookAttempt", b =>

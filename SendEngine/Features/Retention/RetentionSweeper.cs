@@ -216,14 +216,15 @@ public sealed partial class RetentionSweeper(
         long requests = 0, tasks = 0;
         while (true)
         {
-            // The request rows' locks make one process take them. GET /api/email-addresses/{email}/statistics counts
+            // The request rows' locks make one process take them; found through created_at (completed_at has no index, so
+            // that the completion is a HOT update, and a request completes after it was created). GET /api/email-addresses/{email}/statistics counts
             // these tasks directly, so what is deleted is added to total_sent_archived (keyed as that route looks it up:
             // the task's email_key) and the answer stays the same. The tasks are deleted here rather than by the
             // foreign key's cascade so that they can be counted.
             await using var conn = await db.OpenConnectionAsync(ct);
             await using var cmd = Sql.Command(conn, """
                 WITH req AS (
-                    SELECT id FROM transactional_requests WHERE completed_at < $1 LIMIT $2 FOR UPDATE SKIP LOCKED),
+                    SELECT id FROM transactional_requests WHERE created_at < $1 AND completed_at < $1 LIMIT $2 FOR UPDATE SKIP LOCKED),
                 gone AS (
                     DELETE FROM transactional_tasks t USING req WHERE t.request_id = req.id
                     RETURNING t.tenant_id, t.email_key, t.status),

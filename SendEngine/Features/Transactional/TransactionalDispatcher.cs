@@ -133,7 +133,7 @@ public sealed partial class TransactionalDispatcher(
         HashSet<Guid> started, CancellationToken ct)
     {
         var o = options.Value;
-        var (composers, unverified) = await ComposersAsync(claimed.Select(c => c.RequestId).Distinct().ToArray(), ct);
+        var (composers, unverified) = await ComposersAsync(claimed.Where(c => c.RequestMessage is not null).Select(c => (c.RequestId, c.TenantId, c.RequestMessage!)), ct);
         foreach (var tenant in claimed.GroupBy(c => c.TenantId))
         {
             var tasks = tenant.ToList();
@@ -301,27 +301,24 @@ public sealed partial class TransactionalDispatcher(
     /// Each request's composer, signing with its sender domain's key (verified domains) or the global one; requests
     /// whose from domain may not send (not registered, or unverified while AllowUnverified is off) are returned apart.
     /// </summary>
-    private async Task<(Dictionary<Guid, TransactionalComposer> Composers, Dictionary<Guid, string> Unverified)> ComposersAsync(Guid[] requestIds, CancellationToken ct)
+    private async Task<(Dictionary<Guid, TransactionalComposer> Composers, Dictionary<Guid, string> Unverified)> ComposersAsync(
+        IEnumerable<(Guid Id, Guid TenantId, string Json)> stored, CancellationToken ct)
     {
+        // The messages come with the claim (ClaimAsync), read once per request.
         var messages = new List<(Guid Id, Guid TenantId, EmailMessage Message)>();
-        await using (var conn = await db.OpenConnectionAsync(ct))
+        foreach (var (id, tenantId, text) in stored)
         {
-            await using var cmd = Sql.Command(conn, "SELECT id, tenant_id, message FROM transactional_requests WHERE id = ANY($1)", requestIds);
-            await using var reader = await cmd.ExecuteReaderAsync(ct);
-            while (await reader.ReadAsync(ct))
+            try
             {
-                try
+                var message = JsonSerializer.Deserialize<EmailMessage>(text, json.Stored);
+                if (message is not null)
                 {
-                    var message = JsonSerializer.Deserialize<EmailMessage>(reader.GetString(2), json.Stored);
-                    if (message is not null)
-                    {
-                        messages.Add((reader.GetGuid(0), reader.GetGuid(1), message));
-                    }
+                    messages.Add((id, tenantId, message));
                 }
-                catch (Exception ex) when (ex is JsonException or FormatException)
-                {
-                    LogUnreadable(logger, reader.GetGuid(0), ex.Message);
-                }
+            }
+            catch (Exception ex) when (ex is JsonException or FormatException)
+            {
+                LogUnreadable(logger, id, ex.Message);
             }
         }
         var composers = new Dictionary<Guid, TransactionalComposer>();
@@ -358,6 +355,11 @@ public sealed partial class TransactionalDispatcher(
         SuppressionReasons.Unsubscribe => EmailRejectReasons.Unsub,
         _ => EmailRejectReasons.Custom,
     };
+
+    /// <summary><see cref="RejectReasonOf"/> in SQL, of the suppression reason in <paramref name="column"/>.</summary>
+    public static string RejectReasonSql(string column) =>
+        $"CASE {column} WHEN '{SuppressionReasons.HardBounce}' THEN '{EmailRejectReasons.HardBounce}' WHEN '{SuppressionReasons.Complaint}' THEN '{EmailRejectReasons.Spam}' "
+        + $"WHEN '{SuppressionReasons.Unsubscribe}' THEN '{EmailRejectReasons.Unsub}' ELSE '{EmailRejectReasons.Custom}' END";
 
     [GeneratedRegex(@"^5[0-9][0-9] 5\.(1\.(0|1|2|3|10)|2\.1)([^0-9]|$)")]
     private static partial Regex MailboxRejected();

@@ -127,11 +127,7 @@ public static partial class TransactionalEmailApi
         var m = request.Message!;
         var due = sendAt is { } at && at > now ? at : now;
         var scheduled = due > now;
-        var (paused, tasks) = await PlanTasksAsync(db, hasher, tenantId, m, scheduled, ct);
-        if (paused)
-        {
-            return TransactionalErrors.SendingPaused.Result("A platform operator paused this tenant's mail, transactional included; nothing was accepted.");
-        }
+        var tasks = PlanTasks(hasher, m, scheduled);
         if (!await senderDomains.MaySendAsync(tenantId, m.FromEmail, ct))
         {
             // A from_email outside the tenant's verified sender domains (registered ones while SenderDomains:AllowUnverified):
@@ -139,8 +135,6 @@ public static partial class TransactionalEmailApi
             tasks = tasks.Select(t => t.Status is S.Invalid ? t : t with { Status = S.Rejected, RejectReason = EmailRejectReasons.InvalidSender, MessageId = null }).ToList();
         }
         var requestId = Guid.NewGuid();
-        var answer = new SendEmailResponse(requestId.ToString("N"),
-            tasks.Select(t => new EmailTaskResult(t.Email, t.Status, t.RejectReason, t.Id.ToString("N"))).ToList());
         var row = new TransactionalRequest
         {
             Id = requestId,
@@ -152,21 +146,28 @@ public static partial class TransactionalEmailApi
             SendAt = sendAt,
             CallbackUrl = request.Callback?.Url,
             CallbackType = request.Callback?.Type,
-            Response = JsonSerializer.Serialize(answer, jsonOptions),
+            Response = "", // built by the insert from the statuses it decides (suppressions are looked up there)
             CreatedAt = now,
-            CompletedAt = tasks.All(t => t.Status is S.Rejected or S.Invalid) ? now : null,
         };
-        if (!await intake.StoreAsync(row, tasks, due, ct))
+        // The request's only round trip: the insert also reads the pause flag and the suppressions.
+        var stored = await intake.StoreAsync(row, tasks, due, ct);
+        if (stored.Outcome == StoreOutcome.Paused)
+        {
+            return TransactionalErrors.SendingPaused.Result("A platform operator paused this tenant's mail, transactional included; nothing was accepted.");
+        }
+        if (stored.Outcome == StoreOutcome.Duplicate)
         {
             // A concurrent request with the same key was stored first: its answer is the answer, and nothing of this one exists.
             return await FindByKeyAsync(db, tenantId, key!, ct) is { } winner ? Replay(winner, hash, jsonOptions)
                 : throw new InvalidOperationException("An Idempotency-Key conflicted but its request is gone.");
         }
-        if (!scheduled && tasks.Any(t => t.Status == S.Queued))
+        if (!scheduled && stored.Tasks.Any(t => t.Status == S.Queued))
         {
             wake.Notify();
         }
-        return Results.Text(row.Response, "application/json", statusCode: 200);
+        var answer = new SendEmailResponse(requestId.ToString("N"),
+            stored.Tasks.Select(t => new EmailTaskResult(t.Email, t.Status, t.RejectReason, t.Id.ToString("N"))).ToList());
+        return Results.Text(JsonSerializer.Serialize(answer, jsonOptions), "application/json", statusCode: 200);
     }
 
     /// <summary>The body, or null when it is larger than <paramref name="limit"/> (read no further than that).</summary>
@@ -254,11 +255,11 @@ public static partial class TransactionalEmailApi
     }
 
     /// <summary>
-    /// Whether an operator paused the tenant's transactional mail, and one task per distinct recipient: invalid
-    /// (malformed address), rejected (suppressed), else queued or scheduled. Both look-ups share one round trip (one
-    /// implicit transaction), the request's only one before its insert.
+    /// One task per distinct recipient: invalid (malformed address), else queued or scheduled with its Message-ID and the
+    /// erased marker its suppression may be stored under; the insert turns a suppressed one into rejected
+    /// (<see cref="TransactionalTaskStore.CreateManyAsync"/>).
     /// </summary>
-    private static async Task<(bool Paused, List<NewTask> Tasks)> PlanTasksAsync(NpgsqlDataSource db, AddressHasher hasher, Guid tenantId, EmailMessage m, bool scheduled, CancellationToken ct)
+    private static List<NewTask> PlanTasks(AddressHasher hasher, EmailMessage m, bool scheduled)
     {
         var metadata = m.Metadata ?? new Dictionary<string, JsonElement>();
         var perRecipient = new Dictionary<string, IReadOnlyDictionary<string, JsonElement>>(StringComparer.Ordinal);
@@ -270,40 +271,20 @@ public static partial class TransactionalEmailApi
             }
         }
         var seen = new HashSet<string>(StringComparer.Ordinal);
-        var planned = new List<(EmailRecipient R, string Value, string Key, bool Valid)>();
+        var tasks = new List<NewTask>(m.To!.Count);
         foreach (var r in m.To!)
         {
-            if (EmailAddresses.TryNormalize(r.Email, out var value, out var key, out _))
+            string value, key;
+            var valid = EmailAddresses.TryNormalize(r.Email, out value, out key, out _);
+            if (valid && !seen.Add(key))
             {
-                // The same mailbox twice is one recipient: one task, one message.
-                if (seen.Add(key))
-                {
-                    planned.Add((r, value, key, true));
-                }
+                continue; // the same mailbox twice is one recipient: one task, one message
             }
-            else
+            if (!valid)
             {
-                planned.Add((r, r.Email!.Trim(), r.Email!.Trim().ToLowerInvariant(), false));
+                value = r.Email!.Trim();
+                key = value.ToLowerInvariant();
             }
-        }
-        bool paused;
-        Dictionary<string, string> suppressed;
-        await using (var conn = await db.OpenConnectionAsync(ct))
-        {
-            var (find, keyOf) = SuppressionStore.FindCommand(hasher, tenantId, planned.Where(p => p.Valid).Select(p => p.Key).ToArray());
-            await using var batch = new NpgsqlBatch(conn) { BatchCommands = { Reputation.ReputationStore.TransactionalPausedCommand(tenantId), find } };
-            await using var reader = await batch.ExecuteReaderAsync(ct);
-            paused = await reader.ReadAsync(ct) && reader.GetBoolean(0);
-            await reader.NextResultAsync(ct);
-            suppressed = await SuppressionStore.ReadFoundAsync(reader, keyOf, ct);
-        }
-        if (paused)
-        {
-            return (true, []);
-        }
-        var tasks = new List<NewTask>(planned.Count);
-        foreach (var (r, value, key, valid) in planned)
-        {
             var own = new Dictionary<string, JsonElement>(metadata);
             if (perRecipient.TryGetValue(key, out var values))
             {
@@ -312,15 +293,13 @@ public static partial class TransactionalEmailApi
                     own[k] = v;
                 }
             }
-            var (status, reason) = !valid ? (S.Invalid, EmailRejectReasons.Invalid)
-                : suppressed.TryGetValue(key, out var why) ? (S.Rejected, TransactionalDispatcher.RejectReasonOf(why))
-                : (scheduled ? S.Scheduled : S.Queued, (string?)null);
+            var status = !valid ? S.Invalid : scheduled ? S.Scheduled : S.Queued;
             // The Message-ID of a task to send is chosen now, so that its final update changes no indexed column (HOT).
-            tasks.Add(new NewTask(Guid.NewGuid(), tasks.Count, value, key, r.Name, TransactionalComposer.TypeOf(r), status,
-                status == S.Invalid ? null : reason, JsonSerializer.Serialize(own),
-                status is S.Queued or S.Scheduled ? TransactionalComposer.NewMessageId(m.FromEmail!) : null));
+            tasks.Add(new NewTask(Guid.NewGuid(), tasks.Count, value, key, r.Name, TransactionalComposer.TypeOf(r), status, null,
+                JsonSerializer.Serialize(own), valid ? TransactionalComposer.NewMessageId(m.FromEmail!) : null,
+                valid && !key.StartsWith(AddressHasher.ErasedPrefix, StringComparison.Ordinal) ? hasher.ErasedMarker(key) : null));
         }
-        return (false, tasks);
+        return tasks;
     }
 
     private static async Task<IResult> GetTask(string task_id, HttpContext http, NpgsqlDataSource db, CancellationToken ct) =>

@@ -5,7 +5,8 @@ namespace SendEngine.Features.Transactional;
 
 /// <summary>
 /// Group commit of POST /api/v1/email: requests that arrive while a write is in flight are stored together, in one
-/// transaction (<see cref="TransactionalTaskStore.CreateManyAsync"/>: one round trip, two statements, one commit),
+/// transaction (<see cref="TransactionalTaskStore.CreateManyAsync"/>: one round trip, one statement, one commit, with the
+/// pause flag and the suppressions decided in it),
 /// instead of one transaction each. A request waits for nothing but the writes already running: with nobody else in
 /// flight it is written alone at once, under load the groups grow by themselves. Each request is answered only after
 /// the commit that holds it, so nothing acknowledged can be lost; a group that fails is written again one request at a
@@ -16,15 +17,15 @@ public sealed partial class TransactionalIntake(TransactionalTaskStore store, IO
 {
     private readonly Channel<Pending> _queue = Channel.CreateUnbounded<Pending>(new UnboundedChannelOptions { SingleWriter = false, SingleReader = false });
 
-    private sealed record Pending(NewRequest Request, TaskCompletionSource<bool> Stored);
+    private sealed record Pending(NewRequest Request, TaskCompletionSource<StoredRequest> Stored);
 
     /// <summary>
-    /// Stores the request and its tasks, committed when this returns. False when the tenant already has a request with
-    /// this Idempotency-Key (nothing of this one is stored).
+    /// Stores the request and its tasks, committed when this returns, with their statuses as stored (a suppressed recipient
+    /// rejected); or nothing, when the tenant already has a request with this Idempotency-Key or is paused.
     /// </summary>
-    internal Task<bool> StoreAsync(TransactionalRequest r, IReadOnlyList<NewTask> tasks, DateTimeOffset dueAt, CancellationToken ct)
+    internal Task<StoredRequest> StoreAsync(TransactionalRequest r, IReadOnlyList<NewTask> tasks, DateTimeOffset dueAt, CancellationToken ct)
     {
-        var pending = new Pending(new NewRequest(r, tasks, dueAt), new TaskCompletionSource<bool>(TaskCreationOptions.RunContinuationsAsynchronously));
+        var pending = new Pending(new NewRequest(r, tasks, dueAt), new TaskCompletionSource<StoredRequest>(TaskCreationOptions.RunContinuationsAsynchronously));
         // Groups off, or the process is stopping (the writers are done): stored alone, as before.
         if (options.Value.IntakeGroupSize <= 1 || !_queue.Writer.TryWrite(pending))
         {
@@ -71,7 +72,7 @@ public sealed partial class TransactionalIntake(TransactionalTaskStore store, IO
             var stored = await store.CreateManyAsync([.. group.Select(p => p.Request)], CancellationToken.None);
             foreach (var p in group)
             {
-                p.Stored.TrySetResult(stored.Contains(p.Request.Request.Id));
+                p.Stored.TrySetResult(stored[p.Request.Request.Id]);
             }
             return;
         }

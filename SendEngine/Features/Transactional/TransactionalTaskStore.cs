@@ -8,18 +8,39 @@ using S = Newsletter.Contracts.Transactional.EmailTaskStatuses;
 namespace SendEngine.Features.Transactional;
 
 /// <summary>A task as the API creates it.</summary>
+/// <remarks>
+/// <see cref="SuppressionMarker"/>: the erased marker of <see cref="EmailKey"/> (a suppression of an erased address is
+/// stored under it), looked up with the address itself when the task is stored; null for an address that is a marker.
+/// </remarks>
 internal sealed record NewTask(Guid Id, int Position, string Email, string EmailKey, string? Name, string Type, string Status,
-    string? RejectReason, string Metadata, string? MessageId = null);
+    string? RejectReason, string Metadata, string? MessageId = null, string? SuppressionMarker = null);
 
 /// <summary>A request as the API creates it, with its tasks and when they become due.</summary>
 internal sealed record NewRequest(TransactionalRequest Request, IReadOnlyList<NewTask> Tasks, DateTimeOffset DueAt);
 
+/// <summary>What became of a request handed to <see cref="TransactionalTaskStore.CreateManyAsync"/>.</summary>
+internal enum StoreOutcome
+{
+    /// <summary>Stored with its tasks.</summary>
+    Stored,
+    /// <summary>Not stored: the tenant already has a request with this Idempotency-Key.</summary>
+    Duplicate,
+    /// <summary>Not stored: an operator paused the tenant's transactional mail.</summary>
+    Paused,
+}
+
+/// <summary>The outcome, and for a stored request its tasks as stored (a suppressed recipient rejected with its reason).</summary>
+internal sealed record StoredRequest(StoreOutcome Outcome, IReadOnlyList<NewTask> Tasks);
+
 /// <summary>A task its relay accepted: the message id and reply, and when the reply arrived.</summary>
 internal sealed record SentTask(Guid Id, string MessageId, string Detail, DateTimeOffset SentAt);
 
-/// <summary>A claimed task on its way to the transport.</summary>
+/// <summary>
+/// A claimed task on its way to the transport; <see cref="RequestMessage"/> is its request's stored message on one task
+/// of each request in a claim (null on the others, and when the request is gone).
+/// </summary>
 internal sealed record ClaimedTask(Guid Id, Guid RequestId, Guid TenantId, string Email, string EmailKey, string? Name, string Type,
-    int Attempts, DateTimeOffset DueAt, string? MessageId = null);
+    int Attempts, DateTimeOffset DueAt, string? MessageId = null, string? RequestMessage = null);
 
 /// <summary>
 /// The one owner of the transactional task state machine (docs/send-engine.md "Transactional mail"), like
@@ -57,86 +78,142 @@ public sealed class TransactionalTaskStore(NpgsqlDataSource db, TimeProvider clo
     public const string DispatcherDiedDetail = "outcome unknown: the dispatcher stopped during the transaction; not retried to avoid a duplicate";
 
     /// <summary>
-    /// Stores a request and its tasks in one transaction. Returns false when the tenant already has a request with this
-    /// Idempotency-Key (a concurrent duplicate: nothing of this one is stored).
+    /// Stores a request and its tasks in one transaction, deciding on the way whether the tenant is paused and which
+    /// recipients are suppressed (<see cref="CreateManyAsync"/>).
     /// </summary>
-    internal async Task<bool> CreateAsync(TransactionalRequest r, IReadOnlyList<NewTask> tasks, DateTimeOffset dueAt, CancellationToken ct) =>
-        (await CreateManyAsync([new NewRequest(r, tasks, dueAt)], ct)).Contains(r.Id);
+    internal async Task<StoredRequest> CreateAsync(TransactionalRequest r, IReadOnlyList<NewTask> tasks, DateTimeOffset dueAt, CancellationToken ct) =>
+        (await CreateManyAsync([new NewRequest(r, tasks, dueAt)], ct))[r.Id];
 
     /// <summary>
-    /// Stores several requests and their tasks in one transaction (<see cref="TransactionalIntake"/>'s group commit):
-    /// two statements in one round trip and one commit, whatever their number. Returns the ids of the requests stored; one
-    /// missing had an Idempotency-Key another request of the tenant holds (nothing of it is stored). All or nothing: a
-    /// failure stores none of them.
+    /// Stores several requests and their tasks (<see cref="TransactionalIntake"/>'s group commit) in one statement, so one
+    /// round trip and one commit whatever their number, and the request's only round trip: the same statement reads the
+    /// tenants' pause flag (a paused tenant's request stores nothing) and the suppressions of the recipients still
+    /// queued or scheduled (each such task is stored rejected with its reason and without a Message-ID), and builds each
+    /// request's stored answer from the statuses it decided. One snapshot for all of it: the stored answer, the tasks and
+    /// what this returns agree. Returns, per request id, whether it was stored (with its tasks' final statuses at
+    /// creation), refused because the tenant is paused, or not stored because the tenant already has a request with its
+    /// Idempotency-Key. All or nothing: a failure stores none of them.
     /// </summary>
-    internal async Task<HashSet<Guid>> CreateManyAsync(IReadOnlyList<NewRequest> requests, CancellationToken ct)
+    internal async Task<Dictionary<Guid, StoredRequest>> CreateManyAsync(IReadOnlyList<NewRequest> requests, CancellationToken ct)
     {
         // In the unique index's order, so that two concurrent groups wait for each other's keys in the same order.
         var rs = requests.OrderBy(x => x.Request.TenantId).ThenBy(x => x.Request.IdempotencyKey, StringComparer.Ordinal).ToList();
         var tasks = rs.SelectMany(x => x.Tasks.Select(t => (x.Request, x.DueAt, Task: t))).ToList();
         var now = clock.GetUtcNow();
         await using var conn = await db.OpenConnectionAsync(ct);
-        // One batch, so one round trip: a batch without a transaction runs as one implicit transaction (all rows or none),
-        // and the tasks' statement, which sees the first one's rows, inserts nothing for a request whose key conflicted.
-        await using var batch = new NpgsqlBatch(conn);
-        batch.BatchCommands.Add(Sql.BatchCommand("""
+        // planned: each task's status at creation (one suppression look-up per task still to send, by its address and by
+        // the erased marker of it). req: the requests of tenants not paused, with the answer built from planned (jsonb:
+        // the replay re-serializes it). The tasks and their queue rows only for requests req stored (an Idempotency-Key
+        // that conflicted stores nothing); their foreign key to req's rows is checked at the statement's end, when they exist.
+        // Tasks rejected or invalid at once raise the tenant's "rejected" webhook event and the seed's callbacks here too.
+        await using var cmd = Sql.Command(conn, $"""
+            WITH planned AS (
+            SELECT i.id, i.request_id, i.tenant_id, i.position, i.email, i.email_key, i.name, i.type, i.due_at, i.metadata, i.created_at,
+                CASE WHEN s.reason IS NULL THEN i.status ELSE '{S.Rejected}' END AS status,
+                CASE WHEN s.reason IS NULL THEN i.reason ELSE {TransactionalDispatcher.RejectReasonSql("s.reason")} END AS reason,
+                CASE WHEN s.reason IS NULL THEN i.message_id END AS message_id
+            FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::int[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[],
+                $11::timestamptz[], $12::text[], $13::timestamptz[], $14::text[], $15::text[])
+                AS i(id, request_id, tenant_id, position, email, email_key, name, type, status, reason, due_at, metadata, created_at, message_id, marker)
+            LEFT JOIN LATERAL (
+                SELECT x.reason FROM suppressions x
+                WHERE i.status IN ('{S.Queued}', '{S.Scheduled}') AND x.tenant_id = i.tenant_id AND x.email IN (i.email_key, i.marker)
+                LIMIT 1) s ON true),
+            answers AS (
+            SELECT request_id, jsonb_agg(jsonb_build_object('email', email, 'status', status, 'reject_reason', reason,
+                    'task_id', replace(id::text, '-', '')) ORDER BY position) AS tasks,
+                count(*) FILTER (WHERE status IN ('{S.Queued}', '{S.Scheduled}')) AS open
+            FROM planned GROUP BY request_id),
+            paused AS (
+            SELECT tenant_id FROM tenant_reputation WHERE tenant_id = ANY($17) AND transactional_paused),
+            req AS (
             INSERT INTO transactional_requests (id, tenant_id, idempotency_key, body_hash, message, metadata, send_at, callback_url,
                 callback_type, response, created_at, completed_at)
             SELECT r.id, r.tenant_id, r.idempotency_key, r.body_hash, r.message, r.metadata::jsonb, r.send_at, r.callback_url,
-                r.callback_type, r.response::jsonb, r.created_at, r.completed_at
-            FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::bytea[], $5::text[], $6::text[], $7::timestamptz[], $8::text[], $9::text[],
-                $10::text[], $11::timestamptz[], $12::timestamptz[])
-                AS r(id, tenant_id, idempotency_key, body_hash, message, metadata, send_at, callback_url, callback_type, response, created_at, completed_at)
+                r.callback_type, jsonb_build_object('request_id', replace(r.id::text, '-', ''), 'tasks', coalesce(a.tasks, '[]'::jsonb)),
+                r.created_at, CASE WHEN coalesce(a.open, 0) = 0 THEN r.created_at END
+            FROM unnest($16::uuid[], $17::uuid[], $18::text[], $19::bytea[], $20::text[], $21::text[], $22::timestamptz[], $23::text[], $24::text[],
+                $25::timestamptz[])
+                AS r(id, tenant_id, idempotency_key, body_hash, message, metadata, send_at, callback_url, callback_type, created_at)
+            LEFT JOIN answers a ON a.request_id = r.id
+            WHERE r.tenant_id NOT IN (SELECT tenant_id FROM paused)
             ON CONFLICT (tenant_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
-            RETURNING id
-            """, rs.Select(x => x.Request.Id).ToArray(), rs.Select(x => x.Request.TenantId).ToArray(),
-            rs.Select(x => x.Request.IdempotencyKey).ToArray(), rs.Select(x => x.Request.BodyHash).ToArray(),
-            rs.Select(x => x.Request.Message).ToArray(), rs.Select(x => x.Request.Metadata).ToArray(), rs.Select(x => x.Request.SendAt).ToArray(),
-            rs.Select(x => x.Request.CallbackUrl).ToArray(), rs.Select(x => x.Request.CallbackType).ToArray(),
-            rs.Select(x => x.Request.Response).ToArray(), rs.Select(x => x.Request.CreatedAt).ToArray(),
-            rs.Select(x => x.Request.CompletedAt).ToArray()));
-        // Tasks rejected or invalid at once raise the tenant's "rejected" webhook event in the same statement.
-        batch.BatchCommands.Add(Sql.BatchCommand($"""
-            WITH recorded AS (
+            RETURNING id, tenant_id, callback_url, callback_type, completed_at),
+            recorded AS (
             INSERT INTO transactional_tasks (id, request_id, tenant_id, position, email, email_key, name, type, status, reject_reason,
                 attempts, metadata, created_at, finished_at, message_id)
             SELECT t.id, t.request_id, t.tenant_id, t.position, t.email, t.email_key, t.name, t.type, t.status, t.reason, 0,
                 t.metadata::jsonb, t.created_at, CASE WHEN t.status IN ('{S.Rejected}', '{S.Invalid}') THEN t.created_at END, t.message_id
-            FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::int[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[],
-                $11::timestamptz[], $12::text[], $13::timestamptz[], $16::text[])
-                AS t(id, request_id, tenant_id, position, email, email_key, name, type, status, reason, due_at, metadata, created_at, message_id)
-            WHERE EXISTS (SELECT 1 FROM transactional_requests r WHERE r.id = t.request_id)
+            FROM planned t JOIN req ON req.id = t.request_id
             RETURNING id, request_id, tenant_id, email, message_id, reject_reason, detail, status, position),
             queue AS (
             INSERT INTO transactional_deliveries (task_id, due_at, attempts)
-            SELECT q.id, q.due_at, 0 FROM unnest($1::uuid[], $11::timestamptz[]) AS q(id, due_at)
-            JOIN recorded x ON x.id = q.id WHERE x.status IN ('{S.Queued}', '{S.Scheduled}')),
-            {Features.Webhooks.WebhookPublisher.RecipientCallbackCte("$14", $"x.status IN ('{S.Rejected}', '{S.Invalid}')")},
-            events AS ({Features.Webhooks.WebhookPublisher.TransactionalEventsSql(WebhookEventTypes.Rejected, "$14", $"x.status IN ('{S.Rejected}', '{S.Invalid}')")} RETURNING 0),
-            done AS (SELECT id, tenant_id, callback_url, callback_type FROM transactional_requests WHERE id = ANY($15) AND completed_at IS NOT NULL)
-            {Features.Webhooks.WebhookPublisher.RequestCallbackSql("$14", "recorded")}
+            SELECT t.id, t.due_at, 0 FROM planned t JOIN req ON req.id = t.request_id WHERE t.status IN ('{S.Queued}', '{S.Scheduled}')),
+            {Features.Webhooks.WebhookPublisher.RecipientCallbackCte("$26", $"x.status IN ('{S.Rejected}', '{S.Invalid}')", requests: "req")},
+            events AS ({Features.Webhooks.WebhookPublisher.TransactionalEventsSql(WebhookEventTypes.Rejected, "$26", $"x.status IN ('{S.Rejected}', '{S.Invalid}')")} RETURNING 0),
+            done AS (SELECT id, tenant_id, callback_url, callback_type FROM req WHERE completed_at IS NOT NULL),
+            request_callbacks AS ({Features.Webhooks.WebhookPublisher.RequestCallbackSql("$26", "recorded")} RETURNING 0)
+            SELECT 0, id, status, reason FROM planned
+            UNION ALL SELECT 1, id, NULL, NULL FROM req
+            UNION ALL SELECT 2, tenant_id, NULL, NULL FROM paused
             """,
             tasks.Select(x => x.Task.Id).ToArray(), tasks.Select(x => x.Request.Id).ToArray(), tasks.Select(x => x.Request.TenantId).ToArray(),
             tasks.Select(x => x.Task.Position).ToArray(), tasks.Select(x => x.Task.Email).ToArray(), tasks.Select(x => x.Task.EmailKey).ToArray(),
             tasks.Select(x => x.Task.Name).ToArray(), tasks.Select(x => x.Task.Type).ToArray(), tasks.Select(x => x.Task.Status).ToArray(),
             tasks.Select(x => x.Task.RejectReason).ToArray(), tasks.Select(x => x.DueAt).ToArray(), tasks.Select(x => x.Task.Metadata).ToArray(),
-            tasks.Select(x => x.Request.CreatedAt).ToArray(), now, rs.Select(x => x.Request.Id).ToArray(), tasks.Select(x => x.Task.MessageId).ToArray()));
+            tasks.Select(x => x.Request.CreatedAt).ToArray(), tasks.Select(x => x.Task.MessageId).ToArray(),
+            tasks.Select(x => x.Task.SuppressionMarker).ToArray(),
+            rs.Select(x => x.Request.Id).ToArray(), rs.Select(x => x.Request.TenantId).ToArray(),
+            rs.Select(x => x.Request.IdempotencyKey).ToArray(), rs.Select(x => x.Request.BodyHash).ToArray(),
+            rs.Select(x => x.Request.Message).ToArray(), rs.Select(x => x.Request.Metadata).ToArray(), rs.Select(x => x.Request.SendAt).ToArray(),
+            rs.Select(x => x.Request.CallbackUrl).ToArray(), rs.Select(x => x.Request.CallbackType).ToArray(),
+            rs.Select(x => x.Request.CreatedAt).ToArray(), now);
+        var decided = new Dictionary<Guid, (string Status, string? Reason)>(tasks.Count);
         var stored = new HashSet<Guid>();
-        await using (var reader = await batch.ExecuteReaderAsync(ct))
+        var paused = new HashSet<Guid>();
+        await using (var reader = await cmd.ExecuteReaderAsync(ct))
         {
             while (await reader.ReadAsync(ct))
             {
-                stored.Add(reader.GetGuid(0));
-            }
-            while (await reader.NextResultAsync(ct))
-            {
+                var id = reader.GetGuid(1);
+                switch (reader.GetInt32(0))
+                {
+                    case 0:
+                        decided[id] = (reader.GetString(2), reader.IsDBNull(3) ? null : reader.GetString(3));
+                        break;
+                    case 1:
+                        stored.Add(id);
+                        break;
+                    default:
+                        paused.Add(id);
+                        break;
+                }
             }
         }
-        if (rs.Any(x => stored.Contains(x.Request.Id) && x.Tasks.Any(t => t.Status is S.Rejected or S.Invalid)))
+        var result = new Dictionary<Guid, StoredRequest>(rs.Count);
+        var rejected = false;
+        foreach (var x in rs)
+        {
+            if (paused.Contains(x.Request.TenantId))
+            {
+                result[x.Request.Id] = new StoredRequest(StoreOutcome.Paused, []);
+                continue;
+            }
+            if (!stored.Contains(x.Request.Id))
+            {
+                result[x.Request.Id] = new StoredRequest(StoreOutcome.Duplicate, []);
+                continue;
+            }
+            var final = x.Tasks.Select(t => decided[t.Id] is var (status, reason) && status == t.Status ? t
+                : t with { Status = status, RejectReason = reason, MessageId = null }).ToList();
+            rejected |= final.Any(t => t.Status is S.Rejected or S.Invalid);
+            result[x.Request.Id] = new StoredRequest(StoreOutcome.Stored, final);
+        }
+        if (rejected)
         {
             webhooks.Notify(); // their rejected events and callbacks
         }
-        return stored;
+        return result;
     }
 
     /// <summary>
@@ -175,7 +252,8 @@ public sealed class TransactionalTaskStore(NpgsqlDataSource db, TimeProvider clo
     /// queued | scheduled → sending for a group of due tasks, oldest due first, skipping rows other dispatchers hold:
     /// committed before the transport is called for any of them, the durable record that their attempts started (so a
     /// dispatcher that dies leaves at most a group unknown, never sent twice). The mark is the lease of each task's
-    /// delivery row, a column in no index: a HOT update of a small row; the task row is only read.
+    /// delivery row, a column in no index: a HOT update of a small row; the task row is only read, and so is each request's
+    /// message (once per request in the group: the dispatcher composes from it), which was a statement of its own.
     /// </summary>
     internal async Task<List<ClaimedTask>> ClaimAsync(int limit, TimeSpan lease, CancellationToken ct)
     {
@@ -192,15 +270,16 @@ public sealed class TransactionalTaskStore(NpgsqlDataSource db, TimeProvider clo
                 UPDATE transactional_deliveries d SET lease_until = $3
                 FROM due WHERE d.task_id = due.task_id
                 RETURNING d.task_id, d.attempts, d.due_at)
-            SELECT t.id, t.request_id, t.tenant_id, t.email, t.email_key, t.name, t.type, l.attempts, l.due_at, t.message_id
-            FROM leased l JOIN transactional_tasks t ON t.id = l.task_id
+            SELECT t.id, t.request_id, t.tenant_id, t.email, t.email_key, t.name, t.type, l.attempts, l.due_at, t.message_id,
+                CASE WHEN row_number() OVER (PARTITION BY t.request_id ORDER BY t.id) = 1 THEN r.message END
+            FROM leased l JOIN transactional_tasks t ON t.id = l.task_id LEFT JOIN transactional_requests r ON r.id = t.request_id
             """, now, limit, until);
         await using var reader = await cmd.ExecuteReaderAsync(ct);
         while (await reader.ReadAsync(ct))
         {
             claimed.Add(new ClaimedTask(reader.GetGuid(0), reader.GetGuid(1), reader.GetGuid(2), reader.GetString(3), reader.GetString(4),
                 reader.IsDBNull(5) ? null : reader.GetString(5), reader.GetString(6), reader.GetInt32(7),
-                reader.GetFieldValue<DateTimeOffset>(8), reader.IsDBNull(9) ? null : reader.GetString(9)));
+                reader.GetFieldValue<DateTimeOffset>(8), reader.IsDBNull(9) ? null : reader.GetString(9), reader.IsDBNull(10) ? null : reader.GetString(10)));
         }
         return claimed;
     }

@@ -73,16 +73,17 @@ public sealed class WebhookPublisher(NpgsqlDataSource db, IMemoryCache cache, IO
     /// reached a final status, when its request asked for one: the body exactly as seed 003 shows it ({email, task_id,
     /// status, reject_reason}, json_build_object keeps that order). The callback goes to the tenant's enabled endpoint
     /// whose url is the callback url, signed with that endpoint's secret (an unregistered url gets no call: there is no
-    /// secret to sign with and it never passed the SSRF check).
+    /// secret to sign with and it never passed the SSRF check). <paramref name="requests"/> is where the requests' callback
+    /// is read: the table, or a CTE of the same statement that inserted them (its rows are not in the table's snapshot).
     /// </summary>
-    public static string RecipientCallbackCte(string now, string where = "true") => $"""
+    public static string RecipientCallbackCte(string now, string where = "true", string requests = "transactional_requests") => $"""
         recipient_callbacks AS (
             INSERT INTO webhook_messages (webhook_id, endpoint_id, tenant_id, event_type, payload, status, attempts, next_attempt_at, created_at, replay)
             SELECT 'msg_' || replace(gen_random_uuid()::text, '-', ''), e.id, e.tenant_id, '{RecipientCallback}',
                 json_build_object('email', x.email, 'task_id', replace(x.id::text, '-', ''), 'status', x.status, 'reject_reason', x.reject_reason)::text,
                 'pending', 0, {now}, {now}, false
             FROM recorded x
-            JOIN transactional_requests r ON r.id = x.request_id AND r.callback_type = 'recipient'
+            JOIN {requests} r ON r.id = x.request_id AND r.callback_type = 'recipient'
             JOIN webhook_endpoints e ON e.tenant_id = x.tenant_id AND e.url = r.callback_url AND e.state = 'enabled'
             WHERE {where}
             RETURNING 0)
