@@ -1,4 +1,3 @@
-using System.Text.Json;
 using Microsoft.Extensions.Options;
 using Newsletter.Contracts;
 using Npgsql;
@@ -56,7 +55,7 @@ public sealed partial class RecipientSnapshot(NpgsqlDataSource db, MemberCenterC
             {
                 return state.Value;
             }
-            RecipientPage page;
+            SnapshotPage page;
             try
             {
                 // A short first page: delivery starts as soon as it is in, so it need not wait for a full one.
@@ -87,7 +86,7 @@ public sealed partial class RecipientSnapshot(NpgsqlDataSource db, MemberCenterC
                     await copy.WriteAsync(jobId, NpgsqlDbType.Uuid, ct);
                     await copy.WriteAsync(Guid.Parse(r.SubscriberId), NpgsqlDbType.Uuid, ct);
                     await copy.WriteAsync(r.Email, NpgsqlDbType.Varchar, ct);
-                    await copy.WriteAsync(JsonSerializer.Serialize(r.Preferences), NpgsqlDbType.Jsonb, ct);
+                    await copy.WriteAsync(r.Preferences, NpgsqlDbType.Jsonb, ct);
                     await copy.WriteAsync(RecipientStatuses.Pending, NpgsqlDbType.Varchar, ct);
                     await copy.WriteAsync(0, NpgsqlDbType.Integer, ct);
                     await copy.WriteAsync(now, NpgsqlDbType.TimestampTz, ct);

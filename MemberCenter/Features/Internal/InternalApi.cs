@@ -45,7 +45,7 @@ public static class InternalApi
     /// One page of confirmed, deliverable subscribers ordered by subscriber id; pass next_cursor back as after.
     /// tenant_id must be the list's tenant, so a job can only read its own tenant's list.
     /// </summary>
-    private static async Task<Results<Ok<RecipientPage>, ValidationProblem, ProblemHttpResult>> Recipients(
+    private static async Task<Results<RecipientPageResult, ValidationProblem, ProblemHttpResult>> Recipients(
         Guid listId, Guid? tenant_id, Guid? after, int? limit,
         MemberCenterDbContext db, CancellationToken ct)
     {
@@ -85,13 +85,13 @@ public static class InternalApi
                           where s.ListId == listId && s.Status == SubscriptionStatus.Confirmed && s.SubscriberId.CompareTo(cursor) > 0
                                 && p.Id.CompareTo(cursor) > 0 && p.UndeliverableAt == null
                           orderby s.SubscriberId
-                          select new { s.SubscriberId, p.Email, s.Preferences })
+                          select new RecipientRow(s.SubscriberId, p.Email, s.Preferences))
             .Take(size).AsNoTracking().ToListAsync(ct);
 
-        // No links here: Send Engine mints them per message from the list's link key (POST .../link-key).
-        var items = rows.Select(r => new Recipient(r.SubscriberId.ToString(), r.Email, SubscriptionService.ParsePreferences(r.Preferences))).ToList();
+        // No links here: Send Engine mints them per message from the list's link key (POST .../link-key). The
+        // preferences go out as stored (RecipientPageResult).
         var next = rows.Count == size ? rows[^1].SubscriberId.ToString() : null;
-        return TypedResults.Ok(new RecipientPage(tenant_id!.Value.ToString(), listId.ToString(), items, next, changesCursor));
+        return new RecipientPageResult(tenant_id!.Value.ToString(), listId.ToString(), rows, next, changesCursor);
     }
 
     /// <summary>

@@ -36,13 +36,13 @@ public sealed class MemberCenterClient(HttpClient http, ServiceTokenCache cache,
     private static readonly JsonSerializerOptions Json = CreateJson();
 
     /// <param name="limit">At most this many (and at most MemberCenter:PageSize); null: a full page.</param>
-    public async Task<RecipientPage> GetRecipientsAsync(Guid tenantId, Guid listId, Guid? after, CancellationToken ct, int? limit = null)
+    public async Task<SnapshotPage> GetRecipientsAsync(Guid tenantId, Guid listId, Guid? after, CancellationToken ct, int? limit = null)
     {
         var size = Math.Min(limit ?? int.MaxValue, options.Value.PageSize);
         var url = $"internal/lists/{listId}/recipients?tenant_id={tenantId}&limit={size}" + (after is { } a ? $"&after={a}" : "");
         using var response = await SendAsync(() => new HttpRequestMessage(HttpMethod.Get, url), ct);
         await EnsureSuccessAsync(response, ct);
-        return (await response.Content.ReadFromJsonAsync<RecipientPage>(Json, ct))!;
+        return (await response.Content.ReadFromJsonAsync<SnapshotPage>(Json, ct))!;
     }
 
     /// <summary>
@@ -249,4 +249,33 @@ public sealed class ServiceTokenCache
 {
     internal SemaphoreSlim Lock { get; } = new(1, 1);
     internal (string Token, DateTimeOffset ExpiresAt)? Token { get; set; }
+}
+
+/// <summary>
+/// A recipients page (<see cref="RecipientPage"/> on the wire) as the snapshot stores it: each subscriber's preferences
+/// kept as their JSON text, which goes into the jsonb column as it came, rather than parsed into a dictionary and
+/// serialised again per recipient.
+/// </summary>
+public sealed record SnapshotPage(IReadOnlyList<SnapshotRecipient> Items, string? NextCursor, string? ChangesCursor);
+
+/// <param name="Preferences">The preferences object's JSON text ("null" when Member Center sent null).</param>
+public sealed record SnapshotRecipient(string SubscriberId, string Email, [property: JsonConverter(typeof(RawJsonText))] string Preferences);
+
+/// <summary>Reads any JSON value as its text (validated by the parse); writes the text back as it is.</summary>
+public sealed class RawJsonText : JsonConverter<string>
+{
+    public override bool HandleNull => true;
+
+    public override string Read(ref Utf8JsonReader reader, Type typeToConvert, JsonSerializerOptions options)
+    {
+        if (reader.TokenType == JsonTokenType.Null)
+        {
+            return "null";
+        }
+        // Pooled: the document's buffers go back to the pool at once, only the text stays.
+        using var value = JsonDocument.ParseValue(ref reader);
+        return value.RootElement.GetRawText();
+    }
+
+    public override void Write(Utf8JsonWriter writer, string value, JsonSerializerOptions options) => writer.WriteRawValue(value);
 }
