@@ -78,15 +78,18 @@ internal sealed class DeliveryLedger : IAsyncDisposable
         return Submit(new Request(Take(results), [], []));
     }
 
-    /// <summary>Records <paramref name="results"/> (and clears the list) and marks <paramref name="next"/> 'sending'; returns the rows whose mark took.</summary>
+    /// <summary>
+    /// Records <paramref name="results"/> (and clears the list) and marks <paramref name="next"/> 'sending'; returns the
+    /// rows whose mark took, with their attempts before this one as the mark found them.
+    /// </summary>
     public async Task<List<Claimed>> RecordAndMarkAsync(List<AttemptResult> results, List<Claimed> next)
     {
         var request = new Request(Take(results), [.. next.Select(r => r.Id)], []);
         await Submit(request);
-        return next.Where(r => request.Marked.Contains(r.Id)).ToList();
+        return next.Where(r => request.Marked.ContainsKey(r.Id)).Select(r => r with { Attempts = request.Marked[r.Id] - 1 }).ToList();
     }
 
-    /// <summary>Hands marked rows that were never attempted back to the runner's claims (the attempt did not happen).</summary>
+    /// <summary>Hands marked rows that were never attempted back to pending (the attempt did not happen).</summary>
     public Task UnmarkAsync(long[] ids) => ids.Length == 0 ? Task.CompletedTask : Submit(new Request([], [], ids));
 
     public async ValueTask DisposeAsync()
@@ -183,12 +186,18 @@ internal sealed class DeliveryLedger : IAsyncDisposable
         {
             SetRecord(batch.BatchCommands[1], results, now);
         }
-        var marked = new HashSet<long>();
+        var marked = new Dictionary<long, int>();
         await ExecuteAsync(batch, marked);
         NotifyWebhooks(events);
         foreach (var request in waiting)
         {
-            request.Marked.UnionWith(request.Marks.Where(marked.Contains));
+            foreach (var id in request.Marks)
+            {
+                if (marked.TryGetValue(id, out var attempts))
+                {
+                    request.Marked[id] = attempts;
+                }
+            }
         }
     }
 
@@ -211,7 +220,7 @@ internal sealed class DeliveryLedger : IAsyncDisposable
         ((NpgsqlParameter<DateTimeOffset>)p[5]).TypedValue = now;
     }
 
-    private async Task ExecuteAsync(NpgsqlBatch batch, HashSet<long>? marked)
+    private async Task ExecuteAsync(NpgsqlBatch batch, Dictionary<long, int>? marked)
     {
         if (_prepared.Add(batch))
         {
@@ -230,7 +239,7 @@ internal sealed class DeliveryLedger : IAsyncDisposable
                 await using var reader = await batch.ExecuteReaderAsync(CancellationToken.None);
                 while (await reader.ReadAsync(CancellationToken.None))
                 {
-                    marked.Add(reader.GetInt64(0));
+                    marked[reader.GetInt64(0)] = reader.GetInt32(1);
                 }
                 return;
             }
@@ -284,7 +293,7 @@ internal sealed class DeliveryLedger : IAsyncDisposable
         public AttemptResult[] Results { get; } = results;
         public long[] Marks { get; } = marks;
         public long[] Unmark { get; } = unmark;
-        public HashSet<long> Marked { get; } = [];
+        public Dictionary<long, int> Marked { get; } = [];
         public TaskCompletionSource Done { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
     }
 }

@@ -272,7 +272,7 @@ public sealed partial class SendJobRunner(
             await ledger.DisposeAsync();
             await run.Stop.CancelAsync();
             await housekeeping;
-            await store.ReleaseRunnerAsync(jobId, run.RunnerId);
+            await store.ReleaseRunnerAsync(jobId);
             await DeliveryHousekeeping.AddRefusedMailboxesAsync(db, jobId, clock, logger, CancellationToken.None);
         }
 

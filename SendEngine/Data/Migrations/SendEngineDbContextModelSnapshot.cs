@@ -949,6 +949,10 @@ namespace SendEngine.Data.Migrations
                         .HasColumnType("character varying(64)")
                         .HasColumnName("changes_cursor");
 
+                    b.Property<long>("ClaimCursor")
+                        .HasColumnType("bigint")
+                        .HasColumnName("claim_cursor");
+
                     b.Property<DateTimeOffset>("CreatedAt")
                         .HasColumnType("timestamp with time zone")
                         .HasColumnName("created_at");
@@ -1026,6 +1030,10 @@ namespace SendEngine.Data.Migrations
                     b.Property<DateTimeOffset?>("ResumeAt")
                         .HasColumnType("timestamp with time zone")
                         .HasColumnName("resume_at");
+
+                    b.Property<DateTimeOffset?>("RunnerLeaseUntil")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("runner_lease_until");
 
                     b.Property<DateTimeOffset>("ScheduledAt")
                         .HasColumnType("timestamp with time zone")

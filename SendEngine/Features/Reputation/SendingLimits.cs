@@ -23,9 +23,10 @@ public sealed record EffectiveLimits(int? PerHour, int? PerDay, long? Warmup, bo
 /// <summary>
 /// The per-tenant sending limits of bulk mail (messages per hour and per day, and the warm-up of a new tenant and of a
 /// newly verified sender domain), enforced across every Send Engine process by a counter row per tenant (and warming
-/// domain) and window in PostgreSQL: a claim reads and locks the window's rows, claims at most what is left, and adds
-/// what it claimed, in one transaction, so two processes can never both take the last slot. Counted per claimed batch; a tenant without limits pays one primary-key read.
-/// Claimed rows that are then skipped (suppressed) or released count too: the limit is never exceeded, at worst
+/// domain) and window in PostgreSQL: a claim reads and locks the window's rows, reads at most what is left of the job's
+/// due recipients, and adds what it read, in one transaction, so two processes can never both take the last slot. Counted
+/// per batch read; a tenant without limits pays one primary-key read. Rows read that are then skipped (suppressed), not
+/// attempted (the run stopped) or taken by another runner's mark count too: the limit is never exceeded, at worst
 /// reached a little early. Transactional mail is neither counted nor held (docs/deliverability.md).
 /// </summary>
 public sealed class SendingLimits(IOptions<SendingLimitOptions> options)
@@ -64,13 +65,14 @@ public sealed class SendingLimits(IOptions<SendingLimitOptions> options)
     }
 
     /// <summary>
-    /// Claims up to <paramref name="limit"/> due recipients of the job within its tenant's limits, and within the warm-up
+    /// Reads up to <paramref name="limit"/> due recipients of the job for delivery (<see cref="RecipientStore.ReadDueAsync"/>,
+    /// <paramref name="held"/> the runner's rows not yet marked) within its tenant's limits, and within the warm-up
     /// of <paramref name="senderDomain"/> (the job's verified from domain, null when it has none) counted from its
     /// verification. Returns the batch, or an empty batch and the time the limit lets more out (the job then waits,
     /// still sending).
     /// </summary>
     internal async Task<(List<Claimed> Batch, DateTimeOffset? ThrottledUntil)> ClaimAsync(NpgsqlConnection conn, DeliveryJob job, string? senderDomain,
-        Guid runnerId, DateTimeOffset now, TimeSpan lease, int limit, CancellationToken ct)
+        DateTimeOffset now, int limit, long[] held, CancellationToken ct)
     {
         bool limitsSet = false;
         int? perHour = null, perDay = null;
@@ -103,7 +105,7 @@ public sealed class SendingLimits(IOptions<SendingLimitOptions> options)
         }
         if (limits.Unlimited && options.Value.WarmupFirstDay is null)
         {
-            return (await RecipientStore.ClaimAsync(conn, job.Id, runnerId, now, lease, limit, ct), null);
+            return (await RecipientStore.ReadDueAsync(conn, job.Id, now, limit, held, ct), null);
         }
 
         var window = Window(now);
@@ -147,7 +149,7 @@ public sealed class SendingLimits(IOptions<SendingLimitOptions> options)
             await tx.RollbackAsync(ct);
             return ([], until);
         }
-        var batch = await RecipientStore.ClaimAsync(conn, job.Id, runnerId, now, lease, (int)allowed, ct);
+        var batch = await RecipientStore.ReadDueAsync(conn, job.Id, now, (int)allowed, held, ct);
         if (batch.Count > 0)
         {
             await Sql.ExecuteAsync(conn, "UPDATE send_counters SET messages = messages + $4 WHERE tenant_id = $1 AND domain = ANY($2) AND window_start = $3",
