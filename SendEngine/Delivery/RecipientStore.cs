@@ -42,7 +42,6 @@ public sealed partial class RecipientStore(NpgsqlDataSource db, TimeProvider clo
     public const string RunnerStoppedOutcome = "outcome unknown: the runner stopped during the SMTP transaction; not retried to avoid a duplicate";
 
     private const string OpenJob = $"'{J.Queued}', '{J.Sending}'";
-    private const string OpenRecipient = $"'{R.Pending}', '{R.Sending}'";
 
     // ---------------------------------------------------------------- jobs
 
@@ -116,7 +115,7 @@ public sealed partial class RecipientStore(NpgsqlDataSource db, TimeProvider clo
         await Sql.ExecuteAsync(db, $"""
             UPDATE send_jobs SET status = '{J.Completed}', finished_at = $2, outage_since = NULL
             WHERE id = $1 AND status = '{J.Sending}' AND snapshot_completed_at IS NOT NULL
-              AND NOT EXISTS (SELECT 1 FROM send_job_recipients WHERE job_id = $1 AND status IN ({OpenRecipient}))
+              AND NOT EXISTS (SELECT 1 FROM send_job_recipients WHERE job_id = $1 AND is_open)
             """, ct, jobId, clock.GetUtcNow()) > 0;
 
     /// <summary>→ failed: only for what will never work (the list is gone) or a failure of our own code.</summary>
@@ -388,7 +387,7 @@ public sealed partial class RecipientStore(NpgsqlDataSource db, TimeProvider clo
         {
             await Sql.ExecuteAsync(conn, $"""
                 UPDATE send_job_recipients SET status = '{R.Cancelled}', claimed_by = NULL, lease_until = NULL, updated_at = $2
-                WHERE job_id = $1 AND status = '{R.Pending}'
+                WHERE job_id = $1 AND is_open AND status = '{R.Pending}'
                 """, ct, jobId, now);
         }
         await tx.CommitAsync(ct);
@@ -412,12 +411,12 @@ public sealed partial class RecipientStore(NpgsqlDataSource db, TimeProvider clo
                    -- A live runner renews the job's runner lease (its rows read for delivery carry none until marked).
                    AND (j.runner_lease_until IS NULL OR j.runner_lease_until <= $1)
                    AND NOT EXISTS (SELECT 1 FROM send_job_recipients r
-                                   WHERE r.job_id = j.id AND r.status = '{R.Sending}' AND r.lease_until > $1)
+                                   WHERE r.job_id = j.id AND r.is_open AND r.status = '{R.Sending}' AND r.lease_until > $1)
                    AND (j.throttled_until IS NULL OR j.throttled_until < $1 - interval '2 minutes')
                    AND (j.snapshot_completed_at IS NULL
                         OR EXISTS (SELECT 1 FROM send_job_recipients r
-                                   WHERE r.job_id = j.id AND r.status = '{R.Pending}' AND (r.next_attempt_at IS NULL OR r.next_attempt_at < $1 - interval '1 minute'))
-                        OR NOT EXISTS (SELECT 1 FROM send_job_recipients r WHERE r.job_id = j.id AND r.status IN ({OpenRecipient}))))
+                                   WHERE r.job_id = j.id AND r.is_open AND r.status = '{R.Pending}' AND (r.next_attempt_at IS NULL OR r.next_attempt_at < $1 - interval '1 minute'))
+                        OR NOT EXISTS (SELECT 1 FROM send_job_recipients r WHERE r.job_id = j.id AND r.is_open)))
             LIMIT 100
             """, clock.GetUtcNow());
         await using var reader = await cmd.ExecuteReaderAsync(ct);
@@ -444,7 +443,7 @@ public sealed partial class RecipientStore(NpgsqlDataSource db, TimeProvider clo
             WITH cursor AS (SELECT claim_cursor FROM send_jobs WHERE id = $1 FOR NO KEY UPDATE),
             ahead AS (
                 SELECT id FROM send_job_recipients
-                WHERE job_id = $1 AND status = '{R.Pending}' AND id > (SELECT claim_cursor FROM cursor)
+                WHERE job_id = $1 AND is_open AND status = '{R.Pending}' AND id > (SELECT claim_cursor FROM cursor)
                   AND (next_attempt_at IS NULL OR next_attempt_at <= $2)
                 ORDER BY id LIMIT $3),
             moved AS (UPDATE send_jobs SET claim_cursor = (SELECT max(id) FROM ahead) WHERE id = $1 AND EXISTS (SELECT 1 FROM ahead))
@@ -455,7 +454,7 @@ public sealed partial class RecipientStore(NpgsqlDataSource db, TimeProvider clo
         {
             batch = await ReadAsync(conn, $"""
                 SELECT id, subscriber_id, email, preferences::text, unsubscribe_url, attempts FROM send_job_recipients
-                WHERE job_id = $1 AND status = '{R.Pending}' AND (next_attempt_at IS NULL OR next_attempt_at <= $2) AND id <> ALL($4)
+                WHERE job_id = $1 AND is_open AND status = '{R.Pending}' AND (next_attempt_at IS NULL OR next_attempt_at <= $2) AND id <> ALL($4)
                 ORDER BY id LIMIT $3
                 """, ct, jobId, now, limit, held);
         }
@@ -480,7 +479,7 @@ public sealed partial class RecipientStore(NpgsqlDataSource db, TimeProvider clo
     internal static async Task<bool> HasOpenWorkAsync(NpgsqlConnection conn, Guid jobId, CancellationToken ct)
     {
         await using var cmd = Sql.Command(conn, $"""
-            SELECT EXISTS (SELECT 1 FROM send_job_recipients WHERE job_id = $1 AND status IN ({OpenRecipient}))
+            SELECT EXISTS (SELECT 1 FROM send_job_recipients WHERE job_id = $1 AND is_open)
                 OR EXISTS (SELECT 1 FROM send_jobs WHERE id = $1 AND snapshot_completed_at IS NULL)
             """, jobId);
         return (bool)(await cmd.ExecuteScalarAsync(ct))!;
@@ -502,7 +501,7 @@ public sealed partial class RecipientStore(NpgsqlDataSource db, TimeProvider clo
         var now = clock.GetUtcNow();
         var unknown = await Sql.ExecuteAsync(conn, $"""
             UPDATE send_job_recipients SET status = '{R.Unknown}', claimed_by = NULL, lease_until = NULL, updated_at = $2, detail = $3
-            WHERE job_id = $1 AND status = '{R.Sending}' AND lease_until < $2
+            WHERE job_id = $1 AND is_open AND status = '{R.Sending}' AND lease_until < $2
             """, ct, jobId, now, RunnerStoppedOutcome);
         if (unknown > 0)
         {
@@ -524,7 +523,7 @@ public sealed partial class RecipientStore(NpgsqlDataSource db, TimeProvider clo
         await Sql.ExecuteAsync(db, $"""
             UPDATE send_job_recipients SET lease_until = $3
             WHERE id IN (SELECT id FROM send_job_recipients
-                         WHERE job_id = $1 AND claimed_by = $2 AND status = '{R.Sending}'
+                         WHERE job_id = $1 AND is_open AND claimed_by = $2 AND status = '{R.Sending}'
                          FOR UPDATE SKIP LOCKED)
             """, ct, jobId, runnerId, until);
     }
@@ -537,7 +536,7 @@ public sealed partial class RecipientStore(NpgsqlDataSource db, TimeProvider clo
     internal Task ReleaseRunnerAsync(Guid jobId) =>
         Sql.ExecuteAsync(db, $"""
             UPDATE send_job_recipients r SET status = '{R.Cancelled}', claimed_by = NULL, lease_until = NULL, updated_at = $2
-            FROM send_jobs j WHERE j.id = r.job_id AND r.job_id = $1 AND j.status = '{J.Cancelled}' AND r.status = '{R.Pending}'
+            FROM send_jobs j WHERE j.id = r.job_id AND r.job_id = $1 AND j.status = '{J.Cancelled}' AND r.is_open AND r.status = '{R.Pending}'
             """, CancellationToken.None, jobId, clock.GetUtcNow());
 
     /// <summary>
@@ -551,7 +550,7 @@ public sealed partial class RecipientStore(NpgsqlDataSource db, TimeProvider clo
                 claimed_by = NULL, lease_until = NULL, updated_at = $1
             FROM send_jobs j
             WHERE j.id = r.job_id AND j.status = '{J.Cancelled}' AND j.cancelled_at > $1 - interval '1 day'
-              AND (r.status = '{R.Pending}' OR (r.status = '{R.Sending}' AND r.lease_until < $1))
+              AND r.is_open AND (r.status = '{R.Pending}' OR (r.status = '{R.Sending}' AND r.lease_until < $1))
             """, ct, clock.GetUtcNow(), RunnerStoppedOutcome);
 
     // The ledger's statements (DeliveryLedger runs them in one group-committed batch).

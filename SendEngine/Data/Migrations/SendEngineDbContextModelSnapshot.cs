@@ -1116,6 +1116,12 @@ namespace SendEngine.Data.Migrations
                         .HasColumnType("character varying(320)")
                         .HasColumnName("email");
 
+                    b.Property<bool>("IsOpen")
+                        .ValueGeneratedOnAddOrUpdate()
+                        .HasColumnType("boolean")
+                        .HasColumnName("is_open")
+                        .HasComputedColumnSql("status IN ('pending', 'sending')", true);
+
                     b.Property<Guid>("JobId")
                         .HasColumnType("uuid")
                         .HasColumnName("job_id");
@@ -1189,10 +1195,12 @@ namespace SendEngine.Data.Migrations
                         .IsUnique()
                         .HasDatabaseName("ix_send_job_recipients_job_id_subscriber_id");
 
-                    b.HasIndex("JobId", "Status", "Id")
-                        .HasDatabaseName("ix_send_job_recipients_job_id_status_id");
+                    b.HasIndex("JobId", "IsOpen", "Id")
+                        .HasDatabaseName("ix_send_job_recipients_job_id_is_open_id");
 
                     b.ToTable("send_job_recipients", (string)null);
+
+                    b.HasAnnotation("Npgsql:StorageParameter:fillfactor", 70);
                 });
 
             modelBuilder.Entity("SendEngine.Features.SenderDomains.SenderDomain", b =>
