@@ -27,37 +27,120 @@ dotnet build Newsletter.sln -c Release -nologo -v q -tl:off -clp:ErrorsOnly
 
 results="$REPO_ROOT/TestResults"
 rm -rf "$results"
-log "dotnet test Newsletter.sln -c Release"
-# The console logger at minimal verbosity prints each failing test with its message and stack;
-# the TRX files give the counts we sum below.
-test_rc=0
-dotnet test Newsletter.sln -c Release --no-build -nologo -tl:off \
-  --logger "console;verbosity=minimal" --logger trx --results-directory "$results" "$@" || test_rc=$?
+mkdir -p "$results"
 
-# Sum the <Counters .../> of every TRX file (one per test project).
-passed=0 failed=0 skipped=0 total=0
-counter() { grep -o "<Counters [^>]*" "$1" | grep -o " $2=\"[0-9]*\"" | grep -o '[0-9]\+' || echo 0; }
-shopt -s nullglob
-trx_files=("$results"/*.trx)
-for trx in "${trx_files[@]}"; do
-  total=$((total + $(counter "$trx" total)))
-  passed=$((passed + $(counter "$trx" passed)))
-  failed=$((failed + $(counter "$trx" failed) + $(counter "$trx" error) + $(counter "$trx" timeout) + $(counter "$trx" aborted)))
-  # VSTest leaves notExecuted at 0 for skipped tests; they are the ones counted but not executed.
-  skipped=$((skipped + $(counter "$trx" total) - $(counter "$trx" executed)))
+# The test projects of the solution, run side by side: one `dotnet test` (one test host) each, the longest first. Their
+# time is mostly waiting (servers restarting, outages, chromium), so two cores carry all of them at once; one after
+# another they took the sum of their times. Each project's console output goes to TestResults/NAME.log and is printed
+# with a summary line when that project ends; its TRX file (TestResults/NAME.trx) gives the counts.
+mapfile -t projects < <(dotnet sln Newsletter.sln list | tr -d '\r' | grep '^tests/.*\.Tests\.csproj$' || true)
+[ "${#projects[@]}" -gt 0 ] || die "no test project in Newsletter.sln"
+longest_first=(SendEngine.Tests Console.Tests MemberCenter.Tests)
+ordered=()
+for name in "${longest_first[@]}"; do
+  for proj in "${projects[@]}"; do [ "$(basename "$proj" .csproj)" = "$name" ] && ordered+=("$proj"); done
+done
+for proj in "${projects[@]}"; do
+  [[ " ${longest_first[*]} " == *" $(basename "$proj" .csproj) "* ]] || ordered+=("$proj")
 done
 
 # The first README command, end to end: ./run.sh --check starts the stack on its fixed ports, runs the printed demo
 # flow (token, subscribe, confirm, send job, the mail in maildev, unsubscribe) and stops it. Counted as one test;
 # skipped when those ports are taken (a ./run.sh of yours is running), with NEWSLETTER_SKIP_RUN_CHECK=1 or when
-# arguments select tests.
+# arguments select tests. It starts once only the longest project is still running (its ports are fixed, the tests'
+# ports ephemeral), so its 60 s waits never share the machine with all the test hosts at once.
+run_check=0
 if [ "$#" -gt 0 ] || [ "${NEWSLETTER_SKIP_RUN_CHECK:-}" = 1 ] || port_in_use 7850 || port_in_use 7860 || port_in_use 7870; then
   log "./run.sh --check skipped"
-  skipped=$((skipped + 1))
 else
-  log "./run.sh --check"
+  run_check=1
+fi
+run_check_pid="" run_check_started=0
+start_run_check() {
+  log "./run.sh --check (beside the tests still running)"
+  run_check_started=$(date +%s)
+  RUN_SH_PREBUILT=1 ./run.sh --check >"$results/run-check.log" 2>&1 </dev/null &
+  run_check_pid=$!
+}
+
+# At most NEWSLETTER_TEST_PARALLEL projects at once (default 2): Send Engine's long run beside the others one after
+# another. All four at once took the load average of the two cores past 60 and browser tests past their timeouts.
+parallel="${NEWSLETTER_TEST_PARALLEL:-2}"
+log "dotnet test, ${#ordered[@]} projects, $parallel at a time, longest first: ${ordered[*]}"
+declare -A pid_of started_at
+# How many projects are still running (with `set -u`, ${#pid_of[@]} of an empty map is an "unbound variable").
+running=0 launched=0
+
+counter() { grep -o "<Counters [^>]*" "$1" | grep -o " $2=\"[0-9]*\"" | grep -o '[0-9]\+' || echo 0; }
+passed=0 failed=0 skipped=0 total=0 test_rc=0
+summaries=()
+# Collects every project that has ended: its counts from the TRX, its summary line and its output.
+reap() {
+  local name pid rc seconds p f s t trx summary
+  for name in "${!pid_of[@]}"; do
+    pid=${pid_of[$name]}
+    kill -0 "$pid" 2>/dev/null && continue
+    rc=0
+    wait "$pid" || rc=$?
+    unset "pid_of[$name]"
+    running=$((running - 1))
+    seconds=$(( $(date +%s) - ${started_at[$name]} ))
+    p=0 f=0 s=0 t=0
+    trx="$results/$name.trx"
+    if [ -f "$trx" ]; then
+      t=$(counter "$trx" total)
+      p=$(counter "$trx" passed)
+      f=$(( $(counter "$trx" failed) + $(counter "$trx" error) + $(counter "$trx" timeout) + $(counter "$trx" aborted) ))
+      # VSTest leaves notExecuted at 0 for skipped tests; they are the ones counted but not executed.
+      s=$(( t - $(counter "$trx" executed) ))
+    fi
+    if [ "$rc" -ne 0 ]; then
+      test_rc=$rc
+      # dotnet test failed without a failing test in the TRX (crashed test host, missing TRX...): count it.
+      if [ "$f" -eq 0 ]; then f=1; log "$name: dotnet test exited with $rc"; fi
+    fi
+    total=$((total + t)) passed=$((passed + p)) failed=$((failed + f)) skipped=$((skipped + s))
+    summary="$name: $p passed, $f failed, $s skipped in $seconds s"
+    summaries+=("$summary")
+    log "$summary (output: TestResults/$name.log)"
+    cat "$results/$name.log"
+  done
+  if [ "$run_check" = 1 ] && [ -z "$run_check_pid" ] && [ "$launched" -eq "${#ordered[@]}" ] && [ "$running" -le 1 ]; then
+    start_run_check
+  fi
+}
+
+# A few seconds between launches: each test host starts its PostgreSQL, maildev and hosts first, and two doing that at
+# the same moment on two cores made a maildev miss its start timeout.
+stagger="${NEWSLETTER_TEST_STAGGER:-10}"
+for proj in "${ordered[@]}"; do
+  name="$(basename "$proj" .csproj)"
+  while [ "$running" -ge "$parallel" ]; do sleep 1; reap; done
+  [ "$running" -eq 0 ] || sleep "$stagger"
+  started_at[$name]=$(date +%s)
+  # The console logger at minimal verbosity prints each failing test with its message and stack.
+  dotnet test "$proj" -c Release --no-build -nologo -tl:off \
+    --logger "console;verbosity=minimal" --logger "trx;LogFileName=$name.trx" --results-directory "$results" "$@" \
+    >"$results/$name.log" 2>&1 </dev/null &
+  pid_of[$name]=$!
+  running=$((running + 1)) launched=$((launched + 1))
+done
+while [ "$running" -gt 0 ]; do sleep 1; reap; done
+reap
+
+if [ "$run_check" = 1 ]; then
+  [ -n "$run_check_pid" ] || start_run_check
   total=$((total + 1))
-  if ./run.sh --check; then passed=$((passed + 1)); else failed=$((failed + 1)); fi
+  if wait "$run_check_pid"; then
+    passed=$((passed + 1)); summary="./run.sh --check: passed in $(( $(date +%s) - run_check_started )) s"
+  else
+    failed=$((failed + 1)); summary="./run.sh --check: FAILED after $(( $(date +%s) - run_check_started )) s"
+  fi
+  summaries+=("$summary")
+  log "$summary (output: TestResults/run-check.log)"
+  cat "$results/run-check.log" >&2
+else
+  skipped=$((skipped + 1))
 fi
 
 # docker-compose.yml is read, not run, by the tests: `docker compose config` resolves it where Docker's compose exists
@@ -94,14 +177,10 @@ else
   fi
 fi
 
-if [ "$test_rc" -ne 0 ] && [ "$failed" -eq 0 ]; then
-  # dotnet test failed without a failing test in the TRX (crashed test host, missing TRX...): count it.
-  log "dotnet test exited with $test_rc"
-  failed=1
-fi
 if [ "$total" -eq 0 ]; then
   log "no test ran"
 fi
 
+for summary in "${summaries[@]}"; do log "$summary"; done
 echo "$passed passed, $failed failed, $skipped skipped"
 [ "$failed" -eq 0 ] && [ "$total" -gt 0 ] && [ "$test_rc" -eq 0 ]

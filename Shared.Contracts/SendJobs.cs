@@ -116,7 +116,8 @@ public sealed record SendJobStatsBucket(
 /// <summary>
 /// POST /api/send-jobs/preview and /test-send: a template as in create, and the merge values of one subscriber
 /// (<c>email</c>, <c>unsubscribe_url</c> and the preference keys). test-send also takes <c>to</c>; both take the job's
-/// optional <c>from_email</c>/<c>from_name</c> (the test is signed with that domain's key).
+/// optional <c>from_email</c>/<c>from_name</c> (the test is signed with that domain's key), and optionally the job's
+/// <c>list_id</c> (the footer in that list's default language) and a reader <c>lang</c> to show it as (en, zh-TW, zh-CN, ja, ko).
 /// </summary>
 public sealed record ComposeRequest(
     string? Subject,
@@ -125,7 +126,9 @@ public sealed record ComposeRequest(
     IReadOnlyDictionary<string, System.Text.Json.JsonElement>? Merge,
     string? To = null,
     string? FromEmail = null,
-    string? FromName = null);
+    string? FromName = null,
+    string? ListId = null,
+    string? Lang = null);
 
 public sealed record ComposePreviewResponse(string Subject, string? Html, string? Text);
 

@@ -63,5 +63,11 @@
     if (none) { none.remove(); }
     if (live) { live.textContent = 'Live: last entry ' + e.result + ' (' + e.verification + ').'; }
   });
+  // Send Engine dropped entries this page read too slowly to receive: the table has gaps, the list is complete.
+  source.addEventListener('lost', function (message) {
+    var n;
+    try { n = JSON.parse(message.data).lost_entries; } catch (err) { return; }
+    if (live) { live.textContent = 'Live view fell behind: ' + n + ' entries not shown; reload the page for the full list.'; }
+  });
   source.onerror = function () { if (source.readyState === EventSource.CLOSED && live) { live.textContent = 'Live view ended.'; } };
 })();

@@ -75,6 +75,9 @@ public sealed partial class JwksRefresher(IHttpClientFactory factory, IOptions<A
         }
     }
 
+    /// <summary>How many keys are known now, without fetching (the warm-up test).</summary>
+    internal int KnownKeyCount => _keys.Count;
+
     private static bool Knows(IReadOnlyList<SecurityKey> keys, string? kid) => kid is null ? keys.Count > 0 : keys.Any(k => k.KeyId == kid);
 
     /// <summary>Replaces the keys with the JWKS as published now; keeps them when Member Center cannot be read. Holds <see cref="_lock"/>.</summary>

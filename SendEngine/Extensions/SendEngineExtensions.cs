@@ -6,6 +6,7 @@ using SendEngine.Delivery;
 using SendEngine.Features.MemberCenter;
 using SendEngine.Features.Retention;
 using SendEngine.Features.SendJobs;
+using SendEngine.Features.WarmUp;
 using SendEngine.Transports;
 
 namespace SendEngine.Extensions;
@@ -39,7 +40,11 @@ public static class SendEngineExtensions
             http.BaseAddress = new Uri(sp.GetRequiredService<IOptions<MemberCenterOptions>>().Value.BaseUrl.TrimEnd('/') + "/");
             http.Timeout = TimeSpan.FromSeconds(60);
         });
-        services.AddHostedService<MemberCenterWarmUp>();
+        // Before /health/ready reports ready: what the first POST of a fresh process would otherwise wait for.
+        services.AddSingleton<WarmUpState>();
+        services.AddHttpClient(StartupWarmUp.HttpClientName);
+        services.AddHostedService<StartupWarmUp>();
+        services.AddHealthChecks().AddCheck<WarmUpHealthCheck>("warm_up");
         services.AddHttpClient(MemberCenterHealthCheck.HttpClientName);
         services.AddHealthChecks().AddCheck<MemberCenterHealthCheck>("member_center");
 

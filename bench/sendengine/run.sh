@@ -13,7 +13,7 @@
 # (the first SMALL of them also on a second list); then, for the small list and for the big list, starts a fresh Send
 # Engine (Production, Delivery__Concurrency=CONNECTIONS), creates a job through POST /api/send-jobs with a send_api
 # token, waits for it to complete and records: rate (sent / (finished_at - started_at)), time to first message (from
-# started_at, which Send Engine sets when the snapshot is complete, and from the POST), and Send Engine's peak RSS
+# started_at, which Send Engine sets at the first committed snapshot page, and from the POST), and Send Engine's peak RSS
 # (VmHWM). Two fresh processes make the RSS figures comparable (10k vs 100k: is it flat?). Then it runs the two
 # ceilings with the same message count. --processes N (N >= 2) adds a row: the big list again, as one job delivered by N
 # Send Engine processes on the same database at once (SendJobs__Runners=N and Hangfire__WorkerCount=1 in each, so each
@@ -311,7 +311,7 @@ run_job() {
   [ "$status" = completed ] || { echo "$json" >&2; die "job $label did not complete within $TIMEOUT s (status $status)"; }
   local sent; sent="$(json_num sent <<<"$json")"
   [ "$sent" = "$expected" ] || { echo "$json" >&2; die "job $label sent $sent of $expected"; }
-  # Timings from the database (microsecond timestamps): POST, created_at, started_at (snapshot done), first/last sent_at, finished_at.
+  # Timings from the database (microsecond timestamps): POST, created_at, started_at (first snapshot page committed), first/last sent_at, finished_at.
   local t; t="$(psql_db sendengine "
     SELECT round(extract(epoch FROM j.created_at - '$post_at'::timestamptz)::numeric, 3),
            round(extract(epoch FROM j.started_at - '$post_at'::timestamptz)::numeric, 3),

@@ -8,7 +8,7 @@
 # Next to them, in the same run: wrk against Send Engine's GET /health/live (the framework ceiling) and the ratio.
 #
 #   bench/transactional/run.sh [--duration 30s] [--warmup 10s] [--connections 16] [--threads 2] [--rate 500]
-#                              [--rate-duration 30] [--se-env KEY=VALUE]... [--profile] [--cpu] [--keep-logs]
+#                              [--rate-duration 30] [--se-env KEY=VALUE]... [--profile] [--cpu] [--keep-logs] [--wrk-timeout 2s]
 #
 # Builds Member Center, Send Engine and BenchTools (Release); starts a private PostgreSQL cluster under /tmp (fsync and
 # synchronous_commit on), smtp-sink, Member Center and Send Engine (Production) on free loopback ports; creates a tenant,
@@ -26,6 +26,8 @@
 # CPU seconds per 10,000 requests of Send Engine and of the PostgreSQL cluster (user+sys from /proc/<pid>/stat), and per
 # request the transactions committed (pg_stat_database.xact_commit, the script's own few polls included) and the WAL
 # bytes written (pg_current_wal_lsn()): figures a busy machine does not distort the way it distorts rates.
+# --wrk-timeout: wrk's per-request timeout (its default 2 s); a timed-out request is a socket error and invalidates the run,
+# so on a machine busy with other work a longer one keeps a CPU-based run (--cpu, --profile) from being thrown away.
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # shellcheck source=scripts/lib.sh
@@ -34,7 +36,7 @@ source "$HERE/../../scripts/lib.sh"
 source "$HERE/../lib.sh"
 cd "$REPO_ROOT"
 
-DURATION=30s WARMUP=10s CONNECTIONS=16 THREADS=2 RATE=500 RATE_DURATION=30 PROFILE=0 CPU=0 DRAIN_TIMEOUT=900
+DURATION=30s WARMUP=10s CONNECTIONS=16 THREADS=2 RATE=500 RATE_DURATION=30 PROFILE=0 CPU=0 DRAIN_TIMEOUT=900 WRK_TIMEOUT=2s
 SE_ENV=()
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -48,7 +50,8 @@ while [ $# -gt 0 ]; do
     --profile) PROFILE=1; shift ;;
     --cpu) CPU=1; shift ;;
     --keep-logs) KEEP_LOGS=1; shift ;;
-    -h|--help) sed -n '2,27p' "$0"; exit 0 ;;
+    --wrk-timeout) WRK_TIMEOUT="$2"; shift 2 ;;
+    -h|--help) sed -n '2,30p' "$0"; exit 0 ;;
     *) die "unknown argument: $1 (try --help)" ;;
   esac
 done
@@ -75,7 +78,7 @@ log "HTML body: $(wc -c <"$WORK/body.html") bytes"
 
 run_wrk() {  # SCRIPT DURATION [ARGS...] -> wrk output
   local script="$1" d="$2"; shift 2
-  wrk -t"$THREADS" -c"$CONNECTIONS" -d"$d" --latency -s "$HERE/$script" "$SE" ${1:+--} "$@"
+  wrk -t"$THREADS" -c"$CONNECTIONS" -d"$d" --timeout "$WRK_TIMEOUT" --latency -s "$HERE/$script" "$SE" ${1:+--} "$@"
 }
 open_tasks() { psql_db sendengine "SELECT count(*) FROM transactional_tasks WHERE status IN ('queued', 'scheduled', 'claimed', 'sending')"; }
 wait_drained() {  # LABEL

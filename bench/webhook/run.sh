@@ -178,6 +178,9 @@ if [ "$WATCHERS" -gt 0 ]; then
     perf_report "$WORK/perf.data" "Send Engine (watched run)" 'SendEngine|Npgsql|Kestrel|Json|GC|Channel|Pipe|Socket|WebhookGateway|Http' 40 60
   fi
   received="$(cat "$WORK"/watch-*.txt | grep -c '^event: entry' || true)"
+  # Fewest and most entries one watcher got, and the "event: lost" notices (a watcher that fell behind its buffer).
+  per_watcher="$(for f in "$WORK"/watch-*.txt; do grep -c '^event: entry' "$f" || true; done | sort -n)"
+  lost="$(cat "$WORK"/watch-*.txt | grep -c '^event: lost' || true)"
   without="$(eps "$WORK/run.txt")"; with="$(eps "$WORK/run-watched.txt")"
-  echo "WATCHERS watchers=$connected events_per_s_without=$without events_per_s_with=$with change_pct=$(echo "scale=1; ($with - $without) * 100 / $without" | bc) entries_received_per_watcher=$((received / (connected > 0 ? connected : 1)))"
+  echo "WATCHERS watchers=$connected events_per_s_without=$without events_per_s_with=$with change_pct=$(echo "scale=1; ($with - $without) * 100 / $without" | bc) entries_received_per_watcher=$((received / (connected > 0 ? connected : 1))) min=$(head -1 <<<"$per_watcher") max=$(tail -1 <<<"$per_watcher") lost_notices=$lost"
 fi

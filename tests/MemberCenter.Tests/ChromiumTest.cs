@@ -2,23 +2,39 @@ using Microsoft.Playwright;
 
 namespace MemberCenter.Tests;
 
-/// <summary>A test class with Debian's chromium (or CHROMIUM_PATH), headless, without sandbox and background traffic,
-/// launched once per class and closed after it.</summary>
-public abstract class ChromiumTest : IAsyncLifetime
+/// <summary>
+/// One Debian chromium (or CHROMIUM_PATH), headless, without sandbox and background traffic, for the whole assembly:
+/// launched when the first browser test asks for it (a run without browser tests never starts it) and closed at the
+/// end. Launching it per test cost seconds each on a loaded machine; the tests stay apart through their own browser
+/// contexts (<see cref="ChromiumTest"/>).
+/// </summary>
+public sealed class SharedChromium : IAsyncDisposable
 {
+    private readonly SemaphoreSlim _launch = new(1, 1);
     private IPlaywright? _playwright;
     private IBrowser? _browser;
 
-    protected IBrowser Browser => _browser ?? throw new InvalidOperationException("chromium is not launched yet");
-
-    public async ValueTask InitializeAsync()
+    public async Task<IBrowser> GetAsync()
     {
-        _playwright = await Playwright.CreateAsync();
-        _browser = await _playwright.Chromium.LaunchAsync(new()
+        await _launch.WaitAsync();
+        try
         {
-            ExecutablePath = Environment.GetEnvironmentVariable("CHROMIUM_PATH") ?? "/usr/bin/chromium",
-            Args = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"],
-        });
+            if (_browser is { IsConnected: true })
+            {
+                return _browser;
+            }
+            _playwright ??= await Playwright.CreateAsync();
+            _browser = await _playwright.Chromium.LaunchAsync(new()
+            {
+                ExecutablePath = Environment.GetEnvironmentVariable("CHROMIUM_PATH") ?? "/usr/bin/chromium",
+                Args = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"],
+            });
+            return _browser;
+        }
+        finally
+        {
+            _launch.Release();
+        }
     }
 
     public async ValueTask DisposeAsync()
@@ -28,6 +44,102 @@ public abstract class ChromiumTest : IAsyncLifetime
             await _browser.DisposeAsync();
         }
         _playwright?.Dispose();
+        _launch.Dispose();
+    }
+}
+
+/// <summary>
+/// A test class with a browser: <see cref="Browser"/> is the assembly's one chromium (<see cref="SharedChromium"/>),
+/// and every context or page a test opens through it (<c>Browser.NewPageAsync</c> makes a context of its own) is
+/// closed after that test, so no cookie or storage outlives it.
+/// </summary>
+public abstract class ChromiumTest : IAsyncLifetime
+{
+    private IBrowser? _shared;
+    private readonly List<IBrowserContext> _contexts = [];
+    private readonly Lock _contextsLock = new();
+
+    protected IBrowser Browser => _shared is null
+        ? throw new InvalidOperationException("chromium is not launched yet")
+        : new TestBrowser(_shared, Track);
+
+    public async ValueTask InitializeAsync()
+    {
+        var chromium = await TestContext.Current.GetFixture<SharedChromium>()
+            ?? throw new InvalidOperationException($"{nameof(SharedChromium)} is not an assembly fixture of this test assembly");
+        _shared = await chromium.GetAsync();
+    }
+
+    private void Track(IBrowserContext context)
+    {
+        lock (_contextsLock)
+        {
+            _contexts.Add(context);
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        List<IBrowserContext> contexts;
+        lock (_contextsLock)
+        {
+            contexts = [.. _contexts];
+            _contexts.Clear();
+        }
+        foreach (var context in contexts)
+        {
+            try
+            {
+                await context.CloseAsync();
+            }
+            catch (PlaywrightException)
+            {
+                // Already closed (with its page, or by the test itself).
+            }
+        }
         GC.SuppressFinalize(this);
+    }
+
+    /// <summary>The shared browser as one test sees it: the contexts it opens are recorded for closing.</summary>
+    private sealed class TestBrowser(IBrowser browser, Action<IBrowserContext> track) : IBrowser
+    {
+        public event EventHandler<IBrowser>? Disconnected
+        {
+            add => browser.Disconnected += value;
+            remove => browser.Disconnected -= value;
+        }
+
+        public IBrowserType BrowserType => browser.BrowserType;
+        public IReadOnlyList<IBrowserContext> Contexts => browser.Contexts;
+        public bool IsConnected => browser.IsConnected;
+        public string Version => browser.Version;
+
+        public async Task<IBrowserContext> NewContextAsync(BrowserNewContextOptions? options = null)
+        {
+            var context = await browser.NewContextAsync(options);
+            track(context);
+            return context;
+        }
+
+        public async Task<IPage> NewPageAsync(BrowserNewPageOptions? options = null)
+        {
+            var page = await browser.NewPageAsync(options);
+            track(page.Context);
+            return page;
+        }
+
+        public event EventHandler<IBrowserContext>? Context
+        {
+            add => browser.Context += value;
+            remove => browser.Context -= value;
+        }
+
+        public Task<ICDPSession> NewBrowserCDPSessionAsync() => browser.NewBrowserCDPSessionAsync();
+        public Task<BrowserBindResult> BindAsync(string title, BrowserBindOptions? options = null) => browser.BindAsync(title, options);
+        public Task UnbindAsync() => browser.UnbindAsync();
+
+        // The browser belongs to the assembly: a test closing "its" browser closes only what it opened.
+        public Task CloseAsync(BrowserCloseOptions? options = null) => Task.CompletedTask;
+        public ValueTask DisposeAsync() => ValueTask.CompletedTask;
     }
 }

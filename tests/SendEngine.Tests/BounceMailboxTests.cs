@@ -19,6 +19,7 @@ namespace SendEngine.Tests;
 /// DovecotServer), fed the fixtures of Fixtures/bounces addressed to the VERP return path of messages this Send
 /// Engine really sent through the test relay.
 /// </summary>
+[LongRunning(246)]
 public sealed class BounceMailboxTests(StackFixture stack)
 {
     private const string Scopes_ = Scopes.Webhooks + " " + Scopes.SendWrite + " " + Scopes.SendRead;

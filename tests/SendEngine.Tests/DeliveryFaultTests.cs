@@ -11,6 +11,7 @@ namespace SendEngine.Tests;
 /// unknown recipient, never a second copy; a relay outage pauses the job, which resumes by itself and mails everyone
 /// once; a refused credential pauses it for an operator, and resume after the fix delivers the rest.
 /// </summary>
+[LongRunning(170)]
 public sealed class DeliveryFaultTests(StackFixture stack, DurablePostgres durable) : IClassFixture<DurablePostgres>
 {
     private async Task<(SendEngineFactory Engine, HttpClient Client)> EngineAsync(TestTenant tenant, FaultSmtpServer relay, Dictionary<string, string?> extra)

@@ -2,6 +2,7 @@ using System.Net;
 using System.Net.Http.Json;
 using System.Text.Json;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Diagnostics.HealthChecks;
 using Newsletter.Contracts;
 
 namespace SendEngine.Tests;
@@ -250,20 +251,40 @@ public sealed class DeliveryTests(StackFixture stack)
     }
 
     [Fact]
-    public async Task A_fresh_Send_Engine_takes_its_Member_Center_token_before_any_request_needs_it()
+    public async Task A_fresh_Send_Engine_is_ready_only_once_its_warm_up_took_the_token_and_the_signing_keys()
     {
-        // MemberCenterWarmUp: the first POST's list check and the first snapshot page find the token already there.
+        // StartupWarmUp: the first POST's token validation and list check, and the first snapshot page, find the
+        // Member Center token and the signing keys already there, and /health/ready says so.
         var (engine, _) = await stack.StartSendEngineAsync(new Dictionary<string, string?>());
         await using var _e = engine;
-        var cache = engine.Services.GetRequiredService<SendEngine.Features.MemberCenter.ServiceTokenCache>();
+        using var client = engine.CreateClient();
+        var state = engine.Services.GetRequiredService<SendEngine.Features.WarmUp.WarmUpState>();
         var deadline = DateTimeOffset.UtcNow.AddSeconds(60);
-        while (cache.Token is null && DateTimeOffset.UtcNow < deadline)
+        HttpStatusCode ready;
+        while ((ready = await ReadyStatusAsync(client)) != HttpStatusCode.OK && DateTimeOffset.UtcNow < deadline)
         {
-            await Task.Delay(100, TestContext.Current.CancellationToken);
+            await Task.Delay(50, TestContext.Current.CancellationToken);
         }
+        // Checked right at the first "ready", without waiting further: readiness implies a finished warm-up.
+        Assert.Equal(HttpStatusCode.OK, ready);
+        Assert.True(state.IsDone);
+        var cache = engine.Services.GetRequiredService<SendEngine.Features.MemberCenter.ServiceTokenCache>();
         Assert.NotNull(cache.Token);
         Assert.False(string.IsNullOrEmpty(cache.Token.Value.Token));
         Assert.True(cache.Token.Value.ExpiresAt > DateTimeOffset.UtcNow);
+        Assert.True(engine.Services.GetRequiredService<SendEngine.Extensions.JwksRefresher>().KnownKeyCount > 0);
+
+        // Readiness includes the warm-up check, which is unhealthy until the warm-up is done.
+        var registrations = engine.Services.GetRequiredService<Microsoft.Extensions.Options.IOptions<HealthCheckServiceOptions>>().Value.Registrations;
+        Assert.Contains(registrations, r => r.Name == "warm_up" && r.Tags.Count == 0);
+        var check = new SendEngine.Features.WarmUp.WarmUpHealthCheck(new SendEngine.Features.WarmUp.WarmUpState());
+        Assert.Equal(HealthStatus.Unhealthy, (await check.CheckHealthAsync(new HealthCheckContext(), TestContext.Current.CancellationToken)).Status);
+    }
+
+    private static async Task<HttpStatusCode> ReadyStatusAsync(HttpClient client)
+    {
+        using var response = await client.GetAsync("health/ready", TestContext.Current.CancellationToken);
+        return response.StatusCode;
     }
 
     [Fact]
@@ -378,6 +399,63 @@ public sealed class DeliveryTests(StackFixture stack)
         var tested = await stack.Mail.WaitForMailAsync(m => m.To.Contains(tester), TimeSpan.FromSeconds(60));
         Assert.Contains("ACME ニュース &lt;b&gt;", tested.Html);
         Assert.Contains(">수신 거부</a>", tested.Html);
+    }
+
+    [Fact]
+    public async Task Preview_and_test_send_with_a_list_id_show_the_footer_in_the_lists_language_or_the_given_lang_and_refuse_another_tenants_list()
+    {
+        var tenant = await stack.CreateTenantAsync();
+        await stack.SetBrandedFooterAsync(tenant, "ACME ニュース", "〒100-0001 東京都千代田区 1-1", "ja");
+        var other = await stack.CreateTenantAsync();
+        using var se = stack.SendEngineClient(await stack.SendTokenAsync(tenant));
+        var merge = new Dictionary<string, JsonElement> { ["unsubscribe_url"] = JsonSerializer.SerializeToElement("https://example.test/u") };
+        async Task<ComposePreviewResponse> PreviewAsync(string? listId, string? lang)
+        {
+            using var response = await se.PostAsJsonAsync("api/send-jobs/preview", new ComposeRequest("Lang", "<p>Hi</p>", "Hi", merge,
+                ListId: listId, Lang: lang), StackFixture.Json);
+            return await StackFixture.ReadAsync<ComposePreviewResponse>(response, HttpStatusCode.OK);
+        }
+
+        // No list and no lang: English, as before. The list: its default language (ja), with no merge lang at all.
+        Assert.Contains(">Unsubscribe</a>", (await PreviewAsync(null, null)).Html);
+        var ja = await PreviewAsync(tenant.ListId, null);
+        Assert.Contains("<a href=\"https://example.test/u\" style=\"color:#555555\">配信停止</a>", ja.Html);
+        Assert.Contains("配信停止：https://example.test/u", ja.Text);
+        // A given lang wins over the list's default (a reader whose lang is ko); tags are read as the job reads them.
+        Assert.Contains(">수신 거부</a>", (await PreviewAsync(tenant.ListId, "ko")).Html);
+        Assert.Contains(">取消訂閱</a>", (await PreviewAsync(null, "zh-Hant")).Html);
+
+        // The test send of the list, received by a real SMTP server: the MIME's parts carry the Japanese footer.
+        var tester = $"tester@{StackFixture.UniqueDomain()}";
+        using (var test = await se.PostAsJsonAsync("api/send-jobs/test-send", new ComposeRequest("Lang test", "<p>Hi</p>", "Hi", null, To: tester,
+                   ListId: tenant.ListId), StackFixture.Json))
+        {
+            Assert.Equal("sent", (await StackFixture.ReadAsync<TestSendResponse>(test, HttpStatusCode.OK)).Outcome);
+        }
+        var received = await stack.Mail.WaitForMailAsync(m => m.To.Contains(tester), TimeSpan.FromSeconds(60));
+        using var source = new MemoryStream(System.Text.Encoding.UTF8.GetBytes(await stack.Mail.GetSourceAsync(received.Id)));
+        var mime = await MimeKit.MimeMessage.LoadAsync(source);
+        Assert.Equal("[TEST] Lang test", mime.Subject);
+        Assert.Contains("〒100-0001 東京都千代田区 1-1", mime.HtmlBody);
+        Assert.Contains(">配信停止</a>", mime.HtmlBody);
+        Assert.DoesNotContain(">Unsubscribe<", mime.HtmlBody);
+        Assert.Contains("配信停止：" + stack.MemberCenterUrl, mime.TextBody);
+
+        // Another tenant's list is a 404 (and sends nothing); a list_id or lang that is none: 400 naming the field.
+        foreach (var url in new[] { "api/send-jobs/preview", "api/send-jobs/test-send" })
+        {
+            using var foreign = await se.PostAsJsonAsync(url, new ComposeRequest("Foreign", "<p>Hi</p>", "Hi", null, To: tester, ListId: other.ListId),
+                StackFixture.Json);
+            Assert.Equal(HttpStatusCode.NotFound, foreign.StatusCode);
+            Assert.Equal("application/problem+json", foreign.Content.Headers.ContentType?.MediaType);
+            using var bad = await se.PostAsJsonAsync(url, new ComposeRequest("Bad", "<p>Hi</p>", "Hi", null, To: tester, ListId: "nope", Lang: "xx"),
+                StackFixture.Json);
+            Assert.Equal(HttpStatusCode.BadRequest, bad.StatusCode);
+            var errors = (await bad.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("errors");
+            Assert.True(errors.TryGetProperty("list_id", out _), errors.ToString());
+            Assert.True(errors.TryGetProperty("lang", out _), errors.ToString());
+        }
+        Assert.DoesNotContain(await stack.Mail.ListAsync(), m => m.Subject.Contains("Foreign", StringComparison.Ordinal));
     }
 
     [Fact]

@@ -15,6 +15,7 @@ using SendEngine.Features.Retention;
 namespace SendEngine.Tests;
 
 /// <summary>Issue 11, part 6: what is exposed to whom, and input edges (NUL in paths, concurrent upserts, indexed reads).</summary>
+[LongRunning(64)]
 public sealed partial class ExposureTests(StackFixture stack)
 {
     private static readonly AuthenticationHeaderValue HangfireOperator = new("Basic", Convert.ToBase64String(Encoding.UTF8.GetBytes("ops:ops-secret-123")));

@@ -8,6 +8,7 @@ using SendEngine.Data;
 
 namespace SendEngine.Tests;
 
+[LongRunning(203)]
 public sealed class FailureAndRecoveryTests(StackFixture stack, DurablePostgres durable) : IClassFixture<DurablePostgres>
 {
     [Theory]

@@ -20,6 +20,7 @@ namespace SendEngine.Tests;
 /// first recipients are refused by a real relay (aiosmtpd, 550 5.1.1) is paused as a likely purchased list; and two
 /// Send Engines on one database never claim more than the hourly limit and finish the job in later windows.
 /// </summary>
+[LongRunning(80)]
 public sealed class ReputationTests(StackFixture stack)
 {
     private Dictionary<string, string?> Settings(Dictionary<string, string?>? extra = null)

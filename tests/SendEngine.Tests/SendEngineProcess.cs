@@ -12,6 +12,11 @@ namespace SendEngine.Tests;
 /// </summary>
 public sealed class SendEngineProcess : IAsyncDisposable
 {
+    // At most two Send Engine processes start (spawn to /health/live) at a time in the test run: a start is seconds of
+    // JIT and migrations, and several at once on two loaded cores each took long enough to miss the start timeout.
+    // Process-wide on purpose (the classes that start processes run side by side); it only orders start-ups.
+    private static readonly SemaphoreSlim StartGate = new(2, 2);
+
     private readonly Process _process;
     private readonly StringBuilder _output;
 
@@ -47,7 +52,19 @@ public sealed class SendEngineProcess : IAsyncDisposable
         var projectDir = Path.Combine(RepoPaths.Root, "SendEngine");
         var dll = Path.Combine(projectDir, "bin", configuration, "net10.0", "SendEngine.dll");
         Assert.True(File.Exists(dll), $"{dll} is missing; build the solution first");
-        port ??= FreePort.Get();
+        await StartGate.WaitAsync(TestContext.Current.CancellationToken);
+        try
+        {
+            return await StartNowAsync(dll, projectDir, settings, port ?? FreePort.Get());
+        }
+        finally
+        {
+            StartGate.Release();
+        }
+    }
+
+    private static async Task<SendEngineProcess> StartNowAsync(string dll, string projectDir, IReadOnlyDictionary<string, string?> settings, int port)
+    {
         var psi = new ProcessStartInfo("dotnet") { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true, WorkingDirectory = projectDir };
         psi.ArgumentList.Add(dll);
         psi.ArgumentList.Add("--urls");
@@ -65,7 +82,7 @@ public sealed class SendEngineProcess : IAsyncDisposable
         process.BeginErrorReadLine();
         // If the test host dies first, do not leave a Send Engine running.
         ProcessRunnerReaper(process.Id);
-        var engine = new SendEngineProcess(process, log, port.Value);
+        var engine = new SendEngineProcess(process, log, port);
         try
         {
             using var client = engine.CreateClient();

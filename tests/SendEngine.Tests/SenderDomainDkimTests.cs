@@ -20,6 +20,7 @@ namespace SendEngine.Tests;
 /// the messages with their envelope, and Debian's python3-dkim (dkimpy, looking keys up at the dnsmasq) is the
 /// independent DKIM verifier. A Send Engine of its own with SenderDomains:AllowUnverified off.
 /// </summary>
+[LongRunning(66)]
 public sealed partial class SenderDomainDkimTests(StackFixture stack)
 {
     private const string SpfInclude = "_spf.platform.test";

@@ -15,6 +15,7 @@ namespace SendEngine.Tests;
 /// no other Member Center's queue touches its rows) calls a Send Engine process on a fixed port, which a test can kill and
 /// start again on the same port.
 /// </summary>
+[LongRunning(204)]
 public sealed class SubscriberErasureTests(StackFixture stack)
 {
     /// <summary>Privacy:AddressHashKey of appsettings.Development.json, which the test hosts run with.</summary>
@@ -216,7 +217,7 @@ public sealed class SubscriberErasureTests(StackFixture stack)
         var response = $$"""{"request_id": "{{requestId}}", "tasks": [{"email": "{{target}}", "status": "queued"}, {"email": "{{bystander}}", "status": "queued"}]}""";
         await TestSql.ScalarAsync<int>(pair.SeDb, """
             INSERT INTO transactional_requests (id, tenant_id, message, metadata, response, created_at, completed_at)
-            VALUES ($1, $2, $3::jsonb, '{}'::jsonb, $4::jsonb, now(), now())
+            VALUES ($1, $2, $3, '{}'::jsonb, $4::jsonb, now(), now())
             """, requestId, Guid.Parse(t.TenantId), message, response);
         foreach (var (email, name, position) in new[] { (target, "Tia Reader", 0), (bystander, "Carl", 1) })
         {
@@ -245,11 +246,11 @@ public sealed class SubscriberErasureTests(StackFixture stack)
         Assert.Equal(0L, await TestSql.ScalarAsync<long>(pair.SeDb, "SELECT count(*) FROM transactional_tasks WHERE email ILIKE $1 OR name = 'Tia Reader'", target));
         Assert.Equal(1L, await TestSql.ScalarAsync<long>(pair.SeDb,
             "SELECT count(*) FROM transactional_tasks WHERE email = $1 AND email_key = $1 AND status = 'sent' AND metadata = '{}'::jsonb AND detail IS NULL", marker));
-        Assert.Equal(marker, await TestSql.ScalarAsync<string>(pair.SeDb, "SELECT message->>'bcc_address' FROM transactional_requests WHERE id = $1", requestId));
+        Assert.Equal(marker, await TestSql.ScalarAsync<string>(pair.SeDb, "SELECT message::jsonb->>'bcc_address' FROM transactional_requests WHERE id = $1", requestId));
         // The bystander's part of the same request is untouched.
         Assert.Equal("C-2", await TestSql.ScalarAsync<string>(pair.SeDb,
-            "SELECT message->'merge_vars'->0->'vars'->0->>'content' FROM transactional_requests WHERE id = $1", requestId));
-        Assert.Equal("Carl", await TestSql.ScalarAsync<string>(pair.SeDb, "SELECT message->'to'->1->>'name' FROM transactional_requests WHERE id = $1", requestId));
+            "SELECT message::jsonb->'merge_vars'->0->'vars'->0->>'content' FROM transactional_requests WHERE id = $1", requestId));
+        Assert.Equal("Carl", await TestSql.ScalarAsync<string>(pair.SeDb, "SELECT message::jsonb->'to'->1->>'name' FROM transactional_requests WHERE id = $1", requestId));
         Assert.Equal(1L, await TestSql.ScalarAsync<long>(pair.SeDb, "SELECT count(*) FROM transactional_tasks WHERE email = $1 AND name = 'Carl' AND detail = '250 OK'", bystander));
         var after = await StackFixture.ReadAsync<SubscriberExport>(await ExportAsync(pair.Mc, t.SiteToken, target), HttpStatusCode.OK);
         Assert.Empty(after.SendEngine.TransactionalTasks);

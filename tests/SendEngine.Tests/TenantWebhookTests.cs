@@ -24,6 +24,7 @@ namespace SendEngine.Tests;
 /// the rotation overlap with a hand-made HMAC too), independently of Send Engine's signing code; the receiver is a real
 /// HTTP server on loopback, allowed by configuration for these tests only.
 /// </summary>
+[LongRunning(72)]
 public sealed class TenantWebhookTests(StackFixture stack)
 {
     private const string WebhookScopes = Scopes.Webhooks + " " + Scopes.SendWrite + " " + Scopes.SendRead;

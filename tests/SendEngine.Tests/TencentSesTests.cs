@@ -22,6 +22,7 @@ namespace SendEngine.Tests;
 /// in both payload formats driving every effect (recipient status, suppressions, Member Center, counters, statistics),
 /// duplicates, authentication and bad input, and a crash between persisting and processing.
 /// </summary>
+[LongRunning(123)]
 public sealed class TencentSesTests(StackFixture stack)
 {
     private const string SigningKey = "test-webhook-signing-key-0123456789";

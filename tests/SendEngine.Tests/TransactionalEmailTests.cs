@@ -18,6 +18,7 @@ namespace SendEngine.Tests;
 /// Seed 003's POST /api/v1/email end to end: the real Member Center issues the X-Pigeon-Api-Key, the shared Send Engine
 /// delivers to maildev, and each received message is parsed with MimeKit (headers, envelope, parts).
 /// </summary>
+[LongRunning(113)]
 public sealed class TransactionalEmailTests(StackFixture stack)
 {
     private static readonly byte[] Png = Convert.FromBase64String(

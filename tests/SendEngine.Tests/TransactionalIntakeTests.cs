@@ -16,6 +16,7 @@ namespace SendEngine.Tests;
 /// Engine is SIGKILLed or its PostgreSQL crashes (pg_ctl stop -m immediate) under load. The dispatchers are off: what is
 /// checked is what was stored, not what was sent.
 /// </summary>
+[LongRunning(115)]
 public sealed class TransactionalIntakeTests(StackFixture stack)
 {
     private static readonly Dictionary<string, string?> NoDispatch = new() { ["Transactional:Dispatchers"] = "0" };

@@ -47,6 +47,8 @@ public sealed class MailDevServer : IAsyncLifetime
     public static string ScriptPath =>
         Path.Combine(RepoPaths.Root, "tools", "node_modules", "maildev", "dist", "bin", "maildev.js");
 
+    private static readonly TimeSpan StartTimeout = TimeSpan.FromSeconds(90);
+
     public async ValueTask InitializeAsync()
     {
         if (!File.Exists(ScriptPath))
@@ -67,7 +69,9 @@ public sealed class MailDevServer : IAsyncLifetime
             var webPort = FreePort.Get();
             WebUri = new Uri($"http://127.0.0.1:{webPort}/");
             StartProcess(node, webPort);
-            if (await WaitUntilReadyAsync(webPort, TimeSpan.FromSeconds(30)).ConfigureAwait(false))
+            // 90 s like PostgreSQL's start: ./test.sh starts the test projects side by side, each with its own maildev
+            // and PostgreSQL at the same moment, and node took over 30 s to answer on a loaded 2-core machine.
+            if (await WaitUntilReadyAsync(webPort, StartTimeout).ConfigureAwait(false))
             {
                 break;
             }
@@ -77,7 +81,7 @@ public sealed class MailDevServer : IAsyncLifetime
             if (attempt >= 3 || !output.Contains("EADDRINUSE", StringComparison.Ordinal))
             {
                 throw new InvalidOperationException(
-                    $"maildev did not start (SMTP {SmtpPort}, web {webPort}) within 30 s. Its output:\n{output}");
+                    $"maildev did not start (SMTP {SmtpPort}, web {webPort}) within {StartTimeout.TotalSeconds} s. Its output:\n{output}");
             }
         }
 

@@ -91,7 +91,8 @@ public sealed class NewModel(MemberCenterApi mc, SendEngineApi se) : ConsolePage
         return await OnGetAsync(ct);
     }
 
-    /// <summary>The request for preview or test send: a subscriber's stored data when given, else the typed merge values.</summary>
+    /// <summary>The request for preview or test send: a subscriber's stored data when given, else the typed merge values; the
+    /// chosen list, so the footer is in its default language as the job's mail would be.</summary>
     private ComposeRequest? Compose(string? to, IReadOnlyDictionary<string, System.Text.Json.JsonElement>? stored, string? storedEmail)
     {
         var merge = new Dictionary<string, System.Text.Json.JsonElement>();
@@ -103,7 +104,7 @@ public sealed class NewModel(MemberCenterApi mc, SendEngineApi se) : ConsolePage
             }
             merge["email"] = System.Text.Json.JsonSerializer.SerializeToElement(storedEmail);
             return new ComposeRequest(Subject, string.IsNullOrEmpty(BodyHtml) ? null : BodyHtml, string.IsNullOrEmpty(BodyText) ? null : BodyText, merge, to,
-                Blank(FromEmail), Blank(FromName));
+                Blank(FromEmail), Blank(FromName), Blank(ListId));
         }
         if (!string.IsNullOrWhiteSpace(PreviewMerge))
         {
@@ -130,7 +131,7 @@ public sealed class NewModel(MemberCenterApi mc, SendEngineApi se) : ConsolePage
             merge["email"] = System.Text.Json.JsonSerializer.SerializeToElement(PreviewEmail);
         }
         return new ComposeRequest(Subject, string.IsNullOrEmpty(BodyHtml) ? null : BodyHtml, string.IsNullOrEmpty(BodyText) ? null : BodyText, merge, to,
-                Blank(FromEmail), Blank(FromName));
+                Blank(FromEmail), Blank(FromName), Blank(ListId));
     }
 
     /// <summary>An empty field is left out of the request (the API's default), not sent as "".</summary>

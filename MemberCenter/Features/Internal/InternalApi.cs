@@ -34,7 +34,8 @@ public static class InternalApi
         api.MapPost("/lists/{listId:guid}/not-sendable", NotSendable).RequireAuthorization(Policies.InternalRecipients)
             .WithName("findNotSendable").WithSummary("Of the given addresses, those that must not be mailed now.");
         api.MapGet("/tenants/{tenantId:guid}/mail-footer", MailFooter).RequireAuthorization(Policies.InternalRecipients)
-            .WithName("getInternalMailFooter").WithSummary("What the tenant's bulk mail carries in its footer (footer text, postal address, unsubscribe wording per language).");
+            .WithName("getInternalMailFooter").WithSummary("What the tenant's bulk mail carries in its footer (footer text, postal address, unsubscribe wording per language); "
+                + "with list_id, in that list's default language (404 when the list is not the tenant's).");
         api.MapPost("/suppressions", ReportSuppression).RequireAuthorization(Policies.InternalSuppressions)
             .WithName("reportSuppression").WithSummary("Report a hard bounce, complaint or unsubscribe from delivery feedback.");
         return app;
@@ -175,15 +176,20 @@ public static class InternalApi
             text.FooterWording());
     }
 
-    /// <summary>The footer data of a tenant's bulk mail without a list (Send Engine's compose preview and test send).</summary>
-    private static async Task<Results<Ok<InternalMailFooterResponse>, ProblemHttpResult>> MailFooter(Guid tenantId, MemberCenterDbContext db,
-        ReaderText text, CancellationToken ct)
+    /// <summary>The footer data of a tenant's bulk mail for Send Engine's compose preview and test send: without a list
+    /// (default language English), or for one of the tenant's lists (its default language).</summary>
+    private static async Task<Results<Ok<InternalMailFooterResponse>, ProblemHttpResult>> MailFooter(Guid tenantId, Guid? list_id,
+        MemberCenterDbContext db, ReaderText text, CancellationToken ct)
     {
         if (!await db.Tenants.AnyAsync(t => t.Id == tenantId, ct))
         {
             return TypedResults.Problem(statusCode: 404, title: "Tenant not found");
         }
-        var footer = await FooterAsync(db, text, tenantId, null, ct);
+        if (list_id is { } listId && !await IsTenantListAsync(db, listId, tenantId, ct))
+        {
+            return SubscriptionsApi.ListNotFound();
+        }
+        var footer = await FooterAsync(db, text, tenantId, list_id, ct);
         return TypedResults.Ok(new InternalMailFooterResponse(tenantId.ToString(), footer.PostalAddress, footer));
     }
 

@@ -1403,7 +1403,7 @@ namespace SendEngine.Data.Migrations
 
                     b.Property<string>("Message")
                         .IsRequired()
-                        .HasColumnType("jsonb")
+                        .HasColumnType("text")
                         .HasColumnName("message");
 
                     b.Property<string>("Metadata")
@@ -1549,6 +1549,8 @@ namespace SendEngine.Data.Migrations
                         .HasDatabaseName("ix_transactional_tasks_tenant_id_created_at_id");
 
                     b.ToTable("transactional_tasks", (string)null);
+
+                    b.HasAnnotation("Npgsql:StorageParameter:fillfactor", 70);
                 });
 
             modelBuilder.Entity("SendEngine.Features.WebhookGateway.GatewayEntry", b =>

@@ -112,7 +112,7 @@ public sealed class BounceMessageHandler(NpgsqlDataSource db, EmailEventWriter w
             }
             await using var cmd = target.RecipientId is { } rid
                 ? Sql.Command(conn, "SELECT r.message_id, r.email, j.tenant_id FROM send_job_recipients r JOIN send_jobs j ON j.id = r.job_id WHERE r.id = $1", rid)
-                : Sql.Command(conn, "SELECT message_id, email, tenant_id FROM transactional_tasks WHERE id = $1", target.TaskId!.Value);
+                : Sql.Command(conn, $"SELECT {Transactional.TransactionalTaskStore.ShownMessageIdSql("t")}, email, tenant_id FROM transactional_tasks t WHERE id = $1", target.TaskId!.Value);
             await using var reader = await cmd.ExecuteReaderAsync(ct);
             if (await reader.ReadAsync(ct) && !reader.IsDBNull(0))
             {
@@ -129,10 +129,10 @@ public sealed class BounceMessageHandler(NpgsqlDataSource db, EmailEventWriter w
     private static async Task<List<Target>> ByMessageIdAsync(NpgsqlConnection conn, string messageId, MailboxIdentity mailbox, CancellationToken ct)
     {
         var rows = new List<Target>();
-        await using var cmd = Sql.Command(conn, """
+        await using var cmd = Sql.Command(conn, $"""
             SELECT r.message_id, r.email, j.tenant_id FROM send_job_recipients r JOIN send_jobs j ON j.id = r.job_id WHERE r.message_id = $1
             UNION ALL
-            SELECT message_id, email, tenant_id FROM transactional_tasks WHERE message_id = $1
+            SELECT message_id, email, tenant_id FROM transactional_tasks WHERE message_id = $1 AND status NOT IN ({Transactional.TransactionalTaskStore.OpenStatuses})
             """, messageId);
         await using var reader = await cmd.ExecuteReaderAsync(ct);
         while (await reader.ReadAsync(ct))

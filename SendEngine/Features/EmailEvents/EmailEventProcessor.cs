@@ -283,8 +283,9 @@ public sealed partial class EmailEventProcessor(
                 EmailAddresses.Key(reader.GetString(6))));
         }
         await reader.DisposeAsync();
-        // Transactional tasks are found by the same ids (their Message-ID, or Tencent's MessageId).
-        await using var tasks = Sql.Command(conn, "SELECT message_id, id, tenant_id, status, email_key FROM transactional_tasks WHERE message_id = ANY($1)", (object)ids);
+        // Transactional tasks are found by the same ids (their Message-ID, or Tencent's MessageId); an open task's
+        // Message-ID is already chosen but not yet recorded as handed over: its event waits, as one for an unknown id does.
+        await using var tasks = Sql.Command(conn, $"SELECT message_id, id, tenant_id, status, email_key FROM transactional_tasks WHERE message_id = ANY($1) AND status NOT IN ({Transactional.TransactionalTaskStore.OpenStatuses})", (object)ids);
         tasks.Transaction = tx;
         await using var taskReader = await tasks.ExecuteReaderAsync(ct);
         while (await taskReader.ReadAsync(ct))

@@ -60,10 +60,12 @@ public sealed class MemberCenterClient(HttpClient http, ServiceTokenCache cache,
         return await response.Content.ReadFromJsonAsync<InternalListResponse>(Json, ct);
     }
 
-    /// <summary>The tenant's branded footer of bulk mail without a list (compose preview, test send); null: an unknown tenant.</summary>
-    public async Task<MailFooter?> GetMailFooterAsync(Guid tenantId, CancellationToken ct)
+    /// <summary>The tenant's branded footer of bulk mail (compose preview, test send): without a list (default language
+    /// English), or in the default language of <paramref name="listId"/>; null: an unknown tenant, or not the tenant's list.</summary>
+    public async Task<MailFooter?> GetMailFooterAsync(Guid tenantId, Guid? listId, CancellationToken ct)
     {
-        using var response = await SendAsync(() => new HttpRequestMessage(HttpMethod.Get, $"internal/tenants/{tenantId}/mail-footer"), ct);
+        var url = $"internal/tenants/{tenantId}/mail-footer" + (listId is { } l ? $"?list_id={l}" : "");
+        using var response = await SendAsync(() => new HttpRequestMessage(HttpMethod.Get, url), ct);
         if (response.StatusCode == HttpStatusCode.NotFound)
         {
             return null;
@@ -158,7 +160,7 @@ public sealed class MemberCenterClient(HttpClient http, ServiceTokenCache cache,
 
     /// <summary>
     /// Fetches the service token (and opens the connection to Member Center) ahead of the first call that needs it:
-    /// see <see cref="MemberCenterWarmUp"/>.
+    /// see <see cref="SendEngine.Features.WarmUp.StartupWarmUp"/>.
     /// </summary>
     public Task WarmUpAsync(CancellationToken ct) => GetTokenAsync(ct);
 
@@ -247,32 +249,4 @@ public sealed class ServiceTokenCache
 {
     internal SemaphoreSlim Lock { get; } = new(1, 1);
     internal (string Token, DateTimeOffset ExpiresAt)? Token { get; set; }
-}
-
-/// <summary>
-/// Takes Send Engine's service token from Member Center once at start, so the first <c>POST /api/send-jobs</c> (its list
-/// check) and the first job's snapshot do not wait for the token request and Member Center's client-secret check
-/// (a PBKDF2 hash) on their way. A failure is only logged: the first call asks again, as it would have anyway.
-/// </summary>
-public sealed partial class MemberCenterWarmUp(IServiceScopeFactory scopes, ILogger<MemberCenterWarmUp> logger) : BackgroundService
-{
-    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
-    {
-        try
-        {
-            await using var scope = scopes.CreateAsyncScope();
-            await scope.ServiceProvider.GetRequiredService<MemberCenterClient>().WarmUpAsync(stoppingToken);
-        }
-        catch (Exception ex) when (!stoppingToken.IsCancellationRequested)
-        {
-            LogWarmUpFailed(logger, ex.Message);
-        }
-        catch (OperationCanceledException)
-        {
-            // Stopping before Member Center answered.
-        }
-    }
-
-    [LoggerMessage(LogLevel.Information, "Member Center service token not taken at start ({Error}); the first call takes it")]
-    private static partial void LogWarmUpFailed(ILogger logger, string error);
 }

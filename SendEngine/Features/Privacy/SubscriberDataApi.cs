@@ -96,7 +96,7 @@ public static class SubscriberDataApi
         }
         var transactional = new List<ExportedTransactionalTask>();
         await using (var cmd = Sql.Command(conn, $"""
-            SELECT t.id, t.request_id, t.type, {Transactional.TransactionalTaskStore.ShownStatusSql("t")}, t.reject_reason, r.message->>'subject', t.metadata::text, t.message_id, t.detail,
+            SELECT t.id, t.request_id, t.type, {Transactional.TransactionalTaskStore.ShownStatusSql("t")}, t.reject_reason, r.message::jsonb->>'subject', t.metadata::text, {Transactional.TransactionalTaskStore.ShownMessageIdSql("t")}, t.detail,
                    t.created_at, t.sent_at
             FROM transactional_tasks t JOIN transactional_requests r ON r.id = t.request_id
             WHERE t.tenant_id = $1 AND (t.email_key = $2 OR lower(btrim(t.email)) = $2)

@@ -31,7 +31,7 @@ internal static class TransactionalErasure
         }
         foreach (var (id, message, response) in requests)
         {
-            await Sql.ExecuteAsync(conn, tx, "UPDATE transactional_requests SET message = $2::jsonb, response = $3::jsonb WHERE id = $1", ct,
+            await Sql.ExecuteAsync(conn, tx, "UPDATE transactional_requests SET message = $2, response = $3::jsonb WHERE id = $1", ct,
                 id, Scrub(message, email, marker), Scrub(response, email, marker));
         }
         return await Sql.ExecuteAsync(conn, tx, """

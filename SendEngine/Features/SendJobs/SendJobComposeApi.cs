@@ -26,7 +26,8 @@ public static class SendJobComposeApi
     {
         var api = app.MapGroup("/api/send-jobs").WithTags("Send jobs");
         api.MapPost("/preview", Preview).RequireAuthorization(AuthExtensions.ContentRead).WithName("previewSendJob")
-            .WithSummary("Render subject, HTML and text of a template for one subscriber's merge values, exactly as a job would (needs newsletter:content.read).");
+            .WithSummary("Render subject, HTML and text of a template for one subscriber's merge values, exactly as a job would (needs newsletter:content.read); "
+                + "list_id and lang choose the footer's language as the job's list and the reader's lang would.");
         api.MapPost("/test-send", TestSend).RequireAuthorization(AuthExtensions.SendWrite).WithName("testSendSendJob")
             .WithSummary("Send a template once to one address ([TEST] subject prefix) through the tenant's transport; no job is recorded. A person may only send to their own address. 10 per minute per tenant.");
         return app;
@@ -36,18 +37,19 @@ public static class SendJobComposeApi
         ComposeRequest request, ClaimsPrincipal user, IOptions<SmtpOptions> smtp, SenderSigning senders, IOptions<MemberCenterOptions> memberCenter,
         MemberCenterClient memberCenterClient, CancellationToken ct)
     {
-        var v = Validate(request, out var from);
+        var v = Validate(request, out var from, out var listId, out var lang);
         if (!v.IsValid)
         {
             return TypedResults.ValidationProblem(v.Errors);
         }
         var email = MergeString(request, "email") ?? user.FindFirst(ClaimNames.Email)?.Value ?? "subscriber@example.com";
         var sender = await senders.ResolveAsync(user.TenantId(), from ?? smtp.Value.FromAddress, ct);
-        if (await FooterAsync(memberCenterClient, user.TenantId(), ct) is not { } footer)
+        var (footer, problem) = await FooterAsync(memberCenterClient, user.TenantId(), listId, ct);
+        if (problem is not null)
         {
-            return MemberCenterUnavailable();
+            return problem;
         }
-        var message = Compose(request, request.Subject!, email, smtp.Value, sender, from, memberCenter.Value, footer.Footer);
+        var message = Compose(request, request.Subject!, email, smtp.Value, sender, from, memberCenter.Value, footer, lang);
         return TypedResults.Ok(new ComposePreviewResponse(message.Subject, message.HtmlBody, message.TextBody));
     }
 
@@ -55,7 +57,7 @@ public static class SendJobComposeApi
         ComposeRequest request, ClaimsPrincipal user, TestSendLimiter limiter, TransportResolver transports, IOptions<SmtpOptions> smtp,
         SenderSigning senders, IOptions<MemberCenterOptions> memberCenter, MemberCenterClient memberCenterClient, CancellationToken ct)
     {
-        var v = Validate(request, out var from);
+        var v = Validate(request, out var from, out var listId, out var lang);
         var own = user.FindFirst(ClaimNames.Email)?.Value;
         var to = string.IsNullOrWhiteSpace(request.To) ? (user.IsPerson() ? own : null) : request.To;
         string address = "", key = "";
@@ -87,9 +89,10 @@ public static class SendJobComposeApi
         {
             return SendJobsApi.SenderDomainNotVerified(from ?? smtp.Value.FromAddress);
         }
-        if (await FooterAsync(memberCenterClient, tenantId, ct) is not { } footer)
+        var (footer, problem) = await FooterAsync(memberCenterClient, tenantId, listId, ct);
+        if (problem is not null)
         {
-            return MemberCenterUnavailable();
+            return problem;
         }
         using var lease = limiter.Acquire(tenantId);
         if (!lease.IsAcquired)
@@ -98,16 +101,33 @@ public static class SendJobComposeApi
                 detail: $"At most {TestSendLimiter.PerMinute} test sends per minute per tenant; try again in a minute.");
         }
         var merge = MergeString(request, "email") ?? address;
-        var message = Compose(request, TestSubjectPrefix + request.Subject, merge, smtp.Value, sender, from, memberCenter.Value, footer.Footer, address);
+        var message = Compose(request, TestSubjectPrefix + request.Subject, merge, smtp.Value, sender, from, memberCenter.Value, footer, lang, address);
         await using var session = (await transports.ForAsync(tenantId, ct)).OpenSession();
         var result = await session.SendAsync(message, ct);
         return TypedResults.Ok(new TestSendResponse(address, message.Subject, TransportResolver.OutcomeName(result.Outcome), message.MessageId, result.Detail));
     }
 
-    private static Validation Validate(ComposeRequest request, out string? from)
+    private static Validation Validate(ComposeRequest request, out string? from, out Guid? listId, out string? lang)
     {
         var v = new Validation();
         from = SendJobsApi.ValidateFrom(v, request.FromEmail, request.FromName);
+        listId = null;
+        lang = null;
+        if (!string.IsNullOrWhiteSpace(request.ListId))
+        {
+            if (Guid.TryParse(request.ListId, out var id))
+            {
+                listId = id;
+            }
+            else
+            {
+                v.Add("list_id", "The list_id must be a list's id (a UUID).");
+            }
+        }
+        if (!string.IsNullOrWhiteSpace(request.Lang) && (lang = ReaderLanguages.Normalise(request.Lang)) is null)
+        {
+            v.Add("lang", $"Give one of: {string.Join(", ", ReaderLanguages.All)}.");
+        }
         v.Required("subject", request.Subject);
         v.MaxLength("subject", request.Subject, 998);
         SendJobsApi.ValidateBodies(v, request.BodyHtml, request.BodyText);
@@ -118,16 +138,21 @@ public static class SendJobComposeApi
         return v;
     }
 
-    /// <summary>The tenant's branded footer, as a job's run reads it (Footer null: none); null when Member Center is down.</summary>
-    private static async Task<(MailFooter? Footer, bool Read)?> FooterAsync(MemberCenterClient memberCenter, Guid tenantId, CancellationToken ct)
+    /// <summary>The tenant's branded footer, as a job's run reads it (Footer null: none), in the default language of the
+    /// list when one is given; Problem: 404 when that list is not the tenant's, 503 when Member Center is down.</summary>
+    private static async Task<(MailFooter? Footer, ProblemHttpResult? Problem)> FooterAsync(MemberCenterClient memberCenter, Guid tenantId, Guid? listId,
+        CancellationToken ct)
     {
         try
         {
-            return (await memberCenter.GetMailFooterAsync(tenantId, ct), true);
+            var footer = await memberCenter.GetMailFooterAsync(tenantId, listId, ct);
+            return footer is null && listId is not null
+                ? (null, TypedResults.Problem(statusCode: 404, title: "List not found", detail: "No list with this list_id exists for your tenant."))
+                : (footer, null);
         }
         catch (Exception ex) when (MemberCenterClient.IsOutage(ex, ct))
         {
-            return null;
+            return (null, MemberCenterUnavailable());
         }
     }
 
@@ -140,20 +165,26 @@ public static class SendJobComposeApi
     /// <summary>
     /// The message as the job runner composes it (same composer, same options; the bodies are kept as a job keeps them:
     /// blank means absent). <c>unsubscribe_url</c> is the merge value given, else a placeholder on Member Center.
+    /// <paramref name="lang"/>: the reader language to show it as (the request's <c>lang</c>), which also stands in for a
+    /// missing <c>lang</c> merge value, as for a subscriber with that preference.
     /// </summary>
     private static OutgoingMessage Compose(ComposeRequest request, string subject, string email, SmtpOptions smtp, SenderIdentity sender,
-        string? from, MemberCenterOptions memberCenter, MailFooter? footer, string? to = null)
+        string? from, MemberCenterOptions memberCenter, MailFooter? footer, string? lang, string? to = null)
     {
         var unsubscribe = MergeString(request, "unsubscribe_url") ?? memberCenter.BaseUrl.TrimEnd('/') + "/newsletter/unsubscribe?token=preview";
         var preferences = (request.Merge ?? new Dictionary<string, JsonElement>())
             .Where(kv => kv.Key is not ("email" or "unsubscribe_url"))
             .ToDictionary(kv => kv.Key, kv => kv.Value, StringComparer.Ordinal);
-        // The same footer as the job's run adds (BulkFooter), in the language a recipient with these merge values gets
-        // (their lang, else the default: no list here, so English), so the preview and the test show it.
+        if (lang is not null)
+        {
+            preferences.TryAdd("lang", JsonSerializer.SerializeToElement(lang));
+        }
+        // The same footer as the job's run adds (BulkFooter), in the language a recipient with these merge values gets:
+        // the lang asked for, else their lang, else the list's default (English without a list), so the preview and the test show it.
         var (html, text) = footer is null
             ? (string.IsNullOrWhiteSpace(request.BodyHtml) ? null : request.BodyHtml, string.IsNullOrWhiteSpace(request.BodyText) ? null : request.BodyText)
             : BulkFooter.Apply(string.IsNullOrWhiteSpace(request.BodyHtml) ? null : request.BodyHtml,
-                string.IsNullOrWhiteSpace(request.BodyText) ? null : request.BodyText, footer, BulkFooter.LanguageOf(preferences, footer));
+                string.IsNullOrWhiteSpace(request.BodyText) ? null : request.BodyText, footer, lang ?? BulkFooter.LanguageOf(preferences, footer));
         var composer = new MessageComposer(smtp, sender.Dkim, subject, html, text,
             from: from is null ? null : new MessageAddress(string.IsNullOrWhiteSpace(request.FromName) ? null : request.FromName.Trim(), from));
         var message = composer.Compose(new MergeData(email, unsubscribe, preferences));

@@ -121,12 +121,16 @@ public sealed class TransactionalComposer
         _images = Files(m.Images);
     }
 
+    /// <summary>A new Message-ID (without angle brackets) under the domain of <paramref name="fromEmail"/>.</summary>
+    public static string NewMessageId(string fromEmail) => MimeUtils.GenerateMessageId(fromEmail[(fromEmail.LastIndexOf('@') + 1)..]);
+
     /// <summary>to, cc or bcc (to when absent).</summary>
     public static string TypeOf(EmailRecipient r) => string.IsNullOrEmpty(r.Type) ? "to" : r.Type.ToLowerInvariant();
 
-    /// <summary>One task's message; its Message-ID is new (under the sender's domain, without angle brackets).</summary>
+    /// <summary>One task's message, with the Message-ID chosen at its creation (or a new one under the sender's domain).</summary>
     /// <param name="taskId">The task, named by the VERP envelope sender.</param>
-    public OutgoingMessage Compose(string email, string emailKey, string? name, Guid taskId = default)
+    /// <param name="messageId">The task's Message-ID (without angle brackets); null for a new one (tasks created before it was stored).</param>
+    public OutgoingMessage Compose(string email, string emailKey, string? name, Guid taskId = default, string? messageId = null)
     {
         var values = new Values(_perRecipient.GetValueOrDefault(emailKey), _globals);
         var own = _perRecipientValues.GetValueOrDefault(emailKey);
@@ -142,7 +146,7 @@ public sealed class TransactionalComposer
             EnvelopeBcc = string.IsNullOrWhiteSpace(_m.BccAddress) ? [] : [_m.BccAddress.Trim()],
             ReplyTo = _replyTo,
             Subject = _hbSubject?.Render(lookup) ?? _subject?.Render(values) ?? _m.Subject ?? "",
-            MessageId = MimeUtils.GenerateMessageId(_messageIdDomain),
+            MessageId = messageId ?? NewMessageId(_m.FromEmail!),
             Date = DateTimeOffset.UtcNow,
             Headers = _headers,
             TextBody = _hbText is not null ? _hbText.Render(lookup) : _text is not null ? _text.Render(values) : _m.Text,

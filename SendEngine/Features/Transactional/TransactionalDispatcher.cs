@@ -181,7 +181,7 @@ public sealed partial class TransactionalDispatcher(
                 {
                     // Nothing was handed over: not an attempt. This tenant's remaining tasks wait for the transport too.
                     LogTransportDown(logger, tenant.Key, result.Outcome.ToString(), result.Detail);
-                    await store.RecordSentAsync(sent, CancellationToken.None);
+                    touched.ExceptWith(await store.RecordSentAsync(sent, CancellationToken.None));
                     await GiveBackAsync(sendable.Skip(i).ToList(), result.Detail, ct);
                     sent.Clear();
                     await session.DisposeAsync();
@@ -197,7 +197,7 @@ public sealed partial class TransactionalDispatcher(
                     await RecordAsync(t, messageId, result, ct);
                 }
             }
-            await store.RecordSentAsync(sent, CancellationToken.None);
+            touched.ExceptWith(await store.RecordSentAsync(sent, CancellationToken.None));
         }
     }
 
@@ -218,7 +218,7 @@ public sealed partial class TransactionalDispatcher(
         OutgoingMessage message;
         try
         {
-            message = composer.Compose(t.Email, t.EmailKey, t.Name, t.Id);
+            message = composer.Compose(t.Email, t.EmailKey, t.Name, t.Id, t.MessageId);
         }
         catch (Exception ex) when (ex is FormatException or MimeKit.ParseException or ArgumentException)
         {

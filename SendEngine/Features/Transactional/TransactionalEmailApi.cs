@@ -136,7 +136,7 @@ public static partial class TransactionalEmailApi
         {
             // A from_email outside the tenant's verified sender domains (registered ones while SenderDomains:AllowUnverified):
             // nothing is sent, every task says why.
-            tasks = tasks.Select(t => t.Status is S.Invalid ? t : t with { Status = S.Rejected, RejectReason = EmailRejectReasons.InvalidSender }).ToList();
+            tasks = tasks.Select(t => t.Status is S.Invalid ? t : t with { Status = S.Rejected, RejectReason = EmailRejectReasons.InvalidSender, MessageId = null }).ToList();
         }
         var requestId = Guid.NewGuid();
         var answer = new SendEmailResponse(requestId.ToString("N"),
@@ -283,8 +283,10 @@ public static partial class TransactionalEmailApi
             var (status, reason) = !valid ? (S.Invalid, EmailRejectReasons.Invalid)
                 : suppressed.TryGetValue(key, out var why) ? (S.Rejected, TransactionalDispatcher.RejectReasonOf(why))
                 : (scheduled ? S.Scheduled : S.Queued, (string?)null);
+            // The Message-ID of a task to send is chosen now, so that its final update changes no indexed column (HOT).
             tasks.Add(new NewTask(Guid.NewGuid(), tasks.Count, value, key, r.Name, TransactionalComposer.TypeOf(r), status,
-                status == S.Invalid ? null : reason, JsonSerializer.Serialize(own)));
+                status == S.Invalid ? null : reason, JsonSerializer.Serialize(own),
+                status is S.Queued or S.Scheduled ? TransactionalComposer.NewMessageId(m.FromEmail!) : null));
         }
         return (false, tasks);
     }
@@ -466,7 +468,7 @@ public static partial class TransactionalEmailApi
         await using var conn = await db.OpenConnectionAsync(ct);
         await using (var cmd = Sql.Command(conn, $"""
             SELECT t.id, t.request_id, t.email, t.type, {TransactionalTaskStore.ShownStatusSql("t")}, t.reject_reason, t.detail, t.attempts, t.created_at, r.send_at, t.sent_at,
-                t.finished_at, t.metadata::text, t.message_id, t.tenant_id, t.email_key
+                t.finished_at, t.metadata::text, {TransactionalTaskStore.ShownMessageIdSql("t")}, t.tenant_id, t.email_key
             FROM transactional_tasks t JOIN transactional_requests r ON r.id = t.request_id
             WHERE {where}
             ORDER BY t.created_at DESC, t.id DESC LIMIT {limit.ToString(CultureInfo.InvariantCulture)}

@@ -9,7 +9,7 @@ namespace SendEngine.Features.Transactional;
 
 /// <summary>A task as the API creates it.</summary>
 internal sealed record NewTask(Guid Id, int Position, string Email, string EmailKey, string? Name, string Type, string Status,
-    string? RejectReason, string Metadata);
+    string? RejectReason, string Metadata, string? MessageId = null);
 
 /// <summary>A request as the API creates it, with its tasks and when they become due.</summary>
 internal sealed record NewRequest(TransactionalRequest Request, IReadOnlyList<NewTask> Tasks, DateTimeOffset DueAt);
@@ -19,7 +19,7 @@ internal sealed record SentTask(Guid Id, string MessageId, string Detail, DateTi
 
 /// <summary>A claimed task on its way to the transport.</summary>
 internal sealed record ClaimedTask(Guid Id, Guid RequestId, Guid TenantId, string Email, string EmailKey, string? Name, string Type,
-    int Attempts, DateTimeOffset DueAt);
+    int Attempts, DateTimeOffset DueAt, string? MessageId = null);
 
 /// <summary>
 /// The one owner of the transactional task state machine (docs/send-engine.md "Transactional mail"), like
@@ -47,6 +47,12 @@ public sealed class TransactionalTaskStore(NpgsqlDataSource db, TimeProvider clo
     /// </summary>
     public static string ShownStatusSql(string t) =>
         $"CASE WHEN EXISTS (SELECT 1 FROM transactional_deliveries d WHERE d.task_id = {t}.id AND d.lease_until IS NOT NULL) THEN '{S.Sending}' ELSE {t}.status END";
+
+    /// <summary>
+    /// The message_id to show for task alias <paramref name="t"/>: none while the task is open (it is chosen at creation,
+    /// but nothing has been handed over under it yet).
+    /// </summary>
+    public static string ShownMessageIdSql(string t) => $"CASE WHEN {t}.status IN ({OpenStatuses}) THEN NULL ELSE {t}.message_id END";
 
     public const string DispatcherDiedDetail = "outcome unknown: the dispatcher stopped during the transaction; not retried to avoid a duplicate";
 
@@ -76,7 +82,7 @@ public sealed class TransactionalTaskStore(NpgsqlDataSource db, TimeProvider clo
         batch.BatchCommands.Add(Sql.BatchCommand("""
             INSERT INTO transactional_requests (id, tenant_id, idempotency_key, body_hash, message, metadata, send_at, callback_url,
                 callback_type, response, created_at, completed_at)
-            SELECT r.id, r.tenant_id, r.idempotency_key, r.body_hash, r.message::jsonb, r.metadata::jsonb, r.send_at, r.callback_url,
+            SELECT r.id, r.tenant_id, r.idempotency_key, r.body_hash, r.message, r.metadata::jsonb, r.send_at, r.callback_url,
                 r.callback_type, r.response::jsonb, r.created_at, r.completed_at
             FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::bytea[], $5::text[], $6::text[], $7::timestamptz[], $8::text[], $9::text[],
                 $10::text[], $11::timestamptz[], $12::timestamptz[])
@@ -93,12 +99,12 @@ public sealed class TransactionalTaskStore(NpgsqlDataSource db, TimeProvider clo
         batch.BatchCommands.Add(Sql.BatchCommand($"""
             WITH recorded AS (
             INSERT INTO transactional_tasks (id, request_id, tenant_id, position, email, email_key, name, type, status, reject_reason,
-                attempts, metadata, created_at, finished_at)
+                attempts, metadata, created_at, finished_at, message_id)
             SELECT t.id, t.request_id, t.tenant_id, t.position, t.email, t.email_key, t.name, t.type, t.status, t.reason, 0,
-                t.metadata::jsonb, t.created_at, CASE WHEN t.status IN ('{S.Rejected}', '{S.Invalid}') THEN t.created_at END
+                t.metadata::jsonb, t.created_at, CASE WHEN t.status IN ('{S.Rejected}', '{S.Invalid}') THEN t.created_at END, t.message_id
             FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::int[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[],
-                $11::timestamptz[], $12::text[], $13::timestamptz[])
-                AS t(id, request_id, tenant_id, position, email, email_key, name, type, status, reason, due_at, metadata, created_at)
+                $11::timestamptz[], $12::text[], $13::timestamptz[], $16::text[])
+                AS t(id, request_id, tenant_id, position, email, email_key, name, type, status, reason, due_at, metadata, created_at, message_id)
             WHERE EXISTS (SELECT 1 FROM transactional_requests r WHERE r.id = t.request_id)
             RETURNING id, request_id, tenant_id, email, message_id, reject_reason, detail, status, position),
             queue AS (
@@ -114,7 +120,7 @@ public sealed class TransactionalTaskStore(NpgsqlDataSource db, TimeProvider clo
             tasks.Select(x => x.Task.Position).ToArray(), tasks.Select(x => x.Task.Email).ToArray(), tasks.Select(x => x.Task.EmailKey).ToArray(),
             tasks.Select(x => x.Task.Name).ToArray(), tasks.Select(x => x.Task.Type).ToArray(), tasks.Select(x => x.Task.Status).ToArray(),
             tasks.Select(x => x.Task.RejectReason).ToArray(), tasks.Select(x => x.DueAt).ToArray(), tasks.Select(x => x.Task.Metadata).ToArray(),
-            tasks.Select(x => x.Request.CreatedAt).ToArray(), now, rs.Select(x => x.Request.Id).ToArray()));
+            tasks.Select(x => x.Request.CreatedAt).ToArray(), now, rs.Select(x => x.Request.Id).ToArray(), tasks.Select(x => x.Task.MessageId).ToArray()));
         var stored = new HashSet<Guid>();
         await using (var reader = await batch.ExecuteReaderAsync(ct))
         {
@@ -186,7 +192,7 @@ public sealed class TransactionalTaskStore(NpgsqlDataSource db, TimeProvider clo
                 UPDATE transactional_deliveries d SET lease_until = $3
                 FROM due WHERE d.task_id = due.task_id
                 RETURNING d.task_id, d.attempts, d.due_at)
-            SELECT t.id, t.request_id, t.tenant_id, t.email, t.email_key, t.name, t.type, l.attempts, l.due_at
+            SELECT t.id, t.request_id, t.tenant_id, t.email, t.email_key, t.name, t.type, l.attempts, l.due_at, t.message_id
             FROM leased l JOIN transactional_tasks t ON t.id = l.task_id
             """, now, limit, until);
         await using var reader = await cmd.ExecuteReaderAsync(ct);
@@ -194,40 +200,76 @@ public sealed class TransactionalTaskStore(NpgsqlDataSource db, TimeProvider clo
         {
             claimed.Add(new ClaimedTask(reader.GetGuid(0), reader.GetGuid(1), reader.GetGuid(2), reader.GetString(3), reader.GetString(4),
                 reader.IsDBNull(5) ? null : reader.GetString(5), reader.GetString(6), reader.GetInt32(7),
-                reader.GetFieldValue<DateTimeOffset>(8)));
+                reader.GetFieldValue<DateTimeOffset>(8), reader.IsDBNull(9) ? null : reader.GetString(9)));
         }
         return claimed;
     }
 
+    /// <summary>The tasks of the requests in <c>done</c> as they are after <c>recorded</c> (the statement's own writes are not visible to it).</summary>
+    private const string CompletedTasksSql = """
+        (SELECT id, request_id, email, status, reject_reason, position FROM recorded
+         UNION ALL
+         SELECT id, request_id, email, status, reject_reason, position FROM transactional_tasks
+         WHERE request_id IN (SELECT id FROM done) AND id <> ALL (ARRAY(SELECT id FROM recorded)))
+        """;
+
     /// <summary>
     /// sending → sent for the tasks of a group in one statement (one commit), each with the time its relay's answer
-    /// arrived as sent_at.
+    /// arrived as sent_at; and, in the same statement, completed_at (with the request callback) for each of their requests
+    /// that has no other open task: a one-recipient request is complete here rather than in a
+    /// <see cref="CompleteRequestsAsync"/> of its own. Returns the requests completed.
     /// </summary>
-    internal async Task RecordSentAsync(IReadOnlyList<SentTask> sent, CancellationToken ct)
+    /// <remarks>
+    /// The statement sees the tasks it records with their old status (one snapshot), so they are left out of the open-task
+    /// check by id. Two dispatchers recording the last tasks of one request at the same moment each see the other's as
+    /// open: neither completes it here, and the <see cref="CompleteRequestsAsync"/> each runs after its commit does (the
+    /// later one sees both). Both completing is impossible: the second waits for the first's row lock and then finds
+    /// completed_at set. The check is a correlated subquery per request (the request_id index), not an anti-join that a
+    /// plan cached while the table was small could turn into a scan of every task.
+    /// </remarks>
+    internal async Task<HashSet<Guid>> RecordSentAsync(IReadOnlyList<SentTask> sent, CancellationToken ct)
     {
+        var completed = new HashSet<Guid>();
         if (sent.Count == 0)
         {
-            return;
+            return completed;
         }
-        var queued = await Sql.ScalarAsync<long>(db, $"""
-            WITH done AS (
+        long queued;
+        await using (var conn = await db.OpenConnectionAsync(ct))
+        await using (var cmd = Sql.Command(conn, $"""
+            WITH dequeued AS (
             DELETE FROM transactional_deliveries WHERE task_id = ANY($1) AND lease_until IS NOT NULL RETURNING task_id),
             recorded AS (
             UPDATE transactional_tasks t SET status = '{S.Sent}', message_id = g.message_id, detail = left(g.detail, 1000),
                 attempts = t.attempts + 1, sent_at = g.sent_at, finished_at = g.sent_at
             FROM unnest($1::uuid[], $2::text[], $3::text[], $4::timestamptz[]) AS g(id, message_id, detail, sent_at)
-            JOIN done ON done.task_id = g.id
+            JOIN dequeued ON dequeued.task_id = g.id
             WHERE t.id = g.id AND t.status IN ({OpenStatuses})
             RETURNING t.id, t.request_id, t.tenant_id, t.email, t.message_id, t.reject_reason, t.detail, t.status, t.position),
             {Features.Webhooks.WebhookPublisher.RecipientCallbackCte("$5")},
-            events AS ({Features.Webhooks.WebhookPublisher.TransactionalEventsSql(WebhookEventTypes.Sent, "$5")} RETURNING 0)
-            SELECT (SELECT count(*) FROM recipient_callbacks) + (SELECT count(*) FROM events)
-            """, ct, sent.Select(x => x.Id).ToArray(), sent.Select(x => x.MessageId).ToArray(), sent.Select(x => x.Detail).ToArray(),
-            sent.Select(x => x.SentAt).ToArray(), clock.GetUtcNow());
+            events AS ({Features.Webhooks.WebhookPublisher.TransactionalEventsSql(WebhookEventTypes.Sent, "$5")} RETURNING 0),
+            done AS (
+            UPDATE transactional_requests r SET completed_at = $5
+            WHERE r.id IN (SELECT request_id FROM recorded) AND r.completed_at IS NULL
+              AND (SELECT count(*) FROM transactional_tasks o
+                   WHERE o.request_id = r.id AND o.status IN ({OpenStatuses}) AND o.id <> ALL (ARRAY(SELECT id FROM recorded))) = 0
+            RETURNING r.id, r.tenant_id, r.callback_url, r.callback_type),
+            request_callbacks AS ({Features.Webhooks.WebhookPublisher.RequestCallbackSql("$5", CompletedTasksSql)} RETURNING 0)
+            SELECT (SELECT count(*) FROM recipient_callbacks) + (SELECT count(*) FROM events) + (SELECT count(*) FROM request_callbacks),
+                ARRAY(SELECT id FROM done)
+            """, sent.Select(x => x.Id).ToArray(), sent.Select(x => x.MessageId).ToArray(), sent.Select(x => x.Detail).ToArray(),
+            sent.Select(x => x.SentAt).ToArray(), clock.GetUtcNow()))
+        await using (var reader = await cmd.ExecuteReaderAsync(ct))
+        {
+            await reader.ReadAsync(ct);
+            queued = reader.GetInt64(0);
+            completed.UnionWith(reader.GetFieldValue<Guid[]>(1));
+        }
         if (queued > 0)
         {
             webhooks.Notify();
         }
+        return completed;
     }
 
     /// <summary>sending → unknown: handed over, no answer; never retried.</summary>
@@ -254,7 +296,7 @@ public sealed class TransactionalTaskStore(NpgsqlDataSource db, TimeProvider clo
             WITH done AS (
             DELETE FROM transactional_deliveries WHERE task_id = $1 AND lease_until IS NOT NULL RETURNING task_id),
             recorded AS (
-            UPDATE transactional_tasks SET status = '{S.Rejected}', reject_reason = $2, detail = left($3, 1000),
+            UPDATE transactional_tasks SET status = '{S.Rejected}', reject_reason = $2, detail = left($3, 1000), message_id = NULL,
                 attempts = attempts + CASE WHEN $4 THEN 1 ELSE 0 END, finished_at = $5
             WHERE id IN (SELECT task_id FROM done) AND status IN ({OpenStatuses})
             RETURNING id, request_id, tenant_id, email, message_id, reject_reason, detail, status, position),
@@ -303,12 +345,13 @@ public sealed class TransactionalTaskStore(NpgsqlDataSource db, TimeProvider clo
         {
             return;
         }
-        // The statement's count is the request callbacks it queued.
+        // The statement's count is the request callbacks it queued. The open-task check is a subquery per request (the
+        // request_id index), not an anti-join: a plan cached while the table was small scanned every task at each call.
         var queued = await Sql.ExecuteAsync(db, $"""
             WITH done AS (
             UPDATE transactional_requests r SET completed_at = $2
             WHERE r.id = ANY($1) AND r.completed_at IS NULL
-              AND NOT EXISTS (SELECT 1 FROM transactional_tasks t WHERE t.request_id = r.id AND t.status IN ({OpenStatuses}))
+              AND (SELECT count(*) FROM transactional_tasks t WHERE t.request_id = r.id AND t.status IN ({OpenStatuses})) = 0
             RETURNING r.id, r.tenant_id, r.callback_url, r.callback_type)
             {Features.Webhooks.WebhookPublisher.RequestCallbackSql("$2")}
             """, ct, requestIds, clock.GetUtcNow());

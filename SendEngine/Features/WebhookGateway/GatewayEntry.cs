@@ -108,14 +108,23 @@ public sealed class WebhookGatewayOptions
     [Range(typeof(TimeSpan), "00:00:00.010", "00:01:00")]
     public TimeSpan StreamPollInterval { get; set; } = TimeSpan.FromSeconds(1);
 
+    /// <summary>The shortest time between two passes of the live view; the pass's chunks are written to the watchers over it
+    /// (<see cref="StreamPhases"/>).</summary>
     [Range(typeof(TimeSpan), "00:00:00.001", "00:01:00")]
     public TimeSpan StreamMinInterval { get; set; } = TimeSpan.FromMilliseconds(200);
+
+    /// <summary>The watchers are written to in this many groups spread evenly over <see cref="StreamMinInterval"/> (each
+    /// watcher in its own phase, the first right after the pass): with 100 watchers and 10 phases, 10 writes and flushes
+    /// every 20 ms instead of 100 at once.</summary>
+    [Range(1, 1000)]
+    public int StreamPhases { get; set; } = 10;
 
     /// <summary>A comment line this often keeps idle streams (and proxies) open.</summary>
     [Range(typeof(TimeSpan), "00:00:01", "00:10:00")]
     public TimeSpan StreamHeartbeat { get; set; } = TimeSpan.FromSeconds(15);
 
-    /// <summary>Chunks a slow watcher may fall behind before the oldest are dropped for it. A chunk is one pass's entries of
+    /// <summary>Chunks a slow watcher may fall behind before the oldest are dropped for it (it then gets an <c>event: lost</c>
+    /// with their number of entries). A chunk is one pass's entries of
     /// the watcher's scope, pre-encoded, up to 32 KB (<see cref="GatewayFeed.ChunkBytes"/>, about 80 entries): 64 is at
     /// least 64 passes (13 s at the 200 ms minimum interval) and at most about 2 MB, shared by all the scope's watchers.</summary>
     [Range(4, 100_000)]

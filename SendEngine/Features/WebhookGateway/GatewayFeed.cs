@@ -1,6 +1,6 @@
 using System.Buffers;
 using System.Text.Json;
-using System.Threading.Channels;
+using System.IO.Pipelines;
 using Npgsql;
 using Microsoft.Extensions.Options;
 using Newsletter.Contracts.Webhooks;
@@ -14,11 +14,15 @@ namespace SendEngine.Features.WebhookGateway;
 /// whoever changed them with pg_notify on <see cref="Channel"/>, in their own transaction, so nothing is renumbered),
 /// and encodes each pass once per scope: the <c>event: entry</c> frames of that scope's entries, UTF-8, in chunks of up to
 /// <see cref="ChunkBytes"/> (<see cref="GatewayFrames"/>) that every watcher of the scope receives as they are, however
-/// many there are (a watcher's request writes the bytes; nothing is built per watcher). This process's writer wakes it at
-/// once (at most every <see cref="WebhookGatewayOptions.StreamMinInterval"/>); the shared poll runs every
+/// many there are (nothing is built per watcher). The same loop then writes them: it serves the watchers in
+/// <see cref="WebhookGatewayOptions.StreamPhases"/> groups spread evenly over <see cref="WebhookGatewayOptions.StreamMinInterval"/>
+/// (each watcher in its own phase), copying a watcher's queued chunks into its response pipe and flushing once, so 100
+/// watchers are neither 100 tasks woken together nor 100 flushes landing together on the cores the webhook needs.
+/// This process's writer wakes it at once (at most every StreamMinInterval); the shared poll runs every
 /// <see cref="WebhookGatewayOptions.StreamPollInterval"/>. Without watchers it queries nothing and holds no connection;
-/// with watchers it holds one (LISTEN). A watcher that falls behind loses its oldest chunks, never slows the loop.
-/// Best effort: an entry whose transaction commits after a later one was read can be missed; the list is authoritative.
+/// with watchers it holds one (LISTEN). A watcher that falls behind loses its oldest chunks and is told (an
+/// <c>event: lost</c>), never slows the loop. Best effort: an entry whose transaction commits after a later one was read
+/// can be missed; the list is authoritative.
 /// </summary>
 public sealed partial class GatewayFeed(NpgsqlDataSource db, GatewayStore store, WakeSignal<GatewayFeed> signal, IOptions<WebhookGatewayOptions> options,
     IOptions<Microsoft.AspNetCore.Http.Json.JsonOptions> json, TimeProvider clock, ILogger<GatewayFeed> logger) : BackgroundService
@@ -61,10 +65,11 @@ public sealed partial class GatewayFeed(NpgsqlDataSource db, GatewayStore store,
     }
 
     /// <summary>Watches one scope: a tenant's log, or the platform's (null). Await <see cref="Watcher.Ready"/> before
-    /// relying on it: from then on every new entry of the scope is delivered.</summary>
+    /// relying on it: from then on every new entry of the scope is queued for it; <see cref="Watcher.Attach"/> hands the
+    /// feed the response to write them to.</summary>
     public Watcher Watch(Guid? tenantId)
     {
-        var watcher = new Watcher(this, tenantId, options.Value.StreamBuffer);
+        var watcher = new Watcher(tenantId, options.Value.StreamBuffer, Leave);
         lock (_gate)
         {
             _watchers.Add(watcher);
@@ -93,8 +98,8 @@ public sealed partial class GatewayFeed(NpgsqlDataSource db, GatewayStore store,
                 try
                 {
                     await signal.WaitAsync(o.StreamPollInterval, clock, stoppingToken);
-                    await PassAsync(stoppingToken);
-                    await Task.Delay(o.StreamMinInterval, clock, stoppingToken);
+                    var watchers = await PassAsync(stoppingToken);
+                    await ServeAsync(watchers, o, stoppingToken);
                 }
                 catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
                 {
@@ -111,6 +116,45 @@ public sealed partial class GatewayFeed(NpgsqlDataSource db, GatewayStore store,
         finally
         {
             await CloseListenerAsync();
+            // Nobody writes to the streams any more: their requests end.
+            lock (_gate)
+            {
+                foreach (var w in _watchers)
+                {
+                    w.End();
+                }
+            }
+        }
+    }
+
+    /// <summary>
+    /// Writes the pass's chunks to the watchers over the minimum interval: watcher i of n in phase i × phases / n, phase k
+    /// served k/phases of the interval after the pass. One loop, one timer per phase: the writes and flushes of a pass are
+    /// spread instead of landing together, and no task per watcher wakes. A watcher joining meanwhile is served from the
+    /// next pass on; one leaving is skipped (<see cref="Watcher.Serve"/> checks).
+    /// </summary>
+    private async Task ServeAsync(Watcher[] watchers, WebhookGatewayOptions o, CancellationToken ct)
+    {
+        var start = clock.GetTimestamp();
+        var phases = Math.Max(1, Math.Min(o.StreamPhases, watchers.Length));
+        var next = 0;
+        for (var k = 0; k < phases; k++)
+        {
+            var wait = o.StreamMinInterval * k / phases - clock.GetElapsedTime(start);
+            if (wait > TimeSpan.Zero)
+            {
+                await Task.Delay(wait, clock, ct);
+            }
+            var now = clock.GetUtcNow();
+            for (var end = (int)((long)watchers.Length * (k + 1) / phases); next < end; next++)
+            {
+                watchers[next].Serve(now, o.StreamHeartbeat);
+            }
+        }
+        var rest = o.StreamMinInterval - clock.GetElapsedTime(start);
+        if (rest > TimeSpan.Zero)
+        {
+            await Task.Delay(rest, clock, ct);
         }
     }
 
@@ -138,7 +182,9 @@ public sealed partial class GatewayFeed(NpgsqlDataSource db, GatewayStore store,
         }
     }
 
-    private async Task PassAsync(CancellationToken ct)
+    /// <summary>One pass: queues the new and changed entries' frames for the watchers of their scope; returns the watchers
+    /// of the pass, to be served.</summary>
+    private async Task<Watcher[]> PassAsync(CancellationToken ct)
     {
         Watcher[] watchers, joined;
         lock (_gate)
@@ -155,7 +201,7 @@ public sealed partial class GatewayFeed(NpgsqlDataSource db, GatewayStore store,
             {
                 _changed.Clear();
             }
-            return;
+            return watchers;
         }
         if (_listener is null)
         {
@@ -224,6 +270,7 @@ public sealed partial class GatewayFeed(NpgsqlDataSource db, GatewayStore store,
         {
             w.ReadySource.TrySetResult();
         }
+        return watchers;
     }
 
     /// <summary>This pass's watchers by scope; scopes nobody watches any more are forgotten.</summary>
@@ -283,7 +330,7 @@ public sealed partial class GatewayFeed(NpgsqlDataSource db, GatewayStore store,
         public Utf8JsonWriter? Json { get; set; }
         public int Entries { get; set; }
 
-        /// <summary>Hands the chunk (one copy, shared by all) to every watcher of the scope and starts the next.</summary>
+        /// <summary>Queues the chunk (one copy, shared by all) for every watcher of the scope and starts the next.</summary>
         public void Post()
         {
             if (Entries == 0)
@@ -293,7 +340,7 @@ public sealed partial class GatewayFeed(NpgsqlDataSource db, GatewayStore store,
             var frames = new GatewayFrames(Buffer.WrittenSpan.ToArray(), Entries);
             foreach (var w in Watchers)
             {
-                w.Writer.TryWrite(frames);
+                w.Post(frames);
             }
             Buffer.ResetWrittenCount();
             Entries = 0;
@@ -303,34 +350,197 @@ public sealed partial class GatewayFeed(NpgsqlDataSource db, GatewayStore store,
     [LoggerMessage(LogLevel.Warning, "Webhook gateway live view: reading new entries failed: {Error}")]
     private static partial void LogFailed(ILogger logger, string error);
 
+    /// <summary>
+    /// One watcher: its queue of chunks (bounded: <see cref="WebhookGatewayOptions.StreamBuffer"/>) and, once attached, the
+    /// response it is written to. The feed's loop is the only one that posts and writes; the request only attaches and,
+    /// when it ends, closes (after which the response is never touched again).
+    /// </summary>
     public sealed class Watcher : IDisposable
     {
-        private readonly GatewayFeed _feed;
-        private readonly System.Threading.Channels.Channel<GatewayFrames> _channel;
+        private static ReadOnlySpan<byte> Heartbeat => ": heartbeat\n\n"u8;
 
-        internal Watcher(GatewayFeed feed, Guid? tenantId, int buffer)
+        private readonly Action<Watcher>? _leave;
+        private readonly int _buffer;
+        private readonly Lock _gate = new();
+        private readonly Queue<GatewayFrames> _queue = new();
+        private readonly TaskCompletionSource _done = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        private PipeWriter? _body;
+        private Task<FlushResult>? _flushing;
+        private DateTimeOffset _lastWrite;
+        // Dropped and not told yet; told so far.
+        private long _lostPending;
+        private long _lost;
+        private bool _closed;
+
+        internal Watcher(Guid? tenantId, int buffer, Action<Watcher>? leave = null)
         {
-            _feed = feed;
             TenantId = tenantId;
-            // Bounded in chunks: a watcher that falls behind by more loses its oldest chunks (whole frames, never part of one).
-            _channel = System.Threading.Channels.Channel.CreateBounded<GatewayFrames>(new BoundedChannelOptions(buffer)
-            {
-                FullMode = BoundedChannelFullMode.DropOldest, SingleReader = true, SingleWriter = true,
-            });
+            _buffer = buffer;
+            _leave = leave;
         }
 
         public Guid? TenantId { get; }
         internal TaskCompletionSource ReadySource { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
         public Task Ready => ReadySource.Task;
-        internal ChannelWriter<GatewayFrames> Writer => _channel.Writer;
-        /// <summary>The scope's entries as pre-encoded server-sent events, in order, chunk by chunk.</summary>
-        public ChannelReader<GatewayFrames> Reader => _channel.Reader;
 
-        public void Dispose()
+        /// <summary>Completes when the feed stops writing to this watcher (the write failed, or the feed stopped).</summary>
+        public Task Done => _done.Task;
+
+        /// <summary>Entries dropped for this watcher because it fell behind (and told it so).</summary>
+        public long LostEntries
         {
-            _feed.Leave(this);
-            _channel.Writer.TryComplete();
+            get
+            {
+                lock (_gate)
+                {
+                    return _lost;
+                }
+            }
         }
+
+        /// <summary>From now on the feed writes this watcher's entries to <paramref name="body"/> (the caller has started the
+        /// response and writes nothing more to it).</summary>
+        public void Attach(PipeWriter body, DateTimeOffset now)
+        {
+            lock (_gate)
+            {
+                if (!_closed)
+                {
+                    _body = body;
+                    _lastWrite = now;
+                }
+            }
+        }
+
+        /// <summary>Queues a chunk; a watcher already <see cref="WebhookGatewayOptions.StreamBuffer"/> chunks behind loses its
+        /// oldest (whole events), counted for the <c>lost</c> event it gets next.</summary>
+        internal void Post(GatewayFrames frames)
+        {
+            lock (_gate)
+            {
+                if (_closed)
+                {
+                    return;
+                }
+                _queue.Enqueue(frames);
+                while (_queue.Count > _buffer)
+                {
+                    _lostPending += _queue.Dequeue().Entries;
+                }
+            }
+        }
+
+        /// <summary>
+        /// Writes what is queued (a <c>lost</c> event first when entries were dropped), or a heartbeat comment when nothing
+        /// was written for <paramref name="heartbeat"/>, and flushes once. A watcher whose previous flush has not completed
+        /// (its client reads slower than the entries come) gets nothing now: its chunks wait in its queue.
+        /// </summary>
+        internal void Serve(DateTimeOffset now, TimeSpan heartbeat)
+        {
+            lock (_gate)
+            {
+                if (_closed || _body is not { } body)
+                {
+                    return;
+                }
+                try
+                {
+                    if (_flushing is { } previous)
+                    {
+                        if (!previous.IsCompleted)
+                        {
+                            return;
+                        }
+                        _flushing = null;
+                        if (!previous.IsCompletedSuccessfully || previous.Result.IsCompleted || previous.Result.IsCanceled)
+                        {
+                            Stop();
+                            return;
+                        }
+                    }
+                    var wrote = false;
+                    if (_lostPending > 0)
+                    {
+                        WriteLost(body, _lostPending);
+                        _lost += _lostPending;
+                        _lostPending = 0;
+                        wrote = true;
+                    }
+                    while (_queue.TryDequeue(out var frames))
+                    {
+                        body.Write(frames.Bytes.Span);
+                        wrote = true;
+                    }
+                    if (!wrote)
+                    {
+                        if (now - _lastWrite < heartbeat)
+                        {
+                            return;
+                        }
+                        body.Write(Heartbeat);
+                    }
+                    _lastWrite = now;
+                    var flush = body.FlushAsync();
+                    if (!flush.IsCompleted)
+                    {
+                        _flushing = flush.AsTask();
+                    }
+                    else if (flush.Result is { IsCompleted: true } or { IsCanceled: true })
+                    {
+                        Stop();
+                    }
+                }
+                catch (Exception) when (!_closed)
+                {
+                    // The response is gone (the client left between two passes): its request ends.
+                    Stop();
+                }
+            }
+        }
+
+        private static void WriteLost(PipeWriter body, long entries)
+        {
+            body.Write("event: lost\ndata: {\"lost_entries\":"u8);
+            Span<byte> digits = stackalloc byte[20];
+            entries.TryFormat(digits, out var n, provider: System.Globalization.CultureInfo.InvariantCulture);
+            body.Write(digits[..n]);
+            body.Write("}\n\n"u8);
+        }
+
+        // Under _gate.
+        private void Stop()
+        {
+            _closed = true;
+            _body = null;
+            _queue.Clear();
+            _done.TrySetResult();
+        }
+
+        /// <summary>The feed stops writing (it is stopping): the request ends.</summary>
+        internal void End() => _done.TrySetResult();
+
+        /// <summary>The request ends: after this the feed never touches its response. A flush still under way is cancelled
+        /// and awaited (the response may only be completed once nobody writes to it).</summary>
+        public async Task CloseAsync()
+        {
+            Task<FlushResult>? flushing;
+            lock (_gate)
+            {
+                _body?.CancelPendingFlush();
+                flushing = _flushing;
+                _flushing = null;
+                _closed = true;
+                _body = null;
+                _queue.Clear();
+            }
+            _done.TrySetResult();
+            if (flushing is not null)
+            {
+                await ((Task)flushing).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+            }
+        }
+
+        public void Dispose() => _leave?.Invoke(this);
     }
 }
 
