@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.Threading.Channels;
 using Npgsql;
 using NpgsqlTypes;
@@ -38,6 +39,9 @@ internal sealed class DeliveryLedger : IAsyncDisposable
     private readonly HashSet<NpgsqlBatch> _prepared = [];
     private readonly Task _loop;
     private long _roundTrips;
+    // Rows marked 'sending' that were counted against the tenant's sending limit, until their result is recorded: an
+    // unmarked one gives its count back (it will be read, and counted, again). Empty for a tenant without limits.
+    private readonly ConcurrentDictionary<long, LimitSlot> _counted = new();
 
     private DeliveryLedger(NpgsqlConnection conn, Guid runnerId, TimeProvider clock, TimeSpan lease, WebhookPublisher? webhooks, Guid tenantId)
     {
@@ -75,22 +79,72 @@ internal sealed class DeliveryLedger : IAsyncDisposable
         {
             return Task.CompletedTask;
         }
-        return Submit(new Request(Take(results), [], []));
+        return Submit(new Request(Take(results), [], [], []));
     }
 
     /// <summary>
     /// Records <paramref name="results"/> (and clears the list) and marks <paramref name="next"/> 'sending'; returns the
-    /// rows whose mark took, with their attempts before this one as the mark found them.
+    /// rows whose mark took, with their attempts before this one as the mark found them. A row counted against the
+    /// tenant's sending limit whose mark did not take gives its count back (the limit counts the rows marked).
     /// </summary>
     public async Task<List<Claimed>> RecordAndMarkAsync(List<AttemptResult> results, List<Claimed> next)
     {
-        var request = new Request(Take(results), [.. next.Select(r => r.Id)], []);
+        var request = new Request(Take(results), [.. next.Select(r => r.Id)], [], []);
+        if (!_counted.IsEmpty)
+        {
+            foreach (var r in request.Results)
+            {
+                _counted.TryRemove(r.Id, out _);
+            }
+        }
         await Submit(request);
-        return next.Where(r => request.Marked.ContainsKey(r.Id)).Select(r => r with { Attempts = request.Marked[r.Id] - 1 }).ToList();
+        var marked = new List<Claimed>(next.Count);
+        List<LimitSlot>? lost = null;
+        foreach (var r in next)
+        {
+            if (request.Marked.TryGetValue(r.Id, out var attempts))
+            {
+                marked.Add(r with { Attempts = attempts - 1 });
+                if (r.Slot is { } slot)
+                {
+                    _counted[r.Id] = slot;
+                }
+            }
+            else if (r.Slot is { } slot)
+            {
+                (lost ??= []).Add(slot);
+            }
+        }
+        if (lost is not null)
+        {
+            await Submit(new Request([], [], [], [.. lost]));
+        }
+        return marked;
     }
 
-    /// <summary>Hands marked rows that were never attempted back to pending (the attempt did not happen).</summary>
-    public Task UnmarkAsync(long[] ids) => ids.Length == 0 ? Task.CompletedTask : Submit(new Request([], [], ids));
+    /// <summary>
+    /// Hands marked rows that were never attempted back to pending (the attempt did not happen), with their sending-limit
+    /// counts: they will be read, and counted, again.
+    /// </summary>
+    public Task UnmarkAsync(long[] ids)
+    {
+        if (ids.Length == 0)
+        {
+            return Task.CompletedTask;
+        }
+        List<LimitSlot>? release = null;
+        if (!_counted.IsEmpty)
+        {
+            foreach (var id in ids)
+            {
+                if (_counted.TryRemove(id, out var slot))
+                {
+                    (release ??= []).Add(slot);
+                }
+            }
+        }
+        return Submit(new Request([], [], ids, release is null ? [] : [.. release]));
+    }
 
     public async ValueTask DisposeAsync()
     {
@@ -153,6 +207,11 @@ internal sealed class DeliveryLedger : IAsyncDisposable
     private async Task FlushAsync(List<Request> waiting)
     {
         var now = _clock.GetUtcNow();
+        if (waiting.Exists(r => r.Release.Length > 0))
+        {
+            // Sending-limit counts given back (rare: only a limited tenant's lost marks and hand-backs).
+            await Features.Reputation.SendingLimits.ReleaseAsync(_conn, waiting.SelectMany(r => r.Release), CancellationToken.None);
+        }
         var unmark = waiting.SelectMany(r => r.Unmark).ToArray();
         if (unmark.Length > 0)
         {
@@ -288,11 +347,12 @@ internal sealed class DeliveryLedger : IAsyncDisposable
     }
 
     /// <summary>One worker's part of a round trip; <see cref="Marked"/> is filled before <see cref="Done"/> completes.</summary>
-    private sealed class Request(AttemptResult[] results, long[] marks, long[] unmark)
+    private sealed class Request(AttemptResult[] results, long[] marks, long[] unmark, LimitSlot[] release)
     {
         public AttemptResult[] Results { get; } = results;
         public long[] Marks { get; } = marks;
         public long[] Unmark { get; } = unmark;
+        public LimitSlot[] Release { get; } = release;
         public Dictionary<long, int> Marked { get; } = [];
         public TaskCompletionSource Done { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
     }

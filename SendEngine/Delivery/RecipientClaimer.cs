@@ -85,7 +85,13 @@ internal sealed partial class RecipientClaimer(
             run.Timeline?.Mark("first batch checked");
             if (sendable is null)
             {
+                await Features.Reputation.SendingLimits.ReleaseAsync(conn, batch.Select(r => r.Slot), ct);
                 return;
+            }
+            if (sendable.Count < batch.Count)
+            {
+                // Skipped rows are never marked: the sending limit counts only the rows marked.
+                await Features.Reputation.SendingLimits.ReleaseAsync(conn, batch.Except(sendable).Select(r => r.Slot), ct);
             }
             run.Hold(sendable.Select(r => r.Id));
             foreach (var r in sendable)

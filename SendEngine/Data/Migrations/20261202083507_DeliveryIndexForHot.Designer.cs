@@ -1406,7 +1406,7 @@ namespace SendEngine.Data.Migrations
 
                     b.Property<string>("Message")
                         .IsRequired()
-                        .HasColumnType("jsonb")
+                        .HasColumnType("text")
                         .HasColumnName("message");
 
                     b.Property<string>("Metadata")
@@ -1552,6 +1552,8 @@ namespace SendEngine.Data.Migrations
                         .HasDatabaseName("ix_transactional_tasks_tenant_id_created_at_id");
 
                     b.ToTable("transactional_tasks", (string)null);
+
+                    b.HasAnnotation("Npgsql:StorageParameter:fillfactor", 70);
                 });
 
             modelBuilder.Entity("SendEngine.Features.WebhookGateway.GatewayEntry", b =>

@@ -12,7 +12,7 @@ using SendEngine.Data;
 namespace SendEngine.Data.Migrations
 {
     [DbContext(typeof(SendEngineDbContext))]
-    [Migration("20261202075435_ClaimByReading")]
+    [Migration("20261202080500_ClaimByReading")]
     partial class ClaimByReading
     {
         /// <inheritdoc />
@@ -1398,7 +1398,7 @@ namespace SendEngine.Data.Migrations
 
                     b.Property<string>("Message")
                         .IsRequired()
-                        .HasColumnType("jsonb")
+                        .HasColumnType("text")
                         .HasColumnName("message");
 
                     b.Property<string>("Metadata")
@@ -1544,6 +1544,8 @@ namespace SendEngine.Data.Migrations
                         .HasDatabaseName("ix_transactional_tasks_tenant_id_created_at_id");
 
                     b.ToTable("transactional_tasks", (string)null);
+
+                    b.HasAnnotation("Npgsql:StorageParameter:fillfactor", 70);
                 });
 
             modelBuilder.Entity("SendEngine.Features.WebhookGateway.GatewayEntry", b =>
