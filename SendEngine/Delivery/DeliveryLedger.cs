@@ -79,7 +79,9 @@ internal sealed class DeliveryLedger : IAsyncDisposable
         {
             return Task.CompletedTask;
         }
-        return Submit(new Request(Take(results), [], [], []));
+        var request = new Request(Take(results), [], [], []);
+        Forget(request.Results);
+        return Submit(request);
     }
 
     /// <summary>
@@ -90,13 +92,7 @@ internal sealed class DeliveryLedger : IAsyncDisposable
     public async Task<List<Claimed>> RecordAndMarkAsync(List<AttemptResult> results, List<Claimed> next)
     {
         var request = new Request(Take(results), [.. next.Select(r => r.Id)], [], []);
-        if (!_counted.IsEmpty)
-        {
-            foreach (var r in request.Results)
-            {
-                _counted.TryRemove(r.Id, out _);
-            }
-        }
+        Forget(request.Results);
         await Submit(request);
         var marked = new List<Claimed>(next.Count);
         List<LimitSlot>? lost = null;
@@ -144,6 +140,18 @@ internal sealed class DeliveryLedger : IAsyncDisposable
             }
         }
         return Submit(new Request([], [], ids, release is null ? [] : [.. release]));
+    }
+
+    /// <summary>Recorded rows no longer hold a sending-limit count that an unmark would give back.</summary>
+    private void Forget(AttemptResult[] results)
+    {
+        if (!_counted.IsEmpty)
+        {
+            foreach (var r in results)
+            {
+                _counted.TryRemove(r.Id, out _);
+            }
+        }
     }
 
     public async ValueTask DisposeAsync()
