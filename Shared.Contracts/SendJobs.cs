@@ -152,9 +152,8 @@ public static class SendJobStatuses
 /// <summary>Per-recipient outcome, as GET /api/send-jobs/{id}/recipients?status= reports it.</summary>
 public static class RecipientStatuses
 {
+    /// <summary>Not yet attempted, or deferred after a transient failure (also while read ahead for a worker: reading takes no row).</summary>
     public const string Pending = "pending";
-    /// <summary>Reserved by a worker, not yet attempted.</summary>
-    public const string Claimed = "claimed";
     /// <summary>The SMTP transaction is in progress.</summary>
     public const string Sending = "sending";
     public const string Sent = "sent";
@@ -168,7 +167,7 @@ public static class RecipientStatuses
     public const string Bounced = "bounced";
     public const string Cancelled = "cancelled";
 
-    public static readonly IReadOnlyList<string> All = [Pending, Claimed, Sending, Sent, Delivered, Failed, Unknown, Suppressed, Bounced, Cancelled];
+    public static readonly IReadOnlyList<string> All = [Pending, Sending, Sent, Delivered, Failed, Unknown, Suppressed, Bounced, Cancelled];
 }
 
 public sealed record AddSuppressionRequest(string? TenantId, string? Email, string? Reason);

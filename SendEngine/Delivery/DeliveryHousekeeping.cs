@@ -5,7 +5,7 @@ using SendEngine.Features.Suppressions;
 namespace SendEngine.Delivery;
 
 /// <summary>
-/// Beside a delivery run: renews the runner's leases, stops the run when the job leaves <c>sending</c> (cancelled,
+/// Beside a delivery run: renews the runner's leases (the job's runner lease and its rows in an attempt), stops the run when the job leaves <c>sending</c> (cancelled,
 /// paused by another runner), ends the job's outage once mail goes out, logs progress and turns refused mailboxes into
 /// suppressions every 10 s.
 /// </summary>
@@ -14,6 +14,15 @@ internal sealed partial class DeliveryHousekeeping(RecipientStore store, NpgsqlD
     public async Task RunAsync(DeliveryRun run)
     {
         var jobId = run.Job.Id;
+        try
+        {
+            // The job's runner lease from the start: until a row is marked, nothing else shows the watchdog this runner.
+            await store.RenewLeasesAsync(jobId, run.RunnerId, options.Lease, run.Stop.Token);
+        }
+        catch (Exception ex) when (ex is NpgsqlException or OperationCanceledException)
+        {
+            // Renewed again within a third of the lease; a stopping run needs none.
+        }
         var lastRenew = clock.GetUtcNow();
         var lastLog = lastRenew;
         var outageEnded = false;

@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.Threading.Channels;
 using Npgsql;
 using NpgsqlTypes;
@@ -38,6 +39,9 @@ internal sealed class DeliveryLedger : IAsyncDisposable
     private readonly HashSet<NpgsqlBatch> _prepared = [];
     private readonly Task _loop;
     private long _roundTrips;
+    // Rows marked 'sending' that were counted against the tenant's sending limit, until their result is recorded: an
+    // unmarked one gives its count back (it will be read, and counted, again). Empty for a tenant without limits.
+    private readonly ConcurrentDictionary<long, LimitSlot> _counted = new();
 
     private DeliveryLedger(NpgsqlConnection conn, Guid runnerId, TimeProvider clock, TimeSpan lease, WebhookPublisher? webhooks, Guid tenantId)
     {
@@ -75,19 +79,80 @@ internal sealed class DeliveryLedger : IAsyncDisposable
         {
             return Task.CompletedTask;
         }
-        return Submit(new Request(Take(results), [], []));
+        var request = new Request(Take(results), [], [], []);
+        Forget(request.Results);
+        return Submit(request);
     }
 
-    /// <summary>Records <paramref name="results"/> (and clears the list) and marks <paramref name="next"/> 'sending'; returns the rows whose mark took.</summary>
+    /// <summary>
+    /// Records <paramref name="results"/> (and clears the list) and marks <paramref name="next"/> 'sending'; returns the
+    /// rows whose mark took, with their attempts before this one as the mark found them. A row counted against the
+    /// tenant's sending limit whose mark did not take gives its count back (the limit counts the rows marked).
+    /// </summary>
     public async Task<List<Claimed>> RecordAndMarkAsync(List<AttemptResult> results, List<Claimed> next)
     {
-        var request = new Request(Take(results), [.. next.Select(r => r.Id)], []);
+        var request = new Request(Take(results), [.. next.Select(r => r.Id)], [], []);
+        Forget(request.Results);
         await Submit(request);
-        return next.Where(r => request.Marked.Contains(r.Id)).ToList();
+        var marked = new List<Claimed>(next.Count);
+        List<LimitSlot>? lost = null;
+        foreach (var r in next)
+        {
+            if (request.Marked.TryGetValue(r.Id, out var attempts))
+            {
+                marked.Add(r with { Attempts = attempts - 1 });
+                if (r.Slot is { } slot)
+                {
+                    _counted[r.Id] = slot;
+                }
+            }
+            else if (r.Slot is { } slot)
+            {
+                (lost ??= []).Add(slot);
+            }
+        }
+        if (lost is not null)
+        {
+            await Submit(new Request([], [], [], [.. lost]));
+        }
+        return marked;
     }
 
-    /// <summary>Hands marked rows that were never attempted back to the runner's claims (the attempt did not happen).</summary>
-    public Task UnmarkAsync(long[] ids) => ids.Length == 0 ? Task.CompletedTask : Submit(new Request([], [], ids));
+    /// <summary>
+    /// Hands marked rows that were never attempted back to pending (the attempt did not happen), with their sending-limit
+    /// counts: they will be read, and counted, again.
+    /// </summary>
+    public Task UnmarkAsync(long[] ids)
+    {
+        if (ids.Length == 0)
+        {
+            return Task.CompletedTask;
+        }
+        List<LimitSlot>? release = null;
+        if (!_counted.IsEmpty)
+        {
+            foreach (var id in ids)
+            {
+                if (_counted.TryRemove(id, out var slot))
+                {
+                    (release ??= []).Add(slot);
+                }
+            }
+        }
+        return Submit(new Request([], [], ids, release is null ? [] : [.. release]));
+    }
+
+    /// <summary>Recorded rows no longer hold a sending-limit count that an unmark would give back.</summary>
+    private void Forget(AttemptResult[] results)
+    {
+        if (!_counted.IsEmpty)
+        {
+            foreach (var r in results)
+            {
+                _counted.TryRemove(r.Id, out _);
+            }
+        }
+    }
 
     public async ValueTask DisposeAsync()
     {
@@ -150,6 +215,11 @@ internal sealed class DeliveryLedger : IAsyncDisposable
     private async Task FlushAsync(List<Request> waiting)
     {
         var now = _clock.GetUtcNow();
+        if (waiting.Exists(r => r.Release.Length > 0))
+        {
+            // Sending-limit counts given back (rare: only a limited tenant's lost marks and hand-backs).
+            await Features.Reputation.SendingLimits.ReleaseAsync(_conn, waiting.SelectMany(r => r.Release), CancellationToken.None);
+        }
         var unmark = waiting.SelectMany(r => r.Unmark).ToArray();
         if (unmark.Length > 0)
         {
@@ -183,12 +253,18 @@ internal sealed class DeliveryLedger : IAsyncDisposable
         {
             SetRecord(batch.BatchCommands[1], results, now);
         }
-        var marked = new HashSet<long>();
+        var marked = new Dictionary<long, int>();
         await ExecuteAsync(batch, marked);
         NotifyWebhooks(events);
         foreach (var request in waiting)
         {
-            request.Marked.UnionWith(request.Marks.Where(marked.Contains));
+            foreach (var id in request.Marks)
+            {
+                if (marked.TryGetValue(id, out var attempts))
+                {
+                    request.Marked[id] = attempts;
+                }
+            }
         }
     }
 
@@ -211,7 +287,7 @@ internal sealed class DeliveryLedger : IAsyncDisposable
         ((NpgsqlParameter<DateTimeOffset>)p[5]).TypedValue = now;
     }
 
-    private async Task ExecuteAsync(NpgsqlBatch batch, HashSet<long>? marked)
+    private async Task ExecuteAsync(NpgsqlBatch batch, Dictionary<long, int>? marked)
     {
         if (_prepared.Add(batch))
         {
@@ -230,7 +306,7 @@ internal sealed class DeliveryLedger : IAsyncDisposable
                 await using var reader = await batch.ExecuteReaderAsync(CancellationToken.None);
                 while (await reader.ReadAsync(CancellationToken.None))
                 {
-                    marked.Add(reader.GetInt64(0));
+                    marked[reader.GetInt64(0)] = reader.GetInt32(1);
                 }
                 return;
             }
@@ -279,12 +355,13 @@ internal sealed class DeliveryLedger : IAsyncDisposable
     }
 
     /// <summary>One worker's part of a round trip; <see cref="Marked"/> is filled before <see cref="Done"/> completes.</summary>
-    private sealed class Request(AttemptResult[] results, long[] marks, long[] unmark)
+    private sealed class Request(AttemptResult[] results, long[] marks, long[] unmark, LimitSlot[] release)
     {
         public AttemptResult[] Results { get; } = results;
         public long[] Marks { get; } = marks;
         public long[] Unmark { get; } = unmark;
-        public HashSet<long> Marked { get; } = [];
+        public LimitSlot[] Release { get; } = release;
+        public Dictionary<long, int> Marked { get; } = [];
         public TaskCompletionSource Done { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
     }
 }

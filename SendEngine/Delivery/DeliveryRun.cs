@@ -32,6 +32,40 @@ internal sealed class DeliveryRun(DeliveryJob job, Guid runnerId, CancellationTo
     /// <summary>Set when our own code failed in a worker (a database error, a bug).</summary>
     public Exception? WorkerError { get; private set; }
 
+    // Rows the claimer handed to the workers whose 'sending' mark has not been tried yet: still pending, so the claimer's
+    // sweep must not read them again.
+    private readonly HashSet<long> _held = [];
+
+    /// <summary>The claimer hands <paramref name="ids"/> to the workers.</summary>
+    public void Hold(IEnumerable<long> ids)
+    {
+        lock (_held)
+        {
+            _held.UnionWith(ids);
+        }
+    }
+
+    /// <summary>A worker's mark of <paramref name="rows"/> was tried (taken or not): they are no longer this run's to hold.</summary>
+    public void Release(List<Claimed> rows)
+    {
+        lock (_held)
+        {
+            foreach (var r in rows)
+            {
+                _held.Remove(r.Id);
+            }
+        }
+    }
+
+    /// <summary>The rows held now (for the claimer's sweep).</summary>
+    public long[] Held()
+    {
+        lock (_held)
+        {
+            return [.. _held];
+        }
+    }
+
     public void Count(string status)
     {
         if (Interlocked.Exchange(ref _attempted, 1) == 0)

@@ -8,8 +8,9 @@ using SendEngine.Transports;
 namespace SendEngine.Delivery;
 
 /// <summary>
-/// One SMTP connection's (or ESP session's) loop: takes claimed recipients from the channel in groups, marks each group
-/// <c>sending</c> durably through the ledger, composes and sends each message, and turns each transport outcome into a
+/// One SMTP connection's (or ESP session's) loop: takes recipients read for delivery from the channel in groups, marks
+/// each group <c>sending</c> durably through the ledger (the mark is what takes a row: one another runner took first is
+/// dropped), composes and sends each message, and turns each transport outcome into a
 /// recipient status (docs/send-engine.md, "Outcomes"). A dependency failure stops the run for a pause and hands the
 /// group's unattempted rows back; the message in hand always completes and is recorded.
 /// </summary>
@@ -97,15 +98,23 @@ internal sealed partial class DeliveryWorker(
                 }
 
                 // The previous group's results and this group's 'sending' marks, committed (with other workers' requests)
-                // before any of the group is attempted: the durable record that their attempts started. A row whose
-                // lease was lost to another runner does not come back.
-                var marked = await ledger.RecordAndMarkAsync(results, candidates);
+                // before any of the group is attempted: the durable record that their attempts started. A row another
+                // runner marked first (or that was suppressed, cancelled or deferred meanwhile) does not come back.
+                List<Claimed> marked;
+                try
+                {
+                    marked = await ledger.RecordAndMarkAsync(results, candidates);
+                }
+                finally
+                {
+                    run.Release(candidates);
+                }
                 run.Timeline?.Mark("first group marked sending");
                 for (var i = 0; i < marked.Count; i++)
                 {
                     if (stop.IsCancellationRequested)
                     {
-                        // Stopping: the rest of the group was never attempted and goes back to the runner's claims.
+                        // Stopping: the rest of the group was never attempted and goes back to pending.
                         await ledger.UnmarkAsync(marked.Skip(i).Select(r => r.Id).ToArray());
                         break;
                     }
@@ -127,7 +136,7 @@ internal sealed partial class DeliveryWorker(
         }
         catch (OperationCanceledException) when (stop.IsCancellationRequested)
         {
-            // Stopping; unattempted claims are released by the runner.
+            // Stopping; rows read but never marked are still pending.
         }
         finally
         {

@@ -7,11 +7,12 @@ using SendEngine.Features.Suppressions;
 namespace SendEngine.Delivery;
 
 /// <summary>
-/// The producer side of a delivery run: claims batches of due recipients (FOR UPDATE SKIP LOCKED, with a lease),
-/// recovers the rows of runners that died, drops the addresses that must not be mailed now (the tenant's suppressions,
-/// unsubscribes and complaints still being reported to Member Center, and the subscriptions Member Center's change feed
-/// says stopped being sendable since the snapshot) and hands the rest
-/// to the workers' channel. If Member Center cannot answer, the batch goes back untouched and the run stops for a pause.
+/// The producer side of a delivery run: reads batches of due recipients (<see cref="RecipientStore.ReadDueAsync"/>: no
+/// write, the job's claim cursor keeps runners on separate ranges), recovers the rows of runners that died, drops the
+/// addresses that must not be mailed now (the tenant's suppressions, unsubscribes and complaints still being reported to
+/// Member Center, and the subscriptions Member Center's change feed says stopped being sendable since the snapshot) and
+/// hands the rest to the workers' channel, where they stay pending until a worker's <c>sending</c> mark takes them. If
+/// Member Center cannot answer, the batch is left pending and the run stops for a pause.
 /// <c>senderDomain</c> is the job's verified from domain, for its warm-up (null: none).
 /// </summary>
 internal sealed partial class RecipientClaimer(
@@ -49,7 +50,7 @@ internal sealed partial class RecipientClaimer(
                 await store.RecoverExpiredAsync(conn, job.Id, ct);
                 lastRecovery = now;
             }
-            var (batch, limitedUntil) = await limits.ClaimAsync(conn, job, senderDomain, run.RunnerId, now, options.Lease, options.BatchSize, ct);
+            var (batch, limitedUntil) = await limits.ClaimAsync(conn, job, senderDomain, now, options.BatchSize, run.Held(), ct);
             if (limitedUntil is { } until)
             {
                 // The tenant's sending limit is reached: the job stays sending and waits for the next window (the
@@ -84,8 +85,15 @@ internal sealed partial class RecipientClaimer(
             run.Timeline?.Mark("first batch checked");
             if (sendable is null)
             {
+                await Features.Reputation.SendingLimits.ReleaseAsync(conn, batch.Select(r => r.Slot), ct);
                 return;
             }
+            if (sendable.Count < batch.Count)
+            {
+                // Skipped rows are never marked: the sending limit counts only the rows marked.
+                await Features.Reputation.SendingLimits.ReleaseAsync(conn, batch.Except(sendable).Select(r => r.Slot), ct);
+            }
+            run.Hold(sendable.Select(r => r.Id));
             foreach (var r in sendable)
             {
                 await writer.WriteAsync(r, ct);
@@ -140,10 +148,9 @@ internal sealed partial class RecipientClaimer(
         }
         catch (Exception ex) when (MemberCenterClient.IsOutage(ex, ct))
         {
-            // Without the re-check we might mail someone who just left: the batch goes back, and the job waits for
-            // Member Center.
+            // Without the re-check we might mail someone who just left: the batch stays pending (nothing was written),
+            // and the job waits for Member Center.
             LogRecheckFailed(logger, job.Id, ex.Message);
-            await RecipientStore.ReleaseAsync(conn, batch.Select(r => r.Id).ToArray(), clock.GetUtcNow(), CancellationToken.None);
             run.RequestPause("Member Center is unavailable for the unsubscribe re-check: " + ex.Message, MemberCenterClient.NeedsOperator(ex));
             return null;
         }
@@ -187,6 +194,6 @@ internal sealed partial class RecipientClaimer(
     [LoggerMessage(LogLevel.Information, "Send job {JobId}: the tenant's sending limit is reached; throttled until {Until}")]
     private static partial void LogThrottled(ILogger logger, Guid jobId, DateTimeOffset until);
 
-    [LoggerMessage(LogLevel.Warning, "Send job {JobId}: Member Center re-check failed, batch released: {Error}")]
+    [LoggerMessage(LogLevel.Warning, "Send job {JobId}: Member Center re-check failed, batch left pending: {Error}")]
     private static partial void LogRecheckFailed(ILogger logger, Guid jobId, string error);
 }

@@ -13,8 +13,22 @@ public sealed record DeliveryJob(Guid Id, Guid TenantId, Guid ListId, string Sta
     bool SnapshotDone, DateTimeOffset ScheduledAt, DateTimeOffset? ResumeAt, string? LinkKeyId, DateTimeOffset? LinksIssuedAt, string? ChangesCursor,
     string? FromEmail, string? FromName, DateTimeOffset CreatedAt);
 
-/// <summary>A claimed recipient on its way to a worker; <paramref name="UnsubscribeUrl"/> only for rows snapshotted before links were minted per message.</summary>
-internal sealed record Claimed(long Id, Guid SubscriberId, string Email, string Preferences, string? UnsubscribeUrl, int Attempts);
+/// <summary>
+/// A recipient read for delivery, on its way to a worker (still <c>pending</c> until its worker's <c>sending</c> mark takes
+/// it); <paramref name="UnsubscribeUrl"/> only for rows snapshotted before links were minted per message.
+/// <paramref name="Attempts"/> as the mark found it (the mark returns it, so a stale read never adds an attempt).
+/// </summary>
+internal sealed record Claimed(long Id, Guid SubscriberId, string Email, string Preferences, string? UnsubscribeUrl, int Attempts)
+{
+    /// <summary>
+    /// The sending-limit window this read was counted in (null: the tenant has no limits). A row whose mark does not
+    /// take it, or that is never marked, gives its count back (<see cref="Features.Reputation.SendingLimits.ReleaseAsync"/>).
+    /// </summary>
+    public LimitSlot? Slot { get; init; }
+}
+
+/// <summary>A tenant's sending-limit window (and the warming sender domains also counted) a read was counted in.</summary>
+internal sealed record LimitSlot(Guid TenantId, DateTimeOffset WindowStart, string[] Domains);
 
 /// <summary>How one attempt is recorded: sent, back to pending with a backoff (deferred), failed or unknown.</summary>
 internal readonly record struct AttemptResult(long Id, string Status, string? MessageId, string Detail, TimeSpan? RetryDelay);
@@ -27,9 +41,10 @@ public readonly record struct PauseOutcome(bool Paused, DateTimeOffset? ResumeAt
 /// <c>send_jobs</c> and <c>send_job_recipients</c> is a statement of this class, written with the status constants of
 /// <see cref="SendJobStatuses"/> and <see cref="RecipientStatuses"/>. Raw SQL, because these are the hot paths.
 /// A job: scheduled → queued → sending ⇄ paused → completed | cancelled | failed (a failed or paused job can be resumed).
-/// A recipient: pending → claimed → sending → sent | failed | unknown, claimed → suppressed, pending → cancelled,
-/// sending → pending (deferred, with backoff) or back to claimed (not attempted); then sent → delivered | bounced | failed
-/// from ESP events.
+/// A recipient: pending → sending → sent | failed | unknown, pending → suppressed | cancelled, sending → pending
+/// (deferred with backoff, or not attempted); then sent → delivered | bounced | failed from ESP events. Rows are read
+/// for delivery without a write (<see cref="ReadDueAsync"/>): the conditional <c>sending</c> mark is the only gate, so
+/// two runners that read the same row never both send it.
 /// </summary>
 public sealed partial class RecipientStore(NpgsqlDataSource db, TimeProvider clock, ILogger<RecipientStore> logger)
 {
@@ -37,7 +52,6 @@ public sealed partial class RecipientStore(NpgsqlDataSource db, TimeProvider clo
     public const string RunnerStoppedOutcome = "outcome unknown: the runner stopped during the SMTP transaction; not retried to avoid a duplicate";
 
     private const string OpenJob = $"'{J.Queued}', '{J.Sending}'";
-    private const string OpenRecipient = $"'{R.Pending}', '{R.Claimed}', '{R.Sending}'";
 
     // ---------------------------------------------------------------- jobs
 
@@ -111,7 +125,7 @@ public sealed partial class RecipientStore(NpgsqlDataSource db, TimeProvider clo
         await Sql.ExecuteAsync(db, $"""
             UPDATE send_jobs SET status = '{J.Completed}', finished_at = $2, outage_since = NULL
             WHERE id = $1 AND status = '{J.Sending}' AND snapshot_completed_at IS NOT NULL
-              AND NOT EXISTS (SELECT 1 FROM send_job_recipients WHERE job_id = $1 AND status IN ({OpenRecipient}))
+              AND NOT EXISTS (SELECT 1 FROM send_job_recipients WHERE job_id = $1 AND is_open)
             """, ct, jobId, clock.GetUtcNow()) > 0;
 
     /// <summary>→ failed: only for what will never work (the list is gone) or a failure of our own code.</summary>
@@ -383,7 +397,7 @@ public sealed partial class RecipientStore(NpgsqlDataSource db, TimeProvider clo
         {
             await Sql.ExecuteAsync(conn, $"""
                 UPDATE send_job_recipients SET status = '{R.Cancelled}', claimed_by = NULL, lease_until = NULL, updated_at = $2
-                WHERE job_id = $1 AND status = '{R.Pending}'
+                WHERE job_id = $1 AND is_open AND status = '{R.Pending}'
                 """, ct, jobId, now);
         }
         await tx.CommitAsync(ct);
@@ -404,13 +418,15 @@ public sealed partial class RecipientStore(NpgsqlDataSource db, TimeProvider clo
                -- A job waiting for its sending limit has no leases but a runner: not stalled until well past its window.
                OR (j.status = '{J.Paused}' AND j.resume_at < $1 - interval '1 minute')
                OR (j.status IN ({OpenJob}) AND COALESCE(j.started_at, j.scheduled_at) < $1 - interval '2 minutes'
+                   -- A live runner renews the job's runner lease (its rows read for delivery carry none until marked).
+                   AND (j.runner_lease_until IS NULL OR j.runner_lease_until <= $1)
                    AND NOT EXISTS (SELECT 1 FROM send_job_recipients r
-                                   WHERE r.job_id = j.id AND r.status IN ('{R.Claimed}', '{R.Sending}') AND r.lease_until > $1)
+                                   WHERE r.job_id = j.id AND r.is_open AND r.status = '{R.Sending}' AND r.lease_until > $1)
                    AND (j.throttled_until IS NULL OR j.throttled_until < $1 - interval '2 minutes')
                    AND (j.snapshot_completed_at IS NULL
                         OR EXISTS (SELECT 1 FROM send_job_recipients r
-                                   WHERE r.job_id = j.id AND r.status = '{R.Pending}' AND (r.next_attempt_at IS NULL OR r.next_attempt_at < $1 - interval '1 minute'))
-                        OR NOT EXISTS (SELECT 1 FROM send_job_recipients r WHERE r.job_id = j.id AND r.status IN ({OpenRecipient}))))
+                                   WHERE r.job_id = j.id AND r.is_open AND r.status = '{R.Pending}' AND (r.next_attempt_at IS NULL OR r.next_attempt_at < $1 - interval '1 minute'))
+                        OR NOT EXISTS (SELECT 1 FROM send_job_recipients r WHERE r.job_id = j.id AND r.is_open)))
             LIMIT 100
             """, clock.GetUtcNow());
         await using var reader = await cmd.ExecuteReaderAsync(ct);
@@ -423,24 +439,49 @@ public sealed partial class RecipientStore(NpgsqlDataSource db, TimeProvider clo
 
     // ---------------------------------------------------------------- recipients
 
-    /// <summary>pending (due) → claimed by <paramref name="runnerId"/> until the lease ends; at most <paramref name="limit"/> rows, in id order.</summary>
-    internal static async Task<List<Claimed>> ClaimAsync(NpgsqlConnection conn, Guid jobId, Guid runnerId, DateTimeOffset now, TimeSpan lease, int limit, CancellationToken ct)
+    /// <summary>
+    /// Reads up to <paramref name="limit"/> due pending rows for delivery, in id order, without writing them: the job's
+    /// claim cursor hands each runner the next range of ids (the job row is locked for the moment it moves, so runners
+    /// read disjoint ranges), and once the cursor has passed every row, rows left pending behind it (deferred and now
+    /// due, handed back by a stopping worker, read by a runner that died) are swept from the start, except
+    /// <paramref name="held"/> (this runner's rows not yet marked). A row two runners read is sent by the one whose
+    /// <see cref="MarkSendingSql"/> takes it; the other's mark finds it no longer pending.
+    /// </summary>
+    internal static async Task<List<Claimed>> ReadDueAsync(NpgsqlConnection conn, Guid jobId, DateTimeOffset now, int limit, long[] held, CancellationToken ct)
     {
-        var batch = new List<Claimed>(limit);
-        await using var cmd = Sql.Command(conn, $"""
-            UPDATE send_job_recipients SET status = '{R.Claimed}', claimed_by = $2, lease_until = $3, updated_at = $4
-            WHERE id IN (SELECT id FROM send_job_recipients
-                         WHERE job_id = $1 AND status = '{R.Pending}' AND (next_attempt_at IS NULL OR next_attempt_at <= $4)
-                         ORDER BY id LIMIT $5 FOR UPDATE SKIP LOCKED)
-            RETURNING id, subscriber_id, email, preferences::text, unsubscribe_url, attempts
-            """, jobId, runnerId, now + lease, now, limit);
+        var batch = await ReadAsync(conn, $"""
+            WITH cursor AS (SELECT claim_cursor FROM send_jobs WHERE id = $1 FOR NO KEY UPDATE),
+            ahead AS (
+                SELECT id FROM send_job_recipients
+                WHERE job_id = $1 AND is_open AND status = '{R.Pending}' AND id > (SELECT claim_cursor FROM cursor)
+                  AND (next_attempt_at IS NULL OR next_attempt_at <= $2)
+                ORDER BY id LIMIT $3),
+            moved AS (UPDATE send_jobs SET claim_cursor = (SELECT max(id) FROM ahead) WHERE id = $1 AND EXISTS (SELECT 1 FROM ahead))
+            SELECT r.id, r.subscriber_id, r.email, r.preferences::text, r.unsubscribe_url, r.attempts
+            FROM ahead JOIN send_job_recipients r ON r.id = ahead.id
+            """, ct, jobId, now, limit);
+        if (batch.Count == 0)
+        {
+            batch = await ReadAsync(conn, $"""
+                SELECT id, subscriber_id, email, preferences::text, unsubscribe_url, attempts FROM send_job_recipients
+                WHERE job_id = $1 AND is_open AND status = '{R.Pending}' AND (next_attempt_at IS NULL OR next_attempt_at <= $2) AND id <> ALL($4)
+                ORDER BY id LIMIT $3
+                """, ct, jobId, now, limit, held);
+        }
+        batch.Sort((a, b) => a.Id.CompareTo(b.Id));
+        return batch;
+    }
+
+    private static async Task<List<Claimed>> ReadAsync(NpgsqlConnection conn, string sql, CancellationToken ct, params object[] args)
+    {
+        var batch = new List<Claimed>();
+        await using var cmd = Sql.Command(conn, sql, args);
         await using var reader = await cmd.ExecuteReaderAsync(ct);
         while (await reader.ReadAsync(ct))
         {
             batch.Add(new Claimed(reader.GetInt64(0), reader.GetGuid(1), reader.GetString(2), reader.GetString(3),
                 reader.IsDBNull(4) ? null : reader.GetString(4), reader.GetInt32(5)));
         }
-        batch.Sort((a, b) => a.Id.CompareTo(b.Id));
         return batch;
     }
 
@@ -448,40 +489,29 @@ public sealed partial class RecipientStore(NpgsqlDataSource db, TimeProvider clo
     internal static async Task<bool> HasOpenWorkAsync(NpgsqlConnection conn, Guid jobId, CancellationToken ct)
     {
         await using var cmd = Sql.Command(conn, $"""
-            SELECT EXISTS (SELECT 1 FROM send_job_recipients WHERE job_id = $1 AND status IN ({OpenRecipient}))
+            SELECT EXISTS (SELECT 1 FROM send_job_recipients WHERE job_id = $1 AND is_open)
                 OR EXISTS (SELECT 1 FROM send_jobs WHERE id = $1 AND snapshot_completed_at IS NULL)
             """, jobId);
         return (bool)(await cmd.ExecuteScalarAsync(ct))!;
     }
 
-    /// <summary>claimed → suppressed, with why (the tenant's suppression list, or Member Center's re-check).</summary>
+    /// <summary>pending → suppressed, with why (the tenant's suppression list, or Member Center's re-check).</summary>
     internal Task SkipAsync(NpgsqlConnection conn, Dictionary<long, string> skipped, CancellationToken ct) =>
         Sql.ExecuteAsync(conn, $"""
-            UPDATE send_job_recipients r SET status = '{R.Suppressed}', detail = d.detail, claimed_by = NULL, lease_until = NULL, updated_at = $3
-            FROM unnest($1::bigint[], $2::text[]) AS d(id, detail) WHERE r.id = d.id AND r.status = '{R.Claimed}'
+            UPDATE send_job_recipients r SET status = '{R.Suppressed}', detail = d.detail, updated_at = $3
+            FROM unnest($1::bigint[], $2::text[]) AS d(id, detail) WHERE r.id = d.id AND r.status = '{R.Pending}'
             """, ct, skipped.Keys.ToArray(), skipped.Values.ToArray(), clock.GetUtcNow());
 
-    /// <summary>claimed → pending, not before <paramref name="retryAt"/>: the batch could not be checked, nothing was attempted.</summary>
-    internal static Task ReleaseAsync(NpgsqlConnection conn, long[] ids, DateTimeOffset retryAt, CancellationToken ct) =>
-        Sql.ExecuteAsync(conn, $"""
-            UPDATE send_job_recipients SET status = '{R.Pending}', claimed_by = NULL, lease_until = NULL, next_attempt_at = $2
-            WHERE id = ANY($1) AND status = '{R.Claimed}'
-            """, ct, ids, retryAt);
-
     /// <summary>
-    /// Rows whose runner died: claimed (never attempted) → pending; sending (an attempt in flight) → unknown, never
-    /// retried (at-most-once). Returns how many became unknown.
+    /// Rows whose runner died in an attempt: sending → unknown, never retried (at-most-once). (Rows it had read but not
+    /// marked are still pending and are swept up by <see cref="ReadDueAsync"/>.) Returns how many became unknown.
     /// </summary>
     internal async Task<int> RecoverExpiredAsync(NpgsqlConnection conn, Guid jobId, CancellationToken ct)
     {
         var now = clock.GetUtcNow();
-        await Sql.ExecuteAsync(conn, $"""
-            UPDATE send_job_recipients SET status = '{R.Pending}', claimed_by = NULL, lease_until = NULL, updated_at = $2
-            WHERE job_id = $1 AND status = '{R.Claimed}' AND lease_until < $2
-            """, ct, jobId, now);
         var unknown = await Sql.ExecuteAsync(conn, $"""
             UPDATE send_job_recipients SET status = '{R.Unknown}', claimed_by = NULL, lease_until = NULL, updated_at = $2, detail = $3
-            WHERE job_id = $1 AND status = '{R.Sending}' AND lease_until < $2
+            WHERE job_id = $1 AND is_open AND status = '{R.Sending}' AND lease_until < $2
             """, ct, jobId, now, RunnerStoppedOutcome);
         if (unknown > 0)
         {
@@ -490,31 +520,37 @@ public sealed partial class RecipientStore(NpgsqlDataSource db, TimeProvider clo
         return unknown;
     }
 
-    /// <summary>Extends the leases of the rows <paramref name="runnerId"/> holds (claimed or sending).</summary>
-    internal Task RenewLeasesAsync(Guid jobId, Guid runnerId, TimeSpan lease, CancellationToken ct) =>
+    /// <summary>
+    /// Extends the job's runner lease (what tells the watchdog a runner is alive) and the leases of the rows
+    /// <paramref name="runnerId"/> has in an attempt (sending).
+    /// </summary>
+    internal async Task RenewLeasesAsync(Guid jobId, Guid runnerId, TimeSpan lease, CancellationToken ct)
+    {
+        var until = clock.GetUtcNow() + lease;
+        await Sql.ExecuteAsync(db, "UPDATE send_jobs SET runner_lease_until = GREATEST(runner_lease_until, $2) WHERE id = $1", ct, jobId, until);
         // SKIP LOCKED: a row a worker is updating right now gets its lease from that update (or loses it on completion);
         // waiting for it could deadlock with the ledger's batch.
-        Sql.ExecuteAsync(db, $"""
+        await Sql.ExecuteAsync(db, $"""
             UPDATE send_job_recipients SET lease_until = $3
             WHERE id IN (SELECT id FROM send_job_recipients
-                         WHERE job_id = $1 AND claimed_by = $2 AND status IN ('{R.Claimed}', '{R.Sending}')
+                         WHERE job_id = $1 AND is_open AND claimed_by = $2 AND status = '{R.Sending}'
                          FOR UPDATE SKIP LOCKED)
-            """, ct, jobId, runnerId, clock.GetUtcNow() + lease);
+            """, ct, jobId, runnerId, until);
+    }
 
     /// <summary>
-    /// At a runner's end: rows it claimed but never attempted go back to the pool, or are cancelled with the job; so are
-    /// the pending rows of a cancelled job (a deferral recorded after the cancel): nothing will retry them.
+    /// At a runner's end, if the job was cancelled: its pending rows (a deferral, or a stopping worker's hand-back,
+    /// recorded after the cancel) are cancelled too, as nothing will retry them. (Rows read but never marked are still
+    /// pending: a running job's next runner reads them again.)
     /// </summary>
-    internal Task ReleaseRunnerAsync(Guid jobId, Guid runnerId) =>
+    internal Task ReleaseRunnerAsync(Guid jobId) =>
         Sql.ExecuteAsync(db, $"""
-            UPDATE send_job_recipients r SET status = CASE WHEN j.status = '{J.Cancelled}' THEN '{R.Cancelled}' ELSE '{R.Pending}' END,
-                claimed_by = NULL, lease_until = NULL, updated_at = $3
-            FROM send_jobs j WHERE j.id = r.job_id AND r.job_id = $1
-              AND ((r.claimed_by = $2 AND r.status = '{R.Claimed}') OR (j.status = '{J.Cancelled}' AND r.status = '{R.Pending}'))
-            """, CancellationToken.None, jobId, runnerId, clock.GetUtcNow());
+            UPDATE send_job_recipients r SET status = '{R.Cancelled}', claimed_by = NULL, lease_until = NULL, updated_at = $2
+            FROM send_jobs j WHERE j.id = r.job_id AND r.job_id = $1 AND j.status = '{J.Cancelled}' AND r.is_open AND r.status = '{R.Pending}'
+            """, CancellationToken.None, jobId, clock.GetUtcNow());
 
     /// <summary>
-    /// The rows of recently cancelled jobs whose runner died: pending or claimed → cancelled, sending → unknown (as
+    /// The rows of recently cancelled jobs whose runner died: pending → cancelled, sending → unknown (as
     /// expired-lease recovery does for running jobs).
     /// </summary>
     internal Task SettleCancelledAsync(CancellationToken ct) =>
@@ -524,16 +560,20 @@ public sealed partial class RecipientStore(NpgsqlDataSource db, TimeProvider clo
                 claimed_by = NULL, lease_until = NULL, updated_at = $1
             FROM send_jobs j
             WHERE j.id = r.job_id AND j.status = '{J.Cancelled}' AND j.cancelled_at > $1 - interval '1 day'
-              AND (r.status = '{R.Pending}' OR (r.status IN ('{R.Claimed}', '{R.Sending}') AND r.lease_until < $1))
+              AND r.is_open AND (r.status = '{R.Pending}' OR (r.status = '{R.Sending}' AND r.lease_until < $1))
             """, ct, clock.GetUtcNow(), RunnerStoppedOutcome);
 
     // The ledger's statements (DeliveryLedger runs them in one group-committed batch).
 
-    /// <summary>claimed → sending (attempts + 1), only for the runner holding the claim. $1 ids, $2 runner, $3 lease_until, $4 now.</summary>
+    /// <summary>
+    /// pending (due) → sending by the runner (attempts + 1), returning the rows it took with their attempts: the one
+    /// gate between rows read for delivery and an attempt. A row another runner marked first, or that was suppressed,
+    /// cancelled or deferred meanwhile, is not taken. $1 ids, $2 runner, $3 lease_until, $4 now.
+    /// </summary>
     internal const string MarkSendingSql = $"""
-        UPDATE send_job_recipients SET status = '{R.Sending}', attempts = attempts + 1, lease_until = $3, updated_at = $4
-        WHERE id = ANY($1) AND claimed_by = $2 AND status = '{R.Claimed}'
-        RETURNING id
+        UPDATE send_job_recipients SET status = '{R.Sending}', attempts = attempts + 1, claimed_by = $2, lease_until = $3, updated_at = $4
+        WHERE id = ANY($1) AND status = '{R.Pending}' AND (next_attempt_at IS NULL OR next_attempt_at <= $4)
+        RETURNING id, attempts
         """;
 
     /// <summary>
@@ -582,9 +622,10 @@ public sealed partial class RecipientStore(NpgsqlDataSource db, TimeProvider clo
         {Features.Webhooks.WebhookPublisher.BulkResultEventsSql}
         """;
 
-    /// <summary>sending → claimed, attempts restored: the message was never handed over (stopping, or the transport was unavailable). $1 ids, $2 runner.</summary>
+    /// <summary>sending → pending, attempts restored: the message was never handed over (stopping, or the transport was unavailable). $1 ids, $2 runner.</summary>
     internal const string UnmarkSql = $"""
-        UPDATE send_job_recipients SET status = '{R.Claimed}', attempts = attempts - 1 WHERE id = ANY($1) AND claimed_by = $2 AND status = '{R.Sending}'
+        UPDATE send_job_recipients SET status = '{R.Pending}', attempts = attempts - 1, claimed_by = NULL, lease_until = NULL
+        WHERE id = ANY($1) AND claimed_by = $2 AND status = '{R.Sending}'
         """;
 
     // ESP events (EmailEventProcessor), inside the event's transaction.

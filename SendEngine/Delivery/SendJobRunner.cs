@@ -270,9 +270,10 @@ public sealed partial class SendJobRunner(
             channel.Writer.TryComplete();
             await Task.WhenAll(workers);
             await ledger.DisposeAsync();
+            await ReleaseUnmarkedAsync(channel.Reader);
             await run.Stop.CancelAsync();
             await housekeeping;
-            await store.ReleaseRunnerAsync(jobId, run.RunnerId);
+            await store.ReleaseRunnerAsync(jobId);
             await DeliveryHousekeeping.AddRefusedMailboxesAsync(db, jobId, clock, logger, CancellationToken.None);
         }
 
@@ -310,6 +311,32 @@ public sealed partial class SendJobRunner(
     ];
 
     /// <summary>Pauses the job (<see cref="RecipientStore.PauseAsync"/>); <see cref="RunAsync"/> resumes it at its time.</summary>
+    /// <summary>Rows left in the channel by a stopping run were never marked: their sending-limit counts go back.</summary>
+    private async Task ReleaseUnmarkedAsync(ChannelReader<Claimed> reader)
+    {
+        var left = new List<LimitSlot?>();
+        while (reader.TryRead(out var r))
+        {
+            if (r.Slot is { } slot)
+            {
+                left.Add(slot);
+            }
+        }
+        if (left.Count == 0)
+        {
+            return;
+        }
+        try
+        {
+            await using var conn = await db.OpenConnectionAsync(CancellationToken.None);
+            await Features.Reputation.SendingLimits.ReleaseAsync(conn, left, CancellationToken.None);
+        }
+        catch (NpgsqlException)
+        {
+            // The database is down: the counts stay (the limit is reached a little early, never passed).
+        }
+    }
+
     private Task PauseAsync(Guid jobId, string reason, bool needsOperator) =>
         store.PauseAsync(jobId, reason, needsOperator, jobOptions.Value, CancellationToken.None);
 

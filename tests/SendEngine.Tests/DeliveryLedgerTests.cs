@@ -20,11 +20,12 @@ public sealed class DeliveryLedgerTests(StackFixture stack)
             INSERT INTO send_jobs (id, tenant_id, list_id, name, subject, body_text, status, scheduled_at, created_at)
             VALUES ($1, $2, $2, 'ledger', 's', 't', 'completed', now(), now())
             """, TestContext.Current.CancellationToken, jobId, Guid.NewGuid());
-        var ids = await InsertClaimedAsync(db, jobId, runner, 2 * workers);
-        var foreign = (await InsertClaimedAsync(db, jobId, Guid.NewGuid(), 1))[0];
+        var ids = await InsertAsync(db, jobId, 2 * workers);
+        // A row another runner marked first: in its SMTP transaction.
+        var foreign = (await InsertAsync(db, jobId, 1, "sending", Guid.NewGuid()))[0];
 
         await using var ledger = await DeliveryLedger.OpenAsync(db, runner, TimeProvider.System, TimeSpan.FromMinutes(1), TestContext.Current.CancellationToken);
-        // Worker i marks row i (worker 0 also tries another runner's row), records it and marks row i + workers, then records that.
+        // Worker i marks row i (worker 0 also tries the row another runner took), records it and marks row i + workers, then records that.
         var tasks = Enumerable.Range(0, workers).Select(async i =>
         {
             var first = new List<Claimed> { Row(ids[i]) };
@@ -60,22 +61,99 @@ public sealed class DeliveryLedgerTests(StackFixture stack)
             }
         }
         Assert.All(ids, id => Assert.Equal((RecipientStatuses.Sent, 1, $"m{id}@test"), rows[id]));
-        Assert.Equal((RecipientStatuses.Claimed, 0, (string?)null), rows[foreign]);
+        Assert.Equal((RecipientStatuses.Sending, 1, (string?)null), rows[foreign]);
+    }
+
+    [Fact]
+    public async Task Two_runners_marking_the_same_rows_each_take_a_row_at_most_once_and_together_all()
+    {
+        // Rows are read for delivery without a write, so two runners can read the same rows (the sweep at a job's tail):
+        // the conditional mark is the only gate. Each row must go to exactly one runner, with its attempts as marked.
+        var ct = TestContext.Current.CancellationToken;
+        await using var db = NpgsqlDataSource.Create(stack.SendEngineConnectionString);
+        var jobId = await FinishedJobAsync(db, ct);
+        var ids = await InsertAsync(db, jobId, 400);
+        await using var a = await DeliveryLedger.OpenAsync(db, Guid.NewGuid(), TimeProvider.System, TimeSpan.FromMinutes(1), ct);
+        await using var b = await DeliveryLedger.OpenAsync(db, Guid.NewGuid(), TimeProvider.System, TimeSpan.FromMinutes(1), ct);
+
+        async Task<List<long>> MarkAllAsync(DeliveryLedger ledger, IEnumerable<long> order)
+        {
+            var taken = new List<long>();
+            foreach (var group in order.Chunk(8))
+            {
+                var marked = await ledger.RecordAndMarkAsync([], [.. group.Select(Row)]);
+                Assert.All(marked, r => Assert.Equal(0, r.Attempts));
+                taken.AddRange(marked.Select(r => r.Id));
+            }
+            return taken;
+        }
+        var both = await Task.WhenAll(MarkAllAsync(a, ids), MarkAllAsync(b, ids.Reverse()));
+
+        Assert.Empty(both[0].Intersect(both[1]));
+        Assert.Equal(ids, both[0].Concat(both[1]).Order());
+        Assert.Equal(400L, await Sql.ScalarAsync<long>(db,
+            "SELECT count(*) FROM send_job_recipients WHERE job_id = $1 AND status = 'sending' AND attempts = 1", ct, jobId));
+    }
+
+    [Fact]
+    public async Task Reads_hand_concurrent_runners_disjoint_ranges_and_the_sweep_finds_rows_left_behind_except_those_held()
+    {
+        var ct = TestContext.Current.CancellationToken;
+        await using var db = NpgsqlDataSource.Create(stack.SendEngineConnectionString);
+        var jobId = await FinishedJobAsync(db, ct);
+        var ids = await InsertAsync(db, jobId, 1000);
+        var now = DateTimeOffset.UtcNow;
+
+        // Eight readers at once, 100 rows each: the claim cursor gives each its own range, all rows once.
+        var reads = await Task.WhenAll(Enumerable.Range(0, 8).Select(async _ =>
+        {
+            await using var conn = await db.OpenConnectionAsync(ct);
+            return await RecipientStore.ReadDueAsync(conn, jobId, now, 100, [], ct);
+        }));
+        var read = reads.SelectMany(r => r.Select(x => x.Id)).ToList();
+        Assert.Equal(800, read.Count);
+        Assert.Equal(800, read.Distinct().Count());
+        Assert.Equal(ids.Take(800), read.Order());
+        Assert.Equal(ids[799], await Sql.ScalarAsync<long>(db, "SELECT claim_cursor FROM send_jobs WHERE id = $1", ct, jobId));
+        // Reading wrote no recipient row.
+        Assert.Equal(1000L, await Sql.ScalarAsync<long>(db, "SELECT count(*) FROM send_job_recipients WHERE job_id = $1 AND status = 'pending' AND claimed_by IS NULL", ct, jobId));
+
+        await using var c = await db.OpenConnectionAsync(ct);
+        Assert.Equal(ids.Skip(800), (await RecipientStore.ReadDueAsync(c, jobId, now, 500, [], ct)).Select(r => r.Id));
+        // Past the end: the sweep from the start returns the rows still pending behind the cursor, without the held ones
+        // and without a deferral not yet due.
+        await Sql.ExecuteAsync(db, "UPDATE send_job_recipients SET next_attempt_at = now() + interval '1 hour' WHERE id = $1", ct, ids[1]);
+        await Sql.ExecuteAsync(db, "UPDATE send_job_recipients SET status = 'sent' WHERE id = ANY($1)", ct, ids.Skip(5).ToArray());
+        var swept = await RecipientStore.ReadDueAsync(c, jobId, now, 500, [ids[0], ids[3]], ct);
+        Assert.Equal([ids[2], ids[4]], swept.Select(r => r.Id));
+    }
+
+    private static async Task<Guid> FinishedJobAsync(NpgsqlDataSource db, CancellationToken ct)
+    {
+        // A finished job, so no runner or watchdog of the fixture's Send Engine touches it.
+        var jobId = Guid.CreateVersion7();
+        await Sql.ExecuteAsync(db, """
+            INSERT INTO send_jobs (id, tenant_id, list_id, name, subject, body_text, status, scheduled_at, created_at)
+            VALUES ($1, $2, $2, 'ledger', 's', 't', 'completed', now(), now())
+            """, ct, jobId, Guid.NewGuid());
+        return jobId;
     }
 
     private static Claimed Row(long id) => new(id, Guid.NewGuid(), $"r{id}@example.com", "{}", null, 0);
 
     private static AttemptResult Sent(long id) => new(id, RecipientStatuses.Sent, $"m{id}@test", "250 OK", null);
 
-    private static async Task<long[]> InsertClaimedAsync(NpgsqlDataSource db, Guid jobId, Guid runner, int count)
+    /// <summary>Pending rows (or rows in <paramref name="status"/> held by <paramref name="runner"/>, one attempt made).</summary>
+    private static async Task<long[]> InsertAsync(NpgsqlDataSource db, Guid jobId, int count, string status = "pending", Guid? runner = null)
     {
         await using var conn = await db.OpenConnectionAsync(TestContext.Current.CancellationToken);
         await using var cmd = Sql.Command(conn, """
             INSERT INTO send_job_recipients (job_id, subscriber_id, email, preferences, unsubscribe_url, status, attempts, claimed_by, lease_until, updated_at)
-            SELECT $1, gen_random_uuid(), 'r' || g || '@example.com', '{}', 'http://u', 'claimed', 0, $2, now() + interval '1 minute', now()
+            SELECT $1, gen_random_uuid(), 'r' || g || '@example.com', '{}', 'http://u', $4, CASE WHEN $2::uuid IS NULL THEN 0 ELSE 1 END, $2,
+                CASE WHEN $2::uuid IS NULL THEN NULL ELSE now() + interval '1 minute' END, now()
             FROM generate_series(1, $3) g
             RETURNING id
-            """, jobId, runner, count);
+            """, jobId, (object?)runner ?? DBNull.Value, count, status);
         var ids = new List<long>();
         await using var reader = await cmd.ExecuteReaderAsync(TestContext.Current.CancellationToken);
         while (await reader.ReadAsync(TestContext.Current.CancellationToken))

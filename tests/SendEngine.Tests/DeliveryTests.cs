@@ -152,7 +152,8 @@ public sealed class DeliveryTests(StackFixture stack)
         // One message at a time, one every two seconds: the test can act between the snapshot and a recipient's turn.
         // The runner re-checks a row when it claims it, about three rows ahead of the send (worker, channel, blocked
         // writer), so the last of eight is re-checked ~8 s after the first message: time enough under load.
-        await using var slow = stack.CreateSendEngine(await stack.CreateSendEngineDatabaseAsync(), new Dictionary<string, string?>
+        var db = await stack.CreateSendEngineDatabaseAsync();
+        await using var slow = stack.CreateSendEngine(db, new Dictionary<string, string?>
         {
             ["Delivery:MessagesPerSecond"] = "0.5",
             ["Delivery:Concurrency"] = "1",
@@ -166,10 +167,20 @@ public sealed class DeliveryTests(StackFixture stack)
         using var created = await se.PostAsJsonAsync("api/send-jobs", new CreateSendJobRequest(null, tenant.ListId, null, "Skip test", null, "Hello {{ email }}", null), StackFixture.Json);
         var job = await StackFixture.ReadAsync<SendJobResponse>(created, HttpStatusCode.Created);
         await StackFixture.WaitForJobAsync(se, job.Id, j => j.Counts.Sent >= 1);
-        var pending = await se.GetFromJsonAsync<SendJobRecipientPage>($"api/send-jobs/{job.Id}/recipients?status=pending", StackFixture.Json);
-        // The last address still waiting, other than the suppressed one (which also waits until its turn).
-        var late = pending!.Items.Select(r => r.Email).LastOrDefault(e => !e.Equals(emails[0], StringComparison.OrdinalIgnoreCase))
-            ?? throw new InvalidOperationException("no pending recipient left: " + await se.GetStringAsync($"api/send-jobs/{job.Id}/recipients"));
+        // The last address no batch has read yet, other than the suppressed one: rows read for delivery stay 'pending'
+        // until their mark, so only those beyond the job's claim cursor are still to be read (and re-checked).
+        string late;
+        await using (var conn = new Npgsql.NpgsqlConnection(db))
+        {
+            await conn.OpenAsync();
+            await using var cmd = new Npgsql.NpgsqlCommand("""
+                SELECT r.email FROM send_job_recipients r JOIN send_jobs j ON j.id = r.job_id
+                WHERE j.id = $1 AND r.status = 'pending' AND r.id > j.claim_cursor AND lower(r.email) <> lower($2)
+                ORDER BY r.id DESC LIMIT 1
+                """, conn) { Parameters = { new() { Value = Guid.Parse(job.Id) }, new() { Value = emails[0] } } };
+            late = (string?)await cmd.ExecuteScalarAsync()
+                ?? throw new InvalidOperationException("no recipient left unread: " + await se.GetStringAsync($"api/send-jobs/{job.Id}/recipients"));
+        }
         await stack.UnsubscribeAsync(tenant, late);
 
         var done = await StackFixture.WaitForJobAsync(se, job.Id, j => j.Status == SendJobStatuses.Completed);
@@ -204,7 +215,8 @@ public sealed class DeliveryTests(StackFixture stack)
         var domain = StackFixture.UniqueDomain();
         var emails = Enumerable.Range(1, 12).Select(i => $"c{i}@{domain}").ToList();
         await stack.SubscribeAsync(tenant, emails);
-        await using var slow = stack.CreateSendEngine(await stack.CreateSendEngineDatabaseAsync(), new Dictionary<string, string?>
+        var db = await stack.CreateSendEngineDatabaseAsync();
+        await using var slow = stack.CreateSendEngine(db, new Dictionary<string, string?>
         {
             ["Delivery:MessagesPerSecond"] = "2",
             ["Delivery:Concurrency"] = "1",

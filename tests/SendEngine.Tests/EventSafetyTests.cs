@@ -224,8 +224,8 @@ public sealed class EventSafetyTests(StackFixture stack)
         var jobId = (await StackFixture.ReadAsync<SendJobResponse>(created, HttpStatusCode.Created)).Id;
         await StackFixture.WaitForJobAsync(se, jobId, j => j.Counts.Sent >= 3);
 
-        // Every reader not yet sent to unsubscribes by RFC 8058 one-click, in the order the runner claims them.
-        var waiting = (await QueryAsync(db, "SELECT email FROM send_job_recipients WHERE status IN ('pending', 'claimed') ORDER BY id"))
+        // Every reader not yet sent to unsubscribes by RFC 8058 one-click, in the order the runner reads them.
+        var waiting = (await QueryAsync(db, "SELECT email FROM send_job_recipients WHERE status = 'pending' ORDER BY id"))
             .Select(r => (string)r[0]).ToList();
         Assert.True(waiting.Count >= 12, $"only {waiting.Count} left to unsubscribe");
         var unsubscribedAt = new Dictionary<string, DateTimeOffset>();
@@ -236,7 +236,7 @@ public sealed class EventSafetyTests(StackFixture stack)
             await Parallel.ForEachAsync(waiting, new ParallelOptions { MaxDegreeOfParallelism = 4 }, async (email, _) =>
                 tokens[email] = (await StackFixture.PostAsync<UnsubscribeTokenResponse>(mc, "newsletter/unsubscribe-token",
                     new UnsubscribeTokenRequest(tenant.ListId, email))).UnsubscribeToken);
-            // Four at a time: the one-clicks outrun the runner's claims (2/s), so only readers already claimed are late.
+            // Four at a time: the one-clicks outrun the runner's reads (2/s), so only readers already read are late.
             var at = new ConcurrentDictionary<string, DateTimeOffset>();
             await Parallel.ForEachAsync(waiting, new ParallelOptions { MaxDegreeOfParallelism = 4 }, async (email, ct) =>
             {
@@ -251,20 +251,22 @@ public sealed class EventSafetyTests(StackFixture stack)
             }
         }
 
-        // What the runner had claimed (and so checked, or is about to check) by the time the last one-click returned;
-        // every row still pending then belongs to a later batch.
-        var pendingAfter = (await QueryAsync(db, "SELECT email FROM send_job_recipients WHERE status = 'pending'"))
+        // What the runner had read (and so checked, or is about to check) by the time the last one-click returned: the
+        // rows up to the job's claim cursor. Every row still pending beyond it belongs to a later batch.
+        var pendingAfter = (await QueryAsync(db, """
+            SELECT r.email FROM send_job_recipients r JOIN send_jobs j ON j.id = r.job_id WHERE r.status = 'pending' AND r.id > j.claim_cursor
+            """))
             .Select(r => (string)r[0]).ToHashSet(StringComparer.Ordinal);
 
         var done = await StackFixture.WaitForJobAsync(se, jobId, j => j.Status == SendJobStatuses.Completed);
-        // Mailed after their one-click: only readers whose batch had been claimed and checked before it, at most what the
+        // Mailed after their one-click: only readers whose batch had been read and checked before it, at most what the
         // runner holds ahead of the send (docs/send-engine.md): the channel (a batch), the claimer's next batch, and the
         // workers' groups.
         var late = (await QueryAsync(db, "SELECT email, sent_at FROM send_job_recipients WHERE status = 'sent' AND email = ANY($1)", (object)waiting.ToArray()))
             .Select(r => (Email: (string)r[0], Delay: new DateTimeOffset((DateTime)r[1], TimeSpan.Zero) - unsubscribedAt[(string)r[0]]))
             .Where(r => r.Delay > TimeSpan.Zero)
             .ToList();
-        // No later batch mails a reader who left: those mailed after their one-click had been claimed before it.
+        // No later batch mails a reader who left: those mailed after their one-click had been read before it.
         Assert.All(late, l => Assert.DoesNotContain(l.Email, pendingAfter));
         var bound = 2 * batchSize + concurrency * groupSize;
         // Everyone else who was still waiting was skipped, and maildev got nothing for them.

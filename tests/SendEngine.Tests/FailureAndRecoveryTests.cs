@@ -4,6 +4,7 @@ using System.Net.Http.Json;
 using Newsletter.Contracts;
 using Newsletter.TestSupport;
 using Npgsql;
+using SendEngine.Data;
 
 namespace SendEngine.Tests;
 
@@ -127,14 +128,20 @@ public sealed class FailureAndRecoveryTests(StackFixture stack, DurablePostgres 
             }
         }
 
-        // What the dead process left: an unfinished job with rows in hand (claimed, maybe in an SMTP transaction).
+        // What the dead process left: an unfinished job with rows in an SMTP transaction (marked sending; rows it had read
+        // but not marked are still pending).
         var atKill = await RecipientRowsAsync(db, jobId);
         Assert.Equal(SendJobStatuses.Sending, await JobStatusAsync(db, jobId));
         var sentAtKill = atKill.Where(r => r.Status == RecipientStatuses.Sent).Select(r => r.Email).ToHashSet();
         var sendingAtKill = atKill.Where(r => r.Status == RecipientStatuses.Sending).Select(r => r.Email).ToHashSet();
-        var inHand = atKill.Count(r => r.Status is RecipientStatuses.Claimed or RecipientStatuses.Sending);
+        // In hand: rows in an SMTP transaction, and rows read for delivery but not yet marked (pending up to the job's claim cursor).
+        await using var ds = NpgsqlDataSource.Create(db);
+        var inHand = await Sql.ScalarAsync<long>(ds, """
+            SELECT count(*) FROM send_job_recipients r JOIN send_jobs j ON j.id = r.job_id
+            WHERE r.job_id = $1 AND (r.status = 'sending' OR (r.status = 'pending' AND r.id <= j.claim_cursor))
+            """, CancellationToken.None, Guid.Parse(jobId));
         Assert.True(sentAtKill.Count < recipients, "the job had finished before the kill");
-        Assert.True(inHand > 0, "no row was claimed or sending at the kill: " + string.Join(", ", atKill.GroupBy(r => r.Status).Select(g => $"{g.Key} {g.Count()}")));
+        Assert.True(inHand > 0, "no row was read or sending at the kill: " + string.Join(", ", atKill.GroupBy(r => r.Status).Select(g => $"{g.Key} {g.Count()}")));
         Assert.True(sendingAtKill.Count <= connections * groupSize, $"{sendingAtKill.Count} rows sending at the kill");
 
         // A fresh process on the same database picks the job up (Hangfire re-runs it once its invisibility timeout passes).
@@ -223,6 +230,12 @@ public sealed class FailureAndRecoveryTests(StackFixture stack, DurablePostgres 
         // Send Engine's own server, stopped for real (fast shutdown: sessions ended, connections refused until it is back).
         // Promised today: a worker's database error stops its runner, Hangfire runs the job again, a row left 'sending'
         // becomes "outcome unknown" after the lease. A crash of PostgreSQL is DeliveryFaultTests'.
+        // The bound (docs/send-engine.md, "crash bound") is per live runner: each of a runner's workers has at most one
+        // group (here one row) in 'sending' (sent with its result lost, or marked and never attempted; rows read but not
+        // marked stay pending). One runner here: Hangfire's invisibility timeout is long enough that a process stalled
+        // by a loaded machine does not get the job handed out a second time while its first run still lives (at 5 s
+        // this test once saw 3 unknown rows, which one runner with two connections cannot leave); after the outage the
+        // failed run is taken up again by Hangfire's retry or, if its failure could not be written, after that timeout.
         const int recipients = 30;
         const int connections = 2;
         var (tenant, emails) = await stack.CreateTenantWithSubscribersAsync(recipients, "pgdown");
@@ -235,7 +248,7 @@ public sealed class FailureAndRecoveryTests(StackFixture stack, DurablePostgres 
             ["Delivery:GroupSize"] = "1",
             ["SendJobs:BatchSize"] = "4",
             ["SendJobs:Lease"] = "00:00:03",
-            ["Hangfire:InvisibilityTimeout"] = "00:00:05",
+            ["Hangfire:InvisibilityTimeout"] = "00:00:30",
         });
         using var se = engine.CreateClient();
         se.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", await stack.SendTokenAsync(tenant));
@@ -258,13 +271,15 @@ public sealed class FailureAndRecoveryTests(StackFixture stack, DurablePostgres 
         var sent = rows.Where(r => r.Status == RecipientStatuses.Sent).Select(r => r.Email).ToHashSet();
         var unknown = rows.Where(r => r.Status == RecipientStatuses.Unknown).ToList();
         Assert.All(unknown, r => Assert.StartsWith("outcome unknown", r.Detail));
-        Assert.True(unknown.Count <= connections, $"{unknown.Count} rows with an unknown outcome");
+        var copies = (await stack.Mail.ListAsync()).Where(m => m.Subject == subject).SelectMany(m => m.To).GroupBy(e => e).ToDictionary(g => g.Key, g => g.Count());
+        Assert.True(unknown.Count <= connections, $"{unknown.Count} rows with an unknown outcome: "
+            + string.Join("; ", unknown.Select(r => $"{r.Email} (copies {copies.GetValueOrDefault(r.Email)}) {r.Detail}")) + "\n" + ServiceLogs.Dump());
         Assert.Equal(recipients, sent.Count + unknown.Count);
         foreach (var email in sent)
         {
             await stack.Mail.WaitForMailAsync(m => m.Subject == subject && m.To.Contains(email), TimeSpan.FromSeconds(60));
         }
-        var copies = (await stack.Mail.ListAsync()).Where(m => m.Subject == subject).SelectMany(m => m.To).GroupBy(e => e).ToDictionary(g => g.Key, g => g.Count());
+        copies = (await stack.Mail.ListAsync()).Where(m => m.Subject == subject).SelectMany(m => m.To).GroupBy(e => e).ToDictionary(g => g.Key, g => g.Count());
         var wrong = emails.Where(e => sent.Contains(e) ? copies.GetValueOrDefault(e) != 1 : copies.GetValueOrDefault(e) > 1).ToList();
         Assert.True(wrong.Count == 0, "copies per address wrong for: " + string.Join(", ", wrong.Select(e => $"{e} x{copies.GetValueOrDefault(e)}")));
     }

@@ -85,14 +85,14 @@ public sealed class SendJobOperationsTests(StackFixture stack)
         Assert.Null(paused.ResumeAt);
         Assert.Contains("operator", paused.PausedReason);
 
-        // In-flight messages finish; then nothing is claimed or sent while paused.
+        // In-flight messages finish; then nothing is marked or sent while paused.
         var stillOpen = await RecipientsAsync(client, job.Id);
-        for (var i = 0; i < 50 && stillOpen.Any(r => r.Status is RecipientStatuses.Claimed or RecipientStatuses.Sending); i++)
+        for (var i = 0; i < 50 && stillOpen.Any(r => r.Status == RecipientStatuses.Sending); i++)
         {
             await Task.Delay(200, TestContext.Current.CancellationToken);
             stillOpen = await RecipientsAsync(client, job.Id);
         }
-        Assert.DoesNotContain(stillOpen, r => r.Status is RecipientStatuses.Claimed or RecipientStatuses.Sending);
+        Assert.DoesNotContain(stillOpen, r => r.Status == RecipientStatuses.Sending);
         var takenAtPause = relay.Accepted.Count;
         await Task.Delay(TimeSpan.FromSeconds(3), TestContext.Current.CancellationToken);
         var waiting = await client.GetFromJsonAsync<SendJobResponse>($"api/send-jobs/{job.Id}", StackFixture.Json);

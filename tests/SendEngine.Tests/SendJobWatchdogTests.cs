@@ -23,14 +23,15 @@ public sealed class SendJobWatchdogTests(StackFixture stack)
             INSERT INTO send_jobs (id, tenant_id, list_id, name, subject, body_text, status, scheduled_at, created_at, started_at, cancelled_at, finished_at)
             VALUES ($1, $2, $2, 'watchdog', 's', 't', 'cancelled', now(), now(), now(), now(), now())
             """, ct, jobId, Guid.NewGuid());
-        // A row per case: back to pending after a transient failure, claimed and sending by a dead runner, claimed by
-        // a live one (its runner settles it), and one already sent.
+        // A row per case: back to pending after a transient failure, read but never marked by a dead runner (pending,
+        // as reading writes nothing), sending by a dead runner, sending by a live one (its runner records it), and one
+        // already sent.
         await Sql.ExecuteAsync(db, """
             INSERT INTO send_job_recipients (job_id, subscriber_id, email, preferences, unsubscribe_url, status, attempts, claimed_by, lease_until, updated_at)
             VALUES ($1, gen_random_uuid(), 'pending@example.com', '{}', 'http://u', 'pending', 1, NULL, NULL, now()),
-                   ($1, gen_random_uuid(), 'claimed@example.com', '{}', 'http://u', 'claimed', 0, $2, now() - interval '1 minute', now()),
+                   ($1, gen_random_uuid(), 'read@example.com', '{}', 'http://u', 'pending', 0, NULL, NULL, now()),
                    ($1, gen_random_uuid(), 'sending@example.com', '{}', 'http://u', 'sending', 1, $2, now() - interval '1 minute', now()),
-                   ($1, gen_random_uuid(), 'live@example.com', '{}', 'http://u', 'claimed', 0, $2, now() + interval '1 minute', now()),
+                   ($1, gen_random_uuid(), 'live@example.com', '{}', 'http://u', 'sending', 1, $2, now() + interval '1 minute', now()),
                    ($1, gen_random_uuid(), 'sent@example.com', '{}', 'http://u', 'sent', 1, NULL, NULL, now())
             """, ct, jobId, Guid.NewGuid());
 
@@ -48,9 +49,9 @@ public sealed class SendJobWatchdogTests(StackFixture stack)
             }
         }
         Assert.Equal(RecipientStatuses.Cancelled, rows["pending@example.com"].Status);
-        Assert.Equal(RecipientStatuses.Cancelled, rows["claimed@example.com"].Status);
+        Assert.Equal(RecipientStatuses.Cancelled, rows["read@example.com"].Status);
         Assert.Equal((RecipientStatuses.Unknown, RecipientStore.RunnerStoppedOutcome), rows["sending@example.com"]);
-        Assert.Equal(RecipientStatuses.Claimed, rows["live@example.com"].Status);
+        Assert.Equal(RecipientStatuses.Sending, rows["live@example.com"].Status);
         Assert.Equal(RecipientStatuses.Sent, rows["sent@example.com"].Status);
     }
 
@@ -61,29 +62,31 @@ public sealed class SendJobWatchdogTests(StackFixture stack)
         var tenant = await stack.CreateTenantAsync();
         var domain = StackFixture.UniqueDomain();
         string A(string local) => $"{local}@{domain}";
-        await stack.SubscribeAsync(tenant, [A("pending"), A("claimed"), A("sending"), A("sent")]);
+        await stack.SubscribeAsync(tenant, [A("pending"), A("read"), A("sending"), A("sent")]);
         var cs = await stack.CreateSendEngineDatabaseAsync();
         await using var engine = stack.CreateSendEngine(cs);
         _ = engine.Server; // migrated, Hangfire running, the watchdog registered
         await using var db = NpgsqlDataSource.Create(cs);
 
         // What a runner killed mid-send leaves when its Hangfire job is gone too (storage lost, or retries used up): a job
-        // 'sending' for five minutes, a row it had claimed and one in an SMTP transaction, both with expired leases.
+        // 'sending' for five minutes with its runner lease long expired, a row it had read (still pending: its claim
+        // cursor is past it) and one in an SMTP transaction with an expired lease.
         var jobId = Guid.CreateVersion7();
         var subject = "Watchdog " + Guid.NewGuid().ToString("N")[..8];
         await Sql.ExecuteAsync(db, """
-            INSERT INTO send_jobs (id, tenant_id, list_id, name, subject, body_text, status, scheduled_at, created_at, started_at, snapshot_completed_at)
+            INSERT INTO send_jobs (id, tenant_id, list_id, name, subject, body_text, status, scheduled_at, created_at, started_at, snapshot_completed_at,
+                runner_lease_until, claim_cursor)
             VALUES ($1, $2, $3, 'orphan', $4, 'Hi', 'sending', now() - interval '5 minutes', now() - interval '5 minutes',
-                    now() - interval '5 minutes', now() - interval '5 minutes')
+                    now() - interval '5 minutes', now() - interval '5 minutes', now() - interval '4 minutes', 9223372036854775807)
             """, ct, jobId, Guid.Parse(tenant.TenantId), Guid.Parse(tenant.ListId), subject);
         var deadRunner = Guid.NewGuid();
         await Sql.ExecuteAsync(db, """
             INSERT INTO send_job_recipients (job_id, subscriber_id, email, preferences, unsubscribe_url, status, attempts, claimed_by, lease_until, updated_at)
             VALUES ($1, gen_random_uuid(), $3, '{}', 'http://u', 'pending', 0, NULL, NULL, now() - interval '5 minutes'),
-                   ($1, gen_random_uuid(), $4, '{}', 'http://u', 'claimed', 0, $2, now() - interval '4 minutes', now() - interval '5 minutes'),
+                   ($1, gen_random_uuid(), $4, '{}', 'http://u', 'pending', 0, NULL, NULL, now() - interval '5 minutes'),
                    ($1, gen_random_uuid(), $5, '{}', 'http://u', 'sending', 1, $2, now() - interval '4 minutes', now() - interval '5 minutes'),
                    ($1, gen_random_uuid(), $6, '{}', 'http://u', 'sent', 1, NULL, NULL, now() - interval '5 minutes')
-            """, ct, jobId, deadRunner, A("pending"), A("claimed"), A("sending"), A("sent"));
+            """, ct, jobId, deadRunner, A("pending"), A("read"), A("sending"), A("sent"));
         Assert.Equal(0L, await RunnerJobsAsync(db, jobId, ct));
 
         // The watchdog's recurring job, now rather than at the next minute.
@@ -97,15 +100,53 @@ public sealed class SendJobWatchdogTests(StackFixture stack)
         var rows = (await se.GetFromJsonAsync<SendJobRecipientPage>($"api/send-jobs/{jobId}/recipients?limit=100", StackFixture.Json, ct))!.Items
             .ToDictionary(r => r.Email);
         Assert.Equal(RecipientStatuses.Sent, rows[A("pending")].Status);
-        Assert.Equal(RecipientStatuses.Sent, rows[A("claimed")].Status);
+        Assert.Equal(RecipientStatuses.Sent, rows[A("read")].Status);
         Assert.Equal(RecipientStatuses.Unknown, rows[A("sending")].Status);
         Assert.StartsWith("outcome unknown", rows[A("sending")].Detail);
 
         // Mailed by the restarted runner: the two never attempted, once each; not the one in doubt, not the one already sent.
         await stack.Mail.WaitForMailAsync(m => m.Subject == subject && m.To.Contains(A("pending")), TimeSpan.FromSeconds(30), ct);
-        await stack.Mail.WaitForMailAsync(m => m.Subject == subject && m.To.Contains(A("claimed")), TimeSpan.FromSeconds(30), ct);
+        await stack.Mail.WaitForMailAsync(m => m.Subject == subject && m.To.Contains(A("read")), TimeSpan.FromSeconds(30), ct);
         var received = (await stack.Mail.ListAsync(ct)).Where(m => m.Subject == subject).SelectMany(m => m.To).Order().ToList();
-        Assert.Equal([A("claimed"), A("pending")], received);
+        Assert.Equal([A("pending"), A("read")], received);
+    }
+
+    [Fact]
+    public async Task A_running_job_whose_runner_lease_is_live_is_not_stalled_even_with_no_row_in_an_attempt()
+    {
+        // Rows read for delivery carry no lease until marked, so between groups a live runner may hold no leased row:
+        // the job's runner lease is what the watchdog trusts.
+        var ct = TestContext.Current.CancellationToken;
+        await using var db = NpgsqlDataSource.Create(stack.SendEngineConnectionString);
+        var store = new RecipientStore(db, TimeProvider.System, NullLogger<RecipientStore>.Instance);
+        async Task<Guid> JobAsync(string runnerLease)
+        {
+            var id = Guid.CreateVersion7();
+            await Sql.ExecuteAsync(db, $"""
+                INSERT INTO send_jobs (id, tenant_id, list_id, name, subject, body_text, status, scheduled_at, created_at, started_at, snapshot_completed_at, runner_lease_until)
+                VALUES ($1, $2, $2, 'lease', 's', 't', 'sending', now() - interval '5 minutes', now() - interval '5 minutes', now() - interval '5 minutes',
+                        now() - interval '5 minutes', now() + interval '{runnerLease}')
+                """, ct, id, Guid.NewGuid());
+            await Sql.ExecuteAsync(db, """
+                INSERT INTO send_job_recipients (job_id, subscriber_id, email, preferences, status, attempts, updated_at)
+                VALUES ($1, gen_random_uuid(), 'due@example.com', '{}', 'pending', 0, now())
+                """, ct, id);
+            return id;
+        }
+        var live = await JobAsync("1 minute");
+        var dead = await JobAsync("-1 minute");
+        try
+        {
+            var stalled = await store.FindStalledAsync(ct);
+            Assert.DoesNotContain(live, stalled);
+            Assert.Contains(dead, stalled);
+        }
+        finally
+        {
+            // Not left for the fixture's watchdog to start.
+            await Sql.ExecuteAsync(db, "UPDATE send_jobs SET status = 'cancelled', cancelled_at = now(), finished_at = now() WHERE id = ANY($1)", ct,
+                new[] { live, dead });
+        }
     }
 
     /// <summary>Hangfire jobs that run <paramref name="jobId"/> (RunAsync or DeliverAsync) in that Send Engine's storage.</summary>

@@ -949,6 +949,10 @@ namespace SendEngine.Data.Migrations
                         .HasColumnType("character varying(64)")
                         .HasColumnName("changes_cursor");
 
+                    b.Property<long>("ClaimCursor")
+                        .HasColumnType("bigint")
+                        .HasColumnName("claim_cursor");
+
                     b.Property<DateTimeOffset>("CreatedAt")
                         .HasColumnType("timestamp with time zone")
                         .HasColumnName("created_at");
@@ -1026,6 +1030,10 @@ namespace SendEngine.Data.Migrations
                     b.Property<DateTimeOffset?>("ResumeAt")
                         .HasColumnType("timestamp with time zone")
                         .HasColumnName("resume_at");
+
+                    b.Property<DateTimeOffset?>("RunnerLeaseUntil")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("runner_lease_until");
 
                     b.Property<DateTimeOffset>("ScheduledAt")
                         .HasColumnType("timestamp with time zone")
@@ -1108,6 +1116,12 @@ namespace SendEngine.Data.Migrations
                         .HasColumnType("character varying(320)")
                         .HasColumnName("email");
 
+                    b.Property<bool>("IsOpen")
+                        .ValueGeneratedOnAddOrUpdate()
+                        .HasColumnType("boolean")
+                        .HasColumnName("is_open")
+                        .HasComputedColumnSql("status IN ('pending', 'sending')", true);
+
                     b.Property<Guid>("JobId")
                         .HasColumnType("uuid")
                         .HasColumnName("job_id");
@@ -1181,10 +1195,12 @@ namespace SendEngine.Data.Migrations
                         .IsUnique()
                         .HasDatabaseName("ix_send_job_recipients_job_id_subscriber_id");
 
-                    b.HasIndex("JobId", "Status", "Id")
-                        .HasDatabaseName("ix_send_job_recipients_job_id_status_id");
+                    b.HasIndex("JobId", "IsOpen", "Id")
+                        .HasDatabaseName("ix_send_job_recipients_job_id_is_open_id");
 
                     b.ToTable("send_job_recipients", (string)null);
+
+                    b.HasAnnotation("Npgsql:StorageParameter:fillfactor", 70);
                 });
 
             modelBuilder.Entity("SendEngine.Features.SenderDomains.SenderDomain", b =>

@@ -48,6 +48,13 @@ public sealed class SendJob
     public bool ListChecked { get; set; }
     /// <summary>The tenant's sending limit is reached: the job waits (still sending) until this time.</summary>
     public DateTimeOffset? ThrottledUntil { get; set; }
+    /// <summary>
+    /// The highest recipient id a runner has read for delivery: each read moves it past the rows it took, so runners
+    /// read disjoint ranges without writing the rows (RecipientStore.ReadDueAsync).
+    /// </summary>
+    public long ClaimCursor { get; set; }
+    /// <summary>Renewed by every live runner of the job (a third of SendJobs:Lease apart): the watchdog leaves the job alone until it passes.</summary>
+    public DateTimeOffset? RunnerLeaseUntil { get; set; }
     /// <summary>When the current outage began (kept across automatic resumes until mail goes out), for SendJobs:GiveUpAfter.</summary>
     public DateTimeOffset? OutageSince { get; set; }
     /// <summary>The Member Center link key (id and issued_at, unix seconds) the job's unsubscribe links are minted with; the key itself is never stored.</summary>

@@ -360,7 +360,7 @@ public static partial class SendJobsApi
             Suppressed: N(RecipientStatuses.Suppressed),
             Bounced: N(RecipientStatuses.Bounced),
             Cancelled: N(RecipientStatuses.Cancelled),
-            Remaining: N(RecipientStatuses.Pending) + N(RecipientStatuses.Claimed) + N(RecipientStatuses.Sending),
+            Remaining: N(RecipientStatuses.Pending) + N(RecipientStatuses.Sending),
             Delivered: N(RecipientStatuses.Delivered),
             Unknown: N(RecipientStatuses.Unknown));
         return new SendJobResponse(j.Id.ToString(), j.TenantId.ToString(), j.ListId.ToString(), j.Name, j.Subject, j.Status, counts,
