@@ -254,7 +254,7 @@ public sealed partial class RecipientStore(NpgsqlDataSource db, TimeProvider clo
 
     /// <summary>
     /// scheduled | queued | sending → paused for an operator (resume_at null): runners see the status within a poll
-    /// interval and stop claiming; messages already in flight finish and are recorded, unattempted claims are released.
+    /// interval and stop claiming; messages already in flight finish and are recorded; rows read but not marked stay pending.
     /// False when the job is not the tenant's or not in one of those states.
     /// </summary>
     public async Task<bool> PauseByOperatorAsync(Guid tenantId, Guid jobId, CancellationToken ct)
@@ -382,7 +382,7 @@ public sealed partial class RecipientStore(NpgsqlDataSource db, TimeProvider clo
 
     /// <summary>
     /// scheduled | queued | sending | paused → cancelled, and its pending rows with it (runners notice the status and
-    /// stop; their claims are cancelled as they release them). False when the job is not the tenant's or already finished.
+    /// stop; rows they read but had not marked are cancelled here). False when the job is not the tenant's or already finished.
     /// </summary>
     public async Task<bool> CancelAsync(Guid tenantId, Guid jobId, CancellationToken ct)
     {

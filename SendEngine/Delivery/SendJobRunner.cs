@@ -156,7 +156,7 @@ public sealed partial class SendJobRunner(
         }
         catch (Exception ex) when (MemberCenterClient.IsOutage(ex, cancellationToken))
         {
-            // Member Center is down: delivery stops too (its claims are released), and the job resumes the snapshot at
+            // Member Center is down: delivery stops too (rows read but not marked stay pending), and the job resumes the snapshot at
             // its cursor when it comes back.
             await PauseAsync(jobId, "Member Center is unavailable for the recipient snapshot: " + ex.Message, MemberCenterClient.NeedsOperator(ex));
         }
