@@ -147,16 +147,4 @@ public sealed class JobCountsCacheTests
         cache.Invalidate([job.Id]);
         Assert.Equal(2, (await cache.GetEventsAsync(job, CountEvents)).Delivered);
     }
-
-    /// <summary>Elapsed time that moves only when told to.</summary>
-    private sealed class SteppingClock : TimeProvider
-    {
-        private long _ticks;
-
-        public override long TimestampFrequency => TimeSpan.TicksPerSecond;
-
-        public override long GetTimestamp() => _ticks;
-
-        public void Advance(TimeSpan by) => _ticks += by.Ticks;
-    }
 }

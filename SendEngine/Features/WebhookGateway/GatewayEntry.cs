@@ -134,6 +134,13 @@ public sealed class WebhookGatewayOptions
     /// address the server listens on.</summary>
     public string? SelfUrl { get; set; }
 
+    /// <summary>How long the live view waits for a seq it has not seen while later ones are committed: the writers
+    /// insert concurrently, so a later seq can commit first and the earlier one a moment after. Past this wait the missing
+    /// seq is taken for a rolled-back insert and skipped (an entry committing even later is then not streamed; the list
+    /// shows it).</summary>
+    [Range(typeof(TimeSpan), "00:00:00", "00:01:00")]
+    public TimeSpan StreamGapWait { get; set; } = TimeSpan.FromSeconds(5);
+
     /// <summary>How long the test console waits for the processor's outcome before answering without it.</summary>
     [Range(typeof(TimeSpan), "00:00:00", "00:00:30")]
     public TimeSpan TestEventWait { get; set; } = TimeSpan.FromSeconds(3);

@@ -22,8 +22,8 @@ namespace SendEngine.Features.WebhookGateway;
 /// This process's writer wakes it at once (at most every StreamMinInterval); the shared poll runs every
 /// <see cref="WebhookGatewayOptions.StreamPollInterval"/>. Without watchers it queries nothing and holds no connection;
 /// with watchers it holds one (LISTEN). A watcher that falls behind loses its oldest chunks and is told (an
-/// <c>event: lost</c>), never slows the loop. Best effort: an entry whose transaction commits after a later one was read
-/// can be missed; the list is authoritative.
+/// <c>event: lost</c>), never slows the loop. Entries are streamed once each in seq order: the cursor waits at a seq not
+/// yet committed (<see cref="GatewaySeqCursor"/>), up to <see cref="WebhookGatewayOptions.StreamGapWait"/>.
 /// </summary>
 public sealed partial class GatewayFeed(NpgsqlDataSource db, GatewayStore store, WakeSignal<GatewayFeed> signal, IOptions<WebhookGatewayOptions> options,
     IOptions<Microsoft.AspNetCore.Http.Json.JsonOptions> json, TimeProvider clock, ILogger<GatewayFeed> logger) : BackgroundService
@@ -52,7 +52,7 @@ public sealed partial class GatewayFeed(NpgsqlDataSource db, GatewayStore store,
     private readonly List<Watcher> _joining = [];
     private readonly HashSet<Guid> _changed = [];
     private NpgsqlConnection? _listener;
-    private long? _cursor;
+    private GatewaySeqCursor? _cursor;
 
     public int Watchers
     {
@@ -223,7 +223,7 @@ public sealed partial class GatewayFeed(NpgsqlDataSource db, GatewayStore store,
         }
         if (_cursor is not { } cursor)
         {
-            _cursor = await store.MaxSeqAsync(ct);
+            _cursor = new GatewaySeqCursor(await store.MaxSeqAsync(ct), options.Value.StreamGapWait, clock);
             lock (_gate)
             {
                 _changed.Clear();
@@ -235,15 +235,15 @@ public sealed partial class GatewayFeed(NpgsqlDataSource db, GatewayStore store,
             var sent = new HashSet<Guid>();
             while (true)
             {
-                var batch = await store.SinceAsync(cursor, 1000, ct);
-                foreach (var (seq, entry) in batch)
+                var batch = await store.SinceAsync(cursor.Position, 1000, ct);
+                // Up to the first gap still awaited: the rest is read again once it is filled (or given up).
+                var taken = cursor.Advance(batch.ConvertAll(b => b.Seq));
+                foreach (var (_, entry) in batch.Take(taken))
                 {
-                    cursor = seq;
                     sent.Add(Guid.Parse(entry.EntryId));
                     Encode(entry);
                 }
-                _cursor = cursor;
-                if (batch.Count < 1000)
+                if (taken < 1000)
                 {
                     break;
                 }
@@ -257,7 +257,7 @@ public sealed partial class GatewayFeed(NpgsqlDataSource db, GatewayStore store,
             // Changed entries only matter to watchers of their scope; read them by id (primary key).
             if (changed.Length > 0)
             {
-                foreach (var entry in await store.ByIdsAsync(changed, ct))
+                foreach (var entry in await store.ByIdsAsync(changed, cursor.Position, ct))
                 {
                     Encode(entry);
                 }

@@ -86,11 +86,12 @@ public sealed class GatewayStore(NpgsqlDataSource db)
         return new GatewayEntryResponse(summary, headers, body, truncated, summary.StatusCode == 200 ? summary.Events - changes.Count : 0, changes);
     }
 
-    /// <summary>Entries by id (any scope): the live view's changed entries.</summary>
-    public async Task<List<GatewayEntrySummary>> ByIdsAsync(Guid[] ids, CancellationToken ct)
+    /// <summary>Entries by id (any scope) up to seq <paramref name="upTo"/>: the live view's changed entries (later ones
+    /// are streamed with their current state when its cursor reaches them).</summary>
+    public async Task<List<GatewayEntrySummary>> ByIdsAsync(Guid[] ids, long upTo, CancellationToken ct)
     {
         await using var conn = await db.OpenConnectionAsync(ct);
-        await using var cmd = Sql.Command(conn, $"{Select} WHERE e.id = ANY($1) ORDER BY e.id", (object)ids);
+        await using var cmd = Sql.Command(conn, $"{Select} WHERE e.id = ANY($1) AND e.seq <= $2 ORDER BY e.id", ids, upTo);
         var result = new List<GatewayEntrySummary>();
         await using var reader = await cmd.ExecuteReaderAsync(ct);
         while (await reader.ReadAsync(ct))
