@@ -50,7 +50,7 @@ while [ $# -gt 0 ]; do
     --perf) PERF=1; shift ;;
     --profile) PROFILE=1; shift ;;
     --cpu) CPU=1; shift ;;
-    -h|--help) sed -n '2,29p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,31p' "$0"; exit 0 ;;
     *) die "unknown argument: $1 (try --help)" ;;
   esac
 done
