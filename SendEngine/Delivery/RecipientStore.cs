@@ -18,17 +18,7 @@ public sealed record DeliveryJob(Guid Id, Guid TenantId, Guid ListId, string Sta
 /// it); <paramref name="UnsubscribeUrl"/> only for rows snapshotted before links were minted per message.
 /// <paramref name="Attempts"/> as the mark found it (the mark returns it, so a stale read never adds an attempt).
 /// </summary>
-internal sealed record Claimed(long Id, Guid SubscriberId, string Email, string Preferences, string? UnsubscribeUrl, int Attempts)
-{
-    /// <summary>
-    /// The sending-limit window this read was counted in (null: the tenant has no limits). A row whose mark does not
-    /// take it, or that is never marked, gives its count back (<see cref="Features.Reputation.SendingLimits.ReleaseAsync"/>).
-    /// </summary>
-    public LimitSlot? Slot { get; init; }
-}
-
-/// <summary>A tenant's sending-limit window (and the warming sender domains also counted) a read was counted in.</summary>
-internal sealed record LimitSlot(Guid TenantId, DateTimeOffset WindowStart, string[] Domains);
+internal sealed record Claimed(long Id, Guid SubscriberId, string Email, string Preferences, string? UnsubscribeUrl, int Attempts);
 
 /// <summary>How one attempt is recorded: sent, back to pending with a backoff (deferred), failed or unknown.</summary>
 internal readonly record struct AttemptResult(long Id, string Status, string? MessageId, string Detail, TimeSpan? RetryDelay);
