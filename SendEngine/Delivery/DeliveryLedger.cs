@@ -1,8 +1,8 @@
-using System.Collections.Concurrent;
 using System.Threading.Channels;
 using Npgsql;
 using NpgsqlTypes;
 using SendEngine.Data;
+using SendEngine.Features.Reputation;
 using SendEngine.Features.Webhooks;
 
 namespace SendEngine.Delivery;
@@ -39,12 +39,14 @@ internal sealed class DeliveryLedger : IAsyncDisposable
     private readonly HashSet<NpgsqlBatch> _prepared = [];
     private readonly Task _loop;
     private long _roundTrips;
-    // Rows marked 'sending' that were counted against the tenant's sending limit, until their result is recorded: an
-    // unmarked one gives its count back (it will be read, and counted, again). Empty for a tenant without limits.
-    private readonly ConcurrentDictionary<long, LimitSlot> _counted = new();
+    // The run's sending-limit reservations: told which rows each mark took, which results are recorded and which rows
+    // are handed back; what it gives back goes in the same round trip.
+    private readonly LimitReservations _reservations;
 
-    private DeliveryLedger(NpgsqlConnection conn, Guid runnerId, TimeProvider clock, TimeSpan lease, WebhookPublisher? webhooks, Guid tenantId)
+    private DeliveryLedger(NpgsqlConnection conn, Guid runnerId, TimeProvider clock, TimeSpan lease, WebhookPublisher? webhooks, Guid tenantId,
+        LimitReservations reservations)
     {
+        _reservations = reservations;
         _conn = conn;
         _clock = clock;
         _lease = lease;
@@ -60,8 +62,9 @@ internal sealed class DeliveryLedger : IAsyncDisposable
     }
 
     /// <param name="webhooks">With <paramref name="tenantId"/>: the results raise the tenant's webhook events (sent, deferred, rejected).</param>
+    /// <param name="reservations">The run's sending-limit reservations (none: a new, empty book).</param>
     public static async Task<DeliveryLedger> OpenAsync(NpgsqlDataSource db, Guid runnerId, TimeProvider clock, TimeSpan lease, CancellationToken ct,
-        WebhookPublisher? webhooks = null, Guid tenantId = default)
+        WebhookPublisher? webhooks = null, Guid tenantId = default, LimitReservations? reservations = null)
     {
         // Synchronous commit (the server default): a 'sending' mark must survive a PostgreSQL crash, or the row would be
         // sent again. The group commit shares each fsync among all the runner's workers.
@@ -80,7 +83,7 @@ internal sealed class DeliveryLedger : IAsyncDisposable
             await conn.DisposeAsync();
             throw;
         }
-        return new DeliveryLedger(conn, runnerId, clock, lease, webhooks, tenantId);
+        return new DeliveryLedger(conn, runnerId, clock, lease, webhooks, tenantId, reservations ?? new LimitReservations());
     }
 
     /// <summary>Round trips made so far (each carries every request that was waiting when it started).</summary>
@@ -94,47 +97,51 @@ internal sealed class DeliveryLedger : IAsyncDisposable
             return Task.CompletedTask;
         }
         var request = new Request(Take(results), [], [], []);
-        Forget(request.Results);
+        Recorded(request.Results);
         return Submit(request);
     }
 
     /// <summary>
     /// Records <paramref name="results"/> (and clears the list) and marks <paramref name="next"/> 'sending'; returns the
-    /// rows whose mark took, with their attempts before this one as the mark found them. A row counted against the
-    /// tenant's sending limit whose mark did not take gives its count back (the limit counts the rows marked).
+    /// rows whose mark took, with their attempts before this one as the mark found them. The reservations of rows the
+    /// mark did not take are given back (the limit counts the rows marked).
     /// </summary>
     public async Task<List<Claimed>> RecordAndMarkAsync(List<AttemptResult> results, List<Claimed> next)
     {
         var request = new Request(Take(results), [.. next.Select(r => r.Id)], [], []);
-        Forget(request.Results);
-        await Submit(request);
+        Recorded(request.Results);
+        try
+        {
+            await Submit(request);
+        }
+        catch when (_reservations.Holding)
+        {
+            // Whether the marks committed is unknown: their reservations stay (the limit is reached early, never passed).
+            _reservations.Marked(request.Marks, _ => true);
+            throw;
+        }
         var marked = new List<Claimed>(next.Count);
-        List<LimitSlot>? lost = null;
         foreach (var r in next)
         {
             if (request.Marked.TryGetValue(r.Id, out var attempts))
             {
                 marked.Add(r with { Attempts = attempts - 1 });
-                if (r.Slot is { } slot)
-                {
-                    _counted[r.Id] = slot;
-                }
-            }
-            else if (r.Slot is { } slot)
-            {
-                (lost ??= []).Add(slot);
             }
         }
-        if (lost is not null)
+        if (_reservations.Holding)
         {
-            await Submit(new Request([], [], [], [.. lost]));
+            var lost = _reservations.Marked(request.Marks, request.Marked.ContainsKey);
+            if (lost.Length > 0)
+            {
+                await Submit(new Request([], [], [], lost));
+            }
         }
         return marked;
     }
 
     /// <summary>
     /// Hands marked rows that were never attempted back to pending (the attempt did not happen), with their sending-limit
-    /// counts: they will be read, and counted, again.
+    /// reservations: they will be read, and counted, again.
     /// </summary>
     public Task UnmarkAsync(long[] ids)
     {
@@ -142,29 +149,15 @@ internal sealed class DeliveryLedger : IAsyncDisposable
         {
             return Task.CompletedTask;
         }
-        List<LimitSlot>? release = null;
-        if (!_counted.IsEmpty)
-        {
-            foreach (var id in ids)
-            {
-                if (_counted.TryRemove(id, out var slot))
-                {
-                    (release ??= []).Add(slot);
-                }
-            }
-        }
-        return Submit(new Request([], [], ids, release is null ? [] : [.. release]));
+        return Submit(new Request([], [], ids, _reservations.Take(ids)));
     }
 
-    /// <summary>Recorded rows no longer hold a sending-limit count that an unmark would give back.</summary>
-    private void Forget(AttemptResult[] results)
+    /// <summary>Recorded rows keep their sending-limit reservations for good.</summary>
+    private void Recorded(AttemptResult[] results)
     {
-        if (!_counted.IsEmpty)
+        if (_reservations.Holding)
         {
-            foreach (var r in results)
-            {
-                _counted.TryRemove(r.Id, out _);
-            }
+            _reservations.Recorded(results.Select(r => r.Id));
         }
     }
 
@@ -232,7 +225,7 @@ internal sealed class DeliveryLedger : IAsyncDisposable
         if (waiting.Exists(r => r.Release.Length > 0))
         {
             // Sending-limit counts given back (rare: only a limited tenant's lost marks and hand-backs).
-            await Features.Reputation.SendingLimits.ReleaseAsync(_conn, waiting.SelectMany(r => r.Release), CancellationToken.None);
+            await LimitReservations.ReturnAsync(_conn, [.. waiting.SelectMany(r => r.Release)], CancellationToken.None);
         }
         var unmark = waiting.SelectMany(r => r.Unmark).ToArray();
         if (unmark.Length > 0)
@@ -357,6 +350,7 @@ internal sealed class DeliveryLedger : IAsyncDisposable
                     p.Add(new NpgsqlParameter<string[]> { NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Text });
                     p.Add(new NpgsqlParameter<DateTime?[]> { NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.TimestampTz });
                     p.Add(new NpgsqlParameter<DateTimeOffset> { NpgsqlDbType = NpgsqlDbType.TimestampTz });
+                    p.Add(new NpgsqlParameter<Guid> { NpgsqlDbType = NpgsqlDbType.Uuid, TypedValue = runner });
                     if (text == RecordEventsSql)
                     {
                         p.Add(new NpgsqlParameter<Guid> { NpgsqlDbType = NpgsqlDbType.Uuid, TypedValue = _tenantId });

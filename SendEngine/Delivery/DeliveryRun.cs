@@ -17,6 +17,9 @@ internal sealed class DeliveryRun(DeliveryJob job, Guid runnerId, CancellationTo
 
     public Guid RunnerId { get; } = runnerId;
 
+    /// <summary>The run's reservations in its tenant's sending-limit windows (empty for a tenant without limits).</summary>
+    public Features.Reputation.LimitReservations Reservations { get; } = new();
+
     /// <summary>Cancelled on shutdown, cancellation of the job, a pause or a worker failure: workers finish the message in hand.</summary>
     public CancellationTokenSource Stop { get; } = CancellationTokenSource.CreateLinkedTokenSource(shutdown);
 

@@ -50,7 +50,7 @@ internal sealed partial class RecipientClaimer(
                 await store.RecoverExpiredAsync(conn, job.Id, ct);
                 lastRecovery = now;
             }
-            var (batch, limitedUntil) = await limits.ClaimAsync(conn, job, senderDomain, now, options.BatchSize, run.Held(), ct);
+            var (batch, limitedUntil) = await limits.ClaimAsync(conn, job, senderDomain, now, options.BatchSize, run.Held(), run.Reservations, ct);
             if (limitedUntil is { } until)
             {
                 // The tenant's sending limit is reached: the job stays sending and waits for the next window (the
@@ -85,13 +85,14 @@ internal sealed partial class RecipientClaimer(
             run.Timeline?.Mark("first batch checked");
             if (sendable is null)
             {
-                await Features.Reputation.SendingLimits.ReleaseAsync(conn, batch.Select(r => r.Slot), ct);
+                // Left pending for the pause: never marked by this run.
+                await run.Reservations.ReturnAsync(conn, batch.Select(r => r.Id), ct);
                 return;
             }
             if (sendable.Count < batch.Count)
             {
                 // Skipped rows are never marked: the sending limit counts only the rows marked.
-                await Features.Reputation.SendingLimits.ReleaseAsync(conn, batch.Except(sendable).Select(r => r.Slot), ct);
+                await run.Reservations.ReturnAsync(conn, batch.Except(sendable).Select(r => r.Id), ct);
             }
             run.Hold(sendable.Select(r => r.Id));
             foreach (var r in sendable)

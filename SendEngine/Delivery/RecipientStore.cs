@@ -18,17 +18,7 @@ public sealed record DeliveryJob(Guid Id, Guid TenantId, Guid ListId, string Sta
 /// it); <paramref name="UnsubscribeUrl"/> only for rows snapshotted before links were minted per message.
 /// <paramref name="Attempts"/> as the mark found it (the mark returns it, so a stale read never adds an attempt).
 /// </summary>
-internal sealed record Claimed(long Id, Guid SubscriberId, string Email, string Preferences, string? UnsubscribeUrl, int Attempts)
-{
-    /// <summary>
-    /// The sending-limit window this read was counted in (null: the tenant has no limits). A row whose mark does not
-    /// take it, or that is never marked, gives its count back (<see cref="Features.Reputation.SendingLimits.ReleaseAsync"/>).
-    /// </summary>
-    public LimitSlot? Slot { get; init; }
-}
-
-/// <summary>A tenant's sending-limit window (and the warming sender domains also counted) a read was counted in.</summary>
-internal sealed record LimitSlot(Guid TenantId, DateTimeOffset WindowStart, string[] Domains);
+internal sealed record Claimed(long Id, Guid SubscriberId, string Email, string Preferences, string? UnsubscribeUrl, int Attempts);
 
 /// <summary>How one attempt is recorded: sent, back to pending with a backoff (deferred), failed or unknown.</summary>
 internal readonly record struct AttemptResult(long Id, string Status, string? MessageId, string Detail, TimeSpan? RetryDelay);
@@ -579,7 +569,7 @@ public sealed partial class RecipientStore(NpgsqlDataSource db, TimeProvider clo
     /// <summary>
     /// sending → sent | failed | unknown, or pending with next_attempt_at (deferred), returning the recorded rows (as
     /// <c>recorded</c> in the statements below). The message id is kept for a deferral only if one was recorded before.
-    /// $1 ids, $2 statuses, $3 message ids, $4 details, $5 next_attempt_at, $6 now.
+    /// $1 ids, $2 statuses, $3 message ids, $4 details, $5 next_attempt_at, $6 now (and $7 the runner, for the counts below).
     /// </summary>
     private const string RecordResultsUpdateSql = $"""
         UPDATE send_job_recipients r SET status = d.status,
@@ -593,16 +583,17 @@ public sealed partial class RecipientStore(NpgsqlDataSource db, TimeProvider clo
 
     /// <summary>
     /// The reputation guard's hourly counters of the recorded results (Features/Reputation): accepted messages and
-    /// mailboxes refused as unknown count as sent, the refusals also as hard bounces. One row per job and hour, so the
-    /// runners of different jobs never wait for each other here.
+    /// mailboxes refused as unknown count as sent, the refusals also as hard bounces. One row per runner ($7) and hour:
+    /// the row stays locked until the ledger's synchronous commit, so runners sharing a row (two processes on one job
+    /// did) would take turns at each other's WAL flush.
     /// </summary>
     private const string CountResultsSql = $"""
         INSERT INTO reputation_counts AS c (tenant_id, hour, source_id, sent, hard_bounces, complaints)
-        SELECT j.tenant_id, date_trunc('hour', $6::timestamptz, 'UTC'), x.job_id, count(*),
+        SELECT j.tenant_id, date_trunc('hour', $6::timestamptz, 'UTC'), $7::uuid, count(*),
             count(*) FILTER (WHERE x.status = '{R.Failed}'), 0
         FROM recorded x JOIN send_jobs j ON j.id = x.job_id
         WHERE x.status = '{R.Sent}' OR (x.status = '{R.Failed}' AND x.detail ~ '{Features.Suppressions.SuppressionStore.MailboxRejectedPattern}')
-        GROUP BY j.tenant_id, x.job_id
+        GROUP BY j.tenant_id
         ON CONFLICT (tenant_id, hour, source_id) DO UPDATE SET sent = c.sent + excluded.sent, hard_bounces = c.hard_bounces + excluded.hard_bounces
         """;
 
@@ -614,7 +605,7 @@ public sealed partial class RecipientStore(NpgsqlDataSource db, TimeProvider clo
 
     /// <summary>
     /// <see cref="RecordResultsSql"/> that also queues the tenant's webhook events of the results (sent, deferred,
-    /// rejected) in the same statement, so an event exists exactly when its status change committed. $7 the tenant.
+    /// rejected) in the same statement, so an event exists exactly when its status change committed. $8 the tenant.
     /// </summary>
     internal const string RecordResultsAndEventsSql = $"""
         WITH recorded AS ({RecordResultsUpdateSql}),

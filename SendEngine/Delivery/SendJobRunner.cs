@@ -249,7 +249,7 @@ public sealed partial class SendJobRunner(
         // Process-wide (other work of the process counts too): the per-message figure docs/performance.md quotes.
         var allocatedAtStart = GC.GetTotalAllocatedBytes();
 
-        var ledger = await DeliveryLedger.OpenAsync(db, run.RunnerId, clock, o.Lease, cancellationToken, webhooks, job.TenantId);
+        var ledger = await DeliveryLedger.OpenAsync(db, run.RunnerId, clock, o.Lease, cancellationToken, webhooks, job.TenantId, run.Reservations);
         timeline?.Mark("ledger open");
         var workers = Enumerable.Range(0, d.Concurrency)
             .Select(_ => new DeliveryWorker(run, composers, links, transport, channel.Reader, ledger, limiter, o, d.GroupSize, logger))
@@ -270,7 +270,7 @@ public sealed partial class SendJobRunner(
             channel.Writer.TryComplete();
             await Task.WhenAll(workers);
             await ledger.DisposeAsync();
-            await ReleaseUnmarkedAsync(channel.Reader);
+            await ReturnUnmarkedAsync(run);
             await run.Stop.CancelAsync();
             await housekeeping;
             await store.ReleaseRunnerAsync(jobId);
@@ -310,26 +310,21 @@ public sealed partial class SendJobRunner(
         new("Feedback-ID", $"{job.Id:N}:{job.TenantId:N}:bulk:{feedbackSenderId}"),
     ];
 
-    /// <summary>Pauses the job (<see cref="RecipientStore.PauseAsync"/>); <see cref="RunAsync"/> resumes it at its time.</summary>
-    /// <summary>Rows left in the channel by a stopping run were never marked: their sending-limit counts go back.</summary>
-    private async Task ReleaseUnmarkedAsync(ChannelReader<Claimed> reader)
+    /// <summary>
+    /// Rows the run read and never marked (left in the channel by a stopping run, or dropped on the way to their mark)
+    /// give their sending-limit reservations back.
+    /// </summary>
+    private async Task ReturnUnmarkedAsync(DeliveryRun run)
     {
-        var left = new List<LimitSlot?>();
-        while (reader.TryRead(out var r))
-        {
-            if (r.Slot is { } slot)
-            {
-                left.Add(slot);
-            }
-        }
-        if (left.Count == 0)
+        var left = run.Reservations.TakeUnmarked();
+        if (left.Length == 0)
         {
             return;
         }
         try
         {
             await using var conn = await db.OpenConnectionAsync(CancellationToken.None);
-            await Features.Reputation.SendingLimits.ReleaseAsync(conn, left, CancellationToken.None);
+            await Features.Reputation.LimitReservations.ReturnAsync(conn, left, CancellationToken.None);
         }
         catch (NpgsqlException)
         {
@@ -337,6 +332,7 @@ public sealed partial class SendJobRunner(
         }
     }
 
+    /// <summary>Pauses the job (<see cref="RecipientStore.PauseAsync"/>); <see cref="RunAsync"/> resumes it at its time.</summary>
     private Task PauseAsync(Guid jobId, string reason, bool needsOperator) =>
         store.PauseAsync(jobId, reason, needsOperator, jobOptions.Value, CancellationToken.None);
 

@@ -22,9 +22,10 @@
 # the N-process row also checks that each process ran a runner. Each rate is printed with its ratio to bare MailKit
 # measured in the same run. Everything it started is stopped on exit; the whole run is bounded by TIMEOUT seconds per job. --perf samples Send Engine with `perf record` during the big job and prints where its CPU
 # time goes (managed frames named through DOTNET_PerfMapEnabled); sampling costs throughput. --profile loads
-# pg_stat_statements and prints, for the big job, every statement of both databases by total time (calls per message,
-# mean and total ms, rows, WAL), the updates (and how many were HOT), inserts and autovacuum/autoanalyze runs of each
-# Send Engine table written during the job, and the cluster's WAL (records, kB, full-page images).
+# pg_stat_statements and prints, for the big job (and the N-process one), every statement of both databases by total
+# time (calls per message, mean and total ms, rows, WAL), the updates (and how many were HOT), inserts and
+# autovacuum/autoanalyze runs of each Send Engine table written during the job, the cluster's WAL (records, kB,
+# full-page images) and Send Engine's database's commits.
 # --cpu prints, per job, the CPU seconds per 10,000 messages of Send Engine, PostgreSQL (every backend, both databases) and
 # Member Center (user+system from /proc, from the POST to the job's end), of the bare MailKit sender's own process, and the
 # ratio (SE+PG+MC) / bare: a figure that, unlike the rates, holds on a machine shared with other work.
@@ -49,7 +50,7 @@ while [ $# -gt 0 ]; do
     --perf) PERF=1; shift ;;
     --profile) PROFILE=1; shift ;;
     --cpu) CPU=1; shift ;;
-    -h|--help) sed -n '2,29p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,31p' "$0"; exit 0 ;;
     *) die "unknown argument: $1 (try --help)" ;;
   esac
 done
@@ -86,7 +87,7 @@ cleanup() {
   stop_pid "$SMTP_PID"
   if [ -n "$PG_DATA" ]; then run_pg "$PG_BIN/pg_ctl" -D "$PG_DATA" -m immediate -w stop >/dev/null 2>&1; fi
   if [ "$KEEP_LOGS" = 1 ] || [ "$rc" -ne 0 ]; then
-    rm -rf "$WORK/pg"
+    cp "$WORK/pg/postgres.log" "$LOGS/" 2>/dev/null; rm -rf "$WORK/pg"
     log "logs kept in $LOGS"
   else
     rm -rf "$WORK"
@@ -115,6 +116,8 @@ PG_DATA="$WORK/pg/data"
 log "starting PostgreSQL $("$PG_BIN/postgres" --version | awk '{print $3}') on 127.0.0.1:$PG_PORT (default settings)"
 pg_opts="-p $PG_PORT -k $WORK/pg -c listen_addresses=127.0.0.1"
 [ "$PROFILE" = 1 ] && pg_opts+=" -c shared_preload_libraries=pg_stat_statements -c pg_stat_statements.track=all"
+# BENCH_AUTO_EXPLAIN_MS=N (diagnosis only: instruments every statement): plans of statements slower than N ms in postgres.log (kept with --keep-logs).
+[ -n "${BENCH_AUTO_EXPLAIN_MS:-}" ] && pg_opts="${pg_opts/shared_preload_libraries=pg_stat_statements/shared_preload_libraries=pg_stat_statements,auto_explain} -c auto_explain.log_min_duration=${BENCH_AUTO_EXPLAIN_MS}ms -c auto_explain.log_analyze=on -c auto_explain.log_timing=off -c auto_explain.log_buffers=on -c auto_explain.log_nested_statements=on"
 run_pg "$PG_BIN/pg_ctl" -D "$PG_DATA" -l "$WORK/pg/postgres.log" -w -t 60 -o "$pg_opts" start >/dev/null \
   || { tail -n 30 "$WORK/pg/postgres.log" >&2; die "PostgreSQL did not start"; }
 psql_db() { psql -h 127.0.0.1 -p "$PG_PORT" -U postgres -d "$1" -X -q -tA -v ON_ERROR_STOP=1 -c "$2"; }
@@ -273,7 +276,7 @@ run_job() {
   local se0 mc0 pg0 all0 se1 mc1 pg1 all1
   local sink0; sink0="$(sink_messages)"
   se0="$(se_cpu)"; mc0="$(proc_cpu "$MC_PID")"; pg0="$(pg_cpu "$PG_DATA")"; all0="$(machine_cpu)"
-  if [ "$PROFILE" = 1 ] && [ "$label" = big ]; then psql_db postgres "SELECT pg_stat_statements_reset(), pg_stat_reset_shared('wal')" >/dev/null; psql_db sendengine "SELECT pg_stat_reset()" >/dev/null; fi
+  if [ "$PROFILE" = 1 ] && [ "$label" != small ]; then psql_db postgres "SELECT pg_stat_statements_reset(), pg_stat_reset_shared('wal')" >/dev/null; psql_db sendengine "SELECT pg_stat_reset()" >/dev/null; fi
   local post_at; post_at="$(date -u '+%Y-%m-%d %H:%M:%S.%6N+00')"
   local created; created="$(curl -fsS -X POST "$SE/api/send-jobs" -H "Authorization: Bearer $token" -H 'Content-Type: application/json' -d "$body")" \
     || die "POST /api/send-jobs failed"
@@ -295,8 +298,8 @@ run_job() {
   se1="$(se_cpu)"; mc1="$(proc_cpu "$MC_PID")"; pg1="$(pg_cpu "$PG_DATA")"; all1="$(machine_cpu)"
   if [ -n "$AUX_PID" ]; then kill -INT "$AUX_PID"; wait "$AUX_PID" 2>/dev/null || true; AUX_PID=""; perf_show; fi
   local pid; for pid in "${SE_PIDS[@]}"; do [ "$(vmhwm_mb "$pid")" -le "$peak" ] || peak="$(vmhwm_mb "$pid")"; done
-  if [ "$PROFILE" = 1 ] && [ "$label" = big ]; then
-    echo "== SQL of the job (pg_stat_statements, $expected messages): calls per message, mean ms, total ms, rows, WAL kB, database, statement" >&2
+  if [ "$PROFILE" = 1 ] && [ "$label" != small ]; then
+    echo "== SQL of the $label job (pg_stat_statements, $expected messages): calls per message, mean ms, total ms, rows, WAL kB, database, statement" >&2
     psql_db postgres "SELECT to_char(s.calls::numeric / $expected, 'FM990.0000') || ' x ' || to_char(s.mean_exec_time, 'FM990.000') || ' ms = '
                              || to_char(s.total_exec_time, 'FM999990') || ' ms  rows ' || s.rows || '  wal ' || (s.wal_bytes / 1024)::bigint || ' kB  '
                              || d.datname || '  ' || left(regexp_replace(s.query, '\s+', ' ', 'g'), 140)
@@ -307,6 +310,8 @@ run_job() {
                                || ' autovacuum ' || autovacuum_count || ' autoanalyze ' || autoanalyze_count
                         FROM pg_stat_user_tables WHERE n_tup_ins + n_tup_upd + n_tup_del > 0 ORDER BY n_tup_upd + n_tup_ins DESC LIMIT 15" >&2
     psql_db postgres "SELECT 'wal_records ' || wal_records || ' wal_kB ' || (wal_bytes / 1024)::bigint || ' wal_fpi ' || wal_fpi FROM pg_stat_wal" >&2
+    psql_db postgres "SELECT 'sendengine commits ' || xact_commit || ' (' || to_char(xact_commit::numeric / $expected, 'FM990.0000') || ' per message) rollbacks ' || xact_rollback
+                      FROM pg_stat_database WHERE datname = 'sendengine'" >&2
   fi
   [ "$status" = completed ] || { echo "$json" >&2; die "job $label did not complete within $TIMEOUT s (status $status)"; }
   local sent; sent="$(json_num sent <<<"$json")"

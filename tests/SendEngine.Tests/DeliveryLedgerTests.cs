@@ -2,6 +2,7 @@ using Newsletter.Contracts;
 using Npgsql;
 using SendEngine.Data;
 using SendEngine.Delivery;
+using SendEngine.Features.Reputation;
 
 namespace SendEngine.Tests;
 
@@ -126,6 +127,73 @@ public sealed class DeliveryLedgerTests(StackFixture stack)
         await Sql.ExecuteAsync(db, "UPDATE send_job_recipients SET status = 'sent' WHERE id = ANY($1)", ct, ids.Skip(5).ToArray());
         var swept = await RecipientStore.ReadDueAsync(c, jobId, now, 500, [ids[0], ids[3]], ct);
         Assert.Equal([ids[2], ids[4]], swept.Select(r => r.Id));
+    }
+
+    [Fact]
+    public async Task Sending_limit_reservations_of_rows_not_marked_or_handed_back_are_returned_and_those_of_recorded_rows_stay()
+    {
+        var ct = TestContext.Current.CancellationToken;
+        await using var db = NpgsqlDataSource.Create(stack.SendEngineConnectionString);
+        var jobId = await FinishedJobAsync(db, ct);
+        var ids = await InsertAsync(db, jobId, 10);
+        // A read of the ten rows reserved ten messages in a window of their tenant.
+        var tenant = Guid.NewGuid();
+        var window = new DateTimeOffset(2020, 1, 1, 0, 0, 0, TimeSpan.Zero);
+        await Sql.ExecuteAsync(db, "INSERT INTO send_counters (tenant_id, domain, window_start, messages) VALUES ($1, '', $2, 10)", ct, tenant, window);
+        var book = new LimitReservations();
+        book.Reserve(ids, new LimitSlot(tenant, window, [""]));
+        Task<long> Counted() => Sql.ScalarAsync<long>(db, "SELECT messages FROM send_counters WHERE tenant_id = $1", ct, tenant);
+
+        // Another runner that read the same rows marks the first two first.
+        await using (var other = await DeliveryLedger.OpenAsync(db, Guid.NewGuid(), TimeProvider.System, TimeSpan.FromMinutes(1), ct))
+        {
+            Assert.Equal(2, (await other.RecordAndMarkAsync([], [Row(ids[0]), Row(ids[1])])).Count);
+        }
+        await using var ledger = await DeliveryLedger.OpenAsync(db, Guid.NewGuid(), TimeProvider.System, TimeSpan.FromMinutes(1), ct, reservations: book);
+        var marked = await ledger.RecordAndMarkAsync([], [.. ids.Take(6).Select(Row)]);
+        Assert.Equal(ids[2..6], marked.Select(r => r.Id));
+        // The two marks lost to the other runner gave theirs back.
+        Assert.Equal(8, await Counted());
+        // A marked row handed back unattempted gives its back; recorded results keep theirs.
+        await ledger.UnmarkAsync([ids[5]]);
+        await ledger.RecordAsync([Sent(ids[2]), Sent(ids[3]), Sent(ids[4])]);
+        Assert.Equal(7, await Counted());
+        // The run ends: the rows it read and never marked (four, and the one handed back is not counted twice) give theirs back.
+        var left = book.TakeUnmarked();
+        Assert.Equal(4, left.Length);
+        await using (var conn = await db.OpenConnectionAsync(ct))
+        {
+            await LimitReservations.ReturnAsync(conn, left, ct);
+        }
+        Assert.Equal(3, await Counted());
+        Assert.Empty(book.TakeUnmarked());
+    }
+
+    [Fact]
+    public async Task Two_runners_of_one_job_record_results_without_waiting_for_each_others_commit()
+    {
+        // Each result round trip also counts the results for the reputation guard; that row stays locked until the
+        // round trip's synchronous commit. A row shared by a job's runners made each wait for the other's commit.
+        var ct = TestContext.Current.CancellationToken;
+        await using var db = NpgsqlDataSource.Create(stack.SendEngineConnectionString);
+        var jobId = await FinishedJobAsync(db, ct);
+        var ids = await InsertAsync(db, jobId, 2);
+        Guid runnerA = Guid.NewGuid(), runnerB = Guid.NewGuid();
+        await using var a = await DeliveryLedger.OpenAsync(db, runnerA, TimeProvider.System, TimeSpan.FromMinutes(1), ct);
+        await using var b = await DeliveryLedger.OpenAsync(db, runnerB, TimeProvider.System, TimeSpan.FromMinutes(1), ct);
+        await a.RecordAndMarkAsync([], [Row(ids[0])]);
+        await b.RecordAndMarkAsync([], [Row(ids[1])]);
+        await a.RecordAsync([Sent(ids[0])]);
+
+        // Runner A's next round trip, caught before its commit: its counter row is locked.
+        await using var conn = await db.OpenConnectionAsync(ct);
+        await using var tx = await conn.BeginTransactionAsync(ct);
+        Assert.Equal(1, await Sql.ExecuteAsync(conn, tx, "UPDATE reputation_counts SET sent = sent WHERE source_id = $1", ct, runnerA));
+        await b.RecordAsync([Sent(ids[1])]).WaitAsync(TimeSpan.FromSeconds(30), ct);
+        await tx.RollbackAsync(ct);
+
+        var tenant = await Sql.ScalarAsync<Guid>(db, "SELECT tenant_id FROM send_jobs WHERE id = $1", ct, jobId);
+        Assert.Equal(2L, await Sql.ScalarAsync<long>(db, "SELECT sum(sent)::bigint FROM reputation_counts WHERE tenant_id = $1", ct, tenant));
     }
 
     private static async Task<Guid> FinishedJobAsync(NpgsqlDataSource db, CancellationToken ct)

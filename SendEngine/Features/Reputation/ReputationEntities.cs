@@ -44,10 +44,11 @@ public static class ReputationStates
 }
 
 /// <summary>
-/// Hourly counters per tenant and source (the bulk job, or <see cref="Guid.Empty"/>): messages accepted by the relay or
-/// ESP plus those refused as unknown mailboxes (sent), hard bounces (synchronous 5.1.x refusals and asynchronous
-/// bounce events) and complaints. Written where results and events are recorded, in the same statement or
-/// transaction; one row per job and hour so that parallel jobs of a tenant do not queue on one row.
+/// Hourly counters per tenant and source (a bulk job's runner for its results, the bulk job for its events, or
+/// <see cref="Guid.Empty"/>): messages accepted by the relay or ESP plus those refused as unknown mailboxes (sent), hard
+/// bounces (synchronous 5.1.x refusals and asynchronous bounce events) and complaints. Written where results and events
+/// are recorded, in the same statement or transaction; readers sum a tenant's sources. One row per writer and hour, so
+/// that parallel jobs of a tenant, and the runners of one job, do not queue on one row.
 /// </summary>
 public sealed class ReputationCount
 {

@@ -25,14 +25,11 @@ public sealed record EffectiveLimits(int? PerHour, int? PerDay, long? Warmup, bo
 /// newly verified sender domain), enforced across every Send Engine process by a counter row per tenant (and warming
 /// domain) and window in PostgreSQL: a read for delivery locks the window's rows, reads at most what is left of the
 /// job's due recipients, and reserves what it read, in one transaction, so two processes can never both take the last
-/// slot. A reservation is used by the row's <c>sending</c> mark; a row whose mark does not take it (another runner's
-/// read of the same row marked it first, or it was suppressed, cancelled or deferred meanwhile), that the claimer skips
-/// (suppressed, not sendable) or that is handed back unattempted gives it back (<see cref="ReleaseAsync"/>), so the
-/// counter ends as the rows marked in the window and two runners that read the same row count it once. The limit is
-/// never exceeded: every mark is covered by a reservation. (A row dropped by a stopping run between the channel and
-/// its mark keeps its reservation: the limit is then reached a little early, never passed.) A tenant without limits
-/// pays one primary-key read per batch and nothing per mark. Transactional mail is neither counted nor held
-/// (docs/deliverability.md).
+/// slot. What becomes of each reservation (used by the row's <c>sending</c> mark, or given back for a row not marked) is
+/// the run's <see cref="LimitReservations"/>' alone, so the counter ends as the rows marked in the window and two
+/// runners that read the same row count it once. The limit is never exceeded: every mark is covered by a reservation.
+/// A tenant without limits pays one primary-key read per batch and nothing per mark. Transactional mail is neither
+/// counted nor held (docs/deliverability.md).
 /// </summary>
 public sealed class SendingLimits(IOptions<SendingLimitOptions> options)
 {
@@ -73,11 +70,11 @@ public sealed class SendingLimits(IOptions<SendingLimitOptions> options)
     /// Reads up to <paramref name="limit"/> due recipients of the job for delivery (<see cref="RecipientStore.ReadDueAsync"/>,
     /// <paramref name="held"/> the runner's rows not yet marked) within its tenant's limits, and within the warm-up
     /// of <paramref name="senderDomain"/> (the job's verified from domain, null when it has none) counted from its
-    /// verification. Returns the batch, or an empty batch and the time the limit lets more out (the job then waits,
-    /// still sending).
+    /// verification; the rows counted are the run's <paramref name="reservations"/>. Returns the batch, or an empty
+    /// batch and the time the limit lets more out (the job then waits, still sending).
     /// </summary>
     internal async Task<(List<Claimed> Batch, DateTimeOffset? ThrottledUntil)> ClaimAsync(NpgsqlConnection conn, DeliveryJob job, string? senderDomain,
-        DateTimeOffset now, int limit, long[] held, CancellationToken ct)
+        DateTimeOffset now, int limit, long[] held, LimitReservations reservations, CancellationToken ct)
     {
         bool limitsSet = false;
         int? perHour = null, perDay = null;
@@ -155,15 +152,12 @@ public sealed class SendingLimits(IOptions<SendingLimitOptions> options)
             return ([], until);
         }
         var batch = await RecipientStore.ReadDueAsync(conn, job.Id, now, (int)allowed, held, ct);
+        LimitSlot? slot = null;
         if (batch.Count > 0)
         {
-            var slot = new LimitSlot(job.TenantId, window.Start, domainWarmup is null ? [""] : ["", senderDomain!]);
-            for (var i = 0; i < batch.Count; i++)
-            {
-                batch[i] = batch[i] with { Slot = slot };
-            }
+            slot = new LimitSlot(job.TenantId, window.Start, domainWarmup is null ? [""] : ["", senderDomain!]);
             await Sql.ExecuteAsync(conn, "UPDATE send_counters SET messages = messages + $4 WHERE tenant_id = $1 AND domain = ANY($2) AND window_start = $3",
-                ct, job.TenantId, domainWarmup is null ? new[] { "" } : new[] { "", senderDomain! }, window.Start, batch.Count);
+                ct, job.TenantId, slot.Domains, window.Start, batch.Count);
             if (firstSendAt is null)
             {
                 await Sql.ExecuteAsync(conn, ReputationStore.EnsureRowSql, ct, job.TenantId, now);
@@ -172,29 +166,12 @@ public sealed class SendingLimits(IOptions<SendingLimitOptions> options)
             }
         }
         await tx.CommitAsync(ct);
-        return (batch, null);
-    }
-
-    /// <summary>
-    /// Gives back the reservations of rows read for delivery that will not be marked by this read, one per
-    /// <see cref="Claimed.Slot"/> (null: not counted), each to the window it was counted in. No round trip when none was counted.
-    /// </summary>
-    internal static async Task ReleaseAsync(NpgsqlConnection conn, IEnumerable<LimitSlot?> rows, CancellationToken ct)
-    {
-        // One row per counter: an UPDATE … FROM applies only one of several source rows matching the same target.
-        var counts = rows.OfType<LimitSlot>()
-            .SelectMany(s => s.Domains.Select(d => (s.TenantId, Domain: d, s.WindowStart)))
-            .GroupBy(k => k).Select(g => (g.Key, Count: g.LongCount())).ToList();
-        if (counts.Count == 0)
+        if (slot is not null)
         {
-            return;
+            // Held only once counted: a count that did not commit must never be given back.
+            reservations.Reserve(batch.Select(r => r.Id), slot);
         }
-        await Sql.ExecuteAsync(conn, """
-            UPDATE send_counters c SET messages = GREATEST(c.messages - d.n, 0)
-            FROM unnest($1::uuid[], $2::text[], $3::timestamptz[], $4::bigint[]) AS d(tenant_id, domain, window_start, n)
-            WHERE c.tenant_id = d.tenant_id AND c.domain = d.domain AND c.window_start = d.window_start
-            """, ct, counts.Select(c => c.Key.TenantId).ToArray(), counts.Select(c => c.Key.Domain).ToArray(),
-            counts.Select(c => c.Key.WindowStart).ToArray(), counts.Select(c => c.Count).ToArray());
+        return (batch, null);
     }
 
     private static async Task<long> DayCountAsync(NpgsqlConnection conn, Guid tenantId, string domain, (DateTimeOffset Start, DateTimeOffset End) day,

@@ -34,7 +34,7 @@ public sealed class WebhookPublisher(NpgsqlDataSource db, IMemoryCache cache, IO
     /// <summary>
     /// The second half of the ledger's statement (RecipientStore.RecordResultsAndEventsSql): one message per recorded
     /// result and wanting endpoint. sent → sent, back to pending (a temporary refusal) → deferred, failed (a permanent
-    /// one) → rejected; unknown raises nothing. $6 now, $7 the job's tenant; <c>recorded</c> is the updated rows.
+    /// one) → rejected; unknown raises nothing. $6 now, $8 the job's tenant; <c>recorded</c> is the updated rows.
     /// </summary>
     public const string BulkResultEventsSql = """
         INSERT INTO webhook_messages (webhook_id, endpoint_id, tenant_id, event_type, payload, status, attempts, next_attempt_at, created_at, replay)
@@ -44,7 +44,7 @@ public sealed class WebhookPublisher(NpgsqlDataSource db, IMemoryCache cache, IO
             'pending', 0, $6, $6, false
         FROM recorded x
         CROSS JOIN LATERAL (SELECT CASE x.status WHEN 'sent' THEN 'sent' WHEN 'pending' THEN 'deferred' WHEN 'failed' THEN 'rejected' END AS type) t
-        JOIN webhook_endpoints e ON e.tenant_id = $7 AND e.state = 'enabled' AND t.type = ANY(e.event_types)
+        JOIN webhook_endpoints e ON e.tenant_id = $8 AND e.state = 'enabled' AND t.type = ANY(e.event_types)
         """;
 
     /// <summary>
