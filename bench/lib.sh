@@ -21,6 +21,7 @@ bench_cleanup() {
   for ((i = ${#BENCH_PIDS[@]} - 1; i >= 0; i--)); do stop_pid "${BENCH_PIDS[$i]}"; done
   if [ -n "$PG_DATA" ]; then run_pg "$PG_BIN/pg_ctl" -D "$PG_DATA" -m immediate -w stop >/dev/null 2>&1; fi
   if [ "$KEEP_LOGS" = 1 ] || [ "$rc" -ne 0 ]; then
+    [ ! -f "$WORK/pg/postgres.log" ] || cp "$WORK/pg/postgres.log" "$LOGS/" 2>/dev/null
     rm -rf "$WORK/pg"
     log "logs kept in $LOGS"
   else

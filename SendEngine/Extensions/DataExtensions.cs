@@ -10,6 +10,14 @@ public static class DataExtensions
 {
     public const string ConnectionStringName = "SendEngine";
 
+    /// <summary>
+    /// The key of the second <see cref="NpgsqlDataSource"/>, whose connections plan every execution of their prepared
+    /// statements (plan_cache_mode = force_custom_plan): for statements that join tables which grow fast from empty (the
+    /// transactional dispatcher's claim and records), where a generic plan cached while a table was small kept a
+    /// sequential scan of it for the life of the connection.
+    /// </summary>
+    public const string CustomPlans = "custom-plans";
+
     public static WebApplicationBuilder AddSendEngineData(this WebApplicationBuilder builder)
     {
         var connectionString = builder.Configuration.GetConnectionString(ConnectionStringName);
@@ -22,6 +30,7 @@ public static class DataExtensions
 
         // The delivery pipeline talks to PostgreSQL directly (COPY, SKIP LOCKED claims, per-message updates).
         builder.Services.AddSingleton(_ => NpgsqlDataSource.Create(PostgresDefaults.Tuned(connectionString)));
+        builder.Services.AddKeyedSingleton(CustomPlans, (_, _) => NpgsqlDataSource.Create(WithCustomPlans(PostgresDefaults.Tuned(connectionString))));
         builder.Services.AddDbContextPool<SendEngineDbContext>((sp, o) =>
         {
             o.UseNpgsql(sp.GetRequiredService<NpgsqlDataSource>());
@@ -32,5 +41,13 @@ public static class DataExtensions
         builder.Services.AddOperationLog();
         builder.Services.AddHostedService<DatabaseInitializer>();
         return builder;
+    }
+
+    /// <summary>The connection string with plan_cache_mode = force_custom_plan added to its server options.</summary>
+    internal static string WithCustomPlans(string connectionString)
+    {
+        var csb = new NpgsqlConnectionStringBuilder(connectionString);
+        csb.Options = string.IsNullOrWhiteSpace(csb.Options) ? "-c plan_cache_mode=force_custom_plan" : csb.Options + " -c plan_cache_mode=force_custom_plan";
+        return csb.ConnectionString;
     }
 }

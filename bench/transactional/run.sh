@@ -8,7 +8,7 @@
 # Next to them, in the same run: wrk against Send Engine's GET /health/live (the framework ceiling) and the ratio.
 #
 #   bench/transactional/run.sh [--duration 30s] [--warmup 10s] [--connections 16] [--threads 2] [--rate 500]
-#                              [--rate-duration 30] [--se-env KEY=VALUE]... [--profile] [--cpu] [--perf] [--keep-logs] [--wrk-timeout 2s]
+#                              [--rate-duration 30] [--se-env KEY=VALUE]... [--pg-conf NAME=VALUE]... [--profile] [--cpu] [--perf] [--keep-logs] [--wrk-timeout 2s]
 #
 # Builds Member Center, Send Engine and BenchTools (Release); starts a private PostgreSQL cluster under /tmp (fsync and
 # synchronous_commit on), smtp-sink, Member Center and Send Engine (Production) on free loopback ports; creates a tenant,
@@ -29,6 +29,8 @@
 # --perf samples Send Engine with `perf record` (999 Hz, call graphs; managed frames named through DOTNET_PerfMapEnabled)
 # during the one-recipient phase, from its start until its queue drained (the API and the dispatcher's delivery), and
 # prints where its CPU went: by library, top functions by self time, managed frames by inclusive time.
+# --pg-conf: a PostgreSQL setting for the run (e.g. session_preload_libraries=auto_explain); with --keep-logs the server's
+# log is kept with the others.
 # --wrk-timeout: wrk's per-request timeout (its default 2 s); a timed-out request is a socket error and invalidates the run,
 # so on a machine busy with other work a longer one keeps a CPU-based run (--cpu, --profile) from being thrown away.
 set -euo pipefail
@@ -40,7 +42,7 @@ source "$HERE/../lib.sh"
 cd "$REPO_ROOT"
 
 DURATION=30s WARMUP=10s CONNECTIONS=16 THREADS=2 RATE=500 RATE_DURATION=30 PROFILE=0 CPU=0 PERF=0 DRAIN_TIMEOUT=900 WRK_TIMEOUT=2s
-SE_ENV=()
+SE_ENV=() PG_CONF=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --duration) DURATION="$2"; shift 2 ;;
@@ -50,12 +52,13 @@ while [ $# -gt 0 ]; do
     --rate) RATE="$2"; shift 2 ;;
     --rate-duration) RATE_DURATION="$2"; shift 2 ;;
     --se-env) SE_ENV+=("$2"); shift 2 ;;
+    --pg-conf) PG_CONF+=(-c "$2"); shift 2 ;;
     --profile) PROFILE=1; shift ;;
     --cpu) CPU=1; shift ;;
     --perf) PERF=1; shift ;;
     --keep-logs) KEEP_LOGS=1; shift ;;
     --wrk-timeout) WRK_TIMEOUT="$2"; shift 2 ;;
-    -h|--help) sed -n '2,33p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,35p' "$0"; exit 0 ;;
     *) die "unknown argument: $1 (try --help)" ;;
   esac
 done
@@ -65,8 +68,8 @@ done
 [ "$PERF" = 0 ] || SE_ENV+=(DOTNET_PerfMapEnabled=1 DOTNET_EnableWriteXorExecute=0)
 bench_init tx-bench
 bench_build MemberCenter/MemberCenter.csproj SendEngine/SendEngine.csproj bench/tools/BenchTools/BenchTools.csproj
-pg_conf=()
-[ "$PROFILE" = 1 ] && pg_conf=(-c shared_preload_libraries=pg_stat_statements -c pg_stat_statements.track=all)
+pg_conf=("${PG_CONF[@]}")
+[ "$PROFILE" = 1 ] && pg_conf+=(-c shared_preload_libraries=pg_stat_statements -c pg_stat_statements.track=all)
 bench_start_pg "${pg_conf[@]}"
 [ "$PROFILE" = 1 ] && psql_db sendengine "CREATE EXTENSION pg_stat_statements"
 bench_start_sink
@@ -141,7 +144,8 @@ task_row_stats() { psql_db sendengine "SELECT n_tup_ins || ' ' || n_tup_upd || '
 queue_row_stats() { psql_db sendengine "SELECT coalesce((SELECT n_tup_ins || ' ' || n_tup_upd || ' ' || n_tup_hot_upd || ' ' || n_tup_del FROM pg_stat_user_tables WHERE relname = 'transactional_deliveries'), '0 0 0 0')"; }
 
 # Commits and WAL position of the sendengine database, for --cpu: "xact_commit wal_bytes".
-db_counters() { psql_db sendengine "SELECT (SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()) || ' ' || pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::bigint"; }
+db_counters() { psql_db sendengine "SELECT (SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()) || ' ' || pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::bigint
+  || ' ' || (SELECT wal_records || ' ' || wal_fpi FROM pg_stat_wal)"; }
 ROWS=() CPU_ROWS=()
 # phase LABEL RECIPIENTS: one wrk run, checked, drained; appends a row.
 phase() {
@@ -186,6 +190,9 @@ phase() {
       printf "%-22s %8d %12.2f %12.2f %12.2f %12.2f %10.0f", l, n, (q[1]-p[1])*10000/n, (q[3]-p[3])*10000/n, (q[4]-p[4])*10000/n,
         (v[1]-u[1])/n, (v[2]-u[2])/n}')")
     log "CPU: ${CPU_ROWS[-1]}"  # now, in case a later phase fails
+    # Of the WAL: records and full-page images per request (FPIs follow a checkpoint: the first change of each page after it).
+    awk -v l="$label" -v n="$ok" -v x="$d0" -v y="$d1" 'BEGIN {split(x, u, " "); split(y, v, " ");
+      printf "%s: WAL records %.1f, full-page images %.2f per request\n", l, (v[3]-u[3])/n, (v[4]-u[4])/n}' >&2
   fi
   if [ -n "$rows0" ]; then
     sleep 1  # the statistics collector's flush

@@ -1437,7 +1437,7 @@ namespace SendEngine.Data.Migrations
 
                     b.ToTable("transactional_requests", (string)null);
 
-                    b.HasAnnotation("Npgsql:StorageParameter:fillfactor", 70);
+                    b.HasAnnotation("Npgsql:StorageParameter:fillfactor", 50);
                 });
 
             modelBuilder.Entity("SendEngine.Features.Transactional.TransactionalTask", b =>

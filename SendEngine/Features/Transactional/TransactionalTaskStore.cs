@@ -56,8 +56,16 @@ internal sealed record ClaimedTask(Guid Id, Guid RequestId, Guid TenantId, strin
 /// A statement that may have queued webhook messages (events or the seed's callbacks) wakes this process's
 /// <see cref="Features.Webhooks.WebhookDispatcher"/> after it committed, as bulk results and ESP events do, so they go out
 /// at once rather than at its next poll; the hot statements (created, sent, completed) wake it only when they queued one.
+/// The dispatchers' statements (claim, records, completion, recovery) run on <c>dispatch</c>, whose connections
+/// plan each execution: they join transactional_tasks and transactional_requests, which grow from empty, and a generic
+/// plan cached by a pooled connection while the tasks table was small kept scanning all of it at each record. The
+/// intake's statement (its own arrays and index look-ups) keeps generic plans.
 /// </summary>
-public sealed class TransactionalTaskStore(NpgsqlDataSource db, TimeProvider clock, WakeSignal<Features.Webhooks.WebhookDispatcher> webhooks)
+public sealed class TransactionalTaskStore(
+    NpgsqlDataSource db,
+    [FromKeyedServices(Extensions.DataExtensions.CustomPlans)] NpgsqlDataSource dispatch,
+    TimeProvider clock,
+    WakeSignal<Features.Webhooks.WebhookDispatcher> webhooks)
 {
     /// <summary>Statuses a task may still leave by delivery (not final).</summary>
     public const string OpenStatuses = $"'{S.Queued}', '{S.Scheduled}', '{S.Claimed}', '{S.Sending}'";
@@ -224,7 +232,7 @@ public sealed class TransactionalTaskStore(NpgsqlDataSource db, TimeProvider clo
     {
         var now = clock.GetUtcNow();
         var requests = new List<Guid>();
-        await using var conn = await db.OpenConnectionAsync(ct);
+        await using var conn = await dispatch.OpenConnectionAsync(ct);
         // due_at ≤ the claim < lease_until: the condition on due_at is implied, and lets the due index find the rows.
         await using var cmd = Sql.Command(conn, $"""
             WITH expired AS (
@@ -260,7 +268,7 @@ public sealed class TransactionalTaskStore(NpgsqlDataSource db, TimeProvider clo
         var now = clock.GetUtcNow();
         var until = now + lease;
         var claimed = new List<ClaimedTask>();
-        await using var conn = await db.OpenConnectionAsync(ct);
+        await using var conn = await dispatch.OpenConnectionAsync(ct);
         await using var cmd = Sql.Command(conn, """
             WITH due AS (
                 SELECT task_id FROM transactional_deliveries
@@ -314,7 +322,7 @@ public sealed class TransactionalTaskStore(NpgsqlDataSource db, TimeProvider clo
             return completed;
         }
         long queued;
-        await using (var conn = await db.OpenConnectionAsync(ct))
+        await using (var conn = await dispatch.OpenConnectionAsync(ct))
         await using (var cmd = Sql.Command(conn, $"""
             WITH dequeued AS (
             DELETE FROM transactional_deliveries WHERE task_id = ANY($1) AND lease_until IS NOT NULL RETURNING task_id),
@@ -354,7 +362,7 @@ public sealed class TransactionalTaskStore(NpgsqlDataSource db, TimeProvider clo
     /// <summary>sending → unknown: handed over, no answer; never retried.</summary>
     internal async Task RecordUnknownAsync(Guid id, string? messageId, string detail, CancellationToken ct)
     {
-        await Sql.ExecuteAsync(db, $"""
+        await Sql.ExecuteAsync(dispatch, $"""
             WITH done AS (
             DELETE FROM transactional_deliveries WHERE task_id = $1 AND lease_until IS NOT NULL RETURNING task_id),
             recorded AS (
@@ -371,7 +379,7 @@ public sealed class TransactionalTaskStore(NpgsqlDataSource db, TimeProvider clo
     /// <summary>sending → rejected (refused by the server, out of retries, or suppressed meanwhile).</summary>
     internal async Task RecordRejectedAsync(Guid id, string reason, string detail, bool attempted, CancellationToken ct)
     {
-        await Sql.ExecuteAsync(db, $"""
+        await Sql.ExecuteAsync(dispatch, $"""
             WITH done AS (
             DELETE FROM transactional_deliveries WHERE task_id = $1 AND lease_until IS NOT NULL RETURNING task_id),
             recorded AS (
@@ -388,7 +396,7 @@ public sealed class TransactionalTaskStore(NpgsqlDataSource db, TimeProvider clo
     /// <summary>sending → queued: a transient refusal, retried at <paramref name="dueAt"/> (an attempt).</summary>
     internal async Task RecordDeferredAsync(Guid id, string detail, DateTimeOffset dueAt, CancellationToken ct)
     {
-        await Sql.ExecuteAsync(db, $"""
+        await Sql.ExecuteAsync(dispatch, $"""
             WITH requeued AS (
             UPDATE transactional_deliveries SET lease_until = NULL, due_at = $3, attempts = attempts + 1
             WHERE task_id = $1 AND lease_until IS NOT NULL RETURNING task_id),
@@ -406,7 +414,7 @@ public sealed class TransactionalTaskStore(NpgsqlDataSource db, TimeProvider clo
     /// is written only to say why, when there is a why: a dispatcher stopping gives its group back without one).
     /// </summary>
     internal Task ReleaseAsync(Guid[] ids, string? detail, DateTimeOffset dueAt, CancellationToken ct) =>
-        ids.Length == 0 ? Task.CompletedTask : Sql.ExecuteAsync(db, $"""
+        ids.Length == 0 ? Task.CompletedTask : Sql.ExecuteAsync(dispatch, $"""
             WITH released AS (
             UPDATE transactional_deliveries SET lease_until = NULL, due_at = $3
             WHERE task_id = ANY($1) AND lease_until IS NOT NULL RETURNING task_id)
@@ -426,7 +434,7 @@ public sealed class TransactionalTaskStore(NpgsqlDataSource db, TimeProvider clo
         }
         // The statement's count is the request callbacks it queued. The open-task check is a subquery per request (the
         // request_id index), not an anti-join: a plan cached while the table was small scanned every task at each call.
-        var queued = await Sql.ExecuteAsync(db, $"""
+        var queued = await Sql.ExecuteAsync(dispatch, $"""
             WITH done AS (
             UPDATE transactional_requests r SET completed_at = $2
             WHERE r.id = ANY($1) AND r.completed_at IS NULL
