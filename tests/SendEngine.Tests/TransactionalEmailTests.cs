@@ -664,6 +664,60 @@ public sealed class TransactionalEmailTests(StackFixture stack)
     }
 
     [Fact]
+    public async Task Delivery_KeepsTheConnectionAcrossBatches_ReplacesOneTheRelayClosed_ClosesItWhenIdle()
+    {
+        await using var relay = await FaultSmtpServer.StartAsync();
+        var tenant = await stack.CreateTenantAsync();
+        await using var engine = stack.CreateSendEngine(await stack.CreateSendEngineDatabaseAsync(), new Dictionary<string, string?>
+        {
+            ["Smtp:Host"] = relay.Host,
+            ["Smtp:Port"] = relay.Port.ToString(CultureInfo.InvariantCulture),
+            ["Transactional:Dispatchers"] = "1",
+            ["Transactional:PollInterval"] = "00:00:00.200",
+            // Long enough that only a relay-side close can end the kept connection before the last step.
+            ["Transactional:SessionIdleTimeout"] = "00:00:08",
+            // Were the closed connection taken for an outage, the task would wait this long: far beyond the wait below.
+            ["Transactional:OutageRetryDelay"] = "00:05:00",
+        });
+        using var client = engine.CreateClient();
+        client.DefaultRequestHeaders.Add("X-Pigeon-Api-Key", await stack.ApiKeyAsync(tenant));
+        var d = StackFixture.UniqueDomain();
+        using (var bearer = engine.CreateClient())
+        {
+            bearer.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", await stack.SendTokenAsync(tenant));
+            await RegisterDomainAsync(bearer, d);
+        }
+        async Task<EmailTaskResponse> SendOneAsync(string local)
+        {
+            var answer = await SendAsync(client, new { message = new { text = "hi", subject = local, from_email = $"shop@{d}", to = new[] { new { email = $"{local}@{d}" } } } });
+            return await WaitForTaskAsync(client, answer.Tasks[0].TaskId, t => t.Status is "sent" or "rejected" or "unknown");
+        }
+
+        // Three requests one after the other, each its own batch: one connection for all of them.
+        foreach (var local in new[] { "first", "second", "third" })
+        {
+            Assert.Equal("sent", (await SendOneAsync(local)).Status);
+        }
+        Assert.Equal(1, relay.Connections);
+
+        // The relay drops the kept connection (a restart, its idle timeout): nothing was handed over on it, so the next
+        // task goes out on a new connection at once, one attempt, one copy.
+        await relay.StopListeningAsync();
+        await relay.StartListeningAsync();
+        var afterClose = await SendOneAsync("after-close");
+        Assert.Equal(("sent", 1), (afterClose.Status, afterClose.Attempts));
+        Assert.Equal(2, relay.Connections);
+
+        // Idle past SessionIdleTimeout: the connection is closed, and the next batch opens a new one.
+        await Task.Delay(TimeSpan.FromSeconds(9));
+        Assert.Equal("sent", (await SendOneAsync("after-idle")).Status);
+        Assert.Equal(3, relay.Connections);
+        await Task.Delay(TimeSpan.FromSeconds(1)); // time for a second copy, were there one
+        Assert.Equal(new[] { "first", "second", "third", "after-close", "after-idle" }.Select(l => $"{l}@{d}").Order(),
+            relay.Accepted.Select(a => a.Recipient).Order());
+    }
+
+    [Fact]
     public async Task TencentSes_DeliversTransactionalMail_AndItsEventsFindTheTask()
     {
         const string secretKey = "tencent-secret-key-for-tests";

@@ -48,12 +48,14 @@ public sealed partial class TransactionalDispatcher(
     {
         var o = options.Value;
         var touched = new HashSet<Guid>(await RecoverExpiredIfDueAsync(o, ct));
+        await DisposeIdleSessionsIfDueAsync(o);
         // A batch is up to BatchSize tasks claimed a group at a time, each group straight into sending (its durable
         // record that the attempts started, one statement: the lease of each task's queue row, a HOT update), then its
         // results recorded (the queue rows deleted, the task rows written once); the SMTP sessions stay open across the
-        // batch's groups.
-        var sessions = new Dictionary<Guid, ITransportSession?>();
+        // batch's groups, and are kept for the next batches (SessionIdleTimeout).
+        var sessions = new Dictionary<Guid, BatchSession?>();
         var total = 0;
+        var finished = false;
         try
         {
             while (total < o.BatchSize && !ct.IsCancellationRequested)
@@ -82,14 +84,20 @@ public sealed partial class TransactionalDispatcher(
                     break;
                 }
             }
+            finished = true;
         }
         finally
         {
             foreach (var session in sessions.Values)
             {
-                if (session is not null)
+                if (session is null)
                 {
-                    await session.DisposeAsync();
+                    continue;
+                }
+                // A batch that failed midway leaves its sessions in a state nobody checked: closed, not kept.
+                if (!finished || !KeepIdle(session))
+                {
+                    await session.Session.DisposeAsync();
                 }
             }
         }
@@ -129,7 +137,7 @@ public sealed partial class TransactionalDispatcher(
     /// its transport was found down in this batch: its tasks go back at once).
     /// </summary>
     /// <param name="started">Filled with each task just before it goes to the transport.</param>
-    private async Task DeliverAsync(List<ClaimedTask> claimed, HashSet<Guid> touched, Dictionary<Guid, ITransportSession?> sessions,
+    private async Task DeliverAsync(List<ClaimedTask> claimed, HashSet<Guid> touched, Dictionary<Guid, BatchSession?> sessions,
         HashSet<Guid> started, CancellationToken ct)
     {
         var o = options.Value;
@@ -172,7 +180,7 @@ public sealed partial class TransactionalDispatcher(
             }
             if (!sessions.TryGetValue(tenant.Key, out var session))
             {
-                sessions[tenant.Key] = session = (await transports.ForAsync(tenant.Key, ct)).OpenSession();
+                sessions[tenant.Key] = session = RentSession(await transports.ForAsync(tenant.Key, ct));
             }
             if (session is null)
             {
@@ -185,7 +193,17 @@ public sealed partial class TransactionalDispatcher(
             {
                 var t = sendable[i];
                 started.Add(t.Id);
-                var (messageId, result) = await SendOneAsync(composers[t.RequestId], t, session);
+                var (messageId, result) = await SendOneAsync(composers[t.RequestId], t, session.Session);
+                if (result.Outcome == DeliveryOutcome.Unavailable && session.Kept && !session.Used)
+                {
+                    // A session kept from an earlier batch whose connection the server closed meanwhile (its idle timeout, a
+                    // restart): nothing was handed over, so the task goes once more on a new connection rather than waiting
+                    // OutageRetryDelay as if the relay were down.
+                    await session.Session.DisposeAsync();
+                    sessions[tenant.Key] = session = new BatchSession(session.Transport, session.Transport.OpenSession(), Kept: false);
+                    (messageId, result) = await SendOneAsync(composers[t.RequestId], t, session.Session);
+                }
+                session.Used = true;
                 if (result.Outcome is DeliveryOutcome.Unavailable or DeliveryOutcome.Misconfigured)
                 {
                     // Nothing was handed over: not an attempt. This tenant's remaining tasks wait for the transport too.
@@ -193,7 +211,7 @@ public sealed partial class TransactionalDispatcher(
                     touched.ExceptWith(await store.RecordSentAsync(sent, CancellationToken.None));
                     await GiveBackAsync(sendable.Skip(i).ToList(), result.Detail, ct);
                     sent.Clear();
-                    await session.DisposeAsync();
+                    await session.Session.DisposeAsync();
                     sessions[tenant.Key] = null;
                     break;
                 }
@@ -207,6 +225,97 @@ public sealed partial class TransactionalDispatcher(
                 }
             }
             touched.ExceptWith(await store.RecordSentAsync(sent, CancellationToken.None));
+        }
+    }
+
+    /// <summary>A batch's session with a tenant's transport; <see cref="Kept"/>: taken from the idle sessions of earlier batches.</summary>
+    private sealed record BatchSession(ITransport Transport, ITransportSession Session, bool Kept)
+    {
+        /// <summary>A message went through it in this batch (its connection was alive then).</summary>
+        public bool Used { get; set; }
+    }
+
+    /// <summary>A session a batch finished with, kept for the next batches of any dispatcher of this process.</summary>
+    private sealed record IdleSession(ITransport Transport, ITransportSession Session, long IdleSince);
+
+    /// <summary>
+    /// Sessions between batches, by transport (a tenant's own credential is its own transport instance, so a changed
+    /// credential is not served by the old one's connections). Under a steady trickle each batch is a task or two, and a
+    /// connection per batch (connect, greeting, EHLO, QUIT) cost more round trips than its messages.
+    /// </summary>
+    private readonly List<IdleSession> _idle = [];
+
+    /// <summary>When idle sessions are next looked through for expired ones (UTC ticks; shared by the workers).</summary>
+    private long _nextIdleSweep;
+
+    private BatchSession RentSession(ITransport transport)
+    {
+        var now = Clock.GetUtcNow().UtcTicks;
+        var maxIdle = options.Value.SessionIdleTimeout.Ticks;
+        lock (_idle)
+        {
+            // The most recently used first: the likeliest to be alive; expired ones are left to the sweep.
+            for (var i = _idle.Count - 1; i >= 0; i--)
+            {
+                var s = _idle[i];
+                if (ReferenceEquals(s.Transport, transport) && now - s.IdleSince < maxIdle)
+                {
+                    _idle.RemoveAt(i);
+                    return new BatchSession(transport, s.Session, Kept: true);
+                }
+            }
+        }
+        return new BatchSession(transport, transport.OpenSession(), Kept: false);
+    }
+
+    /// <summary>Keeps a finished batch's session for the next ones; false when sessions are not kept (it is then closed).</summary>
+    private bool KeepIdle(BatchSession session)
+    {
+        if (options.Value.SessionIdleTimeout <= TimeSpan.Zero)
+        {
+            return false;
+        }
+        lock (_idle)
+        {
+            _idle.Add(new IdleSession(session.Transport, session.Session, Clock.GetUtcNow().UtcTicks));
+        }
+        return true;
+    }
+
+    /// <summary>Closes sessions idle longer than SessionIdleTimeout, at most once per poll interval (all workers together).</summary>
+    private async Task DisposeIdleSessionsIfDueAsync(TransactionalOptions o)
+    {
+        var now = Clock.GetUtcNow().UtcTicks;
+        var due = Interlocked.Read(ref _nextIdleSweep);
+        if (now < due || Interlocked.CompareExchange(ref _nextIdleSweep, now + o.PollInterval.Ticks, due) != due)
+        {
+            return;
+        }
+        List<IdleSession> expired;
+        lock (_idle)
+        {
+            expired = _idle.Where(s => now - s.IdleSince >= o.SessionIdleTimeout.Ticks).ToList();
+            _idle.RemoveAll(s => now - s.IdleSince >= o.SessionIdleTimeout.Ticks);
+        }
+        foreach (var s in expired)
+        {
+            await s.Session.DisposeAsync();
+        }
+    }
+
+    public override async Task StopAsync(CancellationToken cancellationToken)
+    {
+        // The loops end first (a batch returns its sessions when it ends), then every kept connection is closed.
+        await base.StopAsync(cancellationToken);
+        List<IdleSession> idle;
+        lock (_idle)
+        {
+            idle = [.. _idle];
+            _idle.Clear();
+        }
+        foreach (var s in idle)
+        {
+            await s.Session.DisposeAsync();
         }
     }
 

@@ -68,6 +68,14 @@ public sealed class TransactionalOptions
     [Range(0, 64)]
     public int Dispatchers { get; set; } = 4;
 
+    /// <summary>
+    /// How long a dispatcher's transport session (an SMTP connection) is kept open after a batch, for the next batches;
+    /// 0 closes it at the end of each batch. Well under the 5 minutes RFC 5321 gives a server before it may close an idle
+    /// connection (a stressed Postfix closes after 10 s); a kept connection found closed is replaced at once.
+    /// </summary>
+    [Range(typeof(TimeSpan), "00:00:00", "00:05:00")]
+    public TimeSpan SessionIdleTimeout { get; set; } = TimeSpan.FromSeconds(5);
+
     /// <summary>The longest sleep between claims when nothing wakes the dispatchers (scheduled tasks and retries coming due).</summary>
     [Range(typeof(TimeSpan), "00:00:00.050", "00:10:00")]
     public TimeSpan PollInterval { get; set; } = TimeSpan.FromSeconds(1);
