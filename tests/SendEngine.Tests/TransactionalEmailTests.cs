@@ -674,8 +674,8 @@ public sealed class TransactionalEmailTests(StackFixture stack)
             ["Smtp:Port"] = relay.Port.ToString(CultureInfo.InvariantCulture),
             ["Transactional:Dispatchers"] = "1",
             ["Transactional:PollInterval"] = "00:00:00.200",
-            // Long enough that only a relay-side close can end the kept connection before the last step.
-            ["Transactional:SessionIdleTimeout"] = "00:00:08",
+            // Long enough that only a relay-side close can end the kept connection before the last step, even on a loaded CI machine.
+            ["Transactional:SessionIdleTimeout"] = "00:00:20",
             // Were the closed connection taken for an outage, the task would wait this long: far beyond the wait below.
             ["Transactional:OutageRetryDelay"] = "00:05:00",
         });
@@ -709,7 +709,7 @@ public sealed class TransactionalEmailTests(StackFixture stack)
         Assert.Equal(2, relay.Connections);
 
         // Idle past SessionIdleTimeout: the connection is closed, and the next batch opens a new one.
-        await Task.Delay(TimeSpan.FromSeconds(9));
+        await Task.Delay(TimeSpan.FromSeconds(21));
         Assert.Equal("sent", (await SendOneAsync("after-idle")).Status);
         Assert.Equal(3, relay.Connections);
         await Task.Delay(TimeSpan.FromSeconds(1)); // time for a second copy, were there one
