@@ -11,9 +11,11 @@ namespace SendEngine.Features.EmailEvents;
 /// waiting as one multi-row INSERT … ON CONFLICT (idempotency_key) DO NOTHING (synchronous commit), then complete
 /// each request with the keys that were new. A request is answered 200 only after its rows are committed. Each request's
 /// webhook gateway log entry is inserted by the same statement batch (one implicit transaction, no extra round trip).
+/// While somebody watches the live view, the committed entries (with the seq the insert gave them) are handed to
+/// <see cref="WebhookGateway.GatewayFeed"/>, which then need not read them back.
 /// </summary>
 public sealed partial class EmailEventWriter(NpgsqlDataSource db, IOptions<EmailEventOptions> options,
-    WakeSignal<EmailEventProcessor> signal, WakeSignal<WebhookGateway.GatewayFeed> feedSignal,
+    WakeSignal<EmailEventProcessor> signal, WakeSignal<WebhookGateway.GatewayFeed> feedSignal, WebhookGateway.GatewayFeed feed,
     TimeProvider clock, ILogger<EmailEventWriter> logger) : BackgroundService
 {
     private const int MaxRowsPerInsert = 1000;
@@ -186,9 +188,18 @@ public sealed partial class EmailEventWriter(NpgsqlDataSource db, IOptions<Email
             await using var only = new NpgsqlCommand($"""
                 INSERT INTO webhook_gateway_entries ({EntryColumns})
                 SELECT i, ra, so, m, pa, h, b, bt, v, sc, n, string_to_array(et, ','), er FROM {EntryArrays(0)}
+                RETURNING id, seq
                 """, conn);
             AddEntries(only);
-            await only.ExecuteNonQueryAsync(ct);
+            var refused = new Dictionary<Guid, long>();
+            await using (var reader = await only.ExecuteReaderAsync(ct))
+            {
+                while (await reader.ReadAsync(ct))
+                {
+                    refused[reader.GetGuid(0)] = reader.GetInt64(1);
+                }
+            }
+            HandOver(entries, refused, []);
             return inserted;
         }
         // One statement, so one implicit transaction: an entry is stored exactly when its events are. The entry learns the
@@ -199,7 +210,8 @@ public sealed partial class EmailEventWriter(NpgsqlDataSource db, IOptions<Email
             en AS (
                 INSERT INTO webhook_gateway_entries ({EntryColumns}, first_event_id, last_event_id)
                 SELECT i, ra, so, m, pa, h, CASE WHEN s.c = n THEN NULL ELSE b END, bt, v, sc, n, string_to_array(et, ','), er, s.lo, s.hi
-                FROM {EntryArrays(16)} LEFT JOIN s ON s.g = u.i)
+                FROM {EntryArrays(16)} LEFT JOIN s ON s.g = u.i
+                RETURNING id, seq)
             """;
         await using var cmd = new NpgsqlCommand($"""
             WITH ev AS (
@@ -212,7 +224,8 @@ public sealed partial class EmailEventWriter(NpgsqlDataSource db, IOptions<Email
                 ON CONFLICT (idempotency_key) DO NOTHING
                 RETURNING id, idempotency_key, gateway_entry_id)
             {entrySql}
-            SELECT idempotency_key FROM ev
+            SELECT idempotency_key, gateway_entry_id, NULL::bigint FROM ev
+            {(entries.Count == 0 ? "" : "UNION ALL SELECT NULL, id, seq FROM en")}
             """, conn);
         cmd.Parameters.Add(P(events.Select(e => e.IdempotencyKey).ToArray(), NpgsqlDbType.Text));
         cmd.Parameters.Add(P(events.Select(e => e.Format).ToArray(), NpgsqlDbType.Text));
@@ -234,11 +247,26 @@ public sealed partial class EmailEventWriter(NpgsqlDataSource db, IOptions<Email
         {
             AddEntries(cmd);
         }
+        // The stored events' keys (and entries), then the entries' seqs.
+        var stored = new Dictionary<Guid, int>();
+        var seqs = new Dictionary<Guid, long>();
         await using (var reader = await cmd.ExecuteReaderAsync(ct))
         {
             while (await reader.ReadAsync(ct))
             {
-                inserted.Add(reader.GetString(0));
+                if (reader.IsDBNull(2))
+                {
+                    inserted.Add(reader.GetString(0));
+                    if (!reader.IsDBNull(1))
+                    {
+                        var g = reader.GetGuid(1);
+                        stored[g] = stored.GetValueOrDefault(g) + 1;
+                    }
+                }
+                else
+                {
+                    seqs[reader.GetGuid(1)] = reader.GetInt64(2);
+                }
             }
         }
         if (inserted.Count < events.Count)
@@ -259,7 +287,27 @@ public sealed partial class EmailEventWriter(NpgsqlDataSource db, IOptions<Email
             attribute.Parameters.Add(P(repeated.Select(i => events[i].IdempotencyKey).ToArray(), NpgsqlDbType.Text));
             await attribute.ExecuteNonQueryAsync(ct);
         }
+        HandOver(entries, seqs, stored);
         return inserted;
+    }
+
+    /// <summary>Gives the live view the committed entries as they are now (what its read would find): no tenant yet,
+    /// and the result of a request that nothing processed yet. Only while somebody watches.</summary>
+    private void HandOver(List<WebhookGateway.GatewayEntry> entries, Dictionary<Guid, long> seqs, Dictionary<Guid, int> stored)
+    {
+        if (!feed.Watched || entries.Count == 0)
+        {
+            return;
+        }
+        var committed = new List<(long, Newsletter.Contracts.Webhooks.GatewayEntrySummary)>(entries.Count);
+        foreach (var e in entries)
+        {
+            if (seqs.TryGetValue(e.Id, out var seq))
+            {
+                committed.Add((seq, WebhookGateway.GatewayStore.Committed(e, stored.GetValueOrDefault(e.Id))));
+            }
+        }
+        feed.Committed(committed);
     }
 
     [LoggerMessage(LogLevel.Error, "Storing {Requests} webhook requests failed: {Error}")]

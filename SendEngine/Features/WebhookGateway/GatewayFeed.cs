@@ -9,8 +9,10 @@ using Newsletter.ServiceDefaults.Background;
 namespace SendEngine.Features.WebhookGateway;
 
 /// <summary>
-/// The live view's fan-out: one loop per process reads the entries inserted since its cursor (webhook_gateway_entries.seq,
-/// assigned once on insert) and the entries that changed since (attributed to a tenant, processed, applied: announced by
+/// The live view's fan-out: one loop per process takes the entries inserted since its cursor (webhook_gateway_entries.seq,
+/// assigned once on insert) as this process's writer hands them over (<see cref="Committed"/>: no read-back of its own
+/// entries), reads from the database only the seqs no hand-over covered (other processes' entries), and reads the entries
+/// that changed since (attributed to a tenant, processed, applied: announced by
 /// whoever changed them with pg_notify on <see cref="Channel"/>, in their own transaction, so nothing is renumbered),
 /// and encodes each pass once per scope: the <c>event: entry</c> frames of that scope's entries (<see cref="GatewayStreamEntry"/>:
 /// the table's columns, not the list's summary), UTF-8, in chunks of up to
@@ -53,6 +55,21 @@ public sealed partial class GatewayFeed(NpgsqlDataSource db, GatewayStore store,
     private readonly HashSet<Guid> _changed = [];
     private NpgsqlConnection? _listener;
     private GatewaySeqCursor? _cursor;
+    // This process's writer hands its committed entries over here (only while somebody watches): the loop streams them
+    // without reading them back, and reads only the other seqs from the database.
+    private readonly Lock _handoffGate = new();
+    private List<(long Seq, GatewayEntrySummary Entry)> _handedOver = [];
+    private readonly SortedDictionary<long, GatewayEntrySummary> _local = [];
+    private volatile bool _watched;
+    private long _handedOverCount;
+    private long _readBackCount;
+
+    /// <summary>Entries handed over and not taken by a pass yet, at most: past it (the loop is stalled) the writer's
+    /// entries are dropped here and read from the database like another process's.</summary>
+    public const int MaxHandedOver = 100_000;
+
+    /// <summary>Rows per read of the seqs this process did not write.</summary>
+    private const int ReadLimit = 1000;
 
     public int Watchers
     {
@@ -61,6 +78,35 @@ public sealed partial class GatewayFeed(NpgsqlDataSource db, GatewayStore store,
             lock (_gate)
             {
                 return _watchers.Count;
+            }
+        }
+    }
+
+    /// <summary>Entries streamed as this process's writer handed them over, and as read from the database (new ones,
+    /// not counting changed ones read again).</summary>
+    public long EntriesHandedOver => Interlocked.Read(ref _handedOverCount);
+    public long EntriesReadBack => Interlocked.Read(ref _readBackCount);
+
+    /// <summary>Somebody watches: the writer hands its committed entries over (<see cref="Committed"/>).</summary>
+    public bool Watched => _watched;
+
+    /// <summary>
+    /// Entries this process's writer has just committed, with their seq and their state at commit (pending, duplicate,
+    /// rejected…), from the writer's own statement. The feed streams them as they are; a later change reaches it by
+    /// notification like any other. Ignored while nobody watches; dropped beyond <see cref="MaxHandedOver"/>, in which
+    /// case they are read back from the database.
+    /// </summary>
+    public void Committed(IReadOnlyList<(long Seq, GatewayEntrySummary Entry)> entries)
+    {
+        if (!_watched || entries.Count == 0)
+        {
+            return;
+        }
+        lock (_handoffGate)
+        {
+            if (_handedOver.Count + entries.Count <= MaxHandedOver)
+            {
+                _handedOver.AddRange(entries);
             }
         }
     }
@@ -75,6 +121,7 @@ public sealed partial class GatewayFeed(NpgsqlDataSource db, GatewayStore store,
         {
             _watchers.Add(watcher);
             _joining.Add(watcher);
+            _watched = true;
         }
         signal.Notify();
         return watcher;
@@ -86,6 +133,7 @@ public sealed partial class GatewayFeed(NpgsqlDataSource db, GatewayStore store,
         {
             _watchers.Remove(watcher);
             _joining.Remove(watcher);
+            _watched = _watchers.Count > 0;
         }
     }
 
@@ -165,6 +213,17 @@ public sealed partial class GatewayFeed(NpgsqlDataSource db, GatewayStore store,
         {
             _listener = null;
             _cursor = null;
+            try
+            {
+                // Pooled connections are not reset on close (No Reset On Close): the next user gets neither the
+                // notifications nor the planner settings.
+                await using var reset = new NpgsqlCommand("UNLISTEN *; RESET plan_cache_mode; RESET max_parallel_workers_per_gather", l);
+                await reset.ExecuteNonQueryAsync(CancellationToken.None);
+            }
+            catch (Exception ex) when (ex is NpgsqlException or InvalidOperationException)
+            {
+                // Broken: it is not returned to the pool.
+            }
             await l.DisposeAsync();
         }
     }
@@ -202,14 +261,23 @@ public sealed partial class GatewayFeed(NpgsqlDataSource db, GatewayStore store,
             {
                 _changed.Clear();
             }
+            lock (_handoffGate)
+            {
+                _handedOver.Clear();
+            }
+            _local.Clear();
             return watchers;
         }
         if (_listener is null)
         {
-            // Listening before the cursor is read: no change committed after it can be missed.
+            // Listening before the cursor is read: no change committed after it can be missed. The feed's reads run on
+            // this connection too, planned for each execution (a generic plan for "seq > $1" is a sequential scan) and
+            // without parallel workers: the BRIN scan's lossy cost estimate made the planner start one for every read
+            // (100-200 ms and a process start each time, for a read of 9 ms without).
             var listener = await db.OpenConnectionAsync(ct);
             listener.Notification += OnNotification;
-            await using (var listen = new NpgsqlCommand($"LISTEN {Channel}", listener))
+            await using (var listen = new NpgsqlCommand(
+                $"SET plan_cache_mode = force_custom_plan; SET max_parallel_workers_per_gather = 0; LISTEN {Channel}", listener))
             {
                 await listen.ExecuteNonQueryAsync(ct);
             }
@@ -221,45 +289,89 @@ public sealed partial class GatewayFeed(NpgsqlDataSource db, GatewayStore store,
             await using var ping = new NpgsqlCommand("SELECT 1", _listener);
             await ping.ExecuteScalarAsync(ct);
         }
+        var conn = _listener;
+        // The changes announced so far: each was committed before the reads below, so an entry read from the database
+        // already shows it. Notifications arriving during the reads wait for the next pass.
+        Guid[] changed;
+        lock (_gate)
+        {
+            changed = [.. _changed];
+            _changed.Clear();
+        }
+        List<(long Seq, GatewayEntrySummary Entry)> handedOver;
+        lock (_handoffGate)
+        {
+            handedOver = _handedOver;
+            _handedOver = [];
+        }
         if (_cursor is not { } cursor)
         {
             _cursor = new GatewaySeqCursor(await store.MaxSeqAsync(ct), options.Value.StreamGapWait, clock);
-            lock (_gate)
-            {
-                _changed.Clear();
-            }
+            _local.Clear();
         }
         else
         {
             Group(watchers);
-            var sent = new HashSet<Guid>();
+            foreach (var (seq, entry) in handedOver)
+            {
+                if (seq > cursor.Position)
+                {
+                    _local[seq] = entry;
+                }
+            }
+            // Read from the database: the entries of this pass that were not handed over (written by another process,
+            // or by this one and not handed over yet); a changed one among them is read in its current state.
+            var read = new HashSet<Guid>();
             while (true)
             {
-                var batch = await store.SinceAsync(cursor.Position, 1000, ct);
+                var (from, to) = NotHandedOver(cursor.Position);
+                var rows = await GatewayStore.SinceAsync(conn, cursor.Position, from, to, ReadLimit, ct);
+                // A full read may stop short of the handed-over seqs beyond its last row: those wait for the next read.
+                var upTo = rows.Count == ReadLimit ? rows[^1].Seq : long.MaxValue;
+                var merged = Merge(rows, upTo);
                 // Up to the first gap still awaited: the rest is read again once it is filled (or given up).
-                var taken = cursor.Advance(batch.ConvertAll(b => b.Seq));
-                foreach (var (_, entry) in batch.Take(taken))
+                var taken = cursor.Advance(merged.ConvertAll(m => m.Seq));
+                foreach (var (_, entry, fromDatabase) in merged.Take(taken))
                 {
-                    sent.Add(Guid.Parse(entry.EntryId));
+                    if (fromDatabase)
+                    {
+                        read.Add(Guid.Parse(entry.EntryId));
+                        Interlocked.Increment(ref _readBackCount);
+                    }
+                    else
+                    {
+                        Interlocked.Increment(ref _handedOverCount);
+                    }
                     Encode(entry);
                 }
-                if (taken < 1000)
+                while (_local.Count > 0 && _local.First().Key <= cursor.Position)
+                {
+                    _local.Remove(_local.First().Key);
+                }
+                if (rows.Count < ReadLimit || taken < merged.Count)
                 {
                     break;
                 }
             }
-            Guid[] changed;
-            lock (_gate)
+            // Changed entries only matter to watchers of their scope; read them by id (primary key). One the cursor has
+            // not reached yet is kept for a later pass: it is streamed first when the cursor gets there (from the writer's
+            // hand-over, as committed), then again as it is now.
+            var again = changed.Where(id => !read.Contains(id)).ToArray();
+            if (again.Length > 0)
             {
-                changed = [.. _changed.Where(id => !sent.Contains(id))];
-                _changed.Clear();
-            }
-            // Changed entries only matter to watchers of their scope; read them by id (primary key).
-            if (changed.Length > 0)
-            {
-                foreach (var entry in await store.ByIdsAsync(changed, cursor.Position, ct))
+                foreach (var (seq, entry) in await GatewayStore.ByIdsAsync(conn, again, ct))
                 {
-                    Encode(entry);
+                    if (seq <= cursor.Position)
+                    {
+                        Encode(entry);
+                    }
+                    else
+                    {
+                        lock (_gate)
+                        {
+                            _changed.Add(Guid.Parse(entry.EntryId));
+                        }
+                    }
                 }
             }
             foreach (var scope in _scopes.Values)
@@ -272,6 +384,54 @@ public sealed partial class GatewayFeed(NpgsqlDataSource db, GatewayStore store,
             w.ReadySource.TrySetResult();
         }
         return watchers;
+    }
+
+    /// <summary>The seq ranges after <paramref name="position"/> that hold no handed-over entry, the last one open.</summary>
+    private (long[] From, long[] To) NotHandedOver(long position)
+    {
+        List<long> from = [], to = [];
+        var previous = position;
+        foreach (var seq in _local.Keys)
+        {
+            if (seq > previous + 1)
+            {
+                from.Add(previous + 1);
+                to.Add(seq - 1);
+            }
+            previous = seq;
+        }
+        from.Add(previous + 1);
+        to.Add(long.MaxValue);
+        return ([.. from], [.. to]);
+    }
+
+    /// <summary>The rows read and the handed-over entries up to <paramref name="upTo"/>, in seq order.</summary>
+    private List<(long Seq, GatewayEntrySummary Entry, bool FromDatabase)> Merge(List<(long Seq, GatewayEntrySummary Summary)> rows, long upTo)
+    {
+        var merged = new List<(long, GatewayEntrySummary, bool)>(rows.Count + _local.Count);
+        var i = 0;
+        foreach (var (seq, entry) in _local)
+        {
+            if (seq > upTo)
+            {
+                break;
+            }
+            for (; i < rows.Count && rows[i].Seq < seq; i++)
+            {
+                merged.Add((rows[i].Seq, rows[i].Summary, true));
+            }
+            // The same seq read back too (handed over meanwhile): once, as read.
+            if (i < rows.Count && rows[i].Seq == seq)
+            {
+                continue;
+            }
+            merged.Add((seq, entry, false));
+        }
+        for (; i < rows.Count; i++)
+        {
+            merged.Add((rows[i].Seq, rows[i].Summary, true));
+        }
+        return merged;
     }
 
     /// <summary>This pass's watchers by scope; scopes nobody watches any more are forgotten.</summary>

@@ -86,26 +86,35 @@ public sealed class GatewayStore(NpgsqlDataSource db)
         return new GatewayEntryResponse(summary, headers, body, truncated, summary.StatusCode == 200 ? summary.Events - changes.Count : 0, changes);
     }
 
-    /// <summary>Entries by id (any scope) up to seq <paramref name="upTo"/>: the live view's changed entries (later ones
-    /// are streamed with their current state when its cursor reaches them).</summary>
-    public async Task<List<GatewayEntrySummary>> ByIdsAsync(Guid[] ids, long upTo, CancellationToken ct)
+    /// <summary>Entries by id (any scope), with their seq: the live view's changed entries, read on its own connection
+    /// (<paramref name="conn"/>).</summary>
+    public static async Task<List<(long Seq, GatewayEntrySummary Summary)>> ByIdsAsync(NpgsqlConnection conn, Guid[] ids, CancellationToken ct)
     {
-        await using var conn = await db.OpenConnectionAsync(ct);
-        await using var cmd = Sql.Command(conn, $"{Select} WHERE e.id = ANY($1) AND e.seq <= $2 ORDER BY e.id", ids, upTo);
-        var result = new List<GatewayEntrySummary>();
-        await using var reader = await cmd.ExecuteReaderAsync(ct);
-        while (await reader.ReadAsync(ct))
-        {
-            result.Add(ReadSummary(reader).Summary);
-        }
-        return result;
+        await using var cmd = Sql.Command(conn, $"{Select} WHERE e.id = ANY($1) ORDER BY e.seq", ids);
+        return await ReadAllAsync(cmd, ct);
     }
 
-    /// <summary>Entries inserted after <paramref name="seq"/> (any scope), in seq order: the live view's shared poll.</summary>
-    public async Task<List<(long Seq, GatewayEntrySummary Summary)>> SinceAsync(long seq, int limit, CancellationToken ct)
+    /// <summary>Entries inserted after <paramref name="seq"/> (any scope) whose seq lies in one of the ranges
+    /// [<paramref name="from"/>[i], <paramref name="to"/>[i]], in seq order: the live view's read of the seqs this
+    /// process did not write itself (other processes' entries, and its own not handed over yet). The ranges filter the
+    /// rows before the summary's join on email_events, so rows outside them cost a heap tuple each and nothing more.
+    /// Read on the feed's own connection, which plans each execution: a generic plan for <c>seq &gt; $1</c> is a
+    /// sequential scan of the whole log.</summary>
+    public static async Task<List<(long Seq, GatewayEntrySummary Summary)>> SinceAsync(NpgsqlConnection conn, long seq, long[] from, long[] to, int limit,
+        CancellationToken ct)
     {
-        await using var conn = await db.OpenConnectionAsync(ct);
-        await using var cmd = Sql.Command(conn, $"{Select} WHERE e.seq > $1 ORDER BY e.seq LIMIT $2", seq, limit);
+        var inRanges = Select.Replace("FROM webhook_gateway_entries e\n", """
+            FROM (SELECT * FROM webhook_gateway_entries n
+                  WHERE n.seq > $1 AND EXISTS (SELECT FROM unnest($2::bigint[], $3::bigint[]) AS r(lo, hi) WHERE n.seq BETWEEN r.lo AND r.hi)
+                  ORDER BY n.seq LIMIT $4) e
+
+            """, StringComparison.Ordinal);
+        await using var cmd = Sql.Command(conn, $"{inRanges} ORDER BY e.seq", seq, from, to, limit);
+        return await ReadAllAsync(cmd, ct);
+    }
+
+    private static async Task<List<(long Seq, GatewayEntrySummary Summary)>> ReadAllAsync(NpgsqlCommand cmd, CancellationToken ct)
+    {
         var result = new List<(long, GatewayEntrySummary)>();
         await using var reader = await cmd.ExecuteReaderAsync(ct);
         while (await reader.ReadAsync(ct))
@@ -123,15 +132,27 @@ public sealed class GatewayStore(NpgsqlDataSource db)
     {
         var status = r.GetInt32(7);
         var events = r.GetInt32(8);
-        long stored = r.GetInt64(10), pending = r.GetInt64(11), held = r.GetInt64(12), applied = r.GetInt64(13);
-        var result = status != 200 ? GatewayResults.Rejected
+        var result = Result(status, events, r.GetInt64(10), r.GetInt64(11), r.GetInt64(12), r.GetInt64(13));
+        return (r.GetInt64(14), new GatewayEntrySummary(r.GetGuid(0).ToString(), r.IsDBNull(1) ? null : r.GetGuid(1).ToString(),
+            r.GetFieldValue<DateTimeOffset>(2), r.GetString(3), r.GetString(4), r.GetString(5), r.GetString(6), status, events, result,
+            r.GetFieldValue<string[]>(9)));
+    }
+
+    /// <summary>An entry's result, summed over its stored events.</summary>
+    private static string Result(int status, int events, long stored, long pending, long held, long applied) =>
+        status != 200 ? GatewayResults.Rejected
             : events > 0 && stored == 0 ? GatewayResults.Duplicate
             : held > 0 ? GatewayResults.Held
             : pending > 0 ? GatewayResults.Pending
             : applied > 0 ? GatewayResults.Applied
             : GatewayResults.NoEffect;
-        return (r.GetInt64(14), new GatewayEntrySummary(r.GetGuid(0).ToString(), r.IsDBNull(1) ? null : r.GetGuid(1).ToString(),
-            r.GetFieldValue<DateTimeOffset>(2), r.GetString(3), r.GetString(4), r.GetString(5), r.GetString(6), status, events, result,
-            r.GetFieldValue<string[]>(9)));
+
+    /// <summary>The summary of an entry the writer has just committed with <paramref name="stored"/> new events: what
+    /// reading it now would give (no tenant yet, its events not processed yet), received_at to the microsecond as stored.</summary>
+    public static GatewayEntrySummary Committed(GatewayEntry e, int stored)
+    {
+        var at = e.ReceivedAt.ToUniversalTime();
+        return new GatewayEntrySummary(e.Id.ToString(), null, new DateTimeOffset(at.Ticks - at.Ticks % 10, TimeSpan.Zero), e.Source, e.Method, e.Path,
+            e.Verification, e.StatusCode, e.Events, Result(e.StatusCode, e.Events, stored, stored, 0, 0), e.EventTypes);
     }
 }
