@@ -209,7 +209,8 @@ public sealed class DeliveryFaultTests(StackFixture stack, DurablePostgres durab
         // checkpoint, uncommitted work lost). Every 'sending' mark was committed before its message left, so a row whose
         // result was lost becomes unknown, never mailed again; at most connections × group size of them (the bound
         // docs/send-engine.md states).
-        const int recipients = 120;
+        // 6 s of sending at 40/s: the crash must land mid-job even when polling the job is slow (a loaded CI machine).
+        const int recipients = 240;
         const int connections = 2;
         const int groupSize = 4;
         await using var relay = await FaultSmtpServer.StartAsync();
