@@ -365,14 +365,15 @@ public sealed partial class TransactionalDispatcher(
                 await store.RecordRejectedAsync(t.Id, EmailRejectReasons.SoftBounce, $"{result.Detail} (after {o.MaxRetries} retries)", attempted: true, CancellationToken.None);
                 break;
             default:
-                // A refused mailbox (5.1.x, 5.2.1) is a hard bounce and joins the tenant's suppressions, as in bulk jobs.
+                // A refused mailbox (5.1.x, 5.2.1) is a hard bounce and joins the tenant's suppressions, as in bulk jobs:
+                // suppressed first, so that once the task shows rejected a new request to the address is refused at once.
                 var mailbox = MailboxRejected().IsMatch(result.Detail);
-                await store.RecordRejectedAsync(t.Id, mailbox ? EmailRejectReasons.HardBounce : EmailRejectReasons.Rule, result.Detail,
-                    attempted: true, CancellationToken.None);
                 if (mailbox)
                 {
-                    await SuppressRefusedAsync(t, ct);
+                    await SuppressRefusedAsync(t, CancellationToken.None);
                 }
+                await store.RecordRejectedAsync(t.Id, mailbox ? EmailRejectReasons.HardBounce : EmailRejectReasons.Rule, result.Detail,
+                    attempted: true, CancellationToken.None);
                 break;
         }
     }
