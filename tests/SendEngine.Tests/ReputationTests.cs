@@ -305,10 +305,14 @@ public sealed class ReputationTests(StackFixture stack)
             .Select(r => (Start: (DateTime)r[0], Messages: (long)r[1])).ToList();
         Assert.True(windows.Count >= 3, $"{recipients} at {limit} an hour need three windows: {string.Join(", ", windows)}");
         Assert.All(windows, w => Assert.InRange(w.Messages, 0, limit));
-        Assert.Equal(recipients, windows.Sum(w => w.Messages));
-        // Each recipient attempted once: the claims counted are the messages sent.
-        Assert.All(await RecipientsAsync(se, job.Id), r => Assert.Equal(1, r.Attempts));
-        Assert.Equal(emails.Order(), (await RecipientsAsync(se, job.Id)).Select(r => r.Email).Order());
+        var rows = await RecipientsAsync(se, job.Id);
+        Assert.Equal(emails.Order(), rows.Select(r => r.Email).Order());
+        // The windows count every attempt (each 'sending' mark) once, and nothing else: no reservation of a row read
+        // by both processes, skipped or handed back is left behind. (A relay's transient refusal on a loaded machine
+        // is a second attempt, and counted as one.)
+        var retried = string.Join("; ", rows.Where(r => r.Attempts != 1).Select(r => $"{r.Email}: {r.Attempts} attempts, {r.Detail}"));
+        Assert.True(rows.Sum(r => r.Attempts) == windows.Sum(w => w.Messages),
+            $"windows [{string.Join(", ", windows)}] count {windows.Sum(w => w.Messages)}, attempts {rows.Sum(r => r.Attempts)} (not once: {retried})");
     }
 
     [Fact]
