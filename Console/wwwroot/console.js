@@ -41,6 +41,9 @@
   var live = section.querySelector('#gateway-live');
   var source = new EventSource(section.getAttribute('data-gateway-stream'));
   function cell(text) { var td = document.createElement('td'); td.textContent = text; return td; }
+  // Entries the stream left out so far (event: skipped).
+  var skipped = 0;
+  function sampled() { return skipped + ' entries not shown live (more arrived than it shows a second); reload the page for the full list.'; }
   source.addEventListener('entry', function (message) {
     var e;
     try { e = JSON.parse(message.data); } catch (err) { return; }
@@ -62,13 +65,21 @@
     while (body.rows.length > 1000) { body.deleteRow(body.rows.length - 1); }
     var none = document.getElementById('no-entries');
     if (none) { none.remove(); }
-    if (live) { live.textContent = 'Live: last entry ' + e.result + ' (' + e.verification + ').'; }
+    if (live) { live.textContent = 'Live: last entry ' + e.result + ' (' + e.verification + ').' + (skipped ? ' ' + sampled() : ''); }
   });
   // Send Engine dropped entries this page read too slowly to receive: the table has gaps, the list is complete.
   source.addEventListener('lost', function (message) {
     var n;
     try { n = JSON.parse(message.data).lost_entries; } catch (err) { return; }
     if (live) { live.textContent = 'Live view fell behind: ' + n + ' entries not shown; reload the page for the full list.'; }
+  });
+  // More entries than the live view shows a second (WebhookGateway__StreamMaxEntriesPerSecond): the rest of the pass
+  // was left out of the stream, not of the log.
+  source.addEventListener('skipped', function (message) {
+    var n;
+    try { n = JSON.parse(message.data).skipped_entries; } catch (err) { return; }
+    skipped += n;
+    if (live) { live.textContent = 'Live: ' + sampled(); }
   });
   source.onerror = function () { if (source.readyState === EventSource.CLOSED && live) { live.textContent = 'Live view ended.'; } };
 })();

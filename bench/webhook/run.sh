@@ -16,7 +16,8 @@
 # --perf: samples Send Engine with `perf record` during the watched run (managed frames named: DOTNET_PerfMapEnabled=1)
 # and prints where its CPU goes.
 # --profile: loads pg_stat_statements into the private cluster and prints, after the plain run has drained, calls, time,
-# rows and WAL bytes per stored event of each statement (ingestion and processing): where PostgreSQL's share goes. The
+# rows and WAL bytes per stored event of each statement (ingestion and processing), and with --watchers again after the
+# watched run: where PostgreSQL's share goes. The
 # extension costs some CPU itself: compare CPU figures between runs without it.
 # --perf without --watchers samples Send Engine during the plain run instead.
 # --root DIR: benchmark the tree in DIR (e.g. a scratch worktree of an older commit) with this script.
@@ -201,6 +202,8 @@ if [ "$WATCHERS" -gt 0 ]; then
   log "measured run with $connected watchers, $DURATION"
   watchers_ticks() { local t=0 p; for p in "${WATCH_PIDS[@]}"; do t=$((t + $(awk '{print $14+$15}' "/proc/$p/stat" 2>/dev/null || echo 0))); done; echo "$t"; }
   drain; [ "$CPU" = 1 ] && cpu_start
+  XACTW="$(xact_commits)"; WS0="$(stored_events)"
+  [ "$PROFILE" = 1 ] && psql_db "SELECT pg_stat_statements_reset()" >/dev/null
   watch_bytes() { cat "$WATCH_DIR"/watch-*.txt | wc -c; }
   W0="$(watchers_ticks)"; WN0="$(stored_events)"; WB0="$(watch_bytes)"; WT0="$(date +%s.%N)"
   if [ "$PERF" = 1 ]; then
@@ -215,6 +218,7 @@ if [ "$WATCHERS" -gt 0 ]; then
   WB=$(( $(watch_bytes) - WB0 )); WT="$(echo "$(date +%s.%N) - $WT0" | bc)"
   [ "$CPU" = 1 ] && echo "CPU watchers_curl_cpu_s=$(echo "scale=2; ($W1 - $W0) / $(getconf CLK_TCK)" | bc) per_10k_events=$(echo "scale=3; ($W1 - $W0) * 10000 / $(getconf CLK_TCK) / $WN" | bc) (the $connected curl processes, during the run and 2 s after)"
   [ "$CPU" = 1 ] && cpu_report "watchers_$connected"
+  if [ "$PROFILE" = 1 ]; then drain; profile_report "$(( $(stored_events) - WS0 ))" "$XACTW"; fi
   if [ "$PERF" = 1 ]; then
     perf_report "$WORK/perf.data" "Send Engine (watched run)" 'SendEngine|Npgsql|Kestrel|Json|GC|Channel|Pipe|Socket|WebhookGateway|Http' 40 60
   fi

@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Globalization;
 using System.Net;
 using System.Net.Http.Headers;
@@ -259,6 +260,7 @@ public sealed class WebhookGatewayTests(StackFixture stack)
             ["WebhookGateway:StreamMinInterval"] = "00:00:01",
             ["WebhookGateway:StreamPhases"] = "4",
             ["WebhookGateway:StreamBuffer"] = "1000",
+            ["WebhookGateway:StreamMaxEntriesPerSecond"] = "0",
         });
         await using var _e = engine;
         var token = await stack.TokenAsync(stack.AdminClientId, stack.AdminClientSecret);
@@ -334,6 +336,74 @@ public sealed class WebhookGatewayTests(StackFixture stack)
     }
 
     [Fact]
+    public async Task Past_the_live_views_rate_a_watcher_gets_the_first_entries_of_each_pass_and_the_number_skipped_and_the_log_keeps_all()
+    {
+        // 20 entries a second at most, passes every 100 ms: a burst of 300 is mostly told as skipped, never dropped unsaid.
+        const int perSecond = 20, burst = 300;
+        var (engine, db) = await StartAsync(new()
+        {
+            ["WebhookGateway:StreamMinInterval"] = "00:00:00.100",
+            ["WebhookGateway:StreamMaxEntriesPerSecond"] = perSecond.ToString(CultureInfo.InvariantCulture),
+        });
+        await using var _e = engine;
+        using var watch = engine.CreateClient();
+        watch.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", await stack.TokenAsync(stack.AdminClientId, stack.AdminClientSecret));
+        using var response = await watch.GetAsync("admin/webhook-gateway/events/stream", HttpCompletionOption.ResponseHeadersRead);
+        using var lines = new StreamReader(await response.Content.ReadAsStreamAsync());
+
+        using var hook = engine.CreateClient();
+        var body = Json(new { eventType = "delivered", messageId = "gateway-rate", email = "rate@example.com", timestamp = Now() });
+        var started = Stopwatch.StartNew();
+        await Parallel.ForEachAsync(Enumerable.Range(0, burst), new ParallelOptions { MaxDegreeOfParallelism = 8 }, async (_, _) =>
+        {
+            var (status, _, _) = await PostSignedAsync(hook, body, key: "not-the-signing-key-0123456789");
+            Assert.Equal(HttpStatusCode.Unauthorized, status);
+        });
+        await WaitUntilAsync(async () => await TestSql.ScalarAsync<long>(db, "SELECT count(*) FROM webhook_gateway_entries WHERE tenant_id IS NULL") >= burst);
+        var expected = (await TestSql.ScalarAsync<string>(db, "SELECT string_agg(id::text, ',' ORDER BY seq) FROM webhook_gateway_entries WHERE tenant_id IS NULL"))
+            .Split(',').Select(Guid.Parse).ToList();
+        // The log has them all.
+        Assert.Equal(burst, expected.Count);
+
+        // Every entry is either streamed or counted in a skipped event, once.
+        var received = new List<Guid>();
+        var skipped = 0L;
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+        string? eventName = null;
+        while (received.Count + skipped < burst)
+        {
+            var line = await lines.ReadLineAsync(timeout.Token) ?? throw new InvalidOperationException("stream ended");
+            if (line.StartsWith("event: ", StringComparison.Ordinal))
+            {
+                eventName = line[7..];
+            }
+            else if (line.StartsWith("data: ", StringComparison.Ordinal))
+            {
+                var data = JsonNode.Parse(line[6..])!;
+                if (eventName == "skipped")
+                {
+                    var n = data["skipped_entries"]!.GetValue<long>();
+                    Assert.True(n > 0);
+                    skipped += n;
+                }
+                else
+                {
+                    Assert.Equal("entry", eventName);
+                    received.Add(Guid.Parse(data["entry_id"]!.GetValue<string>()));
+                }
+            }
+        }
+        var seconds = started.Elapsed.TotalSeconds;
+        Assert.Equal(burst, received.Count + skipped);
+        Assert.True(skipped > 0, "nothing was skipped");
+        // Those streamed are distinct, in seq order, and no more than the allowance: one second's worth to start with,
+        // then the rate.
+        Assert.Equal(received.Count, received.Distinct().Count());
+        Assert.Equal(received, expected.Where(received.Contains));
+        Assert.True(received.Count <= perSecond * (1 + seconds) + 1, $"{received.Count} streamed in {seconds:0.0} s at {perSecond}/s");
+    }
+
+    [Fact]
     public async Task A_watcher_gets_the_entries_of_every_process_on_the_database_once_each_in_order_its_own_without_reading_them_back()
     {
         // Two Send Engines on one database, as a deployment of several processes: the watcher's engine streams its own
@@ -343,6 +413,7 @@ public sealed class WebhookGatewayTests(StackFixture stack)
             ["WebhookGateway:StreamPollInterval"] = "00:00:00.300",
             ["WebhookGateway:StreamMinInterval"] = "00:00:00.100",
             ["WebhookGateway:StreamBuffer"] = "1000",
+            ["WebhookGateway:StreamMaxEntriesPerSecond"] = "0",
         };
         var (engine, db) = await StartAsync(slow);
         await using var _e = engine;

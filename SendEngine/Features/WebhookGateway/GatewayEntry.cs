@@ -130,6 +130,13 @@ public sealed class WebhookGatewayOptions
     [Range(4, 100_000)]
     public int StreamBuffer { get; set; } = 64;
 
+    /// <summary>Entries per second each scope's live view shows, at most (0: all). Beyond it a pass streams the first of
+    /// its entries and an <c>event: skipped</c> with the number left out; the log lists them all. A live view is read by
+    /// people: at 5,000 entries a second nobody reads a row, and sending every one to each of 100 watchers cost the webhook
+    /// a third of its rate (docs/performance.md). The allowance builds up to one second's worth while the log is quiet.</summary>
+    [Range(0, 1_000_000)]
+    public int StreamMaxEntriesPerSecond { get; set; } = 200;
+
     /// <summary>Where the test console posts its sample events: this Send Engine's own base URL. Unset: the first
     /// address the server listens on.</summary>
     public string? SelfUrl { get; set; }

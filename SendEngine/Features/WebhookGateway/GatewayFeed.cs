@@ -312,6 +312,7 @@ public sealed partial class GatewayFeed(NpgsqlDataSource db, GatewayStore store,
         else
         {
             Group(watchers);
+            RefillAllowances();
             foreach (var (seq, entry) in handedOver)
             {
                 if (seq > cursor.Position)
@@ -459,14 +460,42 @@ public sealed partial class GatewayFeed(NpgsqlDataSource db, GatewayStore store,
         }
     }
 
+    /// <summary>
+    /// Each scope's allowance of entries for the next pass (<see cref="WebhookGatewayOptions.StreamMaxEntriesPerSecond"/>):
+    /// the time since the last refill's worth, up to one second's. A scope seen for the first time starts full.
+    /// </summary>
+    private void RefillAllowances()
+    {
+        var perSecond = options.Value.StreamMaxEntriesPerSecond;
+        var now = clock.GetTimestamp();
+        foreach (var scope in _scopes.Values)
+        {
+            if (perSecond == 0)
+            {
+                scope.Allowance = int.MaxValue;
+                continue;
+            }
+            var earned = scope.RefilledAt is { } at ? clock.GetElapsedTime(at, now).TotalSeconds * perSecond : perSecond;
+            scope.Allowance = Math.Min(perSecond, scope.Allowance + earned);
+            scope.RefilledAt = now;
+        }
+    }
+
     /// <summary>Appends the entry's frame to its scope's chunk (serialized straight to UTF-8, once, whatever the number of
-    /// watchers); an entry of a scope nobody watches costs nothing.</summary>
+    /// watchers), or counts it skipped once the scope's allowance is spent; an entry of a scope nobody watches costs
+    /// nothing.</summary>
     private void Encode(GatewayEntrySummary entry)
     {
         if (!_scopes.TryGetValue(entry.TenantId is null ? Guid.Empty : Guid.Parse(entry.TenantId), out var scope))
         {
             return;
         }
+        if (scope.Allowance < 1)
+        {
+            scope.Skipped++;
+            return;
+        }
+        scope.Allowance--;
         var buffer = scope.Buffer;
         buffer.Write(FrameStart);
         var options = json.Value.SerializerOptions;
@@ -482,7 +511,7 @@ public sealed partial class GatewayFeed(NpgsqlDataSource db, GatewayStore store,
         scope.Entries++;
         if (buffer.WrittenCount >= ChunkBytes)
         {
-            scope.Post();
+            scope.Post(passEnd: false);
         }
     }
 
@@ -494,9 +523,28 @@ public sealed partial class GatewayFeed(NpgsqlDataSource db, GatewayStore store,
         public Utf8JsonWriter? Json { get; set; }
         public int Entries { get; set; }
 
-        /// <summary>Queues the chunk (one copy, shared by all) for every watcher of the scope and starts the next.</summary>
-        public void Post()
+        /// <summary>Entries the scope may still stream (see <see cref="RefillAllowances"/>), and when it was last refilled.</summary>
+        public double Allowance { get; set; }
+        public long? RefilledAt { get; set; }
+
+        /// <summary>Entries of this pass left out for the allowance, told in an <c>event: skipped</c> at the pass's end.</summary>
+        public int Skipped { get; set; }
+
+        /// <summary>Queues the chunk (one copy, shared by all) for every watcher of the scope and starts the next; at the
+        /// pass's end (<paramref name="passEnd"/>) the chunk ends with the pass's skipped entries.</summary>
+        public void Post(bool passEnd = true)
         {
+            if (passEnd && Skipped > 0)
+            {
+                Buffer.Write("event: skipped\ndata: {\"skipped_entries\":"u8);
+                Span<byte> digits = stackalloc byte[11];
+                Skipped.TryFormat(digits, out var n, provider: System.Globalization.CultureInfo.InvariantCulture);
+                Buffer.Write(digits[..n]);
+                Buffer.Write("}\n\n"u8);
+                // Counted with the chunk's entries: a watcher that loses the chunk is told they were not shown either.
+                Entries += Skipped;
+                Skipped = 0;
+            }
             if (Entries == 0)
             {
                 return;

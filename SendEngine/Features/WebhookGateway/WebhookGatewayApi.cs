@@ -39,7 +39,7 @@ public static class WebhookGatewayApi
         platform.MapGet("/events/stream", (HttpContext http, GatewayFeed feed, TimeProvider clock) =>
                 StreamAsync(http, null, feed, clock))
             .WithName("watchPlatformWebhookGatewayEvents")
-            .WithSummary("The platform log live, as text/event-stream: an entry event per new or changed entry (the list's columns; headers and body are in the entry's detail), a lost event when a slow watcher missed some; a comment every 15 s.")
+            .WithSummary("The platform log live, as text/event-stream: an entry event per new or changed entry (the list's columns; headers and body are in the entry's detail), a lost event when a slow watcher missed some, a skipped event with the number of entries left out past the live rate (WebhookGateway:StreamMaxEntriesPerSecond); a comment every 15 s.")
             .Produces<GatewayStreamEntry>(StatusCodes.Status200OK, "text/event-stream");
         platform.MapGet("/events/{entryId:guid}", async (Guid entryId, GatewayStore store, CancellationToken ct) =>
                 await store.GetAsync(null, entryId, ct) is { } e ? Results.Ok(e) : NotFound())
@@ -62,7 +62,7 @@ public static class WebhookGatewayApi
         g.MapGet("/events/stream", (HttpContext http, GatewayFeed feed, TimeProvider clock) =>
                 StreamAsync(http, Tenant(http), feed, clock))
             .RequireAuthorization(read).WithName(Name("watch", "WebhookGatewayEvents"))
-            .WithSummary($"{Cap(who)} log live, as text/event-stream: an entry event per new or changed entry (the list's columns; headers and body are in the entry's detail), a lost event when a slow watcher missed some; a comment every 15 s.")
+            .WithSummary($"{Cap(who)} log live, as text/event-stream: an entry event per new or changed entry (the list's columns; headers and body are in the entry's detail), a lost event when a slow watcher missed some, a skipped event with the number of entries left out past the live rate (WebhookGateway:StreamMaxEntriesPerSecond); a comment every 15 s.")
             .Produces<GatewayStreamEntry>(StatusCodes.Status200OK, "text/event-stream");
         g.MapGet("/events/{entryId:guid}", async (Guid entryId, HttpContext http, GatewayStore store, CancellationToken ct) =>
                 await store.GetAsync(Tenant(http), entryId, ct) is { } e ? Results.Ok(e) : NotFound())
