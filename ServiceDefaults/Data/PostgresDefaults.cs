@@ -15,7 +15,10 @@ public static class PostgresDefaults
     /// <summary>
     /// Connection defaults measured in bench/membercenter (they halve PostgreSQL's CPU per request), unless the
     /// connection string sets them: no DISCARD ALL when a pooled connection is reused (the services keep no session
-    /// state; their advisory locks are transaction-scoped), and automatic preparation of the hot statements.
+    /// state; their advisory locks are transaction-scoped), automatic preparation of the hot statements, and no JIT
+    /// compilation (<c>-c jit=off</c> in Options unless Options set jit): these are short statements whose cost estimate
+    /// can still pass jit_above_cost (a LATERAL aggregate over a misestimated row count), and each execution then spent
+    /// 30-55 ms compiling for a read of under 1 ms (the webhook gateway's live view, auto_explain, 2026-12-02).
     /// </summary>
     public static string Tuned(string connectionString)
     {
@@ -30,6 +33,10 @@ public static class PostgresDefaults
         if (!given.ContainsKey("Max Auto Prepare") && !given.ContainsKey("MaxAutoPrepare"))
         {
             csb.MaxAutoPrepare = 64;
+        }
+        if (csb.Options?.Contains("jit", StringComparison.OrdinalIgnoreCase) != true)
+        {
+            csb.Options = string.IsNullOrWhiteSpace(csb.Options) ? "-c jit=off" : csb.Options + " -c jit=off";
         }
         return csb.ConnectionString;
     }

@@ -46,6 +46,7 @@ cleanup() {
   [ -n "$SE_PID" ] && kill "$SE_PID" 2>/dev/null && wait "$SE_PID" 2>/dev/null || true
   [ -n "$MC_PID" ] && kill "$MC_PID" 2>/dev/null && wait "$MC_PID" 2>/dev/null || true
   [ -n "$PG_DATA" ] && run_pg "$PG_BIN/pg_ctl" -D "$PG_DATA" -m fast -w stop >/dev/null 2>&1 || true
+  [ -n "${BENCH_PG_LOG:-}" ] && cp "$WORK/pg/postgres.log" "$BENCH_PG_LOG" 2>/dev/null
   rm -rf "$WORK" "$WATCH_DIR"
 }
 trap cleanup EXIT; trap 'exit 130' INT; trap 'exit 143' TERM
@@ -62,6 +63,8 @@ run_pg "$PG_BIN/initdb" -D "$WORK/pg/data" -U postgres -A trust -E UTF8 --no-ins
 PG_DATA="$WORK/pg/data"
 PG_OPTS="-p $PG_PORT -k $WORK/pg -c listen_addresses=127.0.0.1 -c max_connections=200"
 [ "$PROFILE" = 1 ] && PG_OPTS="$PG_OPTS -c shared_preload_libraries=pg_stat_statements -c pg_stat_statements.max=1000"
+# BENCH_PG_OPTS: more server options (e.g. auto_explain); BENCH_PG_LOG: where to copy the server's log at the end.
+PG_OPTS="$PG_OPTS ${BENCH_PG_OPTS:-}"
 run_pg "$PG_BIN/pg_ctl" -D "$PG_DATA" -l "$WORK/pg/postgres.log" -w -t 60 -o "$PG_OPTS" start >/dev/null
 createdb -h 127.0.0.1 -p "$PG_PORT" -U postgres sendengine
 MC=""; SE_AUTH=()

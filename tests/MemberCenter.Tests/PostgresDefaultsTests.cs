@@ -11,7 +11,16 @@ public sealed class PostgresDefaultsTests
         var csb = new NpgsqlConnectionStringBuilder(PostgresDefaults.Tuned("Host=db;Username=app"));
         Assert.True(csb.NoResetOnClose);
         Assert.Equal(64, csb.MaxAutoPrepare);
+        Assert.Equal("-c jit=off", csb.Options);
         Assert.Equal("db", csb.Host);
+    }
+
+    [Fact]
+    public void Tuned_turns_jit_off_beside_the_operators_options_and_keeps_the_operators_jit()
+    {
+        Assert.Equal("-c statement_timeout=5000 -c jit=off",
+            new NpgsqlConnectionStringBuilder(PostgresDefaults.Tuned("Host=db;Options=-c statement_timeout=5000")).Options);
+        Assert.Equal("-c jit=on", new NpgsqlConnectionStringBuilder(PostgresDefaults.Tuned("Host=db;Options=-c jit=on")).Options);
     }
 
     [Theory]

@@ -1639,11 +1639,7 @@ namespace SendEngine.Data.Migrations
                         .HasName("pk_webhook_gateway_entries");
 
                     b.HasIndex("Seq")
-                        .HasDatabaseName("ix_webhook_gateway_entries_seq")
-                        .HasAnnotation("Npgsql:StorageParameter:autosummarize", true)
-                        .HasAnnotation("Npgsql:StorageParameter:pages_per_range", 16);
-
-                    NpgsqlIndexBuilderExtensions.HasMethod(b.HasIndex("Seq"), "brin");
+                        .HasDatabaseName("ix_webhook_gateway_entries_seq");
 
                     b.HasIndex("TenantId", "Id")
                         .HasDatabaseName("ix_webhook_gateway_entries_tenant_id_id");

@@ -71,9 +71,10 @@ internal sealed class GatewayEntryConfiguration : IEntityTypeConfiguration<Gatew
         b.Property(e => e.Error).HasMaxLength(1000);
         // The tenant's log, newest first (and the trim); the platform log is tenant_id IS NULL.
         b.HasIndex(e => new { e.TenantId, e.Id });
-        // The live view's shared cursor: seq only grows, so a BRIN index (a few pages, nothing to do on insert into the
-        // unsummarised tail) finds the new rows as well as a B-tree would, without a B-tree insert per entry.
-        b.HasIndex(e => e.Seq).HasMethod("brin").HasStorageParameter("pages_per_range", 16).HasStorageParameter("autosummarize", true);
+        // The live view's reads of the seq ranges it was not handed (each pass while watched). A B-tree: seq only grows, so
+        // an insert goes to the rightmost leaf; a BRIN index made every read scan the whole unsummarised tail (autovacuum
+        // summarises it about once a minute), 28 ms a read at 5,000 entries a second.
+        b.HasIndex(e => e.Seq);
     }
 }
 
