@@ -130,6 +130,9 @@ pg_ticks() {
 }
 wal_lsn() { psql_db "SELECT (pg_current_wal_lsn() - '0/0'::pg_lsn)::bigint"; }
 stored_events() { psql_db "SELECT count(*) FROM email_events"; }
+# Before each measured phase: the previous phase's dead rows vacuumed and a checkpoint taken, so that neither phase pays
+# the other's autovacuum or full-page images (an A/A run, BENCH_CONNECT_WATCHERS=0, lost 4 % in the second phase without).
+settle() { psql_db "VACUUM (ANALYZE) email_events, webhook_gateway_entries" >/dev/null; psql_db "CHECKPOINT" >/dev/null; }
 drain() { for _ in $(seq 1 600); do [ "$(psql_db "SELECT count(*) FROM email_events WHERE processed_at IS NULL")" = 0 ] && break; sleep 1; done; }
 cpu_start() { C_SE0="$(cpu_ticks "$SE_PID")"; C_PG0="$(pg_ticks)"; C_WAL0="$(wal_lsn)"; C_N0="$(stored_events)"; C_T0="$(date +%s.%N)"; }
 # What the idle processes cost per second (Send Engine's pollers, PostgreSQL's background): subtracted from each phase,
@@ -154,6 +157,7 @@ run_wrk() { wrk -t"$THREADS" -c"$CONNECTIONS" -d"$1" --latency -s "$HERE/webhook
 log "warm-up $WARMUP"
 run_wrk "$WARMUP" warm >"$WORK/warm.txt" 2>&1
 drain
+settle
 [ "$CPU" = 1 ] && cpu_idle
 before="$(psql_db "SELECT count(*) FROM email_events")"
 XACT0="$(xact_commits)"
@@ -194,20 +198,22 @@ if [ "$WATCHERS" -gt 0 ]; then
   ADMIN_TOKEN="$(curl -fsS -X POST "$MC/oauth/token" --data-urlencode grant_type=client_credentials --data-urlencode client_id=bench-admin \
     --data-urlencode "client_secret=$ADMIN_SECRET" | python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')"
   log "connecting $WATCHERS watchers to /admin/webhook-gateway/events/stream"
-  for i in $(seq 1 "$WATCHERS"); do
+  # BENCH_CONNECT_WATCHERS=0: an A/A run, the second phase as the first (what the order alone does to the rate).
+  CONNECT="${BENCH_CONNECT_WATCHERS:-$WATCHERS}"
+  for i in $(seq 1 "$CONNECT"); do
     curl -sN -H "Authorization: Bearer $ADMIN_TOKEN" "http://127.0.0.1:$SE_PORT/admin/webhook-gateway/events/stream" >"$WATCH_DIR/watch-$i.txt" 2>/dev/null &
     WATCH_PIDS+=($!)
   done
   for _ in $(seq 1 120); do
-    [ "$(grep -l '^: watching' "$WATCH_DIR"/watch-*.txt 2>/dev/null | wc -l)" -ge "$WATCHERS" ] && break; sleep 0.5
+    [ "$(grep -l '^: watching' "$WATCH_DIR"/watch-*.txt 2>/dev/null | wc -l)" -ge "$CONNECT" ] && break; sleep 0.5
   done
-  connected="$(grep -l '^: watching' "$WATCH_DIR"/watch-*.txt 2>/dev/null | wc -l)"
+  connected="$( (grep -l '^: watching' "$WATCH_DIR"/watch-*.txt 2>/dev/null || true) | wc -l)"
   log "measured run with $connected watchers, $DURATION"
   watchers_ticks() { local t=0 p; for p in "${WATCH_PIDS[@]}"; do t=$((t + $(awk '{print $14+$15}' "/proc/$p/stat" 2>/dev/null || echo 0))); done; echo "$t"; }
-  drain; [ "$CPU" = 1 ] && cpu_start
+  drain; settle; [ "$CPU" = 1 ] && cpu_start
   XACTW="$(xact_commits)"; WS0="$(stored_events)"
   [ "$PROFILE" = 1 ] && psql_db "SELECT pg_stat_statements_reset()" >/dev/null
-  watch_bytes() { cat "$WATCH_DIR"/watch-*.txt | wc -c; }
+  watch_bytes() { (cat "$WATCH_DIR"/watch-*.txt 2>/dev/null || true) | wc -c; }
   W0="$(watchers_ticks)"; WN0="$(stored_events)"; WB0="$(watch_bytes)"; WT0="$(date +%s.%N)"
   if [ "$PERF" = 1 ]; then
     perf record -q -e cpu-clock -F 999 -g -p "$SE_PID" -o "$WORK/perf.data" >"$WORK/perf.log" 2>&1 &
@@ -225,10 +231,10 @@ if [ "$WATCHERS" -gt 0 ]; then
   if [ "$PERF" = 1 ]; then
     perf_report "$WORK/perf.data" "Send Engine (watched run)" 'SendEngine|Npgsql|Kestrel|Json|GC|Channel|Pipe|Socket|WebhookGateway|Http' 40 60
   fi
-  received="$(cat "$WATCH_DIR"/watch-*.txt | grep -c '^event: entry' || true)"
+  received="$(cat "$WATCH_DIR"/watch-*.txt 2>/dev/null | grep -c '^event: entry' || true)"
   # Fewest and most entries one watcher got, and the "event: lost" notices (a watcher that fell behind its buffer).
   per_watcher="$(for f in "$WATCH_DIR"/watch-*.txt; do grep -c '^event: entry' "$f" || true; done | sort -n)"
-  lost="$(cat "$WATCH_DIR"/watch-*.txt | grep -c '^event: lost' || true)"
+  lost="$(cat "$WATCH_DIR"/watch-*.txt 2>/dev/null | grep -c '^event: lost' || true)"
   without="$(eps "$WORK/run.txt")"; with="$(eps "$WORK/run-watched.txt")"
   echo "WATCHERS watchers=$connected events_per_s_without=$without events_per_s_with=$with change_pct=$(echo "scale=1; ($with - $without) * 100 / $without" | bc) entries_received_per_watcher=$((received / (connected > 0 ? connected : 1))) bytes_per_watcher_per_s=$(echo "$WB / $((connected > 0 ? connected : 1)) / $WT" | bc) bytes_per_entry=$((WB / (received > 0 ? received : 1))) min=$(head -1 <<<"$per_watcher") max=$(tail -1 <<<"$per_watcher") lost_notices=$lost"
 fi
