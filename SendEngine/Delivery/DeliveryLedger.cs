@@ -68,21 +68,12 @@ internal sealed class DeliveryLedger : IAsyncDisposable
     {
         // Synchronous commit (the server default): a 'sending' mark must survive a PostgreSQL crash, or the row would be
         // sent again. The group commit shares each fsync among all the runner's workers.
+        // The runner passes the data source whose connections plan each execution (DataExtensions.CustomPlans): a job's
+        // first marks run while its snapshot is still being written, and a generic plan made then (a sequential scan of
+        // a nearly empty table) stayed for the whole job: 7.0 ms per mark and 4.8 ms per record instead of 0.36 and 1.0
+        // on a 100k list (bench --small 0 --profile). A SET on a pooled connection of the shared pool outlived the
+        // ledger (connections are not reset on close) and made every later user of that connection plan each execution.
         var conn = await db.OpenConnectionAsync(ct);
-        // Custom plans for this connection's prepared batches: a job's first marks run while its snapshot is still being
-        // written, and a generic plan made then (a sequential scan of a nearly empty table) stayed for the whole job:
-        // 7.0 ms per mark and 4.8 ms per record instead of 0.36 and 1.0 on a 100k list (bench --small 0 --profile). A
-        // plan per execution costs far less than that.
-        try
-        {
-            await using var set = new NpgsqlCommand("SET plan_cache_mode = force_custom_plan", conn);
-            await set.ExecuteNonQueryAsync(ct);
-        }
-        catch
-        {
-            await conn.DisposeAsync();
-            throw;
-        }
         return new DeliveryLedger(conn, runnerId, clock, lease, webhooks, tenantId, reservations ?? new LimitReservations());
     }
 

@@ -28,6 +28,9 @@ public sealed partial class SendJobRunner(
     RecipientStore store,
     RecipientSnapshot snapshot,
     NpgsqlDataSource db,
+    // The ledger's connection plans each execution of its prepared marks and records: a generic plan made while the
+    // job's snapshot was still being written (a sequential scan of a nearly empty table) stayed for the whole job.
+    [FromKeyedServices(Extensions.DataExtensions.CustomPlans)] NpgsqlDataSource ledgerDb,
     MemberCenterClient memberCenter,
     AddressHasher hasher,
     TransportResolver transports,
@@ -249,7 +252,7 @@ public sealed partial class SendJobRunner(
         // Process-wide (other work of the process counts too): the per-message figure docs/performance.md quotes.
         var allocatedAtStart = GC.GetTotalAllocatedBytes();
 
-        var ledger = await DeliveryLedger.OpenAsync(db, run.RunnerId, clock, o.Lease, cancellationToken, webhooks, job.TenantId, run.Reservations);
+        var ledger = await DeliveryLedger.OpenAsync(ledgerDb, run.RunnerId, clock, o.Lease, cancellationToken, webhooks, job.TenantId, run.Reservations);
         timeline?.Mark("ledger open");
         var workers = Enumerable.Range(0, d.Concurrency)
             .Select(_ => new DeliveryWorker(run, composers, links, transport, channel.Reader, ledger, limiter, o, d.GroupSize, logger))

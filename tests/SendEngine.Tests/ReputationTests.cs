@@ -151,7 +151,9 @@ public sealed class ReputationTests(StackFixture stack)
         // Counted for monitoring, under the names the alert rules watch.
         var metrics = await StackFixture.MetricsAsync(hook);
         Assert.Matches("(?m)^sendengine_reputation_pauses_total\\{[^}]*kind=\"bounce\"[^}]*\\} 1\\b", metrics);
-        Assert.Matches("(?m)^sendengine_reputation_warnings_total\\{[^}]*kind=\"bounce\"[^}]*\\} 1\\b", metrics);
+        // At least one warning: on a slow machine the second job's sends can bring the rate back under the warning line
+        // before the next bounces are processed, and the tenant is warned again on its way to the pause.
+        Assert.Matches("(?m)^sendengine_reputation_warnings_total\\{[^}]*kind=\"bounce\"[^}]*\\} [1-9][0-9]*\\b", metrics);
         var rules = await File.ReadAllTextAsync(Path.Combine(RepoPaths.Root, "deploy", "prometheus", "sendengine-alerts.yml"));
         Assert.Contains("sendengine_reputation_pauses_total{kind=\"bounce\"}", rules, StringComparison.Ordinal);
 

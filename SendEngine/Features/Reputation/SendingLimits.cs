@@ -165,7 +165,8 @@ public sealed class SendingLimits(IOptions<SendingLimitOptions> options)
                     ct, job.TenantId, now);
             }
         }
-        await tx.CommitAsync(ct);
+        // Not cancellable: a commit cancelled after it reached the server would leave a count nobody holds.
+        await tx.CommitAsync(CancellationToken.None);
         if (slot is not null)
         {
             // Held only once counted: a count that did not commit must never be given back.
