@@ -536,11 +536,7 @@ public sealed partial class GatewayFeed(NpgsqlDataSource db, GatewayStore store,
         {
             if (passEnd && Skipped > 0)
             {
-                Buffer.Write("event: skipped\ndata: {\"skipped_entries\":"u8);
-                Span<byte> digits = stackalloc byte[11];
-                Skipped.TryFormat(digits, out var n, provider: System.Globalization.CultureInfo.InvariantCulture);
-                Buffer.Write(digits[..n]);
-                Buffer.Write("}\n\n"u8);
+                WriteCount(Buffer, "event: skipped\ndata: {\"skipped_entries\":"u8, Skipped);
                 // Counted with the chunk's entries: a watcher that loses the chunk is told they were not shown either.
                 Entries += Skipped;
                 Skipped = 0;
@@ -557,6 +553,17 @@ public sealed partial class GatewayFeed(NpgsqlDataSource db, GatewayStore store,
             Buffer.ResetWrittenCount();
             Entries = 0;
         }
+    }
+
+    /// <summary>An event whose data is one count (<paramref name="start"/> ends with the field's name and colon): the
+    /// <c>lost</c> and <c>skipped</c> notices.</summary>
+    private static void WriteCount(IBufferWriter<byte> to, ReadOnlySpan<byte> start, long count)
+    {
+        to.Write(start);
+        Span<byte> digits = stackalloc byte[20];
+        count.TryFormat(digits, out var n, provider: System.Globalization.CultureInfo.InvariantCulture);
+        to.Write(digits[..n]);
+        to.Write("}\n\n"u8);
     }
 
     [LoggerMessage(LogLevel.Warning, "Webhook gateway live view: reading new entries failed: {Error}")]
@@ -673,7 +680,7 @@ public sealed partial class GatewayFeed(NpgsqlDataSource db, GatewayStore store,
                     var wrote = false;
                     if (_lostPending > 0)
                     {
-                        WriteLost(body, _lostPending);
+                        WriteCount(body, "event: lost\ndata: {\"lost_entries\":"u8, _lostPending);
                         _lost += _lostPending;
                         _lostPending = 0;
                         wrote = true;
@@ -708,15 +715,6 @@ public sealed partial class GatewayFeed(NpgsqlDataSource db, GatewayStore store,
                     Stop();
                 }
             }
-        }
-
-        private static void WriteLost(PipeWriter body, long entries)
-        {
-            body.Write("event: lost\ndata: {\"lost_entries\":"u8);
-            Span<byte> digits = stackalloc byte[20];
-            entries.TryFormat(digits, out var n, provider: System.Globalization.CultureInfo.InvariantCulture);
-            body.Write(digits[..n]);
-            body.Write("}\n\n"u8);
         }
 
         // Under _gate.
