@@ -44,10 +44,6 @@ public static class DataExtensions
     }
 
     /// <summary>The connection string with plan_cache_mode = force_custom_plan added to its server options.</summary>
-    internal static string WithCustomPlans(string connectionString)
-    {
-        var csb = new NpgsqlConnectionStringBuilder(connectionString);
-        csb.Options = string.IsNullOrWhiteSpace(csb.Options) ? "-c plan_cache_mode=force_custom_plan" : csb.Options + " -c plan_cache_mode=force_custom_plan";
-        return csb.ConnectionString;
-    }
+    internal static string WithCustomPlans(string connectionString) =>
+        PostgresDefaults.WithServerOption(connectionString, "plan_cache_mode=force_custom_plan");
 }

@@ -36,8 +36,19 @@ public static class PostgresDefaults
         }
         if (csb.Options?.Contains("jit", StringComparison.OrdinalIgnoreCase) != true)
         {
-            csb.Options = string.IsNullOrWhiteSpace(csb.Options) ? "-c jit=off" : csb.Options + " -c jit=off";
+            AddServerOption(csb, "jit=off");
         }
         return csb.ConnectionString;
     }
+
+    /// <summary>The connection string with <c>-c <paramref name="setting"/></c> added to the server options it already has.</summary>
+    public static string WithServerOption(string connectionString, string setting)
+    {
+        var csb = new NpgsqlConnectionStringBuilder(connectionString);
+        AddServerOption(csb, setting);
+        return csb.ConnectionString;
+    }
+
+    private static void AddServerOption(NpgsqlConnectionStringBuilder csb, string setting) =>
+        csb.Options = string.IsNullOrWhiteSpace(csb.Options) ? $"-c {setting}" : $"{csb.Options} -c {setting}";
 }
