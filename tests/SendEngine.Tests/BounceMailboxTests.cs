@@ -140,8 +140,7 @@ public sealed class BounceMailboxTests(StackFixture stack)
         Assert.Equal("unparsable", junk.Outcome);
         Assert.Equal("You won a prize", junk.Subject);
         Assert.Contains("neither", junk.Reason, StringComparison.Ordinal);
-        var metrics = await StackFixture.MetricsAsync(engine.CreateClient());
-        Assert.Matches("(?m)^sendengine_bounce_mailbox_messages_total\\{(?=[^}]*kind=\"tenant\")(?=[^}]*outcome=\"unparsable\")[^}]*\\} 1( |$)", metrics);
+        await StackFixture.WaitForMetricsAsync(engine.CreateClient(), "(?m)^sendengine_bounce_mailbox_messages_total\\{(?=[^}]*kind=\"tenant\")(?=[^}]*outcome=\"unparsable\")[^}]*\\} 1( |$)");
     }
 
     [Fact]

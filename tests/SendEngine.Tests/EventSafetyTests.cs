@@ -69,8 +69,7 @@ public sealed class EventSafetyTests(StackFixture stack)
         Assert.Equal(1, job.Events!.Complained);
         Assert.Equal(0, job.Events.Unsubscribed);
         // Counted for monitoring (deploy/prometheus/sendengine-alerts.yml, EmailEventsRecipientMismatch).
-        var metrics = await StackFixture.MetricsAsync(hook);
-        Assert.Equal(2, Regex.Matches(metrics, "(?m)^sendengine_email_events_processed_total\\{[^}]*outcome=\"recipient_mismatch\"[^}]*\\} 1\\b").Count);
+        await StackFixture.WaitForMetricsAsync(hook, "(?m)^sendengine_email_events_processed_total\\{[^}]*outcome=\"recipient_mismatch\"[^}]*\\} 1\\b", 2);
     }
 
     [Fact]

@@ -8,7 +8,10 @@ using Newsletter.Contracts;
 using Newsletter.Contracts.ApiKeys;
 using Newsletter.Contracts.SenderDomains;
 using Newsletter.Contracts.Webhooks;
+using Microsoft.Extensions.DependencyInjection;
 using Newsletter.TestSupport;
+using Npgsql;
+using SendEngine.Features.Reputation;
 using static SendEngine.Tests.TestDatabase;
 
 namespace SendEngine.Tests;
@@ -149,8 +152,7 @@ public sealed class ReputationTests(StackFixture stack)
         Assert.Equal([second.Id], pausedData.GetProperty("paused_jobs").EnumerateArray().Select(e => e.GetString()));
 
         // Counted for monitoring, under the names the alert rules watch.
-        var metrics = await StackFixture.MetricsAsync(hook);
-        Assert.Matches("(?m)^sendengine_reputation_pauses_total\\{[^}]*kind=\"bounce\"[^}]*\\} 1\\b", metrics);
+        var metrics = await StackFixture.WaitForMetricsAsync(hook, "(?m)^sendengine_reputation_pauses_total\\{[^}]*kind=\"bounce\"[^}]*\\} 1\\b");
         // At least one warning: on a slow machine the second job's sends can bring the rate back under the warning line
         // before the next bounces are processed, and the tenant is warned again on its way to the pause.
         Assert.Matches("(?m)^sendengine_reputation_warnings_total\\{[^}]*kind=\"bounce\"[^}]*\\} [1-9][0-9]*\\b", metrics);
@@ -315,6 +317,47 @@ public sealed class ReputationTests(StackFixture stack)
         var retried = string.Join("; ", rows.Where(r => r.Attempts != 1).Select(r => $"{r.Email}: {r.Attempts} attempts, {r.Detail}"));
         Assert.True(rows.Sum(r => r.Attempts) == windows.Sum(w => w.Messages),
             $"windows [{string.Join(", ", windows)}] count {windows.Sum(w => w.Messages)}, attempts {rows.Sum(r => r.Attempts)} (not once: {retried})");
+    }
+
+    [Fact]
+    public async Task An_evaluation_that_read_the_rates_before_an_operators_resume_does_not_pause_the_tenant_again()
+    {
+        // The guard reads every tenant's rates, then changes each state under the tenant row's lock. Here a resume
+        // (which holds the same lock and moves the baseline past the window's bounces) lands in between: the
+        // evaluation has to judge the window the resume left, not the one it read.
+        var db = await stack.CreateSendEngineDatabaseAsync();
+        await using var engine = stack.CreateSendEngine(db, Settings(new() { ["Reputation:GuardEnabled"] = "false" }));
+        var store = engine.Services.GetRequiredService<ReputationStore>();
+        var tenantId = Guid.NewGuid();
+        var now = DateTimeOffset.UtcNow;
+        var hour = new DateTimeOffset(now.UtcTicks - now.UtcTicks % TimeSpan.TicksPerHour, TimeSpan.Zero);
+        await using var conn = new NpgsqlConnection(db);
+        await conn.OpenAsync();
+        async Task ExecAsync(string sql, NpgsqlTransaction? tx, params object[] args)
+        {
+            await using var cmd = new NpgsqlCommand(sql, conn, tx);
+            foreach (var arg in args)
+            {
+                cmd.Parameters.Add(new NpgsqlParameter { Value = arg });
+            }
+            await cmd.ExecuteNonQueryAsync();
+        }
+        await ExecAsync(ReputationStore.EnsureRowSql, null, tenantId, now);
+        await ExecAsync("INSERT INTO reputation_counts (tenant_id, hour, source_id, sent, hard_bounces, complaints) VALUES ($1, $2, $1, 30, 3, 0)", null, tenantId, hour);
+
+        await using var resume = await conn.BeginTransactionAsync();
+        await ExecAsync("SELECT 1 FROM tenant_reputation WHERE tenant_id = $1 FOR UPDATE", resume, tenantId);
+        var evaluation = store.EvaluateAsync(CancellationToken.None);
+        await WaitUntilAsync(async () => evaluation.IsCompleted || await TestSql.ScalarAsync<long>(db,
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'") > 0);
+        Assert.False(evaluation.IsCompleted, "the evaluation did not wait for the tenant's row");
+        await ExecAsync("UPDATE tenant_reputation SET baseline_hour = $2, baseline_sent = 30, baseline_hard_bounces = 3, note = 'resumed' WHERE tenant_id = $1",
+            resume, tenantId, hour);
+        await resume.CommitAsync();
+        await evaluation;
+
+        var report = await store.ReportAsync(tenantId, CancellationToken.None);
+        Assert.Equal((ReputationStates.Ok, false, 0L), (report.State, report.BulkPaused, report.Window24h.HardBounces));
     }
 
     [Fact]

@@ -58,6 +58,27 @@ public sealed class StackFixture : IAsyncLifetime
         return body;
     }
 
+    /// <summary>
+    /// GET /metrics until <paramref name="pattern"/> matches <paramref name="count"/> times (30 s, then the assertion
+    /// fails with the last scrape). A counter is added on the thread that made the change a test waits for, after its
+    /// commit, which a loaded machine may run a moment after the test has seen the change.
+    /// </summary>
+    public static async Task<string> WaitForMetricsAsync(HttpClient client, string pattern, int count = 1)
+    {
+        var regex = new System.Text.RegularExpressions.Regex(pattern);
+        var until = DateTime.UtcNow.AddSeconds(30);
+        while (true)
+        {
+            var body = await MetricsAsync(client);
+            if (regex.Matches(body).Count == count || DateTime.UtcNow > until)
+            {
+                Assert.True(regex.Matches(body).Count == count, $"/metrics matched {pattern} {regex.Matches(body).Count} times, not {count}:\n{body}");
+                return body;
+            }
+            await Task.Delay(100);
+        }
+    }
+
     private HttpClient _mc = null!;
     private readonly SemaphoreSlim _templateLock = new(1, 1);
     private string? _sendEngineTemplate;

@@ -274,7 +274,7 @@ public sealed class TenantWebhookTests(StackFixture stack)
         Assert.True(receiver.Received.Count >= 2);
         // Reported: a metric (and a warning in the log).
         using var plain = engine.CreateClient();
-        Assert.Matches("(?m)^sendengine_webhooks_endpoints_disabled_total(\\{[^}]*\\})? 1(\\s|$)", await StackFixture.MetricsAsync(plain));
+        await StackFixture.WaitForMetricsAsync(plain, "(?m)^sendengine_webhooks_endpoints_disabled_total(\\{[^}]*\\})? 1(\\s|$)");
         // A disabled endpoint gets no more attempts.
         var count = receiver.Received.Count;
         await Task.Delay(1500);

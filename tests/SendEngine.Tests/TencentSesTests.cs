@@ -598,7 +598,7 @@ public sealed class TencentSesTests(StackFixture stack)
         // Visible to monitoring: the queue is sampled (every 5 s) and the failed attempt counted.
         var onePending = PendingReports(1);
         await WaitUntilAsync(async () => onePending.IsMatch(await StackFixture.MetricsAsync(se)));
-        Assert.Matches("sendengine_member_center_reports_total\\{[^}]*kind=\"hard_bounce\"[^}]*outcome=\"retried\"", await StackFixture.MetricsAsync(se));
+        await StackFixture.WaitForMetricsAsync(se, "sendengine_member_center_reports_total\\{[^}]*kind=\"hard_bounce\"[^}]*outcome=\"retried\"");
         using var internalClient = stack.MemberCenterAdminClient(await stack.TokenAsync(stack.SendEngineClientId, stack.SendEngineClientSecret));
         async Task<IReadOnlyList<string>> NotSendableAsync() => (await StackFixture.PostAsync<SubscriptionStatusResult>(internalClient,
             $"internal/lists/{tenant.ListId}/not-sendable", new SubscriptionStatusQuery(tenant.TenantId, tenant.ListId, [email]))).NotSendable;
@@ -608,7 +608,7 @@ public sealed class TencentSesTests(StackFixture stack)
         await WaitUntilAsync(async () => (await QueryAsync(db, "SELECT outcome FROM member_center_reports WHERE completed_at IS NOT NULL")).Count == 1);
         Assert.Equal(["sent"], (await QueryAsync(db, "SELECT outcome FROM member_center_reports")).Single());
         Assert.Equal([email], await NotSendableAsync());
-        Assert.Matches("sendengine_member_center_reports_total\\{[^}]*kind=\"hard_bounce\"[^}]*outcome=\"sent\"[^}]*\\} 1\\b", await StackFixture.MetricsAsync(se));
+        await StackFixture.WaitForMetricsAsync(se, "sendengine_member_center_reports_total\\{[^}]*kind=\"hard_bounce\"[^}]*outcome=\"sent\"[^}]*\\} 1\\b");
     }
 
     [Fact]

@@ -234,7 +234,7 @@ public sealed partial class ReputationStore(
             {
                 continue; // a paused tenant stays paused until an operator resumes it
             }
-            published |= await TransitionAsync(conn, tenantId, current, wanted, reason, day, week, ct);
+            published |= await TransitionAsync(conn, tenantId, ct);
         }
         // Jobs of paused tenants that started meanwhile (created in a race with the pause, or resumed by an outage's timer).
         foreach (var (tenantId, _) in states)
@@ -265,22 +265,28 @@ public sealed partial class ReputationStore(
 
     private static string JobReason(string? reason) => "paused by the reputation guard: " + (reason ?? "the tenant's sending is paused") + "; a platform operator resumes it";
 
-    private async Task<bool> TransitionAsync(NpgsqlConnection conn, Guid tenantId, string current, string wanted, string? reason,
-        ReputationWindow day, ReputationWindow week, CancellationToken ct)
+    /// <summary>
+    /// Moves the tenant to the state its rates call for. The decision is taken again under the row's lock with rates
+    /// read then: the evaluation's first read may predate an operator's resume (which takes the same lock and moves the
+    /// baseline), and judging the old window against the new state would pause the tenant again at once.
+    /// </summary>
+    private async Task<bool> TransitionAsync(NpgsqlConnection conn, Guid tenantId, CancellationToken ct)
     {
         var now = clock.GetUtcNow();
         await using var tx = await conn.BeginTransactionAsync(ct);
         await Sql.ExecuteAsync(conn, tx, EnsureRowSql, ct, tenantId, now);
-        // Conditional on the state read: when several processes evaluate at once, one of them makes the change and publishes.
-        var changed = await Sql.ExecuteAsync(conn, tx, """
-            UPDATE tenant_reputation SET state = $3, reason = $4, changed_at = $5,
-                bulk_paused = bulk_paused OR $3 = 'paused', paused_at = CASE WHEN $3 = 'paused' THEN $5 ELSE paused_at END
-            WHERE tenant_id = $1 AND state = $2
-            """, ct, tenantId, current, wanted, (object?)reason ?? DBNull.Value, now);
-        if (changed == 0)
+        var current = await Sql.ScalarAsync<string>(conn, "SELECT state FROM tenant_reputation WHERE tenant_id = $1 FOR UPDATE", ct, tenantId);
+        var (day, week) = (await RatesAsync(conn, tenantId, ct)).TryGetValue(tenantId, out var r) ? r : (Window(0, 0, 0, options.Value), Window(0, 0, 0, options.Value));
+        var (wanted, reason) = Judge(day, week);
+        if (wanted == current || current == ReputationStates.Paused)
         {
             return false;
         }
+        await Sql.ExecuteAsync(conn, tx, """
+            UPDATE tenant_reputation SET state = $2, reason = $3, changed_at = $4,
+                bulk_paused = bulk_paused OR $2 = 'paused', paused_at = CASE WHEN $2 = 'paused' THEN $4 ELSE paused_at END
+            WHERE tenant_id = $1
+            """, ct, tenantId, wanted, (object?)reason ?? DBNull.Value, now);
         var jobs = wanted == ReputationStates.Paused
             ? await RecipientStore.PauseGuardedAsync(conn, tx, tenantId, null, PausedByTenant, JobReason(reason), ct)
             : [];
