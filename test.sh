@@ -8,7 +8,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")"
 # shellcheck source=scripts/lib.sh
 source scripts/lib.sh
 
-# chromium: browser tests (Playwright on /usr/bin/chromium); postfix: smtp-sink for SMTP tests/benchmarks;
+# chromium: browser tests (Playwright on Debian's chromium and chromium-headless-shell); postfix: smtp-sink for SMTP tests/benchmarks;
 # aiosmtpd: an SMTP server that rejects unknown mailboxes with 550 5.1.1; dovecot: the IMAP server of the bounce
 # mailbox tests; dnsmasq and dkim: the DNS server and the independent DKIM verifier (dkimpy) of the sender-domain tests.
 ensure_prereqs postgres node chromium postfix aiosmtpd dovecot dnsmasq dkim

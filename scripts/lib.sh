@@ -73,7 +73,11 @@ ensure_prereqs() {
       node)
         command -v node >/dev/null 2>&1 || missing+=(nodejs)
         command -v npm >/dev/null 2>&1 || missing+=(npm) ;;
-      chromium) [ -x /usr/bin/chromium ] || missing+=(chromium) ;;
+      # The Console's browser tests launch Debian's headless shell build (about a third of the full browser's CPU),
+      # Member Center's the full browser (tests/TestSupport/ChromiumBinary.cs).
+      chromium)
+        [ -x /usr/bin/chromium ] || missing+=(chromium)
+        [ -x /usr/lib/chromium/chromium-headless-shell ] || missing+=(chromium-headless-shell) ;;
       postfix) command -v smtp-sink >/dev/null 2>&1 || [ -x /usr/sbin/smtp-sink ] || missing+=(postfix) ;;
       curl) command -v curl >/dev/null 2>&1 || missing+=(curl ca-certificates) ;;
       aiosmtpd) [ -d /usr/lib/python3/dist-packages/aiosmtpd ] || missing+=(python3-aiosmtpd) ;;

@@ -3,6 +3,7 @@ using Deque.AxeCore.Playwright;
 using Microsoft.AspNetCore.Identity;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Playwright;
+using Newsletter.TestSupport;
 using Newsletter.Contracts;
 
 namespace Console.Tests;
@@ -14,12 +15,12 @@ namespace Console.Tests;
 /// </summary>
 public static class ConsoleTesting
 {
-    /// <summary>Debian's chromium (or CHROMIUM_PATH), headless, without sandbox and background traffic.</summary>
+    /// <summary>Debian's chromium-headless-shell (<see cref="ChromiumBinary"/>), without sandbox and background traffic.</summary>
     public static Task<IBrowser> LaunchChromiumAsync(IPlaywright playwright) =>
         playwright.Chromium.LaunchAsync(new()
         {
-            ExecutablePath = Environment.GetEnvironmentVariable("CHROMIUM_PATH") ?? "/usr/bin/chromium",
-            Args = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"],
+            ExecutablePath = ChromiumBinary.HeadlessShellPath,
+            Args = ChromiumBinary.Args,
         });
 
     /// <summary>A client-credentials access token from Member Center at <paramref name="memberCenterUrl"/>.</summary>

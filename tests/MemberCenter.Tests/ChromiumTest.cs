@@ -1,9 +1,10 @@
 using Microsoft.Playwright;
+using Newsletter.TestSupport;
 
 namespace MemberCenter.Tests;
 
 /// <summary>
-/// One Debian chromium (or CHROMIUM_PATH), headless, without sandbox and background traffic, for the whole assembly:
+/// One Debian chromium (<see cref="Newsletter.TestSupport.ChromiumBinary"/>), headless, without sandbox and background traffic, for the whole assembly:
 /// launched when the first browser test asks for it (a run without browser tests never starts it) and closed at the
 /// end. Launching it per test cost seconds each on a loaded machine; the tests stay apart through their own browser
 /// contexts (<see cref="ChromiumTest"/>).
@@ -26,8 +27,8 @@ public sealed class SharedChromium : IAsyncDisposable
             _playwright ??= await Playwright.CreateAsync();
             _browser = await _playwright.Chromium.LaunchAsync(new()
             {
-                ExecutablePath = Environment.GetEnvironmentVariable("CHROMIUM_PATH") ?? "/usr/bin/chromium",
-                Args = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"],
+                ExecutablePath = ChromiumBinary.FullBrowserPath,
+                Args = ChromiumBinary.Args,
             });
             return _browser;
         }
