@@ -154,12 +154,16 @@ public sealed partial class ExposureTests(StackFixture stack)
     [Fact]
     public async Task A_cross_site_POST_to_a_Hangfire_dashboard_action_is_refused_even_with_the_operators_credential()
     {
+        // A recurring job of its own that never fires by itself (the watchdog's runs every minute and could land
+        // between the two reads): only a trigger changes its last job.
+        const string probe = "exposure-csrf-probe";
+        var recurring = stack.SendEngine.Services.GetRequiredService<IRecurringJobManager>();
+        recurring.AddOrUpdate<Delivery.SendJobWatchdog>(probe, Extensions.HangfireExtensions.MaintenanceQueue, w => w.RunAsync(CancellationToken.None), Cron.Never());
         var storage = stack.SendEngine.Services.GetRequiredService<JobStorage>();
         string? LastRun()
         {
             using var connection = storage.GetConnection();
-            return Hangfire.Storage.StorageConnectionExtensions.GetRecurringJobs(connection)
-                .Single(j => j.Id == Delivery.SendJobWatchdog.RecurringJobId).LastJobId;
+            return Hangfire.Storage.StorageConnectionExtensions.GetRecurringJobs(connection).Single(j => j.Id == probe).LastJobId;
         }
         var before = LastRun();
         using var se = stack.SendEngineClient();
@@ -168,7 +172,7 @@ public sealed partial class ExposureTests(StackFixture stack)
         // What a form on another site makes the operator's browser send: the credential, no antiforgery token.
         using var forged = new HttpRequestMessage(HttpMethod.Post, "hangfire/recurring/trigger")
         {
-            Content = new FormUrlEncodedContent([new("jobs[]", Delivery.SendJobWatchdog.RecurringJobId)]),
+            Content = new FormUrlEncodedContent([new("jobs[]", probe)]),
         };
         forged.Headers.Add("Origin", "https://evil.example");
         forged.Headers.Add("Sec-Fetch-Site", "cross-site");
@@ -182,12 +186,13 @@ public sealed partial class ExposureTests(StackFixture stack)
         var token = MetaContent().Match(page[page.IndexOf("csrf-token", StringComparison.Ordinal)..]).Groups[1].Value;
         using var genuine = new HttpRequestMessage(HttpMethod.Post, "hangfire/recurring/trigger")
         {
-            Content = new FormUrlEncodedContent([new("jobs[]", Delivery.SendJobWatchdog.RecurringJobId)]),
+            Content = new FormUrlEncodedContent([new("jobs[]", probe)]),
         };
         genuine.Headers.Add(header, WebUtility.HtmlDecode(token));
         using var accepted = await se.SendAsync(genuine);
         Assert.True(accepted.IsSuccessStatusCode, $"the dashboard's own POST answered {(int)accepted.StatusCode}");
         Assert.NotEqual(before, LastRun());
+        recurring.RemoveIfExists(probe);
     }
 
     [Fact]

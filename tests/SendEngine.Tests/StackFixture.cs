@@ -70,9 +70,10 @@ public sealed class StackFixture : IAsyncLifetime
         while (true)
         {
             var body = await MetricsAsync(client);
-            if (regex.Matches(body).Count == count || DateTime.UtcNow > until)
+            var matches = regex.Matches(body).Count;
+            if (matches == count || DateTime.UtcNow > until)
             {
-                Assert.True(regex.Matches(body).Count == count, $"/metrics matched {pattern} {regex.Matches(body).Count} times, not {count}:\n{body}");
+                Assert.True(matches == count, $"/metrics matched {pattern} {matches} times, not {count}:\n{body}");
                 return body;
             }
             await Task.Delay(100);

@@ -6,7 +6,7 @@ namespace SendEngine.Features.Reputation;
 /// <summary>
 /// The reputation guard's loop: every <see cref="ReputationOptions.EvaluationInterval"/> (or when this process applied
 /// a bounce or complaint event) it evaluates every tenant's rates and the running jobs' first recipients
-/// (<see cref="ReputationStore.EvaluateAsync"/>). Every process may run it: each transition is one conditional update.
+/// (<see cref="ReputationStore.EvaluateAsync"/>). Every process may run it: each transition is decided under the tenant row's lock.
 /// </summary>
 public sealed partial class ReputationGuard(
     ReputationStore store,
