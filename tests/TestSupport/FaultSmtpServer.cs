@@ -69,7 +69,7 @@ public sealed class FaultSmtpServer : IAsyncDisposable
         }
     }
 
-    /// <summary>Changes a fault for what follows (see fault_smtp.py): data_delay, drop_after_data, data_reply, mail_reply, rcpt_reply, password.</summary>
+    /// <summary>Changes a fault for what follows (see fault_smtp.py): data_delay, drop_after_data, data_reply, mail_reply, rcpt_reply, password, stop_after (the listener stops itself after that many more messages).</summary>
     public Task SetAsync(string key, string value) => CommandAsync($"set {key} {value}");
 
     /// <summary>Stops listening and drops every open connection: new connections are refused.</summary>

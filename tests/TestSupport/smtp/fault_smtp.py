@@ -7,6 +7,8 @@ Faults (command-line options, and changeable at run time with `set` on stdin):
   data_reply R      answer the end of DATA with R (e.g. "451 4.3.0 try later"); the message is not recorded
   mail_reply R      answer every MAIL FROM with R (e.g. "421 4.3.2 shutting down", "553 5.7.1 sender refused")
   rcpt_reply R      answer every RCPT TO with R (e.g. "450 4.2.1 try later", "550 5.1.1 no such user")
+  stop_after N      after the Nth message taken from now on, stop listening (as `stop`) just after its 250 reply: an
+                    outage that begins at a known point of a job however slowly the test polls it
   password P        require AUTH (PLAIN/LOGIN, any user) with password P; a wrong one gets "535 5.7.8"
   --tls-cert F --tls-key K  (start only) offer STARTTLS with this certificate (PEM files)
   --chunking        (start only) also offer CHUNKING (RFC 3030 BDAT); the faults above apply to the LAST chunk as to
@@ -50,9 +52,15 @@ class Faults:
         self.rcpt_reply = args.rcpt_reply
         self.password = args.password
         self.chunking = args.chunking
+        self.stop_after = 0
+        self.taken = 0
+        self.on_stop_after = None
 
     def set(self, key, value):
-        if key == "data_delay":
+        if key == "stop_after":
+            self.stop_after = int(value)
+            self.taken = 0
+        elif key == "data_delay":
             self.data_delay = float(value)
         elif key == "drop_after_data":
             self.drop_after_data = value not in ("0", "false", "")
@@ -101,6 +109,13 @@ class Handler:
             await asyncio.sleep(3600)
         if self.faults.data_delay > 0:
             await asyncio.sleep(self.faults.data_delay)
+        faults = self.faults
+        if faults.stop_after > 0:
+            faults.taken += 1
+            if faults.taken == faults.stop_after:
+                faults.stop_after = 0
+                # Off the loop's thread (stop waits for the loop), and a moment later so that this reply goes out first.
+                threading.Timer(0.1, faults.on_stop_after).start()
         return "250 2.0.0 OK queued as " + message_id
 
 
@@ -108,6 +123,8 @@ class Server:
     def __init__(self, args):
         self.port = args.port
         self.faults = Faults(args)
+        self.faults.on_stop_after = self.stop
+        self.lock = threading.Lock()
         self.handler = Handler(self.faults)
         self.controller = None
         self.connections = set()
@@ -181,6 +198,10 @@ class Server:
             self.controller.SMTP_kwargs["auth_required"] = self.faults.password is not None
 
     def stop(self):
+        with self.lock:
+            self._stop()
+
+    def _stop(self):
         if self.controller is None:
             return
         loop = self.controller.loop
@@ -228,8 +249,9 @@ def main():
                 if verb == "stop":
                     server.stop()
                 elif verb == "start":
-                    if server.controller is None:
-                        server.start()
+                    with server.lock:
+                        if server.controller is None:
+                            server.start()
                 elif verb == "set":
                     key, _, value = rest.partition(" ")
                     server.faults.set(key, value)
