@@ -52,14 +52,12 @@ class Faults:
         self.rcpt_reply = args.rcpt_reply
         self.password = args.password
         self.chunking = args.chunking
-        self.stop_after = 0
-        self.taken = 0
+        self.stop_after = 0  # messages left before the listener stops itself; 0 = never
         self.on_stop_after = None
 
     def set(self, key, value):
         if key == "stop_after":
             self.stop_after = int(value)
-            self.taken = 0
         elif key == "data_delay":
             self.data_delay = float(value)
         elif key == "drop_after_data":
@@ -111,9 +109,8 @@ class Handler:
             await asyncio.sleep(self.faults.data_delay)
         faults = self.faults
         if faults.stop_after > 0:
-            faults.taken += 1
-            if faults.taken == faults.stop_after:
-                faults.stop_after = 0
+            faults.stop_after -= 1
+            if faults.stop_after == 0:
                 # Off the loop's thread (stop waits for the loop), and a moment later so that this reply goes out first.
                 threading.Timer(0.1, faults.on_stop_after).start()
         return "250 2.0.0 OK queued as " + message_id
