@@ -38,7 +38,7 @@ public sealed class MessageComposer
         _fromName = from is { } own ? own.Name : smtp.FromName;
         _fromAddress = from?.Address ?? smtp.FromAddress;
         _replyTo = string.IsNullOrWhiteSpace(smtp.ReplyToAddress) ? null : smtp.ReplyToAddress;
-        _messageIdDomain = _fromAddress.Split('@') is [_, var domain] && domain.Length > 0 ? domain : "send-engine.local";
+        _messageIdDomain = MessageIdDomainOf(_fromAddress);
         _subject = MergeTemplate.Parse(subject, html: false);
         // The SMTP transport writes the bodies as they go on the wire (CRLF), signed or not (WireMessage).
         _html = bodyHtml is null ? null : MergeTemplate.Parse(bodyHtml, html: true, crlf: true);
@@ -56,16 +56,21 @@ public sealed class MessageComposer
         return new RsaDkimSigner(pem, o.Domain!, o.Selector!);
     }
 
-    /// <summary>The message for one recipient; its <see cref="OutgoingMessage.MessageId"/> is new (without angle brackets).</summary>
+    /// <summary>The right-hand side of the Message-IDs of mail from <paramref name="fromAddress"/>: its domain.</summary>
+    public static string MessageIdDomainOf(string fromAddress) =>
+        fromAddress.Split('@') is [_, var domain] && domain.Length > 0 ? domain : "send-engine.local";
+
+    /// <summary>The message for one recipient.</summary>
     /// <param name="recipientId">The recipient row, named by the VERP envelope sender.</param>
-    public OutgoingMessage Compose(MergeData data, long recipientId = 0) => new()
+    /// <param name="messageId">The Message-ID chosen for it beforehand (without angle brackets); null: a new one.</param>
+    public OutgoingMessage Compose(MergeData data, long recipientId = 0, string? messageId = null) => new()
     {
         EnvelopeFrom = _envelopeFor?.Invoke(recipientId),
         From = new MessageAddress(_fromName, _fromAddress),
         To = data.Email,
         ReplyTo = _replyTo,
         Subject = _subject.Render(data),
-        MessageId = MimeUtils.GenerateMessageId(_messageIdDomain),
+        MessageId = messageId ?? MimeUtils.GenerateMessageId(_messageIdDomain),
         Date = DateTimeOffset.UtcNow,
         // RFC 2369 + RFC 8058: mail clients offer one-click unsubscribe, which POSTs List-Unsubscribe=One-Click to the URL.
         Headers = [new("List-Unsubscribe", "<" + data.UnsubscribeUrl + ">"), new("List-Unsubscribe-Post", OneClick), .. _extraHeaders],

@@ -151,7 +151,7 @@ internal sealed partial class DeliveryWorker(
             var unsubscribeUrl = r.UnsubscribeUrl ?? links.UrlFor(run.Job.ListId, r.SubscriberId);
             var preferences = JsonSerializer.Deserialize<Dictionary<string, JsonElement>>(r.Preferences) ?? [];
             // The composer of the recipient's footer language (its lang preference, else the list's default).
-            var message = composers.For(preferences).Compose(new MergeData(r.Email, unsubscribeUrl, preferences), r.Id);
+            var message = composers.For(preferences).Compose(new MergeData(r.Email, unsubscribeUrl, preferences), r.Id, r.MessageId);
             // Not cancelled by stop: the transaction in flight completes and is recorded.
             return (message.MessageId, await session.SendAsync(message, CancellationToken.None));
         }

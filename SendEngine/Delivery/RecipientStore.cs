@@ -18,7 +18,7 @@ public sealed record DeliveryJob(Guid Id, Guid TenantId, Guid ListId, string Sta
 /// it); <paramref name="UnsubscribeUrl"/> only for rows snapshotted before links were minted per message.
 /// <paramref name="Attempts"/> as the mark found it (the mark returns it, so a stale read never adds an attempt).
 /// </summary>
-internal sealed record Claimed(long Id, Guid SubscriberId, string Email, string Preferences, string? UnsubscribeUrl, int Attempts);
+internal sealed record Claimed(long Id, Guid SubscriberId, string Email, string Preferences, string? UnsubscribeUrl, int Attempts, string? MessageId = null);
 
 /// <summary>How one attempt is recorded: sent, back to pending with a backoff (deferred), failed or unknown.</summary>
 internal readonly record struct AttemptResult(long Id, string Status, string? MessageId, string Detail, TimeSpan? RetryDelay);
@@ -435,25 +435,17 @@ public sealed partial class RecipientStore(NpgsqlDataSource db, TimeProvider clo
     /// read disjoint ranges), and once the cursor has passed every row, rows left pending behind it (deferred and now
     /// due, handed back by a stopping worker, read by a runner that died) are swept from the start, except
     /// <paramref name="held"/> (this runner's rows not yet marked). A row two runners read is sent by the one whose
-    /// <see cref="MarkSendingSql"/> takes it; the other's mark finds it no longer pending.
+    /// <see cref="MarkSendingSql"/> takes it; the other's mark finds it no longer pending. The range is read by the
+    /// database function <c>send_job_recipients_ahead</c> (migration DeliveryResultHot), an ordered walk of
+    /// <c>(job_id, id)</c> that does not depend on the planner's estimate of pending rows.
     /// </summary>
     internal static async Task<List<Claimed>> ReadDueAsync(NpgsqlConnection conn, Guid jobId, DateTimeOffset now, int limit, long[] held, CancellationToken ct)
     {
-        var batch = await ReadAsync(conn, $"""
-            WITH cursor AS (SELECT claim_cursor FROM send_jobs WHERE id = $1 FOR NO KEY UPDATE),
-            ahead AS (
-                SELECT id FROM send_job_recipients
-                WHERE job_id = $1 AND is_open AND status = '{R.Pending}' AND id > (SELECT claim_cursor FROM cursor)
-                  AND (next_attempt_at IS NULL OR next_attempt_at <= $2)
-                ORDER BY id LIMIT $3),
-            moved AS (UPDATE send_jobs SET claim_cursor = (SELECT max(id) FROM ahead) WHERE id = $1 AND EXISTS (SELECT 1 FROM ahead))
-            SELECT r.id, r.subscriber_id, r.email, r.preferences::text, r.unsubscribe_url, r.attempts
-            FROM ahead JOIN send_job_recipients r ON r.id = ahead.id
-            """, ct, jobId, now, limit);
+        var batch = await ReadAsync(conn, ReadAheadSql, ct, jobId, now, limit);
         if (batch.Count == 0)
         {
             batch = await ReadAsync(conn, $"""
-                SELECT id, subscriber_id, email, preferences::text, unsubscribe_url, attempts FROM send_job_recipients
+                SELECT id, subscriber_id, email, preferences::text, unsubscribe_url, attempts, message_id FROM send_job_recipients
                 WHERE job_id = $1 AND is_open AND status = '{R.Pending}' AND (next_attempt_at IS NULL OR next_attempt_at <= $2) AND id <> ALL($4)
                 ORDER BY id LIMIT $3
                 """, ct, jobId, now, limit, held);
@@ -461,6 +453,14 @@ public sealed partial class RecipientStore(NpgsqlDataSource db, TimeProvider clo
         batch.Sort((a, b) => a.Id.CompareTo(b.Id));
         return batch;
     }
+
+    /// <summary>The next range after the job's claim cursor, and the cursor moved past it. $1 job, $2 now, $3 limit.</summary>
+    internal const string ReadAheadSql = """
+        WITH cursor AS (SELECT claim_cursor FROM send_jobs WHERE id = $1 FOR NO KEY UPDATE),
+        ahead AS (SELECT * FROM send_job_recipients_ahead($1, (SELECT claim_cursor FROM cursor), $2, $3)),
+        moved AS (UPDATE send_jobs SET claim_cursor = (SELECT max(id) FROM ahead) WHERE id = $1 AND EXISTS (SELECT 1 FROM ahead))
+        SELECT id, subscriber_id, email, preferences, unsubscribe_url, attempts, message_id FROM ahead
+        """;
 
     private static async Task<List<Claimed>> ReadAsync(NpgsqlConnection conn, string sql, CancellationToken ct, params object[] args)
     {
@@ -470,7 +470,7 @@ public sealed partial class RecipientStore(NpgsqlDataSource db, TimeProvider clo
         while (await reader.ReadAsync(ct))
         {
             batch.Add(new Claimed(reader.GetInt64(0), reader.GetGuid(1), reader.GetString(2), reader.GetString(3),
-                reader.IsDBNull(4) ? null : reader.GetString(4), reader.GetInt32(5)));
+                reader.IsDBNull(4) ? null : reader.GetString(4), reader.GetInt32(5), reader.IsDBNull(6) ? null : reader.GetString(6)));
         }
         return batch;
     }
@@ -568,12 +568,13 @@ public sealed partial class RecipientStore(NpgsqlDataSource db, TimeProvider clo
 
     /// <summary>
     /// sending → sent | failed | unknown, or pending with next_attempt_at (deferred), returning the recorded rows (as
-    /// <c>recorded</c> in the statements below). The message id is kept for a deferral only if one was recorded before.
+    /// <c>recorded</c> in the statements below). The row keeps its message id (chosen by the snapshot) unless the result
+    /// names another (an ESP's own id): unchanged, the update can be HOT.
     /// $1 ids, $2 statuses, $3 message ids, $4 details, $5 next_attempt_at, $6 now (and $7 the runner, for the counts below).
     /// </summary>
     private const string RecordResultsUpdateSql = $"""
         UPDATE send_job_recipients r SET status = d.status,
-            message_id = CASE WHEN d.status = '{R.Pending}' THEN r.message_id ELSE d.message_id END, detail = d.detail, updated_at = $6,
+            message_id = COALESCE(d.message_id, r.message_id), detail = d.detail, updated_at = $6,
             sent_at = CASE WHEN d.status = '{R.Sent}' THEN $6 ELSE r.sent_at END, next_attempt_at = d.next_attempt_at,
             claimed_by = NULL, lease_until = NULL
         FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::timestamptz[]) AS d(id, status, message_id, detail, next_attempt_at)

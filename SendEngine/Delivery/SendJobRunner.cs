@@ -128,7 +128,8 @@ public sealed partial class SendJobRunner(
         // first message does not wait for a whole large list to be copied.
         var progress = new SnapshotProgress(clock) { Timeline = timeline };
         using var deliveryStop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        var snapshotTask = snapshot.TakeAsync(jobId, job.TenantId, job.ListId, progress, cancellationToken);
+        var snapshotTask = snapshot.TakeAsync(jobId, job.TenantId, job.ListId,
+            MessageComposer.MessageIdDomainOf(job.FromEmail ?? smtpOptions.Value.FromAddress), progress, cancellationToken);
         // What delivery needs besides recipients (the link key from Member Center, the sender's signing identity) is
         // fetched while the first page is read and copied, not after it.
         var prepared = new DeliveryPreparation(
@@ -261,7 +262,10 @@ public sealed partial class SendJobRunner(
         var housekeeping = Task.Run(() => new DeliveryHousekeeping(store, db, o, clock, logger).RunAsync(run), CancellationToken.None);
         try
         {
-            var claimer = new RecipientClaimer(store, db, memberCenter, hasher, o, limits, sender.Verified ? sender.Domain : null, clock, logger);
+            // On the pool that plans each execution, like the ledger: the claim's first executions run while the snapshot
+            // is still being written, and a generic plan made then (a scan of the job's rows from its start) stayed for
+            // the whole job: 33 ms a claim on a 100k list instead of about 1 (bench --profile).
+            var claimer = new RecipientClaimer(store, ledgerDb, memberCenter, hasher, o, limits, sender.Verified ? sender.Domain : null, clock, logger);
             await claimer.RunAsync(run, channel.Writer, progress is null ? null : progress.NextPageAsync);
         }
         catch (OperationCanceledException) when (run.Stop.IsCancellationRequested)

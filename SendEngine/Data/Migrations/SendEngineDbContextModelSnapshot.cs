@@ -1187,20 +1187,16 @@ namespace SendEngine.Data.Migrations
                         .HasDatabaseName("ix_send_job_recipients_message_id")
                         .HasFilter("message_id IS NOT NULL");
 
-                    b.HasIndex("JobId", "SentAt")
-                        .HasDatabaseName("ix_send_job_recipients_job_id_sent_at")
-                        .HasFilter("sent_at IS NOT NULL");
+                    b.HasIndex("JobId", "Id")
+                        .HasDatabaseName("ix_send_job_recipients_job_id_id");
 
-                    b.HasIndex("JobId", "SubscriberId")
+                    b.HasIndex("SubscriberId", "JobId")
                         .IsUnique()
-                        .HasDatabaseName("ix_send_job_recipients_job_id_subscriber_id");
-
-                    b.HasIndex("JobId", "IsOpen", "Id")
-                        .HasDatabaseName("ix_send_job_recipients_job_id_is_open_id");
+                        .HasDatabaseName("ix_send_job_recipients_subscriber_id_job_id");
 
                     b.ToTable("send_job_recipients", (string)null);
 
-                    b.HasAnnotation("Npgsql:StorageParameter:fillfactor", 70);
+                    b.HasAnnotation("Npgsql:StorageParameter:fillfactor", 50);
                 });
 
             modelBuilder.Entity("SendEngine.Features.SenderDomains.SenderDomain", b =>

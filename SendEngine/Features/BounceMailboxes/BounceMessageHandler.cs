@@ -130,7 +130,7 @@ public sealed class BounceMessageHandler(NpgsqlDataSource db, EmailEventWriter w
     {
         var rows = new List<Target>();
         await using var cmd = Sql.Command(conn, $"""
-            SELECT r.message_id, r.email, j.tenant_id FROM send_job_recipients r JOIN send_jobs j ON j.id = r.job_id WHERE r.message_id = $1
+            SELECT r.message_id, r.email, j.tenant_id FROM send_job_recipients r JOIN send_jobs j ON j.id = r.job_id WHERE r.message_id = $1 AND NOT r.is_open
             UNION ALL
             SELECT message_id, email, tenant_id FROM transactional_tasks WHERE message_id = $1 AND status NOT IN ({Transactional.TransactionalTaskStore.OpenStatuses})
             """, messageId);

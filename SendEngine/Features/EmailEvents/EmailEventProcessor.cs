@@ -320,7 +320,7 @@ public sealed partial class EmailEventProcessor(
         await using var cmd = Sql.Command(conn, """
             SELECT r.message_id, r.id, r.job_id, j.tenant_id, j.list_id, r.status, r.email
             FROM send_job_recipients r JOIN send_jobs j ON j.id = r.job_id
-            WHERE r.message_id = ANY($1)
+            WHERE r.message_id = ANY($1) AND NOT r.is_open
             """, (object)ids);
         cmd.Transaction = tx;
         await using var reader = await cmd.ExecuteReaderAsync(ct);
@@ -335,8 +335,9 @@ public sealed partial class EmailEventProcessor(
                 EmailAddresses.Key(reader.GetString(6))));
         }
         await reader.DisposeAsync();
-        // Transactional tasks are found by the same ids (their Message-ID, or Tencent's MessageId); an open task's
-        // Message-ID is already chosen but not yet recorded as handed over: its event waits, as one for an unknown id does.
+        // An open row's (pending, sending) or task's Message-ID is already chosen (by the snapshot, or when the task was
+        // created) but not yet recorded as handed over: its event waits, as one for an unknown id does. Transactional
+        // tasks are found by the same ids (their Message-ID, or Tencent's MessageId).
         await using var tasks = Sql.Command(conn, $"SELECT message_id, id, tenant_id, status, email_key FROM transactional_tasks WHERE message_id = ANY($1) AND status NOT IN ({Transactional.TransactionalTaskStore.OpenStatuses})", (object)ids);
         tasks.Transaction = tx;
         await using var taskReader = await tasks.ExecuteReaderAsync(ct);

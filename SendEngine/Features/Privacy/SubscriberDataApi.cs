@@ -55,7 +55,7 @@ public static class SubscriberDataApi
         await using var conn = await db.OpenConnectionAsync(ct);
         var deliveries = new List<ExportedDelivery>();
         await using (var cmd = Sql.Command(conn, """
-            SELECT r.job_id, j.list_id, j.subject, r.status, r.preferences::text, r.message_id, r.detail, r.sent_at, r.updated_at
+            SELECT r.job_id, j.list_id, j.subject, r.status, r.preferences::text, CASE WHEN r.attempts > 0 THEN r.message_id END, r.detail, r.sent_at, r.updated_at
             FROM send_job_recipients r JOIN send_jobs j ON j.id = r.job_id
             WHERE j.tenant_id = $1 AND lower(btrim(r.email)) = $2
             ORDER BY r.id

@@ -100,7 +100,7 @@ public static class SendJobProgressApi
         {
             return SendJobsApi.JobNotFound();
         }
-        // Sent from the recipients' sent_at (an index-only scan of ix_send_job_recipients_job_id_sent_at), the rest from
+        // Sent from the recipients' sent_at (through the job's rows: sent_at has no index, so that a result is a HOT update), the rest from
         // the job's processed events (ix_email_events_job_id_event_type), in UTC buckets (date_bin: no time zone work
         // per row, unlike date_trunc's). Two statements of one batch merged here: joined in SQL, the planner's guess
         // for the join was large enough to JIT-compile the query, which cost more than the query itself.

@@ -293,7 +293,8 @@ public static partial class SendJobsApi
             query = query.Where(r => r.Status == status);
         }
         var rows = await query.OrderBy(r => r.Id).Take(size).ToListAsync(ct);
-        var items = rows.Select(r => new SendJobRecipientResponse(r.Email, r.Status, r.Attempts, r.MessageId, r.Detail, r.SentAt, r.UpdatedAt,
+        // A row's Message-ID is chosen by the snapshot; it is the message's only once an attempt started.
+        var items = rows.Select(r => new SendJobRecipientResponse(r.Email, r.Status, r.Attempts, r.Attempts > 0 ? r.MessageId : null, r.Detail, r.SentAt, r.UpdatedAt,
             r.Id, r.ResolvedBy, r.ResolvedAt, r.ResolutionNote)).ToList();
         return TypedResults.Ok(new SendJobRecipientPage(items, rows.Count == size ? rows[^1].Id.ToString(CultureInfo.InvariantCulture) : null));
     }
