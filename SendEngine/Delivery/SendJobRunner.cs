@@ -262,10 +262,7 @@ public sealed partial class SendJobRunner(
         var housekeeping = Task.Run(() => new DeliveryHousekeeping(store, db, o, clock, logger).RunAsync(run), CancellationToken.None);
         try
         {
-            // On the pool that plans each execution, like the ledger: the claim's first executions run while the snapshot
-            // is still being written, and a generic plan made then (a scan of the job's rows from its start) stayed for
-            // the whole job: 33 ms a claim on a 100k list instead of about 1 (bench --profile).
-            var claimer = new RecipientClaimer(store, ledgerDb, memberCenter, hasher, o, limits, sender.Verified ? sender.Domain : null, clock, logger);
+            var claimer = new RecipientClaimer(store, db, memberCenter, hasher, o, limits, sender.Verified ? sender.Domain : null, clock, logger);
             await claimer.RunAsync(run, channel.Writer, progress is null ? null : progress.NextPageAsync);
         }
         catch (OperationCanceledException) when (run.Stop.IsCancellationRequested)
