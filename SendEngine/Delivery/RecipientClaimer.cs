@@ -30,6 +30,9 @@ internal sealed partial class RecipientClaimer(
     // snapshot began. Only grows, and only by the list's unsubscribes during the job.
     private readonly HashSet<Guid> _gone = [];
     private string? _changesCursor;
+    // The job's rows below this id were all closed when this run last looked (FirstOpenWorkAsync): its sweeps and
+    // checks for open work start here.
+    private long _openFrom;
 
     /// <param name="nextPage">Waits for the snapshot (taken in this process) to commit another page; null when none is being taken here.</param>
     public async Task RunAsync(DeliveryRun run, ChannelWriter<Claimed> writer, Func<TimeSpan, CancellationToken, Task>? nextPage)
@@ -50,7 +53,7 @@ internal sealed partial class RecipientClaimer(
                 await store.RecoverExpiredAsync(conn, job.Id, ct);
                 lastRecovery = now;
             }
-            var (batch, limitedUntil) = await limits.ClaimAsync(conn, job, senderDomain, now, options.BatchSize, run.Held(), run.Reservations, ct);
+            var (batch, limitedUntil) = await limits.ClaimAsync(conn, job, senderDomain, now, options.BatchSize, run.Held(), run.Reservations, ct, _openFrom);
             if (limitedUntil is { } until)
             {
                 // The tenant's sending limit is reached: the job stays sending and waits for the next window (the
@@ -73,10 +76,11 @@ internal sealed partial class RecipientClaimer(
             {
                 // Nothing claimable: done, or rows held by workers (ours or another runner's), waiting for a retry, or
                 // not yet copied by the snapshot.
-                if (!await RecipientStore.HasOpenWorkAsync(conn, job.Id, ct))
+                if (await RecipientStore.FirstOpenWorkAsync(conn, job.Id, _openFrom, ct) is not { } firstOpen)
                 {
                     return;
                 }
+                _openFrom = firstOpen;
                 await (nextPage?.Invoke(options.PollInterval, ct) ?? Task.Delay(options.PollInterval, clock, ct));
                 continue;
             }

@@ -437,18 +437,20 @@ public sealed partial class RecipientStore(NpgsqlDataSource db, TimeProvider clo
     /// <paramref name="held"/> (this runner's rows not yet marked). A row two runners read is sent by the one whose
     /// <see cref="MarkSendingSql"/> takes it; the other's mark finds it no longer pending. The range is read by the
     /// database function <c>send_job_recipients_ahead</c> (migration DeliveryResultHot), an ordered walk of
-    /// <c>(job_id, id)</c> that does not depend on the planner's estimate of pending rows.
+    /// <c>(job_id, id)</c> that does not depend on the planner's estimate of pending rows. The sweep starts at
+    /// <paramref name="openFrom"/>, below which this run found no open row (<see cref="FirstOpenWorkAsync"/>).
     /// </summary>
-    internal static async Task<List<Claimed>> ReadDueAsync(NpgsqlConnection conn, Guid jobId, DateTimeOffset now, int limit, long[] held, CancellationToken ct)
+    internal static async Task<List<Claimed>> ReadDueAsync(NpgsqlConnection conn, Guid jobId, DateTimeOffset now, int limit, long[] held, CancellationToken ct,
+        long openFrom = 0)
     {
         var batch = await ReadAsync(conn, ReadAheadSql, ct, jobId, now, limit);
         if (batch.Count == 0)
         {
             batch = await ReadAsync(conn, $"""
                 SELECT id, subscriber_id, email, preferences::text, unsubscribe_url, attempts, message_id FROM send_job_recipients
-                WHERE job_id = $1 AND is_open AND status = '{R.Pending}' AND (next_attempt_at IS NULL OR next_attempt_at <= $2) AND id <> ALL($4)
+                WHERE job_id = $1 AND id >= $5 AND is_open AND status = '{R.Pending}' AND (next_attempt_at IS NULL OR next_attempt_at <= $2) AND id <> ALL($4)
                 ORDER BY id LIMIT $3
-                """, ct, jobId, now, limit, held);
+                """, ct, jobId, now, limit, held, openFrom);
         }
         batch.Sort((a, b) => a.Id.CompareTo(b.Id));
         return batch;
@@ -475,14 +477,21 @@ public sealed partial class RecipientStore(NpgsqlDataSource db, TimeProvider clo
         return batch;
     }
 
-    /// <summary>Whether the job still has work: open rows, or a snapshot not yet complete.</summary>
-    internal static async Task<bool> HasOpenWorkAsync(NpgsqlConnection conn, Guid jobId, CancellationToken ct)
+    /// <summary>
+    /// Whether the job still has work at or after row <paramref name="from"/>: the first open row's id, or
+    /// <paramref name="from"/> while the snapshot is not complete; null when there is none. No index holds the status,
+    /// so this walks the job's rows from <paramref name="from"/>: a run passes the id found last time (rows close, and
+    /// only an operator's retry of failed rows opens them again, which enqueues a runner of its own), so a job's tail,
+    /// polled every PollInterval while deferred rows wait, does not read the whole job each time.
+    /// </summary>
+    internal static async Task<long?> FirstOpenWorkAsync(NpgsqlConnection conn, Guid jobId, long from, CancellationToken ct)
     {
-        await using var cmd = Sql.Command(conn, $"""
-            SELECT EXISTS (SELECT 1 FROM send_job_recipients WHERE job_id = $1 AND is_open)
-                OR EXISTS (SELECT 1 FROM send_jobs WHERE id = $1 AND snapshot_completed_at IS NULL)
-            """, jobId);
-        return (bool)(await cmd.ExecuteScalarAsync(ct))!;
+        await using var cmd = Sql.Command(conn, """
+            SELECT COALESCE(
+                (SELECT id FROM send_job_recipients WHERE job_id = $1 AND id >= $2 AND is_open ORDER BY id LIMIT 1),
+                CASE WHEN EXISTS (SELECT 1 FROM send_jobs WHERE id = $1 AND snapshot_completed_at IS NULL) THEN $2 END)
+            """, jobId, from);
+        return await cmd.ExecuteScalarAsync(ct) is long first ? first : null;
     }
 
     /// <summary>pending → suppressed, with why (the tenant's suppression list, or Member Center's re-check).</summary>

@@ -64,4 +64,36 @@ public sealed class RecipientReadPlanTests(StackFixture stack)
             Assert.True(pages < 200, $"{pages} pages for 500 rows: {plan}");
         }
     }
+    [Fact]
+    public async Task The_check_for_open_work_starts_where_the_run_last_found_it()
+    {
+        var ct = TestContext.Current.CancellationToken;
+        await using var db = NpgsqlDataSource.Create(stack.SendEngineConnectionString);
+        var job = Guid.CreateVersion7();
+        await Sql.ExecuteAsync(db, """
+            INSERT INTO send_jobs (id, tenant_id, list_id, name, subject, body_text, status, scheduled_at, created_at, started_at, snapshot_completed_at)
+            VALUES ($1, $2, $2, 'tail', 's', 't', 'sending', now(), now(), now(), now())
+            """, ct, job, Guid.NewGuid());
+        // 100 rows done, one deferred (pending, due later), 10 more done.
+        await Sql.ExecuteAsync(db, """
+            INSERT INTO send_job_recipients (job_id, subscriber_id, email, preferences, status, attempts, updated_at, next_attempt_at)
+            SELECT $1, gen_random_uuid(), 'r' || i || '@example.com', '{}', CASE WHEN i = 101 THEN 'pending' ELSE 'sent' END, 1, now(),
+                CASE WHEN i = 101 THEN now() + interval '30 minutes' END
+            FROM generate_series(1, 111) i ORDER BY i
+            """, ct, job);
+        var deferred = await Sql.ScalarAsync<long>(db, "SELECT id FROM send_job_recipients WHERE job_id = $1 AND status = 'pending'", ct, job);
+
+        await using var conn = await db.OpenConnectionAsync(ct);
+        Assert.Equal(deferred, await RecipientStore.FirstOpenWorkAsync(conn, job, 0, ct));
+        Assert.Equal(deferred, await RecipientStore.FirstOpenWorkAsync(conn, job, deferred, ct));
+        Assert.Null(await RecipientStore.FirstOpenWorkAsync(conn, job, deferred + 1, ct));
+        // While the snapshot is still copying, there is work whatever the rows say.
+        await Sql.ExecuteAsync(db, "UPDATE send_jobs SET snapshot_completed_at = NULL WHERE id = $1", ct, job);
+        Assert.Equal(deferred + 1, await RecipientStore.FirstOpenWorkAsync(conn, job, deferred + 1, ct));
+        // The sweep starts there too: the deferred row, once due, is found from its own id and not from one past it.
+        await Sql.ExecuteAsync(db, "UPDATE send_job_recipients SET next_attempt_at = NULL WHERE id = $1", ct, deferred);
+        await Sql.ExecuteAsync(db, "UPDATE send_jobs SET claim_cursor = $2 WHERE id = $1", ct, job, deferred + 100);
+        Assert.Equal([deferred], (await RecipientStore.ReadDueAsync(conn, job, DateTimeOffset.UtcNow, 10, [], ct, deferred)).Select(r => r.Id));
+        Assert.Empty(await RecipientStore.ReadDueAsync(conn, job, DateTimeOffset.UtcNow, 10, [], ct, deferred + 1));
+    }
 }
