@@ -46,7 +46,7 @@ internal sealed partial class DeliveryHousekeeping(RecipientStore store, NpgsqlD
                 }
                 if (now - lastRenew >= options.Lease / 3)
                 {
-                    await store.RenewLeasesAsync(jobId, run.RunnerId, options.Lease, run.Stop.Token);
+                    await store.RenewLeasesAsync(jobId, run.RunnerId, options.Lease, run.Stop.Token, run.OpenFrom);
                     lastRenew = now;
                 }
                 if (now - lastLog >= TimeSpan.FromSeconds(10))

@@ -25,6 +25,25 @@ internal sealed class DeliveryRun(DeliveryJob job, Guid runnerId, CancellationTo
 
     public int Sent => Volatile.Read(ref _sent);
 
+    private long _openFrom;
+
+    /// <summary>
+    /// The job's rows below this id were all closed when the claimer last looked (RecipientStore.FirstOpenWorkAsync):
+    /// the run's walks of the job's rows for open ones (sweep, lease recovery and renewal) start here. Only moves up.
+    /// </summary>
+    public long OpenFrom
+    {
+        get => Volatile.Read(ref _openFrom);
+        set
+        {
+            var seen = Volatile.Read(ref _openFrom);
+            while (value > seen && Interlocked.CompareExchange(ref _openFrom, value, seen) is var now && now != seen)
+            {
+                seen = now;
+            }
+        }
+    }
+
     public int Failed => Volatile.Read(ref _failed);
 
     public int Unknown => Volatile.Read(ref _unknown);

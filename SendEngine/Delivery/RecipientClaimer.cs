@@ -30,9 +30,6 @@ internal sealed partial class RecipientClaimer(
     // snapshot began. Only grows, and only by the list's unsubscribes during the job.
     private readonly HashSet<Guid> _gone = [];
     private string? _changesCursor;
-    // The job's rows below this id were all closed when this run last looked (FirstOpenWorkAsync): its sweeps and
-    // checks for open work start here.
-    private long _openFrom;
 
     /// <param name="nextPage">Waits for the snapshot (taken in this process) to commit another page; null when none is being taken here.</param>
     public async Task RunAsync(DeliveryRun run, ChannelWriter<Claimed> writer, Func<TimeSpan, CancellationToken, Task>? nextPage)
@@ -50,10 +47,16 @@ internal sealed partial class RecipientClaimer(
             // Leases only expire when a runner died, so looking for them every half lease is enough.
             if (now - lastRecovery >= options.Lease / 2)
             {
-                await store.RecoverExpiredAsync(conn, job.Id, ct);
+                // Where the job's open rows start now (no index holds the status): this walk, the sweep and the lease
+                // renewal start there instead of at the job's first row.
+                if (await RecipientStore.FirstOpenWorkAsync(conn, job.Id, run.OpenFrom, ct) is { } open)
+                {
+                    run.OpenFrom = open;
+                }
+                await store.RecoverExpiredAsync(conn, job.Id, run.OpenFrom, ct);
                 lastRecovery = now;
             }
-            var (batch, limitedUntil) = await limits.ClaimAsync(conn, job, senderDomain, now, options.BatchSize, run.Held(), run.Reservations, ct, _openFrom);
+            var (batch, limitedUntil) = await limits.ClaimAsync(conn, job, senderDomain, now, options.BatchSize, run.Held(), run.Reservations, ct, run.OpenFrom);
             if (limitedUntil is { } until)
             {
                 // The tenant's sending limit is reached: the job stays sending and waits for the next window (the
@@ -76,11 +79,11 @@ internal sealed partial class RecipientClaimer(
             {
                 // Nothing claimable: done, or rows held by workers (ours or another runner's), waiting for a retry, or
                 // not yet copied by the snapshot.
-                if (await RecipientStore.FirstOpenWorkAsync(conn, job.Id, _openFrom, ct) is not { } firstOpen)
+                if (await RecipientStore.FirstOpenWorkAsync(conn, job.Id, run.OpenFrom, ct) is not { } firstOpen)
                 {
                     return;
                 }
-                _openFrom = firstOpen;
+                run.OpenFrom = firstOpen;
                 await (nextPage?.Invoke(options.PollInterval, ct) ?? Task.Delay(options.PollInterval, clock, ct));
                 continue;
             }

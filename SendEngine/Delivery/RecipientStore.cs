@@ -505,13 +505,13 @@ public sealed partial class RecipientStore(NpgsqlDataSource db, TimeProvider clo
     /// Rows whose runner died in an attempt: sending → unknown, never retried (at-most-once). (Rows it had read but not
     /// marked are still pending and are swept up by <see cref="ReadDueAsync"/>.) Returns how many became unknown.
     /// </summary>
-    internal async Task<int> RecoverExpiredAsync(NpgsqlConnection conn, Guid jobId, CancellationToken ct)
+    internal async Task<int> RecoverExpiredAsync(NpgsqlConnection conn, Guid jobId, long openFrom, CancellationToken ct)
     {
         var now = clock.GetUtcNow();
         var unknown = await Sql.ExecuteAsync(conn, $"""
             UPDATE send_job_recipients SET status = '{R.Unknown}', claimed_by = NULL, lease_until = NULL, updated_at = $2, detail = $3
-            WHERE job_id = $1 AND is_open AND status = '{R.Sending}' AND lease_until < $2
-            """, ct, jobId, now, RunnerStoppedOutcome);
+            WHERE job_id = $1 AND id >= $4 AND is_open AND status = '{R.Sending}' AND lease_until < $2
+            """, ct, jobId, now, RunnerStoppedOutcome, openFrom);
         if (unknown > 0)
         {
             LogUnknownOutcome(logger, jobId, unknown);
@@ -523,7 +523,7 @@ public sealed partial class RecipientStore(NpgsqlDataSource db, TimeProvider clo
     /// Extends the job's runner lease (what tells the watchdog a runner is alive) and the leases of the rows
     /// <paramref name="runnerId"/> has in an attempt (sending).
     /// </summary>
-    internal async Task RenewLeasesAsync(Guid jobId, Guid runnerId, TimeSpan lease, CancellationToken ct)
+    internal async Task RenewLeasesAsync(Guid jobId, Guid runnerId, TimeSpan lease, CancellationToken ct, long openFrom = 0)
     {
         var until = clock.GetUtcNow() + lease;
         await Sql.ExecuteAsync(db, "UPDATE send_jobs SET runner_lease_until = GREATEST(runner_lease_until, $2) WHERE id = $1", ct, jobId, until);
@@ -532,9 +532,9 @@ public sealed partial class RecipientStore(NpgsqlDataSource db, TimeProvider clo
         await Sql.ExecuteAsync(db, $"""
             UPDATE send_job_recipients SET lease_until = $3
             WHERE id IN (SELECT id FROM send_job_recipients
-                         WHERE job_id = $1 AND is_open AND claimed_by = $2 AND status = '{R.Sending}'
+                         WHERE job_id = $1 AND id >= $4 AND is_open AND claimed_by = $2 AND status = '{R.Sending}'
                          FOR UPDATE SKIP LOCKED)
-            """, ct, jobId, runnerId, until);
+            """, ct, jobId, runnerId, until, openFrom);
     }
 
     /// <summary>
