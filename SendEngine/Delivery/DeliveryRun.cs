@@ -29,19 +29,13 @@ internal sealed class DeliveryRun(DeliveryJob job, Guid runnerId, CancellationTo
 
     /// <summary>
     /// The job's rows below this id were all closed when the claimer last looked (RecipientStore.FirstOpenWorkAsync):
-    /// the run's walks of the job's rows for open ones (sweep, lease recovery and renewal) start here. Only moves up.
+    /// the run's walks of the job's rows for open ones (sweep, lease recovery and renewal) start here. Written by the
+    /// claimer alone, with what FirstOpenWorkAsync found from the value before, so it only moves up.
     /// </summary>
     public long OpenFrom
     {
         get => Volatile.Read(ref _openFrom);
-        set
-        {
-            var seen = Volatile.Read(ref _openFrom);
-            while (value > seen && Interlocked.CompareExchange(ref _openFrom, value, seen) is var now && now != seen)
-            {
-                seen = now;
-            }
-        }
+        set => Volatile.Write(ref _openFrom, value);
     }
 
     public int Failed => Volatile.Read(ref _failed);
