@@ -71,6 +71,20 @@ public abstract class ChromiumTest : IAsyncLifetime
         _shared = await chromium.GetAsync();
     }
 
+    /// <summary>
+    /// Opens a mail's HTML in <paramref name="page"/> and follows the link <paramref name="selector"/> until the
+    /// address contains <paramref name="urlPart"/>. Waits for the navigation's commit, not its load event: leaving a
+    /// page written by SetContent, chromium's load event was once missed and the wait ran out with the page shown.
+    /// The document's own readyState, polled, says when it is parsed.
+    /// </summary>
+    protected static async Task FollowMailLinkAsync(IPage page, string html, string selector, string urlPart)
+    {
+        await page.SetContentAsync(html);
+        await page.ClickAsync(selector);
+        await page.WaitForURLAsync(url => url.Contains(urlPart, StringComparison.Ordinal), new() { WaitUntil = WaitUntilState.Commit });
+        await page.WaitForFunctionAsync("document.readyState !== 'loading'");
+    }
+
     private void Track(IBrowserContext context)
     {
         lock (_contextsLock)

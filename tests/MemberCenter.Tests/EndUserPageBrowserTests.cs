@@ -24,9 +24,7 @@ public sealed class EndUserPageBrowserTests(MemberCenterFixture mc) : ChromiumTe
         var mail = await mc.Mail.WaitForMailAsync(m => m.To.Contains(email), TimeSpan.FromSeconds(30));
 
         var page = await NewPageAsync();
-        await page.SetContentAsync(mail.Html!);
-        await page.ClickAsync("#confirm-link");
-        await page.WaitForURLAsync(url => url.Contains("/newsletter/confirm", StringComparison.Ordinal));
+        await FollowMailLinkAsync(page, mail.Html!, "#confirm-link", "/newsletter/confirm");
         Assert.Equal("Subscription confirmed", await page.TextContentAsync("h1"));
         Assert.Contains(email, await page.TextContentAsync("main"));
         Assert.Equal("confirmed", (await NewsletterApiTests.GetPreferencesAsync(tenant, email)).Status);

@@ -53,9 +53,7 @@ public sealed class ReaderPageBrowserTests(MemberCenterFixture mc) : ChromiumTes
         page.SetDefaultNavigationTimeout(90_000);
 
         // Confirm from the mail's button.
-        await page.SetContentAsync(mail.Html!);
-        await page.ClickAsync("#confirm-link");
-        await page.WaitForURLAsync(url => url.Contains("/newsletter/confirm", StringComparison.Ordinal));
+        await FollowMailLinkAsync(page, mail.Html!, "#confirm-link", "/newsletter/confirm");
         Assert.Equal(language, await page.GetAttributeAsync("html", "lang"));
         Assert.Equal(t["confirm.done.title"], await page.TextContentAsync("h1"));
         Assert.Contains("Acme 新聞", await page.TextContentAsync("header"));
