@@ -7,16 +7,60 @@ namespace Newsletter.TestSupport;
 public static class FreePort
 {
     /// <summary>
-    /// Asks the OS for an ephemeral port on 127.0.0.1 and releases it. Another process can in principle grab
-    /// it before the caller binds, so callers that start servers retry on "address in use".
+    /// A port on 127.0.0.1 that was free a moment ago, chosen below the kernel's ephemeral range where the system offers
+    /// one: a port from that range can be taken between this call and the caller's bind by any outgoing connection of
+    /// the machine (a test run opens thousands), which once failed a fixture with "address in use". Below the range only
+    /// another listener can take it, and the ports are drawn at random from thousands. Falls back to a port the OS picks.
     /// </summary>
     public static int Get()
     {
+        var (low, _) = EphemeralRange();
+        const int floor = 10_000;
+        for (var attempt = 0; low - floor > 1_000 && attempt < 100; attempt++)
+        {
+            var port = Random.Shared.Next(floor, low);
+            if (TryBind(port))
+            {
+                return port;
+            }
+        }
         using var listener = new TcpListener(IPAddress.Loopback, 0);
         listener.Start();
-        var port = ((IPEndPoint)listener.LocalEndpoint).Port;
+        var picked = ((IPEndPoint)listener.LocalEndpoint).Port;
         listener.Stop();
-        return port;
+        return picked;
+    }
+
+    private static bool TryBind(int port)
+    {
+        using var listener = new TcpListener(IPAddress.Loopback, port);
+        try
+        {
+            listener.Start();
+            return true;
+        }
+        catch (SocketException)
+        {
+            return false;
+        }
+        finally
+        {
+            listener.Stop();
+        }
+    }
+
+    /// <summary>Linux's range of ports for outgoing connections (32768–60999 by default); elsewhere the IANA one.</summary>
+    private static (int Low, int High) EphemeralRange()
+    {
+        try
+        {
+            var parts = File.ReadAllText("/proc/sys/net/ipv4/ip_local_port_range").Split((char[]?)null, StringSplitOptions.RemoveEmptyEntries);
+            return (int.Parse(parts[0], System.Globalization.CultureInfo.InvariantCulture), int.Parse(parts[1], System.Globalization.CultureInfo.InvariantCulture));
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or FormatException or IndexOutOfRangeException)
+        {
+            return (49152, 65535);
+        }
     }
 
     /// <summary>True when something accepts TCP connections on 127.0.0.1:<paramref name="port"/>.</summary>
