@@ -52,7 +52,13 @@ internal sealed partial class DeliveryHousekeeping(RecipientStore store, NpgsqlD
                 if (now - lastLog >= TimeSpan.FromSeconds(10))
                 {
                     LogProgress(logger, jobId, run.Sent, run.Failed, run.Unknown);
-                    await AddRefusedMailboxesAsync(db, jobId, clock, logger, run.Stop.Token);
+                    // The rows below the first open one are final: each is checked once, not the whole job every 10 s.
+                    var upTo = run.OpenFrom;
+                    if (upTo > run.RefusedCheckedTo)
+                    {
+                        await AddRefusedMailboxesAsync(db, jobId, clock, logger, run.Stop.Token, run.RefusedCheckedTo, upTo);
+                        run.RefusedCheckedTo = upTo;
+                    }
                     lastLog = now;
                 }
             }
@@ -67,10 +73,12 @@ internal sealed partial class DeliveryHousekeeping(RecipientStore store, NpgsqlD
         }
     }
 
-    /// <summary>Mailboxes the receiving server refused (5.1.1 and kin) become suppressions; every 10 s and at the run's end.</summary>
-    public static async Task AddRefusedMailboxesAsync(NpgsqlDataSource db, Guid jobId, TimeProvider clock, ILogger logger, CancellationToken ct)
+    /// <summary>Mailboxes the receiving server refused (5.1.1 and kin) become suppressions; every 10 s (the rows closed
+    /// since) and at the run's end (the rest).</summary>
+    public static async Task AddRefusedMailboxesAsync(NpgsqlDataSource db, Guid jobId, TimeProvider clock, ILogger logger, CancellationToken ct,
+        long from = 0, long upTo = long.MaxValue)
     {
-        var added = await SuppressionStore.AddRefusedMailboxesAsync(db, jobId, clock.GetUtcNow(), ct);
+        var added = await SuppressionStore.AddRefusedMailboxesAsync(db, jobId, clock.GetUtcNow(), ct, from, upTo);
         if (added > 0)
         {
             LogHardBounces(logger, jobId, added);

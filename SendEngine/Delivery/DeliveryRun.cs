@@ -38,6 +38,10 @@ internal sealed class DeliveryRun(DeliveryJob job, Guid runnerId, CancellationTo
         set => Volatile.Write(ref _openFrom, value);
     }
 
+    /// <summary>The job's rows below this id have had their refused mailboxes turned into suppressions
+    /// (<see cref="DeliveryHousekeeping"/>, which alone writes it; the runner reads it once housekeeping has ended).</summary>
+    public long RefusedCheckedTo { get; set; }
+
     public int Failed => Volatile.Read(ref _failed);
 
     public int Unknown => Volatile.Read(ref _unknown);

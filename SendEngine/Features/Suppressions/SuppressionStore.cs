@@ -73,14 +73,17 @@ public static class SuppressionStore
     /// A receiving server that refused a mailbox outright (550 5.1.1 user unknown, 5.1.x bad address, 5.2.1 mailbox
     /// disabled) has given a hard bounce without any ESP event: the job's failed rows with such a reply join the tenant's
     /// suppressions (source delivery) and are queued as hard-bounce reports to Member Center. Read back from the
-    /// recorded results, so it is idempotent. Returns how many addresses were added.
+    /// recorded results, so it is idempotent. Reads the job's rows with ids in [<paramref name="from"/>,
+    /// <paramref name="upTo"/>): a run checks each row once it is final instead of the whole job every time. Returns how
+    /// many addresses were added.
     /// </summary>
-    public static Task<int> AddRefusedMailboxesAsync(NpgsqlDataSource db, Guid jobId, DateTimeOffset now, CancellationToken ct) =>
+    public static Task<int> AddRefusedMailboxesAsync(NpgsqlDataSource db, Guid jobId, DateTimeOffset now, CancellationToken ct,
+        long from = 0, long upTo = long.MaxValue) =>
         Sql.ExecuteAsync(db, $"""
             WITH bounced AS (
                 SELECT DISTINCT j.tenant_id, lower(btrim(r.email)) AS email
                 FROM send_job_recipients r JOIN send_jobs j ON j.id = r.job_id
-                WHERE r.job_id = $1 AND r.status = '{RecipientStatuses.Failed}' AND r.detail ~ $2),
+                WHERE r.job_id = $1 AND r.id >= $4 AND r.id < $5 AND r.status = '{RecipientStatuses.Failed}' AND r.detail ~ $2),
             added AS (
                 INSERT INTO suppressions (tenant_id, email, reason, source, created_at)
                 SELECT tenant_id, email, '{SuppressionReasons.HardBounce}', '{SourceDelivery}', $3 FROM bounced
@@ -88,5 +91,5 @@ public static class SuppressionStore
                 RETURNING tenant_id, email)
             INSERT INTO member_center_reports (tenant_id, email, reason, list_id, occurred_at, created_at, attempts, next_attempt_at)
             SELECT tenant_id, email, '{SuppressionReasons.HardBounce}', NULL, $3, $3, 0, $3 FROM added
-            """, ct, jobId, MailboxRejectedPattern, now);
+            """, ct, jobId, MailboxRejectedPattern, now, from, upTo);
 }
