@@ -3,7 +3,7 @@
 # same run and into the same sink: a bare MailKit sender (bench/sendengine/BareMailKit, same connection count, no
 # database: the library ceiling) and postfix's smtp-source (the protocol ceiling).
 #
-#   bench/sendengine/run.sh [--recipients 100000] [--small 10000] [--connections 8] [--processes 1] [--timeout 900]
+#   bench/sendengine/run.sh [--recipients 100000] [--small 10000] [--warm 5000] [--connections 8] [--processes 1] [--timeout 900]
 #                           [--se-env KEY=VALUE]... [--conn-extra 'No Reset On Close=true;...'] [--keep-logs] [--perf]
 #                           [--profile] [--cpu]
 #
@@ -19,7 +19,12 @@
 # Send Engine processes on the same database at once (SendJobs__Runners=N and Hangfire__WorkerCount=1 in each, so each
 # process runs exactly one of the job's runners, with CONNECTIONS connections each). Every row is checked for duplicates:
 # the messages smtp-sink counted during the job (-c) must equal the recipients, every row sent with its own Message-ID;
-# the N-process row also checks that each process ran a runner. Each rate is printed with its ratio to bare MailKit
+# the N-process row also checks that each process ran a runner. Before each measured job its fresh processes first
+# deliver a warm-up job of WARM recipients (a third list, the first WARM subscribers; not measured), so that the figures
+# are those of a service that has run before, as production's long-lived processes have: a cold process spent about a
+# tenth of Send Engine's CPU of a 100k job, and most of Member Center's, in the JIT compiler (perf, 2026-12-03).
+# Member Center's internal routes are called 40 times each first too (warm_member_center). --warm 0 measures the first
+# job after a start instead. Each rate is printed with its ratio to bare MailKit
 # measured in the same run. Everything it started is stopped on exit; the whole run is bounded by TIMEOUT seconds per job. --perf samples Send Engine with `perf record` during the big job and prints where its CPU
 # time goes (managed frames named through DOTNET_PerfMapEnabled); sampling costs throughput. --profile loads
 # pg_stat_statements and prints, for the big job (and the N-process one), every statement of both databases by total
@@ -35,12 +40,13 @@ HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 source "$HERE/../../scripts/lib.sh"
 cd "$REPO_ROOT"
 
-RECIPIENTS=100000 SMALL=10000 CONNECTIONS=8 PROCESSES=1 TIMEOUT=900 KEEP_LOGS=0 CONN_EXTRA="" PERF=0 PROFILE=0 CPU=0
+RECIPIENTS=100000 SMALL=10000 WARM=5000 CONNECTIONS=8 PROCESSES=1 TIMEOUT=900 KEEP_LOGS=0 CONN_EXTRA="" PERF=0 PROFILE=0 CPU=0
 SE_ENV=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --recipients) RECIPIENTS="$2"; shift 2 ;;
     --small) SMALL="$2"; shift 2 ;;
+    --warm) WARM="$2"; shift 2 ;;
     --connections) CONNECTIONS="$2"; shift 2 ;;
     --processes) PROCESSES="$2"; shift 2 ;;
     --timeout) TIMEOUT="$2"; shift 2 ;;
@@ -50,11 +56,12 @@ while [ $# -gt 0 ]; do
     --perf) PERF=1; shift ;;
     --profile) PROFILE=1; shift ;;
     --cpu) CPU=1; shift ;;
-    -h|--help) sed -n '2,31p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,36p' "$0"; exit 0 ;;
     *) die "unknown argument: $1 (try --help)" ;;
   esac
 done
 [ "$SMALL" -le "$RECIPIENTS" ] || die "--small must not exceed --recipients"
+[ "$WARM" -le "$RECIPIENTS" ] || die "--warm must not exceed --recipients"
 [[ "$PROCESSES" =~ ^[1-9][0-9]?$ ]] || die "--processes must be a number from 1 to 99"
 
 command -v dotnet >/dev/null 2>&1 || die "the .NET SDK (dotnet) is required"
@@ -152,6 +159,10 @@ log "starting Member Center on $MC"
   export Bootstrap__SendEngineClientId=bench-send-engine Bootstrap__SendEngineClientSecret="$SE_CLIENT_SECRET"
   export Privacy__AddressHashKey="$ADDRESS_HASH_KEY"
   export Serilog__MinimumLevel__Default=Warning
+  if [ "$PERF" = 1 ]; then export DOTNET_PerfMapEnabled=1 DOTNET_EnableWriteXorExecute=0; fi
+  # With a warm-up: call counting from the first call instead of after 100 ms without new compilations, so that the
+  # warm-up's calls, not the measured job's, promote the hot paths (tiered compilation; the steady state is the same).
+  if [ "$WARM" -gt 0 ]; then export DOTNET_TC_CallCountingDelayMs=0; fi
   exec dotnet bin/Release/net10.0/MemberCenter.dll --urls "$MC"
 ) >"$LOGS/membercenter.log" 2>&1 </dev/null &
 MC_PID=$!
@@ -173,6 +184,7 @@ ADMIN_TOKEN="$(token_for bench-admin "$ADMIN_SECRET")"
 TENANT_ID="$(admin_post /admin/tenants '{"name":"Bench"}' | json_field tenant_id)"
 BIG_LIST="$(admin_post "/admin/tenants/$TENANT_ID/lists" '{"name":"Bench big"}' | json_field list_id)"
 SMALL_LIST="$(admin_post "/admin/tenants/$TENANT_ID/lists" '{"name":"Bench small"}' | json_field list_id)"
+WARM_LIST="$(admin_post "/admin/tenants/$TENANT_ID/lists" '{"name":"Bench warm-up"}' | json_field list_id)"
 client_json="$(admin_post "/admin/tenants/$TENANT_ID/clients" '{"usage":"send_api"}')"
 SEND_CLIENT_ID="$(json_field client_id <<<"$client_json")"
 SEND_CLIENT_SECRET="$(json_field client_secret <<<"$client_json")"
@@ -191,6 +203,8 @@ psql_db membercenter "
     SELECT gen_random_uuid(), '$BIG_LIST', id, 1, jsonb_build_object('first_name', 'Reader ' || n), now(), now(), now() FROM seed;
   INSERT INTO subscriptions (id, list_id, subscriber_id, status, preferences, created_at, updated_at, confirmed_at)
     SELECT gen_random_uuid(), '$SMALL_LIST', id, 1, jsonb_build_object('first_name', 'Reader ' || n), now(), now(), now() FROM seed WHERE n <= $SMALL;
+  INSERT INTO subscriptions (id, list_id, subscriber_id, status, preferences, created_at, updated_at, confirmed_at)
+    SELECT gen_random_uuid(), '$WARM_LIST', id, 1, jsonb_build_object('first_name', 'Reader ' || n), now(), now(), now() FROM seed WHERE n <= $WARM;
   COMMIT;
   ANALYZE subscribers; ANALYZE subscriptions;"
 log "seeded in $(awk -v a="$seed_t0" -v b="$EPOCHREALTIME" 'BEGIN {printf "%.1f", b - a}') s"
@@ -242,6 +256,7 @@ start_se() {
     export Serilog__MinimumLevel__Default=Warning Serilog__MinimumLevel__Override__SendEngine=Information
     for kv in "${SE_ENV[@]}" "$@"; do export "${kv?}"; done
     if [ "$PERF" = 1 ]; then export DOTNET_PerfMapEnabled=1 DOTNET_EnableWriteXorExecute=0; fi
+    if [ "$WARM" -gt 0 ]; then export DOTNET_TC_CallCountingDelayMs=0; fi  # as for Member Center above
     exec dotnet bin/Release/net10.0/SendEngine.dll --urls "$url"
   ) >>"$LOGS/sendengine-$label.log" 2>&1 </dev/null &
   local pid=$!
@@ -255,7 +270,44 @@ start_se() {
 }
 
 perf_show() {
-  perf_report "$LOGS/perf.data" "Send Engine" 'SendEngine|Npgsql|MailKit|MimeKit|Json|GC|Hangfire|Channel' 30 50 | tee -a "$LOGS/perf-report.txt" >&2
+  if [ "${BENCH_PERF_TARGET:-se}" = mc ]; then
+    perf_report "$LOGS/perf.data" "Member Center" 'MemberCenter|Npgsql|EntityFramework|OpenIddict|Json|GC|Kestrel|Serilog|Channel' 30 50 | tee -a "$LOGS/perf-report.txt" >&2
+  else
+    perf_report "$LOGS/perf.data" "Send Engine" 'SendEngine|Npgsql|MailKit|MimeKit|Json|GC|Hangfire|Channel' 30 50 | tee -a "$LOGS/perf-report.txt" >&2
+  fi
+}
+
+# warm_up TOKEN: the warm-up job through the first process's API, until it completed and the sink has its messages.
+warm_up() {
+  local sink0; sink0="$(sink_messages)"
+  local body="{\"tenant_id\":\"$TENANT_ID\",\"list_id\":\"$WARM_LIST\",\"name\":\"bench warm-up\",\"subject\":\"Weekly for {{ first_name }}\",\"body_html\":$BODY_HTML_JSON,\"body_text\":$BODY_TEXT_JSON}"
+  local job; job="$(curl -fsS -X POST "$SE/api/send-jobs" -H "Authorization: Bearer $1" -H 'Content-Type: application/json' -d "$body" | json_field id)"
+  [ -n "$job" ] || die "the warm-up job was not created"
+  local deadline=$((SECONDS + TIMEOUT)) status=""
+  while [ "$SECONDS" -lt "$deadline" ]; do
+    status="$(curl -fsS "$SE/api/send-jobs/$job" -H "Authorization: Bearer $1" | json_field status)"
+    case "$status" in completed|failed|cancelled) break ;; esac
+    sleep 0.5
+  done
+  [ "$status" = completed ] || die "the warm-up job ended $status"
+  local waited=0
+  while [ $(( $(sink_messages) - sink0 )) -lt "$WARM" ] && [ "$waited" -lt 40 ]; do sleep 0.5; waited=$((waited + 1)); done
+  log "warm-up: $WARM messages delivered"
+}
+
+# warm_member_center: the internal routes a job calls (the list, its recipients pages, its change feed), 40 times each,
+# before the first measured job. Member Center lives for the whole bench, but a job calls each route a hundred times at
+# most, so a young process still tier-compiled those paths (35,000 methods JIT-compiled, a third of its CPU in the JIT
+# during a 100k job after a 20k warm-up job; DOTNET_JitStdOutFile, 2026-12-03); a long-running one has long done so.
+warm_member_center() {
+  local t i; t="$(token_for bench-send-engine "$SE_CLIENT_SECRET")"
+  [ -n "$t" ] || die "no Send Engine token for the warm-up"
+  for i in $(seq 1 40); do
+    curl -fsS -o /dev/null -H "Authorization: Bearer $t" "$MC/internal/lists/$WARM_LIST?tenant_id=$TENANT_ID"
+    curl -fsS -o /dev/null -H "Authorization: Bearer $t" "$MC/internal/lists/$WARM_LIST/recipients?tenant_id=$TENANT_ID&limit=100"
+    curl -fsS -o /dev/null -H "Authorization: Bearer $t" "$MC/internal/lists/$WARM_LIST/changes?tenant_id=$TENANT_ID&after=0"
+  done
+  log "warm-up: Member Center's internal routes called 40 times each"
 }
 
 RESULTS=()
@@ -272,6 +324,7 @@ run_job() {
   local rss_idle; rss_idle="$(vmrss_mb "${SE_PIDS[0]}")"
   local token; token="$(token_for "$SEND_CLIENT_ID" "$SEND_CLIENT_SECRET" "newsletter:send.write newsletter:send.read")"
   [ -n "$token" ] || die "no send_api token"
+  [ "$WARM" -gt 0 ] && warm_up "$token"
   local body="{\"tenant_id\":\"$TENANT_ID\",\"list_id\":\"$list\",\"name\":\"bench $label\",\"subject\":\"Weekly for {{ first_name }}\",\"body_html\":$BODY_HTML_JSON,\"body_text\":$BODY_TEXT_JSON}"
   local se0 mc0 pg0 all0 se1 mc1 pg1 all1
   local sink0; sink0="$(sink_messages)"
@@ -284,7 +337,9 @@ run_job() {
   [ -n "$job" ] || die "no job id in: $created"
   log "job $job ($label, $expected recipients) created"
   if [ "$PERF" = 1 ] && [ "$label" = big ]; then
-    perf record -q -e cpu-clock -F 999 -g -p "${SE_PIDS[0]}" -o "$LOGS/perf.data" >"$LOGS/perf.log" 2>&1 &
+    # BENCH_PERF_TARGET=mc: Member Center's process instead (its share of a job: the snapshot's pages, the change feed).
+    local target="${SE_PIDS[0]}"; [ "${BENCH_PERF_TARGET:-se}" = mc ] && target="$MC_PID"
+    perf record -q -e cpu-clock -F 999 -g -p "$target" -o "$LOGS/perf.data" >"$LOGS/perf.log" 2>&1 &
     AUX_PID=$!
   fi
   local deadline=$((SECONDS + TIMEOUT)) status="" peak=0 json=""
@@ -349,6 +404,7 @@ run_job() {
   SE_PIDS=()
 }
 
+[ "$WARM" -gt 0 ] && warm_member_center
 log "load average before the run: $(cut -d' ' -f1-3 /proc/loadavg)"
 [ "$SMALL" -gt 0 ] && run_job small "$SMALL_LIST" "$SMALL"
 run_job big "$BIG_LIST" "$RECIPIENTS"
