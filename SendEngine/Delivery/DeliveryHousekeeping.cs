@@ -17,7 +17,7 @@ internal sealed partial class DeliveryHousekeeping(RecipientStore store, NpgsqlD
         try
         {
             // The job's runner lease from the start: until a row is marked, nothing else shows the watchdog this runner.
-            await store.RenewLeasesAsync(jobId, run.RunnerId, options.Lease, run.Stop.Token);
+            await store.RenewLeasesAsync(jobId, run.RunnerId, options.Lease, 0, run.Stop.Token);
         }
         catch (Exception ex) when (ex is NpgsqlException or OperationCanceledException)
         {
@@ -46,7 +46,7 @@ internal sealed partial class DeliveryHousekeeping(RecipientStore store, NpgsqlD
                 }
                 if (now - lastRenew >= options.Lease / 3)
                 {
-                    await store.RenewLeasesAsync(jobId, run.RunnerId, options.Lease, run.Stop.Token, run.OpenFrom);
+                    await store.RenewLeasesAsync(jobId, run.RunnerId, options.Lease, run.OpenFrom, run.Stop.Token);
                     lastRenew = now;
                 }
                 if (now - lastLog >= TimeSpan.FromSeconds(10))
@@ -56,7 +56,7 @@ internal sealed partial class DeliveryHousekeeping(RecipientStore store, NpgsqlD
                     var upTo = run.OpenFrom;
                     if (upTo > run.RefusedCheckedTo)
                     {
-                        await AddRefusedMailboxesAsync(db, jobId, clock, logger, run.Stop.Token, run.RefusedCheckedTo, upTo);
+                        await AddRefusedMailboxesAsync(db, jobId, clock, logger, run.RefusedCheckedTo, upTo, run.Stop.Token);
                         run.RefusedCheckedTo = upTo;
                     }
                     lastLog = now;
@@ -75,10 +75,10 @@ internal sealed partial class DeliveryHousekeeping(RecipientStore store, NpgsqlD
 
     /// <summary>Mailboxes the receiving server refused (5.1.1 and kin) become suppressions; every 10 s (the rows closed
     /// since) and at the run's end (the rest).</summary>
-    public static async Task AddRefusedMailboxesAsync(NpgsqlDataSource db, Guid jobId, TimeProvider clock, ILogger logger, CancellationToken ct,
-        long from = 0, long upTo = long.MaxValue)
+    public static async Task AddRefusedMailboxesAsync(NpgsqlDataSource db, Guid jobId, TimeProvider clock, ILogger logger, long from, long upTo,
+        CancellationToken ct)
     {
-        var added = await SuppressionStore.AddRefusedMailboxesAsync(db, jobId, clock.GetUtcNow(), ct, from, upTo);
+        var added = await SuppressionStore.AddRefusedMailboxesAsync(db, jobId, clock.GetUtcNow(), from, upTo, ct);
         if (added > 0)
         {
             LogHardBounces(logger, jobId, added);

@@ -56,7 +56,7 @@ internal sealed partial class RecipientClaimer(
                 await store.RecoverExpiredAsync(conn, job.Id, run.OpenFrom, ct);
                 lastRecovery = now;
             }
-            var (batch, limitedUntil) = await limits.ClaimAsync(conn, job, senderDomain, now, options.BatchSize, run.Held(), run.Reservations, ct, run.OpenFrom);
+            var (batch, limitedUntil) = await limits.ClaimAsync(conn, job, senderDomain, now, options.BatchSize, run.Held(), run.Reservations, run.OpenFrom, ct);
             if (limitedUntil is { } until)
             {
                 // The tenant's sending limit is reached: the job stays sending and waits for the next window (the

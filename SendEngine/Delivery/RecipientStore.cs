@@ -440,8 +440,8 @@ public sealed partial class RecipientStore(NpgsqlDataSource db, TimeProvider clo
     /// <c>(job_id, id)</c> that does not depend on the planner's estimate of pending rows. The sweep starts at
     /// <paramref name="openFrom"/>, below which this run found no open row (<see cref="FirstOpenWorkAsync"/>).
     /// </summary>
-    internal static async Task<List<Claimed>> ReadDueAsync(NpgsqlConnection conn, Guid jobId, DateTimeOffset now, int limit, long[] held, CancellationToken ct,
-        long openFrom = 0)
+    internal static async Task<List<Claimed>> ReadDueAsync(NpgsqlConnection conn, Guid jobId, DateTimeOffset now, int limit, long[] held, long openFrom,
+        CancellationToken ct)
     {
         var batch = await ReadAsync(conn, ReadAheadSql, ct, jobId, now, limit);
         if (batch.Count == 0)
@@ -523,7 +523,7 @@ public sealed partial class RecipientStore(NpgsqlDataSource db, TimeProvider clo
     /// Extends the job's runner lease (what tells the watchdog a runner is alive) and the leases of the rows
     /// <paramref name="runnerId"/> has in an attempt (sending).
     /// </summary>
-    internal async Task RenewLeasesAsync(Guid jobId, Guid runnerId, TimeSpan lease, CancellationToken ct, long openFrom = 0)
+    internal async Task RenewLeasesAsync(Guid jobId, Guid runnerId, TimeSpan lease, long openFrom, CancellationToken ct)
     {
         var until = clock.GetUtcNow() + lease;
         await Sql.ExecuteAsync(db, "UPDATE send_jobs SET runner_lease_until = GREATEST(runner_lease_until, $2) WHERE id = $1", ct, jobId, until);

@@ -278,7 +278,7 @@ public sealed partial class SendJobRunner(
             await run.Stop.CancelAsync();
             await housekeeping;
             await store.ReleaseRunnerAsync(jobId);
-            await DeliveryHousekeeping.AddRefusedMailboxesAsync(db, jobId, clock, logger, CancellationToken.None, run.RefusedCheckedTo);
+            await DeliveryHousekeeping.AddRefusedMailboxesAsync(db, jobId, clock, logger, run.RefusedCheckedTo, long.MaxValue, CancellationToken.None);
         }
 
         if (run.PauseRequest is { } pause)

@@ -109,7 +109,7 @@ public sealed class DeliveryLedgerTests(StackFixture stack)
         var reads = await Task.WhenAll(Enumerable.Range(0, 8).Select(async _ =>
         {
             await using var conn = await db.OpenConnectionAsync(ct);
-            return await RecipientStore.ReadDueAsync(conn, jobId, now, 100, [], ct);
+            return await RecipientStore.ReadDueAsync(conn, jobId, now, 100, [], 0, ct);
         }));
         var read = reads.SelectMany(r => r.Select(x => x.Id)).ToList();
         Assert.Equal(800, read.Count);
@@ -120,12 +120,12 @@ public sealed class DeliveryLedgerTests(StackFixture stack)
         Assert.Equal(1000L, await Sql.ScalarAsync<long>(db, "SELECT count(*) FROM send_job_recipients WHERE job_id = $1 AND status = 'pending' AND claimed_by IS NULL", ct, jobId));
 
         await using var c = await db.OpenConnectionAsync(ct);
-        Assert.Equal(ids.Skip(800), (await RecipientStore.ReadDueAsync(c, jobId, now, 500, [], ct)).Select(r => r.Id));
+        Assert.Equal(ids.Skip(800), (await RecipientStore.ReadDueAsync(c, jobId, now, 500, [], 0, ct)).Select(r => r.Id));
         // Past the end: the sweep from the start returns the rows still pending behind the cursor, without the held ones
         // and without a deferral not yet due.
         await Sql.ExecuteAsync(db, "UPDATE send_job_recipients SET next_attempt_at = now() + interval '1 hour' WHERE id = $1", ct, ids[1]);
         await Sql.ExecuteAsync(db, "UPDATE send_job_recipients SET status = 'sent' WHERE id = ANY($1)", ct, ids.Skip(5).ToArray());
-        var swept = await RecipientStore.ReadDueAsync(c, jobId, now, 500, [ids[0], ids[3]], ct);
+        var swept = await RecipientStore.ReadDueAsync(c, jobId, now, 500, [ids[0], ids[3]], 0, ct);
         Assert.Equal([ids[2], ids[4]], swept.Select(r => r.Id));
     }
 

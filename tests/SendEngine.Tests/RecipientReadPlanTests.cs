@@ -42,7 +42,7 @@ public sealed class RecipientReadPlanTests(StackFixture stack)
 
         await using (var conn = await db.OpenConnectionAsync(ct))
         {
-            var batch = await RecipientStore.ReadDueAsync(conn, job, DateTimeOffset.UtcNow, 500, [], ct);
+            var batch = await RecipientStore.ReadDueAsync(conn, job, DateTimeOffset.UtcNow, 500, [], 0, ct);
             Assert.Equal(Enumerable.Range(1000, 500).Select(i => first + i), batch.Select(r => r.Id));
             Assert.All(batch, r => Assert.StartsWith("new", r.MessageId));
         }
@@ -93,7 +93,7 @@ public sealed class RecipientReadPlanTests(StackFixture stack)
         // The sweep starts there too: the deferred row, once due, is found from its own id and not from one past it.
         await Sql.ExecuteAsync(db, "UPDATE send_job_recipients SET next_attempt_at = NULL WHERE id = $1", ct, deferred);
         await Sql.ExecuteAsync(db, "UPDATE send_jobs SET claim_cursor = $2 WHERE id = $1", ct, job, deferred + 100);
-        Assert.Equal([deferred], (await RecipientStore.ReadDueAsync(conn, job, DateTimeOffset.UtcNow, 10, [], ct, deferred)).Select(r => r.Id));
-        Assert.Empty(await RecipientStore.ReadDueAsync(conn, job, DateTimeOffset.UtcNow, 10, [], ct, deferred + 1));
+        Assert.Equal([deferred], (await RecipientStore.ReadDueAsync(conn, job, DateTimeOffset.UtcNow, 10, [], deferred, ct)).Select(r => r.Id));
+        Assert.Empty(await RecipientStore.ReadDueAsync(conn, job, DateTimeOffset.UtcNow, 10, [], deferred + 1, ct));
     }
 }

@@ -37,12 +37,12 @@ public sealed class RefusedMailboxRangeTests(StackFixture stack)
                 .Select(r => (string)r[0])];
 
         // The rows below the open one: the two refused there.
-        await DeliveryHousekeeping.AddRefusedMailboxesAsync(db, job, TimeProvider.System, NullLogger.Instance, ct, 0, open);
+        await DeliveryHousekeeping.AddRefusedMailboxesAsync(db, job, TimeProvider.System, NullLogger.Instance, 0, open, ct);
         Assert.Equal(["r1@example.com", "r3@example.com"], await SuppressedAsync());
         // Asked again (another runner of the job): nothing twice, neither suppression nor report.
-        await DeliveryHousekeeping.AddRefusedMailboxesAsync(db, job, TimeProvider.System, NullLogger.Instance, ct, 0, open);
+        await DeliveryHousekeeping.AddRefusedMailboxesAsync(db, job, TimeProvider.System, NullLogger.Instance, 0, open, ct);
         // The run's end: the rest.
-        await DeliveryHousekeeping.AddRefusedMailboxesAsync(db, job, TimeProvider.System, NullLogger.Instance, ct, open);
+        await DeliveryHousekeeping.AddRefusedMailboxesAsync(db, job, TimeProvider.System, NullLogger.Instance, open, long.MaxValue, ct);
         Assert.Equal(["r1@example.com", "r3@example.com", "r5@example.com"], await SuppressedAsync());
         Assert.Equal(3, await Sql.ScalarAsync<long>(db, "SELECT count(*) FROM member_center_reports WHERE tenant_id = $1", ct, tenant));
     }

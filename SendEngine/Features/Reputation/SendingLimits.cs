@@ -74,7 +74,7 @@ public sealed class SendingLimits(IOptions<SendingLimitOptions> options)
     /// batch and the time the limit lets more out (the job then waits, still sending).
     /// </summary>
     internal async Task<(List<Claimed> Batch, DateTimeOffset? ThrottledUntil)> ClaimAsync(NpgsqlConnection conn, DeliveryJob job, string? senderDomain,
-        DateTimeOffset now, int limit, long[] held, LimitReservations reservations, CancellationToken ct, long openFrom = 0)
+        DateTimeOffset now, int limit, long[] held, LimitReservations reservations, long openFrom, CancellationToken ct)
     {
         bool limitsSet = false;
         int? perHour = null, perDay = null;
@@ -107,7 +107,7 @@ public sealed class SendingLimits(IOptions<SendingLimitOptions> options)
         }
         if (limits.Unlimited && options.Value.WarmupFirstDay is null)
         {
-            return (await RecipientStore.ReadDueAsync(conn, job.Id, now, limit, held, ct, openFrom), null);
+            return (await RecipientStore.ReadDueAsync(conn, job.Id, now, limit, held, openFrom, ct), null);
         }
 
         var window = Window(now);
@@ -151,7 +151,7 @@ public sealed class SendingLimits(IOptions<SendingLimitOptions> options)
             await tx.RollbackAsync(ct);
             return ([], until);
         }
-        var batch = await RecipientStore.ReadDueAsync(conn, job.Id, now, (int)allowed, held, ct, openFrom);
+        var batch = await RecipientStore.ReadDueAsync(conn, job.Id, now, (int)allowed, held, openFrom, ct);
         LimitSlot? slot = null;
         if (batch.Count > 0)
         {

@@ -77,8 +77,8 @@ public static class SuppressionStore
     /// <paramref name="upTo"/>): a run checks each row once it is final instead of the whole job every time. Returns how
     /// many addresses were added.
     /// </summary>
-    public static Task<int> AddRefusedMailboxesAsync(NpgsqlDataSource db, Guid jobId, DateTimeOffset now, CancellationToken ct,
-        long from = 0, long upTo = long.MaxValue) =>
+    public static Task<int> AddRefusedMailboxesAsync(NpgsqlDataSource db, Guid jobId, DateTimeOffset now, long from, long upTo,
+        CancellationToken ct) =>
         Sql.ExecuteAsync(db, $"""
             WITH bounced AS (
                 SELECT DISTINCT j.tenant_id, lower(btrim(r.email)) AS email
