@@ -128,13 +128,13 @@ public sealed partial class SendJobRunner(
         // first message does not wait for a whole large list to be copied.
         var progress = new SnapshotProgress(clock) { Timeline = timeline };
         using var deliveryStop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        var snapshotTask = snapshot.TakeAsync(jobId, job.TenantId, job.ListId,
-            MessageComposer.MessageIdDomainOf(job.FromEmail ?? smtpOptions.Value.FromAddress), progress, cancellationToken);
+        var fromAddress = job.FromEmail ?? smtpOptions.Value.FromAddress;
+        var snapshotTask = snapshot.TakeAsync(jobId, job.TenantId, job.ListId, MessageComposer.MessageIdDomainOf(fromAddress), progress, cancellationToken);
         // What delivery needs besides recipients (the link key from Member Center, the sender's signing identity) is
         // fetched while the first page is read and copied, not after it.
         var prepared = new DeliveryPreparation(
             JobLinkKey.OpenAsync(store, memberCenter, job, deliveryStop.Token),
-            senders.ResolveAsync(job.TenantId, job.FromEmail ?? smtpOptions.Value.FromAddress, deliveryStop.Token));
+            senders.ResolveAsync(job.TenantId, fromAddress, deliveryStop.Token));
         await Task.WhenAny(progress.FirstPage, snapshotTask);
         var delivery = Task.CompletedTask;
         if (progress.FirstPage.IsCompleted)
