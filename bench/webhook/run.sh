@@ -241,19 +241,20 @@ if [ "$WATCHERS" -gt 0 ]; then
   # 2,865 → 4,249 bytes in the second phase with nobody watching), a drift that a single A-then-B pair charges to the
   # watchers; averaged over A B B A it cancels. BENCH_AB=1: the single pair only.
   if [ "${BENCH_AB:-0}" != 1 ]; then
+    # again_phase TAG CPU_LABEL: one more measured run, settled like the others, into $WORK/run-TAG.txt.
+    again_phase() {
+      drain; settle; [ "$CPU" = 1 ] && cpu_start
+      run_wrk "$DURATION" "$1" >"$WORK/run-$1.txt" 2>&1
+      grep '^BENCH ' "$WORK/run-$1.txt"
+      [ "$CPU" = 1 ] && cpu_report "$2"
+    }
     log "second measured run with $connected watchers, $DURATION"
-    drain; settle; [ "$CPU" = 1 ] && cpu_start
-    run_wrk "$DURATION" watched2 >"$WORK/run-watched2.txt" 2>&1
-    grep '^BENCH ' "$WORK/run-watched2.txt"
-    [ "$CPU" = 1 ] && cpu_report "watchers_${connected}_second"
+    again_phase watched2 "watchers_${connected}_second"
     for p in "${WATCH_PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
     for p in "${WATCH_PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
     WATCH_PIDS=()
     log "second measured run without watchers, $DURATION"
-    drain; settle; [ "$CPU" = 1 ] && cpu_start
-    run_wrk "$DURATION" plain2 >"$WORK/run-plain2.txt" 2>&1
-    grep '^BENCH ' "$WORK/run-plain2.txt"
-    [ "$CPU" = 1 ] && cpu_report plain_second
+    again_phase plain2 plain_second
   fi
   without="$(eps "$WORK/run.txt")"; with="$(eps "$WORK/run-watched.txt")"
   if [ "${BENCH_AB:-0}" != 1 ]; then
