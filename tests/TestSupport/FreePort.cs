@@ -14,7 +14,7 @@ public static class FreePort
     /// </summary>
     public static int Get()
     {
-        var (low, _) = EphemeralRange();
+        var low = EphemeralRangeStart();
         const int floor = 10_000;
         for (var attempt = 0; low - floor > 1_000 && attempt < 100; attempt++)
         {
@@ -49,17 +49,17 @@ public static class FreePort
         }
     }
 
-    /// <summary>Linux's range of ports for outgoing connections (32768–60999 by default); elsewhere the IANA one.</summary>
-    private static (int Low, int High) EphemeralRange()
+    /// <summary>The first port of Linux's range for outgoing connections (32768 by default); elsewhere the IANA one's.</summary>
+    private static int EphemeralRangeStart()
     {
         try
         {
             var parts = File.ReadAllText("/proc/sys/net/ipv4/ip_local_port_range").Split((char[]?)null, StringSplitOptions.RemoveEmptyEntries);
-            return (int.Parse(parts[0], System.Globalization.CultureInfo.InvariantCulture), int.Parse(parts[1], System.Globalization.CultureInfo.InvariantCulture));
+            return int.Parse(parts[0], System.Globalization.CultureInfo.InvariantCulture);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException or FormatException or IndexOutOfRangeException)
         {
-            return (49152, 65535);
+            return 49152;
         }
     }
 
