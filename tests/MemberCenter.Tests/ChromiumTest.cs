@@ -73,15 +73,24 @@ public abstract class ChromiumTest : IAsyncLifetime
 
     /// <summary>
     /// Opens a mail's HTML in <paramref name="page"/> and follows the link <paramref name="selector"/> until the
-    /// address contains <paramref name="urlPart"/>. Waits for the navigation's commit, not its load event: leaving a
-    /// page written by SetContent, chromium's load event was once missed and the wait ran out with the page shown.
-    /// The document's own readyState, polled, says when it is parsed.
+    /// address contains <paramref name="urlPart"/> and the new document is parsed. Nothing here waits on Playwright's
+    /// load states: leaving a page written by SetContent, chromium's load event was missed twice in CI, once with
+    /// WaitForURL's default and once with WaitUntil Commit (Playwright still waited for a load state when the address
+    /// already matched). The page's address (updated at each commit) is polled instead, then the document's readyState.
     /// </summary>
     protected static async Task FollowMailLinkAsync(IPage page, string html, string selector, string urlPart)
     {
         await page.SetContentAsync(html);
         await page.ClickAsync(selector);
-        await page.WaitForURLAsync(url => url.Contains(urlPart, StringComparison.Ordinal), new() { WaitUntil = WaitUntilState.Commit });
+        var deadline = DateTime.UtcNow.AddSeconds(90);
+        while (!page.Url.Contains(urlPart, StringComparison.Ordinal))
+        {
+            if (DateTime.UtcNow > deadline)
+            {
+                throw new TimeoutException($"the link {selector} did not lead to an address containing {urlPart} within 90 s (at {page.Url})");
+            }
+            await Task.Delay(50);
+        }
         await page.WaitForFunctionAsync("document.readyState !== 'loading'");
     }
 
