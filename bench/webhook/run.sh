@@ -8,6 +8,8 @@
 # scoped: its events name no known message, so every watcher receives every entry: the worst case), and prints the
 # events/s without and with them: phases plain, watched, watched, plain (A B B A), each pair averaged, so that the drift
 # of a growing log between phases is not charged to the watchers (BENCH_AB=1: plain then watched only).
+# --rounds R: R rounds of A B B A (default 2: A B B A A B B A): one round of 30 s phases moves by ±5 % on this VM,
+# the average of R rounds by about 1/sqrt(R) of that. The WATCHERS line averages every A and every B phase.
 # --cpu: also prints, for each measured phase (the run plus the processor draining its backlog), the CPU seconds
 # (user+sys from /proc/<pid>/stat) of Send Engine and of the PostgreSQL cluster's processes per 10,000 stored events, and
 # the WAL bytes per event (pg_current_wal_lsn() before/after): figures that hold on a busy machine, unlike events/s.
@@ -26,10 +28,11 @@ set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"; ROOT="$(cd "$HERE/../.." && pwd)"; BENCH_ROOT="$ROOT"
 # shellcheck source=scripts/lib.sh
 source "$ROOT/scripts/lib.sh"   # run_pg; this script keeps its own log and free_port below
-DURATION=30s; CONNECTIONS=32; THREADS=2; WARMUP=10s; WATCHERS=0; CPU=0; PERF=0; PROFILE=0
+DURATION=30s; CONNECTIONS=32; THREADS=2; WARMUP=10s; WATCHERS=0; CPU=0; PERF=0; PROFILE=0; ROUNDS=2
 while [ $# -gt 0 ]; do case "$1" in
   --duration) DURATION="$2"; shift 2;; --connections) CONNECTIONS="$2"; shift 2;;
   --threads) THREADS="$2"; shift 2;; --warmup) WARMUP="$2"; shift 2;; --watchers) WATCHERS="$2"; shift 2;;
+  --rounds) ROUNDS="$2"; shift 2;;
   --cpu) CPU=1; shift;; --perf) PERF=1; shift;; --profile) PROFILE=1; shift;; --root) BENCH_ROOT="$(cd "$2" && pwd)"; shift 2;; *) echo "unknown option $1" >&2; exit 2;; esac; done
 log() { echo "[$(date -u +%H:%M:%S)] $*" >&2; }
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
@@ -198,17 +201,27 @@ if [ "$WATCHERS" -gt 0 ]; then
   eps() { sed -n 's/^Requests\/sec: *\([0-9.]*\).*/\1/p' "$1"; }
   ADMIN_TOKEN="$(curl -fsS -X POST "$MC/oauth/token" --data-urlencode grant_type=client_credentials --data-urlencode client_id=bench-admin \
     --data-urlencode "client_secret=$ADMIN_SECRET" | python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')"
-  log "connecting $WATCHERS watchers to /admin/webhook-gateway/events/stream"
-  # BENCH_CONNECT_WATCHERS=0: an A/A run, the second phase as the first (what the order alone does to the rate).
+  # BENCH_CONNECT_WATCHERS=0: an A/A run, the watched phases as the plain ones (what the order alone does to the rate).
   CONNECT="${BENCH_CONNECT_WATCHERS:-$WATCHERS}"
-  for i in $(seq 1 "$CONNECT"); do
-    curl -sN -H "Authorization: Bearer $ADMIN_TOKEN" "http://127.0.0.1:$SE_PORT/admin/webhook-gateway/events/stream" >"$WATCH_DIR/watch-$i.txt" 2>/dev/null &
-    WATCH_PIDS+=($!)
-  done
-  for _ in $(seq 1 120); do
-    [ "$(grep -l '^: watching' "$WATCH_DIR"/watch-*.txt 2>/dev/null | wc -l)" -ge "$CONNECT" ] && break; sleep 0.5
-  done
-  connected="$( (grep -l '^: watching' "$WATCH_DIR"/watch-*.txt 2>/dev/null || true) | wc -l)"
+  connect_watchers() {
+    log "connecting $WATCHERS watchers to /admin/webhook-gateway/events/stream"
+    local i
+    for i in $(seq 1 "$CONNECT"); do
+      curl -sN -H "Authorization: Bearer $ADMIN_TOKEN" "http://127.0.0.1:$SE_PORT/admin/webhook-gateway/events/stream" >"$WATCH_DIR/watch-$i.txt" 2>/dev/null &
+      WATCH_PIDS+=($!)
+    done
+    for _ in $(seq 1 120); do
+      [ "$( (grep -l '^: watching' "$WATCH_DIR"/watch-*.txt 2>/dev/null || true) | wc -l)" -ge "$CONNECT" ] && break; sleep 0.5
+    done
+    connected="$( (grep -l '^: watching' "$WATCH_DIR"/watch-*.txt 2>/dev/null || true) | wc -l)"
+  }
+  disconnect_watchers() {
+    local p
+    for p in "${WATCH_PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+    for p in "${WATCH_PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+    WATCH_PIDS=(); rm -f "$WATCH_DIR"/watch-*.txt
+  }
+  connect_watchers
   log "measured run with $connected watchers, $DURATION"
   watchers_ticks() { local t=0 p; for p in "${WATCH_PIDS[@]}"; do t=$((t + $(awk '{print $14+$15}' "/proc/$p/stat" 2>/dev/null || echo 0))); done; echo "$t"; }
   drain; settle; [ "$CPU" = 1 ] && cpu_start
@@ -250,17 +263,33 @@ if [ "$WATCHERS" -gt 0 ]; then
     }
     log "second measured run with $connected watchers, $DURATION"
     again_phase watched2 "watchers_${connected}_second"
-    for p in "${WATCH_PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-    for p in "${WATCH_PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
-    WATCH_PIDS=()
+    disconnect_watchers
     log "second measured run without watchers, $DURATION"
     again_phase plain2 plain_second
+    PLAIN_RUNS=("$WORK/run.txt" "$WORK/run-plain2.txt"); WATCHED_RUNS=("$WORK/run-watched.txt" "$WORK/run-watched2.txt")
+    for r in $(seq 2 "$ROUNDS"); do
+      log "round $r of $ROUNDS: A B B A"
+      again_phase "plain-r${r}a" "plain_round${r}_a"
+      connect_watchers
+      again_phase "watched-r${r}a" "watchers_${connected}_round${r}_a"
+      again_phase "watched-r${r}b" "watchers_${connected}_round${r}_b"
+      disconnect_watchers
+      again_phase "plain-r${r}b" "plain_round${r}_b"
+      PLAIN_RUNS+=("$WORK/run-plain-r${r}a.txt" "$WORK/run-plain-r${r}b.txt")
+      WATCHED_RUNS+=("$WORK/run-watched-r${r}a.txt" "$WORK/run-watched-r${r}b.txt")
+    done
   fi
   without="$(eps "$WORK/run.txt")"; with="$(eps "$WORK/run-watched.txt")"
   if [ "${BENCH_AB:-0}" != 1 ]; then
-    a2="$(eps "$WORK/run-plain2.txt")"; b2="$(eps "$WORK/run-watched2.txt")"
-    echo "ORDER A1=$without B1=$with B2=$b2 A2=$a2 (events/s: plain, watched, watched, plain)"
-    without="$(echo "scale=2; ($without + $a2) / 2" | bc)"; with="$(echo "scale=2; ($with + $b2) / 2" | bc)"
+    # mean_eps FILE…: the average events/s of these phases.
+    mean_eps() { local f; for f in "$@"; do eps "$f"; done | awk '{ s += $1 } END { printf "%.2f", s / NR }'; }
+    echo "ORDER $(for i in "${!PLAIN_RUNS[@]}"; do [ $((i % 2)) = 0 ] && printf 'A=%s B=%s ' "$(eps "${PLAIN_RUNS[$i]}")" "$(eps "${WATCHED_RUNS[$i]}")" || printf 'B=%s A=%s ' "$(eps "${WATCHED_RUNS[$i]}")" "$(eps "${PLAIN_RUNS[$i]}")"; done)(events/s in phase order)"
+    for r in $(seq 1 "$ROUNDS"); do
+      i=$(((r - 1) * 2))
+      a="$(mean_eps "${PLAIN_RUNS[$i]}" "${PLAIN_RUNS[$((i + 1))]}")"; b="$(mean_eps "${WATCHED_RUNS[$i]}" "${WATCHED_RUNS[$((i + 1))]}")"
+      echo "ROUND $r events_per_s_without=$a events_per_s_with=$b change_pct=$(echo "scale=1; ($b - $a) * 100 / $a" | bc)"
+    done
+    without="$(mean_eps "${PLAIN_RUNS[@]}")"; with="$(mean_eps "${WATCHED_RUNS[@]}")"
   fi
-  echo "WATCHERS watchers=$connected events_per_s_without=$without events_per_s_with=$with change_pct=$(echo "scale=1; ($with - $without) * 100 / $without" | bc) entries_received_per_watcher=$((received / (connected > 0 ? connected : 1))) bytes_per_watcher_per_s=$(echo "$WB / $((connected > 0 ? connected : 1)) / $WT" | bc) bytes_per_entry=$((WB / (received > 0 ? received : 1))) min=$(head -1 <<<"$per_watcher") max=$(tail -1 <<<"$per_watcher") lost_notices=$lost"
+  echo "WATCHERS watchers=$connected rounds=$ROUNDS events_per_s_without=$without events_per_s_with=$with change_pct=$(echo "scale=1; ($with - $without) * 100 / $without" | bc) entries_received_per_watcher=$((received / (connected > 0 ? connected : 1))) bytes_per_watcher_per_s=$(echo "$WB / $((connected > 0 ? connected : 1)) / $WT" | bc) bytes_per_entry=$((WB / (received > 0 ? received : 1))) min=$(head -1 <<<"$per_watcher") max=$(tail -1 <<<"$per_watcher") lost_notices=$lost"
 fi
