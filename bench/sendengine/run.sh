@@ -277,19 +277,35 @@ perf_show() {
   fi
 }
 
+# job_body LIST NAME: the JSON of a job of the bench's message to LIST.
+job_body() {
+  echo "{\"tenant_id\":\"$TENANT_ID\",\"list_id\":\"$1\",\"name\":\"$2\",\"subject\":\"Weekly for {{ first_name }}\",\"body_html\":$BODY_HTML_JSON,\"body_text\":$BODY_TEXT_JSON}"
+}
+
+# wait_job TOKEN JOB [RSS_LOG]: polls the job until it ends or TIMEOUT passes; sets JOB_JSON and JOB_STATUS. With RSS_LOG,
+# each poll appends the job's status, its sent count and the first Send Engine process's RSS to that file.
+wait_job() {
+  local deadline=$((SECONDS + TIMEOUT))
+  JOB_JSON=""; JOB_STATUS=""
+  while [ "$SECONDS" -lt "$deadline" ]; do
+    JOB_JSON="$(curl -fsS "$SE/api/send-jobs/$2" -H "Authorization: Bearer $1")" || die "GET job failed"
+    JOB_STATUS="$(json_field status <<<"$JOB_JSON")"
+    if [ -n "${3:-}" ]; then
+      printf '%s %s sent=%s rss_mb=%s\n' "$SECONDS" "$JOB_STATUS" "$(json_num sent <<<"$JOB_JSON")" "$(vmrss_mb "${SE_PIDS[0]}")" >>"$3"
+    fi
+    case "$JOB_STATUS" in completed|failed|cancelled) return ;; esac
+    sleep 0.5
+  done
+}
+
 # warm_up TOKEN: the warm-up job through the first process's API, until it completed and the sink has its messages.
 warm_up() {
   local sink0; sink0="$(sink_messages)"
-  local body="{\"tenant_id\":\"$TENANT_ID\",\"list_id\":\"$WARM_LIST\",\"name\":\"bench warm-up\",\"subject\":\"Weekly for {{ first_name }}\",\"body_html\":$BODY_HTML_JSON,\"body_text\":$BODY_TEXT_JSON}"
-  local job; job="$(curl -fsS -X POST "$SE/api/send-jobs" -H "Authorization: Bearer $1" -H 'Content-Type: application/json' -d "$body" | json_field id)"
+  local job; job="$(curl -fsS -X POST "$SE/api/send-jobs" -H "Authorization: Bearer $1" -H 'Content-Type: application/json' \
+    -d "$(job_body "$WARM_LIST" "bench warm-up")" | json_field id)"
   [ -n "$job" ] || die "the warm-up job was not created"
-  local deadline=$((SECONDS + TIMEOUT)) status=""
-  while [ "$SECONDS" -lt "$deadline" ]; do
-    status="$(curl -fsS "$SE/api/send-jobs/$job" -H "Authorization: Bearer $1" | json_field status)"
-    case "$status" in completed|failed|cancelled) break ;; esac
-    sleep 0.5
-  done
-  [ "$status" = completed ] || die "the warm-up job ended $status"
+  wait_job "$1" "$job"
+  [ "$JOB_STATUS" = completed ] || die "the warm-up job ended $JOB_STATUS"
   local waited=0
   while [ $(( $(sink_messages) - sink0 )) -lt "$WARM" ] && [ "$waited" -lt 40 ]; do sleep 0.5; waited=$((waited + 1)); done
   log "warm-up: $WARM messages delivered"
@@ -325,7 +341,7 @@ run_job() {
   local token; token="$(token_for "$SEND_CLIENT_ID" "$SEND_CLIENT_SECRET" "newsletter:send.write newsletter:send.read")"
   [ -n "$token" ] || die "no send_api token"
   [ "$WARM" -gt 0 ] && warm_up "$token"
-  local body="{\"tenant_id\":\"$TENANT_ID\",\"list_id\":\"$list\",\"name\":\"bench $label\",\"subject\":\"Weekly for {{ first_name }}\",\"body_html\":$BODY_HTML_JSON,\"body_text\":$BODY_TEXT_JSON}"
+  local body; body="$(job_body "$list" "bench $label")"
   local se0 mc0 pg0 all0 se1 mc1 pg1 all1
   local sink0; sink0="$(sink_messages)"
   se0="$(se_cpu)"; mc0="$(proc_cpu "$MC_PID")"; pg0="$(pg_cpu "$PG_DATA")"; all0="$(machine_cpu)"
@@ -342,14 +358,8 @@ run_job() {
     perf record -q -e cpu-clock -F 999 -g -p "$target" -o "$LOGS/perf.data" >"$LOGS/perf.log" 2>&1 &
     AUX_PID=$!
   fi
-  local deadline=$((SECONDS + TIMEOUT)) status="" peak=0 json=""
-  while [ "$SECONDS" -lt "$deadline" ]; do
-    json="$(curl -fsS "$SE/api/send-jobs/$job" -H "Authorization: Bearer $token")" || die "GET job failed"
-    status="$(json_field status <<<"$json")"
-    printf '%s %s sent=%s rss_mb=%s\n' "$SECONDS" "$status" "$(json_num sent <<<"$json")" "$(vmrss_mb "${SE_PIDS[0]}")" >>"$LOGS/rss-$label.txt"
-    case "$status" in completed|failed|cancelled) break ;; esac
-    sleep 0.5
-  done
+  wait_job "$token" "$job" "$LOGS/rss-$label.txt"
+  local status="$JOB_STATUS" json="$JOB_JSON" peak=0
   se1="$(se_cpu)"; mc1="$(proc_cpu "$MC_PID")"; pg1="$(pg_cpu "$PG_DATA")"; all1="$(machine_cpu)"
   if [ -n "$AUX_PID" ]; then kill -INT "$AUX_PID"; wait "$AUX_PID" 2>/dev/null || true; AUX_PID=""; perf_show; fi
   local pid; for pid in "${SE_PIDS[@]}"; do [ "$(vmhwm_mb "$pid")" -le "$peak" ] || peak="$(vmhwm_mb "$pid")"; done
