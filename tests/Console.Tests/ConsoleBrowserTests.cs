@@ -197,7 +197,7 @@ public sealed class ConsoleBrowserTests(ConsoleFixture fx)
             var name = $"Console list {Guid.NewGuid():N}"[..24];
             await page.FillAsync("#name", name);
             await page.ClickAsync("button:has-text('Create list')");
-            await page.WaitForURLAsync(url => url.Contains("/lists/", StringComparison.Ordinal));
+            await page.WaitForAddressAsync(url => url.Contains("/lists/", StringComparison.Ordinal));
             Assert.Equal(name, await page.TextContentAsync("h1"));
         });
     }
@@ -271,7 +271,7 @@ public sealed class ConsoleBrowserTests(ConsoleFixture fx)
         {
             await page.GotoAsync("/");
             await page.ClickAsync("nav a[href='/people']");
-            await page.WaitForURLAsync(url => url.EndsWith("/people", StringComparison.Ordinal));
+            await page.WaitForAddressAsync(url => url.EndsWith("/people", StringComparison.Ordinal));
 
             var invitee = $"invitee-{Guid.NewGuid():N}@console.example";
             await page.FillAsync("#invite-email", invitee);

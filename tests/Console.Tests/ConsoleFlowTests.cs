@@ -35,7 +35,7 @@ public sealed class ConsoleFlowTests(ConsoleFixture fx)
             await page.FillAsync("#subject", "Live {{email}}");
             await page.FillAsync("#body-text", "Hello {{email}}");
             await page.ClickAsync("button:has-text('Create send job')");
-            await page.WaitForURLAsync(url => url.Contains("/send-jobs/", StringComparison.Ordinal) && !url.EndsWith("/new", StringComparison.Ordinal));
+            await page.WaitForAddressAsync(url => url.Contains("/send-jobs/", StringComparison.Ordinal) && !url.EndsWith("/new", StringComparison.Ordinal));
             Assert.Equal(tag, await page.TextContentAsync("h1"));
             // A marker that a reload or navigation would drop.
             await page.EvaluateAsync("() => { window.__sameDocument = true; }");
@@ -65,7 +65,7 @@ public sealed class ConsoleFlowTests(ConsoleFixture fx)
             await page.GotoAsync("/lists");
             await page.FillAsync("#name", name);
             await page.ClickAsync("button:has-text('Create list')");
-            await page.WaitForURLAsync(url => url.Contains("/lists/", StringComparison.Ordinal));
+            await page.WaitForAddressAsync(url => url.Contains("/lists/", StringComparison.Ordinal));
             var listUrl = page.Url;
 
             // Confirmed, with the consent note: three good rows (a preference column) and one bad one.
@@ -121,7 +121,7 @@ public sealed class ConsoleFlowTests(ConsoleFixture fx)
             await page.FillAsync("#import-note", note);
         }
         await form.Locator("button:has-text('Import')").ClickAsync();
-        await page.WaitForURLAsync(url => url.Contains("/imports/", StringComparison.Ordinal));
+        await page.WaitForAddressAsync(url => url.Contains("/imports/", StringComparison.Ordinal));
         // The page refreshes itself (meta refresh) until the import is done.
         await page.WaitForFunctionAsync("() => (document.querySelector('#import-status')?.textContent ?? '').startsWith('completed')",
             null, new() { Timeout = 60_000, PollingInterval = 250 });
@@ -187,7 +187,7 @@ public sealed class ConsoleFlowTests(ConsoleFixture fx)
 
             await page.FillAsync("#from-email", "letters@from.example");
             await page.ClickAsync("button:has-text('Create send job')");
-            await page.WaitForURLAsync(url => url.Contains("/send-jobs/", StringComparison.Ordinal) && !url.Contains("/new", StringComparison.Ordinal));
+            await page.WaitForAddressAsync(url => url.Contains("/send-jobs/", StringComparison.Ordinal) && !url.Contains("/new", StringComparison.Ordinal));
             Assert.Equal("Ada's Letters <letters@from.example>", await page.TextContentAsync("#job-from"));
             jobId = page.Url[(page.Url.LastIndexOf('/') + 1)..];
         });
@@ -214,11 +214,11 @@ public sealed class ConsoleFlowTests(ConsoleFixture fx)
             // By prefix (any case), then narrowed by reason; the search stays in the address bar.
             await page.FillAsync("#q-email", tag.ToUpperInvariant() + "-A");
             await page.ClickAsync("button:has-text('Search')");
-            await page.WaitForURLAsync(url => url.Contains("email=", StringComparison.Ordinal));
+            await page.WaitForAddressAsync(url => url.Contains("email=", StringComparison.Ordinal));
             Assert.Equal(new[] { $"{tag}-amy@sup.example", $"{tag}-ann@sup.example" }, await Rows(page));
             await page.SelectOptionAsync("#q-reason", "complaint");
             await page.ClickAsync("button:has-text('Search')");
-            await page.WaitForURLAsync(url => url.Contains("reason=complaint", StringComparison.Ordinal));
+            await page.WaitForAddressAsync(url => url.Contains("reason=complaint", StringComparison.Ordinal));
             Assert.Equal(new[] { $"{tag}-ann@sup.example" }, await Rows(page));
             await page.SelectOptionAsync("#q-reason", "");
             await page.SelectOptionAsync("#q-source", "esp");
@@ -303,7 +303,7 @@ public sealed class ConsoleFlowTests(ConsoleFixture fx)
             Assert.Equal(0, await page.Locator("#new-secret").CountAsync());
             Assert.DoesNotContain(signing!, await page.ContentAsync());
             await hook.Locator("a:has-text('Attempts')").ClickAsync();
-            await page.WaitForURLAsync(u => u.Contains("/credentials/webhooks/", StringComparison.Ordinal));
+            await page.WaitForAddressAsync(u => u.Contains("/credentials/webhooks/", StringComparison.Ordinal));
             Assert.Contains(url, await page.TextContentAsync("main"));
             await page.AssertAccessibleAsync("webhook endpoint");
             var endpointUrl = page.Url;
@@ -347,7 +347,7 @@ public sealed class ConsoleFlowTests(ConsoleFixture fx)
             await page.FillAsync("#log-action", "addSuppression");
             await page.FillAsync("#log-actor", fx.Owner.Email);
             await page.ClickAsync("button:has-text('Filter')");
-            await page.WaitForURLAsync(url => url.Contains("action=addSuppression", StringComparison.Ordinal));
+            await page.WaitForAddressAsync(url => url.Contains("action=addSuppression", StringComparison.Ordinal));
             var rows = page.Locator("main table tbody tr");
             Assert.True(await rows.CountAsync() >= 1);
             foreach (var text in await rows.AllTextContentsAsync())

@@ -57,7 +57,7 @@ public static class ConsoleTesting
     public static async Task SignInAsync(IPage page, Person person, string memberCenterUrl, string consoleUrl)
     {
         await page.GotoAsync(consoleUrl + "/");
-        await page.WaitForURLAsync(url => url.StartsWith(memberCenterUrl + "/account/login", StringComparison.Ordinal));
+        await page.WaitForAddressAsync(url => url.StartsWith(memberCenterUrl + "/account/login", StringComparison.Ordinal));
         await page.FillAsync("#email", person.Email);
         await page.FillAsync("#password", person.Password);
         await page.ClickAsync("#sign-in");
@@ -69,16 +69,26 @@ public static class ConsoleTesting
     {
         try
         {
-            await page.WaitForURLAsync(url => url.StartsWith(consoleUrl + "/", StringComparison.Ordinal) && !url.Contains("signin-oidc", StringComparison.Ordinal),
-                // Commit, not the load event: the selector below proves the page is there, and a load event that
-                // Chromium never reports on a loaded machine failed a sign-in whose page was already shown.
-                new() { Timeout = 45_000, WaitUntil = WaitUntilState.Commit });
+            await page.WaitForAddressAsync(url => url.StartsWith(consoleUrl + "/", StringComparison.Ordinal) && !url.Contains("signin-oidc", StringComparison.Ordinal));
             await page.WaitForSelectorAsync("#current-tenant", new() { Timeout = 45_000 });
         }
         catch (TimeoutException e)
         {
             throw new InvalidOperationException($"Sign-in stopped at {page.Url}: {await page.TextContentAsync("body")}", e);
         }
+    }
+
+    /// <summary>
+    /// Waits until the page's address satisfies <paramref name="matches"/>, then until its document is parsed. Not
+    /// Playwright's WaitForURL, which also waits for a load state: chromium's load event went unreported on a loaded CI
+    /// machine, and with WaitUntil Commit Playwright still waited for a load state when the address already matched (a
+    /// sign-in whose console page was shown failed after 45 s). The address is updated at each commit.
+    /// </summary>
+    public static async Task WaitForAddressAsync(this IPage page, Func<string, bool> matches, float timeoutMs = 45_000)
+    {
+        var limit = TimeSpan.FromMilliseconds(timeoutMs);
+        await Poll.UntilAsync(() => matches(page.Url), limit, () => $"the page's address did not become the awaited one within {limit.TotalSeconds:0} s (at {page.Url})");
+        await page.WaitForFunctionAsync("document.readyState !== 'loading'", null, new() { Timeout = timeoutMs });
     }
 
     /// <summary>Runs <paramref name="body"/> on a new page of <paramref name="context"/> and closes the page whatever happens.</summary>

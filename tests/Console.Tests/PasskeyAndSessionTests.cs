@@ -66,12 +66,12 @@ public sealed class PasskeyAndSessionTests(SessionStackFixture stack) : IClassFi
         // Signed out of the console and of Member Center: the console sends the browser to the login page again.
         await SignOutAsync(page);
         await page.GotoAsync(stack.ConsoleUrl + "/");
-        await page.WaitForURLAsync(url => url.StartsWith(stack.MemberCenterUrl + "/account/login", StringComparison.Ordinal));
+        await page.WaitForAddressAsync(url => url.StartsWith(stack.MemberCenterUrl + "/account/login", StringComparison.Ordinal));
         await page.AssertAccessibleAsync();
 
         // The passkey alone (no address, no password, no TOTP) signs in, and the code flow ends in the console.
         await page.ClickAsync("#passkey-sign-in");
-        await page.WaitForURLAsync(url => !url.Contains("/account/login", StringComparison.Ordinal), new() { Timeout = 20_000 })
+        await page.WaitForAddressAsync(url => !url.Contains("/account/login", StringComparison.Ordinal), 20_000)
             .ContinueWith(_ => Task.CompletedTask, TaskScheduler.Default);
         Assert.False(page.Url.Contains("/account/login", StringComparison.Ordinal), $"passkey sign-in stayed on the login page: {await page.TextContentAsync("main")}");
         await SessionStackFixture.WaitForConsoleAsync(page, stack.ConsoleUrl);
@@ -83,7 +83,7 @@ public sealed class PasskeyAndSessionTests(SessionStackFixture stack) : IClassFi
         await page.WaitForSelectorAsync("#no-passkeys");
         await SignOutAsync(page);
         await page.GotoAsync(stack.ConsoleUrl + "/");
-        await page.WaitForURLAsync(url => url.StartsWith(stack.MemberCenterUrl + "/account/login", StringComparison.Ordinal));
+        await page.WaitForAddressAsync(url => url.StartsWith(stack.MemberCenterUrl + "/account/login", StringComparison.Ordinal));
         await page.ClickAsync("#passkey-sign-in");
         await page.WaitForSelectorAsync("#login-error");
         Assert.Contains("not registered", await page.TextContentAsync("#login-error"));
@@ -145,7 +145,7 @@ public sealed class PasskeyAndSessionTests(SessionStackFixture stack) : IClassFi
     {
         await page.GotoAsync(stack.ConsoleUrl + "/");
         await page.GetByRole(AriaRole.Button, new() { Name = "Sign out" }).ClickAsync();
-        await page.WaitForURLAsync(url => url.Contains("/SignedOut", StringComparison.Ordinal));
+        await page.WaitForAddressAsync(url => url.Contains("/SignedOut", StringComparison.Ordinal));
     }
 
     private static async Task<HttpResponseMessage> GetHomeAsync(string baseUrl, string cookie)

@@ -82,15 +82,8 @@ public abstract class ChromiumTest : IAsyncLifetime
     {
         await page.SetContentAsync(html);
         await page.ClickAsync(selector);
-        var deadline = DateTime.UtcNow.AddSeconds(90);
-        while (!page.Url.Contains(urlPart, StringComparison.Ordinal))
-        {
-            if (DateTime.UtcNow > deadline)
-            {
-                throw new TimeoutException($"the link {selector} did not lead to an address containing {urlPart} within 90 s (at {page.Url})");
-            }
-            await Task.Delay(50);
-        }
+        await Poll.UntilAsync(() => page.Url.Contains(urlPart, StringComparison.Ordinal), TimeSpan.FromSeconds(90),
+            () => $"the link {selector} did not lead to an address containing {urlPart} within 90 s (at {page.Url})");
         await page.WaitForFunctionAsync("document.readyState !== 'loading'");
     }
 
