@@ -188,16 +188,6 @@ public sealed class DeliverabilityEndToEndTests(StackFixture stack)
         }
     }
 
-    private static async Task WaitForAsync(Func<Task<bool>> probe, string what)
-    {
-        var until = DateTime.UtcNow.AddSeconds(30);
-        while (!await probe())
-        {
-            if (DateTime.UtcNow > until)
-            {
-                throw new TimeoutException($"{what}: not reached\n" + ServiceLogs.Dump());
-            }
-            await Task.Delay(150);
-        }
-    }
+    private static Task WaitForAsync(Func<Task<bool>> probe, string what) =>
+        Poll.UntilAsync(probe, TimeSpan.FromSeconds(30), () => $"{what}: not reached\n" + ServiceLogs.Dump(), TimeSpan.FromMilliseconds(150));
 }

@@ -1,5 +1,4 @@
 using System.Collections.Concurrent;
-using System.Diagnostics;
 using System.Globalization;
 using System.Net;
 using System.Net.Http.Headers;
@@ -11,6 +10,7 @@ using System.Text.RegularExpressions;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.Extensions.DependencyInjection;
 using Newsletter.Contracts;
+using Newsletter.TestSupport;
 using Npgsql;
 using Serilog.Core;
 using Serilog.Events;
@@ -334,15 +334,8 @@ public sealed class EventSafetyTests(StackFixture stack)
     private static Task WaitProcessedAsync(string db) =>
         WaitUntilAsync(async () => (long)(await QueryAsync(db, "SELECT count(*) FROM email_events WHERE processed_at IS NULL")).Single()[0] == 0);
 
-    private static async Task WaitUntilAsync(Func<Task<bool>> condition)
-    {
-        var sw = Stopwatch.StartNew();
-        while (!await condition())
-        {
-            Assert.True(sw.Elapsed < TimeSpan.FromSeconds(60), "timed out\n" + ServiceLogs.Dump());
-            await Task.Delay(100);
-        }
-    }
+    private static Task WaitUntilAsync(Func<Task<bool>> condition) =>
+        Poll.UntilAsync(condition, TimeSpan.FromSeconds(60), () => "timed out\n" + ServiceLogs.Dump(), TimeSpan.FromMilliseconds(100));
 
     /// <summary>Every event of one host, rendered, with its properties.</summary>
     private sealed class KeepingSink : ILogEventSink

@@ -284,15 +284,8 @@ public sealed class FailureAndRecoveryTests(StackFixture stack, DurablePostgres 
         Assert.True(wrong.Count == 0, "copies per address wrong for: " + string.Join(", ", wrong.Select(e => $"{e} x{copies.GetValueOrDefault(e)}")));
     }
 
-    private static async Task WaitAsync(Func<Task<bool>> condition, string what)
-    {
-        var until = DateTime.UtcNow.AddSeconds(90);
-        while (!await condition())
-        {
-            Assert.True(DateTime.UtcNow < until, $"timed out waiting for: {what}\n{ServiceLogs.Dump()}");
-            await Task.Delay(100);
-        }
-    }
+    private static Task WaitAsync(Func<Task<bool>> condition, string what) =>
+        Poll.UntilAsync(condition, TimeSpan.FromSeconds(90), () => $"timed out waiting for: {what}\n{ServiceLogs.Dump()}", TimeSpan.FromMilliseconds(100));
 
     private static async Task<T> ScalarAsync<T>(string db, string sql, string jobId)
     {

@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Net;
 using System.Net.Http.Headers;
 using System.Net.Http.Json;
@@ -92,15 +91,8 @@ public sealed class SubscriberErasureTests(StackFixture stack)
         return await StackFixture.WaitForJobAsync(api, job.Id, j => j.Status == SendJobStatuses.Completed);
     }
 
-    private static async Task WaitAsync(Func<Task<bool>> condition, string what)
-    {
-        var sw = Stopwatch.StartNew();
-        while (!await condition())
-        {
-            Assert.True(sw.Elapsed < TimeSpan.FromSeconds(90), what + " within 90 s");
-            await Task.Delay(200);
-        }
-    }
+    private static Task WaitAsync(Func<Task<bool>> condition, string what) =>
+        Poll.UntilAsync(condition, TimeSpan.FromSeconds(90), () => what + " within 90 s", TimeSpan.FromMilliseconds(200));
 
     /// <summary>Send Engine's part has landed: the request is done in Member Center's queue.</summary>
     private static Task WaitForSendEngineAsync(Pair pair, string kind) => WaitAsync(async () =>

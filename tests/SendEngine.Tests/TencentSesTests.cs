@@ -748,15 +748,8 @@ public sealed class TencentSesTests(StackFixture stack)
         }
     }
 
-    private static async Task WaitUntilAsync(Func<Task<bool>> condition)
-    {
-        var until = DateTime.UtcNow.AddSeconds(30);
-        while (!await condition())
-        {
-            Assert.True(DateTime.UtcNow < until, "timed out");
-            await Task.Delay(100);
-        }
-    }
+    private static Task WaitUntilAsync(Func<Task<bool>> condition) =>
+        Poll.UntilAsync(condition, TimeSpan.FromSeconds(30), () => "timed out", TimeSpan.FromMilliseconds(100));
 
     private Dictionary<string, string?> Settings(TencentSesStandIn? ses, Dictionary<string, string?>? extra = null)
     {

@@ -614,15 +614,8 @@ public sealed class WebhookGatewayTests(StackFixture stack)
         return last!;
     }
 
-    private static async Task WaitUntilAsync(Func<Task<bool>> condition, Func<string>? state = null)
-    {
-        var limit = DateTime.UtcNow + TimeSpan.FromSeconds(60);
-        while (!await condition())
-        {
-            Assert.True(DateTime.UtcNow < limit, "timed out; last: " + state?.Invoke() + "\n" + ServiceLogs.Dump());
-            await Task.Delay(100);
-        }
-    }
+    private static Task WaitUntilAsync(Func<Task<bool>> condition, Func<string>? state = null) =>
+        Poll.UntilAsync(condition, TimeSpan.FromSeconds(60), () => "timed out; last: " + state?.Invoke() + "\n" + ServiceLogs.Dump(), TimeSpan.FromMilliseconds(100));
 
     private static string Now() => DateTimeOffset.UtcNow.ToString("yyyy-MM-ddTHH:mm:ss.fffZ", CultureInfo.InvariantCulture);
 

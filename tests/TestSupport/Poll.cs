@@ -1,20 +1,25 @@
 namespace Newsletter.TestSupport;
 
-/// <summary>Waiting for a condition that nothing signals (a browser page's address, a file appearing).</summary>
+/// <summary>Waiting for a condition that nothing signals (a browser page's address, rows a background loop writes).</summary>
 public static class Poll
 {
     /// <summary>Checks <paramref name="done"/> every 50 ms until it holds; after <paramref name="timeout"/>, a
     /// <see cref="TimeoutException"/> with <paramref name="failure"/>'s text.</summary>
-    public static async Task UntilAsync(Func<bool> done, TimeSpan timeout, Func<string> failure)
+    public static Task UntilAsync(Func<bool> done, TimeSpan timeout, Func<string> failure) =>
+        UntilAsync(() => Task.FromResult(done()), timeout, failure);
+
+    /// <summary>Checks <paramref name="done"/> every <paramref name="interval"/> (50 ms by default) until it holds; after
+    /// <paramref name="timeout"/>, a <see cref="TimeoutException"/> with <paramref name="failure"/>'s text.</summary>
+    public static async Task UntilAsync(Func<Task<bool>> done, TimeSpan timeout, Func<string> failure, TimeSpan? interval = null)
     {
         var deadline = DateTime.UtcNow + timeout;
-        while (!done())
+        while (!await done())
         {
             if (DateTime.UtcNow > deadline)
             {
                 throw new TimeoutException(failure());
             }
-            await Task.Delay(50);
+            await Task.Delay(interval ?? TimeSpan.FromMilliseconds(50));
         }
     }
 }
