@@ -270,11 +270,11 @@ start_se() {
 }
 
 perf_show() {
+  local name="Send Engine" frames='SendEngine|Npgsql|MailKit|MimeKit|Json|GC|Hangfire|Channel'
   if [ "${BENCH_PERF_TARGET:-se}" = mc ]; then
-    perf_report "$LOGS/perf.data" "Member Center" 'MemberCenter|Npgsql|EntityFramework|OpenIddict|Json|GC|Kestrel|Serilog|Channel' 30 50 | tee -a "$LOGS/perf-report.txt" >&2
-  else
-    perf_report "$LOGS/perf.data" "Send Engine" 'SendEngine|Npgsql|MailKit|MimeKit|Json|GC|Hangfire|Channel' 30 50 | tee -a "$LOGS/perf-report.txt" >&2
+    name="Member Center" frames='MemberCenter|Npgsql|EntityFramework|OpenIddict|Json|GC|Kestrel|Serilog|Channel'
   fi
+  perf_report "$LOGS/perf.data" "$name" "$frames" 30 50 | tee -a "$LOGS/perf-report.txt" >&2
 }
 
 # job_body LIST NAME: the JSON of a job of the bench's message to LIST.
