@@ -122,7 +122,7 @@ run_pg "$PG_BIN/initdb" -D "$WORK/pg/data" -U postgres -A trust -E UTF8 --locale
 PG_DATA="$WORK/pg/data"
 log "starting PostgreSQL $("$PG_BIN/postgres" --version | awk '{print $3}') on 127.0.0.1:$PG_PORT (default settings)"
 pg_opts="-p $PG_PORT -k $WORK/pg -c listen_addresses=127.0.0.1"
-[ "$PROFILE" = 1 ] && pg_opts+=" -c shared_preload_libraries=pg_stat_statements -c pg_stat_statements.track=all"
+[ "$PROFILE" = 1 ] && pg_opts+=" -c shared_preload_libraries=pg_stat_statements -c pg_stat_statements.track=all -c pg_stat_statements.track_planning=on"
 # BENCH_AUTO_EXPLAIN_MS=N (diagnosis only: instruments every statement): plans of statements slower than N ms in postgres.log (kept with --keep-logs).
 [ -n "${BENCH_AUTO_EXPLAIN_MS:-}" ] && pg_opts="${pg_opts/shared_preload_libraries=pg_stat_statements/shared_preload_libraries=pg_stat_statements,auto_explain} -c auto_explain.log_min_duration=${BENCH_AUTO_EXPLAIN_MS}ms -c auto_explain.log_analyze=on -c auto_explain.log_timing=off -c auto_explain.log_buffers=on -c auto_explain.log_nested_statements=on"
 run_pg "$PG_BIN/pg_ctl" -D "$PG_DATA" -l "$WORK/pg/postgres.log" -w -t 60 -o "$pg_opts" start >/dev/null \
@@ -364,12 +364,14 @@ run_job() {
   if [ -n "$AUX_PID" ]; then kill -INT "$AUX_PID"; wait "$AUX_PID" 2>/dev/null || true; AUX_PID=""; perf_show; fi
   local pid; for pid in "${SE_PIDS[@]}"; do [ "$(vmhwm_mb "$pid")" -le "$peak" ] || peak="$(vmhwm_mb "$pid")"; done
   if [ "$PROFILE" = 1 ] && [ "$label" != small ]; then
-    echo "== SQL of the $label job (pg_stat_statements, $expected messages): calls per message, mean ms, total ms, rows, WAL kB, database, statement" >&2
-    psql_db postgres "SELECT to_char(s.calls::numeric / $expected, 'FM990.0000') || ' x ' || to_char(s.mean_exec_time, 'FM990.000') || ' ms = '
-                             || to_char(s.total_exec_time, 'FM999990') || ' ms  rows ' || s.rows || '  wal ' || (s.wal_bytes / 1024)::bigint || ' kB  '
-                             || d.datname || '  ' || left(regexp_replace(s.query, '\s+', ' ', 'g'), 140)
+    # Planning apart from execution (track_planning; its mean is per planning): custom plans pay it at every call.
+    echo "== SQL of the $label job (pg_stat_statements, $expected messages): calls per message x mean exec ms + plannings per message x mean plan ms = total ms, rows, WAL kB, database, statement" >&2
+    psql_db postgres "SELECT to_char(s.calls::numeric / $expected, 'FM990.0000') || ' x ' || to_char(s.mean_exec_time, 'FM990.000') || ' + '
+                             || to_char(s.plans::numeric / $expected, 'FM990.0000') || ' x ' || to_char(s.mean_plan_time, 'FM990.000') || ' = '
+                             || to_char(s.total_plan_time + s.total_exec_time, 'FM999990') || ' ms  rows ' || s.rows || '  wal ' || (s.wal_bytes / 1024)::bigint || ' kB  '
+                             || d.datname || '  ' || left(regexp_replace(s.query, '\s+', ' ', 'g'), 120)
                       FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid
-                      ORDER BY s.total_exec_time DESC LIMIT 60" >&2
+                      ORDER BY s.total_plan_time + s.total_exec_time DESC LIMIT 60" >&2
     echo "== send_job_recipients and send_jobs during the job: updates (HOT), autovacuum/analyze; WAL of the cluster" >&2
     psql_db sendengine "SELECT relname || ': ins ' || n_tup_ins || ' upd ' || n_tup_upd || ' hot ' || n_tup_hot_upd || ' del ' || n_tup_del
                                || ' autovacuum ' || autovacuum_count || ' autoanalyze ' || autoanalyze_count

@@ -5,38 +5,92 @@ using SendEngine.Extensions;
 namespace SendEngine.Tests;
 
 /// <summary>
-/// The transactional dispatcher's statements run on connections that plan each execution: a generic plan cached while
-/// transactional_tasks was small scanned the whole table at every record (docs/send-engine.md "Transactional mail").
+/// The transactional dispatcher's records and the bulk delivery ledger run on a pool of their own
+/// (DataExtensions.GenericPlans, docs/send-engine.md "Transactional mail"), whose connections plan each statement once
+/// and use an index wherever one serves. A generic plan cached while transactional_tasks was small scanned the whole
+/// table at every record; planning each execution instead cost as much as executing. The claim plans each execution.
 /// </summary>
 public sealed class TransactionalDispatchPlanTests(StackFixture stack)
 {
     [Fact]
-    public async Task The_dispatch_data_source_plans_each_execution_and_the_default_one_keeps_generic_plans()
+    public async Task The_dispatch_data_source_keeps_generic_plans_without_scans_the_claims_one_plans_each_execution_and_the_shared_one_keeps_the_defaults()
     {
         var ct = TestContext.Current.CancellationToken;
-        var dispatch = stack.SendEngine.Services.GetRequiredKeyedService<NpgsqlDataSource>(DataExtensions.CustomPlans);
+        var dispatch = stack.SendEngine.Services.GetRequiredKeyedService<NpgsqlDataSource>(DataExtensions.GenericPlans);
+        var claims = stack.SendEngine.Services.GetRequiredKeyedService<NpgsqlDataSource>(DataExtensions.CustomPlans);
         var shared = stack.SendEngine.Services.GetRequiredService<NpgsqlDataSource>();
-        Assert.NotSame(shared, dispatch);
-        Assert.Equal("force_custom_plan", await PlanCacheModeAsync(dispatch, ct));
-        Assert.Equal("auto", await PlanCacheModeAsync(shared, ct));
+        Assert.Equal(3, new HashSet<NpgsqlDataSource>([dispatch, claims, shared]).Count);
+        Assert.Equal("force_custom_plan", await ShowAsync(claims, "plan_cache_mode", ct));
+        Assert.Equal("on", await ShowAsync(claims, "enable_seqscan", ct));
+        Assert.Equal("force_generic_plan", await ShowAsync(dispatch, "plan_cache_mode", ct));
+        Assert.Equal("off", await ShowAsync(dispatch, "enable_seqscan", ct));
+        // The settings are the pool's, not a SET that a pooled connection would carry to the shared pool's users.
+        Assert.Equal("auto", await ShowAsync(shared, "plan_cache_mode", ct));
+        Assert.Equal("on", await ShowAsync(shared, "enable_seqscan", ct));
         // Neither compiles statements with JIT (PostgresDefaults.Tuned): 30-55 ms per execution of a short read.
         Assert.Equal("off", await ShowAsync(dispatch, "jit", ct));
         Assert.Equal("off", await ShowAsync(shared, "jit", ct));
+        Assert.Equal("off", await ShowAsync(claims, "jit", ct));
+    }
+
+    [Fact]
+    public async Task A_look_up_by_ids_prepared_on_a_small_table_reads_the_index()
+    {
+        var ct = TestContext.Current.CancellationToken;
+        await using var conn = await OpenUnpooledAsync(ct);
+        // A record's look-up (rows by an array of ids), prepared on a table as small as a new installation's (analyzed):
+        // with the pool's settings the generic plan reads the primary key; the same plan made with sequential scans
+        // allowed is a scan of the whole table, the plan that used to stay for the life of a pooled connection.
+        await ExecuteAsync(conn, """
+            CREATE TEMP TABLE plan_probe (id uuid PRIMARY KEY, status text NOT NULL);
+            INSERT INTO plan_probe SELECT gen_random_uuid(), 'queued' FROM generate_series(1, 10);
+            ANALYZE plan_probe;
+            PREPARE record_probe(uuid[]) AS UPDATE plan_probe SET status = 'sent' WHERE id = ANY($1);
+            """, ct);
+        var plan = await ExplainAsync(conn, $"EXECUTE record_probe(ARRAY['{Guid.NewGuid()}']::uuid[])", ct);
+        Assert.Contains("plan_probe_pkey", plan); // an index scan or a bitmap scan of it
+        Assert.DoesNotContain("Seq Scan", plan);
+
+        await ExecuteAsync(conn, "DEALLOCATE record_probe; SET enable_seqscan = on; PREPARE record_probe(uuid[]) AS UPDATE plan_probe SET status = 'sent' WHERE id = ANY($1)", ct);
+        Assert.Contains("Seq Scan on plan_probe", await ExplainAsync(conn, $"EXECUTE record_probe(ARRAY['{Guid.NewGuid()}']::uuid[])", ct));
     }
 
     [Fact]
     public async Task Options_already_in_the_connection_string_are_kept()
     {
         var cs = new NpgsqlConnectionStringBuilder(stack.SendEngineConnectionString) { Options = "-c statement_timeout=12345" }.ConnectionString;
-        await using var db = NpgsqlDataSource.Create(DataExtensions.WithCustomPlans(cs));
+        await using var db = NpgsqlDataSource.Create(DataExtensions.WithGenericPlans(cs));
         var ct = TestContext.Current.CancellationToken;
-        Assert.Equal("force_custom_plan", await PlanCacheModeAsync(db, ct));
-        await using var conn = await db.OpenConnectionAsync(ct);
-        await using var cmd = new NpgsqlCommand("SHOW statement_timeout", conn);
-        Assert.Equal("12345ms", (string?)await cmd.ExecuteScalarAsync(ct));
+        Assert.Equal("force_generic_plan", await ShowAsync(db, "plan_cache_mode", ct));
+        Assert.Equal("12345ms", await ShowAsync(db, "statement_timeout", ct));
     }
 
-    private static Task<string?> PlanCacheModeAsync(NpgsqlDataSource db, CancellationToken ct) => ShowAsync(db, "plan_cache_mode", ct);
+    /// <summary>A connection with the dispatch pool's settings, of its own (a temporary table or a PREPARE dies with it).</summary>
+    private async Task<NpgsqlConnection> OpenUnpooledAsync(CancellationToken ct)
+    {
+        var cs = new NpgsqlConnectionStringBuilder(DataExtensions.WithGenericPlans(stack.SendEngineConnectionString)) { Pooling = false }.ConnectionString;
+        var conn = new NpgsqlConnection(cs);
+        await conn.OpenAsync(ct);
+        return conn;
+    }
+
+    private static async Task ExecuteAsync(NpgsqlConnection conn, string sql, CancellationToken ct)
+    {
+        await using var cmd = new NpgsqlCommand(sql, conn);
+        await cmd.ExecuteNonQueryAsync(ct);
+    }
+
+    private static async Task<string> ExplainAsync(NpgsqlConnection conn, string execute, CancellationToken ct)
+    {
+        await using var cmd = new NpgsqlCommand("EXPLAIN " + execute, conn);
+        await using var reader = await cmd.ExecuteReaderAsync(ct);
+        var lines = new List<string>();
+        while (await reader.ReadAsync(ct))
+        {
+            lines.Add(reader.GetString(0));
+        }
+        return string.Join('\n', lines);
+    }
 
     private static async Task<string?> ShowAsync(NpgsqlDataSource db, string setting, CancellationToken ct)
     {

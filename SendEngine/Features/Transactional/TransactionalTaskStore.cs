@@ -56,14 +56,18 @@ internal sealed record ClaimedTask(Guid Id, Guid RequestId, Guid TenantId, strin
 /// A statement that may have queued webhook messages (events or the seed's callbacks) wakes this process's
 /// <see cref="Features.Webhooks.WebhookDispatcher"/> after it committed, as bulk results and ESP events do, so they go out
 /// at once rather than at its next poll; the hot statements (created, sent, completed) wake it only when they queued one.
-/// The dispatchers' statements (claim, records, completion, recovery) run on <c>dispatch</c>, whose connections
-/// plan each execution: they join transactional_tasks and transactional_requests, which grow from empty, and a generic
-/// plan cached by a pooled connection while the tasks table was small kept scanning all of it at each record. The
-/// intake's statement (its own arrays and index look-ups) keeps generic plans.
+/// The dispatchers' records, completion and recovery run on <c>dispatch</c>, whose connections plan each statement once
+/// and use an index wherever one serves: they find their rows by arrays of ids in tables that grow from empty, where a
+/// generic plan cached while the tasks table was small kept scanning all of it at each record, and planning each
+/// execution instead cost as much as executing. The claim runs on <c>claims</c>, whose connections plan each execution:
+/// its best plan depends on how many rows are due and leased, which a plan kept from another moment does not know
+/// (docs/send-engine.md "Transactional mail"). The intake's statement (its own arrays and index look-ups) keeps the
+/// shared pool's default.
 /// </summary>
 public sealed class TransactionalTaskStore(
     NpgsqlDataSource db,
-    [FromKeyedServices(Extensions.DataExtensions.CustomPlans)] NpgsqlDataSource dispatch,
+    [FromKeyedServices(Extensions.DataExtensions.CustomPlans)] NpgsqlDataSource claims,
+    [FromKeyedServices(Extensions.DataExtensions.GenericPlans)] NpgsqlDataSource dispatch,
     TimeProvider clock,
     WakeSignal<Features.Webhooks.WebhookDispatcher> webhooks)
 {
@@ -268,7 +272,7 @@ public sealed class TransactionalTaskStore(
         var now = clock.GetUtcNow();
         var until = now + lease;
         var claimed = new List<ClaimedTask>();
-        await using var conn = await dispatch.OpenConnectionAsync(ct);
+        await using var conn = await claims.OpenConnectionAsync(ct);
         await using var cmd = Sql.Command(conn, """
             WITH due AS (
                 SELECT task_id FROM transactional_deliveries
