@@ -23,9 +23,8 @@ public static class DataExtensions
     /// (plan_cache_mode = force_generic_plan) and never choose a sequential scan where an index serves
     /// (enable_seqscan = off): for statements that find their rows by arrays of ids in tables which grow fast from empty
     /// (the transactional dispatcher's records, the bulk delivery ledger's marks and records), where an index is
-    /// the right plan at any size. Planned at each execution (force_custom_plan, their setting until 2026-12-03), the
-    /// transactional record spent about as long planning as executing; a generic plan made while the table was small,
-    /// without the second setting, scanned all of it.
+    /// the right plan at any size. Planned at each execution instead, the transactional record spent about as long
+    /// planning as executing; a generic plan made while the table was small, without the second setting, scanned all of it.
     /// </summary>
     public const string GenericPlans = "generic-plans";
 
