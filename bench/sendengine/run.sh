@@ -14,8 +14,9 @@
 # Engine (Production, Delivery__Concurrency=CONNECTIONS), creates a job through POST /api/send-jobs with a send_api
 # token, waits for it to complete and records: rate (sent / (finished_at - started_at)), time to first message (from
 # started_at, which Send Engine sets at the first committed snapshot page, and from the POST), and Send Engine's peak RSS
-# (VmHWM). Two fresh processes make the RSS figures comparable (10k vs 100k: is it flat?). Then it runs the two
-# ceilings with the same message count. --processes N (N >= 2) adds a row: the big list again, as one job delivered by N
+# (VmHWM). Two fresh processes make the RSS figures comparable (10k vs 100k: is it flat?). The ceilings have
+# the same message count: bare MailKit runs before the jobs and again after them (the reference is the mean of the
+# two, the machine's speed moving by a third within minutes), smtp-source after them. --processes N (N >= 2) adds a row: the big list again, as one job delivered by N
 # Send Engine processes on the same database at once (SendJobs__Runners=N and Hangfire__WorkerCount=1 in each, so each
 # process runs exactly one of the job's runners, with CONNECTIONS connections each). Every row is checked for duplicates:
 # the messages smtp-sink counted during the job (-c) must equal the recipients, every row sent with its own Message-ID;
@@ -25,7 +26,7 @@
 # tenth of Send Engine's CPU of a 100k job, and most of Member Center's, in the JIT compiler (perf, 2026-12-03).
 # Member Center's internal routes are called 40 times each first too (warm_member_center). --warm 0 measures the first
 # job after a start instead. Each rate is printed with its ratio to bare MailKit
-# measured in the same run. Everything it started is stopped on exit; the whole run is bounded by TIMEOUT seconds per job. --perf samples Send Engine with `perf record` during the big job and prints where its CPU
+# measured in the same run (the mean of its two runs). Everything it started is stopped on exit; the whole run is bounded by TIMEOUT seconds per job. --perf samples Send Engine with `perf record` during the big job and prints where its CPU
 # time goes (managed frames named through DOTNET_PerfMapEnabled); sampling costs throughput. --profile loads
 # pg_stat_statements and prints, for the big job (and the N-process one), every statement of both databases by total
 # time (calls per message, mean and total ms, rows, WAL), the updates (and how many were HOT), inserts and
@@ -416,25 +417,36 @@ run_job() {
   SE_PIDS=()
 }
 
+# run_bare WHEN: the library ceiling once (BareMailKit, CONNECTIONS connections, RECIPIENTS messages); appends its
+# BENCH line, with the machine's CPU per message, to BARES.
+BARES=()
+run_bare() {
+  log "library ceiling ($1): BareMailKit, $CONNECTIONS connections, $RECIPIENTS messages"
+  local a0 a1; a0="$(machine_cpu)"
+  dotnet bench/sendengine/BareMailKit/bin/Release/net10.0/BareMailKit.dll --host 127.0.0.1 --port "$SMTP_PORT" \
+    --connections "$CONNECTIONS" --count "$RECIPIENTS" --html "$WORK/body.html" --text "$WORK/body.txt" >"$LOGS/bare-$1.txt" 2>&1 &
+  AUX_PID=$!
+  wait "$AUX_PID" || { cat "$LOGS/bare-$1.txt" >&2; die "BareMailKit failed"; }
+  AUX_PID=""
+  a1="$(machine_cpu)"
+  local line; line="$(grep '^BENCH ' "$LOGS/bare-$1.txt") when=$1 machine_cpu_ms_per_msg=$(awk -v a="$a0" -v b="$a1" -v n="$RECIPIENTS" 'BEGIN {printf "%.3f", (b - a) * 1000 / n}')"
+  BARES+=("$line")
+  log "$line"
+}
+
 [ "$WARM" -gt 0 ] && warm_member_center
 log "load average before the run: $(cut -d' ' -f1-3 /proc/loadavg)"
+# The ceiling before and after the jobs, their mean the reference: the machine's speed moves by a third within minutes,
+# and a single ceiling measured after the jobs compared them with whatever minute it fell on.
+run_bare before
 [ "$SMALL" -gt 0 ] && run_job small "$SMALL_LIST" "$SMALL"
 run_job big "$BIG_LIST" "$RECIPIENTS"
 # The same list again, one job shared by PROCESSES Send Engine processes.
 [ "$PROCESSES" -gt 1 ] && run_job "big-${PROCESSES}p" "$BIG_LIST" "$RECIPIENTS" "$PROCESSES"
-
-# ---------------------------------------------------------------------------------------------------
-log "library ceiling: BareMailKit, $CONNECTIONS connections, $RECIPIENTS messages"
-a0="$(machine_cpu)"
-dotnet bench/sendengine/BareMailKit/bin/Release/net10.0/BareMailKit.dll --host 127.0.0.1 --port "$SMTP_PORT" \
-  --connections "$CONNECTIONS" --count "$RECIPIENTS" --html "$WORK/body.html" --text "$WORK/body.txt" >"$LOGS/bare.txt" 2>&1 &
-AUX_PID=$!
-wait "$AUX_PID" || { cat "$LOGS/bare.txt" >&2; die "BareMailKit failed"; }
-AUX_PID=""
-a1="$(machine_cpu)"
-BARE="$(grep '^BENCH ' "$LOGS/bare.txt")"
-BARE_RATE="$(sed -n 's/.* rate=\([0-9]*\).*/\1/p' <<<"$BARE")"
-log "$BARE machine_cpu_ms_per_msg=$(awk -v a="$a0" -v b="$a1" -v n="$RECIPIENTS" 'BEGIN {printf "%.3f", (b - a) * 1000 / n}')"
+run_bare after
+bare_field() { for b in "${BARES[@]}"; do sed -n "s/.* $1=\([0-9.]*\).*/\1/p" <<<"$b"; done | awk '{s += $1; n++} END {printf "%.2f", s / n}'; }
+BARE_RATE="$(bare_field rate)"
+BARE_RATE="${BARE_RATE%.*}"
 
 log "protocol ceiling: $SMTP_SOURCE -d -s $CONNECTIONS -m $RECIPIENTS -l 4096 127.0.0.1:$SMTP_PORT"
 s0="$EPOCHREALTIME"
@@ -455,10 +467,14 @@ for r in "${RESULTS[@]}"; do
     "$(f first_msg_after_start_s)" "$(f first_msg_after_post_s)" "$(f rss_idle_mb)" "$(f vmhwm_mb)" \
     "$(f se_cpu_ms_per_msg) / $(f mc_cpu_ms_per_msg) / $(f pg_cpu_ms_per_msg) / $(f machine_cpu_ms_per_msg)"
 done
-printf '%-20s %5s %10s %9s %8s\n' bare-mailkit - "$RECIPIENTS" "$BARE_RATE" "100 %"
+for b in "${BARES[@]}"; do
+  printf '%-20s %5s %10s %9s %8s\n' "bare-mailkit-$(sed -n 's/.* when=\([a-z]*\).*/\1/p' <<<"$b")" - "$RECIPIENTS" "$(sed -n 's/.* rate=\([0-9]*\).*/\1/p' <<<"$b")" \
+    "$(ratio "$(sed -n 's/.* rate=\([0-9]*\).*/\1/p' <<<"$b")")"
+done
+printf '%-20s %5s %10s %9s %8s\n' 'bare-mailkit (mean)' - "$RECIPIENTS" "$BARE_RATE" "100 %"
 printf '%-20s %5s %10s %9s %8s\n' smtp-source - "$RECIPIENTS" "$SOURCE_RATE" "$(ratio "$SOURCE_RATE")"
 if [ "$CPU" = 1 ]; then
-  BARE_CPU="$(sed -n 's/.* cpu_s=\([0-9.]*\).*/\1/p' <<<"$BARE")"
+  BARE_CPU="$(bare_field cpu_s)"
   echo
   echo "CPU seconds per 10,000 messages (user+system from /proc; holds on a busy machine, unlike the rates):"
   printf '%-20s %10s %8s %8s %8s %10s %8s %18s\n' run messages SE PG MC SE+PG+MC bare 'ratio (SE+PG+MC)/bare'
@@ -467,7 +483,7 @@ if [ "$CPU" = 1 ]; then
     awk -v l="send-engine-$(f label)" -v n="$(f recipients)" -v se="$(f se_cpu_s)" -v pg="$(f pg_cpu_s)" -v mc="$(f mc_cpu_s)" -v b="$BARE_CPU" -v bn="$RECIPIENTS" \
       'BEGIN {k = 10000 / n; t = (se + pg + mc) * k; bk = b * 10000 / bn; printf "%-20s %10d %8.2f %8.2f %8.2f %10.2f %8.2f %18.2f\n", l, n, se * k, pg * k, mc * k, t, bk, t / bk}'
   done
-  echo "CPU bare_mailkit_cpu_s=$BARE_CPU messages=$RECIPIENTS"
+  echo "CPU bare_mailkit_cpu_s=$BARE_CPU (mean of before and after) messages=$RECIPIENTS"
 fi
 echo "Duplicates: none (for each job, smtp-sink received exactly one message per recipient, and every recipient row was sent once with its own Message-ID)."
 echo "Targets: Send Engine (1 process) >= 80 % of bare MailKit; ${PROCESSES} processes together >= 1 process; RSS < 300 MB and flat (10k vs 100k); first message <= 1 s after the POST."
