@@ -14,10 +14,10 @@
 # Engine (Production, Delivery__Concurrency=CONNECTIONS), creates a job through POST /api/send-jobs with a send_api
 # token, waits for it to complete and records: rate (sent / (finished_at - started_at)), time to first message (from
 # started_at, which Send Engine sets at the first committed snapshot page, and from the POST), and Send Engine's peak RSS
-# (VmHWM). Two fresh processes make the RSS figures comparable (10k vs 100k: is it flat?). The ceilings have
-# the same message count: bare MailKit runs before the jobs and again after them (the reference is the mean of the
-# two, the machine's speed moving by a third within minutes), smtp-source after them. --processes N (N >= 2) adds a row: the big list again, as one job delivered by N
-# Send Engine processes on the same database at once (SendJobs__Runners=N and Hangfire__WorkerCount=1 in each, so each
+# (VmHWM). Two fresh processes make the RSS figures comparable (10k vs 100k: is it flat?). The ceilings have the same
+# message count: bare MailKit runs before the jobs and again after them (the reference is the mean of the two, the
+# machine's speed moving by a third within minutes), smtp-source after them. --processes N (N >= 2) adds a row: the big
+# list again, as one job delivered by N Send Engine processes on the same database at once (SendJobs__Runners=N and Hangfire__WorkerCount=1 in each, so each
 # process runs exactly one of the job's runners, with CONNECTIONS connections each). Every row is checked for duplicates:
 # the messages smtp-sink counted during the job (-c) must equal the recipients, every row sent with its own Message-ID;
 # the N-process row also checks that each process ran a runner. Before each measured job its fresh processes first
