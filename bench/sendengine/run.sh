@@ -417,6 +417,8 @@ run_job() {
   SE_PIDS=()
 }
 
+field() { sed -n "s/.*[ ]$1=\\([^ ]*\\).*/\\1/p" <<<"$2"; }  # NAME LINE: a key=value of a JOB or BENCH line
+
 # run_bare WHEN: the library ceiling once (BareMailKit, CONNECTIONS connections, RECIPIENTS messages); appends its
 # BENCH line, with the machine's CPU per message, to BARES.
 BARES=()
@@ -444,7 +446,7 @@ run_job big "$BIG_LIST" "$RECIPIENTS"
 # The same list again, one job shared by PROCESSES Send Engine processes.
 [ "$PROCESSES" -gt 1 ] && run_job "big-${PROCESSES}p" "$BIG_LIST" "$RECIPIENTS" "$PROCESSES"
 run_bare after
-bare_field() { for b in "${BARES[@]}"; do sed -n "s/.* $1=\([0-9.]*\).*/\1/p" <<<"$b"; done | awk '{s += $1; n++} END {printf "%.2f", s / n}'; }
+bare_field() { for b in "${BARES[@]}"; do field "$1" "$b"; done | awk '{s += $1; n++} END {printf "%.2f", s / n}'; }  # NAME: the mean of the bare runs
 BARE_RATE="$(bare_field rate)"
 BARE_RATE="${BARE_RATE%.*}"
 
@@ -461,15 +463,14 @@ echo "Send Engine bulk delivery benchmark, $(date -u '+%Y-%m-%d %H:%M UTC'), $(n
 [ -z "$CONN_EXTRA${SE_ENV[*]}" ] || echo "variations: conn-extra='$CONN_EXTRA' se-env='${SE_ENV[*]}'"
 ratio() { awk -v a="$1" -v b="$BARE_RATE" 'BEGIN {printf "%.0f %%", 100 * a / b}'; }
 printf '%-20s %5s %10s %9s %8s %12s %16s %15s %11s %10s %30s\n' run procs messages 'msg/s' 'vs bare' 'snapshot s' 'first msg s(start)' 'first msg s(POST)' 'RSS idle' 'VmHWM' 'CPU ms/msg SE/MC/PG/all'
+f() { field "$1" "$r"; }  # NAME: a key=value of the row r of the loops below
 for r in "${RESULTS[@]}"; do
-  f() { sed -n "s/.*[ ]$1=\\([^ ]*\\).*/\\1/p" <<<"$r"; }
   printf '%-20s %5s %10s %9s %8s %12s %16s %15s %8s MB %7s MB %30s\n' "send-engine-$(f label)" "$(f processes)" "$(f recipients)" "$(f rate)" "$(ratio "$(f rate)")" "$(f snapshot_s)" \
     "$(f first_msg_after_start_s)" "$(f first_msg_after_post_s)" "$(f rss_idle_mb)" "$(f vmhwm_mb)" \
     "$(f se_cpu_ms_per_msg) / $(f mc_cpu_ms_per_msg) / $(f pg_cpu_ms_per_msg) / $(f machine_cpu_ms_per_msg)"
 done
-for b in "${BARES[@]}"; do
-  printf '%-20s %5s %10s %9s %8s\n' "bare-mailkit-$(sed -n 's/.* when=\([a-z]*\).*/\1/p' <<<"$b")" - "$RECIPIENTS" "$(sed -n 's/.* rate=\([0-9]*\).*/\1/p' <<<"$b")" \
-    "$(ratio "$(sed -n 's/.* rate=\([0-9]*\).*/\1/p' <<<"$b")")"
+for r in "${BARES[@]}"; do
+  printf '%-20s %5s %10s %9s %8s\n' "bare-mailkit-$(f when)" - "$RECIPIENTS" "$(f rate)" "$(ratio "$(f rate)")"
 done
 printf '%-20s %5s %10s %9s %8s\n' 'bare-mailkit (mean)' - "$RECIPIENTS" "$BARE_RATE" "100 %"
 printf '%-20s %5s %10s %9s %8s\n' smtp-source - "$RECIPIENTS" "$SOURCE_RATE" "$(ratio "$SOURCE_RATE")"
@@ -479,7 +480,6 @@ if [ "$CPU" = 1 ]; then
   echo "CPU seconds per 10,000 messages (user+system from /proc; holds on a busy machine, unlike the rates):"
   printf '%-20s %10s %8s %8s %8s %10s %8s %18s\n' run messages SE PG MC SE+PG+MC bare 'ratio (SE+PG+MC)/bare'
   for r in "${RESULTS[@]}"; do
-    f() { sed -n "s/.*[ ]$1=\\([^ ]*\\).*/\\1/p" <<<"$r"; }
     awk -v l="send-engine-$(f label)" -v n="$(f recipients)" -v se="$(f se_cpu_s)" -v pg="$(f pg_cpu_s)" -v mc="$(f mc_cpu_s)" -v b="$BARE_CPU" -v bn="$RECIPIENTS" \
       'BEGIN {k = 10000 / n; t = (se + pg + mc) * k; bk = b * 10000 / bn; printf "%-20s %10d %8.2f %8.2f %8.2f %10.2f %8.2f %18.2f\n", l, n, se * k, pg * k, mc * k, t, bk, t / bk}'
   done
