@@ -11,20 +11,14 @@ public static class DataExtensions
     public const string ConnectionStringName = "SendEngine";
 
     /// <summary>
-    /// The key of a second <see cref="NpgsqlDataSource"/>, whose connections plan every execution of their prepared
-    /// statements (plan_cache_mode = force_custom_plan): for a statement whose best plan depends on the rows (the
-    /// transactional dispatcher's claim: how many are due, and how many of those are leased), where a generic plan made
-    /// in one state of the table would be kept in the next.
-    /// </summary>
-    public const string CustomPlans = "custom-plans";
-
-    /// <summary>
-    /// The key of a third <see cref="NpgsqlDataSource"/>, whose connections plan each prepared statement once
-    /// (plan_cache_mode = force_generic_plan) and never choose a sequential scan where an index serves
-    /// (enable_seqscan = off): for statements that find their rows by arrays of ids in tables which grow fast from empty
-    /// (the transactional dispatcher's records, the bulk delivery ledger's marks and records), where an index is
-    /// the right plan at any size. Planned at each execution instead, the transactional record spent about as long
-    /// planning as executing; a generic plan made while the table was small, without the second setting, scanned all of it.
+    /// The key of a second <see cref="NpgsqlDataSource"/>, whose connections plan each prepared statement once
+    /// (plan_cache_mode = force_generic_plan) and read through an index wherever one serves (enable_seqscan = off,
+    /// enable_bitmapscan = off): for the statements of the delivery loops, which find their rows by arrays of ids or
+    /// take the first due rows in an index's order, in tables that grow fast from empty and may hold a backlog (the
+    /// transactional dispatcher's claim and records, the bulk delivery ledger's marks and records). Planned at each
+    /// execution instead, the transactional record spent about as long planning as executing and the claim a third of
+    /// its time; a generic plan made while a table was small, without the settings, scanned all of it at each record;
+    /// and a claim planned with a bitmap scan reads and sorts every due row, which a backlog makes slow at every claim.
     /// </summary>
     public const string GenericPlans = "generic-plans";
 
@@ -40,7 +34,6 @@ public static class DataExtensions
 
         // The delivery pipeline talks to PostgreSQL directly (COPY, SKIP LOCKED claims, per-message updates).
         builder.Services.AddSingleton(_ => NpgsqlDataSource.Create(PostgresDefaults.Tuned(connectionString)));
-        builder.Services.AddKeyedSingleton(CustomPlans, (_, _) => NpgsqlDataSource.Create(WithCustomPlans(PostgresDefaults.Tuned(connectionString))));
         builder.Services.AddKeyedSingleton(GenericPlans, (_, _) => NpgsqlDataSource.Create(WithGenericPlans(PostgresDefaults.Tuned(connectionString))));
         builder.Services.AddDbContextPool<SendEngineDbContext>((sp, o) =>
         {
@@ -54,11 +47,11 @@ public static class DataExtensions
         return builder;
     }
 
-    /// <summary>The connection string with plan_cache_mode = force_custom_plan added to its server options.</summary>
-    internal static string WithCustomPlans(string connectionString) =>
-        PostgresDefaults.WithServerOption(connectionString, "plan_cache_mode=force_custom_plan");
-
-    /// <summary>The connection string with plan_cache_mode = force_generic_plan and enable_seqscan = off added to its server options.</summary>
+    /// <summary>
+    /// The connection string with plan_cache_mode = force_generic_plan, enable_seqscan = off and enable_bitmapscan = off
+    /// added to its server options.
+    /// </summary>
     internal static string WithGenericPlans(string connectionString) =>
-        PostgresDefaults.WithServerOption(PostgresDefaults.WithServerOption(connectionString, "plan_cache_mode=force_generic_plan"), "enable_seqscan=off");
+        new[] { "plan_cache_mode=force_generic_plan", "enable_seqscan=off", "enable_bitmapscan=off" }
+            .Aggregate(connectionString, PostgresDefaults.WithServerOption);
 }

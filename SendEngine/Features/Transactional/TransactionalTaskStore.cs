@@ -56,17 +56,15 @@ internal sealed record ClaimedTask(Guid Id, Guid RequestId, Guid TenantId, strin
 /// A statement that may have queued webhook messages (events or the seed's callbacks) wakes this process's
 /// <see cref="Features.Webhooks.WebhookDispatcher"/> after it committed, as bulk results and ESP events do, so they go out
 /// at once rather than at its next poll; the hot statements (created, sent, completed) wake it only when they queued one.
-/// The dispatchers' records, completion and recovery run on <c>dispatch</c>, whose connections plan each statement once
-/// and use an index wherever one serves: they find their rows by arrays of ids in tables that grow from empty, where a
-/// generic plan cached while the tasks table was small kept scanning all of it at each record, and planning each
-/// execution instead cost as much as executing. The claim runs on <c>claims</c>, whose connections plan each execution:
-/// its best plan depends on how many rows are due and leased, which a plan kept from another moment does not know
-/// (docs/send-engine.md "Transactional mail"). The intake's statement (its own arrays and index look-ups) keeps the
-/// shared pool's default.
+/// The dispatchers' claim, records, completion and recovery run on <c>dispatch</c>, whose connections plan each
+/// statement once and read through an index wherever one serves: the records find their rows by arrays of ids in tables
+/// that grow from empty, where a generic plan cached while the tasks table was small kept scanning all of it at each
+/// record, and planning each execution instead cost as much as executing; the claim takes the first due rows in the due
+/// index's order, the one plan that stays cheap with a backlog (docs/send-engine.md "Transactional mail"). The
+/// intake's statement (its own arrays and index look-ups) keeps the shared pool's default.
 /// </summary>
 public sealed class TransactionalTaskStore(
     NpgsqlDataSource db,
-    [FromKeyedServices(Extensions.DataExtensions.CustomPlans)] NpgsqlDataSource claims,
     [FromKeyedServices(Extensions.DataExtensions.GenericPlans)] NpgsqlDataSource dispatch,
     TimeProvider clock,
     WakeSignal<Features.Webhooks.WebhookDispatcher> webhooks)
@@ -261,19 +259,10 @@ public sealed class TransactionalTaskStore(
     }
 
     /// <summary>
-    /// queued | scheduled → sending for a group of due tasks, oldest due first, skipping rows other dispatchers hold:
-    /// committed before the transport is called for any of them, the durable record that their attempts started (so a
-    /// dispatcher that dies leaves at most a group unknown, never sent twice). The mark is the lease of each task's
-    /// delivery row, a column in no index: a HOT update of a small row; the task row is only read, and so is each request's
-    /// message (once per request in the group: the dispatcher composes from it), which was a statement of its own.
+    /// <see cref="ClaimAsync"/>'s statement. $1 now, $2 the group's size, $3 the lease's end. A parameter, not a constant,
+    /// for the size: with a constant LIMIT a generic plan made when few rows are due reads every due row and sorts them.
     /// </summary>
-    internal async Task<List<ClaimedTask>> ClaimAsync(int limit, TimeSpan lease, CancellationToken ct)
-    {
-        var now = clock.GetUtcNow();
-        var until = now + lease;
-        var claimed = new List<ClaimedTask>();
-        await using var conn = await claims.OpenConnectionAsync(ct);
-        await using var cmd = Sql.Command(conn, """
+    internal const string ClaimSql = """
             WITH due AS (
                 SELECT task_id FROM transactional_deliveries
                 WHERE due_at <= $1 AND lease_until IS NULL
@@ -285,7 +274,22 @@ public sealed class TransactionalTaskStore(
             SELECT t.id, t.request_id, t.tenant_id, t.email, t.email_key, t.name, t.type, l.attempts, l.due_at, t.message_id,
                 CASE WHEN row_number() OVER (PARTITION BY t.request_id ORDER BY t.id) = 1 THEN r.message END
             FROM leased l JOIN transactional_tasks t ON t.id = l.task_id LEFT JOIN transactional_requests r ON r.id = t.request_id
-            """, now, limit, until);
+        """;
+
+    /// <summary>
+    /// queued | scheduled → sending for a group of due tasks, oldest due first, skipping rows other dispatchers hold:
+    /// committed before the transport is called for any of them, the durable record that their attempts started (so a
+    /// dispatcher that dies leaves at most a group unknown, never sent twice). The mark is the lease of each task's
+    /// delivery row, a column in no index: a HOT update of a small row; the task row is only read, and so is each request's
+    /// message (once per request in the group: the dispatcher composes from it), which was a statement of its own.
+    /// </summary>
+    internal async Task<List<ClaimedTask>> ClaimAsync(int limit, TimeSpan lease, CancellationToken ct)
+    {
+        var now = clock.GetUtcNow();
+        var until = now + lease;
+        var claimed = new List<ClaimedTask>();
+        await using var conn = await dispatch.OpenConnectionAsync(ct);
+        await using var cmd = Sql.Command(conn, ClaimSql, now, limit, until);
         await using var reader = await cmd.ExecuteReaderAsync(ct);
         while (await reader.ReadAsync(ct))
         {
