@@ -260,20 +260,20 @@ public sealed class TransactionalTaskStore(
 
     /// <summary>
     /// <see cref="ClaimAsync"/>'s statement. $1 now, $2 the group's size, $3 the lease's end. A parameter, not a constant,
-    /// for the size: with a constant LIMIT a generic plan made when few rows are due reads every due row and sorts them.
+    /// for the size: with a constant LIMIT, a generic plan made when few rows were due read every due row and sorted them.
     /// </summary>
     internal const string ClaimSql = """
-            WITH due AS (
-                SELECT task_id FROM transactional_deliveries
-                WHERE due_at <= $1 AND lease_until IS NULL
-                ORDER BY due_at LIMIT $2 FOR UPDATE SKIP LOCKED),
-            leased AS (
-                UPDATE transactional_deliveries d SET lease_until = $3
-                FROM due WHERE d.task_id = due.task_id
-                RETURNING d.task_id, d.attempts, d.due_at)
-            SELECT t.id, t.request_id, t.tenant_id, t.email, t.email_key, t.name, t.type, l.attempts, l.due_at, t.message_id,
-                CASE WHEN row_number() OVER (PARTITION BY t.request_id ORDER BY t.id) = 1 THEN r.message END
-            FROM leased l JOIN transactional_tasks t ON t.id = l.task_id LEFT JOIN transactional_requests r ON r.id = t.request_id
+        WITH due AS (
+            SELECT task_id FROM transactional_deliveries
+            WHERE due_at <= $1 AND lease_until IS NULL
+            ORDER BY due_at LIMIT $2 FOR UPDATE SKIP LOCKED),
+        leased AS (
+            UPDATE transactional_deliveries d SET lease_until = $3
+            FROM due WHERE d.task_id = due.task_id
+            RETURNING d.task_id, d.attempts, d.due_at)
+        SELECT t.id, t.request_id, t.tenant_id, t.email, t.email_key, t.name, t.type, l.attempts, l.due_at, t.message_id,
+            CASE WHEN row_number() OVER (PARTITION BY t.request_id ORDER BY t.id) = 1 THEN r.message END
+        FROM leased l JOIN transactional_tasks t ON t.id = l.task_id LEFT JOIN transactional_requests r ON r.id = t.request_id
         """;
 
     /// <summary>
