@@ -170,8 +170,8 @@ phase() {
   check_wrk "$label" "$line"
   local ok secs; ok="$(bench_field ok "$line")"; secs="$(bench_field seconds "$line")"
   if [ "$PROFILE" = 1 ] && [ "$k" = 1 ]; then
-    # Planning is counted apart from execution (track_planning; its mean is per planning, not per call): statements
-    # planned at each execution (the dispatcher's custom plans) pay it on every call.
+    # Planning is counted apart from execution (track_planning; its mean is per planning, not per call): a statement
+    # planned at each execution pays it on every call.
     echo "== SQL per request (pg_stat_statements, $ok requests): calls x mean exec ms + plannings x mean plan ms = total ms, statement" >&2
     psql_db sendengine "SELECT to_char(calls::numeric / $ok, 'FM990.000') || ' x ' || to_char(mean_exec_time, 'FM990.000') || ' + '
                                || to_char(plans::numeric / $ok, 'FM990.000') || ' x ' || to_char(mean_plan_time, 'FM990.000') || ' = '

@@ -1,5 +1,6 @@
 using Microsoft.Extensions.DependencyInjection;
 using Npgsql;
+using SendEngine.Data;
 using SendEngine.Extensions;
 using SendEngine.Features.Transactional;
 
@@ -40,7 +41,7 @@ public sealed class TransactionalDispatchPlanTests(StackFixture stack)
         // The claim's own tables, shadowed by temporary copies (pg_temp comes first in the search path) holding a backlog
         // after an outage: 5,000 due tasks, 16 leased, 1,000 scheduled later. Its generic plan must read the due index
         // in order and stop after the group, not read every due row and sort them.
-        await ExecuteAsync(conn, """
+        await Sql.ExecuteAsync(conn, """
             CREATE TEMP TABLE transactional_deliveries (LIKE public.transactional_deliveries INCLUDING ALL);
             CREATE TEMP TABLE transactional_tasks (LIKE public.transactional_tasks INCLUDING ALL);
             CREATE TEMP TABLE transactional_requests (LIKE public.transactional_requests INCLUDING ALL);
@@ -49,7 +50,7 @@ public sealed class TransactionalDispatchPlanTests(StackFixture stack)
             FROM generate_series(1, 6000) g;
             ANALYZE transactional_deliveries; ANALYZE transactional_tasks; ANALYZE transactional_requests;
             """, ct);
-        await ExecuteAsync(conn, $"PREPARE claim_probe(timestamptz, int, timestamptz) AS {TransactionalTaskStore.ClaimSql}", ct);
+        await Sql.ExecuteAsync(conn, $"PREPARE claim_probe(timestamptz, int, timestamptz) AS {TransactionalTaskStore.ClaimSql}", ct);
         var plan = await ExplainAsync(conn, "EXECUTE claim_probe(now(), 16, now() + interval '1 minute')", ct);
         Assert.Matches(@"Index Scan using \S*due_at\S* on transactional_deliveries", plan);
         Assert.DoesNotContain("Bitmap", plan);
@@ -64,7 +65,7 @@ public sealed class TransactionalDispatchPlanTests(StackFixture stack)
         // A record's look-up (rows by an array of ids), prepared on a table as small as a new installation's (analyzed):
         // with the pool's settings the generic plan reads the primary key; the same plan made with sequential scans
         // allowed is a scan of the whole table, the plan that used to stay for the life of a pooled connection.
-        await ExecuteAsync(conn, """
+        await Sql.ExecuteAsync(conn, """
             CREATE TEMP TABLE plan_probe (id uuid PRIMARY KEY, status text NOT NULL);
             INSERT INTO plan_probe SELECT gen_random_uuid(), 'queued' FROM generate_series(1, 10);
             ANALYZE plan_probe;
@@ -74,7 +75,7 @@ public sealed class TransactionalDispatchPlanTests(StackFixture stack)
         Assert.Contains("plan_probe_pkey", plan); // an index scan or a bitmap scan of it
         Assert.DoesNotContain("Seq Scan", plan);
 
-        await ExecuteAsync(conn, "DEALLOCATE record_probe; SET enable_seqscan = on; PREPARE record_probe(uuid[]) AS UPDATE plan_probe SET status = 'sent' WHERE id = ANY($1)", ct);
+        await Sql.ExecuteAsync(conn, "DEALLOCATE record_probe; SET enable_seqscan = on; PREPARE record_probe(uuid[]) AS UPDATE plan_probe SET status = 'sent' WHERE id = ANY($1)", ct);
         Assert.Contains("Seq Scan on plan_probe", await ExplainAsync(conn, $"EXECUTE record_probe(ARRAY['{Guid.NewGuid()}']::uuid[])", ct));
     }
 
@@ -95,12 +96,6 @@ public sealed class TransactionalDispatchPlanTests(StackFixture stack)
         var conn = new NpgsqlConnection(cs);
         await conn.OpenAsync(ct);
         return conn;
-    }
-
-    private static async Task ExecuteAsync(NpgsqlConnection conn, string sql, CancellationToken ct)
-    {
-        await using var cmd = new NpgsqlCommand(sql, conn);
-        await cmd.ExecuteNonQueryAsync(ct);
     }
 
     private static async Task<string> ExplainAsync(NpgsqlConnection conn, string execute, CancellationToken ct)
