@@ -28,7 +28,10 @@ public static class ServiceDefaultsExtensions
             .Enrich.FromLogContext()
             .Enrich.With<RequestPathMasking>()
             .Enrich.WithProperty("Service", serviceTitle)
-            .WriteTo.Console(formatProvider: System.Globalization.CultureInfo.InvariantCulture));
+            .WriteTo.Console(formatProvider: System.Globalization.CultureInfo.InvariantCulture),
+            // The host's own logger, not the static Log.Logger: otherwise every host in a process logs through the last
+            // one built, and disposing any of them silences the others (Log.CloseAndFlush). Tests run several hosts.
+            preserveStaticLogger: true);
 
         builder.Services.ConfigureHttpJsonOptions(o => ConfigureJson(o.SerializerOptions));
         builder.Services.AddProblemDetails(o => o.CustomizeProblemDetails = ctx =>
@@ -69,8 +72,7 @@ public static class ServiceDefaultsExtensions
         var loggableQueries = app.Services.GetServices<IRequestLogQuery>().ToArray();
         app.UseSerilogRequestLogging(o =>
         {
-            // This host's logger, not the static Log.Logger, which the last host built in the process owns (tests run
-            // several hosts at once).
+            // This host's logger (see AddSerilog above).
             o.Logger = app.Services.GetRequiredService<Serilog.ILogger>();
             // Health probes every few seconds drown the log.
             o.GetLevel = (ctx, _, ex) => ex is not null || ctx.Response.StatusCode >= 500 ? LogEventLevel.Error

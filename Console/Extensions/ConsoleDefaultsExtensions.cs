@@ -18,7 +18,9 @@ public static class ConsoleDefaultsExtensions
             .ReadFrom.Services(services)
             .Enrich.FromLogContext()
             .Enrich.WithProperty("Service", "Console")
-            .WriteTo.Console(formatProvider: System.Globalization.CultureInfo.InvariantCulture));
+            .WriteTo.Console(formatProvider: System.Globalization.CultureInfo.InvariantCulture),
+            // The host's own logger, not the static Log.Logger, which the last host built in a process would own.
+            preserveStaticLogger: true);
         builder.Services.AddOptions<ConsoleOptions>().BindConfiguration(ConsoleOptions.Section).ValidateDataAnnotations().ValidateOnStart();
         builder.Services.AddOptions<ConsoleAuthOptions>().BindConfiguration(ConsoleAuthOptions.Section).ValidateDataAnnotations().ValidateOnStart();
         builder.Services.AddSingleton(TimeProvider.System);
