@@ -71,7 +71,8 @@ public static class EmailEventsExtensions
 
         services.AddOpenTelemetry().WithMetrics(m =>
         {
-            m.AddMeter(SendEngineMetrics.MeterName, "Microsoft.AspNetCore.Hosting").AddPrometheusExporter();
+            // System.Runtime: the process's GC pauses, heap, thread pool queue and lock contention, for a latency tail.
+            m.AddMeter(SendEngineMetrics.MeterName, "Microsoft.AspNetCore.Hosting", "System.Runtime").AddPrometheusExporter();
             // OpenTelemetry selects meters by name across the whole process, so a second host in it (tests, or an
             // embedding app) would have its counters summed into ours and its gauges overwrite ours. Only this host's
             // own IMeterFactory counts.

@@ -180,6 +180,9 @@ public sealed class TencentSesTests(StackFixture stack)
         Assert.Contains("sendengine_deliveries_total{", metrics);
         Assert.Contains("transport=\"tencent\"", metrics);
         Assert.Contains("sendengine_email_events_processing_latency_seconds_bucket", metrics);
+        // The runtime's own meter: GC pauses and the thread pool's queue.
+        Assert.Contains("dotnet_gc_pause_time_seconds_total", metrics);
+        Assert.Contains("dotnet_thread_pool_queue_length", metrics);
     }
 
     [Fact]
