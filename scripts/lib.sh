@@ -157,8 +157,14 @@ pg_cpu() {
     for c in $(cat "/proc/$pm/task/$pm/children" 2>/dev/null); do awk '{print $14 + $15}' "/proc/$c/stat" 2>/dev/null || true; done
   } | awk -v t="$CLOCK_TICKS" '{s += $1} END {printf "%.2f", s / t}'
 }
-# Busy CPU seconds of the whole machine (all processes, including anything not started by the script).
-machine_cpu() { awk -v t="$CLOCK_TICKS" '/^cpu / {printf "%.2f", ($2 + $3 + $4 + $7 + $8 + $9) / t}' /proc/stat; }
+# Busy CPU seconds of the whole machine (all processes, including anything not started by the script). Steal (time
+# the hypervisor gave this VM's CPUs to another guest) is not work done here: it is counted apart (steal_snapshot).
+machine_cpu() { awk -v t="$CLOCK_TICKS" '/^cpu / {printf "%.2f", ($2 + $3 + $4 + $7 + $8) / t}' /proc/stat; }
+# "STEAL TOTAL" in ticks of all CPUs, for steal_pct.
+steal_snapshot() { awk '/^cpu / {print $9, $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9}' /proc/stat; }
+# steal_pct "BEFORE" "AFTER": the share of the CPUs' time stolen by the hypervisor in between, in percent. On a shared
+# VM it is what makes the same run slower from one minute to the next.
+steal_pct() { awk -v a="$1" -v b="$2" 'BEGIN {split(a, x, " "); split(b, y, " "); d = y[2] - x[2]; printf "%.1f", (d > 0 ? 100 * (y[1] - x[1]) / d : 0)}'; }
 
 # perf_report DATA WHO FRAMES_REGEX SELF_TOP INCL_TOP: a perf recording summarised three ways (by library, top
 # functions by self time, managed frames matching FRAMES_REGEX by inclusive time), for the bench scripts' --perf.

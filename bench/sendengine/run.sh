@@ -38,13 +38,16 @@
 # --rounds N (N >= 2) then delivers the big list N - 1 more times on one process, each job followed by another bare
 # MailKit run, and prints each round's rate and CPU ratio against the mean of the bare runs on either side, and their
 # medians: a single run's "vs bare" moved between 56 % and 78 % on this machine within 20 minutes (2026-12-03 17:03–17:23).
+# Each job and bare run also records the hypervisor's steal (the share of the VM's CPU time given to other guests,
+# /proc/stat), the cause of most of that movement; the rounds' summary adds the median of the quiet rounds, those with
+# at most QUIET_STEAL % (2) of steal in the job and in both bare runs around it.
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # shellcheck source=scripts/lib.sh
 source "$HERE/../../scripts/lib.sh"
 cd "$REPO_ROOT"
 
-RECIPIENTS=100000 SMALL=10000 WARM=5000 CONNECTIONS=8 PROCESSES=1 TIMEOUT=900 KEEP_LOGS=0 CONN_EXTRA="" PERF=0 PROFILE=0 CPU=0 ROUNDS=1
+RECIPIENTS=100000 SMALL=10000 WARM=5000 CONNECTIONS=8 PROCESSES=1 TIMEOUT=900 KEEP_LOGS=0 CONN_EXTRA="" PERF=0 PROFILE=0 CPU=0 ROUNDS=1 QUIET_STEAL=2
 SE_ENV=()
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -351,7 +354,7 @@ run_job() {
   local body; body="$(job_body "$list" "bench $label")"
   local se0 mc0 pg0 all0 se1 mc1 pg1 all1
   local sink0; sink0="$(sink_messages)"
-  se0="$(se_cpu)"; mc0="$(proc_cpu "$MC_PID")"; pg0="$(pg_cpu "$PG_DATA")"; all0="$(machine_cpu)"
+  se0="$(se_cpu)"; mc0="$(proc_cpu "$MC_PID")"; pg0="$(pg_cpu "$PG_DATA")"; all0="$(machine_cpu)"; local st0; st0="$(steal_snapshot)"
   if [ "$PROFILE" = 1 ] && [ "$label" != small ]; then psql_db postgres "SELECT pg_stat_statements_reset(), pg_stat_reset_shared('wal')" >/dev/null; psql_db sendengine "SELECT pg_stat_reset()" >/dev/null; fi
   local post_at; post_at="$(date -u '+%Y-%m-%d %H:%M:%S.%6N+00')"
   local created; created="$(curl -fsS -X POST "$SE/api/send-jobs" -H "Authorization: Bearer $token" -H 'Content-Type: application/json' -d "$body")" \
@@ -367,7 +370,7 @@ run_job() {
   fi
   wait_job "$token" "$job" "$LOGS/rss-$label.txt"
   local status="$JOB_STATUS" json="$JOB_JSON" peak=0
-  se1="$(se_cpu)"; mc1="$(proc_cpu "$MC_PID")"; pg1="$(pg_cpu "$PG_DATA")"; all1="$(machine_cpu)"
+  se1="$(se_cpu)"; mc1="$(proc_cpu "$MC_PID")"; pg1="$(pg_cpu "$PG_DATA")"; all1="$(machine_cpu)"; local steal; steal="$(steal_pct "$st0" "$(steal_snapshot)")"
   if [ -n "$AUX_PID" ]; then kill -INT "$AUX_PID"; wait "$AUX_PID" 2>/dev/null || true; AUX_PID=""; perf_show; fi
   local pid; for pid in "${SE_PIDS[@]}"; do [ "$(vmhwm_mb "$pid")" -le "$peak" ] || peak="$(vmhwm_mb "$pid")"; done
   if [ "$PROFILE" = 1 ] && [ "$label" != small ]; then
@@ -414,9 +417,9 @@ run_job() {
   fi
   local line; line="$(awk -v l="$label" -v n="$expected" -v created="$created_s" -v snap="$snap" -v f1="$first_from_start" -v f2="$first_from_post" -v d="$deliver_secs" \
       -v s0="$se0" -v s1="$se1" -v m0="$mc0" -v m1="$mc1" -v p0="$pg0" -v p1="$pg1" -v a0="$all0" -v a1="$all1" -v peak="$peak" -v idle="$rss_idle" -v sp="$span" \
-    -v procs="$procs" -v sink=$((sink1 - sink0)) \
-    'BEGIN {printf "JOB label=%s processes=%d sink_msgs=%d recipients=%d created_s=%.3f snapshot_s=%.2f first_msg_after_start_s=%.3f first_msg_after_post_s=%.3f deliver_s=%.2f rate=%.0f span_rate=%.0f se_cpu_ms_per_msg=%.3f mc_cpu_ms_per_msg=%.3f pg_cpu_ms_per_msg=%.3f machine_cpu_ms_per_msg=%.3f rss_idle_mb=%d vmhwm_mb=%d se_cpu_s=%.2f mc_cpu_s=%.2f pg_cpu_s=%.2f",
-       l, procs, sink, n, created, snap, f1, f2, d, n / d, n / sp, (s1 - s0) * 1000 / n, (m1 - m0) * 1000 / n, (p1 - p0) * 1000 / n, (a1 - a0) * 1000 / n, idle, peak, s1 - s0, m1 - m0, p1 - p0}')"
+    -v procs="$procs" -v sink=$((sink1 - sink0)) -v steal="$steal" \
+    'BEGIN {printf "JOB label=%s processes=%d sink_msgs=%d recipients=%d created_s=%.3f snapshot_s=%.2f first_msg_after_start_s=%.3f first_msg_after_post_s=%.3f deliver_s=%.2f rate=%.0f span_rate=%.0f se_cpu_ms_per_msg=%.3f mc_cpu_ms_per_msg=%.3f pg_cpu_ms_per_msg=%.3f machine_cpu_ms_per_msg=%.3f rss_idle_mb=%d vmhwm_mb=%d se_cpu_s=%.2f mc_cpu_s=%.2f pg_cpu_s=%.2f steal_pct=%.1f",
+       l, procs, sink, n, created, snap, f1, f2, d, n / d, n / sp, (s1 - s0) * 1000 / n, (m1 - m0) * 1000 / n, (p1 - p0) * 1000 / n, (a1 - a0) * 1000 / n, idle, peak, s1 - s0, m1 - m0, p1 - p0, steal}')"
   RESULTS+=("$line")
   log "$line"
   for pid in "${SE_PIDS[@]}"; do stop_pid "$pid"; rm -f "/tmp/perf-$pid.map" "/tmp/perfinfo-$pid.map"; done
@@ -430,14 +433,14 @@ field() { sed -n "s/.*[ ]$1=\\([^ ]*\\).*/\\1/p" <<<"$2"; }  # NAME LINE: a key=
 BARES=()
 run_bare() {
   log "library ceiling ($1): BareMailKit, $CONNECTIONS connections, $RECIPIENTS messages"
-  local a0 a1; a0="$(machine_cpu)"
+  local a0 a1 st0; a0="$(machine_cpu)" st0="$(steal_snapshot)"
   dotnet bench/sendengine/BareMailKit/bin/Release/net10.0/BareMailKit.dll --host 127.0.0.1 --port "$SMTP_PORT" \
     --connections "$CONNECTIONS" --count "$RECIPIENTS" --html "$WORK/body.html" --text "$WORK/body.txt" >"$LOGS/bare-$1.txt" 2>&1 &
   AUX_PID=$!
   wait "$AUX_PID" || { cat "$LOGS/bare-$1.txt" >&2; die "BareMailKit failed"; }
   AUX_PID=""
   a1="$(machine_cpu)"
-  local line; line="$(grep '^BENCH ' "$LOGS/bare-$1.txt") when=$1 machine_cpu_ms_per_msg=$(awk -v a="$a0" -v b="$a1" -v n="$RECIPIENTS" 'BEGIN {printf "%.3f", (b - a) * 1000 / n}')"
+  local line; line="$(grep '^BENCH ' "$LOGS/bare-$1.txt") when=$1 machine_cpu_ms_per_msg=$(awk -v a="$a0" -v b="$a1" -v n="$RECIPIENTS" 'BEGIN {printf "%.3f", (b - a) * 1000 / n}') steal_pct=$(steal_pct "$st0" "$(steal_snapshot)")"
   BARES+=("$line")
   log "$line"
 }
@@ -473,16 +476,16 @@ echo
 echo "Send Engine bulk delivery benchmark, $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores ($(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1)), $CONNECTIONS connections, smtp-sink on loopback, load average now $(cut -d' ' -f1-3 /proc/loadavg)"
 [ -z "$CONN_EXTRA${SE_ENV[*]}" ] || echo "variations: conn-extra='$CONN_EXTRA' se-env='${SE_ENV[*]}'"
 ratio() { awk -v a="$1" -v b="$BARE_RATE" 'BEGIN {printf "%.0f %%", 100 * a / b}'; }
-printf '%-20s %5s %10s %9s %8s %12s %16s %15s %11s %10s %30s\n' run procs messages 'msg/s' 'vs bare' 'snapshot s' 'first msg s(start)' 'first msg s(POST)' 'RSS idle' 'VmHWM' 'CPU ms/msg SE/MC/PG/all'
+printf '%-20s %5s %10s %9s %8s %7s %12s %16s %15s %11s %10s %30s\n' run procs messages 'msg/s' 'vs bare' 'steal' 'snapshot s' 'first msg s(start)' 'first msg s(POST)' 'RSS idle' 'VmHWM' 'CPU ms/msg SE/MC/PG/all'
 f() { field "$1" "$r"; }  # NAME: a key=value of the row r of the loops below
 for r in "${RESULTS[@]}"; do
   [[ "$(f label)" == round-* ]] && continue
-  printf '%-20s %5s %10s %9s %8s %12s %16s %15s %8s MB %7s MB %30s\n' "send-engine-$(f label)" "$(f processes)" "$(f recipients)" "$(f rate)" "$(ratio "$(f rate)")" "$(f snapshot_s)" \
+  printf '%-20s %5s %10s %9s %8s %6s%% %12s %16s %15s %8s MB %7s MB %30s\n' "send-engine-$(f label)" "$(f processes)" "$(f recipients)" "$(f rate)" "$(ratio "$(f rate)")" "$(f steal_pct)" "$(f snapshot_s)" \
     "$(f first_msg_after_start_s)" "$(f first_msg_after_post_s)" "$(f rss_idle_mb)" "$(f vmhwm_mb)" \
     "$(f se_cpu_ms_per_msg) / $(f mc_cpu_ms_per_msg) / $(f pg_cpu_ms_per_msg) / $(f machine_cpu_ms_per_msg)"
 done
 for r in "${BARES[@]:0:2}"; do
-  printf '%-20s %5s %10s %9s %8s\n' "bare-mailkit-$(f when)" - "$RECIPIENTS" "$(f rate)" "$(ratio "$(f rate)")"
+  printf '%-20s %5s %10s %9s %8s %6s%%\n' "bare-mailkit-$(f when)" - "$RECIPIENTS" "$(f rate)" "$(ratio "$(f rate)")" "$(f steal_pct)"
 done
 printf '%-20s %5s %10s %9s %8s\n' 'bare-mailkit (mean)' - "$RECIPIENTS" "$BARE_RATE" "100 %"
 printf '%-20s %5s %10s %9s %8s\n' smtp-source - "$RECIPIENTS" "$SOURCE_RATE" "$(ratio "$SOURCE_RATE")"
@@ -501,16 +504,20 @@ fi
 if [ "$ROUNDS" -gt 1 ]; then
   echo
   echo "Rounds: the big list on one process, each job against the mean of the bare MailKit runs before and after it:"
-  printf '%-8s %9s %14s %8s %22s\n' round 'msg/s' 'bare msg/s' 'vs bare' 'CPU ratio (SE+PG+MC)/bare'
+  echo "(steal: the most the hypervisor took of the CPUs' time in the job or either bare run; a round is quiet at <= $QUIET_STEAL %)"
+  printf '%-8s %9s %14s %8s %22s %8s\n' round 'msg/s' 'bare msg/s' 'vs bare' 'CPU ratio (SE+PG+MC)/bare' 'steal'
   round=0
   for r in "${RESULTS[@]}"; do
     case "$(f label)" in big) ;; round-*) ;; *) continue ;; esac
+    steal="$(for b in "${BARES[@]:$round:2}"; do field steal_pct "$b"; done; f steal_pct)"
     awk -v n=$((round + 1)) -v rate="$(f rate)" -v br="$(bare_field rate "$round")" -v se="$(f se_cpu_s)" -v pg="$(f pg_cpu_s)" -v mc="$(f mc_cpu_s)" \
-      -v bc="$(bare_field cpu_s "$round")" 'BEGIN {printf "%-8d %9d %14.0f %7.0f %% %22.2f\n", n, rate, br, 100 * rate / br, (se + pg + mc) / bc}'
+      -v bc="$(bare_field cpu_s "$round")" -v st="$(sort -n <<<"$steal" | tail -1)" \
+      'BEGIN {printf "%-8d %9d %14.0f %7.0f %% %22.2f %7.1f%%\n", n, rate, br, 100 * rate / br, (se + pg + mc) / bc, st}'
     round=$((round + 1))
   done | tee "$WORK/rounds.txt"
-  median() { sort -n | awk '{v[NR] = $1} END {printf "%.2f", NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
-  echo "ROUNDS n=$ROUNDS median_vs_bare_pct=$(awk '{print $4}' "$WORK/rounds.txt" | median) min_vs_bare_pct=$(awk '{print $4}' "$WORK/rounds.txt" | sort -n | head -1) max_vs_bare_pct=$(awk '{print $4}' "$WORK/rounds.txt" | sort -n | tail -1) median_cpu_ratio=$(awk '{print $6}' "$WORK/rounds.txt" | median)"
+  median() { sort -n | awk '{v[NR] = $1} END {if (NR == 0) {printf "-"; exit} printf "%.2f", NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
+  quiet="$(awk -v q="$QUIET_STEAL" '$7 + 0 <= q' "$WORK/rounds.txt")"
+  echo "ROUNDS n=$ROUNDS median_vs_bare_pct=$(awk '{print $4}' "$WORK/rounds.txt" | median) min_vs_bare_pct=$(awk '{print $4}' "$WORK/rounds.txt" | sort -n | head -1) max_vs_bare_pct=$(awk '{print $4}' "$WORK/rounds.txt" | sort -n | tail -1) median_cpu_ratio=$(awk '{print $6}' "$WORK/rounds.txt" | median) quiet_rounds=$(grep -c . <<<"$quiet" || true) quiet_median_vs_bare_pct=$(awk 'NF {print $4}' <<<"$quiet" | median)"
 fi
 echo "Duplicates: none (for each job, smtp-sink received exactly one message per recipient, and every recipient row was sent once with its own Message-ID)."
 echo "Targets: Send Engine (1 process) >= 80 % of bare MailKit; ${PROCESSES} processes together >= 1 process; RSS < 300 MB and flat (10k vs 100k); first message <= 1 s after the POST."

@@ -26,6 +26,9 @@
 # CPU seconds per 10,000 requests of Send Engine and of the PostgreSQL cluster (user+sys from /proc/<pid>/stat), and per
 # request the transactions committed (pg_stat_database.xact_commit, the script's own few polls included) and the WAL
 # bytes written (pg_current_wal_lsn()): figures a busy machine does not distort the way it distorts rates.
+# Every phase (and the ceiling) also prints the hypervisor's steal during it: the share of the VM's CPU time given to
+# other guests (/proc/stat), which moves the rates of this shared machine from one minute to the next. The machine's
+# CPU figures do not count it.
 # --perf samples Send Engine with `perf record` (999 Hz, call graphs; managed frames named through DOTNET_PerfMapEnabled)
 # during the one-recipient phase, from its start until its queue drained (the API and the dispatcher's delivery), and
 # prints where its CPU went: by library, top functions by self time, managed frames by inclusive time.
@@ -129,7 +132,9 @@ check_wrk() {  # LABEL LINE
 log "load average before the run: $(cut -d' ' -f1-3 /proc/loadavg)"
 LOAD_START="$(cut -d' ' -f1-3 /proc/loadavg)"
 log "ceiling: GET /health/live, $DURATION, $CONNECTIONS connections"
+st0="$(steal_snapshot)"
 run_wrk live.lua "$DURATION" >"$LOGS/live.txt" 2>&1
+LIVE_STEAL="$(steal_pct "$st0" "$(steal_snapshot)")"
 LIVE="$(grep '^BENCH ' "$LOGS/live.txt")"; log "health/live: $LIVE"
 LIVE_RPS="$(bench_field rps "$LIVE")"
 
@@ -161,10 +166,10 @@ phase() {
     perf record -q -e cpu-clock -F 999 -g -p "$SE_PID" -o "$LOGS/perf.data" >"$LOGS/perf.log" 2>&1 &
     PERF_PID=$!
   fi
-  local c0 c1 d0=""; c0="$(cpu_snapshot)"
+  local c0 c1 d0="" st0 steal; c0="$(cpu_snapshot)" st0="$(steal_snapshot)"
   [ "$CPU" = 1 ] && d0="$(db_counters)"
   run_wrk email.lua "$DURATION" "$API_KEY" "$FROM" "$k" "$label" "$WORK/body.html" >"$LOGS/$label.txt" 2>&1
-  c1="$(cpu_snapshot)"
+  c1="$(cpu_snapshot)" steal="$(steal_pct "$st0" "$(steal_snapshot)")"
   local to; to="$(db_now)"
   local line; line="$(grep '^BENCH ' "$LOGS/$label.txt" || true)"
   check_wrk "$label" "$line"
@@ -210,10 +215,10 @@ phase() {
       'BEGIN {split(a, x, " "); split(b, y, " "); printf "== transactional_deliveries per request: %.2f inserts, %.2f updates (%.2f HOT), %.2f deletes\n", (y[1]-x[1])/n, (y[2]-x[2])/n, (y[3]-x[3])/n, (y[4]-x[4])/n}' >&2
   fi
   local checked; checked="$(phase_check "$label" "$from" "$(db_now)" $((ok * k)) $(((ok + CONNECTIONS) * k)))"
-  ROWS+=("$(printf '%-22s %9s %9.0f %9s %9s %9s %10s %12s %28s' "$label" "$(bench_field rps "$line")" \
+  ROWS+=("$(printf '%-22s %9s %9.0f %9s %9s %9s %10s %12s %28s %6s%%' "$label" "$(bench_field rps "$line")" \
     "$(awk -v a="$ok" -v k="$k" -v s="$secs" 'BEGIN {print a * k / s}')" "$(bench_field p50_ms "$line")" "$(bench_field p90_ms "$line")" \
     "$(bench_field p99_ms "$line")" "$(awk -v a="$(bench_field rps "$line")" -v b="$LIVE_RPS" 'BEGIN {printf "%.0f %%", 100 * a / b}')" \
-    "${checked#* }" "$(cpu_per "$ok" "$c0" "$c1")")")
+    "${checked#* }" "$(cpu_per "$ok" "$c0" "$c1")" "$steal")")
 }
 phase one-recipient 1
 phase ten-recipients 10
@@ -251,8 +256,8 @@ while [ "$(sink_messages)" -lt "$sent_total" ] && [ "$waited" -lt 40 ]; do sleep
 echo
 echo "Send Engine transactional API benchmark, $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores ($(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1)), wrk -t$THREADS -c$CONNECTIONS -d$DURATION, load average at start $LOAD_START, now $(cut -d' ' -f1-3 /proc/loadavg)"
 [ "${#SE_ENV[@]}" = 0 ] || echo "variations: se-env='${SE_ENV[*]}'"
-printf '%-22s %9s %9s %9s %9s %9s %10s %12s %28s\n' run 'req/s' 'tasks/s' 'p50 ms' 'p90 ms' 'p99 ms' 'vs live' 'sent msg/s' 'CPU ms/req SE/MC/PG/all'
-printf '%-22s %9s %9s %9s %9s %9s %10s\n' 'health/live (ceiling)' "$LIVE_RPS" - "$(bench_field p50_ms "$LIVE")" - "$(bench_field p99_ms "$LIVE")" '100 %'
+printf '%-22s %9s %9s %9s %9s %9s %10s %12s %28s %7s\n' run 'req/s' 'tasks/s' 'p50 ms' 'p90 ms' 'p99 ms' 'vs live' 'sent msg/s' 'CPU ms/req SE/MC/PG/all' 'steal'
+printf '%-22s %9s %9s %9s %9s %9s %10s %12s %28s %6s%%\n' 'health/live (ceiling)' "$LIVE_RPS" - "$(bench_field p50_ms "$LIVE")" - "$(bench_field p99_ms "$LIVE")" '100 %' - - "$LIVE_STEAL"
 for r in "${ROWS[@]}"; do echo "$r"; done
 [ "$RATE" = 0 ] || echo "constant rate: $(bench_field rps "$RATE_LINE") req/s (target $RATE) for $RATE_DURATION s, late starts $(bench_field late_starts "$RATE_LINE"); HTTP p50/p99 $(bench_field p50_ms "$RATE_LINE") / $(bench_field p99_ms "$RATE_LINE") ms; request to relay's 250 p50 / p99 / max: $e2e_p50 / $e2e_p99 / $e2e_max ms"
 if [ "$CPU" = 1 ]; then
