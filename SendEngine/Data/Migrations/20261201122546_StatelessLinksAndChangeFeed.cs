@@ -42,7 +42,7 @@ namespace SendEngine.Data.Migrations
             // running jobs keep theirs until they finish, new snapshots store none.
             migrationBuilder.Sql("""
                 UPDATE send_job_recipients r SET unsubscribe_url = NULL
-                FROM send_jobs j WHERE j.id = r.job_id AND r.unsubscribe_url IS NOT NULL AND j.status IN ('completed', 'cancelled', 'failed')
+                FROM send_jobs j WHERE j.id = r.job_id AND r.unsubscribe_url IS NOT NULL AND j.status IN ('completed', 'cancelled', 'failed');
                 """);
         }
 

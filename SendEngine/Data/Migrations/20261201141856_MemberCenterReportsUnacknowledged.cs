@@ -18,7 +18,7 @@ namespace SendEngine.Data.Migrations
 
             // Reports given up before (out of attempts) were never acknowledged: queue every failed one again. Those
             // Member Center refuses are refused again at the first try and stay failed; the others are delivered now.
-            migrationBuilder.Sql("UPDATE member_center_reports SET completed_at = NULL, outcome = NULL, next_attempt_at = now() WHERE outcome = 'failed'");
+            migrationBuilder.Sql("UPDATE member_center_reports SET completed_at = NULL, outcome = NULL, next_attempt_at = now() WHERE outcome = 'failed';");
         }
 
         /// <inheritdoc />

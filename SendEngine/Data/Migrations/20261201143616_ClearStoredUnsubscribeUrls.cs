@@ -12,7 +12,7 @@ namespace SendEngine.Data.Migrations
         {
             // Rows snapshotted before links were minted per message still held working unsubscribe URLs. Every run opens
             // the job's link key and mints the same kind of link for a row without one, so the stored copies can go.
-            migrationBuilder.Sql("UPDATE send_job_recipients SET unsubscribe_url = NULL WHERE unsubscribe_url IS NOT NULL");
+            migrationBuilder.Sql("UPDATE send_job_recipients SET unsubscribe_url = NULL WHERE unsubscribe_url IS NOT NULL;");
         }
 
         /// <inheritdoc />

@@ -27,7 +27,7 @@ namespace SendEngine.Data.Migrations
             migrationBuilder.Sql("""
                 UPDATE webhook_gateway_entries e SET first_event_id = x.lo, last_event_id = x.hi
                 FROM (SELECT gateway_entry_id, min(id) AS lo, max(id) AS hi FROM email_events WHERE gateway_entry_id IS NOT NULL GROUP BY 1) x
-                WHERE x.gateway_entry_id = e.id
+                WHERE x.gateway_entry_id = e.id;
                 """);
 
             migrationBuilder.DropIndex(
@@ -39,11 +39,11 @@ namespace SendEngine.Data.Migrations
                 table: "email_events");
 
             // Headers: jsonb object → "Name: value" lines.
-            migrationBuilder.Sql("ALTER TABLE webhook_gateway_entries ALTER COLUMN headers TYPE text USING headers::text");
+            migrationBuilder.Sql("ALTER TABLE webhook_gateway_entries ALTER COLUMN headers TYPE text USING headers::text;");
             migrationBuilder.Sql("""
                 UPDATE webhook_gateway_entries SET headers = coalesce(
                     (SELECT string_agg(key || ': ' || replace(value, E'\n', ' '), E'\n') FROM jsonb_each_text(headers::jsonb)), '')
-                WHERE headers LIKE '{%'
+                WHERE headers LIKE '{%';
                 """);
 
             migrationBuilder.AlterColumn<string>(

@@ -26,7 +26,7 @@ namespace SendEngine.Data.Migrations
 
             // Rows are no longer claimed: a row claimed but not yet attempted when the old code stopped is pending again
             // (read again by the job's next runner). An old runner still running cannot send it: its mark needs 'claimed'.
-            migrationBuilder.Sql("UPDATE send_job_recipients SET status = 'pending', claimed_by = NULL, lease_until = NULL WHERE status = 'claimed'");
+            migrationBuilder.Sql("UPDATE send_job_recipients SET status = 'pending', claimed_by = NULL, lease_until = NULL WHERE status = 'claimed';");
         }
 
         /// <inheritdoc />
