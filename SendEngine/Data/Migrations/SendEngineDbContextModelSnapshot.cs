@@ -1918,16 +1918,6 @@ namespace SendEngine.Data.Migrations
                     b.ToTable("webhook_messages", (string)null);
                 });
 
-            modelBuilder.Entity("SendEngine.Features.SendJobs.SendJobRecipient", b =>
-                {
-                    b.HasOne("SendEngine.Features.SendJobs.SendJob", null)
-                        .WithMany()
-                        .HasForeignKey("JobId")
-                        .OnDelete(DeleteBehavior.Cascade)
-                        .IsRequired()
-                        .HasConstraintName("fk_send_job_recipients_send_jobs_job_id");
-                });
-
             modelBuilder.Entity("SendEngine.Features.SenderDomains.SenderDomainKey", b =>
                 {
                     b.HasOne("SendEngine.Features.SenderDomains.SenderDomain", null)
