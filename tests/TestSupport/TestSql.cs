@@ -20,14 +20,15 @@ public static class TestSql
     }
 
     /// <summary>
-    /// The public schema as sorted text lines (each column's type, nullability and default; each index's definition;
-    /// the functions; the applied migrations), to compare a database built one way with one built another.
+    /// The public schema as sorted text lines (each column's type, nullability and default; each index's and
+    /// constraint's definition; the functions; the applied migrations), to compare a database built one way with one built another.
     /// </summary>
     public static Task<string> SchemaAsync(string connectionString) => ScalarAsync<string>(connectionString, """
         SELECT string_agg(line, E'\n' ORDER BY line) FROM (
           SELECT table_name || '.' || column_name || ' ' || data_type || ' ' || is_nullable || ' ' || coalesce(column_default, '') AS line
           FROM information_schema.columns WHERE table_schema = 'public'
           UNION ALL SELECT indexdef FROM pg_indexes WHERE schemaname = 'public'
+          UNION ALL SELECT conrelid::regclass || ' ' || conname || ' ' || pg_get_constraintdef(oid) FROM pg_constraint WHERE connamespace = 'public'::regnamespace
           UNION ALL SELECT 'function ' || p.proname FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = 'public'
           UNION ALL SELECT 'migration ' || migration_id FROM "__EFMigrationsHistory") s
         """);

@@ -58,8 +58,8 @@ internal sealed class SendJobRecipientConfiguration : IEntityTypeConfiguration<S
         b.Property(r => r.Detail).HasMaxLength(1000);
         b.Property(r => r.ResolvedBy).HasMaxLength(200);
         b.Property(r => r.ResolutionNote).HasMaxLength(500);
-        // No foreign key to send_jobs: its check, a query per row, was about a third of the snapshot's COPY (a
-        // synthetic 100k copy, 2.45 → 1.68 s), the largest statement of a bulk job. The one writer of these rows,
+        // No foreign key to send_jobs: its check, a query per row, was a fifth to a third of the snapshot's COPY
+        // (bench/sendengine/snapshot-copy.sh), the largest statement of a bulk job. The one writer of these rows,
         // RecipientSnapshot, holds the job's row locked (FOR UPDATE) while it copies, and jobs are archived, never
         // deleted (RetentionSweeper deletes the recipients of archived jobs itself).
         // A subscriber once per job. Subscriber first, so that the index below is the only one a job's reads can
