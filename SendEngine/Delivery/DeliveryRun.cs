@@ -77,6 +77,20 @@ internal sealed class DeliveryRun(DeliveryJob job, Guid runnerId, CancellationTo
         }
     }
 
+    private TaskCompletionSource _nextIdleRecord = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    /// <summary>
+    /// Completes when a worker that ran out of rows to send has next committed its results: the claimer, waiting for
+    /// the job's last open rows to close, looks again then instead of a poll interval later (at the end of a 100k job
+    /// that wait was 0.4-0.6 s, about 3 % of its time). Take it before looking at the open rows, so that a record
+    /// committed after the look always wakes the wait.
+    /// </summary>
+    public Task NextIdleRecord => Volatile.Read(ref _nextIdleRecord).Task;
+
+    /// <summary>A worker with nothing left to send has committed its results.</summary>
+    public void IdleRecorded() =>
+        Interlocked.Exchange(ref _nextIdleRecord, new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously)).TrySetResult();
+
     /// <summary>The rows held now (for the claimer's sweep).</summary>
     public long[] Held()
     {

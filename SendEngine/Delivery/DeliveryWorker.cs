@@ -60,7 +60,11 @@ internal sealed partial class DeliveryWorker(
                 candidates.Clear();
                 if (!reader.TryRead(out var first))
                 {
-                    await ledger.RecordAsync(results);
+                    if (results.Count > 0)
+                    {
+                        await ledger.RecordAsync(results);
+                        run.IdleRecorded();
+                    }
                     if (!await reader.WaitToReadAsync(stop) || !reader.TryRead(out first))
                     {
                         if (reader.Completion.IsCompleted)

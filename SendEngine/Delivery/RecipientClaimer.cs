@@ -78,13 +78,16 @@ internal sealed partial class RecipientClaimer(
             if (batch.Count == 0)
             {
                 // Nothing claimable: done, or rows held by workers (ours or another runner's), waiting for a retry, or
-                // not yet copied by the snapshot.
+                // not yet copied by the snapshot. Look again at the next snapshot page, when one of our workers has
+                // recorded its last results (the job's end), or after the poll interval (another runner's rows, retries).
+                var recorded = run.NextIdleRecord;
                 if (await RecipientStore.FirstOpenWorkAsync(conn, job.Id, run.OpenFrom, ct) is not { } firstOpen)
                 {
                     return;
                 }
                 run.OpenFrom = firstOpen;
-                await (nextPage?.Invoke(options.PollInterval, ct) ?? Task.Delay(options.PollInterval, clock, ct));
+                await Task.WhenAny(recorded, nextPage?.Invoke(options.PollInterval, ct) ?? Task.Delay(options.PollInterval, clock, ct));
+                ct.ThrowIfCancellationRequested();
                 continue;
             }
             run.Timeline?.Mark("first batch claimed");

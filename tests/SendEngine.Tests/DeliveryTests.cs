@@ -96,6 +96,29 @@ public sealed class DeliveryTests(StackFixture stack)
     }
 
     [Fact]
+    public async Task A_job_completes_when_its_last_results_are_recorded_not_a_poll_interval_later()
+    {
+        var tenant = await stack.CreateTenantAsync();
+        var domain = StackFixture.UniqueDomain();
+        await stack.SubscribeAsync(tenant, Enumerable.Range(1, 5).Select(i => $"last{i}@{domain}").ToList());
+        // The longest poll the options allow: the claimer, having handed out every row, must learn from the workers that
+        // the last ones are recorded, not from its next poll.
+        await using var engine = stack.CreateSendEngine(await stack.CreateSendEngineDatabaseAsync(), new Dictionary<string, string?>
+        {
+            ["SendJobs:PollInterval"] = "00:01:00",
+        });
+        using var se = engine.CreateClient();
+        se.DefaultRequestHeaders.Authorization = new("Bearer", await stack.SendTokenAsync(tenant));
+        using var created = await se.PostAsJsonAsync("api/send-jobs", new CreateSendJobRequest(null, tenant.ListId, null, "Last", null, "hi", null), StackFixture.Json);
+        var job = await StackFixture.ReadAsync<SendJobResponse>(created, HttpStatusCode.Created);
+
+        var done = await StackFixture.WaitForJobAsync(se, job.Id, j => j.Status == SendJobStatuses.Completed, TimeSpan.FromSeconds(50));
+        Assert.Equal(5, done.Counts.Sent);
+        var took = done.FinishedAt!.Value - done.StartedAt!.Value;
+        Assert.True(took < TimeSpan.FromSeconds(30), $"the job took {took} from its start to completion, a poll interval (60 s) would be the cause");
+    }
+
+    [Fact]
     public async Task Messages_are_dkim_signed_when_a_key_is_configured()
     {
         var tenant = await stack.CreateTenantAsync();
