@@ -39,9 +39,10 @@ public sealed partial class SmtpTransport(IOptions<SmtpOptions> options, ILogger
     /// canonicalises for the signature.
     /// </summary>
     /// <exception cref="ParseException">The recipient address is not one.</exception>
-    public static MimeMessage ToMime(OutgoingMessage m)
+    /// <param name="reuse">The session's previous wire message, if any, made into this one (<see cref="WireMessage.Render"/>).</param>
+    public static MimeMessage ToMime(OutgoingMessage m, WireMessage? reuse = null)
     {
-        if (WireMessage.Render(m) is { } wire)
+        if (WireMessage.Render(m, reuse) is { } wire)
         {
             return wire;
         }
@@ -108,6 +109,8 @@ public sealed partial class SmtpTransport(IOptions<SmtpOptions> options, ILogger
     {
         private SmtpClient? _client;
         private SmtpWireStream? _wire;
+        /// <summary>The last wire message this session sent: the next one is written into it (one message at a time).</summary>
+        private WireMessage? _reusable;
 
         public async Task WarmUpAsync(CancellationToken ct)
         {
@@ -139,7 +142,8 @@ public sealed partial class SmtpTransport(IOptions<SmtpOptions> options, ILogger
             MimeMessage mime;
             try
             {
-                mime = ToMime(message);
+                mime = ToMime(message, _reusable);
+                _reusable = mime as WireMessage ?? _reusable;
             }
             catch (Exception ex) when (ex is ParseException or FormatException or ArgumentException)
             {

@@ -21,23 +21,29 @@ public sealed class WireMessage : MimeMessage
     private const int MaxLine = 998;
     private static readonly byte[] FirstField = "MIME-Version"u8.ToArray();
 
-    private WireMessage(byte[] headers, byte[] body, MailboxAddress recipient)
-        : base([new RawSection(headers)])
+    private readonly RawSection _section;
+    private readonly RawBody _body;
+
+    private WireMessage(RawSection section, RawBody body, MailboxAddress recipient)
+        : base([section])
     {
-        Body = new RawBody(body);
-        HeaderBytes = headers;
-        BodyBytes = body;
+        _section = section;
+        _body = body;
+        Body = body;
         Recipient = recipient;
     }
 
     /// <summary>The envelope recipient (RCPT TO), parsed once: the message has no header fields MailKit could read it from.</summary>
-    public MailboxAddress Recipient { get; }
+    public MailboxAddress Recipient { get; private set; }
 
-    /// <summary>The header section after "MIME-Version:" (the first field), ending with CRLF, without the empty line.</summary>
-    internal byte[] HeaderBytes { get; }
-
-    /// <summary>The body's content, CRLF line endings, 7-bit.</summary>
-    internal byte[] BodyBytes { get; }
+    /// <summary>Makes this message another one: a session sends one message at a time, so it keeps one instance.</summary>
+    private WireMessage Become(byte[] headers, byte[] body, MailboxAddress recipient)
+    {
+        _section.SetRawValue(headers);
+        _body.Content = body;
+        Recipient = recipient;
+        return this;
+    }
 
     /// <summary>Already in its final form: nothing for MailKit to re-encode.</summary>
     public override void Prepare(EncodingConstraint constraint, int maxLineLength = 78)
@@ -51,8 +57,13 @@ public sealed class WireMessage : MimeMessage
     /// that is not an <see cref="RsaDkimSigner"/>. Values outside printable ASCII (an encoded subject or display name)
     /// are formatted by MimeKit's header code, once per job for the fields every message shares.
     /// </summary>
+    /// <param name="reuse">
+    /// A message this returned before and that nobody reads any more (the previous one of a transport session), made
+    /// into this one: a <see cref="MimeMessage"/> and its body entity cost about 6 KB of allocations in a dozen address
+    /// lists, event handlers, header lists and parser options, a sixth of a bulk message's (docs/performance.md).
+    /// </param>
     /// <exception cref="ParseException">The recipient address is not one.</exception>
-    public static WireMessage? Render(OutgoingMessage m)
+    public static WireMessage? Render(OutgoingMessage m, WireMessage? reuse = null)
     {
         if (m.Rendering is not { Wire: true } rendering || m.Attachments.Count != 0 || m.InlineImages.Count != 0
             || m.VisibleTo is not null || m.VisibleCc.Count != 0 || m.EnvelopeBcc.Count != 0
@@ -128,7 +139,7 @@ public sealed class WireMessage : MimeMessage
                 w.EndField("Content-Transfer-Encoding");
             }
             var section = dkim is null ? w.Written.ToArray() : Signed(dkim, ref w, body.Content, m.Date);
-            return new WireMessage(section, body.Content, recipient);
+            return reuse?.Become(section, body.Content, recipient) ?? new WireMessage(new RawSection(section), new RawBody(body.Content), recipient);
         }
         finally
         {
@@ -280,13 +291,13 @@ public sealed class WireMessage : MimeMessage
     /// <summary>Content only: the entity's header fields are in the message's header section.</summary>
     private sealed class RawBody : MimeEntity
     {
-        private readonly byte[] _content;
-
         public RawBody(byte[] content) : base(new ContentType("text", "plain"))
         {
-            _content = content;
+            Content = content;
             RemoveHeader("Content-Type");
         }
+
+        public byte[] Content { get; set; }
 
         public override void Prepare(EncodingConstraint constraint, int maxLineLength = 78)
         {
@@ -294,12 +305,12 @@ public sealed class WireMessage : MimeMessage
 
         public override void WriteTo(FormatOptions options, Stream stream, bool contentOnly, CancellationToken cancellationToken = default)
         {
-            EncodedContent.Write(_content, options, stream, cancellationToken);
+            EncodedContent.Write(Content, options, stream, cancellationToken);
         }
 
         public override async Task WriteToAsync(FormatOptions options, Stream stream, bool contentOnly, CancellationToken cancellationToken = default)
         {
-            await EncodedContent.WriteAsync(_content, options, stream, cancellationToken);
+            await EncodedContent.WriteAsync(Content, options, stream, cancellationToken);
         }
     }
 }

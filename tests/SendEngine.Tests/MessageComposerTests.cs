@@ -202,6 +202,38 @@ public sealed class MessageComposerTests
         Assert.NotSame(first.From.Mailboxes.Single(), second.From.Mailboxes.Single());
     }
 
+    [Fact]
+    public void A_wire_message_made_into_the_next_one_is_written_exactly_as_a_new_one()
+    {
+        // A transport session keeps one WireMessage and writes each message into it: nothing of the previous one may remain.
+        var composer = new MessageComposer(Smtp, null, "Hello {{ first_name }}", "<p>Hi {{ first_name }}, a longer html body</p>", "Hi {{ first_name }}");
+        var first = composer.Compose(Data("first-reader@example.test", "Annabelle"));
+        var second = composer.Compose(Data("b@example.test", "Bo"));
+
+        var reused = Assert.IsType<WireMessage>(SmtpTransport.ToMime(first));
+        var firstBytes = Written(reused);
+        Assert.Same(reused, SmtpTransport.ToMime(second, reused));
+
+        Assert.Equal(Written(SmtpTransport.ToMime(second)), Written(reused));
+        Assert.NotEqual(firstBytes, Written(reused));
+        Assert.Equal("b@example.test", reused.Recipient.Address);
+        var parsed = RoundTrip(reused);
+        Assert.Equal("Hello Bo", parsed.Subject);
+        Assert.Equal("b@example.test", Assert.Single(parsed.To.Mailboxes).Address);
+        Assert.Contains("Hi Bo", parsed.TextBody);
+
+        // Each rendering draws a new multipart boundary: compared with it replaced.
+        static string Written(MimeMessage message)
+        {
+            using var stream = new MemoryStream();
+            message.WriteTo(FormatOptions.Default, stream);
+            var text = System.Text.Encoding.ASCII.GetString(stream.ToArray());
+            var boundary = System.Text.RegularExpressions.Regex.Match(text, "boundary=\"([^\"]+)\"").Groups[1].Value;
+            Assert.NotEmpty(boundary);
+            return text.Replace(boundary, "BOUNDARY", StringComparison.Ordinal);
+        }
+    }
+
     /// <summary>The same message without the bulk composer's rendering: built through MimeKit's model.</summary>
     private static OutgoingMessage ViaMimeKit(OutgoingMessage m) => new()
     {
