@@ -77,7 +77,7 @@ internal sealed class DeliveryRun(DeliveryJob job, Guid runnerId, CancellationTo
         }
     }
 
-    private TaskCompletionSource _nextIdleRecord = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly Pulse _idleRecord = new();
 
     /// <summary>
     /// Completes when a worker that ran out of rows to send has next committed its results: the claimer, waiting for
@@ -85,11 +85,10 @@ internal sealed class DeliveryRun(DeliveryJob job, Guid runnerId, CancellationTo
     /// that wait was 0.4-0.6 s, about 3 % of its time). Take it before looking at the open rows, so that a record
     /// committed after the look always wakes the wait.
     /// </summary>
-    public Task NextIdleRecord => Volatile.Read(ref _nextIdleRecord).Task;
+    public Task NextIdleRecord => _idleRecord.Next;
 
     /// <summary>A worker with nothing left to send has committed its results.</summary>
-    public void IdleRecorded() =>
-        Interlocked.Exchange(ref _nextIdleRecord, new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously)).TrySetResult();
+    public void IdleRecorded() => _idleRecord.Fire();
 
     /// <summary>The rows held now (for the claimer's sweep).</summary>
     public long[] Held()

@@ -170,7 +170,7 @@ public sealed class SnapshotProgress(TimeProvider clock)
 
     private readonly TaskCompletionSource _first = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly TaskCompletionSource _firstMessage = new(TaskCreationOptions.RunContinuationsAsynchronously);
-    private TaskCompletionSource _page = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly Pulse _page = new();
     private volatile bool _ended;
 
     public Task FirstPage => _first.Task;
@@ -178,7 +178,7 @@ public sealed class SnapshotProgress(TimeProvider clock)
     public void PageCommitted()
     {
         _first.TrySetResult();
-        Interlocked.Exchange(ref _page, new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously)).TrySetResult();
+        _page.Fire();
     }
 
     /// <summary>Delivery handed its first message to the transport.</summary>
@@ -194,7 +194,7 @@ public sealed class SnapshotProgress(TimeProvider clock)
     public void End()
     {
         _ended = true;
-        Interlocked.Exchange(ref _page, new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously)).TrySetResult();
+        _page.Fire();
     }
 
     /// <summary>Waits for the next committed page, at most <paramref name="max"/> (just the delay once the snapshot has ended).</summary>
@@ -205,7 +205,7 @@ public sealed class SnapshotProgress(TimeProvider clock)
             await Task.Delay(max, clock, ct);
             return;
         }
-        await Task.WhenAny(Volatile.Read(ref _page).Task, Task.Delay(max, clock, ct));
+        await Task.WhenAny(_page.Next, Task.Delay(max, clock, ct));
         ct.ThrowIfCancellationRequested();
     }
 }
