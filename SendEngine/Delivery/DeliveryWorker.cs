@@ -10,9 +10,9 @@ namespace SendEngine.Delivery;
 /// <summary>
 /// One SMTP connection's (or ESP session's) loop: takes recipients read for delivery from the channel in groups, marks
 /// each group <c>sending</c> durably through the ledger (the mark is what takes a row: one another runner took first is
-/// dropped), composes and sends each message, and turns each transport outcome into a
-/// recipient status (docs/send-engine.md, "Outcomes"). A dependency failure stops the run for a pause and hands the
-/// group's unattempted rows back; the message in hand always completes and is recorded.
+/// dropped), the next group while the last quarter of the one before is sent, composes and sends each message, and turns
+/// each transport outcome into a recipient status (docs/send-engine.md, "Outcomes"). A dependency failure stops the run
+/// for a pause and hands the unattempted rows back; the message in hand always completes and is recorded.
 /// </summary>
 internal sealed partial class DeliveryWorker(
     DeliveryRun run,
@@ -47,7 +47,12 @@ internal sealed partial class DeliveryWorker(
         var stop = run.Stop.Token;
         await using var session = transport.OpenSession();
         var results = new List<AttemptResult>(groupSize);
-        var candidates = new List<Claimed>(groupSize);
+        // The connection's window: rows marked 'sending' and not yet attempted, and the mark of the next rows in flight
+        // while the last of these are sent. Together with the results not yet recorded they never exceed groupSize rows
+        // (each mark takes groupSize minus the rows in hand and carries every result so far), so a crash leaves at most
+        // groupSize rows of this connection in 'sending'.
+        var inHand = new Queue<Claimed>(groupSize);
+        Task<List<Claimed>>? marking = null;
         try
         {
             // Connected while the claimer claims and checks the first batch, rather than after it.
@@ -55,87 +60,60 @@ internal sealed partial class DeliveryWorker(
             run.Timeline?.Mark("first connection open");
             while (true)
             {
-                // The next group: one recipient (waiting for it after recording what is done), then whatever else is
-                // ready right now, as long as the rate limit allows sending it now too.
-                candidates.Clear();
-                if (!reader.TryRead(out var first))
+                if (stop.IsCancellationRequested)
                 {
-                    if (results.Count > 0)
+                    // Stopping: the rows in hand and those being marked were never attempted (handed back below).
+                    break;
+                }
+                if (marking is null && inHand.Count <= _markAheadAt)
+                {
+                    // The next rows' mark goes out while the last rows in hand are sent: its commit (an fsync) no longer
+                    // stalls the connection. Only rows ready now and within the rate limit.
+                    var ahead = new List<Claimed>(groupSize - inHand.Count);
+                    TakeReady(ahead, groupSize - inHand.Count);
+                    if (ahead.Count > 0)
                     {
-                        await ledger.RecordAsync(results);
-                        run.IdleRecorded();
+                        marking = MarkAsync(results, ahead);
                     }
-                    if (!await reader.WaitToReadAsync(stop) || !reader.TryRead(out first))
+                }
+                if (inHand.Count == 0)
+                {
+                    if (marking is null)
                     {
-                        if (reader.Completion.IsCompleted)
+                        // Nothing ready: record what is done, then wait for the next row (and the rate limit).
+                        var group = await NextGroupAsync(results, stop);
+                        if (group is null)
                         {
                             break;
                         }
-                        continue;
+                        marking = MarkAsync(results, group);
                     }
-                }
-                if (limiter is not null)
-                {
-                    using var now = limiter.AttemptAcquire(1);
-                    if (!now.IsAcquired)
+                    // Taken first: a mark that fails is not awaited again when the worker stops.
+                    var pending = marking;
+                    marking = null;
+                    var marked = await pending;
+                    run.Timeline?.Mark("first group marked sending");
+                    foreach (var r in marked)
                     {
-                        // Record what is done before waiting for the rate limit, not a whole interval later.
-                        await ledger.RecordAsync(results);
-                        using var later = await limiter.AcquireAsync(1, stop);
+                        inHand.Enqueue(r);
                     }
+                    continue;
                 }
-                candidates.Add(first);
-                while (candidates.Count < groupSize && reader.TryPeek(out _))
+                // Out of the window before the attempt: if the transport throws, the row stays 'sending' and expires to
+                // 'unknown' (it may have been handed over).
+                var next = inHand.Dequeue();
+                var (messageId, result) = await SendOneAsync(next, session);
+                if (result.Outcome is DeliveryOutcome.Unavailable or DeliveryOutcome.Misconfigured)
                 {
-                    if (limiter is not null)
-                    {
-                        using var lease = limiter.AttemptAcquire(1);
-                        if (!lease.IsAcquired)
-                        {
-                            break;
-                        }
-                    }
-                    if (reader.TryRead(out var more))
-                    {
-                        candidates.Add(more);
-                    }
+                    // Nothing was handed over: not an attempt. The whole job waits for the dependency.
+                    await ledger.UnmarkAsync([next.Id]);
+                    LogTransportDown(logger, run.Job.Id, result.Outcome.ToString(), result.Detail);
+                    run.RequestPause(Describe(result), result.Outcome == DeliveryOutcome.Misconfigured);
+                    break;
                 }
-
-                // The previous group's results and this group's 'sending' marks, committed (with other workers' requests)
-                // before any of the group is attempted: the durable record that their attempts started. A row another
-                // runner marked first (or that was suppressed, cancelled or deferred meanwhile) does not come back.
-                List<Claimed> marked;
-                try
-                {
-                    marked = await ledger.RecordAndMarkAsync(results, candidates);
-                }
-                finally
-                {
-                    run.Release(candidates);
-                }
-                run.Timeline?.Mark("first group marked sending");
-                for (var i = 0; i < marked.Count; i++)
-                {
-                    if (stop.IsCancellationRequested)
-                    {
-                        // Stopping: the rest of the group was never attempted and goes back to pending.
-                        await ledger.UnmarkAsync(marked.Skip(i).Select(r => r.Id).ToArray());
-                        break;
-                    }
-                    var r = marked[i];
-                    var (messageId, result) = await SendOneAsync(r, session);
-                    if (result.Outcome is DeliveryOutcome.Unavailable or DeliveryOutcome.Misconfigured)
-                    {
-                        // Nothing was handed over: not an attempt. The whole job waits for the dependency.
-                        await ledger.UnmarkAsync(marked.Skip(i).Select(x => x.Id).ToArray());
-                        LogTransportDown(logger, run.Job.Id, result.Outcome.ToString(), result.Detail);
-                        run.RequestPause(Describe(result), result.Outcome == DeliveryOutcome.Misconfigured);
-                        break;
-                    }
-                    var attempt = ToAttempt(r, messageId, result);
-                    run.Count(attempt.Status);
-                    results.Add(attempt);
-                }
+                var attempt = ToAttempt(next, messageId, result);
+                run.Count(attempt.Status);
+                results.Add(attempt);
             }
         }
         catch (OperationCanceledException) when (stop.IsCancellationRequested)
@@ -144,8 +122,114 @@ internal sealed partial class DeliveryWorker(
         }
         finally
         {
-            await ledger.RecordAsync(results);
+            try
+            {
+                await HandBackAsync(inHand, marking);
+            }
+            finally
+            {
+                await ledger.RecordAsync(results);
+            }
         }
+    }
+
+    // Mark ahead when this many rows are left in hand: a quarter of a group (4 of 16) covers a commit's round trip at
+    // the connection's pace, and the marks stay three quarters of a group each. A group of 1 marks when the last is done.
+    private readonly int _markAheadAt = groupSize / 4;
+
+    /// <summary>
+    /// The next group when none is ready: records what is done (it may be the job's last), waits for a row, then takes
+    /// whatever else is ready within the rate limit. Null when the channel is drained.
+    /// </summary>
+    private async Task<List<Claimed>?> NextGroupAsync(List<AttemptResult> results, CancellationToken stop)
+    {
+        while (true)
+        {
+            if (!reader.TryRead(out var first))
+            {
+                if (results.Count > 0)
+                {
+                    await ledger.RecordAsync(results);
+                    run.IdleRecorded();
+                }
+                if (!await reader.WaitToReadAsync(stop) || !reader.TryRead(out first))
+                {
+                    if (reader.Completion.IsCompleted)
+                    {
+                        return null;
+                    }
+                    continue;
+                }
+            }
+            if (limiter is not null)
+            {
+                using var now = limiter.AttemptAcquire(1);
+                if (!now.IsAcquired)
+                {
+                    // Record what is done before waiting for the rate limit, not a whole interval later.
+                    await ledger.RecordAsync(results);
+                    using var later = await limiter.AcquireAsync(1, stop);
+                }
+            }
+            var group = new List<Claimed>(groupSize) { first };
+            TakeReady(group, groupSize - 1);
+            return group;
+        }
+    }
+
+    /// <summary>Adds up to <paramref name="max"/> rows that are in the channel now and within the rate limit now.</summary>
+    private void TakeReady(List<Claimed> into, int max)
+    {
+        for (var taken = 0; taken < max && reader.TryPeek(out _); taken++)
+        {
+            if (limiter is not null)
+            {
+                using var lease = limiter.AttemptAcquire(1);
+                if (!lease.IsAcquired)
+                {
+                    return;
+                }
+            }
+            if (reader.TryRead(out var row))
+            {
+                into.Add(row);
+            }
+        }
+    }
+
+    /// <summary>
+    /// Records the results so far (taken from the list now) and marks <paramref name="rows"/> 'sending', committed (with
+    /// other workers' requests) before any of them is attempted: the durable record that their attempts started. A row
+    /// another runner marked first (or that was suppressed, cancelled or deferred meanwhile) does not come back.
+    /// </summary>
+    private async Task<List<Claimed>> MarkAsync(List<AttemptResult> results, List<Claimed> rows)
+    {
+        try
+        {
+            return await ledger.RecordAndMarkAsync(results, rows);
+        }
+        finally
+        {
+            run.Release(rows);
+        }
+    }
+
+    /// <summary>Rows marked but never attempted go back to pending when the worker stops.</summary>
+    private async Task HandBackAsync(Queue<Claimed> inHand, Task<List<Claimed>>? marking)
+    {
+        var unattempted = inHand.Select(r => r.Id).ToList();
+        if (marking is not null)
+        {
+            try
+            {
+                unattempted.AddRange((await marking).Select(r => r.Id));
+            }
+            catch (Exception) when (run.Stop.IsCancellationRequested)
+            {
+                // The mark's outcome is unknown (the run is failing on it): its rows, if marked, expire to 'unknown'.
+            }
+        }
+        await ledger.UnmarkAsync([.. unattempted]);
     }
 
     private async Task<(string? MessageId, DeliveryResult Result)> SendOneAsync(Claimed r, ITransportSession session)

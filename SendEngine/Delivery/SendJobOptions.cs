@@ -62,9 +62,10 @@ public sealed class DeliveryOptions
     public int Concurrency { get; set; } = 8;
 
     /// <summary>
-    /// Recipients a connection marks 'sending' in one (synchronously committed) database round trip, whose results are
-    /// then recorded together with the next group's marks. After a crash of Send Engine or PostgreSQL, every row of the
-    /// groups in flight becomes 'unknown' (never mailed twice, but possibly never mailed): at most Concurrency ×
+    /// Recipients a connection holds marked 'sending' at most (its window): each (synchronously committed) database round
+    /// trip records the results since the last one and marks rows to fill the window again, made when a quarter of the
+    /// window is left to send so that the commit overlaps the sending. After a crash of Send Engine or PostgreSQL, every
+    /// row marked and not recorded becomes 'unknown' (never mailed twice, but possibly never mailed): at most Concurrency ×
     /// GroupSize rows per runner, 128 with the defaults. 1 makes that one per connection at one fsync'd round trip per
     /// message; 16 shares each round trip and commit among a group: against 8, 18 % less CPU per message for the
     /// machine, and 32 or 64 gained nothing more (docs/performance.md). Groups only take recipients that are ready and

@@ -119,6 +119,60 @@ public sealed class DeliveryTests(StackFixture stack)
     }
 
     [Fact]
+    public async Task A_connection_marks_its_next_rows_while_it_sends_the_last_of_a_group_and_never_holds_more_than_a_group()
+    {
+        // One connection, groups of 4, a real relay that answers each end of DATA after 150 ms: while the first group's
+        // last message waits for its reply, the next rows' 'sending' mark is already committed (the commit no longer
+        // stalls the connection), and the rows in 'sending' (the crash bound) never exceed a group.
+        const int groupSize = 4;
+        await using var relay = await Newsletter.TestSupport.FaultSmtpServer.StartAsync("--data-delay", "0.15");
+        var tenant = await stack.CreateTenantAsync();
+        var domain = StackFixture.UniqueDomain();
+        var emails = Enumerable.Range(1, 12).Select(i => $"ahead{i}@{domain}").ToList();
+        await stack.SubscribeAsync(tenant, emails);
+        var database = await stack.CreateSendEngineDatabaseAsync();
+        await using var engine = stack.CreateSendEngine(database, new Dictionary<string, string?>
+        {
+            ["Smtp:Host"] = relay.Host,
+            ["Smtp:Port"] = relay.Port.ToString(System.Globalization.CultureInfo.InvariantCulture),
+            ["Delivery:Concurrency"] = "1",
+            ["Delivery:GroupSize"] = groupSize.ToString(System.Globalization.CultureInfo.InvariantCulture),
+        });
+        using var se = engine.CreateClient();
+        se.DefaultRequestHeaders.Authorization = new("Bearer", await stack.SendTokenAsync(tenant));
+        using var created = await se.PostAsJsonAsync("api/send-jobs", new CreateSendJobRequest(null, tenant.ListId, null, "Ahead", null, "hi", null), StackFixture.Json);
+        var job = await StackFixture.ReadAsync<SendJobResponse>(created, HttpStatusCode.Created);
+
+        await using var conn = new Npgsql.NpgsqlConnection(database);
+        await conn.OpenAsync(TestContext.Current.CancellationToken);
+        var seen = new List<long[]>();
+        long[] rows = [];
+        var deadline = DateTime.UtcNow.AddSeconds(60);
+        while (rows.Length < emails.Count && DateTime.UtcNow < deadline)
+        {
+            await using var read = new Npgsql.NpgsqlCommand("""
+                SELECT coalesce(array_agg(id ORDER BY id) FILTER (WHERE status = 'sending'), '{}'),
+                       coalesce(array_agg(id ORDER BY id) FILTER (WHERE status = 'sent'), '{}')
+                FROM send_job_recipients WHERE job_id = $1
+                """, conn);
+            read.Parameters.AddWithValue(Guid.Parse(job.Id));
+            await using var reader = await read.ExecuteReaderAsync(TestContext.Current.CancellationToken);
+            await reader.ReadAsync(TestContext.Current.CancellationToken);
+            seen.Add(reader.GetFieldValue<long[]>(0));
+            rows = reader.GetFieldValue<long[]>(1);
+            await reader.DisposeAsync();
+            await Task.Delay(20, TestContext.Current.CancellationToken);
+        }
+
+        Assert.Equal(emails.Count, rows.Length);
+        Assert.Equal(emails.Order(), relay.Accepted.Select(a => a.Recipient).Order());
+        Assert.All(seen, sending => Assert.InRange(sending.Length, 0, groupSize));
+        // The first group's last row and the second group's first, both 'sending' at once: without the mark ahead the
+        // second group's mark commits with the first group's results, so the two never are.
+        Assert.Contains(seen, sending => sending.Contains(rows[groupSize - 1]) && sending.Contains(rows[groupSize]));
+    }
+
+    [Fact]
     public async Task Messages_are_dkim_signed_when_a_key_is_configured()
     {
         var tenant = await stack.CreateTenantAsync();
