@@ -160,7 +160,6 @@ public sealed class DeliveryTests(StackFixture stack)
             await reader.ReadAsync(TestContext.Current.CancellationToken);
             seen.Add(reader.GetFieldValue<long[]>(0));
             rows = reader.GetFieldValue<long[]>(1);
-            await reader.DisposeAsync();
             await Task.Delay(20, TestContext.Current.CancellationToken);
         }
 
