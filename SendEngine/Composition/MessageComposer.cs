@@ -7,8 +7,8 @@ namespace SendEngine.Composition;
 
 /// <summary>
 /// Builds one recipient's <see cref="OutgoingMessage"/> of a job: merge tags, unsubscribe headers, Message-ID. Made once
-/// per job: the templates are parsed here, and per recipient only the merge values are escaped and concatenated with
-/// the literals. Transports render the parts (SMTP: bytes on the wire, <see cref="WireMessage"/>, with the job's
+/// per job: the templates are parsed here, and per recipient only the merge values are looked up and escaped; the
+/// bodies are bound to them (<see cref="MergedBody"/>) and written by the transport in the form it needs. Transports render the parts (SMTP: bytes on the wire, <see cref="WireMessage"/>, with the job's
 /// <see cref="MimeRendering"/>, optionally DKIM).
 /// </summary>
 public sealed class MessageComposer
@@ -74,8 +74,8 @@ public sealed class MessageComposer
         Date = DateTimeOffset.UtcNow,
         // RFC 2369 + RFC 8058: mail clients offer one-click unsubscribe, which POSTs List-Unsubscribe=One-Click to the URL.
         Headers = [new("List-Unsubscribe", "<" + data.UnsubscribeUrl + ">"), new("List-Unsubscribe-Post", OneClick), .. _extraHeaders],
-        TextBody = _text?.Render(data),
-        HtmlBody = _html?.Render(data),
+        TextMerge = _text?.Bind(data),
+        HtmlMerge = _html?.Bind(data),
         Rendering = _rendering,
     };
 }

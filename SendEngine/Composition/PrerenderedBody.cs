@@ -5,6 +5,7 @@ using MimeKit;
 using MimeKit.Encodings;
 using MimeKit.IO;
 using MimeKit.IO.Filters;
+using SendEngine.Transports;
 
 namespace SendEngine.Composition;
 
@@ -17,7 +18,7 @@ namespace SendEngine.Composition;
 /// </summary>
 public sealed class PrerenderedBody : MimeEntity
 {
-    private const int MaxLineLength = 998;
+    private const int MaxLineLength = MergeTemplate.MaxLineLength;
     private static readonly byte[] SevenBitText = Encoding.ASCII.GetBytes("Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 7bit\r\n\r\n");
     private static readonly byte[] QuotedText = Encoding.ASCII.GetBytes("Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n");
     private static readonly byte[] SevenBitHtml = Encoding.ASCII.GetBytes("Content-Type: text/html; charset=utf-8\r\nContent-Transfer-Encoding: 7bit\r\n\r\n");
@@ -57,13 +58,22 @@ public sealed class PrerenderedBody : MimeEntity
     /// A body's content encoded for the wire, without the entity's own header fields: for both bodies the parts of a
     /// multipart/alternative with a new <see cref="EncodedBody.Boundary"/>, else the one part's content.
     /// </summary>
-    public static EncodedBody Encode(string? text, string? html)
+    public static EncodedBody Encode(string? text, string? html) =>
+        Encode(text is null ? null : new Part(text), html is null ? null : new Part(html));
+
+    /// <summary>
+    /// The message's bodies encoded for the wire, like <see cref="Encode(string?, string?)"/>: a body given as a
+    /// template and its values (<see cref="OutgoingMessage.TextMerge"/>) that is 7bit is written from them directly.
+    /// </summary>
+    public static EncodedBody Encode(OutgoingMessage m) => Encode(
+        m.TextMerge is { } textMerge ? new Part(textMerge) : m.TextBody is { } text ? new Part(text) : null,
+        m.HtmlMerge is { } htmlMerge ? new Part(htmlMerge) : m.HtmlBody is { } html ? new Part(html) : null);
+
+    private static EncodedBody Encode(Part? text, Part? html)
     {
-        if (text is not null && html is not null)
+        if (text is { } textPart && html is { } htmlPart)
         {
             var boundary = NewBoundary();
-            var textPart = new Part(text);
-            var htmlPart = new Part(html);
             var textHeaders = textPart.Quoted ? QuotedText : SevenBitText;
             var htmlHeaders = htmlPart.Quoted ? QuotedHtml : SevenBitHtml;
             // --boundary CRLF headers part --boundary CRLF headers part --boundary-- CRLF
@@ -80,7 +90,7 @@ public sealed class PrerenderedBody : MimeEntity
             Debug.Assert(at == content.Length);
             return new EncodedBody(content, boundary, false, false);
         }
-        var single = new Part(text ?? html ?? throw new ArgumentException("A message needs a text or an HTML body."));
+        var single = text ?? html ?? throw new ArgumentException("A message needs a text or an HTML body.");
         var bytes = new byte[single.Length];
         single.CopyTo(bytes);
         return new EncodedBody(bytes, null, text is null, single.Quoted);
@@ -105,9 +115,23 @@ public sealed class PrerenderedBody : MimeEntity
     /// </summary>
     private readonly struct Part
     {
-        private readonly string _text;
+        private readonly string? _text;
+        private readonly MergedBody? _merged;
         private readonly byte[]? _quoted;
         private readonly bool _addNewLine;
+
+        /// <summary>A merged body: written from its template's literal bytes and its values when it is 7bit, else as text.</summary>
+        public Part(MergedBody merged)
+        {
+            var length = merged.SevenBitLength();
+            if (length < 0)
+            {
+                this = new Part(merged.Text);
+                return;
+            }
+            _merged = merged;
+            Length = length;
+        }
 
         public Part(string text)
         {
@@ -142,7 +166,11 @@ public sealed class PrerenderedBody : MimeEntity
 
         public int CopyTo(Span<byte> target)
         {
-            var at = _quoted is null ? Encoding.ASCII.GetBytes(_text, target) : Copy(_quoted, target);
+            if (_merged is not null)
+            {
+                return _merged.WriteSevenBit(target);
+            }
+            var at = _quoted is null ? Encoding.ASCII.GetBytes(_text!, target) : Copy(_quoted, target);
             return _addNewLine ? at + Copy("\r\n"u8, target[at..]) : at;
         }
     }

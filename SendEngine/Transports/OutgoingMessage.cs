@@ -1,6 +1,7 @@
 using System.Text;
 using MimeKit;
 using MimeKit.Cryptography;
+using SendEngine.Composition;
 
 namespace SendEngine.Transports;
 
@@ -65,11 +66,23 @@ public sealed class OutgoingMessage
     /// <summary>Extra header fields, in order (e.g. RFC 2369/8058 List-Unsubscribe and List-Unsubscribe-Post).</summary>
     public IReadOnlyList<MessageHeader> Headers { get; init; } = [];
 
-    /// <summary>The merged text body, or null; at least one body is set.</summary>
-    public string? TextBody { get; init; }
+    private string? _textBody;
+    private string? _htmlBody;
+
+    /// <summary>The merged text body, or null; at least one body is set (here or as <see cref="TextMerge"/>).</summary>
+    public string? TextBody { get => _textBody ??= TextMerge?.Text; init => _textBody = value; }
 
     /// <summary>The merged HTML body, or null.</summary>
-    public string? HtmlBody { get; init; }
+    public string? HtmlBody { get => _htmlBody ??= HtmlMerge?.Text; init => _htmlBody = value; }
+
+    /// <summary>
+    /// The text body as its template and the recipient's values (bulk jobs): <see cref="TextBody"/> merges it when
+    /// read; the SMTP transport writes a 7bit part from it without merging it as text first.
+    /// </summary>
+    public MergedBody? TextMerge { get; init; }
+
+    /// <summary>The HTML body as its template and the recipient's values, like <see cref="TextMerge"/>.</summary>
+    public MergedBody? HtmlMerge { get; init; }
 
     /// <summary>Per-job state for rendering MIME, shared by the job's messages (null: defaults, no DKIM).</summary>
     public MimeRendering? Rendering { get; init; }

@@ -87,7 +87,7 @@ public sealed class WireMessage : MimeMessage
         {
             return null;
         }
-        var body = PrerenderedBody.Encode(m.TextBody, m.HtmlBody);
+        var body = PrerenderedBody.Encode(m);
         var w = new HeaderWriter(ArrayPool<byte>.Shared.Rent(1024));
         try
         {

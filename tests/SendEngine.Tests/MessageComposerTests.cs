@@ -189,6 +189,51 @@ public sealed class MessageComposerTests
         Assert.Equal("no tags", MergeTemplate.Parse("no tags", html: false).Render(Data("a@x.test")));
     }
 
+    /// <summary>
+    /// A bulk body is written from its template's literal bytes and the values when it is 7bit (no merged string in
+    /// between): the bytes must be exactly those of the merged text encoded, and whatever makes the part
+    /// quoted-printable must be noticed across the literals and the values (a value outside ASCII or with a line
+    /// break, a line made longer than 998 octets by a value), or the message would break SMTP's line limit.
+    /// </summary>
+    [Theory]
+    [InlineData("Hi {{ first_name }},\nbye\n", "Ann")]
+    [InlineData("Hi {{ first_name }}", "Ann")] // no final line break: one is added
+    [InlineData("Hi\n{{ first_name }}", "")] // ends with an empty value after a line break
+    [InlineData("{{ first_name }}", "")] // nothing at all
+    [InlineData("no tags\n", "Ann")]
+    [InlineData("Hi {{ first_name }}\n", "Zoë")] // outside ASCII: quoted-printable
+    [InlineData("Hi {{ first_name }}\n", "Ann\nBob")] // a line break in a value
+    [InlineData("Hi {{ first_name }}\n", "Ann\tBob")]
+    [InlineData("{{ first_name }}{{ first_name }}\n", "<&>")] // escaped in HTML
+    [InlineData("a\n{{ first_name }}\nb", "LONG990")] // a value alone on a line of 990: 7bit
+    [InlineData("a\nxxxxxxxxxx{{ first_name }}\nb", "LONG990")] // the same line with a literal before it: 1000, quoted
+    [InlineData("a\n{{ first_name }}xxxxxxxxxx", "LONG990")] // and after it, up to the end
+    [InlineData("a\n{{ first_name }}{{ first_name }}", "LONG500")] // two values on one line
+    [InlineData("LITERAL1000\n{{ first_name }}", "Ann")] // a literal's own line too long: never 7bit
+    [InlineData("Grüße {{ first_name }}\n", "Ann")] // a literal outside ASCII: never 7bit
+    public void A_merged_body_written_from_its_template_is_the_merged_text_encoded(string template, string value)
+    {
+        static string Expand(string s) => s.Replace("LONG990", new string('v', 990)).Replace("LONG500", new string('w', 500))
+            .Replace("LITERAL1000", new string('l', 1000));
+        template = Expand(template);
+        value = Expand(value);
+        foreach (var html in new[] { false, true })
+        {
+            var composer = new MessageComposer(Smtp, null, "s", html ? template : null, html ? null : template);
+            var message = composer.Compose(Data("a@x.test", value), 1);
+            var direct = PrerenderedBody.Encode(message);
+            var fromText = PrerenderedBody.Encode(html ? null : message.TextBody, html ? message.HtmlBody : null);
+            Assert.Equal(fromText.Quoted, direct.Quoted);
+            Assert.Equal(System.Text.Encoding.ASCII.GetString(fromText.Content), System.Text.Encoding.ASCII.GetString(direct.Content));
+        }
+        // Both bodies: the same parts around a new boundary.
+        var both = new MessageComposer(Smtp, null, "s", template, template).Compose(Data("a@x.test", value), 1);
+        var encoded = PrerenderedBody.Encode(both);
+        var expected = PrerenderedBody.Encode(both.TextBody, both.HtmlBody);
+        Assert.Equal(System.Text.Encoding.ASCII.GetString(expected.Content).Replace(expected.Boundary!, "B"),
+            System.Text.Encoding.ASCII.GetString(encoded.Content).Replace(encoded.Boundary!, "B"));
+    }
+
     [Fact]
     public void Each_message_gets_its_own_From_address_object()
     {
