@@ -24,7 +24,9 @@
 # deliver a warm-up job of WARM recipients (a third list, the first WARM subscribers; not measured), so that the figures
 # are those of a service that has run before, as production's long-lived processes have: a cold process spent about a
 # tenth of Send Engine's CPU of a 100k job, and most of Member Center's, in the JIT compiler (perf, 2026-12-03).
-# Member Center's internal routes are called 40 times each first too (warm_member_center). --warm 0 measures the first
+# Member Center's internal routes are called 40 times each first too (warm_member_center), and Send Engine's
+# GET /api/send-jobs/{id}, which the bench polls each second during a job, 40 times after the warm-up job. The poll
+# itself is one curl and bash builtins (wait_job). --warm 0 measures the first
 # job after a start instead. Each rate is printed with its ratio to bare MailKit
 # measured in the same run (the mean of its two runs). Everything it started is stopped on exit; the whole run is bounded by TIMEOUT seconds per job. --perf samples Send Engine with `perf record` during the big job and prints where its CPU
 # time goes (managed frames named through DOTNET_PerfMapEnabled); sampling costs throughput. --profile loads
@@ -325,7 +327,10 @@ warm_up() {
   [ "$JOB_STATUS" = completed ] || die "the warm-up job ended $JOB_STATUS"
   local waited=0
   while [ $(( $(sink_messages) - sink0 )) -lt "$WARM" ] && [ "$waited" -lt 40 ]; do sleep 0.5; waited=$((waited + 1)); done
-  log "warm-up: $WARM messages delivered"
+  # The job's route as the poll calls it, past tiered compilation's 30 calls: otherwise the measured job's polls
+  # compiled some 3,000 methods (token validation, Kestrel, EF) while it ran (perf map, 2026-12-04).
+  local i; for i in $(seq 1 40); do curl -fsS -o /dev/null "$SE/api/send-jobs/$job" -H "Authorization: Bearer $1"; done
+  log "warm-up: $WARM messages delivered, the job's route called 40 times"
 }
 
 # warm_member_center: the internal routes a job calls (the list, its recipients pages, its change feed), 40 times each,
