@@ -133,7 +133,7 @@ internal sealed partial class DeliveryWorker(
         }
     }
 
-    // Mark ahead when this many rows are left in hand: a quarter of a group (4 of 16) covers a commit's round trip at
+    // Mark ahead when this many rows are left in hand: a quarter of a group (8 of 32) covers a commit's round trip at
     // the connection's pace, and the marks stay three quarters of a group each. A group of 1 marks when the last is done.
     private readonly int _markAheadAt = groupSize / 4;
 
