@@ -446,15 +446,27 @@ public sealed partial class RecipientStore(NpgsqlDataSource db, TimeProvider clo
         var batch = await ReadAsync(conn, ReadAheadSql, ct, jobId, now, limit);
         if (batch.Count == 0)
         {
-            batch = await ReadAsync(conn, $"""
-                SELECT id, subscriber_id, email, preferences::text, unsubscribe_url, attempts, message_id FROM send_job_recipients
-                WHERE job_id = $1 AND id >= $5 AND is_open AND status = '{R.Pending}' AND (next_attempt_at IS NULL OR next_attempt_at <= $2) AND id <> ALL($4)
-                ORDER BY id LIMIT $3
-                """, ct, jobId, now, limit, held, openFrom);
+            batch = await ReadAsync(conn, SweepSql, ct, jobId, now, limit, held, openFrom);
         }
         batch.Sort((a, b) => a.Id.CompareTo(b.Id));
         return batch;
     }
+
+    /// <summary>
+    /// A job's rows from id <paramref name="from"/> on (ordered by <c>job_id, id</c>): a range of
+    /// <c>ix_send_job_recipients_job_id_id</c> stated as a row comparison bounded by the job, so the walk starts at
+    /// (job, from). Written <c>job_id = $1 AND id &gt;= $2 ORDER BY id</c>, a generic plan walked the primary key from
+    /// <c>$2</c> through every earlier job's rows (the function <c>send_job_recipients_ahead</c> likewise, migration
+    /// ClaimReadsStartAtTheJob).
+    /// </summary>
+    internal static string JobRowsFrom(string job, string from) => $"(job_id, id) >= ({job}, {from}) AND job_id <= {job}";
+
+    /// <summary>The rows left pending behind the claim cursor, from the first open one. $1 job, $2 now, $3 limit, $4 held ids, $5 from.</summary>
+    internal static readonly string SweepSql = $"""
+        SELECT id, subscriber_id, email, preferences::text, unsubscribe_url, attempts, message_id FROM send_job_recipients
+        WHERE {JobRowsFrom("$1", "$5")} AND is_open AND status = '{R.Pending}' AND (next_attempt_at IS NULL OR next_attempt_at <= $2) AND id <> ALL($4)
+        ORDER BY job_id, id LIMIT $3
+        """;
 
     /// <summary>The next range after the job's claim cursor, and the cursor moved past it. $1 job, $2 now, $3 limit.</summary>
     internal const string ReadAheadSql = """
@@ -486,13 +498,16 @@ public sealed partial class RecipientStore(NpgsqlDataSource db, TimeProvider clo
     /// </summary>
     internal static async Task<long?> FirstOpenWorkAsync(NpgsqlConnection conn, Guid jobId, long from, CancellationToken ct)
     {
-        await using var cmd = Sql.Command(conn, """
-            SELECT COALESCE(
-                (SELECT id FROM send_job_recipients WHERE job_id = $1 AND id >= $2 AND is_open ORDER BY id LIMIT 1),
-                CASE WHEN EXISTS (SELECT 1 FROM send_jobs WHERE id = $1 AND snapshot_completed_at IS NULL) THEN $2 END)
-            """, jobId, from);
+        await using var cmd = Sql.Command(conn, FirstOpenWorkSql, jobId, from);
         return await cmd.ExecuteScalarAsync(ct) is long first ? first : null;
     }
+
+    /// <summary>$1 job, $2 from.</summary>
+    internal static readonly string FirstOpenWorkSql = $"""
+        SELECT COALESCE(
+            (SELECT id FROM send_job_recipients WHERE {JobRowsFrom("$1", "$2")} AND is_open ORDER BY job_id, id LIMIT 1),
+            CASE WHEN EXISTS (SELECT 1 FROM send_jobs WHERE id = $1 AND snapshot_completed_at IS NULL) THEN $2 END)
+        """;
 
     /// <summary>pending → suppressed, with why (the tenant's suppression list, or Member Center's re-check).</summary>
     internal Task SkipAsync(NpgsqlConnection conn, Dictionary<long, string> skipped, CancellationToken ct) =>

@@ -337,7 +337,7 @@ public sealed partial class ReputationStore(
             await using (var cmd = Sql.Command(conn, $"""
                 SELECT count(*), count(*) FILTER (WHERE status IN ('sent', 'delivered', 'bounced', 'failed')),
                     count(*) FILTER (WHERE status = 'bounced' OR (status = 'failed' AND detail ~ '{Suppressions.SuppressionStore.MailboxRejectedPattern}'))
-                FROM (SELECT status, detail FROM send_job_recipients WHERE job_id = $1 ORDER BY id LIMIT $2) s
+                FROM (SELECT status, detail FROM send_job_recipients WHERE {Delivery.RecipientStore.JobRowsFrom("$1", "0")} ORDER BY job_id, id LIMIT $2) s
                 """, jobId, o.JobSampleSize))
             await using (var reader = await cmd.ExecuteReaderAsync(ct))
             {
