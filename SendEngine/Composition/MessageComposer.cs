@@ -8,8 +8,8 @@ namespace SendEngine.Composition;
 /// <summary>
 /// Builds one recipient's <see cref="OutgoingMessage"/> of a job: merge tags, unsubscribe headers, Message-ID. Made once
 /// per job: the templates are parsed here, and per recipient only the merge values are looked up and escaped; the
-/// bodies are bound to them (<see cref="MergedBody"/>) and written by the transport in the form it needs. Transports render the parts (SMTP: bytes on the wire, <see cref="WireMessage"/>, with the job's
-/// <see cref="MimeRendering"/>, optionally DKIM).
+/// bodies are bound to them (<see cref="MergedBody"/>). Transports render the parts in the form they need (SMTP: bytes
+/// on the wire, <see cref="WireMessage"/>, with the job's <see cref="MimeRendering"/>, optionally DKIM).
 /// </summary>
 public sealed class MessageComposer
 {
