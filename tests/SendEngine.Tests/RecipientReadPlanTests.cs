@@ -19,25 +19,8 @@ public sealed class RecipientReadPlanTests(StackFixture stack)
     {
         var ct = TestContext.Current.CancellationToken;
         await using var db = NpgsqlDataSource.Create(await stack.CreateSendEngineDatabaseAsync());
-        var done = Guid.CreateVersion7();
-        var job = Guid.CreateVersion7();
-        await Sql.ExecuteAsync(db, """
-            INSERT INTO send_jobs (id, tenant_id, list_id, name, subject, body_text, status, scheduled_at, created_at, started_at, snapshot_completed_at, finished_at)
-            VALUES ($1, $3, $3, 'finished', 's', 't', 'completed', now(), now(), now(), now(), now()),
-                   ($2, $3, $3, 'running', 's', 't', 'sending', now(), now(), now(), now(), NULL)
-            """, ct, done, job, Guid.NewGuid());
         // A finished job's rows, then a running job's, none of them analysed yet.
-        await Sql.ExecuteAsync(db, """
-            INSERT INTO send_job_recipients (job_id, subscriber_id, email, preferences, status, attempts, updated_at, message_id, sent_at)
-            SELECT $1, gen_random_uuid(), 'old' || i || '@example.com', '{}', 'sent', 1, now(), 'old' || i || '@example.com', now()
-            FROM generate_series(1, 30000) i
-            """, ct, done);
-        await Sql.ExecuteAsync(db, """
-            INSERT INTO send_job_recipients (job_id, subscriber_id, email, preferences, status, attempts, updated_at, message_id)
-            SELECT $1, gen_random_uuid(), 'new' || i || '@example.com', '{}', 'pending', 0, now(), 'new' || i || '@example.com'
-            FROM generate_series(1, 20000) i
-            """, ct, job);
-        var first = await Sql.ScalarAsync<long>(db, "SELECT min(id) FROM send_job_recipients WHERE job_id = $1", ct, job);
+        var (job, first) = await TwoJobsAsync(db, 20000, ct);
         await Sql.ExecuteAsync(db, "UPDATE send_jobs SET claim_cursor = $2 WHERE id = $1", ct, job, first + 999);
 
         await using (var conn = await db.OpenConnectionAsync(ct))
@@ -50,20 +33,10 @@ public sealed class RecipientReadPlanTests(StackFixture stack)
 
         // The pages the next read touches (rolled back, the cursor stays): a walk of 500 rows is a few dozen; the
         // bitmap scan of the 18,500 rows ahead of the cursor was about a thousand.
-        await using (var conn = await db.OpenConnectionAsync(ct))
-        await using (var tx = await conn.BeginTransactionAsync(ct))
-        {
-            await using var explain = new NpgsqlCommand("EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) " + RecipientStore.ReadAheadSql, conn, tx)
-            {
-                Parameters = { new() { Value = job }, new() { Value = DateTimeOffset.UtcNow }, new() { Value = 500 } },
-            };
-            var plan = (string)(await explain.ExecuteScalarAsync(ct))!;
-            var top = JsonDocument.Parse(plan).RootElement[0].GetProperty("Plan");
-            var pages = top.GetProperty("Shared Hit Blocks").GetInt64() + top.GetProperty("Shared Read Blocks").GetInt64();
-            Assert.Equal(500, top.GetProperty("Actual Rows").GetInt64());
-            Assert.True(pages < 200, $"{pages} pages for 500 rows: {plan}");
-        }
+        var (pages, plan) = await PagesAsync(db, RecipientStore.ReadAheadSql, 500, ct, job, DateTimeOffset.UtcNow, 500);
+        Assert.True(pages < 200, $"{pages} pages for 500 rows: {plan}");
     }
+
     /// <summary>
     /// A job's reads start at its own rows whatever the table holds of earlier jobs. Written <c>job_id = $1 AND id &gt;
     /// $2 ORDER BY id</c>, the claim function's generic plan walked the primary key from the cursor and filtered on the
@@ -77,6 +50,33 @@ public sealed class RecipientReadPlanTests(StackFixture stack)
         var connectionString = await stack.CreateSendEngineDatabaseAsync();
         await using var db = NpgsqlDataSource.Create(connectionString);
         await using var generic = NpgsqlDataSource.Create(Extensions.DataExtensions.WithGenericPlans(connectionString));
+        var (job, first) = await TwoJobsAsync(db, 2000, ct);
+        await Sql.ExecuteAsync(db, "ANALYZE send_job_recipients", ct);
+
+        foreach (var source in new[] { db, generic })
+        {
+            // The claim cursor of a new job is 0: the walk must start at the job's first row, not at id 0. About one
+            // buffer per row read is the walk of the job's own rows (at most two per row returned); the primary key's
+            // walk touched the 30,000 before.
+            foreach (var (sql, rows, args) in new (string, long, object[])[]
+            {
+                (RecipientStore.ReadAheadSql, 500, [job, DateTimeOffset.UtcNow, 500]),
+                (RecipientStore.FirstOpenWorkSql, 1, [job, 0L]),
+                (RecipientStore.SweepSql, 500, [job, DateTimeOffset.UtcNow, 500, Array.Empty<long>(), 0L]),
+            })
+            {
+                var (pages, plan) = await PagesAsync(source, sql, rows, ct, args);
+                Assert.True(pages < 2 * rows + 100, $"{pages} pages for {rows} rows: {plan}");
+            }
+        }
+        await using var conn = await db.OpenConnectionAsync(ct);
+        Assert.Equal(first, await RecipientStore.FirstOpenWorkAsync(conn, job, 0, ct));
+        Assert.Equal(Enumerable.Range(0, 500).Select(i => first + i), (await RecipientStore.ReadDueAsync(conn, job, DateTimeOffset.UtcNow, 500, [], 0, ct)).Select(r => r.Id));
+    }
+
+    /// <summary>A finished job of 30,000 sent rows, then a running job of <paramref name="pending"/> pending rows: the running job and its first row's id.</summary>
+    private static async Task<(Guid Job, long First)> TwoJobsAsync(NpgsqlDataSource db, int pending, CancellationToken ct)
+    {
         var done = Guid.CreateVersion7();
         var job = Guid.CreateVersion7();
         await Sql.ExecuteAsync(db, """
@@ -92,39 +92,28 @@ public sealed class RecipientReadPlanTests(StackFixture stack)
         await Sql.ExecuteAsync(db, """
             INSERT INTO send_job_recipients (job_id, subscriber_id, email, preferences, status, attempts, updated_at, message_id)
             SELECT $1, gen_random_uuid(), 'new' || i || '@example.com', '{}', 'pending', 0, now(), 'new' || i || '@example.com'
-            FROM generate_series(1, 2000) i
-            """, ct, job);
-        await Sql.ExecuteAsync(db, "ANALYZE send_job_recipients", ct);
-        var first = await Sql.ScalarAsync<long>(db, "SELECT min(id) FROM send_job_recipients WHERE job_id = $1", ct, job);
+            FROM generate_series(1, $2) i
+            """, ct, job, pending);
+        return (job, await Sql.ScalarAsync<long>(db, "SELECT min(id) FROM send_job_recipients WHERE job_id = $1", ct, job));
+    }
 
-        foreach (var source in new[] { db, generic })
+    /// <summary>
+    /// The buffers one execution of <paramref name="sql"/> touched (in a transaction rolled back: the claim moves the
+    /// cursor), with its plan; it must return <paramref name="rows"/> rows.
+    /// </summary>
+    private static async Task<(long Pages, string Plan)> PagesAsync(NpgsqlDataSource source, string sql, long rows, CancellationToken ct, params object[] args)
+    {
+        await using var conn = await source.OpenConnectionAsync(ct);
+        await using var tx = await conn.BeginTransactionAsync(ct);
+        await using var explain = new NpgsqlCommand("EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) " + sql, conn, tx);
+        foreach (var arg in args)
         {
-            // The claim cursor of a new job is 0: the walk must start at the job's first row, not at id 0. About one
-            // buffer per row read is the walk of the job's own rows; the primary key's walk touched the 30,000 before.
-            await PagesAsync(source, RecipientStore.ReadAheadSql, 500, job, DateTimeOffset.UtcNow, 500);
-            await PagesAsync(source, RecipientStore.FirstOpenWorkSql, 1, job, 0L);
-            await PagesAsync(source, RecipientStore.SweepSql, 500, job, DateTimeOffset.UtcNow, 500, Array.Empty<long>(), 0L);
+            explain.Parameters.Add(new NpgsqlParameter { Value = arg });
         }
-        await using var conn = await db.OpenConnectionAsync(ct);
-        Assert.Equal(first, await RecipientStore.FirstOpenWorkAsync(conn, job, 0, ct));
-        Assert.Equal(Enumerable.Range(0, 500).Select(i => first + i), (await RecipientStore.ReadDueAsync(conn, job, DateTimeOffset.UtcNow, 500, [], 0, ct)).Select(r => r.Id));
-
-        // The buffers one execution touched (rolled back: the claim moves the cursor), at most two per row it returns.
-        async Task PagesAsync(NpgsqlDataSource source, string sql, long rows, params object[] args)
-        {
-            await using var c = await source.OpenConnectionAsync(ct);
-            await using var tx = await c.BeginTransactionAsync(ct);
-            await using var explain = new NpgsqlCommand("EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) " + sql, c, tx);
-            foreach (var arg in args)
-            {
-                explain.Parameters.Add(new NpgsqlParameter { Value = arg });
-            }
-            var plan = (string)(await explain.ExecuteScalarAsync(ct))!;
-            var top = JsonDocument.Parse(plan).RootElement[0].GetProperty("Plan");
-            Assert.True(top.GetProperty("Actual Rows").GetInt64() == rows, plan);
-            var pages = top.GetProperty("Shared Hit Blocks").GetInt64() + top.GetProperty("Shared Read Blocks").GetInt64();
-            Assert.True(pages < 2 * rows + 100, $"{pages} pages for {rows} rows: {plan}");
-        }
+        var plan = (string)(await explain.ExecuteScalarAsync(ct))!;
+        var top = JsonDocument.Parse(plan).RootElement[0].GetProperty("Plan");
+        Assert.True(top.GetProperty("Actual Rows").GetInt64() == rows, plan);
+        return (top.GetProperty("Shared Hit Blocks").GetInt64() + top.GetProperty("Shared Read Blocks").GetInt64(), plan);
     }
 
     [Fact]
