@@ -37,21 +37,18 @@ public sealed partial class MergeTemplate
     /// <summary>The literals as ASCII bytes when each is ASCII with lines of at most 998 octets; else null (the
     /// recipient's part is merged as text and encoded from that).</summary>
     private readonly byte[][]? _sevenBit;
-    /// <summary>Per literal: the length of its first line (to its first CRLF), of its last line (after its last CRLF),
-    /// and whether it has a CRLF at all.</summary>
+    /// <summary>Per literal, with <see cref="_sevenBit"/>: the length of its first line (to its first CRLF), of its last
+    /// line (after its last CRLF), and whether it has a CRLF at all.</summary>
     private readonly (int First, int Last, bool Breaks)[] _lines = [];
 
     private MergeTemplate(string[] literals, string[] tags, bool html, bool crlf)
     {
         (_literals, _tags, _html, _crlf) = (literals, tags, html, crlf);
         _literalLength = literals.Sum(l => l.Length);
-        if (crlf && literals.All(l => System.Text.Ascii.IsValid(l)))
+        if (crlf && literals.All(l => System.Text.Ascii.IsValid(l) && InnerLinesFit(l)))
         {
             _lines = literals.Select(Lines).ToArray();
-            if (literals.All(l => InnerLinesFit(l)))
-            {
-                _sevenBit = literals.Select(l => System.Text.Encoding.ASCII.GetBytes(l)).ToArray();
-            }
+            _sevenBit = literals.Select(l => System.Text.Encoding.ASCII.GetBytes(l)).ToArray();
         }
     }
 
