@@ -237,7 +237,7 @@ BODY_HTML_JSON="$(json_escape "$WORK/body.html")" BODY_TEXT_JSON="$(json_escape 
 
 # ---------------------------------------------------------------------------------------------------
 vmhwm_mb() { awk '/^VmHWM/ {printf "%d", $2 / 1024}' "/proc/$1/status"; }
-vmrss_mb() { awk '/^VmRSS/ {printf "%d", $2 / 1024}' "/proc/$1/status"; }
+vmrss_mb() { local key value _; while read -r key value _; do if [ "$key" = VmRSS: ]; then echo $((value / 1024)); fi; done <"/proc/$1/status"; }  # builtins: wait_job calls it each second
 
 SE_PORT0="$(free_port 17960)"
 SE="http://127.0.0.1:$SE_PORT0"  # the first process of a job: the API calls go there
@@ -300,7 +300,7 @@ job_body() {
 # the machine with this loop and the bare sender does not, and with six processes every half second (sed, tr, awk,
 # sleep) the loop took about 7 % of the machine's CPU during a job (perf record -a, 2026-12-04).
 wait_job() {
-  local deadline=$((SECONDS + TIMEOUT)) tick sent rss key value _
+  local deadline=$((SECONDS + TIMEOUT)) tick sent _
   JOB_JSON=""; JOB_STATUS=""
   exec {tick}<> <(:)
   while [ "$SECONDS" -lt "$deadline" ]; do
@@ -308,8 +308,7 @@ wait_job() {
     JOB_STATUS=""; [[ $JOB_JSON =~ \"status\"[[:space:]]*:[[:space:]]*\"([a-z_]+)\" ]] && JOB_STATUS="${BASH_REMATCH[1]}"
     if [ -n "${3:-}" ]; then
       sent=""; [[ $JOB_JSON =~ \"sent\"[[:space:]]*:[[:space:]]*([0-9]+) ]] && sent="${BASH_REMATCH[1]}"
-      rss=""; while read -r key value _; do [ "$key" = VmRSS: ] && rss=$((value / 1024)); done <"/proc/${SE_PIDS[0]}/status"
-      printf '%s %s sent=%s rss_mb=%s\n' "$SECONDS" "$JOB_STATUS" "$sent" "$rss" >>"$3"
+      printf '%s %s sent=%s rss_mb=%s\n' "$SECONDS" "$JOB_STATUS" "$sent" "$(vmrss_mb "${SE_PIDS[0]}")" >>"$3"
     fi
     case "$JOB_STATUS" in completed|failed|cancelled) break ;; esac
     read -r -t 1 -u "$tick" _ || true
