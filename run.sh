@@ -206,7 +206,7 @@ start_service() {
     args+=(--Management:Urls "$management")
   fi
   log "starting $name on $url${management:+, management on $management} (log: ${logfile#"$REPO_ROOT"/})"
-  (cd "$dir" && exec dotnet "bin/Release/net10.0/$name.dll" "${args[@]}") >"$logfile" 2>&1 </dev/null &
+  (cd "$dir" && if [ "$name" = SendEngine ]; then send_engine_runtime_env; fi && exec dotnet "bin/Release/net10.0/$name.dll" "${args[@]}") >"$logfile" 2>&1 </dev/null &
   local pid=$!
   SERVICE_PIDS+=("$pid")
   for _ in $(seq 1 180); do

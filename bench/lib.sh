@@ -134,6 +134,7 @@ bench_start_se() {
     export TencentSes__Webhook__Verification=Token TencentSes__Webhook__SecretToken="bench-$SE_CLIENT_SECRET"
     export Webhooks__SecretPassword="$(random_secret)" Privacy__AddressHashKey="$ADDRESS_HASH_KEY"
     export Serilog__MinimumLevel__Default=Warning
+    send_engine_runtime_env
     for kv in "$@"; do export "${kv?}"; done
     exec dotnet bin/Release/net10.0/SendEngine.dll --urls "$SE"
   ) >"$LOGS/sendengine.log" 2>&1 </dev/null &

@@ -18,6 +18,10 @@ FROM mcr.microsoft.com/dotnet/aspnet:10.0.0
 WORKDIR /app
 COPY --from=build /app .
 ENV ASPNETCORE_URLS=http://+:7860
+# The runtime reads this GC setting only from the environment (scripts/lib.sh send_engine_runtime_env sets the same):
+# gen1's budget capped at 6 MB (hex), so a bulk job's dead gen0 survivors do not pile up in gen1
+# (docs/send-engine.md, "Configuration").
+ENV DOTNET_GCGen1MaxBudget=600000
 EXPOSE 7860
 # The aspnet images ship a non-root "app" user.
 USER $APP_UID

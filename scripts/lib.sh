@@ -143,6 +143,13 @@ run_pg() { if [ "$(id -u)" -eq 0 ]; then (cd / && runuser -u postgres -- "$@"); 
 # The first port from $1 upwards that nothing on 127.0.0.1 listens on.
 free_port() { local p="$1"; while port_in_use "$p"; do p=$((p + 1)); done; echo "$p"; }
 
+# The runtime settings Send Engine runs with that .NET reads only from the environment, not from
+# SendEngine.runtimeconfig.json. Every script that starts Send Engine calls this in the process it starts, and
+# deploy/sendengine.Dockerfile sets the same. GCGen1MaxBudget (hex: 6 MB): the server GC otherwise sizes gen1's budget
+# from its region range, and in a bulk job gen1 then went uncollected for the whole job while the dead survivors of
+# every gen0 collection piled up in it (40-57 MB by the end of a 100k job; docs/send-engine.md, "Configuration").
+send_engine_runtime_env() { export DOTNET_GCGen1MaxBudget=600000; }
+
 # Reads JSON on stdin and prints the string value of the (last) field named $1; for scripts without jq.
 json_field() { tr -d '\n' | sed -n "s/.*\"$1\"[[:space:]]*:[[:space:]]*\"\\([^\"]*\\)\".*/\\1/p"; }
 

@@ -38,8 +38,9 @@
 # Member Center (user+system from /proc, from the POST to the job's end), of the bare MailKit sender's own process, and the
 # ratio (SE+PG+MC) / bare: a figure that, unlike the rates, holds on a machine shared with other work.
 # --rounds N (N >= 2) then delivers the big list N - 1 more times on one process, each job followed by another bare
-# MailKit run, and prints each round's rate and CPU ratio against the mean of the bare runs on either side, and their
-# medians: a single run's "vs bare" moved between 56 % and 78 % on this machine within 20 minutes (2026-12-03 17:03–17:23).
+# MailKit run, and prints each round's rate and CPU ratio against the mean of the bare runs on either side, its Send
+# Engine's VmHWM (each round starts a fresh process, so each is a first job's peak), and their medians: a single
+# run's "vs bare" moved between 56 % and 78 % on this machine within 20 minutes (2026-12-03 17:03–17:23).
 # Each job and bare run also records the hypervisor's steal (the share of the VM's CPU time given to other guests,
 # /proc/stat), the cause of most of that movement; the rounds' summary adds the median of the quiet rounds, those with
 # at most QUIET_STEAL % (2) of steal in the job and in both bare runs around it.
@@ -266,6 +267,7 @@ start_se() {
     # Production refuses an unauthenticated ESP webhook; the bench does not use it, so any secret token will do.
     export TencentSes__Webhook__Verification=Token TencentSes__Webhook__SecretToken="bench-$SE_CLIENT_SECRET"
     export Serilog__MinimumLevel__Default=Warning Serilog__MinimumLevel__Override__SendEngine=Information
+    send_engine_runtime_env
     for kv in "${SE_ENV[@]}" "$@"; do export "${kv?}"; done
     if [ "$PERF" = 1 ]; then export DOTNET_PerfMapEnabled=1 DOTNET_EnableWriteXorExecute=0; fi
     if [ "$WARM" -gt 0 ]; then export DOTNET_TC_CallCountingDelayMs=0; fi  # as for Member Center above
@@ -516,19 +518,19 @@ if [ "$ROUNDS" -gt 1 ]; then
   echo
   echo "Rounds: the big list on one process, each job against the mean of the bare MailKit runs before and after it:"
   echo "(steal: the most the hypervisor took of the CPUs' time in the job or either bare run; a round is quiet at <= $QUIET_STEAL %)"
-  printf '%-8s %9s %14s %8s %22s %8s\n' round 'msg/s' 'bare msg/s' 'vs bare' 'CPU ratio (SE+PG+MC)/bare' 'steal'
+  printf '%-8s %9s %14s %8s %22s %8s %9s\n' round 'msg/s' 'bare msg/s' 'vs bare' 'CPU ratio (SE+PG+MC)/bare' 'steal' 'VmHWM'
   round=0
   for r in "${RESULTS[@]}"; do
     case "$(f label)" in big) ;; round-*) ;; *) continue ;; esac
     steal="$(for b in "${BARES[@]:$round:2}"; do field steal_pct "$b"; done; f steal_pct)"
     awk -v n=$((round + 1)) -v rate="$(f rate)" -v br="$(bare_field rate "$round")" -v se="$(f se_cpu_s)" -v pg="$(f pg_cpu_s)" -v mc="$(f mc_cpu_s)" \
-      -v bc="$(bare_field cpu_s "$round")" -v st="$(sort -n <<<"$steal" | tail -1)" \
-      'BEGIN {printf "%-8d %9d %14.0f %7.0f %% %22.2f %7.1f%%\n", n, rate, br, 100 * rate / br, (se + pg + mc) / bc, st}'
+      -v bc="$(bare_field cpu_s "$round")" -v st="$(sort -n <<<"$steal" | tail -1)" -v hwm="$(f vmhwm_mb)" \
+      'BEGIN {printf "%-8d %9d %14.0f %7.0f %% %22.2f %7.1f%% %6d MB\n", n, rate, br, 100 * rate / br, (se + pg + mc) / bc, st, hwm}'
     round=$((round + 1))
   done | tee "$WORK/rounds.txt"
   median() { sort -n | awk '{v[NR] = $1} END {if (NR == 0) {printf "-"; exit} printf "%.2f", NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
   quiet="$(awk -v q="$QUIET_STEAL" '$7 + 0 <= q' "$WORK/rounds.txt")"
-  echo "ROUNDS n=$ROUNDS median_vs_bare_pct=$(awk '{print $4}' "$WORK/rounds.txt" | median) min_vs_bare_pct=$(awk '{print $4}' "$WORK/rounds.txt" | sort -n | head -1) max_vs_bare_pct=$(awk '{print $4}' "$WORK/rounds.txt" | sort -n | tail -1) median_cpu_ratio=$(awk '{print $6}' "$WORK/rounds.txt" | median) quiet_rounds=$(grep -c . <<<"$quiet" || true) quiet_median_vs_bare_pct=$(awk 'NF {print $4}' <<<"$quiet" | median)"
+  echo "ROUNDS n=$ROUNDS median_vs_bare_pct=$(awk '{print $4}' "$WORK/rounds.txt" | median) min_vs_bare_pct=$(awk '{print $4}' "$WORK/rounds.txt" | sort -n | head -1) max_vs_bare_pct=$(awk '{print $4}' "$WORK/rounds.txt" | sort -n | tail -1) median_cpu_ratio=$(awk '{print $6}' "$WORK/rounds.txt" | median) quiet_rounds=$(grep -c . <<<"$quiet" || true) quiet_median_vs_bare_pct=$(awk 'NF {print $4}' <<<"$quiet" | median) max_vmhwm_mb=$(awk '{print $8}' "$WORK/rounds.txt" | sort -n | tail -1)"
 fi
 echo "Duplicates: none (for each job, smtp-sink received exactly one message per recipient, and every recipient row was sent once with its own Message-ID)."
 echo "Targets: Send Engine (1 process) >= 80 % of bare MailKit; ${PROCESSES} processes together >= 1 process; RSS < 300 MB and flat (10k vs 100k); first message <= 1 s after the POST."

@@ -101,6 +101,7 @@ log "Send Engine on 127.0.0.1:$SE_PORT (PostgreSQL on $PG_PORT)"
   export TencentSes__Webhook__Verification=Token TencentSes__Webhook__SecretToken="$TOKEN" EmailEvents__UnknownMessageGrace=00:00:00
   export Privacy__AddressHashKey="bench-$TOKEN-address-hash-key"  # required in Production (>= 32 characters)
   for kv in "${SE_AUTH[@]}"; do export "${kv?}"; done
+  send_engine_runtime_env
   if [ "$PERF" = 1 ]; then export DOTNET_PerfMapEnabled=1 DOTNET_EnableWriteXorExecute=0; fi
   exec dotnet bin/Release/net10.0/SendEngine.dll --urls "http://127.0.0.1:$SE_PORT"
 ) >"$WORK/sendengine.log" 2>&1 &
