@@ -145,9 +145,9 @@ free_port() { local p="$1"; while port_in_use "$p"; do p=$((p + 1)); done; echo 
 
 # The runtime settings Send Engine runs with that .NET reads only from the environment, not from
 # SendEngine.runtimeconfig.json. Every script that starts Send Engine calls this in the process it starts, and
-# deploy/sendengine.Dockerfile sets the same. GCGen1MaxBudget (hex: 6 MB): the server GC otherwise sizes gen1's budget
-# from its region range, and in a bulk job gen1 then went uncollected for the whole job while the dead survivors of
-# every gen0 collection piled up in it (40-57 MB by the end of a 100k job; docs/send-engine.md, "Configuration").
+# deploy/sendengine.Dockerfile sets the same. GCGen1MaxBudget (hex: 6 MB): with the server GC's own, far larger gen1
+# budget, gen1 went uncollected for a whole bulk job while the dead survivors of every gen0 collection piled up in it
+# (40-57 MB by the end of a 100k job; docs/send-engine.md, "Configuration").
 send_engine_runtime_env() { export DOTNET_GCGen1MaxBudget=600000; }
 
 # Reads JSON on stdin and prints the string value of the (last) field named $1; for scripts without jq.
