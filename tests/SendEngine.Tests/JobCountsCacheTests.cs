@@ -52,6 +52,8 @@ public sealed class JobCountsCacheTests
             clock.Advance(TimeSpan.FromMilliseconds(100)); // a count of a large job: kept 5 s
             return Task.FromResult(ids.ToDictionary(id => id, _ => new Dictionary<string, int> { [RecipientStatuses.Sent] = calls }));
         }
+        await cache.GetAsync([Job(SendJobStatuses.Completed)], Count); // the process's first count (next test)
+        calls = 0;
 
         await cache.GetAsync([job], Count);
         var again = await cache.GetAsync([job], Count);
@@ -74,6 +76,41 @@ public sealed class JobCountsCacheTests
         var completed = await cache.GetAsync([scheduled], Count);
         Assert.Equal(5, calls);
         Assert.Equal(5, completed[scheduled.Id][RecipientStatuses.Sent]);
+    }
+
+    [Fact]
+    public async Task A_process_s_first_count_is_kept_as_a_cheap_one_whatever_it_took()
+    {
+        using var memory = new MemoryCache(Options.Create(new MemoryCacheOptions()));
+        var clock = new SteppingClock();
+        var cache = new JobCountsCache(memory, clock);
+        var finished = Job(SendJobStatuses.Completed);
+        var calls = 0;
+        Task<Dictionary<Guid, Dictionary<string, int>>> Count(Guid[] ids)
+        {
+            calls++;
+            clock.Advance(TimeSpan.FromMilliseconds(400)); // kept 20 s, were it what counting costs
+            return Task.FromResult(ids.ToDictionary(id => id, _ => new Dictionary<string, int> { [RecipientStatuses.Sent] = calls }));
+        }
+
+        // The first count (compiling the query) is priced as a cheap one: a finished job's is not kept (a running
+        // job's, a second). The second is priced by what it took.
+        await cache.GetAsync([finished], Count);
+        Assert.Equal(2, (await cache.GetAsync([finished], Count))[finished.Id][RecipientStatuses.Sent]);
+        Assert.Equal(2, (await cache.GetAsync([finished], Count))[finished.Id][RecipientStatuses.Sent]);
+        Assert.Equal(2, calls);
+
+        // Event counters alike.
+        var events = 0;
+        Task<SendJobEventCounts> CountEvents()
+        {
+            events++;
+            clock.Advance(TimeSpan.FromMilliseconds(400));
+            return Task.FromResult(new SendJobEventCounts(events, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0));
+        }
+        await cache.GetEventsAsync(finished, CountEvents);
+        Assert.Equal(2, (await cache.GetEventsAsync(finished, CountEvents)).Delivered);
+        Assert.Equal(2, (await cache.GetEventsAsync(finished, CountEvents)).Delivered);
     }
 
     [Fact]
