@@ -21,9 +21,9 @@ public sealed class JobCountsCache(IMemoryCache cache, TimeProvider clock)
     private const int CostFactor = 50;
     private const string Counts = "send-job-counts", Events = "send-job-events", Invalidated = "send-job-invalidated";
 
-    // The first count of each kind in a process also compiles its query and the code on its way (EF Core, the JIT):
-    // hundreds of ms on a busy host, which say nothing about what counting costs. Priced by that, a running job's
-    // first counts after a start were kept for up to a minute and its progress stood still; it is kept as a cheap one.
+    // The first count of each kind in a process also compiles its query and the code on its way (EF Core, the JIT),
+    // a one-off cost that says nothing about what counting costs. Priced by it, a running job's first counts after a
+    // start could be kept for many seconds while its progress stood still; it is kept as a cheap one.
     private int _countsCompiled, _eventsCompiled;
 
     public async Task<Dictionary<Guid, Dictionary<string, int>>> GetAsync(
