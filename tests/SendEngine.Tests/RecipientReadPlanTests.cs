@@ -105,11 +105,7 @@ public sealed class RecipientReadPlanTests(StackFixture stack)
     {
         await using var conn = await source.OpenConnectionAsync(ct);
         await using var tx = await conn.BeginTransactionAsync(ct);
-        await using var explain = new NpgsqlCommand("EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) " + sql, conn, tx);
-        foreach (var arg in args)
-        {
-            explain.Parameters.Add(new NpgsqlParameter { Value = arg });
-        }
+        await using var explain = Sql.Command(conn, "EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) " + sql, args);
         var plan = (string)(await explain.ExecuteScalarAsync(ct))!;
         var top = JsonDocument.Parse(plan).RootElement[0].GetProperty("Plan");
         Assert.True(top.GetProperty("Actual Rows").GetInt64() == rows, plan);

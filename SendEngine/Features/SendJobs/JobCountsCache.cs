@@ -42,7 +42,7 @@ public sealed class JobCountsCache(IMemoryCache cache, TimeProvider clock)
         {
             var started = clock.GetTimestamp();
             var fresh = await count([.. missing.Select(j => j.Id)]);
-            var cost = Interlocked.Exchange(ref _countsCompiled, 1) == 0 ? TimeSpan.Zero : clock.GetElapsedTime(started);
+            var cost = Cost(ref _countsCompiled, started);
             foreach (var job in missing)
             {
                 var counts = fresh.GetValueOrDefault(job.Id) ?? [];
@@ -61,8 +61,7 @@ public sealed class JobCountsCache(IMemoryCache cache, TimeProvider clock)
         }
         var started = clock.GetTimestamp();
         counts = await count();
-        var cost = Interlocked.Exchange(ref _eventsCompiled, 1) == 0 ? TimeSpan.Zero : clock.GetElapsedTime(started);
-        Keep((Events, job.Id), job, counts, started, cost);
+        Keep((Events, job.Id), job, counts, started, Cost(ref _eventsCompiled, started));
         return counts;
     }
 
@@ -91,6 +90,10 @@ public sealed class JobCountsCache(IMemoryCache cache, TimeProvider clock)
         value = default!;
         return false;
     }
+
+    /// <summary>What a count that began at <paramref name="started"/> cost; nothing if it was its kind's first.</summary>
+    private TimeSpan Cost(ref int compiled, long started) =>
+        Interlocked.Exchange(ref compiled, 1) == 0 ? TimeSpan.Zero : clock.GetElapsedTime(started);
 
     private void Keep<T>((string, Guid) key, SendJob job, T value, long started, TimeSpan cost)
     {
