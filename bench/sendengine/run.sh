@@ -29,7 +29,8 @@
 # itself is one curl and bash builtins (wait_job). --warm 0 measures the first
 # job after a start instead. Each rate is printed with its ratio to bare MailKit
 # measured in the same run (the mean of its two runs). Everything it started is stopped on exit; the whole run is bounded by TIMEOUT seconds per job. --perf samples Send Engine with `perf record` during the big job and prints where its CPU
-# time goes (managed frames named through DOTNET_PerfMapEnabled); sampling costs throughput. --profile loads
+# time goes (managed frames named through DOTNET_PerfMapEnabled); sampling costs throughput. With
+# BENCH_PERF_LABEL=big-2p it samples the N-process job instead, all its Send Engine processes in one profile. --profile loads
 # pg_stat_statements and prints, for the big job (and the N-process one), every statement of both databases by total
 # time (calls per message, mean and total ms, rows, WAL), the updates (and how many were HOT), inserts and
 # autovacuum/autoanalyze runs of each Send Engine table written during the job, the cluster's WAL (records, kB,
@@ -67,7 +68,7 @@ while [ $# -gt 0 ]; do
     --profile) PROFILE=1; shift ;;
     --cpu) CPU=1; shift ;;
     --rounds) ROUNDS="$2"; shift 2 ;;
-    -h|--help) sed -n '2,39p' "$0"; exit 0 ;;
+    -h|--help) awk 'NR > 1 && !/^#/ {exit} NR > 1' "$HERE/$(basename "$0")"; exit 0 ;;
     *) die "unknown argument: $1 (try --help)" ;;
   esac
 done
@@ -375,9 +376,10 @@ run_job() {
   local job; job="$(json_field id <<<"$created")"
   [ -n "$job" ] || die "no job id in: $created"
   log "job $job ($label, $expected recipients) created"
-  if [ "$PERF" = 1 ] && [ "$label" = big ]; then
+  if [ "$PERF" = 1 ] && [ "$label" = "${BENCH_PERF_LABEL:-big}" ]; then
     # BENCH_PERF_TARGET=mc: Member Center's process instead (its share of a job: the snapshot's pages, the change feed).
-    local target="${SE_PIDS[0]}"; [ "${BENCH_PERF_TARGET:-se}" = mc ] && target="$MC_PID"
+    # BENCH_PERF_LABEL=big-2p: the N-process job instead, all its Send Engine processes in one profile.
+    local target; target="$(IFS=,; echo "${SE_PIDS[*]}")"; [ "${BENCH_PERF_TARGET:-se}" = mc ] && target="$MC_PID"
     perf record -q -e cpu-clock -F 999 -g -p "$target" -o "$LOGS/perf.data" >"$LOGS/perf.log" 2>&1 &
     AUX_PID=$!
   fi
