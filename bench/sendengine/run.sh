@@ -30,7 +30,7 @@
 # job after a start instead. Each rate is printed with its ratio to bare MailKit
 # measured in the same run (the mean of its two runs). Everything it started is stopped on exit; the whole run is bounded by TIMEOUT seconds per job. --perf samples Send Engine with `perf record` during the big job and prints where its CPU
 # time goes (managed frames named through DOTNET_PerfMapEnabled); sampling costs throughput. With
-# BENCH_PERF_LABEL=big-2p it samples the N-process job instead, all its Send Engine processes in one profile. --profile loads
+# BENCH_PERF_LABEL=big-Np (N = --processes) it samples the N-process job instead, all its processes in one profile. --profile loads
 # pg_stat_statements and prints, for the big job (and the N-process one), every statement of both databases by total
 # time (calls per message, mean and total ms, rows, WAL), the updates (and how many were HOT), inserts and
 # autovacuum/autoanalyze runs of each Send Engine table written during the job, the cluster's WAL (records, kB,
@@ -77,6 +77,7 @@ done
 [[ "$PROCESSES" =~ ^[1-9][0-9]?$ ]] || die "--processes must be a number from 1 to 99"
 [[ "$ROUNDS" =~ ^[1-9][0-9]?$ ]] || die "--rounds must be a number from 1 to 99"
 [ "$ROUNDS" = 1 ] || [ "$PERF$PROFILE" = 00 ] || die "--rounds does not go with --perf or --profile (they instrument the jobs they compare)"
+case "${BENCH_PERF_LABEL:-big}" in big|"big-${PROCESSES}p") ;; *) die "BENCH_PERF_LABEL must be big or big-${PROCESSES}p (a job this run delivers)" ;; esac
 
 command -v dotnet >/dev/null 2>&1 || die "the .NET SDK (dotnet) is required"
 ensure_prereqs postgres curl postfix
@@ -378,7 +379,7 @@ run_job() {
   log "job $job ($label, $expected recipients) created"
   if [ "$PERF" = 1 ] && [ "$label" = "${BENCH_PERF_LABEL:-big}" ]; then
     # BENCH_PERF_TARGET=mc: Member Center's process instead (its share of a job: the snapshot's pages, the change feed).
-    # BENCH_PERF_LABEL=big-2p: the N-process job instead, all its Send Engine processes in one profile.
+    # BENCH_PERF_LABEL=big-Np: the N-process job instead, all its Send Engine processes in one profile.
     local target; target="$(IFS=,; echo "${SE_PIDS[*]}")"; [ "${BENCH_PERF_TARGET:-se}" = mc ] && target="$MC_PID"
     perf record -q -e cpu-clock -F 999 -g -p "$target" -o "$LOGS/perf.data" >"$LOGS/perf.log" 2>&1 &
     AUX_PID=$!
